@@ -1,0 +1,58 @@
+/**
+ * The resolved, validated configuration of `tslora serve` (defaults < config file < env < flags).
+ * Produced by resolveServeConfig() in src/config; consumed by src/server and, in part, by src/engine.
+ */
+import type { LoraTargetModule } from '../engine/model/types.js';
+
+export interface StartupAdapter {
+  name: string;
+  path: string;
+  pinned: boolean;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warning' | 'error';
+
+export interface ServeConfig {
+  // general serving (spec a.5)
+  /** Absolute path of the model directory; null = the embedded demo model (models/demo) with its adapters. */
+  modelPath: string | null;
+  tokenizerPath: string | null;
+  host: string;
+  port: number; // 0 = pick a free port
+  device: 'auto' | 'cpu' | 'cuda';
+  dtype: 'auto' | 'half' | 'float16' | 'bfloat16' | 'float' | 'float32';
+  tpSize: number;
+  cudaGraphMaxBs: number | null; // null = chosen automatically
+  disableCudaGraph: boolean;
+  apiKey: string | null;
+  servedModelName: string | null; // null = derived from the model path
+  contextLength: number | null; // null = the model's max_position_embeddings
+  memFractionStatic: number | null; // (0,1); null = backend default
+  maxRunningRequests: number | null; // null = derived from KV capacity
+  maxQueuedRequests: number; // bounded waiting queue; beyond it requests get 503
+  chunkedPrefillSize: number; // -1 = no chunking
+  randomSeed: number | null;
+  logLevel: LogLevel;
+  disableRadixCache: boolean;
+  streamInterval: number;
+  incrementalStreamingOutput: boolean;
+  enableMetrics: boolean;
+  numThreads: number; // CPU backend worker threads, 0 = all cores
+
+  // LoRA (spec a.1)
+  enableLora: boolean; // after rules 2/3: true when --lora-paths implied it
+  loraPaths: StartupAdapter[];
+  maxLoraRank: number | null; // null = inferred from start-up adapters (a.4)
+  loraTargetModules: LoraTargetModule[] | 'all' | null; // null = inferred (a.4); names already normalised to fused form
+  maxLorasPerBatch: number;
+  maxLoadedLoras: number | null; // null = unlimited
+  loraEvictionPolicy: 'lru' | 'fifo';
+  loraBackend: 'triton' | 'csgmv';
+  maxLoraChunkSize: 16 | 32 | 64 | 128;
+  enableLoraOverlapLoading: boolean;
+  loraDrainWaitThreshold: number; // seconds, 0 = off
+  loraStrictLoading: boolean;
+
+  /** Non-fatal notes produced while resolving (rule 2/3 messages, inert LoRA flags); printed at start-up. */
+  warnings: string[];
+}
