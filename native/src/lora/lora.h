@@ -1,0 +1,114 @@
+// LoRA device pool, host-tier adapters and the two kernel strategies on the CPU (spec sections c.4, d, e).
+// Owned by the LoRA work; the forward pass (src/cpu) calls LoraPool::apply after each base projection.
+//
+// Layout contract (spec e.2, e.6): for every layer and target module, slot s holds
+//   A_s: [c * R, in]  rows [j*r, (j+1)*r) = slice j's A (stride r, the slot's own rank), rows >= c*r stale
+//   B_s: [outTotal, R] columns [0, r) valid, already multiplied by the module's scaling (fp32); rest stale
+// Kernels never read beyond the slot's rank r, so stale data from an earlier, larger adapter is harmless.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tslora {
+class ThreadPool;
+}
+
+namespace tslora::lora {
+
+enum class Module : int { QKV = 0, O = 1, GateUp = 2, Down = 3, Embed = 4, LmHead = 5 };
+constexpr int kNumModules = 6;
+
+// Shape of one (possibly fused) target module. For QKV: numSlices 3, sliceOffsets {0, q, q+kv, q+2kv};
+// GateUp: 2 slices {0, I, 2I}; others 1 slice {0, out}. For Embed, `in` is the vocabulary size.
+struct ModuleShape {
+  int in = 0;
+  int numSlices = 1;
+  int sliceOffsets[4] = {0, 0, 0, 0};
+  int outTotal() const { return sliceOffsets[numSlices]; }
+};
+
+struct PoolConfig {
+  int numSlots = 0;    // S
+  int maxRank = 0;     // R
+  int numLayers = 0;
+  bool targets[kNumModules] = {};
+  ModuleShape shapes[kNumModules];
+};
+
+// Raw tensor handed over by the napi layer: a pointer into a memory-mapped adapter file.
+enum class DType : int { F32 = 0, F16 = 1, BF16 = 2 };
+struct TensorInput {
+  const void* data = nullptr;
+  DType dtype = DType::F32;
+  int64_t rows = 0;  // shape[0]
+  int64_t cols = 0;  // shape[1]
+};
+
+// One LoRA pair as PEFT stores it: un-fused module name index (q=0,k=1,v=2,o=3,gate=4,up=5,down=6,embed=7,lm_head=8).
+struct PairInput {
+  int layer = -1;
+  int peftModule = 0;
+  int rank = 0;
+  float scaling = 1.0f;
+  TensorInput a;  // [rank, in]   (embed: [rank, vocab])
+  TensorInput b;  // [out, rank]  (embed: [hidden, rank])
+};
+
+struct AdapterInput {
+  int rank = 0;  // the adapter's rank: max over pairs
+  std::vector<PairInput> pairs;
+};
+
+// Validated fp32 copy in the pool's layout (rank r, not R), scaling folded into B. Immutable once built.
+class HostAdapter {
+ public:
+  virtual ~HostAdapter() = default;
+  virtual int rank() const = 0;
+  virtual size_t sizeBytes() const = 0;
+};
+
+// Converts and checks (shapes against the pool config, finite values). Throws std::invalid_argument with a
+// message starting "corrupt adapter file" for NaN/Inf, or "incompatible" for shape mismatches.
+std::unique_ptr<HostAdapter> buildHostAdapter(const AdapterInput& input, const PoolConfig& config);
+
+// Per-step segment metadata (spec e.3), pointers valid for the duration of one forward call.
+struct StepLora {
+  bool csgmv = true;                      // false = "triton" per-request segments
+  const int32_t* segIndptr = nullptr;     // [numSegments + 1] over (permuted) rows
+  const int32_t* weightIndices = nullptr; // [numSegments] slot per segment, -1 = base
+  int numSegments = 0;
+  const int32_t* permutation = nullptr;   // [numTokens] physical row per permuted position, nullptr = identity
+  int numTokens = 0;
+  int chunkSize = 16;                     // csgmv C / triton max segment length
+};
+
+class LoraPool {
+ public:
+  explicit LoraPool(const PoolConfig& config);
+  ~LoraPool();
+  LoraPool(const LoraPool&) = delete;
+  LoraPool& operator=(const LoraPool&) = delete;
+
+  const PoolConfig& config() const;
+  size_t sizeBytes() const;
+  // Writes an adapter into a slot (rank r regions; modules the adapter lacks in a layer are zeroed for [0, r)).
+  void writeSlot(int slot, const HostAdapter& adapter);
+  // Zeroes the slot and marks rank 0 (base / empty).
+  void clearSlot(int slot);
+  int slotRank(int slot) const;
+  bool targets(Module m) const;
+
+  // y[p, :] += B_s (A_s x[p, :]) for every row p of a segment served by slot s with rank > 0.
+  //   x: [numTokens, xStride] input rows (xStride >= shape.in); y: [numTokens, yStride], columns
+  //   [yOffset, yOffset + outTotal) receive the delta. Embed: x is ignored and tokenIds selects A's columns.
+  void apply(int layer, Module module, const float* x, int xStride, float* y, int yStride, int yOffset,
+             const StepLora& step, ThreadPool& threads, const int32_t* tokenIds = nullptr) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tslora::lora
