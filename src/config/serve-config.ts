@@ -52,6 +52,11 @@ export interface ServeConfig {
   enableLoraOverlapLoading: boolean;
   loraDrainWaitThreshold: number; // seconds, 0 = off
   loraStrictLoading: boolean;
+  /**
+   * True when no --model-path and no --lora-paths were given and LoRA was not turned off: the server loads the
+   * embedded demo model's own adapters at start-up (rule 9 is then satisfied by them). Added by the foundation work.
+   */
+  demoAdapters: boolean;
 
   /** Non-fatal notes produced while resolving (rule 2/3 messages, inert LoRA flags); printed at start-up. */
   warnings: string[];
