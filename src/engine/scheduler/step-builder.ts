@@ -1,0 +1,51 @@
+/** Turns a planned chunk of one sequence into the runner's StepSequence (spec e.3 inputs per sequence). */
+import type { StepSampling, StepSequence } from '../model/runner-types.js';
+import type { Sequence } from './sequence.js';
+
+export interface PlannedChunk {
+  seq: Sequence;
+  /** First position computed this step. */
+  start: number;
+  length: number;
+  promptLogprobs: boolean;
+}
+
+export function buildStepSequence(chunk: PlannedChunk, slot: number, blockSize: number): StepSequence {
+  const { seq, start, length } = chunk;
+  const tokenIds = new Array<number>(length);
+  for (let i = 0; i < length; i++) tokenIds[i] = seq.tokenAt(start + i);
+  const end = start + length;
+  const blocks = Math.ceil(end / blockSize);
+  const samples = end >= seq.promptLen; // a final prompt chunk or a decode step
+  const out: StepSequence = {
+    tokenIds,
+    startPosition: start,
+    blockTable: seq.alloc!.blockTable.slice(0, blocks),
+    slot,
+    sampling: samples ? samplingFor(seq) : null,
+  };
+  if (chunk.promptLogprobs && start < seq.promptLen) {
+    out.promptLogprobs = true;
+    if (end < seq.promptLen) out.nextPromptTokenId = seq.req.promptTokenIds[end];
+  }
+  return out;
+}
+
+function samplingFor(seq: Sequence): StepSampling {
+  const s = seq.req.sampling;
+  return {
+    temperature: s.temperature,
+    topP: s.topP,
+    topK: s.topK,
+    minP: s.minP,
+    seed: s.seed,
+    generatedCount: seq.outputIds.length,
+    repetitionPenalty: s.repetitionPenalty,
+    frequencyPenalty: s.frequencyPenalty,
+    presencePenalty: s.presencePenalty,
+    promptTokenIds: seq.req.promptTokenIds,
+    outputTokenIds: seq.outputIds,
+    topLogprobsNum: s.topLogprobsNum,
+    wantLogprob: s.returnLogprob,
+  };
+}

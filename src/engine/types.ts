@@ -1,0 +1,72 @@
+/**
+ * Requests and updates exchanged between the server (main thread) and the engine (worker thread).
+ * Plain data only: everything here crosses postMessage.
+ */
+export interface EngineSampling {
+  temperature: number;
+  topP: number;
+  topK: number;
+  minP: number;
+  seed: number;
+  repetitionPenalty: number;
+  frequencyPenalty: number;
+  presencePenalty: number;
+  maxNewTokens: number;
+  minNewTokens: number;
+  stopTokenIds: number[];
+  ignoreEos: boolean;
+  /** Per output token: its logprob and this many top alternatives. */
+  returnLogprob: boolean;
+  topLogprobsNum: number;
+}
+
+export interface EngineRequest {
+  rid: string;
+  promptTokenIds: number[];
+  /** Adapter id (unique per load), or null for the base model. */
+  adapterId: string | null;
+  sampling: EngineSampling;
+  /** First prompt position whose logprob is reported; -1 = none (prompt logprobs off). */
+  logprobStartLen: number;
+  /** Upper bound on prompt + output tokens (the context length). */
+  maxTotalTokens: number;
+}
+
+export type EngineFinish =
+  | { type: 'stop'; matched: number }
+  | { type: 'length'; length: number }
+  | { type: 'abort'; message: string };
+
+/** What one engine step produced for one request. */
+export interface TokenUpdate {
+  rid: string;
+  tokenIds: number[];
+  logprobs?: number[];
+  topLogprobs?: Array<Array<[number, number]>>;
+  /** Prompt positions → logprob (index 0 of the array is position `promptLogprobStart`). */
+  promptLogprobs?: Array<number | null>;
+  promptLogprobStart?: number;
+  /** Set on the first update of a request. */
+  cachedTokens?: number;
+  finish?: EngineFinish;
+}
+
+export interface EngineStats {
+  waiting: number;
+  running: number;
+  waitingOnAdapterLoad: number;
+  slotsUsed: number;
+  slotsTotal: number;
+  slotIds: Array<string | null>;
+  kvBlocksTotal: number;
+  kvBlocksUsed: number;
+  kvBlockSize: number;
+  prefixCacheHitRate: number;
+  deviceLoads: number;
+  deviceEvictions: number;
+  promptTokensTotal: number;
+  generatedTokensTotal: number;
+  cachedTokensTotal: number;
+  steps: number;
+  maxRunningRequests: number;
+}
