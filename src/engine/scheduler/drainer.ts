@@ -15,6 +15,8 @@ interface DrainTarget {
   adapter: string;
   /** Largest remaining-token count among its running requests when it was chosen. */
   maxRemaining: number;
+  /** Engine step count when it was chosen: the drain deadline moves closer by one token per step. */
+  markedAtStep: number;
 }
 
 export class Drainer {
@@ -22,6 +24,7 @@ export class Drainer {
   private readonly useTolerance: boolean;
   /** starving adapter → the adapter drained for it */
   private readonly targets = new Map<string, DrainTarget>();
+  private currentStep = 0;
 
   constructor(configuredThresholdMs: number) {
     this.useTolerance = configuredThresholdMs > 0;
@@ -37,7 +40,8 @@ export class Drainer {
    * @param blockedSince adapters refused by the adapter budget in the last pass → arrival time of their oldest
    *                     waiting request
    */
-  update(nowMs: number, blockedSince: ReadonlyMap<string, number>, running: readonly Sequence[], pinned: ReadonlySet<string>): void {
+  update(nowMs: number, step: number, blockedSince: ReadonlyMap<string, number>, running: readonly Sequence[], pinned: ReadonlySet<string>): void {
+    this.currentStep = step;
     const remainingByAdapter = new Map<string, number>();
     for (const seq of running) {
       const r = Math.max(0, seq.remainingTokens);
@@ -56,19 +60,24 @@ export class Drainer {
       for (const [adapter, remaining] of remainingByAdapter) {
         if (pinned.has(adapter) || taken.has(adapter) || blockedSince.has(adapter)) continue;
         if (!best || remaining < best.maxRemaining || (remaining === best.maxRemaining && adapter < best.adapter)) {
-          best = { adapter, maxRemaining: remaining };
+          best = { adapter, maxRemaining: remaining, markedAtStep: step };
         }
       }
       if (best) this.targets.set(starving, best);
     }
   }
 
-  /** May this waiting request enter now, as far as draining goes? */
+  /**
+   * May this waiting request enter now, as far as draining goes? With a configured threshold, a request for a
+   * draining adapter still enters when it would finish within 1.2 × the time the drain needs anyway (the
+   * adapter's largest remaining count at marking, minus the steps since), so short requests do not wait.
+   */
   allows(seq: Sequence): boolean {
     for (const target of this.targets.values()) {
       if (target.adapter !== seq.adapterKey) continue;
       if (!this.useTolerance) return false;
-      return seq.req.sampling.maxNewTokens <= TOLERANCE * target.maxRemaining;
+      const left = Math.max(0, target.maxRemaining - (this.currentStep - target.markedAtStep));
+      return seq.req.sampling.maxNewTokens <= TOLERANCE * left;
     }
     return true;
   }

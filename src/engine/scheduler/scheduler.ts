@@ -353,7 +353,7 @@ export class Scheduler<HostAdapter = unknown> {
       this.loadIntoSlot(id, choice.slot, false);
     }
     this.waitingOnLoad = waitingOnLoad;
-    this.drainer.update(this.now(), blockedSince, this.running, this.pinned);
+    this.drainer.update(this.now(), this.counters.steps, blockedSince, this.running, this.pinned);
   }
 
   /** Decode tokens for every decoding sequence, then prompt chunks within the prefill budget (age order). */
