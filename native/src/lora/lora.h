@@ -47,8 +47,16 @@ struct TensorInput {
 };
 
 // One LoRA pair as PEFT stores it: un-fused module name index (q=0,k=1,v=2,o=3,gate=4,up=5,down=6,embed=7,lm_head=8).
+// Additive: 9 = an already-fused qkv_proj pair, 10 = an already-fused gate_up_proj pair (spec e.2: A [r, in] is
+// repeated once per slice, B [outTotal, r] is split by the slice offsets).
+enum PeftModule : int {
+  kPeftQ = 0, kPeftK = 1, kPeftV = 2, kPeftO = 3, kPeftGate = 4, kPeftUp = 5, kPeftDown = 6,
+  kPeftEmbed = 7, kPeftLmHead = 8, kPeftFusedQkv = 9, kPeftFusedGateUp = 10
+};
+constexpr int kNumPeftModules = 11;
+
 struct PairInput {
-  int layer = -1;
+  int layer = -1;  // decoder layer; -1 (or 0) for embed / lm_head, which exist once
   int peftModule = 0;
   int rank = 0;
   float scaling = 1.0f;
@@ -103,6 +111,8 @@ class LoraPool {
   // y[p, :] += B_s (A_s x[p, :]) for every row p of a segment served by slot s with rank > 0.
   //   x: [numTokens, xStride] input rows (xStride >= shape.in); y: [numTokens, yStride], columns
   //   [yOffset, yOffset + outTotal) receive the delta. Embed: x is ignored and tokenIds selects A's columns.
+  //   Embed / LmHead exist once: `layer` is ignored for them. Throws std::invalid_argument on bad metadata
+  //   (segment bounds, slots, permutation entries or token ids out of range).
   void apply(int layer, Module module, const float* x, int xStride, float* y, int yStride, int yOffset,
              const StepLora& step, ThreadPool& threads, const int32_t* tokenIds = nullptr) const;
 

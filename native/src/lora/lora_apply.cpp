@@ -1,0 +1,148 @@
+// CPU twins of the LoRA kernels (spec e.4–e.7). Both strategies run the same tile code; they differ in the
+// metadata: "triton" walks each request's segment in BLOCK_S = 16-row tiles, "csgmv" takes tokens permuted by slot
+// and chunked to ≤ C rows of one adapter, so each A/B tile is read once per chunk and reused for all of its rows.
+// Only the slot's own rank r is read (stale data beyond it is never touched); base segments do no work.
+#include <algorithm>
+
+#include "cpu_dot.h"
+#include "lora_pool_impl.h"
+#include "tslora/parallel.h"
+
+namespace tslora::lora {
+namespace {
+
+constexpr int kTritonBlockRows = 16;    // BLOCK_S of the segment kernels
+constexpr int kShrinkColsPerItem = 16;  // U columns (c*r space) per parallel work item
+constexpr int kExpandColsPerItem = 64;  // output columns per parallel work item
+
+struct Tile {
+  int begin, end;  // positions in the (permuted) row order
+  int slot, rank;
+};
+
+inline int rowAt(const int32_t* permutation, int position) { return permutation ? permutation[position] : position; }
+
+std::string text(int v) { return std::to_string(v); }
+
+// present: [layer * S + slot] for this module.
+std::vector<Tile> buildTiles(const PoolConfig& config, const std::vector<int>& ranks, const std::vector<uint8_t>& present,
+                             int layer, const StepLora& step) {
+  if (step.numSegments < 0 || step.numTokens < 0) throw std::invalid_argument("LoRA step: negative segment or token count");
+  if (step.numSegments > 0 && (step.segIndptr == nullptr || step.weightIndices == nullptr))
+    throw std::invalid_argument("LoRA step: missing segIndptr or weightIndices");
+  if (step.csgmv && step.chunkSize < 1) throw std::invalid_argument("LoRA step: csgmv chunk size must be at least 1");
+  const int tileRows = step.csgmv ? step.chunkSize : kTritonBlockRows;
+  std::vector<Tile> tiles;
+  std::vector<uint8_t> rowSeen;
+  for (int g = 0; g < step.numSegments; ++g) {
+    const int begin = step.segIndptr[g], end = step.segIndptr[g + 1], slot = step.weightIndices[g];
+    if (begin < 0 || end < begin || end > step.numTokens)
+      throw std::invalid_argument("LoRA step: segment " + text(g) + " bounds [" + text(begin) + ", " + text(end) +
+                                  ") outside [0, " + text(step.numTokens) + "]");
+    if (slot < -1 || slot >= config.numSlots)
+      throw std::invalid_argument("LoRA step: segment " + text(g) + " has slot " + text(slot) + ", expected -1.." +
+                                  text(config.numSlots - 1));
+    if (slot < 0 || begin == end) continue;
+    const int rank = ranks[slot];
+    if (rank == 0 || !present[static_cast<size_t>(layer) * config.numSlots + slot]) continue;
+    if (step.permutation) {
+      rowSeen.resize(step.numTokens, 0);
+      for (int pos = begin; pos < end; ++pos) {
+        const int row = step.permutation[pos];
+        if (row < 0 || row >= step.numTokens || rowSeen[row]++)
+          throw std::invalid_argument("LoRA step: permutation entry " + text(pos) + " = " + text(row) +
+                                      " is out of range or repeated");
+      }
+    }
+    for (int t = begin; t < end; t += tileRows) tiles.push_back({t, std::min(end, t + tileRows), slot, rank});
+  }
+  return tiles;
+}
+
+}  // namespace
+
+void LoraPool::apply(int layer, Module module, const float* x, int xStride, float* y, int yStride, int yOffset,
+                     const StepLora& step, ThreadPool& threads, const int32_t* tokenIds) const {
+  const PoolConfig& config = impl_->config;
+  const int m = static_cast<int>(module);
+  if (m < 0 || m >= kNumModules || !config.targets[m])
+    throw std::invalid_argument("LoRA apply: module is not targeted by the pool");
+  if (!detail::isPerLayer(module)) layer = 0;
+  if (layer < 0 || layer >= config.numLayers) throw std::invalid_argument("LoRA apply: layer " + text(layer) + " out of range");
+  const std::vector<Tile> tiles = buildTiles(config, impl_->ranks, impl_->present[m], layer, step);
+  if (tiles.empty()) return;
+
+  const ModuleShape& shape = config.shapes[m];
+  const int c = shape.numSlices, R = config.maxRank, in = shape.in;
+  const bool embed = module == Module::Embed;
+  if (y == nullptr || yOffset < 0 || yStride < yOffset + shape.outTotal())
+    throw std::invalid_argument("LoRA apply: output stride " + text(yStride) + " cannot hold columns [" + text(yOffset) +
+                                ", " + text(yOffset + shape.outTotal()) + ")");
+  if (embed ? tokenIds == nullptr : (x == nullptr || xStride < in))
+    throw std::invalid_argument("LoRA apply: missing input rows or input stride below " + text(in));
+  const Impl::Buffer& buf = impl_->buffers[m][layer];
+
+  // U: [numTokens, c*R] by physical row; only the columns [0, c*r) of LoRA rows are written and read (spec e.7).
+  thread_local std::vector<float> shrinkOut;
+  const int uStride = c * R;
+  if (shrinkOut.size() < static_cast<size_t>(step.numTokens) * uStride) shrinkOut.resize(static_cast<size_t>(step.numTokens) * uStride);
+  float* u = shrinkOut.data();
+  const int32_t* perm = step.permutation;
+
+  if (embed) {  // shrink = a column gather from A [R, vocab]
+    for (const Tile& t : tiles)
+      for (int pos = t.begin; pos < t.end; ++pos) {
+        const int row = rowAt(perm, pos), id = tokenIds[row];
+        if (id < 0 || id >= in) throw std::invalid_argument("LoRA apply: token id " + text(id) + " outside the vocabulary");
+        const float* a = buf.a.data() + buf.aSlotFloats * t.slot;
+        for (int k = 0; k < t.rank; ++k) u[static_cast<size_t>(row) * uStride + k] = a[static_cast<size_t>(k) * in + id];
+      }
+  } else {
+    const int shrinkBlocks = (c * R + kShrinkColsPerItem - 1) / kShrinkColsPerItem;
+    parallelFor(threads, 0, static_cast<int>(tiles.size()) * shrinkBlocks, 1, [&](int itemBegin, int itemEnd) {
+      for (int item = itemBegin; item < itemEnd; ++item) {
+        const Tile& t = tiles[item / shrinkBlocks];
+        const int n0 = (item % shrinkBlocks) * kShrinkColsPerItem, n1 = std::min(c * t.rank, n0 + kShrinkColsPerItem);
+        const float* aSlot = buf.a.data() + buf.aSlotFloats * t.slot;  // rows [0, c*r) only
+        for (int n = n0; n < n1; ++n) {
+          const float* a = aSlot + static_cast<size_t>(n) * in;
+          int pos = t.begin;
+          for (; pos + 4 <= t.end; pos += 4) {
+            const float* rows[4];
+            float out[4];
+            for (int i = 0; i < 4; ++i) rows[i] = x + static_cast<size_t>(rowAt(perm, pos + i)) * xStride;
+            detail::dot4(a, rows, in, out);
+            for (int i = 0; i < 4; ++i) u[static_cast<size_t>(rowAt(perm, pos + i)) * uStride + n] = out[i];
+          }
+          for (; pos < t.end; ++pos) {
+            const int row = rowAt(perm, pos);
+            u[static_cast<size_t>(row) * uStride + n] = detail::dot(a, x + static_cast<size_t>(row) * xStride, in);
+          }
+        }
+      }
+    });
+  }
+
+  int widest = 0;
+  for (int j = 0; j < c; ++j) widest = std::max(widest, shape.sliceOffsets[j + 1] - shape.sliceOffsets[j]);
+  const int expandBlocks = (widest + kExpandColsPerItem - 1) / kExpandColsPerItem;
+  const int itemsPerTile = c * expandBlocks;
+  parallelFor(threads, 0, static_cast<int>(tiles.size()) * itemsPerTile, 1, [&](int itemBegin, int itemEnd) {
+    for (int item = itemBegin; item < itemEnd; ++item) {
+      const Tile& t = tiles[item / itemsPerTile];
+      const int j = (item % itemsPerTile) / expandBlocks;
+      const int offset = shape.sliceOffsets[j], width = shape.sliceOffsets[j + 1] - offset;
+      const int n0 = (item % expandBlocks) * kExpandColsPerItem, n1 = std::min(width, n0 + kExpandColsPerItem);
+      if (n0 >= n1) continue;
+      const float* bSlot = buf.b.data() + buf.bSlotFloats * t.slot;  // [outTotal, R], columns [0, r) only
+      for (int pos = t.begin; pos < t.end; ++pos) {
+        const int row = rowAt(perm, pos);
+        const float* uRow = u + static_cast<size_t>(row) * uStride + j * t.rank;
+        float* yRow = y + static_cast<size_t>(row) * yStride + yOffset + offset;
+        for (int n = n0; n < n1; ++n) yRow[n] += detail::dot(uRow, bSlot + static_cast<size_t>(offset + n) * R, t.rank);
+      }
+    }
+  });
+}
+
+}  // namespace tslora::lora

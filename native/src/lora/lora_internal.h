@@ -1,0 +1,83 @@
+// Internal helpers shared by the LoRA pool, the host-adapter builder and the CPU kernels (not part of the contract).
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "lora.h"
+
+namespace tslora::lora::detail {
+
+// Embed and lm_head exist once; every other module once per decoder layer.
+inline bool isPerLayer(Module m) { return m != Module::Embed && m != Module::LmHead; }
+inline int layerCount(const PoolConfig& config, Module m) { return isPerLayer(m) ? config.numLayers : 1; }
+inline const char* moduleName(Module m) {
+  static const char* names[kNumModules] = {"qkv_proj", "o_proj", "gate_up_proj", "down_proj", "embed_tokens", "lm_head"};
+  return names[static_cast<int>(m)];
+}
+
+// Validates the pool shapes once (constructor); throws std::invalid_argument.
+void validatePoolConfig(const PoolConfig& config);
+bool sameShapes(const PoolConfig& a, const PoolConfig& b);
+
+// Host copy of one (layer, module): rank r of its adapter, scaling folded into B.
+struct HostModule {
+  bool present = false;
+  std::vector<float> a;  // [c * r, in]   slice j at rows [j*r, (j+1)*r)
+  std::vector<float> b;  // [outTotal, r]
+};
+
+class HostAdapterImpl final : public HostAdapter {
+ public:
+  HostAdapterImpl(int rank, const PoolConfig& config);
+  int rank() const override { return rank_; }
+  size_t sizeBytes() const override;
+  const PoolConfig& config() const { return config_; }
+  HostModule& module(Module m, int layer) { return modules_[static_cast<int>(m)][layer]; }
+  const HostModule& module(Module m, int layer) const { return modules_[static_cast<int>(m)][layer]; }
+
+ private:
+  int rank_;
+  PoolConfig config_;
+  std::vector<HostModule> modules_[kNumModules];  // [module][layer]
+};
+
+// IEEE half / bfloat16 → float (exact).
+inline float bf16ToFloat(uint16_t bits) {
+  uint32_t word = static_cast<uint32_t>(bits) << 16;
+  float out;
+  std::memcpy(&out, &word, sizeof out);
+  return out;
+}
+inline float f16ToFloat(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exponent = (h >> 10) & 0x1fu;
+  uint32_t mantissa = h & 0x3ffu;
+  uint32_t word;
+  if (exponent == 0x1f) {
+    word = sign | 0x7f800000u | (mantissa << 13);  // Inf / NaN
+  } else if (exponent != 0) {
+    word = sign | ((exponent + 112) << 23) | (mantissa << 13);
+  } else if (mantissa == 0) {
+    word = sign;
+  } else {  // subnormal: normalise
+    exponent = 113;
+    while ((mantissa & 0x400u) == 0) { mantissa <<= 1; --exponent; }
+    word = sign | (exponent << 23) | ((mantissa & 0x3ffu) << 13);
+  }
+  float out;
+  std::memcpy(&out, &word, sizeof out);
+  return out;
+}
+inline float loadElement(const TensorInput& t, int64_t index) {
+  switch (t.dtype) {
+    case DType::F32: return static_cast<const float*>(t.data)[index];
+    case DType::F16: return f16ToFloat(static_cast<const uint16_t*>(t.data)[index]);
+    case DType::BF16: return bf16ToFloat(static_cast<const uint16_t*>(t.data)[index]);
+  }
+  throw std::invalid_argument("unknown tensor dtype");
+}
+
+}  // namespace tslora::lora::detail

@@ -1,0 +1,51 @@
+// Compiles a small C++ (g++) or CUDA (nvcc) test/benchmark driver, cached under build/lora-drivers/ by a hash of
+// every source and header it may include, so repeated test runs on the 2-core CI machine do not recompile.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
+
+function headersUnder(dir, out) {
+  if (!existsSync(dir)) return out;
+  for (const entry of readdirSync(dir).sort()) {
+    const full = join(dir, entry);
+    if (statSync(full).isDirectory()) headersUnder(full, out);
+    else if (/\.(h|cuh|hpp)$/.test(entry)) out.push(full);
+  }
+  return out;
+}
+
+/** Returns the path of nvcc, or null when no CUDA compiler is installed. */
+export function findNvcc() {
+  const probe = spawnSync('nvcc', ['--version'], { encoding: 'utf8' });
+  return probe.status === 0 ? 'nvcc' : null;
+}
+
+export const cppSources = ['native/src/lora/host_adapter.cpp', 'native/src/lora/lora_pool.cpp', 'native/src/lora/lora_apply.cpp'];
+export const includeDirs = ['native/include', 'native/src/lora', 'native/src/lora/test', 'native/src/cuda'];
+
+/**
+ * @param {{ name: string, sources: string[], compiler?: 'g++' | 'nvcc', flags?: string[], libs?: string[] }} spec
+ * @returns {string} path of the built executable
+ */
+export function buildDriver({ name, sources, compiler = 'g++', flags = [], libs = [] }) {
+  const files = [...sources.map((s) => join(repoRoot, s)), ...includeDirs.flatMap((d) => headersUnder(join(repoRoot, d), []))];
+  const hash = createHash('sha256');
+  hash.update([compiler, ...flags, ...libs].join(' '));
+  for (const f of files) hash.update(f).update(readFileSync(f));
+  const outDir = join(repoRoot, 'build', 'lora-drivers');
+  const exe = join(outDir, `${name}-${hash.digest('hex').slice(0, 16)}`);
+  if (existsSync(exe)) return exe;
+  mkdirSync(outDir, { recursive: true });
+  const common = ['-std=c++17', '-O2', ...includeDirs.map((d) => `-I${join(repoRoot, d)}`)];
+  const args =
+    compiler === 'nvcc'
+      ? [...common, '-Xcompiler', '-pthread', ...flags, ...sources.map((s) => join(repoRoot, s)), '-o', exe, ...libs]
+      : [...common, '-march=native', '-pthread', ...flags, ...sources.map((s) => join(repoRoot, s)), '-o', exe, ...libs];
+  const result = spawnSync('nice', [compiler, ...args], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`${compiler} failed for ${name}:\n${result.stderr}${result.stdout}`);
+  return exe;
+}
