@@ -57,7 +57,7 @@ export const serveOptions = defineOptions([
     help: "Maximum prompt + output tokens per request. Default: the model's max_position_embeddings.",
   },
   {
-    key: 'dtype',
+    key: 'dtype', valueName: 'DTYPE',
     type: 'enum',
     choices: ['auto', 'half', 'float16', 'bfloat16', 'float', 'float32'],
     defaultValue: 'auto',
@@ -66,7 +66,7 @@ export const serveOptions = defineOptions([
     details: "`auto` keeps a bf16/fp16 checkpoint's dtype on the GPU and serves float32 checkpoints as float16.",
   },
   {
-    key: 'device',
+    key: 'device', valueName: 'DEVICE',
     type: 'enum',
     choices: ['auto', 'cpu', 'cuda'],
     defaultValue: 'auto',
@@ -136,7 +136,7 @@ export const serveOptions = defineOptions([
     help: 'Stream only new text on /generate (default: cumulative text, like SGLang).',
   },
   { key: 'enableMetrics', type: 'boolean', defaultValue: false, group: SERVE_GROUPS.streaming, help: 'Serve Prometheus metrics on /metrics.' },
-  { key: 'logLevel', type: 'enum', choices: ['debug', 'info', 'warning', 'error'], defaultValue: 'info', group: SERVE_GROUPS.streaming, help: 'Log verbosity.' },
+  { key: 'logLevel', valueName: 'LEVEL', type: 'enum', choices: ['debug', 'info', 'warning', 'error'], defaultValue: 'info', group: SERVE_GROUPS.streaming, help: 'Log verbosity.' },
 
   // LoRA (spec a.1)
   {
@@ -191,7 +191,7 @@ export const serveOptions = defineOptions([
     help: 'Cap on adapters held in host memory (at least --max-loras-per-batch). Default: unlimited.',
   },
   {
-    key: 'loraEvictionPolicy',
+    key: 'loraEvictionPolicy', valueName: 'POLICY',
     type: 'enum',
     choices: ['lru', 'fifo'],
     defaultValue: 'lru',
@@ -199,7 +199,7 @@ export const serveOptions = defineOptions([
     help: 'Which unpinned adapter leaves a slot (and the host tier) when room is needed.',
   },
   {
-    key: 'loraBackend',
+    key: 'loraBackend', valueName: 'BACKEND',
     type: 'enum',
     choices: ['triton', 'csgmv'],
     defaultValue: 'csgmv',
