@@ -1,0 +1,59 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { adapterLoadOptions, adapterOptions, serveOptions } from '../../src/config/index.js';
+import { REPO_ROOT, runCli } from './cli-run.js';
+
+test('--version prints the package version', async () => {
+  const { version } = JSON.parse(readFileSync(`${REPO_ROOT}package.json`, 'utf8')) as { version: string };
+  const result = await runCli(['--version']);
+  assert.equal(result.code, 0);
+  assert.equal(result.stdout.trim(), version);
+});
+
+test('--help lists the commands', async () => {
+  const result = await runCli(['--help']);
+  assert.equal(result.code, 0);
+  for (const command of ['serve', 'adapter', 'bench']) assert.match(result.stdout, new RegExp(`^  ${command}\\b`, 'm'));
+});
+
+test('serve --help lists every flag of the option table, its aliases and negations, grouped', async () => {
+  const result = await runCli(['serve', '--help']);
+  assert.equal(result.code, 0);
+  const help = result.stdout;
+  for (const spec of serveOptions) {
+    const term = spec.negatable ? `--[no-]${spec.flag}` : `--${spec.flag}`;
+    assert.ok(help.includes(term), `serve --help lacks ${term}`);
+    for (const alias of spec.aliases ?? []) assert.ok(help.includes(`--${alias}`), `serve --help lacks alias --${alias}:\n${help}`);
+    assert.ok(help.includes(`${spec.group}:`), `serve --help lacks group ${spec.group}`);
+  }
+  assert.ok(help.indexOf('LoRA:') > help.indexOf('Model:'));
+  const flat = help.replace(/\s+/g, ' '); // descriptions wrap at 80 columns
+  assert.ok(flat.includes('(default: 30000)') && flat.includes('(default: csgmv)'), flat);
+  assert.ok(flat.includes('give both --max-lora-rank and --lora-target-modules'), 'the run-time loading advice of spec a.4');
+  assert.ok(help.includes('TSLORA_'), 'mentions the environment variables');
+});
+
+test('adapter subcommands list their options', async () => {
+  for (const sub of ['load', 'unload', 'pin', 'unpin', 'list']) {
+    const result = await runCli(['adapter', sub, '--help']);
+    assert.equal(result.code, 0, sub);
+    for (const spec of adapterOptions) {
+      const term = spec.negatable ? `--[no-]${spec.flag}` : `--${spec.flag}`;
+      assert.ok(result.stdout.includes(term), `adapter ${sub} --help lacks ${term}`);
+    }
+    const hasPinned = result.stdout.includes('--pinned');
+    assert.equal(hasPinned, sub === 'load', `--pinned belongs to load only (${sub})`);
+  }
+  assert.equal(adapterLoadOptions[0].flag, 'pinned');
+});
+
+test('usage errors of commander itself exit 2 with a hint', async () => {
+  let result = await runCli(['frobnicate']);
+  assert.equal(result.code, 2);
+  assert.ok(result.stderr.includes("unknown command 'frobnicate'"), result.stderr);
+  result = await runCli(['adapter', 'load', 'only-a-name']);
+  assert.equal(result.code, 2);
+  assert.ok(result.stderr.includes("missing required argument 'path'"), result.stderr);
+  assert.ok(result.stderr.includes('--help'), result.stderr);
+});
