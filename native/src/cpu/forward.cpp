@@ -1,0 +1,261 @@
+// The forward step: embedding → layers (attention over the paged KV cache, SwiGLU MLP, LoRA after every base
+// projection) → final norm and LM head on the logit rows only → sampling. One call per scheduler step.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "attention.h"
+#include "model.h"
+#include "ops.h"
+#include "sampling.h"
+
+namespace tslora::cpu {
+
+namespace {
+
+// Rows [0, T) processed in parallel in chunks; a decode step (few rows) stays on the calling thread.
+template <typename Fn>
+void forRows(ThreadPool& pool, int T, Fn&& fn) {
+  parallelFor(pool, 0, T, 4, [&](int r0, int r1) {
+    for (int r = r0; r < r1; ++r) fn(r);
+  });
+}
+
+#ifdef TSLORA_HAVE_LORA
+struct LoraStep {
+  lora::StepLora tokens;  // over the step's T rows, as the runner built it
+  lora::StepLora logits;  // over the N logit rows (lm_head), derived here
+  std::vector<int32_t> logitIndptr, logitWeights, logitPermutation;
+  bool active = false;  // some segment uses a slot
+};
+
+// Segments of the logit rows for lm_head LoRA: each logit row inherits its token row's slot; csgmv groups rows by
+// slot (stable) into chunks, triton keeps one segment per run of equal slots.
+void buildLogitSegments(const StepInputView& s, LoraStep& ls) {
+  const size_t T = s.tokenIds.size, N = s.logitRows.size;
+  std::vector<int32_t> rowSlot(T, -1);
+  for (size_t g = 0; g < s.loraWeightIndices.size; ++g) {
+    for (int m = s.loraSegIndptr[g]; m < s.loraSegIndptr[g + 1]; ++m) {
+      int row = s.loraPermutation.size ? s.loraPermutation[m] : m;
+      rowSlot[row] = s.loraWeightIndices[g];
+    }
+  }
+  std::vector<int32_t> order(N);
+  for (size_t i = 0; i < N; ++i) order[i] = static_cast<int32_t>(i);
+  const bool csgmv = s.loraCsgmv;
+  if (csgmv) {
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int32_t a, int32_t b) { return rowSlot[s.logitRows[a]] < rowSlot[s.logitRows[b]]; });
+  }
+  const int chunk = csgmv ? std::max(1, s.loraChunkSize) : static_cast<int>(std::max<size_t>(N, 1));
+  ls.logitIndptr = {0};
+  ls.logitWeights.clear();
+  int longest = 1;
+  for (size_t i = 0; i < N;) {
+    int slot = rowSlot[s.logitRows[order[i]]];
+    size_t j = i;
+    while (j < N && rowSlot[s.logitRows[order[j]]] == slot && static_cast<int>(j - i) < chunk) ++j;
+    ls.logitIndptr.push_back(static_cast<int32_t>(j));
+    ls.logitWeights.push_back(slot);
+    longest = std::max(longest, static_cast<int>(j - i));
+    i = j;
+  }
+  ls.logitPermutation = csgmv ? order : std::vector<int32_t>();
+  ls.logits.csgmv = csgmv;
+  ls.logits.segIndptr = ls.logitIndptr.data();
+  ls.logits.weightIndices = ls.logitWeights.data();
+  ls.logits.numSegments = static_cast<int>(ls.logitWeights.size());
+  ls.logits.permutation = csgmv ? ls.logitPermutation.data() : nullptr;
+  ls.logits.numTokens = static_cast<int>(N);
+  ls.logits.chunkSize = csgmv ? chunk : longest;
+}
+#endif
+
+}  // namespace
+
+StepOutputData CpuModel::forward(const StepInputView& step) {
+  validate(step);
+  const ModelDims& d = dims_;
+  const int T = static_cast<int>(step.tokenIds.size);
+  const int H = d.hidden;
+
+  std::vector<float> hidden(static_cast<size_t>(T) * H);  // [T, H] residual stream
+  forRows(*threads_, T, [&](int t) { loadRow(embed_, step.tokenIds[t], hidden.data() + static_cast<size_t>(t) * H); });
+
+#ifdef TSLORA_HAVE_LORA
+  LoraStep ls;
+  if (lora_) {
+    for (size_t g = 0; g < step.loraWeightIndices.size; ++g) ls.active |= step.loraWeightIndices[g] >= 0;
+    ls.tokens.csgmv = step.loraCsgmv;
+    ls.tokens.segIndptr = step.loraSegIndptr.data;
+    ls.tokens.weightIndices = step.loraWeightIndices.data;
+    ls.tokens.numSegments = static_cast<int>(step.loraWeightIndices.size);
+    ls.tokens.permutation = step.loraPermutation.size ? step.loraPermutation.data : nullptr;
+    ls.tokens.numTokens = T;
+    ls.tokens.chunkSize = step.loraChunkSize;
+    if (ls.active && lora_->targets(lora::Module::Embed)) {
+      lora_->apply(0, lora::Module::Embed, nullptr, 0, hidden.data(), H, 0, ls.tokens, *threads_,
+                   step.tokenIds.data);
+    }
+  }
+  loraStep_ = ls.active ? &ls.tokens : nullptr;
+#endif
+
+  runLayers(step, hidden);
+
+  std::vector<float> logits;
+  computeLogits(step, hidden, logits);
+#ifdef TSLORA_HAVE_LORA
+  if (ls.active && lora_->targets(lora::Module::LmHead) && step.logitRows.size > 0) {
+    // lm_head LoRA reads the normed rows gathered in computeLogits (kept in finalRows_).
+    buildLogitSegments(step, ls);
+    lora_->apply(0, lora::Module::LmHead, finalRows_.data(), H, logits.data(), d.vocab, 0, ls.logits, *threads_);
+  }
+  loraStep_ = nullptr;
+#endif
+
+  StepOutputData out;
+  sample(step, logits, out);
+  if (step.returnLogits) out.logits = std::move(logits);
+  return out;
+}
+
+void CpuModel::runLayers(const StepInputView& step, std::vector<float>& hidden) {
+  const ModelDims& d = dims_;
+  const int T = static_cast<int>(step.tokenIds.size);
+  const int H = d.hidden, I = d.intermediate, D = d.headDim;
+  const int qOut = d.qOut(), kvOut = d.kvOut(), qkvW = d.qkvOut();
+  ThreadPool& pool = *threads_;
+
+  std::vector<float> xn(static_cast<size_t>(T) * H);        // [T, H] normed input of a block
+  std::vector<float> qkv(static_cast<size_t>(T) * qkvW);    // [T, q | k | v]
+  std::vector<float> attn(static_cast<size_t>(T) * qOut);   // [T, numHeads * headDim]
+  std::vector<float> proj(static_cast<size_t>(T) * H);      // [T, H] o_proj / down_proj output
+  std::vector<float> gateUp(static_cast<size_t>(T) * 2 * I);  // [T, gate | up]
+  std::vector<float> act(static_cast<size_t>(T) * I);       // [T, I]
+
+  AttentionStep as;
+  as.numSeqs = static_cast<int>(step.seqTokenStart.size - 1);
+  as.seqTokenStart = step.seqTokenStart.data;
+  as.positions = step.positions.data;
+  as.blockTables = step.blockTables.data;
+  as.maxBlocksPerSeq = step.maxBlocksPerSeq;
+  AttentionShape shape{d.numHeads, d.numKvHeads, D, 1.0f / std::sqrt(static_cast<float>(D))};
+
+  auto addLora = [&](int layer, int module, const float* x, int xStride, float* y, int yStride) {
+#ifdef TSLORA_HAVE_LORA
+    auto m = static_cast<lora::Module>(module);
+    if (loraStep_ && lora_->targets(m)) lora_->apply(layer, m, x, xStride, y, yStride, 0, *loraStep_, pool);
+#else
+    (void)layer, (void)module, (void)x, (void)xStride, (void)y, (void)yStride;
+#endif
+  };
+
+  for (int l = 0; l < d.numLayers; ++l) {
+    const LayerWeights& w = layers_[l];
+    forRows(pool, T, [&](int t) {
+      rmsNorm(hidden.data() + static_cast<size_t>(t) * H, w.inputNorm.data(), xn.data() + static_cast<size_t>(t) * H,
+              H, d.rmsNormEps);
+    });
+    gemm(pool, xn.data(), T, H, {{w.q, 0}, {w.k, qOut}, {w.v, qOut + kvOut}}, qkv.data(), qkvW);
+    if (d.qkvBias) {
+      forRows(pool, T, [&](int t) {
+        float* row = qkv.data() + static_cast<size_t>(t) * qkvW;
+        for (int i = 0; i < qOut; ++i) row[i] += w.qBias[i];
+        for (int i = 0; i < kvOut; ++i) row[qOut + i] += w.kBias[i];
+        for (int i = 0; i < kvOut; ++i) row[qOut + kvOut + i] += w.vBias[i];
+      });
+    }
+    addLora(l, 0, xn.data(), H, qkv.data(), qkvW);
+    forRows(pool, T, [&](int t) {
+      float* row = qkv.data() + static_cast<size_t>(t) * qkvW;
+      if (d.qkNorm) {
+        for (int h = 0; h < d.numHeads; ++h) rmsNorm(row + h * D, w.qNorm.data(), row + h * D, D, d.rmsNormEps);
+        for (int h = 0; h < d.numKvHeads; ++h)
+          rmsNorm(row + qOut + h * D, w.kNorm.data(), row + qOut + h * D, D, d.rmsNormEps);
+      }
+      applyRope(row, d.numHeads, D, step.positions[t], invFreq_.data());
+      applyRope(row + qOut, d.numKvHeads, D, step.positions[t], invFreq_.data());
+    });
+    writeKv(*kv_, l, as, qkv.data() + qOut, qkv.data() + qOut + kvOut, qkvW, kvOut);
+    pagedAttention(pool, *kv_, l, as, shape, qkv.data(), qkvW, attn.data());
+
+    gemm(pool, attn.data(), T, qOut, {{w.o, 0}}, proj.data(), H);
+    addLora(l, 1, attn.data(), qOut, proj.data(), H);
+    forRows(pool, T, [&](int t) {
+      float* h = hidden.data() + static_cast<size_t>(t) * H;
+      const float* p = proj.data() + static_cast<size_t>(t) * H;
+      for (int i = 0; i < H; ++i) h[i] += p[i];
+      rmsNorm(h, w.postAttentionNorm.data(), xn.data() + static_cast<size_t>(t) * H, H, d.rmsNormEps);
+    });
+
+    gemm(pool, xn.data(), T, H, {{w.gate, 0}, {w.up, I}}, gateUp.data(), 2 * I);
+    addLora(l, 2, xn.data(), H, gateUp.data(), 2 * I);
+    forRows(pool, T, [&](int t) {
+      const float* g = gateUp.data() + static_cast<size_t>(t) * 2 * I;
+      swiglu(g, g + I, act.data() + static_cast<size_t>(t) * I, I);
+    });
+    gemm(pool, act.data(), T, I, {{w.down, 0}}, proj.data(), H);
+    addLora(l, 3, act.data(), I, proj.data(), H);
+    forRows(pool, T, [&](int t) {
+      float* h = hidden.data() + static_cast<size_t>(t) * H;
+      const float* p = proj.data() + static_cast<size_t>(t) * H;
+      for (int i = 0; i < H; ++i) h[i] += p[i];
+    });
+  }
+}
+
+void CpuModel::computeLogits(const StepInputView& step, const std::vector<float>& hidden, std::vector<float>& logits) {
+  const int N = static_cast<int>(step.logitRows.size);
+  const int H = dims_.hidden;
+  finalRows_.assign(static_cast<size_t>(N) * H, 0.0f);  // [N, H] final-normed logit rows
+  for (int i = 0; i < N; ++i) {
+    rmsNorm(hidden.data() + static_cast<size_t>(step.logitRows[i]) * H, finalNorm_.data(),
+            finalRows_.data() + static_cast<size_t>(i) * H, H, dims_.rmsNormEps);
+  }
+  logits.assign(static_cast<size_t>(N) * dims_.vocab, 0.0f);  // [N, V]
+  gemm(*threads_, finalRows_.data(), N, H, {{lmHead_, 0}}, logits.data(), dims_.vocab);
+}
+
+void CpuModel::sample(const StepInputView& s, const std::vector<float>& logits, StepOutputData& out) {
+  const int N = static_cast<int>(s.logitRows.size);
+  const int V = dims_.vocab;
+  int K = 0;
+  for (int i = 0; i < N; ++i) K = std::max(K, static_cast<int>(s.topLogprobsNum[i]));
+  out.topLogprobsK = K;
+  out.sampledTokenIds.assign(N, -1);
+  out.sampledLogprobs.assign(N, std::nanf(""));
+  out.targetLogprobs.assign(N, std::nanf(""));
+  out.topLogprobIds.assign(static_cast<size_t>(N) * K, -1);
+  out.topLogprobs.assign(static_cast<size_t>(N) * K, std::nanf(""));
+  parallelFor(*threads_, 0, N, 1, [&](int i0, int i1) {
+    thread_local std::vector<float> scratch;
+    thread_local std::vector<int32_t> order;
+    for (int i = i0; i < i1; ++i) {
+      SamplingParams p;
+      p.sample = s.sampleMask[i] != 0;
+      p.temperature = s.temperature[i];
+      p.topP = s.topP[i];
+      p.topK = s.topK[i];
+      p.minP = s.minP[i];
+      p.seed = static_cast<uint64_t>(s.rngSeeds[2 * i]) | static_cast<uint64_t>(s.rngSeeds[2 * i + 1]) << 32;
+      p.repetitionPenalty = s.repetitionPenalty[i];
+      p.frequencyPenalty = s.frequencyPenalty[i];
+      p.presencePenalty = s.presencePenalty[i];
+      p.penaltyTokenIds = s.penaltyTokenIds.data + s.penaltyIndptr[i];
+      p.penaltyOutputCounts = s.penaltyOutputCounts.data + s.penaltyIndptr[i];
+      p.numPenaltyTokens = s.penaltyIndptr[i + 1] - s.penaltyIndptr[i];
+      p.targetTokenId = s.targetTokenIds[i];
+      SamplingOutput r = sampleRow(logits.data() + static_cast<size_t>(i) * V, V, p, K,
+                                   out.topLogprobIds.data() + static_cast<size_t>(i) * K,
+                                   out.topLogprobs.data() + static_cast<size_t>(i) * K, scratch, order);
+      if (p.sample) {
+        out.sampledTokenIds[i] = r.token;
+        out.sampledLogprobs[i] = r.sampledLogprob;
+      }
+      out.targetLogprobs[i] = r.targetLogprob;
+    }
+  });
+}
+
+}  // namespace tslora::cpu

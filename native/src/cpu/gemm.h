@@ -1,0 +1,42 @@
+// y = x · Wᵀ for weights kept in their checkpoint dtype (bf16 / fp16 / f32, widened to fp32 in the inner loop).
+// Each weight row is streamed from memory once per block of up to 64 activation rows, so a decode batch reads the
+// weights once per step; threads split the output columns (weight rows).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "simd.h"
+
+namespace tslora {
+class ThreadPool;
+}
+
+namespace tslora::cpu {
+
+// A row-major matrix [rows, cols] inside a mapping (or an owned buffer).
+struct WeightView {
+  const void* data = nullptr;
+  WType type = WType::F32;
+  int rows = 0;
+  int cols = 0;
+  size_t bytesPerElement() const { return type == WType::F32 ? 4 : 2; }
+  size_t sizeBytes() const { return static_cast<size_t>(rows) * cols * bytesPerElement(); }
+};
+
+// One weight whose output columns land at [outOffset, outOffset + w.rows) of y (fused qkv / gate_up).
+struct GemmPart {
+  WeightView w;
+  int outOffset = 0;
+};
+
+// x: [M, K] with row stride ldx; y: [M, ldy]. Every part must have cols == K. Overwrites the part's columns.
+void gemm(ThreadPool& pool, const float* x, int M, int ldx, const std::vector<GemmPart>& parts, float* y, int ldy);
+
+// Same, but only for rows listed in rowIndex (x row rowIndex[i] → y row i); used for logit rows.
+void gemmRows(ThreadPool& pool, const float* x, const int32_t* rowIndex, int numRows, int ldx, const WeightView& w,
+              float* y, int ldy);
+
+// out[0, cols) = row r of w converted to fp32 (embedding lookup).
+void loadRow(const WeightView& w, int row, float* out);
+
+}  // namespace tslora::cpu

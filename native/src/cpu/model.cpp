@@ -1,0 +1,155 @@
+// Model creation: maps the safetensors files, checks every tensor against the spec and the file size.
+#include "model.h"
+
+#include <cmath>
+
+#include "tslora/errors.h"
+
+namespace tslora::cpu {
+
+namespace {
+size_t elementBytes(WType t) { return t == WType::F32 ? 4 : 2; }
+}  // namespace
+
+CpuModel::CpuModel(const ModelInit& init) : dims_(init.dims) {
+  const ModelDims& d = dims_;
+  TSLORA_CHECK(d.hidden > 0 && d.intermediate > 0 && d.numLayers > 0 && d.numHeads > 0 && d.numKvHeads > 0 &&
+                   d.headDim > 0 && d.vocab > 0,
+               "model dimensions must be positive");
+  TSLORA_CHECK(d.numHeads % d.numKvHeads == 0, "numHeads (", d.numHeads, ") must be a multiple of numKvHeads (",
+               d.numKvHeads, ")");
+  TSLORA_CHECK(d.headDim % 2 == 0 && d.headDim <= 1024, "headDim must be even and <= 1024, got ", d.headDim);
+  TSLORA_CHECK(static_cast<int>(init.layers.size()) == d.numLayers, "weights.layers has ", init.layers.size(),
+               " entries but the spec says numLayers = ", d.numLayers);
+  TSLORA_CHECK(init.kvNumBlocks > 0 && init.kvBlockSize > 0, "kvNumBlocks and kvBlockSize must be positive, got ",
+               init.kvNumBlocks, " and ", init.kvBlockSize);
+  TSLORA_CHECK(!init.files.empty(), "weights.files is empty");
+  for (const auto& path : init.files) files_.push_back(std::make_unique<MappedFile>(path));
+
+  invFreq_ = ropeInverseFrequencies(init.rope);
+  embed_ = resolveMatrix(init.embedTokens, d.vocab, d.hidden);
+  lmHead_ = resolveMatrix(init.lmHead, d.vocab, d.hidden);
+  finalNorm_ = resolveVector(init.finalNorm, d.hidden);
+  layers_.resize(d.numLayers);
+  for (int l = 0; l < d.numLayers; ++l) {
+    const LayerTensorSpecs& s = init.layers[l];
+    LayerWeights& w = layers_[l];
+    w.inputNorm = resolveVector(s.inputNorm, d.hidden);
+    w.postAttentionNorm = resolveVector(s.postAttentionNorm, d.hidden);
+    w.q = resolveMatrix(s.qProj, d.qOut(), d.hidden);
+    w.k = resolveMatrix(s.kProj, d.kvOut(), d.hidden);
+    w.v = resolveMatrix(s.vProj, d.kvOut(), d.hidden);
+    w.o = resolveMatrix(s.oProj, d.hidden, d.qOut());
+    w.gate = resolveMatrix(s.gateProj, d.intermediate, d.hidden);
+    w.up = resolveMatrix(s.upProj, d.intermediate, d.hidden);
+    w.down = resolveMatrix(s.downProj, d.hidden, d.intermediate);
+    if (d.qkvBias) {
+      w.qBias = resolveVector(s.qBias, d.qOut());
+      w.kBias = resolveVector(s.kBias, d.kvOut());
+      w.vBias = resolveVector(s.vBias, d.kvOut());
+    }
+    if (d.qkNorm) {
+      w.qNorm = resolveVector(s.qNorm, d.headDim);
+      w.kNorm = resolveVector(s.kNorm, d.headDim);
+    }
+  }
+  if (init.lmHead.file == init.embedTokens.file && init.lmHead.offsetBytes == init.embedTokens.offsetBytes) {
+    weightBytes_ -= lmHead_.sizeBytes();  // tied: the same bytes
+  }
+
+  kv_ = std::make_unique<KvCache>(d.numLayers, init.kvNumBlocks, init.kvBlockSize, d.numKvHeads, d.headDim);
+  threads_ = std::make_unique<ThreadPool>(init.numThreads);
+
+  loraSlots_ = init.loraSlots;
+  if (init.loraSlots > 0) {
+#ifdef TSLORA_HAVE_LORA
+    TSLORA_CHECK(init.loraMaxRank > 0, "loraMaxRank must be positive when loraSlots > 0");
+    lora::PoolConfig pc;
+    pc.numSlots = init.loraSlots;
+    pc.maxRank = init.loraMaxRank;
+    pc.numLayers = d.numLayers;
+    for (int m = 0; m < lora::kNumModules; ++m) pc.targets[m] = init.loraTargets[m];
+    auto set = [&](lora::Module m, int in, std::vector<int> offsets) {
+      lora::ModuleShape& sh = pc.shapes[static_cast<int>(m)];
+      sh.in = in;
+      sh.numSlices = static_cast<int>(offsets.size()) - 1;
+      for (size_t i = 0; i < offsets.size(); ++i) sh.sliceOffsets[i] = offsets[i];
+    };
+    set(lora::Module::QKV, d.hidden, {0, d.qOut(), d.qOut() + d.kvOut(), d.qOut() + 2 * d.kvOut()});
+    set(lora::Module::O, d.qOut(), {0, d.hidden});
+    set(lora::Module::GateUp, d.hidden, {0, d.intermediate, 2 * d.intermediate});
+    set(lora::Module::Down, d.intermediate, {0, d.hidden});
+    set(lora::Module::Embed, d.vocab, {0, d.hidden});
+    set(lora::Module::LmHead, d.hidden, {0, d.vocab});
+    lora_ = std::make_unique<lora::LoraPool>(pc);
+#else
+    throw NativeError("native_unsupported",
+                      "this build of tslora_cpu has no LoRA kernels (native/src/lora/*.cpp were missing at build "
+                      "time); rebuild with `npm run build:native`");
+#endif
+  }
+}
+
+CpuModel::~CpuModel() = default;
+
+size_t CpuModel::loraPoolBytes() const {
+#ifdef TSLORA_HAVE_LORA
+  return lora_ ? lora_->sizeBytes() : 0;
+#else
+  return 0;
+#endif
+}
+
+const void* CpuModel::checkedData(const TensorSpec& s) {
+  TSLORA_CHECK(s.present, "tensor ", s.name, " is missing");
+  TSLORA_CHECK(s.file >= 0 && s.file < static_cast<int>(files_.size()), "tensor ", s.name, " names file index ",
+               s.file, " but there are ", files_.size(), " files");
+  const MappedFile& f = *files_[s.file];
+  int64_t count = 1;
+  for (int64_t dim : s.shape) {
+    TSLORA_CHECK(dim >= 0, "tensor ", s.name, " has a negative dimension");
+    count *= dim;
+  }
+  TSLORA_CHECK(s.sizeBytes == static_cast<uint64_t>(count) * elementBytes(s.type), "tensor ", s.name, " has ",
+               s.sizeBytes, " bytes but its shape and dtype need ", count * elementBytes(s.type));
+  if (s.offsetBytes > f.sizeBytes() || s.sizeBytes > f.sizeBytes() - s.offsetBytes) {
+    throw NativeError("corrupt_file", detail::concat("tensor ", s.name, " (bytes ", s.offsetBytes, "..",
+                                                     s.offsetBytes + s.sizeBytes, ") lies beyond the end of ",
+                                                     f.path(), " (", f.sizeBytes(), " bytes): the file is truncated"));
+  }
+  weightBytes_ += s.sizeBytes;
+  return f.data() + s.offsetBytes;
+}
+
+WeightView CpuModel::resolveMatrix(const TensorSpec& s, int64_t rows, int64_t cols) {
+  const void* data = checkedData(s);
+  TSLORA_CHECK(s.shape.size() == 2 && s.shape[0] == rows && s.shape[1] == cols, "tensor ", s.name,
+               " must have shape [", rows, ", ", cols, "]");
+  WeightView w;
+  w.data = data;
+  w.type = s.type;
+  w.rows = static_cast<int>(rows);
+  w.cols = static_cast<int>(cols);
+  return w;
+}
+
+std::vector<float> CpuModel::resolveVector(const TensorSpec& s, int64_t n) {
+  const void* data = checkedData(s);
+  TSLORA_CHECK(s.shape.size() == 1 && s.shape[0] == n, "tensor ", s.name, " must have shape [", n, "]");
+  std::vector<float> out(n);
+  for (int64_t i = 0; i < n; ++i) {
+    switch (s.type) {
+      case WType::BF16:
+        out[i] = loadScalar<WType::BF16>(data, i);
+        break;
+      case WType::F16:
+        out[i] = loadScalar<WType::F16>(data, i);
+        break;
+      default:
+        out[i] = loadScalar<WType::F32>(data, i);
+    }
+  }
+  return out;
+}
+
+}  // namespace tslora::cpu

@@ -1,0 +1,41 @@
+// One forward step's inputs (views of the JS typed arrays, valid during the call) and outputs.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace tslora::cpu {
+
+template <typename T>
+struct Span {
+  const T* data = nullptr;
+  size_t size = 0;
+  const T& operator[](size_t i) const { return data[i]; }
+};
+
+struct StepInputView {
+  Span<int32_t> tokenIds, positions, seqTokenStart, seqContextLen, blockTables;
+  int maxBlocksPerSeq = 0;
+  bool loraCsgmv = true;
+  Span<int32_t> loraSegIndptr, loraWeightIndices, loraPermutation;
+  int loraChunkSize = 16;
+  Span<int32_t> logitRows;
+  Span<uint8_t> sampleMask;
+  Span<float> temperature, topP;
+  Span<int32_t> topK;
+  Span<float> minP;
+  Span<uint32_t> rngSeeds;
+  Span<float> repetitionPenalty, frequencyPenalty, presencePenalty;
+  Span<int32_t> penaltyIndptr, penaltyTokenIds, penaltyOutputCounts, targetTokenIds, topLogprobsNum;
+  bool returnLogits = false;
+};
+
+struct StepOutputData {
+  std::vector<int32_t> sampledTokenIds;
+  std::vector<float> sampledLogprobs, targetLogprobs;
+  std::vector<int32_t> topLogprobIds;
+  std::vector<float> topLogprobs;
+  int topLogprobsK = 0;
+  std::vector<float> logits;  // [N * V] when returnLogits
+};
+
+}  // namespace tslora::cpu

@@ -1,0 +1,69 @@
+#include "step-convert.h"
+
+#include <cstring>
+
+#include "js-read.h"
+
+namespace tslora::napi {
+
+cpu::StepInputView readStepInput(const Napi::Value& v) {
+  Napi::Object s = requireObject(v, "step");
+  cpu::StepInputView in;
+  auto i32 = [&](const char* key) { return typedArray<int32_t>(s, key, napi_int32_array, "Int32Array"); };
+  auto f32 = [&](const char* key) { return typedArray<float>(s, key, napi_float32_array, "Float32Array"); };
+  in.tokenIds = i32("tokenIds");
+  in.positions = i32("positions");
+  in.seqTokenStart = i32("seqTokenStart");
+  in.seqContextLen = i32("seqContextLen");
+  in.blockTables = i32("blockTables");
+  in.maxBlocksPerSeq = requireInt(s, "maxBlocksPerSeq", "step", 1, 1 << 24);
+  std::string backend = requireString(s, "loraBackend", "step");
+  if (backend != "triton" && backend != "csgmv") {
+    throw NativeError("native_invalid_argument", "step.loraBackend must be 'triton' or 'csgmv', got " + backend);
+  }
+  in.loraCsgmv = backend == "csgmv";
+  in.loraSegIndptr = i32("loraSegIndptr");
+  in.loraWeightIndices = i32("loraWeightIndices");
+  in.loraPermutation = i32("loraPermutation");
+  in.loraChunkSize = requireInt(s, "loraChunkSize", "step", 0, 1 << 24);
+  in.logitRows = i32("logitRows");
+  in.sampleMask = typedArray<uint8_t>(s, "sampleMask", napi_uint8_array, "Uint8Array");
+  in.temperature = f32("temperature");
+  in.topP = f32("topP");
+  in.topK = i32("topK");
+  in.minP = f32("minP");
+  in.rngSeeds = typedArray<uint32_t>(s, "rngSeeds", napi_uint32_array, "Uint32Array");
+  in.repetitionPenalty = f32("repetitionPenalty");
+  in.frequencyPenalty = f32("frequencyPenalty");
+  in.presencePenalty = f32("presencePenalty");
+  in.penaltyIndptr = i32("penaltyIndptr");
+  in.penaltyTokenIds = i32("penaltyTokenIds");
+  in.penaltyOutputCounts = i32("penaltyOutputCounts");
+  in.targetTokenIds = i32("targetTokenIds");
+  in.topLogprobsNum = i32("topLogprobsNum");
+  in.returnLogits = readBool(s, "returnLogits", false);
+  return in;
+}
+
+namespace {
+template <typename ArrayT, typename T>
+ArrayT copyOut(Napi::Env env, const std::vector<T>& v) {
+  ArrayT arr = ArrayT::New(env, v.size());
+  if (!v.empty()) std::memcpy(arr.Data(), v.data(), v.size() * sizeof(T));
+  return arr;
+}
+}  // namespace
+
+Napi::Object writeStepOutput(Napi::Env env, const cpu::StepOutputData& out) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("sampledTokenIds", copyOut<Napi::Int32Array>(env, out.sampledTokenIds));
+  o.Set("sampledLogprobs", copyOut<Napi::Float32Array>(env, out.sampledLogprobs));
+  o.Set("targetLogprobs", copyOut<Napi::Float32Array>(env, out.targetLogprobs));
+  o.Set("topLogprobIds", copyOut<Napi::Int32Array>(env, out.topLogprobIds));
+  o.Set("topLogprobs", copyOut<Napi::Float32Array>(env, out.topLogprobs));
+  o.Set("topLogprobsK", Napi::Number::New(env, out.topLogprobsK));
+  if (!out.logits.empty()) o.Set("logits", copyOut<Napi::Float32Array>(env, out.logits));
+  return o;
+}
+
+}  // namespace tslora::napi

@@ -1,0 +1,172 @@
+#include "testing-ops.h"
+
+#include <cstring>
+#include <vector>
+
+#include "../cpu/gemm.h"
+#include "../cpu/ops.h"
+#include "../cpu/sampling.h"
+#include "js-read.h"
+#include "tslora/thread-pool.h"
+
+namespace tslora::napi {
+namespace {
+
+Napi::Float32Array requireF32(const Napi::Value& v, const char* name) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw NativeError("native_invalid_argument", detail::concat(name, " must be a Float32Array"));
+  }
+  return v.As<Napi::Float32Array>();
+}
+
+// ropeInverseFrequencies({headDim, theta, type, factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings})
+Napi::Value RopeInvFreq(const Napi::CallbackInfo& info) {
+  try {
+    Napi::Object o = requireObject(info[0], "rope");
+    cpu::RopeConfig c;
+    c.headDim = requireInt(o, "headDim", "rope", 2, 1024);
+    c.theta = static_cast<float>(requireNumber(o, "theta", "rope"));
+    std::string type = requireString(o, "type", "rope");
+    c.scalingType = type == "linear" ? 1 : type == "llama3" ? 2 : 0;
+    if (c.scalingType != 0) c.factor = static_cast<float>(requireNumber(o, "factor", "rope"));
+    if (c.scalingType == 2) {
+      c.lowFreqFactor = static_cast<float>(requireNumber(o, "lowFreqFactor", "rope"));
+      c.highFreqFactor = static_cast<float>(requireNumber(o, "highFreqFactor", "rope"));
+      c.originalMaxPositionEmbeddings = requireInt(o, "originalMaxPositionEmbeddings", "rope", 1, 1 << 30);
+    }
+    std::vector<float> inv = cpu::ropeInverseFrequencies(c);
+    auto out = Napi::Float32Array::New(info.Env(), inv.size());
+    std::memcpy(out.Data(), inv.data(), inv.size() * 4);
+    return out;
+  } catch (...) {
+    rethrowAsJs(info.Env());
+  }
+}
+
+// applyRope(heads: Float32Array [numHeads*headDim], numHeads, headDim, position, invFreq) — in place
+Napi::Value ApplyRope(const Napi::CallbackInfo& info) {
+  try {
+    auto heads = requireF32(info[0], "heads");
+    int numHeads = requireIntArg(info[1], "numHeads", 1, 1 << 16);
+    int headDim = requireIntArg(info[2], "headDim", 2, 1024);
+    int position = requireIntArg(info[3], "position", 0, 1 << 30);
+    auto inv = requireF32(info[4], "invFreq");
+    TSLORA_CHECK(heads.ElementLength() == static_cast<size_t>(numHeads) * headDim, "heads must hold numHeads*headDim");
+    TSLORA_CHECK(inv.ElementLength() == static_cast<size_t>(headDim / 2), "invFreq must hold headDim/2");
+    cpu::applyRope(heads.Data(), numHeads, headDim, position, inv.Data());
+    return info.Env().Undefined();
+  } catch (...) {
+    rethrowAsJs(info.Env());
+  }
+}
+
+// rmsNorm(x, w, eps) → Float32Array
+Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
+  try {
+    auto x = requireF32(info[0], "x");
+    auto w = requireF32(info[1], "w");
+    TSLORA_CHECK(x.ElementLength() == w.ElementLength() && x.ElementLength() > 0, "x and w must have equal length");
+    float eps = info[2].As<Napi::Number>().FloatValue();
+    auto out = Napi::Float32Array::New(info.Env(), x.ElementLength());
+    cpu::rmsNorm(x.Data(), w.Data(), out.Data(), static_cast<int>(x.ElementLength()), eps);
+    return out;
+  } catch (...) {
+    rethrowAsJs(info.Env());
+  }
+}
+
+// gemm(x: Float32Array [M*K], M, w: Uint16Array (bf16 or f16 bits) | Float32Array [N*K], dtype, N, K, numThreads)
+Napi::Value Gemm(const Napi::CallbackInfo& info) {
+  try {
+    auto x = requireF32(info[0], "x");
+    int M = requireIntArg(info[1], "M", 1, 1 << 20);
+    std::string dtype = info[3].ToString().Utf8Value();
+    int N = requireIntArg(info[4], "N", 1, 1 << 24);
+    int K = requireIntArg(info[5], "K", 1, 1 << 20);
+    int threads = requireIntArg(info[6], "numThreads", 0, 64);
+    auto wArr = info[2].As<Napi::TypedArray>();
+    cpu::WeightView w;
+    w.type = dtype == "bf16" ? cpu::WType::BF16 : dtype == "f16" ? cpu::WType::F16 : cpu::WType::F32;
+    w.rows = N;
+    w.cols = K;
+    w.data = static_cast<const uint8_t*>(wArr.ArrayBuffer().Data()) + wArr.ByteOffset();
+    TSLORA_CHECK(wArr.ByteLength() == w.sizeBytes(), "w must hold N*K elements of ", dtype);
+    TSLORA_CHECK(x.ElementLength() == static_cast<size_t>(M) * K, "x must hold M*K floats");
+    ThreadPool pool(threads);
+    auto y = Napi::Float32Array::New(info.Env(), static_cast<size_t>(M) * N);
+    cpu::gemm(pool, x.Data(), M, K, {{w, 0}}, y.Data(), N);
+    return y;
+  } catch (...) {
+    rethrowAsJs(info.Env());
+  }
+}
+
+// sampleRow(logits, {temperature, topP, topK, minP, seedLo, seedHi, repetitionPenalty, frequencyPenalty,
+//   presencePenalty, penaltyTokenIds, penaltyOutputCounts, targetTokenId, sample}, topLogprobsK)
+Napi::Value SampleRow(const Napi::CallbackInfo& info) {
+  try {
+    Napi::Env env = info.Env();
+    auto logits = requireF32(info[0], "logits");
+    Napi::Object o = requireObject(info[1], "params");
+    int K = requireIntArg(info[2], "topLogprobsK", 0, static_cast<int64_t>(logits.ElementLength()));
+    cpu::SamplingParams p;
+    p.sample = readBool(o, "sample", true);
+    p.temperature = static_cast<float>(requireNumber(o, "temperature", "params"));
+    p.topP = static_cast<float>(requireNumber(o, "topP", "params"));
+    p.topK = static_cast<int>(requireNumber(o, "topK", "params"));
+    p.minP = static_cast<float>(requireNumber(o, "minP", "params"));
+    p.seed = static_cast<uint64_t>(static_cast<uint32_t>(requireNumber(o, "seedLo", "params"))) |
+             static_cast<uint64_t>(static_cast<uint32_t>(requireNumber(o, "seedHi", "params"))) << 32;
+    p.repetitionPenalty = static_cast<float>(requireNumber(o, "repetitionPenalty", "params"));
+    p.frequencyPenalty = static_cast<float>(requireNumber(o, "frequencyPenalty", "params"));
+    p.presencePenalty = static_cast<float>(requireNumber(o, "presencePenalty", "params"));
+    auto ids = typedArray<int32_t>(o, "penaltyTokenIds", napi_int32_array, "Int32Array");
+    auto counts = typedArray<int32_t>(o, "penaltyOutputCounts", napi_int32_array, "Int32Array");
+    TSLORA_CHECK(ids.size == counts.size, "penalty arrays must have equal length");
+    p.penaltyTokenIds = ids.data;
+    p.penaltyOutputCounts = counts.data;
+    p.numPenaltyTokens = static_cast<int>(ids.size);
+    p.targetTokenId = static_cast<int>(requireNumber(o, "targetTokenId", "params"));
+    int V = static_cast<int>(logits.ElementLength());
+    TSLORA_CHECK(p.targetTokenId >= -1 && p.targetTokenId < V, "targetTokenId out of range");
+    std::vector<int32_t> topIds(K);
+    std::vector<float> topLps(K), scratch;
+    std::vector<int32_t> order;
+    cpu::SamplingOutput r = cpu::sampleRow(logits.Data(), V, p, K, topIds.data(), topLps.data(), scratch, order);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("token", r.token);
+    out.Set("sampledLogprob", r.sampledLogprob);
+    out.Set("targetLogprob", r.targetLogprob);
+    auto ti = Napi::Int32Array::New(env, K);
+    auto tl = Napi::Float32Array::New(env, K);
+    if (K > 0) {
+      std::memcpy(ti.Data(), topIds.data(), K * 4);
+      std::memcpy(tl.Data(), topLps.data(), K * 4);
+    }
+    out.Set("topIds", ti);
+    out.Set("topLogprobs", tl);
+    return out;
+  } catch (...) {
+    rethrowAsJs(info.Env());
+  }
+}
+
+Napi::Value UniformFromSeed(const Napi::CallbackInfo& info) {
+  uint64_t lo = info[0].As<Napi::Number>().Uint32Value(), hi = info[1].As<Napi::Number>().Uint32Value();
+  return Napi::Number::New(info.Env(), cpu::uniformFromSeed(lo | hi << 32));
+}
+
+}  // namespace
+
+Napi::Object testingOps(Napi::Env env) {
+  Napi::Object t = Napi::Object::New(env);
+  t.Set("ropeInverseFrequencies", Napi::Function::New(env, RopeInvFreq));
+  t.Set("applyRope", Napi::Function::New(env, ApplyRope));
+  t.Set("rmsNorm", Napi::Function::New(env, RmsNorm));
+  t.Set("gemm", Napi::Function::New(env, Gemm));
+  t.Set("sampleRow", Napi::Function::New(env, SampleRow));
+  t.Set("uniformFromSeed", Napi::Function::New(env, UniformFromSeed));
+  return t;
+}
+
+}  // namespace tslora::napi
