@@ -1,6 +1,158 @@
-/** Entry of `tslora bench` once flags are parsed: resolves the config, runs it, reports, returns the exit code. */
-export async function runBenchCli(configArg: string, options: Record<string, unknown>): Promise<number> {
-  void configArg;
-  void options;
-  throw new Error('tslora bench is not implemented yet');
+/**
+ * Entry of `tslora bench` once flags are parsed: resolve and validate the config and the --check expressions,
+ * pick a reporter (Ink dashboard on a TTY, plain lines otherwise), run, write results, print the comparison
+ * table, evaluate the checks. Returns the process exit code (EXIT_CODES.checkFailed when a check fails).
+ */
+import { resolve } from 'node:path';
+import { EXIT_CODES, TsloraError } from '../errors.js';
+import { evaluateCheck, parseCheck, referencedRuns, type CheckExpression } from './check/check-expression.js';
+import { listBundledConfigs, loadBenchConfig } from './config/load-config.js';
+import type { BenchConfig, WorkloadOverride } from './config/schema.js';
+import { PlainReporter } from './reporters/plain.js';
+import { summaryTables } from './report/table.js';
+import { writeOutputs } from './report/write-outputs.js';
+import { resultsToJson, type BenchResults } from './report/results.js';
+import { captureEnvironment, describeHardware } from './runner/environment.js';
+import type { BenchReporter } from './runner/reporter.js';
+import { plannedRunIds, runBench, selectVariants, workloadFor } from './runner/run-bench.js';
+import { planRequests } from './workload/plan.js';
+
+export interface BenchCliOptions {
+  out?: string;
+  json?: boolean;
+  dashboard?: boolean;
+  check?: string[];
+  variants?: string[];
+  requests?: number;
+  duration?: number;
+  seed?: number;
+  dryRun?: boolean;
+  list?: boolean;
+  url?: string;
+  apiKey?: string;
+  startupTimeout?: number;
+  serverArgs?: string[];
+}
+
+function overridesFrom(options: BenchCliOptions): WorkloadOverride {
+  const overrides: WorkloadOverride = {};
+  if (options.requests !== undefined) {
+    if (options.requests < 1) throw new TsloraError('usage', `--requests must be at least 1 (got ${options.requests}).`);
+    overrides.requests = options.requests;
+  }
+  if (options.duration !== undefined) {
+    if (!(options.duration > 0)) throw new TsloraError('usage', `--duration must be a positive number of seconds (got ${options.duration}).`);
+    overrides.durationS = options.duration;
+  }
+  if (options.seed !== undefined) overrides.seed = options.seed;
+  return overrides;
+}
+
+export function parseChecks(config: BenchConfig, extra: string[], runIds: string[]): CheckExpression[] {
+  const checks = [...config.checks, ...extra].map(parseCheck);
+  for (const check of checks) {
+    for (const run of referencedRuns(check)) {
+      if (!runIds.includes(run)) {
+        throw new TsloraError('usage', `--check "${check.source}" refers to run '${run}', which this config does not produce.`, {
+          hint: `Runs: ${runIds.join(', ')}.`,
+        });
+      }
+    }
+  }
+  return checks;
+}
+
+function dryRun(config: BenchConfig, options: BenchCliOptions, overrides: WorkloadOverride): string {
+  const variants = selectVariants(config, options.variants ?? null);
+  const levels = config.levels?.length ? config.levels : [null];
+  const plan = variants.map((variant) => ({
+    variant: variant.name,
+    flags: { ...config.serverFlags, ...variant.flags },
+    levels: levels.map((level) => {
+      const workload = workloadFor(config, variant, level, overrides);
+      const requests = planRequests({ workload, adapters: Array.from({ length: workload.adapterCount ?? 4 }, (_v, i) => `adapter-${i}`), vocabSize: 32000, warmup: false });
+      return {
+        level: level?.name ?? null,
+        workload,
+        firstRequests: requests.slice(0, 5).map(({ inputIds: _ids, ...rest }) => rest),
+      };
+    }),
+  }));
+  return JSON.stringify({ name: config.name, runs: plannedRunIds(config, variants), plan }, null, 2);
+}
+
+export async function runBenchCli(configArg: string, rawOptions: Record<string, unknown>): Promise<number> {
+  const options = rawOptions as BenchCliOptions;
+  if (options.list) {
+    for (const entry of listBundledConfigs()) process.stdout.write(`${entry.name.padEnd(20)} ${entry.description}\n`);
+    return EXIT_CODES.ok;
+  }
+  const { config, path } = loadBenchConfig(configArg);
+  const overrides = overridesFrom(options);
+  const variants = selectVariants(config, options.variants ?? null);
+  const runIds = plannedRunIds(config, variants);
+  const checks = parseChecks(config, options.check ?? [], runIds);
+  if (options.dryRun) {
+    process.stdout.write(`${dryRun(config, options, overrides)}\n`);
+    return EXIT_CODES.ok;
+  }
+
+  const outDir = resolve(options.out ?? `bench-out/${config.name}`);
+  const useDashboard = !options.json && options.dashboard !== false && Boolean(process.stderr.isTTY);
+  let reporter: BenchReporter;
+  if (useDashboard) {
+    const { InkReporter } = await import('./reporters/ink/ink-reporter.js');
+    reporter = new InkReporter();
+  } else {
+    reporter = new PlainReporter();
+  }
+  const startedAt = new Date().toISOString();
+  const environment = await captureEnvironment();
+  reporter.start({ name: config.name, description: config.description ?? '', plannedRuns: runIds, outDir });
+  let output;
+  try {
+    output = await runBench({
+      config,
+      outDir,
+      url: options.url ?? null,
+      apiKey: options.apiKey ?? null,
+      startupTimeoutMs: (options.startupTimeout ?? 300) * 1000,
+      serverArgs: options.serverArgs ?? [],
+      variantFilter: options.variants ?? null,
+      overrides,
+      reporter,
+    });
+  } finally {
+    await reporter.stop();
+  }
+  const summaries = new Map(output.summaries.map((s) => [s.run, s]));
+  const checkResults = checks.map((check) => evaluateCheck(check, summaries));
+  const results: BenchResults = {
+    tool: 'tslora bench',
+    schemaVersion: 1,
+    name: config.name,
+    description: config.description ?? '',
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    configPath: path,
+    config,
+    environment,
+    model: output.model,
+    launches: output.launches,
+    runIds: output.runIds,
+    summaries: output.summaries,
+    checks: checkResults,
+    records: output.records,
+  };
+  const written = writeOutputs(outDir, results);
+
+  const human = options.json ? process.stderr : process.stdout;
+  human.write(`\n${config.name} on ${describeHardware(environment)}\n`);
+  human.write(`${summaryTables(output.summaries, { color: Boolean(human.isTTY) })}\n`);
+  for (const check of checkResults) human.write(`check ${check.message}\n`);
+  const errors = output.records.filter((r) => r.error !== null).length;
+  if (errors > 0) human.write(`warning: ${errors} requests failed; see ${written.reportPath}\n`);
+  human.write(`results: ${written.resultsPath}\nreport:  ${written.reportPath}\n`);
+  if (options.json) process.stdout.write(`${resultsToJson(results)}\n`);
+  return checkResults.every((c) => c.passed) ? EXIT_CODES.ok : EXIT_CODES.checkFailed;
 }

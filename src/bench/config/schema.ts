@@ -46,32 +46,60 @@ export const arrivalSchema = z.discriminatedUnion('type', [
 ]);
 export type Arrival = z.infer<typeof arrivalSchema>;
 
-export const workloadSchema = z.object({
+/** Workload fields without defaults, so that partial overrides (levels, variants, flags) stay partial. */
+const workloadFields = {
   /** measured requests per level (after warm-up) */
-  requests: positiveInt.default(50),
+  requests: positiveInt,
   /** optional time limit per level, seconds: stop issuing new requests after it */
-  durationS: z.number().positive().optional(),
-  warmupRequests: z.number().int().min(0).default(2),
-  arrival: arrivalSchema.default({ type: 'closed', concurrency: 1 }),
-  inputTokens: lengthDistSchema.default({ type: 'fixed', value: 128 }),
-  outputTokens: lengthDistSchema.default({ type: 'fixed', value: 32 }),
-  popularity: popularitySchema.default({ type: 'uniform' }),
+  durationS: z.number().positive(),
+  warmupRequests: z.number().int().min(0),
+  arrival: arrivalSchema,
+  inputTokens: lengthDistSchema,
+  outputTokens: lengthDistSchema,
+  popularity: popularitySchema,
   /** fraction of requests sent without an adapter (base model) */
-  baseFraction: z.number().min(0).max(1).default(0),
+  baseFraction: z.number().min(0).max(1),
   /** use only the first N adapters of the adapter list (adapter-count sweeps) */
-  adapterCount: positiveInt.optional(),
-  seed: z.number().int().default(42),
+  adapterCount: positiveInt,
+  seed: z.number().int(),
   /** native POST /generate (cumulative SSE) or OpenAI POST /v1/completions */
-  api: z.enum(['generate', 'completions']).default('generate'),
+  api: z.enum(['generate', 'completions']),
   /** TTFT threshold for SLO attainment, ms */
-  sloTtftMs: z.number().positive().default(6000),
+  sloTtftMs: z.number().positive(),
   /** per-request timeout, seconds */
-  requestTimeoutS: z.number().positive().default(600),
-}).strict();
-export type Workload = z.infer<typeof workloadSchema>;
+  requestTimeoutS: z.number().positive(),
+};
 
-/** Partial workload used by sweep levels: only what differs from the base workload. */
-export const workloadOverrideSchema = workloadSchema.partial().strict();
+export const workloadOverrideSchema = z.object(workloadFields).partial().strict();
+export type WorkloadOverride = z.infer<typeof workloadOverrideSchema>;
+
+type Full = Required<WorkloadOverride>;
+export type Workload = Omit<Full, 'durationS' | 'adapterCount'> & Pick<WorkloadOverride, 'durationS' | 'adapterCount'>;
+
+export const WORKLOAD_DEFAULTS: Workload = {
+  requests: 50,
+  warmupRequests: 2,
+  arrival: { type: 'closed', concurrency: 1 },
+  inputTokens: { type: 'fixed', value: 128 },
+  outputTokens: { type: 'fixed', value: 32 },
+  popularity: { type: 'uniform' },
+  baseFraction: 0,
+  seed: 42,
+  api: 'generate',
+  sloTtftMs: 6000,
+  requestTimeoutS: 600,
+};
+
+/** Defaults < config workload < level < variant < command-line overrides. */
+export function resolveWorkload(...layers: (WorkloadOverride | undefined)[]): Workload {
+  let workload: Workload = { ...WORKLOAD_DEFAULTS };
+  for (const layer of layers) {
+    if (!layer) continue;
+    const defined = Object.fromEntries(Object.entries(layer).filter(([, v]) => v !== undefined));
+    workload = { ...workload, ...defined };
+  }
+  return workload;
+}
 
 export const modelSchema = z.union([
   z.object({ demo: z.literal(true) }).strict(),
@@ -143,7 +171,7 @@ export const benchConfigSchema = z.object({
   /** flags given to every variant's server */
   serverFlags: flagSetSchema.default({}),
   variants: z.array(variantSchema).min(1),
-  workload: workloadSchema.default(workloadSchema.parse({})),
+  workload: workloadOverrideSchema.default({}),
   /** sweep levels; each runs the workload with its overrides against the same server */
   levels: z.array(levelSchema).optional(),
   /** repeat the variant sequence this many times, results merged per variant (interleaves A/B over time) */

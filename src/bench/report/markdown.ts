@@ -1,0 +1,61 @@
+/** report.md: what was run, where, the comparison tables with B/A ratios, the checks, and the charts. */
+import type { RunSummary } from '../metrics/records.js';
+import { describeHardware } from '../runner/environment.js';
+import { TABLE_METRICS, comparisonGroups, formatRatio, rowCells } from './comparison.js';
+import type { BenchResults } from './results.js';
+
+function markdownTable(runs: RunSummary[]): string {
+  const header = `| metric | ${runs.map((r, i) => (i === 0 ? `${r.run} (A)` : `${r.run} | ${r.run}/A`)).join(' | ')} |`;
+  const align = `|---|${runs.map((_r, i) => (i === 0 ? '---:' : '---:|---:')).join('|')}|`;
+  const rows = TABLE_METRICS.map((row) => {
+    const cells = rowCells(row, runs);
+    if (cells.every((c) => c.text === 'n/a')) return null;
+    return `| ${row.label} | ${cells.map((c, i) => (i === 0 ? c.text : `${c.text} | ${formatRatio(c.ratio) || '–'}`)).join(' | ')} |`;
+  }).filter((r): r is string => r !== null);
+  return [header, align, ...rows].join('\n');
+}
+
+export function markdownReport(results: BenchResults, charts: { file: string; caption: string }[]): string {
+  const env = results.environment;
+  const lines: string[] = [];
+  lines.push(`# tslora bench: ${results.name}`, '');
+  if (results.description) lines.push(results.description, '');
+  lines.push('## Setup', '');
+  lines.push(`- **Hardware**: ${describeHardware(env)}`);
+  lines.push(`- **Software**: Node ${env.node}, tslora ${env.tslora}, commit ${env.gitCommit ?? 'unknown'}${env.gitDirty ? ' (with local changes)' : ''}, ${env.os}`);
+  lines.push(`- **Model**: ${results.model.description}`);
+  const adapters = results.model.adapters;
+  lines.push(`- **Adapters**: ${adapters.length === 0 ? 'none' : `${adapters.length} (${adapters.slice(0, 6).map((a) => `${a.name}${a.rank ? ` r${a.rank}` : ''}`).join(', ')}${adapters.length > 6 ? ', …' : ''})`}`);
+  lines.push(`- **Workload**: \`${JSON.stringify(results.config.workload)}\``);
+  if (results.config.levels?.length) {
+    lines.push(`- **Levels**: ${results.config.levels.map((l) => `\`${l.name}\` ${JSON.stringify(l.workload)}`).join('; ')}`);
+  }
+  lines.push(`- **Run**: ${results.startedAt} → ${results.finishedAt}, ${results.config.rounds} round(s); warm-up requests excluded`, '');
+  lines.push('### Servers', '');
+  for (const launch of results.launches) lines.push(`- \`${launch.variant}\`${results.config.rounds > 1 ? ` (round ${launch.round + 1})` : ''}: \`${launch.argv.join(' ')}\``);
+  lines.push('');
+  lines.push('## Results', '');
+  lines.push('Latencies in ms (TTFT: send → first streamed token; ITL: gaps between streamed tokens; E2E: send → last byte; TPOT: (E2E − TTFT)/(tokens − 1)). Ratios are each run over the first run of its table (B/A); below 1 is faster for latencies.', '');
+  for (const group of comparisonGroups(results.summaries)) {
+    lines.push(`### ${group.title}`, '', markdownTable(group.runs), '');
+  }
+  if (results.checks.length) {
+    lines.push('## Checks', '');
+    for (const check of results.checks) lines.push(`- ${check.passed ? '✅' : '❌'} \`${check.message}\``);
+    lines.push('');
+  }
+  const errors = results.records.filter((r) => r.error !== null);
+  if (errors.length) {
+    lines.push('## Errors', '');
+    const byMessage = new Map<string, number>();
+    for (const r of errors) byMessage.set(`${r.run}: ${r.error}`, (byMessage.get(`${r.run}: ${r.error}`) ?? 0) + 1);
+    for (const [message, count] of [...byMessage].slice(0, 20)) lines.push(`- ${count} × ${message}`);
+    lines.push('');
+  }
+  if (charts.length) {
+    lines.push('## Charts', '');
+    for (const chart of charts) lines.push(`![${chart.caption}](${chart.file})`, '');
+  }
+  lines.push('Bench figures are measurements, not tests: compare runs made side by side in one session and on one machine.', '');
+  return lines.join('\n');
+}

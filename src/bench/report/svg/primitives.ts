@@ -1,0 +1,104 @@
+/** Small SVG building blocks shared by the charts: escaping, nice axis ticks, palette, frame with title. */
+
+export const PALETTE = ['#4C78A8', '#F58518', '#54A24B', '#E45756', '#72B7B2', '#B279A2', '#EECA3B', '#9D755D', '#FF9DA6', '#BAB0AC'];
+export const FONT = "font-family=\"-apple-system, 'Segoe UI', Helvetica, Arial, sans-serif\"";
+
+export function esc(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+/** Round to 2 decimals for compact path data. */
+export const r2 = (v: number) => Math.round(v * 100) / 100;
+
+/** "Nice" linear ticks (1, 2, 2.5, 5 × 10^k steps) covering [min, max]. */
+export function niceTicks(min: number, max: number, approxCount = 5): number[] {
+  if (!(max > min)) return [min];
+  const rawStep = (max - min) / approxCount;
+  const magnitude = Math.pow(10, Math.floor(Math.log10(rawStep)));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= rawStep) ?? 10 * magnitude;
+  const ticks: number[] = [];
+  for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step) ticks.push(Math.round(v / step) * step);
+  return ticks;
+}
+
+/** Decade ticks (1, 2, 5 × 10^k) for a log axis over [min, max]. */
+export function logTicks(min: number, max: number): number[] {
+  const ticks: number[] = [];
+  for (let e = Math.floor(Math.log10(min)); e <= Math.ceil(Math.log10(max)); e++) {
+    for (const m of [1, 2, 5]) {
+      const v = m * Math.pow(10, e);
+      if (v >= min * 0.999 && v <= max * 1.001) ticks.push(v);
+    }
+  }
+  return ticks;
+}
+
+export function formatTick(v: number): string {
+  if (v === 0) return '0';
+  const abs = Math.abs(v);
+  if (abs >= 10_000) return `${r2(v / 1000)}k`;
+  if (abs >= 100) return String(Math.round(v));
+  if (abs >= 1) return String(r2(v));
+  return v.toPrecision(2);
+}
+
+export interface Frame {
+  width: number;
+  height: number;
+  /** plot area */
+  left: number;
+  top: number;
+  right: number;
+  bottom: number;
+}
+
+export function frame(width: number, height: number, legendRows = 0): Frame {
+  return { width, height, left: 72, top: 56, right: width - 24, bottom: height - 56 - legendRows * 20 };
+}
+
+export function svgDocument(f: Frame, title: string, subtitle: string, body: string[]): string {
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${f.width}" height="${f.height}" viewBox="0 0 ${f.width} ${f.height}" ${FONT}>`,
+    `<rect width="${f.width}" height="${f.height}" fill="#ffffff"/>`,
+    `<text x="${f.left}" y="26" font-size="17" font-weight="600" fill="#1f2328">${esc(title)}</text>`,
+    subtitle ? `<text x="${f.left}" y="44" font-size="12" fill="#656d76">${esc(subtitle)}</text>` : '',
+    ...body,
+    '</svg>',
+    '',
+  ].filter(Boolean).join('\n');
+}
+
+/** Horizontal grid lines with y labels, and the axis titles. */
+export function yAxis(f: Frame, ticks: number[], toY: (v: number) => number, title: string, format = formatTick): string[] {
+  const out = ticks.map((t) => {
+    const y = r2(toY(t));
+    return `<line x1="${f.left}" x2="${f.right}" y1="${y}" y2="${y}" stroke="#e6e8eb"/>` +
+      `<text x="${f.left - 8}" y="${y + 4}" font-size="11" text-anchor="end" fill="#57606a">${esc(format(t))}</text>`;
+  });
+  const midY = (f.top + f.bottom) / 2;
+  out.push(`<text transform="translate(18 ${midY}) rotate(-90)" font-size="12" text-anchor="middle" fill="#57606a">${esc(title)}</text>`);
+  out.push(`<line x1="${f.left}" x2="${f.right}" y1="${f.bottom}" y2="${f.bottom}" stroke="#8c959f"/>`);
+  return out;
+}
+
+/** Legend entries laid out in rows under the plot. */
+export function legend(f: Frame, entries: { label: string; color: string }[], kind: 'line' | 'box' = 'line'): string[] {
+  const out: string[] = [];
+  let x = f.left;
+  let y = f.bottom + 42;
+  for (const entry of entries) {
+    const width = 30 + entry.label.length * 7;
+    if (x + width > f.right && x > f.left) {
+      x = f.left;
+      y += 20;
+    }
+    out.push(
+      kind === 'line'
+        ? `<line x1="${x}" x2="${x + 18}" y1="${y - 4}" y2="${y - 4}" stroke="${entry.color}" stroke-width="3" stroke-linecap="round"/>`
+        : `<rect x="${x + 4}" y="${y - 10}" width="11" height="11" rx="2" fill="${entry.color}"/>`,
+      `<text x="${x + 24}" y="${y}" font-size="12" fill="#1f2328">${esc(entry.label)}</text>`,
+    );
+    x += width;
+  }
+  return out;
+}

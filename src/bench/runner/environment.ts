@@ -1,0 +1,60 @@
+/** Where a result was measured (spec g.5): CPU, GPU, memory, OS, Node, tslora version and commit. */
+import { readFileSync } from 'node:fs';
+import { arch, cpus, hostname, platform, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { PACKAGE_ROOT } from '../config/load-config.js';
+
+export interface BenchEnvironment {
+  hostname: string;
+  os: string;
+  cpu: string;
+  cpuCores: number;
+  memoryGiB: number;
+  gpus: string[];
+  node: string;
+  tslora: string;
+  gitCommit: string | null;
+  gitDirty: boolean | null;
+  argv: string[];
+}
+
+async function run(command: string, args: string[]): Promise<string | null> {
+  try {
+    const result = await execa(command, args, { reject: false, timeout: 10_000, cwd: PACKAGE_ROOT });
+    return result.exitCode === 0 ? String(result.stdout).trim() : null;
+  } catch {
+    return null;
+  }
+}
+
+export async function captureEnvironment(): Promise<BenchEnvironment> {
+  const cpuList = cpus();
+  let version = 'unknown';
+  try {
+    version = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    // not fatal
+  }
+  const gpuText = await run('nvidia-smi', ['--query-gpu=name,driver_version,memory.total', '--format=csv,noheader']);
+  const commit = await run('git', ['rev-parse', 'HEAD']);
+  const status = commit ? await run('git', ['status', '--porcelain', '--untracked-files=no']) : null;
+  return {
+    hostname: hostname(),
+    os: `${platform()} ${release()} ${arch()}`,
+    cpu: cpuList[0]?.model.trim() ?? 'unknown',
+    cpuCores: cpuList.length,
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    gpus: gpuText ? gpuText.split('\n').filter(Boolean) : [],
+    node: process.version,
+    tslora: version,
+    gitCommit: commit,
+    gitDirty: status === null ? null : status.length > 0,
+    argv: process.argv.slice(1),
+  };
+}
+
+export function describeHardware(env: BenchEnvironment): string {
+  const gpu = env.gpus.length ? env.gpus.join('; ') : 'no GPU';
+  return `${env.cpu} (${env.cpuCores} cores), ${env.memoryGiB} GiB RAM, ${gpu}`;
+}

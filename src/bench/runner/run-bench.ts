@@ -1,0 +1,254 @@
+/**
+ * Runs a bench config: for each round and variant, launch `tslora serve` (or use --url), make sure the adapters
+ * are registered, warm up, run every level's workload with streaming requests, scrape /metrics around each
+ * level, stop the server. Returns all request records and the summaries per run id.
+ */
+import { mkdirSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { Agent } from 'undici';
+import { TsloraError } from '../../errors.js';
+import type { BenchConfig, Level, Variant, Workload, WorkloadOverride } from '../config/schema.js';
+import { resolveWorkload } from '../config/schema.js';
+import { generateLoad } from '../load/generate-load.js';
+import type { Target } from '../load/stream-request.js';
+import type { RequestRecord, RunSummary } from '../metrics/records.js';
+import { NO_LORA_COUNTERS, summarizeRun } from '../metrics/summarize.js';
+import { loadAdapter, registeredAdapters, scrapeMetrics, serverInfo } from '../server/admin.js';
+import { flagsToArgs, isHealthy, launchServer, type LaunchedServer } from '../server/launch.js';
+import { loraCounters, slotGauges } from '../server/prometheus.js';
+import { adaptersForWorkload, planRequests } from '../workload/plan.js';
+import { newLiveState, type LiveRunState } from './live-state.js';
+import { poolSizingArgs, prepareModel, type PreparedModel } from './prepare.js';
+import type { BenchReporter } from './reporter.js';
+
+export interface BenchRunOptions {
+  config: BenchConfig;
+  outDir: string;
+  url: string | null;
+  apiKey: string | null;
+  startupTimeoutMs: number;
+  serverArgs: string[];
+  variantFilter: string[] | null;
+  overrides: WorkloadOverride;
+  reporter: BenchReporter;
+}
+
+export interface VariantLaunch {
+  variant: string;
+  round: number;
+  argv: string[];
+  logPath: string | null;
+  serverInfo: unknown;
+}
+
+export interface BenchRunOutput {
+  model: { description: string; vocabSize: number; adapters: { name: string; path: string | null; rank: number | null }[] };
+  launches: VariantLaunch[];
+  records: RequestRecord[];
+  /** per run id: variant (aggregate over levels and rounds) and variant@level */
+  summaries: RunSummary[];
+  /** run ids in display order */
+  runIds: string[];
+}
+
+export function runId(variant: string, level: Level | null): string {
+  return level ? `${variant}@${level.name}` : variant;
+}
+
+export function selectVariants(config: BenchConfig, filter: string[] | null): Variant[] {
+  if (!filter || filter.length === 0) return config.variants;
+  const unknown = filter.filter((name) => !config.variants.some((v) => v.name === name));
+  if (unknown.length) {
+    throw new TsloraError('usage', `--variants names ${unknown.join(', ')}, which the config does not define.`, {
+      hint: `Variants in ${config.name}: ${config.variants.map((v) => v.name).join(', ')}.`,
+    });
+  }
+  return config.variants.filter((v) => filter.includes(v.name));
+}
+
+/** Every run id a config produces (variant aggregates first), for --check validation and the reporters. */
+export function plannedRunIds(config: BenchConfig, variants: Variant[]): string[] {
+  const levels = config.levels ?? [];
+  return variants.flatMap((v) => [v.name, ...levels.map((l) => runId(v.name, l))]);
+}
+
+export function workloadFor(config: BenchConfig, variant: Variant, level: Level | null, overrides: WorkloadOverride): Workload {
+  return resolveWorkload(config.workload, level?.workload, variant.workload, overrides);
+}
+
+function serverArgsFor(config: BenchConfig, variant: Variant, model: PreparedModel, extra: string[], apiKey: string | null): string[] {
+  const flags = { ...config.serverFlags, ...variant.flags };
+  const args = [...model.modelArgs, ...flagsToArgs(flags)];
+  const loadable = model.adapters.filter((a) => a.path !== null);
+  if (loadable.length > 0) {
+    if (config.adapterLoading === 'startup' && !model.isDemo) {
+      args.push('--lora-paths', ...loadable.map((a) => `${a.name}=${a.path}`));
+    } else {
+      args.push('--enable-lora', ...poolSizingArgs(loadable, flags));
+    }
+  }
+  if (apiKey) args.push('--api-key', apiKey);
+  // slot occupancy and adapter loads come from /metrics, which is off by default
+  if (!('enable-metrics' in flags)) args.push('--enable-metrics');
+  return [...args, ...extra];
+}
+
+/** Loads (POST /load_lora_adapter) every adapter the server does not list yet. */
+async function ensureAdapters(baseUrl: string, apiKey: string | null, model: PreparedModel, log: (line: string) => void): Promise<void> {
+  const needed = model.adapters;
+  if (needed.length === 0) return;
+  const registered = await registeredAdapters(baseUrl, apiKey);
+  if (registered === null) {
+    log('could not list adapters (GET /v1/models); assuming they are registered');
+    return;
+  }
+  for (const adapter of needed) {
+    if (registered.includes(adapter.name)) continue;
+    if (!adapter.path) throw new TsloraError('usage', `adapter '${adapter.name}' is not registered on the server and bench has no path for it.`);
+    const started = performance.now();
+    await loadAdapter(baseUrl, apiKey, adapter.name, adapter.path);
+    log(`loaded adapter ${adapter.name} in ${(performance.now() - started).toFixed(0)} ms`);
+  }
+}
+
+function toRecords(
+  result: Awaited<ReturnType<typeof generateLoad>>,
+  ids: { run: string; variant: string; level: string | null; round: number },
+  clockZero: number,
+): RequestRecord[] {
+  return result.timings.map(({ planned, timing }) => ({
+    ...ids,
+    index: planned.index,
+    adapter: planned.adapter,
+    inputTokens: planned.inputTokens,
+    requestedOutputTokens: planned.outputTokens,
+    outputTokens: timing.outputTokens,
+    sentAtMs: timing.sentAt - clockZero,
+    ttftMs: timing.ttftMs,
+    e2eMs: timing.e2eMs,
+    itlMs: timing.itlMs,
+    error: timing.error,
+  }));
+}
+
+export async function runBench(options: BenchRunOptions): Promise<BenchRunOutput> {
+  const { config, reporter } = options;
+  mkdirSync(options.outDir, { recursive: true });
+  const variants = selectVariants(config, options.variantFilter);
+  const levels: (Level | null)[] = config.levels && config.levels.length ? config.levels : [null];
+  const model = prepareModel(config, (line) => reporter.log(line));
+  const records: RequestRecord[] = [];
+  const launches: VariantLaunch[] = [];
+  const windows = new Map<string, number>(); // run id → measured seconds, summed over rounds
+  const lora = new Map<string, RunSummary['lora']>();
+  const clockZero = performance.now();
+  const dispatcher = new Agent({ connections: 4096, pipelining: 1, keepAliveTimeout: 30_000 });
+
+  try {
+    for (let round = 0; round < config.rounds; round++) {
+      for (const variant of variants) {
+        if (options.url && (round > 0 || variant !== variants[0])) {
+          reporter.log(`--url given: skipping variant ${variant.name}${config.rounds > 1 ? ` (round ${round + 1})` : ''}`);
+          continue;
+        }
+        let server: LaunchedServer | null = null;
+        let baseUrl = options.url?.replace(/\/+$/, '') ?? '';
+        const startLive = newLiveState(runId(variant.name, levels[0]), variant.name, levels[0]?.name ?? null, 0);
+        startLive.message = options.url ? `using ${baseUrl}` : 'starting server';
+        reporter.runStarted(startLive);
+        try {
+          if (!options.url) {
+            const args = serverArgsFor(config, variant, model, options.serverArgs, options.apiKey);
+            reporter.log(`${variant.name}: starting tslora serve ${args.join(' ')}`);
+            server = await launchServer({ args, logDir: options.outDir, name: config.rounds > 1 ? `${variant.name}-r${round + 1}` : variant.name, startupTimeoutMs: options.startupTimeoutMs });
+            baseUrl = server.baseUrl;
+          } else if (!(await isHealthy(baseUrl))) {
+            throw new TsloraError('unreachable', `no healthy tslora server at ${baseUrl} (GET /health failed).`);
+          }
+          await ensureAdapters(baseUrl, options.apiKey, model, (line) => reporter.log(`${variant.name}: ${line}`));
+          launches.push({ variant: variant.name, round, argv: server?.argv ?? [`--url ${baseUrl}`], logPath: server?.logPath ?? null, serverInfo: await serverInfo(baseUrl, options.apiKey) });
+
+          for (const [levelIndex, level] of levels.entries()) {
+            const workload = workloadFor(config, variant, level, options.overrides);
+            const id = runId(variant.name, level);
+            const live = levelIndex === 0 ? startLive : newLiveState(id, variant.name, level?.name ?? null, 0);
+            Object.assign(live, { run: id, level: level?.name ?? null, total: workload.requests, phase: 'warmup', message: '' });
+            if (levelIndex > 0) reporter.runStarted(live);
+            const target: Target = { baseUrl, dispatcher, apiKey: options.apiKey, api: workload.api, requestTimeoutMs: workload.requestTimeoutS * 1000 };
+            const adapters = adaptersForWorkload(model.adapters.map((a) => a.name), workload);
+            if (levelIndex === 0 && workload.warmupRequests > 0) {
+              const warmup = planRequests({ workload, adapters, vocabSize: model.vocabSize, warmup: true });
+              const warm = await generateLoad({ target, requests: warmup, arrival: { type: 'closed', concurrency: Math.min(4, warmup.length) } });
+              const failed = warm.timings.filter((t) => t.timing.error);
+              if (failed.length === warm.timings.length) {
+                throw new TsloraError('server_error', `every warm-up request failed; first error: ${failed[0].timing.error}`);
+              }
+            }
+            const planned = planRequests({ workload, adapters, vocabSize: model.vocabSize, warmup: false });
+            const before = await scrapeMetrics(baseUrl, options.apiKey);
+            live.phase = 'running';
+            live.startedAt = performance.now();
+            const poll = setInterval(() => {
+              void scrapeMetrics(baseUrl, options.apiKey).then((samples) => {
+                const slots = slotGauges(samples);
+                live.slotsUsed = slots.used;
+                live.slotsTotal = slots.total;
+              });
+            }, 1000);
+            let result: Awaited<ReturnType<typeof generateLoad>>;
+            try {
+              result = await generateLoad({ target, requests: planned, arrival: workload.arrival, durationLimitMs: workload.durationS ? workload.durationS * 1000 : undefined, live });
+            } finally {
+              clearInterval(poll);
+            }
+            const after = await scrapeMetrics(baseUrl, options.apiKey);
+            const counters = after.size > 0 ? loraCounters(before, after) : NO_LORA_COUNTERS;
+            const levelRecords = toRecords(result, { run: id, variant: variant.name, level: level?.name ?? null, round }, clockZero);
+            records.push(...levelRecords);
+            const windowS = levelRecords.length
+              ? (Math.max(...levelRecords.map((r) => r.sentAtMs + r.e2eMs)) - Math.min(...levelRecords.map((r) => r.sentAtMs))) / 1000
+              : 0;
+            for (const key of new Set([id, variant.name])) {
+              windows.set(key, (windows.get(key) ?? 0) + windowS);
+              lora.set(key, addCounters(lora.get(key), counters));
+            }
+            live.phase = 'done';
+            const runRecords = records.filter((r) => r.run === id);
+            reporter.runFinished(summarizeRun({ run: id, variant: variant.name, level: level?.name ?? null }, runRecords, workload.sloTtftMs, lora.get(id), windows.get(id)), live);
+          }
+        } catch (error) {
+          startLive.phase = 'failed';
+          throw error;
+        } finally {
+          await server?.stop();
+        }
+      }
+    }
+  } finally {
+    await dispatcher.close();
+  }
+
+  const runIds = plannedRunIds(config, variants).filter((id) => records.some((r) => r.run === id || (r.variant === id && levels[0] !== null)));
+  const summaries = runIds.map((id) => {
+    const variant = variants.find((v) => v.name === id.split('@')[0])!;
+    const level = levels.find((l) => l && runId(variant.name, l) === id) ?? null;
+    const runRecords = records.filter((r) => r.run === id || (levels[0] !== null && id === variant.name && r.variant === id));
+    const slo = workloadFor(config, variant, level, options.overrides).sloTtftMs;
+    return summarizeRun({ run: id, variant: variant.name, level: level?.name ?? null }, runRecords, slo, lora.get(id), windows.get(id));
+  });
+  return {
+    model: { description: model.description, vocabSize: model.vocabSize, adapters: model.adapters.map(({ name, path, rank }) => ({ name, path, rank })) },
+    launches,
+    records,
+    summaries,
+    runIds,
+  };
+}
+
+function addCounters(a: RunSummary['lora'] | undefined, b: RunSummary['lora']): RunSummary['lora'] {
+  if (!a) return { ...b, deltas: { ...b.deltas } };
+  const add = (x: number | null, y: number | null) => (x === null && y === null ? null : (x ?? 0) + (y ?? 0));
+  const deltas = { ...a.deltas };
+  for (const [key, value] of Object.entries(b.deltas)) deltas[key] = (deltas[key] ?? 0) + value;
+  return { adapterLoads: add(a.adapterLoads, b.adapterLoads), evictions: add(a.evictions, b.evictions), slotsUsed: b.slotsUsed, slotsTotal: b.slotsTotal, deltas };
+}
