@@ -1,14 +1,197 @@
-// Placeholder owned by the serving work (issue 4): replaced by the real server. Kept only so the CLI compiles.
+/**
+ * startServer(config): loads the model, starts the engine worker, preloads the start-up adapters, and listens.
+ * One log line per phase (an ora spinner on a TTY); close() drains in-flight requests, then stops the engine.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { TsloraError } from '../errors.js';
-import type { ServeConfig } from '../config/serve-config.js';
+import type { ServeConfig, StartupAdapter } from '../config/serve-config.js';
+import { Engine } from '../engine/engine.js';
+import { AdapterManager } from '../engine/lora/adapter-manager.js';
+import type { LoraTargetModule } from '../engine/model/types.js';
+import { createRequestHandler } from './app.js';
+import type { ServerContext } from './context.js';
+import { GenerationService } from './generation/service.js';
+import { ServerMetrics } from './metrics.js';
+import { adapterReader, loadServerModel } from './model-port.js';
+import { PhaseLogger } from './phase-log.js';
+import { checkModelAgainstConfig, demoExamples, inferLoraPool } from './startup.js';
 
 export interface RunningServer {
   url: string;
   close(): Promise<void>;
 }
 
-export async function startServer(_config: ServeConfig): Promise<RunningServer> {
-  throw new TsloraError('internal', 'tslora serve: the serving engine is not built yet.', {
-    hint: 'This build has the command line and configuration only; the engine lands with the serving work.',
-  });
+const KV_BLOCK_SIZE = 16;
+const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+function demoAdapters(demoDir: string): StartupAdapter[] {
+  const dir = join(demoDir, 'adapters');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((name) => statSync(join(dir, name)).isDirectory())
+    .sort()
+    .map((name) => ({ name, path: join(dir, name), pinned: false }));
+}
+
+export async function startServer(inputConfig: ServeConfig): Promise<RunningServer> {
+  const log = new PhaseLogger(inputConfig.logLevel);
+  let config = inputConfig;
+  const demo = config.modelPath === null;
+  if (demo) {
+    const demoDir = join(packageRoot, 'models', 'demo');
+    if (!existsSync(join(demoDir, 'config.json'))) {
+      throw new TsloraError('model_not_found', `the embedded demo model is missing from this installation (${demoDir}).`, { hint: 'Pass --model-path with a Hugging Face model directory.' });
+    }
+    const adapters = config.loraPaths.length > 0 ? config.loraPaths : demoAdapters(demoDir);
+    config = { ...config, modelPath: demoDir, enableLora: adapters.length > 0 || config.enableLora, loraPaths: adapters };
+  }
+  const modelPath = config.modelPath!;
+
+  log.start(`loading model ${modelPath}`);
+  const model = await log.wrap(loadServerModel(modelPath, config.tokenizerPath));
+  const contextLength = checkModelAgainstConfig(config, model.spec);
+  log.done(`model loaded: ${model.spec.hfArchitecture}, ${model.spec.numLayers} layers, hidden ${model.spec.hiddenSize}, vocab ${model.spec.vocabSize}, context ${contextLength}`);
+
+  const readAdapter = await adapterReader();
+  let pool: { maxRank: number; targetModules: LoraTargetModule[] } = { maxRank: 0, targetModules: [] };
+  const preread = new Map<string, Awaited<ReturnType<typeof readAdapter>>>();
+  if (config.enableLora) {
+    log.start(`reading ${config.loraPaths.length} start-up adapter${config.loraPaths.length === 1 ? '' : 's'}`);
+    pool = await log.wrap(inferLoraPool(config, model.spec, readAdapter, preread));
+    log.done(`LoRA pool: ${config.maxLorasPerBatch} slots, rank ${pool.maxRank}, modules ${pool.targetModules.join(', ')}, backend ${config.loraBackend}`);
+  }
+
+  log.start('starting the engine');
+  const engine = await log.wrap(
+    Engine.start({
+      spec: model.spec,
+      weights: model.weights,
+      device: config.device,
+      dtype: config.dtype,
+      numThreads: config.numThreads,
+      tpSize: config.tpSize,
+      cudaGraphMaxBs: config.cudaGraphMaxBs,
+      disableCudaGraph: config.disableCudaGraph,
+      contextLength,
+      memFractionStatic: config.memFractionStatic,
+      maxRunningRequests: config.maxRunningRequests,
+      chunkedPrefillSize: config.chunkedPrefillSize,
+      disablePrefixCache: config.disableRadixCache,
+      kvBlockSize: KV_BLOCK_SIZE,
+      lora: {
+        enabled: config.enableLora,
+        slots: config.maxLorasPerBatch,
+        maxRank: pool.maxRank,
+        targetModules: pool.targetModules,
+        backend: config.loraBackend,
+        chunkSize: config.maxLoraChunkSize,
+        evictionPolicy: config.loraEvictionPolicy,
+        overlapLoading: config.enableLoraOverlapLoading,
+        drainThresholdMs: config.loraDrainWaitThreshold * 1000,
+      },
+      eosTokenIds: model.eosTokenIds,
+    }),
+  );
+  const info = engine.info;
+  log.done(
+    `engine on ${info.device} (${info.deviceName}${info.device === 'cpu' ? `, ${info.numThreads} threads` : ''}): KV cache ${info.kvNumBlocks} blocks × ${info.kvBlockSize} tokens, up to ${info.maxRunningRequests} running requests`,
+  );
+
+  const metrics = new ServerMetrics();
+  const adapters = new AdapterManager(
+    engine,
+    async (path) => {
+      const cached = preread.get(path);
+      if (cached) {
+        preread.delete(path);
+        return cached;
+      }
+      return readAdapter(path, model.spec, { maxRank: pool.maxRank, targetModules: pool.targetModules, strict: config.loraStrictLoading });
+    },
+    { loraEnabled: config.enableLora, numSlots: config.maxLorasPerBatch, maxLoadedLoras: config.maxLoadedLoras, evictionPolicy: config.loraEvictionPolicy },
+    {
+      onWarning: (m) => log.line(`warning: ${m}`),
+      onLoaded: (_name, ms) => metrics.adapterLoadSeconds.observe(ms / 1000),
+    },
+  );
+  const cleanupEngine = async (error: unknown) => {
+    await engine.close().catch(() => undefined);
+    throw error;
+  };
+  if (config.enableLora && config.loraPaths.length > 0) {
+    log.start(`loading adapters ${config.loraPaths.map((a) => a.name).join(', ')}`);
+    try {
+      for (const a of config.loraPaths) await adapters.load(a.name, a.path, a.pinned);
+    } catch (error) {
+      log.fail();
+      await cleanupEngine(error);
+    }
+    log.done(`adapters loaded: ${config.loraPaths.map((a) => (a.pinned ? `${a.name} (pinned)` : a.name)).join(', ')}`);
+  }
+
+  const servedModelName = config.servedModelName ?? (demo ? 'demo' : modelPath);
+  const service = new GenerationService(
+    engine,
+    adapters,
+    { contextLength, vocabSize: model.spec.vocabSize, maxRunningRequests: info.maxRunningRequests, maxQueuedRequests: config.maxQueuedRequests, eosTokenIds: model.eosTokenIds },
+    metrics,
+    {
+      withSpecial: { decode: (ids) => model.tokenizer.decode(ids, false), tokenText: model.tokenizer.tokenText },
+      skipSpecial: { decode: (ids) => model.tokenizer.decode(ids, true), tokenText: model.tokenizer.tokenText },
+    },
+    config.randomSeed,
+  );
+  const ctx: ServerContext = {
+    config,
+    modelPath,
+    servedModelName,
+    contextLength,
+    spec: model.spec,
+    tokenizer: model.tokenizer,
+    renderChat: model.renderChat,
+    engine,
+    adapters,
+    service,
+    metrics,
+    createdAtS: Math.floor(Date.now() / 1000),
+    ready: false,
+  };
+
+  const server: Server = createServer({ keepAliveTimeout: 5000 }, createRequestHandler(ctx));
+  try {
+    await new Promise<void>((resolveListen, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => resolveListen());
+    });
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    const wrapped = new TsloraError('usage', `cannot listen on ${config.host}:${config.port}: ${e.message}`, { hint: 'Choose another --port (0 picks a free one).', param: 'port' });
+    await cleanupEngine(wrapped);
+  }
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  ctx.ready = true;
+  if (demo) log.line(demoExamples(url, adapters.registry.list().map((e) => e.name), servedModelName, config.apiKey !== null));
+
+  let closing: Promise<void> | null = null;
+  return {
+    url,
+    close() {
+      closing ??= (async () => {
+        ctx.ready = false;
+        await service.drain();
+        await new Promise<void>((r) => {
+          server.close(() => r());
+          server.closeIdleConnections();
+        });
+        await engine.close();
+      })();
+      return closing;
+    },
+  };
 }

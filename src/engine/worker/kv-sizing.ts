@@ -1,0 +1,79 @@
+/**
+ * Sizes the paged KV cache from the memory flags (spec a.5). GPU: --mem-fraction-static of device memory minus
+ * weights and the LoRA pool. CPU: the same fraction of host memory when given; otherwise enough positions for
+ * the running-request cap at full context length, capped at a quarter of memory (at most 8 GiB).
+ */
+import { TsloraError } from '../../errors.js';
+import type { ModelSpec, ModelWeights } from '../model/types.js';
+
+export interface KvSizingInput {
+  spec: ModelSpec;
+  weights: ModelWeights;
+  device: 'cpu' | 'cuda';
+  computeBytesPerElement: number;
+  totalMemoryBytes: number;
+  memFractionStatic: number | null;
+  contextLength: number;
+  blockSize: number;
+  maxRunningRequests: number | null;
+  loraPoolBytes: number;
+}
+
+export interface KvSizing {
+  numBlocks: number;
+  maxRunningRequests: number;
+  bytesPerBlock: number;
+}
+
+const GiB = 1024 ** 3;
+
+export function weightBytes(weights: ModelWeights, computeBytesPerElement: number): number {
+  const refs = [weights.embedTokens, weights.finalNorm, ...(weights.lmHead === weights.embedTokens ? [] : [weights.lmHead])];
+  for (const layer of weights.layers) refs.push(...Object.values(layer).filter((r): r is NonNullable<typeof r> => r !== undefined));
+  return refs.reduce((n, r) => n + r.shape.reduce((a, b) => a * b, 1) * computeBytesPerElement, 0);
+}
+
+export function sizeKvCache(input: KvSizingInput): KvSizing {
+  const { spec, blockSize, contextLength } = input;
+  const bytesPerToken = 2 * spec.numLayers * spec.numKvHeads * spec.headDim * input.computeBytesPerElement;
+  const bytesPerBlock = bytesPerToken * blockSize;
+  const weights = weightBytes(input.weights, input.computeBytesPerElement);
+  let budget: number;
+  if (input.memFractionStatic !== null || input.device === 'cuda') {
+    const fraction = input.memFractionStatic ?? 0.85;
+    budget = fraction * input.totalMemoryBytes - weights - input.loraPoolBytes;
+  } else {
+    const wantedRequests = input.maxRunningRequests ?? 128;
+    budget = Math.min(wantedRequests * contextLength * bytesPerToken, Math.min(input.totalMemoryBytes / 4, 8 * GiB));
+  }
+  const numBlocks = Math.floor(budget / bytesPerBlock);
+  const minBlocks = Math.ceil(contextLength / blockSize);
+  if (numBlocks < minBlocks) {
+    throw new TsloraError(
+      'usage',
+      `the KV cache would hold ${Math.max(0, numBlocks) * blockSize} token positions, fewer than one request at the context length (${contextLength}).`,
+      { hint: 'Raise --mem-fraction-static or lower --context-length.', param: 'memFractionStatic' },
+    );
+  }
+  const derived = Math.max(1, Math.min(input.device === 'cpu' ? 128 : 512, Math.floor((numBlocks * blockSize) / Math.min(contextLength, 512))));
+  return { numBlocks, maxRunningRequests: input.maxRunningRequests ?? derived, bytesPerBlock };
+}
+
+/** LoRA pool bytes: S slots × R × (in + out) of every target module in every layer. */
+export function loraPoolBytes(spec: ModelSpec, slots: number, rank: number, modules: readonly string[], bytesPerElement: number): number {
+  const h = spec.hiddenSize;
+  const q = spec.numHeads * spec.headDim;
+  const kv = spec.numKvHeads * spec.headDim;
+  const perLayer: Record<string, number> = {
+    qkv_proj: 3 * h + q + 2 * kv,
+    o_proj: q + h,
+    gate_up_proj: 2 * h + 2 * spec.intermediateSize,
+    down_proj: spec.intermediateSize + h,
+  };
+  let elements = 0;
+  for (const m of modules) {
+    if (perLayer[m] !== undefined) elements += perLayer[m] * spec.numLayers;
+    else if (m === 'embed_tokens' || m === 'lm_head') elements += spec.vocabSize + h;
+  }
+  return slots * rank * elements * bytesPerElement;
+}

@@ -1,0 +1,68 @@
+/** Messages between the engine facade (main thread) and the engine worker. Plain, structured-cloneable data. */
+import type { AdapterSpec, LoraTargetModule, ModelSpec, ModelWeights } from '../model/types.js';
+import type { EngineRequest, EngineStats, TokenUpdate } from '../types.js';
+
+export interface EngineInit {
+  spec: ModelSpec;
+  weights: ModelWeights;
+  device: 'auto' | 'cpu' | 'cuda';
+  dtype: 'auto' | 'half' | 'float16' | 'bfloat16' | 'float' | 'float32';
+  numThreads: number;
+  tpSize: number;
+  cudaGraphMaxBs: number | null;
+  disableCudaGraph: boolean;
+  contextLength: number;
+  memFractionStatic: number | null;
+  maxRunningRequests: number | null;
+  chunkedPrefillSize: number;
+  disablePrefixCache: boolean;
+  kvBlockSize: number;
+  lora: {
+    enabled: boolean;
+    slots: number;
+    maxRank: number;
+    targetModules: LoraTargetModule[];
+    backend: 'triton' | 'csgmv';
+    chunkSize: number;
+    evictionPolicy: 'lru' | 'fifo';
+    overlapLoading: boolean;
+    drainThresholdMs: number;
+  };
+  eosTokenIds: number[];
+}
+
+export interface EngineInfo {
+  device: 'cpu' | 'cuda';
+  deviceName: string;
+  numThreads: number;
+  kvNumBlocks: number;
+  kvBlockSize: number;
+  maxRunningRequests: number;
+  weightBytes: number;
+  kvCacheBytes: number;
+  loraPoolBytes: number;
+}
+
+export type ToWorker =
+  | { type: 'init'; init: EngineInit }
+  | { type: 'submit'; req: EngineRequest }
+  | { type: 'abort'; rid: string }
+  | { type: 'loadAdapter'; opId: number; id: string; adapter: AdapterSpec; pinned: boolean }
+  | { type: 'freeAdapter'; opId: number; id: string }
+  | { type: 'setPinned'; opId: number; id: string; pinned: boolean }
+  | { type: 'stats'; opId: number }
+  | { type: 'shutdown'; opId: number };
+
+export interface WireError {
+  code: string;
+  message: string;
+  hint?: string;
+}
+
+export type FromWorker =
+  | { type: 'ready'; info: EngineInfo }
+  | { type: 'initFailed'; error: WireError }
+  | { type: 'updates'; updates: TokenUpdate[] }
+  | { type: 'opDone'; opId: number; result?: unknown; error?: WireError };
+
+export type { EngineStats };

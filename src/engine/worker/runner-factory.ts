@@ -1,0 +1,81 @@
+/**
+ * Creates the model runner for the worker: picks the backend, sizes the KV cache from the memory flags, and
+ * reports what was built. The only place in the engine that knows how the runner is constructed.
+ */
+import { loadNativeBackend, resolveDevice } from '../../binding/index.js';
+import type { NativeHostAdapterHandle } from '../../binding/types.js';
+import { ModelRunner } from '../model/runner.js';
+import type { EngineInfo, EngineInit } from './messages.js';
+import { loraPoolBytes, sizeKvCache } from './kv-sizing.js';
+
+export type HostAdapterHandle = NativeHostAdapterHandle;
+export type EngineRunner = ModelRunner;
+
+function computeDtype(init: EngineInit, device: 'cpu' | 'cuda'): 'f32' | 'bf16' | 'f16' {
+  if (device === 'cpu') return 'f32';
+  switch (init.dtype) {
+    case 'half':
+    case 'float16':
+      return 'f16';
+    case 'bfloat16':
+      return 'bf16';
+    case 'float':
+    case 'float32':
+      return 'f32';
+    default:
+      return init.spec.weightDtype === 'bf16' ? 'bf16' : 'f16';
+  }
+}
+
+export async function createEngineRunner(init: EngineInit): Promise<{ runner: EngineRunner; info: EngineInfo }> {
+  const device = resolveDevice(init.device);
+  const backend = loadNativeBackend(device);
+  const deviceInfo = backend.deviceInfo();
+  const dtype = computeDtype(init, device);
+  const bytesPerElement = dtype === 'f32' ? 4 : 2;
+  const slots = init.lora.enabled ? init.lora.slots : 0;
+  const loraBytes = slots > 0 ? loraPoolBytes(init.spec, slots, init.lora.maxRank, init.lora.targetModules, bytesPerElement) : 0;
+  const sizing = sizeKvCache({
+    spec: init.spec,
+    weights: init.weights,
+    device,
+    computeBytesPerElement: bytesPerElement,
+    totalMemoryBytes: deviceInfo.totalMemoryBytes,
+    memFractionStatic: init.memFractionStatic,
+    contextLength: init.contextLength,
+    blockSize: init.kvBlockSize,
+    maxRunningRequests: init.maxRunningRequests,
+    loraPoolBytes: loraBytes,
+  });
+  const runner = new ModelRunner(
+    { spec: init.spec, weights: init.weights },
+    {
+      backend,
+      kvNumBlocks: sizing.numBlocks,
+      kvBlockSize: init.kvBlockSize,
+      loraSlots: slots,
+      loraMaxRank: slots > 0 ? init.lora.maxRank : 0,
+      loraTargetModules: slots > 0 ? init.lora.targetModules : [],
+      loraBackend: init.lora.backend,
+      maxLoraChunkSize: init.lora.chunkSize as 16 | 32 | 64 | 128,
+      numThreads: init.numThreads,
+      computeDtype: dtype,
+      cudaGraphMaxBatchSize: init.disableCudaGraph ? 0 : init.cudaGraphMaxBs ?? undefined,
+    },
+  );
+  const memory = runner.memoryReport();
+  return {
+    runner,
+    info: {
+      device,
+      deviceName: deviceInfo.name,
+      numThreads: deviceInfo.numThreads,
+      kvNumBlocks: sizing.numBlocks,
+      kvBlockSize: init.kvBlockSize,
+      maxRunningRequests: sizing.maxRunningRequests,
+      weightBytes: memory.weightBytes,
+      kvCacheBytes: memory.kvCacheBytes,
+      loraPoolBytes: memory.loraPoolBytes,
+    },
+  };
+}

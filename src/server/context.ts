@@ -1,0 +1,35 @@
+/** Everything the routes share, built once by startServer(). */
+import type { ServeConfig } from '../config/serve-config.js';
+import type { Engine } from '../engine/engine.js';
+import type { AdapterManager } from '../engine/lora/adapter-manager.js';
+import type { ModelSpec } from '../engine/model/types.js';
+import type { GenerationService } from './generation/service.js';
+import type { ServerMetrics } from './metrics.js';
+
+export interface ServerTokenizer {
+  encode(text: string): number[];
+  decode(ids: number[], skipSpecialTokens: boolean): string;
+  tokenText(id: number): string;
+}
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+export interface ServerContext {
+  config: ServeConfig;
+  modelPath: string;
+  servedModelName: string;
+  contextLength: number;
+  spec: ModelSpec;
+  tokenizer: ServerTokenizer;
+  /** Renders messages with the model's chat template plus the generation prompt; null = no template. */
+  renderChat: ((messages: ChatMessage[]) => string) | null;
+  engine: Engine;
+  adapters: AdapterManager;
+  service: GenerationService;
+  metrics: ServerMetrics;
+  createdAtS: number;
+  ready: boolean;
+}

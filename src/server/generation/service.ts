@@ -1,0 +1,209 @@
+/**
+ * Runs generation jobs: one job = the samples of one HTTP request (prompts × n). Resolves adapters (taking
+ * references), applies the queue bound, submits every sample to the engine, routes updates to SampleRuns, and
+ * releases everything when the job ends or its client goes away.
+ */
+import { randomBytes } from 'node:crypto';
+import { TsloraError } from '../../errors.js';
+import type { Engine } from '../../engine/engine.js';
+import type { AdapterManager } from '../../engine/lora/adapter-manager.js';
+import type { EngineRequest } from '../../engine/types.js';
+import type { SamplingParams } from '../../protocol/generate.js';
+import type { ServerMetrics } from '../metrics.js';
+import { SampleRun, type TokenTextFns } from './sample-run.js';
+
+export interface GenerationItem {
+  promptIds: number[];
+  params: SamplingParams;
+  adapterName: string | null;
+  clientId: string;
+  returnLogprob: boolean;
+  logprobStartLen: number;
+  topLogprobsNum: number;
+  returnTextInLogprobs: boolean;
+}
+
+export interface JobHandlers {
+  /** Called after every update that changed a sample (streaming). */
+  onProgress?: (run: SampleRun, index: number) => void;
+}
+
+export interface Job {
+  runs: SampleRun[];
+  done: Promise<void>;
+  cancel(message: string): void;
+}
+
+export interface ServiceLimits {
+  contextLength: number;
+  vocabSize: number;
+  maxRunningRequests: number;
+  maxQueuedRequests: number;
+  eosTokenIds: number[];
+}
+
+export class GenerationService {
+  private readonly engine: Engine;
+  private readonly adapters: AdapterManager;
+  private readonly limits: ServiceLimits;
+  private readonly metrics: ServerMetrics;
+  private readonly text: { withSpecial: TokenTextFns; skipSpecial: TokenTextFns };
+  private nextSeed: number;
+  private nextRid = 1;
+  outstanding = 0;
+  private readonly jobs = new Set<Job>();
+  closing = false;
+
+  constructor(engine: Engine, adapters: AdapterManager, limits: ServiceLimits, metrics: ServerMetrics, text: { withSpecial: TokenTextFns; skipSpecial: TokenTextFns }, randomSeed: number | null) {
+    this.engine = engine;
+    this.adapters = adapters;
+    this.limits = limits;
+    this.metrics = metrics;
+    this.text = text;
+    this.nextSeed = randomSeed ?? randomBytes(4).readUInt32LE(0);
+  }
+
+  static newClientId(): string {
+    return randomBytes(16).toString('hex');
+  }
+
+  private validate(item: GenerationItem, index: number, batch: boolean): void {
+    const where = batch ? ` (batch item ${index})` : '';
+    if (item.promptIds.length === 0) throw new TsloraError('invalid_request', `the prompt${where} is empty; send at least one token`, { param: 'text' });
+    if (item.promptIds.length >= this.limits.contextLength) {
+      throw new TsloraError('invalid_request', `the prompt${where} has ${item.promptIds.length} tokens but the context length is ${this.limits.contextLength}; shorten it or start the server with a larger --context-length`, { param: 'text' });
+    }
+    const bad = item.promptIds.find((id) => id >= this.limits.vocabSize);
+    if (bad !== undefined) throw new TsloraError('invalid_request', `input_ids${where} contains token id ${bad}, outside the vocabulary (size ${this.limits.vocabSize})`, { param: 'input_ids' });
+    if (item.params.min_new_tokens > item.params.max_new_tokens) {
+      throw new TsloraError('invalid_request', `sampling_params.min_new_tokens (${item.params.min_new_tokens}) exceeds max_new_tokens (${item.params.max_new_tokens})`, { param: 'sampling_params.min_new_tokens' });
+    }
+  }
+
+  async start(items: GenerationItem[], handlers: JobHandlers = {}): Promise<Job> {
+    if (this.closing) throw new TsloraError('shutting_down', 'the server is shutting down; retry against another instance');
+    items.forEach((item, i) => this.validate(item, i, items.length > 1));
+    const samples = items.reduce((n, item) => n + item.params.n, 0);
+    if (this.outstanding + samples > this.limits.maxRunningRequests + this.limits.maxQueuedRequests) {
+      this.metrics.requestsRejected++;
+      throw new TsloraError('queue_full', `the server is at capacity (${this.outstanding} requests in flight, queue limit ${this.limits.maxQueuedRequests}); retry later`);
+    }
+    const lease = await this.adapters.acquire(items.map((i) => i.adapterName));
+    const runs: SampleRun[] = [];
+    const now = performance.now();
+    for (const item of items) {
+      for (let k = 0; k < item.params.n; k++) {
+        const p = item.params;
+        const seed = p.sampling_seed !== undefined ? p.sampling_seed + k : this.nextSeed++ >>> 0;
+        const adapterId = item.adapterName ? lease.ids.get(item.adapterName) ?? null : null;
+        const stops = p.stop === undefined ? [] : typeof p.stop === 'string' ? [p.stop] : p.stop;
+        const fns = p.skip_special_tokens ? this.text.skipSpecial : this.text.withSpecial;
+        runs.push(
+          new SampleRun(
+            {
+              rid: `r${this.nextRid++}`,
+              clientId: item.params.n > 1 ? `${item.clientId}-${k}` : item.clientId,
+              itemIndex: items.indexOf(item),
+              promptIds: item.promptIds,
+              adapterId,
+              adapterName: item.adapterName,
+              stops,
+              noStopTrim: p.no_stop_trim,
+              skipSpecialTokens: p.skip_special_tokens,
+              logprobStartLen: item.returnLogprob ? item.logprobStartLen : -1,
+              returnTextInLogprobs: item.returnTextInLogprobs,
+              sampling: {
+                temperature: p.temperature,
+                topP: p.top_p,
+                topK: p.top_k,
+                minP: p.min_p,
+                seed,
+                repetitionPenalty: p.repetition_penalty,
+                frequencyPenalty: p.frequency_penalty,
+                presencePenalty: p.presence_penalty,
+                maxNewTokens: p.max_new_tokens,
+                minNewTokens: p.min_new_tokens,
+                stopTokenIds: p.stop_token_ids ?? [],
+                ignoreEos: p.ignore_eos,
+                returnLogprob: item.returnLogprob,
+                topLogprobsNum: item.returnLogprob ? item.topLogprobsNum : 0,
+              },
+            },
+            fns,
+            now,
+          ),
+        );
+      }
+    }
+    let remaining = runs.length;
+    let resolveDone!: () => void;
+    const done = new Promise<void>((resolve) => (resolveDone = resolve));
+    const job: Job = {
+      runs,
+      done,
+      cancel: (message: string) => {
+        for (const run of runs) {
+          if (run.finished) continue;
+          this.engine.abort(run.spec.rid);
+          run.abort(message, performance.now());
+          finishRun(run);
+        }
+      },
+    };
+    const finishRun = (run: SampleRun) => {
+      this.outstanding--;
+      const t = performance.now();
+      if (run.finish?.type === 'abort') this.metrics.requestsAborted++;
+      else this.metrics.requestsFinished++;
+      this.metrics.e2e.observe((t - run.arrivedAtMs) / 1000);
+      this.metrics.promptTokens += run.spec.promptIds.length;
+      this.metrics.generationTokens += run.outputIds.length;
+      this.metrics.cachedTokens += run.cachedTokens;
+      if (--remaining === 0) {
+        lease.release();
+        this.jobs.delete(job);
+        resolveDone();
+      }
+    };
+    this.jobs.add(job);
+    this.outstanding += runs.length;
+    this.metrics.requestsTotal += runs.length;
+    if (runs.length === 0) {
+      lease.release();
+      this.jobs.delete(job);
+      resolveDone();
+      return job;
+    }
+    runs.forEach((run, index) => {
+      let lastTokenAt = run.arrivedAtMs;
+      const req: EngineRequest = {
+        rid: run.spec.rid,
+        promptTokenIds: run.spec.promptIds,
+        adapterId: run.spec.adapterId,
+        sampling: run.spec.sampling,
+        logprobStartLen: run.spec.logprobStartLen,
+        maxTotalTokens: this.limits.contextLength,
+      };
+      this.engine.submit(req, (update) => {
+        if (run.finished) return;
+        const t = performance.now();
+        if (update.tokenIds.length > 0) {
+          if (run.firstTokenAtMs === null) this.metrics.ttft.observe((t - run.arrivedAtMs) / 1000);
+          else for (let i = 0; i < update.tokenIds.length; i++) this.metrics.itl.observe((t - lastTokenAt) / 1000 / update.tokenIds.length);
+          lastTokenAt = t;
+        }
+        const { stoppedByString } = run.apply(update, t);
+        if (stoppedByString) this.engine.abort(run.spec.rid);
+        handlers.onProgress?.(run, index);
+        if (run.finished) finishRun(run);
+      });
+    });
+    return job;
+  }
+
+  /** Stops accepting work and waits for every job in flight to finish. */
+  async drain(): Promise<void> {
+    this.closing = true;
+    await Promise.all([...this.jobs].map((j) => j.done));
+  }
+}

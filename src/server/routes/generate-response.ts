@@ -1,0 +1,25 @@
+/** Builds /generate response objects (b.1) from finished or in-progress samples. */
+import type { GenerateResponseItem } from '../../protocol/generate.js';
+import type { SampleRun } from '../generation/sample-run.js';
+
+export function generateItem(run: SampleRun, options: { text: string; ids: number[]; final: boolean; withLogprobs: boolean; topLogprobs: boolean }): GenerateResponseItem {
+  const end = run.finishedAtMs ?? performance.now();
+  const meta: GenerateResponseItem['meta_info'] = {
+    id: run.spec.clientId,
+    prompt_tokens: run.spec.promptIds.length,
+    completion_tokens: run.outputIds.length,
+    cached_tokens: run.cachedTokens,
+    finish_reason: options.final ? run.finish : null,
+    e2e_latency: (end - run.arrivedAtMs) / 1000,
+    lora_name: run.spec.adapterName,
+  };
+  if (options.withLogprobs) {
+    meta.input_token_logprobs = run.inputLogprobs ?? [];
+    meta.output_token_logprobs = run.outputLogprobs;
+    if (options.topLogprobs) {
+      meta.input_top_logprobs = (run.inputLogprobs ?? []).map(() => null);
+      meta.output_top_logprobs = run.outputTopLogprobs;
+    }
+  }
+  return { text: options.text, output_ids: options.ids, meta_info: meta };
+}

@@ -1,0 +1,88 @@
+/** GET /v1/models, /v1/models/{id}, /health, /health_generate, /get_model_info, /get_server_info, /metrics. */
+import type { ServerResponse } from 'node:http';
+import { TsloraError } from '../../errors.js';
+import type { ModelCard } from '../../protocol/adapters.js';
+import { samplingParamsSchema } from '../../protocol/generate.js';
+import type { ServerContext } from '../context.js';
+import { sendJson } from '../http/respond.js';
+
+function cards(ctx: ServerContext): ModelCard[] {
+  const base: ModelCard = {
+    id: ctx.servedModelName,
+    object: 'model',
+    created: ctx.createdAtS,
+    owned_by: 'tslora',
+    root: ctx.servedModelName,
+    parent: null,
+    max_model_len: ctx.contextLength,
+  };
+  const adapters = ctx.adapters.registry.list().map(
+    (e): ModelCard => ({ id: e.name, object: 'model', created: ctx.createdAtS, owned_by: 'tslora', root: e.path, parent: ctx.servedModelName, max_model_len: null, pinned: e.pinned }),
+  );
+  return [base, ...adapters];
+}
+
+export function handleModels(ctx: ServerContext, res: ServerResponse): void {
+  sendJson(res, 200, { object: 'list', data: cards(ctx) });
+}
+
+export function handleModel(ctx: ServerContext, res: ServerResponse, id: string): void {
+  const card = cards(ctx).find((c) => c.id === id);
+  if (!card) throw new TsloraError('route_not_found', `model '${id}' does not exist; GET /v1/models lists the base model and the loaded adapters`, { param: 'model' });
+  sendJson(res, 200, card);
+}
+
+export function handleHealth(ctx: ServerContext, res: ServerResponse): void {
+  if (!ctx.ready) throw new TsloraError('shutting_down', 'the server is not ready');
+  res.writeHead(200, { 'content-type': 'text/plain' });
+  res.end('OK');
+}
+
+export async function handleHealthGenerate(ctx: ServerContext, res: ServerResponse): Promise<void> {
+  const params = { ...samplingParamsSchema.parse({}), max_new_tokens: 1, temperature: 0 };
+  const ids = ctx.tokenizer.encode('Hello');
+  const job = await ctx.service.start([
+    { promptIds: ids.length ? ids : [0], params, adapterName: null, clientId: 'health', returnLogprob: false, logprobStartLen: -1, topLogprobsNum: 0, returnTextInLogprobs: false },
+  ]);
+  await job.done;
+  if (job.runs[0].finish?.type === 'abort') throw new TsloraError('internal', `health generation failed: ${job.runs[0].finish.message}`);
+  res.writeHead(200, { 'content-type': 'text/plain' });
+  res.end('OK');
+}
+
+export function handleModelInfo(ctx: ServerContext, res: ServerResponse): void {
+  sendJson(res, 200, {
+    model_path: ctx.modelPath,
+    tokenizer_path: ctx.config.tokenizerPath ?? ctx.modelPath,
+    served_model_name: ctx.servedModelName,
+    is_generation: true,
+    architecture: ctx.spec.hfArchitecture,
+    context_length: ctx.contextLength,
+    vocab_size: ctx.spec.vocabSize,
+  });
+}
+
+export async function handleServerInfo(ctx: ServerContext, res: ServerResponse): Promise<void> {
+  const stats = await ctx.engine.stats();
+  const { apiKey, ...config } = ctx.config;
+  sendJson(res, 200, {
+    ...config,
+    api_key: apiKey ? '(set)' : null,
+    version: 'tslora',
+    engine: { ...ctx.engine.info, ...stats },
+    loaded_adapters: ctx.adapters.loadedAdapters(),
+    pinned_adapters: ctx.adapters.pinnedAdapters(),
+  });
+}
+
+export async function handleMetrics(ctx: ServerContext, res: ServerResponse): Promise<void> {
+  const stats = await ctx.engine.stats().catch(() => null);
+  const text = ctx.metrics.render(stats, {
+    loaded: ctx.adapters.registry.size(),
+    hostEvictions: ctx.adapters.hostEvictions,
+    loads: ctx.adapters.loads,
+    outstanding: ctx.service.outstanding,
+  });
+  res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+  res.end(text);
+}

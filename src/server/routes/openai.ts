@@ -1,0 +1,159 @@
+/** POST /v1/completions and /v1/chat/completions (spec b.5, b.6), translated to generation items. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { TsloraError } from '../../errors.js';
+import { chatRequestSchema, completionRequestSchema, type ChatRequest, type CompletionRequest } from '../../protocol/openai.js';
+import { parseBody } from '../../protocol/parse.js';
+import type { ServerContext } from '../context.js';
+import { GenerationService, type GenerationItem, type Job } from '../generation/service.js';
+import type { SampleRun } from '../generation/sample-run.js';
+import { readJsonBody } from '../http/body.js';
+import { sendJson, SseWriter } from '../http/respond.js';
+import { adapterForPrompt, openAiFinishReason, openAiId, samplingFromOpenAi, usageOf } from './openai-common.js';
+
+function completionPrompts(ctx: ServerContext, prompt: CompletionRequest['prompt']): number[][] {
+  if (typeof prompt === 'string') return [ctx.tokenizer.encode(prompt)];
+  if (prompt.length > 0 && typeof prompt[0] === 'number') return [prompt as number[]];
+  if (prompt.length > 0 && Array.isArray(prompt[0])) return prompt as number[][];
+  return (prompt as string[]).map((p) => ctx.tokenizer.encode(p));
+}
+
+function messageText(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) return content.map((p: { type?: string; text?: string }) => (p.type === 'text' && p.text ? p.text : '')).join('');
+  return '';
+}
+
+function completionLogprobs(run: SampleRun, tokenText: (id: number) => string) {
+  if (run.outputLogprobs.length === 0) return null;
+  let offset = 0;
+  const tokens: string[] = [];
+  const offsets: number[] = [];
+  for (const [, id] of run.outputLogprobs) {
+    const t = tokenText(id);
+    tokens.push(t);
+    offsets.push(offset);
+    offset += t.length;
+  }
+  return {
+    tokens,
+    token_logprobs: run.outputLogprobs.map(([lp]) => lp),
+    top_logprobs: run.outputTopLogprobs.length ? run.outputTopLogprobs.map((top) => Object.fromEntries(top.map(([lp, id]) => [tokenText(id), lp]))) : null,
+    text_offset: offsets,
+  };
+}
+
+function chatLogprobs(run: SampleRun, tokenText: (id: number) => string) {
+  if (run.outputLogprobs.length === 0) return null;
+  const entry = (lp: number | null, id: number) => {
+    const token = tokenText(id);
+    return { token, logprob: lp ?? -9999, bytes: [...Buffer.from(token, 'utf8')] };
+  };
+  return {
+    content: run.outputLogprobs.map(([lp, id], i) => ({ ...entry(lp, id), top_logprobs: (run.outputTopLogprobs[i] ?? []).map(([tlp, tid]) => entry(tlp, tid)) })),
+  };
+}
+
+async function runOpenAi(
+  ctx: ServerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  body: CompletionRequest | ChatRequest,
+  prompts: number[][],
+  kind: 'completion' | 'chat',
+): Promise<void> {
+  const items: GenerationItem[] = prompts.map((promptIds, i) => {
+    let maxTokens: number;
+    if (kind === 'chat') {
+      const chat = body as ChatRequest;
+      maxTokens = chat.max_completion_tokens ?? chat.max_tokens ?? Math.max(1, ctx.contextLength - promptIds.length);
+    } else {
+      maxTokens = (body as CompletionRequest).max_tokens ?? 16;
+    }
+    const wantLogprobs = kind === 'chat' ? (body as ChatRequest).logprobs === true : (body as CompletionRequest).logprobs != null;
+    const top = kind === 'chat' ? (body as ChatRequest).top_logprobs ?? 0 : (body as CompletionRequest).logprobs ?? 0;
+    return {
+      promptIds,
+      params: samplingFromOpenAi(body, maxTokens),
+      adapterName: adapterForPrompt(ctx, body, i, prompts.length),
+      clientId: GenerationService.newClientId(),
+      returnLogprob: wantLogprobs,
+      logprobStartLen: -1,
+      topLogprobsNum: wantLogprobs ? top : 0,
+      returnTextInLogprobs: false,
+    };
+  });
+  const id = openAiId(kind === 'chat' ? 'chatcmpl' : 'cmpl');
+  const created = Math.floor(Date.now() / 1000);
+  const object = kind === 'chat' ? 'chat.completion' : 'text_completion';
+  const echo = kind === 'completion' && (body as CompletionRequest).echo === true;
+  const promptText = (i: number) => (echo ? ctx.tokenizer.decode(prompts[i], true) : '');
+  const tokenText = (tid: number) => ctx.tokenizer.tokenText(tid);
+  const promptLengths = prompts.map((p) => p.length);
+
+  if (!body.stream) {
+    const job = await ctx.service.start(items);
+    const onClose = () => job.cancel('the client disconnected');
+    res.on('close', onClose);
+    await job.done;
+    res.off('close', onClose);
+    const choices = job.runs.map((run, index) =>
+      kind === 'chat'
+        ? { index, message: { role: 'assistant', content: run.fullText }, logprobs: chatLogprobs(run, tokenText), finish_reason: openAiFinishReason(run) }
+        : { index, text: promptText(run.spec.itemIndex) + run.fullText, logprobs: completionLogprobs(run, tokenText), finish_reason: openAiFinishReason(run) },
+    );
+    sendJson(res, 200, { id, object, created, model: body.model, choices, usage: usageOf(job.runs, promptLengths) });
+    return;
+  }
+
+  const sse = new SseWriter(res);
+  const chunkObject = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+  const roleSent = new Set<number>();
+  let job: Job | null = null;
+  const emit = (run: SampleRun, index: number) => {
+    const delta = run.takeDelta();
+    const finish = openAiFinishReason(run);
+    if (kind === 'chat') {
+      if (!roleSent.has(index)) {
+        roleSent.add(index);
+        sse.event({ id, object: chunkObject, created, model: body.model, choices: [{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
+      }
+      if (delta.text !== '') sse.event({ id, object: chunkObject, created, model: body.model, choices: [{ index, delta: { content: delta.text }, logprobs: null, finish_reason: null }] });
+      if (finish) sse.event({ id, object: chunkObject, created, model: body.model, choices: [{ index, delta: {}, logprobs: null, finish_reason: finish }] });
+    } else {
+      const prefix = !roleSent.has(index) ? promptText(run.spec.itemIndex) : '';
+      roleSent.add(index);
+      if (delta.text !== '' || prefix !== '' || finish) {
+        sse.event({ id, object: chunkObject, created, model: body.model, choices: [{ index, text: prefix + delta.text, logprobs: null, finish_reason: finish }] });
+      }
+    }
+  };
+  job = await ctx.service.start(items, { onProgress: emit });
+  sse.start();
+  const onClose = () => job!.cancel('the client disconnected');
+  res.on('close', onClose);
+  await job.done;
+  res.off('close', onClose);
+  const aborted = job.runs.find((r) => r.finish?.type === 'abort');
+  if (aborted && aborted.finish?.type === 'abort' && sse.open) {
+    sse.error(new TsloraError('internal', aborted.finish.message));
+    return;
+  }
+  if (body.stream_options?.include_usage) {
+    sse.event({ id, object: chunkObject, created, model: body.model, choices: [], usage: usageOf(job.runs, promptLengths) });
+  }
+  sse.done();
+}
+
+export async function handleCompletions(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const body = parseBody(completionRequestSchema, await readJsonBody(req));
+  await runOpenAi(ctx, req, res, body, completionPrompts(ctx, body.prompt), 'completion');
+}
+
+export async function handleChatCompletions(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const body = parseBody(chatRequestSchema, await readJsonBody(req));
+  if (!ctx.renderChat) {
+    throw new TsloraError('invalid_request', 'this model has no chat_template in tokenizer_config.json; use /v1/completions', { param: 'messages' });
+  }
+  const text = ctx.renderChat(body.messages.map((m) => ({ role: m.role, content: messageText(m.content) })));
+  await runOpenAi(ctx, req, res, body, [ctx.tokenizer.encode(text)], 'chat');
+}

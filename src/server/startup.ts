@@ -1,0 +1,93 @@
+/** Start-up checks that need the model (a.5), LoRA pool inference (a.4), and the demo's example requests. */
+import { TsloraError } from '../errors.js';
+import type { ServeConfig } from '../config/serve-config.js';
+import type { AdapterSpec, LoraTargetModule, ModelSpec } from '../engine/model/types.js';
+import type { ReadAdapterFn } from './model-port.js';
+
+export const ALL_TARGET_MODULES: LoraTargetModule[] = ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj', 'embed_tokens', 'lm_head'];
+
+/** Returns the effective context length; throws usage errors for flags the model cannot honour. */
+export function checkModelAgainstConfig(config: ServeConfig, spec: ModelSpec): number {
+  const max = spec.maxPositionEmbeddings;
+  if (config.contextLength !== null && config.contextLength > max) {
+    throw new TsloraError('usage', `--context-length ${config.contextLength} exceeds the model's max_position_embeddings (${max}).`, {
+      hint: `Use --context-length ${max} or less.`,
+      param: 'contextLength',
+    });
+  }
+  if (spec.numHeads % config.tpSize !== 0) {
+    throw new TsloraError('usage', `--tp-size ${config.tpSize} does not divide the model's ${spec.numHeads} attention heads.`, {
+      hint: 'Choose a tp-size that divides the number of heads.',
+      param: 'tpSize',
+    });
+  }
+  if (config.tpSize > 1) {
+    const where = config.device === 'cpu' ? 'on the CPU backend' : 'in this version of tslora';
+    throw new TsloraError('usage', `--tp-size ${config.tpSize}: tensor parallelism is not available ${where}.`, {
+      hint: 'Run with --tp-size 1.',
+      param: 'tpSize',
+    });
+  }
+  return config.contextLength ?? max;
+}
+
+function canonical(modules: Iterable<LoraTargetModule>): LoraTargetModule[] {
+  const set = new Set(modules);
+  return ALL_TARGET_MODULES.filter((m) => set.has(m));
+}
+
+/**
+ * a.4: rank R and target set of the device pool, from the flags or the start-up adapters. Each start-up adapter is
+ * read once here (results kept in `preread` by path) and checked against explicit flags.
+ */
+export async function inferLoraPool(
+  config: ServeConfig,
+  spec: ModelSpec,
+  read: ReadAdapterFn,
+  preread: Map<string, { adapter: AdapterSpec; warnings: string[] }>,
+): Promise<{ maxRank: number; targetModules: LoraTargetModule[] }> {
+  const explicitModules = config.loraTargetModules === 'all' ? ALL_TARGET_MODULES : config.loraTargetModules;
+  const specs: AdapterSpec[] = [];
+  for (const a of config.loraPaths) {
+    const result = await read(a.path, spec, {
+      maxRank: config.maxLoraRank ?? Number.MAX_SAFE_INTEGER,
+      targetModules: explicitModules ?? ALL_TARGET_MODULES,
+      strict: config.loraStrictLoading,
+    });
+    preread.set(a.path, result);
+    specs.push(result.adapter);
+  }
+  const maxRank = config.maxLoraRank ?? Math.max(1, ...specs.map((s) => s.rank));
+  const targetModules = explicitModules ? canonical(explicitModules) : canonical(specs.flatMap((s) => s.targetModules));
+  if (targetModules.length === 0) {
+    throw new TsloraError('usage', 'the LoRA pool has no target modules.', { hint: 'Give --lora-target-modules (or all).', param: 'loraTargetModules' });
+  }
+  return { maxRank, targetModules };
+}
+
+const DEMO_PROMPTS: Record<string, string> = {
+  reverse: 'hello world =',
+  spell: '4096 =',
+  add: '12+30 =',
+  upper: 'make me loud =',
+  caesar: 'attack at dawn =',
+  last_word: 'the quick brown fox =',
+};
+
+/** Two ready-to-paste requests for the demo model. */
+export function demoExamples(url: string, adapterNames: string[], servedModelName: string, needsKey: boolean): string {
+  const three = adapterNames.slice(0, 3);
+  const prompts = three.map((n) => DEMO_PROMPTS[n] ?? 'hello =');
+  const auth = needsKey ? " -H 'Authorization: Bearer $KEY'" : '';
+  const batch = JSON.stringify({ text: prompts, lora_path: three, sampling_params: { max_new_tokens: 24, temperature: 0 } });
+  const first = three[0];
+  const chat = JSON.stringify({ model: `${servedModelName}:${first ?? ''}`, prompt: DEMO_PROMPTS[first] ?? 'hello =', max_tokens: 24, temperature: 0 });
+  return [
+    '',
+    `Demo model ready with adapters: ${adapterNames.join(', ') || '(none)'}. Try:`,
+    `  curl -s ${url}/generate -H 'Content-Type: application/json'${auth} -d '${batch}'`,
+    `  curl -s ${url}/v1/completions -H 'Content-Type: application/json'${auth} -d '${chat}'`,
+    `  tslora adapter list --url ${url}`,
+    '',
+  ].join('\n');
+}
