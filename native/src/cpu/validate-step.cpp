@@ -54,9 +54,10 @@ void CpuModel::validate(const StepInputView& s) const {
     for (size_t g = 0; g < G; ++g) {
       int len = s.loraSegIndptr[g + 1] - s.loraSegIndptr[g];
       TSLORA_CHECK(len >= 0, "forward: loraSegIndptr must not decrease (segment ", g, ")");
-      TSLORA_CHECK(len <= s.loraChunkSize, "forward: LoRA segment ", g, " has ", len,
-                   " rows, more than loraChunkSize = ", s.loraChunkSize);
       int w = s.loraWeightIndices[g];
+      // Base segments (-1) do no work and may be longer than a chunk (csgmv puts all base rows in one).
+      TSLORA_CHECK(w < 0 || len <= s.loraChunkSize, "forward: LoRA segment ", g, " has ", len,
+                   " rows, more than loraChunkSize = ", s.loraChunkSize);
       TSLORA_CHECK(w >= -1 && w < loraSlots_, "forward: loraWeightIndices[", g, "] = ", w,
                    " is not a slot in [0, ", loraSlots_, ") or -1");
     }

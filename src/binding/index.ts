@@ -1,0 +1,177 @@
+/**
+ * The only place that loads .node files. Two differently named addons share one surface (types.ts):
+ * tslora_cpu.node (always built by `npm install` / `npm run build:native`) and tslora_cuda.node (built where nvcc
+ * and cuBLAS exist). Native errors (Error with a string `code`) become TsloraErrors here.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { TsloraError, toTsloraError } from '../errors.js';
+import type { NativeBackend, NativeDevice } from './types.js';
+
+export type * from './types.js';
+
+export type DeviceRequest = 'auto' | 'cpu' | 'cuda';
+
+const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const requireNative = createRequire(import.meta.url);
+
+const ADDON_NAMES: Record<NativeDevice, string> = { cpu: 'tslora_cpu', cuda: 'tslora_cuda' };
+
+function candidatePaths(device: NativeDevice): string[] {
+  const name = `${ADDON_NAMES[device]}.node`;
+  const prebuild = join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, name);
+  const built = [join(packageRoot, 'build', 'Release', name)];
+  if (device === 'cuda') built.push(join(packageRoot, 'build-cuda', 'Release', name), join(packageRoot, 'build-cuda', name));
+  return [...built, prebuild];
+}
+
+/** Raw addon object (the backend surface plus the CPU build's `testing` ops). */
+interface RawAddon extends NativeBackend {
+  testing?: NativeTestingOps;
+}
+
+const loaded = new Map<NativeDevice, RawAddon>();
+
+function loadRaw(device: NativeDevice): RawAddon {
+  const cached = loaded.get(device);
+  if (cached) return cached;
+  const path = candidatePaths(device).find((p) => existsSync(p));
+  if (!path) {
+    const how =
+      device === 'cpu'
+        ? 'Build it with `npm run build:native` (needs a C++17 compiler; node-gyp uses the installed Node headers).'
+        : 'Build it on a machine with the CUDA toolkit and cuBLAS: `npm run build:cuda`, or run with --device cpu.';
+    throw new TsloraError('native', `The ${device.toUpperCase()} native addon (${ADDON_NAMES[device]}.node) is not built.`, {
+      hint: how,
+    });
+  }
+  let addon: RawAddon;
+  try {
+    addon = requireNative(path) as RawAddon;
+  } catch (cause) {
+    throw new TsloraError('native', `Cannot load the native addon ${path}: ${(cause as Error).message}`, {
+      cause,
+      hint: device === 'cpu' ? 'Rebuild it with `npm run build:native`.' : 'Rebuild it with `npm run build:cuda`, or run with --device cpu.',
+    });
+  }
+  loaded.set(device, addon);
+  return addon;
+}
+
+/** Maps a native Error (string `code`) to a TsloraError with the matching category. */
+export function nativeErrorToTslora(value: unknown): TsloraError {
+  if (value instanceof TsloraError) return value;
+  const code = (value as { code?: unknown } | null)?.code;
+  const message = value instanceof Error ? value.message : String(value);
+  if (code === 'incompatible') return new TsloraError('incompatible', message, { cause: value });
+  if (code === 'not_found') return new TsloraError('not_found', message, { cause: value });
+  return toTsloraError(value);
+}
+
+function guard<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
+  return (...args: A): R => {
+    try {
+      return fn(...args);
+    } catch (error) {
+      throw nativeErrorToTslora(error);
+    }
+  };
+}
+
+function guardAsync<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return async (...args: A): Promise<R> => {
+    try {
+      return await fn(...args);
+    } catch (error) {
+      throw nativeErrorToTslora(error);
+    }
+  };
+}
+
+/** Loads the addon for `device`; every entry point throws TsloraErrors. */
+export function loadNativeBackend(device: NativeDevice): NativeBackend {
+  const a = loadRaw(device);
+  return {
+    device,
+    deviceInfo: guard(() => a.deviceInfo()),
+    createModel: guard((options) => a.createModel(options)),
+    destroyModel: guard((model) => a.destroyModel(model)),
+    memoryReport: guard((model) => a.memoryReport(model)),
+    forward: guard((model, step) => a.forward(model, step)),
+    loadHostAdapter: guardAsync((model, adapter) => a.loadHostAdapter(model, adapter)),
+    freeHostAdapter: guard((adapter) => a.freeHostAdapter(adapter)),
+    hostAdapterSizeBytes: guard((adapter) => a.hostAdapterSizeBytes(adapter)),
+    copyAdapterToSlot: guard((model, slot, adapter) => a.copyAdapterToSlot(model, slot, adapter)),
+    copyAdapterToSlotAsync: guardAsync((model, slot, adapter) => a.copyAdapterToSlotAsync(model, slot, adapter)),
+    clearSlot: guard((model, slot) => a.clearSlot(model, slot)),
+    copyKvBlocks: guard((model, src, dst) => a.copyKvBlocks(model, src, dst)),
+  };
+}
+
+/** auto = CUDA when the CUDA addon loads and reports a GPU, else CPU. */
+export function resolveDevice(requested: DeviceRequest): NativeDevice {
+  if (requested === 'cpu') return 'cpu';
+  let gpuCount = 0;
+  let reason = '';
+  try {
+    gpuCount = loadNativeBackend('cuda').deviceInfo().gpuCount;
+    if (gpuCount === 0) reason = 'the CUDA addon found no GPU (or no driver)';
+  } catch (error) {
+    reason = error instanceof TsloraError ? error.describe() : String(error);
+  }
+  if (gpuCount > 0) return 'cuda';
+  if (requested === 'auto') return 'cpu';
+  throw new TsloraError('usage', `--device cuda was requested, but ${reason}.`, {
+    hint: 'Use --device cpu (or auto), or build the CUDA addon on a GPU machine with `npm run build:cuda`.',
+    param: 'device',
+  });
+}
+
+/** Single CPU ops for op-level tests (tslora_cpu.node only; not part of NativeBackend). */
+export interface NativeTestingOps {
+  ropeInverseFrequencies(rope: {
+    headDim: number;
+    theta: number;
+    type: 'none' | 'linear' | 'llama3';
+    factor?: number;
+    lowFreqFactor?: number;
+    highFreqFactor?: number;
+    originalMaxPositionEmbeddings?: number;
+  }): Float32Array;
+  /** Rotates [numHeads * headDim] in place (rotate_half layout). */
+  applyRope(heads: Float32Array, numHeads: number, headDim: number, position: number, invFreq: Float32Array): void;
+  rmsNorm(x: Float32Array, w: Float32Array, eps: number): Float32Array;
+  /** y[M, N] = x[M, K] · w[N, K]ᵀ with w given as raw bf16/f16 bits (Uint16Array) or f32. */
+  gemm(x: Float32Array, M: number, w: Uint16Array | Float32Array, dtype: 'bf16' | 'f16' | 'f32', N: number, K: number, numThreads: number): Float32Array;
+  sampleRow(
+    logits: Float32Array,
+    params: {
+      sample?: boolean;
+      temperature: number;
+      topP: number;
+      topK: number;
+      minP: number;
+      seedLo: number;
+      seedHi: number;
+      repetitionPenalty: number;
+      frequencyPenalty: number;
+      presencePenalty: number;
+      penaltyTokenIds: Int32Array;
+      penaltyOutputCounts: Int32Array;
+      targetTokenId: number;
+    },
+    topLogprobsK: number,
+  ): { token: number; sampledLogprob: number; targetLogprob: number; topIds: Int32Array; topLogprobs: Float32Array };
+  uniformFromSeed(lo: number, hi: number): number;
+}
+
+export function loadNativeTestingOps(): NativeTestingOps {
+  const ops = loadRaw('cpu').testing;
+  if (!ops) throw new TsloraError('native', 'This build of tslora_cpu.node has no testing ops.');
+  const wrapped = {} as Record<string, unknown>;
+  for (const [name, fn] of Object.entries(ops)) wrapped[name] = guard(fn as (...args: unknown[]) => unknown);
+  return wrapped as unknown as NativeTestingOps;
+}
