@@ -46,7 +46,6 @@ export function registerServeCommand(program: Command): void {
     for (const warning of config.warnings) process.stderr.write(`tslora serve: ${warning}\n`);
     try {
       const server = await startServer(config);
-      process.stdout.write(`tslora serve: listening on ${server.url}\n`);
       let closing = false;
       const shutdown = (signal: NodeJS.Signals): void => {
         if (closing) {
@@ -62,6 +61,8 @@ export function registerServeCommand(program: Command): void {
       };
       process.on('SIGINT', shutdown);
       process.on('SIGTERM', shutdown);
+      // printed once the handlers are in place: whoever reads the URL may signal right away
+      process.stdout.write(`tslora serve: listening on ${server.url}\n`);
     } catch (error) {
       process.exitCode = reportError('serve', error);
     }
