@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One GPU-machine call: build the CUDA LoRA kernels, check them against their CPU twins (plus compute-sanitizer on a
+# quick subset), benchmark them with Llama-3.1-8B shapes, and run the PyTorch baseline. Logs and JSON go to $OUT.
+# Needs nvcc and g++ only (no Node). Usage (repo root): OUT=/some/dir bash bench/lora/device-run.sh
+set -u
+OUT=${OUT:-/tmp/lora-device-out}
+B=/tmp/lora-build
+mkdir -p "$OUT" "$B"
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.used --format=csv > "$OUT/gpu.txt" 2>&1
+nvcc --version | tail -1 >> "$OUT/gpu.txt"
+INC="-Inative/include -Inative/src/lora -Inative/src/lora/test -Inative/src/cuda -Inative/src/cuda/test -Ibench/lora"
+NV="nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90 $INC -Xcompiler -pthread"
+start=$(date +%s)
+for f in native/src/cuda/lora_shrink.cu native/src/cuda/lora_expand.cu bench/lora/bench_fill.cu \
+         native/src/lora/host_adapter.cpp native/src/lora/lora_pool.cpp native/src/lora/lora_apply.cpp \
+         native/src/lora/test/test_thread_pool.cpp native/src/cuda/test/lora_cuda_test.cpp bench/lora/lora_cuda_bench.cpp; do
+  o="$B/$(basename "${f%.*}").o"
+  if [[ $f == *.cu ]]; then $NV -Xptxas -v -c "$f" -o "$o" > "$B/$(basename "$f").log" 2>&1 &
+  else $NV -c "$f" -o "$o" > "$B/$(basename "$f").log" 2>&1 & fi
+done
+wait
+cat "$B"/*.log > "$OUT/build.log"
+$NV "$B"/host_adapter.o "$B"/lora_pool.o "$B"/lora_apply.o "$B"/test_thread_pool.o "$B"/lora_cuda_test.o \
+    "$B"/lora_shrink.o "$B"/lora_expand.o -o "$B/lora_cuda_test" >> "$OUT/build.log" 2>&1
+$NV "$B"/lora_cuda_bench.o "$B"/bench_fill.o "$B"/lora_shrink.o "$B"/lora_expand.o -o "$B/lora_cuda_bench" >> "$OUT/build.log" 2>&1
+echo "build: $(( $(date +%s) - start )) s" | tee -a "$OUT/build.log"
+grep -E "error|registers|spill" "$OUT/build.log" | sort | uniq -c | head -20
+
+echo "== kernel test vs CPU twin"; "$B/lora_cuda_test" 2>&1 | tee "$OUT/test.log" | tail -15
+echo "== compute-sanitizer memcheck (quick subset)"
+timeout 240 compute-sanitizer --tool memcheck --print-limit 5 "$B/lora_cuda_test" --quick > "$OUT/memcheck.log" 2>&1
+echo "memcheck rc=$?"; tail -4 "$OUT/memcheck.log"
+echo "== benchmark"; "$B/lora_cuda_bench" "$OUT/bench.json" > "$OUT/bench.log" 2>&1; echo "bench rc=$?"
+echo "== torch baseline"; PYTHONUNBUFFERED=1 timeout 200 python3 bench/lora/torch_baseline.py "$OUT/torch.json" > "$OUT/torch.log" 2>&1; echo "torch rc=$?"
+cat "$OUT/torch.log" | tail -5
+sed -n '/==== summary/,$p' "$OUT/bench.log"

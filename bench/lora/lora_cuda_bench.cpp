@@ -1,0 +1,210 @@
+// H200 microbenchmark of the CUDA LoRA kernels with Llama-3.1-8B shapes (kernel-anchor.md): per-kernel µs and the
+// per-layer sum for qkv + gate_up + down (o_proj reported apart), achieved GB/s against the bytes floor, for the
+// "triton" and "csgmv" metadata. Weights rotate over 8 disjoint adapter sets (64 slots), so L2 (60 MB) cannot hold
+// them between iterations. Usage: lora_cuda_bench [out.json]
+#include <algorithm>
+#include <functional>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "bench_fill.h"
+#include "cuda_check.h"
+#include "lora_kernels.cuh"
+#include "test_support.h"
+
+namespace cl = tslora::cuda::lora;
+using tslora::lora::test::buildSegments;
+using tslora::lora::test::Segments;
+
+namespace {
+
+constexpr int kSets = 8, kAdapters = 8, kSlots = kSets * kAdapters;
+constexpr double kCopyBandwidth = 4.3e12;  // measured H200 device copy (read + write), kernel-anchor.md
+
+struct ModuleSpec {
+  const char* name;
+  int in;
+  std::vector<int> widths;
+};
+struct CaseSpec {
+  const char* name;
+  int requests, tokensEach, rank;
+};
+struct Strategy {
+  const char* name;
+  bool csgmv;
+  int cap;
+};
+
+struct ModuleState {
+  ModuleSpec spec;
+  DeviceBuffer<uint16_t> a, b, x, y;
+  DeviceBuffer<float> u;
+  cl::DeviceModule view;
+  int kSplits = 1;
+};
+
+struct StepSet {  // one adapter set's metadata (static sizes: the largest over sets)
+  DeviceBuffer<int32_t> indptr, weights, perm;
+  cl::DeviceStep step;
+};
+
+float timeMs(cudaStream_t stream, int iterations, const std::function<void(int)>& body) {
+  cudaEvent_t start, stop;
+  CUDA_CHECK(cudaEventCreate(&start));
+  CUDA_CHECK(cudaEventCreate(&stop));
+  for (int i = 0; i < 3; ++i) body(i);  // warm-up
+  CUDA_CHECK(cudaEventRecord(start, stream));
+  for (int i = 0; i < iterations; ++i) body(i);
+  CUDA_CHECK(cudaEventRecord(stop, stream));
+  CUDA_CHECK(cudaEventSynchronize(stop));
+  float ms = 0;
+  CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+  CUDA_CHECK(cudaEventDestroy(start));
+  CUDA_CHECK(cudaEventDestroy(stop));
+  return ms / iterations;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::printf("skip: no CUDA device\n");
+    return 77;
+  }
+  cudaDeviceProp prop{};
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  std::printf("device: %s, %d SMs, L2 %d MB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
+  cudaStream_t stream;
+  CUDA_CHECK(cudaStreamCreate(&stream));
+  const std::vector<ModuleSpec> moduleSpecs = {
+      {"qkv", 4096, {4096, 1024, 1024}}, {"gate_up", 4096, {14336, 14336}}, {"down", 14336, {4096}}, {"o", 4096, {4096}}};
+  const std::vector<CaseSpec> cases = {{"decode 64x1 r16", 64, 1, 16}, {"prefill 8x512 r64", 8, 512, 64}};
+  const std::vector<Strategy> strategies = {{"triton", false, 16}, {"csgmv C16", true, 16}, {"csgmv C128", true, 128}};
+  std::string json = "{\"device\":\"" + std::string(prop.name) + "\",\"results\":[";
+  std::vector<std::string> table;
+
+  for (const CaseSpec& cs : cases) {
+    const int T = cs.requests * cs.tokensEach, r = cs.rank, R = cs.rank;
+    std::vector<ModuleState> modules(moduleSpecs.size());
+    uint32_t seed = 1;
+    for (size_t mi = 0; mi < moduleSpecs.size(); ++mi) {
+      ModuleState& ms = modules[mi];
+      ms.spec = moduleSpecs[mi];
+      const int c = static_cast<int>(ms.spec.widths.size());
+      int outTotal = 0;
+      ms.view.numSlices = c;
+      for (int j = 0; j < c; ++j) { ms.view.sliceOffsets[j] = outTotal; outTotal += ms.spec.widths[j]; }
+      ms.view.sliceOffsets[c] = outTotal;
+      ms.view.in = ms.spec.in;
+      ms.view.maxRank = R;
+      ms.a.resize(static_cast<size_t>(kSlots) * c * R * ms.spec.in);
+      ms.b.resize(static_cast<size_t>(kSlots) * outTotal * R);
+      ms.x.resize(static_cast<size_t>(T) * ms.spec.in);
+      ms.y.resize(static_cast<size_t>(T) * outTotal);
+      CUDA_CHECK(fillRandomBf16(ms.a.ptr, ms.a.count, seed++, 0.02f));
+      CUDA_CHECK(fillRandomBf16(ms.b.ptr, ms.b.count, seed++, 0.02f));
+      CUDA_CHECK(fillRandomBf16(ms.x.ptr, ms.x.count, seed++, 1.0f));
+      CUDA_CHECK(fillRandomBf16(ms.y.ptr, ms.y.count, seed++, 1.0f));
+      ms.view.a = ms.a.ptr;
+      ms.view.b = ms.b.ptr;
+    }
+    DeviceBuffer<int32_t> ranks;
+    ranks.upload(std::vector<int32_t>(kSlots, r));
+
+    for (const Strategy& st : strategies) {
+      if (cs.tokensEach == 1 && st.cap == 128) continue;  // decode: C is 16 whatever the cap (64 tokens < 256)
+      std::vector<StepSet> sets(kSets);
+      int maxSegments = 0, maxRows = 1;
+      std::vector<Segments> segs;
+      for (int k = 0; k < kSets; ++k) {
+        std::vector<int> slots(cs.requests), counts(cs.requests, cs.tokensEach);
+        for (int i = 0; i < cs.requests; ++i) slots[i] = k * kAdapters + (i * 5) % kAdapters;  // interleaved adapters
+        segs.push_back(buildSegments(slots, counts, st.csgmv, st.cap));
+        maxSegments = std::max(maxSegments, static_cast<int>(segs.back().weightIndices.size()));
+        maxRows = std::max(maxRows, segs.back().chunkSize);
+      }
+      for (int k = 0; k < kSets; ++k) {
+        std::vector<int32_t> indptr = segs[k].segIndptr, weights = segs[k].weightIndices;
+        while (static_cast<int>(weights.size()) < maxSegments) { indptr.push_back(indptr.back()); weights.push_back(0); }
+        sets[k].indptr.upload(indptr);
+        sets[k].weights.upload(weights);
+        if (!segs[k].permutation.empty()) sets[k].perm.upload(segs[k].permutation);
+        cl::DeviceStep& step = sets[k].step;
+        step.segIndptr = sets[k].indptr.ptr;
+        step.weightIndices = sets[k].weights.ptr;
+        step.permutation = segs[k].permutation.empty() ? nullptr : sets[k].perm.ptr;
+        step.slotRanks = ranks.ptr;
+        step.maxSegments = maxSegments;
+        step.maxSegmentRows = maxRows;
+        step.numTokens = T;
+      }
+      for (ModuleState& ms : modules) {
+        ms.kSplits = cl::loraShrinkSplits(ms.view, sets[0].step, prop.multiProcessorCount);
+        ms.u.resize(cl::loraShrinkWorkspaceBytes(ms.view, sets[0].step, ms.kSplits) / sizeof(float));
+      }
+      auto shrink = [&](ModuleState& ms, int i) {
+        CUDA_CHECK(cl::loraShrink(cl::ActDType::BF16, ms.view, sets[i % kSets].step, ms.x.ptr, ms.spec.in, ms.u.ptr, ms.kSplits, stream));
+      };
+      auto expand = [&](ModuleState& ms, int i) {
+        CUDA_CHECK(cl::loraExpand(cl::ActDType::BF16, ms.view, sets[i % kSets].step, ms.u.ptr, ms.kSplits, ms.y.ptr,
+                                  ms.view.outTotal(), 0, stream));
+      };
+      const int iterations = cs.tokensEach == 1 ? 400 : 40;
+      double layerUs = 0, layerFloorBytes = 0;
+      for (ModuleState& ms : modules) {
+        const int c = ms.view.numSlices, out = ms.view.outTotal();
+        const double shrinkBytes = 2.0 * T * ms.spec.in + 2.0 * kAdapters * c * r * ms.spec.in + 2.0 * T * c * r;
+        const double expandBytes = 2.0 * T * c * r + 2.0 * kAdapters * out * r + 2.0 * 2.0 * T * out;
+        const double shrinkUs = 1e3 * timeMs(stream, iterations, [&](int i) { shrink(ms, i); });
+        const double expandUs = 1e3 * timeMs(stream, iterations, [&](int i) { expand(ms, i); });
+        char line[300];
+        std::snprintf(line, sizeof line, "%-18s %-10s %-7s shrink %8.1f us %6.0f GB/s (floor %6.1f us, kSplits %2d) | expand %8.1f us %6.0f GB/s (floor %6.1f us)",
+                      cs.name, st.name, ms.spec.name, shrinkUs, shrinkBytes / shrinkUs / 1e3, shrinkBytes / kCopyBandwidth * 1e6,
+                      ms.kSplits, expandUs, expandBytes / expandUs / 1e3, expandBytes / kCopyBandwidth * 1e6);
+        table.push_back(line);
+        std::printf("%s\n", line);
+        char entry[400];
+        std::snprintf(entry, sizeof entry,
+                      "%s{\"case\":\"%s\",\"strategy\":\"%s\",\"module\":\"%s\",\"shrinkUs\":%.2f,\"expandUs\":%.2f,"
+                      "\"shrinkFloorUs\":%.2f,\"expandFloorUs\":%.2f,\"kSplits\":%d}",
+                      json.back() == '[' ? "" : ",", cs.name, st.name, ms.spec.name, shrinkUs, expandUs,
+                      shrinkBytes / kCopyBandwidth * 1e6, expandBytes / kCopyBandwidth * 1e6, ms.kSplits);
+        json += entry;
+        if (std::string(ms.spec.name) != "o") { layerUs += shrinkUs + expandUs; layerFloorBytes += shrinkBytes + expandBytes; }
+      }
+      // The three modules back to back as one CUDA graph per adapter set (what a captured decode step replays).
+      cudaGraph_t graph;
+      cudaGraphExec_t exec;
+      CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+      for (int k = 0; k < kSets; ++k)
+        for (size_t mi = 0; mi < 3; ++mi) { shrink(modules[mi], k); expand(modules[mi], k); }
+      CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+      CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+      const double graphUs = 1e3 * timeMs(stream, cs.tokensEach == 1 ? 50 : 5, [&](int) { CUDA_CHECK(cudaGraphLaunch(exec, stream)); }) / kSets;
+      CUDA_CHECK(cudaGraphExecDestroy(exec));
+      CUDA_CHECK(cudaGraphDestroy(graph));
+      const double floorUs = layerFloorBytes / kCopyBandwidth * 1e6;
+      char line[300];
+      std::snprintf(line, sizeof line, "%-18s %-10s LAYER qkv+gate_up+down: sum of kernels %8.1f us, graph replay %8.1f us, floor %6.1f us, %5.0f GB/s (%.1f%% of 4.3 TB/s)",
+                    cs.name, st.name, layerUs, graphUs, floorUs, layerFloorBytes / graphUs / 1e3,
+                    100.0 * layerFloorBytes / graphUs / 1e3 / 4300.0);
+      table.push_back(line);
+      std::printf("%s\n", line);
+      char entry[300];
+      std::snprintf(entry, sizeof entry, ",{\"case\":\"%s\",\"strategy\":\"%s\",\"module\":\"layer\",\"sumUs\":%.2f,\"graphUs\":%.2f,\"floorUs\":%.2f}",
+                    cs.name, st.name, layerUs, graphUs, floorUs);
+      json += entry;
+    }
+  }
+  json += "]}\n";
+  if (argc > 1) {
+    FILE* f = std::fopen(argv[1], "w");
+    if (f) { std::fputs(json.c_str(), f); std::fclose(f); }
+  }
+  std::printf("\n==== summary ====\n");
+  for (const auto& l : table) std::printf("%s\n", l.c_str());
+  return 0;
+}

@@ -1,0 +1,161 @@
+// LoRA expand Y[:, off_j:] += U_j·B_jᵀ for one (layer, module): grid (widest slice / 128, slices, row tiles), so
+// one launch covers every slice of qkv / gate_up. K = the slot's rank r (≤ R), zero-padded to 16 in shared memory;
+// U's split-K partials are summed on load; the delta is added to Y in fp32 and rounded once (spec e.8).
+#include <mma.h>
+
+#include "lora_kernels.cuh"
+#include "lora_tile.cuh"
+
+namespace tslora::cuda::lora {
+namespace {
+
+using namespace nvcuda;
+using detail::Convert;
+using detail::RowTile;
+
+constexpr int kThreads = 128;  // 4 warps, each owns 32 output columns
+constexpr int kBN = 128;       // output columns per block
+constexpr int kBK = 64;        // rank chunk per pass
+constexpr int kLd = kBK + 8;
+constexpr int kLdc = kBN + 4;
+
+struct Slices {
+  int offsets[4];
+};
+
+template <typename T, int BM>
+__global__ void __launch_bounds__(kThreads) expandKernel(
+    const T* __restrict__ b, size_t bSlotStride, int R, Slices slices, const int32_t* __restrict__ segIndptr,
+    const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
+    int tilesPerSegment, int numTokens, const float* __restrict__ u, int uStride, int kSplits, T* __restrict__ y,
+    int yStride, int yOffset, bool bVectorOk) {
+  RowTile t;
+  if (!detail::rowTileOf(segIndptr, weightIndices, slotRanks, blockIdx.z, tilesPerSegment, BM, t)) return;
+  const int j = blockIdx.y, offset = slices.offsets[j], width = slices.offsets[j + 1] - offset;
+  const int n0 = blockIdx.x * kBN;
+  if (n0 >= width) return;
+  const int r = t.rank, rows = t.end - t.begin;
+
+  constexpr int kStageBytes = (BM + kBN) * kLd * static_cast<int>(sizeof(T));
+  constexpr int kCBytes = BM * kLdc * static_cast<int>(sizeof(float));
+  constexpr int kSmemBytes = kStageBytes > kCBytes ? kStageBytes : kCBytes;
+  __shared__ __align__(128) unsigned char smem[kSmemBytes];
+  __shared__ int rowOf[BM];
+  for (int m = threadIdx.x; m < BM; m += kThreads) rowOf[m] = m < rows ? detail::physicalRow(permutation, t.begin + m) : -1;
+  __syncthreads();
+
+  T* us = reinterpret_cast<T*>(smem);  // [BM, kLd]   U chunk of this slice, rounded to T
+  T* bs = us + BM * kLd;               // [kBN, kLd]  B rows of this block, columns [0, r) only
+  const T* bRows = b + static_cast<size_t>(t.slot) * bSlotStride + static_cast<size_t>(offset + n0) * R;
+  const bool vector = bVectorOk && r % 8 == 0;
+  const int warp = threadIdx.x / 32;
+  const bool warpActive = n0 + warp * 32 < width;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[BM / 16][2];
+#pragma unroll
+  for (int mf = 0; mf < BM / 16; ++mf) {
+    wmma::fill_fragment(acc[mf][0], 0.0f);
+    wmma::fill_fragment(acc[mf][1], 0.0f);
+  }
+
+  for (int kb = 0; kb < r; kb += kBK) {
+    for (int e = threadIdx.x; e < BM * kBK; e += kThreads) {
+      const int m = e / kBK, k = e % kBK;
+      float sum = 0.0f;
+      if (m < rows && kb + k < r) {
+        const float* src = u + static_cast<size_t>(rowOf[m]) * uStride + j * r + kb + k;
+        for (int s = 0; s < kSplits; ++s) sum += src[static_cast<size_t>(s) * numTokens * uStride];
+      }
+      us[m * kLd + k] = Convert<T>::fromFloat(sum);
+    }
+    if (vector) {
+      for (int v = threadIdx.x; v < kBN * (kBK / 8); v += kThreads) {
+        const int n = v / (kBK / 8), kk = (v % (kBK / 8)) * 8;
+        uint4 value = make_uint4(0, 0, 0, 0);
+        if (n0 + n < width && kb + kk < r) value = *reinterpret_cast<const uint4*>(bRows + static_cast<size_t>(n) * R + kb + kk);
+        *reinterpret_cast<uint4*>(bs + n * kLd + kk) = value;
+      }
+    } else {
+      for (int e = threadIdx.x; e < kBN * kBK; e += kThreads) {
+        const int n = e / kBK, k = e % kBK;
+        bs[n * kLd + k] = (n0 + n < width && kb + k < r) ? bRows[static_cast<size_t>(n) * R + kb + k] : Convert<T>::fromFloat(0.0f);
+      }
+    }
+    __syncthreads();
+    if (warpActive) {
+      const int kEnd = min(kBK, r - kb);
+      for (int kk = 0; kk < kEnd; kk += 16) {
+#pragma unroll
+        for (int nf = 0; nf < 2; ++nf) {
+          wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> bFrag;  // (k, n) = B[n, k]
+          wmma::load_matrix_sync(bFrag, bs + (warp * 32 + nf * 16) * kLd + kk, kLd);
+#pragma unroll
+          for (int mf = 0; mf < BM / 16; ++mf) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> aFrag;
+            wmma::load_matrix_sync(aFrag, us + mf * 16 * kLd + kk, kLd);
+            wmma::mma_sync(acc[mf][nf], aFrag, bFrag, acc[mf][nf]);
+          }
+        }
+      }
+    }
+    __syncthreads();
+  }
+
+  float* cs = reinterpret_cast<float*>(smem);
+  if (warpActive)
+#pragma unroll
+    for (int mf = 0; mf < BM / 16; ++mf)
+#pragma unroll
+      for (int nf = 0; nf < 2; ++nf)
+        wmma::store_matrix_sync(cs + mf * 16 * kLdc + warp * 32 + nf * 16, acc[mf][nf], kLdc, wmma::mem_row_major);
+  __syncthreads();
+  for (int e = threadIdx.x; e < BM * kBN; e += kThreads) {
+    const int m = e / kBN, n = e % kBN;
+    if (m >= rows || n0 + n >= width) continue;
+    T* dst = y + static_cast<size_t>(rowOf[m]) * yStride + yOffset + offset + n0 + n;
+    *dst = Convert<T>::fromFloat(Convert<T>::toFloat(*dst) + cs[m * kLdc + n]);
+  }
+}
+
+int tileRowsFor(int maxSegmentRows) { return maxSegmentRows <= 16 ? 16 : maxSegmentRows <= 32 ? 32 : 64; }
+
+template <typename T, int BM>
+cudaError_t launchExpandOn(const DeviceModule& module, const DeviceStep& step, const float* u, int kSplits, void* y,
+                           int yStride, int yOffset, cudaStream_t stream) {
+  const int c = module.numSlices, R = module.maxRank;
+  const int tilesPerSegment = (step.maxSegmentRows + BM - 1) / BM;
+  const long long gridZ = static_cast<long long>(step.maxSegments) * tilesPerSegment;
+  if (gridZ > 65535 || kSplits < 1) return cudaErrorInvalidConfiguration;
+  Slices slices{};
+  int widest = 0;
+  for (int j = 0; j <= c; ++j) slices.offsets[j] = module.sliceOffsets[j];
+  for (int j = 0; j < c; ++j) widest = widest > slices.offsets[j + 1] - slices.offsets[j] ? widest : slices.offsets[j + 1] - slices.offsets[j];
+  const dim3 grid((widest + kBN - 1) / kBN, c, static_cast<unsigned>(gridZ));
+  const bool bVectorOk = R % 8 == 0 && reinterpret_cast<uintptr_t>(module.b) % 16 == 0;
+  expandKernel<T, BM><<<grid, kThreads, 0, stream>>>(
+      static_cast<const T*>(module.b), static_cast<size_t>(module.outTotal()) * R, R, slices, step.segIndptr,
+      step.weightIndices, step.permutation, step.slotRanks, tilesPerSegment, step.numTokens, u, c * R, kSplits,
+      static_cast<T*>(y), yStride, yOffset, bVectorOk);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t dispatchExpand(const DeviceModule& module, const DeviceStep& step, const float* u, int kSplits, void* y,
+                           int yStride, int yOffset, cudaStream_t stream) {
+  switch (tileRowsFor(step.maxSegmentRows)) {
+    case 16: return launchExpandOn<T, 16>(module, step, u, kSplits, y, yStride, yOffset, stream);
+    case 32: return launchExpandOn<T, 32>(module, step, u, kSplits, y, yStride, yOffset, stream);
+    default: return launchExpandOn<T, 64>(module, step, u, kSplits, y, yStride, yOffset, stream);
+  }
+}
+
+}  // namespace
+
+cudaError_t loraExpand(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const float* u, int kSplits,
+                       void* y, int yStride, int yOffset, cudaStream_t stream) {
+  if (step.maxSegments <= 0 || step.numTokens <= 0) return cudaSuccess;
+  if (module.numSlices < 1 || module.numSlices > 3 || module.maxRank < 1) return cudaErrorInvalidValue;
+  return dtype == ActDType::BF16 ? dispatchExpand<__nv_bfloat16>(module, step, u, kSplits, y, yStride, yOffset, stream)
+                                 : dispatchExpand<__half>(module, step, u, kSplits, y, yStride, yOffset, stream);
+}
+
+}  // namespace tslora::cuda::lora

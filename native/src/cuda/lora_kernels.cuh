@@ -1,0 +1,59 @@
+// CUDA twins of the CPU LoRA kernels (native/src/lora/lora_apply.cpp): shrink U = X·Aᵀ and expand Y += U·Bᵀ over
+// the same per-step segment metadata, in bf16 or fp16 with fp32 accumulation (tensor cores through WMMA).
+//
+// Pool layout (identical to lora.h, in the activation dtype): per (layer, module)
+//   A: [S, c*R, in]     slot s, slice j at rows [j*r, (j+1)*r) (stride r = the slot's own rank); rows >= c*r stale
+//   B: [S, outTotal, R] columns [0, r) valid, scaling already folded in; the rest stale
+// Kernels read only [0, r) of a slot (rank from slotRanks on the device), so stale data is never touched.
+//
+// Both strategies run these kernels; they differ only in metadata: "triton" = one segment per request (identity
+// order, maxSegmentRows = the longest request), "csgmv" = rows permuted by slot and chunked to ≤ C rows
+// (maxSegmentRows = C). Every launch is sized from static maxima (maxSegments, maxSegmentRows, R, kSplits), so it
+// can be captured in a CUDA graph and replayed with rewritten metadata: padding segments repeat the last boundary
+// (empty) and return at once, as do base segments (slot -1 or rank 0).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include <cuda_runtime.h>
+
+namespace tslora::cuda::lora {
+
+enum class ActDType : int { BF16 = 0, F16 = 1 };
+
+struct DeviceModule {
+  const void* a = nullptr;  // [S, c*R, in]
+  const void* b = nullptr;  // [S, outTotal, R]
+  int in = 0;
+  int numSlices = 1;
+  int sliceOffsets[4] = {0, 0, 0, 0};
+  int maxRank = 0;  // R
+  int outTotal() const { return sliceOffsets[numSlices]; }
+};
+
+struct DeviceStep {
+  const int32_t* segIndptr = nullptr;      // [maxSegments + 1] device
+  const int32_t* weightIndices = nullptr;  // [maxSegments] device, -1 = base
+  const int32_t* permutation = nullptr;    // [numTokens] device, nullptr = identity
+  const int32_t* slotRanks = nullptr;      // [S] device, 0 = base / empty
+  int maxSegments = 0;                     // grid size (static under CUDA graphs)
+  int maxSegmentRows = 1;                  // upper bound on rows per segment: csgmv C, triton max_len
+  int numTokens = 0;                       // rows of X / Y (the U workspace is [kSplits, numTokens, c*R])
+};
+
+// Split-K factor for the shrink: enough blocks to fill the GPU even at decode, at least 256 K per split.
+int loraShrinkSplits(const DeviceModule& module, const DeviceStep& step, int numMultiprocessors);
+// fp32 workspace for U partial sums: kSplits * numTokens * c*R floats.
+size_t loraShrinkWorkspaceBytes(const DeviceModule& module, const DeviceStep& step, int kSplits);
+
+// U[split, p, n] = Σ_{k in split} X[p, k] · A[w, n, k] for n < c*r of every non-base segment row p.
+//   x: [numTokens, xStride] activations (dtype), u: workspace above (rows of base segments are not written).
+cudaError_t loraShrink(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* x, int xStride,
+                       float* u, int kSplits, cudaStream_t stream);
+
+// Y[p, yOffset + off_j + n] += Σ_{k<r} (Σ_split U[split, p, j*r + k]) · B[w, off_j + n, k], added in fp32 and
+// rounded once to the activation dtype.
+cudaError_t loraExpand(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const float* u, int kSplits,
+                       void* y, int yStride, int yOffset, cudaStream_t stream);
+
+}  // namespace tslora::cuda::lora

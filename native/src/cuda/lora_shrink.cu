@@ -1,0 +1,181 @@
+// LoRA shrink U = X·Aᵀ for one (layer, module), all c slices at once (fused qkv / gate_up shrink), split-K so that
+// long K (down_proj: 14336) is spread over many blocks. Tiles: BM rows (one segment's rows, gathered through the
+// permutation) × 64 A rows × 64 K, double-buffered with cp.async, bf16/fp16 WMMA with fp32 accumulators.
+#include <mma.h>
+
+#include <algorithm>
+
+#include "lora_kernels.cuh"
+#include "lora_tile.cuh"
+
+namespace tslora::cuda::lora {
+namespace {
+
+using namespace nvcuda;
+using detail::Convert;
+using detail::RowTile;
+
+constexpr int kThreads = 128;   // 4 warps, each owns 16 U columns
+constexpr int kBN = 64;         // U columns (A rows) per block
+constexpr int kBK = 64;         // K per pipeline stage
+constexpr int kLd = kBK + 8;    // shared row stride in elements (16 bytes of padding against bank conflicts)
+constexpr int kLdc = kBN + 4;   // fp32 epilogue stride
+constexpr int kMinKPerSplit = 256;
+
+template <typename T, int BM, bool kVec>
+__global__ void __launch_bounds__(kThreads) shrinkKernel(
+    const T* __restrict__ a, int in, size_t aSlotStride, int numSlices, const int32_t* __restrict__ segIndptr,
+    const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
+    int tilesPerSegment, int numTokens, const T* __restrict__ x, int xStride, float* __restrict__ u, int uStride,
+    int kPerSplit) {
+  RowTile t;
+  if (!detail::rowTileOf(segIndptr, weightIndices, slotRanks, blockIdx.z, tilesPerSegment, BM, t)) return;
+  const int nEff = numSlices * t.rank;  // rank-aware: only c*r columns exist for this slot
+  const int n0 = blockIdx.x * kBN;
+  if (n0 >= nEff) return;
+  const int split = blockIdx.y;
+  const int k0 = split * kPerSplit, k1 = min(in, k0 + kPerSplit);
+  const int rows = t.end - t.begin;
+
+  constexpr int kStageElems = (BM + kBN) * kLd;
+  constexpr int kStageBytes = kStageElems * static_cast<int>(sizeof(T));
+  constexpr int kCBytes = BM * kLdc * static_cast<int>(sizeof(float));
+  constexpr int kSmemBytes = 2 * kStageBytes > kCBytes ? 2 * kStageBytes : kCBytes;
+  __shared__ __align__(128) unsigned char smem[kSmemBytes];
+  __shared__ int rowOf[BM];
+  for (int m = threadIdx.x; m < BM; m += kThreads) rowOf[m] = m < rows ? detail::physicalRow(permutation, t.begin + m) : -1;
+  __syncthreads();
+
+  const T* aSlot = a + static_cast<size_t>(t.slot) * aSlotStride;
+  auto loadStage = [&](int buffer, int kBase) {
+    T* xs = reinterpret_cast<T*>(smem + buffer * kStageBytes);
+    T* as = xs + BM * kLd;
+    if constexpr (kVec) {
+      for (int v = threadIdx.x; v < BM * (kBK / 8); v += kThreads) {
+        const int m = v / (kBK / 8), kk = (v % (kBK / 8)) * 8, k = kBase + kk, p = rowOf[m];
+        const bool ok = p >= 0 && k < k1;
+        detail::copyAsync16(xs + m * kLd + kk, ok ? x + static_cast<size_t>(p) * xStride + k : x, ok);
+      }
+      for (int v = threadIdx.x; v < kBN * (kBK / 8); v += kThreads) {
+        const int n = v / (kBK / 8), kk = (v % (kBK / 8)) * 8, k = kBase + kk;
+        const bool ok = n0 + n < nEff && k < k1;
+        detail::copyAsync16(as + n * kLd + kk, ok ? aSlot + static_cast<size_t>(n0 + n) * in + k : aSlot, ok);
+      }
+    } else {  // unaligned shapes or strides: plain element loads
+      for (int e = threadIdx.x; e < BM * kBK; e += kThreads) {
+        const int m = e / kBK, kk = e % kBK, k = kBase + kk, p = rowOf[m];
+        xs[m * kLd + kk] = (p >= 0 && k < k1) ? x[static_cast<size_t>(p) * xStride + k] : Convert<T>::fromFloat(0.0f);
+      }
+      for (int e = threadIdx.x; e < kBN * kBK; e += kThreads) {
+        const int n = e / kBK, kk = e % kBK, k = kBase + kk;
+        as[n * kLd + kk] = (n0 + n < nEff && k < k1) ? aSlot[static_cast<size_t>(n0 + n) * in + k] : Convert<T>::fromFloat(0.0f);
+      }
+    }
+  };
+
+  const int warp = threadIdx.x / 32;
+  const bool warpActive = n0 + warp * 16 < nEff;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[BM / 16];
+#pragma unroll
+  for (int mf = 0; mf < BM / 16; ++mf) wmma::fill_fragment(acc[mf], 0.0f);
+
+  const int numK = k1 > k0 ? (k1 - k0 + kBK - 1) / kBK : 0;
+  if (numK > 0) loadStage(0, k0);
+  detail::copyAsyncCommit();
+  for (int i = 0; i < numK; ++i) {
+    if (i + 1 < numK) loadStage((i + 1) & 1, k0 + (i + 1) * kBK);
+    detail::copyAsyncCommit();
+    detail::copyAsyncWait<1>();
+    __syncthreads();
+    if (warpActive) {
+      const T* xs = reinterpret_cast<const T*>(smem + (i & 1) * kStageBytes);
+      const T* as = xs + BM * kLd;
+#pragma unroll
+      for (int kk = 0; kk < kBK; kk += 16) {
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> bFrag;  // (k, n) = A[n, k]
+        wmma::load_matrix_sync(bFrag, as + warp * 16 * kLd + kk, kLd);
+#pragma unroll
+        for (int mf = 0; mf < BM / 16; ++mf) {
+          wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> aFrag;
+          wmma::load_matrix_sync(aFrag, xs + mf * 16 * kLd + kk, kLd);
+          wmma::mma_sync(acc[mf], aFrag, bFrag, acc[mf]);
+        }
+      }
+    }
+    __syncthreads();
+  }
+  detail::copyAsyncWait<0>();
+  __syncthreads();
+
+  float* cs = reinterpret_cast<float*>(smem);  // reuses the stage buffers
+  if (warpActive)
+#pragma unroll
+    for (int mf = 0; mf < BM / 16; ++mf) wmma::store_matrix_sync(cs + mf * 16 * kLdc + warp * 16, acc[mf], kLdc, wmma::mem_row_major);
+  __syncthreads();
+  float* uSplit = u + static_cast<size_t>(split) * numTokens * uStride;
+  for (int e = threadIdx.x; e < BM * kBN; e += kThreads) {
+    const int m = e / kBN, n = e % kBN;
+    if (m < rows && n0 + n < nEff) uSplit[static_cast<size_t>(rowOf[m]) * uStride + n0 + n] = cs[m * kLdc + n];
+  }
+}
+
+int tileRowsFor(int maxSegmentRows) { return maxSegmentRows <= 16 ? 16 : maxSegmentRows <= 32 ? 32 : 64; }
+
+template <typename T, int BM>
+cudaError_t launchShrink(const DeviceModule& module, const DeviceStep& step, const void* x, int xStride, float* u,
+                         int kSplits, cudaStream_t stream) {
+  const int c = module.numSlices, R = module.maxRank, uStride = c * R;
+  const int tilesPerSegment = (step.maxSegmentRows + BM - 1) / BM;
+  const long long gridZ = static_cast<long long>(step.maxSegments) * tilesPerSegment;
+  if (gridZ > 65535 || kSplits < 1 || kSplits > 65535) return cudaErrorInvalidConfiguration;
+  const int perSplit = (module.in + kSplits - 1) / kSplits;
+  const int kPerSplit = (perSplit + kBK - 1) / kBK * kBK;
+  const dim3 grid((uStride + kBN - 1) / kBN, kSplits, static_cast<unsigned>(gridZ));
+  const size_t aSlotStride = static_cast<size_t>(c) * R * module.in;
+  const bool vec = module.in % 8 == 0 && xStride % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(module.a) % 16 == 0;
+  const T* a = static_cast<const T*>(module.a);
+  auto args = [&](auto kernel) {
+    kernel<<<grid, kThreads, 0, stream>>>(a, module.in, aSlotStride, c, step.segIndptr, step.weightIndices,
+                                          step.permutation, step.slotRanks, tilesPerSegment, step.numTokens,
+                                          static_cast<const T*>(x), xStride, u, uStride, kPerSplit);
+  };
+  if (vec) args(shrinkKernel<T, BM, true>);
+  else args(shrinkKernel<T, BM, false>);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t dispatchShrink(const DeviceModule& module, const DeviceStep& step, const void* x, int xStride, float* u,
+                           int kSplits, cudaStream_t stream) {
+  switch (tileRowsFor(step.maxSegmentRows)) {
+    case 16: return launchShrink<T, 16>(module, step, x, xStride, u, kSplits, stream);
+    case 32: return launchShrink<T, 32>(module, step, x, xStride, u, kSplits, stream);
+    default: return launchShrink<T, 64>(module, step, x, xStride, u, kSplits, stream);
+  }
+}
+
+}  // namespace
+
+int loraShrinkSplits(const DeviceModule& module, const DeviceStep& step, int numMultiprocessors) {
+  const int bm = tileRowsFor(step.maxSegmentRows);
+  const long long tiles = static_cast<long long>(std::max(1, step.maxSegments)) * ((step.maxSegmentRows + bm - 1) / bm);
+  const long long blocks = tiles * ((module.numSlices * module.maxRank + kBN - 1) / kBN);
+  const long long wanted = (2LL * numMultiprocessors + blocks - 1) / blocks;
+  const int maxByK = std::max(1, module.in / kMinKPerSplit);
+  return static_cast<int>(std::max(1LL, std::min<long long>({wanted, maxByK, 64})));
+}
+
+size_t loraShrinkWorkspaceBytes(const DeviceModule& module, const DeviceStep& step, int kSplits) {
+  return static_cast<size_t>(kSplits) * step.numTokens * module.numSlices * module.maxRank * sizeof(float);
+}
+
+cudaError_t loraShrink(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* x, int xStride,
+                       float* u, int kSplits, cudaStream_t stream) {
+  if (step.maxSegments <= 0 || step.numTokens <= 0) return cudaSuccess;
+  if (module.numSlices < 1 || module.numSlices > 3 || module.in < 1 || module.maxRank < 1) return cudaErrorInvalidValue;
+  return dtype == ActDType::BF16 ? dispatchShrink<__nv_bfloat16>(module, step, x, xStride, u, kSplits, stream)
+                                 : dispatchShrink<__half>(module, step, x, xStride, u, kSplits, stream);
+}
+
+}  // namespace tslora::cuda::lora

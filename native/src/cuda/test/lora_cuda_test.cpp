@@ -1,0 +1,174 @@
+// Every CUDA LoRA kernel against its CPU twin (LoraPool::apply, fp32) on random inputs: several shapes (aligned
+// vector paths and odd scalar paths, long K for split-K), ranks 1..128, both strategies, chunk sizes 16..128,
+// odd token counts, decode-only / mixed / all-base batches, padded (graph-style) segment tables, bf16 and fp16.
+// Exit 0 = all passed, 1 = a failure, 77 = no usable GPU (the test reports a skip).
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include "device_pool.h"
+#include "test_thread_pool.h"
+
+using namespace tslora::lora;
+using namespace tslora::lora::test;
+namespace cl = tslora::cuda::lora;
+
+namespace {
+
+struct Shape {
+  const char* name;
+  int hidden, qOut, kvOut, inter, maxRank, slots;
+  std::vector<int> ranks;  // one adapter per slot; the last slot stays empty
+  int xPad, yPad;          // extra row stride (odd values force the scalar paths)
+};
+
+struct BatchSpec {
+  const char* name;
+  std::vector<int> slots, counts;  // slot index into the shape's slots, -1 = base
+};
+
+tslora::ThreadPool& threads() {
+  static tslora::ThreadPool pool(2);
+  return pool;
+}
+
+// Runs one module through CPU and GPU; returns an empty string on success.
+std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const DeviceModulePool& dev, const int32_t* dRanks,
+                    const Segments& seg, bool csgmv, cl::ActDType dtype, int xPad, int yPad, Rng& rng, int numSms) {
+  const ModuleShape& s = c.shapes[static_cast<int>(m)];
+  const int T = static_cast<int>(seg.rowSlots.size());
+  const int xStride = s.in + xPad, yStride = s.outTotal() + 2 * yPad, yOffset = yPad;
+  std::vector<uint16_t> xBits(static_cast<size_t>(T) * xStride), yBits(static_cast<size_t>(T) * yStride);
+  std::vector<float> x(xBits.size()), y(yBits.size());
+  for (size_t i = 0; i < xBits.size(); ++i) { xBits[i] = toActBits(rng.uniform(), dtype); x[i] = fromActBits(xBits[i], dtype); }
+  for (size_t i = 0; i < yBits.size(); ++i) { yBits[i] = toActBits(rng.uniform() * 0.25f, dtype); y[i] = fromActBits(yBits[i], dtype); }
+  const std::vector<float> y0 = y;
+  cpu.apply(0, m, x.data(), xStride, y.data(), yStride, yOffset, seg.step(csgmv), threads());
+
+  // Graph-style static tables: 3 padding segments repeat the last boundary and point at slot 0 (they must be empty).
+  std::vector<int32_t> indptr = seg.segIndptr, weights = seg.weightIndices;
+  for (int pad = 0; pad < 3; ++pad) { indptr.push_back(indptr.back()); weights.push_back(0); }
+  DeviceBuffer<int32_t> dIndptr, dWeights, dPerm;
+  dIndptr.upload(indptr);
+  dWeights.upload(weights);
+  if (!seg.permutation.empty()) dPerm.upload(seg.permutation);
+  DeviceBuffer<uint16_t> dX, dY;
+  dX.upload(xBits);
+  dY.upload(yBits);
+  cl::DeviceStep step;
+  step.segIndptr = dIndptr.ptr;
+  step.weightIndices = dWeights.ptr;
+  step.permutation = seg.permutation.empty() ? nullptr : dPerm.ptr;
+  step.slotRanks = dRanks;
+  step.maxSegments = static_cast<int>(weights.size());
+  step.maxSegmentRows = seg.chunkSize;
+  step.numTokens = T;
+  const int kSplits = cl::loraShrinkSplits(dev.view, step, numSms);
+  DeviceBuffer<float> dU(cl::loraShrinkWorkspaceBytes(dev.view, step, kSplits) / sizeof(float));
+  CUDA_CHECK(cudaMemset(dU.ptr, 0xff, dU.count * sizeof(float)));  // NaN poison: unwritten U must never be read
+  CUDA_CHECK(cl::loraShrink(dtype, dev.view, step, dX.ptr, xStride, dU.ptr, kSplits, nullptr));
+  CUDA_CHECK(cl::loraExpand(dtype, dev.view, step, dU.ptr, kSplits, dY.ptr, yStride, yOffset, nullptr));
+  CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<uint16_t> out(yBits.size());
+  CUDA_CHECK(cudaMemcpy(out.data(), dY.ptr, out.size() * 2, cudaMemcpyDeviceToHost));
+
+  double errSq = 0, deltaSq = 0;
+  for (int row = 0; row < T; ++row)
+    for (int col = 0; col < yStride; ++col) {
+      const size_t i = static_cast<size_t>(row) * yStride + col;
+      const float got = fromActBits(out[i], dtype);
+      const bool lora = seg.rowSlots[row] >= 0 && cpu.slotRank(seg.rowSlots[row]) > 0 && col >= yOffset && col < yOffset + s.outTotal();
+      if (!lora) {
+        if (out[i] != yBits[i]) return "changed a base row or a column outside the module at row " + std::to_string(row);
+        continue;
+      }
+      if (!std::isfinite(got)) return "non-finite output at row " + std::to_string(row) + " col " + std::to_string(col);
+      errSq += (double(got) - y[i]) * (double(got) - y[i]);
+      deltaSq += (double(y[i]) - y0[i]) * (double(y[i]) - y0[i]);
+    }
+  const double rel = deltaSq > 0 ? std::sqrt(errSq / deltaSq) : std::sqrt(errSq);
+  const double tolerance = dtype == cl::ActDType::BF16 ? 1.5e-2 : 3e-3;
+  if (rel > tolerance) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "relative error %.3g > %.1g (kSplits %d)", rel, tolerance, kSplits);
+    return buf;
+  }
+  return "";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";  // two shapes, bf16 (for compute-sanitizer)
+  int devices = 0;
+  const cudaError_t probe = cudaGetDeviceCount(&devices);
+  if (probe != cudaSuccess || devices == 0) {
+    std::printf("skip: no usable CUDA device (%s)\n", probe != cudaSuccess ? cudaGetErrorString(probe) : "0 devices");
+    return 77;
+  }
+  int numSms = 0;
+  CUDA_CHECK(cudaDeviceGetAttribute(&numSms, cudaDevAttrMultiProcessorCount, 0));
+  const std::vector<Shape> shapes = {
+      {"aligned R128", 256, 256, 64, 512, 128, 7, {1, 3, 8, 16, 64, 128}, 8, 8},
+      {"odd R20", 200, 200, 40, 300, 20, 4, {1, 5, 20}, 3, 5},
+      {"long-K R16", 512, 512, 128, 2816, 16, 4, {16, 4, 9}, 0, 0},
+  };
+  const std::vector<BatchSpec> batches = {
+      {"decode-only", {0, 1, -1, 2, 3, 0, 5, 4, 1, 0, 2, -1, 3, 5, 5, 1, 0, 2, 4, 3, 1, 0, 6, 2, 1, 4, 0, 3, 2, 5, 1, 0, 3, 4, 2, 6, 1},
+       std::vector<int>(37, 1)},
+      {"mixed odd prefill", {0, 2, -1, 1, 3, 0, 6}, {1, 77, 5, 13, 200, 0, 9}},
+      {"all base", {-1, 6}, {5, 3}},
+      {"one adapter", {1, 1}, {300, 33}},
+  };
+  int failures = 0, passes = 0;
+  for (const Shape& shape : shapes) {
+    if (quick && &shape == &shapes[2]) continue;
+    PoolConfig c = makeConfig(shape.slots, shape.maxRank, 1, shape.hidden, shape.qOut, shape.kvOut, shape.inter, 16);
+    c.targets[static_cast<int>(Module::Embed)] = false;
+    c.targets[static_cast<int>(Module::LmHead)] = false;
+    for (cl::ActDType dtype : {cl::ActDType::BF16, cl::ActDType::F16}) {
+      if (quick && dtype != cl::ActDType::BF16) continue;
+      Rng rng(42 + shape.maxRank + static_cast<int>(dtype));
+      const DType adapterType = dtype == cl::ActDType::BF16 ? DType::BF16 : DType::F16;
+      std::vector<TestAdapter> adapters;
+      for (int r : shape.ranks)
+        adapters.push_back(makeAdapter(rng, c, r, {kPeftQ, kPeftV, kPeftO, kPeftGate, kPeftUp, kPeftDown}, adapterType));
+      adapters.back().pairs.push_back(makeAdapter(rng, c, adapters.back().rank, {kPeftK}, adapterType, false).pairs[0]);
+      std::vector<const TestAdapter*> slotAdapters(c.numSlots, nullptr);
+      LoraPool cpu(c);
+      std::vector<int32_t> ranks(c.numSlots, 0);
+      for (size_t i = 0; i < adapters.size() && static_cast<int>(i) < c.numSlots - 1; ++i) {
+        slotAdapters[i] = &adapters[i];
+        cpu.writeSlot(static_cast<int>(i), *buildHostAdapter(adapters[i].input(), c));
+        ranks[i] = adapters[i].rank;
+      }
+      DeviceBuffer<int32_t> dRanks;
+      dRanks.upload(ranks);
+      for (Module m : {Module::QKV, Module::O, Module::GateUp, Module::Down}) {
+        DeviceModulePool dev;
+        buildDeviceModule(c, m, 0, slotAdapters, dtype, dev);
+        for (const BatchSpec& b : batches) {
+          std::vector<int> slots = b.slots;
+          for (int& s : slots) s = s < 0 ? -1 : s == 6 ? c.numSlots - 1 : s % (c.numSlots - 1);  // 6 = the empty slot
+          struct Variant { const char* name; bool csgmv; int cap; };
+          for (const Variant& v : {Variant{"triton", false, 16}, Variant{"csgmv C16", true, 16}, Variant{"csgmv C<=64", true, 64},
+                                   Variant{"csgmv C<=128", true, 128}}) {
+            const Segments seg = buildSegments(slots, b.counts, v.csgmv, v.cap);
+            std::string label = std::string(shape.name) + (dtype == cl::ActDType::BF16 ? " bf16 " : " fp16 ") +
+                                moduleNameOf(m) + " " + b.name + " " + v.name;
+            std::string error;
+            try {
+              error = runCase(c, cpu, m, dev, dRanks.ptr, seg, v.csgmv, dtype, shape.xPad, shape.yPad, rng, numSms);
+            } catch (const std::exception& e) {
+              error = e.what();
+            }
+            if (error.empty()) ++passes;
+            else { ++failures; std::printf("FAIL %s: %s\n", label.c_str(), error.c_str()); }
+          }
+        }
+      }
+    }
+  }
+  std::printf("%s: %d cases passed, %d failed\n", failures ? "FAIL" : "ok", passes, failures);
+  return failures ? 1 : 0;
+}
