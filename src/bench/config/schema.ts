@@ -164,6 +164,8 @@ export const benchConfigSchema = z.object({
   $schema: z.string().optional(),
   name: z.string().min(1),
   description: z.string().optional(),
+  /** free text for humans (e.g. how to size the experiment for a GPU) */
+  comment: z.string().optional(),
   model: modelSchema.default({ demo: true }),
   adapters: adaptersSchema.default({ demo: true }),
   /** "startup": --lora-paths at launch; "runtime": POST /load_lora_adapter after /health */
