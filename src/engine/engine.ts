@@ -16,10 +16,13 @@ function toError(e: WireError): TsloraError {
   return new TsloraError(e.code as TsloraErrorCode, e.message, { hint: e.hint });
 }
 
-function workerUrl(): URL {
-  // Under tsx (tests importing src/) the sibling is a .ts file; in dist it is .js.
-  const ext = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
-  return new URL(`./worker/worker-main.${ext}`, import.meta.url);
+function spawnWorker(): Worker {
+  // Under tsx (tests importing src/) the sibling is a .ts file and the worker needs the tsx loader too.
+  const fromSource = import.meta.url.endsWith('.ts');
+  const url = new URL(`./worker/worker-main.${fromSource ? 'ts' : 'js'}`, import.meta.url);
+  if (!fromSource) return new Worker(url);
+  const bootstrap = `import('tsx/esm/api').then((api) => { api.register(); return import(${JSON.stringify(url.href)}); })`;
+  return new Worker(bootstrap, { eval: true });
 }
 
 export class Engine {
@@ -44,7 +47,7 @@ export class Engine {
   }
 
   static start(init: EngineInit): Promise<Engine> {
-    const worker = new Worker(workerUrl());
+    const worker = spawnWorker();
     return new Promise((resolve, reject) => {
       const onMessage = (msg: FromWorker) => {
         if (msg.type === 'ready') {
