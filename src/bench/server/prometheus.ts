@@ -23,7 +23,7 @@ const baseName = (key: string) => key.replace(/\{.*$/, '');
 const isHistogramPart = (key: string) => /(_bucket|_sum|_count|seconds|latency|_ms)$/.test(baseName(key)) || /seconds|latency/.test(baseName(key));
 
 function pick(samples: Map<string, number>, pattern: RegExp): [string, number][] {
-  return [...samples].filter(([key]) => pattern.test(baseName(key)) && !isHistogramPart(key));
+  return [...samples].filter(([key]) => pattern.test(baseName(key)) && !isHistogramPart(key) && !/waiting/.test(key));
 }
 
 /** Prefer the device tier when loads/evictions are exported per tier. */
