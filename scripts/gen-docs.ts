@@ -208,7 +208,8 @@ function adapterPage(): string {
 ## DESCRIPTION
 
 Talks to the HTTP API of a running \`tslora serve\` (or SGLang) server. \`load\` sends \`POST /load_lora_adapter\`
-(PATH is a path on the server machine); \`unload\` sends \`POST /unload_lora_adapter\` and returns once the
+(PATH is read by the server; a relative PATH that exists on this machine is sent as an absolute path, anything
+else as typed); \`unload\` sends \`POST /unload_lora_adapter\` and returns once the
 adapter's running requests have finished; \`pin\` and \`unpin\` use \`POST /pin_lora_adapter\` and, against a server
 without it, unload the adapter and load it again with the new flag (requests for it fail in between); \`list\`
 reads \`GET /v1/models\`.

@@ -118,3 +118,23 @@ test('pin against a server without /pin_lora_adapter reloads the adapter pinned 
     await stub.close();
   }
 });
+
+test('load sends a relative PATH that exists locally as an absolute path, other paths as typed', async () => {
+  const { mkdtempSync, mkdirSync, rmSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const cwd = mkdtempSync(join(tmpdir(), 'tslora-adapter-cwd-'));
+  mkdirSync(join(cwd, 'loras', 'sql'), { recursive: true });
+  const stub = await startStubServer();
+  try {
+    let result = await runCli(['adapter', 'load', 'sql', 'loras/sql', '--url', stub.url], { cwd });
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(stub.requests.at(-1)?.body, { lora_name: 'sql', lora_path: join(cwd, 'loras', 'sql'), pinned: false });
+    result = await runCli(['adapter', 'load', 'remote', 'server-side/dir', '--url', stub.url], { cwd });
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(stub.requests.at(-1)?.body, { lora_name: 'remote', lora_path: 'server-side/dir', pinned: false });
+  } finally {
+    await stub.close();
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});

@@ -3,6 +3,8 @@
  * Exit codes: 0 ok, 2 usage, 3 unreachable, 4 not loaded, 5 rejected by the server, 6 unauthorized.
  */
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import { adapterLoadOptions, adapterOptions, resolveAdapterCliConfig, type AdapterCliConfig } from '../../config/adapter-options.js';
 import { TsloraClient } from '../../client/adapter-client.js';
 import { toTsloraError } from '../../errors.js';
@@ -41,8 +43,17 @@ function run(name: string, action: Action) {
   };
 }
 
-const load: Action = async (client, _config, [name, path], command) => {
+/**
+ * A relative PATH that exists here is sent as an absolute path, so that a local server finds it whatever its
+ * working directory; anything else is sent as typed (a path on a remote server's machine).
+ */
+function pathForServer(path: string): string {
+  return !isAbsolute(path) && existsSync(path) ? resolve(path) : path;
+}
+
+const load: Action = async (client, _config, [name, typedPath], command) => {
   const pinned = readTableValues(command, adapterLoadOptions).pinned === true;
+  const path = pathForServer(typedPath);
   const response = await client.loadAdapter(name, path, { pinned });
   return { json: response, text: `Loaded adapter '${name}' from ${path}${pinned ? ' (pinned)' : ''}.\n${loadedLine(response)}` };
 };
@@ -76,7 +87,7 @@ export function registerAdapterCommand(program: Command): void {
     .addHelpText('after', '\nExit codes: 0 ok, 2 usage, 3 server unreachable, 4 adapter not loaded, 5 rejected by the server, 6 unauthorized.\n');
 
   const subcommands: Array<{ name: string; args: string[]; description: string; action: Action; extra?: typeof adapterLoadOptions }> = [
-    { name: 'load', args: ['<name>', '<path>'], description: 'Load the PEFT adapter at PATH (a path on the server machine) as NAME.', action: load, extra: adapterLoadOptions },
+    { name: 'load', args: ['<name>', '<path>'], description: 'Load the PEFT adapter at PATH as NAME (a relative PATH that exists here is sent as an absolute path).', action: load, extra: adapterLoadOptions },
     { name: 'unload', args: ['<name>'], description: 'Unload NAME (waits for its running requests).', action: unload },
     { name: 'pin', args: ['<name>'], description: 'Pin NAME: it keeps its device slot and is never evicted.', action: pinAction(true) },
     { name: 'unpin', args: ['<name>'], description: 'Unpin NAME: it becomes an ordinary eviction candidate again.', action: pinAction(false) },
