@@ -14,6 +14,7 @@ const pinnedEntry = (name: string) => JSON.stringify({ lora_name: name, lora_pat
 
 const CASES: Array<{ rule: string; args: string[]; env?: Record<string, string>; expect: string[] }> = [
   { rule: '1', args: [...M, '--max-loras-per-batch', '0'], expect: ['--max-loras-per-batch must be a positive integer (got 0)'] },
+  { rule: '2 (--lora-paths alone turns LoRA on, so rule 12 applies)', args: [...M, '--lora-paths', 'a=./a', '--max-lora-chunk-size', '48'], expect: ['--max-lora-chunk-size must be 16, 32, 64 or 128'] },
   { rule: '3 (LoRA rules skipped while off)', args: [...M, '--no-enable-lora', '--lora-paths', '=./a', '--served-model-name', 'a:b'], expect: ["must not contain ':'"] },
   { rule: '4 (unset)', args: [...M, '--lora-paths', 'a=./a', '--enable-lora-overlap-loading'], expect: ['--enable-lora-overlap-loading', '--max-loaded-loras must be set', '(= 16)'] },
   { rule: '4 (too large)', args: [...M, '--lora-paths', 'a=./a', '--enable-lora-overlap-loading', '--max-loaded-loras', '40'], expect: ['at most 2 × --max-loras-per-batch (= 16); got 40'] },
