@@ -142,7 +142,13 @@ export type AdaptersConfig = z.infer<typeof adaptersSchema>;
 
 /** Flags for `tslora serve`: {"flag-name": value}; true → --flag, false → --no-flag, arrays → repeated values. */
 const flagValue = z.union([z.string(), z.number(), z.boolean(), z.array(z.union([z.string(), z.number()]))]);
-export const flagSetSchema = z.record(z.string().regex(/^[a-z][a-z0-9-]*$/, 'flag names are kebab-case without dashes in front'), flagValue);
+export const flagSetSchema = z.record(z.string(), flagValue).superRefine((flags, ctx) => {
+  for (const name of Object.keys(flags)) {
+    if (!/^[a-z][a-z0-9-]*$/.test(name)) {
+      ctx.addIssue({ code: 'custom', path: [name], message: `flag names are kebab-case without leading dashes, like "lora-backend" (got '${name}')` });
+    }
+  }
+});
 export type FlagSet = z.infer<typeof flagSetSchema>;
 
 export const variantSchema = z.object({

@@ -10,14 +10,17 @@ export function esc(text: string): string {
 /** Round to 2 decimals for compact path data. */
 export const r2 = (v: number) => Math.round(v * 100) / 100;
 
-/** "Nice" linear ticks (1, 2, 2.5, 5 × 10^k steps) covering [min, max]. */
+/** "Nice" linear ticks (1, 2, 2.5, 5 × 10^k steps) covering [min, max]: the last tick is ≥ max. */
 export function niceTicks(min: number, max: number, approxCount = 5): number[] {
   if (!(max > min)) return [min];
   const rawStep = (max - min) / approxCount;
   const magnitude = Math.pow(10, Math.floor(Math.log10(rawStep)));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= rawStep) ?? 10 * magnitude;
   const ticks: number[] = [];
-  for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step) ticks.push(Math.round(v / step) * step);
+  // from the first tick at or below min to the first at or above max, so the axis covers the data
+  const first = Math.floor(min / step + 1e-9);
+  const last = Math.ceil(max / step - 1e-9);
+  for (let k = first; k <= last; k++) ticks.push(Number((k * step).toPrecision(12)));
   return ticks;
 }
 

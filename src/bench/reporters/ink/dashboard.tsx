@@ -71,7 +71,7 @@ function LivePanel({ live, now, tick }: { live: LiveRunState; now: number; tick:
         </Text>
       </Box>
       <Box>
-        <Box width={14}>
+        <Box width={16}>
           <Text dimColor>TTFT (rolling)</Text>
         </Box>
         <Text>
@@ -79,7 +79,7 @@ function LivePanel({ live, now, tick }: { live: LiveRunState; now: number; tick:
         </Text>
       </Box>
       <Box>
-        <Box width={14}>
+        <Box width={16}>
           <Text dimColor>ITL (rolling)</Text>
         </Box>
         <Text>
@@ -87,14 +87,14 @@ function LivePanel({ live, now, tick }: { live: LiveRunState; now: number; tick:
         </Text>
       </Box>
       <Box>
-        <Box width={14}>
+        <Box width={16}>
           <Text dimColor>throughput</Text>
         </Box>
         <Text color="magenta">{rate(f.tokensPerS)} tok/s</Text>
         <Text dimColor>  ({live.outputTokens} tokens)</Text>
       </Box>
       <Box>
-        <Box width={14}>
+        <Box width={16}>
           <Text dimColor>adapter slots</Text>
         </Box>
         <Text>{slotBar(live.slotsUsed, live.slotsTotal)}</Text>
