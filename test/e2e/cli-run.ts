@@ -1,5 +1,5 @@
 /** Runs the real `tslora` binary (bin/tslora.js → dist/, built by `npx tsc`) and collects its output. */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -35,3 +35,39 @@ export function runCli(args: string[], options: { env?: Record<string, string>; 
     );
   });
 }
+
+/** A `tslora serve` process started by a test; `url` is null when it exited (or timed out) before listening. */
+export interface ServeProcess {
+  url: string | null;
+  exitCode: Promise<number | null>;
+  stderr: () => string;
+  kill: (signal: NodeJS.Signals) => void;
+}
+
+/** Starts `tslora serve --port 0 ...args` and resolves once it prints "listening on URL" (or exits). */
+export function startServe(args: string[], timeoutMs = 120_000): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...args], { cwd: REPO_ROOT, env: cleanEnv({}), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  const exitCode = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const make = (url: string | null): ServeProcess => ({ url, exitCode, stderr: () => stderr, kill: (signal) => child.kill(signal) });
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(make(null)), timeoutMs);
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = /listening on (\S+)/.exec(stdout);
+      if (match) {
+        clearTimeout(timer);
+        resolve(make(match[1]));
+      }
+    });
+    void exitCode.then(() => {
+      clearTimeout(timer);
+      resolve(make(null));
+    });
+  });
+}
+
+/** The message of the placeholder src/server/index.ts: tests that need a real server skip while it is there. */
+export const PLACEHOLDER_SERVER_MESSAGE = 'the serving engine is not built yet';
