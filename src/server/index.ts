@@ -16,7 +16,7 @@ import { createRequestHandler } from './app.js';
 import type { ServerContext } from './context.js';
 import { GenerationService } from './generation/service.js';
 import { ServerMetrics } from './metrics.js';
-import { adapterReader, loadServerModel } from './model-port.js';
+import { adapterReader, loadServerModel, type ReadAdapterFn, type ServerModel } from './model-port.js';
 import { PhaseLogger } from './phase-log.js';
 import { checkModelAgainstConfig, demoExamples, inferLoraPool } from './startup.js';
 
@@ -37,7 +37,13 @@ function demoAdapters(demoDir: string): StartupAdapter[] {
     .map((name) => ({ name, path: join(dir, name), pinned: false }));
 }
 
-export async function startServer(inputConfig: ServeConfig): Promise<RunningServer> {
+/** Replaceable model loading (tests run the server on generated models); defaults to the real loaders. */
+export interface ServerDependencies {
+  loadModel?: (dir: string, tokenizerDir: string | null) => Promise<ServerModel>;
+  readAdapter?: ReadAdapterFn;
+}
+
+export async function startServer(inputConfig: ServeConfig, deps: ServerDependencies = {}): Promise<RunningServer> {
   const log = new PhaseLogger(inputConfig.logLevel);
   let config = inputConfig;
   const demo = config.modelPath === null;
@@ -52,11 +58,11 @@ export async function startServer(inputConfig: ServeConfig): Promise<RunningServ
   const modelPath = config.modelPath!;
 
   log.start(`loading model ${modelPath}`);
-  const model = await log.wrap(loadServerModel(modelPath, config.tokenizerPath));
+  const model = await log.wrap((deps.loadModel ?? loadServerModel)(modelPath, config.tokenizerPath));
   const contextLength = checkModelAgainstConfig(config, model.spec);
   log.done(`model loaded: ${model.spec.hfArchitecture}, ${model.spec.numLayers} layers, hidden ${model.spec.hiddenSize}, vocab ${model.spec.vocabSize}, context ${contextLength}`);
 
-  const readAdapter = await adapterReader();
+  const readAdapter = deps.readAdapter ?? (await adapterReader());
   let pool: { maxRank: number; targetModules: LoraTargetModule[] } = { maxRank: 0, targetModules: [] };
   const preread = new Map<string, Awaited<ReturnType<typeof readAdapter>>>();
   if (config.enableLora) {
