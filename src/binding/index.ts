@@ -166,6 +166,8 @@ export interface NativeTestingOps {
     topLogprobsK: number,
   ): { token: number; sampledLogprob: number; targetLogprob: number; topIds: Int32Array; topLogprobs: Float32Array };
   uniformFromSeed(lo: number, hi: number): number;
+  /** Parallel memcpy of sizeBytes with numThreads: best GB/s of `repeats`, counting bytes read + written. */
+  copyBandwidth(sizeBytes: number, numThreads: number, repeats: number): number;
 }
 
 export function loadNativeTestingOps(): NativeTestingOps {

@@ -105,7 +105,9 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows, cons
   std::vector<int> blockStart{0};
   for (const auto& p : parts) blockStart.push_back(blockStart.back() + (p.w.rows + kColBlock - 1) / kColBlock);
   int totalBlocks = blockStart.back();
-  parallelFor(pool, 0, totalBlocks, 1, [&](int b0, int b1) {
+  // A few chunks per thread, claimed dynamically: a thread that runs late on a shared machine takes fewer.
+  const int numChunks = std::min(totalBlocks, pool.numThreads() * 4);
+  auto runBlocks = [&](int b0, int b1) {
     for (size_t pi = 0; pi < parts.size(); ++pi) {
       int lo = std::max(b0, blockStart[pi]), hi = std::min(b1, blockStart[pi + 1]);
       if (lo >= hi) continue;
@@ -114,6 +116,11 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows, cons
       int n1 = std::min(part.w.rows, (hi - blockStart[pi]) * kColBlock);
       gemmRangeAny(xRows.data(), yRows.data(), M, part.w, n0, n1, part.outOffset);
     }
+  };
+  if (numChunks <= 1) return runBlocks(0, totalBlocks);
+  pool.run(numChunks, [&](int c) {
+    runBlocks(static_cast<int>(static_cast<int64_t>(totalBlocks) * c / numChunks),
+              static_cast<int>(static_cast<int64_t>(totalBlocks) * (c + 1) / numChunks));
   });
 }
 

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "tslora/errors.h"
+
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define TSLORA_PAUSE() _mm_pause()
@@ -15,53 +17,70 @@ namespace tslora {
 
 namespace {
 thread_local bool tInsideJob = false;
-// How long an idle worker spins before sleeping: long enough to bridge the gap between the parallel regions of
-// one forward step, short enough not to burn a shared core between steps.
-constexpr auto kSpinDuration = std::chrono::microseconds(200);
+// How long an idle worker spins before sleeping: bridges the gaps between the parallel regions of one forward
+// step without burning a shared core between steps.
+constexpr auto kSpinDuration = std::chrono::microseconds(300);
+
+uint64_t generationOf(uint64_t s) { return s >> 40; }
 }  // namespace
 
 ThreadPool::ThreadPool(int numThreads) {
   int hw = static_cast<int>(std::thread::hardware_concurrency());
   numThreads_ = numThreads > 0 ? numThreads : std::max(1, hw);
-  for (int i = 0; i + 1 < numThreads_; ++i) workers_.emplace_back([this, i] { workerLoop(i); });
+  for (int i = 0; i + 1 < numThreads_; ++i) workers_.emplace_back([this] { workerLoop(); });
 }
 
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(sleepMutex_);
     stop_.store(true);
-    generation_.fetch_add(1);
   }
   wake_.notify_all();
   for (auto& w : workers_) w.join();
 }
 
-void ThreadPool::workerLoop(int workerIndex) {
-  uint64_t seen = 0;
+// Claims chunks of the job published in `observed` until none is left; false when the job moved on.
+bool ThreadPool::claimAndRun(uint64_t observed) {
+  const uint64_t gen = generationOf(observed);
+  const std::function<void(int)>* job = jobs_[gen % 4];
+  uint64_t s = observed;
+  for (;;) {
+    const uint64_t next = s & kChunkMask;
+    const uint64_t total = (s >> kChunkBits) & kChunkMask;
+    if (generationOf(s) != gen || next >= total) return false;
+    if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    tInsideJob = true;
+    try {
+      (*job)(static_cast<int>(next));
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(errorMutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+    tInsideJob = false;
+    done_.fetch_add(1, std::memory_order_acq_rel);
+    s = state_.load(std::memory_order_acquire);
+  }
+}
+
+void ThreadPool::workerLoop() {
+  uint64_t seenGen = 0;
   for (;;) {
     auto spinStart = std::chrono::steady_clock::now();
     int spins = 0;
-    while (generation_.load(std::memory_order_acquire) == seen) {
+    uint64_t s;
+    while (generationOf(s = state_.load(std::memory_order_acquire)) == seenGen) {
+      if (stop_.load(std::memory_order_relaxed)) return;
       TSLORA_PAUSE();
-      if (++spins % 256 == 0 && std::chrono::steady_clock::now() - spinStart > kSpinDuration) {
+      if (++spins % 128 == 0 && std::chrono::steady_clock::now() - spinStart > kSpinDuration) {
         std::unique_lock<std::mutex> lock(sleepMutex_);
-        wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+        sleepers_.fetch_add(1);
+        wake_.wait(lock, [&] { return stop_.load() || generationOf(state_.load()) != seenGen; });
+        sleepers_.fetch_sub(1);
+        spinStart = std::chrono::steady_clock::now();
       }
     }
-    seen = generation_.load(std::memory_order_acquire);
-    if (stop_.load()) return;
-    int chunk = workerIndex + 1;
-    if (chunk < jobChunks_) {
-      tInsideJob = true;
-      try {
-        (*job_)(chunk);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(errorMutex_);
-        if (!error_) error_ = std::current_exception();
-      }
-      tInsideJob = false;
-    }
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    seenGen = generationOf(s);
+    claimAndRun(s);
   }
 }
 
@@ -71,41 +90,24 @@ void ThreadPool::run(int numChunks, const std::function<void(int)>& fn) {
     for (int c = 0; c < numChunks; ++c) fn(c);
     return;
   }
+  TSLORA_CHECK(static_cast<uint64_t>(numChunks) <= kChunkMask, "ThreadPool::run: too many chunks (", numChunks, ")");
   std::lock_guard<std::mutex> runLock(runMutex_);
-  // More chunks than threads: fold them so every chunk still runs exactly once.
-  std::function<void(int)> folded;
-  const std::function<void(int)>* job = &fn;
-  int chunks = numChunks;
-  if (numChunks > numThreads_) {
-    folded = [&fn, numChunks, this](int t) {
-      for (int c = t; c < numChunks; c += numThreads_) fn(c);
-    };
-    job = &folded;
-    chunks = numThreads_;
-  }
+  const uint64_t gen = (generationOf(state_.load()) + 1) & ((uint64_t(1) << 24) - 1);
+  jobs_[gen % 4] = &fn;
   error_ = nullptr;
-  job_ = job;
-  jobChunks_ = chunks;
-  pending_.store(static_cast<int>(workers_.size()), std::memory_order_release);
-  {
+  done_.store(0, std::memory_order_relaxed);
+  const uint64_t published = gen << 40 | static_cast<uint64_t>(numChunks) << kChunkBits;
+  state_.store(published);  // seq_cst: pairs with the sleepers_ increment before a worker's last check
+  if (sleepers_.load() > 0) {
     std::lock_guard<std::mutex> lock(sleepMutex_);
-    generation_.fetch_add(1, std::memory_order_acq_rel);
+    wake_.notify_all();
   }
-  wake_.notify_all();
-  tInsideJob = true;
-  try {
-    (*job)(0);
-  } catch (...) {
-    std::lock_guard<std::mutex> lock(errorMutex_);
-    if (!error_) error_ = std::current_exception();
-  }
-  tInsideJob = false;
+  claimAndRun(published);
   int spins = 0;
-  while (pending_.load(std::memory_order_acquire) != 0) {
+  while (done_.load(std::memory_order_acquire) != numChunks) {
     TSLORA_PAUSE();
-    if (++spins > 4096) std::this_thread::yield();
+    if (++spins > 2048) std::this_thread::yield();
   }
-  job_ = nullptr;
   if (error_) {
     std::exception_ptr e = error_;
     error_ = nullptr;

@@ -1,5 +1,6 @@
 #include "testing-ops.h"
 
+#include <chrono>
 #include <cstring>
 #include <vector>
 
@@ -151,6 +152,33 @@ Napi::Value SampleRow(const Napi::CallbackInfo& info) {
   }
 }
 
+// copyBandwidth(sizeBytes, numThreads, repeats) → GB/s counting bytes read + bytes written (best of repeats).
+Napi::Value CopyBandwidth(const Napi::CallbackInfo& info) {
+  try {
+    const size_t size = static_cast<size_t>(requireIntArg(info[0], "sizeBytes", 4096, int64_t(1) << 31));
+    int threads = requireIntArg(info[1], "numThreads", 0, 256);
+    int repeats = requireIntArg(info[2], "repeats", 1, 1000);
+    std::vector<char> src(size, 1), dst(size, 0);
+    ThreadPool pool(threads);
+    const int chunks = pool.numThreads();
+    double best = 0;
+    for (int r = 0; r < repeats; ++r) {
+      auto t0 = std::chrono::steady_clock::now();
+      parallelFor(pool, 0, chunks, 1, [&](int c0, int c1) {
+        for (int c = c0; c < c1; ++c) {
+          size_t b = size * c / chunks, e = size * (c + 1) / chunks;
+          std::memcpy(dst.data() + b, src.data() + b, e - b);
+        }
+      });
+      double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      best = std::max(best, 2.0 * static_cast<double>(size) / s / 1e9);
+    }
+    return Napi::Number::New(info.Env(), best);
+  } catch (...) {
+    rethrowAsJs(info.Env());
+  }
+}
+
 Napi::Value UniformFromSeed(const Napi::CallbackInfo& info) {
   uint64_t lo = info[0].As<Napi::Number>().Uint32Value(), hi = info[1].As<Napi::Number>().Uint32Value();
   return Napi::Number::New(info.Env(), cpu::uniformFromSeed(lo | hi << 32));
@@ -166,6 +194,7 @@ Napi::Object testingOps(Napi::Env env) {
   t.Set("gemm", Napi::Function::New(env, Gemm));
   t.Set("sampleRow", Napi::Function::New(env, SampleRow));
   t.Set("uniformFromSeed", Napi::Function::New(env, UniformFromSeed));
+  t.Set("copyBandwidth", Napi::Function::New(env, CopyBandwidth));
   return t;
 }
 
