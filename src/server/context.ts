@@ -7,7 +7,8 @@ import type { GenerationService } from './generation/service.js';
 import type { ServerMetrics } from './metrics.js';
 
 export interface ServerTokenizer {
-  encode(text: string): number[];
+  /** addSpecialTokens (default true) adds BOS etc.; off for text rendered by a chat template. */
+  encode(text: string, addSpecialTokens?: boolean): number[];
   decode(ids: number[], skipSpecialTokens: boolean): string;
   tokenText(id: number): string;
 }

@@ -41,8 +41,8 @@ export async function loadServerModel(dir: string, tokenizerDir: string | null):
     chatTemplate?: { render(messages: ChatMessage[], options?: unknown): string } | ((messages: ChatMessage[]) => string) | null;
   };
   const tok = loaded.tokenizer;
-  const encode = (text: string): number[] => {
-    const out = tok.encode(text);
+  const encode = (text: string, addSpecialTokens = true): number[] => {
+    const out = tok.encode(text, { addSpecialTokens });
     return Array.isArray(out) ? out : [...out.ids];
   };
   const decode = (ids: number[], skipSpecialTokens: boolean) => tok.decode(ids, { skipSpecialTokens, skip_special_tokens: skipSpecialTokens });

@@ -155,5 +155,5 @@ export async function handleChatCompletions(ctx: ServerContext, req: IncomingMes
     throw new TsloraError('invalid_request', 'this model has no chat_template in tokenizer_config.json; use /v1/completions', { param: 'messages' });
   }
   const text = ctx.renderChat(body.messages.map((m) => ({ role: m.role, content: messageText(m.content) })));
-  await runOpenAi(ctx, req, res, body, [ctx.tokenizer.encode(text)], 'chat');
+  await runOpenAi(ctx, req, res, body, [ctx.tokenizer.encode(text, false)], 'chat');
 }

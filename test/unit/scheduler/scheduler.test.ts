@@ -179,3 +179,26 @@ test('a request that can never fit the KV cache is aborted at once', () => {
   const update = scheduler.submit(request('big', null, [1, 2, 3], 20));
   assert.equal(update?.finish?.type, 'abort');
 });
+
+test('with draining off, a blocked adapter still gets in (fallback threshold), and base requests are never blocked by it', () => {
+  const { scheduler, advance } = makeScheduler({ numSlots: 2, drainThresholdMs: 0 });
+  for (const id of ['a', 'b']) scheduler.addAdapter(id, id, false);
+  let n = 0;
+  scheduler.submit(request(`a${n++}`, 'a', [1], 5));
+  scheduler.submit(request(`base${n++}`, null, [1], 5));
+  scheduler.step();
+  scheduler.submit(request('b0', 'b', [1], 2));
+  let bStarted = false;
+  let baseAdmittedWhileBlocked = false;
+  for (let i = 0; i < 500 && !bStarted; i++) {
+    scheduler.submit(request(`a${n++}`, 'a', [1], 5));
+    const rid = `base${n++}`;
+    scheduler.submit(request(rid, null, [1], 5));
+    advance(100);
+    const updates = scheduler.step();
+    bStarted = updates.some((u) => u.rid === 'b0');
+    if (!bStarted && updates.some((u) => u.rid === rid)) baseAdmittedWhileBlocked = true;
+  }
+  assert.ok(bStarted, 'b was admitted under steady traffic for a and base');
+  assert.ok(baseAdmittedWhileBlocked, 'base requests kept flowing while b waited');
+});
