@@ -111,6 +111,11 @@ const stepBytes = mem.weightBytes - embedBytes;
 const bw1 = copyBw();
 const t1 = timeDecode(base, [-1], steps);
 const bw2 = copyBw();
+// Prefill throughput: one 256-token prompt (compute-bound, not bandwidth-bound).
+const prefillTokens = 256;
+const tp0 = performance.now();
+base.step([{ tokenIds: Array.from({ length: prefillTokens }, (_, i) => (i * 37) % cfg.vocab), startPosition: 0, blockTable: Array.from({ length: 16 }, (_, i) => 100 + i), slot: -1, sampling }]);
+const prefillS = (performance.now() - tp0) / 1000;
 const rssAfterDecode = process.memoryUsage().rss;
 const copyGBs = (bw1 + bw2) / 2;
 const achieved = stepBytes / t1 / 1e9;
@@ -120,6 +125,7 @@ const results: Record<string, unknown> = {
   threads,
   model: { ...cfg, params, weightMiB: Number(mb(mem.weightBytes)), fileMiB: Number(mb(model.sizeBytes)) },
   copyBandwidthGBs: { before: bw1, after: bw2 },
+  prefill256: { ms: prefillS * 1000, tokensPerS: prefillTokens / prefillS },
   batch1: { stepMs: t1 * 1000, tokensPerS: 1 / t1, achievedGBs: achieved, fractionOfCopy: achieved / copyGBs },
   rss: {
     beforeLoadMiB: Number(mb(rssBefore)),
@@ -166,6 +172,7 @@ if (args.json) {
   console.log(`model: ${cfg.numLayers} layers, hidden ${cfg.hidden}, intermediate ${cfg.intermediate}, vocab ${cfg.vocab}, bf16, ${(params / 1e6).toFixed(0)}M params, ${r.model.weightMiB} MiB`);
   console.log(`copy bandwidth (read+write): ${bw1.toFixed(1)} / ${bw2.toFixed(1)} GB/s (before / after)`);
   console.log(`batch 1 decode: ${r.batch1.stepMs.toFixed(2)} ms/step = ${r.batch1.tokensPerS.toFixed(1)} tok/s, ${achieved.toFixed(1)} GB/s = ${(100 * r.batch1.fractionOfCopy).toFixed(0)}% of copy bandwidth`);
+  console.log(`prefill of ${prefillTokens} tokens: ${r.prefill256.ms.toFixed(0)} ms = ${r.prefill256.tokensPerS.toFixed(0)} tok/s`);
   for (const b of ['csgmv', 'triton']) {
     const x = r[`batch8_${b}`];
     if (!x) continue;
