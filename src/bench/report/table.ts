@@ -9,7 +9,7 @@ export function summaryTables(summaries: RunSummary[], options: { color?: boolea
   for (const group of comparisonGroups(summaries)) {
     if (group.runs.length === 0) continue;
     const head = ['metric', ...group.runs.map((run, i) => (i === 0 ? `${run.run} (A)` : `${run.run} (/A)`))];
-    const table = new Table({ head, style: { head: options.color ? ['cyan'] : [], border: options.color ? ['grey'] : [] } });
+    const table = new Table({ head, style: { head: options.color ? ['cyan'] : [], border: options.color ? ['grey'] : [], compact: true } });
     for (const row of TABLE_METRICS) {
       const cells = rowCells(row, group.runs);
       if (cells.every((c) => c.text === 'n/a')) continue;

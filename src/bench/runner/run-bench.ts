@@ -171,7 +171,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunOutput
           for (const [levelIndex, level] of levels.entries()) {
             const workload = workloadFor(config, variant, level, options.overrides);
             const id = runId(variant.name, level);
-            const live = levelIndex === 0 ? startLive : newLiveState(id, variant.name, level?.name ?? null, 0);
+            const live = levelIndex === 0 ? startLive : { ...newLiveState(id, variant.name, level?.name ?? null, 0), slotsUsed: startLive.slotsUsed, slotsTotal: startLive.slotsTotal };
             Object.assign(live, { run: id, level: level?.name ?? null, total: workload.requests, phase: 'warmup', message: '' });
             if (levelIndex > 0) reporter.runStarted(live);
             const target: Target = { baseUrl, dispatcher, apiKey: options.apiKey, api: workload.api, requestTimeoutMs: workload.requestTimeoutS * 1000 };

@@ -23,7 +23,7 @@ export function cdfChart(title: string, subtitle: string, series: CdfSeries[], x
       : f.left + ((v - lo) / (hi - lo)) * (f.right - f.left);
   const toY = (p: number) => f.bottom - p * (f.bottom - f.top);
 
-  const body: string[] = yAxis(f, [0, 0.25, 0.5, 0.75, 0.9, 0.99, 1].filter((v, i, a) => a.indexOf(v) === i), toY, 'fraction of requests ≤ x', (v) => `${Math.round(v * 100)}%`);
+  const body: string[] = yAxis(f, [0, 0.25, 0.5, 0.75, 0.9, 1], toY, 'fraction of requests ≤ x', (v) => `${Math.round(v * 100)}%`);
   const xTicks = useLog ? logTicks(lo, hi) : niceTicks(lo, hi);
   for (const t of xTicks) {
     const x = r2(toX(t));

@@ -56,7 +56,7 @@ export interface Frame {
 }
 
 export function frame(width: number, height: number, legendRows = 0): Frame {
-  return { width, height, left: 72, top: 56, right: width - 24, bottom: height - 56 - legendRows * 20 };
+  return { width, height, left: 72, top: 60, right: width - 28, bottom: height - (legendRows > 0 ? 76 : 50) - Math.max(0, legendRows - 1) * 20 };
 }
 
 export function svgDocument(f: Frame, title: string, subtitle: string, body: string[]): string {
@@ -88,9 +88,9 @@ export function yAxis(f: Frame, ticks: number[], toY: (v: number) => number, tit
 export function legend(f: Frame, entries: { label: string; color: string }[], kind: 'line' | 'box' = 'line'): string[] {
   const out: string[] = [];
   let x = f.left;
-  let y = f.bottom + 42;
+  let y = f.bottom + 62;
   for (const entry of entries) {
-    const width = 30 + entry.label.length * 7;
+    const width = 44 + entry.label.length * 7.5;
     if (x + width > f.right && x > f.left) {
       x = f.left;
       y += 20;
