@@ -31,7 +31,10 @@ export interface PreparedModel {
 }
 
 export const DEMO_MODEL_DIR = join(PACKAGE_ROOT, 'models', 'demo');
-const SYNTH_CACHE = join(tmpdir(), 'tslora-bench-synth');
+/** Where synthetic models/adapters are cached: $TSLORA_BENCH_CACHE, else <tmp>/tslora-bench-synth. */
+export function synthCacheDir(): string {
+  return process.env.TSLORA_BENCH_CACHE || join(tmpdir(), 'tslora-bench-synth');
+}
 const DONE_MARKER = '.tslora-synth-complete';
 
 function readJson(path: string): Record<string, unknown> | null {
@@ -58,7 +61,7 @@ function readAdapter(name: string, path: string): PreparedAdapter {
 }
 
 function cached(key: string, write: (dir: string) => void, log: (line: string) => void): string {
-  const dir = join(SYNTH_CACHE, key);
+  const dir = join(synthCacheDir(), key);
   if (!existsSync(join(dir, DONE_MARKER))) {
     log(`writing synthetic ${key} to ${dir}`);
     write(dir);

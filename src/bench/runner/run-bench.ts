@@ -76,12 +76,14 @@ export function workloadFor(config: BenchConfig, variant: Variant, level: Level 
   return resolveWorkload(config.workload, level?.workload, variant.workload, overrides);
 }
 
-function serverArgsFor(config: BenchConfig, variant: Variant, model: PreparedModel, extra: string[], apiKey: string | null): string[] {
+export function serverArgsFor(config: BenchConfig, variant: Variant, model: PreparedModel, extra: string[], apiKey: string | null): string[] {
   const flags = { ...config.serverFlags, ...variant.flags };
   const args = [...model.modelArgs, ...flagsToArgs(flags)];
   const loadable = model.adapters.filter((a) => a.path !== null);
-  if (loadable.length > 0) {
-    if (config.adapterLoading === 'startup' && !model.isDemo) {
+  // the demo model's server registers its own adapters at start-up (no --model-path, no --lora-paths)
+  const demoServesItsAdapters = model.isDemo && 'demo' in config.adapters;
+  if (loadable.length > 0 && !demoServesItsAdapters) {
+    if (config.adapterLoading === 'startup') {
       args.push('--lora-paths', ...loadable.map((a) => `${a.name}=${a.path}`));
     } else {
       args.push('--enable-lora', ...poolSizingArgs(loadable, flags));
