@@ -29,15 +29,15 @@ function unsupported(message: string, hint?: string): TsloraError {
   return new TsloraError('unsupported_model', message, { hint });
 }
 
-function positiveInt(config: Json, field: string, fallback?: number): number {
+function positiveInt(config: Json, field: string, fallback?: number, prefix = ''): number {
   const value = config[field] ?? fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) throw invalid(field, value, 'a positive integer');
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) throw invalid(prefix + field, value, 'a positive integer');
   return value;
 }
 
-function positiveNumber(config: Json, field: string, fallback?: number): number {
+function positiveNumber(config: Json, field: string, fallback?: number, prefix = ''): number {
   const value = config[field] ?? fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw invalid(field, value, 'a positive number');
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw invalid(prefix + field, value, 'a positive number');
   return value;
 }
 
@@ -75,6 +75,7 @@ function parseRope(config: Json, architecture: Architecture): { theta: number; s
     DEFAULT_ROPE_THETA[architecture],
   );
   const scalingJson = legacy ?? params;
+  const prefix = legacy ? 'rope_scaling.' : 'rope_parameters.';
   const none: RopeScaling = { type: 'none', factor: 1, lowFreqFactor: 1, highFreqFactor: 1, originalMaxPositionEmbeddings: 0 };
   if (scalingJson === null || typeof scalingJson !== 'object') return { theta, scaling: none };
   const ropeType = scalingJson.rope_type ?? scalingJson.type ?? 'default';
@@ -82,16 +83,16 @@ function parseRope(config: Json, architecture: Architecture): { theta: number; s
     case 'default':
       return { theta, scaling: none };
     case 'linear':
-      return { theta, scaling: { ...none, type: 'linear', factor: positiveNumber(scalingJson, 'rope_scaling.factor') } };
+      return { theta, scaling: { ...none, type: 'linear', factor: positiveNumber(scalingJson, 'factor', undefined, prefix) } };
     case 'llama3':
       return {
         theta,
         scaling: {
           type: 'llama3',
-          factor: positiveNumber(scalingJson, 'factor'),
-          lowFreqFactor: positiveNumber(scalingJson, 'low_freq_factor'),
-          highFreqFactor: positiveNumber(scalingJson, 'high_freq_factor'),
-          originalMaxPositionEmbeddings: positiveInt(scalingJson, 'original_max_position_embeddings'),
+          factor: positiveNumber(scalingJson, 'factor', undefined, prefix),
+          lowFreqFactor: positiveNumber(scalingJson, 'low_freq_factor', undefined, prefix),
+          highFreqFactor: positiveNumber(scalingJson, 'high_freq_factor', undefined, prefix),
+          originalMaxPositionEmbeddings: positiveInt(scalingJson, 'original_max_position_embeddings', undefined, prefix),
         },
       };
     default:
