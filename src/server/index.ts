@@ -16,7 +16,7 @@ import { createRequestHandler } from './app.js';
 import type { ServerContext } from './context.js';
 import { GenerationService } from './generation/service.js';
 import { ServerMetrics } from './metrics.js';
-import { adapterReader, loadServerModel, type ReadAdapterFn, type ServerModel } from './model-port.js';
+import { loadServerModel, readAdapterFile, type ReadAdapterFn, type ServerModel } from './model-port.js';
 import { PhaseLogger } from './phase-log.js';
 import { checkModelAgainstConfig, demoExamples, inferLoraPool } from './startup.js';
 
@@ -62,7 +62,7 @@ export async function startServer(inputConfig: ServeConfig, deps: ServerDependen
   const contextLength = checkModelAgainstConfig(config, model.spec);
   log.done(`model loaded: ${model.spec.hfArchitecture}, ${model.spec.numLayers} layers, hidden ${model.spec.hiddenSize}, vocab ${model.spec.vocabSize}, context ${contextLength}`);
 
-  const readAdapter = deps.readAdapter ?? (await adapterReader());
+  const readAdapter = deps.readAdapter ?? readAdapterFile;
   let pool: { maxRank: number; targetModules: LoraTargetModule[] } = { maxRank: 0, targetModules: [] };
   const preread = new Map<string, Awaited<ReturnType<typeof readAdapter>>>();
   if (config.enableLora) {
@@ -110,13 +110,13 @@ export async function startServer(inputConfig: ServeConfig, deps: ServerDependen
   const metrics = new ServerMetrics();
   const adapters = new AdapterManager(
     engine,
-    async (path) => {
+    async (path, name) => {
       const cached = preread.get(path);
       if (cached) {
         preread.delete(path);
         return cached;
       }
-      return readAdapter(path, model.spec, { maxRank: pool.maxRank, targetModules: pool.targetModules, strict: config.loraStrictLoading });
+      return readAdapter(path, model.spec, { maxRank: pool.maxRank, targetModules: pool.targetModules, strict: config.loraStrictLoading }, name);
     },
     { loraEnabled: config.enableLora, numSlots: config.maxLorasPerBatch, maxLoadedLoras: config.maxLoadedLoras, evictionPolicy: config.loraEvictionPolicy },
     {

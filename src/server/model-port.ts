@@ -1,8 +1,9 @@
 /**
- * What the server needs from model loading (src/engine/model/load-model.ts, adapter.ts, chat-template.ts),
- * wrapped into the narrow shapes the server uses.
+ * What the server needs from model loading (src/engine/model/load-model.ts, adapter.ts), wrapped into the narrow
+ * shapes the server uses (tests substitute generated models through ServerDependencies).
  */
-import { TsloraError } from '../errors.js';
+import { loadModel } from '../engine/model/load-model.js';
+import { readAdapter } from '../engine/model/adapter.js';
 import type { AdapterSpec, LoraTargetModule, ModelSpec, ModelWeights } from '../engine/model/types.js';
 import type { ChatMessage, ServerTokenizer } from './context.js';
 
@@ -16,57 +17,31 @@ export interface ServerModel {
 }
 
 export interface AdapterReadOptions {
-  maxRank: number;
-  targetModules: LoraTargetModule[] | 'all';
+  /** null while inferring the pool from the start-up adapters. */
+  maxRank: number | null;
+  targetModules: LoraTargetModule[] | null;
   strict: boolean;
 }
 
-export type ReadAdapterFn = (path: string, spec: ModelSpec, options: AdapterReadOptions) => Promise<{ adapter: AdapterSpec; warnings: string[] }>;
-
-// Resolved at run time so the server builds while model loading is written in parallel.
-const LOAD_MODEL = '../engine/model/load-model.js';
-const ADAPTER = '../engine/model/adapter.js';
+export type ReadAdapterFn = (path: string, spec: ModelSpec, options: AdapterReadOptions, name?: string) => Promise<{ adapter: AdapterSpec; warnings: string[] }>;
 
 export async function loadServerModel(dir: string, tokenizerDir: string | null): Promise<ServerModel> {
-  const mod = (await import(LOAD_MODEL)) as { loadModel: (dir: string, options?: unknown) => unknown };
-  const loaded = (await mod.loadModel(dir, tokenizerDir ? { tokenizerPath: tokenizerDir } : undefined)) as {
-    dir: string;
-    spec: ModelSpec;
-    weights: ModelWeights;
-    tokenizer: {
-      encode(text: string, options?: unknown): number[] | { ids: number[] };
-      decode(ids: number[], options?: unknown): string;
-      eosTokenIds?: number[];
-    };
-    chatTemplate?: { render(messages: ChatMessage[], options?: unknown): string } | ((messages: ChatMessage[]) => string) | null;
-  };
+  const loaded = await loadModel(dir, tokenizerDir ? { tokenizerPath: tokenizerDir } : {});
   const tok = loaded.tokenizer;
-  const encode = (text: string, addSpecialTokens = true): number[] => {
-    const out = tok.encode(text, { addSpecialTokens });
-    return Array.isArray(out) ? out : [...out.ids];
-  };
-  const decode = (ids: number[], skipSpecialTokens: boolean) => tok.decode(ids, { skipSpecialTokens, skip_special_tokens: skipSpecialTokens });
-  const template = loaded.chatTemplate ?? null;
-  const renderChat =
-    template === null
-      ? null
-      : typeof template === 'function'
-        ? template
-        : (messages: ChatMessage[]) => template.render(messages, { addGenerationPrompt: true, add_generation_prompt: true });
-  const eos = [...new Set([...(loaded.spec.eosTokenIds ?? []), ...(tok.eosTokenIds ?? [])])];
+  const decode = (ids: number[], skipSpecialTokens: boolean) => tok.decode(ids, { skipSpecialTokens });
+  const renderer = loaded.chatRenderer;
   return {
-    dir: loaded.dir ?? dir,
+    dir: loaded.dir,
     spec: loaded.spec,
     weights: loaded.weights,
-    eosTokenIds: eos,
-    renderChat,
-    tokenizer: { encode, decode, tokenText: (id) => decode([id], false) },
+    eosTokenIds: [...new Set([...loaded.spec.eosTokenIds, ...tok.eosTokenIds])],
+    renderChat: renderer.hasTemplate ? (messages) => renderer.render(messages.map((m) => ({ ...m })), { addGenerationPrompt: true }) : null,
+    tokenizer: {
+      encode: (text, addSpecialTokens = true) => tok.encode(text, { addSpecialTokens }),
+      decode,
+      tokenText: (id) => decode([id], false),
+    },
   };
 }
 
-export async function adapterReader(): Promise<ReadAdapterFn> {
-  const mod = (await import(ADAPTER)) as { readAdapter?: (...args: unknown[]) => unknown };
-  if (typeof mod.readAdapter !== 'function') throw new TsloraError('internal', 'adapter reading is not available in this build');
-  const read = mod.readAdapter;
-  return async (path, spec, options) => (await read(path, spec, options)) as { adapter: AdapterSpec; warnings: string[] };
-}
+export const readAdapterFile: ReadAdapterFn = (path, spec, options, name) => readAdapter(path, spec, options, name);

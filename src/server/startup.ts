@@ -49,11 +49,7 @@ export async function inferLoraPool(
   const explicitModules = config.loraTargetModules === 'all' ? ALL_TARGET_MODULES : config.loraTargetModules;
   const specs: AdapterSpec[] = [];
   for (const a of config.loraPaths) {
-    const result = await read(a.path, spec, {
-      maxRank: config.maxLoraRank ?? Number.MAX_SAFE_INTEGER,
-      targetModules: explicitModules ?? ALL_TARGET_MODULES,
-      strict: config.loraStrictLoading,
-    });
+    const result = await read(a.path, spec, { maxRank: config.maxLoraRank, targetModules: explicitModules, strict: config.loraStrictLoading }, a.name);
     preread.set(a.path, result);
     specs.push(result.adapter);
   }

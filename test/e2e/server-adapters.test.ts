@@ -16,7 +16,7 @@ before(async () => {
   server = await startServer([
     '--model-path', FIXTURE(MODEL), '--max-loras-per-batch', '3', '--max-loaded-loras', '6',
     '--max-lora-rank', '64', '--lora-target-modules', 'all',
-    '--lora-paths', `r1-qv=${ADAPTER(MODEL, 'r1-qv')}`, JSON.stringify({ lora_name: 'r3', lora_path: ADAPTER(MODEL, 'r3-all'), pinned: true }), pathNamed,
+    '--lora-paths', `r1-qv=${ADAPTER(MODEL, 'r1-qv')}`, JSON.stringify({ lora_name: 'r3', lora_path: ADAPTER(MODEL, 'r64-rslora'), pinned: true }), pathNamed,
   ]);
 });
 after(async () => {
@@ -33,9 +33,9 @@ test('start-up adapters in the three --lora-paths forms, listed by /v1/models', 
   assert.equal(base.parent, null);
   const r3 = models.body.data.find((c: { id: string }) => c.id === 'r3');
   assert.equal(r3.parent, base.id);
-  assert.equal(r3.root, ADAPTER(MODEL, 'r3-all'));
+  assert.equal(r3.root, ADAPTER(MODEL, 'r64-rslora'));
   assert.equal(r3.pinned, true);
-  assert.deepEqual((await gen('r3')).body.output_ids, expected('r3-all', 0));
+  assert.deepEqual((await gen('r3')).body.output_ids, expected('r64-rslora', 0));
   assert.deepEqual((await gen(pathNamed, 1)).body.output_ids, expected('r8-vdown', 1));
   const card = await get(`${server.url}/v1/models/r1-qv`);
   assert.equal(card.body.root, ADAPTER(MODEL, 'r1-qv'));
@@ -116,7 +116,7 @@ test('pinning: load pinned, S − 1 limit ("starv"), pin endpoint flips the flag
   assert.equal(pinAnother.body.error_code, 'pinned_limit');
   // With two slots pinned, the third serves base and every other adapter in turn.
   const outs = await Promise.all([gen(null, 0), gen(pathNamed, 1), gen('r1-qv', 2), gen('r3', 1)]);
-  assert.deepEqual(outs.map((o) => o.body.output_ids), [ref.base[0].greedy, expected('r8-vdown', 1), expected('r1-qv', 2), expected('r3-all', 1)]);
+  assert.deepEqual(outs.map((o) => o.body.output_ids), [ref.base[0].greedy, expected('r8-vdown', 1), expected('r1-qv', 2), expected('r64-rslora', 1)]);
   const unpin = await post(`${server.url}/pin_lora_adapter`, { lora_name: 'r1-qv', pinned: false });
   assert.equal(unpin.body.success, true);
   const card = await get(`${server.url}/v1/models/r1-qv`);

@@ -8,12 +8,12 @@ import { ADAPTER, FIXTURE, get, greedy, post, postStream, reference, startServer
 
 const MODEL = 'tiny-llama';
 const ref = reference(MODEL);
-const NAMES = ['r1-qv', 'r3-all', 'r5-gateup', 'r8-vdown', 'r16-o', 'r64-rslora', 'r4-pattern', 'r6-regex-layer1'];
+const NAMES = ['r1-qv', 'r2-embed-head', 'r5-gateup', 'r8-vdown', 'r16-o', 'r64-rslora', 'r4-pattern', 'r6-regex-layer1'];
 let server: Server;
 
 before(async () => {
   server = await startServer([
-    '--model-path', FIXTURE(MODEL), '--max-loras-per-batch', '4', '--chunked-prefill-size', '16',
+    '--model-path', FIXTURE(MODEL), '--max-loras-per-batch', '4', '--chunked-prefill-size', '16', '--max-lora-rank', '64', '--lora-target-modules', 'all',
     '--lora-paths', ...NAMES.map((n) => `${n}=${ADAPTER(MODEL, n)}`),
   ]);
 });

@@ -59,13 +59,13 @@ for (const policy of ['lru', 'fifo'] as const) {
 }
 
 test('stale slots: with one device slot, every adapter gives its reference output whatever ran before', async () => {
-  const names = ['r1-qv', 'r3-all', 'r64-rslora', 'r5-gateup', 'r8-vdown'];
+  const names = ['r1-qv', 'r4-pattern', 'r64-rslora', 'r5-gateup', 'r8-vdown'];
   const server = await startServer([
     '--model-path', FIXTURE(MODEL), '--max-loras-per-batch', '1', '--max-lora-rank', '64', '--lora-target-modules', 'all',
     '--lora-paths', ...names.map((n) => `${n}=${ADAPTER(MODEL, n)}`),
   ]);
   try {
-    const order = ['r1-qv', 'r3-all', 'r1-qv', 'r64-rslora', 'r1-qv', null, 'r3-all', 'r5-gateup', 'r8-vdown', 'r64-rslora', 'r3-all', 'r8-vdown', null, 'r1-qv'];
+    const order = ['r1-qv', 'r4-pattern', 'r1-qv', 'r64-rslora', 'r1-qv', null, 'r4-pattern', 'r5-gateup', 'r8-vdown', 'r64-rslora', 'r4-pattern', 'r8-vdown', null, 'r1-qv', 'r64-rslora', 'r8-vdown'];
     for (const [i, name] of order.entries()) {
       const p = i % 3;
       const res = await post(`${server.url}/generate`, { input_ids: ref.prompts[p], lora_path: name, sampling_params: greedy(ref.greedyTokens) });
@@ -75,7 +75,7 @@ test('stale slots: with one device slot, every adapter gives its reference outpu
     const mixed = await Promise.all(names.map((n, i) => post(`${server.url}/generate`, { input_ids: ref.prompts[i % 3], lora_path: n, sampling_params: greedy(ref.greedyTokens) })));
     mixed.forEach((res, i) => assert.deepEqual(res.body.output_ids, expected(names[i], i % 3), names[i]));
     // The same name reused for different files across unload/load.
-    for (const file of ['r3-all', 'r1-qv', 'r3-all']) {
+    for (const file of ['r64-rslora', 'r1-qv', 'r4-pattern']) {
       await post(`${server.url}/unload_lora_adapter`, { lora_name: 'r8-vdown' });
       const load = await post(`${server.url}/load_lora_adapter`, { lora_name: 'r8-vdown', lora_path: ADAPTER(MODEL, file) });
       assert.equal(load.body.success, true, JSON.stringify(load.body));

@@ -17,7 +17,7 @@ let client: OpenAI;
 before(async () => {
   server = await startServer([
     '--model-path', FIXTURE(MODEL), '--served-model-name', 'tiny', '--max-loras-per-batch', '4',
-    '--lora-paths', `sql=${ADAPTER(MODEL, 'r3-all')}`, `chat=${ADAPTER(MODEL, 'r1-qv')}`, `ünï:cödé=${ADAPTER(MODEL, 'r8-vdown')}`,
+    '--lora-paths', `sql=${ADAPTER(MODEL, 'r64-rslora')}`, `chat=${ADAPTER(MODEL, 'r1-qv')}`, `ünï:cödé=${ADAPTER(MODEL, 'r8-vdown')}`,
   ]);
   client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
 });
@@ -40,7 +40,7 @@ test('completions: model "base:adapter" selects the adapter, usage counts tokens
   assert.deepEqual({ ...completion.usage, prompt_tokens_details: undefined }, { prompt_tokens: ref.prompts[0].length, completion_tokens: 8, total_tokens: ref.prompts[0].length + 8, prompt_tokens_details: undefined });
   // The native route with the same adapter gives the PEFT reference tokens.
   const native = await post(`${server.url}/generate`, { input_ids: ref.prompts[0], lora_path: 'sql', sampling_params: greedy(8) });
-  assert.deepEqual(native.body.output_ids, expected('r3-all', 0).slice(0, 8));
+  assert.deepEqual(native.body.output_ids, expected('r64-rslora', 0).slice(0, 8));
 });
 
 test('model parsing: whitespace, empty adapter part, first-colon split with unicode, bare adapter name, override of lora_path', async () => {

@@ -9,7 +9,7 @@ import { ADAPTER, FIXTURE, get, greedy, post, postStream, reference, startServer
 
 const MODEL = 'tiny-llama';
 const ref = reference(MODEL);
-const NAMES = ['r1-qv', 'r3-all', 'r64-rslora', 'r16-o'];
+const NAMES = ['r1-qv', 'r5-gateup', 'r64-rslora', 'r16-o'];
 const expected = (name: string, p: number) => ref.adapters.find((a) => a.name === name)!.prompts[p].greedy;
 
 async function workload(url: string): Promise<number[][]> {
@@ -38,7 +38,7 @@ test('overlap loading: streaming continues during loads, no stale state, same ou
     });
     await started;
     loadsRunning = true;
-    for (const [i, name] of ['r64-rslora', 'r3-all', 'r1-qv', 'r64-rslora'].entries()) {
+    for (const [i, name] of ['r64-rslora', 'r5-gateup', 'r1-qv', 'r64-rslora'].entries()) {
       const res = await post(`${overlap.url}/generate`, { input_ids: ref.prompts[i % 3], lora_path: name, sampling_params: greedy(ref.greedyTokens) });
       assert.deepEqual(res.body.output_ids, expected(name, i % 3), name);
     }

@@ -17,7 +17,7 @@ export interface AdapterEnginePort {
 }
 
 /** Reads and validates a PEFT adapter against the pool (throws TsloraErrors with the b.4 categories). */
-export type AdapterReader = (path: string) => Promise<{ adapter: AdapterSpec; warnings: string[] }>;
+export type AdapterReader = (path: string, name: string) => Promise<{ adapter: AdapterSpec; warnings: string[] }>;
 
 export interface AdapterManagerOptions {
   loraEnabled: boolean;
@@ -110,7 +110,7 @@ export class AdapterManager {
       );
     }
     const started = performance.now();
-    const { adapter, warnings } = await this.read(path);
+    const { adapter, warnings } = await this.read(path, name);
     const samePath = this.registry.list().find((e) => e.path === path && e.name !== name);
     if (samePath) warnings.push(`adapter path ${path} is also loaded as '${samePath.name}'.`);
     const id = this.registry.newId();
