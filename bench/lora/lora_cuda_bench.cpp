@@ -40,7 +40,7 @@ struct Strategy {
 struct ModuleState {
   ModuleSpec spec;
   DeviceBuffer<uint16_t> a, b, x, y;
-  DeviceBuffer<float> u;
+  DeviceBuffer<unsigned char> workspace;
   cl::DeviceModule view;
   int kSplits = 1;
 };
@@ -143,14 +143,15 @@ int main(int argc, char** argv) {
       }
       for (ModuleState& ms : modules) {
         ms.kSplits = cl::loraShrinkSplits(ms.view, sets[0].step, prop.multiProcessorCount);
-        ms.u.resize(cl::loraShrinkWorkspaceBytes(ms.view, sets[0].step, ms.kSplits) / sizeof(float));
+        ms.workspace.resize(cl::loraShrinkWorkspaceBytes(ms.view, sets[0].step, ms.kSplits));
+        CUDA_CHECK(cudaMemset(ms.workspace.ptr, 0, ms.workspace.count));
       }
       auto shrink = [&](ModuleState& ms, int i) {
-        CUDA_CHECK(cl::loraShrink(cl::ActDType::BF16, ms.view, sets[i % kSets].step, ms.x.ptr, ms.spec.in, ms.u.ptr, ms.kSplits, stream));
+        CUDA_CHECK(cl::loraShrink(cl::ActDType::BF16, ms.view, sets[i % kSets].step, ms.x.ptr, ms.spec.in, ms.workspace.ptr, ms.kSplits, stream));
       };
       auto expand = [&](ModuleState& ms, int i) {
-        CUDA_CHECK(cl::loraExpand(cl::ActDType::BF16, ms.view, sets[i % kSets].step, ms.u.ptr, ms.kSplits, ms.y.ptr,
-                                  ms.view.outTotal(), 0, stream));
+        CUDA_CHECK(cl::loraExpand(cl::ActDType::BF16, ms.view, sets[i % kSets].step, cl::loraShrinkOutput(ms.workspace.ptr),
+                                  ms.y.ptr, ms.view.outTotal(), 0, stream));
       };
       const int iterations = cs.tokensEach == 1 ? 400 : 40;
       double layerUs = 0, layerFloorBytes = 0;

@@ -1,6 +1,6 @@
 // LoRA expand Y[:, off_j:] += U_j·B_jᵀ for one (layer, module): grid (widest slice / 128, slices, row tiles), so
 // one launch covers every slice of qkv / gate_up. K = the slot's rank r (≤ R), zero-padded to 16 in shared memory;
-// U's split-K partials are summed on load; the delta is added to Y in fp32 and rounded once (spec e.8).
+// the delta is added to Y in fp32 and rounded once (spec e.8).
 #include <mma.h>
 
 #include "lora_kernels.cuh"
@@ -22,16 +22,22 @@ constexpr int kLdc = kBN + 4;
 struct Slices {
   int offsets[4];
 };
+// Selects instead of a run-time array index, which would put the kernel-parameter array on the stack.
+__device__ __forceinline__ int sliceOffset(const Slices& s, int j) {
+  return j == 0 ? s.offsets[0] : j == 1 ? s.offsets[1] : j == 2 ? s.offsets[2] : s.offsets[3];
+}
 
-template <typename T, int BM>
+// Vector paths (decided on the host, uniform per launch): kVec = B rows, U rows and Y columns are 16-byte aligned
+// (R, c*R, yStride, yOffset and every slice offset multiples of 8); the slot's rank must also be a multiple of 8 for
+// the B copy (checked per block). Otherwise element-wise loads.
+template <typename T, int BM, bool kVec>
 __global__ void __launch_bounds__(kThreads) expandKernel(
     const T* __restrict__ b, size_t bSlotStride, int R, Slices slices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
-    int tilesPerSegment, int numTokens, const float* __restrict__ u, int uStride, int kSplits, T* __restrict__ y,
-    int yStride, int yOffset, bool bVectorOk) {
+    int tilesPerSegment, const float* __restrict__ u, int uStride, T* __restrict__ y, int yStride, int yOffset) {
   RowTile t;
   if (!detail::rowTileOf(segIndptr, weightIndices, slotRanks, blockIdx.z, tilesPerSegment, BM, t)) return;
-  const int j = blockIdx.y, offset = slices.offsets[j], width = slices.offsets[j + 1] - offset;
+  const int j = blockIdx.y, offset = sliceOffset(slices, j), width = sliceOffset(slices, j + 1) - offset;
   const int n0 = blockIdx.x * kBN;
   if (n0 >= width) return;
   const int r = t.rank, rows = t.end - t.begin;
@@ -47,7 +53,8 @@ __global__ void __launch_bounds__(kThreads) expandKernel(
   T* us = reinterpret_cast<T*>(smem);  // [BM, kLd]   U chunk of this slice, rounded to T
   T* bs = us + BM * kLd;               // [kBN, kLd]  B rows of this block, columns [0, r) only
   const T* bRows = b + static_cast<size_t>(t.slot) * bSlotStride + static_cast<size_t>(offset + n0) * R;
-  const bool vector = bVectorOk && r % 8 == 0;
+  const bool bVector = kVec && r % 8 == 0;
+  const bool uVector = kVec && r % 4 == 0;
   const int warp = threadIdx.x / 32;
   const bool warpActive = n0 + warp * 32 < width;
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[BM / 16][2];
@@ -58,28 +65,47 @@ __global__ void __launch_bounds__(kThreads) expandKernel(
   }
 
   for (int kb = 0; kb < r; kb += kBK) {
-    for (int e = threadIdx.x; e < BM * kBK; e += kThreads) {
-      const int m = e / kBK, k = e % kBK;
-      float sum = 0.0f;
-      if (m < rows && kb + k < r) {
-        const float* src = u + static_cast<size_t>(rowOf[m]) * uStride + j * r + kb + k;
-        for (int s = 0; s < kSplits; ++s) sum += src[static_cast<size_t>(s) * numTokens * uStride];
+    if (bVector) {  // B tile in flight (cp.async) while U is loaded and converted
+#pragma unroll
+      for (int i = 0; i < kBN * (kBK / 8) / kThreads; ++i) {
+        const int v = threadIdx.x + i * kThreads, n = v / (kBK / 8), kk = (v % (kBK / 8)) * 8;
+        const bool ok = n0 + n < width && kb + kk < r;
+        detail::copyAsync16(bs + n * kLd + kk, ok ? bRows + static_cast<size_t>(n) * R + kb + kk : bRows, ok);
       }
-      us[m * kLd + k] = Convert<T>::fromFloat(sum);
-    }
-    if (vector) {
-      for (int v = threadIdx.x; v < kBN * (kBK / 8); v += kThreads) {
-        const int n = v / (kBK / 8), kk = (v % (kBK / 8)) * 8;
-        uint4 value = make_uint4(0, 0, 0, 0);
-        if (n0 + n < width && kb + kk < r) value = *reinterpret_cast<const uint4*>(bRows + static_cast<size_t>(n) * R + kb + kk);
-        *reinterpret_cast<uint4*>(bs + n * kLd + kk) = value;
-      }
+      detail::copyAsyncCommit();
     } else {
       for (int e = threadIdx.x; e < kBN * kBK; e += kThreads) {
         const int n = e / kBK, k = e % kBK;
         bs[n * kLd + k] = (n0 + n < width && kb + k < r) ? bRows[static_cast<size_t>(n) * R + kb + k] : Convert<T>::fromFloat(0.0f);
       }
     }
+    if (uVector) {
+      constexpr int kPerThread = BM * (kBK / 4) / kThreads;
+      float4 vals[kPerThread];
+#pragma unroll
+      for (int i = 0; i < kPerThread; ++i) {
+        const int v = threadIdx.x + i * kThreads, m = v / (kBK / 4), k = (v % (kBK / 4)) * 4;
+        vals[i] = (m < rows && kb + k < r)
+                      ? __ldcg(reinterpret_cast<const float4*>(u + static_cast<size_t>(rowOf[m]) * uStride + j * r + kb + k))
+                      : make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+#pragma unroll
+      for (int i = 0; i < kPerThread; ++i) {
+        const int v = threadIdx.x + i * kThreads, m = v / (kBK / 4), k = (v % (kBK / 4)) * 4;
+        T* dst = us + m * kLd + k;
+        dst[0] = Convert<T>::fromFloat(vals[i].x);
+        dst[1] = Convert<T>::fromFloat(vals[i].y);
+        dst[2] = Convert<T>::fromFloat(vals[i].z);
+        dst[3] = Convert<T>::fromFloat(vals[i].w);
+      }
+    } else {
+      for (int e = threadIdx.x; e < BM * kBK; e += kThreads) {
+        const int m = e / kBK, k = e % kBK;
+        const float value = (m < rows && kb + k < r) ? __ldcg(u + static_cast<size_t>(rowOf[m]) * uStride + j * r + kb + k) : 0.0f;
+        us[m * kLd + k] = Convert<T>::fromFloat(value);
+      }
+    }
+    if (bVector) detail::copyAsyncWait<0>();
     __syncthreads();
     if (warpActive) {
       const int kEnd = min(kBK, r - kb);
@@ -108,54 +134,82 @@ __global__ void __launch_bounds__(kThreads) expandKernel(
       for (int nf = 0; nf < 2; ++nf)
         wmma::store_matrix_sync(cs + mf * 16 * kLdc + warp * 32 + nf * 16, acc[mf][nf], kLdc, wmma::mem_row_major);
   __syncthreads();
-  for (int e = threadIdx.x; e < BM * kBN; e += kThreads) {
-    const int m = e / kBN, n = e % kBN;
-    if (m >= rows || n0 + n >= width) continue;
-    T* dst = y + static_cast<size_t>(rowOf[m]) * yStride + yOffset + offset + n0 + n;
-    *dst = Convert<T>::fromFloat(Convert<T>::toFloat(*dst) + cs[m * kLdc + n]);
+  if constexpr (kVec) {  // 8 columns per thread, every load issued before the first store (latency, not bandwidth)
+    constexpr int kPerThread = BM * (kBN / 8) / kThreads;
+    uint4 old[kPerThread];
+#pragma unroll
+    for (int i = 0; i < kPerThread; ++i) {
+      const int v = threadIdx.x + i * kThreads, m = v / (kBN / 8), n = (v % (kBN / 8)) * 8;
+      if (m < rows && n0 + n < width)
+        old[i] = *reinterpret_cast<const uint4*>(y + static_cast<size_t>(rowOf[m]) * yStride + yOffset + offset + n0 + n);
+    }
+#pragma unroll
+    for (int i = 0; i < kPerThread; ++i) {
+      const int v = threadIdx.x + i * kThreads, m = v / (kBN / 8), n = (v % (kBN / 8)) * 8;
+      if (m >= rows || n0 + n >= width) continue;
+      T* vals = reinterpret_cast<T*>(&old[i]);
+      const float* delta = cs + m * kLdc + n;
+#pragma unroll
+      for (int q = 0; q < 8; ++q) vals[q] = Convert<T>::fromFloat(Convert<T>::toFloat(vals[q]) + delta[q]);
+      *reinterpret_cast<uint4*>(y + static_cast<size_t>(rowOf[m]) * yStride + yOffset + offset + n0 + n) = old[i];
+    }
+  } else {
+    for (int e = threadIdx.x; e < BM * kBN; e += kThreads) {
+      const int m = e / kBN, n = e % kBN;
+      if (m >= rows || n0 + n >= width) continue;
+      T* dst = y + static_cast<size_t>(rowOf[m]) * yStride + yOffset + offset + n0 + n;
+      *dst = Convert<T>::fromFloat(Convert<T>::toFloat(*dst) + cs[m * kLdc + n]);
+    }
   }
 }
 
 int tileRowsFor(int maxSegmentRows) { return maxSegmentRows <= 16 ? 16 : maxSegmentRows <= 32 ? 32 : 64; }
 
 template <typename T, int BM>
-cudaError_t launchExpandOn(const DeviceModule& module, const DeviceStep& step, const float* u, int kSplits, void* y,
-                           int yStride, int yOffset, cudaStream_t stream) {
+cudaError_t launchExpandOn(const DeviceModule& module, const DeviceStep& step, const float* u, void* y, int yStride,
+                           int yOffset, cudaStream_t stream) {
   const int c = module.numSlices, R = module.maxRank;
   const int tilesPerSegment = (step.maxSegmentRows + BM - 1) / BM;
   const long long gridZ = static_cast<long long>(step.maxSegments) * tilesPerSegment;
-  if (gridZ > 65535 || kSplits < 1) return cudaErrorInvalidConfiguration;
+  if (gridZ > 65535) return cudaErrorInvalidConfiguration;
   Slices slices{};
   int widest = 0;
-  for (int j = 0; j <= c; ++j) slices.offsets[j] = module.sliceOffsets[j];
+  bool vec = R % 8 == 0 && yStride % 8 == 0 && yOffset % 8 == 0 && reinterpret_cast<uintptr_t>(module.b) % 16 == 0 &&
+             reinterpret_cast<uintptr_t>(y) % 16 == 0 && reinterpret_cast<uintptr_t>(u) % 16 == 0;
+  for (int j = 0; j <= c; ++j) {
+    slices.offsets[j] = module.sliceOffsets[j];
+    vec = vec && slices.offsets[j] % 8 == 0;
+  }
   for (int j = 0; j < c; ++j) widest = widest > slices.offsets[j + 1] - slices.offsets[j] ? widest : slices.offsets[j + 1] - slices.offsets[j];
   const dim3 grid((widest + kBN - 1) / kBN, c, static_cast<unsigned>(gridZ));
-  const bool bVectorOk = R % 8 == 0 && reinterpret_cast<uintptr_t>(module.b) % 16 == 0;
-  expandKernel<T, BM><<<grid, kThreads, 0, stream>>>(
-      static_cast<const T*>(module.b), static_cast<size_t>(module.outTotal()) * R, R, slices, step.segIndptr,
-      step.weightIndices, step.permutation, step.slotRanks, tilesPerSegment, step.numTokens, u, c * R, kSplits,
-      static_cast<T*>(y), yStride, yOffset, bVectorOk);
+  auto launch = [&](auto kernel) {
+    kernel<<<grid, kThreads, 0, stream>>>(static_cast<const T*>(module.b), static_cast<size_t>(module.outTotal()) * R, R,
+                                          slices, step.segIndptr, step.weightIndices, step.permutation, step.slotRanks,
+                                          tilesPerSegment, u, c * R, static_cast<T*>(y), yStride, yOffset);
+  };
+  if (vec) launch(expandKernel<T, BM, true>);
+  else launch(expandKernel<T, BM, false>);
   return cudaGetLastError();
 }
 
 template <typename T>
-cudaError_t dispatchExpand(const DeviceModule& module, const DeviceStep& step, const float* u, int kSplits, void* y,
-                           int yStride, int yOffset, cudaStream_t stream) {
+cudaError_t dispatchExpand(const DeviceModule& module, const DeviceStep& step, const float* u, void* y, int yStride,
+                           int yOffset, cudaStream_t stream) {
   switch (tileRowsFor(step.maxSegmentRows)) {
-    case 16: return launchExpandOn<T, 16>(module, step, u, kSplits, y, yStride, yOffset, stream);
-    case 32: return launchExpandOn<T, 32>(module, step, u, kSplits, y, yStride, yOffset, stream);
-    default: return launchExpandOn<T, 64>(module, step, u, kSplits, y, yStride, yOffset, stream);
+    case 16: return launchExpandOn<T, 16>(module, step, u, y, yStride, yOffset, stream);
+    case 32: return launchExpandOn<T, 32>(module, step, u, y, yStride, yOffset, stream);
+    default: return launchExpandOn<T, 64>(module, step, u, y, yStride, yOffset, stream);
   }
 }
 
 }  // namespace
 
-cudaError_t loraExpand(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const float* u, int kSplits,
-                       void* y, int yStride, int yOffset, cudaStream_t stream) {
+cudaError_t loraExpand(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const float* u, void* y,
+                       int yStride, int yOffset, cudaStream_t stream) {
   if (step.maxSegments <= 0 || step.numTokens <= 0) return cudaSuccess;
   if (module.numSlices < 1 || module.numSlices > 3 || module.maxRank < 1) return cudaErrorInvalidValue;
-  return dtype == ActDType::BF16 ? dispatchExpand<__nv_bfloat16>(module, step, u, kSplits, y, yStride, yOffset, stream)
-                                 : dispatchExpand<__half>(module, step, u, kSplits, y, yStride, yOffset, stream);
+  return dtype == ActDType::BF16 ? dispatchExpand<__nv_bfloat16>(module, step, u, y, yStride, yOffset, stream)
+                                 : dispatchExpand<__half>(module, step, u, y, yStride, yOffset, stream);
 }
 
 }  // namespace tslora::cuda::lora

@@ -41,19 +41,29 @@ struct DeviceStep {
   int numTokens = 0;                       // rows of X / Y (the U workspace is [kSplits, numTokens, c*R])
 };
 
-// Split-K factor for the shrink: enough blocks to fill the GPU even at decode, at least 256 K per split.
+// Split-K factor for the shrink: enough blocks to fill the GPU even at decode, at least 128 K per split.
 int loraShrinkSplits(const DeviceModule& module, const DeviceStep& step, int numMultiprocessors);
-// fp32 workspace for U partial sums: kSplits * numTokens * c*R floats.
+
+// Shrink workspace, allocated once for the static maxima and zeroed once at allocation (cudaMemset): it holds
+//   U        fp32 [numTokens, c*R]            the shrink result read by the expand
+//   partials fp32 [kSplits, numTokens, c*R]   split-K partial sums (kSplits > 1)
+//   counters int  [tiles * column blocks]     arrival tickets; the last split block of a tile sums the partials into
+//                                             U and resets its ticket to 0, so the workspace stays reusable and
+//                                             graph replays need no memset.
 size_t loraShrinkWorkspaceBytes(const DeviceModule& module, const DeviceStep& step, int kSplits);
+inline const float* loraShrinkOutput(const void* workspace) { return static_cast<const float*>(workspace); }
+// The tickets sit at the end of the workspace: these many bytes must be zero before a shrink (the rest may hold
+// anything, e.g. a NaN poison in tests).
+size_t loraShrinkCounterBytes(const DeviceModule& module, const DeviceStep& step);
 
-// U[split, p, n] = Σ_{k in split} X[p, k] · A[w, n, k] for n < c*r of every non-base segment row p.
-//   x: [numTokens, xStride] activations (dtype), u: workspace above (rows of base segments are not written).
+// U[p, n] = Σ_k X[p, k] · A[w, n, k] for n < c*r of every non-base segment row p (rows of base segments and
+// columns >= c*r are not written).   x: [numTokens, xStride] activations (dtype).
 cudaError_t loraShrink(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* x, int xStride,
-                       float* u, int kSplits, cudaStream_t stream);
+                       void* workspace, int kSplits, cudaStream_t stream);
 
-// Y[p, yOffset + off_j + n] += Σ_{k<r} (Σ_split U[split, p, j*r + k]) · B[w, off_j + n, k], added in fp32 and
-// rounded once to the activation dtype.
-cudaError_t loraExpand(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const float* u, int kSplits,
-                       void* y, int yStride, int yOffset, cudaStream_t stream);
+// Y[p, yOffset + off_j + n] += Σ_{k<r} U[p, j*r + k] · B[w, off_j + n, k], added in fp32 and rounded once to the
+// activation dtype (spec e.8). u = loraShrinkOutput(workspace).
+cudaError_t loraExpand(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const float* u, void* y,
+                       int yStride, int yOffset, cudaStream_t stream);
 
 }  // namespace tslora::cuda::lora

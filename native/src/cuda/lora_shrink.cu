@@ -20,14 +20,15 @@ constexpr int kBN = 64;         // U columns (A rows) per block
 constexpr int kBK = 64;         // K per pipeline stage
 constexpr int kLd = kBK + 8;    // shared row stride in elements (16 bytes of padding against bank conflicts)
 constexpr int kLdc = kBN + 4;   // fp32 epilogue stride
-constexpr int kMinKPerSplit = 256;
+constexpr int kMinKPerSplit = 128;
+constexpr int kBlocksPerSm = 4;  // split-K target: this many blocks per multiprocessor
 
 template <typename T, int BM, bool kVec>
 __global__ void __launch_bounds__(kThreads) shrinkKernel(
     const T* __restrict__ a, int in, size_t aSlotStride, int numSlices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
-    int tilesPerSegment, int numTokens, const T* __restrict__ x, int xStride, float* __restrict__ u, int uStride,
-    int kPerSplit) {
+    int tilesPerSegment, int numTokens, const T* __restrict__ x, int xStride, float* __restrict__ u,
+    float* __restrict__ partials, int* __restrict__ counters, int uStride, int kPerSplit) {
   RowTile t;
   if (!detail::rowTileOf(segIndptr, weightIndices, slotRanks, blockIdx.z, tilesPerSegment, BM, t)) return;
   const int nEff = numSlices * t.rank;  // rank-aware: only c*r columns exist for this slot
@@ -112,17 +113,63 @@ __global__ void __launch_bounds__(kThreads) shrinkKernel(
 #pragma unroll
     for (int mf = 0; mf < BM / 16; ++mf) wmma::store_matrix_sync(cs + mf * 16 * kLdc + warp * 16, acc[mf], kLdc, wmma::mem_row_major);
   __syncthreads();
-  float* uSplit = u + static_cast<size_t>(split) * numTokens * uStride;
+  if (gridDim.y == 1) {  // no split: write U directly
+    for (int e = threadIdx.x; e < BM * kBN; e += kThreads) {
+      const int m = e / kBN, n = e % kBN;
+      if (m < rows && n0 + n < nEff) u[static_cast<size_t>(rowOf[m]) * uStride + n0 + n] = cs[m * kLdc + n];
+    }
+    return;
+  }
+  float* mine = partials + static_cast<size_t>(split) * numTokens * uStride;
   for (int e = threadIdx.x; e < BM * kBN; e += kThreads) {
     const int m = e / kBN, n = e % kBN;
-    if (m < rows && n0 + n < nEff) uSplit[static_cast<size_t>(rowOf[m]) * uStride + n0 + n] = cs[m * kLdc + n];
+    if (m < rows && n0 + n < nEff) mine[static_cast<size_t>(rowOf[m]) * uStride + n0 + n] = cs[m * kLdc + n];
   }
+  // Split-K reduction without atomics on data: the last split block to arrive sums every partial of this tile.
+  __threadfence();
+  __syncthreads();
+  __shared__ bool last;
+  int* ticket = counters + blockIdx.z * gridDim.x + blockIdx.x;
+  if (threadIdx.x == 0) last = atomicAdd(ticket, 1) == static_cast<int>(gridDim.y) - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  for (int e = threadIdx.x; e < BM * kBN; e += kThreads) {
+    const int m = e / kBN, n = e % kBN;
+    if (m >= rows || n0 + n >= nEff) continue;
+    const size_t at = static_cast<size_t>(rowOf[m]) * uStride + n0 + n;
+    float sum = 0.0f;
+    for (int s = 0; s < static_cast<int>(gridDim.y); ++s) sum += __ldcg(partials + static_cast<size_t>(s) * numTokens * uStride + at);
+    u[at] = sum;
+  }
+  if (threadIdx.x == 0) *ticket = 0;  // ready for the next launch or graph replay
 }
 
 int tileRowsFor(int maxSegmentRows) { return maxSegmentRows <= 16 ? 16 : maxSegmentRows <= 32 ? 32 : 64; }
 
+struct WorkspaceLayout {
+  float* u;
+  float* partials;
+  int* counters;
+  size_t bytes;
+};
+WorkspaceLayout layoutOf(const DeviceModule& module, const DeviceStep& step, int kSplits, void* base) {
+  const size_t uFloats = static_cast<size_t>(step.numTokens) * module.numSlices * module.maxRank;
+  const int bm = tileRowsFor(step.maxSegmentRows);
+  const size_t tiles = static_cast<size_t>(step.maxSegments) * ((step.maxSegmentRows + bm - 1) / bm);
+  const size_t counters = tiles * ((module.numSlices * module.maxRank + kBN - 1) / kBN);
+  const size_t partialFloats = kSplits > 1 ? uFloats * kSplits : 0;
+  auto* bytes = static_cast<unsigned char*>(base);
+  WorkspaceLayout l;
+  l.u = reinterpret_cast<float*>(bytes);
+  l.partials = reinterpret_cast<float*>(bytes + uFloats * sizeof(float));
+  l.counters = reinterpret_cast<int*>(bytes + (uFloats + partialFloats) * sizeof(float));
+  l.bytes = (uFloats + partialFloats) * sizeof(float) + counters * sizeof(int);
+  return l;
+}
+
 template <typename T, int BM>
-cudaError_t launchShrink(const DeviceModule& module, const DeviceStep& step, const void* x, int xStride, float* u,
+cudaError_t launchShrink(const DeviceModule& module, const DeviceStep& step, const void* x, int xStride, void* workspace,
                          int kSplits, cudaStream_t stream) {
   const int c = module.numSlices, R = module.maxRank, uStride = c * R;
   const int tilesPerSegment = (step.maxSegmentRows + BM - 1) / BM;
@@ -135,10 +182,12 @@ cudaError_t launchShrink(const DeviceModule& module, const DeviceStep& step, con
   const bool vec = module.in % 8 == 0 && xStride % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(module.a) % 16 == 0;
   const T* a = static_cast<const T*>(module.a);
+  const WorkspaceLayout layout = layoutOf(module, step, kSplits, workspace);
   auto args = [&](auto kernel) {
     kernel<<<grid, kThreads, 0, stream>>>(a, module.in, aSlotStride, c, step.segIndptr, step.weightIndices,
                                           step.permutation, step.slotRanks, tilesPerSegment, step.numTokens,
-                                          static_cast<const T*>(x), xStride, u, uStride, kPerSplit);
+                                          static_cast<const T*>(x), xStride, layout.u, layout.partials, layout.counters,
+                                          uStride, kPerSplit);
   };
   if (vec) args(shrinkKernel<T, BM, true>);
   else args(shrinkKernel<T, BM, false>);
@@ -146,7 +195,7 @@ cudaError_t launchShrink(const DeviceModule& module, const DeviceStep& step, con
 }
 
 template <typename T>
-cudaError_t dispatchShrink(const DeviceModule& module, const DeviceStep& step, const void* x, int xStride, float* u,
+cudaError_t dispatchShrink(const DeviceModule& module, const DeviceStep& step, const void* x, int xStride, void* u,
                            int kSplits, cudaStream_t stream) {
   switch (tileRowsFor(step.maxSegmentRows)) {
     case 16: return launchShrink<T, 16>(module, step, x, xStride, u, kSplits, stream);
@@ -161,17 +210,22 @@ int loraShrinkSplits(const DeviceModule& module, const DeviceStep& step, int num
   const int bm = tileRowsFor(step.maxSegmentRows);
   const long long tiles = static_cast<long long>(std::max(1, step.maxSegments)) * ((step.maxSegmentRows + bm - 1) / bm);
   const long long blocks = tiles * ((module.numSlices * module.maxRank + kBN - 1) / kBN);
-  const long long wanted = (2LL * numMultiprocessors + blocks - 1) / blocks;
+  const long long wanted = (static_cast<long long>(kBlocksPerSm) * numMultiprocessors + blocks - 1) / blocks;
   const int maxByK = std::max(1, module.in / kMinKPerSplit);
   return static_cast<int>(std::max(1LL, std::min<long long>({wanted, maxByK, 64})));
 }
 
+size_t loraShrinkCounterBytes(const DeviceModule& module, const DeviceStep& step) {
+  const WorkspaceLayout l = layoutOf(module, step, 1, nullptr);
+  return l.bytes - static_cast<size_t>(step.numTokens) * module.numSlices * module.maxRank * sizeof(float);
+}
+
 size_t loraShrinkWorkspaceBytes(const DeviceModule& module, const DeviceStep& step, int kSplits) {
-  return static_cast<size_t>(kSplits) * step.numTokens * module.numSlices * module.maxRank * sizeof(float);
+  return layoutOf(module, step, kSplits, nullptr).bytes;
 }
 
 cudaError_t loraShrink(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* x, int xStride,
-                       float* u, int kSplits, cudaStream_t stream) {
+                       void* u, int kSplits, cudaStream_t stream) {
   if (step.maxSegments <= 0 || step.numTokens <= 0) return cudaSuccess;
   if (module.numSlices < 1 || module.numSlices > 3 || module.in < 1 || module.maxRank < 1) return cudaErrorInvalidValue;
   return dtype == ActDType::BF16 ? dispatchShrink<__nv_bfloat16>(module, step, x, xStride, u, kSplits, stream)

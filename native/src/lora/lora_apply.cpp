@@ -14,6 +14,7 @@ namespace {
 constexpr int kTritonBlockRows = 16;    // BLOCK_S of the segment kernels
 constexpr int kShrinkColsPerItem = 16;  // U columns (c*r space) per parallel work item
 constexpr int kExpandColsPerItem = 64;  // output columns per parallel work item
+constexpr int kTransposeMinRows = 8;    // rows of one slot from which transposing a block of B pays off
 
 struct Tile {
   int begin, end;  // positions in the (permuted) row order
@@ -123,24 +124,65 @@ void LoraPool::apply(int layer, Module module, const float* x, int xStride, floa
     });
   }
 
+  // Expand work is grouped by runs of consecutive tiles of one slot (csgmv: every chunk of an adapter), so a block of
+  // B is prepared once per run and reused by all of its rows.
+  struct Run {
+    int firstTile, endTile, rows;
+  };
+  std::vector<Run> runs;
+  for (int i = 0; i < static_cast<int>(tiles.size()); ++i) {
+    const Tile& t = tiles[i];
+    if (runs.empty() || tiles[runs.back().endTile - 1].slot != t.slot) runs.push_back({i, i, 0});
+    runs.back().endTile = i + 1;
+    runs.back().rows += t.end - t.begin;
+  }
   int widest = 0;
   for (int j = 0; j < c; ++j) widest = std::max(widest, shape.sliceOffsets[j + 1] - shape.sliceOffsets[j]);
   const int expandBlocks = (widest + kExpandColsPerItem - 1) / kExpandColsPerItem;
-  const int itemsPerTile = c * expandBlocks;
-  parallelFor(threads, 0, static_cast<int>(tiles.size()) * itemsPerTile, 1, [&](int itemBegin, int itemEnd) {
+  const int itemsPerRun = c * expandBlocks;
+  parallelFor(threads, 0, static_cast<int>(runs.size()) * itemsPerRun, 1, [&](int itemBegin, int itemEnd) {
+    thread_local std::vector<float> bt;  // [r, kExpandColsPerItem] transposed block of B
     for (int item = itemBegin; item < itemEnd; ++item) {
-      const Tile& t = tiles[item / itemsPerTile];
-      const int j = (item % itemsPerTile) / expandBlocks;
+      const Run& run = runs[item / itemsPerRun];
+      const int j = (item % itemsPerRun) / expandBlocks;
       const int offset = shape.sliceOffsets[j], width = shape.sliceOffsets[j + 1] - offset;
       const int n0 = (item % expandBlocks) * kExpandColsPerItem, n1 = std::min(width, n0 + kExpandColsPerItem);
       if (n0 >= n1) continue;
-      const float* bSlot = buf.b.data() + buf.bSlotFloats * t.slot;  // [outTotal, R], columns [0, r) only
-      for (int pos = t.begin; pos < t.end; ++pos) {
-        const int row = rowAt(perm, pos);
-        const float* uRow = u + static_cast<size_t>(row) * uStride + j * t.rank;
-        float* yRow = y + static_cast<size_t>(row) * yStride + yOffset + offset;
-        for (int n = n0; n < n1; ++n) yRow[n] += detail::dot(uRow, bSlot + static_cast<size_t>(offset + n) * R, t.rank);
+      const int slot = tiles[run.firstTile].slot, r = tiles[run.firstTile].rank;
+      const float* bSlot = buf.b.data() + buf.bSlotFloats * slot;  // [outTotal, R], columns [0, r) only
+      if (run.rows < kTransposeMinRows) {  // few rows: r-long dot products straight from B's rows
+        for (int ti = run.firstTile; ti < run.endTile; ++ti)
+          for (int pos = tiles[ti].begin; pos < tiles[ti].end; ++pos) {
+            const int row = rowAt(perm, pos);
+            const float* uRow = u + static_cast<size_t>(row) * uStride + j * r;
+            float* yRow = y + static_cast<size_t>(row) * yStride + yOffset + offset;
+            for (int n = n0; n < n1; ++n) yRow[n] += detail::dot(uRow, bSlot + static_cast<size_t>(offset + n) * R, r);
+          }
+        continue;
       }
+      // Many rows: transpose the block once (bt[k][n], k < r); each row is then y[n0:n1] += Σ_k u[k]·bt[k][:],
+      // 8-wide FMAs without horizontal sums.
+      bt.assign(static_cast<size_t>(r) * kExpandColsPerItem, 0.0f);
+      for (int n = n0; n < n1; ++n) {
+        const float* bRow = bSlot + static_cast<size_t>(offset + n) * R;
+        for (int k = 0; k < r; ++k) bt[static_cast<size_t>(k) * kExpandColsPerItem + (n - n0)] = bRow[k];
+      }
+      const int count = n1 - n0;
+      for (int ti = run.firstTile; ti < run.endTile; ++ti)
+        for (int pos = tiles[ti].begin; pos < tiles[ti].end; ++pos) {
+          const int row = rowAt(perm, pos);
+          const float* uRow = u + static_cast<size_t>(row) * uStride + j * r;
+          float* yRow = y + static_cast<size_t>(row) * yStride + yOffset + offset + n0;
+          detail::Vec8 acc[kExpandColsPerItem / 8] = {};
+          for (int k = 0; k < r; ++k) {
+            const float uk = uRow[k];
+            const float* btRow = bt.data() + static_cast<size_t>(k) * kExpandColsPerItem;
+#pragma GCC unroll 8
+            for (int v = 0; v < kExpandColsPerItem / 8; ++v) acc[v] += uk * detail::loadVec8(btRow + 8 * v);
+          }
+          for (int v = 0; v < kExpandColsPerItem / 8 && 8 * v < count; ++v)
+            for (int l = 0; l < 8 && 8 * v + l < count; ++l) yRow[8 * v + l] += acc[v][l];
+        }
     }
   });
 }

@@ -64,10 +64,17 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
   step.maxSegmentRows = seg.chunkSize;
   step.numTokens = T;
   const int kSplits = cl::loraShrinkSplits(dev.view, step, numSms);
-  DeviceBuffer<float> dU(cl::loraShrinkWorkspaceBytes(dev.view, step, kSplits) / sizeof(float));
-  CUDA_CHECK(cudaMemset(dU.ptr, 0xff, dU.count * sizeof(float)));  // NaN poison: unwritten U must never be read
-  CUDA_CHECK(cl::loraShrink(dtype, dev.view, step, dX.ptr, xStride, dU.ptr, kSplits, nullptr));
-  CUDA_CHECK(cl::loraExpand(dtype, dev.view, step, dU.ptr, kSplits, dY.ptr, yStride, yOffset, nullptr));
+  const size_t workspaceBytes = cl::loraShrinkWorkspaceBytes(dev.view, step, kSplits);
+  const size_t counterBytes = cl::loraShrinkCounterBytes(dev.view, step);
+  DeviceBuffer<unsigned char> workspace(workspaceBytes);
+  CUDA_CHECK(cudaMemset(workspace.ptr, 0xff, workspaceBytes - counterBytes));  // NaN poison: unwritten U is never read
+  CUDA_CHECK(cudaMemset(workspace.ptr + workspaceBytes - counterBytes, 0, counterBytes));
+  // Twice on the same workspace: the split-K tickets must reset themselves (graph replays reuse them).
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1) CUDA_CHECK(cudaMemcpy(dY.ptr, yBits.data(), yBits.size() * 2, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cl::loraShrink(dtype, dev.view, step, dX.ptr, xStride, workspace.ptr, kSplits, nullptr));
+    CUDA_CHECK(cl::loraExpand(dtype, dev.view, step, cl::loraShrinkOutput(workspace.ptr), dY.ptr, yStride, yOffset, nullptr));
+  }
   CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<uint16_t> out(yBits.size());
   CUDA_CHECK(cudaMemcpy(out.data(), dY.ptr, out.size() * 2, cudaMemcpyDeviceToHost));
