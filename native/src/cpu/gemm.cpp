@@ -34,6 +34,70 @@ inline void tile(const float* const* xRows, const void* w, int64_t wRowElems, in
   }
 }
 
+// Decode path (few activation rows): one weight row at a time, read sequentially (the hardware prefetcher keeps
+// up with one long stream far better than with several short row streams), K unrolled U vectors deep so the
+// FMA latency is hidden; each converted weight vector serves all MR activation rows.
+template <WType T, int MR>
+inline void rowDot(const float* const* xRows, const void* wRow, int K, float* out) {
+  constexpr int U = (kLanes == 16 || MR <= 2) ? 4 : 2;
+  VecF acc[MR][U];
+  for (int m = 0; m < MR; ++m)
+    for (int u = 0; u < U; ++u) acc[m][u] = vzero();
+  int k = 0;
+  for (; k + U * kLanes <= K; k += U * kLanes) {
+    for (int u = 0; u < U; ++u) {
+      VecF wv = vloadW<T>(wRow, k + u * kLanes);
+      for (int m = 0; m < MR; ++m) acc[m][u] = vfma(vload(xRows[m] + k + u * kLanes), wv, acc[m][u]);
+    }
+  }
+  for (; k + kLanes <= K; k += kLanes) {
+    VecF wv = vloadW<T>(wRow, k);
+    for (int m = 0; m < MR; ++m) acc[m][0] = vfma(vload(xRows[m] + k), wv, acc[m][0]);
+  }
+  for (int m = 0; m < MR; ++m) {
+    VecF total = acc[m][0];
+    for (int u = 1; u < U; ++u) total = vadd(total, acc[m][u]);
+    float sum = vsum(total);
+    for (int kk = k; kk < K; ++kk) sum += xRows[m][kk] * loadScalar<T>(wRow, kk);
+    out[m] = sum;
+  }
+}
+
+#ifndef TSLORA_DECODE_MAX_ROWS
+#define TSLORA_DECODE_MAX_ROWS 3
+#endif
+constexpr int kDecodeMaxRows = TSLORA_DECODE_MAX_ROWS;  // below this many activation rows, stream weight rows one by one
+
+template <WType T>
+void gemmRangeDecode(const float* const* xRows, float* const* yRows, int M, const WeightView& w, int n0, int n1,
+                     int yOffset) {
+  const int K = w.cols;
+  const size_t rowBytes = static_cast<size_t>(K) * w.bytesPerElement();
+  float out[4];
+  for (int n = n0; n < n1; ++n) {
+    const char* wRow = static_cast<const char*>(w.data) + static_cast<size_t>(n) * rowBytes;
+    int m = 0;
+    for (; m + 4 <= M; m += 4) {
+      rowDot<T, 4>(xRows + m, wRow, K, out);
+      for (int i = 0; i < 4; ++i) yRows[m + i][yOffset + n] = out[i];
+    }
+    switch (M - m) {
+      case 3:
+        rowDot<T, 3>(xRows + m, wRow, K, out);
+        break;
+      case 2:
+        rowDot<T, 2>(xRows + m, wRow, K, out);
+        break;
+      case 1:
+        rowDot<T, 1>(xRows + m, wRow, K, out);
+        break;
+      default:
+        break;
+    }
+    for (int i = 0; i < M - m; ++i) yRows[m + i][yOffset + n] = out[i];
+  }
+}
+
 #if defined(__AVX512F__)
 constexpr int kWideNR = 8;  // 1-2 activation rows x 8 weight rows = up to 16 zmm accumulators
 #else
@@ -44,6 +108,7 @@ constexpr int kWideNR = 4;  // AVX2 has 16 registers: 2 x 4 accumulators
 template <WType T>
 void gemmRange(const float* const* xRows, float* const* yRows, int M, const WeightView& w, int n0, int n1,
                int yOffset) {
+  if (M < kDecodeMaxRows) return gemmRangeDecode<T>(xRows, yRows, M, w, n0, n1, yOffset);
   const int K = w.cols;
   const size_t rowBytes = static_cast<size_t>(K) * w.bytesPerElement();
   float tmp[4 * kWideNR];
