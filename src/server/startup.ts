@@ -62,22 +62,22 @@ export async function inferLoraPool(
 }
 
 const DEMO_PROMPTS: Record<string, string> = {
-  reverse: 'hello world =',
-  spell: '4096 =',
-  add: '12+30 =',
-  upper: 'make me loud =',
-  caesar: 'attack at dawn =',
-  last_word: 'the quick brown fox =',
+  reverse: 'hello world=',
+  spell: '4096=',
+  add: '12+30=',
+  upper: 'make me loud=',
+  caesar: 'attack at dawn=',
+  last_word: 'the quick brown fox=',
 };
 
 /** Two ready-to-paste requests for the demo model. */
 export function demoExamples(url: string, adapterNames: string[], servedModelName: string, needsKey: boolean): string {
   const three = adapterNames.slice(0, 3);
-  const prompts = three.map((n) => DEMO_PROMPTS[n] ?? 'hello =');
+  const prompts = three.map((n) => DEMO_PROMPTS[n] ?? 'hello=');
   const auth = needsKey ? " -H 'Authorization: Bearer $KEY'" : '';
   const batch = JSON.stringify({ text: prompts, lora_path: three, sampling_params: { max_new_tokens: 24, temperature: 0 } });
   const first = three[0];
-  const chat = JSON.stringify({ model: `${servedModelName}:${first ?? ''}`, prompt: DEMO_PROMPTS[first] ?? 'hello =', max_tokens: 24, temperature: 0 });
+  const chat = JSON.stringify({ model: `${servedModelName}:${first ?? ''}`, prompt: DEMO_PROMPTS[first] ?? 'hello=', max_tokens: 24, temperature: 0 });
   return [
     '',
     `Demo model ready with adapters: ${adapterNames.join(', ') || '(none)'}. Try:`,
