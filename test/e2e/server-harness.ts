@@ -33,6 +33,7 @@ export interface Server {
   url: string;
   proc: ChildProcess;
   output: () => string;
+  /** SIGTERM once (idempotent) and wait for the exit status. */
   stop: () => Promise<number | null>;
 }
 
@@ -56,12 +57,16 @@ export async function startServer(args: string[], timeoutMs = 60_000): Promise<S
       reject(new Error(`serve exited with ${code} before listening:\n${out}`));
     });
   });
+  let signaled = false;
   return {
     url,
     proc,
     output: () => out,
     stop: async () => {
-      if (proc.exitCode === null) proc.kill('SIGTERM');
+      if (!signaled && proc.exitCode === null) {
+        signaled = true;
+        proc.kill('SIGTERM');
+      }
       return exited;
     },
   };

@@ -1,0 +1,49 @@
+/**
+ * Queue bound (503 + Retry-After), incremental streaming with --stream-interval, and shutdown: SIGTERM lets a
+ * running stream finish, refuses new work, and exits 0.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FIXTURE, greedy, post, postStream, reference, startServer } from './server-harness.js';
+
+const MODEL = 'tiny-llama';
+const ref = reference(MODEL);
+
+test('queue bound, incremental streaming, and a graceful SIGTERM', async () => {
+  const server = await startServer([
+    '--model-path', FIXTURE(MODEL), '--max-running-requests', '1', '--max-queued-requests', '1',
+    '--incremental-streaming-output', '--stream-interval', '3',
+  ]);
+  let exited = false;
+  try {
+    const plain = await post(`${server.url}/generate`, { input_ids: ref.prompts[0], sampling_params: greedy(10) });
+    const events = await postStream(`${server.url}/generate`, { input_ids: ref.prompts[0], stream: true, sampling_params: greedy(10) });
+    const data = events.slice(0, -1);
+    assert.deepEqual(data.map((e) => e.output_ids.length), [3, 3, 3, 1], 'increments of --stream-interval tokens');
+    assert.deepEqual(data.flatMap((e) => e.output_ids), plain.body.output_ids);
+    assert.equal(data.map((e) => e.text).join(''), plain.body.text);
+
+    // One running + one queued are allowed; the third request is turned away with 503 and Retry-After.
+    let firstToken!: () => void;
+    const running = new Promise<void>((r) => (firstToken = r));
+    const long = postStream(`${server.url}/generate`, { input_ids: ref.prompts[1], stream: true, sampling_params: greedy(220) }, () => firstToken());
+    await running;
+    const queued = post(`${server.url}/generate`, { input_ids: ref.prompts[2], sampling_params: greedy(4) });
+    await new Promise((r) => setTimeout(r, 20));
+    const rejected = await post(`${server.url}/generate`, { input_ids: ref.prompts[2], sampling_params: greedy(4) });
+    assert.equal(rejected.status, 503);
+    assert.ok(rejected.headers.get('retry-after'));
+    assert.match(rejected.body.error.message, /capacity|queue/);
+
+    // SIGTERM while the long stream runs: it finishes, the queued request too, then the process exits 0.
+    const exitCode = server.stop();
+    const longEvents = await long;
+    assert.equal(longEvents.at(-1), '[DONE]');
+    assert.deepEqual(longEvents.at(-2).meta_info.finish_reason, { type: 'length', length: 220 });
+    assert.equal((await queued).status, 200);
+    assert.equal(await exitCode, 0, server.output());
+    exited = true;
+  } finally {
+    if (!exited) await server.stop();
+  }
+});
