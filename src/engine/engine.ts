@@ -32,6 +32,9 @@ export class Engine {
   private readonly ops = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private nextOpId = 1;
   private exited = false;
+  /** Called once if the worker stops without close() (a crash); the server then reports itself unhealthy. */
+  onUnexpectedExit: (() => void) | null = null;
+  private closing = false;
 
   private constructor(worker: Worker, info: EngineInfo) {
     this.worker = worker;
@@ -39,6 +42,7 @@ export class Engine {
     worker.on('message', (msg: FromWorker) => this.onMessage(msg));
     worker.on('exit', () => {
       this.exited = true;
+      if (!this.closing) this.onUnexpectedExit?.();
       for (const [rid, listener] of this.listeners) listener({ rid, tokenIds: [], finish: { type: 'abort', message: 'the engine stopped' } });
       this.listeners.clear();
       for (const op of this.ops.values()) op.reject(new TsloraError('internal', 'the engine stopped'));
@@ -100,6 +104,7 @@ export class Engine {
 
   async close(): Promise<void> {
     if (this.exited) return;
+    this.closing = true;
     try {
       await this.op((opId) => ({ type: 'shutdown', opId }));
     } finally {

@@ -167,6 +167,10 @@ export async function startServer(inputConfig: ServeConfig, deps: ServerDependen
     ready: false,
   };
 
+  engine.onUnexpectedExit = () => {
+    ctx.ready = false;
+    log.line('tslora serve: error: the engine worker stopped unexpectedly; /health now fails.');
+  };
   const server: Server = createServer({ keepAliveTimeout: 5000 }, createRequestHandler(ctx));
   try {
     await new Promise<void>((resolveListen, reject) => {

@@ -52,6 +52,11 @@ for (const policy of ['lru', 'fifo'] as const) {
         assert.deepEqual((await gen(`churn${i}`, i % 3)).body.output_ids, expected(adapter, i % 3));
         assert.deepEqual((await gen('p', i % 3)).body.output_ids, expected('r1-qv', i % 3));
       }
+      // Two evicted names in one request while the only other slot of the host tier is pinned: capacity.
+      const both = await post(`${server.url}/generate`, { text: ['x', 'y'], lora_path: ['churn0', 'churn1'], sampling_params: greedy(2) });
+      assert.equal(both.status, 400);
+      assert.equal(both.body.error.code, 'capacity');
+      assert.match(both.body.error.message, /--max-loaded-loras/);
     } finally {
       assert.equal(await server.stop(), 0, server.output());
     }

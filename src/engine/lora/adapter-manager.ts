@@ -104,10 +104,12 @@ export class AdapterManager {
     if (pinned && !(existing?.pinned ?? false)) this.checkPinLimit(name);
     const cap = this.options.maxLoadedLoras;
     if (!existing && cap !== null && this.registry.size() >= cap && !this.registry.pickHostVictim(new Set([...protect, name]))) {
-      throw new TsloraError(
-        'capacity',
-        `cannot load '${name}': all ${this.registry.size()} loaded adapters are pinned and --max-loaded-loras is ${cap}; unpin or unload one.`,
-      );
+      const pinned = this.registry.pinnedCount();
+      const why =
+        pinned === this.registry.size()
+          ? `all ${pinned} loaded adapters are pinned`
+          : `the ${this.registry.size()} loaded adapters are pinned (${pinned}) or needed by the same request`;
+      throw new TsloraError('capacity', `cannot load '${name}': ${why} and --max-loaded-loras is ${cap}; unpin or unload one, or raise --max-loaded-loras.`, { param: 'lora_path' });
     }
     const started = performance.now();
     const { adapter, warnings } = await this.read(path, name);
