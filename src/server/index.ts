@@ -107,6 +107,9 @@ export async function startServer(inputConfig: ServeConfig, deps: ServerDependen
     `engine on ${info.device} (${info.deviceName}${info.device === 'cpu' ? `, ${info.numThreads} threads` : ''}): KV cache ${info.kvNumBlocks} blocks × ${info.kvBlockSize} tokens, up to ${info.maxRunningRequests} running requests`,
   );
 
+  if (info.device === 'cpu' && (config.cudaGraphMaxBs !== null || config.disableCudaGraph)) {
+    log.line('tslora serve: warning: --cuda-graph-max-bs / --disable-cuda-graph have no effect on the CPU backend.');
+  }
   const metrics = new ServerMetrics();
   const adapters = new AdapterManager(
     engine,
