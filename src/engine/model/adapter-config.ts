@@ -135,7 +135,7 @@ export function patternValue(pattern: Record<string, number>, modulePath: string
 export function moduleScaling(config: AdapterConfig, modulePath: string): { rank: number; alpha: number; scaling: number } {
   const rank = patternValue(config.rankPattern, modulePath) ?? config.r;
   const alpha = patternValue(config.alphaPattern, modulePath) ?? config.loraAlpha;
-  return { rank, alpha, scaling: alpha / rank };
+  return { rank, alpha, scaling: config.useRslora ? alpha / Math.sqrt(rank) : alpha / rank };
 }
 
 function corruptConfig(detail: string): TsloraError {
