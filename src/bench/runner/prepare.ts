@@ -3,6 +3,7 @@
  * list (name, path, rank), and the vocabulary size for prompt ids. Synthetic models and adapters are written
  * once into a cache folder keyed by their parameters and reused by later runs.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -109,7 +110,8 @@ export function prepareModel(config: BenchConfig, log: (line: string) => void): 
     const s = spec.synthetic;
     if (!modelDir || !existsSync(join(modelDir, 'config.json'))) throw new TsloraError('usage', 'synthetic adapters need a model folder with a config.json.');
     const targets = normalizeTargets(s.targets);
-    const key = `adapters-${modelKey}-n${s.count}-r${s.ranks.join('_')}-${targets.join('_')}-a${s.alpha ?? 'auto'}-s${s.seed}`;
+    const digest = createHash('sha256').update(JSON.stringify([modelKey, s.count, s.ranks, targets, s.alpha ?? null, s.seed])).digest('hex').slice(0, 10);
+    const key = `loras-n${s.count}-r${s.ranks.join('_')}-${digest}`;
     const dir = cached(key, (out) => synthAdapters({ modelDir: modelDir!, outDir: out, count: s.count, ranks: s.ranks, targets, alpha: s.alpha, seed: s.seed }), log);
     adapters = Array.from({ length: s.count }, (_v, i) => ({ name: `lora-${i}`, path: join(dir, `lora-${i}`), rank: s.ranks[i % s.ranks.length], targets }));
   }

@@ -192,6 +192,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunOutput
             live.startedAt = performance.now();
             const poll = setInterval(() => {
               void scrapeMetrics(baseUrl, options.apiKey).then((samples) => {
+                if (samples.size === 0) return; // a busy server may miss a scrape: keep the last figures
                 const slots = slotGauges(samples);
                 live.slotsUsed = slots.used;
                 live.slotsTotal = slots.total;

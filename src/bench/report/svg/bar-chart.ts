@@ -1,5 +1,9 @@
-/** Grouped bar chart: one group per run, one bar per series (e.g. TTFT p50/p90/p99), values printed on the bars. */
-import { PALETTE, esc, formatTick, frame, legend, niceTicks, r2, svgDocument, yAxis } from './primitives.js';
+/**
+ * Grouped bar chart: one group per category (run), one bar per series (e.g. TTFT p50/p90/p99), values printed
+ * on the bars. With `categoryColors`, a bar takes its category's colour (variants) and series are told apart by
+ * shade; otherwise series take the palette.
+ */
+import { PALETTE, esc, fitText, formatTick, frame, legend, niceTicks, r2, svgDocument, yAxis } from './primitives.js';
 
 export interface BarSeries {
   label: string;
@@ -7,8 +11,22 @@ export interface BarSeries {
   values: (number | null)[];
 }
 
-export function barChart(title: string, subtitle: string, categories: string[], series: BarSeries[], yTitle: string): string {
-  const f = frame(Math.max(560, 120 + categories.length * (40 + series.length * 34)), 420, series.length > 1 ? 1 : 0);
+const SHADES = [1, 0.62, 0.34];
+
+export function barChart(
+  title: string,
+  subtitle: string,
+  categories: string[],
+  series: BarSeries[],
+  yTitle: string,
+  options: { categoryColors?: string[]; colorLegend?: { label: string; color: string }[] } = {},
+): string {
+  const byCategory = options.categoryColors !== undefined;
+  const legendEntries = [
+    ...(series.length > 1 ? series.map((s, i) => (byCategory ? { label: s.label, color: '#57606a', opacity: SHADES[i % SHADES.length] } : { label: s.label, color: PALETTE[i % PALETTE.length] })) : []),
+    ...(options.colorLegend ?? []),
+  ];
+  const f = frame(Math.max(600, 120 + categories.length * (36 + series.length * 30)), 430, legendEntries.length ? 1 + Math.floor(legendEntries.length / 7) : 0);
   const values = series.flatMap((s) => s.values).filter((v): v is number => v !== null && Number.isFinite(v));
   const maxV = values.length ? Math.max(...values) : 1;
   const ticks = niceTicks(0, maxV > 0 ? maxV * 1.08 : 1);
@@ -16,7 +34,7 @@ export function barChart(title: string, subtitle: string, categories: string[], 
   const toY = (v: number) => f.bottom - (v / top) * (f.bottom - f.top);
   const body = yAxis(f, ticks, toY, yTitle);
   const groupWidth = (f.right - f.left) / Math.max(1, categories.length);
-  const barWidth = Math.min(46, (groupWidth * 0.78) / series.length);
+  const barWidth = Math.min(46, (groupWidth * 0.8) / series.length);
   categories.forEach((category, c) => {
     const groupLeft = f.left + c * groupWidth + (groupWidth - barWidth * series.length) / 2;
     series.forEach((s, i) => {
@@ -24,12 +42,13 @@ export function barChart(title: string, subtitle: string, categories: string[], 
       if (value === null || !Number.isFinite(value)) return;
       const x = r2(groupLeft + i * barWidth);
       const y = r2(toY(value));
-      const color = series.length === 1 ? PALETTE[c % PALETTE.length] : PALETTE[i % PALETTE.length];
-      body.push(`<rect x="${x + 2}" y="${y}" width="${r2(barWidth - 4)}" height="${r2(f.bottom - y)}" rx="3" fill="${color}"><title>${esc(`${category} ${s.label}: ${value}`)}</title></rect>`);
-      body.push(`<text x="${r2(x + barWidth / 2)}" y="${y - 5}" font-size="10.5" text-anchor="middle" fill="#1f2328">${esc(formatTick(value))}</text>`);
+      const color = byCategory ? options.categoryColors![c] : series.length === 1 ? PALETTE[c % PALETTE.length] : PALETTE[i % PALETTE.length];
+      const opacity = byCategory && series.length > 1 ? ` fill-opacity="${SHADES[i % SHADES.length]}"` : '';
+      body.push(`<rect x="${x + 1.5}" y="${y}" width="${r2(barWidth - 3)}" height="${r2(f.bottom - y)}" rx="3" fill="${color}"${opacity}><title>${esc(`${category} ${s.label}: ${value}`)}</title></rect>`);
+      body.push(`<text x="${r2(x + barWidth / 2)}" y="${y - 5}" font-size="${barWidth < 34 ? 9 : 10.5}" text-anchor="middle" fill="#1f2328">${esc(formatTick(value))}</text>`);
     });
-    body.push(`<text x="${r2(f.left + (c + 0.5) * groupWidth)}" y="${f.bottom + 18}" font-size="12" text-anchor="middle" fill="#1f2328">${esc(category)}</text>`);
+    body.push(`<text x="${r2(f.left + (c + 0.5) * groupWidth)}" y="${f.bottom + 18}" font-size="12" text-anchor="middle" fill="#1f2328">${esc(fitText(category, groupWidth - 4, 7))}</text>`);
   });
-  if (series.length > 1) body.push(...legend(f, series.map((s, i) => ({ label: s.label, color: PALETTE[i % PALETTE.length] })), 'box'));
+  if (legendEntries.length) body.push(...legend(f, legendEntries, 'box'));
   return svgDocument(f, title, subtitle, body);
 }

@@ -4,6 +4,10 @@ import { PALETTE, esc, frame, legend, logTicks, niceTicks, r2, svgDocument, yAxi
 export interface CdfSeries {
   label: string;
   samplesMs: number[];
+  /** default: the palette in order */
+  color?: string;
+  /** SVG stroke-dasharray, e.g. to tell sweep levels apart */
+  dash?: string;
 }
 
 export function cdfChart(title: string, subtitle: string, series: CdfSeries[], xTitle = 'latency (ms)'): string {
@@ -42,8 +46,9 @@ export function cdfChart(title: string, subtitle: string, series: CdfSeries[], x
       d += `L${x},${r2(toY(k / sorted.length))}L${x},${r2(toY((k + 1) / sorted.length))}`;
     }
     d += `L${r2(toX(sorted.at(-1)!))},${r2(toY(1))}`;
-    body.push(`<path d="${d}" fill="none" stroke="${PALETTE[i % PALETTE.length]}" stroke-width="2.2" stroke-linejoin="round"/>`);
+    const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : '';
+    body.push(`<path d="${d}" fill="none" stroke="${s.color ?? PALETTE[i % PALETTE.length]}" stroke-width="2.2" stroke-linejoin="round"${dash}/>`);
   });
-  body.push(...legend(f, nonEmpty.map((s, i) => ({ label: s.label, color: PALETTE[i % PALETTE.length] }))));
+  body.push(...legend(f, nonEmpty.map((s, i) => ({ label: s.label, color: s.color ?? PALETTE[i % PALETTE.length], dash: s.dash }))));
   return svgDocument(f, title, subtitle, body);
 }

@@ -7,6 +7,15 @@ export function esc(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
+/** Cuts text to what fits in `widthPx` at about `charPx` per character, with an ellipsis. */
+export function fitText(text: string, widthPx: number, charPx: number): string {
+  const max = Math.max(4, Math.floor(widthPx / charPx));
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+/** Dash patterns that tell levels apart when colour tells variants apart. */
+export const DASHES = ['', '7 4', '2 3', '10 3 2 3', '4 2'];
+
 /** Round to 2 decimals for compact path data. */
 export const r2 = (v: number) => Math.round(v * 100) / 100;
 
@@ -39,7 +48,7 @@ export function logTicks(min: number, max: number): number[] {
 export function formatTick(v: number): string {
   if (v === 0) return '0';
   const abs = Math.abs(v);
-  if (abs >= 10_000) return `${r2(v / 1000)}k`;
+  if (abs >= 10_000) return `${Math.round(v / 100) / 10}k`;
   if (abs >= 100) return String(Math.round(v));
   if (abs >= 1) return String(r2(v));
   return v.toPrecision(2);
@@ -64,7 +73,7 @@ export function svgDocument(f: Frame, title: string, subtitle: string, body: str
     `<svg xmlns="http://www.w3.org/2000/svg" width="${f.width}" height="${f.height}" viewBox="0 0 ${f.width} ${f.height}" ${FONT}>`,
     `<rect width="${f.width}" height="${f.height}" fill="#ffffff"/>`,
     `<text x="${f.left}" y="26" font-size="17" font-weight="600" fill="#1f2328">${esc(title)}</text>`,
-    subtitle ? `<text x="${f.left}" y="44" font-size="12" fill="#656d76">${esc(subtitle)}</text>` : '',
+    subtitle ? `<text x="${f.left}" y="44" font-size="12" fill="#656d76">${esc(fitText(subtitle, f.width - f.left - 12, 6.4))}</text>` : '',
     ...body,
     '</svg>',
     '',
@@ -85,21 +94,21 @@ export function yAxis(f: Frame, ticks: number[], toY: (v: number) => number, tit
 }
 
 /** Legend entries laid out in rows under the plot. */
-export function legend(f: Frame, entries: { label: string; color: string }[], kind: 'line' | 'box' = 'line'): string[] {
+export function legend(f: Frame, entries: { label: string; color: string; dash?: string; opacity?: number }[], kind: 'line' | 'box' = 'line'): string[] {
   const out: string[] = [];
   let x = f.left;
   let y = f.bottom + 62;
   for (const entry of entries) {
-    const width = 44 + entry.label.length * 7.5;
+    const width = 50 + entry.label.length * 7.5;
     if (x + width > f.right && x > f.left) {
       x = f.left;
       y += 20;
     }
     out.push(
       kind === 'line'
-        ? `<line x1="${x}" x2="${x + 18}" y1="${y - 4}" y2="${y - 4}" stroke="${entry.color}" stroke-width="3" stroke-linecap="round"/>`
-        : `<rect x="${x + 4}" y="${y - 10}" width="11" height="11" rx="2" fill="${entry.color}"/>`,
-      `<text x="${x + 24}" y="${y}" font-size="12" fill="#1f2328">${esc(entry.label)}</text>`,
+        ? `<line x1="${x}" x2="${x + 24}" y1="${y - 4}" y2="${y - 4}" stroke="${entry.color}" stroke-width="2.6"${entry.dash ? ` stroke-dasharray="${entry.dash}"` : ' stroke-linecap="round"'}/>`
+        : `<rect x="${x + 4}" y="${y - 10}" width="11" height="11" rx="2" fill="${entry.color}"${entry.opacity !== undefined ? ` fill-opacity="${entry.opacity}"` : ''}/>`,
+      `<text x="${x + 30}" y="${y}" font-size="12" fill="#1f2328">${esc(entry.label)}</text>`,
     );
     x += width;
   }
