@@ -5,7 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import { benchOptions } from '../../config/bench-options.js';
-import { coerceValue } from '../../config/coerce.js';
+import { coerceValue, type ValueSource } from '../../config/coerce.js';
 import type { OptionSpec } from '../../config/option-types.js';
 import { TsloraError, exitCodeForCode, toTsloraError } from '../../errors.js';
 import { runBenchCli } from '../../bench/cli-entry.js';
@@ -26,12 +26,17 @@ export function addTableOptions(command: Command, table: readonly OptionSpec[]):
   }
 }
 
-/** Coerces commander's raw values into typed values (usage errors exit 2), and fills in defaults. */
+/** Coerces commander's raw values into typed values (usage errors exit 2); flags < TSLORA_* env < defaults. */
 export function readTableOptions(raw: Record<string, unknown>, table: readonly OptionSpec[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const spec of table) {
     const commanderKey = spec.flag.replace(/-([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
-    const value = raw[commanderKey];
+    let value = raw[commanderKey];
+    let source: ValueSource = { kind: 'flag' };
+    if (value === undefined && spec.env && process.env[spec.env] !== undefined) {
+      value = spec.type === 'list' ? [process.env[spec.env]] : process.env[spec.env];
+      source = { kind: 'env', name: spec.env };
+    }
     if (value === undefined) {
       if (spec.defaultValue !== undefined) out[spec.key] = spec.defaultValue;
       continue;
@@ -40,7 +45,7 @@ export function readTableOptions(raw: Record<string, unknown>, table: readonly O
       out[spec.key] = value.flatMap((item) => (spec.key === 'check' ? [String(item)] : String(item).split(/[\s,]+/).filter(Boolean)));
       continue;
     }
-    out[spec.key] = coerceValue(spec, value, { kind: 'flag' });
+    out[spec.key] = coerceValue(spec, value, source);
   }
   return out;
 }
