@@ -27,8 +27,13 @@ export function runCli(args: string[], options: { env?: Record<string, string>; 
     execFile(
       process.execPath,
       [BIN, ...args],
-      { env: cleanEnv(options.env ?? {}), cwd: options.cwd ?? REPO_ROOT, timeout: options.timeoutMs ?? 30_000 },
+      // generous: on a loaded 2-core CI machine a plain node start can take seconds
+      { env: cleanEnv(options.env ?? {}), cwd: options.cwd ?? REPO_ROOT, timeout: options.timeoutMs ?? 120_000 },
       (error, stdout, stderr) => {
+        if (error?.killed) {
+          resolve({ code: 124, stdout, stderr: `${stderr}\n[runCli: tslora ${args.join(' ')} timed out and was killed]` });
+          return;
+        }
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
         resolve({ code, stdout, stderr });
       },
