@@ -27,7 +27,7 @@ export function gotText(value: unknown, spec: OptionSpec, source: ValueSource): 
 
 function usage(spec: OptionSpec, expected: string, raw: unknown, source: ValueSource): TsloraError {
   return new TsloraError('usage', `--${spec.flag} must be ${expected} (${gotText(raw, spec, source)}).`, {
-    hint: `See 'tslora serve --help' for the allowed values of --${spec.flag}.`,
+    hint: `See --help for what --${spec.flag} accepts.`,
     param: spec.key,
   });
 }
