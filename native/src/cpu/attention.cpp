@@ -80,9 +80,10 @@ void pagedAttention(ThreadPool& pool, KvCache& cache, int layer, const Attention
       }
     }
   }
-  parallelFor(pool, 0, static_cast<int>(tasks.size()), 1, [&](int i0, int i1) {
+  // One task per claim: causal prefill tasks differ in cost, so threads take them dynamically.
+  pool.run(static_cast<int>(tasks.size()), [&](int i) {
     thread_local std::vector<float> scores;
-    for (int i = i0; i < i1; ++i) attendTask(cache, layer, step, s, tasks[i], q, qStride, out, scores);
+    attendTask(cache, layer, step, s, tasks[i], q, qStride, out, scores);
   });
 }
 

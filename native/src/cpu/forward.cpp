@@ -74,6 +74,7 @@ void buildLogitSegments(const StepInputView& s, LoraStep& ls) {
 }  // namespace
 
 StepOutputData CpuModel::forward(const StepInputView& step) {
+  std::lock_guard<std::mutex> lock(forwardMutex_);
   validate(step);
   const ModelDims& d = dims_;
   const int T = static_cast<int>(step.tokenIds.size);

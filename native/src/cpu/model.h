@@ -2,6 +2,7 @@
 #pragma once
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "gemm.h"
@@ -65,6 +66,7 @@ class CpuModel {
   std::unique_ptr<lora::LoraPool> lora_;
 #endif
   std::atomic<int64_t> hostAdapterBytes_{0};
+  std::mutex forwardMutex_;  // one forward at a time (step buffers below are per model)
   std::vector<float> finalRows_;  // [N, H] final-normed logit rows of the current step (lm_head LoRA input)
 #ifdef TSLORA_HAVE_LORA
   const lora::StepLora* loraStep_ = nullptr;  // the current step's token segments (null: no LoRA work)
