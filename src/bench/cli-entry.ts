@@ -48,18 +48,23 @@ function overridesFrom(options: BenchCliOptions): WorkloadOverride {
   return overrides;
 }
 
-export function parseChecks(config: BenchConfig, extra: string[], runIds: string[]): CheckExpression[] {
-  const checks = [...config.checks, ...extra].map(parseCheck);
-  for (const check of checks) {
+/**
+ * The config's own checks plus --check. Every reference must name a run of the config; the config's checks on
+ * variants left out by --variants are dropped (they cannot be evaluated), while a --check on them is an error.
+ */
+export function parseChecks(config: BenchConfig, extra: string[], runIds: string[], allRunIds: string[] = runIds): CheckExpression[] {
+  const validate = (check: CheckExpression, known: string[]) => {
     for (const run of referencedRuns(check)) {
-      if (!runIds.includes(run)) {
-        throw new TsloraError('usage', `--check "${check.source}" refers to run '${run}', which this config does not produce.`, {
-          hint: `Runs: ${runIds.join(', ')}.`,
+      if (!known.includes(run)) {
+        throw new TsloraError('usage', `--check "${check.source}" refers to run '${run}', which this ${known === runIds ? 'run' : 'config'} does not produce.`, {
+          hint: `Runs: ${known.join(', ')}.`,
         });
       }
     }
-  }
-  return checks;
+    return check;
+  };
+  const fromConfig = config.checks.map((source) => validate(parseCheck(source), allRunIds)).filter((check) => referencedRuns(check).every((run) => runIds.includes(run)));
+  return [...fromConfig, ...extra.map((source) => validate(parseCheck(source), runIds))];
 }
 
 function dryRun(config: BenchConfig, options: BenchCliOptions, overrides: WorkloadOverride): string {
@@ -91,7 +96,7 @@ export async function runBenchCli(configArg: string, rawOptions: Record<string, 
   const overrides = overridesFrom(options);
   const variants = selectVariants(config, options.variants ?? null);
   const runIds = plannedRunIds(config, variants);
-  const checks = parseChecks(config, options.check ?? [], runIds);
+  const checks = parseChecks(config, options.check ?? [], runIds, plannedRunIds(config, config.variants));
   if (options.dryRun) {
     process.stdout.write(`${dryRun(config, options, overrides)}\n`);
     return EXIT_CODES.ok;

@@ -79,3 +79,13 @@ test('checks must name runs the config produces; --variants must name variants i
   assert.throws(() => selectVariants(config, ['cuda']), usageError(/--variants names cuda/));
   assert.deepEqual(selectVariants(config, ['csgmv']).map((v) => v.name), ['csgmv']);
 });
+
+test("the config's checks on variants left out by --variants are dropped; a --check on them is an error", () => {
+  const { config } = loadBenchConfig('ci-smoke');
+  const all = plannedRunIds(config, config.variants);
+  const selected = plannedRunIds(config, selectVariants(config, ['csgmv']));
+  assert.deepEqual(parseChecks(config, [], selected, all).map((c) => c.source), ['csgmv.errors == 0']);
+  assert.throws(() => parseChecks(config, ['triton.errors == 0'], selected, all), usageError(/refers to run 'triton', which this run does not produce/));
+  const broken = { ...config, checks: ['nothere.errors == 0'] };
+  assert.throws(() => parseChecks(broken, [], selected, all), usageError(/which this config does not produce/));
+});
