@@ -46,7 +46,11 @@ export function sizeKvCache(input: KvSizingInput): KvSizing {
     const wantedRequests = input.maxRunningRequests ?? 128;
     budget = Math.min(wantedRequests * contextLength * bytesPerToken, Math.min(input.totalMemoryBytes / 4, 8 * GiB));
   }
-  const numBlocks = Math.floor(budget / bytesPerBlock);
+  // More positions than every running request at full context could use are never touched: cap there, so a
+  // small model on a large GPU does not reserve (and index) tens of gigabytes of KV for nothing.
+  const runningCap = input.maxRunningRequests ?? (input.device === 'cpu' ? 128 : 512);
+  const usefulBlocks = runningCap * Math.ceil(contextLength / blockSize) * 2;
+  const numBlocks = Math.min(Math.floor(budget / bytesPerBlock), usefulBlocks);
   const minBlocks = Math.ceil(contextLength / blockSize);
   if (numBlocks < minBlocks) {
     throw new TsloraError(

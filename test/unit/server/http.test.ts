@@ -146,3 +146,28 @@ test('adapter operations: load, pin (copy-on-pin), unload; /v1/models follows', 
   const models = await get(`${server.url}/v1/models`, H);
   assert.deepEqual(models.body.data.map((m: { id: string }) => m.id).slice(1).sort(), ['a', 'b']);
 });
+
+test('stop strings: trimmed at the first match, streaming holds back partial matches, no_stop_trim keeps it', async () => {
+  const full = await gen({ text: 'stop test', lora_path: 'a', sampling_params: greedy(16) });
+  const text: string = full.body.text;
+  assert.equal(text.length, 16);
+  const stop = text.slice(5, 8);
+  const cut = text.indexOf(stop);
+  const stopped = await gen({ text: 'stop test', lora_path: 'a', sampling_params: { ...greedy(16), stop: ['\u0000never', stop] } });
+  assert.deepEqual(stopped.body.meta_info.finish_reason, { type: 'stop', matched: stop });
+  assert.equal(stopped.body.text, text.slice(0, cut));
+  const kept = await gen({ text: 'stop test', lora_path: 'a', sampling_params: { ...greedy(16), stop, no_stop_trim: true } });
+  assert.equal(kept.body.text, text.slice(0, cut + stop.length));
+  const res = await fetch(`${server.url}/generate`, {
+    method: 'POST', headers: { ...H, 'content-type': 'application/json' },
+    body: JSON.stringify({ text: 'stop test', lora_path: 'a', stream: true, sampling_params: { ...greedy(16), stop } }),
+  });
+  const events = (await res.text()).split('\n\n').filter(Boolean).map((e) => e.replace(/^data: /, '')).filter((e) => e !== '[DONE]').map((e) => JSON.parse(e));
+  for (const e of events) assert.ok(!e.text.includes(stop), 'a stop string never reaches the client');
+  assert.equal(events.at(-1).text, text.slice(0, cut));
+  // stop_token_ids finishes with the token id as `matched`
+  const id = full.body.output_ids[3];
+  const byId = await gen({ text: 'stop test', lora_path: 'a', sampling_params: { ...greedy(16), stop_token_ids: [id] } });
+  assert.deepEqual(byId.body.meta_info.finish_reason, { type: 'stop', matched: id });
+  assert.equal(byId.body.output_ids.at(-1), id);
+});
