@@ -33,10 +33,13 @@ export interface AdapterEvents {
   onLoaded?: (name: string, ms: number) => void;
 }
 
-/** References taken by one request on its adapters; release() exactly once. */
+/** References taken by one request on its adapters. */
 export interface AdapterLease {
   /** name → adapter id ('' names are not in here). */
   ids: Map<string, string>;
+  /** Drops the reference on one adapter (its last item finished); idempotent per name. */
+  releaseName(name: string): void;
+  /** Drops every reference still held; idempotent. */
   release(): void;
 }
 
@@ -188,7 +191,7 @@ export class AdapterManager {
    */
   async acquire(names: ReadonlyArray<string | null>, param = 'lora_path'): Promise<AdapterLease> {
     const distinct = [...new Set(names.filter((n): n is string => typeof n === 'string' && n !== ''))];
-    if (distinct.length === 0) return { ids: new Map(), release: () => {} };
+    if (distinct.length === 0) return { ids: new Map(), releaseName: () => {}, release: () => {} };
     if (!this.options.loraEnabled) {
       throw new TsloraError(
         'lora_disabled',
@@ -209,13 +212,18 @@ export class AdapterManager {
       const entries = distinct.map((n) => this.registry.get(n));
       if (entries.every((e): e is RegistryEntry => e !== undefined)) {
         for (const e of entries) this.registry.acquire(e);
-        let released = false;
+        const held = new Map(entries.map((e) => [e.name, e]));
+        const releaseName = (name: string) => {
+          const e = held.get(name);
+          if (!e) return;
+          held.delete(name);
+          this.registry.release(e);
+        };
         return {
           ids: new Map(entries.map((e) => [e.name, e.id])),
+          releaseName,
           release: () => {
-            if (released) return;
-            released = true;
-            for (const e of entries) this.registry.release(e);
+            for (const name of [...held.keys()]) releaseName(name);
           },
         };
       }

@@ -136,6 +136,10 @@ export class GenerationService {
       }
     }
     let remaining = runs.length;
+    // Each adapter's reference goes as soon as the last sample using it ends (b.2 step 5), so an unload
+    // waits only for the items that really use the adapter.
+    const runsPerAdapter = new Map<string, number>();
+    for (const run of runs) if (run.spec.adapterName) runsPerAdapter.set(run.spec.adapterName, (runsPerAdapter.get(run.spec.adapterName) ?? 0) + 1);
     let resolveDone!: () => void;
     const done = new Promise<void>((resolve) => (resolveDone = resolve));
     const job: Job = {
@@ -159,6 +163,12 @@ export class GenerationService {
       this.metrics.promptTokens += run.spec.promptIds.length;
       this.metrics.generationTokens += run.outputIds.length;
       this.metrics.cachedTokens += run.cachedTokens;
+      const name = run.spec.adapterName;
+      if (name) {
+        const left = (runsPerAdapter.get(name) ?? 1) - 1;
+        runsPerAdapter.set(name, left);
+        if (left === 0) lease.releaseName(name);
+      }
       if (--remaining === 0) {
         lease.release();
         this.jobs.delete(job);

@@ -108,3 +108,19 @@ test('load_inplace replaces the adapter with a new id', async () => {
   await new Promise((r) => setImmediate(r));
   assert.ok(engine.log.includes(`free ${first}`));
 });
+
+test('a lease releases adapters one by one', async () => {
+  const { m } = manager(null);
+  await m.load('a', '/a', false);
+  await m.load('b', '/b', false);
+  const lease = await m.acquire(['a', 'b']);
+  let unloaded = false;
+  const unload = m.unload('a').then(() => (unloaded = true));
+  lease.releaseName('b');
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(unloaded, false, 'a is still referenced');
+  lease.releaseName('a');
+  await unload;
+  lease.release();
+  assert.equal(m.registry.get('b')!.inFlight, 0);
+});
