@@ -20,15 +20,25 @@ constexpr int kBN = 64;         // U columns (A rows) per block
 constexpr int kBK = 64;         // K per pipeline stage
 constexpr int kLd = kBK + 8;    // shared row stride in elements (16 bytes of padding against bank conflicts)
 constexpr int kLdc = kBN + 4;   // fp32 epilogue stride
-constexpr int kMinKPerSplit = 128;
-constexpr int kBlocksPerSm = 4;  // split-K target: this many blocks per multiprocessor
+constexpr int kMinKPerSplit = 256;
+constexpr int kBlocksPerSm = 2;  // split-K target: this many blocks per multiprocessor
+
+// Pipeline depth: four cp.async stages, so a decode block (a few K steps per split) has its whole K range in flight
+// after the prologue, and a prefill block keeps three steps of loads ahead of its tensor-core work.
+template <typename T, int BM>
+struct ShrinkStages {
+  static constexpr int kStages = 4;
+  static constexpr int kStageBytes = (BM + kBN) * kLd * static_cast<int>(sizeof(T));
+  static constexpr int kCBytes = BM * kLdc * static_cast<int>(sizeof(float));
+  static constexpr int kBytes = kStages * kStageBytes > kCBytes ? kStages * kStageBytes : kCBytes;
+};
 
 template <typename T, int BM, bool kVec>
 __global__ void __launch_bounds__(kThreads) shrinkKernel(
     const T* __restrict__ a, int in, size_t aSlotStride, int numSlices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int tilesPerSegment, int numTokens, const T* __restrict__ x, int xStride, float* __restrict__ u,
-    float* __restrict__ partials, int* __restrict__ counters, int uStride, int kPerSplit) {
+    float* __restrict__ partials, int* __restrict__ counters, int uStride, int kPerSplit, bool tailReduce) {
   RowTile t;
   if (!detail::rowTileOf(segIndptr, weightIndices, slotRanks, blockIdx.z, tilesPerSegment, BM, t)) return;
   const int nEff = numSlices * t.rank;  // rank-aware: only c*r columns exist for this slot
@@ -38,11 +48,9 @@ __global__ void __launch_bounds__(kThreads) shrinkKernel(
   const int k0 = split * kPerSplit, k1 = min(in, k0 + kPerSplit);
   const int rows = t.end - t.begin;
 
-  constexpr int kStageElems = (BM + kBN) * kLd;
-  constexpr int kStageBytes = kStageElems * static_cast<int>(sizeof(T));
-  constexpr int kCBytes = BM * kLdc * static_cast<int>(sizeof(float));
-  constexpr int kSmemBytes = 2 * kStageBytes > kCBytes ? 2 * kStageBytes : kCBytes;
-  __shared__ __align__(128) unsigned char smem[kSmemBytes];
+  constexpr int kStageBytes = ShrinkStages<T, BM>::kStageBytes;
+  constexpr int kStages = ShrinkStages<T, BM>::kStages;
+  extern __shared__ __align__(128) unsigned char smem[];  // ShrinkStages<T, BM>::kBytes
   __shared__ int rowOf[BM];
   for (int m = threadIdx.x; m < BM; m += kThreads) rowOf[m] = m < rows ? detail::physicalRow(permutation, t.begin + m) : -1;
   __syncthreads();
@@ -81,15 +89,19 @@ __global__ void __launch_bounds__(kThreads) shrinkKernel(
   for (int mf = 0; mf < BM / 16; ++mf) wmma::fill_fragment(acc[mf], 0.0f);
 
   const int numK = k1 > k0 ? (k1 - k0 + kBK - 1) / kBK : 0;
-  if (numK > 0) loadStage(0, k0);
-  detail::copyAsyncCommit();
-  for (int i = 0; i < numK; ++i) {
-    if (i + 1 < numK) loadStage((i + 1) & 1, k0 + (i + 1) * kBK);
+#pragma unroll
+  for (int st = 0; st < kStages - 1; ++st) {  // prologue: stages 0 .. kStages-2 in flight
+    if (st < numK) loadStage(st, k0 + st * kBK);
     detail::copyAsyncCommit();
-    detail::copyAsyncWait<1>();
+  }
+  for (int i = 0; i < numK; ++i) {
+    const int ahead = i + kStages - 1;
+    if (ahead < numK) loadStage(ahead % kStages, k0 + ahead * kBK);
+    detail::copyAsyncCommit();
+    detail::copyAsyncWait<kStages - 1>();  // stage i has landed
     __syncthreads();
     if (warpActive) {
-      const T* xs = reinterpret_cast<const T*>(smem + (i & 1) * kStageBytes);
+      const T* xs = reinterpret_cast<const T*>(smem + (i % kStages) * kStageBytes);
       const T* as = xs + BM * kLd;
 #pragma unroll
       for (int kk = 0; kk < kBK; kk += 16) {
@@ -125,6 +137,7 @@ __global__ void __launch_bounds__(kThreads) shrinkKernel(
     const int m = e / kBN, n = e % kBN;
     if (m < rows && n0 + n < nEff) mine[static_cast<size_t>(rowOf[m]) * uStride + n0 + n] = cs[m * kLdc + n];
   }
+  if (!tailReduce) return;  // small steps: the expand sums the partials while loading U
   // Split-K reduction without atomics on data: the last split block to arrive sums every partial of this tile.
   __threadfence();
   __syncthreads();
@@ -134,13 +147,36 @@ __global__ void __launch_bounds__(kThreads) shrinkKernel(
   __syncthreads();
   if (!last) return;
   __threadfence();
-  for (int e = threadIdx.x; e < BM * kBN; e += kThreads) {
-    const int m = e / kBN, n = e % kBN;
+  // Four consecutive columns per thread (uStride and n0 are multiples of 4 whenever R is) and eight splits in
+  // flight: the tail is a few L2 round trips, not one per split.
+  const size_t splitStride = static_cast<size_t>(numTokens) * uStride;
+  const int splits = static_cast<int>(gridDim.y);
+  const bool vector4 = uStride % 4 == 0;
+  const int groupWidth = vector4 ? 4 : 1, groupsPerRow = kBN / groupWidth;
+  for (int g = threadIdx.x; g < BM * groupsPerRow; g += kThreads) {
+    const int m = g / groupsPerRow, n = (g % groupsPerRow) * groupWidth;
     if (m >= rows || n0 + n >= nEff) continue;
     const size_t at = static_cast<size_t>(rowOf[m]) * uStride + n0 + n;
-    float sum = 0.0f;
-    for (int s = 0; s < static_cast<int>(gridDim.y); ++s) sum += __ldcg(partials + static_cast<size_t>(s) * numTokens * uStride + at);
-    u[at] = sum;
+    if (vector4) {  // columns beyond nEff inside the group belong to the same U row and are never read
+      float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
+      int s = 0;
+      for (; s + 8 <= splits; s += 8) {
+        float4 v[8];
+#pragma unroll
+        for (int q = 0; q < 8; ++q) v[q] = __ldcg(reinterpret_cast<const float4*>(partials + (s + q) * splitStride + at));
+#pragma unroll
+        for (int q = 0; q < 8; ++q) { sum.x += v[q].x; sum.y += v[q].y; sum.z += v[q].z; sum.w += v[q].w; }
+      }
+      for (; s < splits; ++s) {
+        const float4 v = __ldcg(reinterpret_cast<const float4*>(partials + s * splitStride + at));
+        sum.x += v.x; sum.y += v.y; sum.z += v.z; sum.w += v.w;
+      }
+      *reinterpret_cast<float4*>(u + at) = sum;
+    } else {
+      float sum = 0.0f;
+      for (int s = 0; s < splits; ++s) sum += __ldcg(partials + s * splitStride + at);
+      u[at] = sum;
+    }
   }
   if (threadIdx.x == 0) *ticket = 0;  // ready for the next launch or graph replay
 }
@@ -183,15 +219,18 @@ cudaError_t launchShrink(const DeviceModule& module, const DeviceStep& step, con
                    reinterpret_cast<uintptr_t>(module.a) % 16 == 0;
   const T* a = static_cast<const T*>(module.a);
   const WorkspaceLayout layout = layoutOf(module, step, kSplits, workspace);
-  auto args = [&](auto kernel) {
-    kernel<<<grid, kThreads, 0, stream>>>(a, module.in, aSlotStride, c, step.segIndptr, step.weightIndices,
+  const bool tailReduce = kSplits > 1 && !loraExpandSumsPartials(step, kSplits);
+  constexpr int kSmem = ShrinkStages<T, BM>::kBytes;
+  auto args = [&](auto kernel) -> cudaError_t {
+    static const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+    if (attribute != cudaSuccess) return attribute;
+    kernel<<<grid, kThreads, kSmem, stream>>>(a, module.in, aSlotStride, c, step.segIndptr, step.weightIndices,
                                           step.permutation, step.slotRanks, tilesPerSegment, step.numTokens,
                                           static_cast<const T*>(x), xStride, layout.u, layout.partials, layout.counters,
-                                          uStride, kPerSplit);
+                                          uStride, kPerSplit, tailReduce);
+    return cudaGetLastError();
   };
-  if (vec) args(shrinkKernel<T, BM, true>);
-  else args(shrinkKernel<T, BM, false>);
-  return cudaGetLastError();
+  return vec ? args(shrinkKernel<T, BM, true>) : args(shrinkKernel<T, BM, false>);
 }
 
 template <typename T>

@@ -41,10 +41,11 @@ export function buildDriver({ name, sources, compiler = 'g++', flags = [], libs 
   if (existsSync(exe)) return exe;
   mkdirSync(outDir, { recursive: true });
   const common = ['-std=c++17', '-O2', ...includeDirs.map((d) => `-I${join(repoRoot, d)}`)];
+  const absolute = (flag) => (flag.startsWith('-I') && !flag.startsWith('-I/') ? `-I${join(repoRoot, flag.slice(2))}` : flag);
   const args =
     compiler === 'nvcc'
-      ? [...common, '-Xcompiler', '-pthread', ...flags, ...sources.map((s) => join(repoRoot, s)), '-o', exe, ...libs]
-      : [...common, '-march=native', '-pthread', ...flags, ...sources.map((s) => join(repoRoot, s)), '-o', exe, ...libs];
+      ? [...common, '-Xcompiler', '-pthread', ...flags.map(absolute), ...sources.map((s) => join(repoRoot, s)), '-o', exe, ...libs]
+      : [...common, '-march=native', '-pthread', ...flags.map(absolute), ...sources.map((s) => join(repoRoot, s)), '-o', exe, ...libs];
   const result = spawnSync('nice', [compiler, ...args], { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`${compiler} failed for ${name}:\n${result.stderr}${result.stdout}`);
   return exe;

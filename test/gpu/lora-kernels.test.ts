@@ -1,0 +1,35 @@
+// Every CUDA LoRA kernel against its CPU twin (LoraPool::apply in fp32) on random inputs: three shape families
+// (16-byte-aligned vector paths, odd sizes on the scalar paths, long K for split-K), ranks 1..128, both strategies,
+// chunk sizes 16..128, odd token counts, decode-only / mixed / all-base batches, graph-style padded segment tables,
+// NaN-poisoned stale slot data and workspace, bf16 and fp16 (driver: native/src/cuda/test/lora_cuda_test.cpp).
+// Skipped, with the reason, without nvcc or without an NVIDIA GPU.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+// @ts-expect-error plain ESM helper without type declarations
+import { buildDriver, cppSources, findNvcc } from '../../native/src/lora/test/build-driver.mjs';
+
+function skipReason(): string | false {
+  if (!findNvcc()) return 'nvcc not found on PATH';
+  const smi = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8' });
+  if (smi.status !== 0 || !/GPU \d+:/.test(smi.stdout)) return 'no NVIDIA GPU visible (nvidia-smi -L)';
+  return false;
+}
+const skip = skipReason();
+
+test('CUDA LoRA shrink/expand match the CPU twin', { skip, timeout: 900_000 }, (t) => {
+  const driver: string = buildDriver({
+    name: 'lora_cuda_test',
+    compiler: 'nvcc',
+    flags: ['-gencode', 'arch=compute_90a,code=sm_90a', '-gencode', 'arch=compute_90,code=compute_90', '-Inative/src/cuda/test'],
+    sources: [...cppSources, 'native/src/lora/test/test_thread_pool.cpp', 'native/src/cuda/test/lora_cuda_test.cpp',
+      'native/src/cuda/lora_shrink.cu', 'native/src/cuda/lora_expand.cu'],
+  });
+  const run = spawnSync(driver, [], { encoding: 'utf8' });
+  if (run.status === 77) {
+    t.skip(run.stdout.trim());
+    return;
+  }
+  assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
+  assert.match(run.stdout, /^ok: \d+ cases passed, 0 failed$/m);
+});

@@ -1,0 +1,46 @@
+// The CUDA sources must compile wherever nvcc exists (CI has nvcc but no GPU and no cuBLAS), so a syntax or ptxas
+// error in native/src/cuda cannot land unseen. Skipped, with the reason, when nvcc is not installed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+// @ts-expect-error plain ESM helper without type declarations
+import { findNvcc, includeDirs, repoRoot } from '../../native/src/lora/test/build-driver.mjs';
+
+const nvcc: string | null = findNvcc();
+const skip = nvcc ? false : 'nvcc not found on PATH (install the CUDA toolkit to compile native/src/cuda)';
+
+test('scripts/build-cuda.mjs compiles every kernel for sm_90a + compute_90 PTX into a static library', { skip }, () => {
+  const out = mkdtempSync(join(tmpdir(), 'tslora-cuda-'));
+  try {
+    const run = spawnSync(process.execPath, [join(repoRoot, 'scripts/build-cuda.mjs'), '--out', out, '--jobs', '2'], {
+      encoding: 'utf8',
+    });
+    assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
+    const archive = join(out, 'libtslora_cuda_kernels.a');
+    assert.ok(existsSync(archive));
+    const members = spawnSync('ar', ['t', archive], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).sort();
+    assert.deepEqual(members, ['lora_expand.o', 'lora_shrink.o']);
+    const symbols = spawnSync('nm', ['-C', archive], { encoding: 'utf8' }).stdout;
+    for (const fn of ['loraShrink', 'loraExpand', 'loraShrinkSplits', 'loraShrinkWorkspaceBytes'])
+      assert.match(symbols, new RegExp(`T tslora::cuda::lora::${fn}\\(`), `${fn} is exported`);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('the CUDA test and benchmark drivers compile (host code against the kernel header)', { skip }, () => {
+  const out = mkdtempSync(join(tmpdir(), 'tslora-cuda-drivers-'));
+  try {
+    for (const source of ['native/src/cuda/test/lora_cuda_test.cpp', 'bench/lora/lora_cuda_bench.cpp']) {
+      const args = ['-std=c++17', ...includeDirs.map((d: string) => `-I${join(repoRoot, d)}`), `-I${join(repoRoot, 'native/src/cuda/test')}`,
+        `-I${join(repoRoot, 'bench/lora')}`, '-c', join(repoRoot, source), '-o', join(out, 'driver.o')];
+      const run = spawnSync('nice', ['nvcc', ...args], { encoding: 'utf8' });
+      assert.equal(run.status, 0, `${source}:\n${run.stdout}${run.stderr}`);
+    }
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
