@@ -146,7 +146,7 @@ export async function startServer(inputConfig: ServeConfig, deps: ServerDependen
   const service = new GenerationService(
     engine,
     adapters,
-    { contextLength, vocabSize: model.spec.vocabSize, maxRunningRequests: info.maxRunningRequests, maxQueuedRequests: config.maxQueuedRequests, eosTokenIds: model.eosTokenIds },
+    { contextLength, vocabSize: model.spec.vocabSize, maxRunningRequests: info.maxRunningRequests, maxQueuedRequests: config.maxQueuedRequests, eosTokenIds: model.eosTokenIds, kvCapacityTokens: info.kvNumBlocks * info.kvBlockSize },
     metrics,
     {
       withSpecial: { decode: (ids) => model.tokenizer.decode(ids, false), tokenText: model.tokenizer.tokenText },

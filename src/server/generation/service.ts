@@ -40,6 +40,8 @@ export interface ServiceLimits {
   maxRunningRequests: number;
   maxQueuedRequests: number;
   eosTokenIds: number[];
+  /** Token positions the whole KV cache holds; a request needing more can never run. */
+  kvCapacityTokens: number;
 }
 
 export class GenerationService {
@@ -75,6 +77,13 @@ export class GenerationService {
     }
     const bad = item.promptIds.find((id) => id >= this.limits.vocabSize);
     if (bad !== undefined) throw new TsloraError('invalid_request', `input_ids${where} contains token id ${bad}, outside the vocabulary (size ${this.limits.vocabSize})`, { param: 'input_ids' });
+    const needed = Math.min(item.promptIds.length + item.params.max_new_tokens, this.limits.contextLength);
+    if (needed > this.limits.kvCapacityTokens) {
+      throw new TsloraError('invalid_request', `the request${where} needs ${needed} KV cache positions (prompt + max_new_tokens) but the whole cache holds ${this.limits.kvCapacityTokens}`, {
+        hint: 'Lower max_new_tokens or shorten the prompt, or give the server more KV memory (--mem-fraction-static).',
+        param: 'sampling_params.max_new_tokens',
+      });
+    }
     if (item.params.min_new_tokens > item.params.max_new_tokens) {
       throw new TsloraError('invalid_request', `sampling_params.min_new_tokens (${item.params.min_new_tokens}) exceeds max_new_tokens (${item.params.max_new_tokens})`, { param: 'sampling_params.min_new_tokens' });
     }
