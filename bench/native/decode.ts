@@ -1,7 +1,8 @@
 /**
  * Native CPU microbenchmark (not a test): decode-step speed against this machine's copy bandwidth, and the cost of
  * 8 distinct LoRA adapters in a batch of 8.
- *   node --import tsx bench/native/decode.ts [--layers 16] [--hidden 1024] [--steps 20] [--threads 2] [--json]
+ *   node --import tsx bench/native/decode.ts [--layers 16] [--hidden 1024] [--intermediate 2816] [--kv-heads 4]
+ *     [--vocab 32000] [--dtype bf16|f16|f32] [--rank 16] [--steps 20] [--threads 2] [--dir /tmp/...] [--skip-lora] [--json]
  * Generates (once, cached in /tmp/tslora-bench-native) a random bf16 Llama of ~240M parameters and 8 random rank-16
  * adapters over all seven projections. Copy bandwidth counts bytes read + bytes written, measured right before and
  * after each timed phase (it drifts on shared machines).
@@ -22,6 +23,8 @@ const { values: args } = parseArgs({
     hidden: { type: 'string', default: '1024' },
     intermediate: { type: 'string', default: '2816' },
     vocab: { type: 'string', default: '32000' },
+    'kv-heads': { type: 'string' },
+    dtype: { type: 'string', default: 'bf16' },
     steps: { type: 'string', default: '20' },
     threads: { type: 'string', default: '2' },
     rank: { type: 'string', default: '16' },
@@ -35,7 +38,8 @@ const cfg = {
   intermediate: Number(args.intermediate),
   numLayers: Number(args.layers),
   numHeads: Number(args.hidden) / 64,
-  numKvHeads: Math.max(1, Number(args.hidden) / 256),
+  numKvHeads: args['kv-heads'] ? Number(args['kv-heads']) : Math.max(1, Number(args.hidden) / 256),
+  dtype: args.dtype as 'bf16' | 'f16' | 'f32',
   vocab: Number(args.vocab),
   rank: Number(args.rank),
 };
@@ -53,7 +57,7 @@ function prepare(): { model: RandomModel; adapters: AdapterSpec[] } {
     if (saved.key === key) return { model: { ...saved.model, values: new Map() }, adapters: saved.adapters };
   }
   const t0 = performance.now();
-  const model = writeRandomModel({ dir: join(args.dir, 'model'), ...cfg, dtype: 'bf16', seed: 7, weightScale: 1 });
+  const model = writeRandomModel({ dir: join(args.dir, 'model'), ...cfg, seed: 7, weightScale: 1 });
   const modules: LoraModuleName[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
   const adapters = Array.from({ length: 8 }, (_, i) => writeRandomAdapter(join(args.dir, `adapter-${i}`), model.spec, cfg.rank, modules, 100 + i).adapter);
   writeFileSync(stamp, JSON.stringify({ key, model: { spec: model.spec, weights: model.weights, sizeBytes: model.sizeBytes }, adapters }));
@@ -94,7 +98,7 @@ function decoder(runner: ModelRunner, slots: number[], firstBlock: number): { ne
 
 const rssBefore = process.memoryUsage().rss;
 const { model, adapters } = prepare();
-const params = model.weights.layers.length > 0 ? Math.round(model.sizeBytes / 2) : 0;
+const params = Math.round(model.sizeBytes / (cfg.dtype === 'f32' ? 4 : 2));
 const makeRunner = (loraBackend: 'csgmv' | 'triton', loraSlots: number) =>
   new ModelRunner(model, {
     backend, kvNumBlocks: 160, kvBlockSize: 16, loraSlots, loraMaxRank: cfg.rank,
@@ -177,7 +181,7 @@ if (args.json) {
 } else {
   const r = results as any;
   console.log(`machine: ${r.machine}, ${threads} threads`);
-  console.log(`model: ${cfg.numLayers} layers, hidden ${cfg.hidden}, intermediate ${cfg.intermediate}, vocab ${cfg.vocab}, bf16, ${(params / 1e6).toFixed(0)}M params, ${r.model.weightMiB} MiB`);
+  console.log(`model: ${cfg.numLayers} layers, hidden ${cfg.hidden}, intermediate ${cfg.intermediate}, vocab ${cfg.vocab}, ${cfg.dtype}, ${(params / 1e6).toFixed(0)}M params, ${r.model.weightMiB} MiB`);
   console.log(`copy bandwidth (read+write, ${threads} threads): median ${copyGBs.toFixed(1)} GB/s (range ${bw1.toFixed(1)}-${bw2.toFixed(1)})`);
   console.log(`batch 1 decode: ${r.batch1.stepMs.toFixed(2)} ms/step = ${r.batch1.tokensPerS.toFixed(1)} tok/s, ${achieved.toFixed(1)} GB/s = ${(100 * r.batch1.fractionOfCopy).toFixed(0)}% of copy bandwidth`);
   console.log(`prefill of ${prefillTokens} tokens: ${r.prefill256.ms.toFixed(0)} ms = ${r.prefill256.tokensPerS.toFixed(0)} tok/s`);
