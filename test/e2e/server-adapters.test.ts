@@ -115,7 +115,13 @@ test('pinning: load pinned, S − 1 limit ("starv"), pin endpoint flips the flag
   const pinAnother = await post(`${server.url}/pin_lora_adapter`, { lora_name: pathNamed, pinned: true });
   assert.equal(pinAnother.body.error_code, 'pinned_limit');
   // With two slots pinned, the third serves base and every other adapter in turn.
-  const outs = await Promise.all([gen(null, 0), gen(pathNamed, 1), gen('r1-qv', 2), gen('r3', 1)]);
+  const slotsBefore = (await get(`${server.url}/get_server_info`)).body.lora_slots;
+  assert.ok(slotsBefore.includes('r1-qv') && slotsBefore.includes('r3'), `pinned adapters hold slots: ${slotsBefore}`);
+  const outs = await Promise.all([gen(null, 0), gen(pathNamed, 1), gen('r1-qv', 2), gen('r3', 1), gen(pathNamed, 0), gen(null, 2)]);
+  const slotsAfter = (await get(`${server.url}/get_server_info`)).body.lora_slots;
+  assert.equal(slotsAfter.indexOf('r1-qv'), slotsBefore.indexOf('r1-qv'), 'pinned adapters keep their slots under churn');
+  assert.equal(slotsAfter.indexOf('r3'), slotsBefore.indexOf('r3'));
+  outs.splice(4);
   assert.deepEqual(outs.map((o) => o.body.output_ids), [ref.base[0].greedy, expected('r8-vdown', 1), expected('r1-qv', 2), expected('r64-rslora', 1)]);
   const unpin = await post(`${server.url}/pin_lora_adapter`, { lora_name: 'r1-qv', pinned: false });
   assert.equal(unpin.body.success, true);

@@ -65,9 +65,12 @@ export function handleModelInfo(ctx: ServerContext, res: ServerResponse): void {
 export async function handleServerInfo(ctx: ServerContext, res: ServerResponse): Promise<void> {
   const stats = await ctx.engine.stats();
   const { apiKey, ...config } = ctx.config;
+  const nameOfId = new Map(ctx.adapters.registry.list().map((e) => [e.id, e.name]));
+  const loraSlots = stats.slotIds.map((id) => (id === null ? null : id === '__base__' ? '(base)' : nameOfId.get(id) ?? `(evicted ${id})`));
   sendJson(res, 200, {
     ...config,
     api_key: apiKey ? '(set)' : null,
+    lora_slots: loraSlots,
     version: 'tslora',
     engine: { ...ctx.engine.info, ...stats },
     loaded_adapters: ctx.adapters.loadedAdapters(),
