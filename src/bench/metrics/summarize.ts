@@ -14,14 +14,16 @@ export function latencyStats(samplesMs: readonly number[]): LatencyStats {
     histogram.recordValue(Math.max(1, Math.round(ms * 1000)));
     sum += ms;
   }
-  const toMs = (us: number) => us / 1000;
+  const max = Math.max(...finite);
+  // hdr reports the top of a value's bucket (≤ 0.1 % high); a percentile never exceeds the real maximum
+  const toMs = (us: number) => Math.min(us / 1000, max);
   const stats: LatencyStats = {
     count: finite.length,
     mean: sum / finite.length,
     p50: toMs(histogram.getValueAtPercentile(50)),
     p90: toMs(histogram.getValueAtPercentile(90)),
     p99: toMs(histogram.getValueAtPercentile(99)),
-    max: Math.max(...finite),
+    max,
   };
   histogram.destroy();
   return stats;
