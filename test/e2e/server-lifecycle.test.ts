@@ -26,7 +26,7 @@ test('queue bound, incremental streaming, and a graceful SIGTERM', async () => {
     // One running + one queued are allowed; the third request is turned away with 503 and Retry-After.
     let firstToken!: () => void;
     const running = new Promise<void>((r) => (firstToken = r));
-    const long = postStream(`${server.url}/generate`, { input_ids: ref.prompts[1], stream: true, sampling_params: greedy(220) }, () => firstToken());
+    const long = postStream(`${server.url}/generate`, { input_ids: ref.prompts[1], stream: true, sampling_params: greedy(240) }, () => firstToken());
     await running;
     const queued = post(`${server.url}/generate`, { input_ids: ref.prompts[2], sampling_params: greedy(4) });
     await new Promise((r) => setTimeout(r, 20));
@@ -39,7 +39,7 @@ test('queue bound, incremental streaming, and a graceful SIGTERM', async () => {
     const exitCode = server.stop();
     const longEvents = await long;
     assert.equal(longEvents.at(-1), '[DONE]');
-    assert.deepEqual(longEvents.at(-2).meta_info.finish_reason, { type: 'length', length: 220 });
+    assert.deepEqual(longEvents.at(-2).meta_info.finish_reason, { type: 'length', length: 240 });
     assert.equal((await queued).status, 200);
     assert.equal(await exitCode, 0, server.output());
     exited = true;
