@@ -60,7 +60,9 @@ test('sendStreaming times TTFT at the first token, one ITL per later token, and 
     assert.equal(streamed, 4);
     assert.ok(timing.ttftMs! >= 55 && timing.ttftMs! < 1000, `ttft ${timing.ttftMs}`);
     assert.equal(timing.itlMs.length, 3);
-    assert.ok(timing.itlMs.every((gap) => gap >= 20), `itl ${timing.itlMs}`);
+    // 3 gaps of 30 ms on the server; a loaded machine may deliver two events in one read, so check the sum
+    const itlSum = timing.itlMs.reduce((a, b) => a + b, 0);
+    assert.ok(timing.itlMs.every((gap) => gap >= 0) && itlSum >= 55, `itl ${timing.itlMs}`);
     assert.ok(timing.e2eMs >= timing.ttftMs! + 80);
     assert.deepEqual(bodies[0], {
       input_ids: [5, 6, 7],
