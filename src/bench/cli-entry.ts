@@ -26,6 +26,7 @@ export interface BenchCliOptions {
   requests?: number;
   duration?: number;
   seed?: number;
+  rounds?: number;
   dryRun?: boolean;
   list?: boolean;
   url?: string;
@@ -92,7 +93,10 @@ export async function runBenchCli(configArg: string, rawOptions: Record<string, 
     for (const entry of listBundledConfigs()) process.stdout.write(`${entry.name.padEnd(20)} ${entry.description}\n`);
     return EXIT_CODES.ok;
   }
-  const { config, path } = loadBenchConfig(configArg);
+  const loaded = loadBenchConfig(configArg);
+  const { path } = loaded;
+  if (options.rounds !== undefined && options.rounds < 1) throw new TsloraError('usage', `--rounds must be at least 1 (got ${options.rounds}).`);
+  const config = options.rounds !== undefined ? { ...loaded.config, rounds: options.rounds } : loaded.config;
   const overrides = overridesFrom(options);
   const variants = selectVariants(config, options.variants ?? null);
   const runIds = plannedRunIds(config, variants);

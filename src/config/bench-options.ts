@@ -82,6 +82,14 @@ export const benchOptions = defineOptions([
     help: "Override the workload's random seed.",
   },
   {
+    key: 'rounds',
+    type: 'int',
+    valueName: 'N',
+    group: BENCH_GROUPS.run,
+    help: "Repeat the variant sequence N times (A, B, A, B, ...) and merge the results per variant; default: the config's rounds.",
+    details: 'Interleaving rounds spreads slow drifts of a shared machine over all variants instead of the last one.',
+  },
+  {
     key: 'dryRun',
     type: 'boolean',
     defaultValue: false,
