@@ -11,6 +11,7 @@ import math
 import os
 import shutil
 import sys
+import tempfile
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -530,6 +531,35 @@ def make_prompts(vocab_size, seed):
     return prompts, batch_prompts
 
 
+def _plain_key(key):
+    return key.replace('.default.', '.').removesuffix('.default')
+
+
+def _plain_key_copy(adapter_dir, scratch):
+    tensors = load_file(os.path.join(adapter_dir, 'adapter_model.safetensors'))
+    if all(_plain_key(k) == k for k in tensors):
+        return adapter_dir
+    copy = os.path.join(scratch, os.path.basename(adapter_dir))
+    shutil.copytree(adapter_dir, copy)
+    save_file({_plain_key(k): v for k, v in tensors.items()}, os.path.join(copy, 'adapter_model.safetensors'))
+    return copy
+
+
+def _check_loaded_exactly(peft_model, adapter_name, adapter_dir):
+    """Every tensor of the adapter file must be what PEFT computes with (no silently ignored keys)."""
+    params = dict(peft_model.named_parameters())
+    for key, value in load_file(os.path.join(adapter_dir, 'adapter_model.safetensors')).items():
+        key = _plain_key(key)
+        if key.endswith('.weight'):
+            name = key[:-len('.weight')] + f'.{adapter_name}.weight'
+        else:
+            name = f'{key}.{adapter_name}'
+        if name not in params:
+            raise SystemExit(f'{adapter_dir}: tensor {key} did not load into PEFT (no parameter {name})')
+        if not torch.equal(params[name].detach(), value.to(torch.float32)):
+            raise SystemExit(f'{adapter_dir}: PEFT parameter {name} differs from the file')
+
+
 MIN_MARGIN = 0.003  # smallest allowed top-1/top-2 logit gap on every greedy step (fp32 engines differ by ~1e-5)
 
 
@@ -560,10 +590,15 @@ def _compute_reference(model_dir, name, recipe, adapter_dirs, tok_info, invalid,
     vocab = base.config.vocab_size
     prompts, batch_prompts = make_prompts(vocab, prompt_seed)
     adapter_names = [os.path.basename(d) for d in adapter_dirs]
-    peft_model = PeftModel.from_pretrained(base, adapter_dirs[0], adapter_name=adapter_names[0])
-    for adapter_name, adapter_dir in zip(adapter_names[1:], adapter_dirs[1:]):
-        peft_model.load_adapter(adapter_dir, adapter_name=adapter_name)
+    with tempfile.TemporaryDirectory() as scratch:
+        # PEFT expects keys without the adapter name; load the renamed-key adapters from a plain-key copy.
+        load_dirs = [_plain_key_copy(d, scratch) for d in adapter_dirs]
+        peft_model = PeftModel.from_pretrained(base, load_dirs[0], adapter_name=adapter_names[0])
+        for adapter_name, adapter_dir in zip(adapter_names[1:], load_dirs[1:]):
+            peft_model.load_adapter(adapter_dir, adapter_name=adapter_name)
     peft_model.eval()
+    for adapter_name, adapter_dir in zip(adapter_names, adapter_dirs):
+        _check_loaded_exactly(peft_model, adapter_name, adapter_dir)
 
     def run_single(adapter):
         results = []
