@@ -42,6 +42,7 @@ export class InkReporter implements BenchReporter {
     this.timer = null;
     this.snapshot.live = null;
     this.snapshot.pending = [];
+    this.snapshot.lastLog = '';
     this.redraw();
     this.instance?.unmount();
     await this.instance?.waitUntilExit().catch(() => undefined);
