@@ -68,5 +68,7 @@ export interface EngineStats {
   generatedTokensTotal: number;
   cachedTokensTotal: number;
   steps: number;
+  /** Overlap loading: prefill steps held back for a copy that was about to finish. */
+  delayedPrefills: number;
   maxRunningRequests: number;
 }

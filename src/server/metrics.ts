@@ -69,6 +69,7 @@ export class ServerMetrics {
       gauge('tslora_kv_blocks_total', 'KV cache blocks.', engine.kvBlocksTotal);
       gauge('tslora_prefix_cache_hit_rate', 'Share of prompt tokens served from the prefix cache.', engine.prefixCacheHitRate);
       counter('tslora_engine_steps_total', 'Forward steps run.', engine.steps);
+      counter('tslora_lora_delayed_prefills_total', 'Prefill steps held back for an adapter copy about to finish (overlap loading).', engine.delayedPrefills);
     }
     return parts.join('\n') + '\n';
   }

@@ -58,6 +58,12 @@ export class Scheduler<HostAdapter = unknown> {
   private readonly pendingCopies = new Map<string, Promise<void>>();
   private arrivals = 0;
   private waitingOnLoad = 0;
+  // Overlap loading: running estimates of one adapter copy and of prefill cost, for the delay rule below.
+  private readonly copyStartedAt = new Map<string, number>();
+  private copyMsEstimate: number | null = null;
+  private prefillMsPerToken: number | null = null;
+  /** Steps skipped because a pending copy was expected to finish sooner than the prefill alone would take. */
+  delayedPrefills = 0;
 
   constructor(runner: SchedulerRunner<HostAdapter>, options: SchedulerOptions) {
     this.runner = runner;
@@ -144,9 +150,12 @@ export class Scheduler<HostAdapter = unknown> {
     if (this.running.length === 0) return [];
     const plan = this.planStep();
     if (plan.length === 0) return [];
+    if (this.shouldWaitForPendingCopy(plan)) return [];
     for (const key of new Set(plan.map((p) => p.seq.adapterKey))) this.slots.touch(key);
     const stepSeqs: StepSequence[] = plan.map((p) => buildStepSequence(p, this.slotFor(p.seq), this.kv.blockSize));
+    const startedAt = this.now();
     const results = this.runner.step(stepSeqs);
+    this.learnPrefillCost(plan, this.now() - startedAt);
     this.counters.steps++;
     for (let i = 0; i < plan.length; i++) {
       const { seq, start, length } = plan[i];
@@ -263,9 +272,13 @@ export class Scheduler<HostAdapter = unknown> {
       return;
     }
     this.slots.place(id, slot, true);
+    const copyStart = this.now();
+    this.copyStartedAt.set(id, copyStart);
     const copy = this.runner.copyAdapterToSlotAsync(slot, host).then(
       () => {
         if (this.slots.slotOf(id) === slot) this.slots.markLoaded(id);
+        const ms = this.now() - copyStart;
+        this.copyMsEstimate = this.copyMsEstimate === null ? ms : 0.7 * this.copyMsEstimate + 0.3 * ms;
       },
       (error: unknown) => {
         if (this.slots.slotOf(id) === slot) this.slots.remove(id);
@@ -275,6 +288,7 @@ export class Scheduler<HostAdapter = unknown> {
     );
     const tracked = copy.finally(() => {
       this.pendingCopies.delete(id);
+      this.copyStartedAt.delete(id);
       this.onWake();
     });
     this.pendingCopies.set(id, tracked);
@@ -354,6 +368,32 @@ export class Scheduler<HostAdapter = unknown> {
     }
     this.waitingOnLoad = waitingOnLoad;
     this.drainer.update(this.now(), this.counters.steps, blockedSince, this.running, this.pinned);
+  }
+
+  /**
+   * c.10: with overlap loading, a step made only of fresh prefills is held back when a pending copy (that some
+   * waiting request needs) should end sooner than this prefill would take, so that both groups prefill together
+   * instead of one after the other. Never holds back decode work; a timer wakes the loop if the copy is late.
+   */
+  private shouldWaitForPendingCopy(plan: PlannedChunk[]): boolean {
+    if (!this.options.overlapLoading || this.waitingOnLoad === 0 || this.copyStartedAt.size === 0) return false;
+    if (this.copyMsEstimate === null || this.prefillMsPerToken === null) return false;
+    if (!plan.every((p) => p.seq.inPrefill && p.start === (p.seq.alloc?.cachedTokens ?? 0))) return false;
+    const now = this.now();
+    let soonest = Number.POSITIVE_INFINITY;
+    for (const started of this.copyStartedAt.values()) soonest = Math.min(soonest, Math.max(0, this.copyMsEstimate - (now - started)));
+    const prefillMs = plan.reduce((n, p) => n + p.length, 0) * this.prefillMsPerToken;
+    if (!(soonest < prefillMs)) return false;
+    this.delayedPrefills++;
+    setTimeout(() => this.onWake(), Math.ceil(soonest) + 1).unref?.();
+    return true;
+  }
+
+  private learnPrefillCost(plan: PlannedChunk[], ms: number): void {
+    const prefillTokens = plan.reduce((n, p) => n + (p.seq.promptLen > p.start ? p.length : 0), 0);
+    if (prefillTokens < 8) return; // decode-dominated steps say little about prefill cost
+    const perToken = ms / prefillTokens;
+    this.prefillMsPerToken = this.prefillMsPerToken === null ? perToken : 0.7 * this.prefillMsPerToken + 0.3 * perToken;
   }
 
   /** Decode tokens for every decoding sequence, then prompt chunks within the prefill budget (age order). */

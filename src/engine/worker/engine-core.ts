@@ -156,6 +156,7 @@ export class EngineCore {
       generatedTokensTotal: s.counters.generatedTokens,
       cachedTokensTotal: s.counters.cachedTokens,
       steps: s.counters.steps,
+      delayedPrefills: s.delayedPrefills,
       maxRunningRequests: this.info!.maxRunningRequests,
     };
   }

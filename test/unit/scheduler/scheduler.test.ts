@@ -202,3 +202,41 @@ test('with draining off, a blocked adapter still gets in (fallback threshold), a
   assert.ok(bStarted, 'b was admitted under steady traffic for a and base');
   assert.ok(baseAdmittedWhileBlocked, 'base requests kept flowing while b waited');
 });
+
+test('overlap loading holds back a lone prefill when a pending copy ends sooner, then prefills both together', async () => {
+  let clock = 0;
+  class TimedRunner extends FakeRunner {
+    override step(seqs: Parameters<FakeRunner['step']>[0]) {
+      clock += seqs.reduce((n, s) => n + s.tokenIds.length, 0); // 1 ms per token
+      return super.step(seqs);
+    }
+  }
+  const runner = new TimedRunner(3);
+  const scheduler = new Scheduler<string>(runner, {
+    numSlots: 3, loraEnabled: true, evictionPolicy: 'lru', maxRunningRequests: 8, chunkedPrefillSize: -1, overlapLoading: true,
+    drainThresholdMs: 0, eosTokenIds: [], kv: new KvCacheManager(64, 4, false), now: () => clock,
+  });
+  for (const id of ['a', 'b']) scheduler.addAdapter(id, id, false);
+  const prompt = Array.from({ length: 20 }, (_v, i) => i + 1);
+  // Warm-up: learn the copy time (2 ms) and the prefill cost (1 ms per token).
+  scheduler.submit(request('warm', 'a', prompt, 1));
+  scheduler.step();
+  clock += 2;
+  runner.asyncCopies[0].resolve();
+  await new Promise((r) => setImmediate(r));
+  runToCompletion(scheduler);
+  // Now: a is resident, b needs a copy. The prefill for a (20 ms) would outlast b's copy (≈2 ms).
+  scheduler.submit(request('ra', 'a', prompt, 2));
+  scheduler.submit(request('rb', 'b', prompt, 2));
+  const stepsBefore = runner.steps.length;
+  assert.deepEqual(scheduler.step(), [], 'the lone prefill waits for the copy');
+  assert.equal(runner.steps.length, stepsBefore);
+  assert.equal(scheduler.delayedPrefills, 1);
+  clock += 2;
+  runner.asyncCopies[1].resolve();
+  await new Promise((r) => setImmediate(r));
+  const updates = scheduler.step();
+  assert.deepEqual(updates.map((u) => u.rid).sort(), ['ra', 'rb'], 'both prefilled in one step');
+  const { outputs } = runToCompletion(scheduler);
+  assert.ok(outputs.has('ra') && outputs.has('rb'));
+});
