@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { adapterTargetSet, normalizeModuleName, readAdapter, type AdapterPoolLimits } from '../../../src/engine/model/adapter.js';
+import { adapterTargetSet, normalizeModuleName, readAdapter, readAdapterTargetSet, type AdapterPoolLimits } from '../../../src/engine/model/adapter.js';
 import { parseAdapterConfig, patternValue } from '../../../src/engine/model/adapter-config.js';
 import { parseModelConfig } from '../../../src/engine/model/config.js';
 import type { ModelSpec } from '../../../src/engine/model/types.js';
@@ -200,4 +200,24 @@ test('normalizeModuleName and adapterTargetSet follow spec a.4', () => {
   assert.deepEqual(adapterTargetSet(parseAdapterConfig(JSON.stringify({ target_modules: ['down_proj', 'v_proj', 'lm_head'] })), llama), ['qkv_proj', 'down_proj', 'lm_head']);
   const config = JSON.parse(readFileSync(join(modelDir('tiny-qwen3'), 'adapters/r6-all/adapter_config.json'), 'utf8'));
   assert.deepEqual(adapterTargetSet(parseAdapterConfig(JSON.stringify(config)), specOf('tiny-qwen3')), all);
+});
+
+test('added_tokens.json with ids inside the base vocabulary is ignored (PEFT copies the base added tokens)', async () => {
+  const copy = tempCopy(join(modelDir('tiny-llama'), 'adapters/r1-qv'));
+  try {
+    writeJson(join(copy.dir, 'added_tokens.json'), { '<|eot_id|>': 383, '<s>': 1 });
+    const { adapter, warnings } = await readAdapter(copy.dir, llama, OPEN);
+    assert.equal(adapter.rank, 1);
+    assert.deepEqual(warnings, []);
+    writeJson(join(copy.dir, 'added_tokens.json'), { '<|eot_id|>': 383, '<new>': 384 });
+    await assert.rejects(readAdapter(copy.dir, llama, OPEN), (e: unknown) => e instanceof TsloraError && e.code === 'unsupported_adapter' && /384/.test(e.message));
+  } finally {
+    copy.cleanup();
+  }
+});
+
+test('readAdapterTargetSet reads the declared set without touching tensors (pool inference)', async () => {
+  assert.deepEqual(await readAdapterTargetSet(join(modelDir('tiny-llama'), 'adapters/r8-vdown'), llama), ['qkv_proj', 'down_proj']);
+  assert.deepEqual(await readAdapterTargetSet(join(modelDir('tiny-llama'), 'adapters/r2-embed-head'), llama), ['embed_tokens', 'lm_head']);
+  await assert.rejects(readAdapterTargetSet(join(modelDir('tiny-llama'), 'invalid-adapters/no-config'), llama), (e: unknown) => e instanceof TsloraError && e.code === 'not_found');
 });
