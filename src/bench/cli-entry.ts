@@ -12,7 +12,7 @@ import { PlainReporter } from './reporters/plain.js';
 import { summaryTables } from './report/table.js';
 import { writeOutputs } from './report/write-outputs.js';
 import { resultsToJson, type BenchResults } from './report/results.js';
-import { captureEnvironment, describeHardware } from './runner/environment.js';
+import { captureEnvironment, describeHardware, finishEnvironment } from './runner/environment.js';
 import type { BenchReporter } from './runner/reporter.js';
 import { plannedRunIds, runBench, selectVariants, workloadFor } from './runner/run-bench.js';
 import { planRequests } from './workload/plan.js';
@@ -145,7 +145,7 @@ export async function runBenchCli(configArg: string, rawOptions: Record<string, 
     finishedAt: new Date().toISOString(),
     configPath: path,
     config,
-    environment,
+    environment: finishEnvironment(environment),
     model: output.model,
     launches: output.launches,
     runIds: output.runIds,

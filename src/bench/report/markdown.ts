@@ -23,6 +23,10 @@ export function markdownReport(results: BenchResults, charts: { file: string; ca
   lines.push('## Setup', '');
   lines.push(`- **Hardware**: ${describeHardware(env)}`);
   lines.push(`- **Software**: Node ${env.node}, tslora ${env.tslora}, commit ${env.gitCommit ?? 'unknown'}${env.gitDirty ? ' (with local changes)' : ''}, ${env.os}`);
+  if (env.loadAverage) {
+    const busy = Math.max(env.loadAverage.start, env.loadAverage.end ?? 0) > env.cpuCores;
+    lines.push(`- **Machine load** (1-min load average): ${env.loadAverage.start} at the start, ${env.loadAverage.end ?? '?'} at the end, on ${env.cpuCores} cores${busy ? ' — the machine was shared, so absolute figures are inflated and noisy; compare ratios' : ''}`);
+  }
   lines.push(`- **Model**: ${results.model.description}`);
   const adapters = results.model.adapters;
   lines.push(`- **Adapters**: ${adapters.length === 0 ? 'none' : `${adapters.length} (${adapters.slice(0, 6).map((a) => `${a.name}${a.rank ? ` r${a.rank}` : ''}`).join(', ')}${adapters.length > 6 ? ', …' : ''})`}`);

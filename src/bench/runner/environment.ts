@@ -1,6 +1,6 @@
 /** Where a result was measured (spec g.5): CPU, GPU, memory, OS, Node, tslora version and commit. */
 import { readFileSync } from 'node:fs';
-import { arch, cpus, hostname, platform, release, totalmem } from 'node:os';
+import { arch, cpus, hostname, loadavg, platform, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { PACKAGE_ROOT } from '../config/load-config.js';
@@ -17,6 +17,8 @@ export interface BenchEnvironment {
   gitCommit: string | null;
   gitDirty: boolean | null;
   argv: string[];
+  /** 1-minute load average when the run started and ended: other work on the machine skews every figure */
+  loadAverage: { start: number; end: number | null };
 }
 
 async function run(command: string, args: string[]): Promise<string | null> {
@@ -51,7 +53,15 @@ export async function captureEnvironment(): Promise<BenchEnvironment> {
     gitCommit: commit,
     gitDirty: status === null ? null : status.length > 0,
     argv: process.argv.slice(1),
+    loadAverage: { start: round1(loadavg()[0]), end: null },
   };
+}
+
+const round1 = (v: number) => Math.round(v * 10) / 10;
+
+/** Fills in the end-of-run load average. */
+export function finishEnvironment(env: BenchEnvironment): BenchEnvironment {
+  return { ...env, loadAverage: { ...env.loadAverage, end: round1(loadavg()[0]) } };
 }
 
 export function describeHardware(env: BenchEnvironment): string {

@@ -87,7 +87,7 @@ test('writeOutputs writes results.json, report.md and four charts', () => {
   const config = parseBenchConfig({ name: 'unit', variants: [{ name: 'triton' }, { name: 'csgmv' }] }, 'inline');
   const results: BenchResults = {
     tool: 'tslora bench', schemaVersion: 1, name: 'unit', description: 'unit test', startedAt: 'start', finishedAt: 'end', configPath: 'inline', config,
-    environment: { hostname: 'h', os: 'linux', cpu: 'Test CPU', cpuCores: 2, memoryGiB: 4, gpus: [], node: 'v20', tslora: '0.1.0', gitCommit: 'abc', gitDirty: false, argv: [] },
+    environment: { hostname: 'h', os: 'linux', cpu: 'Test CPU', cpuCores: 2, memoryGiB: 4, gpus: [], node: 'v20', tslora: '0.1.0', gitCommit: 'abc', gitDirty: false, argv: [], loadAverage: { start: 5, end: 6.5 } },
     model: { description: 'demo', vocabSize: 300, adapters: [{ name: 'a0', path: '/x', rank: 8 }] },
     launches: [{ variant: 'triton', round: 0, argv: ['node', 'tslora', 'serve'], logPath: null, serverInfo: null }],
     runIds: ['triton', 'csgmv'], summaries, checks: [{ source: 'csgmv.ttft_p50 < triton.ttft_p50', passed: true, left: 1, right: 2, message: 'csgmv.ttft_p50 < triton.ttft_p50: 1 < 2 ok' }],
@@ -100,6 +100,7 @@ test('writeOutputs writes results.json, report.md and four charts', () => {
   const report = readFileSync(written.reportPath, 'utf8');
   assert.match(report, /# tslora bench: unit/);
   assert.match(report, /Test CPU \(2 cores\)/);
+  assert.match(report, /5 at the start, 6.5 at the end, on 2 cores — the machine was shared/);
   assert.match(report, /\| TTFT p50 \| [\d.]+ ms \| [\d.]+ ms \| 0\.5\dx \|/);
   assert.match(report, /✅ `csgmv.ttft_p50 < triton.ttft_p50/);
   assert.match(report, /!\[TTFT CDF per run\]\(ttft-cdf\.svg\)/);
