@@ -150,7 +150,7 @@ int main(int argc, char** argv) {
         CUDA_CHECK(cl::loraShrink(cl::ActDType::BF16, ms.view, sets[i % kSets].step, ms.x.ptr, ms.spec.in, ms.workspace.ptr, ms.kSplits, stream));
       };
       auto expand = [&](ModuleState& ms, int i) {
-        CUDA_CHECK(cl::loraExpand(cl::ActDType::BF16, ms.view, sets[i % kSets].step, ms.workspace.ptr, ms.kSplits,
+        CUDA_CHECK(cl::loraExpand(cl::ActDType::BF16, ms.view, sets[i % kSets].step, cl::loraShrinkOutput(ms.workspace.ptr),
                                   ms.y.ptr, ms.view.outTotal(), 0, stream));
       };
       const int iterations = cs.tokensEach == 1 ? 400 : 40;

@@ -34,8 +34,7 @@ template <typename T, int BM, bool kVec>
 __global__ void __launch_bounds__(kThreads) expandKernel(
     const T* __restrict__ b, size_t bSlotStride, int R, Slices slices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
-    int tilesPerSegment, const float* __restrict__ u, int uStride, int uSums, size_t uSumStride, T* __restrict__ y,
-    int yStride, int yOffset) {
+    int tilesPerSegment, const float* __restrict__ u, int uStride, T* __restrict__ y, int yStride, int yOffset) {
   RowTile t;
   if (!detail::rowTileOf(segIndptr, weightIndices, slotRanks, blockIdx.z, tilesPerSegment, BM, t)) return;
   const int j = blockIdx.y, offset = sliceOffset(slices, j), width = sliceOffset(slices, j + 1) - offset;
@@ -80,21 +79,15 @@ __global__ void __launch_bounds__(kThreads) expandKernel(
         bs[n * kLd + k] = (n0 + n < width && kb + k < r) ? bRows[static_cast<size_t>(n) * R + kb + k] : Convert<T>::fromFloat(0.0f);
       }
     }
-    if (uVector) {  // uSums > 1: split-K partials, summed here (kept in flight four splits at a time)
+    if (uVector) {
       constexpr int kPerThread = BM * (kBK / 4) / kThreads;
       float4 vals[kPerThread];
 #pragma unroll
-      for (int i = 0; i < kPerThread; ++i) vals[i] = make_float4(0.f, 0.f, 0.f, 0.f);
-      for (int s = 0; s < uSums; ++s) {
-        const float* base = u + s * uSumStride;
-#pragma unroll
-        for (int i = 0; i < kPerThread; ++i) {
-          const int v = threadIdx.x + i * kThreads, m = v / (kBK / 4), k = (v % (kBK / 4)) * 4;
-          if (m < rows && kb + k < r) {
-            const float4 p = __ldcg(reinterpret_cast<const float4*>(base + static_cast<size_t>(rowOf[m]) * uStride + j * r + kb + k));
-            vals[i].x += p.x; vals[i].y += p.y; vals[i].z += p.z; vals[i].w += p.w;
-          }
-        }
+      for (int i = 0; i < kPerThread; ++i) {
+        const int v = threadIdx.x + i * kThreads, m = v / (kBK / 4), k = (v % (kBK / 4)) * 4;
+        vals[i] = (m < rows && kb + k < r)
+                      ? __ldcg(reinterpret_cast<const float4*>(u + static_cast<size_t>(rowOf[m]) * uStride + j * r + kb + k))
+                      : make_float4(0.f, 0.f, 0.f, 0.f);
       }
 #pragma unroll
       for (int i = 0; i < kPerThread; ++i) {
@@ -108,9 +101,7 @@ __global__ void __launch_bounds__(kThreads) expandKernel(
     } else {
       for (int e = threadIdx.x; e < BM * kBK; e += kThreads) {
         const int m = e / kBK, k = e % kBK;
-        float value = 0.0f;
-        if (m < rows && kb + k < r)
-          for (int s = 0; s < uSums; ++s) value += __ldcg(u + s * uSumStride + static_cast<size_t>(rowOf[m]) * uStride + j * r + kb + k);
+        const float value = (m < rows && kb + k < r) ? __ldcg(u + static_cast<size_t>(rowOf[m]) * uStride + j * r + kb + k) : 0.0f;
         us[m * kLd + k] = Convert<T>::fromFloat(value);
       }
     }
@@ -175,17 +166,12 @@ __global__ void __launch_bounds__(kThreads) expandKernel(
 int tileRowsFor(int maxSegmentRows) { return maxSegmentRows <= 16 ? 16 : maxSegmentRows <= 32 ? 32 : 64; }
 
 template <typename T, int BM>
-cudaError_t launchExpandOn(const DeviceModule& module, const DeviceStep& step, const void* workspace, int kSplits, void* y,
-                           int yStride, int yOffset, cudaStream_t stream) {
-  // U itself, or the split-K partials behind it (workspace layout: see lora_kernels.cuh).
-  const size_t uFloats = static_cast<size_t>(step.numTokens) * module.numSlices * module.maxRank;
-  const bool sumPartials = loraExpandSumsPartials(step, kSplits);
-  const float* u = static_cast<const float*>(workspace) + (sumPartials ? uFloats : 0);
-  const int uSums = sumPartials ? kSplits : 1;
+cudaError_t launchExpandOn(const DeviceModule& module, const DeviceStep& step, const float* u, void* y, int yStride,
+                           int yOffset, cudaStream_t stream) {
   const int c = module.numSlices, R = module.maxRank;
   const int tilesPerSegment = (step.maxSegmentRows + BM - 1) / BM;
   const long long gridZ = static_cast<long long>(step.maxSegments) * tilesPerSegment;
-  if (gridZ > 65535 || kSplits < 1) return cudaErrorInvalidConfiguration;
+  if (gridZ > 65535) return cudaErrorInvalidConfiguration;
   Slices slices{};
   int widest = 0;
   bool vec = R % 8 == 0 && yStride % 8 == 0 && yOffset % 8 == 0 && reinterpret_cast<uintptr_t>(module.b) % 16 == 0 &&
@@ -199,7 +185,7 @@ cudaError_t launchExpandOn(const DeviceModule& module, const DeviceStep& step, c
   auto launch = [&](auto kernel) {
     kernel<<<grid, kThreads, 0, stream>>>(static_cast<const T*>(module.b), static_cast<size_t>(module.outTotal()) * R, R,
                                           slices, step.segIndptr, step.weightIndices, step.permutation, step.slotRanks,
-                                          tilesPerSegment, u, c * R, uSums, uFloats, static_cast<T*>(y), yStride, yOffset);
+                                          tilesPerSegment, u, c * R, static_cast<T*>(y), yStride, yOffset);
   };
   if (vec) launch(expandKernel<T, BM, true>);
   else launch(expandKernel<T, BM, false>);
@@ -207,23 +193,23 @@ cudaError_t launchExpandOn(const DeviceModule& module, const DeviceStep& step, c
 }
 
 template <typename T>
-cudaError_t dispatchExpand(const DeviceModule& module, const DeviceStep& step, const void* u, int kSplits, void* y,
-                           int yStride, int yOffset, cudaStream_t stream) {
+cudaError_t dispatchExpand(const DeviceModule& module, const DeviceStep& step, const float* u, void* y, int yStride,
+                           int yOffset, cudaStream_t stream) {
   switch (tileRowsFor(step.maxSegmentRows)) {
-    case 16: return launchExpandOn<T, 16>(module, step, u, kSplits, y, yStride, yOffset, stream);
-    case 32: return launchExpandOn<T, 32>(module, step, u, kSplits, y, yStride, yOffset, stream);
-    default: return launchExpandOn<T, 64>(module, step, u, kSplits, y, yStride, yOffset, stream);
+    case 16: return launchExpandOn<T, 16>(module, step, u, y, yStride, yOffset, stream);
+    case 32: return launchExpandOn<T, 32>(module, step, u, y, yStride, yOffset, stream);
+    default: return launchExpandOn<T, 64>(module, step, u, y, yStride, yOffset, stream);
   }
 }
 
 }  // namespace
 
-cudaError_t loraExpand(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* u, int kSplits,
-                       void* y, int yStride, int yOffset, cudaStream_t stream) {
+cudaError_t loraExpand(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const float* u, void* y,
+                       int yStride, int yOffset, cudaStream_t stream) {
   if (step.maxSegments <= 0 || step.numTokens <= 0) return cudaSuccess;
   if (module.numSlices < 1 || module.numSlices > 3 || module.maxRank < 1) return cudaErrorInvalidValue;
-  return dtype == ActDType::BF16 ? dispatchExpand<__nv_bfloat16>(module, step, u, kSplits, y, yStride, yOffset, stream)
-                                 : dispatchExpand<__half>(module, step, u, kSplits, y, yStride, yOffset, stream);
+  return dtype == ActDType::BF16 ? dispatchExpand<__nv_bfloat16>(module, step, u, y, yStride, yOffset, stream)
+                                 : dispatchExpand<__half>(module, step, u, y, yStride, yOffset, stream);
 }
 
 }  // namespace tslora::cuda::lora

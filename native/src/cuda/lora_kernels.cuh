@@ -52,10 +52,6 @@ int loraShrinkSplits(const DeviceModule& module, const DeviceStep& step, int num
 //                                             graph replays need no memset.
 size_t loraShrinkWorkspaceBytes(const DeviceModule& module, const DeviceStep& step, int kSplits);
 inline const float* loraShrinkOutput(const void* workspace) { return static_cast<const float*>(workspace); }
-// Where the split-K partials are summed: for small steps (decode) the expand sums them while loading U (no extra
-// round trip in the shrink); for large steps the last split block of each shrink tile sums them into U once, so
-// that the many expand blocks reading U do not each re-read every partial.
-inline bool loraExpandSumsPartials(const DeviceStep& step, int kSplits) { return kSplits > 1 && step.numTokens <= 256; }
 // The tickets sit at the end of the workspace: these many bytes must be zero before a shrink (the rest may hold
 // anything, e.g. a NaN poison in tests).
 size_t loraShrinkCounterBytes(const DeviceModule& module, const DeviceStep& step);
@@ -66,8 +62,8 @@ cudaError_t loraShrink(ActDType dtype, const DeviceModule& module, const DeviceS
                        void* workspace, int kSplits, cudaStream_t stream);
 
 // Y[p, yOffset + off_j + n] += Σ_{k<r} U[p, j*r + k] · B[w, off_j + n, k], added in fp32 and rounded once to the
-// activation dtype (spec e.8). workspace and kSplits as given to the shrink that produced U.
-cudaError_t loraExpand(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace,
-                       int kSplits, void* y, int yStride, int yOffset, cudaStream_t stream);
+// activation dtype (spec e.8). u = loraShrinkOutput(workspace).
+cudaError_t loraExpand(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const float* u, void* y,
+                       int yStride, int yOffset, cudaStream_t stream);
 
 }  // namespace tslora::cuda::lora

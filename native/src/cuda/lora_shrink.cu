@@ -38,7 +38,7 @@ __global__ void __launch_bounds__(kThreads) shrinkKernel(
     const T* __restrict__ a, int in, size_t aSlotStride, int numSlices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int tilesPerSegment, int numTokens, const T* __restrict__ x, int xStride, float* __restrict__ u,
-    float* __restrict__ partials, int* __restrict__ counters, int uStride, int kPerSplit, bool tailReduce) {
+    float* __restrict__ partials, int* __restrict__ counters, int uStride, int kPerSplit) {
   RowTile t;
   if (!detail::rowTileOf(segIndptr, weightIndices, slotRanks, blockIdx.z, tilesPerSegment, BM, t)) return;
   const int nEff = numSlices * t.rank;  // rank-aware: only c*r columns exist for this slot
@@ -137,7 +137,6 @@ __global__ void __launch_bounds__(kThreads) shrinkKernel(
     const int m = e / kBN, n = e % kBN;
     if (m < rows && n0 + n < nEff) mine[static_cast<size_t>(rowOf[m]) * uStride + n0 + n] = cs[m * kLdc + n];
   }
-  if (!tailReduce) return;  // small steps: the expand sums the partials while loading U
   // Split-K reduction without atomics on data: the last split block to arrive sums every partial of this tile.
   __threadfence();
   __syncthreads();
@@ -219,15 +218,15 @@ cudaError_t launchShrink(const DeviceModule& module, const DeviceStep& step, con
                    reinterpret_cast<uintptr_t>(module.a) % 16 == 0;
   const T* a = static_cast<const T*>(module.a);
   const WorkspaceLayout layout = layoutOf(module, step, kSplits, workspace);
-  const bool tailReduce = kSplits > 1 && !loraExpandSumsPartials(step, kSplits);
   constexpr int kSmem = ShrinkStages<T, BM>::kBytes;
   auto args = [&](auto kernel) -> cudaError_t {
-    static const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+    // Every launch (a cheap host call, not captured by graphs): the limit is per kernel and per device.
+    const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
     if (attribute != cudaSuccess) return attribute;
     kernel<<<grid, kThreads, kSmem, stream>>>(a, module.in, aSlotStride, c, step.segIndptr, step.weightIndices,
                                           step.permutation, step.slotRanks, tilesPerSegment, step.numTokens,
                                           static_cast<const T*>(x), xStride, layout.u, layout.partials, layout.counters,
-                                          uStride, kPerSplit, tailReduce);
+                                          uStride, kPerSplit);
     return cudaGetLastError();
   };
   return vec ? args(shrinkKernel<T, BM, true>) : args(shrinkKernel<T, BM, false>);

@@ -73,7 +73,7 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
   for (int pass = 0; pass < 2; ++pass) {
     if (pass == 1) CUDA_CHECK(cudaMemcpy(dY.ptr, yBits.data(), yBits.size() * 2, cudaMemcpyHostToDevice));
     CUDA_CHECK(cl::loraShrink(dtype, dev.view, step, dX.ptr, xStride, workspace.ptr, kSplits, nullptr));
-    CUDA_CHECK(cl::loraExpand(dtype, dev.view, step, workspace.ptr, kSplits, dY.ptr, yStride, yOffset, nullptr));
+    CUDA_CHECK(cl::loraExpand(dtype, dev.view, step, cl::loraShrinkOutput(workspace.ptr), dY.ptr, yStride, yOffset, nullptr));
   }
   CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<uint16_t> out(yBits.size());
