@@ -370,6 +370,7 @@ def build_adapter(model_dir, name, recipe, seed):
     adapter_dir = os.path.join(model_dir, 'adapters', name)
     peft_model.save_pretrained(adapter_dir, save_embedding_layers=False)
     _save_adapter_tensors(adapter_dir, dtype, named_keys)
+    _drop_model_card(adapter_dir)
     changes = {'base_model_name_or_path': os.path.basename(model_dir)}
     with open(os.path.join(adapter_dir, 'adapter_config.json')) as f:
         saved_targets = json.load(f)['target_modules']
@@ -379,6 +380,13 @@ def build_adapter(model_dir, name, recipe, seed):
         changes['target_modules'] = 'all-linear'
     _edit_config(adapter_dir, **changes)
     return adapter_dir
+
+
+def _drop_model_card(adapter_dir):
+    # PEFT writes a boilerplate model card naming the absolute base-model path; it carries nothing tests need.
+    card = os.path.join(adapter_dir, 'README.md')
+    if os.path.exists(card):
+        os.remove(card)
 
 
 def _copy_adapter(src, dst):
@@ -419,6 +427,7 @@ def build_invalid_adapters(model_dir, valid_dir):
         base = load_reference_model(model_dir)
         cfg = LoraConfig(init_lora_weights=False, task_type='CAUSAL_LM', **kwargs)
         get_peft_model(base, cfg).save_pretrained(os.path.join(root, name))
+        _drop_model_card(os.path.join(root, name))
         _edit_config(os.path.join(root, name), base_model_name_or_path=os.path.basename(model_dir),
                      target_modules=sorted(kwargs['target_modules']))
 
