@@ -7,15 +7,16 @@
  * until wake() otherwise.
  */
 import { KvCacheManager } from '../kv/kv-cache.js';
-import { BASE_ADAPTER_ID, SlotPool, sortAdapterIds } from '../lora/slot-pool.js';
+import { BASE_ADAPTER_ID, type SlotPool, sortAdapterIds } from '../lora/slot-pool.js';
 import type { EvictionPolicyName } from '../lora/eviction-policy.js';
 import type { StepSequence } from '../model/runner-types.js';
 import type { SchedulerRunner } from '../runner-port.js';
 import type { EngineFinish, EngineRequest, TokenUpdate } from '../types.js';
 import { canAdmitAdapter } from './admission.js';
+import { DeviceAdapters } from './device-adapters.js';
 import { Drainer } from './drainer.js';
 import { Sequence } from './sequence.js';
-import { buildStepSequence, type PlannedChunk } from './step-builder.js';
+import { buildStepSequence, collectPromptLogprobs, planStep, type PlannedChunk } from './step-builder.js';
 
 export interface SchedulerOptions {
   /** Device slots S; 1 when LoRA is off (base only). */
@@ -34,33 +35,28 @@ export interface SchedulerOptions {
 
 export interface SchedulerCounters {
   steps: number;
-  deviceLoads: number;
   promptTokens: number;
   generatedTokens: number;
   cachedTokens: number;
 }
 
 export class Scheduler<HostAdapter = unknown> {
-  readonly slots: SlotPool;
   readonly kv: KvCacheManager;
-  readonly counters: SchedulerCounters = { steps: 0, deviceLoads: 0, promptTokens: 0, generatedTokens: 0, cachedTokens: 0 };
+  readonly counters: SchedulerCounters = { steps: 0, promptTokens: 0, generatedTokens: 0, cachedTokens: 0 };
   /** Called when something outside step() made progress possible (an asynchronous copy finished). */
   onWake: () => void = () => {};
   private readonly options: SchedulerOptions;
   private readonly runner: SchedulerRunner<HostAdapter>;
   private readonly now: () => number;
   private readonly drainer: Drainer;
+  private readonly device: DeviceAdapters<HostAdapter>;
   private waiting: Sequence[] = [];
   private running: Sequence[] = [];
   private readonly byRid = new Map<string, Sequence>();
-  private readonly hostAdapters = new Map<string, HostAdapter>();
-  private readonly pinned = new Set<string>();
-  private readonly pendingCopies = new Map<string, Promise<void>>();
+  private readonly pendingAborts: Array<{ seq: Sequence; message: string }> = [];
   private arrivals = 0;
   private waitingOnLoad = 0;
-  // Overlap loading: running estimates of one adapter copy and of prefill cost, for the delay rule below.
-  private readonly copyStartedAt = new Map<string, number>();
-  private copyMsEstimate: number | null = null;
+  /** Learned prefill cost, for holding back a prefill while a copy is about to finish (c.10). */
   private prefillMsPerToken: number | null = null;
   /** Steps skipped because a pending copy was expected to finish sooner than the prefill alone would take. */
   delayedPrefills = 0;
@@ -70,8 +66,25 @@ export class Scheduler<HostAdapter = unknown> {
     this.options = options;
     this.kv = options.kv;
     this.now = options.now ?? (() => performance.now());
-    this.slots = new SlotPool(options.numSlots, options.evictionPolicy);
     this.drainer = new Drainer(options.drainThresholdMs);
+    this.device = new DeviceAdapters(runner, options.numSlots, options.evictionPolicy, options.loraEnabled, this.now);
+    this.device.onCopyDone = () => this.onWake();
+    this.device.onCopyFailed = (id, message) => {
+      for (const seq of this.waiting.filter((s) => s.adapterKey === id)) this.pendingAborts.push({ seq, message });
+    };
+  }
+
+  get slots(): SlotPool {
+    return this.device.slots;
+  }
+
+  /** Adapter copies into device slots since start-up. */
+  get deviceLoads(): number {
+    return this.device.deviceLoads;
+  }
+
+  private get pinned(): ReadonlySet<string> {
+    return this.device.pinned;
   }
 
   // ---- requests ---------------------------------------------------------------------------------------------
@@ -79,7 +92,7 @@ export class Scheduler<HostAdapter = unknown> {
   /** Queues a request; returns an immediate abort update when it can never run. */
   submit(req: EngineRequest): TokenUpdate | null {
     const key = req.adapterId ?? BASE_ADAPTER_ID;
-    if (req.adapterId !== null && !this.hostAdapters.has(req.adapterId)) {
+    if (req.adapterId !== null && !this.device.has(req.adapterId)) {
       return { rid: req.rid, tokenIds: [], finish: { type: 'abort', message: `adapter id ${req.adapterId} is not loaded in the engine` } };
     }
     const seq = new Sequence(req, key, this.arrivals++, this.now());
@@ -111,14 +124,11 @@ export class Scheduler<HostAdapter = unknown> {
   // ---- adapters ---------------------------------------------------------------------------------------------
 
   addAdapter(id: string, host: HostAdapter, pinned: boolean): void {
-    this.hostAdapters.set(id, host);
-    if (pinned) this.pinned.add(id);
+    this.device.add(id, host, pinned);
   }
 
   setPinned(id: string, pinned: boolean): void {
-    if (!this.hostAdapters.has(id)) throw new Error(`adapter id ${id} is not loaded in the engine`);
-    if (pinned) this.pinned.add(id);
-    else this.pinned.delete(id);
+    this.device.setPinned(id, pinned);
   }
 
   isPinned(id: string): boolean {
@@ -129,26 +139,19 @@ export class Scheduler<HostAdapter = unknown> {
    * Takes an adapter out of the engine (the server guarantees no request references it any more): waits for a
    * pending copy, zeroes and frees its slot, and hands the host copy back for freeing.
    */
-  async removeAdapter(id: string): Promise<HostAdapter | undefined> {
-    const pending = this.pendingCopies.get(id);
-    if (pending) await pending;
-    const slot = this.slots.remove(id);
-    if (slot !== undefined) this.runner.clearSlot(slot);
-    this.pinned.delete(id);
-    const host = this.hostAdapters.get(id);
-    this.hostAdapters.delete(id);
-    return host;
+  removeAdapter(id: string): Promise<HostAdapter | undefined> {
+    return this.device.remove(id);
   }
 
   // ---- stepping ---------------------------------------------------------------------------------------------
 
   /** One admission pass and one forward step. Returns the updates to stream (empty when nothing could run). */
   step(): TokenUpdate[] {
-    this.copyPinnedAdapters();
+    this.device.copyPinned(this.runningAdapterSet(), this.options.overlapLoading);
     const updates = new Map<string, TokenUpdate>();
     this.admit();
     if (this.running.length === 0) return [];
-    const plan = this.planStep();
+    const plan = planStep(this.running, this.options.chunkedPrefillSize);
     if (plan.length === 0) return [];
     if (this.shouldWaitForPendingCopy(plan)) return [];
     for (const key of new Set(plan.map((p) => p.seq.adapterKey))) this.slots.touch(key);
@@ -165,7 +168,7 @@ export class Scheduler<HostAdapter = unknown> {
       if (start < seq.promptLen) {
         this.counters.promptTokens += Math.min(length, seq.promptLen - start);
         if (seq.alloc) this.kv.registerComputed(seq.alloc, Math.min(seq.computed, seq.promptLen));
-        if (plan[i].promptLogprobs) this.collectPromptLogprobs(seq, start, length, result.promptLogprobs);
+        if (plan[i].promptLogprobs) collectPromptLogprobs(seq, start, length, result.promptLogprobs);
       }
       if (result.tokenId < 0) continue;
       seq.outputIds.push(result.tokenId);
@@ -246,56 +249,6 @@ export class Scheduler<HostAdapter = unknown> {
     return new Set(this.running.map((s) => s.adapterKey));
   }
 
-  /** Copy-on-pin (c.5): a pinned adapter gets its slot as soon as one can be freed. */
-  private copyPinnedAdapters(): void {
-    for (const id of sortAdapterIds(this.pinned)) {
-      if (this.slots.state(id) !== 'NOT_LOADED') continue;
-      const protect = new Set([...this.runningAdapterSet(), ...this.slots.loadingIds()]);
-      const choice = this.slots.choose(protect, this.pinned);
-      if (!choice) continue;
-      this.loadIntoSlot(id, choice.slot, this.options.overlapLoading);
-    }
-  }
-
-  private loadIntoSlot(id: string, slot: number, async: boolean): void {
-    if (id === BASE_ADAPTER_ID) {
-      this.slots.place(id, slot, false);
-      if (this.options.loraEnabled) this.runner.clearSlot(slot);
-      return;
-    }
-    const host = this.hostAdapters.get(id);
-    if (host === undefined) throw new Error(`internal: adapter ${id} has no host copy`);
-    this.counters.deviceLoads++;
-    if (!async) {
-      this.slots.place(id, slot, false);
-      this.runner.copyAdapterToSlot(slot, host);
-      return;
-    }
-    this.slots.place(id, slot, true);
-    const copyStart = this.now();
-    this.copyStartedAt.set(id, copyStart);
-    const copy = this.runner.copyAdapterToSlotAsync(slot, host).then(
-      () => {
-        if (this.slots.slotOf(id) === slot) this.slots.markLoaded(id);
-        const ms = this.now() - copyStart;
-        this.copyMsEstimate = this.copyMsEstimate === null ? ms : 0.7 * this.copyMsEstimate + 0.3 * ms;
-      },
-      (error: unknown) => {
-        if (this.slots.slotOf(id) === slot) this.slots.remove(id);
-        const message = `copying adapter ${id} to the device failed: ${(error as Error)?.message ?? String(error)}`;
-        for (const seq of this.waiting.filter((s) => s.adapterKey === id)) this.pendingAborts.push({ seq, message });
-      },
-    );
-    const tracked = copy.finally(() => {
-      this.pendingCopies.delete(id);
-      this.copyStartedAt.delete(id);
-      this.onWake();
-    });
-    this.pendingCopies.set(id, tracked);
-  }
-
-  private readonly pendingAborts: Array<{ seq: Sequence; message: string }> = [];
-
   /** Drains aborts produced asynchronously (failed copies); the worker loop forwards them. */
   takeAsyncAborts(): TokenUpdate[] {
     const out: TokenUpdate[] = [];
@@ -337,7 +290,7 @@ export class Scheduler<HostAdapter = unknown> {
           if (!blockedSince.has(x)) blockedSince.set(x, seq.arrivedAtMs);
           continue;
         }
-        this.loadIntoSlot(x, choice.slot, x !== BASE_ADAPTER_ID);
+        this.device.load(x, choice.slot, x !== BASE_ADAPTER_ID);
         if (x !== BASE_ADAPTER_ID) {
           pending.add(x);
           waitingOnLoad++;
@@ -364,7 +317,7 @@ export class Scheduler<HostAdapter = unknown> {
     for (const id of sortAdapterIds(needSlot)) {
       const choice = this.slots.choose(inBatch, this.pinned);
       if (!choice) throw new Error(`internal: no device slot for adapter ${id} although admission allowed it`);
-      this.loadIntoSlot(id, choice.slot, false);
+      this.device.load(id, choice.slot, false);
     }
     this.waitingOnLoad = waitingOnLoad;
     this.drainer.update(this.now(), this.counters.steps, blockedSince, this.running, this.pinned);
@@ -376,12 +329,10 @@ export class Scheduler<HostAdapter = unknown> {
    * instead of one after the other. Never holds back decode work; a timer wakes the loop if the copy is late.
    */
   private shouldWaitForPendingCopy(plan: PlannedChunk[]): boolean {
-    if (!this.options.overlapLoading || this.waitingOnLoad === 0 || this.copyStartedAt.size === 0) return false;
-    if (this.copyMsEstimate === null || this.prefillMsPerToken === null) return false;
+    if (!this.options.overlapLoading || this.waitingOnLoad === 0 || this.prefillMsPerToken === null) return false;
+    const soonest = this.device.soonestCopyMs();
+    if (soonest === null) return false;
     if (!plan.every((p) => p.seq.inPrefill && p.start === (p.seq.alloc?.cachedTokens ?? 0))) return false;
-    const now = this.now();
-    let soonest = Number.POSITIVE_INFINITY;
-    for (const started of this.copyStartedAt.values()) soonest = Math.min(soonest, Math.max(0, this.copyMsEstimate - (now - started)));
     const prefillMs = plan.reduce((n, p) => n + p.length, 0) * this.prefillMsPerToken;
     if (!(soonest < prefillMs)) return false;
     this.delayedPrefills++;
@@ -394,30 +345,5 @@ export class Scheduler<HostAdapter = unknown> {
     if (prefillTokens < 8) return; // decode-dominated steps say little about prefill cost
     const perToken = ms / prefillTokens;
     this.prefillMsPerToken = this.prefillMsPerToken === null ? perToken : 0.7 * this.prefillMsPerToken + 0.3 * perToken;
-  }
-
-  /** Decode tokens for every decoding sequence, then prompt chunks within the prefill budget (age order). */
-  private planStep(): PlannedChunk[] {
-    const plan: PlannedChunk[] = [];
-    let prefillBudget = this.options.chunkedPrefillSize > 0 ? this.options.chunkedPrefillSize : Number.POSITIVE_INFINITY;
-    for (const seq of this.running) {
-      if (!seq.inPrefill) plan.push({ seq, start: seq.computed, length: 1, promptLogprobs: false });
-    }
-    for (const seq of this.running) {
-      if (!seq.inPrefill || prefillBudget <= 0) continue;
-      const length = Math.min(seq.promptLen - seq.computed, prefillBudget);
-      prefillBudget -= length;
-      plan.push({ seq, start: seq.computed, length, promptLogprobs: seq.promptLogprobs !== null });
-    }
-    return plan;
-  }
-
-  private collectPromptLogprobs(seq: Sequence, start: number, length: number, values: number[] | undefined): void {
-    if (!seq.promptLogprobs || !values) return;
-    // values[i] = logprob of the token at position start + i + 1
-    for (let i = 0; i < values.length; i++) {
-      const position = start + i + 1;
-      if (position < seq.promptLen && position < start + length + 1) seq.promptLogprobs[position] = values[i];
-    }
   }
 }

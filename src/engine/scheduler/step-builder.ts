@@ -49,3 +49,28 @@ function samplingFor(seq: Sequence): StepSampling {
     wantLogprob: s.returnLogprob,
   };
 }
+
+/** Decode tokens for every decoding sequence, then prompt chunks within the prefill budget (age order). */
+export function planStep(running: readonly Sequence[], chunkedPrefillSize: number): PlannedChunk[] {
+  const plan: PlannedChunk[] = [];
+  let prefillBudget = chunkedPrefillSize > 0 ? chunkedPrefillSize : Number.POSITIVE_INFINITY;
+  for (const seq of running) {
+    if (!seq.inPrefill) plan.push({ seq, start: seq.computed, length: 1, promptLogprobs: false });
+  }
+  for (const seq of running) {
+    if (!seq.inPrefill || prefillBudget <= 0) continue;
+    const length = Math.min(seq.promptLen - seq.computed, prefillBudget);
+    prefillBudget -= length;
+    plan.push({ seq, start: seq.computed, length, promptLogprobs: seq.promptLogprobs !== null });
+  }
+  return plan;
+}
+
+/** Stores the prompt logprobs of one chunk: values[i] = logprob of the token at position start + i + 1. */
+export function collectPromptLogprobs(seq: Sequence, start: number, length: number, values: number[] | undefined): void {
+  if (!seq.promptLogprobs || !values) return;
+  for (let i = 0; i < values.length; i++) {
+    const position = start + i + 1;
+    if (position < seq.promptLen && position < start + length + 1) seq.promptLogprobs[position] = values[i];
+  }
+}

@@ -150,7 +150,7 @@ export class EngineCore {
       kvBlocksUsed: s.kv.pool.usedBlocks(),
       kvBlockSize: s.kv.blockSize,
       prefixCacheHitRate: s.kv.hitRate(),
-      deviceLoads: s.counters.deviceLoads,
+      deviceLoads: s.deviceLoads,
       deviceEvictions: s.slots.evictions,
       promptTokensTotal: s.counters.promptTokens,
       generatedTokensTotal: s.counters.generatedTokens,
