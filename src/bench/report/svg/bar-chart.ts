@@ -3,7 +3,7 @@
  * on the bars. With `categoryColors`, a bar takes its category's colour (variants) and series are told apart by
  * shade; otherwise series take the palette.
  */
-import { PALETTE, esc, fitText, formatTick, frame, legend, niceTicks, r2, svgDocument, yAxis } from './primitives.js';
+import { PALETTE, esc, fitText, formatTick, frame, legend, legendRowCount, niceTicks, r2, svgDocument, yAxis } from './primitives.js';
 
 export interface BarSeries {
   label: string;
@@ -26,7 +26,9 @@ export function barChart(
     ...(series.length > 1 ? series.map((s, i) => (byCategory ? { label: s.label, color: '#57606a', opacity: SHADES[i % SHADES.length] } : { label: s.label, color: PALETTE[i % PALETTE.length] })) : []),
     ...(options.colorLegend ?? []),
   ];
-  const f = frame(Math.max(600, 120 + categories.length * (36 + series.length * 30)), 430, legendEntries.length ? 1 + Math.floor(legendEntries.length / 7) : 0);
+  const width = Math.max(600, 120 + categories.length * (36 + series.length * 30));
+  const legendRows = legendRowCount(width, legendEntries.map((e) => e.label));
+  const f = frame(width, 410 + legendRows * 20, legendRows);
   const values = series.flatMap((s) => s.values).filter((v): v is number => v !== null && Number.isFinite(v));
   const maxV = values.length ? Math.max(...values) : 1;
   const ticks = niceTicks(0, maxV > 0 ? maxV * 1.08 : 1);

@@ -1,5 +1,5 @@
 /** Latency CDF chart: one step line per run; log x axis when the latencies span more than ~30×. */
-import { PALETTE, esc, frame, legend, logTicks, niceTicks, r2, svgDocument, yAxis, formatTick } from './primitives.js';
+import { PALETTE, esc, frame, legend, legendRowCount, logTicks, niceTicks, r2, svgDocument, yAxis, formatTick } from './primitives.js';
 
 export interface CdfSeries {
   label: string;
@@ -12,8 +12,8 @@ export interface CdfSeries {
 
 export function cdfChart(title: string, subtitle: string, series: CdfSeries[], xTitle = 'latency (ms)'): string {
   const nonEmpty = series.filter((s) => s.samplesMs.length > 0);
-  const legendRows = Math.ceil(nonEmpty.length / 4);
-  const f = frame(760, 440, legendRows);
+  const legendRows = legendRowCount(760, nonEmpty.map((s) => s.label));
+  const f = frame(760, 420 + legendRows * 20, legendRows);
   const all = nonEmpty.flatMap((s) => s.samplesMs).filter((v) => Number.isFinite(v) && v > 0);
   if (all.length === 0) return svgDocument(f, title, 'no samples', []);
   const minV = Math.min(...all);

@@ -93,13 +93,33 @@ export function yAxis(f: Frame, ticks: number[], toY: (v: number) => number, tit
   return out;
 }
 
+const legendEntryWidth = (label: string) => 50 + label.length * 7.5;
+
+/** How many rows `legend` needs for these labels in a chart `width` wide (same layout rule). */
+export function legendRowCount(width: number, labels: string[]): number {
+  if (labels.length === 0) return 0;
+  const left = 72;
+  const right = width - 28;
+  let rows = 1;
+  let x = left;
+  for (const label of labels) {
+    const w = legendEntryWidth(label);
+    if (x + w > right && x > left) {
+      rows++;
+      x = left;
+    }
+    x += w;
+  }
+  return rows;
+}
+
 /** Legend entries laid out in rows under the plot. */
 export function legend(f: Frame, entries: { label: string; color: string; dash?: string; opacity?: number }[], kind: 'line' | 'box' = 'line'): string[] {
   const out: string[] = [];
   let x = f.left;
   let y = f.bottom + 62;
   for (const entry of entries) {
-    const width = 50 + entry.label.length * 7.5;
+    const width = legendEntryWidth(entry.label);
     if (x + width > f.right && x > f.left) {
       x = f.left;
       y += 20;
