@@ -154,6 +154,15 @@ export async function startServer(inputConfig: ServeConfig, deps: ServerDependen
     },
     config.randomSeed,
   );
+  if (config.logLevel === 'debug') {
+    service.onSampleFinished = (run) => {
+      const f = run.finish;
+      const reason = f === null ? '?' : f.type === 'abort' ? `abort (${f.message})` : f.type;
+      const ttft = run.firstTokenAtMs === null ? '-' : `${(run.firstTokenAtMs - run.arrivedAtMs).toFixed(1)}ms`;
+      const total = ((run.finishedAtMs ?? performance.now()) - run.arrivedAtMs).toFixed(1);
+      log.line(`tslora serve: request ${run.spec.clientId} adapter=${run.spec.adapterName ?? '(base)'} prompt=${run.spec.promptIds.length} cached=${run.cachedTokens} completion=${run.outputIds.length} ttft=${ttft} e2e=${total}ms finish=${reason}`);
+    };
+  }
   const ctx: ServerContext = {
     config,
     modelPath,

@@ -53,6 +53,8 @@ export class GenerationService {
   private nextSeed: number;
   private nextRid = 1;
   outstanding = 0;
+  /** Called for every finished sample (the server logs them at --log-level debug). */
+  onSampleFinished: ((run: SampleRun) => void) | null = null;
   private readonly jobs = new Set<Job>();
   closing = false;
 
@@ -172,6 +174,7 @@ export class GenerationService {
       this.metrics.promptTokens += run.spec.promptIds.length;
       this.metrics.generationTokens += run.outputIds.length;
       this.metrics.cachedTokens += run.cachedTokens;
+      this.onSampleFinished?.(run);
       const name = run.spec.adapterName;
       if (name) {
         const left = (runsPerAdapter.get(name) ?? 1) - 1;
