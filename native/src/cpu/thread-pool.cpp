@@ -19,7 +19,9 @@ namespace {
 thread_local bool tInsideJob = false;
 // How long an idle worker spins before sleeping: bridges the gaps between the parallel regions of one forward
 // step without burning a shared core between steps.
-constexpr auto kSpinDuration = std::chrono::microseconds(300);
+// Busy-wait (pause) first, then yield so a descheduled caller on an oversubscribed machine gets the core back.
+constexpr auto kPauseDuration = std::chrono::microseconds(20);
+constexpr auto kSpinDuration = std::chrono::microseconds(150);
 
 uint64_t generationOf(uint64_t s) { return s >> 40; }
 }  // namespace
@@ -71,7 +73,10 @@ void ThreadPool::workerLoop() {
     while (generationOf(s = state_.load(std::memory_order_acquire)) == seenGen) {
       if (stop_.load(std::memory_order_relaxed)) return;
       TSLORA_PAUSE();
-      if (++spins % 128 == 0 && std::chrono::steady_clock::now() - spinStart > kSpinDuration) {
+      if (++spins % 64 != 0) continue;
+      const auto spun = std::chrono::steady_clock::now() - spinStart;
+      if (spun > kPauseDuration) std::this_thread::yield();
+      if (spun > kSpinDuration) {
         std::unique_lock<std::mutex> lock(sleepMutex_);
         sleepers_.fetch_add(1);
         wake_.wait(lock, [&] { return stop_.load() || generationOf(state_.load()) != seenGen; });
