@@ -121,6 +121,10 @@ test('logprobs and n', async () => {
   assert.equal(m.input_token_logprobs.length, ref.prompts[0].length);
   assert.equal(m.input_token_logprobs[0][0], null);
   assert.ok(m.input_token_logprobs[1][0] < 0);
+  const scoring = await post(`${server.url}/generate`, { input_ids: ref.prompts[0], return_logprob: true, logprob_start_len: 0, sampling_params: greedy(0) });
+  assert.deepEqual(scoring.body.output_ids, [], 'max_new_tokens 0 only scores the prompt');
+  assert.deepEqual(scoring.body.meta_info.finish_reason, { type: 'length', length: 0 });
+  assert.deepEqual(scoring.body.meta_info.input_token_logprobs.map((t: number[]) => t[0]), m.input_token_logprobs.map((t: number[]) => t[0]));
   const n = await post(`${server.url}/generate`, { input_ids: ref.prompts[0], sampling_params: greedy(3, { n: 3 }) });
   assert.equal(n.body.length, 3);
   assert.deepEqual(n.body[1].output_ids, n.body[0].output_ids);

@@ -171,6 +171,16 @@ export class Scheduler<HostAdapter = unknown> {
         if (plan[i].promptLogprobs) collectPromptLogprobs(seq, start, length, result.promptLogprobs);
       }
       if (result.tokenId < 0) continue;
+      if (seq.req.sampling.maxNewTokens === 0) {
+        // Scoring only (e.g. prompt logprobs): the sampled token is not part of the output.
+        if (seq.promptLogprobs) {
+          update.promptLogprobStart = Math.max(0, seq.req.logprobStartLen);
+          update.promptLogprobs = seq.promptLogprobs.slice(update.promptLogprobStart);
+        }
+        update.finish = { type: 'length', length: 0 };
+        this.finishSequence(seq);
+        continue;
+      }
       seq.outputIds.push(result.tokenId);
       this.counters.generatedTokens++;
       update.tokenIds.push(result.tokenId);
