@@ -47,3 +47,18 @@ test('queue bound, incremental streaming, and a graceful SIGTERM', async () => {
     if (!exited) await server.stop();
   }
 });
+
+test('start-up checks that need the model exit 2 with a clear message', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { REPO } = await import('./server-harness.js');
+  const run = (args: string[]) => spawnSync(process.execPath, ['bin/tslora.js', 'serve', '--port', '0', '--model-path', FIXTURE(MODEL), ...args], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
+  const ctx = run(['--context-length', '4096']);
+  assert.equal(ctx.status, 2, ctx.stderr);
+  assert.match(ctx.stderr, /--context-length 4096 exceeds the model's max_position_embeddings \(256\)/);
+  const tp = run(['--tp-size', '2']);
+  assert.equal(tp.status, 2, tp.stderr);
+  assert.match(tp.stderr, /tensor parallelism is not available/);
+  const heads = run(['--tp-size', '3']);
+  assert.equal(heads.status, 2, heads.stderr);
+  assert.match(heads.stderr, /does not divide the model's 4 attention heads/);
+});
