@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
   tslora::ThreadPool threads(numThreads);
   const int hidden = 768, qOut = 768, kvOut = 256, inter = 2048, layers = 4;
   struct Case { const char* name; int requests, tokensEach, adapters, rank; };
-  const Case cases[] = {{"decode 16x1, 4 adapters, r16", 16, 1, 4, 16},
+  const Case cases[] = {{"decode 1x1, 1 adapter, r16", 1, 1, 1, 16},
+                        {"decode 16x1, 4 adapters, r16", 16, 1, 4, 16},
                         {"decode 16x1, 4 adapters, r64", 16, 1, 4, 64},
                         {"prefill 4x128, 4 adapters, r64", 4, 128, 4, 64}};
   std::printf("threads %d, copy bandwidth %.1f GB/s (read + write)\n", numThreads, copyBandwidthGBs(threads));

@@ -3,6 +3,7 @@
 // and chunked to ≤ C rows of one adapter, so each A/B tile is read once per chunk and reused for all of its rows.
 // Only the slot's own rank r is read (stale data beyond it is never touched); base segments do no work.
 #include <algorithm>
+#include <cmath>
 
 #include "cpu_dot.h"
 #include "lora_pool_impl.h"
@@ -15,6 +16,14 @@ constexpr int kTritonBlockRows = 16;    // BLOCK_S of the segment kernels
 constexpr int kShrinkColsPerItem = 16;  // U columns (c*r space) per parallel work item
 constexpr int kExpandColsPerItem = 64;  // output columns per parallel work item
 constexpr int kTransposeMinRows = 8;    // rows of one slot from which transposing a block of B pays off
+// Smallest share of work worth handing to another thread (FMAs): a batch-1 decode step stays on the caller.
+constexpr double kMinFmasPerChunk = 48 * 1024;
+
+int minChunkFor(double totalFmas, int items) {
+  if (items <= 0 || totalFmas <= 0) return 1;
+  const double perItem = totalFmas / items;
+  return static_cast<int>(std::max(1.0, std::ceil(kMinFmasPerChunk / perItem)));
+}
 
 struct Tile {
   int begin, end;  // positions in the (permuted) row order
@@ -100,7 +109,10 @@ void LoraPool::apply(int layer, Module module, const float* x, int xStride, floa
       }
   } else {
     const int shrinkBlocks = (c * R + kShrinkColsPerItem - 1) / kShrinkColsPerItem;
-    parallelFor(threads, 0, static_cast<int>(tiles.size()) * shrinkBlocks, 1, [&](int itemBegin, int itemEnd) {
+    double shrinkFmas = 0;
+    for (const Tile& t : tiles) shrinkFmas += static_cast<double>(t.end - t.begin) * c * t.rank * in;
+    const int shrinkItems = static_cast<int>(tiles.size()) * shrinkBlocks;
+    parallelFor(threads, 0, shrinkItems, minChunkFor(shrinkFmas, shrinkItems), [&](int itemBegin, int itemEnd) {
       for (int item = itemBegin; item < itemEnd; ++item) {
         const Tile& t = tiles[item / shrinkBlocks];
         const int n0 = (item % shrinkBlocks) * kShrinkColsPerItem, n1 = std::min(c * t.rank, n0 + kShrinkColsPerItem);
@@ -140,7 +152,10 @@ void LoraPool::apply(int layer, Module module, const float* x, int xStride, floa
   for (int j = 0; j < c; ++j) widest = std::max(widest, shape.sliceOffsets[j + 1] - shape.sliceOffsets[j]);
   const int expandBlocks = (widest + kExpandColsPerItem - 1) / kExpandColsPerItem;
   const int itemsPerRun = c * expandBlocks;
-  parallelFor(threads, 0, static_cast<int>(runs.size()) * itemsPerRun, 1, [&](int itemBegin, int itemEnd) {
+  double expandFmas = 0;
+  for (const Run& run : runs) expandFmas += static_cast<double>(run.rows) * shape.outTotal() * tiles[run.firstTile].rank;
+  const int expandItems = static_cast<int>(runs.size()) * itemsPerRun;
+  parallelFor(threads, 0, expandItems, minChunkFor(expandFmas, expandItems), [&](int itemBegin, int itemEnd) {
     thread_local std::vector<float> bt;  // [r, kExpandColsPerItem] transposed block of B
     for (int item = itemBegin; item < itemEnd; ++item) {
       const Run& run = runs[item / itemsPerRun];
