@@ -68,6 +68,16 @@ export class Drainer {
   }
 
   /**
+   * Drops targets that no longer apply before an admission pass: the drained adapter stopped running, or the
+   * starving adapter has nothing waiting any more (its requests were cancelled or admitted).
+   */
+  prune(runningAdapters: ReadonlySet<string>, waitingAdapters: ReadonlySet<string>): void {
+    for (const [starving, target] of this.targets) {
+      if (!runningAdapters.has(target.adapter) || !waitingAdapters.has(starving)) this.targets.delete(starving);
+    }
+  }
+
+  /**
    * May this waiting request enter now, as far as draining goes? With a configured threshold, a request for a
    * draining adapter still enters when it would finish within 1.2 × the time the drain needs anyway (the
    * adapter's largest remaining count at marking, minus the steps since), so short requests do not wait.

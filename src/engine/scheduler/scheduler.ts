@@ -275,6 +275,7 @@ export class Scheduler<HostAdapter = unknown> {
   private admit(): void {
     const { numSlots, overlapLoading, maxRunningRequests } = this.options;
     const inBatch = this.runningAdapterSet();
+    this.drainer.prune(inBatch, new Set(this.waiting.map((s) => s.adapterKey)));
     const pending = new Set(this.slots.loadingIds());
     const needSlot = new Set<string>();
     const blockedSince = new Map<string, number>();

@@ -10,6 +10,9 @@ import type { EngineStats, TokenUpdate } from '../types.js';
 import { createEngineRunner, type EngineRunner, type HostAdapterHandle } from './runner-factory.js';
 import type { EngineInfo, EngineInit, FromWorker, ToWorker, WireError } from './messages.js';
 
+/** How often a loop with waiting but unrunnable work re-checks on its own. */
+const IDLE_RECHECK_MS = 20;
+
 export function wireError(error: unknown): WireError {
   const e = toTsloraError(error);
   return { code: e.code, message: e.message, hint: e.hint };
@@ -132,7 +135,16 @@ export class EngineCore {
         ran = scheduler.counters.steps !== before;
       }
       if (ran) await new Promise<void>((resolve) => setImmediate(resolve));
-      else await new Promise<void>((resolve) => (this.wake = resolve));
+      else if (scheduler.hasWork()) {
+        // Work that cannot run yet (pending copies, KV full, time-based draining): wake on news or shortly.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, IDLE_RECHECK_MS);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      } else await new Promise<void>((resolve) => (this.wake = resolve));
     }
   }
 

@@ -240,3 +240,18 @@ test('overlap loading holds back a lone prefill when a pending copy ends sooner,
   const { outputs } = runToCompletion(scheduler);
   assert.ok(outputs.has('ra') && outputs.has('rb'));
 });
+
+test('a drain target is dropped when the starving adapter gives up, so the drained adapter is served again', () => {
+  const { scheduler, advance } = makeScheduler({ numSlots: 1, drainThresholdMs: 0 });
+  for (const id of ['a', 'b']) scheduler.addAdapter(id, id, false);
+  scheduler.submit(request('a0', 'a', [1], 30));
+  scheduler.step();
+  scheduler.submit(request('b0', 'b', [1], 2));
+  advance(6000);
+  scheduler.step(); // b0 is blocked and starving: a is marked draining
+  scheduler.submit(request('a1', 'a', [1], 30)); // held back while a drains
+  assert.equal(scheduler.stats().draining.length, 1);
+  scheduler.abort('b0'); // the starving client goes away
+  const updates = scheduler.step();
+  assert.ok(updates.some((u) => u.rid === 'a1'), 'a1 admitted once nothing starves');
+});
