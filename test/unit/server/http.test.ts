@@ -171,3 +171,19 @@ test('stop strings: trimmed at the first match, streaming holds back partial mat
   assert.deepEqual(byId.body.meta_info.finish_reason, { type: 'stop', matched: id });
   assert.equal(byId.body.output_ids.at(-1), id);
 });
+
+test('OpenAI completions: n, echo, logprobs and a batch of prompts', async () => {
+  const res = await post(`${server.url}/v1/completions`, { model: 'm', prompt: ['ab', 'cd'], n: 2, max_tokens: 3, temperature: 0, ignore_eos: true, echo: true, logprobs: 2 }, H);
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  const choices = res.body.choices;
+  assert.deepEqual(choices.map((c: { index: number }) => c.index), [0, 1, 2, 3]);
+  assert.ok(choices[0].text.startsWith('ab') && choices[2].text.startsWith('cd'), 'echo prepends the prompt');
+  assert.equal(choices[0].text, choices[1].text, 'greedy samples agree');
+  assert.equal(choices[0].logprobs.tokens.length, 3);
+  assert.equal(Object.keys(choices[0].logprobs.top_logprobs[0]).length <= 2, true);
+  assert.deepEqual(res.body.usage, { prompt_tokens: 4, completion_tokens: 12, total_tokens: 16, prompt_tokens_details: { cached_tokens: 0 } });
+  const bad = await post(`${server.url}/v1/completions`, { model: 'm', prompt: ['ab', 'cd'], lora_path: ['a'] }, H);
+  assert.equal(bad.status, 400);
+  assert.match(bad.body.error.message, /lora_path has 1 entries but the request has 2 prompts/);
+  assert.equal(bad.body.error.param, 'lora_path');
+});
