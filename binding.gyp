@@ -8,7 +8,7 @@
       "defines": ["<!@(node scripts/build-native.mjs --list-defines)", "NAPI_VERSION=8"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
-      "cflags_cc": ["-std=c++17", "-O3", "<!(node scripts/build-native.mjs --march)", "-fexceptions", "-frtti", "-Wall", "-Wno-unused-function", "-Wno-maybe-uninitialized"],
+      "cflags_cc": ["-std=c++17", "-O3", "<!(node scripts/build-native.mjs --march)", "-fexceptions", "-frtti", "-Wall", "-Wno-unused-function", "-Wno-maybe-uninitialized", "-Wno-uninitialized"],
       "ldflags": ["-pthread"]
     }
   ]

@@ -69,7 +69,15 @@ inline VecF vfma(VecF a, VecF b, VecF c) { return _mm512_fmadd_ps(a, b, c); }
 inline VecF vset1(float x) { return _mm512_set1_ps(x); }
 inline VecF vmul(VecF a, VecF b) { return _mm512_mul_ps(a, b); }
 inline VecF vadd(VecF a, VecF b) { return _mm512_add_ps(a, b); }
-inline float vsum(VecF v) { return _mm512_reduce_add_ps(v); }
+inline float vsum(VecF v) {  // (not _mm512_reduce_add_ps: GCC 12 warns about its internals)
+  __m256 lo = _mm512_castps512_ps256(v);
+  __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+  __m256 s8 = _mm256_add_ps(lo, hi);
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+  return _mm_cvtss_f32(s4);
+}
 template <WType T>
 inline VecF vloadW(const void* base, int64_t i) {
   if constexpr (T == WType::F32) {
