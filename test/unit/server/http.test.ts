@@ -187,3 +187,27 @@ test('OpenAI completions: n, echo, logprobs and a batch of prompts', async () =>
   assert.match(bad.body.error.message, /lora_path has 1 entries but the request has 2 prompts/);
   assert.equal(bad.body.error.param, 'lora_path');
 });
+
+test('close() drains: running streams finish, new work and /health get 503 meanwhile (runs last)', async () => {
+  let firstEvent!: () => void;
+  const started = new Promise<void>((r) => (firstEvent = r));
+  const stream = fetch(`${server.url}/generate`, { method: 'POST', headers: { ...H, 'content-type': 'application/json' }, body: JSON.stringify({ text: 'drain me', stream: true, sampling_params: greedy(3000) }) }).then(async (res) => {
+    let text = '';
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      text += Buffer.from(chunk).toString();
+      firstEvent();
+    }
+    return text;
+  });
+  await started;
+  const closed = server.close();
+  const refused = await gen({ text: 'late', sampling_params: greedy(2) });
+  assert.equal(refused.status, 503);
+  assert.match(refused.body.error.message, /shutting down/);
+  assert.ok(refused.headers.get('retry-after'));
+  assert.equal((await get(`${server.url}/health`)).status, 503);
+  const text = await stream;
+  assert.ok(text.trimEnd().endsWith('data: [DONE]'));
+  assert.match(text, /"finish_reason":\{"type":"length","length":3000\}/);
+  await closed;
+});
