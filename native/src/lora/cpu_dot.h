@@ -46,6 +46,31 @@ inline void dot4(const float* a, const float* const x[4], int n, float out[4]) {
   }
 }
 
+// out[i][j] = dot(a[i], x[j], n) for NA weight rows × NX input rows: each load feeds several FMAs (register
+// blocking), so the loop is bound by FMAs rather than by loads.
+template <int NA, int NX>
+inline void dotBlock(const float* const* a, const float* const* x, int n, float (*out)[NX]) {
+  Vec8 acc[NA][NX] = {};
+  int k = 0;
+  for (; k + 8 <= n; k += 8) {
+    Vec8 xv[NX];
+#pragma GCC unroll 4
+    for (int j = 0; j < NX; ++j) xv[j] = loadVec8(x[j] + k);
+#pragma GCC unroll 4
+    for (int i = 0; i < NA; ++i) {
+      const Vec8 av = loadVec8(a[i] + k);
+#pragma GCC unroll 4
+      for (int j = 0; j < NX; ++j) acc[i][j] += av * xv[j];
+    }
+  }
+  for (int i = 0; i < NA; ++i)
+    for (int j = 0; j < NX; ++j) {
+      float sum = sumVec8(acc[i][j]);
+      for (int kk = k; kk < n; ++kk) sum += a[i][kk] * x[j][kk];
+      out[i][j] = sum;
+    }
+}
+
 }  // namespace tslora::lora::detail
 
 #pragma GCC diagnostic pop

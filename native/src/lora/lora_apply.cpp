@@ -117,19 +117,25 @@ void LoraPool::apply(int layer, Module module, const float* x, int xStride, floa
         const Tile& t = tiles[item / shrinkBlocks];
         const int n0 = (item % shrinkBlocks) * kShrinkColsPerItem, n1 = std::min(c * t.rank, n0 + kShrinkColsPerItem);
         const float* aSlot = buf.a.data() + buf.aSlotFloats * t.slot;  // rows [0, c*r) only
-        for (int n = n0; n < n1; ++n) {
-          const float* a = aSlot + static_cast<size_t>(n) * in;
+        // Two A rows × four input rows per micro-block (six loads feed eight 8-wide FMAs).
+        const float* rows[4];
+        for (int n = n0; n < n1; n += 2) {
+          const int na = std::min(2, n1 - n);
+          const float* a[2] = {aSlot + static_cast<size_t>(n) * in, aSlot + static_cast<size_t>(n + na - 1) * in};
           int pos = t.begin;
-          for (; pos + 4 <= t.end; pos += 4) {
-            const float* rows[4];
-            float out[4];
-            for (int i = 0; i < 4; ++i) rows[i] = x + static_cast<size_t>(rowAt(perm, pos + i)) * xStride;
-            detail::dot4(a, rows, in, out);
-            for (int i = 0; i < 4; ++i) u[static_cast<size_t>(rowAt(perm, pos + i)) * uStride + n] = out[i];
-          }
-          for (; pos < t.end; ++pos) {
-            const int row = rowAt(perm, pos);
-            u[static_cast<size_t>(row) * uStride + n] = detail::dot(a, x + static_cast<size_t>(row) * xStride, in);
+          for (; pos < t.end; pos += 4) {
+            const int nx = std::min(4, t.end - pos);
+            for (int i = 0; i < 4; ++i) rows[i] = x + static_cast<size_t>(rowAt(perm, pos + std::min(i, nx - 1))) * xStride;
+            float out[2][4];
+            if (nx == 4) detail::dotBlock<2, 4>(a, rows, in, out);
+            else if (nx == 1) {
+              float one[2][1];
+              detail::dotBlock<2, 1>(a, rows, in, one);
+              out[0][0] = one[0][0];
+              out[1][0] = one[1][0];
+            } else detail::dotBlock<2, 4>(a, rows, in, out);  // 2-3 rows: the spare lanes repeat the last row
+            for (int i = 0; i < na; ++i)
+              for (int j = 0; j < nx; ++j) u[static_cast<size_t>(rowAt(perm, pos + j)) * uStride + n + i] = out[i][j];
           }
         }
       }
