@@ -15,6 +15,34 @@ function markdownTable(runs: RunSummary[]): string {
   return [header, align, ...rows].join('\n');
 }
 
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length ? sorted[Math.floor((sorted.length - 1) / 2)] : NaN;
+}
+
+/** With several rounds: the medians of each round, to show how much of an A/B gap is round-to-round noise. */
+function perRoundTable(results: BenchResults): string[] {
+  if (results.config.rounds <= 1) return [];
+  const variants = [...new Set(results.records.map((r) => r.variant))];
+  const keys = [...new Set(results.records.map((r) => `${r.level ?? ''}\u0000${r.round}`))];
+  const lines = [
+    '### Per round (medians, ms)',
+    '',
+    `| level | round | ${variants.map((v) => `${v} TTFT | ${v} E2E`).join(' | ')} |`,
+    `|---|---:|${variants.map(() => '---:|---:').join('|')}|`,
+  ];
+  for (const key of keys) {
+    const [level, round] = key.split('\u0000');
+    const cells = variants.map((variant) => {
+      const ok = results.records.filter((r) => r.error === null && r.variant === variant && (r.level ?? '') === level && String(r.round) === round);
+      return ok.length ? `${median(ok.map((r) => r.ttftMs ?? NaN)).toFixed(0)} | ${median(ok.map((r) => r.e2eMs)).toFixed(0)}` : '– | –';
+    });
+    lines.push(`| ${level || 'all'} | ${Number(round) + 1} | ${cells.join(' | ')} |`);
+  }
+  lines.push('');
+  return lines;
+}
+
 export function markdownReport(results: BenchResults, charts: { file: string; caption: string }[]): string {
   const env = results.environment;
   const lines: string[] = [];
@@ -43,6 +71,7 @@ export function markdownReport(results: BenchResults, charts: { file: string; ca
   for (const group of comparisonGroups(results.summaries)) {
     lines.push(`### ${group.title}`, '', markdownTable(group.runs), '');
   }
+  lines.push(...perRoundTable(results));
   if (results.checks.length) {
     lines.push('## Checks', '');
     for (const check of results.checks) lines.push(`- ${check.passed ? '✅' : '❌'} \`${check.message}\``);

@@ -1,7 +1,7 @@
 /** Short progress and summary lines shared by the plain reporter and the dashboard. */
 import { performance } from 'node:perf_hooks';
 import type { RunSummary } from '../metrics/records.js';
-import { windowPercentile, type LiveRunState } from '../runner/live-state.js';
+import { runLabel, windowPercentile, type LiveRunState } from '../runner/live-state.js';
 
 export function ms(value: number | null | undefined): string {
   if (value === null || value === undefined || !Number.isFinite(value)) return '–';
@@ -36,7 +36,7 @@ export function progressLine(live: LiveRunState, now = performance.now()): strin
   const f = liveFigures(live, now);
   const slots = live.slotsTotal !== null ? `, slots ${live.slotsUsed ?? '?'}/${live.slotsTotal}` : '';
   return (
-    `[${live.run}] ${live.phase} ${live.done}/${live.total} done, ${live.inFlight} in flight, ` +
+    `[${runLabel(live)}] ${live.phase} ${live.done}/${live.total} done, ${live.inFlight} in flight, ` +
     `TTFT p50 ${ms(f.ttftP50)} p99 ${ms(f.ttftP99)}, ITL p50 ${ms(f.itlP50)}, ${rate(f.tokensPerS)} tok/s, ${live.errors} errors${slots}`
   );
 }

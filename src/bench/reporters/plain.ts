@@ -1,6 +1,6 @@
 /** Without a TTY (or with --json / --no-dashboard): timestamped progress lines on stderr, every few seconds. */
 import type { RunSummary } from '../metrics/records.js';
-import type { LiveRunState } from '../runner/live-state.js';
+import { runLabel, type LiveRunState } from '../runner/live-state.js';
 import type { BenchReporter } from '../runner/reporter.js';
 import { progressLine, summaryLine } from './format.js';
 
@@ -22,16 +22,16 @@ export class PlainReporter implements BenchReporter {
 
   runStarted(live: LiveRunState): void {
     this.clear();
-    this.write(`[${live.run}] ${live.message || 'starting'}`);
+    this.write(`[${runLabel(live)}] ${live.message || 'starting'}`);
     this.timer = setInterval(() => {
       if (live.phase === 'running') this.write(progressLine(live));
     }, this.intervalMs);
     this.timer.unref();
   }
 
-  runFinished(summary: RunSummary, _live: LiveRunState): void {
+  runFinished(summary: RunSummary, live: LiveRunState): void {
     this.clear();
-    this.write(summaryLine(summary));
+    this.write(summaryLine({ ...summary, run: runLabel(live) }));
   }
 
   async stop(): Promise<void> {

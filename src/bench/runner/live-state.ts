@@ -8,6 +8,9 @@ export interface LiveRunState {
   run: string;
   variant: string;
   level: string | null;
+  /** 0-based round and the number of rounds (--rounds); figures of later rounds include the earlier ones */
+  round: number;
+  rounds: number;
   phase: RunPhase;
   /** measured requests planned for this level */
   total: number;
@@ -31,9 +34,14 @@ export const ITL_WINDOW = 2000;
 
 export function newLiveState(run: string, variant: string, level: string | null, total: number): LiveRunState {
   return {
-    run, variant, level, phase: 'starting', total, sent: 0, done: 0, errors: 0, inFlight: 0, startedAt: 0,
+    run, variant, level, round: 0, rounds: 1, phase: 'starting', total, sent: 0, done: 0, errors: 0, inFlight: 0, startedAt: 0,
     outputTokens: 0, recentTtftMs: [], recentItlMs: [], slotsUsed: null, slotsTotal: null, message: '',
   };
+}
+
+/** "csgmv@c4" or, with several rounds, "csgmv@c4 · round 2/3". */
+export function runLabel(live: Pick<LiveRunState, 'run' | 'round' | 'rounds'>): string {
+  return live.rounds > 1 ? `${live.run} · round ${live.round + 1}/${live.rounds}` : live.run;
 }
 
 export function pushWindow(window: number[], value: number, size: number): void {

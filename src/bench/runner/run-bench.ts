@@ -156,7 +156,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunOutput
         let server: LaunchedServer | null = null;
         let baseUrl = options.url?.replace(/\/+$/, '') ?? '';
         const startLive = newLiveState(runId(variant.name, levels[0]), variant.name, levels[0]?.name ?? null, 0);
-        startLive.message = options.url ? `using ${baseUrl}` : 'starting server';
+        Object.assign(startLive, { round, rounds: config.rounds, message: options.url ? `using ${baseUrl}` : 'starting server' });
         reporter.runStarted(startLive);
         try {
           if (!options.url) {
@@ -173,7 +173,9 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunOutput
           for (const [levelIndex, level] of levels.entries()) {
             const workload = workloadFor(config, variant, level, options.overrides);
             const id = runId(variant.name, level);
-            const live = levelIndex === 0 ? startLive : { ...newLiveState(id, variant.name, level?.name ?? null, 0), slotsUsed: startLive.slotsUsed, slotsTotal: startLive.slotsTotal };
+            const live = levelIndex === 0
+              ? startLive
+              : { ...newLiveState(id, variant.name, level?.name ?? null, 0), round, rounds: config.rounds, slotsUsed: startLive.slotsUsed, slotsTotal: startLive.slotsTotal };
             Object.assign(live, { run: id, level: level?.name ?? null, total: workload.requests, phase: 'warmup', message: '' });
             if (levelIndex > 0) reporter.runStarted(live);
             const target: Target = { baseUrl, dispatcher, apiKey: options.apiKey, api: workload.api, requestTimeoutMs: workload.requestTimeoutS * 1000 };

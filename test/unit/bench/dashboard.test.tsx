@@ -61,3 +61,12 @@ test('bars clamp and show n/a when the server exports no slot gauges', () => {
   assert.equal(slotBar(null, null), 'n/a');
   assert.equal(slotBar(2, 4), '▰▰▱▱ 2/4');
 });
+
+test('with several rounds the live panel names the round', () => {
+  const live = newLiveState('csgmv@c4', 'csgmv', 'c4', 8);
+  Object.assign(live, { phase: 'running', round: 1, rounds: 3 });
+  const { lastFrame, unmount } = render(<Dashboard snapshot={snapshot({ live })} />);
+  const frame = lastFrame() ?? '';
+  unmount();
+  assert.match(frame, /csgmv@c4 · round 2\/3\s+running/);
+});

@@ -4,7 +4,7 @@
  */
 import { Box, Static, Text } from 'ink';
 import type { RunSummary } from '../../metrics/records.js';
-import type { LiveRunState } from '../../runner/live-state.js';
+import { runLabel, type LiveRunState } from '../../runner/live-state.js';
 import { liveFigures, ms, rate } from '../format.js';
 
 export interface DashboardSnapshot {
@@ -41,7 +41,7 @@ function FinishedRow({ summary }: { summary: RunSummary }) {
   return (
     <Box>
       <Text color={failed ? 'yellow' : 'green'}>{failed ? '! ' : '✔ '}</Text>
-      <Box width={22}>
+      <Box width={Math.max(22, summary.run.length + 2)}>
         <Text bold>{summary.run}</Text>
       </Box>
       <Text>
@@ -61,7 +61,7 @@ function LivePanel({ live, now, tick }: { live: LiveRunState; now: number; tick:
     <Box flexDirection="column" borderStyle="round" borderColor="cyan" paddingX={1}>
       <Box>
         <Text color="cyan">{spinner} </Text>
-        <Text bold>{live.run}</Text>
+        <Text bold>{runLabel(live)}</Text>
         <Text dimColor>  {live.phase}</Text>
       </Box>
       <Box>

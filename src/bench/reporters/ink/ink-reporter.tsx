@@ -2,7 +2,7 @@
 import { performance } from 'node:perf_hooks';
 import { render, type Instance } from 'ink';
 import type { RunSummary } from '../../metrics/records.js';
-import type { LiveRunState } from '../../runner/live-state.js';
+import { runLabel, type LiveRunState } from '../../runner/live-state.js';
 import type { BenchReporter } from '../../runner/reporter.js';
 import { Dashboard, type DashboardSnapshot } from './dashboard.js';
 
@@ -27,12 +27,18 @@ export class InkReporter implements BenchReporter {
 
   runStarted(live: LiveRunState): void {
     this.snapshot.live = live;
-    this.snapshot.pending = this.planned.filter((id) => id !== live.run && !this.snapshot.finished.some((s) => s.run === id) && id.includes('@') === live.run.includes('@'));
+    const done = new Set(this.snapshot.finished.map((s) => s.run));
+    const suffix = live.rounds > 1 ? ` · round ${live.round + 1}/${live.rounds}` : '';
+    this.snapshot.pending = this.planned
+      .filter((id) => id.includes('@') === live.run.includes('@'))
+      .map((id) => `${id}${suffix}`)
+      .filter((label) => label !== runLabel(live) && !done.has(label));
     this.redraw();
   }
 
-  runFinished(summary: RunSummary, _live: LiveRunState): void {
-    this.snapshot.finished = [...this.snapshot.finished, summary];
+  runFinished(summary: RunSummary, live: LiveRunState): void {
+    // later rounds repeat run ids: the label (with the round) keeps the rows apart
+    this.snapshot.finished = [...this.snapshot.finished, { ...summary, run: runLabel(live) }];
     this.snapshot.live = null;
     this.redraw();
   }
