@@ -12,7 +12,8 @@ export class PhaseLogger {
 
   constructor(level: LogLevel) {
     this.quiet = level === 'warning' || level === 'error';
-    this.tty = Boolean(process.stderr.isTTY);
+    // A pseudo-terminal without a size (columns 0) makes a spinner redraw endlessly: plain lines there.
+    this.tty = Boolean(process.stderr.isTTY) && (process.stderr.columns ?? 0) > 0;
   }
 
   start(text: string): void {
