@@ -170,6 +170,29 @@ describe('sampling', () => {
     assert.ok(seen.size >= Math.min(2, allowed.length));
   });
 
+  it('top-p and top-k over a large vocabulary (beyond the first sorted prefix of 256 ids)', () => {
+    const bigV = 5000;
+    const flat = randomArray(bigV, 7, 0.5);
+    const lp = logSoftmax(flat);
+    const order = Array.from(flat.keys()).sort((a, b) => flat[b] - flat[a] || a - b);
+    const rank = new Map(order.map((id, r) => [id, r]));
+    const topP = 0.9;
+    let before = 0;
+    let allowedCount = 0;
+    for (const id of order) {
+      if (before > topP) break;
+      allowedCount++;
+      before += Math.exp(lp[id]);
+    }
+    assert.ok(allowedCount > 2048, `the top-p set (${allowedCount}) spans several sorted prefixes`);
+    const seenP = support(flat, { temperature: 1, topP }, 400);
+    for (const t of seenP) assert.ok(rank.get(t)! < allowedCount, `token of rank ${rank.get(t)} outside the top-p set`);
+    assert.ok(Math.max(...[...seenP].map((t) => rank.get(t)!)) > 256);
+    const seenK = support(flat, { temperature: 1, topK: 600 }, 400);
+    for (const t of seenK) assert.ok(rank.get(t)! < 600, `token of rank ${rank.get(t)} outside the top-k set`);
+    assert.ok(Math.max(...[...seenK].map((t) => rank.get(t)!)) > 256);
+  });
+
   it('min-p drops tokens below min_p times the top probability', () => {
     const minP = 0.3;
     const maxProb = probs[sortedIds[0]];

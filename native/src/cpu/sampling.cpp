@@ -101,13 +101,19 @@ int drawToken(float* l, int vocab, const SamplingParams& p, std::vector<int32_t>
   order.resize(vocab);
   std::iota(order.begin(), order.end(), 0);
   auto better = [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); };
-  int candidates = vocab;
-  if (useTopK) {
-    candidates = p.topK;
-    std::partial_sort(order.begin(), order.begin() + candidates, order.end(), better);
-  } else {
-    std::sort(order.begin(), order.end(), better);
+  int candidates = useTopK ? p.topK : vocab;
+  // Sort only as deep as needed: top-p rarely reaches past the first few hundred tokens of a large vocabulary, so
+  // grow a sorted prefix until its mass exceeds top_p (a full sort of 150k ids per row would dominate the step).
+  int sorted = 0;
+  for (int depth = useTopP ? std::min(candidates, 256) : candidates;; depth = std::min(candidates, depth * 8)) {
+    std::partial_sort(order.begin() + sorted, order.begin() + depth, order.end(), better);
+    sorted = depth;
+    if (sorted == candidates || !useTopP) break;
+    double mass = 0.0;
+    for (int i = 0; i < sorted; ++i) mass += l[order[i]];
+    if (mass > p.topP) break;
   }
+  candidates = std::min(candidates, sorted);
   int keptCount = 0;
   double before = 0.0, kept = 0.0;
   for (int i = 0; i < candidates; ++i) {
