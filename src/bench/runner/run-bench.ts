@@ -9,17 +9,18 @@ import { Agent } from 'undici';
 import { TsloraError } from '../../errors.js';
 import type { BenchConfig, Level, Variant, Workload, WorkloadOverride } from '../config/schema.js';
 import { resolveWorkload } from '../config/schema.js';
-import { generateLoad } from '../load/generate-load.js';
 import type { Target } from '../load/stream-request.js';
 import type { RequestRecord, RunSummary } from '../metrics/records.js';
-import { NO_LORA_COUNTERS, summarizeRun } from '../metrics/summarize.js';
-import { loadAdapter, registeredAdapters, scrapeMetrics, serverInfo } from '../server/admin.js';
-import { flagsToArgs, isHealthy, launchServer, type LaunchedServer } from '../server/launch.js';
-import { loraCounters, slotGauges } from '../server/prometheus.js';
-import { adaptersForWorkload, planRequests } from '../workload/plan.js';
-import { newLiveState, type LiveRunState } from './live-state.js';
-import { poolSizingArgs, prepareModel, type PreparedModel } from './prepare.js';
+import { summarizeRun } from '../metrics/summarize.js';
+import { serverInfo } from '../server/admin.js';
+import { isHealthy, launchServer, type LaunchedServer } from '../server/launch.js';
+import { adaptersForWorkload } from '../workload/plan.js';
+import { addCounters, toRecords } from './collect.js';
+import { newLiveState } from './live-state.js';
+import { measureLevel } from './measure-level.js';
+import { prepareModel } from './prepare.js';
 import type { BenchReporter } from './reporter.js';
+import { ensureAdapters, serverArgsFor } from './server-setup.js';
 
 export interface BenchRunOptions {
   config: BenchConfig;
@@ -76,63 +77,6 @@ export function workloadFor(config: BenchConfig, variant: Variant, level: Level 
   return resolveWorkload(config.workload, level?.workload, variant.workload, overrides);
 }
 
-export function serverArgsFor(config: BenchConfig, variant: Variant, model: PreparedModel, extra: string[], apiKey: string | null): string[] {
-  const flags = { ...config.serverFlags, ...variant.flags };
-  const args = [...model.modelArgs, ...flagsToArgs(flags)];
-  const loadable = model.adapters.filter((a) => a.path !== null);
-  // the demo model's server registers its own adapters at start-up (no --model-path, no --lora-paths)
-  const demoServesItsAdapters = model.isDemo && 'demo' in config.adapters;
-  if (loadable.length > 0 && !demoServesItsAdapters) {
-    if (config.adapterLoading === 'startup') {
-      args.push('--lora-paths', ...loadable.map((a) => `${a.name}=${a.path}`));
-    } else {
-      args.push('--enable-lora', ...poolSizingArgs(loadable, flags));
-    }
-  }
-  if (apiKey) args.push('--api-key', apiKey);
-  // slot occupancy and adapter loads come from /metrics, which is off by default
-  if (!('enable-metrics' in flags)) args.push('--enable-metrics');
-  return [...args, ...extra];
-}
-
-/** Loads (POST /load_lora_adapter) every adapter the server does not list yet. */
-async function ensureAdapters(baseUrl: string, apiKey: string | null, model: PreparedModel, log: (line: string) => void): Promise<void> {
-  const needed = model.adapters;
-  if (needed.length === 0) return;
-  const registered = await registeredAdapters(baseUrl, apiKey);
-  if (registered === null) {
-    log('could not list adapters (GET /v1/models); assuming they are registered');
-    return;
-  }
-  for (const adapter of needed) {
-    if (registered.includes(adapter.name)) continue;
-    if (!adapter.path) throw new TsloraError('usage', `adapter '${adapter.name}' is not registered on the server and bench has no path for it.`);
-    const started = performance.now();
-    await loadAdapter(baseUrl, apiKey, adapter.name, adapter.path);
-    log(`loaded adapter ${adapter.name} in ${(performance.now() - started).toFixed(0)} ms`);
-  }
-}
-
-function toRecords(
-  result: Awaited<ReturnType<typeof generateLoad>>,
-  ids: { run: string; variant: string; level: string | null; round: number },
-  clockZero: number,
-): RequestRecord[] {
-  return result.timings.map(({ planned, timing }) => ({
-    ...ids,
-    index: planned.index,
-    adapter: planned.adapter,
-    inputTokens: planned.inputTokens,
-    requestedOutputTokens: planned.outputTokens,
-    outputTokens: timing.outputTokens,
-    sentAtMs: timing.sentAt - clockZero,
-    ttftMs: timing.ttftMs,
-    e2eMs: timing.e2eMs,
-    itlMs: timing.itlMs,
-    error: timing.error,
-  }));
-}
-
 export async function runBench(options: BenchRunOptions): Promise<BenchRunOutput> {
   const { config, reporter } = options;
   mkdirSync(options.outDir, { recursive: true });
@@ -180,34 +124,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunOutput
             if (levelIndex > 0) reporter.runStarted(live);
             const target: Target = { baseUrl, dispatcher, apiKey: options.apiKey, api: workload.api, requestTimeoutMs: workload.requestTimeoutS * 1000 };
             const adapters = adaptersForWorkload(model.adapters.map((a) => a.name), workload);
-            if (levelIndex === 0 && workload.warmupRequests > 0) {
-              const warmup = planRequests({ workload, adapters, vocabSize: model.vocabSize, warmup: true });
-              const warm = await generateLoad({ target, requests: warmup, arrival: { type: 'closed', concurrency: Math.min(4, warmup.length) } });
-              const failed = warm.timings.filter((t) => t.timing.error);
-              if (failed.length === warm.timings.length) {
-                throw new TsloraError('server_error', `every warm-up request failed; first error: ${failed[0].timing.error}`);
-              }
-            }
-            const planned = planRequests({ workload, adapters, vocabSize: model.vocabSize, warmup: false });
-            const before = await scrapeMetrics(baseUrl, options.apiKey);
-            live.phase = 'running';
-            live.startedAt = performance.now();
-            const poll = setInterval(() => {
-              void scrapeMetrics(baseUrl, options.apiKey).then((samples) => {
-                if (samples.size === 0) return; // a busy server may miss a scrape: keep the last figures
-                const slots = slotGauges(samples);
-                live.slotsUsed = slots.used;
-                live.slotsTotal = slots.total;
-              });
-            }, 1000);
-            let result: Awaited<ReturnType<typeof generateLoad>>;
-            try {
-              result = await generateLoad({ target, requests: planned, arrival: workload.arrival, durationLimitMs: workload.durationS ? workload.durationS * 1000 : undefined, live });
-            } finally {
-              clearInterval(poll);
-            }
-            const after = await scrapeMetrics(baseUrl, options.apiKey);
-            const counters = after.size > 0 ? loraCounters(before, after) : NO_LORA_COUNTERS;
+            const { result, counters } = await measureLevel({ target, workload, adapters, vocabSize: model.vocabSize, warmUp: levelIndex === 0, live });
             const levelRecords = toRecords(result, { run: id, variant: variant.name, level: level?.name ?? null, round }, clockZero);
             records.push(...levelRecords);
             const windowS = levelRecords.length
@@ -248,12 +165,4 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunOutput
     summaries,
     runIds,
   };
-}
-
-function addCounters(a: RunSummary['lora'] | undefined, b: RunSummary['lora']): RunSummary['lora'] {
-  if (!a) return { ...b, deltas: { ...b.deltas } };
-  const add = (x: number | null, y: number | null) => (x === null && y === null ? null : (x ?? 0) + (y ?? 0));
-  const deltas = { ...a.deltas };
-  for (const [key, value] of Object.entries(b.deltas)) deltas[key] = (deltas[key] ?? 0) + value;
-  return { adapterLoads: add(a.adapterLoads, b.adapterLoads), evictions: add(a.evictions, b.evictions), slotsUsed: b.slotsUsed, slotsTotal: b.slotsTotal, deltas };
 }

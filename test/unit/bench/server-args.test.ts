@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseBenchConfig } from '../../../src/bench/config/load-config.js';
-import { serverArgsFor } from '../../../src/bench/runner/run-bench.js';
+import { serverArgsFor } from '../../../src/bench/runner/server-setup.js';
 import { poolSizingArgs, prepareModel, type PreparedModel } from '../../../src/bench/runner/prepare.js';
 import { flagsToArgs } from '../../../src/bench/server/launch.js';
 import { synthModel } from '../../../src/bench/synth/write-model.js';

@@ -1,0 +1,31 @@
+/** Turning load-generator timings into request records, and summing LoRA counters over levels and rounds. */
+import type { LoraCounters, RequestRecord } from '../metrics/records.js';
+import type { LoadResult } from '../load/generate-load.js';
+
+export function toRecords(
+  result: LoadResult,
+  ids: { run: string; variant: string; level: string | null; round: number },
+  clockZero: number,
+): RequestRecord[] {
+  return result.timings.map(({ planned, timing }) => ({
+    ...ids,
+    index: planned.index,
+    adapter: planned.adapter,
+    inputTokens: planned.inputTokens,
+    requestedOutputTokens: planned.outputTokens,
+    outputTokens: timing.outputTokens,
+    sentAtMs: timing.sentAt - clockZero,
+    ttftMs: timing.ttftMs,
+    e2eMs: timing.e2eMs,
+    itlMs: timing.itlMs,
+    error: timing.error,
+  }));
+}
+
+export function addCounters(a: LoraCounters | undefined, b: LoraCounters): LoraCounters {
+  if (!a) return { ...b, deltas: { ...b.deltas } };
+  const add = (x: number | null, y: number | null) => (x === null && y === null ? null : (x ?? 0) + (y ?? 0));
+  const deltas = { ...a.deltas };
+  for (const [key, value] of Object.entries(b.deltas)) deltas[key] = (deltas[key] ?? 0) + value;
+  return { adapterLoads: add(a.adapterLoads, b.adapterLoads), evictions: add(a.evictions, b.evictions), slotsUsed: b.slotsUsed, slotsTotal: b.slotsTotal, deltas };
+}
