@@ -120,7 +120,7 @@ test('open loop sends at the planned times, whatever is in flight', async () => 
     // never early; late only by scheduling noise (generous bound for a loaded 2-core machine)
     assert.ok(sent[1] >= 95 && sent[1] < 600, `second send at ${sent[1]}`);
     assert.ok(sent[2] >= 195 && sent[2] < 700, `third send at ${sent[2]}`);
-    // open loop: the third request goes out while the first two may still stream (2 × 20 ms + prefill 40 ms)
+    // in plan order
     assert.ok(result.timings[0].timing.sentAt < result.timings[1].timing.sentAt);
   } finally {
     await dispatcher.close();
