@@ -31,7 +31,8 @@ struct Task {
   int seq, kvHead, t0, t1;
 };
 
-// One KV head for query rows [t0, t1) of one sequence: every query head of the group shares the key loads.
+// One KV head for query rows [t0, t1) of one sequence: every query head of the group shares each key / value
+// load (GQA), scores[g][j] for head g of the group and key position j.
 void attendTask(KvCache& cache, int layer, const AttentionStep& step, const AttentionShape& s, const Task& task,
                 const float* q, int qStride, float* out, std::vector<float>& scores) {
   const int bs = cache.blockSize();
@@ -40,29 +41,29 @@ void attendTask(KvCache& cache, int layer, const AttentionStep& step, const Atte
   const int32_t* table = step.blockTables + static_cast<size_t>(task.seq) * step.maxBlocksPerSeq;
   for (int t = task.t0; t < task.t1; ++t) {
     const int numKeys = step.positions[t] + 1;
-    for (int g = 0; g < group; ++g) {
-      const int h = task.kvHead * group + g;
-      const float* qh = q + static_cast<size_t>(t) * qStride + static_cast<size_t>(h) * D;
-      scores.resize(numKeys);
+    scores.resize(static_cast<size_t>(group) * numKeys);
+    const float* qt = q + static_cast<size_t>(t) * qStride + static_cast<size_t>(task.kvHead) * group * D;
+    for (int j = 0; j < numKeys; ++j) {
+      const float* kj = cache.key(layer, table[j / bs], j % bs) + static_cast<size_t>(task.kvHead) * D;
+      for (int g = 0; g < group; ++g) scores[static_cast<size_t>(g) * numKeys + j] = dotF32(qt + g * D, kj, D) * s.scale;
+    }
+    for (int g = 0; g < group; ++g) {  // softmax per head; weights normalised in place
+      float* sc = scores.data() + static_cast<size_t>(g) * numKeys;
       float maxScore = -INFINITY;
-      for (int j = 0; j < numKeys; ++j) {
-        const float* kj = cache.key(layer, table[j / bs], j % bs) + static_cast<size_t>(task.kvHead) * D;
-        float sc = dotF32(qh, kj, D) * s.scale;
-        scores[j] = sc;
-        maxScore = std::max(maxScore, sc);
-      }
+      for (int j = 0; j < numKeys; ++j) maxScore = std::max(maxScore, sc[j]);
       float sum = 0.0f;
       for (int j = 0; j < numKeys; ++j) {
-        scores[j] = std::exp(scores[j] - maxScore);
-        sum += scores[j];
+        sc[j] = std::exp(sc[j] - maxScore);
+        sum += sc[j];
       }
-      float* oh = out + static_cast<size_t>(t) * s.numHeads * D + static_cast<size_t>(h) * D;
-      std::memset(oh, 0, D * sizeof(float));
       const float inv = 1.0f / sum;
-      for (int j = 0; j < numKeys; ++j) {
-        const float* vj = cache.value(layer, table[j / bs], j % bs) + static_cast<size_t>(task.kvHead) * D;
-        axpyF32(oh, vj, scores[j] * inv, D);
-      }
+      for (int j = 0; j < numKeys; ++j) sc[j] *= inv;
+    }
+    float* ot = out + static_cast<size_t>(t) * s.numHeads * D + static_cast<size_t>(task.kvHead) * group * D;
+    std::memset(ot, 0, static_cast<size_t>(group) * D * sizeof(float));
+    for (int j = 0; j < numKeys; ++j) {
+      const float* vj = cache.value(layer, table[j / bs], j % bs) + static_cast<size_t>(task.kvHead) * D;
+      for (int g = 0; g < group; ++g) axpyF32(ot + g * D, vj, scores[static_cast<size_t>(g) * numKeys + j], D);
     }
   }
 }
