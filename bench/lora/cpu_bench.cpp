@@ -1,4 +1,4 @@
-// CPU microbenchmark of LoraPool::apply (both strategies) on the 125M-class Llama shapes of kernel-anchor.md
+// CPU microbenchmark of LoraPool::apply (both strategies, fp32 and bf16 pool storage) on the 125M-class Llama shapes of kernel-anchor.md
 // (hidden 768, 12 heads / 4 KV heads, intermediate 2048): µs per layer (qkv + o + gate_up + down) and GB/s of the
 // bytes the kernels must touch (adapter weights of the slots in the batch at their own rank, X read, Y read+write),
 // next to a measured copy bandwidth with the same threads. Usage: lora_cpu_bench [threads] [case index]
@@ -49,7 +49,10 @@ int main(int argc, char** argv) {
   for (int ci = 0; ci < static_cast<int>(sizeof cases / sizeof cases[0]); ++ci) {
     if (only >= 0 && ci != only) continue;
     const Case& cs = cases[ci];
+    for (PoolDType dtype : {PoolDType::F32, PoolDType::BF16}) {
     PoolConfig c = makeConfig(cs.adapters + 1, cs.rank, layers, hidden, qOut, kvOut, inter, 32000);
+    c.weightDtype = dtype;
+    const double weightBytes = dtype == PoolDType::BF16 ? 2.0 : 4.0;
     c.targets[static_cast<int>(Module::Embed)] = false;
     c.targets[static_cast<int>(Module::LmHead)] = false;
     LoraPool pool(c);
@@ -69,7 +72,7 @@ int main(int argc, char** argv) {
       double bytes = 0;
       for (Module m : mods) {
         const ModuleShape& s = c.shapes[static_cast<int>(m)];
-        bytes += 4.0 * cs.adapters * cs.rank * (s.numSlices * s.in + s.outTotal()) + 4.0 * T * (s.in + 2 * s.outTotal());
+        bytes += weightBytes * cs.adapters * cs.rank * (s.numSlices * s.in + s.outTotal()) + 4.0 * T * (s.in + 2 * s.outTotal());
       }
       const int reps = cs.tokensEach == 1 ? 200 : 10;
       double best = 1e30, bestCpu = 1e30;  // wall time, and process CPU time (less sensitive to a shared machine)
@@ -84,8 +87,10 @@ int main(int argc, char** argv) {
         best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count() / reps);
         bestCpu = std::min(bestCpu, static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC / reps);
       }
-      std::printf("%-32s %-7s %9.1f us per layer  %6.1f GB/s   (CPU time %9.1f us)\n", cs.name, csgmv ? "csgmv" : "triton",
-                  best * 1e6, bytes / best / 1e9, bestCpu * 1e6);
+      std::printf("%-32s %-4s %-7s %9.1f us per layer  %6.1f GB/s   (CPU time %9.1f us)\n", cs.name,
+                  dtype == PoolDType::BF16 ? "bf16" : "fp32", csgmv ? "csgmv" : "triton", best * 1e6, bytes / best / 1e9,
+                  bestCpu * 1e6);
+    }
     }
   }
   return 0;

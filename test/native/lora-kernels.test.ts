@@ -1,6 +1,6 @@
 // CPU LoRA pool and kernels (native/src/lora) against a naive double-precision reference built from the PEFT pairs:
 // ranks 1..64, q/v-only and fused adapters, mixed/skewed/zero-length/decode-only batches, both strategies and every
-// chunk size, stale slots (rank 64 then rank 8), clearSlot, and the error categories.
+// chunk size, stale slots (rank 64 then rank 8), clearSlot, bf16 pool storage, and the error categories.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -17,7 +17,7 @@ assert.equal(list.status, 0, list.stderr);
 const cases = list.stdout.trim().split('\n');
 
 test('the driver lists the expected cases', () => {
-  assert.deepEqual([...cases].sort(), ['clear-slot', 'errors', 'fused', 'missing-pieces', 'ranks', 'stale-slot', 'strides']);
+  assert.deepEqual([...cases].sort(), ['bf16-storage', 'clear-slot', 'errors', 'fused', 'missing-pieces', 'ranks', 'stale-slot', 'strides']);
 });
 
 for (const name of cases) {

@@ -5,6 +5,8 @@
 //   A_s: [c * R, in]  rows [j*r, (j+1)*r) = slice j's A (stride r, the slot's own rank), rows >= c*r stale
 //   B_s: [outTotal, R] columns [0, r) valid, already multiplied by the module's scaling (fp32); rest stale
 // Kernels never read beyond the slot's rank r, so stale data from an earlier, larger adapter is harmless.
+// (The CPU pool keeps B transposed, Bᵀ_s: [R, outTotal] with rows [0, r) valid, so that its expand runs along
+// contiguous output columns; the CUDA kernels use B_s as above. The layout is private to LoraPool.)
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -29,12 +31,17 @@ struct ModuleShape {
   int outTotal() const { return sliceOffsets[numSlices]; }
 };
 
+// Storage of the pool's A/B buffers (additive). BF16 halves the bytes the kernels read (decode is bound by them);
+// B is rounded after σ is folded in fp32. Kernels always compute in fp32.
+enum class PoolDType : int { F32 = 0, BF16 = 1 };
+
 struct PoolConfig {
   int numSlots = 0;    // S
   int maxRank = 0;     // R
   int numLayers = 0;
   bool targets[kNumModules] = {};
   ModuleShape shapes[kNumModules];
+  PoolDType weightDtype = PoolDType::F32;
 };
 
 // Raw tensor handed over by the napi layer: a pointer into a memory-mapped adapter file.

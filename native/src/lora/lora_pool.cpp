@@ -1,5 +1,6 @@
 // LoraPool storage: S slots of fp32 A/B buffers per (layer, module), allocated once; slots never move (spec c.4).
 #include <algorithm>
+#include <cstring>
 
 #include "lora_pool_impl.h"
 
@@ -10,6 +11,8 @@ void validatePoolConfig(const PoolConfig& config) {
   if (config.numSlots < 1) throw std::invalid_argument("LoRA pool needs at least one slot");
   if (config.maxRank < 1) throw std::invalid_argument("LoRA pool needs a maximum rank of at least 1");
   if (config.numLayers < 1) throw std::invalid_argument("LoRA pool needs at least one layer");
+  if (config.weightDtype != PoolDType::F32 && config.weightDtype != PoolDType::BF16)
+    throw std::invalid_argument("LoRA pool weight dtype must be F32 or BF16");
   static const int expectedSlices[kNumModules] = {3, 1, 2, 1, 1, 1};
   for (int m = 0; m < kNumModules; ++m) {
     if (!config.targets[m]) continue;
@@ -40,6 +43,30 @@ bool sameShapes(const PoolConfig& a, const PoolConfig& b) {
 
 }  // namespace detail
 
+namespace {
+
+inline float storeAs(float v, float*) { return v; }
+inline uint16_t storeAs(float v, uint16_t*) {  // fp32 → bf16, round to nearest even (values are finite)
+  uint32_t w;
+  std::memcpy(&w, &v, sizeof w);
+  w += 0x7fffu + ((w >> 16) & 1u);
+  return static_cast<uint16_t>(w >> 16);
+}
+
+// One (layer, module) of one slot: A rows [0, c*r) and Bᵀ rows [0, r); zeros where the adapter lacks the module.
+template <typename W>
+void writeModule(W* a, W* bt, const detail::HostModule& hm, const ModuleShape& s, int r) {
+  const size_t aElems = static_cast<size_t>(s.numSlices) * r * s.in;  // A [c*R, in], rows [0, c*r)
+  for (size_t i = 0; i < aElems; ++i) a[i] = hm.present ? storeAs(hm.a[i], a) : W{};
+  const int out = s.outTotal();
+  for (int k = 0; k < r; ++k) {  // Bᵀ [R, outTotal], rows [0, r); the host copy is B [outTotal, r]
+    W* dst = bt + static_cast<size_t>(k) * out;
+    for (int o = 0; o < out; ++o) dst[o] = hm.present ? storeAs(hm.b[static_cast<size_t>(o) * r + k], bt) : W{};
+  }
+}
+
+}  // namespace
+
 LoraPool::LoraPool(const PoolConfig& config) : impl_(std::make_unique<Impl>()) {
   detail::validatePoolConfig(config);
   impl_->config = config;
@@ -51,10 +78,15 @@ LoraPool::LoraPool(const PoolConfig& config) : impl_(std::make_unique<Impl>()) {
     impl_->buffers[m].resize(layers);
     impl_->present[m].assign(static_cast<size_t>(layers) * config.numSlots, 0);
     for (auto& buf : impl_->buffers[m]) {
-      buf.aSlotFloats = static_cast<size_t>(s.numSlices) * config.maxRank * s.in;
-      buf.bSlotFloats = static_cast<size_t>(s.outTotal()) * config.maxRank;
-      buf.a.assign(buf.aSlotFloats * config.numSlots, 0.0f);
-      buf.b.assign(buf.bSlotFloats * config.numSlots, 0.0f);
+      buf.aSlotElems = static_cast<size_t>(s.numSlices) * config.maxRank * s.in;
+      buf.bSlotElems = static_cast<size_t>(s.outTotal()) * config.maxRank;
+      if (config.weightDtype == PoolDType::BF16) {
+        buf.a16.assign(buf.aSlotElems * config.numSlots, 0);
+        buf.b16.assign(buf.bSlotElems * config.numSlots, 0);
+      } else {
+        buf.a.assign(buf.aSlotElems * config.numSlots, 0.0f);
+        buf.b.assign(buf.bSlotElems * config.numSlots, 0.0f);
+      }
     }
   }
 }
@@ -66,7 +98,8 @@ const PoolConfig& LoraPool::config() const { return impl_->config; }
 size_t LoraPool::sizeBytes() const {
   size_t bytes = 0;
   for (const auto& layers : impl_->buffers)
-    for (const auto& buf : layers) bytes += (buf.a.size() + buf.b.size()) * sizeof(float);
+    for (const auto& buf : layers)
+      bytes += (buf.a.size() + buf.b.size()) * sizeof(float) + (buf.a16.size() + buf.b16.size()) * sizeof(uint16_t);
   return bytes;
 }
 
@@ -89,21 +122,13 @@ void LoraPool::writeSlot(int slot, const HostAdapter& adapter) {
   impl_->ranks[slot] = 0;  // the slot is unusable until fully written
   for (int m = 0; m < kNumModules; ++m) {
     if (!config.targets[m]) continue;
-    const ModuleShape& s = config.shapes[m];
-    const int R = config.maxRank;
     for (int layer = 0; layer < static_cast<int>(impl_->buffers[m].size()); ++layer) {
       auto& buf = impl_->buffers[m][layer];
-      float* a = buf.a.data() + buf.aSlotFloats * slot;  // [c*R, in], rows [0, c*r) written
-      float* b = buf.b.data() + buf.bSlotFloats * slot;  // [outTotal, R], columns [0, r) written
       const detail::HostModule& hm = host->module(static_cast<Module>(m), layer);
-      const size_t aFloats = static_cast<size_t>(s.numSlices) * r * s.in;
-      if (hm.present) std::copy(hm.a.begin(), hm.a.end(), a);
-      else std::fill(a, a + aFloats, 0.0f);
-      for (int o = 0; o < s.outTotal(); ++o) {
-        float* dst = b + static_cast<size_t>(o) * R;
-        if (hm.present) std::copy(hm.b.begin() + static_cast<size_t>(o) * r, hm.b.begin() + static_cast<size_t>(o + 1) * r, dst);
-        else std::fill(dst, dst + r, 0.0f);
-      }
+      if (config.weightDtype == PoolDType::BF16)
+        writeModule(buf.a16.data() + buf.aSlotElems * slot, buf.b16.data() + buf.bSlotElems * slot, hm, config.shapes[m], r);
+      else
+        writeModule(buf.a.data() + buf.aSlotElems * slot, buf.b.data() + buf.bSlotElems * slot, hm, config.shapes[m], r);
       impl_->present[m][static_cast<size_t>(layer) * config.numSlots + slot] = hm.present ? 1 : 0;
     }
   }
@@ -116,8 +141,13 @@ void LoraPool::clearSlot(int slot) {
   for (int m = 0; m < kNumModules; ++m) {
     for (size_t layer = 0; layer < impl_->buffers[m].size(); ++layer) {
       auto& buf = impl_->buffers[m][layer];
-      std::fill_n(buf.a.data() + buf.aSlotFloats * slot, buf.aSlotFloats, 0.0f);
-      std::fill_n(buf.b.data() + buf.bSlotFloats * slot, buf.bSlotFloats, 0.0f);
+      if (impl_->config.weightDtype == PoolDType::BF16) {
+        std::fill_n(buf.a16.data() + buf.aSlotElems * slot, buf.aSlotElems, uint16_t{0});
+        std::fill_n(buf.b16.data() + buf.bSlotElems * slot, buf.bSlotElems, uint16_t{0});
+      } else {
+        std::fill_n(buf.a.data() + buf.aSlotElems * slot, buf.aSlotElems, 0.0f);
+        std::fill_n(buf.b.data() + buf.bSlotElems * slot, buf.bSlotElems, 0.0f);
+      }
       impl_->present[m][layer * impl_->config.numSlots + slot] = 0;
     }
   }

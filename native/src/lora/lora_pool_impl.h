@@ -6,10 +6,12 @@ namespace tslora::lora {
 
 struct LoraPool::Impl {
   struct Buffer {
-    size_t aSlotFloats = 0;  // c * R * in
-    size_t bSlotFloats = 0;  // outTotal * R
-    std::vector<float> a;    // [S, c*R, in]
-    std::vector<float> b;    // [S, outTotal, R]
+    size_t aSlotElems = 0;      // c * R * in
+    size_t bSlotElems = 0;      // outTotal * R
+    std::vector<float> a;       // [S, c*R, in]      PoolDType::F32
+    std::vector<float> b;       // [S, R, outTotal]  Bᵀ: output columns contiguous for the CPU expand
+    std::vector<uint16_t> a16;  // the same, as bf16 bits, for PoolDType::BF16
+    std::vector<uint16_t> b16;
   };
   PoolConfig config;
   std::vector<Buffer> buffers[kNumModules];   // [module][layer]

@@ -1,0 +1,221 @@
+// The CPU LoRA kernels proper, templated on the pool's weight storage W (float, or uint16_t = bf16 bits).
+// Both strategies run this code; they differ in the tiles (see lora_apply.cpp). Only [0, r) of a slot is read.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cpu_dot.h"
+#include "lora_internal.h"
+#include "tslora/parallel.h"
+
+namespace tslora::lora::detail {
+
+constexpr int kShrinkColsPerItem = 16;  // U columns (c*r space) per parallel work item
+constexpr int kExpandColsPerItem = 512;  // output columns per parallel work item (2 KB of each Bᵀ row)
+constexpr int kStreamMaxRows = 8;        // runs with fewer rows stream Bᵀ row by row (see below)
+// Smallest share of work worth handing to another thread (FMAs): a batch-1 decode step stays on the caller.
+constexpr double kMinFmasPerChunk = 48 * 1024;
+
+inline int minChunkFor(double totalFmas, int items) {
+  if (items <= 0 || totalFmas <= 0) return 1;
+  const double perItem = totalFmas / items;
+  return static_cast<int>(std::max(1.0, std::ceil(kMinFmasPerChunk / perItem)));
+}
+
+struct Tile {
+  int begin, end;  // positions in the (permuted) row order
+  int slot, rank;
+};
+
+inline int rowAt(const int32_t* permutation, int position) { return permutation ? permutation[position] : position; }
+
+struct KernelArgs {
+  const std::vector<Tile>& tiles;
+  const int32_t* perm;
+  const ModuleShape& shape;
+  int R;
+  bool embed;
+  const float* x;
+  int xStride;
+  float* y;
+  int yStride, yOffset;
+  float* u;  // [numTokens, c*R] by physical row
+  int uStride;
+  const int32_t* tokenIds;
+  ThreadPool& threads;
+};
+
+// y[i][n0 + c] += Σ_{k<r} u[i][k] · Bᵀ[k][n0 + c] for NX rows and 8·NV columns: 8-wide FMAs along the output
+// columns (contiguous in Bᵀ), no horizontal sums; NX·NV accumulators stay in registers (compile-time indices).
+template <int NX, int NV, typename W>
+inline void expandVectors(const float* const* u, const W* bt, int btStride, int r, int n0, float* const* y) {
+  Vec8 acc[NX][NV] = {};
+  for (int k = 0; k < r; ++k) {
+    const W* row = bt + static_cast<size_t>(k) * btStride + n0;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      const Vec8 b = loadVec8(row + 8 * v);
+#pragma GCC unroll 4
+      for (int i = 0; i < NX; ++i) acc[i][v] += u[i][k] * b;
+    }
+  }
+  for (int i = 0; i < NX; ++i)
+    for (int v = 0; v < NV; ++v)
+      for (int l = 0; l < 8; ++l) y[i][n0 + 8 * v + l] += acc[i][v][l];
+}
+
+// Few rows (decode): y[i][n0:n0+count] += u[i][k] · Bᵀ[k][n0:n0+count] for k = 0, 1, …: each Bᵀ row segment is read
+// once, front to back (the prefetcher follows it), and the ≤ 2 KB y segments stay in L1 as accumulators. Reading
+// 32-column tiles over all k instead jumps between r rows and defeats the prefetcher once r exceeds its streams.
+template <typename W>
+inline void expandStream(const float* u, const W* bt, int btStride, int r, int n0, int count, float* y) {
+  for (int k = 0; k < r; ++k) {
+    const W* row = bt + static_cast<size_t>(k) * btStride + n0;
+    const float uk = u[k];
+    int c = 0;
+    for (; c + 8 <= count; c += 8) {
+      Vec8 acc = loadVec8(y + n0 + c);
+      acc += uk * loadVec8(row + c);
+      std::memcpy(y + n0 + c, &acc, sizeof acc);
+    }
+    for (; c < count; ++c) y[n0 + c] += uk * toFloat(row[c]);
+  }
+}
+
+// The same for count ≤ 32 columns: full vectors first, the last count % 8 columns one by one.
+template <int NX, typename W>
+inline void expandRows(const float* const* u, const W* bt, int btStride, int r, int n0, int count, float* const* y) {
+  switch (count / 8) {
+    case 4: expandVectors<NX, 4>(u, bt, btStride, r, n0, y); break;
+    case 3: expandVectors<NX, 3>(u, bt, btStride, r, n0, y); break;
+    case 2: expandVectors<NX, 2>(u, bt, btStride, r, n0, y); break;
+    case 1: expandVectors<NX, 1>(u, bt, btStride, r, n0, y); break;
+    default: break;
+  }
+  for (int c = count / 8 * 8; c < count; ++c)
+    for (int i = 0; i < NX; ++i) {
+      float sum = 0.0f;
+      for (int k = 0; k < r; ++k) sum += u[i][k] * toFloat(bt[static_cast<size_t>(k) * btStride + n0 + c]);
+      y[i][n0 + c] += sum;
+    }
+}
+
+template <typename W>
+void runLoraKernels(const KernelArgs& k, const W* aAll, size_t aSlotElems, const W* bAll, size_t bSlotElems) {
+  const std::vector<Tile>& tiles = k.tiles;
+  const ModuleShape& shape = k.shape;
+  const int c = shape.numSlices, R = k.R, in = shape.in, uStride = k.uStride, xStride = k.xStride;
+  const int32_t* perm = k.perm;
+  const float* x = k.x;
+  float* y = k.y;
+  float* u = k.u;
+  const int yStride = k.yStride, yOffset = k.yOffset;
+  ThreadPool& threads = k.threads;
+  const bool embed = k.embed;
+  const int32_t* tokenIds = k.tokenIds;
+  if (embed) {  // shrink = a column gather from A [R, vocab]
+    for (const Tile& t : tiles)
+      for (int pos = t.begin; pos < t.end; ++pos) {
+        const int row = rowAt(perm, pos), id = tokenIds[row];
+        if (id < 0 || id >= in) throw std::invalid_argument("LoRA apply: token id " + std::to_string(id) + " outside the vocabulary");
+        const W* a = aAll + aSlotElems * t.slot;
+        for (int k = 0; k < t.rank; ++k) u[static_cast<size_t>(row) * uStride + k] = toFloat(a[static_cast<size_t>(k) * in + id]);
+      }
+  } else {
+    const int shrinkBlocks = (c * R + kShrinkColsPerItem - 1) / kShrinkColsPerItem;
+    double shrinkFmas = 0;
+    for (const Tile& t : tiles) shrinkFmas += static_cast<double>(t.end - t.begin) * c * t.rank * in;
+    const int shrinkItems = static_cast<int>(tiles.size()) * shrinkBlocks;
+    parallelFor(threads, 0, shrinkItems, minChunkFor(shrinkFmas, shrinkItems), [&](int itemBegin, int itemEnd) {
+      for (int item = itemBegin; item < itemEnd; ++item) {
+        const Tile& t = tiles[item / shrinkBlocks];
+        const int n0 = (item % shrinkBlocks) * kShrinkColsPerItem, n1 = std::min(c * t.rank, n0 + kShrinkColsPerItem);
+        const W* aSlot = aAll + aSlotElems * t.slot;  // rows [0, c*r) only
+        // Two A rows × four input rows per micro-block (six loads feed eight 8-wide FMAs).
+        const float* rows[4];
+        for (int n = n0; n < n1; n += 2) {
+          const int na = std::min(2, n1 - n);
+          const W* a[2] = {aSlot + static_cast<size_t>(n) * in, aSlot + static_cast<size_t>(n + na - 1) * in};
+          int pos = t.begin;
+          for (; pos < t.end; pos += 4) {
+            const int nx = std::min(4, t.end - pos);
+            for (int i = 0; i < 4; ++i) rows[i] = x + static_cast<size_t>(rowAt(perm, pos + std::min(i, nx - 1))) * xStride;
+            float out[2][4];
+            if (nx == 4) dotBlock<2, 4>(a, rows, in, out);
+            else if (nx == 1) {
+              float one[2][1];
+              dotBlock<2, 1>(a, rows, in, one);
+              out[0][0] = one[0][0];
+              out[1][0] = one[1][0];
+            } else dotBlock<2, 4>(a, rows, in, out);  // 2-3 rows: the spare lanes repeat the last row
+            for (int i = 0; i < na; ++i)
+              for (int j = 0; j < nx; ++j) u[static_cast<size_t>(rowAt(perm, pos + j)) * uStride + n + i] = out[i][j];
+          }
+        }
+      }
+    });
+  }
+
+  // Expand work is grouped by runs of consecutive tiles of one slot (csgmv: every chunk of an adapter): a block of
+  // Bᵀ is loaded once per group of rows of the run.
+  struct Run {
+    int firstTile, endTile, rows;
+  };
+  std::vector<Run> runs;
+  for (int i = 0; i < static_cast<int>(tiles.size()); ++i) {
+    const Tile& t = tiles[i];
+    if (runs.empty() || tiles[runs.back().endTile - 1].slot != t.slot) runs.push_back({i, i, 0});
+    runs.back().endTile = i + 1;
+    runs.back().rows += t.end - t.begin;
+  }
+  int widest = 0;
+  for (int j = 0; j < c; ++j) widest = std::max(widest, shape.sliceOffsets[j + 1] - shape.sliceOffsets[j]);
+  const int expandBlocks = (widest + kExpandColsPerItem - 1) / kExpandColsPerItem;
+  const int itemsPerRun = c * expandBlocks;
+  double expandFmas = 0;
+  for (const Run& run : runs) expandFmas += static_cast<double>(run.rows) * shape.outTotal() * tiles[run.firstTile].rank;
+  const int expandItems = static_cast<int>(runs.size()) * itemsPerRun;
+  const int outTotal = shape.outTotal();
+  parallelFor(threads, 0, expandItems, minChunkFor(expandFmas, expandItems), [&](int itemBegin, int itemEnd) {
+    const float* uRows[4];
+    float* yRows[4];
+    for (int item = itemBegin; item < itemEnd; ++item) {
+      const Run& run = runs[item / itemsPerRun];
+      const int j = (item % itemsPerRun) / expandBlocks;
+      const int offset = shape.sliceOffsets[j], width = shape.sliceOffsets[j + 1] - offset;
+      const int n0 = (item % expandBlocks) * kExpandColsPerItem, n1 = std::min(width, n0 + kExpandColsPerItem);
+      if (n0 >= n1) continue;
+      const int slot = tiles[run.firstTile].slot, r = tiles[run.firstTile].rank;
+      const W* bt = bAll + bSlotElems * slot + offset;  // Bᵀ [R, outTotal]: rows k < r only, this slice's columns
+      if (run.rows < kStreamMaxRows) {
+        for (int ti = run.firstTile; ti < run.endTile; ++ti)
+          for (int pos = tiles[ti].begin; pos < tiles[ti].end; ++pos) {
+            const int row = rowAt(perm, pos);
+            expandStream(u + static_cast<size_t>(row) * uStride + j * r, bt, outTotal, r, n0, n1 - n0,
+                         y + static_cast<size_t>(row) * yStride + yOffset + offset);
+          }
+        continue;
+      }
+      // Many rows: groups of four rows, 32 columns at a time, accumulators in registers; the item's Bᵀ block
+      // (r × 2 KB) is reused from cache by every group.
+      int group = 0;
+      for (int ti = run.firstTile; ti < run.endTile; ++ti)
+        for (int pos = tiles[ti].begin; pos < tiles[ti].end; ++pos) {
+          const int row = rowAt(perm, pos);
+          uRows[group] = u + static_cast<size_t>(row) * uStride + j * r;
+          yRows[group] = y + static_cast<size_t>(row) * yStride + yOffset + offset;
+          if (++group == 4) {
+            for (int n = n0; n < n1; n += 32) expandRows<4>(uRows, bt, outTotal, r, n, std::min(32, n1 - n), yRows);
+            group = 0;
+          }
+        }
+      for (int g = 0; g < group; ++g)
+        for (int n = n0; n < n1; n += 32) expandRows<1>(uRows + g, bt, outTotal, r, n, std::min(32, n1 - n), yRows + g);
+    }
+  });
+}
+
+}  // namespace tslora::lora::detail
