@@ -162,6 +162,11 @@ for (const loraBackend of args['skip-lora'] ? [] : (['csgmv', 'triton'] as const
   loraBatch.next();
   const rounds: Array<{ tb: number; tl: number }> = [];
   for (let i = 0; i < steps; i++) rounds.push({ tb: baseBatch.next(), tl: loraBatch.next() });
+  // Batch 1: one request on one adapter vs the base model (kernel-anchor: LoRA overhead at most 10%).
+  const oneBase = decoder(runner, [-1], 128);
+  const oneLora = decoder(runner, [0], 136);
+  const singles: Array<{ tb: number; tl: number }> = [];
+  for (let i = 0; i < steps; i++) singles.push({ tb: oneBase.next(), tl: oneLora.next() });
   const tb = median(rounds.map((r) => r.tb));
   const tl = median(rounds.map((r) => r.tl));
   const ratio = median(rounds.map((r) => r.tl / r.tb));
@@ -169,6 +174,9 @@ for (const loraBackend of args['skip-lora'] ? [] : (['csgmv', 'triton'] as const
     baseStepMs: tb * 1000,
     loraStepMs: tl * 1000,
     ratio,
+    batch1BaseStepMs: median(singles.map((r) => r.tb)) * 1000,
+    batch1LoraStepMs: median(singles.map((r) => r.tl)) * 1000,
+    batch1Ratio: median(singles.map((r) => r.tl / r.tb)),
     baseTokensPerS: 8 / tb,
     loraTokensPerS: 8 / tl,
     loraPoolMiB: Number(mb(runner.memoryReport().loraPoolBytes)),
@@ -189,6 +197,7 @@ if (args.json) {
     const x = r[`batch8_${b}`];
     if (!x) continue;
     console.log(`batch 8 (${b}): base ${x.baseStepMs.toFixed(2)} ms, 8 distinct rank-${cfg.rank} adapters ${x.loraStepMs.toFixed(2)} ms, ratio ${x.ratio.toFixed(3)}`);
+    console.log(`batch 1 (${b}): base ${x.batch1BaseStepMs.toFixed(2)} ms, one rank-${cfg.rank} adapter ${x.batch1LoraStepMs.toFixed(2)} ms, ratio ${x.batch1Ratio.toFixed(3)}`);
   }
   console.log(`RSS: ${r.rss.beforeLoadMiB} MiB before, ${r.rss.afterCreateMiB} MiB after createModel, ${r.rss.afterDecodeMiB} MiB after decoding (weights ${r.model.weightMiB} MiB mapped, KV ${r.rss.kvCacheMiB} MiB)`);
 }
