@@ -99,10 +99,12 @@ StepOutputData CpuModel::forward(const StepInputView& step) {
                    step.tokenIds.data);
     }
   }
-  loraStep_ = ls.active ? &ls.tokens : nullptr;
+  const void* loraStep = ls.active ? &ls.tokens : nullptr;
+#else
+  const void* loraStep = nullptr;
 #endif
 
-  runLayers(step, hidden);
+  runLayers(step, hidden, loraStep);
 
   std::vector<float> logits;
   computeLogits(step, hidden, logits);
@@ -112,7 +114,6 @@ StepOutputData CpuModel::forward(const StepInputView& step) {
     buildLogitSegments(step, ls);
     lora_->apply(0, lora::Module::LmHead, finalRows_.data(), H, logits.data(), d.vocab, 0, ls.logits, *threads_);
   }
-  loraStep_ = nullptr;
 #endif
 
   StepOutputData out;
@@ -121,7 +122,7 @@ StepOutputData CpuModel::forward(const StepInputView& step) {
   return out;
 }
 
-void CpuModel::runLayers(const StepInputView& step, std::vector<float>& hidden) {
+void CpuModel::runLayers(const StepInputView& step, std::vector<float>& hidden, const void* loraStep) {
   const ModelDims& d = dims_;
   const int T = static_cast<int>(step.tokenIds.size);
   const int H = d.hidden, I = d.intermediate, D = d.headDim;
@@ -146,9 +147,11 @@ void CpuModel::runLayers(const StepInputView& step, std::vector<float>& hidden) 
   auto addLora = [&](int layer, int module, const float* x, int xStride, float* y, int yStride) {
 #ifdef TSLORA_HAVE_LORA
     auto m = static_cast<lora::Module>(module);
-    if (loraStep_ && lora_->targets(m)) lora_->apply(layer, m, x, xStride, y, yStride, 0, *loraStep_, pool);
+    if (loraStep && lora_->targets(m)) {
+      lora_->apply(layer, m, x, xStride, y, yStride, 0, *static_cast<const lora::StepLora*>(loraStep), pool);
+    }
 #else
-    (void)layer, (void)module, (void)x, (void)xStride, (void)y, (void)yStride;
+    (void)layer, (void)module, (void)x, (void)xStride, (void)y, (void)yStride, (void)loraStep;
 #endif
   };
 

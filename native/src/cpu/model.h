@@ -48,7 +48,8 @@ class CpuModel {
   std::vector<float> resolveVector(const TensorSpec& spec, int64_t n);
   const void* checkedData(const TensorSpec& spec);
   void validate(const StepInputView& step) const;
-  void runLayers(const StepInputView& step, std::vector<float>& hidden);
+  // loraStep: the step's token segments (lora::StepLora*), null when no row uses an adapter.
+  void runLayers(const StepInputView& step, std::vector<float>& hidden, const void* loraStep);
   void computeLogits(const StepInputView& step, const std::vector<float>& hidden, std::vector<float>& logits);
   void sample(const StepInputView& step, const std::vector<float>& logits, StepOutputData& out);
 
@@ -68,9 +69,6 @@ class CpuModel {
   std::atomic<int64_t> hostAdapterBytes_{0};
   std::mutex forwardMutex_;  // one forward at a time (step buffers below are per model)
   std::vector<float> finalRows_;  // [N, H] final-normed logit rows of the current step (lm_head LoRA input)
-#ifdef TSLORA_HAVE_LORA
-  const lora::StepLora* loraStep_ = nullptr;  // the current step's token segments (null: no LoRA work)
-#endif
 };
 
 }  // namespace tslora::cpu
