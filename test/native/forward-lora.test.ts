@@ -144,4 +144,20 @@ describe('LoRA slots', () => {
     assert.throws(() => runner.copyAdapterToSlot(7, host), /slot/);
     runner.destroy();
   });
+
+  it('segment tables that name a missing slot, overlap or exceed the chunk are rejected', async () => {
+    const { runner } = await makeRunner('csgmv', 2);
+    const handle = (runner as unknown as { model: never }).model;
+    const good = runner.buildStepInput([seqFor(prompts[1], 0, 0)]).step;
+    const bad: Array<[Record<string, unknown>, RegExp]> = [
+      [{ loraWeightIndices: Int32Array.from([2]) }, /not a slot/],
+      [{ loraWeightIndices: Int32Array.from([-2]) }, /not a slot/],
+      [{ loraSegIndptr: Int32Array.from([0, 2]) }, /end at T/],
+      [{ loraPermutation: Int32Array.from([0, 0, 1]) }, /permutation/],
+      [{ loraChunkSize: 2 }, /more than loraChunkSize/],
+    ];
+    for (const [patch, message] of bad) assert.throws(() => backend.forward(handle, { ...good, ...patch }), message);
+    assert.equal(runner.step([seqFor(prompts[1], 0, 0)]).length, 1);
+    runner.destroy();
+  });
 });
