@@ -35,7 +35,8 @@ function cublasAvailable() {
 
 function compile(source, object) {
   const argv = ['-std=c++17', '-O3', ...GENCODE, '-Xcompiler', '-fPIC', '-Xcompiler', '-Wall', '--expt-relaxed-constexpr',
-    `-I${join(root, 'native/include')}`, `-I${join(root, 'native/src/cuda')}`, '-c', source, '-o', object];
+    `-I${join(root, 'native/include')}`, `-I${join(root, 'native/src/cuda')}`, `-I${join(root, 'native/src/lora')}`, '-c', source,
+    '-o', object];
   return new Promise((resolvePromise) => {
     const child = spawn('nice', ['nvcc', ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';

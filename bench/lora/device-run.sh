@@ -14,7 +14,8 @@ NV="nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -gencode arch=comp
 start=$(date +%s)
 for f in native/src/cuda/lora_shrink.cu native/src/cuda/lora_expand.cu bench/lora/bench_fill.cu \
          native/src/lora/host_adapter.cpp native/src/lora/lora_pool.cpp native/src/lora/lora_apply.cpp \
-         native/src/lora/test/test_thread_pool.cpp native/src/cuda/test/lora_cuda_test.cpp bench/lora/lora_cuda_bench.cpp; do
+         native/src/lora/test/test_thread_pool.cpp native/src/cuda/test/lora_cuda_test.cpp bench/lora/lora_cuda_bench.cpp \
+         native/src/cuda/lora_device_pool.cu native/src/cuda/test/lora_device_pool_test.cpp; do
   o="$B/$(basename "${f%.*}").o"
   if [[ $f == *.cu ]]; then $NV -Xptxas -v -c "$f" -o "$o" > "$B/$(basename "$f").log" 2>&1 &
   else $NV -c "$f" -o "$o" > "$B/$(basename "$f").log" 2>&1 & fi
@@ -23,14 +24,19 @@ wait
 cat "$B"/*.log > "$OUT/build.log"
 $NV "$B"/host_adapter.o "$B"/lora_pool.o "$B"/lora_apply.o "$B"/test_thread_pool.o "$B"/lora_cuda_test.o \
     "$B"/lora_shrink.o "$B"/lora_expand.o -o "$B/lora_cuda_test" >> "$OUT/build.log" 2>&1
+$NV "$B"/host_adapter.o "$B"/lora_pool.o "$B"/lora_apply.o "$B"/test_thread_pool.o "$B"/lora_device_pool_test.o \
+    "$B"/lora_device_pool.o "$B"/lora_shrink.o "$B"/lora_expand.o -o "$B/lora_device_pool_test" >> "$OUT/build.log" 2>&1
 $NV "$B"/lora_cuda_bench.o "$B"/bench_fill.o "$B"/lora_shrink.o "$B"/lora_expand.o -o "$B/lora_cuda_bench" >> "$OUT/build.log" 2>&1
 echo "build: $(( $(date +%s) - start )) s" | tee -a "$OUT/build.log"
 grep -E "error|registers|spill" "$OUT/build.log" | sort | uniq -c | head -20
 
 echo "== kernel test vs CPU twin"; "$B/lora_cuda_test" 2>&1 | tee "$OUT/test.log" | tail -15
+echo "== device pool vs CPU pool"; "$B/lora_device_pool_test" 2>&1 | tee "$OUT/device-pool-test.log" | tail -8
 echo "== compute-sanitizer memcheck (quick subset)"
 timeout 240 compute-sanitizer --tool memcheck --print-limit 5 "$B/lora_cuda_test" --quick > "$OUT/memcheck.log" 2>&1
 echo "memcheck rc=$?"; tail -4 "$OUT/memcheck.log"
+timeout 120 compute-sanitizer --tool memcheck --print-limit 5 "$B/lora_device_pool_test" > "$OUT/memcheck-pool.log" 2>&1
+echo "memcheck (device pool) rc=$?"; tail -2 "$OUT/memcheck-pool.log"
 echo "== benchmark"; "$B/lora_cuda_bench" "$OUT/bench.json" > "$OUT/bench.log" 2>&1; echo "bench rc=$?"
 if [ "${SKIP_TORCH:-0}" != 1 ]; then echo "== torch baseline"; PYTHONUNBUFFERED=1 timeout 200 python3 bench/lora/torch_baseline.py "$OUT/torch.json" > "$OUT/torch.log" 2>&1; echo "torch rc=$?"
 cat "$OUT/torch.log" | tail -5; fi

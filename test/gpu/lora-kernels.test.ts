@@ -33,3 +33,20 @@ test('CUDA LoRA shrink/expand match the CPU twin', { skip, timeout: 900_000 }, (
   assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
   assert.match(run.stdout, /^ok: \d+ cases passed, 0 failed$/m);
 });
+
+test('DeviceLoraPool (writeSlot, clearSlot, setStep, apply) matches the CPU LoraPool', { skip, timeout: 900_000 }, (t) => {
+  const driver: string = buildDriver({
+    name: 'lora_device_pool_test',
+    compiler: 'nvcc',
+    flags: ['-gencode', 'arch=compute_90a,code=sm_90a', '-gencode', 'arch=compute_90,code=compute_90', '-Inative/src/cuda/test'],
+    sources: [...cppSources, 'native/src/lora/test/test_thread_pool.cpp', 'native/src/cuda/test/lora_device_pool_test.cpp',
+      'native/src/cuda/lora_device_pool.cu', 'native/src/cuda/lora_shrink.cu', 'native/src/cuda/lora_expand.cu'],
+  });
+  const run = spawnSync(driver, [], { encoding: 'utf8' });
+  if (run.status === 77) {
+    t.skip(run.stdout.trim());
+    return;
+  }
+  assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
+  assert.match(run.stdout, /^ok: \d+ device-pool cases passed, 0 failed$/m);
+});

@@ -22,9 +22,10 @@ test('scripts/build-cuda.mjs compiles every kernel for sm_90a + compute_90 PTX i
     const archive = join(out, 'libtslora_cuda_kernels.a');
     assert.ok(existsSync(archive));
     const members = spawnSync('ar', ['t', archive], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).sort();
-    assert.deepEqual(members, ['lora_expand.o', 'lora_shrink.o']);
+    assert.deepEqual(members, ['lora_device_pool.o', 'lora_expand.o', 'lora_shrink.o']);
     const symbols = spawnSync('nm', ['-C', archive], { encoding: 'utf8' }).stdout;
-    for (const fn of ['loraShrink', 'loraExpand', 'loraShrinkSplits', 'loraShrinkWorkspaceBytes'])
+    for (const fn of ['loraShrink', 'loraExpand', 'loraShrinkSplits', 'loraShrinkWorkspaceBytes', 'DeviceLoraPool::apply',
+      'DeviceLoraPool::writeSlot', 'DeviceLoraPool::setStep'])
       assert.match(symbols, new RegExp(`T tslora::cuda::lora::${fn}\\(`), `${fn} is exported`);
   } finally {
     rmSync(out, { recursive: true, force: true });
@@ -34,7 +35,8 @@ test('scripts/build-cuda.mjs compiles every kernel for sm_90a + compute_90 PTX i
 test('the CUDA test and benchmark drivers compile (host code against the kernel header)', { skip }, () => {
   const out = mkdtempSync(join(tmpdir(), 'tslora-cuda-drivers-'));
   try {
-    for (const source of ['native/src/cuda/test/lora_cuda_test.cpp', 'bench/lora/lora_cuda_bench.cpp']) {
+    for (const source of ['native/src/cuda/test/lora_cuda_test.cpp', 'native/src/cuda/test/lora_device_pool_test.cpp',
+      'bench/lora/lora_cuda_bench.cpp']) {
       const args = ['-std=c++17', ...includeDirs.map((d: string) => `-I${join(repoRoot, d)}`), `-I${join(repoRoot, 'native/src/cuda/test')}`,
         `-I${join(repoRoot, 'bench/lora')}`, '-c', join(repoRoot, source), '-o', join(out, 'driver.o')];
       const run = spawnSync('nice', ['nvcc', ...args], { encoding: 'utf8' });

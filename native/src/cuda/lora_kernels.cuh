@@ -39,6 +39,10 @@ struct DeviceStep {
   int maxSegments = 0;                     // grid size (static under CUDA graphs)
   int maxSegmentRows = 1;                  // upper bound on rows per segment: csgmv C, triton max_len
   int numTokens = 0;                       // rows of X / Y (the U workspace is [kSplits, numTokens, c*R])
+  // Optional (additive): split-K arrival tickets in a buffer of their own, all zero, at least
+  // loraShrinkCounterBytes(module, step) bytes, for callers that share one workspace between modules whose layouts
+  // differ (the tickets reset themselves after every shrink). nullptr = at the end of the workspace.
+  int* counters = nullptr;
 };
 
 // Split-K factor for the shrink: enough blocks to fill the GPU even at decode, at least 256 K per split.
@@ -52,8 +56,8 @@ int loraShrinkSplits(const DeviceModule& module, const DeviceStep& step, int num
 //                                             graph replays need no memset.
 size_t loraShrinkWorkspaceBytes(const DeviceModule& module, const DeviceStep& step, int kSplits);
 inline const float* loraShrinkOutput(const void* workspace) { return static_cast<const float*>(workspace); }
-// The tickets sit at the end of the workspace: these many bytes must be zero before a shrink (the rest may hold
-// anything, e.g. a NaN poison in tests).
+// The tickets sit at the end of the workspace (unless step.counters is set): these many bytes must be zero before a
+// shrink (the rest may hold anything, e.g. a NaN poison in tests).
 size_t loraShrinkCounterBytes(const DeviceModule& module, const DeviceStep& step);
 
 // U[p, n] = Σ_k X[p, k] · A[w, n, k] for n < c*r of every non-base segment row p (rows of base segments and

@@ -198,8 +198,8 @@ WorkspaceLayout layoutOf(const DeviceModule& module, const DeviceStep& step, int
   WorkspaceLayout l;
   l.u = reinterpret_cast<float*>(bytes);
   l.partials = reinterpret_cast<float*>(bytes + uFloats * sizeof(float));
-  l.counters = reinterpret_cast<int*>(bytes + (uFloats + partialFloats) * sizeof(float));
-  l.bytes = (uFloats + partialFloats) * sizeof(float) + counters * sizeof(int);
+  l.counters = step.counters ? step.counters : reinterpret_cast<int*>(bytes + (uFloats + partialFloats) * sizeof(float));
+  l.bytes = (uFloats + partialFloats) * sizeof(float) + (step.counters ? 0 : counters * sizeof(int));
   return l;
 }
 
@@ -254,7 +254,9 @@ int loraShrinkSplits(const DeviceModule& module, const DeviceStep& step, int num
 }
 
 size_t loraShrinkCounterBytes(const DeviceModule& module, const DeviceStep& step) {
-  const WorkspaceLayout l = layoutOf(module, step, 1, nullptr);
+  DeviceStep own = step;
+  own.counters = nullptr;
+  const WorkspaceLayout l = layoutOf(module, own, 1, nullptr);
   return l.bytes - static_cast<size_t>(step.numTokens) * module.numSlices * module.maxRank * sizeof(float);
 }
 

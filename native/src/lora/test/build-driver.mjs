@@ -1,7 +1,7 @@
 // Compiles a small C++ (g++) or CUDA (nvcc) test/benchmark driver, cached under build/lora-drivers/ by a hash of
 // every source and header it may include, so repeated test runs on the 2-core CI machine do not recompile.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -42,11 +42,20 @@ export function buildDriver({ name, sources, compiler = 'g++', flags = [], libs 
   mkdirSync(outDir, { recursive: true });
   const common = ['-std=c++17', '-O2', ...includeDirs.map((d) => `-I${join(repoRoot, d)}`)];
   const absolute = (flag) => (flag.startsWith('-I') && !flag.startsWith('-I/') ? `-I${join(repoRoot, flag.slice(2))}` : flag);
+  // Other test runs (other checkouts' `npm test`) may build the same driver at the same time: compile to a private
+  // name and rename, so nobody ever runs a half-written executable.
+  const partial = `${exe}.${process.pid}.tmp`;
   const args =
     compiler === 'nvcc'
-      ? [...common, '-Xcompiler', '-pthread', ...flags.map(absolute), ...sources.map((s) => join(repoRoot, s)), '-o', exe, ...libs]
-      : [...common, '-march=native', '-pthread', ...flags.map(absolute), ...sources.map((s) => join(repoRoot, s)), '-o', exe, ...libs];
+      ? [...common, '-Xcompiler', '-pthread', ...flags.map(absolute), ...sources.map((s) => join(repoRoot, s)), '-o', partial, ...libs]
+      : [...common, '-march=native', '-pthread', ...flags.map(absolute), ...sources.map((s) => join(repoRoot, s)), '-o', partial, ...libs];
   const result = spawnSync('nice', [compiler, ...args], { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`${compiler} failed for ${name}:\n${result.stderr}${result.stdout}`);
+  if (result.status !== 0) {
+    rmSync(partial, { force: true });
+    throw new Error(`${compiler} failed for ${name}:\n${result.stderr}${result.stdout}`);
+  }
+  renameSync(partial, exe);
+  for (const old of readdirSync(outDir)) // earlier builds of this driver
+    if (old.startsWith(`${name}-`) && !old.endsWith('.tmp') && join(outDir, old) !== exe) rmSync(join(outDir, old), { force: true });
   return exe;
 }

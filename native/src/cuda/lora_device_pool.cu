@@ -1,0 +1,230 @@
+// DeviceLoraPool: see lora_device_pool.h.
+#include "lora_device_pool.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "lora_internal.h"
+
+namespace tslora::cuda::lora {
+namespace {
+
+void check(cudaError_t status, const char* what) {
+  if (status != cudaSuccess) throw std::runtime_error(std::string("LoRA device pool: ") + what + ": " + cudaGetErrorString(status));
+}
+
+uint16_t toActBits(float v, ActDType dtype) {
+  uint16_t bits;
+  if (dtype == ActDType::BF16) {
+    const __nv_bfloat16 h = __float2bfloat16_rn(v);
+    std::memcpy(&bits, &h, 2);
+  } else {
+    const __half h = __float2half_rn(v);
+    std::memcpy(&bits, &h, 2);
+  }
+  return bits;
+}
+
+size_t aSlotElems(const host::ModuleShape& s, int R) { return static_cast<size_t>(s.numSlices) * R * s.in; }
+size_t bSlotElems(const host::ModuleShape& s, int R) { return static_cast<size_t>(s.outTotal()) * R; }
+
+}  // namespace
+
+DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, int maxTokens, int maxSegments)
+    : config_(config), dtype_(dtype), maxTokens_(maxTokens), maxSegments_(maxSegments) {
+  host::detail::validatePoolConfig(config);
+  if (config.targets[static_cast<int>(host::Module::Embed)])
+    throw std::invalid_argument("LoRA device pool: embed_tokens LoRA has no CUDA kernel yet");
+  if (maxTokens < 1 || maxSegments < 1) throw std::invalid_argument("LoRA device pool: maxTokens and maxSegments must be >= 1");
+  int device = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice");
+  check(cudaDeviceGetAttribute(&numSms_, cudaDevAttrMultiProcessorCount, device), "multiprocessor count");
+  const int S = config.numSlots, R = config.maxRank;
+  int maxColumnBlocks = 1;
+  for (int m = 0; m < host::kNumModules; ++m) {
+    if (!config.targets[m]) continue;
+    const host::ModuleShape& s = config.shapes[m];
+    const int layers = host::detail::layerCount(config, static_cast<host::Module>(m));
+    buffers_[m].resize(layers);
+    for (ModuleBuffers& buf : buffers_[m]) {
+      const size_t aBytes = aSlotElems(s, R) * S * 2, bBytes = bSlotElems(s, R) * S * 2;
+      check(cudaMalloc(&buf.a, aBytes), "cudaMalloc A");
+      check(cudaMalloc(&buf.b, bBytes), "cudaMalloc B");
+      check(cudaMemset(buf.a, 0, aBytes), "cudaMemset A");
+      check(cudaMemset(buf.b, 0, bBytes), "cudaMemset B");
+      weightBytes_ += aBytes + bBytes;
+    }
+    stagingElems_ = std::max({stagingElems_, static_cast<size_t>(s.numSlices) * R * s.in, static_cast<size_t>(s.outTotal()) * R});
+    maxColumnBlocks = std::max(maxColumnBlocks, (s.numSlices * R + 63) / 64);
+  }
+  ranks_.assign(S, 0);
+  check(cudaMalloc(&slotRanks_, S * sizeof(int32_t)), "cudaMalloc ranks");
+  check(cudaMemset(slotRanks_, 0, S * sizeof(int32_t)), "cudaMemset ranks");
+  const size_t tableInts = static_cast<size_t>(maxSegments) * 2 + 1 + maxTokens;
+  check(cudaMalloc(&segIndptr_, tableInts * sizeof(int32_t)), "cudaMalloc tables");
+  weightIndices_ = segIndptr_ + maxSegments + 1;
+  permutation_ = weightIndices_ + maxSegments;
+  check(cudaMallocHost(&hostTables_, tableInts * sizeof(int32_t)), "cudaMallocHost tables");
+  check(cudaMallocHost(&staging_, stagingElems_ * sizeof(uint16_t)), "cudaMallocHost staging");
+  check(cudaEventCreateWithFlags(&tablesCopied_, cudaEventDisableTiming), "cudaEventCreate");
+  // Tickets for every (row tile, column block) a step can have: 16-row tiles at the finest.
+  countersInts_ = static_cast<size_t>(maxSegments) * ((maxTokens + 15) / 16) * maxColumnBlocks;
+  check(cudaMalloc(&counters_, countersInts_ * sizeof(int)), "cudaMalloc tickets");
+  check(cudaMemset(counters_, 0, countersInts_ * sizeof(int)), "cudaMemset tickets");
+  step_.segIndptr = segIndptr_;
+  step_.weightIndices = weightIndices_;
+  step_.permutation = permutation_;  // always set (identity when the step has none): one graph fits every step
+  step_.slotRanks = slotRanks_;
+  step_.maxSegments = maxSegments;
+  step_.maxSegmentRows = 16;
+  step_.numTokens = maxTokens;
+  step_.counters = counters_;
+  // Empty tables until the first setStep: every segment empty.
+  std::fill(hostTables_, hostTables_ + tableInts, 0);
+  check(cudaMemcpy(segIndptr_, hostTables_, tableInts * sizeof(int32_t), cudaMemcpyHostToDevice), "init tables");
+}
+
+DeviceLoraPool::~DeviceLoraPool() {
+  for (auto& layers : buffers_)
+    for (ModuleBuffers& buf : layers) {
+      cudaFree(buf.a);
+      cudaFree(buf.b);
+    }
+  cudaFree(slotRanks_);
+  cudaFree(segIndptr_);
+  cudaFree(counters_);
+  cudaFree(workspace_);
+  cudaFreeHost(hostTables_);
+  cudaFreeHost(staging_);
+  cudaEventDestroy(tablesCopied_);
+}
+
+int DeviceLoraPool::slotRank(int slot) const {
+  if (slot < 0 || slot >= config_.numSlots) throw std::invalid_argument("LoRA device pool: slot out of range");
+  return ranks_[slot];
+}
+
+DeviceModule DeviceLoraPool::view(host::Module m, int layer) const {
+  const host::ModuleShape& s = config_.shapes[static_cast<int>(m)];
+  DeviceModule v;
+  v.a = buffers_[static_cast<int>(m)][layer].a;
+  v.b = buffers_[static_cast<int>(m)][layer].b;
+  v.in = s.in;
+  v.numSlices = s.numSlices;
+  for (int j = 0; j <= s.numSlices; ++j) v.sliceOffsets[j] = s.sliceOffsets[j];
+  v.maxRank = config_.maxRank;
+  return v;
+}
+
+void DeviceLoraPool::zeroRegion(const ModuleBuffers& buf, const host::ModuleShape& s, int slot, int r, cudaStream_t stream) {
+  const int R = config_.maxRank;
+  auto* a = static_cast<uint16_t*>(buf.a) + aSlotElems(s, R) * slot;
+  auto* b = static_cast<uint16_t*>(buf.b) + bSlotElems(s, R) * slot;
+  check(cudaMemsetAsync(a, 0, static_cast<size_t>(s.numSlices) * r * s.in * 2, stream), "zero A");
+  check(cudaMemset2DAsync(b, R * 2, 0, r * 2, s.outTotal(), stream), "zero B");
+}
+
+void DeviceLoraPool::writeSlot(int slot, const host::HostAdapter& adapter, cudaStream_t stream) {
+  slotRank(slot);
+  const auto* hostAdapter = dynamic_cast<const host::detail::HostAdapterImpl*>(&adapter);
+  if (hostAdapter == nullptr) throw std::invalid_argument("LoRA device pool: adapter was not built by buildHostAdapter");
+  if (!host::detail::sameShapes(hostAdapter->config(), config_))
+    throw std::invalid_argument("incompatible: adapter was built for a different pool shape");
+  const int r = hostAdapter->rank(), R = config_.maxRank;
+  if (r > R) throw std::invalid_argument("incompatible: adapter rank exceeds the pool's maximum rank");
+  ranks_[slot] = 0;  // unusable while being written
+  check(cudaMemcpyAsync(slotRanks_ + slot, &ranks_[slot], sizeof(int32_t), cudaMemcpyHostToDevice, stream), "rank");
+  for (int m = 0; m < host::kNumModules; ++m) {
+    if (!config_.targets[m]) continue;
+    const host::ModuleShape& s = config_.shapes[m];
+    for (int layer = 0; layer < static_cast<int>(buffers_[m].size()); ++layer) {
+      const ModuleBuffers& buf = buffers_[m][layer];
+      const host::detail::HostModule& hm = hostAdapter->module(static_cast<host::Module>(m), layer);
+      if (!hm.present) {
+        zeroRegion(buf, s, slot, r, stream);
+        continue;
+      }
+      for (size_t i = 0; i < hm.a.size(); ++i) staging_[i] = toActBits(hm.a[i], dtype_);  // [c*r, in]
+      check(cudaMemcpyAsync(static_cast<uint16_t*>(buf.a) + aSlotElems(s, R) * slot, staging_, hm.a.size() * 2,
+                            cudaMemcpyHostToDevice, stream), "copy A");
+      check(cudaStreamSynchronize(stream), "copy A");
+      for (size_t i = 0; i < hm.b.size(); ++i) staging_[i] = toActBits(hm.b[i], dtype_);  // [outTotal, r] → pitch R
+      check(cudaMemcpy2DAsync(static_cast<uint16_t*>(buf.b) + bSlotElems(s, R) * slot, R * 2, staging_, r * 2, r * 2,
+                              s.outTotal(), cudaMemcpyHostToDevice, stream), "copy B");
+      check(cudaStreamSynchronize(stream), "copy B");
+    }
+  }
+  ranks_[slot] = r;
+  check(cudaMemcpyAsync(slotRanks_ + slot, &ranks_[slot], sizeof(int32_t), cudaMemcpyHostToDevice, stream), "rank");
+  check(cudaStreamSynchronize(stream), "writeSlot");
+}
+
+void DeviceLoraPool::clearSlot(int slot, cudaStream_t stream) {
+  slotRank(slot);
+  ranks_[slot] = 0;
+  check(cudaMemcpyAsync(slotRanks_ + slot, &ranks_[slot], sizeof(int32_t), cudaMemcpyHostToDevice, stream), "rank");
+  for (int m = 0; m < host::kNumModules; ++m)
+    for (const ModuleBuffers& buf : buffers_[m]) zeroRegion(buf, config_.shapes[m], slot, config_.maxRank, stream);
+  check(cudaStreamSynchronize(stream), "clearSlot");
+}
+
+void DeviceLoraPool::setStep(const host::StepLora& step, cudaStream_t stream) {
+  const int G = step.numSegments, T = step.numTokens;
+  if (G < 0 || G > maxSegments_ || T < 0 || T > maxTokens_)
+    throw std::invalid_argument("LoRA device pool: step has " + std::to_string(G) + " segments / " + std::to_string(T) +
+                                " tokens, above the static maxima " + std::to_string(maxSegments_) + " / " + std::to_string(maxTokens_));
+  check(cudaEventSynchronize(tablesCopied_), "previous tables");  // the pinned staging is about to be rewritten
+  int32_t* indptr = hostTables_;
+  int32_t* weights = indptr + maxSegments_ + 1;
+  int32_t* perm = weights + maxSegments_;
+  int longest = 1;
+  indptr[0] = G > 0 ? step.segIndptr[0] : 0;
+  for (int g = 0; g < G; ++g) {
+    const int begin = step.segIndptr[g], end = step.segIndptr[g + 1], slot = step.weightIndices[g];
+    if (begin < 0 || end < begin || end > T || slot < -1 || slot >= config_.numSlots)
+      throw std::invalid_argument("LoRA device pool: segment " + std::to_string(g) + " is out of range");
+    indptr[g + 1] = end;
+    weights[g] = slot;
+    if (slot >= 0) longest = std::max(longest, end - begin);  // base segments (csgmv: one long one) do no work
+  }
+  for (int g = G; g < maxSegments_; ++g) {  // padding: empty segments of the base slot (spec e.10)
+    indptr[g + 1] = indptr[G];
+    weights[g] = -1;
+  }
+  for (int p = 0; p < T; ++p) {
+    perm[p] = step.permutation ? step.permutation[p] : p;
+    if (perm[p] < 0 || perm[p] >= T) throw std::invalid_argument("LoRA device pool: permutation entry out of range");
+  }
+  const size_t ints = static_cast<size_t>(maxSegments_) * 2 + 1 + T;
+  check(cudaMemcpyAsync(segIndptr_, hostTables_, ints * sizeof(int32_t), cudaMemcpyHostToDevice, stream), "tables");
+  check(cudaEventRecord(tablesCopied_, stream), "tables");
+  step_.maxSegmentRows = std::min(maxTokens_, step.csgmv ? std::max(step.chunkSize, longest) : longest);
+}
+
+void DeviceLoraPool::apply(int layer, host::Module module, const void* x, int xStride, void* y, int yStride, int yOffset,
+                           cudaStream_t stream) {
+  const int m = static_cast<int>(module);
+  if (m < 0 || m >= host::kNumModules || !config_.targets[m] || module == host::Module::Embed)
+    throw std::invalid_argument("LoRA device pool: module is not targeted (or has no CUDA kernel)");
+  if (!host::detail::isPerLayer(module)) layer = 0;
+  if (layer < 0 || layer >= static_cast<int>(buffers_[m].size())) throw std::invalid_argument("LoRA device pool: layer out of range");
+  const DeviceModule v = view(module, layer);
+  const int kSplits = loraShrinkSplits(v, step_, numSms_);
+  const size_t bytes = loraShrinkWorkspaceBytes(v, step_, kSplits);
+  if (bytes > workspaceBytes_) {  // grows during warm-up; capture graphs afterwards
+    check(cudaStreamSynchronize(stream), "workspace");
+    cudaFree(workspace_);
+    workspace_ = nullptr;
+    check(cudaMalloc(&workspace_, bytes), "cudaMalloc workspace");
+    workspaceBytes_ = bytes;
+  }
+  check(loraShrink(dtype_, v, step_, x, xStride, workspace_, kSplits, stream), "shrink");
+  check(loraExpand(dtype_, v, step_, loraShrinkOutput(workspace_), y, yStride, yOffset, stream), "expand");
+}
+
+}  // namespace tslora::cuda::lora

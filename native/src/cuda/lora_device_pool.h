@@ -1,0 +1,75 @@
+// Device twin of tslora::lora::LoraPool (native/src/lora/lora.h) for the CUDA engine: S slots of A [c*R, in] and
+// B [outTotal, R] per (layer, module) in bf16 or fp16, allocated once (slots never move: spec c.4, e.10), written
+// from the host tier (HostAdapter, fp32 with σ folded) and applied with the kernels of lora_kernels.cuh.
+// Per-step metadata lives in static device buffers whose contents setStep rewrites in place, so a captured CUDA
+// graph stays valid for replays whose segments are no longer than at capture (csgmv: the same or a smaller chunk
+// size; spec e.10); capture after one warm-up step of that shape (the split-K workspace grows on demand). Modules
+// are applied one after another on one stream (they share the workspace and the split-K tickets).
+// Embedding LoRA has no CUDA kernel yet: a pool that targets embed_tokens is rejected.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "lora.h"
+#include "lora_kernels.cuh"
+
+namespace tslora::cuda::lora {
+
+namespace host = tslora::lora;
+
+class DeviceLoraPool {
+ public:
+  // maxTokens: rows of the largest step; maxSegments: the largest segment count (csgmv: ⌈tokens/16⌉ + slots).
+  DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, int maxTokens, int maxSegments);
+  ~DeviceLoraPool();
+  DeviceLoraPool(const DeviceLoraPool&) = delete;
+  DeviceLoraPool& operator=(const DeviceLoraPool&) = delete;
+
+  const host::PoolConfig& config() const { return config_; }
+  size_t sizeBytes() const { return weightBytes_; }
+  int slotRank(int slot) const;
+
+  // Rank-r regions only (A rows [0, c*r), B columns [0, r)); modules the adapter lacks are zeroed there (spec c.4).
+  // Synchronises `stream` before returning (the staging buffer is reused).
+  void writeSlot(int slot, const host::HostAdapter& adapter, cudaStream_t stream);
+  // Zeroes the whole slot and marks it rank 0.
+  void clearSlot(int slot, cudaStream_t stream);
+
+  // Uploads one step's tables (the same StepLora the CPU forward uses); padding segments are empty.
+  void setStep(const host::StepLora& step, cudaStream_t stream);
+  // y[p, yOffset + …] += LoRA delta of (layer, module) for the rows of the current step. x, y: device activations.
+  void apply(int layer, host::Module module, const void* x, int xStride, void* y, int yStride, int yOffset,
+             cudaStream_t stream);
+
+ private:
+  struct ModuleBuffers {
+    void* a = nullptr;  // [S, c*R, in]
+    void* b = nullptr;  // [S, outTotal, R]
+  };
+  DeviceModule view(host::Module m, int layer) const;
+  void zeroRegion(const ModuleBuffers& buf, const host::ModuleShape& s, int slot, int r, cudaStream_t stream);
+
+  host::PoolConfig config_;
+  ActDType dtype_;
+  int maxTokens_, maxSegments_, numSms_ = 1;
+  size_t weightBytes_ = 0;
+  std::vector<ModuleBuffers> buffers_[host::kNumModules];  // [module][layer]
+  std::vector<int32_t> ranks_;                            // host mirror of slotRanks_
+  int32_t* slotRanks_ = nullptr;                          // [S]
+  int32_t* segIndptr_ = nullptr;                          // [maxSegments + 1]
+  int32_t* weightIndices_ = nullptr;                      // [maxSegments]
+  int32_t* permutation_ = nullptr;                        // [maxTokens]
+  int32_t* hostTables_ = nullptr;                         // pinned staging for the three tables
+  uint16_t* staging_ = nullptr;                           // pinned, the largest module region of one slot
+  size_t stagingElems_ = 0;
+  cudaEvent_t tablesCopied_ = nullptr;                    // the last table upload (pinned staging reuse)
+  int* counters_ = nullptr;                               // split-K tickets, all zero between shrinks
+  size_t countersInts_ = 0;
+  void* workspace_ = nullptr;                             // U and split-K partials, shared by all modules
+  size_t workspaceBytes_ = 0;
+  DeviceStep step_;
+};
+
+}  // namespace tslora::cuda::lora

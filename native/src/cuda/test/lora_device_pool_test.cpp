@@ -1,0 +1,119 @@
+// DeviceLoraPool (the CUDA engine's LoRA pool) against the CPU LoraPool: every module including lm_head, both
+// strategies, a stale slot (rank 64 then rank 8), q/v-only and fused adapters, an empty slot, padded step tables,
+// then clearSlot. Exit 0 = passed, 1 = failed, 77 = no usable GPU.
+#include <cmath>
+#include <cstdio>
+
+#include "device_pool.h"
+#include "lora_device_pool.h"
+#include "test_thread_pool.h"
+
+using namespace tslora::lora;
+using namespace tslora::lora::test;
+namespace cl = tslora::cuda::lora;
+
+namespace {
+
+tslora::ThreadPool& threads() {
+  static tslora::ThreadPool pool(2);
+  return pool;
+}
+
+// One module of one layer through both pools; "" on success.
+std::string compare(const PoolConfig& c, const LoraPool& cpu, cl::DeviceLoraPool& gpu, Module m, int layer, const Segments& seg,
+                    bool csgmv, cl::ActDType dtype, Rng& rng) {
+  const ModuleShape& s = c.shapes[static_cast<int>(m)];
+  const int T = static_cast<int>(seg.rowSlots.size()), xStride = s.in, yStride = s.outTotal() + 16, yOffset = 8;
+  std::vector<uint16_t> xBits(static_cast<size_t>(T) * xStride), yBits(static_cast<size_t>(T) * yStride);
+  std::vector<float> x(xBits.size()), y(yBits.size());
+  for (size_t i = 0; i < xBits.size(); ++i) { xBits[i] = toActBits(rng.uniform(), dtype); x[i] = fromActBits(xBits[i], dtype); }
+  for (size_t i = 0; i < yBits.size(); ++i) { yBits[i] = toActBits(rng.uniform() * 0.25f, dtype); y[i] = fromActBits(yBits[i], dtype); }
+  const std::vector<float> y0 = y;
+  cpu.apply(layer, m, x.data(), xStride, y.data(), yStride, yOffset, seg.step(csgmv), threads());
+  DeviceBuffer<uint16_t> dX, dY;
+  dX.upload(xBits);
+  dY.upload(yBits);
+  gpu.apply(layer, m, dX.ptr, xStride, dY.ptr, yStride, yOffset, nullptr);
+  CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<uint16_t> out(yBits.size());
+  CUDA_CHECK(cudaMemcpy(out.data(), dY.ptr, out.size() * 2, cudaMemcpyDeviceToHost));
+  double errSq = 0, deltaSq = 0;
+  for (int row = 0; row < T; ++row)
+    for (int col = 0; col < yStride; ++col) {
+      const size_t i = static_cast<size_t>(row) * yStride + col;
+      const int slot = seg.rowSlots[row];
+      const bool lora = slot >= 0 && cpu.slotRank(slot) > 0 && col >= yOffset && col < yOffset + s.outTotal();
+      if (!lora) {
+        if (out[i] != yBits[i]) return "changed a base row or a column outside the module at row " + std::to_string(row);
+        continue;
+      }
+      const float got = fromActBits(out[i], dtype);
+      if (!std::isfinite(got)) return "non-finite output";
+      errSq += (double(got) - y[i]) * (double(got) - y[i]);
+      deltaSq += (double(y[i]) - y0[i]) * (double(y[i]) - y0[i]);
+    }
+  const double rel = deltaSq > 0 ? std::sqrt(errSq / deltaSq) : std::sqrt(errSq);
+  const double tolerance = dtype == cl::ActDType::BF16 ? 1.5e-2 : 3e-3;
+  if (rel > tolerance) return "relative error " + std::to_string(rel);
+  return "";
+}
+
+}  // namespace
+
+int main() {
+  int devices = 0;
+  const cudaError_t probe = cudaGetDeviceCount(&devices);
+  if (probe != cudaSuccess || devices == 0) {
+    std::printf("skip: no usable CUDA device (%s)\n", probe != cudaSuccess ? cudaGetErrorString(probe) : "0 devices");
+    return 77;
+  }
+  int failures = 0, passes = 0;
+  for (cl::ActDType dtype : {cl::ActDType::BF16, cl::ActDType::F16}) {
+    PoolConfig c = makeConfig(4, 64, 2, 256, 256, 64, 512, 1000);
+    c.targets[static_cast<int>(Module::Embed)] = false;
+    Rng rng(7 + static_cast<int>(dtype));
+    const DType type = dtype == cl::ActDType::BF16 ? DType::BF16 : DType::F16;
+    const std::vector<int> all = {kPeftQ, kPeftK, kPeftV, kPeftO, kPeftGate, kPeftUp, kPeftDown, kPeftLmHead};
+    const TestAdapter big = makeAdapter(rng, c, 64, all, type);
+    const TestAdapter small = makeAdapter(rng, c, 8, all, type);
+    const TestAdapter qv = makeAdapter(rng, c, 16, {kPeftQ, kPeftV, kPeftDown}, type);
+    const TestAdapter fused = makeAdapter(rng, c, 3, {kPeftFusedQkv, kPeftFusedGateUp, kPeftLmHead}, type);
+    LoraPool cpu(c);
+    cl::DeviceLoraPool gpu(c, dtype, 512, 64);
+    const std::pair<int, const TestAdapter*> writes[] = {{0, &big}, {0, &small}, {1, &qv}, {2, &fused}};
+    for (const auto& [slot, ad] : writes) {
+      const auto hostAdapter = buildHostAdapter(ad->input(), c);
+      cpu.writeSlot(slot, *hostAdapter);
+      gpu.writeSlot(slot, *hostAdapter, nullptr);
+    }
+    const std::vector<int> slots = {0, 1, -1, 2, 3, 0, 1, 2, 0, 1, 2, 2}, counts = {1, 77, 5, 13, 4, 1, 1, 1, 200, 3, 0, 9};
+    for (int phase = 0; phase < 2; ++phase) {
+      if (phase == 1) {
+        cpu.clearSlot(1);
+        gpu.clearSlot(1, nullptr);
+        if (gpu.slotRank(1) != 0) { ++failures; std::printf("FAIL slotRank after clearSlot\n"); }
+      }
+      for (bool csgmv : {false, true}) {
+        const Segments seg = buildSegments(slots, counts, csgmv, 64);
+        gpu.setStep(seg.step(csgmv), nullptr);
+        for (Module m : {Module::QKV, Module::O, Module::GateUp, Module::Down, Module::LmHead})
+          for (int layer = 0; layer < (m == Module::LmHead ? 1 : c.numLayers); ++layer) {
+            std::string error;
+            try {
+              error = compare(c, cpu, gpu, m, layer, seg, csgmv, dtype, rng);
+            } catch (const std::exception& e) {
+              error = e.what();
+            }
+            if (error.empty()) ++passes;
+            else {
+              ++failures;
+              std::printf("FAIL %s %s %s layer %d%s: %s\n", dtype == cl::ActDType::BF16 ? "bf16" : "fp16", csgmv ? "csgmv" : "triton",
+                          moduleNameOf(m).c_str(), layer, phase ? " after clearSlot" : "", error.c_str());
+            }
+          }
+      }
+    }
+  }
+  std::printf("%s: %d device-pool cases passed, %d failed\n", failures ? "FAIL" : "ok", passes, failures);
+  return failures ? 1 : 0;
+}
