@@ -61,7 +61,7 @@ const EXIT_STATUS = `## EXIT STATUS
 * ${EXIT_CODES.failure}: an unexpected failure (see the message).
 * ${EXIT_CODES.usage}: usage error: a bad flag, environment variable or config-file value; nothing was started.
 * ${EXIT_CODES.unreachable}: the server could not be reached or did not answer in time.
-* ${EXIT_CODES.notLoaded}: the adapter is not loaded.
+* ${EXIT_CODES.notLoaded}: the adapter is not loaded, or the server found no adapter at PATH (load).
 * ${EXIT_CODES.rejected}: the server rejected the request (its reason and error_code are printed).
 * ${EXIT_CODES.unauthorized}: the server refused the API key.
 * ${EXIT_CODES.checkFailed}: a \`tslora bench --check\` assertion failed.

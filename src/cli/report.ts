@@ -1,10 +1,25 @@
 /** How the CLI shows failures: one line on stderr ("tslora <command>: error: message hint") and an exit code. */
-import { TsloraError, exitCodeForCode, toTsloraError } from '../errors.js';
+import { EXIT_CODES, TsloraError, exitCodeForCode, toTsloraError } from '../errors.js';
+
+/** Message and hint as one text, with a full stop between them (server messages may lack one). */
+export function describeError(err: TsloraError): string {
+  if (!err.hint) return err.message;
+  const message = /[.!?:)]$/.test(err.message.trim()) ? err.message.trim() : `${err.message.trim()}.`;
+  return `${message} ${err.hint}`;
+}
+
+/**
+ * Exit status for a failure. An adapter path the server cannot find (not_found) shares status 4 with an
+ * adapter name that is not loaded: both mean "nothing there by that name/path".
+ */
+export function exitCodeFor(err: TsloraError): number {
+  return err.code === 'not_found' ? EXIT_CODES.notLoaded : exitCodeForCode(err.code);
+}
 
 export function reportError(command: string, error: unknown): number {
   const err = (error as { usageError?: boolean }).usageError
     ? new TsloraError('usage', (error as Error).message)
     : toTsloraError(error);
-  process.stderr.write(`tslora ${command}: error: ${err.describe()}\n`);
-  return exitCodeForCode(err.code);
+  process.stderr.write(`tslora ${command}: error: ${describeError(err)}\n`);
+  return exitCodeFor(err);
 }

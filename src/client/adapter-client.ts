@@ -62,7 +62,9 @@ export class TsloraClient {
     }
     const message = errorMessageOf(body) ?? `HTTP ${status} without an error message`;
     const code = categorizeAdapterError(record.error_code, message);
-    throw new TsloraError(code, message, { hint: HINTS[code] });
+    // a tslora server (error_code present) already says what to do; add advice only to other servers' messages
+    const serverGaveCode = typeof record.error_code === 'string';
+    throw new TsloraError(code, message, { hint: serverGaveCode ? undefined : HINTS[code] });
   }
 
   loadAdapter(name: string, path: string, options: { pinned?: boolean } = {}): Promise<AdapterOperationResponse> {

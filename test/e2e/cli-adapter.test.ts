@@ -73,8 +73,8 @@ test('--json prints the server objects on stdout, errors included', async () => 
   }
 });
 
-test('exit codes: not loaded 4, rejected 5 with the server reason, unauthorized 6, unreachable 3, usage 2', async () => {
-  const stub = await startStubServer({ apiKey: 'k', maxLorasPerBatch: 2 });
+test('exit codes: not loaded / not found 4, rejected 5 with the server reason, unauthorized 6, unreachable 3, usage 2', async () => {
+  const stub = await startStubServer({ apiKey: 'k', maxLorasPerBatch: 2, existingPaths: ['/a', '/b'] });
   try {
     const url = ['--url', stub.url, '--api-key', 'k'];
     let result = await runCli(['adapter', 'unload', 'ghost', ...url]);
@@ -85,6 +85,10 @@ test('exit codes: not loaded 4, rejected 5 with the server reason, unauthorized 
     result = await runCli(['adapter', 'load', 'b', '/b', '--pinned', ...url]);
     assert.equal(result.code, 5);
     assert.ok(result.stderr.includes('starve'), result.stderr);
+
+    result = await runCli(['adapter', 'load', 'c', '/missing', ...url]);
+    assert.equal(result.code, 4, 'no adapter at the path (not_found) shares status 4');
+    assert.ok(result.stderr.includes("no PEFT LoRA adapter at '/missing'"), result.stderr);
 
     result = await runCli(['adapter', 'list', '--url', stub.url]);
     assert.equal(result.code, 6);

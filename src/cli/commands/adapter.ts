@@ -1,6 +1,6 @@
 /**
  * `tslora adapter load|unload|pin|unpin|list`: the adapter admin API of a running server (spec b.3-b.5).
- * Exit codes: 0 ok, 2 usage, 3 unreachable, 4 not loaded, 5 rejected by the server, 6 unauthorized.
+ * Exit codes: 0 ok, 2 usage, 3 unreachable, 4 not loaded or not found, 5 rejected by the server, 6 unauthorized.
  */
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
@@ -84,7 +84,7 @@ export function registerAdapterCommand(program: Command): void {
   const adapter = program
     .command('adapter')
     .description('Load, unload, pin, unpin and list adapters on a running tslora server.')
-    .addHelpText('after', '\nExit codes: 0 ok, 2 usage, 3 server unreachable, 4 adapter not loaded, 5 rejected by the server, 6 unauthorized.\n');
+    .addHelpText('after', '\nExit codes: 0 ok, 2 usage, 3 server unreachable, 4 adapter not loaded (or no adapter at PATH), 5 rejected by the server, 6 unauthorized.\n');
 
   const subcommands: Array<{ name: string; args: string[]; description: string; action: Action; extra?: typeof adapterLoadOptions }> = [
     { name: 'load', args: ['<name>', '<path>'], description: 'Load the PEFT adapter at PATH as NAME (a relative PATH that exists here is sent as an absolute path).', action: load, extra: adapterLoadOptions },

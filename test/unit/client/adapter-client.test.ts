@@ -141,3 +141,25 @@ test('a server that does not answer in time is reported with the timeout', async
     await new Promise<void>((resolve) => silent.close(() => resolve()));
   }
 });
+
+test('advice is added to messages of servers without error_code (SGLang), not to tslora messages', async () => {
+  const { createServer } = await import('node:http');
+  const sglangLike = createServer((_req, res) => {
+    res.writeHead(400, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ success: false, error_message: 'The lora adapter sql is already loaded.', loaded_adapters: { sql: '/a' } }));
+  });
+  await new Promise<void>((resolve) => sglangLike.listen(0, '127.0.0.1', resolve));
+  const { port } = sglangLike.address() as { port: number };
+  const stub = await startStubServer();
+  try {
+    const fromSglang = await rejectsWith(new TsloraClient({ url: `http://127.0.0.1:${port}` }).loadAdapter('sql', '/a'), 'already_loaded', 'already loaded');
+    assert.ok((fromSglang.hint ?? '').includes('tslora adapter unload'));
+    const client = new TsloraClient({ url: stub.url });
+    await client.loadAdapter('sql', '/a');
+    const fromTslora = await rejectsWith(client.loadAdapter('sql', '/a'), 'already_loaded', 'already loaded');
+    assert.equal(fromTslora.hint, undefined);
+  } finally {
+    await stub.close();
+    await new Promise<void>((resolve) => sglangLike.close(() => resolve()));
+  }
+});
