@@ -1,5 +1,5 @@
 /** How the CLI shows failures: one line on stderr ("tslora <command>: error: message hint") and an exit code. */
-import { EXIT_CODES, TsloraError, exitCodeForCode, toTsloraError } from '../errors.js';
+import { EXIT_CODES, TsloraError, exitCodeForCode, toTsloraError, type TsloraErrorCode } from '../errors.js';
 
 /** Message and hint as one text, with a full stop between them (server messages may lack one). */
 export function describeError(err: TsloraError): string {
@@ -9,17 +9,18 @@ export function describeError(err: TsloraError): string {
 }
 
 /**
- * Exit status for a failure. An adapter path the server cannot find (not_found) shares status 4 with an
- * adapter name that is not loaded: both mean "nothing there by that name/path".
+ * Exit status of the adapter commands: an adapter path the server cannot find (not_found) shares status 4 with
+ * an adapter name that is not loaded; both mean "nothing there by that name or path".
  */
-export function exitCodeFor(err: TsloraError): number {
-  return err.code === 'not_found' ? EXIT_CODES.notLoaded : exitCodeForCode(err.code);
+export function adapterExitCode(code: TsloraErrorCode): number {
+  return code === 'not_found' ? EXIT_CODES.notLoaded : exitCodeForCode(code);
 }
 
-export function reportError(command: string, error: unknown): number {
+/** Prints the failure and returns its exit status (exitCodeForCode unless the command maps codes itself). */
+export function reportError(command: string, error: unknown, exitCodeOf: (code: TsloraErrorCode) => number = exitCodeForCode): number {
   const err = (error as { usageError?: boolean }).usageError
     ? new TsloraError('usage', (error as Error).message)
     : toTsloraError(error);
   process.stderr.write(`tslora ${command}: error: ${describeError(err)}\n`);
-  return exitCodeFor(err);
+  return exitCodeOf(err.code);
 }

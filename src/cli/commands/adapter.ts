@@ -8,7 +8,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { adapterLoadOptions, adapterOptions, resolveAdapterCliConfig, type AdapterCliConfig } from '../../config/adapter-options.js';
 import { TsloraClient } from '../../client/adapter-client.js';
 import { toTsloraError } from '../../errors.js';
-import { reportError } from '../report.js';
+import { adapterExitCode, reportError } from '../report.js';
 import { addTableOptions, readTableValues } from '../table-options.js';
 import { formatListing, loadedLine } from './adapter-output.js';
 
@@ -38,7 +38,7 @@ function run(name: string, action: Action) {
     } catch (error) {
       const err = toTsloraError(error);
       if (config.json) printJson({ success: false, error_code: err.code, error_message: err.message, hint: err.hint ?? null });
-      process.exitCode = reportError(`adapter ${name}`, err);
+      process.exitCode = reportError(`adapter ${name}`, err, adapterExitCode);
     }
   };
 }
