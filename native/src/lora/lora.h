@@ -31,7 +31,7 @@ struct ModuleShape {
   int outTotal() const { return sliceOffsets[numSlices]; }
 };
 
-// Storage of the pool's A/B buffers (additive). BF16 halves the bytes the kernels read (decode is bound by them);
+// Storage of the pool's A/B buffers (additive). BF16 halves the memory and the bytes the kernels read;
 // B is rounded after σ is folded in fp32. Kernels always compute in fp32.
 enum class PoolDType : int { F32 = 0, BF16 = 1 };
 
