@@ -49,7 +49,7 @@ test('finished runs stay listed above the live panel, with their summary figures
   rerender(<Dashboard snapshot={snapshot({ finished: [finishedRun('triton', 42.5), finishedRun('csgmv', 21, 2)], live: null })} />);
   const frame = lastFrame() ?? '';
   unmount();
-  assert.match(frame, /✔ triton\s+10\/10\s+TTFT p50 42\.5 ms/);
+  assert.match(frame, /✔ triton\s+10\/10 · TTFT p50\/p99 42\.5 ms\/42\.5 ms · ITL 10\.0 ms/);
   assert.match(frame, /! csgmv\s+8\/10 .*2 errors/);
   assert.doesNotMatch(frame, /in flight/); // no live panel once everything finished
 });

@@ -41,14 +41,14 @@ function FinishedRow({ summary }: { summary: RunSummary }) {
   return (
     <Box>
       <Text color={failed ? 'yellow' : 'green'}>{failed ? '! ' : '✔ '}</Text>
-      <Box width={Math.max(22, summary.run.length + 2)}>
+      <Box width={Math.max(20, summary.run.length + 1)} flexShrink={0}>
         <Text bold>{summary.run}</Text>
       </Box>
       <Text>
-        {summary.completed}/{summary.requests}  TTFT p50 <Text color="cyan">{ms(summary.ttft.p50)}</Text> p99 {ms(summary.ttft.p99)}  ITL p50{' '}
-        {ms(summary.itl.p50)}  E2E p50 {ms(summary.e2e.p50)}  <Text color="magenta">{rate(summary.outputTokPerS)} tok/s</Text>
-        {summary.errors > 0 ? <Text color="red">  {summary.errors} errors</Text> : null}
-        {summary.lora.adapterLoads !== null ? `  ${summary.lora.adapterLoads} loads` : ''}
+        {summary.completed}/{summary.requests} · TTFT p50/p99 <Text color="cyan">{ms(summary.ttft.p50)}</Text>/{ms(summary.ttft.p99)} · ITL{' '}
+        {ms(summary.itl.p50)} · E2E {ms(summary.e2e.p50)} · <Text color="magenta">{rate(summary.outputTokPerS)} tok/s</Text>
+        {summary.errors > 0 ? <Text color="red"> · {summary.errors} errors</Text> : null}
+        {summary.lora.adapterLoads !== null ? ` · ${summary.lora.adapterLoads} loads` : ''}
       </Text>
     </Box>
   );
