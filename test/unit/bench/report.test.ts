@@ -109,3 +109,25 @@ test('writeOutputs writes results.json, report.md and four charts', () => {
     assertBalancedSvg(readFileSync(chart, 'utf8'));
   }
 });
+
+test('with several rounds the report adds per-round medians for every variant', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-rounds-'));
+  const config = { ...parseBenchConfig({ name: 'r', variants: [{ name: 'triton' }, { name: 'csgmv' }] }, 'inline'), rounds: 2 };
+  const roundRecords = [
+    ...records('triton', null, 100, 3).map((r) => ({ ...r, round: 0 })),
+    ...records('csgmv', null, 50, 3).map((r) => ({ ...r, round: 0 })),
+    ...records('triton', null, 200, 3).map((r) => ({ ...r, round: 1 })),
+    ...records('csgmv', null, 10, 3).map((r) => ({ ...r, round: 1 })),
+  ];
+  const results: BenchResults = {
+    tool: 'tslora bench', schemaVersion: 1, name: 'r', description: '', startedAt: 's', finishedAt: 'e', configPath: 'inline', config,
+    environment: { hostname: 'h', os: 'linux', cpu: 'CPU', cpuCores: 2, memoryGiB: 4, gpus: [], node: 'v20', tslora: '0.1.0', gitCommit: null, gitDirty: null, argv: [], loadAverage: { start: 0.5, end: 0.4 } },
+    model: { description: 'demo', vocabSize: 300, adapters: [] }, launches: [], runIds: ['triton', 'csgmv'], summaries, checks: [], records: roundRecords,
+  };
+  const report = readFileSync(writeOutputs(dir, results).reportPath, 'utf8');
+  assert.match(report, /### Per round \(medians, ms\)/);
+  assert.match(report, /\| level \| round \| triton TTFT \| triton E2E \| csgmv TTFT \| csgmv E2E \|/);
+  assert.match(report, /\| all \| 1 \| 101 \| 131 \| 51 \| 81 \|/); // medians of 100..102 and 50..52 (+30 for E2E)
+  assert.match(report, /\| all \| 2 \| 201 \| 231 \| 11 \| 41 \|/);
+  assert.doesNotMatch(report, /machine was shared/); // load 0.5 on 2 cores
+});
