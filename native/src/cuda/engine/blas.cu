@@ -1,0 +1,39 @@
+// Blas: see blas.h. Row-major y = x·wᵀ is column-major yᵀ = w·xᵀ: op(w) = T (w is K×N column-major), op(x) = N.
+#include <cublas_v2.h>
+
+#include "blas.h"
+#include "cuda-check.h"
+
+namespace tslora::cuda {
+namespace {
+
+void blasCheck(cublasStatus_t status, const char* what) {
+  if (status == CUBLAS_STATUS_SUCCESS) return;
+  throw NativeError(status == CUBLAS_STATUS_ALLOC_FAILED ? "native_out_of_memory" : "native_cuda_error",
+                    detail::concat("cuBLAS: ", what, " failed with status ", static_cast<int>(status)));
+}
+
+}  // namespace
+
+Blas::Blas(cudaStream_t stream) {
+  cublasHandle_t h = nullptr;
+  blasCheck(cublasCreate(&h), "cublasCreate");
+  handle_ = h;
+  blasCheck(cublasSetStream(h, stream), "cublasSetStream");
+}
+
+Blas::~Blas() {
+  if (handle_) cublasDestroy(static_cast<cublasHandle_t>(handle_));
+}
+
+void Blas::gemm(Act act, const void* x, int M, int K, const void* w, int N, void* y, bool yF32) {
+  if (M == 0 || N == 0) return;
+  const cudaDataType_t in = act == Act::BF16 ? CUDA_R_16BF : CUDA_R_16F;
+  const cudaDataType_t out = yF32 ? CUDA_R_32F : in;
+  const float alpha = 1.0f, beta = 0.0f;
+  blasCheck(cublasGemmEx(static_cast<cublasHandle_t>(handle_), CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w, in, K, x,
+                         in, K, &beta, y, out, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+            "cublasGemmEx");
+}
+
+}  // namespace tslora::cuda

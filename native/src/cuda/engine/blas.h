@@ -1,0 +1,24 @@
+// Dense projections through cuBLAS (cublasGemmEx: bf16/fp16 in, fp32 accumulate). The header does not include
+// cuBLAS, so the engine compiles (and is syntax-checked) without the cuBLAS headers; only blas.cu needs them.
+#pragma once
+#include <cuda_runtime.h>
+
+#include "kernels.h"
+
+namespace tslora::cuda {
+
+class Blas {
+ public:
+  explicit Blas(cudaStream_t stream);  // throws NativeError when cuBLAS cannot start
+  ~Blas();
+  Blas(const Blas&) = delete;
+  Blas& operator=(const Blas&) = delete;
+
+  // y[M, N] (row-major, leading dimension N) = x[M, K] · w[N, K]ᵀ. x, w in `act`; y in `act`, or fp32 if yF32.
+  void gemm(Act act, const void* x, int M, int K, const void* w, int N, void* y, bool yF32);
+
+ private:
+  void* handle_ = nullptr;  // cublasHandle_t
+};
+
+}  // namespace tslora::cuda

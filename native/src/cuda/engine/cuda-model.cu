@@ -1,0 +1,255 @@
+// CudaModel construction: maps the safetensors files, checks every tensor (shape, dtype size, file bounds) like the
+// CPU model, converts to the activation dtype on the host and uploads; allocates the KV cache and the LoRA pool.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "../../cpu/ops.h"
+#include "cuda-model.h"
+
+namespace tslora::cuda {
+namespace {
+
+size_t elementBytes(cpu::WType t) { return t == cpu::WType::F32 ? 4 : 2; }
+
+float loadAny(const unsigned char* base, cpu::WType t, int64_t i) {
+  switch (t) {
+    case cpu::WType::BF16: return cpu::loadScalar<cpu::WType::BF16>(base, i);
+    case cpu::WType::F16: return cpu::loadScalar<cpu::WType::F16>(base, i);
+    default: return cpu::loadScalar<cpu::WType::F32>(base, i);
+  }
+}
+
+uint16_t toActBits(float v, Act act) {
+  uint16_t bits;
+  if (act == Act::BF16) {
+    const __nv_bfloat16 h = __float2bfloat16_rn(v);
+    std::memcpy(&bits, &h, 2);
+  } else {
+    const __half h = __float2half_rn(v);
+    std::memcpy(&bits, &h, 2);
+  }
+  return bits;
+}
+
+}  // namespace
+
+CudaModel::CudaModel(const cpu::ModelInit& init, const CudaOptions& options) : dims_(init.dims) {
+  const cpu::ModelDims& d = dims_;
+  TSLORA_CHECK(d.hidden > 0 && d.intermediate > 0 && d.numLayers > 0 && d.numHeads > 0 && d.numKvHeads > 0 &&
+                   d.headDim > 0 && d.vocab > 0,
+               "model dimensions must be positive");
+  TSLORA_CHECK(d.numHeads % d.numKvHeads == 0, "numHeads (", d.numHeads, ") must be a multiple of numKvHeads (",
+               d.numKvHeads, ")");
+  TSLORA_CHECK(d.headDim % 2 == 0 && d.headDim <= 512, "headDim must be even and <= 512 on CUDA, got ", d.headDim);
+  TSLORA_CHECK(static_cast<int>(init.layers.size()) == d.numLayers, "weights.layers has ", init.layers.size(),
+               " entries but the spec says numLayers = ", d.numLayers);
+  TSLORA_CHECK(init.kvNumBlocks > 0 && init.kvBlockSize > 0, "kvNumBlocks and kvBlockSize must be positive, got ",
+               init.kvNumBlocks, " and ", init.kvBlockSize);
+  TSLORA_CHECK(!init.files.empty(), "weights.files is empty");
+  int count = 0;
+  cudaError_t status = cudaGetDeviceCount(&count);
+  TSLORA_CHECK_CODE(status == cudaSuccess && count > 0, "native_no_device", "no CUDA GPU is usable (",
+                    status == cudaSuccess ? "no device" : cudaGetErrorName(status), "); use --device cpu");
+  TSLORA_CHECK(options.deviceIndex >= 0 && options.deviceIndex < count, "deviceIndex ", options.deviceIndex,
+               " is outside [0, ", count, ")");
+  device_ = options.deviceIndex;
+  cudaCheck(cudaSetDevice(device_), "cudaSetDevice");
+  if (options.act >= 0) {
+    act_ = static_cast<Act>(options.act);
+  } else {
+    act_ = init.embedTokens.type == cpu::WType::F16 ? Act::F16 : Act::BF16;
+  }
+  cudaCheck(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+  cudaCheck(cudaStreamCreateWithFlags(&sideStream_, cudaStreamNonBlocking), "cudaStreamCreate (side)");
+  blas_ = std::make_unique<Blas>(stream_);
+  samplers_ = std::make_unique<ThreadPool>(std::min(8u, std::max(1u, std::thread::hardware_concurrency())));
+
+  for (const auto& path : init.files) files_.push_back(std::make_unique<cpu::MappedFile>(path));
+  embed_ = uploadMatrix(init.embedTokens, d.vocab, d.hidden);
+  const bool tied = init.lmHead.file == init.embedTokens.file && init.lmHead.offsetBytes == init.embedTokens.offsetBytes;
+  lmHead_ = tied ? embed_ : uploadMatrix(init.lmHead, d.vocab, d.hidden);
+  finalNorm_ = uploadVector(init.finalNorm, d.hidden);
+  const size_t actBytes = 2;
+  layers_.resize(d.numLayers);
+  for (int l = 0; l < d.numLayers; ++l) {
+    const cpu::LayerTensorSpecs& s = init.layers[l];
+    DeviceLayer& w = layers_[l];
+    w.inputNorm = uploadVector(s.inputNorm, d.hidden);
+    w.postNorm = uploadVector(s.postAttentionNorm, d.hidden);
+    w.qkv = deviceAlloc(static_cast<size_t>(d.qkvOut()) * d.hidden * actBytes, "qkv weights");
+    uploadMatrix(s.qProj, d.qOut(), d.hidden, w.qkv);
+    uploadMatrix(s.kProj, d.kvOut(), d.hidden, static_cast<char*>(w.qkv) + static_cast<size_t>(d.qOut()) * d.hidden * actBytes);
+    uploadMatrix(s.vProj, d.kvOut(), d.hidden,
+                 static_cast<char*>(w.qkv) + static_cast<size_t>(d.qOut() + d.kvOut()) * d.hidden * actBytes);
+    w.o = uploadMatrix(s.oProj, d.hidden, d.qOut());
+    w.gateUp = deviceAlloc(static_cast<size_t>(2) * d.intermediate * d.hidden * actBytes, "gate_up weights");
+    uploadMatrix(s.gateProj, d.intermediate, d.hidden, w.gateUp);
+    uploadMatrix(s.upProj, d.intermediate, d.hidden,
+                 static_cast<char*>(w.gateUp) + static_cast<size_t>(d.intermediate) * d.hidden * actBytes);
+    w.down = uploadMatrix(s.downProj, d.hidden, d.intermediate);
+    if (d.qkvBias) {
+      w.qBias = uploadVector(s.qBias, d.qOut());
+      w.kBias = uploadVector(s.kBias, d.kvOut());
+      w.vBias = uploadVector(s.vBias, d.kvOut());
+    }
+    if (d.qkNorm) {
+      w.qNorm = uploadVector(s.qNorm, d.headDim);
+      w.kNorm = uploadVector(s.kNorm, d.headDim);
+    }
+  }
+  files_.clear();  // everything lives on the GPU now
+
+  const std::vector<float> inv = cpu::ropeInverseFrequencies(init.rope);
+  invFreq_ = static_cast<float*>(deviceAlloc(inv.size() * sizeof(float), "rope table"));
+  cudaCheck(cudaMemcpy(invFreq_, inv.data(), inv.size() * sizeof(float), cudaMemcpyHostToDevice), "rope table");
+
+  kvNumBlocks_ = init.kvNumBlocks;
+  kvBlockSize_ = init.kvBlockSize;
+  kvBytes_ = static_cast<size_t>(d.numLayers) * 2 * kvNumBlocks_ * kvBlockSize_ * d.kvOut() * actBytes;
+  kvCache_ = deviceAlloc(kvBytes_, "KV cache");
+  weightBytes_ -= kvBytes_;  // deviceAlloc counts everything; the cache is reported separately
+  cudaCheck(cudaMemset(kvCache_, 0, kvBytes_), "KV cache memset");
+
+  loraSlots_ = init.loraSlots;
+  if (init.loraSlots > 0) {
+    TSLORA_CHECK(init.loraMaxRank > 0, "loraMaxRank must be positive when loraSlots > 0");
+    TSLORA_CHECK_CODE(!init.loraTargets[static_cast<int>(lora::host::Module::Embed)] &&
+                          !init.loraTargets[static_cast<int>(lora::host::Module::LmHead)],
+                      "native_unsupported",
+                      "LoRA on embed_tokens / lm_head has no CUDA kernel yet; leave those modules out of "
+                      "--lora-target-modules or use --device cpu");
+    lora::host::PoolConfig pc;
+    pc.numSlots = init.loraSlots;
+    pc.maxRank = init.loraMaxRank;
+    pc.numLayers = d.numLayers;
+    for (int m = 0; m < lora::host::kNumModules; ++m) pc.targets[m] = init.loraTargets[m];
+    auto set = [&](lora::host::Module m, int in, std::vector<int> offsets) {
+      lora::host::ModuleShape& sh = pc.shapes[static_cast<int>(m)];
+      sh.in = in;
+      sh.numSlices = static_cast<int>(offsets.size()) - 1;
+      for (size_t i = 0; i < offsets.size(); ++i) sh.sliceOffsets[i] = offsets[i];
+    };
+    set(lora::host::Module::QKV, d.hidden, {0, d.qOut(), d.qOut() + d.kvOut(), d.qOut() + 2 * d.kvOut()});
+    set(lora::host::Module::O, d.qOut(), {0, d.hidden});
+    set(lora::host::Module::GateUp, d.hidden, {0, d.intermediate, 2 * d.intermediate});
+    set(lora::host::Module::Down, d.intermediate, {0, d.hidden});
+    set(lora::host::Module::Embed, d.vocab, {0, d.hidden});
+    set(lora::host::Module::LmHead, d.hidden, {0, d.vocab});
+    const lora::ActDType dtype = act_ == Act::BF16 ? lora::ActDType::BF16 : lora::ActDType::F16;
+    const int maxSegments = kMaxStepTokens / 16 + init.loraSlots + 1024;
+    try {
+      lora_ = std::make_unique<lora::DeviceLoraPool>(pc, dtype, kMaxStepTokens, maxSegments);
+    } catch (const std::runtime_error& e) {
+      if (dynamic_cast<const NativeError*>(&e)) throw;
+      throw NativeError("native_cuda_error", e.what());
+    }
+  }
+}
+
+CudaModel::~CudaModel() {
+  cudaSetDevice(device_);
+  if (stream_) cudaStreamSynchronize(stream_);
+  if (sideStream_) cudaStreamSynchronize(sideStream_);
+  lora_.reset();
+  blas_.reset();
+  for (void* p : allocations_) cudaFree(p);
+  if (stream_) cudaStreamDestroy(stream_);
+  if (sideStream_) cudaStreamDestroy(sideStream_);
+}
+
+void* CudaModel::deviceAlloc(size_t bytes, const char* what) {
+  void* p = nullptr;
+  cudaCheck(cudaMalloc(&p, std::max<size_t>(bytes, 1)), what);
+  allocations_.push_back(p);
+  weightBytes_ += bytes;
+  return p;
+}
+
+const unsigned char* CudaModel::checkedData(const cpu::TensorSpec& s) {
+  TSLORA_CHECK(s.present, "tensor ", s.name, " is missing");
+  TSLORA_CHECK(s.file >= 0 && s.file < static_cast<int>(files_.size()), "tensor ", s.name, " names file index ",
+               s.file, " but there are ", files_.size(), " files");
+  const cpu::MappedFile& f = *files_[s.file];
+  int64_t count = 1;
+  for (int64_t dim : s.shape) {
+    TSLORA_CHECK(dim >= 0, "tensor ", s.name, " has a negative dimension");
+    count *= dim;
+  }
+  TSLORA_CHECK(s.sizeBytes == static_cast<uint64_t>(count) * elementBytes(s.type), "tensor ", s.name, " has ",
+               s.sizeBytes, " bytes but its shape and dtype need ", count * elementBytes(s.type));
+  if (s.offsetBytes > f.sizeBytes() || s.sizeBytes > f.sizeBytes() - s.offsetBytes) {
+    throw NativeError("corrupt_file", detail::concat("tensor ", s.name, " (bytes ", s.offsetBytes, "..",
+                                                     s.offsetBytes + s.sizeBytes, ") lies beyond the end of ",
+                                                     f.path(), " (", f.sizeBytes(), " bytes): the file is truncated"));
+  }
+  return f.data() + s.offsetBytes;
+}
+
+void* CudaModel::uploadMatrix(const cpu::TensorSpec& s, int64_t rows, int64_t cols, void* dst) {
+  const unsigned char* src = checkedData(s);
+  TSLORA_CHECK(s.shape.size() == 2 && s.shape[0] == rows && s.shape[1] == cols, "tensor ", s.name,
+               " must have shape [", rows, ", ", cols, "]");
+  const size_t n = static_cast<size_t>(rows) * cols;
+  if (!dst) dst = deviceAlloc(n * 2, "weights");
+  const bool same = (s.type == cpu::WType::BF16 && act_ == Act::BF16) || (s.type == cpu::WType::F16 && act_ == Act::F16);
+  if (same) {
+    cudaCheck(cudaMemcpy(dst, src, n * 2, cudaMemcpyHostToDevice), "weight upload");
+    return dst;
+  }
+  // Convert in slices of 16M elements (bounded host memory for large matrices).
+  const size_t slice = size_t(1) << 24;
+  std::vector<uint16_t> staging(std::min(n, slice));
+  for (size_t begin = 0; begin < n; begin += slice) {
+    const size_t len = std::min(slice, n - begin);
+    for (size_t i = 0; i < len; ++i) staging[i] = toActBits(loadAny(src, s.type, static_cast<int64_t>(begin + i)), act_);
+    cudaCheck(cudaMemcpy(static_cast<uint16_t*>(dst) + begin, staging.data(), len * 2, cudaMemcpyHostToDevice),
+              "weight upload");
+  }
+  return dst;
+}
+
+float* CudaModel::uploadVector(const cpu::TensorSpec& s, int64_t n) {
+  const unsigned char* src = checkedData(s);
+  TSLORA_CHECK(s.shape.size() == 1 && s.shape[0] == n, "tensor ", s.name, " must have shape [", n, "]");
+  std::vector<float> host(n);
+  for (int64_t i = 0; i < n; ++i) host[i] = loadAny(src, s.type, i);
+  auto* dst = static_cast<float*>(deviceAlloc(n * sizeof(float), "norm / bias vector"));
+  cudaCheck(cudaMemcpy(dst, host.data(), n * sizeof(float), cudaMemcpyHostToDevice), "vector upload");
+  return dst;
+}
+
+void CudaModel::writeSlot(int slot, const lora::host::HostAdapter& adapter, bool side) {
+  TSLORA_CHECK(lora_ != nullptr, "the model was created with loraSlots = 0: LoRA is disabled");
+  std::lock_guard<std::mutex> lock(slotMutex_);
+  cudaCheck(cudaSetDevice(device_), "cudaSetDevice");
+  lora_->writeSlot(slot, adapter, side ? sideStream_ : stream_);
+}
+
+void CudaModel::clearSlot(int slot) {
+  TSLORA_CHECK(lora_ != nullptr, "the model was created with loraSlots = 0: LoRA is disabled");
+  std::lock_guard<std::mutex> lock(slotMutex_);
+  cudaCheck(cudaSetDevice(device_), "cudaSetDevice");
+  lora_->clearSlot(slot, stream_);
+}
+
+void CudaModel::copyKvBlocks(const int32_t* src, const int32_t* dst, int count) {
+  std::lock_guard<std::mutex> lock(forwardMutex_);
+  cudaCheck(cudaSetDevice(device_), "cudaSetDevice");
+  const size_t blockBytes = static_cast<size_t>(kvBlockSize_) * dims_.kvOut() * 2;
+  const size_t planeBytes = blockBytes * kvNumBlocks_;  // one layer's K (or V)
+  auto* base = static_cast<char*>(kvCache_);
+  for (int i = 0; i < count; ++i) {
+    for (int plane = 0; plane < dims_.numLayers * 2; ++plane) {
+      char* p = base + plane * planeBytes;
+      cudaCheck(cudaMemcpyAsync(p + dst[i] * blockBytes, p + src[i] * blockBytes, blockBytes, cudaMemcpyDeviceToDevice,
+                                stream_),
+                "KV block copy");
+    }
+  }
+  cudaCheck(cudaStreamSynchronize(stream_), "KV block copy");
+}
+
+}  // namespace tslora::cuda

@@ -1,0 +1,106 @@
+// The CUDA model: weights in device memory (bf16 or fp16), the paged KV cache, the device LoRA pool
+// (native/src/cuda/lora_device_pool.h), cuBLAS, and the forward step. Twin of cpu::CpuModel: same ModelInit,
+// same StepInputView / StepOutputData, same host-tier adapters; sampling runs on the host with the CPU code
+// (sampling.cpp), so seeded draws match the CPU backend given the same logits.
+#pragma once
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "../../cpu/mapped-file.h"
+#include "../../cpu/model-init.h"
+#include "../../cpu/step-io.h"
+#include "../lora_device_pool.h"
+#include "blas.h"
+#include "cuda-check.h"
+#include "kernels.h"
+#include "tslora/thread-pool.h"
+
+namespace tslora::cuda {
+
+struct CudaOptions {
+  int deviceIndex = 0;
+  int act = -1;  // -1 = follow the weights (fp16 weights → fp16, else bf16); else static_cast<int>(Act)
+  int cudaGraphMaxBatchSize = 0;  // accepted; graphs are not captured yet
+};
+
+struct DeviceLayer {
+  void* qkv = nullptr;     // [q + 2kv, H] Act (q, k, v rows stacked)
+  void* o = nullptr;       // [H, q] Act
+  void* gateUp = nullptr;  // [2I, H] Act (gate rows, then up rows)
+  void* down = nullptr;    // [H, I] Act
+  float *inputNorm = nullptr, *postNorm = nullptr;                   // [H]
+  float *qBias = nullptr, *kBias = nullptr, *vBias = nullptr;        // Qwen2: [q], [kv], [kv]
+  float *qNorm = nullptr, *kNorm = nullptr;                          // Qwen3: [headDim]
+};
+
+// Largest step the engine takes (rows of every activation buffer; the LoRA pool's static tables).
+constexpr int kMaxStepTokens = 16384;
+
+class CudaModel {
+ public:
+  CudaModel(const cpu::ModelInit& init, const CudaOptions& options);
+  ~CudaModel();
+  CudaModel(const CudaModel&) = delete;
+  CudaModel& operator=(const CudaModel&) = delete;
+
+  const cpu::ModelDims& dims() const { return dims_; }
+  int deviceIndex() const { return device_; }
+  Act act() const { return act_; }
+  int kvNumBlocks() const { return kvNumBlocks_; }
+  size_t weightBytes() const { return weightBytes_; }
+  size_t kvCacheBytes() const { return kvBytes_; }
+  size_t loraPoolBytes() const { return lora_ ? lora_->sizeBytes() : 0; }
+  std::atomic<int64_t>& hostAdapterBytes() { return hostAdapterBytes_; }
+  int loraSlots() const { return loraSlots_; }
+  // The pool shape host adapters are built for (null when LoRA is off).
+  const lora::host::PoolConfig* loraConfig() const { return lora_ ? &lora_->config() : nullptr; }
+
+  // Checks the step (throws native_invalid_argument), runs it on the GPU, samples on the host.
+  cpu::StepOutputData forward(const cpu::StepInputView& step);
+  // Slot writes: `side` = on the side stream (copyAdapterToSlotAsync, called from a worker thread).
+  void writeSlot(int slot, const lora::host::HostAdapter& adapter, bool side);
+  void clearSlot(int slot);
+  // Whole blocks, every layer, K and V. Ids checked by the caller.
+  void copyKvBlocks(const int32_t* src, const int32_t* dst, int count);
+
+ private:
+  void* uploadMatrix(const cpu::TensorSpec& spec, int64_t rows, int64_t cols, void* dst = nullptr);
+  float* uploadVector(const cpu::TensorSpec& spec, int64_t n);
+  const unsigned char* checkedData(const cpu::TensorSpec& spec);
+  void* deviceAlloc(size_t bytes, const char* what);
+  void ensureStepBuffers(int T, int N, size_t tableInts);
+  void runLayers(const cpu::StepInputView& step, bool loraActive);
+  void sample(const cpu::StepInputView& step, const float* logits, cpu::StepOutputData& out);
+
+  cpu::ModelDims dims_;
+  int device_ = 0;
+  Act act_ = Act::BF16;
+  std::vector<void*> allocations_;  // weights, norms, invFreq, KV cache
+  std::vector<std::unique_ptr<cpu::MappedFile>> files_;  // mapped during construction only
+  void* embed_ = nullptr;   // [V, H] Act
+  void* lmHead_ = nullptr;  // [V, H] Act (= embed_ when tied)
+  float* finalNorm_ = nullptr;
+  float* invFreq_ = nullptr;  // [headDim / 2]
+  std::vector<DeviceLayer> layers_;
+  size_t weightBytes_ = 0;
+  int kvNumBlocks_ = 0, kvBlockSize_ = 0;
+  void* kvCache_ = nullptr;  // [L][2][numBlocks][blockSize][numKvHeads][headDim] Act
+  size_t kvBytes_ = 0;
+  int loraSlots_ = 0;
+  std::unique_ptr<lora::DeviceLoraPool> lora_;
+  cudaStream_t stream_ = nullptr;      // forward, KV copies, synchronous slot writes
+  cudaStream_t sideStream_ = nullptr;  // asynchronous slot writes
+  std::unique_ptr<Blas> blas_;
+  std::unique_ptr<ThreadPool> samplers_;
+  std::atomic<int64_t> hostAdapterBytes_{0};
+  std::mutex forwardMutex_;  // one forward / KV copy at a time (step buffers are per model)
+  std::mutex slotMutex_;     // one slot write at a time (the pool's pinned staging)
+
+  // Step buffers, grown on demand.
+  DeviceBuffer hidden_, xn_, qkv_, q_, attn_, proj_, gateUp_, mlpAct_, finalRows_, logits_, tables_;
+  PinnedBuffer hostTables_, hostLogits_;
+};
+
+}  // namespace tslora::cuda

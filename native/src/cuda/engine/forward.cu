@@ -1,0 +1,196 @@
+// CudaModel::forward: the step tables go up in one copy; embedding → layers (cuBLAS projections, LoRA after each,
+// paged attention) → final norm and LM head on the logit rows only → logits back to the host → sampling with the
+// CPU backend's code (same stateless RNG, same penalties and log-probabilities).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "../../cpu/sampling.h"
+#include "cuda-model.h"
+#include "validate-step.h"
+
+namespace tslora::cuda {
+
+namespace host = lora::host;
+
+void CudaModel::ensureStepBuffers(int T, int N, size_t tableInts) {
+  const cpu::ModelDims& d = dims_;
+  const size_t t = static_cast<size_t>(T), a = 2;  // Act bytes
+  hidden_.ensure(t * d.hidden * sizeof(float), "hidden buffer");
+  xn_.ensure(t * d.hidden * a, "norm buffer");
+  qkv_.ensure(t * d.qkvOut() * a, "qkv buffer");
+  q_.ensure(t * d.qOut() * a, "q buffer");
+  attn_.ensure(t * d.qOut() * a, "attention buffer");
+  proj_.ensure(t * d.hidden * a, "projection buffer");
+  gateUp_.ensure(t * 2 * d.intermediate * a, "gate_up buffer");
+  mlpAct_.ensure(t * d.intermediate * a, "mlp buffer");
+  finalRows_.ensure(static_cast<size_t>(std::max(N, 1)) * d.hidden * a, "final rows");
+  logits_.ensure(static_cast<size_t>(std::max(N, 1)) * d.vocab * sizeof(float), "logits");
+  tables_.ensure(tableInts * sizeof(int32_t), "step tables");
+  hostTables_.ensure(tableInts * sizeof(int32_t), "step tables (host)");
+  hostLogits_.ensure(static_cast<size_t>(std::max(N, 1)) * d.vocab * sizeof(float), "logits (host)");
+}
+
+cpu::StepOutputData CudaModel::forward(const cpu::StepInputView& step) {
+  std::lock_guard<std::mutex> lock(forwardMutex_);
+  validateStep(step, StepLimits{dims_, kvNumBlocks_, kvBlockSize_, loraSlots_});
+  const int T = static_cast<int>(step.tokenIds.size);
+  const int B = static_cast<int>(step.seqTokenStart.size - 1);
+  const int N = static_cast<int>(step.logitRows.size);
+  TSLORA_CHECK(T <= kMaxStepTokens, "forward: the step has ", T, " tokens; the CUDA engine takes at most ",
+               kMaxStepTokens, " per step (lower --chunked-prefill-size)");
+  cudaCheck(cudaSetDevice(device_), "cudaSetDevice");
+
+  // Tables: tokenIds [T] | positions [T] | tokenSeq [T] | blockTables [B * maxBlocks] | logitRows [N].
+  const size_t blockInts = static_cast<size_t>(B) * step.maxBlocksPerSeq;
+  const size_t tableInts = 3 * static_cast<size_t>(T) + blockInts + N;
+  ensureStepBuffers(T, N, tableInts);
+  int32_t* h = hostTables_.get<int32_t>();
+  std::memcpy(h, step.tokenIds.data, T * sizeof(int32_t));
+  std::memcpy(h + T, step.positions.data, T * sizeof(int32_t));
+  for (int b = 0; b < B; ++b)
+    for (int t = step.seqTokenStart[b]; t < step.seqTokenStart[b + 1]; ++t) h[2 * T + t] = b;
+  // Unused block-table entries (beyond a sequence's context) may hold anything; they are never read.
+  std::memcpy(h + 3 * T, step.blockTables.data, blockInts * sizeof(int32_t));
+  if (N > 0) std::memcpy(h + 3 * T + blockInts, step.logitRows.data, N * sizeof(int32_t));
+  cudaCheck(cudaMemcpyAsync(tables_.get(), h, tableInts * sizeof(int32_t), cudaMemcpyHostToDevice, stream_),
+            "step tables upload");
+
+  bool loraActive = false;
+  if (lora_) {
+    for (size_t g = 0; g < step.loraWeightIndices.size; ++g) loraActive |= step.loraWeightIndices[g] >= 0;
+  }
+  if (loraActive) {
+    host::StepLora sl;
+    sl.csgmv = step.loraCsgmv;
+    sl.segIndptr = step.loraSegIndptr.data;
+    sl.weightIndices = step.loraWeightIndices.data;
+    sl.numSegments = static_cast<int>(step.loraWeightIndices.size);
+    sl.permutation = step.loraPermutation.size ? step.loraPermutation.data : nullptr;
+    sl.numTokens = T;
+    sl.chunkSize = step.loraChunkSize;
+    lora_->setStep(sl, stream_);
+  }
+
+  const int32_t* dTokens = tables_.get<int32_t>();
+  cudaCheck(launchEmbed(act_, embed_, dTokens, T, dims_.hidden, hidden_.get<float>(), stream_), "embedding");
+  runLayers(step, loraActive);
+
+  if (N > 0) {
+    const int32_t* dLogitRows = tables_.get<int32_t>() + 3 * T + blockInts;
+    cudaCheck(launchAddRmsNorm(act_, hidden_.get<float>(), nullptr, finalNorm_, finalRows_.get(), dLogitRows, N,
+                               dims_.hidden, dims_.rmsNormEps, stream_),
+              "final norm");
+    blas_->gemm(act_, finalRows_.get(), N, dims_.hidden, lmHead_, dims_.vocab, logits_.get(), true);
+    cudaCheck(cudaMemcpyAsync(hostLogits_.get(), logits_.get(), static_cast<size_t>(N) * dims_.vocab * sizeof(float),
+                              cudaMemcpyDeviceToHost, stream_),
+              "logits download");
+  }
+  cudaCheck(cudaStreamSynchronize(stream_), "forward step");
+
+  cpu::StepOutputData out;
+  sample(step, hostLogits_.get<float>(), out);
+  if (step.returnLogits && N > 0) {
+    out.logits.assign(hostLogits_.get<float>(), hostLogits_.get<float>() + static_cast<size_t>(N) * dims_.vocab);
+  }
+  return out;
+}
+
+void CudaModel::runLayers(const cpu::StepInputView& step, bool loraActive) {
+  const cpu::ModelDims& d = dims_;
+  const int T = static_cast<int>(step.tokenIds.size);
+  const int H = d.hidden, I = d.intermediate, qOut = d.qOut(), qkvW = d.qkvOut();
+  const float eps = d.rmsNormEps;
+  AttnTables tabs;
+  tabs.positions = tables_.get<int32_t>() + T;
+  tabs.tokenSeq = tables_.get<int32_t>() + 2 * T;
+  tabs.blockTables = tables_.get<int32_t>() + 3 * T;
+  tabs.maxBlocksPerSeq = step.maxBlocksPerSeq;
+  tabs.blockSize = kvBlockSize_;
+  const HeadShape hs{d.numHeads, d.numKvHeads, d.headDim};
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d.headDim));
+  const size_t planeElems = static_cast<size_t>(kvNumBlocks_) * kvBlockSize_ * d.kvOut();
+  float* hidden = hidden_.get<float>();
+
+  auto addLora = [&](int layer, host::Module m, const void* x, int xStride, void* y, int yStride) {
+    if (!loraActive || !lora_->config().targets[static_cast<int>(m)]) return;
+    try {
+      lora_->apply(layer, m, x, xStride, y, yStride, 0, stream_);
+    } catch (const std::runtime_error& e) {
+      if (dynamic_cast<const NativeError*>(&e)) throw;
+      throw NativeError("native_cuda_error", e.what());
+    }
+  };
+
+  for (int l = 0; l < d.numLayers; ++l) {
+    const DeviceLayer& w = layers_[l];
+    auto* kCache = static_cast<uint16_t*>(kvCache_) + (static_cast<size_t>(l) * 2) * planeElems;
+    auto* vCache = kCache + planeElems;
+    if (l == 0) {
+      cudaCheck(launchAddRmsNorm(act_, hidden, nullptr, w.inputNorm, xn_.get(), nullptr, T, H, eps, stream_),
+                "input norm");
+    }
+    blas_->gemm(act_, xn_.get(), T, H, w.qkv, qkvW, qkv_.get(), false);
+    addLora(l, host::Module::QKV, xn_.get(), H, qkv_.get(), qkvW);
+    cudaCheck(launchQkvPost(act_, qkv_.get(), T, hs, w.qBias, w.kBias, w.vBias, w.qNorm, w.kNorm, eps, invFreq_, tabs,
+                            q_.get(), kCache, vCache, stream_),
+              "qkv rope / cache write");
+    cudaCheck(launchAttention(act_, q_.get(), T, hs, scale, tabs, kCache, vCache, attn_.get(), stream_), "attention");
+    blas_->gemm(act_, attn_.get(), T, qOut, w.o, H, proj_.get(), false);
+    addLora(l, host::Module::O, attn_.get(), qOut, proj_.get(), H);
+    cudaCheck(launchAddRmsNorm(act_, hidden, proj_.get(), w.postNorm, xn_.get(), nullptr, T, H, eps, stream_),
+              "residual + post-attention norm");
+    blas_->gemm(act_, xn_.get(), T, H, w.gateUp, 2 * I, gateUp_.get(), false);
+    addLora(l, host::Module::GateUp, xn_.get(), H, gateUp_.get(), 2 * I);
+    cudaCheck(launchSwiglu(act_, gateUp_.get(), T, I, mlpAct_.get(), stream_), "swiglu");
+    blas_->gemm(act_, mlpAct_.get(), T, I, w.down, H, proj_.get(), false);
+    addLora(l, host::Module::Down, mlpAct_.get(), I, proj_.get(), H);
+    // Residual add, fused with the next layer's input norm (the last layer only adds).
+    const float* nextNorm = l + 1 < d.numLayers ? layers_[l + 1].inputNorm : nullptr;
+    cudaCheck(launchAddRmsNorm(act_, hidden, proj_.get(), nextNorm, xn_.get(), nullptr, T, H, eps, stream_),
+              "residual + input norm");
+  }
+}
+
+void CudaModel::sample(const cpu::StepInputView& s, const float* logits, cpu::StepOutputData& out) {
+  const int N = static_cast<int>(s.logitRows.size);
+  const int V = dims_.vocab;
+  int K = 0;
+  for (int i = 0; i < N; ++i) K = std::max(K, static_cast<int>(s.topLogprobsNum[i]));
+  out.topLogprobsK = K;
+  out.sampledTokenIds.assign(N, -1);
+  out.sampledLogprobs.assign(N, std::nanf(""));
+  out.targetLogprobs.assign(N, std::nanf(""));
+  out.topLogprobIds.assign(static_cast<size_t>(N) * K, -1);
+  out.topLogprobs.assign(static_cast<size_t>(N) * K, std::nanf(""));
+  parallelFor(*samplers_, 0, N, 1, [&](int i0, int i1) {
+    thread_local std::vector<float> scratch;
+    thread_local std::vector<int32_t> order;
+    for (int i = i0; i < i1; ++i) {
+      cpu::SamplingParams p;
+      p.sample = s.sampleMask[i] != 0;
+      p.temperature = s.temperature[i];
+      p.topP = s.topP[i];
+      p.topK = s.topK[i];
+      p.minP = s.minP[i];
+      p.seed = static_cast<uint64_t>(s.rngSeeds[2 * i]) | static_cast<uint64_t>(s.rngSeeds[2 * i + 1]) << 32;
+      p.repetitionPenalty = s.repetitionPenalty[i];
+      p.frequencyPenalty = s.frequencyPenalty[i];
+      p.presencePenalty = s.presencePenalty[i];
+      p.penaltyTokenIds = s.penaltyTokenIds.data + s.penaltyIndptr[i];
+      p.penaltyOutputCounts = s.penaltyOutputCounts.data + s.penaltyIndptr[i];
+      p.numPenaltyTokens = s.penaltyIndptr[i + 1] - s.penaltyIndptr[i];
+      p.targetTokenId = s.targetTokenIds[i];
+      cpu::SamplingOutput r = cpu::sampleRow(logits + static_cast<size_t>(i) * V, V, p, K,
+                                             out.topLogprobIds.data() + static_cast<size_t>(i) * K,
+                                             out.topLogprobs.data() + static_cast<size_t>(i) * K, scratch, order);
+      if (p.sample) {
+        out.sampledTokenIds[i] = r.token;
+        out.sampledLogprobs[i] = r.sampledLogprob;
+      }
+      out.targetLogprobs[i] = r.targetLogprob;
+    }
+  });
+}
+
+}  // namespace tslora::cuda

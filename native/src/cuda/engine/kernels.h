@@ -1,0 +1,47 @@
+// Elementwise / row kernels of the CUDA forward (everything except the GEMMs and the LoRA kernels).
+// Activations are bf16 or fp16 (Act); the residual stream and all reductions are fp32.
+#pragma once
+#include <cstdint>
+
+#include <cuda_runtime.h>
+
+namespace tslora::cuda {
+
+enum class Act : int { BF16 = 0, F16 = 1 };
+
+// Shapes of one attention layer and the step's per-token tables (device pointers).
+struct AttnTables {
+  const int32_t* positions = nullptr;    // [T]
+  const int32_t* tokenSeq = nullptr;     // [T] sequence of each token row
+  const int32_t* blockTables = nullptr;  // [B * maxBlocksPerSeq]
+  int maxBlocksPerSeq = 0;
+  int blockSize = 0;
+};
+
+struct HeadShape {
+  int numHeads = 0, numKvHeads = 0, headDim = 0;
+};
+
+// hidden[t, :] = embed[tokenIds[t], :] (fp32).   embed: [V, H] Act
+cudaError_t launchEmbed(Act act, const void* embed, const int32_t* tokenIds, int T, int H, float* hidden, cudaStream_t s);
+
+// For each row r: if add, hidden[src] += add[r]; if w, out[r] = w ⊙ rmsnorm(hidden[src]) (src = rowMap ? rowMap[r]
+// : r). hidden: [*, H] fp32; add, out: [rows, H] Act.
+cudaError_t launchAddRmsNorm(Act act, float* hidden, const void* add, const float* w, void* out, const int32_t* rowMap,
+                             int rows, int H, float eps, cudaStream_t s);
+
+// Per token: qkv row (+ bias) → optional per-head q/k RMSNorm → RoPE (rotate_half) → q to qOut, k and v into the
+// paged cache of this layer ([numBlocks][blockSize][numKvHeads][headDim] each).   qkv: [T, q|k|v] Act
+cudaError_t launchQkvPost(Act act, const void* qkv, int T, const HeadShape& hs, const float* qBias, const float* kBias,
+                          const float* vBias, const float* qNorm, const float* kNorm, float eps, const float* invFreq,
+                          const AttnTables& tabs, void* qOut, void* kCache, void* vCache, cudaStream_t s);
+
+// Causal paged attention: token t attends to positions [0, positions[t]] of its sequence (GQA: head h reads KV
+// head h / (numHeads / numKvHeads)).   q, out: [T, numHeads * headDim] Act
+cudaError_t launchAttention(Act act, const void* q, int T, const HeadShape& hs, float scale, const AttnTables& tabs,
+                            const void* kCache, const void* vCache, void* out, cudaStream_t s);
+
+// act[t, i] = silu(gu[t, i]) * gu[t, I + i].   gu: [T, 2I], act: [T, I]
+cudaError_t launchSwiglu(Act act, const void* gu, int T, int I, void* out, cudaStream_t s);
+
+}  // namespace tslora::cuda
