@@ -149,9 +149,10 @@ if (upToDate) {
 }
 
 const nvcc = which('nvcc');
-const cudaScript = join(root, 'scripts/build-cuda.mjs');
+// The CUDA addon build (kernel library + engine + napi glue); the kernel library alone where it is missing.
+const cudaScript = [join(root, 'scripts/build-cuda-addon.mjs'), join(root, 'scripts/build-cuda.mjs')].find((p) => existsSync(p));
 const cublas = nvcc ? cublasHeaders(nvcc) : null;
-if (nvcc && cublas && existsSync(cudaScript)) {
+if (nvcc && cublas && cudaScript) {
   const r = spawnSync(process.execPath, [cudaScript, ...(force ? ['--force'] : [])], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) {
     console.error('tslora: the CUDA addon failed to build; the CPU backend still works (--device cpu).');

@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { TsloraError, toTsloraError } from '../errors.js';
-import type { NativeBackend, NativeDevice } from './types.js';
+import type { DeviceInfo, NativeBackend, NativeDevice } from './types.js';
 
 export type * from './types.js';
 
@@ -117,8 +117,9 @@ export function resolveDevice(requested: DeviceRequest): NativeDevice {
   let gpuCount = 0;
   let reason = '';
   try {
-    gpuCount = loadNativeBackend('cuda').deviceInfo().gpuCount;
-    if (gpuCount === 0) reason = 'the CUDA addon found no GPU (or no driver)';
+    const info: DeviceInfo & { reason?: string } = loadNativeBackend('cuda').deviceInfo();
+    gpuCount = info.gpuCount;
+    if (gpuCount === 0) reason = `the CUDA addon found no GPU (${info.reason ?? 'or no driver'})`;
   } catch (error) {
     reason = error instanceof TsloraError ? error.describe() : String(error);
   }

@@ -1,0 +1,60 @@
+// The CUDA engine must compile wherever nvcc exists (CI has nvcc but no GPU and no cuBLAS headers): every .cu of
+// native/src/cuda/engine that does not include cuBLAS goes through nvcc -c (SASS for sm_90a, so ptxas runs too), and
+// the host-only sources of the engine and of native/src/napi-cuda through g++ -fsyntax-only against the CUDA and
+// Node headers. Skipped, with the reason, when nvcc (or, for the second test, the Node headers) is missing.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const engineDir = join(root, 'native/src/cuda/engine');
+const includes = ['native/include', 'native/src/cuda', 'native/src/lora'].map((d) => `-I${join(root, d)}`);
+
+function which(cmd: string): string | null {
+  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+const nvcc = which('nvcc');
+const cudaInclude = nvcc ? [resolve(dirname(nvcc), '../include'), '/usr/local/cuda/include'].find((d) => existsSync(join(d, 'cuda_runtime.h'))) : undefined;
+const nodeInclude = [process.env.npm_config_nodedir, resolve(dirname(process.execPath), '..')]
+  .filter((d): d is string => Boolean(d))
+  .map((d) => join(d, 'include', 'node'))
+  .find((d) => existsSync(join(d, 'node_api.h')));
+const napiInclude = dirname(createRequire(import.meta.url).resolve('node-addon-api/package.json'));
+
+const usesCublas = (file: string): boolean => /#include\s*[<"]cublas/.test(readFileSync(file, 'utf8'));
+const cuFiles = readdirSync(engineDir).filter((f) => f.endsWith('.cu')).map((f) => join(engineDir, f));
+
+test('every CUDA engine .cu without cuBLAS compiles with nvcc (sm_90a)', { skip: nvcc ? false : 'nvcc not found on PATH (install the CUDA toolkit to compile native/src/cuda/engine)' }, () => {
+  const withoutBlas = cuFiles.filter((f) => !usesCublas(f));
+  assert.ok(withoutBlas.length >= 3, `expected the kernels, the model and the forward, found ${withoutBlas.map((f) => basename(f))}`);
+  // blas.cu is the one file that needs cuBLAS; the rest of the engine must not grow a dependency on it.
+  assert.deepEqual(cuFiles.filter(usesCublas).map((f) => basename(f)), ['blas.cu']);
+  const out = mkdtempSync(join(tmpdir(), 'tslora-cuda-engine-'));
+  try {
+    for (const file of withoutBlas) {
+      const r = spawnSync('nice', ['nvcc', '-std=c++17', '-O1', '-gencode', 'arch=compute_90a,code=sm_90a', ...includes, '-c', file, '-o', join(out, `${basename(file)}.o`)], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `${basename(file)}:\n${r.stdout}${r.stderr}`);
+    }
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+const hostSkip = !cudaInclude ? 'cuda_runtime.h not found (no CUDA toolkit)' : !nodeInclude ? 'the Node headers (include/node/node_api.h) were not found' : false;
+test('the CUDA addon host sources (napi-cuda, engine .cpp) pass g++ -fsyntax-only', { skip: hostSkip }, () => {
+  const sources = [
+    ...readdirSync(join(root, 'native/src/napi-cuda')).filter((f) => f.endsWith('.cpp')).map((f) => join(root, 'native/src/napi-cuda', f)),
+    ...readdirSync(engineDir).filter((f) => f.endsWith('.cpp')).map((f) => join(engineDir, f)),
+  ];
+  assert.ok(sources.length >= 4);
+  for (const file of sources) {
+    const r = spawnSync('nice', ['g++', '-std=c++17', '-fsyntax-only', '-Wall', '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS', '-DTSLORA_HAVE_LORA', ...includes, `-I${nodeInclude}`, `-I${napiInclude}`, `-I${cudaInclude}`, file], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${basename(file)}:\n${r.stdout}${r.stderr}`);
+  }
+});
