@@ -1,0 +1,141 @@
+/**
+ * Shared pieces of the CUDA GPU tests: whether the CUDA addon and a GPU are there (the skip reason otherwise), the
+ * committed fixtures and their PyTorch + PEFT references, and a teacher-forced generation that returns the logits of
+ * every step (prefill, then one decode step per reference token).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { loadNativeBackend, type NativeBackend } from '../../src/binding/index.js';
+import { readAdapter } from '../../src/engine/model/adapter.js';
+import { loadModel } from '../../src/engine/model/load-model.js';
+import { ModelRunner } from '../../src/engine/model/runner.js';
+import type { StepSampling } from '../../src/engine/model/runner-types.js';
+import type { AdapterSpec, LoraTargetModule } from '../../src/engine/model/types.js';
+
+export const FIXTURES = 'test/fixtures';
+export const MODELS = ['tiny-llama', 'tiny-qwen2', 'tiny-qwen3'];
+
+/** The CUDA backend, or the reason the GPU tests are skipped. */
+export function cudaBackendOrSkip(): { backend: NativeBackend | null; skip: string | false } {
+  try {
+    const backend = loadNativeBackend('cuda');
+    const info = backend.deviceInfo() as ReturnType<NativeBackend['deviceInfo']> & { reason?: string };
+    if (info.gpuCount === 0) return { backend: null, skip: `the CUDA addon reports no GPU (${info.reason ?? 'no reason given'})` };
+    return { backend, skip: false };
+  } catch (error) {
+    return { backend: null, skip: `the CUDA addon is not available: ${(error as Error).message}` };
+  }
+}
+
+export interface PromptReference {
+  lastLogits: number[];
+  greedy: number[];
+}
+export interface Reference {
+  modelPath: string;
+  vocabSize: number;
+  greedyTokens: number;
+  prompts: number[][];
+  base: PromptReference[];
+  adapters: Array<{ name: string; path: string; prompts: PromptReference[] }>;
+  mixedBatches: Array<{ adapters: string[]; prompts: number[][]; lastLogits: number[][]; greedy: number[][] }>;
+}
+
+export function readReference(model: string): Reference {
+  return JSON.parse(readFileSync(join(FIXTURES, 'reference', `${model}.json`), 'utf8')) as Reference;
+}
+
+export const greedy: StepSampling = {
+  temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, generatedCount: 0, repetitionPenalty: 1, frequencyPenalty: 0,
+  presencePenalty: 0, promptTokenIds: [], outputTokenIds: [], topLogprobsNum: 0, wantLogprob: false,
+};
+export const BLOCK = 4;
+export const BLOCKS_PER_SEQ = 16;
+
+/** LoRA on embed_tokens / lm_head has no CUDA kernel yet: adapters that need it are left out of the GPU tests. */
+export const CUDA_LORA_MODULES: LoraTargetModule[] = ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'];
+
+export interface LoadedFixture {
+  modelDir: string;
+  loaded: Awaited<ReturnType<typeof loadModel>>;
+  adapters: Array<{ name: string; spec: AdapterSpec }>;
+  skippedAdapters: string[];
+}
+
+export async function loadFixture(model: string, ref: Reference): Promise<LoadedFixture> {
+  const modelDir = join(FIXTURES, ref.modelPath);
+  const loaded = await loadModel(modelDir);
+  const adapters: LoadedFixture['adapters'] = [];
+  const skippedAdapters: string[] = [];
+  for (const a of ref.adapters) {
+    const { adapter } = await readAdapter(join(modelDir, a.path), loaded.spec, { maxRank: 64, targetModules: null, strict: false });
+    if (adapter.targetModules.every((m) => CUDA_LORA_MODULES.includes(m))) adapters.push({ name: a.name, spec: adapter });
+    else skippedAdapters.push(a.name);
+  }
+  return { modelDir, loaded, adapters, skippedAdapters };
+}
+
+/** A runner with every usable adapter in slots 0..n-1 (the same slots on every backend). */
+export async function makeRunner(fx: LoadedFixture, backend: NativeBackend, loraBackend: 'triton' | 'csgmv'): Promise<ModelRunner> {
+  const targets = [...new Set(fx.adapters.flatMap((a) => a.spec.targetModules))] as LoraTargetModule[];
+  const runner = new ModelRunner(fx.loaded, {
+    backend, kvNumBlocks: 8 * BLOCKS_PER_SEQ, kvBlockSize: BLOCK, loraSlots: Math.max(1, fx.adapters.length),
+    loraMaxRank: Math.max(1, ...fx.adapters.map((a) => a.spec.rank)), loraTargetModules: targets.length > 0 ? targets : ['qkv_proj'],
+    loraBackend, maxLoraChunkSize: 16, numThreads: 2,
+  });
+  for (let s = 0; s < fx.adapters.length; s++) {
+    const host = await runner.loadHostAdapter(fx.adapters[s].spec);
+    runner.copyAdapterToSlot(s, host);
+    runner.freeHostAdapter(host);
+  }
+  return runner;
+}
+
+/**
+ * Teacher-forced decoding of several sequences in one batch: prefill every prompt, then feed forced[b][t] as the
+ * input of step t+1. Returns the logits of every step per sequence ([numSteps] × V) and the tokens the runner chose.
+ */
+export function teacherForced(runner: ModelRunner, prompts: number[][], slots: number[], forced: number[][], numSteps: number): { logits: Float32Array[][]; tokens: number[][] } {
+  const tables = prompts.map((_, b) => Array.from({ length: BLOCKS_PER_SEQ }, (_, i) => b * BLOCKS_PER_SEQ + i));
+  const logits: Float32Array[][] = prompts.map(() => []);
+  const tokens: number[][] = prompts.map(() => []);
+  const first = runner.step(prompts.map((p, b) => ({ tokenIds: p, startPosition: 0, blockTable: tables[b], slot: slots[b], sampling: greedy, returnLogits: true })));
+  first.forEach((r, b) => {
+    logits[b].push(r.logits as Float32Array);
+    tokens[b].push(r.tokenId);
+  });
+  for (let t = 1; t < numSteps; t++) {
+    const out = runner.step(prompts.map((p, b) => ({ tokenIds: [forced[b][t - 1]], startPosition: p.length + t - 1, blockTable: tables[b], slot: slots[b], sampling: greedy, returnLogits: true })));
+    out.forEach((r, b) => {
+      logits[b].push(r.logits as Float32Array);
+      tokens[b].push(r.tokenId);
+    });
+  }
+  return { logits, tokens };
+}
+
+export function argmax(x: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+  return best;
+}
+
+/** Difference between the largest and the second largest entry. */
+export function top2Margin(x: ArrayLike<number>): number {
+  let a = -Infinity;
+  let b = -Infinity;
+  for (let i = 0; i < x.length; i++) {
+    if (x[i] > a) {
+      b = a;
+      a = x[i];
+    } else if (x[i] > b) b = x[i];
+  }
+  return a - b;
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < b.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
