@@ -139,7 +139,8 @@ CudaModel::CudaModel(const cpu::ModelInit& init, const CudaOptions& options) : d
     set(lora::host::Module::Embed, d.vocab, {0, d.hidden});
     set(lora::host::Module::LmHead, d.hidden, {0, d.vocab});
     const lora::ActDType dtype = act_ == Act::BF16 ? lora::ActDType::BF16 : lora::ActDType::F16;
-    const int maxSegments = kMaxStepTokens / 16 + init.loraSlots + 1024;
+    // csgmv: ⌈T / 16⌉ + slots segments at most; triton: one per sequence (B ≤ this bound is checked by setStep).
+    const int maxSegments = kMaxStepTokens / 16 + init.loraSlots + 64;
     try {
       lora_ = std::make_unique<lora::DeviceLoraPool>(pc, dtype, kMaxStepTokens, maxSegments);
     } catch (const std::runtime_error& e) {
@@ -147,6 +148,9 @@ CudaModel::CudaModel(const cpu::ModelInit& init, const CudaOptions& options) : d
       throw NativeError("native_cuda_error", e.what());
     }
   }
+  // The uploads and memsets above ran on the legacy default stream, which the non-blocking compute stream does not
+  // wait for: finish them before the first step.
+  cudaCheck(cudaDeviceSynchronize(), "model upload");
 }
 
 CudaModel::~CudaModel() {

@@ -1,0 +1,105 @@
+/**
+ * CUDA engine microbenchmark (not a test): decode step time and tokens/s at batch 1 / 8 / 64 for the base model,
+ * one adapter shared by every row, and 8 distinct adapters, on both LoRA strategies; plus one 8 × 512-token prefill.
+ *   node --import tsx bench/cuda/decode.ts --model DIR --adapters DIR [--steps 30] [--json FILE]
+ * DIR comes from `tslora synth model --shape llama-3.2-1b --out DIR`; --adapters from `tslora synth adapters --model DIR
+ * --count 8 --rank 16 --targets all --out ADIR` (ADIR/lora-0 … lora-7). Times are wall-clock per runner.step(), i.e.
+ * the whole step as the server sees it: JS step building, the GPU forward, the logits copy and host-side sampling.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { loadNativeBackend } from '../../src/binding/index.js';
+import { readAdapter } from '../../src/engine/model/adapter.js';
+import { loadModel } from '../../src/engine/model/load-model.js';
+import { ModelRunner } from '../../src/engine/model/runner.js';
+import type { StepSampling, StepSequence } from '../../src/engine/model/runner-types.js';
+
+const { values: args } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    adapters: { type: 'string' },
+    steps: { type: 'string', default: '30' },
+    json: { type: 'string' },
+  },
+});
+if (!args.model || !args.adapters) throw new Error('usage: --model DIR --adapters DIR');
+const steps = Number(args.steps);
+const backend = loadNativeBackend('cuda');
+const sampling: StepSampling = {
+  temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, generatedCount: 0, repetitionPenalty: 1, frequencyPenalty: 0,
+  presencePenalty: 0, promptTokenIds: [], outputTokenIds: [], topLogprobsNum: 0, wantLogprob: false,
+};
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const loaded = await loadModel(args.model);
+const adapters = [];
+for (let i = 0; i < 8; i++) {
+  adapters.push((await readAdapter(join(args.adapters, `lora-${i}`), loaded.spec, { maxRank: 64, targetModules: null, strict: false })).adapter);
+}
+const rank = Math.max(...adapters.map((a) => a.rank));
+const PROMPT = 32;
+const BLOCK = 16;
+const BLOCKS_PER_SEQ = 8; // 128 positions: prompt + warm-up + timed steps stay inside
+const info = backend.deviceInfo();
+const results: Record<string, unknown>[] = [];
+
+for (const loraBackend of ['csgmv', 'triton'] as const) {
+  const runner = new ModelRunner(loaded, {
+    backend, kvNumBlocks: 64 * BLOCKS_PER_SEQ + 64, kvBlockSize: BLOCK, loraSlots: 8, loraMaxRank: rank,
+    loraTargetModules: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'], loraBackend, maxLoraChunkSize: 16, numThreads: 1,
+  });
+  for (let s = 0; s < 8; s++) {
+    const host = await runner.loadHostAdapter(adapters[s]);
+    runner.copyAdapterToSlot(s, host);
+    runner.freeHostAdapter(host);
+  }
+  for (const batch of [1, 8, 64]) {
+    for (const scenario of ['base', 'shared', 'distinct'] as const) {
+      const slotOf = (b: number) => (scenario === 'base' ? -1 : scenario === 'shared' ? 0 : b % 8);
+      const seqs: StepSequence[] = Array.from({ length: batch }, (_, b) => ({
+        tokenIds: Array.from({ length: PROMPT }, (_, i) => (b * 131 + i * 7 + 3) % loaded.spec.vocabSize),
+        startPosition: 0,
+        blockTable: Array.from({ length: BLOCKS_PER_SEQ }, (_, i) => b * BLOCKS_PER_SEQ + i),
+        slot: slotOf(b),
+        sampling,
+      }));
+      let tokens = runner.step(seqs).map((r) => r.tokenId);
+      const times: number[] = [];
+      for (let s = 0; s < steps + 3; s++) {
+        const t0 = performance.now();
+        const out = runner.step(seqs.map((q, b) => ({ ...q, tokenIds: [tokens[b]], startPosition: PROMPT + s })));
+        const ms = performance.now() - t0;
+        if (s >= 3) times.push(ms);
+        tokens = out.map((r) => r.tokenId);
+      }
+      const stepMs = median(times);
+      const row = { loraBackend, batch, scenario, stepMs, tokensPerS: (batch * 1000) / stepMs };
+      results.push(row);
+      console.log(`decode ${loraBackend.padEnd(6)} batch ${String(batch).padStart(2)} ${scenario.padEnd(8)} step ${stepMs.toFixed(2)} ms  ${row.tokensPerS.toFixed(0)} tok/s`);
+    }
+  }
+  // Prefill: 8 sequences × 512 tokens, 8 distinct adapters.
+  const prefill: StepSequence[] = Array.from({ length: 8 }, (_, b) => ({
+    tokenIds: Array.from({ length: 512 }, (_, i) => (b * 17 + i * 13) % loaded.spec.vocabSize),
+    startPosition: 0,
+    blockTable: Array.from({ length: 32 }, (_, i) => b * 32 + i),
+    slot: b,
+    sampling,
+  }));
+  runner.step(prefill);
+  const pt: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now();
+    runner.step(prefill);
+    pt.push(performance.now() - t0);
+  }
+  const prefillMs = median(pt);
+  results.push({ loraBackend, prefill: '8x512 distinct', stepMs: prefillMs, tokensPerS: (4096 * 1000) / prefillMs });
+  console.log(`prefill ${loraBackend} 8 x 512 tokens, 8 adapters: ${prefillMs.toFixed(1)} ms  ${((4096 * 1000) / prefillMs).toFixed(0)} tok/s`);
+  console.log(`memory ${JSON.stringify(runner.memoryReport())}`);
+  runner.destroy();
+}
+const report = { gpu: info.name, model: args.model, spec: { layers: loaded.spec.numLayers, hidden: loaded.spec.hiddenSize, vocab: loaded.spec.vocabSize }, rank, steps, results };
+if (args.json) writeFileSync(args.json, JSON.stringify(report, null, 2));
