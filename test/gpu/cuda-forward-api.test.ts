@@ -91,6 +91,17 @@ describe('CUDA addon surface', { skip }, () => {
     assert.ok(relativeL2(asyncLogits, base) > 1e-4, 'the adapter changes the logits');
   });
 
+  it('greedy rows finished on the GPU equal the host sampler (same tokens and logprobs)', () => {
+    const seqs = (returnLogits: boolean) => ref.prompts.map((p, b) => ({
+      tokenIds: p, startPosition: 0, blockTable: table.map((x) => x + b * BLOCKS_PER_SEQ), slot: b % 2 === 0 ? -1 : 0, sampling: greedy, returnLogits,
+    }));
+    const onGpu = runner.step(seqs(false));
+    const onHost = runner.step(seqs(true));
+    assert.deepEqual(onGpu.map((r) => r.tokenId), onHost.map((r) => r.tokenId));
+    onGpu.forEach((r, i) => assert.ok(Math.abs(r.logprob - onHost[i].logprob) < 1e-4, `row ${i}: logprob ${r.logprob} vs ${onHost[i].logprob}`));
+    assert.ok(onGpu.every((r) => r.logits === undefined));
+  });
+
   it('seeded sampling is reproducible and reports finite logprobs', () => {
     const sampling = { ...greedy, temperature: 1, topP: 0.9, topK: 20, seed: 1234, topLogprobsNum: 3, wantLogprob: true };
     const run = () => runner.step([{ tokenIds: prompt, startPosition: 0, blockTable: table, slot: 0, sampling }])[0];

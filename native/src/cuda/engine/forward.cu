@@ -13,6 +13,25 @@ namespace tslora::cuda {
 
 namespace host = lora::host;
 
+namespace {
+
+// True when every logit row is a plain greedy draw the GPU can finish alone: sampled, temperature 0 (or top-k 1),
+// penalties that change nothing, no target / top logprobs, no raw logits asked for. Then only the token and its
+// logprob come back instead of N × V logits.
+bool greedyRowsOnly(const cpu::StepInputView& s) {
+  if (s.returnLogits) return false;
+  for (size_t i = 0; i < s.logitRows.size; ++i) {
+    if (s.sampleMask[i] == 0 || !(s.temperature[i] <= 0.0f || s.topK[i] == 1)) return false;
+    if (s.targetTokenIds[i] >= 0 || s.topLogprobsNum[i] > 0) return false;
+    const bool penalties = s.penaltyIndptr[i + 1] > s.penaltyIndptr[i];
+    if (penalties && (s.repetitionPenalty[i] != 1.0f || s.frequencyPenalty[i] != 0.0f || s.presencePenalty[i] != 0.0f))
+      return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 void CudaModel::ensureStepBuffers(int T, int N, size_t tableInts) {
   const cpu::ModelDims& d = dims_;
   const size_t t = static_cast<size_t>(T), a = 2;  // Act bytes
@@ -72,6 +91,7 @@ cpu::StepOutputData CudaModel::forward(const cpu::StepInputView& step) {
     lora_->setStep(sl, stream_);
   }
 
+  const bool greedyOnGpu = N > 0 && greedyRowsOnly(step);
   const int32_t* dTokens = tables_.get<int32_t>();
   cudaCheck(launchEmbed(act_, embed_, dTokens, T, dims_.hidden, hidden_.get<float>(), stream_), "embedding");
   runLayers(step, loraActive);
@@ -82,13 +102,29 @@ cpu::StepOutputData CudaModel::forward(const cpu::StepInputView& step) {
                                dims_.hidden, dims_.rmsNormEps, stream_),
               "final norm");
     blas_->gemm(act_, finalRows_.get(), N, dims_.hidden, lmHead_, dims_.vocab, logits_.get(), true);
-    cudaCheck(cudaMemcpyAsync(hostLogits_.get(), logits_.get(), static_cast<size_t>(N) * dims_.vocab * sizeof(float),
-                              cudaMemcpyDeviceToHost, stream_),
-              "logits download");
+    if (greedyOnGpu) {
+      auto* dTokens = reinterpret_cast<int32_t*>(finalRows_.get<char>());  // the rows were consumed by the LM head
+      auto* dLogprobs = reinterpret_cast<float*>(dTokens + N);
+      cudaCheck(launchGreedyRows(logits_.get<float>(), N, dims_.vocab, dTokens, dLogprobs, stream_), "greedy rows");
+      cudaCheck(cudaMemcpyAsync(hostLogits_.get(), dTokens, static_cast<size_t>(N) * 8, cudaMemcpyDeviceToHost, stream_),
+                "greedy rows download");
+    } else {
+      cudaCheck(cudaMemcpyAsync(hostLogits_.get(), logits_.get(), static_cast<size_t>(N) * dims_.vocab * sizeof(float),
+                                cudaMemcpyDeviceToHost, stream_),
+                "logits download");
+    }
   }
   cudaCheck(cudaStreamSynchronize(stream_), "forward step");
 
   cpu::StepOutputData out;
+  if (greedyOnGpu) {
+    const auto* tokens = hostLogits_.get<int32_t>();
+    const auto* logprobs = reinterpret_cast<const float*>(tokens + N);
+    out.sampledTokenIds.assign(tokens, tokens + N);
+    out.sampledLogprobs.assign(logprobs, logprobs + N);
+    out.targetLogprobs.assign(N, std::nanf(""));
+    return out;
+  }
   sample(step, hostLogits_.get<float>(), out);
   if (step.returnLogits && N > 0) {
     out.logits.assign(hostLogits_.get<float>(), hostLogits_.get<float>() + static_cast<size_t>(N) * dims_.vocab);

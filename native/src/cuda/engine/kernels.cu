@@ -192,6 +192,55 @@ __global__ void swigluKernel(const T* gu, int T_, int I, T* out) {
   }
 }
 
+constexpr int kGreedyThreads = 512;
+
+__global__ void greedyRowsKernel(const float* logits, int V, int32_t* tokens, float* logprobs) {
+  __shared__ float sMax[kGreedyThreads];
+  __shared__ int sIdx[kGreedyThreads];
+  __shared__ double sSum[kGreedyThreads];
+  const float* x = logits + static_cast<size_t>(blockIdx.x) * V;
+  float best = -INFINITY;
+  int bestIdx = 0x7fffffff;
+  for (int i = threadIdx.x; i < V; i += blockDim.x) {
+    const float v = x[i];
+    if (v > best || (v == best && i < bestIdx)) {
+      best = v;
+      bestIdx = i;
+    }
+  }
+  sMax[threadIdx.x] = best;
+  sIdx[threadIdx.x] = bestIdx;
+  __syncthreads();
+  for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
+    if (threadIdx.x < stride) {
+      const float o = sMax[threadIdx.x + stride];
+      const int oi = sIdx[threadIdx.x + stride];
+      if (o > sMax[threadIdx.x] || (o == sMax[threadIdx.x] && oi < sIdx[threadIdx.x])) {
+        sMax[threadIdx.x] = o;
+        sIdx[threadIdx.x] = oi;
+      }
+    }
+    __syncthreads();
+  }
+  const float mx = sMax[0];
+  const int token = sIdx[0] == 0x7fffffff ? 0 : sIdx[0];
+  double sum = 0.0;
+  if (isfinite(mx))
+    for (int i = threadIdx.x; i < V; i += blockDim.x) sum += static_cast<double>(expf(x[i] - mx));
+  __syncthreads();
+  sSum[threadIdx.x] = sum;
+  __syncthreads();
+  for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
+    if (threadIdx.x < stride) sSum[threadIdx.x] += sSum[threadIdx.x + stride];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    const double lse = isfinite(mx) ? static_cast<double>(mx) + log(sSum[0]) : static_cast<double>(mx);
+    tokens[blockIdx.x] = token;
+    logprobs[blockIdx.x] = static_cast<float>(static_cast<double>(x[token]) - lse);
+  }
+}
+
 int normThreads(int H) { return H >= 1024 ? 1024 : H >= 256 ? 256 : 128; }
 
 template <typename T>
@@ -261,6 +310,12 @@ cudaError_t launchSwiglu(Act act, const void* gu, int T, int I, void* out, cudaS
   const size_t n = static_cast<size_t>(T) * I;
   const int blocks = static_cast<int>(std::min<size_t>((n + 255) / 256, 65535));
   TSLORA_DISPATCH(act, swigluKernel<TT><<<blocks, 256, 0, s>>>(static_cast<const TT*>(gu), T, I, static_cast<TT*>(out)));
+  return cudaGetLastError();
+}
+
+cudaError_t launchGreedyRows(const float* logits, int N, int V, int32_t* tokens, float* logprobs, cudaStream_t s) {
+  if (N == 0) return cudaSuccess;
+  greedyRowsKernel<<<N, kGreedyThreads, 0, s>>>(logits, V, tokens, logprobs);
   return cudaGetLastError();
 }
 
