@@ -77,10 +77,10 @@ export async function loadFixture(model: string, ref: Reference): Promise<Loaded
 }
 
 /** A runner with every usable adapter in slots 0..n-1 (the same slots on every backend). */
-export async function makeRunner(fx: LoadedFixture, backend: NativeBackend, loraBackend: 'triton' | 'csgmv', computeDtype?: 'bf16' | 'f16'): Promise<ModelRunner> {
+export async function makeRunner(fx: LoadedFixture, backend: NativeBackend, loraBackend: 'triton' | 'csgmv', computeDtype?: 'bf16' | 'f16', kvNumBlocks = 8 * BLOCKS_PER_SEQ): Promise<ModelRunner> {
   const targets = [...new Set(fx.adapters.flatMap((a) => a.spec.targetModules))] as LoraTargetModule[];
   const runner = new ModelRunner(fx.loaded, {
-    backend, kvNumBlocks: 8 * BLOCKS_PER_SEQ, kvBlockSize: BLOCK, loraSlots: Math.max(1, fx.adapters.length),
+    backend, kvNumBlocks, kvBlockSize: BLOCK, loraSlots: Math.max(1, fx.adapters.length),
     loraMaxRank: Math.max(1, ...fx.adapters.map((a) => a.spec.rank)), loraTargetModules: targets.length > 0 ? targets : ['qkv_proj'],
     loraBackend, maxLoraChunkSize: 16, numThreads: 2, computeDtype,
   });

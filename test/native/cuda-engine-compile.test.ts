@@ -58,3 +58,17 @@ test('the CUDA addon host sources (napi-cuda, engine .cpp) pass g++ -fsyntax-onl
     assert.equal(r.status, 0, `${basename(file)}:\n${r.stdout}${r.stderr}`);
   }
 });
+
+test('the LoRA pass planner of the CUDA engine splits steps within its limits (host-only driver, g++)', { skip: which('g++') ? false : 'g++ not found' }, () => {
+  const out = mkdtempSync(join(tmpdir(), 'tslora-lora-passes-'));
+  try {
+    const exe = join(out, 'lora-passes-test');
+    const build = spawnSync('nice', ['g++', '-std=c++17', '-O1', '-Wall', ...includes, join(engineDir, 'test/lora-passes-test.cpp'), join(engineDir, 'lora-passes.cpp'), '-o', exe], { encoding: 'utf8' });
+    assert.equal(build.status, 0, `${build.stdout}${build.stderr}`);
+    const run = spawnSync(exe, [], { encoding: 'utf8' });
+    assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
+    assert.match(run.stdout, /0 failures/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});

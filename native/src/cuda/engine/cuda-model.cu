@@ -8,6 +8,7 @@
 
 #include "../../cpu/ops.h"
 #include "cuda-model.h"
+#include "lora-passes.h"
 
 namespace tslora::cuda {
 namespace {
@@ -139,10 +140,11 @@ CudaModel::CudaModel(const cpu::ModelInit& init, const CudaOptions& options) : d
     set(lora::host::Module::Embed, d.vocab, {0, d.hidden});
     set(lora::host::Module::LmHead, d.hidden, {0, d.vocab});
     const lora::ActDType dtype = act_ == Act::BF16 ? lora::ActDType::BF16 : lora::ActDType::F16;
-    // csgmv: ⌈T / 16⌉ + slots segments at most; triton: one per sequence (B ≤ this bound is checked by setStep).
-    const int maxSegments = kMaxStepTokens / 16 + init.loraSlots + 64;
+    // Every pool launch pays for its static segment maximum, so it stays small; larger steps run as passes.
+    loraMaxSegments_ = kLoraSegmentsBase + init.loraSlots;
+    loraMaxPassRows_ = std::min(kMaxStepTokens, 65535 / loraMaxSegments_ * 64);  // grid z = segments × 64-row tiles
     try {
-      lora_ = std::make_unique<lora::DeviceLoraPool>(pc, dtype, kMaxStepTokens, maxSegments);
+      lora_ = std::make_unique<lora::DeviceLoraPool>(pc, dtype, kMaxStepTokens, loraMaxSegments_);
     } catch (const std::runtime_error& e) {
       if (dynamic_cast<const NativeError*>(&e)) throw;
       throw NativeError("native_cuda_error", e.what());

@@ -35,7 +35,7 @@ struct DeviceLayer {
   float *qNorm = nullptr, *kNorm = nullptr;                          // Qwen3: [headDim]
 };
 
-// Largest step the engine takes (rows of every activation buffer; the LoRA pool's static tables).
+// Most rows one LoRA pass takes (the LoRA pool's static row maximum); steps without LoRA have no limit.
 constexpr int kMaxStepTokens = 16384;
 
 class CudaModel {
@@ -71,7 +71,8 @@ class CudaModel {
   const unsigned char* checkedData(const cpu::TensorSpec& spec);
   void* deviceAlloc(size_t bytes, const char* what);
   void ensureStepBuffers(int T, int N, size_t tableInts);
-  void runLayers(const cpu::StepInputView& step, bool loraActive);
+  void runLayers(const cpu::StepInputView& step, int r0, int r1, bool loraActive);
+  void setLoraStep(const lora::host::StepLora& step);
   void sample(const cpu::StepInputView& step, const float* logits, cpu::StepOutputData& out);
 
   cpu::ModelDims dims_;
@@ -89,6 +90,8 @@ class CudaModel {
   void* kvCache_ = nullptr;  // [L][2][numBlocks][blockSize][numKvHeads][headDim] Act
   size_t kvBytes_ = 0;
   int loraSlots_ = 0;
+  int loraMaxSegments_ = 0;  // the pool's static segment maximum (lora-passes.h)
+  int loraMaxPassRows_ = 0;  // rows of one LoRA pass: kMaxStepTokens, and the kernels' grid limit (65535 row tiles)
   std::unique_ptr<lora::DeviceLoraPool> lora_;
   cudaStream_t stream_ = nullptr;      // forward, KV copies, synchronous slot writes
   cudaStream_t sideStream_ = nullptr;  // asynchronous slot writes

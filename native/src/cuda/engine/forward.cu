@@ -7,6 +7,7 @@
 
 #include "../../cpu/sampling.h"
 #include "cuda-model.h"
+#include "lora-passes.h"
 #include "validate-step.h"
 
 namespace tslora::cuda {
@@ -56,8 +57,6 @@ cpu::StepOutputData CudaModel::forward(const cpu::StepInputView& step) {
   const int T = static_cast<int>(step.tokenIds.size);
   const int B = static_cast<int>(step.seqTokenStart.size - 1);
   const int N = static_cast<int>(step.logitRows.size);
-  TSLORA_CHECK(T <= kMaxStepTokens, "forward: the step has ", T, " tokens; the CUDA engine takes at most ",
-               kMaxStepTokens, " per step (lower --chunked-prefill-size)");
   cudaCheck(cudaSetDevice(device_), "cudaSetDevice");
 
   // Tables: tokenIds [T] | positions [T] | tokenSeq [T] | blockTables [B * maxBlocks] | logitRows [N].
@@ -79,22 +78,35 @@ cpu::StepOutputData CudaModel::forward(const cpu::StepInputView& step) {
   if (lora_) {
     for (size_t g = 0; g < step.loraWeightIndices.size; ++g) loraActive |= step.loraWeightIndices[g] >= 0;
   }
-  if (loraActive) {
-    host::StepLora sl;
-    sl.csgmv = step.loraCsgmv;
-    sl.segIndptr = step.loraSegIndptr.data;
-    sl.weightIndices = step.loraWeightIndices.data;
-    sl.numSegments = static_cast<int>(step.loraWeightIndices.size);
-    sl.permutation = step.loraPermutation.size ? step.loraPermutation.data : nullptr;
-    sl.numTokens = T;
-    sl.chunkSize = step.loraChunkSize;
-    lora_->setStep(sl, stream_);
-  }
-
   const bool greedyOnGpu = N > 0 && greedyRowsOnly(step);
   const int32_t* dTokens = tables_.get<int32_t>();
   cudaCheck(launchEmbed(act_, embed_, dTokens, T, dims_.hidden, hidden_.get<float>(), stream_), "embedding");
-  runLayers(step, loraActive);
+
+  const int G = static_cast<int>(step.loraWeightIndices.size);
+  if (loraActive && (G > loraMaxSegments_ || T > loraMaxPassRows_)) {
+    // More segments (or rows) than the pool's static maxima: consecutive passes over row ranges (lora-passes.h).
+    const std::vector<int32_t> rowSlot = loraRowSlots(step);
+    const int32_t* tokenSeq = h + 2 * T;
+    PassLora pass;
+    for (const RowRange& range : planLoraPasses(step, rowSlot, tokenSeq, loraSlots_, loraMaxSegments_, loraMaxPassRows_)) {
+      buildPassLora(step, rowSlot, tokenSeq, range, pass);
+      if (pass.active) setLoraStep(pass.view);
+      runLayers(step, range.r0, range.r1, pass.active);
+    }
+  } else {
+    if (loraActive) {
+      host::StepLora sl;
+      sl.csgmv = step.loraCsgmv;
+      sl.segIndptr = step.loraSegIndptr.data;
+      sl.weightIndices = step.loraWeightIndices.data;
+      sl.numSegments = G;
+      sl.permutation = step.loraPermutation.size ? step.loraPermutation.data : nullptr;
+      sl.numTokens = T;
+      sl.chunkSize = step.loraChunkSize;
+      setLoraStep(sl);
+    }
+    runLayers(step, 0, T, loraActive);
+  }
 
   if (N > 0) {
     const int32_t* dLogitRows = tables_.get<int32_t>() + 3 * T + blockInts;
@@ -132,21 +144,35 @@ cpu::StepOutputData CudaModel::forward(const cpu::StepInputView& step) {
   return out;
 }
 
-void CudaModel::runLayers(const cpu::StepInputView& step, bool loraActive) {
+void CudaModel::setLoraStep(const host::StepLora& sl) {
+  try {
+    lora_->setStep(sl, stream_);
+  } catch (const std::invalid_argument& e) {
+    throw NativeError("native_invalid_argument", e.what());
+  } catch (const std::runtime_error& e) {
+    if (dynamic_cast<const NativeError*>(&e)) throw;
+    throw NativeError("native_cuda_error", e.what());
+  }
+}
+
+// Rows [r0, r1) of the step through every layer (the whole step, or one LoRA pass of it). Activation buffers are
+// used from row 0; the residual stream and the step tables are offset by r0.
+void CudaModel::runLayers(const cpu::StepInputView& step, int r0, int r1, bool loraActive) {
   const cpu::ModelDims& d = dims_;
-  const int T = static_cast<int>(step.tokenIds.size);
+  const int stepT = static_cast<int>(step.tokenIds.size);
+  const int T = r1 - r0;
   const int H = d.hidden, I = d.intermediate, qOut = d.qOut(), qkvW = d.qkvOut();
   const float eps = d.rmsNormEps;
   AttnTables tabs;
-  tabs.positions = tables_.get<int32_t>() + T;
-  tabs.tokenSeq = tables_.get<int32_t>() + 2 * T;
-  tabs.blockTables = tables_.get<int32_t>() + 3 * T;
+  tabs.positions = tables_.get<int32_t>() + stepT + r0;
+  tabs.tokenSeq = tables_.get<int32_t>() + 2 * stepT + r0;
+  tabs.blockTables = tables_.get<int32_t>() + 3 * stepT;
   tabs.maxBlocksPerSeq = step.maxBlocksPerSeq;
   tabs.blockSize = kvBlockSize_;
   const HeadShape hs{d.numHeads, d.numKvHeads, d.headDim};
   const float scale = 1.0f / std::sqrt(static_cast<float>(d.headDim));
   const size_t planeElems = static_cast<size_t>(kvNumBlocks_) * kvBlockSize_ * d.kvOut();
-  float* hidden = hidden_.get<float>();
+  float* hidden = hidden_.get<float>() + static_cast<size_t>(r0) * H;
 
   auto addLora = [&](int layer, host::Module m, const void* x, int xStride, void* y, int yStride) {
     if (!loraActive || !lora_->config().targets[static_cast<int>(m)]) return;
