@@ -75,9 +75,17 @@ for (const loraBackend of ['csgmv', 'triton'] as const) {
         tokens = out.map((r) => r.tokenId);
       }
       const stepMs = median(times);
-      const row = { loraBackend, batch, scenario, stepMs, tokensPerS: (batch * 1000) / stepMs };
+      // The JS part of a step (flattening the batch into typed arrays), timed on its own.
+      const builds: number[] = [];
+      for (let s = 0; s < 10; s++) {
+        const t0 = performance.now();
+        runner.buildStepInput(seqs.map((q, b) => ({ ...q, tokenIds: [tokens[b]], startPosition: PROMPT + s })));
+        builds.push(performance.now() - t0);
+      }
+      const buildMs = median(builds);
+      const row = { loraBackend, batch, scenario, stepMs, jsBuildMs: buildMs, tokensPerS: (batch * 1000) / stepMs };
       results.push(row);
-      console.log(`decode ${loraBackend.padEnd(6)} batch ${String(batch).padStart(2)} ${scenario.padEnd(8)} step ${stepMs.toFixed(2)} ms  ${row.tokensPerS.toFixed(0)} tok/s`);
+      console.log(`decode ${loraBackend.padEnd(6)} batch ${String(batch).padStart(2)} ${scenario.padEnd(8)} step ${stepMs.toFixed(2)} ms (JS ${buildMs.toFixed(2)})  ${row.tokensPerS.toFixed(0)} tok/s`);
     }
   }
   // Prefill: 8 sequences × 512 tokens, 8 distinct adapters.
