@@ -2,6 +2,7 @@
  * CUDA engine microbenchmark (not a test): decode step time and tokens/s at batch 1 / 8 / 64 for the base model,
  * one adapter shared by every row, and 8 distinct adapters, on both LoRA strategies; plus one 8 × 512-token prefill.
  *   node --import tsx bench/cuda/decode.ts --model DIR --adapters DIR [--steps 30] [--json FILE]
+ *     [--backends csgmv,triton] [--batches 1,8,64]
  * DIR comes from `tslora synth model --shape llama-3.2-1b --out DIR`; --adapters from `tslora synth adapters --model DIR
  * --count 8 --rank 16 --targets all --out ADIR` (ADIR/lora-0 … lora-7). Times are wall-clock per runner.step(), i.e.
  * the whole step as the server sees it: JS step building, the GPU forward, the logits copy and host-side sampling.
@@ -21,6 +22,8 @@ const { values: args } = parseArgs({
     model: { type: 'string' },
     adapters: { type: 'string' },
     steps: { type: 'string', default: '30' },
+    backends: { type: 'string', default: 'csgmv,triton' },
+    batches: { type: 'string', default: '1,8,64' },
     json: { type: 'string' },
   },
 });
@@ -45,7 +48,7 @@ const BLOCKS_PER_SEQ = 8; // 128 positions: prompt + warm-up + timed steps stay 
 const info = backend.deviceInfo();
 const results: Record<string, unknown>[] = [];
 
-for (const loraBackend of ['csgmv', 'triton'] as const) {
+for (const loraBackend of args.backends!.split(',') as Array<'csgmv' | 'triton'>) {
   const runner = new ModelRunner(loaded, {
     backend, kvNumBlocks: 64 * BLOCKS_PER_SEQ + 64, kvBlockSize: BLOCK, loraSlots: 8, loraMaxRank: rank,
     loraTargetModules: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'], loraBackend, maxLoraChunkSize: 16, numThreads: 1,
@@ -55,7 +58,7 @@ for (const loraBackend of ['csgmv', 'triton'] as const) {
     runner.copyAdapterToSlot(s, host);
     runner.freeHostAdapter(host);
   }
-  for (const batch of [1, 8, 64]) {
+  for (const batch of args.batches!.split(',').map(Number)) {
     for (const scenario of ['base', 'shared', 'distinct'] as const) {
       const slotOf = (b: number) => (scenario === 'base' ? -1 : scenario === 'shared' ? 0 : b % 8);
       const seqs: StepSequence[] = Array.from({ length: batch }, (_, b) => ({

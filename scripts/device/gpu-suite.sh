@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# One GPU-machine call for the CUDA engine (issue #6), ≤ 5 minutes on a 16-core H200 machine, cold build included.
+# Run from the repository root after `source .device-carry/prelude.sh` (carry [".device-carry"]):
+#   bash scripts/device/gpu-suite.sh
+# Steps (each time-boxed; every log, the summary and the JSON land in "$OUT/gpu/"):
+#   1. nvidia-smi / nvcc versions                                   → gpu.txt
+#   2. tsc (dist/ for the `tslora serve --device cuda` test)         → tsc.log
+#   3. CUDA addon build (build-native.mjs --force --cuda)           → build.log
+#   4. 1B-shaped random model + r8/16/64 PEFT adapters + fp32 PyTorch/PEFT references
+#      (scripts/device/make-1b-reference.py, in /tmp)               → make-1b-reference.log
+#   5. node scripts/run-tests.mjs test/gpu with TSLORA_1B_REFERENCE  → gpu-tests.log (TAP)
+#   6. bench/cuda/decode.ts, csgmv, batch 1/8/64, 10 steps, on a synthetic Llama-3.2-1B (16 layers) with 8 r16
+#      adapters; skipped when less than 60 s of the budget are left → decode.log, decode.json
+#   summary.txt: one line per step with its exit status and seconds.
+set -u
+OUT=${OUT:-/tmp/tslora-gpu-suite}
+G="$OUT/gpu"
+mkdir -p "$G"
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
+BUDGET_S=${BUDGET_S:-290}
+T0=$(date +%s)
+summary() { echo "$1" | tee -a "$G/summary.txt"; }
+left() { echo $(( BUDGET_S - ($(date +%s) - T0) )); }
+# step NAME LIMIT_S LOG CMD...: runs CMD with a time limit (capped by what is left), logs, records status.
+step() {
+  local name=$1 limit=$2 log=$3; shift 3
+  local rem; rem=$(left)
+  if (( rem < 10 )); then summary "$name: SKIPPED (budget spent)"; return 1; fi
+  (( limit > rem )) && limit=$rem
+  local s; s=$(date +%s)
+  timeout --kill-after=5 "$limit" "$@" > "$G/$log" 2>&1
+  local rc=$?
+  summary "$name: rc=$rc ($(( $(date +%s) - s )) s, limit $limit s)"
+  return $rc
+}
+: > "$G/summary.txt"
+{ nvidia-smi --query-gpu=name,driver_version,clocks.sm,memory.total --format=csv; nvcc --version | tail -1; node -v; nproc; } > "$G/gpu.txt" 2>&1
+
+step tsc 40 tsc.log npx tsc -p tsconfig.json || true   # emits dist even with type errors elsewhere
+step build-cuda 150 build.log node scripts/build-native.mjs --force --cuda
+build_rc=$?
+REF=/tmp/tslora-1b
+step make-1b-reference 70 make-1b-reference.log python3 scripts/device/make-1b-reference.py --out "$REF" --layers 4
+if (( build_rc == 0 )); then
+  export TSLORA_1B_REFERENCE="$REF/reference.json"
+  [ -f "$TSLORA_1B_REFERENCE" ] || unset TSLORA_1B_REFERENCE
+  step gpu-tests 150 gpu-tests.log node scripts/run-tests.mjs test/gpu
+  grep -E "^# (tests|pass|fail|skipped)|^not ok|cuda-parity-1b|cuda-forward-api:|cuda-passes|cuda-demo|SKIP" "$G/gpu-tests.log" > "$G/gpu-tests-summary.txt"
+  if (( $(left) >= 60 )); then
+    B=/tmp/tslora-bench-1b
+    step synth 40 synth.log bash -c "node bin/tslora.js synth model --shape llama-3.2-1b --out $B/model && node bin/tslora.js synth adapters --model $B/model --count 8 --rank 16 --targets all --out $B/adapters"
+    step decode-bench 90 decode.log node --import tsx bench/cuda/decode.ts --model "$B/model" --adapters "$B/adapters" \
+      --steps 10 --backends csgmv --batches 1,8,64 --json "$G/decode.json"
+  else
+    summary "decode-bench: SKIPPED (only $(left) s left)"
+  fi
+else
+  summary "gpu-tests, decode-bench: SKIPPED (the CUDA addon did not build; see build.log)"
+fi
+summary "total: $(( $(date +%s) - T0 )) s"
+cat "$G/gpu-tests-summary.txt" 2>/dev/null | tail -40
