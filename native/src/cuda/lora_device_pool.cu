@@ -204,6 +204,10 @@ void DeviceLoraPool::setStep(const host::StepLora& step, cudaStream_t stream) {
   check(cudaMemcpyAsync(segIndptr_, hostTables_, ints * sizeof(int32_t), cudaMemcpyHostToDevice, stream), "tables");
   check(cudaEventRecord(tablesCopied_, stream), "tables");
   step_.maxSegmentRows = std::min(maxTokens_, step.csgmv ? std::max(step.chunkSize, longest) : longest);
+  // Narrowed grid: segments [G, maxSegments) are empty padding and rows >= T are never addressed, so launching
+  // only max(1, G) segments over max(1, T) rows (U / partials strided by T) gives the same result.
+  step_.maxSegments = staticGrid_ ? maxSegments_ : std::max(1, G);
+  step_.numTokens = staticGrid_ ? maxTokens_ : std::max(1, T);
 }
 
 void DeviceLoraPool::apply(int layer, host::Module module, const void* x, int xStride, void* y, int yStride, int yOffset,
@@ -214,7 +218,13 @@ void DeviceLoraPool::apply(int layer, host::Module module, const void* x, int xS
   if (!host::detail::isPerLayer(module)) layer = 0;
   if (layer < 0 || layer >= static_cast<int>(buffers_[m].size())) throw std::invalid_argument("LoRA device pool: layer out of range");
   const DeviceModule v = view(module, layer);
-  const int kSplits = loraShrinkSplits(v, step_, numSms_);
+  int kSplits = loraShrinkSplits(v, step_, numSms_);
+  // A narrowed step with few tiles but many rows (e.g. one short adapter segment beside a long base prefill)
+  // would ask for many splits over all T rows: keep the split-K partials under kMaxPartialBytes.
+  constexpr size_t kMaxPartialBytes = size_t{64} << 20;
+  const size_t splitBytes = static_cast<size_t>(step_.numTokens) * v.numSlices * v.maxRank * sizeof(float);
+  if (kSplits > 1 && splitBytes * kSplits > kMaxPartialBytes)
+    kSplits = static_cast<int>(std::max<size_t>(1, kMaxPartialBytes / splitBytes));
   const size_t bytes = loraShrinkWorkspaceBytes(v, step_, kSplits);
   if (bytes > workspaceBytes_) {  // grows during warm-up; capture graphs afterwards
     check(cudaStreamSynchronize(stream), "workspace");

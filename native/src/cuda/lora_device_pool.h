@@ -38,7 +38,13 @@ class DeviceLoraPool {
   void clearSlot(int slot, cudaStream_t stream);
 
   // Uploads one step's tables (the same StepLora the CPU forward uses); padding segments are empty.
+  // Outside graph capture (the default) the launch grid is narrowed to the step's own segment count and token
+  // count, so a one-token decode launches a handful of blocks and gets split-K; with setStaticGrid(true) every
+  // launch keeps the static maxima (maxSegments, maxTokens), the shape a captured graph needs (spec e.10).
   void setStep(const host::StepLora& step, cudaStream_t stream);
+  // Takes effect at the next setStep.
+  void setStaticGrid(bool on) { staticGrid_ = on; }
+  bool staticGrid() const { return staticGrid_; }
   // y[p, yOffset + …] += LoRA delta of (layer, module) for the rows of the current step. x, y: device activations.
   void apply(int layer, host::Module module, const void* x, int xStride, void* y, int yStride, int yOffset,
              cudaStream_t stream);
@@ -54,6 +60,7 @@ class DeviceLoraPool {
   host::PoolConfig config_;
   ActDType dtype_;
   int maxTokens_, maxSegments_, numSms_ = 1;
+  bool staticGrid_ = false;
   size_t weightBytes_ = 0;
   std::vector<ModuleBuffers> buffers_[host::kNumModules];  // [module][layer]
   std::vector<int32_t> ranks_;                            // host mirror of slotRanks_

@@ -86,15 +86,25 @@ int main() {
       cpu.writeSlot(slot, *hostAdapter);
       gpu.writeSlot(slot, *hostAdapter, nullptr);
     }
-    const std::vector<int> slots = {0, 1, -1, 2, 3, 0, 1, 2, 0, 1, 2, 2}, counts = {1, 77, 5, 13, 4, 1, 1, 1, 200, 3, 0, 9};
+    // A mixed prefill-like step, then decode-like steps (one token per request: the narrowed grid gets split-K),
+    // then an all-base step.
+    const std::vector<std::pair<std::vector<int>, std::vector<int>>> steps = {
+        {{0, 1, -1, 2, 3, 0, 1, 2, 0, 1, 2, 2}, {1, 77, 5, 13, 4, 1, 1, 1, 200, 3, 0, 9}},
+        {{0}, {1}},
+        {{2, -1, 0, 1, 2, 0}, {1, 1, 1, 1, 1, 1}},
+        {{-1, -1}, {3, 1}},
+    };
+    for (const auto& [slots, counts] : steps)
     for (int phase = 0; phase < 2; ++phase) {
       if (phase == 1) {
         cpu.clearSlot(1);
         gpu.clearSlot(1, nullptr);
         if (gpu.slotRank(1) != 0) { ++failures; std::printf("FAIL slotRank after clearSlot\n"); }
       }
-      for (bool csgmv : {false, true}) {
+      for (int mode = 0; mode < 4; ++mode) {
+        const bool csgmv = mode % 2 == 1, staticGrid = mode >= 2;  // static = the shape graph capture needs
         const Segments seg = buildSegments(slots, counts, csgmv, 64);
+        gpu.setStaticGrid(staticGrid);
         gpu.setStep(seg.step(csgmv), nullptr);
         for (Module m : {Module::QKV, Module::O, Module::GateUp, Module::Down, Module::LmHead})
           for (int layer = 0; layer < (m == Module::LmHead ? 1 : c.numLayers); ++layer) {
@@ -107,7 +117,8 @@ int main() {
             if (error.empty()) ++passes;
             else {
               ++failures;
-              std::printf("FAIL %s %s %s layer %d%s: %s\n", dtype == cl::ActDType::BF16 ? "bf16" : "fp16", csgmv ? "csgmv" : "triton",
+              std::printf("FAIL %s %s%s %s layer %d%s: %s\n", dtype == cl::ActDType::BF16 ? "bf16" : "fp16", csgmv ? "csgmv" : "triton",
+                          staticGrid ? " (static grid)" : "",
                           moduleNameOf(m).c_str(), layer, phase ? " after clearSlot" : "", error.c_str());
             }
           }
