@@ -39,8 +39,10 @@ export async function captureEnvironment(): Promise<BenchEnvironment> {
     // not fatal
   }
   const gpuText = await run('nvidia-smi', ['--query-gpu=name,driver_version,memory.total', '--format=csv,noheader']);
-  const commit = await run('git', ['rev-parse', 'HEAD']);
-  const status = commit ? await run('git', ['status', '--porcelain', '--untracked-files=no']) : null;
+  const gitCommit = await run('git', ['rev-parse', 'HEAD']);
+  const status = gitCommit ? await run('git', ['status', '--porcelain', '--untracked-files=no']) : null;
+  // a copied checkout without .git (e.g. on the GPU machine) can still name its commit
+  const commit = gitCommit ?? (process.env.TSLORA_GIT_COMMIT || null);
   return {
     hostname: hostname(),
     os: `${platform()} ${release()} ${arch()}`,
