@@ -127,3 +127,27 @@ test('open loop sends at the planned times, whatever is in flight', async () => 
     server.close();
   }
 });
+
+test('the SSE reader times each token at its arrival: events flushed 25 ms apart to 4 concurrent streams are not bunched', async () => {
+  // Guards the ITL figures: if undici's body iteration (or the splitter) held events back and handed them over
+  // together, the median gap would collapse towards 0 ms while the server still sent one event per 25 ms.
+  const { server, url } = await startStreamingServer(25);
+  const dispatcher = new Agent({ connections: 16 });
+  try {
+    const result = await generateLoad({
+      target: { baseUrl: url, dispatcher, apiKey: null, api: 'generate', requestTimeoutMs: 10_000 },
+      requests: Array.from({ length: 8 }, (_v, i) => planned(i, null, 8)),
+      arrival: { type: 'closed', concurrency: 4 },
+    });
+    const gaps = result.timings.flatMap((t) => t.timing.itlMs).sort((a, b) => a - b);
+    assert.equal(gaps.length, 8 * 7);
+    const median = gaps[Math.floor(gaps.length / 2)];
+    const nearZero = gaps.filter((g) => g < 5).length;
+    // a loaded machine may merge a few reads; most gaps must still be the server's spacing
+    assert.ok(median >= 18 && median < 200, `median ITL ${median.toFixed(1)} ms, gaps ${gaps.map((g) => g.toFixed(0)).join(' ')}`);
+    assert.ok(nearZero <= gaps.length / 4, `${nearZero} of ${gaps.length} gaps under 5 ms`);
+  } finally {
+    await dispatcher.close();
+    server.close();
+  }
+});
