@@ -1,11 +1,12 @@
 /**
- * The tslora command line: commander wiring of serve, adapter, bench and synth. Commander's own usage errors
+ * The tslora command line: commander wiring of serve, adapter, generate, bench and synth. Commander's own usage errors
  * (unknown option, missing argument) exit with status 2 like every other usage error.
  */
 import { Command, CommanderError } from 'commander';
 import { EXIT_CODES } from '../errors.js';
 import { registerAdapterCommand } from './commands/adapter.js';
 import { registerBenchCommand } from './commands/bench.js';
+import { registerGenerateCommand } from './commands/generate.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSynthCommand } from './commands/synth.js';
 import { packageVersion } from './version.js';
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerServeCommand(program);
   registerAdapterCommand(program);
+  registerGenerateCommand(program);
   registerBenchCommand(program);
   registerSynthCommand(program);
   program.addHelpText('after', '\nRun `tslora <command> --help` for the options of a command. Manual: man tslora.\n');

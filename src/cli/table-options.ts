@@ -16,12 +16,14 @@ function describe(spec: OptionSpec): string {
   const parts = [spec.help];
   if (spec.aliases?.length) parts.push(`(alias${spec.aliases.length > 1 ? 'es' : ''}: ${spec.aliases.map((a) => `--${a}`).join(', ')})`);
   if (spec.type === 'enum' && spec.choices) parts.push(`(choices: ${spec.choices.join(', ')})`);
+  if (spec.repeatable) parts.push('(repeatable)');
   if (spec.defaultValue !== undefined && spec.type !== 'boolean') parts.push(`(default: ${String(spec.defaultValue)})`);
   return parts.join(' ');
 }
 
 function valuePlaceholder(spec: OptionSpec): string {
   if (spec.type === 'boolean') return '';
+  if (spec.type === 'list' && spec.repeatable) return ` <${spec.valueName ?? 'VALUE'}>`;
   if (spec.type === 'list') return ` <${(spec.valueName ?? 'VALUE').replace(/\.\.\.$/, '')}...>`;
   return ` <${spec.valueName ?? 'VALUE'}>`;
 }
@@ -30,6 +32,7 @@ function valuePlaceholder(spec: OptionSpec): string {
 export function addTableOptions(command: Command, table: readonly OptionSpec[]): void {
   for (const spec of table) {
     const option = new Option(`--${spec.flag}${valuePlaceholder(spec)}`, describe(spec)).helpGroup(`${spec.group}:`);
+    if (spec.repeatable) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
     helpTerms.set(option, term(spec));
     command.addOption(option);
     if (spec.type === 'boolean' && spec.negatable) {

@@ -38,41 +38,31 @@ export function errorMessageOf(body: unknown): string | undefined {
   return undefined;
 }
 
-export async function requestJson(target: HttpTarget, method: 'GET' | 'POST', path: string, payload?: unknown): Promise<JsonResponse> {
-  const headers: Record<string, string> = { accept: 'application/json' };
-  if (payload !== undefined) headers['content-type'] = 'application/json';
-  if (target.apiKey) headers.authorization = `Bearer ${target.apiKey}`;
-  const where = `${target.url}${path}`;
-  let status: number;
-  let text: string;
-  try {
-    const response = await request(where, {
-      method,
-      headers,
-      body: payload === undefined ? undefined : JSON.stringify(payload),
-      signal: AbortSignal.timeout(target.timeoutMs),
-    });
-    status = response.statusCode;
-    text = await response.body.text();
-  } catch (error) {
-    const name = (error as Error).name;
-    if (name === 'TimeoutError' || name === 'AbortError') {
-      throw new TsloraError('unreachable', `no answer from ${where} within ${target.timeoutMs / 1000} s.`, {
-        hint: 'The server may be busy (an unload waits for running requests); raise --timeout or check the server log.',
-        cause: error,
-      });
-    }
-    throw new TsloraError('unreachable', `cannot reach the tslora server at ${target.url}: ${describeNetworkError(error)}.`, {
-      hint: "Start it with 'tslora serve', or point --url (or TSLORA_URL) at the running server.",
+/** The failure of a request that produced no response (refused, DNS, timeout) as an 'unreachable' error. */
+export function networkFailure(target: HttpTarget, where: string, error: unknown): TsloraError {
+  const name = (error as Error).name;
+  if (name === 'TimeoutError' || name === 'AbortError') {
+    return new TsloraError('unreachable', `no answer from ${where} within ${target.timeoutMs / 1000} s.`, {
+      hint: 'The server may be busy (an unload waits for running requests); raise --timeout or check the server log.',
       cause: error,
     });
   }
-  let body: unknown = text;
+  return new TsloraError('unreachable', `cannot reach the tslora server at ${target.url}: ${describeNetworkError(error)}.`, {
+    hint: "Start it with 'tslora serve', or point --url (or TSLORA_URL) at the running server.",
+    cause: error,
+  });
+}
+
+function parseBodyText(text: string): unknown {
   try {
-    body = text === '' ? null : JSON.parse(text);
+    return text === '' ? null : JSON.parse(text);
   } catch {
-    // keep the text: an error page of a proxy, or a server that is not tslora
+    return text; // keep the text: an error page of a proxy, or a server that is not tslora
   }
+}
+
+/** Throws for the statuses every caller treats alike: 401/403, 404 and 5xx. 2xx and other 4xx return. */
+function checkStatus(target: HttpTarget, method: string, path: string, status: number, body: unknown): void {
   if (status === 401 || status === 403) {
     throw new TsloraError('unauthorized', `the server at ${target.url} refused the request (HTTP ${status}): ${errorMessageOf(body) ?? 'unauthorized'}.`, {
       hint: target.apiKey
@@ -90,5 +80,75 @@ export async function requestJson(target: HttpTarget, method: 'GET' | 'POST', pa
       hint: status === 503 ? 'The server is overloaded or shutting down; retry later.' : 'See the server log for details.',
     });
   }
+}
+
+function headersFor(target: HttpTarget, hasPayload: boolean, accept: string): Record<string, string> {
+  const headers: Record<string, string> = { accept };
+  if (hasPayload) headers['content-type'] = 'application/json';
+  if (target.apiKey) headers.authorization = `Bearer ${target.apiKey}`;
+  return headers;
+}
+
+export async function requestJson(target: HttpTarget, method: 'GET' | 'POST', path: string, payload?: unknown): Promise<JsonResponse> {
+  const where = `${target.url}${path}`;
+  let status: number;
+  let text: string;
+  try {
+    const response = await request(where, {
+      method,
+      headers: headersFor(target, payload !== undefined, 'application/json'),
+      body: payload === undefined ? undefined : JSON.stringify(payload),
+      signal: AbortSignal.timeout(target.timeoutMs),
+    });
+    status = response.statusCode;
+    text = await response.body.text();
+  } catch (error) {
+    throw networkFailure(target, where, error);
+  }
+  const body = parseBodyText(text);
+  checkStatus(target, method, path, status, body);
   return { status, body };
+}
+
+/**
+ * POST with a JSON payload whose 2xx answer is server-sent events: calls onData with each event's data (the
+ * text after `data:`), up to `[DONE]`. A non-2xx answer is returned like requestJson's (status and parsed body).
+ */
+export async function requestEvents(
+  target: HttpTarget,
+  path: string,
+  payload: unknown,
+  onData: (data: string) => void,
+): Promise<JsonResponse | null> {
+  const where = `${target.url}${path}`;
+  try {
+    const response = await request(where, {
+      method: 'POST',
+      headers: headersFor(target, true, 'text/event-stream'),
+      body: JSON.stringify(payload),
+      signal: AbortSignal.timeout(target.timeoutMs),
+    });
+    if (response.statusCode < 200 || response.statusCode >= 300) {
+      const body = parseBodyText(await response.body.text());
+      checkStatus(target, 'POST', path, response.statusCode, body);
+      return { status: response.statusCode, body };
+    }
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of response.body) {
+      buffer += decoder.decode(chunk as Buffer, { stream: true }).replace(/\r\n/g, '\n');
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) !== -1) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = block.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).replace(/^ /, '')).join('\n');
+        if (data === '[DONE]') return null;
+        if (data !== '') onData(data);
+      }
+    }
+    return null;
+  } catch (error) {
+    if (error instanceof TsloraError) throw error;
+    throw networkFailure(target, where, error);
+  }
 }

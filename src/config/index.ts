@@ -3,6 +3,7 @@ export type { OptionSpec, OptionValueType } from './option-types.js';
 export type { ServeConfig, StartupAdapter, LogLevel } from './serve-config.js';
 export { serveOptions, SERVE_GROUPS, LORA_TUNING_KEYS } from './serve-options.js';
 export { adapterOptions, adapterLoadOptions, resolveAdapterCliConfig, DEFAULT_SERVER_URL, type AdapterCliConfig } from './adapter-options.js';
+export { generateOptions, resolveGenerateRequest, adaptersForPrompts, BASE_LORA_NAMES, type GenerateRequestPlan } from './generate-options.js';
 export { benchOptions, synthOptions } from './bench-options.js';
 export { resolveServeConfig } from './resolve-serve.js';
 export { readConfigFile } from './config-file.js';

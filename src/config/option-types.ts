@@ -28,4 +28,7 @@ export interface OptionSpec {
   group: string;
   /** Booleans: accept --no-<flag> so that a config file's true can be overridden (spec a.1). */
   negatable?: boolean;
+  /** Lists: the flag takes one value and may be given several times (`--lora a --lora b`), instead of taking
+   *  every following word (which would swallow positional arguments). */
+  repeatable?: boolean;
 }
