@@ -70,18 +70,37 @@ const DEMO_PROMPTS: Record<string, string> = {
   last_word: 'the quick brown fox=',
 };
 
-/** Two ready-to-paste requests for the demo model. */
+/** Prefers the add, caesar and last_word trio (three visibly different tasks), else the first three adapters. */
+function demoTrio(adapterNames: string[]): string[] {
+  const preferred = ['add', 'caesar', 'last_word'];
+  return preferred.every((n) => adapterNames.includes(n)) ? preferred : adapterNames.slice(0, 3);
+}
+
+/** A shell word in single quotes (prompts and URLs are pasted into a POSIX shell). */
+function shellWord(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, "'\\''")}'`;
+}
+
+/**
+ * Ready-to-paste requests for the demo model: ONE /generate batch answered by three adapters, as curl and as the
+ * equivalent `tslora generate` line, then a /v1/completions call.
+ */
 export function demoExamples(url: string, adapterNames: string[], servedModelName: string, needsKey: boolean): string {
-  const three = adapterNames.slice(0, 3);
+  const three = demoTrio(adapterNames);
   const prompts = three.map((n) => DEMO_PROMPTS[n] ?? 'hello=');
-  const auth = needsKey ? " -H 'Authorization: Bearer $KEY'" : '';
+  const auth = needsKey ? ' -H "Authorization: Bearer $KEY"' : '';
   const batch = JSON.stringify({ text: prompts, lora_path: three, sampling_params: { max_new_tokens: 24, temperature: 0 } });
   const first = three[0];
   const chat = JSON.stringify({ model: `${servedModelName}:${first ?? ''}`, prompt: DEMO_PROMPTS[first] ?? 'hello=', max_tokens: 24, temperature: 0 });
+  const cliPrompts = prompts.map((p) => `"${p.replace(/(["\\$`])/g, '\\$1')}"`).join(' ');
+  const cliLoras = three.map((n) => `--lora ${shellWord(n)}`).join(' ');
+  const cliKey = needsKey ? ' --api-key "$KEY"' : '';
   return [
     '',
-    `Demo model ready with adapters: ${adapterNames.join(', ') || '(none)'}. Try:`,
+    `Demo model ready with adapters: ${adapterNames.join(', ') || '(none)'}. Try one batch answered by three adapters:`,
     `  curl -s ${url}/generate -H 'Content-Type: application/json'${auth} -d '${batch}'`,
+    `  tslora generate ${cliPrompts} ${cliLoras} --url ${url}${cliKey}`,
+    'or the OpenAI-compatible API, and the adapter list:',
     `  curl -s ${url}/v1/completions -H 'Content-Type: application/json'${auth} -d '${chat}'`,
     `  tslora adapter list --url ${url}`,
     '',
