@@ -24,6 +24,24 @@ export interface BenchResults {
 }
 
 /** JSON cannot hold NaN/Infinity: they become null. */
+const finiteOrNull = (_key: string, value: unknown): unknown => (typeof value === 'number' && !Number.isFinite(value) ? null : value);
+
+/** Request timings are milliseconds from performance.now(): microseconds are all the precision they carry. */
+const recordNumber = (_key: string, value: unknown): unknown => {
+  if (typeof value !== 'number') return value;
+  if (!Number.isFinite(value)) return null;
+  return Number.isInteger(value) ? value : Math.round(value * 1000) / 1000;
+};
+
+/**
+ * Indented JSON, except that each request record takes one line: a GPU run has thousands of records with dozens
+ * of inter-token gaps each, which one-number-per-line indentation would blow up to many megabytes.
+ */
 export function resultsToJson(results: BenchResults): string {
-  return JSON.stringify(results, (_key, value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? null : value), 2);
+  const { records, ...rest } = results;
+  const head = JSON.stringify({ ...rest, records: [] }, finiteOrNull, 2);
+  if (records.length === 0) return head;
+  const lines = records.map((record) => `    ${JSON.stringify(record, recordNumber)}`).join(',\n');
+  const marker = '"records": []\n}';
+  return `${head.slice(0, head.length - marker.length)}"records": [\n${lines}\n  ]\n}`;
 }

@@ -8,7 +8,7 @@ import { summarizeRun } from '../../../src/bench/metrics/summarize.js';
 import { comparisonGroups } from '../../../src/bench/report/comparison.js';
 import { summaryTables } from '../../../src/bench/report/table.js';
 import { writeOutputs } from '../../../src/bench/report/write-outputs.js';
-import type { BenchResults } from '../../../src/bench/report/results.js';
+import { resultsToJson, type BenchResults } from '../../../src/bench/report/results.js';
 import { parseBenchConfig } from '../../../src/bench/config/load-config.js';
 import { cdfChart } from '../../../src/bench/report/svg/cdf-chart.js';
 import { barChart } from '../../../src/bench/report/svg/bar-chart.js';
@@ -130,4 +130,26 @@ test('with several rounds the report adds per-round medians for every variant', 
   assert.match(report, /\| all \| 1 \| 101 \| 131 \| 51 \| 81 \|/); // medians of 100..102 and 50..52 (+30 for E2E)
   assert.match(report, /\| all \| 2 \| 201 \| 231 \| 11 \| 41 \|/);
   assert.doesNotMatch(report, /machine was shared/); // load 0.5 on 2 cores
+});
+
+test('results JSON: one line per request record, timings kept to the microsecond, NaN as null, everything else intact', () => {
+  const config = parseBenchConfig({ name: 'j', variants: [{ name: 'a' }] }, 'inline');
+  const recs = records('a', 'c1', 100, 3).map((r, i) => ({ ...r, ttftMs: 100.123456789 + i, itlMs: [1.0004, 2.99951, Number.NaN] }));
+  const results: BenchResults = {
+    tool: 'tslora bench', schemaVersion: 1, name: 'j', description: '', startedAt: 's', finishedAt: 'e', configPath: 'inline', config,
+    environment: { hostname: 'h', os: 'linux', cpu: 'CPU', cpuCores: 2, memoryGiB: 4, gpus: ['NVIDIA H200, 580.1, 143771 MiB'], node: 'v20', tslora: '0.1.0', gitCommit: null, gitDirty: null, argv: [], loadAverage: { start: 0.123456, end: null } },
+    model: { description: 'demo', vocabSize: 300, adapters: [] }, launches: [], runIds: ['a'], summaries, checks: [], records: recs,
+  };
+  const text = resultsToJson(results);
+  const parsed = JSON.parse(text) as BenchResults;
+  assert.equal(parsed.records.length, 3);
+  assert.equal(parsed.records[1].ttftMs, 101.123);
+  assert.deepEqual(parsed.records[0].itlMs, [1, 3, null]);
+  assert.deepEqual(parsed.records[2].adapter, recs[2].adapter);
+  assert.equal(parsed.environment.loadAverage.start, 0.123456); // only records are rounded
+  assert.deepEqual(parsed.summaries, JSON.parse(JSON.stringify(summaries)));
+  const recordLines = text.split('\n').filter((line) => line.trimStart().startsWith('{"run":'));
+  assert.equal(recordLines.length, 3);
+  const empty = JSON.parse(resultsToJson({ ...results, records: [] })) as BenchResults;
+  assert.deepEqual(empty.records, []);
 });
