@@ -73,10 +73,9 @@ config_path() {
     c.model = { synthetic: { shape: "tiny" } };
     c.serverFlags = { ...c.serverFlags, device: "cpu", "num-threads": 2, "context-length": 512 };
     c.workload = { ...c.workload, warmupRequests: 1 };
-    for (const level of c.levels ?? []) {
-      const w = level.workload;
-      w.requests = Math.min(w.requests ?? 4, w.arrival?.type === "closed" ? w.arrival.concurrency + 2 : 4);
-      w.durationS = 5;
+    for (const w of [c.workload, ...(c.levels ?? []).map((level) => level.workload)]) {
+      if (w !== c.workload) w.requests = Math.min(w.requests ?? 4, w.arrival?.type === "closed" ? w.arrival.concurrency + 2 : 4);
+      if (w !== c.workload) w.durationS = 5;
       if (w.inputTokens?.type === "fixed") w.inputTokens.value = Math.min(w.inputTokens.value, 64);
       if (w.outputTokens?.type === "fixed") w.outputTokens.value = Math.min(w.outputTokens.value, 4);
       if (w.arrival?.type === "closed") w.arrival.concurrency = Math.min(w.arrival.concurrency, 4);
