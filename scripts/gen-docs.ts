@@ -1,5 +1,6 @@
 /**
- * Generates the man pages (man/tslora.1, tslora-serve.1, tslora-adapter.1, tslora-bench.1) and the flag reference
+ * Generates the man pages (man/tslora.1 with the generate command, tslora-serve.1, tslora-adapter.1,
+ * tslora-bench.1) and the flag reference
  * of README.md (between <!-- flags:begin --> and <!-- flags:end -->) from the option tables, so docs cannot drift
  * from the CLI. Reproducible: the date is fixed here and the version comes from package.json.
  *
@@ -10,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { adapterLoadOptions, adapterOptions, benchOptions, serveOptions, synthOptions } from '../src/config/index.js';
+import { adapterLoadOptions, adapterOptions, benchOptions, generateOptions, serveOptions, synthOptions } from '../src/config/index.js';
 import type { OptionSpec } from '../src/config/option-types.js';
 import { EXIT_CODES } from '../src/errors.js';
 
@@ -31,6 +32,7 @@ function facts(spec: OptionSpec): string[] {
   const out: string[] = [];
   if (spec.aliases?.length) out.push(`Aliases: ${spec.aliases.map((a) => `--${a}`).join(', ')}.`);
   if (spec.type === 'enum' && spec.choices) out.push(`One of: ${spec.choices.join(', ')}.`);
+  if (spec.repeatable) out.push('Repeatable.');
   if (spec.defaultValue !== undefined) out.push(`Default: ${String(spec.defaultValue)}.`);
   if (spec.env) out.push(`Environment: ${spec.env}.`);
   return out;
@@ -74,6 +76,7 @@ function tsloraPage(): string {
 
 \`tslora serve\` [OPTIONS]\\
 \`tslora adapter\` load|unload|pin|unpin|list [ARGS] [OPTIONS]\\
+\`tslora generate\` [PROMPT...] [--lora NAME ...] [OPTIONS]\\
 \`tslora bench\` [CONFIG] [OPTIONS]\\
 \`tslora synth\` model|adapters [OPTIONS]\\
 \`tslora\` --help | --version
@@ -93,6 +96,10 @@ do. Its flags, HTTP API and error categories follow SGLang, so launch commands a
 * \`adapter\`:
   Load, unload, pin, unpin and list adapters on a running server. See tslora-adapter(1).
 
+* \`generate\`:
+  Send prompts to a running server as one \`POST /generate\` batch, each prompt with its own adapter. See
+  GENERATE below.
+
 * \`bench\`:
   Run latency experiments against servers it launches. See tslora-bench(1).
 
@@ -103,6 +110,25 @@ do. Its flags, HTTP API and error categories follow SGLang, so launch commands a
 
 Every option of \`serve\` can come from a default, a JSON file given with --config, a TSLORA_* environment
 variable (TSLORA_ plus the flag in upper snake case) or the command line; later sources win in that order.
+
+## GENERATE
+
+\`tslora generate\` [PROMPT...] [--lora NAME ...] [OPTIONS]
+
+Sends the prompts (the arguments, or one per line of stdin when none are given and stdin is not a terminal) to a
+running server as ONE \`POST /generate\` batch. The i-th --lora applies to the i-th prompt; a single --lora
+applies to every prompt; \`base\` or \`-\` means the base model; any other number of --lora is a usage error.
+Greedy decoding (--temperature 0) is the default. The output is one line per prompt, \`[adapter] prompt → text\`;
+--json prints the server's response array instead. --stream prints the text of a single prompt as it is
+generated; with several prompts, each prompt's line is printed as soon as its answer is complete (with --json,
+each server-sent event is one JSON line).
+
+${manOptions([...generateOptions, ...adapterOptions])}
+Examples:
+
+\`tslora generate "12+30=" "attack at dawn=" "the quick brown fox=" --lora add --lora caesar --lora last_word\`\\
+\`printf '4096=\\n17=\\n' | tslora generate --lora spell --json\`\\
+\`tslora generate "hello world=" --lora reverse --stream --url http://gpu-box:30000\`
 
 ${EXIT_STATUS}
 ## SEE ALSO
@@ -283,7 +309,7 @@ function cell(text: string): string {
 function readmeTable(title: string, table: readonly OptionSpec[]): string {
   const rows = table.map((spec) => {
     const names = [`\`${term(spec)}\``, ...(spec.aliases ?? []).map((a) => `\`--${a}\``)].join(', ');
-    const more = spec.type === 'enum' && spec.choices ? ` One of: ${spec.choices.join(', ')}.` : '';
+    const more = (spec.type === 'enum' && spec.choices ? ` One of: ${spec.choices.join(', ')}.` : '') + (spec.repeatable ? ' Repeatable.' : '');
     const def = spec.defaultValue === undefined ? '' : `\`${String(spec.defaultValue)}\``;
     return `| ${names} | ${def} | ${spec.env ? `\`${spec.env}\`` : ''} | ${cell(spec.help + more)} |`;
   });
@@ -296,6 +322,9 @@ export function flagReference(): string {
   for (const [group, specs] of groups(serveOptions)) parts.push(readmeTable(group, specs));
   parts.push('### `tslora adapter`\n');
   parts.push(readmeTable('load, unload, pin, unpin, list', [...adapterLoadOptions, ...adapterOptions]));
+  parts.push('### `tslora generate`\n');
+  for (const [group, specs] of groups(generateOptions)) parts.push(readmeTable(group, specs));
+  parts.push('Connection and output options: as `tslora adapter` (`--url`, `--api-key`, `--timeout`, `--[no-]json`).\n');
   parts.push('### `tslora bench` and `tslora synth`\n');
   for (const [group, specs] of groups(benchOptions)) parts.push(readmeTable(`bench: ${group}`, specs));
   for (const [group, specs] of groups(synthOptions)) parts.push(readmeTable(group, specs));

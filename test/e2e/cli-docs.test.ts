@@ -10,7 +10,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { serveOptions } from '../../src/config/index.js';
+import { generateOptions, serveOptions } from '../../src/config/index.js';
 import { REPO_ROOT } from './cli-run.js';
 
 const PAGES = ['tslora.1', 'tslora-serve.1', 'tslora-adapter.1', 'tslora-bench.1'];
@@ -25,7 +25,9 @@ test('committed man pages and README flag reference match the option tables', ()
     }
     const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
     assert.equal(readFileSync(join(out, 'README.md'), 'utf8'), readme, 'the README flag reference is out of date: run `npm run man`');
-    for (const spec of serveOptions) assert.ok(readme.includes(`\`--${spec.negatable ? '[no-]' : ''}${spec.flag}`), `README lacks --${spec.flag}`);
+    for (const spec of [...serveOptions, ...generateOptions]) assert.ok(readme.includes(`\`--${spec.negatable ? '[no-]' : ''}${spec.flag}`), `README lacks --${spec.flag}`);
+    const manual = readFileSync(join(REPO_ROOT, 'man/tslora.1'), 'utf8');
+    for (const spec of generateOptions) assert.ok(manual.includes(spec.flag.replace(/-/g, '\\-')), `man/tslora.1 lacks --${spec.flag}`);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { adapterLoadOptions, adapterOptions, serveOptions } from '../../src/config/index.js';
+import { adapterLoadOptions, adapterOptions, generateOptions, serveOptions } from '../../src/config/index.js';
 import { REPO_ROOT, runCli } from './cli-run.js';
 
 test('--version prints the package version', async () => {
@@ -14,7 +14,7 @@ test('--version prints the package version', async () => {
 test('--help lists the commands', async () => {
   const result = await runCli(['--help']);
   assert.equal(result.code, 0);
-  for (const command of ['serve', 'adapter', 'bench']) assert.match(result.stdout, new RegExp(`^  ${command}\\b`, 'm'));
+  for (const command of ['serve', 'adapter', 'generate', 'bench']) assert.match(result.stdout, new RegExp(`^  ${command}\\b`, 'm'));
 });
 
 test('serve --help lists every flag of the option table, its aliases and negations, grouped', async () => {
@@ -56,4 +56,15 @@ test('usage errors of commander itself exit 2 with a hint', async () => {
   assert.equal(result.code, 2);
   assert.ok(result.stderr.includes("missing required argument 'path'"), result.stderr);
   assert.ok(result.stderr.includes('--help'), result.stderr);
+});
+
+test('generate --help lists its own options and the connection options', async () => {
+  const result = await runCli(['generate', '--help']);
+  assert.equal(result.code, 0, result.stderr);
+  for (const spec of [...generateOptions, ...adapterOptions]) {
+    const term = spec.negatable ? `--[no-]${spec.flag}` : `--${spec.flag}`;
+    assert.ok(result.stdout.includes(term), `generate --help lacks ${term}`);
+  }
+  assert.match(result.stdout, /--lora <NAME>.*\n?.*/);
+  assert.ok(result.stdout.replace(/\s+/g, ' ').includes('(repeatable)'));
 });
