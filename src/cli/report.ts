@@ -1,4 +1,5 @@
 /** How the CLI shows failures: one line on stderr ("tslora <command>: error: message hint") and an exit code. */
+import { HELP_POINTER } from '../config/coerce.js';
 import { EXIT_CODES, TsloraError, exitCodeForCode, toTsloraError, type TsloraErrorCode } from '../errors.js';
 
 /** Message and hint as one text, with a full stop between them (server messages may lack one). */
@@ -21,6 +22,7 @@ export function reportError(command: string, error: unknown, exitCodeOf: (code: 
   const err = (error as { usageError?: boolean }).usageError
     ? new TsloraError('usage', (error as Error).message)
     : toTsloraError(error);
-  process.stderr.write(`tslora ${command}: error: ${describeError(err)}\n`);
+  const text = describeError(err).split(HELP_POINTER).join(`See 'tslora ${command} --help'`);
+  process.stderr.write(`tslora ${command}: error: ${text}\n`);
   return exitCodeOf(err.code);
 }

@@ -25,9 +25,15 @@ export function gotText(value: unknown, spec: OptionSpec, source: ValueSource): 
   return origin ? `got ${shown} from ${origin}` : `got ${shown}`;
 }
 
+/**
+ * How usage hints point at the help text. The config layer does not know which command it serves, so the CLI
+ * (reportError) replaces this with "See 'tslora <command> --help'" for the command that failed.
+ */
+export const HELP_POINTER = 'See --help';
+
 function usage(spec: OptionSpec, expected: string, raw: unknown, source: ValueSource): TsloraError {
   return new TsloraError('usage', `--${spec.flag} must be ${expected} (${gotText(raw, spec, source)}).`, {
-    hint: `See --help for what --${spec.flag} accepts.`,
+    hint: `${HELP_POINTER} for what --${spec.flag} accepts.`,
     param: spec.key,
   });
 }

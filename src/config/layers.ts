@@ -3,7 +3,7 @@
  * the coerced value and where it came from, so that validation messages can point at the right place.
  */
 import { TsloraError } from '../errors.js';
-import { coerceValue, type ValueSource } from './coerce.js';
+import { coerceValue, HELP_POINTER, type ValueSource } from './coerce.js';
 import { closestOptionName, findOption } from './option-names.js';
 import type { OptionSpec } from './option-types.js';
 
@@ -67,7 +67,7 @@ export function layerValues(
   const fromFile = configFile ? configFileByKey(table, configFile) : new Map<string, unknown>();
   for (const name of Object.keys(flagValues)) {
     if (flagValues[name] !== undefined && !table.some((spec) => spec.key === name)) {
-      throw new TsloraError('usage', `unknown option '${name}'.`, { hint: 'See --help for the options.', param: name });
+      throw new TsloraError('usage', `unknown option '${name}'.`, { hint: `${HELP_POINTER} for the options.`, param: name });
     }
   }
   const result: LayeredValues = new Map();

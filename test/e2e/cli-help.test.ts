@@ -68,3 +68,16 @@ test('generate --help lists its own options and the connection options', async (
   assert.match(result.stdout, /--lora <NAME>.*\n?.*/);
   assert.ok(result.stdout.replace(/\s+/g, ' ').includes('(repeatable)'));
 });
+
+test("a bad flag value points at the help of the command that failed", async () => {
+  const cases: Array<[string[], string]> = [
+    [['adapter', 'list', '--timeout', 'abc'], "See 'tslora adapter list --help' for what --timeout accepts."],
+    [['generate', 'x=', '--max-new-tokens', 'z'], "See 'tslora generate --help' for what --max-new-tokens accepts."],
+    [['serve', '--port', 'x'], "See 'tslora serve --help' for what --port accepts."],
+  ];
+  for (const [args, hint] of cases) {
+    const result = await runCli(args);
+    assert.equal(result.code, 2, result.stderr);
+    assert.ok(result.stderr.includes(hint), `${args.join(' ')}: ${result.stderr}`);
+  }
+});
