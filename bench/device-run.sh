@@ -6,9 +6,12 @@
 #
 # Usage, from the repository root on the device (Node carried in .device-carry/, see shared/device/README.md):
 #   source .device-carry/prelude.sh && bash bench/device-run.sh
-# Writes, under "$OUT/bench/<config>/": results.json, report.md, the SVG charts, the server logs and bench.log;
-# and under "$OUT/bench/": device-run.log (phases and timings), machine.txt (nvidia-smi, CPU, Node), ratios.md
-# (the csgmv/triton and on/off ratios, from the results).
+# Produces, per config, <config>/{results.json, report.md, the SVG charts, the server logs, bench.log}, plus
+# device-run.log (phases and timings), machine.txt (nvidia-smi, CPU, Node) and ratios.md (csgmv/triton and on/off
+# ratios from the results). The device tool brings back at most 8 files from $OUT, so by default all of that is
+# written to $TSLORA_BENCH_STAGE and packed into "$OUT/bench/bench-results.tar.gz", with ratios.md and
+# device-run.log and machine.txt also copied loose into "$OUT/bench/" (4 files). TSLORA_BENCH_LOOSE=1 writes the tree directly
+# under "$OUT/bench/" instead (about 30 files).
 #
 # Environment:
 #   OUT                        output root (default: bench-out/device)
@@ -17,6 +20,8 @@
 #   TSLORA_BENCH_BUDGET_S      wall-time budget for both configs, seconds (default 240)
 #   TSLORA_BENCH_CONFIGS       configs to run (default: "triton-vs-csgmv-h200 overlap-loading-h200")
 #   TSLORA_GIT_COMMIT          commit to record when the checkout has no .git (results.json environment)
+#   TSLORA_BENCH_STAGE         where the tree is written before packing (default /tmp/tslora-bench-device)
+#   TSLORA_BENCH_LOOSE=1       write the tree under "$OUT/bench/" and pack nothing
 #   TSLORA_BENCH_CPU_STANDIN=1 check this script without a GPU: the configs are rewritten to the CPU backend, a
 #                              tiny synthetic model and a few requests per level (the numbers mean nothing)
 set -uo pipefail
@@ -27,8 +32,13 @@ ROUNDS="${TSLORA_BENCH_ROUNDS:-2}"
 BUDGET_S="${TSLORA_BENCH_BUDGET_S:-240}"
 CONFIGS="${TSLORA_BENCH_CONFIGS:-triton-vs-csgmv-h200 overlap-loading-h200}"
 STANDIN="${TSLORA_BENCH_CPU_STANDIN:-0}"
-BENCH_OUT="$OUT/bench"
-mkdir -p "$BENCH_OUT"
+if [ "${TSLORA_BENCH_LOOSE:-0}" = "1" ]; then
+  BENCH_OUT="$OUT/bench"
+else
+  BENCH_OUT="${TSLORA_BENCH_STAGE:-/tmp/tslora-bench-device}/bench"
+  rm -rf "$BENCH_OUT"
+fi
+mkdir -p "$BENCH_OUT" "$OUT/bench"
 LOG="$BENCH_OUT/device-run.log"
 : > "$LOG"
 log() { echo "[$(date -u +%H:%M:%S) +${SECONDS}s] $*" | tee -a "$LOG" >&2; }
@@ -139,5 +149,12 @@ node --input-type=module -e '
   }
   writeFileSync(`${benchOut}/ratios.md`, lines.join("\n"));
 ' "$BENCH_OUT" $CONFIGS 2>> "$LOG" || log "ratios.md failed"
-log "device-run: done (status $status); outputs under $BENCH_OUT"
+if [ "$BENCH_OUT" != "$OUT/bench" ]; then
+  log "device-run: done (status $status); packing $BENCH_OUT into $OUT/bench/bench-results.tar.gz"
+  cp "$BENCH_OUT/ratios.md" "$BENCH_OUT/machine.txt" "$OUT/bench/" 2>/dev/null
+  tar -czf "$OUT/bench/bench-results.tar.gz" -C "$(dirname "$BENCH_OUT")" bench
+  cp "$LOG" "$OUT/bench/"
+else
+  log "device-run: done (status $status); outputs under $BENCH_OUT"
+fi
 exit "$status"
