@@ -104,9 +104,10 @@ export async function startServer(inputConfig: ServeConfig, deps: ServerDependen
   );
   const info = engine.info;
   log.done(
-    `engine on ${info.device} (${info.deviceName}${info.device === 'cpu' ? `, ${info.numThreads} threads` : ''}): KV cache ${info.kvNumBlocks} blocks × ${info.kvBlockSize} tokens, up to ${info.maxRunningRequests} running requests`,
+    `engine on ${info.device} (${info.deviceName}${info.device === 'cpu' ? `, ${info.numThreads} threads` : `, ${info.computeDtype}`}): KV cache ${info.kvNumBlocks} blocks × ${info.kvBlockSize} tokens, up to ${info.maxRunningRequests} running requests`,
   );
 
+  for (const warning of info.warnings ?? []) log.line(`tslora serve: warning: ${warning}`);
   if (info.device === 'cpu' && (config.cudaGraphMaxBs !== null || config.disableCudaGraph)) {
     log.line('tslora serve: warning: --cuda-graph-max-bs / --disable-cuda-graph have no effect on the CPU backend.');
   }

@@ -41,6 +41,10 @@ export interface EngineInfo {
   weightBytes: number;
   kvCacheBytes: number;
   loraPoolBytes: number;
+  /** What the runner computes in (the CPU always f32; see compute-dtype.ts). */
+  computeDtype: 'f32' | 'bf16' | 'f16';
+  /** Start-up warnings of the engine (e.g. --dtype float32 on CUDA served as bf16), for the server to log. */
+  warnings: string[];
 }
 
 export type ToWorker =

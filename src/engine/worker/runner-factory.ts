@@ -6,32 +6,17 @@ import { loadNativeBackend, resolveDevice } from '../../binding/index.js';
 import type { NativeHostAdapterHandle } from '../../binding/types.js';
 import { ModelRunner } from '../model/runner.js';
 import type { EngineInfo, EngineInit } from './messages.js';
+import { chooseComputeDtype } from './compute-dtype.js';
 import { loraPoolBytes, sizeKvCache } from './kv-sizing.js';
 
 export type HostAdapterHandle = NativeHostAdapterHandle;
 export type EngineRunner = ModelRunner;
 
-function computeDtype(init: EngineInit, device: 'cpu' | 'cuda'): 'f32' | 'bf16' | 'f16' {
-  if (device === 'cpu') return 'f32';
-  switch (init.dtype) {
-    case 'half':
-    case 'float16':
-      return 'f16';
-    case 'bfloat16':
-      return 'bf16';
-    case 'float':
-    case 'float32':
-      return 'f32';
-    default:
-      return init.spec.weightDtype === 'bf16' ? 'bf16' : 'f16';
-  }
-}
-
 export async function createEngineRunner(init: EngineInit): Promise<{ runner: EngineRunner; info: EngineInfo }> {
   const device = resolveDevice(init.device);
   const backend = loadNativeBackend(device);
   const deviceInfo = backend.deviceInfo();
-  const dtype = computeDtype(init, device);
+  const { dtype, warning: dtypeWarning } = chooseComputeDtype(init.dtype, init.spec.weightDtype, device);
   const bytesPerElement = dtype === 'f32' ? 4 : 2;
   const slots = init.lora.enabled ? init.lora.slots : 0;
   const loraBytes = slots > 0 ? loraPoolBytes(init.spec, slots, init.lora.maxRank, init.lora.targetModules, bytesPerElement) : 0;
@@ -76,6 +61,8 @@ export async function createEngineRunner(init: EngineInit): Promise<{ runner: En
       weightBytes: memory.weightBytes,
       kvCacheBytes: memory.kvCacheBytes,
       loraPoolBytes: memory.loraPoolBytes,
+      computeDtype: dtype,
+      warnings: dtypeWarning ? [dtypeWarning] : [],
     },
   };
 }
