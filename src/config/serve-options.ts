@@ -63,7 +63,7 @@ export const serveOptions = defineOptions([
     defaultValue: 'auto',
     group: SERVE_GROUPS.model,
     help: 'Weight and activation dtype on the GPU (the CPU backend computes in float32).',
-    details: "`auto` keeps a bf16/fp16 checkpoint's dtype on the GPU and serves float32 checkpoints as float16.",
+    details: "`auto` keeps a bf16/fp16 checkpoint's dtype on the GPU and serves float32 checkpoints as float16. The CUDA engine has no float32 path: `float`/`float32` there serves in bfloat16, with a start-up warning.",
   },
   {
     key: 'device', valueName: 'DEVICE',
