@@ -2,7 +2,7 @@
  * CUDA engine microbenchmark (not a test): decode step time and tokens/s at batch 1 / 8 / 64 for the base model,
  * one adapter shared by every row, and 8 distinct adapters, on both LoRA strategies; plus one 8 × 512-token prefill.
  *   node --import tsx bench/cuda/decode.ts --model DIR --adapters DIR [--steps 30] [--json FILE]
- *     [--backends csgmv,triton] [--batches 1,8,64]
+ *     [--backends csgmv,triton] [--batches 1,8,64] [--cuda-graph-max-bs N]   (N > 0: decode steps replay CUDA graphs)
  * DIR comes from `tslora synth model --shape llama-3.2-1b --out DIR`; --adapters from `tslora synth adapters --model DIR
  * --count 8 --rank 16 --targets all --out ADIR` (ADIR/lora-0 … lora-7). Times are wall-clock per runner.step(), i.e.
  * the whole step as the server sees it: JS step building, the GPU forward, the logits copy and host-side sampling.
@@ -24,11 +24,13 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '30' },
     backends: { type: 'string', default: 'csgmv,triton' },
     batches: { type: 'string', default: '1,8,64' },
+    'cuda-graph-max-bs': { type: 'string', default: '0' },
     json: { type: 'string' },
   },
 });
 if (!args.model || !args.adapters) throw new Error('usage: --model DIR --adapters DIR');
 const steps = Number(args.steps);
+const graphMaxBs = Number(args['cuda-graph-max-bs']);
 const backend = loadNativeBackend('cuda');
 const sampling: StepSampling = {
   temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, generatedCount: 0, repetitionPenalty: 1, frequencyPenalty: 0,
@@ -52,6 +54,7 @@ for (const loraBackend of args.backends!.split(',') as Array<'csgmv' | 'triton'>
   const runner = new ModelRunner(loaded, {
     backend, kvNumBlocks: 64 * BLOCKS_PER_SEQ + 64, kvBlockSize: BLOCK, loraSlots: 8, loraMaxRank: rank,
     loraTargetModules: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'], loraBackend, maxLoraChunkSize: 16, numThreads: 1,
+    cudaGraphMaxBatchSize: graphMaxBs,
   });
   for (let s = 0; s < 8; s++) {
     const host = await runner.loadHostAdapter(adapters[s]);
@@ -86,9 +89,9 @@ for (const loraBackend of args.backends!.split(',') as Array<'csgmv' | 'triton'>
         builds.push(performance.now() - t0);
       }
       const buildMs = median(builds);
-      const row = { loraBackend, batch, scenario, stepMs, jsBuildMs: buildMs, tokensPerS: (batch * 1000) / stepMs };
+      const row = { loraBackend, graphMaxBs, batch, scenario, stepMs, jsBuildMs: buildMs, tokensPerS: (batch * 1000) / stepMs };
       results.push(row);
-      console.log(`decode ${loraBackend.padEnd(6)} batch ${String(batch).padStart(2)} ${scenario.padEnd(8)} step ${stepMs.toFixed(2)} ms (JS ${buildMs.toFixed(2)})  ${row.tokensPerS.toFixed(0)} tok/s`);
+      console.log(`decode ${loraBackend.padEnd(6)} graphs ${graphMaxBs > 0 ? 'on ' : 'off'} batch ${String(batch).padStart(2)} ${scenario.padEnd(8)} step ${stepMs.toFixed(2)} ms (JS ${buildMs.toFixed(2)})  ${row.tokensPerS.toFixed(0)} tok/s`);
     }
   }
   // Prefill: 8 sequences × 512 tokens, 8 distinct adapters.
@@ -112,5 +115,5 @@ for (const loraBackend of args.backends!.split(',') as Array<'csgmv' | 'triton'>
   console.log(`memory ${JSON.stringify(runner.memoryReport())}`);
   runner.destroy();
 }
-const report = { gpu: info.name, model: args.model, spec: { layers: loaded.spec.numLayers, hidden: loaded.spec.hiddenSize, vocab: loaded.spec.vocabSize }, rank, steps, results };
+const report = { gpu: info.name, model: args.model, graphMaxBs, spec: { layers: loaded.spec.numLayers, hidden: loaded.spec.hiddenSize, vocab: loaded.spec.vocabSize }, rank, steps, results };
 if (args.json) writeFileSync(args.json, JSON.stringify(report, null, 2));

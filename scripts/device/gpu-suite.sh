@@ -9,8 +9,9 @@
 #   4. 1B-shaped random model + r8/16/64 PEFT adapters + fp32 PyTorch/PEFT references
 #      (scripts/device/make-1b-reference.py, in /tmp)               → make-1b-reference.log
 #   5. node scripts/run-tests.mjs test/gpu with TSLORA_1B_REFERENCE  → gpu-tests.log (TAP)
-#   6. bench/cuda/decode.ts, csgmv, batch 1/8/64, 10 steps, on a synthetic Llama-3.2-1B (16 layers) with 8 r16
-#      adapters; skipped when less than 60 s of the budget are left → decode.log, decode.json
+#   6. bench/cuda/decode.ts, csgmv, batch 1/8/64, 10 timed steps, graphs off (--cuda-graph-max-bs 0) and on (64), on
+#      a synthetic Llama-3.2-1B (16 layers) with 8 r16 adapters; skipped when less than 60 s of the budget are left
+#      → decode-graphs0.{log,json}, decode-graphs64.{log,json}
 #   summary.txt: one line per step with its exit status and seconds.
 set -u
 OUT=${OUT:-/tmp/tslora-gpu-suite}
@@ -49,8 +50,11 @@ if (( build_rc == 0 )); then
   if (( $(left) >= 60 )); then
     B=/tmp/tslora-bench-1b
     step synth 40 synth.log bash -c "node bin/tslora.js synth model --shape llama-3.2-1b --out $B/model && node bin/tslora.js synth adapters --model $B/model --count 8 --rank 16 --targets all --out $B/adapters"
-    step decode-bench 90 decode.log node --import tsx bench/cuda/decode.ts --model "$B/model" --adapters "$B/adapters" \
-      --steps 10 --backends csgmv --batches 1,8,64 --json "$G/decode.json"
+    for graphs in 0 64; do
+      step "decode-bench graphs-max-bs=$graphs" 45 "decode-graphs$graphs.log" node --import tsx bench/cuda/decode.ts \
+        --model "$B/model" --adapters "$B/adapters" --steps 10 --backends csgmv --batches 1,8,64 \
+        --cuda-graph-max-bs $graphs --json "$G/decode-graphs$graphs.json"
+    done
   else
     summary "decode-bench: SKIPPED (only $(left) s left)"
   fi

@@ -77,12 +77,12 @@ export async function loadFixture(model: string, ref: Reference): Promise<Loaded
 }
 
 /** A runner with every usable adapter in slots 0..n-1 (the same slots on every backend). */
-export async function makeRunner(fx: LoadedFixture, backend: NativeBackend, loraBackend: 'triton' | 'csgmv', computeDtype?: 'bf16' | 'f16', kvNumBlocks = 8 * BLOCKS_PER_SEQ): Promise<ModelRunner> {
+export async function makeRunner(fx: LoadedFixture, backend: NativeBackend, loraBackend: 'triton' | 'csgmv', computeDtype?: 'bf16' | 'f16', kvNumBlocks = 8 * BLOCKS_PER_SEQ, cudaGraphMaxBatchSize?: number): Promise<ModelRunner> {
   const targets = [...new Set(fx.adapters.flatMap((a) => a.spec.targetModules))] as LoraTargetModule[];
   const runner = new ModelRunner(fx.loaded, {
     backend, kvNumBlocks, kvBlockSize: BLOCK, loraSlots: Math.max(1, fx.adapters.length),
     loraMaxRank: Math.max(1, ...fx.adapters.map((a) => a.spec.rank)), loraTargetModules: targets.length > 0 ? targets : ['qkv_proj'],
-    loraBackend, maxLoraChunkSize: 16, numThreads: 2, computeDtype,
+    loraBackend, maxLoraChunkSize: 16, numThreads: 2, computeDtype, cudaGraphMaxBatchSize,
   });
   for (let s = 0; s < fx.adapters.length; s++) {
     const host = await runner.loadHostAdapter(fx.adapters[s].spec);

@@ -178,6 +178,9 @@ void DeviceLoraPool::setStep(const host::StepLora& step, cudaStream_t stream) {
   if (G < 0 || G > maxSegments_ || T < 0 || T > maxTokens_)
     throw std::invalid_argument("LoRA device pool: step has " + std::to_string(G) + " segments / " + std::to_string(T) +
                                 " tokens, above the static maxima " + std::to_string(maxSegments_) + " / " + std::to_string(maxTokens_));
+  if (gridSegments_ > 0 && (G > gridSegments_ || T > gridTokens_))
+    throw std::invalid_argument("LoRA device pool: step has " + std::to_string(G) + " segments / " + std::to_string(T) +
+                                " tokens, above the captured grid " + std::to_string(gridSegments_) + " / " + std::to_string(gridTokens_));
   check(cudaEventSynchronize(tablesCopied_), "previous tables");  // the pinned staging is about to be rewritten
   int32_t* indptr = hostTables_;
   int32_t* weights = indptr + maxSegments_ + 1;
@@ -206,8 +209,26 @@ void DeviceLoraPool::setStep(const host::StepLora& step, cudaStream_t stream) {
   step_.maxSegmentRows = std::min(maxTokens_, step.csgmv ? std::max(step.chunkSize, longest) : longest);
   // Narrowed grid: segments [G, maxSegments) are empty padding and rows >= T are never addressed, so launching
   // only max(1, G) segments over max(1, T) rows (U / partials strided by T) gives the same result.
-  step_.maxSegments = staticGrid_ ? maxSegments_ : std::max(1, G);
-  step_.numTokens = staticGrid_ ? maxTokens_ : std::max(1, T);
+  if (gridSegments_ > 0) {
+    step_.maxSegments = gridSegments_;
+    step_.numTokens = gridTokens_;
+    if (gridSegmentRows_ > 0) {
+      if (longest > gridSegmentRows_) throw std::invalid_argument("LoRA device pool: a segment is longer than the captured grid's rows");
+      step_.maxSegmentRows = gridSegmentRows_;
+    }
+  } else {
+    step_.maxSegments = std::max(1, G);
+    step_.numTokens = std::max(1, T);
+  }
+}
+
+void DeviceLoraPool::setGraphGrid(int segments, int tokens, int segmentRows) {
+  if (segments < 0 || segments > maxSegments_ || tokens < 1 || tokens > maxTokens_ || segmentRows < 0 || segmentRows > tokens)
+    throw std::invalid_argument("LoRA device pool: graph grid " + std::to_string(segments) + " segments / " +
+                                std::to_string(tokens) + " rows is outside the static maxima");
+  gridSegments_ = segments;
+  gridTokens_ = tokens;
+  gridSegmentRows_ = segmentRows;
 }
 
 void DeviceLoraPool::apply(int layer, host::Module module, const void* x, int xStride, void* y, int yStride, int yOffset,
@@ -232,6 +253,7 @@ void DeviceLoraPool::apply(int layer, host::Module module, const void* x, int xS
     workspace_ = nullptr;
     check(cudaMalloc(&workspace_, bytes), "cudaMalloc workspace");
     workspaceBytes_ = bytes;
+    ++workspaceGeneration_;
   }
   check(loraShrink(dtype_, v, step_, x, xStride, workspace_, kSplits, stream), "shrink");
   check(loraExpand(dtype_, v, step_, loraShrinkOutput(workspace_), y, yStride, yOffset, stream), "expand");

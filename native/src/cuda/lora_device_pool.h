@@ -43,8 +43,13 @@ class DeviceLoraPool {
   // launch keeps the static maxima (maxSegments, maxTokens), the shape a captured graph needs (spec e.10).
   void setStep(const host::StepLora& step, cudaStream_t stream);
   // Takes effect at the next setStep.
-  void setStaticGrid(bool on) { staticGrid_ = on; }
-  bool staticGrid() const { return staticGrid_; }
+  void setStaticGrid(bool on) { setGraphGrid(on ? maxSegments_ : 0, maxTokens_, 0); }
+  // A static grid for one captured graph: `segments` segments over `tokens` rows with tiles for `segmentRows` rows
+  // per segment (0 = from the step). setStep then refuses steps that do not fit. segments = 0: narrowed grid.
+  void setGraphGrid(int segments, int tokens, int segmentRows);
+  bool staticGrid() const { return gridSegments_ > 0; }
+  // Changes whenever the shared workspace moves (a captured graph that uses the old one must be recaptured).
+  uint64_t workspaceGeneration() const { return workspaceGeneration_; }
   // y[p, yOffset + …] += LoRA delta of (layer, module) for the rows of the current step. x, y: device activations.
   void apply(int layer, host::Module module, const void* x, int xStride, void* y, int yStride, int yOffset,
              cudaStream_t stream);
@@ -60,7 +65,8 @@ class DeviceLoraPool {
   host::PoolConfig config_;
   ActDType dtype_;
   int maxTokens_, maxSegments_, numSms_ = 1;
-  bool staticGrid_ = false;
+  int gridSegments_ = 0, gridTokens_ = 0, gridSegmentRows_ = 0;  // static grid (graph capture) when segments > 0
+  uint64_t workspaceGeneration_ = 0;
   size_t weightBytes_ = 0;
   std::vector<ModuleBuffers> buffers_[host::kNumModules];  // [module][layer]
   std::vector<int32_t> ranks_;                            // host mirror of slotRanks_

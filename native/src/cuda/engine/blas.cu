@@ -20,10 +20,14 @@ Blas::Blas(cudaStream_t stream) {
   blasCheck(cublasCreate(&h), "cublasCreate");
   handle_ = h;
   blasCheck(cublasSetStream(h, stream), "cublasSetStream");
+  // A workspace of our own, so that cuBLAS never allocates while a decode step is being captured as a CUDA graph.
+  cudaCheck(cudaMalloc(&workspace_, kWorkspaceBytes), "cuBLAS workspace");
+  blasCheck(cublasSetWorkspace(h, workspace_, kWorkspaceBytes), "cublasSetWorkspace");
 }
 
 Blas::~Blas() {
   if (handle_) cublasDestroy(static_cast<cublasHandle_t>(handle_));
+  cudaFree(workspace_);
 }
 
 void Blas::gemm(Act act, const void* x, int M, int K, const void* w, int N, void* y, bool yF32) {

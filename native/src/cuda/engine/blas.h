@@ -18,7 +18,9 @@ class Blas {
   void gemm(Act act, const void* x, int M, int K, const void* w, int N, void* y, bool yF32);
 
  private:
+  static constexpr size_t kWorkspaceBytes = size_t{32} << 20;  // cuBLAS' recommendation for Hopper
   void* handle_ = nullptr;  // cublasHandle_t
+  void* workspace_ = nullptr;
 };
 
 }  // namespace tslora::cuda

@@ -57,6 +57,7 @@ CudaModel::CudaModel(const cpu::ModelInit& init, const CudaOptions& options) : d
   TSLORA_CHECK(options.deviceIndex >= 0 && options.deviceIndex < count, "deviceIndex ", options.deviceIndex,
                " is outside [0, ", count, ")");
   device_ = options.deviceIndex;
+  graphMaxBs_ = options.cudaGraphMaxBatchSize;
   cudaCheck(cudaSetDevice(device_), "cudaSetDevice");
   if (options.act >= 0) {
     act_ = static_cast<Act>(options.act);
@@ -109,10 +110,12 @@ CudaModel::CudaModel(const cpu::ModelInit& init, const CudaOptions& options) : d
 
   kvNumBlocks_ = init.kvNumBlocks;
   kvBlockSize_ = init.kvBlockSize;
+  // One block more than handed out: the scratch block of CUDA-graph padding rows (decode-graph.cu).
+  const size_t kvAllocBytes = static_cast<size_t>(d.numLayers) * 2 * (kvNumBlocks_ + 1) * kvBlockSize_ * d.kvOut() * actBytes;
   kvBytes_ = static_cast<size_t>(d.numLayers) * 2 * kvNumBlocks_ * kvBlockSize_ * d.kvOut() * actBytes;
-  kvCache_ = deviceAlloc(kvBytes_, "KV cache");
-  weightBytes_ -= kvBytes_;  // deviceAlloc counts everything; the cache is reported separately
-  cudaCheck(cudaMemset(kvCache_, 0, kvBytes_), "KV cache memset");
+  kvCache_ = deviceAlloc(kvAllocBytes, "KV cache");
+  weightBytes_ -= kvAllocBytes;  // deviceAlloc counts everything; the cache is reported separately
+  cudaCheck(cudaMemset(kvCache_, 0, kvAllocBytes), "KV cache memset");
 
   loraSlots_ = init.loraSlots;
   if (init.loraSlots > 0) {
@@ -159,6 +162,7 @@ CudaModel::~CudaModel() {
   cudaSetDevice(device_);
   if (stream_) cudaStreamSynchronize(stream_);
   if (sideStream_) cudaStreamSynchronize(sideStream_);
+  graphs_.clear();
   lora_.reset();
   blas_.reset();
   for (void* p : allocations_) cudaFree(p);
@@ -245,7 +249,7 @@ void CudaModel::copyKvBlocks(const int32_t* src, const int32_t* dst, int count) 
   std::lock_guard<std::mutex> lock(forwardMutex_);
   cudaCheck(cudaSetDevice(device_), "cudaSetDevice");
   const size_t blockBytes = static_cast<size_t>(kvBlockSize_) * dims_.kvOut() * 2;
-  const size_t planeBytes = blockBytes * kvNumBlocks_;  // one layer's K (or V)
+  const size_t planeBytes = blockBytes * (kvNumBlocks_ + 1);  // one layer's K (or V), scratch block included
   auto* base = static_cast<char*>(kvCache_);
   for (int i = 0; i < count; ++i) {
     for (int plane = 0; plane < dims_.numLayers * 2; ++plane) {

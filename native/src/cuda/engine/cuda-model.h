@@ -22,7 +22,7 @@ namespace tslora::cuda {
 struct CudaOptions {
   int deviceIndex = 0;
   int act = -1;  // -1 = follow the weights (fp16 weights → fp16, else bf16); else static_cast<int>(Act)
-  int cudaGraphMaxBatchSize = 0;  // accepted; graphs are not captured yet
+  int cudaGraphMaxBatchSize = 0;  // > 0: decode steps of up to this many sequences replay CUDA graphs (decode-graph.cu)
 };
 
 struct DeviceLayer {
@@ -71,7 +71,16 @@ class CudaModel {
   const unsigned char* checkedData(const cpu::TensorSpec& spec);
   void* deviceAlloc(size_t bytes, const char* what);
   void ensureStepBuffers(int T, int N, size_t tableInts);
-  void runLayers(const cpu::StepInputView& step, int r0, int r1, bool loraActive);
+  void eagerLogits(const cpu::StepInputView& step, bool loraActive);
+  void runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq, int r0, int r1, bool loraActive);
+  // CUDA graphs for decode (decode-graph.cu): whether this step can replay one, and the replay (or the warm-up +
+  // capture the first time a bucket is used). Both leave the logits of rows [0, B) in logits_.
+  bool decodeGraphFits(const cpu::StepInputView& step, bool loraActive) const;
+  void runDecodeGraph(const cpu::StepInputView& step, bool loraActive);
+  struct DecodeGraph;
+  void decodeBody(const DecodeGraph& g);
+  uint64_t graphBufferKey() const;
+  int graphBucket(int batch) const;
   void setLoraStep(const lora::host::StepLora& step);
   void sample(const cpu::StepInputView& step, const float* logits, cpu::StepOutputData& out);
 
@@ -87,7 +96,8 @@ class CudaModel {
   std::vector<DeviceLayer> layers_;
   size_t weightBytes_ = 0;
   int kvNumBlocks_ = 0, kvBlockSize_ = 0;
-  void* kvCache_ = nullptr;  // [L][2][numBlocks][blockSize][numKvHeads][headDim] Act
+  void* kvCache_ = nullptr;  // [L][2][numBlocks + 1][blockSize][numKvHeads][headDim] Act; the extra block is the
+                             // scratch block of graph padding rows (never handed out: id kvNumBlocks_)
   size_t kvBytes_ = 0;
   int loraSlots_ = 0;
   int loraMaxSegments_ = 0;  // the pool's static segment maximum (lora-passes.h)
@@ -100,6 +110,19 @@ class CudaModel {
   std::atomic<int64_t> hostAdapterBytes_{0};
   std::mutex forwardMutex_;  // one forward / KV copy at a time (step buffers are per model)
   std::mutex slotMutex_;     // one slot write at a time (the pool's pinned staging)
+
+  // CUDA graphs for decode, one per (padded batch size, block-table capacity); all of them capture the step buffers'
+  // and the LoRA workspace's addresses, so they are dropped whenever one of those moves (graphBufferKey).
+  struct DecodeGraph {
+    int bs = 0, capBlocks = 0;
+    DeviceBuffer tables;  // tokenIds [bs] | positions [bs] | tokenSeq [bs] | blockTables [bs * capBlocks] | logitRows [bs]
+    cudaGraphExec_t exec = nullptr;
+    ~DecodeGraph() { if (exec) cudaGraphExecDestroy(exec); }
+  };
+  std::vector<std::unique_ptr<DecodeGraph>> graphs_;
+  uint64_t graphKey_ = 0;
+  int graphMaxBs_ = 0;  // 0: graphs off (also after a failed capture)
+  PinnedBuffer hostGraphTables_;
 
   // Step buffers, grown on demand.
   DeviceBuffer hidden_, xn_, qkv_, q_, attn_, proj_, gateUp_, mlpAct_, finalRows_, logits_, tables_;

@@ -54,66 +54,21 @@ void CudaModel::ensureStepBuffers(int T, int N, size_t tableInts) {
 cpu::StepOutputData CudaModel::forward(const cpu::StepInputView& step) {
   std::lock_guard<std::mutex> lock(forwardMutex_);
   validateStep(step, StepLimits{dims_, kvNumBlocks_, kvBlockSize_, loraSlots_});
-  const int T = static_cast<int>(step.tokenIds.size);
-  const int B = static_cast<int>(step.seqTokenStart.size - 1);
   const int N = static_cast<int>(step.logitRows.size);
   cudaCheck(cudaSetDevice(device_), "cudaSetDevice");
-
-  // Tables: tokenIds [T] | positions [T] | tokenSeq [T] | blockTables [B * maxBlocks] | logitRows [N].
-  const size_t blockInts = static_cast<size_t>(B) * step.maxBlocksPerSeq;
-  const size_t tableInts = 3 * static_cast<size_t>(T) + blockInts + N;
-  ensureStepBuffers(T, N, tableInts);
-  int32_t* h = hostTables_.get<int32_t>();
-  std::memcpy(h, step.tokenIds.data, T * sizeof(int32_t));
-  std::memcpy(h + T, step.positions.data, T * sizeof(int32_t));
-  for (int b = 0; b < B; ++b)
-    for (int t = step.seqTokenStart[b]; t < step.seqTokenStart[b + 1]; ++t) h[2 * T + t] = b;
-  // Unused block-table entries (beyond a sequence's context) may hold anything; they are never read.
-  std::memcpy(h + 3 * T, step.blockTables.data, blockInts * sizeof(int32_t));
-  if (N > 0) std::memcpy(h + 3 * T + blockInts, step.logitRows.data, N * sizeof(int32_t));
-  cudaCheck(cudaMemcpyAsync(tables_.get(), h, tableInts * sizeof(int32_t), cudaMemcpyHostToDevice, stream_),
-            "step tables upload");
 
   bool loraActive = false;
   if (lora_) {
     for (size_t g = 0; g < step.loraWeightIndices.size; ++g) loraActive |= step.loraWeightIndices[g] >= 0;
   }
   const bool greedyOnGpu = N > 0 && greedyRowsOnly(step);
-  const int32_t* dTokens = tables_.get<int32_t>();
-  cudaCheck(launchEmbed(act_, embed_, dTokens, T, dims_.hidden, hidden_.get<float>(), stream_), "embedding");
-
-  const int G = static_cast<int>(step.loraWeightIndices.size);
-  if (loraActive && (G > loraMaxSegments_ || T > loraMaxPassRows_)) {
-    // More segments (or rows) than the pool's static maxima: consecutive passes over row ranges (lora-passes.h).
-    const std::vector<int32_t> rowSlot = loraRowSlots(step);
-    const int32_t* tokenSeq = h + 2 * T;
-    PassLora pass;
-    for (const RowRange& range : planLoraPasses(step, rowSlot, tokenSeq, loraSlots_, loraMaxSegments_, loraMaxPassRows_)) {
-      buildPassLora(step, rowSlot, tokenSeq, range, pass);
-      if (pass.active) setLoraStep(pass.view);
-      runLayers(step, range.r0, range.r1, pass.active);
-    }
+  if (graphMaxBs_ > 0 && decodeGraphFits(step, loraActive)) {
+    runDecodeGraph(step, loraActive);  // logits of rows [0, N) in logits_
   } else {
-    if (loraActive) {
-      host::StepLora sl;
-      sl.csgmv = step.loraCsgmv;
-      sl.segIndptr = step.loraSegIndptr.data;
-      sl.weightIndices = step.loraWeightIndices.data;
-      sl.numSegments = G;
-      sl.permutation = step.loraPermutation.size ? step.loraPermutation.data : nullptr;
-      sl.numTokens = T;
-      sl.chunkSize = step.loraChunkSize;
-      setLoraStep(sl);
-    }
-    runLayers(step, 0, T, loraActive);
+    eagerLogits(step, loraActive);
   }
 
   if (N > 0) {
-    const int32_t* dLogitRows = tables_.get<int32_t>() + 3 * T + blockInts;
-    cudaCheck(launchAddRmsNorm(act_, hidden_.get<float>(), nullptr, finalNorm_, finalRows_.get(), dLogitRows, N,
-                               dims_.hidden, dims_.rmsNormEps, stream_),
-              "final norm");
-    blas_->gemm(act_, finalRows_.get(), N, dims_.hidden, lmHead_, dims_.vocab, logits_.get(), true);
     if (greedyOnGpu) {
       auto* dTokens = reinterpret_cast<int32_t*>(finalRows_.get<char>());  // the rows were consumed by the LM head
       auto* dLogprobs = reinterpret_cast<float*>(dTokens + N);
@@ -144,6 +99,67 @@ cpu::StepOutputData CudaModel::forward(const cpu::StepInputView& step) {
   return out;
 }
 
+// The eager step: tables up, embedding, layers (in LoRA passes when the step exceeds the pool's static maxima), final
+// norm and LM head over the logit rows into logits_ rows [0, N).
+void CudaModel::eagerLogits(const cpu::StepInputView& step, bool loraActive) {
+  const int T = static_cast<int>(step.tokenIds.size);
+  const int B = static_cast<int>(step.seqTokenStart.size - 1);
+  const int N = static_cast<int>(step.logitRows.size);
+  // Tables: tokenIds [T] | positions [T] | tokenSeq [T] | blockTables [B * maxBlocks] | logitRows [N].
+  const size_t blockInts = static_cast<size_t>(B) * step.maxBlocksPerSeq;
+  const size_t tableInts = 3 * static_cast<size_t>(T) + blockInts + N;
+  ensureStepBuffers(T, N, tableInts);
+  int32_t* h = hostTables_.get<int32_t>();
+  std::memcpy(h, step.tokenIds.data, T * sizeof(int32_t));
+  std::memcpy(h + T, step.positions.data, T * sizeof(int32_t));
+  for (int b = 0; b < B; ++b)
+    for (int t = step.seqTokenStart[b]; t < step.seqTokenStart[b + 1]; ++t) h[2 * T + t] = b;
+  // Unused block-table entries (beyond a sequence's context) may hold anything; they are never read.
+  std::memcpy(h + 3 * T, step.blockTables.data, blockInts * sizeof(int32_t));
+  if (N > 0) std::memcpy(h + 3 * T + blockInts, step.logitRows.data, N * sizeof(int32_t));
+  cudaCheck(cudaMemcpyAsync(tables_.get(), h, tableInts * sizeof(int32_t), cudaMemcpyHostToDevice, stream_),
+            "step tables upload");
+
+  const int32_t* dTokens = tables_.get<int32_t>();
+  cudaCheck(launchEmbed(act_, embed_, dTokens, T, dims_.hidden, hidden_.get<float>(), stream_), "embedding");
+
+  const int G = static_cast<int>(step.loraWeightIndices.size);
+  if (loraActive && (G > loraMaxSegments_ || T > loraMaxPassRows_)) {
+    // More segments (or rows) than the pool's static maxima: consecutive passes over row ranges (lora-passes.h).
+    const std::vector<int32_t> rowSlot = loraRowSlots(step);
+    const int32_t* tokenSeq = h + 2 * T;
+    PassLora pass;
+    for (const RowRange& range : planLoraPasses(step, rowSlot, tokenSeq, loraSlots_, loraMaxSegments_, loraMaxPassRows_)) {
+      buildPassLora(step, rowSlot, tokenSeq, range, pass);
+      if (pass.active && lora_->staticGrid()) lora_->setStaticGrid(false);
+      if (pass.active) setLoraStep(pass.view);
+      runLayers(tables_.get<int32_t>(), T, step.maxBlocksPerSeq, range.r0, range.r1, pass.active);
+    }
+  } else {
+    if (loraActive) {
+      if (lora_->staticGrid()) lora_->setStaticGrid(false);  // a decode graph's grid: back to the narrowed one
+      host::StepLora sl;
+      sl.csgmv = step.loraCsgmv;
+      sl.segIndptr = step.loraSegIndptr.data;
+      sl.weightIndices = step.loraWeightIndices.data;
+      sl.numSegments = G;
+      sl.permutation = step.loraPermutation.size ? step.loraPermutation.data : nullptr;
+      sl.numTokens = T;
+      sl.chunkSize = step.loraChunkSize;
+      setLoraStep(sl);
+    }
+    runLayers(tables_.get<int32_t>(), T, step.maxBlocksPerSeq, 0, T, loraActive);
+  }
+
+  if (N > 0) {
+    const int32_t* dLogitRows = tables_.get<int32_t>() + 3 * T + blockInts;
+    cudaCheck(launchAddRmsNorm(act_, hidden_.get<float>(), nullptr, finalNorm_, finalRows_.get(), dLogitRows, N,
+                               dims_.hidden, dims_.rmsNormEps, stream_),
+              "final norm");
+    blas_->gemm(act_, finalRows_.get(), N, dims_.hidden, lmHead_, dims_.vocab, logits_.get(), true);
+  }
+}
+
 void CudaModel::setLoraStep(const host::StepLora& sl) {
   try {
     lora_->setStep(sl, stream_);
@@ -157,21 +173,20 @@ void CudaModel::setLoraStep(const host::StepLora& sl) {
 
 // Rows [r0, r1) of the step through every layer (the whole step, or one LoRA pass of it). Activation buffers are
 // used from row 0; the residual stream and the step tables are offset by r0.
-void CudaModel::runLayers(const cpu::StepInputView& step, int r0, int r1, bool loraActive) {
+void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq, int r0, int r1, bool loraActive) {
   const cpu::ModelDims& d = dims_;
-  const int stepT = static_cast<int>(step.tokenIds.size);
   const int T = r1 - r0;
   const int H = d.hidden, I = d.intermediate, qOut = d.qOut(), qkvW = d.qkvOut();
   const float eps = d.rmsNormEps;
   AttnTables tabs;
-  tabs.positions = tables_.get<int32_t>() + stepT + r0;
-  tabs.tokenSeq = tables_.get<int32_t>() + 2 * stepT + r0;
-  tabs.blockTables = tables_.get<int32_t>() + 3 * stepT;
-  tabs.maxBlocksPerSeq = step.maxBlocksPerSeq;
+  tabs.positions = tables + stepT + r0;
+  tabs.tokenSeq = tables + 2 * stepT + r0;
+  tabs.blockTables = tables + 3 * stepT;
+  tabs.maxBlocksPerSeq = maxBlocksPerSeq;
   tabs.blockSize = kvBlockSize_;
   const HeadShape hs{d.numHeads, d.numKvHeads, d.headDim};
   const float scale = 1.0f / std::sqrt(static_cast<float>(d.headDim));
-  const size_t planeElems = static_cast<size_t>(kvNumBlocks_) * kvBlockSize_ * d.kvOut();
+  const size_t planeElems = static_cast<size_t>(kvNumBlocks_ + 1) * kvBlockSize_ * d.kvOut();  // + scratch block
   float* hidden = hidden_.get<float>() + static_cast<size_t>(r0) * H;
 
   auto addLora = [&](int layer, host::Module m, const void* x, int xStride, void* y, int yStride) {
