@@ -64,8 +64,13 @@ fi
 log "tsc"
 npx tsc -p tsconfig.json >> "$LOG" 2>&1 || log "tsc reported type errors (dist is emitted anyway; see above)"
 if [ ! -f dist/cli/main.js ]; then log "FATAL: dist/cli/main.js missing after tsc"; exit 1; fi
-log "native addons (node scripts/build-native.mjs)"
-TSLORA_BUILD_JOBS="${TSLORA_BUILD_JOBS:-$(nproc)}" node scripts/build-native.mjs >> "$LOG" 2>&1 || log "build-native failed (see above)"
+# build-cuda-addon.mjs recompiles every time (minutes): keep the addons a suite earlier in this call has built
+if [ "$STANDIN" = "1" ] || [ ! -f build-cuda/Release/tslora_cuda.node ] || [ ! -f build/Release/tslora_cpu.node ]; then
+  log "native addons (node scripts/build-native.mjs)"
+  TSLORA_BUILD_JOBS="${TSLORA_BUILD_JOBS:-$(nproc)}" node scripts/build-native.mjs >> "$LOG" 2>&1 || log "build-native failed (see above)"
+else
+  log "native addons already built (build/Release/tslora_cpu.node, build-cuda/Release/tslora_cuda.node): not rebuilding"
+fi
 if [ "$STANDIN" != "1" ] && [ ! -f build-cuda/Release/tslora_cuda.node ]; then
   log "FATAL: build-cuda/Release/tslora_cuda.node is missing: the CUDA addon did not build (see above)"
   exit 1
@@ -96,6 +101,47 @@ config_path() {
   echo "$BENCH_OUT/standin-configs/$name.json"
 }
 
+# --- the ratios the README needs, from whatever results exist; packed after every config, so that a call cut off
+# during the second config still brings the first one back ---
+write_ratios() {
+  node --input-type=module -e '
+    import { readFileSync, existsSync, writeFileSync } from "node:fs";
+    import { metricValue } from "./dist/bench/metrics/summarize.js";
+    const [benchOut, ...names] = process.argv.slice(1);
+    const metrics = ["ttft_p50", "ttft_p99", "itl_p50", "itl_p99", "e2e_p50", "e2e_p99", "output_tok_s", "adapter_loads", "errors"];
+    const fmt = (v) => (v === null || v === undefined || !Number.isFinite(v) ? "n/a" : Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2));
+    const lines = [];
+    for (const name of names) {
+      const path = `${benchOut}/${name}/results.json`;
+      if (!existsSync(path)) { lines.push(`## ${name}: no results.json`, ""); continue; }
+      const r = JSON.parse(readFileSync(path, "utf8"));
+      const variants = [...new Set(r.summaries.map((s) => s.variant))];
+      const levels = [...new Set(r.summaries.map((s) => s.level))];
+      const [a, b] = variants;
+      lines.push(`## ${name}: ${b} / ${a}`, "", `GPUs: ${(r.environment.gpus ?? []).join("; ") || "none"}; CPU: ${r.environment.cpu} (${r.environment.cpuCores} cores); commit ${r.environment.gitCommit ?? "unknown"}`, "");
+      lines.push(`| level | metric | ${a} | ${b} | ${b} / ${a} |`, "|---|---|---:|---:|---:|");
+      for (const level of levels) {
+        const sa = r.summaries.find((s) => s.variant === a && s.level === level);
+        const sb = r.summaries.find((s) => s.variant === b && s.level === level);
+        if (!sa || !sb) continue;
+        for (const m of metrics) {
+          const va = metricValue(sa, m), vb = metricValue(sb, m);
+          lines.push(`| ${level ?? "all"} | ${m} | ${fmt(va)} | ${fmt(vb)} | ${va ? fmt(vb / va) : "n/a"} |`);
+        }
+      }
+      lines.push("");
+    }
+    writeFileSync(`${benchOut}/ratios.md`, lines.join("\n"));
+  ' "$BENCH_OUT" $CONFIGS 2>> "$LOG" || log "ratios.md failed"
+}
+pack() {
+  write_ratios
+  if [ "$BENCH_OUT" != "$OUT/bench" ]; then
+    cp "$BENCH_OUT/ratios.md" "$BENCH_OUT/machine.txt" "$LOG" "$OUT/bench/" 2>/dev/null
+    tar -czf "$OUT/bench/bench-results.tar.gz.part" -C "$(dirname "$BENCH_OUT")" bench && mv "$OUT/bench/bench-results.tar.gz.part" "$OUT/bench/bench-results.tar.gz"
+  fi
+}
+
 status=0
 BENCH_T0=$SECONDS   # the budget covers the bench runs (synthesis and server start-ups included), not the builds
 for name in $CONFIGS; do
@@ -120,44 +166,9 @@ for name in $CONFIGS; do
   # the same JSON as results.json; keep it only when results.json is missing
   if [ -f "$dir/results.json" ]; then rm -f "$dir/results-stdout.json"; fi
   if [ "$rc" -ne 0 ]; then status=$rc; tail -20 "$dir/bench.log" | sed 's/^/    /' | tee -a "$LOG" >&2; fi
+  pack
 done
 
-# --- the ratios the README needs, from whatever results exist ---
-node --input-type=module -e '
-  import { readFileSync, existsSync, writeFileSync } from "node:fs";
-  import { metricValue } from "./dist/bench/metrics/summarize.js";
-  const [benchOut, ...names] = process.argv.slice(1);
-  const metrics = ["ttft_p50", "ttft_p99", "itl_p50", "itl_p99", "e2e_p50", "e2e_p99", "output_tok_s", "adapter_loads", "errors"];
-  const fmt = (v) => (v === null || v === undefined || !Number.isFinite(v) ? "n/a" : Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2));
-  const lines = [];
-  for (const name of names) {
-    const path = `${benchOut}/${name}/results.json`;
-    if (!existsSync(path)) { lines.push(`## ${name}: no results.json`, ""); continue; }
-    const r = JSON.parse(readFileSync(path, "utf8"));
-    const variants = [...new Set(r.summaries.map((s) => s.variant))];
-    const levels = [...new Set(r.summaries.map((s) => s.level))];
-    const [a, b] = variants;
-    lines.push(`## ${name}: ${b} / ${a}`, "", `GPUs: ${(r.environment.gpus ?? []).join("; ") || "none"}; CPU: ${r.environment.cpu} (${r.environment.cpuCores} cores); commit ${r.environment.gitCommit ?? "unknown"}`, "");
-    lines.push(`| level | metric | ${a} | ${b} | ${b} / ${a} |`, "|---|---|---:|---:|---:|");
-    for (const level of levels) {
-      const sa = r.summaries.find((s) => s.variant === a && s.level === level);
-      const sb = r.summaries.find((s) => s.variant === b && s.level === level);
-      if (!sa || !sb) continue;
-      for (const m of metrics) {
-        const va = metricValue(sa, m), vb = metricValue(sb, m);
-        lines.push(`| ${level ?? "all"} | ${m} | ${fmt(va)} | ${fmt(vb)} | ${va ? fmt(vb / va) : "n/a"} |`);
-      }
-    }
-    lines.push("");
-  }
-  writeFileSync(`${benchOut}/ratios.md`, lines.join("\n"));
-' "$BENCH_OUT" $CONFIGS 2>> "$LOG" || log "ratios.md failed"
-if [ "$BENCH_OUT" != "$OUT/bench" ]; then
-  log "device-run: done (status $status); packing $BENCH_OUT into $OUT/bench/bench-results.tar.gz"
-  cp "$BENCH_OUT/ratios.md" "$BENCH_OUT/machine.txt" "$OUT/bench/" 2>/dev/null
-  tar -czf "$OUT/bench/bench-results.tar.gz" -C "$(dirname "$BENCH_OUT")" bench
-  cp "$LOG" "$OUT/bench/"
-else
-  log "device-run: done (status $status); outputs under $BENCH_OUT"
-fi
+log "device-run: done (status $status); $([ "$BENCH_OUT" != "$OUT/bench" ] && echo "packed into $OUT/bench/bench-results.tar.gz" || echo "outputs under $BENCH_OUT")"
+[ "$BENCH_OUT" != "$OUT/bench" ] && cp "$LOG" "$OUT/bench/"
 exit "$status"
