@@ -12,7 +12,9 @@
 //    below twice max |engine − reference| at that step (counted and logged); a prompt without a near-tie must
 //    reproduce the 16 reference greedy tokens when decoding freely;
 //  - one mixed batch (base, r8, r16, r64 rows, different prompts) meets the same bounds row by row;
-//  - triton and csgmv give the same logits (≤ sameEngine).
+//  - triton and csgmv give the same logits (≤ sameEngine);
+//  - a fourth runner, bf16 csgmv with decode CUDA graphs (cudaGraphMaxBatchSize 8), meets the same bounds, and its
+//    logits stay within sameEngine of the eager bf16 csgmv runner.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -88,6 +90,10 @@ describe(`CUDA engine vs PyTorch + PEFT on a 1B-shaped random model${useCpu ? ' 
     for (const [dtype, lb] of configs) {
       runners.push({ label: useCpu ? `cpu-f32/${lb}` : `${dtype}/${lb}`, dtype, lb, runner: await makeRunner(fx, backend!, lb, useCpu ? undefined : dtype) });
     }
+    if (!useCpu) {
+      // Decode steps of these batches (1, 3 and 4 sequences) replay CUDA graphs (buckets 1 and 4).
+      runners.push({ label: 'bf16/csgmv+graphs', dtype: 'bf16', lb: 'csgmv', runner: await makeRunner(fx, backend!, 'csgmv', 'bf16', undefined, 8) });
+    }
   });
   after(() => {
     for (const r of runners) r.runner.destroy();
@@ -141,12 +147,13 @@ describe(`CUDA engine vs PyTorch + PEFT on a 1B-shaped random model${useCpu ? ' 
       byLabel.set(label, all);
     }
     const a = byLabel.get('bf16/csgmv');
-    const b = byLabel.get('bf16/triton');
-    if (a && b) {
+    for (const other of ['bf16/triton', 'bf16/csgmv+graphs']) {
+      const b = byLabel.get(other);
+      if (!a || !b) continue;
       let worst = 0;
       a.forEach((perCase, c) => perCase.forEach((steps, p) => steps.forEach((l, s) => (worst = Math.max(worst, relativeL2(l, b[c][p][s]))))));
-      console.log(`cuda-parity-1b bf16 triton vs csgmv: max rel-L2 ${worst.toExponential(2)}`);
-      if (!(worst < TOLERANCE.bf16.sameEngine)) failures.push(`bf16 triton vs csgmv relative L2 ${worst}`);
+      console.log(`cuda-parity-1b ${other} vs bf16/csgmv: max rel-L2 ${worst.toExponential(2)}`);
+      if (!(worst < TOLERANCE.bf16.sameEngine)) failures.push(`${other} vs bf16/csgmv relative L2 ${worst}`);
     }
     assert.deepEqual(failures, []);
   });
