@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Random Llama-3.2-1B-shaped model + PEFT LoRA adapters (rank 8 / 16 / 64) + PyTorch + PEFT reference outputs,
+"""Random Llama-3.2-1B-shaped model + PEFT LoRA adapters (rank 8 / 16 / 64, one with lm_head) + PyTorch + PEFT reference outputs,
 for test/gpu/cuda-parity-1b.test.ts (which reads them through TSLORA_1B_REFERENCE=<out>/reference.json).
 
 Runs on the GPU machine (transformers + peft there), writes everything under --out (default /tmp/tslora-1b):
@@ -30,6 +30,7 @@ ADAPTERS = [
     ('r8-qv', 8, 16, ['q_proj', 'v_proj']),
     ('r16-all', 16, 32, ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']),
     ('r64-mlp-o', 64, 64, ['o_proj', 'gate_proj', 'up_proj', 'down_proj']),
+    ('r16-v-lmhead', 16, 32, ['v_proj', 'lm_head']),  # lm_head LoRA (tied embeddings: only the head gets the delta)
 ]
 PROMPT_LENGTHS = [7, 13, 21]
 
@@ -155,7 +156,7 @@ def main():
         round_bf16_(peft_model)
         peft_model.eval()
         adapter_dir = os.path.join(out, 'adapters', name)
-        peft_model.save_pretrained(adapter_dir, safe_serialization=True)
+        peft_model.save_pretrained(adapter_dir, safe_serialization=True, save_embedding_layers=False)
         record(name, peft_model, os.path.relpath(adapter_dir, out), rank, targets)
         model = peft_model.unload()
     # The adapters should change the model's greedy tokens, or the test would check LoRA only through the logits.

@@ -53,8 +53,8 @@ export const greedy: StepSampling = {
 export const BLOCK = 4;
 export const BLOCKS_PER_SEQ = 16;
 
-/** LoRA on embed_tokens / lm_head has no CUDA kernel yet: adapters that need it are left out of the GPU tests. */
-export const CUDA_LORA_MODULES: LoraTargetModule[] = ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'];
+/** LoRA on embed_tokens has no CUDA kernel yet: adapters that need it are left out of the GPU tests. */
+export const CUDA_LORA_MODULES: LoraTargetModule[] = ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj', 'lm_head'];
 
 export interface LoadedFixture {
   modelDir: string;

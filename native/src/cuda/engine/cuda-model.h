@@ -82,6 +82,10 @@ class CudaModel {
   uint64_t graphBufferKey() const;
   int graphBucket(int batch) const;
   void setLoraStep(const lora::host::StepLora& step);
+  bool lmHeadLora() const { return lora_ && lora_->config().targets[static_cast<int>(lora::host::Module::LmHead)]; }
+  // Eager lm_head LoRA over the N logit rows (segments = runs of equal slots, in row chunks the pool accepts).
+  void applyLmHeadLora(const cpu::StepInputView& step, int N);
+  void applyLoraChecked(int layer, lora::host::Module m, const void* x, int xStride, void* y, int yStride);
   void sample(const cpu::StepInputView& step, const float* logits, cpu::StepOutputData& out);
 
   cpu::ModelDims dims_;
@@ -126,6 +130,7 @@ class CudaModel {
 
   // Step buffers, grown on demand.
   DeviceBuffer hidden_, xn_, qkv_, q_, attn_, proj_, gateUp_, mlpAct_, finalRows_, logits_, tables_;
+  DeviceBuffer lmDelta_;  // [N, V] Act: the lm_head LoRA delta before it is added to the fp32 logits
   PinnedBuffer hostTables_, hostLogits_;
 };
 

@@ -47,7 +47,7 @@ bool CudaModel::decodeGraphFits(const cpu::StepInputView& step, bool loraActive)
 uint64_t CudaModel::graphBufferKey() const {
   // Every device address a decode graph captures that can move after construction.
   const void* ptrs[] = {hidden_.get(), xn_.get(), qkv_.get(), q_.get(), attn_.get(), proj_.get(),
-                        gateUp_.get(), mlpAct_.get(), finalRows_.get(), logits_.get()};
+                        gateUp_.get(), mlpAct_.get(), finalRows_.get(), logits_.get(), lmDelta_.get()};
   uint64_t key = lora_ ? lora_->workspaceGeneration() * 0x9E3779B97F4A7C15ull : 0;
   for (const void* p : ptrs) key = (key ^ reinterpret_cast<uintptr_t>(p)) * 0x100000001B3ull;
   return key;
@@ -63,6 +63,13 @@ void CudaModel::decodeBody(const DecodeGraph& g) {
                              dims_.hidden, dims_.rmsNormEps, stream_),
             "final norm");
   blas_->gemm(act_, finalRows_.get(), bs, dims_.hidden, lmHead_, dims_.vocab, logits_.get(), true);
+  if (lmHeadLora()) {
+    // Decode: logit row i is token row i, so the step's token-row segments are the logit rows' segments.
+    const size_t n = static_cast<size_t>(bs) * dims_.vocab;
+    cudaCheck(cudaMemsetAsync(lmDelta_.get(), 0, n * 2, stream_), "lm_head LoRA delta");
+    applyLoraChecked(0, host::Module::LmHead, finalRows_.get(), dims_.hidden, lmDelta_.get(), dims_.vocab);
+    cudaCheck(launchAddDeltaToF32(act_, lmDelta_.get(), n, logits_.get<float>(), stream_), "lm_head LoRA add");
+  }
 }
 
 void CudaModel::runDecodeGraph(const cpu::StepInputView& step, bool loraActive) {

@@ -47,6 +47,7 @@ void CudaModel::ensureStepBuffers(int T, int N, size_t tableInts) {
   finalRows_.ensure(static_cast<size_t>(std::max(N, 1)) * d.hidden * a, "final rows");
   logits_.ensure(static_cast<size_t>(std::max(N, 1)) * d.vocab * sizeof(float), "logits");
   tables_.ensure(tableInts * sizeof(int32_t), "step tables");
+  if (lmHeadLora()) lmDelta_.ensure(static_cast<size_t>(std::max(N, 1)) * d.vocab * a, "lm_head LoRA delta");
   hostTables_.ensure(tableInts * sizeof(int32_t), "step tables (host)");
   hostLogits_.ensure(static_cast<size_t>(std::max(N, 1)) * d.vocab * sizeof(float), "logits (host)");
 }
@@ -157,7 +158,50 @@ void CudaModel::eagerLogits(const cpu::StepInputView& step, bool loraActive) {
                                dims_.hidden, dims_.rmsNormEps, stream_),
               "final norm");
     blas_->gemm(act_, finalRows_.get(), N, dims_.hidden, lmHead_, dims_.vocab, logits_.get(), true);
+    if (loraActive && lmHeadLora()) applyLmHeadLora(step, N);
   }
+}
+
+void CudaModel::applyLoraChecked(int layer, host::Module m, const void* x, int xStride, void* y, int yStride) {
+  try {
+    lora_->apply(layer, m, x, xStride, y, yStride, 0, stream_);
+  } catch (const std::runtime_error& e) {
+    if (dynamic_cast<const NativeError*>(&e)) throw;
+    throw NativeError("native_cuda_error", e.what());
+  }
+}
+
+void CudaModel::applyLmHeadLora(const cpu::StepInputView& step, int N) {
+  const int H = dims_.hidden, V = dims_.vocab;
+  const std::vector<int32_t> rowSlot = loraRowSlots(step);  // per token row
+  if (lora_->staticGrid()) lora_->setStaticGrid(false);
+  auto* delta = lmDelta_.get<uint16_t>();
+  auto* rows = finalRows_.get<uint16_t>();
+  cudaCheck(cudaMemsetAsync(delta, 0, static_cast<size_t>(N) * V * 2, stream_), "lm_head LoRA delta");
+  std::vector<int32_t> indptr, weights;
+  for (int r0 = 0, r = 0; r0 < N; r0 = r) {
+    indptr.assign(1, 0);
+    weights.clear();
+    r = r0;
+    while (r < N && r - r0 < loraMaxPassRows_) {
+      const int32_t slot = rowSlot[step.logitRows[r]];
+      if (weights.empty() || slot != weights.back()) {
+        if (static_cast<int>(weights.size()) == loraMaxSegments_) break;
+        weights.push_back(slot);
+        indptr.push_back(r - r0);
+      }
+      indptr.back() = ++r - r0;
+    }
+    host::StepLora sl;
+    sl.csgmv = false;  // runs of logit rows in order: one segment per run
+    sl.segIndptr = indptr.data();
+    sl.weightIndices = weights.data();
+    sl.numSegments = static_cast<int>(weights.size());
+    sl.numTokens = r - r0;
+    setLoraStep(sl);
+    applyLoraChecked(0, host::Module::LmHead, rows + static_cast<size_t>(r0) * H, H, delta + static_cast<size_t>(r0) * V, V);
+  }
+  cudaCheck(launchAddDeltaToF32(act_, delta, static_cast<size_t>(N) * V, logits_.get<float>(), stream_), "lm_head LoRA add");
 }
 
 void CudaModel::setLoraStep(const host::StepLora& sl) {

@@ -313,6 +313,21 @@ cudaError_t launchSwiglu(Act act, const void* gu, int T, int I, void* out, cudaS
   return cudaGetLastError();
 }
 
+namespace {
+template <typename T>
+__global__ void addDeltaKernel(const T* delta, size_t n, float* out) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<size_t>(gridDim.x) * blockDim.x)
+    out[i] += toF(delta[i]);
+}
+}  // namespace
+
+cudaError_t launchAddDeltaToF32(Act act, const void* delta, size_t n, float* out, cudaStream_t s) {
+  if (n == 0) return cudaSuccess;
+  const int blocks = static_cast<int>(std::min<size_t>((n + 255) / 256, 65535));
+  TSLORA_DISPATCH(act, addDeltaKernel<TT><<<blocks, 256, 0, s>>>(static_cast<const TT*>(delta), n, out));
+  return cudaGetLastError();
+}
+
 cudaError_t launchGreedyRows(const float* logits, int N, int V, int32_t* tokens, float* logprobs, cudaStream_t s) {
   if (N == 0) return cudaSuccess;
   greedyRowsKernel<<<N, kGreedyThreads, 0, s>>>(logits, V, tokens, logprobs);

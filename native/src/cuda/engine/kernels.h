@@ -44,6 +44,10 @@ cudaError_t launchAttention(Act act, const void* q, int T, const HeadShape& hs, 
 // act[t, i] = silu(gu[t, i]) * gu[t, I + i].   gu: [T, 2I], act: [T, I]
 cudaError_t launchSwiglu(Act act, const void* gu, int T, int I, void* out, cudaStream_t s);
 
+// out[i] += delta[i] for i < n: the lm_head LoRA delta (computed by the LoRA pool in the activation dtype into a
+// zeroed buffer) added to the fp32 logits.   delta: [n] Act, out: [n] fp32
+cudaError_t launchAddDeltaToF32(Act act, const void* delta, size_t n, float* out, cudaStream_t s);
+
 // Greedy rows on the GPU (the common serving case, no logits copied back): per row n of logits [N, V] fp32, the
 // first index of the maximum and its log-softmax (logit − logsumexp, summed in fp64), exactly what the CPU
 // sampleRow returns for temperature 0 without penalties.
