@@ -53,8 +53,9 @@ export const greedy: StepSampling = {
 export const BLOCK = 4;
 export const BLOCKS_PER_SEQ = 16;
 
-/** LoRA on embed_tokens has no CUDA kernel yet: adapters that need it are left out of the GPU tests. */
-export const CUDA_LORA_MODULES: LoraTargetModule[] = ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj', 'lm_head'];
+/** Every LoRA target the CUDA engine supports (all of them since embed_tokens got its gather kernel); an adapter
+ * with any other module would be left out of the GPU tests and reported as skipped. */
+export const CUDA_LORA_MODULES: LoraTargetModule[] = ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj', 'embed_tokens', 'lm_head'];
 
 export interface LoadedFixture {
   modelDir: string;

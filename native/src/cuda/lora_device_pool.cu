@@ -38,8 +38,6 @@ size_t bSlotElems(const host::ModuleShape& s, int R) { return static_cast<size_t
 DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, int maxTokens, int maxSegments)
     : config_(config), dtype_(dtype), maxTokens_(maxTokens), maxSegments_(maxSegments) {
   host::detail::validatePoolConfig(config);
-  if (config.targets[static_cast<int>(host::Module::Embed)])
-    throw std::invalid_argument("LoRA device pool: embed_tokens LoRA has no CUDA kernel yet");
   if (maxTokens < 1 || maxSegments < 1) throw std::invalid_argument("LoRA device pool: maxTokens and maxSegments must be >= 1");
   int device = 0;
   check(cudaGetDevice(&device), "cudaGetDevice");
@@ -231,14 +229,32 @@ void DeviceLoraPool::setGraphGrid(int segments, int tokens, int segmentRows) {
   gridSegmentRows_ = segmentRows;
 }
 
+void DeviceLoraPool::ensureWorkspace(size_t bytes, cudaStream_t stream) {
+  if (bytes <= workspaceBytes_) return;  // grows during warm-up; capture graphs afterwards
+  check(cudaStreamSynchronize(stream), "workspace");
+  cudaFree(workspace_);
+  workspace_ = nullptr;
+  check(cudaMalloc(&workspace_, bytes), "cudaMalloc workspace");
+  workspaceBytes_ = bytes;
+  ++workspaceGeneration_;
+}
+
 void DeviceLoraPool::apply(int layer, host::Module module, const void* x, int xStride, void* y, int yStride, int yOffset,
-                           cudaStream_t stream) {
+                           cudaStream_t stream, const int32_t* tokenIds) {
   const int m = static_cast<int>(module);
-  if (m < 0 || m >= host::kNumModules || !config_.targets[m] || module == host::Module::Embed)
-    throw std::invalid_argument("LoRA device pool: module is not targeted (or has no CUDA kernel)");
+  if (m < 0 || m >= host::kNumModules || !config_.targets[m])
+    throw std::invalid_argument("LoRA device pool: module is not targeted by the pool");
   if (!host::detail::isPerLayer(module)) layer = 0;
   if (layer < 0 || layer >= static_cast<int>(buffers_[m].size())) throw std::invalid_argument("LoRA device pool: layer out of range");
   const DeviceModule v = view(module, layer);
+  if (module == host::Module::Embed) {  // spec e.9: a column gather from A instead of the shrink, then the expand
+    if (tokenIds == nullptr) throw std::invalid_argument("LoRA device pool: embed_tokens LoRA needs the step's token ids");
+    ensureWorkspace(loraShrinkWorkspaceBytes(v, step_, 1), stream);
+    float* u = static_cast<float*>(workspace_);
+    check(loraEmbedGather(dtype_, v, step_, tokenIds, u, stream), "embed gather");
+    check(loraExpand(dtype_, v, step_, u, y, yStride, yOffset, stream), "embed expand");
+    return;
+  }
   int kSplits = loraShrinkSplits(v, step_, numSms_);
   // A narrowed step with few tiles but many rows (e.g. one short adapter segment beside a long base prefill)
   // would ask for many splits over all T rows: keep the split-K partials under kMaxPartialBytes.
@@ -246,15 +262,7 @@ void DeviceLoraPool::apply(int layer, host::Module module, const void* x, int xS
   const size_t splitBytes = static_cast<size_t>(step_.numTokens) * v.numSlices * v.maxRank * sizeof(float);
   if (kSplits > 1 && splitBytes * kSplits > kMaxPartialBytes)
     kSplits = static_cast<int>(std::max<size_t>(1, kMaxPartialBytes / splitBytes));
-  const size_t bytes = loraShrinkWorkspaceBytes(v, step_, kSplits);
-  if (bytes > workspaceBytes_) {  // grows during warm-up; capture graphs afterwards
-    check(cudaStreamSynchronize(stream), "workspace");
-    cudaFree(workspace_);
-    workspace_ = nullptr;
-    check(cudaMalloc(&workspace_, bytes), "cudaMalloc workspace");
-    workspaceBytes_ = bytes;
-    ++workspaceGeneration_;
-  }
+  ensureWorkspace(loraShrinkWorkspaceBytes(v, step_, kSplits), stream);
   check(loraShrink(dtype_, v, step_, x, xStride, workspace_, kSplits, stream), "shrink");
   check(loraExpand(dtype_, v, step_, loraShrinkOutput(workspace_), y, yStride, yOffset, stream), "expand");
 }

@@ -5,7 +5,7 @@
 // graph stays valid for replays whose segments are no longer than at capture (csgmv: the same or a smaller chunk
 // size; spec e.10); capture after one warm-up step of that shape (the split-K workspace grows on demand). Modules
 // are applied one after another on one stream (they share the workspace and the split-K tickets).
-// Embedding LoRA has no CUDA kernel yet: a pool that targets embed_tokens is rejected.
+// embed_tokens LoRA (spec e.9) is a column gather from A (loraEmbedGather) followed by the shared expand.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -51,8 +51,9 @@ class DeviceLoraPool {
   // Changes whenever the shared workspace moves (a captured graph that uses the old one must be recaptured).
   uint64_t workspaceGeneration() const { return workspaceGeneration_; }
   // y[p, yOffset + …] += LoRA delta of (layer, module) for the rows of the current step. x, y: device activations.
+  // Embed: x is ignored and tokenIds ([numTokens] device, by physical row) selects A's columns (required).
   void apply(int layer, host::Module module, const void* x, int xStride, void* y, int yStride, int yOffset,
-             cudaStream_t stream);
+             cudaStream_t stream, const int32_t* tokenIds = nullptr);
 
  private:
   struct ModuleBuffers {
@@ -60,6 +61,7 @@ class DeviceLoraPool {
     void* b = nullptr;  // [S, outTotal, R]
   };
   DeviceModule view(host::Module m, int layer) const;
+  void ensureWorkspace(size_t bytes, cudaStream_t stream);
   void zeroRegion(const ModuleBuffers& buf, const host::ModuleShape& s, int slot, int r, cudaStream_t stream);
 
   host::PoolConfig config_;

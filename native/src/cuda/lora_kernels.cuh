@@ -70,4 +70,10 @@ cudaError_t loraShrink(ActDType dtype, const DeviceModule& module, const DeviceS
 cudaError_t loraExpand(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const float* u, void* y,
                        int yStride, int yOffset, cudaStream_t stream);
 
+// embed_tokens (spec e.9; module.in = vocab, one slice): U[p, k] = A[w, k, tokenIds[p]] for k < r of every
+// non-base segment row p, the column gather that replaces the shrink; then loraExpand with the same u adds σ·B·U.
+// tokenIds: [numTokens] device, by physical row. u: at least numTokens * R floats (loraShrinkOutput(workspace)).
+cudaError_t loraEmbedGather(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const int32_t* tokenIds,
+                            float* u, cudaStream_t stream);
+
 }  // namespace tslora::cuda::lora

@@ -120,9 +120,6 @@ CudaModel::CudaModel(const cpu::ModelInit& init, const CudaOptions& options) : d
   loraSlots_ = init.loraSlots;
   if (init.loraSlots > 0) {
     TSLORA_CHECK(init.loraMaxRank > 0, "loraMaxRank must be positive when loraSlots > 0");
-    TSLORA_CHECK_CODE(!init.loraTargets[static_cast<int>(lora::host::Module::Embed)], "native_unsupported",
-                      "LoRA on embed_tokens has no CUDA kernel yet; leave it out of --lora-target-modules or use "
-                      "--device cpu");
     lora::host::PoolConfig pc;
     pc.numSlots = init.loraSlots;
     pc.maxRank = init.loraMaxRank;

@@ -85,7 +85,12 @@ class CudaModel {
   bool lmHeadLora() const { return lora_ && lora_->config().targets[static_cast<int>(lora::host::Module::LmHead)]; }
   // Eager lm_head LoRA over the N logit rows (segments = runs of equal slots, in row chunks the pool accepts).
   void applyLmHeadLora(const cpu::StepInputView& step, int N);
-  void applyLoraChecked(int layer, lora::host::Module m, const void* x, int xStride, void* y, int yStride);
+  void applyLoraChecked(int layer, lora::host::Module m, const void* x, int xStride, void* y, int yStride,
+                        const int32_t* tokenIds = nullptr);
+  bool embedLora() const { return lora_ && lora_->config().targets[static_cast<int>(lora::host::Module::Embed)]; }
+  // embed_tokens LoRA (spec e.9) for `rows` token rows of the current LoRA step: the pool's gather + expand into an
+  // Act delta (proj_, free before the layers run) added to the fp32 residual stream.   dTokens: [rows] device
+  void applyEmbedLora(const int32_t* dTokens, int rows, float* hidden);
   void sample(const cpu::StepInputView& step, const float* logits, cpu::StepOutputData& out);
 
   cpu::ModelDims dims_;

@@ -57,6 +57,7 @@ void CudaModel::decodeBody(const DecodeGraph& g) {
   const int bs = g.bs;
   const int32_t* tables = g.tables.get<int32_t>();
   cudaCheck(launchEmbed(act_, embed_, tables, bs, dims_.hidden, hidden_.get<float>(), stream_), "embedding");
+  if (embedLora()) applyEmbedLora(tables, bs, hidden_.get<float>());  // padding rows are in no LoRA segment
   runLayers(tables, bs, g.capBlocks, 0, bs, lora_ != nullptr);
   const int32_t* logitRows = tables + 3 * bs + static_cast<size_t>(bs) * g.capBlocks;
   cudaCheck(launchAddRmsNorm(act_, hidden_.get<float>(), nullptr, finalNorm_, finalRows_.get(), logitRows, bs,

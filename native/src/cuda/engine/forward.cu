@@ -134,6 +134,8 @@ void CudaModel::eagerLogits(const cpu::StepInputView& step, bool loraActive) {
       buildPassLora(step, rowSlot, tokenSeq, range, pass);
       if (pass.active && lora_->staticGrid()) lora_->setStaticGrid(false);
       if (pass.active) setLoraStep(pass.view);
+      if (pass.active && embedLora())
+        applyEmbedLora(dTokens + range.r0, range.r1 - range.r0, hidden_.get<float>() + static_cast<size_t>(range.r0) * dims_.hidden);
       runLayers(tables_.get<int32_t>(), T, step.maxBlocksPerSeq, range.r0, range.r1, pass.active);
     }
   } else {
@@ -148,6 +150,7 @@ void CudaModel::eagerLogits(const cpu::StepInputView& step, bool loraActive) {
       sl.numTokens = T;
       sl.chunkSize = step.loraChunkSize;
       setLoraStep(sl);
+      if (embedLora()) applyEmbedLora(dTokens, T, hidden_.get<float>());
     }
     runLayers(tables_.get<int32_t>(), T, step.maxBlocksPerSeq, 0, T, loraActive);
   }
@@ -162,13 +165,21 @@ void CudaModel::eagerLogits(const cpu::StepInputView& step, bool loraActive) {
   }
 }
 
-void CudaModel::applyLoraChecked(int layer, host::Module m, const void* x, int xStride, void* y, int yStride) {
+void CudaModel::applyLoraChecked(int layer, host::Module m, const void* x, int xStride, void* y, int yStride,
+                                 const int32_t* tokenIds) {
   try {
-    lora_->apply(layer, m, x, xStride, y, yStride, 0, stream_);
+    lora_->apply(layer, m, x, xStride, y, yStride, 0, stream_, tokenIds);
   } catch (const std::runtime_error& e) {
     if (dynamic_cast<const NativeError*>(&e)) throw;
     throw NativeError("native_cuda_error", e.what());
   }
+}
+
+void CudaModel::applyEmbedLora(const int32_t* dTokens, int rows, float* hidden) {
+  const size_t n = static_cast<size_t>(rows) * dims_.hidden;
+  cudaCheck(cudaMemsetAsync(proj_.get(), 0, n * 2, stream_), "embed_tokens LoRA delta");
+  applyLoraChecked(0, host::Module::Embed, nullptr, 0, proj_.get(), dims_.hidden, dTokens);
+  cudaCheck(launchAddDeltaToF32(act_, proj_.get(), n, hidden, stream_), "embed_tokens LoRA add");
 }
 
 void CudaModel::applyLmHeadLora(const cpu::StepInputView& step, int N) {

@@ -1,6 +1,7 @@
 // Every CUDA LoRA kernel against its CPU twin (LoraPool::apply, fp32) on random inputs: several shapes (aligned
 // vector paths and odd scalar paths, long K for split-K), ranks 1..128, both strategies, chunk sizes 16..128,
-// odd token counts, decode-only / mixed / all-base batches, padded (graph-style) segment tables, bf16 and fp16.
+// odd token counts, decode-only / mixed / all-base batches, padded (graph-style) segment tables, bf16 and fp16;
+// embed_tokens (loraEmbedGather + loraExpand) against the CPU pool's Module::Embed apply with random token ids.
 // Exit 0 = all passed, 1 = a failure, 77 = no usable GPU (the test reports a skip).
 #include <cmath>
 #include <cstdio>
@@ -38,12 +39,16 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
   const ModuleShape& s = c.shapes[static_cast<int>(m)];
   const int T = static_cast<int>(seg.rowSlots.size());
   const int xStride = s.in + xPad, yStride = s.outTotal() + 2 * yPad, yOffset = yPad;
-  std::vector<uint16_t> xBits(static_cast<size_t>(T) * xStride), yBits(static_cast<size_t>(T) * yStride);
+  const bool embed = m == Module::Embed;  // x unused; token ids (the vocabulary's last id included) pick A's columns
+  std::vector<int32_t> tokenIds(T);
+  for (int p = 0; p < T; ++p) tokenIds[p] = p == 0 ? s.in - 1 : rng.integer(0, s.in - 1);
+  std::vector<uint16_t> xBits(embed ? 0 : static_cast<size_t>(T) * xStride), yBits(static_cast<size_t>(T) * yStride);
   std::vector<float> x(xBits.size()), y(yBits.size());
   for (size_t i = 0; i < xBits.size(); ++i) { xBits[i] = toActBits(rng.uniform(), dtype); x[i] = fromActBits(xBits[i], dtype); }
   for (size_t i = 0; i < yBits.size(); ++i) { yBits[i] = toActBits(rng.uniform() * 0.25f, dtype); y[i] = fromActBits(yBits[i], dtype); }
   const std::vector<float> y0 = y;
-  cpu.apply(0, m, x.data(), xStride, y.data(), yStride, yOffset, seg.step(csgmv), threads());
+  cpu.apply(0, m, embed ? nullptr : x.data(), xStride, y.data(), yStride, yOffset, seg.step(csgmv), threads(),
+            embed ? tokenIds.data() : nullptr);
 
   // Graph-style static tables: 3 padding segments repeat the last boundary and point at slot 0 (they must be empty).
   std::vector<int32_t> indptr = seg.segIndptr, weights = seg.weightIndices;
@@ -53,8 +58,10 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
   dWeights.upload(weights);
   if (!seg.permutation.empty()) dPerm.upload(seg.permutation);
   DeviceBuffer<uint16_t> dX, dY;
-  dX.upload(xBits);
+  DeviceBuffer<int32_t> dIds;
+  if (!embed) dX.upload(xBits);
   dY.upload(yBits);
+  dIds.upload(tokenIds);
   cl::DeviceStep step;
   step.segIndptr = dIndptr.ptr;
   step.weightIndices = dWeights.ptr;
@@ -63,7 +70,7 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
   step.maxSegments = static_cast<int>(weights.size());
   step.maxSegmentRows = seg.chunkSize;
   step.numTokens = T;
-  const int kSplits = cl::loraShrinkSplits(dev.view, step, numSms);
+  const int kSplits = embed ? 1 : cl::loraShrinkSplits(dev.view, step, numSms);
   const size_t workspaceBytes = cl::loraShrinkWorkspaceBytes(dev.view, step, kSplits);
   const size_t counterBytes = cl::loraShrinkCounterBytes(dev.view, step);
   DeviceBuffer<unsigned char> workspace(workspaceBytes);
@@ -72,7 +79,10 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
   // Twice on the same workspace: the split-K tickets must reset themselves (graph replays reuse them).
   for (int pass = 0; pass < 2; ++pass) {
     if (pass == 1) CUDA_CHECK(cudaMemcpy(dY.ptr, yBits.data(), yBits.size() * 2, cudaMemcpyHostToDevice));
-    CUDA_CHECK(cl::loraShrink(dtype, dev.view, step, dX.ptr, xStride, workspace.ptr, kSplits, nullptr));
+    if (embed)
+      CUDA_CHECK(cl::loraEmbedGather(dtype, dev.view, step, dIds.ptr, reinterpret_cast<float*>(workspace.ptr), nullptr));
+    else
+      CUDA_CHECK(cl::loraShrink(dtype, dev.view, step, dX.ptr, xStride, workspace.ptr, kSplits, nullptr));
     CUDA_CHECK(cl::loraExpand(dtype, dev.view, step, cl::loraShrinkOutput(workspace.ptr), dY.ptr, yStride, yOffset, nullptr));
   }
   CUDA_CHECK(cudaDeviceSynchronize());
@@ -130,8 +140,7 @@ int main(int argc, char** argv) {
   int failures = 0, passes = 0;
   for (const Shape& shape : shapes) {
     if (quick && &shape == &shapes[2]) continue;
-    PoolConfig c = makeConfig(shape.slots, shape.maxRank, 1, shape.hidden, shape.qOut, shape.kvOut, shape.inter, 16);
-    c.targets[static_cast<int>(Module::Embed)] = false;
+    PoolConfig c = makeConfig(shape.slots, shape.maxRank, 1, shape.hidden, shape.qOut, shape.kvOut, shape.inter, 1003);
     c.targets[static_cast<int>(Module::LmHead)] = false;
     for (cl::ActDType dtype : {cl::ActDType::BF16, cl::ActDType::F16}) {
       if (quick && dtype != cl::ActDType::BF16) continue;
@@ -139,7 +148,7 @@ int main(int argc, char** argv) {
       const DType adapterType = dtype == cl::ActDType::BF16 ? DType::BF16 : DType::F16;
       std::vector<TestAdapter> adapters;
       for (int r : shape.ranks)
-        adapters.push_back(makeAdapter(rng, c, r, {kPeftQ, kPeftV, kPeftO, kPeftGate, kPeftUp, kPeftDown}, adapterType));
+        adapters.push_back(makeAdapter(rng, c, r, {kPeftQ, kPeftV, kPeftO, kPeftGate, kPeftUp, kPeftDown, kPeftEmbed}, adapterType));
       adapters.back().pairs.push_back(makeAdapter(rng, c, adapters.back().rank, {kPeftK}, adapterType, false).pairs[0]);
       std::vector<const TestAdapter*> slotAdapters(c.numSlots, nullptr);
       LoraPool cpu(c);
@@ -151,9 +160,9 @@ int main(int argc, char** argv) {
       }
       DeviceBuffer<int32_t> dRanks;
       dRanks.upload(ranks);
-      for (Module m : {Module::QKV, Module::O, Module::GateUp, Module::Down}) {
+      for (Module m : {Module::QKV, Module::O, Module::GateUp, Module::Down, Module::Embed}) {
         DeviceModulePool dev;
-        buildDeviceModule(c, m, 0, slotAdapters, dtype, dev);
+        buildDeviceModule(c, m, m == Module::Embed ? -1 : 0, slotAdapters, dtype, dev);  // embed pairs have layer -1
         for (const BatchSpec& b : batches) {
           std::vector<int> slots = b.slots;
           for (int& s : slots) s = s < 0 ? -1 : s == 6 ? c.numSlots - 1 : s % (c.numSlots - 1);  // 6 = the empty slot

@@ -1,4 +1,5 @@
-// DeviceLoraPool (the CUDA engine's LoRA pool) against the CPU LoraPool: every module including lm_head, both
+// DeviceLoraPool (the CUDA engine's LoRA pool) against the CPU LoraPool: every module including embed_tokens (the
+// column gather + expand against the CPU pool's Module::Embed apply) and lm_head, both
 // strategies, a stale slot (rank 64 then rank 8), q/v-only and fused adapters, an empty slot, padded step tables,
 // then clearSlot. Exit 0 = passed, 1 = failed, 77 = no usable GPU.
 #include <cmath>
@@ -24,16 +25,22 @@ std::string compare(const PoolConfig& c, const LoraPool& cpu, cl::DeviceLoraPool
                     bool csgmv, cl::ActDType dtype, Rng& rng) {
   const ModuleShape& s = c.shapes[static_cast<int>(m)];
   const int T = static_cast<int>(seg.rowSlots.size()), xStride = s.in, yStride = s.outTotal() + 16, yOffset = 8;
-  std::vector<uint16_t> xBits(static_cast<size_t>(T) * xStride), yBits(static_cast<size_t>(T) * yStride);
+  const bool embed = m == Module::Embed;
+  std::vector<int32_t> tokenIds(T);  // embed: ids spread over the whole vocabulary, the last id included
+  for (int p = 0; p < T; ++p) tokenIds[p] = p == 0 ? s.in - 1 : rng.integer(0, s.in - 1);
+  std::vector<uint16_t> xBits(embed ? 0 : static_cast<size_t>(T) * xStride), yBits(static_cast<size_t>(T) * yStride);
   std::vector<float> x(xBits.size()), y(yBits.size());
   for (size_t i = 0; i < xBits.size(); ++i) { xBits[i] = toActBits(rng.uniform(), dtype); x[i] = fromActBits(xBits[i], dtype); }
   for (size_t i = 0; i < yBits.size(); ++i) { yBits[i] = toActBits(rng.uniform() * 0.25f, dtype); y[i] = fromActBits(yBits[i], dtype); }
   const std::vector<float> y0 = y;
-  cpu.apply(layer, m, x.data(), xStride, y.data(), yStride, yOffset, seg.step(csgmv), threads());
+  cpu.apply(layer, m, embed ? nullptr : x.data(), xStride, y.data(), yStride, yOffset, seg.step(csgmv), threads(),
+            embed ? tokenIds.data() : nullptr);
   DeviceBuffer<uint16_t> dX, dY;
-  dX.upload(xBits);
+  DeviceBuffer<int32_t> dIds;
+  if (!embed) dX.upload(xBits);
   dY.upload(yBits);
-  gpu.apply(layer, m, dX.ptr, xStride, dY.ptr, yStride, yOffset, nullptr);
+  dIds.upload(tokenIds);
+  gpu.apply(layer, m, embed ? nullptr : dX.ptr, xStride, dY.ptr, yStride, yOffset, nullptr, embed ? dIds.ptr : nullptr);
   CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<uint16_t> out(yBits.size());
   CUDA_CHECK(cudaMemcpy(out.data(), dY.ptr, out.size() * 2, cudaMemcpyDeviceToHost));
@@ -70,10 +77,9 @@ int main() {
   int failures = 0, passes = 0;
   for (cl::ActDType dtype : {cl::ActDType::BF16, cl::ActDType::F16}) {
     PoolConfig c = makeConfig(4, 64, 2, 256, 256, 64, 512, 1000);
-    c.targets[static_cast<int>(Module::Embed)] = false;
     Rng rng(7 + static_cast<int>(dtype));
     const DType type = dtype == cl::ActDType::BF16 ? DType::BF16 : DType::F16;
-    const std::vector<int> all = {kPeftQ, kPeftK, kPeftV, kPeftO, kPeftGate, kPeftUp, kPeftDown, kPeftLmHead};
+    const std::vector<int> all = {kPeftQ, kPeftK, kPeftV, kPeftO, kPeftGate, kPeftUp, kPeftDown, kPeftEmbed, kPeftLmHead};
     const TestAdapter big = makeAdapter(rng, c, 64, all, type);
     const TestAdapter small = makeAdapter(rng, c, 8, all, type);
     const TestAdapter qv = makeAdapter(rng, c, 16, {kPeftQ, kPeftV, kPeftDown}, type);
@@ -106,8 +112,8 @@ int main() {
         const Segments seg = buildSegments(slots, counts, csgmv, 64);
         gpu.setStaticGrid(staticGrid);
         gpu.setStep(seg.step(csgmv), nullptr);
-        for (Module m : {Module::QKV, Module::O, Module::GateUp, Module::Down, Module::LmHead})
-          for (int layer = 0; layer < (m == Module::LmHead ? 1 : c.numLayers); ++layer) {
+        for (Module m : {Module::QKV, Module::O, Module::GateUp, Module::Down, Module::Embed, Module::LmHead})
+          for (int layer = 0; layer < (m == Module::LmHead || m == Module::Embed ? 1 : c.numLayers); ++layer) {
             std::string error;
             try {
               error = compare(c, cpu, gpu, m, layer, seg, csgmv, dtype, rng);
