@@ -23,24 +23,34 @@ test('queue bound, incremental streaming, and a graceful SIGTERM', async () => {
     assert.deepEqual(data.flatMap((e) => e.output_ids), plain.body.output_ids);
     assert.equal(data.map((e) => e.text).join(''), plain.body.text);
 
-    // One running + one queued are allowed; the third request is turned away with 503 and Retry-After.
+    // One running + one queued are allowed: a burst sent while the long stream runs overflows the queue, and the
+    // overflow is turned away with 503 and Retry-After. (A burst, not one request, because on an idle machine a
+    // single queued request can finish before the next one arrives.)
     let firstToken!: () => void;
     const running = new Promise<void>((r) => (firstToken = r));
     const long = postStream(`${server.url}/generate`, { input_ids: ref.prompts[1], stream: true, sampling_params: greedy(240) }, () => firstToken());
     await running;
-    const queued = post(`${server.url}/generate`, { input_ids: ref.prompts[2], sampling_params: greedy(4) });
+    // A request whose connection is only attempted after SIGTERM closed the listener is refused (status 0 here).
+    const burst = Array.from({ length: 24 }, () =>
+      post(`${server.url}/generate`, { input_ids: ref.prompts[2], sampling_params: greedy(4) }).catch(() => ({ status: 0, body: null, headers: new Headers() })),
+    );
     await new Promise((r) => setTimeout(r, 20));
-    const rejected = await post(`${server.url}/generate`, { input_ids: ref.prompts[2], sampling_params: greedy(4) });
-    assert.equal(rejected.status, 503);
-    assert.ok(rejected.headers.get('retry-after'));
-    assert.match(rejected.body.error.message, /capacity|queue/);
 
-    // SIGTERM while the long stream runs: it finishes, the queued request too, then the process exits 0.
+    // SIGTERM while the long stream runs: it finishes, accepted requests too, then the process exits 0.
     const exitCode = server.stop();
     const longEvents = await long;
     assert.equal(longEvents.at(-1), '[DONE]');
     assert.deepEqual(longEvents.at(-2).meta_info.finish_reason, { type: 'length', length: 240 });
-    assert.equal((await queued).status, 200);
+    const answers = await Promise.all(burst);
+    const accepted = answers.filter((a) => a.status === 200);
+    const rejected = answers.filter((a) => a.status === 503);
+    const refused = answers.filter((a) => a.status === 0);
+    assert.equal(accepted.length + rejected.length + refused.length, answers.length, `statuses: ${answers.map((a) => a.status)}`);
+    assert.ok(accepted.length >= 1, 'the queued request is served');
+    assert.ok(rejected.some((a) => /capacity|queue/.test(a.body.error.message)), 'the overflow is refused as queue full');
+    for (const a of rejected) assert.ok(a.headers.get('retry-after'));
+    const expected = accepted[0].body.output_ids;
+    for (const a of accepted) assert.deepEqual(a.body.output_ids, expected);
     assert.equal(await exitCode, 0, server.output());
     exited = true;
   } finally {
