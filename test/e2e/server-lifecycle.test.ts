@@ -34,7 +34,12 @@ test('queue bound, incremental streaming, and a graceful SIGTERM', async () => {
     const burst = Array.from({ length: 24 }, () =>
       post(`${server.url}/generate`, { input_ids: ref.prompts[2], sampling_params: greedy(4) }).catch(() => ({ status: 0, body: null, headers: new Headers() })),
     );
-    await new Promise((r) => setTimeout(r, 20));
+    // Wait (bounded) until the server has turned one away, so that SIGTERM comes after the overflow was seen.
+    await Promise.race([
+      new Promise<void>((r) => burst.forEach((p) => void p.then((a) => a.status === 503 && r()))),
+      Promise.all(burst),
+      new Promise((r) => setTimeout(r, 15_000)),
+    ]);
 
     // SIGTERM while the long stream runs: it finishes, accepted requests too, then the process exits 0.
     const exitCode = server.stop();
