@@ -57,7 +57,13 @@ test('overlap loading: streaming continues during loads, no stale state, same ou
     await cancelled;
     const after = await post(`${overlap.url}/generate`, { input_ids: ref.prompts[1], lora_path: 'r16-o', sampling_params: greedy(ref.greedyTokens) });
     assert.deepEqual(after.body.output_ids, expected('r16-o', 1));
-    await new Promise((r) => setTimeout(r, 50));
+    // Settles within moments; polled so that a slow shared machine does not fail on a fixed sleep.
+    for (let deadline = Date.now() + 10_000; ; ) {
+      const metricsNow = (await get(`${overlap.url}/metrics`)).body as string;
+      const settled = /^tslora_num_running_reqs 0$/m.test(metricsNow) && /^tslora_lora_requests_waiting_on_load 0$/m.test(metricsNow);
+      if (settled || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
     assert.match((await get(`${overlap.url}/metrics`)).body, /^tslora_num_running_reqs 0$/m);
     assert.match((await get(`${overlap.url}/metrics`)).body, /^tslora_lora_requests_waiting_on_load 0$/m);
     const unload = await post(`${overlap.url}/unload_lora_adapter`, { lora_name: 'r16-o' });

@@ -16,6 +16,19 @@ import type { ServerModel } from '../../../src/server/model-port.js';
 import { writeRandomAdapter, writeRandomModel } from '../../native/forward-random-model.js';
 import { get, post } from '../../e2e/server-harness.js';
 
+/** Polls `check` until it passes (or the deadline), so slow shared machines do not fail on fixed sleeps. */
+async function eventually(check: () => Promise<void>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+}
+
 const dir = mkdtempSync(join(tmpdir(), 'tslora-http-'));
 const model = writeRandomModel({ dir: join(dir, 'model'), hidden: 64, intermediate: 96, numLayers: 2, numHeads: 4, numKvHeads: 2, vocab: 96, dtype: 'f32', seed: 3, weightScale: 2 });
 model.spec.maxPositionEmbeddings = 4096;
@@ -89,10 +102,11 @@ test('client disconnect cancels the request and frees its KV blocks', async () =
     })
     .catch(() => undefined);
   await stream;
-  await new Promise((r) => setTimeout(r, 100));
-  const info = await get(`${server.url}/get_server_info`, H);
-  assert.equal(info.body.engine.running, 0);
-  assert.equal(info.body.engine.waiting, 0);
+  await eventually(async () => {
+    const info = await get(`${server.url}/get_server_info`, H);
+    assert.equal(info.body.engine.running, 0);
+    assert.equal(info.body.engine.waiting, 0);
+  });
   const metrics = await get(`${server.url}/metrics`, H);
   assert.match(metrics.body, /^tslora_requests_aborted_total [1-9]/m);
 });
@@ -135,9 +149,10 @@ test('adapter operations: load, pin (copy-on-pin), unload; /v1/models follows', 
   assert.equal(load.body.success, true, JSON.stringify(load.body));
   const pin = await post(`${server.url}/pin_lora_adapter`, { lora_name: 'c', pinned: true }, H);
   assert.equal(pin.body.success, true);
-  await new Promise((r) => setTimeout(r, 50));
-  const info = await get(`${server.url}/get_server_info`, H);
-  assert.ok(info.body.engine.slotIds.some((id: string | null) => id !== null), 'the pinned adapter was copied to a slot');
+  await eventually(async () => {
+    const info = await get(`${server.url}/get_server_info`, H);
+    assert.ok(info.body.engine.slotIds.some((id: string | null) => id !== null), 'the pinned adapter was copied to a slot');
+  });
   const second = await post(`${server.url}/pin_lora_adapter`, { lora_name: 'a', pinned: true }, H);
   assert.equal(second.body.error_code, 'pinned_limit');
   const out = await Promise.all(['a', 'b', 'c', null].map((l) => gen({ text: 'xyz', lora_path: l, sampling_params: greedy(5) })));
