@@ -92,6 +92,9 @@ class CudaModel {
   // Act delta (proj_, free before the layers run) added to the fp32 residual stream.   dTokens: [rows] device
   void applyEmbedLora(const int32_t* dTokens, int rows, float* hidden);
   void sample(const cpu::StepInputView& step, const float* logits, cpu::StepOutputData& out);
+  // Sampling on the GPU (gpu-sample-step.cu, gpu-sampling.h): every row, every rule of the CPU sampler.
+  bool gpuSamplingFits(const cpu::StepInputView& step) const;
+  void sampleOnGpu(const cpu::StepInputView& step, cpu::StepOutputData& out);
 
   cpu::ModelDims dims_;
   int device_ = 0;
@@ -137,6 +140,9 @@ class CudaModel {
   DeviceBuffer hidden_, xn_, qkv_, q_, attn_, proj_, gateUp_, mlpAct_, finalRows_, logits_, tables_;
   DeviceBuffer lmDelta_;  // [N, V] Act: the lm_head LoRA delta before it is added to the fp32 logits
   PinnedBuffer hostTables_, hostLogits_;
+  // GPU sampling buffers (gpu-sample-step.cu), grown on demand.
+  DeviceBuffer sampleUp_, sampleProbs_, sampleSorted_, sampleIdsIn_, sampleIdsSorted_, sampleSortTemp_, sampleResults_, sampleLse_;
+  PinnedBuffer hostSampleUp_, hostSampleResults_;
 };
 
 }  // namespace tslora::cuda

@@ -1,8 +1,10 @@
 // CudaModel::forward: the step tables go up in one copy; embedding → layers (cuBLAS projections, LoRA after each,
-// paged attention) → final norm and LM head on the logit rows only → logits back to the host → sampling with the
-// CPU backend's code (same stateless RNG, same penalties and log-probabilities).
+// paged attention) → final norm and LM head on the logit rows only → sampling on the GPU (plain greedy rows: argmax
+// only; every other row: gpu-sample-step.cu, the CPU sampler's rules and RNG) so that only tokens and logprobs come
+// back; TSLORA_CUDA_HOST_SAMPLING=1 downloads the logits and runs the CPU backend's own sampler instead.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "../../cpu/sampling.h"
@@ -63,12 +65,22 @@ cpu::StepOutputData CudaModel::forward(const cpu::StepInputView& step) {
     for (size_t g = 0; g < step.loraWeightIndices.size; ++g) loraActive |= step.loraWeightIndices[g] >= 0;
   }
   const bool greedyOnGpu = N > 0 && greedyRowsOnly(step);
+  // Every other row is sampled on the GPU too, unless TSLORA_CUDA_HOST_SAMPLING=1 asks for the CPU sampler on the
+  // downloaded logits (the reference the GPU tests compare with; also a switch for operators).
+  const char* hostSampling = std::getenv("TSLORA_CUDA_HOST_SAMPLING");
+  const bool sampleOnDevice = N > 0 && !greedyOnGpu && !(hostSampling && std::strcmp(hostSampling, "1") == 0) &&
+                              gpuSamplingFits(step);
   if (graphMaxBs_ > 0 && decodeGraphFits(step, loraActive)) {
     runDecodeGraph(step, loraActive);  // logits of rows [0, N) in logits_
   } else {
     eagerLogits(step, loraActive);
   }
 
+  cpu::StepOutputData out;
+  if (sampleOnDevice) {
+    sampleOnGpu(step, out);
+    return out;
+  }
   if (N > 0) {
     if (greedyOnGpu) {
       auto* dTokens = reinterpret_cast<int32_t*>(finalRows_.get<char>());  // the rows were consumed by the LM head
@@ -84,7 +96,6 @@ cpu::StepOutputData CudaModel::forward(const cpu::StepInputView& step) {
   }
   cudaCheck(cudaStreamSynchronize(stream_), "forward step");
 
-  cpu::StepOutputData out;
   if (greedyOnGpu) {
     const auto* tokens = hostLogits_.get<int32_t>();
     const auto* logprobs = reinterpret_cast<const float*>(tokens + N);
