@@ -10,7 +10,7 @@
 #include "../../cpu/sampling.h"
 #include "cuda-model.h"
 #include "lora-passes.h"
-#include "validate-step.h"
+#include "../../cpu/step-checks.h"
 
 namespace tslora::cuda {
 
@@ -56,7 +56,7 @@ void CudaModel::ensureStepBuffers(int T, int N, size_t tableInts) {
 
 cpu::StepOutputData CudaModel::forward(const cpu::StepInputView& step) {
   std::lock_guard<std::mutex> lock(forwardMutex_);
-  validateStep(step, StepLimits{dims_, kvNumBlocks_, kvBlockSize_, loraSlots_});
+  cpu::validateStep(step, cpu::StepLimits{dims_, kvNumBlocks_, kvBlockSize_, loraSlots_});
   const int N = static_cast<int>(step.logitRows.size);
   cudaCheck(cudaSetDevice(device_), "cudaSetDevice");
 

@@ -1,16 +1,15 @@
-// Step checks for the CUDA engine: CpuModel::validate (native/src/cpu/validate-step.cpp) as a free function.
+// Argument checks for one forward step: every length, index and table is checked before any work is done.
+// A free function so that both engines (CpuModel::validate and the CUDA engine's forward) share one set of rules.
 #include <cmath>
 #include <vector>
 
-#include "validate-step.h"
+#include "step-checks.h"
 #include "tslora/errors.h"
 
-namespace tslora::cuda {
-
-using cpu::StepInputView;
+namespace tslora::cpu {
 
 void validateStep(const StepInputView& s, const StepLimits& limits) {
-  const cpu::ModelDims& dims = limits.dims;
+  const ModelDims& dims = limits.dims;
   const int loraSlots = limits.loraSlots;
   const size_t T = s.tokenIds.size;
   TSLORA_CHECK(T > 0, "forward: tokenIds is empty");
@@ -121,4 +120,4 @@ void validateStep(const StepInputView& s, const StepLimits& limits) {
   }
 }
 
-}  // namespace tslora::cuda
+}  // namespace tslora::cpu
