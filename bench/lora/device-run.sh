@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One GPU-machine call: build the CUDA LoRA kernels, check them against their CPU twins (plus compute-sanitizer on a
 # quick subset), benchmark them with Llama-3.1-8B shapes, and run the PyTorch baseline. Logs and JSON go to $OUT.
-# Needs nvcc and g++ only (no Node). Usage (repo root): OUT=/some/dir [SKIP_TORCH=1] bash bench/lora/device-run.sh
+# Needs nvcc and g++ only (no Node). Usage (repo root): OUT=/some/dir [SKIP_TORCH=1] [SKIP_MEMCHECK=1] bash bench/lora/device-run.sh
 set -u
 OUT=${OUT:-/tmp/lora-device-out}
 B=/tmp/lora-build
@@ -32,11 +32,13 @@ grep -E "error|registers|spill" "$OUT/build.log" | sort | uniq -c | head -20
 
 echo "== kernel test vs CPU twin"; "$B/lora_cuda_test" 2>&1 | tee "$OUT/test.log" | tail -15
 echo "== device pool vs CPU pool"; "$B/lora_device_pool_test" 2>&1 | tee "$OUT/device-pool-test.log" | tail -8
+if [ "${SKIP_MEMCHECK:-0}" != 1 ]; then
 echo "== compute-sanitizer memcheck (quick subset)"
 timeout 240 compute-sanitizer --tool memcheck --print-limit 5 "$B/lora_cuda_test" --quick > "$OUT/memcheck.log" 2>&1
 echo "memcheck rc=$?"; tail -4 "$OUT/memcheck.log"
 timeout 120 compute-sanitizer --tool memcheck --print-limit 5 "$B/lora_device_pool_test" > "$OUT/memcheck-pool.log" 2>&1
 echo "memcheck (device pool) rc=$?"; tail -2 "$OUT/memcheck-pool.log"
+fi
 echo "== benchmark"; "$B/lora_cuda_bench" "$OUT/bench.json" > "$OUT/bench.log" 2>&1; echo "bench rc=$?"
 if [ "${SKIP_TORCH:-0}" != 1 ]; then echo "== torch baseline"; PYTHONUNBUFFERED=1 timeout 200 python3 bench/lora/torch_baseline.py "$OUT/torch.json" > "$OUT/torch.log" 2>&1; echo "torch rc=$?"
 cat "$OUT/torch.log" | tail -5; fi
