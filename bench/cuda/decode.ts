@@ -3,9 +3,11 @@
  * one adapter shared by every row, and 8 distinct adapters, on both LoRA strategies; plus one 8 × 512-token prefill.
  *   node --import tsx bench/cuda/decode.ts --model DIR --adapters DIR [--steps 30] [--json FILE]
  *     [--backends csgmv,triton] [--batches 1,8,64] [--cuda-graph-max-bs N]   (N > 0: decode steps replay CUDA graphs)
+ *     [--scenarios base,shared,distinct] [--no-prefill]
  * DIR comes from `tslora synth model --shape llama-3.2-1b --out DIR`; --adapters from `tslora synth adapters --model DIR
  * --count 8 --rank 16 --targets all --out ADIR` (ADIR/lora-0 … lora-7). Times are wall-clock per runner.step(), i.e.
  * the whole step as the server sees it: JS step building, the GPU forward, the logits copy and host-side sampling.
+ * Each decode row also reports its memory floor (memory-floor.ts) and the fraction of it the step reached.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,6 +18,7 @@ import { readAdapter } from '../../src/engine/model/adapter.js';
 import { loadModel } from '../../src/engine/model/load-model.js';
 import { ModelRunner } from '../../src/engine/model/runner.js';
 import type { StepSampling, StepSequence } from '../../src/engine/model/runner-types.js';
+import { decodeStepFloorMs } from './memory-floor.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -26,6 +29,8 @@ const { values: args } = parseArgs({
     batches: { type: 'string', default: '1,8,64' },
     'cuda-graph-max-bs': { type: 'string', default: '0' },
     json: { type: 'string' },
+    scenarios: { type: 'string', default: 'base,shared,distinct' },
+    'no-prefill': { type: 'boolean', default: false },
   },
 });
 if (!args.model || !args.adapters) throw new Error('usage: --model DIR --adapters DIR');
@@ -62,7 +67,7 @@ for (const loraBackend of args.backends!.split(',') as Array<'csgmv' | 'triton'>
     runner.freeHostAdapter(host);
   }
   for (const batch of args.batches!.split(',').map(Number)) {
-    for (const scenario of ['base', 'shared', 'distinct'] as const) {
+    for (const scenario of args.scenarios!.split(',') as Array<'base' | 'shared' | 'distinct'>) {
       const slotOf = (b: number) => (scenario === 'base' ? -1 : scenario === 'shared' ? 0 : b % 8);
       const seqs: StepSequence[] = Array.from({ length: batch }, (_, b) => ({
         tokenIds: Array.from({ length: PROMPT }, (_, i) => (b * 131 + i * 7 + 3) % loaded.spec.vocabSize),
@@ -89,10 +94,18 @@ for (const loraBackend of args.backends!.split(',') as Array<'csgmv' | 'triton'>
         builds.push(performance.now() - t0);
       }
       const buildMs = median(builds);
-      const row = { loraBackend, graphMaxBs, batch, scenario, stepMs, jsBuildMs: buildMs, tokensPerS: (batch * 1000) / stepMs };
+      const distinctAdapters = scenario === 'base' ? 0 : scenario === 'shared' ? 1 : Math.min(8, batch);
+      // The timed steps run at contexts PROMPT+1 … PROMPT+steps+3: the median sits in the middle.
+      const floorMs = decodeStepFloorMs({ spec: loaded.spec, batch, contextTokens: PROMPT + 3 + steps / 2, distinctAdapters, rank });
+      const row = { loraBackend, graphMaxBs, batch, scenario, stepMs, jsBuildMs: buildMs, tokensPerS: (batch * 1000) / stepMs, floorMs, floorFraction: floorMs / stepMs };
       results.push(row);
-      console.log(`decode ${loraBackend.padEnd(6)} graphs ${graphMaxBs > 0 ? 'on ' : 'off'} batch ${String(batch).padStart(2)} ${scenario.padEnd(8)} step ${stepMs.toFixed(2)} ms (JS ${buildMs.toFixed(2)})  ${row.tokensPerS.toFixed(0)} tok/s`);
+      console.log(`decode ${loraBackend.padEnd(6)} graphs ${graphMaxBs > 0 ? 'on ' : 'off'} batch ${String(batch).padStart(2)} ${scenario.padEnd(8)} step ${stepMs.toFixed(2)} ms (JS ${buildMs.toFixed(2)})  ${row.tokensPerS.toFixed(0)} tok/s  floor ${floorMs.toFixed(2)} ms = ${(100 * row.floorFraction).toFixed(0)} %`);
     }
+  }
+  if (args['no-prefill']) {
+    console.log(`memory ${JSON.stringify(runner.memoryReport())}`);
+    runner.destroy();
+    continue;
   }
   // Prefill: 8 sequences × 512 tokens, 8 distinct adapters.
   const prefill: StepSequence[] = Array.from({ length: 8 }, (_, b) => ({

@@ -15,6 +15,9 @@
 #      steps, on a synthetic Llama-3.2-1B (16 layers) with 8 r16 adapters: graphs off (--cuda-graph-max-bs 0), then
 #      graphs on (64) only when at least 40 s of the budget are left; skipped when less than 50 s are left
 #      → decode-graphs0.{log,json}, decode-graphs64.{log,json}
+#   7. optional, BENCH_8B=1: a synthetic Llama-3.1-8B (32 layers, 16 GB) with 8 r16 adapters, decode at batch 1 and 64
+#      (base / shared / distinct, both backends, graphs off), each row with its memory-floor fraction → decode-8b.{log,json}
+#   8. optional, LORA_BENCH=1: bench/lora/device-run.sh (kernel drivers + microbenchmark, no memcheck, no torch) → lora/
 #   summary.txt: one line per step with its exit status and seconds.
 set -u
 OUT=${OUT:-/tmp/tslora-gpu-suite}
@@ -67,8 +70,19 @@ if (( build_rc == 0 )); then
   else
     summary "decode-bench: SKIPPED (only $(left) s left)"
   fi
+  if [[ ${BENCH_8B:-0} == 1 ]]; then
+    B8=/tmp/tslora-bench-8b
+    step synth-8b 90 synth-8b.log bash -c "node bin/tslora.js synth model --shape llama-3.1-8b --out $B8/model && node bin/tslora.js synth adapters --model $B8/model --count 8 --rank 16 --targets all --out $B8/adapters" &&
+      step decode-8b 150 decode-8b.log node --import tsx bench/cuda/decode.ts --model "$B8/model" --adapters "$B8/adapters" \
+        --steps 10 --backends csgmv,triton --batches 1,64 --no-prefill --cuda-graph-max-bs 0 --json "$G/decode-8b.json"
+    rm -rf "$B8"
+  fi
 else
   summary "gpu-tests, decode-bench: SKIPPED (the CUDA addon did not build; see build.log)"
+fi
+# Needs only nvcc and g++: runs even when the addon did not build.
+if [[ ${LORA_BENCH:-0} == 1 ]]; then
+  step lora-bench 150 lora-bench.log env OUT="$G/lora" SKIP_TORCH=1 SKIP_MEMCHECK=1 bash bench/lora/device-run.sh
 fi
 summary "total: $(( $(date +%s) - T0 )) s"
 cat "$G/gpu-tests-summary.txt" 2>/dev/null | tail -40
