@@ -17,6 +17,8 @@
 #      → decode-graphs0.{log,json}, decode-graphs64.{log,json}
 #   7. optional, BENCH_8B=1: a synthetic Llama-3.1-8B (32 layers, 16 GB) with 8 r16 adapters, decode at batch 1 and 64
 #      (base / shared / distinct, both backends, graphs off), each row with its memory-floor fraction → decode-8b.{log,json}
+#   7b. optional, SKINNY_BENCH=1: skinny decode GEMM vs cuBLAS per projection shape (skinny-gemm-test --bench), and
+#      the 1B decode bench (csgmv, batch 1/8, base and distinct) with TSLORA_CUDA_SKINNY_GEMM=0 → skinny*.log
 #   8. optional, LORA_BENCH=1: bench/lora/device-run.sh (kernel drivers + microbenchmark, no memcheck, no torch) → lora/
 #   summary.txt: one line per step with its exit status and seconds.
 set -u
@@ -69,6 +71,14 @@ if (( build_rc == 0 )); then
     done
   else
     summary "decode-bench: SKIPPED (only $(left) s left)"
+  fi
+  if [[ ${SKINNY_BENCH:-0} == 1 ]]; then
+    step skinny-bench 60 skinny-bench.log bash -c "nvcc -std=c++17 -O2 -gencode arch=compute_90a,code=sm_90a -DTSLORA_WITH_CUBLAS \
+      -Inative/include -Inative/src/cuda -Inative/src/cuda/engine native/src/cuda/engine/test/skinny-gemm-test.cu \
+      native/src/cuda/engine/skinny-gemm.cu -lcublas -o /tmp/skinny-bench && /tmp/skinny-bench --bench"
+    [[ -d ${B:-/nonexistent}/model ]] && step skinny-off-decode 45 skinny-off-decode.log env TSLORA_CUDA_SKINNY_GEMM=0 \
+      node --import tsx bench/cuda/decode.ts --model "$B/model" --adapters "$B/adapters" --steps 10 --backends csgmv \
+      --batches 1,8 --scenarios base,distinct --no-prefill --json "$G/decode-skinny-off.json"
   fi
   if [[ ${BENCH_8B:-0} == 1 ]]; then
     B8=/tmp/tslora-bench-8b

@@ -1,8 +1,12 @@
 // Blas: see blas.h. Row-major y = x·wᵀ is column-major yᵀ = w·xᵀ: op(w) = T (w is K×N column-major), op(x) = N.
 #include <cublas_v2.h>
 
+#include <cstdlib>
+#include <cstring>
+
 #include "blas.h"
 #include "cuda-check.h"
+#include "skinny-gemm.h"
 
 namespace tslora::cuda {
 namespace {
@@ -23,6 +27,13 @@ Blas::Blas(cudaStream_t stream) {
   // A workspace of our own, so that cuBLAS never allocates while a decode step is being captured as a CUDA graph.
   cudaCheck(cudaMalloc(&workspace_, kWorkspaceBytes), "cuBLAS workspace");
   blasCheck(cublasSetWorkspace(h, workspace_, kWorkspaceBytes), "cublasSetWorkspace");
+  stream_ = stream;
+  int device = 0;
+  cudaCheck(cudaGetDevice(&device), "cudaGetDevice");
+  cudaCheck(cudaDeviceGetAttribute(&numSms_, cudaDevAttrMultiProcessorCount, device), "SM count");
+  // TSLORA_CUDA_SKINNY_GEMM=0 sends every projection to cuBLAS (A/B measurements of the decode path).
+  const char* env = std::getenv("TSLORA_CUDA_SKINNY_GEMM");
+  skinnyEnabled_ = env == nullptr || std::strcmp(env, "0") != 0;
 }
 
 Blas::~Blas() {
@@ -32,6 +43,11 @@ Blas::~Blas() {
 
 void Blas::gemm(Act act, const void* x, int M, int K, const void* w, int N, void* y, bool yF32) {
   if (M == 0 || N == 0) return;
+  if (skinnyEnabled_ && skinnyGemmApplies(M, K, x, w)) {
+    cudaCheck(launchSkinnyGemm(act, x, M, K, w, N, y, yF32, skinnyGemmKSplit(N, K, numSms_), static_cast<cudaStream_t>(stream_)),
+              "skinny GEMM launch");
+    return;
+  }
   const cudaDataType_t in = act == Act::BF16 ? CUDA_R_16BF : CUDA_R_16F;
   const cudaDataType_t out = yF32 ? CUDA_R_32F : in;
   const float alpha = 1.0f, beta = 0.0f;

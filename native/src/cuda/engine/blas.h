@@ -15,12 +15,16 @@ class Blas {
   Blas& operator=(const Blas&) = delete;
 
   // y[M, N] (row-major, leading dimension N) = x[M, K] · w[N, K]ᵀ. x, w in `act`; y in `act`, or fp32 if yF32.
+  // M ≤ 8 (decode) goes to the skinny weight-streaming kernel (skinny-gemm.h), the rest to cublasGemmEx.
   void gemm(Act act, const void* x, int M, int K, const void* w, int N, void* y, bool yF32);
 
  private:
   static constexpr size_t kWorkspaceBytes = size_t{32} << 20;  // cuBLAS' recommendation for Hopper
   void* handle_ = nullptr;  // cublasHandle_t
   void* workspace_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+  int numSms_ = 0;
+  bool skinnyEnabled_ = true;
 };
 
 }  // namespace tslora::cuda
