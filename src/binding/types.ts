@@ -90,6 +90,12 @@ export interface StepInput {
   topLogprobsNum: Int32Array; // [N]
   /** Return the raw (pre-penalty, pre-temperature) logits of every logit row (tests, debugging). */
   returnLogits: boolean;
+  /**
+   * Optional CSR of token ids each row must not sample (min_new_tokens: EOS and stop ids get -inf after the
+   * penalties); both absent = none. Ids must be inside the vocabulary.
+   */
+  suppressIndptr?: Int32Array; // [N+1]
+  suppressTokenIds?: Int32Array; // [S]
 }
 
 export interface StepOutput {

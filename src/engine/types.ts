@@ -45,6 +45,8 @@ export interface TokenUpdate {
   topLogprobs?: Array<Array<[number, number]>>;
   /** Prompt positions → logprob (index 0 of the array is position `promptLogprobStart`). */
   promptLogprobs?: Array<number | null>;
+  /** Top alternatives [tokenId, logprob] at each prompt position (null where none), aligned with promptLogprobs. */
+  promptTopLogprobs?: Array<Array<[number, number]> | null>;
   promptLogprobStart?: number;
   /** Set on the first update of a request. */
   cachedTokens?: number;

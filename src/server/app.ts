@@ -28,7 +28,11 @@ const ROUTES: Record<string, Handler> = {
   'GET /health_generate': (ctx, _req, res) => handleHealthGenerate(ctx, res),
   'GET /get_model_info': (ctx, _req, res) => handleModelInfo(ctx, res),
   'GET /get_server_info': (ctx, _req, res) => handleServerInfo(ctx, res),
-  'GET /metrics': (ctx, _req, res) => handleMetrics(ctx, res),
+  'GET /metrics': (ctx, _req, res) => {
+    // SGLang mounts its Prometheus endpoint only with --enable-metrics; without it the route does not exist.
+    if (!ctx.config.enableMetrics) throw new TsloraError('route_not_found', 'GET /metrics is off: start the server with --enable-metrics to serve Prometheus metrics');
+    return handleMetrics(ctx, res);
+  },
 };
 
 function authorized(ctx: ServerContext, req: IncomingMessage): boolean {

@@ -5,6 +5,7 @@ import type { AdapterManager } from '../engine/lora/adapter-manager.js';
 import type { ModelSpec } from '../engine/model/types.js';
 import type { GenerationService } from './generation/service.js';
 import type { ServerMetrics } from './metrics.js';
+import type { ModelSamplingDefaults } from './sampling-defaults.js';
 
 export interface ServerTokenizer {
   /** addSpecialTokens (default true) adds BOS etc.; off for text rendered by a chat template. */
@@ -27,6 +28,8 @@ export interface ServerContext {
   tokenizer: ServerTokenizer;
   /** Renders messages with the model's chat template plus the generation prompt; null = no template. */
   renderChat: ((messages: ChatMessage[]) => string) | null;
+  /** The model's generation_config.json sampling values: defaults for fields a request leaves unset. */
+  samplingDefaults: ModelSamplingDefaults;
   engine: Engine;
   adapters: AdapterManager;
   service: GenerationService;

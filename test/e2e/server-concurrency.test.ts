@@ -13,7 +13,7 @@ let server: Server;
 
 before(async () => {
   server = await startServer([
-    '--model-path', FIXTURE(MODEL), '--max-loras-per-batch', '4', '--chunked-prefill-size', '16', '--max-lora-rank', '64', '--lora-target-modules', 'all',
+    '--model-path', FIXTURE(MODEL), '--enable-metrics', '--max-loras-per-batch', '4', '--chunked-prefill-size', '16', '--max-lora-rank', '64', '--lora-target-modules', 'all',
     '--lora-paths', ...NAMES.map((n) => `${n}=${ADAPTER(MODEL, n)}`),
   ]);
 });

@@ -13,7 +13,7 @@ const NAMES = ['r1-qv', 'r3-all', 'r5-gateup', 'r8-vdown', 'r16-o', 'r64-rslora'
 let server: Server;
 
 before(async () => {
-  server = await startServer(['--model-path', FIXTURE(MODEL), '--max-loras-per-batch', '4', '--max-lora-rank', '64', '--lora-target-modules', 'all', '--lora-paths', ...NAMES.map((n) => `${n}=${ADAPTER(MODEL, n)}`)]);
+  server = await startServer(['--model-path', FIXTURE(MODEL), '--enable-metrics', '--max-loras-per-batch', '4', '--max-lora-rank', '64', '--lora-target-modules', 'all', '--lora-paths', ...NAMES.map((n) => `${n}=${ADAPTER(MODEL, n)}`)]);
 });
 after(async () => {
   assert.equal(await server.stop(), 0, server.output());

@@ -20,7 +20,7 @@ async function workload(url: string): Promise<number[][]> {
 
 test('overlap loading: streaming continues during loads, no stale state, same outputs as without overlap', async () => {
   const common = ['--model-path', FIXTURE(MODEL), '--max-loras-per-batch', '2', '--max-loaded-loras', '4', '--lora-paths', ...NAMES.map((n) => `${n}=${ADAPTER(MODEL, n)}`)];
-  const overlap = await startServer([...common, '--enable-lora-overlap-loading']);
+  const overlap = await startServer([...common, '--enable-lora-overlap-loading', '--enable-metrics']);
   let withOverlap: number[][];
   try {
     // A long base decode streams while three adapters take turns in the one remaining slot.

@@ -250,6 +250,10 @@ void CpuModel::sample(const StepInputView& s, const std::vector<float>& logits, 
       p.penaltyOutputCounts = s.penaltyOutputCounts.data + s.penaltyIndptr[i];
       p.numPenaltyTokens = s.penaltyIndptr[i + 1] - s.penaltyIndptr[i];
       p.targetTokenId = s.targetTokenIds[i];
+      if (s.suppressIndptr.size > 0) {
+        p.suppressTokenIds = s.suppressTokenIds.data + s.suppressIndptr[i];
+        p.numSuppressTokens = s.suppressIndptr[i + 1] - s.suppressIndptr[i];
+      }
       SamplingOutput r = sampleRow(logits.data() + static_cast<size_t>(i) * V, V, p, K,
                                    out.topLogprobIds.data() + static_cast<size_t>(i) * K,
                                    out.topLogprobs.data() + static_cast<size_t>(i) * K, scratch, order);

@@ -59,6 +59,13 @@ void applyPenalties(float* l, int vocab, const SamplingParams& p) {
   }
 }
 
+void applySuppression(float* l, int vocab, const SamplingParams& p) {
+  for (int i = 0; i < p.numSuppressTokens; ++i) {
+    const int id = p.suppressTokenIds[i];
+    if (id >= 0 && id < vocab) l[id] = -INFINITY;
+  }
+}
+
 // Draws from softmax(l / T) restricted by top-k / top-p / min-p (SGLang's joint rule on the sorted probabilities:
 // a token is dropped when the mass before it exceeds top_p, when its rank is >= top_k, or when its probability is
 // below min_p times the largest).
@@ -145,6 +152,7 @@ SamplingOutput sampleRow(const float* logits, int vocab, const SamplingParams& p
   if (!p.sample) return out;
   scratch.assign(logits, logits + vocab);
   applyPenalties(scratch.data(), vocab, p);
+  applySuppression(scratch.data(), vocab, p);
   if (p.temperature <= 0.0f || p.topK == 1) {
     out.token = argmax(scratch.data(), vocab);
   } else {

@@ -1,4 +1,4 @@
-// Per-row logit processing: penalties, temperature, top-k / top-p / min-p filtering, a stateless seeded draw,
+// Per-row logit processing: penalties, suppressed tokens, temperature, top-k / top-p / min-p filtering, a stateless seeded draw,
 // and log-probabilities of the raw logits (sampled token, a target token, the top K).
 #pragma once
 #include <cstdint>
@@ -19,6 +19,10 @@ struct SamplingParams {
   const int32_t* penaltyTokenIds = nullptr;
   const int32_t* penaltyOutputCounts = nullptr;
   int numPenaltyTokens = 0;
+  // Tokens that must not be drawn (min_new_tokens: EOS and stop ids before enough tokens were generated): their
+  // penalised logits become -inf. Ids outside [0, vocab) are ignored. Logprobs still come from the raw logits.
+  const int32_t* suppressTokenIds = nullptr;
+  int numSuppressTokens = 0;
   int targetTokenId = -1;
 };
 

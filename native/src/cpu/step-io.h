@@ -26,6 +26,8 @@ struct StepInputView {
   Span<uint32_t> rngSeeds;
   Span<float> repetitionPenalty, frequencyPenalty, presencePenalty;
   Span<int32_t> penaltyIndptr, penaltyTokenIds, penaltyOutputCounts, targetTokenIds, topLogprobsNum;
+  // Optional CSR of token ids each row must not sample (min_new_tokens); both empty = none. [N+1] and [S].
+  Span<int32_t> suppressIndptr, suppressTokenIds;
   bool returnLogits = false;
 };
 

@@ -81,7 +81,7 @@ Napi::Value MemoryReport(const Napi::CallbackInfo& info) {
 Napi::Value Forward(const Napi::CallbackInfo& info) {
   try {
     auto m = requireModel(info[0]);
-    cpu::StepInputView step = readStepInput(info[1]);
+    cpu::StepInputView step = readStepInput(info[1], m->dims().vocab);
     cpu::StepOutputData out = m->forward(step);
     return writeStepOutput(info.Env(), out);
   } catch (...) {

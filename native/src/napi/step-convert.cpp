@@ -6,7 +6,36 @@
 
 namespace tslora::napi {
 
-cpu::StepInputView readStepInput(const Napi::Value& v) {
+namespace {
+
+// Optional per-row CSR of token ids that must not be sampled (min_new_tokens). Absent / undefined: no suppression.
+void readSuppression(const Napi::Object& s, cpu::StepInputView& in, int vocab) {
+  const bool hasIndptr = s.Has("suppressIndptr") && !s.Get("suppressIndptr").IsUndefined();
+  const bool hasIds = s.Has("suppressTokenIds") && !s.Get("suppressTokenIds").IsUndefined();
+  if (!hasIndptr && !hasIds) return;
+  if (!hasIndptr || !hasIds) {
+    throw NativeError("native_invalid_argument", "step.suppressIndptr and step.suppressTokenIds must be given together");
+  }
+  in.suppressIndptr = typedArray<int32_t>(s, "suppressIndptr", napi_int32_array, "Int32Array");
+  in.suppressTokenIds = typedArray<int32_t>(s, "suppressTokenIds", napi_int32_array, "Int32Array");
+  const size_t N = in.logitRows.size;
+  TSLORA_CHECK(in.suppressIndptr.size == N + 1, "forward: suppressIndptr has ", in.suppressIndptr.size,
+               " entries, expected ", N + 1, " (logit rows + 1)");
+  TSLORA_CHECK(in.suppressIndptr[0] == 0 && static_cast<size_t>(in.suppressIndptr[N]) == in.suppressTokenIds.size,
+               "forward: suppressIndptr must start at 0 and end at the suppression list length ",
+               in.suppressTokenIds.size);
+  for (size_t i = 0; i < N; ++i) {
+    TSLORA_CHECK(in.suppressIndptr[i + 1] >= in.suppressIndptr[i], "forward: suppressIndptr must not decrease");
+  }
+  for (size_t i = 0; i < in.suppressTokenIds.size; ++i) {
+    TSLORA_CHECK(in.suppressTokenIds[i] >= 0 && in.suppressTokenIds[i] < vocab, "forward: suppressTokenIds[", i,
+                 "] = ", in.suppressTokenIds[i], " is outside the vocabulary (", vocab, ")");
+  }
+}
+
+}  // namespace
+
+cpu::StepInputView readStepInput(const Napi::Value& v, int vocab) {
   Napi::Object s = requireObject(v, "step");
   cpu::StepInputView in;
   auto i32 = [&](const char* key) { return typedArray<int32_t>(s, key, napi_int32_array, "Int32Array"); };
@@ -42,6 +71,7 @@ cpu::StepInputView readStepInput(const Napi::Value& v) {
   in.targetTokenIds = i32("targetTokenIds");
   in.topLogprobsNum = i32("topLogprobsNum");
   in.returnLogits = readBool(s, "returnLogits", false);
+  readSuppression(s, in, vocab);
   return in;
 }
 

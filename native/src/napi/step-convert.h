@@ -6,7 +6,9 @@
 
 namespace tslora::napi {
 
-cpu::StepInputView readStepInput(const Napi::Value& v);
+// vocab: the model's vocabulary size (the optional suppression lists are checked against it here, since the shared
+// step checks predate them).
+cpu::StepInputView readStepInput(const Napi::Value& v, int vocab);
 Napi::Object writeStepOutput(Napi::Env env, const cpu::StepOutputData& out);
 
 }  // namespace tslora::napi

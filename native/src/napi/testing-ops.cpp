@@ -103,7 +103,7 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
 }
 
 // sampleRow(logits, {temperature, topP, topK, minP, seedLo, seedHi, repetitionPenalty, frequencyPenalty,
-//   presencePenalty, penaltyTokenIds, penaltyOutputCounts, targetTokenId, sample}, topLogprobsK)
+//   presencePenalty, penaltyTokenIds, penaltyOutputCounts, targetTokenId, sample, suppressTokenIds?}, topLogprobsK)
 Napi::Value SampleRow(const Napi::CallbackInfo& info) {
   try {
     Napi::Env env = info.Env();
@@ -128,6 +128,11 @@ Napi::Value SampleRow(const Napi::CallbackInfo& info) {
     p.penaltyOutputCounts = counts.data;
     p.numPenaltyTokens = static_cast<int>(ids.size);
     p.targetTokenId = static_cast<int>(requireNumber(o, "targetTokenId", "params"));
+    if (o.Has("suppressTokenIds") && !o.Get("suppressTokenIds").IsUndefined()) {
+      auto suppressed = typedArray<int32_t>(o, "suppressTokenIds", napi_int32_array, "Int32Array");
+      p.suppressTokenIds = suppressed.data;
+      p.numSuppressTokens = static_cast<int>(suppressed.size);
+    }
     int V = static_cast<int>(logits.ElementLength());
     TSLORA_CHECK(p.targetTokenId >= -1 && p.targetTokenId < V, "targetTokenId out of range");
     std::vector<int32_t> topIds(K);

@@ -1,6 +1,7 @@
 /**
  * Per-logit-row arrays of a step (binding StepInput): which rows produce logits, their sampling parameters, the
- * per-step RNG seed derived from (request seed, generatedCount), the penalty CSR and the prompt-logprob targets.
+ * per-step RNG seed derived from (request seed, generatedCount), the penalty CSR, the suppressed-token CSR
+ * (min_new_tokens) and the prompt-logprob targets.
  */
 import type { StepInput } from '../../binding/types.js';
 import type { StepSampling, StepSequence } from './runner-types.js';
@@ -24,6 +25,8 @@ type RowArrays = Pick<
   | 'targetTokenIds'
   | 'topLogprobsNum'
   | 'returnLogits'
+  | 'suppressIndptr'
+  | 'suppressTokenIds'
 >;
 
 /** murmur3's 32-bit finaliser. */
@@ -82,7 +85,8 @@ export function buildSamplingRows(seqs: StepSequence[], seqTokenStart: Int32Arra
       for (let i = 0; i < n; i++) {
         const target = i + 1 < n ? s.tokenIds[i + 1] : (s.nextPromptTokenId ?? -1);
         if (i === n - 1 && target < 0) break;
-        rows.push({ tokenRow: start + i, sampling: s.sampling, sample: false, target, topLogprobs: s.sampling?.topLogprobsNum ?? 0 });
+        const topLogprobs = s.promptTopLogprobsNum ?? s.sampling?.topLogprobsNum ?? 0;
+        rows.push({ tokenRow: start + i, sampling: s.sampling, sample: false, target, topLogprobs });
         promptRowCount++;
       }
     }
@@ -91,6 +95,7 @@ export function buildSamplingRows(seqs: StepSequence[], seqTokenStart: Int32Arra
       const last = rows.length > firstRow ? rows[rows.length - 1] : undefined;
       if (last && last.tokenRow === start + n - 1) {
         last.sample = true;
+        last.topLogprobs = Math.max(last.topLogprobs, s.sampling.topLogprobsNum);
         sampleRow = rows.length - 1;
       } else {
         rows.push({ tokenRow: start + n - 1, sampling: s.sampling, sample: true, target: -1, topLogprobs: s.sampling.topLogprobsNum });
@@ -119,6 +124,8 @@ export function buildSamplingRows(seqs: StepSequence[], seqTokenStart: Int32Arra
     topLogprobsNum: new Int32Array(N),
     returnLogits: seqs.some((s) => s.returnLogits === true),
   };
+  const suppressIndptr = new Int32Array(N + 1);
+  const suppressIds: number[] = [];
   const penaltyIds: number[] = [];
   const penaltyCounts: number[] = [];
   rows.forEach((r, i) => {
@@ -138,6 +145,7 @@ export function buildSamplingRows(seqs: StepSequence[], seqTokenStart: Int32Arra
       a.repetitionPenalty[i] = s.repetitionPenalty;
       a.frequencyPenalty[i] = s.frequencyPenalty;
       a.presencePenalty[i] = s.presencePenalty;
+      if (s.suppressTokenIds) for (const id of new Set(Array.from(s.suppressTokenIds))) suppressIds.push(id);
       if (penaltiesActive(s)) {
         for (const [token, count] of penaltyList(s)) {
           penaltyIds.push(token);
@@ -146,7 +154,14 @@ export function buildSamplingRows(seqs: StepSequence[], seqTokenStart: Int32Arra
       }
     }
     a.penaltyIndptr[i + 1] = penaltyIds.length;
+    suppressIndptr[i + 1] = suppressIds.length;
   });
+  // Only when some row suppresses: the native step then skips the lists entirely (and the CUDA greedy fast path
+  // stays available).
+  if (suppressIds.length > 0) {
+    a.suppressIndptr = suppressIndptr;
+    a.suppressTokenIds = Int32Array.from(suppressIds);
+  }
   a.penaltyTokenIds = Int32Array.from(penaltyIds);
   a.penaltyOutputCounts = Int32Array.from(penaltyCounts);
   return { arrays: a, rowsOfSeq };

@@ -20,6 +20,11 @@ export interface StepSampling {
   outputTokenIds: ArrayLike<number>;
   topLogprobsNum: number;
   wantLogprob: boolean;
+  /**
+   * Token ids this draw must not produce (their logits become -inf after the penalties): the EOS and stop ids while
+   * fewer than min_new_tokens tokens were generated (SGLang's min_new_tokens penalizer). Absent or empty = none.
+   */
+  suppressTokenIds?: ArrayLike<number>;
 }
 
 export interface StepSequence {
@@ -39,6 +44,8 @@ export interface StepSequence {
   nextPromptTokenId?: number;
   /** Return the raw logits of the sampled row (tests). */
   returnLogits?: boolean;
+  /** Top logprobs per prompt row when promptLogprobs is set (input_top_logprobs; also for non-final chunks). */
+  promptTopLogprobsNum?: number;
 }
 
 export interface StepSequenceResult {
@@ -48,5 +55,7 @@ export interface StepSequenceResult {
   topLogprobs?: Array<[tokenId: number, logprob: number]>;
   /** logprob of each tokenIds[i+1] at row i when promptLogprobs was asked. */
   promptLogprobs?: number[];
+  /** The top promptTopLogprobsNum alternatives at each prompt row (aligned with promptLogprobs). */
+  promptTopLogprobs?: Array<Array<[tokenId: number, logprob: number]>>;
   logits?: Float32Array;
 }

@@ -152,6 +152,16 @@ export class ModelRunner {
       if (rows.promptRowCount > 0) {
         result.promptLogprobs = [];
         for (let i = 0; i < rows.promptRowCount; i++) result.promptLogprobs.push(out.targetLogprobs[rows.firstRow + i]);
+        const n = Math.min(s.promptTopLogprobsNum ?? 0, K);
+        if (n > 0) {
+          result.promptTopLogprobs = [];
+          for (let i = 0; i < rows.promptRowCount; i++) {
+            const r = rows.firstRow + i;
+            const top: Array<[number, number]> = [];
+            for (let k = 0; k < n; k++) top.push([out.topLogprobIds[r * K + k], out.topLogprobs[r * K + k]]);
+            result.promptTopLogprobs.push(top);
+          }
+        }
       }
       return result;
     });

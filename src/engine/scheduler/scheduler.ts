@@ -155,7 +155,7 @@ export class Scheduler<HostAdapter = unknown> {
     if (plan.length === 0) return [];
     if (this.shouldWaitForPendingCopy(plan)) return [];
     for (const key of new Set(plan.map((p) => p.seq.adapterKey))) this.slots.touch(key);
-    const stepSeqs: StepSequence[] = plan.map((p) => buildStepSequence(p, this.slotFor(p.seq), this.kv.blockSize));
+    const stepSeqs: StepSequence[] = plan.map((p) => buildStepSequence(p, this.slotFor(p.seq), this.kv.blockSize, this.options.eosTokenIds));
     const startedAt = this.now();
     const results = this.runner.step(stepSeqs);
     this.learnPrefillCost(plan, this.now() - startedAt);
@@ -168,7 +168,7 @@ export class Scheduler<HostAdapter = unknown> {
       if (start < seq.promptLen) {
         this.counters.promptTokens += Math.min(length, seq.promptLen - start);
         if (seq.alloc) this.kv.registerComputed(seq.alloc, Math.min(seq.computed, seq.promptLen));
-        if (plan[i].promptLogprobs) collectPromptLogprobs(seq, start, length, result.promptLogprobs);
+        if (plan[i].promptLogprobs) collectPromptLogprobs(seq, start, length, result.promptLogprobs, result.promptTopLogprobs);
       }
       if (result.tokenId < 0) continue;
       if (seq.req.sampling.maxNewTokens === 0) {
@@ -176,6 +176,7 @@ export class Scheduler<HostAdapter = unknown> {
         if (seq.promptLogprobs) {
           update.promptLogprobStart = Math.max(0, seq.req.logprobStartLen);
           update.promptLogprobs = seq.promptLogprobs.slice(update.promptLogprobStart);
+          if (seq.promptTopLogprobs) update.promptTopLogprobs = seq.promptTopLogprobs.slice(update.promptLogprobStart);
         }
         update.finish = { type: 'length', length: 0 };
         this.finishSequence(seq);
@@ -191,6 +192,7 @@ export class Scheduler<HostAdapter = unknown> {
       if (seq.promptLogprobs && !seq.promptLogprobsSent) {
         update.promptLogprobStart = Math.max(0, seq.req.logprobStartLen);
         update.promptLogprobs = seq.promptLogprobs.slice(update.promptLogprobStart);
+        if (seq.promptTopLogprobs) update.promptTopLogprobs = seq.promptTopLogprobs.slice(update.promptLogprobStart);
         seq.promptLogprobsSent = true;
       }
       const finish = seq.finishAfter(result.tokenId, this.options.eosTokenIds);
@@ -314,7 +316,10 @@ export class Scheduler<HostAdapter = unknown> {
       seq.alloc = alloc;
       seq.computed = alloc.cachedTokens;
       this.counters.cachedTokens += alloc.cachedTokens;
-      if (seq.req.logprobStartLen >= 0) seq.promptLogprobs = new Array(seq.promptLen).fill(null);
+      if (seq.req.logprobStartLen >= 0) {
+        seq.promptLogprobs = new Array(seq.promptLen).fill(null);
+        if (seq.req.sampling.topLogprobsNum > 0) seq.promptTopLogprobs = new Array(seq.promptLen).fill(null);
+      }
       admitted.push(seq);
       inBatch.add(x);
       if (!overlapLoading && this.slots.state(x) === 'NOT_LOADED') needSlot.add(x);

@@ -17,6 +17,8 @@ export class Sequence {
   announced = false;
   /** Logprob of each prompt position (null where not computed) when prompt logprobs were asked. */
   promptLogprobs: Array<number | null> | null = null;
+  /** Top alternatives at each prompt position (null where not computed) when top logprobs were asked too. */
+  promptTopLogprobs: Array<Array<[number, number]> | null> | null = null;
   promptLogprobsSent = false;
 
   constructor(req: EngineRequest, adapterKey: string, arrivalOrder: number, arrivedAtMs: number) {
@@ -46,6 +48,17 @@ export class Sequence {
 
   tokenAt(position: number): number {
     return position < this.promptLen ? this.req.promptTokenIds[position] : this.outputIds[position - this.promptLen];
+  }
+
+  /**
+   * Ids the next draw must not produce: EOS and the request's stop ids while fewer than min_new_tokens tokens were
+   * generated (SGLang masks them to -inf, as its min_new_tokens penalizer does, also under ignore_eos).
+   */
+  suppressedTokenIds(eosTokenIds: readonly number[]): number[] | undefined {
+    const s = this.req.sampling;
+    if (this.outputIds.length >= s.minNewTokens) return undefined;
+    const ids = [...new Set([...eosTokenIds, ...s.stopTokenIds])];
+    return ids.length > 0 ? ids : undefined;
   }
 
   /** Finish check after appending a sampled token. */

@@ -10,7 +10,7 @@ export interface PlannedChunk {
   promptLogprobs: boolean;
 }
 
-export function buildStepSequence(chunk: PlannedChunk, slot: number, blockSize: number): StepSequence {
+export function buildStepSequence(chunk: PlannedChunk, slot: number, blockSize: number, eosTokenIds: readonly number[] = []): StepSequence {
   const { seq, start, length } = chunk;
   const tokenIds = new Array<number>(length);
   for (let i = 0; i < length; i++) tokenIds[i] = seq.tokenAt(start + i);
@@ -22,18 +22,19 @@ export function buildStepSequence(chunk: PlannedChunk, slot: number, blockSize: 
     startPosition: start,
     blockTable: seq.alloc!.blockTable.slice(0, blocks),
     slot,
-    sampling: samples ? samplingFor(seq) : null,
+    sampling: samples ? samplingFor(seq, eosTokenIds) : null,
   };
   if (chunk.promptLogprobs && start < seq.promptLen) {
     out.promptLogprobs = true;
+    if (seq.promptTopLogprobs) out.promptTopLogprobsNum = seq.req.sampling.topLogprobsNum;
     if (end < seq.promptLen) out.nextPromptTokenId = seq.req.promptTokenIds[end];
   }
   return out;
 }
 
-function samplingFor(seq: Sequence): StepSampling {
+function samplingFor(seq: Sequence, eosTokenIds: readonly number[]): StepSampling {
   const s = seq.req.sampling;
-  return {
+  const sampling: StepSampling = {
     temperature: s.temperature,
     topP: s.topP,
     topK: s.topK,
@@ -48,6 +49,9 @@ function samplingFor(seq: Sequence): StepSampling {
     topLogprobsNum: s.topLogprobsNum,
     wantLogprob: s.returnLogprob,
   };
+  const suppressed = seq.suppressedTokenIds(eosTokenIds);
+  if (suppressed) sampling.suppressTokenIds = suppressed;
+  return sampling;
 }
 
 /** Decode tokens for every decoding sequence, then prompt chunks within the prefill budget (age order). */
@@ -66,11 +70,23 @@ export function planStep(running: readonly Sequence[], chunkedPrefillSize: numbe
   return plan;
 }
 
-/** Stores the prompt logprobs of one chunk: values[i] = logprob of the token at position start + i + 1. */
-export function collectPromptLogprobs(seq: Sequence, start: number, length: number, values: number[] | undefined): void {
+/**
+ * Stores the prompt logprobs of one chunk: values[i] = logprob of the token at position start + i + 1, tops[i] =
+ * the top alternatives at that position.
+ */
+export function collectPromptLogprobs(
+  seq: Sequence,
+  start: number,
+  length: number,
+  values: number[] | undefined,
+  tops?: Array<Array<[number, number]>>,
+): void {
   if (!seq.promptLogprobs || !values) return;
   for (let i = 0; i < values.length; i++) {
     const position = start + i + 1;
-    if (position < seq.promptLen && position < start + length + 1) seq.promptLogprobs[position] = values[i];
+    if (position < seq.promptLen && position < start + length + 1) {
+      seq.promptLogprobs[position] = values[i];
+      if (seq.promptTopLogprobs && tops?.[i]) seq.promptTopLogprobs[position] = tops[i];
+    }
   }
 }

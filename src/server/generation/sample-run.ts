@@ -54,6 +54,10 @@ export class SampleRun {
   readonly outputLogprobs: LogprobTriple[] = [];
   readonly outputTopLogprobs: LogprobTriple[][] = [];
   inputLogprobs: LogprobTriple[] | null = null;
+  /** Top alternatives at each reported prompt position (null at the first prompt position: nothing predicts it). */
+  inputTopLogprobs: Array<LogprobTriple[] | null> | null = null;
+  /** Stop-string matches ending at or before this text length came before min_new_tokens and do not count. */
+  private stopMatchesEndAfter = 0;
   private readonly detok: IncrementalDetokenizer;
   private readonly stops: StopStringMatcher;
   private readonly fns: TokenTextFns;
@@ -82,6 +86,9 @@ export class SampleRun {
     if (update.promptLogprobs && update.promptLogprobStart !== undefined) {
       const start = update.promptLogprobStart;
       this.inputLogprobs = update.promptLogprobs.map((lp, i) => this.triple(lp, this.spec.promptIds[start + i]));
+      if (update.promptTopLogprobs) {
+        this.inputTopLogprobs = update.promptTopLogprobs.map((top) => (top ? top.map(([tid, lp]) => this.triple(lp, tid)) : null));
+      }
     }
     update.tokenIds.forEach((id, i) => {
       if (update.logprobs) this.outputLogprobs.push(this.triple(update.logprobs[i], id));
@@ -91,14 +98,19 @@ export class SampleRun {
     const before = this.text.length;
     this.text += this.detok.push(update.tokenIds);
     if (update.finish) this.text += this.detok.flush();
-    if (this.stops.active) {
-      const match = this.stops.find(this.text, before - this.stops.longest);
+    // A stop string ends the sample only once min_new_tokens tokens exist (vLLM's rule for min_tokens; EOS and stop
+    // ids cannot even be drawn before then): a match must end in text decoded after that point.
+    const minReached = this.outputIds.length >= this.spec.sampling.minNewTokens;
+    if (this.stops.active && minReached) {
+      let match = this.stops.find(this.text, before - this.stops.longest);
+      while (match && match.index + match.stop.length <= this.stopMatchesEndAfter) match = this.stops.find(this.text, match.index + 1);
       if (match) {
         this.text = this.text.slice(0, match.index + (this.spec.noStopTrim ? match.stop.length : 0));
         this.finishWith({ type: 'stop', matched: match.stop }, nowMs);
         return { stoppedByString: true };
       }
     }
+    if (!minReached) this.stopMatchesEndAfter = this.text.length;
     if (update.finish) {
       const f = update.finish;
       this.finishWith(f.type === 'stop' ? { type: 'stop', matched: f.matched } : f.type === 'length' ? { type: 'length', length: f.length } : { type: 'abort', message: f.message }, nowMs);

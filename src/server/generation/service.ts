@@ -86,6 +86,10 @@ export class GenerationService {
         param: 'sampling_params.max_new_tokens',
       });
     }
+    const badStop = item.params.stop_token_ids?.find((id) => id >= this.limits.vocabSize);
+    if (badStop !== undefined) {
+      throw new TsloraError('invalid_request', `sampling_params.stop_token_ids${where} contains token id ${badStop}, outside the vocabulary (size ${this.limits.vocabSize})`, { param: 'sampling_params.stop_token_ids' });
+    }
     if (item.params.min_new_tokens > item.params.max_new_tokens) {
       throw new TsloraError('invalid_request', `sampling_params.min_new_tokens (${item.params.min_new_tokens}) exceeds max_new_tokens (${item.params.max_new_tokens})`, { param: 'sampling_params.min_new_tokens' });
     }

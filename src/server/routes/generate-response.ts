@@ -17,7 +17,7 @@ export function generateItem(run: SampleRun, options: { text: string; ids: numbe
     meta.input_token_logprobs = run.inputLogprobs ?? [];
     meta.output_token_logprobs = run.outputLogprobs;
     if (options.topLogprobs) {
-      meta.input_top_logprobs = (run.inputLogprobs ?? []).map(() => null);
+      meta.input_top_logprobs = (run.inputLogprobs ?? []).map((_, i) => run.inputTopLogprobs?.[i] ?? null);
       meta.output_top_logprobs = run.outputTopLogprobs;
     }
   }

@@ -7,6 +7,7 @@ import type { ServerContext } from '../context.js';
 import { GenerationService, type GenerationItem } from '../generation/service.js';
 import type { SampleRun } from '../generation/sample-run.js';
 import { readJsonBody } from '../http/body.js';
+import { fillSamplingDefaults } from '../sampling-defaults.js';
 import { sendJson, SseWriter } from '../http/respond.js';
 import { generateItem } from './generate-response.js';
 
@@ -66,7 +67,11 @@ export function itemsFromGenerateBody(ctx: ServerContext, body: GenerateRequestB
 }
 
 export async function handleGenerate(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const body = parseBody(generateRequestSchema, await readJsonBody(req));
+  const raw = await readJsonBody(req);
+  const withDefaults = typeof raw === 'object' && raw !== null && !Array.isArray(raw)
+    ? { ...(raw as Record<string, unknown>), sampling_params: fillSamplingDefaults((raw as Record<string, unknown>).sampling_params, ctx.samplingDefaults) }
+    : raw;
+  const body = parseBody(generateRequestSchema, withDefaults);
   const { items, isBatch } = itemsFromGenerateBody(ctx, body);
   const incremental = ctx.config.incrementalStreamingOutput;
   const interval = Math.max(1, ctx.config.streamInterval);

@@ -86,6 +86,6 @@ export async function handleMetrics(ctx: ServerContext, res: ServerResponse): Pr
     loads: ctx.adapters.loads,
     outstanding: ctx.service.outstanding,
   });
-  res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+  res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
   res.end(text);
 }

@@ -5,6 +5,7 @@ import { samplingParamsSchema, type SamplingParams } from '../../protocol/genera
 import type { CompletionRequest, ChatRequest, Usage } from '../../protocol/openai.js';
 import type { ServerContext } from '../context.js';
 import type { SampleRun } from '../generation/sample-run.js';
+import type { ModelSamplingDefaults } from '../sampling-defaults.js';
 
 /**
  * `model` → adapter (b.5 table): split at the first colon, both parts trimmed, an empty adapter part = base; a
@@ -37,8 +38,9 @@ export function adapterForPrompt(ctx: ServerContext, body: CompletionRequest | C
   return lora.trim() === '' ? null : lora.trim();
 }
 
-export function samplingFromOpenAi(body: CompletionRequest | ChatRequest, maxTokens: number): SamplingParams {
-  const params = samplingParamsSchema.parse({});
+/** The request's sampling fields over the model's defaults (generation_config.json) over the API defaults. */
+export function samplingFromOpenAi(body: CompletionRequest | ChatRequest, maxTokens: number, modelDefaults: ModelSamplingDefaults = {}): SamplingParams {
+  const params = { ...samplingParamsSchema.parse({}), ...modelDefaults };
   params.max_new_tokens = maxTokens;
   if (body.temperature != null) params.temperature = body.temperature;
   if (body.top_p != null) params.top_p = body.top_p;

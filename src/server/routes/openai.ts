@@ -73,7 +73,7 @@ async function runOpenAi(
     const top = kind === 'chat' ? (body as ChatRequest).top_logprobs ?? 0 : (body as CompletionRequest).logprobs ?? 0;
     return {
       promptIds,
-      params: samplingFromOpenAi(body, maxTokens),
+      params: samplingFromOpenAi(body, maxTokens, ctx.samplingDefaults),
       adapterName: adapterForPrompt(ctx, body, i, prompts.length),
       clientId: GenerationService.newClientId(),
       returnLogprob: wantLogprobs,

@@ -61,6 +61,7 @@ before(async () => {
   const config = resolveServeConfig({
     modelPath: join(dir, 'model'), port: 0, numThreads: 1, maxLorasPerBatch: 2, apiKey: 'k', logLevel: 'error',
     loraPaths: [`a=${join(dir, 'a')}`, `b=${join(dir, 'b')}`], maxLoraRank: 8, loraTargetModules: ['all'], chunkedPrefillSize: 8, maxRunningRequests: 8,
+    enableMetrics: true,
   });
   server = await startServer(config, deps);
 });

@@ -178,6 +178,13 @@ __global__ void __launch_bounds__(kThreads) prepareKernel(GpuSamplingArgs a) {
     l[id] = v;
   }
   __syncthreads();
+  // Suppressed ids (after the penalties, as the CPU sampler does): never drawn. A separate pass: an id may also
+  // be in the penalty list.
+  for (int j = prm.suppressBegin + threadIdx.x; j < prm.suppressEnd; j += kThreads) {
+    const int id = a.suppressIds[j];
+    if (id >= 0 && id < V) l[id] = -INFINITY;
+  }
+  __syncthreads();
 
   int token;
   if (prm.temperature <= 0.0f || prm.topK == 1) {
