@@ -26,6 +26,7 @@ bool greedyRowsOnly(const cpu::StepInputView& s) {
   for (size_t i = 0; i < s.logitRows.size; ++i) {
     if (s.sampleMask[i] == 0 || !(s.temperature[i] <= 0.0f || s.topK[i] == 1)) return false;
     if (s.targetTokenIds[i] >= 0 || s.topLogprobsNum[i] > 0) return false;
+    if (s.suppressIndptr.size > 0 && s.suppressIndptr[i + 1] > s.suppressIndptr[i]) return false;  // min_new_tokens
     const bool penalties = s.penaltyIndptr[i + 1] > s.penaltyIndptr[i];
     if (penalties && (s.repetitionPenalty[i] != 1.0f || s.frequencyPenalty[i] != 0.0f || s.presencePenalty[i] != 0.0f))
       return false;
