@@ -12,7 +12,8 @@ nvcc --version | tail -1 >> "$OUT/gpu.txt"
 INC="-Inative/include -Inative/src/lora -Inative/src/lora/test -Inative/src/cuda -Inative/src/cuda/test -Ibench/lora"
 NV="nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90 $INC -Xcompiler -pthread"
 start=$(date +%s)
-for f in native/src/cuda/lora_shrink.cu native/src/cuda/lora_expand.cu bench/lora/bench_fill.cu \
+for f in native/src/cuda/lora_shrink.cu native/src/cuda/lora_expand.cu native/src/cuda/lora_embed.cu \
+         native/src/cuda/lora_small_step.cu bench/lora/bench_fill.cu \
          native/src/lora/host_adapter.cpp native/src/lora/lora_pool.cpp native/src/lora/lora_apply.cpp \
          native/src/lora/test/test_thread_pool.cpp native/src/cuda/test/lora_cuda_test.cpp bench/lora/lora_cuda_bench.cpp \
          native/src/cuda/lora_device_pool.cu native/src/cuda/test/lora_device_pool_test.cpp; do
@@ -22,11 +23,12 @@ for f in native/src/cuda/lora_shrink.cu native/src/cuda/lora_expand.cu bench/lor
 done
 wait
 cat "$B"/*.log > "$OUT/build.log"
+KERNELS="$B/lora_shrink.o $B/lora_expand.o $B/lora_embed.o $B/lora_small_step.o"
 $NV "$B"/host_adapter.o "$B"/lora_pool.o "$B"/lora_apply.o "$B"/test_thread_pool.o "$B"/lora_cuda_test.o \
-    "$B"/lora_shrink.o "$B"/lora_expand.o -o "$B/lora_cuda_test" >> "$OUT/build.log" 2>&1
+    $KERNELS -o "$B/lora_cuda_test" >> "$OUT/build.log" 2>&1
 $NV "$B"/host_adapter.o "$B"/lora_pool.o "$B"/lora_apply.o "$B"/test_thread_pool.o "$B"/lora_device_pool_test.o \
-    "$B"/lora_device_pool.o "$B"/lora_shrink.o "$B"/lora_expand.o -o "$B/lora_device_pool_test" >> "$OUT/build.log" 2>&1
-$NV "$B"/lora_cuda_bench.o "$B"/bench_fill.o "$B"/lora_shrink.o "$B"/lora_expand.o -o "$B/lora_cuda_bench" >> "$OUT/build.log" 2>&1
+    "$B"/lora_device_pool.o $KERNELS -o "$B/lora_device_pool_test" >> "$OUT/build.log" 2>&1
+$NV "$B"/lora_cuda_bench.o "$B"/bench_fill.o $KERNELS -o "$B/lora_cuda_bench" >> "$OUT/build.log" 2>&1
 echo "build: $(( $(date +%s) - start )) s" | tee -a "$OUT/build.log"
 grep -E "error|registers|spill" "$OUT/build.log" | sort | uniq -c | head -20
 

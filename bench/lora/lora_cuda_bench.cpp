@@ -29,12 +29,14 @@ struct ModuleSpec {
 };
 struct CaseSpec {
   const char* name;
-  int requests, tokensEach, rank;
+  int requests, tokensEach, rank, adapters;  // adapters: distinct adapters per set (request i uses (5i) mod adapters)
 };
 struct Strategy {
   const char* name;
   bool csgmv;
   int cap;
+  bool small;       // the small-step kernels (lora_small_step.cu); skipped where they do not apply
+  bool engineGrid;  // the tiled kernels on the grid a captured engine decode graph uses: T segments x T rows
 };
 
 struct ModuleState {
@@ -81,8 +83,13 @@ int main(int argc, char** argv) {
   CUDA_CHECK(cudaStreamCreate(&stream));
   const std::vector<ModuleSpec> moduleSpecs = {
       {"qkv", 4096, {4096, 1024, 1024}}, {"gate_up", 4096, {14336, 14336}}, {"down", 14336, {4096}}, {"o", 4096, {4096}}};
-  const std::vector<CaseSpec> cases = {{"decode 64x1 r16", 64, 1, 16}, {"prefill 8x512 r64", 8, 512, 64}};
-  const std::vector<Strategy> strategies = {{"triton", false, 16}, {"csgmv C16", true, 16}, {"csgmv C128", true, 128}};
+  const std::vector<CaseSpec> cases = {{"decode 64x1 r16", 64, 1, 16, 8},
+                                       {"decode 64x1 r16 1ad", 64, 1, 16, 1},
+                                       {"decode 1x1 r16", 1, 1, 16, 1},
+                                       {"prefill 8x512 r64", 8, 512, 64, 8}};
+  const std::vector<Strategy> strategies = {{"triton", false, 16, false, false},     {"csgmv C16", true, 16, false, false},
+                                            {"csgmv C128", true, 128, false, false}, {"csgmv graph", true, 16, false, true},
+                                            {"triton small", false, 16, true, false}, {"csgmv small", true, 16, true, false}};
   std::string json = "{\"device\":\"" + std::string(prop.name) + "\",\"results\":[";
   std::vector<std::string> table;
 
@@ -116,15 +123,21 @@ int main(int argc, char** argv) {
 
     for (const Strategy& st : strategies) {
       if (cs.tokensEach == 1 && st.cap == 128) continue;  // decode: C is 16 whatever the cap (64 tokens < 256)
+      if (st.engineGrid && cs.tokensEach != 1) continue;   // decode graphs only
+      if (st.small && T > cl::kSmallStepMaxTokens) continue;
       std::vector<StepSet> sets(kSets);
       int maxSegments = 0, maxRows = 1;
       std::vector<Segments> segs;
       for (int k = 0; k < kSets; ++k) {
         std::vector<int> slots(cs.requests), counts(cs.requests, cs.tokensEach);
-        for (int i = 0; i < cs.requests; ++i) slots[i] = k * kAdapters + (i * 5) % kAdapters;  // interleaved adapters
+        for (int i = 0; i < cs.requests; ++i) slots[i] = k * kAdapters + (i * 5) % cs.adapters;  // interleaved adapters
         segs.push_back(buildSegments(slots, counts, st.csgmv, st.cap));
         maxSegments = std::max(maxSegments, static_cast<int>(segs.back().weightIndices.size()));
         maxRows = std::max(maxRows, segs.back().chunkSize);
+      }
+      if (st.engineGrid) {  // DeviceLoraPool::setGraphGrid(min(bs, max), bs, bs) of decode-graph.cu
+        maxSegments = std::max(maxSegments, T);
+        maxRows = T;
       }
       for (int k = 0; k < kSets; ++k) {
         std::vector<int32_t> indptr = segs[k].segIndptr, weights = segs[k].weightIndices;
@@ -142,14 +155,27 @@ int main(int argc, char** argv) {
         step.numTokens = T;
       }
       for (ModuleState& ms : modules) {
-        ms.kSplits = cl::loraShrinkSplits(ms.view, sets[0].step, prop.multiProcessorCount);
-        ms.workspace.resize(cl::loraShrinkWorkspaceBytes(ms.view, sets[0].step, ms.kSplits));
+        ms.kSplits = st.small ? cl::loraSmallStepSplits(ms.view, sets[0].step, prop.multiProcessorCount)
+                              : cl::loraShrinkSplits(ms.view, sets[0].step, prop.multiProcessorCount);
+        if (ms.kSplits < 1) { std::printf("small-step path does not apply to %s\n", cs.name); return 1; }
+        ms.workspace.resize(st.small ? cl::loraSmallStepWorkspaceBytes(ms.view, sets[0].step, ms.kSplits)
+                                     : cl::loraShrinkWorkspaceBytes(ms.view, sets[0].step, ms.kSplits));
         CUDA_CHECK(cudaMemset(ms.workspace.ptr, 0, ms.workspace.count));
       }
       auto shrink = [&](ModuleState& ms, int i) {
+        if (st.small) {
+          CUDA_CHECK(cl::loraShrinkSmall(cl::ActDType::BF16, ms.view, sets[i % kSets].step, ms.x.ptr, ms.spec.in, ms.workspace.ptr,
+                                         ms.kSplits, stream));
+          return;
+        }
         CUDA_CHECK(cl::loraShrink(cl::ActDType::BF16, ms.view, sets[i % kSets].step, ms.x.ptr, ms.spec.in, ms.workspace.ptr, ms.kSplits, stream));
       };
       auto expand = [&](ModuleState& ms, int i) {
+        if (st.small) {
+          CUDA_CHECK(cl::loraExpandSmall(cl::ActDType::BF16, ms.view, sets[i % kSets].step, ms.workspace.ptr, ms.kSplits, ms.y.ptr,
+                                         ms.view.outTotal(), 0, stream));
+          return;
+        }
         CUDA_CHECK(cl::loraExpand(cl::ActDType::BF16, ms.view, sets[i % kSets].step, cl::loraShrinkOutput(ms.workspace.ptr),
                                   ms.y.ptr, ms.view.outTotal(), 0, stream));
       };
@@ -157,8 +183,8 @@ int main(int argc, char** argv) {
       double layerUs = 0, layerFloorBytes = 0;
       for (ModuleState& ms : modules) {
         const int c = ms.view.numSlices, out = ms.view.outTotal();
-        const double shrinkBytes = 2.0 * T * ms.spec.in + 2.0 * kAdapters * c * r * ms.spec.in + 2.0 * T * c * r;
-        const double expandBytes = 2.0 * T * c * r + 2.0 * kAdapters * out * r + 2.0 * 2.0 * T * out;
+        const double shrinkBytes = 2.0 * T * ms.spec.in + 2.0 * cs.adapters * c * r * ms.spec.in + 2.0 * T * c * r;
+        const double expandBytes = 2.0 * T * c * r + 2.0 * cs.adapters * out * r + 2.0 * 2.0 * T * out;
         const double shrinkUs = 1e3 * timeMs(stream, iterations, [&](int i) { shrink(ms, i); });
         const double expandUs = 1e3 * timeMs(stream, iterations, [&](int i) { expand(ms, i); });
         char line[300];

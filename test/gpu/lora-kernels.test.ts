@@ -1,7 +1,9 @@
 // Every CUDA LoRA kernel against its CPU twin (LoraPool::apply in fp32) on random inputs: three shape families
 // (16-byte-aligned vector paths, odd sizes on the scalar paths, long K for split-K), ranks 1..128, both strategies,
 // chunk sizes 16..128, odd token counts, decode-only / mixed / all-base batches, graph-style padded segment tables,
-// NaN-poisoned stale slot data and workspace, bf16 and fp16, embed_tokens (column gather + expand) (driver: native/src/cuda/test/lora_cuda_test.cpp).
+// NaN-poisoned stale slot data and workspace, bf16 and fp16, embed_tokens (column gather + expand), the tiled kernels and the
+// small-step (decode) pair with several split counts on both sides of its token and rank thresholds (driver:
+// native/src/cuda/test/lora_cuda_test.cpp).
 // Skipped, with the reason, without nvcc or without an NVIDIA GPU.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,7 +25,8 @@ test('CUDA LoRA shrink/expand match the CPU twin', { skip, timeout: 900_000 }, (
     compiler: 'nvcc',
     flags: ['-gencode', 'arch=compute_90a,code=sm_90a', '-gencode', 'arch=compute_90,code=compute_90', '-Inative/src/cuda/test'],
     sources: [...cppSources, 'native/src/lora/test/test_thread_pool.cpp', 'native/src/cuda/test/lora_cuda_test.cpp',
-      'native/src/cuda/lora_shrink.cu', 'native/src/cuda/lora_expand.cu', 'native/src/cuda/lora_embed.cu'],
+      'native/src/cuda/lora_shrink.cu', 'native/src/cuda/lora_expand.cu', 'native/src/cuda/lora_embed.cu',
+      'native/src/cuda/lora_small_step.cu'],
   });
   const run = spawnSync(driver, [], { encoding: 'utf8' });
   if (run.status === 77) {
@@ -41,7 +44,7 @@ test('DeviceLoraPool (writeSlot, clearSlot, setStep, apply) matches the CPU Lora
     flags: ['-gencode', 'arch=compute_90a,code=sm_90a', '-gencode', 'arch=compute_90,code=compute_90', '-Inative/src/cuda/test'],
     sources: [...cppSources, 'native/src/lora/test/test_thread_pool.cpp', 'native/src/cuda/test/lora_device_pool_test.cpp',
       'native/src/cuda/lora_device_pool.cu', 'native/src/cuda/lora_shrink.cu', 'native/src/cuda/lora_expand.cu',
-      'native/src/cuda/lora_embed.cu'],
+      'native/src/cuda/lora_embed.cu', 'native/src/cuda/lora_small_step.cu'],
   });
   const run = spawnSync(driver, [], { encoding: 'utf8' });
   if (run.status === 77) {

@@ -5,6 +5,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -42,6 +43,8 @@ DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, i
   int device = 0;
   check(cudaGetDevice(&device), "cudaGetDevice");
   check(cudaDeviceGetAttribute(&numSms_, cudaDevAttrMultiProcessorCount, device), "multiprocessor count");
+  const char* smallStep = std::getenv("TSLORA_CUDA_LORA_SMALL_STEP");  // "0": always the tiled kernels (A/B switch)
+  smallStep_ = smallStep == nullptr || std::string(smallStep) != "0";
   const int S = config.numSlots, R = config.maxRank;
   int maxColumnBlocks = 1;
   for (int m = 0; m < host::kNumModules; ++m) {
@@ -253,6 +256,14 @@ void DeviceLoraPool::apply(int layer, host::Module module, const void* x, int xS
     float* u = static_cast<float*>(workspace_);
     check(loraEmbedGather(dtype_, v, step_, tokenIds, u, stream), "embed gather");
     check(loraExpand(dtype_, v, step_, u, y, yStride, yOffset, stream), "embed expand");
+    return;
+  }
+  // Small steps (decode): grids sized by numTokens only, split-K partials summed by the expand (lora_small_step.cu).
+  const int smallSplits = smallStep_ ? loraSmallStepSplits(v, step_, numSms_) : 0;
+  if (smallSplits > 0) {
+    ensureWorkspace(loraSmallStepWorkspaceBytes(v, step_, smallSplits), stream);
+    check(loraShrinkSmall(dtype_, v, step_, x, xStride, workspace_, smallSplits, stream), "small-step shrink");
+    check(loraExpandSmall(dtype_, v, step_, workspace_, smallSplits, y, yStride, yOffset, stream), "small-step expand");
     return;
   }
   int kSplits = loraShrinkSplits(v, step_, numSms_);

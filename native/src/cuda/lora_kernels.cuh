@@ -70,6 +70,24 @@ cudaError_t loraShrink(ActDType dtype, const DeviceModule& module, const DeviceS
 cudaError_t loraExpand(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const float* u, void* y,
                        int yStride, int yOffset, cudaStream_t stream);
 
+// Small-step (decode) path: for steps of few rows (numTokens <= kSmallStepMaxTokens) and ranks up to 64, the launch
+// grid depends only on numTokens, the module and the split count (never on the segment layout), so a captured graph
+// stays valid whatever adapters the replayed batch mixes. Positions (rows in segment order) are taken in groups of
+// 16; a group's rows may belong to several slots (handled as runs). The shrink splits K over many blocks (mma.sync
+// straight from global memory, no shared-memory staging) and writes per-split partial sums; the expand sums the
+// partials of its rows (fixed order: deterministic) and adds U·Bᵀ with CUDA cores. No tickets, no atomics.
+constexpr int kSmallStepMaxTokens = 128;
+constexpr int kSmallStepMaxRank = 64;
+// The split count for the small-step path, or 0 when the step or module does not qualify (then use loraShrink /
+// loraExpand). Pure function of (module.in, numSlices, maxRank, step.numTokens, numMultiprocessors).
+int loraSmallStepSplits(const DeviceModule& module, const DeviceStep& step, int numMultiprocessors);
+// Workspace: fp32 partials [kSplits, numTokens, c*R] by position (no tickets, nothing needs zeroing).
+size_t loraSmallStepWorkspaceBytes(const DeviceModule& module, const DeviceStep& step, int kSplits);
+cudaError_t loraShrinkSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* x, int xStride,
+                            void* workspace, int kSplits, cudaStream_t stream);
+cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace,
+                            int kSplits, void* y, int yStride, int yOffset, cudaStream_t stream);
+
 // embed_tokens (spec e.9; module.in = vocab, one slice): U[p, k] = A[w, k, tokenIds[p]] for k < r of every
 // non-base segment row p, the column gather that replaces the shrink; then loraExpand with the same u adds σ·B·U.
 // tokenIds: [numTokens] device, by physical row. u: at least numTokens * R floats (loraShrinkOutput(workspace)).

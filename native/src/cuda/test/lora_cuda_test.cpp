@@ -34,9 +34,26 @@ tslora::ThreadPool& threads() {
   return pool;
 }
 
-// Runs one module through CPU and GPU; returns an empty string on success.
+// Which kernels run a case: the tiled shrink/expand (lora_shrink.cu, lora_expand.cu) or the small-step pair
+// (lora_small_step.cu) with the split count of loraSmallStepSplits, with 1 split, or with 3 (uneven K ranges, empty
+// trailing splits on short K).
+enum class Path { Tiled, SmallAuto, SmallOne, SmallThree };
+const char* pathName(Path p) {
+  return p == Path::Tiled ? "tiled" : p == Path::SmallAuto ? "small" : p == Path::SmallOne ? "small/1 split" : "small/3 splits";
+}
+const char* kNotApplicable = "n/a";
+
+// Runs one module through CPU and GPU; returns an empty string on success, kNotApplicable when the path does not
+// apply to the step (the small-step kernels need numTokens <= kSmallStepMaxTokens and R <= kSmallStepMaxRank).
 std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const DeviceModulePool& dev, const int32_t* dRanks,
-                    const Segments& seg, bool csgmv, cl::ActDType dtype, int xPad, int yPad, Rng& rng, int numSms) {
+                    const Segments& seg, bool csgmv, cl::ActDType dtype, int xPad, int yPad, Rng& rng, int numSms, Path path) {
+  const bool small = path != Path::Tiled;
+  if (small) {  // applicability depends on the module and the token count only
+    cl::DeviceStep probe;
+    probe.maxSegments = 1;
+    probe.numTokens = static_cast<int>(seg.rowSlots.size());
+    if (m == Module::Embed || cl::loraSmallStepSplits(dev.view, probe, numSms) == 0) return kNotApplicable;
+  }
   const ModuleShape& s = c.shapes[static_cast<int>(m)];
   const int T = static_cast<int>(seg.rowSlots.size());
   const int xStride = s.in + xPad, yStride = s.outTotal() + 2 * yPad, yOffset = yPad;
@@ -74,15 +91,24 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
   step.maxSegments = static_cast<int>(weights.size());
   step.maxSegmentRows = seg.chunkSize;
   step.numTokens = T;
-  const int kSplits = embed ? 1 : cl::loraShrinkSplits(dev.view, step, numSms);
-  const size_t workspaceBytes = cl::loraShrinkWorkspaceBytes(dev.view, step, kSplits);
-  const size_t counterBytes = cl::loraShrinkCounterBytes(dev.view, step);
+  const int kSplits = embed ? 1
+                     : path == Path::Tiled ? cl::loraShrinkSplits(dev.view, step, numSms)
+                     : path == Path::SmallAuto ? cl::loraSmallStepSplits(dev.view, step, numSms)
+                     : path == Path::SmallOne ? 1 : 3;
+  const size_t workspaceBytes = small ? cl::loraSmallStepWorkspaceBytes(dev.view, step, kSplits)
+                                      : cl::loraShrinkWorkspaceBytes(dev.view, step, kSplits);
+  const size_t counterBytes = small ? 0 : cl::loraShrinkCounterBytes(dev.view, step);
   DeviceBuffer<unsigned char> workspace(workspaceBytes);
   CUDA_CHECK(cudaMemset(workspace.ptr, 0xff, workspaceBytes - counterBytes));  // NaN poison: unwritten U is never read
   CUDA_CHECK(cudaMemset(workspace.ptr + workspaceBytes - counterBytes, 0, counterBytes));
   // Twice on the same workspace: the split-K tickets must reset themselves (graph replays reuse them).
   for (int pass = 0; pass < 2; ++pass) {
     if (pass == 1) CUDA_CHECK(cudaMemcpy(dY.ptr, yBits.data(), yBits.size() * 2, cudaMemcpyHostToDevice));
+    if (small) {
+      CUDA_CHECK(cl::loraShrinkSmall(dtype, dev.view, step, dX.ptr, xStride, workspace.ptr, kSplits, nullptr));
+      CUDA_CHECK(cl::loraExpandSmall(dtype, dev.view, step, workspace.ptr, kSplits, dY.ptr, yStride, yOffset, nullptr));
+      continue;
+    }
     if (embed)
       CUDA_CHECK(cl::loraEmbedGather(dtype, dev.view, step, dIds.ptr, reinterpret_cast<float*>(workspace.ptr), nullptr));
     else
@@ -106,13 +132,15 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
       if (!std::isfinite(got)) return "non-finite output at row " + std::to_string(row) + " col " + std::to_string(col);
       check.add(got, y[i], y0[i]);
     }
-  return check.verdict((" (kSplits " + std::to_string(kSplits) + ")").c_str());
+  return check.verdict((std::string(" (") + pathName(path) + ", kSplits " + std::to_string(kSplits) + ")").c_str());
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";  // two shapes, bf16 (for compute-sanitizer)
+  // --quick (for compute-sanitizer): the odd and the R64 shapes, bf16, three batches, triton and csgmv C16, the tiled
+  // kernels and the small-step pair with its own split count.
+  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
   int devices = 0;
   const cudaError_t probe = cudaGetDeviceCount(&devices);
   if (probe != cudaSuccess || devices == 0) {
@@ -125,6 +153,7 @@ int main(int argc, char** argv) {
       {"aligned R128", 256, 256, 64, 512, 128, 7, {1, 3, 8, 16, 64, 128}, 8, 8},
       {"odd R20", 200, 200, 40, 300, 20, 4, {1, 5, 20}, 3, 5},
       {"long-K R16", 512, 512, 128, 2816, 16, 4, {16, 4, 9}, 0, 0},
+      {"aligned R64", 384, 384, 128, 1024, 64, 7, {1, 8, 16, 64, 40, 24}, 8, 8},  // small path: 1-3 column passes
   };
   const std::vector<BatchSpec> batches = {
       {"decode-only", {0, 1, -1, 2, 3, 0, 5, 4, 1, 0, 2, -1, 3, 5, 5, 1, 0, 2, 4, 3, 1, 0, 6, 2, 1, 4, 0, 3, 2, 5, 1, 0, 3, 4, 2, 6, 1},
@@ -132,10 +161,13 @@ int main(int argc, char** argv) {
       {"mixed odd prefill", {0, 2, -1, 1, 3, 0, 6}, {1, 77, 5, 13, 200, 0, 9}},
       {"all base", {-1, 6}, {5, 3}},
       {"one adapter", {1, 1}, {300, 33}},
+      {"small-step edge T128", {0, 2, -1, 1, 3, 0, 6, 4, 5}, {1, 40, 5, 13, 50, 2, 9, 7, 1}},  // 128 rows: small path
+      {"tiled edge T129", {0, 2, -1, 1, 3, 0, 6, 4, 5}, {1, 40, 5, 13, 50, 2, 9, 7, 2}},       // 129 rows: tiled only
+      {"decode one shared adapter", {2}, {1}},  // filled below: 64 requests of one adapter
   };
-  int failures = 0, passes = 0;
+  int failures = 0, passes = 0, tiledPasses = 0, smallPasses = 0;
   for (const Shape& shape : shapes) {
-    if (quick && &shape == &shapes[2]) continue;
+    if (quick && (&shape == &shapes[0] || &shape == &shapes[2])) continue;
     PoolConfig c = makeConfig(shape.slots, shape.maxRank, 1, shape.hidden, shape.qOut, shape.kvOut, shape.inter, 1003);
     c.targets[static_cast<int>(Module::LmHead)] = false;
     for (cl::ActDType dtype : {cl::ActDType::BF16, cl::ActDType::F16}) {
@@ -160,27 +192,36 @@ int main(int argc, char** argv) {
         DeviceModulePool dev;
         buildDeviceModule(c, m, m == Module::Embed ? -1 : 0, slotAdapters, dtype, dev);  // embed pairs have layer -1
         for (const BatchSpec& b : batches) {
-          std::vector<int> slots = b.slots;
+          const std::string batchName = b.name;
+          if (quick && batchName != "decode-only" && batchName != "mixed odd prefill" && batchName != "small-step edge T128") continue;
+          std::vector<int> slots = b.slots, counts = b.counts;
+          if (std::string(b.name) == "decode one shared adapter") { slots.assign(64, 2); counts.assign(64, 1); }
           for (int& s : slots) s = s < 0 ? -1 : s == 6 ? c.numSlots - 1 : s % (c.numSlots - 1);  // 6 = the empty slot
           struct Variant { const char* name; bool csgmv; int cap; };
           for (const Variant& v : {Variant{"triton", false, 16}, Variant{"csgmv C16", true, 16}, Variant{"csgmv C<=64", true, 64},
                                    Variant{"csgmv C<=128", true, 128}}) {
-            const Segments seg = buildSegments(slots, b.counts, v.csgmv, v.cap);
-            std::string label = std::string(shape.name) + (dtype == cl::ActDType::BF16 ? " bf16 " : " fp16 ") +
-                                moduleNameOf(m) + " " + b.name + " " + v.name;
-            std::string error;
-            try {
-              error = runCase(c, cpu, m, dev, dRanks.ptr, seg, v.csgmv, dtype, shape.xPad, shape.yPad, rng, numSms);
-            } catch (const std::exception& e) {
-              error = e.what();
+            if (quick && v.cap != 16) continue;
+            const Segments seg = buildSegments(slots, counts, v.csgmv, v.cap);
+            for (Path path : {Path::Tiled, Path::SmallAuto, Path::SmallOne, Path::SmallThree}) {
+              if (quick && (path == Path::SmallOne || path == Path::SmallThree)) continue;
+              std::string label = std::string(shape.name) + (dtype == cl::ActDType::BF16 ? " bf16 " : " fp16 ") +
+                                  moduleNameOf(m) + " " + b.name + " " + v.name + " " + pathName(path);
+              std::string error;
+              try {
+                error = runCase(c, cpu, m, dev, dRanks.ptr, seg, v.csgmv, dtype, shape.xPad, shape.yPad, rng, numSms, path);
+              } catch (const std::exception& e) {
+                error = e.what();
+              }
+              if (error == kNotApplicable) continue;
+              if (error.empty()) ++passes, ++(path == Path::Tiled ? tiledPasses : smallPasses);
+              else { ++failures; std::printf("FAIL %s: %s\n", label.c_str(), error.c_str()); }
             }
-            if (error.empty()) ++passes;
-            else { ++failures; std::printf("FAIL %s: %s\n", label.c_str(), error.c_str()); }
           }
         }
       }
     }
   }
+  std::printf("(%d tiled-kernel cases and %d small-step cases passed)\n", tiledPasses, smallPasses);
   std::printf("%s: %d cases passed, %d failed\n", failures ? "FAIL" : "ok", passes, failures);
   return failures ? 1 : 0;
 }
