@@ -72,3 +72,17 @@ test('the LoRA pass planner of the CUDA engine splits steps within its limits (h
     rmSync(out, { recursive: true, force: true });
   }
 });
+
+test('the attention split / greedy chunk rules of the CUDA engine match a direct softmax and the CPU sampler (host-only driver, g++)', { skip: which('g++') ? false : 'g++ not found' }, () => {
+  const out = mkdtempSync(join(tmpdir(), 'tslora-attn-greedy-rules-'));
+  try {
+    const exe = join(out, 'attention-greedy-rules-test');
+    const build = spawnSync('nice', ['g++', '-std=c++17', '-O1', '-Wall', ...includes, join(engineDir, 'test/attention-greedy-rules-test.cpp'), '-o', exe], { encoding: 'utf8' });
+    assert.equal(build.status, 0, `${build.stdout}${build.stderr}`);
+    const run = spawnSync(exe, [], { encoding: 'utf8' });
+    assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
+    assert.match(run.stdout, /^0 failures$/m);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});

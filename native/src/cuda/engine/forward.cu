@@ -86,7 +86,10 @@ cpu::StepOutputData CudaModel::forward(const cpu::StepInputView& step) {
     if (greedyOnGpu) {
       auto* dTokens = reinterpret_cast<int32_t*>(finalRows_.get<char>());  // the rows were consumed by the LM head
       auto* dLogprobs = reinterpret_cast<float*>(dTokens + N);
-      cudaCheck(launchGreedyRows(logits_.get<float>(), N, dims_.vocab, dTokens, dLogprobs, stream_), "greedy rows");
+      // The chunk partials go to the gate_up buffer (free once the layers ran; T ≥ N rows of 2I values).
+      cudaCheck(launchGreedyRows(logits_.get<float>(), N, dims_.vocab, dTokens, dLogprobs, gateUp_.get(),
+                                 gateUp_.sizeBytes(), stream_),
+                "greedy rows");
       cudaCheck(cudaMemcpyAsync(hostLogits_.get(), dTokens, static_cast<size_t>(N) * 8, cudaMemcpyDeviceToHost, stream_),
                 "greedy rows download");
     } else {
@@ -279,7 +282,10 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
     cudaCheck(launchQkvPost(act_, qkv_.get(), T, hs, w.qBias, w.kBias, w.vBias, w.qNorm, w.kNorm, eps, invFreq_, tabs,
                             q_.get(), kCache, vCache, stream_),
               "qkv rope / cache write");
-    cudaCheck(launchAttention(act_, q_.get(), T, hs, scale, tabs, kCache, vCache, attn_.get(), stream_), "attention");
+    // Key-split partials of long contexts go to the logits buffer (written only by the LM head, after the layers).
+    cudaCheck(launchAttention(act_, q_.get(), T, hs, scale, tabs, kCache, vCache, attn_.get(), logits_.get(),
+                              logits_.sizeBytes(), stream_),
+              "attention");
     blas_->gemm(act_, attn_.get(), T, qOut, w.o, H, proj_.get(), false);
     addLora(l, host::Module::O, attn_.get(), qOut, proj_.get(), H);
     cudaCheck(launchAddRmsNorm(act_, hidden, proj_.get(), w.postNorm, xn_.get(), nullptr, T, H, eps, stream_),

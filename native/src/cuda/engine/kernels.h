@@ -36,10 +36,14 @@ cudaError_t launchQkvPost(Act act, const void* qkv, int T, const HeadShape& hs, 
                           const float* vBias, const float* qNorm, const float* kNorm, float eps, const float* invFreq,
                           const AttnTables& tabs, void* qOut, void* kCache, void* vCache, cudaStream_t s);
 
-// Causal paged attention: token t attends to positions [0, positions[t]] of its sequence (GQA: head h reads KV
-// head h / (numHeads / numKvHeads)).   q, out: [T, numHeads * headDim] Act
+// Causal paged attention (attention.cu): token t attends to positions [0, positions[t]] of its sequence (GQA: head h
+// reads KV head h / (numHeads / numKvHeads)). scratch (device, 16-byte aligned, may be null) holds the partial
+// results when a token's keys are split over several blocks: up to scratchBytes are used, and the number of splits
+// shrinks to fit (one split, no scratch, when it is null or small). It must not alias q, the cache or out; the forward
+// lends the logits buffer, unused until the LM head.   q, out: [T, numHeads * headDim] Act
 cudaError_t launchAttention(Act act, const void* q, int T, const HeadShape& hs, float scale, const AttnTables& tabs,
-                            const void* kCache, const void* vCache, void* out, cudaStream_t s);
+                            const void* kCache, const void* vCache, void* out, void* scratch, size_t scratchBytes,
+                            cudaStream_t s);
 
 // act[t, i] = silu(gu[t, i]) * gu[t, I + i].   gu: [T, 2I], act: [T, I]
 cudaError_t launchSwiglu(Act act, const void* gu, int T, int I, void* out, cudaStream_t s);
@@ -48,9 +52,12 @@ cudaError_t launchSwiglu(Act act, const void* gu, int T, int I, void* out, cudaS
 // zeroed buffer) added to the fp32 logits.   delta: [n] Act, out: [n] fp32
 cudaError_t launchAddDeltaToF32(Act act, const void* delta, size_t n, float* out, cudaStream_t s);
 
-// Greedy rows on the GPU (the common serving case, no logits copied back): per row n of logits [N, V] fp32, the
-// first index of the maximum and its log-softmax (logit − logsumexp, summed in fp64), exactly what the CPU
-// sampleRow returns for temperature 0 without penalties.
-cudaError_t launchGreedyRows(const float* logits, int N, int V, int32_t* tokens, float* logprobs, cudaStream_t s);
+// Greedy rows on the GPU (greedy.cu; the common serving case, no logits copied back): per row n of logits [N, V]
+// fp32, the first index of the maximum and its log-softmax (logit − logsumexp, summed in fp64), what the CPU
+// sampleRow returns for temperature 0 without penalties. Each row is split into chunks over many blocks
+// (greedy-rule.h) whose partials go to scratch (device, 8-byte aligned, not aliasing logits or the outputs; 16 bytes
+// per chunk and row); without room for two chunks per row, one block per row scans it all.
+cudaError_t launchGreedyRows(const float* logits, int N, int V, int32_t* tokens, float* logprobs, void* scratch,
+                             size_t scratchBytes, cudaStream_t s);
 
 }  // namespace tslora::cuda
