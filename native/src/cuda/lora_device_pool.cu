@@ -45,6 +45,8 @@ DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, i
   check(cudaDeviceGetAttribute(&numSms_, cudaDevAttrMultiProcessorCount, device), "multiprocessor count");
   const char* smallStep = std::getenv("TSLORA_CUDA_LORA_SMALL_STEP");  // "0": always the tiled kernels (A/B switch)
   smallStep_ = smallStep == nullptr || std::string(smallStep) != "0";
+  const char* pdl = std::getenv("TSLORA_CUDA_LORA_PDL");  // "0": the small-step expand waits for the shrink as usual
+  overlapExpand_ = pdl == nullptr || std::string(pdl) != "0";
   const int S = config.numSlots, R = config.maxRank;
   int maxColumnBlocks = 1;
   for (int m = 0; m < host::kNumModules; ++m) {
@@ -263,7 +265,8 @@ void DeviceLoraPool::apply(int layer, host::Module module, const void* x, int xS
   if (smallSplits > 0) {
     ensureWorkspace(loraSmallStepWorkspaceBytes(v, step_, smallSplits), stream);
     check(loraShrinkSmall(dtype_, v, step_, x, xStride, workspace_, smallSplits, stream), "small-step shrink");
-    check(loraExpandSmall(dtype_, v, step_, workspace_, smallSplits, y, yStride, yOffset, stream), "small-step expand");
+    check(loraExpandSmall(dtype_, v, step_, workspace_, smallSplits, y, yStride, yOffset, stream, overlapExpand_),
+          "small-step expand");
     return;
   }
   int kSplits = loraShrinkSplits(v, step_, numSms_);

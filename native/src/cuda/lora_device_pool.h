@@ -68,6 +68,7 @@ class DeviceLoraPool {
   ActDType dtype_;
   int maxTokens_, maxSegments_, numSms_ = 1;
   bool smallStep_ = true;  // small-step kernels for steps of <= kSmallStepMaxTokens rows (env TSLORA_CUDA_LORA_SMALL_STEP=0: off)
+  bool overlapExpand_ = true;  // small-step expand as a programmatic dependent launch of its shrink (TSLORA_CUDA_LORA_PDL=0: off)
   int gridSegments_ = 0, gridTokens_ = 0, gridSegmentRows_ = 0;  // static grid (graph capture) when segments > 0
   uint64_t workspaceGeneration_ = 0;
   size_t weightBytes_ = 0;

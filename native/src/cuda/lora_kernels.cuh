@@ -85,8 +85,11 @@ int loraSmallStepSplits(const DeviceModule& module, const DeviceStep& step, int 
 size_t loraSmallStepWorkspaceBytes(const DeviceModule& module, const DeviceStep& step, int kSplits);
 cudaError_t loraShrinkSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* x, int xStride,
                             void* workspace, int kSplits, cudaStream_t stream);
+// overlapShrink: launched as a programmatic dependent (PDL) of the loraShrinkSmall just before it on `stream`: its
+// metadata, B-tile and y loads overlap the shrink, the partials are read after the shrink completes. Only when that
+// shrink is the previous launch on the stream (it is, in DeviceLoraPool::apply); false = a plain launch.
 cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace,
-                            int kSplits, void* y, int yStride, int yOffset, cudaStream_t stream);
+                            int kSplits, void* y, int yStride, int yOffset, cudaStream_t stream, bool overlapShrink = true);
 
 // embed_tokens (spec e.9; module.in = vocab, one slice): U[p, k] = A[w, k, tokenIds[p]] for k < r of every
 // non-base segment row p, the column gather that replaces the shrink; then loraExpand with the same u adds σ·B·U.

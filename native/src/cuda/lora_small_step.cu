@@ -131,6 +131,9 @@ __global__ void __launch_bounds__(kShrinkThreads) smallShrinkKernel(
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int maxSegments, int numTokens, const uint16_t* __restrict__ x, int xStride, float* __restrict__ partials, int uStride,
     int kPerSplit) {
+  // Lets the expand (a programmatic dependent launch) start its weight and y loads while this grid runs; it still
+  // waits (griddepcontrol.wait) for this grid's completion before reading the partials.
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
   __shared__ GroupRows g;
   __shared__ float red[kShrinkWarps][kGroupRows][kChunkCols + 4];  // per-warp sums of one pass
   const int p0 = blockIdx.y * kGroupRows;
@@ -196,13 +199,21 @@ __global__ void __launch_bounds__(kExpandThreads) smallExpandKernel(
     int yStride, int yOffset) {
   const int j = blockIdx.y, offset = sliceOffset(slices, j), width = sliceOffset(slices, j + 1) - offset;
   const int n0 = blockIdx.x * kExpandBN;
-  if (n0 >= width) return;
+  // Every block, even one with nothing to do, waits for the shrink before it exits: then this grid's completion
+  // implies the shrink's, which is what the launches after it on the stream rely on.
+  if (n0 >= width) {
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    return;
+  }
   __shared__ GroupRows g;
   __shared__ float sU[kGroupRows][kSmallStepMaxRank + 1];         // this slice's U columns [0, r) per row
   __shared__ __align__(16) float sB[kSmallStepMaxRank][kExpandLdb];  // B tile of one run, k-major
   const int p0 = blockIdx.z * kGroupRows;
   loadGroup(segIndptr, weightIndices, permutation, slotRanks, maxSegments, numTokens, p0, g);
-  if (g.numRuns == 0) return;
+  if (g.numRuns == 0) {
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    return;
+  }
 
   // Thread items: 8 consecutive columns (vector v) of rows qa and qa + 8.
   const int v = threadIdx.x % 16, qa = threadIdx.x / 16;
@@ -217,6 +228,51 @@ __global__ void __launch_bounds__(kExpandThreads) smallExpandKernel(
       if (yRow[h] != nullptr) yOld[h] = *reinterpret_cast<const uint4*>(yRow[h]);
   }
 
+  // B tile of one run in shared memory (fp32, k-major): columns [n0, n0 + 128) of the slice, k < r.
+  auto fillB = [&](int run) {
+    const int w = g.runSlot[run], r = g.runRank[run];
+    const uint16_t* bTile = b + static_cast<size_t>(w) * bSlotStride + static_cast<size_t>(offset + n0) * R;
+    if (kVec && r % 8 == 0) {  // one 16-byte load = 8 k of one column
+      for (int e = threadIdx.x; e < (r / 8) * kExpandBN; e += kExpandThreads) {
+        const int c = e % kExpandBN, kc = (e / kExpandBN) * 8;
+        uint4 raw = make_uint4(0u, 0u, 0u, 0u);
+        if (n0 + c < width) raw = __ldg(reinterpret_cast<const uint4*>(bTile + static_cast<size_t>(c) * R + kc));
+        const T* vals = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) sB[kc + i][c] = Convert<T>::toFloat(vals[i]);
+      }
+    } else {
+      for (int e = threadIdx.x; e < r * kExpandBN; e += kExpandThreads) {
+        const int c = e % kExpandBN, k = e / kExpandBN;
+        sB[k][c] = n0 + c < width ? Convert<T>::toFloat(reinterpret_cast<const T*>(bTile)[static_cast<size_t>(c) * R + k]) : 0.0f;
+      }
+    }
+  };
+  float acc[2][8];
+#pragma unroll
+  for (int h = 0; h < 2; ++h)
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc[h][i] = 0.0f;
+  auto addRun = [&](int run) {
+    const int w = g.runSlot[run], r = g.runRank[run];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int q = qa + 8 * h;
+      if (g.slot[q] != w) continue;
+      for (int k = 0; k < r; ++k) {
+        const float u = sU[q][k];
+        const float4 b0 = *reinterpret_cast<const float4*>(&sB[k][v * 8]);
+        const float4 b1 = *reinterpret_cast<const float4*>(&sB[k][v * 8 + 4]);
+        acc[h][0] += u * b0.x; acc[h][1] += u * b0.y; acc[h][2] += u * b0.z; acc[h][3] += u * b0.w;
+        acc[h][4] += u * b1.x; acc[h][5] += u * b1.y; acc[h][6] += u * b1.z; acc[h][7] += u * b1.w;
+      }
+    }
+  };
+  fillB(0);  // weights and y do not depend on the shrink: loaded before waiting for it
+
+  // Launched as a programmatic dependent of the shrink (loraExpandSmall), everything above overlaps the shrink's
+  // tail; the partials are read only after the shrink grid has completed and flushed. (No-op without PDL.)
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
   const size_t splitStride = static_cast<size_t>(numTokens) * uStride;
   for (int e = threadIdx.x; e < kGroupRows * R; e += kExpandThreads) {
     const int q = e / R, k = e % R, r = g.rank[q];
@@ -235,44 +291,13 @@ __global__ void __launch_bounds__(kExpandThreads) smallExpandKernel(
     }
     sU[q][k] = sum;
   }
-
-  float acc[2][8];
-#pragma unroll
-  for (int h = 0; h < 2; ++h)
-#pragma unroll
-    for (int i = 0; i < 8; ++i) acc[h][i] = 0.0f;
-  for (int run = 0; run < g.numRuns; ++run) {
-    const int w = g.runSlot[run], r = g.runRank[run];
-    const uint16_t* bTile = b + static_cast<size_t>(w) * bSlotStride + static_cast<size_t>(offset + n0) * R;
-    __syncthreads();  // sU written / the previous run's sB consumed
-    if (kVec && r % 8 == 0) {  // one 16-byte load = 8 k of one column
-      for (int e = threadIdx.x; e < (r / 8) * kExpandBN; e += kExpandThreads) {
-        const int c = e % kExpandBN, kc = (e / kExpandBN) * 8;
-        uint4 raw = make_uint4(0u, 0u, 0u, 0u);
-        if (n0 + c < width) raw = __ldg(reinterpret_cast<const uint4*>(bTile + static_cast<size_t>(c) * R + kc));
-        const T* vals = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-        for (int i = 0; i < 8; ++i) sB[kc + i][c] = Convert<T>::toFloat(vals[i]);
-      }
-    } else {
-      for (int e = threadIdx.x; e < r * kExpandBN; e += kExpandThreads) {
-        const int c = e % kExpandBN, k = e / kExpandBN;
-        sB[k][c] = n0 + c < width ? Convert<T>::toFloat(reinterpret_cast<const T*>(bTile)[static_cast<size_t>(c) * R + k]) : 0.0f;
-      }
-    }
+  __syncthreads();  // sU and the first B tile complete
+  addRun(0);
+  for (int run = 1; run < g.numRuns; ++run) {
+    __syncthreads();  // the previous tile consumed
+    fillB(run);
     __syncthreads();
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int q = qa + 8 * h;
-      if (g.slot[q] != w) continue;
-      for (int k = 0; k < r; ++k) {
-        const float u = sU[q][k];
-        const float4 b0 = *reinterpret_cast<const float4*>(&sB[k][v * 8]);
-        const float4 b1 = *reinterpret_cast<const float4*>(&sB[k][v * 8 + 4]);
-        acc[h][0] += u * b0.x; acc[h][1] += u * b0.y; acc[h][2] += u * b0.z; acc[h][3] += u * b0.w;
-        acc[h][4] += u * b1.x; acc[h][5] += u * b1.y; acc[h][6] += u * b1.z; acc[h][7] += u * b1.w;
-      }
-    }
+    addRun(run);
   }
 
 #pragma unroll
@@ -342,7 +367,7 @@ cudaError_t loraShrinkSmall(ActDType dtype, const DeviceModule& module, const De
 }
 
 cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace,
-                            int kSplits, void* y, int yStride, int yOffset, cudaStream_t stream) {
+                            int kSplits, void* y, int yStride, int yOffset, cudaStream_t stream, bool overlapShrink) {
   if (step.maxSegments <= 0 || step.numTokens <= 0) return cudaSuccess;
   if (module.numSlices < 1 || module.numSlices > 3 || module.maxRank < 1 || module.maxRank > kSmallStepMaxRank ||
       step.numTokens > kSmallStepMaxTokens || kSplits < 1)
@@ -362,20 +387,34 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
   const auto* partials = static_cast<const float*>(workspace);
   const size_t bSlotStride = static_cast<size_t>(module.outTotal()) * R;
   auto launch = [&](auto kernel, auto* yTyped) {
-    kernel<<<grid, kExpandThreads, 0, stream>>>(b, bSlotStride, R, slices, step.segIndptr, step.weightIndices, step.permutation,
-                                                step.slotRanks, step.maxSegments, step.numTokens, partials, kSplits, c * R, yTyped,
-                                                yStride, yOffset);
+    cudaLaunchAttribute attribute[1];
+    attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t config = {};
+    config.gridDim = grid;
+    config.blockDim = dim3(kExpandThreads);
+    config.dynamicSmemBytes = 0;
+    config.stream = stream;
+    config.attrs = attribute;
+    config.numAttrs = overlapShrink ? 1 : 0;
+    auto go = [&] {
+      return cudaLaunchKernelEx(&config, kernel, b, bSlotStride, R, slices, step.segIndptr, step.weightIndices, step.permutation,
+                                step.slotRanks, step.maxSegments, step.numTokens, partials, kSplits, c * R, yTyped, yStride, yOffset);
+    };
+    cudaError_t status = go();
+    if (status != cudaSuccess && config.numAttrs > 0) {  // PDL refused (e.g. an old driver): a plain launch is as correct
+      cudaGetLastError();
+      config.numAttrs = 0;
+      status = go();
+    }
+    return status;
   };
   if (dtype == ActDType::BF16) {
     auto* yt = static_cast<__nv_bfloat16*>(y);
-    if (vec) launch(smallExpandKernel<__nv_bfloat16, true>, yt);
-    else launch(smallExpandKernel<__nv_bfloat16, false>, yt);
-  } else {
-    auto* yt = static_cast<__half*>(y);
-    if (vec) launch(smallExpandKernel<__half, true>, yt);
-    else launch(smallExpandKernel<__half, false>, yt);
+    return vec ? launch(smallExpandKernel<__nv_bfloat16, true>, yt) : launch(smallExpandKernel<__nv_bfloat16, false>, yt);
   }
-  return cudaGetLastError();
+  auto* yt = static_cast<__half*>(y);
+  return vec ? launch(smallExpandKernel<__half, true>, yt) : launch(smallExpandKernel<__half, false>, yt);
 }
 
 }  // namespace tslora::cuda::lora

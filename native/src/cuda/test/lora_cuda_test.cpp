@@ -35,8 +35,8 @@ tslora::ThreadPool& threads() {
 }
 
 // Which kernels run a case: the tiled shrink/expand (lora_shrink.cu, lora_expand.cu) or the small-step pair
-// (lora_small_step.cu) with the split count of loraSmallStepSplits, with 1 split, or with 3 (uneven K ranges, empty
-// trailing splits on short K).
+// (lora_small_step.cu) with the split count of loraSmallStepSplits, with 1 split (and the expand as a plain launch
+// instead of a programmatic dependent of the shrink), or with 3 (uneven K ranges, empty trailing splits on short K).
 enum class Path { Tiled, SmallAuto, SmallOne, SmallThree };
 const char* pathName(Path p) {
   return p == Path::Tiled ? "tiled" : p == Path::SmallAuto ? "small" : p == Path::SmallOne ? "small/1 split" : "small/3 splits";
@@ -106,7 +106,9 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
     if (pass == 1) CUDA_CHECK(cudaMemcpy(dY.ptr, yBits.data(), yBits.size() * 2, cudaMemcpyHostToDevice));
     if (small) {
       CUDA_CHECK(cl::loraShrinkSmall(dtype, dev.view, step, dX.ptr, xStride, workspace.ptr, kSplits, nullptr));
-      CUDA_CHECK(cl::loraExpandSmall(dtype, dev.view, step, workspace.ptr, kSplits, dY.ptr, yStride, yOffset, nullptr));
+      // The one-split case also runs the expand as a plain launch (no programmatic overlap with the shrink).
+      CUDA_CHECK(cl::loraExpandSmall(dtype, dev.view, step, workspace.ptr, kSplits, dY.ptr, yStride, yOffset, nullptr,
+                                     path != Path::SmallOne));
       continue;
     }
     if (embed)

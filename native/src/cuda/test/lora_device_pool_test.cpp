@@ -1,7 +1,8 @@
 // DeviceLoraPool (the CUDA engine's LoRA pool) against the CPU LoraPool: every module including embed_tokens (the
 // column gather + expand against the CPU pool's Module::Embed apply) and lm_head, both
 // strategies, a stale slot (rank 64 then rank 8), q/v-only and fused adapters, an empty slot, padded step tables,
-// then clearSlot. Exit 0 = passed, 1 = failed, 77 = no usable GPU.
+// then clearSlot; narrowed, static and decode-graph grids (the last two on the tiled and the small-step kernels).
+// Exit 0 = passed, 1 = failed, 77 = no usable GPU.
 #include <cmath>
 #include <cstdio>
 
@@ -98,6 +99,8 @@ int main() {
         {{0, 1, -1, 2, 3, 0, 1, 2, 0, 1, 2, 2}, {1, 77, 5, 13, 4, 1, 1, 1, 200, 3, 0, 9}},
         {{0}, {1}},
         {{2, -1, 0, 1, 2, 0}, {1, 1, 1, 1, 1, 1}},
+        {{0, 2, 1, 0, -1, 2, 2, 1, 0, 0, 1, 2, 0, -1, 1, 2, 0, 2, 1, 1, 0, 2, 0, 1, 2, 2, 0, 1, -1, 0, 2, 1, 0, 0, 2, 1, 1, 2, 0, 2, 1},
+         std::vector<int>(41, 1)},  // 41 decode rows: 3 position groups, bucket 48
         {{-1, -1}, {3, 1}},
     };
     for (const auto& [slots, counts] : steps)
@@ -107,10 +110,18 @@ int main() {
         gpu.clearSlot(1, nullptr);
         if (gpu.slotRank(1) != 0) { ++failures; std::printf("FAIL slotRank after clearSlot\n"); }
       }
-      for (int mode = 0; mode < 4; ++mode) {
-        const bool csgmv = mode % 2 == 1, staticGrid = mode >= 2;  // static = the shape graph capture needs
+      // Modes: narrowed grid, static grid (the pool maxima), and the grid decode-graph.cu captures (bucket bs >= T:
+      // min(bs, 64) segments x bs rows x bs rows per segment; small steps then run the small-step kernels over bs
+      // positions, the ones beyond T in no segment), each for triton and csgmv.
+      int tokens = 0;
+      for (int n : counts) tokens += n;
+      const int bucket = tokens <= 1 ? 1 : tokens <= 2 ? 2 : tokens <= 4 ? 4 : (tokens + 7) / 8 * 8;
+      for (int mode = 0; mode < 6; ++mode) {
+        const bool csgmv = mode % 2 == 1, staticGrid = mode >= 2 && mode < 4, graphGrid = mode >= 4;
+        if (graphGrid && bucket > 64) continue;
         const Segments seg = buildSegments(slots, counts, csgmv, 64);
-        gpu.setStaticGrid(staticGrid);
+        if (graphGrid) gpu.setGraphGrid(std::min(bucket, 64), bucket, bucket);
+        else gpu.setStaticGrid(staticGrid);
         gpu.setStep(seg.step(csgmv), nullptr);
         for (Module m : {Module::QKV, Module::O, Module::GateUp, Module::Down, Module::Embed, Module::LmHead})
           for (int layer = 0; layer < (m == Module::LmHead || m == Module::Embed ? 1 : c.numLayers); ++layer) {
@@ -124,7 +135,7 @@ int main() {
             else {
               ++failures;
               std::printf("FAIL %s %s%s %s layer %d%s: %s\n", dtype == cl::ActDType::BF16 ? "bf16" : "fp16", csgmv ? "csgmv" : "triton",
-                          staticGrid ? " (static grid)" : "",
+                          staticGrid ? " (static grid)" : graphGrid ? " (decode-graph grid)" : "",
                           moduleNameOf(m).c_str(), layer, phase ? " after clearSlot" : "", error.c_str());
             }
           }
