@@ -8,7 +8,8 @@
 // unnormalised output and (m, l) to a scratch buffer and a second kernel merges them; a token whose keys fit one
 // split writes its output directly (and the merge skips it). Splits are planned on the host from the step's
 // block-table capacity (an upper bound of every token's context), so a captured decode graph stays valid whatever
-// the context lengths of later replays. Shapes the tiled kernel does not cover (head dim not a multiple of 8 or
+// the context lengths of later replays. Steps of long prompts (many tokens per sequence) go to the tensor-core kernel
+// of attention-prefill.cu instead. Shapes the tiled kernel does not cover (head dim not a multiple of 8 or
 // above 256, shared memory over 48 KiB) fall back to the simple kernel at the end of this file.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -16,8 +17,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "attention-merge.h"
+#include "attention-prefill.h"
 #include "kernels.h"
 
 namespace tslora::cuda {
@@ -402,6 +405,8 @@ cudaError_t attention(const void* q, int T_, const HeadShape& hs, float scale, c
                       const void* kCache, const void* vCache, void* out, void* scratch, size_t scratchBytes,
                       cudaStream_t s) {
   const int D = hs.headDim;
+  if (prefillAttentionFits(T_, tabs.numSeqs, hs) && aligned16(q) && aligned16(kCache) && aligned16(vCache))
+    return launchPrefillAttention(std::is_same<T, __nv_bfloat16>::value, q, T_, hs, scale, tabs, kCache, vCache, out, s);
   const bool shapeOk = hs.numKvHeads > 0 && hs.numHeads % hs.numKvHeads == 0 && D % 8 == 0 && D >= 8 && D <= 256 &&
                        hs.numKvHeads <= 65535 && aligned16(q) && aligned16(kCache) && aligned16(vCache) &&
                        aligned16(out) && aligned16(scratch);

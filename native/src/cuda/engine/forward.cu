@@ -254,6 +254,14 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
   tabs.blockTables = tables + 3 * stepT;
   tabs.maxBlocksPerSeq = maxBlocksPerSeq;
   tabs.blockSize = kvBlockSize_;
+  // Sequences among rows [r0, r1), which picks the attention kernel (prefill on tensor cores when they bring many
+  // tokens each): read from the host copy of an eager step's tables (rows are sequences in order); a decode graph's
+  // rows are one token per sequence.
+  tabs.numSeqs = T;
+  if (tables == tables_.get<int32_t>() && T > 0) {
+    const int32_t* hostTokenSeq = hostTables_.get<int32_t>() + 2 * stepT;
+    tabs.numSeqs = hostTokenSeq[r1 - 1] - hostTokenSeq[r0] + 1;
+  }
   const HeadShape hs{d.numHeads, d.numKvHeads, d.headDim};
   const float scale = 1.0f / std::sqrt(static_cast<float>(d.headDim));
   const size_t planeElems = static_cast<size_t>(kvNumBlocks_ + 1) * kvBlockSize_ * d.kvOut();  // + scratch block

@@ -16,6 +16,7 @@ struct AttnTables {
   const int32_t* blockTables = nullptr;  // [B * maxBlocksPerSeq]
   int maxBlocksPerSeq = 0;
   int blockSize = 0;
+  int numSeqs = 0;  // sequences among the T rows (0: unknown); picks the prefill attention kernel, never correctness
 };
 
 struct HeadShape {

@@ -1,0 +1,253 @@
+// Prefill attention on tensor cores (attention-prefill.h), flash-attention style with WMMA 16×16×16 fragments.
+//
+// One block of 4 warps per (tile of query tokens, KV head): the tile's 64 query rows are (token, q head of the GQA
+// group) pairs, token-major (row r = token t0 + r / G, head kvHead · G + r % G), so every row shares the K/V tiles;
+// warp w owns rows [16w, 16w + 16). A tile may straddle sequences (the step's rows are sequences one after another):
+// the block then runs once per sequence segment with the other rows masked. Per key tile of 64 keys (K and V rows in
+// shared memory, paged through the block table, zeros past the last key):
+//   S = Q Kᵀ (WMMA, fp32 accumulate) → shared → scale, causal mask (key > the row's position: −inf), online softmax per
+//   row (two lanes per row, fp32; attention-merge.h) → P rounded to the activation dtype → O = O · corr + P V (WMMA
+//   on the fp32 O in shared memory, rescaled per row first).
+// The running sum l adds the rounded P, so the output is exactly the P-weighted mean of V. Rows and columns of the
+// fragments are only touched through shared memory (the fragment layout is opaque).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <mma.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "attention-merge.h"
+#include "attention-prefill.h"
+
+namespace tslora::cuda {
+namespace {
+
+namespace wmma = nvcuda::wmma;
+
+template <typename T>
+__device__ __forceinline__ T fromF(float v);
+template <>
+__device__ __forceinline__ __nv_bfloat16 fromF<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+template <>
+__device__ __forceinline__ __half fromF<__half>(float v) { return __float2half_rn(v); }
+__device__ __forceinline__ float toF(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float toF(__half v) { return __half2float(v); }
+
+constexpr int kRows = 64;     // query rows per block
+constexpr int kKeys = 64;     // keys per tile
+constexpr int kThreads = 128;  // 4 warps × 16 rows
+constexpr int kSld = kKeys + 4;  // fp32 score row stride (floats; a multiple of 4 for WMMA)
+constexpr int kPld = kKeys + 8;  // P row stride (elements; a multiple of 8 for WMMA)
+
+// Shared layout (bytes, every part 32-byte aligned for WMMA):
+//   Q [64][D + 8] Act | K [64][D + 8] Act | V [64][D + 8] Act | S [64][kSld] fp32 | P [64][kPld] Act |
+//   O [64][D + 4] fp32 | row position [64] int32
+template <typename T, int D>
+struct PrefillSmem {
+  static constexpr int kLd = D + 8;
+  static constexpr int kOld = D + 4;
+  static constexpr size_t kQ = 0;
+  static constexpr size_t kK = kQ + sizeof(T) * kRows * kLd;
+  static constexpr size_t kV = kK + sizeof(T) * kKeys * kLd;
+  static constexpr size_t kS = kV + sizeof(T) * kKeys * kLd;
+  static constexpr size_t kP = kS + sizeof(float) * kRows * kSld;
+  static constexpr size_t kO = kP + sizeof(T) * kRows * kPld;
+  static constexpr size_t kPos = kO + sizeof(float) * kRows * kOld;
+  static constexpr size_t kBytes = kPos + sizeof(int32_t) * kRows;
+  static_assert(kK % 32 == 0 && kV % 32 == 0 && kS % 32 == 0 && kP % 32 == 0 && kO % 32 == 0 && kPos % 32 == 0,
+                "WMMA needs 256-bit aligned tiles");
+};
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kThreads)
+    prefillAttentionKernel(const T* q, int T_, HeadShape hs, float scale, AttnTables tabs, const T* kCache,
+                           const T* vCache, T* out) {
+  using L = PrefillSmem<T, D>;
+  constexpr int kLd = L::kLd, kOld = L::kOld, kVecs = D / 8;
+  extern __shared__ __align__(128) unsigned char smem[];
+  T* sQ = reinterpret_cast<T*>(smem + L::kQ);
+  T* sK = reinterpret_cast<T*>(smem + L::kK);
+  T* sV = reinterpret_cast<T*>(smem + L::kV);
+  float* sS = reinterpret_cast<float*>(smem + L::kS);
+  T* sP = reinterpret_cast<T*>(smem + L::kP);
+  float* sO = reinterpret_cast<float*>(smem + L::kO);
+  int32_t* sPos = reinterpret_cast<int32_t*>(smem + L::kPos);
+
+  const int G = hs.numHeads / hs.numKvHeads;
+  const int tokensPerTile = kRows / G;
+  const int kvh = blockIdx.y;
+  const int t0 = blockIdx.x * tokensPerTile;
+  const int tileEnd = min(T_, t0 + tokensPerTile);
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int kvW = hs.numKvHeads * D;
+  // Two lanes per row in the softmax: lane pair (2i, 2i+1) owns row 16 · warp + i, half of the keys / dims each.
+  const int myRow = 16 * warp + (lane >> 1), myHalf = lane & 1;
+
+  for (int segStart = t0; segStart < tileEnd;) {
+    const int seq = tabs.tokenSeq[segStart];
+    int segEnd = segStart + 1;
+    while (segEnd < tileEnd && tabs.tokenSeq[segEnd] == seq) ++segEnd;
+    int maxPos = 0;
+    for (int t = segStart; t < segEnd; ++t) maxPos = max(maxPos, tabs.positions[t]);
+    const int numKeys = maxPos + 1;
+    const int32_t* table = tabs.blockTables + static_cast<size_t>(seq) * tabs.maxBlocksPerSeq;
+    const int bs = tabs.blockSize;
+
+    // Q rows of this segment (others zero, position −1: every key masked), O = 0.
+    for (int v = tid; v < kRows * kVecs; v += kThreads) {
+      const int r = v / kVecs, c = v - r * kVecs;
+      const int t = t0 + r / G;
+      uint4 val = make_uint4(0u, 0u, 0u, 0u);
+      if (r < tokensPerTile * G && t >= segStart && t < segEnd) {
+        const size_t row = static_cast<size_t>(t) * hs.numHeads + static_cast<size_t>(kvh) * G + r % G;
+        val = reinterpret_cast<const uint4*>(q + row * D)[c];
+      }
+      *reinterpret_cast<uint4*>(sQ + r * kLd + c * 8) = val;
+    }
+    for (int i = tid; i < kRows * kOld; i += kThreads) sO[i] = 0.0f;
+    if (tid < kRows) {
+      const int t = t0 + tid / G;
+      sPos[tid] = tid < tokensPerTile * G && t >= segStart && t < segEnd ? tabs.positions[t] : -1;
+    }
+    float m = -INFINITY, l = 0.0f;  // running max / sum of myRow (both lanes of the pair hold them)
+
+    for (int k0 = 0; k0 < numKeys; k0 += kKeys) {
+      __syncthreads();  // previous tile's K/V (or the segment's Q/O/positions setup) complete
+      for (int v = tid; v < kKeys * kVecs; v += kThreads) {
+        const int j = v / kVecs, c = v - j * kVecs;
+        const int key = k0 + j;
+        uint4 kv = make_uint4(0u, 0u, 0u, 0u), vv = make_uint4(0u, 0u, 0u, 0u);
+        if (key < numKeys) {
+          const size_t off = (static_cast<size_t>(table[key / bs]) * bs + key % bs) * kvW +
+                             static_cast<size_t>(kvh) * D + static_cast<size_t>(c) * 8;
+          kv = *reinterpret_cast<const uint4*>(kCache + off);
+          vv = *reinterpret_cast<const uint4*>(vCache + off);
+        }
+        *reinterpret_cast<uint4*>(sK + j * kLd + c * 8) = kv;
+        *reinterpret_cast<uint4*>(sV + j * kLd + c * 8) = vv;
+      }
+      __syncthreads();
+
+      // S rows of this warp = Q[16 rows] · Kᵀ (K row-major [key][d] is Kᵀ column-major).
+      {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> b;
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+#pragma unroll
+        for (int n = 0; n < kKeys / 16; ++n) {
+          wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
+          for (int kd = 0; kd < D / 16; ++kd) {
+            wmma::load_matrix_sync(a, sQ + (16 * warp) * kLd + kd * 16, kLd);
+            wmma::load_matrix_sync(b, sK + (16 * n) * kLd + kd * 16, kLd);
+            wmma::mma_sync(acc, a, b, acc);
+          }
+          wmma::store_matrix_sync(sS + (16 * warp) * kSld + 16 * n, acc, kSld, wmma::mem_row_major);
+        }
+      }
+      __syncwarp();
+
+      // Online softmax of myRow over this tile's keys [k0, k0 + 64): this lane scores keys myHalf · 32 + [0, 32).
+      {
+        const int pos = sPos[myRow];
+        const float* s = sS + myRow * kSld + myHalf * 32;
+        T* p = sP + myRow * kPld + myHalf * 32;
+        const int keyBase = k0 + myHalf * 32;
+        float mx = -INFINITY;
+#pragma unroll 8
+        for (int j = 0; j < 32; ++j) {
+          const float x = keyBase + j <= pos ? s[j] * scale : -INFINITY;
+          mx = fmaxf(mx, x);
+        }
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        const float mNew = fmaxf(m, mx);
+        float sum = 0.0f;
+#pragma unroll 8
+        for (int j = 0; j < 32; ++j) {
+          const float x = keyBase + j <= pos ? s[j] * scale : -INFINITY;
+          const T w = fromF<T>(softmaxWeight(x, mNew));
+          p[j] = w;
+          sum += toF(w);
+        }
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        const float corr = softmaxCorrection(m, mNew);
+        l = l * corr + sum;
+        m = mNew;
+        float* o = sO + myRow * kOld + myHalf * (D / 2);
+#pragma unroll 8
+        for (int d = 0; d < D / 2; ++d) o[d] *= corr;
+      }
+      __syncwarp();
+
+      // O rows of this warp += P[16 rows][64 keys] · V[64 keys][D].
+      {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> b;
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+#pragma unroll
+        for (int n = 0; n < D / 16; ++n) {
+          float* oTile = sO + (16 * warp) * kOld + 16 * n;
+          wmma::load_matrix_sync(acc, oTile, kOld, wmma::mem_row_major);
+#pragma unroll
+          for (int kk = 0; kk < kKeys / 16; ++kk) {
+            wmma::load_matrix_sync(a, sP + (16 * warp) * kPld + 16 * kk, kPld);
+            wmma::load_matrix_sync(b, sV + (16 * kk) * kLd + 16 * n, kLd);
+            wmma::mma_sync(acc, a, b, acc);
+          }
+          wmma::store_matrix_sync(oTile, acc, kOld, wmma::mem_row_major);
+        }
+      }
+      __syncwarp();
+    }
+
+    // Normalise and write myRow (its half of the dims) when it belongs to this segment.
+    if (sPos[myRow] >= 0) {
+      const int t = t0 + myRow / G;
+      const size_t row = static_cast<size_t>(t) * hs.numHeads + static_cast<size_t>(kvh) * G + myRow % G;
+      const float* o = sO + myRow * kOld + myHalf * (D / 2);
+      T* dst = out + row * D + myHalf * (D / 2);
+      for (int d = 0; d < D / 2; ++d) dst[d] = fromF<T>(o[d] / l);
+    }
+    __syncthreads();  // the next segment rewrites Q, O and the positions
+    segStart = segEnd;
+  }
+}
+
+template <typename T, int D>
+cudaError_t launch(const void* q, int T_, const HeadShape& hs, float scale, const AttnTables& tabs, const void* kCache,
+                   const void* vCache, void* out, cudaStream_t s) {
+  const int G = hs.numHeads / hs.numKvHeads;
+  const int tokensPerTile = kRows / G;
+  const size_t bytes = PrefillSmem<T, D>::kBytes;
+  cudaError_t status = cudaFuncSetAttribute(prefillAttentionKernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            static_cast<int>(bytes));
+  if (status != cudaSuccess) return status;
+  const dim3 grid((T_ + tokensPerTile - 1) / tokensPerTile, hs.numKvHeads);
+  prefillAttentionKernel<T, D><<<grid, kThreads, bytes, s>>>(static_cast<const T*>(q), T_, hs, scale, tabs,
+                                                             static_cast<const T*>(kCache),
+                                                             static_cast<const T*>(vCache), static_cast<T*>(out));
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+bool prefillAttentionFits(int T, int numSeqs, const HeadShape& hs) {
+  if (numSeqs <= 0 || T < 64 || T < 16 * numSeqs) return false;  // decode-like steps: the split kernel
+  if (hs.numKvHeads <= 0 || hs.numHeads % hs.numKvHeads != 0 || hs.numKvHeads > 65535) return false;
+  const int G = hs.numHeads / hs.numKvHeads;
+  return (hs.headDim == 64 || hs.headDim == 128) && G <= 16;
+}
+
+cudaError_t launchPrefillAttention(bool bf16, const void* q, int T, const HeadShape& hs, float scale,
+                                   const AttnTables& tabs, const void* kCache, const void* vCache, void* out,
+                                   cudaStream_t s) {
+  if (bf16) {
+    if (hs.headDim == 64) return launch<__nv_bfloat16, 64>(q, T, hs, scale, tabs, kCache, vCache, out, s);
+    return launch<__nv_bfloat16, 128>(q, T, hs, scale, tabs, kCache, vCache, out, s);
+  }
+  if (hs.headDim == 64) return launch<__half, 64>(q, T, hs, scale, tabs, kCache, vCache, out, s);
+  return launch<__half, 128>(q, T, hs, scale, tabs, kCache, vCache, out, s);
+}
+
+}  // namespace tslora::cuda
