@@ -13,7 +13,7 @@ INC="-Inative/include -Inative/src/lora -Inative/src/lora/test -Inative/src/cuda
 NV="nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90 $INC -Xcompiler -pthread"
 start=$(date +%s)
 for f in native/src/cuda/lora_shrink.cu native/src/cuda/lora_expand.cu native/src/cuda/lora_embed.cu \
-         native/src/cuda/lora_small_step.cu bench/lora/bench_fill.cu \
+         native/src/cuda/lora_small_shrink.cu native/src/cuda/lora_small_expand.cu bench/lora/bench_fill.cu \
          native/src/lora/host_adapter.cpp native/src/lora/lora_pool.cpp native/src/lora/lora_apply.cpp \
          native/src/lora/test/test_thread_pool.cpp native/src/cuda/test/lora_cuda_test.cpp bench/lora/lora_cuda_bench.cpp \
          native/src/cuda/lora_device_pool.cu native/src/cuda/test/lora_device_pool_test.cpp; do
@@ -23,7 +23,7 @@ for f in native/src/cuda/lora_shrink.cu native/src/cuda/lora_expand.cu native/sr
 done
 wait
 cat "$B"/*.log > "$OUT/build.log"
-KERNELS="$B/lora_shrink.o $B/lora_expand.o $B/lora_embed.o $B/lora_small_step.o"
+KERNELS="$B/lora_shrink.o $B/lora_expand.o $B/lora_embed.o $B/lora_small_shrink.o $B/lora_small_expand.o"
 $NV "$B"/host_adapter.o "$B"/lora_pool.o "$B"/lora_apply.o "$B"/test_thread_pool.o "$B"/lora_cuda_test.o \
     $KERNELS -o "$B/lora_cuda_test" >> "$OUT/build.log" 2>&1
 $NV "$B"/host_adapter.o "$B"/lora_pool.o "$B"/lora_apply.o "$B"/test_thread_pool.o "$B"/lora_device_pool_test.o \

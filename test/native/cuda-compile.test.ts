@@ -22,7 +22,7 @@ test('scripts/build-cuda.mjs compiles every kernel for sm_90a + compute_90 PTX i
     const archive = join(out, 'libtslora_cuda_kernels.a');
     assert.ok(existsSync(archive));
     const members = spawnSync('ar', ['t', archive], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).sort();
-    assert.deepEqual(members, ['lora_device_pool.o', 'lora_embed.o', 'lora_expand.o', 'lora_shrink.o', 'lora_small_step.o']);
+    assert.deepEqual(members, ['lora_device_pool.o', 'lora_embed.o', 'lora_expand.o', 'lora_shrink.o', 'lora_small_expand.o', 'lora_small_shrink.o']);
     const symbols = spawnSync('nm', ['-C', archive], { encoding: 'utf8' }).stdout;
     for (const fn of ['loraShrink', 'loraExpand', 'loraEmbedGather', 'loraShrinkSplits', 'loraShrinkWorkspaceBytes', 'loraSmallStepSplits',
       'loraShrinkSmall', 'loraExpandSmall', 'DeviceLoraPool::apply',

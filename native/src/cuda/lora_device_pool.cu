@@ -260,7 +260,7 @@ void DeviceLoraPool::apply(int layer, host::Module module, const void* x, int xS
     check(loraExpand(dtype_, v, step_, u, y, yStride, yOffset, stream), "embed expand");
     return;
   }
-  // Small steps (decode): grids sized by numTokens only, split-K partials summed by the expand (lora_small_step.cu).
+  // Small steps (decode): grids sized by numTokens only, split-K partials summed by the expand (lora_small_step.cuh).
   const int smallSplits = smallStep_ ? loraSmallStepSplits(v, step_, numSms_) : 0;
   if (smallSplits > 0) {
     ensureWorkspace(loraSmallStepWorkspaceBytes(v, step_, smallSplits), stream);

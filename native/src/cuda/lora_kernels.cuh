@@ -70,12 +70,12 @@ cudaError_t loraShrink(ActDType dtype, const DeviceModule& module, const DeviceS
 cudaError_t loraExpand(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const float* u, void* y,
                        int yStride, int yOffset, cudaStream_t stream);
 
-// Small-step (decode) path: for steps of few rows (numTokens <= kSmallStepMaxTokens) and ranks up to 64, the launch
-// grid depends only on numTokens, the module and the split count (never on the segment layout), so a captured graph
-// stays valid whatever adapters the replayed batch mixes. Positions (rows in segment order) are taken in groups of
-// 16; a group's rows may belong to several slots (handled as runs). The shrink splits K over many blocks (mma.sync
-// straight from global memory, no shared-memory staging) and writes per-split partial sums; the expand sums the
-// partials of its rows (fixed order: deterministic) and adds U·Bᵀ with CUDA cores. No tickets, no atomics.
+// Small-step (decode) path (lora_small_step.cuh, lora_small_shrink.cu, lora_small_expand.cu): for steps of few rows
+// (numTokens <= kSmallStepMaxTokens) and ranks up to 64, the launch grids depend only on numTokens, the module and the
+// split count (never on the segment layout), so a captured graph stays valid whatever adapters the replayed batch
+// mixes. Positions are taken in groups of 16; a group's rows may belong to several slots (runs). The shrink splits K
+// over many blocks (mma.sync straight from global memory) and writes per-split partial sums; the expand sums the
+// partials of its rows in a fixed order (deterministic) and adds U·Bᵀ in fp32. No tickets, no atomics.
 constexpr int kSmallStepMaxTokens = 128;
 constexpr int kSmallStepMaxRank = 64;
 // The split count for the small-step path, or 0 when the step or module does not qualify (then use loraShrink /

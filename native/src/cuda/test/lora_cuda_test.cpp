@@ -35,7 +35,7 @@ tslora::ThreadPool& threads() {
 }
 
 // Which kernels run a case: the tiled shrink/expand (lora_shrink.cu, lora_expand.cu) or the small-step pair
-// (lora_small_step.cu) with the split count of loraSmallStepSplits, with 1 split (and the expand as a plain launch
+// (lora_small_shrink.cu, lora_small_expand.cu) with the split count of loraSmallStepSplits, with 1 split (and the expand as a plain launch
 // instead of a programmatic dependent of the shrink), or with 3 (uneven K ranges, empty trailing splits on short K).
 enum class Path { Tiled, SmallAuto, SmallOne, SmallThree };
 const char* pathName(Path p) {

@@ -1,0 +1,227 @@
+// Small-step (decode) LoRA expand: Y[:, off_j + n] += Σ_k U[:, j*r + k] · B[w, off_j + n, k] for position groups of 16
+// rows (lora_small_step.cuh). Grid (column blocks of 128, slices, groups), 128 threads; thread (v = tid % 16,
+// qa = tid / 16) owns columns v + 16i (i < 8) of rows qa and qa + 8 (a warp touches 16 consecutive columns of a row:
+// full 32-byte sectors). The B tile of every run (distinct slot) of the group goes through a 4-stage cp.async
+// pipeline into shared memory as stored ([column][k], bf16/fp16), so a group of several adapters has up to four
+// tiles in flight. Launched as a programmatic dependent of its shrink: the segment tables, the first B tiles and y are
+// loaded before griddepcontrol.wait; the split partials of U are summed (fixed order) after it. U stays fp32.
+#include <algorithm>
+
+#include "lora_small_step.cuh"
+
+namespace tslora::cuda::lora {
+namespace {
+
+using namespace small;
+using detail::Convert;
+
+constexpr int kThreads = 128;
+constexpr int kBN = 128;     // output columns per block
+constexpr int kStages = 4;   // B tiles (one per run) in flight
+constexpr int kULd = kSmallStepMaxRank + 4;
+
+int bLdFor(int R) { return (R + 7) / 8 * 8 + 8; }  // elements per B-tile row: 16-byte aligned, 16 bytes of padding
+
+struct Slices {
+  int offsets[4];
+};
+// Selects instead of a run-time array index, which would put the kernel-parameter array on the stack.
+__device__ __forceinline__ int sliceOffset(const Slices& s, int j) {
+  return j == 0 ? s.offsets[0] : j == 1 ? s.offsets[1] : j == 2 ? s.offsets[2] : s.offsets[3];
+}
+
+// 16-byte global → shared copy of which only the first `bytes` (0..16) are read; the rest is zero-filled.
+__device__ __forceinline__ void copyAsyncPartial(void* sharedDst, const void* globalSrc, int bytes) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(sharedDst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(globalSrc), "r"(bytes));
+}
+
+// Dynamic shared memory: kStages B tiles of T [kBN, bLd].
+template <typename T>
+__global__ void __launch_bounds__(kThreads) smallExpandKernel(
+    const uint16_t* __restrict__ b, size_t bSlotStride, int R, Slices slices, const int32_t* __restrict__ segIndptr,
+    const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
+    int maxSegments, int numTokens, const float* __restrict__ partials, int splits, int uStride, T* __restrict__ y, int yStride,
+    int yOffset, int vecB) {
+  const int j = blockIdx.y, offset = sliceOffset(slices, j), width = sliceOffset(slices, j + 1) - offset;
+  const int n0 = blockIdx.x * kBN;
+  // Every block, even one with nothing to do, waits for the shrink before it exits: then this grid's completion
+  // implies the shrink's, which the launches after it on the stream rely on. (A no-op without PDL.)
+  if (n0 >= width) {
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    return;
+  }
+  __shared__ GroupRows g;
+  __shared__ __align__(16) float sU[kGroupRows][kULd];  // this slice's U columns per row, zero from r on
+  extern __shared__ __align__(16) unsigned char smem[];
+  const int p0 = blockIdx.z * kGroupRows;
+  loadGroup(segIndptr, weightIndices, permutation, slotRanks, maxSegments, numTokens, p0, g);
+  if (g.numRuns == 0) {
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    return;
+  }
+  const int bLd = (R + 7) / 8 * 8 + 8;
+  auto stage = [&](int run) { return reinterpret_cast<uint16_t*>(smem) + (run % kStages) * kBN * bLd; };
+
+  // B tile of `run` (columns [n0, n0 + 128) of the slice, k < roundup8(r), zero beyond r and beyond the slice) into
+  // its stage; commits one cp.async group either way, so group i always belongs to run i.
+  auto issue = [&](int run) {
+    if (run < g.numRuns) {
+      const int w = g.runSlot[run], r = g.runRank[run], kPad = (r + 7) / 8 * 8;
+      const uint16_t* bTile = b + static_cast<size_t>(w) * bSlotStride + static_cast<size_t>(offset + n0) * R;
+      uint16_t* dst = stage(run);
+      if (vecB) {
+        const int chunks = kPad / 8;
+        for (int e = threadIdx.x; e < chunks * kBN; e += kThreads) {
+          const int c = e / chunks, kc = (e % chunks) * 8;
+          const int bytes = n0 + c < width ? min(16, (r - kc) * 2) : 0;
+          copyAsyncPartial(dst + c * bLd + kc, bytes > 0 ? bTile + static_cast<size_t>(c) * R + kc : bTile, bytes);
+        }
+      } else {
+        for (int e = threadIdx.x; e < kPad * kBN; e += kThreads) {
+          const int c = e / kPad, k = e % kPad;
+          dst[c * bLd + k] = n0 + c < width && k < r ? bTile[static_cast<size_t>(c) * R + k] : uint16_t{0};
+        }
+      }
+    }
+    detail::copyAsyncCommit();
+  };
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) issue(s);  // weights: independent of the shrink
+
+  const int v = threadIdx.x % 16, qa = threadIdx.x / 16;
+  T* yRow[2];
+  float yOld[2][8];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int q = qa + 8 * h;
+    yRow[h] = g.slot[q] >= 0 ? y + static_cast<size_t>(g.phys[q]) * yStride + yOffset + offset + n0 : nullptr;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const int col = v + 16 * i;
+      yOld[h][i] = yRow[h] != nullptr && n0 + col < width ? Convert<T>::toFloat(yRow[h][col]) : 0.0f;
+    }
+  }
+
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");  // the shrink grid has completed: its partials are visible
+  const int rPad = (R + 7) / 8 * 8;
+  const size_t splitStride = static_cast<size_t>(numTokens) * uStride;
+  for (int e = threadIdx.x; e < kGroupRows * rPad; e += kThreads) {
+    const int q = e / rPad, k = e % rPad, r = g.rank[q];
+    float sum = 0.0f;
+    if (g.slot[q] >= 0 && k < r) {
+      const float* src = partials + static_cast<size_t>(p0 + q) * uStride + j * r + k;
+      int s = 0;
+#pragma unroll 4
+      for (; s + 8 <= splits; s += 8) {
+        float part[8];
+#pragma unroll
+        for (int i = 0; i < 8; ++i) part[i] = __ldcg(src + (s + i) * splitStride);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) sum += part[i];
+      }
+      for (; s < splits; ++s) sum += __ldcg(src + s * splitStride);
+    }
+    sU[q][k] = sum;
+  }
+
+  float acc[2][8];
+#pragma unroll
+  for (int h = 0; h < 2; ++h)
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc[h][i] = 0.0f;
+  for (int run = 0; run < g.numRuns; ++run) {
+    issue(run + kStages - 1);
+    detail::copyAsyncWait<kStages - 1>();  // run's group has landed (this thread's copies)
+    __syncthreads();                       // everyone's copies and sU
+    const int w = g.runSlot[run], kPad = (g.runRank[run] + 7) / 8 * 8;
+    const uint16_t* tile = stage(run);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int q = qa + 8 * h;
+      if (g.slot[q] != w) continue;
+      for (int kc = 0; kc < kPad; kc += 8) {
+        const float4 u0 = *reinterpret_cast<const float4*>(&sU[q][kc]);
+        const float4 u1 = *reinterpret_cast<const float4*>(&sU[q][kc + 4]);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          const uint4 raw = *reinterpret_cast<const uint4*>(tile + (v + 16 * i) * bLd + kc);
+          const T* bv = reinterpret_cast<const T*>(&raw);
+          acc[h][i] += u0.x * Convert<T>::toFloat(bv[0]) + u0.y * Convert<T>::toFloat(bv[1]) + u0.z * Convert<T>::toFloat(bv[2]) +
+                       u0.w * Convert<T>::toFloat(bv[3]) + u1.x * Convert<T>::toFloat(bv[4]) + u1.y * Convert<T>::toFloat(bv[5]) +
+                       u1.z * Convert<T>::toFloat(bv[6]) + u1.w * Convert<T>::toFloat(bv[7]);
+        }
+      }
+    }
+    __syncthreads();  // the stage is rewritten kStages - 1 runs later
+  }
+  detail::copyAsyncWait<0>();
+
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    if (yRow[h] == nullptr) continue;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const int col = v + 16 * i;
+      if (n0 + col < width) yRow[h][col] = Convert<T>::fromFloat(yOld[h][i] + acc[h][i]);
+    }
+  }
+}
+
+}  // namespace
+
+cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace,
+                            int kSplits, void* y, int yStride, int yOffset, cudaStream_t stream, bool overlapShrink) {
+  if (step.maxSegments <= 0 || step.numTokens <= 0) return cudaSuccess;
+  if (module.numSlices < 1 || module.numSlices > 3 || module.maxRank < 1 || module.maxRank > kSmallStepMaxRank ||
+      step.numTokens > kSmallStepMaxTokens || kSplits < 1)
+    return cudaErrorInvalidValue;
+  const int c = module.numSlices, R = module.maxRank;
+  Slices slices{};
+  int widest = 0;
+  bool vecB = R % 8 == 0 && aligned16(module.b);
+  for (int jj = 0; jj <= c; ++jj) {
+    slices.offsets[jj] = module.sliceOffsets[jj];
+    vecB = vecB && slices.offsets[jj] % 8 == 0;
+  }
+  for (int jj = 0; jj < c; ++jj) widest = std::max(widest, slices.offsets[jj + 1] - slices.offsets[jj]);
+  if (widest <= 0) return cudaSuccess;
+  const dim3 grid((widest + kBN - 1) / kBN, c, groupsOf(step));
+  const size_t smemBytes = static_cast<size_t>(kStages) * kBN * bLdFor(R) * sizeof(uint16_t);
+  const auto* b = static_cast<const uint16_t*>(module.b);
+  const auto* partials = static_cast<const float*>(workspace);
+  const size_t bSlotStride = static_cast<size_t>(module.outTotal()) * R;
+  auto launch = [&](auto kernel, auto* yTyped) -> cudaError_t {
+    if (smemBytes > 48 * 1024) {  // R above 40 (not a stream operation: fine under graph capture)
+      const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smemBytes));
+      if (attribute != cudaSuccess) return attribute;
+    }
+    cudaLaunchAttribute attribute[1];
+    attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t config = {};
+    config.gridDim = grid;
+    config.blockDim = dim3(kThreads);
+    config.dynamicSmemBytes = smemBytes;
+    config.stream = stream;
+    config.attrs = attribute;
+    config.numAttrs = overlapShrink ? 1 : 0;
+    const int vecFlag = vecB ? 1 : 0;
+    auto go = [&] {
+      return cudaLaunchKernelEx(&config, kernel, b, bSlotStride, R, slices, step.segIndptr, step.weightIndices, step.permutation,
+                                step.slotRanks, step.maxSegments, step.numTokens, partials, kSplits, c * R, yTyped, yStride, yOffset,
+                                vecFlag);
+    };
+    cudaError_t status = go();
+    if (status != cudaSuccess && config.numAttrs > 0) {  // PDL refused (an old driver): a plain launch is as correct
+      cudaGetLastError();
+      config.numAttrs = 0;
+      status = go();
+    }
+    return status;
+  };
+  if (dtype == ActDType::BF16) return launch(smallExpandKernel<__nv_bfloat16>, static_cast<__nv_bfloat16*>(y));
+  return launch(smallExpandKernel<__half>, static_cast<__half*>(y));
+}
+
+}  // namespace tslora::cuda::lora

@@ -1,0 +1,73 @@
+// Shared by the small-step (decode) LoRA kernels (lora_small_shrink.cu, lora_small_expand.cu; API in
+// lora_kernels.cuh). Their grids depend only on numTokens, the module and the split count, never on the segment
+// layout, so one captured graph serves any adapter mix. Positions (rows in segment order) are taken in groups of 16
+// (one mma M tile); a group's rows are resolved from the segment tables in one parallel pass and processed per run
+// (distinct slot), so triton's one segment per request, csgmv's chunks and graph padding all work.
+// The shrink writes per-split partial sums of U by position, fp32 [kSplits, numTokens, c*R]; the expand sums them
+// in a fixed order (deterministic; no tickets or atomics, nothing to reset between graph replays).
+#pragma once
+#include <cstdint>
+
+#include "lora_kernels.cuh"
+#include "lora_tile.cuh"
+
+namespace tslora::cuda::lora::small {
+
+constexpr int kGroupRows = 16;
+constexpr int kMaxCols = 3 * kSmallStepMaxRank;  // c*R
+
+// Rows of one position group: slot (-1 = base, beyond numTokens or rank 0), rank, physical row; the distinct slots in
+// order of first appearance (runs).
+struct GroupRows {
+  int slot[kGroupRows], rank[kGroupRows], phys[kGroupRows];
+  int runSlot[kGroupRows], runRank[kGroupRows];
+  int numRuns;
+};
+
+// Fills g for positions [p0, p0 + 16) (every thread of the block calls it; it synchronises). Two dependent global
+// round trips: the tables and the permutation, then the slot ranks.
+__device__ inline void loadGroup(const int32_t* __restrict__ segIndptr, const int32_t* __restrict__ weightIndices,
+                                 const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks, int maxSegments,
+                                 int numTokens, int p0, GroupRows& g) {
+  const int tid = threadIdx.x;
+  if (tid < kGroupRows) {
+    g.slot[tid] = -1;
+    g.rank[tid] = 0;
+    g.phys[tid] = p0 + tid < numTokens ? detail::physicalRow(permutation, p0 + tid) : 0;
+  }
+  __syncthreads();
+  const int pEnd = min(numTokens, p0 + kGroupRows);
+  for (int s = tid; s < maxSegments; s += blockDim.x) {  // segments are disjoint: each position is written once
+    const int begin = segIndptr[s], end = segIndptr[s + 1], w = weightIndices[s];
+    const int lo = max(begin, p0), hi = min(end, pEnd);
+    if (lo >= hi || w < 0) continue;
+    const int r = slotRanks[w];
+    if (r <= 0) continue;
+    for (int p = lo; p < hi; ++p) {
+      g.slot[p - p0] = w;
+      g.rank[p - p0] = r;
+    }
+  }
+  __syncthreads();
+  if (tid == 0) {
+    int runs = 0;
+    for (int q = 0; q < kGroupRows; ++q) {
+      const int w = g.slot[q];
+      if (w < 0) continue;
+      bool seen = false;
+      for (int i = 0; i < runs; ++i) seen = seen || g.runSlot[i] == w;
+      if (!seen) {
+        g.runSlot[runs] = w;
+        g.runRank[runs] = g.rank[q];
+        ++runs;
+      }
+    }
+    g.numRuns = runs;
+  }
+  __syncthreads();
+}
+
+inline int groupsOf(const DeviceStep& step) { return (step.numTokens + kGroupRows - 1) / kGroupRows; }
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+}  // namespace tslora::cuda::lora::small
