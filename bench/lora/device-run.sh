@@ -32,16 +32,17 @@ $NV "$B"/lora_cuda_bench.o "$B"/bench_fill.o $KERNELS -o "$B/lora_cuda_bench" >>
 echo "build: $(( $(date +%s) - start )) s" | tee -a "$OUT/build.log"
 grep -E "error|registers|spill" "$OUT/build.log" | sort | uniq -c | head -20
 
-echo "== kernel test vs CPU twin"; "$B/lora_cuda_test" 2>&1 | tee "$OUT/test.log" | tail -15
-echo "== device pool vs CPU pool"; "$B/lora_device_pool_test" 2>&1 | tee "$OUT/device-pool-test.log" | tail -8
-if [ "${SKIP_MEMCHECK:-0}" != 1 ]; then
-echo "== compute-sanitizer memcheck (quick subset)"
-timeout 240 compute-sanitizer --tool memcheck --print-limit 5 "$B/lora_cuda_test" --quick > "$OUT/memcheck.log" 2>&1
-echo "memcheck rc=$?"; tail -4 "$OUT/memcheck.log"
-timeout 120 compute-sanitizer --tool memcheck --print-limit 5 "$B/lora_device_pool_test" > "$OUT/memcheck-pool.log" 2>&1
-echo "memcheck (device pool) rc=$?"; tail -2 "$OUT/memcheck-pool.log"
-fi
-echo "== benchmark"; "$B/lora_cuda_bench" "$OUT/bench.json" > "$OUT/bench.log" 2>&1; echo "bench rc=$?"
-if [ "${SKIP_TORCH:-0}" != 1 ]; then echo "== torch baseline"; PYTHONUNBUFFERED=1 timeout 200 python3 bench/lora/torch_baseline.py "$OUT/torch.json" > "$OUT/torch.log" 2>&1; echo "torch rc=$?"
-cat "$OUT/torch.log" | tail -5; fi
+echo "== kernel test vs CPU twin"; timeout 120 "$B/lora_cuda_test" 2>&1 | tee "$OUT/test.log" | tail -15
+echo "== device pool vs CPU pool"; timeout 60 "$B/lora_device_pool_test" 2>&1 | tee "$OUT/device-pool-test.log" | tail -8
+echo "== benchmark"; timeout 120 "$B/lora_cuda_bench" "$OUT/bench.json" > "$OUT/bench.log" 2>&1; echo "bench rc=$?"
 sed -n '/==== summary/,$p' "$OUT/bench.log"
+if [ "${SKIP_MEMCHECK:-0}" != 1 ]; then
+  echo "== compute-sanitizer memcheck (quick subset)"
+  timeout "${MEMCHECK_S:-150}" compute-sanitizer --tool memcheck --print-limit 5 "$B/lora_cuda_test" --quick > "$OUT/memcheck.log" 2>&1
+  echo "memcheck rc=$?"; tail -4 "$OUT/memcheck.log"
+  timeout 90 compute-sanitizer --tool memcheck --print-limit 5 "$B/lora_device_pool_test" > "$OUT/memcheck-pool.log" 2>&1
+  echo "memcheck (device pool) rc=$?"; tail -2 "$OUT/memcheck-pool.log"
+fi
+if [ "${SKIP_TORCH:-0}" != 1 ]; then echo "== torch baseline"; PYTHONUNBUFFERED=1 timeout 200 python3 bench/lora/torch_baseline.py "$OUT/torch.json" > "$OUT/torch.log" 2>&1; echo "torch rc=$?"
+tail -5 "$OUT/torch.log"; fi
+echo "total: $(( $(date +%s) - start )) s"

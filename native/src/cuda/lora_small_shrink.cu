@@ -1,5 +1,5 @@
 // Small-step (decode) LoRA shrink: partial U = X·Aᵀ per K split, for position groups of 16 rows (lora_small_step.cuh).
-// Grid (splits, groups), 4 warps. Work items = (run, 64-column chunk, 64-K step) of the block's K range, dealt to
+// Grid (splits, groups), 8 warps. Work items = (run, 64-column chunk, 64-K step) of the block's K range, dealt to
 // the warps round robin, so a group of several adapters keeps every warp busy with loads in flight at once. A warp
 // step: lane (g = lane/4, t = lane%4) loads 16 consecutive elements of x rows g and g+8 and of A row n (two 16-byte
 // loads each, straight from global memory) and feeds four mma.m16n8k16 with K permuted: logical k {2t, 2t+1, 2t+8,
@@ -15,7 +15,7 @@ namespace {
 
 using namespace small;
 
-constexpr int kThreads = 128;
+constexpr int kThreads = 256;  // 8 warps: long K (down_proj) and several adapters per group still one item per warp
 constexpr int kWarps = kThreads / 32;
 constexpr int kStepK = 64;      // K per warp step: 4 lanes x 16 elements
 constexpr int kChunkTiles = 8;  // mma N tiles (8 U columns each) per item: 64 columns
