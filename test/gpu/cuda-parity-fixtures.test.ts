@@ -33,14 +33,18 @@ const LORA_BACKENDS = ['csgmv', 'triton'] as const;
 const { backend: cuda, skip } = cudaBackendOrSkip();
 const cpu = loadNativeBackend('cpu');
 
-/** Free-running greedy decoding of one prompt (prefill + numTokens - 1 decode steps). */
-function freeGreedy(runner: ModelRunner, prompt: number[], slot: number, numTokens: number): number[] {
+/** Free-running greedy decoding of one prompt (prefill + numTokens - 1 decode steps), with each step's logits. */
+function freeGreedy(runner: ModelRunner, prompt: number[], slot: number, numTokens: number): { tokens: number[]; logits: Float32Array[] } {
   const table = Array.from({ length: BLOCKS_PER_SEQ }, (_, i) => i);
-  const tokens = [runner.step([{ tokenIds: prompt, startPosition: 0, blockTable: table, slot, sampling: greedy }])[0].tokenId];
+  const first = runner.step([{ tokenIds: prompt, startPosition: 0, blockTable: table, slot, sampling: greedy, returnLogits: true }])[0];
+  const tokens = [first.tokenId];
+  const logits = [first.logits as Float32Array];
   for (let t = 1; t < numTokens; t++) {
-    tokens.push(runner.step([{ tokenIds: [tokens[t - 1]], startPosition: prompt.length + t - 1, blockTable: table, slot, sampling: greedy }])[0].tokenId);
+    const r = runner.step([{ tokenIds: [tokens[t - 1]], startPosition: prompt.length + t - 1, blockTable: table, slot, sampling: greedy, returnLogits: true }])[0];
+    tokens.push(r.tokenId);
+    logits.push(r.logits as Float32Array);
   }
-  return tokens;
+  return { tokens, logits };
 }
 
 for (const model of MODELS) {
@@ -105,8 +109,21 @@ for (const model of MODELS) {
               }
             }
             if (!tieInPrompt) {
+              // Run alone, the prompt takes other kernel paths than in the teacher-forced batch (e.g. the skinny
+              // decode GEMM for a prefill of ≤ 8 tokens), so the rounding noise differs: the first divergence is
+              // judged by the same near-tie rule, on the free-running logits (same prefix as the CPU run there).
               const free = freeGreedy(runner, ref.prompts[p], slot, ref.greedyTokens);
-              if (free.join() !== forced[p].join()) failures.push(`${dtype}/${lb} prompt ${p}: free-running greedy ${free} ≠ reference ${forced[p]}`);
+              const s = free.tokens.findIndex((tok, i) => tok !== forced[p][i]);
+              if (s >= 0) {
+                const margin = top2Margin(cpuRun.logits[p][s]);
+                const noise = maxAbsDiff(free.logits[s], cpuRun.logits[p][s]);
+                if (margin < 2 * noise) {
+                  nearTies++;
+                  console.log(`cuda-parity ${model} ${c.name} ${dtype}/${lb} prompt ${p}: free-running near-tie at step ${s} (margin ${margin.toExponential(2)} < 2 × ${noise.toExponential(2)})`);
+                } else {
+                  failures.push(`${dtype}/${lb} prompt ${p}: free-running greedy ${free.tokens} ≠ reference ${forced[p]} at step ${s} although the top-2 margin ${margin} exceeds 2 × |CUDA − CPU| = ${2 * noise}`);
+                }
+              }
             }
           });
           console.log(`cuda-parity ${model} ${c.name} ${dtype}/${lb}: max rel-L2 vs PEFT ${worstRef.toExponential(2)}, vs CPU (16 steps) ${worstCpu.toExponential(2)}, near-ties ${nearTies}/${ref.prompts.length * ref.greedyTokens}`);

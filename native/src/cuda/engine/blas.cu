@@ -43,7 +43,7 @@ Blas::~Blas() {
 
 void Blas::gemm(Act act, const void* x, int M, int K, const void* w, int N, void* y, bool yF32) {
   if (M == 0 || N == 0) return;
-  if (skinnyEnabled_ && skinnyGemmApplies(M, K, x, w)) {
+  if (skinnyEnabled_ && skinnyGemmApplies(M, N, K, x, w)) {
     cudaCheck(launchSkinnyGemm(act, x, M, K, w, N, y, yF32, skinnyGemmKSplit(N, K, numSms_), static_cast<cudaStream_t>(stream_)),
               "skinny GEMM launch");
     return;

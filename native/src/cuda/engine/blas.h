@@ -15,7 +15,8 @@ class Blas {
   Blas& operator=(const Blas&) = delete;
 
   // y[M, N] (row-major, leading dimension N) = x[M, K] · w[N, K]ᵀ. x, w in `act`; y in `act`, or fp32 if yF32.
-  // M ≤ 8 (decode) goes to the skinny weight-streaming kernel (skinny-gemm.h), the rest to cublasGemmEx.
+  // Decode-sized M goes to the skinny weight-streaming kernel where it is faster (skinny-gemm.h), the rest to
+  // cublasGemmEx.
   void gemm(Act act, const void* x, int M, int K, const void* w, int N, void* y, bool yF32);
 
  private:

@@ -155,9 +155,13 @@ cudaError_t launchTyped(const void* x, int M, int K, const void* w, int N, void*
 
 }  // namespace
 
-bool skinnyGemmApplies(int M, int K, const void* x, const void* w) {
+bool skinnyGemmApplies(int M, int N, int K, const void* x, const void* w) {
   const auto aligned = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
-  return M >= 1 && M <= kSkinnyGemmMaxRows && K > 0 && K % kVecElems == 0 && aligned(x) && aligned(w);
+  if (M < 1 || M > kSkinnyGemmMaxRows || N < 1 || K <= 0 || K % kVecElems != 0 || !aligned(x) || !aligned(w)) return false;
+  const double weightBytes = 2.0 * N * K;
+  if (M <= 2) return true;
+  if (M <= 4) return weightBytes <= 36e6;
+  return weightBytes <= 10e6;
 }
 
 int skinnyGemmKSplit(int N, int K, int numSms) {
@@ -172,7 +176,8 @@ int skinnyGemmKSplit(int N, int K, int numSms) {
 cudaError_t launchSkinnyGemm(Act act, const void* x, int M, int K, const void* w, int N, void* y, bool yF32, int kSplit,
                              cudaStream_t stream) {
   if (N <= 0) return cudaSuccess;
-  if (!skinnyGemmApplies(M, K, x, w)) return cudaErrorInvalidValue;
+  const auto aligned = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
+  if (M < 1 || M > kSkinnyGemmMaxRows || K <= 0 || K % kVecElems != 0 || !aligned(x) || !aligned(w)) return cudaErrorInvalidValue;
   return act == Act::BF16 ? launchTyped<__nv_bfloat16>(x, M, K, w, N, y, yF32, kSplit, stream)
                           : launchTyped<__half>(x, M, K, w, N, y, yF32, kSplit, stream);
 }

@@ -13,9 +13,12 @@ namespace tslora::cuda {
 
 constexpr int kSkinnyGemmMaxRows = 8;
 
-// True when the skinny kernel handles this call: 1 ≤ M ≤ 8, K a multiple of 8 (16-byte rows) and x, w 16-byte
-// aligned. Everything else must go through cuBLAS.
-bool skinnyGemmApplies(int M, int K, const void* x, const void* w);
+// True when the skinny kernel handles this call: K a multiple of 8 (16-byte rows), x and w 16-byte aligned, and few
+// enough rows for the weight matrix' size. Measured on the H200 against cublasGemmEx (skinny-gemm-test --bench,
+// bench/cuda/README.md): at M = 1 it is as fast or up to 2.4x faster for every projection of Llama-3.2-1B and 3.1-8B;
+// with more rows each weight vector feeds more conversions and FMAs per byte, so at M = 4 it only wins on matrices
+// up to ~34 MB and at M = 8 only on the smallest (8 MB). Everything else goes through cuBLAS.
+bool skinnyGemmApplies(int M, int N, int K, const void* x, const void* w);
 
 // How many warps share the K loop of one column pair (1, 2, 4 or 8): enough warps to fill the GPU (numSms × 64),
 // each warp keeping at least two 16-byte vectors of every weight row.

@@ -145,7 +145,7 @@ void bench(int numSms) {
     CHECK(cudaMalloc(&dw, wBytes * copies));
     CHECK(cudaMemset(dw, 0, wBytes * copies));
     CHECK(cudaMemset(dx, 0, static_cast<size_t>(8) * s.K * 2));
-    for (int M : {1, 4, 8}) {
+    for (int M : {1, 2, 4, 8}) {
       double us[2];
       for (int impl = 0; impl < 2; ++impl) {
         const int iters = 50;
@@ -171,8 +171,8 @@ void bench(int numSms) {
         cudaEventElapsedTime(&ms, a, b);
         us[impl] = ms * 1000 / iters;
       }
-      std::printf("bench %-11s M %d: skinny %7.1f us %6.0f GB/s | cuBLAS %7.1f us %6.0f GB/s | speedup %.2fx\n", s.name, M, us[0],
-                  wBytes / us[0] / 1e3, us[1], wBytes / us[1] / 1e3, us[1] / us[0]);
+      std::printf("bench %-11s M %d (%s): skinny %7.1f us %6.0f GB/s | cuBLAS %7.1f us %6.0f GB/s | speedup %.2fx\n", s.name, M,
+                  tslora::cuda::skinnyGemmApplies(M, s.N, s.K, dx, dw) ? "engine: skinny" : "engine: cuBLAS", us[0], wBytes / us[0] / 1e3, us[1], wBytes / us[1] / 1e3, us[1] / us[0]);
     }
     cudaFree(dx);
     cudaFree(dy);
