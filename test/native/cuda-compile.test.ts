@@ -47,3 +47,32 @@ test('the CUDA test and benchmark drivers compile (host code against the kernel 
     rmSync(out, { recursive: true, force: true });
   }
 });
+
+// The small-step (decode) kernels' index math, fragment layouts, run handling and split-K partials, executed on the CPU:
+// native/src/cuda/test/emu rewrites their sources for a thread-per-CUDA-thread emulator and checks them against a
+// double-precision reference (no GPU needed; the H200 driver lora_cuda_test checks the real hardware).
+function cudaIncludeDir(): string | null {
+  const roots = [process.env.CUDA_HOME, process.env.CUDA_PATH, '/usr/local/cuda'].filter((d): d is string => Boolean(d));
+  for (const root of roots) if (existsSync(join(root, 'include', 'cuda_bf16.h'))) return join(root, 'include');
+  return null;
+}
+
+test('small-step LoRA kernels under host emulation match a double-precision reference', {
+  skip: skip || (cudaIncludeDir() ? false : 'CUDA headers (cuda_bf16.h) not found'), timeout: 300_000,
+}, async () => {
+  const out = mkdtempSync(join(tmpdir(), 'tslora-small-step-emu-'));
+  try {
+    const emuDir = join(repoRoot, 'native/src/cuda/test/emu');
+    const { prepare } = await import(join(emuDir, 'prepare.mjs'));
+    const sources: string[] = prepare(out);
+    const exe = join(out, 'small_step_emu_test');
+    const build = spawnSync('nice', ['g++', '-std=c++20', '-O1', '-w', `-I${emuDir}`, `-I${out}`, `-I${join(repoRoot, 'native/src/cuda')}`,
+      `-I${cudaIncludeDir()}`, '-pthread', join(emuDir, 'small_step_emu_test.cpp'), ...sources, '-o', exe], { encoding: 'utf8' });
+    assert.equal(build.status, 0, `${build.stdout}${build.stderr}`);
+    const run = spawnSync(exe, ['--quick'], { encoding: 'utf8' });
+    assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
+    assert.match(run.stdout, /^0\/12 failed$/m);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,106 @@
+// The small-step LoRA kernels (lora_small_shrink.cu, lora_small_expand.cu) run on the CPU under small-step-emu.h (one
+// std::thread per CUDA thread, mma.sync emulated from the PTX fragment layout, cp.async as a zero-filling copy, PDL
+// as a no-op), against a double-precision LoRA reference: triton and csgmv segment tables with graph padding, ranks
+// 1..64 with NaN beyond the rank, odd strides and sizes (scalar paths), several split counts, 16 adapters in one
+// 16-row group, batch 1, bf16 and fp16. Base rows and columns outside the module must stay bit-identical.
+// Built by test/native/cuda-compile.test.ts (g++ -std=c++20 against sources rewritten by prepare.mjs).
+// Usage: small_step_emu_test [--quick]; exit 0 = all passed.
+#include "small-step-emu.h"
+#include <cstdio>
+#include <random>
+#include <string>
+#include "lora_kernels.cuh"
+namespace cl = tslora::cuda::lora;
+static bool gHalf = false;
+static uint16_t toBits(float f) {
+  uint16_t u;
+  if (gHalf) { __half h = __float2half_rn(f); std::memcpy(&u, &h, 2); } else { __nv_bfloat16 b = __float2bfloat16_rn(f); std::memcpy(&u, &b, 2); }
+  return u;
+}
+static float fromBits(uint16_t u) {
+  if (gHalf) { __half h; std::memcpy(&h, &u, 2); return __half2float(h); }
+  __nv_bfloat16 b; std::memcpy(&b, &u, 2); return __bfloat162float(b);
+}
+int failures = 0, cases = 0;
+void runCase(const char* name, int in, std::vector<int> widths, int R, std::vector<int> ranks, std::vector<int> rowSlots,
+             bool csgmv, int xPad, int yPad, int splitsOverride, int numSms) {
+  std::mt19937 rng(123 + in + R);
+  std::uniform_real_distribution<float> U(-1, 1);
+  const int c = widths.size(), S = ranks.size(), T = rowSlots.size();
+  int offs[4] = {0, 0, 0, 0};
+  for (int j = 0; j < c; ++j) offs[j + 1] = offs[j] + widths[j];
+  const int outTotal = offs[c];
+  const uint16_t nanBits = gHalf ? 0x7e00 : 0x7fc0;
+  std::vector<uint16_t> A((size_t)S * c * R * in, nanBits), B((size_t)S * outTotal * R, nanBits);
+  for (int s = 0; s < S; ++s) {
+    for (int n = 0; n < c * ranks[s]; ++n) for (int k = 0; k < in; ++k) A[((size_t)s * c * R + n) * in + k] = toBits(U(rng) * 0.1f);
+    for (int o = 0; o < outTotal; ++o) for (int k = 0; k < ranks[s]; ++k) B[((size_t)s * outTotal + o) * R + k] = toBits(U(rng) * 0.1f);
+  }
+  const int xStride = in + xPad, yStride = outTotal + 2 * yPad, yOffset = yPad;
+  std::vector<uint16_t> X((size_t)T * xStride), Y((size_t)T * yStride);
+  for (auto& v : X) v = toBits(U(rng));
+  for (auto& v : Y) v = toBits(U(rng));
+  // segments
+  std::vector<int32_t> indptr{0}, weights, perm(T);
+  for (int p = 0; p < T; ++p) perm[p] = p;
+  if (!csgmv) { for (int p = 0; p < T; ++p) { indptr.push_back(p + 1); weights.push_back(rowSlots[p]); } }
+  else {
+    std::stable_sort(perm.begin(), perm.end(), [&](int a, int b) { return rowSlots[a] < rowSlots[b]; });
+    for (int pos = 0; pos < T;) { int s = rowSlots[perm[pos]], end = pos; while (end < T && rowSlots[perm[end]] == s) ++end;
+      int step = s < 0 ? end - pos : 16; for (int b = pos; b < end; b += step) { indptr.push_back(std::min(end, b + step)); weights.push_back(s); } pos = end; }
+  }
+  for (int pad = 0; pad < 3; ++pad) { indptr.push_back(indptr.back()); weights.push_back(0); }
+  std::vector<int32_t> ranks32(ranks.begin(), ranks.end());
+  cl::DeviceModule m; m.a = A.data(); m.b = B.data(); m.in = in; m.numSlices = c; for (int j = 0; j <= c; ++j) m.sliceOffsets[j] = offs[j]; m.maxRank = R;
+  cl::DeviceStep st; st.segIndptr = indptr.data(); st.weightIndices = weights.data(); st.permutation = csgmv ? perm.data() : nullptr;
+  st.slotRanks = ranks32.data(); st.maxSegments = weights.size(); st.maxSegmentRows = 16; st.numTokens = T;
+  int splits = cl::loraSmallStepSplits(m, st, numSms);
+  if (splitsOverride) splits = splitsOverride;
+  std::vector<float> ws(cl::loraSmallStepWorkspaceBytes(m, st, splits) / 4, NAN);
+  std::vector<uint16_t> Yg = Y;
+  if (cl::loraShrinkSmall((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, st, X.data(), xStride, ws.data(), splits, nullptr) != cudaSuccess) { printf("shrink err\n"); }
+  if (cl::loraExpandSmall((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, st, ws.data(), splits, Yg.data(), yStride, yOffset, nullptr, true) != cudaSuccess) { printf("expand err\n"); }
+  double err = 0, ref = 0; int bad = 0;
+  for (int p = 0; p < T; ++p) {
+    const int w = rowSlots[p]; const int r = w >= 0 ? ranks[w] : 0;
+    std::vector<double> u(c * r);
+    for (int n = 0; n < c * r; ++n) { double s = 0; for (int k = 0; k < in; ++k) s += (double)fromBits(X[(size_t)p * xStride + k]) * fromBits(A[((size_t)w * c * R + n) * in + k]); u[n] = s; }
+    for (int col = 0; col < yStride; ++col) {
+      const size_t i = (size_t)p * yStride + col;
+      const bool lora = r > 0 && col >= yOffset && col < yOffset + outTotal;
+      if (!lora) { if (Yg[i] != Y[i]) ++bad; continue; }
+      const int o = col - yOffset; int j = 0; while (o >= offs[j + 1]) ++j;
+      double d = 0; for (int k = 0; k < r; ++k) d += u[j * r + k] * fromBits(B[((size_t)w * outTotal + o) * R + k]);
+      const double want = fromBits(Y[i]) + d, got = fromBits(Yg[i]);
+      if (!std::isfinite(got)) ++bad;
+      err += (got - want) * (got - want); ref += d * d + 1e-30;
+    }
+  }
+  ++cases;
+  const double rel = std::sqrt(err / ref);
+  if (bad || rel > 0.03) { ++failures; printf("FAIL %s: bad %d rel %.4g splits %d\n", name, bad, rel, splits); }
+  else printf("ok %s: rel %.4g splits %d\n", name, rel, splits);
+}
+int main(int argc, char** argv) {
+  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  std::vector<int> slots37 = {0, 1, -1, 2, 3, 0, 5, 4, 1, 0, 2, -1, 3, 5, 5, 1, 0, 2, 4, 3, 1, 0, 6, 2, 1, 4, 0, 3, 2, 5, 1, 0, 3, 4, 2, 6, 1};
+  std::vector<int> ranksA = {1, 3, 8, 16, 64, 40, 0};
+  for (bool half : {false, true}) {
+    gHalf = half;
+    for (bool cs : {false, true}) {
+      std::string tag = std::string(half ? " fp16" : " bf16") + (cs ? " csgmv" : " triton");
+      runCase(("qkv R64" + tag).c_str(), 384, {384, 128, 128}, 64, ranksA, slots37, cs, 8, 8, 0, 132);
+      runCase(("down R64 odd" + tag).c_str(), 300, {200}, 64, ranksA, slots37, cs, 3, 5, 0, 132);
+      runCase(("qkv R20 odd 3 splits" + tag).c_str(), 200, {200, 40, 40}, 20, {1, 5, 20, 0, 20, 3, 0}, slots37, cs, 3, 5, 3, 132);
+      if (quick) continue;
+      std::vector<int> shared(64, 2);
+      runCase(("gate_up R16 shared" + tag).c_str(), 512, {1024, 1024}, 16, {16, 16, 16, 0}, shared, cs, 0, 0, 0, 132);
+      runCase(("batch1" + tag).c_str(), 256, {256, 64, 64}, 16, {16, 8}, {1}, cs, 0, 0, 0, 132);
+      std::vector<int> distinct(128), ranks64(64, 16);
+      for (int i = 0; i < 128; ++i) distinct[i] = (i * 37) % 64;  // 64 adapters, every group 16 runs
+      runCase(("T128 64 adapters long K" + tag).c_str(), 1024, {256}, 16, ranks64, distinct, cs, 0, 0, 0, 132);
+    }
+  }
+  printf("%d/%d failed\n", failures, cases);
+  return failures != 0;
+}
