@@ -1,9 +1,9 @@
 // Small-step (decode) LoRA expand: Y[:, off_j + n] += Σ_k U[:, j*r + k] · B[w, off_j + n, k] for position groups of 16
 // rows (lora_small_step.cuh). Grid (column blocks of 128, slices, groups), 128 threads; thread (v = tid % 16,
 // qa = tid / 16) owns columns v + 16i (i < 8) of rows qa and qa + 8 (a warp touches 16 consecutive columns of a row:
-// full 32-byte sectors). The B tile of every run (distinct slot) of the group goes through a 4-stage cp.async
-// pipeline into shared memory as stored ([column][k], bf16/fp16), so a group of several adapters has up to four
-// tiles in flight. Launched as a programmatic dependent of its shrink: the segment tables, the first B tiles and y are
+// full 32-byte sectors). The B tile of every run (distinct slot) of the group goes through a cp.async pipeline
+// (4 stages up to R = 32, else 2) into shared memory as stored ([column][k], bf16/fp16), so a group of several
+// adapters has several tiles in flight. Launched as a programmatic dependent of its shrink: the segment tables, the first B tiles and y are
 // loaded before griddepcontrol.wait; the split partials of U are summed (fixed order) after it. U stays fp32.
 #include <algorithm>
 
@@ -17,7 +17,8 @@ using detail::Convert;
 
 constexpr int kThreads = 128;
 constexpr int kBN = 128;     // output columns per block
-constexpr int kStages = 4;   // B tiles (one per run) in flight
+// B tiles (one per run) in flight: 4 up to R = 32, 2 above (both at most 40 KB of shared memory).
+int stagesFor(int R) { return R <= 32 ? 4 : 2; }
 constexpr int kULd = kSmallStepMaxRank + 4;
 
 int bLdFor(int R) { return (R + 7) / 8 * 8 + 8; }  // elements per B-tile row: 16-byte aligned, 16 bytes of padding
@@ -37,7 +38,7 @@ __device__ __forceinline__ void copyAsyncPartial(void* sharedDst, const void* gl
 }
 
 // Dynamic shared memory: kStages B tiles of T [kBN, bLd].
-template <typename T>
+template <typename T, int kStages>
 __global__ void __launch_bounds__(kThreads) smallExpandKernel(
     const uint16_t* __restrict__ b, size_t bSlotStride, int R, Slices slices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
@@ -187,12 +188,13 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
   for (int jj = 0; jj < c; ++jj) widest = std::max(widest, slices.offsets[jj + 1] - slices.offsets[jj]);
   if (widest <= 0) return cudaSuccess;
   const dim3 grid((widest + kBN - 1) / kBN, c, groupsOf(step));
-  const size_t smemBytes = static_cast<size_t>(kStages) * kBN * bLdFor(R) * sizeof(uint16_t);
+  const int stages = stagesFor(R);
+  const size_t smemBytes = static_cast<size_t>(stages) * kBN * bLdFor(R) * sizeof(uint16_t);
   const auto* b = static_cast<const uint16_t*>(module.b);
   const auto* partials = static_cast<const float*>(workspace);
   const size_t bSlotStride = static_cast<size_t>(module.outTotal()) * R;
   auto launch = [&](auto kernel, auto* yTyped) -> cudaError_t {
-    if (smemBytes > 48 * 1024) {  // R above 40 (not a stream operation: fine under graph capture)
+    if (smemBytes > 48 * 1024) {  // not reached for R <= 64 (not a stream operation: fine under graph capture)
       const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smemBytes));
       if (attribute != cudaSuccess) return attribute;
     }
@@ -220,8 +222,12 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
     }
     return status;
   };
-  if (dtype == ActDType::BF16) return launch(smallExpandKernel<__nv_bfloat16>, static_cast<__nv_bfloat16*>(y));
-  return launch(smallExpandKernel<__half>, static_cast<__half*>(y));
+  if (dtype == ActDType::BF16) {
+    auto* yt = static_cast<__nv_bfloat16*>(y);
+    return stages == 4 ? launch(smallExpandKernel<__nv_bfloat16, 4>, yt) : launch(smallExpandKernel<__nv_bfloat16, 2>, yt);
+  }
+  auto* yt = static_cast<__half*>(y);
+  return stages == 4 ? launch(smallExpandKernel<__half, 4>, yt) : launch(smallExpandKernel<__half, 2>, yt);
 }
 
 }  // namespace tslora::cuda::lora
