@@ -204,6 +204,31 @@ int main(int argc, char** argv) {
         json += entry;
         if (std::string(ms.spec.name) != "o") { layerUs += shrinkUs + expandUs; layerFloorBytes += shrinkBytes + expandBytes; }
       }
+      // Small-step split sweep: shrink + expand (PDL) of each module back to back, per split count, to tune
+      // loraSmallStepSplits (the pair time, not a graph replay).
+      if (st.small) {
+        for (ModuleState& ms : modules) {
+          const int autoSplits = ms.kSplits;
+          std::string sweep = std::string(cs.name) + " " + st.name + " " + ms.spec.name + " split sweep (pair us):";
+          for (int splits : {4, 8, 16, 32, 64}) {
+            const size_t bytes = cl::loraSmallStepWorkspaceBytes(ms.view, sets[0].step, splits);
+            if (bytes > ms.workspace.count) ms.workspace.resize(bytes);
+            ms.kSplits = splits;
+            const double pairUs = 1e3 * timeMs(stream, 400, [&](int i) { shrink(ms, i); expand(ms, i, true); });
+            char cell[64];
+            std::snprintf(cell, sizeof cell, " %d:%.1f", splits, pairUs);
+            sweep += cell;
+            char entry[240];
+            std::snprintf(entry, sizeof entry, ",{\"case\":\"%s\",\"strategy\":\"%s\",\"module\":\"%s\",\"sweepSplits\":%d,\"pairUs\":%.2f}",
+                          cs.name, st.name, ms.spec.name, splits, pairUs);
+            json += entry;
+          }
+          ms.kSplits = autoSplits;
+          sweep += " (auto " + std::to_string(autoSplits) + ")";
+          table.push_back(sweep);
+          std::printf("%s\n", sweep.c_str());
+        }
+      }
       // The three modules back to back as one CUDA graph per adapter set (what a captured decode step replays); the
       // small-step pair with and without the expand's programmatic overlap (PDL) of its shrink.
       auto graphReplayUs = [&](bool overlap) {
