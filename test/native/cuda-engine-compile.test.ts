@@ -4,7 +4,7 @@
 // Node headers. Skipped, with the reason, when nvcc (or, for the second test, the Node headers) is missing.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -78,6 +78,34 @@ test('the attention split / greedy chunk rules of the CUDA engine match a direct
   try {
     const exe = join(out, 'attention-greedy-rules-test');
     const build = spawnSync('nice', ['g++', '-std=c++17', '-O1', '-Wall', ...includes, join(engineDir, 'test/attention-greedy-rules-test.cpp'), '-o', exe], { encoding: 'utf8' });
+    assert.equal(build.status, 0, `${build.stdout}${build.stderr}`);
+    const run = spawnSync(exe, [], { encoding: 'utf8' });
+    assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
+    assert.match(run.stdout, /^0 failures$/m);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+// The kernels themselves, on the host CUDA emulator (native/src/cuda/engine/test/emu): attention (split, merge,
+// tensor-core prefill, fallback), greedy rows and the qkv post-processing against fp64 / CPU-sampler references.
+const emuSkip = !which('g++') ? 'g++ not found' : !cudaInclude ? 'cuda_runtime.h not found (no CUDA toolkit)' : false;
+test('the attention, greedy-row and qkv kernels match their references on the host CUDA emulator (g++)', { skip: emuSkip, timeout: 600_000 }, async () => {
+  const { transformCuda } = await import('../../native/src/cuda/engine/test/emu/transform.mjs');
+  const out = mkdtempSync(join(tmpdir(), 'tslora-kernel-emu-'));
+  try {
+    const flags = ['-std=c++17', '-O1', '-Wall', '-Wno-unknown-pragmas', `-I${cudaInclude}`, ...includes, `-I${engineDir}`];
+    const objects: string[] = [];
+    for (const name of ['attention', 'attention-prefill', 'greedy', 'kernels']) {
+      const src = join(out, `${name}.cpp`);
+      writeFileSync(src, transformCuda(readFileSync(join(engineDir, `${name}.cu`), 'utf8')));
+      const obj = join(out, `${name}.o`);
+      const r = spawnSync('nice', ['g++', ...flags, '-include', join(engineDir, 'test/emu/cuda-emu.h'), '-c', src, '-o', obj], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `${name}.cu (emulated):\n${r.stdout}${r.stderr}`);
+      objects.push(obj);
+    }
+    const exe = join(out, 'kernel-emu-test');
+    const build = spawnSync('nice', ['g++', ...flags, join(engineDir, 'test/kernel-emu-test.cpp'), ...objects, '-o', exe], { encoding: 'utf8' });
     assert.equal(build.status, 0, `${build.stdout}${build.stderr}`);
     const run = spawnSync(exe, [], { encoding: 'utf8' });
     assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);

@@ -1,0 +1,297 @@
+// The engine's attention, greedy-row and qkv post-processing kernels run on the host CUDA emulator (emu/cuda-emu.h;
+// the .cu files rewritten by emu/transform.mjs and linked in) against plain fp64 references:
+//  - launchAttention: decode batches with mixed context lengths (key splits + merge, direct writes), with and without
+//    scratch; prefill chunks with a cached prefix and query tiles straddling sequences (tensor-core kernel); head dims
+//    16 / 64 / 128 / 256 and 20 (the fallback kernel), GQA and MHA, bf16 and fp16, scattered KV blocks;
+//  - launchGreedyRows: ties planted across chunk edges, −inf / +inf rows, against the CPU sampler's argmax and
+//    logSumExp (native/src/cpu/sampling.cpp), chunked and whole-row;
+//  - launchQkvPost: bias, q/k RMSNorm and RoPE into q and the paged cache.
+// Prints "N failures"; exit code 1 on any failure.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "../kernels.h"
+
+using namespace tslora::cuda;
+
+namespace {
+
+int failures = 0;
+void expect(bool ok, const char* what) {
+  if (ok) return;
+  ++failures;
+  std::printf("FAIL: %s\n", what);
+}
+
+uint16_t toBits(Act act, float x) {
+  if (act == Act::BF16) return __bfloat16_as_ushort(__float2bfloat16_rn(x));
+  return __half_as_ushort(__float2half_rn(x));
+}
+float fromBits(Act act, uint16_t b) {
+  if (act == Act::BF16) return __bfloat162float(__ushort_as_bfloat16(b));
+  return __half2float(__ushort_as_half(b));
+}
+
+// ---- attention ----------------------------------------------------------------------------------------------------
+
+struct SeqPlan {
+  int contextBefore;  // keys already cached
+  int newTokens;      // query rows this step (positions contextBefore …)
+};
+
+void checkAttention(const char* name, Act act, int H, int KvH, int D, const std::vector<SeqPlan>& seqs,
+                    size_t scratchFloats, std::mt19937& rng) {
+  const int bs = 16, maxBlocksPerSeq = 200, B = static_cast<int>(seqs.size());
+  const int numBlocks = B * maxBlocksPerSeq;
+  const size_t kvW = static_cast<size_t>(KvH) * D;
+  std::normal_distribution<float> n01(0.0f, 1.0f);
+  std::vector<uint16_t> kCache(static_cast<size_t>(numBlocks) * bs * kvW), vCache(kCache.size());
+  for (auto& x : kCache) x = toBits(act, n01(rng));
+  for (auto& x : vCache) x = toBits(act, n01(rng));
+  std::vector<int32_t> ids(numBlocks);
+  for (int i = 0; i < numBlocks; ++i) ids[i] = i;
+  std::shuffle(ids.begin(), ids.end(), rng);
+  std::vector<int32_t> positions, tokenSeq;
+  for (int b = 0; b < B; ++b)
+    for (int i = 0; i < seqs[b].newTokens; ++i) {
+      positions.push_back(seqs[b].contextBefore + i);
+      tokenSeq.push_back(b);
+    }
+  const int T = static_cast<int>(positions.size());
+  std::vector<uint16_t> q(static_cast<size_t>(T) * H * D), out(q.size(), toBits(act, NAN));
+  const float qScale = 2.5f;  // peaked softmax: the running max moves between tiles and splits
+  for (auto& x : q) x = toBits(act, n01(rng) * qScale);
+  std::vector<float> scratchBuf(scratchFloats);
+  const bool scratch = scratchFloats > 0;
+  AttnTables tabs;
+  tabs.positions = positions.data();
+  tabs.tokenSeq = tokenSeq.data();
+  tabs.blockTables = ids.data();
+  tabs.maxBlocksPerSeq = maxBlocksPerSeq;
+  tabs.blockSize = bs;
+  tabs.numSeqs = B;
+  const HeadShape hs{H, KvH, D};
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const cudaError_t st = launchAttention(act, q.data(), T, hs, scale, tabs, kCache.data(), vCache.data(), out.data(),
+                                         scratch ? scratchBuf.data() : nullptr, scratchBuf.size() * sizeof(float), nullptr);
+  char what[200];
+  std::snprintf(what, sizeof what, "%s: launch status %d", name, static_cast<int>(st));
+  expect(st == cudaSuccess, what);
+  double worst = 0.0, errSq = 0.0, refSq = 0.0;
+  const int G = H / KvH;
+  for (int t = 0; t < T; ++t) {
+    const int32_t* table = ids.data() + static_cast<size_t>(tokenSeq[t]) * maxBlocksPerSeq;
+    const int numKeys = positions[t] + 1;
+    for (int h = 0; h < H; ++h) {
+      const int kvh = h / G;
+      std::vector<double> p(numKeys);
+      double mx = -INFINITY;
+      for (int j = 0; j < numKeys; ++j) {
+        const size_t off = (static_cast<size_t>(table[j / bs]) * bs + j % bs) * kvW + static_cast<size_t>(kvh) * D;
+        double dot = 0.0;
+        for (int d = 0; d < D; ++d)
+          dot += static_cast<double>(fromBits(act, q[(static_cast<size_t>(t) * H + h) * D + d])) * fromBits(act, kCache[off + d]);
+        p[j] = dot * scale;
+        mx = std::max(mx, p[j]);
+      }
+      double sum = 0.0;
+      for (double& x : p) sum += (x = std::exp(x - mx));
+      for (int d = 0; d < D; ++d) {
+        double ref = 0.0;
+        for (int j = 0; j < numKeys; ++j) {
+          const size_t off = (static_cast<size_t>(table[j / bs]) * bs + j % bs) * kvW + static_cast<size_t>(kvh) * D;
+          ref += p[j] / sum * fromBits(act, vCache[off + d]);
+        }
+        const double got = fromBits(act, out[(static_cast<size_t>(t) * H + h) * D + d]);
+        const double err = std::isfinite(got) ? std::fabs(got - ref) : INFINITY;
+        worst = std::max(worst, err);
+        errSq += err * err;
+        refSq += ref * ref;
+      }
+    }
+  }
+  const double relL2 = std::sqrt(errSq / std::max(refSq, 1e-30));
+  const double tol = act == Act::BF16 ? 3e-2 : 5e-3;
+  std::snprintf(what, sizeof what, "%s: max |err| %.3g, relative L2 %.3g (tolerance %.g)", name, worst, relL2, tol);
+  std::printf("%s\n", what);
+  expect(worst < tol && relL2 < tol / 3, what);
+}
+
+// ---- greedy rows ----------------------------------------------------------------------------------------------------
+
+double cpuLogSumExp(const float* x, int n) {  // native/src/cpu/sampling.cpp
+  float mx = -INFINITY;
+  for (int i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  if (!std::isfinite(mx)) return mx;
+  double s = 0.0;
+  for (int i = 0; i < n; ++i) s += std::exp(x[i] - mx);
+  return mx + std::log(s);
+}
+int cpuArgmax(const float* x, int n) {
+  int best = 0;
+  for (int i = 1; i < n; ++i)
+    if (x[i] > x[best]) best = i;
+  return best;
+}
+
+void checkGreedy(const char* name, int N, int V, size_t scratchBytes, std::mt19937& rng) {
+  std::normal_distribution<float> n01(0.0f, 3.0f);
+  std::vector<float> logits(static_cast<size_t>(N) * V);
+  for (auto& x : logits) x = n01(rng);
+  for (int n = 0; n < N; ++n) {
+    float* row = logits.data() + static_cast<size_t>(n) * V;
+    switch (n % 5) {
+      case 1:  // the maximum at several places, chunk edges among them: the first must win
+        for (int i : {V - 1, V / 2, std::min(V - 1, 1024), std::min(V - 1, 1023), std::min(V - 1, 4097)}) row[i] = 50.0f;
+        break;
+      case 2:
+        std::fill(row, row + V, -INFINITY);
+        break;
+      case 3:
+        std::fill(row, row + V, 0.25f);
+        break;
+      case 4:
+        row[V - 1] = INFINITY;
+        break;
+      default:
+        break;
+    }
+  }
+  std::vector<int32_t> tokens(N, -7);
+  std::vector<float> logprobs(N, 0.0f);
+  std::vector<double> scratch(scratchBytes / 8 + 1);
+  const cudaError_t st = launchGreedyRows(logits.data(), N, V, tokens.data(), logprobs.data(),
+                                          scratchBytes ? scratch.data() : nullptr, scratchBytes, nullptr);
+  char what[200];
+  std::snprintf(what, sizeof what, "%s: launch status %d", name, static_cast<int>(st));
+  expect(st == cudaSuccess, what);
+  int bad = 0;
+  for (int n = 0; n < N; ++n) {
+    const float* row = logits.data() + static_cast<size_t>(n) * V;
+    const int want = cpuArgmax(row, V);
+    const float wantLp = static_cast<float>(row[want] - cpuLogSumExp(row, V));
+    const bool lpOk = (std::isnan(wantLp) && std::isnan(logprobs[n])) || logprobs[n] == wantLp ||
+                      std::fabs(logprobs[n] - wantLp) <= 2e-6f * std::max(1.0f, std::fabs(wantLp));
+    if (tokens[n] != want || !lpOk) {
+      if (bad++ < 3) std::printf("  %s row %d: token %d vs %d, logprob %.9g vs %.9g\n", name, n, tokens[n], want, logprobs[n], wantLp);
+    }
+  }
+  std::snprintf(what, sizeof what, "%s: %d of %d rows differ from the CPU sampler", name, bad, N);
+  std::printf("%s\n", what);
+  expect(bad == 0, what);
+}
+
+// ---- qkv post-processing ----------------------------------------------------------------------------------------------
+
+void checkQkvPost(const char* name, Act act, bool bias, bool norm, std::mt19937& rng) {
+  const int H = 4, KvH = 2, D = 32, half = D / 2, bs = 4, T = 7, maxBlocks = 32;
+  const int qW = H * D, kvW = KvH * D, rowW = qW + 2 * kvW;
+  std::normal_distribution<float> n01(0.0f, 1.0f);
+  std::vector<uint16_t> qkv(static_cast<size_t>(T) * rowW);
+  for (auto& x : qkv) x = toBits(act, n01(rng));
+  std::vector<float> qB(qW), kB(kvW), vB(kvW), qN(D), kN(D), invFreq(half);
+  for (auto& x : qB) x = n01(rng);
+  for (auto& x : kB) x = n01(rng);
+  for (auto& x : vB) x = n01(rng);
+  for (auto& x : qN) x = 1.0f + 0.2f * n01(rng);
+  for (auto& x : kN) x = 1.0f + 0.2f * n01(rng);
+  for (int i = 0; i < half; ++i) invFreq[i] = std::pow(10000.0f, -2.0f * i / D);
+  const std::vector<int32_t> positions = {0, 1, 2, 3, 4, 37, 100}, tokenSeq = {0, 0, 0, 0, 0, 1, 1};
+  std::vector<int32_t> tables(2 * maxBlocks);
+  for (int i = 0; i < 2 * maxBlocks; ++i) tables[i] = (i * 5 + 3) % 48;
+  tables[maxBlocks + 37 / bs] = 40;
+  tables[maxBlocks + 100 / bs] = 41;
+  const int numBlocks = 50;
+  std::vector<uint16_t> qOut(static_cast<size_t>(T) * qW), kCache(static_cast<size_t>(numBlocks) * bs * kvW),
+      vCache(kCache.size());
+  AttnTables tabs;
+  tabs.positions = positions.data();
+  tabs.tokenSeq = tokenSeq.data();
+  tabs.blockTables = tables.data();
+  tabs.maxBlocksPerSeq = maxBlocks;
+  tabs.blockSize = bs;
+  const HeadShape hs{H, KvH, D};
+  const float eps = 1e-6f;
+  launchQkvPost(act, qkv.data(), T, hs, bias ? qB.data() : nullptr, bias ? kB.data() : nullptr, bias ? vB.data() : nullptr,
+                norm ? qN.data() : nullptr, norm ? kN.data() : nullptr, eps, invFreq.data(), tabs, qOut.data(),
+                kCache.data(), vCache.data(), nullptr);
+  int bad = 0;
+  for (int t = 0; t < T; ++t) {
+    const int block = tables[static_cast<size_t>(tokenSeq[t]) * maxBlocks + positions[t] / bs];
+    const size_t cacheRow = (static_cast<size_t>(block) * bs + positions[t] % bs) * kvW;
+    for (int head = 0; head < H + 2 * KvH; ++head) {
+      const int kind = head < H ? 0 : head < H + KvH ? 1 : 2;
+      const int hIdx = kind == 0 ? head : kind == 1 ? head - H : head - H - KvH;
+      const int col = kind == 0 ? hIdx * D : kind == 1 ? qW + hIdx * D : qW + kvW + hIdx * D;
+      std::vector<double> x(D);
+      double ss = 0.0;
+      for (int i = 0; i < D; ++i) {
+        x[i] = fromBits(act, qkv[static_cast<size_t>(t) * rowW + col + i]);
+        if (bias) x[i] += (kind == 0 ? qB : kind == 1 ? kB : vB)[hIdx * D + i];
+        ss += x[i] * x[i];
+      }
+      if (norm && kind < 2)
+        for (int i = 0; i < D; ++i) x[i] = (kind == 0 ? qN : kN)[i] * x[i] / std::sqrt(ss / D + eps);
+      if (kind < 2)
+        for (int i = 0; i < half; ++i) {
+          const double a = static_cast<double>(invFreq[i] * static_cast<float>(positions[t]));
+          const double x1 = x[i], x2 = x[i + half];
+          x[i] = x1 * std::cos(a) - x2 * std::sin(a);
+          x[i + half] = x2 * std::cos(a) + x1 * std::sin(a);
+        }
+      const uint16_t* got = kind == 0 ? qOut.data() + static_cast<size_t>(t) * qW + hIdx * D
+                                      : (kind == 1 ? kCache.data() : vCache.data()) + cacheRow + static_cast<size_t>(hIdx) * D;
+      for (int i = 0; i < D; ++i) {
+        const double g = fromBits(act, got[i]);
+        if (!(std::fabs(g - x[i]) <= 1e-2 * std::max(1.0, std::fabs(x[i])))) ++bad;
+      }
+    }
+  }
+  char what[200];
+  std::snprintf(what, sizeof what, "%s: %d values differ from the reference", name, bad);
+  std::printf("%s\n", what);
+  expect(bad == 0, what);
+}
+
+}  // namespace
+
+int main() {
+  std::mt19937 rng(42);
+  const std::vector<SeqPlan> decode = {{2005, 1}, {1500, 1}, {40, 1}, {0, 1}};
+  const std::vector<SeqPlan> prefill = {{500, 100}, {0, 37}, {10, 20}};
+  const size_t kBig = size_t(1) << 22;  // scratch floats: as many splits as the plan wants
+  // Contexts ending exactly on split edges: 64-key splits (ample scratch), 832-key splits (scratch for 4 splits).
+  const std::vector<SeqPlan> edges = {{63, 1}, {127, 1}, {831, 1}, {1663, 1}};
+  checkAttention("decode on split edges, 64-key splits", Act::F16, 8, 2, 64, edges, kBig, rng);
+  checkAttention("decode on split edges, 832-key splits", Act::F16, 8, 2, 64, edges, 40000 / 4, rng);
+  checkAttention("decode d64 gqa4 bf16, splits", Act::BF16, 8, 2, 64, decode, kBig, rng);
+  checkAttention("decode d64 gqa4 bf16, no scratch", Act::BF16, 8, 2, 64, decode, 0, rng);
+  checkAttention("decode d128 mha f16, splits", Act::F16, 4, 4, 128, decode, kBig, rng);
+  checkAttention("decode d256 gqa2 bf16 (32-key tiles), splits", Act::BF16, 4, 2, 256, decode, kBig, rng);
+  checkAttention("decode d16 gqa2 f16 (fixture shape), splits", Act::F16, 4, 2, 16, decode, kBig, rng);
+  checkAttention("decode d20 (fallback kernel)", Act::F16, 4, 2, 20, {{300, 1}, {5, 1}}, kBig, rng);
+  checkAttention("prefill d64 gqa4 bf16 (tensor cores, straddling tiles)", Act::BF16, 8, 2, 64, prefill, kBig, rng);
+  checkAttention("prefill d64 gqa4 f16 (tensor cores)", Act::F16, 8, 2, 64, prefill, kBig, rng);
+  checkAttention("prefill d128 mha f16 (tensor cores)", Act::F16, 4, 4, 128, prefill, kBig, rng);
+  checkAttention("prefill d256 gqa2 bf16 (split kernel)", Act::BF16, 4, 2, 256, prefill, kBig, rng);
+  checkAttention("short prefill d64 (split kernel, 5 rows of a long prompt)", Act::F16, 8, 2, 64, {{2000, 5}}, kBig, rng);
+
+  checkGreedy("greedy V=128256 N=1 chunked", 1, 128256, 1 << 20, rng);
+  checkGreedy("greedy V=128256 N=5 chunked", 5, 128256, 1 << 20, rng);
+  checkGreedy("greedy V=16384 N=64 chunked", 64, 16384, 64 * 32768, rng);
+  checkGreedy("greedy V=384 N=7 chunked (fixture vocab)", 7, 384, 7 * 256, rng);
+  checkGreedy("greedy V=5000 N=5 whole rows (no scratch)", 5, 5000, 0, rng);
+
+  checkQkvPost("qkv post bf16, bias", Act::BF16, true, 0, rng);
+  checkQkvPost("qkv post f16, q/k norm", Act::F16, false, kBig, rng);
+  std::printf("%d failures\n", failures);
+  return failures == 0 ? 0 : 1;
+}
