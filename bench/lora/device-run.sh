@@ -38,7 +38,7 @@ echo "== benchmark"; timeout 120 "$B/lora_cuda_bench" "$OUT/bench.json" > "$OUT/
 sed -n '/==== summary/,$p' "$OUT/bench.log"
 if [ "${SKIP_MEMCHECK:-0}" != 1 ]; then
   echo "== compute-sanitizer memcheck (quick subset)"
-  timeout "${MEMCHECK_S:-150}" compute-sanitizer --tool memcheck --print-limit 5 "$B/lora_cuda_test" --quick > "$OUT/memcheck.log" 2>&1
+  timeout "${MEMCHECK_S:-200}" compute-sanitizer --tool memcheck --print-limit 5 "$B/lora_cuda_test" --quick > "$OUT/memcheck.log" 2>&1
   echo "memcheck rc=$?"; tail -4 "$OUT/memcheck.log"
   timeout 90 compute-sanitizer --tool memcheck --print-limit 5 "$B/lora_device_pool_test" > "$OUT/memcheck-pool.log" 2>&1
   echo "memcheck (device pool) rc=$?"; tail -2 "$OUT/memcheck-pool.log"

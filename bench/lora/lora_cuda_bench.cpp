@@ -37,6 +37,7 @@ struct Strategy {
   int cap;
   bool small;       // the small-step kernels (lora_small_step.cu); skipped where they do not apply
   bool engineGrid;  // the tiled kernels on the grid a captured engine decode graph uses: T segments x T rows
+  bool prefetchY;   // the tiled expand with loraSetExpandPrefetchY (prefill only)
 };
 
 struct ModuleState {
@@ -87,9 +88,11 @@ int main(int argc, char** argv) {
                                        {"decode 64x1 r16 1ad", 64, 1, 16, 1},
                                        {"decode 1x1 r16", 1, 1, 16, 1},
                                        {"prefill 8x512 r64", 8, 512, 64, 8}};
-  const std::vector<Strategy> strategies = {{"triton", false, 16, false, false},     {"csgmv C16", true, 16, false, false},
-                                            {"csgmv C128", true, 128, false, false}, {"csgmv graph", true, 16, false, true},
-                                            {"triton small", false, 16, true, false}, {"csgmv small", true, 16, true, false}};
+  const std::vector<Strategy> strategies = {
+      {"triton", false, 16, false, false, false},       {"csgmv C16", true, 16, false, false, false},
+      {"csgmv C128", true, 128, false, false, false},   {"csgmv graph", true, 16, false, true, false},
+      {"triton small", false, 16, true, false, false},  {"csgmv small", true, 16, true, false, false},
+      {"triton pfY", false, 16, false, false, true},    {"csgmv C128 pfY", true, 128, false, false, true}};
   std::string json = "{\"device\":\"" + std::string(prop.name) + "\",\"results\":[";
   std::vector<std::string> table;
 
@@ -125,6 +128,8 @@ int main(int argc, char** argv) {
       if (cs.tokensEach == 1 && st.cap == 128) continue;  // decode: C is 16 whatever the cap (64 tokens < 256)
       if (st.engineGrid && cs.tokensEach != 1) continue;   // decode graphs only
       if (st.small && T > cl::kSmallStepMaxTokens) continue;
+      if (st.prefetchY && cs.tokensEach == 1) continue;  // a prefill experiment
+      cl::loraSetExpandPrefetchY(st.prefetchY);
       std::vector<StepSet> sets(kSets);
       int maxSegments = 0, maxRows = 1;
       std::vector<Segments> segs;

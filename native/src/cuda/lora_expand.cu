@@ -3,6 +3,9 @@
 // the delta is added to Y in fp32 and rounded once (spec e.8).
 #include <mma.h>
 
+#include <cstdlib>
+#include <string>
+
 #include "lora_kernels.cuh"
 #include "lora_tile.cuh"
 
@@ -30,7 +33,10 @@ __device__ __forceinline__ int sliceOffset(const Slices& s, int j) {
 // Vector paths (decided on the host, uniform per launch): kVec = B rows, U rows and Y columns are 16-byte aligned
 // (R, c*R, yStride, yOffset and every slice offset multiples of 8); the slot's rank must also be a multiple of 8 for
 // the B copy (checked per block). Otherwise element-wise loads.
-template <typename T, int BM, bool kVec>
+// kPrefetchY (with kVec only; loraSetExpandPrefetchY): the block's y tile is copied into shared memory by cp.async
+// at kernel start, overlapping the B/U loads and the MMAs, and the epilogue reads it there instead of issuing its own
+// global round trip; dynamic shared memory (the tile buffers + the y tile).
+template <typename T, int BM, bool kVec, bool kPrefetchY>
 __global__ void __launch_bounds__(kThreads) expandKernel(
     const T* __restrict__ b, size_t bSlotStride, int R, Slices slices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
@@ -45,10 +51,29 @@ __global__ void __launch_bounds__(kThreads) expandKernel(
   constexpr int kStageBytes = (BM + kBN) * kLd * static_cast<int>(sizeof(T));
   constexpr int kCBytes = BM * kLdc * static_cast<int>(sizeof(float));
   constexpr int kSmemBytes = kStageBytes > kCBytes ? kStageBytes : kCBytes;
-  __shared__ __align__(128) unsigned char smem[kSmemBytes];
+  constexpr int kYLd = kBN + 8;  // prefetched y tile [BM, kYLd] in T after the tile buffers
+  unsigned char* smem;
+  if constexpr (kPrefetchY) {
+    extern __shared__ __align__(128) unsigned char dynamicSmem[];  // kSmemBytes + BM * kYLd * sizeof(T)
+    smem = dynamicSmem;
+  } else {
+    __shared__ __align__(128) unsigned char staticSmem[kSmemBytes];
+    smem = staticSmem;
+  }
   __shared__ int rowOf[BM];
   for (int m = threadIdx.x; m < BM; m += kThreads) rowOf[m] = m < rows ? detail::physicalRow(permutation, t.begin + m) : -1;
   __syncthreads();
+  T* ys = reinterpret_cast<T*>(smem + kSmemBytes);
+  if constexpr (kPrefetchY) {
+    static_assert(kVec, "the y prefetch needs the 16-byte paths");
+    for (int v = threadIdx.x; v < BM * (kBN / 8); v += kThreads) {
+      const int m = v / (kBN / 8), n = (v % (kBN / 8)) * 8;
+      const bool ok = m < rows && n0 + n < width;
+      const T* src = ok ? y + static_cast<size_t>(rowOf[m]) * yStride + yOffset + offset + n0 + n : y;
+      detail::copyAsync16(ys + m * kYLd + n, src, ok);
+    }
+    detail::copyAsyncCommit();  // waited for by the first B-tile wait, or before the epilogue
+  }
 
   T* us = reinterpret_cast<T*>(smem);  // [BM, kLd]   U chunk of this slice, rounded to T
   T* bs = us + BM * kLd;               // [kBN, kLd]  B rows of this block, columns [0, r) only
@@ -133,8 +158,20 @@ __global__ void __launch_bounds__(kThreads) expandKernel(
 #pragma unroll
       for (int nf = 0; nf < 2; ++nf)
         wmma::store_matrix_sync(cs + mf * 16 * kLdc + warp * 32 + nf * 16, acc[mf][nf], kLdc, wmma::mem_row_major);
+  if constexpr (kPrefetchY) detail::copyAsyncWait<0>();  // this thread's y copies (r % 8 != 0 never waited above)
   __syncthreads();
-  if constexpr (kVec) {  // 8 columns per thread, every load issued before the first store (latency, not bandwidth)
+  if constexpr (kPrefetchY) {  // y from shared memory: no global load in the epilogue
+    for (int v = threadIdx.x; v < BM * (kBN / 8); v += kThreads) {
+      const int m = v / (kBN / 8), n = (v % (kBN / 8)) * 8;
+      if (m >= rows || n0 + n >= width) continue;
+      uint4 old = *reinterpret_cast<const uint4*>(ys + m * kYLd + n);
+      T* vals = reinterpret_cast<T*>(&old);
+      const float* delta = cs + m * kLdc + n;
+#pragma unroll
+      for (int q = 0; q < 8; ++q) vals[q] = Convert<T>::fromFloat(Convert<T>::toFloat(vals[q]) + delta[q]);
+      *reinterpret_cast<uint4*>(y + static_cast<size_t>(rowOf[m]) * yStride + yOffset + offset + n0 + n) = old;
+    }
+  } else if constexpr (kVec) {  // 8 columns per thread, every load issued before the first store (latency, not bandwidth)
     constexpr int kPerThread = BM * (kBN / 8) / kThreads;
     uint4 old[kPerThread];
 #pragma unroll
@@ -165,6 +202,16 @@ __global__ void __launch_bounds__(kThreads) expandKernel(
 
 int tileRowsFor(int maxSegmentRows) { return maxSegmentRows <= 16 ? 16 : maxSegmentRows <= 32 ? 32 : 64; }
 
+// The y-prefetch switch: TSLORA_CUDA_LORA_PREFETCH_Y=1 at start-up, or loraSetExpandPrefetchY.
+bool& prefetchYFlag() {
+  static bool on = [] {
+    const char* env = std::getenv("TSLORA_CUDA_LORA_PREFETCH_Y");
+    return env != nullptr && std::string(env) == "1";
+  }();
+  return on;
+}
+bool prefetchY() { return prefetchYFlag(); }
+
 template <typename T, int BM>
 cudaError_t launchExpandOn(const DeviceModule& module, const DeviceStep& step, const float* u, void* y, int yStride,
                            int yOffset, cudaStream_t stream) {
@@ -182,14 +229,24 @@ cudaError_t launchExpandOn(const DeviceModule& module, const DeviceStep& step, c
   }
   for (int j = 0; j < c; ++j) widest = widest > slices.offsets[j + 1] - slices.offsets[j] ? widest : slices.offsets[j + 1] - slices.offsets[j];
   const dim3 grid((widest + kBN - 1) / kBN, c, static_cast<unsigned>(gridZ));
-  auto launch = [&](auto kernel) {
-    kernel<<<grid, kThreads, 0, stream>>>(static_cast<const T*>(module.b), static_cast<size_t>(module.outTotal()) * R, R,
-                                          slices, step.segIndptr, step.weightIndices, step.permutation, step.slotRanks,
-                                          tilesPerSegment, u, c * R, static_cast<T*>(y), yStride, yOffset);
+  auto launch = [&](auto kernel, int dynamicBytes) -> cudaError_t {
+    if (dynamicBytes > 0) {  // per kernel and device; not a stream operation (fine under graph capture)
+      const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dynamicBytes);
+      if (attribute != cudaSuccess) return attribute;
+    }
+    kernel<<<grid, kThreads, dynamicBytes, stream>>>(static_cast<const T*>(module.b), static_cast<size_t>(module.outTotal()) * R, R,
+                                                     slices, step.segIndptr, step.weightIndices, step.permutation, step.slotRanks,
+                                                     tilesPerSegment, u, c * R, static_cast<T*>(y), yStride, yOffset);
+    return cudaGetLastError();
   };
-  if (vec) launch(expandKernel<T, BM, true>);
-  else launch(expandKernel<T, BM, false>);
-  return cudaGetLastError();
+  if (vec && prefetchY()) {
+    constexpr int kStageBytes = (BM + kBN) * kLd * static_cast<int>(sizeof(T));
+    constexpr int kCBytes = BM * kLdc * static_cast<int>(sizeof(float));
+    constexpr int kBytes = (kStageBytes > kCBytes ? kStageBytes : kCBytes) + BM * (kBN + 8) * static_cast<int>(sizeof(T));
+    return launch(expandKernel<T, BM, true, true>, kBytes);
+  }
+  if (vec) return launch(expandKernel<T, BM, true, false>, 0);
+  return launch(expandKernel<T, BM, false, false>, 0);
 }
 
 template <typename T>
@@ -203,6 +260,9 @@ cudaError_t dispatchExpand(const DeviceModule& module, const DeviceStep& step, c
 }
 
 }  // namespace
+
+void loraSetExpandPrefetchY(bool on) { prefetchYFlag() = on; }
+bool loraExpandPrefetchY() { return prefetchY(); }
 
 cudaError_t loraExpand(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const float* u, void* y,
                        int yStride, int yOffset, cudaStream_t stream) {

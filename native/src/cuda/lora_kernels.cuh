@@ -91,6 +91,12 @@ cudaError_t loraShrinkSmall(ActDType dtype, const DeviceModule& module, const De
 cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace,
                             int kSplits, void* y, int yStride, int yOffset, cudaStream_t stream, bool overlapShrink = true);
 
+// Experiment switch for the tiled expand (off by default; TSLORA_CUDA_LORA_PREFETCH_Y=1 turns it on at start-up): the
+// block's y tile is prefetched into shared memory with cp.async at kernel start instead of loaded in the epilogue
+// (16-byte paths only). Process-wide; set it before launches, not concurrently with them.
+void loraSetExpandPrefetchY(bool on);
+bool loraExpandPrefetchY();
+
 // embed_tokens (spec e.9; module.in = vocab, one slice): U[p, k] = A[w, k, tokenIds[p]] for k < r of every
 // non-base segment row p, the column gather that replaces the shrink; then loraExpand with the same u adds σ·B·U.
 // tokenIds: [numTokens] device, by physical row. u: at least numTokens * R floats (loraShrinkOutput(workspace)).

@@ -37,9 +37,11 @@ tslora::ThreadPool& threads() {
 // Which kernels run a case: the tiled shrink/expand (lora_shrink.cu, lora_expand.cu) or the small-step pair
 // (lora_small_shrink.cu, lora_small_expand.cu) with the split count of loraSmallStepSplits, with 1 split (and the expand as a plain launch
 // instead of a programmatic dependent of the shrink), or with 3 (uneven K ranges, empty trailing splits on short K).
-enum class Path { Tiled, SmallAuto, SmallOne, SmallThree };
+// TiledPrefetchY: the tiled kernels with the expand's y prefetch (loraSetExpandPrefetchY; 16-byte paths only).
+enum class Path { Tiled, TiledPrefetchY, SmallAuto, SmallOne, SmallThree };
 const char* pathName(Path p) {
-  return p == Path::Tiled ? "tiled" : p == Path::SmallAuto ? "small" : p == Path::SmallOne ? "small/1 split" : "small/3 splits";
+  return p == Path::Tiled ? "tiled" : p == Path::TiledPrefetchY ? "tiled/prefetch y" : p == Path::SmallAuto ? "small"
+         : p == Path::SmallOne ? "small/1 split" : "small/3 splits";
 }
 const char* kNotApplicable = "n/a";
 
@@ -47,7 +49,7 @@ const char* kNotApplicable = "n/a";
 // apply to the step (the small-step kernels need numTokens <= kSmallStepMaxTokens and R <= kSmallStepMaxRank).
 std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const DeviceModulePool& dev, const int32_t* dRanks,
                     const Segments& seg, bool csgmv, cl::ActDType dtype, int xPad, int yPad, Rng& rng, int numSms, Path path) {
-  const bool small = path != Path::Tiled;
+  const bool small = path != Path::Tiled && path != Path::TiledPrefetchY;
   if (small) {  // applicability depends on the module and the token count only
     cl::DeviceStep probe;
     probe.maxSegments = 1;
@@ -92,7 +94,7 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
   step.maxSegmentRows = seg.chunkSize;
   step.numTokens = T;
   const int kSplits = embed ? 1
-                     : path == Path::Tiled ? cl::loraShrinkSplits(dev.view, step, numSms)
+                     : !small ? cl::loraShrinkSplits(dev.view, step, numSms)
                      : path == Path::SmallAuto ? cl::loraSmallStepSplits(dev.view, step, numSms)
                      : path == Path::SmallOne ? 1 : 3;
   const size_t workspaceBytes = small ? cl::loraSmallStepWorkspaceBytes(dev.view, step, kSplits)
@@ -102,6 +104,10 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
   CUDA_CHECK(cudaMemset(workspace.ptr, 0xff, workspaceBytes - counterBytes));  // NaN poison: unwritten U is never read
   CUDA_CHECK(cudaMemset(workspace.ptr + workspaceBytes - counterBytes, 0, counterBytes));
   // Twice on the same workspace: the split-K tickets must reset themselves (graph replays reuse them).
+  struct PrefetchScope {  // the switch is process-wide: back off whatever happens
+    explicit PrefetchScope(bool on) { cl::loraSetExpandPrefetchY(on); }
+    ~PrefetchScope() { cl::loraSetExpandPrefetchY(false); }
+  } prefetchScope(path == Path::TiledPrefetchY);
   for (int pass = 0; pass < 2; ++pass) {
     if (pass == 1) CUDA_CHECK(cudaMemcpy(dY.ptr, yBits.data(), yBits.size() * 2, cudaMemcpyHostToDevice));
     if (small) {
@@ -204,7 +210,7 @@ int main(int argc, char** argv) {
                                    Variant{"csgmv C<=128", true, 128}}) {
             if (quick && v.cap != 16) continue;
             const Segments seg = buildSegments(slots, counts, v.csgmv, v.cap);
-            for (Path path : {Path::Tiled, Path::SmallAuto, Path::SmallOne, Path::SmallThree}) {
+            for (Path path : {Path::Tiled, Path::TiledPrefetchY, Path::SmallAuto, Path::SmallOne, Path::SmallThree}) {
               if (quick && (path == Path::SmallOne || path == Path::SmallThree)) continue;
               std::string label = std::string(shape.name) + (dtype == cl::ActDType::BF16 ? " bf16 " : " fp16 ") +
                                   moduleNameOf(m) + " " + b.name + " " + v.name + " " + pathName(path);
@@ -215,7 +221,7 @@ int main(int argc, char** argv) {
                 error = e.what();
               }
               if (error == kNotApplicable) continue;
-              if (error.empty()) ++passes, ++(path == Path::Tiled ? tiledPasses : smallPasses);
+              if (error.empty()) ++passes, ++(path == Path::Tiled || path == Path::TiledPrefetchY ? tiledPasses : smallPasses);
               else { ++failures; std::printf("FAIL %s: %s\n", label.c_str(), error.c_str()); }
             }
           }
