@@ -25,9 +25,12 @@ TSLORA_HD float softmaxWeight(float score, float runningMax) {
 // Factor for state accumulated under mOld once the running max is mNew (≥ mOld): nothing accumulated yet → 0.
 TSLORA_HD float softmaxCorrection(float mOld, float mNew) { return mOld == -INFINITY ? 0.0f : expf(mOld - mNew); }
 
-// How every token's keys are cut into splits (one block each, grid z): enough (token, KV head, split) blocks for ~4 per
-// SM, never more splits than tiles of tileKeys, nor than the scratch holds (numHeads · (headDim + 2) fp32 per token and
-// split). maxKeys bounds every token's key count (the block-table capacity), so numSplits · keysPerSplit ≥ maxKeys.
+// How every token's keys are cut into splits (one block each, grid z): enough (token, KV head, split) blocks for ~4
+// per SM, never fewer than kMinSplitKeys keys per split, nor more splits than the scratch holds (numHeads ·
+// (headDim + 2) fp32 per token and split). maxKeys bounds every token's key count (the block-table capacity), so
+// numSplits · keysPerSplit ≥ maxKeys.
+constexpr int kMinSplitKeys = 256;
+
 struct KeySplits {
   int numSplits = 1;
   int keysPerSplit = 0;  // a multiple of tileKeys
@@ -40,7 +43,10 @@ inline KeySplits planKeySplits(int T, int numHeads, int numKvHeads, int headDim,
   const long long baseBlocks = static_cast<long long>(T) * numKvHeads;
   const long long target = 4LL * smCount;
   long long splits = baseBlocks >= target ? 1 : (target + baseBlocks - 1) / baseBlocks;
-  splits = std::min(splits, tiles);
+  // At least kMinSplitKeys per split: short contexts stay in one split (no merge launch), and a block's several
+  // tiles cost less than the merge pass would.
+  const long long minTiles = std::max(1, kMinSplitKeys / tileKeys);
+  splits = std::min(splits, (tiles + minTiles - 1) / minTiles);
   const size_t perSplitBytes = std::max<size_t>(1, static_cast<size_t>(T) * numHeads * (headDim + 2) * sizeof(float));
   const long long fit = static_cast<long long>(scratchBytes / perSplitBytes);
   splits = std::max(1LL, std::min(splits, std::min(fit, 65535LL)));

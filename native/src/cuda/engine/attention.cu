@@ -2,8 +2,9 @@
 //
 // One block of 128 threads per (token, KV head, key split): the G = numHeads / numKvHeads query heads of one GQA group
 // share every K/V load. The block walks its keys in tiles of TK keys: the tile's K and V rows (paged: block table →
-// cache block → row) go to shared memory with 16-byte loads, then scores for G × TK (head, key) pairs, an online
-// softmax per head (attention-merge.h), and P·V with each thread owning (head, dim pair) accumulators in registers.
+// cache block → row) go to shared memory with 16-byte loads (staged in registers: the next tile's loads are in flight
+// while this one is computed), then scores for G × TK (head, key) pairs, an online softmax per head
+// (attention-merge.h), and P·V with each thread owning (head, dim pair) accumulators in registers.
 // Long contexts are cut into key splits (grid z) so that a short batch still fills the GPU: each split writes its
 // unnormalised output and (m, l) to a scratch buffer and a second kernel merges them; a token whose keys fit one
 // split writes its output directly (and the merge skips it). Splits are planned on the host from the step's
@@ -88,8 +89,9 @@ __device__ __forceinline__ float dot8(const float* q, const uint4 k) {
 
 constexpr int kAttnThreads = 128;
 constexpr int kAttnWarps = kAttnThreads / 32;
-constexpr int kMaxPairsPerThread = 8;  // G · headDim / 2 ≤ kAttnThreads · 8 (dim-pair accumulators per thread)
+constexpr int kMaxPairsPerThread = 4;  // G · headDim / 2 ≤ kAttnThreads · 4 (dim-pair accumulators per thread)
 constexpr size_t kMaxAttnSmemBytes = 48 * 1024;
+constexpr int kMaxTileVecsPerThread = 8;  // TK · headDim / 8 ≤ kAttnThreads · 8 (16-byte K and V vectors per thread)
 
 // How the keys of every token are split over blocks (grid z), and where the splits leave their partial results.
 struct SplitPlan {
@@ -108,7 +110,7 @@ size_t pagedSmemBytes(int tk, int D, int G) {
 }
 
 template <typename T, int TK>
-__global__ void __launch_bounds__(kAttnThreads)
+__global__ void __launch_bounds__(kAttnThreads, 4)
     pagedAttentionKernel(const T* q, HeadShape hs, float scale, AttnTables tabs, const T* kCache, const T* vCache,
                          T* out, SplitPlan plan) {
   extern __shared__ __align__(16) unsigned char smem[];
@@ -155,22 +157,40 @@ __global__ void __launch_bounds__(kAttnThreads)
 #pragma unroll
   for (int k = 0; k < kMaxPairsPerThread; ++k) acc[k] = make_float2(0.0f, 0.0f);
 
-  for (int k0 = kBegin; k0 < kEnd; k0 += TK) {
-    // 1. K and V rows of keys [k0, k0 + TK) into shared memory; keys past kEnd are zeros (weight 0 · 0, never NaN).
-    for (int v = tid; v < TK * vecsPerRow; v += kAttnThreads) {
+  // One tile's K and V vectors in registers (thread tid holds vectors tid + i · kAttnThreads of the tile): the next
+  // tile's loads are in flight while the current one is scored and accumulated. Keys past kEnd are zeros.
+  uint4 kReg[kMaxTileVecsPerThread], vReg[kMaxTileVecsPerThread];
+  auto loadTile = [&](int k0) {
+#pragma unroll
+    for (int i = 0; i < kMaxTileVecsPerThread; ++i) {
+      const int v = tid + i * kAttnThreads;
+      kReg[i] = make_uint4(0u, 0u, 0u, 0u);
+      vReg[i] = make_uint4(0u, 0u, 0u, 0u);
       const int j = v / vecsPerRow, c = v - j * vecsPerRow;
-      const int key = k0 + j;
-      uint4 kv = make_uint4(0u, 0u, 0u, 0u), vv = make_uint4(0u, 0u, 0u, 0u);
-      if (key < kEnd) {
+      if (v < TK * vecsPerRow && k0 + j < kEnd) {
+        const int key = k0 + j;
         const size_t off = (static_cast<size_t>(table[key / bs]) * bs + key % bs) * kvW + static_cast<size_t>(kvh) * D +
                            static_cast<size_t>(c) * 8;
-        kv = *reinterpret_cast<const uint4*>(kCache + off);
-        vv = *reinterpret_cast<const uint4*>(vCache + off);
+        kReg[i] = *reinterpret_cast<const uint4*>(kCache + off);
+        vReg[i] = *reinterpret_cast<const uint4*>(vCache + off);
       }
-      *reinterpret_cast<uint4*>(sK + j * stride + c * 8) = kv;
-      *reinterpret_cast<uint4*>(sV + j * stride + c * 8) = vv;
+    }
+  };
+  loadTile(kBegin);
+
+  for (int k0 = kBegin; k0 < kEnd; k0 += TK) {
+    // 1. The tile's K and V rows (keys [k0, k0 + TK)) into shared memory; the next tile's loads start.
+#pragma unroll
+    for (int i = 0; i < kMaxTileVecsPerThread; ++i) {
+      const int v = tid + i * kAttnThreads;
+      if (v < TK * vecsPerRow) {
+        const int j = v / vecsPerRow, c = v - j * vecsPerRow;
+        *reinterpret_cast<uint4*>(sK + j * stride + c * 8) = kReg[i];
+        *reinterpret_cast<uint4*>(sV + j * stride + c * 8) = vReg[i];
+      }
     }
     __syncthreads();
+    if (k0 + TK < kEnd) loadTile(k0 + TK);
     // 2. Scores of every (head, key) pair of the tile; masked keys −inf.
     for (int item = tid; item < G * TK; item += kAttnThreads) {
       const int g = item / TK, j = item - g * TK;
@@ -413,9 +433,12 @@ cudaError_t attention(const void* q, int T_, const HeadShape& hs, float scale, c
   if (shapeOk) {
     const int G = hs.numHeads / hs.numKvHeads;
     const bool pairsFit = static_cast<long long>(G) * D / 2 <= static_cast<long long>(kAttnThreads) * kMaxPairsPerThread;
-    if (pairsFit && D <= 128 && pagedSmemBytes<T>(64, D, G) <= kMaxAttnSmemBytes)
+    const auto tileFits = [&](int tk) {
+      return tk * (D / 8) <= kAttnThreads * kMaxTileVecsPerThread && pagedSmemBytes<T>(tk, D, G) <= kMaxAttnSmemBytes;
+    };
+    if (pairsFit && D <= 128 && tileFits(64))
       return pagedAttention<T, 64>(q, T_, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, s);
-    if (pairsFit && pagedSmemBytes<T>(32, D, G) <= kMaxAttnSmemBytes)
+    if (pairsFit && tileFits(32))
       return pagedAttention<T, 32>(q, T_, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, s);
   }
   return simpleAttention<T>(q, T_, hs, scale, tabs, kCache, vCache, out, s);

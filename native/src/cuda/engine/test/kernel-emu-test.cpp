@@ -268,9 +268,9 @@ int main() {
   const std::vector<SeqPlan> decode = {{2005, 1}, {1500, 1}, {40, 1}, {0, 1}};
   const std::vector<SeqPlan> prefill = {{500, 100}, {0, 37}, {10, 20}};
   const size_t kBig = size_t(1) << 22;  // scratch floats: as many splits as the plan wants
-  // Contexts ending exactly on split edges: 64-key splits (ample scratch), 832-key splits (scratch for 4 splits).
-  const std::vector<SeqPlan> edges = {{63, 1}, {127, 1}, {831, 1}, {1663, 1}};
-  checkAttention("decode on split edges, 64-key splits", Act::F16, 8, 2, 64, edges, kBig, rng);
+  // Contexts ending exactly on split edges: 256-key splits (ample scratch), 832-key splits (scratch for 4 splits).
+  const std::vector<SeqPlan> edges = {{255, 1}, {511, 1}, {831, 1}, {1663, 1}};
+  checkAttention("decode on split edges, 256-key splits", Act::F16, 8, 2, 64, edges, kBig, rng);
   checkAttention("decode on split edges, 832-key splits", Act::F16, 8, 2, 64, edges, 40000 / 4, rng);
   checkAttention("decode d64 gqa4 bf16, splits", Act::BF16, 8, 2, 64, decode, kBig, rng);
   checkAttention("decode d64 gqa4 bf16, no scratch", Act::BF16, 8, 2, 64, decode, 0, rng);
