@@ -1,9 +1,8 @@
 // Small-step (decode) LoRA expand: Y[:, off_j + n] += Σ_k U[:, j*r + k] · B[w, off_j + n, k] for position groups of 16
-// rows (lora_small_step.cuh). Grid (column blocks of 128, slices, groups), 128 threads; thread (v = tid % 16,
-// qa = tid / 16) owns columns v + 16i (i < 8) of rows qa and qa + 8 (a warp touches 16 consecutive columns of a row:
-// full 32-byte sectors). The B tile of every run (distinct slot) of the group goes through a cp.async pipeline
-// (4 stages up to R = 32, else 2) into shared memory as stored ([column][k], bf16/fp16), so a group of several
-// adapters has several tiles in flight. Launched as a programmatic dependent of its shrink: the segment tables, the first B tiles and y are
+// rows (lora_small_step.cuh). Grid (column blocks of 256, slices, groups), 256 threads; warp qa owns rows qa and
+// qa + 8, lane v columns v + 32i (i < 8): a warp touches 32 consecutive columns of a row. The B tile of every run
+// (distinct slot) of the group goes through a cp.async pipeline (4 stages up to R = 16, else 2) into shared memory
+// as stored ([column][k], bf16/fp16), so a group of several adapters has several tiles in flight. Launched as a programmatic dependent of its shrink: the segment tables, the first B tiles and y are
 // loaded before griddepcontrol.wait; the split partials of U are summed (fixed order) after it. U stays fp32.
 #include <algorithm>
 
@@ -15,10 +14,11 @@ namespace {
 using namespace small;
 using detail::Convert;
 
-constexpr int kThreads = 128;
-constexpr int kBN = 128;     // output columns per block
-// B tiles (one per run) in flight: 4 up to R = 32, 2 above (both at most 40 KB of shared memory).
-int stagesFor(int R) { return R <= 32 ? 4 : 2; }
+constexpr int kThreads = 256;
+constexpr int kBN = kExpandColumns;  // output columns per block
+constexpr int kLanes = 32;           // columns v + kLanes * i per thread
+// B tiles (one per run) in flight: 4 up to R = 16 (48 KB of shared memory), 2 above (40 KB at R = 32, 72 KB at 64).
+int stagesFor(int R) { return R <= 16 ? 4 : 2; }
 constexpr int kULd = kSmallStepMaxRank + 4;
 
 int bLdFor(int R) { return (R + 7) / 8 * 8 + 8; }  // elements per B-tile row: 16-byte aligned, 16 bytes of padding
@@ -90,7 +90,7 @@ __global__ void __launch_bounds__(kThreads) smallExpandKernel(
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) issue(s);  // weights: independent of the shrink
 
-  const int v = threadIdx.x % 16, qa = threadIdx.x / 16;
+  const int v = threadIdx.x % kLanes, qa = threadIdx.x / kLanes;
   T* yRow[2];
   float yOld[2][8];
 #pragma unroll
@@ -99,7 +99,7 @@ __global__ void __launch_bounds__(kThreads) smallExpandKernel(
     yRow[h] = g.slot[q] >= 0 ? y + static_cast<size_t>(g.phys[q]) * yStride + yOffset + offset + n0 : nullptr;
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      const int col = v + 16 * i;
+      const int col = v + kLanes * i;
       yOld[h][i] = yRow[h] != nullptr && n0 + col < width ? Convert<T>::toFloat(yRow[h][col]) : 0.0f;
     }
   }
@@ -146,7 +146,7 @@ __global__ void __launch_bounds__(kThreads) smallExpandKernel(
         const float4 u1 = *reinterpret_cast<const float4*>(&sU[q][kc + 4]);
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
-          const uint4 raw = *reinterpret_cast<const uint4*>(tile + (v + 16 * i) * bLd + kc);
+          const uint4 raw = *reinterpret_cast<const uint4*>(tile + (v + kLanes * i) * bLd + kc);
           const T* bv = reinterpret_cast<const T*>(&raw);
           acc[h][i] += u0.x * Convert<T>::toFloat(bv[0]) + u0.y * Convert<T>::toFloat(bv[1]) + u0.z * Convert<T>::toFloat(bv[2]) +
                        u0.w * Convert<T>::toFloat(bv[3]) + u1.x * Convert<T>::toFloat(bv[4]) + u1.y * Convert<T>::toFloat(bv[5]) +
@@ -163,7 +163,7 @@ __global__ void __launch_bounds__(kThreads) smallExpandKernel(
     if (yRow[h] == nullptr) continue;
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      const int col = v + 16 * i;
+      const int col = v + kLanes * i;
       if (n0 + col < width) yRow[h][col] = Convert<T>::fromFloat(yOld[h][i] + acc[h][i]);
     }
   }
@@ -194,7 +194,7 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
   const auto* partials = static_cast<const float*>(workspace);
   const size_t bSlotStride = static_cast<size_t>(module.outTotal()) * R;
   auto launch = [&](auto kernel, auto* yTyped) -> cudaError_t {
-    if (smemBytes > 48 * 1024) {  // not reached for R <= 64 (not a stream operation: fine under graph capture)
+    if (smemBytes > 48 * 1024) {  // R above 32 (not a stream operation: fine under graph capture)
       const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smemBytes));
       if (attribute != cudaSuccess) return attribute;
     }

@@ -22,6 +22,10 @@ constexpr int kChunkTiles = 8;  // mma N tiles (8 U columns each) per item: 64 c
 constexpr int kChunkCols = kChunkTiles * 8;
 constexpr int kMaxSplits = 32;
 constexpr int kMinKPerSplit = 128;
+// Every expand block re-reads the split partials of its rows and slice (16 x R x splits floats, from L2): the split
+// count is capped so that all of them together stay near this many bytes (gate_up's 112 column blocks per group, or
+// lm_head's ~500, would otherwise read tens of MB after the shrink).
+constexpr double kPartialReadBudgetBytes = 6.0 * (1 << 20);
 
 template <typename T> __device__ __forceinline__ void mma16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                                                uint32_t b0, uint32_t b1);
@@ -146,7 +150,12 @@ int loraSmallStepSplits(const DeviceModule& module, const DeviceStep& step, int 
   const int groups = groupsOf(step);
   const int wanted = std::max(1, (numMultiprocessors + groups - 1) / groups);  // about one block per multiprocessor
   const int maxByK = std::max(1, (module.in + kMinKPerSplit - 1) / kMinKPerSplit);
-  return std::max(1, std::min({wanted, maxByK, kMaxSplits}));
+  long long columnBlocks = 0;
+  for (int j = 0; j < module.numSlices; ++j)
+    columnBlocks += (module.sliceOffsets[j + 1] - module.sliceOffsets[j] + kExpandColumns - 1) / kExpandColumns;
+  const double partialBytesPerSplit = static_cast<double>(groups) * std::max(1LL, columnBlocks) * kGroupRows * module.maxRank * sizeof(float);
+  const int maxByTraffic = std::max(1, static_cast<int>(kPartialReadBudgetBytes / partialBytesPerSplit));
+  return std::max(1, std::min({wanted, maxByK, kMaxSplits, maxByTraffic}));
 }
 
 size_t loraSmallStepWorkspaceBytes(const DeviceModule& module, const DeviceStep& step, int kSplits) {

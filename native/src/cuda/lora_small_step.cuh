@@ -14,6 +14,7 @@
 namespace tslora::cuda::lora::small {
 
 constexpr int kGroupRows = 16;
+constexpr int kExpandColumns = 256;  // output columns per expand block (each re-reads its rows' split partials)
 constexpr int kMaxCols = 3 * kSmallStepMaxRank;  // c*R
 
 // Rows of one position group: slot (-1 = base, beyond numTokens or rank 0), rank, physical row; the distinct slots in
