@@ -3,7 +3,9 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "kernels.h"
 
@@ -63,6 +65,69 @@ __global__ void addRmsNormKernel(float* hidden, const T* add, const float* w, T*
   if (!w) return;
   const float inv = rsqrtf(blockSum(sumSq) / H + eps);
   for (int i = threadIdx.x; i < H; i += blockDim.x) out[static_cast<size_t>(r) * H + i] = fromF<T>(w[i] * (h[i] * inv));
+}
+
+// Two packed 16-bit values (element 0 in the low half) ↔ two floats.
+template <typename T>
+__device__ __forceinline__ float2 unpack2(uint32_t bits);
+template <>
+__device__ __forceinline__ float2 unpack2<__nv_bfloat16>(uint32_t bits) {
+  return make_float2(__uint_as_float(bits << 16), __uint_as_float(bits & 0xffff0000u));
+}
+template <>
+__device__ __forceinline__ float2 unpack2<__half>(uint32_t bits) {
+  return make_float2(__half2float(__ushort_as_half(static_cast<unsigned short>(bits & 0xffffu))),
+                     __half2float(__ushort_as_half(static_cast<unsigned short>(bits >> 16))));
+}
+__device__ __forceinline__ uint32_t bitsOf(__nv_bfloat16 v) { return __bfloat16_as_ushort(v); }
+__device__ __forceinline__ uint32_t bitsOf(__half v) { return __half_as_ushort(v); }
+template <typename T>
+__device__ __forceinline__ uint32_t pack2(float a, float b) {
+  return bitsOf(fromF<T>(a)) | bitsOf(fromF<T>(b)) << 16;
+}
+
+// addRmsNormKernel with 16-byte fp32 / 8-byte Act accesses, the row held in registers between the two passes
+// (VPT float4 per thread), and the norm weights loaded before the reduction. H % 4 == 0, 16-byte aligned rows.
+template <typename T, int VPT>
+__global__ void addRmsNormVecKernel(float* hidden, const T* add, const float* w, T* out, const int32_t* rowMap, int H,
+                                    float eps) {
+  const int r = blockIdx.x;
+  const int src = rowMap ? rowMap[r] : r;
+  float4* h = reinterpret_cast<float4*>(hidden + static_cast<size_t>(src) * H);
+  const uint2* a = add ? reinterpret_cast<const uint2*>(add + static_cast<size_t>(r) * H) : nullptr;
+  const int nv = H / 4;
+  float4 x[VPT], wv[VPT];
+  float sumSq = 0.0f;
+#pragma unroll
+  for (int k = 0; k < VPT; ++k) {
+    const int i = threadIdx.x + k * blockDim.x;
+    x[k] = wv[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (i < nv) {
+      float4 v = h[i];
+      if (w) wv[k] = reinterpret_cast<const float4*>(w)[i];
+      if (a) {
+        const uint2 bits = a[i];
+        const float2 lo = unpack2<T>(bits.x), hi = unpack2<T>(bits.y);
+        v.x += lo.x;
+        v.y += lo.y;
+        v.z += hi.x;
+        v.w += hi.y;
+        h[i] = v;
+      }
+      x[k] = v;
+      sumSq += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    }
+  }
+  if (!w) return;
+  const float inv = rsqrtf(blockSum(sumSq) / H + eps);
+  uint2* o = reinterpret_cast<uint2*>(out + static_cast<size_t>(r) * H);
+#pragma unroll
+  for (int k = 0; k < VPT; ++k) {
+    const int i = threadIdx.x + k * blockDim.x;
+    if (i < nv)
+      o[i] = make_uint2(pack2<T>(wv[k].x * (x[k].x * inv), wv[k].y * (x[k].y * inv)),
+                        pack2<T>(wv[k].z * (x[k].z * inv), wv[k].w * (x[k].w * inv)));
+  }
 }
 
 // One warp per (token, head), kQkvWarps warps per block: heads [0, nH) of a token are q, [nH, nH + nKv) k, the rest v.
@@ -159,6 +224,24 @@ cudaError_t launchEmbed(Act act, const void* embed, const int32_t* tokenIds, int
 cudaError_t launchAddRmsNorm(Act act, float* hidden, const void* add, const float* w, void* out, const int32_t* rowMap,
                              int rows, int H, float eps, cudaStream_t s) {
   if (rows == 0) return cudaSuccess;
+  // Vector kernel: ≤ 8 float4 per thread, ≤ 256 threads (a multiple of 32) per row.
+  const auto aligned = [](const void* p, uintptr_t n) { return (reinterpret_cast<uintptr_t>(p) & (n - 1)) == 0; };
+  const int nv = H / 4;
+  int vpt = 1;
+  while (vpt < 8 && nv > 256 * vpt) vpt *= 2;
+  if (H % 4 == 0 && nv <= 256 * vpt && aligned(hidden, 16) && aligned(add, 8) && aligned(w, 16) && aligned(out, 8)) {
+    const int threads = std::max(32, ((nv + vpt - 1) / vpt + 31) / 32 * 32);
+    auto h = hidden;
+    TSLORA_DISPATCH(act, {
+      auto a = static_cast<const TT*>(add);
+      auto o = static_cast<TT*>(out);
+      if (vpt == 1) addRmsNormVecKernel<TT, 1><<<rows, threads, 0, s>>>(h, a, w, o, rowMap, H, eps);
+      else if (vpt == 2) addRmsNormVecKernel<TT, 2><<<rows, threads, 0, s>>>(h, a, w, o, rowMap, H, eps);
+      else if (vpt == 4) addRmsNormVecKernel<TT, 4><<<rows, threads, 0, s>>>(h, a, w, o, rowMap, H, eps);
+      else addRmsNormVecKernel<TT, 8><<<rows, threads, 0, s>>>(h, a, w, o, rowMap, H, eps);
+    });
+    return cudaGetLastError();
+  }
   TSLORA_DISPATCH(act, addRmsNormKernel<TT><<<rows, normThreads(H), 0, s>>>(hidden, static_cast<const TT*>(add), w,
                                                                             static_cast<TT*>(out), rowMap, H, eps));
   return cudaGetLastError();

@@ -5,7 +5,8 @@
 //    16 / 64 / 128 / 256 and 20 (the fallback kernel), GQA and MHA, bf16 and fp16, scattered KV blocks;
 //  - launchGreedyRows: ties planted across chunk edges, −inf / +inf rows, against the CPU sampler's argmax and
 //    logSumExp (native/src/cpu/sampling.cpp), chunked and whole-row;
-//  - launchQkvPost: bias, q/k RMSNorm and RoPE into q and the paged cache.
+//  - launchQkvPost: bias, q/k RMSNorm and RoPE into q and the paged cache;
+//  - launchAddRmsNorm: residual add and RMSNorm (vector and scalar kernels, row maps, add-only).
 // Prints "N failures"; exit code 1 on any failure.
 #include <algorithm>
 #include <cmath>
@@ -261,6 +262,49 @@ void checkQkvPost(const char* name, Act act, bool bias, bool norm, std::mt19937&
   expect(bad == 0, what);
 }
 
+// ---- residual add + RMSNorm --------------------------------------------------------------------------------------------
+
+void checkAddRmsNorm(const char* name, Act act, int H, bool withAdd, bool withNorm, bool withRowMap, std::mt19937& rng) {
+  const int rows = 3, hiddenRows = 5;
+  std::normal_distribution<float> n01(0.0f, 1.0f);
+  std::vector<float> hidden(static_cast<size_t>(hiddenRows) * H), w(H);
+  for (auto& x : hidden) x = n01(rng);
+  for (auto& x : w) x = 1.0f + 0.2f * n01(rng);
+  std::vector<uint16_t> add(static_cast<size_t>(rows) * H), out(add.size(), toBits(act, NAN));
+  for (auto& x : add) x = toBits(act, n01(rng));
+  const std::vector<int32_t> rowMap = {4, 0, 2};
+  const std::vector<float> before = hidden;
+  launchAddRmsNorm(act, hidden.data(), withAdd ? add.data() : nullptr, withNorm ? w.data() : nullptr, out.data(),
+                   withRowMap ? rowMap.data() : nullptr, rows, H, 1e-5f, nullptr);
+  int bad = 0;
+  std::vector<bool> touched(hiddenRows, false);
+  for (int r = 0; r < rows; ++r) {
+    const int src = withRowMap ? rowMap[r] : r;
+    touched[src] = true;
+    double ss = 0.0;
+    std::vector<double> v(H);
+    for (int i = 0; i < H; ++i) {
+      v[i] = static_cast<double>(before[static_cast<size_t>(src) * H + i]) +
+             (withAdd ? fromBits(act, add[static_cast<size_t>(r) * H + i]) : 0.0);
+      ss += v[i] * v[i];
+      if (std::fabs(hidden[static_cast<size_t>(src) * H + i] - v[i]) > 1e-5 * std::max(1.0, std::fabs(v[i]))) ++bad;
+    }
+    if (!withNorm) continue;
+    const double inv = 1.0 / std::sqrt(ss / H + 1e-5);
+    for (int i = 0; i < H; ++i) {
+      const double ref = w[i] * v[i] * inv, got = fromBits(act, out[static_cast<size_t>(r) * H + i]);
+      if (!(std::fabs(got - ref) <= 1e-2 * std::max(1.0, std::fabs(ref)))) ++bad;
+    }
+  }
+  for (int r = 0; r < hiddenRows; ++r)
+    if (!touched[r])
+      for (int i = 0; i < H; ++i) bad += hidden[static_cast<size_t>(r) * H + i] != before[static_cast<size_t>(r) * H + i];
+  char what[200];
+  std::snprintf(what, sizeof what, "%s: %d values differ from the reference", name, bad);
+  std::printf("%s\n", what);
+  expect(bad == 0, what);
+}
+
 }  // namespace
 
 int main() {
@@ -290,8 +334,16 @@ int main() {
   checkGreedy("greedy V=384 N=7 chunked (fixture vocab)", 7, 384, 7 * 256, rng);
   checkGreedy("greedy V=5000 N=5 whole rows (no scratch)", 5, 5000, 0, rng);
 
-  checkQkvPost("qkv post bf16, bias", Act::BF16, true, 0, rng);
-  checkQkvPost("qkv post f16, q/k norm", Act::F16, false, kBig, rng);
+  checkAddRmsNorm("add + rmsnorm H=2048 bf16 (vector kernel)", Act::BF16, 2048, true, true, false, rng);
+  checkAddRmsNorm("rmsnorm of mapped rows H=2048 f16 (final norm)", Act::F16, 2048, false, true, true, rng);
+  checkAddRmsNorm("add only H=4096 bf16", Act::BF16, 4096, true, false, false, rng);
+  checkAddRmsNorm("add + rmsnorm H=8192 f16", Act::F16, 8192, true, true, true, rng);
+  checkAddRmsNorm("add + rmsnorm H=64 bf16 (fixture)", Act::BF16, 64, true, true, false, rng);
+  checkAddRmsNorm("add + rmsnorm H=100 bf16 (vector kernel, partial warp)", Act::BF16, 100, true, true, false, rng);
+  checkAddRmsNorm("add + rmsnorm H=18 f16 (scalar kernel)", Act::F16, 18, true, true, true, rng);
+  checkAddRmsNorm("add + rmsnorm H=16384 bf16 (scalar kernel)", Act::BF16, 16384, true, true, false, rng);
+  checkQkvPost("qkv post bf16, bias", Act::BF16, true, false, rng);
+  checkQkvPost("qkv post f16, q/k norm", Act::F16, false, true, rng);
   std::printf("%d failures\n", failures);
   return failures == 0 ? 0 : 1;
 }
