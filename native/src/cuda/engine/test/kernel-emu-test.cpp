@@ -6,7 +6,8 @@
 //  - launchGreedyRows: ties planted across chunk edges, −inf / +inf rows, against the CPU sampler's argmax and
 //    logSumExp (native/src/cpu/sampling.cpp), chunked and whole-row;
 //  - launchQkvPost: bias, q/k RMSNorm and RoPE into q and the paged cache;
-//  - launchAddRmsNorm: residual add and RMSNorm (vector and scalar kernels, row maps, add-only).
+//  - launchAddRmsNorm: residual add and RMSNorm (vector and scalar kernels, row maps, add-only);
+//  - launchSwiglu: 8-wide and scalar kernels.
 // Prints "N failures"; exit code 1 on any failure.
 #include <algorithm>
 #include <cmath>
@@ -305,6 +306,27 @@ void checkAddRmsNorm(const char* name, Act act, int H, bool withAdd, bool withNo
   expect(bad == 0, what);
 }
 
+// ---- SwiGLU ----------------------------------------------------------------------------------------------------------
+
+void checkSwiglu(const char* name, Act act, int T, int I, std::mt19937& rng) {
+  std::normal_distribution<float> n01(0.0f, 2.0f);
+  std::vector<uint16_t> gu(static_cast<size_t>(T) * 2 * I), out(static_cast<size_t>(T) * I, toBits(act, NAN));
+  for (auto& x : gu) x = toBits(act, n01(rng));
+  launchSwiglu(act, gu.data(), T, I, out.data(), nullptr);
+  int bad = 0;
+  for (int t = 0; t < T; ++t)
+    for (int i = 0; i < I; ++i) {
+      const double g = fromBits(act, gu[static_cast<size_t>(t) * 2 * I + i]);
+      const double u = fromBits(act, gu[static_cast<size_t>(t) * 2 * I + I + i]);
+      const double ref = g / (1.0 + std::exp(-g)) * u, got = fromBits(act, out[static_cast<size_t>(t) * I + i]);
+      if (!(std::fabs(got - ref) <= 1e-2 * std::max(1.0, std::fabs(ref)))) ++bad;
+    }
+  char what[200];
+  std::snprintf(what, sizeof what, "%s: %d values differ from the reference", name, bad);
+  std::printf("%s\n", what);
+  expect(bad == 0, what);
+}
+
 }  // namespace
 
 int main() {
@@ -342,6 +364,9 @@ int main() {
   checkAddRmsNorm("add + rmsnorm H=100 bf16 (vector kernel, partial warp)", Act::BF16, 100, true, true, false, rng);
   checkAddRmsNorm("add + rmsnorm H=18 f16 (scalar kernel)", Act::F16, 18, true, true, true, rng);
   checkAddRmsNorm("add + rmsnorm H=16384 bf16 (scalar kernel)", Act::BF16, 16384, true, true, false, rng);
+  checkSwiglu("swiglu I=8192 bf16 (8 at a time)", Act::BF16, 3, 8192, rng);
+  checkSwiglu("swiglu I=160 f16 (8 at a time, fixture)", Act::F16, 5, 160, rng);
+  checkSwiglu("swiglu I=100 bf16 (scalar)", Act::BF16, 3, 100, rng);
   checkQkvPost("qkv post bf16, bias", Act::BF16, true, false, rng);
   checkQkvPost("qkv post f16, q/k norm", Act::F16, false, true, rng);
   std::printf("%d failures\n", failures);
