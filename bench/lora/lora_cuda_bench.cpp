@@ -49,7 +49,7 @@ struct ModuleState {
 };
 
 struct StepSet {  // one adapter set's metadata (static sizes: the largest over sets)
-  DeviceBuffer<int32_t> indptr, weights, perm;
+  DeviceBuffer<int32_t> indptr, weights, perm, segRanks;
   cl::DeviceStep step;
 };
 
@@ -149,12 +149,14 @@ int main(int argc, char** argv) {
         while (static_cast<int>(weights.size()) < maxSegments) { indptr.push_back(indptr.back()); weights.push_back(0); }
         sets[k].indptr.upload(indptr);
         sets[k].weights.upload(weights);
+        sets[k].segRanks.upload(std::vector<int32_t>(weights.size(), r));  // as DeviceLoraPool::setStep passes them
         if (!segs[k].permutation.empty()) sets[k].perm.upload(segs[k].permutation);
         cl::DeviceStep& step = sets[k].step;
         step.segIndptr = sets[k].indptr.ptr;
         step.weightIndices = sets[k].weights.ptr;
         step.permutation = segs[k].permutation.empty() ? nullptr : sets[k].perm.ptr;
         step.slotRanks = ranks.ptr;
+        step.segmentRanks = sets[k].segRanks.ptr;
         step.maxSegments = maxSegments;
         step.maxSegmentRows = maxRows;
         step.numTokens = T;

@@ -68,10 +68,13 @@ DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, i
   ranks_.assign(S, 0);
   check(cudaMalloc(&slotRanks_, S * sizeof(int32_t)), "cudaMalloc ranks");
   check(cudaMemset(slotRanks_, 0, S * sizeof(int32_t)), "cudaMemset ranks");
-  const size_t tableInts = static_cast<size_t>(maxSegments) * 2 + 1 + maxTokens;
+  // One upload per step: indptr [maxSegments + 1], slots [maxSegments], slot ranks per segment [maxSegments] (the
+  // small-step kernels read them with the tables instead of slotRanks afterwards), permutation [maxTokens].
+  const size_t tableInts = static_cast<size_t>(maxSegments) * 3 + 1 + maxTokens;
   check(cudaMalloc(&segIndptr_, tableInts * sizeof(int32_t)), "cudaMalloc tables");
   weightIndices_ = segIndptr_ + maxSegments + 1;
-  permutation_ = weightIndices_ + maxSegments;
+  segmentRanks_ = weightIndices_ + maxSegments;
+  permutation_ = segmentRanks_ + maxSegments;
   check(cudaMallocHost(&hostTables_, tableInts * sizeof(int32_t)), "cudaMallocHost tables");
   check(cudaMallocHost(&staging_, stagingElems_ * sizeof(uint16_t)), "cudaMallocHost staging");
   check(cudaEventCreateWithFlags(&tablesCopied_, cudaEventDisableTiming), "cudaEventCreate");
@@ -82,6 +85,7 @@ DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, i
   step_.segIndptr = segIndptr_;
   step_.weightIndices = weightIndices_;
   step_.permutation = permutation_;  // always set (identity when the step has none): one graph fits every step
+  step_.segmentRanks = segmentRanks_;
   step_.slotRanks = slotRanks_;
   step_.maxSegments = maxSegments;
   step_.maxSegmentRows = 16;
@@ -187,7 +191,8 @@ void DeviceLoraPool::setStep(const host::StepLora& step, cudaStream_t stream) {
   check(cudaEventSynchronize(tablesCopied_), "previous tables");  // the pinned staging is about to be rewritten
   int32_t* indptr = hostTables_;
   int32_t* weights = indptr + maxSegments_ + 1;
-  int32_t* perm = weights + maxSegments_;
+  int32_t* segRanks = weights + maxSegments_;  // rank snapshot of each segment's slot (ranks_ mirrors slotRanks_)
+  int32_t* perm = segRanks + maxSegments_;
   int longest = 1;
   indptr[0] = G > 0 ? step.segIndptr[0] : 0;
   for (int g = 0; g < G; ++g) {
@@ -196,17 +201,19 @@ void DeviceLoraPool::setStep(const host::StepLora& step, cudaStream_t stream) {
       throw std::invalid_argument("LoRA device pool: segment " + std::to_string(g) + " is out of range");
     indptr[g + 1] = end;
     weights[g] = slot;
+    segRanks[g] = slot >= 0 ? ranks_[slot] : 0;
     if (slot >= 0) longest = std::max(longest, end - begin);  // base segments (csgmv: one long one) do no work
   }
   for (int g = G; g < maxSegments_; ++g) {  // padding: empty segments of the base slot (spec e.10)
     indptr[g + 1] = indptr[G];
     weights[g] = -1;
+    segRanks[g] = 0;
   }
   for (int p = 0; p < T; ++p) {
     perm[p] = step.permutation ? step.permutation[p] : p;
     if (perm[p] < 0 || perm[p] >= T) throw std::invalid_argument("LoRA device pool: permutation entry out of range");
   }
-  const size_t ints = static_cast<size_t>(maxSegments_) * 2 + 1 + T;
+  const size_t ints = static_cast<size_t>(maxSegments_) * 3 + 1 + T;
   check(cudaMemcpyAsync(segIndptr_, hostTables_, ints * sizeof(int32_t), cudaMemcpyHostToDevice, stream), "tables");
   check(cudaEventRecord(tablesCopied_, stream), "tables");
   step_.maxSegmentRows = std::min(maxTokens_, step.csgmv ? std::max(step.chunkSize, longest) : longest);

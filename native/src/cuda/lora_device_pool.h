@@ -77,6 +77,7 @@ class DeviceLoraPool {
   int32_t* slotRanks_ = nullptr;                          // [S]
   int32_t* segIndptr_ = nullptr;                          // [maxSegments + 1]
   int32_t* weightIndices_ = nullptr;                      // [maxSegments]
+  int32_t* segmentRanks_ = nullptr;                       // [maxSegments] slot rank per segment at setStep
   int32_t* permutation_ = nullptr;                        // [maxTokens]
   int32_t* hostTables_ = nullptr;                         // pinned staging for the three tables
   uint16_t* staging_ = nullptr;                           // pinned, the largest module region of one slot

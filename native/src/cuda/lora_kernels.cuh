@@ -43,6 +43,10 @@ struct DeviceStep {
   // loraShrinkCounterBytes(module, step) bytes, for callers that share one workspace between modules whose layouts
   // differ (the tickets reset themselves after every shrink). nullptr = at the end of the workspace.
   int* counters = nullptr;
+  // Optional (additive, small-step kernels only): the rank of each segment's slot (0 = base or empty), [maxSegments]
+  // device, snapshotted by the caller with the tables (DeviceLoraPool::setStep): saves the kernels a dependent read
+  // of slotRanks. nullptr = read slotRanks.
+  const int32_t* segmentRanks = nullptr;
 };
 
 // Split-K factor for the shrink: enough blocks to fill the GPU even at decode, at least 256 K per split.

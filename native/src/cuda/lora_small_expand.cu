@@ -41,7 +41,8 @@ __device__ __forceinline__ void copyAsyncPartial(void* sharedDst, const void* gl
 template <typename T, int kStages>
 __global__ void __launch_bounds__(kThreads) smallExpandKernel(
     const uint16_t* __restrict__ b, size_t bSlotStride, int R, Slices slices, const int32_t* __restrict__ segIndptr,
-    const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
+    const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ segmentRanks,
+    const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int maxSegments, int numTokens, const float* __restrict__ partials, int splits, int uStride, T* __restrict__ y, int yStride,
     int yOffset, int vecB) {
   const int j = blockIdx.y, offset = sliceOffset(slices, j), width = sliceOffset(slices, j + 1) - offset;
@@ -56,7 +57,7 @@ __global__ void __launch_bounds__(kThreads) smallExpandKernel(
   __shared__ __align__(16) float sU[kGroupRows][kULd];  // this slice's U columns per row, zero from r on
   extern __shared__ __align__(16) unsigned char smem[];
   const int p0 = blockIdx.z * kGroupRows;
-  loadGroup(segIndptr, weightIndices, permutation, slotRanks, maxSegments, numTokens, p0, g);
+  loadGroup(segIndptr, weightIndices, segmentRanks, permutation, slotRanks, maxSegments, numTokens, p0, g);
   if (g.numRuns == 0) {
     asm volatile("griddepcontrol.wait;\n" ::: "memory");
     return;
@@ -210,7 +211,7 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
     config.numAttrs = overlapShrink ? 1 : 0;
     const int vecFlag = vecB ? 1 : 0;
     auto go = [&] {
-      return cudaLaunchKernelEx(&config, kernel, b, bSlotStride, R, slices, step.segIndptr, step.weightIndices, step.permutation,
+      return cudaLaunchKernelEx(&config, kernel, b, bSlotStride, R, slices, step.segIndptr, step.weightIndices, step.segmentRanks, step.permutation,
                                 step.slotRanks, step.maxSegments, step.numTokens, partials, kSplits, c * R, yTyped, yStride, yOffset,
                                 vecFlag);
     };

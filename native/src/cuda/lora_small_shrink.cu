@@ -67,16 +67,14 @@ __device__ __forceinline__ void load16(const uint16_t* row, int k, int kEnd, uin
 template <typename T, bool kVec>
 __global__ void __launch_bounds__(kThreads) smallShrinkKernel(
     const uint16_t* __restrict__ a, int in, size_t aSlotStride, int numSlices, const int32_t* __restrict__ segIndptr,
-    const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
+    const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ segmentRanks,
+    const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int maxSegments, int numTokens, const uint16_t* __restrict__ x, int xStride, float* __restrict__ partials, int uStride,
     int kPerSplit) {
-  // Lets the expand (a programmatic dependent launch) start its weight and y loads while this grid runs; it still
-  // waits (griddepcontrol.wait) for this grid's completion before it reads the partials.
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
   __shared__ GroupRows g;
   extern __shared__ float accShared[];
   const int p0 = blockIdx.y * kGroupRows;
-  loadGroup(segIndptr, weightIndices, permutation, slotRanks, maxSegments, numTokens, p0, g);
+  loadGroup(segIndptr, weightIndices, segmentRanks, permutation, slotRanks, maxSegments, numTokens, p0, g);
   if (g.numRuns == 0) return;
   const int ld = uStride + 1;
   for (int e = threadIdx.x; e < kWarps * kGroupRows * ld; e += kThreads) accShared[e] = 0.0f;
@@ -129,6 +127,11 @@ __global__ void __launch_bounds__(kThreads) smallShrinkKernel(
         }
       }
   }
+  // The main loads are done: let the expand (a programmatic dependent launch) start its table, weight and y loads
+  // now (triggering at kernel start made its blocks compete with this grid's loads). It still waits
+  // (griddepcontrol.wait) for this grid's completion before it reads the partials. Blocks that returned early
+  // count as triggered.
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
   __syncthreads();
   float* out = partials + static_cast<size_t>(split) * numTokens * uStride;
   for (int e = threadIdx.x; e < kGroupRows * uStride; e += kThreads) {
@@ -183,7 +186,7 @@ cudaError_t loraShrinkSmall(ActDType dtype, const DeviceModule& module, const De
       const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smemBytes));
       if (attribute != cudaSuccess) return attribute;
     }
-    kernel<<<grid, kThreads, smemBytes, stream>>>(a, module.in, aSlotStride, c, step.segIndptr, step.weightIndices, step.permutation,
+    kernel<<<grid, kThreads, smemBytes, stream>>>(a, module.in, aSlotStride, c, step.segIndptr, step.weightIndices, step.segmentRanks, step.permutation,
                                                   step.slotRanks, step.maxSegments, step.numTokens, xs, xStride, partials, uStride,
                                                   kPerSplit);
     return cudaGetLastError();

@@ -25,11 +25,12 @@ struct GroupRows {
   int numRuns;
 };
 
-// Fills g for positions [p0, p0 + 16) (every thread of the block calls it; it synchronises). Two dependent global
-// round trips: the tables and the permutation, then the slot ranks.
+// Fills g for positions [p0, p0 + 16) (every thread of the block calls it; it synchronises; blockDim.x >= 32). One
+// global round trip with segmentRanks (tables, permutation and ranks together), two without (slot ranks after the
+// tables). Runs are found by warp 0 in one step (__match_any_sync), in order of first appearance.
 __device__ inline void loadGroup(const int32_t* __restrict__ segIndptr, const int32_t* __restrict__ weightIndices,
-                                 const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks, int maxSegments,
-                                 int numTokens, int p0, GroupRows& g) {
+                                 const int32_t* __restrict__ segmentRanks, const int32_t* __restrict__ permutation,
+                                 const int32_t* __restrict__ slotRanks, int maxSegments, int numTokens, int p0, GroupRows& g) {
   const int tid = threadIdx.x;
   if (tid < kGroupRows) {
     g.slot[tid] = -1;
@@ -40,9 +41,10 @@ __device__ inline void loadGroup(const int32_t* __restrict__ segIndptr, const in
   const int pEnd = min(numTokens, p0 + kGroupRows);
   for (int s = tid; s < maxSegments; s += blockDim.x) {  // segments are disjoint: each position is written once
     const int begin = segIndptr[s], end = segIndptr[s + 1], w = weightIndices[s];
+    const int known = segmentRanks != nullptr ? segmentRanks[s] : 0;  // issued with the tables, not after them
     const int lo = max(begin, p0), hi = min(end, pEnd);
     if (lo >= hi || w < 0) continue;
-    const int r = slotRanks[w];
+    const int r = segmentRanks != nullptr ? known : slotRanks[w];
     if (r <= 0) continue;
     for (int p = lo; p < hi; ++p) {
       g.slot[p - p0] = w;
@@ -50,20 +52,17 @@ __device__ inline void loadGroup(const int32_t* __restrict__ segIndptr, const in
     }
   }
   __syncthreads();
-  if (tid == 0) {
-    int runs = 0;
-    for (int q = 0; q < kGroupRows; ++q) {
-      const int w = g.slot[q];
-      if (w < 0) continue;
-      bool seen = false;
-      for (int i = 0; i < runs; ++i) seen = seen || g.runSlot[i] == w;
-      if (!seen) {
-        g.runSlot[runs] = w;
-        g.runRank[runs] = g.rank[q];
-        ++runs;
-      }
+  if (tid < 32) {
+    const int w = tid < kGroupRows ? g.slot[tid] : -1;
+    const unsigned same = __match_any_sync(0xffffffffu, w);
+    const bool first = w >= 0 && __ffs(same) - 1 == tid;  // the lowest row of its slot
+    const unsigned firsts = __ballot_sync(0xffffffffu, first);
+    if (first) {
+      const int run = __popc(firsts & ((1u << tid) - 1u));
+      g.runSlot[run] = w;
+      g.runRank[run] = g.rank[tid];
     }
-    g.numRuns = runs;
+    if (tid == 0) g.numRuns = __popc(firsts);
   }
   __syncthreads();
 }

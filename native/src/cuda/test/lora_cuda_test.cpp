@@ -35,8 +35,9 @@ tslora::ThreadPool& threads() {
 }
 
 // Which kernels run a case: the tiled shrink/expand (lora_shrink.cu, lora_expand.cu) or the small-step pair
-// (lora_small_shrink.cu, lora_small_expand.cu) with the split count of loraSmallStepSplits, with 1 split (and the expand as a plain launch
-// instead of a programmatic dependent of the shrink), or with 3 (uneven K ranges, empty trailing splits on short K).
+// (lora_small_shrink.cu, lora_small_expand.cu) with the split count of loraSmallStepSplits (and the per-segment ranks
+// of DeviceStep::segmentRanks, as the device pool passes them), with 1 split (and the expand as a plain launch instead
+// of a programmatic dependent of the shrink), or with 3 (uneven K ranges, empty trailing splits on short K).
 // TiledPrefetchY: the tiled kernels with the expand's y prefetch (loraSetExpandPrefetchY; 16-byte paths only).
 enum class Path { Tiled, TiledPrefetchY, SmallAuto, SmallOne, SmallThree };
 const char* pathName(Path p) {
@@ -76,9 +77,12 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
   // Graph-style static tables: 3 padding segments repeat the last boundary and point at slot 0 (they must be empty).
   std::vector<int32_t> indptr = seg.segIndptr, weights = seg.weightIndices;
   for (int pad = 0; pad < 3; ++pad) { indptr.push_back(indptr.back()); weights.push_back(0); }
-  DeviceBuffer<int32_t> dIndptr, dWeights, dPerm;
+  DeviceBuffer<int32_t> dIndptr, dWeights, dPerm, dSegRanks;
   dIndptr.upload(indptr);
   dWeights.upload(weights);
+  std::vector<int32_t> segRanks;  // what DeviceLoraPool::setStep snapshots; the small path with its own splits reads it
+  for (int32_t w : weights) segRanks.push_back(w >= 0 ? cpu.slotRank(w) : 0);
+  dSegRanks.upload(segRanks);
   if (!seg.permutation.empty()) dPerm.upload(seg.permutation);
   DeviceBuffer<uint16_t> dX, dY;
   DeviceBuffer<int32_t> dIds;
@@ -93,6 +97,7 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
   step.maxSegments = static_cast<int>(weights.size());
   step.maxSegmentRows = seg.chunkSize;
   step.numTokens = T;
+  if (path == Path::SmallAuto) step.segmentRanks = dSegRanks.ptr;
   const int kSplits = embed ? 1
                      : !small ? cl::loraShrinkSplits(dev.view, step, numSms)
                      : path == Path::SmallAuto ? cl::loraSmallStepSplits(dev.view, step, numSms)

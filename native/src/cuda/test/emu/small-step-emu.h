@@ -52,6 +52,27 @@ template <typename T> void mma(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t
   c[0] += dot(g, 2 * t); c[1] += dot(g, 2 * t + 1); c[2] += dot(g + 8, 2 * t); c[3] += dot(g + 8, 2 * t + 1);
   warpBarriers[warp]->arrive_and_wait();
 }
+// Warp votes: every lane of the warp must call (as on the GPU with a full mask).
+struct WarpVote { int value[32]; };
+inline WarpVote warpVote[32];
+inline unsigned matchAny(int v) {
+  const int tid = tIdx.x, warp = tid / 32, lane = tid % 32;
+  warpVote[warp].value[lane] = v;
+  warpBarriers[warp]->arrive_and_wait();
+  unsigned mask = 0;
+  for (int l = 0; l < 32; ++l) if (warpVote[warp].value[l] == v) mask |= 1u << l;
+  warpBarriers[warp]->arrive_and_wait();
+  return mask;
+}
+inline unsigned ballot(bool p) {
+  const int tid = tIdx.x, warp = tid / 32, lane = tid % 32;
+  warpVote[warp].value[lane] = p ? 1 : 0;
+  warpBarriers[warp]->arrive_and_wait();
+  unsigned mask = 0;
+  for (int l = 0; l < 32; ++l) if (warpVote[warp].value[l]) mask |= 1u << l;
+  warpBarriers[warp]->arrive_and_wait();
+  return mask;
+}
 template <typename... P, typename... A>
 void launch(dim3 grid, dim3 block, void (*kernel)(P...), A... args) {
   bDim = block; gDim = grid;
@@ -80,6 +101,10 @@ void launch(dim3 grid, dim3 block, void (*kernel)(P...), A... args) {
 #define __align__(x) __attribute__((aligned(x)))
 #define __shared__ static
 #define __ldg(p) (*(p))
+#define __match_any_sync(mask, v) emu::matchAny(v)
+#define __ballot_sync(mask, p) emu::ballot(p)
+#define __ffs(x) __builtin_ffs(static_cast<int>(x))
+#define __popc(x) __builtin_popcount(x)
 #define __ldcg(p) (*(p))
 using std::min;
 using std::max;

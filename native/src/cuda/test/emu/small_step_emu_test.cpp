@@ -1,7 +1,7 @@
 // The small-step LoRA kernels (lora_small_shrink.cu, lora_small_expand.cu) run on the CPU under small-step-emu.h (one
 // std::thread per CUDA thread, mma.sync emulated from the PTX fragment layout, cp.async as a zero-filling copy, PDL
 // as a no-op), against a double-precision LoRA reference: triton and csgmv segment tables with graph padding, ranks
-// 1..64 with NaN beyond the rank, odd strides and sizes (scalar paths), several split counts, 16 adapters in one
+// 1..64 with NaN beyond the rank (from slotRanks or the optional per-segment ranks), odd strides and sizes (scalar paths), several split counts, 16 adapters in one
 // 16-row group, batch 1, bf16 and fp16. Base rows and columns outside the module must stay bit-identical.
 // Built by test/native/cuda-compile.test.ts (g++ -std=c++20 against sources rewritten by prepare.mjs).
 // Usage: small_step_emu_test [--quick]; exit 0 = all passed.
@@ -50,10 +50,12 @@ void runCase(const char* name, int in, std::vector<int> widths, int R, std::vect
       int step = s < 0 ? end - pos : 16; for (int b = pos; b < end; b += step) { indptr.push_back(std::min(end, b + step)); weights.push_back(s); } pos = end; }
   }
   for (int pad = 0; pad < 3; ++pad) { indptr.push_back(indptr.back()); weights.push_back(0); }
-  std::vector<int32_t> ranks32(ranks.begin(), ranks.end());
+  std::vector<int32_t> ranks32(ranks.begin(), ranks.end()), segRanks;
+  for (int32_t w : weights) segRanks.push_back(w >= 0 ? ranks32[w] : 0);
   cl::DeviceModule m; m.a = A.data(); m.b = B.data(); m.in = in; m.numSlices = c; for (int j = 0; j <= c; ++j) m.sliceOffsets[j] = offs[j]; m.maxRank = R;
   cl::DeviceStep st; st.segIndptr = indptr.data(); st.weightIndices = weights.data(); st.permutation = csgmv ? perm.data() : nullptr;
   st.slotRanks = ranks32.data(); st.maxSegments = weights.size(); st.maxSegmentRows = 16; st.numTokens = T;
+  if (csgmv) st.segmentRanks = segRanks.data();  // csgmv cases take the ranks from the tables, triton from slotRanks
   int splits = cl::loraSmallStepSplits(m, st, numSms);
   if (splitsOverride) splits = splitsOverride;
   std::vector<float> ws(cl::loraSmallStepWorkspaceBytes(m, st, splits) / 4, NAN);
