@@ -87,6 +87,7 @@ int main(int argc, char** argv) {
   const std::vector<CaseSpec> cases = {{"decode 64x1 r16", 64, 1, 16, 8},
                                        {"decode 64x1 r16 1ad", 64, 1, 16, 1},
                                        {"decode 1x1 r16", 1, 1, 16, 1},
+                                       {"decode 256x1 r16", 256, 1, 16, 8},
                                        {"prefill 8x512 r64", 8, 512, 64, 8}};
   const std::vector<Strategy> strategies = {
       {"triton", false, 16, false, false, false},       {"csgmv C16", true, 16, false, false, false},

@@ -44,7 +44,9 @@ DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, i
   check(cudaGetDevice(&device), "cudaGetDevice");
   check(cudaDeviceGetAttribute(&numSms_, cudaDevAttrMultiProcessorCount, device), "multiprocessor count");
   const char* smallStep = std::getenv("TSLORA_CUDA_LORA_SMALL_STEP");  // "0": always the tiled kernels (A/B switch)
-  smallStep_ = smallStep == nullptr || std::string(smallStep) != "0";
+  const char* smallMax = std::getenv("TSLORA_CUDA_LORA_SMALL_STEP_MAX_TOKENS");
+  if (smallMax != nullptr) smallStepMaxTokens_ = std::clamp(std::atoi(smallMax), 0, kSmallStepMaxTokens);
+  if (smallStep != nullptr && std::string(smallStep) == "0") smallStepMaxTokens_ = 0;
   const char* pdl = std::getenv("TSLORA_CUDA_LORA_PDL");  // "0": the small-step expand waits for the shrink as usual
   overlapExpand_ = pdl == nullptr || std::string(pdl) != "0";
   const int S = config.numSlots, R = config.maxRank;
@@ -268,7 +270,7 @@ void DeviceLoraPool::apply(int layer, host::Module module, const void* x, int xS
     return;
   }
   // Small steps (decode): grids sized by numTokens only, split-K partials summed by the expand (lora_small_step.cuh).
-  const int smallSplits = smallStep_ ? loraSmallStepSplits(v, step_, numSms_) : 0;
+  const int smallSplits = step_.numTokens <= smallStepMaxTokens_ ? loraSmallStepSplits(v, step_, numSms_) : 0;
   if (smallSplits > 0) {
     ensureWorkspace(loraSmallStepWorkspaceBytes(v, step_, smallSplits), stream);
     check(loraShrinkSmall(dtype_, v, step_, x, xStride, workspace_, smallSplits, stream), "small-step shrink");

@@ -67,7 +67,9 @@ class DeviceLoraPool {
   host::PoolConfig config_;
   ActDType dtype_;
   int maxTokens_, maxSegments_, numSms_ = 1;
-  bool smallStep_ = true;  // small-step kernels for steps of <= kSmallStepMaxTokens rows (env TSLORA_CUDA_LORA_SMALL_STEP=0: off)
+  // Small-step kernels for steps of at most this many rows (kSmallStepMaxTokens; env TSLORA_CUDA_LORA_SMALL_STEP_MAX_TOKENS
+  // lowers it, TSLORA_CUDA_LORA_SMALL_STEP=0 turns them off: the tiled kernels for every step).
+  int smallStepMaxTokens_ = kSmallStepMaxTokens;
   bool overlapExpand_ = true;  // small-step expand as a programmatic dependent launch of its shrink (TSLORA_CUDA_LORA_PDL=0: off)
   int gridSegments_ = 0, gridTokens_ = 0, gridSegmentRows_ = 0;  // static grid (graph capture) when segments > 0
   uint64_t workspaceGeneration_ = 0;

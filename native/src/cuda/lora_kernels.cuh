@@ -80,7 +80,7 @@ cudaError_t loraExpand(ActDType dtype, const DeviceModule& module, const DeviceS
 // mixes. Positions are taken in groups of 16; a group's rows may belong to several slots (runs). The shrink splits K
 // over many blocks (mma.sync straight from global memory) and writes per-split partial sums; the expand sums the
 // partials of its rows in a fixed order (deterministic) and adds U·Bᵀ in fp32. No tickets, no atomics.
-constexpr int kSmallStepMaxTokens = 128;
+constexpr int kSmallStepMaxTokens = 256;  // the kernels' limit; DeviceLoraPool may use a lower threshold (env)
 constexpr int kSmallStepMaxRank = 64;
 // The split count for the small-step path, or 0 when the step or module does not qualify (then use loraShrink /
 // loraExpand). Pure function of (module.in, numSlices, maxRank, step.numTokens, numMultiprocessors).

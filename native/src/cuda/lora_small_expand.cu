@@ -65,7 +65,7 @@ __global__ void __launch_bounds__(kThreads) smallExpandKernel(
   const int bLd = (R + 7) / 8 * 8 + 8;
   auto stage = [&](int run) { return reinterpret_cast<uint16_t*>(smem) + (run % kStages) * kBN * bLd; };
 
-  // B tile of `run` (columns [n0, n0 + 128) of the slice, k < roundup8(r), zero beyond r and beyond the slice) into
+  // B tile of `run` (columns [n0, n0 + kBN) of the slice, k < roundup8(r), zero beyond r and beyond the slice) into
   // its stage; commits one cp.async group either way, so group i always belongs to run i.
   auto issue = [&](int run) {
     if (run < g.numRuns) {

@@ -174,8 +174,9 @@ int main(int argc, char** argv) {
       {"mixed odd prefill", {0, 2, -1, 1, 3, 0, 6}, {1, 77, 5, 13, 200, 0, 9}},
       {"all base", {-1, 6}, {5, 3}},
       {"one adapter", {1, 1}, {300, 33}},
-      {"small-step edge T128", {0, 2, -1, 1, 3, 0, 6, 4, 5}, {1, 40, 5, 13, 50, 2, 9, 7, 1}},  // 128 rows: small path
-      {"tiled edge T129", {0, 2, -1, 1, 3, 0, 6, 4, 5}, {1, 40, 5, 13, 50, 2, 9, 7, 2}},       // 129 rows: tiled only
+      {"small-step T128", {0, 2, -1, 1, 3, 0, 6, 4, 5}, {1, 40, 5, 13, 50, 2, 9, 7, 1}},
+      {"small-step edge T256", {0, 2, -1, 1, 3, 0, 6, 4, 5}, {1, 80, 5, 13, 100, 2, 9, 45, 1}},  // 256 rows: small path
+      {"tiled edge T257", {0, 2, -1, 1, 3, 0, 6, 4, 5}, {1, 80, 5, 13, 100, 2, 9, 45, 2}},       // 257 rows: tiled only
       {"decode one shared adapter", {2}, {1}},  // filled below: 64 requests of one adapter
   };
   int failures = 0, passes = 0, tiledPasses = 0, smallPasses = 0;
@@ -206,7 +207,7 @@ int main(int argc, char** argv) {
         buildDeviceModule(c, m, m == Module::Embed ? -1 : 0, slotAdapters, dtype, dev);  // embed pairs have layer -1
         for (const BatchSpec& b : batches) {
           const std::string batchName = b.name;
-          if (quick && batchName != "decode-only" && batchName != "mixed odd prefill" && batchName != "small-step edge T128") continue;
+          if (quick && batchName != "decode-only" && batchName != "mixed odd prefill" && batchName != "small-step T128") continue;
           std::vector<int> slots = b.slots, counts = b.counts;
           if (std::string(b.name) == "decode one shared adapter") { slots.assign(64, 2); counts.assign(64, 1); }
           for (int& s : slots) s = s < 0 ? -1 : s == 6 ? c.numSlots - 1 : s % (c.numSlots - 1);  // 6 = the empty slot

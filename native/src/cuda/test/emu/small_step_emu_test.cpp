@@ -101,6 +101,9 @@ int main(int argc, char** argv) {
       std::vector<int> distinct(128), ranks64(64, 16);
       for (int i = 0; i < 128; ++i) distinct[i] = (i * 37) % 64;  // 64 adapters, every group 16 runs
       runCase(("T128 64 adapters long K" + tag).c_str(), 1024, {256}, 16, ranks64, distinct, cs, 0, 0, 0, 132);
+      std::vector<int> rows256(256);
+      for (int i = 0; i < 256; ++i) rows256[i] = (i * 5) % 8;  // the kernel limit: 16 position groups
+      runCase(("T256 8 adapters" + tag).c_str(), 256, {512, 128}, 16, std::vector<int>(8, 16), rows256, cs, 0, 0, 0, 132);
     }
   }
   printf("%d/%d failed\n", failures, cases);
