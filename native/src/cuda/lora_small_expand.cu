@@ -113,16 +113,13 @@ __global__ void __launch_bounds__(kThreads) smallExpandKernel(
     float sum = 0.0f;
     if (g.slot[q] >= 0 && k < r) {
       const float* src = partials + static_cast<size_t>(p0 + q) * uStride + j * r + k;
-      int s = 0;
-#pragma unroll 4
-      for (; s + 8 <= splits; s += 8) {
-        float part[8];
+      for (int s0 = 0; s0 < splits; s0 += 32) {  // 32 loads in flight before the first add (one L2 round trip)
+        float part[32];
 #pragma unroll
-        for (int i = 0; i < 8; ++i) part[i] = __ldcg(src + (s + i) * splitStride);
+        for (int i = 0; i < 32; ++i) part[i] = s0 + i < splits ? __ldcg(src + static_cast<size_t>(s0 + i) * splitStride) : 0.0f;
 #pragma unroll
-        for (int i = 0; i < 8; ++i) sum += part[i];
+        for (int i = 0; i < 32; ++i) sum += part[i];
       }
-      for (; s < splits; ++s) sum += __ldcg(src + s * splitStride);
     }
     sU[q][k] = sum;
   }
