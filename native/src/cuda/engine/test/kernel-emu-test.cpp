@@ -9,11 +9,19 @@
 //  - launchAddRmsNorm: residual add and RMSNorm (vector and scalar kernels, row maps, add-only);
 //  - launchSwiglu: 8-wide and scalar kernels.
 // Prints "N failures"; exit code 1 on any failure.
+// The same file also runs on a real GPU: built by nvcc with -DTSLORA_KERNEL_TEST_ON_GPU (buffers in managed memory,
+// a device sync after each launch), it checks the compiled kernels and then times them at the 1B decode / prefill
+// shapes (--bench):
+//   nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -DTSLORA_KERNEL_TEST_ON_GPU -Inative/include
+//     -Inative/src/cuda/engine native/src/cuda/engine/test/kernel-emu-test.cpp
+//     native/src/cuda/engine/{attention,attention-prefill,greedy,kernels}.cu -o /tmp/kernel-test
+//   /tmp/kernel-test --bench
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <random>
 #include <vector>
 
@@ -31,6 +39,59 @@ void expect(bool ok, const char* what) {
   if (ok) return;
   ++failures;
   std::printf("FAIL: %s\n", what);
+}
+
+// A buffer the kernels can read and write: managed memory on a GPU, plain host memory under the emulator.
+template <typename T>
+class Buf {
+ public:
+  explicit Buf(size_t n, T v = T()) : n_(n) {
+#ifdef TSLORA_KERNEL_TEST_ON_GPU
+    if (cudaMallocManaged(&p_, std::max<size_t>(n, 1) * sizeof(T)) != cudaSuccess) {
+      std::printf("cudaMallocManaged failed\n");
+      std::exit(2);
+    }
+#else
+    p_ = new T[std::max<size_t>(n, 1)];
+#endif
+    std::fill(p_, p_ + n, v);
+  }
+  explicit Buf(const std::vector<T>& v) : Buf(v.size()) { std::copy(v.begin(), v.end(), p_); }
+  Buf(const Buf&) = delete;
+  Buf& operator=(const Buf&) = delete;
+  ~Buf() {
+#ifdef TSLORA_KERNEL_TEST_ON_GPU
+    cudaFree(p_);
+#else
+    delete[] p_;
+#endif
+  }
+  T* data() { return p_; }
+  const T* data() const { return p_; }
+  size_t size() const { return n_; }
+  T& operator[](size_t i) { return p_[i]; }
+  const T& operator[](size_t i) const { return p_[i]; }
+  T* begin() { return p_; }
+  T* end() { return p_ + n_; }
+  const T* begin() const { return p_; }
+  const T* end() const { return p_ + n_; }
+
+ private:
+  T* p_ = nullptr;
+  size_t n_ = 0;
+};
+
+// After a launch: on a GPU, wait for it and report an error; nothing under the emulator (launches are synchronous).
+void deviceSync(const char* what) {
+#ifdef TSLORA_KERNEL_TEST_ON_GPU
+  const cudaError_t st = cudaDeviceSynchronize();
+  if (st != cudaSuccess) {
+    std::printf("FAIL: %s: %s\n", what, cudaGetErrorString(st));
+    std::exit(2);
+  }
+#else
+  (void)what;
+#endif
 }
 
 uint16_t toBits(Act act, float x) {
@@ -55,10 +116,10 @@ void checkAttention(const char* name, Act act, int H, int KvH, int D, const std:
   const int numBlocks = B * maxBlocksPerSeq;
   const size_t kvW = static_cast<size_t>(KvH) * D;
   std::normal_distribution<float> n01(0.0f, 1.0f);
-  std::vector<uint16_t> kCache(static_cast<size_t>(numBlocks) * bs * kvW), vCache(kCache.size());
+  Buf<uint16_t> kCache(static_cast<size_t>(numBlocks) * bs * kvW), vCache(kCache.size());
   for (auto& x : kCache) x = toBits(act, n01(rng));
   for (auto& x : vCache) x = toBits(act, n01(rng));
-  std::vector<int32_t> ids(numBlocks);
+  Buf<int32_t> ids(numBlocks);
   for (int i = 0; i < numBlocks; ++i) ids[i] = i;
   std::shuffle(ids.begin(), ids.end(), rng);
   std::vector<int32_t> positions, tokenSeq;
@@ -68,14 +129,15 @@ void checkAttention(const char* name, Act act, int H, int KvH, int D, const std:
       tokenSeq.push_back(b);
     }
   const int T = static_cast<int>(positions.size());
-  std::vector<uint16_t> q(static_cast<size_t>(T) * H * D), out(q.size(), toBits(act, NAN));
+  Buf<uint16_t> q(static_cast<size_t>(T) * H * D), out(q.size(), toBits(act, NAN));
+  Buf<int32_t> dPositions(positions), dTokenSeq(tokenSeq);
   const float qScale = 2.5f;  // peaked softmax: the running max moves between tiles and splits
   for (auto& x : q) x = toBits(act, n01(rng) * qScale);
-  std::vector<float> scratchBuf(scratchFloats);
+  Buf<float> scratchBuf(scratchFloats);
   const bool scratch = scratchFloats > 0;
   AttnTables tabs;
-  tabs.positions = positions.data();
-  tabs.tokenSeq = tokenSeq.data();
+  tabs.positions = dPositions.data();
+  tabs.tokenSeq = dTokenSeq.data();
   tabs.blockTables = ids.data();
   tabs.maxBlocksPerSeq = maxBlocksPerSeq;
   tabs.blockSize = bs;
@@ -84,6 +146,7 @@ void checkAttention(const char* name, Act act, int H, int KvH, int D, const std:
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   const cudaError_t st = launchAttention(act, q.data(), T, hs, scale, tabs, kCache.data(), vCache.data(), out.data(),
                                          scratch ? scratchBuf.data() : nullptr, scratchBuf.size() * sizeof(float), nullptr);
+  deviceSync(name);
   char what[200];
   std::snprintf(what, sizeof what, "%s: launch status %d", name, static_cast<int>(st));
   expect(st == cudaSuccess, what);
@@ -146,7 +209,7 @@ int cpuArgmax(const float* x, int n) {
 
 void checkGreedy(const char* name, int N, int V, size_t scratchBytes, std::mt19937& rng) {
   std::normal_distribution<float> n01(0.0f, 3.0f);
-  std::vector<float> logits(static_cast<size_t>(N) * V);
+  Buf<float> logits(static_cast<size_t>(N) * V);
   for (auto& x : logits) x = n01(rng);
   for (int n = 0; n < N; ++n) {
     float* row = logits.data() + static_cast<size_t>(n) * V;
@@ -167,11 +230,12 @@ void checkGreedy(const char* name, int N, int V, size_t scratchBytes, std::mt199
         break;
     }
   }
-  std::vector<int32_t> tokens(N, -7);
-  std::vector<float> logprobs(N, 0.0f);
-  std::vector<double> scratch(scratchBytes / 8 + 1);
+  Buf<int32_t> tokens(N, -7);
+  Buf<float> logprobs(N, 0.0f);
+  Buf<double> scratch(scratchBytes / 8 + 1);
   const cudaError_t st = launchGreedyRows(logits.data(), N, V, tokens.data(), logprobs.data(),
                                           scratchBytes ? scratch.data() : nullptr, scratchBytes, nullptr);
+  deviceSync(name);
   char what[200];
   std::snprintf(what, sizeof what, "%s: launch status %d", name, static_cast<int>(st));
   expect(st == cudaSuccess, what);
@@ -197,9 +261,9 @@ void checkQkvPost(const char* name, Act act, bool bias, bool norm, std::mt19937&
   const int H = 4, KvH = 2, D = 32, half = D / 2, bs = 4, T = 7, maxBlocks = 32;
   const int qW = H * D, kvW = KvH * D, rowW = qW + 2 * kvW;
   std::normal_distribution<float> n01(0.0f, 1.0f);
-  std::vector<uint16_t> qkv(static_cast<size_t>(T) * rowW);
+  Buf<uint16_t> qkv(static_cast<size_t>(T) * rowW);
   for (auto& x : qkv) x = toBits(act, n01(rng));
-  std::vector<float> qB(qW), kB(kvW), vB(kvW), qN(D), kN(D), invFreq(half);
+  Buf<float> qB(qW), kB(kvW), vB(kvW), qN(D), kN(D), invFreq(half);
   for (auto& x : qB) x = n01(rng);
   for (auto& x : kB) x = n01(rng);
   for (auto& x : vB) x = n01(rng);
@@ -207,16 +271,17 @@ void checkQkvPost(const char* name, Act act, bool bias, bool norm, std::mt19937&
   for (auto& x : kN) x = 1.0f + 0.2f * n01(rng);
   for (int i = 0; i < half; ++i) invFreq[i] = std::pow(10000.0f, -2.0f * i / D);
   const std::vector<int32_t> positions = {0, 1, 2, 3, 4, 37, 100}, tokenSeq = {0, 0, 0, 0, 0, 1, 1};
-  std::vector<int32_t> tables(2 * maxBlocks);
+  Buf<int32_t> tables(2 * maxBlocks);
+  Buf<int32_t> dPositions(positions), dTokenSeq(tokenSeq);
   for (int i = 0; i < 2 * maxBlocks; ++i) tables[i] = (i * 5 + 3) % 48;
   tables[maxBlocks + 37 / bs] = 40;
   tables[maxBlocks + 100 / bs] = 41;
   const int numBlocks = 50;
-  std::vector<uint16_t> qOut(static_cast<size_t>(T) * qW), kCache(static_cast<size_t>(numBlocks) * bs * kvW),
+  Buf<uint16_t> qOut(static_cast<size_t>(T) * qW), kCache(static_cast<size_t>(numBlocks) * bs * kvW),
       vCache(kCache.size());
   AttnTables tabs;
-  tabs.positions = positions.data();
-  tabs.tokenSeq = tokenSeq.data();
+  tabs.positions = dPositions.data();
+  tabs.tokenSeq = dTokenSeq.data();
   tabs.blockTables = tables.data();
   tabs.maxBlocksPerSeq = maxBlocks;
   tabs.blockSize = bs;
@@ -225,6 +290,7 @@ void checkQkvPost(const char* name, Act act, bool bias, bool norm, std::mt19937&
   launchQkvPost(act, qkv.data(), T, hs, bias ? qB.data() : nullptr, bias ? kB.data() : nullptr, bias ? vB.data() : nullptr,
                 norm ? qN.data() : nullptr, norm ? kN.data() : nullptr, eps, invFreq.data(), tabs, qOut.data(),
                 kCache.data(), vCache.data(), nullptr);
+  deviceSync(name);
   int bad = 0;
   for (int t = 0; t < T; ++t) {
     const int block = tables[static_cast<size_t>(tokenSeq[t]) * maxBlocks + positions[t] / bs];
@@ -268,15 +334,16 @@ void checkQkvPost(const char* name, Act act, bool bias, bool norm, std::mt19937&
 void checkAddRmsNorm(const char* name, Act act, int H, bool withAdd, bool withNorm, bool withRowMap, std::mt19937& rng) {
   const int rows = 3, hiddenRows = 5;
   std::normal_distribution<float> n01(0.0f, 1.0f);
-  std::vector<float> hidden(static_cast<size_t>(hiddenRows) * H), w(H);
+  Buf<float> hidden(static_cast<size_t>(hiddenRows) * H), w(H);
   for (auto& x : hidden) x = n01(rng);
   for (auto& x : w) x = 1.0f + 0.2f * n01(rng);
-  std::vector<uint16_t> add(static_cast<size_t>(rows) * H), out(add.size(), toBits(act, NAN));
+  Buf<uint16_t> add(static_cast<size_t>(rows) * H), out(add.size(), toBits(act, NAN));
   for (auto& x : add) x = toBits(act, n01(rng));
-  const std::vector<int32_t> rowMap = {4, 0, 2};
-  const std::vector<float> before = hidden;
+  Buf<int32_t> rowMap(std::vector<int32_t>{4, 0, 2});
+  const std::vector<float> before(hidden.begin(), hidden.end());
   launchAddRmsNorm(act, hidden.data(), withAdd ? add.data() : nullptr, withNorm ? w.data() : nullptr, out.data(),
                    withRowMap ? rowMap.data() : nullptr, rows, H, 1e-5f, nullptr);
+  deviceSync(name);
   int bad = 0;
   std::vector<bool> touched(hiddenRows, false);
   for (int r = 0; r < rows; ++r) {
@@ -310,9 +377,10 @@ void checkAddRmsNorm(const char* name, Act act, int H, bool withAdd, bool withNo
 
 void checkSwiglu(const char* name, Act act, int T, int I, std::mt19937& rng) {
   std::normal_distribution<float> n01(0.0f, 2.0f);
-  std::vector<uint16_t> gu(static_cast<size_t>(T) * 2 * I), out(static_cast<size_t>(T) * I, toBits(act, NAN));
+  Buf<uint16_t> gu(static_cast<size_t>(T) * 2 * I), out(static_cast<size_t>(T) * I, toBits(act, NAN));
   for (auto& x : gu) x = toBits(act, n01(rng));
   launchSwiglu(act, gu.data(), T, I, out.data(), nullptr);
+  deviceSync(name);
   int bad = 0;
   for (int t = 0; t < T; ++t)
     for (int i = 0; i < I; ++i) {
@@ -327,9 +395,125 @@ void checkSwiglu(const char* name, Act act, int T, int I, std::mt19937& rng) {
   expect(bad == 0, what);
 }
 
+#ifdef TSLORA_KERNEL_TEST_ON_GPU
+// ---- timings on the GPU (--bench): 1B shapes (32 q / 8 kv heads of 64, hidden 2048, inter 8192, vocab 128256), bf16,
+// warm L2 (no cache flush), mean of 50 launches after 3 warm-ups.
+
+template <typename F>
+void timeIt(const char* what, F launch) {
+  for (int i = 0; i < 3; ++i) launch();
+  deviceSync(what);
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  cudaEventRecord(a);
+  for (int i = 0; i < 50; ++i) launch();
+  cudaEventRecord(b);
+  deviceSync(what);
+  float ms = 0.0f;
+  cudaEventElapsedTime(&ms, a, b);
+  std::printf("  %-58s %9.1f us\n", what, ms * 1000.0f / 50);
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+}
+
+void benchAttention(const char* what, int B, int tokensPerSeq, int context, int blocksPerSeq) {
+  const int H = 32, KvH = 8, D = 64, bs = 16, V = 128256;
+  const size_t kvW = static_cast<size_t>(KvH) * D;
+  const int numBlocks = B * blocksPerSeq, T = B * tokensPerSeq;
+  uint16_t *k = nullptr, *v = nullptr, *q = nullptr, *out = nullptr;
+  float* scratch = nullptr;
+  cudaMalloc(&k, static_cast<size_t>(numBlocks) * bs * kvW * 2);
+  cudaMalloc(&v, static_cast<size_t>(numBlocks) * bs * kvW * 2);
+  cudaMemset(k, 0x3c, static_cast<size_t>(numBlocks) * bs * kvW * 2);
+  cudaMemset(v, 0x3c, static_cast<size_t>(numBlocks) * bs * kvW * 2);
+  cudaMalloc(&q, static_cast<size_t>(T) * H * D * 2);
+  cudaMemset(q, 0x3c, static_cast<size_t>(T) * H * D * 2);
+  cudaMalloc(&out, static_cast<size_t>(T) * H * D * 2);
+  const size_t scratchBytes = static_cast<size_t>(std::max(B, 1)) * V * 4;  // the logits buffer the forward lends
+  cudaMalloc(&scratch, scratchBytes);
+  std::vector<int32_t> pos, seq, table(static_cast<size_t>(numBlocks));
+  for (int b = 0; b < B; ++b)
+    for (int i = 0; i < tokensPerSeq; ++i) {
+      pos.push_back(context - tokensPerSeq + i);
+      seq.push_back(b);
+    }
+  for (int i = 0; i < numBlocks; ++i) table[i] = i;
+  Buf<int32_t> dPos(pos), dSeq(seq), dTable(table);
+  AttnTables tabs;
+  tabs.positions = dPos.data();
+  tabs.tokenSeq = dSeq.data();
+  tabs.blockTables = dTable.data();
+  tabs.maxBlocksPerSeq = blocksPerSeq;
+  tabs.blockSize = bs;
+  tabs.numSeqs = B;
+  const HeadShape hs{H, KvH, D};
+  timeIt(what, [&] { launchAttention(Act::BF16, q, T, hs, 0.125f, tabs, k, v, out, scratch, scratchBytes, nullptr); });
+  cudaFree(k);
+  cudaFree(v);
+  cudaFree(q);
+  cudaFree(out);
+  cudaFree(scratch);
+}
+
+void bench() {
+  std::printf("kernel timings (H200 expected; bf16, warm L2):\n");
+  benchAttention("attention decode B=1 ctx 62 (8 blocks of 16)", 1, 1, 62, 8);
+  benchAttention("attention decode B=8 ctx 62", 8, 1, 62, 8);
+  benchAttention("attention decode B=64 ctx 62", 64, 1, 62, 8);
+  benchAttention("attention decode B=1 ctx 4096", 1, 1, 4096, 256);
+  benchAttention("attention decode B=1 ctx 32768", 1, 1, 32768, 2048);
+  benchAttention("attention decode B=64 ctx 2048", 64, 1, 2048, 128);
+  benchAttention("attention prefill 8 x 512 (tensor cores)", 8, 512, 512, 32);
+  benchAttention("attention prefill chunk 512 after 3584 cached", 1, 512, 4096, 256);
+  {
+    const int V = 128256;
+    for (int N : {1, 64}) {
+      Buf<float> logits(static_cast<size_t>(N) * V, 0.5f);
+      Buf<int32_t> tokens(N);
+      Buf<float> logprobs(N);
+      const size_t scratchBytes = static_cast<size_t>(N) * 2 * 8192 * 2;  // the gate_up buffer
+      Buf<char> scratch(scratchBytes);
+      char what[80];
+      std::snprintf(what, sizeof what, "greedy rows N=%d V=128256", N);
+      timeIt(what, [&] { launchGreedyRows(logits.data(), N, V, tokens.data(), logprobs.data(), scratch.data(), scratchBytes, nullptr); });
+    }
+  }
+  for (int T : {1, 64}) {
+    const int H = 32, KvH = 8, D = 64, bs = 16, hidden = 2048, inter = 8192;
+    Buf<uint16_t> qkv(static_cast<size_t>(T) * (H + 2 * KvH) * D, 0x3c00), qOut(static_cast<size_t>(T) * H * D);
+    Buf<uint16_t> kc(static_cast<size_t>(T) * 8 * bs * KvH * D), vc(kc.size());
+    Buf<float> invFreq(D / 2, 0.01f);
+    std::vector<int32_t> pos(T, 40), seq(T), table(static_cast<size_t>(T) * 8);
+    for (int t = 0; t < T; ++t) seq[t] = t;
+    for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int32_t>(i);
+    Buf<int32_t> dPos(pos), dSeq(seq), dTable(table);
+    AttnTables tabs;
+    tabs.positions = dPos.data();
+    tabs.tokenSeq = dSeq.data();
+    tabs.blockTables = dTable.data();
+    tabs.maxBlocksPerSeq = 8;
+    tabs.blockSize = bs;
+    char what[80];
+    std::snprintf(what, sizeof what, "qkv post T=%d", T);
+    timeIt(what, [&] {
+      launchQkvPost(Act::BF16, qkv.data(), T, HeadShape{H, KvH, D}, nullptr, nullptr, nullptr, nullptr, nullptr, 1e-5f,
+                    invFreq.data(), tabs, qOut.data(), kc.data(), vc.data(), nullptr);
+    });
+    Buf<float> h(static_cast<size_t>(T) * hidden, 1.0f), w(hidden, 1.0f);
+    Buf<uint16_t> add(static_cast<size_t>(T) * hidden, 0x3c00), xn(static_cast<size_t>(T) * hidden);
+    std::snprintf(what, sizeof what, "add + rmsnorm T=%d H=2048", T);
+    timeIt(what, [&] { launchAddRmsNorm(Act::BF16, h.data(), add.data(), w.data(), xn.data(), nullptr, T, hidden, 1e-5f, nullptr); });
+    Buf<uint16_t> gu(static_cast<size_t>(T) * 2 * inter, 0x3c00), act(static_cast<size_t>(T) * inter);
+    std::snprintf(what, sizeof what, "swiglu T=%d I=8192", T);
+    timeIt(what, [&] { launchSwiglu(Act::BF16, gu.data(), T, inter, act.data(), nullptr); });
+  }
+}
+#endif
+
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   std::mt19937 rng(42);
   const std::vector<SeqPlan> decode = {{2005, 1}, {1500, 1}, {40, 1}, {0, 1}};
   const std::vector<SeqPlan> prefill = {{500, 100}, {0, 37}, {10, 20}};
@@ -370,5 +554,11 @@ int main() {
   checkQkvPost("qkv post bf16, bias", Act::BF16, true, false, rng);
   checkQkvPost("qkv post f16, q/k norm", Act::F16, false, true, rng);
   std::printf("%d failures\n", failures);
+#ifdef TSLORA_KERNEL_TEST_ON_GPU
+  if (argc > 1 && std::strcmp(argv[1], "--bench") == 0) bench();
+#else
+  (void)argc;
+  (void)argv;
+#endif
   return failures == 0 ? 0 : 1;
 }
