@@ -3,7 +3,8 @@
 // qa + 8, lane v columns v + 32i (i < 8): a warp touches 32 consecutive columns of a row. The B tile of every run
 // (distinct slot) of the group goes through a cp.async pipeline (4 stages up to R = 16, else 2) into shared memory
 // as stored ([column][k], bf16/fp16), so a group of several adapters has several tiles in flight. Launched as a programmatic dependent of its shrink: the segment tables, the first B tiles and y are
-// loaded before griddepcontrol.wait; the split partials of U are summed (fixed order) after it. U stays fp32.
+// loaded before griddepcontrol.wait; the split partials of U are summed (fixed order) after it and rounded to the
+// activation dtype (as the tiled expand does).
 #include <algorithm>
 
 #include "lora_small_step.cuh"
@@ -121,7 +122,9 @@ __global__ void __launch_bounds__(kThreads) smallExpandKernel(
         for (int i = 0; i < 32; ++i) sum += part[i];
       }
     }
-    sU[q][k] = sum;
+    // Rounded to the activation dtype like the tiled expand (and PEFT's lora_A output in bf16/fp16), so a row gets
+    // the same delta whether its step runs the small-step or the tiled kernels (decode vs prefill, graph vs eager).
+    sU[q][k] = Convert<T>::toFloat(Convert<T>::fromFloat(sum));
   }
 
   float acc[2][8];
