@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 
 #ifndef TSLORA_HD
 #if defined(__CUDACC__)
@@ -30,6 +31,28 @@ TSLORA_HD float softmaxCorrection(float mOld, float mNew) { return mOld == -INFI
 // (headDim + 2) fp32 per token and split). maxKeys bounds every token's key count (the block-table capacity), so
 // numSplits · keysPerSplit ≥ maxKeys.
 constexpr int kMinSplitKeys = 256;
+
+// Steps that mix long prompts with decode rows run both attention kernels: the tensor-core prefill kernel takes the
+// rows of sequences with at least kPrefillMinRows rows in the launch, the split kernel the others.
+constexpr int kPrefillMinRows = 16;
+
+// Rows of row t's sequence among rows [0, T) (rows are sequences in order: tokenSeq is non-decreasing).
+TSLORA_HD int seqRowCount(const int32_t* tokenSeq, int T, int t) {
+  const int32_t s = tokenSeq[t];
+  int lo = 0, hi = t;  // first row of the sequence
+  while (lo < hi) {
+    const int mid = (lo + hi) / 2;
+    if (tokenSeq[mid] < s) lo = mid + 1;
+    else hi = mid;
+  }
+  int lo2 = t + 1, hi2 = T;  // one past its last row
+  while (lo2 < hi2) {
+    const int mid = (lo2 + hi2) / 2;
+    if (tokenSeq[mid] <= s) lo2 = mid + 1;
+    else hi2 = mid;
+  }
+  return lo2 - lo;
+}
 
 struct KeySplits {
   int numSplits = 1;

@@ -3,7 +3,8 @@
 // One block of 4 warps per (tile of query tokens, KV head): the tile's 64 query rows are (token, q head of the GQA
 // group) pairs, token-major (row r = token t0 + r / G, head kvHead · G + r % G), so every row shares the K/V tiles;
 // warp w owns rows [16w, 16w + 16). A tile may straddle sequences (the step's rows are sequences one after another):
-// the block then runs once per sequence segment with the other rows masked. Per key tile of 64 keys (K and V rows in
+// the block then runs once per sequence segment with the other rows masked. Sequences with fewer than
+// kPrefillMinRows rows in the launch (decode rows of a mixed step) are left to the split kernel of attention.cu. Per key tile of 64 keys (K and V rows in
 // shared memory, paged through the block table, zeros past the last key):
 //   S = Q Kᵀ (WMMA, fp32 accumulate) → shared → scale, causal mask (key > the row's position: −inf), online softmax per
 //   row (two lanes per row, fp32; attention-merge.h) → P rounded to the activation dtype → O = O · corr + P V (WMMA
@@ -88,6 +89,10 @@ __global__ void __launch_bounds__(kThreads)
     const int seq = tabs.tokenSeq[segStart];
     int segEnd = segStart + 1;
     while (segEnd < tileEnd && tabs.tokenSeq[segEnd] == seq) ++segEnd;
+    if (seqRowCount(tabs.tokenSeq, T_, segStart) < kPrefillMinRows) {  // a short sequence: the split kernel's rows
+      segStart = segEnd;
+      continue;
+    }
     int maxPos = 0;
     for (int t = segStart; t < segEnd; ++t) maxPos = max(maxPos, tabs.positions[t]);
     const int numKeys = maxPos + 1;
@@ -233,10 +238,11 @@ cudaError_t launch(const void* q, int T_, const HeadShape& hs, float scale, cons
 }  // namespace
 
 bool prefillAttentionFits(int T, int numSeqs, const HeadShape& hs) {
-  if (numSeqs <= 0 || T < 64 || T < 16 * numSeqs) return false;  // decode-like steps: the split kernel
+  // ≥ 64 rows, and room for at least one sequence of kPrefillMinRows rows (decode-only steps: the split kernel alone).
+  if (numSeqs <= 0 || T < 64 || T - (numSeqs - 1) < kPrefillMinRows) return false;
   if (hs.numKvHeads <= 0 || hs.numHeads % hs.numKvHeads != 0 || hs.numKvHeads > 65535) return false;
   const int G = hs.numHeads / hs.numKvHeads;
-  return (hs.headDim == 64 || hs.headDim == 128) && G <= 16;
+  return (hs.headDim == 64 || hs.headDim == 128) && G <= 16 && G * hs.headDim <= 1024;
 }
 
 cudaError_t launchPrefillAttention(bool bf16, const void* q, int T, const HeadShape& hs, float scale,

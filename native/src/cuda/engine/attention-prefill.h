@@ -7,8 +7,9 @@
 
 namespace tslora::cuda {
 
-// Whether the tensor-core kernel takes this step: head dim 64 or 128, at most 16 q heads per KV head, ≥ 64 tokens
-// and ≥ 16 tokens per sequence on average (numSeqs = 0: unknown, never).
+// Whether to launch the tensor-core kernel for this step: head dim 64 or 128, G ≤ 16 and G · D ≤ 1024, ≥ 64 rows of
+// which some sequence may own ≥ kPrefillMinRows (numSeqs = 0: unknown, never). It computes the rows of sequences with
+// ≥ kPrefillMinRows rows only; the split kernel of attention.cu, told to skip those, the others.
 bool prefillAttentionFits(int T, int numSeqs, const HeadShape& hs);
 
 // Same contract as launchAttention (q, kCache, vCache 16-byte aligned); bf16 = activations are bf16, else fp16.

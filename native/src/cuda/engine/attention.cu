@@ -99,6 +99,7 @@ struct SplitPlan {
   int keysPerSplit = 0;  // a multiple of the tile; numSplits · keysPerSplit ≥ every token's key count
   float* acc = nullptr;  // [T][numHeads][numSplits][D] unnormalised Σ exp(s − m) · v of each split
   float* ml = nullptr;   // [T][numHeads][numSplits][2]: (m, l) of each split
+  int skipRowsFrom = 0;  // > 0: rows whose sequence has at least this many rows belong to the prefill kernel
 };
 
 // Shared memory: K and V tiles [TK][D + 8] Act (the 16-byte pad keeps row reads of a warp on distinct banks), q of
@@ -121,6 +122,7 @@ __global__ void __launch_bounds__(kAttnThreads, 4)
   const int numKeys = tabs.positions[t] + 1;
   const int kBegin = split * plan.keysPerSplit;
   if (kBegin >= numKeys) return;  // the whole block: this token's context ends before this split
+  if (plan.skipRowsFrom > 0 && seqRowCount(tabs.tokenSeq, gridDim.x, t) >= plan.skipRowsFrom) return;  // prefill's
   const int kEnd = min(numKeys, kBegin + plan.keysPerSplit);
   const bool direct = numKeys <= plan.keysPerSplit;  // one split covers the token: normalise and write here
 
@@ -280,6 +282,7 @@ __global__ void mergeSplitsKernel(HeadShape hs, AttnTables tabs, SplitPlan plan,
   const int numKeys = tabs.positions[t] + 1;
   const int ns = min(plan.numSplits, (numKeys + plan.keysPerSplit - 1) / plan.keysPerSplit);
   if (ns <= 1) return;
+  if (plan.skipRowsFrom > 0 && seqRowCount(tabs.tokenSeq, gridDim.x, t) >= plan.skipRowsFrom) return;  // prefill's
   const size_t row = static_cast<size_t>(t) * hs.numHeads + h;
   const float* ml = plan.ml + row * plan.numSplits * 2;
   const float* acc = plan.acc + row * plan.numSplits * D;
@@ -323,9 +326,10 @@ SplitPlan planSplits(int T, const HeadShape& hs, const AttnTables& tabs, int tk,
 template <typename T, int TK>
 cudaError_t pagedAttention(const void* q, int T_, const HeadShape& hs, float scale, const AttnTables& tabs,
                            const void* kCache, const void* vCache, void* out, void* scratch, size_t scratchBytes,
-                           cudaStream_t s) {
+                           int skipRowsFrom, cudaStream_t s) {
   const int G = hs.numHeads / hs.numKvHeads;
-  const SplitPlan plan = planSplits(T_, hs, tabs, TK, scratch, scratchBytes);
+  SplitPlan plan = planSplits(T_, hs, tabs, TK, scratch, scratchBytes);
+  plan.skipRowsFrom = skipRowsFrom;
   const dim3 grid(T_, hs.numKvHeads, plan.numSplits);
   pagedAttentionKernel<T, TK><<<grid, kAttnThreads, pagedSmemBytes<T>(TK, hs.headDim, G), s>>>(
       static_cast<const T*>(q), hs, scale, tabs, static_cast<const T*>(kCache), static_cast<const T*>(vCache),
@@ -425,8 +429,16 @@ cudaError_t attention(const void* q, int T_, const HeadShape& hs, float scale, c
                       const void* kCache, const void* vCache, void* out, void* scratch, size_t scratchBytes,
                       cudaStream_t s) {
   const int D = hs.headDim;
-  if (prefillAttentionFits(T_, tabs.numSeqs, hs) && aligned16(q) && aligned16(kCache) && aligned16(vCache))
-    return launchPrefillAttention(std::is_same<T, __nv_bfloat16>::value, q, T_, hs, scale, tabs, kCache, vCache, out, s);
+  // Rows of long prompts (sequences with ≥ kPrefillMinRows rows) on tensor cores; the split kernel below then skips
+  // them and takes the rest (decode rows of a mixed step, short chunks).
+  int skipRowsFrom = 0;
+  if (prefillAttentionFits(T_, tabs.numSeqs, hs) && aligned16(q) && aligned16(kCache) && aligned16(vCache)) {
+    const cudaError_t st = launchPrefillAttention(std::is_same<T, __nv_bfloat16>::value, q, T_, hs, scale, tabs,
+                                                  kCache, vCache, out, s);
+    if (st != cudaSuccess) return st;
+    if (tabs.numSeqs == 1) return cudaSuccess;  // one sequence of ≥ 64 rows: the prefill kernel took every row
+    skipRowsFrom = kPrefillMinRows;
+  }
   const bool shapeOk = hs.numKvHeads > 0 && hs.numHeads % hs.numKvHeads == 0 && D % 8 == 0 && D >= 8 && D <= 256 &&
                        hs.numKvHeads <= 65535 && aligned16(q) && aligned16(kCache) && aligned16(vCache) &&
                        aligned16(out) && aligned16(scratch);
@@ -437,10 +449,11 @@ cudaError_t attention(const void* q, int T_, const HeadShape& hs, float scale, c
       return tk * (D / 8) <= kAttnThreads * kMaxTileVecsPerThread && pagedSmemBytes<T>(tk, D, G) <= kMaxAttnSmemBytes;
     };
     if (pairsFit && D <= 128 && tileFits(64))
-      return pagedAttention<T, 64>(q, T_, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, s);
+      return pagedAttention<T, 64>(q, T_, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, skipRowsFrom, s);
     if (pairsFit && tileFits(32))
-      return pagedAttention<T, 32>(q, T_, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, s);
+      return pagedAttention<T, 32>(q, T_, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, skipRowsFrom, s);
   }
+  // (The prefill kernel's shapes always fit the split kernel: prefillAttentionFits asks G · D ≤ 1024.)
   return simpleAttention<T>(q, T_, hs, scale, tabs, kCache, vCache, out, s);
 }
 

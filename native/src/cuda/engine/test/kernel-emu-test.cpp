@@ -533,6 +533,13 @@ int main(int argc, char** argv) {
   checkAttention("prefill d128 mha f16 (tensor cores)", Act::F16, 4, 4, 128, prefill, kBig, rng);
   checkAttention("prefill d256 gqa2 bf16 (split kernel)", Act::BF16, 4, 2, 256, prefill, kBig, rng);
   checkAttention("short prefill d64 (split kernel, 5 rows of a long prompt)", Act::F16, 8, 2, 64, {{2000, 5}}, kBig, rng);
+  // Mixed steps: long chunks on tensor cores, decode rows and a 5-row chunk on the split kernel, in one launch.
+  checkAttention("mixed step d64 bf16: chunks + decodes + short chunk", Act::BF16, 8, 2, 64,
+                 {{500, 100}, {2000, 1}, {1500, 1}, {0, 37}, {300, 5}, {10, 20}, {700, 1}, {1700, 20}}, kBig, rng);
+  checkAttention("mixed step d128 mha f16, no scratch", Act::F16, 4, 4, 128, {{64, 70}, {900, 1}, {3, 15}, {0, 16}}, 0, rng);
+  std::vector<SeqPlan> shortOnes;
+  for (int b = 0; b < 10; ++b) shortOnes.push_back({b * 37, 8});
+  checkAttention("10 sequences of 8 rows (prefill launched, every row to the split kernel)", Act::F16, 8, 2, 64, shortOnes, kBig, rng);
 
   checkGreedy("greedy V=128256 N=1 chunked", 1, 128256, 1 << 20, rng);
   checkGreedy("greedy V=128256 N=5 chunked", 5, 128256, 1 << 20, rng);
