@@ -1,10 +1,11 @@
 // The CUDA attention and greedy-row kernels on long contexts, against the CPU backend (fp32): prompts of 2005, 1500
 // and 40 tokens prefilled in 500-token chunks (prefix reuse: every chunk's queries start at its startPosition; the
 // tensor-core prefill kernel for the big chunks, query tiles straddling sequences; the split kernel for the 5-token
-// last chunk, whose keys are split over blocks and merged), then batched decode steps with mixed context lengths in one
-// step (tokens whose keys fit one split next to tokens split over many blocks), on scattered (non-contiguous) KV
-// blocks, eager and through decode CUDA graphs, for head dims 64 (GQA 4:1), 128 (MHA, qkv bias) and 256 (q/k norm:
-// the split kernel's 32-key tile, also for prefill).
+// last chunk, whose keys are split over blocks and merged), then batched decode steps with mixed context lengths in
+// one step (tokens whose keys fit one split next to tokens split over many blocks; the first two steps also carry
+// chunks of a fourth prompt: mixed steps where both attention kernels run), on scattered (non-contiguous) KV blocks,
+// eager and through decode CUDA graphs, for head dims 64 (GQA 4:1), 128 (MHA, qkv bias) and 256 (q/k norm: the split
+// kernel's 32-key tile, also for prefill).
 //
 // Sensitivity: the random models use weightScale 2.5 so that attention is peaked, and the test first checks on the
 // CPU that dropping the first half of the context moves the logits by over 3× the f16 tolerance (measured 0.12–0.39),
@@ -35,6 +36,7 @@ const BLOCKS_PER_SEQ = 200; // 3200 positions
 const CHUNK = 500; // not a multiple of 16: prefill query tiles straddle two sequences
 const PROMPT_LENGTHS = [2005, 1500, 40]; // 2005 = 4 · 500 + 5: a 5-token last chunk (its keys split over blocks)
 const DECODE_STEPS = 4;
+const LATE_LENGTH = 700; // a fourth prompt prefilled in decode steps 0 and 1 (mixed steps: chunk + decode rows)
 
 const sampling: StepSampling = {
   temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, generatedCount: 0, repetitionPenalty: 1, frequencyPenalty: 0,
@@ -56,7 +58,7 @@ after(() => rmSync(root, { recursive: true, force: true }));
 
 function makeRunner(model: ReturnType<typeof writeRandomModel>, backend: typeof cpu, dtype: Dtype, graphs: number | undefined): ModelRunner {
   return new ModelRunner(model, {
-    backend, kvNumBlocks: PROMPT_LENGTHS.length * BLOCKS_PER_SEQ, kvBlockSize: BLOCK, loraSlots: 0, loraMaxRank: 0,
+    backend, kvNumBlocks: (PROMPT_LENGTHS.length + 1) * BLOCKS_PER_SEQ, kvBlockSize: BLOCK, loraSlots: 0, loraMaxRank: 0,
     loraTargetModules: [], loraBackend: 'csgmv', maxLoraChunkSize: 16, numThreads: 0,
     computeDtype: backend === cpu ? undefined : dtype, cudaGraphMaxBatchSize: graphs,
   });
@@ -65,12 +67,12 @@ function makeRunner(model: ReturnType<typeof writeRandomModel>, backend: typeof 
 /** Scattered block tables: a seeded permutation of every block, BLOCKS_PER_SEQ per sequence. */
 function blockTables(): number[][] {
   const rand = rng(7);
-  const ids = Array.from({ length: PROMPT_LENGTHS.length * BLOCKS_PER_SEQ }, (_, i) => i);
+  const ids = Array.from({ length: (PROMPT_LENGTHS.length + 1) * BLOCKS_PER_SEQ }, (_, i) => i);
   for (let i = ids.length - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
     [ids[i], ids[j]] = [ids[j], ids[i]];
   }
-  return PROMPT_LENGTHS.map((_, b) => ids.slice(b * BLOCKS_PER_SEQ, (b + 1) * BLOCKS_PER_SEQ));
+  return [...PROMPT_LENGTHS, LATE_LENGTH].map((_, b) => ids.slice(b * BLOCKS_PER_SEQ, (b + 1) * BLOCKS_PER_SEQ));
 }
 
 /** Chunked prefill of every prompt (one step per chunk index, all sequences that still have a chunk); returns the
@@ -89,8 +91,14 @@ function prefill(runner: ModelRunner, prompts: number[][], tables: number[][]): 
   return out;
 }
 
-function decodeStep(runner: ModelRunner, tokens: number[], positions: number[], tables: number[][], returnLogits: boolean): StepSequenceResult[] {
-  return runner.step(tokens.map((t, b) => ({ tokenIds: [t], startPosition: positions[b], blockTable: tables[b], slot: -1, sampling, returnLogits })));
+/** One decode row per prompt, plus (when given) a chunk of the late prompt: a mixed step. */
+function decodeStep(runner: ModelRunner, tokens: number[], positions: number[], tables: number[][], returnLogits: boolean,
+  lateChunk: { tokens: number[]; start: number } | null): StepSequenceResult[] {
+  const seqs: StepSequence[] = tokens.map((t, b) => ({ tokenIds: [t], startPosition: positions[b], blockTable: tables[b], slot: -1, sampling, returnLogits }));
+  if (lateChunk) {
+    seqs.push({ tokenIds: lateChunk.tokens, startPosition: lateChunk.start, blockTable: tables[tokens.length], slot: -1, sampling, returnLogits });
+  }
+  return runner.step(seqs);
 }
 
 for (const [name, dtype, opts] of VARIANTS) {
@@ -103,6 +111,7 @@ for (const [name, dtype, opts] of VARIANTS) {
       } as RandomModelOptions);
       const rand = rng(11);
       const prompts = PROMPT_LENGTHS.map((n) => Array.from({ length: n }, () => Math.floor(rand() * 16384)));
+      const late = Array.from({ length: LATE_LENGTH }, () => Math.floor(rand() * 16384));
       const tables = blockTables();
       const cpuRunner = makeRunner(model, cpu, dtype, undefined);
       const eager = makeRunner(model, cuda!, dtype, undefined);
@@ -130,11 +139,15 @@ for (const [name, dtype, opts] of VARIANTS) {
         let worstSame = 0;
         let nearTies = 0;
         for (let step = 0; step < DECODE_STEPS; step++) {
-          const ref = decodeStep(cpuRunner, tokens, positions, tables, true);
-          const onEager = decodeStep(eager, tokens, positions, tables, true);
-          const onGraph = decodeStep(graphed, tokens, positions, tables, true);
+          // Steps 0 and 1 also carry a chunk of the late prompt (tensor-core rows next to split-kernel rows); the
+          // other steps are pure decode (replayed CUDA graphs on the graphed runner).
+          const lateChunk = step * CHUNK < LATE_LENGTH
+            ? { tokens: late.slice(step * CHUNK, Math.min(LATE_LENGTH, (step + 1) * CHUNK)), start: step * CHUNK } : null;
+          const ref = decodeStep(cpuRunner, tokens, positions, tables, true, lateChunk);
+          const onEager = decodeStep(eager, tokens, positions, tables, true, lateChunk);
+          const onGraph = decodeStep(graphed, tokens, positions, tables, true, lateChunk);
           // The same step again (rewrites the same KV entries): greedy rows finished on the GPU, no logits back.
-          const greedyOnGpu = decodeStep(eager, tokens, positions, tables, false);
+          const greedyOnGpu = decodeStep(eager, tokens, positions, tables, false, lateChunk);
           ref.forEach((r, b) => {
             const e = onEager[b].logits!;
             worstCpu = Math.max(worstCpu, relativeL2(e, r.logits!), relativeL2(onGraph[b].logits!, r.logits!));
@@ -145,7 +158,7 @@ for (const [name, dtype, opts] of VARIANTS) {
             assert.ok(Math.abs(greedyOnGpu[b].logprob - onEager[b].logprob) < 1e-4,
               `step ${step} seq ${b}: logprob ${greedyOnGpu[b].logprob} vs ${onEager[b].logprob}`);
           });
-          tokens = ref.map((r) => r.tokenId);
+          tokens = ref.slice(0, tokens.length).map((r) => r.tokenId);
           for (let b = 0; b < positions.length; b++) positions[b]++;
         }
         console.log(`cuda-attention-long ${name}: sensitivity ${sensitivity.toExponential(2)}, prefill ${worstPrefill.toExponential(2)}, ` +
