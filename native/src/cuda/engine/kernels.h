@@ -38,7 +38,8 @@ cudaError_t launchQkvPost(Act act, const void* qkv, int T, const HeadShape& hs, 
                           const AttnTables& tabs, void* qOut, void* kCache, void* vCache, cudaStream_t s);
 
 // Causal paged attention (attention.cu): token t attends to positions [0, positions[t]] of its sequence (GQA: head h
-// reads KV head h / (numHeads / numKvHeads)). scratch (device, 16-byte aligned, may be null) holds the partial
+// reads KV head h / (numHeads / numKvHeads)). Rows of sequences with many rows in the step (prompt chunks; needs
+// tabs.numSeqs) run on tensor cores (attention-prefill.cu), the others in the key-split kernel. scratch (device, 16-byte aligned, may be null) holds the partial
 // results when a token's keys are split over several blocks: up to scratchBytes are used, and the number of splits
 // shrinks to fit (one split, no scratch, when it is null or small). It must not alias q, the cache or out; the forward
 // lends the logits buffer, unused until the LM head.   q, out: [T, numHeads * headDim] Act
