@@ -1,4 +1,5 @@
-// H200 microbenchmark of the CUDA LoRA kernels with Llama-3.1-8B shapes (kernel-anchor.md): per-kernel µs and the
+// H200 microbenchmark of the CUDA LoRA kernels with Llama-3.1-8B shapes (kernel-anchor.md; two decode cases with the
+// Llama-3.2-1B shapes of the engine's decode benchmark): per-kernel µs and the
 // per-layer sum for qkv + gate_up + down (o_proj reported apart), achieved GB/s against the bytes floor, for the
 // "triton" and "csgmv" metadata. Weights rotate over 8 disjoint adapter sets (64 slots), so L2 (60 MB) cannot hold
 // them between iterations. Usage: lora_cuda_bench [out.json]
@@ -30,6 +31,7 @@ struct ModuleSpec {
 struct CaseSpec {
   const char* name;
   int requests, tokensEach, rank, adapters;  // adapters: distinct adapters per set (request i uses (5i) mod adapters)
+  bool llama1B = false;  // Llama-3.2-1B shapes (the engine's decode benchmark) instead of Llama-3.1-8B
 };
 struct Strategy {
   const char* name;
@@ -84,7 +86,11 @@ int main(int argc, char** argv) {
   CUDA_CHECK(cudaStreamCreate(&stream));
   const std::vector<ModuleSpec> moduleSpecs = {
       {"qkv", 4096, {4096, 1024, 1024}}, {"gate_up", 4096, {14336, 14336}}, {"down", 14336, {4096}}, {"o", 4096, {4096}}};
+  const std::vector<ModuleSpec> moduleSpecs1B = {
+      {"qkv", 2048, {2048, 512, 512}}, {"gate_up", 2048, {8192, 8192}}, {"down", 8192, {2048}}, {"o", 2048, {2048}}};
   const std::vector<CaseSpec> cases = {{"decode 64x1 r16", 64, 1, 16, 8},
+                                       {"1B decode 64x1 1ad", 64, 1, 16, 1, true},
+                                       {"1B decode 8x1 8ad", 8, 1, 16, 8, true},
                                        {"decode 64x1 r16 1ad", 64, 1, 16, 1},
                                        {"decode 1x1 r16", 1, 1, 16, 1},
                                        {"decode 256x1 r16", 256, 1, 16, 8},
@@ -99,11 +105,12 @@ int main(int argc, char** argv) {
 
   for (const CaseSpec& cs : cases) {
     const int T = cs.requests * cs.tokensEach, r = cs.rank, R = cs.rank;
-    std::vector<ModuleState> modules(moduleSpecs.size());
+    const std::vector<ModuleSpec>& specs = cs.llama1B ? moduleSpecs1B : moduleSpecs;
+    std::vector<ModuleState> modules(specs.size());
     uint32_t seed = 1;
-    for (size_t mi = 0; mi < moduleSpecs.size(); ++mi) {
+    for (size_t mi = 0; mi < specs.size(); ++mi) {
       ModuleState& ms = modules[mi];
-      ms.spec = moduleSpecs[mi];
+      ms.spec = specs[mi];
       const int c = static_cast<int>(ms.spec.widths.size());
       int outTotal = 0;
       ms.view.numSlices = c;
