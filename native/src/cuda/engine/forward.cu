@@ -339,6 +339,10 @@ void CudaModel::sample(const cpu::StepInputView& s, const float* logits, cpu::St
       p.penaltyOutputCounts = s.penaltyOutputCounts.data + s.penaltyIndptr[i];
       p.numPenaltyTokens = s.penaltyIndptr[i + 1] - s.penaltyIndptr[i];
       p.targetTokenId = s.targetTokenIds[i];
+      if (s.suppressIndptr.size > 0) {  // min_new_tokens: the same mask as the GPU and CPU samplers
+        p.suppressTokenIds = s.suppressTokenIds.data + s.suppressIndptr[i];
+        p.numSuppressTokens = s.suppressIndptr[i + 1] - s.suppressIndptr[i];
+      }
       cpu::SamplingOutput r = cpu::sampleRow(logits + static_cast<size_t>(i) * V, V, p, K,
                                              out.topLogprobIds.data() + static_cast<size_t>(i) * K,
                                              out.topLogprobs.data() + static_cast<size_t>(i) * K, scratch, order);
