@@ -19,6 +19,8 @@
 #      (base / shared / distinct, both backends, graphs off), each row with its memory-floor fraction → decode-8b.{log,json}
 #   7b. optional, SKINNY_BENCH=1: skinny decode GEMM vs cuBLAS per projection shape (skinny-gemm-test --bench), and
 #      the 1B decode bench (csgmv, batch 1/8, base and distinct) with TSLORA_CUDA_SKINNY_GEMM=0 → skinny*.log
+#   7c. optional, ENGINE_KERNEL_BENCH=1: the engine's row/attention kernels built for the GPU against their references
+#      and timed (native/src/cuda/engine/test/kernel-emu-test.cpp --bench) → engine-kernels.log
 #   8. optional, LORA_BENCH=1: bench/lora/device-run.sh (kernel drivers + microbenchmark, no memcheck, no torch) → lora/
 #   summary.txt: one line per step with its exit status and seconds.
 set -u
@@ -91,6 +93,12 @@ else
   summary "gpu-tests, decode-bench: SKIPPED (the CUDA addon did not build; see build.log)"
 fi
 # Needs only nvcc and g++: runs even when the addon did not build.
+if [[ ${ENGINE_KERNEL_BENCH:-0} == 1 ]]; then
+  E=native/src/cuda/engine
+  step engine-kernels 90 engine-kernels.log bash -c "nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -DTSLORA_KERNEL_TEST_ON_GPU \
+    -Inative/include -I$E $E/test/kernel-emu-test.cpp $E/attention.cu $E/attention-prefill.cu $E/greedy.cu $E/kernels.cu \
+    -o /tmp/kernel-test && /tmp/kernel-test --bench"
+fi
 if [[ ${LORA_BENCH:-0} == 1 ]]; then
   step lora-bench 150 lora-bench.log env OUT="$G/lora" SKIP_TORCH=1 SKIP_MEMCHECK=1 bash bench/lora/device-run.sh
 fi
