@@ -54,14 +54,18 @@ function readLogits(file: string, steps: number, vocab: number): Float32Array[] 
   return Array.from({ length: steps }, (_, t) => all.subarray(t * vocab, (t + 1) * vocab));
 }
 
-/** Free-running greedy decoding of one prompt (prefill + numTokens - 1 decode steps). */
-function freeGreedy(runner: ModelRunner, prompt: number[], slot: number, numTokens: number): number[] {
+/** Free-running greedy decoding of one prompt (prefill + numTokens - 1 decode steps), with each step's logits. */
+function freeGreedy(runner: ModelRunner, prompt: number[], slot: number, numTokens: number): { tokens: number[]; logits: Float32Array[] } {
   const table = Array.from({ length: BLOCKS_PER_SEQ }, (_, i) => i);
-  const tokens = [runner.step([{ tokenIds: prompt, startPosition: 0, blockTable: table, slot, sampling: greedy }])[0].tokenId];
+  const first = runner.step([{ tokenIds: prompt, startPosition: 0, blockTable: table, slot, sampling: greedy, returnLogits: true }])[0];
+  const tokens = [first.tokenId];
+  const logits = [first.logits as Float32Array];
   for (let t = 1; t < numTokens; t++) {
-    tokens.push(runner.step([{ tokenIds: [tokens[t - 1]], startPosition: prompt.length + t - 1, blockTable: table, slot, sampling: greedy }])[0].tokenId);
+    const r = runner.step([{ tokenIds: [tokens[t - 1]], startPosition: prompt.length + t - 1, blockTable: table, slot, sampling: greedy, returnLogits: true }])[0];
+    tokens.push(r.tokenId);
+    logits.push(r.logits as Float32Array);
   }
-  return tokens;
+  return { tokens, logits };
 }
 
 describe(`CUDA engine vs PyTorch + PEFT on a 1B-shaped random model${useCpu ? ' (CPU backend plumbing check)' : ''}`, { skip }, () => {
@@ -137,12 +141,27 @@ describe(`CUDA engine vs PyTorch + PEFT on a 1B-shaped random model${useCpu ? ' 
         const { got, worst, nearTies, promptsWithoutTie, forced } = checkRows(runner, label, tol, rows, failures);
         all.push(got.logits);
         let freeChecked = 0;
+        let freeNearTies = 0;
         for (const i of promptsWithoutTie) {
+          // Alone, a prompt runs other kernel paths than in the teacher-forced batch (the skinny decode GEMM takes
+          // M ≤ 2 rows of every projection but only the small ones at M = 3), so its rounding noise differs: the
+          // first divergence is judged by the same near-tie rule, on the free-running logits (same prefix there).
           const free = freeGreedy(runner, ref.prompts[i], slotOf.get(c.name)!, ref.greedyTokens);
           freeChecked++;
-          if (free.join() !== forced[i].join()) failures.push(`${label} ${c.name} prompt ${i}: free-running greedy [${free}] ≠ reference [${forced[i]}]`);
+          const s = free.tokens.findIndex((tok, k) => tok !== forced[i][k]);
+          if (s >= 0) {
+            const want = refLogits.get(c.name)![i][s];
+            const margin = top2Margin(want);
+            const noise = maxAbsDiff(free.logits[s], want);
+            if (margin < 2 * noise) {
+              freeNearTies++;
+              console.log(`cuda-parity-1b ${label} ${c.name} prompt ${i}: free-running near-tie at step ${s} (margin ${margin.toExponential(2)} < 2 × ${noise.toExponential(2)})`);
+            } else {
+              failures.push(`${label} ${c.name} prompt ${i}: free-running greedy [${free.tokens}] ≠ reference [${forced[i]}] at step ${s}, top-2 margin ${margin} > 2 × max|Δ| ${2 * noise}`);
+            }
+          }
         }
-        console.log(`cuda-parity-1b ${label} ${c.name} (r${c.rank}): max rel-L2 vs PEFT ${worst.toExponential(2)}, near-ties ${nearTies}/${rows.length * ref.greedyTokens}, free-running greedy checked on ${freeChecked}/${rows.length} prompts`);
+        console.log(`cuda-parity-1b ${label} ${c.name} (r${c.rank}): max rel-L2 vs PEFT ${worst.toExponential(2)}, near-ties ${nearTies}/${rows.length * ref.greedyTokens}, free-running greedy checked on ${freeChecked}/${rows.length} prompts (${freeNearTies} near-tie divergences)`);
       }
       byLabel.set(label, all);
     }
