@@ -232,7 +232,10 @@ cudaError_t launchExpandOn(const DeviceModule& module, const DeviceStep& step, c
   auto launch = [&](auto kernel, int dynamicBytes) -> cudaError_t {
     if (dynamicBytes > 0) {  // per kernel and device; not a stream operation (fine under graph capture)
       const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dynamicBytes);
-      if (attribute != cudaSuccess) return attribute;
+      if (attribute != cudaSuccess) {
+        cudaGetLastError();  // do not leave it for the next launch's check
+        return attribute;
+      }
     }
     kernel<<<grid, kThreads, dynamicBytes, stream>>>(static_cast<const T*>(module.b), static_cast<size_t>(module.outTotal()) * R, R,
                                                      slices, step.segIndptr, step.weightIndices, step.permutation, step.slotRanks,

@@ -195,9 +195,12 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
   const auto* partials = static_cast<const float*>(workspace);
   const size_t bSlotStride = static_cast<size_t>(module.outTotal()) * R;
   auto launch = [&](auto kernel, auto* yTyped) -> cudaError_t {
-    if (smemBytes > 48 * 1024) {  // R above 32 (not a stream operation: fine under graph capture)
-      const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smemBytes));
-      if (attribute != cudaSuccess) return attribute;
+    // Every launch: dynamic + static shared memory passes the 48 KB default already at R = 16 (48 KB of B stages;
+    // run 7 failed there with 'invalid argument'). Not a stream operation: fine under graph capture.
+    const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smemBytes));
+    if (attribute != cudaSuccess) {
+      cudaGetLastError();  // do not leave it for the next launch's check
+      return attribute;
     }
     cudaLaunchAttribute attribute[1];
     attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -221,6 +224,7 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
       config.numAttrs = 0;
       status = go();
     }
+    if (status != cudaSuccess) cudaGetLastError();  // reported here, not again by the caller's next launch check
     return status;
   };
   if (dtype == ActDType::BF16) {

@@ -182,9 +182,12 @@ cudaError_t loraShrinkSmall(ActDType dtype, const DeviceModule& module, const De
   auto* partials = static_cast<float*>(workspace);
   const size_t aSlotStride = static_cast<size_t>(c) * R * module.in;
   auto launch = [&](auto kernel) -> cudaError_t {
-    if (smemBytes > 48 * 1024) {  // c*R above ~190 (not a stream operation: fine under graph capture)
-      const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smemBytes));
-      if (attribute != cudaSuccess) return attribute;
+    // Every launch (dynamic + static shared memory may pass the 48 KB default): not a stream operation, fine under
+    // graph capture.
+    const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smemBytes));
+    if (attribute != cudaSuccess) {
+      cudaGetLastError();
+      return attribute;
     }
     kernel<<<grid, kThreads, smemBytes, stream>>>(a, module.in, aSlotStride, c, step.segIndptr, step.weightIndices, step.segmentRanks, step.permutation,
                                                   step.slotRanks, step.maxSegments, step.numTokens, xs, xStride, partials, uStride,
