@@ -197,10 +197,10 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
   auto launch = [&](auto kernel, auto* yTyped) -> cudaError_t {
     // Every launch: dynamic + static shared memory passes the 48 KB default already at R = 16 (48 KB of B stages;
     // run 7 failed there with 'invalid argument'). Not a stream operation: fine under graph capture.
-    const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smemBytes));
-    if (attribute != cudaSuccess) {
+    const cudaError_t limit = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smemBytes));
+    if (limit != cudaSuccess) {
       cudaGetLastError();  // do not leave it for the next launch's check
-      return attribute;
+      return limit;
     }
     cudaLaunchAttribute attribute[1];
     attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
