@@ -60,7 +60,7 @@ wait $ref_pid
 summary "make-1b-reference (in parallel with the build): rc=$? ($(( $(date +%s) - ref_start )) s, limit 150 s)"
 if (( build_rc == 0 )); then
   export TSLORA_1B_REFERENCE="$REF/reference.json"   # set even when generation failed: the 1B test then fails, not skips
-  step gpu-tests 120 gpu-tests.log node scripts/run-tests.mjs test/gpu --test-concurrency=8
+  step gpu-tests 200 gpu-tests.log node scripts/run-tests.mjs test/gpu --test-concurrency=8
   grep -E "^# (tests|pass|fail|skipped)|^not ok|cuda-parity-1b|cuda-graphs|cuda-forward-api:|cuda-passes|cuda-demo|cuda-sampling|SKIP" "$G/gpu-tests.log" > "$G/gpu-tests-summary.txt"
   if (( $(left) >= 50 )); then
     B=/tmp/tslora-bench-1b
