@@ -47,6 +47,7 @@ DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, i
   const char* smallMax = std::getenv("TSLORA_CUDA_LORA_SMALL_STEP_MAX_TOKENS");
   if (smallMax != nullptr) smallStepMaxTokens_ = std::clamp(std::atoi(smallMax), 0, kSmallStepMaxTokens);
   if (smallStep != nullptr && std::string(smallStep) == "0") smallStepMaxTokens_ = 0;
+  smallStepAlways_ = smallStep != nullptr && std::string(smallStep) == "1";  // "1": whenever they apply (A/B switch)
   const char* pdl = std::getenv("TSLORA_CUDA_LORA_PDL");  // "0": the small-step expand waits for the shrink as usual
   overlapExpand_ = pdl == nullptr || std::string(pdl) != "0";
   const int S = config.numSlots, R = config.maxRank;
@@ -232,6 +233,40 @@ void DeviceLoraPool::setStep(const host::StepLora& step, cudaStream_t stream) {
     step_.maxSegments = std::max(1, G);
     step_.numTokens = std::max(1, T);
   }
+  useSmallStep_ = chooseSmallStep(step);
+}
+
+// Which kernels apply() runs for the current step (run 8, H200, µs per layer for qkv + gate_up + down):
+//  - a graph grid (decode-graph.cu) bakes the choice into the captured graph, so it may depend on the grid only. The
+//    tiled kernels there run 32- or 64-row tiles over every padded segment once the bucket has more than 16 rows
+//    (64 rows: 136 µs against 53 small-step); up to 16 rows their grid is as narrow as an eager step's and they take
+//    many adapters in parallel (8 rows, 8 adapters: 40 against 66), except 1-2 rows (1 row: 35 against 24);
+//  - a narrowed (eager) grid: the small-step kernels when every 16-row group of positions holds one adapter, or for
+//    1-2 rows (64 rows, one adapter: 43 against 50); the tiled kernels once groups mix adapters (64 rows, 8 adapters:
+//    49 against 53; 8 rows, 8 adapters: 40 against 66) or past 128 rows (256 rows: 72 against 121).
+bool DeviceLoraPool::chooseSmallStep(const host::StepLora& step) {
+  if (step_.numTokens > smallStepMaxTokens_) return false;
+  if (smallStepAlways_) return true;
+  if (step_.numTokens <= 2) return true;
+  if (gridSegments_ > 0) return (gridSegmentRows_ > 0 ? gridSegmentRows_ : gridTokens_) > 16;  // fixed per grid
+  if (step.numTokens > 128) return false;
+  // Slot of every position (-1: base or an empty slot), then the distinct slots of each 16-row group.
+  positionSlots_.assign(step.numTokens, -1);
+  for (int g = 0; g < step.numSegments; ++g) {
+    const int slot = step.weightIndices[g];
+    if (slot < 0 || ranks_[slot] <= 0) continue;
+    for (int p = step.segIndptr[g]; p < step.segIndptr[g + 1]; ++p) positionSlots_[p] = slot;
+  }
+  for (int p0 = 0; p0 < step.numTokens; p0 += 16) {
+    int first = -1;
+    for (int p = p0; p < std::min(step.numTokens, p0 + 16); ++p) {
+      const int slot = positionSlots_[p];
+      if (slot < 0) continue;
+      if (first < 0) first = slot;
+      else if (slot != first) return false;
+    }
+  }
+  return true;
 }
 
 void DeviceLoraPool::setGraphGrid(int segments, int tokens, int segmentRows) {
@@ -270,7 +305,7 @@ void DeviceLoraPool::apply(int layer, host::Module module, const void* x, int xS
     return;
   }
   // Small steps (decode): grids sized by numTokens only, split-K partials summed by the expand (lora_small_step.cuh).
-  const int smallSplits = step_.numTokens <= smallStepMaxTokens_ ? loraSmallStepSplits(v, step_, numSms_) : 0;
+  const int smallSplits = useSmallStep_ ? loraSmallStepSplits(v, step_, numSms_) : 0;
   if (smallSplits > 0) {
     ensureWorkspace(loraSmallStepWorkspaceBytes(v, step_, smallSplits), stream);
     check(loraShrinkSmall(dtype_, v, step_, x, xStride, workspace_, smallSplits, stream), "small-step shrink");

@@ -63,13 +63,17 @@ class DeviceLoraPool {
   DeviceModule view(host::Module m, int layer) const;
   void ensureWorkspace(size_t bytes, cudaStream_t stream);
   void zeroRegion(const ModuleBuffers& buf, const host::ModuleShape& s, int slot, int r, cudaStream_t stream);
+  bool chooseSmallStep(const host::StepLora& step);
 
   host::PoolConfig config_;
   ActDType dtype_;
   int maxTokens_, maxSegments_, numSms_ = 1;
-  // Small-step kernels for steps of at most this many rows (kSmallStepMaxTokens; env TSLORA_CUDA_LORA_SMALL_STEP_MAX_TOKENS
-  // lowers it, TSLORA_CUDA_LORA_SMALL_STEP=0 turns them off: the tiled kernels for every step).
+  // Small-step kernels for steps of at most this many rows, where chooseSmallStep prefers them (kSmallStepMaxTokens;
+  // env TSLORA_CUDA_LORA_SMALL_STEP_MAX_TOKENS lowers it, TSLORA_CUDA_LORA_SMALL_STEP=0 turns them off).
   int smallStepMaxTokens_ = kSmallStepMaxTokens;
+  bool smallStepAlways_ = false;      // TSLORA_CUDA_LORA_SMALL_STEP=1: whenever they apply, bypassing chooseSmallStep
+  bool useSmallStep_ = false;         // the current step's choice (setStep)
+  std::vector<int32_t> positionSlots_;  // scratch of chooseSmallStep
   bool overlapExpand_ = true;  // small-step expand as a programmatic dependent launch of its shrink (TSLORA_CUDA_LORA_PDL=0: off)
   int gridSegments_ = 0, gridTokens_ = 0, gridSegmentRows_ = 0;  // static grid (graph capture) when segments > 0
   uint64_t workspaceGeneration_ = 0;

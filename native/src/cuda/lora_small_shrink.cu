@@ -25,7 +25,8 @@ constexpr int kMinKPerSplit = 128;
 // Every expand block re-reads the split partials of its rows and slice (16 x R x splits floats, from L2): the split
 // count is capped so that all of them together stay near this many bytes (gate_up's 112 column blocks per group, or
 // lm_head's ~500, would otherwise read tens of MB after the shrink).
-constexpr double kPartialReadBudgetBytes = 6.0 * (1 << 20);
+constexpr double kPartialReadBudgetBytes = 16.0 * (1 << 20);
+constexpr int kTargetShrinkBlocks = 64, kMinPolicySplits = 8, kMaxPolicySplits = 16;
 
 template <typename T> __device__ __forceinline__ void mma16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                                                uint32_t b0, uint32_t b1);
@@ -151,7 +152,10 @@ int loraSmallStepSplits(const DeviceModule& module, const DeviceStep& step, int 
   if (module.maxRank < 1 || module.maxRank > kSmallStepMaxRank || module.numSlices < 1 || module.numSlices > 3 || module.in < 1)
     return 0;
   const int groups = groupsOf(step);
-  const int wanted = std::max(1, (numMultiprocessors + groups - 1) / groups);  // about one block per multiprocessor
+  // Run 8's split sweep (shrink + expand pairs, 4..64 splits): 16 best at 64 rows (4 groups), 8-16 at 1 and 256 rows;
+  // more splits cost the expand more partial reads than they save the shrink. About 64 blocks, 8 to 16 splits.
+  (void)numMultiprocessors;
+  const int wanted = std::clamp((kTargetShrinkBlocks + groups - 1) / groups, kMinPolicySplits, kMaxPolicySplits);
   const int maxByK = std::max(1, (module.in + kMinKPerSplit - 1) / kMinKPerSplit);
   long long columnBlocks = 0;
   for (int j = 0; j < module.numSlices; ++j)
