@@ -95,7 +95,7 @@ cudaError_t loraShrinkSmall(ActDType dtype, const DeviceModule& module, const De
 cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace,
                             int kSplits, void* y, int yStride, int yOffset, cudaStream_t stream, bool overlapShrink = true);
 
-// Experiment switch for the tiled expand (off by default; TSLORA_CUDA_LORA_PREFETCH_Y=1 turns it on at start-up): the
+// Switch for the tiled expand (on by default since run 8; TSLORA_CUDA_LORA_PREFETCH_Y=0 turns it off at start-up): the
 // block's y tile is prefetched into shared memory with cp.async at kernel start instead of loaded in the epilogue
 // (16-byte paths only). Process-wide; set it before launches, not concurrently with them.
 void loraSetExpandPrefetchY(bool on);

@@ -109,9 +109,10 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
   CUDA_CHECK(cudaMemset(workspace.ptr, 0xff, workspaceBytes - counterBytes));  // NaN poison: unwritten U is never read
   CUDA_CHECK(cudaMemset(workspace.ptr + workspaceBytes - counterBytes, 0, counterBytes));
   // Twice on the same workspace: the split-K tickets must reset themselves (graph replays reuse them).
-  struct PrefetchScope {  // the switch is process-wide: back off whatever happens
-    explicit PrefetchScope(bool on) { cl::loraSetExpandPrefetchY(on); }
-    ~PrefetchScope() { cl::loraSetExpandPrefetchY(false); }
+  struct PrefetchScope {  // the switch is process-wide: restored whatever happens
+    explicit PrefetchScope(bool on) : before(cl::loraExpandPrefetchY()) { cl::loraSetExpandPrefetchY(on); }
+    ~PrefetchScope() { cl::loraSetExpandPrefetchY(before); }
+    bool before;
   } prefetchScope(path == Path::TiledPrefetchY);
   for (int pass = 0; pass < 2; ++pass) {
     if (pass == 1) CUDA_CHECK(cudaMemcpy(dY.ptr, yBits.data(), yBits.size() * 2, cudaMemcpyHostToDevice));
