@@ -97,7 +97,7 @@ void launch(dim3 grid, dim3 block, void (*kernel)(P...), A... args) {
 #define __global__
 #define __device__
 #define __forceinline__ inline
-#define __launch_bounds__(x)
+#define __launch_bounds__(...)
 #define __align__(x) __attribute__((aligned(x)))
 #define __shared__ static
 #define __ldg(p) (*(p))
