@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "act-convert.cuh"
 #include "attention-merge.h"
 #include "attention-prefill.h"
 
@@ -26,14 +27,6 @@ namespace {
 
 namespace wmma = nvcuda::wmma;
 
-template <typename T>
-__device__ __forceinline__ T fromF(float v);
-template <>
-__device__ __forceinline__ __nv_bfloat16 fromF<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-template <>
-__device__ __forceinline__ __half fromF<__half>(float v) { return __float2half_rn(v); }
-__device__ __forceinline__ float toF(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float toF(__half v) { return __half2float(v); }
 
 constexpr int kRows = 64;     // query rows per block
 constexpr int kKeys = 64;     // keys per tile

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "act-convert.cuh"
 #include "attention-merge.h"
 #include "attention-prefill.h"
 #include "kernels.h"
@@ -27,14 +28,6 @@
 namespace tslora::cuda {
 namespace {
 
-__device__ __forceinline__ float toF(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float toF(__half v) { return __half2float(v); }
-template <typename T>
-__device__ __forceinline__ T fromF(float v);
-template <>
-__device__ __forceinline__ __nv_bfloat16 fromF<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-template <>
-__device__ __forceinline__ __half fromF<__half>(float v) { return __float2half_rn(v); }
 
 // Two packed 16-bit values (element 0 in the low half) ↔ two floats.
 template <typename T>

@@ -7,19 +7,12 @@
 #include <cmath>
 #include <cstdint>
 
+#include "act-convert.cuh"
 #include "kernels.h"
 
 namespace tslora::cuda {
 namespace {
 
-__device__ __forceinline__ float toF(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float toF(__half v) { return __half2float(v); }
-template <typename T>
-__device__ __forceinline__ T fromF(float v);
-template <>
-__device__ __forceinline__ __nv_bfloat16 fromF<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-template <>
-__device__ __forceinline__ __half fromF<__half>(float v) { return __float2half_rn(v); }
 
 __device__ __forceinline__ float warpSum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
