@@ -163,6 +163,8 @@ export interface NativeTestingOps {
       penaltyTokenIds: Int32Array;
       penaltyOutputCounts: Int32Array;
       targetTokenId: number;
+      /** Token ids that must not be drawn (min_new_tokens: EOS and stop ids before the minimum). */
+      suppressTokenIds?: Int32Array;
     },
     topLogprobsK: number,
   ): { token: number; sampledLogprob: number; targetLogprob: number; topIds: Int32Array; topLogprobs: Float32Array };

@@ -38,12 +38,11 @@ const logSumExp = (x: ArrayLike<number>) => {
   return mx + Math.log(Array.from(x).reduce((s, v) => s + Math.exp(v - mx), 0));
 };
 
-// suppressTokenIds is an optional sampleRow parameter the binding's testing-ops type does not list yet.
 type RowParams = Parameters<typeof testing.sampleRow>[1];
-const rowParams = (extra: Record<string, unknown> = {}): RowParams => ({
+const rowParams = (extra: Partial<RowParams> = {}): RowParams => ({
   temperature: 0, topP: 1, topK: 0, minP: 0, seedLo: 1, seedHi: 0, repetitionPenalty: 1, frequencyPenalty: 0,
   presencePenalty: 0, penaltyTokenIds: new Int32Array(0), penaltyOutputCounts: new Int32Array(0), targetTokenId: -1, ...extra,
-}) as RowParams;
+});
 
 describe('CPU sampler: suppressed token ids', () => {
   // "EOS" (id 2) is the argmax by a wide margin; 7 is second.
