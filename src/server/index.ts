@@ -18,7 +18,7 @@ import { GenerationService } from './generation/service.js';
 import { ServerMetrics } from './metrics.js';
 import { loadServerModel, readAdapterFile, type ReadAdapterFn, type ServerModel } from './model-port.js';
 import { PhaseLogger } from './phase-log.js';
-import { describeSamplingDefaults, readModelSamplingDefaults } from './sampling-defaults.js';
+import { describeSamplingDefaults } from './sampling-defaults.js';
 import { checkModelAgainstConfig, demoExamples, inferLoraPool } from './startup.js';
 
 export interface RunningServer {
@@ -165,7 +165,8 @@ export async function startServer(inputConfig: ServeConfig, deps: ServerDependen
       log.line(`tslora serve: request ${run.spec.clientId} adapter=${run.spec.adapterName ?? '(base)'} prompt=${run.spec.promptIds.length} cached=${run.cachedTokens} completion=${run.outputIds.length} ttft=${ttft} e2e=${total}ms finish=${reason}`);
     };
   }
-  const samplingDefaults = readModelSamplingDefaults(model.dir, (message) => log.line(`tslora serve: warning: ${message}`));
+  for (const message of model.samplingDefaultWarnings ?? []) log.line(`tslora serve: warning: generation_config.json: ${message}`);
+  const samplingDefaults = model.samplingDefaults ?? {};
   const describedDefaults = describeSamplingDefaults(samplingDefaults);
   if (describedDefaults) log.line(`tslora serve: sampling defaults from the model's generation_config.json: ${describedDefaults}`);
   const ctx: ServerContext = {

@@ -3,6 +3,7 @@
  * shapes the server uses (tests substitute generated models through ServerDependencies).
  */
 import { loadModel } from '../engine/model/load-model.js';
+import type { ModelSamplingDefaults } from '../engine/model/sampling-defaults.js';
 import { readAdapter } from '../engine/model/adapter.js';
 import type { AdapterSpec, LoraTargetModule, ModelSpec, ModelWeights } from '../engine/model/types.js';
 import type { ChatMessage, ServerTokenizer } from './context.js';
@@ -14,6 +15,9 @@ export interface ServerModel {
   tokenizer: ServerTokenizer;
   eosTokenIds: number[];
   renderChat: ((messages: ChatMessage[]) => string) | null;
+  /** generation_config.json's sampling defaults (absent: none) and why any value was dropped. */
+  samplingDefaults?: ModelSamplingDefaults;
+  samplingDefaultWarnings?: string[];
 }
 
 export interface AdapterReadOptions {
@@ -35,6 +39,8 @@ export async function loadServerModel(dir: string, tokenizerDir: string | null):
     spec: loaded.spec,
     weights: loaded.weights,
     eosTokenIds: [...new Set([...loaded.spec.eosTokenIds, ...tok.eosTokenIds])],
+    samplingDefaults: loaded.samplingDefaults,
+    samplingDefaultWarnings: loaded.samplingDefaultWarnings,
     renderChat: renderer.hasTemplate ? (messages) => renderer.render(messages.map((m) => ({ ...m })), { addGenerationPrompt: true }) : null,
     tokenizer: {
       encode: (text, addSpecialTokens = true) => tok.encode(text, { addSpecialTokens }),

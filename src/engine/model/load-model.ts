@@ -9,17 +9,9 @@ import { TsloraError } from '../../errors.js';
 import { ChatTemplateRenderer, resolveChatTemplate } from './chat-template.js';
 import { parseModelConfig } from './config.js';
 import { loadTokenizer, resolveTokenizerFiles, type TextTokenizer } from './tokenizer.js';
+import { samplingDefaultsFromGenerationConfig, type ModelSamplingDefaults } from './sampling-defaults.js';
 import type { ModelSpec, ModelWeights } from './types.js';
 import { dominantDtype, loadModelWeights } from './weights.js';
-
-/** Sampling defaults a model ships in generation_config.json (used when a request leaves them unset). */
-export interface GenerationDefaults {
-  temperature?: number;
-  topP?: number;
-  topK?: number;
-  repetitionPenalty?: number;
-  maxNewTokens?: number;
-}
 
 export interface LoadedModel {
   /** Absolute path of the model directory. */
@@ -31,7 +23,10 @@ export interface LoadedModel {
   chatTemplate: string | null;
   /** Renders chat messages with chatTemplate and the tokenizer's special tokens (throws when there is none). */
   chatRenderer: ChatTemplateRenderer;
-  generationDefaults: GenerationDefaults;
+  /** generation_config.json's sampling fields (API names, validated): request defaults, as in SGLang. */
+  samplingDefaults: ModelSamplingDefaults;
+  /** Why a generation_config.json sampling value was dropped (out of the API's range), for the caller to log. */
+  samplingDefaultWarnings: string[];
 }
 
 export interface LoadModelOptions {
@@ -45,26 +40,6 @@ async function readJsonFile(path: string): Promise<unknown> {
   } catch (error) {
     throw new TsloraError('corrupt_file', `${path} is not valid JSON: ${(error as Error).message}`, { cause: error });
   }
-}
-
-function finiteNumber(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
-}
-
-/** The sampling fields of generation_config.json, in tslora's names. */
-export function parseGenerationDefaults(generation: Record<string, unknown>): GenerationDefaults {
-  const defaults: GenerationDefaults = {};
-  const temperature = finiteNumber(generation.temperature);
-  if (temperature !== undefined) defaults.temperature = temperature;
-  const topP = finiteNumber(generation.top_p);
-  if (topP !== undefined) defaults.topP = topP;
-  const topK = finiteNumber(generation.top_k);
-  if (topK !== undefined) defaults.topK = topK;
-  const repetitionPenalty = finiteNumber(generation.repetition_penalty);
-  if (repetitionPenalty !== undefined) defaults.repetitionPenalty = repetitionPenalty;
-  const maxNewTokens = finiteNumber(generation.max_new_tokens);
-  if (maxNewTokens !== undefined) defaults.maxNewTokens = maxNewTokens;
-  return defaults;
 }
 
 export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
@@ -99,6 +74,8 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   // The tokenizer's eos (e.g. <|im_end|>) also ends generation, as in transformers' generation config merge.
   spec.eosTokenIds = [...new Set([...spec.eosTokenIds, ...tokenizer.eosTokenIds])];
   if (spec.bosTokenId === null) spec.bosTokenId = tokenizer.bosTokenId;
+  const samplingDefaultWarnings: string[] = [];
+  const samplingDefaults = samplingDefaultsFromGenerationConfig(generation, (message) => samplingDefaultWarnings.push(message));
   return {
     dir: modelDir,
     spec,
@@ -106,6 +83,7 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
     tokenizer,
     chatTemplate,
     chatRenderer,
-    generationDefaults: parseGenerationDefaults(generation),
+    samplingDefaults,
+    samplingDefaultWarnings,
   };
 }

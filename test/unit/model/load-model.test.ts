@@ -30,18 +30,19 @@ test('sharded tiny-llama: every layer tensor mapped into the 7 shards with the s
   assert.equal(spec.weightDtype, 'bf16');
   assert.equal(weights.embedTokens.dtype, 'bf16');
   assert.equal(model.chatTemplate?.includes('<|start_header_id|>'), true);
-  assert.deepEqual(model.generationDefaults, { temperature: 0.6, topP: 0.9, maxNewTokens: 64 });
+  assert.deepEqual(model.samplingDefaults, { temperature: 0.6, top_p: 0.9 });
+  assert.deepEqual(model.samplingDefaultWarnings, []);
   assert.deepEqual(spec.eosTokenIds, reference('tiny-llama').eosTokenIds);
 });
 
 test('tiny-qwen2: tied lm_head is the embedding ref; biases mapped; f16', async () => {
-  const { spec, weights, generationDefaults } = await loadModel(modelDir('tiny-qwen2'));
+  const { spec, weights, samplingDefaults } = await loadModel(modelDir('tiny-qwen2'));
   assert.equal(weights.lmHead, weights.embedTokens);
   assert.deepEqual(weights.layers[0].qBias?.shape, [64]);
   assert.deepEqual(weights.layers[0].kBias?.shape, [32]);
   assert.deepEqual(weights.layers[0].vBias?.shape, [32]);
   assert.equal(spec.weightDtype, 'f16');
-  assert.deepEqual(generationDefaults, { temperature: 0.7, topP: 0.8, topK: 20, repetitionPenalty: 1.05 });
+  assert.deepEqual(samplingDefaults, { temperature: 0.7, top_p: 0.8, top_k: 20, repetition_penalty: 1.05 });
 });
 
 test('tiny-qwen3: q/k norms of head_dim, q_proj [128, 64], o_proj [64, 128]', async () => {
