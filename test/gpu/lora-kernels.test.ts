@@ -9,15 +9,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 // @ts-expect-error plain ESM helper without type declarations
-import { buildDriver, cppSources, findNvcc } from '../../native/src/lora/test/build-driver.mjs';
+import { buildDriver, cppSources, gpuDriverSkipReason } from '../../native/src/lora/test/build-driver.mjs';
 
-function skipReason(): string | false {
-  if (!findNvcc()) return 'nvcc not found on PATH';
-  const smi = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8' });
-  if (smi.status !== 0 || !/GPU \d+:/.test(smi.stdout)) return 'no NVIDIA GPU visible (nvidia-smi -L)';
-  return false;
-}
-const skip = skipReason();
+const skip: string | false = gpuDriverSkipReason();
 
 test('CUDA LoRA shrink/expand match the CPU twin', { skip, timeout: 900_000 }, (t) => {
   const driver: string = buildDriver({

@@ -59,3 +59,11 @@ export function buildDriver({ name, sources, compiler = 'g++', flags = [], libs 
     if (old.startsWith(`${name}-`) && !old.endsWith('.tmp') && join(outDir, old) !== exe) rmSync(join(outDir, old), { force: true });
   return exe;
 }
+
+/** Why a GPU driver test cannot run here (no nvcc, or no NVIDIA GPU visible), or false when it can. */
+export function gpuDriverSkipReason() {
+  if (!findNvcc()) return 'nvcc not found on PATH';
+  const smi = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8' });
+  if (smi.status !== 0 || !/GPU \d+:/.test(smi.stdout)) return 'no NVIDIA GPU visible (nvidia-smi -L)';
+  return false;
+}
