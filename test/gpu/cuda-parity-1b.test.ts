@@ -26,7 +26,7 @@ import { loadModel } from '../../src/engine/model/load-model.js';
 import type { ModelRunner } from '../../src/engine/model/runner.js';
 import { relativeL2 } from '../native/forward-reference.js';
 import {
-  BLOCKS_PER_SEQ, argmax, cudaBackendOrSkip, greedy, makeRunner, maxAbsDiff, teacherForced, top2Margin, type LoadedFixture,
+  argmax, cudaBackendOrSkip, freeGreedy, makeRunner, maxAbsDiff, teacherForced, top2Margin, type LoadedFixture,
 } from './cuda-parity-helpers.js';
 
 type Dtype = 'f16' | 'bf16';
@@ -52,20 +52,6 @@ function readLogits(file: string, steps: number, vocab: number): Float32Array[] 
   assert.equal(buf.length, steps * vocab * 4, `${file}: expected ${steps} × ${vocab} float32`);
   const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
   return Array.from({ length: steps }, (_, t) => all.subarray(t * vocab, (t + 1) * vocab));
-}
-
-/** Free-running greedy decoding of one prompt (prefill + numTokens - 1 decode steps), with each step's logits. */
-function freeGreedy(runner: ModelRunner, prompt: number[], slot: number, numTokens: number): { tokens: number[]; logits: Float32Array[] } {
-  const table = Array.from({ length: BLOCKS_PER_SEQ }, (_, i) => i);
-  const first = runner.step([{ tokenIds: prompt, startPosition: 0, blockTable: table, slot, sampling: greedy, returnLogits: true }])[0];
-  const tokens = [first.tokenId];
-  const logits = [first.logits as Float32Array];
-  for (let t = 1; t < numTokens; t++) {
-    const r = runner.step([{ tokenIds: [tokens[t - 1]], startPosition: prompt.length + t - 1, blockTable: table, slot, sampling: greedy, returnLogits: true }])[0];
-    tokens.push(r.tokenId);
-    logits.push(r.logits as Float32Array);
-  }
-  return { tokens, logits };
 }
 
 describe(`CUDA engine vs PyTorch + PEFT on a 1B-shaped random model${useCpu ? ' (CPU backend plumbing check)' : ''}`, { skip }, () => {

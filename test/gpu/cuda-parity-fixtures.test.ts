@@ -20,7 +20,7 @@ import { loadNativeBackend } from '../../src/binding/index.js';
 import type { ModelRunner } from '../../src/engine/model/runner.js';
 import { relativeL2 } from '../native/forward-reference.js';
 import {
-  BLOCKS_PER_SEQ, MODELS, argmax, cudaBackendOrSkip, greedy, loadFixture, makeRunner, maxAbsDiff, readReference,
+  MODELS, argmax, cudaBackendOrSkip, freeGreedy, loadFixture, makeRunner, maxAbsDiff, readReference,
   teacherForced, top2Margin, type LoadedFixture,
 } from './cuda-parity-helpers.js';
 
@@ -32,20 +32,6 @@ const TOLERANCE: Record<Dtype, { logits: number; sameEngine: number }> = {
 const LORA_BACKENDS = ['csgmv', 'triton'] as const;
 const { backend: cuda, skip } = cudaBackendOrSkip();
 const cpu = loadNativeBackend('cpu');
-
-/** Free-running greedy decoding of one prompt (prefill + numTokens - 1 decode steps), with each step's logits. */
-function freeGreedy(runner: ModelRunner, prompt: number[], slot: number, numTokens: number): { tokens: number[]; logits: Float32Array[] } {
-  const table = Array.from({ length: BLOCKS_PER_SEQ }, (_, i) => i);
-  const first = runner.step([{ tokenIds: prompt, startPosition: 0, blockTable: table, slot, sampling: greedy, returnLogits: true }])[0];
-  const tokens = [first.tokenId];
-  const logits = [first.logits as Float32Array];
-  for (let t = 1; t < numTokens; t++) {
-    const r = runner.step([{ tokenIds: [tokens[t - 1]], startPosition: prompt.length + t - 1, blockTable: table, slot, sampling: greedy, returnLogits: true }])[0];
-    tokens.push(r.tokenId);
-    logits.push(r.logits as Float32Array);
-  }
-  return { tokens, logits };
-}
 
 for (const model of MODELS) {
   const ref = readReference(model);

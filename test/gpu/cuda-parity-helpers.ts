@@ -116,6 +116,20 @@ export function teacherForced(runner: ModelRunner, prompts: number[][], slots: n
   return { logits, tokens };
 }
 
+/** Free-running greedy decoding of one prompt (prefill + numTokens - 1 decode steps), with each step's logits. */
+export function freeGreedy(runner: ModelRunner, prompt: number[], slot: number, numTokens: number): { tokens: number[]; logits: Float32Array[] } {
+  const table = Array.from({ length: BLOCKS_PER_SEQ }, (_, i) => i);
+  const first = runner.step([{ tokenIds: prompt, startPosition: 0, blockTable: table, slot, sampling: greedy, returnLogits: true }])[0];
+  const tokens = [first.tokenId];
+  const logits = [first.logits as Float32Array];
+  for (let t = 1; t < numTokens; t++) {
+    const r = runner.step([{ tokenIds: [tokens[t - 1]], startPosition: prompt.length + t - 1, blockTable: table, slot, sampling: greedy, returnLogits: true }])[0];
+    tokens.push(r.tokenId);
+    logits.push(r.logits as Float32Array);
+  }
+  return { tokens, logits };
+}
+
 export function argmax(x: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
