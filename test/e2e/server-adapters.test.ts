@@ -139,6 +139,7 @@ test('unload during a stream: the stream finishes, the unload returns after it, 
     return events;
   });
   await started;
+  const unloadSentAt = performance.now();
   const unload = post(`${server.url}/unload_lora_adapter`, { lora_name: 'streamed' }).then((r) => ({ r, at: performance.now() }));
   await new Promise((r) => setTimeout(r, 30));
   const during = await gen('streamed');
@@ -147,7 +148,11 @@ test('unload during a stream: the stream finishes, the unload returns after it, 
   const events = await stream;
   const { r, at } = await unload;
   assert.equal(r.body.success, true);
-  assert.ok(at >= streamEndedAt, 'the unload returned after the stream ended');
+  // The unload response and the stream's end arrive on two sockets in the same moment; the client may read them in
+  // either order, so "after" is judged on the stream's span: an unload that did not wait would return within a
+  // sliver of it, one that waited returns at its end (± one poll of the event loop).
+  const streamSpanMs = streamEndedAt - unloadSentAt;
+  assert.ok(at - unloadSentAt >= 0.9 * streamSpanMs, `the unload returned after the stream ended (unload ${(at - unloadSentAt).toFixed(1)} ms, stream ${streamSpanMs.toFixed(1)} ms after the unload was sent)`);
   assert.equal(events.at(-1), '[DONE]');
   assert.deepEqual(events.at(-2).meta_info.finish_reason, { type: 'length', length: 200 });
 });
