@@ -23,12 +23,16 @@ function messageText(content: unknown): string {
   return '';
 }
 
-function completionLogprobs(run: SampleRun, tokenText: (id: number) => string) {
-  if (run.outputLogprobs.length === 0) return null;
-  let offset = 0;
+/**
+ * OpenAI `logprobs` of a completion choice for output tokens [from, to): `text_offset` counts characters of the
+ * choice's whole text, so it starts at `startOffset` (the echoed prompt's length, or the text streamed before).
+ */
+function completionLogprobs(run: SampleRun, tokenText: (id: number) => string, startOffset = 0, from = 0, to = run.outputLogprobs.length) {
+  if (run.outputLogprobs.length === 0 || from >= to) return null;
+  let offset = startOffset;
   const tokens: string[] = [];
   const offsets: number[] = [];
-  for (const [, id] of run.outputLogprobs) {
+  for (const [, id] of run.outputLogprobs.slice(from, to)) {
     const t = tokenText(id);
     tokens.push(t);
     offsets.push(offset);
@@ -36,20 +40,23 @@ function completionLogprobs(run: SampleRun, tokenText: (id: number) => string) {
   }
   return {
     tokens,
-    token_logprobs: run.outputLogprobs.map(([lp]) => lp),
-    top_logprobs: run.outputTopLogprobs.length ? run.outputTopLogprobs.map((top) => Object.fromEntries(top.map(([lp, id]) => [tokenText(id), lp]))) : null,
+    token_logprobs: run.outputLogprobs.slice(from, to).map(([lp]) => lp),
+    top_logprobs: run.outputTopLogprobs.length ? run.outputTopLogprobs.slice(from, to).map((top) => Object.fromEntries(top.map(([lp, id]) => [tokenText(id), lp]))) : null,
     text_offset: offsets,
   };
 }
 
-function chatLogprobs(run: SampleRun, tokenText: (id: number) => string) {
-  if (run.outputLogprobs.length === 0) return null;
+/** OpenAI `logprobs` of a chat choice for output tokens [from, to). */
+function chatLogprobs(run: SampleRun, tokenText: (id: number) => string, from = 0, to = run.outputLogprobs.length) {
+  if (run.outputLogprobs.length === 0 || from >= to) return null;
   const entry = (lp: number | null, id: number) => {
     const token = tokenText(id);
     return { token, logprob: lp ?? -9999, bytes: [...Buffer.from(token, 'utf8')] };
   };
   return {
-    content: run.outputLogprobs.map(([lp, id], i) => ({ ...entry(lp, id), top_logprobs: (run.outputTopLogprobs[i] ?? []).map(([tlp, tid]) => entry(tlp, tid)) })),
+    content: run.outputLogprobs
+      .slice(from, to)
+      .map(([lp, id], i) => ({ ...entry(lp, id), top_logprobs: (run.outputTopLogprobs[from + i] ?? []).map(([tlp, tid]) => entry(tlp, tid)) })),
   };
 }
 
@@ -99,7 +106,7 @@ async function runOpenAi(
     const choices = job.runs.map((run, index) =>
       kind === 'chat'
         ? { index, message: { role: 'assistant', content: run.fullText }, logprobs: chatLogprobs(run, tokenText), finish_reason: openAiFinishReason(run) }
-        : { index, text: promptText(run.spec.itemIndex) + run.fullText, logprobs: completionLogprobs(run, tokenText), finish_reason: openAiFinishReason(run) },
+        : { index, text: promptText(run.spec.itemIndex) + run.fullText, logprobs: completionLogprobs(run, tokenText, promptText(run.spec.itemIndex).length), finish_reason: openAiFinishReason(run) },
     );
     sendJson(res, 200, { id, object, created, model: body.model, choices, usage: usageOf(job.runs, promptLengths) });
     return;
@@ -108,6 +115,16 @@ async function runOpenAi(
   const sse = new SseWriter(res);
   const chunkObject = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
   const roleSent = new Set<number>();
+  // Per choice: output tokens whose logprobs were sent, and characters of text sent (the next text_offset).
+  const logprobsSent = new Map<number, number>();
+  const textSent = new Map<number, number>();
+  /** Logprobs of the tokens not yet reported; every chunk that carries text or the finish reason takes them. */
+  const pendingLogprobs = (run: SampleRun, index: number) => {
+    const from = logprobsSent.get(index) ?? 0;
+    const to = run.outputLogprobs.length;
+    logprobsSent.set(index, to);
+    return kind === 'chat' ? chatLogprobs(run, tokenText, from, to) : completionLogprobs(run, tokenText, textSent.get(index) ?? 0, from, to);
+  };
   let job: Job | null = null;
   const emit = (run: SampleRun, index: number) => {
     const delta = run.takeDelta();
@@ -117,13 +134,17 @@ async function runOpenAi(
         roleSent.add(index);
         sse.event({ id, object: chunkObject, created, model: body.model, choices: [{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
       }
-      if (delta.text !== '') sse.event({ id, object: chunkObject, created, model: body.model, choices: [{ index, delta: { content: delta.text }, logprobs: null, finish_reason: null }] });
-      if (finish) sse.event({ id, object: chunkObject, created, model: body.model, choices: [{ index, delta: {}, logprobs: null, finish_reason: finish }] });
+      if (delta.text !== '') sse.event({ id, object: chunkObject, created, model: body.model, choices: [{ index, delta: { content: delta.text }, logprobs: pendingLogprobs(run, index), finish_reason: null }] });
+      if (finish) sse.event({ id, object: chunkObject, created, model: body.model, choices: [{ index, delta: {}, logprobs: pendingLogprobs(run, index), finish_reason: finish }] });
     } else {
       const prefix = !roleSent.has(index) ? promptText(run.spec.itemIndex) : '';
       roleSent.add(index);
       if (delta.text !== '' || prefix !== '' || finish) {
-        sse.event({ id, object: chunkObject, created, model: body.model, choices: [{ index, text: prefix + delta.text, logprobs: null, finish_reason: finish }] });
+        const text = prefix + delta.text;
+        textSent.set(index, (textSent.get(index) ?? 0) + prefix.length);
+        const logprobs = pendingLogprobs(run, index);
+        textSent.set(index, (textSent.get(index) ?? 0) + delta.text.length);
+        sse.event({ id, object: chunkObject, created, model: body.model, choices: [{ index, text, logprobs, finish_reason: finish }] });
       }
     }
   };
