@@ -4,7 +4,9 @@
 //    `logprobs: null`; each chunk now carries the logprobs of the tokens it reports, and together they equal the
 //    non-streamed response's;
 //  - with `echo: true`, /v1/completions' `text_offset` counted from the start of the completion, not of the choice's
-//    text (which begins with the echoed prompt), so offsets pointed into the prompt.
+//    text (which begins with the echoed prompt), so offsets pointed into the prompt;
+//  - an unknown adapter named in `model` ('demo:nope') answered an OpenAI error with `param: "lora_path"`, a field
+//    the request never sent; it is now `param: "model"` (lora_path stays the param when the body's lora_path named it).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
@@ -76,5 +78,25 @@ describe('HTTP API spec audit on the demo model', { timeout: 180_000 }, () => {
     const chunks = chunksOf(await postStream(`${server.url}/v1/completions`, { ...request, stream: true }));
     assert.equal(chunks.map((c) => c.choices[0].text).join(''), choice.text);
     assert.deepEqual(chunks.flatMap((c) => c.choices[0].logprobs?.text_offset ?? []), offsets);
+  });
+
+  it("an unknown adapter in 'model' is a 400 whose OpenAI error names param 'model'; one in lora_path names 'lora_path'", async () => {
+    for (const route of ['/v1/completions', '/v1/chat/completions']) {
+      const input = route === '/v1/completions' ? { prompt: '1+2=' } : { messages: [{ role: 'user', content: '1+2' }] };
+      const byModel = await post(`${server.url}${route}`, { model: 'demo:nope', max_tokens: 4, ...input });
+      assert.equal(byModel.status, 400, JSON.stringify(byModel.body));
+      assert.match(byModel.body.error.message, /adapter 'nope' is not loaded/);
+      assert.equal(byModel.body.error.type, 'invalid_request_error');
+      assert.equal(byModel.body.error.param, 'model', `${route}: ${JSON.stringify(byModel.body)}`);
+
+      const byBody = await post(`${server.url}${route}`, { model: 'demo', lora_path: 'nope', max_tokens: 4, ...input });
+      assert.equal(byBody.status, 400, JSON.stringify(byBody.body));
+      assert.equal(byBody.body.error.param, 'lora_path', `${route}: ${JSON.stringify(byBody.body)}`);
+    }
+    const streamed = await fetch(`${server.url}/v1/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'demo:nope', prompt: '1+2=', stream: true }),
+    });
+    assert.equal(streamed.status, 400);
+    assert.equal(((await streamed.json()) as any).error.param, 'model');
   });
 });

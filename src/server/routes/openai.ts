@@ -4,11 +4,11 @@ import { TsloraError } from '../../errors.js';
 import { chatRequestSchema, completionRequestSchema, type ChatRequest, type CompletionRequest } from '../../protocol/openai.js';
 import { parseBody } from '../../protocol/parse.js';
 import type { ServerContext } from '../context.js';
-import { GenerationService, type GenerationItem, type Job } from '../generation/service.js';
+import { GenerationService, type GenerationItem, type Job, type JobHandlers } from '../generation/service.js';
 import type { SampleRun } from '../generation/sample-run.js';
 import { readJsonBody } from '../http/body.js';
 import { sendJson, SseWriter } from '../http/respond.js';
-import { adapterForPrompt, openAiFinishReason, openAiId, samplingFromOpenAi, usageOf } from './openai-common.js';
+import { adapterForPrompt, adapterFromModel, openAiFinishReason, openAiId, samplingFromOpenAi, usageOf } from './openai-common.js';
 
 function completionPrompts(ctx: ServerContext, prompt: CompletionRequest['prompt']): number[][] {
   if (typeof prompt === 'string') return [ctx.tokenizer.encode(prompt)];
@@ -96,9 +96,21 @@ async function runOpenAi(
   const promptText = (i: number) => (echo ? ctx.tokenizer.decode(prompts[i], true) : '');
   const tokenText = (tid: number) => ctx.tokenizer.tokenText(tid);
   const promptLengths = prompts.map((p) => p.length);
+  // An adapter named in `model` overrides lora_path, so a resolution error is about `model` (b.5 error bodies).
+  const namedByModel = adapterFromModel(ctx, body.model) !== undefined;
+  const startJob = async (handlers: JobHandlers = {}): Promise<Job> => {
+    try {
+      return await ctx.service.start(items, handlers);
+    } catch (err) {
+      if (namedByModel && err instanceof TsloraError && err.param === 'lora_path') {
+        throw new TsloraError(err.code, err.message, { hint: err.hint, param: 'model', cause: err.cause });
+      }
+      throw err;
+    }
+  };
 
   if (!body.stream) {
-    const job = await ctx.service.start(items);
+    const job = await startJob();
     const onClose = () => job.cancel('the client disconnected');
     res.on('close', onClose);
     await job.done;
@@ -148,7 +160,7 @@ async function runOpenAi(
       }
     }
   };
-  job = await ctx.service.start(items, { onProgress: emit });
+  job = await startJob({ onProgress: emit });
   sse.start();
   const onClose = () => job!.cancel('the client disconnected');
   res.on('close', onClose);
