@@ -99,4 +99,19 @@ describe('HTTP API spec audit on the demo model', { timeout: 180_000 }, () => {
     assert.equal(streamed.status, 400);
     assert.equal(((await streamed.json()) as any).error.param, 'model');
   });
+
+  it("a prompt longer than the context is a 400 naming the route's own field: prompt, messages, or text on /generate", async () => {
+    const long = 'ab'.repeat(400); // the demo model is character-level: 800 tokens, past its context
+    const cases = [
+      { route: '/v1/completions', body: { model: 'demo', prompt: long, max_tokens: 4 }, param: 'prompt' },
+      { route: '/v1/chat/completions', body: { model: 'demo', messages: [{ role: 'user', content: long }], max_tokens: 4 }, param: 'messages' },
+      { route: '/generate', body: { text: long, sampling_params: { max_new_tokens: 4 } }, param: 'text' },
+    ];
+    for (const c of cases) {
+      const r = await post(`${server.url}${c.route}`, c.body);
+      assert.equal(r.status, 400, `${c.route}: ${JSON.stringify(r.body)}`);
+      assert.match(JSON.stringify(r.body), /context length/);
+      if (c.route !== '/generate') assert.equal(r.body.error.param, c.param, `${c.route}: ${JSON.stringify(r.body)}`);
+    }
+  });
 });

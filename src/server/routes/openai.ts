@@ -105,6 +105,10 @@ async function runOpenAi(
       if (namedByModel && err instanceof TsloraError && err.param === 'lora_path') {
         throw new TsloraError(err.code, err.message, { hint: err.hint, param: 'model', cause: err.cause });
       }
+      // The service names the native field of the prompt; here the prompt is `prompt` or `messages`.
+      if (err instanceof TsloraError && (err.param === 'text' || err.param === 'input_ids')) {
+        throw new TsloraError(err.code, err.message, { hint: err.hint, param: kind === 'chat' ? 'messages' : 'prompt', cause: err.cause });
+      }
       throw err;
     }
   };
