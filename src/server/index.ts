@@ -204,6 +204,8 @@ export async function startServer(inputConfig: ServeConfig, deps: ServerDependen
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
+  // With --port 0 the OS picked the port: /get_server_info reports the one in use.
+  ctx.config = Object.freeze({ ...ctx.config, port: address.port });
   ctx.ready = true;
   if (demo) log.line(demoExamples(url, adapters.registry.list().map((e) => e.name), servedModelName, config.apiKey !== null));
 

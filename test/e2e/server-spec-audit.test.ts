@@ -100,6 +100,12 @@ describe('HTTP API spec audit on the demo model', { timeout: 180_000 }, () => {
     assert.equal(((await streamed.json()) as any).error.param, 'model');
   });
 
+  it('/get_server_info reports the port in use when the server was started with --port 0', async () => {
+    const info = await (await fetch(`${server.url}/get_server_info`)).json() as { port: number };
+    assert.equal(info.port, Number(new URL(server.url).port));
+    assert.notEqual(info.port, 0);
+  });
+
   it("a prompt longer than the context is a 400 naming the route's own field: prompt, messages, or text on /generate", async () => {
     const long = 'ab'.repeat(400); // the demo model is character-level: 800 tokens, past its context
     const cases = [
