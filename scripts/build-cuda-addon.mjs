@@ -69,7 +69,7 @@ const cppSources = [
   ...files('native/src/napi-cuda', '.cpp'),
   ...files('native/src/cuda/engine', '.cpp'),
   ...['js-read', 'model-options', 'step-convert'].map((f) => join(root, 'native/src/napi', `${f}.cpp`)),
-  ...['mapped-file', 'sampling', 'thread-pool', 'ops', 'step-checks'].map((f) => join(root, 'native/src/cpu', `${f}.cpp`)),
+  ...['mapped-file', 'sampling', 'sample-rows', 'thread-pool', 'ops', 'step-checks'].map((f) => join(root, 'native/src/cpu', `${f}.cpp`)),
   ...files('native/src/lora', '.cpp'),
 ];
 

@@ -7,7 +7,7 @@
 #include "attention.h"
 #include "model.h"
 #include "ops.h"
-#include "sampling.h"
+#include "sample-rows.h"
 
 namespace tslora::cpu {
 
@@ -222,48 +222,7 @@ void CpuModel::computeLogits(const StepInputView& step, const std::vector<float>
 }
 
 void CpuModel::sample(const StepInputView& s, const std::vector<float>& logits, StepOutputData& out) {
-  const int N = static_cast<int>(s.logitRows.size);
-  const int V = dims_.vocab;
-  int K = 0;
-  for (int i = 0; i < N; ++i) K = std::max(K, static_cast<int>(s.topLogprobsNum[i]));
-  out.topLogprobsK = K;
-  out.sampledTokenIds.assign(N, -1);
-  out.sampledLogprobs.assign(N, std::nanf(""));
-  out.targetLogprobs.assign(N, std::nanf(""));
-  out.topLogprobIds.assign(static_cast<size_t>(N) * K, -1);
-  out.topLogprobs.assign(static_cast<size_t>(N) * K, std::nanf(""));
-  parallelFor(*threads_, 0, N, 1, [&](int i0, int i1) {
-    thread_local std::vector<float> scratch;
-    thread_local std::vector<int32_t> order;
-    for (int i = i0; i < i1; ++i) {
-      SamplingParams p;
-      p.sample = s.sampleMask[i] != 0;
-      p.temperature = s.temperature[i];
-      p.topP = s.topP[i];
-      p.topK = s.topK[i];
-      p.minP = s.minP[i];
-      p.seed = static_cast<uint64_t>(s.rngSeeds[2 * i]) | static_cast<uint64_t>(s.rngSeeds[2 * i + 1]) << 32;
-      p.repetitionPenalty = s.repetitionPenalty[i];
-      p.frequencyPenalty = s.frequencyPenalty[i];
-      p.presencePenalty = s.presencePenalty[i];
-      p.penaltyTokenIds = s.penaltyTokenIds.data + s.penaltyIndptr[i];
-      p.penaltyOutputCounts = s.penaltyOutputCounts.data + s.penaltyIndptr[i];
-      p.numPenaltyTokens = s.penaltyIndptr[i + 1] - s.penaltyIndptr[i];
-      p.targetTokenId = s.targetTokenIds[i];
-      if (s.suppressIndptr.size > 0) {
-        p.suppressTokenIds = s.suppressTokenIds.data + s.suppressIndptr[i];
-        p.numSuppressTokens = s.suppressIndptr[i + 1] - s.suppressIndptr[i];
-      }
-      SamplingOutput r = sampleRow(logits.data() + static_cast<size_t>(i) * V, V, p, K,
-                                   out.topLogprobIds.data() + static_cast<size_t>(i) * K,
-                                   out.topLogprobs.data() + static_cast<size_t>(i) * K, scratch, order);
-      if (p.sample) {
-        out.sampledTokenIds[i] = r.token;
-        out.sampledLogprobs[i] = r.sampledLogprob;
-      }
-      out.targetLogprobs[i] = r.targetLogprob;
-    }
-  });
+  sampleRows(s, logits.data(), dims_.vocab, *threads_, out);
 }
 
 }  // namespace tslora::cpu

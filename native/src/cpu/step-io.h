@@ -1,5 +1,6 @@
 // One forward step's inputs (views of the JS typed arrays, valid during the call) and outputs.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
