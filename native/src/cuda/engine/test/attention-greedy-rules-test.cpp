@@ -12,6 +12,7 @@
 
 #include "../attention-merge.h"
 #include "../greedy-rule.h"
+#include "cpu-greedy-reference.h"
 
 using namespace tslora::cuda;
 
@@ -124,20 +125,6 @@ void checkAttention(std::mt19937& rng, int T, int numKeys, long long maxKeys, in
 
 // ---- greedy rows --------------------------------------------------------------------------------------------------
 
-double cpuLogSumExp(const float* x, int n) {  // native/src/cpu/sampling.cpp logSumExp
-  float mx = -INFINITY;
-  for (int i = 0; i < n; ++i) mx = std::max(mx, x[i]);
-  if (!std::isfinite(mx)) return mx;
-  double s = 0.0;
-  for (int i = 0; i < n; ++i) s += std::exp(x[i] - mx);
-  return mx + std::log(s);
-}
-int cpuArgmax(const float* x, int n) {
-  int best = 0;
-  for (int i = 1; i < n; ++i)
-    if (x[i] > x[best]) best = i;
-  return best;
-}
 
 GreedyPartial chunkPartial(const float* x, int begin, int end) {
   GreedyPartial p{-INFINITY, kNoIndex, 0.0};

@@ -29,6 +29,7 @@
 #include <cuda_fp16.h>
 
 #include "../kernels.h"
+#include "cpu-greedy-reference.h"
 
 using namespace tslora::cuda;
 
@@ -192,20 +193,6 @@ void checkAttention(const char* name, Act act, int H, int KvH, int D, const std:
 
 // ---- greedy rows ----------------------------------------------------------------------------------------------------
 
-double cpuLogSumExp(const float* x, int n) {  // native/src/cpu/sampling.cpp
-  float mx = -INFINITY;
-  for (int i = 0; i < n; ++i) mx = std::max(mx, x[i]);
-  if (!std::isfinite(mx)) return mx;
-  double s = 0.0;
-  for (int i = 0; i < n; ++i) s += std::exp(x[i] - mx);
-  return mx + std::log(s);
-}
-int cpuArgmax(const float* x, int n) {
-  int best = 0;
-  for (int i = 1; i < n; ++i)
-    if (x[i] > x[best]) best = i;
-  return best;
-}
 
 void checkGreedy(const char* name, int N, int V, size_t scratchBytes, std::mt19937& rng) {
   std::normal_distribution<float> n01(0.0f, 3.0f);
