@@ -9,13 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#ifndef TSLORA_HD
-#if defined(__CUDACC__)
-#define TSLORA_HD __host__ __device__ __forceinline__
-#else
-#define TSLORA_HD inline
-#endif
-#endif
+#include "host-device.h"
 
 namespace tslora::cuda {
 
