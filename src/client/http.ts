@@ -3,6 +3,7 @@
  * unreachable (connection refused, DNS, timeout), unauthorized (401), route_not_found (404), server errors (5xx).
  * Non-2xx bodies are returned to the caller for 400s so that adapter errors keep their error_code.
  */
+import { createParser } from 'eventsource-parser';
 import { request } from 'undici';
 import { TsloraError } from '../errors.js';
 
@@ -133,18 +134,19 @@ export async function requestEvents(
       checkStatus(target, 'POST', path, response.statusCode, body);
       return { status: response.statusCode, body };
     }
+    // eventsource-parser handles line endings, multi-line data and comments; `[DONE]` ends the stream early.
+    let done = false;
+    const parser = createParser({
+      onEvent: (event) => {
+        if (done) return;
+        if (event.data === '[DONE]') done = true;
+        else if (event.data !== '') onData(event.data);
+      },
+    });
     const decoder = new TextDecoder();
-    let buffer = '';
     for await (const chunk of response.body) {
-      buffer += decoder.decode(chunk as Buffer, { stream: true }).replace(/\r\n/g, '\n');
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) !== -1) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const data = block.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).replace(/^ /, '')).join('\n');
-        if (data === '[DONE]') return null;
-        if (data !== '') onData(data);
-      }
+      parser.feed(decoder.decode(chunk as Buffer, { stream: true }));
+      if (done) break;
     }
     return null;
   } catch (error) {
