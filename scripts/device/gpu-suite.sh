@@ -61,7 +61,7 @@ summary "make-1b-reference (in parallel with the build): rc=$? ($(( $(date +%s) 
 if (( build_rc == 0 )); then
   export TSLORA_1B_REFERENCE="$REF/reference.json"   # set even when generation failed: the 1B test then fails, not skips
   step gpu-tests 200 gpu-tests.log node scripts/run-tests.mjs test/gpu --test-concurrency=8
-  grep -E "^# (tests|pass|fail|skipped)|^not ok|cuda-parity-1b|cuda-graphs|cuda-forward-api:|cuda-passes|cuda-demo|cuda-sampling|SKIP" "$G/gpu-tests.log" > "$G/gpu-tests-summary.txt"
+  grep -E "^# (tests|pass|fail|skipped)|^tslora tests:|^  skipped|^GPU required|^not ok|cuda-parity-1b|cuda-graphs|cuda-forward-api:|cuda-passes|cuda-demo|cuda-sampling|SKIP" "$G/gpu-tests.log" > "$G/gpu-tests-summary.txt"
   if (( $(left) >= 50 )); then
     B=/tmp/tslora-bench-1b
     step synth 40 synth.log bash -c "node bin/tslora.js synth model --shape llama-3.2-1b --out $B/model && node bin/tslora.js synth adapters --model $B/model --count 8 --rank 16 --targets all --out $B/adapters"

@@ -1,8 +1,9 @@
 // The whole CUDA engine against PyTorch + PEFT on a random Llama-3.2-1B-shaped model (hidden 2048, 32/8 heads,
 // intermediate 8192, vocab 128256, llama3 RoPE, tied embeddings; 4 layers by default) with rank 8 / 16 / 64 adapters.
 // The model, adapters and fp32 references are generated on the GPU machine by scripts/device/make-1b-reference.py
-// (too large to commit); this test reads them through TSLORA_1B_REFERENCE=<dir>/reference.json and is skipped,
-// with that reason, when the variable is not set. TSLORA_1B_BACKEND=cpu runs the same checks on the CPU backend
+// (too large to commit; scripts/device/gpu-suite.sh generates them in the same run); this test reads them through
+// TSLORA_1B_REFERENCE=<dir>/reference.json. Without the variable it is skipped, with that reason, on a machine with
+// no GPU, and FAILS where a GPU is required (nvidia-smi -L lists one, or TSLORA_REQUIRE_CUDA=1). TSLORA_1B_BACKEND=cpu runs the same checks on the CPU backend
 // (a check of the reference script and of this test on small shapes, e.g. --hidden 256; not the GPU test).
 //
 // Checks, per compute dtype / LoRA strategy (bf16 csgmv, bf16 triton, f16 csgmv):
@@ -28,6 +29,7 @@ import { relativeL2 } from '../native/forward-reference.js';
 import {
   argmax, cudaBackendOrSkip, freeGreedy, makeRunner, maxAbsDiff, teacherForced, top2Margin, type LoadedFixture,
 } from './cuda-parity-helpers.js';
+import { gpuRequirement } from '../../scripts/test-run/gpu-requirement.mjs';
 
 type Dtype = 'f16' | 'bf16';
 const TOLERANCE: Record<Dtype, { logits: number; sameEngine: number }> = {
@@ -43,7 +45,10 @@ const refPath = process.env.TSLORA_1B_REFERENCE;
 const useCpu = process.env.TSLORA_1B_BACKEND === 'cpu';
 let backend: NativeBackend | null = null;
 let skip: string | false = false;
-if (!refPath) skip = 'TSLORA_1B_REFERENCE is not set (generate it on the GPU machine with scripts/device/make-1b-reference.py)';
+const noReference = 'TSLORA_1B_REFERENCE is not set (generate it on the GPU machine with scripts/device/make-1b-reference.py; scripts/device/gpu-suite.sh does)';
+const gpuRequired = gpuRequirement();
+if (!refPath && !gpuRequired) skip = noReference;
+else if (!refPath) it(`the 1B reference exists where a GPU is required (${gpuRequired})`, () => assert.fail(noReference));
 else if (useCpu) backend = loadNativeBackend('cpu');
 else ({ backend, skip } = cudaBackendOrSkip());
 
@@ -54,7 +59,7 @@ function readLogits(file: string, steps: number, vocab: number): Float32Array[] 
   return Array.from({ length: steps }, (_, t) => all.subarray(t * vocab, (t + 1) * vocab));
 }
 
-describe(`CUDA engine vs PyTorch + PEFT on a 1B-shaped random model${useCpu ? ' (CPU backend plumbing check)' : ''}`, { skip }, () => {
+describe(`CUDA engine vs PyTorch + PEFT on a 1B-shaped random model${useCpu ? ' (CPU backend plumbing check)' : ''}`, { skip: skip || (refPath ? false : noReference) }, () => {
   let ref: Reference;
   let root: string;
   let fx: LoadedFixture;
