@@ -60,6 +60,8 @@ export interface EngineStats {
   slotsUsed: number;
   slotsTotal: number;
   slotIds: Array<string | null>;
+  /** Slot ids whose copy to the device is still in flight (resident but not ready). */
+  slotLoadingIds: string[];
   kvBlocksTotal: number;
   kvBlocksUsed: number;
   kvBlockSize: number;

@@ -11,6 +11,11 @@ export const loadAdapterRequestSchema = z.looseObject({
   pinned: z.boolean().default(false),
   /** vLLM: replace an adapter of that name (atomic unload + load). */
   load_inplace: z.boolean().optional(),
+  /**
+   * vLLM: the parent shown on the adapter's model card. The gateway's LoRA syncer always sends it (often ""); the
+   * adapter is checked against the one base model this server runs, so the value is accepted and not used.
+   */
+  base_model_name: z.string().optional(),
 });
 export type LoadAdapterRequest = z.input<typeof loadAdapterRequestSchema>;
 

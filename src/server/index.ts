@@ -112,7 +112,8 @@ export async function startServer(inputConfig: ServeConfig, deps: ServerDependen
   if (info.device === 'cpu' && (config.cudaGraphMaxBs !== null || config.disableCudaGraph)) {
     log.line('tslora serve: warning: --cuda-graph-max-bs / --disable-cuda-graph have no effect on the CPU backend.');
   }
-  const metrics = new ServerMetrics();
+  const servedModelName = config.servedModelName ?? (demo ? 'demo' : modelPath);
+  const metrics = new ServerMetrics(servedModelName);
   const adapters = new AdapterManager(
     engine,
     async (path, name) => {
@@ -126,7 +127,7 @@ export async function startServer(inputConfig: ServeConfig, deps: ServerDependen
     { loraEnabled: config.enableLora, numSlots: config.maxLorasPerBatch, maxLoadedLoras: config.maxLoadedLoras, evictionPolicy: config.loraEvictionPolicy },
     {
       onWarning: (m) => log.line(`warning: ${m}`),
-      onLoaded: (_name, ms) => metrics.adapterLoadSeconds.observe(ms / 1000),
+      onLoaded: (name, ms) => metrics.adapterLoaded(name, ms / 1000),
     },
   );
   const cleanupEngine = async (error: unknown) => {
@@ -144,7 +145,6 @@ export async function startServer(inputConfig: ServeConfig, deps: ServerDependen
     log.done(`adapters loaded: ${config.loraPaths.map((a) => (a.pinned ? `${a.name} (pinned)` : a.name)).join(', ')}`);
   }
 
-  const servedModelName = config.servedModelName ?? (demo ? 'demo' : modelPath);
   const service = new GenerationService(
     engine,
     adapters,

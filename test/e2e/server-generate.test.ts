@@ -166,6 +166,6 @@ test('health, model info, server info and metrics', async () => {
   assert.equal(serverInfo.body.maxLorasPerBatch, 4);
   const metrics = await get(`${server.url}/metrics`);
   assert.match(metrics.body, /^lora_pool_slots_total 4$/m);
-  assert.match(metrics.body, /^tslora_time_to_first_token_seconds_count [1-9]/m);
+  assert.match(metrics.body, /^tslora_time_to_first_token_seconds_count\{model_name="[^"]+"\} [1-9]/m);
   assert.match(metrics.body, /^tslora_num_queue_reqs 0$/m);
 });

@@ -158,6 +158,7 @@ export class EngineCore {
       slotsUsed: s.slots.usedSlots(),
       slotsTotal: s.slots.numSlots,
       slotIds: s.slots.snapshot(),
+      slotLoadingIds: s.slots.loadingIds(),
       kvBlocksTotal: s.kv.pool.numBlocks,
       kvBlocksUsed: s.kv.pool.usedBlocks(),
       kvBlockSize: s.kv.blockSize,

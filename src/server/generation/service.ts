@@ -100,7 +100,7 @@ export class GenerationService {
     items.forEach((item, i) => this.validate(item, i, items.length > 1));
     const samples = items.reduce((n, item) => n + item.params.n, 0);
     if (this.outstanding + samples > this.limits.maxRunningRequests + this.limits.maxQueuedRequests) {
-      this.metrics.requestsRejected++;
+      this.metrics.rejectedForCapacity();
       throw new TsloraError('queue_full', `the server is at capacity (${this.outstanding} requests in flight, queue limit ${this.limits.maxQueuedRequests}); retry later`);
     }
     const lease = await this.adapters.acquire(items.map((i) => i.adapterName));
@@ -172,12 +172,13 @@ export class GenerationService {
     const finishRun = (run: SampleRun) => {
       this.outstanding--;
       const t = performance.now();
-      if (run.finish?.type === 'abort') this.metrics.requestsAborted++;
-      else this.metrics.requestsFinished++;
-      this.metrics.e2e.observe((t - run.arrivedAtMs) / 1000);
-      this.metrics.promptTokens += run.spec.promptIds.length;
-      this.metrics.generationTokens += run.outputIds.length;
-      this.metrics.cachedTokens += run.cachedTokens;
+      this.metrics.sampleFinished(run.spec.adapterName, {
+        aborted: run.finish?.type === 'abort',
+        e2eS: (t - run.arrivedAtMs) / 1000,
+        promptTokens: run.spec.promptIds.length,
+        generationTokens: run.outputIds.length,
+        cachedTokens: run.cachedTokens,
+      });
       this.onSampleFinished?.(run);
       const name = run.spec.adapterName;
       if (name) {
@@ -193,7 +194,7 @@ export class GenerationService {
     };
     this.jobs.add(job);
     this.outstanding += runs.length;
-    this.metrics.requestsTotal += runs.length;
+    for (const run of runs) this.metrics.accepted(run.spec.adapterName, 1);
     if (runs.length === 0) {
       lease.release();
       this.jobs.delete(job);
@@ -214,8 +215,8 @@ export class GenerationService {
         if (run.finished) return;
         const t = performance.now();
         if (update.tokenIds.length > 0) {
-          if (run.firstTokenAtMs === null) this.metrics.ttft.observe((t - run.arrivedAtMs) / 1000);
-          else for (let i = 0; i < update.tokenIds.length; i++) this.metrics.itl.observe((t - lastTokenAt) / 1000 / update.tokenIds.length);
+          if (run.firstTokenAtMs === null) this.metrics.firstToken(run.spec.adapterName, (t - run.arrivedAtMs) / 1000);
+          else this.metrics.tokensArrived(run.spec.adapterName, (t - lastTokenAt) / 1000, update.tokenIds.length);
           lastTokenAt = t;
         }
         const { stoppedByString } = run.apply(update, t);

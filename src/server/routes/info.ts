@@ -80,12 +80,12 @@ export async function handleServerInfo(ctx: ServerContext, res: ServerResponse):
 
 export async function handleMetrics(ctx: ServerContext, res: ServerResponse): Promise<void> {
   const stats = await ctx.engine.stats().catch(() => null);
-  const text = ctx.metrics.render(stats, {
-    loaded: ctx.adapters.registry.size(),
-    hostEvictions: ctx.adapters.hostEvictions,
-    loads: ctx.adapters.loads,
-    outstanding: ctx.service.outstanding,
+  const nameOfId = new Map(ctx.adapters.registry.list().map((e) => [e.id, e.name]));
+  const text = await ctx.metrics.render({
+    engine: stats,
+    host: { loaded: ctx.adapters.registry.size(), hostEvictions: ctx.adapters.hostEvictions, loads: ctx.adapters.loads, outstanding: ctx.service.outstanding },
+    lora: { nameOfSlotId: (id) => nameOfId.get(id) ?? null },
   });
-  res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+  res.writeHead(200, { 'content-type': ctx.metrics.contentType });
   res.end(text);
 }

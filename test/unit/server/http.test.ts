@@ -109,7 +109,7 @@ test('client disconnect cancels the request and frees its KV blocks', async () =
     assert.equal(info.body.engine.waiting, 0);
   });
   const metrics = await get(`${server.url}/metrics`, H);
-  assert.match(metrics.body, /^tslora_requests_aborted_total [1-9]/m);
+  assert.match(metrics.body, /^tslora_requests_aborted_total\{model_name="[^"]*"\} [1-9]/m);
 });
 
 test('SSE: incremental chunks of OpenAI completions concatenate to the plain answer; chat works', async () => {
