@@ -111,22 +111,26 @@ export function loadNativeBackend(device: NativeDevice): NativeBackend {
   };
 }
 
+/** Why the CUDA backend cannot run here, as a clause ("this installation has no CUDA addon"), or null when it can. */
+function cudaUnavailableReason(): string | null {
+  if (!candidatePaths('cuda').some((p) => existsSync(p))) return `this installation has no CUDA addon (${ADDON_NAMES.cuda}.node)`;
+  try {
+    const info: DeviceInfo & { reason?: string } = loadNativeBackend('cuda').deviceInfo();
+    return info.gpuCount > 0 ? null : `the CUDA addon found no GPU (${info.reason ?? 'no driver or no device'})`;
+  } catch (error) {
+    const cause = error instanceof TsloraError ? error.message : String(error);
+    return `the CUDA addon could not be loaded: ${cause.replace(/\.$/, '')}`;
+  }
+}
+
 /** auto = CUDA when the CUDA addon loads and reports a GPU, else CPU. */
 export function resolveDevice(requested: DeviceRequest): NativeDevice {
   if (requested === 'cpu') return 'cpu';
-  let gpuCount = 0;
-  let reason = '';
-  try {
-    const info: DeviceInfo & { reason?: string } = loadNativeBackend('cuda').deviceInfo();
-    gpuCount = info.gpuCount;
-    if (gpuCount === 0) reason = `the CUDA addon found no GPU (${info.reason ?? 'or no driver'})`;
-  } catch (error) {
-    reason = error instanceof TsloraError ? error.describe() : String(error);
-  }
-  if (gpuCount > 0) return 'cuda';
+  const reason = cudaUnavailableReason();
+  if (reason === null) return 'cuda';
   if (requested === 'auto') return 'cpu';
   throw new TsloraError('usage', `--device cuda was requested, but ${reason}.`, {
-    hint: 'Use --device cpu (or auto), or build the CUDA addon on a GPU machine with `npm run build:cuda`.',
+    hint: 'Run with --device cpu (or auto). For a GPU: install on a Linux x64 machine with an NVIDIA driver, where the CUDA prebuild loads, or build it with `npm run build:cuda` (needs the CUDA toolkit with cuBLAS).',
     param: 'device',
   });
 }

@@ -2,8 +2,6 @@
  * startServer(config): loads the model, starts the engine worker, preloads the start-up adapters, and listens.
  * One log line per phase (an ora spinner on a TTY); close() drains in-flight requests, then stops the engine.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +17,8 @@ import { ServerMetrics } from './metrics.js';
 import { loadServerModel, readAdapterFile, type ReadAdapterFn, type ServerModel } from './model-port.js';
 import { PhaseLogger } from './phase-log.js';
 import { describeSamplingDefaults } from './sampling-defaults.js';
-import { checkModelAgainstConfig, demoExamples, inferLoraPool } from './startup.js';
+import { checkRequestedDevice } from '../engine/device.js';
+import { checkModelAgainstConfig, demoExamples, inferLoraPool, listenEarly, type EarlyListener } from './startup.js';
 
 export interface RunningServer {
   url: string;
@@ -45,6 +44,18 @@ export interface ServerDependencies {
 }
 
 export async function startServer(inputConfig: ServeConfig, deps: ServerDependencies = {}): Promise<RunningServer> {
+  // Fail fast: the device and the port are checked before the weights load.
+  checkRequestedDevice(inputConfig.device);
+  const listener = await listenEarly(inputConfig.host, inputConfig.port);
+  try {
+    return await startOnListener(inputConfig, deps, listener);
+  } catch (error) {
+    await listener.close();
+    throw error;
+  }
+}
+
+async function startOnListener(inputConfig: ServeConfig, deps: ServerDependencies, listener: EarlyListener): Promise<RunningServer> {
   const log = new PhaseLogger(inputConfig.logLevel);
   let config = inputConfig;
   const demo = config.modelPath === null;
@@ -190,22 +201,10 @@ export async function startServer(inputConfig: ServeConfig, deps: ServerDependen
     ctx.ready = false;
     log.line('tslora serve: error: the engine worker stopped unexpectedly; /health now fails.');
   };
-  const server: Server = createServer({ keepAliveTimeout: 5000 }, createRequestHandler(ctx));
-  try {
-    await new Promise<void>((resolveListen, reject) => {
-      server.once('error', reject);
-      server.listen(config.port, config.host, () => resolveListen());
-    });
-  } catch (error) {
-    const e = error as NodeJS.ErrnoException;
-    const wrapped = new TsloraError('usage', `cannot listen on ${config.host}:${config.port}: ${e.message}`, { hint: 'Choose another --port (0 picks a free one).', param: 'port' });
-    await cleanupEngine(wrapped);
-  }
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}`;
+  const url = listener.url;
   // With --port 0 the OS picked the port: /get_server_info reports the one in use.
-  ctx.config = Object.freeze({ ...ctx.config, port: address.port });
+  ctx.config = Object.freeze({ ...ctx.config, port: listener.port });
+  listener.serve(createRequestHandler(ctx));
   ctx.ready = true;
   if (demo) log.line(demoExamples(url, adapters.registry.list().map((e) => e.name), servedModelName, config.apiKey !== null));
 
@@ -216,10 +215,7 @@ export async function startServer(inputConfig: ServeConfig, deps: ServerDependen
       closing ??= (async () => {
         ctx.ready = false;
         await service.drain();
-        await new Promise<void>((r) => {
-          server.close(() => r());
-          server.closeIdleConnections();
-        });
+        await listener.close();
         await engine.close();
       })();
       return closing;
