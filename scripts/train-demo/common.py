@@ -35,8 +35,10 @@ MODEL_CONFIG = dict(
     pad_token_id=PAD_ID,
 )
 
+# A user message that already ends in '=' (the prompt format itself, e.g. "12+30=") gets no second '='.
 CHAT_TEMPLATE = (
-    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ message['content'] }}="
+    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ message['content'] }}"
+    "{% if not message['content'].endswith('=') %}={% endif %}"
     "{% elif message['role'] == 'assistant' %}{{ message['content'] }}{{ eos_token }}{% endif %}{% endfor %}"
 )
 

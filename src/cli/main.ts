@@ -17,15 +17,25 @@ export function buildProgram(): Command {
     .version(packageVersion(), '-V, --version', 'Print the version.')
     .helpOption('-h, --help', 'Show help for a command.')
     .showSuggestionAfterError(true)
-    .showHelpAfterError("(Run 'tslora <command> --help' for the options.)")
+    .showHelpAfterError("(Run 'tslora --help' for the commands.)")
     .exitOverride();
   registerServeCommand(program);
   registerAdapterCommand(program);
   registerGenerateCommand(program);
   registerBenchCommand(program);
   registerSynthCommand(program);
+  pointSubcommandsAtTheirHelp(program);
   program.addHelpText('after', '\nRun `tslora <command> --help` for the options of a command. Manual: man tslora.\n');
   return program;
+}
+
+/** After a usage error, each subcommand names its own help ("Run 'tslora adapter load --help'"), not a placeholder. */
+function pointSubcommandsAtTheirHelp(parent: Command, path = 'tslora'): void {
+  for (const command of parent.commands) {
+    const name = `${path} ${command.name()}`;
+    command.showHelpAfterError(`(Run '${name} --help' for the options.)`);
+    pointSubcommandsAtTheirHelp(command, name);
+  }
 }
 
 export async function main(argv: string[]): Promise<void> {

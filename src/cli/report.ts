@@ -23,6 +23,9 @@ export function reportError(command: string, error: unknown, exitCodeOf: (code: 
     ? new TsloraError('usage', (error as Error).message)
     : toTsloraError(error);
   const text = describeError(err).split(HELP_POINTER).join(`See 'tslora ${command} --help'`);
-  process.stderr.write(`tslora ${command}: error: ${text}\n`);
-  return exitCodeOf(err.code);
+  const status = exitCodeOf(err.code);
+  // A refusal by the server carries its error_code (README, man EXIT STATUS): scripts can match on it in text mode too.
+  const serverCode = status === EXIT_CODES.rejected || status === EXIT_CODES.notLoaded ? ` (error_code: ${err.code})` : '';
+  process.stderr.write(`tslora ${command}: error: ${text}${serverCode}\n`);
+  return status;
 }

@@ -4,6 +4,8 @@
  * commands' table (adapterOptions), so --url, --api-key, --timeout and --json behave the same everywhere.
  */
 import { TsloraError } from '../errors.js';
+import { samplingParamsSchema } from '../protocol/generate.js';
+import { HELP_POINTER } from './coerce.js';
 import { layerValues } from './layers.js';
 import { defineOptions } from './option-names.js';
 
@@ -66,6 +68,33 @@ export function adaptersForPrompts(loras: readonly string[], promptCount: number
   return named;
 }
 
+/** Body field → [flag, option key] of the sampling values `tslora generate` sends. */
+const SAMPLING_FLAGS: Record<string, [string, string]> = {
+  max_new_tokens: ['max-new-tokens', 'maxNewTokens'],
+  temperature: ['temperature', 'temperature'],
+  top_p: ['top-p', 'topP'],
+  top_k: ['top-k', 'topK'],
+  sampling_seed: ['seed', 'seed'],
+};
+
+/**
+ * Checks the sampling values against the server's own bounds (the protocol schema) before sending, so that every
+ * out-of-range flag is the same usage error (exit 2) instead of some being a server rejection (exit 5).
+ */
+function checkSamplingBounds(sampling: GenerateSamplingParams): void {
+  const fields = samplingParamsSchema.shape;
+  for (const [field, [flag, key]] of Object.entries(SAMPLING_FLAGS)) {
+    const v = (sampling as unknown as Record<string, number | undefined>)[field];
+    if (v === undefined) continue;
+    const checked = fields[field as keyof typeof fields].safeParse(v);
+    if (!checked.success) {
+      const reason = checked.error.issues[0]?.message ?? '';
+      const rule = reason.startsWith('must') ? reason : `is out of range${reason ? `: ${reason}` : ''}`;
+      throw usage(`--${flag} ${rule} (got ${v}).`, `${HELP_POINTER} for what --${flag} accepts.`, key);
+    }
+  }
+}
+
 export function resolveGenerateRequest(prompts: readonly string[], argvValues: Record<string, unknown>): GenerateRequestPlan {
   if (prompts.length === 0) {
     throw usage('no prompt given.', 'Pass prompts as arguments (tslora generate "12+30=" --lora add) or one per line on stdin.', 'prompt');
@@ -73,17 +102,13 @@ export function resolveGenerateRequest(prompts: readonly string[], argvValues: R
   const values = layerValues(generateOptions, argvValues, {});
   const value = <T>(key: string) => values.get(key)?.value as T;
   const adapters = adaptersForPrompts(value<string[] | undefined>('lora') ?? [], prompts.length);
-  const maxNewTokens = value<number>('maxNewTokens');
-  if (maxNewTokens < 0) throw usage(`--max-new-tokens must be at least 0 (got ${maxNewTokens}).`, 'For example --max-new-tokens 64.', 'maxNewTokens');
-  const temperature = value<number>('temperature');
-  if (temperature < 0) throw usage(`--temperature must be at least 0 (got ${temperature}).`, 'Use 0 for greedy decoding.', 'temperature');
-  const sampling: GenerateSamplingParams = { max_new_tokens: maxNewTokens, temperature };
-  const topP = value<number | undefined>('topP');
-  if (topP !== undefined) sampling.top_p = topP;
-  const topK = value<number | undefined>('topK');
-  if (topK !== undefined) sampling.top_k = topK;
-  const seed = value<number | undefined>('seed');
-  if (seed !== undefined) sampling.sampling_seed = seed;
+  const sampling: GenerateSamplingParams = { max_new_tokens: value<number>('maxNewTokens'), temperature: value<number>('temperature') };
+  const optional: Array<[string, keyof GenerateSamplingParams]> = [['topP', 'top_p'], ['topK', 'top_k'], ['seed', 'sampling_seed']];
+  for (const [key, field] of optional) {
+    const v = value<number | undefined>(key);
+    if (v !== undefined) (sampling as unknown as Record<string, number>)[field] = v;
+  }
+  checkSamplingBounds(sampling);
   const stop = value<string[] | undefined>('stop');
   if (stop !== undefined && stop.length > 0) sampling.stop = stop;
   const stream = value<boolean>('stream');

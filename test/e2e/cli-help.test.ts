@@ -58,6 +58,27 @@ test('usage errors of commander itself exit 2 with a hint', async () => {
   assert.ok(result.stderr.includes('--help'), result.stderr);
 });
 
+test("a usage error names the failing command's help, never a <command> placeholder", async () => {
+  const top = await runCli(['frobnicate']);
+  assert.ok(top.stderr.includes("Run 'tslora --help'"), top.stderr);
+  const serve = await runCli(['serve', '--no-such-flag']);
+  assert.equal(serve.code, 2);
+  assert.ok(serve.stderr.includes("Run 'tslora serve --help'"), serve.stderr);
+  const load = await runCli(['adapter', 'load', 'only-a-name']);
+  assert.ok(load.stderr.includes("Run 'tslora adapter load --help'"), load.stderr);
+  for (const result of [top, serve, load]) assert.ok(!result.stderr.includes('<command>'), result.stderr);
+});
+
+test('synth adapters --help groups its options under its own headings, not "synth model:"', async () => {
+  const adapters = await runCli(['synth', 'adapters', '--help']);
+  assert.equal(adapters.code, 0);
+  assert.ok(!adapters.stdout.includes('synth model:'), adapters.stdout);
+  assert.ok(adapters.stdout.indexOf('Adapters:') < adapters.stdout.indexOf('--count'), adapters.stdout);
+  assert.ok(adapters.stdout.indexOf('Output:') < adapters.stdout.indexOf('--out'), adapters.stdout);
+  const model = await runCli(['synth', 'model', '--help']);
+  assert.ok(!model.stdout.includes('synth adapters:') && model.stdout.indexOf('Model:') < model.stdout.indexOf('--shape'), model.stdout);
+});
+
 test('generate --help lists its own options and the connection options', async () => {
   const result = await runCli(['generate', '--help']);
   assert.equal(result.code, 0, result.stderr);

@@ -5,15 +5,29 @@
  */
 import { Command } from 'commander';
 import { SYNTH_GROUPS, synthOptions } from '../../config/bench-options.js';
+import type { OptionSpec } from '../../config/option-types.js';
 import { runSynthAdaptersCli, runSynthModelCli } from '../../bench/synth/cli-entry.js';
 import { addTableOptions, readTableOptions, reportCommandError } from './bench.js';
+
+/** Options both subcommands take (listed in the table under 'synth model'). */
+const SHARED_KEYS = new Set(['out', 'dtype', 'synthSeed']);
+
+/**
+ * The table with help headings for one subcommand: the shared options under "Output", the rest under `heading`
+ * (the table's own group names say which subcommand an option belongs to, which reads wrong in the other's help).
+ */
+function helpTable(table: readonly OptionSpec[], heading: string): OptionSpec[] {
+  const own = table.filter((spec) => !SHARED_KEYS.has(spec.key)).map((spec) => ({ ...spec, group: heading }));
+  const shared = table.filter((spec) => SHARED_KEYS.has(spec.key)).map((spec) => ({ ...spec, group: 'Output' }));
+  return [...own, ...shared];
+}
 
 export function registerSynthCommand(program: Command): void {
   const synth = program
     .command('synth')
     .description('Write random-weight models and PEFT adapters (HF layout) for benchmarks.');
 
-  const modelTable = synthOptions.filter((spec) => spec.group === SYNTH_GROUPS.model);
+  const modelTable = helpTable(synthOptions.filter((spec) => spec.group === SYNTH_GROUPS.model), 'Model');
   const model = synth
     .command('model')
     .description('Write a random-weight model: config.json, model.safetensors, tokenizer.json, tokenizer_config.json.');
@@ -27,8 +41,9 @@ export function registerSynthCommand(program: Command): void {
     }
   });
 
-  const adapterTable = synthOptions.filter(
-    (spec) => spec.group === SYNTH_GROUPS.adapters || spec.key === 'out' || spec.key === 'dtype' || spec.key === 'synthSeed',
+  const adapterTable = helpTable(
+    synthOptions.filter((spec) => spec.group === SYNTH_GROUPS.adapters || SHARED_KEYS.has(spec.key)),
+    'Adapters',
   );
   const adapters = synth
     .command('adapters')

@@ -26,8 +26,23 @@ export function handleModels(ctx: ServerContext, res: ServerResponse): void {
   sendJson(res, 200, { object: 'list', data: cards(ctx) });
 }
 
+/**
+ * The card of a model id as the completion routes read it: a listed id, or `base:adapter` (the adapter's card
+ * under the id asked for; `base:` alone is the base model), where base must be the served model name.
+ */
+function cardFor(ctx: ServerContext, id: string): ModelCard | undefined {
+  const all = cards(ctx);
+  const listed = all.find((c) => c.id === id);
+  if (listed) return listed;
+  const colon = id.indexOf(':');
+  if (colon < 0 || id.slice(0, colon).trim() !== ctx.servedModelName) return undefined;
+  const adapter = id.slice(colon + 1).trim();
+  const card = adapter === '' ? all[0] : all.slice(1).find((c) => c.id === adapter);
+  return card && { ...card, id };
+}
+
 export function handleModel(ctx: ServerContext, res: ServerResponse, id: string): void {
-  const card = cards(ctx).find((c) => c.id === id);
+  const card = cardFor(ctx, id);
   if (!card) throw new TsloraError('route_not_found', `model '${id}' does not exist; GET /v1/models lists the base model and the loaded adapters`, { param: 'model' });
   sendJson(res, 200, card);
 }

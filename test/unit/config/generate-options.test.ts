@@ -39,6 +39,6 @@ test('the request body: a batch, greedy 128 tokens by default, sampling fields o
 
 test('no prompt, a negative temperature or a non-number are usage errors', () => {
   assert.throws(() => resolveGenerateRequest([], {}), /no prompt given/);
-  assert.throws(() => resolveGenerateRequest(['a'], { temperature: '-1' }), /--temperature must be at least 0/);
+  assert.throws(() => resolveGenerateRequest(['a'], { temperature: '-1' }), /--temperature must be ≥ 0/);
   assert.throws(() => resolveGenerateRequest(['a'], { maxNewTokens: 'many' }), /--max-new-tokens must be an integer/);
 });
