@@ -95,6 +95,7 @@ export function resolveServeConfig(
     incrementalStreamingOutput: get<boolean>('incrementalStreamingOutput'),
     enableMetrics: get<boolean>('enableMetrics'),
     numThreads: get<number>('numThreads'),
+    replicas: get<number>('replicas'),
 
     enableLora: lora.enableLora,
     loraPaths: adapterPathsFromFile(values, lora.loraPaths),
@@ -109,6 +110,7 @@ export function resolveServeConfig(
     enableLoraOverlapLoading: lora.enableLora && get<boolean>('enableLoraOverlapLoading'),
     loraDrainWaitThreshold: lora.enableLora ? get<number>('loraDrainWaitThreshold') : 0,
     loraStrictLoading: get<boolean>('loraStrictLoading'),
+    loraResolverDir: lora.enableLora ? absolutePath(values, 'loraResolverDir') : null,
     demoAdapters: lora.demoAdapters,
 
     warnings: lora.warnings,

@@ -38,6 +38,7 @@ export interface ServeConfig {
   incrementalStreamingOutput: boolean;
   enableMetrics: boolean;
   numThreads: number; // CPU backend worker threads, 0 = all cores
+  replicas: number; // server processes started by this command (ports port..port+replicas-1)
 
   // LoRA (spec a.1)
   enableLora: boolean; // after rules 2/3: true when --lora-paths implied it
@@ -52,6 +53,7 @@ export interface ServeConfig {
   enableLoraOverlapLoading: boolean;
   loraDrainWaitThreshold: number; // seconds, 0 = off
   loraStrictLoading: boolean;
+  loraResolverDir: string | null; // absolute; null = no on-demand loading from a directory
   /**
    * True when no --model-path and no --lora-paths were given and LoRA was not turned off: the server loads the
    * embedded demo model's own adapters at start-up (rule 9 is then satisfied by them). Added by the foundation work.

@@ -78,6 +78,18 @@ export const serveOptions = defineOptions([
   { key: 'host', type: 'string', valueName: 'HOST', defaultValue: '127.0.0.1', group: SERVE_GROUPS.server, help: 'Address to listen on.' },
   { key: 'port', type: 'int', valueName: 'PORT', defaultValue: 30000, group: SERVE_GROUPS.server, help: 'Port to listen on; 0 picks a free port (the URL is printed).' },
   {
+    key: 'replicas',
+    type: 'int',
+    valueName: 'N',
+    defaultValue: 1,
+    group: SERVE_GROUPS.server,
+    help: 'Start N server processes on ports PORT..PORT+N-1 (each loads the model), for a proxy in front of them.',
+    details:
+      'Each replica is a full `tslora serve` with the same options. SIGINT/SIGTERM go to every replica; a replica that ' +
+      'dies is reported and the others keep serving. docs/deploy.md ships an HAProxy configuration that hashes the ' +
+      "request's adapter so that each adapter stays on one replica.",
+  },
+  {
     key: 'apiKey',
     type: 'string',
     valueName: 'KEY',
@@ -235,6 +247,17 @@ export const serveOptions = defineOptions([
     defaultValue: false,
     group: SERVE_GROUPS.lora,
     help: 'Adapter tensors that match no target module are an error instead of a warning.',
+  },
+  {
+    key: 'loraResolverDir',
+    type: 'string',
+    valueName: 'DIR',
+    group: SERVE_GROUPS.lora,
+    help: 'Load an adapter on first use from DIR/<name> when a request names one that is not loaded.',
+    details:
+      "Like vLLM's filesystem LoRA resolver: a request for adapter `name` that is neither loaded nor known loads " +
+      '`DIR/name` (a PEFT directory; names are letters, digits, `.`, `_`, `-`, not starting with `.`; the resolved ' +
+      'path must stay inside DIR). Lets a router send any adapter to any replica that shares the directory.',
   },
 ]);
 

@@ -189,6 +189,7 @@ const RANGE_CHECKS: readonly RangeCheck[] = [
   { key: 'numThreads', ok: (v) => v >= 0, allowed: 'at least 0 (0 = all cores)', hint: 'Give the number of CPU worker threads.' },
   { key: 'randomSeed', ok: (v) => v >= 0 && v <= 0xffffffff, allowed: 'an integer from 0 to 4294967295', hint: 'Leave it out for a random seed.' },
   { key: 'streamInterval', ok: (v) => v >= 1, allowed: 'at least 1', hint: 'It is the number of tokens per streamed event.' },
+  { key: 'replicas', ok: (v) => v >= 1 && v <= 64, allowed: 'from 1 to 64', hint: 'Each replica loads the model once.' },
 ];
 
 /** General checks of spec a.5 that need no model. */
@@ -199,7 +200,7 @@ export function applyGeneralRules(values: LayeredValues): void {
       throw usage(check.key, `--${specOf(check.key).flag} must be ${check.allowed} (${got(values, check.key)}).`, check.hint);
     }
   }
-  for (const key of ['host', 'modelPath', 'tokenizerPath', 'servedModelName', 'apiKey']) {
+  for (const key of ['host', 'modelPath', 'tokenizerPath', 'servedModelName', 'apiKey', 'loraResolverDir']) {
     const v = value<string | undefined>(values, key);
     if (v !== undefined && v.trim() === '') {
       throw usage(key, `--${specOf(key).flag} must not be empty.`, `Leave --${specOf(key).flag} out to use its default.`);

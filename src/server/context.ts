@@ -4,6 +4,7 @@ import type { Engine } from '../engine/engine.js';
 import type { AdapterManager } from '../engine/lora/adapter-manager.js';
 import type { ModelSpec } from '../engine/model/types.js';
 import type { GenerationService } from './generation/service.js';
+import type { AdapterDirectory } from './adapter-directory.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ModelSamplingDefaults } from './sampling-defaults.js';
 
@@ -34,6 +35,8 @@ export interface ServerContext {
   adapters: AdapterManager;
   service: GenerationService;
   metrics: ServerMetrics;
+  /** --lora-resolver-dir, or null. */
+  adapterDirectory: AdapterDirectory | null;
   createdAtS: number;
   ready: boolean;
 }

@@ -10,6 +10,7 @@ import type { ServeConfig, StartupAdapter } from '../config/serve-config.js';
 import { Engine } from '../engine/engine.js';
 import { AdapterManager } from '../engine/lora/adapter-manager.js';
 import type { LoraTargetModule } from '../engine/model/types.js';
+import { AdapterDirectory } from './adapter-directory.js';
 import { createRequestHandler } from './app.js';
 import type { ServerContext } from './context.js';
 import { GenerationService } from './generation/service.js';
@@ -68,6 +69,9 @@ async function startOnListener(inputConfig: ServeConfig, deps: ServerDependencie
     config = { ...config, modelPath: demoDir, enableLora: adapters.length > 0 || config.enableLora, loraPaths: adapters };
   }
   const modelPath = config.modelPath!;
+  if (config.loraResolverDir !== null && !(existsSync(config.loraResolverDir) && statSync(config.loraResolverDir).isDirectory())) {
+    throw new TsloraError('usage', `--lora-resolver-dir ${config.loraResolverDir} is not a directory.`, { hint: 'Give the directory that holds one sub-directory per adapter name.', param: 'lora_resolver_dir' });
+  }
 
   log.start(`loading model ${modelPath}`);
   const model = await log.wrap((deps.loadModel ?? loadServerModel)(modelPath, config.tokenizerPath));
@@ -167,6 +171,8 @@ async function startOnListener(inputConfig: ServeConfig, deps: ServerDependencie
     },
     config.randomSeed,
   );
+  const adapterDirectory = config.loraResolverDir ? new AdapterDirectory(config.loraResolverDir) : null;
+  service.adapterDirectory = adapterDirectory;
   if (config.logLevel === 'debug') {
     service.onSampleFinished = (run) => {
       const f = run.finish;
@@ -193,6 +199,7 @@ async function startOnListener(inputConfig: ServeConfig, deps: ServerDependencie
     adapters,
     service,
     metrics,
+    adapterDirectory,
     createdAtS: Math.floor(Date.now() / 1000),
     ready: false,
   };

@@ -7,6 +7,7 @@ import { readConfigFile } from '../../config/config-file.js';
 import { resolveServeConfig } from '../../config/resolve-serve.js';
 import { serveOptions } from '../../config/serve-options.js';
 import { startServer } from '../../server/index.js';
+import { runReplicas } from '../replicas.js';
 import { reportError } from '../report.js';
 import { addTableOptions, readTableValues } from '../table-options.js';
 
@@ -24,6 +25,7 @@ Examples:
   tslora serve --model ./llama --lora-paths '{"lora_name":"sql","lora_path":"./loras/sql","pinned":true}'
   tslora serve --model ./llama --enable-lora --max-lora-rank 64 --lora-target-modules all
   tslora serve --config serve.json --port 8000
+  tslora serve --replicas 2 --port 8001 --enable-metrics   # two servers on 8001 and 8002, for a proxy in front
 `;
 
 export function registerServeCommand(program: Command): void {
@@ -44,6 +46,14 @@ export function registerServeCommand(program: Command): void {
       return;
     }
     for (const warning of config.warnings) process.stderr.write(`tslora serve: ${warning}\n`);
+    if (config.replicas > 1) {
+      try {
+        process.exitCode = await runReplicas(config, process.argv[1], process.argv.slice(2));
+      } catch (error) {
+        process.exitCode = reportError('serve', error);
+      }
+      return;
+    }
     try {
       const server = await startServer(config);
       let closing = false;

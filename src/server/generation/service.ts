@@ -9,6 +9,7 @@ import type { Engine } from '../../engine/engine.js';
 import type { AdapterManager } from '../../engine/lora/adapter-manager.js';
 import type { EngineRequest } from '../../engine/types.js';
 import type { SamplingParams } from '../../protocol/generate.js';
+import type { AdapterDirectory } from '../adapter-directory.js';
 import type { ServerMetrics } from '../metrics.js';
 import { SampleRun, type TokenTextFns } from './sample-run.js';
 
@@ -57,6 +58,8 @@ export class GenerationService {
   onSampleFinished: ((run: SampleRun) => void) | null = null;
   private readonly jobs = new Set<Job>();
   closing = false;
+  /** --lora-resolver-dir: adapters requested and not loaded are loaded from it first. */
+  adapterDirectory: AdapterDirectory | null = null;
 
   constructor(engine: Engine, adapters: AdapterManager, limits: ServiceLimits, metrics: ServerMetrics, text: { withSpecial: TokenTextFns; skipSpecial: TokenTextFns }, randomSeed: number | null) {
     this.engine = engine;
@@ -103,6 +106,7 @@ export class GenerationService {
       this.metrics.rejectedForCapacity();
       throw new TsloraError('queue_full', `the server is at capacity (${this.outstanding} requests in flight, queue limit ${this.limits.maxQueuedRequests}); retry later`);
     }
+    await this.adapterDirectory?.loadMissing(this.adapters, items.map((i) => i.adapterName));
     const lease = await this.adapters.acquire(items.map((i) => i.adapterName));
     const runs: SampleRun[] = [];
     const now = performance.now();

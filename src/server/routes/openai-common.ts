@@ -9,7 +9,8 @@ import type { ModelSamplingDefaults } from '../sampling-defaults.js';
 
 /**
  * `model` → adapter (b.5 table): split at the first colon, both parts trimmed, an empty adapter part = base; a
- * bare name is an adapter when one of that name is registered or known (vLLM style), else the base model.
+ * bare name is an adapter when one of that name is registered or known, or --lora-resolver-dir holds it (vLLM
+ * style), else the base model.
  * undefined = the model field names no adapter (the body's lora_path applies).
  */
 export function adapterFromModel(ctx: ServerContext, model: string): string | null | undefined {
@@ -19,7 +20,7 @@ export function adapterFromModel(ctx: ServerContext, model: string): string | nu
     return adapter === '' ? null : adapter;
   }
   const bare = model.trim();
-  if (bare !== '' && (ctx.adapters.registry.get(bare) || ctx.adapters.registry.knownPath(bare))) return bare;
+  if (bare !== '' && (ctx.adapters.registry.get(bare) || ctx.adapters.registry.knownPath(bare) || ctx.adapterDirectory?.pathFor(bare))) return bare;
   return undefined;
 }
 
