@@ -16,7 +16,7 @@ for f in native/src/cuda/lora_shrink.cu native/src/cuda/lora_expand.cu native/sr
          native/src/cuda/lora_small_shrink.cu native/src/cuda/lora_small_expand.cu bench/lora/bench_fill.cu \
          native/src/lora/host_adapter.cpp native/src/lora/lora_pool.cpp native/src/lora/lora_apply.cpp \
          native/src/lora/test/test_thread_pool.cpp native/src/cuda/test/lora_cuda_test.cpp bench/lora/lora_cuda_bench.cpp \
-         native/src/cuda/lora_device_pool.cu native/src/cuda/test/lora_device_pool_test.cpp; do
+         native/src/cuda/lora_device_pool.cu native/src/cuda/lora_host_image.cu native/src/cuda/test/lora_device_pool_test.cpp; do
   o="$B/$(basename "${f%.*}").o"
   if [[ $f == *.cu ]]; then $NV -Xptxas -v -c "$f" -o "$o" > "$B/$(basename "$f").log" 2>&1 &
   else $NV -c "$f" -o "$o" > "$B/$(basename "$f").log" 2>&1 & fi
@@ -27,7 +27,7 @@ KERNELS="$B/lora_shrink.o $B/lora_expand.o $B/lora_embed.o $B/lora_small_shrink.
 $NV "$B"/host_adapter.o "$B"/lora_pool.o "$B"/lora_apply.o "$B"/test_thread_pool.o "$B"/lora_cuda_test.o \
     $KERNELS -o "$B/lora_cuda_test" >> "$OUT/build.log" 2>&1
 $NV "$B"/host_adapter.o "$B"/lora_pool.o "$B"/lora_apply.o "$B"/test_thread_pool.o "$B"/lora_device_pool_test.o \
-    "$B"/lora_device_pool.o $KERNELS -o "$B/lora_device_pool_test" >> "$OUT/build.log" 2>&1
+    "$B"/lora_device_pool.o "$B"/lora_host_image.o $KERNELS -o "$B/lora_device_pool_test" >> "$OUT/build.log" 2>&1
 $NV "$B"/lora_cuda_bench.o "$B"/bench_fill.o $KERNELS -o "$B/lora_cuda_bench" >> "$OUT/build.log" 2>&1
 echo "build: $(( $(date +%s) - start )) s" | tee -a "$OUT/build.log"
 grep -E "error|registers|spill" "$OUT/build.log" | sort | uniq -c | head -20

@@ -37,7 +37,7 @@ test('DeviceLoraPool (writeSlot, clearSlot, setStep, apply) matches the CPU Lora
     compiler: 'nvcc',
     flags: ['-gencode', 'arch=compute_90a,code=sm_90a', '-gencode', 'arch=compute_90,code=compute_90', '-Inative/src/cuda/test'],
     sources: [...cppSources, 'native/src/lora/test/test_thread_pool.cpp', 'native/src/cuda/test/lora_device_pool_test.cpp',
-      'native/src/cuda/lora_device_pool.cu', 'native/src/cuda/lora_shrink.cu', 'native/src/cuda/lora_expand.cu',
+      'native/src/cuda/lora_device_pool.cu', 'native/src/cuda/lora_host_image.cu', 'native/src/cuda/lora_shrink.cu', 'native/src/cuda/lora_expand.cu',
       'native/src/cuda/lora_embed.cu', 'native/src/cuda/lora_small_shrink.cu', 'native/src/cuda/lora_small_expand.cu'],
   });
   const run = spawnSync(driver, [], { encoding: 'utf8' });

@@ -22,11 +22,11 @@ test('scripts/build-cuda.mjs compiles every kernel for sm_90a + compute_90 PTX i
     const archive = join(out, 'libtslora_cuda_kernels.a');
     assert.ok(existsSync(archive));
     const members = spawnSync('ar', ['t', archive], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).sort();
-    assert.deepEqual(members, ['lora_device_pool.o', 'lora_embed.o', 'lora_expand.o', 'lora_shrink.o', 'lora_small_expand.o', 'lora_small_shrink.o']);
+    assert.deepEqual(members, ['lora_device_pool.o', 'lora_embed.o', 'lora_expand.o', 'lora_host_image.o', 'lora_shrink.o', 'lora_small_expand.o', 'lora_small_shrink.o']);
     const symbols = spawnSync('nm', ['-C', archive], { encoding: 'utf8' }).stdout;
     for (const fn of ['loraShrink', 'loraExpand', 'loraEmbedGather', 'loraShrinkSplits', 'loraShrinkWorkspaceBytes', 'loraSmallStepSplits',
       'loraShrinkSmall', 'loraExpandSmall', 'DeviceLoraPool::apply',
-      'DeviceLoraPool::writeSlot', 'DeviceLoraPool::setStep'])
+      'DeviceLoraPool::writeSlot', 'DeviceLoraPool::setStep', 'buildDeviceHostAdapter', 'PinnedHostPool::acquire'])
       assert.match(symbols, new RegExp(`T tslora::cuda::lora::${fn}\\(`), `${fn} is exported`);
   } finally {
     rmSync(out, { recursive: true, force: true });

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "lora_host_image.h"
 #include "lora_internal.h"
 
 namespace tslora::cuda::lora {
@@ -17,18 +18,6 @@ namespace {
 
 void check(cudaError_t status, const char* what) {
   if (status != cudaSuccess) throw std::runtime_error(std::string("LoRA device pool: ") + what + ": " + cudaGetErrorString(status));
-}
-
-uint16_t toActBits(float v, ActDType dtype) {
-  uint16_t bits;
-  if (dtype == ActDType::BF16) {
-    const __nv_bfloat16 h = __float2bfloat16_rn(v);
-    std::memcpy(&bits, &h, 2);
-  } else {
-    const __half h = __float2half_rn(v);
-    std::memcpy(&bits, &h, 2);
-  }
-  return bits;
 }
 
 size_t aSlotElems(const host::ModuleShape& s, int R) { return static_cast<size_t>(s.numSlices) * R * s.in; }
@@ -81,6 +70,7 @@ DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, i
   check(cudaMallocHost(&hostTables_, tableInts * sizeof(int32_t)), "cudaMallocHost tables");
   check(cudaMallocHost(&staging_, stagingElems_ * sizeof(uint16_t)), "cudaMallocHost staging");
   check(cudaEventCreateWithFlags(&tablesCopied_, cudaEventDisableTiming), "cudaEventCreate");
+  check(cudaEventCreateWithFlags(&slotFree_, cudaEventDisableTiming), "cudaEventCreate");
   // Tickets for every (row tile, column block) a step can have: 16-row tiles at the finest.
   countersInts_ = static_cast<size_t>(maxSegments) * ((maxTokens + 15) / 16) * maxColumnBlocks;
   check(cudaMalloc(&counters_, countersInts_ * sizeof(int)), "cudaMalloc tickets");
@@ -112,6 +102,7 @@ DeviceLoraPool::~DeviceLoraPool() {
   cudaFreeHost(hostTables_);
   cudaFreeHost(staging_);
   cudaEventDestroy(tablesCopied_);
+  cudaEventDestroy(slotFree_);
 }
 
 int DeviceLoraPool::slotRank(int slot) const {
@@ -139,22 +130,61 @@ void DeviceLoraPool::zeroRegion(const ModuleBuffers& buf, const host::ModuleShap
   check(cudaMemset2DAsync(b, R * 2, 0, r * 2, s.outTotal(), stream), "zero B");
 }
 
-void DeviceLoraPool::writeSlot(int slot, const host::HostAdapter& adapter, cudaStream_t stream) {
+void DeviceLoraPool::writeSlot(int slot, const host::HostAdapter& adapter, cudaStream_t stream, cudaStream_t after) {
   slotRank(slot);
-  const auto* hostAdapter = dynamic_cast<const host::detail::HostAdapterImpl*>(&adapter);
-  if (hostAdapter == nullptr) throw std::invalid_argument("LoRA device pool: adapter was not built by buildHostAdapter");
-  if (!host::detail::sameShapes(hostAdapter->config(), config_))
+  const auto* image = dynamic_cast<const DeviceHostAdapter*>(&adapter);
+  const auto* fp32 = image ? nullptr : dynamic_cast<const host::detail::HostAdapterImpl*>(&adapter);
+  if (image == nullptr && fp32 == nullptr)
+    throw std::invalid_argument("LoRA device pool: adapter was not built by buildHostAdapter or buildDeviceHostAdapter");
+  if (!host::detail::sameShapes(image ? image->config() : fp32->config(), config_) || (image && image->config().maxRank != config_.maxRank))
     throw std::invalid_argument("incompatible: adapter was built for a different pool shape");
-  const int r = hostAdapter->rank(), R = config_.maxRank;
-  if (r > R) throw std::invalid_argument("incompatible: adapter rank exceeds the pool's maximum rank");
+  if (image && image->dtype() != dtype_) throw std::invalid_argument("incompatible: adapter was converted for another compute dtype");
+  const int r = adapter.rank();
+  if (r > config_.maxRank) throw std::invalid_argument("incompatible: adapter rank exceeds the pool's maximum rank");
   ranks_[slot] = 0;  // unusable while being written
   check(cudaMemcpyAsync(slotRanks_ + slot, &ranks_[slot], sizeof(int32_t), cudaMemcpyHostToDevice, stream), "rank");
+  if (after != nullptr && after != stream) {  // a step enqueued on `after` may still read this slot: copy behind it
+    check(cudaEventRecord(slotFree_, after), "slot reuse event");
+    check(cudaStreamWaitEvent(stream, slotFree_, 0), "slot reuse wait");
+  }
+  if (image) writeImage(slot, *image, stream);
+  else writeFp32(slot, *fp32, stream);
+  check(cudaStreamSynchronize(stream), "writeSlot");  // the copies are done: the slot is readable with its rank
+  ranks_[slot] = r;
+  check(cudaMemcpyAsync(slotRanks_ + slot, &ranks_[slot], sizeof(int32_t), cudaMemcpyHostToDevice, stream), "rank");
+  check(cudaStreamSynchronize(stream), "writeSlot");
+}
+
+// The host tier's format: per (layer, module) one copy of A's rank-packed rows and one of the rank-padded B.
+void DeviceLoraPool::writeImage(int slot, const DeviceHostAdapter& image, cudaStream_t stream) {
+  const int r = image.rank(), R = config_.maxRank;
   for (int m = 0; m < host::kNumModules; ++m) {
     if (!config_.targets[m]) continue;
     const host::ModuleShape& s = config_.shapes[m];
     for (int layer = 0; layer < static_cast<int>(buffers_[m].size()); ++layer) {
       const ModuleBuffers& buf = buffers_[m][layer];
-      const host::detail::HostModule& hm = hostAdapter->module(static_cast<host::Module>(m), layer);
+      const DeviceHostAdapter::Region& region = image.region(static_cast<host::Module>(m), layer);
+      if (!region.present) {
+        zeroRegion(buf, s, slot, r, stream);
+        continue;
+      }
+      check(cudaMemcpyAsync(static_cast<uint16_t*>(buf.a) + aSlotElems(s, R) * slot, image.bytes() + region.aOffsetBytes,
+                            region.aBytes, cudaMemcpyHostToDevice, stream), "copy A");
+      check(cudaMemcpyAsync(static_cast<uint16_t*>(buf.b) + bSlotElems(s, R) * slot, image.bytes() + region.bOffsetBytes,
+                            region.bBytes, cudaMemcpyHostToDevice, stream), "copy B");
+    }
+  }
+}
+
+// An fp32 host copy (tests, tools): converted here through the pinned staging buffer, one module at a time.
+void DeviceLoraPool::writeFp32(int slot, const host::detail::HostAdapterImpl& hostAdapter, cudaStream_t stream) {
+  const int r = hostAdapter.rank(), R = config_.maxRank;
+  for (int m = 0; m < host::kNumModules; ++m) {
+    if (!config_.targets[m]) continue;
+    const host::ModuleShape& s = config_.shapes[m];
+    for (int layer = 0; layer < static_cast<int>(buffers_[m].size()); ++layer) {
+      const ModuleBuffers& buf = buffers_[m][layer];
+      const host::detail::HostModule& hm = hostAdapter.module(static_cast<host::Module>(m), layer);
       if (!hm.present) {
         zeroRegion(buf, s, slot, r, stream);
         continue;
@@ -169,9 +199,6 @@ void DeviceLoraPool::writeSlot(int slot, const host::HostAdapter& adapter, cudaS
       check(cudaStreamSynchronize(stream), "copy B");
     }
   }
-  ranks_[slot] = r;
-  check(cudaMemcpyAsync(slotRanks_ + slot, &ranks_[slot], sizeof(int32_t), cudaMemcpyHostToDevice, stream), "rank");
-  check(cudaStreamSynchronize(stream), "writeSlot");
 }
 
 void DeviceLoraPool::clearSlot(int slot, cudaStream_t stream) {

@@ -15,9 +15,14 @@
 #include "lora.h"
 #include "lora_kernels.cuh"
 
+namespace tslora::lora::detail {
+class HostAdapterImpl;
+}
+
 namespace tslora::cuda::lora {
 
 namespace host = tslora::lora;
+class DeviceHostAdapter;  // lora_host_image.h
 
 class DeviceLoraPool {
  public:
@@ -31,9 +36,13 @@ class DeviceLoraPool {
   size_t sizeBytes() const { return weightBytes_; }
   int slotRank(int slot) const;
 
-  // Rank-r regions only (A rows [0, c*r), B columns [0, r)); modules the adapter lacks are zeroed there (spec c.4).
-  // Synchronises `stream` before returning (the staging buffer is reused).
-  void writeSlot(int slot, const host::HostAdapter& adapter, cudaStream_t stream);
+  // Rank-r regions (A rows [0, c*r), B columns [0, r); a host-tier image also zeroes B's columns [r, R)); modules
+  // the adapter lacks are zeroed there (spec c.4). `adapter` is a DeviceHostAdapter (lora_host_image.h: one
+  // cudaMemcpyAsync per matrix from page-locked memory, no host arithmetic) or an fp32 host::buildHostAdapter copy
+  // (converted here, through the staging buffer). `after`: a stream whose enqueued work may still read the slot
+  // (the compute stream, when `stream` is a side stream); the copies wait for it on the device. Synchronises
+  // `stream` before returning; the slot's rank is 0 (unused by steps) until the copies have landed.
+  void writeSlot(int slot, const host::HostAdapter& adapter, cudaStream_t stream, cudaStream_t after = nullptr);
   // Zeroes the whole slot and marks it rank 0.
   void clearSlot(int slot, cudaStream_t stream);
 
@@ -62,6 +71,8 @@ class DeviceLoraPool {
   };
   DeviceModule view(host::Module m, int layer) const;
   void ensureWorkspace(size_t bytes, cudaStream_t stream);
+  void writeImage(int slot, const DeviceHostAdapter& image, cudaStream_t stream);
+  void writeFp32(int slot, const host::detail::HostAdapterImpl& adapter, cudaStream_t stream);
   void zeroRegion(const ModuleBuffers& buf, const host::ModuleShape& s, int slot, int r, cudaStream_t stream);
   bool chooseSmallStep(const host::StepLora& step);
 
@@ -89,6 +100,7 @@ class DeviceLoraPool {
   uint16_t* staging_ = nullptr;                           // pinned, the largest module region of one slot
   size_t stagingElems_ = 0;
   cudaEvent_t tablesCopied_ = nullptr;                    // the last table upload (pinned staging reuse)
+  cudaEvent_t slotFree_ = nullptr;                        // writeSlot: the `after` stream's work before the copies
   int* counters_ = nullptr;                               // split-K tickets, all zero between shrinks
   size_t countersInts_ = 0;
   void* workspace_ = nullptr;                             // U and split-K partials, shared by all modules

@@ -1,5 +1,7 @@
 // Host adapters and slot copies of tslora_cuda.node. The argument reading mirrors native/src/napi/adapters.cpp
-// (whose helpers are private to the CPU addon's handle types); the conversion is the same buildHostAdapter.
+// (whose helpers are private to the CPU addon's handle types). The host tier holds each adapter in the device's
+// format (buildDeviceHostAdapter: the checks of buildHostAdapter, then one conversion to the compute dtype into
+// page-locked memory), built on a libuv worker: the step loop never waits on disk or conversion.
 #include "adapters.h"
 
 #include <functional>
@@ -11,6 +13,7 @@
 #include "../napi/js-read.h"
 #include "../napi/model-options.h"
 #include "handles.h"
+#include "lora_host_image.h"
 
 namespace tslora::napi_cuda {
 
@@ -152,7 +155,9 @@ Napi::Value LoadHostAdapter(const Napi::CallbackInfo& info) {
         pi.b = tensorInput(p.b, mapped);
         input.pairs.push_back(pi);
       }
-      *result = lora::buildHostAdapter(input, *model->loraConfig());
+      cudaSetDevice(model->deviceIndex());  // the page-locked block belongs with the model's device context
+      const cuda::lora::ActDType dtype = model->act() == cuda::Act::F16 ? cuda::lora::ActDType::F16 : cuda::lora::ActDType::BF16;
+      *result = cuda::lora::buildDeviceHostAdapter(input, *model->loraConfig(), dtype);
     };
     auto* worker = new PromiseWorker(env, work, [model, result](Napi::Env e) { return wrapHostAdapter(e, *result, model); });
     Napi::Promise promise = worker->promise();
@@ -213,8 +218,9 @@ Napi::Value CopyAdapterToSlot(const Napi::CallbackInfo& info) {
   }
 }
 
-// The copy runs on a libuv worker thread against the side stream; the promise settles once the stream has drained
-// (DeviceLoraPool::writeSlot synchronises it before returning), so the slot is readable by the next forward().
+// The copy runs on a libuv worker thread against the side stream, behind whatever the compute stream has enqueued;
+// the promise settles once the copies have landed (DeviceLoraPool::writeSlot waits for them on that worker, never on
+// the step loop), so the slot is readable by the first forward() after the promise settled.
 Napi::Value CopyAdapterToSlotAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   try {

@@ -2,6 +2,7 @@
 // column gather + expand against the CPU pool's Module::Embed apply) and lm_head, both
 // strategies, a stale slot (rank 64 then rank 8), q/v-only and fused adapters, an empty slot, padded step tables,
 // then clearSlot; narrowed, static and decode-graph grids (the last two on the tiled and the small-step kernels).
+// Two of the four slot writes go through the engine's host tier (buildDeviceHostAdapter, page-locked bf16/fp16).
 // Exit 0 = passed, 1 = failed, 77 = no usable GPU.
 #include <cmath>
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include "device_pool.h"
 #include "output_check.h"
 #include "lora_device_pool.h"
+#include "lora_host_image.h"
 #include "test_thread_pool.h"
 
 using namespace tslora::lora;
@@ -91,7 +93,10 @@ int main() {
     for (const auto& [slot, ad] : writes) {
       const auto hostAdapter = buildHostAdapter(ad->input(), c);
       cpu.writeSlot(slot, *hostAdapter);
-      gpu.writeSlot(slot, *hostAdapter, nullptr);
+      // The engine's host tier (lora_host_image.h) for the second and third write, the fp32 path for the others.
+      const bool image = ad == &small || ad == &qv;
+      if (image) gpu.writeSlot(slot, *cl::buildDeviceHostAdapter(ad->input(), c, dtype), nullptr);
+      else gpu.writeSlot(slot, *hostAdapter, nullptr);
     }
     // A mixed prefill-like step, then decode-like steps (one token per request: the narrowed grid gets split-K),
     // then an all-base step.
