@@ -73,6 +73,3 @@ export function startServe(args: string[], timeoutMs = 120_000): Promise<ServePr
     });
   });
 }
-
-/** The message of the placeholder src/server/index.ts: tests that need a real server skip while it is there. */
-export const PLACEHOLDER_SERVER_MESSAGE = 'the serving engine is not built yet';

@@ -28,22 +28,37 @@ test('64 concurrent streams over 8 adapters with 4 slots equal one-at-a-time run
   });
   const sequential: number[][] = [];
   for (const r of requests) sequential.push((await post(`${server.url}/generate`, r)).body.output_ids);
+  // Slot use scraped from /metrics while the streams run (and once after): every scrape must carry both gauges, the
+  // total must be the flag's 4, and no scrape may see more in use; at least the final scrape always happens.
   let maxSlots = 0;
-  const watcher = setInterval(async () => {
-    const m = await get(`${server.url}/metrics`);
-    const used = /^lora_pool_slots_used (\d+)/m.exec(m.body);
-    if (used) maxSlots = Math.max(maxSlots, Number(used[1]));
-  }, 20);
+  let scrapes = 0;
+  let streaming = true;
+  const scrape = async () => {
+    const m = (await get(`${server.url}/metrics`)).body as string;
+    const used = /^lora_pool_slots_used (\d+)/m.exec(m);
+    const total = /^lora_pool_slots_total (\d+)/m.exec(m);
+    assert.ok(used && total, 'the metrics carry lora_pool_slots_used and lora_pool_slots_total');
+    assert.equal(Number(total[1]), 4);
+    maxSlots = Math.max(maxSlots, Number(used[1]));
+    scrapes++;
+  };
+  const watcher = (async () => {
+    while (streaming) {
+      await scrape();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
   const streamed = await Promise.all(
     requests.map(async (r) => {
       const events = await postStream(`${server.url}/generate`, { ...r, stream: true });
       assert.equal(events.at(-1), '[DONE]');
       return events.at(-2).output_ids as number[];
     }),
-  );
-  clearInterval(watcher);
+  ).finally(() => (streaming = false));
+  await watcher;
+  await scrape();
   assert.deepEqual(streamed, sequential);
-  assert.ok(maxSlots <= 4);
+  assert.ok(scrapes >= 2 && maxSlots <= 4, `${scrapes} scrapes, at most ${maxSlots} slots in use`);
   // A few requests that the PEFT reference covers directly.
   for (let i = 0; i < NAMES.length; i++) {
     const res = await post(`${server.url}/generate`, { input_ids: ref.prompts[i % 3], lora_path: NAMES[i], sampling_params: greedy(ref.greedyTokens) });

@@ -82,16 +82,34 @@ test('stop_token_ids, stop strings, min_new_tokens and EOS', async () => {
   const late = await post(`${server.url}/generate`, { input_ids: ref.prompts[0], sampling_params: greedy(N, { stop_token_ids: [stopId], min_new_tokens: firstIdx + 2 }) });
   assert.ok(late.body.output_ids.length > firstIdx + 1, 'min_new_tokens defers the stop token');
   const text: string = full.body.text;
-  const stopString = text.slice(Math.floor(text.length / 2), Math.floor(text.length / 2) + 2);
-  if (stopString.trim().length === 2) {
-    const s = await post(`${server.url}/generate`, { input_ids: ref.prompts[0], sampling_params: greedy(N, { stop: [stopString] }) });
-    assert.deepEqual(s.body.meta_info.finish_reason, { type: 'stop', matched: stopString });
-    assert.equal(s.body.text, text.slice(0, text.indexOf(stopString)));
+  // A two-character stop string from the middle of the text (the first one without a space, so none is trimmed).
+  const stopAt = [...Array(text.length).keys()].find((i) => i >= Math.floor(text.length / 2) && text.slice(i, i + 2).trim().length === 2);
+  assert.ok(stopAt !== undefined, `no two-character stop string in ${JSON.stringify(text)}`);
+  const stopString = text.slice(stopAt, stopAt + 2);
+  const s = await post(`${server.url}/generate`, { input_ids: ref.prompts[0], sampling_params: greedy(N, { stop: [stopString] }) });
+  assert.deepEqual(s.body.meta_info.finish_reason, { type: 'stop', matched: stopString });
+  assert.equal(s.body.text, text.slice(0, text.indexOf(stopString)));
+  // EOS: greedy decoding of these prompts never reaches it, so find a seeded sampled run (T = 3) that does, with
+  // ignore_eos, then check that the same seed without ignore_eos stops right there. Seeded draws are deterministic;
+  // the search must find one (each seed hits EOS within 100 tokens with a fair chance; 200 seeds all missing it would
+  // mean EOS is never drawn at all).
+  const eosIds: number[] = ref.eosTokenIds;
+  const sampled = (seed: number, ignoreEos: boolean) => post(`${server.url}/generate`, {
+    input_ids: ref.prompts[0], sampling_params: { max_new_tokens: 100, temperature: 3, sampling_seed: seed, ignore_eos: ignoreEos, stop_token_ids: [] },
+  });
+  let found: { seed: number; ids: number[]; at: number } | null = null;
+  for (let seed = 1; seed <= 200 && !found; seed++) {
+    const probe = await sampled(seed, true);
+    assert.equal(probe.status, 200, JSON.stringify(probe.body));
+    const at = (probe.body.output_ids as number[]).findIndex((id) => eosIds.includes(id));
+    if (at >= 0) found = { seed, ids: probe.body.output_ids, at };
   }
-  const eos = ref.eosTokenIds[0];
-  const withEos = await post(`${server.url}/generate`, { input_ids: ref.prompts[0], sampling_params: { max_new_tokens: 4, temperature: 0, stop_token_ids: [], ignore_eos: false } });
+  assert.ok(found, `no seed in 1..200 drew an EOS id (${eosIds}) within 100 tokens at T = 3`);
+  const withEos = await post(`${server.url}/generate`, { input_ids: ref.prompts[0], sampling_params: { max_new_tokens: 100, temperature: 3, sampling_seed: found.seed, ignore_eos: false, stop_token_ids: [] } });
   assert.equal(withEos.status, 200);
-  if (withEos.body.output_ids.includes(eos)) assert.equal(withEos.body.meta_info.finish_reason.type, 'stop');
+  assert.deepEqual(withEos.body.meta_info.finish_reason, { type: 'stop', matched: found.ids[found.at] });
+  assert.deepEqual(withEos.body.output_ids, found.ids.slice(0, found.at + 1));
+  console.log(`server-generate: seed ${found.seed} draws EOS id ${found.ids[found.at]} as token ${found.at + 1}`);
 });
 
 test('streaming: cumulative events by default, last one equals the non-streaming answer, then [DONE]', async () => {

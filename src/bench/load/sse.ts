@@ -1,34 +1,35 @@
 /**
- * A minimal server-sent-events splitter: feed it text chunks as they arrive, it yields each event's data
- * (multi-line `data:` fields joined by "\n"). Comments and other fields are ignored, as the spec (b.6) only uses data.
+ * Server-sent events for the bench, parsed by eventsource-parser (the client in src/client/http.ts uses the same
+ * library): feed text chunks as they arrive, get back the `data` of each complete event. Comments, ids and retry
+ * fields are ignored: the streaming APIs carry everything in `data`.
  */
-export class SseSplitter {
-  private buffer = '';
-  private dataLines: string[] = [];
+import { createParser, type EventSourceParser } from 'eventsource-parser';
 
-  /** Returns the complete events contained in the text seen so far. */
-  push(chunk: string): string[] {
-    this.buffer += chunk;
-    const events: string[] = [];
-    let newline: number;
-    while ((newline = this.buffer.indexOf('\n')) >= 0) {
-      let line = this.buffer.slice(0, newline);
-      this.buffer = this.buffer.slice(newline + 1);
-      if (line.endsWith('\r')) line = line.slice(0, -1);
-      if (line === '') {
-        if (this.dataLines.length > 0) events.push(this.dataLines.join('\n'));
-        this.dataLines = [];
-      } else if (line.startsWith('data:')) {
-        this.dataLines.push(line.slice(line.startsWith('data: ') ? 6 : 5));
-      }
-    }
-    return events;
+export class SseEvents {
+  private readonly parser: EventSourceParser;
+  private ready: string[] = [];
+
+  constructor() {
+    this.parser = createParser({ onEvent: (event) => this.ready.push(event.data) });
   }
 
-  /** An event not terminated by a blank line when the stream ended. */
+  /** The data of the events completed by this chunk, in order. */
+  push(chunk: string): string[] {
+    this.parser.feed(chunk);
+    return this.take();
+  }
+
+  /** An event not terminated by a blank line when the stream ended (servers that end with `data: [DONE]` and no
+   * blank line: dispatched, where a browser's EventSource would drop it). */
   flush(): string[] {
-    const rest = this.push('\n\n');
-    this.buffer = '';
-    return rest;
+    this.parser.feed('\n\n');
+    this.parser.reset();
+    return this.take();
+  }
+
+  private take(): string[] {
+    const events = this.ready;
+    this.ready = [];
+    return events;
   }
 }

@@ -1,12 +1,15 @@
 /**
  * Sends one planned request as a streaming HTTP request and times it: TTFT is the arrival of the first event
- * that carries a token, ITL every gap between token-carrying events, E2E send → last byte (spec g.5).
+ * that carries a token, ITL every gap between token-carrying events, E2E send → last byte.
+ * Each event is timed when the socket read that completed it returns (performance.now(), µs resolution). Events that
+ * complete in the same read cannot be told apart in time: such gaps are counted (itlSameRead), so reports can say
+ * that the ITL is below what the client could resolve instead of printing 0.
  * Native POST /generate (cumulative SSE, SGLang style) or OpenAI POST /v1/completions.
  */
 import { performance } from 'node:perf_hooks';
 import { request, type Dispatcher } from 'undici';
 import type { PlannedRequest } from '../workload/plan.js';
-import { SseSplitter } from './sse.js';
+import { SseEvents } from './sse.js';
 
 export interface Target {
   baseUrl: string;
@@ -22,6 +25,8 @@ export interface StreamTiming {
   ttftMs: number | null;
   e2eMs: number;
   itlMs: number[];
+  /** How many of itlMs are gaps between events completed by one socket read (0 ms by construction). */
+  itlSameRead: number;
   outputTokens: number;
   error: string | null;
 }
@@ -79,8 +84,9 @@ export async function sendStreaming(target: Target, planned: PlannedRequest, lis
   if (target.apiKey) headers.authorization = `Bearer ${target.apiKey}`;
   const body = JSON.stringify(requestBody(target.api, planned));
   const sentAt = performance.now();
-  const timing: StreamTiming = { sentAt, ttftMs: null, e2eMs: 0, itlMs: [], outputTokens: 0, error: null };
+  const timing: StreamTiming = { sentAt, ttftMs: null, e2eMs: 0, itlMs: [], itlSameRead: 0, outputTokens: 0, error: null };
   let lastTokenAt = 0;
+  let lastTokenRead = -1;
   try {
     const response = await request(`${target.baseUrl}${path}`, {
       method: 'POST',
@@ -101,9 +107,10 @@ export async function sendStreaming(target: Target, planned: PlannedRequest, lis
       }
       timing.error = `HTTP ${response.statusCode}: ${message}`;
     } else {
-      const splitter = new SseSplitter();
+      const events = new SseEvents();
       const decoder = new TextDecoder();
-      const handle = (data: string) => {
+      let read = 0;
+      const handle = (data: string, now: number) => {
         if (data === '[DONE]' || timing.error) return;
         let event: Record<string, unknown>;
         try {
@@ -119,21 +126,24 @@ export async function sendStreaming(target: Target, planned: PlannedRequest, lis
         }
         const tokens = tokensInEvent(target.api, event, timing.outputTokens);
         if (tokens === null || tokens <= timing.outputTokens) return;
-        const now = performance.now();
         if (timing.ttftMs === null) {
           timing.ttftMs = now - sentAt;
           listener.onFirstToken?.(timing.ttftMs);
         } else {
           timing.itlMs.push(now - lastTokenAt);
+          if (read === lastTokenRead) timing.itlSameRead++;
         }
+        lastTokenRead = read;
         listener.onTokens?.(tokens - timing.outputTokens);
         timing.outputTokens = tokens;
         lastTokenAt = now;
       };
       for await (const chunk of response.body) {
-        for (const data of splitter.push(decoder.decode(chunk as Buffer, { stream: true }))) handle(data);
+        const now = performance.now();
+        read++;
+        for (const data of events.push(decoder.decode(chunk as Buffer, { stream: true }))) handle(data, now);
       }
-      for (const data of splitter.flush()) handle(data);
+      for (const data of events.flush()) handle(data, performance.now());
       if (!timing.error && timing.outputTokens === 0) timing.error = 'stream ended without any output token';
     }
   } catch (error) {

@@ -16,8 +16,9 @@ import type { ServerModel } from '../../../src/server/model-port.js';
 import { writeRandomAdapter, writeRandomModel } from '../../native/forward-random-model.js';
 import { get, post } from '../../e2e/server-harness.js';
 
-/** Polls `check` until it passes (or the deadline), so slow shared machines do not fail on fixed sleeps. */
-async function eventually(check: () => Promise<void>, timeoutMs = 10_000): Promise<void> {
+/** Polls `check` until it passes, so slow shared machines do not fail on fixed sleeps; the deadline only turns a
+ * hang into a failure (generous: it is no performance bound). */
+async function eventually(check: () => Promise<void>, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
