@@ -4,7 +4,10 @@
 // readers, g++), the host-side LoRA conversion (native/src/lora/*.cpp) and the CPU sampling code; linked against
 // cuBLAS and the STATIC CUDA runtime (-lcudart_static -ldl -lrt -lpthread) so the addon loads on machines without a
 // GPU or driver (deviceInfo then reports gpuCount 0 and why).
-// Usage: node scripts/build-cuda-addon.mjs [--jobs N] [--cublas-include DIR] [--cublas-lib DIR] [--quiet]
+// Usage: node scripts/build-cuda-addon.mjs [--jobs N] [--cublas-include DIR] [--cublas-lib DIR] [--quiet] [--portable]
+//   [--out DIR]
+//   --portable: the prebuild (scripts/prebuild.mjs): fat binary for sm_80/86/89/90 + compute_90 PTX (cuda-gencode.mjs);
+//   --out: the build directory (default build-cuda; the addon is written to DIR/Release/tslora_cuda.node).
 //   --cublas-include / --cublas-lib: where cublas_v2.h / libcublas.so live when not under the CUDA toolkit
 //   (e.g. a pip-installed nvidia-cublas). Environment: TSLORA_MARCH (default "native").
 // Exit status 2 = a requirement is missing (nvcc, cuBLAS headers, Node headers): nothing was built.
@@ -14,6 +17,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { gencodeFor } from './cuda-gencode.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -27,7 +31,7 @@ const jobs = Number(option('--jobs', String(Math.max(1, Math.min(8, availablePar
 const log = (msg) => { if (!quiet) console.log(`build-cuda-addon: ${msg}`); };
 const fail = (msg, code = 1) => { console.error(`build-cuda-addon: ${msg}`); process.exit(code); };
 
-const outDir = join(root, 'build-cuda');
+const outDir = resolve(option('--out', join(root, 'build-cuda')));
 const objDir = join(outDir, 'addon-obj');
 const output = join(outDir, 'Release', 'tslora_cuda.node');
 
@@ -76,7 +80,7 @@ const cppSources = [
 const includes = ['native/include', 'native/src/cuda', 'native/src/lora'].map((d) => `-I${join(root, d)}`);
 const defines = ['-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS', '-DTSLORA_HAVE_LORA'];
 const march = `-march=${process.env.TSLORA_MARCH || 'native'}`;
-const GENCODE = ['-gencode', 'arch=compute_90a,code=sm_90a', '-gencode', 'arch=compute_90,code=compute_90'];
+const GENCODE = gencodeFor(args);
 
 function objectName(source) {
   const rel = source.slice(root.length + 1).replace(/[/.]/g, '_');
@@ -103,9 +107,17 @@ function run(cmd, argv) {
   });
 }
 
+// Where the loader looks for libcublas.so.N: this machine's copy for a local build; for a prebuild (shipped to other
+// machines) the usual toolkit locations, as RUNPATH, so that LD_LIBRARY_PATH (a pip or conda cuBLAS) comes first.
+function cublasSearchPath() {
+  if (!args.includes('--portable')) return cublasLib;
+  return ['/usr/local/cuda/lib64', '/usr/local/cuda/targets/x86_64-linux/lib', '/usr/lib/x86_64-linux-gnu'].join(':') + ',--enable-new-dtags';
+}
+
 async function main() {
   log(`CUDA ${cudaHome}, cuBLAS headers ${cublasInclude}, ${jobs} job(s)`);
-  const kernels = spawnSync(process.execPath, [join(root, 'scripts/build-cuda.mjs'), '--out', outDir, '--jobs', String(jobs), ...(quiet ? ['--quiet'] : [])], { stdio: 'inherit' });
+  const kernelArgs = ['--out', outDir, '--jobs', String(jobs), ...(quiet ? ['--quiet'] : []), ...(args.includes('--portable') ? ['--portable'] : [])];
+  const kernels = spawnSync(process.execPath, [join(root, 'scripts/build-cuda.mjs'), ...kernelArgs], { stdio: 'inherit' });
   if (kernels.status !== 0) fail('scripts/build-cuda.mjs (the LoRA kernel library) failed.');
   mkdirSync(objDir, { recursive: true });
   mkdirSync(dirname(output), { recursive: true });
@@ -124,7 +136,7 @@ async function main() {
   if (failures.length > 0) fail(`${failures.length} source(s) failed to compile.`);
   const objects = [...cuSources, ...cppSources].map(objectName);
   const link = ['-shared', '-o', output, ...objects, join(outDir, 'libtslora_cuda_kernels.a'), `-L${cublasLib}`, `-L${cudartDir}`,
-    '-lcublas', '-lcudart_static', '-ldl', '-lrt', '-lpthread', `-Wl,-rpath,${cublasLib}`, '-Wl,-z,now'];
+    '-lcublas', '-lcudart_static', '-ldl', '-lrt', '-lpthread', `-Wl,-rpath,${cublasSearchPath()}`, '-Wl,-z,now'];
   // napi_* symbols stay undefined here: the node binary provides them at load time. -z now: a missing symbol fails
   // the load (which the loader reports and --device auto survives) instead of aborting at the first call.
   const r = await run('g++', link);

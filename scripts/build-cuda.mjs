@@ -3,12 +3,14 @@
 // build-cuda/obj/*.o and the static library build-cuda/libtslora_cuda_kernels.a for the CUDA addon to link (with the
 // static CUDA runtime, cudart_static + dl + rt + pthread). Sources that include cuBLAS are compiled only when the
 // cuBLAS headers are found; the rest must compile on any machine with nvcc, GPU or not.
-// Usage: node scripts/build-cuda.mjs [--out DIR] [--jobs N] [--quiet]
+// Usage: node scripts/build-cuda.mjs [--out DIR] [--jobs N] [--quiet] [--portable]
+//   --portable: the prebuild's fat binary (sm_80/86/89/90 + compute_90 PTX, scripts/cuda-gencode.mjs)
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { gencodeFor } from './cuda-gencode.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -21,7 +23,7 @@ const jobs = Number(option('--jobs', String(Math.max(1, Math.min(4, availablePar
 const quiet = args.includes('--quiet');
 const log = (msg) => { if (!quiet) console.log(msg); };
 
-export const GENCODE = ['-gencode', 'arch=compute_90a,code=sm_90a', '-gencode', 'arch=compute_90,code=compute_90'];
+export const GENCODE = gencodeFor(args);
 
 function nvccVersion() {
   const probe = spawnSync('nvcc', ['--version'], { encoding: 'utf8' });

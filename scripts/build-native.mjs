@@ -3,7 +3,10 @@
 // headers), and tslora_cuda.node through scripts/build-cuda.mjs when nvcc and the cuBLAS headers are present.
 // Usage: node scripts/build-native.mjs [--force] [--cuda]      (npm `install` script; `npm run build:native`)
 // Helper modes used by binding.gyp: --list-sources, --list-defines, --march.
-// Environment: TSLORA_MARCH (default "native"), TSLORA_NO_LORA=1 (leave native/src/lora out), TSLORA_SKIP_NATIVE=1.
+// Environment: TSLORA_MARCH (default "native"), TSLORA_NO_LORA=1 (leave native/src/lora out), TSLORA_SKIP_NATIVE=1,
+// TSLORA_BUILD_FROM_SOURCE=1 (compile even where a prebuilt binary loads).
+// An installed package (npm i tslora) ships prebuilds/ (scripts/prebuild.mjs): when the one for this platform loads,
+// nothing is compiled; otherwise the addon is built from source here (needs a C++17 compiler).
 import { existsSync, readdirSync, statSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -142,7 +145,29 @@ function cublasHeaders(nvcc) {
   return dirs.find((d) => existsSync(join(d, 'cublas_v2.h'))) ?? null;
 }
 
-if (upToDate) {
+/**
+ * The prebuilt binary node-gyp-build would load from `dir`/prebuilds for this platform, if it loads here (a
+ * child process tries it: a prebuild for a newer glibc, say, fails to load and the source build takes over).
+ */
+function loadablePrebuild(dir) {
+  if (force || process.env.TSLORA_BUILD_FROM_SOURCE === '1' || !existsSync(join(dir, 'prebuilds'))) return null;
+  let path;
+  try {
+    path = require('node-gyp-build').resolve(dir);
+  } catch {
+    return null;
+  }
+  if (!path.includes(`${join(dir, 'prebuilds')}`)) return null;
+  const probe = spawnSync(process.execPath, ['-e', 'require(process.argv[1])', path], { encoding: 'utf8' });
+  if (probe.status === 0) return path;
+  console.error(`tslora: the prebuilt ${path} does not load here (${probe.stderr.trim().split('\n')[0]}); building from source.`);
+  return null;
+}
+
+const cpuPrebuild = existsSync(output) ? null : loadablePrebuild(root);
+if (cpuPrebuild) {
+  console.log(`tslora: using the prebuilt CPU addon ${cpuPrebuild} (TSLORA_BUILD_FROM_SOURCE=1 compiles it instead)`);
+} else if (upToDate) {
   console.log('tslora: tslora_cpu.node is up to date (use --force to rebuild)');
 } else {
   buildCpu();
@@ -165,7 +190,10 @@ function cudaNotBuilt(why, status) {
       '(set TSLORA_REQUIRE_CUDA=0 to test the CPU backend only, TSLORA_REQUIRE_CUDA=1 to make this build fail).');
   }
 }
-if (nvcc && cublas && cudaScript) {
+const cudaPrebuild = args.has('--cuda') ? null : loadablePrebuild(join(root, 'prebuilds', 'cuda'));
+if (cudaPrebuild) {
+  console.log(`tslora: using the prebuilt CUDA addon ${cudaPrebuild}`);
+} else if (nvcc && cublas && cudaScript) {
   const r = spawnSync(process.execPath, [cudaScript, ...(force ? ['--force'] : [])], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) cudaNotBuilt('the CUDA addon failed to build', r.status ?? 1);
 } else {

@@ -1,7 +1,10 @@
 /**
  * The only place that loads .node files. Two differently named addons share one surface (types.ts):
- * tslora_cpu.node (always built by `npm install` / `npm run build:native`) and tslora_cuda.node (built where nvcc
- * and cuBLAS exist). Native errors (Error with a string `code`) become TsloraErrors here.
+ * tslora_cpu.node and tslora_cuda.node. node-gyp-build finds each: a local build first (build/Release from
+ * `npm run build:native`; build-cuda/Release from `npm run build:cuda`), else the prebuilt binary shipped in the
+ * package for this platform (prebuilds/<platform>-<arch>/ for the CPU, prebuilds/cuda/prebuilds/<platform>-<arch>/
+ * for CUDA: its own root, so that node-gyp-build never mistakes one addon for the other). Native errors (Error with a
+ * string `code`) become TsloraErrors here.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -17,15 +20,25 @@ export type DeviceRequest = 'auto' | 'cpu' | 'cuda';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const requireNative = createRequire(import.meta.url);
+const nodeGypBuild = requireNative('node-gyp-build') as { resolve(dir: string): string };
 
 const ADDON_NAMES: Record<NativeDevice, string> = { cpu: 'tslora_cpu', cuda: 'tslora_cuda' };
 
-function candidatePaths(device: NativeDevice): string[] {
-  const name = `${ADDON_NAMES[device]}.node`;
-  const prebuild = join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, name);
-  const built = [join(packageRoot, 'build', 'Release', name)];
-  if (device === 'cuda') built.push(join(packageRoot, 'build-cuda', 'Release', name), join(packageRoot, 'build-cuda', name));
-  return [...built, prebuild];
+/** Where node-gyp-build looks for each addon: `<root>/build/Release`, then `<root>/prebuilds/<platform>-<arch>`. */
+const ADDON_ROOTS: Record<NativeDevice, string> = { cpu: packageRoot, cuda: join(packageRoot, 'prebuilds', 'cuda') };
+
+/** The addon file to load, or null when there is neither a local build nor a prebuild for this platform. */
+function addonPath(device: NativeDevice): string | null {
+  if (device === 'cuda') {
+    const built = [join(packageRoot, 'build-cuda', 'Release', 'tslora_cuda.node'), join(packageRoot, 'build-cuda', 'tslora_cuda.node')];
+    const local = built.find((p) => existsSync(p));
+    if (local) return local;
+  }
+  try {
+    return nodeGypBuild.resolve(ADDON_ROOTS[device]);
+  } catch {
+    return null; // "No native build was found for platform=... arch=..."
+  }
 }
 
 /** Raw addon object (the backend surface plus the CPU build's `testing` ops). */
@@ -38,13 +51,14 @@ const loaded = new Map<NativeDevice, RawAddon>();
 function loadRaw(device: NativeDevice): RawAddon {
   const cached = loaded.get(device);
   if (cached) return cached;
-  const path = candidatePaths(device).find((p) => existsSync(p));
+  const path = addonPath(device);
   if (!path) {
     const how =
       device === 'cpu'
         ? 'Build it with `npm run build:native` (needs a C++17 compiler; node-gyp uses the installed Node headers).'
         : 'Build it on a machine with the CUDA toolkit and cuBLAS: `npm run build:cuda`, or run with --device cpu.';
-    throw new TsloraError('native', `The ${device.toUpperCase()} native addon (${ADDON_NAMES[device]}.node) is not built.`, {
+    const where = `${process.platform}-${process.arch}`;
+    throw new TsloraError('native', `The ${device.toUpperCase()} native addon (${ADDON_NAMES[device]}.node) is not built here and no prebuilt binary for ${where} ships in this package.`, {
       hint: how,
     });
   }
@@ -113,7 +127,7 @@ export function loadNativeBackend(device: NativeDevice): NativeBackend {
 
 /** Why the CUDA backend cannot run here, as a clause ("this installation has no CUDA addon"), or null when it can. */
 function cudaUnavailableReason(): string | null {
-  if (!candidatePaths('cuda').some((p) => existsSync(p))) return `this installation has no CUDA addon (${ADDON_NAMES.cuda}.node)`;
+  if (addonPath('cuda') === null) return `this installation has no CUDA addon (${ADDON_NAMES.cuda}.node)`;
   try {
     const info: DeviceInfo & { reason?: string } = loadNativeBackend('cuda').deviceInfo();
     return info.gpuCount > 0 ? null : `the CUDA addon found no GPU (${info.reason ?? 'no driver or no device'})`;
