@@ -31,7 +31,7 @@ function loraSources() {
 }
 
 function sources() {
-  return [...cppFiles('native/src/napi'), ...cppFiles('native/src/cpu'), ...loraSources()];
+  return [...cppFiles('native/src/napi'), ...cppFiles('native/src/cpu'), ...cppFiles('native/src/cpu/tp'), ...loraSources()];
 }
 
 if (args.has('--list-sources')) {

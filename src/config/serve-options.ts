@@ -113,7 +113,7 @@ export const serveOptions = defineOptions([
     valueName: 'N',
     defaultValue: 1,
     group: SERVE_GROUPS.runtime,
-    help: 'Tensor-parallel degree (GPUs); attention heads must divide by it.',
+    help: 'Tensor-parallel ranks: 1, 2 or 4 CPU thread groups (multi-GPU is not in this build); heads and intermediate size must divide by it.',
   },
   {
     key: 'memFractionStatic',

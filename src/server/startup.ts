@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { TsloraError } from '../errors.js';
 import type { ServeConfig } from '../config/serve-config.js';
 import type { AdapterSpec, LoraTargetModule, ModelSpec } from '../engine/model/types.js';
+import { checkTensorParallelModel } from '../engine/model/tensor-parallel.js';
 import type { ReadAdapterFn } from './model-port.js';
 
 export const ALL_TARGET_MODULES: LoraTargetModule[] = ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj', 'embed_tokens', 'lm_head'];
@@ -72,19 +73,7 @@ export function checkModelAgainstConfig(config: ServeConfig, spec: ModelSpec): n
       param: 'contextLength',
     });
   }
-  if (spec.numHeads % config.tpSize !== 0) {
-    throw new TsloraError('usage', `--tp-size ${config.tpSize} does not divide the model's ${spec.numHeads} attention heads.`, {
-      hint: 'Choose a tp-size that divides the number of heads.',
-      param: 'tpSize',
-    });
-  }
-  if (config.tpSize > 1) {
-    const where = config.device === 'cpu' ? 'on the CPU backend' : 'in this version of tslora';
-    throw new TsloraError('usage', `--tp-size ${config.tpSize}: tensor parallelism is not available ${where}.`, {
-      hint: 'Run with --tp-size 1.',
-      param: 'tpSize',
-    });
-  }
+  checkTensorParallelModel(spec, config.tpSize);
   return config.contextLength ?? max;
 }
 

@@ -71,9 +71,6 @@ test('start-up checks that need the model exit 2 with a clear message', async ()
   const ctx = run(['--context-length', '4096']);
   assert.equal(ctx.status, 2, ctx.stderr);
   assert.match(ctx.stderr, /--context-length 4096 exceeds the model's max_position_embeddings \(256\)/);
-  const tp = run(['--tp-size', '2']);
-  assert.equal(tp.status, 2, tp.stderr);
-  assert.match(tp.stderr, /tensor parallelism is not available/);
   const heads = run(['--tp-size', '3']);
   assert.equal(heads.status, 2, heads.stderr);
   assert.match(heads.stderr, /does not divide the model's 4 attention heads/);

@@ -5,9 +5,11 @@
 #include <cstring>
 
 #include "attention.h"
+#include "lora-step.h"
 #include "model.h"
 #include "ops.h"
 #include "sample-rows.h"
+#include "tp/tp-model.h"
 
 namespace tslora::cpu {
 
@@ -21,61 +23,12 @@ void forRows(ThreadPool& pool, int T, Fn&& fn) {
   });
 }
 
-#ifdef TSLORA_HAVE_LORA
-struct LoraStep {
-  lora::StepLora tokens;  // over the step's T rows, as the runner built it
-  lora::StepLora logits;  // over the N logit rows (lm_head), derived here
-  std::vector<int32_t> logitIndptr, logitWeights, logitPermutation;
-  bool active = false;  // some segment uses a slot
-};
-
-// Segments of the logit rows for lm_head LoRA: each logit row inherits its token row's slot; csgmv groups rows by
-// slot (stable) into chunks, triton keeps one segment per run of equal slots.
-void buildLogitSegments(const StepInputView& s, LoraStep& ls) {
-  const size_t T = s.tokenIds.size, N = s.logitRows.size;
-  std::vector<int32_t> rowSlot(T, -1);
-  for (size_t g = 0; g < s.loraWeightIndices.size; ++g) {
-    for (int m = s.loraSegIndptr[g]; m < s.loraSegIndptr[g + 1]; ++m) {
-      int row = s.loraPermutation.size ? s.loraPermutation[m] : m;
-      rowSlot[row] = s.loraWeightIndices[g];
-    }
-  }
-  std::vector<int32_t> order(N);
-  for (size_t i = 0; i < N; ++i) order[i] = static_cast<int32_t>(i);
-  const bool csgmv = s.loraCsgmv;
-  if (csgmv) {
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int32_t a, int32_t b) { return rowSlot[s.logitRows[a]] < rowSlot[s.logitRows[b]]; });
-  }
-  const int chunk = csgmv ? std::max(1, s.loraChunkSize) : static_cast<int>(std::max<size_t>(N, 1));
-  ls.logitIndptr = {0};
-  ls.logitWeights.clear();
-  int longest = 1;
-  for (size_t i = 0; i < N;) {
-    int slot = rowSlot[s.logitRows[order[i]]];
-    size_t j = i;
-    while (j < N && rowSlot[s.logitRows[order[j]]] == slot && static_cast<int>(j - i) < chunk) ++j;
-    ls.logitIndptr.push_back(static_cast<int32_t>(j));
-    ls.logitWeights.push_back(slot);
-    longest = std::max(longest, static_cast<int>(j - i));
-    i = j;
-  }
-  ls.logitPermutation = csgmv ? order : std::vector<int32_t>();
-  ls.logits.csgmv = csgmv;
-  ls.logits.segIndptr = ls.logitIndptr.data();
-  ls.logits.weightIndices = ls.logitWeights.data();
-  ls.logits.numSegments = static_cast<int>(ls.logitWeights.size());
-  ls.logits.permutation = csgmv ? ls.logitPermutation.data() : nullptr;
-  ls.logits.numTokens = static_cast<int>(N);
-  ls.logits.chunkSize = csgmv ? chunk : longest;
-}
-#endif
-
 }  // namespace
 
 StepOutputData CpuModel::forward(const StepInputView& step) {
   std::lock_guard<std::mutex> lock(forwardMutex_);
   validate(step);
+  if (tp_) return tp_->forward(step);
   const ModelDims& d = dims_;
   const int T = static_cast<int>(step.tokenIds.size);
   const int H = d.hidden;
@@ -86,14 +39,7 @@ StepOutputData CpuModel::forward(const StepInputView& step) {
 #ifdef TSLORA_HAVE_LORA
   LoraStep ls;
   if (lora_) {
-    for (size_t g = 0; g < step.loraWeightIndices.size; ++g) ls.active |= step.loraWeightIndices[g] >= 0;
-    ls.tokens.csgmv = step.loraCsgmv;
-    ls.tokens.segIndptr = step.loraSegIndptr.data;
-    ls.tokens.weightIndices = step.loraWeightIndices.data;
-    ls.tokens.numSegments = static_cast<int>(step.loraWeightIndices.size);
-    ls.tokens.permutation = step.loraPermutation.size ? step.loraPermutation.data : nullptr;
-    ls.tokens.numTokens = T;
-    ls.tokens.chunkSize = step.loraChunkSize;
+    initTokenSegments(step, ls);
     if (ls.active && lora_->targets(lora::Module::Embed)) {
       lora_->apply(0, lora::Module::Embed, nullptr, 0, hidden.data(), H, 0, ls.tokens, *threads_,
                    step.tokenIds.data);
@@ -104,7 +50,16 @@ StepOutputData CpuModel::forward(const StepInputView& step) {
   const void* loraStep = nullptr;
 #endif
 
-  runLayers(step, hidden, loraStep);
+  LayerStack stack;
+  stack.dims = d;
+  stack.layers = &layers_;
+  stack.invFreq = invFreq_.data();
+  stack.kv = kv_.get();
+#ifdef TSLORA_HAVE_LORA
+  stack.lora = lora_.get();
+#endif
+  stack.threads = threads_.get();
+  runDecoderLayers(stack, step, hidden, loraStep);
 
   std::vector<float> logits;
   computeLogits(step, hidden, logits);
@@ -122,12 +77,14 @@ StepOutputData CpuModel::forward(const StepInputView& step) {
   return out;
 }
 
-void CpuModel::runLayers(const StepInputView& step, std::vector<float>& hidden, const void* loraStep) {
-  const ModelDims& d = dims_;
+void runDecoderLayers(const LayerStack& stack, const StepInputView& step, std::vector<float>& hidden,
+                      const void* loraStep) {
+  const ModelDims& d = stack.dims;
   const int T = static_cast<int>(step.tokenIds.size);
   const int H = d.hidden, I = d.intermediate, D = d.headDim;
   const int qOut = d.qOut(), kvOut = d.kvOut(), qkvW = d.qkvOut();
-  ThreadPool& pool = *threads_;
+  ThreadPool& pool = *stack.threads;
+  KvCache& kv = *stack.kv;
 
   std::vector<float> xn(static_cast<size_t>(T) * H);        // [T, H] normed input of a block
   std::vector<float> qkv(static_cast<size_t>(T) * qkvW);    // [T, q | k | v]
@@ -147,8 +104,8 @@ void CpuModel::runLayers(const StepInputView& step, std::vector<float>& hidden, 
   auto addLora = [&](int layer, int module, const float* x, int xStride, float* y, int yStride) {
 #ifdef TSLORA_HAVE_LORA
     auto m = static_cast<lora::Module>(module);
-    if (loraStep && lora_->targets(m)) {
-      lora_->apply(layer, m, x, xStride, y, yStride, 0, *static_cast<const lora::StepLora*>(loraStep), pool);
+    if (loraStep && stack.lora->targets(m)) {
+      stack.lora->apply(layer, m, x, xStride, y, yStride, 0, *static_cast<const lora::StepLora*>(loraStep), pool);
     }
 #else
     (void)layer, (void)module, (void)x, (void)xStride, (void)y, (void)yStride, (void)loraStep;
@@ -156,7 +113,7 @@ void CpuModel::runLayers(const StepInputView& step, std::vector<float>& hidden, 
   };
 
   for (int l = 0; l < d.numLayers; ++l) {
-    const LayerWeights& w = layers_[l];
+    const LayerWeights& w = (*stack.layers)[l];
     forRows(pool, T, [&](int t) {
       rmsNorm(hidden.data() + static_cast<size_t>(t) * H, w.inputNorm.data(), xn.data() + static_cast<size_t>(t) * H,
               H, d.rmsNormEps);
@@ -178,14 +135,15 @@ void CpuModel::runLayers(const StepInputView& step, std::vector<float>& hidden, 
         for (int h = 0; h < d.numKvHeads; ++h)
           rmsNorm(row + qOut + h * D, w.kNorm.data(), row + qOut + h * D, D, d.rmsNormEps);
       }
-      applyRope(row, d.numHeads, D, step.positions[t], invFreq_.data());
-      applyRope(row + qOut, d.numKvHeads, D, step.positions[t], invFreq_.data());
+      applyRope(row, d.numHeads, D, step.positions[t], stack.invFreq);
+      applyRope(row + qOut, d.numKvHeads, D, step.positions[t], stack.invFreq);
     });
-    writeKv(*kv_, l, as, qkv.data() + qOut, qkv.data() + qOut + kvOut, qkvW, kvOut);
-    pagedAttention(pool, *kv_, l, as, shape, qkv.data(), qkvW, attn.data());
+    writeKv(kv, l, as, qkv.data() + qOut, qkv.data() + qOut + kvOut, qkvW, kvOut);
+    pagedAttention(pool, kv, l, as, shape, qkv.data(), qkvW, attn.data());
 
     gemm(pool, attn.data(), T, qOut, {{w.o, 0}}, proj.data(), H);
-    addLora(l, 1, attn.data(), qOut, proj.data(), H);
+    addLora(l, 1, attn.data(), qOut, proj.data(), H);  // row-parallel: a shard adds B·(A_r x_r) to its partial
+    if (stack.allReduce) stack.allReduce(proj.data(), proj.size());
     forRows(pool, T, [&](int t) {
       float* h = hidden.data() + static_cast<size_t>(t) * H;
       const float* p = proj.data() + static_cast<size_t>(t) * H;
@@ -201,6 +159,7 @@ void CpuModel::runLayers(const StepInputView& step, std::vector<float>& hidden, 
     });
     gemm(pool, act.data(), T, I, {{w.down, 0}}, proj.data(), H);
     addLora(l, 3, act.data(), I, proj.data(), H);
+    if (stack.allReduce) stack.allReduce(proj.data(), proj.size());
     forRows(pool, T, [&](int t) {
       float* h = hidden.data() + static_cast<size_t>(t) * H;
       const float* p = proj.data() + static_cast<size_t>(t) * H;
@@ -209,16 +168,22 @@ void CpuModel::runLayers(const StepInputView& step, std::vector<float>& hidden, 
   }
 }
 
-void CpuModel::computeLogits(const StepInputView& step, const std::vector<float>& hidden, std::vector<float>& logits) {
+void computeLogitRows(ThreadPool& threads, const StepInputView& step, const std::vector<float>& hidden,
+                      const ModelDims& dims, const std::vector<float>& finalNorm, const WeightView& lmHead,
+                      int vocabOffset, std::vector<float>& finalRows, float* logits, int ldLogits) {
   const int N = static_cast<int>(step.logitRows.size);
-  const int H = dims_.hidden;
-  finalRows_.assign(static_cast<size_t>(N) * H, 0.0f);  // [N, H] final-normed logit rows
+  const int H = dims.hidden;
+  finalRows.assign(static_cast<size_t>(N) * H, 0.0f);  // [N, H] final-normed logit rows
   for (int i = 0; i < N; ++i) {
-    rmsNorm(hidden.data() + static_cast<size_t>(step.logitRows[i]) * H, finalNorm_.data(),
-            finalRows_.data() + static_cast<size_t>(i) * H, H, dims_.rmsNormEps);
+    rmsNorm(hidden.data() + static_cast<size_t>(step.logitRows[i]) * H, finalNorm.data(),
+            finalRows.data() + static_cast<size_t>(i) * H, H, dims.rmsNormEps);
   }
-  logits.assign(static_cast<size_t>(N) * dims_.vocab, 0.0f);  // [N, V]
-  gemm(*threads_, finalRows_.data(), N, H, {{lmHead_, 0}}, logits.data(), dims_.vocab);
+  gemm(threads, finalRows.data(), N, H, {{lmHead, vocabOffset}}, logits, ldLogits);
+}
+
+void CpuModel::computeLogits(const StepInputView& step, const std::vector<float>& hidden, std::vector<float>& logits) {
+  logits.assign(step.logitRows.size * dims_.vocab, 0.0f);  // [N, V]
+  computeLogitRows(*threads_, step, hidden, dims_, finalNorm_, lmHead_, 0, finalRows_, logits.data(), dims_.vocab);
 }
 
 void CpuModel::sample(const StepInputView& s, const std::vector<float>& logits, StepOutputData& out) {

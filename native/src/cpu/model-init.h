@@ -41,6 +41,7 @@ struct ModelInit {
   std::vector<LayerTensorSpecs> layers;
   int kvNumBlocks = 0, kvBlockSize = 0;
   int numThreads = 0;
+  int tpSize = 1;  // tensor-parallel ranks (CPU: thread groups, native/src/cpu/tp)
   int loraSlots = 0, loraMaxRank = 0;
   bool loraTargets[6] = {};  // indexed by lora::Module
 };

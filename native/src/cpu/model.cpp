@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "tp/tp-model.h"
 #include "tslora/errors.h"
 
 namespace tslora::cpu {
@@ -57,14 +58,13 @@ CpuModel::CpuModel(const ModelInit& init) : dims_(init.dims) {
     weightBytes_ -= lmHead_.sizeBytes();  // tied: the same bytes
   }
 
-  kv_ = std::make_unique<KvCache>(d.numLayers, init.kvNumBlocks, init.kvBlockSize, d.numKvHeads, d.headDim);
-  threads_ = std::make_unique<ThreadPool>(init.numThreads);
-
+  kvNumBlocks_ = init.kvNumBlocks;
+  kvBlockSize_ = init.kvBlockSize;
   loraSlots_ = init.loraSlots;
   if (init.loraSlots > 0) {
 #ifdef TSLORA_HAVE_LORA
     TSLORA_CHECK(init.loraMaxRank > 0, "loraMaxRank must be positive when loraSlots > 0");
-    lora::PoolConfig pc;
+    lora::PoolConfig& pc = loraConfig_;
     pc.numSlots = init.loraSlots;
     pc.maxRank = init.loraMaxRank;
     pc.numLayers = d.numLayers;
@@ -81,24 +81,60 @@ CpuModel::CpuModel(const ModelInit& init) : dims_(init.dims) {
     set(lora::Module::Down, d.intermediate, {0, d.hidden});
     set(lora::Module::Embed, d.vocab, {0, d.hidden});
     set(lora::Module::LmHead, d.hidden, {0, d.vocab});
-    lora_ = std::make_unique<lora::LoraPool>(pc);
 #else
     throw NativeError("native_unsupported",
                       "this build of tslora_cpu has no LoRA kernels (native/src/lora/*.cpp were missing at build "
                       "time); rebuild with `npm run build:native`");
 #endif
   }
+
+  tpSize_ = init.tpSize;
+  TSLORA_CHECK(tpSize_ >= 1 && tpSize_ <= 64, "tpSize must be in [1, 64], got ", tpSize_);
+  if (tpSize_ > 1) {
+    tp::FullModel full{dims_, layers_, embed_, lmHead_, finalNorm_, invFreq_
+#ifdef TSLORA_HAVE_LORA
+                       , loraConfig()
+#endif
+    };
+    tp_ = std::make_unique<tp::TpModel>(full, tpSize_, init.kvNumBlocks, init.kvBlockSize, init.numThreads);
+    return;
+  }
+  kv_ = std::make_unique<KvCache>(d.numLayers, init.kvNumBlocks, init.kvBlockSize, d.numKvHeads, d.headDim);
+  threads_ = std::make_unique<ThreadPool>(init.numThreads);
+#ifdef TSLORA_HAVE_LORA
+  if (init.loraSlots > 0) lora_ = std::make_unique<lora::LoraPool>(loraConfig_);
+#endif
 }
 
 CpuModel::~CpuModel() = default;
 
 size_t CpuModel::loraPoolBytes() const {
+  if (tp_) return tp_->loraPoolBytes();
 #ifdef TSLORA_HAVE_LORA
   return lora_ ? lora_->sizeBytes() : 0;
 #else
   return 0;
 #endif
 }
+
+size_t CpuModel::kvCacheBytes() const { return tp_ ? tp_->kvCacheBytes() : kv_->sizeBytes(); }
+
+void CpuModel::copyKvBlocks(const int32_t* src, const int32_t* dst, int count) {
+  if (tp_) tp_->copyKvBlocks(src, dst, count);
+  else kv_->copyBlocks(src, dst, count);
+}
+
+#ifdef TSLORA_HAVE_LORA
+void CpuModel::writeLoraSlot(int slot, const lora::HostAdapter& adapter) {
+  if (tp_) tp_->writeLoraSlot(slot, adapter);
+  else lora_->writeSlot(slot, adapter);
+}
+
+void CpuModel::clearLoraSlot(int slot) {
+  if (tp_) tp_->clearLoraSlot(slot);
+  else lora_->clearSlot(slot);
+}
+#endif
 
 const void* CpuModel::checkedData(const TensorSpec& s) {
   TSLORA_CHECK(s.present, "tensor ", s.name, " is missing");

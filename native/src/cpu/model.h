@@ -7,6 +7,7 @@
 
 #include "gemm.h"
 #include "kv-cache.h"
+#include "layer-stack.h"
 #include "mapped-file.h"
 #include "model-init.h"
 #include "step-io.h"
@@ -18,10 +19,9 @@
 
 namespace tslora::cpu {
 
-struct LayerWeights {
-  WeightView q, k, v, o, gate, up, down;
-  std::vector<float> inputNorm, postAttentionNorm, qBias, kBias, vBias, qNorm, kNorm;  // small: kept as fp32
-};
+namespace tp {
+class TpModel;
+}
 
 class CpuModel {
  public:
@@ -29,15 +29,24 @@ class CpuModel {
   ~CpuModel();
 
   const ModelDims& dims() const { return dims_; }
-  ThreadPool& threads() { return *threads_; }
-  KvCache& kvCache() { return *kv_; }
   size_t weightBytes() const { return weightBytes_; }
   size_t loraPoolBytes() const;
   int loraSlots() const { return loraSlots_; }
   std::atomic<int64_t>& hostAdapterBytes() { return hostAdapterBytes_; }
   const std::vector<std::unique_ptr<MappedFile>>& files() const { return files_; }
+  int tpSize() const { return tpSize_; }
+
+  // The KV cache (under tensor parallelism: every rank's cache; same blocks, its own KV heads).
+  int kvNumBlocks() const { return kvNumBlocks_; }
+  size_t kvCacheBytes() const;
+  // Copies whole blocks in every layer (prefix copy-on-write); ids checked against kvNumBlocks by the caller.
+  void copyKvBlocks(const int32_t* src, const int32_t* dst, int count);
 #ifdef TSLORA_HAVE_LORA
-  lora::LoraPool* loraPool() { return lora_.get(); }
+  // Shape adapters are built and validated against (the whole model's); null when LoRA is off.
+  const lora::PoolConfig* loraConfig() const { return loraSlots_ > 0 ? &loraConfig_ : nullptr; }
+  // Writes / clears a slot of the pool (under tensor parallelism: the adapter's slice in every rank's pool).
+  void writeLoraSlot(int slot, const lora::HostAdapter& adapter);
+  void clearLoraSlot(int slot);
 #endif
 
   // Checks every length, range and table of the step (throws native_invalid_argument), then runs it.
@@ -48,8 +57,6 @@ class CpuModel {
   std::vector<float> resolveVector(const TensorSpec& spec, int64_t n);
   const void* checkedData(const TensorSpec& spec);
   void validate(const StepInputView& step) const;
-  // loraStep: the step's token segments (lora::StepLora*), null when no row uses an adapter.
-  void runLayers(const StepInputView& step, std::vector<float>& hidden, const void* loraStep);
   void computeLogits(const StepInputView& step, const std::vector<float>& hidden, std::vector<float>& logits);
   void sample(const StepInputView& step, const std::vector<float>& logits, StepOutputData& out);
 
@@ -60,10 +67,15 @@ class CpuModel {
   std::vector<float> finalNorm_;
   std::vector<LayerWeights> layers_;
   size_t weightBytes_ = 0;
+  int kvNumBlocks_ = 0, kvBlockSize_ = 0;
+  // One rank: the cache, pool and threads below. tpSize > 1: tp_ owns per-rank ones and these stay null.
+  int tpSize_ = 1;
+  std::unique_ptr<tp::TpModel> tp_;
   std::unique_ptr<KvCache> kv_;
   std::unique_ptr<ThreadPool> threads_;
   int loraSlots_ = 0;
 #ifdef TSLORA_HAVE_LORA
+  lora::PoolConfig loraConfig_;
   std::unique_ptr<lora::LoraPool> lora_;
 #endif
   std::atomic<int64_t> hostAdapterBytes_{0};

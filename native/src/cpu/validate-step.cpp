@@ -5,7 +5,7 @@
 namespace tslora::cpu {
 
 void CpuModel::validate(const StepInputView& s) const {
-  validateStep(s, StepLimits{dims_, kv_->numBlocks(), kv_->blockSize(), loraSlots_});
+  validateStep(s, StepLimits{dims_, kvNumBlocks_, kvBlockSize_, loraSlots_});
 }
 
 }  // namespace tslora::cpu

@@ -88,11 +88,11 @@ class PromiseWorker : public Napi::AsyncWorker {
   std::string code_ = "native_error";
 };
 
-lora::LoraPool& requirePool(cpu::CpuModel& model) {
-  if (!model.loraPool()) {
+const lora::PoolConfig& requirePool(const cpu::CpuModel& model) {
+  if (!model.loraConfig()) {
     throw NativeError("native_invalid_argument", "the model was created with loraSlots = 0: LoRA is disabled");
   }
-  return *model.loraPool();
+  return *model.loraConfig();
 }
 
 }  // namespace
@@ -142,7 +142,7 @@ Napi::Value LoadHostAdapter(const Napi::CallbackInfo& info) {
         pi.b = tensorInput(p.b, mapped);
         input.pairs.push_back(pi);
       }
-      *result = lora::buildHostAdapter(input, model->loraPool()->config());
+      *result = lora::buildHostAdapter(input, *model->loraConfig());
     };
     auto* worker = new PromiseWorker(env, work, [model, result](Napi::Env e) {
       return wrapHostAdapter(e, *result, model);
@@ -183,8 +183,7 @@ struct SlotCopy {
 SlotCopy readSlotCopy(const Napi::CallbackInfo& info) {
   SlotCopy c;
   c.model = requireModel(info[0]);
-  lora::LoraPool& pool = requirePool(*c.model);
-  c.slot = requireIntArg(info[1], "slot", 0, pool.config().numSlots - 1);
+  c.slot = requireIntArg(info[1], "slot", 0, requirePool(*c.model).numSlots - 1);
   HostAdapterHolder& h = hostAdapterHolder(info[2]);
   if (!h.adapter) throw NativeError("native_invalid_argument", "the host adapter handle was already freed");
   if (h.owner.lock() != c.model) {
@@ -198,7 +197,7 @@ SlotCopy readSlotCopy(const Napi::CallbackInfo& info) {
 Napi::Value CopyAdapterToSlot(const Napi::CallbackInfo& info) {
   try {
     SlotCopy c = readSlotCopy(info);
-    c.model->loraPool()->writeSlot(c.slot, *c.adapter);
+    c.model->writeLoraSlot(c.slot, *c.adapter);
     return info.Env().Undefined();
   } catch (...) {
     rethrowAsJs(info.Env());
@@ -210,7 +209,7 @@ Napi::Value CopyAdapterToSlotAsync(const Napi::CallbackInfo& info) {
   try {
     SlotCopy c = readSlotCopy(info);
     auto* worker = new PromiseWorker(
-        env, [c] { c.model->loraPool()->writeSlot(c.slot, *c.adapter); }, [](Napi::Env e) { return e.Undefined(); });
+        env, [c] { c.model->writeLoraSlot(c.slot, *c.adapter); }, [](Napi::Env e) { return e.Undefined(); });
     Napi::Promise promise = worker->promise();
     worker->Queue();
     return promise;
@@ -222,9 +221,8 @@ Napi::Value CopyAdapterToSlotAsync(const Napi::CallbackInfo& info) {
 Napi::Value ClearSlot(const Napi::CallbackInfo& info) {
   try {
     auto model = requireModel(info[0]);
-    lora::LoraPool& pool = requirePool(*model);
-    int slot = requireIntArg(info[1], "slot", 0, pool.config().numSlots - 1);
-    pool.clearSlot(slot);
+    int slot = requireIntArg(info[1], "slot", 0, requirePool(*model).numSlots - 1);
+    model->clearLoraSlot(slot);
     return info.Env().Undefined();
   } catch (...) {
     rethrowAsJs(info.Env());

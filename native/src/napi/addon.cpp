@@ -69,7 +69,7 @@ Napi::Value MemoryReport(const Napi::CallbackInfo& info) {
     auto m = requireModel(info[0]);
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("weightBytes", static_cast<double>(m->weightBytes()));
-    o.Set("kvCacheBytes", static_cast<double>(m->kvCache().sizeBytes()));
+    o.Set("kvCacheBytes", static_cast<double>(m->kvCacheBytes()));
     o.Set("loraPoolBytes", static_cast<double>(m->loraPoolBytes()));
     o.Set("hostAdapterBytes", static_cast<double>(m->hostAdapterBytes().load()));
     return o;
@@ -103,12 +103,11 @@ Napi::Value CopyKvBlocks(const Napi::CallbackInfo& info) {
                  " entries but dstBlocks has ", dst.ElementLength());
     const int n = static_cast<int>(src.ElementLength());
     for (int i = 0; i < n; ++i) {
-      TSLORA_CHECK(src[i] >= 0 && src[i] < m->kvCache().numBlocks() && dst[i] >= 0 &&
-                       dst[i] < m->kvCache().numBlocks(),
-                   "copyKvBlocks: block ids must be in [0, ", m->kvCache().numBlocks(), "), got ", src[i], " -> ",
+      TSLORA_CHECK(src[i] >= 0 && src[i] < m->kvNumBlocks() && dst[i] >= 0 && dst[i] < m->kvNumBlocks(),
+                   "copyKvBlocks: block ids must be in [0, ", m->kvNumBlocks(), "), got ", src[i], " -> ",
                    dst[i]);
     }
-    m->kvCache().copyBlocks(src.Data(), dst.Data(), n);
+    m->copyKvBlocks(src.Data(), dst.Data(), n);
     return info.Env().Undefined();
   } catch (...) {
     rethrowAsJs(info.Env());

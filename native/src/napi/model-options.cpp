@@ -130,6 +130,8 @@ cpu::ModelInit readModelOptions(const Napi::Value& options) {
   init.loraSlots = requireInt(o, "loraSlots", "options", 0, 4096);
   init.loraMaxRank = init.loraSlots > 0 ? requireInt(o, "loraMaxRank", "options", 1, 4096) : 0;
   init.numThreads = requireInt(o, "numThreads", "options", 0, 1024);
+  Napi::Value tp = o.Get("tpSize");
+  init.tpSize = tp.IsUndefined() || tp.IsNull() ? 1 : requireInt(o, "tpSize", "options", 1, 64);
   Napi::Value targets = o.Get("loraTargetModules");
   if (targets.IsArray()) {
     auto ta = targets.As<Napi::Array>();

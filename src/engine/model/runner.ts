@@ -16,6 +16,7 @@ import { buildLoraSegments, type LoraBackend, type LoraChunkCap } from './lora-s
 import type { StepSequence, StepSequenceResult } from './runner-types.js';
 import type { AdapterSpec, LoraTargetModule, ModelSpec, ModelWeights } from './types.js';
 import { buildSamplingRows } from './runner-sampling.js';
+import { checkTensorParallelDevice } from './tensor-parallel.js';
 
 export interface ModelRunnerOptions {
   backend: NativeBackend;
@@ -29,6 +30,8 @@ export interface ModelRunnerOptions {
   maxLoraChunkSize: LoraChunkCap;
   /** CPU worker threads (0 = all cores). */
   numThreads: number;
+  /** Tensor-parallel ranks (default 1; the CPU backend only, see tensor-parallel.ts). */
+  tpSize?: number;
   deviceIndex?: number;
   computeDtype?: 'f32' | 'bf16' | 'f16';
   cudaGraphMaxBatchSize?: number;
@@ -49,6 +52,7 @@ export class ModelRunner {
     this.spec = model.spec;
     this.options = { ...options };
     this.backend = options.backend;
+    checkTensorParallelDevice(this.backend.device, options.tpSize ?? 1);
     this.model = this.backend.createModel({
       spec: model.spec,
       weights: model.weights,
@@ -58,6 +62,7 @@ export class ModelRunner {
       loraMaxRank: options.loraMaxRank,
       loraTargetModules: options.loraTargetModules,
       numThreads: options.numThreads,
+      tpSize: options.tpSize,
       deviceIndex: options.deviceIndex,
       computeDtype: options.computeDtype,
       cudaGraphMaxBatchSize: options.cudaGraphMaxBatchSize,

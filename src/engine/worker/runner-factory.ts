@@ -44,6 +44,7 @@ export async function createEngineRunner(init: EngineInit): Promise<{ runner: En
       loraBackend: init.lora.backend,
       maxLoraChunkSize: init.lora.chunkSize as 16 | 32 | 64 | 128,
       numThreads: init.numThreads,
+      tpSize: init.tpSize,
       computeDtype: dtype,
       cudaGraphMaxBatchSize: init.disableCudaGraph ? 0 : init.cudaGraphMaxBs ?? undefined,
     },
