@@ -179,7 +179,7 @@ interface RangeCheck {
 
 const RANGE_CHECKS: readonly RangeCheck[] = [
   { key: 'port', ok: (v) => v >= 0 && v <= 65535, allowed: 'an integer from 0 to 65535', hint: 'Use 0 to pick a free port.' },
-  { key: 'tpSize', ok: (v) => v >= 1, allowed: 'at least 1', hint: 'It is the number of GPUs the model is split over.' },
+  { key: 'tpSize', ok: (v) => v >= 1, allowed: 'at least 1', hint: 'It is the number of tensor-parallel ranks the model is split over.' },
   { key: 'contextLength', ok: (v) => v >= 1, allowed: 'at least 1', hint: "Leave it out to use the model's max_position_embeddings." },
   { key: 'memFractionStatic', ok: (v) => v > 0 && v < 1, allowed: 'a fraction between 0 and 1 (exclusive)', hint: 'For example 0.85.' },
   { key: 'maxRunningRequests', ok: (v) => v >= 1, allowed: 'at least 1', hint: 'Leave it out to derive it from KV capacity.' },

@@ -110,8 +110,11 @@ describe('tensor parallelism: model creation, KV copy-on-write, slot clearing, m
   });
 
   it('a size the shard plan cannot split is refused by the native model too', () => {
-    assert.throws(() => make(3), (e: Error & { code?: string }) =>
-      e.code === 'native_invalid_argument' && /tensor-parallel size 3 does not divide the model's 4 attention heads/.test(e.message));
+    const { spec, weights } = fixture.loaded;
+    const create = () =>
+      backend.createModel({ spec, weights, kvNumBlocks: 8, kvBlockSize: BLOCK, loraSlots: 0, loraMaxRank: 0, loraTargetModules: [], numThreads: 1, tpSize: 3 });
+    assert.throws(create, (e: Error & { code?: string }) =>
+      e.code === 'native' && /tensor-parallel size 3 does not divide the model's 4 attention heads/.test(e.message));
   });
 
   it("KV blocks copied to other ids (prefix copy-on-write) carry every rank's heads", () => {
