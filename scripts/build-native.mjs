@@ -160,7 +160,8 @@ function loadablePrebuild(dir) {
   if (!path.includes(`${join(dir, 'prebuilds')}`)) return null;
   const probe = spawnSync(process.execPath, ['-e', 'require(process.argv[1])', path], { encoding: 'utf8' });
   if (probe.status === 0) return path;
-  console.error(`tslora: the prebuilt ${path} does not load here (${probe.stderr.trim().split('\n')[0]}); building from source.`);
+  const reason = probe.stderr.split('\n').find((line) => /Error/.test(line))?.trim() ?? `exit ${probe.status}`;
+  console.error(`tslora: the prebuilt ${path} does not load here (${reason}); building from source.`);
   return null;
 }
 
