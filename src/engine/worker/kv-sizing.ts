@@ -17,6 +17,8 @@ export interface KvSizingInput {
   blockSize: number;
   maxRunningRequests: number | null;
   loraPoolBytes: number;
+  /** Tensor-parallel ranks (default 1): with fewer KV heads than ranks each head is cached on several ranks. */
+  tpSize?: number;
 }
 
 export interface KvSizing {
@@ -35,7 +37,8 @@ export function weightBytes(weights: ModelWeights, computeBytesPerElement: numbe
 
 export function sizeKvCache(input: KvSizingInput): KvSizing {
   const { spec, blockSize, contextLength } = input;
-  const bytesPerToken = 2 * spec.numLayers * spec.numKvHeads * spec.headDim * input.computeBytesPerElement;
+  const cachedKvHeads = Math.max(spec.numKvHeads, input.tpSize ?? 1); // over all ranks (docs/tensor-parallel.md)
+  const bytesPerToken = 2 * spec.numLayers * cachedKvHeads * spec.headDim * input.computeBytesPerElement;
   const bytesPerBlock = bytesPerToken * blockSize;
   const weights = weightBytes(input.weights, input.computeBytesPerElement);
   let budget: number;

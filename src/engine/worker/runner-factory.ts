@@ -31,6 +31,7 @@ export async function createEngineRunner(init: EngineInit): Promise<{ runner: En
     blockSize: init.kvBlockSize,
     maxRunningRequests: init.maxRunningRequests,
     loraPoolBytes: loraBytes,
+    tpSize: init.tpSize,
   });
   const runner = new ModelRunner(
     { spec: init.spec, weights: init.weights },

@@ -2,36 +2,56 @@
 #include "rank-group.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "tslora/errors.h"
 
 namespace tslora::cpu::tp {
 
+namespace {
+constexpr auto kBarrierSpin = std::chrono::microseconds(50);
+}  // namespace
+
+bool RankBarrier::released(uint64_t generation) const {
+  if (generation_.load() != generation) return true;
+  if (aborted_.load()) throw RankAborted{};
+  return false;
+}
+
 void RankBarrier::wait() {
-  std::unique_lock<std::mutex> lock(mutex_);
-  if (aborted_) throw RankAborted{};
-  const uint64_t generation = generation_;
-  if (++arrived_ == numThreads_) {
-    arrived_ = 0;
-    ++generation_;
-    released_.notify_all();
+  if (aborted_.load()) throw RankAborted{};
+  const uint64_t generation = generation_.load();
+  if (arrived_.fetch_add(1) + 1 == numThreads_) {
+    arrived_.store(0);
+    generation_.fetch_add(1);  // seq_cst: pairs with a sleeper's increment before its last check
+    if (sleepers_.load() > 0) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      released_.notify_all();
+    }
     return;
   }
-  released_.wait(lock, [&] { return generation_ != generation || aborted_; });
-  if (generation_ == generation) throw RankAborted{};
+  const auto spinStart = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - spinStart < kBarrierSpin) {
+    if (released(generation)) return;
+    std::this_thread::yield();
+  }
+  std::unique_lock<std::mutex> lock(mutex_);
+  sleepers_.fetch_add(1);
+  released_.wait(lock, [&] { return generation_.load() != generation || aborted_.load(); });
+  sleepers_.fetch_sub(1);
+  released(generation);  // throws when aborted before the release
 }
 
 void RankBarrier::abort() {
+  aborted_.store(true);
   std::lock_guard<std::mutex> lock(mutex_);
-  aborted_ = true;
   released_.notify_all();
 }
 
 void RankBarrier::reset() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  aborted_ = false;
-  arrived_ = 0;
+  aborted_.store(false);
+  arrived_.store(0);
 }
 
 RankGroup::RankGroup(int numRanks) : numRanks_(numRanks), barrier_(numRanks), published_(numRanks, nullptr) {

@@ -3,6 +3,7 @@
 // a reduce-scatter (rank r sums its share of the elements over all ranks, in rank order) followed by an
 // all-gather (every rank copies the sum), so every rank ends with bit-identical rows.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -18,21 +19,25 @@ namespace tslora::cpu::tp {
 struct RankAborted {};
 
 // Reusable barrier for N threads; abort() releases the waiters with RankAborted (a failed rank would otherwise
-// leave its peers waiting forever).
+// leave its peers waiting forever). Waiters spin briefly (ranks meet twice per all-reduce, a few microseconds
+// apart when cores are free), then sleep on a condition variable (on a shared, oversubscribed machine).
 class RankBarrier {
  public:
   explicit RankBarrier(int numThreads) : numThreads_(numThreads) {}
   void wait();
   void abort();
-  void reset();
+  void reset();  // only while no thread waits
 
  private:
+  bool released(uint64_t generation) const;
+
+  const int numThreads_;
+  std::atomic<int> arrived_{0};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> aborted_{false};
+  std::atomic<int> sleepers_{0};
   std::mutex mutex_;
   std::condition_variable released_;
-  int numThreads_;
-  int arrived_ = 0;
-  uint64_t generation_ = 0;
-  bool aborted_ = false;
 };
 
 class RankGroup {
