@@ -3,11 +3,13 @@
  * one adapter shared by every row, and 8 distinct adapters, on both LoRA strategies; plus one 8 × 512-token prefill.
  *   node --import tsx bench/cuda/decode.ts --model DIR --adapters DIR [--steps 30] [--json FILE]
  *     [--backends csgmv,triton] [--batches 1,8,64] [--cuda-graph-max-bs N]   (N > 0: decode steps replay CUDA graphs)
- *     [--scenarios base,shared,distinct] [--no-prefill]
+ *     [--scenarios base,shared,distinct] [--no-prefill] [--bandwidth FILE] [--label TEXT]
  * DIR comes from `tslora synth model --shape llama-3.2-1b --out DIR`; --adapters from `tslora synth adapters --model DIR
  * --count 8 --rank 16 --targets all --out ADIR` (ADIR/lora-0 … lora-7). Times are wall-clock per runner.step(), i.e.
  * the whole step as the server sees it: JS step building, the GPU forward, the logits copy and host-side sampling.
- * Each decode row also reports its memory floor (memory-floor.ts) and the fraction of it the step reached.
+ * With --bandwidth (the JSON of bench/cuda/bandwidth.cu, measured on the same GPU in the same run) each decode row also
+ * reports its memory floor (memory-floor.ts) and the fraction of it the step reached; without it they are null.
+ * --label names the configuration in the JSON (e.g. "before" / "after" of an env switch).
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,7 +20,7 @@ import { readAdapter } from '../../src/engine/model/adapter.js';
 import { loadModel } from '../../src/engine/model/load-model.js';
 import { ModelRunner } from '../../src/engine/model/runner.js';
 import type { StepSampling, StepSequence } from '../../src/engine/model/runner-types.js';
-import { decodeStepFloorMs } from './memory-floor.js';
+import { decodeStepFloorMs, readMeasuredBandwidth } from './memory-floor.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -31,16 +33,21 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     scenarios: { type: 'string', default: 'base,shared,distinct' },
     'no-prefill': { type: 'boolean', default: false },
+    bandwidth: { type: 'string' },
+    label: { type: 'string', default: '' },
   },
 });
 if (!args.model || !args.adapters) throw new Error('usage: --model DIR --adapters DIR');
 const steps = Number(args.steps);
 const graphMaxBs = Number(args['cuda-graph-max-bs']);
+const bandwidth = args.bandwidth ? readMeasuredBandwidth(args.bandwidth) : null;
 const backend = loadNativeBackend('cuda');
 const sampling: StepSampling = {
   temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, generatedCount: 0, repetitionPenalty: 1, frequencyPenalty: 0,
   presencePenalty: 0, promptTokenIds: [], outputTokenIds: [], topLogprobsNum: 0, wantLogprob: false,
 };
+/** The TSLORA_CUDA_* switches this process ran with (the before/after of a comparison). */
+const cudaEnv = () => Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('TSLORA_CUDA_')));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const loaded = await loadModel(args.model);
@@ -96,10 +103,13 @@ for (const loraBackend of args.backends!.split(',') as Array<'csgmv' | 'triton'>
       const buildMs = median(builds);
       const distinctAdapters = scenario === 'base' ? 0 : scenario === 'shared' ? 1 : Math.min(8, batch);
       // The timed steps run at contexts PROMPT+1 … PROMPT+steps+3: the median sits in the middle.
-      const floorMs = decodeStepFloorMs({ spec: loaded.spec, batch, contextTokens: PROMPT + 3 + steps / 2, distinctAdapters, rank });
-      const row = { loraBackend, graphMaxBs, batch, scenario, stepMs, jsBuildMs: buildMs, tokensPerS: (batch * 1000) / stepMs, floorMs, floorFraction: floorMs / stepMs };
+      const floorMs = bandwidth
+        ? decodeStepFloorMs({ spec: loaded.spec, batch, contextTokens: PROMPT + 3 + steps / 2, distinctAdapters, rank }, bandwidth.floorBytesPerS)
+        : null;
+      const row = { loraBackend, graphMaxBs, batch, scenario, stepMs, jsBuildMs: buildMs, tokensPerS: (batch * 1000) / stepMs, floorMs, floorFraction: floorMs === null ? null : floorMs / stepMs };
       results.push(row);
-      console.log(`decode ${loraBackend.padEnd(6)} graphs ${graphMaxBs > 0 ? 'on ' : 'off'} batch ${String(batch).padStart(2)} ${scenario.padEnd(8)} step ${stepMs.toFixed(2)} ms (JS ${buildMs.toFixed(2)})  ${row.tokensPerS.toFixed(0)} tok/s  floor ${floorMs.toFixed(2)} ms = ${(100 * row.floorFraction).toFixed(0)} %`);
+      const floorText = floorMs === null ? 'floor not measured' : `floor ${floorMs.toFixed(2)} ms = ${(100 * floorMs / stepMs).toFixed(0)} %`;
+      console.log(`decode ${args.label ? `${args.label} ` : ''}${loraBackend.padEnd(6)} graphs ${graphMaxBs > 0 ? 'on ' : 'off'} batch ${String(batch).padStart(2)} ${scenario.padEnd(8)} step ${stepMs.toFixed(2)} ms (JS ${buildMs.toFixed(2)})  ${row.tokensPerS.toFixed(0)} tok/s  ${floorText}`);
     }
   }
   if (args['no-prefill']) {
@@ -128,5 +138,5 @@ for (const loraBackend of args.backends!.split(',') as Array<'csgmv' | 'triton'>
   console.log(`memory ${JSON.stringify(runner.memoryReport())}`);
   runner.destroy();
 }
-const report = { gpu: info.name, model: args.model, graphMaxBs, spec: { layers: loaded.spec.numLayers, hidden: loaded.spec.hiddenSize, vocab: loaded.spec.vocabSize }, rank, steps, results };
+const report = { gpu: info.name, label: args.label, env: cudaEnv(), bandwidth, model: args.model, graphMaxBs, spec: { layers: loaded.spec.numLayers, hidden: loaded.spec.hiddenSize, vocab: loaded.spec.vocabSize }, rank, steps, results };
 if (args.json) writeFileSync(args.json, JSON.stringify(report, null, 2));

@@ -1,12 +1,32 @@
 /**
- * The H200 memory floor of one decode step (issue #6 design target: a decode step should reach ≥ 0.8 of it):
- * the bytes a step must read at least once — every projection weight and the LM head (the embedding table is only
- * gathered, a row per token), the distinct adapters' A and B of every targeted module, and the KV cache of every
- * sequence — over the copy bandwidth (4.3 TB/s measured on the H200 in shared/reference/kernel-anchor.md).
+ * The memory floor of one decode step (issue #12: a decode step should reach ≥ 0.75–0.85 of it): the bytes a step
+ * must read at least once — every projection weight and the LM head (the embedding table is only gathered, a row per
+ * token), the distinct adapters' A and B of every targeted module, and the KV cache of every sequence — over the
+ * device-memory bandwidth MEASURED on the same GPU in the same run (bench/cuda/bandwidth.cu → its JSON's
+ * floorBytesPerS, the larger of its read-kernel and copy-kernel rates). There is no default bandwidth: an H100's HBM3
+ * (~3.35 TB/s) and an H200's HBM3e (~4.8 TB/s) differ by 40 %, so a datasheet or another card's figure would misstate
+ * the fraction.
  */
+import { readFileSync } from 'node:fs';
+
 import type { ModelSpec } from '../../src/engine/model/types.js';
 
-export const H200_COPY_BANDWIDTH_BYTES_PER_S = 4.3e12;
+/** What bench/cuda/bandwidth.cu writes. */
+export interface MeasuredBandwidth {
+  gpu: string;
+  readBytesPerS: number;
+  copyBytesPerS: number;
+  memcpyBytesPerS: number;
+  floorBytesPerS: number;
+  checksPassed: boolean;
+}
+
+/** Reads bandwidth.cu's JSON; refuses a measurement whose own checks failed. */
+export function readMeasuredBandwidth(path: string): MeasuredBandwidth {
+  const b = JSON.parse(readFileSync(path, 'utf8')) as MeasuredBandwidth;
+  if (!b.checksPassed || !(b.floorBytesPerS > 0)) throw new Error(`${path}: the bandwidth measurement failed its checks or is empty`);
+  return b;
+}
 const BYTES_PER_ELEMENT = 2; // bf16 / fp16 weights, activations and KV cache
 
 export interface DecodeFloorInput {
@@ -34,7 +54,7 @@ export function decodeStepFloorBytes(f: DecodeFloorInput): { weightBytes: number
   return { weightBytes, adapterBytes, kvBytes };
 }
 
-export function decodeStepFloorMs(f: DecodeFloorInput, bandwidthBytesPerS = H200_COPY_BANDWIDTH_BYTES_PER_S): number {
+export function decodeStepFloorMs(f: DecodeFloorInput, bandwidthBytesPerS: number): number {
   const b = decodeStepFloorBytes(f);
   return ((b.weightBytes + b.adapterBytes + b.kvBytes) / bandwidthBytesPerS) * 1000;
 }

@@ -22,6 +22,13 @@
 #   7c. optional, ENGINE_KERNEL_BENCH=1: the engine's row/attention kernels built for the GPU against their references
 #      and timed (native/src/cuda/engine/test/kernel-emu-test.cpp --bench) → engine-kernels.log
 #   8. optional, LORA_BENCH=1: bench/lora/device-run.sh (kernel drivers + microbenchmark, no memcheck, no torch) → lora/
+#   9. optional, STEP_TARGETS=1 (issue #12): scripts/device/step-targets.sh — measured bandwidth, 8B and 1B decode and
+#      the serving overhead before/after in this run, LoRA kernel bench, → step-targets.json (replaces step 6)
+#  10. optional, SUITE_EXTRA_SCRIPTS="a.sh b.sh": each run as a step after the build (other issues' device steps)
+#   GPU_TESTS=0 skips step 5; GPU_TESTS="test/gpu/x.test.ts …" runs only those files; SKIP_1B_REFERENCE=1 skips step 4
+#   (the 1B parity test then fails: use it with a GPU_TESTS list without cuda-parity-1b). PACK=1 packs $OUT/gpu into
+#   $OUT/gpu.tar.gz and keeps summary.txt, step-targets.json and gpu-tests-summary.txt loose (the device tool brings
+#   back at most 8 files).
 #   summary.txt: one line per step with its exit status and seconds.
 set -u
 OUT=${OUT:-/tmp/tslora-gpu-suite}
@@ -50,19 +57,34 @@ step() {
 # The references need only python + torch on the GPU: generated while the addon compiles on the CPUs.
 REF=/tmp/tslora-1b
 ref_start=$(date +%s)
-timeout --kill-after=5 150 python3 scripts/device/make-1b-reference.py --out "$REF" --layers 4 > "$G/make-1b-reference.log" 2>&1 &
-ref_pid=$!
+if [[ ${SKIP_1B_REFERENCE:-0} == 1 ]]; then ref_pid=; else
+  timeout --kill-after=5 150 python3 scripts/device/make-1b-reference.py --out "$REF" --layers 4 > "$G/make-1b-reference.log" 2>&1 &
+  ref_pid=$!
+fi
+if [[ ${STEP_TARGETS:-0} == 1 ]]; then  # compiled on the CPUs while the addon builds
+  nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a bench/cuda/bandwidth.cu -o /tmp/tslora-bandwidth > "$G/bandwidth-build.log" 2>&1 &
+  BW_PID=$!
+fi
 export TSLORA_BUILD_JOBS=$(nproc)
 step tsc 40 tsc.log npx tsc -p tsconfig.json || true   # emits dist even with type errors elsewhere
 step build-cuda 170 build.log node scripts/build-native.mjs --force --cuda
 build_rc=$?
-wait $ref_pid
-summary "make-1b-reference (in parallel with the build): rc=$? ($(( $(date +%s) - ref_start )) s, limit 150 s)"
+if [[ -n $ref_pid ]]; then
+  wait $ref_pid
+  summary "make-1b-reference (in parallel with the build): rc=$? ($(( $(date +%s) - ref_start )) s, limit 150 s)"
+fi
 if (( build_rc == 0 )); then
   export TSLORA_1B_REFERENCE="$REF/reference.json"   # set even when generation failed: the 1B test then fails, not skips
-  step gpu-tests 200 gpu-tests.log node scripts/run-tests.mjs test/gpu --test-concurrency=8
+  for extra in ${SUITE_EXTRA_SCRIPTS:-}; do step "extra $extra" 120 "extra-$(basename "$extra" .sh).log" bash "$extra"; done
+  if [[ ${GPU_TESTS:-1} != 0 ]]; then
+    tests=test/gpu
+    [[ ${GPU_TESTS:-1} != 1 ]] && tests=$GPU_TESTS
+    step gpu-tests 200 gpu-tests.log node scripts/run-tests.mjs $tests --test-concurrency=8
+  fi
   grep -E "^# (tests|pass|fail|skipped)|^tslora tests:|^  skipped|^GPU required|^not ok|cuda-parity-1b|cuda-graphs|cuda-forward-api:|cuda-passes|cuda-demo|cuda-sampling|SKIP" "$G/gpu-tests.log" > "$G/gpu-tests-summary.txt"
-  if (( $(left) >= 50 )); then
+  if [[ ${STEP_TARGETS:-0} == 1 ]]; then
+    source scripts/device/step-targets.sh
+  elif (( $(left) >= 50 )); then
     B=/tmp/tslora-bench-1b
     step synth 40 synth.log bash -c "node bin/tslora.js synth model --shape llama-3.2-1b --out $B/model && node bin/tslora.js synth adapters --model $B/model --count 8 --rank 16 --targets all --out $B/adapters"
     for graphs in 0 64; do
@@ -104,3 +126,7 @@ if [[ ${LORA_BENCH:-0} == 1 ]]; then
 fi
 summary "total: $(( $(date +%s) - T0 )) s"
 cat "$G/gpu-tests-summary.txt" 2>/dev/null | tail -40
+if [[ ${PACK:-0} == 1 ]]; then
+  for f in summary.txt step-targets.json gpu-tests-summary.txt; do [[ -f $G/$f ]] && cp "$G/$f" "$OUT/$f"; done
+  tar czf "$OUT/gpu.tar.gz" -C "$OUT" gpu && rm -rf "$G"
+fi

@@ -315,15 +315,19 @@ void DeviceLoraPool::ensureWorkspace(size_t bytes, cudaStream_t stream) {
   ++workspaceGeneration_;
 }
 
-void DeviceLoraPool::apply(int layer, host::Module module, const void* x, int xStride, void* y, int yStride, int yOffset,
-                           cudaStream_t stream, const int32_t* tokenIds) {
+DeviceModule DeviceLoraPool::checkedView(int layer, host::Module module) const {
   const int m = static_cast<int>(module);
   if (m < 0 || m >= host::kNumModules || !config_.targets[m])
     throw std::invalid_argument("LoRA device pool: module is not targeted by the pool");
   if (!host::detail::isPerLayer(module)) layer = 0;
   if (layer < 0 || layer >= static_cast<int>(buffers_[m].size())) throw std::invalid_argument("LoRA device pool: layer out of range");
-  const DeviceModule v = view(module, layer);
+  return view(module, layer);
+}
+
+void DeviceLoraPool::apply(int layer, host::Module module, const void* x, int xStride, void* y, int yStride, int yOffset,
+                           cudaStream_t stream, const int32_t* tokenIds) {
   if (module == host::Module::Embed) {  // spec e.9: a column gather from A instead of the shrink, then the expand
+    const DeviceModule v = checkedView(layer, module);
     if (tokenIds == nullptr) throw std::invalid_argument("LoRA device pool: embed_tokens LoRA needs the step's token ids");
     ensureWorkspace(loraShrinkWorkspaceBytes(v, step_, 1), stream);
     float* u = static_cast<float*>(workspace_);
@@ -331,13 +335,19 @@ void DeviceLoraPool::apply(int layer, host::Module module, const void* x, int xS
     check(loraExpand(dtype_, v, step_, u, y, yStride, yOffset, stream), "embed expand");
     return;
   }
+  shrink(layer, module, x, xStride, stream);
+  expand(layer, module, y, yStride, yOffset, stream, overlapExpand_);
+}
+
+void DeviceLoraPool::shrink(int layer, host::Module module, const void* x, int xStride, cudaStream_t stream) {
+  if (module == host::Module::Embed) throw std::invalid_argument("LoRA device pool: embed_tokens has no shrink (use apply)");
+  const DeviceModule v = checkedView(layer, module);
   // Small steps (decode): grids sized by numTokens only, split-K partials summed by the expand (lora_small_step.cuh).
   const int smallSplits = useSmallStep_ ? loraSmallStepSplits(v, step_, numSms_) : 0;
   if (smallSplits > 0) {
     ensureWorkspace(loraSmallStepWorkspaceBytes(v, step_, smallSplits), stream);
     check(loraShrinkSmall(dtype_, v, step_, x, xStride, workspace_, smallSplits, stream), "small-step shrink");
-    check(loraExpandSmall(dtype_, v, step_, workspace_, smallSplits, y, yStride, yOffset, stream, overlapExpand_),
-          "small-step expand");
+    pendingSplits_ = smallSplits;
     return;
   }
   int kSplits = loraShrinkSplits(v, step_, numSms_);
@@ -349,6 +359,19 @@ void DeviceLoraPool::apply(int layer, host::Module module, const void* x, int xS
     kSplits = static_cast<int>(std::max<size_t>(1, kMaxPartialBytes / splitBytes));
   ensureWorkspace(loraShrinkWorkspaceBytes(v, step_, kSplits), stream);
   check(loraShrink(dtype_, v, step_, x, xStride, workspace_, kSplits, stream), "shrink");
+  pendingSplits_ = 0;
+}
+
+void DeviceLoraPool::expand(int layer, host::Module module, void* y, int yStride, int yOffset, cudaStream_t stream,
+                            bool afterShrinkOnStream) {
+  if (module == host::Module::Embed) throw std::invalid_argument("LoRA device pool: embed_tokens has no expand alone (use apply)");
+  const DeviceModule v = checkedView(layer, module);
+  if (pendingSplits_ > 0) {
+    check(loraExpandSmall(dtype_, v, step_, workspace_, pendingSplits_, y, yStride, yOffset, stream,
+                          afterShrinkOnStream && overlapExpand_),
+          "small-step expand");
+    return;
+  }
   check(loraExpand(dtype_, v, step_, loraShrinkOutput(workspace_), y, yStride, yOffset, stream), "expand");
 }
 

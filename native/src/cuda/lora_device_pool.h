@@ -63,6 +63,13 @@ class DeviceLoraPool {
   // Embed: x is ignored and tokenIds ([numTokens] device, by physical row) selects A's columns (required).
   void apply(int layer, host::Module module, const void* x, int xStride, void* y, int yStride, int yOffset,
              cudaStream_t stream, const int32_t* tokenIds = nullptr);
+  // apply() in two halves, so that the shrink can run on another stream than the expand (the engine runs it on a
+  // side stream under the base projection, which reads the same x). expand() must follow the shrink of the same
+  // (layer, module) with nothing else of the pool in between, ordered after it (same stream, or an event);
+  // afterShrinkOnStream: the shrink was the previous launch on `stream`, so the small-step expand may start early as
+  // its programmatic dependent (PDL). Not for embed_tokens (apply() only).
+  void shrink(int layer, host::Module module, const void* x, int xStride, cudaStream_t stream);
+  void expand(int layer, host::Module module, void* y, int yStride, int yOffset, cudaStream_t stream, bool afterShrinkOnStream);
 
  private:
   struct ModuleBuffers {
@@ -70,6 +77,7 @@ class DeviceLoraPool {
     void* b = nullptr;  // [S, outTotal, R]
   };
   DeviceModule view(host::Module m, int layer) const;
+  DeviceModule checkedView(int layer, host::Module m) const;  // throws for untargeted modules / bad layers
   void ensureWorkspace(size_t bytes, cudaStream_t stream);
   void writeImage(int slot, const DeviceHostAdapter& image, cudaStream_t stream);
   void writeFp32(int slot, const host::detail::HostAdapterImpl& adapter, cudaStream_t stream);
@@ -84,6 +92,7 @@ class DeviceLoraPool {
   int smallStepMaxTokens_ = kSmallStepMaxTokens;
   bool smallStepAlways_ = false;      // TSLORA_CUDA_LORA_SMALL_STEP=1: whenever they apply, bypassing chooseSmallStep
   bool useSmallStep_ = false;         // the current step's choice (setStep)
+  int pendingSplits_ = 0;             // split count of the last shrink() when it ran the small-step kernel, else 0
   std::vector<int32_t> positionSlots_;  // scratch of chooseSmallStep
   bool overlapExpand_ = true;  // small-step expand as a programmatic dependent launch of its shrink (TSLORA_CUDA_LORA_PDL=0: off)
   int gridSegments_ = 0, gridTokens_ = 0, gridSegmentRows_ = 0;  // static grid (graph capture) when segments > 0

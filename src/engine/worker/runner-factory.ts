@@ -7,6 +7,7 @@ import type { NativeHostAdapterHandle } from '../../binding/types.js';
 import { ModelRunner } from '../model/runner.js';
 import type { EngineInfo, EngineInit } from './messages.js';
 import { chooseComputeDtype } from './compute-dtype.js';
+import { cudaGraphMaxBatchSize } from './cuda-graph-size.js';
 import { loraPoolBytes, sizeKvCache } from './kv-sizing.js';
 
 export type HostAdapterHandle = NativeHostAdapterHandle;
@@ -47,7 +48,10 @@ export async function createEngineRunner(init: EngineInit): Promise<{ runner: En
       numThreads: init.numThreads,
       tpSize: init.tpSize,
       computeDtype: dtype,
-      cudaGraphMaxBatchSize: init.disableCudaGraph ? 0 : init.cudaGraphMaxBs ?? undefined,
+      cudaGraphMaxBatchSize:
+        device === 'cuda'
+          ? cudaGraphMaxBatchSize({ disableCudaGraph: init.disableCudaGraph, cudaGraphMaxBs: init.cudaGraphMaxBs, maxRunningRequests: sizing.maxRunningRequests })
+          : undefined,
     },
   );
   const memory = runner.memoryReport();

@@ -143,6 +143,7 @@ CudaModel::CudaModel(const cpu::ModelInit& init, const CudaOptions& options) : d
     loraMaxPassRows_ = std::min(kMaxStepTokens, 65535 / loraMaxSegments_ * 64);  // grid z = segments × 64-row tiles
     try {
       lora_ = std::make_unique<lora::DeviceLoraPool>(pc, dtype, kMaxStepTokens, loraMaxSegments_);
+      loraOverlap_ = std::make_unique<LoraShrinkOverlap>();
     } catch (const std::runtime_error& e) {
       if (dynamic_cast<const NativeError*>(&e)) throw;
       throw NativeError("native_cuda_error", e.what());
@@ -158,6 +159,7 @@ CudaModel::~CudaModel() {
   if (stream_) cudaStreamSynchronize(stream_);
   if (sideStream_) cudaStreamSynchronize(sideStream_);
   graphs_.clear();
+  loraOverlap_.reset();
   lora_.reset();
   blas_.reset();
   for (void* p : allocations_) cudaFree(p);

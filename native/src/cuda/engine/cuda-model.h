@@ -15,6 +15,7 @@
 #include "blas.h"
 #include "cuda-check.h"
 #include "kernels.h"
+#include "lora-overlap.h"
 #include "tslora/thread-pool.h"
 
 namespace tslora::cuda {
@@ -115,6 +116,7 @@ class CudaModel {
   int loraMaxSegments_ = 0;  // the pool's static segment maximum (lora-passes.h)
   int loraMaxPassRows_ = 0;  // rows of one LoRA pass: kMaxStepTokens, and the kernels' grid limit (65535 row tiles)
   std::unique_ptr<lora::DeviceLoraPool> lora_;
+  std::unique_ptr<LoraShrinkOverlap> loraOverlap_;  // shrink under the base projection (with lora_; lora-overlap.h)
   cudaStream_t stream_ = nullptr;      // forward, KV copies, synchronous slot writes
   cudaStream_t sideStream_ = nullptr;  // asynchronous slot writes
   std::unique_ptr<Blas> blas_;
@@ -123,10 +125,11 @@ class CudaModel {
   std::mutex forwardMutex_;  // one forward / KV copy at a time (step buffers are per model)
   std::mutex slotMutex_;     // one slot write at a time (the pool's pinned staging)
 
-  // CUDA graphs for decode, one per (padded batch size, block-table capacity); all of them capture the step buffers'
+  // CUDA graphs for decode, one per (padded batch size, LoRA or not, block-table capacity); all of them capture the step buffers'
   // and the LoRA workspace's addresses, so they are dropped whenever one of those moves (graphBufferKey).
   struct DecodeGraph {
     int bs = 0, capBlocks = 0;
+    bool lora = false;    // captured with the LoRA kernels (steps with an adapter row) or without (all-base steps)
     DeviceBuffer tables;  // tokenIds [bs] | positions [bs] | tokenSeq [bs] | blockTables [bs * capBlocks] | logitRows [bs]
     cudaGraphExec_t exec = nullptr;
     ~DecodeGraph() { if (exec) cudaGraphExecDestroy(exec); }

@@ -7,8 +7,9 @@
 //    allocated beside the real blocks and never handed out), so they cannot touch a real sequence's cache;
 //  - the LoRA pool's segment tables, slot ranks and permutation (DeviceLoraPool::setStep) under a static grid of
 //    min(bs, pool maximum) segments × bs rows × bs rows per segment: any decode batch of ≤ bs rows fits it (each
-//    segment holds ≥ 1 row), whatever its adapter mix, and an all-base batch is just empty segments. LoRA kernels are
-//    always captured when the model has a pool (empty segments return at once).
+//    segment holds ≥ 1 row), whatever its adapter mix, and an all-base batch is just empty segments.
+// A bucket has two graphs when the model has a LoRA pool: one with the LoRA kernels (any step with an adapter row)
+// and one without them for all-base steps (128 empty LoRA launches cost ~0.1 ms per 1B step at batch 1).
 // The first step of a bucket runs the same launches eagerly (which also sizes the LoRA workspace) and then captures
 // them; later steps replay. A graph bakes in the addresses of the step buffers and of the LoRA workspace: when any of
 // them moves (a larger eager step grew it), every graph is dropped and recaptured on next use. If capture or
@@ -57,14 +58,14 @@ void CudaModel::decodeBody(const DecodeGraph& g) {
   const int bs = g.bs;
   const int32_t* tables = g.tables.get<int32_t>();
   cudaCheck(launchEmbed(act_, embed_, tables, bs, dims_.hidden, hidden_.get<float>(), stream_), "embedding");
-  if (embedLora()) applyEmbedLora(tables, bs, hidden_.get<float>());  // padding rows are in no LoRA segment
-  runLayers(tables, bs, g.capBlocks, 0, bs, lora_ != nullptr);
+  if (g.lora && embedLora()) applyEmbedLora(tables, bs, hidden_.get<float>());  // padding rows are in no LoRA segment
+  runLayers(tables, bs, g.capBlocks, 0, bs, g.lora);
   const int32_t* logitRows = tables + 3 * bs + static_cast<size_t>(bs) * g.capBlocks;
   cudaCheck(launchAddRmsNorm(act_, hidden_.get<float>(), nullptr, finalNorm_, finalRows_.get(), logitRows, bs,
                              dims_.hidden, dims_.rmsNormEps, stream_),
             "final norm");
   blas_->gemm(act_, finalRows_.get(), bs, dims_.hidden, lmHead_, dims_.vocab, logits_.get(), true);
-  if (lmHeadLora()) {
+  if (g.lora && lmHeadLora()) {
     // Decode: logit row i is token row i, so the step's token-row segments are the logit rows' segments.
     const size_t n = static_cast<size_t>(bs) * dims_.vocab;
     cudaCheck(cudaMemsetAsync(lmDelta_.get(), 0, n * 2, stream_), "lm_head LoRA delta");
@@ -76,6 +77,7 @@ void CudaModel::decodeBody(const DecodeGraph& g) {
 void CudaModel::runDecodeGraph(const cpu::StepInputView& step, bool loraActive) {
   const int B = static_cast<int>(step.seqTokenStart.size - 1);
   const int bs = graphBucket(B);
+  const bool withLora = lora_ != nullptr && loraActive;
   int capBlocks = 16;
   while (capBlocks < step.maxBlocksPerSeq) capBlocks *= 2;
   ensureStepBuffers(bs, bs, 1);
@@ -85,14 +87,15 @@ void CudaModel::runDecodeGraph(const cpu::StepInputView& step, bool loraActive) 
   }
   DecodeGraph* g = nullptr;
   for (auto& candidate : graphs_)
-    if (candidate->bs == bs && candidate->capBlocks >= capBlocks) g = candidate.get();
+    if (candidate->bs == bs && candidate->lora == withLora && candidate->capBlocks >= capBlocks) g = candidate.get();
   std::unique_ptr<DecodeGraph> fresh;
   if (g == nullptr) {
     // A larger block capacity replaces the bucket's old graph.
-    graphs_.erase(std::remove_if(graphs_.begin(), graphs_.end(), [&](const auto& x) { return x->bs == bs; }), graphs_.end());
+    graphs_.erase(std::remove_if(graphs_.begin(), graphs_.end(), [&](const auto& x) { return x->bs == bs && x->lora == withLora; }), graphs_.end());
     fresh = std::make_unique<DecodeGraph>();
     fresh->bs = bs;
     fresh->capBlocks = capBlocks;
+    fresh->lora = withLora;
     fresh->tables.ensure((4 * static_cast<size_t>(bs) + static_cast<size_t>(bs) * capBlocks) * sizeof(int32_t), "graph tables");
     g = fresh.get();
   }
@@ -115,18 +118,16 @@ void CudaModel::runDecodeGraph(const cpu::StepInputView& step, bool loraActive) 
   }
   cudaCheck(cudaMemcpyAsync(g->tables.get(), h, ints * sizeof(int32_t), cudaMemcpyHostToDevice, stream_), "graph tables upload");
 
-  if (lora_) {
+  if (withLora) {
     lora_->setGraphGrid(std::min(bs, loraMaxSegments_), bs, bs);
-    host::StepLora sl;  // all-base step: no segments (the captured kernels see only empty padding segments)
+    host::StepLora sl;
     sl.numTokens = B;
-    if (loraActive) {
-      sl.csgmv = step.loraCsgmv;
-      sl.segIndptr = step.loraSegIndptr.data;
-      sl.weightIndices = step.loraWeightIndices.data;
-      sl.numSegments = static_cast<int>(step.loraWeightIndices.size);
-      sl.permutation = step.loraPermutation.size ? step.loraPermutation.data : nullptr;
-      sl.chunkSize = step.loraChunkSize;
-    }
+    sl.csgmv = step.loraCsgmv;
+    sl.segIndptr = step.loraSegIndptr.data;
+    sl.weightIndices = step.loraWeightIndices.data;
+    sl.numSegments = static_cast<int>(step.loraWeightIndices.size);
+    sl.permutation = step.loraPermutation.size ? step.loraPermutation.data : nullptr;
+    sl.chunkSize = step.loraChunkSize;
     setLoraStep(sl);
   }
 

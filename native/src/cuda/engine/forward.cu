@@ -267,10 +267,24 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
   const size_t planeElems = static_cast<size_t>(kvNumBlocks_ + 1) * kvBlockSize_ * d.kvOut();  // + scratch block
   float* hidden = hidden_.get<float>() + static_cast<size_t>(r0) * H;
 
-  auto addLora = [&](int layer, host::Module m, const void* x, int xStride, void* y, int yStride) {
-    if (!loraActive || !lora_->config().targets[static_cast<int>(m)]) return;
+  // y[T, N] = x[T, K] · wᵀ, plus the LoRA delta of (layer, m) when the step has adapters: the shrink on the overlap's
+  // side stream under the projection (lora-overlap.h), or shrink + expand after it on the forward stream.
+  auto project = [&](int layer, host::Module m, const void* x, int K, const void* weight, int N, void* y) {
+    const bool lora = loraActive && lora_->config().targets[static_cast<int>(m)];
+    const bool overlap = lora && loraOverlap_ && loraOverlap_->enabled();
     try {
-      lora_->apply(layer, m, x, xStride, y, yStride, 0, stream_);
+      if (overlap) {
+        loraOverlap_->fork(stream_);
+        lora_->shrink(layer, m, x, K, loraOverlap_->side());
+        loraOverlap_->shrinkLaunched();
+      }
+      blas_->gemm(act_, x, T, K, weight, N, y, false);
+      if (overlap) {
+        loraOverlap_->join(stream_);
+        lora_->expand(layer, m, y, N, 0, stream_, false);
+      } else if (lora) {
+        lora_->apply(layer, m, x, K, y, N, 0, stream_);
+      }
     } catch (const std::runtime_error& e) {
       if (dynamic_cast<const NativeError*>(&e)) throw;
       throw NativeError("native_cuda_error", e.what());
@@ -285,8 +299,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       cudaCheck(launchAddRmsNorm(act_, hidden, nullptr, w.inputNorm, xn_.get(), nullptr, T, H, eps, stream_),
                 "input norm");
     }
-    blas_->gemm(act_, xn_.get(), T, H, w.qkv, qkvW, qkv_.get(), false);
-    addLora(l, host::Module::QKV, xn_.get(), H, qkv_.get(), qkvW);
+    project(l, host::Module::QKV, xn_.get(), H, w.qkv, qkvW, qkv_.get());
     cudaCheck(launchQkvPost(act_, qkv_.get(), T, hs, w.qBias, w.kBias, w.vBias, w.qNorm, w.kNorm, eps, invFreq_, tabs,
                             q_.get(), kCache, vCache, stream_),
               "qkv rope / cache write");
@@ -294,15 +307,12 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
     cudaCheck(launchAttention(act_, q_.get(), T, hs, scale, tabs, kCache, vCache, attn_.get(), logits_.get(),
                               logits_.sizeBytes(), stream_),
               "attention");
-    blas_->gemm(act_, attn_.get(), T, qOut, w.o, H, proj_.get(), false);
-    addLora(l, host::Module::O, attn_.get(), qOut, proj_.get(), H);
+    project(l, host::Module::O, attn_.get(), qOut, w.o, H, proj_.get());
     cudaCheck(launchAddRmsNorm(act_, hidden, proj_.get(), w.postNorm, xn_.get(), nullptr, T, H, eps, stream_),
               "residual + post-attention norm");
-    blas_->gemm(act_, xn_.get(), T, H, w.gateUp, 2 * I, gateUp_.get(), false);
-    addLora(l, host::Module::GateUp, xn_.get(), H, gateUp_.get(), 2 * I);
+    project(l, host::Module::GateUp, xn_.get(), H, w.gateUp, 2 * I, gateUp_.get());
     cudaCheck(launchSwiglu(act_, gateUp_.get(), T, I, mlpAct_.get(), stream_), "swiglu");
-    blas_->gemm(act_, mlpAct_.get(), T, I, w.down, H, proj_.get(), false);
-    addLora(l, host::Module::Down, mlpAct_.get(), I, proj_.get(), H);
+    project(l, host::Module::Down, mlpAct_.get(), I, w.down, H, proj_.get());
     // Residual add, fused with the next layer's input norm (the last layer only adds).
     const float* nextNorm = l + 1 < d.numLayers ? layers_[l + 1].inputNorm : nullptr;
     cudaCheck(launchAddRmsNorm(act_, hidden, proj_.get(), nextNorm, xn_.get(), nullptr, T, H, eps, stream_),

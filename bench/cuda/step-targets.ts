@@ -1,0 +1,189 @@
+/**
+ * Issue #12's target table, computed from one device run's benchmark outputs (never typed in by hand):
+ *   node --import tsx bench/cuda/step-targets.ts --out bench/cuda/results/step-targets.json --commit SHA \
+ *     [--bandwidth bw.json] [--decode-8b decode-8b.json] [--lora-bench lora/bench.json] [--decode-1b decode-1b.json \
+ *      --serving results.json [--serving-variant after]] [--triton-vs-csgmv results.json]
+ * One entry per row of the issue's table: {value, target, met}, value null and met false with a note when the run did
+ * not measure it. Rows with two figures (shared / distinct, c1 / c64, ITL / E2E) carry an object of both and are met
+ * only when both are.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+/** A decode.ts row (its JSON's results[]). */
+export interface DecodeRow {
+  loraBackend: string;
+  batch?: number;
+  scenario?: string;
+  stepMs: number;
+  floorFraction?: number | null;
+}
+export interface DecodeReport {
+  gpu: string;
+  results: DecodeRow[];
+}
+/** bench/lora's lora_cuda_bench JSON: per-layer rows have module "layer" and graphUs. */
+export interface LoraBenchReport {
+  device: string;
+  results: Array<{ case: string; strategy: string; module: string; graphUs?: number }>;
+}
+/** The parts of a `tslora bench` results.json used here (latencies in ms). */
+export interface ServingReport {
+  summaries: Array<{ variant: string; level: string | null; itl: { p50: number }; e2e: { p50: number }; errors: number }>;
+}
+export interface StepTargetInputs {
+  decode8b?: DecodeReport;
+  loraBench?: LoraBenchReport;
+  decode1b?: DecodeReport;
+  serving?: ServingReport;
+  servingVariant?: string;
+  tritonVsCsgmv?: ServingReport;
+}
+type Figure = number | Record<string, number | null> | null;
+export interface Measure {
+  value: Figure;
+  target: string;
+  met: boolean;
+  note?: string;
+}
+
+const round = (x: number, digits = 3) => Number(x.toFixed(digits));
+
+function decodeRow(r: DecodeReport | undefined, batch: number, scenario: string, backend = 'csgmv'): DecodeRow | undefined {
+  return r?.results.find((x) => x.loraBackend === backend && x.batch === batch && x.scenario === scenario);
+}
+
+function missing(target: string, note: string): Measure {
+  return { value: null, target, met: false, note };
+}
+
+/** Both parts present → {value, met = every part meets its bound}; else null with a note naming what is missing. */
+function pair(target: string, parts: Record<string, { value: number | undefined; atMost?: number; atLeast?: number }>, note: string): Measure {
+  const value: Record<string, number | null> = {};
+  let met = true;
+  let complete = true;
+  for (const [name, p] of Object.entries(parts)) {
+    value[name] = p.value === undefined || !Number.isFinite(p.value) ? null : round(p.value);
+    if (value[name] === null) {
+      complete = false;
+      met = false;
+      continue;
+    }
+    if (p.atMost !== undefined && !(p.value! <= p.atMost)) met = false;
+    if (p.atLeast !== undefined && !(p.value! >= p.atLeast)) met = false;
+  }
+  return complete ? { value, target, met } : { value, target, met: false, note };
+}
+
+function floorFraction(r: DecodeReport | undefined, batch: number, scenario: string, target: number, label: string): Measure {
+  const row = decodeRow(r, batch, scenario);
+  if (!row) return missing(`>= ${target}`, `no 8B csgmv decode row (${label}) in this run`);
+  if (row.floorFraction === null || row.floorFraction === undefined) return missing(`>= ${target}`, 'the bandwidth was not measured in this run');
+  return { value: round(row.floorFraction), target: `>= ${target}`, met: row.floorFraction >= target };
+}
+
+function loraLayerUs(r: LoraBenchReport | undefined, caseName: string): number | undefined {
+  const rows = r?.results.filter((x) => x.case === caseName && x.module === 'layer' && typeof x.graphUs === 'number') ?? [];
+  return rows.length ? Math.min(...rows.map((x) => x.graphUs!)) : undefined;
+}
+
+function serving(r: ServingReport | undefined, variant: string, level: string) {
+  return r?.summaries.find((s) => s.variant === variant && s.level === level && s.errors === 0);
+}
+
+export function computeStepTargets(inp: StepTargetInputs): Record<string, Measure> {
+  const m: Record<string, Measure> = {};
+  m['8B decode, batch 64, 8 distinct r16, csgmv: step vs floor'] = floorFraction(inp.decode8b, 64, 'distinct', 0.75, 'batch 64, distinct');
+  m['8B decode, batch 1 base: step vs floor'] = floorFraction(inp.decode8b, 1, 'base', 0.85, 'batch 1, base');
+
+  const overhead = (batch: number, scenario: string) => {
+    const base = decodeRow(inp.decode8b, batch, 'base');
+    const lora = decodeRow(inp.decode8b, batch, scenario);
+    return base && lora ? lora.stepMs / base.stepMs - 1 : undefined;
+  };
+  m['LoRA cost over base at equal batch (8B, csgmv): one shared r16 adapter at batch 1 / 8 distinct at batch 64'] = pair(
+    '<= 0.05 / <= 0.15',
+    { shared: { value: overhead(1, 'shared'), atMost: 0.05 }, distinct: { value: overhead(64, 'distinct'), atMost: 0.15 } },
+    'the 8B decode benchmark (base, shared and distinct rows) did not run',
+  );
+
+  const decodeUs = loraLayerUs(inp.loraBench, 'decode 64x1 r16');
+  m['LoRA kernels per layer, decode 64x1 r16 (8B shapes), us'] =
+    decodeUs === undefined ? missing('<= 30', 'the LoRA kernel benchmark did not run') : { value: round(decodeUs, 1), target: '<= 30', met: decodeUs <= 30 };
+  const prefillUs = loraLayerUs(inp.loraBench, 'prefill 8x512 r64');
+  m['LoRA kernels per layer, prefill 8x512 r64 (8B shapes), us'] =
+    prefillUs === undefined ? missing('<= 300', 'the LoRA kernel benchmark did not run') : { value: round(prefillUs, 1), target: '<= 300', met: prefillUs <= 300 };
+
+  const variant = inp.servingVariant ?? 'after';
+  const gap = (level: string, batch: number) => {
+    const s = serving(inp.serving, variant, level);
+    const step = decodeRow(inp.decode1b, batch, 'distinct');
+    return s && step ? s.itl.p50 - step.stepMs : undefined;
+  };
+  m['server ITL p50 minus engine step (1B, 8 r16 adapters, csgmv), ms: concurrency 1 / 64'] = pair(
+    '<= 0.1 / <= 0.3',
+    { c1: { value: gap('c1', 1), atMost: 0.1 }, c64: { value: gap('c64', 64), atMost: 0.3 } },
+    'needs the serving benchmark (levels c1 and c64, error-free) and the 1B decode benchmark (batch 1 and 64, distinct) of the same run',
+  );
+
+  const ratio = (metric: 'itl' | 'e2e') => {
+    const t = serving(inp.tritonVsCsgmv, 'triton', 'c128');
+    const c = serving(inp.tritonVsCsgmv, 'csgmv', 'c128');
+    return t && c ? c[metric].p50 / t[metric].p50 : undefined;
+  };
+  m['csgmv vs triton at concurrency 128 (triton-vs-csgmv-h200): median ITL / E2E'] = pair(
+    '<= 0.6 / <= 0.7',
+    { itl: { value: ratio('itl'), atMost: 0.6 }, e2e: { value: ratio('e2e'), atMost: 0.7 } },
+    '`tslora bench triton-vs-csgmv-h200` (about 4 minutes of device time) was not run in this device run',
+  );
+  return m;
+}
+
+function main(): void {
+  const { values: a } = parseArgs({
+    options: {
+      out: { type: 'string' },
+      commit: { type: 'string', default: 'unknown' },
+      gpu: { type: 'string' },
+      bandwidth: { type: 'string' },
+      'decode-8b': { type: 'string' },
+      'lora-bench': { type: 'string' },
+      'decode-1b': { type: 'string' },
+      serving: { type: 'string' },
+      'serving-variant': { type: 'string', default: 'after' },
+      'triton-vs-csgmv': { type: 'string' },
+    },
+  });
+  if (!a.out) throw new Error('usage: step-targets.ts --out FILE [inputs…]');
+  // A missing or unreadable input leaves its rows null (with their note), it does not stop the others.
+  const read = <T>(path: string | undefined): T | undefined => {
+    if (!path) return undefined;
+    try {
+      return JSON.parse(readFileSync(path, 'utf8')) as T;
+    } catch (error) {
+      console.error(`step-targets: ignoring ${path}: ${(error as Error).message}`);
+      return undefined;
+    }
+  };
+  const bandwidth = read<{ gpu: string; floorBytesPerS: number; readBytesPerS: number; copyBytesPerS: number }>(a.bandwidth);
+  const inputs: StepTargetInputs = {
+    decode8b: read(a['decode-8b']),
+    loraBench: read(a['lora-bench']),
+    decode1b: read(a['decode-1b']),
+    serving: read(a.serving),
+    servingVariant: a['serving-variant'],
+    tritonVsCsgmv: read(a['triton-vs-csgmv']),
+  };
+  const gpu = a.gpu ?? bandwidth?.gpu ?? inputs.decode8b?.gpu ?? inputs.decode1b?.gpu ?? inputs.loraBench?.device ?? 'unknown';
+  const report = {
+    gpu,
+    date: new Date().toISOString(),
+    commit: a.commit,
+    bandwidth: bandwidth ? { readBytesPerS: bandwidth.readBytesPerS, copyBytesPerS: bandwidth.copyBytesPerS, floorBytesPerS: bandwidth.floorBytesPerS } : null,
+    measures: computeStepTargets(inputs),
+  };
+  writeFileSync(a.out, `${JSON.stringify(report, null, 2)}\n`);
+  for (const [name, x] of Object.entries(report.measures)) console.log(`${x.met ? 'MET    ' : 'not met'} ${name}: ${JSON.stringify(x.value)} (target ${x.target})${x.note ? ` — ${x.note}` : ''}`);
+}
+
+if (process.argv[1]?.endsWith('step-targets.ts')) main();

@@ -1,0 +1,38 @@
+// The LoRA shrink of a module only reads the activation x that the module's base projection reads too, so it can run
+// at the same time: LoraShrinkOverlap forks a side stream off the forward stream before the projection, the shrink
+// runs there (a few latency-bound blocks beside the projection's bandwidth-bound ones), and the forward stream waits
+// for it after the projection, before the expand adds U·Bᵀ into the projection's output. Fork and join are events,
+// so the pattern is captured into decode CUDA graphs as two parallel branches.
+// TSLORA_CUDA_LORA_SIDE_STREAM=0 (read at model construction) keeps shrink and expand on the forward stream, one
+// after the other (then the small-step expand overlaps its shrink through PDL instead).
+#pragma once
+#include <cuda_runtime.h>
+
+namespace tslora::cuda {
+
+class LoraShrinkOverlap {
+ public:
+  LoraShrinkOverlap();  // throws NativeError when the stream or the events cannot be created
+  ~LoraShrinkOverlap();
+  LoraShrinkOverlap(const LoraShrinkOverlap&) = delete;
+  LoraShrinkOverlap& operator=(const LoraShrinkOverlap&) = delete;
+
+  bool enabled() const { return enabled_; }
+  cudaStream_t side() const { return side_; }
+  // Before the projection: the side stream continues once `main` has reached this point (so the previous module's
+  // expand, which read the shared LoRA workspace, is done before the next shrink writes it).
+  void fork(cudaStream_t main);
+  // After the shrink was launched on side(): marks its end.
+  void shrinkLaunched();
+  // After the projection was launched on `main`: main waits for the shrink.
+  void join(cudaStream_t main);
+  // Whether the environment turns the overlap off (TSLORA_CUDA_LORA_SIDE_STREAM=0).
+  static bool disabledByEnv();
+
+ private:
+  bool enabled_ = false;
+  cudaStream_t side_ = nullptr;
+  cudaEvent_t forked_ = nullptr, shrunk_ = nullptr;
+};
+
+}  // namespace tslora::cuda

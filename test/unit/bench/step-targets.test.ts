@@ -1,0 +1,61 @@
+/** Issue #12's step-targets.json rows from benchmark outputs: fractions, overheads, kernel µs, serving gaps, ratios. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { computeStepTargets, type DecodeReport } from '../../../bench/cuda/step-targets.js';
+import { decodeStepFloorMs } from '../../../bench/cuda/memory-floor.js';
+
+const decode8b: DecodeReport = {
+  gpu: 'NVIDIA H100 80GB HBM3',
+  results: [
+    { loraBackend: 'csgmv', batch: 1, scenario: 'base', stepMs: 5, floorFraction: 0.9 },
+    { loraBackend: 'csgmv', batch: 1, scenario: 'shared', stepMs: 5.5, floorFraction: 0.82 },
+    { loraBackend: 'csgmv', batch: 64, scenario: 'base', stepMs: 6, floorFraction: 0.8 },
+    { loraBackend: 'csgmv', batch: 64, scenario: 'distinct', stepMs: 6.6, floorFraction: 0.7 },
+    { loraBackend: 'triton', batch: 64, scenario: 'distinct', stepMs: 1, floorFraction: 0.99 },
+  ],
+};
+
+test('floor fractions and LoRA overheads come from the csgmv rows', () => {
+  const m = computeStepTargets({ decode8b });
+  const rows = Object.values(m);
+  assert.equal(rows.length, 7, 'one entry per row of the issue table');
+  assert.deepEqual(rows[0], { value: 0.7, target: '>= 0.75', met: false });
+  assert.deepEqual(rows[1], { value: 0.9, target: '>= 0.85', met: true });
+  assert.deepEqual(rows[2].value, { shared: 0.1, distinct: 0.1 });
+  assert.equal(rows[2].met, false, 'shared +10 % misses ≤ 5 %');
+});
+
+test('rows without their benchmark are null, not met, and say why', () => {
+  for (const row of Object.values(computeStepTargets({}))) {
+    assert.equal(row.met, false);
+    assert.ok(row.value === null || Object.values(row.value as object).every((v) => v === null));
+    assert.ok(row.note && row.note.length > 10);
+  }
+});
+
+test('kernel rows take the best strategy; serving gaps subtract the same-run step; ratios are csgmv / triton at c128', () => {
+  const layer = (c: string, strategy: string, graphUs: number) => ({ case: c, strategy, module: 'layer', graphUs });
+  const m = computeStepTargets({
+    loraBench: { device: 'x', results: [layer('decode 64x1 r16', 'csgmv C16', 41), layer('decode 64x1 r16', 'triton', 140), layer('prefill 8x512 r64', 'triton', 290)] },
+    decode1b: { gpu: 'x', results: [{ loraBackend: 'csgmv', batch: 1, scenario: 'distinct', stepMs: 1.5 }, { loraBackend: 'csgmv', batch: 64, scenario: 'distinct', stepMs: 2.5 }] },
+    serving: { summaries: [
+      { variant: 'after', level: 'c1', itl: { p50: 1.55 }, e2e: { p50: 100 }, errors: 0 },
+      { variant: 'after', level: 'c64', itl: { p50: 3.0 }, e2e: { p50: 300 }, errors: 0 },
+    ] },
+    tritonVsCsgmv: { summaries: [
+      { variant: 'triton', level: 'c128', itl: { p50: 10 }, e2e: { p50: 1000 }, errors: 0 },
+      { variant: 'csgmv', level: 'c128', itl: { p50: 5 }, e2e: { p50: 800 }, errors: 0 },
+    ] },
+  });
+  const rows = Object.values(m);
+  assert.deepEqual(rows[3], { value: 41, target: '<= 30', met: false });
+  assert.deepEqual(rows[4], { value: 290, target: '<= 300', met: true });
+  assert.deepEqual(rows[5], { value: { c1: 0.05, c64: 0.5 }, target: '<= 0.1 / <= 0.3', met: false });
+  assert.deepEqual(rows[6], { value: { itl: 0.5, e2e: 0.8 }, target: '<= 0.6 / <= 0.7', met: false });
+});
+
+test('the memory floor scales with the measured bandwidth, with no built-in default', () => {
+  const spec = { numLayers: 2, hiddenSize: 64, numHeads: 4, numKvHeads: 2, headDim: 16, intermediateSize: 128, vocabSize: 1000 } as never;
+  const f = { spec, batch: 1, contextTokens: 10, distinctAdapters: 0, rank: 16 };
+  assert.ok(Math.abs(decodeStepFloorMs(f, 3.35e12) / decodeStepFloorMs(f, 4.8e12) - 4.8 / 3.35) < 1e-9);
+});
