@@ -25,7 +25,7 @@
 #   9. optional, STEP_TARGETS=1 (issue #12): scripts/device/step-targets.sh — measured bandwidth, 8B and 1B decode and
 #      the serving overhead before/after in this run, LoRA kernel bench, → step-targets.json (replaces step 6)
 #  10. optional, SUITE_EXTRA_SCRIPTS="a.sh b.sh": each run as a step after the build (other issues' device steps)
-#   GPU_TESTS=0 skips step 5; GPU_TESTS="test/gpu/x.test.ts …" runs only those files; SKIP_1B_REFERENCE=1 skips step 4
+#   GPU_TESTS=0 skips step 5; GPU_TESTS="test/gpu/x.test.ts …" runs only those files (GPU_TESTS_LIMIT_S caps it); SKIP_1B_REFERENCE=1 skips step 4
 #   (the 1B parity test then fails: use it with a GPU_TESTS list without cuda-parity-1b). PACK=1 packs $OUT/gpu into
 #   $OUT/gpu.tar.gz and keeps summary.txt, step-targets.json and gpu-tests-summary.txt loose (the device tool brings
 #   back at most 8 files).
@@ -67,6 +67,10 @@ if [[ ${STEP_TARGETS:-0} == 1 ]]; then  # compiled on the CPUs while the addon b
 fi
 export TSLORA_BUILD_JOBS=$(nproc)
 step tsc 40 tsc.log npx tsc -p tsconfig.json || true   # emits dist even with type errors elsewhere
+if [[ ${STEP_TARGETS:-0} == 1 ]]; then  # the benchmark models are written on the CPUs while the addon builds
+  ( source scripts/device/step-targets-synth.sh ) > "$G/synth.log" 2>&1 &
+  SYNTH_PID=$!
+fi
 step build-cuda 170 build.log node scripts/build-native.mjs --force --cuda
 build_rc=$?
 if [[ -n $ref_pid ]]; then
@@ -75,11 +79,15 @@ if [[ -n $ref_pid ]]; then
 fi
 if (( build_rc == 0 )); then
   export TSLORA_1B_REFERENCE="$REF/reference.json"   # set even when generation failed: the 1B test then fails, not skips
+  if [[ ${STEP_TARGETS:-0} == 1 ]]; then  # first, on an idle GPU
+    wait "$BW_PID"
+    step bandwidth 30 bandwidth.log /tmp/tslora-bandwidth "$G/bandwidth.json"
+  fi
   for extra in ${SUITE_EXTRA_SCRIPTS:-}; do step "extra $extra" 120 "extra-$(basename "$extra" .sh).log" bash "$extra"; done
   if [[ ${GPU_TESTS:-1} != 0 ]]; then
     tests=test/gpu
     [[ ${GPU_TESTS:-1} != 1 ]] && tests=$GPU_TESTS
-    step gpu-tests 200 gpu-tests.log node scripts/run-tests.mjs $tests --test-concurrency=8
+    step gpu-tests ${GPU_TESTS_LIMIT_S:-200} gpu-tests.log node scripts/run-tests.mjs $tests --test-concurrency=8
   fi
   grep -E "^# (tests|pass|fail|skipped)|^tslora tests:|^  skipped|^GPU required|^not ok|cuda-parity-1b|cuda-graphs|cuda-forward-api:|cuda-passes|cuda-demo|cuda-sampling|SKIP" "$G/gpu-tests.log" > "$G/gpu-tests-summary.txt"
   if [[ ${STEP_TARGETS:-0} == 1 ]]; then

@@ -1,7 +1,8 @@
 # Sourced by scripts/device/gpu-suite.sh when STEP_TARGETS=1 (issue #12), after the addon built: every figure of the
 # issue's target table, before/after in the same run on the same GPU, then bench/cuda/step-targets.ts writes
 # "$G/step-targets.json". Uses the suite's step / left / summary and $G. Order = value per second of device time.
-#   bandwidth      bench/cuda/bandwidth.cu (compiled during the build): read / copy / memcpy rates → bandwidth.json
+#   (the suite measured the bandwidth already: bandwidth.json; the models were written during the build:
+#    step-targets-synth.sh → synth.log)
 #   decode-8b-*    synthetic Llama-3.1-8B, 8 r16 adapters, csgmv, batch 1 and 64 × base / shared / distinct
 #   decode-1b-*    synthetic Llama-3.2-1B, csgmv, batch 1 / 8 / 64, plus the 8 × 512 prefill
 #   serving        bench-configs/serving-overhead-h200.json (csgmv server, c1 and c64, graphs off vs on)
@@ -12,31 +13,30 @@
 BEFORE_ENV="TSLORA_CUDA_LORA_SIDE_STREAM=0"
 BEFORE_GRAPHS=0
 AFTER_GRAPHS=128
-[[ -n ${BW_PID:-} ]] && wait "$BW_PID"
-step bandwidth 30 bandwidth.log /tmp/tslora-bandwidth "$G/bandwidth.json"
 BWARG=()
 [[ -s $G/bandwidth.json ]] && BWARG=(--bandwidth "$G/bandwidth.json")
+wait "$SYNTH_PID"
+summary "$(grep '^synth' "$G/synth.log" | tr '\n' ';') (written in the background during the build)"
 B8=/tmp/tslora-bench-8b
-if step synth-8b 60 synth-8b.log bash -c "node bin/tslora.js synth model --shape llama-3.1-8b --out $B8/model && node bin/tslora.js synth adapters --model $B8/model --count 8 --rank 16 --targets all --out $B8/adapters"; then
+if grep -q '^synth 8b rc=0' "$G/synth.log"; then
   for phase in before after; do
     if [[ $phase == before ]]; then envs=($BEFORE_ENV); graphs=$BEFORE_GRAPHS; else envs=(); graphs=$AFTER_GRAPHS; fi
-    step "decode-8b-$phase" 45 "decode-8b-$phase.log" env "${envs[@]}" node --import tsx bench/cuda/decode.ts --model "$B8/model" \
+    step "decode-8b-$phase" 30 "decode-8b-$phase.log" env "${envs[@]}" node --import tsx bench/cuda/decode.ts --model "$B8/model" \
       --adapters "$B8/adapters" --steps 10 --backends csgmv --batches 1,64 --no-prefill --cuda-graph-max-bs $graphs \
       --label "$phase" "${BWARG[@]}" --json "$G/decode-8b-$phase.json"
   done
 fi
-rm -rf "$B8"
 B1=/tmp/tslora-bench-1b
-if step synth-1b 30 synth-1b.log bash -c "node bin/tslora.js synth model --shape llama-3.2-1b --out $B1/model && node bin/tslora.js synth adapters --model $B1/model --count 8 --rank 16 --targets all --out $B1/adapters"; then
+if grep -q '^synth 1b rc=0' "$G/synth.log"; then
   for phase in before after; do
     if [[ $phase == before ]]; then envs=($BEFORE_ENV); graphs=$BEFORE_GRAPHS; else envs=(); graphs=$AFTER_GRAPHS; fi
-    step "decode-1b-$phase" 30 "decode-1b-$phase.log" env "${envs[@]}" node --import tsx bench/cuda/decode.ts --model "$B1/model" \
+    step "decode-1b-$phase" 25 "decode-1b-$phase.log" env "${envs[@]}" node --import tsx bench/cuda/decode.ts --model "$B1/model" \
       --adapters "$B1/adapters" --steps 10 --backends csgmv --batches 1,8,64 --cuda-graph-max-bs $graphs \
       --label "$phase" "${BWARG[@]}" --json "$G/decode-1b-$phase.json"
   done
 fi
-if (( $(left) >= 55 )); then
-  step serving 50 serving.log node bin/tslora.js bench serving-overhead-h200 --json --rounds 1 --out /tmp/tslora-serving \
+if (( $(left) >= 45 )); then
+  step serving 40 serving.log node bin/tslora.js bench serving-overhead-h200 --json --rounds 1 --out /tmp/tslora-serving \
     --startup-timeout 60
   cp /tmp/tslora-serving/results.json "$G/serving-results.json" 2>/dev/null
 else
@@ -55,3 +55,10 @@ step step-targets 15 step-targets.log node --import tsx bench/cuda/step-targets.
   --lora-bench "$G/lora/bench.json" --decode-1b "$G/decode-1b-after.json" --serving "$G/serving-results.json" \
   --serving-variant after
 cat "$G/step-targets.log"
+# Attribution, when time is left: the 8B decode with graphs on but the shrink on the forward stream.
+if (( $(left) >= 25 )) && grep -q '^synth 8b rc=0' "$G/synth.log"; then
+  step decode-8b-graphs-only 22 decode-8b-graphs-only.log env $BEFORE_ENV node --import tsx bench/cuda/decode.ts --model "$B8/model" \
+    --adapters "$B8/adapters" --steps 10 --backends csgmv --batches 1,64 --no-prefill --cuda-graph-max-bs $AFTER_GRAPHS \
+    --label graphs-only "${BWARG[@]}" --json "$G/decode-8b-graphs-only.json"
+fi
+rm -rf "$B8"
