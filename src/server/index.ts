@@ -120,7 +120,7 @@ async function startOnListener(inputConfig: ServeConfig, deps: ServerDependencie
   );
   const info = engine.info;
   log.done(
-    `engine on ${info.device} (${info.deviceName}${info.device === 'cpu' ? `, ${info.numThreads} threads` : `, ${info.computeDtype}`}): KV cache ${info.kvNumBlocks} blocks × ${info.kvBlockSize} tokens, up to ${info.maxRunningRequests} running requests`,
+    `engine on ${info.device} (${info.deviceName}${info.device === 'cpu' ? `, ${info.numThreads} threads${info.tpSize > 1 ? ` in ${info.tpSize} tensor-parallel ranks` : ''}` : `, ${info.computeDtype}`}): KV cache ${info.kvNumBlocks} blocks × ${info.kvBlockSize} tokens, up to ${info.maxRunningRequests} running requests`,
   );
 
   for (const warning of info.warnings ?? []) log.line(`tslora serve: warning: ${warning}`);

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { post, REPO, startServer, type Server } from './server-harness.js';
+import { get, post, REPO, startServer, type Server } from './server-harness.js';
 
 const ROWS_PER_TASK = 8;
 interface ReferenceRow {
@@ -26,6 +26,12 @@ describe('tslora serve --tp-size 2 with the demo model', { timeout: 240_000 }, (
   });
   after(async () => {
     await server?.stop();
+  });
+
+  it('the engine reports its two ranks', async () => {
+    assert.match(server.output(), /engine on cpu \(.*threads in 2 tensor-parallel ranks\)/);
+    const info = await get(`${server.url}/get_server_info`);
+    assert.equal(info.body.engine.tpSize, 2);
   });
 
   it('one batch over the base and every adapter answers each task as PyTorch + PEFT does', async () => {

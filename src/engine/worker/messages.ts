@@ -35,6 +35,8 @@ export interface EngineInfo {
   device: 'cpu' | 'cuda';
   deviceName: string;
   numThreads: number;
+  /** Tensor-parallel ranks the model is split over (CPU thread groups sharing numThreads). */
+  tpSize: number;
   kvNumBlocks: number;
   kvBlockSize: number;
   maxRunningRequests: number;

@@ -61,6 +61,7 @@ export async function createEngineRunner(init: EngineInit): Promise<{ runner: En
       device,
       deviceName: deviceInfo.name,
       numThreads: deviceInfo.numThreads,
+      tpSize: init.tpSize,
       kvNumBlocks: sizing.numBlocks,
       kvBlockSize: init.kvBlockSize,
       maxRunningRequests: sizing.maxRunningRequests,
