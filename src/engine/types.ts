@@ -59,6 +59,8 @@ export interface EngineStats {
   waitingOnAdapterLoad: number;
   slotsUsed: number;
   slotsTotal: number;
+  /** Bytes of the host tier's adapter copies (CUDA: page-locked, in the device's format). */
+  hostAdapterBytes: number;
   slotIds: Array<string | null>;
   /** Slot ids whose copy to the device is still in flight (resident but not ready). */
   slotLoadingIds: string[];

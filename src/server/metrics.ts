@@ -69,6 +69,7 @@ export class ServerMetrics {
     [this.gauge('tslora_lora_requests_waiting_on_load', 'Waiting requests whose adapter copy is pending.'), (e) => e.waitingOnAdapterLoad],
     [this.gauge('lora_pool_slots_used', 'Device LoRA slots in use (base included).'), (e) => e.slotsUsed],
     [this.gauge('lora_pool_slots_total', 'Device LoRA slots (max-loras-per-batch).'), (e) => e.slotsTotal],
+    [this.gauge('tslora_lora_host_tier_bytes', 'Host memory held by host-tier adapter copies (CUDA: page-locked, in the device format).'), (e) => e.hostAdapterBytes],
     [this.counter('tslora_lora_device_loads_total', 'Adapter copies into device slots.'), (e) => e.deviceLoads],
     [this.counter('tslora_lora_device_evictions_total', 'Device slot evictions.'), (e) => e.deviceEvictions],
     [this.gauge('tslora_kv_blocks_used', 'KV cache blocks in use (reclaimable prefix-cache blocks excluded).'), (e) => e.kvBlocksUsed],

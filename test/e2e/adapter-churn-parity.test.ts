@@ -12,6 +12,7 @@ for (const overlap of [false, true]) {
       assert.equal(firstDivergence(o), -1, `${o.adapter} prompt ${o.prompt}: got ${o.got.join(',')}, PEFT ${o.expected.join(',')}`);
     }
     assert.ok(run.hostEvictions > 0, `the host tier evicted adapters (${run.hostEvictions})`);
+    assert.ok(run.hostTierBytes > 0, `the host tier reports its bytes (${run.hostTierBytes})`);
     assert.ok(run.deviceLoads >= 8, `adapters were copied into slots again and again (${run.deviceLoads} device loads)`);
   });
 }

@@ -23,6 +23,8 @@ export interface ChurnRun {
   outputs: ChurnOutput[];
   hostEvictions: number;
   deviceLoads: number;
+  /** tslora_lora_host_tier_bytes after the workload (the host tier holds at most 3 adapters). */
+  hostTierBytes: number;
   serverOutput: string;
 }
 
@@ -69,6 +71,7 @@ export async function runChurn(extraArgs: string[], overlap: boolean): Promise<C
       outputs,
       hostEvictions: metric(metrics, 'tslora_lora_host_evictions_total'),
       deviceLoads: metric(metrics, 'tslora_lora_device_loads_total'),
+      hostTierBytes: metric(metrics, 'tslora_lora_host_tier_bytes'),
       serverOutput: server.output(),
     };
   } finally {

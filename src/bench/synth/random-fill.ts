@@ -58,12 +58,25 @@ export class RandomPool {
 
   static readonly POOL_ELEMENTS = 1 << 21;
 
-  constructor(dtype: SynthDType, limit: number, seed: number) {
+  /** `shared`: the encoded values of another pool of the same dtype (reseeded), instead of drawing new ones. */
+  constructor(dtype: SynthDType, limit: number, seed: number, shared?: Buffer) {
     this.random = new SeededRandom(seed);
     this.bytesPerElement = BYTES_PER_ELEMENT[dtype];
+    if (shared) {
+      this.pool = shared;
+      return;
+    }
     const values = new Float32Array(RandomPool.POOL_ELEMENTS);
     for (let i = 0; i < values.length; i++) values[i] = (this.random.next() * 2 - 1) * limit;
     this.pool = encodeValues(values, dtype);
+  }
+
+  /**
+   * The same values, windows drawn by another seed: what `synth adapters` uses per adapter, so that a thousand
+   * adapters cost a thousand files, not a thousand pools of 2M encoded values (about 0.1 s each).
+   */
+  reseeded(dtype: SynthDType, seed: number): RandomPool {
+    return new RandomPool(dtype, 0, seed, this.pool);
   }
 
   /** A window of `elements` random values (elements ≤ POOL_ELEMENTS / 2), at a random offset. */

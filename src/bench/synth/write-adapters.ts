@@ -69,15 +69,19 @@ export function synthAdapters(options: SynthAdaptersOptions): SynthAdapter[] {
   const projections = projectionShapes(shape);
   mkdirSync(options.outDir, { recursive: true });
   const adapters: SynthAdapter[] = [];
+  // A like PEFT's kaiming-uniform; B non-zero (PEFT starts it at 0) so the adapter changes the output. The value
+  // pools are drawn once; each adapter reads its own windows of them (its own seed).
+  const baseSeed = (options.seed ?? 1) * 1000;
+  const valuesA = new RandomPool(dtype, 1 / Math.sqrt(shape.hidden), baseSeed);
+  const valuesB = new RandomPool(dtype, 0.02, baseSeed + 500);
   for (let i = 0; i < options.count; i++) {
     const rank = options.ranks[i % options.ranks.length];
     const name = `lora-${i}`;
     const dir = join(options.outDir, name);
     mkdirSync(dir, { recursive: true });
-    const seed = (options.seed ?? 1) * 1000 + i;
-    // A like PEFT's kaiming-uniform; B non-zero (PEFT starts it at 0) so the adapter changes the output
-    const poolA = new RandomPool(dtype, 1 / Math.sqrt(shape.hidden), seed);
-    const poolB = new RandomPool(dtype, 0.02, seed + 500);
+    const seed = baseSeed + i;
+    const poolA = valuesA.reseeded(dtype, seed);
+    const poolB = valuesB.reseeded(dtype, seed + 500 + options.count);
     const tensors: TensorToWrite[] = [];
     for (let layer = 0; layer < layers; layer++) {
       for (const module of targets) {

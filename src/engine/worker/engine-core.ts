@@ -170,6 +170,7 @@ export class EngineCore {
       cachedTokensTotal: s.counters.cachedTokens,
       steps: s.counters.steps,
       delayedPrefills: s.delayedPrefills,
+      hostAdapterBytes: this.runner!.memoryReport().hostAdapterBytes,
       maxRunningRequests: this.info!.maxRunningRequests,
     };
   }
