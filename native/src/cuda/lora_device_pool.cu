@@ -189,11 +189,11 @@ void DeviceLoraPool::writeFp32(int slot, const host::detail::HostAdapterImpl& ho
         zeroRegion(buf, s, slot, r, stream);
         continue;
       }
-      for (size_t i = 0; i < hm.a.size(); ++i) staging_[i] = toActBits(hm.a[i], dtype_);  // [c*r, in]
+      for (size_t i = 0; i < hm.a.size(); ++i) staging_[i] = actBitsOf(hm.a[i], dtype_);  // [c*r, in]
       check(cudaMemcpyAsync(static_cast<uint16_t*>(buf.a) + aSlotElems(s, R) * slot, staging_, hm.a.size() * 2,
                             cudaMemcpyHostToDevice, stream), "copy A");
       check(cudaStreamSynchronize(stream), "copy A");
-      for (size_t i = 0; i < hm.b.size(); ++i) staging_[i] = toActBits(hm.b[i], dtype_);  // [outTotal, r] → pitch R
+      for (size_t i = 0; i < hm.b.size(); ++i) staging_[i] = actBitsOf(hm.b[i], dtype_);  // [outTotal, r] → pitch R
       check(cudaMemcpy2DAsync(static_cast<uint16_t*>(buf.b) + bSlotElems(s, R) * slot, R * 2, staging_, r * 2, r * 2,
                               s.outTotal(), cudaMemcpyHostToDevice, stream), "copy B");
       check(cudaStreamSynchronize(stream), "copy B");

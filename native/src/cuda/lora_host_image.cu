@@ -16,7 +16,7 @@
 
 namespace tslora::cuda::lora {
 
-uint16_t toActBits(float v, ActDType dtype) {
+uint16_t actBitsOf(float v, ActDType dtype) {
   uint16_t bits;
   if (dtype == ActDType::BF16) {
     const __nv_bfloat16 h = __float2bfloat16_rn(v);
@@ -138,12 +138,12 @@ void DeviceHostAdapter::fill(const host::HostAdapter& fp32) {
       if (!region.present) continue;
       const host::detail::HostModule& hm = src->module(static_cast<host::Module>(m), layer);
       auto* a = reinterpret_cast<uint16_t*>(base + region.aOffsetBytes);
-      for (size_t i = 0; i < hm.a.size(); ++i) a[i] = toActBits(hm.a[i], dtype_);  // [c*r, in]
+      for (size_t i = 0; i < hm.a.size(); ++i) a[i] = actBitsOf(hm.a[i], dtype_);  // [c*r, in]
       auto* b = reinterpret_cast<uint16_t*>(base + region.bOffsetBytes);
       const int out = s.outTotal();
       for (int o = 0; o < out; ++o) {  // [outTotal, r] → [outTotal, R], zero padding
         uint16_t* row = b + static_cast<size_t>(o) * R;
-        for (int k = 0; k < r; ++k) row[k] = toActBits(hm.b[static_cast<size_t>(o) * r + k], dtype_);
+        for (int k = 0; k < r; ++k) row[k] = actBitsOf(hm.b[static_cast<size_t>(o) * r + k], dtype_);
         std::fill(row + r, row + R, uint16_t{0});
       }
     }

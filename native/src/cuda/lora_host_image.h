@@ -86,6 +86,6 @@ std::unique_ptr<host::HostAdapter> buildDeviceHostAdapter(const host::AdapterInp
                                                           ActDType dtype);
 
 // fp32 → the act dtype's bits, round to nearest even (the kernels' own conversion).
-uint16_t toActBits(float v, ActDType dtype);
+uint16_t actBitsOf(float v, ActDType dtype);
 
 }  // namespace tslora::cuda::lora

@@ -32,8 +32,8 @@ void expectedModule(const PoolConfig& c, const TestAdapter& ad, Module m, int la
                     std::vector<uint16_t>& a, std::vector<uint16_t>& b) {
   const ModuleShape& s = c.shapes[static_cast<int>(m)];
   const int r = ad.rank, R = c.maxRank, cs = s.numSlices;
-  a.assign(static_cast<size_t>(cs) * r * s.in, cl::toActBits(0.0f, dtype));
-  b.assign(static_cast<size_t>(s.outTotal()) * R, cl::toActBits(0.0f, dtype));
+  a.assign(static_cast<size_t>(cs) * r * s.in, cl::actBitsOf(0.0f, dtype));
+  b.assign(static_cast<size_t>(s.outTotal()) * R, cl::actBitsOf(0.0f, dtype));
   present = false;
   for (const TestPair& p : ad.pairs) {
     Module pm; int slice;
@@ -45,11 +45,11 @@ void expectedModule(const PoolConfig& c, const TestAdapter& ad, Module m, int la
     for (int j = first; j <= last; ++j)
       for (int i = 0; i < p.rank; ++i)
         for (int k = 0; k < s.in; ++k)
-          a[static_cast<size_t>(j * r + i) * s.in + k] = cl::toActBits(p.a.values[static_cast<size_t>(i) * s.in + k], dtype);
+          a[static_cast<size_t>(j * r + i) * s.in + k] = cl::actBitsOf(p.a.values[static_cast<size_t>(i) * s.in + k], dtype);
     const int rowBase = s.sliceOffsets[first];
     for (int64_t o = 0; o < p.b.rows; ++o)
       for (int i = 0; i < p.rank; ++i)
-        b[static_cast<size_t>(rowBase + o) * R + i] = cl::toActBits(p.b.values[o * p.rank + i] * p.scaling, dtype);
+        b[static_cast<size_t>(rowBase + o) * R + i] = cl::actBitsOf(p.b.values[o * p.rank + i] * p.scaling, dtype);
   }
 }
 
