@@ -66,7 +66,9 @@ if wants churn; then
   grep -E "^# (pass|fail|skipped)|^not ok|cuda-adapter-churn|page-locked" "$STAGE/churn-tests.log" | tee -a "$A/summary.txt"
 fi
 rounds=${OVERLAP_ROUNDS:-1}
-wants overlap && step overlap 120 overlap.log node bin/tslora.js bench overlap-loading-h200 --rounds "$rounds" --out "$STAGE/overlap"
+# overlap leaves scale the ~55 s it needs (1,000 adapters synthesized and registered, four 4-second levels)
+olimit=$(( $(left) - $(wants scale && echo 55 || echo 5) ))
+wants overlap && step overlap "$olimit" overlap.log node bin/tslora.js bench overlap-loading-h200 --rounds "$rounds" --out "$STAGE/overlap"
 wants scale && step scale 120 scale.log node bin/tslora.js bench adapter-scale-h200 --out "$STAGE/scale"
 node scripts/device/adapter-path-targets.mjs --gpu-file "$STAGE/gpu.txt" --load "$STAGE/adapter-load.json" \
   --overlap "$STAGE/overlap/results.json" --scale "$STAGE/scale/results.json" --out "$A/adapter-path-targets.json" \

@@ -46,13 +46,17 @@ DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, i
     const host::ModuleShape& s = config.shapes[m];
     const int layers = host::detail::layerCount(config, static_cast<host::Module>(m));
     buffers_[m].resize(layers);
-    for (ModuleBuffers& buf : buffers_[m]) {
-      const size_t aBytes = aSlotElems(s, R) * S * 2, bBytes = bSlotElems(s, R) * S * 2;
-      check(cudaMalloc(&buf.a, aBytes), "cudaMalloc A");
-      check(cudaMalloc(&buf.b, bBytes), "cudaMalloc B");
-      check(cudaMemset(buf.a, 0, aBytes), "cudaMemset A");
-      check(cudaMemset(buf.b, 0, bBytes), "cudaMemset B");
-      weightBytes_ += aBytes + bBytes;
+    // One allocation per module and matrix, [layers][S][slot]: a slot's regions of successive layers lie at a fixed
+    // pitch, so a load copies each matrix of each module for all layers in one 2-D copy (writeImage).
+    const size_t aBytes = aSlotElems(s, R) * S * 2, bBytes = bSlotElems(s, R) * S * 2;
+    check(cudaMalloc(&moduleA_[m], aBytes * layers), "cudaMalloc A");
+    check(cudaMalloc(&moduleB_[m], bBytes * layers), "cudaMalloc B");
+    check(cudaMemset(moduleA_[m], 0, aBytes * layers), "cudaMemset A");
+    check(cudaMemset(moduleB_[m], 0, bBytes * layers), "cudaMemset B");
+    weightBytes_ += (aBytes + bBytes) * layers;
+    for (int layer = 0; layer < layers; ++layer) {
+      buffers_[m][layer].a = static_cast<char*>(moduleA_[m]) + aBytes * layer;
+      buffers_[m][layer].b = static_cast<char*>(moduleB_[m]) + bBytes * layer;
     }
     stagingElems_ = std::max({stagingElems_, static_cast<size_t>(s.numSlices) * R * s.in, static_cast<size_t>(s.outTotal()) * R});
     maxColumnBlocks = std::max(maxColumnBlocks, (s.numSlices * R + 63) / 64);
@@ -90,11 +94,10 @@ DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, i
 }
 
 DeviceLoraPool::~DeviceLoraPool() {
-  for (auto& layers : buffers_)
-    for (ModuleBuffers& buf : layers) {
-      cudaFree(buf.a);
-      cudaFree(buf.b);
-    }
+  for (int m = 0; m < host::kNumModules; ++m) {
+    cudaFree(moduleA_[m]);
+    cudaFree(moduleB_[m]);
+  }
   cudaFree(slotRanks_);
   cudaFree(segIndptr_);
   cudaFree(counters_);
@@ -155,23 +158,35 @@ void DeviceLoraPool::writeSlot(int slot, const host::HostAdapter& adapter, cudaS
   check(cudaStreamSynchronize(stream), "writeSlot");
 }
 
-// The host tier's format: per (layer, module) one copy of A's rank-packed rows and one of the rank-padded B.
+// The host tier's format (lora_host_image.h). A module present in every layer is two cudaMemcpy2DAsync: A's
+// rank-packed rows and the rank-padded B of all layers, whose regions lie back to back in the image and at the pitch
+// of S slots on the device (one allocation per module and matrix). Other modules go layer by layer.
 void DeviceLoraPool::writeImage(int slot, const DeviceHostAdapter& image, cudaStream_t stream) {
-  const int r = image.rank(), R = config_.maxRank;
+  const int r = image.rank(), R = config_.maxRank, S = config_.numSlots;
   for (int m = 0; m < host::kNumModules; ++m) {
     if (!config_.targets[m]) continue;
     const host::ModuleShape& s = config_.shapes[m];
-    for (int layer = 0; layer < static_cast<int>(buffers_[m].size()); ++layer) {
+    const int layers = static_cast<int>(buffers_[m].size());
+    const size_t aSlotBytes = aSlotElems(s, R) * 2, bSlotBytes = bSlotElems(s, R) * 2;
+    if (image.moduleContiguous(static_cast<host::Module>(m))) {
+      const DeviceHostAdapter::Region& first = image.region(static_cast<host::Module>(m), 0);
+      check(cudaMemcpy2DAsync(static_cast<char*>(moduleA_[m]) + aSlotBytes * slot, aSlotBytes * S, image.bytes() + first.aOffsetBytes,
+                              first.aBytes, first.aBytes, layers, cudaMemcpyHostToDevice, stream), "copy A");
+      check(cudaMemcpy2DAsync(static_cast<char*>(moduleB_[m]) + bSlotBytes * slot, bSlotBytes * S, image.bytes() + first.bOffsetBytes,
+                              first.bBytes, first.bBytes, layers, cudaMemcpyHostToDevice, stream), "copy B");
+      continue;
+    }
+    for (int layer = 0; layer < layers; ++layer) {
       const ModuleBuffers& buf = buffers_[m][layer];
       const DeviceHostAdapter::Region& region = image.region(static_cast<host::Module>(m), layer);
       if (!region.present) {
         zeroRegion(buf, s, slot, r, stream);
         continue;
       }
-      check(cudaMemcpyAsync(static_cast<uint16_t*>(buf.a) + aSlotElems(s, R) * slot, image.bytes() + region.aOffsetBytes,
-                            region.aBytes, cudaMemcpyHostToDevice, stream), "copy A");
-      check(cudaMemcpyAsync(static_cast<uint16_t*>(buf.b) + bSlotElems(s, R) * slot, image.bytes() + region.bOffsetBytes,
-                            region.bBytes, cudaMemcpyHostToDevice, stream), "copy B");
+      check(cudaMemcpyAsync(static_cast<char*>(buf.a) + aSlotBytes * slot, image.bytes() + region.aOffsetBytes, region.aBytes,
+                            cudaMemcpyHostToDevice, stream), "copy A");
+      check(cudaMemcpyAsync(static_cast<char*>(buf.b) + bSlotBytes * slot, image.bytes() + region.bOffsetBytes, region.bBytes,
+                            cudaMemcpyHostToDevice, stream), "copy B");
     }
   }
 }

@@ -98,7 +98,9 @@ class DeviceLoraPool {
   int gridSegments_ = 0, gridTokens_ = 0, gridSegmentRows_ = 0;  // static grid (graph capture) when segments > 0
   uint64_t workspaceGeneration_ = 0;
   size_t weightBytes_ = 0;
-  std::vector<ModuleBuffers> buffers_[host::kNumModules];  // [module][layer]
+  std::vector<ModuleBuffers> buffers_[host::kNumModules];  // [module][layer], views into moduleA_ / moduleB_
+  void* moduleA_[host::kNumModules] = {};                   // [layers][S, c*R, in]
+  void* moduleB_[host::kNumModules] = {};                   // [layers][S, outTotal, R]
   std::vector<int32_t> ranks_;                            // host mirror of slotRanks_
   int32_t* slotRanks_ = nullptr;                          // [S]
   int32_t* segIndptr_ = nullptr;                          // [maxSegments + 1]

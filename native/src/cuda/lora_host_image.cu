@@ -114,14 +114,20 @@ void DeviceHostAdapter::fill(const host::HostAdapter& fp32) {
   size_t offset = 0;
   for (int m = 0; m < host::kNumModules; ++m) {
     const host::ModuleShape& s = config_.shapes[m];
-    for (int layer = 0; layer < static_cast<int>(regions_[m].size()); ++layer) {
+    const int layers = static_cast<int>(regions_[m].size());
+    contiguous_[m] = layers > 0;
+    for (int layer = 0; layer < layers; ++layer) {  // A regions of the module, then its B regions
       Region& region = regions_[m][layer];
       region = Region{};
-      if (!src->module(static_cast<host::Module>(m), layer).present) continue;
-      region.present = true;
+      region.present = src->module(static_cast<host::Module>(m), layer).present;
+      contiguous_[m] = contiguous_[m] && region.present;
+      if (!region.present) continue;
       region.aOffsetBytes = offset;
       region.aBytes = static_cast<size_t>(s.numSlices) * r * s.in * 2;
       offset += region.aBytes;
+    }
+    for (Region& region : regions_[m]) {
+      if (!region.present) continue;
       region.bOffsetBytes = offset;
       region.bBytes = static_cast<size_t>(s.outTotal()) * R * 2;
       offset += region.bBytes;

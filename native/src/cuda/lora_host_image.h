@@ -2,7 +2,8 @@
 // dtype and laid out exactly as a DeviceLoraPool slot holds it, in page-locked memory. A slot load is then one
 // cudaMemcpyAsync per (layer, module) and matrix, no host arithmetic (DeviceLoraPool::writeSlot).
 //
-// Layout of one present (layer, module), matching lora_device_pool.h:
+// Order: per module, the A regions of its layers back to back, then their B regions. Each present (layer, module),
+// matching lora_device_pool.h:
 //   A: [c * r, in]   act dtype, rank-packed (slice j at rows [j*r, (j+1)*r)) = the first c*r rows of the slot's A
 //   B: [outTotal, R] act dtype, rank-padded to the pool's R (columns [r, R) zero) = the slot's whole B, so that it
 //      is one contiguous copy instead of a 2-D copy of r-element rows (a DMA engine moves 32-byte rows slowly)
@@ -67,6 +68,9 @@ class DeviceHostAdapter final : public host::HostAdapter {
   bool pinned() const { return block_.pinned; }
   const Region& region(host::Module m, int layer) const { return regions_[static_cast<int>(m)][layer]; }
   const uint8_t* bytes() const { return static_cast<const uint8_t*>(block_.data); }
+  // Every layer of `m` is present, with the A regions of successive layers back to back, and the B regions too
+  // (the layout fill() writes): a load copies each matrix of the module in one 2-D copy.
+  bool moduleContiguous(host::Module m) const { return contiguous_[static_cast<int>(m)]; }
 
   // Fills the image from the validated fp32 host copy (host::buildHostAdapter): the one conversion.
   void fill(const host::HostAdapter& fp32);
@@ -78,6 +82,7 @@ class DeviceHostAdapter final : public host::HostAdapter {
   size_t usedBytes_ = 0;
   PinnedHostPool::Block block_;
   std::vector<Region> regions_[host::kNumModules];  // [module][layer]
+  bool contiguous_[host::kNumModules] = {};
 };
 
 // Validates and converts a PEFT adapter (host::buildHostAdapter's checks and messages) into the device's format.

@@ -79,6 +79,19 @@ void checkImage(const PoolConfig& c, const TestAdapter& ad, cl::ActDType dtype, 
     }
   }
   expect(image->sizeBytes() == bytes, name + ": sizeBytes is the sum of the regions");
+  // A module present in every layer has its A regions back to back, then its B regions (one 2-D copy each per load).
+  for (Module m : {Module::QKV, Module::O, Module::GateUp, Module::Down, Module::Embed, Module::LmHead}) {
+    const int layers = m == Module::Embed || m == Module::LmHead ? 1 : c.numLayers;
+    bool all = true;
+    for (int layer = 0; layer < layers; ++layer) all = all && image->region(m, layer).present;
+    expect(image->moduleContiguous(m) == all, name + " " + moduleNameOf(m) + ": moduleContiguous iff present in every layer");
+    if (!all) continue;
+    for (int layer = 1; layer < layers; ++layer) {
+      const auto &prev = image->region(m, layer - 1), &cur = image->region(m, layer);
+      expect(cur.aOffsetBytes == prev.aOffsetBytes + prev.aBytes && cur.bOffsetBytes == prev.bOffsetBytes + prev.bBytes,
+             name + " " + moduleNameOf(m) + ": layer regions back to back");
+    }
+  }
 }
 
 }  // namespace
@@ -93,6 +106,12 @@ int main() {
     checkImage(c, makeAdapter(rng, c, 8, all, DType::BF16), dtype, dt + " r8 < R all modules, bf16 file");
     checkImage(c, makeAdapter(rng, c, 5, {kPeftQ, kPeftV, kPeftDown}, DType::F16), dtype, dt + " r5 q/v/down only, f16 file");
     checkImage(c, makeAdapter(rng, c, 3, {kPeftFusedQkv, kPeftFusedGateUp, kPeftLmHead}, DType::BF16), dtype, dt + " r3 fused qkv/gate_up");
+    TestAdapter oneLayer = makeAdapter(rng, c, 4, {kPeftQ, kPeftO}, DType::F32);  // layer 1 only (a layer pattern)
+    std::vector<TestPair> kept;
+    for (TestPair& p : oneLayer.pairs)
+      if (p.layer == 1) kept.push_back(std::move(p));
+    oneLayer.pairs = std::move(kept);
+    checkImage(c, oneLayer, dtype, dt + " r4 q/o in layer 1 only");
   }
   // Invalid adapters keep buildHostAdapter's messages (the server maps them to error categories).
   {
