@@ -109,7 +109,14 @@ export const benchOptions = defineOptions([
     type: 'string',
     valueName: 'URL',
     group: BENCH_GROUPS.target,
-    help: 'Benchmark a running server at URL instead of launching one per variant (runs the first variant only).',
+    help: 'Benchmark a running server at URL instead of launching one per variant (runs the first variant only; checks on other variants are skipped with a warning).',
+  },
+  {
+    key: 'portBase',
+    type: 'int',
+    valueName: 'N',
+    group: BENCH_GROUPS.target,
+    help: 'Ports for the servers bench launches: N for the first, N+1 for the next, ... (default: free ports).',
   },
   {
     key: 'apiKey',

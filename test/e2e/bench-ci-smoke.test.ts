@@ -13,13 +13,8 @@ import { fileURLToPath } from 'node:url';
 import type { BenchResults } from '../../src/bench/report/results.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const DEMO_CONFIG = join(REPO_ROOT, 'models', 'demo', 'config.json');
 
 test('tslora bench ci-smoke runs both backends on the demo model and reports JSON', { timeout: 180_000 }, (t) => {
-  if (!existsSync(DEMO_CONFIG)) {
-    t.skip(`the demo model is missing (${DEMO_CONFIG}); scripts/train-demo writes it`);
-    return;
-  }
   const outDir = mkdtempSync(join(tmpdir(), 'bench-ci-smoke-'));
   const started = Date.now();
   const run = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'tslora.js'), 'bench', join(REPO_ROOT, 'bench-configs', 'ci-smoke.json'), '--json', '--out', outDir, '--server-args', '--num-threads 1'], {
@@ -68,11 +63,7 @@ test('tslora bench ci-smoke runs both backends on the demo model and reports JSO
   assert.match(run.stderr, /csgmv \(\/A\)/);
 });
 
-test('a failing --check exits with status 7 (checkFailed)', { timeout: 180_000 }, (t) => {
-  if (!existsSync(DEMO_CONFIG)) {
-    t.skip(`the demo model is missing (${DEMO_CONFIG})`);
-    return;
-  }
+test('a failing --check exits with status 7 (checkFailed)', { timeout: 180_000 }, () => {
   const outDir = mkdtempSync(join(tmpdir(), 'bench-check-'));
   const run = spawnSync(process.execPath, [
     join(REPO_ROOT, 'bin', 'tslora.js'), 'bench', 'ci-smoke', '--variants', 'csgmv', '--requests', '2', '--out', outDir,

@@ -28,7 +28,7 @@ export interface LoadResult {
 export async function generateLoad({ target, requests, arrival, durationLimitMs, live }: LoadOptions): Promise<LoadResult> {
   const startedAt = performance.now();
   const timings: LoadResult['timings'] = [];
-  const expired = () => durationLimitMs !== undefined && performance.now() - startedAt > durationLimitMs;
+  const expired = () => target.signal?.aborted === true || (durationLimitMs !== undefined && performance.now() - startedAt > durationLimitMs);
 
   const runOne = async (planned: PlannedRequest) => {
     if (live) {
@@ -65,7 +65,7 @@ export async function generateLoad({ target, requests, arrival, durationLimitMs,
     const pending: Promise<void>[] = [];
     for (const planned of requests) {
       const waitMs = (planned.sendAtMs ?? 0) - (performance.now() - startedAt);
-      if (waitMs > 1) await sleep(waitMs);
+      if (waitMs > 1) await sleep(waitMs, undefined, { signal: target.signal }).catch(() => undefined);
       if (expired()) break;
       pending.push(runOne(planned));
     }

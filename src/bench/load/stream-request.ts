@@ -17,7 +17,12 @@ export interface Target {
   apiKey: string | null;
   api: 'generate' | 'completions';
   requestTimeoutMs: number;
+  /** aborts every request in flight (Ctrl-C): their timings get INTERRUPTED as error and are not measurements */
+  signal?: AbortSignal;
 }
+
+/** The error of a request cut short by Target.signal. */
+export const INTERRUPTED = 'interrupted';
 
 export interface StreamTiming {
   /** performance.now() at send */
@@ -93,7 +98,7 @@ export async function sendStreaming(target: Target, planned: PlannedRequest, lis
       headers,
       body,
       dispatcher: target.dispatcher,
-      signal: AbortSignal.timeout(target.requestTimeoutMs),
+      signal: target.signal ? AbortSignal.any([target.signal, AbortSignal.timeout(target.requestTimeoutMs)]) : AbortSignal.timeout(target.requestTimeoutMs),
       headersTimeout: target.requestTimeoutMs,
       bodyTimeout: target.requestTimeoutMs,
     });
@@ -147,7 +152,8 @@ export async function sendStreaming(target: Target, planned: PlannedRequest, lis
       if (!timing.error && timing.outputTokens === 0) timing.error = 'stream ended without any output token';
     }
   } catch (error) {
-    timing.error = (error as Error).name === 'TimeoutError' ? `timed out after ${target.requestTimeoutMs} ms` : (error as Error).message;
+    if (target.signal?.aborted) timing.error = INTERRUPTED;
+    else timing.error = (error as Error).name === 'TimeoutError' ? `timed out after ${target.requestTimeoutMs} ms` : (error as Error).message;
   }
   timing.e2eMs = performance.now() - sentAt;
   return timing;

@@ -21,6 +21,9 @@ export interface RequestRecord {
   e2eMs: number;
   /** gaps between consecutive streamed events that carried tokens, ms (one per event after the first) */
   itlMs: number[];
+  /** how many of itlMs are gaps between events that arrived in one socket read (0 ms: below what the client can time);
+   * absent in results written before it was recorded */
+  itlSameRead?: number;
   /** null = success */
   error: string | null;
 }
@@ -63,6 +66,9 @@ export interface RunSummary {
   itl: LatencyStats;
   e2e: LatencyStats;
   tpot: LatencyStats;
+  /** share of the ITL gaps between events that arrived in one socket read: the server delivered those tokens in a
+   * burst, and their gap is below what the client can time (null without gaps) */
+  itlSameReadShare: number | null;
   /** fraction of requests (errors count as misses) with TTFT under the workload's sloTtftMs */
   sloTtftAttainment: number;
   /** max / min over adapters of the per-adapter P99 TTFT (1 = fair), null with fewer than two adapters */

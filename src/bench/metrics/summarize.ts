@@ -29,6 +29,14 @@ export function latencyStats(samplesMs: readonly number[]): LatencyStats {
   return stats;
 }
 
+/** Gaps below this are read-to-read processing time on the client, not the server's spacing of tokens. */
+export const ITL_RESOLUTION_MS = 0.01;
+
+function itlSameReadShare(ok: readonly RequestRecord[]): number | null {
+  const gaps = ok.reduce((n, r) => n + r.itlMs.length, 0);
+  return gaps === 0 ? null : ok.reduce((n, r) => n + (r.itlSameRead ?? 0), 0) / gaps;
+}
+
 export const NO_LORA_COUNTERS: LoraCounters = { adapterLoads: null, evictions: null, slotsUsed: null, slotsTotal: null, deltas: {} };
 
 export function summarizeRun(
@@ -60,6 +68,7 @@ export function summarizeRun(
     outputTokens,
     ttft: latencyStats(ok.map((r) => r.ttftMs ?? NaN)),
     itl: latencyStats(ok.flatMap((r) => r.itlMs)),
+    itlSameReadShare: itlSameReadShare(ok),
     e2e: latencyStats(ok.map((r) => r.e2eMs)),
     tpot: latencyStats(tpotSamples),
     sloTtftAttainment: records.length ? sloHits / records.length : 0,

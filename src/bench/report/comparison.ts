@@ -3,7 +3,7 @@
  * ratio to the group's first run (B/A). Shared by the terminal table and the markdown report.
  */
 import type { RunSummary } from '../metrics/records.js';
-import { metricValue } from '../metrics/summarize.js';
+import { ITL_RESOLUTION_MS, metricValue } from '../metrics/summarize.js';
 
 export interface ComparisonGroup {
   title: string;
@@ -65,12 +65,24 @@ export function formatRatio(r: number | null): string {
   return r === null ? '' : `${r.toFixed(2)}x`;
 }
 
+export const BELOW_RESOLUTION = `< ${ITL_RESOLUTION_MS} ms (burst)`;
+
+/** A note for runs whose token gaps were partly below what the client can time (events in one socket read). */
+export function itlResolutionNote(run: RunSummary): string | null {
+  const share = run.itlSameReadShare;
+  if (share === null || (share < 0.05 && !(run.itl.p50 < ITL_RESOLUTION_MS))) return null;
+  return `${run.run}: ${(share * 100).toFixed(0)}% of the ${run.itl.count} token gaps came within one socket read ` +
+    `(the server sent those tokens in a burst); gaps under ${ITL_RESOLUTION_MS} ms are below what the client can time.`;
+}
+
 /** Cells of one metric row: value of each run, and for runs after the first "value (ratio)". */
 export function rowCells(row: MetricRow, runs: RunSummary[]): { text: string; ratio: number | null }[] {
   const baseline = runs.length ? metricValue(runs[0], row.metric) : null;
   return runs.map((run, i) => {
     const value = metricValue(run, row.metric);
-    const r = i === 0 ? null : ratio(value, baseline);
+    // An ITL under the client's resolution is a burst, not a speed: say so rather than print 0.00 (and no ratio).
+    if (row.metric.startsWith('itl_') && value !== null && value < ITL_RESOLUTION_MS) return { text: BELOW_RESOLUTION, ratio: null };
+    const r = i === 0 || (baseline !== null && row.metric.startsWith('itl_') && baseline < ITL_RESOLUTION_MS) ? null : ratio(value, baseline);
     return { text: formatValue(value, row.unit), ratio: r };
   });
 }

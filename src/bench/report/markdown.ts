@@ -1,7 +1,7 @@
 /** report.md: what was run, where, the comparison tables with B/A ratios, the checks, and the charts. */
 import type { RunSummary } from '../metrics/records.js';
 import { describeHardware } from '../runner/environment.js';
-import { TABLE_METRICS, comparisonGroups, formatRatio, rowCells } from './comparison.js';
+import { TABLE_METRICS, comparisonGroups, formatRatio, itlResolutionNote, rowCells } from './comparison.js';
 import type { BenchResults } from './results.js';
 
 function markdownTable(runs: RunSummary[]): string {
@@ -47,6 +47,7 @@ export function markdownReport(results: BenchResults, charts: { file: string; ca
   const env = results.environment;
   const lines: string[] = [];
   lines.push(`# tslora bench: ${results.name}`, '');
+  if (results.partial) lines.push(`> **Partial results**: the run was interrupted (${results.partial.reason}); only the requests that finished before are counted, and runs that never started are missing.`, '');
   if (results.description) lines.push(results.description, '');
   lines.push('## Setup', '');
   lines.push(`- **Hardware**: ${describeHardware(env)}`);
@@ -71,6 +72,8 @@ export function markdownReport(results: BenchResults, charts: { file: string; ca
   for (const group of comparisonGroups(results.summaries)) {
     lines.push(`### ${group.title}`, '', markdownTable(group.runs), '');
   }
+  const notes = results.summaries.map(itlResolutionNote).filter((n): n is string => n !== null);
+  if (notes.length) lines.push('**ITL resolution.** ITL is timed per SSE event on arrival; events completed by the same socket read cannot be told apart.', '', ...notes.map((n) => `- ${n}`), '');
   lines.push(...perRoundTable(results));
   if (results.checks.length) {
     lines.push('## Checks', '');

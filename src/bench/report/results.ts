@@ -21,6 +21,8 @@ export interface BenchResults {
   summaries: RunSummary[];
   checks: CheckResult[];
   records: RequestRecord[];
+  /** present when the run was interrupted (Ctrl-C): what is here was measured before that */
+  partial?: { reason: string; at: string };
 }
 
 /** JSON cannot hold NaN/Infinity: they become null. */

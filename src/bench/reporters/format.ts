@@ -1,6 +1,8 @@
 /** Short progress and summary lines shared by the plain reporter and the dashboard. */
 import { performance } from 'node:perf_hooks';
 import type { RunSummary } from '../metrics/records.js';
+import { ITL_RESOLUTION_MS } from '../metrics/summarize.js';
+import { BELOW_RESOLUTION } from '../report/comparison.js';
 import { runLabel, windowPercentile, type LiveRunState } from '../runner/live-state.js';
 
 export function ms(value: number | null | undefined): string {
@@ -45,7 +47,8 @@ export function summaryLine(summary: RunSummary): string {
   const loads = summary.lora.adapterLoads !== null ? `, ${summary.lora.adapterLoads} adapter loads` : '';
   return (
     `[${summary.run}] ${summary.completed}/${summary.requests} ok: TTFT p50 ${ms(summary.ttft.p50)} p99 ${ms(summary.ttft.p99)}, ` +
-    `ITL p50 ${ms(summary.itl.p50)}, E2E p50 ${ms(summary.e2e.p50)} p99 ${ms(summary.e2e.p99)}, ` +
+    `ITL p50 ${summary.itl.p50 < ITL_RESOLUTION_MS ? BELOW_RESOLUTION : ms(summary.itl.p50)}` +
+    `${summary.itlSameReadShare ? ` (${(summary.itlSameReadShare * 100).toFixed(0)}% in one read)` : ''}, E2E p50 ${ms(summary.e2e.p50)} p99 ${ms(summary.e2e.p99)}, ` +
     `${rate(summary.outputTokPerS)} tok/s, ${rate(summary.reqPerS)} req/s, ${summary.errors} errors${loads}`
   );
 }

@@ -1,13 +1,15 @@
 /** Turning load-generator timings into request records, and summing LoRA counters over levels and rounds. */
 import type { LoraCounters, RequestRecord } from '../metrics/records.js';
 import type { LoadResult } from '../load/generate-load.js';
+import { INTERRUPTED } from '../load/stream-request.js';
 
 export function toRecords(
   result: LoadResult,
   ids: { run: string; variant: string; level: string | null; round: number },
   clockZero: number,
 ): RequestRecord[] {
-  return result.timings.map(({ planned, timing }) => ({
+  // requests cut short by Ctrl-C measured nothing
+  return result.timings.filter(({ timing }) => timing.error !== INTERRUPTED).map(({ planned, timing }) => ({
     ...ids,
     index: planned.index,
     adapter: planned.adapter,
@@ -18,6 +20,7 @@ export function toRecords(
     ttftMs: timing.ttftMs,
     e2eMs: timing.e2eMs,
     itlMs: timing.itlMs,
+    itlSameRead: timing.itlSameRead,
     error: timing.error,
   }));
 }

@@ -32,6 +32,10 @@ export interface BenchRunOptions {
   variantFilter: string[] | null;
   overrides: WorkloadOverride;
   reporter: BenchReporter;
+  /** first port for launched servers (one more per launch); free ports when null */
+  portBase?: number | null;
+  /** Ctrl-C: stop sending, cut the requests in flight, stop the server, return what was measured (partial) */
+  signal?: AbortSignal;
 }
 
 export interface VariantLaunch {
@@ -50,6 +54,8 @@ export interface BenchRunOutput {
   summaries: RunSummary[];
   /** run ids in display order */
   runIds: string[];
+  /** true when options.signal cut the run short */
+  interrupted: boolean;
 }
 
 export function runId(variant: string, level: Level | null): string {
@@ -89,10 +95,12 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunOutput
   const lora = new Map<string, RunSummary['lora']>();
   const clockZero = performance.now();
   const dispatcher = new Agent({ connections: 4096, pipelining: 1, keepAliveTimeout: 30_000 });
+  const interrupted = () => options.signal?.aborted === true;
 
   try {
-    for (let round = 0; round < config.rounds; round++) {
+    for (let round = 0; round < config.rounds && !interrupted(); round++) {
       for (const variant of variants) {
+        if (interrupted()) break;
         if (options.url && (round > 0 || variant !== variants[0])) {
           reporter.log(`--url given: skipping variant ${variant.name}${config.rounds > 1 ? ` (round ${round + 1})` : ''}`);
           continue;
@@ -106,7 +114,8 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunOutput
           if (!options.url) {
             const args = serverArgsFor(config, variant, model, options.serverArgs, options.apiKey);
             reporter.log(`${variant.name}: starting tslora serve ${args.join(' ')}`);
-            server = await launchServer({ args, logDir: options.outDir, name: config.rounds > 1 ? `${variant.name}-r${round + 1}` : variant.name, startupTimeoutMs: options.startupTimeoutMs });
+            const port = options.portBase ? options.portBase + launches.length : undefined;
+            server = await launchServer({ args, logDir: options.outDir, name: config.rounds > 1 ? `${variant.name}-r${round + 1}` : variant.name, startupTimeoutMs: options.startupTimeoutMs, port, signal: options.signal });
             baseUrl = server.baseUrl;
           } else if (!(await isHealthy(baseUrl))) {
             throw new TsloraError('unreachable', `no healthy tslora server at ${baseUrl} (GET /health failed).`);
@@ -115,6 +124,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunOutput
           launches.push({ variant: variant.name, round, argv: server?.argv ?? [`--url ${baseUrl}`], logPath: server?.logPath ?? null, serverInfo: await serverInfo(baseUrl, options.apiKey) });
 
           for (const [levelIndex, level] of levels.entries()) {
+            if (interrupted()) break;
             const workload = workloadFor(config, variant, level, options.overrides);
             const id = runId(variant.name, level);
             const live = levelIndex === 0
@@ -122,7 +132,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunOutput
               : { ...newLiveState(id, variant.name, level?.name ?? null, 0), round, rounds: config.rounds, slotsUsed: startLive.slotsUsed, slotsTotal: startLive.slotsTotal };
             Object.assign(live, { run: id, level: level?.name ?? null, total: workload.requests, phase: 'warmup', message: '' });
             if (levelIndex > 0) reporter.runStarted(live);
-            const target: Target = { baseUrl, dispatcher, apiKey: options.apiKey, api: workload.api, requestTimeoutMs: workload.requestTimeoutS * 1000 };
+            const target: Target = { baseUrl, dispatcher, apiKey: options.apiKey, api: workload.api, requestTimeoutMs: workload.requestTimeoutS * 1000, signal: options.signal };
             const adapters = adaptersForWorkload(model.adapters.map((a) => a.name), workload);
             const { result, counters } = await measureLevel({ target, workload, adapters, vocabSize: model.vocabSize, warmUp: levelIndex === 0, live });
             const levelRecords = toRecords(result, { run: id, variant: variant.name, level: level?.name ?? null, round }, clockZero);
@@ -140,7 +150,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunOutput
           }
         } catch (error) {
           startLive.phase = 'failed';
-          throw error;
+          if (!interrupted()) throw error; // an interrupted start-up or warm-up: keep what earlier runs measured
         } finally {
           await server?.stop();
         }
@@ -164,5 +174,6 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunOutput
     records,
     summaries,
     runIds,
+    interrupted: interrupted(),
   };
 }

@@ -2,6 +2,7 @@
  * Getting a launched server ready for a variant: the `tslora serve` arguments (model, flags, adapters, pool
  * sizing, metrics) and the runtime loads of adapters the server does not list yet.
  */
+import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { TsloraError } from '../../errors.js';
 import type { BenchConfig, Variant } from '../config/schema.js';
@@ -25,6 +26,12 @@ export function serverArgsFor(config: BenchConfig, variant: Variant, model: Prep
   if (apiKey) args.push('--api-key', apiKey);
   // slot occupancy and adapter loads come from /metrics, which is off by default
   if (!('enable-metrics' in flags)) args.push('--enable-metrics');
+  // The CPU engine would take every core, leaving the server's HTTP thread and this client to run only when the OS
+  // preempts it: tokens then queue up between the engine worker and the HTTP thread and reach the client in bursts
+  // (ITL ≈ 0 for most gaps, TTFT ≈ E2E). One core stays free for them unless the config or --server-args say otherwise.
+  if (!('num-threads' in flags) && !extra.some((a) => a.startsWith('--num-threads'))) {
+    args.push('--num-threads', String(Math.max(1, availableParallelism() - 1)));
+  }
   return [...args, ...extra];
 }
 

@@ -62,8 +62,17 @@ function logTail(path: string, lines = 25): string {
   }
 }
 
-export async function launchServer(options: { args: string[]; logDir: string; name: string; startupTimeoutMs: number }): Promise<LaunchedServer> {
-  const port = await freePort();
+export async function launchServer(options: {
+  args: string[];
+  logDir: string;
+  name: string;
+  startupTimeoutMs: number;
+  /** the port to listen on (--port-base); a free one when absent */
+  port?: number;
+  /** aborts the start-up wait (Ctrl-C): the child is stopped and the launch fails */
+  signal?: AbortSignal;
+}): Promise<LaunchedServer> {
+  const port = options.port ?? (await freePort());
   const baseUrl = `http://127.0.0.1:${port}`;
   const argv = [join(PACKAGE_ROOT, 'bin', 'tslora.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), ...options.args];
   const logPath = join(options.logDir, `server-${options.name}.log`);
@@ -93,6 +102,10 @@ export async function launchServer(options: { args: string[]; logDir: string; na
 
   const deadline = Date.now() + options.startupTimeoutMs;
   while (Date.now() < deadline) {
+    if (options.signal?.aborted) {
+      await stop();
+      throw new TsloraError('server_error', `start-up of tslora serve for variant '${options.name}' was interrupted`);
+    }
     if (exited) {
       throw new TsloraError('server_error', `tslora serve for variant '${options.name}' exited during start-up:\n${logTail(logPath)}`, {
         hint: `Command: node ${argv.join(' ')}`,

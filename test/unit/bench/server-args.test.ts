@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseBenchConfig } from '../../../src/bench/config/load-config.js';
 import { serverArgsFor } from '../../../src/bench/runner/server-setup.js';
@@ -27,17 +27,26 @@ test('start-up loading passes --lora-paths NAME=PATH; variant flags override com
   assert.deepEqual(args, ['--model-path', '/m', '--max-loras-per-batch', '8', '--lora-backend', 'triton', '--lora-paths', 'a=/ad/a', 'b=/ad/b', '--api-key', 'key', '--enable-metrics', '--num-threads', '1']);
 });
 
+const engineThreads = ['--num-threads', String(Math.max(1, availableParallelism() - 1))];
+
 test('runtime loading sizes the pool from the adapters unless the config does', () => {
   const config = parseBenchConfig({ name: 'x', model: { path: '/m' }, adapters: { paths: ['/ad/a', '/ad/b'] }, adapterLoading: 'runtime', variants: [{ name: 'v', flags: { 'enable-metrics': true } }] }, 'x');
   assert.deepEqual(serverArgsFor(config, config.variants[0], model(false), [], null), [
-    '--model-path', '/m', '--enable-metrics', '--enable-lora', '--max-lora-rank', '32', '--lora-target-modules', 'q_proj', 'v_proj', 'o_proj',
+    '--model-path', '/m', '--enable-metrics', '--enable-lora', '--max-lora-rank', '32', '--lora-target-modules', 'q_proj', 'v_proj', 'o_proj', ...engineThreads,
   ]);
   assert.deepEqual(poolSizingArgs(adapters, { 'max-lora-rank': 64, 'lora-target-modules': 'all' }), []);
 });
 
 test('the demo model registers its own adapters: no LoRA flags are added', () => {
   const config = parseBenchConfig({ name: 'x', variants: [{ name: 'v' }] }, 'x');
-  assert.deepEqual(serverArgsFor(config, config.variants[0], model(true), [], null), ['--enable-metrics']);
+  assert.deepEqual(serverArgsFor(config, config.variants[0], model(true), [], null), ['--enable-metrics', ...engineThreads]);
+});
+
+test('launched servers leave one core to the HTTP thread and the client unless the config or --server-args set the threads', () => {
+  const config = parseBenchConfig({ name: 'x', variants: [{ name: 'v' }, { name: 'w', flags: { 'num-threads': 3 } }] }, 'x');
+  assert.deepEqual(serverArgsFor(config, config.variants[0], model(true), [], null).slice(-2), engineThreads);
+  assert.deepEqual(serverArgsFor(config, config.variants[1], model(true), [], null), ['--num-threads', '3', '--enable-metrics']);
+  assert.deepEqual(serverArgsFor(config, config.variants[0], model(true), ['--num-threads', '1'], null), ['--enable-metrics', '--num-threads', '1']);
 });
 
 test('a synthetic model is written once into the cache and reused; its vocabulary sizes the prompts', () => {
