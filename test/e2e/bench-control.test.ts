@@ -55,8 +55,7 @@ test('Ctrl-C writes the partial results, stops the launched server (on --port-ba
   await new Promise<void>((resolve, reject) => {
     bench.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
-      const done = /running (\d+)\/\d+ done/.exec(stderr);
-      if (done && Number(done[1]) > 0) resolve();
+      if ([...stderr.matchAll(/running (\d+)\/\d+ done/g)].some((m) => Number(m[1]) > 0)) resolve();
     });
     void exited.then((code) => reject(new Error(`bench exited (${code}) before measuring:\n${stderr}`)));
   });
