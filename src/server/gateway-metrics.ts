@@ -12,8 +12,8 @@
  *                                      = --max-loras-per-batch), running_lora_adapters (resident in a slot with the
  *                                      copy finished), waiting_lora_adapters (requested by samples in flight and not
  *                                      ready in a slot), both comma-separated and sorted
- * Gauges are reset on each update so that exactly one series of each exists; without an engine snapshot they are
- * left out of the scrape rather than reported stale.
+ * The labelled gauges are reset on each update so that exactly one series of each exists; without an engine snapshot
+ * (worker gone, /health failing too) every gauge is left out of the scrape rather than reported stale or as 0.
  */
 import { Gauge, type Registry } from 'prom-client';
 import type { EngineStats } from '../engine/types.js';
@@ -44,8 +44,12 @@ export class GatewayGauges {
   }
 
   update(engine: EngineStats | null, lora: LoraView, adaptersInFlight: string[]): void {
-    for (const g of [this.waiting, this.running, ...this.kvUsage, this.cacheConfig, this.loraInfo]) g.reset();
-    if (engine === null) return;
+    this.cacheConfig.reset();
+    this.loraInfo.reset();
+    if (engine === null) {
+      for (const g of [this.waiting, this.running, ...this.kvUsage]) g.remove({});
+      return;
+    }
     this.waiting.set(engine.waiting);
     this.running.set(engine.running);
     const usage = engine.kvBlocksTotal > 0 ? engine.kvBlocksUsed / engine.kvBlocksTotal : 0;

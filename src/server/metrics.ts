@@ -142,7 +142,7 @@ export class ServerMetrics {
     setCounter(this.hostLoads, host.loads);
     setCounter(this.hostEvictions, host.hostEvictions);
     for (const [metric, pick] of this.engineGauges) {
-      if (engine === null) metric.reset();
+      if (engine === null) metric.remove({}); // left out of the scrape, not reported as 0
       else if (metric instanceof Gauge) metric.set(pick(engine));
       else setCounter(metric, pick(engine));
     }
