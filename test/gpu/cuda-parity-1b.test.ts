@@ -9,9 +9,11 @@
 // Checks, per compute dtype / LoRA strategy (bf16 csgmv, bf16 triton, f16 csgmv):
 //  - teacher-forced 16 steps for the base model and each adapter (3 prompts in one batch, the reference tokens fed
 //    back): relative L2 of every step's logits against the fp32 PEFT logits ≤ TOLERANCE[dtype];
-//  - every step's argmax equals the reference greedy token, unless it is a near-tie: the reference top-2 margin is
-//    below twice max |engine − reference| at that step (counted and logged); a prompt without a near-tie must
-//    reproduce the 16 reference greedy tokens when decoding freely;
+//  - every step's argmax equals the reference greedy token, unless it is a near-tie judged at the two competing ids
+//    (judgeNearTie in cuda-parity-helpers.ts; counted and logged), at most MAX_NEAR_TIES_PER_PROMPT per prompt; a
+//    prompt without a near-tie must reproduce the 16 reference greedy tokens when decoding freely;
+//  - bounds at ~1.5× the errors measured on an H200 (bench/cuda/results/h200-gpu-tests-run9.txt): bf16 ≤ 1.65e-2,
+//    f16 ≤ 2.04e-3 relative L2, graphs vs eager 9.2e-3, triton vs csgmv 0, up to 5 near-ties in 48 steps;
 //  - one mixed batch (base, r8, r16, r64 rows, different prompts) meets the same bounds row by row;
 //  - triton and csgmv give the same logits (≤ sameEngine);
 //  - a fourth runner, bf16 csgmv with decode CUDA graphs (cudaGraphMaxBatchSize 8), meets the same bounds, and its
@@ -27,15 +29,16 @@ import { loadModel } from '../../src/engine/model/load-model.js';
 import type { ModelRunner } from '../../src/engine/model/runner.js';
 import { relativeL2 } from '../native/forward-reference.js';
 import {
-  argmax, cudaBackendOrSkip, freeGreedy, makeRunner, maxAbsDiff, teacherForced, top2Margin, type LoadedFixture,
+  argmax, cudaBackendOrSkip, describeNearTie, freeGreedy, judgeNearTie, makeRunner, teacherForced, type LoadedFixture,
 } from './cuda-parity-helpers.js';
 import { gpuRequirement } from '../../scripts/test-run/gpu-requirement.mjs';
 
 type Dtype = 'f16' | 'bf16';
 const TOLERANCE: Record<Dtype, { logits: number; sameEngine: number }> = {
-  f16: { logits: 3e-2, sameEngine: 1e-2 },
-  bf16: { logits: 1e-1, sameEngine: 5e-2 },
+  f16: { logits: 3.1e-3, sameEngine: 3.1e-3 },
+  bf16: { logits: 2.5e-2, sameEngine: 1.4e-2 },
 };
+const MAX_NEAR_TIES_PER_PROMPT = 5; // measured: up to 5 in one case over 3 prompts (vocabulary 128256)
 const CPU_TOLERANCE = 1e-3; // the fp32 CPU backend against fp32 PyTorch
 
 interface Case { name: string; adapterPath: string | null; rank: number; greedy: number[][]; logitsFiles: string[] }
@@ -102,21 +105,21 @@ describe(`CUDA engine vs PyTorch + PEFT on a 1B-shaped random model${useCpu ? ' 
     let nearTies = 0;
     const promptsWithoutTie: number[] = [];
     rows.forEach((r, i) => {
-      let tie = false;
+      let ties = 0;
       for (let s = 0; s < ref.greedyTokens; s++) {
         const want = refLogits.get(r.caseName)![r.prompt][s];
         const err = relativeL2(got.logits[i][s], want);
         worst = Math.max(worst, err);
         if (!(err < tol)) failures.push(`${label} ${r.caseName} prompt ${r.prompt} step ${s}: relative L2 ${err} ≥ ${tol}`);
         if (argmax(got.logits[i][s]) !== forced[i][s]) {
-          const margin = top2Margin(want);
-          const noise = maxAbsDiff(got.logits[i][s], want);
-          if (!(margin < 2 * noise)) failures.push(`${label} ${r.caseName} prompt ${r.prompt} step ${s}: argmax ${argmax(got.logits[i][s])} ≠ reference ${forced[i][s]}, top-2 margin ${margin} > 2 × max|Δ| ${2 * noise}`);
+          const tie = judgeNearTie(got.logits[i][s], want, forced[i][s], argmax(got.logits[i][s]));
+          if (!tie.excused) failures.push(`${label} ${r.caseName} prompt ${r.prompt} step ${s}: argmax ${argmax(got.logits[i][s])} ≠ reference ${forced[i][s]}, not a near-tie (${describeNearTie(tie)})`);
           nearTies++;
-          tie = true;
+          ties++;
         }
       }
-      if (!tie) promptsWithoutTie.push(i);
+      if (ties > MAX_NEAR_TIES_PER_PROMPT) failures.push(`${label} ${r.caseName} prompt ${r.prompt}: ${ties} near-ties in ${ref.greedyTokens} steps (at most ${MAX_NEAR_TIES_PER_PROMPT})`);
+      if (ties === 0) promptsWithoutTie.push(i);
     });
     return { got, worst, nearTies, promptsWithoutTie, forced };
   }
@@ -142,13 +145,12 @@ describe(`CUDA engine vs PyTorch + PEFT on a 1B-shaped random model${useCpu ? ' 
           const s = free.tokens.findIndex((tok, k) => tok !== forced[i][k]);
           if (s >= 0) {
             const want = refLogits.get(c.name)![i][s];
-            const margin = top2Margin(want);
-            const noise = maxAbsDiff(free.logits[s], want);
-            if (margin < 2 * noise) {
+            const tie = judgeNearTie(free.logits[s], want, forced[i][s], free.tokens[s]);
+            if (tie.excused) {
               freeNearTies++;
-              console.log(`cuda-parity-1b ${label} ${c.name} prompt ${i}: free-running near-tie at step ${s} (margin ${margin.toExponential(2)} < 2 × ${noise.toExponential(2)})`);
+              console.log(`cuda-parity-1b ${label} ${c.name} prompt ${i}: free-running near-tie at step ${s} (${describeNearTie(tie)})`);
             } else {
-              failures.push(`${label} ${c.name} prompt ${i}: free-running greedy [${free.tokens}] ≠ reference [${forced[i]}] at step ${s}, top-2 margin ${margin} > 2 × max|Δ| ${2 * noise}`);
+              failures.push(`${label} ${c.name} prompt ${i}: free-running greedy [${free.tokens}] ≠ reference [${forced[i]}] at step ${s}, not a near-tie (${describeNearTie(tie)})`);
             }
           }
         }

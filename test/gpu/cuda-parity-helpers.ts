@@ -154,3 +154,21 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < b.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
 }
+
+/**
+ * Whether an argmax that differs from the reference is a near-tie that rounding explains, judged at the two competing
+ * ids (not by the largest error anywhere in the vocabulary): with Δ = got − want, the flip needs
+ * Δ[gotId] − Δ[wantId] > want[wantId] − want[gotId] ≥ 0, and is excused only when that difference of two errors is
+ * within NEAR_TIE_RMS × the step's RMS error (≈ 4.2 σ of a difference of two independent errors of RMS σ).
+ */
+export const NEAR_TIE_RMS = 6;
+export function judgeNearTie(got: ArrayLike<number>, want: ArrayLike<number>, wantId: number, gotId: number): { excused: boolean; margin: number; flipError: number; rmsError: number } {
+  let sq = 0;
+  for (let i = 0; i < want.length; i++) sq += (got[i] - want[i]) ** 2;
+  const rmsError = Math.sqrt(sq / want.length);
+  const margin = want[wantId] - want[gotId];
+  const flipError = (got[gotId] - want[gotId]) - (got[wantId] - want[wantId]);
+  return { excused: flipError <= NEAR_TIE_RMS * rmsError, margin, flipError, rmsError };
+}
+export const describeNearTie = (t: ReturnType<typeof judgeNearTie>): string =>
+  `margin ${t.margin.toExponential(2)}, Δ at the two ids ${t.flipError.toExponential(2)} vs ${NEAR_TIE_RMS} × RMS ${(NEAR_TIE_RMS * t.rmsError).toExponential(2)}`;
