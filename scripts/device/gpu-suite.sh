@@ -9,6 +9,8 @@
 #   3. CUDA addon build (build-native.mjs --force --cuda)           → build.log
 #   4. 1B-shaped random model + r8/16/64 PEFT adapters + fp32 PyTorch/PEFT references, in parallel with step 3
 #      (scripts/device/make-1b-reference.py, in /tmp)               → make-1b-reference.log
+#   4b. bench/cuda/bandwidth.cu (compiled during the build, run on the idle GPU after it) → bandwidth.json: the memory
+#      floors of every decode benchmark below use this bandwidth, measured in the same run
 #   5. node scripts/run-tests.mjs test/gpu (8 files at a time) with TSLORA_1B_REFERENCE → gpu-tests.log (TAP),
 #      gpu-tests-summary.txt (counts, failures, the measured numbers each test logs)
 #   6. bench/cuda/decode.ts, BOTH LoRA backends (csgmv and triton), batch 1/8/64 × base / shared / distinct, 10 timed
@@ -61,10 +63,9 @@ if [[ ${SKIP_1B_REFERENCE:-0} == 1 ]]; then ref_pid=; else
   timeout --kill-after=5 150 python3 scripts/device/make-1b-reference.py --out "$REF" --layers 4 > "$G/make-1b-reference.log" 2>&1 &
   ref_pid=$!
 fi
-if [[ ${STEP_TARGETS:-0} == 1 ]]; then  # compiled on the CPUs while the addon builds
-  nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a bench/cuda/bandwidth.cu -o /tmp/tslora-bandwidth > "$G/bandwidth-build.log" 2>&1 &
-  BW_PID=$!
-fi
+# The memory floors of every decode benchmark use this GPU's bandwidth, measured in this run (bench/cuda/bandwidth.cu).
+nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a bench/cuda/bandwidth.cu -o /tmp/tslora-bandwidth > "$G/bandwidth-build.log" 2>&1 &
+BW_PID=$!
 export TSLORA_BUILD_JOBS=$(nproc)
 step tsc 40 tsc.log npx tsc -p tsconfig.json || true   # emits dist even with type errors elsewhere
 if [[ ${STEP_TARGETS:-0} == 1 ]]; then  # the benchmark models are written on the CPUs while the addon builds
@@ -79,10 +80,10 @@ if [[ -n $ref_pid ]]; then
 fi
 if (( build_rc == 0 )); then
   export TSLORA_1B_REFERENCE="$REF/reference.json"   # set even when generation failed: the 1B test then fails, not skips
-  if [[ ${STEP_TARGETS:-0} == 1 ]]; then  # first, on an idle GPU
-    wait "$BW_PID"
-    step bandwidth 30 bandwidth.log /tmp/tslora-bandwidth "$G/bandwidth.json"
-  fi
+  wait "$BW_PID"  # first, on an idle GPU
+  step bandwidth 30 bandwidth.log /tmp/tslora-bandwidth "$G/bandwidth.json"
+  BWARG=()
+  [[ -s $G/bandwidth.json ]] && BWARG=(--bandwidth "$G/bandwidth.json")
   for extra in ${SUITE_EXTRA_SCRIPTS:-}; do step "extra $extra" 120 "extra-$(basename "$extra" .sh).log" bash "$extra"; done
   if [[ ${GPU_TESTS:-1} != 0 ]]; then
     tests=test/gpu
@@ -99,7 +100,7 @@ if (( build_rc == 0 )); then
       if (( graphs > 0 && $(left) < 40 )); then summary "decode-bench graphs-max-bs=$graphs: SKIPPED (only $(left) s left)"; continue; fi
       step "decode-bench graphs-max-bs=$graphs" 45 "decode-graphs$graphs.log" node --import tsx bench/cuda/decode.ts \
         --model "$B/model" --adapters "$B/adapters" --steps 10 --backends csgmv,triton --batches 1,8,64 \
-        --cuda-graph-max-bs $graphs --json "$G/decode-graphs$graphs.json"
+        --cuda-graph-max-bs $graphs "${BWARG[@]}" --json "$G/decode-graphs$graphs.json"
     done
   else
     summary "decode-bench: SKIPPED (only $(left) s left)"
@@ -116,7 +117,7 @@ if (( build_rc == 0 )); then
     B8=/tmp/tslora-bench-8b
     step synth-8b 90 synth-8b.log bash -c "node bin/tslora.js synth model --shape llama-3.1-8b --out $B8/model && node bin/tslora.js synth adapters --model $B8/model --count 8 --rank 16 --targets all --out $B8/adapters" &&
       step decode-8b 150 decode-8b.log node --import tsx bench/cuda/decode.ts --model "$B8/model" --adapters "$B8/adapters" \
-        --steps 10 --backends csgmv,triton --batches 1,64 --no-prefill --cuda-graph-max-bs 0 --json "$G/decode-8b.json"
+        --steps 10 --backends csgmv,triton --batches 1,64 --no-prefill --cuda-graph-max-bs 0 "${BWARG[@]}" --json "$G/decode-8b.json"
     rm -rf "$B8"
   fi
 else

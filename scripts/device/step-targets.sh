@@ -13,9 +13,7 @@
 BEFORE_ENV="TSLORA_CUDA_LORA_SIDE_STREAM=0"
 BEFORE_GRAPHS=0
 AFTER_GRAPHS=128
-BWARG=()
-[[ -s $G/bandwidth.json ]] && BWARG=(--bandwidth "$G/bandwidth.json")
-wait "$SYNTH_PID"
+wait "$SYNTH_PID"  # BWARG: set by the suite after its bandwidth step
 summary "$(grep '^synth' "$G/synth.log" | tr '\n' ';') (written in the background during the build)"
 B8=/tmp/tslora-bench-8b
 if grep -q '^synth 8b rc=0' "$G/synth.log"; then
