@@ -38,8 +38,10 @@ export async function runReplicas(config: ServeConfig, entryScript: string, serv
   const ports = replicaPorts(config.port, config.replicas);
   let stopping = false;
   const replicas: Replica[] = ports.map((port, index) => {
-    // later flags win in commander: each child is a single server on its own port
-    const proc = spawn(process.execPath, [entryScript, ...serveArgs, '--replicas', '1', '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Later flags win in commander: each child is a single server on its own port. Each child gets its own
+    // process group, so a terminal's Ctrl-C reaches only this process, which forwards it once (two SIGINTs would
+    // make a replica exit without draining).
+    const proc = spawn(process.execPath, [entryScript, ...serveArgs, '--replicas', '1', '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const replica: Replica = {
       index,
       proc,

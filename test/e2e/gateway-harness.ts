@@ -49,9 +49,9 @@ export interface Replicas {
   exited: Promise<number | null>;
 }
 
-/** `tslora serve --replicas N --port BASE ...`; resolves once every replica listens. */
+/** `tslora serve --replicas N --port BASE ...` in a process group of its own (as in a terminal); resolves once every replica listens. */
 export async function startReplicas(count: number, basePort: number, args: string[]): Promise<Replicas> {
-  const proc = spawn(process.execPath, [BIN, 'serve', '--replicas', String(count), '--port', String(basePort), '--num-threads', '1', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [BIN, 'serve', '--replicas', String(count), '--port', String(basePort), '--num-threads', '1', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
