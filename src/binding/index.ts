@@ -189,6 +189,10 @@ export interface NativeTestingOps {
   uniformFromSeed(lo: number, hi: number): number;
   /** Parallel memcpy of sizeBytes with numThreads: best GB/s of `repeats`, counting bytes read + written. */
   copyBandwidth(sizeBytes: number, numThreads: number, repeats: number): number;
+  /** The CPU kernels' instruction set in use, those this machine can run, and its CPU feature flags. */
+  cpuKernelIsa(): { active: string; available: string[]; features: string; prefetchBytes: number };
+  /** Switches this process's CPU kernels to one of `cpuKernelIsa().available` (tests and benchmarks). */
+  selectCpuKernelIsa(name: string): void;
 }
 
 export function loadNativeTestingOps(): NativeTestingOps {

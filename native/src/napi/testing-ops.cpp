@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../cpu/cpu-isa.h"
 #include "../cpu/gemm.h"
 #include "../cpu/ops.h"
 #include "../cpu/sampling.h"
@@ -184,6 +185,31 @@ Napi::Value CopyBandwidth(const Napi::CallbackInfo& info) {
   }
 }
 
+// cpuKernelIsa() → { active, available: string[], features }: the CPU kernel copy in use (cpu-isa.h).
+Napi::Value CpuKernelIsa(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("active", cpu::cpuKernels().name);
+  const std::vector<std::string> names = cpu::availableCpuIsas();
+  Napi::Array list = Napi::Array::New(env, names.size());
+  for (size_t i = 0; i < names.size(); ++i) list.Set(static_cast<uint32_t>(i), names[i]);
+  o.Set("available", list);
+  o.Set("features", cpu::cpuFeatureSummary());
+  o.Set("prefetchBytes", cpu::cpuKernels().prefetchBytes);
+  return o;
+}
+
+// selectCpuKernelIsa(name): every later CPU kernel call in this process uses that copy (tests, benchmarks).
+Napi::Value SelectCpuKernelIsa(const Napi::CallbackInfo& info) {
+  try {
+    if (!info[0].IsString()) throw NativeError("native_invalid_argument", "selectCpuKernelIsa: name must be a string");
+    cpu::selectCpuIsa(info[0].As<Napi::String>().Utf8Value());
+    return info.Env().Undefined();
+  } catch (...) {
+    rethrowAsJs(info.Env());
+  }
+}
+
 Napi::Value UniformFromSeed(const Napi::CallbackInfo& info) {
   uint64_t lo = info[0].As<Napi::Number>().Uint32Value(), hi = info[1].As<Napi::Number>().Uint32Value();
   return Napi::Number::New(info.Env(), cpu::uniformFromSeed(lo | hi << 32));
@@ -200,6 +226,8 @@ Napi::Object testingOps(Napi::Env env) {
   t.Set("sampleRow", Napi::Function::New(env, SampleRow));
   t.Set("uniformFromSeed", Napi::Function::New(env, UniformFromSeed));
   t.Set("copyBandwidth", Napi::Function::New(env, CopyBandwidth));
+  t.Set("cpuKernelIsa", Napi::Function::New(env, CpuKernelIsa));
+  t.Set("selectCpuKernelIsa", Napi::Function::New(env, SelectCpuKernelIsa));
   return t;
 }
 

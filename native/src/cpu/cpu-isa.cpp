@@ -1,0 +1,188 @@
+// CPU feature detection (cpuid + the OS's saved-state mask) and the choice of kernel copy; see cpu-isa.h.
+#include "cpu-isa.h"
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+
+#include "tslora/errors.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
+namespace tslora::cpu {
+
+namespace isa_baseline {
+void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int);
+}
+#if defined(__x86_64__)
+namespace isa_avx2 {
+void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int);
+}
+namespace isa_avx512 {
+void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int);
+}
+#endif
+
+namespace {
+
+struct Features {
+  bool sse41 = false, avx2 = false, fma = false, f16c = false;
+  bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512bf16 = false, avx512fp16 = false;
+  bool amxTile = false, amxBf16 = false;
+  bool osAvx = false, osAvx512 = false, osAmx = false;  // the OS saves these register states (XCR0)
+};
+
+Features detect() {
+  Features f;
+#if defined(__x86_64__)
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  f.sse41 = c & (1u << 19);
+  f.fma = c & (1u << 12);
+  f.f16c = c & (1u << 29);
+  const bool osxsave = c & (1u << 27), avx = c & (1u << 28);
+  if (osxsave && avx) {
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    f.osAvx = (lo & 0x6u) == 0x6u;
+    f.osAvx512 = f.osAvx && (lo & 0xe0u) == 0xe0u;
+    f.osAmx = (lo & 0x60000u) == 0x60000u;
+  }
+  if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+    f.avx2 = b & (1u << 5);
+    f.avx512f = b & (1u << 16);
+    f.avx512dq = b & (1u << 17);
+    f.avx512bw = b & (1u << 30);
+    f.avx512vl = b & (1u << 31);
+    f.avx512fp16 = d & (1u << 23);
+    f.amxBf16 = d & (1u << 22);
+    f.amxTile = d & (1u << 24);
+    unsigned a1, b1, c1, d1;
+    if (a >= 1 && __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512bf16 = a1 & (1u << 5);
+  }
+#endif
+  return f;
+}
+
+const Features& features() {
+  static const Features f = detect();
+  return f;
+}
+
+bool hasAvx2(const Features& f) { return f.osAvx && f.avx2 && f.fma && f.f16c; }
+bool hasAvx512(const Features& f) {
+  return hasAvx2(f) && f.osAvx512 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
+}
+
+int envPrefetchBytes() {
+  const char* s = std::getenv("TSLORA_PREFETCH_BYTES");
+  if (!s || !*s) return -1;  // automatic: one tile of weight rows ahead
+  int v = std::atoi(s);
+  return v < 0 ? 0 : v > (1 << 20) ? (1 << 20) : v;
+}
+
+// Narrowest first; entries the CPU cannot run are skipped by availableCpuIsas().
+struct Entry {
+  const char* name;
+  GemmRangeFn gemm;
+  bool (*supported)(const Features&);
+};
+const Entry kEntries[] = {
+    {"baseline", isa_baseline::gemmRange, [](const Features&) { return true; }},
+#if defined(__x86_64__)
+    {"avx2", isa_avx2::gemmRange, hasAvx2},
+    {"avx512", isa_avx512::gemmRange, hasAvx512},
+#endif
+};
+constexpr int kNumEntries = static_cast<int>(sizeof(kEntries) / sizeof(kEntries[0]));
+
+CpuKernels kernelsFor(int index) {
+  CpuKernels k;
+  k.name = kEntries[index].name;
+  k.gemmRange = kEntries[index].gemm;
+  k.prefetchBytes = envPrefetchBytes();
+  return k;
+}
+
+int indexOf(const std::string& name) {
+  for (int i = 0; i < kNumEntries; ++i)
+    if (name == kEntries[i].name && kEntries[i].supported(features())) return i;
+  return -1;
+}
+
+std::string availableList() {
+  std::string list;
+  for (const auto& n : availableCpuIsas()) list += (list.empty() ? "" : ", ") + n;
+  return list;
+}
+
+int initialIndex() {
+  int best = 0;
+  for (int i = 0; i < kNumEntries; ++i)
+    if (kEntries[i].supported(features())) best = i;
+  const char* forced = std::getenv("TSLORA_CPU_ISA");
+  if (forced && *forced) {
+    int i = indexOf(forced);
+    if (i >= 0) return i;
+    std::fprintf(stderr, "tslora: TSLORA_CPU_ISA=%s is not available on this CPU (available: %s); using %s\n", forced,
+                 availableList().c_str(), kEntries[best].name);
+  }
+  return best;
+}
+
+CpuKernels gKernels[kNumEntries > 0 ? kNumEntries : 1];
+std::atomic<int> gActive{-1};
+
+}  // namespace
+
+const CpuKernels& cpuKernels() {
+  static const bool ready = [] {
+    for (int i = 0; i < kNumEntries; ++i) gKernels[i] = kernelsFor(i);
+    int expected = -1;
+    gActive.compare_exchange_strong(expected, initialIndex());
+    return true;
+  }();
+  (void)ready;
+  return gKernels[gActive.load(std::memory_order_acquire)];
+}
+
+std::vector<std::string> availableCpuIsas() {
+  std::vector<std::string> out;
+  for (int i = 0; i < kNumEntries; ++i)
+    if (kEntries[i].supported(features())) out.emplace_back(kEntries[i].name);
+  return out;
+}
+
+void selectCpuIsa(const std::string& name) {
+  cpuKernels();  // initialise the table first
+  int i = indexOf(name);
+  if (i < 0) {
+    throw NativeError("native_invalid_argument",
+                      detail::concat("CPU kernel instruction set '", name, "' is not available here (available: ",
+                                     availableList(), ")"));
+  }
+  gActive.store(i, std::memory_order_release);
+}
+
+std::string cpuFeatureSummary() {
+  const Features& f = features();
+  std::string s;
+  auto add = [&](bool on, const char* name) {
+    if (on) s += (s.empty() ? "" : " ") + std::string(name);
+  };
+  add(f.sse41, "sse4.1");
+  add(f.avx2 && f.osAvx, "avx2");
+  add(f.fma, "fma");
+  add(f.f16c, "f16c");
+  add(f.avx512f && f.osAvx512, "avx512f");
+  add(f.avx512bw && f.osAvx512, "avx512bw");
+  add(f.avx512bf16 && f.osAvx512, "avx512_bf16");
+  add(f.avx512fp16 && f.osAvx512, "avx512_fp16");
+  add(f.amxTile && f.osAmx, "amx_tile");
+  add(f.amxBf16 && f.osAmx, "amx_bf16");
+  return s;
+}
+
+}  // namespace tslora::cpu

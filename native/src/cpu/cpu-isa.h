@@ -1,0 +1,39 @@
+// Runtime choice of the CPU kernels' instruction set. The addon is built for a baseline (-march from
+// scripts/build-native.mjs; x86-64-v2 for portable prebuilds), and the hot kernels are compiled once per wider
+// instruction set (gemm-isa-*.cpp, each under its own target attribute); the widest one this CPU and OS support is
+// chosen when the addon loads. TSLORA_CPU_ISA=baseline|avx2|avx512 picks another (never one the CPU lacks), and the
+// tests switch between every available one to check that they agree within rounding.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "simd.h"
+
+namespace tslora::cpu {
+
+// y rows [.. yOffset + n0, yOffset + n1) = x rows · weight rows [n0, n1) of a row-major [*, K] matrix of `type`.
+using GemmRangeFn = void (*)(const float* const* xRows, float* const* yRows, int M, const void* wData, WType type,
+                             int K, int n0, int n1, int yOffset, int prefetchBytes);
+
+struct CpuKernels {
+  const char* name = "baseline";  // "baseline" | "avx2" | "avx512"
+  GemmRangeFn gemmRange = nullptr;
+  // Software prefetch distance of the decode GEMV: -1 = one tile of weight rows ahead (default), 0 = none, else
+  // bytes (TSLORA_PREFETCH_BYTES, for tuning on a new machine).
+  int prefetchBytes = -1;
+};
+
+// The kernels in use (chosen once, thread-safe).
+const CpuKernels& cpuKernels();
+
+// Names of the instruction sets this machine can run, narrowest first (always includes "baseline").
+std::vector<std::string> availableCpuIsas();
+
+// Switches every later kernel call to `name` (one of availableCpuIsas()); throws NativeError otherwise. Not meant
+// to race with a running forward step: tests and benchmarks call it between steps.
+void selectCpuIsa(const std::string& name);
+
+// What the CPU reports, for logs and the benchmark: e.g. "avx2 fma f16c avx512f avx512bw avx512_bf16 amx_bf16".
+std::string cpuFeatureSummary();
+
+}  // namespace tslora::cpu

@@ -1,0 +1,106 @@
+// The runtime-dispatched CPU kernels: every instruction-set copy this machine can run (baseline, avx2, avx512) is
+// forced in turn and checked against a float64 reference and against the other copies (equal within rounding),
+// for the GEMM alone and for a whole forward step; TSLORA_CPU_ISA picks the copy at load.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+
+import { loadNativeBackend, loadNativeTestingOps } from '../../src/binding/index.js';
+import { ModelRunner } from '../../src/engine/model/runner.js';
+import { fromBf16Bits, fromF16Bits, rng, toBf16Bits, toF16Bits, writeRandomModel } from './forward-random-model.js';
+import { referenceForward, relativeL2 } from './forward-reference.js';
+import type { StepSampling } from '../../src/engine/model/runner-types.js';
+
+const ops = loadNativeTestingOps();
+const greedy: StepSampling = {
+  temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, generatedCount: 0, repetitionPenalty: 1, frequencyPenalty: 0,
+  presencePenalty: 0, promptTokenIds: [], outputTokenIds: [], topLogprobsNum: 0, wantLogprob: false,
+};
+const backend = loadNativeBackend('cpu');
+const { available, active: initial } = ops.cpuKernelIsa();
+const root = mkdtempSync(join(tmpdir(), 'tslora-isa-'));
+after(() => {
+  ops.selectCpuKernelIsa(initial);
+  rmSync(root, { recursive: true, force: true });
+});
+
+function randomArray(n: number, seed: number): Float32Array {
+  const r = rng(seed);
+  return Float32Array.from({ length: n }, () => r() * 2 - 1);
+}
+
+describe('CPU kernel instruction sets', () => {
+  it('lists the baseline and starts on the widest available copy', () => {
+    assert.ok(available.includes('baseline'), `available: ${available.join(', ')}`);
+    assert.equal(initial, process.env.TSLORA_CPU_ISA || available[available.length - 1]);
+    assert.throws(() => ops.selectCpuKernelIsa('no-such-isa'), /not available here/);
+  });
+
+  it('TSLORA_CPU_ISA selects the copy when the addon loads', () => {
+    const script = "import { loadNativeTestingOps } from './src/binding/index.ts'; console.log(loadNativeTestingOps().cpuKernelIsa().active)";
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      env: { ...process.env, TSLORA_CPU_ISA: 'baseline' },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'baseline');
+  });
+
+  // Decode shapes (M = 1, 2: the streaming GEMV with prefetch), batched tiles, K tails that are not a vector multiple.
+  const shapes = [[1, 37, 1000], [2, 50, 777], [1, 64, 4096], [3, 19, 65], [9, 40, 256], [70, 9, 33]];
+  for (const dtype of ['f32', 'bf16', 'f16'] as const) {
+    it(`${dtype} GEMM: every copy matches the float64 reference and the others within rounding`, () => {
+      for (const [M, N, K] of shapes) {
+        const x = randomArray(M * K, M * 31 + K);
+        const wf = randomArray(N * K, N * 7 + K);
+        const bits = dtype === 'f32' ? null : Uint16Array.from(wf, (v) => (dtype === 'bf16' ? toBf16Bits(v) : toF16Bits(v)));
+        const wv = bits ? Array.from(bits, (b) => (dtype === 'bf16' ? fromBf16Bits(b) : fromF16Bits(b))) : wf;
+        const outputs = new Map<string, Float32Array>();
+        for (const isa of available) {
+          ops.selectCpuKernelIsa(isa);
+          outputs.set(isa, ops.gemm(x, M, bits ?? wf, dtype, N, K, 2));
+        }
+        for (let m = 0; m < M; m++) {
+          for (let n = 0; n < N; n++) {
+            let exact = 0;
+            let magnitude = 0;
+            for (let k = 0; k < K; k++) {
+              exact += x[m * K + k] * wv[n * K + k];
+              magnitude += Math.abs(x[m * K + k] * wv[n * K + k]);
+            }
+            // fp32 accumulation of K products: a few ulps of the sum of magnitudes.
+            const bound = 4 * K * 2 ** -24 * magnitude + 1e-30;
+            for (const [isa, y] of outputs) {
+              const err = Math.abs(y[m * N + n] - exact);
+              assert.ok(err <= bound, `${isa} ${dtype} M=${M} N=${N} K=${K} [${m},${n}]: ${y[m * N + n]} vs ${exact} (bound ${bound})`);
+            }
+          }
+        }
+      }
+    });
+  }
+
+  it('a whole forward step matches the float64 reference on every copy (prefill and decode logits, greedy token)', () => {
+    const model = writeRandomModel({ dir: join(root, 'm'), hidden: 128, intermediate: 192, numLayers: 2, numHeads: 4, numKvHeads: 2, vocab: 211, dtype: 'bf16', keepValues: true, seed: 5 });
+    const prompt = [3, 17, 42, 5, 99, 0, 64, 23, 7, 81];
+    const ref = referenceForward(model.spec, model.values, prompt);
+    for (const isa of available) {
+      ops.selectCpuKernelIsa(isa);
+      const runner = new ModelRunner(model, { backend, kvNumBlocks: 8, kvBlockSize: 4, loraSlots: 0, loraMaxRank: 0, loraTargetModules: [], loraBackend: 'csgmv', maxLoraChunkSize: 16, numThreads: 2 });
+      try {
+        const blocks = [0, 1, 2];
+        const [pre] = runner.step([{ tokenIds: prompt.slice(0, 9), startPosition: 0, blockTable: blocks, slot: -1, sampling: greedy, returnLogits: true }]);
+        assert.ok(relativeL2(pre.logits!, ref[8]) < 1e-5, `${isa} prefill: relative L2 ${relativeL2(pre.logits!, ref[8])}`);
+        const [dec] = runner.step([{ tokenIds: [prompt[9]], startPosition: 9, blockTable: blocks, slot: -1, sampling: greedy, returnLogits: true }]);
+        assert.ok(relativeL2(dec.logits!, ref[9]) < 1e-5, `${isa} decode: relative L2 ${relativeL2(dec.logits!, ref[9])}`);
+        const argmax = ref[9].reduce((best, v, i, a) => (v > a[best] ? i : best), 0);
+        assert.equal(dec.tokenId, argmax, `${isa}: greedy token`);
+      } finally {
+        runner.destroy();
+      }
+    }
+  });
+});
