@@ -3,7 +3,9 @@
 // headers), and tslora_cuda.node through scripts/build-cuda.mjs when nvcc and the cuBLAS headers are present.
 // Usage: node scripts/build-native.mjs [--force] [--cuda]      (npm `install` script; `npm run build:native`)
 // Helper modes used by binding.gyp: --list-sources, --list-defines, --march.
-// Environment: TSLORA_MARCH (default "native"), TSLORA_NO_LORA=1 (leave native/src/lora out), TSLORA_SKIP_NATIVE=1,
+// Environment: TSLORA_MARCH (default "native"; portable builds pass e.g. x86-64-v2: the GEMM kernels are compiled
+// for AVX2 and AVX-512 as well and picked at load by the CPU's features, see native/src/cpu/cpu-isa.h),
+// TSLORA_NO_LORA=1 (leave native/src/lora out), TSLORA_SKIP_NATIVE=1,
 // TSLORA_BUILD_FROM_SOURCE=1 (compile even where a prebuilt binary loads).
 // An installed package (npm i tslora) ships prebuilds/ (scripts/prebuild.mjs): when the one for this platform loads,
 // nothing is compiled; otherwise the addon is built from source here (needs a C++17 compiler).
@@ -63,7 +65,7 @@ function newestInput() {
     const st = statSync(p);
     if (st.isDirectory()) {
       for (const e of readdirSync(p)) visit(join(p, e));
-    } else if (/\.(cpp|h|hpp|gyp)$/.test(p) || p.endsWith('build-native.mjs')) {
+    } else if (/\.(cpp|h|hpp|inc|gyp)$/.test(p) || p.endsWith('build-native.mjs')) {
       newest = Math.max(newest, st.mtimeMs);
     }
   };
