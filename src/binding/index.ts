@@ -183,6 +183,9 @@ export interface NativeTestingOps {
       targetTokenId: number;
       /** Token ids that must not be drawn (min_new_tokens: EOS and stop ids before the minimum). */
       suppressTokenIds?: Int32Array;
+      /** logit_bias: values added to these ids' penalised logits (distinct ids). */
+      biasTokenIds?: Int32Array;
+      biasValues?: Float32Array;
     },
     topLogprobsK: number,
   ): { token: number; sampledLogprob: number; targetLogprob: number; topIds: Int32Array; topLogprobs: Float32Array };

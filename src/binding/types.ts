@@ -98,6 +98,10 @@ export interface StepInput {
    */
   suppressIndptr?: Int32Array; // [N+1]
   suppressTokenIds?: Int32Array; // [S]
+  /** Optional CSR of logit_bias entries per row (added after the penalties); all three absent = none. */
+  biasIndptr?: Int32Array; // [N+1]
+  biasTokenIds?: Int32Array; // [B] distinct per row, inside the vocabulary
+  biasValues?: Float32Array; // [B]
 }
 
 export interface StepOutput {

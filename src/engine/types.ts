@@ -15,6 +15,8 @@ export interface EngineSampling {
   minNewTokens: number;
   stopTokenIds: number[];
   ignoreEos: boolean;
+  /** logit_bias as [token id, bias] pairs (distinct ids, inside the vocabulary); empty = none. */
+  logitBias?: Array<[number, number]>;
   /** Per output token: its logprob and this many top alternatives. */
   returnLogprob: boolean;
   topLogprobsNum: number;

@@ -3,6 +3,8 @@
  */
 import { z } from 'zod';
 
+import { logitBiasSchema } from './logit-bias.js';
+
 const int = () => z.number().int();
 
 export const samplingParamsSchema = z.strictObject({
@@ -23,6 +25,7 @@ export const samplingParamsSchema = z.strictObject({
   repetition_penalty: z.number().gt(0, 'must be in (0, 2]').max(2, 'must be in (0, 2]').default(1),
   n: int().min(1, 'must be ≥ 1').max(64, 'must be ≤ 64').default(1),
   sampling_seed: int().min(0).optional(),
+  logit_bias: logitBiasSchema.optional(),
 });
 export type SamplingParams = z.output<typeof samplingParamsSchema>;
 

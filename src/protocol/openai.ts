@@ -5,6 +5,8 @@
  */
 import { z } from 'zod';
 
+import { logitBiasSchema } from './logit-bias.js';
+
 const int = () => z.number().int();
 const stop = z.union([z.string(), z.array(z.string()).max(16)]).nullable().optional();
 
@@ -16,6 +18,7 @@ const commonFields = {
   stop,
   seed: int().nullable().optional(),
   presence_penalty: z.number().min(-2, 'must be in [-2, 2]').max(2, 'must be in [-2, 2]').nullable().optional(),
+  logit_bias: logitBiasSchema.nullable().optional(),
   frequency_penalty: z.number().min(-2, 'must be in [-2, 2]').max(2, 'must be in [-2, 2]').nullable().optional(),
   stream: z.boolean().nullable().optional(),
   stream_options: z.looseObject({ include_usage: z.boolean().nullable().optional() }).nullable().optional(),

@@ -42,6 +42,11 @@ void sampleRows(const StepInputView& s, const float* logits, int vocab, ThreadPo
         p.suppressTokenIds = s.suppressTokenIds.data + s.suppressIndptr[i];
         p.numSuppressTokens = s.suppressIndptr[i + 1] - s.suppressIndptr[i];
       }
+      if (s.biasIndptr.size > 0) {  // logit_bias
+        p.biasTokenIds = s.biasTokenIds.data + s.biasIndptr[i];
+        p.biasValues = s.biasValues.data + s.biasIndptr[i];
+        p.numBiasTokens = s.biasIndptr[i + 1] - s.biasIndptr[i];
+      }
       SamplingOutput r = sampleRow(logits + static_cast<size_t>(i) * V, V, p, K,
                                    out.topLogprobIds.data() + static_cast<size_t>(i) * K,
                                    out.topLogprobs.data() + static_cast<size_t>(i) * K, scratch, order);

@@ -59,6 +59,13 @@ void applyPenalties(float* l, int vocab, const SamplingParams& p) {
   }
 }
 
+void applyLogitBias(float* l, int vocab, const SamplingParams& p) {
+  for (int i = 0; i < p.numBiasTokens; ++i) {
+    const int id = p.biasTokenIds[i];
+    if (id >= 0 && id < vocab) l[id] += p.biasValues[i];
+  }
+}
+
 void applySuppression(float* l, int vocab, const SamplingParams& p) {
   for (int i = 0; i < p.numSuppressTokens; ++i) {
     const int id = p.suppressTokenIds[i];
@@ -152,6 +159,7 @@ SamplingOutput sampleRow(const float* logits, int vocab, const SamplingParams& p
   if (!p.sample) return out;
   scratch.assign(logits, logits + vocab);
   applyPenalties(scratch.data(), vocab, p);
+  applyLogitBias(scratch.data(), vocab, p);
   applySuppression(scratch.data(), vocab, p);
   if (p.temperature <= 0.0f || p.topK == 1) {
     out.token = argmax(scratch.data(), vocab);

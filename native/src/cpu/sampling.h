@@ -1,4 +1,4 @@
-// Per-row logit processing: penalties, suppressed tokens, temperature, top-k / top-p / min-p filtering, a stateless seeded draw,
+// Per-row logit processing: penalties, logit bias, suppressed tokens, temperature, top-k / top-p / min-p filtering, a stateless seeded draw,
 // and log-probabilities of the raw logits (sampled token, a target token, the top K).
 #pragma once
 #include <cstdint>
@@ -23,6 +23,11 @@ struct SamplingParams {
   // penalised logits become -inf. Ids outside [0, vocab) are ignored. Logprobs still come from the raw logits.
   const int32_t* suppressTokenIds = nullptr;
   int numSuppressTokens = 0;
+  // logit_bias: biasValues[i] is added to the penalised logit of biasTokenIds[i] (distinct ids; ids outside
+  // [0, vocab) are ignored), before the suppression and the draw. Logprobs still come from the raw logits.
+  const int32_t* biasTokenIds = nullptr;
+  const float* biasValues = nullptr;
+  int numBiasTokens = 0;
   int targetTokenId = -1;
 };
 

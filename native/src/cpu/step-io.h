@@ -29,6 +29,9 @@ struct StepInputView {
   Span<int32_t> penaltyIndptr, penaltyTokenIds, penaltyOutputCounts, targetTokenIds, topLogprobsNum;
   // Optional CSR of token ids each row must not sample (min_new_tokens); both empty = none. [N+1] and [S].
   Span<int32_t> suppressIndptr, suppressTokenIds;
+  // Optional CSR of logit_bias entries per row: [N+1], [B] token ids, [B] values; all empty = none.
+  Span<int32_t> biasIndptr, biasTokenIds;
+  Span<float> biasValues;
   bool returnLogits = false;
 };
 

@@ -1,5 +1,6 @@
 #include "step-convert.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "js-read.h"
@@ -8,28 +9,40 @@ namespace tslora::napi {
 
 namespace {
 
-// Optional per-row CSR of token ids that must not be sampled (min_new_tokens). Absent / undefined: no suppression.
-void readSuppression(const Napi::Object& s, cpu::StepInputView& in, int vocab) {
-  const bool hasIndptr = s.Has("suppressIndptr") && !s.Get("suppressIndptr").IsUndefined();
-  const bool hasIds = s.Has("suppressTokenIds") && !s.Get("suppressTokenIds").IsUndefined();
-  if (!hasIndptr && !hasIds) return;
+// An optional per-row CSR over token ids: `indptrKey` [N+1] and `idsKey` [S], both given or both absent (false).
+bool readTokenCsr(const Napi::Object& s, const char* indptrKey, const char* idsKey, size_t N, int vocab,
+                  cpu::Span<int32_t>& indptr, cpu::Span<int32_t>& ids) {
+  const bool hasIndptr = s.Has(indptrKey) && !s.Get(indptrKey).IsUndefined();
+  const bool hasIds = s.Has(idsKey) && !s.Get(idsKey).IsUndefined();
+  if (!hasIndptr && !hasIds) return false;
   if (!hasIndptr || !hasIds) {
-    throw NativeError("native_invalid_argument", "step.suppressIndptr and step.suppressTokenIds must be given together");
+    throw NativeError("native_invalid_argument",
+                      detail::concat("step.", indptrKey, " and step.", idsKey, " must be given together"));
   }
-  in.suppressIndptr = typedArray<int32_t>(s, "suppressIndptr", napi_int32_array, "Int32Array");
-  in.suppressTokenIds = typedArray<int32_t>(s, "suppressTokenIds", napi_int32_array, "Int32Array");
+  indptr = typedArray<int32_t>(s, indptrKey, napi_int32_array, "Int32Array");
+  ids = typedArray<int32_t>(s, idsKey, napi_int32_array, "Int32Array");
+  TSLORA_CHECK(indptr.size == N + 1, "forward: ", indptrKey, " has ", indptr.size, " entries, expected ", N + 1,
+               " (logit rows + 1)");
+  TSLORA_CHECK(indptr[0] == 0 && static_cast<size_t>(indptr[N]) == ids.size, "forward: ", indptrKey,
+               " must start at 0 and end at the length of ", idsKey, " (", ids.size, ")");
+  for (size_t i = 0; i < N; ++i) TSLORA_CHECK(indptr[i + 1] >= indptr[i], "forward: ", indptrKey, " must not decrease");
+  for (size_t i = 0; i < ids.size; ++i) {
+    TSLORA_CHECK(ids[i] >= 0 && ids[i] < vocab, "forward: ", idsKey, "[", i, "] = ", ids[i],
+                 " is outside the vocabulary (", vocab, ")");
+  }
+  return true;
+}
+
+// Token ids that must not be sampled (min_new_tokens) and logit_bias entries (ids + finite values), per row.
+void readRowTokenLists(const Napi::Object& s, cpu::StepInputView& in, int vocab) {
   const size_t N = in.logitRows.size;
-  TSLORA_CHECK(in.suppressIndptr.size == N + 1, "forward: suppressIndptr has ", in.suppressIndptr.size,
-               " entries, expected ", N + 1, " (logit rows + 1)");
-  TSLORA_CHECK(in.suppressIndptr[0] == 0 && static_cast<size_t>(in.suppressIndptr[N]) == in.suppressTokenIds.size,
-               "forward: suppressIndptr must start at 0 and end at the suppression list length ",
-               in.suppressTokenIds.size);
-  for (size_t i = 0; i < N; ++i) {
-    TSLORA_CHECK(in.suppressIndptr[i + 1] >= in.suppressIndptr[i], "forward: suppressIndptr must not decrease");
-  }
-  for (size_t i = 0; i < in.suppressTokenIds.size; ++i) {
-    TSLORA_CHECK(in.suppressTokenIds[i] >= 0 && in.suppressTokenIds[i] < vocab, "forward: suppressTokenIds[", i,
-                 "] = ", in.suppressTokenIds[i], " is outside the vocabulary (", vocab, ")");
+  readTokenCsr(s, "suppressIndptr", "suppressTokenIds", N, vocab, in.suppressIndptr, in.suppressTokenIds);
+  if (readTokenCsr(s, "biasIndptr", "biasTokenIds", N, vocab, in.biasIndptr, in.biasTokenIds)) {
+    in.biasValues = typedArray<float>(s, "biasValues", napi_float32_array, "Float32Array");
+    TSLORA_CHECK(in.biasValues.size == in.biasTokenIds.size, "forward: biasValues has ", in.biasValues.size,
+                 " entries but biasTokenIds has ", in.biasTokenIds.size);
+    for (size_t i = 0; i < in.biasValues.size; ++i)
+      TSLORA_CHECK(std::isfinite(in.biasValues[i]), "forward: biasValues[", i, "] is not finite");
   }
 }
 
@@ -71,7 +84,7 @@ cpu::StepInputView readStepInput(const Napi::Value& v, int vocab) {
   in.targetTokenIds = i32("targetTokenIds");
   in.topLogprobsNum = i32("topLogprobsNum");
   in.returnLogits = readBool(s, "returnLogits", false);
-  readSuppression(s, in, vocab);
+  readRowTokenLists(s, in, vocab);
   return in;
 }
 

@@ -104,7 +104,8 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
 }
 
 // sampleRow(logits, {temperature, topP, topK, minP, seedLo, seedHi, repetitionPenalty, frequencyPenalty,
-//   presencePenalty, penaltyTokenIds, penaltyOutputCounts, targetTokenId, sample, suppressTokenIds?}, topLogprobsK)
+//   presencePenalty, penaltyTokenIds, penaltyOutputCounts, targetTokenId, sample, suppressTokenIds?, biasTokenIds?,
+//   biasValues?}, topLogprobsK)
 Napi::Value SampleRow(const Napi::CallbackInfo& info) {
   try {
     Napi::Env env = info.Env();
@@ -133,6 +134,14 @@ Napi::Value SampleRow(const Napi::CallbackInfo& info) {
       auto suppressed = typedArray<int32_t>(o, "suppressTokenIds", napi_int32_array, "Int32Array");
       p.suppressTokenIds = suppressed.data;
       p.numSuppressTokens = static_cast<int>(suppressed.size);
+    }
+    if (o.Has("biasTokenIds") && !o.Get("biasTokenIds").IsUndefined()) {
+      auto biasIds = typedArray<int32_t>(o, "biasTokenIds", napi_int32_array, "Int32Array");
+      auto biasValues = typedArray<float>(o, "biasValues", napi_float32_array, "Float32Array");
+      TSLORA_CHECK(biasIds.size == biasValues.size, "biasTokenIds and biasValues must have equal length");
+      p.biasTokenIds = biasIds.data;
+      p.biasValues = biasValues.data;
+      p.numBiasTokens = static_cast<int>(biasIds.size);
     }
     int V = static_cast<int>(logits.ElementLength());
     TSLORA_CHECK(p.targetTokenId >= -1 && p.targetTokenId < V, "targetTokenId out of range");

@@ -1,7 +1,7 @@
 /**
  * Per-logit-row arrays of a step (binding StepInput): which rows produce logits, their sampling parameters, the
  * per-step RNG seed derived from (request seed, generatedCount), the penalty CSR, the suppressed-token CSR
- * (min_new_tokens) and the prompt-logprob targets.
+ * (min_new_tokens), the logit_bias CSR and the prompt-logprob targets.
  */
 import type { StepInput } from '../../binding/types.js';
 import type { StepSampling, StepSequence } from './runner-types.js';
@@ -27,6 +27,9 @@ type RowArrays = Pick<
   | 'returnLogits'
   | 'suppressIndptr'
   | 'suppressTokenIds'
+  | 'biasIndptr'
+  | 'biasTokenIds'
+  | 'biasValues'
 >;
 
 /** murmur3's 32-bit finaliser. */
@@ -126,6 +129,9 @@ export function buildSamplingRows(seqs: StepSequence[], seqTokenStart: Int32Arra
   };
   const suppressIndptr = new Int32Array(N + 1);
   const suppressIds: number[] = [];
+  const biasIndptr = new Int32Array(N + 1);
+  const biasIds: number[] = [];
+  const biasValues: number[] = [];
   const penaltyIds: number[] = [];
   const penaltyCounts: number[] = [];
   rows.forEach((r, i) => {
@@ -146,6 +152,10 @@ export function buildSamplingRows(seqs: StepSequence[], seqTokenStart: Int32Arra
       a.frequencyPenalty[i] = s.frequencyPenalty;
       a.presencePenalty[i] = s.presencePenalty;
       if (s.suppressTokenIds) for (const id of new Set(Array.from(s.suppressTokenIds))) suppressIds.push(id);
+      for (const [id, bias] of s.logitBias ?? []) {
+        biasIds.push(id);
+        biasValues.push(bias);
+      }
       if (penaltiesActive(s)) {
         for (const [token, count] of penaltyList(s)) {
           penaltyIds.push(token);
@@ -155,12 +165,18 @@ export function buildSamplingRows(seqs: StepSequence[], seqTokenStart: Int32Arra
     }
     a.penaltyIndptr[i + 1] = penaltyIds.length;
     suppressIndptr[i + 1] = suppressIds.length;
+    biasIndptr[i + 1] = biasIds.length;
   });
   // Only when some row suppresses: the native step then skips the lists entirely (and the CUDA greedy fast path
   // stays available).
   if (suppressIds.length > 0) {
     a.suppressIndptr = suppressIndptr;
     a.suppressTokenIds = Int32Array.from(suppressIds);
+  }
+  if (biasIds.length > 0) {
+    a.biasIndptr = biasIndptr;
+    a.biasTokenIds = Int32Array.from(biasIds);
+    a.biasValues = Float32Array.from(biasValues);
   }
   a.penaltyTokenIds = Int32Array.from(penaltyIds);
   a.penaltyOutputCounts = Int32Array.from(penaltyCounts);

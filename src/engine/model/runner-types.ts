@@ -25,6 +25,8 @@ export interface StepSampling {
    * fewer than min_new_tokens tokens were generated (SGLang's min_new_tokens penalizer). Absent or empty = none.
    */
   suppressTokenIds?: ArrayLike<number>;
+  /** logit_bias: [token id, bias] pairs added to the penalised logits before the draw. Absent or empty = none. */
+  logitBias?: ReadonlyArray<readonly [number, number]>;
 }
 
 export interface StepSequence {

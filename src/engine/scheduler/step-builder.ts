@@ -51,6 +51,7 @@ function samplingFor(seq: Sequence, eosTokenIds: readonly number[]): StepSamplin
   };
   const suppressed = seq.suppressedTokenIds(eosTokenIds);
   if (suppressed) sampling.suppressTokenIds = suppressed;
+  if (s.logitBias && s.logitBias.length > 0) sampling.logitBias = s.logitBias;
   return sampling;
 }
 

@@ -9,6 +9,7 @@ import type { Engine } from '../../engine/engine.js';
 import type { AdapterManager } from '../../engine/lora/adapter-manager.js';
 import type { EngineRequest } from '../../engine/types.js';
 import type { SamplingParams } from '../../protocol/generate.js';
+import { logitBiasEntries } from '../../protocol/logit-bias.js';
 import type { AdapterDirectory } from '../adapter-directory.js';
 import type { ServerMetrics } from '../metrics.js';
 import { SampleRun, type TokenTextFns } from './sample-run.js';
@@ -93,6 +94,10 @@ export class GenerationService {
     if (badStop !== undefined) {
       throw new TsloraError('invalid_request', `sampling_params.stop_token_ids${where} contains token id ${badStop}, outside the vocabulary (size ${this.limits.vocabSize})`, { param: 'sampling_params.stop_token_ids' });
     }
+    const badBias = logitBiasEntries(item.params.logit_bias).find(([id]) => id >= this.limits.vocabSize);
+    if (badBias !== undefined) {
+      throw new TsloraError('invalid_request', `sampling_params.logit_bias${where} names token id ${badBias[0]}, outside the vocabulary (size ${this.limits.vocabSize})`, { param: 'sampling_params.logit_bias' });
+    }
     if (item.params.min_new_tokens > item.params.max_new_tokens) {
       throw new TsloraError('invalid_request', `sampling_params.min_new_tokens (${item.params.min_new_tokens}) exceeds max_new_tokens (${item.params.max_new_tokens})`, { param: 'sampling_params.min_new_tokens' });
     }
@@ -143,6 +148,7 @@ export class GenerationService {
                 maxNewTokens: p.max_new_tokens,
                 minNewTokens: p.min_new_tokens,
                 stopTokenIds: p.stop_token_ids ?? [],
+                logitBias: logitBiasEntries(p.logit_bias),
                 ignoreEos: p.ignore_eos,
                 returnLogprob: item.returnLogprob,
                 topLogprobsNum: item.returnLogprob ? item.topLogprobsNum : 0,

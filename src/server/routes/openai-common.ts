@@ -56,6 +56,7 @@ export function samplingFromOpenAi(body: CompletionRequest | ChatRequest, maxTok
   if (body.min_tokens != null) params.min_new_tokens = Math.min(body.min_tokens, maxTokens);
   if (body.ignore_eos != null) params.ignore_eos = body.ignore_eos;
   if (body.stop_token_ids != null) params.stop_token_ids = body.stop_token_ids;
+  if (body.logit_bias != null) params.logit_bias = body.logit_bias;
   if (body.skip_special_tokens != null) params.skip_special_tokens = body.skip_special_tokens;
   return params;
 }

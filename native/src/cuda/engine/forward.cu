@@ -27,6 +27,7 @@ bool greedyRowsOnly(const cpu::StepInputView& s) {
     if (s.sampleMask[i] == 0 || !(s.temperature[i] <= 0.0f || s.topK[i] == 1)) return false;
     if (s.targetTokenIds[i] >= 0 || s.topLogprobsNum[i] > 0) return false;
     if (s.suppressIndptr.size > 0 && s.suppressIndptr[i + 1] > s.suppressIndptr[i]) return false;  // min_new_tokens
+    if (s.biasIndptr.size > 0 && s.biasIndptr[i + 1] > s.biasIndptr[i]) return false;  // logit_bias
     const bool penalties = s.penaltyIndptr[i + 1] > s.penaltyIndptr[i];
     if (penalties && (s.repetitionPenalty[i] != 1.0f || s.frequencyPenalty[i] != 0.0f || s.presencePenalty[i] != 0.0f))
       return false;

@@ -1,5 +1,5 @@
 // CudaModel::sampleOnGpu: one step's logit rows sampled by the kernels of gpu-sampling.h. The per-row parameters
-// (with u = cpu::uniformFromSeed(seed), the CPU backend's RNG), the penalty CSR and the suppressed ids go up in one copy; tokens and
+// (with u = cpu::uniformFromSeed(seed), the CPU backend's RNG), the penalty CSR, the suppressed ids and the logit_bias entries go up in one copy; tokens and
 // log-probabilities come back in one copy (plus the raw logits when the step asks for them).
 #include <algorithm>
 #include <climits>
@@ -23,10 +23,11 @@ void CudaModel::sampleOnGpu(const cpu::StepInputView& s, cpu::StepOutputData& ou
   for (int i = 0; i < N; ++i) K = std::max(K, static_cast<int>(s.topLogprobsNum[i]));
   const size_t P = s.penaltyTokenIds.size;
   const size_t Q = s.suppressIndptr.size > 0 ? s.suppressTokenIds.size : 0;
+  const size_t B = s.biasIndptr.size > 0 ? s.biasTokenIds.size : 0;
   // Host → device, one copy: params [N] | penalty ids [P] | penalty counts [P] | segBegin [N] | segEnd [N] |
-  // suppressed ids [Q].
+  // suppressed ids [Q] | bias ids [B] | bias values [B] (fp32, 4 bytes like the ints).
   const size_t paramBytes = static_cast<size_t>(N) * sizeof(SampleRowParams);
-  const size_t upBytes = paramBytes + (2 * P + 2 * static_cast<size_t>(N) + Q) * sizeof(int32_t);
+  const size_t upBytes = paramBytes + (2 * P + 2 * static_cast<size_t>(N) + Q + 2 * B) * sizeof(int32_t);
   hostSampleUp_.ensure(upBytes, "sampling parameters (host)");
   sampleUp_.ensure(upBytes, "sampling parameters");
   auto* prm = hostSampleUp_.get<SampleRowParams>();
@@ -34,6 +35,8 @@ void CudaModel::sampleOnGpu(const cpu::StepInputView& s, cpu::StepOutputData& ou
   int32_t* segBegin = ints + 2 * P;
   int32_t* segEnd = segBegin + N;
   int32_t* suppressed = segEnd + N;
+  int32_t* biasIds = suppressed + Q;
+  auto* biasValues = reinterpret_cast<float*>(biasIds + B);
   bool anySorted = false;
   for (int i = 0; i < N; ++i) {
     SampleRowParams& r = prm[i];
@@ -54,6 +57,10 @@ void CudaModel::sampleOnGpu(const cpu::StepInputView& s, cpu::StepOutputData& ou
       r.suppressBegin = s.suppressIndptr[i];
       r.suppressEnd = s.suppressIndptr[i + 1];
     }
+    if (B > 0) {
+      r.biasBegin = s.biasIndptr[i];
+      r.biasEnd = s.biasIndptr[i + 1];
+    }
     const bool greedy = r.temperature <= 0.0f || r.topK == 1;
     r.sorted = r.sample && !greedy && ((r.topK > 0 && r.topK < V) || r.topP < 1.0f);
     anySorted |= r.sorted != 0;
@@ -65,6 +72,10 @@ void CudaModel::sampleOnGpu(const cpu::StepInputView& s, cpu::StepOutputData& ou
     std::memcpy(ints + P, s.penaltyOutputCounts.data, P * sizeof(int32_t));
   }
   if (Q > 0) std::memcpy(suppressed, s.suppressTokenIds.data, Q * sizeof(int32_t));
+  if (B > 0) {
+    std::memcpy(biasIds, s.biasTokenIds.data, B * sizeof(int32_t));
+    std::memcpy(biasValues, s.biasValues.data, B * sizeof(float));
+  }
   cudaCheck(cudaMemcpyAsync(sampleUp_.get(), hostSampleUp_.get(), upBytes, cudaMemcpyHostToDevice, stream_), "sampling parameters upload");
 
   const size_t nv = static_cast<size_t>(N) * V;
@@ -87,6 +98,8 @@ void CudaModel::sampleOnGpu(const cpu::StepInputView& s, cpu::StepOutputData& ou
   a.segBegin = dInts + 2 * P;
   a.segEnd = a.segBegin + N;
   a.suppressIds = a.segEnd + N;
+  a.biasIds = a.suppressIds + Q;
+  a.biasValues = reinterpret_cast<const float*>(a.biasIds + B);
   a.probs = sampleProbs_.get<float>();
   a.lse = sampleLse_.get<double>();
   a.tokens = sampleResults_.get<int32_t>();

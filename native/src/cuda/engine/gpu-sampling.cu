@@ -178,6 +178,12 @@ __global__ void __launch_bounds__(kThreads) prepareKernel(GpuSamplingArgs a) {
     l[id] = v;
   }
   __syncthreads();
+  // logit_bias (after the penalties, as the CPU sampler does; ids are distinct within a row).
+  for (int j = prm.biasBegin + threadIdx.x; j < prm.biasEnd; j += kThreads) {
+    const int id = a.biasIds[j];
+    if (id >= 0 && id < V) l[id] += a.biasValues[j];
+  }
+  __syncthreads();
   // Suppressed ids (after the penalties, as the CPU sampler does): never drawn. A separate pass: an id may also
   // be in the penalty list.
   for (int j = prm.suppressBegin + threadIdx.x; j < prm.suppressEnd; j += kThreads) {

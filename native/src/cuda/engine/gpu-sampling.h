@@ -1,7 +1,7 @@
 // Sampling on the GPU (issue #6): the CPU backend's sampler (native/src/cpu/sampling.cpp) as device kernels, so only
 // tokens and log-probabilities come back instead of N × V logits. Same rules, row by row: log-probabilities of the
 // raw logits (lse with an fp64 sum; sampled, target and the top K with ties to the lower id), repetition / frequency /
-// presence penalties over the distinct-token CSR, suppressed ids (min_new_tokens) set to -inf, greedy = first maximum of the penalised logits, otherwise
+// presence penalties over the distinct-token CSR, logit_bias added, suppressed ids (min_new_tokens) set to -inf, greedy = first maximum of the penalised logits, otherwise
 // softmax(l / T) with top-k / top-p / min-p (SGLang's joint rule on the probabilities sorted by (p desc, id asc))
 // and the draw u · kept over the cumulative mass, where u = cpu::uniformFromSeed(seed) is computed on the host: the
 // SAME stateless RNG as the CPU backend, so a seeded request draws the same token on both whenever the processed
@@ -19,6 +19,7 @@ struct SampleRowParams {
   float temperature = 0, topP = 1, minP = 0, repetition = 1, frequency = 0, presence = 0;
   int32_t topK = 0, sample = 1, target = -1, penaltyBegin = 0, penaltyEnd = 0;
   int32_t suppressBegin = 0, suppressEnd = 0;  // [begin, end) of this row's suppressed ids (min_new_tokens)
+  int32_t biasBegin = 0, biasEnd = 0;          // [begin, end) of this row's logit_bias entries
   int32_t sorted = 0;  // 1: top-k / top-p row, drawn after the segmented sort
 };
 
@@ -29,6 +30,8 @@ struct GpuSamplingArgs {
   const int32_t* penaltyIds = nullptr;       // [P]
   const int32_t* penaltyCounts = nullptr;    // [P]
   const int32_t* suppressIds = nullptr;      // [Q] ids each row must not draw (logit -> -inf after penalties)
+  const int32_t* biasIds = nullptr;          // [B] logit_bias ids (distinct per row)
+  const float* biasValues = nullptr;         // [B] added to the penalised logits before the suppression
   float* probs = nullptr;                    // [N, V] scratch: penalised logits, then probabilities
   float* sortedProbs = nullptr;              // [N, V]
   int32_t* idsIn = nullptr;                  // [N, V]
