@@ -3,7 +3,8 @@
 PyTorch + transformers + PEFT reference outputs that the TypeScript and native tests compare against.
 
 Run from the repository root:  nice python3 scripts/make-fixtures.py [model-name ...]
-Writes test/fixtures/models/<model>/ and test/fixtures/reference/<model>.json (format: test/fixtures/README.md).
+Writes test/fixtures/models/<model>/ and test/fixtures/reference/<model>.json (format: test/fixtures/README.md), or
+the same under $TSLORA_FIXTURES_OUT.
 Deterministic (fixed seeds). Tests never run Python; they read what this script committed.
 """
 import json
@@ -18,7 +19,8 @@ from safetensors.torch import load_file, save_file
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
-FIXTURES = os.path.join(ROOT, 'test', 'fixtures')
+# TSLORA_FIXTURES_OUT writes elsewhere (test/native/fixture-drift.test.ts regenerates into a temporary directory).
+FIXTURES = os.environ.get('TSLORA_FIXTURES_OUT') or os.path.join(ROOT, 'test', 'fixtures')
 
 # ----------------------------------------------------------------------------------------------------------------
 # Tokenizers

@@ -5,6 +5,11 @@ import { ITL_RESOLUTION_MS } from '../metrics/summarize.js';
 import { BELOW_RESOLUTION } from '../report/comparison.js';
 import { runLabel, windowPercentile, type LiveRunState } from '../runner/live-state.js';
 
+/** An ITL figure: below the client's resolution it is a burst, not a speed. */
+export function itl(value: number | null | undefined): string {
+  return value !== null && value !== undefined && value < ITL_RESOLUTION_MS ? BELOW_RESOLUTION : ms(value);
+}
+
 export function ms(value: number | null | undefined): string {
   if (value === null || value === undefined || !Number.isFinite(value)) return '–';
   if (value >= 10_000) return `${(value / 1000).toFixed(1)} s`;
@@ -39,7 +44,7 @@ export function progressLine(live: LiveRunState, now = performance.now()): strin
   const slots = live.slotsTotal !== null ? `, slots ${live.slotsUsed ?? '?'}/${live.slotsTotal}` : '';
   return (
     `[${runLabel(live)}] ${live.phase} ${live.done}/${live.total} done, ${live.inFlight} in flight, ` +
-    `TTFT p50 ${ms(f.ttftP50)} p99 ${ms(f.ttftP99)}, ITL p50 ${ms(f.itlP50)}, ${rate(f.tokensPerS)} tok/s, ${live.errors} errors${slots}`
+    `TTFT p50 ${ms(f.ttftP50)} p99 ${ms(f.ttftP99)}, ITL p50 ${itl(f.itlP50)}, ${rate(f.tokensPerS)} tok/s, ${live.errors} errors${slots}`
   );
 }
 
@@ -47,7 +52,7 @@ export function summaryLine(summary: RunSummary): string {
   const loads = summary.lora.adapterLoads !== null ? `, ${summary.lora.adapterLoads} adapter loads` : '';
   return (
     `[${summary.run}] ${summary.completed}/${summary.requests} ok: TTFT p50 ${ms(summary.ttft.p50)} p99 ${ms(summary.ttft.p99)}, ` +
-    `ITL p50 ${summary.itl.p50 < ITL_RESOLUTION_MS ? BELOW_RESOLUTION : ms(summary.itl.p50)}` +
+    `ITL p50 ${itl(summary.itl.p50)}` +
     `${summary.itlSameReadShare ? ` (${(summary.itlSameReadShare * 100).toFixed(0)}% in one read)` : ''}, E2E p50 ${ms(summary.e2e.p50)} p99 ${ms(summary.e2e.p99)}, ` +
     `${rate(summary.outputTokPerS)} tok/s, ${rate(summary.reqPerS)} req/s, ${summary.errors} errors${loads}`
   );

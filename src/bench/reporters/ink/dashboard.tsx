@@ -5,7 +5,7 @@
 import { Box, Static, Text } from 'ink';
 import type { RunSummary } from '../../metrics/records.js';
 import { runLabel, type LiveRunState } from '../../runner/live-state.js';
-import { liveFigures, ms, rate } from '../format.js';
+import { itl, liveFigures, ms, rate } from '../format.js';
 
 export interface DashboardSnapshot {
   title: string;
@@ -46,7 +46,7 @@ function FinishedRow({ summary }: { summary: RunSummary }) {
       </Box>
       <Text>
         {summary.completed}/{summary.requests} · TTFT p50/p99 <Text color="cyan">{ms(summary.ttft.p50)}</Text>/{ms(summary.ttft.p99)} · ITL{' '}
-        {ms(summary.itl.p50)} · E2E {ms(summary.e2e.p50)} · <Text color="magenta">{rate(summary.outputTokPerS)} tok/s</Text>
+        {itl(summary.itl.p50)} · E2E {ms(summary.e2e.p50)} · <Text color="magenta">{rate(summary.outputTokPerS)} tok/s</Text>
         {summary.errors > 0 ? <Text color="red"> · {summary.errors} errors</Text> : null}
         {summary.lora.adapterLoads !== null ? ` · ${summary.lora.adapterLoads} loads` : ''}
       </Text>
@@ -83,7 +83,7 @@ function LivePanel({ live, now, tick }: { live: LiveRunState; now: number; tick:
           <Text dimColor>ITL (rolling)</Text>
         </Box>
         <Text>
-          p50 <Text color="green">{ms(f.itlP50)}</Text> · p99 <Text color="yellow">{ms(f.itlP99)}</Text>
+          p50 <Text color="green">{itl(f.itlP50)}</Text> · p99 <Text color="yellow">{itl(f.itlP99)}</Text>
         </Text>
       </Box>
       <Box>
