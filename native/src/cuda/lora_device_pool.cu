@@ -37,6 +37,11 @@ DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, i
   if (smallMax != nullptr) smallStepMaxTokens_ = std::clamp(std::atoi(smallMax), 0, kSmallStepMaxTokens);
   if (smallStep != nullptr && std::string(smallStep) == "0") smallStepMaxTokens_ = 0;
   smallStepAlways_ = smallStep != nullptr && std::string(smallStep) == "1";  // "1": whenever they apply (A/B switch)
+  int maxPitch = 0;
+  check(cudaDeviceGetAttribute(&maxPitch, cudaDevAttrMaxPitch, device), "max pitch");
+  maxPitchBytes_ = static_cast<size_t>(maxPitch);
+  const char* perLayer = std::getenv("TSLORA_CUDA_LORA_LOAD_PER_LAYER");
+  loadPerLayer_ = perLayer != nullptr && std::string(perLayer) == "1";
   const char* pdl = std::getenv("TSLORA_CUDA_LORA_PDL");  // "0": the small-step expand waits for the shrink as usual
   overlapExpand_ = pdl == nullptr || std::string(pdl) != "0";
   const int S = config.numSlots, R = config.maxRank;
@@ -168,7 +173,11 @@ void DeviceLoraPool::writeImage(int slot, const DeviceHostAdapter& image, cudaSt
     const host::ModuleShape& s = config_.shapes[m];
     const int layers = static_cast<int>(buffers_[m].size());
     const size_t aSlotBytes = aSlotElems(s, R) * 2, bSlotBytes = bSlotElems(s, R) * 2;
-    if (image.moduleContiguous(static_cast<host::Module>(m))) {
+    // 2-D over the layers: needs more than one layer, device pitches within cudaDevAttrMaxPitch, and not the
+    // per-layer path forced (TSLORA_CUDA_LORA_LOAD_PER_LAYER=1, the path of the H100 run 1 figures).
+    const bool twoD = !loadPerLayer_ && layers > 1 && image.moduleContiguous(static_cast<host::Module>(m)) &&
+                      aSlotBytes * S <= maxPitchBytes_ && bSlotBytes * S <= maxPitchBytes_;
+    if (twoD) {
       const DeviceHostAdapter::Region& first = image.region(static_cast<host::Module>(m), 0);
       check(cudaMemcpy2DAsync(static_cast<char*>(moduleA_[m]) + aSlotBytes * slot, aSlotBytes * S, image.bytes() + first.aOffsetBytes,
                               first.aBytes, first.aBytes, layers, cudaMemcpyHostToDevice, stream), "copy A");

@@ -101,6 +101,8 @@ class DeviceLoraPool {
   std::vector<ModuleBuffers> buffers_[host::kNumModules];  // [module][layer], views into moduleA_ / moduleB_
   void* moduleA_[host::kNumModules] = {};                   // [layers][S, c*R, in]
   void* moduleB_[host::kNumModules] = {};                   // [layers][S, outTotal, R]
+  size_t maxPitchBytes_ = 0;                                // cudaDevAttrMaxPitch: the 2-D load's device pitch limit
+  bool loadPerLayer_ = false;                               // TSLORA_CUDA_LORA_LOAD_PER_LAYER=1: no 2-D loads
   std::vector<int32_t> ranks_;                            // host mirror of slotRanks_
   int32_t* slotRanks_ = nullptr;                          // [S]
   int32_t* segIndptr_ = nullptr;                          // [maxSegments + 1]
