@@ -6,6 +6,7 @@
 #   decode-8b-*    synthetic Llama-3.1-8B, 8 r16 adapters, csgmv, batch 1 and 64 × base / shared / distinct
 #   decode-1b-*    synthetic Llama-3.2-1B, csgmv, batch 1 / 8 / 64, plus the 8 × 512 prefill
 #   serving        bench-configs/serving-overhead-h200.json (csgmv server, c1 and c64, graphs off vs on)
+#   host-overhead  bench/cuda/host-overhead.ts: the JavaScript of a decode step outside the forward, c1 / c64
 #   lora-bench     bench/lora/device-run.sh (the per-layer microbenchmark; its kernel drivers only with
 #                  SKIP_KERNEL_TESTS=0), when time is left
 # "before" = the old defaults: decode steps eager (--cuda-graph-max-bs 0) and the LoRA shrink on the forward stream
@@ -39,6 +40,11 @@ if (( $(left) >= 45 )); then
   cp /tmp/tslora-serving/results.json "$G/serving-results.json" 2>/dev/null
 else
   summary "serving: SKIPPED (only $(left) s left)"
+fi
+# The engine's JavaScript per decode step outside the forward, on this machine's CPU with the CUDA backend.
+if (( $(left) >= 60 )) && grep -q '^synth 1b rc=0' "$G/synth.log"; then
+  step host-overhead 20 host-overhead.log node --import tsx bench/cuda/host-overhead.ts --device cuda --model "$B1/model" \
+    --adapters "$B1/adapters" --concurrency 1,64
 fi
 if (( $(left) >= 45 )); then
   step lora-bench $(( $(left) - 12 )) lora-bench.log env OUT="$G/lora" SKIP_TORCH=1 SKIP_MEMCHECK=1 SKIP_KERNEL_TESTS=${SKIP_KERNEL_TESTS:-1} \
