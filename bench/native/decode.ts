@@ -1,8 +1,11 @@
 /**
  * Native CPU microbenchmark (not a test): decode-step speed against this machine's copy bandwidth, and the cost of
  * 8 distinct LoRA adapters in a batch of 8.
- *   node --import tsx bench/native/decode.ts [--layers 16] [--hidden 1024] [--intermediate 2816] [--kv-heads 4]
- *     [--vocab 32000] [--dtype bf16|f16|f32] [--rank 16] [--steps 20] [--threads 2] [--dir /tmp/...] [--skip-lora] [--json]
+ *   node --import tsx bench/native/decode.ts [--preset 125m] [--layers 16] [--hidden 1024] [--intermediate 2816]
+ *     [--kv-heads 4] [--vocab 32000] [--dtype bf16|f16|f32] [--rank 16] [--steps 20] [--threads 2] [--dir /tmp/...]
+ *     [--skip-lora] [--lora-pool-dtype f32|bf16] [--isa baseline|avx2|avx512] [--json]
+ * --preset 125m: the synthetic 125M-class Llama of the llama.cpp comparison (12 layers, hidden 768, intermediate 2048,
+ * 12 heads / 4 KV heads, vocab 32000, bf16). --isa forces one copy of the runtime-dispatched CPU kernels.
  * Generates (once, cached in /tmp/tslora-bench-native) a random bf16 Llama of ~240M parameters and 8 random rank-16
  * adapters over all seven projections. Copy bandwidth counts bytes read + bytes written, measured right before and
  * after each timed phase (it drifts on shared machines).
@@ -31,8 +34,13 @@ const { values: args } = parseArgs({
     dir: { type: 'string', default: '/tmp/tslora-bench-native' },
     json: { type: 'boolean', default: false },
     'skip-lora': { type: 'boolean', default: false },
+    'lora-pool-dtype': { type: 'string', default: 'f32' },
+    isa: { type: 'string' },
+    preset: { type: 'string' },
   },
 });
+if (args.preset === '125m') Object.assign(args, { hidden: '768', layers: '12', intermediate: '2048', 'kv-heads': '4', dtype: 'bf16' });
+else if (args.preset !== undefined) throw new Error(`--preset: unknown preset '${args.preset}' (known: 125m)`);
 const cfg = {
   hidden: Number(args.hidden),
   intermediate: Number(args.intermediate),
@@ -46,6 +54,8 @@ const cfg = {
 const steps = Number(args.steps);
 const threads = Number(args.threads);
 const ops = loadNativeTestingOps();
+if (args.isa) ops.selectCpuKernelIsa(args.isa);
+const isa = ops.cpuKernelIsa();
 const backend = loadNativeBackend('cpu');
 const mb = (b: number) => (b / 2 ** 20).toFixed(1);
 
@@ -103,7 +113,7 @@ const makeRunner = (loraBackend: 'csgmv' | 'triton', loraSlots: number) =>
   new ModelRunner(model, {
     backend, kvNumBlocks: 160, kvBlockSize: 16, loraSlots, loraMaxRank: cfg.rank,
     loraTargetModules: loraSlots ? ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'] : [],
-    loraBackend, maxLoraChunkSize: 16, numThreads: threads,
+    loraBackend, maxLoraChunkSize: 16, numThreads: threads, loraPoolDtype: args['lora-pool-dtype'] as 'f32' | 'bf16',
   });
 
 const base = makeRunner('csgmv', 0);
@@ -134,6 +144,7 @@ const prefillS = (performance.now() - tp0) / 1000;
 
 const results: Record<string, unknown> = {
   machine: backend.deviceInfo().name,
+  cpuKernels: { active: isa.active, available: isa.available, features: isa.features },
   threads,
   model: { ...cfg, params, weightMiB: Number(mb(mem.weightBytes)), fileMiB: Number(mb(model.sizeBytes)) },
   copyBandwidthGBs: { median: copyGBs, min: bw1, max: bw2 },
@@ -188,7 +199,7 @@ if (args.json) {
   console.log(JSON.stringify(results, null, 2));
 } else {
   const r = results as any;
-  console.log(`machine: ${r.machine}, ${threads} threads`);
+  console.log(`machine: ${r.machine}, ${threads} threads, CPU kernels ${isa.active} (available ${isa.available.join(', ')}; ${isa.features})`);
   console.log(`model: ${cfg.numLayers} layers, hidden ${cfg.hidden}, intermediate ${cfg.intermediate}, vocab ${cfg.vocab}, ${cfg.dtype}, ${(params / 1e6).toFixed(0)}M params, ${r.model.weightMiB} MiB`);
   console.log(`copy bandwidth (read+write, ${threads} threads): median ${copyGBs.toFixed(1)} GB/s (range ${bw1.toFixed(1)}-${bw2.toFixed(1)})`);
   console.log(`batch 1 decode: ${r.batch1.stepMs.toFixed(2)} ms/step = ${r.batch1.tokensPerS.toFixed(1)} tok/s, ${achieved.toFixed(1)} GB/s = ${(100 * r.batch1.fractionOfCopy).toFixed(0)}% of copy bandwidth`);
@@ -197,7 +208,7 @@ if (args.json) {
     const x = r[`batch8_${b}`];
     if (!x) continue;
     console.log(`batch 8 (${b}): base ${x.baseStepMs.toFixed(2)} ms, 8 distinct rank-${cfg.rank} adapters ${x.loraStepMs.toFixed(2)} ms, ratio ${x.ratio.toFixed(3)}`);
-    console.log(`batch 1 (${b}): base ${x.batch1BaseStepMs.toFixed(2)} ms, one rank-${cfg.rank} adapter ${x.batch1LoraStepMs.toFixed(2)} ms, ratio ${x.batch1Ratio.toFixed(3)}`);
+    console.log(`batch 1 (${b}): base ${x.batch1BaseStepMs.toFixed(2)} ms, one rank-${cfg.rank} adapter ${x.batch1LoraStepMs.toFixed(2)} ms, ratio ${x.batch1Ratio.toFixed(3)}; ${args['lora-pool-dtype']} pool ${x.loraPoolMiB} MiB`);
   }
   console.log(`RSS: ${r.rss.beforeLoadMiB} MiB before, ${r.rss.afterCreateMiB} MiB after createModel, ${r.rss.afterDecodeMiB} MiB after decoding (weights ${r.model.weightMiB} MiB mapped, KV ${r.rss.kvCacheMiB} MiB)`);
 }

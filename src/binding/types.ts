@@ -34,6 +34,8 @@ export interface CreateModelOptions {
   loraTargetModules: LoraTargetModule[];
   /** CPU: worker threads (0 = all cores). CUDA: ignored. */
   numThreads: number;
+  /** CPU: storage of the LoRA pool (default 'f32'; 'bf16' halves it, rounding fp32 adapters). CUDA: ignored. */
+  loraPoolDtype?: 'f32' | 'bf16';
   /** Tensor-parallel ranks (default 1). CPU: thread groups sharing numThreads (docs/tensor-parallel.md). */
   tpSize?: number;
   /** CUDA: device ordinal; compute dtype 'bf16' | 'f16'. CPU computes in f32 always. */

@@ -43,6 +43,7 @@ struct ModelInit {
   int numThreads = 0;
   int tpSize = 1;  // tensor-parallel ranks (CPU: thread groups, native/src/cpu/tp)
   int loraSlots = 0, loraMaxRank = 0;
+  bool loraPoolBf16 = false;  // CPU LoRA pool storage: bf16 instead of fp32
   bool loraTargets[6] = {};  // indexed by lora::Module
 };
 

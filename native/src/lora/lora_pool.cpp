@@ -81,11 +81,11 @@ LoraPool::LoraPool(const PoolConfig& config) : impl_(std::make_unique<Impl>()) {
       buf.aSlotElems = static_cast<size_t>(s.numSlices) * config.maxRank * s.in;
       buf.bSlotElems = static_cast<size_t>(s.outTotal()) * config.maxRank;
       if (config.weightDtype == PoolDType::BF16) {
-        buf.a16.assign(buf.aSlotElems * config.numSlots, 0);
-        buf.b16.assign(buf.bSlotElems * config.numSlots, 0);
+        buf.a16 = PoolArray<uint16_t>(buf.aSlotElems * config.numSlots);
+        buf.b16 = PoolArray<uint16_t>(buf.bSlotElems * config.numSlots);
       } else {
-        buf.a.assign(buf.aSlotElems * config.numSlots, 0.0f);
-        buf.b.assign(buf.bSlotElems * config.numSlots, 0.0f);
+        buf.a = PoolArray<float>(buf.aSlotElems * config.numSlots);
+        buf.b = PoolArray<float>(buf.bSlotElems * config.numSlots);
       }
     }
   }

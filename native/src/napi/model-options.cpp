@@ -130,6 +130,13 @@ cpu::ModelInit readModelOptions(const Napi::Value& options) {
   init.loraSlots = requireInt(o, "loraSlots", "options", 0, 4096);
   init.loraMaxRank = init.loraSlots > 0 ? requireInt(o, "loraMaxRank", "options", 1, 4096) : 0;
   init.numThreads = requireInt(o, "numThreads", "options", 0, 1024);
+  Napi::Value poolDtype = o.Get("loraPoolDtype");
+  if (!poolDtype.IsUndefined() && !poolDtype.IsNull()) {
+    const std::string dtype = requireString(o, "loraPoolDtype", "options");
+    if (dtype != "f32" && dtype != "bf16")
+      throw NativeError("native_invalid_argument", "options.loraPoolDtype must be 'f32' or 'bf16', got '" + dtype + "'");
+    init.loraPoolBf16 = dtype == "bf16";
+  }
   Napi::Value tp = o.Get("tpSize");
   init.tpSize = tp.IsUndefined() || tp.IsNull() ? 1 : requireInt(o, "tpSize", "options", 1, 64);
   Napi::Value targets = o.Get("loraTargetModules");

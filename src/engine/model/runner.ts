@@ -30,6 +30,8 @@ export interface ModelRunnerOptions {
   maxLoraChunkSize: LoraChunkCap;
   /** CPU worker threads (0 = all cores). */
   numThreads: number;
+  /** CPU LoRA pool storage (default 'f32'). */
+  loraPoolDtype?: 'f32' | 'bf16';
   /** Tensor-parallel ranks (default 1; the CPU backend only, see tensor-parallel.ts). */
   tpSize?: number;
   deviceIndex?: number;
@@ -62,6 +64,7 @@ export class ModelRunner {
       loraMaxRank: options.loraMaxRank,
       loraTargetModules: options.loraTargetModules,
       numThreads: options.numThreads,
+      loraPoolDtype: options.loraPoolDtype,
       tpSize: options.tpSize,
       deviceIndex: options.deviceIndex,
       computeDtype: options.computeDtype,
