@@ -107,6 +107,7 @@ export function resolveServeConfig(
     loraBackend: get<ServeConfig['loraBackend']>('loraBackend'),
     // checked by rule 12 when LoRA is on; an inert value while LoRA is off falls back to the default
     maxLoraChunkSize: ([16, 32, 64, 128].includes(chunk) ? chunk : 16) as ServeConfig['maxLoraChunkSize'],
+    loraPoolDtype: get<ServeConfig['loraPoolDtype']>('loraPoolDtype') ?? 'f32',
     enableLoraOverlapLoading: lora.enableLora && get<boolean>('enableLoraOverlapLoading'),
     loraDrainWaitThreshold: lora.enableLora ? get<number>('loraDrainWaitThreshold') : 0,
     loraStrictLoading: get<boolean>('loraStrictLoading'),

@@ -50,6 +50,7 @@ export interface ServeConfig {
   loraEvictionPolicy: 'lru' | 'fifo';
   loraBackend: 'triton' | 'csgmv';
   maxLoraChunkSize: 16 | 32 | 64 | 128;
+  loraPoolDtype: 'f32' | 'bf16'; // CPU backend's LoRA pool storage
   enableLoraOverlapLoading: boolean;
   loraDrainWaitThreshold: number; // seconds, 0 = off
   loraStrictLoading: boolean;

@@ -219,6 +219,14 @@ export const serveOptions = defineOptions([
     help: 'LoRA kernel strategy: csgmv (chunked SGMV) or triton (segments per request).',
   },
   {
+    key: 'loraPoolDtype', valueName: 'DTYPE',
+    type: 'enum',
+    choices: ['f32', 'bf16'],
+    defaultValue: 'f32',
+    group: SERVE_GROUPS.lora,
+    help: 'CPU backend: storage of the LoRA slot pool. bf16 halves its memory and reads (fp32 accumulation) but rounds fp32 adapters.',
+  },
+  {
     key: 'maxLoraChunkSize',
     type: 'int',
     valueName: 'C',

@@ -24,6 +24,8 @@ export interface EngineInit {
     targetModules: LoraTargetModule[];
     backend: 'triton' | 'csgmv';
     chunkSize: number;
+    /** CPU backend: LoRA pool storage (default f32). */
+    poolDtype?: 'f32' | 'bf16';
     evictionPolicy: 'lru' | 'fifo';
     overlapLoading: boolean;
     drainThresholdMs: number;

@@ -20,7 +20,9 @@ export async function createEngineRunner(init: EngineInit): Promise<{ runner: En
   const { dtype, warning: dtypeWarning } = chooseComputeDtype(init.dtype, init.spec.weightDtype, device);
   const bytesPerElement = dtype === 'f32' ? 4 : 2;
   const slots = init.lora.enabled ? init.lora.slots : 0;
-  const loraBytes = slots > 0 ? loraPoolBytes(init.spec, slots, init.lora.maxRank, init.lora.targetModules, bytesPerElement) : 0;
+  const loraPoolDtype = device === 'cpu' ? (init.lora.poolDtype ?? 'f32') : undefined;
+  const loraBytesPerElement = loraPoolDtype === 'bf16' ? 2 : bytesPerElement;
+  const loraBytes = slots > 0 ? loraPoolBytes(init.spec, slots, init.lora.maxRank, init.lora.targetModules, loraBytesPerElement) : 0;
   const sizing = sizeKvCache({
     spec: init.spec,
     weights: init.weights,
@@ -46,6 +48,7 @@ export async function createEngineRunner(init: EngineInit): Promise<{ runner: En
       loraBackend: init.lora.backend,
       maxLoraChunkSize: init.lora.chunkSize as 16 | 32 | 64 | 128,
       numThreads: init.numThreads,
+      loraPoolDtype,
       tpSize: init.tpSize,
       computeDtype: dtype,
       cudaGraphMaxBatchSize:
