@@ -90,7 +90,8 @@ std::string runRank(int rank, int reps) {
     pool.writeSlot(i % 2, *image, compute);
     if (i > 0) load.push_back(nowMs() - t0);
     t0 = nowMs();
-    pool.writeSlot((i + 1) % 2, *image, side, compute);
+    pool.recordSlotReuse(compute);
+    pool.writeSlot((i + 1) % 2, *image, side, true);
     if (i > 0) loadSide.push_back(nowMs() - t0);
   }
   double fp32Ms = -1;

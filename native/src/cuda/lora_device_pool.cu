@@ -138,7 +138,9 @@ void DeviceLoraPool::zeroRegion(const ModuleBuffers& buf, const host::ModuleShap
   check(cudaMemset2DAsync(b, R * 2, 0, r * 2, s.outTotal(), stream), "zero B");
 }
 
-void DeviceLoraPool::writeSlot(int slot, const host::HostAdapter& adapter, cudaStream_t stream, cudaStream_t after) {
+void DeviceLoraPool::recordSlotReuse(cudaStream_t compute) { check(cudaEventRecord(slotFree_, compute), "slot reuse event"); }
+
+void DeviceLoraPool::writeSlot(int slot, const host::HostAdapter& adapter, cudaStream_t stream, bool afterReuseEvent) {
   slotRank(slot);
   const auto* image = dynamic_cast<const DeviceHostAdapter*>(&adapter);
   const auto* fp32 = image ? nullptr : dynamic_cast<const host::detail::HostAdapterImpl*>(&adapter);
@@ -151,10 +153,7 @@ void DeviceLoraPool::writeSlot(int slot, const host::HostAdapter& adapter, cudaS
   if (r > config_.maxRank) throw std::invalid_argument("incompatible: adapter rank exceeds the pool's maximum rank");
   ranks_[slot] = 0;  // unusable while being written
   check(cudaMemcpyAsync(slotRanks_ + slot, &ranks_[slot], sizeof(int32_t), cudaMemcpyHostToDevice, stream), "rank");
-  if (after != nullptr && after != stream) {  // a step enqueued on `after` may still read this slot: copy behind it
-    check(cudaEventRecord(slotFree_, after), "slot reuse event");
-    check(cudaStreamWaitEvent(stream, slotFree_, 0), "slot reuse wait");
-  }
+  if (afterReuseEvent) check(cudaStreamWaitEvent(stream, slotFree_, 0), "slot reuse wait");  // behind recordSlotReuse
   if (image) writeImage(slot, *image, stream);
   else writeFp32(slot, *fp32, stream);
   check(cudaStreamSynchronize(stream), "writeSlot");  // the copies are done: the slot is readable with its rank

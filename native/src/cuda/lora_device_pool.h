@@ -37,12 +37,15 @@ class DeviceLoraPool {
   int slotRank(int slot) const;
 
   // Rank-r regions (A rows [0, c*r), B columns [0, r); a host-tier image also zeroes B's columns [r, R)); modules
-  // the adapter lacks are zeroed there (spec c.4). `adapter` is a DeviceHostAdapter (lora_host_image.h: one
-  // cudaMemcpyAsync per matrix from page-locked memory, no host arithmetic) or an fp32 host::buildHostAdapter copy
-  // (converted here, through the staging buffer). `after`: a stream whose enqueued work may still read the slot
-  // (the compute stream, when `stream` is a side stream); the copies wait for it on the device. Synchronises
+  // the adapter lacks are zeroed there (spec c.4). `adapter` is a DeviceHostAdapter (lora_host_image.h: a few copies
+  // from page-locked memory, no host arithmetic) or an fp32 host::buildHostAdapter copy (converted here, through the
+  // staging buffer). `afterReuseEvent`: the copies wait on the device for the point recordSlotReuse marked (the
+  // compute stream's enqueued steps, which may still read the slot when `stream` is a side stream). Synchronises
   // `stream` before returning; the slot's rank is 0 (unused by steps) until the copies have landed.
-  void writeSlot(int slot, const host::HostAdapter& adapter, cudaStream_t stream, cudaStream_t after = nullptr);
+  void writeSlot(int slot, const host::HostAdapter& adapter, cudaStream_t stream, bool afterReuseEvent = false);
+  // Marks the work enqueued on `compute` so far for the next writeSlot(…, true). Call it where no graph capture can
+  // be under way on `compute` (CudaModel: under its forward mutex).
+  void recordSlotReuse(cudaStream_t compute);
   // Zeroes the whole slot and marks it rank 0.
   void clearSlot(int slot, cudaStream_t stream);
 

@@ -232,7 +232,11 @@ void CudaModel::writeSlot(int slot, const lora::host::HostAdapter& adapter, bool
   TSLORA_CHECK(lora_ != nullptr, "the model was created with loraSlots = 0: LoRA is disabled");
   std::lock_guard<std::mutex> lock(slotMutex_);
   cudaCheck(cudaSetDevice(device_), "cudaSetDevice");
-  lora_->writeSlot(slot, adapter, side ? sideStream_ : stream_, side ? stream_ : nullptr);
+  if (side) {  // the side-stream copies go behind every step enqueued so far (never inside a graph capture)
+    std::lock_guard<std::mutex> steps(forwardMutex_);
+    lora_->recordSlotReuse(stream_);
+  }
+  lora_->writeSlot(slot, adapter, side ? sideStream_ : stream_, side);
 }
 
 void CudaModel::clearSlot(int slot) {
