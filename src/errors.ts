@@ -22,6 +22,8 @@ export type TsloraErrorCode =
   | 'corrupt_file'
   // serving
   | 'unauthorized'
+  | 'forbidden_path' // an adapter path outside --lora-allowed-dirs (403)
+  | 'unsupported_media_type' // a JSON route called without Content-Type: application/json (415)
   | 'route_not_found'
   | 'queue_full'
   | 'shutting_down'
@@ -69,6 +71,10 @@ export function httpStatusForCode(code: TsloraErrorCode): number {
   switch (code) {
     case 'unauthorized':
       return 401;
+    case 'forbidden_path':
+      return 403;
+    case 'unsupported_media_type':
+      return 415;
     case 'route_not_found':
       return 404;
     case 'queue_full':

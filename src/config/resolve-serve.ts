@@ -37,6 +37,13 @@ function absolutePath(values: LayeredValues, key: string): string | null {
   return source?.kind === 'config' ? resolve(dirname(source.file), path) : resolve(path);
 }
 
+function absolutePaths(values: LayeredValues, key: string): string[] {
+  const layered = values.get(key);
+  const paths = (layered?.value as string[] | undefined) ?? [];
+  const source = layered?.source;
+  return paths.map((p) => (isAbsolute(p) ? p : source?.kind === 'config' ? resolve(dirname(source.file), p) : resolve(p)));
+}
+
 function adapterPathsFromFile(values: LayeredValues, adapters: StartupAdapter[]): StartupAdapter[] {
   const source = values.get('loraPaths')?.source;
   if (source?.kind !== 'config') return adapters;
@@ -87,6 +94,7 @@ export function resolveServeConfig(
     memFractionStatic: orNull<number>('memFractionStatic'),
     maxRunningRequests: orNull<number>('maxRunningRequests'),
     maxQueuedRequests: get<number>('maxQueuedRequests'),
+    shutdownTimeout: get<number>('shutdownTimeout'),
     chunkedPrefillSize: get<number>('chunkedPrefillSize'),
     randomSeed: orNull<number>('randomSeed'),
     logLevel: get<LogLevel>('logLevel'),
@@ -94,6 +102,7 @@ export function resolveServeConfig(
     streamInterval: get<number>('streamInterval'),
     incrementalStreamingOutput: get<boolean>('incrementalStreamingOutput'),
     enableMetrics: get<boolean>('enableMetrics'),
+    maxUnreadStreamBytes: get<number>('maxUnreadStreamBytes'),
     numThreads: get<number>('numThreads'),
     replicas: get<number>('replicas'),
 
@@ -112,6 +121,7 @@ export function resolveServeConfig(
     loraDrainWaitThreshold: lora.enableLora ? get<number>('loraDrainWaitThreshold') : 0,
     loraStrictLoading: get<boolean>('loraStrictLoading'),
     loraResolverDir: lora.enableLora ? absolutePath(values, 'loraResolverDir') : null,
+    loraAllowedDirs: absolutePaths(values, 'loraAllowedDirs'),
     demoAdapters: lora.demoAdapters,
 
     warnings: lora.warnings,

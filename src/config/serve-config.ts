@@ -30,6 +30,7 @@ export interface ServeConfig {
   memFractionStatic: number | null; // (0,1); null = backend default
   maxRunningRequests: number | null; // null = derived from KV capacity
   maxQueuedRequests: number; // bounded waiting queue; beyond it requests get 503
+  shutdownTimeout: number; // seconds a drain waits for running requests and slow readers
   chunkedPrefillSize: number; // -1 = no chunking
   randomSeed: number | null;
   logLevel: LogLevel;
@@ -37,6 +38,7 @@ export interface ServeConfig {
   streamInterval: number;
   incrementalStreamingOutput: boolean;
   enableMetrics: boolean;
+  maxUnreadStreamBytes: number; // a streaming client with more unread bytes buffered is disconnected
   numThreads: number; // CPU backend worker threads, 0 = all cores
   replicas: number; // server processes started by this command (ports port..port+replicas-1)
 
@@ -55,6 +57,8 @@ export interface ServeConfig {
   loraDrainWaitThreshold: number; // seconds, 0 = off
   loraStrictLoading: boolean;
   loraResolverDir: string | null; // absolute; null = no on-demand loading from a directory
+  /** Absolute directories run-time adapter loads must resolve into; empty = no restriction. */
+  loraAllowedDirs: string[];
   /**
    * True when no --model-path and no --lora-paths were given and LoRA was not turned off: the server loads the
    * embedded demo model's own adapters at start-up (rule 9 is then satisfied by them). Added by the foundation work.

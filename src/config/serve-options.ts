@@ -104,6 +104,14 @@ export const serveOptions = defineOptions([
     group: SERVE_GROUPS.server,
     help: 'Bound on waiting requests; beyond it new requests get 503 with Retry-After.',
   },
+  {
+    key: 'shutdownTimeout',
+    type: 'float',
+    valueName: 'SECONDS',
+    defaultValue: 30,
+    group: SERVE_GROUPS.server,
+    help: 'On SIGTERM/SIGINT, how long to wait for running requests and slow readers before closing their connections.',
+  },
 
   // runtime and memory
   {
@@ -146,6 +154,14 @@ export const serveOptions = defineOptions([
     defaultValue: false,
     group: SERVE_GROUPS.streaming,
     help: 'Stream only new text on /generate (default: cumulative text, like SGLang).',
+  },
+  {
+    key: 'maxUnreadStreamBytes',
+    type: 'int',
+    valueName: 'BYTES',
+    defaultValue: 16 * 1024 * 1024,
+    group: SERVE_GROUPS.streaming,
+    help: 'A streaming client that leaves more than this many bytes unread is disconnected (metric tslora_stream_clients_dropped_total).',
   },
   { key: 'enableMetrics', type: 'boolean', defaultValue: false, group: SERVE_GROUPS.streaming, help: 'Serve Prometheus metrics on /metrics.' },
   { key: 'logLevel', valueName: 'LEVEL', type: 'enum', choices: ['debug', 'info', 'warning', 'error'], defaultValue: 'info', group: SERVE_GROUPS.streaming, help: 'Log verbosity.' },
@@ -248,6 +264,16 @@ export const serveOptions = defineOptions([
     defaultValue: 0,
     group: SERVE_GROUPS.lora,
     help: 'Drain a running adapter when a waiting one has waited this long; 0 = off.',
+  },
+  {
+    key: 'loraAllowedDirs',
+    type: 'list',
+    valueName: 'DIR...',
+    group: SERVE_GROUPS.lora,
+    help: 'Directories run-time adapter loads may read from (after resolving symlinks); other paths get 403 forbidden_path.',
+    details:
+      'Unset, any path the server process can read may be loaded through POST /load_lora_adapter. Start-up adapters ' +
+      '(--lora-paths) are not checked. See docs/security.md.',
   },
   {
     key: 'loraStrictLoading',

@@ -188,6 +188,8 @@ const RANGE_CHECKS: readonly RangeCheck[] = [
   { key: 'cudaGraphMaxBs', ok: (v) => v >= 1, allowed: 'at least 1', hint: 'Use --disable-cuda-graph to turn graphs off.' },
   { key: 'numThreads', ok: (v) => v >= 0, allowed: 'at least 0 (0 = all cores)', hint: 'Give the number of CPU worker threads.' },
   { key: 'randomSeed', ok: (v) => v >= 0 && v <= 0xffffffff, allowed: 'an integer from 0 to 4294967295', hint: 'Leave it out for a random seed.' },
+  { key: 'maxUnreadStreamBytes', ok: (v) => v >= 1, allowed: 'at least 1', hint: 'The default is 16777216 (16 MiB).' },
+  { key: 'shutdownTimeout', ok: (v) => Number.isFinite(v) && v >= 0, allowed: 'a number of seconds, at least 0', hint: 'The default is 30.' },
   { key: 'streamInterval', ok: (v) => v >= 1, allowed: 'at least 1', hint: 'It is the number of tokens per streamed event.' },
   { key: 'replicas', ok: (v) => v >= 1 && v <= 64, allowed: 'from 1 to 64', hint: 'Each replica loads the model once.' },
 ];
