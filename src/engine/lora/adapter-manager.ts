@@ -2,7 +2,8 @@
  * Adapter lifecycle on the server side (spec b.2–b.4, c.2–c.8): load, unload, pin, implicit reload, host-tier
  * eviction, and the per-request references that make an unload wait for in-flight requests.
  *
- * One lock serialises loads, unloads, pins and implicit reloads. Reading an adapter (readAdapter) happens here,
+ * A lock per adapter name serialises the loads, unloads, pins and implicit reloads of that name; operations on
+ * different names run side by side, so one slow or failing adapter cannot hold up the others. Reading an adapter (readAdapter) happens here,
  * off the engine thread; the engine worker then builds its host copy on a native worker thread.
  */
 import { TsloraError } from '../../errors.js';
@@ -49,7 +50,7 @@ export class AdapterManager {
   private readonly read: AdapterReader;
   private readonly options: AdapterManagerOptions;
   private readonly events: AdapterEvents;
-  private lock: Promise<unknown> = Promise.resolve();
+  private readonly locks = new Map<string, Promise<unknown>>();
   hostEvictions = 0;
   loads = 0;
 
@@ -69,9 +70,13 @@ export class AdapterManager {
     return this.registry.list().filter((e) => e.pinned).map((e) => e.name);
   }
 
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.lock.then(fn, fn);
-    this.lock = run.catch(() => undefined);
+  private exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.locks.get(name) ?? Promise.resolve()).then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.locks.set(name, tail);
+    void tail.then(() => {
+      if (this.locks.get(name) === tail) this.locks.delete(name);
+    });
     return run;
   }
 
@@ -96,7 +101,7 @@ export class AdapterManager {
   /** POST /load_lora_adapter. `replace` = vLLM load_inplace (atomic unload + load, new id). */
   load(name: string, path: string, pinned: boolean, replace = false): Promise<{ warnings: string[] }> {
     this.requireLora();
-    return this.exclusive(() => this.loadLocked(name, path, pinned, replace, new Set()));
+    return this.exclusive(name, () => this.loadLocked(name, path, pinned, replace, new Set()));
   }
 
   private async loadLocked(name: string, path: string, pinned: boolean, replace: boolean, protect: ReadonlySet<string>) {
@@ -151,11 +156,15 @@ export class AdapterManager {
     await this.engine.freeAdapter(entry.id).catch(() => undefined);
   }
 
-  /** POST /unload_lora_adapter: unregister at once, wait for in-flight requests, then free slot and host copy. */
+  /**
+   * POST /unload_lora_adapter: unregister at once, wait for in-flight requests, then free slot and host copy. A
+   * name the host-tier cap evicted is only known (it would reload on its next request): unloading forgets it.
+   */
   unload(name: string): Promise<void> {
     this.requireLora();
-    return this.exclusive(async () => {
+    return this.exclusive(name, async () => {
       const entry = this.registry.get(name);
+      if (!entry && this.registry.forget(name)) return;
       if (!entry) throw this.notLoaded(name);
       this.registry.unregister(entry, true);
       await entry.drained;
@@ -166,7 +175,7 @@ export class AdapterManager {
   /** POST /pin_lora_adapter (tslora extension): flips the flag in place, copy-on-pin in the engine. */
   setPinned(name: string, pinned: boolean): Promise<void> {
     this.requireLora();
-    return this.exclusive(async () => {
+    return this.exclusive(name, async () => {
       const entry = this.registry.get(name);
       if (!entry) throw this.notLoaded(name);
       if (entry.pinned === pinned) return;
@@ -231,14 +240,14 @@ export class AdapterManager {
     throw new TsloraError('capacity', `could not keep the adapters ${distinct.join(', ')} loaded together; raise --max-loaded-loras.`, { param });
   }
 
-  private reload(names: string[], protect: ReadonlySet<string>): Promise<void> {
-    return this.exclusive(async () => {
-      for (const name of names) {
-        if (this.registry.get(name)) continue;
+  private async reload(names: string[], protect: ReadonlySet<string>): Promise<void> {
+    for (const name of names) {
+      await this.exclusive(name, async () => {
+        if (this.registry.get(name)) return;
         const known = this.registry.knownPath(name);
         if (!known) throw this.notLoaded(name);
         await this.loadLocked(name, known.path, known.pinned, false, protect);
-      }
-    });
+      });
+    }
   }
 }

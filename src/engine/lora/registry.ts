@@ -62,6 +62,11 @@ export class AdapterRegistry {
     return entry;
   }
 
+  /** Drops a known name that is not registered (evicted from the host tier); false when there was none. */
+  forget(name: string): boolean {
+    return !this.entries.has(name) && this.known.delete(name);
+  }
+
   /** Removes a name from the registry (new requests can no longer take it); `forget` also drops it from known. */
   unregister(entry: RegistryEntry, forget: boolean): void {
     if (this.entries.get(entry.name) === entry) {

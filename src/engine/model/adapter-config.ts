@@ -2,6 +2,7 @@
  * PEFT adapter_config.json: parsing, module-name normalisation (spec a.4), target_modules resolution against a
  * model (list / "all-linear" / regex, as PEFT matches them) and rank_pattern/alpha_pattern lookup (spec d.2, d.3).
  */
+import { RE2JS } from 're2js';
 import { TsloraError } from '../../errors.js';
 import type { LoraModuleName, LoraTargetModule, ModelSpec } from './types.js';
 
@@ -92,15 +93,36 @@ export function modelModulePaths(spec: ModelSpec): Array<{ path: string; name: L
   return paths;
 }
 
-function compileRegex(source: string, what: string, anchored: (s: string) => string): RegExp {
+/** Bounds on the patterns an adapter_config.json may carry (PEFT's real ones are tens of characters). */
+export const MAX_PATTERN_CHARS = 1024;
+export const MAX_PATTERN_KEYS = 4096;
+
+/**
+ * target_modules / rank_pattern / alpha_pattern keys are regular expressions from a file a client may name. They
+ * run on RE2JS (linear-time automata, no backtracking), so a pattern like (.*.*.*)*X cannot pin the thread;
+ * compiled patterns are cached by source.
+ */
+const compiled = new Map<string, RE2JS>();
+
+function compileRegex(source: string, what: string, anchored: (s: string) => string): RE2JS {
+  const key = anchored(source);
+  const cached = compiled.get(key);
+  if (cached) return cached;
+  if (source.length > MAX_PATTERN_CHARS) {
+    throw new TsloraError('unsupported_adapter', `adapter_config.json ${what} is ${source.length} characters long; at most ${MAX_PATTERN_CHARS} are accepted`);
+  }
+  let regex: RE2JS;
   try {
-    return new RegExp(anchored(source));
+    regex = RE2JS.compile(key);
   } catch (error) {
-    throw new TsloraError('unsupported_adapter', `adapter_config.json ${what} '${source}' is not a regular expression tslora can use`, {
+    throw new TsloraError('unsupported_adapter', `adapter_config.json ${what} is not a regular expression tslora can use (RE2 syntax: no look-around or back-references)`, {
       cause: error,
       hint: 'List the module names explicitly in target_modules instead.',
     });
   }
+  if (compiled.size >= MAX_PATTERN_KEYS) compiled.clear();
+  compiled.set(key, regex);
+  return regex;
 }
 
 /** PEFT's check_target_module_exists for one full module path. */
@@ -108,7 +130,7 @@ export function targetsModule(targetModules: AdapterConfig['targetModules'], pat
   if (targetModules === null) return false;
   if (typeof targetModules === 'string') {
     if (targetModules === 'all-linear' || targetModules === 'all') return name !== 'lm_head' && name !== 'embed_tokens';
-    return compileRegex(targetModules, 'target_modules', (s) => `^(?:${s})$`).test(path);
+    return compileRegex(targetModules, 'target_modules', (s) => `^(?:${s})$`).matches(path);
   }
   return targetModules.some((t) => path === t || path.endsWith(`.${t}`));
 }
@@ -126,7 +148,7 @@ export function adapterTargetSet(config: Pick<AdapterConfig, 'targetModules'>, s
 /** PEFT's get_pattern_key: the first pattern key that matches the end of the module path at a dot boundary. */
 export function patternValue(pattern: Record<string, number>, modulePath: string): number | undefined {
   for (const [key, value] of Object.entries(pattern)) {
-    if (compileRegex(key, 'pattern key', (s) => `^(?:.*\\.)?(?:${s})$`).test(modulePath)) return value;
+    if (compileRegex(key, 'pattern key', (s) => `^(?:.*\\.)?(?:${s})$`).matches(modulePath)) return value;
   }
   return undefined;
 }
@@ -147,6 +169,7 @@ function corruptConfig(detail: string): TsloraError {
 function numberRecord(value: unknown, field: string): Record<string, number> {
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || Array.isArray(value)) throw corruptConfig(`${field} is not an object`);
+  if (Object.keys(value).length > MAX_PATTERN_KEYS) throw corruptConfig(`${field} has more than ${MAX_PATTERN_KEYS} keys`);
   for (const [key, v] of Object.entries(value)) {
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw corruptConfig(`${field}['${key}'] is not a positive number`);
   }
@@ -171,6 +194,7 @@ export function parseAdapterConfig(text: string): AdapterConfig {
   if (tm !== null && typeof tm !== 'string' && !(Array.isArray(tm) && tm.every((t) => typeof t === 'string'))) {
     throw corruptConfig('target_modules is neither a list of names nor a string');
   }
+  if (Array.isArray(tm) && tm.length > MAX_PATTERN_KEYS) throw corruptConfig(`target_modules lists more than ${MAX_PATTERN_KEYS} names`);
   const mts = c.modules_to_save ?? null;
   return {
     peftType: typeof c.peft_type === 'string' ? c.peft_type : 'LORA',

@@ -3,7 +3,6 @@
  * are read: tensor data stays on disk, and NaN/Inf checks happen natively when the host copy is built.
  */
 import { existsSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { TsloraError, isTsloraError } from '../../errors.js';
 import {
@@ -17,6 +16,7 @@ import {
 import { readAdapterTensors, type FoundLoraPair } from './adapter-tensors.js';
 import type { SafetensorsFile } from './safetensors.js';
 import { readSafetensorsHeader } from './safetensors.js';
+import { checkRegularFile, readRegularTextFile } from './regular-file.js';
 import type { AdapterSpec, LoraTargetModule, LoraTensorPair, ModelSpec } from './types.js';
 
 export { adapterTargetSet, normalizeModuleName } from './adapter-config.js';
@@ -34,6 +34,10 @@ export interface ReadAdapterResult {
   adapter: AdapterSpec;
   warnings: string[];
 }
+
+/** Bounds on the files an adapter directory holds (a client may name any directory): JSON files are small. */
+export const ADAPTER_JSON_MAX_BYTES = 4 * 1024 * 1024;
+export const ADAPTER_WEIGHTS_MAX_BYTES = 64 * 1024 ** 3;
 
 /** Config options that change what the adapter computes and that tslora does not implement (spec d.2). */
 const UNSUPPORTED_OPTIONS = ['layer_replication', 'trainable_token_indices', 'target_parameters', 'alora_invocation_tokens'];
@@ -76,8 +80,9 @@ async function checkAddedTokens(label: string, dir: string, spec: ModelSpec): Pr
   if (!existsSync(path)) return;
   let added: unknown;
   try {
-    added = JSON.parse(await readFile(path, 'utf8'));
-  } catch {
+    added = JSON.parse(await readRegularTextFile(path, 'added_tokens.json', ADAPTER_JSON_MAX_BYTES));
+  } catch (error) {
+    if (isTsloraError(error)) throw error;
     throw new TsloraError('unsupported_adapter', `corrupt adapter file: ${path} is not valid JSON`);
   }
   const ids = Object.values((added ?? {}) as Record<string, unknown>);
@@ -91,13 +96,15 @@ async function checkAddedTokens(label: string, dir: string, spec: ModelSpec): Pr
 
 function locateFiles(path: string, label: string): { dir: string; configPath: string; weightsPath: string } {
   const dir = resolve(path);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new TsloraError('not_found', `no PEFT LoRA adapter at '${path}': the directory does not exist`);
-  }
   const configPath = join(dir, 'adapter_config.json');
-  if (!existsSync(configPath)) throw new TsloraError('not_found', `no PEFT LoRA adapter at '${path}': adapter_config.json not found`);
+  // One message whether the directory is missing or holds no config, so a probe learns nothing about the disk.
+  if (!existsSync(dir) || !statSync(dir).isDirectory() || !existsSync(configPath)) {
+    throw new TsloraError('not_found', `no PEFT LoRA adapter at '${path}': expected a directory holding adapter_config.json and adapter_model.safetensors`);
+  }
+  checkRegularFile(configPath, 'adapter_config.json', ADAPTER_JSON_MAX_BYTES);
   const weightsPath = join(dir, 'adapter_model.safetensors');
-  if (!existsSync(weightsPath)) {
+  if (existsSync(weightsPath)) checkRegularFile(weightsPath, 'adapter_model.safetensors', ADAPTER_WEIGHTS_MAX_BYTES);
+  else {
     if (existsSync(join(dir, 'adapter_model.bin'))) {
       throw new TsloraError('unsupported_adapter', `${label} has only adapter_model.bin (a Python pickle); tslora reads safetensors only`, {
         hint: 'Convert it: load with PEFT and save_pretrained(dir, safe_serialization=True), which writes adapter_model.safetensors.',
@@ -164,7 +171,7 @@ function filterDeclared(label: string, config: AdapterConfig, pairs: FoundLoraPa
 export async function readAdapter(path: string, spec: ModelSpec, limits: AdapterPoolLimits, name?: string): Promise<ReadAdapterResult> {
   const label = `adapter '${name ?? basename(resolve(path))}'`;
   const { dir, configPath, weightsPath } = locateFiles(path, label);
-  const config = parseAdapterConfig(await readFile(configPath, 'utf8'));
+  const config = parseAdapterConfig(await readRegularTextFile(configPath, 'adapter_config.json', ADAPTER_JSON_MAX_BYTES));
   checkFeatures(label, config);
   await checkAddedTokens(label, dir, spec);
   const header = await readHeader(weightsPath);
@@ -192,5 +199,5 @@ export async function readAdapter(path: string, spec: ModelSpec, limits: Adapter
 /** The normalised modules an adapter directory declares, without reading tensors (for pool inference, spec a.4). */
 export async function readAdapterTargetSet(path: string, spec: ModelSpec): Promise<LoraTargetModule[]> {
   const { configPath } = locateFiles(path, `adapter '${basename(resolve(path))}'`);
-  return adapterTargetSet(parseAdapterConfig(await readFile(configPath, 'utf8')), spec);
+  return adapterTargetSet(parseAdapterConfig(await readRegularTextFile(configPath, 'adapter_config.json', ADAPTER_JSON_MAX_BYTES)), spec);
 }

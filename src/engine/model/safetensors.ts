@@ -3,8 +3,8 @@
  * Only the header is read; tensor data stays on disk for the addon to memory-map. Every dtype, shape and offset is
  * checked against the file size so that a hostile or truncated file cannot make native code read outside it.
  */
-import { open } from 'node:fs/promises';
 import { TsloraError } from '../../errors.js';
+import { openRegularFile } from './regular-file.js';
 import type { DType, TensorRef } from './types.js';
 
 /** Bytes per element of every safetensors dtype (the ones tslora cannot compute with are still size-checked). */
@@ -56,15 +56,15 @@ function isCount(value: unknown): value is number {
 
 /** Reads and validates the header of a safetensors file. Throws TsloraError 'corrupt_file' naming the problem. */
 export async function readSafetensorsHeader(path: string): Promise<SafetensorsFile> {
-  const handle = await open(path, 'r');
+  const { handle, sizeBytes: fileSizeBytes } = await openRegularFile(path, 'safetensors file', Number.MAX_SAFE_INTEGER);
   try {
-    const fileSizeBytes = (await handle.stat()).size;
     if (fileSizeBytes < 8) throw corrupt(path, `file is ${fileSizeBytes} bytes, shorter than the 8-byte length prefix`);
     const prefix = Buffer.alloc(8);
     await handle.read(prefix, 0, 8, 0);
     const headerLength = prefix.readBigUInt64LE(0);
     if (headerLength > BigInt(Math.min(fileSizeBytes - 8, MAX_HEADER_BYTES))) {
-      throw corrupt(path, `header length ${headerLength} exceeds the file size ${fileSizeBytes}`);
+      // The prefix's value is not printed: for a file that is not safetensors it is 8 bytes of its content.
+      throw corrupt(path, `the 8-byte header length prefix does not fit the file (${fileSizeBytes} bytes) or exceeds ${MAX_HEADER_BYTES / 1024 / 1024} MiB`);
     }
     const headerBytes = Buffer.alloc(Number(headerLength));
     await handle.read(headerBytes, 0, headerBytes.length, 8);

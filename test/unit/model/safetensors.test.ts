@@ -54,7 +54,7 @@ test('rejects headers and offsets that do not fit the file', async () => {
     const prefix = Buffer.alloc(8);
     prefix.writeBigUInt64LE(1n << 40n);
     writeFileSync(hugeLength, Buffer.concat([prefix, Buffer.from('{}')]));
-    await rejectsCorrupt(hugeLength, /exceeds the file size/);
+    await rejectsCorrupt(hugeLength, /header length prefix does not fit the file/);
 
     const badJson = join(dir, 'json.safetensors');
     const body = Buffer.from('{"a": ');
