@@ -19,6 +19,25 @@ export const loadAdapterRequestSchema = z.looseObject({
 });
 export type LoadAdapterRequest = z.input<typeof loadAdapterRequestSchema>;
 
+const NAME_CHARS = /^[A-Za-z0-9._-]+$/;
+const PATH_NAME_CHARS = /^[A-Za-z0-9._\/-]+$/;
+const RESERVED_NAMES = new Set(['.', '..', '__proto__', 'constructor', 'prototype']);
+export const MAX_ADAPTER_NAME_CHARS = 256;
+
+/**
+ * Why an adapter name cannot be registered, or null. Names are [A-Za-z0-9._-]: no ':' (it splits
+ * 'base:adapter'), no markup, no prototype keys; '/' only in a path-named adapter (name = its path).
+ */
+export function adapterNameProblem(name: string, path: string): string | null {
+  if (name.length > MAX_ADAPTER_NAME_CHARS) return `lora_name is ${name.length} characters long; at most ${MAX_ADAPTER_NAME_CHARS} are allowed`;
+  if (RESERVED_NAMES.has(name)) return `lora_name '${name}' is reserved; choose another name`;
+  const allowed = name === path ? PATH_NAME_CHARS : NAME_CHARS;
+  if (!allowed.test(name)) {
+    return `lora_name ${JSON.stringify(name.slice(0, 64))} may contain only letters, digits, '.', '_' and '-'${name === path ? " and '/'" : " ('/' only when the name is the adapter's path)"}`;
+  }
+  return null;
+}
+
 /** POST /unload_lora_adapter and POST /v1/unload_lora_adapter. */
 export const unloadAdapterRequestSchema = z.looseObject({
   lora_name: z.string().trim().min(1, 'lora_name must be a non-empty string'),

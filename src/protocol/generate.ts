@@ -2,6 +2,7 @@
  * POST /generate (spec b.1): request schema with SGLang's field names and defaults, and the response shapes.
  */
 import { z } from 'zod';
+import * as bounds from './sampling-bounds.js';
 
 import { logitBiasSchema } from './logit-bias.js';
 
@@ -10,21 +11,21 @@ const int = () => z.number().int();
 export const samplingParamsSchema = z.strictObject({
   max_new_tokens: int().min(0, 'must be ≥ 0').default(128),
   min_new_tokens: int().min(0, 'must be ≥ 0').default(0),
-  temperature: z.number().min(0, 'must be ≥ 0 (0 = greedy)').default(1),
-  top_p: z.number().gt(0, 'must be in (0, 1]').max(1, 'must be in (0, 1]').default(1),
-  top_k: int().refine((v) => v === -1 || v >= 1, 'must be -1 (off) or ≥ 1').default(-1),
-  min_p: z.number().min(0, 'must be in [0, 1]').max(1, 'must be in [0, 1]').default(0),
-  stop: z.union([z.string(), z.array(z.string())]).optional(),
-  stop_token_ids: z.array(int().min(0)).optional(),
+  temperature: bounds.temperatureSchema().default(1),
+  top_p: bounds.topPSchema().default(1),
+  top_k: bounds.topKSchema().default(-1),
+  min_p: bounds.minPSchema().default(0),
+  stop: bounds.stopSchema().optional(),
+  stop_token_ids: bounds.stopTokenIdsSchema().optional(),
   ignore_eos: z.boolean().default(false),
   skip_special_tokens: z.boolean().default(true),
   spaces_between_special_tokens: z.boolean().default(true),
   no_stop_trim: z.boolean().default(false),
-  frequency_penalty: z.number().min(-2, 'must be in [-2, 2]').max(2, 'must be in [-2, 2]').default(0),
-  presence_penalty: z.number().min(-2, 'must be in [-2, 2]').max(2, 'must be in [-2, 2]').default(0),
-  repetition_penalty: z.number().gt(0, 'must be in (0, 2]').max(2, 'must be in (0, 2]').default(1),
-  n: int().min(1, 'must be ≥ 1').max(64, 'must be ≤ 64').default(1),
-  sampling_seed: int().min(0).optional(),
+  frequency_penalty: bounds.penaltySchema().default(0),
+  presence_penalty: bounds.penaltySchema().default(0),
+  repetition_penalty: bounds.repetitionPenaltySchema().default(1),
+  n: bounds.nSchema().default(1),
+  sampling_seed: bounds.seedSchema().optional(),
   logit_bias: logitBiasSchema.optional(),
 });
 export type SamplingParams = z.output<typeof samplingParamsSchema>;
@@ -33,13 +34,13 @@ const perItem = <T extends z.ZodType>(item: T) => z.union([item, z.array(item)])
 
 export const generateRequestSchema = z.looseObject({
   text: z.union([z.string(), z.array(z.string()).min(1, 'must not be empty')]).optional(),
-  input_ids: z.union([z.array(int().min(0)), z.array(z.array(int().min(0))).min(1, 'must not be empty')]).optional(),
+  input_ids: z.union([z.array(bounds.tokenIdSchema()), z.array(z.array(bounds.tokenIdSchema())).min(1, 'must not be empty')]).optional(),
   sampling_params: z.union([samplingParamsSchema, z.array(samplingParamsSchema)]).optional(),
   lora_path: z.union([z.string(), z.array(z.string().nullable()), z.null()]).optional(),
   stream: z.boolean().default(false),
   return_logprob: perItem(z.boolean()).default(false),
   logprob_start_len: perItem(int().min(-1)).default(-1),
-  top_logprobs_num: perItem(int().min(0).max(20)).default(0),
+  top_logprobs_num: perItem(bounds.topLogprobsSchema()).default(0),
   return_text_in_logprobs: z.boolean().default(false),
   rid: perItem(z.string()).optional(),
 });

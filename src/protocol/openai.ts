@@ -4,42 +4,43 @@
  * arrive as extra body fields and are validated here.
  */
 import { z } from 'zod';
+import * as bounds from './sampling-bounds.js';
 
 import { logitBiasSchema } from './logit-bias.js';
 
 const int = () => z.number().int();
-const stop = z.union([z.string(), z.array(z.string()).max(16)]).nullable().optional();
+const stop = bounds.stopSchema().nullable().optional();
 
 const commonFields = {
   model: z.string({ error: 'model is required (a string, e.g. "base" or "base:adapter")' }),
-  temperature: z.number().min(0, 'must be in [0, 2]').max(2, 'must be in [0, 2]').nullable().optional(),
-  top_p: z.number().gt(0, 'must be in (0, 1]').max(1, 'must be in (0, 1]').nullable().optional(),
-  n: int().min(1, 'must be ≥ 1').max(64, 'must be ≤ 64').nullable().optional(),
+  temperature: bounds.temperatureSchema().pipe(z.number().max(2, 'must be in [0, 2]')).nullable().optional(),
+  top_p: bounds.topPSchema().nullable().optional(),
+  n: bounds.nSchema().nullable().optional(),
   stop,
   seed: int().nullable().optional(),
-  presence_penalty: z.number().min(-2, 'must be in [-2, 2]').max(2, 'must be in [-2, 2]').nullable().optional(),
+  presence_penalty: bounds.penaltySchema().nullable().optional(),
   logit_bias: logitBiasSchema.nullable().optional(),
-  frequency_penalty: z.number().min(-2, 'must be in [-2, 2]').max(2, 'must be in [-2, 2]').nullable().optional(),
+  frequency_penalty: bounds.penaltySchema().nullable().optional(),
   stream: z.boolean().nullable().optional(),
   stream_options: z.looseObject({ include_usage: z.boolean().nullable().optional() }).nullable().optional(),
   // SGLang / vLLM extras
-  top_k: int().refine((v) => v === -1 || v >= 1, 'must be -1 (off) or ≥ 1').nullable().optional(),
-  min_p: z.number().min(0).max(1).nullable().optional(),
-  repetition_penalty: z.number().gt(0).max(2).nullable().optional(),
+  top_k: bounds.topKSchema().nullable().optional(),
+  min_p: bounds.minPSchema().nullable().optional(),
+  repetition_penalty: bounds.repetitionPenaltySchema().nullable().optional(),
   min_tokens: int().min(0).nullable().optional(),
   ignore_eos: z.boolean().nullable().optional(),
-  stop_token_ids: z.array(int().min(0)).nullable().optional(),
+  stop_token_ids: bounds.stopTokenIdsSchema().nullable().optional(),
   skip_special_tokens: z.boolean().nullable().optional(),
   lora_path: z.union([z.string(), z.array(z.string().nullable()), z.null()]).optional(),
 };
 
 export const completionRequestSchema = z.looseObject({
   ...commonFields,
-  prompt: z.union([z.string(), z.array(z.string()).min(1), z.array(int().min(0)).min(1), z.array(z.array(int().min(0)).min(1)).min(1)], {
+  prompt: z.union([z.string(), z.array(z.string()).min(1), z.array(bounds.tokenIdSchema()).min(1), z.array(z.array(bounds.tokenIdSchema()).min(1)).min(1)], {
     error: 'prompt must be a string, a list of strings, a list of token ids, or a list of token-id lists',
   }),
   max_tokens: int().min(0, 'must be ≥ 0').nullable().optional(),
-  logprobs: int().min(0).max(20).nullable().optional(),
+  logprobs: bounds.topLogprobsSchema().nullable().optional(),
   echo: z.boolean().nullable().optional(),
 });
 export type CompletionRequest = z.output<typeof completionRequestSchema>;
@@ -57,7 +58,7 @@ export const chatRequestSchema = z.looseObject({
   max_tokens: int().min(0, 'must be ≥ 0').nullable().optional(),
   max_completion_tokens: int().min(0, 'must be ≥ 0').nullable().optional(),
   logprobs: z.boolean().nullable().optional(),
-  top_logprobs: int().min(0).max(20).nullable().optional(),
+  top_logprobs: bounds.topLogprobsSchema().nullable().optional(),
 });
 export type ChatRequest = z.output<typeof chatRequestSchema>;
 

@@ -2,6 +2,7 @@
  * startServer(config): loads the model, starts the engine worker, preloads the start-up adapters, and listens.
  * One log line per phase (an ora spinner on a TTY); close() drains in-flight requests, then stops the engine.
  */
+import type { ServerResponse } from 'node:http';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +12,7 @@ import { Engine } from '../engine/engine.js';
 import { AdapterManager } from '../engine/lora/adapter-manager.js';
 import type { LoraTargetModule } from '../engine/model/types.js';
 import { AdapterDirectory } from './adapter-directory.js';
+import { isLoopbackHost } from './allowed-dirs.js';
 import { createRequestHandler } from './app.js';
 import type { ServerContext } from './context.js';
 import { GenerationService } from './generation/service.js';
@@ -23,10 +25,32 @@ import { checkModelAgainstConfig, demoExamples, inferLoraPool, listenEarly, type
 
 export interface RunningServer {
   url: string;
+  /** Graceful: stop accepting, let requests and slow readers finish (up to --shutdown-timeout), stop the engine. */
   close(): Promise<void>;
+  /**
+   * Now: cancel every request, drop connections, and stop the engine between two steps (terminating its thread
+   * inside a native call would abort the process), then resolve; the caller exits.
+   */
+  abort(): Promise<void>;
 }
 
+/** How long abort() waits for the engine thread to reach the end of its current step. */
+const ENGINE_STOP_TIMEOUT_MS = 10_000;
+
 const KV_BLOCK_SIZE = 16;
+/** A run-time adapter read that takes longer than this (a hung network mount, say) fails and frees its lock. */
+const ADAPTER_READ_TIMEOUT_MS = 120_000;
+
+function withTimeBound<T>(work: Promise<T>, path: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new TsloraError('invalid_request', `reading the adapter at '${path}' took longer than ${ADAPTER_READ_TIMEOUT_MS / 1000} s; gave up`, { param: 'lora_path' })),
+      ADAPTER_READ_TIMEOUT_MS,
+    );
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 function demoAdapters(demoDir: string): StartupAdapter[] {
@@ -42,6 +66,21 @@ function demoAdapters(demoDir: string): StartupAdapter[] {
 export interface ServerDependencies {
   loadModel?: (dir: string, tokenizerDir: string | null) => Promise<ServerModel>;
   readAdapter?: ReadAdapterFn;
+}
+
+/** Resolves true when `work` settles before the deadline (ms since the epoch), false when the deadline comes first. */
+async function beforeDeadline(work: Promise<unknown>, deadline: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), Math.max(0, deadline - Date.now()))));
+  try {
+    return await Promise.race([work.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function allClosed(responses: Set<ServerResponse>): Promise<void> {
+  while (responses.size > 0) await Promise.all([...responses].map((res) => new Promise<void>((r) => (res.closed ? r() : res.once('close', () => r())))));
 }
 
 export async function startServer(inputConfig: ServeConfig, deps: ServerDependencies = {}): Promise<RunningServer> {
@@ -138,7 +177,7 @@ async function startOnListener(inputConfig: ServeConfig, deps: ServerDependencie
         preread.delete(path);
         return cached;
       }
-      return readAdapter(path, model.spec, { maxRank: pool.maxRank, targetModules: pool.targetModules, strict: config.loraStrictLoading }, name);
+      return withTimeBound(readAdapter(path, model.spec, { maxRank: pool.maxRank, targetModules: pool.targetModules, strict: config.loraStrictLoading }, name), path);
     },
     { loraEnabled: config.enableLora, numSlots: config.maxLorasPerBatch, maxLoadedLoras: config.maxLoadedLoras, evictionPolicy: config.loraEvictionPolicy },
     {
@@ -210,10 +249,23 @@ async function startOnListener(inputConfig: ServeConfig, deps: ServerDependencie
     log.line('tslora serve: error: the engine worker stopped unexpectedly; /health now fails.');
   };
   const url = listener.url;
+  const server = listener.server;
+  // Responses not yet fully handed to the OS: a drain waits for them (slow readers), up to --shutdown-timeout.
+  const unfinished = new Set<ServerResponse>();
+  server.on('request', (_req, res: ServerResponse) => {
+    unfinished.add(res);
+    res.on('close', () => unfinished.delete(res));
+  });
   // With --port 0 the OS picked the port: /get_server_info reports the one in use.
   ctx.config = Object.freeze({ ...ctx.config, port: listener.port });
   listener.serve(createRequestHandler(ctx));
   ctx.ready = true;
+  if (!isLoopbackHost(config.host) && config.apiKey === null && config.loraAllowedDirs.length === 0) {
+    log.line(
+      `tslora serve: warning: --host ${config.host} is reachable from other machines and neither --api-key nor --lora-allowed-dirs is set: ` +
+        'anyone who can reach the port can generate and make the server read any adapter path it can access (see docs/security.md).',
+    );
+  }
   if (demo) log.line(demoExamples(url, adapters.registry.list().map((e) => e.name), servedModelName, config.apiKey !== null));
 
   let closing: Promise<void> | null = null;
@@ -222,11 +274,23 @@ async function startOnListener(inputConfig: ServeConfig, deps: ServerDependencie
     close() {
       closing ??= (async () => {
         ctx.ready = false;
-        await service.drain();
-        await listener.close();
+        const deadline = Date.now() + config.shutdownTimeout * 1000;
+        // While requests finish, the listener stays open: new work and /health get 503 (a balancer moves on).
+        if (!(await beforeDeadline(service.drain(), deadline))) service.cancelAll('the server is shutting down (--shutdown-timeout reached)');
+        const closed = new Promise<void>((r) => server.close(() => r()));
+        // Every response was ended; wait until slow readers have received what is buffered for them.
+        await beforeDeadline(allClosed(unfinished), deadline);
+        server.closeAllConnections();
+        await closed;
         await engine.close();
       })();
       return closing;
+    },
+    async abort() {
+      ctx.ready = false;
+      service.cancelAll('the server is stopping now');
+      server.closeAllConnections();
+      await beforeDeadline(engine.close().catch(() => undefined), Date.now() + ENGINE_STOP_TIMEOUT_MS);
     },
   };
 }

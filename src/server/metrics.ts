@@ -50,6 +50,7 @@ export class ServerMetrics {
   private readonly finished = this.counter('tslora_requests_finished_total', 'Samples that finished normally.', ['model_name']);
   private readonly aborted = this.counter('tslora_requests_aborted_total', 'Samples aborted (client gone, error, shutdown).', ['model_name']);
   private readonly rejected = this.counter('tslora_requests_rejected_total', 'Requests rejected because the queue was full.');
+  private readonly streamClientsDropped = this.counter('tslora_stream_clients_dropped_total', 'Streaming clients disconnected for leaving more than --max-unread-stream-bytes unread.');
   private readonly promptTokens = this.counter('tslora_prompt_tokens_total', 'Prompt tokens of finished samples.', ['model_name']);
   private readonly generationTokens = this.counter('tslora_generation_tokens_total', 'Generated tokens of finished samples.', ['model_name']);
   private readonly cachedTokens = this.counter('tslora_cached_tokens_total', 'Prompt tokens served from the prefix cache.', ['model_name']);
@@ -97,6 +98,11 @@ export class ServerMetrics {
   accepted(adapter: string | null, n: number): void {
     this.requests.inc(this.label(adapter), n);
     if (adapter !== null) this.inFlightByAdapter.set(adapter, (this.inFlightByAdapter.get(adapter) ?? 0) + n);
+  }
+
+  /** A streaming client was disconnected for leaving too many bytes unread. */
+  droppedStreamClient(): void {
+    this.streamClientsDropped.inc();
   }
 
   rejectedForCapacity(): void {

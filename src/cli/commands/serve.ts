@@ -57,16 +57,22 @@ export function registerServeCommand(program: Command): void {
     try {
       const server = await startServer(config);
       let closing = false;
+      let aborting = false;
       const shutdown = (signal: NodeJS.Signals): void => {
+        if (aborting) return;
         if (closing) {
-          process.stderr.write(`tslora serve: ${signal} again, exiting without waiting.\n`);
-          process.exit(1);
+          // Second signal: exit with the shell's 128 + signal number, after the engine thread left native code.
+          aborting = true;
+          process.stderr.write(`tslora serve: ${signal} again, cancelling every request and exiting.\n`);
+          const status = signal === 'SIGINT' ? 130 : 143;
+          void server.abort().finally(() => process.exit(status));
+          return;
         }
         closing = true;
         process.stderr.write(`tslora serve: ${signal} received, shutting down.\n`);
         server.close().then(
-          () => process.exit(0),
-          (error: unknown) => process.exit(reportError('serve', error)),
+          () => aborting || process.exit(0),
+          (error: unknown) => aborting || process.exit(reportError('serve', error)),
         );
       };
       process.on('SIGINT', shutdown);

@@ -9,7 +9,7 @@
 import { KvCacheManager } from '../kv/kv-cache.js';
 import { BASE_ADAPTER_ID, type SlotPool, sortAdapterIds } from '../lora/slot-pool.js';
 import type { EvictionPolicyName } from '../lora/eviction-policy.js';
-import type { StepSequence } from '../model/runner-types.js';
+import type { StepSequence, StepSequenceResult } from '../model/runner-types.js';
 import type { SchedulerRunner } from '../runner-port.js';
 import type { EngineFinish, EngineRequest, TokenUpdate } from '../types.js';
 import { canAdmitAdapter } from './admission.js';
@@ -157,12 +157,13 @@ export class Scheduler<HostAdapter = unknown> {
     for (const key of new Set(plan.map((p) => p.seq.adapterKey))) this.slots.touch(key);
     const stepSeqs: StepSequence[] = plan.map((p) => buildStepSequence(p, this.slotFor(p.seq), this.kv.blockSize, this.options.eosTokenIds));
     const startedAt = this.now();
-    const results = this.runner.step(stepSeqs);
+    const results = this.runIsolated(plan, stepSeqs, updates);
     this.learnPrefillCost(plan, this.now() - startedAt);
     this.counters.steps++;
     for (let i = 0; i < plan.length; i++) {
       const { seq, start, length } = plan[i];
       const result = results[i];
+      if (result === null) continue;
       const update = this.updateFor(seq, updates);
       seq.computed = start + length;
       if (start < seq.promptLen) {
@@ -202,6 +203,31 @@ export class Scheduler<HostAdapter = unknown> {
       }
     }
     return [...updates.values()];
+  }
+
+  /**
+   * Runs one forward step. When it throws (a row the engine rejects, e.g. sampling values the HTTP checks let
+   * through), each row is run again on its own, so that only the rows that fail are aborted (null result) and the
+   * rest of the step completes. Re-running is safe: a row rewrites the same KV positions with the same values and
+   * its sampling seed is fixed per step.
+   */
+  private runIsolated(plan: PlannedChunk[], stepSeqs: StepSequence[], updates: Map<string, TokenUpdate>): Array<StepSequenceResult | null> {
+    try {
+      return this.runner.step(stepSeqs);
+    } catch (batchError) {
+      return stepSeqs.map((stepSeq, i) => {
+        try {
+          if (stepSeqs.length === 1) throw batchError;
+          return this.runner.step([stepSeq])[0];
+        } catch (error) {
+          const seq = plan[i].seq;
+          const update = this.updateFor(seq, updates);
+          update.finish = { type: 'abort', message: `the engine rejected this request: ${error instanceof Error ? error.message : String(error)}` };
+          this.finishSequence(seq);
+          return null;
+        }
+      });
+    }
   }
 
   /** Aborts every request (shutdown); returns their abort updates. */

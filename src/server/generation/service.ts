@@ -107,12 +107,34 @@ export class GenerationService {
     if (this.closing) throw new TsloraError('shutting_down', 'the server is shutting down; retry against another instance');
     items.forEach((item, i) => this.validate(item, i, items.length > 1));
     const samples = items.reduce((n, item) => n + item.params.n, 0);
-    if (this.outstanding + samples > this.limits.maxRunningRequests + this.limits.maxQueuedRequests) {
+    const capacity = this.limits.maxRunningRequests + this.limits.maxQueuedRequests;
+    if (samples > capacity) {
+      // Retrying cannot help: 400 naming the limit, not 503.
+      throw new TsloraError('invalid_request', `the request has ${samples} samples (prompts × n) but the server holds at most ${capacity} at once (--max-running-requests ${this.limits.maxRunningRequests} + --max-queued-requests ${this.limits.maxQueuedRequests})`, {
+        hint: 'Split the batch or lower n.',
+        param: 'n',
+      });
+    }
+    if (this.outstanding + samples > capacity) {
       this.metrics.rejectedForCapacity();
       throw new TsloraError('queue_full', `the server is at capacity (${this.outstanding} requests in flight, queue limit ${this.limits.maxQueuedRequests}); retry later`);
     }
-    await this.adapterDirectory?.loadMissing(this.adapters, items.map((i) => i.adapterName));
-    const lease = await this.adapters.acquire(items.map((i) => i.adapterName));
+    // The samples count against the bound from here on, across the adapter awaits below (a load or reload can take
+    // a while and other requests arrive meanwhile).
+    this.outstanding += samples;
+    let lease: Awaited<ReturnType<AdapterManager['acquire']>>;
+    try {
+      await this.adapterDirectory?.loadMissing(this.adapters, items.map((i) => i.adapterName));
+      lease = await this.adapters.acquire(items.map((i) => i.adapterName));
+    } catch (error) {
+      this.outstanding -= samples;
+      throw error;
+    }
+    if (this.closing) {
+      this.outstanding -= samples;
+      lease.release();
+      throw new TsloraError('shutting_down', 'the server is shutting down; retry against another instance');
+    }
     const runs: SampleRun[] = [];
     const now = performance.now();
     for (const item of items) {
@@ -203,7 +225,6 @@ export class GenerationService {
       }
     };
     this.jobs.add(job);
-    this.outstanding += runs.length;
     for (const run of runs) this.metrics.accepted(run.spec.adapterName, 1);
     if (runs.length === 0) {
       lease.release();
@@ -236,6 +257,11 @@ export class GenerationService {
       });
     });
     return job;
+  }
+
+  /** Cancels every job in flight (a drain past --shutdown-timeout). */
+  cancelAll(message: string): void {
+    for (const job of [...this.jobs]) job.cancel(message);
   }
 
   /** Stops accepting work and waits for every job in flight to finish. */

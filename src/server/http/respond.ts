@@ -45,10 +45,19 @@ export function sendError(res: ServerResponse, error: unknown, style: ErrorStyle
 /** Server-sent events on one response. */
 export class SseWriter {
   private readonly res: ServerResponse;
+  private readonly maxUnreadBytes: number;
+  private readonly onDrop: () => void;
   private started = false;
 
-  constructor(res: ServerResponse) {
+  /**
+   * A client that leaves more than maxUnreadBytes (--max-unread-stream-bytes) in the server's buffer is
+   * disconnected and onDrop called: one that never reads would otherwise hold every event in memory. The engine
+   * keeps generating for the others, so the producer is not paused.
+   */
+  constructor(res: ServerResponse, maxUnreadBytes: number, onDrop: () => void) {
     this.res = res;
+    this.maxUnreadBytes = maxUnreadBytes;
+    this.onDrop = onDrop;
   }
 
   get open(): boolean {
@@ -64,7 +73,12 @@ export class SseWriter {
 
   event(data: unknown): void {
     this.start();
-    if (this.open) this.res.write(`data: ${JSON.stringify(data)}\n\n`);
+    if (!this.open) return;
+    this.res.write(`data: ${JSON.stringify(data)}\n\n`);
+    if (this.res.writableLength > this.maxUnreadBytes) {
+      this.onDrop();
+      this.res.destroy();
+    }
   }
 
   /** The spec's in-stream error event (b.6) followed by [DONE]. */

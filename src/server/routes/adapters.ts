@@ -4,8 +4,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { httpStatusForCode, toTsloraError, TsloraError } from '../../errors.js';
-import { loadAdapterRequestSchema, pinAdapterRequestSchema, unloadAdapterRequestSchema, type AdapterOperationResponse } from '../../protocol/adapters.js';
+import { adapterNameProblem, loadAdapterRequestSchema, pinAdapterRequestSchema, unloadAdapterRequestSchema, type AdapterOperationResponse } from '../../protocol/adapters.js';
 import { parseBody } from '../../protocol/parse.js';
+import { checkAllowedAdapterPath } from '../allowed-dirs.js';
 import type { ServerContext } from '../context.js';
 import { readJsonBody } from '../http/body.js';
 import { sendJson } from '../http/respond.js';
@@ -38,7 +39,12 @@ async function guarded(ctx: ServerContext, req: IncomingMessage, res: ServerResp
 export function handleLoadAdapter(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   return guarded(ctx, req, res, async (raw) => {
     const body = parseBody(loadAdapterRequestSchema, raw);
-    await ctx.adapters.load(body.lora_name, body.lora_path, body.pinned, body.load_inplace === true);
+    const problem = adapterNameProblem(body.lora_name, body.lora_path);
+    if (problem) throw new TsloraError('invalid_request', problem, { param: 'lora_name' });
+    // With --lora-allowed-dirs the resolved path is loaded, so a symlink swapped after the check cannot redirect it.
+    const allowedDirs = ctx.config.loraAllowedDirs;
+    const path = allowedDirs.length > 0 ? checkAllowedAdapterPath(body.lora_path, allowedDirs) : body.lora_path;
+    await ctx.adapters.load(body.lora_name, path, body.pinned, body.load_inplace === true);
   });
 }
 

@@ -2,7 +2,14 @@
 import type { GenerateResponseItem } from '../../protocol/generate.js';
 import type { SampleRun } from '../generation/sample-run.js';
 
-export function generateItem(run: SampleRun, options: { text: string; ids: number[]; final: boolean; withLogprobs: boolean; topLogprobs: boolean }): GenerateResponseItem {
+/**
+ * outputLogprobsFrom: stream events carry only the output logprobs from this index on (the ones not sent yet), and
+ * inputLogprobs: false leaves out the prompt logprobs an earlier event already carried.
+ */
+export function generateItem(
+  run: SampleRun,
+  options: { text: string; ids: number[]; final: boolean; withLogprobs: boolean; topLogprobs: boolean; outputLogprobsFrom?: number; inputLogprobs?: boolean },
+): GenerateResponseItem {
   const end = run.finishedAtMs ?? performance.now();
   const meta: GenerateResponseItem['meta_info'] = {
     id: run.spec.clientId,
@@ -14,11 +21,13 @@ export function generateItem(run: SampleRun, options: { text: string; ids: numbe
     lora_name: run.spec.adapterName,
   };
   if (options.withLogprobs) {
-    meta.input_token_logprobs = run.inputLogprobs ?? [];
-    meta.output_token_logprobs = run.outputLogprobs;
+    const from = options.outputLogprobsFrom ?? 0;
+    const input = options.inputLogprobs === false ? [] : run.inputLogprobs ?? [];
+    meta.input_token_logprobs = input;
+    meta.output_token_logprobs = run.outputLogprobs.slice(from);
     if (options.topLogprobs) {
-      meta.input_top_logprobs = (run.inputLogprobs ?? []).map((_, i) => run.inputTopLogprobs?.[i] ?? null);
-      meta.output_top_logprobs = run.outputTopLogprobs;
+      meta.input_top_logprobs = input.map((_, i) => run.inputTopLogprobs?.[i] ?? null);
+      meta.output_top_logprobs = run.outputTopLogprobs.slice(from);
     }
   }
   return { text: options.text, output_ids: options.ids, meta_info: meta };

@@ -9,6 +9,7 @@ import type { SampleRun } from '../generation/sample-run.js';
 import { readJsonBody } from '../http/body.js';
 import { fillSamplingDefaults } from '../sampling-defaults.js';
 import { sendJson, SseWriter } from '../http/respond.js';
+import { encodePrompt } from '../prompt-limits.js';
 import { generateItem } from './generate-response.js';
 
 function pick<T>(value: T | T[], index: number): T {
@@ -35,7 +36,7 @@ export function itemsFromGenerateBody(ctx: ServerContext, body: GenerateRequestB
   let isBatch: boolean;
   if (body.text !== undefined) {
     isBatch = Array.isArray(body.text);
-    prompts = (isBatch ? (body.text as string[]) : [body.text as string]).map((t) => ctx.tokenizer.encode(t));
+    prompts = (isBatch ? (body.text as string[]) : [body.text as string]).map((t, i) => encodePrompt(ctx, t, isBatch ? `text[${i}]` : 'text'));
   } else {
     const ids = body.input_ids!;
     isBatch = ids.length > 0 && Array.isArray(ids[0]);
@@ -91,8 +92,11 @@ export async function handleGenerate(ctx: ServerContext, req: IncomingMessage, r
     return;
   }
 
-  const sse = new SseWriter(res);
+  const sse = new SseWriter(res, ctx.config.maxUnreadStreamBytes, () => ctx.metrics.droppedStreamClient());
   const sentCount = new Map<SampleRun, number>();
+  // Logprobs are incremental in every mode (text and ids stay cumulative unless --incremental-streaming-output):
+  // re-sending them would make an n × top_logprobs_num stream grow with the square of its length.
+  const logprobsSent = new Map<SampleRun, number>();
   const job = await ctx.service.start(items, {
     onProgress: (run, index) => {
       const last = sentCount.get(run) ?? 0;
@@ -104,12 +108,16 @@ export async function handleGenerate(ctx: ServerContext, req: IncomingMessage, r
       const delta = run.takeDelta();
       if (!run.finished && delta.ids.length === 0 && delta.text === '') return;
       sentCount.set(run, run.outputIds.length);
+      const from = logprobsSent.get(run);
+      logprobsSent.set(run, run.outputLogprobs.length);
       const event = generateItem(run, {
         text: incremental ? delta.text : run.emittedText,
         ids: incremental ? delta.ids : run.emittedIdList,
         final: run.finished,
         withLogprobs: withLogprobs(run),
         topLogprobs: topLogprobs(run),
+        outputLogprobsFrom: from ?? 0,
+        inputLogprobs: from === undefined,
       });
       if (isBatch || job.runs.length > 1) event.index = index;
       sse.event(event);

@@ -6,7 +6,7 @@ import { samplingParamsSchema } from '../../protocol/generate.js';
 import type { ServerContext } from '../context.js';
 import { sendJson } from '../http/respond.js';
 
-function cards(ctx: ServerContext): ModelCard[] {
+function cards(ctx: ServerContext, showPaths: boolean): ModelCard[] {
   const base: ModelCard = {
     id: ctx.servedModelName,
     object: 'model',
@@ -17,21 +17,22 @@ function cards(ctx: ServerContext): ModelCard[] {
     max_model_len: ctx.contextLength,
   };
   const adapters = ctx.adapters.registry.list().map(
-    (e): ModelCard => ({ id: e.name, object: 'model', created: ctx.createdAtS, owned_by: 'tslora', root: e.path, parent: ctx.servedModelName, max_model_len: null, pinned: e.pinned }),
+    (e): ModelCard => ({ id: e.name, object: 'model', created: ctx.createdAtS, owned_by: 'tslora', root: showPaths ? e.path : null, parent: ctx.servedModelName, max_model_len: null, pinned: e.pinned }),
   );
   return [base, ...adapters];
 }
 
-export function handleModels(ctx: ServerContext, res: ServerResponse): void {
-  sendJson(res, 200, { object: 'list', data: cards(ctx) });
+/** showPaths: adapter cards carry `root` = the adapter path (else null); see showsPaths in app.ts. */
+export function handleModels(ctx: ServerContext, res: ServerResponse, showPaths: boolean): void {
+  sendJson(res, 200, { object: 'list', data: cards(ctx, showPaths) });
 }
 
 /**
  * The card of a model id as the completion routes read it: a listed id, or `base:adapter` (the adapter's card
  * under the id asked for; `base:` alone is the base model), where base must be the served model name.
  */
-function cardFor(ctx: ServerContext, id: string): ModelCard | undefined {
-  const all = cards(ctx);
+function cardFor(ctx: ServerContext, id: string, showPaths: boolean): ModelCard | undefined {
+  const all = cards(ctx, showPaths);
   const listed = all.find((c) => c.id === id);
   if (listed) return listed;
   const colon = id.indexOf(':');
@@ -41,8 +42,8 @@ function cardFor(ctx: ServerContext, id: string): ModelCard | undefined {
   return card && { ...card, id };
 }
 
-export function handleModel(ctx: ServerContext, res: ServerResponse, id: string): void {
-  const card = cardFor(ctx, id);
+export function handleModel(ctx: ServerContext, res: ServerResponse, id: string, showPaths: boolean): void {
+  const card = cardFor(ctx, id, showPaths);
   if (!card) throw new TsloraError('route_not_found', `model '${id}' does not exist; GET /v1/models lists the base model and the loaded adapters`, { param: 'model' });
   sendJson(res, 200, card);
 }

@@ -8,13 +8,14 @@ import { GenerationService, type GenerationItem, type Job, type JobHandlers } fr
 import type { SampleRun } from '../generation/sample-run.js';
 import { readJsonBody } from '../http/body.js';
 import { sendJson, SseWriter } from '../http/respond.js';
+import { encodePrompt } from '../prompt-limits.js';
 import { adapterForPrompt, adapterFromModel, openAiFinishReason, openAiId, samplingFromOpenAi, usageOf } from './openai-common.js';
 
 function completionPrompts(ctx: ServerContext, prompt: CompletionRequest['prompt']): number[][] {
-  if (typeof prompt === 'string') return [ctx.tokenizer.encode(prompt)];
+  if (typeof prompt === 'string') return [encodePrompt(ctx, prompt, 'prompt')];
   if (prompt.length > 0 && typeof prompt[0] === 'number') return [prompt as number[]];
   if (prompt.length > 0 && Array.isArray(prompt[0])) return prompt as number[][];
-  return (prompt as string[]).map((p) => ctx.tokenizer.encode(p));
+  return (prompt as string[]).map((p, i) => encodePrompt(ctx, p, `prompt[${i}]`));
 }
 
 function messageText(content: unknown): string {
@@ -128,7 +129,7 @@ async function runOpenAi(
     return;
   }
 
-  const sse = new SseWriter(res);
+  const sse = new SseWriter(res, ctx.config.maxUnreadStreamBytes, () => ctx.metrics.droppedStreamClient());
   const chunkObject = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
   const roleSent = new Set<number>();
   // Per choice: output tokens whose logprobs were sent, and characters of text sent (the next text_offset).
@@ -192,5 +193,5 @@ export async function handleChatCompletions(ctx: ServerContext, req: IncomingMes
     throw new TsloraError('invalid_request', 'this model has no chat_template in tokenizer_config.json; use /v1/completions', { param: 'messages' });
   }
   const text = ctx.renderChat(body.messages.map((m) => ({ role: m.role, content: messageText(m.content) })));
-  await runOpenAi(ctx, req, res, body, [ctx.tokenizer.encode(text, false)], 'chat');
+  await runOpenAi(ctx, req, res, body, [encodePrompt(ctx, text, 'messages', false)], 'chat');
 }
