@@ -27,6 +27,8 @@ export interface ServerContext {
   contextLength: number;
   spec: ModelSpec;
   tokenizer: ServerTokenizer;
+  /** Tokenizes large prompts on another thread (absent when the model came from a test's loader). */
+  offLoopTokenizer?: { encode(text: string, addSpecialTokens: boolean): Promise<number[]> };
   /** Renders messages with the model's chat template plus the generation prompt; null = no template. */
   renderChat: ((messages: ChatMessage[]) => string) | null;
   /** The model's generation_config.json sampling values: defaults for fields a request leaves unset. */

@@ -13,6 +13,7 @@ import { AdapterManager } from '../engine/lora/adapter-manager.js';
 import type { LoraTargetModule } from '../engine/model/types.js';
 import { AdapterDirectory } from './adapter-directory.js';
 import { isLoopbackHost } from './allowed-dirs.js';
+import { OffLoopTokenizer } from './off-loop-tokenizer.js';
 import { createRequestHandler } from './app.js';
 import type { ServerContext } from './context.js';
 import { GenerationService } from './generation/service.js';
@@ -226,6 +227,7 @@ async function startOnListener(inputConfig: ServeConfig, deps: ServerDependencie
   const samplingDefaults = model.samplingDefaults ?? {};
   const describedDefaults = describeSamplingDefaults(samplingDefaults);
   if (describedDefaults) log.line(`tslora serve: sampling defaults from the model's generation_config.json: ${describedDefaults}`);
+  const offLoopTokenizer = deps.loadModel ? undefined : new OffLoopTokenizer(resolve(config.tokenizerPath ?? modelPath));
   const ctx: ServerContext = {
     config,
     modelPath,
@@ -233,6 +235,8 @@ async function startOnListener(inputConfig: ServeConfig, deps: ServerDependencie
     contextLength,
     spec: model.spec,
     tokenizer: model.tokenizer,
+    // The thread loads the tokenizer files the model loader read; a test's own loader has none to share.
+    offLoopTokenizer,
     renderChat: model.renderChat,
     samplingDefaults,
     engine,
@@ -283,6 +287,7 @@ async function startOnListener(inputConfig: ServeConfig, deps: ServerDependencie
         server.closeAllConnections();
         await closed;
         await engine.close();
+        await offLoopTokenizer?.close();
       })();
       return closing;
     },

@@ -1,9 +1,10 @@
 /**
  * Bounded work before admission: a text prompt is measured in bytes before it is tokenized, so a prompt that can
- * never fit the context is refused at once (tokenizing megabytes would hold the event loop for seconds).
+ * never fit the context is refused at once; one that may fit but is large is tokenized off the event loop.
  */
 import { TsloraError } from '../errors.js';
 import type { ServerContext } from './context.js';
+import { OFF_LOOP_TOKENIZE_CHARS } from './off-loop-tokenizer.js';
 
 /**
  * No tokenizer tslora serves has tokens longer than this many bytes, so a text of more than
@@ -16,7 +17,7 @@ export function maxPromptBytes(contextLength: number): number {
 }
 
 /** Tokenizes a prompt text after checking its size; `param` names the request field in the 400. */
-export function encodePrompt(ctx: ServerContext, text: string, param: string, addSpecialTokens = true): number[] {
+export async function encodePrompt(ctx: ServerContext, text: string, param: string, addSpecialTokens = true): Promise<number[]> {
   const limit = maxPromptBytes(ctx.contextLength);
   // UTF-16 length ≤ UTF-8 bytes ≤ 3 × UTF-16 length: the cheap test first.
   if (text.length > limit || (text.length * 3 > limit && Buffer.byteLength(text, 'utf8') > limit)) {
@@ -25,5 +26,6 @@ export function encodePrompt(ctx: ServerContext, text: string, param: string, ad
       param,
     });
   }
+  if (text.length > OFF_LOOP_TOKENIZE_CHARS && ctx.offLoopTokenizer) return ctx.offLoopTokenizer.encode(text, addSpecialTokens);
   return ctx.tokenizer.encode(text, addSpecialTokens);
 }

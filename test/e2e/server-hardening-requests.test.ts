@@ -106,6 +106,13 @@ test('item 4: a prompt too large for the context is refused by its size, without
   const res = await pending;
   assert.equal(res.status, 400);
   assert.match(res.body.error.message, /at most \d+ bytes/);
+  // A text under the byte bound but long enough for the tokenizer thread: tokenized there, then refused by its
+  // token count, while /health answers.
+  const mid = post(`${server.url}/generate`, { text: 'ab '.repeat(9000), sampling_params: { max_new_tokens: 1 } }, AUTH);
+  assert.equal((await fetch(`${server.url}/health`)).status, 200);
+  const midRes = await mid;
+  assert.equal(midRes.status, 400);
+  assert.match(midRes.body.error.message, /has \d+ tokens but the context length is 128/);
   const completions = await post(`${server.url}/v1/completions`, { model: 'demo', prompt: [huge.slice(0, 1 << 20)], max_tokens: 1 }, AUTH);
   assert.equal(completions.status, 400);
   assert.equal(completions.body.error.param, 'prompt[0]');

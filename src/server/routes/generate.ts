@@ -28,7 +28,7 @@ function checkListLength(name: string, value: unknown, batchSize: number, isBatc
 }
 
 /** Turns a validated body into generation items (one per prompt). */
-export function itemsFromGenerateBody(ctx: ServerContext, body: GenerateRequestBody): { items: GenerationItem[]; isBatch: boolean } {
+export async function itemsFromGenerateBody(ctx: ServerContext, body: GenerateRequestBody): Promise<{ items: GenerationItem[]; isBatch: boolean }> {
   if ((body.text === undefined) === (body.input_ids === undefined)) {
     throw new TsloraError('invalid_request', 'exactly one of text and input_ids is required', { param: body.text === undefined ? 'text' : 'input_ids' });
   }
@@ -36,7 +36,9 @@ export function itemsFromGenerateBody(ctx: ServerContext, body: GenerateRequestB
   let isBatch: boolean;
   if (body.text !== undefined) {
     isBatch = Array.isArray(body.text);
-    prompts = (isBatch ? (body.text as string[]) : [body.text as string]).map((t, i) => encodePrompt(ctx, t, isBatch ? `text[${i}]` : 'text'));
+    const texts = isBatch ? (body.text as string[]) : [body.text as string];
+    prompts = [];
+    for (const [i, t] of texts.entries()) prompts.push(await encodePrompt(ctx, t, isBatch ? `text[${i}]` : 'text'));
   } else {
     const ids = body.input_ids!;
     isBatch = ids.length > 0 && Array.isArray(ids[0]);
@@ -73,7 +75,7 @@ export async function handleGenerate(ctx: ServerContext, req: IncomingMessage, r
     ? { ...(raw as Record<string, unknown>), sampling_params: fillSamplingDefaults((raw as Record<string, unknown>).sampling_params, ctx.samplingDefaults) }
     : raw;
   const body = parseBody(generateRequestSchema, withDefaults);
-  const { items, isBatch } = itemsFromGenerateBody(ctx, body);
+  const { items, isBatch } = await itemsFromGenerateBody(ctx, body);
   const incremental = ctx.config.incrementalStreamingOutput;
   const interval = Math.max(1, ctx.config.streamInterval);
   const withLogprobs = (run: SampleRun) => items[run.spec.itemIndex].returnLogprob;

@@ -11,11 +11,13 @@ import { sendJson, SseWriter } from '../http/respond.js';
 import { encodePrompt } from '../prompt-limits.js';
 import { adapterForPrompt, adapterFromModel, openAiFinishReason, openAiId, samplingFromOpenAi, usageOf } from './openai-common.js';
 
-function completionPrompts(ctx: ServerContext, prompt: CompletionRequest['prompt']): number[][] {
-  if (typeof prompt === 'string') return [encodePrompt(ctx, prompt, 'prompt')];
+async function completionPrompts(ctx: ServerContext, prompt: CompletionRequest['prompt']): Promise<number[][]> {
+  if (typeof prompt === 'string') return [await encodePrompt(ctx, prompt, 'prompt')];
   if (prompt.length > 0 && typeof prompt[0] === 'number') return [prompt as number[]];
   if (prompt.length > 0 && Array.isArray(prompt[0])) return prompt as number[][];
-  return (prompt as string[]).map((p, i) => encodePrompt(ctx, p, `prompt[${i}]`));
+  const out: number[][] = [];
+  for (const [i, p] of (prompt as string[]).entries()) out.push(await encodePrompt(ctx, p, `prompt[${i}]`));
+  return out;
 }
 
 function messageText(content: unknown): string {
@@ -184,7 +186,7 @@ async function runOpenAi(
 
 export async function handleCompletions(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const body = parseBody(completionRequestSchema, await readJsonBody(req));
-  await runOpenAi(ctx, req, res, body, completionPrompts(ctx, body.prompt), 'completion');
+  await runOpenAi(ctx, req, res, body, await completionPrompts(ctx, body.prompt), 'completion');
 }
 
 export async function handleChatCompletions(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -193,5 +195,5 @@ export async function handleChatCompletions(ctx: ServerContext, req: IncomingMes
     throw new TsloraError('invalid_request', 'this model has no chat_template in tokenizer_config.json; use /v1/completions', { param: 'messages' });
   }
   const text = ctx.renderChat(body.messages.map((m) => ({ role: m.role, content: messageText(m.content) })));
-  await runOpenAi(ctx, req, res, body, [encodePrompt(ctx, text, 'messages', false)], 'chat');
+  await runOpenAi(ctx, req, res, body, [await encodePrompt(ctx, text, 'messages', false)], 'chat');
 }
