@@ -4,24 +4,16 @@
  * directory and loads an adapter the first time a request names it.
  *
  * Only plain names map to paths (no separators, no leading dot), and the real path of the adapter directory and of
- * each file a reader opens must stay inside the real DIR, so a symlink cannot lead a request outside it.
+ * each file a reader opens must stay inside the real DIR (checkAllowedAdapterPath of --lora-allowed-dirs, with DIR as
+ * the allowed directory), so a symlink cannot lead a request outside it.
  */
-import { existsSync, realpathSync, statSync } from 'node:fs';
-import { join, sep } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { TsloraError } from '../errors.js';
 import type { AdapterManager } from '../engine/lora/adapter-manager.js';
+import { checkAllowedAdapterPath } from './allowed-dirs.js';
 
 const NAME_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}$/;
-/** The files an adapter reader opens inside an adapter directory. */
-const ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors', 'adapter_model.bin'];
-
-function realOrNull(path: string): string | null {
-  try {
-    return realpathSync(path);
-  } catch {
-    return null;
-  }
-}
 
 export class AdapterDirectory {
   readonly root: string;
@@ -30,22 +22,17 @@ export class AdapterDirectory {
     this.root = root;
   }
 
-  private inside(path: string): boolean {
-    const root = realOrNull(this.root);
-    if (root === null) return false;
-    return path.startsWith(root.endsWith(sep) ? root : root + sep);
-  }
-
   /** The adapter directory for `name`, or null when the name is not a plain name or DIR/name holds no adapter. */
   pathFor(name: string): string | null {
     if (!NAME_PATTERN.test(name)) return null;
-    const real = realOrNull(join(this.root, name));
-    if (real === null || !this.inside(real) || !statSync(real).isDirectory()) return null;
-    if (!existsSync(join(real, 'adapter_config.json'))) return null;
-    for (const file of ADAPTER_FILES) {
-      const target = realOrNull(join(real, file));
-      if (target !== null && !this.inside(target)) return null;
+    let real: string;
+    try {
+      // the --lora-allowed-dirs check with DIR as the only allowed directory: symlinks and adapter files included
+      real = checkAllowedAdapterPath(join(this.root, name), [this.root]);
+    } catch {
+      return null;
     }
+    if (!existsSync(join(real, 'adapter_config.json')) || !statSync(real).isDirectory()) return null;
     return real;
   }
 

@@ -57,7 +57,8 @@ test('probes, ports, drain and the InferencePool agree with the Deployment', () 
     assert.deepEqual(container[probe].httpGet, { path: '/health', port: container.ports[0].name }, probe);
   }
   assert.equal(container.livenessProbe.tcpSocket.port, container.ports[0].name, 'liveness stays up while a drain makes /health 503');
-  assert.ok(pod.terminationGracePeriodSeconds > Number(container.lifecycle.preStop.exec.command[1]), 'the grace period leaves time to drain');
+  const drainS = Number(container.args[container.args.indexOf('--shutdown-timeout') + 1]);
+  assert.ok(pod.terminationGracePeriodSeconds > Number(container.lifecycle.preStop.exec.command[1]) + drainS, 'the grace period covers preStop and the drain');
   assert.equal(find('Service').spec.ports[0].targetPort, container.ports[0].name);
   const pool = find('InferencePool');
   assert.equal(pool.apiVersion, 'inference.networking.k8s.io/v1');
@@ -70,6 +71,7 @@ test('probes, ports, drain and the InferencePool agree with the Deployment', () 
   for (const mount of container.volumeMounts) assert.ok(volumes.has(mount.name), `volume ${mount.name}`);
   const adaptersMount = container.volumeMounts.find((m: { name: string }) => m.name === 'adapters').mountPath;
   assert.equal(container.args[container.args.indexOf('--lora-resolver-dir') + 1], adaptersMount);
+  assert.equal(container.args[container.args.indexOf('--lora-allowed-dirs') + 1], adaptersMount);
 });
 
 test('the endpoint-picker config references declared plugins; the HPA scales on an exported gauge', () => {
