@@ -2,7 +2,8 @@
 // KV head (replicated on every rank), head_dim 32 (q width 128 ≠ hidden 64), qkv biases, q/k norms, tied
 // embeddings and a vocabulary of 101 (uneven vocab-parallel ranges: 50/51 and 25/25/25/26), with adapters on all
 // seven linear modules and on embed_tokens + lm_head (+ k_proj). TP 2 and 4 against the float64 JS reference and
-// TP 1: one mixed batch (base and three adapters, uneven lengths) and a decode step, both LoRA backends.
+// TP 1: one mixed batch (base and three adapters, uneven lengths) and a decode step, both LoRA backends; with the
+// bf16 LoRA pool, against TP 1.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,11 +50,11 @@ function reference(tokens: number[], slot: number): Float64Array {
   return out[out.length - 1];
 }
 
-async function run(tpSize: number, loraBackend: 'csgmv' | 'triton'): Promise<{ prefill: StepSequenceResult[]; decode: StepSequenceResult[] }> {
+async function run(tpSize: number, loraBackend: 'csgmv' | 'triton', loraPoolDtype: 'f32' | 'bf16' = 'f32'): Promise<{ prefill: StepSequenceResult[]; decode: StepSequenceResult[] }> {
   const runner = new ModelRunner(model, {
     backend, kvNumBlocks: 64, kvBlockSize: 4, loraSlots: adapters.length, loraMaxRank: 8,
     loraTargetModules: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj', 'embed_tokens', 'lm_head'],
-    loraBackend, maxLoraChunkSize: 16, numThreads: 2, tpSize,
+    loraBackend, maxLoraChunkSize: 16, numThreads: 2, tpSize, loraPoolDtype,
   });
   try {
     for (let s = 0; s < adapters.length; s++) {
@@ -91,3 +92,17 @@ for (const loraBackend of ['csgmv', 'triton'] as const) {
     });
   });
 }
+
+describe('tensor parallelism with the bf16 LoRA pool', () => {
+  it('every rank stores the same bf16-rounded slices: TP 2 and 4 equal TP 1 within fp32 rounding', async () => {
+    const single = await run(1, 'csgmv', 'bf16');
+    for (const tpSize of [2, 4]) {
+      const got = await run(tpSize, 'csgmv', 'bf16');
+      rows.forEach((r, i) => {
+        const err = relativeL2(got.decode[i].logits!, single.decode[i].logits!);
+        assert.ok(err < 1e-5, `TP ${tpSize} row ${i} (slot ${r.slot}): relative L2 to TP 1 ${err}`);
+        assert.equal(got.prefill[i].tokenId, single.prefill[i].tokenId);
+      });
+    }
+  });
+});
