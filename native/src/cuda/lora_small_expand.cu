@@ -52,7 +52,9 @@ __global__ void __launch_bounds__(kThreads, 4) smallExpandKernel(
   // Every block, even one with nothing to do, waits for the shrink before it exits: then this grid's completion
   // implies the shrink's, which the launches after it on the stream rely on. (A no-op without PDL.)
   if (n0 >= width) {
+#if __CUDA_ARCH__ >= 900  // PDL (griddepcontrol) exists from sm_90; older GPUs get plain stream order
     asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
     return;
   }
   __shared__ GroupRows g;
@@ -61,7 +63,9 @@ __global__ void __launch_bounds__(kThreads, 4) smallExpandKernel(
   const int p0 = blockIdx.z * kGroupRows;
   loadGroup(segIndptr, weightIndices, segmentRanks, permutation, slotRanks, maxSegments, numTokens, p0, g);
   if (g.numRuns == 0) {
+#if __CUDA_ARCH__ >= 900  // PDL (griddepcontrol) exists from sm_90; older GPUs get plain stream order
     asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
     return;
   }
   const int bLd = (R + 7) / 8 * 8 + 8;
@@ -107,7 +111,9 @@ __global__ void __launch_bounds__(kThreads, 4) smallExpandKernel(
     }
   }
 
+#if __CUDA_ARCH__ >= 900  // PDL (griddepcontrol) exists from sm_90; older GPUs get plain stream order
   asm volatile("griddepcontrol.wait;\n" ::: "memory");  // the shrink grid has completed: its partials are visible
+#endif
   const int rPad = (R + 7) / 8 * 8;
   const size_t splitStride = static_cast<size_t>(numTokens) * uStride;
   for (int e = threadIdx.x; e < kGroupRows * rPad; e += kThreads) {

@@ -75,7 +75,9 @@ __global__ void __launch_bounds__(kThreads) smallShrinkKernel(
   // PDL trigger placement (run 6 vs run 8): at kernel start the expand's early blocks overlap most of this grid, which
   // pays for one position group (batch 1: 18.8 against 24.1 µs per layer) but slows several groups, whose early
   // blocks compete with this grid's loads (64 rows: +3.4 µs); there the trigger waits for the main loads below.
+#if __CUDA_ARCH__ >= 900  // PDL (griddepcontrol) exists from sm_90; older GPUs get plain stream order
   if (triggerEarly) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
   __shared__ GroupRows g;
   extern __shared__ float accShared[];
   const int p0 = blockIdx.y * kGroupRows;
@@ -135,7 +137,9 @@ __global__ void __launch_bounds__(kThreads) smallShrinkKernel(
   // The main loads are done: let the expand (a programmatic dependent launch) start its table, weight and y loads
   // now. It still waits (griddepcontrol.wait) for this grid's completion before it reads the partials. Blocks that
   // returned early count as triggered; a second trigger is harmless.
+#if __CUDA_ARCH__ >= 900  // PDL (griddepcontrol) exists from sm_90; older GPUs get plain stream order
   asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
   __syncthreads();
   float* out = partials + static_cast<size_t>(split) * numTokens * uStride;
   for (int e = threadIdx.x; e < kGroupRows * uStride; e += kThreads) {
