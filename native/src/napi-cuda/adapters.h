@@ -1,15 +1,10 @@
-// Host-tier adapters for the CUDA addon: loadHostAdapter (the CPU conversion, buildHostAdapter, on a libuv worker),
-// slot copies into the device pool (sync on the compute stream; async on a side stream from a worker thread).
+// Host-tier adapters of tslora_cuda.node: the shared binding (../napi/backend-adapters.h) over CudaModel.
 #pragma once
 #include <napi.h>
 
 namespace tslora::napi_cuda {
 
-Napi::Value LoadHostAdapter(const Napi::CallbackInfo& info);
-Napi::Value FreeHostAdapter(const Napi::CallbackInfo& info);
-Napi::Value HostAdapterSizeBytes(const Napi::CallbackInfo& info);
-Napi::Value CopyAdapterToSlot(const Napi::CallbackInfo& info);
-Napi::Value CopyAdapterToSlotAsync(const Napi::CallbackInfo& info);
-Napi::Value ClearSlot(const Napi::CallbackInfo& info);
+// Sets loadHostAdapter, freeHostAdapter, hostAdapterSizeBytes, copyAdapterToSlot(Async) and clearSlot.
+void exportAdapterFunctions(Napi::Env env, Napi::Object exports);
 
 }  // namespace tslora::napi_cuda

@@ -1,5 +1,7 @@
-// tslora_cuda.node: the NativeBackend surface of src/binding/types.ts on NVIDIA GPUs. Argument reading reuses the
-// CPU addon's checked readers (native/src/napi/{js-read,model-options,step-convert}.cpp, compiled into this addon).
+// tslora_cuda.node: the NativeBackend surface of src/binding/types.ts on NVIDIA GPUs. The binding layer is the CPU
+// addon's, shared: the checked readers (native/src/napi/{js-read,model-options,step-convert}.cpp), the handles
+// (backend-handles.h) and the host-adapter functions (backend-adapters.h, adapter-input.cpp), compiled into this
+// addon with CUDA's model type, tags and slot copies.
 // Loads without a GPU or driver (static CUDA runtime): deviceInfo then reports gpuCount 0 and the reason.
 #include <napi.h>
 
@@ -76,7 +78,7 @@ Napi::Value CreateModel(const Napi::CallbackInfo& info) {
   try {
     cpu::ModelInit init = napi::readModelOptions(info[0]);
     cuda::CudaOptions options = readCudaOptions(info[0]);
-    return wrapModel(info.Env(), std::make_shared<cuda::CudaModel>(init, options));
+    return Handles::wrapModel(info.Env(), std::make_shared<cuda::CudaModel>(init, options));
   } catch (...) {
     rethrowAsJs(info.Env());
   }
@@ -84,7 +86,7 @@ Napi::Value CreateModel(const Napi::CallbackInfo& info) {
 
 Napi::Value DestroyModel(const Napi::CallbackInfo& info) {
   try {
-    modelHolder(info[0]).model.reset();
+    Handles::modelHolder(info[0]).model.reset();
     return info.Env().Undefined();
   } catch (...) {
     rethrowAsJs(info.Env());
@@ -93,7 +95,7 @@ Napi::Value DestroyModel(const Napi::CallbackInfo& info) {
 
 Napi::Value MemoryReport(const Napi::CallbackInfo& info) {
   try {
-    auto m = requireModel(info[0]);
+    auto m = Handles::requireModel(info[0]);
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("weightBytes", static_cast<double>(m->weightBytes()));
     o.Set("kvCacheBytes", static_cast<double>(m->kvCacheBytes()));
@@ -107,7 +109,7 @@ Napi::Value MemoryReport(const Napi::CallbackInfo& info) {
 
 Napi::Value Forward(const Napi::CallbackInfo& info) {
   try {
-    auto m = requireModel(info[0]);
+    auto m = Handles::requireModel(info[0]);
     cpu::StepInputView step = napi::readStepInput(info[1], m->dims().vocab);
     cpu::StepOutputData out = m->forward(step);
     return napi::writeStepOutput(info.Env(), out);
@@ -118,7 +120,7 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
 
 Napi::Value CopyKvBlocks(const Napi::CallbackInfo& info) {
   try {
-    auto m = requireModel(info[0]);
+    auto m = Handles::requireModel(info[0]);
     if (!info[1].IsTypedArray() || !info[2].IsTypedArray() ||
         info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
         info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
@@ -149,12 +151,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("destroyModel", Napi::Function::New(env, DestroyModel));
   exports.Set("memoryReport", Napi::Function::New(env, MemoryReport));
   exports.Set("forward", Napi::Function::New(env, Forward));
-  exports.Set("loadHostAdapter", Napi::Function::New(env, LoadHostAdapter));
-  exports.Set("freeHostAdapter", Napi::Function::New(env, FreeHostAdapter));
-  exports.Set("hostAdapterSizeBytes", Napi::Function::New(env, HostAdapterSizeBytes));
-  exports.Set("copyAdapterToSlot", Napi::Function::New(env, CopyAdapterToSlot));
-  exports.Set("copyAdapterToSlotAsync", Napi::Function::New(env, CopyAdapterToSlotAsync));
-  exports.Set("clearSlot", Napi::Function::New(env, ClearSlot));
+  exportAdapterFunctions(env, exports);
   exports.Set("copyKvBlocks", Napi::Function::New(env, CopyKvBlocks));
   return exports;
 }

@@ -1,30 +1,17 @@
-// Opaque JS handles of tslora_cuda.node (napi Externals, type-tagged; tags differ from the CPU addon's, so a CPU
-// handle passed to the CUDA addon is rejected).
+// Handles of tslora_cuda.node: the shared handle layer (../napi/backend-handles.h) for CudaModel, with tags that
+// differ from the CPU addon's, so a CPU handle passed to the CUDA addon is rejected.
 #pragma once
-#include <napi.h>
-
-#include <memory>
-
 #include "../cuda/engine/cuda-model.h"
+#include "../napi/backend-handles.h"
 
 namespace tslora::napi_cuda {
 
-struct ModelHolder {
-  std::shared_ptr<cuda::CudaModel> model;  // reset by destroyModel; async work keeps its own reference
+struct CudaHandleTags {
+  static const napi_type_tag model;
+  static const napi_type_tag adapter;
+  static constexpr const char* kind = "CUDA ";
 };
 
-struct HostAdapterHolder {
-  std::shared_ptr<const lora::HostAdapter> adapter;  // reset by freeHostAdapter
-  std::weak_ptr<cuda::CudaModel> owner;              // for the model's hostAdapterBytes
-  size_t sizeBytes = 0;
-  void release();
-};
-
-Napi::Value wrapModel(Napi::Env env, std::shared_ptr<cuda::CudaModel> model);
-ModelHolder& modelHolder(const Napi::Value& v);
-std::shared_ptr<cuda::CudaModel> requireModel(const Napi::Value& v);  // throws when destroyed
-Napi::Value wrapHostAdapter(Napi::Env env, std::shared_ptr<const lora::HostAdapter> adapter,
-                            std::shared_ptr<cuda::CudaModel> owner);
-HostAdapterHolder& hostAdapterHolder(const Napi::Value& v);
+using Handles = napi::BackendHandles<cuda::CudaModel, lora::HostAdapter, CudaHandleTags>;
 
 }  // namespace tslora::napi_cuda

@@ -1,14 +1,10 @@
-// Host-tier adapters: loadHostAdapter (a libuv worker maps, checks and converts), slot copies (sync and async).
+// Host-tier adapters of tslora_cpu.node: the shared binding (backend-adapters.h) over CpuModel.
 #pragma once
 #include <napi.h>
 
 namespace tslora::napi {
 
-Napi::Value LoadHostAdapter(const Napi::CallbackInfo& info);
-Napi::Value FreeHostAdapter(const Napi::CallbackInfo& info);
-Napi::Value HostAdapterSizeBytes(const Napi::CallbackInfo& info);
-Napi::Value CopyAdapterToSlot(const Napi::CallbackInfo& info);
-Napi::Value CopyAdapterToSlotAsync(const Napi::CallbackInfo& info);
-Napi::Value ClearSlot(const Napi::CallbackInfo& info);
+// Sets loadHostAdapter, freeHostAdapter, hostAdapterSizeBytes, copyAdapterToSlot(Async) and clearSlot.
+void exportAdapterFunctions(Napi::Env env, Napi::Object exports);
 
 }  // namespace tslora::napi

@@ -49,7 +49,7 @@ Napi::Value DeviceInfo(const Napi::CallbackInfo& info) {
 Napi::Value CreateModel(const Napi::CallbackInfo& info) {
   try {
     cpu::ModelInit init = readModelOptions(info[0]);
-    return wrapModel(info.Env(), std::make_shared<cpu::CpuModel>(init));
+    return Handles::wrapModel(info.Env(), std::make_shared<cpu::CpuModel>(init));
   } catch (...) {
     rethrowAsJs(info.Env());
   }
@@ -57,7 +57,7 @@ Napi::Value CreateModel(const Napi::CallbackInfo& info) {
 
 Napi::Value DestroyModel(const Napi::CallbackInfo& info) {
   try {
-    modelHolder(info[0]).model.reset();
+    Handles::modelHolder(info[0]).model.reset();
     return info.Env().Undefined();
   } catch (...) {
     rethrowAsJs(info.Env());
@@ -66,7 +66,7 @@ Napi::Value DestroyModel(const Napi::CallbackInfo& info) {
 
 Napi::Value MemoryReport(const Napi::CallbackInfo& info) {
   try {
-    auto m = requireModel(info[0]);
+    auto m = Handles::requireModel(info[0]);
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("weightBytes", static_cast<double>(m->weightBytes()));
     o.Set("kvCacheBytes", static_cast<double>(m->kvCacheBytes()));
@@ -80,7 +80,7 @@ Napi::Value MemoryReport(const Napi::CallbackInfo& info) {
 
 Napi::Value Forward(const Napi::CallbackInfo& info) {
   try {
-    auto m = requireModel(info[0]);
+    auto m = Handles::requireModel(info[0]);
     cpu::StepInputView step = readStepInput(info[1], m->dims().vocab);
     cpu::StepOutputData out = m->forward(step);
     return writeStepOutput(info.Env(), out);
@@ -91,7 +91,7 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
 
 Napi::Value CopyKvBlocks(const Napi::CallbackInfo& info) {
   try {
-    auto m = requireModel(info[0]);
+    auto m = Handles::requireModel(info[0]);
     if (!info[1].IsTypedArray() || !info[2].IsTypedArray() ||
         info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
         info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
@@ -123,12 +123,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("destroyModel", Napi::Function::New(env, DestroyModel));
   exports.Set("memoryReport", Napi::Function::New(env, MemoryReport));
   exports.Set("forward", Napi::Function::New(env, Forward));
-  exports.Set("loadHostAdapter", Napi::Function::New(env, LoadHostAdapter));
-  exports.Set("freeHostAdapter", Napi::Function::New(env, FreeHostAdapter));
-  exports.Set("hostAdapterSizeBytes", Napi::Function::New(env, HostAdapterSizeBytes));
-  exports.Set("copyAdapterToSlot", Napi::Function::New(env, CopyAdapterToSlot));
-  exports.Set("copyAdapterToSlotAsync", Napi::Function::New(env, CopyAdapterToSlotAsync));
-  exports.Set("clearSlot", Napi::Function::New(env, ClearSlot));
+  exportAdapterFunctions(env, exports);
   exports.Set("copyKvBlocks", Napi::Function::New(env, CopyKvBlocks));
   exports.Set("testing", testingOps(env));
   return exports;
