@@ -132,6 +132,9 @@ test('item 10: stop strings are bounded, requests that can never fit get 400 nam
   assert.equal(never.status, 400, JSON.stringify(never.body));
   assert.match(never.body.error.message, /1280 samples.*at most 128.*--max-queued-requests/);
   assert.equal(never.headers.get('retry-after'), null);
+  const manyPrompts = await post(`${server.url}/v1/completions`, { model: 'demo', prompt: Array.from({ length: 2000 }, () => 'hello'), max_tokens: 1 }, AUTH);
+  assert.equal(manyPrompts.status, 400, JSON.stringify(manyPrompts.body));
+  assert.match(manyPrompts.body.error.message, /2000 samples.*at most 128/);
   await alive();
 });
 

@@ -103,18 +103,25 @@ export class GenerationService {
     }
   }
 
+  /**
+   * A request of more samples (prompts × n) than running + queued can hold can never run: 400 naming the limit,
+   * not 503 (retrying cannot help). The routes call it with the prompt count before tokenizing a batch.
+   */
+  checkFits(samples: number): void {
+    const capacity = this.limits.maxRunningRequests + this.limits.maxQueuedRequests;
+    if (samples <= capacity) return;
+    throw new TsloraError('invalid_request', `the request has ${samples} samples (prompts × n) but the server holds at most ${capacity} at once (--max-running-requests ${this.limits.maxRunningRequests} + --max-queued-requests ${this.limits.maxQueuedRequests})`, {
+      hint: 'Split the batch or lower n.',
+      param: 'n',
+    });
+  }
+
   async start(items: GenerationItem[], handlers: JobHandlers = {}): Promise<Job> {
     if (this.closing) throw new TsloraError('shutting_down', 'the server is shutting down; retry against another instance');
     items.forEach((item, i) => this.validate(item, i, items.length > 1));
     const samples = items.reduce((n, item) => n + item.params.n, 0);
+    this.checkFits(samples);
     const capacity = this.limits.maxRunningRequests + this.limits.maxQueuedRequests;
-    if (samples > capacity) {
-      // Retrying cannot help: 400 naming the limit, not 503.
-      throw new TsloraError('invalid_request', `the request has ${samples} samples (prompts × n) but the server holds at most ${capacity} at once (--max-running-requests ${this.limits.maxRunningRequests} + --max-queued-requests ${this.limits.maxQueuedRequests})`, {
-        hint: 'Split the batch or lower n.',
-        param: 'n',
-      });
-    }
     if (this.outstanding + samples > capacity) {
       this.metrics.rejectedForCapacity();
       throw new TsloraError('queue_full', `the server is at capacity (${this.outstanding} requests in flight, queue limit ${this.limits.maxQueuedRequests}); retry later`);

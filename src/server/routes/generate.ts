@@ -37,6 +37,7 @@ export async function itemsFromGenerateBody(ctx: ServerContext, body: GenerateRe
   if (body.text !== undefined) {
     isBatch = Array.isArray(body.text);
     const texts = isBatch ? (body.text as string[]) : [body.text as string];
+    ctx.service.checkFits(texts.length);
     prompts = [];
     for (const [i, t] of texts.entries()) prompts.push(await encodePrompt(ctx, t, isBatch ? `text[${i}]` : 'text'));
   } else {

@@ -15,6 +15,7 @@ async function completionPrompts(ctx: ServerContext, prompt: CompletionRequest['
   if (typeof prompt === 'string') return [await encodePrompt(ctx, prompt, 'prompt')];
   if (prompt.length > 0 && typeof prompt[0] === 'number') return [prompt as number[]];
   if (prompt.length > 0 && Array.isArray(prompt[0])) return prompt as number[][];
+  ctx.service.checkFits(prompt.length);
   const out: number[][] = [];
   for (const [i, p] of (prompt as string[]).entries()) out.push(await encodePrompt(ctx, p, `prompt[${i}]`));
   return out;
