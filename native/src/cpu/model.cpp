@@ -6,6 +6,10 @@
 #include "tp/tp-model.h"
 #include "tslora/errors.h"
 
+#ifdef TSLORA_HAVE_LORA
+#include "../lora/slot_image.h"
+#endif
+
 namespace tslora::cpu {
 
 namespace {
@@ -128,6 +132,13 @@ void CpuModel::copyKvBlocks(const int32_t* src, const int32_t* dst, int count) {
 }
 
 #ifdef TSLORA_HAVE_LORA
+std::unique_ptr<lora::HostAdapter> CpuModel::buildHostImage(const lora::AdapterInput& input) const {
+  TSLORA_CHECK(loraSlots_ > 0, "the model was created with loraSlots = 0: LoRA is disabled");
+  const std::unique_ptr<lora::HostAdapter> fp32 = lora::buildHostAdapter(input, loraConfig_);
+  if (tp_) return tp_->buildHostImage(*fp32);
+  return lora::buildSlotImage(*fp32, lora_->config());
+}
+
 void CpuModel::writeLoraSlot(int slot, const lora::HostAdapter& adapter) {
   if (tp_) tp_->writeLoraSlot(slot, adapter);
   else lora_->writeSlot(slot, adapter);

@@ -45,6 +45,10 @@ class CpuModel {
   // Shape adapters are built and validated against (the whole model's); null when LoRA is off.
   const lora::PoolConfig* loraConfig() const { return loraSlots_ > 0 ? &loraConfig_ : nullptr; }
   // Writes / clears a slot of the pool (under tensor parallelism: the adapter's slice in every rank's pool).
+  // The host tier's copy of an adapter (on a worker thread): validated (lora::buildHostAdapter), then converted
+  // once to the pool's format (dtype, slot layout, under tensor parallelism every rank's slice), so that
+  // writeLoraSlot is plain copies. Throws like buildHostAdapter.
+  std::unique_ptr<lora::HostAdapter> buildHostImage(const lora::AdapterInput& input) const;
   void writeLoraSlot(int slot, const lora::HostAdapter& adapter);
   void clearLoraSlot(int slot);
 #endif

@@ -1,8 +1,10 @@
 // LoraPool storage: S slots of fp32 A/B buffers per (layer, module), allocated once; slots never move (spec c.4).
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "lora_pool_impl.h"
+#include "slot_image.h"
 
 namespace tslora::lora {
 namespace detail {
@@ -45,23 +47,18 @@ bool sameShapes(const PoolConfig& a, const PoolConfig& b) {
 
 namespace {
 
-inline float storeAs(float v, float*) { return v; }
-inline uint16_t storeAs(float v, uint16_t*) {  // fp32 → bf16, round to nearest even (values are finite)
-  uint32_t w;
-  std::memcpy(&w, &v, sizeof w);
-  w += 0x7fffu + ((w >> 16) & 1u);
-  return static_cast<uint16_t>(w >> 16);
-}
-
-// One (layer, module) of one slot: A rows [0, c*r) and Bᵀ rows [0, r); zeros where the adapter lacks the module.
+// A slot load from a slot image: the image is the prefix of the slot's A and Bᵀ buffers (slot_image.h); absent
+// modules are zeroed for [0, r) (the layout contract). No arithmetic.
 template <typename W>
-void writeModule(W* a, W* bt, const detail::HostModule& hm, const ModuleShape& s, int r) {
-  const size_t aElems = static_cast<size_t>(s.numSlices) * r * s.in;  // A [c*R, in], rows [0, c*r)
-  for (size_t i = 0; i < aElems; ++i) a[i] = hm.present ? storeAs(hm.a[i], a) : W{};
-  const int out = s.outTotal();
-  for (int k = 0; k < r; ++k) {  // Bᵀ [R, outTotal], rows [0, r); the host copy is B [outTotal, r]
-    W* dst = bt + static_cast<size_t>(k) * out;
-    for (int o = 0; o < out; ++o) dst[o] = hm.present ? storeAs(hm.b[static_cast<size_t>(o) * r + k], bt) : W{};
+void copyPart(W* a, W* bt, const std::vector<W>& imageA, const std::vector<W>& imageBt, bool present, const ModuleShape& s,
+              int r) {
+  const size_t aElems = static_cast<size_t>(s.numSlices) * r * s.in, btElems = static_cast<size_t>(r) * s.outTotal();
+  if (present) {
+    std::memcpy(a, imageA.data(), aElems * sizeof(W));
+    std::memcpy(bt, imageBt.data(), btElems * sizeof(W));
+  } else {
+    std::memset(a, 0, aElems * sizeof(W));
+    std::memset(bt, 0, btElems * sizeof(W));
   }
 }
 
@@ -112,26 +109,43 @@ bool LoraPool::targets(Module m) const { return impl_->config.targets[static_cas
 
 void LoraPool::writeSlot(int slot, const HostAdapter& adapter) {
   impl_->checkSlot(slot);
-  const auto* host = dynamic_cast<const detail::HostAdapterImpl*>(&adapter);
-  if (host == nullptr) throw std::invalid_argument("writeSlot: adapter was not built by buildHostAdapter");
   const PoolConfig& config = impl_->config;
-  if (!detail::sameShapes(host->config(), config))
+  const auto* image = dynamic_cast<const detail::SlotImage*>(&adapter);
+  const auto* host = image ? nullptr : dynamic_cast<const detail::HostAdapterImpl*>(&adapter);
+  if (image == nullptr && host == nullptr)
+    throw std::invalid_argument("writeSlot: adapter was not built by buildHostAdapter or buildSlotImage");
+  if (!detail::sameShapes(image ? image->config() : host->config(), config))
     throw std::invalid_argument("incompatible: adapter was built for a different pool shape");
-  const int r = host->rank();
+  if (image && image->config().weightDtype != config.weightDtype)
+    throw std::invalid_argument("incompatible: adapter image was built for a different pool dtype");
+  const int r = adapter.rank();
   if (r > config.maxRank) throw std::invalid_argument("incompatible: adapter rank exceeds the pool's maximum rank");
   impl_->ranks[slot] = 0;  // the slot is unusable until fully written
+  const bool bf16 = config.weightDtype == PoolDType::BF16;
   for (int m = 0; m < kNumModules; ++m) {
     if (!config.targets[m]) continue;
+    const Module module = static_cast<Module>(m);
     for (int layer = 0; layer < static_cast<int>(impl_->buffers[m].size()); ++layer) {
       auto& buf = impl_->buffers[m][layer];
-      const detail::HostModule& hm = host->module(static_cast<Module>(m), layer);
-      if (config.weightDtype == PoolDType::BF16)
-        writeModule(buf.a16.data() + buf.aSlotElems * slot, buf.b16.data() + buf.bSlotElems * slot, hm, config.shapes[m], r);
-      else
-        writeModule(buf.a.data() + buf.aSlotElems * slot, buf.b.data() + buf.bSlotElems * slot, hm, config.shapes[m], r);
-      impl_->present[m][static_cast<size_t>(layer) * config.numSlots + slot] = hm.present ? 1 : 0;
+      bool present = false;
+      auto write = [&](auto* a, auto* bt) {  // a, bt: this slot's A and Bᵀ in the pool's storage type
+        if (image) {
+          const detail::SlotImage::Part& p = image->part(module, layer);
+          present = p.present;
+          if constexpr (std::is_same_v<std::remove_pointer_t<decltype(a)>, uint16_t>) copyPart(a, bt, p.a16, p.bt16, present, config.shapes[m], r);
+          else copyPart(a, bt, p.a, p.bt, present, config.shapes[m], r);
+        } else {  // a plain fp32 copy (tests, the CUDA tests' CPU reference): converted on this load
+          const detail::HostModule& hm = host->module(module, layer);
+          present = hm.present;
+          detail::convertModule(a, bt, hm, config.shapes[m], r);
+        }
+      };
+      if (bf16) write(buf.a16.data() + buf.aSlotElems * slot, buf.b16.data() + buf.bSlotElems * slot);
+      else write(buf.a.data() + buf.aSlotElems * slot, buf.b.data() + buf.bSlotElems * slot);
+      impl_->present[m][static_cast<size_t>(layer) * config.numSlots + slot] = present ? 1 : 0;
     }
   }
+  if (!image) detail::slotConversionCount.fetch_add(1);
   impl_->ranks[slot] = r;
 }
 

@@ -1,4 +1,5 @@
-// What the CPU backend supplies to the shared host-adapter binding: the fp32 host conversion and the pool's slots.
+// What the CPU backend supplies to the shared host-adapter binding: the host tier in the pool's format (converted once,
+// on the worker) and the pool's slots (a slot load copies).
 #include "adapters.h"
 
 #include "handles.h"
@@ -17,7 +18,7 @@ struct CpuAdapterBackend {
   using Handles = napi::Handles;
   static constexpr const char* kWorkerName = "tslora.adapter";
   static std::shared_ptr<const lora::HostAdapter> build(Model& model, const lora::AdapterInput& input) {
-    return lora::buildHostAdapter(input, *model.loraConfig());
+    return model.buildHostImage(input);  // the one conversion, in the pool's format
   }
   // The CPU pool is plain memory: the async copy is the same copy, on the worker.
   static void writeSlot(Model& model, int slot, const lora::HostAdapter& adapter, bool /*async*/) {

@@ -9,6 +9,9 @@
 #include "../cpu/ops.h"
 #include "../cpu/sampling.h"
 #include "js-read.h"
+#ifdef TSLORA_HAVE_LORA
+#include "../lora/slot_image.h"
+#endif
 #include "tslora/thread-pool.h"
 
 namespace tslora::napi {
@@ -219,6 +222,16 @@ Napi::Value SelectCpuKernelIsa(const Napi::CallbackInfo& info) {
   }
 }
 
+// loraSlotConversions() → how many adapter conversions to the CPU pool's format ran in this process (one per
+// host-tier entry when slot loads copy slot images; see native/src/lora/slot_image.h). 0 without LoRA kernels.
+Napi::Value LoraSlotConversions(const Napi::CallbackInfo& info) {
+#ifdef TSLORA_HAVE_LORA
+  return Napi::Number::New(info.Env(), static_cast<double>(lora::slotConversions()));
+#else
+  return Napi::Number::New(info.Env(), 0);
+#endif
+}
+
 Napi::Value UniformFromSeed(const Napi::CallbackInfo& info) {
   uint64_t lo = info[0].As<Napi::Number>().Uint32Value(), hi = info[1].As<Napi::Number>().Uint32Value();
   return Napi::Number::New(info.Env(), cpu::uniformFromSeed(lo | hi << 32));
@@ -236,6 +249,7 @@ Napi::Object testingOps(Napi::Env env) {
   t.Set("uniformFromSeed", Napi::Function::New(env, UniformFromSeed));
   t.Set("copyBandwidth", Napi::Function::New(env, CopyBandwidth));
   t.Set("cpuKernelIsa", Napi::Function::New(env, CpuKernelIsa));
+  t.Set("loraSlotConversions", Napi::Function::New(env, LoraSlotConversions));
   t.Set("selectCpuKernelIsa", Napi::Function::New(env, SelectCpuKernelIsa));
   return t;
 }

@@ -19,6 +19,11 @@ lora::PoolConfig rankPoolConfig(const lora::PoolConfig& full, const shard::Shard
   return c;
 }
 
+RankImages::RankImages(int rank, std::vector<std::unique_ptr<lora::HostAdapter>> parts)
+    : rank_(rank), parts_(std::move(parts)) {
+  for (const auto& p : parts_) sizeBytes_ += p->sizeBytes();
+}
+
 std::unique_ptr<lora::HostAdapter> sliceHostAdapter(const lora::HostAdapter& adapter, const lora::PoolConfig& rankConfig,
                                                     const shard::ShardPlan& plan, int rank) {
   const auto* full = dynamic_cast<const lora::detail::HostAdapterImpl*>(&adapter);

@@ -14,6 +14,22 @@ namespace tslora::cpu::tp {
 
 lora::PoolConfig rankPoolConfig(const lora::PoolConfig& full, const shard::ShardPlan& plan, int rank);
 
+// An adapter in every rank's pool format (host tier under tensor parallelism): parts[r] is rank r's slice, already
+// converted by lora::buildSlotImage, so a slot load copies each part into its rank's pool.
+class RankImages final : public lora::HostAdapter {
+ public:
+  RankImages(int rank, std::vector<std::unique_ptr<lora::HostAdapter>> parts);
+  int rank() const override { return rank_; }
+  size_t sizeBytes() const override { return sizeBytes_; }
+  const lora::HostAdapter& part(int r) const { return *parts_[r]; }
+  int numParts() const { return static_cast<int>(parts_.size()); }
+
+ private:
+  int rank_;
+  size_t sizeBytes_ = 0;
+  std::vector<std::unique_ptr<lora::HostAdapter>> parts_;
+};
+
 // The rank's part of an adapter built by lora::buildHostAdapter against `full` (A columns / B rows per
 // shard::loraModuleSlice), in the layout of rankPoolConfig.
 std::unique_ptr<lora::HostAdapter> sliceHostAdapter(const lora::HostAdapter& adapter, const lora::PoolConfig& rankConfig,

@@ -10,6 +10,9 @@
 #include "../sample-rows.h"
 #include "rank-group.h"
 #include "rank-lora.h"
+#ifdef TSLORA_HAVE_LORA
+#include "../../lora/slot_image.h"
+#endif
 #include "rank-weights.h"
 #include "tslora/parallel.h"
 #include "tslora/thread-pool.h"
@@ -83,10 +86,24 @@ void TpModel::copyKvBlocks(const int32_t* src, const int32_t* dst, int count) {
 }
 
 #ifdef TSLORA_HAVE_LORA
+std::unique_ptr<lora::HostAdapter> TpModel::buildHostImage(const lora::HostAdapter& fp32) const {
+  std::vector<std::unique_ptr<lora::HostAdapter>> parts;
+  for (int r = 0; r < plan_.tpSize; ++r) {
+    const lora::PoolConfig& rankConfig = ranks_[r]->lora->config();
+    parts.push_back(lora::buildSlotImage(*sliceHostAdapter(fp32, rankConfig, plan_, r), rankConfig));
+  }
+  return std::make_unique<RankImages>(fp32.rank(), std::move(parts));
+}
+
+// RankImages: a copy per rank; a plain fp32 copy (buildHostAdapter) is sliced and converted on this load.
 void TpModel::writeLoraSlot(int slot, const lora::HostAdapter& adapter) {
+  const auto* images = dynamic_cast<const RankImages*>(&adapter);
+  TSLORA_CHECK(images == nullptr || images->numParts() == plan_.tpSize, "the host adapter was built for ",
+               images ? images->numParts() : 0, " ranks, the model has ", plan_.tpSize);
   for (int r = 0; r < plan_.tpSize; ++r) {
     lora::LoraPool& pool = *ranks_[r]->lora;
-    pool.writeSlot(slot, *sliceHostAdapter(adapter, pool.config(), plan_, r));
+    if (images) pool.writeSlot(slot, images->part(r));
+    else pool.writeSlot(slot, *sliceHostAdapter(adapter, pool.config(), plan_, r));
   }
 }
 

@@ -46,6 +46,9 @@ class TpModel {
   size_t loraPoolBytes() const;
   void copyKvBlocks(const int32_t* src, const int32_t* dst, int count);
 #ifdef TSLORA_HAVE_LORA
+  // The host tier's copy of an adapter validated by lora::buildHostAdapter: every rank's slice in its pool's format
+  // (RankImages), built once; writeLoraSlot then only copies.
+  std::unique_ptr<lora::HostAdapter> buildHostImage(const lora::HostAdapter& fp32) const;
   void writeLoraSlot(int slot, const lora::HostAdapter& adapter);
   void clearLoraSlot(int slot);
 #endif

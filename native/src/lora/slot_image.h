@@ -1,0 +1,72 @@
+// The CPU pool's host tier in the pool's own format: an adapter converted once (when it enters the host tier) to the
+// pool's storage dtype and slot layout, so a slot load is two memcpy per (layer, module) and no arithmetic.
+//   per (layer, module): A [c*r, in] (slice j at rows [j*r, (j+1)*r)) and Bᵀ [r, outTotal] (σ folded), both exactly
+//   the prefix a slot of rank r holds (LoraPool layout, lora.h), as fp32 or bf16 bits per PoolConfig::weightDtype.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "lora_internal.h"
+
+namespace tslora::lora {
+
+namespace detail {
+
+inline float storeAs(float v, float*) { return v; }
+inline uint16_t storeAs(float v, uint16_t*) {  // fp32 → bf16, round to nearest even (values are finite)
+  uint32_t w;
+  std::memcpy(&w, &v, sizeof w);
+  w += 0x7fffu + ((w >> 16) & 1u);
+  return static_cast<uint16_t>(w >> 16);
+}
+
+// One (layer, module) in the slot layout of rank r: A rows [0, c*r) and Bᵀ rows [0, r); zeros where absent.
+// This is the one fp32 → storage conversion (transpose of B, rounding to bf16); counted by slotConversions().
+template <typename W>
+void convertModule(W* a, W* bt, const HostModule& hm, const ModuleShape& s, int r) {
+  const size_t aElems = static_cast<size_t>(s.numSlices) * r * s.in;
+  for (size_t i = 0; i < aElems; ++i) a[i] = hm.present ? storeAs(hm.a[i], a) : W{};
+  const int out = s.outTotal();
+  for (int k = 0; k < r; ++k) {  // Bᵀ [r, outTotal]; the fp32 host copy is B [outTotal, r]
+    W* dst = bt + static_cast<size_t>(k) * out;
+    for (int o = 0; o < out; ++o) dst[o] = hm.present ? storeAs(hm.b[static_cast<size_t>(o) * r + k], bt) : W{};
+  }
+}
+
+// Header-only (inline variable), so LoraPool links without slot_image.cpp (the device scripts list sources by hand).
+inline std::atomic<uint64_t> slotConversionCount{0};
+
+// An adapter in one pool's format (the pool's config: the whole model's, or one tensor-parallel rank's).
+class SlotImage final : public HostAdapter {
+ public:
+  struct Part {
+    bool present = false;
+    std::vector<float> a, bt;          // PoolDType::F32
+    std::vector<uint16_t> a16, bt16;  // PoolDType::BF16
+  };
+  SlotImage(const HostAdapterImpl& fp32, const PoolConfig& poolConfig);
+  int rank() const override { return rank_; }
+  size_t sizeBytes() const override { return sizeBytes_; }
+  const PoolConfig& config() const { return config_; }
+  const Part& part(Module m, int layer) const { return parts_[static_cast<int>(m)][layer]; }
+
+ private:
+  int rank_;
+  PoolConfig config_;
+  size_t sizeBytes_ = 0;
+  std::vector<Part> parts_[kNumModules];  // [module][layer], targeted modules only
+};
+
+}  // namespace detail
+
+// Converts a validated fp32 host copy (buildHostAdapter, same shapes as poolConfig) into poolConfig's format once.
+// Throws std::invalid_argument when the shapes differ.
+std::unique_ptr<HostAdapter> buildSlotImage(const HostAdapter& fp32, const PoolConfig& poolConfig);
+
+// How many (adapter, pool) conversions to the storage format ran in this process: one per buildSlotImage, and one
+// per LoraPool::writeSlot of a plain fp32 copy (tests; the server loads slot images). Testing hook.
+uint64_t slotConversions();
+
+}  // namespace tslora::lora
