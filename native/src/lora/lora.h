@@ -76,7 +76,8 @@ struct AdapterInput {
   std::vector<PairInput> pairs;
 };
 
-// Validated fp32 copy in the pool's layout (rank r, not R), scaling folded into B. Immutable once built.
+// Validated fp32 copy in the pool's layout (rank r, not R), scaling folded into B. Immutable once built. The CPU
+// backend's host tier converts it once more, to the pool's storage format (slot_image.h: buildSlotImage).
 class HostAdapter {
  public:
   virtual ~HostAdapter() = default;

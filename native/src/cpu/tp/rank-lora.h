@@ -1,6 +1,6 @@
 // One rank's LoRA pool, S-LoRA style (shard-plan.h): the rank's pool shape, its slice of a host adapter, and the
-// embed rows it serves. Adapters are validated once against the full pool shape (buildHostAdapter) and sliced
-// per rank when written to a slot.
+// embed rows it serves. Adapters are validated once against the full pool shape (buildHostAdapter), then sliced
+// per rank and converted to each rank's pool format once, when they enter the host tier (RankImages).
 #pragma once
 #ifdef TSLORA_HAVE_LORA
 #include <cstdint>
