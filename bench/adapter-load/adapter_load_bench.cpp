@@ -110,9 +110,10 @@ std::string runRank(int rank, int reps) {
   const double loadGbps = bytes / (loadMs * 1e6);
   char buf[1024];
   std::snprintf(buf, sizeof buf,
-                "{\"rank\": %d, \"bytes\": %zu, \"pinned\": %s, \"copies_per_load\": %d, \"convert_ms\": %.2f, \"load_ms\": %.3f, "
+                "{\"rank\": %d, \"bytes\": %zu, \"pinned\": %s, \"copy_path\": \"%s\", \"convert_ms\": %.2f, \"load_ms\": %.3f, "
                 "\"load_side_ms\": %.3f, \"load_gbps\": %.2f, \"h2d_gbps\": %.2f, \"fraction\": %.3f, \"fp32_load_ms\": %.2f}",
-                rank, bytes, img && img->pinned() ? "true" : "false", 32 * 4 * 2, convertMs, loadMs, loadSideMs, loadGbps, h2d,
+                rank, bytes, img && img->pinned() ? "true" : "false",
+                std::getenv("TSLORA_CUDA_LORA_LOAD_PER_LAYER") ? "per-layer" : "2d-per-module", convertMs, loadMs, loadSideMs, loadGbps, h2d,
                 loadGbps / h2d, fp32Ms);
   std::printf("%s\n", buf);
   std::fflush(stdout);

@@ -144,6 +144,8 @@ function main(): void {
     options: {
       out: { type: 'string' },
       commit: { type: 'string', default: 'unknown' },
+      // When the table is rewritten later from a run's saved inputs: the run's own time, not the rewrite's.
+      date: { type: 'string' },
       gpu: { type: 'string' },
       bandwidth: { type: 'string' },
       'decode-8b': { type: 'string' },
@@ -177,7 +179,7 @@ function main(): void {
   const gpu = a.gpu ?? bandwidth?.gpu ?? inputs.decode8b?.gpu ?? inputs.decode1b?.gpu ?? inputs.loraBench?.device ?? 'unknown';
   const report = {
     gpu,
-    date: new Date().toISOString(),
+    date: a.date ?? new Date().toISOString(),
     commit: a.commit,
     bandwidth: bandwidth ? { readBytesPerS: bandwidth.readBytesPerS, copyBytesPerS: bandwidth.copyBytesPerS, floorBytesPerS: bandwidth.floorBytesPerS } : null,
     measures: computeStepTargets(inputs),

@@ -5,7 +5,8 @@
 //              with overlap on, counter level no more than 5 % worse)
 //   --scale    results.json of `tslora bench adapter-scale-h200`               (measure 3: output tok/s at 1,000 adapters
 //              ≥ 0.9 of the 8-adapter level)
-//   --gpu-file the nvidia-smi CSV of the run (first data line names the GPU); --commit (default $TSLORA_GIT_COMMIT)
+//   --gpu-file the nvidia-smi CSV of the run (first data line names the GPU); --commit (default $TSLORA_GIT_COMMIT);
+//   --date     the run's time when rewriting from saved inputs (default now)
 //   --out      where to write (default bench/results/adapter-path-targets.json)
 // A measure whose input is missing is written with value null and met false, with the reason.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -83,7 +84,7 @@ measures.adapter_scale_tokps_1000_over_8 =
 const out = args.get('out') ?? 'bench/results/adapter-path-targets.json';
 const report = {
   gpu: gpuName() ?? load?.gpu ?? null,
-  date: new Date().toISOString(),
+  date: args.get('date') ?? new Date().toISOString(),  // --date: a rewrite from saved inputs keeps the run's time
   commit: args.get('commit') ?? process.env.TSLORA_GIT_COMMIT ?? null,
   measures,
 };
