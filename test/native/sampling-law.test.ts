@@ -8,23 +8,12 @@ import { describe, it } from 'node:test';
 
 import { loadNativeTestingOps } from '../../src/binding/index.js';
 import { stepSeed } from '../../src/engine/model/runner-sampling.js';
+import { rng as seededUniform } from './forward-random-model.js';
 import { exactLaw, fitToLaw, gammaQ, lawCases, safeTopP, softmaxOverT, type SamplingRule } from './sampling-law.js';
 
 const ops = loadNativeTestingOps();
 const DRAWS = 20_000;
 const ALPHA = 1e-6;
-
-/** mulberry32: a seeded uniform in [0, 1). */
-function seededUniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // 48 Zipf-like logits (-1.1 · ln rank, jittered) in a seeded shuffled id order: at T = 0.6 the top token has about
 // half the mass, at T = 1.8 the tail is wide; ranks differ from ids so the samplers' sorting is exercised.
