@@ -228,7 +228,9 @@ test('four concurrent streams each see every event on its own, as the server rel
       assert.equal(timing.error, null);
       assert.equal(timing.itlMs.length, 7);
       assert.equal(timing.itlSameRead, 0);
-      assert.ok(timing.itlMs.every((gap) => gap >= 20), `itl ${timing.itlMs.map((g) => g.toFixed(1))}`);
+      // the server waits 20 ms after each ack; timers may fire up to a millisecond early (as for the sends above),
+      // while a reader that bunched events would see gaps near 0
+      assert.ok(timing.itlMs.every((gap) => gap >= 19), `itl ${timing.itlMs.map((g) => g.toFixed(1))}`);
     }
   } finally {
     await dispatcher.close();
