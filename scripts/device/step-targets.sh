@@ -5,7 +5,8 @@
 #    step-targets-synth.sh → synth.log)
 #   decode-8b-*    synthetic Llama-3.1-8B, 8 r16 adapters, csgmv, batch 1 and 64 × base / shared / distinct
 #   decode-1b-*    synthetic Llama-3.2-1B, csgmv, batch 1 / 8 / 64, plus the 8 × 512 prefill
-#   serving        bench-configs/serving-overhead-h200.json (csgmv server, c1 and c64, graphs off vs on)
+#   serving        bench-configs/serving-overhead-h200.json (csgmv server, c1 and c64, graphs off vs on); the ITL
+#                  minus step row subtracts each level's own server decode step (its /metrics histogram)
 #   host-overhead  bench/cuda/host-overhead.ts: the JavaScript of a decode step outside the forward, c1 / c64
 #   lora-bench     bench/lora/device-run.sh (the per-layer microbenchmark; its kernel drivers only with
 #                  SKIP_KERNEL_TESTS=0), when time is left

@@ -6,7 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import { TsloraError, type TsloraErrorCode } from '../errors.js';
 import type { AdapterSpec } from './model/types.js';
-import type { EngineRequest, EngineStats, TokenUpdate } from './types.js';
+import type { EngineRequest, EngineStats, EngineStepTiming, TokenUpdate } from './types.js';
 import type { EngineInfo, EngineInit, FromWorker, ToWorker, WireError } from './worker/messages.js';
 
 export type { EngineInfo, EngineInit } from './worker/messages.js';
@@ -32,6 +32,8 @@ export class Engine {
   private readonly ops = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private nextOpId = 1;
   private exited = false;
+  /** Called with the timings of the forward steps the worker ran (after their updates were delivered). */
+  onStepTimings: ((steps: EngineStepTiming[]) => void) | null = null;
   /** Called once if the worker stops without close() (a crash); the server then reports itself unhealthy. */
   onUnexpectedExit: (() => void) | null = null;
   private closing = false;
@@ -133,6 +135,7 @@ export class Engine {
         if (update.finish) this.listeners.delete(update.rid);
         listener(update);
       }
+      if (msg.steps && msg.steps.length > 0) this.onStepTimings?.(msg.steps);
     } else if (msg.type === 'opDone') {
       const op = this.ops.get(msg.opId);
       if (!op) return;

@@ -6,6 +6,8 @@ import type { StepSequence, StepSequenceResult } from './model/runner-types.js';
 
 export interface SchedulerRunner<HostAdapter = unknown> {
   step(seqs: StepSequence[]): StepSequenceResult[];
+  /** Milliseconds the last step() spent in the native forward alone (absent: the scheduler times step() itself). */
+  readonly lastForwardMs?: number;
   copyAdapterToSlot(slot: number, adapter: HostAdapter): void;
   copyAdapterToSlotAsync(slot: number, adapter: HostAdapter): Promise<void>;
   clearSlot(slot: number): void;

@@ -79,4 +79,19 @@ export interface EngineStats {
   /** Overlap loading: prefill steps held back for a copy that was about to finish. */
   delayedPrefills: number;
   maxRunningRequests: number;
+  /** Decode-only forward steps and the sum of their forward times (ms), since start-up (EngineStepTiming). */
+  decodeSteps: number;
+  decodeStepMsTotal: number;
+}
+
+/**
+ * One forward step as the engine timed it: `forwardMs` = the native forward alone (the GPU's or CPU's step; the
+ * JavaScript that plans the step and collects its results is left out), `decodeOnly` = every row was a decode token
+ * (no prompt chunk), `batch` = sequences in the step, `tokens` = rows (tokens) computed.
+ */
+export interface EngineStepTiming {
+  forwardMs: number;
+  decodeOnly: boolean;
+  batch: number;
+  tokens: number;
 }

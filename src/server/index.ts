@@ -188,6 +188,7 @@ async function startOnListener(inputConfig: ServeConfig, deps: ServerDependencie
   }
   const servedModelName = config.servedModelName ?? (demo ? 'demo' : modelPath);
   const metrics = new ServerMetrics(servedModelName);
+  engine.onStepTimings = (steps) => metrics.engineSteps(steps);
   const adapters = new AdapterManager(
     engine,
     async (path, name) => {

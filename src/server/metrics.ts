@@ -8,10 +8,19 @@
  * Callers report events through methods; nothing outside this file touches prom-client.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { EngineStats } from '../engine/types.js';
+import type { EngineStats, EngineStepTiming } from '../engine/types.js';
 import { GatewayGauges, type LoraView } from './gateway-metrics.js';
 
 const LATENCY_BUCKETS_S = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/**
+ * Forward-step buckets: 0.1 ms wide up to 5 ms and 0.25 ms up to 10 ms, where decode steps live, so that a p50 read
+ * from two scrapes (bench/server/prometheus.ts engineStepHistogram) is within a few µs of the true one; coarser above.
+ */
+export const STEP_BUCKETS_S = [
+  ...Array.from({ length: 50 }, (_, i) => (i + 1) / 10_000),
+  ...Array.from({ length: 20 }, (_, i) => 0.005 + (i + 1) / 4000),
+  0.0125, 0.015, 0.02, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+].map((s) => Number(s.toFixed(6)));
 
 /** Host-side adapter figures the AdapterManager and the service keep. */
 export interface HostFigures {
@@ -58,6 +67,13 @@ export class ServerMetrics {
   private readonly itl = this.histogram('tslora_inter_token_latency_seconds', 'Time between streamed token updates, per token.', ['model_name']);
   private readonly e2e = this.histogram('tslora_e2e_request_latency_seconds', 'Arrival to completion.', ['model_name']);
   private readonly adapterLoad = this.histogram('tslora_lora_load_seconds', 'Adapter load latency (read + host copy).', ['model_name']);
+  private readonly engineStep = new Histogram({
+    name: 'tslora_engine_step_seconds',
+    help: 'Native forward time of each engine step (JavaScript planning and result handling left out); phase="decode" for steps of decode tokens only, "mixed" when a prompt chunk ran.',
+    labelNames: ['phase'],
+    buckets: STEP_BUCKETS_S,
+    registers: [this.registry],
+  });
 
   private readonly outstanding = this.gauge('tslora_outstanding_requests', 'Samples submitted and not finished.');
   private readonly hostLoaded = this.gauge('tslora_lora_loaded_adapters', 'Adapters registered in the host tier.');
@@ -129,6 +145,11 @@ export class ServerMetrics {
     const left = (this.inFlightByAdapter.get(adapter) ?? 1) - 1;
     if (left > 0) this.inFlightByAdapter.set(adapter, left);
     else this.inFlightByAdapter.delete(adapter);
+  }
+
+  /** Forward steps the engine ran (posted with their updates). */
+  engineSteps(steps: readonly EngineStepTiming[]): void {
+    for (const s of steps) this.engineStep.observe({ phase: s.decodeOnly ? 'decode' : 'mixed' }, s.forwardMs / 1000);
   }
 
   adapterLoaded(name: string, seconds: number): void {

@@ -48,6 +48,8 @@ test('tslora bench ci-smoke runs both backends on the demo model and reports JSO
     assert.ok(summary.ttft.p50 < summary.e2e.p50, 'the first token arrives before the last byte');
     assert.equal(summary.itl.count, requested * (outputTokens - 1), 'one ITL per streamed token after the first');
     assert.ok(summary.outputTokPerS > 0 && summary.reqPerS > 0);
+    // the server's own decode steps over the window, from its /metrics (issue #12's ITL minus step)
+    assert.ok(summary.engineStep && summary.engineStep.decodeSteps >= 1 && summary.engineStep.decodeStepP50Ms > 0, JSON.stringify(summary.engineStep));
   }
   // every request is recorded, and the adapters of the demo model were used (baseFraction < 1)
   assert.equal(results.records.length, 2 * requested);

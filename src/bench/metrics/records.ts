@@ -48,6 +48,13 @@ export interface LoraCounters {
   deltas: Record<string, number>;
 }
 
+/** The server's own decode-only forward steps during the measured window (its /metrics histogram; null if absent). */
+export interface EngineStepFigures {
+  decodeSteps: number;
+  decodeStepP50Ms: number;
+  decodeStepMeanMs: number;
+}
+
 export interface RunSummary {
   run: string;
   variant: string;
@@ -74,4 +81,6 @@ export interface RunSummary {
   /** max / min over adapters of the per-adapter P99 TTFT (1 = fair), null with fewer than two adapters */
   adapterTtftP99Spread: number | null;
   lora: LoraCounters;
+  /** null for servers that do not export tslora_engine_step_seconds, and for variant aggregates over levels */
+  engineStep: EngineStepFigures | null;
 }

@@ -1,6 +1,6 @@
 /** Aggregates request records into percentiles (hdr-histogram-js, µs resolution) and throughput figures. */
 import * as hdr from 'hdr-histogram-js';
-import type { LatencyStats, LoraCounters, RequestRecord, RunSummary } from './records.js';
+import type { EngineStepFigures, LatencyStats, LoraCounters, RequestRecord, RunSummary } from './records.js';
 
 const EMPTY_STATS: LatencyStats = { count: 0, mean: NaN, p50: NaN, p90: NaN, p99: NaN, max: NaN };
 
@@ -46,6 +46,7 @@ export function summarizeRun(
   lora: LoraCounters = NO_LORA_COUNTERS,
   /** measured window in seconds when records span several windows (levels, rounds); default first send → last end */
   windowS?: number,
+  engineStep: EngineStepFigures | null = null,
 ): RunSummary {
   const ok = records.filter((r) => r.error === null);
   const outputTokens = ok.reduce((n, r) => n + r.outputTokens, 0);
@@ -74,6 +75,7 @@ export function summarizeRun(
     sloTtftAttainment: records.length ? sloHits / records.length : 0,
     adapterTtftP99Spread: adapterSpread(ok),
     lora,
+    engineStep,
   };
 }
 

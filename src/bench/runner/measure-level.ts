@@ -1,6 +1,7 @@
 /**
  * One level against a ready server: optional warm-up (excluded from every figure), the measured workload with
- * /metrics scraped before and after (LoRA counter deltas) and polled meanwhile (slot occupancy for the dashboard).
+ * /metrics scraped before and after (LoRA counter deltas, the server's decode-step histogram) and polled meanwhile
+ * (slot occupancy for the dashboard).
  */
 import { performance } from 'node:perf_hooks';
 import { TsloraError } from '../../errors.js';
@@ -10,6 +11,7 @@ import type { Target } from '../load/stream-request.js';
 import type { LoraCounters } from '../metrics/records.js';
 import { NO_LORA_COUNTERS } from '../metrics/summarize.js';
 import { scrapeMetrics } from '../server/admin.js';
+import { readStepHistogram, stepHistogramDelta, type StepHistogram } from '../server/engine-step.js';
 import { loraCounters, slotGauges } from '../server/prometheus.js';
 import { planRequests } from '../workload/plan.js';
 import type { LiveRunState } from './live-state.js';
@@ -24,7 +26,7 @@ export interface LevelInput {
   live: LiveRunState;
 }
 
-export async function measureLevel({ target, workload, adapters, vocabSize, warmUp, live }: LevelInput): Promise<{ result: LoadResult; counters: LoraCounters }> {
+export async function measureLevel({ target, workload, adapters, vocabSize, warmUp, live }: LevelInput): Promise<{ result: LoadResult; counters: LoraCounters; engineStep: StepHistogram | null }> {
   if (warmUp && workload.warmupRequests > 0) {
     const warmup = planRequests({ workload, adapters, vocabSize, warmup: true });
     const warm = await generateLoad({ target, requests: warmup, arrival: { type: 'closed', concurrency: Math.min(4, warmup.length) } });
@@ -53,5 +55,10 @@ export async function measureLevel({ target, workload, adapters, vocabSize, warm
     clearInterval(poll);
   }
   const after = await scrapeMetrics(target.baseUrl, target.apiKey);
-  return { result, counters: after.size > 0 ? loraCounters(before, after) : NO_LORA_COUNTERS };
+  const scraped = before.size > 0 && after.size > 0;
+  return {
+    result,
+    counters: after.size > 0 ? loraCounters(before, after) : NO_LORA_COUNTERS,
+    engineStep: scraped ? stepHistogramDelta(readStepHistogram(before), readStepHistogram(after)) : null,
+  };
 }

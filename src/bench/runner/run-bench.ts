@@ -13,6 +13,7 @@ import type { Target } from '../load/stream-request.js';
 import type { RequestRecord, RunSummary } from '../metrics/records.js';
 import { summarizeRun } from '../metrics/summarize.js';
 import { serverInfo } from '../server/admin.js';
+import { addStepHistograms, engineStepFigures, type StepHistogram } from '../server/engine-step.js';
 import { isHealthy, launchServer, type LaunchedServer } from '../server/launch.js';
 import { adaptersForWorkload } from '../workload/plan.js';
 import { addCounters, toRecords } from './collect.js';
@@ -93,6 +94,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunOutput
   const launches: VariantLaunch[] = [];
   const windows = new Map<string, number>(); // run id → measured seconds, summed over rounds
   const lora = new Map<string, RunSummary['lora']>();
+  const engineSteps = new Map<string, StepHistogram | null>(); // level run id → decode-step histogram, summed over rounds
   const clockZero = performance.now();
   const dispatcher = new Agent({ connections: 4096, pipelining: 1, keepAliveTimeout: 30_000 });
   const interrupted = () => options.signal?.aborted === true;
@@ -134,7 +136,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunOutput
             if (levelIndex > 0) reporter.runStarted(live);
             const target: Target = { baseUrl, dispatcher, apiKey: options.apiKey, api: workload.api, requestTimeoutMs: workload.requestTimeoutS * 1000, signal: options.signal };
             const adapters = adaptersForWorkload(model.adapters.map((a) => a.name), workload);
-            const { result, counters } = await measureLevel({ target, workload, adapters, vocabSize: model.vocabSize, warmUp: levelIndex === 0, live });
+            const { result, counters, engineStep } = await measureLevel({ target, workload, adapters, vocabSize: model.vocabSize, warmUp: levelIndex === 0, live });
             const levelRecords = toRecords(result, { run: id, variant: variant.name, level: level?.name ?? null, round }, clockZero);
             records.push(...levelRecords);
             const windowS = levelRecords.length
@@ -144,9 +146,10 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunOutput
               windows.set(key, (windows.get(key) ?? 0) + windowS);
               lora.set(key, addCounters(lora.get(key), counters));
             }
+            engineSteps.set(id, addStepHistograms(engineSteps.get(id), engineStep));
             live.phase = 'done';
             const runRecords = records.filter((r) => r.run === id);
-            reporter.runFinished(summarizeRun({ run: id, variant: variant.name, level: level?.name ?? null }, runRecords, workload.sloTtftMs, lora.get(id), windows.get(id)), live);
+            reporter.runFinished(summarizeRun({ run: id, variant: variant.name, level: level?.name ?? null }, runRecords, workload.sloTtftMs, lora.get(id), windows.get(id), engineStepFigures(engineSteps.get(id) ?? null)), live);
           }
         } catch (error) {
           startLive.phase = 'failed';
@@ -166,7 +169,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunOutput
     const level = levels.find((l) => l && runId(variant.name, l) === id) ?? null;
     const runRecords = records.filter((r) => r.run === id || (levels[0] !== null && id === variant.name && r.variant === id));
     const slo = workloadFor(config, variant, level, options.overrides).sloTtftMs;
-    return summarizeRun({ run: id, variant: variant.name, level: level?.name ?? null }, runRecords, slo, lora.get(id), windows.get(id));
+    return summarizeRun({ run: id, variant: variant.name, level: level?.name ?? null }, runRecords, slo, lora.get(id), windows.get(id), engineStepFigures(engineSteps.get(id) ?? null));
   });
   return {
     model: { description: model.description, vocabSize: model.vocabSize, adapters: model.adapters.map(({ name, path, rank }) => ({ name, path, rank })) },

@@ -49,6 +49,8 @@ export class ModelRunner {
   readonly options: Readonly<ModelRunnerOptions>;
   private readonly backend: NativeBackend;
   private model: NativeModelHandle | null;
+  /** Milliseconds of the last step's native forward call (SchedulerRunner.lastForwardMs). */
+  lastForwardMs = 0;
 
   constructor(model: RunnerModel, options: ModelRunnerOptions) {
     this.spec = model.spec;
@@ -81,7 +83,9 @@ export class ModelRunner {
   step(seqs: StepSequence[]): StepSequenceResult[] {
     if (seqs.length === 0) return [];
     const input = this.buildStepInput(seqs);
+    const startedAt = performance.now();
     const output = this.backend.forward(this.handle(), input.step);
+    this.lastForwardMs = performance.now() - startedAt;
     return this.collectResults(seqs, input.rowsOfSeq, output);
   }
 

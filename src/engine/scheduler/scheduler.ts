@@ -11,7 +11,7 @@ import { BASE_ADAPTER_ID, type SlotPool, sortAdapterIds } from '../lora/slot-poo
 import type { EvictionPolicyName } from '../lora/eviction-policy.js';
 import type { StepSequence, StepSequenceResult } from '../model/runner-types.js';
 import type { SchedulerRunner } from '../runner-port.js';
-import type { EngineFinish, EngineRequest, TokenUpdate } from '../types.js';
+import type { EngineFinish, EngineRequest, EngineStepTiming, TokenUpdate } from '../types.js';
 import { canAdmitAdapter } from './admission.js';
 import { DeviceAdapters } from './device-adapters.js';
 import { Drainer } from './drainer.js';
@@ -60,6 +60,10 @@ export class Scheduler<HostAdapter = unknown> {
   private prefillMsPerToken: number | null = null;
   /** Steps skipped because a pending copy was expected to finish sooner than the prefill alone would take. */
   delayedPrefills = 0;
+  /** Forward steps timed since the last takeStepTimings() (the worker posts them with the step's updates). */
+  private stepTimings: EngineStepTiming[] = [];
+  /** Decode-only steps and their forward milliseconds since start-up (engine stats). */
+  readonly decodeStepTotals = { steps: 0, forwardMs: 0 };
 
   constructor(runner: SchedulerRunner<HostAdapter>, options: SchedulerOptions) {
     this.runner = runner;
@@ -158,7 +162,9 @@ export class Scheduler<HostAdapter = unknown> {
     const stepSeqs: StepSequence[] = plan.map((p) => buildStepSequence(p, this.slotFor(p.seq), this.kv.blockSize, this.options.eosTokenIds));
     const startedAt = this.now();
     const results = this.runIsolated(plan, stepSeqs, updates);
-    this.learnPrefillCost(plan, this.now() - startedAt);
+    const wallMs = this.now() - startedAt;
+    this.learnPrefillCost(plan, wallMs);
+    this.recordStepTiming(plan, stepSeqs, this.runner.lastForwardMs ?? wallMs);
     this.counters.steps++;
     for (let i = 0; i < plan.length; i++) {
       const { seq, start, length } = plan[i];
@@ -227,6 +233,23 @@ export class Scheduler<HostAdapter = unknown> {
           return null;
         }
       });
+    }
+  }
+
+  /** Timings of the steps run since the last call (oldest first). */
+  takeStepTimings(): EngineStepTiming[] {
+    const out = this.stepTimings;
+    this.stepTimings = [];
+    return out;
+  }
+
+  private recordStepTiming(plan: PlannedChunk[], stepSeqs: StepSequence[], forwardMs: number): void {
+    const decodeOnly = plan.every((p) => p.start >= p.seq.promptLen);
+    const tokens = stepSeqs.reduce((n, s) => n + s.tokenIds.length, 0);
+    this.stepTimings.push({ forwardMs, decodeOnly, batch: plan.length, tokens });
+    if (decodeOnly) {
+      this.decodeStepTotals.steps++;
+      this.decodeStepTotals.forwardMs += forwardMs;
     }
   }
 

@@ -131,7 +131,8 @@ export class EngineCore {
           updates = scheduler.abortAll(`engine step failed: ${wireError(error).message}`);
         }
         updates.push(...scheduler.takeAsyncAborts());
-        if (updates.length > 0) this.post({ type: 'updates', updates });
+        const steps = scheduler.takeStepTimings();
+        if (updates.length > 0 || steps.length > 0) this.post({ type: 'updates', updates, steps });
         ran = scheduler.counters.steps !== before;
       }
       if (ran) await new Promise<void>((resolve) => setImmediate(resolve));
@@ -172,6 +173,8 @@ export class EngineCore {
       delayedPrefills: s.delayedPrefills,
       hostAdapterBytes: this.runner!.memoryReport().hostAdapterBytes,
       maxRunningRequests: this.info!.maxRunningRequests,
+      decodeSteps: s.decodeStepTotals.steps,
+      decodeStepMsTotal: s.decodeStepTotals.forwardMs,
     };
   }
 }

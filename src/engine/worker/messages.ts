@@ -1,6 +1,6 @@
 /** Messages between the engine facade (main thread) and the engine worker. Plain, structured-cloneable data. */
 import type { AdapterSpec, LoraTargetModule, ModelSpec, ModelWeights } from '../model/types.js';
-import type { EngineRequest, EngineStats, TokenUpdate } from '../types.js';
+import type { EngineRequest, EngineStats, EngineStepTiming, TokenUpdate } from '../types.js';
 
 export interface EngineInit {
   spec: ModelSpec;
@@ -70,7 +70,7 @@ export interface WireError {
 export type FromWorker =
   | { type: 'ready'; info: EngineInfo }
   | { type: 'initFailed'; error: WireError }
-  | { type: 'updates'; updates: TokenUpdate[] }
+  | { type: 'updates'; updates: TokenUpdate[]; steps?: EngineStepTiming[] }
   | { type: 'opDone'; opId: number; result?: unknown; error?: WireError };
 
 export type { EngineStats };

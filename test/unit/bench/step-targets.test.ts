@@ -33,14 +33,16 @@ test('rows without their benchmark are null, not met, and say why', () => {
   }
 });
 
-test('kernel rows take the best strategy; serving gaps subtract the same-run step; ratios are csgmv / triton at c128', () => {
+test("kernel rows take the best strategy; serving gaps subtract the same level's server step; ratios are csgmv / triton at c128", () => {
   const layer = (c: string, strategy: string, graphUs: number) => ({ case: c, strategy, module: 'layer', graphUs });
   const m = computeStepTargets({
     loraBench: { device: 'x', results: [layer('decode 64x1 r16', 'csgmv C16', 41), layer('decode 64x1 r16', 'triton', 140), layer('prefill 8x512 r64', 'triton', 290)] },
-    decode1b: { gpu: 'x', results: [{ loraBackend: 'csgmv', batch: 1, scenario: 'distinct', stepMs: 1.5 }, { loraBackend: 'csgmv', batch: 64, scenario: 'distinct', stepMs: 2.5 }] },
+    // decode.ts's step (another context length) is not what the serving row subtracts
+    decode1b: { gpu: 'x', results: [{ loraBackend: 'csgmv', batch: 1, scenario: 'distinct', stepMs: 1.0 }, { loraBackend: 'csgmv', batch: 64, scenario: 'distinct', stepMs: 1.0 }] },
     serving: { summaries: [
-      { variant: 'after', level: 'c1', itl: { p50: 1.55 }, e2e: { p50: 100 }, errors: 0 },
-      { variant: 'after', level: 'c64', itl: { p50: 3.0 }, e2e: { p50: 300 }, errors: 0 },
+      { variant: 'after', level: 'c1', itl: { p50: 1.55 }, e2e: { p50: 100 }, errors: 0, engineStep: { decodeSteps: 60, decodeStepP50Ms: 1.5, decodeStepMeanMs: 1.6 } },
+      { variant: 'after', level: 'c64', itl: { p50: 3.0 }, e2e: { p50: 300 }, errors: 0, engineStep: { decodeSteps: 80, decodeStepP50Ms: 2.5, decodeStepMeanMs: 2.4 } },
+      { variant: 'before', level: 'c1', itl: { p50: 9 }, e2e: { p50: 100 }, errors: 0, engineStep: { decodeSteps: 60, decodeStepP50Ms: 1, decodeStepMeanMs: 1 } },
     ] },
     tritonVsCsgmv: { summaries: [
       { variant: 'triton', level: 'c128', itl: { p50: 10 }, e2e: { p50: 1000 }, errors: 0 },
@@ -52,6 +54,10 @@ test('kernel rows take the best strategy; serving gaps subtract the same-run ste
   assert.deepEqual(rows[4], { value: 290, target: '<= 300', met: true });
   assert.deepEqual(rows[5], { value: { c1: 0.05, c64: 0.5 }, target: '<= 0.1 / <= 0.3', met: false });
   assert.deepEqual(rows[6], { value: { itl: 0.5, e2e: 0.8 }, target: '<= 0.6 / <= 0.7', met: false });
+  // a server without the step histogram leaves the row unmeasured instead of borrowing another benchmark's step
+  const old = computeStepTargets({ serving: { summaries: [{ variant: 'after', level: 'c1', itl: { p50: 1 }, e2e: { p50: 1 }, errors: 0 }] } });
+  assert.equal(Object.values(old)[5].met, false);
+  assert.deepEqual(Object.values(old)[5].value, { c1: null, c64: null });
 });
 
 test('the memory floor scales with the measured bandwidth, with no built-in default', () => {

@@ -12,7 +12,7 @@ import { ServerMetrics } from '../../../src/server/metrics.js';
 const engine = (over: Partial<EngineStats>): EngineStats => ({
   waiting: 0, running: 0, waitingOnAdapterLoad: 0, slotsUsed: 0, slotsTotal: 4, slotIds: [null, null, null, null], slotLoadingIds: [],
   kvBlocksTotal: 100, kvBlocksUsed: 0, kvBlockSize: 16, prefixCacheHitRate: 0, deviceLoads: 0, deviceEvictions: 0, promptTokensTotal: 0,
-  generatedTokensTotal: 0, cachedTokensTotal: 0, steps: 0, delayedPrefills: 0, maxRunningRequests: 8, hostAdapterBytes: 0, ...over,
+  generatedTokensTotal: 0, cachedTokensTotal: 0, steps: 0, delayedPrefills: 0, maxRunningRequests: 8, hostAdapterBytes: 0, decodeSteps: 0, decodeStepMsTotal: 0, ...over,
 });
 const names = new Map([['lora-1', 'sql'], ['lora-2', 'chat'], ['lora-3', 'math']]);
 const lora = { nameOfSlotId: (id: string) => names.get(id) ?? null };
