@@ -192,12 +192,14 @@ export interface NativeTestingOps {
   uniformFromSeed(lo: number, hi: number): number;
   /** Parallel memcpy of sizeBytes with numThreads: best GB/s of `repeats`, counting bytes read + written. */
   copyBandwidth(sizeBytes: number, numThreads: number, repeats: number): number;
-  /** The CPU kernels' instruction set in use, those this machine can run, and its CPU feature flags. */
   /** Adapter conversions to the CPU LoRA pool's format so far in this process (one per host-tier entry). */
   loraSlotConversions(): number;
-  cpuKernelIsa(): { active: string; available: string[]; features: string; prefetchBytes: number };
+  /** The CPU kernels' instruction set in use, those this machine can run, and its CPU feature flags. */
+  cpuKernelIsa(): { active: string; available: string[]; features: string; prefetchBytes: number; packMinRows: number };
   /** Switches this process's CPU kernels to one of `cpuKernelIsa().available` (tests and benchmarks). */
   selectCpuKernelIsa(name: string): void;
+  /** Batches of at least `rows` activation rows take the packed (prefill) GEMM; 0 = never (benchmarks, tests). */
+  setGemmPackMinRows(rows: number): void;
 }
 
 export function loadNativeTestingOps(): NativeTestingOps {

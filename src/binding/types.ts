@@ -36,6 +36,8 @@ export interface CreateModelOptions {
   numThreads: number;
   /** CPU: storage of the LoRA pool (default 'f32'; 'bf16' halves it, rounding fp32 adapters). CUDA: ignored. */
   loraPoolDtype?: 'f32' | 'bf16';
+  /** CPU: storage of the KV cache (default 'f32'; 'bf16' halves it, attention accumulates in f32). CUDA: ignored. */
+  kvCacheDtype?: 'f32' | 'bf16';
   /** Tensor-parallel ranks (default 1). CPU: thread groups sharing numThreads (docs/tensor-parallel.md). */
   tpSize?: number;
   /** CUDA: device ordinal; compute dtype 'bf16' | 'f16'. CPU computes in f32 always. */

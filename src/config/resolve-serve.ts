@@ -92,6 +92,7 @@ export function resolveServeConfig(
     servedModelName: orNull<string>('servedModelName'),
     contextLength: orNull<number>('contextLength'),
     memFractionStatic: orNull<number>('memFractionStatic'),
+    kvCacheDtype: get<ServeConfig['kvCacheDtype']>('kvCacheDtype') ?? 'auto',
     maxRunningRequests: orNull<number>('maxRunningRequests'),
     maxQueuedRequests: get<number>('maxQueuedRequests'),
     shutdownTimeout: get<number>('shutdownTimeout'),

@@ -28,6 +28,7 @@ export interface ServeConfig {
   servedModelName: string | null; // null = derived from the model path
   contextLength: number | null; // null = the model's max_position_embeddings
   memFractionStatic: number | null; // (0,1); null = backend default
+  kvCacheDtype: 'auto' | 'bf16'; // KV cache storage (CPU: auto = f32); the CUDA backend ignores it
   maxRunningRequests: number | null; // null = derived from KV capacity
   maxQueuedRequests: number; // bounded waiting queue; beyond it requests get 503
   shutdownTimeout: number; // seconds a drain waits for running requests and slow readers

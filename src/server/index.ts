@@ -162,6 +162,7 @@ async function startOnListener(inputConfig: ServeConfig, deps: ServerDependencie
       chunkedPrefillSize: config.chunkedPrefillSize,
       disablePrefixCache: config.disableRadixCache,
       kvBlockSize: KV_BLOCK_SIZE,
+      kvCacheDtype: config.kvCacheDtype,
       lora: {
         enabled: config.enableLora,
         slots: config.maxLorasPerBatch,
@@ -179,7 +180,7 @@ async function startOnListener(inputConfig: ServeConfig, deps: ServerDependencie
   );
   const info = engine.info;
   log.done(
-    `engine on ${info.device} (${info.deviceName}${info.device === 'cpu' ? `, ${info.numThreads} threads${info.tpSize > 1 ? ` in ${info.tpSize} tensor-parallel ranks` : ''}` : `, ${info.computeDtype}`}): KV cache ${info.kvNumBlocks} blocks × ${info.kvBlockSize} tokens, up to ${info.maxRunningRequests} running requests`,
+    `engine on ${info.device} (${info.deviceName}${info.device === 'cpu' ? `, ${info.numThreads} threads${info.tpSize > 1 ? ` in ${info.tpSize} tensor-parallel ranks` : ''}` : `, ${info.computeDtype}`}): KV cache ${info.kvNumBlocks} blocks × ${info.kvBlockSize} tokens${info.device === 'cpu' && config.kvCacheDtype === 'bf16' ? ' in bf16' : ''}, up to ${info.maxRunningRequests} running requests`,
   );
 
   for (const warning of info.warnings ?? []) log.line(`tslora serve: warning: ${warning}`);

@@ -49,8 +49,10 @@ describe('CPU kernel instruction sets', () => {
     assert.equal(r.stdout.trim(), 'baseline');
   });
 
-  // Decode shapes (M = 1, 2: the streaming GEMV with prefetch), batched tiles, K tails that are not a vector multiple.
-  const shapes = [[1, 37, 1000], [2, 50, 777], [1, 64, 4096], [3, 19, 65], [9, 40, 256], [70, 9, 33]];
+  // Decode shapes (M = 1, 2: the streaming GEMV with prefetch), batched tiles, K tails that are not a vector multiple,
+  // and the packed prefill path (M >= packMinRows): whole panels plus a partial one, several k blocks (K > 256),
+  // micro-kernel row tails (M % 6), the narrower k blocks of M >= 256.
+  const shapes = [[1, 37, 1000], [2, 50, 777], [1, 64, 4096], [3, 19, 65], [9, 40, 256], [70, 9, 33], [53, 40, 700], [64, 48, 31], [300, 17, 520]];
   for (const dtype of ['f32', 'bf16', 'f16'] as const) {
     it(`${dtype} GEMM: every copy matches the float64 reference and the others within rounding`, () => {
       for (const [M, N, K] of shapes) {
@@ -83,10 +85,36 @@ describe('CPU kernel instruction sets', () => {
     });
   }
 
-  it('a whole forward step matches the float64 reference on every copy (prefill and decode logits, greedy token)', () => {
-    const model = writeRandomModel({ dir: join(root, 'm'), hidden: 128, intermediate: 192, numLayers: 2, numHeads: 4, numKvHeads: 2, vocab: 211, dtype: 'bf16', keepValues: true, seed: 5 });
+  it('the packed GEMM path agrees with the row-dot tiles within rounding, whatever the batch size', () => {
+    const [M, N, K] = [96, 64, 384];
+    const x = randomArray(M * K, 11);
+    const w = Uint16Array.from(randomArray(N * K, 12), (v) => toBf16Bits(v));
+    const { packMinRows } = ops.cpuKernelIsa();
+    try {
+      for (const isa of available) {
+        ops.selectCpuKernelIsa(isa);
+        ops.setGemmPackMinRows(0);
+        const tiles = ops.gemm(x, M, w, 'bf16', N, K, 2);
+        ops.setGemmPackMinRows(1);
+        const packed = ops.gemm(x, M, w, 'bf16', N, K, 2);
+        assert.ok(relativeL2(packed, tiles) < 1e-6, `${isa}: packed vs tiles ${relativeL2(packed, tiles)}`);
+        // A row's result does not depend on the batch it is in (one fp32 chain over k per output).
+        const firstRows = ops.gemm(x.subarray(0, 7 * K), 7, w, 'bf16', N, K, 1);
+        assert.deepEqual(Array.from(firstRows), Array.from(packed.subarray(0, 7 * N)), `${isa}: rows alone = rows in the batch`);
+      }
+    } finally {
+      ops.setGemmPackMinRows(packMinRows);
+    }
+  });
+
+  const packModes = [['default', ops.cpuKernelIsa().packMinRows], ['packed GEMM at every batch size', 1]] as const;
+  for (const [packMode, packMinRows] of packModes) it(`a whole forward step matches the float64 reference on every copy (prefill and decode logits, greedy token; ${packMode})`, () => {
+    const model = writeRandomModel({ dir: join(root, `m-${packMinRows}`), hidden: 128, intermediate: 192, numLayers: 2, numHeads: 4, numKvHeads: 2, vocab: 211, dtype: 'bf16', keepValues: true, seed: 5 });
     const prompt = [3, 17, 42, 5, 99, 0, 64, 23, 7, 81];
     const ref = referenceForward(model.spec, model.values, prompt);
+    const restorePack = ops.cpuKernelIsa().packMinRows;
+    ops.setGemmPackMinRows(packMinRows);
+    after(() => ops.setGemmPackMinRows(restorePack));
     for (const isa of available) {
       ops.selectCpuKernelIsa(isa);
       const runner = new ModelRunner(model, { backend, kvNumBlocks: 8, kvBlockSize: 4, loraSlots: 0, loraMaxRank: 0, loraTargetModules: [], loraBackend: 'csgmv', maxLoraChunkSize: 16, numThreads: 2 });

@@ -4,6 +4,7 @@
  * Whole sequence at once, no KV cache: logits for every position.
  */
 import type { ModelSpec } from '../../src/engine/model/types.js';
+import { fromBf16Bits, toBf16Bits } from './forward-random-model.js';
 
 export interface ReferenceLora {
   /** tensor values of writeRandomAdapter(keepValues): `layers.{l}.{module}.lora_A.weight` etc. */
@@ -69,7 +70,10 @@ export function referenceRope(x: Vec, numHeads: number, D: number, pos: number, 
   }
 }
 
-export function referenceForward(spec: ModelSpec, values: Map<string, Float32Array>, tokens: number[], lora?: ReferenceLora): Float64Array[] {
+/** kvBf16: keys and values are rounded to bf16 (via fp32) before attention, as a bf16 KV cache stores them. */
+export function referenceForward(
+  spec: ModelSpec, values: Map<string, Float32Array>, tokens: number[], lora?: ReferenceLora, options: { kvBf16?: boolean } = {},
+): Float64Array[] {
   const H = spec.hiddenSize;
   const I = spec.intermediateSize;
   const D = spec.headDim;
@@ -135,6 +139,9 @@ export function referenceForward(spec: ModelSpec, values: Map<string, Float32Arr
       referenceRope(q, nH, D, pos, inv);
       referenceRope(k, nKv, D, pos, inv);
       qs.push(q);
+      if (options.kvBf16) {
+        for (const a of [k, vv]) a.forEach((x, i) => (a[i] = fromBf16Bits(toBf16Bits(Math.fround(x)))));
+      }
       ks.push(k);
       vs.push(vv);
     });

@@ -14,14 +14,14 @@
 namespace tslora::cpu {
 
 namespace isa_baseline {
-void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int);
+void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int, int);
 }
 #if defined(__x86_64__)
 namespace isa_avx2 {
-void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int);
+void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int, int);
 }
 namespace isa_avx512 {
-void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int);
+void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int, int);
 }
 #endif
 
@@ -83,6 +83,13 @@ int envPrefetchBytes() {
   return v < 0 ? 0 : v > (1 << 20) ? (1 << 20) : v;
 }
 
+int envPackMinRows() {
+  const char* s = std::getenv("TSLORA_GEMM_PACK_MIN_ROWS");
+  if (!s || !*s) return 48;
+  int v = std::atoi(s);
+  return v < 0 ? 0 : v;
+}
+
 // Narrowest first; entries the CPU cannot run are skipped by availableCpuIsas().
 struct Entry {
   const char* name;
@@ -103,6 +110,7 @@ CpuKernels kernelsFor(int index) {
   k.name = kEntries[index].name;
   k.gemmRange = kEntries[index].gemm;
   k.prefetchBytes = envPrefetchBytes();
+  k.packMinRows = envPackMinRows();
   return k;
 }
 
@@ -164,6 +172,11 @@ void selectCpuIsa(const std::string& name) {
                                      availableList(), ")"));
   }
   gActive.store(i, std::memory_order_release);
+}
+
+void setGemmPackMinRows(int rows) {
+  cpuKernels();  // initialise the table first
+  for (int i = 0; i < kNumEntries; ++i) gKernels[i].packMinRows = rows < 0 ? 0 : rows;
 }
 
 std::string cpuFeatureSummary() {

@@ -13,7 +13,7 @@ namespace tslora::cpu {
 
 // y rows [.. yOffset + n0, yOffset + n1) = x rows · weight rows [n0, n1) of a row-major [*, K] matrix of `type`.
 using GemmRangeFn = void (*)(const float* const* xRows, float* const* yRows, int M, const void* wData, WType type,
-                             int K, int n0, int n1, int yOffset, int prefetchBytes);
+                             int K, int n0, int n1, int yOffset, int prefetchBytes, int packMinRows);
 
 struct CpuKernels {
   const char* name = "baseline";  // "baseline" | "avx2" | "avx512"
@@ -21,6 +21,9 @@ struct CpuKernels {
   // Software prefetch distance of the decode GEMV: -1 = one tile of weight rows ahead (default), 0 = none, else
   // bytes (TSLORA_PREFETCH_BYTES, for tuning on a new machine).
   int prefetchBytes = -1;
+  // Batches of at least this many activation rows take the packed GEMM (gemm-packed.inc); 0 = never
+  // (TSLORA_GEMM_PACK_MIN_ROWS; the benchmark switches it to time both paths in one run).
+  int packMinRows = 48;
 };
 
 // The kernels in use (chosen once, thread-safe).
@@ -32,6 +35,9 @@ std::vector<std::string> availableCpuIsas();
 // Switches every later kernel call to `name` (one of availableCpuIsas()); throws NativeError otherwise. Not meant
 // to race with a running forward step: tests and benchmarks call it between steps.
 void selectCpuIsa(const std::string& name);
+
+// Sets packMinRows of every copy (0 = never pack). Like selectCpuIsa: between steps only.
+void setGemmPackMinRows(int rows);
 
 // What the CPU reports, for logs and the benchmark: e.g. "avx2 fma f16c avx512f avx512bw avx512_bf16 amx_bf16".
 std::string cpuFeatureSummary();

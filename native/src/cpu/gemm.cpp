@@ -29,7 +29,7 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows, cons
       int n0 = (lo - blockStart[pi]) * kColBlock;
       int n1 = std::min(part.w.rows, (hi - blockStart[pi]) * kColBlock);
       kernels.gemmRange(xRows.data(), yRows.data(), M, part.w.data, part.w.type, part.w.cols, n0, n1, part.outOffset,
-                        kernels.prefetchBytes);
+                        kernels.prefetchBytes, kernels.packMinRows);
     }
   };
   if (numChunks <= 1) return runBlocks(0, totalBlocks);

@@ -95,6 +95,7 @@ CpuModel::CpuModel(const ModelInit& init) : dims_(init.dims) {
 #endif
   }
 
+  const WType kvDtype = init.kvCacheBf16 ? WType::BF16 : WType::F32;
   tpSize_ = init.tpSize;
   TSLORA_CHECK(tpSize_ >= 1 && tpSize_ <= 64, "tpSize must be in [1, 64], got ", tpSize_);
   if (tpSize_ > 1) {
@@ -103,10 +104,10 @@ CpuModel::CpuModel(const ModelInit& init) : dims_(init.dims) {
                        , loraConfig()
 #endif
     };
-    tp_ = std::make_unique<tp::TpModel>(full, tpSize_, init.kvNumBlocks, init.kvBlockSize, init.numThreads);
+    tp_ = std::make_unique<tp::TpModel>(full, tpSize_, init.kvNumBlocks, init.kvBlockSize, kvDtype, init.numThreads);
     return;
   }
-  kv_ = std::make_unique<KvCache>(d.numLayers, init.kvNumBlocks, init.kvBlockSize, d.numKvHeads, d.headDim);
+  kv_ = std::make_unique<KvCache>(d.numLayers, init.kvNumBlocks, init.kvBlockSize, d.numKvHeads, d.headDim, kvDtype);
   threads_ = std::make_unique<ThreadPool>(init.numThreads);
 #ifdef TSLORA_HAVE_LORA
   if (init.loraSlots > 0) lora_ = std::make_unique<lora::LoraPool>(loraConfig_);

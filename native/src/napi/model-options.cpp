@@ -22,6 +22,16 @@ cpu::TensorSpec optionalTensor(const Napi::Object& obj, const char* key, const s
   if (v.IsUndefined() || v.IsNull()) return {};
   return readTensorRef(v, ctx + "." + key);
 }
+
+// options[key]: absent / null / 'f32' → false, 'bf16' → true (storage of the CPU LoRA pool or KV cache).
+bool optionalStorageDtypeIsBf16(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return false;
+  const std::string dtype = requireString(o, key, "options");
+  if (dtype != "f32" && dtype != "bf16")
+    throw NativeError("native_invalid_argument", detail::concat("options.", key, " must be 'f32' or 'bf16', got '", dtype, "'"));
+  return dtype == "bf16";
+}
 }  // namespace
 
 cpu::TensorSpec readTensorRef(const Napi::Value& v, const std::string& name) {
@@ -130,13 +140,8 @@ cpu::ModelInit readModelOptions(const Napi::Value& options) {
   init.loraSlots = requireInt(o, "loraSlots", "options", 0, 4096);
   init.loraMaxRank = init.loraSlots > 0 ? requireInt(o, "loraMaxRank", "options", 1, 4096) : 0;
   init.numThreads = requireInt(o, "numThreads", "options", 0, 1024);
-  Napi::Value poolDtype = o.Get("loraPoolDtype");
-  if (!poolDtype.IsUndefined() && !poolDtype.IsNull()) {
-    const std::string dtype = requireString(o, "loraPoolDtype", "options");
-    if (dtype != "f32" && dtype != "bf16")
-      throw NativeError("native_invalid_argument", "options.loraPoolDtype must be 'f32' or 'bf16', got '" + dtype + "'");
-    init.loraPoolBf16 = dtype == "bf16";
-  }
+  init.loraPoolBf16 = optionalStorageDtypeIsBf16(o, "loraPoolDtype");
+  init.kvCacheBf16 = optionalStorageDtypeIsBf16(o, "kvCacheDtype");
   Napi::Value tp = o.Get("tpSize");
   init.tpSize = tp.IsUndefined() || tp.IsNull() ? 1 : requireInt(o, "tpSize", "options", 1, 64);
   Napi::Value targets = o.Get("loraTargetModules");

@@ -208,6 +208,7 @@ Napi::Value CpuKernelIsa(const Napi::CallbackInfo& info) {
   o.Set("available", list);
   o.Set("features", cpu::cpuFeatureSummary());
   o.Set("prefetchBytes", cpu::cpuKernels().prefetchBytes);
+  o.Set("packMinRows", cpu::cpuKernels().packMinRows);
   return o;
 }
 
@@ -216,6 +217,17 @@ Napi::Value SelectCpuKernelIsa(const Napi::CallbackInfo& info) {
   try {
     if (!info[0].IsString()) throw NativeError("native_invalid_argument", "selectCpuKernelIsa: name must be a string");
     cpu::selectCpuIsa(info[0].As<Napi::String>().Utf8Value());
+    return info.Env().Undefined();
+  } catch (...) {
+    rethrowAsJs(info.Env());
+  }
+}
+
+// setGemmPackMinRows(rows): batches of at least `rows` activation rows take the packed GEMM; 0 = never (benchmarks).
+Napi::Value SetGemmPackMinRows(const Napi::CallbackInfo& info) {
+  try {
+    if (!info[0].IsNumber()) throw NativeError("native_invalid_argument", "setGemmPackMinRows: rows must be a number");
+    cpu::setGemmPackMinRows(info[0].As<Napi::Number>().Int32Value());
     return info.Env().Undefined();
   } catch (...) {
     rethrowAsJs(info.Env());
@@ -251,6 +263,7 @@ Napi::Object testingOps(Napi::Env env) {
   t.Set("cpuKernelIsa", Napi::Function::New(env, CpuKernelIsa));
   t.Set("loraSlotConversions", Napi::Function::New(env, LoraSlotConversions));
   t.Set("selectCpuKernelIsa", Napi::Function::New(env, SelectCpuKernelIsa));
+  t.Set("setGemmPackMinRows", Napi::Function::New(env, SetGemmPackMinRows));
   return t;
 }
 

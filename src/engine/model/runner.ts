@@ -32,6 +32,8 @@ export interface ModelRunnerOptions {
   numThreads: number;
   /** CPU LoRA pool storage (default 'f32'). */
   loraPoolDtype?: 'f32' | 'bf16';
+  /** CPU KV cache storage (default 'f32'). */
+  kvCacheDtype?: 'f32' | 'bf16';
   /** Tensor-parallel ranks (default 1; the CPU backend only, see tensor-parallel.ts). */
   tpSize?: number;
   deviceIndex?: number;
@@ -67,6 +69,7 @@ export class ModelRunner {
       loraTargetModules: options.loraTargetModules,
       numThreads: options.numThreads,
       loraPoolDtype: options.loraPoolDtype,
+      kvCacheDtype: options.kvCacheDtype,
       tpSize: options.tpSize,
       deviceIndex: options.deviceIndex,
       computeDtype: options.computeDtype,

@@ -11,6 +11,8 @@ export interface KvSizingInput {
   weights: ModelWeights;
   device: 'cpu' | 'cuda';
   computeBytesPerElement: number;
+  /** Bytes per cached K or V element (default computeBytesPerElement; 2 for the CPU's bf16 KV cache). */
+  kvBytesPerElement?: number;
   totalMemoryBytes: number;
   memFractionStatic: number | null;
   contextLength: number;
@@ -38,7 +40,7 @@ export function weightBytes(weights: ModelWeights, computeBytesPerElement: numbe
 export function sizeKvCache(input: KvSizingInput): KvSizing {
   const { spec, blockSize, contextLength } = input;
   const cachedKvHeads = Math.max(spec.numKvHeads, input.tpSize ?? 1); // over all ranks (docs/tensor-parallel.md)
-  const bytesPerToken = 2 * spec.numLayers * cachedKvHeads * spec.headDim * input.computeBytesPerElement;
+  const bytesPerToken = 2 * spec.numLayers * cachedKvHeads * spec.headDim * (input.kvBytesPerElement ?? input.computeBytesPerElement);
   const bytesPerBlock = bytesPerToken * blockSize;
   const weights = weightBytes(input.weights, input.computeBytesPerElement);
   let budget: number;

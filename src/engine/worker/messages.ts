@@ -17,6 +17,8 @@ export interface EngineInit {
   chunkedPrefillSize: number;
   disablePrefixCache: boolean;
   kvBlockSize: number;
+  /** KV cache storage: 'auto' = the compute dtype; 'bf16' = bf16 on the CPU (the CUDA backend ignores it). */
+  kvCacheDtype?: 'auto' | 'bf16';
   lora: {
     enabled: boolean;
     slots: number;

@@ -22,12 +22,14 @@ export async function createEngineRunner(init: EngineInit): Promise<{ runner: En
   const slots = init.lora.enabled ? init.lora.slots : 0;
   const loraPoolDtype = device === 'cpu' ? (init.lora.poolDtype ?? 'f32') : undefined;
   const loraBytesPerElement = loraPoolDtype === 'bf16' ? 2 : bytesPerElement;
+  const kvCacheDtype = device === 'cpu' && init.kvCacheDtype === 'bf16' ? 'bf16' : undefined;
   const loraBytes = slots > 0 ? loraPoolBytes(init.spec, slots, init.lora.maxRank, init.lora.targetModules, loraBytesPerElement) : 0;
   const sizing = sizeKvCache({
     spec: init.spec,
     weights: init.weights,
     device,
     computeBytesPerElement: bytesPerElement,
+    kvBytesPerElement: kvCacheDtype === 'bf16' ? 2 : bytesPerElement,
     totalMemoryBytes: deviceInfo.totalMemoryBytes,
     memFractionStatic: init.memFractionStatic,
     contextLength: init.contextLength,
@@ -49,6 +51,7 @@ export async function createEngineRunner(init: EngineInit): Promise<{ runner: En
       maxLoraChunkSize: init.lora.chunkSize as 16 | 32 | 64 | 128,
       numThreads: init.numThreads,
       loraPoolDtype,
+      kvCacheDtype,
       tpSize: init.tpSize,
       computeDtype: dtype,
       cudaGraphMaxBatchSize:

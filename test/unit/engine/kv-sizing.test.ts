@@ -24,3 +24,12 @@ test('KV sizing: GPU fraction, CPU default, cap at useful size, and a clear erro
     /fewer than one request at the context length \(256\)/,
   );
 });
+
+test('KV sizing: a bf16 CPU KV cache takes half the bytes per block, so a memory fraction holds twice the blocks', () => {
+  const base = { spec, weights, computeBytesPerElement: 4, contextLength: 256, blockSize: 16, loraPoolBytes: 0, device: 'cpu' as const, maxRunningRequests: 512 };
+  const f32 = sizeKvCache({ ...base, totalMemoryBytes: 1 * GiB, memFractionStatic: 0.01 });
+  const bf16 = sizeKvCache({ ...base, kvBytesPerElement: 2, totalMemoryBytes: 1 * GiB, memFractionStatic: 0.01 });
+  assert.equal(bf16.bytesPerBlock * 2, f32.bytesPerBlock);
+  assert.equal(f32.bytesPerBlock, 2 * 2 * 2 * 16 * 4 * 16, 'K and V × layers × KV heads × head dim × 4 bytes × block');
+  assert.ok(Math.abs(bf16.numBlocks - 2 * f32.numBlocks) <= 1, `${bf16.numBlocks} vs 2 × ${f32.numBlocks}`);
+});

@@ -40,7 +40,7 @@ shard::ModelShape shapeOf(const ModelDims& d) {
 
 }  // namespace
 
-TpModel::TpModel(const FullModel& model, int tpSize, int kvNumBlocks, int kvBlockSize, int numThreads)
+TpModel::TpModel(const FullModel& model, int tpSize, int kvNumBlocks, int kvBlockSize, WType kvDtype, int numThreads)
     : model_(model), plan_(shard::makeShardPlan(shapeOf(model.dims), tpSize)) {
   const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   const int threadsPerRank = std::max(1, (numThreads > 0 ? numThreads : cores) / tpSize);
@@ -49,7 +49,7 @@ TpModel::TpModel(const FullModel& model, int tpSize, int kvNumBlocks, int kvBloc
     auto rs = std::make_unique<RankState>();
     rs->weights = shardWeights(model.dims, model.layers, model.embed, model.lmHead, plan_.ranks[r]);
     const ModelDims& local = rs->weights.dims;
-    rs->kv = std::make_unique<KvCache>(local.numLayers, kvNumBlocks, kvBlockSize, local.numKvHeads, local.headDim);
+    rs->kv = std::make_unique<KvCache>(local.numLayers, kvNumBlocks, kvBlockSize, local.numKvHeads, local.headDim, kvDtype);
     rs->threads = std::make_unique<ThreadPool>(threadsPerRank);
     rs->stack.dims = local;
     rs->stack.layers = &rs->weights.layers;

@@ -38,7 +38,7 @@ class RankGroup;
 class TpModel {
  public:
   // Threads: numThreads in all (0 = every core), split evenly over the ranks (at least one each).
-  TpModel(const FullModel& model, int tpSize, int kvNumBlocks, int kvBlockSize, int numThreads);
+  TpModel(const FullModel& model, int tpSize, int kvNumBlocks, int kvBlockSize, WType kvDtype, int numThreads);
   ~TpModel();
 
   const shard::ShardPlan& plan() const { return plan_; }
