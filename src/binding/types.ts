@@ -117,6 +117,8 @@ export interface StepOutput {
   topLogprobs: Float32Array; // [N*K]
   topLogprobsK: number;
   logits?: Float32Array; // [N*V] when returnLogits
+  /** forwardWait only: milliseconds of the forward alone on the native step thread. */
+  forwardMs?: number;
 }
 
 /** Opaque handles (napi External objects). */
@@ -136,6 +138,15 @@ export interface NativeBackend {
   memoryReport(model: NativeModelHandle): MemoryReport;
 
   forward(model: NativeModelHandle, step: StepInput): StepOutput;
+  /**
+   * Overlap scheduling: copies the step and queues it on the model's native step thread, returning at once. A token
+   * id < 0 is a reference, -(1 + row): the token the previous launched step sampled at logit row `row`. At most
+   * two launched steps not yet waited for. forward(), the slot writes and copyKvBlocks first wait until no launched
+   * step computes.
+   */
+  forwardLaunch(model: NativeModelHandle, step: StepInput): void;
+  /** The oldest launched step's output (throws its error), with forwardMs = the forward alone on the step thread. */
+  forwardWait(model: NativeModelHandle): StepOutput;
 
   /**
    * Host tier: reads, validates (offsets, shapes, finite values) and converts an adapter to the pool's layout,

@@ -88,6 +88,7 @@ export function resolveServeConfig(
     tpSize: get<number>('tpSize'),
     cudaGraphMaxBs: orNull<number>('cudaGraphMaxBs'),
     disableCudaGraph: get<boolean>('disableCudaGraph'),
+    disableOverlapSchedule: get<boolean>('disableOverlapSchedule'),
     apiKey: orNull<string>('apiKey'),
     servedModelName: orNull<string>('servedModelName'),
     contextLength: orNull<number>('contextLength'),

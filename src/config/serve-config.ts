@@ -24,6 +24,7 @@ export interface ServeConfig {
   tpSize: number;
   cudaGraphMaxBs: number | null; // null = chosen automatically
   disableCudaGraph: boolean;
+  disableOverlapSchedule: boolean;
   apiKey: string | null;
   servedModelName: string | null; // null = derived from the model path
   contextLength: number | null; // null = the model's max_position_embeddings

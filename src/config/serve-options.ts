@@ -155,6 +155,15 @@ export const serveOptions = defineOptions([
   },
   { key: 'cudaGraphMaxBs', type: 'int', valueName: 'N', group: SERVE_GROUPS.runtime, help: 'Largest decode batch captured in a CUDA graph (GPU only). Default: automatic.' },
   { key: 'disableCudaGraph', type: 'boolean', defaultValue: false, group: SERVE_GROUPS.runtime, help: 'Run every step eagerly, without CUDA graphs (GPU only).' },
+  {
+    key: 'disableOverlapSchedule',
+    type: 'boolean',
+    defaultValue: false,
+    group: SERVE_GROUPS.runtime,
+    help: 'Run each step only after the previous one was processed, instead of planning and launching it while the previous one computes.',
+    details:
+      "SGLang's flag. Overlap scheduling hides the engine's host work (admission, step planning, result handling) behind the forward step; steps with repetition/frequency/presence penalties run synchronously either way.",
+  },
   { key: 'disableRadixCache', type: 'boolean', defaultValue: false, group: SERVE_GROUPS.runtime, help: 'Turn off the prefix cache (keyed by adapter and tokens).' },
   { key: 'numThreads', type: 'int', valueName: 'N', defaultValue: 0, group: SERVE_GROUPS.runtime, help: 'CPU backend worker threads; 0 = all cores.' },
   { key: 'randomSeed', type: 'int', valueName: 'SEED', group: SERVE_GROUPS.runtime, help: 'Seed for sampling. Default: random. Requests may pass their own seed.' },

@@ -156,6 +156,7 @@ async function startOnListener(inputConfig: ServeConfig, deps: ServerDependencie
       tpSize: config.tpSize,
       cudaGraphMaxBs: config.cudaGraphMaxBs,
       disableCudaGraph: config.disableCudaGraph,
+      overlapSchedule: !config.disableOverlapSchedule,
       contextLength,
       memFractionStatic: config.memFractionStatic,
       maxRunningRequests: config.maxRunningRequests,

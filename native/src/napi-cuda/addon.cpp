@@ -7,6 +7,7 @@
 
 #include "../napi/js-read.h"
 #include "../napi/model-options.h"
+#include "../napi/step-binding.h"
 #include "../napi/step-convert.h"
 #include "adapters.h"
 #include "handles.h"
@@ -86,7 +87,7 @@ Napi::Value CreateModel(const Napi::CallbackInfo& info) {
 
 Napi::Value DestroyModel(const Napi::CallbackInfo& info) {
   try {
-    Handles::modelHolder(info[0]).model.reset();
+    Handles::modelHolder(info[0]).destroy();
     return info.Env().Undefined();
   } catch (...) {
     rethrowAsJs(info.Env());
@@ -109,7 +110,7 @@ Napi::Value MemoryReport(const Napi::CallbackInfo& info) {
 
 Napi::Value Forward(const Napi::CallbackInfo& info) {
   try {
-    auto m = Handles::requireModel(info[0]);
+    auto m = Handles::requireIdleModel(info[0]);
     cpu::StepInputView step = napi::readStepInput(info[1], m->dims().vocab);
     cpu::StepOutputData out = m->forward(step);
     return napi::writeStepOutput(info.Env(), out);
@@ -120,7 +121,7 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
 
 Napi::Value CopyKvBlocks(const Napi::CallbackInfo& info) {
   try {
-    auto m = Handles::requireModel(info[0]);
+    auto m = Handles::requireIdleModel(info[0]);
     if (!info[1].IsTypedArray() || !info[2].IsTypedArray() ||
         info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
         info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
@@ -151,6 +152,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("destroyModel", Napi::Function::New(env, DestroyModel));
   exports.Set("memoryReport", Napi::Function::New(env, MemoryReport));
   exports.Set("forward", Napi::Function::New(env, Forward));
+  napi::StepBinding<Handles, cuda::CudaModel>::exportTo(env, exports);
   exportAdapterFunctions(env, exports);
   exports.Set("copyKvBlocks", Napi::Function::New(env, CopyKvBlocks));
   return exports;

@@ -11,6 +11,7 @@
 #include "js-read.h"
 #include "model-options.h"
 #include "step-convert.h"
+#include "step-binding.h"
 #include "testing-ops.h"
 
 namespace tslora::napi {
@@ -57,7 +58,7 @@ Napi::Value CreateModel(const Napi::CallbackInfo& info) {
 
 Napi::Value DestroyModel(const Napi::CallbackInfo& info) {
   try {
-    Handles::modelHolder(info[0]).model.reset();
+    Handles::modelHolder(info[0]).destroy();
     return info.Env().Undefined();
   } catch (...) {
     rethrowAsJs(info.Env());
@@ -80,7 +81,7 @@ Napi::Value MemoryReport(const Napi::CallbackInfo& info) {
 
 Napi::Value Forward(const Napi::CallbackInfo& info) {
   try {
-    auto m = Handles::requireModel(info[0]);
+    auto m = Handles::requireIdleModel(info[0]);
     cpu::StepInputView step = readStepInput(info[1], m->dims().vocab);
     cpu::StepOutputData out = m->forward(step);
     return writeStepOutput(info.Env(), out);
@@ -91,7 +92,7 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
 
 Napi::Value CopyKvBlocks(const Napi::CallbackInfo& info) {
   try {
-    auto m = Handles::requireModel(info[0]);
+    auto m = Handles::requireIdleModel(info[0]);
     if (!info[1].IsTypedArray() || !info[2].IsTypedArray() ||
         info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
         info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
@@ -123,6 +124,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("destroyModel", Napi::Function::New(env, DestroyModel));
   exports.Set("memoryReport", Napi::Function::New(env, MemoryReport));
   exports.Set("forward", Napi::Function::New(env, Forward));
+  StepBinding<Handles, cpu::CpuModel>::exportTo(env, exports);
   exportAdapterFunctions(env, exports);
   exports.Set("copyKvBlocks", Napi::Function::New(env, CopyKvBlocks));
   exports.Set("testing", testingOps(env));

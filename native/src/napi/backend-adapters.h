@@ -120,6 +120,7 @@ struct AdapterBinding {
   static Napi::Value copyToSlot(const Napi::CallbackInfo& info) {
     try {
       SlotCopy c = readSlotCopy(info);
+      Handles::modelHolder(info[0]).drainSteps();  // the slot may be read by a launched step
       Backend::writeSlot(*c.model, c.slot, *c.adapter, false);
       return info.Env().Undefined();
     } catch (...) {
@@ -143,7 +144,7 @@ struct AdapterBinding {
 
   static Napi::Value clearSlot(const Napi::CallbackInfo& info) {
     try {
-      auto model = Handles::requireModel(info[0]);
+      auto model = Handles::requireIdleModel(info[0]);
       int slot = requireIntArg(info[1], "slot", 0, requireLoraPool(*model).numSlots - 1);
       Backend::clearSlot(*model, slot);
       return info.Env().Undefined();

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "step-queue.h"
 #include "tslora/errors.h"
 
 namespace tslora::napi {
@@ -18,6 +19,15 @@ template <typename Model, typename Adapter, typename Tags>
 struct BackendHandles {
   struct ModelHolder {
     std::shared_ptr<Model> model;  // reset by destroyModel; async work keeps its own reference
+    // The step thread (forwardLaunch / forwardWait), created by the first launch; reset (joined) before the model.
+    std::unique_ptr<StepQueue<Model>> steps;
+    void drainSteps() {
+      if (steps) steps->drain();
+    }
+    void destroy() {
+      steps.reset();
+      model.reset();
+    }
   };
 
   template <typename T>
@@ -29,7 +39,7 @@ struct BackendHandles {
   }
 
   static Napi::Value wrapModel(Napi::Env env, std::shared_ptr<Model> model) {
-    auto* holder = new ModelHolder{std::move(model)};
+    auto* holder = new ModelHolder{std::move(model), nullptr};
     auto ext = Napi::External<ModelHolder>::New(env, holder, [](Napi::Env, ModelHolder* h) { delete h; });
     ext.TypeTag(&Tags::model);
     return ext;
@@ -42,6 +52,14 @@ struct BackendHandles {
     ModelHolder& h = modelHolder(v);
     if (!h.model) throw NativeError("native_invalid_argument", "the model handle was already destroyed");
     return h.model;
+  }
+
+  // The same, after every launched step finished computing: for calls that write the model's memory (slot writes,
+  // KV block copies) or run a synchronous forward, which must not overlap a step on the step thread.
+  static std::shared_ptr<Model> requireIdleModel(const Napi::Value& v) {
+    std::shared_ptr<Model> model = requireModel(v);
+    modelHolder(v).drainSteps();
+    return model;
   }
 
   struct HostAdapterHolder {

@@ -48,6 +48,11 @@ export interface StepSequence {
   returnLogits?: boolean;
   /** Top logprobs per prompt row when promptLogprobs is set (input_top_logprobs; also for non-final chunks). */
   promptTopLogprobsNum?: number;
+  /**
+   * Overlap scheduling: this decode row's one input token is the token sampled for sequence `tokenFromPrevious` (its
+   * index) of the step launched just before, not yet known to the host; tokenIds[0] is then a placeholder.
+   */
+  tokenFromPrevious?: number;
 }
 
 export interface StepSequenceResult {

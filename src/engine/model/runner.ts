@@ -53,6 +53,9 @@ export class ModelRunner {
   private model: NativeModelHandle | null;
   /** Milliseconds of the last step's native forward call (SchedulerRunner.lastForwardMs). */
   lastForwardMs = 0;
+  /** Launched steps not yet waited for (oldest first), and the rows of the last one launched (token references). */
+  private readonly launched: Array<{ seqs: StepSequence[]; rowsOfSeq: SeqRows[] }> = [];
+  private previousRows: SeqRows[] | null = null;
 
   constructor(model: RunnerModel, options: ModelRunnerOptions) {
     this.spec = model.spec;
@@ -92,8 +95,28 @@ export class ModelRunner {
     return this.collectResults(seqs, input.rowsOfSeq, output);
   }
 
-  /** Flattens a step (exposed for tests and benchmarks that time the native call alone). */
-  buildStepInput(seqs: StepSequence[]): { step: StepInput; rowsOfSeq: SeqRows[] } {
+  /** Overlap scheduling: queues the step on the native step thread and returns (SchedulerRunner.launch). */
+  launch(seqs: StepSequence[]): void {
+    const input = this.buildStepInput(seqs, this.previousRows);
+    this.backend.forwardLaunch(this.handle(), input.step);
+    this.launched.push({ seqs, rowsOfSeq: input.rowsOfSeq });
+    this.previousRows = input.rowsOfSeq;
+  }
+
+  /** The oldest launched step's results (SchedulerRunner.wait); throws when it failed. */
+  wait(): StepSequenceResult[] {
+    const step = this.launched.shift();
+    if (!step) throw new TsloraError('internal', 'ModelRunner.wait: no step was launched');
+    const output = this.backend.forwardWait(this.handle());
+    this.lastForwardMs = output.forwardMs ?? Number.NaN;
+    return this.collectResults(step.seqs, step.rowsOfSeq, output);
+  }
+
+  /**
+   * Flattens a step (exposed for tests and benchmarks that time the native call alone). `previousRows`: the rows of
+   * the step launched before, for rows whose token is a reference (tokenFromPrevious → -(1 + its sample row)).
+   */
+  buildStepInput(seqs: StepSequence[], previousRows: SeqRows[] | null = null): { step: StepInput; rowsOfSeq: SeqRows[] } {
     const B = seqs.length;
     let T = 0;
     let maxBlocks = 1;
@@ -113,7 +136,7 @@ export class ModelRunner {
     seqs.forEach((s, b) => {
       seqTokenStart[b] = row;
       for (let i = 0; i < s.tokenIds.length; i++) {
-        tokenIds[row] = s.tokenIds[i];
+        tokenIds[row] = s.tokenFromPrevious === undefined ? s.tokenIds[i] : tokenReference(s, previousRows);
         positions[row] = s.startPosition + i;
         row++;
       }
@@ -220,6 +243,15 @@ export class ModelRunner {
     if (this.model) this.backend.destroyModel(this.model);
     this.model = null;
   }
+}
+
+/** -(1 + row): the native step thread reads the previous step's sampled token at that logit row. */
+function tokenReference(s: StepSequence, previousRows: SeqRows[] | null): number {
+  const row = previousRows?.[s.tokenFromPrevious!]?.sampleRow ?? -1;
+  if (row < 0 || s.tokenIds.length !== 1) {
+    throw new TsloraError('internal', `a row refers to sequence ${s.tokenFromPrevious} of the previous step, which sampled no token there`);
+  }
+  return -(1 + row);
 }
 
 /** Where a sequence's logit rows landed: [firstRow, firstRow + promptRowCount) prompt rows, sampleRow or -1. */

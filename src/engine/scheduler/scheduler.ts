@@ -16,6 +16,7 @@ import { canAdmitAdapter } from './admission.js';
 import { DeviceAdapters } from './device-adapters.js';
 import { Drainer } from './drainer.js';
 import { Sequence } from './sequence.js';
+import { launchedStep, lagOf, needsKnownHistory, projectAfter, type LaunchedStep, type Projection } from './lagged-step.js';
 import { buildStepSequence, collectPromptLogprobs, planStep, type PlannedChunk } from './step-builder.js';
 
 export interface SchedulerOptions {
@@ -27,6 +28,8 @@ export interface SchedulerOptions {
   /** Prompt tokens per step; -1 = no chunking. */
   chunkedPrefillSize: number;
   overlapLoading: boolean;
+  /** Launch each step before processing the previous one's results (needs runner.launch / wait); default off. */
+  overlapSchedule?: boolean;
   drainThresholdMs: number;
   eosTokenIds: number[];
   kv: KvCacheManager;
@@ -62,6 +65,10 @@ export class Scheduler<HostAdapter = unknown> {
   delayedPrefills = 0;
   /** Forward steps timed since the last takeStepTimings() (the worker posts them with the step's updates). */
   private stepTimings: EngineStepTiming[] = [];
+  /** Overlap scheduling: launched steps not yet processed (oldest first, at most two, one between calls). */
+  private launched: LaunchedStep[] = [];
+  /** Sequences that ended while a launched step still computes their rows: KV blocks freed once it is processed. */
+  private readonly deferredReleases = new Set<Sequence>();
   /** Decode-only steps and their forward milliseconds since start-up (engine stats). */
   readonly decodeStepTotals = { steps: 0, forwardMs: 0 };
 
@@ -122,7 +129,7 @@ export class Scheduler<HostAdapter = unknown> {
   }
 
   hasWork(): boolean {
-    return this.waiting.length > 0 || this.running.length > 0;
+    return this.waiting.length > 0 || this.running.length > 0 || this.launched.length > 0;
   }
 
   // ---- adapters ---------------------------------------------------------------------------------------------
@@ -149,27 +156,100 @@ export class Scheduler<HostAdapter = unknown> {
 
   // ---- stepping ---------------------------------------------------------------------------------------------
 
-  /** One admission pass and one forward step. Returns the updates to stream (empty when nothing could run). */
+  /**
+   * One admission pass and one forward step. Returns the updates to stream (empty when nothing could run). With
+   * overlap scheduling the step planned here is launched before the previous one's results are processed: the
+   * updates returned are the previous step's, and the new one stays in flight (stepsInFlight) until the next call.
+   */
   step(): TokenUpdate[] {
     this.device.copyPinned(this.runningAdapterSet(), this.options.overlapLoading);
     const updates = new Map<string, TokenUpdate>();
     this.admit();
-    if (this.running.length === 0) return [];
-    const plan = planStep(this.running, this.options.chunkedPrefillSize);
-    if (plan.length === 0) return [];
-    if (this.shouldWaitForPendingCopy(plan)) return [];
+    if (this.overlapSchedule) this.stepOverlapped(updates);
+    else {
+      const next = this.prepareStep(new Map());
+      if (next) {
+        const startedAt = this.now();
+        const results = this.runIsolated(next.plan, next.stepSeqs, updates);
+        this.finishStep(next, results, this.runner.lastForwardMs ?? this.now() - startedAt, updates);
+      }
+    }
+    return [...updates.values()];
+  }
+
+  /** Steps launched and not yet processed (overlap scheduling; 0 otherwise). */
+  get stepsInFlight(): number {
+    return this.launched.length;
+  }
+
+  private get overlapSchedule(): boolean {
+    return this.options.overlapSchedule === true && this.runner.launch !== undefined && this.runner.wait !== undefined;
+  }
+
+  /** Launch step N+1 (planned from where step N leaves every sequence), then wait for step N and process it. */
+  private stepOverlapped(updates: Map<string, TokenUpdate>): void {
+    let projections = projectAfter(this.launched[0]);
+    if (this.launched.length > 0 && needsKnownHistory(this.running, projections)) {
+      this.waitLaunched(updates); // synchronous fallback: this step is planned with every token known
+      projections = projectAfter(undefined);
+    }
+    const next = this.prepareStep(projections);
+    if (next) {
+      this.runner.launch!(next.stepSeqs);
+      this.launched.push(next);
+    }
+    if (this.launched.length > (next ? 1 : 0)) this.waitLaunched(updates);
+  }
+
+  /** Plans and builds the next step from `projections` (empty: from where every sequence stands now). */
+  private prepareStep(projections: ReadonlyMap<Sequence, Projection>): LaunchedStep | null {
+    const running = this.running.filter((seq) => !projections.get(seq)?.done);
+    if (running.length === 0) return null;
+    const plan = planStep(running, this.options.chunkedPrefillSize, (seq) => projections.get(seq)?.computed ?? seq.computed);
+    if (plan.length === 0) return null;
+    if (this.shouldWaitForPendingCopy(plan)) return null;
     for (const key of new Set(plan.map((p) => p.seq.adapterKey))) this.slots.touch(key);
-    const stepSeqs: StepSequence[] = plan.map((p) => buildStepSequence(p, this.slotFor(p.seq), this.kv.blockSize, this.options.eosTokenIds));
-    const startedAt = this.now();
-    const results = this.runIsolated(plan, stepSeqs, updates);
-    const wallMs = this.now() - startedAt;
-    this.learnPrefillCost(plan, wallMs);
-    this.recordStepTiming(plan, stepSeqs, this.runner.lastForwardMs ?? wallMs);
+    const { blockSize } = this.kv;
+    const stepSeqs = plan.map((p) => buildStepSequence(p, this.slotFor(p.seq), blockSize, this.options.eosTokenIds, lagOf(p.seq, projections)));
+    return launchedStep(plan, stepSeqs);
+  }
+
+  /**
+   * Waits for the oldest launched step and processes it. When it failed, the steps launched after it (which read its
+   * tokens) are dropped and it is run again synchronously from the now-known tokens, row by row where needed.
+   */
+  private waitLaunched(updates: Map<string, TokenUpdate>): void {
+    let step = this.launched.shift()!;
+    let results: Array<StepSequenceResult | null>;
+    try {
+      results = this.runner.wait!();
+    } catch {
+      for (const _ of this.launched.splice(0)) {
+        try {
+          this.runner.wait!();
+        } catch {
+          // dropped: its sequences are planned again from where they stand
+        }
+      }
+      const plan = step.plan.filter((p) => !p.seq.finished);
+      step = launchedStep(plan, plan.map((p) => buildStepSequence(p, this.slotFor(p.seq), this.kv.blockSize, this.options.eosTokenIds)));
+      results = plan.length > 0 ? this.runIsolated(step.plan, step.stepSeqs, updates) : [];
+    }
+    this.finishStep(step, results, this.runner.lastForwardMs ?? Number.NaN, updates);
+    this.releaseDeferred();
+  }
+
+  /** Counts a step that ran and applies its results. */
+  private finishStep(step: LaunchedStep, results: Array<StepSequenceResult | null>, forwardMs: number, updates: Map<string, TokenUpdate>): void {
+    if (step.plan.length === 0) return;
+    this.learnPrefillCost(step.plan, forwardMs);
+    this.recordStepTiming(step.plan, step.stepSeqs, forwardMs);
     this.counters.steps++;
+    const { plan } = step;
     for (let i = 0; i < plan.length; i++) {
       const { seq, start, length } = plan[i];
       const result = results[i];
-      if (result === null) continue;
+      if (result === null || seq.finished) continue; // a row of a sequence that ended meanwhile: dropped
       const update = this.updateFor(seq, updates);
       seq.computed = start + length;
       if (start < seq.promptLen) {
@@ -208,7 +288,6 @@ export class Scheduler<HostAdapter = unknown> {
         this.finishSequence(seq);
       }
     }
-    return [...updates.values()];
   }
 
   /**
@@ -300,14 +379,29 @@ export class Scheduler<HostAdapter = unknown> {
   private finishSequence(seq: Sequence): void {
     if (seq.finished) return;
     seq.finished = true;
-    if (seq.alloc) this.kv.release(seq.alloc);
+    // A launched step may still write this sequence's KV blocks: they go back to the pool once it is processed.
+    if (seq.alloc) {
+      if (this.launched.some((step) => step.seqs.has(seq))) this.deferredReleases.add(seq);
+      else this.kv.release(seq.alloc);
+    }
     this.byRid.delete(seq.req.rid);
     this.waiting = this.waiting.filter((s) => s !== seq);
     this.running = this.running.filter((s) => s !== seq);
   }
 
+  /** Adapters of the running batch and of the launched steps (their slots must not be rewritten meanwhile). */
   private runningAdapterSet(): Set<string> {
-    return new Set(this.running.map((s) => s.adapterKey));
+    const set = new Set(this.running.map((s) => s.adapterKey));
+    for (const step of this.launched) for (const seq of step.seqs) set.add(seq.adapterKey);
+    return set;
+  }
+
+  private releaseDeferred(): void {
+    for (const seq of this.deferredReleases) {
+      if (this.launched.some((step) => step.seqs.has(seq))) continue;
+      this.deferredReleases.delete(seq);
+      if (seq.alloc) this.kv.release(seq.alloc);
+    }
   }
 
   /** Drains aborts produced asynchronously (failed copies); the worker loop forwards them. */
@@ -406,6 +500,7 @@ export class Scheduler<HostAdapter = unknown> {
   }
 
   private learnPrefillCost(plan: PlannedChunk[], ms: number): void {
+    if (!Number.isFinite(ms)) return;
     const prefillTokens = plan.reduce((n, p) => n + (p.seq.promptLen > p.start ? p.length : 0), 0);
     if (prefillTokens < 8) return; // decode-dominated steps say little about prefill cost
     const perToken = ms / prefillTokens;

@@ -54,11 +54,16 @@ export class Sequence {
    * Ids the next draw must not produce: EOS and the request's stop ids while fewer than min_new_tokens tokens were
    * generated (SGLang masks them to -inf, as its min_new_tokens penalizer does, also under ignore_eos).
    */
-  suppressedTokenIds(eosTokenIds: readonly number[]): number[] | undefined {
+  suppressedTokenIds(eosTokenIds: readonly number[], generated = this.outputIds.length): number[] | undefined {
     const s = this.req.sampling;
-    if (this.outputIds.length >= s.minNewTokens) return undefined;
+    if (generated >= s.minNewTokens) return undefined;
     const ids = [...new Set([...eosTokenIds, ...s.stopTokenIds])];
     return ids.length > 0 ? ids : undefined;
+  }
+
+  /** Whether the `generated`-th token ends the sequence whatever it is (max_new_tokens or the total token budget). */
+  lastByCount(generated: number): boolean {
+    return generated >= this.req.sampling.maxNewTokens || this.promptLen + generated >= this.req.maxTotalTokens;
   }
 
   /** Finish check after appending a sampled token. */
@@ -69,8 +74,7 @@ export class Sequence {
       if (!s.ignoreEos && eosTokenIds.includes(token)) return { type: 'stop', matched: token };
       if (s.stopTokenIds.includes(token)) return { type: 'stop', matched: token };
     }
-    if (count >= s.maxNewTokens) return { type: 'length', length: count };
-    if (this.promptLen + count >= this.req.maxTotalTokens) return { type: 'length', length: count };
+    if (this.lastByCount(count)) return { type: 'length', length: count };
     return null;
   }
 }

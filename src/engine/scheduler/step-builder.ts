@@ -10,10 +10,31 @@ export interface PlannedChunk {
   promptLogprobs: boolean;
 }
 
-export function buildStepSequence(chunk: PlannedChunk, slot: number, blockSize: number, eosTokenIds: readonly number[] = []): StepSequence {
+/**
+ * Overlap scheduling: the sequence's newest token was sampled by the step still in flight, at sequence index
+ * `pendingIndex` of that step (-1: every token is known), and `generated` counts it.
+ */
+export interface LagState {
+  generated: number;
+  pendingIndex: number;
+}
+
+export function buildStepSequence(
+  chunk: PlannedChunk,
+  slot: number,
+  blockSize: number,
+  eosTokenIds: readonly number[] = [],
+  lag: LagState = { generated: chunk.seq.outputIds.length, pendingIndex: -1 },
+): StepSequence {
   const { seq, start, length } = chunk;
   const tokenIds = new Array<number>(length);
-  for (let i = 0; i < length; i++) tokenIds[i] = seq.tokenAt(start + i);
+  let tokenFromPrevious: number | undefined;
+  for (let i = 0; i < length; i++) {
+    const known = start + i < seq.promptLen + seq.outputIds.length;
+    if (!known && (lag.pendingIndex < 0 || length !== 1)) throw new Error(`internal: position ${start + i} of ${seq.req.rid} has no token yet`);
+    tokenIds[i] = known ? seq.tokenAt(start + i) : 0;
+    if (!known) tokenFromPrevious = lag.pendingIndex;
+  }
   const end = start + length;
   const blocks = Math.ceil(end / blockSize);
   const samples = end >= seq.promptLen; // a final prompt chunk or a decode step
@@ -22,8 +43,9 @@ export function buildStepSequence(chunk: PlannedChunk, slot: number, blockSize: 
     startPosition: start,
     blockTable: seq.alloc!.blockTable.slice(0, blocks),
     slot,
-    sampling: samples ? samplingFor(seq, eosTokenIds) : null,
+    sampling: samples ? samplingFor(seq, eosTokenIds, lag.generated) : null,
   };
+  if (tokenFromPrevious !== undefined) out.tokenFromPrevious = tokenFromPrevious;
   if (chunk.promptLogprobs && start < seq.promptLen) {
     out.promptLogprobs = true;
     if (seq.promptTopLogprobs) out.promptTopLogprobsNum = seq.req.sampling.topLogprobsNum;
@@ -32,7 +54,7 @@ export function buildStepSequence(chunk: PlannedChunk, slot: number, blockSize: 
   return out;
 }
 
-function samplingFor(seq: Sequence, eosTokenIds: readonly number[]): StepSampling {
+function samplingFor(seq: Sequence, eosTokenIds: readonly number[], generated: number): StepSampling {
   const s = seq.req.sampling;
   const sampling: StepSampling = {
     temperature: s.temperature,
@@ -40,7 +62,7 @@ function samplingFor(seq: Sequence, eosTokenIds: readonly number[]): StepSamplin
     topK: s.topK,
     minP: s.minP,
     seed: s.seed,
-    generatedCount: seq.outputIds.length,
+    generatedCount: generated,
     repetitionPenalty: s.repetitionPenalty,
     frequencyPenalty: s.frequencyPenalty,
     presencePenalty: s.presencePenalty,
@@ -49,24 +71,29 @@ function samplingFor(seq: Sequence, eosTokenIds: readonly number[]): StepSamplin
     topLogprobsNum: s.topLogprobsNum,
     wantLogprob: s.returnLogprob,
   };
-  const suppressed = seq.suppressedTokenIds(eosTokenIds);
+  const suppressed = seq.suppressedTokenIds(eosTokenIds, generated);
   if (suppressed) sampling.suppressTokenIds = suppressed;
   if (s.logitBias && s.logitBias.length > 0) sampling.logitBias = s.logitBias;
   return sampling;
 }
 
-/** Decode tokens for every decoding sequence, then prompt chunks within the prefill budget (age order). */
-export function planStep(running: readonly Sequence[], chunkedPrefillSize: number): PlannedChunk[] {
+/**
+ * Decode tokens for every decoding sequence, then prompt chunks within the prefill budget (age order). `computedOf`:
+ * KV positions a sequence will have once the step in flight ran (overlap scheduling); default what it has now.
+ */
+export function planStep(running: readonly Sequence[], chunkedPrefillSize: number, computedOf: (seq: Sequence) => number = (s) => s.computed): PlannedChunk[] {
   const plan: PlannedChunk[] = [];
   let prefillBudget = chunkedPrefillSize > 0 ? chunkedPrefillSize : Number.POSITIVE_INFINITY;
   for (const seq of running) {
-    if (!seq.inPrefill) plan.push({ seq, start: seq.computed, length: 1, promptLogprobs: false });
+    const computed = computedOf(seq);
+    if (computed >= seq.promptLen) plan.push({ seq, start: computed, length: 1, promptLogprobs: false });
   }
   for (const seq of running) {
-    if (!seq.inPrefill || prefillBudget <= 0) continue;
-    const length = Math.min(seq.promptLen - seq.computed, prefillBudget);
+    const computed = computedOf(seq);
+    if (computed >= seq.promptLen || prefillBudget <= 0) continue;
+    const length = Math.min(seq.promptLen - computed, prefillBudget);
     prefillBudget -= length;
-    plan.push({ seq, start: seq.computed, length, promptLogprobs: seq.promptLogprobs !== null });
+    plan.push({ seq, start: computed, length, promptLogprobs: seq.promptLogprobs !== null });
   }
   return plan;
 }

@@ -99,6 +99,7 @@ export class EngineCore {
         maxRunningRequests: info.maxRunningRequests,
         chunkedPrefillSize: init.chunkedPrefillSize,
         overlapLoading: init.lora.enabled && init.lora.overlapLoading,
+        overlapSchedule: init.overlapSchedule,
         drainThresholdMs: init.lora.drainThresholdMs,
         eosTokenIds: init.eosTokenIds,
         kv,
@@ -133,7 +134,8 @@ export class EngineCore {
         updates.push(...scheduler.takeAsyncAborts());
         const steps = scheduler.takeStepTimings();
         if (updates.length > 0 || steps.length > 0) this.post({ type: 'updates', updates, steps });
-        ran = scheduler.counters.steps !== before;
+        // A step left in flight (overlap scheduling) is progress too: the next turn waits for it.
+        ran = scheduler.counters.steps !== before || scheduler.stepsInFlight > 0;
       }
       if (ran) await new Promise<void>((resolve) => setImmediate(resolve));
       else if (scheduler.hasWork()) {

@@ -11,6 +11,8 @@ export interface EngineInit {
   tpSize: number;
   cudaGraphMaxBs: number | null;
   disableCudaGraph: boolean;
+  /** Overlap scheduling (src/engine/scheduler/lagged-step.ts); off = every step synchronous. */
+  overlapSchedule: boolean;
   contextLength: number;
   memFractionStatic: number | null;
   maxRunningRequests: number | null;
