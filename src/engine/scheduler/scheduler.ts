@@ -323,6 +323,7 @@ export class Scheduler<HostAdapter = unknown> {
   }
 
   private recordStepTiming(plan: PlannedChunk[], stepSeqs: StepSequence[], forwardMs: number): void {
+    if (!Number.isFinite(forwardMs)) return; // a runner that cannot time its forward
     const decodeOnly = plan.every((p) => p.start >= p.seq.promptLen);
     const tokens = stepSeqs.reduce((n, s) => n + s.tokenIds.length, 0);
     this.stepTimings.push({ forwardMs, decodeOnly, batch: plan.length, tokens });
