@@ -54,7 +54,7 @@ const backend: NativeBackend = {
   },
   forwardWait: (model) => {
     const t0 = performance.now();
-    const out = native.forwardWait(model);
+    const out = native.forwardWait!(model);
     blockedMs += performance.now() - t0;
     forwardMs += out.forwardMs ?? 0;
     return out;

@@ -115,8 +115,9 @@ export function loadNativeBackend(device: NativeDevice): NativeBackend {
     destroyModel: guard((model) => a.destroyModel(model)),
     memoryReport: guard((model) => a.memoryReport(model)),
     forward: guard((model, step) => a.forward(model, step)),
-    forwardLaunch: guard((model, step) => a.forwardLaunch(model, step)),
-    forwardWait: guard((model) => a.forwardWait(model)),
+    ...(typeof a.forwardLaunch === 'function' && typeof a.forwardWait === 'function'
+      ? { forwardLaunch: guard((model, step) => a.forwardLaunch!(model, step)), forwardWait: guard((model) => a.forwardWait!(model)) }
+      : {}),
     loadHostAdapter: guardAsync((model, adapter) => a.loadHostAdapter(model, adapter)),
     freeHostAdapter: guard((adapter) => a.freeHostAdapter(adapter)),
     hostAdapterSizeBytes: guard((adapter) => a.hostAdapterSizeBytes(adapter)),

@@ -142,11 +142,11 @@ export interface NativeBackend {
    * Overlap scheduling: copies the step and queues it on the model's native step thread, returning at once. A token
    * id < 0 is a reference, -(1 + row): the token the previous launched step sampled at logit row `row`. At most
    * two launched steps not yet waited for. forward(), the slot writes and copyKvBlocks first wait until no launched
-   * step computes.
+   * step computes. Absent in addons built before it (the engine then runs every step synchronously).
    */
-  forwardLaunch(model: NativeModelHandle, step: StepInput): void;
+  forwardLaunch?(model: NativeModelHandle, step: StepInput): void;
   /** The oldest launched step's output (throws its error), with forwardMs = the forward alone on the step thread. */
-  forwardWait(model: NativeModelHandle): StepOutput;
+  forwardWait?(model: NativeModelHandle): StepOutput;
 
   /**
    * Host tier: reads, validates (offsets, shapes, finite values) and converts an adapter to the pool's layout,

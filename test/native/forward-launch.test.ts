@@ -46,11 +46,11 @@ function generate(runner: ModelRunner, launched: boolean): number[][] {
     }
     return out;
   }
-  runner.launch(first);
+  runner.launch!(first);
   for (let i = 0; i < 4; i++) {
     // Step i+1 goes in before step i's tokens are read: its rows refer to them.
-    if (i < 3) runner.launch([0, 1].map((b) => ({ ...decode(b, 0, prompts[b].length + i, i + 1, temps[b]), tokenFromPrevious: b })));
-    runner.wait().forEach((r, b) => out[b].push(r.tokenId));
+    if (i < 3) runner.launch!([0, 1].map((b) => ({ ...decode(b, 0, prompts[b].length + i, i + 1, temps[b]), tokenFromPrevious: b })));
+    runner.wait!().forEach((r, b) => out[b].push(r.tokenId));
     assert.ok(runner.lastForwardMs >= 0);
   }
   return out;
@@ -73,13 +73,13 @@ describe('forwardLaunch / forwardWait', () => {
     try {
       const handle = (runner as unknown as { model: never }).model;
       assert.throws(() => backend.forwardWait(handle), /no step was launched/);
-      runner.launch([prefill(0, 0)]);
-      runner.launch([prefill(1, 0)]);
-      assert.throws(() => runner.launch([prefill(0, 0)]), /at most 2/);
+      runner.launch!([prefill(0, 0)]);
+      runner.launch!([prefill(1, 0)]);
+      assert.throws(() => runner.launch!([prefill(0, 0)]), /at most 2/);
       // A synchronous step while two are launched runs after them, and their results stay for wait().
       const [sync] = runner.step([prefill(0, 0)]);
-      const [r0] = runner.wait();
-      const [r1] = runner.wait();
+      const [r0] = runner.wait!();
+      const [r1] = runner.wait!();
       assert.equal(r0.tokenId, sync.tokenId);
       assert.ok(r1.tokenId >= 0);
       // A reference to a row the previous step did not have fails that step only.
@@ -90,8 +90,22 @@ describe('forwardLaunch / forwardWait', () => {
       step.tokenIds[0] = -1;
       backend.forwardLaunch(handle, step);
       assert.throws(() => backend.forwardWait(handle), /which failed or never ran/);
-      runner.launch([prefill(1, 0)]);
-      assert.equal(runner.wait()[0].tokenId, r1.tokenId, 'the step thread serves on after failed steps');
+      runner.launch!([prefill(1, 0)]);
+      assert.equal(runner.wait!()[0].tokenId, r1.tokenId, 'the step thread serves on after failed steps');
+    } finally {
+      runner.destroy();
+    }
+  });
+
+  it('an addon without forwardLaunch (built before it) gives a runner without launch: the scheduler runs synchronously', () => {
+    const { forwardLaunch: _l, forwardWait: _w, ...older } = backend;
+    const runner = new ModelRunner(model, {
+      backend: older, kvNumBlocks: 8, kvBlockSize: 4, loraSlots: 0, loraMaxRank: 0, loraTargetModules: [], loraBackend: 'triton', maxLoraChunkSize: 16, numThreads: 1,
+    });
+    try {
+      assert.equal(runner.launch, undefined);
+      assert.equal(runner.wait, undefined);
+      assert.equal(runner.step([prefill(0, 0)]).length, 1);
     } finally {
       runner.destroy();
     }
@@ -99,8 +113,8 @@ describe('forwardLaunch / forwardWait', () => {
 
   it('destroying a model with a launched step finishes the step first', () => {
     const runner = makeRunner();
-    runner.launch([prefill(0, 0), prefill(1, 0)]);
+    runner.launch!([prefill(0, 0), prefill(1, 0)]);
     runner.destroy();
-    assert.throws(() => runner.launch([prefill(0, 0)]), /after destroy/);
+    assert.throws(() => runner.launch!([prefill(0, 0)]), /after destroy/);
   });
 });

@@ -62,6 +62,10 @@ export class ModelRunner {
     this.options = { ...options };
     this.backend = options.backend;
     checkTensorParallelDevice(this.backend.device, options.tpSize ?? 1);
+    if (!this.backend.forwardLaunch || !this.backend.forwardWait) {
+      this.launch = undefined;
+      this.wait = undefined;
+    }
     this.model = this.backend.createModel({
       spec: model.spec,
       weights: model.weights,
@@ -95,22 +99,25 @@ export class ModelRunner {
     return this.collectResults(seqs, input.rowsOfSeq, output);
   }
 
-  /** Overlap scheduling: queues the step on the native step thread and returns (SchedulerRunner.launch). */
-  launch(seqs: StepSequence[]): void {
+  /**
+   * Overlap scheduling: queues the step on the native step thread and returns (SchedulerRunner.launch). Undefined
+   * when the addon predates forwardLaunch, so the scheduler runs synchronously.
+   */
+  readonly launch: ((seqs: StepSequence[]) => void) | undefined = (seqs) => {
     const input = this.buildStepInput(seqs, this.previousRows);
-    this.backend.forwardLaunch(this.handle(), input.step);
+    this.backend.forwardLaunch!(this.handle(), input.step);
     this.launched.push({ seqs, rowsOfSeq: input.rowsOfSeq });
     this.previousRows = input.rowsOfSeq;
-  }
+  };
 
   /** The oldest launched step's results (SchedulerRunner.wait); throws when it failed. */
-  wait(): StepSequenceResult[] {
+  readonly wait: (() => StepSequenceResult[]) | undefined = () => {
     const step = this.launched.shift();
     if (!step) throw new TsloraError('internal', 'ModelRunner.wait: no step was launched');
-    const output = this.backend.forwardWait(this.handle());
+    const output = this.backend.forwardWait!(this.handle());
     this.lastForwardMs = output.forwardMs ?? Number.NaN;
     return this.collectResults(step.seqs, step.rowsOfSeq, output);
-  }
+  };
 
   /**
    * Flattens a step (exposed for tests and benchmarks that time the native call alone). `previousRows`: the rows of
