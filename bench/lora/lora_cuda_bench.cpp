@@ -1,7 +1,8 @@
 // H200 microbenchmark of the CUDA LoRA kernels with Llama-3.1-8B shapes (kernel-anchor.md; two decode cases with the
 // Llama-3.2-1B shapes of the engine's decode benchmark): per-kernel µs and the
 // per-layer sum for qkv + gate_up + down (o_proj reported apart), achieved GB/s against the bytes floor, for the
-// "triton" and "csgmv" metadata. Weights rotate over 8 disjoint adapter sets (64 slots), so L2 (60 MB) cannot hold
+// "triton" and "csgmv" metadata ("fused" strategies: the one-launch small-step kernel, whose module rows carry its time
+// as shrinkUs with expandUs 0). Weights rotate over 8 disjoint adapter sets (64 slots), so L2 (60 MB) cannot hold
 // them between iterations. Usage: lora_cuda_bench [out.json]
 #include <algorithm>
 #include <functional>
@@ -47,6 +48,7 @@ struct Strategy {
   bool small;       // the small-step kernels (lora_small_step.cu); skipped where they do not apply
   bool engineGrid;  // the tiled kernels on the grid a captured engine decode graph uses: T segments x T rows
   bool prefetchY;   // the tiled expand with loraSetExpandPrefetchY (prefill only)
+  bool fused = false;  // the one-launch small-step kernel (lora_small_fused.cu): its time is reported as shrinkUs, expandUs 0
 };
 
 struct ModuleState {
@@ -55,6 +57,7 @@ struct ModuleState {
   DeviceBuffer<unsigned char> workspace;
   cl::DeviceModule view;
   int kSplits = 1;
+  cl::FusedPlan plan;  // fused strategies
 };
 
 struct StepSet {  // one adapter set's metadata (static sizes: the largest over sets)
@@ -106,7 +109,8 @@ int main(int argc, char** argv) {
       {"triton", false, 16, false, false, false},       {"csgmv C16", true, 16, false, false, false},
       {"csgmv C128", true, 128, false, false, false},   {"csgmv graph", true, 16, false, true, false},
       {"triton small", false, 16, true, false, false},  {"csgmv small", true, 16, true, false, false},
-      {"triton pfY", false, 16, false, false, true},    {"csgmv C128 pfY", true, 128, false, false, true}};
+      {"triton pfY", false, 16, false, false, true},    {"csgmv C128 pfY", true, 128, false, false, true},
+      {"triton fused", false, 16, true, false, false, true}, {"csgmv fused", true, 16, true, false, false, true}};
   std::string json = "{\"device\":\"" + std::string(prop.name) + "\",\"results\":[";
   std::vector<std::string> table;
 
@@ -180,11 +184,34 @@ int main(int argc, char** argv) {
         ms.kSplits = st.small ? cl::loraSmallStepSplits(ms.view, sets[0].step, prop.multiProcessorCount)
                               : cl::loraShrinkSplits(ms.view, sets[0].step, prop.multiProcessorCount);
         if (ms.kSplits < 1) { std::printf("small-step path does not apply to %s\n", cs.name); return 1; }
+        if (st.fused) {
+          ms.plan = cl::loraFusedPlan(ms.view, sets[0].step, prop.multiProcessorCount);
+          ms.kSplits = ms.plan.clusterSize;
+        }
+      }
+      bool supported = true;  // the fused kernel's clusters: one probe launch per module
+      for (ModuleState& ms : modules) {
+        if (!st.fused) break;
+        const cudaError_t status = cl::loraApplyFused(cl::ActDType::BF16, ms.view, sets[0].step, ms.plan, ms.x.ptr, ms.spec.in, ms.y.ptr,
+                                                      ms.view.outTotal(), 0, stream);
+        if (status == cudaErrorNotSupported) supported = false;
+        else CUDA_CHECK(status);
+      }
+      if (!supported) {
+        std::printf("%-18s %-12s skipped: this device cannot run the fused kernel's clusters\n", cs.name, st.name);
+        continue;
+      }
+      for (ModuleState& ms : modules) {
         ms.workspace.resize(st.small ? cl::loraSmallStepWorkspaceBytes(ms.view, sets[0].step, ms.kSplits)
                                      : cl::loraShrinkWorkspaceBytes(ms.view, sets[0].step, ms.kSplits));
         CUDA_CHECK(cudaMemset(ms.workspace.ptr, 0, ms.workspace.count));
       }
       auto shrink = [&](ModuleState& ms, int i) {
+        if (st.fused) {  // shrink and expand in one launch
+          CUDA_CHECK(cl::loraApplyFused(cl::ActDType::BF16, ms.view, sets[i % kSets].step, ms.plan, ms.x.ptr, ms.spec.in, ms.y.ptr,
+                                        ms.view.outTotal(), 0, stream));
+          return;
+        }
         if (st.small) {
           CUDA_CHECK(cl::loraShrinkSmall(cl::ActDType::BF16, ms.view, sets[i % kSets].step, ms.x.ptr, ms.spec.in, ms.workspace.ptr,
                                          ms.kSplits, stream));
@@ -195,6 +222,7 @@ int main(int argc, char** argv) {
       // overlap: the small-step expand as a programmatic dependent of the shrink launched just before it (only in the
       // shrink + expand sequence of the graph replay; back-to-back expands alone must not overlap each other).
       auto expand = [&](ModuleState& ms, int i, bool overlap = false) {
+        if (st.fused) return;  // done by shrink()
         if (st.small) {
           CUDA_CHECK(cl::loraExpandSmall(cl::ActDType::BF16, ms.view, sets[i % kSets].step, ms.workspace.ptr, ms.kSplits, ms.y.ptr,
                                          ms.view.outTotal(), 0, stream, overlap));
@@ -210,11 +238,16 @@ int main(int argc, char** argv) {
         const double shrinkBytes = 2.0 * T * ms.spec.in + 2.0 * cs.adapters * c * r * ms.spec.in + 2.0 * T * c * r;
         const double expandBytes = 2.0 * T * c * r + 2.0 * cs.adapters * out * r + 2.0 * 2.0 * T * out;
         const double shrinkUs = 1e3 * timeMs(stream, iterations, [&](int i) { shrink(ms, i); });
-        const double expandUs = 1e3 * timeMs(stream, iterations, [&](int i) { expand(ms, i); });
+        const double expandUs = st.fused ? 0.0 : 1e3 * timeMs(stream, iterations, [&](int i) { expand(ms, i); });
         char line[300];
-        std::snprintf(line, sizeof line, "%-18s %-12s %-7s shrink %8.1f us %6.0f GB/s (floor %6.1f us, kSplits %2d) | expand %8.1f us %6.0f GB/s (floor %6.1f us)",
-                      cs.name, st.name, ms.spec.name, shrinkUs, shrinkBytes / shrinkUs / 1e3, shrinkBytes / kCopyBandwidth * 1e6,
-                      ms.kSplits, expandUs, expandBytes / expandUs / 1e3, expandBytes / kCopyBandwidth * 1e6);
+        if (st.fused)
+          std::snprintf(line, sizeof line, "%-18s %-12s %-7s fused  %8.1f us %6.0f GB/s (floor %6.1f us, clusters of %2d x %d column parts)",
+                        cs.name, st.name, ms.spec.name, shrinkUs, (shrinkBytes + expandBytes) / shrinkUs / 1e3,
+                        (shrinkBytes + expandBytes) / kCopyBandwidth * 1e6, ms.plan.clusterSize, ms.plan.columnParts);
+        else
+          std::snprintf(line, sizeof line, "%-18s %-12s %-7s shrink %8.1f us %6.0f GB/s (floor %6.1f us, kSplits %2d) | expand %8.1f us %6.0f GB/s (floor %6.1f us)",
+                        cs.name, st.name, ms.spec.name, shrinkUs, shrinkBytes / shrinkUs / 1e3, shrinkBytes / kCopyBandwidth * 1e6,
+                        ms.kSplits, expandUs, expandBytes / expandUs / 1e3, expandBytes / kCopyBandwidth * 1e6);
         table.push_back(line);
         std::printf("%s\n", line);
         char entry[400];
@@ -228,7 +261,7 @@ int main(int argc, char** argv) {
       }
       // Small-step split sweep: shrink + expand (PDL) of each module back to back, per split count, to tune
       // loraSmallStepSplits (the pair time, not a graph replay).
-      if (st.small) {
+      if (st.small && !st.fused) {
         for (ModuleState& ms : modules) {
           const int autoSplits = ms.kSplits;
           std::string sweep = std::string(cs.name) + " " + st.name + " " + ms.spec.name + " split sweep (pair us):";
@@ -267,11 +300,11 @@ int main(int argc, char** argv) {
         return us;
       };
       const double graphUs = graphReplayUs(true);
-      const double graphNoPdlUs = st.small ? graphReplayUs(false) : graphUs;
+      const double graphNoPdlUs = st.small && !st.fused ? graphReplayUs(false) : graphUs;
       const double floorUs = layerFloorBytes / kCopyBandwidth * 1e6;
       char line[400];
       char noPdl[64] = "";
-      if (st.small) std::snprintf(noPdl, sizeof noPdl, " (without PDL %.1f us)", graphNoPdlUs);
+      if (st.small && !st.fused) std::snprintf(noPdl, sizeof noPdl, " (without PDL %.1f us)", graphNoPdlUs);
       std::snprintf(line, sizeof line, "%-18s %-12s LAYER qkv+gate_up+down: sum of kernels %8.1f us, graph replay %8.1f us%s, floor %6.1f us, %5.0f GB/s (%.1f%% of %.2f TB/s)",
                     cs.name, st.name, layerUs, graphUs, noPdl, floorUs, layerFloorBytes / graphUs / 1e3,
                     100.0 * layerFloorBytes / graphUs / 1e3 / (kCopyBandwidth / 1e9), kCopyBandwidth / 1e12);

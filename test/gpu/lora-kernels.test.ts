@@ -20,7 +20,7 @@ test('CUDA LoRA shrink/expand match the CPU twin', { skip, timeout: 900_000 }, (
     flags: ['-gencode', 'arch=compute_90a,code=sm_90a', '-gencode', 'arch=compute_90,code=compute_90', '-Inative/src/cuda/test'],
     sources: [...cppSources, 'native/src/lora/test/test_thread_pool.cpp', 'native/src/cuda/test/lora_cuda_test.cpp',
       'native/src/cuda/lora_shrink.cu', 'native/src/cuda/lora_expand.cu', 'native/src/cuda/lora_embed.cu',
-      'native/src/cuda/lora_small_shrink.cu', 'native/src/cuda/lora_small_expand.cu'],
+      'native/src/cuda/lora_small_shrink.cu', 'native/src/cuda/lora_small_expand.cu', 'native/src/cuda/lora_small_fused.cu'],
   });
   const run = spawnSync(driver, [], { encoding: 'utf8' });
   if (run.status === 77) {
@@ -38,13 +38,17 @@ test('DeviceLoraPool (writeSlot, clearSlot, setStep, apply) matches the CPU Lora
     flags: ['-gencode', 'arch=compute_90a,code=sm_90a', '-gencode', 'arch=compute_90,code=compute_90', '-Inative/src/cuda/test'],
     sources: [...cppSources, 'native/src/lora/test/test_thread_pool.cpp', 'native/src/cuda/test/lora_device_pool_test.cpp',
       'native/src/cuda/lora_device_pool.cu', 'native/src/cuda/lora_host_image.cu', 'native/src/cuda/lora_shrink.cu', 'native/src/cuda/lora_expand.cu',
-      'native/src/cuda/lora_embed.cu', 'native/src/cuda/lora_small_shrink.cu', 'native/src/cuda/lora_small_expand.cu'],
+      'native/src/cuda/lora_embed.cu', 'native/src/cuda/lora_small_shrink.cu', 'native/src/cuda/lora_small_expand.cu',
+      'native/src/cuda/lora_small_fused.cu'],
   });
-  const run = spawnSync(driver, [], { encoding: 'utf8' });
-  if (run.status === 77) {
-    t.skip(run.stdout.trim());
-    return;
+  // The pool's default (the fused small-step kernel) and the small-step pair (TSLORA_CUDA_LORA_FUSED=0).
+  for (const fused of ['1', '0']) {
+    const run = spawnSync(driver, [], { encoding: 'utf8', env: { ...process.env, TSLORA_CUDA_LORA_FUSED: fused } });
+    if (run.status === 77) {
+      t.skip(run.stdout.trim());
+      return;
+    }
+    assert.equal(run.status, 0, `TSLORA_CUDA_LORA_FUSED=${fused}: ${run.stdout}${run.stderr}`);
+    assert.match(run.stdout, /^ok: \d+ device-pool cases passed, 0 failed$/m);
   }
-  assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
-  assert.match(run.stdout, /^ok: \d+ device-pool cases passed, 0 failed$/m);
 });

@@ -44,6 +44,8 @@ DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, i
   loadPerLayer_ = perLayer != nullptr && std::string(perLayer) == "1";
   const char* pdl = std::getenv("TSLORA_CUDA_LORA_PDL");  // "0": the small-step expand waits for the shrink as usual
   overlapExpand_ = pdl == nullptr || std::string(pdl) != "0";
+  const char* fused = std::getenv("TSLORA_CUDA_LORA_FUSED");  // "0": the small-step pair instead of the fused kernel
+  fused_ = fused == nullptr || std::string(fused) != "0";
   const int S = config.numSlots, R = config.maxRank;
   int maxColumnBlocks = 1;
   for (int m = 0; m < host::kNumModules; ++m) {
@@ -362,11 +364,31 @@ void DeviceLoraPool::apply(int layer, host::Module module, const void* x, int xS
   expand(layer, module, y, yStride, yOffset, stream, overlapExpand_);
 }
 
+void DeviceLoraPool::applySmallStep(const DeviceModule& v, int splits, const void* x, int xStride, void* y, int yStride, int yOffset,
+                                    cudaStream_t stream) {
+  if (fusedApplies(v)) {
+    const cudaError_t status = loraApplyFused(dtype_, v, step_, loraFusedPlan(v, step_, numSms_), x, xStride, y, yStride, yOffset, stream);
+    if (status == cudaSuccess) return;
+    if (status != cudaErrorNotSupported) check(status, "fused small-step LoRA");
+    // else: the device cannot run this plan's clusters (asked once per kernel variant): the pair, for this call
+  }
+  ensureWorkspace(loraSmallStepWorkspaceBytes(v, step_, splits), stream);
+  check(loraShrinkSmall(dtype_, v, step_, x, xStride, workspace_, splits, stream), "small-step shrink");
+  check(loraExpandSmall(dtype_, v, step_, workspace_, splits, y, yStride, yOffset, stream, overlapExpand_), "small-step expand");
+}
+
 void DeviceLoraPool::shrink(int layer, host::Module module, const void* x, int xStride, cudaStream_t stream) {
   if (module == host::Module::Embed) throw std::invalid_argument("LoRA device pool: embed_tokens has no shrink (use apply)");
   const DeviceModule v = checkedView(layer, module);
   // Small steps (decode): grids sized by numTokens only, split-K partials summed by the expand (lora_small_step.cuh).
   const int smallSplits = useSmallStep_ ? loraSmallStepSplits(v, step_, numSms_) : 0;
+  deferredX_ = nullptr;
+  if (smallSplits > 0 && fusedApplies(v)) {  // one launch in expand(), on the expand's stream
+    deferredX_ = x;
+    deferredXStride_ = xStride;
+    pendingSplits_ = smallSplits;
+    return;
+  }
   if (smallSplits > 0) {
     ensureWorkspace(loraSmallStepWorkspaceBytes(v, step_, smallSplits), stream);
     check(loraShrinkSmall(dtype_, v, step_, x, xStride, workspace_, smallSplits, stream), "small-step shrink");
@@ -389,6 +411,12 @@ void DeviceLoraPool::expand(int layer, host::Module module, void* y, int yStride
                             bool afterShrinkOnStream) {
   if (module == host::Module::Embed) throw std::invalid_argument("LoRA device pool: embed_tokens has no expand alone (use apply)");
   const DeviceModule v = checkedView(layer, module);
+  if (deferredX_ != nullptr) {
+    const void* x = deferredX_;
+    deferredX_ = nullptr;
+    applySmallStep(v, pendingSplits_, x, deferredXStride_, y, yStride, yOffset, stream);
+    return;
+  }
   if (pendingSplits_ > 0) {
     check(loraExpandSmall(dtype_, v, step_, workspace_, pendingSplits_, y, yStride, yOffset, stream,
                           afterShrinkOnStream && overlapExpand_),

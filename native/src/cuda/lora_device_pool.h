@@ -86,6 +86,10 @@ class DeviceLoraPool {
   void writeFp32(int slot, const host::detail::HostAdapterImpl& adapter, cudaStream_t stream);
   void zeroRegion(const ModuleBuffers& buf, const host::ModuleShape& s, int slot, int r, cudaStream_t stream);
   bool chooseSmallStep(const host::StepLora& step);
+  // The small-step delta of one module on `stream`: the fused kernel (one launch) where it applies and the device
+  // runs its clusters, else the shrink + expand pair.
+  void applySmallStep(const DeviceModule& v, int splits, const void* x, int xStride, void* y, int yStride, int yOffset, cudaStream_t stream);
+  bool fusedApplies(const DeviceModule& v) const { return fused_ && loraFusedPlan(v, step_, numSms_).clusterSize > 0; }
 
   host::PoolConfig config_;
   ActDType dtype_;
@@ -97,6 +101,12 @@ class DeviceLoraPool {
   bool useSmallStep_ = false;         // the current step's choice (setStep)
   int pendingSplits_ = 0;             // split count of the last shrink() when it ran the small-step kernel, else 0
   std::vector<int32_t> positionSlots_;  // scratch of chooseSmallStep
+  // Fused small-step kernel (lora_small_fused.cu) wherever the small-step kernels run (TSLORA_CUDA_LORA_FUSED=0: the
+  // pair, which also runs where the device cannot run the plan's clusters). With it, shrink() only records x
+  // and expand() runs the one launch (the engine's side-stream shrink then has nothing to overlap).
+  bool fused_ = true;
+  const void* deferredX_ = nullptr;  // shrink()'s x while a fused expand() is pending
+  int deferredXStride_ = 0;
   bool overlapExpand_ = true;  // small-step expand as a programmatic dependent launch of its shrink (TSLORA_CUDA_LORA_PDL=0: off)
   int gridSegments_ = 0, gridTokens_ = 0, gridSegmentRows_ = 0;  // static grid (graph capture) when segments > 0
   uint64_t workspaceGeneration_ = 0;

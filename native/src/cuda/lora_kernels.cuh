@@ -95,6 +95,23 @@ cudaError_t loraShrinkSmall(ActDType dtype, const DeviceModule& module, const De
 cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace,
                             int kSplits, void* y, int yStride, int yOffset, cudaStream_t stream, bool overlapShrink = true);
 
+// Fused small-step path (lora_small_fused.cu): shrink and expand of a module in ONE launch, for the same steps as the
+// pair above. A thread-block cluster per position group (and column part): each block of the cluster computes one K
+// split of the group's U into its shared memory, the cluster synchronises (barrier.cluster), every block sums the
+// splits of all its peers from distributed shared memory in rank order (deterministic) and then adds U·Bᵀ to its own
+// range of output columns. No workspace, no tickets, nothing to reset between graph replays; the grid depends only
+// on numTokens and the module. Needs thread-block clusters (sm_90+).
+struct FusedPlan {
+  int clusterSize = 0;  // blocks per cluster = K splits (1, 2, 4, 8 or 16); 0 = the fused path does not apply
+  int columnParts = 1;  // clusters per position group: each recomputes the group's U and expands 1/columnParts of the columns
+};
+// Pure function of (module.in, numSlices, outTotal, maxRank, step.numTokens, numMultiprocessors).
+FusedPlan loraFusedPlan(const DeviceModule& module, const DeviceStep& step, int numMultiprocessors);
+// Y[p, yOffset + off_j + n] += Σ_{k<r} U[p, j*r + k] · B[w, off_j + n, k] with U = X·Aᵀ rounded to the activation dtype,
+// as loraShrinkSmall + loraExpandSmall compute it. cudaErrorNotSupported when the device cannot run the plan's cluster.
+cudaError_t loraApplyFused(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const FusedPlan& plan, const void* x,
+                           int xStride, void* y, int yStride, int yOffset, cudaStream_t stream);
+
 // Switch for the tiled expand (on by default since run 8; TSLORA_CUDA_LORA_PREFETCH_Y=0 turns it off at start-up): the
 // block's y tile is prefetched into shared memory with cp.async at kernel start instead of loaded in the epilogue
 // (16-byte paths only). Process-wide; set it before launches, not concurrently with them.

@@ -24,14 +24,6 @@ constexpr int kULd = kSmallStepMaxRank + 4;
 
 int bLdFor(int R) { return (R + 7) / 8 * 8 + 8; }  // elements per B-tile row: 16-byte aligned, 16 bytes of padding
 
-struct Slices {
-  int offsets[4];
-};
-// Selects instead of a run-time array index, which would put the kernel-parameter array on the stack.
-__device__ __forceinline__ int sliceOffset(const Slices& s, int j) {
-  return j == 0 ? s.offsets[0] : j == 1 ? s.offsets[1] : j == 2 ? s.offsets[2] : s.offsets[3];
-}
-
 // 16-byte global → shared copy of which only the first `bytes` (0..16) are read; the rest is zero-filled.
 __device__ __forceinline__ void copyAsyncPartial(void* sharedDst, const void* globalSrc, int bytes) {
   const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(sharedDst));

@@ -1,25 +1,17 @@
 // Small-step (decode) LoRA shrink: partial U = X·Aᵀ per K split, for position groups of 16 rows (lora_small_step.cuh).
-// Grid (splits, groups), 8 warps. Work items = (run, 64-column chunk, 64-K step) of the block's K range, dealt to
-// the warps round robin, so a group of several adapters keeps every warp busy with loads in flight at once. A warp
-// step: lane (g = lane/4, t = lane%4) loads 16 consecutive elements of x rows g and g+8 and of A row n (two 16-byte
-// loads each, straight from global memory) and feeds four mma.m16n8k16 with K permuted: logical k {2t, 2t+1, 2t+8,
-// 2t+9} of sub-step s is physical t*16 + 4s + {0, 1, 2, 3}, the same bijection for both operands, so every dot
-// product is unchanged. Each warp adds its fragments into its own shared-memory accumulator; the block sums the four
-// in a fixed order and writes its split's partial [numTokens, c*R] rows by position.
+// Grid (splits, groups), 8 warps; the split's inner loop is shrinkSplitInto (lora_small_mma.cuh). The block sums its
+// warps' accumulators in a fixed order and writes its split's partial [numTokens, c*R] rows by position.
 #include <algorithm>
 
-#include "lora_small_step.cuh"
+#include "lora_small_mma.cuh"
 
 namespace tslora::cuda::lora {
 namespace {
 
 using namespace small;
 
-constexpr int kThreads = 256;  // 8 warps: long K (down_proj) and several adapters per group still one item per warp
-constexpr int kWarps = kThreads / 32;
-constexpr int kStepK = 64;      // K per warp step: 4 lanes x 16 elements
-constexpr int kChunkTiles = 8;  // mma N tiles (8 U columns each) per item: 64 columns
-constexpr int kChunkCols = kChunkTiles * 8;
+constexpr int kThreads = kShrinkThreads;
+constexpr int kWarps = kShrinkWarps;
 constexpr int kMaxSplits = 32;
 constexpr int kMinKPerSplit = 128;
 // Every expand block re-reads the split partials of its rows and slice (16 x R x splits floats, from L2): the split
@@ -27,42 +19,6 @@ constexpr int kMinKPerSplit = 128;
 // lm_head's ~500, would otherwise read tens of MB after the shrink).
 constexpr double kPartialReadBudgetBytes = 16.0 * (1 << 20);
 constexpr int kTargetShrinkBlocks = 64, kMinPolicySplits = 8, kMaxPolicySplits = 16;
-
-template <typename T> __device__ __forceinline__ void mma16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                                               uint32_t b0, uint32_t b1);
-template <> __device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2,
-                                                                    uint32_t a3, uint32_t b0, uint32_t b1) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-template <> __device__ __forceinline__ void mma16816<__half>(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                                             uint32_t b0, uint32_t b1) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
-// Elements [k, k + 16) of a row (raw 16-bit values, two per register, low half first), zero from kEnd on or when row
-// is null. kVec: row and k 16-byte aligned and kEnd a multiple of 8 (each 8-element half is all in or all out).
-template <bool kVec>
-__device__ __forceinline__ void load16(const uint16_t* row, int k, int kEnd, uint32_t (&v)[8]) {
-  if constexpr (kVec) {
-    const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
-    const uint4 lo = row != nullptr && k < kEnd ? __ldg(reinterpret_cast<const uint4*>(row + k)) : zero;
-    const uint4 hi = row != nullptr && k + 8 < kEnd ? __ldg(reinterpret_cast<const uint4*>(row + k + 8)) : zero;
-    v[0] = lo.x; v[1] = lo.y; v[2] = lo.z; v[3] = lo.w;
-    v[4] = hi.x; v[5] = hi.y; v[6] = hi.z; v[7] = hi.w;
-  } else {
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const int e = k + 2 * i;
-      const uint32_t lo = row != nullptr && e < kEnd ? row[e] : 0u;
-      const uint32_t hi = row != nullptr && e + 1 < kEnd ? row[e + 1] : 0u;
-      v[i] = lo | (hi << 16);
-    }
-  }
-}
 
 // Dynamic shared memory: kWarps accumulators of fp32 [kGroupRows, uStride + 1].
 template <typename T, bool kVec>
@@ -88,52 +44,7 @@ __global__ void __launch_bounds__(kThreads) smallShrinkKernel(
   __syncthreads();
 
   const int split = blockIdx.x, k0 = split * kPerSplit, k1 = min(in, k0 + kPerSplit);
-  const int steps = k1 > k0 ? (k1 - k0 + kStepK - 1) / kStepK : 0;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gr = lane / 4, t = lane % 4;
-  const int slotA = g.slot[gr], slotB = g.slot[gr + 8];
-  const uint16_t* xRowA = x + static_cast<size_t>(g.phys[gr]) * xStride;
-  const uint16_t* xRowB = x + static_cast<size_t>(g.phys[gr + 8]) * xStride;
-  float* mine = accShared + warp * kGroupRows * ld;
-
-  int item = 0;
-  for (int run = 0; run < g.numRuns; ++run) {
-    const int w = g.runSlot[run], nEff = numSlices * g.runRank[run];  // rank-aware: A rows [0, c*r) only
-    const uint16_t* aSlot = a + static_cast<size_t>(w) * aSlotStride;
-    for (int c0 = 0; c0 < nEff; c0 += kChunkCols)
-      for (int st = 0; st < steps; ++st, ++item) {
-        if (item % kWarps != warp) continue;  // warp-uniform
-        const int k = k0 + st * kStepK + t * 16;
-        uint32_t xa[8], xb[8], bw[kChunkTiles][8];
-        load16<kVec>(slotA == w ? xRowA : nullptr, k, k1, xa);  // rows of other runs count as zero
-        load16<kVec>(slotB == w ? xRowB : nullptr, k, k1, xb);
-#pragma unroll
-        for (int nt = 0; nt < kChunkTiles; ++nt) {
-          const int n = c0 + nt * 8 + gr;
-          load16<kVec>(n < nEff ? aSlot + static_cast<size_t>(n) * in : nullptr, k, k1, bw[nt]);
-        }
-        float acc[kChunkTiles][4];
-#pragma unroll
-        for (int nt = 0; nt < kChunkTiles; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
-#pragma unroll
-        for (int s = 0; s < 4; ++s)
-#pragma unroll
-          for (int nt = 0; nt < kChunkTiles; ++nt)
-            if (c0 + nt * 8 < nEff)  // warp-uniform
-              mma16816<T>(acc[nt], xa[2 * s], xb[2 * s], xa[2 * s + 1], xb[2 * s + 1], bw[nt][2 * s], bw[nt][2 * s + 1]);
-#pragma unroll
-        for (int nt = 0; nt < kChunkTiles; ++nt) {  // C fragment: rows gr, gr+8; columns nt*8 + 2t, +1
-          const int col = c0 + nt * 8 + 2 * t;
-          if (slotA == w) {
-            if (col < nEff) mine[gr * ld + col] += acc[nt][0];
-            if (col + 1 < nEff) mine[gr * ld + col + 1] += acc[nt][1];
-          }
-          if (slotB == w) {
-            if (col < nEff) mine[(gr + 8) * ld + col] += acc[nt][2];
-            if (col + 1 < nEff) mine[(gr + 8) * ld + col + 1] += acc[nt][3];
-          }
-        }
-      }
-  }
+  shrinkSplitInto<T, kVec>(a, in, aSlotStride, numSlices, g, x, xStride, k0, k1, accShared, ld);
   // The main loads are done: let the expand (a programmatic dependent launch) start its table, weight and y loads
   // now. It still waits (griddepcontrol.wait) for this grid's completion before it reads the partials. Blocks that
   // returned early count as triggered; a second trigger is harmless.
@@ -145,10 +56,7 @@ __global__ void __launch_bounds__(kThreads) smallShrinkKernel(
   for (int e = threadIdx.x; e < kGroupRows * uStride; e += kThreads) {
     const int row = e / uStride, n = e % uStride;
     if (g.slot[row] < 0 || n >= numSlices * g.rank[row]) continue;
-    float sum = 0.0f;
-#pragma unroll
-    for (int wi = 0; wi < kWarps; ++wi) sum += accShared[(wi * kGroupRows + row) * ld + n];
-    out[static_cast<size_t>(p0 + row) * uStride + n] = sum;
+    out[static_cast<size_t>(p0 + row) * uStride + n] = sumWarpAccumulators(accShared, ld, row, n);
   }
 }
 

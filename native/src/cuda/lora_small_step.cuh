@@ -67,6 +67,15 @@ __device__ inline void loadGroup(const int32_t* __restrict__ segIndptr, const in
   __syncthreads();
 }
 
+// A module's slice offsets passed by value to a kernel.
+struct Slices {
+  int offsets[4];
+};
+// Selects instead of a run-time array index, which would put the kernel-parameter array on the stack.
+__device__ __forceinline__ int sliceOffset(const Slices& s, int j) {
+  return j == 0 ? s.offsets[0] : j == 1 ? s.offsets[1] : j == 2 ? s.offsets[2] : s.offsets[3];
+}
+
 inline int groupsOf(const DeviceStep& step) { return (step.numTokens + kGroupRows - 1) / kGroupRows; }
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 

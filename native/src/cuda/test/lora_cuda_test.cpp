@@ -39,10 +39,12 @@ tslora::ThreadPool& threads() {
 // of DeviceStep::segmentRanks, as the device pool passes them), with 1 split (and the expand as a plain launch instead
 // of a programmatic dependent of the shrink), or with 3 (uneven K ranges, empty trailing splits on short K).
 // TiledPrefetchY: the tiled kernels with the expand's y prefetch (loraSetExpandPrefetchY; 16-byte paths only).
-enum class Path { Tiled, TiledPrefetchY, SmallAuto, SmallOne, SmallThree };
+// Fused: the one-launch small-step kernel (lora_small_fused.cu) with loraFusedPlan's plan; FusedForced: with clusters
+// of 16 (the non-portable size) and 3 column parts.
+enum class Path { Tiled, TiledPrefetchY, SmallAuto, SmallOne, SmallThree, Fused, FusedForced };
 const char* pathName(Path p) {
   return p == Path::Tiled ? "tiled" : p == Path::TiledPrefetchY ? "tiled/prefetch y" : p == Path::SmallAuto ? "small"
-         : p == Path::SmallOne ? "small/1 split" : "small/3 splits";
+         : p == Path::SmallOne ? "small/1 split" : p == Path::SmallThree ? "small/3 splits" : p == Path::Fused ? "fused" : "fused/16x3";
 }
 const char* kNotApplicable = "n/a";
 
@@ -97,7 +99,9 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
   step.maxSegments = static_cast<int>(weights.size());
   step.maxSegmentRows = seg.chunkSize;
   step.numTokens = T;
-  if (path == Path::SmallAuto) step.segmentRanks = dSegRanks.ptr;
+  if (path == Path::SmallAuto || path == Path::Fused) step.segmentRanks = dSegRanks.ptr;
+  const bool fused = path == Path::Fused || path == Path::FusedForced;
+  const cl::FusedPlan plan = path == Path::Fused ? cl::loraFusedPlan(dev.view, step, numSms) : cl::FusedPlan{16, 3};
   const int kSplits = embed ? 1
                      : !small ? cl::loraShrinkSplits(dev.view, step, numSms)
                      : path == Path::SmallAuto ? cl::loraSmallStepSplits(dev.view, step, numSms)
@@ -116,6 +120,10 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
   } prefetchScope(path == Path::TiledPrefetchY);
   for (int pass = 0; pass < 2; ++pass) {
     if (pass == 1) CUDA_CHECK(cudaMemcpy(dY.ptr, yBits.data(), yBits.size() * 2, cudaMemcpyHostToDevice));
+    if (fused) {
+      CUDA_CHECK(cl::loraApplyFused(dtype, dev.view, step, plan, dX.ptr, xStride, dY.ptr, yStride, yOffset, nullptr));
+      continue;
+    }
     if (small) {
       CUDA_CHECK(cl::loraShrinkSmall(dtype, dev.view, step, dX.ptr, xStride, workspace.ptr, kSplits, nullptr));
       // The one-split case also runs the expand as a plain launch (no programmatic overlap with the shrink).
@@ -146,7 +154,7 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
       if (!std::isfinite(got)) return "non-finite output at row " + std::to_string(row) + " col " + std::to_string(col);
       check.add(got, y[i], y0[i]);
     }
-  return check.verdict((std::string(" (") + pathName(path) + ", kSplits " + std::to_string(kSplits) + ")").c_str());
+  return check.verdict((std::string(" (") + pathName(path) + ", kSplits " + std::to_string(fused ? plan.clusterSize : kSplits) + ")").c_str());
 }
 
 }  // namespace
@@ -180,7 +188,7 @@ int main(int argc, char** argv) {
       {"tiled edge T257", {0, 2, -1, 1, 3, 0, 6, 4, 5}, {1, 80, 5, 13, 100, 2, 9, 45, 2}},       // 257 rows: tiled only
       {"decode one shared adapter", {2}, {1}},  // filled below: 64 requests of one adapter
   };
-  int failures = 0, passes = 0, tiledPasses = 0, smallPasses = 0;
+  int failures = 0, passes = 0, tiledPasses = 0, smallPasses = 0, fusedPasses = 0;
   for (const Shape& shape : shapes) {
     if (quick && (&shape == &shapes[0] || &shape == &shapes[2])) continue;
     PoolConfig c = makeConfig(shape.slots, shape.maxRank, 1, shape.hidden, shape.qOut, shape.kvOut, shape.inter, 1003);
@@ -217,8 +225,9 @@ int main(int argc, char** argv) {
                                    Variant{"csgmv C<=128", true, 128}}) {
             if (quick && v.cap != 16) continue;
             const Segments seg = buildSegments(slots, counts, v.csgmv, v.cap);
-            for (Path path : {Path::Tiled, Path::TiledPrefetchY, Path::SmallAuto, Path::SmallOne, Path::SmallThree}) {
-              if (quick && (path == Path::SmallOne || path == Path::SmallThree)) continue;
+            for (Path path : {Path::Tiled, Path::TiledPrefetchY, Path::SmallAuto, Path::SmallOne, Path::SmallThree, Path::Fused,
+                              Path::FusedForced}) {
+              if (quick && (path == Path::SmallOne || path == Path::SmallThree || path == Path::FusedForced)) continue;
               std::string label = std::string(shape.name) + (dtype == cl::ActDType::BF16 ? " bf16 " : " fp16 ") +
                                   moduleNameOf(m) + " " + b.name + " " + v.name + " " + pathName(path);
               std::string error;
@@ -228,7 +237,8 @@ int main(int argc, char** argv) {
                 error = e.what();
               }
               if (error == kNotApplicable) continue;
-              if (error.empty()) ++passes, ++(path == Path::Tiled || path == Path::TiledPrefetchY ? tiledPasses : smallPasses);
+              if (error.empty()) ++passes, ++(path == Path::Tiled || path == Path::TiledPrefetchY ? tiledPasses
+                                              : path == Path::Fused || path == Path::FusedForced ? fusedPasses : smallPasses);
               else { ++failures; std::printf("FAIL %s: %s\n", label.c_str(), error.c_str()); }
             }
           }
@@ -236,7 +246,8 @@ int main(int argc, char** argv) {
       }
     }
   }
-  std::printf("(%d tiled-kernel cases and %d small-step cases passed)\n", tiledPasses, smallPasses);
+  std::printf("(%d tiled-kernel cases, %d small-step pair cases and %d fused small-step cases passed)\n", tiledPasses, smallPasses,
+              fusedPasses);
   std::printf("%s: %d cases passed, %d failed\n", failures ? "FAIL" : "ok", passes, failures);
   return failures ? 1 : 0;
 }

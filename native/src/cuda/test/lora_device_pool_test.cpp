@@ -1,7 +1,9 @@
 // DeviceLoraPool (the CUDA engine's LoRA pool) against the CPU LoraPool: every module including embed_tokens (the
 // column gather + expand against the CPU pool's Module::Embed apply) and lm_head, both
 // strategies, a stale slot (rank 64 then rank 8), q/v-only and fused adapters, an empty slot, padded step tables,
-// then clearSlot; narrowed, static and decode-graph grids (the last two on the tiled and the small-step kernels).
+// then clearSlot; narrowed, static and decode-graph grids (the last two on the tiled and the small-step kernels; the
+// small-step ones fused unless TSLORA_CUDA_LORA_FUSED=0); odd layers through shrink() on a side stream + expand(), as
+// the engine calls them.
 // Two of the four slot writes go through the engine's host tier (buildDeviceHostAdapter, page-locked bf16/fp16).
 // Exit 0 = passed, 1 = failed, 77 = no usable GPU.
 #include <cmath>
@@ -47,7 +49,23 @@ std::string compare(const PoolConfig& c, const LoraPool& cpu, cl::DeviceLoraPool
   if (!embed) dX.upload(xBits);
   dY.upload(yBits);
   dIds.upload(tokenIds);
-  gpu.apply(layer, m, embed ? nullptr : dX.ptr, xStride, dY.ptr, yStride, yOffset, nullptr, embed ? dIds.ptr : nullptr);
+  if (!embed && layer % 2 == 1) {  // the engine's split (forward.cu): shrink on a side stream, expand after an event
+    static cudaStream_t side = nullptr;
+    static cudaEvent_t forked = nullptr, shrunk = nullptr;
+    if (side == nullptr) {
+      CUDA_CHECK(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
+      CUDA_CHECK(cudaEventCreateWithFlags(&forked, cudaEventDisableTiming));
+      CUDA_CHECK(cudaEventCreateWithFlags(&shrunk, cudaEventDisableTiming));
+    }
+    CUDA_CHECK(cudaEventRecord(forked, nullptr));
+    CUDA_CHECK(cudaStreamWaitEvent(side, forked, 0));
+    gpu.shrink(layer, m, dX.ptr, xStride, side);
+    CUDA_CHECK(cudaEventRecord(shrunk, side));
+    CUDA_CHECK(cudaStreamWaitEvent(nullptr, shrunk, 0));
+    gpu.expand(layer, m, dY.ptr, yStride, yOffset, nullptr, false);
+  } else {
+    gpu.apply(layer, m, embed ? nullptr : dX.ptr, xStride, dY.ptr, yStride, yOffset, nullptr, embed ? dIds.ptr : nullptr);
+  }
   CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<uint16_t> out(yBits.size());
   CUDA_CHECK(cudaMemcpy(out.data(), dY.ptr, out.size() * 2, cudaMemcpyDeviceToHost));

@@ -1,7 +1,9 @@
-// Host emulation of just enough CUDA for the small-step LoRA kernels (see prepare.mjs): blocks run one at a time, each
-// with one std::thread per CUDA thread; __syncthreads is a block barrier, mma.m16n8k16 a warp barrier plus a
-// reference product built from the PTX fragment layout; __shared__ variables are statics (blocks never overlap),
-// dynamic shared memory one buffer refilled with 0xff garbage before every block.
+// Host emulation of just enough CUDA for the small-step LoRA kernels (see prepare.mjs): clusters run one at a time
+// (a plain launch: clusters of one block), the blocks of a cluster together, with one std::thread per CUDA thread;
+// __syncthreads is a block barrier, cluster.sync a barrier over the cluster's threads, map_shared_rank the same offset
+// in a peer block's dynamic shared memory, mma.m16n8k16 a warp barrier plus a reference product built from the PTX
+// fragment layout; __shared__ variables are statics (only kernels launched with clusters of one block may use them),
+// dynamic shared memory one buffer per block filled with 0xff garbage before every launch.
 #pragma once
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
@@ -18,13 +20,37 @@
 namespace emu {
 inline thread_local dim3 tIdx, bIdx;
 inline dim3 bDim, gDim;
-inline std::barrier<>* blockBarrier = nullptr;
-inline std::barrier<>* warpBarriers[32];
-inline unsigned char dynSmem[1 << 18];
-inline void syncBlock() { blockBarrier->arrive_and_wait(); }
 // mma exchange per warp
 struct WarpX { uint32_t a[32][4]; uint32_t b[32][2]; float c[32][4]; };
-inline WarpX warpX[32];
+// Warp votes: every lane of the warp must call (as on the GPU with a full mask).
+struct WarpVote { int value[32]; };
+struct BlockState {
+  std::unique_ptr<std::barrier<>> barrier;
+  std::unique_ptr<std::barrier<>> warpBarriers[32];
+  WarpX warpX[32];
+  WarpVote warpVote[32];
+  unsigned char smem[1 << 18];
+};
+struct ClusterState {
+  std::unique_ptr<std::barrier<>> barrier;
+  std::vector<std::unique_ptr<BlockState>> blocks;
+};
+inline thread_local BlockState* blk = nullptr;
+inline thread_local ClusterState* clu = nullptr;
+inline thread_local unsigned blockRank = 0;
+inline thread_local unsigned char* dynSmem = nullptr;
+inline void syncBlock() { blk->barrier->arrive_and_wait(); }
+// cooperative_groups::cluster_group, the part the fused kernel uses.
+struct Cluster {
+  unsigned block_rank() const { return blockRank; }
+  unsigned num_blocks() const { return static_cast<unsigned>(clu->blocks.size()); }
+  void sync() const { clu->barrier->arrive_and_wait(); }
+  template <typename T> T* map_shared_rank(T* p, unsigned rank) const {
+    const size_t offset = reinterpret_cast<unsigned char*>(p) - blk->smem;
+    return reinterpret_cast<T*>(clu->blocks.at(rank)->smem + offset);
+  }
+};
+inline Cluster thisCluster() { return Cluster{}; }
 inline int outstanding = 0;
 template <typename T> float toF(uint16_t bits) {
   T v; std::memcpy(&v, &bits, 2);
@@ -32,9 +58,9 @@ template <typename T> float toF(uint16_t bits) {
 }
 template <typename T> void mma(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1) {
   const int tid = tIdx.x, warp = tid / 32, lane = tid % 32;
-  WarpX& x = warpX[warp];
+  WarpX& x = blk->warpX[warp];
   x.a[lane][0] = a0; x.a[lane][1] = a1; x.a[lane][2] = a2; x.a[lane][3] = a3; x.b[lane][0] = b0; x.b[lane][1] = b1;
-  warpBarriers[warp]->arrive_and_wait();
+  blk->warpBarriers[warp]->arrive_and_wait();
   float A[16][16], B[16][8];
   for (int l = 0; l < 32; ++l) {
     const int g = l / 4, t = l % 4;
@@ -50,44 +76,53 @@ template <typename T> void mma(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t
   const int g = lane / 4, t = lane % 4;
   auto dot = [&](int m, int n) { float s = 0; for (int k = 0; k < 16; ++k) s += A[m][k] * B[k][n]; return s; };
   c[0] += dot(g, 2 * t); c[1] += dot(g, 2 * t + 1); c[2] += dot(g + 8, 2 * t); c[3] += dot(g + 8, 2 * t + 1);
-  warpBarriers[warp]->arrive_and_wait();
+  blk->warpBarriers[warp]->arrive_and_wait();
 }
-// Warp votes: every lane of the warp must call (as on the GPU with a full mask).
-struct WarpVote { int value[32]; };
-inline WarpVote warpVote[32];
 inline unsigned matchAny(int v) {
   const int tid = tIdx.x, warp = tid / 32, lane = tid % 32;
-  warpVote[warp].value[lane] = v;
-  warpBarriers[warp]->arrive_and_wait();
+  blk->warpVote[warp].value[lane] = v;
+  blk->warpBarriers[warp]->arrive_and_wait();
   unsigned mask = 0;
-  for (int l = 0; l < 32; ++l) if (warpVote[warp].value[l] == v) mask |= 1u << l;
-  warpBarriers[warp]->arrive_and_wait();
+  for (int l = 0; l < 32; ++l) if (blk->warpVote[warp].value[l] == v) mask |= 1u << l;
+  blk->warpBarriers[warp]->arrive_and_wait();
   return mask;
 }
 inline unsigned ballot(bool p) {
   const int tid = tIdx.x, warp = tid / 32, lane = tid % 32;
-  warpVote[warp].value[lane] = p ? 1 : 0;
-  warpBarriers[warp]->arrive_and_wait();
+  blk->warpVote[warp].value[lane] = p ? 1 : 0;
+  blk->warpBarriers[warp]->arrive_and_wait();
   unsigned mask = 0;
-  for (int l = 0; l < 32; ++l) if (warpVote[warp].value[l]) mask |= 1u << l;
-  warpBarriers[warp]->arrive_and_wait();
+  for (int l = 0; l < 32; ++l) if (blk->warpVote[warp].value[l]) mask |= 1u << l;
+  blk->warpBarriers[warp]->arrive_and_wait();
   return mask;
 }
+// Clusters of clusterX blocks along x (gridDim.x a multiple of clusterX), one cluster at a time.
 template <typename... P, typename... A>
-void launch(dim3 grid, dim3 block, void (*kernel)(P...), A... args) {
+void launchCluster(dim3 grid, dim3 block, unsigned clusterX, void (*kernel)(P...), A... args) {
   bDim = block; gDim = grid;
-  for (unsigned z = 0; z < grid.z; ++z) for (unsigned yb = 0; yb < grid.y; ++yb) for (unsigned xb = 0; xb < grid.x; ++xb) {
-    std::barrier<> bb(block.x);
-    blockBarrier = &bb;
-    std::vector<std::unique_ptr<std::barrier<>>> wb;
-    for (unsigned w = 0; w < block.x / 32; ++w) { wb.emplace_back(new std::barrier<>(32)); warpBarriers[w] = wb.back().get(); }
-    std::memset(dynSmem, 0xff, sizeof dynSmem);  // garbage
+  for (unsigned z = 0; z < grid.z; ++z) for (unsigned yb = 0; yb < grid.y; ++yb) for (unsigned x0 = 0; x0 < grid.x; x0 += clusterX) {
+    ClusterState cs;
+    cs.barrier.reset(new std::barrier<>(static_cast<std::ptrdiff_t>(clusterX * block.x)));
+    for (unsigned r = 0; r < clusterX; ++r) {
+      cs.blocks.emplace_back(new BlockState);
+      BlockState& b = *cs.blocks.back();
+      b.barrier.reset(new std::barrier<>(block.x));
+      for (unsigned w = 0; w < block.x / 32; ++w) b.warpBarriers[w].reset(new std::barrier<>(32));
+      std::memset(b.smem, 0xff, sizeof b.smem);  // garbage
+    }
     std::vector<std::thread> th;
-    for (unsigned t = 0; t < block.x; ++t)
-      th.emplace_back([&, t] { tIdx = dim3(t, 0, 0); bIdx = dim3(xb, yb, z); kernel(args...); });
+    for (unsigned r = 0; r < clusterX; ++r)
+      for (unsigned t = 0; t < block.x; ++t)
+        th.emplace_back([&, r, t] {
+          tIdx = dim3(t, 0, 0); bIdx = dim3(x0 + r, yb, z);
+          clu = &cs; blk = cs.blocks[r].get(); blockRank = r; dynSmem = blk->smem;
+          kernel(args...);
+        });
     for (auto& t : th) t.join();
   }
 }
+template <typename... P, typename... A>
+void launch(dim3 grid, dim3 block, void (*kernel)(P...), A... args) { launchCluster(grid, block, 1, kernel, args...); }
 }  // namespace emu
 #define threadIdx emu::tIdx
 #define blockIdx emu::bIdx

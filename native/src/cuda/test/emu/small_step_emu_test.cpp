@@ -23,7 +23,7 @@ static float fromBits(uint16_t u) {
 }
 int failures = 0, cases = 0;
 void runCase(const char* name, int in, std::vector<int> widths, int R, std::vector<int> ranks, std::vector<int> rowSlots,
-             bool csgmv, int xPad, int yPad, int splitsOverride, int numSms) {
+             bool csgmv, int xPad, int yPad, int splitsOverride, int numSms, bool forcedFusedPlan = false) {
   std::mt19937 rng(123 + in + R);
   std::uniform_real_distribution<float> U(-1, 1);
   const int c = widths.size(), S = ranks.size(), T = rowSlots.size();
@@ -62,7 +62,8 @@ void runCase(const char* name, int in, std::vector<int> widths, int R, std::vect
   std::vector<uint16_t> Yg = Y;
   if (cl::loraShrinkSmall((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, st, X.data(), xStride, ws.data(), splits, nullptr) != cudaSuccess) { printf("shrink err\n"); }
   if (cl::loraExpandSmall((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, st, ws.data(), splits, Yg.data(), yStride, yOffset, nullptr, true) != cudaSuccess) { printf("expand err\n"); }
-  double err = 0, ref = 0; int bad = 0;
+  auto check = [&](const char* name, const char* path, const std::vector<uint16_t>& Yg, int extraBad, int splits) {
+  double err = 0, ref = 0; int bad = extraBad;
   for (int p = 0; p < T; ++p) {
     const int w = rowSlots[p]; const int r = w >= 0 ? ranks[w] : 0;
     std::vector<double> u(c * r);
@@ -80,8 +81,28 @@ void runCase(const char* name, int in, std::vector<int> widths, int R, std::vect
   }
   ++cases;
   const double rel = std::sqrt(err / ref);
-  if (bad || rel > 0.03) { ++failures; printf("FAIL %s: bad %d rel %.4g splits %d\n", name, bad, rel, splits); }
-  else printf("ok %s: rel %.4g splits %d\n", name, rel, splits);
+  if (bad || rel > 0.03) { ++failures; printf("FAIL %s %s: bad %d rel %.4g splits %d\n", name, path, bad, rel, splits); }
+  else printf("ok %s %s: rel %.4g splits %d\n", name, path, rel, splits);
+  };
+  // The fused kernel (one launch, clusters): its own plan and, when asked, a forced one with clusters of 4 and 3 column parts.
+  // With as many K splits as the pair, it must give the pair's bits exactly (same split ranges, sums in the same order).
+  std::vector<std::vector<uint16_t>> fusedOut;
+  std::vector<cl::FusedPlan> plans{cl::loraFusedPlan(m, st, numSms)};
+  if (forcedFusedPlan) plans.push_back(cl::FusedPlan{4, 3});
+  for (const cl::FusedPlan& plan : plans) {
+    fusedOut.push_back(Y);
+    if (cl::loraApplyFused((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, st, plan, X.data(), xStride, fusedOut.back().data(), yStride,
+                           yOffset, nullptr) != cudaSuccess) { printf("fused err\n"); }
+  }
+  std::vector<int> identical(plans.size(), 0);  // values that differ from the pair where the split ranges are the same
+  for (size_t i = 0; i < plans.size(); ++i) {
+    if (plans[i].clusterSize != splits) continue;
+    for (size_t e = 0; e < Y.size(); ++e) identical[i] += fusedOut[i][e] != Yg[e];
+    if (identical[i]) printf("  fused (cluster %d, %d parts) differs from the pair with %d splits in %d values\n", plans[i].clusterSize,
+                             plans[i].columnParts, splits, identical[i]);
+  }
+  check(name, "pair", Yg, 0, splits);
+  for (size_t i = 0; i < plans.size(); ++i) check(name, i == 0 ? "fused" : "fused 4x3", fusedOut[i], identical[i], plans[i].clusterSize);
 }
 int main(int argc, char** argv) {
   const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
@@ -91,9 +112,10 @@ int main(int argc, char** argv) {
     gHalf = half;
     for (bool cs : {false, true}) {
       std::string tag = std::string(half ? " fp16" : " bf16") + (cs ? " csgmv" : " triton");
-      runCase(("qkv R64" + tag).c_str(), 384, {384, 128, 128}, 64, ranksA, slots37, cs, 8, 8, 0, 132);
+      runCase(("qkv R64" + tag).c_str(), 384, {384, 128, 128}, 64, ranksA, slots37, cs, 8, 8, 0, 132, !quick);
       runCase(("down R64 odd" + tag).c_str(), 300, {200}, 64, ranksA, slots37, cs, 3, 5, 0, 132);
       runCase(("qkv R20 odd 3 splits" + tag).c_str(), 200, {200, 40, 40}, 20, {1, 5, 20, 0, 20, 3, 0}, slots37, cs, 3, 5, 3, 132);
+      runCase(("qkv R16 4 splits, long K" + tag).c_str(), 2048, {256, 64, 64}, 16, {16, 8, 16, 0, 12, 16, 3}, slots37, cs, 0, 0, 4, 132, true);
       if (quick) continue;
       std::vector<int> shared(64, 2);
       runCase(("gate_up R16 shared" + tag).c_str(), 512, {1024, 1024}, 16, {16, 16, 16, 0}, shared, cs, 0, 0, 0, 132);
