@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One GPU-machine call: build the CUDA LoRA kernels, check them against their CPU twins (plus compute-sanitizer on a
-# quick subset), benchmark them with Llama-3.1-8B shapes, and run the PyTorch baseline. Logs and JSON go to $OUT.
+# One GPU-machine call: build the CUDA LoRA kernels, benchmark them with Llama-3.1-8B shapes, check them against
+# their CPU twins (the device pool with the fused small-step kernel and with the pair; compute-sanitizer on a quick
+# subset), and run the PyTorch baseline. Logs and JSON go to $OUT.
 # Needs nvcc and g++ only (no Node). Usage (repo root): OUT=/some/dir [SKIP_TORCH=1] [SKIP_MEMCHECK=1] [SKIP_KERNEL_TESTS=1]
 # [TSLORA_BANDWIDTH_BYTES_PER_S=measured] bash bench/lora/device-run.sh
 set -u

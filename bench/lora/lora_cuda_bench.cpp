@@ -259,6 +259,33 @@ int main(int argc, char** argv) {
         json += entry;
         if (std::string(ms.spec.name) != "o") { layerUs += shrinkUs + expandUs; layerFloorBytes += shrinkBytes + expandBytes; }
       }
+      // Fused plan sweep: cluster size (= K splits) x column parts per module, to tune loraFusedPlan.
+      if (st.fused) {
+        for (ModuleState& ms : modules) {
+          const cl::FusedPlan autoPlan = ms.plan;
+          std::string sweep = std::string(cs.name) + " " + st.name + " " + ms.spec.name + " plan sweep (cluster x parts: us):";
+          for (int size : {4, 8, 16})
+            for (int parts : {1, 2, 4, 8}) {
+              ms.plan = cl::FusedPlan{size, parts};
+              const cudaError_t probe = cl::loraApplyFused(cl::ActDType::BF16, ms.view, sets[0].step, ms.plan, ms.x.ptr, ms.spec.in, ms.y.ptr,
+                                                           ms.view.outTotal(), 0, stream);
+              if (probe == cudaErrorNotSupported) continue;
+              CUDA_CHECK(probe);
+              const double us = 1e3 * timeMs(stream, 200, [&](int i) { shrink(ms, i); });
+              char cell[64];
+              std::snprintf(cell, sizeof cell, " %dx%d:%.1f", size, parts, us);
+              sweep += cell;
+              char entry[240];
+              std::snprintf(entry, sizeof entry, ",{\"case\":\"%s\",\"strategy\":\"%s\",\"module\":\"%s\",\"sweepCluster\":%d,\"sweepParts\":%d,\"fusedUs\":%.2f}",
+                            cs.name, st.name, ms.spec.name, size, parts, us);
+              json += entry;
+            }
+          ms.plan = autoPlan;
+          sweep += " (auto " + std::to_string(autoPlan.clusterSize) + "x" + std::to_string(autoPlan.columnParts) + ")";
+          table.push_back(sweep);
+          std::printf("%s\n", sweep.c_str());
+        }
+      }
       // Small-step split sweep: shrink + expand (PDL) of each module back to back, per split count, to tune
       // loraSmallStepSplits (the pair time, not a graph replay).
       if (st.small && !st.fused) {

@@ -58,7 +58,7 @@ function cudaIncludeDir(): string | null {
 }
 
 test('small-step LoRA kernels (the pair and the fused kernel) under host emulation match a double-precision reference', {
-  skip: skip || (cudaIncludeDir() ? false : 'CUDA headers (cuda_bf16.h) not found'), timeout: 300_000,
+  skip: skip || (cudaIncludeDir() ? false : 'CUDA headers (cuda_bf16.h) not found'), timeout: 600_000,
 }, async () => {
   const out = mkdtempSync(join(tmpdir(), 'tslora-small-step-emu-'));
   try {

@@ -135,31 +135,37 @@ __global__ void __launch_bounds__(kThreads, 2) fusedKernel(
 
 int ceilDiv(int a, int b) { return (a + b - 1) / b; }
 
-// Whether the device runs clusters of `size` blocks of this kernel variant with smemBytes each (asked once per
-// process and answer; not a stream operation, so fine under graph capture).
-template <typename Kernel>
-cudaError_t clusterFits(Kernel kernel, int size, size_t smemBytes, dim3 grid) {
-  cudaError_t status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smemBytes));
-  if (status == cudaSuccess && size > 8) status = cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
-  if (status != cudaSuccess) {
-    cudaGetLastError();
-    return status;
-  }
+// The fused kernel's launch configuration: 256 threads, smemBytes of dynamic shared memory, clusters of `size`
+// blocks along x (config.attrs points into this object: not copyable).
+struct ClusterLaunch {
   cudaLaunchAttribute attribute[1];
-  attribute[0].id = cudaLaunchAttributeClusterDimension;
-  attribute[0].val.clusterDim.x = size;
-  attribute[0].val.clusterDim.y = 1;
-  attribute[0].val.clusterDim.z = 1;
   cudaLaunchConfig_t config = {};
-  config.gridDim = grid;
-  config.blockDim = dim3(kThreads);
-  config.dynamicSmemBytes = smemBytes;
-  config.attrs = attribute;
-  config.numAttrs = 1;
-  int clusters = 0;
-  status = cudaOccupancyMaxActiveClusters(&clusters, kernel, &config);
+  ClusterLaunch(dim3 grid, int size, size_t smemBytes, cudaStream_t stream) {
+    attribute[0].id = cudaLaunchAttributeClusterDimension;
+    attribute[0].val.clusterDim.x = size;
+    attribute[0].val.clusterDim.y = 1;
+    attribute[0].val.clusterDim.z = 1;
+    config.gridDim = grid;
+    config.blockDim = dim3(kThreads);
+    config.dynamicSmemBytes = smemBytes;
+    config.stream = stream;
+    config.attrs = attribute;
+    config.numAttrs = 1;
+  }
+  ClusterLaunch(const ClusterLaunch&) = delete;
+  ClusterLaunch& operator=(const ClusterLaunch&) = delete;
+};
+
+// Sets the kernel's shared-memory limit (and the non-portable cluster size above 8); with `ask`, also whether the
+// device runs clusters of `size` blocks of it (cudaErrorNotSupported if not). Not stream operations: fine under capture.
+template <typename Kernel>
+cudaError_t prepareClusterLaunch(Kernel kernel, const ClusterLaunch& launch, int size, bool ask) {
+  cudaError_t status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(launch.config.dynamicSmemBytes));
+  if (status == cudaSuccess && size > 8) status = cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+  int clusters = 1;
+  if (status == cudaSuccess && ask) status = cudaOccupancyMaxActiveClusters(&clusters, kernel, &launch.config);
   if (status != cudaSuccess) {
-    cudaGetLastError();
+    cudaGetLastError();  // reported here, not again by the caller's next launch check
     return status;
   }
   return clusters > 0 ? cudaSuccess : cudaErrorNotSupported;
@@ -215,31 +221,16 @@ cudaError_t loraApplyFused(ActDType dtype, const DeviceModule& module, const Dev
     int log2Size = 0;
     while ((1 << log2Size) < size) ++log2Size;
     const int key = log2Size * 2 + (smemBytes > (114u << 10) ? 1 : 0);
+    const ClusterLaunch cl(grid, size, smemBytes, stream);
     int known = fits[key].load();
+    cudaError_t status = prepareClusterLaunch(kernel, cl, size, known == 0);
     if (known == 0) {
-      known = clusterFits(kernel, size, smemBytes, grid) == cudaSuccess ? 1 : 2;
+      known = status == cudaSuccess ? 1 : 2;
       fits[key].store(known);
     }
     if (known != 1) return cudaErrorNotSupported;
-    // Every launch: the shared-memory limit may differ per module (not a stream operation: fine under graph capture).
-    cudaError_t status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smemBytes));
-    if (status != cudaSuccess) {
-      cudaGetLastError();
-      return status;
-    }
-    cudaLaunchAttribute attribute[1];
-    attribute[0].id = cudaLaunchAttributeClusterDimension;
-    attribute[0].val.clusterDim.x = size;
-    attribute[0].val.clusterDim.y = 1;
-    attribute[0].val.clusterDim.z = 1;
-    cudaLaunchConfig_t config = {};
-    config.gridDim = grid;
-    config.blockDim = dim3(kThreads);
-    config.dynamicSmemBytes = smemBytes;
-    config.stream = stream;
-    config.attrs = attribute;
-    config.numAttrs = 1;
-    status = cudaLaunchKernelEx(&config, kernel, a, module.in, aSlotStride, b, bSlotStride, R, c, slices, step.segIndptr, step.weightIndices,
+    if (status != cudaSuccess) return status;
+    status = cudaLaunchKernelEx(&cl.config, kernel, a, module.in, aSlotStride, b, bSlotStride, R, c, slices, step.segIndptr, step.weightIndices,
                                 step.segmentRanks, step.permutation, step.slotRanks, step.maxSegments, step.numTokens, xs, xStride, yTyped,
                                 yStride, yOffset, kPerSplit, columnsPerBlock);
     if (status != cudaSuccess) cudaGetLastError();  // reported here, not again by the caller's next launch check
