@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One GPU-machine call: build the CUDA LoRA kernels, benchmark them with Llama-3.1-8B shapes, check them against
-# their CPU twins (the device pool with the fused small-step kernel and with the pair; compute-sanitizer on a quick
+# their CPU twins (the device pool with the small-step pair and with the opt-in fused kernel; compute-sanitizer on a quick
 # subset), and run the PyTorch baseline. Logs and JSON go to $OUT.
 # Needs nvcc and g++ only (no Node). Usage (repo root): OUT=/some/dir [SKIP_TORCH=1] [SKIP_MEMCHECK=1] [SKIP_KERNEL_TESTS=1]
 # [TSLORA_BANDWIDTH_BYTES_PER_S=measured] bash bench/lora/device-run.sh
@@ -40,8 +40,8 @@ sed -n '/==== summary/,$p' "$OUT/bench.log"
 if [ "${SKIP_KERNEL_TESTS:-0}" != 1 ]; then
   echo "== kernel test vs CPU twin"; timeout 120 "$B/lora_cuda_test" 2>&1 | tee "$OUT/test.log" | tail -15
   echo "== device pool vs CPU pool"; timeout 60 "$B/lora_device_pool_test" 2>&1 | tee "$OUT/device-pool-test.log" | tail -8
-  echo "== device pool vs CPU pool, small-step pair instead of the fused kernel (TSLORA_CUDA_LORA_FUSED=0)"
-  TSLORA_CUDA_LORA_FUSED=0 timeout 60 "$B/lora_device_pool_test" 2>&1 | tee "$OUT/device-pool-test-pair.log" | tail -3
+  echo "== device pool vs CPU pool, the fused small-step kernel instead of the pair (TSLORA_CUDA_LORA_FUSED=1)"
+  TSLORA_CUDA_LORA_FUSED=1 timeout 60 "$B/lora_device_pool_test" 2>&1 | tee "$OUT/device-pool-test-fused.log" | tail -3
 fi
 if [ "${SKIP_MEMCHECK:-0}" != 1 ]; then
   echo "== compute-sanitizer memcheck (quick subset)"

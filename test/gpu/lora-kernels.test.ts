@@ -41,8 +41,8 @@ test('DeviceLoraPool (writeSlot, clearSlot, setStep, apply) matches the CPU Lora
       'native/src/cuda/lora_embed.cu', 'native/src/cuda/lora_small_shrink.cu', 'native/src/cuda/lora_small_expand.cu',
       'native/src/cuda/lora_small_fused.cu'],
   });
-  // The pool's default (the fused small-step kernel) and the small-step pair (TSLORA_CUDA_LORA_FUSED=0).
-  for (const fused of ['1', '0']) {
+  // The pool's default (the small-step pair) and the opt-in fused small-step kernel (TSLORA_CUDA_LORA_FUSED=1).
+  for (const fused of ['0', '1']) {
     const run = spawnSync(driver, [], { encoding: 'utf8', env: { ...process.env, TSLORA_CUDA_LORA_FUSED: fused } });
     if (run.status === 77) {
       t.skip(run.stdout.trim());

@@ -44,8 +44,9 @@ DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, i
   loadPerLayer_ = perLayer != nullptr && std::string(perLayer) == "1";
   const char* pdl = std::getenv("TSLORA_CUDA_LORA_PDL");  // "0": the small-step expand waits for the shrink as usual
   overlapExpand_ = pdl == nullptr || std::string(pdl) != "0";
-  const char* fused = std::getenv("TSLORA_CUDA_LORA_FUSED");  // "0": the small-step pair instead of the fused kernel
-  fused_ = fused == nullptr || std::string(fused) != "0";
+  // "1": the fused small-step kernel instead of the pair. Opt-in: slower than the pair on the H100 (bench/lora/README.md v8).
+  const char* fused = std::getenv("TSLORA_CUDA_LORA_FUSED");
+  fused_ = fused != nullptr && std::string(fused) == "1";
   const int S = config.numSlots, R = config.maxRank;
   int maxColumnBlocks = 1;
   for (int m = 0; m < host::kNumModules; ++m) {

@@ -101,10 +101,11 @@ class DeviceLoraPool {
   bool useSmallStep_ = false;         // the current step's choice (setStep)
   int pendingSplits_ = 0;             // split count of the last shrink() when it ran the small-step kernel, else 0
   std::vector<int32_t> positionSlots_;  // scratch of chooseSmallStep
-  // Fused small-step kernel (lora_small_fused.cu) wherever the small-step kernels run (TSLORA_CUDA_LORA_FUSED=0: the
-  // pair, which also runs where the device cannot run the plan's clusters). With it, shrink() only records x
-  // and expand() runs the one launch (the engine's side-stream shrink then has nothing to overlap).
-  bool fused_ = true;
+  // TSLORA_CUDA_LORA_FUSED=1 (opt-in; the H100 run of bench/lora/README.md v8 measured it slower than the pair): the
+  // fused small-step kernel (lora_small_fused.cu) wherever the small-step kernels run (the pair still runs where the
+  // device cannot run the plan's clusters). Then shrink() only records x and expand() runs the one launch (the
+  // engine's side-stream shrink has nothing to overlap).
+  bool fused_ = false;
   const void* deferredX_ = nullptr;  // shrink()'s x while a fused expand() is pending
   int deferredXStride_ = 0;
   bool overlapExpand_ = true;  // small-step expand as a programmatic dependent launch of its shrink (TSLORA_CUDA_LORA_PDL=0: off)

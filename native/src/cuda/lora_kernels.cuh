@@ -100,7 +100,9 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
 // split of the group's U into its shared memory, the cluster synchronises (barrier.cluster), every block sums the
 // splits of all its peers from distributed shared memory in rank order (deterministic) and then adds U·Bᵀ to its own
 // range of output columns. No workspace, no tickets, nothing to reset between graph replays; the grid depends only
-// on numTokens and the module. Needs thread-block clusters (sm_90+).
+// on numTokens and the module. Needs thread-block clusters (sm_90+). Correct (checked against the CPU twin and PEFT)
+// but slower than the pair on an H100 (bench/lora/README.md v8: 10-13 µs per module at batch 1, 22-48 µs at 64 rows
+// with 8 adapters), so DeviceLoraPool runs it only with TSLORA_CUDA_LORA_FUSED=1.
 struct FusedPlan {
   int clusterSize = 0;  // blocks per cluster = K splits (1, 2, 4, 8 or 16); 0 = the fused path does not apply
   int columnParts = 1;  // clusters per position group: each recomputes the group's U and expands 1/columnParts of the columns

@@ -12,6 +12,10 @@
 //     once, the B row of each run (distinct slot) in 16-byte pieces;
 //  5. a second barrier.cluster keeps every block's partial alive until its peers have read it.
 // A cluster whose group has no LoRA row returns as a whole (all its blocks see the same group).
+// Measured on an H100 (bench/lora/README.md v8): slower than the two-kernel pair with PDL everywhere, because every
+// phase above is one more dependent memory round trip in one block, the expand runs on the cluster's few blocks
+// (the pair's expand has 4 blocks per SM) and a group of several adapters walks its runs one after another; hence
+// opt-in (TSLORA_CUDA_LORA_FUSED=1) in DeviceLoraPool.
 #include <algorithm>
 #include <atomic>
 

@@ -2,7 +2,7 @@
 // column gather + expand against the CPU pool's Module::Embed apply) and lm_head, both
 // strategies, a stale slot (rank 64 then rank 8), q/v-only and fused adapters, an empty slot, padded step tables,
 // then clearSlot; narrowed, static and decode-graph grids (the last two on the tiled and the small-step kernels; the
-// small-step ones fused unless TSLORA_CUDA_LORA_FUSED=0); odd layers through shrink() on a side stream + expand(), as
+// small-step ones fused with TSLORA_CUDA_LORA_FUSED=1); odd layers through shrink() on a side stream + expand(), as
 // the engine calls them.
 // Two of the four slot writes go through the engine's host tier (buildDeviceHostAdapter, page-locked bf16/fp16).
 // Exit 0 = passed, 1 = failed, 77 = no usable GPU.
