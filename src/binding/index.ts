@@ -203,6 +203,8 @@ export interface NativeTestingOps {
   selectCpuKernelIsa(name: string): void;
   /** Batches of at least `rows` activation rows take the packed (prefill) GEMM; 0 = never (benchmarks, tests). */
   setGemmPackMinRows(rows: number): void;
+  /** Whether single-slot LoRA shrinks ride along the base GEMM (default true; benchmarks and tests). */
+  setLoraShrinkFusion(on: boolean): void;
 }
 
 export function loadNativeTestingOps(): NativeTestingOps {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include "attention.h"
 #include "lora-step.h"
@@ -101,15 +102,42 @@ void runDecoderLayers(const LayerStack& stack, const StepInputView& step, std::v
   as.maxBlocksPerSeq = step.maxBlocksPerSeq;
   AttentionShape shape{d.numHeads, d.numKvHeads, D, 1.0f / std::sqrt(static_cast<float>(D))};
 
-  auto addLora = [&](int layer, int module, const float* x, int xStride, float* y, int yStride) {
+  // The shrink of a module whose LoRA rows all use one slot rides along the base GEMM as one more part (one pass
+  // over x, no separate dispatch; LoraPool::fusedShrink); returns its output rows [T, c*R] for addLora, or null.
+  std::vector<float> shrinkRows;
+  auto fuseShrink = [&](int layer, int module, std::vector<GemmPart>& parts) -> const float* {
+#ifdef TSLORA_HAVE_LORA
+    auto m = static_cast<lora::Module>(module);
+    lora::LoraPool::ShrinkMatrix sm;
+    if (!loraStep || !loraShrinkFusion() || !stack.lora->targets(m) ||
+        !stack.lora->fusedShrink(layer, m, *static_cast<const lora::StepLora*>(loraStep), sm))
+      return nullptr;
+    shrinkRows.resize(static_cast<size_t>(T) * sm.uStride);
+    parts.push_back({WeightView{sm.a, sm.bf16 ? WType::BF16 : WType::F32, sm.rows, sm.cols}, 0, shrinkRows.data(), sm.uStride});
+    return shrinkRows.data();
+#else
+    (void)layer, (void)module, (void)parts;
+    return nullptr;
+#endif
+  };
+  auto addLora = [&](int layer, int module, const float* x, int xStride, float* y, int yStride, const float* shrunk) {
 #ifdef TSLORA_HAVE_LORA
     auto m = static_cast<lora::Module>(module);
     if (loraStep && stack.lora->targets(m)) {
-      stack.lora->apply(layer, m, x, xStride, y, yStride, 0, *static_cast<const lora::StepLora*>(loraStep), pool);
+      stack.lora->apply(layer, m, x, xStride, y, yStride, 0, *static_cast<const lora::StepLora*>(loraStep), pool,
+                        nullptr, shrunk);
     }
 #else
-    (void)layer, (void)module, (void)x, (void)xStride, (void)y, (void)yStride, (void)loraStep;
+    (void)layer, (void)module, (void)x, (void)xStride, (void)y, (void)yStride, (void)loraStep, (void)shrunk;
 #endif
+  };
+  // y = x Wᵀ for the parts, plus the module's LoRA (its shrink fused into the same GEMM where possible).
+  auto project = [&](int layer, int module, const float* x, int K, std::vector<GemmPart> parts, float* y, int ldy,
+                     const std::function<void()>& beforeLora) {
+    const float* shrunk = fuseShrink(layer, module, parts);
+    gemm(pool, x, T, K, parts, y, ldy);
+    if (beforeLora) beforeLora();
+    addLora(layer, module, x, K, y, ldy, shrunk);
   };
 
   for (int l = 0; l < d.numLayers; ++l) {
@@ -118,16 +146,15 @@ void runDecoderLayers(const LayerStack& stack, const StepInputView& step, std::v
       rmsNorm(hidden.data() + static_cast<size_t>(t) * H, w.inputNorm.data(), xn.data() + static_cast<size_t>(t) * H,
               H, d.rmsNormEps);
     });
-    gemm(pool, xn.data(), T, H, {{w.q, 0}, {w.k, qOut}, {w.v, qOut + kvOut}}, qkv.data(), qkvW);
-    if (d.qkvBias) {
+    project(l, 0, xn.data(), H, {{w.q, 0}, {w.k, qOut}, {w.v, qOut + kvOut}}, qkv.data(), qkvW, [&] {
+      if (!d.qkvBias) return;
       forRows(pool, T, [&](int t) {
         float* row = qkv.data() + static_cast<size_t>(t) * qkvW;
         for (int i = 0; i < qOut; ++i) row[i] += w.qBias[i];
         for (int i = 0; i < kvOut; ++i) row[qOut + i] += w.kBias[i];
         for (int i = 0; i < kvOut; ++i) row[qOut + kvOut + i] += w.vBias[i];
       });
-    }
-    addLora(l, 0, xn.data(), H, qkv.data(), qkvW);
+    });
     forRows(pool, T, [&](int t) {
       float* row = qkv.data() + static_cast<size_t>(t) * qkvW;
       if (d.qkNorm) {
@@ -141,8 +168,7 @@ void runDecoderLayers(const LayerStack& stack, const StepInputView& step, std::v
     writeKv(kv, l, as, qkv.data() + qOut, qkv.data() + qOut + kvOut, qkvW, kvOut);
     pagedAttention(pool, kv, l, as, shape, qkv.data(), qkvW, attn.data());
 
-    gemm(pool, attn.data(), T, qOut, {{w.o, 0}}, proj.data(), H);
-    addLora(l, 1, attn.data(), qOut, proj.data(), H);  // row-parallel: a shard adds B·(A_r x_r) to its partial
+    project(l, 1, attn.data(), qOut, {{w.o, 0}}, proj.data(), H, nullptr);  // row-parallel: a shard adds B·(A_r x_r)
     if (stack.allReduce) stack.allReduce(proj.data(), proj.size());
     forRows(pool, T, [&](int t) {
       float* h = hidden.data() + static_cast<size_t>(t) * H;
@@ -151,14 +177,12 @@ void runDecoderLayers(const LayerStack& stack, const StepInputView& step, std::v
       rmsNorm(h, w.postAttentionNorm.data(), xn.data() + static_cast<size_t>(t) * H, H, d.rmsNormEps);
     });
 
-    gemm(pool, xn.data(), T, H, {{w.gate, 0}, {w.up, I}}, gateUp.data(), 2 * I);
-    addLora(l, 2, xn.data(), H, gateUp.data(), 2 * I);
+    project(l, 2, xn.data(), H, {{w.gate, 0}, {w.up, I}}, gateUp.data(), 2 * I, nullptr);
     forRows(pool, T, [&](int t) {
       const float* g = gateUp.data() + static_cast<size_t>(t) * 2 * I;
       swiglu(g, g + I, act.data() + static_cast<size_t>(t) * I, I);
     });
-    gemm(pool, act.data(), T, I, {{w.down, 0}}, proj.data(), H);
-    addLora(l, 3, act.data(), I, proj.data(), H);
+    project(l, 3, act.data(), I, {{w.down, 0}}, proj.data(), H, nullptr);
     if (stack.allReduce) stack.allReduce(proj.data(), proj.size());
     forRows(pool, T, [&](int t) {
       float* h = hidden.data() + static_cast<size_t>(t) * H;

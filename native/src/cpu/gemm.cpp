@@ -10,8 +10,9 @@ namespace {
 
 constexpr int kColBlock = 16;  // weight rows per parallel work item
 
-void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows, const std::vector<float*>& yRows,
-                  const std::vector<GemmPart>& parts) {
+// partRows[i]: the output row pointers of parts[i].
+void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
+                  const std::vector<const std::vector<float*>*>& partRows, const std::vector<GemmPart>& parts) {
   int M = static_cast<int>(xRows.size());
   if (M == 0) return;
   // Global column index over the concatenated parts, split into blocks of kColBlock.
@@ -28,7 +29,7 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows, cons
       const GemmPart& part = parts[pi];
       int n0 = (lo - blockStart[pi]) * kColBlock;
       int n1 = std::min(part.w.rows, (hi - blockStart[pi]) * kColBlock);
-      kernels.gemmRange(xRows.data(), yRows.data(), M, part.w.data, part.w.type, part.w.cols, n0, n1, part.outOffset,
+      kernels.gemmRange(xRows.data(), partRows[pi]->data(), M, part.w.data, part.w.type, part.w.cols, n0, n1, part.outOffset,
                         kernels.prefetchBytes, kernels.packMinRows);
     }
   };
@@ -48,7 +49,19 @@ void gemm(ThreadPool& pool, const float* x, int M, int ldx, const std::vector<Ge
     xRows[m] = x + static_cast<size_t>(m) * ldx;
     yRows[m] = y + static_cast<size_t>(m) * ldy;
   }
-  gemmPointers(pool, xRows, yRows, parts);
+  std::vector<std::vector<float*>> ownRows;  // parts with their own output
+  ownRows.reserve(parts.size());
+  std::vector<const std::vector<float*>*> partRows;
+  for (const GemmPart& p : parts) {
+    if (!p.out) {
+      partRows.push_back(&yRows);
+      continue;
+    }
+    ownRows.emplace_back(M);
+    for (int m = 0; m < M; ++m) ownRows.back()[m] = p.out + static_cast<size_t>(m) * p.ldOut;
+    partRows.push_back(&ownRows.back());
+  }
+  gemmPointers(pool, xRows, partRows, parts);
 }
 
 void gemmRows(ThreadPool& pool, const float* x, const int32_t* rowIndex, int numRows, int ldx, const WeightView& w,
@@ -59,7 +72,7 @@ void gemmRows(ThreadPool& pool, const float* x, const int32_t* rowIndex, int num
     xRows[i] = x + static_cast<size_t>(rowIndex[i]) * ldx;
     yRows[i] = y + static_cast<size_t>(i) * ldy;
   }
-  gemmPointers(pool, xRows, yRows, {GemmPart{w, 0}});
+  gemmPointers(pool, xRows, {&yRows}, {GemmPart{w, 0}});
 }
 
 void loadRow(const WeightView& w, int row, float* out) {

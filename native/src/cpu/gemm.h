@@ -23,10 +23,13 @@ struct WeightView {
   size_t sizeBytes() const { return static_cast<size_t>(rows) * cols * bytesPerElement(); }
 };
 
-// One weight whose output columns land at [outOffset, outOffset + w.rows) of y (fused qkv / gate_up).
+// One weight whose output columns land at [outOffset, outOffset + w.rows) of y (fused qkv / gate_up), or of its own
+// output rows `out` (stride ldOut) when set: a LoRA shrink riding along the base projection's pass over x.
 struct GemmPart {
   WeightView w;
   int outOffset = 0;
+  float* out = nullptr;
+  int ldOut = 0;
 };
 
 // x: [M, K] with row stride ldx; y: [M, ldy]. Every part must have cols == K. Overwrites the part's columns.

@@ -3,8 +3,21 @@
 
 #ifdef TSLORA_HAVE_LORA
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
 
 namespace tslora::cpu {
+
+namespace {
+std::atomic<bool> gShrinkFusion{[] {
+  const char* s = std::getenv("TSLORA_LORA_FUSED_SHRINK");
+  return !(s && std::strcmp(s, "0") == 0);
+}()};
+}  // namespace
+
+bool loraShrinkFusion() { return gShrinkFusion.load(std::memory_order_relaxed); }
+void setLoraShrinkFusion(bool on) { gShrinkFusion.store(on, std::memory_order_relaxed); }
 
 void initTokenSegments(const StepInputView& step, LoraStep& ls) {
   ls.active = false;

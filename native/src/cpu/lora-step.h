@@ -17,6 +17,11 @@ struct LoraStep {
   bool active = false;  // some segment uses a slot
 };
 
+// Whether the forward fuses a single-slot LoRA shrink into the base GEMM (default on; TSLORA_LORA_FUSED_SHRINK=0
+// or the testing op setLoraShrinkFusion turn it off, for benchmarks of both ways in one run). Between steps only.
+bool loraShrinkFusion();
+void setLoraShrinkFusion(bool on);
+
 // Fills ls.tokens (views of the step's arrays) and ls.active.
 void initTokenSegments(const StepInputView& s, LoraStep& ls);
 

@@ -46,6 +46,7 @@ struct KernelArgs {
   int uStride;
   const int32_t* tokenIds;
   ThreadPool& threads;
+  bool shrinkDone = false;  // u was computed by the caller (fused into the base GEMM): expand only
 };
 
 // y[i][n0 + c] += Σ_{k<r} u[i][k] · Bᵀ[k][n0 + c] for NX rows and 8·NV columns: 8-wide FMAs along the output
@@ -124,7 +125,7 @@ void runLoraKernels(const KernelArgs& k, const W* aAll, size_t aSlotElems, const
         const W* a = aAll + aSlotElems * t.slot;
         for (int k = 0; k < t.rank; ++k) u[static_cast<size_t>(row) * uStride + k] = toFloat(a[static_cast<size_t>(k) * in + id]);
       }
-  } else {
+  } else if (!k.shrinkDone) {
     const int shrinkBlocks = (c * R + kShrinkColsPerItem - 1) / kShrinkColsPerItem;
     double shrinkFmas = 0;
     for (const Tile& t : tiles) shrinkFmas += static_cast<double>(t.end - t.begin) * c * t.rank * in;

@@ -121,8 +121,22 @@ class LoraPool {
   //   [yOffset, yOffset + outTotal) receive the delta. Embed: x is ignored and tokenIds selects A's columns.
   //   Embed / LmHead exist once: `layer` is ignored for them. Throws std::invalid_argument on bad metadata
   //   (segment bounds, slots, permutation entries or token ids out of range).
+  //   shrunk: the shrink already done (fusedShrink below), u [numTokens, c*R] by physical row; x is then unused.
   void apply(int layer, Module module, const float* x, int xStride, float* y, int yStride, int yOffset,
-             const StepLora& step, ThreadPool& threads, const int32_t* tokenIds = nullptr) const;
+             const StepLora& step, ThreadPool& threads, const int32_t* tokenIds = nullptr,
+             const float* shrunk = nullptr) const;
+
+  // When every LoRA row of the step uses one slot (a single-stream decode step, a batch on one adapter; base rows
+  // may be mixed in), the shrink u = A_s x is a plain GEMM over the same input rows as the base projection: the
+  // forward adds A_s as one more part of the base GEMM (one pass over x, no extra dispatch) and hands u to apply().
+  // Fills the slot's A rows [0, c*r) x in (fp32, or bf16 bits) and u's row stride c*R; false when there is nothing
+  // to fuse (embed, several slots, no LoRA row, or the slot lacks the module in this layer).
+  struct ShrinkMatrix {
+    const void* a = nullptr;
+    bool bf16 = false;
+    int rows = 0, cols = 0, uStride = 0;
+  };
+  bool fusedShrink(int layer, Module module, const StepLora& step, ShrinkMatrix& out) const;
 
  private:
   struct Impl;

@@ -51,8 +51,34 @@ std::vector<detail::Tile> buildTiles(const PoolConfig& config, const std::vector
 
 }  // namespace
 
+bool LoraPool::fusedShrink(int layer, Module module, const StepLora& step, ShrinkMatrix& out) const {
+  const PoolConfig& config = impl_->config;
+  const int m = static_cast<int>(module);
+  if (module == Module::Embed || m < 0 || m >= kNumModules || !config.targets[m]) return false;
+  if (!detail::isPerLayer(module)) layer = 0;
+  if (layer < 0 || layer >= config.numLayers || step.segIndptr == nullptr || step.weightIndices == nullptr) return false;
+  int slot = -1;
+  for (int g = 0; g < step.numSegments; ++g) {
+    const int s = step.weightIndices[g];
+    if (s < 0 || step.segIndptr[g] == step.segIndptr[g + 1]) continue;
+    if (s >= config.numSlots || (slot >= 0 && s != slot)) return false;  // several slots (or bad ids: apply throws)
+    slot = s;
+  }
+  if (slot < 0 || impl_->ranks[slot] == 0 || !impl_->present[m][static_cast<size_t>(layer) * config.numSlots + slot]) return false;
+  const ModuleShape& shape = config.shapes[m];
+  const Impl::Buffer& buf = impl_->buffers[m][layer];
+  const bool bf16 = config.weightDtype == PoolDType::BF16;
+  out.a = bf16 ? static_cast<const void*>(buf.a16.data() + buf.aSlotElems * slot)
+               : static_cast<const void*>(buf.a.data() + buf.aSlotElems * slot);
+  out.bf16 = bf16;
+  out.rows = shape.numSlices * impl_->ranks[slot];
+  out.cols = shape.in;
+  out.uStride = shape.numSlices * config.maxRank;
+  return true;
+}
+
 void LoraPool::apply(int layer, Module module, const float* x, int xStride, float* y, int yStride, int yOffset,
-                     const StepLora& step, ThreadPool& threads, const int32_t* tokenIds) const {
+                     const StepLora& step, ThreadPool& threads, const int32_t* tokenIds, const float* shrunk) const {
   const PoolConfig& config = impl_->config;
   const int m = static_cast<int>(module);
   if (m < 0 || m >= kNumModules || !config.targets[m])
@@ -68,17 +94,19 @@ void LoraPool::apply(int layer, Module module, const float* x, int xStride, floa
   if (y == nullptr || yOffset < 0 || yStride < yOffset + shape.outTotal())
     throw std::invalid_argument("LoRA apply: output stride " + text(yStride) + " cannot hold columns [" + text(yOffset) +
                                 ", " + text(yOffset + shape.outTotal()) + ")");
-  if (embed ? tokenIds == nullptr : (x == nullptr || xStride < in))
+  if (shrunk && embed) throw std::invalid_argument("LoRA apply: embed has no shrink to precompute");
+  if (embed ? tokenIds == nullptr : !shrunk && (x == nullptr || xStride < in))
     throw std::invalid_argument("LoRA apply: missing input rows or input stride below " + text(in));
   const Impl::Buffer& buf = impl_->buffers[m][layer];
 
   // U: [numTokens, c*R] by physical row; only the columns [0, c*r) of LoRA rows are written and read (spec e.7).
   thread_local std::vector<float> shrinkOut;
   const int uStride = c * R;
-  if (shrinkOut.size() < static_cast<size_t>(step.numTokens) * uStride) shrinkOut.resize(static_cast<size_t>(step.numTokens) * uStride);
-  float* u = shrinkOut.data();
+  if (!shrunk && shrinkOut.size() < static_cast<size_t>(step.numTokens) * uStride)
+    shrinkOut.resize(static_cast<size_t>(step.numTokens) * uStride);
+  float* u = shrunk ? const_cast<float*>(shrunk) : shrinkOut.data();  // the kernels only read a precomputed u
   const detail::KernelArgs args{tiles, step.permutation, shape, R, embed, x, xStride, y, yStride, yOffset, u, uStride,
-                                tokenIds, threads};
+                                tokenIds, threads, shrunk != nullptr};
   if (config.weightDtype == PoolDType::BF16)
     detail::runLoraKernels(args, buf.a16.data(), buf.aSlotElems, buf.b16.data(), buf.bSlotElems);
   else

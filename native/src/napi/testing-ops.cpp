@@ -10,6 +10,7 @@
 #include "../cpu/sampling.h"
 #include "js-read.h"
 #ifdef TSLORA_HAVE_LORA
+#include "../cpu/lora-step.h"
 #include "../lora/slot_image.h"
 #endif
 #include "tslora/thread-pool.h"
@@ -234,6 +235,14 @@ Napi::Value SetGemmPackMinRows(const Napi::CallbackInfo& info) {
   }
 }
 
+// setLoraShrinkFusion(on): whether single-slot LoRA shrinks ride along the base GEMM (cpu/lora-step.h; benchmarks).
+Napi::Value SetLoraShrinkFusion(const Napi::CallbackInfo& info) {
+#ifdef TSLORA_HAVE_LORA
+  cpu::setLoraShrinkFusion(info[0].ToBoolean().Value());
+#endif
+  return info.Env().Undefined();
+}
+
 // loraSlotConversions() → how many adapter conversions to the CPU pool's format ran in this process (one per
 // host-tier entry when slot loads copy slot images; see native/src/lora/slot_image.h). 0 without LoRA kernels.
 Napi::Value LoraSlotConversions(const Napi::CallbackInfo& info) {
@@ -264,6 +273,7 @@ Napi::Object testingOps(Napi::Env env) {
   t.Set("loraSlotConversions", Napi::Function::New(env, LoraSlotConversions));
   t.Set("selectCpuKernelIsa", Napi::Function::New(env, SelectCpuKernelIsa));
   t.Set("setGemmPackMinRows", Napi::Function::New(env, SetGemmPackMinRows));
+  t.Set("setLoraShrinkFusion", Napi::Function::New(env, SetLoraShrinkFusion));
   return t;
 }
 
