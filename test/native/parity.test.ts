@@ -65,7 +65,10 @@ for (const model of PARITY_MODELS) {
             assert.ok(err < LOGIT_TOLERANCE, `${loraBackend} [${batch.adapters}] row ${row}: relative L2 ${err}`);
             assert.deepEqual(got.tokens[row], batch.greedy[row], `${loraBackend} [${batch.adapters}] row ${row}: greedy`);
             const alone = generate(runner, [prompt], [slots[row]], ref.greedyTokens);
-            assert.ok(relativeL2(got.lastLogits[row], alone.lastLogits[0]) < 1e-6, `row ${row} equals its run alone`);
+            // Batches of >= 16 rows take the packed GEMM, smaller ones the row-dot tiles: two fp32 summation orders, so
+            // a row alone and in a batch agree to rounding (~1e-6), like a chunked and a whole prefill.
+            const aloneErr = relativeL2(got.lastLogits[row], alone.lastLogits[0]);
+            assert.ok(aloneErr < 1e-5, `row ${row} equals its run alone: relative L2 ${aloneErr}`);
             assert.deepEqual(got.tokens[row], alone.tokens[0]);
           });
         }

@@ -175,7 +175,9 @@ void attendTask(const KvCache& cache, int layer, const AttentionStep& step, cons
 
 void pagedAttention(ThreadPool& pool, KvCache& cache, int layer, const AttentionStep& step, const AttentionShape& s,
                     const float* q, int qStride, float* out) {
-  constexpr int kQueryChunk = 16;
+  // Query rows per task: a prefill task transposes each block of its keys once for all of its rows (x the group),
+  // so longer chunks repack less; 32 still leaves a 256-token prompt 8 tasks per KV head for dynamic claiming.
+  constexpr int kQueryChunk = 32;
   std::vector<Task> tasks;
   for (int b = 0; b < step.numSeqs; ++b) {
     for (int kvh = 0; kvh < s.numKvHeads; ++kvh) {

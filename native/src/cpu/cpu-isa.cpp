@@ -85,7 +85,7 @@ int envPrefetchBytes() {
 
 int envPackMinRows() {
   const char* s = std::getenv("TSLORA_GEMM_PACK_MIN_ROWS");
-  if (!s || !*s) return 48;
+  if (!s || !*s) return 16;
   int v = std::atoi(s);
   return v < 0 ? 0 : v;
 }

@@ -23,7 +23,7 @@ struct CpuKernels {
   int prefetchBytes = -1;
   // Batches of at least this many activation rows take the packed GEMM (gemm-packed.inc); 0 = never
   // (TSLORA_GEMM_PACK_MIN_ROWS; the benchmark switches it to time both paths in one run).
-  int packMinRows = 48;
+  int packMinRows = 16;
 };
 
 // The kernels in use (chosen once, thread-safe).
