@@ -17,7 +17,8 @@ import { DeviceAdapters } from './device-adapters.js';
 import { Drainer } from './drainer.js';
 import { Sequence } from './sequence.js';
 import { launchedStep, lagOf, needsKnownHistory, projectAfter, type LaunchedStep, type Projection } from './lagged-step.js';
-import { buildStepSequence, collectPromptLogprobs, planStep, type PlannedChunk } from './step-builder.js';
+import { buildStepSequence, planStep, type PlannedChunk } from './step-builder.js';
+import { applyStepResults, type ResultContext } from './step-results.js';
 
 export interface SchedulerOptions {
   /** Device slots S; 1 when LoRA is off (base only). */
@@ -69,6 +70,14 @@ export class Scheduler<HostAdapter = unknown> {
   private launched: LaunchedStep[] = [];
   /** Sequences that ended while a launched step still computes their rows: KV blocks freed once it is processed. */
   private readonly deferredReleases = new Set<Sequence>();
+  /** What applying a step's results needs of the scheduler (step-results.ts). */
+  private readonly resultContext: ResultContext = {
+    counters: this.counters,
+    kv: () => this.kv,
+    eosTokenIds: () => this.options.eosTokenIds,
+    updateFor: (seq, updates) => this.updateFor(seq, updates),
+    finishSequence: (seq) => this.finishSequence(seq),
+  };
   /** Decode-only steps and their forward milliseconds since start-up (engine stats). */
   readonly decodeStepTotals = { steps: 0, forwardMs: 0 };
 
@@ -245,49 +254,7 @@ export class Scheduler<HostAdapter = unknown> {
     this.learnPrefillCost(step.plan, forwardMs);
     this.recordStepTiming(step.plan, step.stepSeqs, forwardMs);
     this.counters.steps++;
-    const { plan } = step;
-    for (let i = 0; i < plan.length; i++) {
-      const { seq, start, length } = plan[i];
-      const result = results[i];
-      if (result === null || seq.finished) continue; // a row of a sequence that ended meanwhile: dropped
-      const update = this.updateFor(seq, updates);
-      seq.computed = start + length;
-      if (start < seq.promptLen) {
-        this.counters.promptTokens += Math.min(length, seq.promptLen - start);
-        if (seq.alloc) this.kv.registerComputed(seq.alloc, Math.min(seq.computed, seq.promptLen));
-        if (plan[i].promptLogprobs) collectPromptLogprobs(seq, start, length, result.promptLogprobs, result.promptTopLogprobs);
-      }
-      if (result.tokenId < 0) continue;
-      if (seq.req.sampling.maxNewTokens === 0) {
-        // Scoring only (e.g. prompt logprobs): the sampled token is not part of the output.
-        if (seq.promptLogprobs) {
-          update.promptLogprobStart = Math.max(0, seq.req.logprobStartLen);
-          update.promptLogprobs = seq.promptLogprobs.slice(update.promptLogprobStart);
-          if (seq.promptTopLogprobs) update.promptTopLogprobs = seq.promptTopLogprobs.slice(update.promptLogprobStart);
-        }
-        update.finish = { type: 'length', length: 0 };
-        this.finishSequence(seq);
-        continue;
-      }
-      seq.outputIds.push(result.tokenId);
-      this.counters.generatedTokens++;
-      update.tokenIds.push(result.tokenId);
-      if (seq.req.sampling.returnLogprob) {
-        (update.logprobs ??= []).push(result.logprob);
-        if (seq.req.sampling.topLogprobsNum > 0) (update.topLogprobs ??= []).push(result.topLogprobs ?? []);
-      }
-      if (seq.promptLogprobs && !seq.promptLogprobsSent) {
-        update.promptLogprobStart = Math.max(0, seq.req.logprobStartLen);
-        update.promptLogprobs = seq.promptLogprobs.slice(update.promptLogprobStart);
-        if (seq.promptTopLogprobs) update.promptTopLogprobs = seq.promptTopLogprobs.slice(update.promptLogprobStart);
-        seq.promptLogprobsSent = true;
-      }
-      const finish = seq.finishAfter(result.tokenId, this.options.eosTokenIds);
-      if (finish) {
-        update.finish = finish;
-        this.finishSequence(seq);
-      }
-    }
+    applyStepResults(this.resultContext, step.plan, results, updates);
   }
 
   /**
