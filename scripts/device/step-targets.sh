@@ -5,8 +5,9 @@
 #    step-targets-synth.sh → synth.log)
 #   decode-8b-*    synthetic Llama-3.1-8B, 8 r16 adapters, csgmv, batch 1 and 64 × base / shared / distinct
 #   decode-1b-*    synthetic Llama-3.2-1B, csgmv, batch 1 / 8 / 64, plus the 8 × 512 prefill
-#   serving        bench-configs/serving-overhead-h200.json (csgmv server, c1 and c64, graphs off vs on); the ITL
-#                  minus step row subtracts each level's own server decode step (its /metrics histogram)
+#   serving        bench-configs/serving-overhead-h200.json (csgmv server, c1 and c64, variants no-overlap and after:
+#                  graphs on, overlap scheduling off vs on); the ITL minus step row subtracts each level's own server
+#                  decode step (its /metrics histogram)
 #   host-overhead  bench/cuda/host-overhead.ts: the JavaScript of a decode step outside the forward, c1 / c64
 #   lora-bench     bench/lora/device-run.sh (the per-layer microbenchmark; its kernel drivers only with
 #                  SKIP_KERNEL_TESTS=0), when time is left
@@ -36,8 +37,9 @@ if grep -q '^synth 1b rc=0' "$G/synth.log"; then
   done
 fi
 if (( $(left) >= 45 )); then
-  step serving 40 serving.log node bin/tslora.js bench serving-overhead-h200 --json --rounds 1 --out /tmp/tslora-serving \
-    --startup-timeout 60
+  # no-overlap vs after: graphs on both, overlap scheduling off vs on (the eager 'before' variant is left out for time)
+  step serving 45 serving.log node bin/tslora.js bench serving-overhead-h200 --variants no-overlap,after --json --rounds 1 \
+    --out /tmp/tslora-serving --startup-timeout 60
   cp /tmp/tslora-serving/results.json "$G/serving-results.json" 2>/dev/null
 else
   summary "serving: SKIPPED (only $(left) s left)"
