@@ -3,13 +3,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadBenchConfig } from '../../../src/bench/config/load-config.js';
 import { parseChecks } from '../../../src/bench/cli-entry.js';
-import { plannedRunIds, workloadFor } from '../../../src/bench/runner/run-bench.js';
+import { plannedRunIds, selectVariants, workloadFor } from '../../../src/bench/runner/run-bench.js';
 import { resolveServeConfig } from '../../../src/config/resolve-serve.js';
 import { kebabToCamel } from '../../../src/config/option-names.js';
 
 test('serving-overhead-h200: csgmv on CUDA at c1 and c64, graphs and overlap scheduling off (before), graphs only (no-overlap), both (after), time-boxed', () => {
   const { config } = loadBenchConfig('serving-overhead-h200');
   parseChecks(config, [], plannedRunIds(config, config.variants));
+  // scripts/device/step-targets.sh runs only overlap off vs on: the checks of the left-out variant are dropped
+  const overlapOnly = selectVariants(config, ['no-overlap', 'after']);
+  assert.deepEqual(overlapOnly.map((v) => v.name), ['no-overlap', 'after']);
+  const checks = parseChecks(config, [], plannedRunIds(config, overlapOnly), plannedRunIds(config, config.variants));
+  assert.equal(checks.length, 2);
   assert.deepEqual(config.variants.map((v) => v.name), ['before', 'no-overlap', 'after']);
   const serve = config.variants.map((variant) => {
     const argv: Record<string, unknown> = { modelPath: '/models/synthetic', loraPaths: ['lora-0=/adapters/lora-0'] };
