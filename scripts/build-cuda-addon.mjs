@@ -73,7 +73,7 @@ const cppSources = [
   ...files('native/src/napi-cuda', '.cpp'),
   ...files('native/src/cuda/engine', '.cpp'),
   ...['js-read', 'model-options', 'step-convert', 'adapter-input'].map((f) => join(root, 'native/src/napi', `${f}.cpp`)),
-  ...['mapped-file', 'sampling', 'sample-rows', 'thread-pool', 'ops', 'step-checks'].map((f) => join(root, 'native/src/cpu', `${f}.cpp`)),
+  ...['mapped-file', 'model-checks', 'sampling', 'sample-rows', 'thread-pool', 'ops', 'step-checks'].map((f) => join(root, 'native/src/cpu', `${f}.cpp`)),
   ...files('native/src/lora', '.cpp'),
 ];
 

@@ -1,8 +1,10 @@
-// Model creation: maps the safetensors files, checks every tensor against the spec and the file size.
+// Model creation: maps the safetensors files, checks every tensor against the spec and the file size
+// (model-checks.h, the checks the CUDA model runs too).
 #include "model.h"
 
 #include <cmath>
 
+#include "model-checks.h"
 #include "tp/tp-model.h"
 #include "tslora/errors.h"
 
@@ -12,23 +14,9 @@
 
 namespace tslora::cpu {
 
-namespace {
-size_t elementBytes(WType t) { return t == WType::F32 ? 4 : 2; }
-}  // namespace
-
 CpuModel::CpuModel(const ModelInit& init) : dims_(init.dims) {
   const ModelDims& d = dims_;
-  TSLORA_CHECK(d.hidden > 0 && d.intermediate > 0 && d.numLayers > 0 && d.numHeads > 0 && d.numKvHeads > 0 &&
-                   d.headDim > 0 && d.vocab > 0,
-               "model dimensions must be positive");
-  TSLORA_CHECK(d.numHeads % d.numKvHeads == 0, "numHeads (", d.numHeads, ") must be a multiple of numKvHeads (",
-               d.numKvHeads, ")");
-  TSLORA_CHECK(d.headDim % 2 == 0 && d.headDim <= 1024, "headDim must be even and <= 1024, got ", d.headDim);
-  TSLORA_CHECK(static_cast<int>(init.layers.size()) == d.numLayers, "weights.layers has ", init.layers.size(),
-               " entries but the spec says numLayers = ", d.numLayers);
-  TSLORA_CHECK(init.kvNumBlocks > 0 && init.kvBlockSize > 0, "kvNumBlocks and kvBlockSize must be positive, got ",
-               init.kvNumBlocks, " and ", init.kvBlockSize);
-  TSLORA_CHECK(!init.files.empty(), "weights.files is empty");
+  checkModelInit(init, /*maxHeadDim=*/1024);
   for (const auto& path : init.files) files_.push_back(std::make_unique<MappedFile>(path));
 
   invFreq_ = ropeInverseFrequencies(init.rope);
@@ -151,55 +139,19 @@ void CpuModel::clearLoraSlot(int slot) {
 }
 #endif
 
-const void* CpuModel::checkedData(const TensorSpec& s) {
-  TSLORA_CHECK(s.present, "tensor ", s.name, " is missing");
-  TSLORA_CHECK(s.file >= 0 && s.file < static_cast<int>(files_.size()), "tensor ", s.name, " names file index ",
-               s.file, " but there are ", files_.size(), " files");
-  const MappedFile& f = *files_[s.file];
-  int64_t count = 1;
-  for (int64_t dim : s.shape) {
-    TSLORA_CHECK(dim >= 0, "tensor ", s.name, " has a negative dimension");
-    count *= dim;
-  }
-  TSLORA_CHECK(s.sizeBytes == static_cast<uint64_t>(count) * elementBytes(s.type), "tensor ", s.name, " has ",
-               s.sizeBytes, " bytes but its shape and dtype need ", count * elementBytes(s.type));
-  if (s.offsetBytes > f.sizeBytes() || s.sizeBytes > f.sizeBytes() - s.offsetBytes) {
-    throw NativeError("corrupt_file", detail::concat("tensor ", s.name, " (bytes ", s.offsetBytes, "..",
-                                                     s.offsetBytes + s.sizeBytes, ") lies beyond the end of ",
-                                                     f.path(), " (", f.sizeBytes(), " bytes): the file is truncated"));
-  }
-  weightBytes_ += s.sizeBytes;
-  return f.data() + s.offsetBytes;
-}
-
 WeightView CpuModel::resolveMatrix(const TensorSpec& s, int64_t rows, int64_t cols) {
-  const void* data = checkedData(s);
-  TSLORA_CHECK(s.shape.size() == 2 && s.shape[0] == rows && s.shape[1] == cols, "tensor ", s.name,
-               " must have shape [", rows, ", ", cols, "]");
   WeightView w;
-  w.data = data;
+  w.data = checkedMatrixData(s, files_, rows, cols);
   w.type = s.type;
   w.rows = static_cast<int>(rows);
   w.cols = static_cast<int>(cols);
+  weightBytes_ += s.sizeBytes;
   return w;
 }
 
 std::vector<float> CpuModel::resolveVector(const TensorSpec& s, int64_t n) {
-  const void* data = checkedData(s);
-  TSLORA_CHECK(s.shape.size() == 1 && s.shape[0] == n, "tensor ", s.name, " must have shape [", n, "]");
-  std::vector<float> out(n);
-  for (int64_t i = 0; i < n; ++i) {
-    switch (s.type) {
-      case WType::BF16:
-        out[i] = loadScalar<WType::BF16>(data, i);
-        break;
-      case WType::F16:
-        out[i] = loadScalar<WType::F16>(data, i);
-        break;
-      default:
-        out[i] = loadScalar<WType::F32>(data, i);
-    }
-  }
+  std::vector<float> out = readVectorF32(s, files_, n);
+  weightBytes_ += s.sizeBytes;
   return out;
 }
 

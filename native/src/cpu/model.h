@@ -59,7 +59,6 @@ class CpuModel {
  private:
   WeightView resolveMatrix(const TensorSpec& spec, int64_t rows, int64_t cols);
   std::vector<float> resolveVector(const TensorSpec& spec, int64_t n);
-  const void* checkedData(const TensorSpec& spec);
   void validate(const StepInputView& step) const;
   void computeLogits(const StepInputView& step, const std::vector<float>& hidden, std::vector<float>& logits);
   void sample(const StepInputView& step, const std::vector<float>& logits, StepOutputData& out);

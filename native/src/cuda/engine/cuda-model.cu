@@ -1,27 +1,19 @@
-// CudaModel construction: maps the safetensors files, checks every tensor (shape, dtype size, file bounds) like the
-// CPU model, converts to the activation dtype on the host and uploads; allocates the KV cache and the LoRA pool.
+// CudaModel construction: maps the safetensors files, checks every tensor (shape, dtype size, file bounds) with the
+// CPU model's checks (cpu/model-checks.h), converts to the activation dtype on the host and uploads; allocates the
+// KV cache and the LoRA pool.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
 #include <cstring>
 
+#include "../../cpu/model-checks.h"
 #include "../../cpu/ops.h"
 #include "cuda-model.h"
 #include "lora-passes.h"
 
 namespace tslora::cuda {
 namespace {
-
-size_t elementBytes(cpu::WType t) { return t == cpu::WType::F32 ? 4 : 2; }
-
-float loadAny(const unsigned char* base, cpu::WType t, int64_t i) {
-  switch (t) {
-    case cpu::WType::BF16: return cpu::loadScalar<cpu::WType::BF16>(base, i);
-    case cpu::WType::F16: return cpu::loadScalar<cpu::WType::F16>(base, i);
-    default: return cpu::loadScalar<cpu::WType::F32>(base, i);
-  }
-}
 
 uint16_t toActBits(float v, Act act) {
   uint16_t bits;
@@ -39,17 +31,7 @@ uint16_t toActBits(float v, Act act) {
 
 CudaModel::CudaModel(const cpu::ModelInit& init, const CudaOptions& options) : dims_(init.dims) {
   const cpu::ModelDims& d = dims_;
-  TSLORA_CHECK(d.hidden > 0 && d.intermediate > 0 && d.numLayers > 0 && d.numHeads > 0 && d.numKvHeads > 0 &&
-                   d.headDim > 0 && d.vocab > 0,
-               "model dimensions must be positive");
-  TSLORA_CHECK(d.numHeads % d.numKvHeads == 0, "numHeads (", d.numHeads, ") must be a multiple of numKvHeads (",
-               d.numKvHeads, ")");
-  TSLORA_CHECK(d.headDim % 2 == 0 && d.headDim <= 512, "headDim must be even and <= 512 on CUDA, got ", d.headDim);
-  TSLORA_CHECK(static_cast<int>(init.layers.size()) == d.numLayers, "weights.layers has ", init.layers.size(),
-               " entries but the spec says numLayers = ", d.numLayers);
-  TSLORA_CHECK(init.kvNumBlocks > 0 && init.kvBlockSize > 0, "kvNumBlocks and kvBlockSize must be positive, got ",
-               init.kvNumBlocks, " and ", init.kvBlockSize);
-  TSLORA_CHECK(!init.files.empty(), "weights.files is empty");
+  cpu::checkModelInit(init, /*maxHeadDim=*/512);
   int count = 0;
   cudaError_t status = cudaGetDeviceCount(&count);
   TSLORA_CHECK_CODE(status == cudaSuccess && count > 0, "native_no_device", "no CUDA GPU is usable (",
@@ -175,30 +157,8 @@ void* CudaModel::deviceAlloc(size_t bytes, const char* what) {
   return p;
 }
 
-const unsigned char* CudaModel::checkedData(const cpu::TensorSpec& s) {
-  TSLORA_CHECK(s.present, "tensor ", s.name, " is missing");
-  TSLORA_CHECK(s.file >= 0 && s.file < static_cast<int>(files_.size()), "tensor ", s.name, " names file index ",
-               s.file, " but there are ", files_.size(), " files");
-  const cpu::MappedFile& f = *files_[s.file];
-  int64_t count = 1;
-  for (int64_t dim : s.shape) {
-    TSLORA_CHECK(dim >= 0, "tensor ", s.name, " has a negative dimension");
-    count *= dim;
-  }
-  TSLORA_CHECK(s.sizeBytes == static_cast<uint64_t>(count) * elementBytes(s.type), "tensor ", s.name, " has ",
-               s.sizeBytes, " bytes but its shape and dtype need ", count * elementBytes(s.type));
-  if (s.offsetBytes > f.sizeBytes() || s.sizeBytes > f.sizeBytes() - s.offsetBytes) {
-    throw NativeError("corrupt_file", detail::concat("tensor ", s.name, " (bytes ", s.offsetBytes, "..",
-                                                     s.offsetBytes + s.sizeBytes, ") lies beyond the end of ",
-                                                     f.path(), " (", f.sizeBytes(), " bytes): the file is truncated"));
-  }
-  return f.data() + s.offsetBytes;
-}
-
 void* CudaModel::uploadMatrix(const cpu::TensorSpec& s, int64_t rows, int64_t cols, void* dst) {
-  const unsigned char* src = checkedData(s);
-  TSLORA_CHECK(s.shape.size() == 2 && s.shape[0] == rows && s.shape[1] == cols, "tensor ", s.name,
-               " must have shape [", rows, ", ", cols, "]");
+  const unsigned char* src = cpu::checkedMatrixData(s, files_, rows, cols);
   const size_t n = static_cast<size_t>(rows) * cols;
   if (!dst) dst = deviceAlloc(n * 2, "weights");
   const bool same = (s.type == cpu::WType::BF16 && act_ == Act::BF16) || (s.type == cpu::WType::F16 && act_ == Act::F16);
@@ -211,7 +171,7 @@ void* CudaModel::uploadMatrix(const cpu::TensorSpec& s, int64_t rows, int64_t co
   std::vector<uint16_t> staging(std::min(n, slice));
   for (size_t begin = 0; begin < n; begin += slice) {
     const size_t len = std::min(slice, n - begin);
-    for (size_t i = 0; i < len; ++i) staging[i] = toActBits(loadAny(src, s.type, static_cast<int64_t>(begin + i)), act_);
+    for (size_t i = 0; i < len; ++i) staging[i] = toActBits(cpu::loadAsFloat(src, s.type, static_cast<int64_t>(begin + i)), act_);
     cudaCheck(cudaMemcpy(static_cast<uint16_t*>(dst) + begin, staging.data(), len * 2, cudaMemcpyHostToDevice),
               "weight upload");
   }
@@ -219,10 +179,7 @@ void* CudaModel::uploadMatrix(const cpu::TensorSpec& s, int64_t rows, int64_t co
 }
 
 float* CudaModel::uploadVector(const cpu::TensorSpec& s, int64_t n) {
-  const unsigned char* src = checkedData(s);
-  TSLORA_CHECK(s.shape.size() == 1 && s.shape[0] == n, "tensor ", s.name, " must have shape [", n, "]");
-  std::vector<float> host(n);
-  for (int64_t i = 0; i < n; ++i) host[i] = loadAny(src, s.type, i);
+  const std::vector<float> host = cpu::readVectorF32(s, files_, n);
   auto* dst = static_cast<float*>(deviceAlloc(n * sizeof(float), "norm / bias vector"));
   cudaCheck(cudaMemcpy(dst, host.data(), n * sizeof(float), cudaMemcpyHostToDevice), "vector upload");
   return dst;

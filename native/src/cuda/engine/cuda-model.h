@@ -69,7 +69,6 @@ class CudaModel {
  private:
   void* uploadMatrix(const cpu::TensorSpec& spec, int64_t rows, int64_t cols, void* dst = nullptr);
   float* uploadVector(const cpu::TensorSpec& spec, int64_t n);
-  const unsigned char* checkedData(const cpu::TensorSpec& spec);
   void* deviceAlloc(size_t bytes, const char* what);
   void ensureStepBuffers(int T, int N, size_t tableInts);
   void eagerLogits(const cpu::StepInputView& step, bool loraActive);
