@@ -15,6 +15,7 @@ export const PORTABLE_GENCODE = [
   ...pair('compute_90', 'compute_90'),
 ];
 
+// The portable list compiles each source five times; nvcc --threads runs those passes in parallel.
 export function gencodeFor(argv) {
-  return argv.includes('--portable') ? PORTABLE_GENCODE : MACHINE_GENCODE;
+  return argv.includes('--portable') ? [...PORTABLE_GENCODE, '--threads', '4'] : MACHINE_GENCODE;
 }

@@ -13,8 +13,13 @@
 //
 // The build runs in a staging copy (build-prebuild/) so that the developer build in build/ is left alone
 // (`node-gyp rebuild`, which prebuildify runs, starts with a clean).
-// Usage: node scripts/prebuild.mjs [--cpu-only] [--if-stale] [--arch x64|arm64]
-//   --if-stale: keep a CPU prebuild that is newer than every native source (npm run test:package).
+// Usage: node scripts/prebuild.mjs [--cpu-only | --cuda-only] [--if-stale] [--arch x64|arm64]
+//                                  [--cublas-include DIR] [--cublas-lib DIR]
+//   --cpu-only: no CUDA prebuild. --cuda-only: only the CUDA prebuild (npm run build:prebuilds:cuda; the GPU machine
+//   check scripts/device/cuda-prebuild-check.sh). --if-stale: keep a CPU prebuild newer than every native source
+//   (npm run test:package). --arch arm64 on x64: cross-compiles the CPU prebuild (Debian's g++-aarch64-linux-gnu).
+//   --cublas-include / --cublas-lib: where cublas_v2.h / libcublas.so are when not under the CUDA toolkit (a pip
+//   nvidia-cublas wheel, say); they are used at build time only, the prebuild looks for libcublas.so.N at load time.
 //   Environment: TSLORA_MARCH overrides the baseline; TSLORA_BUILD_JOBS (default 2).
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, copyFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -26,7 +31,14 @@ import { parseArgs } from 'node:util';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const { values: flags } = parseArgs({
-  options: { 'cpu-only': { type: 'boolean' }, 'if-stale': { type: 'boolean' }, arch: { type: 'string', default: process.arch } },
+  options: {
+    'cpu-only': { type: 'boolean' },
+    'cuda-only': { type: 'boolean' },
+    'if-stale': { type: 'boolean' },
+    arch: { type: 'string', default: process.arch },
+    'cublas-include': { type: 'string' },
+    'cublas-lib': { type: 'string' },
+  },
 });
 const arch = flags.arch;
 const platform = process.platform;
@@ -114,20 +126,33 @@ function buildCpu() {
 function buildCuda() {
   if (arch !== process.arch) return log('no CUDA prebuild when cross-compiling.');
   const outDir = join(root, 'build-prebuild', 'cuda');
+  const passThrough = ['cublas-include', 'cublas-lib'].flatMap((name) => (flags[name] ? [`--${name}`, flags[name]] : []));
+  const jobs = process.env.TSLORA_BUILD_JOBS ? ['--jobs', process.env.TSLORA_BUILD_JOBS] : [];
+  const started = Date.now();
   const r = spawnSync(
     process.execPath,
-    [join(root, 'scripts/build-cuda-addon.mjs'), '--portable', '--out', outDir],
+    [join(root, 'scripts/build-cuda-addon.mjs'), '--portable', '--out', outDir, ...jobs, ...passThrough],
     { cwd: root, stdio: 'inherit', env: { ...process.env, TSLORA_MARCH: process.env.TSLORA_MARCH || PORTABLE_MARCH[arch] } },
   );
-  if (r.status === 2) return log('no CUDA prebuild: the CUDA toolkit or the cuBLAS headers are missing here (see above).');
-  if (r.status !== 0) fail('the CUDA prebuild failed (see above); the CPU prebuild is in place.');
+  if (r.status === 2) {
+    if (flags['cuda-only']) fail('no CUDA prebuild: the CUDA toolkit or the cuBLAS headers are missing here (see above).');
+    return log('no CUDA prebuild: the CUDA toolkit or the cuBLAS headers are missing here (see above).');
+  }
+  if (r.status !== 0) fail(`the CUDA prebuild failed (see above)${flags['cuda-only'] ? '' : '; the CPU prebuild is in place'}.`);
   const dest = join(root, 'prebuilds', 'cuda', 'prebuilds', `${platform}-${arch}`);
+  const file = join(dest, 'tslora_cuda.glibc.node');
   mkdirSync(dest, { recursive: true });
-  cpSync(join(outDir, 'Release', 'tslora_cuda.node'), join(dest, 'tslora_cuda.glibc.node'));
-  log(`wrote ${join(dest, 'tslora_cuda.glibc.node')}`);
+  cpSync(join(outDir, 'Release', 'tslora_cuda.node'), file);
+  // Symbols only (--strip-unneeded keeps the dynamic symbols and the .nv_fatbin device code).
+  const strip = spawnSync('strip', ['--strip-unneeded', file], { stdio: 'inherit' });
+  if (strip.status !== 0) fail(`strip ${file} failed.`);
+  log(`wrote ${file} (${(statSync(file).size / 2 ** 20).toFixed(1)} MiB) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
 
-const fresh = flags['if-stale'] ? freshCpuPrebuild() : null;
-if (fresh) log(`${fresh} is newer than the native sources; kept.`);
-else buildCpu();
+if (flags['cpu-only'] && flags['cuda-only']) fail('--cpu-only and --cuda-only exclude each other.');
+if (!flags['cuda-only']) {
+  const fresh = flags['if-stale'] ? freshCpuPrebuild() : null;
+  if (fresh) log(`${fresh} is newer than the native sources; kept.`);
+  else buildCpu();
+}
 if (!flags['cpu-only']) buildCuda();

@@ -26,7 +26,8 @@
 #   8. optional, LORA_BENCH=1: bench/lora/device-run.sh (kernel drivers + microbenchmark, no memcheck, no torch) → lora/
 #   9. optional, STEP_TARGETS=1 (issue #12): scripts/device/step-targets.sh — measured bandwidth, 8B and 1B decode and
 #      the serving overhead before/after in this run, LoRA kernel bench, → step-targets.json (replaces step 6)
-#  10. optional, SUITE_EXTRA_SCRIPTS="a.sh b.sh": each run as a step after the build (other issues' device steps)
+#  10. optional, SUITE_EXTRA_SCRIPTS="a.sh b.sh": each run as a step after the build (other issues' device steps),
+#      SUITE_EXTRA_LIMIT_S seconds each (default 120; scripts/device/cuda-prebuild-check.sh needs ~200)
 #   GPU_TESTS=0 skips step 5; GPU_TESTS="test/gpu/x.test.ts …" runs only those files (GPU_TESTS_LIMIT_S caps it); SKIP_1B_REFERENCE=1 skips step 4
 #   (the 1B parity test then fails: use it with a GPU_TESTS list without cuda-parity-1b). PACK=1 packs $OUT/gpu into
 #   $OUT/gpu.tar.gz and keeps summary.txt, step-targets.json and gpu-tests-summary.txt loose (the device tool brings
@@ -84,7 +85,7 @@ if (( build_rc == 0 )); then
   step bandwidth 30 bandwidth.log /tmp/tslora-bandwidth "$G/bandwidth.json"
   BWARG=()
   [[ -s $G/bandwidth.json ]] && BWARG=(--bandwidth "$G/bandwidth.json")
-  for extra in ${SUITE_EXTRA_SCRIPTS:-}; do step "extra $extra" 120 "extra-$(basename "$extra" .sh).log" bash "$extra"; done
+  for extra in ${SUITE_EXTRA_SCRIPTS:-}; do step "extra $extra" "${SUITE_EXTRA_LIMIT_S:-120}" "extra-$(basename "$extra" .sh).log" bash "$extra"; done
   if [[ ${GPU_TESTS:-1} != 0 ]]; then
     tests=test/gpu
     [[ ${GPU_TESTS:-1} != 1 ]] && tests=$GPU_TESTS
