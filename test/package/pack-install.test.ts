@@ -1,7 +1,8 @@
 /**
  * The npm package as a user gets it: `npm pack`, then the tarball installed into an empty directory with install
  * scripts disabled and no compiler on PATH (so the native addon can only come from the shipped prebuild), then
- * `tslora serve` on the demo model and one /generate. A global install (`npm i -g`, into a temporary prefix) puts
+ * `tslora serve` on the demo model and one /generate (with a CUDA prebuild that cannot load beside it: --device auto
+ * still serves on the CPU). A global install (`npm i -g`, into a temporary prefix) puts
  * a bare `tslora` and its man pages in place (the installed folder, linked as `npm link` does).
  * Needs the prebuild of this platform: `npm run test:package` builds it first (scripts/prebuild.mjs).
  */
@@ -88,6 +89,14 @@ test('npm pack → install without scripts or a compiler → tslora serve answer
     run('npm', ['install', '--ignore-scripts', '--prefer-offline', '--no-package-lock', tarball], { cwd: app, env });
     const installed = join(app, 'node_modules', 'tslora');
     assert.ok(!existsSync(join(installed, 'build')), 'nothing was built at install');
+    // A CUDA prebuild that cannot load here (as on a machine without the NVIDIA driver or libcublas) never stands in
+    // the way of the CPU addon: --device auto serves on the CPU, --device cuda says why it cannot.
+    const cudaPrebuilds = join(installed, 'prebuilds', 'cuda', 'prebuilds', PLATFORM);
+    mkdirSync(cudaPrebuilds, { recursive: true });
+    writeFileSync(join(cudaPrebuilds, 'tslora_cuda.glibc.node'), 'not a shared object');
+    const cuda = spawnSync(join(app, 'node_modules', '.bin', 'tslora'), ['serve', '--device', 'cuda', '--port', '0'], { cwd: app, env, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(cuda.status, 2, `${cuda.stdout}${cuda.stderr}`);
+    assert.match(cuda.stderr, /--device cuda was requested, but the CUDA addon could not be loaded: .*tslora_cuda\.glibc\.node/);
 
     const server = await serve(join(app, 'node_modules', '.bin', 'tslora'), app, env);
     try {
@@ -100,6 +109,7 @@ test('npm pack → install without scripts or a compiler → tslora serve answer
       assert.deepEqual(((await res.json()) as Array<{ text: string }>).map((r) => r.text), ['42', 'MAKE ME LOUD']);
       // started by its bin link, not npx: the banner's hints say the bare command
       assert.match(server.output(), /^ {2}tslora generate /m);
+      assert.match(server.output(), /engine on cpu /, '--device auto falls back to the CPU');
     } finally {
       await server.stop();
     }
