@@ -23,22 +23,7 @@ W=$(mktemp -d /tmp/tslora-arm64.XXXXXX)
 SYSROOT=/usr/aarch64-linux-gnu
 NODE_VERSION=$(node -p process.versions.node)
 T0=$(date +%s)
-failures=0
-checks=0
-: > "$R/summary.txt"
-note() { echo "$1" | tee -a "$R/summary.txt"; }
-check() {  # check NAME STATUS DETAIL
-  checks=$((checks + 1))
-  if [[ $2 == 0 ]]; then note "PASS $1: $3"; else failures=$((failures + 1)); note "FAIL $1: $3"; fi
-}
-finish() {
-  [[ ${completed:-0} == 1 ]] || { checks=$((checks + 1)); failures=$((failures + 1)); note "FAIL stopped early (exit status $1 before the last check)"; }
-  [[ -n ${SERVER_PID:-} ]] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-  note "result: $([[ $failures == 0 ]] && echo PASS || echo FAIL) ($((checks - failures))/$checks checks, $(( $(date +%s) - T0 )) s)"
-  rm -rf "$W"
-  exit $(( failures > 0 ))
-}
-trap 'finish $?' EXIT
+source "$ROOT/scripts/lib/check-summary.sh"
 
 note "host: $(uname -m), $(nproc) cores, node $(node -v), commit $(git rev-parse --short HEAD 2>/dev/null || echo n/a), $(date -u +%FT%TZ)"
 need=()
@@ -100,23 +85,12 @@ check "installed addon loads on arm64 (CPU kernel ISA)" $? "$(tail -1 "$R/addon-
 
 (cd "$APP" && exec "${ARM_NODE[@]}" node_modules/tslora/bin/tslora.js serve --port 0 --num-threads 2) > "$R/serve.log" 2>&1 &
 SERVER_PID=$!
-url=
-for _ in $(seq 1 600); do
-  url=$(grep -o 'listening on [^ ]*' "$R/serve.log" | head -1 | cut -d' ' -f3)
-  [[ -n $url ]] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || break
-  sleep 1
-done
+url=$(wait_listening "$R/serve.log" "$SERVER_PID" 600)
 [[ -n $url ]]
 check "tslora serve (arm64, qemu)" $? "${url:-not listening: $(tail -3 "$R/serve.log" | tr '\n' ' ')} after $(( $(date +%s) - T0 )) s"
 [[ -n $url ]] || exit 1
 started=$(date +%s)
-node -e '
-  fetch(process.argv[1] + "/generate", { method: "POST", headers: { "content-type": "application/json" },
-    body: JSON.stringify({ text: ["12+30=", "make me loud="], lora_path: ["add", "upper"], sampling_params: { max_new_tokens: 16, temperature: 0 } }) })
-    .then(async (r) => { console.log(await r.text()); if (r.status !== 200) process.exit(1); })
-    .catch((e) => { console.error(e); process.exit(1); });' "$url" > "$R/generate.json" 2>&1
-texts=$(node -e 'try { console.log(JSON.stringify(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).map((r) => r.text))) } catch { console.log("unparsed") }' "$R/generate.json")
+texts=$(node scripts/lib/demo-generate.mjs "$url" "$R/generate.json")
 [[ $texts == '["42","MAKE ME LOUD"]' ]]
 check "/generate [add, upper] on arm64" $? "texts $texts (expected [\"42\",\"MAKE ME LOUD\"]) in $(( $(date +%s) - started )) s under emulation"
 completed=1

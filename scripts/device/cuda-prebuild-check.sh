@@ -27,10 +27,8 @@ T0=$(date +%s)
 W=$(mktemp -d /tmp/tslora-prebuild-check.XXXXXX)
 PLATFORM=linux-x64
 CUDA_PREBUILD=prebuilds/cuda/prebuilds/$PLATFORM/tslora_cuda.glibc.node
-failures=0
-checks=0
-: > "$R/summary.txt"
-note() { echo "$1" | tee -a "$R/summary.txt"; }
+LIB=$(cd "$(dirname "$0")/../lib" && pwd)
+source "$LIB/check-summary.sh"
 left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
 check() {  # check NAME OK(0/1) DETAIL
   checks=$((checks + 1))
@@ -44,14 +42,6 @@ timed() {
   (( limit > rem )) && limit=$rem
   timeout --kill-after=5 "$limit" "$@" > "$R/$log" 2>&1
 }
-finish() {
-  [[ ${completed:-0} == 1 ]] || { checks=$((checks + 1)); failures=$((failures + 1)); note "FAIL stopped early (exit status $1 before the last check)"; }
-  [[ -n ${SERVER_PID:-} ]] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-  note "result: $([[ $failures == 0 ]] && echo PASS || echo FAIL) ($((checks - failures))/$checks checks, $(( $(date +%s) - T0 )) s)"
-  rm -rf "$W"
-  exit $(( failures > 0 ))
-}
-trap 'finish $?' EXIT
 
 note "gpu: $(nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader 2>&1 | head -1)"
 note "toolkit: $(nvcc --version 2>&1 | tail -1); node $(node -v); $(nproc) cores; commit $(git rev-parse --short HEAD 2>/dev/null || echo 'n/a (no git)')"
@@ -60,7 +50,7 @@ export TSLORA_BUILD_JOBS=${TSLORA_BUILD_JOBS:-$(nproc)}
 # 1. Build. dist/ (tsc) is needed by the package; it is not in the carried tree, so it is compiled beside the build.
 ( timeout 90 npx tsc -p tsconfig.json > "$R/tsc.log" 2>&1 ) &
 TSC_PID=$!
-timed 60 prebuild-cpu.log node scripts/prebuild.mjs --cpu-only --if-stale
+timed 90 prebuild-cpu.log node scripts/prebuild.mjs --cpu-only --if-stale
 check "cpu prebuild" $? "$(ls prebuilds/$PLATFORM/ 2>/dev/null | tr '\n' ' ')(scripts/prebuild.mjs --cpu-only --if-stale)"
 timed 200 prebuild-cuda.log node scripts/prebuild.mjs --cuda-only
 rc=$?
@@ -120,22 +110,11 @@ check "npm install --ignore-scripts, no compiler on PATH" $? "rc=$rc, $how; inst
 # 4. Serve on the GPU from the installed package and generate once.
 "${CLEAN_ENV[@]}" "$APP/node_modules/.bin/tslora" serve --device cuda --port 0 --log-level info > "$R/serve.log" 2>&1 &
 SERVER_PID=$!
-url=
-for _ in $(seq 1 $(( $(left) > 90 ? 90 : $(left) ))); do
-  url=$(grep -o 'listening on [^ ]*' "$R/serve.log" | head -1 | cut -d' ' -f3)
-  [[ -n $url ]] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || break
-  sleep 1
-done
+url=$(wait_listening "$R/serve.log" "$SERVER_PID" $(( $(left) > 90 ? 90 : $(left) )))
 [[ -n $url ]]
 check "tslora serve --device cuda (installed package)" $? "${url:-not listening: $(tail -3 "$R/serve.log" | tr '\n' ' ')}"
 if [[ -n $url ]]; then
-  timed 30 generate.json "${CLEAN_ENV[@]}" node -e '
-    fetch(process.argv[1] + "/generate", { method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ text: ["12+30=", "make me loud="], lora_path: ["add", "upper"], sampling_params: { max_new_tokens: 16, temperature: 0 } }) })
-      .then(async (r) => { const body = await r.text(); console.log(body); if (r.status !== 200) process.exit(1); })
-      .catch((e) => { console.error(e); process.exit(1); });' "$url"
-  texts=$(node -e 'try { console.log(JSON.stringify(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).map((r) => r.text))) } catch { console.log("unparsed") }' "$R/generate.json")
+  texts=$(timeout 30 "${CLEAN_ENV[@]}" node "$LIB/demo-generate.mjs" "$url" "$R/generate.json")
   engine=$(grep -o 'engine on .*' "$R/serve.log" | head -1)
   [[ $texts == '["42","MAKE ME LOUD"]' && $engine == 'engine on cuda'* ]]
   check "/generate [add, upper] on the GPU" $? "texts $texts (expected [\"42\",\"MAKE ME LOUD\"]); serve: ${engine:-no engine line}"
