@@ -29,6 +29,7 @@ function init(overrides: Partial<EngineInit['lora']> = {}, chunkedPrefillSize = 
     tpSize: 1,
     cudaGraphMaxBs: null,
     disableCudaGraph: true,
+    overlapSchedule: true, // the server's default
     contextLength: 128,
     memFractionStatic: null,
     maxRunningRequests: 32,

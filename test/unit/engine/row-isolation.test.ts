@@ -17,7 +17,7 @@ const model = writeRandomModel({ dir: join(dir, 'model'), hidden: 64, intermedia
 
 const init: EngineInit = {
   spec: model.spec, weights: model.weights, device: 'cpu', dtype: 'auto', numThreads: 1, tpSize: 1, cudaGraphMaxBs: null,
-  disableCudaGraph: true, contextLength: 128, memFractionStatic: null, maxRunningRequests: 32, chunkedPrefillSize: 64,
+  disableCudaGraph: true, overlapSchedule: false, contextLength: 128, memFractionStatic: null, maxRunningRequests: 32, chunkedPrefillSize: 64,
   disablePrefixCache: false, kvBlockSize: 4,
   lora: { enabled: false, slots: 1, maxRank: 0, targetModules: [], backend: 'csgmv', chunkSize: 16, evictionPolicy: 'lru', overlapLoading: false, drainThresholdMs: 0 },
   eosTokenIds: [],
@@ -40,8 +40,10 @@ function run(engine: Engine, req: EngineRequest): Promise<{ tokens: number[]; fi
   });
 }
 
-test('a row the engine rejects fails alone; the rest of the step completes', async () => {
-  const engine = await Engine.start(init);
+for (const overlapSchedule of [false, true])
+test(`a row the engine rejects fails alone; the rest of the step completes (overlap scheduling ${overlapSchedule ? 'on' : 'off'})`, async () => {
+  // on: the failing step was launched, the step after it too; it is dropped and the failed one re-run row by row
+  const engine = await Engine.start({ ...init, overlapSchedule });
   try {
     const prompts = [[1, 2, 3], [4, 5], [6, 7, 8, 9], [10], [11, 12]];
     const solo = [];
