@@ -97,7 +97,9 @@ function crossCompilerEnv() {
 function buildCpu() {
   const march = process.env.TSLORA_MARCH || PORTABLE_MARCH[arch];
   if (!march) fail(`no portable -march baseline known for ${arch}; set TSLORA_MARCH.`);
-  const dir = join(root, 'build-prebuild', `cpu-${platform}-${arch}`);
+  // one staging folder per run: two prebuild runs at once (a check script beside `npm run test:package`) would
+  // otherwise wipe each other's half-built tree
+  const dir = join(root, 'build-prebuild', `cpu-${platform}-${arch}-${process.pid}`);
   stage(dir);
   const prebuildify = require.resolve('prebuildify/bin.js');
   const headers = nodeDir();
