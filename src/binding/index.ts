@@ -199,6 +199,8 @@ export interface NativeTestingOps {
   loraSlotConversions(): number;
   /** The CPU kernels' instruction set in use, those this machine can run, and its CPU feature flags. */
   cpuKernelIsa(): { active: string; available: string[]; features: string; prefetchBytes: number; packMinRows: number };
+  /** exp(a), or silu(a)·b ('swiglu'), by the active CPU kernel copy or (scalar) its one-lane twin. */
+  rowKernel(kind: 'exp' | 'swiglu', a: Float32Array, b: Float32Array | null, scalar: boolean): Float32Array;
   /** Switches this process's CPU kernels to one of `cpuKernelIsa().available` (tests and benchmarks). */
   selectCpuKernelIsa(name: string): void;
   /** Batches of at least `rows` activation rows take the packed (prefill) GEMM; 0 = never (benchmarks, tests). */

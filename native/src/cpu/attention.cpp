@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu-isa.h"
 #include "simd.h"
 #include "tslora/thread-pool.h"
 
@@ -154,17 +155,13 @@ void attendTask(const KvCache& cache, int layer, const AttentionStep& step, cons
   scores.resize(static_cast<size_t>(nq) * maxKeys);
   const bool packed = task.t1 - task.t0 >= kPackMinQueryRows;
   taskScores<KT>(cache, layer, table, task.kvHead, qv.data(), nq, maxKeys, D, s.scale, packed, scores.data());
+  const ExpShiftSumFn expShiftSum = cpuKernels().expShiftSum;  // the runtime-chosen copy's vexp
   for (int i = 0; i < nq; ++i) {  // softmax per query vector over its own keys; zeros beyond
     const int numKeys = step.positions[task.t0 + i / group] + 1;
     float* sc = scores.data() + static_cast<size_t>(i) * maxKeys;
     float maxScore = -INFINITY;
     for (int j = 0; j < numKeys; ++j) maxScore = std::max(maxScore, sc[j]);
-    float sum = 0.0f;
-    for (int j = 0; j < numKeys; ++j) {
-      sc[j] = std::exp(sc[j] - maxScore);
-      sum += sc[j];
-    }
-    const float inv = 1.0f / sum;
+    const float inv = 1.0f / expShiftSum(sc, numKeys, maxScore);
     for (int j = 0; j < numKeys; ++j) sc[j] *= inv;
     for (int j = numKeys; j < maxKeys; ++j) sc[j] = 0.0f;
   }

@@ -13,15 +13,25 @@
 
 namespace tslora::cpu {
 
+namespace isa_scalar {
+void swigluRow(const float*, const float*, float*, int);
+float expShiftSumRow(float*, int, float);
+}
 namespace isa_baseline {
 void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int, int);
+void swigluRow(const float*, const float*, float*, int);
+float expShiftSumRow(float*, int, float);
 }
 #if defined(__x86_64__)
 namespace isa_avx2 {
 void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int, int);
+void swigluRow(const float*, const float*, float*, int);
+float expShiftSumRow(float*, int, float);
 }
 namespace isa_avx512 {
 void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int, int);
+void swigluRow(const float*, const float*, float*, int);
+float expShiftSumRow(float*, int, float);
 }
 #endif
 
@@ -94,13 +104,15 @@ int envPackMinRows() {
 struct Entry {
   const char* name;
   GemmRangeFn gemm;
+  SwigluRowFn swiglu;
+  ExpShiftSumFn expShiftSum;
   bool (*supported)(const Features&);
 };
 const Entry kEntries[] = {
-    {"baseline", isa_baseline::gemmRange, [](const Features&) { return true; }},
+    {"baseline", isa_baseline::gemmRange, isa_baseline::swigluRow, isa_baseline::expShiftSumRow, [](const Features&) { return true; }},
 #if defined(__x86_64__)
-    {"avx2", isa_avx2::gemmRange, hasAvx2},
-    {"avx512", isa_avx512::gemmRange, hasAvx512},
+    {"avx2", isa_avx2::gemmRange, isa_avx2::swigluRow, isa_avx2::expShiftSumRow, hasAvx2},
+    {"avx512", isa_avx512::gemmRange, isa_avx512::swigluRow, isa_avx512::expShiftSumRow, hasAvx512},
 #endif
 };
 constexpr int kNumEntries = static_cast<int>(sizeof(kEntries) / sizeof(kEntries[0]));
@@ -109,6 +121,8 @@ CpuKernels kernelsFor(int index) {
   CpuKernels k;
   k.name = kEntries[index].name;
   k.gemmRange = kEntries[index].gemm;
+  k.swigluRow = kEntries[index].swiglu;
+  k.expShiftSum = kEntries[index].expShiftSum;
   k.prefetchBytes = envPrefetchBytes();
   k.packMinRows = envPackMinRows();
   return k;
@@ -154,6 +168,14 @@ const CpuKernels& cpuKernels() {
   }();
   (void)ready;
   return gKernels[gActive.load(std::memory_order_acquire)];
+}
+
+CpuKernels scalarRowKernels() {
+  CpuKernels k;
+  k.name = "scalar";
+  k.swigluRow = isa_scalar::swigluRow;
+  k.expShiftSum = isa_scalar::expShiftSumRow;
+  return k;
 }
 
 std::vector<std::string> availableCpuIsas() {

@@ -15,9 +15,16 @@ namespace tslora::cpu {
 using GemmRangeFn = void (*)(const float* const* xRows, float* const* yRows, int M, const void* wData, WType type,
                              int K, int n0, int n1, int yOffset, int prefetchBytes, int packMinRows);
 
+// act[i] = silu(gate[i]) · up[i] for i < n (vexp, simd-vec.inc).
+using SwigluRowFn = void (*)(const float* gate, const float* up, float* act, int n);
+// x[i] = exp(x[i] - shift) for i < n; returns their sum (softmax).
+using ExpShiftSumFn = float (*)(float* x, int n, float shift);
+
 struct CpuKernels {
   const char* name = "baseline";  // "baseline" | "avx2" | "avx512"
   GemmRangeFn gemmRange = nullptr;
+  SwigluRowFn swigluRow = nullptr;
+  ExpShiftSumFn expShiftSum = nullptr;
   // Software prefetch distance of the decode GEMV: -1 = one tile of weight rows ahead (default), 0 = none, else
   // bytes (TSLORA_PREFETCH_BYTES, for tuning on a new machine).
   int prefetchBytes = -1;
@@ -28,6 +35,9 @@ struct CpuKernels {
 
 // The kernels in use (chosen once, thread-safe).
 const CpuKernels& cpuKernels();
+
+// The one-lane (scalar) copy of the row kernels, the same steps as every vector copy (tests compare them).
+CpuKernels scalarRowKernels();
 
 // Names of the instruction sets this machine can run, narrowest first (always includes "baseline").
 std::vector<std::string> availableCpuIsas();

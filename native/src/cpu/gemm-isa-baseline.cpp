@@ -11,4 +11,14 @@
 
 namespace tslora::cpu::isa_baseline {
 #include "gemm-kernels.inc"
+#include "row-kernels.inc"
 }  // namespace tslora::cpu::isa_baseline
+
+// The one-lane copy of the row kernels (the scalar twin of vexp): what the baseline is on CPUs without vectors,
+// compiled everywhere so the tests can hold the vector copies against it.
+#undef TSLORA_VEC_ISA
+#define TSLORA_VEC_ISA 0
+namespace tslora::cpu::isa_scalar {
+#include "simd-vec.inc"
+#include "row-kernels.inc"
+}  // namespace tslora::cpu::isa_scalar

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "cpu-isa.h"
 #include "simd.h"
 
 namespace tslora::cpu {
@@ -56,11 +57,6 @@ void applyRope(float* heads, int numHeads, int headDim, int position, const floa
   }
 }
 
-void swiglu(const float* gate, const float* up, float* act, int n) {
-  for (int i = 0; i < n; ++i) {
-    float g = gate[i];
-    act[i] = g / (1.0f + std::exp(-g)) * up[i];
-  }
-}
+void swiglu(const float* gate, const float* up, float* act, int n) { cpuKernels().swigluRow(gate, up, act, n); }
 
 }  // namespace tslora::cpu

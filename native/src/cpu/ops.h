@@ -24,7 +24,7 @@ void rmsNorm(const float* x, const float* w, float* out, int n, float eps);
 // Rotates numHeads heads of headDim (rotate_half layout: pairs (i, i + headDim/2)) in place for one position.
 void applyRope(float* heads, int numHeads, int headDim, int position, const float* invFreq);
 
-// act[i] = silu(gate[i]) * up[i]
+// act[i] = silu(gate[i]) * up[i], by the runtime-chosen kernel copy (cpu-isa.h; vexp within 2 ulp of exp)
 void swiglu(const float* gate, const float* up, float* act, int n);
 
 }  // namespace tslora::cpu

@@ -107,6 +107,30 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   }
 }
 
+// rowKernel(kind: 'exp' | 'swiglu', a: Float32Array, b: Float32Array (swiglu's up), scalar: boolean) → Float32Array:
+// exp(a) (softmax's exp-and-sum with shift 0) or silu(a) · b, by the active kernel copy or the one-lane twin.
+Napi::Value RowKernel(const Napi::CallbackInfo& info) {
+  try {
+    const std::string kind = info[0].ToString().Utf8Value();
+    auto a = requireF32(info[1], "a");
+    const cpu::CpuKernels k = info[3].ToBoolean().Value() ? cpu::scalarRowKernels() : cpu::cpuKernels();
+    const int n = static_cast<int>(a.ElementLength());
+    auto out = Napi::Float32Array::New(info.Env(), a.ElementLength());
+    if (kind == "exp") {
+      std::copy(a.Data(), a.Data() + n, out.Data());
+      k.expShiftSum(out.Data(), n, 0.0f);
+    } else {
+      TSLORA_CHECK(kind == "swiglu", "rowKernel: kind must be 'exp' or 'swiglu', got '", kind, "'");
+      auto b = requireF32(info[2], "b");
+      TSLORA_CHECK(b.ElementLength() == a.ElementLength(), "rowKernel: a and b must have the same length");
+      k.swigluRow(a.Data(), b.Data(), out.Data(), n);
+    }
+    return out;
+  } catch (...) {
+    rethrowAsJs(info.Env());
+  }
+}
+
 // sampleRow(logits, {temperature, topP, topK, minP, seedLo, seedHi, repetitionPenalty, frequencyPenalty,
 //   presencePenalty, penaltyTokenIds, penaltyOutputCounts, targetTokenId, sample, suppressTokenIds?, biasTokenIds?,
 //   biasValues?}, topLogprobsK)
@@ -266,6 +290,7 @@ Napi::Object testingOps(Napi::Env env) {
   t.Set("applyRope", Napi::Function::New(env, ApplyRope));
   t.Set("rmsNorm", Napi::Function::New(env, RmsNorm));
   t.Set("gemm", Napi::Function::New(env, Gemm));
+  t.Set("rowKernel", Napi::Function::New(env, RowKernel));
   t.Set("sampleRow", Napi::Function::New(env, SampleRow));
   t.Set("uniformFromSeed", Napi::Function::New(env, UniformFromSeed));
   t.Set("copyBandwidth", Napi::Function::New(env, CopyBandwidth));
