@@ -18,10 +18,6 @@ constexpr int kExpandColsPerItem = 512;  // output columns per parallel work ite
 constexpr int kStreamMaxRows = 8;        // runs with fewer rows stream Bᵀ row by row (see below)
 // Smallest share of work worth handing to another thread (FMAs): a batch-1 decode step stays on the caller.
 constexpr double kMinFmasPerChunk = 48 * 1024;
-// A decode expand (runs of < kStreamMaxRows rows) streams Bᵀ from memory at ~1 FMA per weight loaded: worth handing
-// a share to another thread once it reads this many bytes (both cores' bandwidth), well below the FMA threshold
-// of compute-bound batches. At r16 this splits qkv / gate_up of a 125M model over two threads, not o / down.
-constexpr double kMinStreamBytesPerChunk = 16 * 1024;
 
 inline int minChunkFor(double totalFmas, int items) {
   if (items <= 0 || totalFmas <= 0) return 1;
@@ -180,18 +176,11 @@ void runLoraKernels(const KernelArgs& k, const W* aAll, size_t aSlotElems, const
   for (int j = 0; j < c; ++j) widest = std::max(widest, shape.sliceOffsets[j + 1] - shape.sliceOffsets[j]);
   const int expandBlocks = (widest + kExpandColsPerItem - 1) / kExpandColsPerItem;
   const int itemsPerRun = c * expandBlocks;
-  double expandFmas = 0, streamBytes = 0;
-  bool streaming = true;
-  for (const Run& run : runs) {
-    expandFmas += static_cast<double>(run.rows) * shape.outTotal() * tiles[run.firstTile].rank;
-    streamBytes += static_cast<double>(shape.outTotal()) * tiles[run.firstTile].rank * sizeof(W);
-    streaming &= run.rows < kStreamMaxRows;
-  }
+  double expandFmas = 0;
+  for (const Run& run : runs) expandFmas += static_cast<double>(run.rows) * shape.outTotal() * tiles[run.firstTile].rank;
   const int expandItems = static_cast<int>(runs.size()) * itemsPerRun;
   const int outTotal = shape.outTotal();
-  const int expandMinChunk = streaming ? static_cast<int>(std::max(1.0, std::ceil(kMinStreamBytesPerChunk * expandItems / streamBytes)))
-                                       : minChunkFor(expandFmas, expandItems);
-  parallelFor(threads, 0, expandItems, expandMinChunk, [&](int itemBegin, int itemEnd) {
+  parallelFor(threads, 0, expandItems, minChunkFor(expandFmas, expandItems), [&](int itemBegin, int itemEnd) {
     const float* uRows[4];
     float* yRows[4];
     for (int item = itemBegin; item < itemEnd; ++item) {
