@@ -187,7 +187,8 @@ if (args.json) {
   console.log(`model: ${shape.numLayers} layers, hidden ${shape.hidden}, intermediate ${shape.intermediate}, vocab ${shape.vocab}, ${shape.dtype}, ${(params / 1e6).toFixed(0)}M params, ${r.model.weightMiB} MiB`);
   console.log(`copy bandwidth (read+write, ${threads} threads): median ${copyGBs.toFixed(1)} GB/s (range ${r.copyBandwidthGBs.min.toFixed(1)}-${r.copyBandwidthGBs.max.toFixed(1)})`);
   console.log(`batch 1 decode: ${r.batch1.stepMs.toFixed(2)} ms/step = ${r.batch1.tokensPerS.toFixed(1)} tok/s, weight read ${r.batch1.readGBs.toFixed(1)} GB/s = ${pct(r.batch1.readFractionOfCopy)} of copy bandwidth`);
-  console.log(`prefill of ${prefillTokens} tokens: ${r.prefill.packedTokensPerS.toFixed(0)} tok/s (packed GEMM), ${r.prefill.tilesTokensPerS.toFixed(0)} tok/s (packing off): ${r.prefill.packedSpeedup.toFixed(2)}x`);
+  if (prefill.length === 0) console.log('prefill: not measured (--prefill-rounds 0)');
+  else console.log(`prefill of ${prefillTokens} tokens: ${r.prefill.packedTokensPerS.toFixed(0)} tok/s (packed GEMM), ${r.prefill.tilesTokensPerS.toFixed(0)} tok/s (packing off): ${r.prefill.packedSpeedup.toFixed(2)}x`);
   for (const [key, x] of Object.entries(lora) as Array<[string, any]>) {
     console.log(`LoRA ${key}: batch 1 ${x.batch1BaseStepMs.toFixed(2)} -> ${x.batch1LoraStepMs.toFixed(2)} ms (cost ${pct(x.batch1LoraCost)}; shrink not fused ${pct(x.batch1LoraCostUnfused)}), batch 8 distinct ${x.batch8BaseStepMs.toFixed(2)} -> ${x.batch8LoraStepMs.toFixed(2)} ms (cost ${pct(x.batch8LoraCost)}); ${args['lora-pool-dtype']} pool ${x.loraPoolMiB} MiB`);
   }
