@@ -151,7 +151,8 @@ function cublasHeaders(nvcc) {
  * The prebuilt binary node-gyp-build would load from `dir`/prebuilds for this platform, if it loads here (a
  * child process tries it: a prebuild for a newer glibc, say, fails to load and the source build takes over).
  */
-function loadablePrebuild(dir) {
+/** `fallback` says what happens instead when the prebuild does not load (printed with the reason). */
+function loadablePrebuild(dir, fallback) {
   if (force || process.env.TSLORA_BUILD_FROM_SOURCE === '1' || !existsSync(join(dir, 'prebuilds'))) return null;
   let path;
   try {
@@ -163,11 +164,11 @@ function loadablePrebuild(dir) {
   const probe = spawnSync(process.execPath, ['-e', 'require(process.argv[1])', path], { encoding: 'utf8' });
   if (probe.status === 0) return path;
   const reason = probe.stderr.split('\n').find((line) => /Error/.test(line))?.trim() ?? `exit ${probe.status}`;
-  console.error(`tslora: the prebuilt ${path} does not load here (${reason}); building from source.`);
+  console.error(`tslora: the prebuilt ${path} does not load here (${reason}); ${fallback}.`);
   return null;
 }
 
-const cpuPrebuild = existsSync(output) ? null : loadablePrebuild(root);
+const cpuPrebuild = existsSync(output) ? null : loadablePrebuild(root, 'building from source');
 if (cpuPrebuild) {
   console.log(`tslora: using the prebuilt CPU addon ${cpuPrebuild} (TSLORA_BUILD_FROM_SOURCE=1 compiles it instead)`);
 } else if (upToDate) {
@@ -193,7 +194,10 @@ function cudaNotBuilt(why, status) {
       '(set TSLORA_REQUIRE_CUDA=0 to test the CPU backend only, TSLORA_REQUIRE_CUDA=1 to make this build fail).');
   }
 }
-const cudaPrebuild = args.has('--cuda') ? null : loadablePrebuild(join(root, 'prebuilds', 'cuda'));
+const cudaPrebuild = args.has('--cuda') ? null : loadablePrebuild(
+  join(root, 'prebuilds', 'cuda'),
+  nvcc && cublas ? 'building the CUDA addon from source' : 'no CUDA toolkit with cuBLAS here to build one from source (--device auto uses the CPU)',
+);
 if (cudaPrebuild) {
   console.log(`tslora: using the prebuilt CUDA addon ${cudaPrebuild}`);
 } else if (nvcc && cublas && cudaScript) {
