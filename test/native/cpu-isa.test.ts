@@ -10,15 +10,10 @@ import { after, describe, it } from 'node:test';
 
 import { loadNativeBackend, loadNativeTestingOps } from '../../src/binding/index.js';
 import { ModelRunner } from '../../src/engine/model/runner.js';
-import { fromBf16Bits, fromF16Bits, rng, toBf16Bits, toF16Bits, writeRandomModel } from './forward-random-model.js';
+import { fromBf16Bits, fromF16Bits, rng, toBf16Bits, toF16Bits, writeRandomModel, greedy } from './forward-random-model.js';
 import { referenceForward, relativeL2 } from './forward-reference.js';
-import type { StepSampling } from '../../src/engine/model/runner-types.js';
 
 const ops = loadNativeTestingOps();
-const greedy: StepSampling = {
-  temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, generatedCount: 0, repetitionPenalty: 1, frequencyPenalty: 0,
-  presencePenalty: 0, promptTokenIds: [], outputTokenIds: [], topLogprobsNum: 0, wantLogprob: false,
-};
 const backend = loadNativeBackend('cpu');
 const { available, active: initial } = ops.cpuKernelIsa();
 const root = mkdtempSync(join(tmpdir(), 'tslora-isa-'));

@@ -18,6 +18,13 @@ import type {
   RopeScaling,
   TensorRef,
 } from '../../src/engine/model/types.js';
+import type { StepSampling } from '../../src/engine/model/runner-types.js';
+
+/** Greedy sampling without logprobs: the StepSampling most forward tests step their rows with. */
+export const greedy: StepSampling = {
+  temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, generatedCount: 0, repetitionPenalty: 1, frequencyPenalty: 0,
+  presencePenalty: 0, promptTokenIds: [], outputTokenIds: [], topLogprobsNum: 0, wantLogprob: false,
+};
 
 export interface RandomModelOptions {
   dir: string;

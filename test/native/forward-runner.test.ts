@@ -10,7 +10,7 @@ import { loadNativeBackend } from '../../src/binding/index.js';
 import { ModelRunner } from '../../src/engine/model/runner.js';
 import { stepSeed } from '../../src/engine/model/runner-sampling.js';
 import type { StepSampling, StepSequence } from '../../src/engine/model/runner-types.js';
-import { writeRandomModel } from './forward-random-model.js';
+import { writeRandomModel, greedy as greedyWithoutLogprob } from './forward-random-model.js';
 
 const root = mkdtempSync(join(tmpdir(), 'tslora-runner-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -21,10 +21,7 @@ const runner = new ModelRunner(model, {
 });
 after(() => runner.destroy());
 
-const greedy: StepSampling = {
-  temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, generatedCount: 0, repetitionPenalty: 1, frequencyPenalty: 0,
-  presencePenalty: 0, promptTokenIds: [], outputTokenIds: [], topLogprobsNum: 0, wantLogprob: true,
-};
+const greedy: StepSampling = { ...greedyWithoutLogprob, wantLogprob: true };
 const prompt = [5, 6, 7, 8, 9, 10, 11];
 const seq = (sampling: StepSampling, extra: Partial<StepSequence> = {}): StepSequence => ({
   tokenIds: prompt, startPosition: 0, blockTable: [0, 1], slot: -1, sampling, returnLogits: true, ...extra,

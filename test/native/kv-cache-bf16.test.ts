@@ -11,18 +11,13 @@ import { after, describe, it } from 'node:test';
 
 import { loadNativeBackend } from '../../src/binding/index.js';
 import { ModelRunner } from '../../src/engine/model/runner.js';
-import type { StepSampling } from '../../src/engine/model/runner-types.js';
-import { rng, writeRandomModel } from './forward-random-model.js';
+import { rng, writeRandomModel, greedy } from './forward-random-model.js';
 import { referenceForward, relativeL2 } from './forward-reference.js';
 
 const backend = loadNativeBackend('cpu');
 const root = mkdtempSync(join(tmpdir(), 'tslora-kv-bf16-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-const greedy: StepSampling = {
-  temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, generatedCount: 0, repetitionPenalty: 1, frequencyPenalty: 0,
-  presencePenalty: 0, promptTokenIds: [], outputTokenIds: [], topLogprobsNum: 0, wantLogprob: false,
-};
 // Head dim 24: not a multiple of the 8 (AVX2) / 16 (AVX-512) lanes, so the vector tails run too.
 const model = writeRandomModel({ dir: join(root, 'model'), hidden: 96, intermediate: 128, numLayers: 2, numHeads: 4, numKvHeads: 2, vocab: 97, dtype: 'bf16', keepValues: true, seed: 9 });
 const r = rng(3);

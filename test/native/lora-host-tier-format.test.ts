@@ -11,9 +11,8 @@ import { after, describe, it } from 'node:test';
 
 import { loadNativeBackend, loadNativeTestingOps } from '../../src/binding/index.js';
 import { ModelRunner } from '../../src/engine/model/runner.js';
-import type { StepSampling } from '../../src/engine/model/runner-types.js';
 import type { LoraModuleName } from '../../src/engine/model/types.js';
-import { writeRandomAdapter, writeRandomModel } from './forward-random-model.js';
+import { writeRandomAdapter, writeRandomModel, greedy } from './forward-random-model.js';
 import { referenceForward, relativeL2 } from './forward-reference.js';
 
 const backend = loadNativeBackend('cpu');
@@ -25,10 +24,6 @@ const model = writeRandomModel({ dir: join(root, 'model'), hidden: 64, intermedi
 const all7: LoraModuleName[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 const big = writeRandomAdapter(join(root, 'big'), model.spec, 8, [...all7, 'embed_tokens', 'lm_head'], 31, 2, true);
 const small = writeRandomAdapter(join(root, 'small'), model.spec, 3, ['q_proj', 'v_proj'], 32, 0.5, true);
-const greedy: StepSampling = {
-  temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, generatedCount: 0, repetitionPenalty: 1, frequencyPenalty: 0,
-  presencePenalty: 0, promptTokenIds: [], outputTokenIds: [], topLogprobsNum: 0, wantLogprob: false,
-};
 const prompt = [3, 17, 42, 5, 99, 0, 64, 23];
 
 function reference(a: typeof big): Float64Array {

@@ -9,19 +9,14 @@ import { after, describe, it } from 'node:test';
 
 import { loadNativeBackend } from '../../src/binding/index.js';
 import { ModelRunner } from '../../src/engine/model/runner.js';
-import type { StepSampling } from '../../src/engine/model/runner-types.js';
 import type { LoraModuleName } from '../../src/engine/model/types.js';
-import { fromBf16Bits, toBf16Bits, writeRandomAdapter, writeRandomModel } from './forward-random-model.js';
+import { fromBf16Bits, toBf16Bits, writeRandomAdapter, writeRandomModel, greedy } from './forward-random-model.js';
 import { referenceForward, relativeL2 } from './forward-reference.js';
 
 const backend = loadNativeBackend('cpu');
 const root = mkdtempSync(join(tmpdir(), 'tslora-pool-bf16-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-const greedy: StepSampling = {
-  temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, generatedCount: 0, repetitionPenalty: 1, frequencyPenalty: 0,
-  presencePenalty: 0, promptTokenIds: [], outputTokenIds: [], topLogprobsNum: 0, wantLogprob: false,
-};
 const model = writeRandomModel({ dir: join(root, 'model'), hidden: 64, intermediate: 96, numLayers: 2, numHeads: 4, numKvHeads: 2, vocab: 101, dtype: 'bf16', keepValues: true, seed: 5 });
 const all7: LoraModuleName[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 const scaling = 2; // a power of two: B·s rounded to bf16, divided by s again, is exact in float32

@@ -11,6 +11,7 @@ import type { ModelRunner } from '../../src/engine/model/runner.js';
 import type { StepSampling, StepSequence } from '../../src/engine/model/runner-types.js';
 import type { AdapterSpec, LoraTargetModule } from '../../src/engine/model/types.js';
 import { relativeL2 } from './forward-reference.js';
+import { greedy } from './forward-random-model.js';
 
 export const FIXTURES = 'test/fixtures';
 export const PARITY_MODELS = ['tiny-llama', 'tiny-qwen2', 'tiny-qwen3'] as const;
@@ -28,10 +29,7 @@ export interface Reference {
   mixedBatches: Array<{ adapters: string[]; prompts: number[][]; lastLogits: number[][]; greedy: number[][] }>;
 }
 
-export const greedy: StepSampling = {
-  temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, generatedCount: 0, repetitionPenalty: 1, frequencyPenalty: 0,
-  presencePenalty: 0, promptTokenIds: [], outputTokenIds: [], topLogprobsNum: 0, wantLogprob: false,
-};
+export { greedy };
 export const BLOCK = 4;
 export const BLOCKS_PER_SEQ = 16;
 

@@ -11,8 +11,8 @@ import { after, describe, it } from 'node:test';
 import { loadNativeBackend } from '../../src/binding/index.js';
 import { loadModel } from '../../src/engine/model/load-model.js';
 import { ModelRunner } from '../../src/engine/model/runner.js';
-import type { StepSampling } from '../../src/engine/model/runner-types.js';
 import { relativeL2 } from './forward-reference.js';
+import { greedy } from './forward-random-model.js';
 
 interface RopeReference {
   greedyTokens: number;
@@ -24,10 +24,6 @@ const ref = JSON.parse(readFileSync(join(FIXTURES, 'reference', 'rope-scaling.js
 const backend = loadNativeBackend('cpu');
 const BLOCK = 16;
 const BLOCKS_PER_SEQ = 20; // 320 positions: the longest prompt (300) plus the greedy tokens
-const greedy: StepSampling = {
-  temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, generatedCount: 0, repetitionPenalty: 1, frequencyPenalty: 0,
-  presencePenalty: 0, promptTokenIds: [], outputTokenIds: [], topLogprobsNum: 0, wantLogprob: false,
-};
 
 for (const model of ref.models) {
   describe(`RoPE ${JSON.stringify(model.ropeScaling)} matches PyTorch (${model.name})`, () => {

@@ -11,7 +11,7 @@ import { after, describe, it } from 'node:test';
 import { loadNativeBackend, loadNativeTestingOps } from '../../src/binding/index.js';
 import { ModelRunner } from '../../src/engine/model/runner.js';
 import type { StepSampling, StepSequence } from '../../src/engine/model/runner-types.js';
-import { writeRandomModel } from './forward-random-model.js';
+import { writeRandomModel, greedy as greedyWithoutLogprob } from './forward-random-model.js';
 
 const testing = loadNativeTestingOps();
 const backend = loadNativeBackend('cpu');
@@ -24,10 +24,7 @@ const runner = new ModelRunner(model, {
 });
 after(() => runner.destroy());
 
-const greedy: StepSampling = {
-  temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, generatedCount: 0, repetitionPenalty: 1, frequencyPenalty: 0,
-  presencePenalty: 0, promptTokenIds: [], outputTokenIds: [], topLogprobsNum: 0, wantLogprob: true,
-};
+const greedy: StepSampling = { ...greedyWithoutLogprob, wantLogprob: true };
 const prompt = [5, 6, 7, 8, 9, 10, 11];
 const seqOf = (sampling: StepSampling, blocks: number[], extra: Partial<StepSequence> = {}): StepSequence => ({
   tokenIds: prompt, startPosition: 0, blockTable: blocks, slot: -1, sampling, ...extra,

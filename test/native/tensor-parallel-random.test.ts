@@ -14,7 +14,7 @@ import { loadNativeBackend } from '../../src/binding/index.js';
 import { ModelRunner } from '../../src/engine/model/runner.js';
 import type { StepSampling, StepSequence, StepSequenceResult } from '../../src/engine/model/runner-types.js';
 import type { LoraModuleName } from '../../src/engine/model/types.js';
-import { writeRandomAdapter, writeRandomModel } from './forward-random-model.js';
+import { writeRandomAdapter, writeRandomModel, greedy } from './forward-random-model.js';
 import { referenceForward, relativeL2 } from './forward-reference.js';
 
 const backend = loadNativeBackend('cpu');
@@ -31,10 +31,6 @@ const adapters = [
   writeRandomAdapter(join(root, 'a-eh'), model.spec, 3, ['embed_tokens', 'lm_head', 'k_proj'], 162, 1, true),
   writeRandomAdapter(join(root, 'a-od'), model.spec, 8, ['o_proj', 'down_proj'], 163, 0.5, true),
 ];
-const greedy: StepSampling = {
-  temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, generatedCount: 0, repetitionPenalty: 1, frequencyPenalty: 0,
-  presencePenalty: 0, promptTokenIds: [], outputTokenIds: [], topLogprobsNum: 0, wantLogprob: false,
-};
 // Rows: base, then each adapter; prompts cover both ends of the vocabulary (ids 0, 50, 51, 100 sit on range edges).
 const rows = [
   { slot: -1, tokens: [3, 50, 51, 100, 0, 25] },
