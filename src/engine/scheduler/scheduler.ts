@@ -218,6 +218,11 @@ export class Scheduler<HostAdapter = unknown> {
     if (plan.length === 0) return null;
     if (this.shouldWaitForPendingCopy(plan)) return null;
     for (const key of new Set(plan.map((p) => p.seq.adapterKey))) this.slots.touch(key);
+    return this.buildLaunchedStep(plan, projections);
+  }
+
+  /** The StepSequences of `plan`, each from where `projections` leaves its sequence (empty: where it stands now). */
+  private buildLaunchedStep(plan: PlannedChunk[], projections: ReadonlyMap<Sequence, Projection>): LaunchedStep {
     const { blockSize } = this.kv;
     const stepSeqs = plan.map((p) => buildStepSequence(p, this.slotFor(p.seq), blockSize, this.options.eosTokenIds, lagOf(p.seq, projections)));
     return launchedStep(plan, stepSeqs);
@@ -240,9 +245,8 @@ export class Scheduler<HostAdapter = unknown> {
           // dropped: its sequences are planned again from where they stand
         }
       }
-      const plan = step.plan.filter((p) => !p.seq.finished);
-      step = launchedStep(plan, plan.map((p) => buildStepSequence(p, this.slotFor(p.seq), this.kv.blockSize, this.options.eosTokenIds)));
-      results = plan.length > 0 ? this.runIsolated(step.plan, step.stepSeqs, updates) : [];
+      step = this.buildLaunchedStep(step.plan.filter((p) => !p.seq.finished), new Map());
+      results = step.plan.length > 0 ? this.runIsolated(step.plan, step.stepSeqs, updates) : [];
     }
     this.finishStep(step, results, this.runner.lastForwardMs ?? Number.NaN, updates);
     this.releaseDeferred();
