@@ -36,19 +36,23 @@ export function readStepHistogram(samples: Map<string, number>, phase = 'decode'
 export function stepHistogramDelta(before: StepHistogram | null, after: StepHistogram | null): StepHistogram | null {
   if (!after) return null;
   if (!before) return after;
-  const prev = new Map(before.buckets);
-  return {
-    buckets: after.buckets.map(([le, c]) => [le, c - (prev.get(le) ?? 0)]),
-    count: after.count - before.count,
-    sumS: after.sumS - before.sumS,
-  };
+  return combine(after, before, -1);
 }
 
 export function addStepHistograms(a: StepHistogram | null | undefined, b: StepHistogram | null): StepHistogram | null {
   if (!a) return b;
   if (!b) return a;
+  return combine(a, b, 1);
+}
+
+/** a + sign·b, bucket by bucket (b's bounds looked up in a's; a bound b lacks counts 0). */
+function combine(a: StepHistogram, b: StepHistogram, sign: 1 | -1): StepHistogram {
   const other = new Map(b.buckets);
-  return { buckets: a.buckets.map(([le, c]) => [le, c + (other.get(le) ?? 0)]), count: a.count + b.count, sumS: a.sumS + b.sumS };
+  return {
+    buckets: a.buckets.map(([le, c]) => [le, c + sign * (other.get(le) ?? 0)]),
+    count: a.count + sign * b.count,
+    sumS: a.sumS + sign * b.sumS,
+  };
 }
 
 /** Quantile q of a (delta) histogram in seconds, interpolated inside its bucket; null when empty. */
