@@ -6,10 +6,13 @@
 
 #include "blas.h"
 #include "cuda-check.h"
+#include "decode-gemm.h"
 #include "skinny-gemm.h"
 
 namespace tslora::cuda {
 namespace {
+
+constexpr bool kDecodeGemmDefaultOn = false;
 
 void blasCheck(cublasStatus_t status, const char* what) {
   if (status == CUBLAS_STATUS_SUCCESS) return;
@@ -34,6 +37,11 @@ Blas::Blas(cudaStream_t stream) {
   // TSLORA_CUDA_SKINNY_GEMM=0 sends every projection to cuBLAS (A/B measurements of the decode path).
   const char* env = std::getenv("TSLORA_CUDA_SKINNY_GEMM");
   skinnyEnabled_ = env == nullptr || std::strcmp(env, "0") != 0;
+  // TSLORA_CUDA_DECODE_GEMM=1 / 0 turns the tensor-core decode GEMM (9..128 rows) on / off; off by default until the
+  // device run shows it correct and faster than cuBLAS in the engine.
+  const char* decodeEnv = std::getenv("TSLORA_CUDA_DECODE_GEMM");
+  const bool decodeEnabled = decodeEnv != nullptr ? std::strcmp(decodeEnv, "0") != 0 : kDecodeGemmDefaultOn;
+  if (decodeEnabled) decodeGemm_ = std::make_unique<DecodeGemm>(numSms_);
 }
 
 Blas::~Blas() {
@@ -46,6 +54,10 @@ void Blas::gemm(Act act, const void* x, int M, int K, const void* w, int N, void
   if (skinnyEnabled_ && skinnyGemmApplies(M, N, K, x, w)) {
     cudaCheck(launchSkinnyGemm(act, x, M, K, w, N, y, yF32, skinnyGemmKSplit(N, K, numSms_), static_cast<cudaStream_t>(stream_)),
               "skinny GEMM launch");
+    return;
+  }
+  if (decodeGemm_ && decodeGemm_->applies(M, N, K, x, w)) {
+    cudaCheck(decodeGemm_->run(act, x, M, K, w, N, y, yF32, static_cast<cudaStream_t>(stream_)), "decode GEMM launch");
     return;
   }
   const cudaDataType_t in = act == Act::BF16 ? CUDA_R_16BF : CUDA_R_16F;

@@ -3,9 +3,13 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <memory>
+
 #include "kernels.h"
 
 namespace tslora::cuda {
+
+class DecodeGemm;
 
 class Blas {
  public:
@@ -15,8 +19,8 @@ class Blas {
   Blas& operator=(const Blas&) = delete;
 
   // y[M, N] (row-major, leading dimension N) = x[M, K] · w[N, K]ᵀ. x, w in `act`; y in `act`, or fp32 if yF32.
-  // Decode-sized M goes to the skinny weight-streaming kernel where it is faster (skinny-gemm.h), the rest to
-  // cublasGemmEx.
+  // Decode-sized M goes to the skinny weight-streaming kernel where it is faster (skinny-gemm.h), 9..128 rows to the
+  // tensor-core decode GEMM where enabled (decode-gemm.h), the rest to cublasGemmEx.
   void gemm(Act act, const void* x, int M, int K, const void* w, int N, void* y, bool yF32);
 
  private:
@@ -26,6 +30,7 @@ class Blas {
   cudaStream_t stream_ = nullptr;
   int numSms_ = 0;
   bool skinnyEnabled_ = true;
+  std::unique_ptr<DecodeGemm> decodeGemm_;  // null when TSLORA_CUDA_DECODE_GEMM turns it off
 };
 
 }  // namespace tslora::cuda

@@ -1,0 +1,270 @@
+// Decode GEMM (decode-gemm.h). Block = 8 warps; grid (column tiles, K splits). Warp w of column tile c owns weight
+// rows [(c·8 + w)·16·MT, +16·MT) (MT mma A tiles) and the tokens' n-tiles [0, NT) (8 tokens each; rows past M read row
+// M - 1 and are never stored), over the block's K range in steps of 64. Lane (g = lane/4, t = lane%4) loads 16
+// consecutive elements (two 16-byte loads) of weight rows g and g + 8 of each A tile and of token g of each n-tile
+// and feeds four mma.m16n8k16 per tile pair with K permuted: logical k {2t, 2t+1, 2t+8, 2t+9} of sub-step s is
+// physical t·16 + 4s + {0, 1, 2, 3} for both operands, so every dot product is unchanged (the trick of
+// lora_small_mma.cuh). The weight loads run kStages − 1 steps ahead of the mma; the activations come from L1 / L2.
+// With one split the block stores y; otherwise every block writes its fp32 partial [M, tile] and the last block of
+// the column tile (integer ticket) sums the splits in split order and stores y, then resets the ticket.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "cuda-check.h"
+#include "decode-gemm.h"
+
+namespace tslora::cuda {
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+
+template <typename T> __device__ __forceinline__ void mma16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                                               uint32_t b0, uint32_t b1);
+template <> __device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                                                    uint32_t a3, uint32_t b0, uint32_t b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+template <> __device__ __forceinline__ void mma16816<__half>(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                                             uint32_t b0, uint32_t b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// Weights are read once: streaming loads (evict first). Activations are re-read by every warp and column tile.
+__device__ __forceinline__ uint4 loadWeight16(const uint16_t* p) { return __ldcs(reinterpret_cast<const uint4*>(p)); }
+__device__ __forceinline__ uint4 loadAct16(const uint16_t* p) { return __ldg(reinterpret_cast<const uint4*>(p)); }
+
+__device__ __forceinline__ void storeAs(__nv_bfloat16* y, float v) { *y = __float2bfloat16_rn(v); }
+__device__ __forceinline__ void storeAs(__half* y, float v) { *y = __float2half_rn(v); }
+template <typename T>
+__device__ __forceinline__ void storeY(void* y, size_t index, float v, int yF32) {
+  if (yF32) static_cast<float*>(y)[index] = v;
+  else storeAs(static_cast<T*>(y) + index, v);
+}
+
+// One 64-K step of one lane: rows g and g + 8 of each A tile, 16 elements each (two 16-byte vectors per row).
+template <int MT>
+struct WeightStep {
+  uint4 v[MT][2][2];  // [tile][row g / g + 8][first / second 8 elements]
+};
+
+template <int MT>
+__device__ __forceinline__ void loadWeights(WeightStep<MT>& s, const uint16_t* (&rows)[MT][2], int k) {
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      s.v[mt][h][0] = loadWeight16(rows[mt][h] + k);
+      s.v[mt][h][1] = loadWeight16(rows[mt][h] + k + 8);
+    }
+}
+
+__device__ __forceinline__ uint32_t word(const uint4 (&v)[2], int i) {  // 32-bit word i (0..7) of 16 elements
+  const uint4& q = v[i / 4];
+  const int j = i % 4;
+  return j == 0 ? q.x : j == 1 ? q.y : j == 2 ? q.z : q.w;
+}
+
+// The activations of the step first, then the mma with MT·NT independent accumulators between two that depend.
+template <typename T, int MT, int NT>
+__device__ __forceinline__ void mmaStep(float (&acc)[MT][NT][4], const WeightStep<MT>& ws, const uint16_t* xLane, const int (&xRowOffset)[NT],
+                                        int k) {
+  uint4 xv[NT][2];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    xv[nt][0] = loadAct16(xLane + xRowOffset[nt] + k);
+    xv[nt][1] = loadAct16(xLane + xRowOffset[nt] + k + 8);
+  }
+#pragma unroll
+  for (int s = 0; s < 4; ++s)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+        mma16816<T>(acc[mt][nt], word(ws.v[mt][0], 2 * s), word(ws.v[mt][1], 2 * s), word(ws.v[mt][0], 2 * s + 1),
+                    word(ws.v[mt][1], 2 * s + 1), word(xv[nt], 2 * s), word(xv[nt], 2 * s + 1));
+}
+
+// Small tiles leave registers for two blocks per SM; 8·MT·NT accumulators and up to 16 weight registers per stage.
+template <int MT, int NT>
+constexpr int minBlocksPerSm() { return MT == 1 && NT <= 4 ? 2 : 1; }
+
+template <typename T, int MT, int NT>
+__global__ void __launch_bounds__(kThreads, minBlocksPerSm<MT, NT>()) decodeGemmKernel(const uint16_t* __restrict__ x, int M, int K,
+                                                             const uint16_t* __restrict__ w, int N, void* __restrict__ y,
+                                                             int yF32, int kPerSplit, float* __restrict__ partials,
+                                                             int* __restrict__ tickets) {
+  // Weight steps in flight per warp: 8 KB (4 KB where 16 n-tiles' accumulators and activations need the registers).
+  constexpr int kStages = MT * NT >= 16 ? 2 : 4 / MT;
+  constexpr int kTileRows = kWarps * 16 * MT;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int splits = gridDim.y, split = blockIdx.y;
+  const int colBase = blockIdx.x * kTileRows, rowBase = colBase + warp * 16 * MT;
+  const int k0 = split * kPerSplit, k1 = min(K, k0 + kPerSplit);
+  const int steps = k1 > k0 && rowBase < N ? (k1 - k0) / 64 : 0;  // warp-uniform
+
+  const uint16_t* wRows[MT][2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) wRows[mt][h] = w + static_cast<size_t>(min(rowBase + mt * 16 + h * 8 + g, N - 1)) * K + t * 16;
+  const uint16_t* xLane = x + t * 16;
+  int xRowOffset[NT];  // x is at most 128 x 64K elements: 32-bit offsets
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) xRowOffset[nt] = min(nt * 8 + g, M - 1) * K;
+
+  float acc[MT][NT][4];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) acc[mt][nt][0] = acc[mt][nt][1] = acc[mt][nt][2] = acc[mt][nt][3] = 0.0f;
+
+  WeightStep<MT> buf[kStages];
+#pragma unroll
+  for (int d = 0; d < kStages; ++d)
+    if (d < steps) loadWeights<MT>(buf[d], wRows, k0 + d * 64);
+  for (int st = 0; st < steps; st += kStages) {
+#pragma unroll
+    for (int d = 0; d < kStages; ++d) {
+      if (st + d < steps) {
+        const WeightStep<MT> cur = buf[d];
+        if (st + d + kStages < steps) loadWeights<MT>(buf[d], wRows, k0 + (st + d + kStages) * 64);
+        mmaStep<T, MT, NT>(acc, cur, xLane, xRowOffset, k0 + (st + d) * 64);
+      }
+    }
+  }
+
+  // C fragment of tile (mt, nt): element i is weight row rowBase + mt·16 + g (+8 for i ≥ 2), token nt·8 + 2t + (i & 1).
+  if (splits == 1) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int n = rowBase + mt * 16 + g + (i >= 2 ? 8 : 0), m = nt * 8 + 2 * t + (i & 1);
+          if (n < N && m < M) storeY<T>(y, static_cast<size_t>(m) * N + n, acc[mt][nt][i], yF32);
+        }
+    return;
+  }
+  float* mine = partials + static_cast<size_t>(split) * M * N;  // [M, N] of this split (this tile's columns)
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int n = rowBase + mt * 16 + g + (i >= 2 ? 8 : 0), m = nt * 8 + 2 * t + (i & 1);
+        if (n < N && m < M) mine[static_cast<size_t>(m) * N + n] = acc[mt][nt][i];
+      }
+  // Classic last-block reduction: every thread publishes its partials, then one ticket per block.
+  __threadfence();
+  __syncthreads();
+  __shared__ int isLast;
+  if (threadIdx.x == 0) isLast = atomicAdd(&tickets[blockIdx.x], 1) == splits - 1;
+  __syncthreads();
+  if (!isLast) return;
+  __threadfence();
+  const int tileCols = min(kTileRows, N - colBase);
+  for (int e = threadIdx.x; e < M * tileCols; e += kThreads) {
+    const int m = e / tileCols, n = colBase + e % tileCols;
+    float sum = 0.0f;
+    for (int s = 0; s < splits; ++s) sum += __ldcg(partials + (static_cast<size_t>(s) * M + m) * N + n);  // split order
+    storeY<T>(y, static_cast<size_t>(m) * N + n, sum, yF32);
+  }
+  if (threadIdx.x == 0) tickets[blockIdx.x] = 0;  // ready for the next launch (and graph replay)
+}
+
+template <typename T, int MT, int NT>
+cudaError_t launchTiles(const void* x, int M, int K, const void* w, int N, void* y, bool yF32, int splits, int kPerSplit,
+                        float* partials, int* tickets, cudaStream_t stream) {
+  const dim3 grid((N + kWarps * 16 * MT - 1) / (kWarps * 16 * MT), splits);
+  decodeGemmKernel<T, MT, NT><<<grid, kThreads, 0, stream>>>(static_cast<const uint16_t*>(x), M, K, static_cast<const uint16_t*>(w),
+                                                            N, y, yF32 ? 1 : 0, kPerSplit, partials, tickets);
+  return cudaGetLastError();
+}
+
+// n-tiles: M rounded up to 16, 32, 48, 64, 96 or 128 tokens (padding costs mma issue only, no bytes).
+template <typename T, int MT>
+cudaError_t launchRows(const void* x, int M, int K, const void* w, int N, void* y, bool yF32, int splits, int kPerSplit,
+                       float* partials, int* tickets, cudaStream_t s) {
+  if (M <= 16) return launchTiles<T, MT, 2>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
+  if (M <= 32) return launchTiles<T, MT, 4>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
+  if (M <= 48) return launchTiles<T, MT, 6>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
+  if (M <= 64) return launchTiles<T, MT, 8>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
+  if (M <= 96) return launchTiles<T, MT, 12>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
+  return launchTiles<T, MT, 16>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
+}
+
+// Two A tiles per warp only up to 64 tokens (more would spill the 2 x 8 x NT accumulators).
+template <typename T>
+cudaError_t launchTyped(const void* x, int M, int K, const void* w, int N, void* y, bool yF32, int splits, int kPerSplit,
+                        int rowsPerWarp, float* partials, int* tickets, cudaStream_t s) {
+  if (rowsPerWarp == 16) return launchRows<T, 1>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
+  if (M <= 16) return launchTiles<T, 2, 2>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
+  if (M <= 32) return launchTiles<T, 2, 4>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
+  if (M <= 48) return launchTiles<T, 2, 6>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
+  return launchTiles<T, 2, 8>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// K per split for `splits` splits: whole 64-K steps; the count actually used is ceil(K / kPerSplit).
+int kPerSplitFor(int K, int splits) {
+  const int steps = K / kDecodeGemmKStep;
+  return (steps + splits - 1) / splits * kDecodeGemmKStep;
+}
+
+}  // namespace
+
+int decodeGemmSplits(int N, int K, int numSms) {
+  // Enough blocks for one wave of the SMs with 256-row tiles, at least 4 K steps per split.
+  const int columnTiles = (N + 255) / 256;
+  const int steps = K / kDecodeGemmKStep;
+  const int wanted = std::min(std::clamp((numSms + columnTiles - 1) / columnTiles, 1, kDecodeGemmMaxSplits), std::max(1, steps / 4));
+  const int stepsPerSplit = (steps + wanted - 1) / wanted;
+  return (steps + stepsPerSplit - 1) / stepsPerSplit;  // splits actually used (none empty)
+}
+
+int decodeGemmRowsPerWarp(int M) { return M <= 64 ? 32 : 16; }
+
+DecodeGemm::DecodeGemm(int numSms) : numSms_(numSms) {
+  cudaCheck(cudaMalloc(&partials_, kPartialBytes), "decode GEMM partials");
+  cudaCheck(cudaMalloc(&tickets_, kDecodeGemmMaxColumnTiles * sizeof(int)), "decode GEMM tickets");
+  cudaCheck(cudaMemset(tickets_, 0, kDecodeGemmMaxColumnTiles * sizeof(int)), "decode GEMM tickets");
+}
+
+DecodeGemm::~DecodeGemm() {
+  cudaFree(partials_);
+  cudaFree(tickets_);
+}
+
+bool DecodeGemm::applies(int M, int N, int K, const void* x, const void* w) const {
+  if (M < kDecodeGemmMinRows || M > kDecodeGemmMaxRows || N < 1 || K < kDecodeGemmKStep || K % kDecodeGemmKStep != 0) return false;
+  if (!aligned16(x) || !aligned16(w) || (N + 127) / 128 > kDecodeGemmMaxColumnTiles) return false;
+  const int splits = decodeGemmSplits(N, K, numSms_);
+  return splits == 1 || static_cast<size_t>(splits) * kDecodeGemmMaxRows * N * sizeof(float) <= kPartialBytes;
+}
+
+cudaError_t DecodeGemm::run(Act act, const void* x, int M, int K, const void* w, int N, void* y, bool yF32, cudaStream_t stream,
+                            int splits, int rowsPerWarp) const {
+  if (!applies(M, N, K, x, w) || y == nullptr) return cudaErrorInvalidValue;
+  if (splits == 0) splits = decodeGemmSplits(N, K, numSms_);
+  if (rowsPerWarp == 0) rowsPerWarp = decodeGemmRowsPerWarp(M);
+  if (splits < 1 || splits > kDecodeGemmMaxSplits || (rowsPerWarp != 16 && rowsPerWarp != 32) || (rowsPerWarp == 32 && M > 64))
+    return cudaErrorInvalidValue;
+  const int kPerSplit = kPerSplitFor(K, splits);
+  const int used = (K + kPerSplit - 1) / kPerSplit;
+  if (used > 1 && static_cast<size_t>(used) * M * N * sizeof(float) > kPartialBytes) return cudaErrorInvalidValue;
+  return act == Act::BF16 ? launchTyped<__nv_bfloat16>(x, M, K, w, N, y, yF32, used, kPerSplit, rowsPerWarp, partials_, tickets_, stream)
+                          : launchTyped<__half>(x, M, K, w, N, y, yF32, used, kPerSplit, rowsPerWarp, partials_, tickets_, stream);
+}
+
+}  // namespace tslora::cuda
