@@ -9,6 +9,7 @@
 // the column tile (integer ticket) sums the splits in split order and stores y, then resets the ticket.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cooperative_groups.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -18,6 +19,8 @@
 
 namespace tslora::cuda {
 namespace {
+
+namespace cg = cooperative_groups;
 
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
@@ -94,28 +97,52 @@ __device__ __forceinline__ void mmaStep(float (&acc)[MT][NT][4], const WeightSte
 
 // Small tiles leave registers for two blocks per SM; 8·MT·NT accumulators and up to 16 weight registers per stage.
 template <int MT, int NT>
-constexpr int minBlocksPerSm() { return MT == 1 && NT <= 4 ? 2 : 1; }
+constexpr int minBlocksPerSm() { return MT == 1 && NT <= 2 ? 2 : 1; }
 
-template <typename T, int MT, int NT>
-__global__ void __launch_bounds__(kThreads, minBlocksPerSm<MT, NT>()) decodeGemmKernel(const uint16_t* __restrict__ x, int M, int K,
-                                                             const uint16_t* __restrict__ w, int N, void* __restrict__ y,
-                                                             int yF32, int kPerSplit, float* __restrict__ partials,
-                                                             int* __restrict__ tickets) {
+// x: [M, K], w: [N, K] (raw 16-bit values, 16-byte aligned rows, K % 64 == 0); kPerSplit a multiple of 64.
+struct Params {
+  const uint16_t* x;
+  int M, K;
+  const uint16_t* w;
+  int N;
+  void* y;
+  int yF32;
+  int splits, kPerSplit;
+  float* partials;  // ticket reduction: [splits, M, N]
+  int* tickets;     // ticket reduction: [column tiles]
+};
+
+// Split-K reduction of the blocks of one column tile: kTicket = partials through global memory, the last block to
+// take a ticket sums them; kCluster = the splits are one thread-block cluster, every block leaves its partial tile in
+// shared memory and sums a slice of the tile over the cluster's blocks (distributed shared memory).
+enum class Reduce { kNone, kTicket, kCluster };
+
+template <int MT>
+constexpr int kTileRowsOf = kWarps * 16 * MT;
+template <int MT>
+constexpr int kTileLdOf = kTileRowsOf<MT> + 4;  // +4 floats: the fragment writes hit 32 different banks
+
+template <typename T, int MT, int NT, Reduce R>
+__global__ void __launch_bounds__(kThreads, minBlocksPerSm<MT, NT>()) decodeGemmKernel(const Params p) {
   // Weight steps in flight per warp: 8 KB (4 KB where 16 n-tiles' accumulators and activations need the registers).
   constexpr int kStages = MT * NT >= 16 ? 2 : 4 / MT;
-  constexpr int kTileRows = kWarps * 16 * MT;
+  constexpr int kTileRows = kTileRowsOf<MT>;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  const int splits = gridDim.y, split = blockIdx.y;
-  const int colBase = blockIdx.x * kTileRows, rowBase = colBase + warp * 16 * MT;
-  const int k0 = split * kPerSplit, k1 = min(K, k0 + kPerSplit);
+  // Clusters group the splits of a tile along x; otherwise the tiles run along x.
+  const int split = R == Reduce::kCluster ? blockIdx.x : blockIdx.y, tile = R == Reduce::kCluster ? blockIdx.y : blockIdx.x;
+  const int M = p.M, K = p.K, N = p.N;
+  const uint16_t* __restrict__ const xs = p.x;
+  const uint16_t* __restrict__ const ws = p.w;
+  const int colBase = tile * kTileRows, rowBase = colBase + warp * 16 * MT;
+  const int k0 = split * p.kPerSplit, k1 = min(K, k0 + p.kPerSplit);
   const int steps = k1 > k0 && rowBase < N ? (k1 - k0) / 64 : 0;  // warp-uniform
 
   const uint16_t* wRows[MT][2];
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-    for (int h = 0; h < 2; ++h) wRows[mt][h] = w + static_cast<size_t>(min(rowBase + mt * 16 + h * 8 + g, N - 1)) * K + t * 16;
-  const uint16_t* xLane = x + t * 16;
+    for (int h = 0; h < 2; ++h) wRows[mt][h] = ws + static_cast<size_t>(min(rowBase + mt * 16 + h * 8 + g, N - 1)) * K + t * 16;
+  const uint16_t* xLane = xs + t * 16;
   int xRowOffset[NT];  // x is at most 128 x 64K elements: 32-bit offsets
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) xRowOffset[nt] = min(nt * 8 + g, M - 1) * K;
@@ -142,76 +169,119 @@ __global__ void __launch_bounds__(kThreads, minBlocksPerSm<MT, NT>()) decodeGemm
   }
 
   // C fragment of tile (mt, nt): element i is weight row rowBase + mt·16 + g (+8 for i ≥ 2), token nt·8 + 2t + (i & 1).
-  if (splits == 1) {
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const int n = rowBase + mt * 16 + g + (i >= 2 ? 8 : 0), m = nt * 8 + 2 * t + (i & 1);
-          if (n < N && m < M) storeY<T>(y, static_cast<size_t>(m) * N + n, acc[mt][nt][i], yF32);
-        }
+#define DECODE_GEMM_FOR_FRAGMENT(BODY)                                                      \
+  _Pragma("unroll") for (int mt = 0; mt < MT; ++mt)                                         \
+  _Pragma("unroll") for (int nt = 0; nt < NT; ++nt)                                         \
+  _Pragma("unroll") for (int i = 0; i < 4; ++i) {                                           \
+    const int n = rowBase + mt * 16 + g + (i >= 2 ? 8 : 0), m = nt * 8 + 2 * t + (i & 1);   \
+    BODY;                                                                                   \
+  }
+  if constexpr (R == Reduce::kNone) {
+    DECODE_GEMM_FOR_FRAGMENT(if (n < N && m < M) storeY<T>(p.y, static_cast<size_t>(m) * N + n, acc[mt][nt][i], p.yF32))
     return;
   }
-  float* mine = partials + static_cast<size_t>(split) * M * N;  // [M, N] of this split (this tile's columns)
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const int n = rowBase + mt * 16 + g + (i >= 2 ? 8 : 0), m = nt * 8 + 2 * t + (i & 1);
-        if (n < N && m < M) mine[static_cast<size_t>(m) * N + n] = acc[mt][nt][i];
-      }
-  // Classic last-block reduction: every thread publishes its partials, then one ticket per block.
-  __threadfence();
-  __syncthreads();
-  __shared__ int isLast;
-  if (threadIdx.x == 0) isLast = atomicAdd(&tickets[blockIdx.x], 1) == splits - 1;
-  __syncthreads();
-  if (!isLast) return;
-  __threadfence();
   const int tileCols = min(kTileRows, N - colBase);
-  for (int e = threadIdx.x; e < M * tileCols; e += kThreads) {
-    const int m = e / tileCols, n = colBase + e % tileCols;
-    float sum = 0.0f;
-    for (int s = 0; s < splits; ++s) sum += __ldcg(partials + (static_cast<size_t>(s) * M + m) * N + n);  // split order
-    storeY<T>(y, static_cast<size_t>(m) * N + n, sum, yF32);
+  if constexpr (R == Reduce::kTicket) {
+    float* mine = p.partials + static_cast<size_t>(split) * M * N;  // [M, N] of this split (this tile's columns)
+    DECODE_GEMM_FOR_FRAGMENT(if (n < N && m < M) mine[static_cast<size_t>(m) * N + n] = acc[mt][nt][i])
+    // Classic last-block reduction: every thread publishes its partials, then one ticket per block.
+    __threadfence();
+    __syncthreads();
+    __shared__ int isLast;
+    if (threadIdx.x == 0) isLast = atomicAdd(&p.tickets[tile], 1) == p.splits - 1;
+    __syncthreads();
+    if (!isLast) return;
+    __threadfence();
+    for (int e = threadIdx.x; e < M * tileCols; e += kThreads) {
+      const int m = e / tileCols, n = colBase + e % tileCols;
+      float sum = 0.0f;
+      for (int s = 0; s < p.splits; ++s) sum += __ldcg(p.partials + (static_cast<size_t>(s) * M + m) * N + n);  // split order
+      storeY<T>(p.y, static_cast<size_t>(m) * N + n, sum, p.yF32);
+    }
+    if (threadIdx.x == 0) p.tickets[tile] = 0;  // ready for the next launch (and graph replay)
   }
-  if (threadIdx.x == 0) tickets[blockIdx.x] = 0;  // ready for the next launch (and graph replay)
+  if constexpr (R == Reduce::kCluster) {
+    extern __shared__ float tileSmem[];  // [M, tileLd] this block's partial of the tile
+    constexpr int ld = kTileLdOf<MT>;
+    DECODE_GEMM_FOR_FRAGMENT(if (m < M) tileSmem[m * ld + (n - colBase)] = acc[mt][nt][i])
+    cg::cluster_group cluster = cg::this_cluster();
+    cluster.sync();
+    const float* peers[kDecodeGemmMaxClusterSplits];
+#pragma unroll
+    for (int s = 0; s < kDecodeGemmMaxClusterSplits; ++s) peers[s] = s < p.splits ? cluster.map_shared_rank(tileSmem, s) : nullptr;
+    const int total = M * tileCols, chunk = (total + p.splits - 1) / p.splits;
+    for (int e = split * chunk + threadIdx.x; e < min(total, (split + 1) * chunk); e += kThreads) {
+      const int m = e / tileCols, c = e % tileCols;
+      float sum = 0.0f;
+#pragma unroll
+      for (int s = 0; s < kDecodeGemmMaxClusterSplits; ++s)
+        if (s < p.splits) sum += peers[s][m * ld + c];  // split order
+      storeY<T>(p.y, static_cast<size_t>(m) * N + colBase + c, sum, p.yF32);
+    }
+    cluster.sync();  // no block may leave while its peers still read its shared memory
+  }
+#undef DECODE_GEMM_FOR_FRAGMENT
 }
 
 template <typename T, int MT, int NT>
-cudaError_t launchTiles(const void* x, int M, int K, const void* w, int N, void* y, bool yF32, int splits, int kPerSplit,
-                        float* partials, int* tickets, cudaStream_t stream) {
-  const dim3 grid((N + kWarps * 16 * MT - 1) / (kWarps * 16 * MT), splits);
-  decodeGemmKernel<T, MT, NT><<<grid, kThreads, 0, stream>>>(static_cast<const uint16_t*>(x), M, K, static_cast<const uint16_t*>(w),
-                                                            N, y, yF32 ? 1 : 0, kPerSplit, partials, tickets);
-  return cudaGetLastError();
+cudaError_t launchTiles(Params p, Reduce reduce, cudaStream_t stream) {
+  const int tiles = (p.N + kTileRowsOf<MT> - 1) / kTileRowsOf<MT>;
+  if (reduce == Reduce::kNone) {
+    decodeGemmKernel<T, MT, NT, Reduce::kNone><<<dim3(tiles, 1), kThreads, 0, stream>>>(p);
+    return cudaGetLastError();
+  }
+  if (reduce == Reduce::kTicket) {
+    decodeGemmKernel<T, MT, NT, Reduce::kTicket><<<dim3(tiles, p.splits), kThreads, 0, stream>>>(p);
+    return cudaGetLastError();
+  }
+  auto kernel = decodeGemmKernel<T, MT, NT, Reduce::kCluster>;
+  const size_t smemBytes = static_cast<size_t>(p.M) * kTileLdOf<MT> * sizeof(float);
+  // Every launch (not a stream operation: fine under graph capture); above 48 KB needs the opt-in.
+  cudaError_t status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smemBytes));
+  if (status != cudaSuccess) {
+    (void)cudaGetLastError();
+    return status;
+  }
+  const dim3 grid(p.splits, tiles);
+#ifdef EMU_DYNAMIC_SMEM  // host emulator: the cluster's blocks run together
+  emu::launchCluster(grid, dim3(kThreads), smemBytes, p.splits, [=]() { kernel(p); });
+  return cudaSuccess;
+#else
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeClusterDimension;
+  attribute[0].val.clusterDim.x = p.splits;
+  attribute[0].val.clusterDim.y = 1;
+  attribute[0].val.clusterDim.z = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = smemBytes;
+  config.stream = stream;
+  config.attrs = attribute;
+  config.numAttrs = 1;
+  status = cudaLaunchKernelEx(&config, kernel, p);
+  if (status != cudaSuccess) (void)cudaGetLastError();
+  return status;
+#endif
 }
 
 // n-tiles: M rounded up to 16, 32, 48, 64, 96 or 128 tokens (padding costs mma issue only, no bytes).
 template <typename T, int MT>
-cudaError_t launchRows(const void* x, int M, int K, const void* w, int N, void* y, bool yF32, int splits, int kPerSplit,
-                       float* partials, int* tickets, cudaStream_t s) {
-  if (M <= 16) return launchTiles<T, MT, 2>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
-  if (M <= 32) return launchTiles<T, MT, 4>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
-  if (M <= 48) return launchTiles<T, MT, 6>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
-  if (M <= 64) return launchTiles<T, MT, 8>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
-  if (M <= 96) return launchTiles<T, MT, 12>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
-  return launchTiles<T, MT, 16>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
+cudaError_t launchRows(const Params& p, Reduce r, cudaStream_t s) {
+  if (p.M <= 16) return launchTiles<T, MT, 2>(p, r, s);
+  if (p.M <= 32) return launchTiles<T, MT, 4>(p, r, s);
+  if (p.M <= 48) return launchTiles<T, MT, 6>(p, r, s);
+  if (p.M <= 64) return launchTiles<T, MT, 8>(p, r, s);
+  if constexpr (MT == 1) {  // two A tiles per warp only up to 64 tokens (more would spill the accumulators)
+    if (p.M <= 96) return launchTiles<T, MT, 12>(p, r, s);
+    return launchTiles<T, MT, 16>(p, r, s);
+  }
+  return cudaErrorInvalidValue;
 }
 
-// Two A tiles per warp only up to 64 tokens (more would spill the 2 x 8 x NT accumulators).
 template <typename T>
-cudaError_t launchTyped(const void* x, int M, int K, const void* w, int N, void* y, bool yF32, int splits, int kPerSplit,
-                        int rowsPerWarp, float* partials, int* tickets, cudaStream_t s) {
-  if (rowsPerWarp == 16) return launchRows<T, 1>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
-  if (M <= 16) return launchTiles<T, 2, 2>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
-  if (M <= 32) return launchTiles<T, 2, 4>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
-  if (M <= 48) return launchTiles<T, 2, 6>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
-  return launchTiles<T, 2, 8>(x, M, K, w, N, y, yF32, splits, kPerSplit, partials, tickets, s);
+cudaError_t launchTyped(const Params& p, int rowsPerWarp, Reduce r, cudaStream_t s) {
+  return rowsPerWarp == 16 ? launchRows<T, 1>(p, r, s) : launchRows<T, 2>(p, r, s);
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
@@ -254,7 +324,7 @@ bool DecodeGemm::applies(int M, int N, int K, const void* x, const void* w) cons
 }
 
 cudaError_t DecodeGemm::run(Act act, const void* x, int M, int K, const void* w, int N, void* y, bool yF32, cudaStream_t stream,
-                            int splits, int rowsPerWarp) const {
+                            int splits, int rowsPerWarp, DecodeGemmReduce reduce) const {
   if (!applies(M, N, K, x, w) || y == nullptr) return cudaErrorInvalidValue;
   if (splits == 0) splits = decodeGemmSplits(N, K, numSms_);
   if (rowsPerWarp == 0) rowsPerWarp = decodeGemmRowsPerWarp(M);
@@ -262,9 +332,17 @@ cudaError_t DecodeGemm::run(Act act, const void* x, int M, int K, const void* w,
     return cudaErrorInvalidValue;
   const int kPerSplit = kPerSplitFor(K, splits);
   const int used = (K + kPerSplit - 1) / kPerSplit;
-  if (used > 1 && static_cast<size_t>(used) * M * N * sizeof(float) > kPartialBytes) return cudaErrorInvalidValue;
-  return act == Act::BF16 ? launchTyped<__nv_bfloat16>(x, M, K, w, N, y, yF32, used, kPerSplit, rowsPerWarp, partials_, tickets_, stream)
-                          : launchTyped<__half>(x, M, K, w, N, y, yF32, used, kPerSplit, rowsPerWarp, partials_, tickets_, stream);
+  Reduce r = used == 1 ? Reduce::kNone : Reduce::kTicket;
+  if (used > 1 && reduce != DecodeGemmReduce::kTicket && used <= kDecodeGemmMaxClusterSplits) r = Reduce::kCluster;
+  if (r == Reduce::kTicket && static_cast<size_t>(used) * M * N * sizeof(float) > kPartialBytes) return cudaErrorInvalidValue;
+  const Params p{static_cast<const uint16_t*>(x), M, K, static_cast<const uint16_t*>(w), N, y, yF32 ? 1 : 0, used, kPerSplit, partials_, tickets_};
+  cudaError_t status = act == Act::BF16 ? launchTyped<__nv_bfloat16>(p, rowsPerWarp, r, stream) : launchTyped<__half>(p, rowsPerWarp, r, stream);
+  // A cluster the GPU cannot place (too many blocks for its GPCs): the ticket reduction sums in the same order.
+  if (status != cudaSuccess && r == Reduce::kCluster && reduce == DecodeGemmReduce::kAuto &&
+      static_cast<size_t>(used) * M * N * sizeof(float) <= kPartialBytes)
+    status = act == Act::BF16 ? launchTyped<__nv_bfloat16>(p, rowsPerWarp, Reduce::kTicket, stream)
+                              : launchTyped<__half>(p, rowsPerWarp, Reduce::kTicket, stream);
+  return status;
 }
 
 }  // namespace tslora::cuda

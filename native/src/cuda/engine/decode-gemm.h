@@ -17,6 +17,7 @@ constexpr int kDecodeGemmMinRows = 9;
 constexpr int kDecodeGemmMaxRows = 128;
 constexpr int kDecodeGemmKStep = 64;        // K per warp step; K must be a multiple of it
 constexpr int kDecodeGemmMaxSplits = 16;
+constexpr int kDecodeGemmMaxClusterSplits = 8;  // portable thread-block cluster size
 constexpr int kDecodeGemmMaxColumnTiles = 4096;  // tickets: N ≤ 4096 × 128 (the LM head's 128256 needs ~1000)
 
 // How many K splits for a projection: a function of (N, K, SM count) only, never of M, so that a row's result is the
@@ -25,6 +26,11 @@ int decodeGemmSplits(int N, int K, int numSms);
 
 // Weight rows per warp tile (16 · mTiles): 32 (two A tiles, x fragments reused twice) or 16.
 int decodeGemmRowsPerWarp(int M);
+
+// How the K splits of a column tile are summed (always in split order, so both give the same bits): kAuto = a
+// thread-block cluster through distributed shared memory where the splits are ≤ 8 (falling back to tickets when the
+// GPU cannot place the cluster), kTicket = fp32 partials in global memory summed by the last block of the tile.
+enum class DecodeGemmReduce { kAuto, kTicket, kCluster };
 
 // Owns the split partials and the column tiles' tickets (allocated once, at construction: no allocation while a
 // decode step is captured as a CUDA graph; the tickets are reset by the block that consumes them, so graph replays
@@ -40,11 +46,11 @@ class DecodeGemm {
   // partials of decodeGemmSplits(N, K) fit the workspace.
   bool applies(int M, int N, int K, const void* x, const void* w) const;
 
-  // Launches on `stream` (splits 0 = decodeGemmSplits; rowsPerWarp 0 = decodeGemmRowsPerWarp; both explicit for the
-  // tests' sweep and the benchmark). y row-major with leading dimension N. Returns the launch status;
+  // Launches on `stream` (splits 0 = decodeGemmSplits; rowsPerWarp 0 = decodeGemmRowsPerWarp, 32 only for M ≤ 64;
+  // explicit values and the reduction for the tests' sweep and the benchmark). y row-major with leading dimension N. Returns the launch status;
   // cudaErrorInvalidValue (nothing launched) when the call does not apply.
   cudaError_t run(Act act, const void* x, int M, int K, const void* w, int N, void* y, bool yF32, cudaStream_t stream,
-                  int splits = 0, int rowsPerWarp = 0) const;
+                  int splits = 0, int rowsPerWarp = 0, DecodeGemmReduce reduce = DecodeGemmReduce::kAuto) const;
 
   int numSms() const { return numSms_; }
 

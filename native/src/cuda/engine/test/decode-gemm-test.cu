@@ -63,7 +63,10 @@ std::vector<int> checkedColumns(int N, int K) {
 
 struct Launch {
   int M, splits, rowsPerWarp;
+  tslora::cuda::DecodeGemmReduce reduce;
 };
+using tslora::cuda::DecodeGemmReduce;
+const char* nameOf(DecodeGemmReduce r) { return r == DecodeGemmReduce::kTicket ? "ticket" : r == DecodeGemmReduce::kCluster ? "cluster" : "auto"; }
 
 int runCase(const tslora::cuda::DecodeGemm& gemm, const Case& c, Act act, bool yF32, std::mt19937& rng, int& launches) {
   std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
@@ -105,11 +108,13 @@ int runCase(const tslora::cuda::DecodeGemm& gemm, const Case& c, Act act, bool y
   CHECK(cudaMemcpy(dw, w.data(), w.size() * 2, cudaMemcpyHostToDevice));
 
   std::vector<Launch> plan;
-  for (int M : c.rows) plan.push_back({M, 0, 0});
+  for (int M : c.rows) plan.push_back({M, 0, 0, DecodeGemmReduce::kAuto});
   for (int M : c.sweepRows)
     for (int splits : c.sweepSplits)
       for (int rpw : {16, 32})
-        if (rpw == 16 || M <= 64) plan.push_back({M, splits, rpw});
+        for (DecodeGemmReduce r : {DecodeGemmReduce::kCluster, DecodeGemmReduce::kTicket})
+          if ((rpw == 16 || M <= 64) && (r == DecodeGemmReduce::kTicket || splits <= tslora::cuda::kDecodeGemmMaxClusterSplits))
+            plan.push_back({M, splits, rpw, r});
   // Row bits of the first launch of each split count: every later launch with that split count must match them.
   std::vector<std::vector<unsigned char>> rowBits(tslora::cuda::kDecodeGemmMaxSplits + 1);
   std::vector<int> rowBitsM(tslora::cuda::kDecodeGemmMaxSplits + 1, 0);
@@ -118,7 +123,7 @@ int runCase(const tslora::cuda::DecodeGemm& gemm, const Case& c, Act act, bool y
   for (const Launch& l : plan) {
     const int splits = l.splits ? l.splits : tslora::cuda::decodeGemmSplits(c.N, c.K, gemm.numSms());
     CHECK(cudaMemset(dy, 0xff, yBytes));
-    CHECK(gemm.run(act, dx, l.M, c.K, dw, c.N, dy, yF32, nullptr, splits, l.rowsPerWarp));
+    CHECK(gemm.run(act, dx, l.M, c.K, dw, c.N, dy, yF32, nullptr, splits, l.rowsPerWarp, l.reduce));
     CHECK(cudaDeviceSynchronize());
     ++launches;
     CHECK(cudaMemcpy(out.data(), dy, yBytes, cudaMemcpyDeviceToHost));
@@ -149,9 +154,9 @@ int runCase(const tslora::cuda::DecodeGemm& gemm, const Case& c, Act act, bool y
     }
     if (worst > 0 || !untouched || !same) {
       ++failures;
-      std::printf("FAIL N %d K %d %s %s M %d splits %d rowsPerWarp %d: %s\n", c.N, c.K, act == Act::BF16 ? "bf16" : "fp16",
-                  yF32 ? "fp32-out" : "act-out", l.M, splits, l.rowsPerWarp,
-                  !same ? "rows differ from the same rows launched with another M / tiling"
+      std::printf("FAIL N %d K %d %s %s M %d splits %d rowsPerWarp %d reduce %s: %s\n", c.N, c.K, act == Act::BF16 ? "bf16" : "fp16",
+                  yF32 ? "fp32-out" : "act-out", l.M, splits, l.rowsPerWarp, nameOf(l.reduce),
+                  !same ? "rows differ from the same rows launched with another M / tiling / reduction"
                   : !untouched ? "wrote rows past M"
                                : ("error " + std::to_string(worst) + "x the bound").c_str());
     }
@@ -212,14 +217,14 @@ void bench(const tslora::cuda::DecodeGemm& gemm, double readGBps) {
     const int iters = std::max(10, std::min(100, static_cast<int>(4e9 / wBytes)));
     for (int M : {9, 16, 24, 32, 48, 64, 96, 128}) {
       // impl -1 = cuBLAS, 0 = engine policy, then the sweep.
-      auto time = [&](int splits, int rowsPerWarp, bool cublas) {
+      auto time = [&](int splits, int rowsPerWarp, bool cublas, DecodeGemmReduce reduce = DecodeGemmReduce::kAuto) {
         cudaEvent_t a, b;
         cudaEventCreate(&a);
         cudaEventCreate(&b);
         auto launch = [&](int i) {
           const void* w = static_cast<const char*>(dw) + wBytes * (i % copies);
           if (!cublas) {
-            CHECK(gemm.run(Act::BF16, dx, M, s.K, w, s.N, dy, s.yF32, nullptr, splits, rowsPerWarp));
+            CHECK(gemm.run(Act::BF16, dx, M, s.K, w, s.N, dy, s.yF32, nullptr, splits, rowsPerWarp, reduce));
           } else {
             const float alpha = 1, beta = 0;
             cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, s.N, M, s.K, &alpha, w, CUDA_R_16BF, s.K, dx, CUDA_R_16BF, s.K, &beta, dy,
@@ -240,20 +245,24 @@ void bench(const tslora::cuda::DecodeGemm& gemm, double readGBps) {
       const double cub = time(0, 0, true), mine = time(0, 0, false);
       double best = mine;
       int bestSplits = tslora::cuda::decodeGemmSplits(s.N, s.K, gemm.numSms()), bestRpw = tslora::cuda::decodeGemmRowsPerWarp(M);
+      DecodeGemmReduce bestReduce = DecodeGemmReduce::kAuto;
       for (int splits : {1, 2, 3, 4, 6, 8, 12, 16})
-        for (int rpw : {16, 32}) {
-          if (rpw == 32 && M > 64) continue;
-          if (splits > 1 && static_cast<size_t>(splits) * M * s.N * 4 > (size_t{32} << 20)) continue;
-          if (splits > s.K / 64) continue;
-          const double us = time(splits, rpw, false);
-          if (us < best) best = us, bestSplits = splits, bestRpw = rpw;
-        }
+        for (int rpw : {16, 32})
+          for (DecodeGemmReduce r : {DecodeGemmReduce::kCluster, DecodeGemmReduce::kTicket}) {
+            if (rpw == 32 && M > 64) continue;
+            if (splits == 1 && r == DecodeGemmReduce::kTicket) continue;  // one split: no reduction
+            if (r == DecodeGemmReduce::kCluster && splits > tslora::cuda::kDecodeGemmMaxClusterSplits) continue;
+            if (r == DecodeGemmReduce::kTicket && static_cast<size_t>(splits) * M * s.N * 4 > (size_t{32} << 20)) continue;
+            if (splits > s.K / 64) continue;
+            const double us = time(splits, rpw, false, r);
+            if (us < best) best = us, bestSplits = splits, bestRpw = rpw, bestReduce = r;
+          }
       const auto frac = [&](double us) { return wBytes / us / 1e3 / readGBps; };
-      std::printf("bench %-10s M %3d: decode-gemm %7.1f us %5.1f%% (splits %d rpw %d) | best %7.1f us %5.1f%% (splits %d rpw %d) | "
+      std::printf("bench %-10s M %3d: decode-gemm %7.1f us %5.1f%% (splits %d rpw %d) | best %7.1f us %5.1f%% (splits %d rpw %d %s) | "
                   "cuBLAS %7.1f us %5.1f%% | speedup %.2fx best %.2fx\n",
                   s.name, M, mine, 100 * frac(mine), tslora::cuda::decodeGemmSplits(s.N, s.K, gemm.numSms()),
-                  tslora::cuda::decodeGemmRowsPerWarp(M), best, 100 * frac(best), bestSplits, bestRpw, cub, 100 * frac(cub),
-                  cub / mine, cub / best);
+                  tslora::cuda::decodeGemmRowsPerWarp(M), best, 100 * frac(best), bestSplits, bestRpw, nameOf(bestReduce), cub,
+                  100 * frac(cub), cub / mine, cub / best);
       std::fflush(stdout);
     }
     cudaFree(dx);

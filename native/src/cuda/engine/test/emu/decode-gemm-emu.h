@@ -10,6 +10,13 @@
 
 namespace emu {
 
+// The rank of the running block in its cluster (0 outside clusters): the blocks of a cluster run interleaved.
+inline int& clusterRank() {
+  static int rank = 0;
+  return rank;
+}
+constexpr int kMaxClusterBlocks = 16;
+
 struct MmaExchange {
   uint32_t a[32][4];
   uint32_t b[32][2];
@@ -25,9 +32,9 @@ float halfToFloat(uint16_t bits) {
 
 template <typename T>
 void mma16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1) {
-  static MmaExchange exchange[32];  // one per warp of the running block
+  static MmaExchange exchange[kMaxClusterBlocks][32];  // one per warp of each block of the running cluster
   const int tid = linearTid(), warp = tid / 32, lane = tid % 32;
-  MmaExchange& x = exchange[warp];
+  MmaExchange& x = exchange[clusterRank()][warp];
   x.a[lane][0] = a0; x.a[lane][1] = a1; x.a[lane][2] = a2; x.a[lane][3] = a3;
   x.b[lane][0] = b0; x.b[lane][1] = b1;
   syncwarp();
@@ -60,6 +67,127 @@ void mma16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
   c[3] += dot(g + 8, 2 * t + 1);
   syncwarp();
 }
+
+// Thread-block clusters of clusterX blocks along x, one cluster at a time: every fiber of the cluster's blocks in one
+// schedule, cluster.sync() a barrier over all of them (state 4), map_shared_rank the same offset in a peer block's
+// dynamic shared memory (one buffer per block).
+#pragma push_macro("blockIdx")
+#pragma push_macro("blockDim")
+#pragma push_macro("gridDim")
+#undef blockIdx
+#undef blockDim
+#undef gridDim
+inline std::vector<Block*>& clusterBlocks() {
+  static std::vector<Block*> blocks;
+  return blocks;
+}
+inline void clusterSync() { wait(4); }
+
+template <typename F>
+void launchCluster(dim3 grid, dim3 blockShape, size_t dynamicSmemBytes, unsigned clusterX, F body) {
+  if (clusterX < 1 || clusterX > kMaxClusterBlocks || grid.x % clusterX != 0) fail("cluster size not in 1..16 or not dividing grid.x");
+  if (dynamicSmemBytes > smemLimit()) fail("dynamic shared memory above the allowed size");
+  const int n = static_cast<int>(blockShape.x * blockShape.y * blockShape.z);
+  for (unsigned z = 0; z < grid.z; ++z)
+    for (unsigned y = 0; y < grid.y; ++y)
+      for (unsigned x0 = 0; x0 < grid.x; x0 += clusterX) {
+        std::vector<Block> blocks(clusterX);
+        std::vector<std::vector<unsigned char>> smem(clusterX, std::vector<unsigned char>(dynamicSmemBytes + 128, 0xFF));
+        clusterBlocks().clear();
+        for (unsigned r = 0; r < clusterX; ++r) {
+          Block& b = blocks[r];
+          b.blockIdx = dim3(x0 + r, y, z);
+          b.blockDim = blockShape;
+          b.gridDim = grid;
+          b.dynamicSmem = smem[r].data();
+          b.body = body;
+          b.threads.assign(n, Thread{});
+          b.warpSlots.assign(static_cast<size_t>((n + 31) / 32) * 32 * 8, 0);
+          for (int i = 0; i < n; ++i) {
+            Thread& t = b.threads[i];
+            t.tid = dim3(i % blockShape.x, (i / blockShape.x) % blockShape.y, i / (blockShape.x * blockShape.y));
+            getcontext(&t.ctx);
+            t.ctx.uc_stack.ss_sp = stackOf(static_cast<int>(r) * n + i);
+            t.ctx.uc_stack.ss_size = kStackBytes;
+            t.ctx.uc_link = &b.scheduler;
+            makecontext(&t.ctx, trampoline, 0);
+          }
+          clusterBlocks().push_back(&b);
+        }
+        for (;;) {
+          for (unsigned r = 0; r < clusterX; ++r) {
+            Block& b = blocks[r];
+            block() = &b;
+            clusterRank() = static_cast<int>(r);
+            for (int i = 0; i < n; ++i) {
+              if (b.threads[i].state != 0) continue;
+              b.current = i;
+              swapcontext(&b.scheduler, &b.threads[i].ctx);
+              if (b.threads[i].state == 0) b.threads[i].state = 3;
+            }
+          }
+          // Release warps (state 2), then blocks (state 1), then the cluster (state 4), as their members all wait.
+          bool released = false, allDone = true, clusterReady = true, anyCluster = false;
+          for (Block& b : blocks) {
+            for (int w = 0; w * 32 < n; ++w) {
+              bool anyWarp = false, allWarp = true;
+              for (int i = w * 32; i < std::min(n, w * 32 + 32); ++i) {
+                const int s = b.threads[i].state;
+                if (s == 2) anyWarp = true;
+                else if (s != 3) allWarp = false;
+              }
+              if (anyWarp && allWarp) {
+                for (int i = w * 32; i < std::min(n, w * 32 + 32); ++i)
+                  if (b.threads[i].state == 2) b.threads[i].state = 0;
+                released = true;
+              }
+            }
+            bool anyBlock = false, allBlock = true;
+            for (const Thread& t : b.threads) {
+              if (t.state != 3) allDone = false;
+              if (t.state == 1) anyBlock = true;
+              else if (t.state != 3) allBlock = false;
+              if (t.state == 4) anyCluster = true;
+              else if (t.state != 3) clusterReady = false;
+            }
+            if (!released && anyBlock && allBlock) {
+              for (Thread& t : b.threads)
+                if (t.state == 1) t.state = 0;
+              released = true;
+            }
+          }
+          if (released) continue;
+          if (allDone) break;
+          if (anyCluster && clusterReady) {
+            for (Block& b : blocks)
+              for (Thread& t : b.threads)
+                if (t.state == 4) t.state = 0;
+            continue;
+          }
+          fail("deadlock: threads wait at different barriers (divergent __syncthreads / cluster.sync)");
+        }
+        block() = nullptr;
+        clusterBlocks().clear();
+        clusterRank() = 0;
+      }
+}
+#pragma pop_macro("blockIdx")
+#pragma pop_macro("blockDim")
+#pragma pop_macro("gridDim")
+
+// cooperative_groups::cluster_group, the part the decode GEMM uses.
+namespace cg {
+struct cluster_group {
+  unsigned block_rank() const { return static_cast<unsigned>(clusterRank()); }
+  void sync() const { clusterSync(); }
+  template <typename T>
+  T* map_shared_rank(T* p, unsigned rank) const {
+    const size_t offset = reinterpret_cast<unsigned char*>(p) - block()->dynamicSmem;
+    return reinterpret_cast<T*>(clusterBlocks().at(rank)->dynamicSmem + offset);
+  }
+};
+inline cluster_group this_cluster() { return cluster_group{}; }
+}  // namespace cg
 
 }  // namespace emu
 

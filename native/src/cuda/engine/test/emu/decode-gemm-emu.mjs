@@ -13,9 +13,15 @@ export function decodeGemmForEmulator() {
   const src = readFileSync(join(engineDir, 'decode-gemm.cu'), 'utf8');
   const mma = /template <typename T> __device__ __forceinline__ void mma16816.*?"r"\(b1\)\);\n}\n.*?"r"\(b1\)\);\n}\n/s;
   if (!mma.test(src)) throw new Error('decode-gemm-emu.mjs: decode-gemm.cu no longer has the two mma16816 specialisations');
-  const out = transformCuda(src.replace(mma,
+  let body = src.replace(mma,
     'template <typename T> inline void mma16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,\n' +
-    '                                           uint32_t b1) { emu::mma16816<T>(c, a0, a1, a2, a3, b0, b1); }\n'));
+    '                                           uint32_t b1) { emu::mma16816<T>(c, a0, a1, a2, a3, b0, b1); }\n');
+  // Clusters: the emulator's cooperative_groups stand-in (decode-gemm-emu.h); the launch is chosen by EMU_DYNAMIC_SMEM.
+  for (const [from, to] of [['#include <cooperative_groups.h>\n', ''], ['namespace cg = cooperative_groups;', 'namespace cg = emu::cg;']]) {
+    if (!body.includes(from)) throw new Error(`decode-gemm-emu.mjs: decode-gemm.cu no longer contains ${from}`);
+    body = body.replace(from, to);
+  }
+  const out = transformCuda(body);
   if (/\basm\b/.test(out)) throw new Error('decode-gemm-emu.mjs: decode-gemm.cu still has inline PTX the emulator cannot run');
   return out;
 }
