@@ -56,10 +56,10 @@ void Blas::gemm(Act act, const void* x, int M, int K, const void* w, int N, void
               "skinny GEMM launch");
     return;
   }
-  if (decodeGemm_ && decodeGemm_->applies(M, N, K, x, w)) {
-    cudaCheck(decodeGemm_->run(act, x, M, K, w, N, y, yF32, static_cast<cudaStream_t>(stream_)), "decode GEMM launch");
+  // A decode GEMM launch the GPU refuses (a cluster it cannot place) leaves the call to cuBLAS.
+  if (decodeGemm_ && decodeGemm_->applies(M, N, K, x, w) &&
+      decodeGemm_->run(act, x, M, K, w, N, y, yF32, static_cast<cudaStream_t>(stream_)) == cudaSuccess)
     return;
-  }
   const cudaDataType_t in = act == Act::BF16 ? CUDA_R_16BF : CUDA_R_16F;
   const cudaDataType_t out = yF32 ? CUDA_R_32F : in;
   const float alpha = 1.0f, beta = 0.0f;

@@ -6,7 +6,9 @@
 // physical t·16 + 4s + {0, 1, 2, 3} for both operands, so every dot product is unchanged (the trick of
 // lora_small_mma.cuh). The weight loads run kStages − 1 steps ahead of the mma; the activations come from L1 / L2.
 // With one split the block stores y; otherwise every block writes its fp32 partial [M, tile] and the last block of
-// the column tile (integer ticket) sums the splits in split order and stores y, then resets the ticket.
+// the column tile (integer ticket) sums the splits in split order and stores y, then resets the ticket; or the splits
+// of a tile form a thread-block cluster and sum through distributed shared memory (decode-gemm.h, DecodeGemmReduce).
+// Launched as a programmatic dependent launch (pdl.h): the first weight loads overlap the previous kernel's tail.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cooperative_groups.h>
@@ -16,6 +18,7 @@
 
 #include "cuda-check.h"
 #include "decode-gemm.h"
+#include "pdl.h"
 
 namespace tslora::cuda {
 namespace {
@@ -125,7 +128,7 @@ constexpr int kTileLdOf = kTileRowsOf<MT> + 4;  // +4 floats: the fragment write
 template <typename T, int MT, int NT, Reduce R>
 __global__ void __launch_bounds__(kThreads, minBlocksPerSm<MT, NT>()) decodeGemmKernel(const Params p) {
   // Weight steps in flight per warp: 8 KB (4 KB where 16 n-tiles' accumulators and activations need the registers).
-  constexpr int kStages = MT * NT >= 16 ? 2 : 4 / MT;
+  constexpr int kStages = MT * NT >= 12 ? 2 : 4 / MT;
   constexpr int kTileRows = kTileRowsOf<MT>;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   // Clusters group the splits of a tile along x; otherwise the tiles run along x.
@@ -153,10 +156,14 @@ __global__ void __launch_bounds__(kThreads, minBlocksPerSm<MT, NT>()) decodeGemm
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) acc[mt][nt][0] = acc[mt][nt][1] = acc[mt][nt][2] = acc[mt][nt][3] = 0.0f;
 
+  // Launched as a programmatic dependent (pdl.h): the first weight steps are requested while the kernel before is
+  // still finishing (no kernel writes weights); x, y, the partials and the tickets only after pdlWait.
+  pdlLaunchDependents();
   WeightStep<MT> buf[kStages];
 #pragma unroll
   for (int d = 0; d < kStages; ++d)
     if (d < steps) loadWeights<MT>(buf[d], wRows, k0 + d * 64);
+  pdlWait();
   for (int st = 0; st < steps; st += kStages) {
 #pragma unroll
     for (int d = 0; d < kStages; ++d) {
@@ -226,14 +233,9 @@ __global__ void __launch_bounds__(kThreads, minBlocksPerSm<MT, NT>()) decodeGemm
 template <typename T, int MT, int NT>
 cudaError_t launchTiles(Params p, Reduce reduce, cudaStream_t stream) {
   const int tiles = (p.N + kTileRowsOf<MT> - 1) / kTileRowsOf<MT>;
-  if (reduce == Reduce::kNone) {
-    decodeGemmKernel<T, MT, NT, Reduce::kNone><<<dim3(tiles, 1), kThreads, 0, stream>>>(p);
-    return cudaGetLastError();
-  }
-  if (reduce == Reduce::kTicket) {
-    decodeGemmKernel<T, MT, NT, Reduce::kTicket><<<dim3(tiles, p.splits), kThreads, 0, stream>>>(p);
-    return cudaGetLastError();
-  }
+  if (reduce == Reduce::kNone) return pdlLaunch(decodeGemmKernel<T, MT, NT, Reduce::kNone>, dim3(tiles, 1), dim3(kThreads), 0, stream, p);
+  if (reduce == Reduce::kTicket)
+    return pdlLaunch(decodeGemmKernel<T, MT, NT, Reduce::kTicket>, dim3(tiles, p.splits), dim3(kThreads), 0, stream, p);
   auto kernel = decodeGemmKernel<T, MT, NT, Reduce::kCluster>;
   const size_t smemBytes = static_cast<size_t>(p.M) * kTileLdOf<MT> * sizeof(float);
   // Every launch (not a stream operation: fine under graph capture); above 48 KB needs the opt-in.
@@ -247,19 +249,26 @@ cudaError_t launchTiles(Params p, Reduce reduce, cudaStream_t stream) {
   emu::launchCluster(grid, dim3(kThreads), smemBytes, p.splits, [=]() { kernel(p); });
   return cudaSuccess;
 #else
-  cudaLaunchAttribute attribute[1];
+  cudaLaunchAttribute attribute[2];
   attribute[0].id = cudaLaunchAttributeClusterDimension;
   attribute[0].val.clusterDim.x = p.splits;
   attribute[0].val.clusterDim.y = 1;
   attribute[0].val.clusterDim.z = 1;
+  attribute[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[1].val.programmaticStreamSerializationAllowed = 1;
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
   config.blockDim = dim3(kThreads);
   config.dynamicSmemBytes = smemBytes;
   config.stream = stream;
   config.attrs = attribute;
-  config.numAttrs = 1;
+  config.numAttrs = pdlEnabled() ? 2 : 1;
   status = cudaLaunchKernelEx(&config, kernel, p);
+  if (status != cudaSuccess && config.numAttrs == 2) {  // PDL refused: a plain cluster launch is as correct
+    (void)cudaGetLastError();
+    config.numAttrs = 1;
+    status = cudaLaunchKernelEx(&config, kernel, p);
+  }
   if (status != cudaSuccess) (void)cudaGetLastError();
   return status;
 #endif
@@ -295,12 +304,23 @@ int kPerSplitFor(int K, int splits) {
 }  // namespace
 
 int decodeGemmSplits(int N, int K, int numSms) {
-  // Enough blocks for one wave of the SMs with 256-row tiles, at least 4 K steps per split.
+  // Blocks of 256-row tiles, one resident per SM (their registers): the split count whose blocks fill the last wave
+  // best (ties: fewer splits, less to reduce), at least 4 K steps per split; up to 8 (one cluster), or up to 16
+  // (tickets) when 8 leave most of the SMs idle.
   const int columnTiles = (N + 255) / 256;
   const int steps = K / kDecodeGemmKStep;
-  const int wanted = std::min(std::clamp((numSms + columnTiles - 1) / columnTiles, 1, kDecodeGemmMaxSplits), std::max(1, steps / 4));
-  const int stepsPerSplit = (steps + wanted - 1) / wanted;
-  return (steps + stepsPerSplit - 1) / stepsPerSplit;  // splits actually used (none empty)
+  int best = 1;
+  double bestFill = 0;
+  for (int wanted = 1; wanted <= kDecodeGemmMaxSplits; ++wanted) {
+    const int stepsPerSplit = (steps + wanted - 1) / wanted;
+    const int splits = (steps + stepsPerSplit - 1) / stepsPerSplit;
+    if (splits != wanted || (splits > 1 && stepsPerSplit < 4)) continue;
+    const long blocks = static_cast<long>(columnTiles) * splits;
+    const long waves = (blocks + numSms - 1) / numSms;
+    const double fill = static_cast<double>(blocks) / (waves * numSms) - (splits > kDecodeGemmMaxClusterSplits ? 0.1 : 0.0);
+    if (fill > bestFill + 0.02) best = splits, bestFill = fill;
+  }
+  return best;
 }
 
 int decodeGemmRowsPerWarp(int M) { return M <= 64 ? 32 : 16; }
@@ -320,7 +340,7 @@ bool DecodeGemm::applies(int M, int N, int K, const void* x, const void* w) cons
   if (M < kDecodeGemmMinRows || M > kDecodeGemmMaxRows || N < 1 || K < kDecodeGemmKStep || K % kDecodeGemmKStep != 0) return false;
   if (!aligned16(x) || !aligned16(w) || (N + 127) / 128 > kDecodeGemmMaxColumnTiles) return false;
   const int splits = decodeGemmSplits(N, K, numSms_);
-  return splits == 1 || static_cast<size_t>(splits) * kDecodeGemmMaxRows * N * sizeof(float) <= kPartialBytes;
+  return splits <= kDecodeGemmMaxClusterSplits || static_cast<size_t>(splits) * kDecodeGemmMaxRows * N * sizeof(float) <= kPartialBytes;
 }
 
 cudaError_t DecodeGemm::run(Act act, const void* x, int M, int K, const void* w, int N, void* y, bool yF32, cudaStream_t stream,

@@ -42,8 +42,8 @@ class DecodeGemm {
   DecodeGemm(const DecodeGemm&) = delete;
   DecodeGemm& operator=(const DecodeGemm&) = delete;
 
-  // True when this kernel can take the call: M in [9, 128], K a multiple of 64, x and w 16-byte aligned, and the
-  // partials of decodeGemmSplits(N, K) fit the workspace.
+  // True when this kernel can take the call: M in [9, 128], K a multiple of 64, x and w 16-byte aligned, and
+  // decodeGemmSplits(N, K) ≤ 8 (one cluster) or its partials fit the workspace.
   bool applies(int M, int N, int K, const void* x, const void* w) const;
 
   // Launches on `stream` (splits 0 = decodeGemmSplits; rowsPerWarp 0 = decodeGemmRowsPerWarp, 32 only for M ≤ 64;

@@ -246,7 +246,7 @@ void bench(const tslora::cuda::DecodeGemm& gemm, double readGBps) {
       double best = mine;
       int bestSplits = tslora::cuda::decodeGemmSplits(s.N, s.K, gemm.numSms()), bestRpw = tslora::cuda::decodeGemmRowsPerWarp(M);
       DecodeGemmReduce bestReduce = DecodeGemmReduce::kAuto;
-      for (int splits : {1, 2, 3, 4, 6, 8, 12, 16})
+      for (int splits : {1, 2, 3, 4, 5, 6, 7, 8, 12, 16})
         for (int rpw : {16, 32})
           for (DecodeGemmReduce r : {DecodeGemmReduce::kCluster, DecodeGemmReduce::kTicket}) {
             if (rpw == 32 && M > 64) continue;
