@@ -27,6 +27,7 @@ namespace cg = cooperative_groups;
 
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
+constexpr int kMaxDevices = 64;  // the cluster kernels' shared-memory opt-in is remembered per device up to this index
 
 template <typename T> __device__ __forceinline__ void mma16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                                                uint32_t b0, uint32_t b1);
@@ -238,8 +239,15 @@ cudaError_t launchTiles(Params p, Reduce reduce, cudaStream_t stream) {
     return pdlLaunch(decodeGemmKernel<T, MT, NT, Reduce::kTicket>, dim3(tiles, p.splits), dim3(kThreads), 0, stream, p);
   auto kernel = decodeGemmKernel<T, MT, NT, Reduce::kCluster>;
   const size_t smemBytes = static_cast<size_t>(p.M) * kTileLdOf<MT> * sizeof(float);
-  // Every launch (not a stream operation: fine under graph capture); above 48 KB needs the opt-in.
-  cudaError_t status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smemBytes));
+  // Above 48 KB needs the opt-in: once per kernel and device, for its largest M (8·NT rows), not per launch (a driver
+  // call on every eager decode GEMM). Not a stream operation: fine under graph capture.
+  static bool optedIn[kMaxDevices] = {};
+  int device = 0;
+  cudaError_t status = cudaGetDevice(&device);
+  if (status == cudaSuccess && (device < 0 || device >= kMaxDevices || !optedIn[device])) {
+    status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(8 * NT * kTileLdOf<MT> * sizeof(float)));
+    if (status == cudaSuccess && device >= 0 && device < kMaxDevices) optedIn[device] = true;
+  }
   if (status != cudaSuccess) {
     (void)cudaGetLastError();
     return status;
