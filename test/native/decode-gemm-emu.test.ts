@@ -43,7 +43,7 @@ test('decode GEMM (tensor cores, split-K tickets) matches an fp64 reference on t
     const run = spawnSync(exe, ['--quick'], { encoding: 'utf8' });
     assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
     assert.match(run.stdout, /^refusals: 5 bad calls refused$/m);
-    assert.match(run.stdout, /^ok: 4 shape configurations, 56 launches, 0 failures$/m);
+    assert.match(run.stdout, /^ok: 4 shape configurations, 96 launches, 0 failures$/m);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

@@ -129,7 +129,7 @@ constexpr int kTileLdOf = kTileRowsOf<MT> + 4;  // +4 floats: the fragment write
 template <typename T, int MT, int NT, Reduce R>
 __global__ void __launch_bounds__(kThreads, minBlocksPerSm<MT, NT>()) decodeGemmKernel(const Params p) {
   // Weight steps in flight per warp: 8 KB (4 KB where 16 n-tiles' accumulators and activations need the registers).
-  constexpr int kStages = MT * NT >= 12 ? 2 : 4 / MT;
+  constexpr int kStages = MT * NT >= 24 ? 1 : MT * NT >= 12 ? 2 : 4 / MT;
   constexpr int kTileRows = kTileRowsOf<MT>;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   // Clusters group the splits of a tile along x; otherwise the tiles run along x.
@@ -254,7 +254,7 @@ cudaError_t launchTiles(Params p, Reduce reduce, cudaStream_t stream) {
   }
   const dim3 grid(p.splits, tiles);
 #ifdef EMU_DYNAMIC_SMEM  // host emulator: the cluster's blocks run together
-  emu::launchCluster(grid, dim3(kThreads), smemBytes, p.splits, [=]() { kernel(p); });
+  emu::launchCluster(kernel, grid, dim3(kThreads), smemBytes, p.splits, [=]() { kernel(p); });
   return cudaSuccess;
 #else
   cudaLaunchAttribute attribute[2];
@@ -282,18 +282,16 @@ cudaError_t launchTiles(Params p, Reduce reduce, cudaStream_t stream) {
 #endif
 }
 
-// n-tiles: M rounded up to 16, 32, 48, 64, 96 or 128 tokens (padding costs mma issue only, no bytes).
+// n-tiles: M rounded up to 16, 32, 48, 64, 96 or 128 tokens (padding costs mma issue only, no bytes). Two A tiles
+// with 12 or 16 n-tiles keep one weight step in flight per warp (their 96 / 128 accumulators need the registers).
 template <typename T, int MT>
 cudaError_t launchRows(const Params& p, Reduce r, cudaStream_t s) {
   if (p.M <= 16) return launchTiles<T, MT, 2>(p, r, s);
   if (p.M <= 32) return launchTiles<T, MT, 4>(p, r, s);
   if (p.M <= 48) return launchTiles<T, MT, 6>(p, r, s);
   if (p.M <= 64) return launchTiles<T, MT, 8>(p, r, s);
-  if constexpr (MT == 1) {  // two A tiles per warp only up to 64 tokens (more would spill the accumulators)
-    if (p.M <= 96) return launchTiles<T, MT, 12>(p, r, s);
-    return launchTiles<T, MT, 16>(p, r, s);
-  }
-  return cudaErrorInvalidValue;
+  if (p.M <= 96) return launchTiles<T, MT, 12>(p, r, s);
+  return launchTiles<T, MT, 16>(p, r, s);
 }
 
 template <typename T>
@@ -356,8 +354,7 @@ cudaError_t DecodeGemm::run(Act act, const void* x, int M, int K, const void* w,
   if (!applies(M, N, K, x, w) || y == nullptr) return cudaErrorInvalidValue;
   if (splits == 0) splits = decodeGemmSplits(N, K, numSms_);
   if (rowsPerWarp == 0) rowsPerWarp = decodeGemmRowsPerWarp(M);
-  if (splits < 1 || splits > kDecodeGemmMaxSplits || (rowsPerWarp != 16 && rowsPerWarp != 32) || (rowsPerWarp == 32 && M > 64))
-    return cudaErrorInvalidValue;
+  if (splits < 1 || splits > kDecodeGemmMaxSplits || (rowsPerWarp != 16 && rowsPerWarp != 32)) return cudaErrorInvalidValue;
   const int kPerSplit = kPerSplitFor(K, splits);
   const int used = (K + kPerSplit - 1) / kPerSplit;
   Reduce r = used == 1 ? Reduce::kNone : Reduce::kTicket;

@@ -24,7 +24,8 @@ constexpr int kDecodeGemmMaxColumnTiles = 4096;  // tickets: N ≤ 4096 × 128 (
 // same whatever batch it is launched with (decode graphs pad the batch).
 int decodeGemmSplits(int N, int K, int numSms);
 
-// Weight rows per warp tile (16 · mTiles): 32 (two A tiles, x fragments reused twice) or 16.
+// Weight rows per warp tile (16 · mTiles): 32 (two A tiles, x fragments reused twice) or 16 (more weight steps in
+// flight where 12 or 16 n-tiles of accumulators fill the registers).
 int decodeGemmRowsPerWarp(int M);
 
 // How the K splits of a column tile are summed (always in split order, so both give the same bits): kAuto = a
@@ -46,7 +47,7 @@ class DecodeGemm {
   // decodeGemmSplits(N, K) ≤ 8 (one cluster) or its partials fit the workspace.
   bool applies(int M, int N, int K, const void* x, const void* w) const;
 
-  // Launches on `stream` (splits 0 = decodeGemmSplits; rowsPerWarp 0 = decodeGemmRowsPerWarp, 32 only for M ≤ 64;
+  // Launches on `stream` (splits 0 = decodeGemmSplits; rowsPerWarp 0 = decodeGemmRowsPerWarp;
   // explicit values and the reduction for the tests' sweep and the benchmark). y row-major with leading dimension N. Returns the launch status;
   // cudaErrorInvalidValue (nothing launched) when the call does not apply.
   cudaError_t run(Act act, const void* x, int M, int K, const void* w, int N, void* y, bool yF32, cudaStream_t stream,

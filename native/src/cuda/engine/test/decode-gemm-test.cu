@@ -113,7 +113,7 @@ int runCase(const tslora::cuda::DecodeGemm& gemm, const Case& c, Act act, bool y
     for (int splits : c.sweepSplits)
       for (int rpw : {16, 32})
         for (DecodeGemmReduce r : {DecodeGemmReduce::kCluster, DecodeGemmReduce::kTicket})
-          if ((rpw == 16 || M <= 64) && (r == DecodeGemmReduce::kTicket || splits <= tslora::cuda::kDecodeGemmMaxClusterSplits))
+          if (r == DecodeGemmReduce::kTicket || splits <= tslora::cuda::kDecodeGemmMaxClusterSplits)
             plan.push_back({M, splits, rpw, r});
   // Row bits of the first launch of each split count: every later launch with that split count must match them.
   std::vector<std::vector<unsigned char>> rowBits(tslora::cuda::kDecodeGemmMaxSplits + 1);
@@ -249,7 +249,6 @@ void bench(const tslora::cuda::DecodeGemm& gemm, double readGBps) {
       for (int splits : {1, 2, 3, 4, 5, 6, 7, 8, 12, 16})
         for (int rpw : {16, 32})
           for (DecodeGemmReduce r : {DecodeGemmReduce::kCluster, DecodeGemmReduce::kTicket}) {
-            if (rpw == 32 && M > 64) continue;
             if (splits == 1 && r == DecodeGemmReduce::kTicket) continue;  // one split: no reduction
             if (r == DecodeGemmReduce::kCluster && splits > tslora::cuda::kDecodeGemmMaxClusterSplits) continue;
             if (r == DecodeGemmReduce::kTicket && static_cast<size_t>(splits) * M * s.N * 4 > (size_t{32} << 20)) continue;
@@ -305,7 +304,7 @@ int main(int argc, char** argv) {
                              {2048, 8192, edges, sweepRows, sweepSplits},    {6144, 4096, edges, {}, {}},
                              {4096, 14336, edges, {}, {}},                   {28672, 4096, {9, 64, 128}, {}, {}}};
   // Under the host emulator: a column tile cut by N, two and three splits, both tilings, the n-tile edges.
-  if (quick) cases = {{48, 128, {9, 17, 64, 65, 128}, {16, 65}, {1, 2}}, {136, 192, {9, 40, 128}, {24}, {1, 3}}};
+  if (quick) cases = {{48, 128, {9, 17, 64, 65, 128}, {16, 65, 128}, {1, 2}}, {136, 192, {9, 40, 128}, {24, 128}, {1, 3}}};
   int failures = checkRefusals(gemm), configurations = 0, launches = 0;
   for (const Case& c : cases)
     for (Act act : {Act::BF16, Act::F16})

@@ -7,6 +7,7 @@
 #include "cuda-emu.h"
 
 #include <cstdlib>
+#include <map>
 
 namespace emu {
 
@@ -83,10 +84,25 @@ inline std::vector<Block*>& clusterBlocks() {
 }
 inline void clusterSync() { wait(4); }
 
-template <typename F>
-void launchCluster(dim3 grid, dim3 blockShape, size_t dynamicSmemBytes, unsigned clusterX, F body) {
+// The dynamic shared memory each kernel opted in to (cudaFuncSetAttribute is per kernel on a GPU; cuda-emu.h keeps
+// one limit for every launch).
+inline std::map<const void*, size_t>& kernelSmemLimits() {
+  static std::map<const void*, size_t> limits;
+  return limits;
+}
+template <typename Fn>
+cudaError_t funcSetAttributePerKernel(Fn kernel, cudaFuncAttribute attr, int bytes) {
+  const cudaError_t status = funcSetAttribute(kernel, attr, bytes);
+  if (status == cudaSuccess) kernelSmemLimits()[reinterpret_cast<const void*>(kernel)] = static_cast<size_t>(bytes);
+  return status;
+}
+
+template <typename Kernel, typename F>
+void launchCluster(Kernel kernel, dim3 grid, dim3 blockShape, size_t dynamicSmemBytes, unsigned clusterX, F body) {
   if (clusterX < 1 || clusterX > kMaxClusterBlocks || grid.x % clusterX != 0) fail("cluster size not in 1..16 or not dividing grid.x");
-  if (dynamicSmemBytes > smemLimit()) fail("dynamic shared memory above the allowed size");
+  const auto limit = kernelSmemLimits().find(reinterpret_cast<const void*>(kernel));
+  if (dynamicSmemBytes > (limit == kernelSmemLimits().end() ? size_t{48} * 1024 : limit->second))
+    fail("dynamic shared memory above what the kernel opted in to");
   const int n = static_cast<int>(blockShape.x * blockShape.y * blockShape.z);
   for (unsigned z = 0; z < grid.z; ++z)
     for (unsigned y = 0; y < grid.y; ++y)
@@ -206,6 +222,8 @@ inline int atomicAdd(int* p, int v) {
 #define cudaGetErrorName(s) "emulated CUDA error"
 #define cudaGetErrorString(s) "emulated CUDA error"
 // The test driver's runtime calls.
+#undef cudaFuncSetAttribute
+#define cudaFuncSetAttribute(...) emu::funcSetAttributePerKernel(__VA_ARGS__)
 #define cudaGetDeviceCount(p) (*(p) = 1, cudaSuccess)
 #define cudaMemcpy(dst, src, bytes, kind) (std::memcpy((dst), (src), (bytes)), cudaSuccess)
 #define cudaDeviceSynchronize() cudaSuccess
