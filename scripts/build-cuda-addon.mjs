@@ -7,6 +7,7 @@
 // Usage: node scripts/build-cuda-addon.mjs [--jobs N] [--cublas-include DIR] [--cublas-lib DIR] [--quiet] [--portable]
 //   [--out DIR]
 //   --portable: the prebuild (scripts/prebuild.mjs): fat binary for sm_80/86/89/90 + compute_90 PTX (cuda-gencode.mjs);
+//   --list-sources: print the sources as JSON and exit;
 //   --out: the build directory (default build-cuda; the addon is written to DIR/Release/tslora_cuda.node).
 //   --cublas-include / --cublas-lib: where cublas_v2.h / libcublas.so live when not under the CUDA toolkit
 //   (e.g. a pip-installed nvidia-cublas). Environment: TSLORA_MARCH (default "native").
@@ -40,6 +41,26 @@ function which(cmd) {
   return r.status === 0 ? r.stdout.trim() : null;
 }
 
+const files = (dir, ext) => {
+  const full = join(root, dir);
+  return existsSync(full) ? readdirSync(full).filter((f) => f.endsWith(ext)).sort().map((f) => join(full, f)) : [];
+};
+const cuSources = files('native/src/cuda/engine', '.cu');
+const cppSources = [
+  ...files('native/src/napi-cuda', '.cpp'),
+  ...files('native/src/cuda/engine', '.cpp'),
+  ...['js-read', 'model-options', 'step-convert', 'adapter-input'].map((f) => join(root, 'native/src/napi', `${f}.cpp`)),
+  ...['mapped-file', 'model-checks', 'sampling', 'sample-rows', 'thread-pool', 'ops', 'step-checks'].map((f) => join(root, 'native/src/cpu', `${f}.cpp`)),
+  ...files('native/src/lora', '.cpp'),
+];
+
+// --list-sources: the addon's sources as JSON {cu, cpp} (test/native/cuda-engine-compile.test.ts checks that the host
+// sources link on their own), before any requirement is checked.
+if (args.includes('--list-sources')) {
+  console.log(JSON.stringify({ cu: cuSources, cpp: cppSources }));
+  process.exit(0);
+}
+
 const nvcc = which('nvcc');
 if (!nvcc) fail('nvcc not found on PATH; install the CUDA toolkit (12.8+) or use the CPU addon.', 2);
 const cudaHome = [process.env.CUDA_HOME, process.env.CUDA_PATH, resolve(dirname(nvcc), '..'), '/usr/local/cuda']
@@ -63,19 +84,6 @@ function nodeInclude() {
   return found;
 }
 const napiInclude = dirname(require.resolve('node-addon-api/package.json'));
-
-const files = (dir, ext) => {
-  const full = join(root, dir);
-  return existsSync(full) ? readdirSync(full).filter((f) => f.endsWith(ext)).sort().map((f) => join(full, f)) : [];
-};
-const cuSources = files('native/src/cuda/engine', '.cu');
-const cppSources = [
-  ...files('native/src/napi-cuda', '.cpp'),
-  ...files('native/src/cuda/engine', '.cpp'),
-  ...['js-read', 'model-options', 'step-convert', 'adapter-input'].map((f) => join(root, 'native/src/napi', `${f}.cpp`)),
-  ...['mapped-file', 'model-checks', 'sampling', 'sample-rows', 'thread-pool', 'ops', 'step-checks'].map((f) => join(root, 'native/src/cpu', `${f}.cpp`)),
-  ...files('native/src/lora', '.cpp'),
-];
 
 const includes = ['native/include', 'native/src/cuda', 'native/src/lora'].map((d) => `-I${join(root, d)}`);
 const defines = ['-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS', '-DTSLORA_HAVE_LORA'];

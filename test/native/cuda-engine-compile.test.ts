@@ -59,6 +59,35 @@ test('the CUDA addon host sources (napi-cuda, engine .cpp) pass g++ -fsyntax-onl
   }
 });
 
+// The CUDA addon links a chosen few CPU sources (scripts/build-cuda-addon.mjs --list-sources) with -z now: a CPU source
+// that starts calling into one that is not on the list (ops.cpp into the CPU kernel table, once) makes the addon fail
+// to load on every GPU machine. Every tslora::cpu symbol the addon's host objects need must be defined among them.
+test('the CUDA addon host objects define every tslora::cpu symbol they use', { skip: hostSkip || (which('nm') ? false : 'nm not found') }, () => {
+  const listed = spawnSync(process.execPath, [join(root, 'scripts/build-cuda-addon.mjs'), '--list-sources'], { encoding: 'utf8' });
+  assert.equal(listed.status, 0, listed.stderr);
+  const cpp: string[] = JSON.parse(listed.stdout).cpp;
+  assert.ok(cpp.some((f) => f.endsWith('native/src/cpu/ops.cpp')), 'the list names the CPU sources');
+  const out = mkdtempSync(join(tmpdir(), 'tslora-cuda-host-objects-'));
+  try {
+    const objects = cpp.map((file, i) => {
+      const object = join(out, `${i}-${basename(file)}.o`);
+      const r = spawnSync('nice', ['g++', '-std=c++17', '-O0', '-c', '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS', '-DTSLORA_HAVE_LORA', ...includes, `-I${nodeInclude}`, `-I${napiInclude}`, `-I${cudaInclude}`, file, '-o', object], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `${basename(file)}:\n${r.stdout}${r.stderr}`);
+      return object;
+    });
+    const symbols = (flag: string): Set<string> => {
+      const r = spawnSync('nm', ['-C', flag, ...objects], { encoding: 'utf8', maxBuffer: 64 << 20 });
+      assert.equal(r.status, 0, r.stderr);
+      return new Set(r.stdout.split('\n').map((l) => l.replace(/^\s*[0-9a-f]*\s+[A-Za-z]\s+/, '')).filter((n) => n.startsWith('tslora::cpu::')));
+    };
+    const defined = symbols('--defined-only');
+    const missing = [...symbols('--undefined-only')].filter((n) => !defined.has(n));
+    assert.deepEqual(missing, [], 'add their sources to build-cuda-addon.mjs, or move the code they need');
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
 test('the LoRA pass planner of the CUDA engine splits steps within its limits (host-only driver, g++)', { skip: which('g++') ? false : 'g++ not found' }, () => {
   const out = mkdtempSync(join(tmpdir(), 'tslora-lora-passes-'));
   try {

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "ops.h"
 #include "tslora/errors.h"
 
 #if defined(__x86_64__)
@@ -219,5 +220,9 @@ std::string cpuFeatureSummary() {
   add(f.amxBf16 && f.osAmx, "amx_bf16");
   return s;
 }
+
+// ops.h's SwiGLU is defined here, beside the kernel table it dispatches through, so that ops.cpp (which the CUDA
+// addon links for the RoPE frequencies) does not pull the CPU kernel copies into that addon.
+void swiglu(const float* gate, const float* up, float* act, int n) { cpuKernels().swigluRow(gate, up, act, n); }
 
 }  // namespace tslora::cpu

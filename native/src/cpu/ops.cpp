@@ -2,7 +2,6 @@
 
 #include <cmath>
 
-#include "cpu-isa.h"
 #include "simd.h"
 
 namespace tslora::cpu {
@@ -56,7 +55,5 @@ void applyRope(float* heads, int numHeads, int headDim, int position, const floa
     }
   }
 }
-
-void swiglu(const float* gate, const float* up, float* act, int n) { cpuKernels().swigluRow(gate, up, act, n); }
 
 }  // namespace tslora::cpu
