@@ -13,8 +13,10 @@
 #                  SKIP_KERNEL_TESTS=0), when time is left
 # "before" = the old defaults: decode steps eager (--cuda-graph-max-bs 0) and the LoRA shrink on the forward stream
 # (TSLORA_CUDA_LORA_SIDE_STREAM=0); "after" = this code's defaults (graphs for batches ≤ 128, shrink on a side stream).
-BEFORE_ENV="TSLORA_CUDA_LORA_SIDE_STREAM=0"
-BEFORE_GRAPHS=0
+# STEP_BEFORE_ENV / STEP_BEFORE_GRAPHS replace the "before" side (e.g. one switch of this session's change off, graphs
+# on, to A/B that change alone in the same run).
+BEFORE_ENV=${STEP_BEFORE_ENV:-TSLORA_CUDA_LORA_SIDE_STREAM=0}
+BEFORE_GRAPHS=${STEP_BEFORE_GRAPHS:-0}
 AFTER_GRAPHS=128
 wait "$SYNTH_PID"  # BWARG: set by the suite after its bandwidth step
 summary "$(grep '^synth' "$G/synth.log" | tr '\n' ';') (written in the background during the build)"
