@@ -3,9 +3,11 @@
  *   node --import tsx bench/native/decode.ts [--preset 125m] [--layers 16] [--hidden 1024] [--intermediate 2816]
  *     [--kv-heads 4] [--vocab 32000] [--dtype bf16|f16|f32] [--ranks 16,64] [--steps 20] [--threads 2]
  *     [--prefill-tokens 256] [--prefill-rounds 3] [--lora-backends csgmv,triton] [--lora-pool-dtype f32|bf16]
- *     [--kv-cache-dtype f32|bf16] [--isa baseline|avx2|avx512] [--skip-lora] [--dir /tmp/...] [--json] [--out FILE]
+ *     [--kv-cache-dtype f32|bf16] [--isa baseline|avx2|avx512|amx] [--vs-isa avx512] [--skip-lora] [--dir /tmp/...]
+ *     [--json] [--out FILE]
  * --preset 125m: the synthetic 125M-class Llama of the llama.cpp comparison (12 layers, hidden 768, intermediate 2048,
- * 12 heads / 4 KV heads, vocab 32000, bf16). --isa forces one copy of the runtime-dispatched CPU kernels.
+ * 12 heads / 4 KV heads, vocab 32000, bf16). --isa forces one copy of the runtime-dispatched CPU kernels; --vs-isa
+ * also times each prefill round on another copy (e.g. the avx512 FMA GEMM against the amx tiles, same build).
  * Reports, each from pairs measured in alternation (shared machines drift from second to second):
  *  - decode weight read rate: bytes of every weight but the embedding per batch-1 step / step time, as a fraction of
  *    the two-thread copy bandwidth (bytes read + written, STREAM "Copy") sampled right before each step;
@@ -42,6 +44,7 @@ const { values: args } = parseArgs({
     'lora-pool-dtype': { type: 'string', default: 'f32' },
     'kv-cache-dtype': { type: 'string', default: 'f32' },
     isa: { type: 'string' },
+    'vs-isa': { type: 'string' },
     preset: { type: 'string' },
   },
 });
@@ -96,13 +99,18 @@ const copyGBs = median(pairs.map((p) => p.bw));
 const prefillTokens = Number(args['prefill-tokens']);
 const prefillBlocks = Math.ceil(prefillTokens / 16);
 const packDefault = isa.packMinRows;
-const prefill: Array<{ packed: number; tiles: number }> = [];
+const vsIsa = args['vs-isa'];
+const prefill: Array<{ packed: number; tiles: number; vsIsa: number }> = [];
 for (let r = 0; r < Number(args['prefill-rounds']); r++) {
   ops.setGemmPackMinRows(packDefault);
   const packed = timePrefill(base, shape.vocab, prefillTokens, 8, r);
   ops.setGemmPackMinRows(0);
   const tiles = timePrefill(base, shape.vocab, prefillTokens, 8, r);
-  prefill.push({ packed, tiles });
+  ops.setGemmPackMinRows(packDefault);
+  if (vsIsa) ops.selectCpuKernelIsa(vsIsa);
+  const other = vsIsa ? timePrefill(base, shape.vocab, prefillTokens, 8, r) : NaN;
+  ops.selectCpuKernelIsa(isa.active);
+  prefill.push({ packed, tiles, vsIsa: other });
 }
 ops.setGemmPackMinRows(packDefault);
 const rssAfter = process.memoryUsage().rss;
@@ -124,6 +132,9 @@ const results: Record<string, unknown> = {
     packedTokensPerS: prefillTokens / median(prefill.map((p) => p.packed)),
     tilesTokensPerS: prefillTokens / median(prefill.map((p) => p.tiles)),
     packedSpeedup: median(prefill.map((p) => p.tiles / p.packed)),
+    ...(vsIsa && {
+      vsIsa: { isa: vsIsa, tokensPerS: prefillTokens / median(prefill.map((p) => p.vsIsa)), activeSpeedup: median(prefill.map((p) => p.vsIsa / p.packed)) },
+    }),
   },
   rss: {
     beforeLoadMiB: mb(rssBefore), afterCreateMiB: mb(rssLoaded), afterRunMiB: mb(rssAfter),
@@ -189,6 +200,7 @@ if (args.json) {
   console.log(`batch 1 decode: ${r.batch1.stepMs.toFixed(2)} ms/step = ${r.batch1.tokensPerS.toFixed(1)} tok/s, weight read ${r.batch1.readGBs.toFixed(1)} GB/s = ${pct(r.batch1.readFractionOfCopy)} of copy bandwidth`);
   if (prefill.length === 0) console.log('prefill: not measured (--prefill-rounds 0)');
   else console.log(`prefill of ${prefillTokens} tokens: ${r.prefill.packedTokensPerS.toFixed(0)} tok/s (packed GEMM), ${r.prefill.tilesTokensPerS.toFixed(0)} tok/s (packing off): ${r.prefill.packedSpeedup.toFixed(2)}x`);
+  if (r.prefill.vsIsa) console.log(`prefill on ${r.prefill.vsIsa.isa}: ${r.prefill.vsIsa.tokensPerS.toFixed(0)} tok/s; ${isa.active} is ${r.prefill.vsIsa.activeSpeedup.toFixed(2)}x that`);
   for (const [key, x] of Object.entries(lora) as Array<[string, any]>) {
     console.log(`LoRA ${key}: batch 1 ${x.batch1BaseStepMs.toFixed(2)} -> ${x.batch1LoraStepMs.toFixed(2)} ms (cost ${pct(x.batch1LoraCost)}; shrink not fused ${pct(x.batch1LoraCostUnfused)}), batch 8 distinct ${x.batch8BaseStepMs.toFixed(2)} -> ${x.batch8LoraStepMs.toFixed(2)} ms (cost ${pct(x.batch8LoraCost)}); ${args['lora-pool-dtype']} pool ${x.loraPoolMiB} MiB`);
   }

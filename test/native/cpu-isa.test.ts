@@ -1,6 +1,9 @@
-// The runtime-dispatched CPU kernels: every instruction-set copy this machine can run (baseline, avx2, avx512) is
-// forced in turn and checked against a float64 reference and against the other copies (equal within rounding),
-// for the GEMM alone and for a whole forward step; TSLORA_CPU_ISA picks the copy at load.
+// The runtime-dispatched CPU kernels: every instruction-set copy this machine can run (baseline, avx2, avx512, amx)
+// is forced in turn and checked against a float64 reference and against the other copies (equal within rounding),
+// for the GEMM alone and for a whole forward step; TSLORA_CPU_ISA picks the copy at load. "amx-emulated" (the AMX
+// tile GEMM over a C++ model of the tiles) runs everywhere, so machines without AMX check the tile path's layouts;
+// the real AMX copy runs where the CPU has AMX-BF16 and Linux grants the tile state (an Intel Xeon since Sapphire
+// Rapids), and is compared with the emulated one there.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,6 +19,9 @@ import { referenceForward, relativeL2 } from './forward-reference.js';
 const ops = loadNativeTestingOps();
 const backend = loadNativeBackend('cpu');
 const { available, active: initial } = ops.cpuKernelIsa();
+// Every copy this machine can run, plus the emulated AMX tiles (selectable by name only).
+const tested = [...available, 'amx-emulated'];
+const noAmx = available.includes('amx') ? false : 'this CPU has no AMX-BF16, or Linux did not grant the tile state';
 const root = mkdtempSync(join(tmpdir(), 'tslora-isa-'));
 after(() => {
   ops.selectCpuKernelIsa(initial);
@@ -30,18 +36,34 @@ function randomArray(n: number, seed: number): Float32Array {
 describe('CPU kernel instruction sets', () => {
   it('lists the baseline and starts on the widest available copy', () => {
     assert.ok(available.includes('baseline'), `available: ${available.join(', ')}`);
+    assert.ok(!available.includes('amx-emulated'), 'the emulated tiles are never offered');
     assert.equal(initial, process.env.TSLORA_CPU_ISA || available[available.length - 1]);
     assert.throws(() => ops.selectCpuKernelIsa('no-such-isa'), /not available here/);
   });
 
-  it('TSLORA_CPU_ISA selects the copy when the addon loads', () => {
+  function activeWith(env: Record<string, string>) {
     const script = "import { loadNativeTestingOps } from './src/binding/index.ts'; console.log(loadNativeTestingOps().cpuKernelIsa().active)";
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      env: { ...process.env, TSLORA_CPU_ISA: 'baseline' },
+      env: { ...process.env, ...env },
       encoding: 'utf8',
     });
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(r.stdout.trim(), 'baseline');
+    return { active: r.stdout.trim(), stderr: r.stderr };
+  }
+
+  it('TSLORA_CPU_ISA selects the copy when the addon loads', () => {
+    assert.equal(activeWith({ TSLORA_CPU_ISA: 'baseline' }).active, 'baseline');
+  });
+
+  it('TSLORA_CPU_ISA=amx where the CPU or OS lacks AMX falls back to the widest copy and says so', { skip: !noAmx && 'this CPU has AMX' }, () => {
+    const { active, stderr } = activeWith({ TSLORA_CPU_ISA: 'amx' });
+    assert.equal(active, available[available.length - 1]);
+    assert.match(stderr, /TSLORA_CPU_ISA=amx is not available/);
+  });
+
+  it('AMX: chosen by default, TSLORA_CPU_ISA=avx512 forbids it', { skip: noAmx }, () => {
+    assert.equal(activeWith({ TSLORA_CPU_ISA: '' }).active, 'amx');
+    assert.equal(activeWith({ TSLORA_CPU_ISA: 'avx512' }).active, 'avx512');
   });
 
   // Decode shapes (M = 1, 2: the streaming GEMV with prefetch), batched tiles, K tails that are not a vector multiple,
@@ -56,7 +78,7 @@ describe('CPU kernel instruction sets', () => {
         const bits = dtype === 'f32' ? null : Uint16Array.from(wf, (v) => (dtype === 'bf16' ? toBf16Bits(v) : toF16Bits(v)));
         const wv = bits ? Array.from(bits, (b) => (dtype === 'bf16' ? fromBf16Bits(b) : fromF16Bits(b))) : wf;
         const outputs = new Map<string, Float32Array>();
-        for (const isa of available) {
+        for (const isa of tested) {
           ops.selectCpuKernelIsa(isa);
           outputs.set(isa, ops.gemm(x, M, bits ?? wf, dtype, N, K, 2));
         }
@@ -86,7 +108,7 @@ describe('CPU kernel instruction sets', () => {
     const w = Uint16Array.from(randomArray(N * K, 12), (v) => toBf16Bits(v));
     const { packMinRows } = ops.cpuKernelIsa();
     try {
-      for (const isa of available) {
+      for (const isa of tested) {
         ops.selectCpuKernelIsa(isa);
         ops.setGemmPackMinRows(0);
         const tiles = ops.gemm(x, M, w, 'bf16', N, K, 2);
@@ -110,7 +132,7 @@ describe('CPU kernel instruction sets', () => {
     const restorePack = ops.cpuKernelIsa().packMinRows;
     ops.setGemmPackMinRows(packMinRows);
     after(() => ops.setGemmPackMinRows(restorePack));
-    for (const isa of available) {
+    for (const isa of tested) {
       ops.selectCpuKernelIsa(isa);
       const runner = new ModelRunner(model, { backend, kvNumBlocks: 8, kvBlockSize: 4, loraSlots: 0, loraMaxRank: 0, loraTargetModules: [], loraBackend: 'csgmv', maxLoraChunkSize: 16, numThreads: 2 });
       try {

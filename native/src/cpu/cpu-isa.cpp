@@ -11,6 +11,10 @@
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif
+#if defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace tslora::cpu {
 
@@ -34,7 +38,15 @@ void gemmRange(const float* const*, float* const*, int, const void*, WType, int,
 void swigluRow(const float*, const float*, float*, int);
 float expShiftSumRow(float*, int, float);
 }
+namespace isa_amx {
+void splitRows(const float* const*, int, int, int, uint32_t*);
+void gemmBf16Tiles(const SplitActs&, const float* const*, float* const*, int, const void*, int, int, int, int);
+}
 #endif
+namespace isa_amx_emulated {
+void splitRows(const float* const*, int, int, int, uint32_t*);
+void gemmBf16Tiles(const SplitActs&, const float* const*, float* const*, int, const void*, int, int, int, int);
+}
 
 namespace {
 
@@ -43,7 +55,23 @@ struct Features {
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512bf16 = false, avx512fp16 = false;
   bool amxTile = false, amxBf16 = false;
   bool osAvx = false, osAvx512 = false, osAmx = false;  // the OS saves these register states (XCR0)
+  bool amxGranted = false;  // Linux lets this process use the tile data (arch_prctl, asked once)
 };
+
+// Linux (5.16+) enables the 8 KiB tile state per process on request; without it the first tile instruction faults.
+// The permission covers every thread of the process, including those started later.
+bool requestAmxPermission() {
+#if defined(__x86_64__) && defined(__linux__)
+  constexpr long kArchGetXcompPerm = 0x1022, kArchReqXcompPerm = 0x1023;
+  constexpr int kXfeatureXtileData = 18;
+  if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtileData) != 0) return false;
+  unsigned long permitted = 0;
+  if (syscall(SYS_arch_prctl, kArchGetXcompPerm, &permitted) != 0) return false;
+  return (permitted >> kXfeatureXtileData) & 1u;
+#else
+  return false;
+#endif
+}
 
 Features detect() {
   Features f;
@@ -73,6 +101,7 @@ Features detect() {
     unsigned a1, b1, c1, d1;
     if (a >= 1 && __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512bf16 = a1 & (1u << 5);
   }
+  if (f.amxTile && f.amxBf16 && f.osAmx) f.amxGranted = requestAmxPermission();
 #endif
   return f;
 }
@@ -86,6 +115,8 @@ bool hasAvx2(const Features& f) { return f.osAvx && f.avx2 && f.fma && f.f16c; }
 bool hasAvx512(const Features& f) {
   return hasAvx2(f) && f.osAvx512 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
 }
+
+bool hasAmx(const Features& f) { return hasAvx512(f) && f.amxTile && f.amxBf16 && f.osAmx && f.amxGranted; }
 
 int envPrefetchBytes() {
   const char* s = std::getenv("TSLORA_PREFETCH_BYTES");
@@ -101,19 +132,34 @@ int envPackMinRows() {
   return v < 0 ? 0 : v;
 }
 
-// Narrowest first; entries the CPU cannot run are skipped by availableCpuIsas().
+int envSplitTerms() {
+  const char* s = std::getenv("TSLORA_AMX_TERMS");
+  return s && std::atoi(s) == 2 ? 2 : 3;
+}
+
+bool always(const Features&) { return true; }
+
+// Narrowest first; entries the CPU cannot run are skipped by availableCpuIsas(), and test-only ones (`testOnly`)
+// are neither listed nor chosen by default, only selected by name.
 struct Entry {
   const char* name;
   GemmRangeFn gemm;
   SwigluRowFn swiglu;
   ExpShiftSumFn expShiftSum;
   bool (*supported)(const Features&);
+  SplitRowsFn splitRows = nullptr;
+  TileGemmFn tileGemm = nullptr;
+  bool testOnly = false;
 };
 const Entry kEntries[] = {
-    {"baseline", isa_baseline::gemmRange, isa_baseline::swigluRow, isa_baseline::expShiftSumRow, [](const Features&) { return true; }},
+    {"baseline", isa_baseline::gemmRange, isa_baseline::swigluRow, isa_baseline::expShiftSumRow, always},
+    {"amx-emulated", isa_baseline::gemmRange, isa_baseline::swigluRow, isa_baseline::expShiftSumRow, always,
+     isa_amx_emulated::splitRows, isa_amx_emulated::gemmBf16Tiles, true},
 #if defined(__x86_64__)
     {"avx2", isa_avx2::gemmRange, isa_avx2::swigluRow, isa_avx2::expShiftSumRow, hasAvx2},
     {"avx512", isa_avx512::gemmRange, isa_avx512::swigluRow, isa_avx512::expShiftSumRow, hasAvx512},
+    {"amx", isa_avx512::gemmRange, isa_avx512::swigluRow, isa_avx512::expShiftSumRow, hasAmx, isa_amx::splitRows,
+     isa_amx::gemmBf16Tiles},
 #endif
 };
 constexpr int kNumEntries = static_cast<int>(sizeof(kEntries) / sizeof(kEntries[0]));
@@ -126,6 +172,9 @@ CpuKernels kernelsFor(int index) {
   k.expShiftSum = kEntries[index].expShiftSum;
   k.prefetchBytes = envPrefetchBytes();
   k.packMinRows = envPackMinRows();
+  k.splitRows = kEntries[index].splitRows;
+  k.tileGemm = kEntries[index].tileGemm;
+  k.splitTerms = envSplitTerms();
   return k;
 }
 
@@ -144,7 +193,7 @@ std::string availableList() {
 int initialIndex() {
   int best = 0;
   for (int i = 0; i < kNumEntries; ++i)
-    if (kEntries[i].supported(features())) best = i;
+    if (kEntries[i].supported(features()) && !kEntries[i].testOnly) best = i;
   const char* forced = std::getenv("TSLORA_CPU_ISA");
   if (forced && *forced) {
     int i = indexOf(forced);
@@ -182,7 +231,7 @@ CpuKernels scalarRowKernels() {
 std::vector<std::string> availableCpuIsas() {
   std::vector<std::string> out;
   for (int i = 0; i < kNumEntries; ++i)
-    if (kEntries[i].supported(features())) out.emplace_back(kEntries[i].name);
+    if (kEntries[i].supported(features()) && !kEntries[i].testOnly) out.emplace_back(kEntries[i].name);
   return out;
 }
 
@@ -218,6 +267,7 @@ std::string cpuFeatureSummary() {
   add(f.avx512fp16 && f.osAvx512, "avx512_fp16");
   add(f.amxTile && f.osAmx, "amx_tile");
   add(f.amxBf16 && f.osAmx, "amx_bf16");
+  add(f.amxGranted, "amx_permitted");
   return s;
 }
 

@@ -9,6 +9,38 @@ namespace tslora::cpu {
 namespace {
 
 constexpr int kColBlock = 16;  // weight rows per parallel work item
+constexpr int kSplitRows = 16;  // activation rows per block of SplitActs
+constexpr int kSplitK = 32;     // k per tile step of SplitActs
+
+// Whether this step's bf16 parts run on tiles: a kernel set with a tile GEMM (amx), a prefill-sized batch (the
+// packed path's threshold) and at least one tile step of k.
+bool useTileGemm(const CpuKernels& kernels, int M, const std::vector<GemmPart>& parts) {
+  if (!kernels.tileGemm || kernels.packMinRows <= 0 || M < kernels.packMinRows) return false;
+  if (parts.empty() || parts[0].w.cols < kSplitK) return false;
+  for (const GemmPart& p : parts)
+    if (p.w.type == WType::BF16) return true;
+  return false;
+}
+
+// Splits the activation rows once for every thread's columns, 16-row blocks in parallel. The buffer is the calling
+// thread's (each TP rank's thread has its own) and grows to the largest prefill: M x K x 2 bytes x terms.
+SplitActs splitActivations(ThreadPool& pool, const CpuKernels& kernels, const std::vector<const float*>& xRows, int K) {
+  static thread_local std::vector<uint32_t> buffer;
+  const int M = static_cast<int>(xRows.size());
+  SplitActs acts;
+  acts.kFull = K / kSplitK * kSplitK;
+  acts.terms = kernels.splitTerms;
+  const int numBlocks = (M + kSplitRows - 1) / kSplitRows;
+  const size_t blockSize = static_cast<size_t>(acts.terms) * (acts.kFull / 2) * kSplitRows;
+  if (buffer.size() < numBlocks * blockSize) buffer.resize(numBlocks * blockSize);
+  uint32_t* pairs = buffer.data();
+  pool.run(numBlocks, [&](int b) {
+    const int m0 = b * kSplitRows;
+    kernels.splitRows(xRows.data() + m0, std::min(kSplitRows, M - m0), acts.kFull, acts.terms, pairs + b * blockSize);
+  });
+  acts.pairs = pairs;
+  return acts;
+}
 
 // partRows[i]: the output row pointers of parts[i].
 void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
@@ -22,6 +54,8 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
   // A few chunks per thread, claimed dynamically: a thread that runs late on a shared machine takes fewer.
   const int numChunks = std::min(totalBlocks, pool.numThreads() * 4);
   const CpuKernels& kernels = cpuKernels();
+  const bool tiles = useTileGemm(kernels, M, parts);
+  const SplitActs acts = tiles ? splitActivations(pool, kernels, xRows, parts[0].w.cols) : SplitActs{};
   auto runBlocks = [&](int b0, int b1) {
     for (size_t pi = 0; pi < parts.size(); ++pi) {
       int lo = std::max(b0, blockStart[pi]), hi = std::min(b1, blockStart[pi + 1]);
@@ -29,6 +63,10 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
       const GemmPart& part = parts[pi];
       int n0 = (lo - blockStart[pi]) * kColBlock;
       int n1 = std::min(part.w.rows, (hi - blockStart[pi]) * kColBlock);
+      if (tiles && part.w.type == WType::BF16) {
+        kernels.tileGemm(acts, xRows.data(), partRows[pi]->data(), M, part.w.data, part.w.cols, n0, n1, part.outOffset);
+        continue;
+      }
       kernels.gemmRange(xRows.data(), partRows[pi]->data(), M, part.w.data, part.w.type, part.w.cols, n0, n1, part.outOffset,
                         kernels.prefetchBytes, kernels.packMinRows);
     }
