@@ -124,6 +124,18 @@ describe('CPU kernel instruction sets', () => {
     }
   });
 
+  it('AMX: the real tiles agree with their C++ model (amx-emulated) within fp32 rounding', { skip: noAmx }, () => {
+    for (const [M, N, K] of [[16, 16, 32], [53, 40, 700], [300, 48, 520], [33, 100, 2048]]) {
+      const x = randomArray(M * K, M + K);
+      const w = Uint16Array.from(randomArray(N * K, N + K), (v) => toBf16Bits(v));
+      ops.selectCpuKernelIsa('amx');
+      const real = ops.gemm(x, M, w, 'bf16', N, K, 2);
+      ops.selectCpuKernelIsa('amx-emulated');
+      const model = ops.gemm(x, M, w, 'bf16', N, K, 2);
+      assert.ok(relativeL2(real, model) < 1e-6, `M=${M} N=${N} K=${K}: relative L2 ${relativeL2(real, model)}`);
+    }
+  });
+
   const packModes = [['default', ops.cpuKernelIsa().packMinRows], ['packed GEMM at every batch size', 1]] as const;
   for (const [packMode, packMinRows] of packModes) it(`a whole forward step matches the float64 reference on every copy (prefill and decode logits, greedy token; ${packMode})`, () => {
     const model = writeRandomModel({ dir: join(root, `m-${packMinRows}`), hidden: 128, intermediate: 192, numLayers: 2, numHeads: 4, numKvHeads: 2, vocab: 211, dtype: 'bf16', keepValues: true, seed: 5 });
