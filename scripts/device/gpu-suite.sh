@@ -109,7 +109,7 @@ if (( build_rc == 0 )); then
   if [[ ${SKINNY_BENCH:-0} == 1 ]]; then
     step skinny-bench 60 skinny-bench.log bash -c "nvcc -std=c++17 -O2 -gencode arch=compute_90a,code=sm_90a -DTSLORA_WITH_CUBLAS \
       -Inative/include -Inative/src/cuda -Inative/src/cuda/engine native/src/cuda/engine/test/skinny-gemm-test.cu \
-      native/src/cuda/engine/skinny-gemm.cu -lcublas -o /tmp/skinny-bench && /tmp/skinny-bench --bench"
+      native/src/cuda/engine/skinny-gemm.cu native/src/cuda/engine/kernels.cu -lcublas -o /tmp/skinny-bench && /tmp/skinny-bench --bench"
     [[ -d ${B:-/nonexistent}/model ]] && step skinny-off-decode 45 skinny-off-decode.log env TSLORA_CUDA_SKINNY_GEMM=0 \
       node --import tsx bench/cuda/decode.ts --model "$B/model" --adapters "$B/adapters" --steps 10 --backends csgmv \
       --batches 1,8 --scenarios base,distinct --no-prefill --json "$G/decode-skinny-off.json"
@@ -128,7 +128,7 @@ fi
 if [[ ${ENGINE_KERNEL_BENCH:-0} == 1 ]]; then
   E=native/src/cuda/engine
   step engine-kernels 90 engine-kernels.log bash -c "nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -DTSLORA_KERNEL_TEST_ON_GPU \
-    -Inative/include -I$E $E/test/kernel-emu-test.cpp $E/attention.cu $E/attention-prefill.cu $E/greedy.cu $E/kernels.cu \
+    -Inative/include -I$E $E/test/kernel-emu-test.cpp $E/attention.cu $E/attention-prefill.cu $E/greedy.cu $E/kernels.cu $E/skinny-gemm.cu \
     -o /tmp/kernel-test && /tmp/kernel-test --bench"
 fi
 if [[ ${LORA_BENCH:-0} == 1 ]]; then

@@ -117,15 +117,16 @@ test('the attention split / greedy chunk rules of the CUDA engine match a direct
 });
 
 // The kernels themselves, on the host CUDA emulator (native/src/cuda/engine/test/emu): attention (split, merge,
-// tensor-core prefill, fallback), greedy rows and the qkv post-processing against fp64 / CPU-sampler references.
+// tensor-core prefill, fallback), greedy rows, the qkv post-processing, norms, SwiGLU and the skinny decode GEMM (plain
+// and with SwiGLU in its epilogue) against fp64 / CPU-sampler references.
 const emuSkip = !which('g++') ? 'g++ not found' : !cudaInclude ? 'cuda_runtime.h not found (no CUDA toolkit)' : false;
-test('the attention, greedy-row and qkv kernels match their references on the host CUDA emulator (g++)', { skip: emuSkip, timeout: 600_000 }, async () => {
+test('the attention, greedy-row, qkv, norm, SwiGLU and skinny GEMM kernels match their references on the host CUDA emulator (g++)', { skip: emuSkip, timeout: 600_000 }, async () => {
   const { transformCuda } = await import('../../native/src/cuda/engine/test/emu/transform.mjs');
   const out = mkdtempSync(join(tmpdir(), 'tslora-kernel-emu-'));
   try {
     const flags = ['-std=c++17', '-O1', '-Wall', '-Wno-unknown-pragmas', `-I${cudaInclude}`, ...includes, `-I${engineDir}`];
     const objects: string[] = [];
-    for (const name of ['attention', 'attention-prefill', 'greedy', 'kernels']) {
+    for (const name of ['attention', 'attention-prefill', 'greedy', 'kernels', 'skinny-gemm']) {
       const src = join(out, `${name}.cpp`);
       writeFileSync(src, transformCuda(readFileSync(join(engineDir, `${name}.cu`), 'utf8')));
       const obj = join(out, `${name}.o`);

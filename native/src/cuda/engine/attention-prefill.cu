@@ -21,6 +21,7 @@
 #include "act-convert.cuh"
 #include "attention-merge.h"
 #include "attention-prefill.h"
+#include "pdl.h"
 
 namespace tslora::cuda {
 namespace {
@@ -67,6 +68,8 @@ __global__ void __launch_bounds__(kThreads)
   T* sP = reinterpret_cast<T*>(smem + L::kP);
   float* sO = reinterpret_cast<float*>(smem + L::kO);
   int32_t* sPos = reinterpret_cast<int32_t*>(smem + L::kPos);
+  pdlLaunchDependents();
+  pdlWait();  // programmatic dependent (pdl.h): q and the cache come from the kernels before it
 
   const int G = hs.numHeads / hs.numKvHeads;
   const int tokensPerTile = kRows / G;
@@ -222,10 +225,8 @@ cudaError_t launch(const void* q, int T_, const HeadShape& hs, float scale, cons
                                             static_cast<int>(bytes));
   if (status != cudaSuccess) return status;
   const dim3 grid((T_ + tokensPerTile - 1) / tokensPerTile, hs.numKvHeads);
-  prefillAttentionKernel<T, D><<<grid, kThreads, bytes, s>>>(static_cast<const T*>(q), T_, hs, scale, tabs,
-                                                             static_cast<const T*>(kCache),
-                                                             static_cast<const T*>(vCache), static_cast<T*>(out));
-  return cudaGetLastError();
+  return pdlLaunch(prefillAttentionKernel<T, D>, grid, kThreads, bytes, s, static_cast<const T*>(q), T_, hs, scale, tabs,
+                   static_cast<const T*>(kCache), static_cast<const T*>(vCache), static_cast<T*>(out));
 }
 
 }  // namespace

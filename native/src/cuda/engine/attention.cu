@@ -12,6 +12,7 @@
 // the context lengths of later replays. Steps of long prompts (many tokens per sequence) go to the tensor-core kernel
 // of attention-prefill.cu instead. Shapes the tiled kernel does not cover (head dim not a multiple of 8 or
 // above 256, shared memory over 48 KiB) fall back to the simple kernel at the end of this file.
+// Every kernel is a programmatic dependent (pdl.h) that waits before its first read, early-exit blocks included.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -24,6 +25,7 @@
 #include "attention-merge.h"
 #include "attention-prefill.h"
 #include "kernels.h"
+#include "pdl.h"
 
 namespace tslora::cuda {
 namespace {
@@ -108,6 +110,8 @@ __global__ void __launch_bounds__(kAttnThreads, 4)
     pagedAttentionKernel(const T* q, HeadShape hs, float scale, AttnTables tabs, const T* kCache, const T* vCache,
                          T* out, SplitPlan plan) {
   extern __shared__ __align__(16) unsigned char smem[];
+  pdlLaunchDependents();
+  pdlWait();
   const int D = hs.headDim, G = hs.numHeads / hs.numKvHeads, kvW = hs.numKvHeads * D;
   const int stride = D + 8, vecsPerRow = D / 8, halfD = D / 2, pairs = G * halfD;
   const int t = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
@@ -271,6 +275,8 @@ __global__ void __launch_bounds__(kAttnThreads, 4)
 // Grid (T, numHeads): merges the splits of tokens whose keys span more than one (the others were written directly).
 template <typename T>
 __global__ void mergeSplitsKernel(HeadShape hs, AttnTables tabs, SplitPlan plan, T* out) {
+  pdlLaunchDependents();
+  pdlWait();
   const int t = blockIdx.x, h = blockIdx.y, D = hs.headDim;
   const int numKeys = tabs.positions[t] + 1;
   const int ns = min(plan.numSplits, (numKeys + plan.keysPerSplit - 1) / plan.keysPerSplit);
@@ -324,14 +330,14 @@ cudaError_t pagedAttention(const void* q, int T_, const HeadShape& hs, float sca
   SplitPlan plan = planSplits(T_, hs, tabs, TK, scratch, scratchBytes);
   plan.skipRowsFrom = skipRowsFrom;
   const dim3 grid(T_, hs.numKvHeads, plan.numSplits);
-  pagedAttentionKernel<T, TK><<<grid, kAttnThreads, pagedSmemBytes<T>(TK, hs.headDim, G), s>>>(
-      static_cast<const T*>(q), hs, scale, tabs, static_cast<const T*>(kCache), static_cast<const T*>(vCache),
-      static_cast<T*>(out), plan);
-  if (plan.numSplits > 1) {
+  cudaError_t status = pdlLaunch(pagedAttentionKernel<T, TK>, grid, kAttnThreads, pagedSmemBytes<T>(TK, hs.headDim, G), s,
+                                 static_cast<const T*>(q), hs, scale, tabs, static_cast<const T*>(kCache),
+                                 static_cast<const T*>(vCache), static_cast<T*>(out), plan);
+  if (status == cudaSuccess && plan.numSplits > 1) {
     const int threads = hs.headDim >= 128 ? 128 : hs.headDim >= 64 ? 64 : 32;
-    mergeSplitsKernel<T><<<dim3(T_, hs.numHeads), threads, 0, s>>>(hs, tabs, plan, static_cast<T*>(out));
+    status = pdlLaunch(mergeSplitsKernel<T>, dim3(T_, hs.numHeads), threads, 0, s, hs, tabs, plan, static_cast<T*>(out));
   }
-  return cudaGetLastError();
+  return status;
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
@@ -345,6 +351,8 @@ __global__ void simpleAttentionKernel(const T* q, HeadShape hs, float scale, Att
                                       const T* vCache, T* out) {
   __shared__ float sAcc[kSimpleWarps][DPL * 32];
   __shared__ float sMax[kSimpleWarps], sSum[kSimpleWarps];
+  pdlLaunchDependents();
+  pdlWait();
   const int t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int D = hs.headDim, kvW = hs.numKvHeads * D;
   const int kvh = h / (hs.numHeads / hs.numKvHeads);
@@ -408,13 +416,11 @@ cudaError_t simpleAttention(const void* q, int T_, const HeadShape& hs, float sc
   auto vp = static_cast<const T*>(vCache);
   auto op = static_cast<T*>(out);
   const int dpl = (hs.headDim + 31) / 32;
-  if (dpl <= 1) simpleAttentionKernel<T, 1><<<grid, block, 0, s>>>(qp, hs, scale, tabs, kp, vp, op);
-  else if (dpl <= 2) simpleAttentionKernel<T, 2><<<grid, block, 0, s>>>(qp, hs, scale, tabs, kp, vp, op);
-  else if (dpl <= 4) simpleAttentionKernel<T, 4><<<grid, block, 0, s>>>(qp, hs, scale, tabs, kp, vp, op);
-  else if (dpl <= 8) simpleAttentionKernel<T, 8><<<grid, block, 0, s>>>(qp, hs, scale, tabs, kp, vp, op);
-  else if (dpl <= 16) simpleAttentionKernel<T, 16><<<grid, block, 0, s>>>(qp, hs, scale, tabs, kp, vp, op);
-  else return cudaErrorInvalidValue;
-  return cudaGetLastError();
+  if (dpl > 16) return cudaErrorInvalidValue;
+  auto kernel = dpl <= 1 ? simpleAttentionKernel<T, 1> : dpl <= 2 ? simpleAttentionKernel<T, 2>
+              : dpl <= 4 ? simpleAttentionKernel<T, 4> : dpl <= 8 ? simpleAttentionKernel<T, 8>
+              : simpleAttentionKernel<T, 16>;
+  return pdlLaunch(kernel, grid, block, 0, s, qp, hs, scale, tabs, kp, vp, op);
 }
 
 template <typename T>

@@ -68,4 +68,9 @@ void Blas::gemm(Act act, const void* x, int M, int K, const void* w, int N, void
             "cublasGemmEx");
 }
 
+int Blas::skinnyKSplit(int M, int N, int K, const void* x, const void* w) const {
+  if (!skinnyEnabled_ || M == 0 || N == 0 || !skinnyGemmApplies(M, N, K, x, w)) return 0;
+  return skinnyGemmKSplit(N, K, numSms_);
+}
+
 }  // namespace tslora::cuda

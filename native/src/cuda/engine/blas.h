@@ -23,6 +23,10 @@ class Blas {
   // tensor-core decode GEMM where enabled (decode-gemm.h), the rest to cublasGemmEx.
   void gemm(Act act, const void* x, int M, int K, const void* w, int N, void* y, bool yF32);
 
+  // The skinny kernel's K split for gemm(x[M, K], w[N, K]), or 0 where gemm() would not use the skinny kernel
+  // (cuBLAS shapes, TSLORA_CUDA_SKINNY_GEMM=0): the fused skinny launches (skinny-gemm.h) run exactly where it would.
+  int skinnyKSplit(int M, int N, int K, const void* x, const void* w) const;
+
  private:
   static constexpr size_t kWorkspaceBytes = size_t{32} << 20;  // cuBLAS' recommendation for Hopper
   void* handle_ = nullptr;  // cublasHandle_t

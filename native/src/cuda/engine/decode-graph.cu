@@ -8,6 +8,8 @@
 //  - the LoRA pool's segment tables, slot ranks and permutation (DeviceLoraPool::setStep) under a static grid of
 //    min(bs, pool maximum) segments × bs rows × bs rows per segment: any decode batch of ≤ bs rows fits it (each
 //    segment holds ≥ 1 row), whatever its adapter mix, and an all-base batch is just empty segments.
+// The engine's own kernels are launched as programmatic dependents (pdl.h), so the capture links consecutive kernel
+// nodes by programmatic edges: a replay starts each kernel while the one before it drains, as eager steps do.
 // A bucket has two graphs when the model has a LoRA pool: one with the LoRA kernels (any step with an adapter row)
 // and one without them for all-base steps (128 empty LoRA launches cost ~0.1 ms per 1B step at batch 1).
 // The first step of a bucket runs the same launches eagerly (which also sizes the LoRA workspace) and then captures

@@ -2,6 +2,10 @@
 // paged attention) → final norm and LM head on the logit rows only → sampling on the GPU (plain greedy rows: argmax
 // only; every other row: gpu-sample-step.cu, the CPU sampler's rules and RNG) so that only tokens and logprobs come
 // back; TSLORA_CUDA_HOST_SAMPLING=1 downloads the logits and runs the CPU backend's own sampler instead.
+// The row, attention and skinny GEMM kernels are programmatic dependents of the kernel before them (pdl.h): each one
+// is scheduled while its predecessor finishes and waits on the device before reading its output. Where the skinny
+// GEMM takes a decode projection and no LoRA delta must be added to its output first, the gate_up projection runs
+// SwiGLU and the qkv projection the bias / RoPE / cache write (models without q/k norms) in their epilogues.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -10,6 +14,7 @@
 #include "../../cpu/sample-rows.h"
 #include "cuda-model.h"
 #include "lora-passes.h"
+#include "skinny-gemm.h"
 #include "../../cpu/step-checks.h"
 
 namespace tslora::cuda {
@@ -17,6 +22,21 @@ namespace tslora::cuda {
 namespace host = lora::host;
 
 namespace {
+
+// A/B switches of the skinny-GEMM epilogue fusions (read once): TSLORA_CUDA_FUSED_SWIGLU=0 runs the gate_up GEMM and
+// SwiGLU as two kernels, TSLORA_CUDA_FUSED_QKV_ROPE=0 the qkv GEMM and the RoPE / cache-write kernel.
+bool envNotZero(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr || std::strcmp(v, "0") != 0;
+}
+bool fusedSwiglu() {
+  static const bool on = envNotZero("TSLORA_CUDA_FUSED_SWIGLU");
+  return on;
+}
+bool fusedQkvRope() {
+  static const bool on = envNotZero("TSLORA_CUDA_FUSED_QKV_ROPE");
+  return on;
+}
 
 // True when every logit row is a plain greedy draw the GPU can finish alone: sampled, temperature 0 (or top-k 1),
 // penalties that change nothing, no target / top logprobs, no raw logits asked for. Then only the token and its
@@ -268,10 +288,11 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
   const size_t planeElems = static_cast<size_t>(kvNumBlocks_ + 1) * kvBlockSize_ * d.kvOut();  // + scratch block
   float* hidden = hidden_.get<float>() + static_cast<size_t>(r0) * H;
 
+  const auto loraOn = [&](host::Module m) { return loraActive && lora_->config().targets[static_cast<int>(m)]; };
   // y[T, N] = x[T, K] · wᵀ, plus the LoRA delta of (layer, m) when the step has adapters: the shrink on the overlap's
   // side stream under the projection (lora-overlap.h), or shrink + expand after it on the forward stream.
   auto project = [&](int layer, host::Module m, const void* x, int K, const void* weight, int N, void* y) {
-    const bool lora = loraActive && lora_->config().targets[static_cast<int>(m)];
+    const bool lora = loraOn(m);
     const bool overlap = lora && loraOverlap_ && loraOverlap_->enabled();
     try {
       if (overlap) {
@@ -300,10 +321,26 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       cudaCheck(launchAddRmsNorm(act_, hidden, nullptr, w.inputNorm, xn_.get(), nullptr, T, H, eps, stream_),
                 "input norm");
     }
-    project(l, host::Module::QKV, xn_.get(), H, w.qkv, qkvW, qkv_.get());
-    cudaCheck(launchQkvPost(act_, qkv_.get(), T, hs, w.qBias, w.kBias, w.vBias, w.qNorm, w.kNorm, eps, invFreq_, tabs,
-                            q_.get(), kCache, vCache, stream_),
-              "qkv rope / cache write");
+    const bool qkNorm = w.qNorm != nullptr || w.kNorm != nullptr;  // needs whole heads: the separate kernel
+    const int qkvSplit = fusedQkvRope() && !qkNorm && !loraOn(host::Module::QKV) ? blas_->skinnyKSplit(T, qkvW, H, xn_.get(), w.qkv) : 0;
+    if (qkvSplit > 0) {
+      SkinnyQkvRope out;
+      out.hs = hs;
+      out.qBias = w.qBias;
+      out.kBias = w.kBias;
+      out.vBias = w.vBias;
+      out.invFreq = invFreq_;
+      out.tabs = tabs;
+      out.q = q_.get();
+      out.kCache = kCache;
+      out.vCache = vCache;
+      cudaCheck(launchSkinnyGemmQkvRope(act_, xn_.get(), T, H, w.qkv, out, qkvSplit, stream_), "qkv + rope / cache write (skinny)");
+    } else {
+      project(l, host::Module::QKV, xn_.get(), H, w.qkv, qkvW, qkv_.get());
+      cudaCheck(launchQkvPost(act_, qkv_.get(), T, hs, w.qBias, w.kBias, w.vBias, w.qNorm, w.kNorm, eps, invFreq_, tabs,
+                              q_.get(), kCache, vCache, stream_),
+                "qkv rope / cache write");
+    }
     // Key-split partials of long contexts go to the logits buffer (written only by the LM head, after the layers).
     cudaCheck(launchAttention(act_, q_.get(), T, hs, scale, tabs, kCache, vCache, attn_.get(), logits_.get(),
                               logits_.sizeBytes(), stream_),
@@ -311,8 +348,14 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
     project(l, host::Module::O, attn_.get(), qOut, w.o, H, proj_.get());
     cudaCheck(launchAddRmsNorm(act_, hidden, proj_.get(), w.postNorm, xn_.get(), nullptr, T, H, eps, stream_),
               "residual + post-attention norm");
-    project(l, host::Module::GateUp, xn_.get(), H, w.gateUp, 2 * I, gateUp_.get());
-    cudaCheck(launchSwiglu(act_, gateUp_.get(), T, I, mlpAct_.get(), stream_), "swiglu");
+    const int gateUpSplit = fusedSwiglu() && !loraOn(host::Module::GateUp) ? blas_->skinnyKSplit(T, 2 * I, H, xn_.get(), w.gateUp) : 0;
+    if (gateUpSplit > 0) {
+      cudaCheck(launchSkinnyGemmSwiglu(act_, xn_.get(), T, H, w.gateUp, I, mlpAct_.get(), gateUpSplit, stream_),
+                "gate_up + SwiGLU (skinny)");
+    } else {
+      project(l, host::Module::GateUp, xn_.get(), H, w.gateUp, 2 * I, gateUp_.get());
+      cudaCheck(launchSwiglu(act_, gateUp_.get(), T, I, mlpAct_.get(), stream_), "swiglu");
+    }
     project(l, host::Module::Down, mlpAct_.get(), I, w.down, H, proj_.get());
     // Residual add, fused with the next layer's input norm (the last layer only adds).
     const float* nextNorm = l + 1 < d.numLayers ? layers_[l + 1].inputNorm : nullptr;

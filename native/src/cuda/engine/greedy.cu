@@ -2,12 +2,14 @@
 // (~170 µs on an H200), so each row is cut into chunks: grid (N, chunks) blocks each reduce their chunk to
 // (max, first index of max, Σ exp(x − max) in fp64) (greedy-rule.h), then one warp per row combines the chunks.
 // One block per row (greedyWholeRowKernel) remains for when the scratch cannot hold two chunks per row.
+// The kernels are programmatic dependents (pdl.h) of the LM head: they wait before reading the logits.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 
 #include "greedy-rule.h"
 #include "kernels.h"
+#include "pdl.h"
 
 namespace tslora::cuda {
 namespace {
@@ -74,6 +76,8 @@ __device__ GreedyPartial blockChunkPartial(const float* x, int begin, int end) {
 // Grid (N, chunks): partial of chunk c of row n → parts[n * chunks + c].
 __global__ void __launch_bounds__(kChunkThreads)
     greedyChunkKernel(const float* logits, int V, int chunkLen, GreedyPartial* parts) {
+  pdlLaunchDependents();
+  pdlWait();
   const int n = blockIdx.x, c = blockIdx.y, chunks = gridDim.y;
   const float* x = logits + static_cast<size_t>(n) * V;
   const int begin = c * chunkLen, end = min(V, begin + chunkLen);
@@ -93,6 +97,8 @@ __device__ void writeGreedy(const float* x, float rowMax, int32_t idx, double su
 // Grid N, one warp: combine the chunks of row n.
 __global__ void greedyCombineKernel(const float* logits, int V, const GreedyPartial* parts, int chunks,
                                     int32_t* tokens, float* logprobs) {
+  pdlLaunchDependents();
+  pdlWait();
   const int n = blockIdx.x, lane = threadIdx.x;
   const GreedyPartial* row = parts + static_cast<size_t>(n) * chunks;
   float best = -INFINITY;
@@ -113,6 +119,8 @@ __global__ void greedyCombineKernel(const float* logits, int V, const GreedyPart
 // Grid N: the whole row in one block (no scratch).
 __global__ void __launch_bounds__(kChunkThreads)
     greedyWholeRowKernel(const float* logits, int V, int32_t* tokens, float* logprobs) {
+  pdlLaunchDependents();
+  pdlWait();
   const int n = blockIdx.x;
   const float* x = logits + static_cast<size_t>(n) * V;
   const GreedyPartial p = blockChunkPartial(x, 0, V);
@@ -128,14 +136,14 @@ cudaError_t launchGreedyRows(const float* logits, int N, int V, int32_t* tokens,
   const bool aligned = (reinterpret_cast<uintptr_t>(scratch) & 7u) == 0;
   const int chunkLen = scratch && aligned ? greedyChunkLen(N, V, scratchBytes) : 0;
   if (chunkLen == 0) {
-    greedyWholeRowKernel<<<N, kChunkThreads, 0, s>>>(logits, V, tokens, logprobs);
-    return cudaGetLastError();
+    return pdlLaunch(greedyWholeRowKernel, N, kChunkThreads, 0, s, logits, V, tokens, logprobs);
   }
   const int used = (V + chunkLen - 1) / chunkLen;  // every chunk non-empty
   auto* parts = static_cast<GreedyPartial*>(scratch);
-  greedyChunkKernel<<<dim3(N, used), kChunkThreads, 0, s>>>(logits, V, chunkLen, parts);
-  greedyCombineKernel<<<N, 32, 0, s>>>(logits, V, parts, used, tokens, logprobs);
-  return cudaGetLastError();
+  const cudaError_t status = pdlLaunch(greedyChunkKernel, dim3(N, used), kChunkThreads, 0, s, logits, V, chunkLen, parts);
+  if (status != cudaSuccess) return status;
+  return pdlLaunch(greedyCombineKernel, N, 32, 0, s, logits, V, static_cast<const GreedyPartial*>(parts), used, tokens,
+                   logprobs);
 }
 
 }  // namespace tslora::cuda

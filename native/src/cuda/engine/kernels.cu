@@ -1,5 +1,7 @@
 // Row and elementwise kernels of the CUDA forward (kernels.h): one block per row, or one warp per (token, head) for
 // the qkv post-processing; fp32 math, warp-shuffle reductions. Attention is in attention.cu, greedy rows in greedy.cu.
+// Every kernel here is launched as a programmatic dependent (pdl.h): it triggers its dependents at once and waits
+// (pdlWait) before it reads anything an earlier kernel wrote; before the wait it reads weights only.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -9,6 +11,7 @@
 
 #include "act-convert.cuh"
 #include "kernels.h"
+#include "pdl.h"
 
 namespace tslora::cuda {
 namespace {
@@ -34,6 +37,8 @@ __device__ float blockSum(float v) {
 
 template <typename T>
 __global__ void embedKernel(const T* embed, const int32_t* tokenIds, int H, float* hidden) {
+  pdlLaunchDependents();
+  pdlWait();
   const int t = blockIdx.x;
   const T* src = embed + static_cast<size_t>(tokenIds[t]) * H;
   float* dst = hidden + static_cast<size_t>(t) * H;
@@ -43,6 +48,8 @@ __global__ void embedKernel(const T* embed, const int32_t* tokenIds, int H, floa
 template <typename T>
 __global__ void addRmsNormKernel(float* hidden, const T* add, const float* w, T* out, const int32_t* rowMap, int H,
                                  float eps) {
+  pdlLaunchDependents();
+  pdlWait();
   const int r = blockIdx.x;
   const int src = rowMap ? rowMap[r] : r;
   float* h = hidden + static_cast<size_t>(src) * H;
@@ -84,20 +91,27 @@ __device__ __forceinline__ uint32_t pack2(float a, float b) {
 template <typename T, int VPT>
 __global__ void addRmsNormVecKernel(float* hidden, const T* add, const float* w, T* out, const int32_t* rowMap, int H,
                                     float eps) {
+  pdlLaunchDependents();
+  const int nv = H / 4;
+  float4 x[VPT], wv[VPT];
+#pragma unroll
+  for (int k = 0; k < VPT; ++k) {  // the norm weights: written by no kernel, loaded before the wait
+    const int i = threadIdx.x + k * blockDim.x;
+    wv[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (w && i < nv) wv[k] = reinterpret_cast<const float4*>(w)[i];
+  }
+  pdlWait();
   const int r = blockIdx.x;
   const int src = rowMap ? rowMap[r] : r;
   float4* h = reinterpret_cast<float4*>(hidden + static_cast<size_t>(src) * H);
   const uint2* a = add ? reinterpret_cast<const uint2*>(add + static_cast<size_t>(r) * H) : nullptr;
-  const int nv = H / 4;
-  float4 x[VPT], wv[VPT];
   float sumSq = 0.0f;
 #pragma unroll
   for (int k = 0; k < VPT; ++k) {
     const int i = threadIdx.x + k * blockDim.x;
-    x[k] = wv[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    x[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     if (i < nv) {
       float4 v = h[i];
-      if (w) wv[k] = reinterpret_cast<const float4*>(w)[i];
       if (a) {
         const uint2 bits = a[i];
         const float2 lo = unpack2<T>(bits.x), hi = unpack2<T>(bits.y);
@@ -133,6 +147,8 @@ __global__ void __launch_bounds__(32 * kQkvWarps)
                   const float* qNorm, const float* kNorm, float eps, const float* invFreq, AttnTables tabs, T* qOut,
                   T* kCache, T* vCache) {
   extern __shared__ float buf[];
+  pdlLaunchDependents();
+  pdlWait();  // every block, before the early return below (pdl.h rule 2)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int D = hs.headDim, half = D / 2, nH = hs.numHeads, nKv = hs.numKvHeads;
   const int headsPerToken = nH + 2 * nKv;
@@ -185,6 +201,8 @@ __global__ void __launch_bounds__(32 * kQkvWarps)
 
 template <typename T>
 __global__ void swigluKernel(const T* gu, int T_, int I, T* out) {
+  pdlLaunchDependents();
+  pdlWait();
   const size_t n = static_cast<size_t>(T_) * I;
   for (size_t idx = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; idx < n;
        idx += static_cast<size_t>(gridDim.x) * blockDim.x) {
@@ -198,6 +216,8 @@ __global__ void swigluKernel(const T* gu, int T_, int I, T* out) {
 // swigluKernel 8 values at a time (16-byte loads and stores); I % 8 == 0, 16-byte aligned buffers.
 template <typename T>
 __global__ void swiglu8Kernel(const T* gu, int T_, int I, T* out) {
+  pdlLaunchDependents();
+  pdlWait();
   const size_t perRow = static_cast<size_t>(I) / 8, n = static_cast<size_t>(T_) * perRow;
   for (size_t idx = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; idx < n;
        idx += static_cast<size_t>(gridDim.x) * blockDim.x) {
@@ -230,6 +250,7 @@ int normThreads(int H) { return H >= 1024 ? 1024 : H >= 256 ? 256 : 128; }
 
 cudaError_t launchEmbed(Act act, const void* embed, const int32_t* tokenIds, int T, int H, float* hidden, cudaStream_t s) {
   if (T == 0) return cudaSuccess;
+  // A plain launch: the step's first kernel follows the table upload (a copy), not a kernel.
   TSLORA_DISPATCH(act, embedKernel<TT><<<T, normThreads(H), 0, s>>>(static_cast<const TT*>(embed), tokenIds, H, hidden));
   return cudaGetLastError();
 }
@@ -245,19 +266,20 @@ cudaError_t launchAddRmsNorm(Act act, float* hidden, const void* add, const floa
   if (H % 4 == 0 && nv <= 256 * vpt && aligned(hidden, 16) && aligned(add, 8) && aligned(w, 16) && aligned(out, 8)) {
     const int threads = std::max(32, ((nv + vpt - 1) / vpt + 31) / 32 * 32);
     auto h = hidden;
+    cudaError_t status = cudaSuccess;
     TSLORA_DISPATCH(act, {
       auto a = static_cast<const TT*>(add);
       auto o = static_cast<TT*>(out);
-      if (vpt == 1) addRmsNormVecKernel<TT, 1><<<rows, threads, 0, s>>>(h, a, w, o, rowMap, H, eps);
-      else if (vpt == 2) addRmsNormVecKernel<TT, 2><<<rows, threads, 0, s>>>(h, a, w, o, rowMap, H, eps);
-      else if (vpt == 4) addRmsNormVecKernel<TT, 4><<<rows, threads, 0, s>>>(h, a, w, o, rowMap, H, eps);
-      else addRmsNormVecKernel<TT, 8><<<rows, threads, 0, s>>>(h, a, w, o, rowMap, H, eps);
+      auto kernel = vpt == 1 ? addRmsNormVecKernel<TT, 1> : vpt == 2 ? addRmsNormVecKernel<TT, 2>
+                  : vpt == 4 ? addRmsNormVecKernel<TT, 4> : addRmsNormVecKernel<TT, 8>;
+      status = pdlLaunch(kernel, rows, threads, 0, s, h, a, w, o, rowMap, H, eps);
     });
-    return cudaGetLastError();
+    return status;
   }
-  TSLORA_DISPATCH(act, addRmsNormKernel<TT><<<rows, normThreads(H), 0, s>>>(hidden, static_cast<const TT*>(add), w,
-                                                                            static_cast<TT*>(out), rowMap, H, eps));
-  return cudaGetLastError();
+  cudaError_t status = cudaSuccess;
+  TSLORA_DISPATCH(act, status = pdlLaunch(addRmsNormKernel<TT>, rows, normThreads(H), 0, s, hidden,
+                                          static_cast<const TT*>(add), w, static_cast<TT*>(out), rowMap, H, eps));
+  return status;
 }
 
 cudaError_t launchQkvPost(Act act, const void* qkv, int T, const HeadShape& hs, const float* qBias, const float* kBias,
@@ -268,10 +290,12 @@ cudaError_t launchQkvPost(Act act, const void* qkv, int T, const HeadShape& hs, 
   const long long blocks = (warpsTotal + kQkvWarps - 1) / kQkvWarps;
   if (blocks > 0x7fffffffLL) return cudaErrorInvalidValue;
   const size_t smem = static_cast<size_t>(kQkvWarps) * hs.headDim * sizeof(float);
-  TSLORA_DISPATCH(act, qkvPostKernel<TT><<<static_cast<unsigned>(blocks), 32 * kQkvWarps, smem, s>>>(
-                           static_cast<const TT*>(qkv), T, hs, qBias, kBias, vBias, qNorm, kNorm, eps, invFreq, tabs,
-                           static_cast<TT*>(qOut), static_cast<TT*>(kCache), static_cast<TT*>(vCache)));
-  return cudaGetLastError();
+  cudaError_t status = cudaSuccess;
+  TSLORA_DISPATCH(act, status = pdlLaunch(qkvPostKernel<TT>, static_cast<unsigned>(blocks), 32 * kQkvWarps, smem, s,
+                                          static_cast<const TT*>(qkv), T, hs, qBias, kBias, vBias, qNorm, kNorm, eps,
+                                          invFreq, tabs, static_cast<TT*>(qOut), static_cast<TT*>(kCache),
+                                          static_cast<TT*>(vCache)));
+  return status;
 }
 
 cudaError_t launchSwiglu(Act act, const void* gu, int T, int I, void* out, cudaStream_t s) {
@@ -280,17 +304,23 @@ cudaError_t launchSwiglu(Act act, const void* gu, int T, int I, void* out, cudaS
   const auto aligned16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
   if (I % 8 == 0 && aligned16(gu) && aligned16(out)) {
     const int blocks8 = static_cast<int>(std::min<size_t>((n / 8 + 255) / 256, 65535));
-    TSLORA_DISPATCH(act, swiglu8Kernel<TT><<<blocks8, 256, 0, s>>>(static_cast<const TT*>(gu), T, I, static_cast<TT*>(out)));
-    return cudaGetLastError();
+    cudaError_t status = cudaSuccess;
+    TSLORA_DISPATCH(act, status = pdlLaunch(swiglu8Kernel<TT>, blocks8, 256, 0, s, static_cast<const TT*>(gu), T, I,
+                                            static_cast<TT*>(out)));
+    return status;
   }
   const int blocks = static_cast<int>(std::min<size_t>((n + 255) / 256, 65535));
-  TSLORA_DISPATCH(act, swigluKernel<TT><<<blocks, 256, 0, s>>>(static_cast<const TT*>(gu), T, I, static_cast<TT*>(out)));
-  return cudaGetLastError();
+  cudaError_t status = cudaSuccess;
+  TSLORA_DISPATCH(act, status = pdlLaunch(swigluKernel<TT>, blocks, 256, 0, s, static_cast<const TT*>(gu), T, I,
+                                          static_cast<TT*>(out)));
+  return status;
 }
 
 namespace {
 template <typename T>
 __global__ void addDeltaKernel(const T* delta, size_t n, float* out) {
+  pdlLaunchDependents();
+  pdlWait();
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<size_t>(gridDim.x) * blockDim.x)
     out[i] += toF(delta[i]);
 }
@@ -299,8 +329,9 @@ __global__ void addDeltaKernel(const T* delta, size_t n, float* out) {
 cudaError_t launchAddDeltaToF32(Act act, const void* delta, size_t n, float* out, cudaStream_t s) {
   if (n == 0) return cudaSuccess;
   const int blocks = static_cast<int>(std::min<size_t>((n + 255) / 256, 65535));
-  TSLORA_DISPATCH(act, addDeltaKernel<TT><<<blocks, 256, 0, s>>>(static_cast<const TT*>(delta), n, out));
-  return cudaGetLastError();
+  cudaError_t status = cudaSuccess;
+  TSLORA_DISPATCH(act, status = pdlLaunch(addDeltaKernel<TT>, blocks, 256, 0, s, static_cast<const TT*>(delta), n, out));
+  return status;
 }
 
 }  // namespace tslora::cuda

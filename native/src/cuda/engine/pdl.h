@@ -14,7 +14,8 @@
 //  3. pdlLaunchDependents() anywhere (typically at the start): it only lets the next kernel's blocks be scheduled;
 //     their own pdlWait() still waits for this grid's completion and memory flush.
 // Kernels launched plainly (cuBLAS, LoRA, memsets, copies) keep full stream order on both sides.
-// TSLORA_CUDA_PDL=0 (read once per process) launches plainly: the waits and triggers are then no-ops.
+// TSLORA_CUDA_PDL=0 (read once per process) launches plainly, as on GPUs before sm_90: the waits and triggers are
+// then no-ops.
 // Under the host emulator (test/emu/cuda-emu.h) a launch is emu::launch and the PTX is left out.
 #pragma once
 #include <cuda_runtime.h>
@@ -39,11 +40,19 @@ __device__ __forceinline__ void pdlLaunchDependents() {
 #endif
 }
 
-// True unless TSLORA_CUDA_PDL=0 (read on the first call).
+// True unless TSLORA_CUDA_PDL=0 or the current device predates sm_90 (both read on the first call; a refused
+// attribute inside a stream capture would invalidate the capture, so older GPUs never ask for it).
 inline bool pdlEnabled() {
   static const bool enabled = [] {
     const char* env = std::getenv("TSLORA_CUDA_PDL");
-    return env == nullptr || std::strcmp(env, "0") != 0;
+    if (env != nullptr && std::strcmp(env, "0") == 0) return false;
+    int device = 0, major = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return false;
+    }
+    return major >= 9;
   }();
   return enabled;
 }

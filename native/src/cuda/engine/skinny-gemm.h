@@ -24,8 +24,32 @@ bool skinnyGemmApplies(int M, int N, int K, const void* x, const void* w);
 // each warp keeping at least two 16-byte vectors of every weight row.
 int skinnyGemmKSplit(int N, int K, int numSms);
 
-// Launches on `stream`; y row-major with leading dimension N, Act or fp32 (yF32). Returns the launch status.
+// Launches on `stream` as a programmatic dependent of the kernel before it (pdl.h: the first weight vectors load
+// before the wait for x); y row-major with leading dimension N, Act or fp32 (yF32). Returns the launch status.
 cudaError_t launchSkinnyGemm(Act act, const void* x, int M, int K, const void* w, int N, void* y, bool yF32, int kSplit,
                              cudaStream_t stream);
+
+// The gate_up projection with SwiGLU in its epilogue: y[m, i] = silu(g)·u for g, u = (x·gateUpᵀ)[m, i] and [m, I + i]
+// each rounded to `act` first, so y is bit-identical to launchSkinnyGemm into [M, 2I] followed by launchSwiglu, and
+// the [M, 2I] buffer and the SwiGLU kernel are not needed. gateUp: [2I, K] (gate rows, then up rows); y: [M, I] Act;
+// kSplit from skinnyGemmKSplit(2I, K, numSms). Launched as a programmatic dependent like launchSkinnyGemm.
+cudaError_t launchSkinnyGemmSwiglu(Act act, const void* x, int M, int K, const void* gateUp, int I, void* y, int kSplit,
+                                   cudaStream_t stream);
+
+// Where the fused qkv projection writes (device pointers; launchQkvPost's arguments without q/k norms).
+struct SkinnyQkvRope {
+  HeadShape hs;
+  const float *qBias = nullptr, *kBias = nullptr, *vBias = nullptr;  // [numHeads · D], [numKvHeads · D] ×2, or null
+  const float* invFreq = nullptr;                                     // [D / 2]
+  AttnTables tabs;                                                    // positions, rows → sequences, block tables
+  void *q = nullptr, *kCache = nullptr, *vCache = nullptr;            // [M, numHeads · D] Act; this layer's cache planes
+};
+
+// The qkv projection with launchQkvPost in its epilogue, for models without q/k RMSNorm: x · wQkvᵀ (wQkv: [(nH + 2
+// nKv) · D, K]) rounded to `act`, + bias, RoPE of q and k, q into out.q and k, v into the paged cache, bit-identical
+// to launchSkinnyGemm into [M, qkv] followed by launchQkvPost (no [M, qkv] buffer, no second kernel). M rows are
+// token rows 0..M-1 of out.tabs; kSplit from skinnyGemmKSplit((nH + 2 nKv) · D, K, numSms).
+cudaError_t launchSkinnyGemmQkvRope(Act act, const void* x, int M, int K, const void* wQkv, const SkinnyQkvRope& out,
+                                    int kSplit, cudaStream_t stream);
 
 }  // namespace tslora::cuda

@@ -7,14 +7,18 @@
 //    logSumExp (native/src/cpu/sampling.cpp), chunked and whole-row;
 //  - launchQkvPost: bias, q/k RMSNorm and RoPE into q and the paged cache;
 //  - launchAddRmsNorm: residual add and RMSNorm (vector and scalar kernels, row maps, add-only);
-//  - launchSwiglu: 8-wide and scalar kernels.
+//  - launchSwiglu: 8-wide and scalar kernels;
+//  - launchSkinnyGemm (decode GEMM, M ≤ 8) against fp64 for every K split, launchSkinnyGemmSwiglu (gate_up with
+//    SwiGLU in the epilogue) bit-identical to launchSkinnyGemm + launchSwiglu, launchSkinnyGemmQkvRope (qkv with
+//    bias / RoPE / cache write in the epilogue) bit-identical to launchSkinnyGemm + launchQkvPost (8B / 1B shapes too
+//    on the GPU, where FMA contraction could tell them apart).
 // Prints "N failures"; exit code 1 on any failure.
 // The same file also runs on a real GPU: built by nvcc with -DTSLORA_KERNEL_TEST_ON_GPU (buffers in managed memory,
 // a device sync after each launch), it checks the compiled kernels and then times them at the 1B decode / prefill
 // shapes (--bench):
 //   nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -DTSLORA_KERNEL_TEST_ON_GPU -Inative/include
 //     -Inative/src/cuda/engine native/src/cuda/engine/test/kernel-emu-test.cpp
-//     native/src/cuda/engine/{attention,attention-prefill,greedy,kernels}.cu -o /tmp/kernel-test
+//     native/src/cuda/engine/{attention,attention-prefill,greedy,kernels,skinny-gemm}.cu -o /tmp/kernel-test
 //   /tmp/kernel-test --bench
 #include <algorithm>
 #include <cmath>
@@ -29,6 +33,7 @@
 #include <cuda_fp16.h>
 
 #include "../kernels.h"
+#include "../skinny-gemm.h"
 #include "cpu-greedy-reference.h"
 
 using namespace tslora::cuda;
@@ -360,6 +365,14 @@ void checkAddRmsNorm(const char* name, Act act, int H, bool withAdd, bool withNo
   expect(bad == 0, what);
 }
 
+// Prints "<name>: <bad> <what>" and counts a failure when bad > 0.
+void reportBad(const char* name, int bad, const char* what) {
+  char line[240];
+  std::snprintf(line, sizeof line, "%s: %d %s", name, bad, what);
+  std::printf("%s\n", line);
+  expect(bad == 0, line);
+}
+
 // ---- SwiGLU ----------------------------------------------------------------------------------------------------------
 
 void checkSwiglu(const char* name, Act act, int T, int I, std::mt19937& rng) {
@@ -376,10 +389,109 @@ void checkSwiglu(const char* name, Act act, int T, int I, std::mt19937& rng) {
       const double ref = g / (1.0 + std::exp(-g)) * u, got = fromBits(act, out[static_cast<size_t>(t) * I + i]);
       if (!(std::fabs(got - ref) <= 1e-2 * std::max(1.0, std::fabs(ref)))) ++bad;
     }
-  char what[200];
-  std::snprintf(what, sizeof what, "%s: %d values differ from the reference", name, bad);
-  std::printf("%s\n", what);
-  expect(bad == 0, what);
+  reportBad(name, bad, "values differ from the reference");
+}
+
+// ---- skinny decode GEMM -----------------------------------------------------------------------------------------------
+
+// y[M, N] = x[M, K] · w[N, K]ᵀ in the activation dtype against fp64, every K split: fp32 accumulation error plus half
+// an ulp of output rounding.
+void checkSkinnyGemm(const char* name, Act act, int M, int N, int K, std::mt19937& rng) {
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  Buf<uint16_t> x(static_cast<size_t>(M) * K), w(static_cast<size_t>(N) * K), y(static_cast<size_t>(M) * N);
+  for (auto& v : x) v = toBits(act, uni(rng));
+  for (auto& v : w) v = toBits(act, uni(rng) * 0.1f);
+  int bad = 0;
+  for (int kSplit : {1, 2, 4, 8}) {
+    std::fill(y.begin(), y.end(), toBits(act, NAN));
+    expect(launchSkinnyGemm(act, x.data(), M, K, w.data(), N, y.data(), false, kSplit, nullptr) == cudaSuccess, name);
+    deviceSync(name);
+    for (int m = 0; m < M; ++m)
+      for (int n = 0; n < N; ++n) {
+        double ref = 0, mag = 0;
+        for (int k = 0; k < K; ++k) {
+          const double p = double(fromBits(act, x[static_cast<size_t>(m) * K + k])) * fromBits(act, w[static_cast<size_t>(n) * K + k]);
+          ref += p;
+          mag += std::fabs(p);
+        }
+        const double got = fromBits(act, y[static_cast<size_t>(m) * N + n]);
+        const double bound = 1e-5 * mag + std::fabs(ref) * (act == Act::BF16 ? 1.0 / 256 : 1.0 / 1024) + 1e-30;
+        if (!(std::fabs(got - ref) <= bound)) ++bad;
+      }
+  }
+  reportBad(name, bad, "values (K splits 1/2/4/8) outside the bound");
+}
+
+// The fused gate_up + SwiGLU launch against the GEMM into [M, 2I] followed by launchSwiglu: bit for bit, every K split.
+void checkSkinnyGemmSwiglu(const char* name, Act act, int M, int I, int K, std::mt19937& rng) {
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  Buf<uint16_t> x(static_cast<size_t>(M) * K), w(static_cast<size_t>(2 * I) * K), gu(static_cast<size_t>(M) * 2 * I);
+  Buf<uint16_t> fused(static_cast<size_t>(M) * I), two(static_cast<size_t>(M) * I);
+  for (auto& v : x) v = toBits(act, uni(rng));
+  for (auto& v : w) v = toBits(act, uni(rng) * 0.2f);
+  int bad = 0;
+  for (int kSplit : {1, 2, 4, 8}) {
+    std::fill(fused.begin(), fused.end(), toBits(act, NAN));
+    std::fill(two.begin(), two.end(), toBits(act, 1.0f));
+    expect(launchSkinnyGemmSwiglu(act, x.data(), M, K, w.data(), I, fused.data(), kSplit, nullptr) == cudaSuccess, name);
+    expect(launchSkinnyGemm(act, x.data(), M, K, w.data(), 2 * I, gu.data(), false, kSplit, nullptr) == cudaSuccess, name);
+    expect(launchSwiglu(act, gu.data(), M, I, two.data(), nullptr) == cudaSuccess, name);
+    deviceSync(name);
+    for (size_t i = 0; i < fused.size(); ++i) bad += fused[i] != two[i];
+  }
+  reportBad(name, bad, "values (K splits 1/2/4/8) differ from GEMM + SwiGLU");
+}
+
+// The fused qkv projection + bias + RoPE + cache write against launchSkinnyGemm into [M, qkv] followed by
+// launchQkvPost: q and both cache planes bit for bit, every K split; M rows at scattered positions and cache blocks.
+void checkSkinnyGemmQkvRope(const char* name, Act act, int M, int H, int KvH, int D, int K, bool bias, std::mt19937& rng) {
+  const int qW = H * D, kvW = KvH * D, N = qW + 2 * kvW, bs = 4, maxBlocks = 64, numBlocks = 70;
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  Buf<uint16_t> x(static_cast<size_t>(M) * K), w(static_cast<size_t>(N) * K), qkv(static_cast<size_t>(M) * N);
+  for (auto& v : x) v = toBits(act, uni(rng));
+  for (auto& v : w) v = toBits(act, uni(rng) * 0.2f);
+  Buf<float> qB(qW), kB(kvW), vB(kvW), invFreq(D / 2);
+  for (auto* b : {&qB, &kB, &vB})
+    for (auto& v : *b) v = uni(rng);
+  for (int i = 0; i < D / 2; ++i) invFreq[i] = std::pow(500000.0f, -2.0f * i / D);
+  std::vector<int32_t> positions, tokenSeq;
+  for (int t = 0; t < M; ++t) {
+    positions.push_back((t * 97 + 13) % 251);
+    tokenSeq.push_back(t);
+  }
+  Buf<int32_t> dPositions(positions), dTokenSeq(tokenSeq), tables(static_cast<size_t>(M) * maxBlocks);
+  for (size_t i = 0; i < tables.size(); ++i) tables[i] = static_cast<int32_t>((i * 7 + 3) % numBlocks);
+  AttnTables tabs;
+  tabs.positions = dPositions.data();
+  tabs.tokenSeq = dTokenSeq.data();
+  tabs.blockTables = tables.data();
+  tabs.maxBlocksPerSeq = maxBlocks;
+  tabs.blockSize = bs;
+  const HeadShape hs{H, KvH, D};
+  const size_t cacheElems = static_cast<size_t>(numBlocks) * bs * kvW;
+  Buf<uint16_t> qF(static_cast<size_t>(M) * qW), kF(cacheElems), vF(cacheElems), qT(qF.size()), kT(cacheElems), vT(cacheElems);
+  int bad = 0;
+  for (int kSplit : {1, 2, 4, 8}) {
+    for (auto* b : {&qF, &kF, &vF, &qT, &kT, &vT}) std::fill(b->begin(), b->end(), toBits(act, 3.0f));
+    SkinnyQkvRope out;
+    out.hs = hs;
+    out.qBias = bias ? qB.data() : nullptr;
+    out.kBias = bias ? kB.data() : nullptr;
+    out.vBias = bias ? vB.data() : nullptr;
+    out.invFreq = invFreq.data();
+    out.tabs = tabs;
+    out.q = qF.data();
+    out.kCache = kF.data();
+    out.vCache = vF.data();
+    expect(launchSkinnyGemmQkvRope(act, x.data(), M, K, w.data(), out, kSplit, nullptr) == cudaSuccess, name);
+    expect(launchSkinnyGemm(act, x.data(), M, K, w.data(), N, qkv.data(), false, kSplit, nullptr) == cudaSuccess, name);
+    expect(launchQkvPost(act, qkv.data(), M, hs, out.qBias, out.kBias, out.vBias, nullptr, nullptr, 1e-6f, invFreq.data(), tabs,
+                         qT.data(), kT.data(), vT.data(), nullptr) == cudaSuccess, name);
+    deviceSync(name);
+    for (size_t i = 0; i < qF.size(); ++i) bad += qF[i] != qT[i];
+    for (size_t i = 0; i < cacheElems; ++i) bad += (kF[i] != kT[i]) + (vF[i] != vT[i]);
+  }
+  reportBad(name, bad, "values of q / k / v cache (K splits 1/2/4/8) differ from GEMM + launchQkvPost");
 }
 
 #ifdef TSLORA_KERNEL_TEST_ON_GPU
@@ -545,6 +657,19 @@ int main(int argc, char** argv) {
   checkSwiglu("swiglu I=8192 bf16 (8 at a time)", Act::BF16, 3, 8192, rng);
   checkSwiglu("swiglu I=160 f16 (8 at a time, fixture)", Act::F16, 5, 160, rng);
   checkSwiglu("swiglu I=100 bf16 (scalar)", Act::BF16, 3, 100, rng);
+  checkSkinnyGemm("skinny GEMM M=1 N=9 K=520 bf16", Act::BF16, 1, 9, 520, rng);
+  checkSkinnyGemm("skinny GEMM M=3 N=6 K=64 f16", Act::F16, 3, 6, 64, rng);
+  checkSkinnyGemm("skinny GEMM M=8 N=5 K=1032 bf16", Act::BF16, 8, 5, 1032, rng);
+  checkSkinnyGemmSwiglu("skinny gate_up + SwiGLU M=1 I=5 K=520 bf16", Act::BF16, 1, 5, 520, rng);
+  checkSkinnyGemmSwiglu("skinny gate_up + SwiGLU M=2 I=16 K=264 f16", Act::F16, 2, 16, 264, rng);
+  checkSkinnyGemmSwiglu("skinny gate_up + SwiGLU M=8 I=3 K=48 bf16", Act::BF16, 8, 3, 48, rng);
+  checkSkinnyGemmQkvRope("skinny qkv + RoPE M=1 4/2 heads of 16 K=64 bf16", Act::BF16, 1, 4, 2, 16, 64, false, rng);
+  checkSkinnyGemmQkvRope("skinny qkv + RoPE M=3 4/2 heads of 32 K=136 f16, bias", Act::F16, 3, 4, 2, 32, 136, true, rng);
+#ifdef TSLORA_KERNEL_TEST_ON_GPU
+  checkSkinnyGemmQkvRope("skinny qkv + RoPE M=1 8B shape (32/8 heads of 128, K=4096) bf16", Act::BF16, 1, 32, 8, 128, 4096, false, rng);
+  checkSkinnyGemmQkvRope("skinny qkv + RoPE M=2 1B shape (32/8 heads of 64, K=2048) bf16, bias", Act::BF16, 2, 32, 8, 64, 2048, true, rng);
+  checkSkinnyGemmQkvRope("skinny qkv + RoPE M=8 (8/2 heads of 128, K=512) f16", Act::F16, 8, 8, 2, 128, 512, false, rng);
+#endif
   checkQkvPost("qkv post bf16, bias", Act::BF16, true, false, rng);
   checkQkvPost("qkv post f16, q/k norm", Act::F16, false, true, rng);
   std::printf("%d failures\n", failures);

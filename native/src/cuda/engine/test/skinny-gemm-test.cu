@@ -1,6 +1,8 @@
 // The skinny decode GEMM (skinny-gemm.cu) against an fp64 CPU reference on random inputs: M = 1..8, the projection
 // shapes of Llama-3.2-1B and Llama-3.1-8B plus odd N and short K, bf16 and fp16, activation-dtype and fp32 output,
 // every K split. A row must also be bit-identical whatever M it was launched with (decode rows batched or alone).
+// The gate_up GEMM with SwiGLU in its epilogue (launchSkinnyGemmSwiglu) must be bit-identical to the GEMM into
+// [M, 2I] followed by launchSwiglu (kernels.cu, linked in), for every M and K split.
 //   skinny-gemm-test            correctness; exit 0 = all passed, 1 = a failure, 77 = no usable GPU
 //   skinny-gemm-test --bench    (built with -DTSLORA_WITH_CUBLAS -lcublas) µs and GB/s of weight bytes, skinny vs
 //                               cublasGemmEx, weights rotated over copies larger than L2
@@ -14,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "../kernels.h"
 #include "../skinny-gemm.h"
 #ifdef TSLORA_WITH_CUBLAS
 #include <cublas_v2.h>
@@ -127,7 +130,92 @@ int runShape(const Case& c, Act act, bool yF32, int numSms, std::mt19937& rng) {
   return failures;
 }
 
+// Fused gate_up + SwiGLU against the two launches it replaces, bit for bit: M = 1..8, every K split. gateUp: [2I, K].
+int runSwiglu(int I, int K, Act act, std::mt19937& rng) {
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  const int M = tslora::cuda::kSkinnyGemmMaxRows;
+  std::vector<uint16_t> x(static_cast<size_t>(M) * K), w(static_cast<size_t>(2 * I) * K);
+  for (auto& v : x) v = toBits(uni(rng), act);
+  for (auto& v : w) v = toBits(uni(rng) * 0.1f, act);
+  void *dx, *dw, *dgu, *dFused, *dTwo;
+  const size_t yBytes = static_cast<size_t>(M) * I * 2;
+  CHECK(cudaMalloc(&dx, x.size() * 2));
+  CHECK(cudaMalloc(&dw, w.size() * 2));
+  CHECK(cudaMalloc(&dgu, 2 * yBytes));
+  CHECK(cudaMalloc(&dFused, yBytes));
+  CHECK(cudaMalloc(&dTwo, yBytes));
+  CHECK(cudaMemcpy(dx, x.data(), x.size() * 2, cudaMemcpyHostToDevice));
+  CHECK(cudaMemcpy(dw, w.data(), w.size() * 2, cudaMemcpyHostToDevice));
+  std::vector<unsigned char> fused(yBytes), two(yBytes);
+  int failures = 0;
+  for (int kSplit : {1, 2, 4, 8})
+    for (int rows = 1; rows <= M; ++rows) {
+      CHECK(cudaMemset(dFused, 0xff, yBytes));
+      CHECK(cudaMemset(dTwo, 0xee, yBytes));
+      CHECK(tslora::cuda::launchSkinnyGemmSwiglu(act, dx, rows, K, dw, I, dFused, kSplit, nullptr));
+      CHECK(tslora::cuda::launchSkinnyGemm(act, dx, rows, K, dw, 2 * I, dgu, false, kSplit, nullptr));
+      CHECK(tslora::cuda::launchSwiglu(act, dgu, rows, I, dTwo, nullptr));
+      CHECK(cudaDeviceSynchronize());
+      CHECK(cudaMemcpy(fused.data(), dFused, yBytes, cudaMemcpyDeviceToHost));
+      CHECK(cudaMemcpy(two.data(), dTwo, yBytes, cudaMemcpyDeviceToHost));
+      const size_t used = static_cast<size_t>(rows) * I * 2;
+      if (std::memcmp(fused.data(), two.data(), used) != 0) {
+        ++failures;
+        std::printf("FAIL swiglu I %d K %d %s M %d kSplit %d: fused output differs from GEMM + launchSwiglu\n", I, K,
+                    act == Act::BF16 ? "bf16" : "fp16", rows, kSplit);
+      }
+    }
+  std::printf("N %6d K %5d %s swiglu: fused vs GEMM + SwiGLU, M 1..8 x kSplit 1/2/4/8 checked\n", 2 * I, K,
+              act == Act::BF16 ? "bf16" : "fp16");
+  for (void* p : {dx, dw, dgu, dFused, dTwo}) cudaFree(p);
+  return failures;
+}
+
 #ifdef TSLORA_WITH_CUBLAS
+// Mean µs per launch(i) over 50 back-to-back launches on the default stream, after 5 warm-ups.
+template <typename F>
+double meanLaunchUs(F launch) {
+  const int iters = 50;
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  for (int i = 0; i < 5; ++i) launch(i);
+  cudaEventRecord(a);
+  for (int i = 0; i < iters; ++i) launch(i);
+  cudaEventRecord(b);
+  CHECK(cudaEventSynchronize(b));
+  float ms;
+  cudaEventElapsedTime(&ms, a, b);
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  return ms * 1000 / iters;
+}
+
+// gate_up + SwiGLU: the fused skinny launch against the skinny GEMM into [M, 2I] followed by launchSwiglu (both as
+// the engine launches them, back to back on one stream; TSLORA_CUDA_PDL=0 makes them plain launches).
+void benchSwiglu(const char* name, int M, int K, int I, const void* dx, const void* dw, size_t wBytes, int copies,
+                 void* dgu, int numSms) {
+  void* dy;
+  CHECK(cudaMalloc(&dy, static_cast<size_t>(M) * I * 2));
+  const int kSplit = tslora::cuda::skinnyGemmKSplit(2 * I, K, numSms);
+  double us[2];
+  for (int impl = 0; impl < 2; ++impl) {
+    auto launch = [&](int i) {
+      const void* w = static_cast<const char*>(dw) + wBytes * (i % copies);
+      if (impl == 0) {
+        CHECK(tslora::cuda::launchSkinnyGemmSwiglu(Act::BF16, dx, M, K, w, I, dy, kSplit, nullptr));
+      } else {
+        CHECK(tslora::cuda::launchSkinnyGemm(Act::BF16, dx, M, K, w, 2 * I, dgu, false, kSplit, nullptr));
+        CHECK(tslora::cuda::launchSwiglu(Act::BF16, dgu, M, I, dy, nullptr));
+      }
+    };
+    us[impl] = meanLaunchUs(launch);
+  }
+  std::printf("bench %-11s M %d: fused gate_up+SwiGLU %7.1f us | GEMM + SwiGLU kernel %7.1f us | speedup %.2fx\n", name, M,
+              us[0], us[1], us[1] / us[0]);
+  cudaFree(dy);
+}
+
 void bench(int numSms) {
   struct Shape { const char* name; int N, K; bool yF32; };
   const Shape shapes[] = {{"1B qkv", 3072, 2048, false}, {"1B o", 2048, 2048, false}, {"1B gate_up", 16384, 2048, false},
@@ -148,10 +236,6 @@ void bench(int numSms) {
     for (int M : {1, 2, 4, 8}) {
       double us[2];
       for (int impl = 0; impl < 2; ++impl) {
-        const int iters = 50;
-        cudaEvent_t a, b;
-        cudaEventCreate(&a);
-        cudaEventCreate(&b);
         auto launch = [&](int i) {
           const void* w = static_cast<const char*>(dw) + wBytes * (i % copies);
           if (impl == 0) {
@@ -162,17 +246,11 @@ void bench(int numSms) {
                          s.yF32 ? CUDA_R_32F : CUDA_R_16BF, s.N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
           }
         };
-        for (int i = 0; i < 5; ++i) launch(i);
-        cudaEventRecord(a);
-        for (int i = 0; i < iters; ++i) launch(i);
-        cudaEventRecord(b);
-        CHECK(cudaEventSynchronize(b));
-        float ms;
-        cudaEventElapsedTime(&ms, a, b);
-        us[impl] = ms * 1000 / iters;
+        us[impl] = meanLaunchUs(launch);
       }
       std::printf("bench %-11s M %d (%s): skinny %7.1f us %6.0f GB/s | cuBLAS %7.1f us %6.0f GB/s | speedup %.2fx\n", s.name, M,
                   tslora::cuda::skinnyGemmApplies(M, s.N, s.K, dx, dw) ? "engine: skinny" : "engine: cuBLAS", us[0], wBytes / us[0] / 1e3, us[1], wBytes / us[1] / 1e3, us[1] / us[0]);
+      if (std::strstr(s.name, "gate_up") != nullptr && M <= 2) benchSwiglu(s.name, M, s.K, s.N / 2, dx, dw, wBytes, copies, dy, numSms);
     }
     cudaFree(dx);
     cudaFree(dy);
@@ -212,6 +290,12 @@ int main(int argc, char** argv) {
         failures += runShape(c, act, yF32, numSms, rng);
         ++shapes;
       }
+  const Case swigluCases[] = {{8192, 2048}, {14336, 4096}, {7, 24}, {333, 72}, {1001, 264}};  // {I, K}
+  for (const Case& c : swigluCases)
+    for (Act act : {Act::BF16, Act::F16}) {
+      failures += runSwiglu(c.N, c.K, act, rng);
+      ++shapes;
+    }
   std::printf("%s: %d shape configurations, %d failures\n", failures ? "FAIL" : "ok", shapes, failures);
   return failures ? 1 : 0;
 }

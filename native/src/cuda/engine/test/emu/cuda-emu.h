@@ -212,6 +212,7 @@ V shflXor(V v, int laneMask) {
 #define cudaFuncSetAttribute(...) emu::funcSetAttribute(__VA_ARGS__)
 #define cudaGetDevice(p) (*(p) = 0, cudaSuccess)
 #define cudaDeviceGetAttribute(p, attr, dev) (*(p) = 132, cudaSuccess)
+#define cudaOccupancyMaxActiveBlocksPerMultiprocessor(p, kernel, threads, smem) (*(p) = 1, cudaSuccess)
 
 // Device intrinsics the kernels use.
 inline float __uint_as_float(unsigned u) {
@@ -220,6 +221,10 @@ inline float __uint_as_float(unsigned u) {
   return f;
 }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+template <typename T>
+inline T __ldg(const T* p) { return *p; }  // cached / streaming loads: plain loads on the host
+template <typename T>
+inline T __ldcs(const T* p) { return *p; }
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
 using std::isfinite;
