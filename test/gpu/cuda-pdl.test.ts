@@ -1,8 +1,10 @@
-// Programmatic dependent launch (native/src/cuda/engine/pdl.h) changes when the engine's kernels start, never what
-// they compute: the same steps with TSLORA_CUDA_PDL=1 and =0 (one process each, the switch is read once) must give
-// bit-identical logits, eager and in decode-graph replays (tiny-llama, csgmv, base and adapter rows; driver:
-// test/gpu/pdl-step-logits.ts). A kernel reading a predecessor's output before its griddepcontrol.wait, or completing
-// without waiting, shows up as a difference here.
+// Programmatic dependent launch (native/src/cuda/engine/pdl.h, TSLORA_CUDA_PDL) changes when the engine's kernels
+// start, never what they compute, and the skinny GEMM's fused epilogues (TSLORA_CUDA_FUSED_SWIGLU,
+// TSLORA_CUDA_FUSED_QKV_ROPE) and its L2 prefetch (TSLORA_CUDA_SKINNY_PREFETCH) are bit-identical to the two-kernel
+// paths: the same steps (tiny-llama, csgmv, base and adapter rows, eager and decode-graph replays; driver
+// test/gpu/pdl-step-logits.ts, one process per setting since the switches are read once) must give bit-identical
+// logits with everything off, with everything on, and with everything on but PDL. A kernel reading a predecessor's
+// output before its griddepcontrol.wait, or completing without waiting, shows up as a difference here.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -13,28 +15,29 @@ import { test } from 'node:test';
 import { cudaBackendOrSkip } from './cuda-parity-helpers.js';
 
 const { skip } = cudaBackendOrSkip();
+const SWITCHES = ['TSLORA_CUDA_PDL', 'TSLORA_CUDA_FUSED_SWIGLU', 'TSLORA_CUDA_FUSED_QKV_ROPE', 'TSLORA_CUDA_SKINNY_PREFETCH'];
 
-test('PDL on and off give bit-identical logits (eager steps and graph replays)', { skip, timeout: 300_000 }, (t) => {
+test('PDL, fused skinny epilogues and L2 prefetch on or off give bit-identical logits (eager steps and graph replays)', { skip, timeout: 300_000 }, (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tslora-pdl-'));
   try {
-    const run = (pdl: '0' | '1'): Buffer => {
-      const file = join(dir, `logits-pdl${pdl}.bin`);
-      const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/gpu/pdl-step-logits.ts', file], {
-        encoding: 'utf8', env: { ...process.env, TSLORA_CUDA_PDL: pdl },
-      });
-      assert.equal(r.status, 0, `TSLORA_CUDA_PDL=${pdl}:\n${r.stdout}${r.stderr}`);
-      t.diagnostic(r.stdout.trim());
-      return readFileSync(file);
+    const run = (label: string, on: string[]): Float32Array => {
+      const file = join(dir, `logits-${label}.bin`);
+      const env = { ...process.env, ...Object.fromEntries(SWITCHES.map((k) => [k, on.includes(k) ? '1' : '0'])) };
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/gpu/pdl-step-logits.ts', file], { encoding: 'utf8', env });
+      assert.equal(r.status, 0, `${label}:\n${r.stdout}${r.stderr}`);
+      t.diagnostic(`${label}: ${r.stdout.trim()}`);
+      const bytes = readFileSync(file);
+      return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
     };
-    const on = run('1');
-    const off = run('0');
-    assert.ok(on.length > 0 && on.length === off.length, `logit bytes: ${on.length} with PDL, ${off.length} without`);
-    const a = new Float32Array(on.buffer, on.byteOffset, on.length / 4);
-    const b = new Float32Array(off.buffer, off.byteOffset, off.length / 4);
-    let differing = 0;
-    for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) differing++;
-    assert.equal(differing, 0, `${differing} of ${a.length} logits differ between PDL on and off`);
-    assert.ok(a.every(Number.isFinite), 'every logit finite');
+    const plain = run('all-off', []);
+    assert.ok(plain.length > 0 && plain.every(Number.isFinite), 'every logit finite');
+    for (const [label, on] of [['all-on', SWITCHES], ['all-on-but-pdl', SWITCHES.slice(1)]] as const) {
+      const got = run(label, [...on]);
+      assert.equal(got.length, plain.length, `${label}: ${got.length} logits, ${plain.length} with everything off`);
+      let differing = 0;
+      for (let i = 0; i < got.length; i++) if (!Object.is(got[i], plain[i])) differing++;
+      assert.equal(differing, 0, `${label}: ${differing} of ${got.length} logits differ from everything off`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

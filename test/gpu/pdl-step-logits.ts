@@ -1,4 +1,4 @@
-// Child process of cuda-pdl.test.ts (TSLORA_CUDA_PDL is read once per process): the tiny-llama fixture on the CUDA
+// Child process of cuda-pdl.test.ts (the TSLORA_CUDA_* switches are read once per process): the tiny-llama fixture on the CUDA
 // backend, csgmv, bf16, eager steps and decode-graph replays (max batch 8), prefill + 5 teacher-forced decode steps of
 // 3 sequences (base and two adapters), then a batch of 1 base; every logit of every step, in order, as raw float32
 // to the file named by argv[2]. Teacher-forced by fixed tokens, so the runs compare step by step.
@@ -30,4 +30,5 @@ for (const p of parts) {
   at += p.length;
 }
 writeFileSync(out, Buffer.from(all.buffer));
-console.log(`pdl-step-logits: ${parts.length} logit rows, ${total} values, TSLORA_CUDA_PDL=${process.env.TSLORA_CUDA_PDL ?? '(unset)'}`);
+const switches = Object.entries(process.env).filter(([k]) => k.startsWith('TSLORA_CUDA_')).map(([k, v]) => `${k}=${v}`).join(' ');
+console.log(`pdl-step-logits: ${parts.length} logit rows, ${total} values; ${switches}`);

@@ -2,10 +2,11 @@
 // paged attention) → final norm and LM head on the logit rows only → sampling on the GPU (plain greedy rows: argmax
 // only; every other row: gpu-sample-step.cu, the CPU sampler's rules and RNG) so that only tokens and logprobs come
 // back; TSLORA_CUDA_HOST_SAMPLING=1 downloads the logits and runs the CPU backend's own sampler instead.
-// The row, attention and skinny GEMM kernels are programmatic dependents of the kernel before them (pdl.h): each one
-// is scheduled while its predecessor finishes and waits on the device before reading its output. Where the skinny
-// GEMM takes a decode projection and no LoRA delta must be added to its output first, the gate_up projection runs
-// SwiGLU and the qkv projection the bias / RoPE / cache write (models without q/k norms) in their epilogues.
+// With TSLORA_CUDA_PDL=1 the row, attention and skinny GEMM kernels are programmatic dependents of the kernel before
+// them (pdl.h): each one is scheduled while its predecessor finishes and waits on the device before reading its
+// output. With the fusion switches on, where the skinny GEMM takes a decode projection and no LoRA delta must be added
+// to its output first, the gate_up projection runs SwiGLU and the qkv projection the bias / RoPE / cache write
+// (models without q/k norms) in their epilogues.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -23,18 +24,20 @@ namespace host = lora::host;
 
 namespace {
 
-// A/B switches of the skinny-GEMM epilogue fusions (read once): TSLORA_CUDA_FUSED_SWIGLU=0 runs the gate_up GEMM and
-// SwiGLU as two kernels, TSLORA_CUDA_FUSED_QKV_ROPE=0 the qkv GEMM and the RoPE / cache-write kernel.
-bool envNotZero(const char* name) {
+// The skinny-GEMM epilogue fusions (read once), opt-in until a device run shows the engine correct and faster with
+// them (their kernels are bit-identical to the two-kernel paths on an H100: kernel-emu-test, skinny-gemm-test):
+// TSLORA_CUDA_FUSED_SWIGLU=1 runs gate_up and SwiGLU as one kernel, TSLORA_CUDA_FUSED_QKV_ROPE=1 qkv and the RoPE /
+// cache write; =0 or unset, two kernels each.
+bool envIsOne(const char* name) {
   const char* v = std::getenv(name);
-  return v == nullptr || std::strcmp(v, "0") != 0;
+  return v != nullptr && std::strcmp(v, "1") == 0;
 }
 bool fusedSwiglu() {
-  static const bool on = envNotZero("TSLORA_CUDA_FUSED_SWIGLU");
+  static const bool on = envIsOne("TSLORA_CUDA_FUSED_SWIGLU");
   return on;
 }
 bool fusedQkvRope() {
-  static const bool on = envNotZero("TSLORA_CUDA_FUSED_QKV_ROPE");
+  static const bool on = envIsOne("TSLORA_CUDA_FUSED_QKV_ROPE");
   return on;
 }
 

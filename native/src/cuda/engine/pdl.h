@@ -14,8 +14,9 @@
 //  3. pdlLaunchDependents() anywhere (typically at the start): it only lets the next kernel's blocks be scheduled;
 //     their own pdlWait() still waits for this grid's completion and memory flush.
 // Kernels launched plainly (cuBLAS, LoRA, memsets, copies) keep full stream order on both sides.
-// TSLORA_CUDA_PDL=0 (read once per process) launches plainly, as on GPUs before sm_90: the waits and triggers are
-// then no-ops.
+// Off by default until a device run shows the whole engine correct and faster with it: TSLORA_CUDA_PDL=1 turns it on,
+// =0 off (read once per process); GPUs before sm_90 always launch plainly. Plain launches make the waits and
+// triggers no-ops.
 // Under the host emulator (test/emu/cuda-emu.h) a launch is emu::launch and the PTX is left out.
 #pragma once
 #include <cuda_runtime.h>
@@ -25,6 +26,8 @@
 #include <utility>
 
 namespace tslora::cuda {
+
+constexpr bool kPdlDefaultOn = false;  // TSLORA_CUDA_PDL unset
 
 // Waits until the preceding grid on the stream has completed and its writes are visible (no-op without PDL).
 __device__ __forceinline__ void pdlWait() {
@@ -40,12 +43,12 @@ __device__ __forceinline__ void pdlLaunchDependents() {
 #endif
 }
 
-// True unless TSLORA_CUDA_PDL=0 or the current device predates sm_90 (both read on the first call; a refused
+// TSLORA_CUDA_PDL=1 (or unset with kPdlDefaultOn), on an sm_90+ device (both read on the first call; a refused
 // attribute inside a stream capture would invalidate the capture, so older GPUs never ask for it).
 inline bool pdlEnabled() {
   static const bool enabled = [] {
     const char* env = std::getenv("TSLORA_CUDA_PDL");
-    if (env != nullptr && std::strcmp(env, "0") == 0) return false;
+    if (env != nullptr ? std::strcmp(env, "0") == 0 : !kPdlDefaultOn) return false;
     int device = 0, major = 0;
     if (cudaGetDevice(&device) != cudaSuccess ||
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {

@@ -6,7 +6,7 @@
 // Launched as a programmatic dependent (pdl.h): each warp loads its first weight vectors before pdlWait(), so the
 // weight stream is already under way while the kernel before it (which writes x) finishes; the loop then keeps the
 // next iteration's weight vectors in flight while the current ones are used (the sums and their order unchanged).
-// One wave ahead (TSLORA_CUDA_SKINNY_PREFETCH=0: off): before the wait, each block also asks L2 for the first
+// One wave ahead (opt-in, TSLORA_CUDA_SKINNY_PREFETCH=1, until a device run measures it): before the wait, each block also asks L2 for the first
 // bytes of every weight row of the block one wave of resident blocks after it (cp.async.bulk.prefetch), up to
 // kPrefetchBudgetBytes over the grid, so the DRAM stream keeps going while a short kernel before this one runs.
 // Epilogue modes: plain (y = the sums); SwiGLU (launchSkinnyGemmSwiglu: w is gate_up [2I, K], a column group owns
@@ -252,7 +252,7 @@ bool launchArgsOk(int M, int K, const void* x, const void* w) {
 bool prefetchEnabled() {
   static const bool enabled = [] {
     const char* env = std::getenv("TSLORA_CUDA_SKINNY_PREFETCH");
-    return env == nullptr || std::strcmp(env, "0") != 0;
+    return env != nullptr && std::strcmp(env, "1") == 0;
   }();
   return enabled;
 }

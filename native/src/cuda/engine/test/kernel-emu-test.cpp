@@ -109,6 +109,18 @@ float fromBits(Act act, uint16_t b) {
   return __half2float(__ushort_as_half(b));
 }
 
+// The step tables of a paged-attention / cache-write launch (device pointers); numSeqs left 0 (unknown).
+AttnTables pagedTables(const int32_t* positions, const int32_t* tokenSeq, const int32_t* blockTables, int maxBlocksPerSeq,
+                       int blockSize) {
+  AttnTables tabs;
+  tabs.positions = positions;
+  tabs.tokenSeq = tokenSeq;
+  tabs.blockTables = blockTables;
+  tabs.maxBlocksPerSeq = maxBlocksPerSeq;
+  tabs.blockSize = blockSize;
+  return tabs;
+}
+
 // ---- attention ----------------------------------------------------------------------------------------------------
 
 struct SeqPlan {
@@ -141,12 +153,7 @@ void checkAttention(const char* name, Act act, int H, int KvH, int D, const std:
   for (auto& x : q) x = toBits(act, n01(rng) * qScale);
   Buf<float> scratchBuf(scratchFloats);
   const bool scratch = scratchFloats > 0;
-  AttnTables tabs;
-  tabs.positions = dPositions.data();
-  tabs.tokenSeq = dTokenSeq.data();
-  tabs.blockTables = ids.data();
-  tabs.maxBlocksPerSeq = maxBlocksPerSeq;
-  tabs.blockSize = bs;
+  AttnTables tabs = pagedTables(dPositions.data(), dTokenSeq.data(), ids.data(), maxBlocksPerSeq, bs);
   tabs.numSeqs = B;
   const HeadShape hs{H, KvH, D};
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
@@ -271,12 +278,7 @@ void checkQkvPost(const char* name, Act act, bool bias, bool norm, std::mt19937&
   const int numBlocks = 50;
   Buf<uint16_t> qOut(static_cast<size_t>(T) * qW), kCache(static_cast<size_t>(numBlocks) * bs * kvW),
       vCache(kCache.size());
-  AttnTables tabs;
-  tabs.positions = dPositions.data();
-  tabs.tokenSeq = dTokenSeq.data();
-  tabs.blockTables = tables.data();
-  tabs.maxBlocksPerSeq = maxBlocks;
-  tabs.blockSize = bs;
+  AttnTables tabs = pagedTables(dPositions.data(), dTokenSeq.data(), tables.data(), maxBlocks, bs);
   const HeadShape hs{H, KvH, D};
   const float eps = 1e-6f;
   launchQkvPost(act, qkv.data(), T, hs, bias ? qB.data() : nullptr, bias ? kB.data() : nullptr, bias ? vB.data() : nullptr,
@@ -461,12 +463,7 @@ void checkSkinnyGemmQkvRope(const char* name, Act act, int M, int H, int KvH, in
   }
   Buf<int32_t> dPositions(positions), dTokenSeq(tokenSeq), tables(static_cast<size_t>(M) * maxBlocks);
   for (size_t i = 0; i < tables.size(); ++i) tables[i] = static_cast<int32_t>((i * 7 + 3) % numBlocks);
-  AttnTables tabs;
-  tabs.positions = dPositions.data();
-  tabs.tokenSeq = dTokenSeq.data();
-  tabs.blockTables = tables.data();
-  tabs.maxBlocksPerSeq = maxBlocks;
-  tabs.blockSize = bs;
+  AttnTables tabs = pagedTables(dPositions.data(), dTokenSeq.data(), tables.data(), maxBlocks, bs);
   const HeadShape hs{H, KvH, D};
   const size_t cacheElems = static_cast<size_t>(numBlocks) * bs * kvW;
   Buf<uint16_t> qF(static_cast<size_t>(M) * qW), kF(cacheElems), vF(cacheElems), qT(qF.size()), kT(cacheElems), vT(cacheElems);
@@ -539,12 +536,7 @@ void benchAttention(const char* what, int B, int tokensPerSeq, int context, int 
     }
   for (int i = 0; i < numBlocks; ++i) table[i] = i;
   Buf<int32_t> dPos(pos), dSeq(seq), dTable(table);
-  AttnTables tabs;
-  tabs.positions = dPos.data();
-  tabs.tokenSeq = dSeq.data();
-  tabs.blockTables = dTable.data();
-  tabs.maxBlocksPerSeq = blocksPerSeq;
-  tabs.blockSize = bs;
+  AttnTables tabs = pagedTables(dPos.data(), dSeq.data(), dTable.data(), blocksPerSeq, bs);
   tabs.numSeqs = B;
   const HeadShape hs{H, KvH, D};
   timeIt(what, [&] { launchAttention(Act::BF16, q, T, hs, 0.125f, tabs, k, v, out, scratch, scratchBytes, nullptr); });
@@ -587,12 +579,7 @@ void bench() {
     for (int t = 0; t < T; ++t) seq[t] = t;
     for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int32_t>(i);
     Buf<int32_t> dPos(pos), dSeq(seq), dTable(table);
-    AttnTables tabs;
-    tabs.positions = dPos.data();
-    tabs.tokenSeq = dSeq.data();
-    tabs.blockTables = dTable.data();
-    tabs.maxBlocksPerSeq = 8;
-    tabs.blockSize = bs;
+    AttnTables tabs = pagedTables(dPos.data(), dSeq.data(), dTable.data(), 8, bs);
     char what[80];
     std::snprintf(what, sizeof what, "qkv post T=%d", T);
     timeIt(what, [&] {

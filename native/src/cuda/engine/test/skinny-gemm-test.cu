@@ -18,6 +18,7 @@
 
 #include "../kernels.h"
 #include "../skinny-gemm.h"
+#include "launch-timer.h"
 #ifdef TSLORA_WITH_CUBLAS
 #include <cublas_v2.h>
 #endif
@@ -172,25 +173,6 @@ int runSwiglu(int I, int K, Act act, std::mt19937& rng) {
 }
 
 #ifdef TSLORA_WITH_CUBLAS
-// Mean µs per launch(i) over 50 back-to-back launches on the default stream, after 5 warm-ups.
-template <typename F>
-double meanLaunchUs(F launch) {
-  const int iters = 50;
-  cudaEvent_t a, b;
-  cudaEventCreate(&a);
-  cudaEventCreate(&b);
-  for (int i = 0; i < 5; ++i) launch(i);
-  cudaEventRecord(a);
-  for (int i = 0; i < iters; ++i) launch(i);
-  cudaEventRecord(b);
-  CHECK(cudaEventSynchronize(b));
-  float ms;
-  cudaEventElapsedTime(&ms, a, b);
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  return ms * 1000 / iters;
-}
-
 // gate_up + SwiGLU: the fused skinny launch against the skinny GEMM into [M, 2I] followed by launchSwiglu (both as
 // the engine launches them, back to back on one stream; TSLORA_CUDA_PDL=0 makes them plain launches).
 void benchSwiglu(const char* name, int M, int K, int I, const void* dx, const void* dw, size_t wBytes, int copies,
