@@ -45,7 +45,20 @@ template <> __device__ __forceinline__ void mma16816<__half>(float (&c)[4], uint
 }
 
 // Weights are read once: streaming loads (evict first). Activations are re-read by every warp and column tile.
-__device__ __forceinline__ uint4 loadWeight16(const uint16_t* p) { return __ldcs(reinterpret_cast<const uint4*>(p)); }
+// -DTSLORA_DECODE_GEMM_WEIGHT_LOAD=1 (benchmark builds): non-coherent loads that skip L1 and ask L2 for 256-byte
+// sectors (each warp reads 128 contiguous bytes of a row per step, so the next step's bytes come with them).
+#ifndef TSLORA_DECODE_GEMM_WEIGHT_LOAD
+#define TSLORA_DECODE_GEMM_WEIGHT_LOAD 0
+#endif
+__device__ __forceinline__ uint4 loadWeight16(const uint16_t* p) {
+#if defined(__CUDA_ARCH__) && TSLORA_DECODE_GEMM_WEIGHT_LOAD == 1
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+#else
+  return __ldcs(reinterpret_cast<const uint4*>(p));
+#endif
+}
 __device__ __forceinline__ uint4 loadAct16(const uint16_t* p) { return __ldg(reinterpret_cast<const uint4*>(p)); }
 
 __device__ __forceinline__ void storeAs(__nv_bfloat16* y, float v) { *y = __float2bfloat16_rn(v); }
