@@ -14,6 +14,7 @@
 #include <cooperative_groups.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 #include "cuda-check.h"
@@ -44,11 +45,12 @@ template <> __device__ __forceinline__ void mma16816<__half>(float (&c)[4], uint
                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// Weights are read once: streaming loads (evict first). Activations are re-read by every warp and column tile.
-// -DTSLORA_DECODE_GEMM_WEIGHT_LOAD=1 (benchmark builds): non-coherent loads that skip L1 and ask L2 for 256-byte
-// sectors (each warp reads 128 contiguous bytes of a row per step, so the next step's bytes come with them).
+// Weights are read once: non-coherent loads that skip L1 and ask L2 for 256-byte sectors (each warp reads 128
+// contiguous bytes of a row per step, so the next step's bytes come with them). On the H100 sweep this beat streaming
+// loads (ld.global.cs) at M ≤ 32: LM head 95-97 % of bandwidth against 91 %, 8B gate_up 87-89 % against 78-83 %.
+// -DTSLORA_DECODE_GEMM_WEIGHT_LOAD=0: ld.global.cs (for A/B builds). Activations are re-read by every warp and tile.
 #ifndef TSLORA_DECODE_GEMM_WEIGHT_LOAD
-#define TSLORA_DECODE_GEMM_WEIGHT_LOAD 0
+#define TSLORA_DECODE_GEMM_WEIGHT_LOAD 1
 #endif
 __device__ __forceinline__ uint4 loadWeight16(const uint16_t* p) {
 #if defined(__CUDA_ARCH__) && TSLORA_DECODE_GEMM_WEIGHT_LOAD == 1
@@ -222,6 +224,7 @@ __global__ void __launch_bounds__(kThreads, minBlocksPerSm<MT, NT>()) decodeGemm
     if (threadIdx.x == 0) p.tickets[tile] = 0;  // ready for the next launch (and graph replay)
   }
   if constexpr (R == Reduce::kCluster) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900  // clusters exist from sm_90 (run() never picks them below)
     extern __shared__ float tileSmem[];  // [M, tileLd] this block's partial of the tile
     constexpr int ld = kTileLdOf<MT>;
     DECODE_GEMM_FOR_FRAGMENT(if (m < M) tileSmem[m * ld + (n - colBase)] = acc[mt][nt][i])
@@ -240,6 +243,9 @@ __global__ void __launch_bounds__(kThreads, minBlocksPerSm<MT, NT>()) decodeGemm
       storeY<T>(p.y, static_cast<size_t>(m) * N + colBase + c, sum, p.yF32);
     }
     cluster.sync();  // no block may leave while its peers still read its shared memory
+#else
+    __trap();
+#endif
   }
 #undef DECODE_GEMM_FOR_FRAGMENT
 }
@@ -323,28 +329,28 @@ int kPerSplitFor(int K, int splits) {
 }  // namespace
 
 int decodeGemmSplits(int N, int K, int numSms) {
-  // Blocks of 256-row tiles, one resident per SM (their registers): the split count whose blocks fill the last wave
-  // best (ties: fewer splits, less to reduce), at least 4 K steps per split; up to 8 (one cluster), or up to 16
-  // (tickets) when 8 leave most of the SMs idle.
+  // H100 sweep (bench/cuda/README.md, round 1 of session 12): the fastest split count gives about 0.75 blocks of
+  // 256-row tiles per SM (8B qkv 4, o 6, down 6-7, gate_up 1; 1B qkv / down 8, gate_up 1-2; LM heads 1), more splits
+  // cost more than the fuller last wave saves. At most 8 (one cluster), at least 4 K steps per split.
   const int columnTiles = (N + 255) / 256;
   const int steps = K / kDecodeGemmKStep;
-  int best = 1;
-  double bestFill = 0;
-  for (int wanted = 1; wanted <= kDecodeGemmMaxSplits; ++wanted) {
-    const int stepsPerSplit = (steps + wanted - 1) / wanted;
-    const int splits = (steps + stepsPerSplit - 1) / stepsPerSplit;
-    if (splits != wanted || (splits > 1 && stepsPerSplit < 4)) continue;
-    const long blocks = static_cast<long>(columnTiles) * splits;
-    const long waves = (blocks + numSms - 1) / numSms;
-    const double fill = static_cast<double>(blocks) / (waves * numSms) - (splits > kDecodeGemmMaxClusterSplits ? 0.1 : 0.0);
-    if (fill > bestFill + 0.02) best = splits, bestFill = fill;
-  }
-  return best;
+  const int wanted = std::clamp(static_cast<int>(std::lround(0.75 * numSms / columnTiles)), 1, kDecodeGemmMaxClusterSplits);
+  const int stepsPerSplit = std::max(4, (steps + wanted - 1) / wanted);
+  return (steps + stepsPerSplit - 1) / stepsPerSplit;  // splits actually used (none empty)
 }
 
-int decodeGemmRowsPerWarp(int M) { return M <= 64 ? 32 : 16; }
+// Two A tiles per warp: the faster tiling on the H100 sweep for most shapes at every M (the activations' fragments
+// serve twice as many weight bytes); 16 rows won only on 1B o / gate_up / down at M ≥ 96.
+int decodeGemmRowsPerWarp(int M) {
+  (void)M;
+  return 32;
+}
 
 DecodeGemm::DecodeGemm(int numSms) : numSms_(numSms) {
+  int device = 0, major = 0;
+  cudaCheck(cudaGetDevice(&device), "cudaGetDevice");
+  cudaCheck(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "compute capability");
+  clusters_ = major >= 9;
   cudaCheck(cudaMalloc(&partials_, kPartialBytes), "decode GEMM partials");
   cudaCheck(cudaMalloc(&tickets_, kDecodeGemmMaxColumnTiles * sizeof(int)), "decode GEMM tickets");
   cudaCheck(cudaMemset(tickets_, 0, kDecodeGemmMaxColumnTiles * sizeof(int)), "decode GEMM tickets");
@@ -371,7 +377,7 @@ cudaError_t DecodeGemm::run(Act act, const void* x, int M, int K, const void* w,
   const int kPerSplit = kPerSplitFor(K, splits);
   const int used = (K + kPerSplit - 1) / kPerSplit;
   Reduce r = used == 1 ? Reduce::kNone : Reduce::kTicket;
-  if (used > 1 && reduce != DecodeGemmReduce::kTicket && used <= kDecodeGemmMaxClusterSplits) r = Reduce::kCluster;
+  if (used > 1 && reduce != DecodeGemmReduce::kTicket && used <= kDecodeGemmMaxClusterSplits && clusters_) r = Reduce::kCluster;
   if (r == Reduce::kTicket && static_cast<size_t>(used) * M * N * sizeof(float) > kPartialBytes) return cudaErrorInvalidValue;
   const Params p{static_cast<const uint16_t*>(x), M, K, static_cast<const uint16_t*>(w), N, y, yF32 ? 1 : 0, used, kPerSplit, partials_, tickets_};
   cudaError_t status = act == Act::BF16 ? launchTyped<__nv_bfloat16>(p, rowsPerWarp, r, stream) : launchTyped<__half>(p, rowsPerWarp, r, stream);

@@ -21,7 +21,7 @@ constexpr int kDecodeGemmMaxClusterSplits = 8;  // portable thread-block cluster
 constexpr int kDecodeGemmMaxColumnTiles = 4096;  // tickets: N ≤ 4096 × 128 (the LM head's 128256 needs ~1000)
 
 // How many K splits for a projection: a function of (N, K, SM count) only, never of M, so that a row's result is the
-// same whatever batch it is launched with (decode graphs pad the batch).
+// same whatever batch it is launched with (decode graphs pad the batch). About 0.75 blocks per SM, at most 8.
 int decodeGemmSplits(int N, int K, int numSms);
 
 // Weight rows per warp tile (16 · mTiles): 32 (two A tiles, x fragments reused twice) or 16 (more weight steps in
@@ -60,6 +60,7 @@ class DecodeGemm {
   float* partials_ = nullptr;  // [splits, M, N] fp32 (column tiles' slices), kPartialBytes
   int* tickets_ = nullptr;     // [kDecodeGemmMaxColumnTiles], zero between launches
   int numSms_ = 0;
+  bool clusters_ = false;      // thread-block clusters (sm_90+); below, every split count reduces through tickets
 };
 
 }  // namespace tslora::cuda
