@@ -4,7 +4,7 @@
 #   bash scripts/device/amx17-final.sh tests   correctness, may run while the CUDA addon builds: builds its own CPU
 #                                              addon in /tmp/amx17-final (the repo's build/ may be rebuilt meanwhile)
 #                                              and runs the CPU-path native tests with the amx copy active, with
-#                                              TSLORA_AMX_VECTOR_EDGES off (default) and on
+#                                              TSLORA_AMX_VECTOR_EDGES off and on (default)
 #   bash scripts/device/amx17-final.sh bench   on a quiet machine, 2 threads pinned to CPUs 0,1 (the issue's 2-vCPU
 #                                              kind): prefill GEMM GFLOP/s (bench/native/gemm.ts) and whole prefill tok/s
 #                                              (bench/native/decode.ts --vs-isa avx512), amx vs the avx512 FMA copy of the
@@ -41,10 +41,10 @@ case "$MODE" in
     node --import tsx -e "import { loadNativeTestingOps } from './src/binding/index.ts'; console.log(JSON.stringify(loadNativeTestingOps().cpuKernelIsa()))" > "$O/isa.txt" 2>&1
     log "kernels: $(cat "$O/isa.txt")"
     files="test/native/cpu-isa.test.ts test/native/parity.test.ts test/native/forward-model.test.ts test/native/lora-fused-shrink.test.ts test/native/tensor-parallel.test.ts"
-    TSLORA_REQUIRE_CUDA=0 timeout 12 node scripts/run-tests.mjs $files > "$O/tests-edges0.log" 2>&1
-    log "tests, vector edges off (default): rc=$? $(grep -E '^tslora tests' "$O/tests-edges0.log")"
+    TSLORA_AMX_VECTOR_EDGES=0 TSLORA_REQUIRE_CUDA=0 timeout 12 node scripts/run-tests.mjs $files > "$O/tests-edges0.log" 2>&1
+    log "tests, TSLORA_AMX_VECTOR_EDGES=0: rc=$? $(grep -E '^tslora tests' "$O/tests-edges0.log")"
     TSLORA_AMX_VECTOR_EDGES=1 TSLORA_REQUIRE_CUDA=0 timeout 12 node scripts/run-tests.mjs $files > "$O/tests-edges1.log" 2>&1
-    log "tests, TSLORA_AMX_VECTOR_EDGES=1: rc=$? $(grep -E '^tslora tests' "$O/tests-edges1.log")"
+    log "tests, vector edges on (default): rc=$? $(grep -E '^tslora tests' "$O/tests-edges1.log")"
     ;;
   bench)
     [ -f "$W/build/Release/tslora_cpu.node" ] || { build_copy; log "CPU addon build rc=$?"; }
