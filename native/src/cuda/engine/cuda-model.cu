@@ -1,33 +1,16 @@
 // CudaModel construction: maps the safetensors files, checks every tensor (shape, dtype size, file bounds) with the
 // CPU model's checks (cpu/model-checks.h), converts to the activation dtype on the host and uploads; allocates the
 // KV cache and the LoRA pool.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 #include <algorithm>
 #include <cstring>
 
 #include "../../cpu/model-checks.h"
 #include "../../cpu/ops.h"
+#include "../lora_host_image.h"  // actBitsOf
 #include "cuda-model.h"
 #include "lora-passes.h"
 
 namespace tslora::cuda {
-namespace {
-
-uint16_t toActBits(float v, Act act) {
-  uint16_t bits;
-  if (act == Act::BF16) {
-    const __nv_bfloat16 h = __float2bfloat16_rn(v);
-    std::memcpy(&bits, &h, 2);
-  } else {
-    const __half h = __float2half_rn(v);
-    std::memcpy(&bits, &h, 2);
-  }
-  return bits;
-}
-
-}  // namespace
 
 CudaModel::CudaModel(const cpu::ModelInit& init, const CudaOptions& options) : dims_(init.dims) {
   const cpu::ModelDims& d = dims_;
@@ -169,9 +152,10 @@ void* CudaModel::uploadMatrix(const cpu::TensorSpec& s, int64_t rows, int64_t co
   // Convert in slices of 16M elements (bounded host memory for large matrices).
   const size_t slice = size_t(1) << 24;
   std::vector<uint16_t> staging(std::min(n, slice));
+  const lora::ActDType dtype = act_ == Act::BF16 ? lora::ActDType::BF16 : lora::ActDType::F16;
   for (size_t begin = 0; begin < n; begin += slice) {
     const size_t len = std::min(slice, n - begin);
-    for (size_t i = 0; i < len; ++i) staging[i] = toActBits(cpu::loadAsFloat(src, s.type, static_cast<int64_t>(begin + i)), act_);
+    for (size_t i = 0; i < len; ++i) staging[i] = lora::actBitsOf(cpu::loadAsFloat(src, s.type, static_cast<int64_t>(begin + i)), dtype);
     cudaCheck(cudaMemcpy(static_cast<uint16_t*>(dst) + begin, staging.data(), len * 2, cudaMemcpyHostToDevice),
               "weight upload");
   }

@@ -18,12 +18,15 @@
 
 #include "../kernels.h"
 #include "../skinny-gemm.h"
+#include "half-bits.h"
 #include "launch-timer.h"
 #ifdef TSLORA_WITH_CUBLAS
 #include <cublas_v2.h>
 #endif
 
 using tslora::cuda::Act;
+using tslora::cuda::test::fromBits;
+using tslora::cuda::test::toBits;
 
 namespace {
 
@@ -36,28 +39,6 @@ namespace {
     }                                                                                                      \
   } while (0)
 
-uint16_t toBits(float v, Act act) {
-  if (act == Act::BF16) {
-    const __nv_bfloat16 b = __float2bfloat16_rn(v);
-    uint16_t bits;
-    std::memcpy(&bits, &b, 2);
-    return bits;
-  }
-  const __half h = __float2half_rn(v);
-  uint16_t bits;
-  std::memcpy(&bits, &h, 2);
-  return bits;
-}
-float fromBits(uint16_t bits, Act act) {
-  if (act == Act::BF16) {
-    __nv_bfloat16 b;
-    std::memcpy(&b, &bits, 2);
-    return __bfloat162float(b);
-  }
-  __half h;
-  std::memcpy(&h, &bits, 2);
-  return __half2float(h);
-}
 
 struct Case {
   int N, K;
