@@ -3,10 +3,13 @@
 # their CPU twins (the device pool with the small-step pair and with the opt-in fused kernel; compute-sanitizer on a quick
 # subset), and run the PyTorch baseline. Logs and JSON go to $OUT.
 # Needs nvcc and g++ only (no Node). Usage (repo root): OUT=/some/dir [SKIP_TORCH=1] [SKIP_MEMCHECK=1] [SKIP_KERNEL_TESTS=1]
-# [TSLORA_BANDWIDTH_BYTES_PER_S=measured] bash bench/lora/device-run.sh
+# [TSLORA_BANDWIDTH_BYTES_PER_S=measured] [PHASE=build|run] [LORA_BUILD_DIR=/tmp/lora-build] bash bench/lora/device-run.sh
+# PHASE=build only builds the drivers and the benchmark into LORA_BUILD_DIR, PHASE=run only runs what is there
+# (a device round's build and run phases); unset: both.
 set -u
 OUT=${OUT:-/tmp/lora-device-out}
-B=/tmp/lora-build
+B=${LORA_BUILD_DIR:-/tmp/lora-build}
+PHASE=${PHASE:-all}
 mkdir -p "$OUT" "$B"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.used --format=csv > "$OUT/gpu.txt" 2>&1
@@ -14,6 +17,7 @@ nvcc --version | tail -1 >> "$OUT/gpu.txt"
 INC="-Inative/include -Inative/src/lora -Inative/src/lora/test -Inative/src/cuda -Inative/src/cuda/test -Ibench/lora"
 NV="nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90 $INC -Xcompiler -pthread"
 start=$(date +%s)
+if [ "$PHASE" != run ]; then
 for f in native/src/cuda/lora_shrink.cu native/src/cuda/lora_expand.cu native/src/cuda/lora_embed.cu \
          native/src/cuda/lora_small_shrink.cu native/src/cuda/lora_small_expand.cu native/src/cuda/lora_small_fused.cu bench/lora/bench_fill.cu \
          native/src/lora/host_adapter.cpp native/src/lora/lora_pool.cpp native/src/lora/lora_apply.cpp \
@@ -33,6 +37,8 @@ $NV "$B"/host_adapter.o "$B"/lora_pool.o "$B"/lora_apply.o "$B"/test_thread_pool
 $NV "$B"/lora_cuda_bench.o "$B"/bench_fill.o $KERNELS -o "$B/lora_cuda_bench" >> "$OUT/build.log" 2>&1
 echo "build: $(( $(date +%s) - start )) s" | tee -a "$OUT/build.log"
 grep -E "error|registers|spill" "$OUT/build.log" | sort | uniq -c | head -20
+fi
+[ "$PHASE" = build ] && exit 0
 
 # The benchmark first: its figures are what scripts/device/step-targets.sh reads, and the drivers' time varies.
 echo "== benchmark"; timeout 120 "$B/lora_cuda_bench" "$OUT/bench.json" > "$OUT/bench.log" 2>&1; echo "bench rc=$?"

@@ -14,6 +14,7 @@
 #include "bench_fill.h"
 #include "cuda_check.h"
 #include "lora_kernels.cuh"
+#include "lora_launch.cuh"
 #include "test_support.h"
 
 namespace cl = tslora::cuda::lora;
@@ -114,7 +115,12 @@ int main(int argc, char** argv) {
   std::string json = "{\"device\":\"" + std::string(prop.name) + "\",\"results\":[";
   std::vector<std::string> table;
 
+  // LORA_BENCH_CASES="name,name" runs only those cases; LORA_BENCH_NO_SWEEPS=1 leaves out the plan / split sweeps
+  // (a device round's short run).
+  const char* onlyCases = std::getenv("LORA_BENCH_CASES");
+  const bool sweeps = std::getenv("LORA_BENCH_NO_SWEEPS") == nullptr || std::string(std::getenv("LORA_BENCH_NO_SWEEPS")) != "1";
   for (const CaseSpec& cs : cases) {
+    if (onlyCases != nullptr && ("," + std::string(onlyCases) + ",").find("," + std::string(cs.name) + ",") == std::string::npos) continue;
     const int T = cs.requests * cs.tokensEach, r = cs.rank, R = cs.rank;
     const std::vector<ModuleSpec>& specs = cs.llama1B ? moduleSpecs1B : moduleSpecs;
     std::vector<ModuleState> modules(specs.size());
@@ -219,13 +225,11 @@ int main(int argc, char** argv) {
         }
         CUDA_CHECK(cl::loraShrink(cl::ActDType::BF16, ms.view, sets[i % kSets].step, ms.x.ptr, ms.spec.in, ms.workspace.ptr, ms.kSplits, stream));
       };
-      // overlap: the small-step expand as a programmatic dependent of the shrink launched just before it (only in the
-      // shrink + expand sequence of the graph replay; back-to-back expands alone must not overlap each other).
-      auto expand = [&](ModuleState& ms, int i, bool overlap = false) {
+      auto expand = [&](ModuleState& ms, int i) {
         if (st.fused) return;  // done by shrink()
         if (st.small) {
           CUDA_CHECK(cl::loraExpandSmall(cl::ActDType::BF16, ms.view, sets[i % kSets].step, ms.workspace.ptr, ms.kSplits, ms.y.ptr,
-                                         ms.view.outTotal(), 0, stream, overlap));
+                                         ms.view.outTotal(), 0, stream));
           return;
         }
         CUDA_CHECK(cl::loraExpand(cl::ActDType::BF16, ms.view, sets[i % kSets].step, cl::loraShrinkOutput(ms.workspace.ptr),
@@ -260,7 +264,7 @@ int main(int argc, char** argv) {
         if (std::string(ms.spec.name) != "o") { layerUs += shrinkUs + expandUs; layerFloorBytes += shrinkBytes + expandBytes; }
       }
       // Fused plan sweep: cluster size (= K splits) x column parts per module, to tune loraFusedPlan.
-      if (st.fused) {
+      if (st.fused && sweeps) {
         for (ModuleState& ms : modules) {
           const cl::FusedPlan autoPlan = ms.plan;
           std::string sweep = std::string(cs.name) + " " + st.name + " " + ms.spec.name + " plan sweep (cluster x parts: us):";
@@ -288,7 +292,7 @@ int main(int argc, char** argv) {
       }
       // Small-step split sweep: shrink + expand (PDL) of each module back to back, per split count, to tune
       // loraSmallStepSplits (the pair time, not a graph replay).
-      if (st.small && !st.fused) {
+      if (st.small && !st.fused && sweeps) {
         for (ModuleState& ms : modules) {
           const int autoSplits = ms.kSplits;
           std::string sweep = std::string(cs.name) + " " + st.name + " " + ms.spec.name + " split sweep (pair us):";
@@ -296,7 +300,7 @@ int main(int argc, char** argv) {
             const size_t bytes = cl::loraSmallStepWorkspaceBytes(ms.view, sets[0].step, splits);
             if (bytes > ms.workspace.count) ms.workspace.resize(bytes);
             ms.kSplits = splits;
-            const double pairUs = 1e3 * timeMs(stream, 400, [&](int i) { shrink(ms, i); expand(ms, i, true); });
+            const double pairUs = 1e3 * timeMs(stream, 400, [&](int i) { shrink(ms, i); expand(ms, i); });
             char cell[64];
             std::snprintf(cell, sizeof cell, " %d:%.1f", splits, pairUs);
             sweep += cell;
@@ -311,15 +315,18 @@ int main(int argc, char** argv) {
           std::printf("%s\n", sweep.c_str());
         }
       }
-      // The three modules back to back as one CUDA graph per adapter set (what a captured decode step replays); the
-      // small-step pair with and without the expand's programmatic overlap (PDL) of its shrink.
-      auto graphReplayUs = [&](bool overlap) {
+      // The three modules back to back as one CUDA graph per adapter set (what a captured decode step replays); every
+      // LoRA kernel a programmatic dependent launch (PDL, the default) or all of them plain.
+      auto graphReplayUs = [&](bool programmatic) {
         cudaGraph_t graph;
         cudaGraphExec_t exec;
+        const bool before = cl::loraProgrammaticLaunch();
+        cl::loraSetProgrammaticLaunch(programmatic && before);
         CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
         for (int k = 0; k < kSets; ++k)
-          for (size_t mi = 0; mi < 3; ++mi) { shrink(modules[mi], k); expand(modules[mi], k, overlap); }
+          for (size_t mi = 0; mi < 3; ++mi) { shrink(modules[mi], k); expand(modules[mi], k); }
         CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+        cl::loraSetProgrammaticLaunch(before);
         CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
         const double us = 1e3 * timeMs(stream, cs.tokensEach == 1 ? 50 : 5, [&](int) { CUDA_CHECK(cudaGraphLaunch(exec, stream)); }) / kSets;
         CUDA_CHECK(cudaGraphExecDestroy(exec));
@@ -327,11 +334,11 @@ int main(int argc, char** argv) {
         return us;
       };
       const double graphUs = graphReplayUs(true);
-      const double graphNoPdlUs = st.small && !st.fused ? graphReplayUs(false) : graphUs;
+      const double graphNoPdlUs = graphReplayUs(false);
       const double floorUs = layerFloorBytes / kCopyBandwidth * 1e6;
       char line[400];
       char noPdl[64] = "";
-      if (st.small && !st.fused) std::snprintf(noPdl, sizeof noPdl, " (without PDL %.1f us)", graphNoPdlUs);
+      std::snprintf(noPdl, sizeof noPdl, " (without PDL %.1f us)", graphNoPdlUs);
       std::snprintf(line, sizeof line, "%-18s %-12s LAYER qkv+gate_up+down: sum of kernels %8.1f us, graph replay %8.1f us%s, floor %6.1f us, %5.0f GB/s (%.1f%% of %.2f TB/s)",
                     cs.name, st.name, layerUs, graphUs, noPdl, floorUs, layerFloorBytes / graphUs / 1e3,
                     100.0 * layerFloorBytes / graphUs / 1e3 / (kCopyBandwidth / 1e9), kCopyBandwidth / 1e12);

@@ -3,7 +3,9 @@
 // TSLORA_CUDA_FUSED_QKV_ROPE) and its L2 prefetch (TSLORA_CUDA_SKINNY_PREFETCH) are bit-identical to the two-kernel
 // paths: the same steps (tiny-llama, csgmv, base and adapter rows, eager and decode-graph replays; driver
 // test/gpu/pdl-step-logits.ts, one process per setting since the switches are read once) must give bit-identical
-// logits with everything off, with everything on, and with everything on but PDL. A kernel reading a predecessor's
+// logits with everything off, with everything on, with everything on but PDL, and with everything on but the LoRA
+// side stream (TSLORA_CUDA_LORA_SIDE_STREAM: then base GEMM → LoRA shrink → expand → next kernel is one unbroken PDL
+// chain, the LoRA kernels being programmatic dependents too, TSLORA_CUDA_LORA_PDL). A kernel reading a predecessor's
 // output before its griddepcontrol.wait, or completing without waiting, shows up as a difference here.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -15,9 +17,10 @@ import { test } from 'node:test';
 import { cudaBackendOrSkip } from './cuda-parity-helpers.js';
 
 const { skip } = cudaBackendOrSkip();
-const SWITCHES = ['TSLORA_CUDA_PDL', 'TSLORA_CUDA_FUSED_SWIGLU', 'TSLORA_CUDA_FUSED_QKV_ROPE', 'TSLORA_CUDA_SKINNY_PREFETCH'];
+const SWITCHES = ['TSLORA_CUDA_PDL', 'TSLORA_CUDA_FUSED_SWIGLU', 'TSLORA_CUDA_FUSED_QKV_ROPE', 'TSLORA_CUDA_SKINNY_PREFETCH',
+  'TSLORA_CUDA_LORA_PDL', 'TSLORA_CUDA_LORA_SIDE_STREAM'];
 
-test('PDL, fused skinny epilogues and L2 prefetch on or off give bit-identical logits (eager steps and graph replays)', { skip, timeout: 300_000 }, (t) => {
+test('PDL (engine and LoRA kernels), LoRA side stream, fused skinny epilogues and L2 prefetch on or off give bit-identical logits (eager steps and graph replays)', { skip, timeout: 300_000 }, (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tslora-pdl-'));
   try {
     const run = (label: string, on: string[]): Float32Array => {
@@ -31,7 +34,9 @@ test('PDL, fused skinny epilogues and L2 prefetch on or off give bit-identical l
     };
     const plain = run('all-off', []);
     assert.ok(plain.length > 0 && plain.every(Number.isFinite), 'every logit finite');
-    for (const [label, on] of [['all-on', SWITCHES], ['all-on-but-pdl', SWITCHES.slice(1)]] as const) {
+    const allBut = (name: string) => SWITCHES.filter((k) => k !== name);
+    for (const [label, on] of [['all-on', SWITCHES], ['all-on-but-pdl', allBut('TSLORA_CUDA_PDL')],
+      ['all-on-but-lora-side-stream', allBut('TSLORA_CUDA_LORA_SIDE_STREAM')]] as const) {
       const got = run(label, [...on]);
       assert.equal(got.length, plain.length, `${label}: ${got.length} logits, ${plain.length} with everything off`);
       let differing = 0;

@@ -1,5 +1,5 @@
 // The tensor-core decode GEMM (native/src/cuda/engine/decode-gemm.cu) on the host CUDA emulator, no GPU needed:
-// native/src/cuda/engine/test/emu/decode-gemm-emu.mjs rewrites its mma.sync PTX into a warp-collective emulation
+// native/src/cuda/engine/test/emu/decode-gemm-emu.mjs rewrites its mma.sync PTX (mma16816.cuh) into a warp-collective emulation
 // built from the PTX fragment layout, and the GPU test driver (decode-gemm-test.cu --quick) runs its two small shapes
 // against an fp64 reference: the permuted-K fragments, n-tile padding, a column tile cut by N, forced K splits with
 // the last-block ticket reduction, both warp tilings, rows past M untouched and row bits independent of M.
@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,11 +28,10 @@ const cudaInclude = [process.env.CUDA_HOME, process.env.CUDA_PATH, nvcc ? resolv
 const skip = !which('g++') ? 'g++ not found' : !cudaInclude ? 'CUDA headers (cuda_bf16.h) not found' : false;
 
 test('decode GEMM (tensor cores, split-K tickets) matches an fp64 reference on the host CUDA emulator', { skip, timeout: 600_000 }, async () => {
-  const { decodeGemmForEmulator } = await import('../../native/src/cuda/engine/test/emu/decode-gemm-emu.mjs');
+  const { writeDecodeGemmForEmulator } = await import('../../native/src/cuda/engine/test/emu/decode-gemm-emu.mjs');
   const out = mkdtempSync(join(tmpdir(), 'tslora-decode-gemm-emu-'));
   try {
-    const kernel = join(out, 'decode-gemm.cpp');
-    writeFileSync(kernel, decodeGemmForEmulator());
+    const kernel: string = writeDecodeGemmForEmulator(out);  // + the emulated mma16816.cuh beside it
     const exe = join(out, 'decode-gemm-emu-test');
     const includes = [`-I${cudaInclude}`, `-I${join(root, 'native/include')}`, `-I${join(root, 'native/src/cuda')}`, `-I${engineDir}`,
       `-I${join(engineDir, 'test')}`];

@@ -42,8 +42,6 @@ DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, i
   maxPitchBytes_ = static_cast<size_t>(maxPitch);
   const char* perLayer = std::getenv("TSLORA_CUDA_LORA_LOAD_PER_LAYER");
   loadPerLayer_ = perLayer != nullptr && std::string(perLayer) == "1";
-  const char* pdl = std::getenv("TSLORA_CUDA_LORA_PDL");  // "0": the small-step expand waits for the shrink as usual
-  overlapExpand_ = pdl == nullptr || std::string(pdl) != "0";
   // "1": the fused small-step kernel instead of the pair. Opt-in: slower than the pair on the H100 (bench/lora/README.md v8).
   const char* fused = std::getenv("TSLORA_CUDA_LORA_FUSED");
   fused_ = fused != nullptr && std::string(fused) == "1";
@@ -362,7 +360,7 @@ void DeviceLoraPool::apply(int layer, host::Module module, const void* x, int xS
     return;
   }
   shrink(layer, module, x, xStride, stream);
-  expand(layer, module, y, yStride, yOffset, stream, overlapExpand_);
+  expand(layer, module, y, yStride, yOffset, stream, true);
 }
 
 void DeviceLoraPool::applySmallStep(const DeviceModule& v, int splits, const void* x, int xStride, void* y, int yStride, int yOffset,
@@ -375,7 +373,7 @@ void DeviceLoraPool::applySmallStep(const DeviceModule& v, int splits, const voi
   }
   ensureWorkspace(loraSmallStepWorkspaceBytes(v, step_, splits), stream);
   check(loraShrinkSmall(dtype_, v, step_, x, xStride, workspace_, splits, stream), "small-step shrink");
-  check(loraExpandSmall(dtype_, v, step_, workspace_, splits, y, yStride, yOffset, stream, overlapExpand_), "small-step expand");
+  check(loraExpandSmall(dtype_, v, step_, workspace_, splits, y, yStride, yOffset, stream), "small-step expand");
 }
 
 void DeviceLoraPool::shrink(int layer, host::Module module, const void* x, int xStride, cudaStream_t stream) {
@@ -409,7 +407,7 @@ void DeviceLoraPool::shrink(int layer, host::Module module, const void* x, int x
 }
 
 void DeviceLoraPool::expand(int layer, host::Module module, void* y, int yStride, int yOffset, cudaStream_t stream,
-                            bool afterShrinkOnStream) {
+                            bool /*afterShrinkOnStream: no longer needed*/) {
   if (module == host::Module::Embed) throw std::invalid_argument("LoRA device pool: embed_tokens has no expand alone (use apply)");
   const DeviceModule v = checkedView(layer, module);
   if (deferredX_ != nullptr) {
@@ -419,9 +417,7 @@ void DeviceLoraPool::expand(int layer, host::Module module, void* y, int yStride
     return;
   }
   if (pendingSplits_ > 0) {
-    check(loraExpandSmall(dtype_, v, step_, workspace_, pendingSplits_, y, yStride, yOffset, stream,
-                          afterShrinkOnStream && overlapExpand_),
-          "small-step expand");
+    check(loraExpandSmall(dtype_, v, step_, workspace_, pendingSplits_, y, yStride, yOffset, stream), "small-step expand");
     return;
   }
   check(loraExpand(dtype_, v, step_, loraShrinkOutput(workspace_), y, yStride, yOffset, stream), "expand");

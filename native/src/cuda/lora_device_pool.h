@@ -69,8 +69,9 @@ class DeviceLoraPool {
   // apply() in two halves, so that the shrink can run on another stream than the expand (the engine runs it on a
   // side stream under the base projection, which reads the same x). expand() must follow the shrink of the same
   // (layer, module) with nothing else of the pool in between, ordered after it (same stream, or an event);
-  // afterShrinkOnStream: the shrink was the previous launch on `stream`, so the small-step expand may start early as
-  // its programmatic dependent (PDL). Not for embed_tokens (apply() only).
+  // Every LoRA launch is a programmatic dependent (PDL) of the kernel before it on its stream and waits for it before
+  // reading x, U or y (lora_launch.cuh), whatever that kernel is; afterShrinkOnStream is therefore ignored (it goes
+  // when the engine's call drops it). Not for embed_tokens (apply() only).
   void shrink(int layer, host::Module module, const void* x, int xStride, cudaStream_t stream);
   void expand(int layer, host::Module module, void* y, int yStride, int yOffset, cudaStream_t stream, bool afterShrinkOnStream);
 
@@ -108,7 +109,6 @@ class DeviceLoraPool {
   bool fused_ = false;
   const void* deferredX_ = nullptr;  // shrink()'s x while a fused expand() is pending
   int deferredXStride_ = 0;
-  bool overlapExpand_ = true;  // small-step expand as a programmatic dependent launch of its shrink (TSLORA_CUDA_LORA_PDL=0: off)
   int gridSegments_ = 0, gridTokens_ = 0, gridSegmentRows_ = 0;  // static grid (graph capture) when segments > 0
   uint64_t workspaceGeneration_ = 0;
   size_t weightBytes_ = 0;

@@ -2,7 +2,9 @@
 // gather, U[p, k] = A[w, k, id_p] for k < r (A: [S, R, vocab], c = 1), written to the same fp32 U the expand reads,
 // so the expand (Y += U·Bᵀ, fp32 accumulation, rounded once) is shared with every other module. Rank-aware: only
 // rows [0, r) of a slot's A are read; base segments (slot -1 or rank 0) and padding segments return at once.
+// A programmatic dependent launch (lora_launch.cuh) that waits at its start (the token ids may come from a kernel).
 #include "lora_kernels.cuh"
+#include "lora_launch.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -22,6 +24,8 @@ __global__ void __launch_bounds__(kThreads) embedGatherKernel(
     const T* __restrict__ a, size_t aSlotStride, int vocab, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ permutation,
     const int32_t* __restrict__ slotRanks, const int32_t* __restrict__ tokenIds, float* __restrict__ u, int uStride) {
+  pdlLaunchDependents();
+  pdlWait();
   const int g = blockIdx.x;
   const int slot = weightIndices[g];
   if (slot < 0) return;
@@ -49,14 +53,10 @@ cudaError_t loraEmbedGather(ActDType dtype, const DeviceModule& module, const De
   const size_t aSlotStride = static_cast<size_t>(R) * vocab;
   const dim3 grid(static_cast<unsigned>(step.maxSegments));
   if (dtype == ActDType::BF16)
-    embedGatherKernel<__nv_bfloat16><<<grid, kThreads, 0, stream>>>(
-        static_cast<const __nv_bfloat16*>(module.a), aSlotStride, vocab, step.segIndptr, step.weightIndices,
-        step.permutation, step.slotRanks, tokenIds, u, uStride);
-  else
-    embedGatherKernel<__half><<<grid, kThreads, 0, stream>>>(
-        static_cast<const __half*>(module.a), aSlotStride, vocab, step.segIndptr, step.weightIndices, step.permutation,
-        step.slotRanks, tokenIds, u, uStride);
-  return cudaGetLastError();
+    return loraLaunch(embedGatherKernel<__nv_bfloat16>, grid, dim3(kThreads), 0, stream, static_cast<const __nv_bfloat16*>(module.a),
+                      aSlotStride, vocab, step.segIndptr, step.weightIndices, step.permutation, step.slotRanks, tokenIds, u, uStride);
+  return loraLaunch(embedGatherKernel<__half>, grid, dim3(kThreads), 0, stream, static_cast<const __half*>(module.a), aSlotStride,
+                    vocab, step.segIndptr, step.weightIndices, step.permutation, step.slotRanks, tokenIds, u, uStride);
 }
 
 }  // namespace tslora::cuda::lora

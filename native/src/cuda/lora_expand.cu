@@ -1,12 +1,15 @@
 // LoRA expand Y[:, off_j:] += U_j·B_jᵀ for one (layer, module): grid (widest slice / 128, slices, row tiles), so
 // one launch covers every slice of qkv / gate_up. K = the slot's rank r (≤ R), zero-padded to 16 in shared memory;
 // the delta is added to Y in fp32 and rounded once (spec e.8).
+// A programmatic dependent launch (lora_launch.cuh): the tables and the first B tile are read before pdlWait, U and y
+// after it.
 #include <mma.h>
 
 #include <cstdlib>
 #include <string>
 
 #include "lora_kernels.cuh"
+#include "lora_launch.cuh"
 #include "lora_tile.cuh"
 
 namespace tslora::cuda::lora {
@@ -41,11 +44,15 @@ __global__ void __launch_bounds__(kThreads) expandKernel(
     const T* __restrict__ b, size_t bSlotStride, int R, Slices slices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int tilesPerSegment, const float* __restrict__ u, int uStride, T* __restrict__ y, int yStride, int yOffset) {
+  pdlLaunchDependents();
   RowTile t;
-  if (!detail::rowTileOf(segIndptr, weightIndices, slotRanks, blockIdx.z, tilesPerSegment, BM, t)) return;
+  const bool work = detail::rowTileOf(segIndptr, weightIndices, slotRanks, blockIdx.z, tilesPerSegment, BM, t);
   const int j = blockIdx.y, offset = sliceOffset(slices, j), width = sliceOffset(slices, j + 1) - offset;
   const int n0 = blockIdx.x * kBN;
-  if (n0 >= width) return;
+  if (!work || n0 >= width) {
+    pdlWait();  // every block waits (pdl.h rule 2)
+    return;
+  }
   const int r = t.rank, rows = t.end - t.begin;
 
   constexpr int kStageBytes = (BM + kBN) * kLd * static_cast<int>(sizeof(T));
@@ -64,16 +71,6 @@ __global__ void __launch_bounds__(kThreads) expandKernel(
   for (int m = threadIdx.x; m < BM; m += kThreads) rowOf[m] = m < rows ? detail::physicalRow(permutation, t.begin + m) : -1;
   __syncthreads();
   T* ys = reinterpret_cast<T*>(smem + kSmemBytes);
-  if constexpr (kPrefetchY) {
-    static_assert(kVec, "the y prefetch needs the 16-byte paths");
-    for (int v = threadIdx.x; v < BM * (kBN / 8); v += kThreads) {
-      const int m = v / (kBN / 8), n = (v % (kBN / 8)) * 8;
-      const bool ok = m < rows && n0 + n < width;
-      const T* src = ok ? y + static_cast<size_t>(rowOf[m]) * yStride + yOffset + offset + n0 + n : y;
-      detail::copyAsync16(ys + m * kYLd + n, src, ok);
-    }
-    detail::copyAsyncCommit();  // waited for by the first B-tile wait, or before the epilogue
-  }
 
   T* us = reinterpret_cast<T*>(smem);  // [BM, kLd]   U chunk of this slice, rounded to T
   T* bs = us + BM * kLd;               // [kBN, kLd]  B rows of this block, columns [0, r) only
@@ -102,6 +99,19 @@ __global__ void __launch_bounds__(kThreads) expandKernel(
       for (int e = threadIdx.x; e < kBN * kBK; e += kThreads) {
         const int n = e / kBK, k = e % kBK;
         bs[n * kLd + k] = (n0 + n < width && kb + k < r) ? bRows[static_cast<size_t>(n) * R + kb + k] : Convert<T>::fromFloat(0.0f);
+      }
+    }
+    if (kb == 0) {  // the first B tile is requested: now wait for the kernels before (U, y)
+      pdlWait();
+      if constexpr (kPrefetchY) {
+        static_assert(kVec, "the y prefetch needs the 16-byte paths");
+        for (int v = threadIdx.x; v < BM * (kBN / 8); v += kThreads) {
+          const int m = v / (kBN / 8), n = (v % (kBN / 8)) * 8;
+          const bool ok = m < rows && n0 + n < width;
+          const T* src = ok ? y + static_cast<size_t>(rowOf[m]) * yStride + yOffset + offset + n0 + n : y;
+          detail::copyAsync16(ys + m * kYLd + n, src, ok);
+        }
+        detail::copyAsyncCommit();  // waited for by the first B-tile wait, or before the epilogue
       }
     }
     if (uVector) {
@@ -239,10 +249,9 @@ cudaError_t launchExpandOn(const DeviceModule& module, const DeviceStep& step, c
         return attribute;
       }
     }
-    kernel<<<grid, kThreads, dynamicBytes, stream>>>(static_cast<const T*>(module.b), static_cast<size_t>(module.outTotal()) * R, R,
-                                                     slices, step.segIndptr, step.weightIndices, step.permutation, step.slotRanks,
-                                                     tilesPerSegment, u, c * R, static_cast<T*>(y), yStride, yOffset);
-    return cudaGetLastError();
+    return loraLaunch(kernel, grid, dim3(kThreads), dynamicBytes, stream, static_cast<const T*>(module.b),
+                      static_cast<size_t>(module.outTotal()) * R, R, slices, step.segIndptr, step.weightIndices, step.permutation,
+                      step.slotRanks, tilesPerSegment, u, c * R, static_cast<T*>(y), yStride, yOffset);
   };
   if (vec && prefetchY()) {
     constexpr int kStageBytes = (BM + kBN) * kLd * static_cast<int>(sizeof(T));

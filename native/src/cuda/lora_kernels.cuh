@@ -89,11 +89,11 @@ int loraSmallStepSplits(const DeviceModule& module, const DeviceStep& step, int 
 size_t loraSmallStepWorkspaceBytes(const DeviceModule& module, const DeviceStep& step, int kSplits);
 cudaError_t loraShrinkSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* x, int xStride,
                             void* workspace, int kSplits, cudaStream_t stream);
-// overlapShrink: launched as a programmatic dependent (PDL) of the loraShrinkSmall just before it on `stream`: its
-// metadata, B-tile and y loads overlap the shrink, the partials are read after the shrink completes. Only when that
-// shrink is the previous launch on the stream (it is, in DeviceLoraPool::apply); false = a plain launch.
+// Like every LoRA kernel, a programmatic dependent (PDL, where lora_launch.cuh turns it on) of whatever kernel comes
+// before on `stream`: its table and B-tile loads overlap that kernel (typically its shrink), y and the partials are
+// read after it completes. programmatic = false: a plain launch.
 cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace,
-                            int kSplits, void* y, int yStride, int yOffset, cudaStream_t stream, bool overlapShrink = true);
+                            int kSplits, void* y, int yStride, int yOffset, cudaStream_t stream, bool programmatic = true);
 
 // Fused small-step path (lora_small_fused.cu): shrink and expand of a module in ONE launch, for the same steps as the
 // pair above. A thread-block cluster per position group (and column part): each block of the cluster computes one K
@@ -113,6 +113,9 @@ FusedPlan loraFusedPlan(const DeviceModule& module, const DeviceStep& step, int 
 // as loraShrinkSmall + loraExpandSmall compute it. cudaErrorNotSupported when the device cannot run the plan's cluster.
 cudaError_t loraApplyFused(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const FusedPlan& plan, const void* x,
                            int xStride, void* y, int yStride, int yOffset, cudaStream_t stream);
+
+// Every kernel here keeps engine/pdl.h's contract and launches as a programmatic dependent (PDL) where
+// TSLORA_CUDA_LORA_PDL / loraSetProgrammaticLaunch (lora_launch.cuh) turn that on.
 
 // Switch for the tiled expand (on by default since run 8; TSLORA_CUDA_LORA_PREFETCH_Y=0 turns it off at start-up): the
 // block's y tile is prefetched into shared memory with cp.async at kernel start instead of loaded in the epilogue

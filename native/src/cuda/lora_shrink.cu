@@ -1,11 +1,14 @@
 // LoRA shrink U = X·Aᵀ for one (layer, module), all c slices at once (fused qkv / gate_up shrink), split-K so that
 // long K (down_proj: 14336) is spread over many blocks. Tiles: BM rows (one segment's rows, gathered through the
 // permutation) × 64 A rows × 64 K, double-buffered with cp.async, bf16/fp16 WMMA with fp32 accumulators.
+// A programmatic dependent launch (lora_launch.cuh): the tables and the prologue's A stages are read before pdlWait,
+// x and the workspace after it.
 #include <mma.h>
 
 #include <algorithm>
 
 #include "lora_kernels.cuh"
+#include "lora_launch.cuh"
 #include "lora_tile.cuh"
 
 namespace tslora::cuda::lora {
@@ -39,11 +42,15 @@ __global__ void __launch_bounds__(kThreads) shrinkKernel(
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int tilesPerSegment, int numTokens, const T* __restrict__ x, int xStride, float* __restrict__ u,
     float* __restrict__ partials, int* __restrict__ counters, int uStride, int kPerSplit) {
+  pdlLaunchDependents();
   RowTile t;
-  if (!detail::rowTileOf(segIndptr, weightIndices, slotRanks, blockIdx.z, tilesPerSegment, BM, t)) return;
-  const int nEff = numSlices * t.rank;  // rank-aware: only c*r columns exist for this slot
+  const bool work = detail::rowTileOf(segIndptr, weightIndices, slotRanks, blockIdx.z, tilesPerSegment, BM, t);
+  const int nEff = work ? numSlices * t.rank : 0;  // rank-aware: only c*r columns exist for this slot
   const int n0 = blockIdx.x * kBN;
-  if (n0 >= nEff) return;
+  if (n0 >= nEff) {
+    pdlWait();  // every block waits (pdl.h rule 2)
+    return;
+  }
   const int split = blockIdx.y;
   const int k0 = split * kPerSplit, k1 = min(in, k0 + kPerSplit);
   const int rows = t.end - t.begin;
@@ -56,30 +63,40 @@ __global__ void __launch_bounds__(kThreads) shrinkKernel(
   __syncthreads();
 
   const T* aSlot = a + static_cast<size_t>(t.slot) * aSlotStride;
-  auto loadStage = [&](int buffer, int kBase) {
-    T* xs = reinterpret_cast<T*>(smem + buffer * kStageBytes);
-    T* as = xs + BM * kLd;
+  // A (weights) and x halves of a stage: A may be requested before pdlWait, x only after it.
+  auto loadStageA = [&](int buffer, int kBase) {
+    T* as = reinterpret_cast<T*>(smem + buffer * kStageBytes) + BM * kLd;
     if constexpr (kVec) {
-      for (int v = threadIdx.x; v < BM * (kBK / 8); v += kThreads) {
-        const int m = v / (kBK / 8), kk = (v % (kBK / 8)) * 8, k = kBase + kk, p = rowOf[m];
-        const bool ok = p >= 0 && k < k1;
-        detail::copyAsync16(xs + m * kLd + kk, ok ? x + static_cast<size_t>(p) * xStride + k : x, ok);
-      }
       for (int v = threadIdx.x; v < kBN * (kBK / 8); v += kThreads) {
         const int n = v / (kBK / 8), kk = (v % (kBK / 8)) * 8, k = kBase + kk;
         const bool ok = n0 + n < nEff && k < k1;
         detail::copyAsync16(as + n * kLd + kk, ok ? aSlot + static_cast<size_t>(n0 + n) * in + k : aSlot, ok);
       }
     } else {  // unaligned shapes or strides: plain element loads
-      for (int e = threadIdx.x; e < BM * kBK; e += kThreads) {
-        const int m = e / kBK, kk = e % kBK, k = kBase + kk, p = rowOf[m];
-        xs[m * kLd + kk] = (p >= 0 && k < k1) ? x[static_cast<size_t>(p) * xStride + k] : Convert<T>::fromFloat(0.0f);
-      }
       for (int e = threadIdx.x; e < kBN * kBK; e += kThreads) {
         const int n = e / kBK, kk = e % kBK, k = kBase + kk;
         as[n * kLd + kk] = (n0 + n < nEff && k < k1) ? aSlot[static_cast<size_t>(n0 + n) * in + k] : Convert<T>::fromFloat(0.0f);
       }
     }
+  };
+  auto loadStageX = [&](int buffer, int kBase) {
+    T* xs = reinterpret_cast<T*>(smem + buffer * kStageBytes);
+    if constexpr (kVec) {
+      for (int v = threadIdx.x; v < BM * (kBK / 8); v += kThreads) {
+        const int m = v / (kBK / 8), kk = (v % (kBK / 8)) * 8, k = kBase + kk, p = rowOf[m];
+        const bool ok = p >= 0 && k < k1;
+        detail::copyAsync16(xs + m * kLd + kk, ok ? x + static_cast<size_t>(p) * xStride + k : x, ok);
+      }
+    } else {
+      for (int e = threadIdx.x; e < BM * kBK; e += kThreads) {
+        const int m = e / kBK, kk = e % kBK, k = kBase + kk, p = rowOf[m];
+        xs[m * kLd + kk] = (p >= 0 && k < k1) ? x[static_cast<size_t>(p) * xStride + k] : Convert<T>::fromFloat(0.0f);
+      }
+    }
+  };
+  auto loadStage = [&](int buffer, int kBase) {
+    loadStageX(buffer, kBase);
+    loadStageA(buffer, kBase);
   };
 
   const int warp = threadIdx.x / 32;
@@ -89,9 +106,15 @@ __global__ void __launch_bounds__(kThreads) shrinkKernel(
   for (int mf = 0; mf < BM / 16; ++mf) wmma::fill_fragment(acc[mf], 0.0f);
 
   const int numK = k1 > k0 ? (k1 - k0 + kBK - 1) / kBK : 0;
+  // Prologue: the A halves of stages 0 .. kStages-2 while the kernel before may still run (they join cp.async group
+  // 0, so every stage's A has landed by the time its x has), then pdlWait, then the x halves, one group per stage.
 #pragma unroll
-  for (int st = 0; st < kStages - 1; ++st) {  // prologue: stages 0 .. kStages-2 in flight
-    if (st < numK) loadStage(st, k0 + st * kBK);
+  for (int st = 0; st < kStages - 1; ++st)
+    if (st < numK) loadStageA(st, k0 + st * kBK);
+  pdlWait();
+#pragma unroll
+  for (int st = 0; st < kStages - 1; ++st) {
+    if (st < numK) loadStageX(st, k0 + st * kBK);
     detail::copyAsyncCommit();
   }
   for (int i = 0; i < numK; ++i) {
@@ -223,11 +246,9 @@ cudaError_t launchShrink(const DeviceModule& module, const DeviceStep& step, con
     // Every launch (a cheap host call, not captured by graphs): the limit is per kernel and per device.
     const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
     if (attribute != cudaSuccess) return attribute;
-    kernel<<<grid, kThreads, kSmem, stream>>>(a, module.in, aSlotStride, c, step.segIndptr, step.weightIndices,
-                                          step.permutation, step.slotRanks, tilesPerSegment, step.numTokens,
-                                          static_cast<const T*>(x), xStride, layout.u, layout.partials, layout.counters,
-                                          uStride, kPerSplit);
-    return cudaGetLastError();
+    return loraLaunch(kernel, grid, dim3(kThreads), kSmem, stream, a, module.in, aSlotStride, c, step.segIndptr, step.weightIndices,
+                      step.permutation, step.slotRanks, tilesPerSegment, step.numTokens, static_cast<const T*>(x), xStride,
+                      layout.u, layout.partials, layout.counters, uStride, kPerSplit);
   };
   return vec ? args(shrinkKernel<T, BM, true>) : args(shrinkKernel<T, BM, false>);
 }

@@ -2,11 +2,13 @@
 // rows (lora_small_step.cuh). Grid (column blocks of 256, slices, groups), 256 threads; warp qa owns rows qa and
 // qa + 8, lane v columns v + 32i (i < 8): a warp touches 32 consecutive columns of a row. The B tile of every run
 // (distinct slot) of the group goes through a cp.async pipeline (4 stages up to R = 16, else 2) into shared memory
-// as stored ([column][k], bf16/fp16), so a group of several adapters has several tiles in flight. Launched as a programmatic dependent of its shrink: the segment tables, the first B tiles and y are
-// loaded before griddepcontrol.wait; the split partials of U are summed (fixed order) after it and rounded to the
+// as stored ([column][k], bf16/fp16), so a group of several adapters has several tiles in flight. A programmatic
+// dependent launch (lora_launch.cuh; typically of its shrink): the segment tables and the first B tiles are read
+// before pdlWait; y and the split partials of U after it, the partials summed in a fixed order and rounded to the
 // activation dtype (as the tiled expand does).
 #include <algorithm>
 
+#include "lora_launch.cuh"
 #include "lora_small_step.cuh"
 
 namespace tslora::cuda::lora {
@@ -39,14 +41,12 @@ __global__ void __launch_bounds__(kThreads, 4) smallExpandKernel(
     const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int maxSegments, int numTokens, const float* __restrict__ partials, int splits, int uStride, T* __restrict__ y, int yStride,
     int yOffset, int vecB) {
+  pdlLaunchDependents();
   const int j = blockIdx.y, offset = sliceOffset(slices, j), width = sliceOffset(slices, j + 1) - offset;
   const int n0 = blockIdx.x * kBN;
-  // Every block, even one with nothing to do, waits for the shrink before it exits: then this grid's completion
-  // implies the shrink's, which the launches after it on the stream rely on. (A no-op without PDL.)
+  // Every block, even one with nothing to do, waits for the kernel before it exits (pdl.h rule 2).
   if (n0 >= width) {
-#if __CUDA_ARCH__ >= 900  // PDL (griddepcontrol) exists from sm_90; older GPUs get plain stream order
-    asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
+    pdlWait();
     return;
   }
   __shared__ GroupRows g;
@@ -55,9 +55,7 @@ __global__ void __launch_bounds__(kThreads, 4) smallExpandKernel(
   const int p0 = blockIdx.z * kGroupRows;
   loadGroup(segIndptr, weightIndices, segmentRanks, permutation, slotRanks, maxSegments, numTokens, p0, g);
   if (g.numRuns == 0) {
-#if __CUDA_ARCH__ >= 900  // PDL (griddepcontrol) exists from sm_90; older GPUs get plain stream order
-    asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
+    pdlWait();
     return;
   }
   const int bLd = (R + 7) / 8 * 8 + 8;
@@ -87,8 +85,9 @@ __global__ void __launch_bounds__(kThreads, 4) smallExpandKernel(
     detail::copyAsyncCommit();
   };
 #pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) issue(s);  // weights: independent of the shrink
+  for (int s = 0; s < kStages - 1; ++s) issue(s);  // weights: independent of the kernels before
 
+  pdlWait();  // the shrink grid (and every kernel before it) has completed: y and the partials are final
   const int v = threadIdx.x % kLanes, qa = threadIdx.x / kLanes;
   T* yRow[2];
   float yOld[2][8];
@@ -102,10 +101,6 @@ __global__ void __launch_bounds__(kThreads, 4) smallExpandKernel(
       yOld[h][i] = yRow[h] != nullptr && n0 + col < width ? Convert<T>::toFloat(yRow[h][col]) : 0.0f;
     }
   }
-
-#if __CUDA_ARCH__ >= 900  // PDL (griddepcontrol) exists from sm_90; older GPUs get plain stream order
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");  // the shrink grid has completed: its partials are visible
-#endif
   const int rPad = (R + 7) / 8 * 8;
   const size_t splitStride = static_cast<size_t>(numTokens) * uStride;
   for (int e = threadIdx.x; e < kGroupRows * rPad; e += kThreads) {
@@ -172,7 +167,7 @@ __global__ void __launch_bounds__(kThreads, 4) smallExpandKernel(
 }  // namespace
 
 cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace,
-                            int kSplits, void* y, int yStride, int yOffset, cudaStream_t stream, bool overlapShrink) {
+                            int kSplits, void* y, int yStride, int yOffset, cudaStream_t stream, bool programmatic) {
   if (step.maxSegments <= 0 || step.numTokens <= 0) return cudaSuccess;
   if (module.numSlices < 1 || module.numSlices > 3 || module.maxRank < 1 || module.maxRank > kSmallStepMaxRank ||
       step.numTokens > kSmallStepMaxTokens || kSplits < 1)
@@ -201,30 +196,11 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
       cudaGetLastError();  // do not leave it for the next launch's check
       return limit;
     }
-    cudaLaunchAttribute attribute[1];
-    attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attribute[0].val.programmaticStreamSerializationAllowed = 1;
-    cudaLaunchConfig_t config = {};
-    config.gridDim = grid;
-    config.blockDim = dim3(kThreads);
-    config.dynamicSmemBytes = smemBytes;
-    config.stream = stream;
-    config.attrs = attribute;
-    config.numAttrs = overlapShrink ? 1 : 0;
-    const int vecFlag = vecB ? 1 : 0;
-    auto go = [&] {
-      return cudaLaunchKernelEx(&config, kernel, b, bSlotStride, R, slices, step.segIndptr, step.weightIndices, step.segmentRanks, step.permutation,
-                                step.slotRanks, step.maxSegments, step.numTokens, partials, kSplits, c * R, yTyped, yStride, yOffset,
-                                vecFlag);
-    };
-    cudaError_t status = go();
-    if (status != cudaSuccess && config.numAttrs > 0) {  // PDL refused (an old driver): a plain launch is as correct
-      cudaGetLastError();
-      config.numAttrs = 0;
-      status = go();
-    }
-    if (status != cudaSuccess) cudaGetLastError();  // reported here, not again by the caller's next launch check
-    return status;
+    LaunchExtras extras;
+    extras.programmatic = programmatic;
+    return loraLaunch(extras, kernel, grid, dim3(kThreads), smemBytes, stream, b, bSlotStride, R, slices, step.segIndptr,
+                      step.weightIndices, step.segmentRanks, step.permutation, step.slotRanks, step.maxSegments, step.numTokens,
+                      partials, kSplits, c * R, yTyped, yStride, yOffset, vecB ? 1 : 0);
   };
   if (dtype == ActDType::BF16) {
     auto* yt = static_cast<__nv_bfloat16*>(y);

@@ -1,8 +1,9 @@
 // Fused small-step (decode) LoRA: shrink and expand of a module in one launch (API and contract in lora_kernels.cuh).
 // Grid (clusterSize * columnParts, groups), clusters of clusterSize blocks along x, 256 threads. A cluster = one
 // position group of 16 rows and one part of the output columns:
-//  1. every block resolves the group (loadGroup) and asks L2 for its expand operands (y rows, B rows of the group's
-//     adapters) without waiting for them;
+//  1. every block resolves the group (loadGroup), asks L2 for the B rows of the group's adapters, waits for the kernel
+//     before (a programmatic dependent launch, lora_launch.cuh: tables and weights only before pdlWait) and asks L2
+//     for its y rows, without waiting for them;
 //  2. block `rank` of the cluster computes K split `rank` of U = X·Aᵀ (shrinkSplitInto, tensor cores) and sums its
 //     warps into its own shared-memory partial [16, c*R];
 //  3. barrier.cluster (release/acquire); each block sums the clusterSize partials from distributed shared memory in
@@ -21,6 +22,7 @@
 
 #include <cooperative_groups.h>
 
+#include "lora_launch.cuh"
 #include "lora_small_mma.cuh"
 
 namespace tslora::cuda::lora {
@@ -61,16 +63,21 @@ __global__ void __launch_bounds__(kThreads, 2) fusedKernel(
   cg::cluster_group cluster = cg::this_cluster();
   const int split = static_cast<int>(cluster.block_rank()), splits = static_cast<int>(cluster.num_blocks());
   const int p0 = blockIdx.y * kGroupRows;
+  pdlLaunchDependents();
   loadGroup(segIndptr, weightIndices, segmentRanks, permutation, slotRanks, maxSegments, numTokens, p0, g);
-  if (g.numRuns == 0) return;
+  if (g.numRuns == 0) {
+    pdlWait();  // every block waits (pdl.h rule 2)
+    return;
+  }
 
   const int outTotal = sliceOffset(slices, numSlices);
   const int n0 = blockIdx.x * columnsPerBlock, n1 = min(outTotal, n0 + columnsPerBlock);
-  for (int n = n0 + threadIdx.x; n < n1; n += kThreads) {  // expand operands into L2 while the shrink runs
+  for (int n = n0 + threadIdx.x; n < n1; n += kThreads)  // expand weights into L2 while the kernel before finishes
+    for (int run = 0; run < g.numRuns; ++run) prefetchL2(b + static_cast<size_t>(g.runSlot[run]) * bSlotStride + static_cast<size_t>(n) * R);
+  pdlWait();
+  for (int n = n0 + threadIdx.x; n < n1; n += kThreads)  // y into L2 while the shrink runs
     for (int q = 0; q < kGroupRows; ++q)
       if (g.slot[q] >= 0) prefetchL2(y + static_cast<size_t>(g.phys[q]) * yStride + yOffset + n);
-    for (int run = 0; run < g.numRuns; ++run) prefetchL2(b + static_cast<size_t>(g.runSlot[run]) * bSlotStride + static_cast<size_t>(n) * R);
-  }
   for (int e = threadIdx.x; e < kShrinkWarps * kGroupRows * ld; e += kThreads) acc[e] = 0.0f;
   __syncthreads();
   const int k0 = split * kPerSplit, k1 = min(in, k0 + kPerSplit);
@@ -139,35 +146,22 @@ __global__ void __launch_bounds__(kThreads, 2) fusedKernel(
 
 int ceilDiv(int a, int b) { return (a + b - 1) / b; }
 
-// The fused kernel's launch configuration: 256 threads, smemBytes of dynamic shared memory, clusters of `size`
-// blocks along x (config.attrs points into this object: not copyable).
-struct ClusterLaunch {
-  cudaLaunchAttribute attribute[1];
-  cudaLaunchConfig_t config = {};
-  ClusterLaunch(dim3 grid, int size, size_t smemBytes, cudaStream_t stream) {
-    attribute[0].id = cudaLaunchAttributeClusterDimension;
-    attribute[0].val.clusterDim.x = size;
-    attribute[0].val.clusterDim.y = 1;
-    attribute[0].val.clusterDim.z = 1;
-    config.gridDim = grid;
-    config.blockDim = dim3(kThreads);
-    config.dynamicSmemBytes = smemBytes;
-    config.stream = stream;
-    config.attrs = attribute;
-    config.numAttrs = 1;
-  }
-  ClusterLaunch(const ClusterLaunch&) = delete;
-  ClusterLaunch& operator=(const ClusterLaunch&) = delete;
-};
-
 // Sets the kernel's shared-memory limit (and the non-portable cluster size above 8); with `ask`, also whether the
 // device runs clusters of `size` blocks of it (cudaErrorNotSupported if not). Not stream operations: fine under capture.
 template <typename Kernel>
-cudaError_t prepareClusterLaunch(Kernel kernel, const ClusterLaunch& launch, int size, bool ask) {
-  cudaError_t status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(launch.config.dynamicSmemBytes));
+cudaError_t prepareClusterLaunch(Kernel kernel, dim3 grid, int size, size_t smemBytes, bool ask) {
+  cudaError_t status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smemBytes));
   if (status == cudaSuccess && size > 8) status = cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
   int clusters = 1;
-  if (status == cudaSuccess && ask) status = cudaOccupancyMaxActiveClusters(&clusters, kernel, &launch.config);
+  if (status == cudaSuccess && ask) {
+    cudaLaunchAttribute cluster[1];
+    cluster[0].id = cudaLaunchAttributeClusterDimension;
+    cluster[0].val.clusterDim.x = size;
+    cluster[0].val.clusterDim.y = 1;
+    cluster[0].val.clusterDim.z = 1;
+    cudaLaunchConfig_t config = {grid, dim3(kThreads), smemBytes, nullptr, cluster, 1};  // grid, block, smem, stream, attrs
+    status = cudaOccupancyMaxActiveClusters(&clusters, kernel, &config);
+  }
   if (status != cudaSuccess) {
     cudaGetLastError();  // reported here, not again by the caller's next launch check
     return status;
@@ -225,20 +219,19 @@ cudaError_t loraApplyFused(ActDType dtype, const DeviceModule& module, const Dev
     int log2Size = 0;
     while ((1 << log2Size) < size) ++log2Size;
     const int key = log2Size * 2 + (smemBytes > (114u << 10) ? 1 : 0);
-    const ClusterLaunch cl(grid, size, smemBytes, stream);
     int known = fits[key].load();
-    cudaError_t status = prepareClusterLaunch(kernel, cl, size, known == 0);
+    cudaError_t status = prepareClusterLaunch(kernel, grid, size, smemBytes, known == 0);
     if (known == 0) {
       known = status == cudaSuccess ? 1 : 2;
       fits[key].store(known);
     }
     if (known != 1) return cudaErrorNotSupported;
     if (status != cudaSuccess) return status;
-    status = cudaLaunchKernelEx(&cl.config, kernel, a, module.in, aSlotStride, b, bSlotStride, R, c, slices, step.segIndptr, step.weightIndices,
-                                step.segmentRanks, step.permutation, step.slotRanks, step.maxSegments, step.numTokens, xs, xStride, yTyped,
-                                yStride, yOffset, kPerSplit, columnsPerBlock);
-    if (status != cudaSuccess) cudaGetLastError();  // reported here, not again by the caller's next launch check
-    return status;
+    LaunchExtras extras;
+    extras.clusterX = static_cast<unsigned>(size);
+    return loraLaunch(extras, kernel, grid, dim3(kThreads), smemBytes, stream, a, module.in, aSlotStride, b, bSlotStride, R, c, slices,
+                      step.segIndptr, step.weightIndices, step.segmentRanks, step.permutation, step.slotRanks, step.maxSegments,
+                      step.numTokens, xs, xStride, yTyped, yStride, yOffset, kPerSplit, columnsPerBlock);
   };
   if (dtype == ActDType::BF16) {
     auto* yt = static_cast<__nv_bfloat16*>(y);

@@ -8,6 +8,7 @@
 // shared-memory accumulator (summed by the caller in a fixed order: deterministic).
 #pragma once
 #include "lora_small_step.cuh"
+#include "mma16816.cuh"
 
 namespace tslora::cuda::lora::small {
 
@@ -16,21 +17,6 @@ constexpr int kShrinkWarps = kShrinkThreads / 32;
 constexpr int kStepK = 64;      // K per warp step: 4 lanes x 16 elements
 constexpr int kChunkTiles = 8;  // mma N tiles (8 U columns each) per item: 64 columns
 constexpr int kChunkCols = kChunkTiles * 8;
-
-template <typename T> __device__ __forceinline__ void mma16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                                               uint32_t b0, uint32_t b1);
-template <> __device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2,
-                                                                    uint32_t a3, uint32_t b0, uint32_t b1) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-template <> __device__ __forceinline__ void mma16816<__half>(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                                             uint32_t b0, uint32_t b1) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
 
 // Elements [k, k + 16) of a row (raw 16-bit values, two per register, low half first), zero from kEnd on or when row
 // is null. kVec: row and k 16-byte aligned and kEnd a multiple of 8 (each 8-element half is all in or all out).
@@ -50,6 +36,24 @@ __device__ __forceinline__ void load16(const uint16_t* row, int k, int kEnd, uin
       const uint32_t hi = row != nullptr && e + 1 < kEnd ? row[e + 1] : 0u;
       v[i] = lo | (hi << 16);
     }
+  }
+}
+
+// Asks L2 to fetch the line holding p (no register is tied up, nothing waits): the fused kernel's expand operands,
+// requested before its shrink so that they are L2 hits when the expand reads them.
+__device__ __forceinline__ void prefetchL2(const void* p) { asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p)); }
+
+// Asks L2 for the A rows one shrink split reads (every run of g: rows [0, c*r), K range [k0, k1), 128-byte lines):
+// weights only, so the kernels issue it before pdlWait, while the kernel before still runs.
+__device__ __forceinline__ void prefetchSplitA(const uint16_t* __restrict__ a, int in, size_t aSlotStride, int numSlices,
+                                               const GroupRows& g, int k0, int k1) {
+  constexpr int kLineElems = 64;
+  const int lines = k1 > k0 ? (k1 - k0 + kLineElems - 1) / kLineElems : 0;
+  for (int run = 0; run < g.numRuns; ++run) {
+    const int rows = numSlices * g.runRank[run];
+    const uint16_t* aSlot = a + static_cast<size_t>(g.runSlot[run]) * aSlotStride;
+    for (int e = threadIdx.x; e < rows * lines; e += blockDim.x)
+      prefetchL2(aSlot + static_cast<size_t>(e / lines) * in + k0 + (e % lines) * kLineElems);
   }
 }
 
@@ -106,10 +110,6 @@ __device__ __forceinline__ void shrinkSplitInto(const uint16_t* __restrict__ a, 
       }
   }
 }
-
-// Asks L2 to fetch the line holding p (no register is tied up, nothing waits): the fused kernel's expand operands,
-// requested before its shrink so that they are L2 hits when the expand reads them.
-__device__ __forceinline__ void prefetchL2(const void* p) { asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p)); }
 
 // Sum of the warps' accumulators for (row, n), in warp order (fixed: deterministic).
 __device__ __forceinline__ float sumWarpAccumulators(const float* accShared, int ld, int row, int n) {

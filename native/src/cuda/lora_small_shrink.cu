@@ -1,8 +1,11 @@
 // Small-step (decode) LoRA shrink: partial U = X·Aᵀ per K split, for position groups of 16 rows (lora_small_step.cuh).
 // Grid (splits, groups), 8 warps; the split's inner loop is shrinkSplitInto (lora_small_mma.cuh). The block sums its
 // warps' accumulators in a fixed order and writes its split's partial [numTokens, c*R] rows by position.
+// A programmatic dependent launch (lora_launch.cuh): the group's tables are read and its A range is requested into L2
+// before pdlWait, x is read and the partials written after it.
 #include <algorithm>
 
+#include "lora_launch.cuh"
 #include "lora_small_mma.cuh"
 
 namespace tslora::cuda::lora {
@@ -31,26 +34,27 @@ __global__ void __launch_bounds__(kThreads) smallShrinkKernel(
   // PDL trigger placement (run 6 vs run 8): at kernel start the expand's early blocks overlap most of this grid, which
   // pays for one position group (batch 1: 18.8 against 24.1 µs per layer) but slows several groups, whose early
   // blocks compete with this grid's loads (64 rows: +3.4 µs); there the trigger waits for the main loads below.
-#if __CUDA_ARCH__ >= 900  // PDL (griddepcontrol) exists from sm_90; older GPUs get plain stream order
-  if (triggerEarly) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
+  if (triggerEarly) pdlLaunchDependents();
   __shared__ GroupRows g;
   extern __shared__ float accShared[];
   const int p0 = blockIdx.y * kGroupRows;
   loadGroup(segIndptr, weightIndices, segmentRanks, permutation, slotRanks, maxSegments, numTokens, p0, g);
-  if (g.numRuns == 0) return;
+  if (g.numRuns == 0) {
+    pdlWait();  // every block waits (pdl.h rule 2)
+    return;
+  }
   const int ld = uStride + 1;
   for (int e = threadIdx.x; e < kWarps * kGroupRows * ld; e += kThreads) accShared[e] = 0.0f;
+  const int split = blockIdx.x, k0 = split * kPerSplit, k1 = min(in, k0 + kPerSplit);
+  prefetchSplitA(a, in, aSlotStride, numSlices, g, k0, k1);
+  pdlWait();  // x (the projection's input) and the partials (read by the expand before) are ours from here
   __syncthreads();
 
-  const int split = blockIdx.x, k0 = split * kPerSplit, k1 = min(in, k0 + kPerSplit);
   shrinkSplitInto<T, kVec>(a, in, aSlotStride, numSlices, g, x, xStride, k0, k1, accShared, ld);
-  // The main loads are done: let the expand (a programmatic dependent launch) start its table, weight and y loads
-  // now. It still waits (griddepcontrol.wait) for this grid's completion before it reads the partials. Blocks that
-  // returned early count as triggered; a second trigger is harmless.
-#if __CUDA_ARCH__ >= 900  // PDL (griddepcontrol) exists from sm_90; older GPUs get plain stream order
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
+  // The main loads are done: let the expand (a programmatic dependent launch) start its table and weight loads now.
+  // It still waits for this grid's completion before it reads the partials or y. Blocks that returned early count
+  // as triggered; a second trigger is harmless.
+  pdlLaunchDependents();
   __syncthreads();
   float* out = partials + static_cast<size_t>(split) * numTokens * uStride;
   for (int e = threadIdx.x; e < kGroupRows * uStride; e += kThreads) {
@@ -108,10 +112,9 @@ cudaError_t loraShrinkSmall(ActDType dtype, const DeviceModule& module, const De
       cudaGetLastError();
       return attribute;
     }
-    kernel<<<grid, kThreads, smemBytes, stream>>>(a, module.in, aSlotStride, c, step.segIndptr, step.weightIndices, step.segmentRanks, step.permutation,
-                                                  step.slotRanks, step.maxSegments, step.numTokens, xs, xStride, partials, uStride,
-                                                  kPerSplit, groupsOf(step) == 1 ? 1 : 0);
-    return cudaGetLastError();
+    return loraLaunch(kernel, grid, dim3(kThreads), smemBytes, stream, a, module.in, aSlotStride, c, step.segIndptr, step.weightIndices,
+                      step.segmentRanks, step.permutation, step.slotRanks, step.maxSegments, step.numTokens, xs, xStride, partials,
+                      uStride, kPerSplit, groupsOf(step) == 1 ? 1 : 0);
   };
   if (dtype == ActDType::BF16) return vec ? launch(smallShrinkKernel<__nv_bfloat16, true>) : launch(smallShrinkKernel<__nv_bfloat16, false>);
   return vec ? launch(smallShrinkKernel<__half, true>) : launch(smallShrinkKernel<__half, false>);

@@ -19,6 +19,7 @@
 
 #include "cuda-check.h"
 #include "decode-gemm.h"
+#include "mma16816.cuh"
 #include "pdl.h"
 
 namespace tslora::cuda {
@@ -29,21 +30,6 @@ namespace cg = cooperative_groups;
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 constexpr int kMaxDevices = 64;  // the cluster kernels' shared-memory opt-in is remembered per device up to this index
-
-template <typename T> __device__ __forceinline__ void mma16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                                               uint32_t b0, uint32_t b1);
-template <> __device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2,
-                                                                    uint32_t a3, uint32_t b0, uint32_t b1) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-template <> __device__ __forceinline__ void mma16816<__half>(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                                             uint32_t b0, uint32_t b1) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
 
 // Weights are read once: non-coherent loads that skip L1 and ask L2 for 256-byte sectors (each warp reads 128
 // contiguous bytes of a row per step, so the next step's bytes come with them). On the H100 sweep this beat streaming
@@ -272,33 +258,9 @@ cudaError_t launchTiles(Params p, Reduce reduce, cudaStream_t stream) {
     return status;
   }
   const dim3 grid(p.splits, tiles);
-#ifdef EMU_DYNAMIC_SMEM  // host emulator: the cluster's blocks run together
-  emu::launchCluster(kernel, grid, dim3(kThreads), smemBytes, p.splits, [=]() { kernel(p); });
-  return cudaSuccess;
-#else
-  cudaLaunchAttribute attribute[2];
-  attribute[0].id = cudaLaunchAttributeClusterDimension;
-  attribute[0].val.clusterDim.x = p.splits;
-  attribute[0].val.clusterDim.y = 1;
-  attribute[0].val.clusterDim.z = 1;
-  attribute[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute[1].val.programmaticStreamSerializationAllowed = 1;
-  cudaLaunchConfig_t config = {};
-  config.gridDim = grid;
-  config.blockDim = dim3(kThreads);
-  config.dynamicSmemBytes = smemBytes;
-  config.stream = stream;
-  config.attrs = attribute;
-  config.numAttrs = pdlEnabled() ? 2 : 1;
-  status = cudaLaunchKernelEx(&config, kernel, p);
-  if (status != cudaSuccess && config.numAttrs == 2) {  // PDL refused: a plain cluster launch is as correct
-    (void)cudaGetLastError();
-    config.numAttrs = 1;
-    status = cudaLaunchKernelEx(&config, kernel, p);
-  }
-  if (status != cudaSuccess) (void)cudaGetLastError();
-  return status;
-#endif
+  LaunchExtras cluster;
+  cluster.clusterX = static_cast<unsigned>(p.splits);  // the splits of a tile: one cluster
+  return pdlLaunchEx(cluster, kernel, grid, dim3(kThreads), smemBytes, stream, p);
 }
 
 // n-tiles: M rounded up to 16, 32, 48, 64, 96 or 128 tokens (padding costs mma issue only, no bytes). Two A tiles

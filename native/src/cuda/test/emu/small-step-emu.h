@@ -3,7 +3,8 @@
 // __syncthreads is a block barrier, cluster.sync a barrier over the cluster's threads, map_shared_rank the same offset
 // in a peer block's dynamic shared memory, mma.m16n8k16 a warp barrier plus a reference product built from the PTX
 // fragment layout; __shared__ variables are statics (only kernels launched with clusters of one block may use them),
-// dynamic shared memory one buffer per block filled with 0xff garbage before every launch.
+// dynamic shared memory one buffer per block filled with 0xff garbage before every launch. PDL's wait and trigger
+// (engine/pdl.h) are no-ops: launches run one after another.
 #pragma once
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
@@ -11,6 +12,8 @@
 #include <algorithm>
 #include <barrier>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <thread>
@@ -96,9 +99,16 @@ inline unsigned ballot(bool p) {
   blk->warpBarriers[warp]->arrive_and_wait();
   return mask;
 }
-// Clusters of clusterX blocks along x (gridDim.x a multiple of clusterX), one cluster at a time.
-template <typename... P, typename... A>
-void launchCluster(dim3 grid, dim3 block, unsigned clusterX, void (*kernel)(P...), A... args) {
+// mma16816.cuh's wrapper, rewritten by mma-emu.mjs into a call of this.
+template <typename T> void mma16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1) {
+  mma<T>(c, a0, a1, a2, a3, b0, b1);
+}
+// Clusters of clusterX blocks along x (gridDim.x a multiple of clusterX), one cluster at a time; body() is the kernel
+// call. engine/pdl.h's launches land here (EMU_DYNAMIC_SMEM, EMU_CLUSTERS below).
+template <typename Kernel, typename F>
+void launchCluster(Kernel, dim3 grid, dim3 block, size_t dynamicSmemBytes, unsigned clusterX, F body) {
+  if (dynamicSmemBytes > sizeof(BlockState::smem)) { std::fprintf(stderr, "emu: dynamic shared memory above the buffer\n"); std::abort(); }
+  if (clusterX < 1 || grid.x % clusterX != 0) { std::fprintf(stderr, "emu: cluster size does not divide grid.x\n"); std::abort(); }
   bDim = block; gDim = grid;
   for (unsigned z = 0; z < grid.z; ++z) for (unsigned yb = 0; yb < grid.y; ++yb) for (unsigned x0 = 0; x0 < grid.x; x0 += clusterX) {
     ClusterState cs;
@@ -116,13 +126,15 @@ void launchCluster(dim3 grid, dim3 block, unsigned clusterX, void (*kernel)(P...
         th.emplace_back([&, r, t] {
           tIdx = dim3(t, 0, 0); bIdx = dim3(x0 + r, yb, z);
           clu = &cs; blk = cs.blocks[r].get(); blockRank = r; dynSmem = blk->smem;
-          kernel(args...);
+          body();
         });
     for (auto& t : th) t.join();
   }
 }
-template <typename... P, typename... A>
-void launch(dim3 grid, dim3 block, void (*kernel)(P...), A... args) { launchCluster(grid, block, 1, kernel, args...); }
+template <typename F>
+void launch(dim3 grid, dim3 block, size_t dynamicSmemBytes, cudaStream_t, F body) {
+  launchCluster(nullptr, grid, block, dynamicSmemBytes, 1, body);
+}
 }  // namespace emu
 #define threadIdx emu::tIdx
 #define blockIdx emu::bIdx
@@ -141,5 +153,11 @@ void launch(dim3 grid, dim3 block, void (*kernel)(P...), A... args) { launchClus
 #define __ffs(x) __builtin_ffs(static_cast<int>(x))
 #define __popc(x) __builtin_popcount(x)
 #define __ldcg(p) (*(p))
+// engine/pdl.h: launches through emu::launch / emu::launchCluster; the runtime calls around them succeed.
+#define EMU_DYNAMIC_SMEM (emu::dynSmem)
+#define EMU_CLUSTERS 1
+#define cudaFuncSetAttribute(...) cudaSuccess
+#define cudaOccupancyMaxActiveClusters(...) cudaSuccess
+#define cudaGetLastError() cudaSuccess
 using std::min;
 using std::max;

@@ -2,9 +2,10 @@
 // from the PTX fragment layout (every lane posts its registers, the warp meets, each lane computes its four C
 // elements in fp32, the warp meets again), cache-hinted loads as plain reads, the ticket atomic as a plain add (blocks
 // run one after another), fences as no-ops, and cudaMalloc / cudaMemset / cudaFree on host memory.
-// decode-gemm-emu.mjs rewrites the kernel's inline PTX into calls of emu::mma16816.
+// decode-gemm-emu.mjs rewrites the kernel's inline PTX (mma16816.cuh) into calls of emu::mma16816.
 #pragma once
 #include "cuda-emu.h"
+#define EMU_CLUSTERS 1  // pdl.h: cluster launches run through emu::launchCluster
 
 #include <cstdlib>
 #include <map>

@@ -1,21 +1,19 @@
-// Rewrites native/src/cuda/engine/decode-gemm.cu for the host emulator: the two inline-PTX mma.m16n8k16
-// specialisations become one call of emu::mma16816 (decode-gemm-emu.h), then transform.mjs turns the launches into
-// emu::launch. Throws when the source no longer has the expected shape, so a kernel edit cannot silently skip it.
-// CLI: node decode-gemm-emu.mjs OUT.cpp
+// Rewrites native/src/cuda/engine/decode-gemm.cu for the host emulator: transform.mjs turns the launches into
+// emu::launch, and the mma.m16n8k16 wrapper it includes (native/src/cuda/mma16816.cuh) is rewritten beside it into one
+// call of emu::mma16816 (decode-gemm-emu.h) by test/emu/mma-emu.mjs. Throws when the source no longer has the
+// expected shape, so a kernel edit cannot silently skip it.
+// CLI: node decode-gemm-emu.mjs OUT_DIR   (writes OUT_DIR/decode-gemm.cpp and OUT_DIR/mma16816.cuh)
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { transformCuda } from './transform.mjs';
+import { writeMmaForEmulator } from '../../../test/emu/mma-emu.mjs';
 
 const engineDir = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 export function decodeGemmForEmulator() {
-  const src = readFileSync(join(engineDir, 'decode-gemm.cu'), 'utf8');
-  const mma = /template <typename T> __device__ __forceinline__ void mma16816.*?"r"\(b1\)\);\n}\n.*?"r"\(b1\)\);\n}\n/s;
-  if (!mma.test(src)) throw new Error('decode-gemm-emu.mjs: decode-gemm.cu no longer has the two mma16816 specialisations');
-  let body = src.replace(mma,
-    'template <typename T> inline void mma16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,\n' +
-    '                                           uint32_t b1) { emu::mma16816<T>(c, a0, a1, a2, a3, b0, b1); }\n');
+  let body = readFileSync(join(engineDir, 'decode-gemm.cu'), 'utf8');
+  if (!body.includes('#include "mma16816.cuh"')) throw new Error('decode-gemm-emu.mjs: decode-gemm.cu no longer includes mma16816.cuh');
   // Clusters: the emulator's cooperative_groups stand-in (decode-gemm-emu.h); the launch is chosen by EMU_DYNAMIC_SMEM.
   for (const [from, to] of [['#include <cooperative_groups.h>\n', ''], ['namespace cg = cooperative_groups;', 'namespace cg = emu::cg;']]) {
     if (!body.includes(from)) throw new Error(`decode-gemm-emu.mjs: decode-gemm.cu no longer contains ${from}`);
@@ -28,6 +26,14 @@ export function decodeGemmForEmulator() {
   return out;
 }
 
+// Writes outDir/decode-gemm.cpp and the emulated mma16816.cuh it includes; returns the .cpp path.
+export function writeDecodeGemmForEmulator(outDir) {
+  const path = join(outDir, 'decode-gemm.cpp');
+  writeFileSync(path, decodeGemmForEmulator());
+  writeMmaForEmulator(outDir);
+  return path;
+}
+
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url) && process.argv.length === 3) {
-  writeFileSync(process.argv[2], decodeGemmForEmulator());
+  writeDecodeGemmForEmulator(resolve(process.argv[2]));
 }
