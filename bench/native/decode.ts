@@ -155,18 +155,21 @@ for (const rank of ranks) {
       runner.copyAdapterToSlot(i, host);
       runner.freeHostAdapter(host);
     }
-    // Single stream: one adapter vs the base model, stepped in alternation (LoRA cost = ratio - 1), with the shrink
-    // fused into the base GEMM (default) and not (tu).
+    // Single stream: one adapter vs the base model, stepped in alternation (LoRA cost = ratio - 1): shrink and
+    // expand fused into the base GEMM (default, tl), only the shrink fused (ts), neither (tu).
     const oneBase = decoder(runner, shape.vocab, [-1], 128);
     const oneLora = decoder(runner, shape.vocab, [0], 136);
-    const singles: Array<{ tb: number; tl: number; tu: number }> = [];
+    const singles: Array<{ tb: number; tl: number; ts: number; tu: number }> = [];
     for (let i = 0; i < steps; i++) {
       const tb = oneBase.next();
       const tl = oneLora.next();
+      ops.setLoraExpandFusion(false);
+      const ts = oneLora.next();
       ops.setLoraShrinkFusion(false);
       const tu = oneLora.next();
       ops.setLoraShrinkFusion(true);
-      singles.push({ tb, tl, tu });
+      ops.setLoraExpandFusion(true);
+      singles.push({ tb, tl, ts, tu });
     }
     // Batch 8: 8 distinct adapters vs 8 base rows.
     const baseBatch = decoder(runner, shape.vocab, Array(8).fill(-1), 0);
@@ -177,7 +180,10 @@ for (const rank of ranks) {
       batch1BaseStepMs: median(singles.map((r) => r.tb)) * 1000,
       batch1LoraStepMs: median(singles.map((r) => r.tl)) * 1000,
       batch1LoraCost: median(singles.map((r) => r.tl / r.tb)) - 1,
+      batch1LoraCostShrinkFusedOnly: median(singles.map((r) => r.ts / r.tb)) - 1,
       batch1LoraCostUnfused: median(singles.map((r) => r.tu / r.tb)) - 1,
+      // Share of the LoRA step spent reading the adapter's bytes at the base step's rate: the cost's floor.
+      batch1LoraBytesOverBase: runner.memoryReport().loraPoolBytes / 8 / stepBytes,
       batch8BaseStepMs: median(rounds.map((r) => r.tb)) * 1000,
       batch8LoraStepMs: median(rounds.map((r) => r.tl)) * 1000,
       batch8LoraCost: median(rounds.map((r) => r.tl / r.tb)) - 1,
@@ -202,7 +208,7 @@ if (args.json) {
   else console.log(`prefill of ${prefillTokens} tokens: ${r.prefill.packedTokensPerS.toFixed(0)} tok/s (packed GEMM), ${r.prefill.tilesTokensPerS.toFixed(0)} tok/s (packing off): ${r.prefill.packedSpeedup.toFixed(2)}x`);
   if (r.prefill.vsIsa) console.log(`prefill on ${r.prefill.vsIsa.isa}: ${r.prefill.vsIsa.tokensPerS.toFixed(0)} tok/s; ${isa.active} is ${r.prefill.vsIsa.activeSpeedup.toFixed(2)}x that`);
   for (const [key, x] of Object.entries(lora) as Array<[string, any]>) {
-    console.log(`LoRA ${key}: batch 1 ${x.batch1BaseStepMs.toFixed(2)} -> ${x.batch1LoraStepMs.toFixed(2)} ms (cost ${pct(x.batch1LoraCost)}; shrink not fused ${pct(x.batch1LoraCostUnfused)}), batch 8 distinct ${x.batch8BaseStepMs.toFixed(2)} -> ${x.batch8LoraStepMs.toFixed(2)} ms (cost ${pct(x.batch8LoraCost)}); ${args['lora-pool-dtype']} pool ${x.loraPoolMiB} MiB`);
+    console.log(`LoRA ${key}: batch 1 ${x.batch1BaseStepMs.toFixed(2)} -> ${x.batch1LoraStepMs.toFixed(2)} ms (cost ${pct(x.batch1LoraCost)}, adapter bytes ${pct(x.batch1LoraBytesOverBase)} of the base step's; expand not fused ${pct(x.batch1LoraCostShrinkFusedOnly)}, nothing fused ${pct(x.batch1LoraCostUnfused)}), batch 8 distinct ${x.batch8BaseStepMs.toFixed(2)} -> ${x.batch8LoraStepMs.toFixed(2)} ms (cost ${pct(x.batch8LoraCost)}); ${args['lora-pool-dtype']} pool ${x.loraPoolMiB} MiB`);
   }
   console.log(`RSS: ${r.rss.beforeLoadMiB} MiB before, ${r.rss.afterCreateMiB} after createModel, ${r.rss.afterRunMiB} after the run; added / (weights ${r.model.weightMiB} + KV written ${r.rss.kvUsedMiB} MiB) = ${r.rss.addedOverWeightsPlusKvUsed.toFixed(2)} (KV reserved ${r.rss.kvReservedMiB} MiB, ${r.rss.kvCacheDtype})`);
 }

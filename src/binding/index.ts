@@ -207,6 +207,8 @@ export interface NativeTestingOps {
   setGemmPackMinRows(rows: number): void;
   /** Whether single-slot LoRA shrinks ride along the base GEMM (default true; benchmarks and tests). */
   setLoraShrinkFusion(on: boolean): void;
+  /** Whether a fused shrink's expand runs in the base GEMM's epilogue (default true; same bits either way). */
+  setLoraExpandFusion(on: boolean): void;
 }
 
 export function loadNativeTestingOps(): NativeTestingOps {

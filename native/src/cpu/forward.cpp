@@ -103,17 +103,22 @@ void runDecoderLayers(const LayerStack& stack, const StepInputView& step, std::v
   AttentionShape shape{d.numHeads, d.numKvHeads, D, 1.0f / std::sqrt(static_cast<float>(D))};
 
   // The shrink of a module whose LoRA rows all use one slot rides along the base GEMM as one more part (one pass
-  // over x, no separate dispatch; LoraPool::fusedShrink); returns its output rows [T, c*R] for addLora, or null.
+  // over x, no separate dispatch; LoraPool::fusedShrink), and its expand runs in that GEMM's epilogue: each thread
+  // adds B·u to the output columns it just wrote (LoraPool::fusedExpand), so the module's LoRA has no parallel
+  // region of its own. fuseShrink returns u's rows [T, uStride], or null when the module is not fused.
+#ifdef TSLORA_HAVE_LORA
+  lora::LoraPool::ShrinkMatrix shrink;
+#endif
   std::vector<float> shrinkRows;
   auto fuseShrink = [&](int layer, int module, std::vector<GemmPart>& parts) -> const float* {
 #ifdef TSLORA_HAVE_LORA
     auto m = static_cast<lora::Module>(module);
-    lora::LoraPool::ShrinkMatrix sm;
     if (!loraStep || !loraShrinkFusion() || !stack.lora->targets(m) ||
-        !stack.lora->fusedShrink(layer, m, *static_cast<const lora::StepLora*>(loraStep), sm))
+        !stack.lora->fusedShrink(layer, m, *static_cast<const lora::StepLora*>(loraStep), shrink))
       return nullptr;
-    shrinkRows.resize(static_cast<size_t>(T) * sm.uStride);
-    parts.push_back({WeightView{sm.a, sm.bf16 ? WType::BF16 : WType::F32, sm.rows, sm.cols}, 0, shrinkRows.data(), sm.uStride});
+    shrinkRows.resize(static_cast<size_t>(T) * shrink.uStride);
+    parts.push_back({WeightView{shrink.a, shrink.bf16 ? WType::BF16 : WType::F32, shrink.rows, shrink.cols}, 0,
+                     shrinkRows.data(), shrink.uStride});
     return shrinkRows.data();
 #else
     (void)layer, (void)module, (void)parts;
@@ -131,12 +136,25 @@ void runDecoderLayers(const LayerStack& stack, const StepInputView& step, std::v
     (void)layer, (void)module, (void)x, (void)xStride, (void)y, (void)yStride, (void)loraStep, (void)shrunk;
 #endif
   };
-  // y = x Wᵀ for the parts, plus the module's LoRA (its shrink fused into the same GEMM where possible).
+  // y = x Wᵀ for the parts, then addBias(row, c0, c1) on its columns, then the module's LoRA (shrink and expand
+  // fused into the same GEMM where possible).
+  using BiasFn = std::function<void(int t, int c0, int c1)>;
   auto project = [&](int layer, int module, const float* x, int K, std::vector<GemmPart> parts, float* y, int ldy,
-                     const std::function<void()>& beforeLora) {
+                     const BiasFn& addBias) {
     const float* shrunk = fuseShrink(layer, module, parts);
+#ifdef TSLORA_HAVE_LORA
+    if (shrunk && loraExpandFusion()) {
+      const GemmEpilogue epilogue = [&](int c0, int c1) {
+        if (addBias)
+          for (int t = 0; t < T; ++t) addBias(t, c0, c1);
+        stack.lora->fusedExpand(shrink, shrunk, y, ldy, c0, c1);
+      };
+      gemm(pool, x, T, K, parts, y, ldy, &epilogue);
+      return;
+    }
+#endif
     gemm(pool, x, T, K, parts, y, ldy);
-    if (beforeLora) beforeLora();
+    if (addBias) forRows(pool, T, [&](int t) { addBias(t, 0, ldy); });
     addLora(layer, module, x, K, y, ldy, shrunk);
   };
 
@@ -146,15 +164,15 @@ void runDecoderLayers(const LayerStack& stack, const StepInputView& step, std::v
       rmsNorm(hidden.data() + static_cast<size_t>(t) * H, w.inputNorm.data(), xn.data() + static_cast<size_t>(t) * H,
               H, d.rmsNormEps);
     });
-    project(l, 0, xn.data(), H, {{w.q, 0}, {w.k, qOut}, {w.v, qOut + kvOut}}, qkv.data(), qkvW, [&] {
-      if (!d.qkvBias) return;
-      forRows(pool, T, [&](int t) {
-        float* row = qkv.data() + static_cast<size_t>(t) * qkvW;
-        for (int i = 0; i < qOut; ++i) row[i] += w.qBias[i];
-        for (int i = 0; i < kvOut; ++i) row[qOut + i] += w.kBias[i];
-        for (int i = 0; i < kvOut; ++i) row[qOut + kvOut + i] += w.vBias[i];
-      });
-    });
+    // q | k | v biases (Qwen2) on columns [c0, c1) of row t.
+    const BiasFn qkvBias = !d.qkvBias ? BiasFn() : [&](int t, int c0, int c1) {
+      float* row = qkv.data() + static_cast<size_t>(t) * qkvW;
+      const float* biases[3] = {w.qBias.data(), w.kBias.data(), w.vBias.data()};
+      const int starts[4] = {0, qOut, qOut + kvOut, qkvW};
+      for (int b = 0; b < 3; ++b)
+        for (int i = std::max(c0, starts[b]); i < std::min(c1, starts[b + 1]); ++i) row[i] += biases[b][i - starts[b]];
+    };
+    project(l, 0, xn.data(), H, {{w.q, 0}, {w.k, qOut}, {w.v, qOut + kvOut}}, qkv.data(), qkvW, qkvBias);
     forRows(pool, T, [&](int t) {
       float* row = qkv.data() + static_cast<size_t>(t) * qkvW;
       if (d.qkNorm) {
@@ -168,7 +186,7 @@ void runDecoderLayers(const LayerStack& stack, const StepInputView& step, std::v
     writeKv(kv, l, as, qkv.data() + qOut, qkv.data() + qOut + kvOut, qkvW, kvOut);
     pagedAttention(pool, kv, l, as, shape, qkv.data(), qkvW, attn.data());
 
-    project(l, 1, attn.data(), qOut, {{w.o, 0}}, proj.data(), H, nullptr);  // row-parallel: a shard adds B·(A_r x_r)
+    project(l, 1, attn.data(), qOut, {{w.o, 0}}, proj.data(), H, {});  // row-parallel: a shard adds B·(A_r x_r)
     if (stack.allReduce) stack.allReduce(proj.data(), proj.size());
     forRows(pool, T, [&](int t) {
       float* h = hidden.data() + static_cast<size_t>(t) * H;
@@ -177,12 +195,12 @@ void runDecoderLayers(const LayerStack& stack, const StepInputView& step, std::v
       rmsNorm(h, w.postAttentionNorm.data(), xn.data() + static_cast<size_t>(t) * H, H, d.rmsNormEps);
     });
 
-    project(l, 2, xn.data(), H, {{w.gate, 0}, {w.up, I}}, gateUp.data(), 2 * I, nullptr);
+    project(l, 2, xn.data(), H, {{w.gate, 0}, {w.up, I}}, gateUp.data(), 2 * I, {});
     forRows(pool, T, [&](int t) {
       const float* g = gateUp.data() + static_cast<size_t>(t) * 2 * I;
       swiglu(g, g + I, act.data() + static_cast<size_t>(t) * I, I);
     });
-    project(l, 3, act.data(), I, {{w.down, 0}}, proj.data(), H, nullptr);
+    project(l, 3, act.data(), I, {{w.down, 0}}, proj.data(), H, {});
     if (stack.allReduce) stack.allReduce(proj.data(), proj.size());
     forRows(pool, T, [&](int t) {
       float* h = hidden.data() + static_cast<size_t>(t) * H;

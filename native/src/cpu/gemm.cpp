@@ -1,12 +1,26 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 
 #include "cpu-isa.h"
 #include "tslora/thread-pool.h"
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
+
 namespace tslora::cpu {
 namespace {
+
+inline void spinPause() {
+#if defined(__x86_64__) || defined(_M_X64)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
 
 constexpr int kColBlock = 16;  // weight rows per parallel work item
 constexpr int kSplitRows = 16;  // activation rows per block of SplitActs
@@ -42,14 +56,30 @@ SplitActs splitActivations(ThreadPool& pool, const CpuKernels& kernels, const st
   return acts;
 }
 
-// partRows[i]: the output row pointers of parts[i].
+// Spins until every block of the parts with their own output is done (they come first in block order and are
+// claimed before any later block, by threads that finish them without waiting: no cycle).
+void awaitOwnParts(const std::atomic<int>& left) {
+  for (int spins = 0; left.load(std::memory_order_acquire) > 0; ++spins) {
+    if (spins < 4096) spinPause();
+    else std::this_thread::yield();
+  }
+}
+
+// partRows[i]: the output row pointers of parts[i] (parts with their own output first).
 void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
-                  const std::vector<const std::vector<float*>*>& partRows, const std::vector<GemmPart>& parts) {
+                  const std::vector<const std::vector<float*>*>& partRows, const std::vector<GemmPart>& parts,
+                  const GemmEpilogue* epilogue = nullptr) {
   int M = static_cast<int>(xRows.size());
   if (M == 0) return;
   // Global column index over the concatenated parts, split into blocks of kColBlock.
   std::vector<int> blockStart{0};
-  for (const auto& p : parts) blockStart.push_back(blockStart.back() + (p.w.rows + kColBlock - 1) / kColBlock);
+  int ownBlocks = 0;  // blocks of parts with their own output (a fused LoRA shrink)
+  for (const auto& p : parts) {
+    const int blocks = (p.w.rows + kColBlock - 1) / kColBlock;
+    if (p.out) ownBlocks += blocks;
+    blockStart.push_back(blockStart.back() + blocks);
+  }
+  std::atomic<int> ownBlocksLeft{ownBlocks};
   int totalBlocks = blockStart.back();
   // A few chunks per thread, claimed dynamically: a thread that runs late on a shared machine takes fewer.
   const int numChunks = std::min(totalBlocks, pool.numThreads() * 4);
@@ -65,10 +95,16 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
       int n1 = std::min(part.w.rows, (hi - blockStart[pi]) * kColBlock);
       if (tiles && part.w.type == WType::BF16) {
         kernels.tileGemm(acts, xRows.data(), partRows[pi]->data(), M, part.w.data, part.w.cols, n0, n1, part.outOffset);
-        continue;
+      } else {
+        kernels.gemmRange(xRows.data(), partRows[pi]->data(), M, part.w.data, part.w.type, part.w.cols, n0, n1,
+                          part.outOffset, kernels.prefetchBytes, kernels.packMinRows);
       }
-      kernels.gemmRange(xRows.data(), partRows[pi]->data(), M, part.w.data, part.w.type, part.w.cols, n0, n1, part.outOffset,
-                        kernels.prefetchBytes, kernels.packMinRows);
+      if (part.out) {
+        ownBlocksLeft.fetch_sub(hi - lo, std::memory_order_release);
+      } else if (epilogue) {
+        awaitOwnParts(ownBlocksLeft);
+        (*epilogue)(part.outOffset + n0, part.outOffset + n1);
+      }
     }
   };
   if (numChunks <= 1) return runBlocks(0, totalBlocks);
@@ -80,7 +116,14 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
 
 }  // namespace
 
-void gemm(ThreadPool& pool, const float* x, int M, int ldx, const std::vector<GemmPart>& parts, float* y, int ldy) {
+void gemm(ThreadPool& pool, const float* x, int M, int ldx, const std::vector<GemmPart>& partsIn, float* y, int ldy,
+          const GemmEpilogue* epilogue) {
+  std::vector<GemmPart> parts;  // parts with their own output first (see awaitOwnParts)
+  parts.reserve(partsIn.size());
+  for (const GemmPart& p : partsIn)
+    if (p.out) parts.push_back(p);
+  for (const GemmPart& p : partsIn)
+    if (!p.out) parts.push_back(p);
   std::vector<const float*> xRows(M);
   std::vector<float*> yRows(M);
   for (int m = 0; m < M; ++m) {
@@ -99,7 +142,7 @@ void gemm(ThreadPool& pool, const float* x, int M, int ldx, const std::vector<Ge
     for (int m = 0; m < M; ++m) ownRows.back()[m] = p.out + static_cast<size_t>(m) * p.ldOut;
     partRows.push_back(&ownRows.back());
   }
-  gemmPointers(pool, xRows, partRows, parts);
+  gemmPointers(pool, xRows, partRows, parts, epilogue);
 }
 
 void gemmRows(ThreadPool& pool, const float* x, const int32_t* rowIndex, int numRows, int ldx, const WeightView& w,

@@ -3,6 +3,7 @@
 // weights once per step; threads split the output columns (weight rows).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "simd.h"
@@ -32,8 +33,15 @@ struct GemmPart {
   int ldOut = 0;
 };
 
+// Called by the thread that just wrote y's columns [c0, c1) (a range of a part without its own output), inside the
+// GEMM's parallel region, once every part with its own output is complete: a LoRA expand that needs the shrink
+// riding along the same pass adds itself to those columns there, with no parallel region of its own.
+using GemmEpilogue = std::function<void(int c0, int c1)>;
+
 // x: [M, K] with row stride ldx; y: [M, ldy]. Every part must have cols == K. Overwrites the part's columns.
-void gemm(ThreadPool& pool, const float* x, int M, int ldx, const std::vector<GemmPart>& parts, float* y, int ldy);
+// Parts with their own output run first (in block order), so an epilogue waits for them only briefly.
+void gemm(ThreadPool& pool, const float* x, int M, int ldx, const std::vector<GemmPart>& parts, float* y, int ldy,
+          const GemmEpilogue* epilogue = nullptr);
 
 // Same, but only for rows listed in rowIndex (x row rowIndex[i] → y row i); used for logit rows.
 void gemmRows(ThreadPool& pool, const float* x, const int32_t* rowIndex, int numRows, int ldx, const WeightView& w,

@@ -10,14 +10,18 @@
 namespace tslora::cpu {
 
 namespace {
-std::atomic<bool> gShrinkFusion{[] {
-  const char* s = std::getenv("TSLORA_LORA_FUSED_SHRINK");
+bool envOn(const char* name) {  // on unless the variable is "0"
+  const char* s = std::getenv(name);
   return !(s && std::strcmp(s, "0") == 0);
-}()};
+}
+std::atomic<bool> gShrinkFusion{envOn("TSLORA_LORA_FUSED_SHRINK")};
+std::atomic<bool> gExpandFusion{envOn("TSLORA_LORA_FUSED_EXPAND")};
 }  // namespace
 
 bool loraShrinkFusion() { return gShrinkFusion.load(std::memory_order_relaxed); }
 void setLoraShrinkFusion(bool on) { gShrinkFusion.store(on, std::memory_order_relaxed); }
+bool loraExpandFusion() { return gExpandFusion.load(std::memory_order_relaxed); }
+void setLoraExpandFusion(bool on) { gExpandFusion.store(on, std::memory_order_relaxed); }
 
 void initTokenSegments(const StepInputView& step, LoraStep& ls) {
   ls.active = false;

@@ -21,6 +21,11 @@ struct LoraStep {
 // or the testing op setLoraShrinkFusion turn it off, for benchmarks of both ways in one run). Between steps only.
 bool loraShrinkFusion();
 void setLoraShrinkFusion(bool on);
+// Whether the expand of a fused shrink runs in the base GEMM's epilogue, each thread over the output columns it just
+// wrote (default on; TSLORA_LORA_FUSED_EXPAND=0 or setLoraExpandFusion(false): a parallel pass of its own after the
+// GEMM, bitwise the same result). Only with the shrink fused. Between steps only.
+bool loraExpandFusion();
+void setLoraExpandFusion(bool on);
 
 // Fills ls.tokens (views of the step's arrays) and ls.active.
 void initTokenSegments(const StepInputView& s, LoraStep& ls);

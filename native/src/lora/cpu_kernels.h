@@ -14,8 +14,7 @@
 namespace tslora::lora::detail {
 
 constexpr int kShrinkColsPerItem = 16;  // U columns (c*r space) per parallel work item
-constexpr int kExpandColsPerItem = 512;  // output columns per parallel work item (2 KB of each Bᵀ row)
-constexpr int kStreamMaxRows = 8;        // runs with fewer rows stream Bᵀ row by row (see below)
+constexpr int kExpandColsPerItem = 512;  // output columns per parallel work item (32 panels)
 // Smallest share of work worth handing to another thread (FMAs): a batch-1 decode step stays on the caller.
 constexpr double kMinFmasPerChunk = 48 * 1024;
 
@@ -49,59 +48,85 @@ struct KernelArgs {
   bool shrinkDone = false;  // u was computed by the caller (fused into the base GEMM): expand only
 };
 
-// y[i][n0 + c] += Σ_{k<r} u[i][k] · Bᵀ[k][n0 + c] for NX rows and 8·NV columns: 8-wide FMAs along the output
-// columns (contiguous in Bᵀ), no horizontal sums; NX·NV accumulators stay in registers (compile-time indices).
-template <int NX, int NV, typename W>
-inline void expandVectors(const float* const* u, const W* bt, int btStride, int r, int n0, float* const* y) {
-  Vec8 acc[NX][NV] = {};
-  for (int k = 0; k < r; ++k) {
-    const W* row = bt + static_cast<size_t>(k) * btStride + n0;
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) {
-      const Vec8 b = loadVec8(row + 8 * v);
-#pragma GCC unroll 4
-      for (int i = 0; i < NX; ++i) acc[i][v] += u[i][k] * b;
+// The expand y[i][n] += Σ_{k<r} u[i][k] · Bᵀ[k][n] over the pool's Bᵀ panels (lora_internal.h). Every output
+// column is summed in one fixed order, whatever the row grouping, column range or code path: two chains over k
+// (even k, odd k, each from 0), then y += even + odd. The two chains halve the add latency a decode row waits on.
+
+// One whole panel (kPanelCols = 16 columns) for NX rows; y[i] points at the panel's first column of row i.
+template <int NX, typename W>
+inline void expandPanel(const float* const* u, const W* panel, int r, float* const* y) {
+  static_assert(kPanelCols == 16, "two vectors per panel row");
+  Vec8 even[NX][2] = {}, odd[NX][2] = {};
+  int k = 0;
+  for (; k + 2 <= r; k += 2) {
+    const W* p = panel + static_cast<size_t>(k) * kPanelCols;
+    const Vec8 e0 = loadVec8(p), e1 = loadVec8(p + 8), o0 = loadVec8(p + 16), o1 = loadVec8(p + 24);
+#pragma GCC unroll 2
+    for (int i = 0; i < NX; ++i) {
+      even[i][0] += u[i][k] * e0;
+      even[i][1] += u[i][k] * e1;
+      odd[i][0] += u[i][k + 1] * o0;
+      odd[i][1] += u[i][k + 1] * o1;
+    }
+  }
+  if (k < r) {
+    const W* p = panel + static_cast<size_t>(k) * kPanelCols;
+    const Vec8 e0 = loadVec8(p), e1 = loadVec8(p + 8);
+    for (int i = 0; i < NX; ++i) {
+      even[i][0] += u[i][k] * e0;
+      even[i][1] += u[i][k] * e1;
     }
   }
   for (int i = 0; i < NX; ++i)
-    for (int v = 0; v < NV; ++v)
-      for (int l = 0; l < 8; ++l) y[i][n0 + 8 * v + l] += acc[i][v][l];
+    for (int h = 0; h < 2; ++h) {
+      const Vec8 sum = even[i][h] + odd[i][h];
+      for (int l = 0; l < 8; ++l) y[i][8 * h + l] += sum[l];
+    }
 }
 
-// Few rows (decode): y[i][n0:n0+count] += u[i][k] · Bᵀ[k][n0:n0+count] for k = 0, 1, …: each Bᵀ row segment is read
-// once, front to back (the prefetcher follows it), and the ≤ 2 KB y segments stay in L1 as accumulators. Reading
-// 32-column tiles over all k instead jumps between r rows and defeats the prefetcher once r exceeds its streams.
+// Columns [c0, c1) of a panel for one row, one column at a time (a range's ragged ends), in the same order.
 template <typename W>
-inline void expandStream(const float* u, const W* bt, int btStride, int r, int n0, int count, float* y) {
-  for (int k = 0; k < r; ++k) {
-    const W* row = bt + static_cast<size_t>(k) * btStride + n0;
-    const float uk = u[k];
-    int c = 0;
-    for (; c + 8 <= count; c += 8) {
-      Vec8 acc = loadVec8(y + n0 + c);
-      acc += uk * loadVec8(row + c);
-      std::memcpy(y + n0 + c, &acc, sizeof acc);
+inline void expandPanelColumns(const float* u, const W* panel, int r, int c0, int c1, float* y) {
+  for (int c = c0; c < c1; ++c) {
+    float even = 0.0f, odd = 0.0f;
+    int k = 0;
+    for (; k + 2 <= r; k += 2) {
+      even += u[k] * toFloat(panel[static_cast<size_t>(k) * kPanelCols + c]);
+      odd += u[k + 1] * toFloat(panel[static_cast<size_t>(k + 1) * kPanelCols + c]);
     }
-    for (; c < count; ++c) y[n0 + c] += uk * toFloat(row[c]);
+    if (k < r) even += u[k] * toFloat(panel[static_cast<size_t>(k) * kPanelCols + c]);
+    y[c] += even + odd;
   }
 }
 
-// The same for count ≤ 32 columns: full vectors first, the last count % 8 columns one by one.
-template <int NX, typename W>
-inline void expandRows(const float* const* u, const W* bt, int btStride, int r, int n0, int count, float* const* y) {
-  switch (count / 8) {
-    case 4: expandVectors<NX, 4>(u, bt, btStride, r, n0, y); break;
-    case 3: expandVectors<NX, 3>(u, bt, btStride, r, n0, y); break;
-    case 2: expandVectors<NX, 2>(u, bt, btStride, r, n0, y); break;
-    case 1: expandVectors<NX, 1>(u, bt, btStride, r, n0, y); break;
-    default: break;
-  }
-  for (int c = count / 8 * 8; c < count; ++c)
-    for (int i = 0; i < NX; ++i) {
-      float sum = 0.0f;
-      for (int k = 0; k < r; ++k) sum += u[i][k] * toFloat(bt[static_cast<size_t>(k) * btStride + n0 + c]);
-      y[i][n0 + c] += sum;
+// y[p][g0:g1) += u[p][0:r) · Bᵀ[0:r, g0:g1) for the rows p of one run of a slot (physical row indices), module
+// columns [g0, g1) inside one slice. u points at the slice's first shrink column of row 0, y at the module's first
+// output column of row 0 (row p at + p * stride), panels at the slot's Bᵀ panels of rank r. Panels outer, rows
+// inner: each panel (r × 16 columns) is read once from memory and reused from L1 by every row.
+template <typename W>
+void expandRunColumns(const int32_t* rows, int numRows, const float* u, int uStride, float* y, int yStride,
+                      const W* panels, int r, int g0, int g1) {
+  for (int p0 = g0 / kPanelCols * kPanelCols; p0 < g1; p0 += kPanelCols) {
+    const W* panel = panels + static_cast<size_t>(p0 / kPanelCols) * r * kPanelCols;
+    const int c0 = std::max(g0, p0) - p0, c1 = std::min(g1, p0 + kPanelCols) - p0;
+    const auto uRow = [&](int i) { return u + static_cast<size_t>(rows[i]) * uStride; };
+    const auto yRow = [&](int i) { return y + static_cast<size_t>(rows[i]) * yStride + p0; };
+    if (c0 > 0 || c1 < kPanelCols) {
+      for (int i = 0; i < numRows; ++i) expandPanelColumns(uRow(i), panel, r, c0, c1, yRow(i));
+      continue;
     }
+    int i = 0;
+    for (; i + 2 <= numRows; i += 2) {
+      const float* uPair[2] = {uRow(i), uRow(i + 1)};
+      float* yPair[2] = {yRow(i), yRow(i + 1)};
+      expandPanel<2>(uPair, panel, r, yPair);
+    }
+    if (i < numRows) {
+      const float* uOne[1] = {uRow(i)};
+      float* yOne[1] = {yRow(i)};
+      expandPanel<1>(uOne, panel, r, yOne);
+    }
+  }
 }
 
 template <typename W>
@@ -163,58 +188,38 @@ void runLoraKernels(const KernelArgs& k, const W* aAll, size_t aSlotElems, const
   // Expand work is grouped by runs of consecutive tiles of one slot (csgmv: every chunk of an adapter): a block of
   // Bᵀ is loaded once per group of rows of the run.
   struct Run {
-    int firstTile, endTile, rows;
+    int firstTile, endTile, firstRow;  // firstRow: index of its first row in runRows
   };
   std::vector<Run> runs;
+  std::vector<int32_t> runRows;  // physical rows of every run, in run order
   for (int i = 0; i < static_cast<int>(tiles.size()); ++i) {
     const Tile& t = tiles[i];
-    if (runs.empty() || tiles[runs.back().endTile - 1].slot != t.slot) runs.push_back({i, i, 0});
+    if (runs.empty() || tiles[runs.back().endTile - 1].slot != t.slot)
+      runs.push_back({i, i, static_cast<int>(runRows.size())});
     runs.back().endTile = i + 1;
-    runs.back().rows += t.end - t.begin;
+    for (int pos = t.begin; pos < t.end; ++pos) runRows.push_back(rowAt(perm, pos));
   }
+  runs.push_back({0, 0, static_cast<int>(runRows.size())});  // sentinel: the end of the last run's rows
+  const int numRuns = static_cast<int>(runs.size()) - 1;
   int widest = 0;
   for (int j = 0; j < c; ++j) widest = std::max(widest, shape.sliceOffsets[j + 1] - shape.sliceOffsets[j]);
   const int expandBlocks = (widest + kExpandColsPerItem - 1) / kExpandColsPerItem;
   const int itemsPerRun = c * expandBlocks;
   double expandFmas = 0;
-  for (const Run& run : runs) expandFmas += static_cast<double>(run.rows) * shape.outTotal() * tiles[run.firstTile].rank;
-  const int expandItems = static_cast<int>(runs.size()) * itemsPerRun;
-  const int outTotal = shape.outTotal();
+  for (int i = 0; i < numRuns; ++i)
+    expandFmas += static_cast<double>(runs[i + 1].firstRow - runs[i].firstRow) * shape.outTotal() * tiles[runs[i].firstTile].rank;
+  const int expandItems = numRuns * itemsPerRun;
   parallelFor(threads, 0, expandItems, minChunkFor(expandFmas, expandItems), [&](int itemBegin, int itemEnd) {
-    const float* uRows[4];
-    float* yRows[4];
     for (int item = itemBegin; item < itemEnd; ++item) {
-      const Run& run = runs[item / itemsPerRun];
+      const int ri = item / itemsPerRun;
+      const Run& run = runs[ri];
       const int j = (item % itemsPerRun) / expandBlocks;
       const int offset = shape.sliceOffsets[j], width = shape.sliceOffsets[j + 1] - offset;
       const int n0 = (item % expandBlocks) * kExpandColsPerItem, n1 = std::min(width, n0 + kExpandColsPerItem);
       if (n0 >= n1) continue;
       const int slot = tiles[run.firstTile].slot, r = tiles[run.firstTile].rank;
-      const W* bt = bAll + bSlotElems * slot + offset;  // Bᵀ [R, outTotal]: rows k < r only, this slice's columns
-      if (run.rows < kStreamMaxRows) {
-        for (int ti = run.firstTile; ti < run.endTile; ++ti)
-          for (int pos = tiles[ti].begin; pos < tiles[ti].end; ++pos) {
-            const int row = rowAt(perm, pos);
-            expandStream(u + static_cast<size_t>(row) * uStride + j * r, bt, outTotal, r, n0, n1 - n0,
-                         y + static_cast<size_t>(row) * yStride + yOffset + offset);
-          }
-        continue;
-      }
-      // Many rows: groups of four rows, 32 columns at a time, accumulators in registers; the item's Bᵀ block
-      // (r × 2 KB) is reused from cache by every group.
-      int group = 0;
-      for (int ti = run.firstTile; ti < run.endTile; ++ti)
-        for (int pos = tiles[ti].begin; pos < tiles[ti].end; ++pos) {
-          const int row = rowAt(perm, pos);
-          uRows[group] = u + static_cast<size_t>(row) * uStride + j * r;
-          yRows[group] = y + static_cast<size_t>(row) * yStride + yOffset + offset;
-          if (++group == 4) {
-            for (int n = n0; n < n1; n += 32) expandRows<4>(uRows, bt, outTotal, r, n, std::min(32, n1 - n), yRows);
-            group = 0;
-          }
-        }
-      for (int g = 0; g < group; ++g)
-        for (int n = n0; n < n1; n += 32) expandRows<1>(uRows + g, bt, outTotal, r, n, std::min(32, n1 - n), yRows + g);
+      expandRunColumns(runRows.data() + run.firstRow, runs[ri + 1].firstRow - run.firstRow, u + j * r, uStride,
+                       y + yOffset, yStride, bAll + bSlotElems * slot, r, offset + n0, offset + n1);
     }
   });
 }

@@ -5,8 +5,9 @@
 //   A_s: [c * R, in]  rows [j*r, (j+1)*r) = slice j's A (stride r, the slot's own rank), rows >= c*r stale
 //   B_s: [outTotal, R] columns [0, r) valid, already multiplied by the module's scaling (fp32); rest stale
 // Kernels never read beyond the slot's rank r, so stale data from an earlier, larger adapter is harmless.
-// (The CPU pool keeps B transposed, Bᵀ_s: [R, outTotal] with rows [0, r) valid, so that its expand runs along
-// contiguous output columns; the CUDA kernels use B_s as above. The layout is private to LoraPool.)
+// (The CPU pool keeps Bᵀ_s in panels of 16 output columns, [r][16] each (lora_internal.h: panelIndex), so that the
+// expand of any run of output columns reads one contiguous stretch; the CUDA kernels use B_s as above. The layout
+// is private to LoraPool.)
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -128,15 +129,24 @@ class LoraPool {
 
   // When every LoRA row of the step uses one slot (a single-stream decode step, a batch on one adapter; base rows
   // may be mixed in), the shrink u = A_s x is a plain GEMM over the same input rows as the base projection: the
-  // forward adds A_s as one more part of the base GEMM (one pass over x, no extra dispatch) and hands u to apply().
-  // Fills the slot's A rows [0, c*r) x in (fp32, or bf16 bits) and u's row stride c*R; false when there is nothing
-  // to fuse (embed, several slots, no LoRA row, or the slot lacks the module in this layer).
+  // forward adds A_s as one more part of the base GEMM (one pass over x, no extra dispatch). Fills the slot's A rows
+  // [0, c*r) x in (fp32, or bf16 bits), u's row stride c*R and what fusedExpand needs; false when there is nothing
+  // to fuse (embed, several slots, no LoRA row, or the slot lacks the module in this layer). Throws like apply() on
+  // bad metadata. u then goes to apply(shrunk = u), or column range by column range to fusedExpand.
   struct ShrinkMatrix {
     const void* a = nullptr;
     bool bf16 = false;
     int rows = 0, cols = 0, uStride = 0;
+    Module module = Module::QKV;
+    int layer = 0, slot = -1, rank = 0;
+    std::vector<int32_t> loraRows;  // physical rows served by the slot, in segment order
   };
   bool fusedShrink(int layer, Module module, const StepLora& step, ShrinkMatrix& out) const;
+
+  // y[p, c0:c1) += B_s u[p] for the LoRA rows p of a fused step: the expand of output columns [c0, c1) of the module
+  // (y's columns, yOffset 0), run by the GEMM thread that just wrote them (cpu::GemmEpilogue). u: [numTokens, uStride]
+  // from the fused shrink. Any split of the columns into ranges gives the bits of apply(shrunk = u).
+  void fusedExpand(const ShrinkMatrix& sm, const float* u, float* y, int yStride, int c0, int c1) const;
 
  private:
   struct Impl;

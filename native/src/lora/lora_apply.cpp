@@ -65,6 +65,11 @@ bool LoraPool::fusedShrink(int layer, Module module, const StepLora& step, Shrin
     slot = s;
   }
   if (slot < 0 || impl_->ranks[slot] == 0 || !impl_->present[m][static_cast<size_t>(layer) * config.numSlots + slot]) return false;
+  // The same checks as apply() (segment bounds, permutation), and the rows the expand serves.
+  const std::vector<detail::Tile> tiles = buildTiles(config, impl_->ranks, impl_->present[m], layer, step);
+  out.loraRows.clear();
+  for (const detail::Tile& t : tiles)
+    for (int pos = t.begin; pos < t.end; ++pos) out.loraRows.push_back(detail::rowAt(step.permutation, pos));
   const ModuleShape& shape = config.shapes[m];
   const Impl::Buffer& buf = impl_->buffers[m][layer];
   const bool bf16 = config.weightDtype == PoolDType::BF16;
@@ -74,7 +79,28 @@ bool LoraPool::fusedShrink(int layer, Module module, const StepLora& step, Shrin
   out.rows = shape.numSlices * impl_->ranks[slot];
   out.cols = shape.in;
   out.uStride = shape.numSlices * config.maxRank;
+  out.module = module;
+  out.layer = layer;
+  out.slot = slot;
+  out.rank = impl_->ranks[slot];
   return true;
+}
+
+void LoraPool::fusedExpand(const ShrinkMatrix& sm, const float* u, float* y, int yStride, int c0, int c1) const {
+  const ModuleShape& shape = impl_->config.shapes[static_cast<int>(sm.module)];
+  const Impl::Buffer& buf = impl_->buffers[static_cast<int>(sm.module)][sm.layer];
+  const int numRows = static_cast<int>(sm.loraRows.size());
+  for (int j = 0; j < shape.numSlices; ++j) {  // the slices the columns cross
+    const int g0 = std::max(c0, shape.sliceOffsets[j]), g1 = std::min(c1, shape.sliceOffsets[j + 1]);
+    if (g0 >= g1) continue;
+    const float* uSlice = u + j * sm.rank;
+    if (sm.bf16)
+      detail::expandRunColumns(sm.loraRows.data(), numRows, uSlice, sm.uStride, y, yStride,
+                               buf.b16.data() + buf.bSlotElems * sm.slot, sm.rank, g0, g1);
+    else
+      detail::expandRunColumns(sm.loraRows.data(), numRows, uSlice, sm.uStride, y, yStride,
+                               buf.b.data() + buf.bSlotElems * sm.slot, sm.rank, g0, g1);
+  }
 }
 
 void LoraPool::apply(int layer, Module module, const float* x, int xStride, float* y, int yStride, int yOffset,

@@ -18,6 +18,16 @@ inline const char* moduleName(Module m) {
   return names[static_cast<int>(m)];
 }
 
+// The CPU pool's B layout: Bᵀ (σ folded) cut into panels of kPanelCols output columns, panel p = [r][kPanelCols]:
+// row k, module column n at (n / kPanelCols) * r * kPanelCols + k * kPanelCols + n % kPanelCols, the columns padded
+// to whole panels with zeros. The expand of any run of columns reads one contiguous stretch (the prefetcher follows
+// it), and a slot of rank r uses the prefix r * paddedOut of its region (a slot image is one memcpy).
+constexpr int kPanelCols = 16;
+inline int paddedOutColumns(const ModuleShape& s) { return (s.outTotal() + kPanelCols - 1) / kPanelCols * kPanelCols; }
+inline size_t panelIndex(int k, int n, int r) {
+  return static_cast<size_t>(n / kPanelCols) * r * kPanelCols + static_cast<size_t>(k) * kPanelCols + n % kPanelCols;
+}
+
 // Validates the pool shapes once (constructor); throws std::invalid_argument.
 void validatePoolConfig(const PoolConfig& config);
 bool sameShapes(const PoolConfig& a, const PoolConfig& b);

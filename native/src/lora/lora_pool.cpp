@@ -52,7 +52,7 @@ namespace {
 template <typename W>
 void copyPart(W* a, W* bt, const std::vector<W>& imageA, const std::vector<W>& imageBt, bool present, const ModuleShape& s,
               int r) {
-  const size_t aElems = static_cast<size_t>(s.numSlices) * r * s.in, btElems = static_cast<size_t>(r) * s.outTotal();
+  const size_t aElems = static_cast<size_t>(s.numSlices) * r * s.in, btElems = static_cast<size_t>(r) * detail::paddedOutColumns(s);
   if (present) {
     std::memcpy(a, imageA.data(), aElems * sizeof(W));
     std::memcpy(bt, imageBt.data(), btElems * sizeof(W));
@@ -76,7 +76,7 @@ LoraPool::LoraPool(const PoolConfig& config) : impl_(std::make_unique<Impl>()) {
     impl_->present[m].assign(static_cast<size_t>(layers) * config.numSlots, 0);
     for (auto& buf : impl_->buffers[m]) {
       buf.aSlotElems = static_cast<size_t>(s.numSlices) * config.maxRank * s.in;
-      buf.bSlotElems = static_cast<size_t>(s.outTotal()) * config.maxRank;
+      buf.bSlotElems = static_cast<size_t>(detail::paddedOutColumns(s)) * config.maxRank;
       if (config.weightDtype == PoolDType::BF16) {
         buf.a16 = PoolArray<uint16_t>(buf.aSlotElems * config.numSlots);
         buf.b16 = PoolArray<uint16_t>(buf.bSlotElems * config.numSlots);

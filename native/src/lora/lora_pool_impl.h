@@ -37,9 +37,9 @@ class PoolArray {
 struct LoraPool::Impl {
   struct Buffer {
     size_t aSlotElems = 0;      // c * R * in
-    size_t bSlotElems = 0;      // outTotal * R
+    size_t bSlotElems = 0;      // paddedOut * R
     PoolArray<float> a;       // [S, c*R, in]      PoolDType::F32
-    PoolArray<float> b;       // [S, R, outTotal]  Bᵀ: output columns contiguous for the CPU expand
+    PoolArray<float> b;       // [S, paddedOut * R]  Bᵀ panels of the slot's rank (lora_internal.h: panelIndex)
     PoolArray<uint16_t> a16;  // the same, as bf16 bits, for PoolDType::BF16
     PoolArray<uint16_t> b16;
   };

@@ -12,7 +12,7 @@ SlotImage::SlotImage(const HostAdapterImpl& fp32, const PoolConfig& poolConfig) 
     if (!poolConfig.targets[m]) continue;
     const Module module = static_cast<Module>(m);
     const ModuleShape& s = poolConfig.shapes[m];
-    const size_t aElems = static_cast<size_t>(s.numSlices) * rank_ * s.in, btElems = static_cast<size_t>(rank_) * s.outTotal();
+    const size_t aElems = static_cast<size_t>(s.numSlices) * rank_ * s.in, btElems = static_cast<size_t>(rank_) * paddedOutColumns(s);
     parts_[m].resize(layerCount(poolConfig, module));
     for (int layer = 0; layer < static_cast<int>(parts_[m].size()); ++layer) {
       const HostModule& hm = fp32.module(module, layer);

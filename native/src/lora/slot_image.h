@@ -1,7 +1,7 @@
 // The CPU pool's host tier in the pool's own format: an adapter converted once (when it enters the host tier) to the
 // pool's storage dtype and slot layout, so a slot load is two memcpy per (layer, module) and no arithmetic.
-//   per (layer, module): A [c*r, in] (slice j at rows [j*r, (j+1)*r)) and Bᵀ [r, outTotal] (σ folded), both exactly
-//   the prefix a slot of rank r holds (LoraPool layout, lora.h), as fp32 or bf16 bits per PoolConfig::weightDtype.
+//   per (layer, module): A [c*r, in] (slice j at rows [j*r, (j+1)*r)) and Bᵀ in panels of rank r (lora_internal.h:
+//   panelIndex), both exactly the prefix a slot of rank r holds, as fp32 or bf16 bits per PoolConfig::weightDtype.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -22,17 +22,17 @@ inline uint16_t storeAs(float v, uint16_t*) {  // fp32 → bf16, round to neares
   return static_cast<uint16_t>(w >> 16);
 }
 
-// One (layer, module) in the slot layout of rank r: A rows [0, c*r) and Bᵀ rows [0, r); zeros where absent.
-// This is the one fp32 → storage conversion (transpose of B, rounding to bf16); counted by slotConversions().
+// One (layer, module) in the slot layout of rank r: A rows [0, c*r) and the Bᵀ panels of rank r (r * paddedOut
+// elements, pad columns zero); zeros where absent. This is the one fp32 → storage conversion (B into panels,
+// rounding to bf16); counted by slotConversions().
 template <typename W>
 void convertModule(W* a, W* bt, const HostModule& hm, const ModuleShape& s, int r) {
   const size_t aElems = static_cast<size_t>(s.numSlices) * r * s.in;
   for (size_t i = 0; i < aElems; ++i) a[i] = hm.present ? storeAs(hm.a[i], a) : W{};
-  const int out = s.outTotal();
-  for (int k = 0; k < r; ++k) {  // Bᵀ [r, outTotal]; the fp32 host copy is B [outTotal, r]
-    W* dst = bt + static_cast<size_t>(k) * out;
-    for (int o = 0; o < out; ++o) dst[o] = hm.present ? storeAs(hm.b[static_cast<size_t>(o) * r + k], bt) : W{};
-  }
+  const int out = s.outTotal(), padded = paddedOutColumns(s);
+  for (int n = 0; n < padded; ++n)  // the fp32 host copy is B [outTotal, r]
+    for (int k = 0; k < r; ++k)
+      bt[panelIndex(k, n, r)] = hm.present && n < out ? storeAs(hm.b[static_cast<size_t>(n) * r + k], bt) : W{};
 }
 
 // Header-only (inline variable), so LoraPool links without slot_image.cpp (the device scripts list sources by hand).

@@ -267,6 +267,14 @@ Napi::Value SetLoraShrinkFusion(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// setLoraExpandFusion(on): whether a fused shrink's expand runs in the base GEMM's epilogue (cpu/lora-step.h).
+Napi::Value SetLoraExpandFusion(const Napi::CallbackInfo& info) {
+#ifdef TSLORA_HAVE_LORA
+  cpu::setLoraExpandFusion(info[0].ToBoolean().Value());
+#endif
+  return info.Env().Undefined();
+}
+
 // loraSlotConversions() → how many adapter conversions to the CPU pool's format ran in this process (one per
 // host-tier entry when slot loads copy slot images; see native/src/lora/slot_image.h). 0 without LoRA kernels.
 Napi::Value LoraSlotConversions(const Napi::CallbackInfo& info) {
@@ -299,6 +307,7 @@ Napi::Object testingOps(Napi::Env env) {
   t.Set("selectCpuKernelIsa", Napi::Function::New(env, SelectCpuKernelIsa));
   t.Set("setGemmPackMinRows", Napi::Function::New(env, SetGemmPackMinRows));
   t.Set("setLoraShrinkFusion", Napi::Function::New(env, SetLoraShrinkFusion));
+  t.Set("setLoraExpandFusion", Napi::Function::New(env, SetLoraExpandFusion));
   return t;
 }
 

@@ -1,0 +1,86 @@
+// The LoRA expand fused into the base GEMM's epilogue (LoraPool::fusedExpand: each GEMM thread adds B·u to the
+// output columns it just wrote, once the fused shrink is done). On a model whose slices are not whole 16-column
+// panels of the pool's Bᵀ (k / v and gate / up boundaries fall inside a panel), an odd rank (one k left over by the
+// two-chain sum), q/k/v biases (added before the LoRA delta, as without the fusion) and base rows mixed in:
+// the epilogue gives the bits of the separate expand pass for both pool dtypes, and matches the float64 reference.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+
+import { loadNativeBackend, loadNativeTestingOps } from '../../src/binding/index.js';
+import { ModelRunner } from '../../src/engine/model/runner.js';
+import type { StepSequence } from '../../src/engine/model/runner-types.js';
+import type { LoraModuleName } from '../../src/engine/model/types.js';
+import { writeRandomAdapter, writeRandomModel, greedy } from './forward-random-model.js';
+import { referenceForward, relativeL2 } from './forward-reference.js';
+
+const backend = loadNativeBackend('cpu');
+const ops = loadNativeTestingOps();
+const root = mkdtempSync(join(tmpdir(), 'tslora-fused-expand-'));
+after(() => {
+  ops.setLoraExpandFusion(true);
+  rmSync(root, { recursive: true, force: true });
+});
+
+// headDim 12: q 48 | k 24 | v 24 columns; gate | up 72 each. Panels of 16 straddle the k/v and gate/up boundaries.
+const model = writeRandomModel({ dir: join(root, 'model'), hidden: 48, intermediate: 72, numLayers: 2, numHeads: 4, numKvHeads: 2, vocab: 97, dtype: 'bf16', qkvBias: true, keepValues: true, seed: 23 });
+const all7: LoraModuleName[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+const odd = writeRandomAdapter(join(root, 'odd'), model.spec, 5, all7, 301, 2, true);
+const prompt = [3, 17, 42, 5, 96, 0, 64, 23];
+
+async function runner(loraPoolDtype: 'f32' | 'bf16'): Promise<ModelRunner> {
+  const r = new ModelRunner(model, {
+    backend, kvNumBlocks: 32, kvBlockSize: 4, loraSlots: 2, loraMaxRank: 8, loraTargetModules: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'],
+    loraBackend: 'csgmv', maxLoraChunkSize: 16, numThreads: 2, loraPoolDtype,
+  });
+  const host = await r.loadHostAdapter(odd.adapter);
+  r.copyAdapterToSlot(1, host);
+  r.freeHostAdapter(host);
+  return r;
+}
+
+// A prefill of the sequences (7 tokens each: 21 rows take the packed GEMM), then one decode step; every row's logits.
+function run(r: ModelRunner, slots: number[], fusedExpand: boolean): Float32Array[] {
+  ops.setLoraExpandFusion(fusedExpand);
+  const seq = (b: number, start: number, end: number): StepSequence => ({
+    tokenIds: prompt.slice(start, end).map((t) => (t + 11 * b) % 97), startPosition: start,
+    blockTable: [4 * b, 4 * b + 1, 4 * b + 2], slot: slots[b], sampling: greedy, returnLogits: true,
+  });
+  const pre = r.step(slots.map((_, b) => seq(b, 0, 7)));
+  const dec = r.step(slots.map((_, b) => seq(b, 7, 8)));
+  return [...pre, ...dec].map((o) => o.logits!);
+}
+
+describe('LoRA expand fused into the base GEMM epilogue', () => {
+  for (const dtype of ['f32', 'bf16'] as const) {
+    it(`${dtype} pool: the epilogue equals the separate expand pass bitwise (ragged panels, odd rank, biases)`, async () => {
+      const r = await runner(dtype);
+      try {
+        for (const slots of [[1], [1, -1, 1], [-1, 1, 1]]) {
+          const fused = run(r, slots, true).map((l) => Array.from(l));
+          const separate = run(r, slots, false).map((l) => Array.from(l));
+          assert.deepEqual(fused, separate, `slots ${slots}`);
+        }
+      } finally {
+        r.destroy();
+      }
+    });
+  }
+
+  it('the fused forward matches the float64 reference of the adapter (prefill and decode)', async () => {
+    const r = await runner('f32');
+    try {
+      const ref = referenceForward(model.spec, model.values, prompt, { values: odd.values, rank: 5, scaling: 2 });
+      const [pre, dec] = run(r, [1], true);
+      assert.ok(relativeL2(pre, ref[6]) < 1e-5, `prefill ${relativeL2(pre, ref[6])}`);
+      assert.ok(relativeL2(dec, ref[7]) < 1e-5, `decode ${relativeL2(dec, ref[7])}`);
+      // The adapter moves the logits well beyond that bound (the comparison can fail).
+      const base = referenceForward(model.spec, model.values, prompt);
+      assert.ok(relativeL2(base[7], ref[7]) > 1e-3, `adapter effect ${relativeL2(base[7], ref[7])}`);
+    } finally {
+      r.destroy();
+    }
+  });
+});
