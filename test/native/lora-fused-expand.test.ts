@@ -11,9 +11,9 @@ import { after, describe, it } from 'node:test';
 
 import { loadNativeBackend, loadNativeTestingOps } from '../../src/binding/index.js';
 import { ModelRunner } from '../../src/engine/model/runner.js';
-import type { StepSequence } from '../../src/engine/model/runner-types.js';
 import type { LoraModuleName } from '../../src/engine/model/types.js';
-import { writeRandomAdapter, writeRandomModel, greedy } from './forward-random-model.js';
+import { writeRandomAdapter, writeRandomModel } from './forward-random-model.js';
+import { prefillThenDecode } from './lora-fusion-steps.js';
 import { referenceForward, relativeL2 } from './forward-reference.js';
 
 const backend = loadNativeBackend('cpu');
@@ -44,13 +44,7 @@ async function runner(loraPoolDtype: 'f32' | 'bf16'): Promise<ModelRunner> {
 // A prefill of the sequences (7 tokens each: 21 rows take the packed GEMM), then one decode step; every row's logits.
 function run(r: ModelRunner, slots: number[], fusedExpand: boolean): Float32Array[] {
   ops.setLoraExpandFusion(fusedExpand);
-  const seq = (b: number, start: number, end: number): StepSequence => ({
-    tokenIds: prompt.slice(start, end).map((t) => (t + 11 * b) % 97), startPosition: start,
-    blockTable: [4 * b, 4 * b + 1, 4 * b + 2], slot: slots[b], sampling: greedy, returnLogits: true,
-  });
-  const pre = r.step(slots.map((_, b) => seq(b, 0, 7)));
-  const dec = r.step(slots.map((_, b) => seq(b, 7, 8)));
-  return [...pre, ...dec].map((o) => o.logits!);
+  return prefillThenDecode(r, slots, prompt, 97);
 }
 
 describe('LoRA expand fused into the base GEMM epilogue', () => {

@@ -10,9 +10,9 @@ import { after, describe, it } from 'node:test';
 
 import { loadNativeBackend, loadNativeTestingOps } from '../../src/binding/index.js';
 import { ModelRunner } from '../../src/engine/model/runner.js';
-import type { StepSampling, StepSequence } from '../../src/engine/model/runner-types.js';
 import type { LoraModuleName } from '../../src/engine/model/types.js';
-import { writeRandomAdapter, writeRandomModel, greedy } from './forward-random-model.js';
+import { writeRandomAdapter, writeRandomModel } from './forward-random-model.js';
+import { prefillThenDecode } from './lora-fusion-steps.js';
 import { referenceForward, relativeL2 } from './forward-reference.js';
 
 const backend = loadNativeBackend('cpu');
@@ -45,13 +45,7 @@ async function runner(loraPoolDtype: 'f32' | 'bf16'): Promise<ModelRunner> {
 // A prefill of three sequences (slots given), then one decode step; the logits of every step, flattened.
 function run(r: ModelRunner, slots: number[], fused: boolean): Float32Array[] {
   ops.setLoraShrinkFusion(fused);
-  const seq = (b: number, start: number, end: number): StepSequence => ({
-    tokenIds: prompt.slice(start, end).map((t) => (t + 13 * b) % 101), startPosition: start,
-    blockTable: [4 * b, 4 * b + 1, 4 * b + 2], slot: slots[b], sampling: greedy, returnLogits: true,
-  });
-  const pre = r.step(slots.map((_, b) => seq(b, 0, 7)));
-  const dec = r.step(slots.map((_, b) => seq(b, 7, 8)));
-  return [...pre, ...dec].map((o) => o.logits!);
+  return prefillThenDecode(r, slots, prompt, 101);
 }
 
 describe('LoRA shrink fused into the base GEMM', () => {
