@@ -4,7 +4,7 @@
  *     [--kv-heads 4] [--vocab 32000] [--dtype bf16|f16|f32] [--ranks 16,64] [--steps 20] [--threads 2]
  *     [--prefill-tokens 256] [--prefill-rounds 3] [--lora-backends csgmv,triton] [--lora-pool-dtype f32|bf16]
  *     [--kv-cache-dtype f32|bf16] [--isa baseline|avx2|avx512|amx] [--vs-isa avx512] [--skip-lora] [--dir /tmp/...]
- *     [--json] [--out FILE]
+ *     [--read-rate-steps N (default: --steps)] [--json] [--out FILE]
  * --preset 125m: the synthetic 125M-class Llama of the llama.cpp comparison (12 layers, hidden 768, intermediate 2048,
  * 12 heads / 4 KV heads, vocab 32000, bf16). --isa forces one copy of the runtime-dispatched CPU kernels; --vs-isa
  * also times each prefill round on another copy (e.g. the avx512 FMA GEMM against the amx tiles, same build).
@@ -32,6 +32,7 @@ const { values: args } = parseArgs({
     'kv-heads': { type: 'string' },
     dtype: { type: 'string', default: 'bf16' },
     steps: { type: 'string', default: '20' },
+    'read-rate-steps': { type: 'string' },
     threads: { type: 'string', default: '2' },
     ranks: { type: 'string', default: '16,64' },
     'prefill-tokens': { type: 'string', default: '256' },
@@ -91,7 +92,8 @@ const stepBytes = mem.weightBytes - embedBytes;
 const single = decoder(base, shape.vocab, [-1], 0);
 single.next();
 const pairs: Array<{ bw: number; t: number }> = [];
-for (let s = 0; s < steps; s++) pairs.push({ bw: ops.copyBandwidth(256 * 2 ** 20, threads, 1), t: single.next() });
+const readRateSteps = Number(args['read-rate-steps'] ?? steps);
+for (let s = 0; s < readRateSteps; s++) pairs.push({ bw: ops.copyBandwidth(256 * 2 ** 20, threads, 1), t: single.next() });
 const t1 = median(pairs.map((p) => p.t));
 const copyGBs = median(pairs.map((p) => p.bw));
 
@@ -159,16 +161,18 @@ for (const rank of ranks) {
     // expand fused into the base GEMM (default, tl), only the shrink fused (ts), neither (tu).
     const oneBase = decoder(runner, shape.vocab, [-1], 128);
     const oneLora = decoder(runner, shape.vocab, [0], 136);
+    // Builds from before the fused expand (compare-builds, a baseline checkout) lack its switch: ts is then NaN.
+    const setExpandFusion = 'setLoraExpandFusion' in ops ? (on: boolean) => ops.setLoraExpandFusion(on) : undefined;
     const singles: Array<{ tb: number; tl: number; ts: number; tu: number }> = [];
     for (let i = 0; i < steps; i++) {
       const tb = oneBase.next();
       const tl = oneLora.next();
-      ops.setLoraExpandFusion(false);
-      const ts = oneLora.next();
+      setExpandFusion?.(false);
+      const ts = setExpandFusion ? oneLora.next() : NaN;
       ops.setLoraShrinkFusion(false);
       const tu = oneLora.next();
       ops.setLoraShrinkFusion(true);
-      ops.setLoraExpandFusion(true);
+      setExpandFusion?.(true);
       singles.push({ tb, tl, ts, tu });
     }
     // Batch 8: 8 distinct adapters vs 8 base rows.

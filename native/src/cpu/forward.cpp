@@ -144,7 +144,9 @@ void runDecoderLayers(const LayerStack& stack, const StepInputView& step, std::v
     const float* shrunk = fuseShrink(layer, module, parts);
 #ifdef TSLORA_HAVE_LORA
     if (shrunk && loraExpandFusion()) {
-      const GemmEpilogue epilogue = [&](int c0, int c1) {
+      GemmEpilogue epilogue;
+      epilogue.before = [&](int c0, int c1) { stack.lora->prefetchExpand(shrink, c0, c1); };
+      epilogue.after = [&](int c0, int c1) {
         if (addBias)
           for (int t = 0; t < T; ++t) addBias(t, c0, c1);
         stack.lora->fusedExpand(shrink, shrunk, y, ldy, c0, c1);

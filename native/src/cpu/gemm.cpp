@@ -93,6 +93,7 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
       const GemmPart& part = parts[pi];
       int n0 = (lo - blockStart[pi]) * kColBlock;
       int n1 = std::min(part.w.rows, (hi - blockStart[pi]) * kColBlock);
+      if (epilogue && !part.out && epilogue->before) epilogue->before(part.outOffset + n0, part.outOffset + n1);
       if (tiles && part.w.type == WType::BF16) {
         kernels.tileGemm(acts, xRows.data(), partRows[pi]->data(), M, part.w.data, part.w.cols, n0, n1, part.outOffset);
       } else {
@@ -103,7 +104,7 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
         ownBlocksLeft.fetch_sub(hi - lo, std::memory_order_release);
       } else if (epilogue) {
         awaitOwnParts(ownBlocksLeft);
-        (*epilogue)(part.outOffset + n0, part.outOffset + n1);
+        epilogue->after(part.outOffset + n0, part.outOffset + n1);
       }
     }
   };

@@ -33,10 +33,14 @@ struct GemmPart {
   int ldOut = 0;
 };
 
-// Called by the thread that just wrote y's columns [c0, c1) (a range of a part without its own output), inside the
-// GEMM's parallel region, once every part with its own output is complete: a LoRA expand that needs the shrink
-// riding along the same pass adds itself to those columns there, with no parallel region of its own.
-using GemmEpilogue = std::function<void(int c0, int c1)>;
+// Work on y's columns [c0, c1) (a range of a part without its own output) by the thread that computes them, inside
+// the GEMM's parallel region: `before` just before it starts the range (e.g. prefetching what `after` reads, while
+// the weights stream), `after` once it wrote the range and every part with its own output is complete. A LoRA
+// expand that needs the shrink riding along the same pass adds itself there, with no parallel region of its own.
+struct GemmEpilogue {
+  std::function<void(int c0, int c1)> before;  // optional
+  std::function<void(int c0, int c1)> after;
+};
 
 // x: [M, K] with row stride ldx; y: [M, ldy]. Every part must have cols == K. Overwrites the part's columns.
 // Parts with their own output run first (in block order), so an epilogue waits for them only briefly.

@@ -15,6 +15,9 @@ namespace tslora::lora::detail {
 
 constexpr int kShrinkColsPerItem = 16;  // U columns (c*r space) per parallel work item
 constexpr int kExpandColsPerItem = 512;  // output columns per parallel work item (32 panels)
+// How far ahead the expand prefetches its Bᵀ panels: 4 KiB by default, TSLORA_LORA_EXPAND_PREFETCH_BYTES (0 = none)
+// for tuning on a new machine. Read once.
+int expandPrefetchBytes();
 // Smallest share of work worth handing to another thread (FMAs): a batch-1 decode step stays on the caller.
 constexpr double kMinFmasPerChunk = 48 * 1024;
 
@@ -99,6 +102,19 @@ inline void expandPanelColumns(const float* u, const W* panel, int r, int c0, in
   }
 }
 
+// Prefetches [from, from + bytes) up to `end`, one request per 64-byte line.
+inline void prefetchBytes(const char* from, size_t bytes, const char* end) {
+  for (const char* p = from; p < from + bytes && p < end; p += 64) __builtin_prefetch(p);
+}
+
+// The first expandPrefetchBytes() of the panels expandRunColumns(g0, g1) reads (see LoraPool::prefetchExpand).
+template <typename W>
+void prefetchRunColumns(const W* panels, int r, int g0, int g1) {
+  const W* first = panels + static_cast<size_t>(g0 / kPanelCols) * r * kPanelCols;
+  const W* end = panels + static_cast<size_t>((g1 + kPanelCols - 1) / kPanelCols) * r * kPanelCols;
+  prefetchBytes(reinterpret_cast<const char*>(first), static_cast<size_t>(expandPrefetchBytes()), reinterpret_cast<const char*>(end));
+}
+
 // y[p][g0:g1) += u[p][0:r) · Bᵀ[0:r, g0:g1) for the rows p of one run of a slot (physical row indices), module
 // columns [g0, g1) inside one slice. u points at the slice's first shrink column of row 0, y at the module's first
 // output column of row 0 (row p at + p * stride), panels at the slot's Bᵀ panels of rank r. Panels outer, rows
@@ -106,8 +122,14 @@ inline void expandPanelColumns(const float* u, const W* panel, int r, int c0, in
 template <typename W>
 void expandRunColumns(const int32_t* rows, int numRows, const float* u, int uStride, float* y, int yStride,
                       const W* panels, int r, int g0, int g1) {
+  const size_t panelBytes = static_cast<size_t>(r) * kPanelCols * sizeof(W);
+  const size_t distance = static_cast<size_t>(expandPrefetchBytes());
+  const char* rangeEnd = reinterpret_cast<const char*>(panels + static_cast<size_t>((g1 + kPanelCols - 1) / kPanelCols) * r * kPanelCols);
   for (int p0 = g0 / kPanelCols * kPanelCols; p0 < g1; p0 += kPanelCols) {
     const W* panel = panels + static_cast<size_t>(p0 / kPanelCols) * r * kPanelCols;
+    // Software prefetch a fixed distance ahead, inside the range: a decode row's column range is a short stream
+    // (a few KiB) that the hardware prefetcher would only pick up halfway.
+    if (distance > 0) prefetchBytes(reinterpret_cast<const char*>(panel) + distance, panelBytes, rangeEnd);
     const int c0 = std::max(g0, p0) - p0, c1 = std::min(g1, p0 + kPanelCols) - p0;
     const auto uRow = [&](int i) { return u + static_cast<size_t>(rows[i]) * uStride; };
     const auto yRow = [&](int i) { return y + static_cast<size_t>(rows[i]) * yStride + p0; };

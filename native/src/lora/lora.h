@@ -147,6 +147,10 @@ class LoraPool {
   // (y's columns, yOffset 0), run by the GEMM thread that just wrote them (cpu::GemmEpilogue). u: [numTokens, uStride]
   // from the fused shrink. Any split of the columns into ranges gives the bits of apply(shrunk = u).
   void fusedExpand(const ShrinkMatrix& sm, const float* u, float* y, int yStride, int c0, int c1) const;
+  // Prefetches the start of what fusedExpand(c0, c1) reads (the first expandPrefetchBytes() of each slice's Bᵀ
+  // panels), for the GEMM thread to call before it computes those columns: the panels arrive while the weights
+  // stream, and the expand's own prefetch keeps the same distance ahead from there.
+  void prefetchExpand(const ShrinkMatrix& sm, int c0, int c1) const;
 
  private:
   struct Impl;

@@ -3,6 +3,7 @@
 // and chunked to ≤ C rows of one adapter, so each A/B tile is read once per chunk and reused for all of its rows.
 // Only the slot's own rank r is read (stale data beyond it is never touched); base segments do no work.
 #include <algorithm>
+#include <cstdlib>
 
 #include "cpu_kernels.h"
 #include "lora_pool_impl.h"
@@ -84,6 +85,27 @@ bool LoraPool::fusedShrink(int layer, Module module, const StepLora& step, Shrin
   out.slot = slot;
   out.rank = impl_->ranks[slot];
   return true;
+}
+
+namespace detail {
+int expandPrefetchBytes() {
+  static const int bytes = [] {
+    const char* s = std::getenv("TSLORA_LORA_EXPAND_PREFETCH_BYTES");
+    return s ? std::max(0, std::atoi(s)) : 4096;
+  }();
+  return bytes;
+}
+}  // namespace detail
+
+void LoraPool::prefetchExpand(const ShrinkMatrix& sm, int c0, int c1) const {
+  const ModuleShape& shape = impl_->config.shapes[static_cast<int>(sm.module)];
+  const Impl::Buffer& buf = impl_->buffers[static_cast<int>(sm.module)][sm.layer];
+  for (int j = 0; j < shape.numSlices; ++j) {
+    const int g0 = std::max(c0, shape.sliceOffsets[j]), g1 = std::min(c1, shape.sliceOffsets[j + 1]);
+    if (g0 >= g1) continue;
+    if (sm.bf16) detail::prefetchRunColumns(buf.b16.data() + buf.bSlotElems * sm.slot, sm.rank, g0, g1);
+    else detail::prefetchRunColumns(buf.b.data() + buf.bSlotElems * sm.slot, sm.rank, g0, g1);
+  }
 }
 
 void LoraPool::fusedExpand(const ShrinkMatrix& sm, const float* u, float* y, int yStride, int c0, int c1) const {
