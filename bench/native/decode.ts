@@ -4,7 +4,7 @@
  *     [--kv-heads 4] [--vocab 32000] [--dtype bf16|f16|f32] [--ranks 16,64] [--steps 20] [--threads 2]
  *     [--prefill-tokens 256] [--prefill-rounds 3] [--lora-backends csgmv,triton] [--lora-pool-dtype f32|bf16]
  *     [--kv-cache-dtype f32|bf16] [--isa baseline|avx2|avx512|amx] [--vs-isa avx512] [--skip-lora] [--dir /tmp/...]
- *     [--read-rate-steps N (default: --steps)] [--json] [--out FILE]
+ *     [--read-rate-steps N (default: --steps)] [--batch8-rounds N (default: --steps / 2, 0 = none)] [--json] [--out FILE]
  * --preset 125m: the synthetic 125M-class Llama of the llama.cpp comparison (12 layers, hidden 768, intermediate 2048,
  * 12 heads / 4 KV heads, vocab 32000, bf16). --isa forces one copy of the runtime-dispatched CPU kernels; --vs-isa
  * also times each prefill round on another copy (e.g. the avx512 FMA GEMM against the amx tiles, same build).
@@ -33,6 +33,7 @@ const { values: args } = parseArgs({
     dtype: { type: 'string', default: 'bf16' },
     steps: { type: 'string', default: '20' },
     'read-rate-steps': { type: 'string' },
+    'batch8-rounds': { type: 'string' },
     threads: { type: 'string', default: '2' },
     ranks: { type: 'string', default: '16,64' },
     'prefill-tokens': { type: 'string', default: '256' },
@@ -148,11 +149,12 @@ const results: Record<string, unknown> = {
 base.destroy();
 
 const lora: Record<string, unknown> = {};
+const batch8Rounds = Number(args['batch8-rounds'] ?? Math.max(3, steps >> 1));
 for (const rank of ranks) {
   const adapters = benchAdapters(args.dir, model, shape, rank, 8);
   for (const loraBackend of args['lora-backends'].split(',') as Array<'csgmv' | 'triton'>) {
     const runner = makeRunner(loraBackend, 8, rank);
-    for (let i = 0; i < 8; i++) {
+    for (let i = 0; i < (batch8Rounds > 0 ? 8 : 1); i++) {  // batch 1 uses slot 0 only
       const host = await runner.loadHostAdapter(adapters[i]);
       runner.copyAdapterToSlot(i, host);
       runner.freeHostAdapter(host);
@@ -179,7 +181,7 @@ for (const rank of ranks) {
     const baseBatch = decoder(runner, shape.vocab, Array(8).fill(-1), 0);
     const loraBatch = decoder(runner, shape.vocab, [0, 1, 2, 3, 4, 5, 6, 7], 64);
     const rounds: Array<{ tb: number; tl: number }> = [];
-    for (let i = 0; i < Math.max(3, steps >> 1); i++) rounds.push({ tb: baseBatch.next(), tl: loraBatch.next() });
+    for (let i = 0; i < batch8Rounds; i++) rounds.push({ tb: baseBatch.next(), tl: loraBatch.next() });
     lora[`r${rank}_${loraBackend}`] = {
       batch1BaseStepMs: median(singles.map((r) => r.tb)) * 1000,
       batch1LoraStepMs: median(singles.map((r) => r.tl)) * 1000,
