@@ -6,7 +6,9 @@
 // them (pdl.h): each one is scheduled while its predecessor finishes and waits on the device before reading its
 // output. With the fusion switches on, where the skinny GEMM takes a decode projection and no LoRA delta must be added
 // to its output first, the gate_up projection runs SwiGLU and the qkv projection the bias / RoPE / cache write
-// (models without q/k norms) in their epilogues.
+// (models without q/k norms) in their epilogues. With TSLORA_CUDA_SKINNY_LORA on, a LoRA step of at most
+// kSkinnyLoraMaxRows rows that takes the pool's small-step kernels adds each module's delta in the skinny epilogue too
+// (shrink on the forward stream, then the skinny GEMM with the expand's arithmetic), so it keeps those fusions.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -38,6 +40,17 @@ bool fusedSwiglu() {
 }
 bool fusedQkvRope() {
   static const bool on = !envIsZero("TSLORA_CUDA_FUSED_QKV_ROPE");
+  return on;
+}
+// The LoRA delta in the skinny epilogue (skinny-gemm.h SkinnyLora): bit-identical to the skinny GEMM + small-step
+// expand (engine/test/skinny-lora-test.cu on the GPU and the host emulator; test/gpu/cuda-skinny-lora.test.ts). Off
+// until a device run shows it correct and faster:
+// TSLORA_CUDA_SKINNY_LORA=1 turns it on.
+bool skinnyLora() {
+  static const bool on = [] {
+    const char* v = std::getenv("TSLORA_CUDA_SKINNY_LORA");
+    return v != nullptr && std::strcmp(v, "1") == 0;
+  }();
   return on;
 }
 
@@ -292,10 +305,38 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
   float* hidden = hidden_.get<float>() + static_cast<size_t>(r0) * H;
 
   const auto loraOn = [&](host::Module m) { return loraActive && lora_->config().targets[static_cast<int>(m)]; };
+  const auto rethrow = [](const std::runtime_error& e) {
+    if (dynamic_cast<const NativeError*>(&e)) throw;
+    throw NativeError("native_cuda_error", e.what());
+  };
+  // The LoRA delta of (layer, m) for the skinny epilogue: where the switch is on, the projection goes through the
+  // skinny kernel (kSplit > 0) with few enough rows and the pool takes its small-step kernels, the shrink is launched
+  // here (it must be the launch right before the skinny GEMM) and the view returned; else nothing is launched and
+  // splits = 0 (the delta goes the usual way).
+  auto epilogueLora = [&](int layer, host::Module m, const void* x, int K, int kSplit) {
+    SkinnyLora out;
+    if (!skinnyLora() || !loraOn(m) || kSplit <= 0 || T > kSkinnyLoraMaxRows) return out;
+    try {
+      const lora::DeviceLoraPool::SmallStepShrink s = lora_->shrinkForEpilogue(layer, m, x, K, stream_);
+      out.module = s.module;
+      out.step = s.step;
+      out.partials = s.partials;
+      out.splits = s.splits;
+    } catch (const std::runtime_error& e) {
+      rethrow(e);
+    }
+    return out;
+  };
   // y[T, N] = x[T, K] · wᵀ, plus the LoRA delta of (layer, m) when the step has adapters: the shrink on the overlap's
   // side stream under the projection (lora-overlap.h), or shrink + expand after it on the forward stream.
   auto project = [&](int layer, host::Module m, const void* x, int K, const void* weight, int N, void* y) {
     const bool lora = loraOn(m);
+    const int kSplit = lora ? blas_->skinnyKSplit(T, N, K, x, weight) : 0;
+    const SkinnyLora inEpilogue = epilogueLora(layer, m, x, K, kSplit);
+    if (inEpilogue.splits > 0) {
+      cudaCheck(launchSkinnyGemm(act_, x, T, K, weight, N, y, false, kSplit, stream_, &inEpilogue), "projection + LoRA (skinny)");
+      return;
+    }
     const bool overlap = lora && loraOverlap_ && loraOverlap_->enabled();
     try {
       if (overlap) {
@@ -311,8 +352,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
         lora_->apply(layer, m, x, K, y, N, 0, stream_);
       }
     } catch (const std::runtime_error& e) {
-      if (dynamic_cast<const NativeError*>(&e)) throw;
-      throw NativeError("native_cuda_error", e.what());
+      rethrow(e);
     }
   };
 
@@ -325,7 +365,9 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
                 "input norm");
     }
     const bool qkNorm = w.qNorm != nullptr || w.kNorm != nullptr;  // needs whole heads: the separate kernel
-    const int qkvSplit = fusedQkvRope() && !qkNorm && !loraOn(host::Module::QKV) ? blas_->skinnyKSplit(T, qkvW, H, xn_.get(), w.qkv) : 0;
+    int qkvSplit = fusedQkvRope() && !qkNorm ? blas_->skinnyKSplit(T, qkvW, H, xn_.get(), w.qkv) : 0;
+    const SkinnyLora qkvLora = epilogueLora(l, host::Module::QKV, xn_.get(), H, qkvSplit);
+    if (loraOn(host::Module::QKV) && qkvLora.splits == 0) qkvSplit = 0;  // the delta comes between: two kernels
     if (qkvSplit > 0) {
       SkinnyQkvRope out;
       out.hs = hs;
@@ -337,7 +379,8 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       out.q = q_.get();
       out.kCache = kCache;
       out.vCache = vCache;
-      cudaCheck(launchSkinnyGemmQkvRope(act_, xn_.get(), T, H, w.qkv, out, qkvSplit, stream_), "qkv + rope / cache write (skinny)");
+      cudaCheck(launchSkinnyGemmQkvRope(act_, xn_.get(), T, H, w.qkv, out, qkvSplit, stream_, qkvLora.splits > 0 ? &qkvLora : nullptr),
+                "qkv + rope / cache write (skinny)");
     } else {
       project(l, host::Module::QKV, xn_.get(), H, w.qkv, qkvW, qkv_.get());
       cudaCheck(launchQkvPost(act_, qkv_.get(), T, hs, w.qBias, w.kBias, w.vBias, w.qNorm, w.kNorm, eps, invFreq_, tabs,
@@ -351,9 +394,12 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
     project(l, host::Module::O, attn_.get(), qOut, w.o, H, proj_.get());
     cudaCheck(launchAddRmsNorm(act_, hidden, proj_.get(), w.postNorm, xn_.get(), nullptr, T, H, eps, stream_),
               "residual + post-attention norm");
-    const int gateUpSplit = fusedSwiglu() && !loraOn(host::Module::GateUp) ? blas_->skinnyKSplit(T, 2 * I, H, xn_.get(), w.gateUp) : 0;
+    int gateUpSplit = fusedSwiglu() ? blas_->skinnyKSplit(T, 2 * I, H, xn_.get(), w.gateUp) : 0;
+    const SkinnyLora gateUpLora = epilogueLora(l, host::Module::GateUp, xn_.get(), H, gateUpSplit);
+    if (loraOn(host::Module::GateUp) && gateUpLora.splits == 0) gateUpSplit = 0;
     if (gateUpSplit > 0) {
-      cudaCheck(launchSkinnyGemmSwiglu(act_, xn_.get(), T, H, w.gateUp, I, mlpAct_.get(), gateUpSplit, stream_),
+      cudaCheck(launchSkinnyGemmSwiglu(act_, xn_.get(), T, H, w.gateUp, I, mlpAct_.get(), gateUpSplit, stream_,
+                                       gateUpLora.splits > 0 ? &gateUpLora : nullptr),
                 "gate_up + SwiGLU (skinny)");
     } else {
       project(l, host::Module::GateUp, xn_.get(), H, w.gateUp, 2 * I, gateUp_.get());
