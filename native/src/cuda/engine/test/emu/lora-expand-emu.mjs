@@ -1,7 +1,7 @@
 // Rewrites the small-step LoRA expand (lora_small_expand.cu with lora_small_step.cuh and lora_tile.cuh, which belong to
 // the LoRA kernels) for the engine's host emulator (cuda-emu.h + lora-expand-emu.h): cp.async becomes a zero-filling
-// copy, the commit / wait no-ops (the emulator's copies land at once), the PDL launch an emu::launch; the
-// griddepcontrol PTX sits under __CUDA_ARCH__ guards, which the host compiler drops. Throws when a source no longer
+// copy, the commit / wait no-ops (the emulator's copies land at once); its launch goes through engine/pdl.h, whose
+// emulator branch is emu::launch, and pdl.h's waits and triggers are no-ops on the host. Throws when a source no longer
 // has the shape it expects, so an edit there cannot silently skip a rewrite.
 // CLI: node lora-expand-emu.mjs OUT_DIR   (writes lora_small_expand.cpp and the two headers it includes)
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -37,11 +37,6 @@ export function prepareExpand(outDir) {
     'lora_small_expand.cu');
   // cuda-emu.h turns __shared__ into `static` and __align__ into alignas, which must come first.
   expand = replaceOnce(expand, '__shared__ __align__(16) float sU', '__align__(16) __shared__ float sU', 'lora_small_expand.cu');
-  // The launch configuration's gridDim / blockDim fields collide with the emulator's macros (unused by emu::launch).
-  expand = replaceOnce(expand, 'config.gridDim = grid;', '', 'lora_small_expand.cu');
-  expand = replaceOnce(expand, 'config.blockDim = dim3(kThreads);', '', 'lora_small_expand.cu');
-  expand = replaceOnce(expand, /return cudaLaunchKernelEx\(&config, kernel, ((?:.|\n)*?)\);\n/,
-    (_, args) => `emu::launch(grid, dim3(kThreads), smemBytes, [=]() { kernel(${args}); });\n      return cudaSuccess;\n`, 'lora_small_expand.cu');
   writeFileSync(join(outDir, 'lora_small_expand.cpp'), assertNoAsm(transformCuda(expand), 'lora_small_expand.cu'));
   return join(outDir, 'lora_small_expand.cpp');
 }
