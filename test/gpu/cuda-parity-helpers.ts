@@ -3,7 +3,7 @@
  * committed fixtures and their PyTorch + PEFT references, and a teacher-forced generation that returns the logits of
  * every step (prefill, then one decode step per reference token).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { loadNativeBackend, type NativeBackend } from '../../src/binding/index.js';
@@ -172,3 +172,17 @@ export function judgeNearTie(got: ArrayLike<number>, want: ArrayLike<number>, wa
 }
 export const describeNearTie = (t: ReturnType<typeof judgeNearTie>): string =>
   `margin ${t.margin.toExponential(2)}, Δ at the two ids ${t.flipError.toExponential(2)} vs ${NEAR_TIE_RMS} × RMS ${(NEAR_TIE_RMS * t.rmsError).toExponential(2)}`;
+
+/** Writes logit rows back to back as raw float32 (the logits drivers' output, compared bitwise by their tests) and
+ * returns a line naming the rows, the values and the TSLORA_CUDA_* switches of this process. */
+export function writeLogitRows(file: string, parts: Float32Array[]): string {
+  const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  writeFileSync(file, Buffer.from(all.buffer));
+  const switches = Object.entries(process.env).filter(([k]) => k.startsWith('TSLORA_CUDA_')).map(([k, v]) => `${k}=${v}`).join(' ');
+  return `${parts.length} logit rows, ${all.length} values; ${switches}`;
+}

@@ -2,9 +2,7 @@
 // backend, csgmv, bf16, eager steps and decode-graph replays (max batch 8), prefill + 5 teacher-forced decode steps of
 // 3 sequences (base and two adapters), then a batch of 1 base; every logit of every step, in order, as raw float32
 // to the file named by argv[2]. Teacher-forced by fixed tokens, so the runs compare step by step.
-import { writeFileSync } from 'node:fs';
-
-import { cudaBackendOrSkip, loadFixture, makeRunner, readReference, teacherForced } from './cuda-parity-helpers.js';
+import { cudaBackendOrSkip, loadFixture, makeRunner, readReference, teacherForced, writeLogitRows } from './cuda-parity-helpers.js';
 
 const out = process.argv[2];
 if (!out) throw new Error('usage: pdl-step-logits.ts OUT_FILE');
@@ -22,13 +20,4 @@ for (const graphMaxBs of [0, 8]) {
   for (const rows of teacherForced(runner, [prompts[2]], [-1], [forced[2]], 4).logits) parts.push(...rows);
   runner.destroy();
 }
-const total = parts.reduce((n, p) => n + p.length, 0);
-const all = new Float32Array(total);
-let at = 0;
-for (const p of parts) {
-  all.set(p, at);
-  at += p.length;
-}
-writeFileSync(out, Buffer.from(all.buffer));
-const switches = Object.entries(process.env).filter(([k]) => k.startsWith('TSLORA_CUDA_')).map(([k, v]) => `${k}=${v}`).join(' ');
-console.log(`pdl-step-logits: ${parts.length} logit rows, ${total} values; ${switches}`);
+console.log(`pdl-step-logits: ${writeLogitRows(out, parts)}`);

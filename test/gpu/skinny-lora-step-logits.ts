@@ -4,9 +4,7 @@
 // one adapter alone; triton and csgmv, bf16 and fp16, eager steps and decode-graph replays (max batch 8). Every logit
 // of every step, in order, as raw float32 to the file named by argv[2]. Teacher-forced, so the runs compare step by
 // step.
-import { writeFileSync } from 'node:fs';
-
-import { cudaBackendOrSkip, loadFixture, makeRunner, readReference, teacherForced } from './cuda-parity-helpers.js';
+import { cudaBackendOrSkip, loadFixture, makeRunner, readReference, teacherForced, writeLogitRows } from './cuda-parity-helpers.js';
 
 const out = process.argv[2];
 if (!out) throw new Error('usage: skinny-lora-step-logits.ts OUT_FILE');
@@ -35,13 +33,4 @@ for (const dtype of ['bf16', 'f16'] as const) {
     }
   }
 }
-const total = parts.reduce((n, p) => n + p.length, 0);
-const all = new Float32Array(total);
-let at = 0;
-for (const p of parts) {
-  all.set(p, at);
-  at += p.length;
-}
-writeFileSync(out, Buffer.from(all.buffer));
-const switches = Object.entries(process.env).filter(([k]) => k.startsWith('TSLORA_CUDA_')).map(([k, v]) => `${k}=${v}`).join(' ');
-console.log(`skinny-lora-step-logits: ${parts.length} logit rows, ${total} values; ${switches}`);
+console.log(`skinny-lora-step-logits: ${writeLogitRows(out, parts)}`);

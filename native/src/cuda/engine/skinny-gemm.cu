@@ -137,7 +137,7 @@ __device__ __forceinline__ void storeQkvRope(const SkinnyQkvRope& o, int t, int 
 template <typename T, int M, int kMode, int kGroups, typename Smem>
 __device__ __forceinline__ void loraBeforeWait(Smem& s, const SkinnyLora& l, int N, int headDim) {
   constexpr int kCols = 2 * kGroups;
-  if (threadIdx.x < M) s.row[threadIdx.x] = skinny_lora::resolveRow(l.step, threadIdx.x);
+  skinny_lora::resolveRows<M>(l.step, s.row);
   int lo = skinny_lora::kMaxSlices, hi = -1;
   for (int g = 0; g < kGroups; ++g) {
     const RowPair rp = rowPair<kMode>(blockIdx.x * kGroups + g, N, headDim);

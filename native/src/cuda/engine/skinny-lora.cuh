@@ -49,21 +49,31 @@ __device__ __forceinline__ int sliceOf(const lora::DeviceModule& m, int n) {
   return (m.numSlices > 1 && n >= m.sliceOffsets[1]) + (m.numSlices > 2 && n >= m.sliceOffsets[2]);
 }
 
-// Position, slot and rank of physical row `row` of the current step.
-__device__ inline RowLora resolveRow(const lora::DeviceStep& st, int row) {
-  RowLora out{-1, -1, 0};
-  for (int p = 0; p < st.numTokens; ++p)
-    if ((st.permutation ? st.permutation[p] : p) == row) out.pos = p;
-  if (out.pos < 0) return out;
-  for (int s = 0; s < st.maxSegments; ++s) {
-    const int w = st.weightIndices[s];
-    if (w < 0 || out.pos < st.segIndptr[s] || out.pos >= st.segIndptr[s + 1]) continue;
-    const int r = st.segmentRanks != nullptr ? st.segmentRanks[s] : st.slotRanks[w];
-    if (r <= 0) continue;
-    out.slot = w;
-    out.rank = r;
+// Position, slot and rank of physical rows 0..kRowsUsed-1 of the current step into rows[] (shared memory), by the
+// whole block: positions in one parallel pass over the permutation, slots in one over the segments (disjoint, so
+// each row is written once), each pass one round of independent loads. Every thread of the block calls it.
+template <int kRowsUsed>
+__device__ inline void resolveRows(const lora::DeviceStep& st, RowLora* rows) {
+  if (threadIdx.x < kRowsUsed) rows[threadIdx.x] = RowLora{-1, -1, 0};
+  __syncthreads();
+  for (int p = threadIdx.x; p < st.numTokens; p += blockDim.x) {
+    const int phys = st.permutation ? st.permutation[p] : p;
+    if (phys >= 0 && phys < kRowsUsed) rows[phys].pos = p;
   }
-  return out;
+  __syncthreads();
+  for (int s = threadIdx.x; s < st.maxSegments; s += blockDim.x) {
+    const int w = st.weightIndices[s], begin = st.segIndptr[s], end = st.segIndptr[s + 1];
+    const int r = st.segmentRanks != nullptr ? st.segmentRanks[s] : w >= 0 ? st.slotRanks[w] : 0;
+    if (w < 0 || r <= 0) continue;
+    for (int m = 0; m < kRowsUsed; ++m) {
+      const int pos = rows[m].pos;
+      if (pos >= begin && pos < end) {
+        rows[m].slot = w;
+        rows[m].rank = r;
+      }
+    }
+  }
+  __syncthreads();
 }
 
 // B[slot, col, kc .. kc + 8) with zeros past the rank (the expand's zero-filled tile), one 16-byte chunk.
