@@ -14,7 +14,7 @@
 // launchSwiglu would); qkv RoPE (launchSkinnyGemmQkvRope: a column group owns dims i and i + D/2 of one head, the
 // epilogue rounds both, adds the bias, rotates q and k and writes q and the paged cache as launchQkvPost would).
 // With a LoRA delta (kLora, skinny-lora.cuh) every mode adds the small-step expand's delta to its rounded outputs
-// first: the rows' slots and their B columns are read before the wait, U's split partials right after it.
+// first: the rows' slots and their B columns are read before the wait, U's split partials after the main loop.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -159,10 +159,10 @@ __device__ __forceinline__ void loraBeforeWait(Smem& s, const SkinnyLora& l, int
   }
 }
 
-// LoRA, after pdlWait: U of every row with an adapter for the slices jLo.. of the module (up to 3), read by the
+// LoRA, after the main loop (after pdlWait): U of every row with an adapter for the block's slices, read by the
 // epilogue after the kernel's __syncthreads.
 template <typename T, int M, typename Smem>
-__device__ __forceinline__ void loraAfterWait(Smem& s, const SkinnyLora& l) {
+__device__ __forceinline__ void loraAfterPartials(Smem& s, const SkinnyLora& l) {
   const int jLo = s.jLo, numSlices = s.numSlices;
   for (int e = threadIdx.x; e < M * numSlices * skinny_lora::kMaxRank; e += kThreads) {
     const int m = e / (numSlices * skinny_lora::kMaxRank), jj = e / skinny_lora::kMaxRank % numSlices, k = e % skinny_lora::kMaxRank;
@@ -220,7 +220,6 @@ __global__ void __launch_bounds__(kThreads, kLora && M == 1 ? kLoraMinBlocks : 1
 #endif
   if constexpr (kLora) loraBeforeWait<T, M, kMode, kGroups>(loraShared, lora, N, qkv.hs.headDim);
   pdlWait();  // x was written by the kernel before this one (with a LoRA delta: the shrink, which read x after it)
-  if constexpr (kLora) loraAfterWait<T, M>(loraShared, lora);
 
   float acc[M][2];
 #pragma unroll
@@ -267,6 +266,8 @@ __global__ void __launch_bounds__(kThreads, kLora && M == 1 ? kLoraMinBlocks : 1
       partial[warp][2 * m] = acc[m][0];
       partial[warp][2 * m + 1] = acc[m][1];
     }
+  // After the main loop, so its loads and sums do not hold registers beside the weight pipeline (occupancy).
+  if constexpr (kLora) loraAfterPartials<T, M>(loraShared, lora);
   __syncthreads();
   if (kMode != kPlain) {
     // Slice 0 of each group: lane m < M sums both columns over the KS slices in slice order (as below) and rounds

@@ -469,8 +469,22 @@ void bench() {
       if (s.mode == Mode::Swiglu) CHECK(launchSkinnyGemmSwiglu(act, x, 1, K, wOf(i), N / 2, out, kSplit, 0, &lora));
       if (s.mode == Mode::Qkv) CHECK(launchSkinnyGemmQkvRope(act, x, 1, K, wOf(i), o, kSplit, 0, &lora));
     }, 10, 200);
-    std::printf("bench %-15s N=%5d K=%5d  GEMM alone %7.2f us | shrink+GEMM+expand%s %7.2f us | shrink+fused %7.2f us (%.2fx)\n", s.name, N, K,
-                plainUs, s.mode == Mode::Plain ? "" : "+post", unfusedUs, fusedUs, unfusedUs / fusedUs);
+    // The parts: the shrink alone, and the fused GEMM alone (partials already written): its epilogue's cost over the GEMM.
+    const double shrinkUs = meanLaunchUs([&](int) { CHECK(cl::loraShrinkSmall(dt, mod, st, x, K, partials, splits, 0)); }, 10, 200);
+    const double fusedAloneUs = meanLaunchUs([&](int i) {
+      if (s.mode == Mode::Plain) CHECK(launchSkinnyGemm(act, x, 1, K, wOf(i), N, y, false, kSplit, 0, &lora));
+      if (s.mode == Mode::Swiglu) CHECK(launchSkinnyGemmSwiglu(act, x, 1, K, wOf(i), N / 2, out, kSplit, 0, &lora));
+      if (s.mode == Mode::Qkv) CHECK(launchSkinnyGemmQkvRope(act, x, 1, K, wOf(i), o, kSplit, 0, &lora));
+    }, 10, 200);
+    const double baseFusedUs = meanLaunchUs([&](int i) {  // the same epilogue without LoRA (today's base step)
+      if (s.mode == Mode::Plain) CHECK(launchSkinnyGemm(act, x, 1, K, wOf(i), N, y, false, kSplit, 0));
+      if (s.mode == Mode::Swiglu) CHECK(launchSkinnyGemmSwiglu(act, x, 1, K, wOf(i), N / 2, out, kSplit, 0));
+      if (s.mode == Mode::Qkv) CHECK(launchSkinnyGemmQkvRope(act, x, 1, K, wOf(i), o, kSplit, 0));
+    }, 10, 200);
+    std::printf("bench %-15s N=%5d K=%5d kSplit=%d splits=%d | base %7.2f us | unfused LoRA (shrink+GEMM+expand%s) %7.2f | "
+                "fused LoRA (shrink+GEMM) %7.2f (%.2fx, +%.1f %% over base) | shrink alone %6.2f | fused GEMM alone %7.2f | plain GEMM %7.2f\n",
+                s.name, N, K, kSplit, splits, baseFusedUs, s.mode == Mode::Plain ? "" : "+post", unfusedUs, fusedUs, unfusedUs / fusedUs,
+                100.0 * (fusedUs / baseFusedUs - 1.0), shrinkUs, fusedAloneUs, plainUs);
     freeAll();
   }
 }
