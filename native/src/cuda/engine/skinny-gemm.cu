@@ -35,13 +35,17 @@ namespace {
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 constexpr int kVecElems = 8;  // one 16-byte vector of bf16 / fp16
-// Blocks per multiprocessor the one-row LoRA kernels are compiled for (register cap): 1 = no cap (56-64 registers,
-// 4 blocks; the plain kernel: 40-44, 6 blocks); 5 caps them at 48 registers with 8-68 bytes of spills (ptxas, sm_90a).
-// A build-time knob until a device run picks one (skinny-lora-test --bench with both).
+// Blocks per multiprocessor the LoRA kernels are compiled for (a register cap; ptxas, sm_90a, no spills either way):
+// one row 5 (44-48 registers; uncapped 48-56, 4 blocks; the plain kernel 40-44, 6 blocks), two rows 3 (76-80;
+// uncapped 80-89, 2 blocks; plain 74-80, 3). -DTSLORA_SKINNY_LORA_MIN_BLOCKS=1 builds them uncapped (A/B:
+// skinny-lora-test --bench).
 #ifndef TSLORA_SKINNY_LORA_MIN_BLOCKS
-#define TSLORA_SKINNY_LORA_MIN_BLOCKS 1
+#define TSLORA_SKINNY_LORA_MIN_BLOCKS 0
 #endif
-constexpr int kLoraMinBlocks = TSLORA_SKINNY_LORA_MIN_BLOCKS;
+template <int M>
+constexpr int loraMinBlocks() {
+  return TSLORA_SKINNY_LORA_MIN_BLOCKS > 0 ? TSLORA_SKINNY_LORA_MIN_BLOCKS : M == 1 ? 5 : 3;
+}
 constexpr size_t kPrefetchBudgetBytes = size_t{16} << 20;  // L2 prefetch one wave ahead, over the whole grid (H100 L2: 50 MB)
 
 template <typename T>
@@ -176,7 +180,7 @@ __device__ __forceinline__ void loraAfterPartials(Smem& s, const SkinnyLora& l) 
 // the outputs are in qkv).
 // Prefetch one wave ahead: rows of block blockIdx.x + aheadBlocks, aheadRowBytes (a multiple of 16, ≤ 2K) of each.
 template <typename T, int M, int KS, int kMode, bool kLora>
-__global__ void __launch_bounds__(kThreads, kLora && M == 1 ? kLoraMinBlocks : 1) skinnyGemmKernel(const T* __restrict__ x, int K, const T* __restrict__ w, int N,
+__global__ void __launch_bounds__(kThreads, kLora ? loraMinBlocks<M>() : 1) skinnyGemmKernel(const T* __restrict__ x, int K, const T* __restrict__ w, int N,
                                                              void* __restrict__ y, bool yF32, int aheadBlocks,
                                                              unsigned aheadRowBytes, SkinnyQkvRope qkv, SkinnyLora lora) {
   constexpr int kGroups = kWarps / KS;
