@@ -82,7 +82,12 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
   std::atomic<int> ownBlocksLeft{ownBlocks};
   int totalBlocks = blockStart.back();
   // A few chunks per thread, claimed dynamically: a thread that runs late on a shared machine takes fewer.
-  const int numChunks = std::min(totalBlocks, pool.numThreads() * 4);
+  // With an epilogue, the blocks of parts with their own output (a LoRA shrink) are chunks of one block each,
+  // claimed first: the threads finish them together and an epilogue seldom waits. The rest (or, without an
+  // epilogue, everything) goes in a few chunks per thread.
+  const int headChunks = epilogue ? ownBlocks : 0;
+  const int restChunks = std::min(totalBlocks - headChunks, pool.numThreads() * 4);
+  const int numChunks = headChunks + restChunks;
   const CpuKernels& kernels = cpuKernels();
   const bool tiles = useTileGemm(kernels, M, parts);
   const SplitActs acts = tiles ? splitActivations(pool, kernels, xRows, parts[0].w.cols) : SplitActs{};
@@ -109,9 +114,12 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
     }
   };
   if (numChunks <= 1) return runBlocks(0, totalBlocks);
+  const int restBlocks = totalBlocks - headChunks;
   pool.run(numChunks, [&](int c) {
-    runBlocks(static_cast<int>(static_cast<int64_t>(totalBlocks) * c / numChunks),
-              static_cast<int>(static_cast<int64_t>(totalBlocks) * (c + 1) / numChunks));
+    if (c < headChunks) return runBlocks(c, c + 1);
+    const int k = c - headChunks;
+    runBlocks(headChunks + static_cast<int>(static_cast<int64_t>(restBlocks) * k / restChunks),
+              headChunks + static_cast<int>(static_cast<int64_t>(restBlocks) * (k + 1) / restChunks));
   });
 }
 
