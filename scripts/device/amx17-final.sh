@@ -9,6 +9,9 @@
 #                                              kind): prefill GEMM GFLOP/s (bench/native/gemm.ts) and whole prefill tok/s
 #                                              (bench/native/decode.ts --vs-isa avx512), amx vs the avx512 FMA copy of the
 #                                              same build, both TSLORA_AMX_VECTOR_EDGES settings
+#   bash scripts/device/amx17-final.sh lora    single-stream decode LoRA cost (r16, r64, csgmv, bf16 pool), 2 threads
+#                                              pinned to CPUs 0,1, three processes (each alternates base and adapter
+#                                              steps, fused / shrink-only / unfused), on the copy 'tests' built
 set -u
 MODE=${1:-}
 ROOT=$PWD
@@ -40,7 +43,7 @@ case "$MODE" in
     cd "$W" || exit 1
     node --import tsx -e "import { loadNativeTestingOps } from './src/binding/index.ts'; console.log(JSON.stringify(loadNativeTestingOps().cpuKernelIsa()))" > "$O/isa.txt" 2>&1
     log "kernels: $(cat "$O/isa.txt")"
-    files="test/native/cpu-isa.test.ts test/native/parity.test.ts test/native/forward-model.test.ts test/native/lora-fused-shrink.test.ts test/native/tensor-parallel.test.ts"
+    files="test/native/cpu-isa.test.ts test/native/parity.test.ts test/native/forward-model.test.ts test/native/lora-fused-shrink.test.ts test/native/lora-fused-expand.test.ts test/native/tensor-parallel.test.ts"
     TSLORA_AMX_VECTOR_EDGES=0 TSLORA_REQUIRE_CUDA=0 timeout 12 node scripts/run-tests.mjs $files > "$O/tests-edges0.log" 2>&1
     log "tests, TSLORA_AMX_VECTOR_EDGES=0: rc=$? $(grep -E '^tslora tests' "$O/tests-edges0.log")"
     TSLORA_AMX_VECTOR_EDGES=1 TSLORA_REQUIRE_CUDA=0 timeout 12 node scripts/run-tests.mjs $files > "$O/tests-edges1.log" 2>&1
@@ -58,6 +61,15 @@ case "$MODE" in
       log "prefill, edges $edges: rc=$? $(grep -E '^prefill' "$O/decode-edges$edges.txt" | tr '\n' ' ')"
     done
     ;;
-  *) echo "usage: amx17-final.sh tests|bench"; exit 2 ;;
+  lora)
+    [ -f "$W/build/Release/tslora_cpu.node" ] || { build_copy; log "CPU addon build rc=$?"; }
+    cd "$W" || exit 1
+    for round in 1 2 3; do
+      timeout $(( round == 1 ? 25 : 12 )) $PIN node --import tsx bench/native/decode.ts --preset 125m --lora-pool-dtype bf16 --steps 30 --read-rate-steps 4 \
+        --batch8-rounds 0 --prefill-rounds 0 --dir /tmp/amx17-lora-model --out "$O/lora-$round.json" > "$O/lora-$round.txt" 2>&1
+      log "lora round $round: rc=$? $(grep -E '^(batch 1|LoRA)' "$O/lora-$round.txt" | tr '\n' ' ')"
+    done
+    ;;
+  *) echo "usage: amx17-final.sh tests|bench|lora"; exit 2 ;;
 esac
 log "done"
