@@ -82,11 +82,14 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
   std::atomic<int> ownBlocksLeft{ownBlocks};
   int totalBlocks = blockStart.back();
   // A few chunks per thread, claimed dynamically: a thread that runs late on a shared machine takes fewer.
-  // With an epilogue, the blocks of parts with their own output (a LoRA shrink) are chunks of one block each,
-  // claimed first: the threads finish them together and an epilogue seldom waits. The rest (or, without an
+  // With an epilogue, the blocks of parts with their own output (a LoRA shrink) come first as one chunk per thread:
+  // the threads finish them together, so an epilogue seldom waits, and each streams its share in one run (the
+  // decode GEMV prefetches from its second tile of rows on: every chunk starts cold). The rest (or, without an
   // epilogue, everything) goes in a few chunks per thread.
-  const int headChunks = epilogue ? ownBlocks : 0;
-  const int restChunks = std::min(totalBlocks - headChunks, pool.numThreads() * 4);
+  const int headBlocks = epilogue ? ownBlocks : 0;
+  const int headChunks = std::min(headBlocks, pool.numThreads());
+  const int restBlocks = totalBlocks - headBlocks;
+  const int restChunks = std::min(restBlocks, pool.numThreads() * 4);
   const int numChunks = headChunks + restChunks;
   const CpuKernels& kernels = cpuKernels();
   const bool tiles = useTileGemm(kernels, M, parts);
@@ -114,12 +117,11 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
     }
   };
   if (numChunks <= 1) return runBlocks(0, totalBlocks);
-  const int restBlocks = totalBlocks - headChunks;
+  auto share = [](int blocks, int k, int chunks) { return static_cast<int>(static_cast<int64_t>(blocks) * k / chunks); };
   pool.run(numChunks, [&](int c) {
-    if (c < headChunks) return runBlocks(c, c + 1);
+    if (c < headChunks) return runBlocks(share(headBlocks, c, headChunks), share(headBlocks, c + 1, headChunks));
     const int k = c - headChunks;
-    runBlocks(headChunks + static_cast<int>(static_cast<int64_t>(restBlocks) * k / restChunks),
-              headChunks + static_cast<int>(static_cast<int64_t>(restBlocks) * (k + 1) / restChunks));
+    runBlocks(headBlocks + share(restBlocks, k, restChunks), headBlocks + share(restBlocks, k + 1, restChunks));
   });
 }
 
