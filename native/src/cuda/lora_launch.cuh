@@ -15,8 +15,10 @@
 
 namespace tslora::cuda::lora {
 
-// Off until a device run shows the engine correct (and no slower) with it.
-constexpr bool kLoraPdlDefaultOn = false;
+// On since device round 1 of session 13 (one H100 80GB HBM3): every LoRA kernel driver case, the device pool, cuda-pdl
+// and graphs / PEFT parity passed with it; per-layer LoRA kernels at decode 64 x 1 r16 8 adapters 47.3 -> 39.0 µs
+// (graph replay, csgmv C16), 8B decode LoRA cost at batch 1 / 8 / 64 lower or equal (bench/lora/README.md v9).
+constexpr bool kLoraPdlDefaultOn = true;
 
 inline bool& programmaticLaunchFlag() {
   static bool on = [] {

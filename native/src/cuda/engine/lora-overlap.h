@@ -4,7 +4,10 @@
 // for it after the projection, before the expand adds U·Bᵀ into the projection's output. Fork and join are events,
 // so the pattern is captured into decode CUDA graphs as two parallel branches.
 // TSLORA_CUDA_LORA_SIDE_STREAM=0 (read at model construction) keeps shrink and expand on the forward stream, one
-// after the other (then the small-step expand overlaps its shrink through PDL instead).
+// after the other: then base GEMM → shrink → expand → next kernel is one unbroken PDL chain (the LoRA kernels are
+// programmatic dependents, lora_launch.cuh). Measured with the chain intact (H100, 8B, csgmv, graphs, 8 distinct r16,
+// bench/lora/README.md v9) the side stream still pays at every batch: LoRA cost over base at batch 1 / 8 / 64
+// 1.16 / 1.61 / 1.80 ms with it against 1.33 / 1.84 / 2.38 ms on the forward stream, so it stays on by default.
 #pragma once
 #include <cuda_runtime.h>
 
