@@ -70,4 +70,4 @@ if (( $(left) >= 25 )) && grep -q '^synth 8b rc=0' "$G/synth.log"; then
     --adapters "$B8/adapters" --steps 10 --backends csgmv --batches 1,64 --no-prefill --cuda-graph-max-bs $AFTER_GRAPHS \
     --label graphs-only "${BWARG[@]}" --json "$G/decode-8b-graphs-only.json"
 fi
-rm -rf "$B8"
+[[ ${KEEP_BENCH_8B:-0} == 1 ]] || rm -rf "$B8"  # KEEP_BENCH_8B=1: a follow-up call on the warm machine reuses it
