@@ -50,6 +50,7 @@ struct Strategy {
   bool engineGrid;  // the tiled kernels on the grid a captured engine decode graph uses: T segments x T rows
   bool prefetchY;   // the tiled expand with loraSetExpandPrefetchY (prefill only)
   bool fused = false;  // the one-launch small-step kernel (lora_small_fused.cu): its time is reported as shrinkUs, expandUs 0
+  int wideShrink = -1;  // prefill: the wide tiled shrink (loraSetShrinkWide) forced off (0) / on (1); -1 = the default
 };
 
 struct ModuleState {
@@ -111,13 +112,19 @@ int main(int argc, char** argv) {
       {"csgmv C128", true, 128, false, false, false},   {"csgmv graph", true, 16, false, true, false},
       {"triton small", false, 16, true, false, false},  {"csgmv small", true, 16, true, false, false},
       {"triton pfY", false, 16, false, false, true},    {"csgmv C128 pfY", true, 128, false, false, true},
-      {"triton fused", false, 16, true, false, false, true}, {"csgmv fused", true, 16, true, false, false, true}};
+      {"triton fused", false, 16, true, false, false, true}, {"csgmv fused", true, 16, true, false, false, true},
+      // prefill A/B of the wide shrink (lora_shrink_wide.cuh): v5 shrink vs wide, same run
+      {"triton v5shrink", false, 16, false, false, false, false, 0}, {"triton wide", false, 16, false, false, false, false, 1},
+      {"csgmv C128 wide", true, 128, false, false, false, false, 1}};
+  const bool wideDefault = cl::loraShrinkWideOn();
   std::string json = "{\"device\":\"" + std::string(prop.name) + "\",\"results\":[";
   std::vector<std::string> table;
 
   // LORA_BENCH_CASES="name,name" runs only those cases; LORA_BENCH_NO_SWEEPS=1 leaves out the plan / split sweeps
   // (a device round's short run).
   const char* onlyCases = std::getenv("LORA_BENCH_CASES");
+  // LORA_BENCH_STRATEGIES="name,name" runs only those strategies (a device round's short run).
+  const char* onlyStrategies = std::getenv("LORA_BENCH_STRATEGIES");
   const bool sweeps = std::getenv("LORA_BENCH_NO_SWEEPS") == nullptr || std::string(std::getenv("LORA_BENCH_NO_SWEEPS")) != "1";
   for (const CaseSpec& cs : cases) {
     if (onlyCases != nullptr && ("," + std::string(onlyCases) + ",").find("," + std::string(cs.name) + ",") == std::string::npos) continue;
@@ -154,7 +161,11 @@ int main(int argc, char** argv) {
       if (st.engineGrid && cs.tokensEach != 1) continue;   // decode graphs only
       if (st.small && T > cl::kSmallStepMaxTokens) continue;
       if (st.prefetchY && cs.tokensEach == 1) continue;  // a prefill experiment
+      if (st.wideShrink >= 0 && cs.tokensEach == 1) continue;  // prefill A/B
+      if (onlyStrategies != nullptr && ("," + std::string(onlyStrategies) + ",").find("," + std::string(st.name) + ",") == std::string::npos)
+        continue;
       cl::loraSetExpandPrefetchY(st.prefetchY);
+      cl::loraSetShrinkWide(st.wideShrink < 0 ? wideDefault : st.wideShrink == 1);
       std::vector<StepSet> sets(kSets);
       int maxSegments = 0, maxRows = 1;
       std::vector<Segments> segs;
@@ -309,6 +320,32 @@ int main(int argc, char** argv) {
                           cs.name, st.name, ms.spec.name, splits, pairUs);
             json += entry;
           }
+          ms.kSplits = autoSplits;
+          sweep += " (auto " + std::to_string(autoSplits) + ")";
+          table.push_back(sweep);
+          std::printf("%s\n", sweep.c_str());
+        }
+      }
+      // Wide-shrink wave sweep (LORA_BENCH_WIDE_SWEEP=1): the shrink alone per blocks-per-SM target of its split count,
+      // to tune loraShrinkSplits for the wide kernel.
+      if (st.wideShrink == 1 && std::getenv("LORA_BENCH_WIDE_SWEEP") != nullptr) {
+        for (ModuleState& ms : modules) {
+          const int autoSplits = ms.kSplits;
+          std::string sweep = std::string(cs.name) + " " + st.name + " " + ms.spec.name + " wide sweep (blocks/SM:splits:shrink us):";
+          for (int perSm : {1, 2, 3, 4, 6}) {
+            cl::loraSetShrinkWideBlocksPerSm(perSm);
+            ms.kSplits = cl::loraShrinkSplits(ms.view, sets[0].step, prop.multiProcessorCount);
+            const size_t bytes = cl::loraShrinkWorkspaceBytes(ms.view, sets[0].step, ms.kSplits);
+            if (bytes > ms.workspace.count) {
+              ms.workspace.resize(bytes);
+              CUDA_CHECK(cudaMemset(ms.workspace.ptr, 0, ms.workspace.count));  // the tickets
+            }
+            const double us = 1e3 * timeMs(stream, 40, [&](int i) { shrink(ms, i); });
+            char cell[64];
+            std::snprintf(cell, sizeof cell, " %d:%d:%.1f", perSm, ms.kSplits, us);
+            sweep += cell;
+          }
+          cl::loraSetShrinkWideBlocksPerSm(0);
           ms.kSplits = autoSplits;
           sweep += " (auto " + std::to_string(autoSplits) + ")";
           table.push_back(sweep);

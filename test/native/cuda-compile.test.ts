@@ -76,3 +76,25 @@ test('small-step LoRA kernels (the pair and the fused kernel) under host emulati
     rmSync(out, { recursive: true, force: true });
   }
 });
+
+// The wide tiled shrink (prefill; lora_shrink_wide.cuh): fragment layouts (ldmatrix + mma.sync), row tiles, rank-aware
+// columns, split-K partials and tickets, under the same host emulator (native/src/cuda/test/emu/tiled-prepare.mjs).
+test('the wide tiled LoRA shrink under host emulation matches a double-precision reference', {
+  skip: skip || (cudaIncludeDir() ? false : 'CUDA headers (cuda_bf16.h) not found'), timeout: 600_000,
+}, async () => {
+  const out = mkdtempSync(join(tmpdir(), 'tslora-tiled-emu-'));
+  try {
+    const emuDir = join(repoRoot, 'native/src/cuda/test/emu');
+    const { prepareTiled } = await import(join(emuDir, 'tiled-prepare.mjs'));
+    prepareTiled(out);
+    const exe = join(out, 'tiled_emu_test');
+    const build = spawnSync('nice', ['g++', '-std=c++20', '-O1', '-w', `-I${emuDir}`, `-I${out}`, `-I${join(repoRoot, 'native/src/cuda')}`,
+      `-I${cudaIncludeDir()}`, '-pthread', join(emuDir, 'tiled_emu_test.cpp'), '-o', exe], { encoding: 'utf8' });
+    assert.equal(build.status, 0, `${build.stdout}${build.stderr}`);
+    const run = spawnSync(exe, ['--quick'], { encoding: 'utf8' });
+    assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
+    assert.match(run.stdout, /^0\/4 failed$/m);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});

@@ -52,6 +52,15 @@ struct DeviceStep {
 // Split-K factor for the shrink: enough blocks to fill the GPU even at decode, at least 256 K per split.
 int loraShrinkSplits(const DeviceModule& module, const DeviceStep& step, int numMultiprocessors);
 
+// The wide tiled shrink (lora_shrink_wide.cuh: 128-row tiles × all c·R columns up to 192, mma.sync + ldmatrix) for
+// steps whose segments are long (maxSegmentRows > 32, i.e. prefill). Off by default until measured on a GPU;
+// TSLORA_CUDA_LORA_WIDE_SHRINK=1 / =0 at start-up or loraSetShrinkWide (process-wide, not concurrently with launches)
+// turns it on / off. loraShrinkSplits sizes the split count for the kernel the switch picks (any count is correct
+// for both kernels). TSLORA_CUDA_LORA_WIDE_BLOCKS_PER_SM / loraSetShrinkWideBlocksPerSm (0 = auto) tunes its waves.
+void loraSetShrinkWide(bool on);
+bool loraShrinkWideOn();
+void loraSetShrinkWideBlocksPerSm(int blocks);
+
 // Shrink workspace, allocated once for the static maxima and zeroed once at allocation (cudaMemset): it holds
 //   U        fp32 [numTokens, c*R]            the shrink result read by the expand
 //   partials fp32 [kSplits, numTokens, c*R]   split-K partial sums (kSplits > 1)

@@ -6,9 +6,12 @@
 #include <mma.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "lora_kernels.cuh"
 #include "lora_launch.cuh"
+#include "lora_shrink_wide.cuh"
 #include "lora_tile.cuh"
 
 namespace tslora::cuda::lora {
@@ -161,46 +164,9 @@ __global__ void __launch_bounds__(kThreads) shrinkKernel(
     if (m < rows && n0 + n < nEff) mine[static_cast<size_t>(rowOf[m]) * uStride + n0 + n] = cs[m * kLdc + n];
   }
   // Split-K reduction without atomics on data: the last split block to arrive sums every partial of this tile.
-  __threadfence();
-  __syncthreads();
-  __shared__ bool last;
   int* ticket = counters + blockIdx.z * gridDim.x + blockIdx.x;
-  if (threadIdx.x == 0) last = atomicAdd(ticket, 1) == static_cast<int>(gridDim.y) - 1;
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  // Four consecutive columns per thread (uStride and n0 are multiples of 4 whenever R is) and eight splits in
-  // flight: the tail is a few L2 round trips, not one per split.
-  const size_t splitStride = static_cast<size_t>(numTokens) * uStride;
-  const int splits = static_cast<int>(gridDim.y);
-  const bool vector4 = uStride % 4 == 0;
-  const int groupWidth = vector4 ? 4 : 1, groupsPerRow = kBN / groupWidth;
-  for (int g = threadIdx.x; g < BM * groupsPerRow; g += kThreads) {
-    const int m = g / groupsPerRow, n = (g % groupsPerRow) * groupWidth;
-    if (m >= rows || n0 + n >= nEff) continue;
-    const size_t at = static_cast<size_t>(rowOf[m]) * uStride + n0 + n;
-    if (vector4) {  // columns beyond nEff inside the group belong to the same U row and are never read
-      float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
-      int s = 0;
-      for (; s + 8 <= splits; s += 8) {
-        float4 v[8];
-#pragma unroll
-        for (int q = 0; q < 8; ++q) v[q] = __ldcg(reinterpret_cast<const float4*>(partials + (s + q) * splitStride + at));
-#pragma unroll
-        for (int q = 0; q < 8; ++q) { sum.x += v[q].x; sum.y += v[q].y; sum.z += v[q].z; sum.w += v[q].w; }
-      }
-      for (; s < splits; ++s) {
-        const float4 v = __ldcg(reinterpret_cast<const float4*>(partials + s * splitStride + at));
-        sum.x += v.x; sum.y += v.y; sum.z += v.z; sum.w += v.w;
-      }
-      *reinterpret_cast<float4*>(u + at) = sum;
-    } else {
-      float sum = 0.0f;
-      for (int s = 0; s < splits; ++s) sum += __ldcg(partials + s * splitStride + at);
-      u[at] = sum;
-    }
-  }
-  if (threadIdx.x == 0) *ticket = 0;  // ready for the next launch or graph replay
+  if (!detail::lastSplitArrived(ticket, static_cast<int>(gridDim.y))) return;
+  detail::sumSplitPartials(partials, u, numTokens, uStride, static_cast<int>(gridDim.y), rowOf, rows, n0, kBN, nEff, ticket);
 }
 
 int tileRowsFor(int maxSegmentRows) { return maxSegmentRows <= 16 ? 16 : maxSegmentRows <= 32 ? 32 : 64; }
@@ -253,9 +219,37 @@ cudaError_t launchShrink(const DeviceModule& module, const DeviceStep& step, con
   return vec ? args(shrinkKernel<T, BM, true>) : args(shrinkKernel<T, BM, false>);
 }
 
+// The wide shrink (lora_shrink_wide.cuh) for long row tiles: off by default until a device round has measured it;
+// TSLORA_CUDA_LORA_WIDE_SHRINK=1 / =0 at start-up or loraSetShrinkWide turns it on / off (A/B).
+constexpr bool kWideShrinkDefaultOn = false;
+bool& wideFlag() {
+  static bool on = [] {
+    const char* env = std::getenv("TSLORA_CUDA_LORA_WIDE_SHRINK");
+    return env == nullptr ? kWideShrinkDefaultOn : std::string(env) != "0";
+  }();
+  return on;
+}
+int& wideBlocksPerSmFlag() {
+  static int blocks = [] {
+    const char* env = std::getenv("TSLORA_CUDA_LORA_WIDE_BLOCKS_PER_SM");
+    return env == nullptr ? 0 : std::max(0, std::atoi(env));
+  }();
+  return blocks;
+}
+// Shape conditions of the wide kernel (the pointer alignments are checked at launch; a split count chosen for it is
+// still correct for the v5 kernel).
+bool wideShape(const DeviceModule& module, const DeviceStep& step) {
+  return wideFlag() && tileRowsFor(step.maxSegmentRows) == 64 && module.in % 8 == 0;
+}
+
 template <typename T>
 cudaError_t dispatchShrink(const DeviceModule& module, const DeviceStep& step, const void* x, int xStride, void* u,
                            int kSplits, cudaStream_t stream) {
+  if (wideShape(module, step) && xStride % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+      reinterpret_cast<uintptr_t>(module.a) % 16 == 0) {
+    const WorkspaceLayout layout = layoutOf(module, step, kSplits, u);
+    return wide::shrinkWide<T>(module, step, x, xStride, layout.u, layout.partials, layout.counters, kSplits, stream);
+  }
   switch (tileRowsFor(step.maxSegmentRows)) {
     case 16: return launchShrink<T, 16>(module, step, x, xStride, u, kSplits, stream);
     case 32: return launchShrink<T, 32>(module, step, x, xStride, u, kSplits, stream);
@@ -265,7 +259,20 @@ cudaError_t dispatchShrink(const DeviceModule& module, const DeviceStep& step, c
 
 }  // namespace
 
+void loraSetShrinkWide(bool on) { wideFlag() = on; }
+bool loraShrinkWideOn() { return wideFlag(); }
+void loraSetShrinkWideBlocksPerSm(int blocks) { wideBlocksPerSmFlag() = std::max(0, blocks); }
+
 int loraShrinkSplits(const DeviceModule& module, const DeviceStep& step, int numMultiprocessors) {
+  if (wideShape(module, step)) {  // whole waves of the wide kernel's blocks (1 chunk: 61 KB of stages, 3 per SM; else 2)
+    const int chunks = wide::wideChunks(module);
+    const long long tiles = static_cast<long long>(std::max(1, step.maxSegments)) * ((step.maxSegmentRows + wide::kBM - 1) / wide::kBM);
+    const long long blocks = tiles * ((module.numSlices * module.maxRank + chunks * wide::kChunk - 1) / (chunks * wide::kChunk));
+    const int perSm = wideBlocksPerSmFlag() > 0 ? wideBlocksPerSmFlag() : chunks == 1 ? 3 : 2;
+    const long long wanted = static_cast<long long>(perSm) * numMultiprocessors / blocks;
+    const int maxByK = std::max(1, module.in / kMinKPerSplit);
+    return static_cast<int>(std::max(1LL, std::min<long long>({wanted, maxByK, 64})));
+  }
   const int bm = tileRowsFor(step.maxSegmentRows);
   const long long tiles = static_cast<long long>(std::max(1, step.maxSegments)) * ((step.maxSegmentRows + bm - 1) / bm);
   const long long blocks = tiles * ((module.numSlices * module.maxRank + kBN - 1) / kBN);

@@ -4,6 +4,7 @@
 // embed_tokens (loraEmbedGather + loraExpand) against the CPU pool's Module::Embed apply with random token ids.
 // Exit 0 = all passed, 1 = a failure, 77 = no usable GPU (the test reports a skip).
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <memory>
 
@@ -39,11 +40,14 @@ tslora::ThreadPool& threads() {
 // of DeviceStep::segmentRanks, as the device pool passes them), with 1 split (and the expand as a plain launch instead
 // of a programmatic dependent of the shrink), or with 3 (uneven K ranges, empty trailing splits on short K).
 // TiledPrefetchY: the tiled kernels with the expand's y prefetch (loraSetExpandPrefetchY; 16-byte paths only).
+// TiledWide: the tiled kernels with the wide shrink forced on (loraSetShrinkWide; steps with maxSegmentRows > 32 only,
+// where its 16-byte conditions fail the v5 shrink runs) and the split count loraShrinkSplits picks for it.
 // Fused: the one-launch small-step kernel (lora_small_fused.cu) with loraFusedPlan's plan; FusedForced: with clusters
 // of 16 (the non-portable size) and 3 column parts.
-enum class Path { Tiled, TiledPrefetchY, SmallAuto, SmallOne, SmallThree, Fused, FusedForced };
+enum class Path { Tiled, TiledPrefetchY, TiledWide, SmallAuto, SmallOne, SmallThree, Fused, FusedForced };
 const char* pathName(Path p) {
-  return p == Path::Tiled ? "tiled" : p == Path::TiledPrefetchY ? "tiled/prefetch y" : p == Path::SmallAuto ? "small"
+  return p == Path::Tiled ? "tiled" : p == Path::TiledPrefetchY ? "tiled/prefetch y" : p == Path::TiledWide ? "tiled/wide shrink"
+         : p == Path::SmallAuto ? "small"
          : p == Path::SmallOne ? "small/1 split" : p == Path::SmallThree ? "small/3 splits" : p == Path::Fused ? "fused" : "fused/16x3";
 }
 const char* kNotApplicable = "n/a";
@@ -52,7 +56,13 @@ const char* kNotApplicable = "n/a";
 // apply to the step (the small-step kernels need numTokens <= kSmallStepMaxTokens and R <= kSmallStepMaxRank).
 std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const DeviceModulePool& dev, const int32_t* dRanks,
                     const Segments& seg, bool csgmv, cl::ActDType dtype, int xPad, int yPad, Rng& rng, int numSms, Path path) {
-  const bool small = path != Path::Tiled && path != Path::TiledPrefetchY;
+  const bool small = path != Path::Tiled && path != Path::TiledPrefetchY && path != Path::TiledWide;
+  if (path == Path::TiledWide && seg.chunkSize <= 32) return kNotApplicable;  // short row tiles: the v5 shrink
+  struct WideScope {  // process-wide switch: restored whatever happens; set before the split count is chosen
+    explicit WideScope(bool on) : before(cl::loraShrinkWideOn()) { cl::loraSetShrinkWide(on); }
+    ~WideScope() { cl::loraSetShrinkWide(before); }
+    bool before;
+  } wideScope(path == Path::TiledWide || cl::loraShrinkWideOn());
   if (small) {  // applicability depends on the module and the token count only
     cl::DeviceStep probe;
     probe.maxSegments = 1;
@@ -163,6 +173,8 @@ int main(int argc, char** argv) {
   // --quick (for compute-sanitizer): the odd and the R64 shapes, bf16, three batches, triton and csgmv C16, the tiled
   // kernels and the small-step pair with its own split count.
   const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  // LORA_TEST_PATHS="tiled,tiled/wide shrink" runs only those paths (pathName; a device round's short run).
+  const char* onlyPaths = std::getenv("LORA_TEST_PATHS");
   int devices = 0;
   const cudaError_t probe = cudaGetDeviceCount(&devices);
   if (probe != cudaSuccess || devices == 0) {
@@ -225,9 +237,11 @@ int main(int argc, char** argv) {
                                    Variant{"csgmv C<=128", true, 128}}) {
             if (quick && v.cap != 16) continue;
             const Segments seg = buildSegments(slots, counts, v.csgmv, v.cap);
-            for (Path path : {Path::Tiled, Path::TiledPrefetchY, Path::SmallAuto, Path::SmallOne, Path::SmallThree, Path::Fused,
+            for (Path path : {Path::Tiled, Path::TiledPrefetchY, Path::TiledWide, Path::SmallAuto, Path::SmallOne, Path::SmallThree, Path::Fused,
                               Path::FusedForced}) {
               if (quick && (path == Path::SmallOne || path == Path::SmallThree || path == Path::FusedForced)) continue;
+              if (onlyPaths != nullptr && ("," + std::string(onlyPaths) + ",").find("," + std::string(pathName(path)) + ",") == std::string::npos)
+                continue;
               std::string label = std::string(shape.name) + (dtype == cl::ActDType::BF16 ? " bf16 " : " fp16 ") +
                                   moduleNameOf(m) + " " + b.name + " " + v.name + " " + pathName(path);
               std::string error;
@@ -237,7 +251,7 @@ int main(int argc, char** argv) {
                 error = e.what();
               }
               if (error == kNotApplicable) continue;
-              if (error.empty()) ++passes, ++(path == Path::Tiled || path == Path::TiledPrefetchY ? tiledPasses
+              if (error.empty()) ++passes, ++(path == Path::Tiled || path == Path::TiledPrefetchY || path == Path::TiledWide ? tiledPasses
                                               : path == Path::Fused || path == Path::FusedForced ? fusedPasses : smallPasses);
               else { ++failures; std::printf("FAIL %s: %s\n", label.c_str(), error.c_str()); }
             }

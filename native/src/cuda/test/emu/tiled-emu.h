@@ -1,0 +1,28 @@
+// What the wide tiled shrink needs beyond small-step-emu.h (tiled-prepare.mjs rewrites it to call these): cp.async as a
+// zero-filling 16-byte copy, ldmatrix.x4 as a warp exchange of the lanes' row addresses (through the warp's mma
+// exchange buffer, between two warp barriers, like the emulated mma), the split-K ticket atomics and fences (blocks
+// run one at a time, so a sequentially consistent add is exact).
+#pragma once
+#include "small-step-emu.h"
+namespace emu {
+inline void copyAsync16(void* dst, const void* src, bool valid) {
+  if (valid) std::memcpy(dst, src, 16);
+  else std::memset(dst, 0, 16);
+}
+inline void ldmatrixX4(const void* rowAddress, uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3) {
+  const int tid = tIdx.x, warp = tid / 32, lane = tid % 32;
+  WarpX& x = blk->warpX[warp];
+  std::memcpy(&x.a[lane][0], &rowAddress, sizeof rowAddress);
+  blk->warpBarriers[warp]->arrive_and_wait();
+  uint32_t r[4];
+  for (int i = 0; i < 4; ++i) {
+    const unsigned char* row;
+    std::memcpy(&row, &x.a[8 * i + lane / 4][0], sizeof row);
+    std::memcpy(&r[i], row + 4 * (lane % 4), 4);
+  }
+  blk->warpBarriers[warp]->arrive_and_wait();
+  r0 = r[0]; r1 = r[1]; r2 = r[2]; r3 = r[3];
+}
+}  // namespace emu
+inline int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+#define __threadfence() __atomic_thread_fence(__ATOMIC_SEQ_CST)

@@ -1,0 +1,43 @@
+// Rewrites the wide tiled shrink (lora_shrink_wide.cuh with lora_tile.cuh and mma16816.cuh) for the host emulator
+// (small-step-emu.h + tiled-emu.h): cp.async becomes a zero-filling copy, ldmatrix and mma.sync warp exchanges, the
+// dynamic shared memory a pointer into the emulator's buffer. Throws when a source no longer has the shape it
+// expects, so a kernel edit cannot silently skip it. CLI: node tiled-prepare.mjs OUT_DIR
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeMmaForEmulator } from './mma-emu.mjs';
+
+const cudaDir = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+function replaceOnce(src, from, to, file) {
+  const hit = typeof from === 'string' ? src.includes(from) : from.test(src);
+  if (!hit) throw new Error(`tiled-prepare.mjs: ${file} no longer contains ${from}`);
+  return src.replace(from, to);
+}
+function assertNoAsm(src, file) {
+  if (/\basm\b/.test(src)) throw new Error(`tiled-prepare.mjs: ${file} still has inline PTX the emulator cannot run`);
+  return src;
+}
+
+export function prepareTiled(outDir) {
+  mkdirSync(outDir, { recursive: true });
+  let tile = readFileSync(join(cudaDir, 'lora_tile.cuh'), 'utf8');
+  tile = replaceOnce(tile, '#pragma once', '#pragma once\n#include "tiled-emu.h"', 'lora_tile.cuh');
+  tile = replaceOnce(tile, /__device__ __forceinline__ void copyAsync16\(.*?\n}\n/s,
+    'inline void copyAsync16(void* dst, const void* src, bool valid) { emu::copyAsync16(dst, src, valid); }\n', 'lora_tile.cuh');
+  tile = replaceOnce(tile, /__device__ __forceinline__ void copyAsyncCommit\(\) \{.*?\}/, 'inline void copyAsyncCommit() {}', 'lora_tile.cuh');
+  tile = replaceOnce(tile, /__device__ __forceinline__ void copyAsyncWait\(\) \{.*?\}/, 'inline void copyAsyncWait() {}', 'lora_tile.cuh');
+  writeFileSync(join(outDir, 'lora_tile.cuh'), assertNoAsm(tile, 'lora_tile.cuh'));
+  writeMmaForEmulator(outDir);
+
+  let wide = readFileSync(join(cudaDir, 'lora_shrink_wide.cuh'), 'utf8');
+  wide = replaceOnce(wide, '#pragma once', '#pragma once\n#include "tiled-emu.h"', 'lora_shrink_wide.cuh');
+  wide = replaceOnce(wide, /__device__ __forceinline__ void ldmatrixX4\(.*?\n}\n/s,
+    'inline void ldmatrixX4(const void* rowAddress, uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3) {\n' +
+    '  emu::ldmatrixX4(rowAddress, r0, r1, r2, r3);\n}\n', 'lora_shrink_wide.cuh');
+  wide = replaceOnce(wide, 'extern __shared__ __align__(128) unsigned char smem[];', 'unsigned char* smem = emu::dynSmem;',
+    'lora_shrink_wide.cuh');
+  writeFileSync(join(outDir, 'lora_shrink_wide.cuh'), assertNoAsm(wide, 'lora_shrink_wide.cuh'));
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) prepareTiled(process.argv[2]);
