@@ -51,6 +51,7 @@ struct Strategy {
   bool prefetchY;   // the tiled expand with loraSetExpandPrefetchY (prefill only)
   bool fused = false;  // the one-launch small-step kernel (lora_small_fused.cu): its time is reported as shrinkUs, expandUs 0
   int wideShrink = -1;  // prefill: the wide tiled shrink (loraSetShrinkWide) forced off (0) / on (1); -1 = the default
+  int wideExpand = -1;  // prefill: the wide tiled expand (loraSetExpandWide), likewise
 };
 
 struct ModuleState {
@@ -113,10 +114,11 @@ int main(int argc, char** argv) {
       {"triton small", false, 16, true, false, false},  {"csgmv small", true, 16, true, false, false},
       {"triton pfY", false, 16, false, false, true},    {"csgmv C128 pfY", true, 128, false, false, true},
       {"triton fused", false, 16, true, false, false, true}, {"csgmv fused", true, 16, true, false, false, true},
-      // prefill A/B of the wide shrink (lora_shrink_wide.cuh): v5 shrink vs wide, same run
-      {"triton v5shrink", false, 16, false, false, false, false, 0}, {"triton wide", false, 16, false, false, false, false, 1},
-      {"csgmv C128 wide", true, 128, false, false, false, false, 1}};
-  const bool wideDefault = cl::loraShrinkWideOn();
+      // prefill A/B of the wide kernels (lora_shrink_wide.cuh, lora_expand_wide.cuh) against v5, same run
+      {"triton v5", false, 16, false, false, false, false, 0, 0}, {"triton wide shrink", false, 16, false, false, false, false, 1, 0},
+      {"triton wide expand", false, 16, false, false, false, false, 0, 1}, {"triton wide", false, 16, false, false, false, false, 1, 1},
+      {"csgmv C128 wide", true, 128, false, false, false, false, 1, 1}};
+  const bool wideDefault = cl::loraShrinkWideOn(), wideExpandDefault = cl::loraExpandWideOn();
   std::string json = "{\"device\":\"" + std::string(prop.name) + "\",\"results\":[";
   std::vector<std::string> table;
 
@@ -161,11 +163,12 @@ int main(int argc, char** argv) {
       if (st.engineGrid && cs.tokensEach != 1) continue;   // decode graphs only
       if (st.small && T > cl::kSmallStepMaxTokens) continue;
       if (st.prefetchY && cs.tokensEach == 1) continue;  // a prefill experiment
-      if (st.wideShrink >= 0 && cs.tokensEach == 1) continue;  // prefill A/B
+      if ((st.wideShrink >= 0 || st.wideExpand >= 0) && cs.tokensEach == 1) continue;  // prefill A/B
       if (onlyStrategies != nullptr && ("," + std::string(onlyStrategies) + ",").find("," + std::string(st.name) + ",") == std::string::npos)
         continue;
       cl::loraSetExpandPrefetchY(st.prefetchY);
       cl::loraSetShrinkWide(st.wideShrink < 0 ? wideDefault : st.wideShrink == 1);
+      cl::loraSetExpandWide(st.wideExpand < 0 ? wideExpandDefault : st.wideExpand == 1);
       std::vector<StepSet> sets(kSets);
       int maxSegments = 0, maxRows = 1;
       std::vector<Segments> segs;
@@ -328,7 +331,7 @@ int main(int argc, char** argv) {
       }
       // Wide-shrink wave sweep (LORA_BENCH_WIDE_SWEEP=1): the shrink alone per blocks-per-SM target of its split count,
       // to tune loraShrinkSplits for the wide kernel.
-      if (st.wideShrink == 1 && std::getenv("LORA_BENCH_WIDE_SWEEP") != nullptr) {
+      if (st.wideShrink == 1 && st.wideExpand == 0 && std::getenv("LORA_BENCH_WIDE_SWEEP") != nullptr) {
         for (ModuleState& ms : modules) {
           const int autoSplits = ms.kSplits;
           std::string sweep = std::string(cs.name) + " " + st.name + " " + ms.spec.name + " wide sweep (blocks/SM:splits:shrink us):";

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "lora_expand_wide.cuh"
 #include "lora_kernels.cuh"
 #include "lora_launch.cuh"
 #include "lora_tile.cuh"
@@ -263,9 +264,36 @@ cudaError_t launchExpandOn(const DeviceModule& module, const DeviceStep& step, c
   return launch(expandKernel<T, BM, false, false>, 0);
 }
 
+// The wide expand (lora_expand_wide.cuh) for long row tiles: off by default until a device round has measured it;
+// TSLORA_CUDA_LORA_WIDE_EXPAND=1 / =0 at start-up or loraSetExpandWide turns it on / off (A/B).
+constexpr bool kWideExpandDefaultOn = false;
+bool& wideExpandFlag() {
+  static bool on = [] {
+    const char* env = std::getenv("TSLORA_CUDA_LORA_WIDE_EXPAND");
+    return env == nullptr ? kWideExpandDefaultOn : std::string(env) != "0";
+  }();
+  return on;
+}
+// The current device's multiprocessor count, asked once per device (not a stream operation: fine under capture).
+int multiprocessorCount() {
+  static int counts[64] = {};
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= 64) {
+    cudaGetLastError();
+    return 132;
+  }
+  if (counts[device] == 0 && cudaDeviceGetAttribute(&counts[device], cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+    cudaGetLastError();
+    return 132;
+  }
+  return counts[device];
+}
+
 template <typename T>
 cudaError_t dispatchExpand(const DeviceModule& module, const DeviceStep& step, const float* u, void* y, int yStride,
                            int yOffset, cudaStream_t stream) {
+  if (wideExpandFlag() && tileRowsFor(step.maxSegmentRows) == 64 && wide::expandWideApplies(module, y, yStride, yOffset))
+    return wide::launchExpandWide<T>(module, step, u, y, yStride, yOffset, multiprocessorCount(), stream);
   switch (tileRowsFor(step.maxSegmentRows)) {
     case 16: return launchExpandOn<T, 16>(module, step, u, y, yStride, yOffset, stream);
     case 32: return launchExpandOn<T, 32>(module, step, u, y, yStride, yOffset, stream);
@@ -276,6 +304,8 @@ cudaError_t dispatchExpand(const DeviceModule& module, const DeviceStep& step, c
 }  // namespace
 
 void loraSetExpandPrefetchY(bool on) { prefetchYFlag() = on; }
+void loraSetExpandWide(bool on) { wideExpandFlag() = on; }
+bool loraExpandWideOn() { return wideExpandFlag(); }
 bool loraExpandPrefetchY() { return prefetchY(); }
 
 cudaError_t loraExpand(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const float* u, void* y,

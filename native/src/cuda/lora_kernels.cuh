@@ -132,6 +132,13 @@ cudaError_t loraApplyFused(ActDType dtype, const DeviceModule& module, const Dev
 void loraSetExpandPrefetchY(bool on);
 bool loraExpandPrefetchY();
 
+// The wide tiled expand (lora_expand_wide.cuh: a 128-row tile walks a strip of 64-column sub-tiles with the y of the
+// next two in flight; R <= 64, slice offsets multiples of 64, 16-byte y rows) for steps with maxSegmentRows > 32.
+// Off by default until measured on a GPU; TSLORA_CUDA_LORA_WIDE_EXPAND=1 / =0 at start-up or loraSetExpandWide
+// (process-wide, not concurrently with launches) turns it on / off; where it does not apply the v5 expand runs.
+void loraSetExpandWide(bool on);
+bool loraExpandWideOn();
+
 // embed_tokens (spec e.9; module.in = vocab, one slice): U[p, k] = A[w, k, tokenIds[p]] for k < r of every
 // non-base segment row p, the column gather that replaces the shrink; then loraExpand with the same u adds σ·B·U.
 // tokenIds: [numTokens] device, by physical row. u: at least numTokens * R floats (loraShrinkOutput(workspace)).

@@ -40,13 +40,15 @@ tslora::ThreadPool& threads() {
 // of DeviceStep::segmentRanks, as the device pool passes them), with 1 split (and the expand as a plain launch instead
 // of a programmatic dependent of the shrink), or with 3 (uneven K ranges, empty trailing splits on short K).
 // TiledPrefetchY: the tiled kernels with the expand's y prefetch (loraSetExpandPrefetchY; 16-byte paths only).
-// TiledWide: the tiled kernels with the wide shrink forced on (loraSetShrinkWide; steps with maxSegmentRows > 32 only,
-// where its 16-byte conditions fail the v5 shrink runs) and the split count loraShrinkSplits picks for it.
+// TiledWideShrink: the tiled kernels with the wide shrink forced on (loraSetShrinkWide; steps with maxSegmentRows > 32
+// only, where its 16-byte conditions fail the v5 shrink runs) and the split count loraShrinkSplits picks for it;
+// TiledWide: the wide shrink and the wide expand (loraSetExpandWide; where its conditions fail the v5 expand runs).
 // Fused: the one-launch small-step kernel (lora_small_fused.cu) with loraFusedPlan's plan; FusedForced: with clusters
 // of 16 (the non-portable size) and 3 column parts.
-enum class Path { Tiled, TiledPrefetchY, TiledWide, SmallAuto, SmallOne, SmallThree, Fused, FusedForced };
+enum class Path { Tiled, TiledPrefetchY, TiledWideShrink, TiledWide, SmallAuto, SmallOne, SmallThree, Fused, FusedForced };
 const char* pathName(Path p) {
-  return p == Path::Tiled ? "tiled" : p == Path::TiledPrefetchY ? "tiled/prefetch y" : p == Path::TiledWide ? "tiled/wide shrink"
+  return p == Path::Tiled ? "tiled" : p == Path::TiledPrefetchY ? "tiled/prefetch y" : p == Path::TiledWideShrink ? "tiled/wide shrink"
+         : p == Path::TiledWide ? "tiled/wide"
          : p == Path::SmallAuto ? "small"
          : p == Path::SmallOne ? "small/1 split" : p == Path::SmallThree ? "small/3 splits" : p == Path::Fused ? "fused" : "fused/16x3";
 }
@@ -56,13 +58,20 @@ const char* kNotApplicable = "n/a";
 // apply to the step (the small-step kernels need numTokens <= kSmallStepMaxTokens and R <= kSmallStepMaxRank).
 std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const DeviceModulePool& dev, const int32_t* dRanks,
                     const Segments& seg, bool csgmv, cl::ActDType dtype, int xPad, int yPad, Rng& rng, int numSms, Path path) {
-  const bool small = path != Path::Tiled && path != Path::TiledPrefetchY && path != Path::TiledWide;
-  if (path == Path::TiledWide && seg.chunkSize <= 32) return kNotApplicable;  // short row tiles: the v5 shrink
-  struct WideScope {  // process-wide switch: restored whatever happens; set before the split count is chosen
-    explicit WideScope(bool on) : before(cl::loraShrinkWideOn()) { cl::loraSetShrinkWide(on); }
-    ~WideScope() { cl::loraSetShrinkWide(before); }
-    bool before;
-  } wideScope(path == Path::TiledWide || cl::loraShrinkWideOn());
+  const bool wide = path == Path::TiledWide || path == Path::TiledWideShrink;
+  const bool small = path != Path::Tiled && path != Path::TiledPrefetchY && !wide;
+  if (wide && seg.chunkSize <= 32) return kNotApplicable;  // short row tiles: the v5 kernels
+  struct WideScope {  // process-wide switches: restored whatever happens; set before the split count is chosen
+    WideScope(bool shrinkOn, bool expandOn) : shrink(cl::loraShrinkWideOn()), expand(cl::loraExpandWideOn()) {
+      cl::loraSetShrinkWide(shrinkOn);
+      cl::loraSetExpandWide(expandOn);
+    }
+    ~WideScope() {
+      cl::loraSetShrinkWide(shrink);
+      cl::loraSetExpandWide(expand);
+    }
+    bool shrink, expand;
+  } wideScope(wide || cl::loraShrinkWideOn(), path == Path::TiledWide || (path != Path::TiledWideShrink && cl::loraExpandWideOn()));
   if (small) {  // applicability depends on the module and the token count only
     cl::DeviceStep probe;
     probe.maxSegments = 1;
@@ -237,7 +246,7 @@ int main(int argc, char** argv) {
                                    Variant{"csgmv C<=128", true, 128}}) {
             if (quick && v.cap != 16) continue;
             const Segments seg = buildSegments(slots, counts, v.csgmv, v.cap);
-            for (Path path : {Path::Tiled, Path::TiledPrefetchY, Path::TiledWide, Path::SmallAuto, Path::SmallOne, Path::SmallThree, Path::Fused,
+            for (Path path : {Path::Tiled, Path::TiledPrefetchY, Path::TiledWideShrink, Path::TiledWide, Path::SmallAuto, Path::SmallOne, Path::SmallThree, Path::Fused,
                               Path::FusedForced}) {
               if (quick && (path == Path::SmallOne || path == Path::SmallThree || path == Path::FusedForced)) continue;
               if (onlyPaths != nullptr && ("," + std::string(onlyPaths) + ",").find("," + std::string(pathName(path)) + ",") == std::string::npos)
@@ -251,7 +260,7 @@ int main(int argc, char** argv) {
                 error = e.what();
               }
               if (error == kNotApplicable) continue;
-              if (error.empty()) ++passes, ++(path == Path::Tiled || path == Path::TiledPrefetchY || path == Path::TiledWide ? tiledPasses
+              if (error.empty()) ++passes, ++(path == Path::Tiled || path == Path::TiledPrefetchY || path == Path::TiledWide || path == Path::TiledWideShrink ? tiledPasses
                                               : path == Path::Fused || path == Path::FusedForced ? fusedPasses : smallPasses);
               else { ++failures; std::printf("FAIL %s: %s\n", label.c_str(), error.c_str()); }
             }

@@ -26,3 +26,4 @@ inline void ldmatrixX4(const void* rowAddress, uint32_t& r0, uint32_t& r1, uint3
 }  // namespace emu
 inline int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
 #define __threadfence() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define __syncwarp() emu::blk->warpBarriers[emu::tIdx.x / 32]->arrive_and_wait()

@@ -1,4 +1,4 @@
-// Rewrites the wide tiled shrink (lora_shrink_wide.cuh with lora_tile.cuh and mma16816.cuh) for the host emulator
+// Rewrites the wide tiled shrink and expand (lora_shrink_wide.cuh, lora_expand_wide.cuh with lora_tile.cuh and mma16816.cuh) for the host emulator
 // (small-step-emu.h + tiled-emu.h): cp.async becomes a zero-filling copy, ldmatrix and mma.sync warp exchanges, the
 // dynamic shared memory a pointer into the emulator's buffer. Throws when a source no longer has the shape it
 // expects, so a kernel edit cannot silently skip it. CLI: node tiled-prepare.mjs OUT_DIR
@@ -38,6 +38,12 @@ export function prepareTiled(outDir) {
   wide = replaceOnce(wide, 'extern __shared__ __align__(128) unsigned char smem[];', 'unsigned char* smem = emu::dynSmem;',
     'lora_shrink_wide.cuh');
   writeFileSync(join(outDir, 'lora_shrink_wide.cuh'), assertNoAsm(wide, 'lora_shrink_wide.cuh'));
+
+  let expand = readFileSync(join(cudaDir, 'lora_expand_wide.cuh'), 'utf8');
+  expand = replaceOnce(expand, '#pragma once', '#pragma once\n#include "tiled-emu.h"', 'lora_expand_wide.cuh');
+  expand = replaceOnce(expand, 'extern __shared__ __align__(128) unsigned char smem[];', 'unsigned char* smem = emu::dynSmem;',
+    'lora_expand_wide.cuh');
+  writeFileSync(join(outDir, 'lora_expand_wide.cuh'), assertNoAsm(expand, 'lora_expand_wide.cuh'));
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) prepareTiled(process.argv[2]);

@@ -1,14 +1,18 @@
-// The wide tiled shrink (lora_shrink_wide.cuh) on the CPU under small-step-emu.h + tiled-emu.h (one std::thread per
+// The wide tiled shrink and expand (lora_shrink_wide.cuh, lora_expand_wide.cuh) on the CPU under small-step-emu.h + tiled-emu.h (one std::thread per
 // CUDA thread, ldmatrix / mma.sync emulated from the PTX fragment layouts, cp.async as a zero-filling copy), against a
 // double-precision X·Aᵀ: triton and csgmv (permuted) segment tables with base and graph-padding segments, segments
 // longer than one 128-row tile, ranks below the pool rank (NaN weights beyond the rank must never be read), 1-3 column
 // chunks and two column blocks (R = 128, c = 3), one split and several (uneven, the last-block sum), bf16 and fp16.
 // U entries outside the rows and columns of non-base segments must keep the workspace's NaN poison.
+// The expand: Y += round(U)·Bᵀ over 3 and 2 slices, ranks that are not multiples of 8 (the straddling B chunk), NaN in U
+// and B beyond the rank and in base rows' U, strips of several sub-tiles that cross slice boundaries, padded y rows;
+// base rows and columns outside the module must stay bit-identical.
 // Built and run by test/native/cuda-compile.test.ts (sources rewritten by tiled-prepare.mjs). Exit 0 = all passed.
 #include "tiled-emu.h"
 #include <cstdio>
 #include <random>
 #include <string>
+#include "lora_expand_wide.cuh"
 #include "lora_shrink_wide.cuh"
 namespace cl = tslora::cuda::lora;
 
@@ -25,6 +29,40 @@ static float fromBits(uint16_t u) {
 
 static int failures = 0, cases = 0;
 
+struct Tables {
+  std::vector<int> rowSlot;
+  std::vector<int32_t> indptr{0}, weights, perm;
+  int maxRows = 1;
+};
+// rowSlots per request (-1 = base) with `counts` rows each; csgmv = rows permuted by slot, chunks of `cap` rows; three
+// graph-padding segments at the end (empty, slot 0).
+static Tables makeTables(const std::vector<int>& slots, const std::vector<int>& counts, bool csgmv, int cap) {
+  Tables tb;
+  for (size_t i = 0; i < slots.size(); ++i) for (int j = 0; j < counts[i]; ++j) tb.rowSlot.push_back(slots[i]);
+  const int T = static_cast<int>(tb.rowSlot.size());
+  tb.perm.resize(T);
+  for (int p = 0; p < T; ++p) tb.perm[p] = p;
+  if (!csgmv) {
+    for (size_t i = 0; i < slots.size(); ++i) {
+      tb.indptr.push_back(tb.indptr.back() + counts[i]);
+      tb.weights.push_back(slots[i]);
+      tb.maxRows = std::max(tb.maxRows, counts[i]);
+    }
+  } else {
+    std::stable_sort(tb.perm.begin(), tb.perm.end(), [&](int a, int b) { return tb.rowSlot[a] < tb.rowSlot[b]; });
+    for (int pos = 0; pos < T;) {
+      int s = tb.rowSlot[tb.perm[pos]], end = pos;
+      while (end < T && tb.rowSlot[tb.perm[end]] == s) ++end;
+      const int step = s < 0 ? end - pos : cap;
+      for (int b = pos; b < end; b += step) { tb.indptr.push_back(std::min(end, b + step)); tb.weights.push_back(s); }
+      pos = end;
+    }
+    tb.maxRows = cap;
+  }
+  for (int pad = 0; pad < 3; ++pad) { tb.indptr.push_back(tb.indptr.back()); tb.weights.push_back(0); }
+  return tb;
+}
+
 // rowSlots per request (-1 = base) with `counts` rows each; csgmv = rows permuted by slot, chunks of `cap` rows.
 static void runCase(const char* name, int in, int c, int R, std::vector<int> ranks, std::vector<int> slots, std::vector<int> counts,
                     bool csgmv, int cap, int splits, int xPad) {
@@ -37,28 +75,15 @@ static void runCase(const char* name, int in, int c, int R, std::vector<int> ran
   for (int s = 0; s < S; ++s)
     for (int n = 0; n < c * ranks[s]; ++n)
       for (int k = 0; k < in; ++k) A[(static_cast<size_t>(s) * c * R + n) * in + k] = toBits(U(rng) * 0.1f);
-  std::vector<int> rowSlot;
-  for (size_t i = 0; i < slots.size(); ++i) for (int j = 0; j < counts[i]; ++j) rowSlot.push_back(slots[i]);
+  Tables tb = makeTables(slots, counts, csgmv, cap);
+  const std::vector<int>& rowSlot = tb.rowSlot;
+  std::vector<int32_t>& indptr = tb.indptr;
+  std::vector<int32_t>& weights = tb.weights;
+  std::vector<int32_t>& perm = tb.perm;
+  const int maxRows = tb.maxRows;
   const int T = static_cast<int>(rowSlot.size()), xStride = in + xPad;
   std::vector<uint16_t> X(static_cast<size_t>(T) * xStride);
   for (auto& v : X) v = toBits(U(rng));
-  std::vector<int32_t> indptr{0}, weights, perm(T);
-  for (int p = 0; p < T; ++p) perm[p] = p;
-  int maxRows = 1;
-  if (!csgmv) {
-    for (size_t i = 0; i < slots.size(); ++i) { indptr.push_back(indptr.back() + counts[i]); weights.push_back(slots[i]); maxRows = std::max(maxRows, counts[i]); }
-  } else {
-    std::stable_sort(perm.begin(), perm.end(), [&](int a, int b) { return rowSlot[a] < rowSlot[b]; });
-    for (int pos = 0; pos < T;) {
-      int s = rowSlot[perm[pos]], end = pos;
-      while (end < T && rowSlot[perm[end]] == s) ++end;
-      const int step = s < 0 ? end - pos : cap;
-      for (int b = pos; b < end; b += step) { indptr.push_back(std::min(end, b + step)); weights.push_back(s); }
-      pos = end;
-    }
-    maxRows = cap;
-  }
-  for (int pad = 0; pad < 3; ++pad) { indptr.push_back(indptr.back()); weights.push_back(0); }  // graph padding: empty
   std::vector<int32_t> ranks32(ranks.begin(), ranks.end());
   cl::DeviceModule m;
   m.a = A.data(); m.in = in; m.numSlices = c; m.maxRank = R;
@@ -100,8 +125,74 @@ static void runCase(const char* name, int in, int c, int R, std::vector<int> ran
   else std::printf("ok   %s%s\n", name, gHalf ? " fp16" : " bf16");
 }
 
+static void runExpandCase(const char* name, std::vector<int> widths, int R, std::vector<int> ranks, std::vector<int> slots,
+                          std::vector<int> counts, bool csgmv, int cap, int numSms, int yPad) {
+  ++cases;
+  std::mt19937 rng(11 + R + numSms);
+  std::uniform_real_distribution<float> U(-1, 1);
+  const int c = static_cast<int>(widths.size()), S = static_cast<int>(ranks.size());
+  int offs[4] = {0, 0, 0, 0};
+  for (int j = 0; j < c; ++j) offs[j + 1] = offs[j] + widths[j];
+  const int outTotal = offs[c];
+  const uint16_t nanBits = gHalf ? 0x7e00 : 0x7fc0;
+  std::vector<uint16_t> B(static_cast<size_t>(S) * outTotal * R, nanBits);
+  for (int s = 0; s < S; ++s)
+    for (int o = 0; o < outTotal; ++o) for (int k = 0; k < ranks[s]; ++k) B[(static_cast<size_t>(s) * outTotal + o) * R + k] = toBits(U(rng) * 0.1f);
+  Tables tb = makeTables(slots, counts, csgmv, cap);
+  const int T = static_cast<int>(tb.rowSlot.size()), uStride = c * R;
+  std::vector<float> u(static_cast<size_t>(T) * uStride, std::nanf(""));
+  for (int p = 0; p < T; ++p)
+    if (tb.rowSlot[p] >= 0)
+      for (int n = 0; n < c * ranks[tb.rowSlot[p]]; ++n) u[static_cast<size_t>(p) * uStride + n] = U(rng) * 4.0f;
+  const int yStride = outTotal + 2 * yPad, yOffset = yPad;
+  std::vector<uint16_t> Y(static_cast<size_t>(T) * yStride);
+  for (auto& v : Y) v = toBits(U(rng));
+  const std::vector<uint16_t> Y0 = Y;
+  std::vector<int32_t> ranks32(ranks.begin(), ranks.end());
+  cl::DeviceModule m;
+  m.b = B.data(); m.numSlices = c; m.maxRank = R;
+  for (int j = 0; j <= c; ++j) m.sliceOffsets[j] = offs[j];
+  cl::DeviceStep st;
+  st.segIndptr = tb.indptr.data(); st.weightIndices = tb.weights.data(); st.permutation = csgmv ? tb.perm.data() : nullptr;
+  st.slotRanks = ranks32.data(); st.maxSegments = static_cast<int>(tb.weights.size()); st.maxSegmentRows = tb.maxRows; st.numTokens = T;
+  int bad = 0;
+  std::string first;
+  if (!cl::wide::expandWideApplies(m, Y.data(), yStride, yOffset)) { bad = 1; first = "expandWideApplies refused the case"; }
+  const cudaError_t status = bad ? cudaSuccess
+                             : gHalf ? cl::wide::launchExpandWide<__half>(m, st, u.data(), Y.data(), yStride, yOffset, numSms, nullptr)
+                                     : cl::wide::launchExpandWide<__nv_bfloat16>(m, st, u.data(), Y.data(), yStride, yOffset, numSms, nullptr);
+  if (status != cudaSuccess && !bad) { bad = 1; first = "launch failed"; }
+  for (int p = 0; p < T && !bad; ++p) {
+    const int s = tb.rowSlot[p];
+    const int r = s >= 0 ? ranks[s] : 0;
+    for (int col = 0; col < yStride; ++col) {
+      const size_t i = static_cast<size_t>(p) * yStride + col;
+      const int o = col - yOffset;
+      if (r == 0 || o < 0 || o >= outTotal) {
+        if (Y[i] != Y0[i] && !bad++) first = "changed a base row or a column outside the module at row " + std::to_string(p);
+        continue;
+      }
+      const int j = o >= offs[2] && c > 2 ? 2 : o >= offs[1] && c > 1 ? 1 : 0;
+      double delta = 0, mag = 0;
+      for (int k = 0; k < r; ++k) {
+        const double term = static_cast<double>(fromBits(toBits(u[static_cast<size_t>(p) * uStride + j * r + k]))) *
+                            fromBits(B[(static_cast<size_t>(s) * outTotal + o) * R + k]);
+        delta += term;
+        mag += std::fabs(term);
+      }
+      const double ref = fromBits(Y0[i]) + delta, got = fromBits(Y[i]);
+      const double tol = (gHalf ? 1.0 / 1024 : 1.0 / 128) * std::fabs(ref) + 1e-5 * mag + 1e-6;
+      if (!(std::fabs(got - ref) <= tol) && !bad++)
+        first = "row " + std::to_string(p) + " col " + std::to_string(col) + ": got " + std::to_string(got) + " want " + std::to_string(ref);
+    }
+  }
+  if (bad) { ++failures; std::printf("FAIL expand %s%s: %s\n", name, gHalf ? " fp16" : " bf16", first.c_str()); }
+  else std::printf("ok   expand %s%s\n", name, gHalf ? " fp16" : " bf16");
+}
+
 int main(int argc, char** argv) {
   const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   for (bool half : {false, true}) {
     if (quick && half) continue;
     gHalf = half;
@@ -110,6 +201,12 @@ int main(int argc, char** argv) {
     runCase("csgmv C64 gate_up r16, 5 splits", 512, 2, 16, {16, 5, 9}, {0, 1, -1, 2, 0, 1}, {40, 70, 3, 9, 33, 1}, true, 64, 5, 0);
     runCase("csgmv C128 qkv R128 two column blocks", 128, 3, 128, {128, 100, 3}, {0, 1, 2}, {130, 20, 60}, true, 128, 2, 0);
     if (!quick) runCase("triton down r64 long K, 4 splits", 1024, 1, 64, {64, 20}, {0, 1, -1}, {129, 64, 5}, false, 0, 4, 0);
+    runExpandCase("triton qkv r64, one strip per tile (3 slices)", {256, 64, 64}, 64, {64, 8, 37}, {0, -1, 1, 2}, {150, 7, 40, 33}, false,
+                  0, 1, 8);
+    runExpandCase("csgmv C64 gate_up r16, strips of 3 sub-tiles", {192, 192}, 16, {16, 5, 13}, {0, 1, -1, 2, 0}, {40, 70, 3, 9, 33},
+                  true, 64, 8, 0);
+    if (!quick)
+      runExpandCase("triton qkv r64 many strips", {128, 64, 64}, 64, {64, 3}, {1, 0}, {20, 140}, false, 0, 64, 0);
   }
   std::printf("%d/%d failed\n", failures, cases);
   return failures ? 1 : 0;
