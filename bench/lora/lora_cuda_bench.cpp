@@ -355,6 +355,22 @@ int main(int argc, char** argv) {
           std::printf("%s\n", sweep.c_str());
         }
       }
+      // Wide-expand wave sweep (LORA_BENCH_WIDE_SWEEP=1): the expand alone per blocks-per-SM target of its strips.
+      if (st.wideExpand == 1 && st.wideShrink == 0 && std::getenv("LORA_BENCH_WIDE_SWEEP") != nullptr) {
+        for (ModuleState& ms : modules) {
+          std::string sweep = std::string(cs.name) + " " + st.name + " " + ms.spec.name + " wide expand sweep (blocks/SM:expand us):";
+          for (int perSm : {1, 2, 3, 4, 8}) {
+            cl::loraSetExpandWideBlocksPerSm(perSm);
+            const double us = 1e3 * timeMs(stream, 40, [&](int i) { expand(ms, i); });
+            char cell[64];
+            std::snprintf(cell, sizeof cell, " %d:%.1f", perSm, us);
+            sweep += cell;
+          }
+          cl::loraSetExpandWideBlocksPerSm(0);
+          table.push_back(sweep);
+          std::printf("%s\n", sweep.c_str());
+        }
+      }
       // The three modules back to back as one CUDA graph per adapter set (what a captured decode step replays); every
       // LoRA kernel a programmatic dependent launch (PDL, the default) or all of them plain.
       auto graphReplayUs = [&](bool programmatic) {

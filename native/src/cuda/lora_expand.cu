@@ -5,6 +5,7 @@
 // after it.
 #include <mma.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -274,6 +275,13 @@ bool& wideExpandFlag() {
   }();
   return on;
 }
+int& wideExpandBlocksPerSmFlag() {  // 0 = the kernel's default
+  static int blocks = [] {
+    const char* env = std::getenv("TSLORA_CUDA_LORA_WIDE_EXPAND_BLOCKS_PER_SM");
+    return env == nullptr ? 0 : std::max(0, std::atoi(env));
+  }();
+  return blocks;
+}
 // The current device's multiprocessor count, asked once per device (not a stream operation: fine under capture).
 int multiprocessorCount() {
   static int counts[64] = {};
@@ -293,7 +301,8 @@ template <typename T>
 cudaError_t dispatchExpand(const DeviceModule& module, const DeviceStep& step, const float* u, void* y, int yStride,
                            int yOffset, cudaStream_t stream) {
   if (wideExpandFlag() && tileRowsFor(step.maxSegmentRows) == 64 && wide::expandWideApplies(module, y, yStride, yOffset))
-    return wide::launchExpandWide<T>(module, step, u, y, yStride, yOffset, multiprocessorCount(), stream);
+    return wide::launchExpandWide<T>(module, step, u, y, yStride, yOffset, multiprocessorCount(), stream,
+                                     wideExpandBlocksPerSmFlag() > 0 ? wideExpandBlocksPerSmFlag() : 2);
   switch (tileRowsFor(step.maxSegmentRows)) {
     case 16: return launchExpandOn<T, 16>(module, step, u, y, yStride, yOffset, stream);
     case 32: return launchExpandOn<T, 32>(module, step, u, y, yStride, yOffset, stream);
@@ -305,6 +314,7 @@ cudaError_t dispatchExpand(const DeviceModule& module, const DeviceStep& step, c
 
 void loraSetExpandPrefetchY(bool on) { prefetchYFlag() = on; }
 void loraSetExpandWide(bool on) { wideExpandFlag() = on; }
+void loraSetExpandWideBlocksPerSm(int blocks) { wideExpandBlocksPerSmFlag() = std::max(0, blocks); }
 bool loraExpandWideOn() { return wideExpandFlag(); }
 bool loraExpandPrefetchY() { return prefetchY(); }
 

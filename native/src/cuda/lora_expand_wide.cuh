@@ -199,16 +199,17 @@ inline bool expandWideApplies(const DeviceModule& module, const void* y, int ySt
   return ok;
 }
 
-// Strips of sub-tiles per row tile: about two blocks per SM over the static tile count (whole waves), at least one.
+// Strips of sub-tiles per row tile: about blocksPerSm (2 fit: 83 KB of stages each) blocks per SM over the static tile
+// count (whole waves), at least one.
 template <typename T>
 cudaError_t launchExpandWide(const DeviceModule& module, const DeviceStep& step, const float* u, void* y, int yStride, int yOffset,
-                             int numMultiprocessors, cudaStream_t stream) {
+                             int numMultiprocessors, cudaStream_t stream, int blocksPerSm = 2) {
   const int c = module.numSlices, R = module.maxRank;
   const int tilesPerSegment = (step.maxSegmentRows + kExpandBM - 1) / kExpandBM;
   const long long tiles = static_cast<long long>(step.maxSegments) * tilesPerSegment;
   if (tiles > 65535) return cudaErrorInvalidConfiguration;
   const int numSub = module.outTotal() / kSubCols;
-  const long long wantedStrips = std::max(1LL, 2LL * numMultiprocessors / tiles);
+  const long long wantedStrips = std::max(1LL, static_cast<long long>(blocksPerSm) * numMultiprocessors / tiles);
   const int strips = static_cast<int>(std::min<long long>(wantedStrips, numSub));
   const int subPerStrip = (numSub + strips - 1) / strips;
   const dim3 grid((numSub + subPerStrip - 1) / subPerStrip, 1, static_cast<unsigned>(tiles));

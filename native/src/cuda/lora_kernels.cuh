@@ -138,6 +138,8 @@ bool loraExpandPrefetchY();
 // (process-wide, not concurrently with launches) turns it on / off; where it does not apply the v5 expand runs.
 void loraSetExpandWide(bool on);
 bool loraExpandWideOn();
+// TSLORA_CUDA_LORA_WIDE_EXPAND_BLOCKS_PER_SM / loraSetExpandWideBlocksPerSm (0 = 2): the strips' wave target.
+void loraSetExpandWideBlocksPerSm(int blocks);
 
 // embed_tokens (spec e.9; module.in = vocab, one slice): U[p, k] = A[w, k, tokenIds[p]] for k < r of every
 // non-base segment row p, the column gather that replaces the shrink; then loraExpand with the same u adds σ·B·U.

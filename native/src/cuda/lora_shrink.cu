@@ -12,6 +12,7 @@
 #include "lora_kernels.cuh"
 #include "lora_launch.cuh"
 #include "lora_shrink_wide.cuh"
+#include "lora_split_sum.cuh"
 #include "lora_tile.cuh"
 
 namespace tslora::cuda::lora {

@@ -12,6 +12,7 @@
 #pragma once
 #include "lora_kernels.cuh"
 #include "lora_launch.cuh"
+#include "lora_split_sum.cuh"
 #include "lora_tile.cuh"
 #include "mma16816.cuh"
 
