@@ -367,6 +367,17 @@ int main(int argc, char** argv) {
             sweep += cell;
           }
           cl::loraSetExpandWideBlocksPerSm(0);
+          cl::loraSetExpandWideStages(4);
+          sweep += " | 4 stages:";
+          for (int perSm : {1, 2}) {
+            cl::loraSetExpandWideBlocksPerSm(perSm);
+            const double us = 1e3 * timeMs(stream, 40, [&](int i) { expand(ms, i); });
+            char cell[64];
+            std::snprintf(cell, sizeof cell, " %d:%.1f", perSm, us);
+            sweep += cell;
+          }
+          cl::loraSetExpandWideBlocksPerSm(0);
+          cl::loraSetExpandWideStages(3);
           table.push_back(sweep);
           std::printf("%s\n", sweep.c_str());
         }

@@ -282,6 +282,13 @@ int& wideExpandBlocksPerSmFlag() {  // 0 = the kernel's default
   }();
   return blocks;
 }
+int& wideExpandStagesFlag() {  // 3 (default) or 4
+  static int stages = [] {
+    const char* env = std::getenv("TSLORA_CUDA_LORA_WIDE_EXPAND_STAGES");
+    return env != nullptr && std::string(env) == "4" ? 4 : 3;
+  }();
+  return stages;
+}
 // The current device's multiprocessor count, asked once per device (not a stream operation: fine under capture).
 int multiprocessorCount() {
   static int counts[64] = {};
@@ -301,8 +308,12 @@ template <typename T>
 cudaError_t dispatchExpand(const DeviceModule& module, const DeviceStep& step, const float* u, void* y, int yStride,
                            int yOffset, cudaStream_t stream) {
   if (wideExpandFlag() && tileRowsFor(step.maxSegmentRows) == 64 && wide::expandWideApplies(module, y, yStride, yOffset))
-    return wide::launchExpandWide<T>(module, step, u, y, yStride, yOffset, multiprocessorCount(), stream,
-                                     wideExpandBlocksPerSmFlag() > 0 ? wideExpandBlocksPerSmFlag() : 2);
+  {
+    const int blocksPerSm = wideExpandBlocksPerSmFlag() > 0 ? wideExpandBlocksPerSmFlag() : 2;
+    return wideExpandStagesFlag() == 4
+               ? wide::launchExpandWide<T, 4>(module, step, u, y, yStride, yOffset, multiprocessorCount(), stream, blocksPerSm)
+               : wide::launchExpandWide<T, 3>(module, step, u, y, yStride, yOffset, multiprocessorCount(), stream, blocksPerSm);
+  }
   switch (tileRowsFor(step.maxSegmentRows)) {
     case 16: return launchExpandOn<T, 16>(module, step, u, y, yStride, yOffset, stream);
     case 32: return launchExpandOn<T, 32>(module, step, u, y, yStride, yOffset, stream);
@@ -315,6 +326,7 @@ cudaError_t dispatchExpand(const DeviceModule& module, const DeviceStep& step, c
 void loraSetExpandPrefetchY(bool on) { prefetchYFlag() = on; }
 void loraSetExpandWide(bool on) { wideExpandFlag() = on; }
 void loraSetExpandWideBlocksPerSm(int blocks) { wideExpandBlocksPerSmFlag() = std::max(0, blocks); }
+void loraSetExpandWideStages(int stages) { wideExpandStagesFlag() = stages == 4 ? 4 : 3; }
 bool loraExpandWideOn() { return wideExpandFlag(); }
 bool loraExpandPrefetchY() { return prefetchY(); }
 

@@ -28,13 +28,13 @@ constexpr int kSubCols = 64;  // columns per sub-tile
 constexpr int kExpandMaxRank = 64;
 constexpr int kLdB = kExpandMaxRank + 8;  // 144-byte rows: conflict-free ldmatrix
 constexpr int kLdY = kSubCols + 8;        // 144-byte rows: conflict-free fragment-order adds
-constexpr int kExpandStages = 3;
+constexpr int kExpandStages = 3;  // default pipeline depth (4 fits too: 108 KB, still 2 blocks per SM)
 
-template <typename T>
+template <typename T, int Stages = kExpandStages>
 struct ExpandSmem {
   static constexpr int kBElems = kSubCols * kLdB;
   static constexpr int kStageElems = kBElems + kExpandBM * kLdY;  // B sub-tile, then the y sub-tile
-  static constexpr int kBytes = kExpandStages * kStageElems * static_cast<int>(sizeof(T));
+  static constexpr int kBytes = Stages * kStageElems * static_cast<int>(sizeof(T));
 };
 
 template <typename T>
@@ -50,7 +50,7 @@ __device__ __forceinline__ int sliceOf(const SliceTable& s, int numSlices, int c
   return numSlices > 2 && column >= s.offsets[2] ? 2 : numSlices > 1 && column >= s.offsets[1] ? 1 : 0;
 }
 
-template <typename T>
+template <typename T, int Stages>
 __global__ void __launch_bounds__(kExpandThreads, 2) expandWideKernel(
     const T* __restrict__ b, size_t bSlotStride, int R, SliceTable slices, int numSlices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
@@ -68,7 +68,7 @@ __global__ void __launch_bounds__(kExpandThreads, 2) expandWideKernel(
   const int kSteps = (r + 15) / 16;  // K = r zero-padded to 16
 
   constexpr int kStageElems = ExpandSmem<T>::kStageElems;
-  extern __shared__ __align__(128) unsigned char smem[];  // ExpandSmem<T>::kBytes
+  extern __shared__ __align__(128) unsigned char smem[];  // ExpandSmem<T, Stages>::kBytes
   T* stages = reinterpret_cast<T*>(smem);
   __shared__ int rowOf[kExpandBM];
   for (int m = threadIdx.x; m < kExpandBM; m += kExpandThreads) rowOf[m] = m < rows ? detail::physicalRow(permutation, t.begin + m) : -1;
@@ -102,13 +102,13 @@ __global__ void __launch_bounds__(kExpandThreads, 2) expandWideKernel(
     }
   };
 
-  // Prologue: the B halves of stages 0 .. kExpandStages-2 before pdlWait (group 0), then the y halves, one group each.
+  // Prologue: the B halves of stages 0 .. Stages-2 before pdlWait (group 0), then the y halves, one group each.
 #pragma unroll
-  for (int st = 0; st < kExpandStages - 1; ++st)
+  for (int st = 0; st < Stages - 1; ++st)
     if (st < numLocal) loadB(st, st);
   pdlWait();
 #pragma unroll
-  for (int st = 0; st < kExpandStages - 1; ++st) {
+  for (int st = 0; st < Stages - 1; ++st) {
     if (st < numLocal) loadY(st, st);
     detail::copyAsyncCommit();
   }
@@ -119,13 +119,13 @@ __global__ void __launch_bounds__(kExpandThreads, 2) expandWideKernel(
   uint32_t ua[kExpandMaxRank / 16][4];  // U fragments of this warp's rows for the current slice, rounded to T
   int uSlice = -1;
   for (int local = 0; local < numLocal; ++local) {
-    const int ahead = local + kExpandStages - 1;
+    const int ahead = local + Stages - 1;
     if (ahead < numLocal) {
-      loadB(ahead % kExpandStages, ahead);
-      loadY(ahead % kExpandStages, ahead);
+      loadB(ahead % Stages, ahead);
+      loadY(ahead % Stages, ahead);
     }
     detail::copyAsyncCommit();
-    detail::copyAsyncWait<kExpandStages - 1>();  // sub-tile `local` has landed
+    detail::copyAsyncWait<Stages - 1>();  // sub-tile `local` has landed
     __syncthreads();
     const int n = (sub0 + local) * kSubCols;
     const int j = sliceOf(slices, numSlices, n);
@@ -145,8 +145,8 @@ __global__ void __launch_bounds__(kExpandThreads, 2) expandWideKernel(
       }
     }
     if (warpActive) {
-      const T* bs = stages + (local % kExpandStages) * kStageElems;
-      T* ys = stages + (local % kExpandStages) * kStageElems + ExpandSmem<T>::kBElems;
+      const T* bs = stages + (local % Stages) * kStageElems;
+      T* ys = stages + (local % Stages) * kStageElems + ExpandSmem<T>::kBElems;
       float acc[8][4];
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt)
@@ -201,7 +201,7 @@ inline bool expandWideApplies(const DeviceModule& module, const void* y, int ySt
 
 // Strips of sub-tiles per row tile: about blocksPerSm (2 fit: 83 KB of stages each) blocks per SM over the static tile
 // count (whole waves), at least one.
-template <typename T>
+template <typename T, int Stages = kExpandStages>
 cudaError_t launchExpandWide(const DeviceModule& module, const DeviceStep& step, const float* u, void* y, int yStride, int yOffset,
                              int numMultiprocessors, cudaStream_t stream, int blocksPerSm = 2) {
   const int c = module.numSlices, R = module.maxRank;
@@ -215,8 +215,8 @@ cudaError_t launchExpandWide(const DeviceModule& module, const DeviceStep& step,
   const dim3 grid((numSub + subPerStrip - 1) / subPerStrip, 1, static_cast<unsigned>(tiles));
   SliceTable slices{};
   for (int j = 0; j <= c; ++j) slices.offsets[j] = module.sliceOffsets[j];
-  constexpr int kSmem = ExpandSmem<T>::kBytes;
-  auto kernel = expandWideKernel<T>;
+  constexpr int kSmem = ExpandSmem<T, Stages>::kBytes;
+  auto kernel = expandWideKernel<T, Stages>;
   const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
   if (attribute != cudaSuccess) return attribute;
   return loraLaunch(kernel, grid, dim3(kExpandThreads), kSmem, stream, static_cast<const T*>(module.b),

@@ -140,6 +140,8 @@ void loraSetExpandWide(bool on);
 bool loraExpandWideOn();
 // TSLORA_CUDA_LORA_WIDE_EXPAND_BLOCKS_PER_SM / loraSetExpandWideBlocksPerSm (0 = 2): the strips' wave target.
 void loraSetExpandWideBlocksPerSm(int blocks);
+// TSLORA_CUDA_LORA_WIDE_EXPAND_STAGES=4 / loraSetExpandWideStages(4): a 4-stage pipeline instead of 3 (an A/B experiment).
+void loraSetExpandWideStages(int stages);
 
 // embed_tokens (spec e.9; module.in = vocab, one slice): U[p, k] = A[w, k, tokenIds[p]] for k < r of every
 // non-base segment row p, the column gather that replaces the shrink; then loraExpand with the same u adds σ·B·U.

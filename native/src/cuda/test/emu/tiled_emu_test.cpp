@@ -126,7 +126,7 @@ static void runCase(const char* name, int in, int c, int R, std::vector<int> ran
 }
 
 static void runExpandCase(const char* name, std::vector<int> widths, int R, std::vector<int> ranks, std::vector<int> slots,
-                          std::vector<int> counts, bool csgmv, int cap, int numSms, int yPad) {
+                          std::vector<int> counts, bool csgmv, int cap, int numSms, int yPad, bool fourStages = false) {
   ++cases;
   std::mt19937 rng(11 + R + numSms);
   std::uniform_real_distribution<float> U(-1, 1);
@@ -158,9 +158,12 @@ static void runExpandCase(const char* name, std::vector<int> widths, int R, std:
   int bad = 0;
   std::string first;
   if (!cl::wide::expandWideApplies(m, Y.data(), yStride, yOffset)) { bad = 1; first = "expandWideApplies refused the case"; }
-  const cudaError_t status = bad ? cudaSuccess
-                             : gHalf ? cl::wide::launchExpandWide<__half>(m, st, u.data(), Y.data(), yStride, yOffset, numSms, nullptr)
-                                     : cl::wide::launchExpandWide<__nv_bfloat16>(m, st, u.data(), Y.data(), yStride, yOffset, numSms, nullptr);
+  auto launch = [&](auto one) {
+    using T = decltype(one);
+    return fourStages ? cl::wide::launchExpandWide<T, 4>(m, st, u.data(), Y.data(), yStride, yOffset, numSms, nullptr)
+                      : cl::wide::launchExpandWide<T, 3>(m, st, u.data(), Y.data(), yStride, yOffset, numSms, nullptr);
+  };
+  const cudaError_t status = bad ? cudaSuccess : gHalf ? launch(__half{}) : launch(__nv_bfloat16{});
   if (status != cudaSuccess && !bad) { bad = 1; first = "launch failed"; }
   for (int p = 0; p < T && !bad; ++p) {
     const int s = tb.rowSlot[p];
@@ -205,8 +208,11 @@ int main(int argc, char** argv) {
                   0, 1, 8);
     runExpandCase("csgmv C64 gate_up r16, strips of 3 sub-tiles", {192, 192}, 16, {16, 5, 13}, {0, 1, -1, 2, 0}, {40, 70, 3, 9, 33},
                   true, 64, 8, 0);
-    if (!quick)
+    if (!quick) {
       runExpandCase("triton qkv r64 many strips", {128, 64, 64}, 64, {64, 3}, {1, 0}, {20, 140}, false, 0, 64, 0);
+      runExpandCase("csgmv C128 qkv r64, 4 stages, one strip", {256, 64, 64}, 64, {64, 8, 37}, {0, 1, 2}, {150, 40, 33}, true, 128, 1, 8,
+                    true);
+    }
   }
   std::printf("%d/%d failed\n", failures, cases);
   return failures ? 1 : 0;
