@@ -13,8 +13,10 @@
 
 #include "bench_fill.h"
 #include "cuda_check.h"
+#include "lora_device_pool.h"
 #include "lora_kernels.cuh"
 #include "lora_launch.cuh"
+#include "lora_small_variant.h"
 #include "test_support.h"
 
 namespace cl = tslora::cuda::lora;
@@ -52,6 +54,10 @@ struct Strategy {
   bool fused = false;  // the one-launch small-step kernel (lora_small_fused.cu): its time is reported as shrinkUs, expandUs 0
   int wideShrink = -1;  // prefill: the wide tiled shrink (loraSetShrinkWide) forced off (0) / on (1); -1 = the default
   int wideExpand = -1;  // prefill: the wide tiled expand (loraSetExpandWide), likewise
+  // engineGrid with 16-row tiles instead of T rows per segment: what DeviceLoraPool runs in a csgmv decode graph
+  // above 16 rows with TSLORA_CUDA_LORA_GRAPH_TILED=1 (v10)
+  bool graphTiled16 = false;
+  bool smallV10 = false;  // the small-step kernels' v10 layout (lora_small_variant.h); the others run the v9 one
 };
 
 struct ModuleState {
@@ -102,6 +108,7 @@ int main(int argc, char** argv) {
   const std::vector<ModuleSpec> moduleSpecs1B = {
       {"qkv", 2048, {2048, 512, 512}}, {"gate_up", 2048, {8192, 8192}}, {"down", 8192, {2048}}, {"o", 2048, {2048}}};
   const std::vector<CaseSpec> cases = {{"decode 64x1 r16", 64, 1, 16, 8},
+                                       {"decode 8x1 r16", 8, 1, 16, 8},
                                        {"1B decode 64x1 1ad", 64, 1, 16, 1, true},
                                        {"1B decode 8x1 8ad", 8, 1, 16, 8, true},
                                        {"decode 64x1 r16 1ad", 64, 1, 16, 1},
@@ -117,7 +124,11 @@ int main(int argc, char** argv) {
       // prefill A/B of the wide kernels (lora_shrink_wide.cuh, lora_expand_wide.cuh) against v5, same run
       {"triton v5", false, 16, false, false, false, false, 0, 0}, {"triton wide shrink", false, 16, false, false, false, false, 1, 0},
       {"triton wide expand", false, 16, false, false, false, false, 0, 1}, {"triton wide", false, 16, false, false, false, false, 1, 1},
-      {"csgmv C128 wide", true, 128, false, false, false, false, 1, 1}};
+      {"csgmv C128 wide", true, 128, false, false, false, false, 1, 1},
+      // decode A/B (v10 of smallexp): the tiled kernels on 16-row tiles in a csgmv graph grid, the small-step v10 layout
+      {"csgmv graph C16", true, 16, false, true, false, false, -1, -1, true},
+      {"csgmv small v10", true, 16, true, false, false, false, -1, -1, false, true},
+      {"triton small v10", false, 16, true, false, false, false, -1, -1, false, true}};
   const bool wideDefault = cl::loraShrinkWideOn(), wideExpandDefault = cl::loraExpandWideOn();
   std::string json = "{\"device\":\"" + std::string(prop.name) + "\",\"results\":[";
   std::vector<std::string> table;
@@ -167,6 +178,7 @@ int main(int argc, char** argv) {
       if (onlyStrategies != nullptr && ("," + std::string(onlyStrategies) + ",").find("," + std::string(st.name) + ",") == std::string::npos)
         continue;
       cl::loraSetExpandPrefetchY(st.prefetchY);
+      cl::loraSetSmallV10(st.smallV10);
       cl::loraSetShrinkWide(st.wideShrink < 0 ? wideDefault : st.wideShrink == 1);
       cl::loraSetExpandWide(st.wideExpand < 0 ? wideExpandDefault : st.wideExpand == 1);
       std::vector<StepSet> sets(kSets);
@@ -181,7 +193,7 @@ int main(int argc, char** argv) {
       }
       if (st.engineGrid) {  // DeviceLoraPool::setGraphGrid(min(bs, max), bs, bs) of decode-graph.cu
         maxSegments = std::max(maxSegments, T);
-        maxRows = T;
+        maxRows = st.graphTiled16 ? 16 : T;
       }
       for (int k = 0; k < kSets; ++k) {
         std::vector<int32_t> indptr = segs[k].segIndptr, weights = segs[k].weightIndices;
@@ -201,8 +213,9 @@ int main(int argc, char** argv) {
         step.numTokens = T;
       }
       for (ModuleState& ms : modules) {
-        ms.kSplits = st.small ? cl::loraSmallStepSplits(ms.view, sets[0].step, prop.multiProcessorCount)
-                              : cl::loraShrinkSplits(ms.view, sets[0].step, prop.multiProcessorCount);
+        ms.kSplits = st.small         ? cl::loraSmallStepSplits(ms.view, sets[0].step, prop.multiProcessorCount)
+                     : st.graphTiled16 ? cl::loraShrinkSplits(ms.view, cl::graphTiledSplitStep(sets[0].step), prop.multiProcessorCount)
+                                       : cl::loraShrinkSplits(ms.view, sets[0].step, prop.multiProcessorCount);
         if (ms.kSplits < 1) { std::printf("small-step path does not apply to %s\n", cs.name); return 1; }
         if (st.fused) {
           ms.plan = cl::loraFusedPlan(ms.view, sets[0].step, prop.multiProcessorCount);

@@ -45,6 +45,9 @@ DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, i
   // "1": the fused small-step kernel instead of the pair. Opt-in: slower than the pair on the H100 (bench/lora/README.md v8).
   const char* fused = std::getenv("TSLORA_CUDA_LORA_FUSED");
   fused_ = fused != nullptr && std::string(fused) == "1";
+  // "1": csgmv decode graphs above 16 rows take the tiled kernels on 16-row tiles (graphTiledApplies; v10 A/B switch).
+  const char* graphTiled = std::getenv("TSLORA_CUDA_LORA_GRAPH_TILED");
+  graphTiledOn_ = graphTiled == nullptr ? kGraphTiledDefaultOn : std::string(graphTiled) != "0";
   const int S = config.numSlots, R = config.maxRank;
   int maxColumnBlocks = 1;
   for (int m = 0; m < host::kNumModules; ++m) {
@@ -247,19 +250,34 @@ void DeviceLoraPool::setStep(const host::StepLora& step, cudaStream_t stream) {
   int32_t* weights = indptr + maxSegments_ + 1;
   int32_t* segRanks = weights + maxSegments_;  // rank snapshot of each segment's slot (ranks_ mirrors slotRanks_)
   int32_t* perm = segRanks + maxSegments_;
-  int longest = 1;
+  // A csgmv decode graph on the tiled kernels (graphTiledApplies) bakes in 16-row tiles: adapter segments longer than
+  // that (a chunk size above 16) go up as several segments of at most 16 rows, which the tiled kernels compute the
+  // same way (each 16-row tile of a segment is its own block either way).
+  graphTiled_ = graphTiledApplies(step);
+  const int maxChunkRows = graphTiled_ ? kGraphTiledRows : T + 1;
+  int longest = 1, segments = 0;
   indptr[0] = G > 0 ? step.segIndptr[0] : 0;
   for (int g = 0; g < G; ++g) {
     const int begin = step.segIndptr[g], end = step.segIndptr[g + 1], slot = step.weightIndices[g];
     if (begin < 0 || end < begin || end > T || slot < -1 || slot >= config_.numSlots)
       throw std::invalid_argument("LoRA device pool: segment " + std::to_string(g) + " is out of range");
-    indptr[g + 1] = end;
-    weights[g] = slot;
-    segRanks[g] = slot >= 0 ? ranks_[slot] : 0;
-    if (slot >= 0) longest = std::max(longest, end - begin);  // base segments (csgmv: one long one) do no work
+    const int rowsPerChunk = slot >= 0 ? maxChunkRows : T + 1;  // base segments do no work: never split
+    for (int chunkBegin = begin;;) {
+      const int chunkEnd = std::min(end, chunkBegin + rowsPerChunk);
+      if (segments >= (gridSegments_ > 0 ? gridSegments_ : maxSegments_))
+        throw std::invalid_argument("LoRA device pool: step has more than " + std::to_string(gridSegments_ > 0 ? gridSegments_ : maxSegments_) +
+                                    " segments once split into " + std::to_string(kGraphTiledRows) + "-row chunks");
+      indptr[segments + 1] = chunkEnd;
+      weights[segments] = slot;
+      segRanks[segments] = slot >= 0 ? ranks_[slot] : 0;
+      ++segments;
+      if (slot >= 0) longest = std::max(longest, chunkEnd - chunkBegin);  // base segments (csgmv: one long one) do no work
+      chunkBegin = chunkEnd;
+      if (chunkBegin >= end) break;
+    }
   }
-  for (int g = G; g < maxSegments_; ++g) {  // padding: empty segments of the base slot (spec e.10)
-    indptr[g + 1] = indptr[G];
+  for (int g = segments; g < maxSegments_; ++g) {  // padding: empty segments of the base slot (spec e.10)
+    indptr[g + 1] = indptr[segments];
     weights[g] = -1;
     segRanks[g] = 0;
   }
@@ -280,8 +298,9 @@ void DeviceLoraPool::setStep(const host::StepLora& step, cudaStream_t stream) {
       if (longest > gridSegmentRows_) throw std::invalid_argument("LoRA device pool: a segment is longer than the captured grid's rows");
       step_.maxSegmentRows = gridSegmentRows_;
     }
+    if (graphTiled_) step_.maxSegmentRows = kGraphTiledRows;
   } else {
-    step_.maxSegments = std::max(1, G);
+    step_.maxSegments = std::max(1, segments);
     step_.numTokens = std::max(1, T);
   }
   useSmallStep_ = chooseSmallStep(step);
@@ -295,7 +314,9 @@ void DeviceLoraPool::setStep(const host::StepLora& step, cudaStream_t stream) {
 //  - a narrowed (eager) grid: the small-step kernels when every 16-row group of positions holds one adapter, or for
 //    1-2 rows (64 rows, one adapter: 43 against 50); the tiled kernels once groups mix adapters (64 rows, 8 adapters:
 //    49 against 53; 8 rows, 8 adapters: 40 against 66) or past 128 rows (256 rows: 72 against 121).
+//  - v10: a csgmv graph grid above 16 rows takes the tiled kernels on 16-row tiles instead (graphTiledApplies).
 bool DeviceLoraPool::chooseSmallStep(const host::StepLora& step) {
+  if (graphTiled_) return false;
   if (step_.numTokens > smallStepMaxTokens_) return false;
   if (smallStepAlways_) return true;
   if (step_.numTokens <= 2) return true;
@@ -318,6 +339,16 @@ bool DeviceLoraPool::chooseSmallStep(const host::StepLora& step) {
     }
   }
   return true;
+}
+
+// A csgmv decode graph of more than 16 rows: the tiled kernels with 16-row tiles over the grid's segments (empty
+// tiles exit at once) instead of the small-step pair (bench/lora/README.md v10: the "csgmv graph C16" rows). Fixed per
+// grid and backend, so capture and replays agree. Needs as many grid segments as rows: then the step split into
+// chunks of at most 16 rows (setStep) always fits, since every chunk holds at least one row.
+bool DeviceLoraPool::graphTiledApplies(const host::StepLora& step) const {
+  if (!graphTiledOn_ || smallStepAlways_ || gridSegments_ <= 0 || !step.csgmv) return false;
+  const int rows = gridSegmentRows_ > 0 ? gridSegmentRows_ : gridTokens_;
+  return rows > kGraphTiledRows && gridSegments_ >= gridTokens_;
 }
 
 void DeviceLoraPool::setGraphGrid(int segments, int tokens, int segmentRows) {
@@ -394,7 +425,7 @@ void DeviceLoraPool::shrink(int layer, host::Module module, const void* x, int x
     pendingSplits_ = smallSplits;
     return;
   }
-  int kSplits = loraShrinkSplits(v, step_, numSms_);
+  int kSplits = loraShrinkSplits(v, graphTiled_ ? graphTiledSplitStep(step_) : step_, numSms_);
   // A narrowed step with few tiles but many rows (e.g. one short adapter segment beside a long base prefill)
   // would ask for many splits over all T rows: keep the split-K partials under kMaxPartialBytes.
   constexpr size_t kMaxPartialBytes = size_t{64} << 20;

@@ -7,6 +7,7 @@
 // are applied one after another on one stream (they share the workspace and the split-K tickets).
 // embed_tokens LoRA (spec e.9) is a column gather from A (loraEmbedGather) followed by the shared expand.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -23,6 +24,16 @@ namespace tslora::cuda::lora {
 
 namespace host = tslora::lora;
 class DeviceHostAdapter;  // lora_host_image.h
+
+// The step the tiled shrink's split count is chosen for in a csgmv decode graph on the tiled kernels (v10,
+// DeviceLoraPool::graphTiledApplies): the grid has as many segments as rows, almost all of them empty, so the policy
+// is given a typical tile count instead, two 16-row tiles per 16 rows (e.g. 8 adapters over 64 rows: 8 tiles). Fixed
+// per grid (a captured graph bakes the split count in).
+inline DeviceStep graphTiledSplitStep(DeviceStep step) {
+  step.maxSegments = std::max(1, 2 * ((step.numTokens + 15) / 16));
+  step.maxSegmentRows = 16;
+  return step;
+}
 
 class DeviceLoraPool {
  public:
@@ -98,6 +109,7 @@ class DeviceLoraPool {
   void writeFp32(int slot, const host::detail::HostAdapterImpl& adapter, cudaStream_t stream);
   void zeroRegion(const ModuleBuffers& buf, const host::ModuleShape& s, int slot, int r, cudaStream_t stream);
   bool chooseSmallStep(const host::StepLora& step);
+  bool graphTiledApplies(const host::StepLora& step) const;
   // The small-step delta of one module on `stream`: the fused kernel (one launch) where it applies and the device
   // runs its clusters, else the shrink + expand pair.
   void applySmallStep(const DeviceModule& v, int splits, const void* x, int xStride, void* y, int yStride, int yOffset, cudaStream_t stream);
@@ -121,6 +133,12 @@ class DeviceLoraPool {
   const void* deferredX_ = nullptr;  // shrink()'s x while a fused expand() is pending
   int deferredXStride_ = 0;
   int gridSegments_ = 0, gridTokens_ = 0, gridSegmentRows_ = 0;  // static grid (graph capture) when segments > 0
+  // v10 (bench/lora/README.md): csgmv decode graphs above 16 rows on the tiled kernels with 16-row tiles
+  // (graphTiledApplies). TSLORA_CUDA_LORA_GRAPH_TILED=1 / =0 (unset: kGraphTiledDefaultOn).
+  static constexpr int kGraphTiledRows = 16;
+  static constexpr bool kGraphTiledDefaultOn = false;
+  bool graphTiledOn_ = kGraphTiledDefaultOn;
+  bool graphTiled_ = false;  // the current step's choice (setStep)
   uint64_t workspaceGeneration_ = 0;
   size_t weightBytes_ = 0;
   std::vector<ModuleBuffers> buffers_[host::kNumModules];  // [module][layer], views into moduleA_ / moduleB_

@@ -6,10 +6,14 @@
 // dependent launch (lora_launch.cuh; typically of its shrink): the segment tables and the first B tiles are read
 // before pdlWait; y and the split partials of U after it, the partials summed in a fixed order and rounded to the
 // activation dtype (as the tiled expand does).
+// v10 (kV10, lora_small_variant.h): lane v owns columns 8v .. 8v + 7 instead of v + 32i, so y is read and written 16
+// bytes at a time; the B tile keeps the shared-memory access of before by storing column c at tile row
+// (c % 8) * 32 + c / 8 (lane v's i-th column sits at row 32i + v either way). Same sums per output element.
 #include <algorithm>
 
 #include "lora_launch.cuh"
 #include "lora_small_step.cuh"
+#include "lora_small_variant.h"
 
 namespace tslora::cuda::lora {
 namespace {
@@ -34,13 +38,13 @@ __device__ __forceinline__ void copyAsyncPartial(void* sharedDst, const void* gl
 
 // Dynamic shared memory: kStages B tiles of T [kBN, bLd]. Four blocks per multiprocessor (64 registers, ~20 bytes of
 // spill): run 8 had 98 registers, two blocks per SM, and gate_up's 448 blocks at 64 rows took 1.7 waves (16.7 µs).
-template <typename T, int kStages>
+template <typename T, int kStages, bool kV10>
 __global__ void __launch_bounds__(kThreads, 4) smallExpandKernel(
     const uint16_t* __restrict__ b, size_t bSlotStride, int R, Slices slices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ segmentRanks,
     const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int maxSegments, int numTokens, const float* __restrict__ partials, int splits, int uStride, T* __restrict__ y, int yStride,
-    int yOffset, int vecB) {
+    int yOffset, int vecB, int vecY) {
   pdlLaunchDependents();
   const int j = blockIdx.y, offset = sliceOffset(slices, j), width = sliceOffset(slices, j + 1) - offset;
   const int n0 = blockIdx.x * kBN;
@@ -53,13 +57,16 @@ __global__ void __launch_bounds__(kThreads, 4) smallExpandKernel(
   __shared__ __align__(16) float sU[kGroupRows][kULd];  // this slice's U columns per row, zero from r on
   extern __shared__ __align__(16) unsigned char smem[];
   const int p0 = blockIdx.z * kGroupRows;
-  loadGroup(segIndptr, weightIndices, segmentRanks, permutation, slotRanks, maxSegments, numTokens, p0, g);
+  loadGroup(segIndptr, weightIndices, segmentRanks, permutation, slotRanks, maxSegments, numTokens, p0, g, kV10);
   if (g.numRuns == 0) {
     pdlWait();
     return;
   }
   const int bLd = (R + 7) / 8 * 8 + 8;
   auto stage = [&](int run) { return reinterpret_cast<uint16_t*>(smem) + (run % kStages) * kBN * bLd; };
+  // Tile row of the block's column c (see the file comment) and the column of lane v's i-th accumulator.
+  auto tileRow = [](int c) { return kV10 ? (c % 8) * kLanes + c / 8 : c; };
+  auto columnOf = [](int v, int i) { return kV10 ? 8 * v + i : v + kLanes * i; };
 
   // B tile of `run` (columns [n0, n0 + kBN) of the slice, k < roundup8(r), zero beyond r and beyond the slice) into
   // its stage; commits one cp.async group either way, so group i always belongs to run i.
@@ -73,12 +80,12 @@ __global__ void __launch_bounds__(kThreads, 4) smallExpandKernel(
         for (int e = threadIdx.x; e < chunks * kBN; e += kThreads) {
           const int c = e / chunks, kc = (e % chunks) * 8;
           const int bytes = n0 + c < width ? min(16, (r - kc) * 2) : 0;
-          copyAsyncPartial(dst + c * bLd + kc, bytes > 0 ? bTile + static_cast<size_t>(c) * R + kc : bTile, bytes);
+          copyAsyncPartial(dst + tileRow(c) * bLd + kc, bytes > 0 ? bTile + static_cast<size_t>(c) * R + kc : bTile, bytes);
         }
       } else {
         for (int e = threadIdx.x; e < kPad * kBN; e += kThreads) {
           const int c = e / kPad, k = e % kPad;
-          dst[c * bLd + k] = n0 + c < width && k < r ? bTile[static_cast<size_t>(c) * R + k] : uint16_t{0};
+          dst[tileRow(c) * bLd + k] = n0 + c < width && k < r ? bTile[static_cast<size_t>(c) * R + k] : uint16_t{0};
         }
       }
     }
@@ -90,14 +97,27 @@ __global__ void __launch_bounds__(kThreads, 4) smallExpandKernel(
   pdlWait();  // the shrink grid (and every kernel before it) has completed: y and the partials are final
   const int v = threadIdx.x % kLanes, qa = threadIdx.x / kLanes;
   T* yRow[2];
-  float yOld[2][8];
+  float yOld[2][8];  // v9
+  uint4 yRaw[2];     // v10: the 8 values of y as loaded (8 registers where yOld takes 16)
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int q = qa + 8 * h;
     yRow[h] = g.slot[q] >= 0 ? y + static_cast<size_t>(g.phys[q]) * yStride + yOffset + offset + n0 : nullptr;
+    if constexpr (kV10) {
+      yRaw[h] = make_uint4(0u, 0u, 0u, 0u);
+      if (vecY) {  // the 8 columns are all inside the slice or all outside (widths are multiples of 8)
+        if (yRow[h] != nullptr && n0 + 8 * v < width) yRaw[h] = *reinterpret_cast<const uint4*>(yRow[h] + 8 * v);
+      } else {
+        T* vals = reinterpret_cast<T*>(&yRaw[h]);
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+          if (yRow[h] != nullptr && n0 + 8 * v + i < width) vals[i] = yRow[h][8 * v + i];
+      }
+      continue;
+    }
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      const int col = v + kLanes * i;
+      const int col = columnOf(v, i);
       yOld[h][i] = yRow[h] != nullptr && n0 + col < width ? Convert<T>::toFloat(yRow[h][col]) : 0.0f;
     }
   }
@@ -156,9 +176,22 @@ __global__ void __launch_bounds__(kThreads, 4) smallExpandKernel(
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     if (yRow[h] == nullptr) continue;
+    if constexpr (kV10) {
+      T* vals = reinterpret_cast<T*>(&yRaw[h]);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) vals[i] = Convert<T>::fromFloat(Convert<T>::toFloat(vals[i]) + acc[h][i]);
+      if (vecY) {
+        if (n0 + 8 * v < width) *reinterpret_cast<uint4*>(yRow[h] + 8 * v) = yRaw[h];
+      } else {
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+          if (n0 + 8 * v + i < width) yRow[h][8 * v + i] = vals[i];
+      }
+      continue;
+    }
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      const int col = v + kLanes * i;
+      const int col = columnOf(v, i);
       if (n0 + col < width) yRow[h][col] = Convert<T>::fromFloat(yOld[h][i] + acc[h][i]);
     }
   }
@@ -176,9 +209,11 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
   Slices slices{};
   int widest = 0;
   bool vecB = R % 8 == 0 && aligned16(module.b);
+  bool vecY = yStride % 8 == 0 && yOffset % 8 == 0 && aligned16(y);  // 16-byte y rows (v10)
   for (int jj = 0; jj <= c; ++jj) {
     slices.offsets[jj] = module.sliceOffsets[jj];
     vecB = vecB && slices.offsets[jj] % 8 == 0;
+    vecY = vecY && slices.offsets[jj] % 8 == 0;
   }
   for (int jj = 0; jj < c; ++jj) widest = std::max(widest, slices.offsets[jj + 1] - slices.offsets[jj]);
   if (widest <= 0) return cudaSuccess;
@@ -200,14 +235,17 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
     extras.programmatic = programmatic;
     return loraLaunch(extras, kernel, grid, dim3(kThreads), smemBytes, stream, b, bSlotStride, R, slices, step.segIndptr,
                       step.weightIndices, step.segmentRanks, step.permutation, step.slotRanks, step.maxSegments, step.numTokens,
-                      partials, kSplits, c * R, yTyped, yStride, yOffset, vecB ? 1 : 0);
+                      partials, kSplits, c * R, yTyped, yStride, yOffset, vecB ? 1 : 0, vecY ? 1 : 0);
   };
+  const bool v10 = loraSmallV10();
   if (dtype == ActDType::BF16) {
     auto* yt = static_cast<__nv_bfloat16*>(y);
-    return stages == 4 ? launch(smallExpandKernel<__nv_bfloat16, 4>, yt) : launch(smallExpandKernel<__nv_bfloat16, 2>, yt);
+    if (v10) return stages == 4 ? launch(smallExpandKernel<__nv_bfloat16, 4, true>, yt) : launch(smallExpandKernel<__nv_bfloat16, 2, true>, yt);
+    return stages == 4 ? launch(smallExpandKernel<__nv_bfloat16, 4, false>, yt) : launch(smallExpandKernel<__nv_bfloat16, 2, false>, yt);
   }
   auto* yt = static_cast<__half*>(y);
-  return stages == 4 ? launch(smallExpandKernel<__half, 4>, yt) : launch(smallExpandKernel<__half, 2>, yt);
+  if (v10) return stages == 4 ? launch(smallExpandKernel<__half, 4, true>, yt) : launch(smallExpandKernel<__half, 2, true>, yt);
+  return stages == 4 ? launch(smallExpandKernel<__half, 4, false>, yt) : launch(smallExpandKernel<__half, 2, false>, yt);
 }
 
 }  // namespace tslora::cuda::lora

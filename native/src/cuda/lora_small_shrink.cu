@@ -7,6 +7,7 @@
 
 #include "lora_launch.cuh"
 #include "lora_small_mma.cuh"
+#include "lora_small_variant.h"
 
 namespace tslora::cuda::lora {
 namespace {
@@ -30,7 +31,7 @@ __global__ void __launch_bounds__(kThreads) smallShrinkKernel(
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ segmentRanks,
     const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int maxSegments, int numTokens, const uint16_t* __restrict__ x, int xStride, float* __restrict__ partials, int uStride,
-    int kPerSplit, int triggerEarly) {
+    int kPerSplit, int triggerEarly, int permInFlight) {
   // PDL trigger placement (run 6 vs run 8): at kernel start the expand's early blocks overlap most of this grid, which
   // pays for one position group (batch 1: 18.8 against 24.1 µs per layer) but slows several groups, whose early
   // blocks compete with this grid's loads (64 rows: +3.4 µs); there the trigger waits for the main loads below.
@@ -38,7 +39,7 @@ __global__ void __launch_bounds__(kThreads) smallShrinkKernel(
   __shared__ GroupRows g;
   extern __shared__ float accShared[];
   const int p0 = blockIdx.y * kGroupRows;
-  loadGroup(segIndptr, weightIndices, segmentRanks, permutation, slotRanks, maxSegments, numTokens, p0, g);
+  loadGroup(segIndptr, weightIndices, segmentRanks, permutation, slotRanks, maxSegments, numTokens, p0, g, permInFlight != 0);
   if (g.numRuns == 0) {
     pdlWait();  // every block waits (pdl.h rule 2)
     return;
@@ -114,7 +115,7 @@ cudaError_t loraShrinkSmall(ActDType dtype, const DeviceModule& module, const De
     }
     return loraLaunch(kernel, grid, dim3(kThreads), smemBytes, stream, a, module.in, aSlotStride, c, step.segIndptr, step.weightIndices,
                       step.segmentRanks, step.permutation, step.slotRanks, step.maxSegments, step.numTokens, xs, xStride, partials,
-                      uStride, kPerSplit, groupsOf(step) == 1 ? 1 : 0);
+                      uStride, kPerSplit, groupsOf(step) == 1 ? 1 : 0, loraSmallV10() ? 1 : 0);
   };
   if (dtype == ActDType::BF16) return vec ? launch(smallShrinkKernel<__nv_bfloat16, true>) : launch(smallShrinkKernel<__nv_bfloat16, false>);
   return vec ? launch(smallShrinkKernel<__half, true>) : launch(smallShrinkKernel<__half, false>);

@@ -25,17 +25,22 @@ struct GroupRows {
   int numRuns;
 };
 
-// Fills g for positions [p0, p0 + 16) (every thread of the block calls it; it synchronises; blockDim.x >= 32). One
-// global round trip with segmentRanks (tables, permutation and ranks together), two without (slot ranks after the
-// tables). Runs are found by warp 0 in one step (__match_any_sync), in order of first appearance.
+// Fills g for positions [p0, p0 + 16) (every thread of the block calls it; it synchronises; blockDim.x >= 32). With
+// segmentRanks the tables and ranks come in one global round trip, and with permInFlight (v10,
+// lora_small_variant.h) the permutation too: its load is left in flight across the first barrier and stored after the
+// table pass (else the first barrier waits for it: two round trips). Runs are found by warp 0 in one step
+// (__match_any_sync), in order of first appearance.
 __device__ inline void loadGroup(const int32_t* __restrict__ segIndptr, const int32_t* __restrict__ weightIndices,
                                  const int32_t* __restrict__ segmentRanks, const int32_t* __restrict__ permutation,
-                                 const int32_t* __restrict__ slotRanks, int maxSegments, int numTokens, int p0, GroupRows& g) {
+                                 const int32_t* __restrict__ slotRanks, int maxSegments, int numTokens, int p0, GroupRows& g,
+                                 bool permInFlight = false) {
   const int tid = threadIdx.x;
+  int phys = 0;
   if (tid < kGroupRows) {
     g.slot[tid] = -1;
     g.rank[tid] = 0;
-    g.phys[tid] = p0 + tid < numTokens ? detail::physicalRow(permutation, p0 + tid) : 0;
+    phys = p0 + tid < numTokens ? detail::physicalRow(permutation, p0 + tid) : 0;
+    if (!permInFlight) g.phys[tid] = phys;
   }
   __syncthreads();
   const int pEnd = min(numTokens, p0 + kGroupRows);
@@ -51,6 +56,7 @@ __device__ inline void loadGroup(const int32_t* __restrict__ segIndptr, const in
       g.rank[p - p0] = r;
     }
   }
+  if (permInFlight && tid < kGroupRows) g.phys[tid] = phys;
   __syncthreads();
   if (tid < 32) {
     const int w = tid < kGroupRows ? g.slot[tid] : -1;

@@ -10,6 +10,7 @@
 #include <random>
 #include <string>
 #include "lora_kernels.cuh"
+#include "lora_small_variant.h"
 namespace cl = tslora::cuda::lora;
 static bool gHalf = false;
 static uint16_t toBits(float f) {
@@ -62,6 +63,17 @@ void runCase(const char* name, int in, std::vector<int> widths, int R, std::vect
   std::vector<uint16_t> Yg = Y;
   if (cl::loraShrinkSmall((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, st, X.data(), xStride, ws.data(), splits, nullptr) != cudaSuccess) { printf("shrink err\n"); }
   if (cl::loraExpandSmall((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, st, ws.data(), splits, Yg.data(), yStride, yOffset, nullptr, true) != cudaSuccess) { printf("expand err\n"); }
+  // The other layout of lora_small_variant.h (v10: the permutation in flight with the tables, 16-byte y, swizzled B
+  // tile): the same sums per element, so the same bits.
+  std::vector<uint16_t> Yv = Y;
+  std::vector<float> wsV(ws.size(), NAN);
+  cl::loraSetSmallV10(!cl::loraSmallV10());
+  if (cl::loraShrinkSmall((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, st, X.data(), xStride, wsV.data(), splits, nullptr) != cudaSuccess) { printf("shrink err\n"); }
+  if (cl::loraExpandSmall((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, st, wsV.data(), splits, Yv.data(), yStride, yOffset, nullptr, true) != cudaSuccess) { printf("expand err\n"); }
+  cl::loraSetSmallV10(!cl::loraSmallV10());
+  int variantDiffers = 0;
+  for (size_t e = 0; e < Y.size(); ++e) variantDiffers += Yv[e] != Yg[e];
+  if (variantDiffers) printf("  the pair's other layout (v10 %s) differs in %d values\n", cl::loraSmallV10() ? "off" : "on", variantDiffers);
   auto check = [&](const char* name, const char* path, const std::vector<uint16_t>& Yg, int extraBad, int splits) {
   double err = 0, ref = 0; int bad = extraBad;
   for (int p = 0; p < T; ++p) {
@@ -102,6 +114,7 @@ void runCase(const char* name, int in, std::vector<int> widths, int R, std::vect
                              plans[i].columnParts, splits, identical[i]);
   }
   check(name, "pair", Yg, 0, splits);
+  check(name, cl::loraSmallV10() ? "pair v9 layout" : "pair v10 layout", Yv, variantDiffers, splits);
   for (size_t i = 0; i < plans.size(); ++i) check(name, i == 0 ? "fused" : "fused 4x3", fusedOut[i], identical[i], plans[i].clusterSize);
 }
 int main(int argc, char** argv) {
