@@ -8,7 +8,9 @@
 // activation dtype (as the tiled expand does).
 // v10 (kV10, lora_small_variant.h): lane v owns columns 8v .. 8v + 7 instead of v + 32i, so y is read and written 16
 // bytes at a time; the B tile keeps the shared-memory access of before by storing column c at tile row
-// (c % 8) * 32 + c / 8 (lane v's i-th column sits at row 32i + v either way). Same sums per output element.
+// (c % 8) * 32 + c / 8 (lane v's i-th column sits at row 32i + v either way); the grid is (the column blocks of all
+// slices, 1, groups), so qkv's narrow k and v slices leave no idle blocks (96 instead of 192 at 64 rows on Llama-3.1-8B
+// shapes). Same sums per output element.
 #include <algorithm>
 
 #include "lora_launch.cuh"
@@ -46,8 +48,17 @@ __global__ void __launch_bounds__(kThreads, 4) smallExpandKernel(
     int maxSegments, int numTokens, const float* __restrict__ partials, int splits, int uStride, T* __restrict__ y, int yStride,
     int yOffset, int vecB, int vecY) {
   pdlLaunchDependents();
-  const int j = blockIdx.y, offset = sliceOffset(slices, j), width = sliceOffset(slices, j + 1) - offset;
-  const int n0 = blockIdx.x * kBN;
+  int j = blockIdx.y, n0 = blockIdx.x * kBN;
+  if constexpr (kV10) {  // one row of column blocks over all slices (grid.y = 1): no idle blocks beside narrow slices
+    int bx = blockIdx.x;
+    for (j = 0; j < 2; ++j) {  // the grid holds exactly the slices' blocks, so the last slice needs no test
+      const int blocks = (sliceOffset(slices, j + 1) - sliceOffset(slices, j) + kBN - 1) / kBN;
+      if (bx < blocks) break;
+      bx -= blocks;
+    }
+    n0 = bx * kBN;
+  }
+  const int offset = sliceOffset(slices, j), width = sliceOffset(slices, j + 1) - offset;
   // Every block, even one with nothing to do, waits for the kernel before it exits (pdl.h rule 2).
   if (n0 >= width) {
     pdlWait();
@@ -215,9 +226,14 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
     vecB = vecB && slices.offsets[jj] % 8 == 0;
     vecY = vecY && slices.offsets[jj] % 8 == 0;
   }
-  for (int jj = 0; jj < c; ++jj) widest = std::max(widest, slices.offsets[jj + 1] - slices.offsets[jj]);
+  int sliceBlocks = 0;  // v10: the column blocks of every slice in one grid row
+  for (int jj = 0; jj < c; ++jj) {
+    widest = std::max(widest, slices.offsets[jj + 1] - slices.offsets[jj]);
+    sliceBlocks += (std::max(0, slices.offsets[jj + 1] - slices.offsets[jj]) + kBN - 1) / kBN;
+  }
   if (widest <= 0) return cudaSuccess;
-  const dim3 grid((widest + kBN - 1) / kBN, c, groupsOf(step));
+  const bool v10 = loraSmallV10();
+  const dim3 grid(v10 ? sliceBlocks : (widest + kBN - 1) / kBN, v10 ? 1 : c, groupsOf(step));
   const int stages = stagesFor(R);
   const size_t smemBytes = static_cast<size_t>(stages) * kBN * bLdFor(R) * sizeof(uint16_t);
   const auto* b = static_cast<const uint16_t*>(module.b);
@@ -237,7 +253,6 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
                       step.weightIndices, step.segmentRanks, step.permutation, step.slotRanks, step.maxSegments, step.numTokens,
                       partials, kSplits, c * R, yTyped, yStride, yOffset, vecB ? 1 : 0, vecY ? 1 : 0);
   };
-  const bool v10 = loraSmallV10();
   if (dtype == ActDType::BF16) {
     auto* yt = static_cast<__nv_bfloat16*>(y);
     if (v10) return stages == 4 ? launch(smallExpandKernel<__nv_bfloat16, 4, true>, yt) : launch(smallExpandKernel<__nv_bfloat16, 2, true>, yt);

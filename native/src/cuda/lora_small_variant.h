@@ -1,7 +1,8 @@
 // A/B switch of the small-step kernels' v10 layout (bench/lora/README.md v10): the group tables read in one global
 // round trip (loadGroup: the permutation load in flight with the segment tables) and the expand's y read and written
 // 16 bytes at a time (each lane owns 8 consecutive columns; the B tile's columns are stored swizzled so the shared
-// loads stay conflict-free). Same arithmetic per output element either way: bit-identical results.
+// loads stay conflict-free) over a grid without idle blocks beside narrow slices. Same arithmetic per output element
+// either way: bit-identical results.
 // TSLORA_CUDA_LORA_SMALL_V10=1 / =0 (read once; unset: kSmallV10DefaultOn) or loraSetSmallV10 (the benchmark's A/B).
 #pragma once
 #include <cstdlib>
