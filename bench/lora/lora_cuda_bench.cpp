@@ -317,6 +317,29 @@ int main(int argc, char** argv) {
           std::printf("%s\n", sweep.c_str());
         }
       }
+      // Small-step expand alone per split count (LORA_BENCH_EXPAND_SWEEP=1, also with LORA_BENCH_NO_SWEEPS): what the
+      // re-read of the split partials costs the expand (the partials' values do not matter for the time).
+      if (st.small && !st.fused && std::getenv("LORA_BENCH_EXPAND_SWEEP") != nullptr) {
+        for (ModuleState& ms : modules) {
+          const int autoSplits = ms.kSplits;
+          std::string sweep = std::string(cs.name) + " " + st.name + " " + ms.spec.name + " expand split sweep (expand us):";
+          for (int splits : {1, 4, 16, 32}) {
+            const size_t bytes = cl::loraSmallStepWorkspaceBytes(ms.view, sets[0].step, splits);
+            if (bytes > ms.workspace.count) {
+              ms.workspace.resize(bytes);
+              CUDA_CHECK(cudaMemset(ms.workspace.ptr, 0, ms.workspace.count));
+            }
+            ms.kSplits = splits;
+            char cell[64];
+            std::snprintf(cell, sizeof cell, " %d:%.1f", splits, 1e3 * timeMs(stream, 400, [&](int i) { expand(ms, i); }));
+            sweep += cell;
+          }
+          ms.kSplits = autoSplits;
+          sweep += " (auto " + std::to_string(autoSplits) + ")";
+          table.push_back(sweep);
+          std::printf("%s\n", sweep.c_str());
+        }
+      }
       // Small-step split sweep: shrink + expand (PDL) of each module back to back, per split count, to tune
       // loraSmallStepSplits (the pair time, not a graph replay).
       if (st.small && !st.fused && sweeps) {
