@@ -116,6 +116,12 @@ int main() {
       if (image) gpu.writeSlot(slot, *cl::buildDeviceHostAdapter(ad->input(), c, dtype), nullptr);
       else gpu.writeSlot(slot, *hostAdapter, nullptr);
     }
+    // 64 decode rows over slots 0-2 and base rows (csgmv: up to 22 rows per slot)
+    const auto decodeSlots64 = [] {
+      std::vector<int> slots(64);
+      for (int i = 0; i < 64; ++i) slots[i] = i % 5 == 4 ? -1 : i % 3;
+      return slots;
+    };
     // A mixed prefill-like step, then decode-like steps (one token per request: the narrowed grid gets split-K),
     // then an all-base step.
     const std::vector<std::pair<std::vector<int>, std::vector<int>>> steps = {
@@ -124,6 +130,8 @@ int main() {
         {{2, -1, 0, 1, 2, 0}, {1, 1, 1, 1, 1, 1}},
         {{0, 2, 1, 0, -1, 2, 2, 1, 0, 0, 1, 2, 0, -1, 1, 2, 0, 2, 1, 1, 0, 2, 0, 1, 2, 2, 0, 1, -1, 0, 2, 1, 0, 0, 2, 1, 1, 2, 0, 2, 1},
          std::vector<int>(41, 1)},  // 41 decode rows: 3 position groups, bucket 48
+        {decodeSlots64(), std::vector<int>(64, 1)},  // 64 decode rows: csgmv chunks of 32, bucket 64 (split into 16-row
+                                                     // segments where the graph grid takes the tiled kernels)
         {{-1, -1}, {3, 1}},
     };
     for (const auto& [slots, counts] : steps)
