@@ -317,13 +317,14 @@ int main(int argc, char** argv) {
           std::printf("%s\n", sweep.c_str());
         }
       }
-      // Small-step expand alone per split count (LORA_BENCH_EXPAND_SWEEP=1, also with LORA_BENCH_NO_SWEEPS): what the
-      // re-read of the split partials costs the expand (the partials' values do not matter for the time).
+      // Small-step shrink and expand, each alone, per split count (LORA_BENCH_EXPAND_SWEEP=1, also with
+      // LORA_BENCH_NO_SWEEPS): what the re-read of the split partials costs the expand, and what fewer splits cost the
+      // shrink (which the engine runs on a side stream under the base GEMM).
       if (st.small && !st.fused && std::getenv("LORA_BENCH_EXPAND_SWEEP") != nullptr) {
         for (ModuleState& ms : modules) {
           const int autoSplits = ms.kSplits;
-          std::string sweep = std::string(cs.name) + " " + st.name + " " + ms.spec.name + " expand split sweep (expand us):";
-          for (int splits : {1, 4, 16, 32}) {
+          std::string sweep = std::string(cs.name) + " " + st.name + " " + ms.spec.name + " split sweep (splits:shrink us/expand us):";
+          for (int splits : {1, 2, 4, 8, 16, 32}) {
             const size_t bytes = cl::loraSmallStepWorkspaceBytes(ms.view, sets[0].step, splits);
             if (bytes > ms.workspace.count) {
               ms.workspace.resize(bytes);
@@ -331,7 +332,8 @@ int main(int argc, char** argv) {
             }
             ms.kSplits = splits;
             char cell[64];
-            std::snprintf(cell, sizeof cell, " %d:%.1f", splits, 1e3 * timeMs(stream, 400, [&](int i) { expand(ms, i); }));
+            const double shrinkUs = 1e3 * timeMs(stream, 400, [&](int i) { shrink(ms, i); });
+            std::snprintf(cell, sizeof cell, " %d:%.1f/%.1f", splits, shrinkUs, 1e3 * timeMs(stream, 400, [&](int i) { expand(ms, i); }));
             sweep += cell;
           }
           ms.kSplits = autoSplits;
