@@ -46,6 +46,10 @@ DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, i
   const char* fused = std::getenv("TSLORA_CUDA_LORA_FUSED");
   fused_ = fused != nullptr && std::string(fused) == "1";
   // "1": csgmv decode graphs above 16 rows take the tiled kernels on 16-row tiles (graphTiledApplies; v10 A/B switch).
+  // N >= 1: at most N K splits for the small-step shrink of shrink() (the engine's side stream hides the shrink, so
+  // fewer splits trade shrink time for fewer partials for the expand to re-read; v10 experiment).
+  const char* maxSplits = std::getenv("TSLORA_CUDA_LORA_SMALL_MAX_SPLITS");
+  if (maxSplits != nullptr && std::atoi(maxSplits) > 0) smallMaxSplits_ = std::atoi(maxSplits);
   const char* graphTiled = std::getenv("TSLORA_CUDA_LORA_GRAPH_TILED");
   graphTiledOn_ = graphTiled == nullptr ? kGraphTiledDefaultOn : std::string(graphTiled) != "0";
   const int S = config.numSlots, R = config.maxRank;
@@ -411,7 +415,7 @@ void DeviceLoraPool::shrink(int layer, host::Module module, const void* x, int x
   if (module == host::Module::Embed) throw std::invalid_argument("LoRA device pool: embed_tokens has no shrink (use apply)");
   const DeviceModule v = checkedView(layer, module);
   // Small steps (decode): grids sized by numTokens only, split-K partials summed by the expand (lora_small_step.cuh).
-  const int smallSplits = useSmallStep_ ? loraSmallStepSplits(v, step_, numSms_) : 0;
+  const int smallSplits = useSmallStep_ ? std::min(smallMaxSplits_, loraSmallStepSplits(v, step_, numSms_)) : 0;
   deferredX_ = nullptr;
   if (smallSplits > 0 && fusedApplies(v)) {  // one launch in expand(), on the expand's stream
     deferredX_ = x;

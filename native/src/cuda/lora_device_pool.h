@@ -138,6 +138,7 @@ class DeviceLoraPool {
   static constexpr int kGraphTiledRows = 16;
   static constexpr bool kGraphTiledDefaultOn = false;
   bool graphTiledOn_ = kGraphTiledDefaultOn;
+  int smallMaxSplits_ = 1 << 20;  // TSLORA_CUDA_LORA_SMALL_MAX_SPLITS: cap of shrink()'s small-step split count
   bool graphTiled_ = false;  // the current step's choice (setStep)
   uint64_t workspaceGeneration_ = 0;
   size_t weightBytes_ = 0;
