@@ -58,6 +58,7 @@ struct Strategy {
   // above 16 rows with TSLORA_CUDA_LORA_GRAPH_TILED=1 (v10)
   bool graphTiled16 = false;
   bool smallV10 = false;  // the small-step kernels' v10 layout (lora_small_variant.h); the others run the v9 one
+  bool smallReduce = false;  // the small shrink's reduction (loraSetSmallReduce; split-K tickets passed)
 };
 
 struct ModuleState {
@@ -128,7 +129,8 @@ int main(int argc, char** argv) {
       // decode A/B (v10 of smallexp): the tiled kernels on 16-row tiles in a csgmv graph grid, the small-step v10 layout
       {"csgmv graph C16", true, 16, false, true, false, false, -1, -1, true},
       {"csgmv small v10", true, 16, true, false, false, false, -1, -1, false, true},
-      {"triton small v10", false, 16, true, false, false, false, -1, -1, false, true}};
+      {"triton small v10", false, 16, true, false, false, false, -1, -1, false, true},
+      {"csgmv small v10r", true, 16, true, false, false, false, -1, -1, false, true, true}};
   const bool wideDefault = cl::loraShrinkWideOn(), wideExpandDefault = cl::loraExpandWideOn();
   std::string json = "{\"device\":\"" + std::string(prop.name) + "\",\"results\":[";
   std::vector<std::string> table;
@@ -166,7 +168,8 @@ int main(int argc, char** argv) {
       ms.view.a = ms.a.ptr;
       ms.view.b = ms.b.ptr;
     }
-    DeviceBuffer<int32_t> ranks;
+    DeviceBuffer<int32_t> ranks, smallTickets;
+    smallTickets.upload(std::vector<int32_t>(cl::kSmallStepMaxTokens / 16, 0));  // zero between launches (self-resetting)
     ranks.upload(std::vector<int32_t>(kSlots, r));
 
     for (const Strategy& st : strategies) {
@@ -179,6 +182,7 @@ int main(int argc, char** argv) {
         continue;
       cl::loraSetExpandPrefetchY(st.prefetchY);
       cl::loraSetSmallV10(st.smallV10);
+      cl::loraSetSmallReduce(st.smallReduce);
       cl::loraSetShrinkWide(st.wideShrink < 0 ? wideDefault : st.wideShrink == 1);
       cl::loraSetExpandWide(st.wideExpand < 0 ? wideExpandDefault : st.wideExpand == 1);
       std::vector<StepSet> sets(kSets);
@@ -208,6 +212,7 @@ int main(int argc, char** argv) {
         step.permutation = segs[k].permutation.empty() ? nullptr : sets[k].perm.ptr;
         step.slotRanks = ranks.ptr;
         step.segmentRanks = sets[k].segRanks.ptr;
+        if (st.small && !st.fused) step.counters = smallTickets.ptr;  // as DeviceLoraPool passes them
         step.maxSegments = maxSegments;
         step.maxSegmentRows = maxRows;
         step.numTokens = T;

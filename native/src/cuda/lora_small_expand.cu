@@ -46,7 +46,7 @@ __global__ void __launch_bounds__(kThreads, 4) smallExpandKernel(
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ segmentRanks,
     const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int maxSegments, int numTokens, const float* __restrict__ partials, int splits, int uStride, T* __restrict__ y, int yStride,
-    int yOffset, int vecB, int vecY) {
+    int yOffset, int vecB, int vecY, const float* __restrict__ reduced) {
   pdlLaunchDependents();
   int j = blockIdx.y, n0 = blockIdx.x * kBN;
   if constexpr (kV10) {  // one row of column blocks over all slices (grid.y = 1): no idle blocks beside narrow slices
@@ -138,14 +138,12 @@ __global__ void __launch_bounds__(kThreads, 4) smallExpandKernel(
     const int q = e / rPad, k = e % rPad, r = g.rank[q];
     float sum = 0.0f;
     if (g.slot[q] >= 0 && k < r) {
-      const float* src = partials + static_cast<size_t>(p0 + q) * uStride + j * r + k;
-      for (int s0 = 0; s0 < splits; s0 += 32) {  // 32 loads in flight before the first add (one L2 round trip)
-        float part[32];
-#pragma unroll
-        for (int i = 0; i < 32; ++i) part[i] = s0 + i < splits ? __ldcg(src + static_cast<size_t>(s0 + i) * splitStride) : 0.0f;
-#pragma unroll
-        for (int i = 0; i < 32; ++i) sum += part[i];
+      const size_t at = static_cast<size_t>(p0 + q) * uStride + j * r + k;
+      if (reduced != nullptr) {  // summed and rounded by the shrink's last split block (lora_small_variant.h)
+        sU[q][k] = __ldcg(reduced + at);
+        continue;
       }
+      sum = sumSplits(partials + at, splits, splitStride);
     }
     // Rounded to the activation dtype like the tiled expand (and PEFT's lora_A output in bf16/fp16), so a row gets
     // the same delta whether its step runs the small-step or the tiled kernels (decode vs prefill, graph vs eager).
@@ -238,6 +236,8 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
   const size_t smemBytes = static_cast<size_t>(stages) * kBN * bLdFor(R) * sizeof(uint16_t);
   const auto* b = static_cast<const uint16_t*>(module.b);
   const auto* partials = static_cast<const float*>(workspace);
+  const float* reduced = loraSmallReduce() && step.counters != nullptr
+                             ? partials + static_cast<size_t>(kSplits) * step.numTokens * c * R : nullptr;
   const size_t bSlotStride = static_cast<size_t>(module.outTotal()) * R;
   auto launch = [&](auto kernel, auto* yTyped) -> cudaError_t {
     // Every launch: dynamic + static shared memory passes the 48 KB default already at R = 16 (48 KB of B stages;
@@ -251,7 +251,7 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
     extras.programmatic = programmatic;
     return loraLaunch(extras, kernel, grid, dim3(kThreads), smemBytes, stream, b, bSlotStride, R, slices, step.segIndptr,
                       step.weightIndices, step.segmentRanks, step.permutation, step.slotRanks, step.maxSegments, step.numTokens,
-                      partials, kSplits, c * R, yTyped, yStride, yOffset, vecB ? 1 : 0, vecY ? 1 : 0);
+                      partials, kSplits, c * R, yTyped, yStride, yOffset, vecB ? 1 : 0, vecY ? 1 : 0, reduced);
   };
   if (dtype == ActDType::BF16) {
     auto* yt = static_cast<__nv_bfloat16*>(y);

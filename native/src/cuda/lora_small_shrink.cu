@@ -8,6 +8,7 @@
 #include "lora_launch.cuh"
 #include "lora_small_mma.cuh"
 #include "lora_small_variant.h"
+#include "lora_split_sum.cuh"
 
 namespace tslora::cuda::lora {
 namespace {
@@ -31,7 +32,7 @@ __global__ void __launch_bounds__(kThreads) smallShrinkKernel(
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ segmentRanks,
     const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int maxSegments, int numTokens, const uint16_t* __restrict__ x, int xStride, float* __restrict__ partials, int uStride,
-    int kPerSplit, int triggerEarly, int permInFlight) {
+    int kPerSplit, int triggerEarly, int permInFlight, int* __restrict__ counters, float* __restrict__ reduced) {
   // PDL trigger placement (run 6 vs run 8): at kernel start the expand's early blocks overlap most of this grid, which
   // pays for one position group (batch 1: 18.8 against 24.1 µs per layer) but slows several groups, whose early
   // blocks compete with this grid's loads (64 rows: +3.4 µs); there the trigger waits for the main loads below.
@@ -63,6 +64,18 @@ __global__ void __launch_bounds__(kThreads) smallShrinkKernel(
     if (g.slot[row] < 0 || n >= numSlices * g.rank[row]) continue;
     out[static_cast<size_t>(p0 + row) * uStride + n] = sumWarpAccumulators(accShared, ld, row, n);
   }
+  // lora_small_variant.h's reduction: the last split block of the group sums the partials in split order and rounds
+  // U as the expand would (every block of a group returns early or reaches this, so the ticket count is exact).
+  if (reduced != nullptr && detail::lastSplitArrived(counters + blockIdx.y, static_cast<int>(gridDim.x))) {
+    const size_t splitStride = static_cast<size_t>(numTokens) * uStride;
+    for (int e = threadIdx.x; e < kGroupRows * uStride; e += kThreads) {
+      const int row = e / uStride, n = e % uStride;
+      if (g.slot[row] < 0 || n >= numSlices * g.rank[row]) continue;
+      const size_t at = static_cast<size_t>(p0 + row) * uStride + n;
+      reduced[at] = detail::Convert<T>::toFloat(detail::Convert<T>::fromFloat(sumSplits(partials + at, gridDim.x, splitStride)));
+    }
+    if (threadIdx.x == 0) counters[blockIdx.y] = 0;  // for the next launch or graph replay
+  }
 }
 
 }  // namespace
@@ -86,7 +99,8 @@ int loraSmallStepSplits(const DeviceModule& module, const DeviceStep& step, int 
 }
 
 size_t loraSmallStepWorkspaceBytes(const DeviceModule& module, const DeviceStep& step, int kSplits) {
-  return static_cast<size_t>(std::max(1, kSplits)) * std::max(1, step.numTokens) * module.numSlices * module.maxRank * sizeof(float);
+  // the partials [kSplits, numTokens, c*R], then U [numTokens, c*R] for lora_small_variant.h's reduction
+  return static_cast<size_t>(std::max(1, kSplits) + 1) * std::max(1, step.numTokens) * module.numSlices * module.maxRank * sizeof(float);
 }
 
 cudaError_t loraShrinkSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* x, int xStride,
@@ -104,6 +118,7 @@ cudaError_t loraShrinkSmall(ActDType dtype, const DeviceModule& module, const De
   const auto* a = static_cast<const uint16_t*>(module.a);
   const auto* xs = static_cast<const uint16_t*>(x);
   auto* partials = static_cast<float*>(workspace);
+  float* reduced = loraSmallReduce() && step.counters != nullptr ? partials + static_cast<size_t>(kSplits) * step.numTokens * uStride : nullptr;
   const size_t aSlotStride = static_cast<size_t>(c) * R * module.in;
   auto launch = [&](auto kernel) -> cudaError_t {
     // Every launch (dynamic + static shared memory may pass the 48 KB default): not a stream operation, fine under
@@ -115,7 +130,7 @@ cudaError_t loraShrinkSmall(ActDType dtype, const DeviceModule& module, const De
     }
     return loraLaunch(kernel, grid, dim3(kThreads), smemBytes, stream, a, module.in, aSlotStride, c, step.segIndptr, step.weightIndices,
                       step.segmentRanks, step.permutation, step.slotRanks, step.maxSegments, step.numTokens, xs, xStride, partials,
-                      uStride, kPerSplit, groupsOf(step) == 1 ? 1 : 0, loraSmallV10() ? 1 : 0);
+                      uStride, kPerSplit, groupsOf(step) == 1 ? 1 : 0, loraSmallV10() ? 1 : 0, step.counters, reduced);
   };
   if (dtype == ActDType::BF16) return vec ? launch(smallShrinkKernel<__nv_bfloat16, true>) : launch(smallShrinkKernel<__nv_bfloat16, false>);
   return vec ? launch(smallShrinkKernel<__half, true>) : launch(smallShrinkKernel<__half, false>);

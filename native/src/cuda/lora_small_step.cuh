@@ -82,6 +82,21 @@ __device__ __forceinline__ int sliceOffset(const Slices& s, int j) {
   return j == 0 ? s.offsets[0] : j == 1 ? s.offsets[1] : j == 2 ? s.offsets[2] : s.offsets[3];
 }
 
+// Σ_s partials[s] in split order, 32 loads in flight before the first add (one L2 round trip). The additions of the
+// zero padding beyond `splits` belong to the order (the sign of a zero sum), so the expand and the shrink's reduction
+// (lora_small_variant.h) get the same bits.
+__device__ __forceinline__ float sumSplits(const float* __restrict__ src, int splits, size_t splitStride) {
+  float sum = 0.0f;
+  for (int s0 = 0; s0 < splits; s0 += 32) {
+    float part[32];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) part[i] = s0 + i < splits ? __ldcg(src + static_cast<size_t>(s0 + i) * splitStride) : 0.0f;
+#pragma unroll
+    for (int i = 0; i < 32; ++i) sum += part[i];
+  }
+  return sum;
+}
+
 inline int groupsOf(const DeviceStep& step) { return (step.numTokens + kGroupRows - 1) / kGroupRows; }
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 

@@ -23,4 +23,19 @@ inline bool& smallV10Flag() {
 inline void loraSetSmallV10(bool on) { smallV10Flag() = on; }
 inline bool loraSmallV10() { return smallV10Flag(); }
 
+// TSLORA_CUDA_LORA_SMALL_REDUCE=1 (read once; off unless set) or loraSetSmallReduce, and only where the step has
+// split-K tickets (DeviceStep::counters, zero between launches; DeviceLoraPool always passes them): the last split
+// block of each position group sums the group's partials in split order and writes U rounded to the activation
+// dtype after them in the workspace, and the expand reads that U once instead of summing every split itself (the same
+// sums: bit-identical). The partials stay (the skinny GEMM epilogue reads them).
+inline bool& smallReduceFlag() {
+  static bool on = [] {
+    const char* env = std::getenv("TSLORA_CUDA_LORA_SMALL_REDUCE");
+    return env != nullptr && std::strcmp(env, "0") != 0;
+  }();
+  return on;
+}
+inline void loraSetSmallReduce(bool on) { smallReduceFlag() = on; }
+inline bool loraSmallReduce() { return smallReduceFlag(); }
+
 }  // namespace tslora::cuda::lora

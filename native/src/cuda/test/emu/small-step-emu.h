@@ -153,6 +153,9 @@ void launch(dim3 grid, dim3 block, size_t dynamicSmemBytes, cudaStream_t, F body
 #define __ffs(x) __builtin_ffs(static_cast<int>(x))
 #define __popc(x) __builtin_popcount(x)
 #define __ldcg(p) (*(p))
+// The split-K tickets of lora_split_sum.cuh (blocks run one after another here: any order of arrival is one of the GPU's).
+inline int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+#define __threadfence() __atomic_thread_fence(__ATOMIC_SEQ_CST)
 // engine/pdl.h: launches through emu::launch / emu::launchCluster; the runtime calls around them succeed.
 #define EMU_DYNAMIC_SMEM (emu::dynSmem)
 #define EMU_CLUSTERS 1
