@@ -1,7 +1,7 @@
 // What the wide tiled shrink needs beyond small-step-emu.h (tiled-prepare.mjs rewrites it to call these): cp.async as a
 // zero-filling 16-byte copy, ldmatrix.x4 as a warp exchange of the lanes' row addresses (through the warp's mma
-// exchange buffer, between two warp barriers, like the emulated mma), the split-K ticket atomics and fences (blocks
-// run one at a time, so a sequentially consistent add is exact).
+// exchange buffer, between two warp barriers, like the emulated mma); the split-K ticket atomics and fences come from
+// small-step-emu.h (the small shrink's reduction uses them too).
 #pragma once
 #include "small-step-emu.h"
 namespace emu {
@@ -24,6 +24,4 @@ inline void ldmatrixX4(const void* rowAddress, uint32_t& r0, uint32_t& r1, uint3
   r0 = r[0]; r1 = r[1]; r2 = r[2]; r3 = r[3];
 }
 }  // namespace emu
-inline int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
-#define __threadfence() __atomic_thread_fence(__ATOMIC_SEQ_CST)
 #define __syncwarp() emu::blk->warpBarriers[emu::tIdx.x / 32]->arrive_and_wait()
