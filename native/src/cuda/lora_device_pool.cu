@@ -114,6 +114,7 @@ DeviceLoraPool::~DeviceLoraPool() {
   cudaFree(slotRanks_);
   cudaFree(segIndptr_);
   cudaFree(counters_);
+  cudaFree(epilogueTickets_);  // (fuseshrink)
   cudaFree(workspace_);
   cudaFreeHost(hostTables_);
   cudaFreeHost(staging_);
@@ -454,10 +455,35 @@ DeviceLoraPool::SmallStepShrink DeviceLoraPool::shrinkForEpilogue(int layer, hos
   pendingSplits_ = 0;
   out.module = v;
   out.step = step_;
-  out.partials = static_cast<const float*>(workspace_);
+  out.partials = static_cast<float*>(workspace_);
   out.splits = splits;
   return out;
 }
+
+// ---- (fuseshrink) accessor block ----
+DeviceLoraPool::SmallStepShrink DeviceLoraPool::planForEpilogue(int layer, host::Module module, cudaStream_t stream) {
+  SmallStepShrink out;
+  if (module == host::Module::Embed || !useSmallStep_) return out;
+  const DeviceModule v = checkedView(layer, module);
+  const int splits = loraSmallStepSplits(v, step_, numSms_);
+  if (splits <= 0) return out;
+  ensureWorkspace(loraSmallStepWorkspaceBytes(v, step_, splits + 1), stream);  // + U summed by the launch
+  const size_t perModule = static_cast<size_t>(std::max(1, config_.numLayers)) * 4;
+  if (epilogueTickets_ == nullptr) {
+    check(cudaMalloc(&epilogueTickets_, host::kNumModules * perModule * sizeof(unsigned)), "cudaMalloc epilogue tickets");
+    check(cudaMemsetAsync(epilogueTickets_, 0, host::kNumModules * perModule * sizeof(unsigned), stream), "cudaMemset epilogue tickets");
+  }
+  deferredX_ = nullptr;
+  pendingSplits_ = 0;
+  out.module = v;
+  out.step = step_;
+  out.partials = static_cast<float*>(workspace_);
+  out.splits = splits;
+  out.tickets = epilogueTickets_ + static_cast<size_t>(module) * perModule + static_cast<size_t>(layer) * 4;
+  out.foldedU = out.partials + static_cast<size_t>(splits) * step_.numTokens * v.numSlices * v.maxRank;
+  return out;
+}
+// ---- end of the (fuseshrink) block ----
 
 void DeviceLoraPool::expand(int layer, host::Module module, void* y, int yStride, int yOffset, cudaStream_t stream,
                             bool /*afterShrinkOnStream: no longer needed*/) {

@@ -92,10 +92,23 @@ class DeviceLoraPool {
   struct SmallStepShrink {
     DeviceModule module;
     DeviceStep step;
-    const float* partials = nullptr;  // [splits, step.numTokens, numSlices * maxRank]
+    float* partials = nullptr;  // [splits, step.numTokens, numSlices * maxRank]
     int splits = 0;
+    unsigned* tickets = nullptr;  // planForEpilogue only: 3 counters of (layer, module), zero between launches
+    float* foldedU = nullptr;     // planForEpilogue only: [step.numTokens, numSlices * maxRank] after the partials
   };
   SmallStepShrink shrinkForEpilogue(int layer, host::Module module, const void* x, int xStride, cudaStream_t stream);
+  // ---- (fuseshrink) accessor block: the shrink inside the skinny GEMM's launch (engine/skinny-shrink.cuh) ----
+  // shrinkForEpilogue without the launch: the workspace sized for the partials and the view the caller's kernel runs
+  // the shrink with, plus (layer, module)'s own three counters (allocated zeroed on first use, outside any graph
+  // capture: the eager warm-up comes first; every launch leaves them zero). splits = 0: not the small-step path.
+  SmallStepShrink planForEpilogue(int layer, host::Module module, cudaStream_t stream);
+
+ private:
+  unsigned* epilogueTickets_ = nullptr;  // [kNumModules][numLayers][4]
+  // ---- end of the (fuseshrink) block ----
+
+ public:
 
  private:
   struct ModuleBuffers {

@@ -16,9 +16,11 @@
 // them; later steps replay. A graph bakes in the addresses of the step buffers and of the LoRA workspace: when any of
 // them moves (a larger eager step grew it), every graph is dropped and recaptured on next use. If capture or
 // instantiation fails, graphs are turned off for this model and steps run eagerly (the step that tried is already
-// computed by its warm-up).
+// computed by its warm-up); that is said once on stderr, with the bucket and the CUDA error.
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <string>
 
 #include "cuda-model.h"
 
@@ -143,12 +145,15 @@ void CudaModel::runDecodeGraph(const cpu::StepInputView& step, bool loraActive) 
     graphKey_ = graphBufferKey();
   }
   cudaGraph_t graph = nullptr;
+  std::string failedAt = "begin capture";
   cudaError_t status = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
   if (status == cudaSuccess) {
+    failedAt = "capture";
     try {
       decodeBody(*g);
-    } catch (const std::exception&) {
+    } catch (const std::exception& e) {
       status = cudaErrorStreamCaptureInvalidated;
+      failedAt = std::string("capture (") + e.what() + ")";
     }
     cudaGraph_t captured = nullptr;
     const cudaError_t end = cudaStreamEndCapture(stream_, &captured);
@@ -156,9 +161,16 @@ void CudaModel::runDecodeGraph(const cpu::StepInputView& step, bool loraActive) 
     if (status == cudaSuccess) graph = captured;
     else if (captured) cudaGraphDestroy(captured);
   }
-  if (status == cudaSuccess) status = cudaGraphInstantiate(&fresh->exec, graph, 0);
+  if (status == cudaSuccess) {
+    failedAt = "instantiate";
+    status = cudaGraphInstantiate(&fresh->exec, graph, 0);
+  }
   if (graph) cudaGraphDestroy(graph);
   if (status != cudaSuccess) {
+    // Once per model (graphs stay off afterwards): a silent fall-back to eager steps looks like a slow kernel.
+    std::fprintf(stderr, "tslora: CUDA graph %s failed for a decode step of batch %d (bucket %d, %s LoRA kernels): %s (%s); "
+                 "decode steps run eagerly from now on\n", failedAt.c_str(), B, bs, withLora ? "with" : "without",
+                 cudaGetErrorName(status), cudaGetErrorString(status));
     cudaGetLastError();  // capture errors are not sticky; clear the last-error state
     graphMaxBs_ = 0;     // eager from now on; this step's logits came from the warm-up
     graphs_.clear();

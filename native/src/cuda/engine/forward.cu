@@ -8,7 +8,8 @@
 // to its output first, the gate_up projection runs SwiGLU and the qkv projection the bias / RoPE / cache write
 // (models without q/k norms) in their epilogues. With TSLORA_CUDA_SKINNY_LORA on, a LoRA step of at most
 // kSkinnyLoraMaxRows rows that takes the pool's small-step kernels adds each module's delta in the skinny epilogue too
-// (shrink on the forward stream, then the skinny GEMM with the expand's arithmetic), so it keeps those fusions.
+// (the skinny GEMM with the expand's arithmetic), so it keeps those fusions; the shrink runs inside that same launch
+// (skinny-shrink.cuh: no LoRA kernel at all), or with TSLORA_CUDA_SKINNY_SHRINK=0 as its own launch just before.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -51,6 +52,18 @@ bool skinnyLora() {
     const char* v = std::getenv("TSLORA_CUDA_SKINNY_LORA");
     return v != nullptr && std::strcmp(v, "1") == 0;
   }();
+  return on;
+}
+// The shrink inside the skinny GEMM's launch (skinny-shrink.cuh), where skinny LoRA is on; TSLORA_CUDA_SKINNY_SHRINK=0
+// launches it separately right before (the A/B switch).
+bool skinnyShrinkInLaunch() {
+  static const bool on = !envIsZero("TSLORA_CUDA_SKINNY_SHRINK");
+  return on;
+}
+// There, the last shrink block sums the splits into U once (SkinnyLora::foldedU); TSLORA_CUDA_SKINNY_SHRINK_SUM=0 has
+// every GEMM block sum the split partials it needs itself (the A/B switch).
+bool skinnyShrinkSum() {
+  static const bool on = !envIsZero("TSLORA_CUDA_SKINNY_SHRINK_SUM");
   return on;
 }
 
@@ -313,15 +326,23 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
   // skinny kernel (kSplit > 0) with few enough rows and the pool takes its small-step kernels, the shrink is launched
   // here (it must be the launch right before the skinny GEMM) and the view returned; else nothing is launched and
   // splits = 0 (the delta goes the usual way).
+  // The shrink goes inside the GEMM's launch only when the layers run once for the whole step: its per-(layer, module)
+  // counters are then used once per step (LoRA passes would reuse them within one step).
+  const bool shrinkInLaunch = skinnyShrinkInLaunch() && r0 == 0 && r1 == stepT;
   auto epilogueLora = [&](int layer, host::Module m, const void* x, int K, int kSplit) {
     SkinnyLora out;
     if (!skinnyLora() || !loraOn(m) || kSplit <= 0 || T > kSkinnyLoraMaxRows) return out;
     try {
-      const lora::DeviceLoraPool::SmallStepShrink s = lora_->shrinkForEpilogue(layer, m, x, K, stream_);
+      lora::DeviceLoraPool::SmallStepShrink s;
+      if (shrinkInLaunch) s = lora_->planForEpilogue(layer, m, stream_);
+      if (s.splits > 0 && !skinnyShrinkInLaunchFits(s.module, s.step, T)) s = {};
+      if (s.splits == 0) s = lora_->shrinkForEpilogue(layer, m, x, K, stream_);  // launches the shrink (or nothing)
       out.module = s.module;
       out.step = s.step;
       out.partials = s.partials;
       out.splits = s.splits;
+      out.tickets = s.tickets;
+      out.foldedU = skinnyShrinkSum() ? s.foldedU : nullptr;
     } catch (const std::runtime_error& e) {
       rethrow(e);
     }
@@ -331,7 +352,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
   // side stream under the projection (lora-overlap.h), or shrink + expand after it on the forward stream.
   auto project = [&](int layer, host::Module m, const void* x, int K, const void* weight, int N, void* y) {
     const bool lora = loraOn(m);
-    const int kSplit = lora ? blas_->skinnyKSplit(T, N, K, x, weight) : 0;
+    const int kSplit = lora && skinnyLora() && T <= kSkinnyLoraMaxRows ? blas_->skinnyKSplit(T, N, K, x, weight) : 0;
     const SkinnyLora inEpilogue = epilogueLora(layer, m, x, K, kSplit);
     if (inEpilogue.splits > 0) {
       cudaCheck(launchSkinnyGemm(act_, x, T, K, weight, N, y, false, kSplit, stream_, &inEpilogue), "projection + LoRA (skinny)");

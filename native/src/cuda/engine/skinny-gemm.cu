@@ -28,6 +28,10 @@
 #include "pdl.h"
 #include "skinny-gemm.h"
 #include "skinny-lora.cuh"
+#if !defined(EMU_DYNAMIC_SMEM) || defined(EMU_SKINNY_SHRINK)
+#include "skinny-shrink.cuh"
+#define TSLORA_SKINNY_SHRINK_IN_LAUNCH 1
+#endif
 
 namespace tslora::cuda {
 namespace {
@@ -139,12 +143,12 @@ __device__ __forceinline__ void storeQkvRope(const SkinnyQkvRope& o, int t, int 
 // LoRA, before pdlWait: the rows' slots (step tables) and the B chunks of every (row, block column) into shared memory.
 // The block's columns lie in slices [jLo, jLo + numSlices) of the module.
 template <typename T, int M, int kMode, int kGroups, typename Smem>
-__device__ __forceinline__ void loraBeforeWait(Smem& s, const SkinnyLora& l, int N, int headDim) {
+__device__ __forceinline__ void loraBeforeWait(Smem& s, const SkinnyLora& l, int colBlock, int N, int headDim) {
   constexpr int kCols = 2 * kGroups;
   skinny_lora::resolveRows<M>(l.step, s.row);
   int lo = skinny_lora::kMaxSlices, hi = -1;
   for (int g = 0; g < kGroups; ++g) {
-    const RowPair rp = rowPair<kMode>(blockIdx.x * kGroups + g, N, headDim);
+    const RowPair rp = rowPair<kMode>(colBlock * kGroups + g, N, headDim);
     if (rp.valid0) lo = min(lo, skinny_lora::sliceOf(l.module, rp.r0)), hi = max(hi, skinny_lora::sliceOf(l.module, rp.r0));
     if (rp.valid1) lo = min(lo, skinny_lora::sliceOf(l.module, rp.r1)), hi = max(hi, skinny_lora::sliceOf(l.module, rp.r1));
   }
@@ -157,7 +161,7 @@ __device__ __forceinline__ void loraBeforeWait(Smem& s, const SkinnyLora& l, int
     const int m = e / (kCols * 8), ci = e / 8 % kCols, kc = e % 8 * 8;
     const skinny_lora::RowLora r = s.row[m];
     if (r.slot < 0 || kc >= r.rank) continue;  // addDelta reads chunks kc < roundup8(rank) only
-    const RowPair rp = rowPair<kMode>(blockIdx.x * kGroups + ci / 2, N, headDim);
+    const RowPair rp = rowPair<kMode>(colBlock * kGroups + ci / 2, N, headDim);
     if (!(ci % 2 == 0 ? rp.valid0 : rp.valid1)) continue;
     *reinterpret_cast<uint4*>(&s.b[m][ci][kc]) = skinny_lora::loadBChunk(l.module, r, ci % 2 == 0 ? rp.r0 : rp.r1, kc);
   }
@@ -176,6 +180,18 @@ __device__ __forceinline__ void loraAfterPartials(Smem& s, const SkinnyLora& l) 
   }
 }
 
+// Shared memory of a LoRA kernel's block: the epilogue's (a GEMM block) or the shrink's (a shrink block), and the ticket.
+template <typename GemmSmem>
+struct LoraShared {
+  union {
+    GemmSmem gemm;
+#ifdef TSLORA_SKINNY_SHRINK_IN_LAUNCH
+    skinny_shrink::Smem shrink;
+#endif
+  } u;
+  int ticket;
+};
+
 // x: [M, K], w: [N, K] (both row-major, 16-byte aligned rows), y: [M, N] (kSwiglu: [M, N / 2] Act; kQkvRope: unused,
 // the outputs are in qkv).
 // Prefetch one wave ahead: rows of block blockIdx.x + aheadBlocks, aheadRowBytes (a multiple of 16, ≤ 2K) of each.
@@ -186,11 +202,27 @@ __global__ void __launch_bounds__(kThreads, kLora ? loraMinBlocks<M>() : 1) skin
   constexpr int kGroups = kWarps / KS;
   using LoraSmem = skinny_lora::Smem<2 * kGroups>;
   __shared__ float partial[kWarps][2 * M];
-  __shared__ typename std::conditional<kLora, LoraSmem, char>::type loraShared;
+  __shared__ typename std::conditional<kLora, LoraShared<LoraSmem>, char>::type loraShared;
   pdlLaunchDependents();
+  // The GEMM's column block: blockIdx.x, or with the shrink in this launch the ticket past the shrink blocks' (whose
+  // blocks return from here, skinny-shrink.cuh).
+  int colBlock = blockIdx.x, colBlocks = gridDim.x;
+#ifdef TSLORA_SKINNY_SHRINK_IN_LAUNCH
+  if constexpr (kLora) {
+    if (lora.tickets != nullptr) {
+      const int ticket = skinny_shrink::takeTicket(lora.tickets, loraShared.ticket);
+      if (ticket < lora.splits) {
+        skinny_shrink::shrinkBlock<T>(loraShared.u.shrink, lora, reinterpret_cast<const uint16_t*>(x), K, ticket);
+        return;
+      }
+      colBlock = ticket - lora.splits;
+      colBlocks = gridDim.x - lora.splits;
+    }
+  }
+#endif
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int group = warp / KS, slice = warp % KS;
-  const int pair = blockIdx.x * kGroups + group;
+  const int pair = colBlock * kGroups + group;
   const RowPair rows = rowPair<kMode>(pair, N, qkv.hs.headDim);
   const int r0 = rows.r0, r1 = rows.r1;
   const int numVecs = K / kVecElems;
@@ -213,8 +245,8 @@ __global__ void __launch_bounds__(kThreads, kLora ? loraMinBlocks<M>() : 1) skin
     }
   }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (aheadRowBytes > 0 && threadIdx.x < 2 * kGroups && blockIdx.x + aheadBlocks < gridDim.x) {
-    const RowPair ahead = rowPair<kMode>((blockIdx.x + aheadBlocks) * kGroups + threadIdx.x / 2, N, qkv.hs.headDim);
+  if (aheadRowBytes > 0 && threadIdx.x < 2 * kGroups && colBlock + aheadBlocks < colBlocks) {
+    const RowPair ahead = rowPair<kMode>((colBlock + aheadBlocks) * kGroups + threadIdx.x / 2, N, qkv.hs.headDim);
     const bool second = threadIdx.x % 2 == 1;
     if (second ? ahead.valid1 : ahead.valid0)
       asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(w + static_cast<size_t>(second ? ahead.r1 : ahead.r0) * K),
@@ -222,7 +254,7 @@ __global__ void __launch_bounds__(kThreads, kLora ? loraMinBlocks<M>() : 1) skin
                    : "memory");
   }
 #endif
-  if constexpr (kLora) loraBeforeWait<T, M, kMode, kGroups>(loraShared, lora, N, qkv.hs.headDim);
+  if constexpr (kLora) loraBeforeWait<T, M, kMode, kGroups>(loraShared.u.gemm, lora, colBlock, N, qkv.hs.headDim);
   pdlWait();  // x was written by the kernel before this one (with a LoRA delta: the shrink, which read x after it)
 
   float acc[M][2];
@@ -271,7 +303,15 @@ __global__ void __launch_bounds__(kThreads, kLora ? loraMinBlocks<M>() : 1) skin
       partial[warp][2 * m + 1] = acc[m][1];
     }
   // After the main loop, so its loads and sums do not hold registers beside the weight pipeline (occupancy).
-  if constexpr (kLora) loraAfterPartials<T, M>(loraShared, lora);
+  if constexpr (kLora) {
+#ifdef TSLORA_SKINNY_SHRINK_IN_LAUNCH
+    if (lora.tickets != nullptr) {
+      skinny_shrink::waitForShrink(lora);
+      skinny_shrink::leave(lora.tickets);  // the counters are not touched past the wait
+    }
+#endif
+    loraAfterPartials<T, M>(loraShared.u.gemm, lora);
+  }
   __syncthreads();
   if (kMode != kPlain) {
     // Slice 0 of each group: lane m < M sums both columns over the KS slices in slice order (as below) and rounds
@@ -284,8 +324,8 @@ __global__ void __launch_bounds__(kThreads, kLora ? loraMinBlocks<M>() : 1) skin
         for (int s = 0; s < KS; ++s) sums[c] += partial[warp + s][2 * lane + c];
       float a = toF(fromF<T>(sums[0])), b = toF(fromF<T>(sums[1]));
       if constexpr (kLora) {
-        a = skinny_lora::addDelta<T>(loraShared, lora, lane, 2 * group, r0, a);
-        b = skinny_lora::addDelta<T>(loraShared, lora, lane, 2 * group + 1, r1, b);
+        a = skinny_lora::addDelta<T>(loraShared.u.gemm, lora, lane, 2 * group, r0, a);
+        b = skinny_lora::addDelta<T>(loraShared.u.gemm, lora, lane, 2 * group + 1, r1, b);
       }
       if (kMode == kSwiglu) {  // launchSwiglu's float expression
         static_cast<T*>(y)[static_cast<size_t>(lane) * (N / 2) + pair] = fromF<T>(a / (1.0f + expf(-a)) * b);
@@ -303,7 +343,7 @@ __global__ void __launch_bounds__(kThreads, kLora ? loraMinBlocks<M>() : 1) skin
       float sum = 0.0f;
 #pragma unroll
       for (int s = 0; s < KS; ++s) sum += partial[warp + s][lane];
-      if constexpr (kLora) sum = skinny_lora::addDelta<T>(loraShared, lora, m, 2 * group + c, r0 + c, toF(fromF<T>(sum)));
+      if constexpr (kLora) sum = skinny_lora::addDelta<T>(loraShared.u.gemm, lora, m, 2 * group + c, r0 + c, toF(fromF<T>(sum)));
       store<T>(y, static_cast<size_t>(m) * N + r0 + c, sum, yF32);
     }
   }
@@ -355,7 +395,8 @@ cudaError_t launchSplit(const T* x, int K, const T* w, int N, const Epilogue& e,
     const size_t perRow = std::min<size_t>(static_cast<size_t>(K) * 2, kPrefetchBudgetBytes / (prefetching * 2 * kGroups)) / 16 * 16;
     if (perRow >= 256) aheadRowBytes = static_cast<unsigned>(perRow);
   }
-  return pdlLaunch(kernel, blocks, kThreads, 0, stream, x, K, w, N, e.y, e.yF32, resident, aheadRowBytes, e.qkv, e.lora);
+  const int shrinkBlocks = kLora && e.lora.tickets != nullptr ? e.lora.splits : 0;  // skinny-shrink.cuh: one per K split
+  return pdlLaunch(kernel, blocks + shrinkBlocks, kThreads, 0, stream, x, K, w, N, e.y, e.yF32, resident, aheadRowBytes, e.qkv, e.lora);
 }
 
 template <typename T, int M, int kMode, bool kLora>
@@ -396,6 +437,7 @@ bool loraArgsOk(const SkinnyLora& l, int M, int N, bool yF32) {
   const lora::DeviceModule& m = l.module;
   if (M > kSkinnyLoraMaxRows || yF32 || l.partials == nullptr || m.b == nullptr || l.step.segIndptr == nullptr) return false;
   if (m.numSlices < 1 || m.numSlices > skinny_lora::kMaxSlices || m.maxRank < 1 || m.maxRank > skinny_lora::kMaxRank) return false;
+  if (l.tickets != nullptr && !skinnyShrinkInLaunchFits(m, l.step, M)) return false;
   return m.outTotal() == N && l.step.numTokens >= 1 && l.step.maxSegments >= 1;
 }
 
@@ -404,6 +446,7 @@ cudaError_t launchMode(Act act, const void* x, int M, int K, const void* w, int 
   if (N <= 0) return cudaSuccess;
   if (!launchArgsOk(M, K, x, w)) return cudaErrorInvalidValue;
   if (e.lora.splits > 0 && !loraArgsOk(e.lora, M, N, e.yF32)) return cudaErrorInvalidValue;
+  if (e.lora.splits > 0 && e.lora.tickets != nullptr && e.lora.module.in != K) return cudaErrorInvalidValue;  // the shrink reads x
   return act == Act::BF16 ? launchTyped<__nv_bfloat16, kMode>(x, M, K, w, N, kSplit, e, s)
                           : launchTyped<__half, kMode>(x, M, K, w, N, kSplit, e, s);
 }
@@ -421,6 +464,18 @@ bool skinnyGemmApplies(int M, int N, int K, const void* x, const void* w) {
   if (M <= 2) return true;
   if (M <= 4) return weightBytes <= 36e6;
   return weightBytes <= 10e6;
+}
+
+bool skinnyShrinkInLaunchFits(const lora::DeviceModule& m, const lora::DeviceStep& st, int M) {
+#ifdef TSLORA_SKINNY_SHRINK_IN_LAUNCH
+  if (M < 1 || M > kSkinnyLoraMaxRows || st.numTokens < 1 || st.numTokens > kSkinnyLoraMaxRows || st.maxSegments < 1) return false;
+  if (m.numSlices < 1 || m.numSlices > skinny_lora::kMaxSlices || m.maxRank < 1 || m.maxRank > skinny_lora::kMaxRank) return false;
+  return m.numSlices * m.maxRank <= skinny_shrink::kMaxCols && m.in % 8 == 0 && m.a != nullptr &&
+         reinterpret_cast<uintptr_t>(m.a) % 16 == 0;
+#else
+  (void)m, (void)st, (void)M;
+  return false;  // an emulator build without the shrink blocks
+#endif
 }
 
 int skinnyGemmKSplit(int N, int K, int numSms) {

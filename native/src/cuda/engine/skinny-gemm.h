@@ -26,17 +26,28 @@ bool skinnyGemmApplies(int M, int N, int K, const void* x, const void* w);
 int skinnyGemmKSplit(int N, int K, int numSms);
 
 // A LoRA delta added in the epilogue (skinny-lora.cuh): what loraExpandSmall (lora_small_expand.cu) would add to
-// the GEMM's rounded output, from the split partials of U the small-step shrink just wrote (the launch before this
-// one on the stream; DeviceLoraPool::shrinkForEpilogue), bit-identical to the GEMM followed by that expand. Rows
-// whose position has no adapter (slot -1 / rank 0) get nothing. At most kSkinnyLoraMaxRows rows, Act output only;
+// the GEMM's rounded output, from the split partials of U the small-step shrink wrote, bit-identical to the GEMM
+// followed by that expand. The shrink either ran just before (the launch before this one on the stream;
+// DeviceLoraPool::shrinkForEpilogue; tickets null) or runs inside this launch (tickets set: `splits` extra blocks,
+// skinny-shrink.cuh, with exactly the small-step shrink's arithmetic; skinnyShrinkInLaunchFits must hold). Rows whose
+// position has no adapter (slot -1 / rank 0) get nothing. At most kSkinnyLoraMaxRows rows, Act output only;
 // module.outTotal() must be the GEMM's N (qkv / gate_up: the slices are the output's column ranges).
 constexpr int kSkinnyLoraMaxRows = 2;
 struct SkinnyLora {
-  lora::DeviceModule module;        // B [S, outTotal, R] and the slice offsets (A unused)
-  lora::DeviceStep step;            // the step's segment tables (device)
-  const float* partials = nullptr;  // [splits, step.numTokens, numSlices · maxRank] fp32, by position
-  int splits = 0;                   // 0: no delta
+  lora::DeviceModule module;     // B [S, outTotal, R] and the slice offsets (A: only for the shrink in the launch)
+  lora::DeviceStep step;         // the step's segment tables (device)
+  float* partials = nullptr;     // [splits, step.numTokens, numSlices · maxRank] fp32, by position
+  int splits = 0;                // 0: no delta
+  unsigned* tickets = nullptr;   // [3] zero before the launch and left zero by it (one per launch site), or null
+  // With tickets: the last shrink block to finish sums the splits into U here ([numTokens, c·R] by position, rounded
+  // to the activation dtype, the expand's sum) and the epilogue reads one U value per (row, k) instead of `splits`
+  // partials; null: every GEMM block sums the partials itself.
+  float* foldedU = nullptr;
 };
+
+// True when the launch can run the small-step shrink itself for `module` / `step` at M rows: M and step.numTokens
+// ≤ kSkinnyLoraMaxRows, c·R ≤ 192, A 16-byte aligned with `in` a multiple of 8 (x: the GEMM's, K = in).
+bool skinnyShrinkInLaunchFits(const lora::DeviceModule& module, const lora::DeviceStep& step, int M);
 
 // Launches on `stream` as a programmatic dependent of the kernel before it (pdl.h: the first weight vectors load
 // before the wait for x); y row-major with leading dimension N, Act or fp32 (yF32). Returns the launch status.

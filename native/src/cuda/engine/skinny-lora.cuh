@@ -88,17 +88,23 @@ __device__ __forceinline__ uint4 loadBChunk(const lora::DeviceModule& m, const R
 }
 
 // U of (row, slice j, k) as the expand's sU holds it.
+// (splitPartials: the sum of one U entry's split partials, src = split 0's, as the expand sums them; also the shrink
+// blocks' fold into SkinnyLora::foldedU, skinny-shrink.cuh.)
+template <typename T>
+__device__ __forceinline__ float splitSum(const float* src, size_t splitStride, int splits) {
+  float sum = 0.0f;
+  const int padded = (splits + 31) / 32 * 32;  // the expand adds its groups of 32 loads, zeros past the last split
+#pragma unroll 8
+  for (int s = 0; s < padded; ++s) sum += s < splits ? loadPartial(src + static_cast<size_t>(s) * splitStride) : 0.0f;
+  return toF(fromF<T>(sum));
+}
 template <typename T>
 __device__ __forceinline__ float uValue(const SkinnyLora& l, const RowLora& r, int j, int k) {
   if (k >= r.rank) return 0.0f;
   const int uStride = l.module.numSlices * l.module.maxRank;
-  const float* src = l.partials + static_cast<size_t>(r.pos) * uStride + j * r.rank + k;
-  const size_t splitStride = static_cast<size_t>(l.step.numTokens) * uStride;
-  float sum = 0.0f;
-  const int padded = (l.splits + 31) / 32 * 32;  // the expand adds its groups of 32 loads, zeros past the last split
-#pragma unroll 8
-  for (int s = 0; s < padded; ++s) sum += s < l.splits ? loadPartial(src + static_cast<size_t>(s) * splitStride) : 0.0f;
-  return toF(fromF<T>(sum));
+  const size_t at = static_cast<size_t>(r.pos) * uStride + j * r.rank + k;
+  if (l.foldedU != nullptr) return loadPartial(l.foldedU + at);  // already summed and rounded
+  return splitSum<T>(l.partials + at, static_cast<size_t>(l.step.numTokens) * uStride, l.splits);
 }
 
 // Σ_k u[k]·b[k] in the expand's order and expression (u: 16-byte aligned floats, b: the zero-padded B row).

@@ -31,7 +31,14 @@
 #include "launch-timer.h"
 #endif
 
+#ifdef TSLORA_SKINNY_LORA_EMU
+void emuSetGridTogether(bool on);  // emu/grid-together.cpp: every block of a launch at once (the shrink's spin)
+#else
+void emuSetGridTogether(bool) {}
+#endif
+
 using namespace tslora::cuda;
+using tslora::cuda::test::fromBits;
 using tslora::cuda::test::toBits;
 namespace cl = tslora::cuda::lora;
 
@@ -51,7 +58,7 @@ const char* errorName(cudaError_t e) { return cudaGetErrorString(e); }
     }                                                                              \
   } while (0)
 
-int failures = 0, cases = 0, numSms = 132;
+int failures = 0, cases = 0, inLaunchCases = 0, numSms = 132;
 
 #ifdef TSLORA_SKINNY_LORA_EMU
 constexpr bool kEmulated = true;
@@ -251,7 +258,7 @@ void runCase(const Case& c, int kSplitOverride) {
   st.maxSegmentRows = M;
   st.numTokens = M;
   const int splits = c.splits > 0 ? c.splits : policySplits(mod, st);
-  float* partials = devAlloc<float>(partialFloats(mod, st, splits));
+  float* partials = devAlloc<float>(partialFloats(mod, st, splits + 1));  // + U folded by the launch (last split's room)
   const cl::ActDType dt = c.act == Act::BF16 ? cl::ActDType::BF16 : cl::ActDType::F16;
   const int kSplit = kSplitOverride > 0 ? kSplitOverride : skinnyGemmKSplit(N, K, numSms);
   SkinnyLora lora;
@@ -322,14 +329,81 @@ void runCase(const Case& c, int kSplitOverride) {
     std::memset(partials, 0xff, partialFloats(mod, st, splits) * sizeof(float));
     shrinkInto(dt, mod, st, x, K, partials, splits, rng);
   }
-  if (c.mode == Mode::Plain) CHECK(launchSkinnyGemm(c.act, x, M, K, w, N, outFused, false, kSplit, 0, &lora));
-  if (c.mode == Mode::Swiglu) CHECK(launchSkinnyGemmSwiglu(c.act, x, M, K, w, N / 2, outFused, kSplit, 0, &lora));
-  if (c.mode == Mode::Qkv) CHECK(launchSkinnyGemmQkvRope(c.act, x, M, K, w, qkvOut(outFused), kSplit, 0, &lora));
+  auto launchFused = [&](const SkinnyLora& l, uint16_t* out) {
+    if (c.mode == Mode::Plain) CHECK(launchSkinnyGemm(c.act, x, M, K, w, N, out, false, kSplit, 0, &l));
+    if (c.mode == Mode::Swiglu) CHECK(launchSkinnyGemmSwiglu(c.act, x, M, K, w, N / 2, out, kSplit, 0, &l));
+    if (c.mode == Mode::Qkv) CHECK(launchSkinnyGemmQkvRope(c.act, x, M, K, w, qkvOut(out), kSplit, 0, &l));
+  };
+  launchFused(lora, outFused);
   syncDevice();
 
   ++cases;
   const std::string what = c.name + " M=" + std::to_string(M) + " kSplit=" + std::to_string(kSplit) + " splits=" + std::to_string(splits);
   bool ok = sameBits(outRef, outFused, outElems, what);
+  // The shrink inside the launch (skinny-shrink.cuh), where the build has it: poisoned partials, fresh outputs, four
+  // times (the emulator: two) with the same three counters (each launch must leave them zero for the next), the GEMM blocks summing the
+  // partials themselves and reading U folded by the last shrink block, in turn. On the GPU against the reference (the
+  // real shrink); on the emulator, whose reference partials are random, with the whole grid run together (blocks
+  // interleaved, the last first: a GEMM block that reads U before the shrink blocks are done reads the poison) against
+  // the epilogue fed with the partials the launch wrote, which must also match x·Aᵀ in fp64.
+  if (kEmulated && skinnyShrinkInLaunchFits(mod, st, M)) {
+    unsigned* tickets = devAlloc<unsigned>(3);
+    uint16_t* outCheck = devAlloc<uint16_t>(outElems);
+    SkinnyLora inLaunch = lora;
+    inLaunch.tickets = tickets;
+    for (int rep = 0; rep < 2 && ok; ++rep) {
+      inLaunch.foldedU = rep % 2 == 1 ? partials + partialFloats(mod, st, splits) : nullptr;
+      std::memset(partials, 0xff, partialFloats(mod, st, splits + 1) * sizeof(float));
+      std::fill(outFused, outFused + outElems, uint16_t{0x1234});
+      std::fill(outCheck, outCheck + outElems, uint16_t{0x1234});
+      emuSetGridTogether(true);
+      launchFused(inLaunch, outFused);
+      emuSetGridTogether(false);
+      const std::string tag = what + " shrink in launch #" + std::to_string(rep + 1) + (rep % 2 ? " (folded U)" : "");
+      if (tickets[0] != 0 || tickets[1] != 0 || tickets[2] != 0) {
+        std::printf("FAIL %s: counters left at %u %u %u after the launch\n", tag.c_str(), tickets[0], tickets[1], tickets[2]);
+        ok = false;
+      }
+      const int uStride = nSl * c.R;
+      for (int p = 0; p < M && ok; ++p) {
+        const int phys = tb.perm[p], slot = c.rowSlots[phys];
+        if (slot < 0 || c.ranks[slot] <= 0) continue;
+        for (int n = 0; n < nSl * c.ranks[slot] && ok; ++n) {
+          float sum = 0.0f;
+          for (int sp = 0; sp < splits; ++sp) sum += partials[(static_cast<size_t>(sp) * M + p) * uStride + n];
+          double ref = 0.0;
+          for (int k = 0; k < K; ++k)
+            ref += static_cast<double>(fromBits(hx[static_cast<size_t>(phys) * K + k], c.act)) *
+                   fromBits(hA[(static_cast<size_t>(slot) * nSl * c.R + n) * K + k], c.act);
+          if (!(std::fabs(sum - ref) <= 1e-4 * (1.0 + std::fabs(ref)))) {
+            std::printf("FAIL %s: U[%d, %d] = %g from the launch's partials, x·Aᵀ = %g\n", tag.c_str(), p, n, sum, ref);
+            ok = false;
+          }
+        }
+      }
+      launchFused(lora, outCheck);  // the epilogue fed with those partials (tickets null: read, not computed)
+      ok = ok && sameBits(outCheck, outFused, outElems, tag);
+    }
+    ++inLaunchCases;
+  }
+  if (!kEmulated && skinnyShrinkInLaunchFits(mod, st, M)) {
+    unsigned* tickets = devAlloc<unsigned>(3);
+    SkinnyLora inLaunch = lora;
+    inLaunch.tickets = tickets;
+    for (int rep = 0; rep < 4 && ok; ++rep) {
+      inLaunch.foldedU = rep % 2 == 1 ? partials + partialFloats(mod, st, splits) : nullptr;
+      std::memset(partials, 0xff, partialFloats(mod, st, splits + 1) * sizeof(float));
+      std::fill(outFused, outFused + outElems, uint16_t{0x1234});
+      launchFused(inLaunch, outFused);
+      syncDevice();
+      ok = sameBits(outRef, outFused, outElems, what + " shrink in launch #" + std::to_string(rep + 1) + (rep % 2 ? " (folded U)" : ""));
+      if (ok && (tickets[0] != 0 || tickets[1] != 0 || tickets[2] != 0)) {
+        std::printf("FAIL %s: counters left at %u %u %u after the launch\n", what.c_str(), tickets[0], tickets[1], tickets[2]);
+        ok = false;
+      }
+    }
+    ++inLaunchCases;
+  }
   // The delta must be real: every adapter row differs from the plain GEMM somewhere, every base row nowhere.
   for (int m = 0; m < M && ok; ++m) {
     int differing = 0;
@@ -436,7 +510,7 @@ void bench() {
     st.maxSegments = 1;
     st.numTokens = 1;
     const int splits = cl::loraSmallStepSplits(mod, st, numSms), kSplit = skinnyGemmKSplit(N, K, numSms);
-    float* partials = devAlloc<float>(cl::loraSmallStepWorkspaceBytes(mod, st, splits) / sizeof(float));
+    float* partials = devAlloc<float>(cl::loraSmallStepWorkspaceBytes(mod, st, splits + 1) / sizeof(float));
     SkinnyLora lora{mod, st, partials, splits};
     const HeadShape hs{32, 8, 128};
     int32_t* qkvTables = devCopy(std::vector<int32_t>{7, 0, 0});  // position | sequence | block table
@@ -476,15 +550,31 @@ void bench() {
       if (s.mode == Mode::Swiglu) CHECK(launchSkinnyGemmSwiglu(act, x, 1, K, wOf(i), N / 2, out, kSplit, 0, &lora));
       if (s.mode == Mode::Qkv) CHECK(launchSkinnyGemmQkvRope(act, x, 1, K, wOf(i), o, kSplit, 0, &lora));
     }, 10, 200);
+    unsigned* tickets = devAlloc<unsigned>(3);
+    CHECK(cudaMemset(tickets, 0, 3 * sizeof(unsigned)));
+    SkinnyLora inLaunch = lora;
+    inLaunch.tickets = tickets;
+    const double inLaunchUs = meanLaunchUs([&](int i) {  // the shrink's blocks in the GEMM's grid: one launch
+      if (s.mode == Mode::Plain) CHECK(launchSkinnyGemm(act, x, 1, K, wOf(i), N, y, false, kSplit, 0, &inLaunch));
+      if (s.mode == Mode::Swiglu) CHECK(launchSkinnyGemmSwiglu(act, x, 1, K, wOf(i), N / 2, out, kSplit, 0, &inLaunch));
+      if (s.mode == Mode::Qkv) CHECK(launchSkinnyGemmQkvRope(act, x, 1, K, wOf(i), o, kSplit, 0, &inLaunch));
+    }, 10, 200);
+    inLaunch.foldedU = partials + cl::loraSmallStepWorkspaceBytes(mod, st, splits) / sizeof(float);
+    const double foldedUs = meanLaunchUs([&](int i) {  // and U summed once by the last shrink block
+      if (s.mode == Mode::Plain) CHECK(launchSkinnyGemm(act, x, 1, K, wOf(i), N, y, false, kSplit, 0, &inLaunch));
+      if (s.mode == Mode::Swiglu) CHECK(launchSkinnyGemmSwiglu(act, x, 1, K, wOf(i), N / 2, out, kSplit, 0, &inLaunch));
+      if (s.mode == Mode::Qkv) CHECK(launchSkinnyGemmQkvRope(act, x, 1, K, wOf(i), o, kSplit, 0, &inLaunch));
+    }, 10, 200);
     const double baseFusedUs = meanLaunchUs([&](int i) {  // the same epilogue without LoRA (today's base step)
       if (s.mode == Mode::Plain) CHECK(launchSkinnyGemm(act, x, 1, K, wOf(i), N, y, false, kSplit, 0));
       if (s.mode == Mode::Swiglu) CHECK(launchSkinnyGemmSwiglu(act, x, 1, K, wOf(i), N / 2, out, kSplit, 0));
       if (s.mode == Mode::Qkv) CHECK(launchSkinnyGemmQkvRope(act, x, 1, K, wOf(i), o, kSplit, 0));
     }, 10, 200);
     std::printf("bench %-15s N=%5d K=%5d kSplit=%d splits=%d | base %7.2f us | unfused LoRA (shrink+GEMM+expand%s) %7.2f | "
-                "fused LoRA (shrink+GEMM) %7.2f (%.2fx, +%.1f %% over base) | shrink alone %6.2f | fused GEMM alone %7.2f | plain GEMM %7.2f\n",
+                "fused LoRA (shrink+GEMM) %7.2f (%.2fx, +%.1f %% over base) | shrink in the launch %7.2f (+%.1f %%), U folded %7.2f (+%.1f %%) | shrink alone %6.2f | "
+                "fused GEMM alone %7.2f | plain GEMM %7.2f\n",
                 s.name, N, K, kSplit, splits, baseFusedUs, s.mode == Mode::Plain ? "" : "+post", unfusedUs, fusedUs, unfusedUs / fusedUs,
-                100.0 * (fusedUs / baseFusedUs - 1.0), shrinkUs, fusedAloneUs, plainUs);
+                100.0 * (fusedUs / baseFusedUs - 1.0), inLaunchUs, 100.0 * (inLaunchUs / baseFusedUs - 1.0), foldedUs, 100.0 * (foldedUs / baseFusedUs - 1.0), shrinkUs, fusedAloneUs, plainUs);
     freeAll();
   }
 }
@@ -507,6 +597,7 @@ int main(int argc, char** argv) {
       if (c.in <= 4096 && c.rowSlots.size() == 2 && !c.csgmv)
         for (int ks : {1, 2, 4, 8}) runCase(c, ks);  // every K split on a few shapes
     }
+  std::printf("%d of them also with the shrink inside the launch\n", inLaunchCases);
   std::printf("%d cases, %d failures\n", cases, failures);
 #ifndef TSLORA_SKINNY_LORA_EMU
   if (argc > 1 && std::strcmp(argv[1], "--bench") == 0) bench();

@@ -1,0 +1,191 @@
+// The small-step LoRA shrink inside the skinny GEMM's own launch (SkinnyLora::tickets, skinny-gemm.cu), so that a
+// LoRA projection of ≤ kSkinnyLoraMaxRows rows launches no LoRA kernel at all.
+// The grid has `splits` extra blocks. Every block takes a ticket from an atomic counter when it starts; the lowest
+// `splits` tickets compute one K split each of U's partials, the others are the GEMM's column blocks (ticket − splits).
+// A block holding ticket t is resident, so every block with a lower ticket is resident or done: the GEMM blocks, which
+// wait (acquire) for the shrink blocks' count (release) before their epilogue reads U, only ever wait on blocks that are
+// already running, whatever order the hardware schedules the grid in (no deadlock). The last block to leave resets the
+// three counters to zero, so each launch and each graph replay starts from zero (nothing carried between steps).
+// The shrink blocks compute exactly what lora_small_shrink.cu's block (split, group 0) writes: the same loadGroup rows,
+// the same work items dealt to the same warps in the same order, the same mma.m16n8k16 operands, each warp's results
+// added into its own fp32 accumulator in item order, the warps summed in warp order from 0.0f. Only the accumulator's
+// shape differs ([warps][kRows][c·R] instead of [warps][16][c·R + 1]: at ≤ 2 rows, rows 2..15 are never written) and
+// one 8-column tile's A rows are loaded at a time (the skinny kernel's register cap), neither of which changes a sum.
+#pragma once
+#include <cstdint>
+
+#include "../lora_small_mma.cuh"
+#include "pdl.h"
+#include "skinny-gemm.h"
+#include "skinny-lora.cuh"
+
+namespace tslora::cuda::skinny_shrink {
+
+namespace small = lora::small;
+constexpr int kRows = kSkinnyLoraMaxRows;
+constexpr int kMaxCols = small::kMaxCols;  // c·R ≤ 3 · 64
+enum Counter : int { kTicket = 0, kDone = 1, kLeft = 2 };
+
+// Shared memory of a shrink block (unused by the GEMM blocks, so it shares space with their LoRA epilogue's).
+struct Smem {
+  small::GroupRows g;
+  float acc[small::kShrinkWarps][kRows][kMaxCols];
+  int last;  // this block published last
+};
+
+// The K range of split s: the small shrink's ceil(in / splits) rounded up to its 64-wide warp steps.
+__host__ __device__ inline int kPerSplit(int in, int splits) {
+  const int perSplit = (in + splits - 1) / splits;
+  return (perSplit + small::kStepK - 1) / small::kStepK * small::kStepK;
+}
+
+__device__ __forceinline__ unsigned loadAcquire(const unsigned* p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+  unsigned v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+  return v;
+#else
+  return *reinterpret_cast<const volatile unsigned*>(p);
+#endif
+}
+
+// This block's ticket (every thread gets it; `slot`: a shared int).
+__device__ __forceinline__ int takeTicket(unsigned* tickets, int& slot) {
+  if (threadIdx.x == 0) slot = static_cast<int>(atomicAdd(&tickets[kTicket], 1u));
+  __syncthreads();
+  return slot;
+}
+
+// A shrink block's writes are done: every thread fences its own stores, then one increment by thread 0. Returns (to
+// every thread) whether this was the last of `splits` shrink blocks.
+__device__ __forceinline__ bool publish(unsigned* tickets, int splits, int& slot) {
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) slot = atomicAdd(&tickets[kDone], 1u) == static_cast<unsigned>(splits) - 1u;
+  __syncthreads();
+  return slot != 0;
+}
+
+// How far kDone goes: one count per shrink block, and one more for the fold into foldedU.
+__host__ __device__ inline unsigned doneTarget(const SkinnyLora& l) { return static_cast<unsigned>(l.splits) + (l.foldedU != nullptr); }
+
+// A GEMM block, before reading U: waits until the shrink blocks (which hold lower tickets: resident) are done.
+__device__ __forceinline__ void waitForShrink(const SkinnyLora& l) {
+  const unsigned target = doneTarget(l);
+  if (threadIdx.x == 0) {
+    while (loadAcquire(&l.tickets[kDone]) < target) {
+#if defined(EMU_SPIN_YIELD)  // the host emulator (engine/test/emu/skinny-shrink-emu.h): let the other blocks run
+      EMU_SPIN_YIELD();
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+      __nanosleep(64);
+#endif
+    }
+  }
+  __syncthreads();
+}
+
+// Every block, once it touches the counters no more: the last of the grid sets them back to zero.
+__device__ __forceinline__ void leave(unsigned* tickets) {
+  if (threadIdx.x != 0) return;
+  if (atomicAdd(&tickets[kLeft], 1u) == gridDim.x - 1) {
+    atomicExch(&tickets[kTicket], 0u);
+    atomicExch(&tickets[kDone], 0u);
+    atomicExch(&tickets[kLeft], 0u);
+  }
+}
+
+// shrinkSplitInto (lora_small_mma.cuh) for a group whose rows 8..15 hold no adapter, one 8-column tile at a time.
+template <typename T>
+__device__ __forceinline__ void accumulate(Smem& s, const uint16_t* __restrict__ a, int in, size_t aSlotStride, int numSlices,
+                                           const uint16_t* __restrict__ x, int xStride, int k0, int k1) {
+  const small::GroupRows& g = s.g;
+  const int steps = k1 > k0 ? (k1 - k0 + small::kStepK - 1) / small::kStepK : 0;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gr = lane / 4, t = lane % 4;
+  const int slotA = g.slot[gr];  // rows gr + 8 ≥ numTokens: no adapter, their x operands are zeros (load16 of null)
+  const uint16_t* xRowA = x + static_cast<size_t>(g.phys[gr]) * xStride;
+  int item = 0;
+  for (int run = 0; run < g.numRuns; ++run) {
+    const int w = g.runSlot[run], nEff = numSlices * g.runRank[run];
+    const uint16_t* aSlot = a + static_cast<size_t>(w) * aSlotStride;
+    for (int c0 = 0; c0 < nEff; c0 += small::kChunkCols)
+      for (int st = 0; st < steps; ++st, ++item) {
+        if (item % small::kShrinkWarps != warp) continue;  // warp-uniform
+        const int k = k0 + st * small::kStepK + t * 16;
+        uint32_t xa[8];
+        small::load16<true>(slotA == w ? xRowA : nullptr, k, k1, xa);
+#pragma unroll 1
+        for (int nt = 0; nt < small::kChunkTiles && c0 + nt * 8 < nEff; ++nt) {  // warp-uniform
+          const int n = c0 + nt * 8 + gr;
+          uint32_t bw[8];
+          small::load16<true>(n < nEff ? aSlot + static_cast<size_t>(n) * in : nullptr, k, k1, bw);
+          float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+          for (int q = 0; q < 4; ++q) mma16816<T>(acc, xa[2 * q], 0u, xa[2 * q + 1], 0u, bw[2 * q], bw[2 * q + 1]);
+          const int col = c0 + nt * 8 + 2 * t;  // C fragment: row gr, columns col, col + 1 (rows gr + 8: no adapter)
+          if (slotA == w && gr < kRows) {
+            if (col < nEff) s.acc[warp][gr][col] += acc[0];
+            if (col + 1 < nEff) s.acc[warp][gr][col + 1] += acc[1];
+          }
+        }
+      }
+  }
+}
+
+// Split `split` of U = X·Aᵀ into l.partials (fp32 [splits, numTokens, c·R] by position), as loraShrinkSmall's block
+// (split, 0) writes it. Calls pdlWait on every path (x was written by the kernel before).
+template <typename T>
+__device__ inline void shrinkSplit(Smem& s, const SkinnyLora& l, const uint16_t* x, int xStride, int split) {
+  const lora::DeviceModule& m = l.module;
+  const lora::DeviceStep& st = l.step;
+  small::loadGroup(st.segIndptr, st.weightIndices, st.segmentRanks, st.permutation, st.slotRanks, st.maxSegments, st.numTokens, 0, s.g);
+  if (s.g.numRuns == 0) {
+    pdlWait();
+    return;
+  }
+  const int c = m.numSlices, uStride = c * m.maxRank;
+  for (int e = threadIdx.x; e < small::kShrinkWarps * kRows * kMaxCols; e += blockDim.x) (&s.acc[0][0][0])[e] = 0.0f;
+  const int per = kPerSplit(m.in, l.splits), k0 = split * per, k1 = min(m.in, k0 + per);
+  const auto* a = static_cast<const uint16_t*>(m.a);
+  const size_t aSlotStride = static_cast<size_t>(c) * m.maxRank * m.in;
+  small::prefetchSplitA(a, m.in, aSlotStride, c, s.g, k0, k1);
+  pdlWait();  // x is the kernel-before's output
+  __syncthreads();
+  accumulate<T>(s, a, m.in, aSlotStride, c, x, xStride, k0, k1);
+  __syncthreads();
+  float* out = l.partials + static_cast<size_t>(split) * st.numTokens * uStride;
+  for (int e = threadIdx.x; e < kRows * uStride; e += blockDim.x) {
+    const int row = e / uStride, n = e % uStride;
+    if (s.g.slot[row] < 0 || n >= c * s.g.rank[row]) continue;
+    float sum = 0.0f;
+#pragma unroll
+    for (int wi = 0; wi < small::kShrinkWarps; ++wi) sum += s.acc[wi][row][n];
+    out[static_cast<size_t>(row) * uStride + n] = sum;
+  }
+}
+
+// A shrink block's whole life after its ticket: its split, the release, the exit count. Not inlined, so that its
+// registers (mma operands) do not raise the pressure on the GEMM blocks' weight pipeline, which is capped at
+// loraMinBlocks blocks per SM (skinny-gemm.cu).
+// The last shrink block sums every split into foldedU with the expand's arithmetic (skinny_lora::splitSum) for the
+// group's adapter rows (s.g from its own split), then counts once more.
+template <typename T>
+__device__ __noinline__ void shrinkBlock(Smem& s, const SkinnyLora& l, const uint16_t* x, int xStride, int split) {
+  shrinkSplit<T>(s, l, x, xStride, split);
+  if (publish(l.tickets, l.splits, s.last) && l.foldedU != nullptr) {
+    __threadfence();  // the other blocks' partials, counted before our increment, are visible from here
+    const int c = l.module.numSlices, uStride = c * l.module.maxRank;
+    const size_t splitStride = static_cast<size_t>(l.step.numTokens) * uStride;
+    for (int e = threadIdx.x; e < kRows * uStride; e += blockDim.x) {
+      const int row = e / uStride, n = e % uStride;
+      if (s.g.slot[row] < 0 || n >= c * s.g.rank[row]) continue;
+      const size_t at = static_cast<size_t>(row) * uStride + n;
+      l.foldedU[at] = skinny_lora::splitSum<T>(l.partials + at, splitStride, l.splits);
+    }
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) atomicAdd(&l.tickets[kDone], 1u);
+  }
+  leave(l.tickets);
+}
+
+}  // namespace tslora::cuda::skinny_shrink
