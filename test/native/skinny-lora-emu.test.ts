@@ -41,12 +41,12 @@ function compile(name: string, src: string, extra: string[]): void {
   objects.set(name, obj);
 }
 // Links the objects (with `gemm` as the skinny GEMM's) and runs the driver.
-function linkAndRun(gemm: string): { status: number | null; stdout: string } {
+function linkAndRun(gemm: string, env: Record<string, string> = {}): { status: number | null; stdout: string } {
   const exe = join(out, `skinny-lora-emu-test-${objects.size}-${gemm.length}`);
   const objs = [...objects.entries()].map(([name, obj]) => (name === 'skinny-gemm' ? gemm : obj));
   const link = spawnSync('nice', ['g++', ...objs, '-o', exe], { encoding: 'utf8' });
   assert.equal(link.status, 0, `${link.stdout}${link.stderr}`);
-  const run = spawnSync(exe, [], { encoding: 'utf8' });
+  const run = spawnSync(exe, [], { encoding: 'utf8', env: { ...process.env, ...env } });
   return { status: run.status, stdout: `${run.stdout}${run.stderr}` };
 }
 const waitCall = 'skinny_shrink::waitForShrink(lora);';
@@ -80,7 +80,7 @@ test('without the wait for the shrink blocks, the emulated grid reads U before i
   const obj = join(out, 'skinny-gemm-mutant.o');
   const r = spawnSync('nice', ['g++', ...flags, ...emu, '-include', join(engineDir, 'test/emu/skinny-shrink-emu.h'), '-c', mutant.gemm, '-o', obj], { encoding: 'utf8' });
   assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
-  const run = linkAndRun(obj);
+  const run = linkAndRun(obj, { SKINNY_LORA_TEST_STOP_AT_FAILURE: '1' });
   assert.equal(run.status, 1, run.stdout);
   assert.match(run.stdout, /^FAIL .* shrink in launch #1/m);
 });

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 #include <random>
@@ -468,8 +469,8 @@ std::vector<Case> casesFor(Act act) {
 
 #ifndef TSLORA_SKINNY_LORA_EMU
 void bench() {
-  // 8B shapes, batch 1, one r16 adapter (pool maxRank 16): µs per module, weights rotated over 3 copies.
-  std::printf("bench: 8B shapes, M = 1, one r16 adapter, bf16 (µs per module, mean of 200 back-to-back launches)\n");
+  // 8B shapes, batch 1 and 2, one r16 adapter (pool maxRank 16): µs per module, weights rotated over 3 copies.
+  std::printf("bench: 8B shapes, M = 1 / 2, one r16 adapter, bf16 (µs per module, mean of 200 back-to-back launches)\n");
   struct Shape {
     const char* name;
     Mode mode;
@@ -482,18 +483,21 @@ void bench() {
                                   {"down", Mode::Plain, 14336, {4096}}};
   const Act act = Act::BF16;
   const cl::ActDType dt = cl::ActDType::BF16;
+  for (int M : {1, 2})
   for (const Shape& s : shapes) {
     int offs[4] = {0, 0, 0, 0};
     for (size_t j = 0; j < s.widths.size(); ++j) offs[j + 1] = offs[j] + s.widths[j];
     const int N = offs[s.widths.size()], K = s.in, R = 16, copies = 3;
     uint16_t* w = devAlloc<uint16_t>(static_cast<size_t>(copies) * N * K);
     CHECK(cudaMemset(w, 0x11, static_cast<size_t>(copies) * N * K * 2));
-    uint16_t *x = devAlloc<uint16_t>(K), *A = devAlloc<uint16_t>(static_cast<size_t>(s.widths.size()) * R * K), *B = devAlloc<uint16_t>(static_cast<size_t>(N) * R);
-    CHECK(cudaMemset(x, 0x11, K * 2));
+    uint16_t *x = devAlloc<uint16_t>(static_cast<size_t>(M) * K), *A = devAlloc<uint16_t>(static_cast<size_t>(s.widths.size()) * R * K),
+             *B = devAlloc<uint16_t>(static_cast<size_t>(N) * R);
+    CHECK(cudaMemset(x, 0x11, static_cast<size_t>(M) * K * 2));
     CHECK(cudaMemset(A, 0x11, s.widths.size() * R * K * 2));
     CHECK(cudaMemset(B, 0x11, static_cast<size_t>(N) * R * 2));
-    int32_t* tables = devCopy(std::vector<int32_t>{0, 1, 0, 16, 0, 16, 0});  // indptr[2] | weights[1] | segRanks | perm | slotRanks
-    uint16_t *y = devAlloc<uint16_t>(N), *out = devAlloc<uint16_t>(static_cast<size_t>(N) + 8 * 64 * 1024);
+    // indptr [2] | weights [1] | segRanks [1] | perm [M] | slotRanks [1]: every row on slot 0
+    int32_t* tables = devCopy(M == 1 ? std::vector<int32_t>{0, 1, 0, 16, 0, 16} : std::vector<int32_t>{0, 2, 0, 16, 0, 1, 16});
+    uint16_t *y = devAlloc<uint16_t>(static_cast<size_t>(M) * N), *out = devAlloc<uint16_t>(static_cast<size_t>(M) * N + 8 * 64 * 1024);
     cl::DeviceModule mod;
     mod.a = A;
     mod.b = B;
@@ -506,75 +510,62 @@ void bench() {
     st.weightIndices = tables + 2;
     st.segmentRanks = tables + 3;
     st.permutation = tables + 4;
-    st.slotRanks = tables + 5;
+    st.slotRanks = tables + 4 + M;
     st.maxSegments = 1;
-    st.numTokens = 1;
+    st.numTokens = M;
     const int splits = cl::loraSmallStepSplits(mod, st, numSms), kSplit = skinnyGemmKSplit(N, K, numSms);
     float* partials = devAlloc<float>(cl::loraSmallStepWorkspaceBytes(mod, st, splits + 1) / sizeof(float));
     SkinnyLora lora{mod, st, partials, splits};
     const HeadShape hs{32, 8, 128};
-    int32_t* qkvTables = devCopy(std::vector<int32_t>{7, 0, 0});  // position | sequence | block table
+    int32_t* qkvTables = devCopy(std::vector<int32_t>{7, 8, 0, 0, 0});  // positions [2] | sequences [2] | block table
     float* invFreq = devAlloc<float>(64);
     CHECK(cudaMemset(invFreq, 0, 64 * sizeof(float)));
     SkinnyQkvRope o;
     o.hs = hs;
     o.invFreq = invFreq;
     o.tabs.positions = qkvTables;
-    o.tabs.tokenSeq = qkvTables + 1;
-    o.tabs.blockTables = qkvTables + 2;
+    o.tabs.tokenSeq = qkvTables + 2;
+    o.tabs.blockTables = qkvTables + 4;
     o.tabs.maxBlocksPerSeq = 1;
     o.tabs.blockSize = 16;
     o.tabs.numSeqs = 1;
     o.q = out;
-    o.kCache = out + 4096;
-    o.vCache = out + 4096 + 16 * 1024;
+    o.kCache = out + 2 * 4096;
+    o.vCache = out + 2 * 4096 + 16 * 1024;
     auto wOf = [&](int i) { return w + static_cast<size_t>(i % copies) * N * K; };
-    const double plainUs = meanLaunchUs([&](int i) { CHECK(launchSkinnyGemm(act, x, 1, K, wOf(i), N, y, false, kSplit, 0)); }, 10, 200);
+    // The module's GEMM with its fused epilogue (SwiGLU / qkv-RoPE) and the LoRA delta l (null: none).
+    auto gemm = [&](int i, const SkinnyLora* l) {
+      if (s.mode == Mode::Plain) CHECK(launchSkinnyGemm(act, x, M, K, wOf(i), N, y, false, kSplit, 0, l));
+      if (s.mode == Mode::Swiglu) CHECK(launchSkinnyGemmSwiglu(act, x, M, K, wOf(i), N / 2, out, kSplit, 0, l));
+      if (s.mode == Mode::Qkv) CHECK(launchSkinnyGemmQkvRope(act, x, M, K, wOf(i), o, kSplit, 0, l));
+    };
+    auto shrink = [&]() { CHECK(cl::loraShrinkSmall(dt, mod, st, x, K, partials, splits, 0)); };
+    const double plainUs = meanLaunchUs([&](int i) { CHECK(launchSkinnyGemm(act, x, M, K, wOf(i), N, y, false, kSplit, 0)); }, 10, 200);
     const double unfusedUs = meanLaunchUs([&](int i) {
-      CHECK(cl::loraShrinkSmall(dt, mod, st, x, K, partials, splits, 0));
-      CHECK(launchSkinnyGemm(act, x, 1, K, wOf(i), N, y, false, kSplit, 0));
+      shrink();
+      CHECK(launchSkinnyGemm(act, x, M, K, wOf(i), N, y, false, kSplit, 0));
       CHECK(cl::loraExpandSmall(dt, mod, st, partials, splits, y, N, 0, 0, false));
-      if (s.mode == Mode::Swiglu) CHECK(launchSwiglu(act, y, 1, N / 2, out, 0));
-      if (s.mode == Mode::Qkv) CHECK(launchQkvPost(act, y, 1, hs, nullptr, nullptr, nullptr, nullptr, nullptr, 1e-5f, invFreq, o.tabs, o.q, o.kCache, o.vCache, 0));
+      if (s.mode == Mode::Swiglu) CHECK(launchSwiglu(act, y, M, N / 2, out, 0));
+      if (s.mode == Mode::Qkv) CHECK(launchQkvPost(act, y, M, hs, nullptr, nullptr, nullptr, nullptr, nullptr, 1e-5f, invFreq, o.tabs, o.q, o.kCache, o.vCache, 0));
     }, 10, 200);
-    const double fusedUs = meanLaunchUs([&](int i) {
-      CHECK(cl::loraShrinkSmall(dt, mod, st, x, K, partials, splits, 0));
-      if (s.mode == Mode::Plain) CHECK(launchSkinnyGemm(act, x, 1, K, wOf(i), N, y, false, kSplit, 0, &lora));
-      if (s.mode == Mode::Swiglu) CHECK(launchSkinnyGemmSwiglu(act, x, 1, K, wOf(i), N / 2, out, kSplit, 0, &lora));
-      if (s.mode == Mode::Qkv) CHECK(launchSkinnyGemmQkvRope(act, x, 1, K, wOf(i), o, kSplit, 0, &lora));
-    }, 10, 200);
+    const double fusedUs = meanLaunchUs([&](int i) { shrink(); gemm(i, &lora); }, 10, 200);
     // The parts: the shrink alone, and the fused GEMM alone (partials already written): its epilogue's cost over the GEMM.
-    const double shrinkUs = meanLaunchUs([&](int) { CHECK(cl::loraShrinkSmall(dt, mod, st, x, K, partials, splits, 0)); }, 10, 200);
-    const double fusedAloneUs = meanLaunchUs([&](int i) {
-      if (s.mode == Mode::Plain) CHECK(launchSkinnyGemm(act, x, 1, K, wOf(i), N, y, false, kSplit, 0, &lora));
-      if (s.mode == Mode::Swiglu) CHECK(launchSkinnyGemmSwiglu(act, x, 1, K, wOf(i), N / 2, out, kSplit, 0, &lora));
-      if (s.mode == Mode::Qkv) CHECK(launchSkinnyGemmQkvRope(act, x, 1, K, wOf(i), o, kSplit, 0, &lora));
-    }, 10, 200);
+    const double shrinkUs = meanLaunchUs([&](int) { shrink(); }, 10, 200);
+    const double fusedAloneUs = meanLaunchUs([&](int i) { gemm(i, &lora); }, 10, 200);
     unsigned* tickets = devAlloc<unsigned>(3);
     CHECK(cudaMemset(tickets, 0, 3 * sizeof(unsigned)));
     SkinnyLora inLaunch = lora;
     inLaunch.tickets = tickets;
-    const double inLaunchUs = meanLaunchUs([&](int i) {  // the shrink's blocks in the GEMM's grid: one launch
-      if (s.mode == Mode::Plain) CHECK(launchSkinnyGemm(act, x, 1, K, wOf(i), N, y, false, kSplit, 0, &inLaunch));
-      if (s.mode == Mode::Swiglu) CHECK(launchSkinnyGemmSwiglu(act, x, 1, K, wOf(i), N / 2, out, kSplit, 0, &inLaunch));
-      if (s.mode == Mode::Qkv) CHECK(launchSkinnyGemmQkvRope(act, x, 1, K, wOf(i), o, kSplit, 0, &inLaunch));
-    }, 10, 200);
+    const double inLaunchUs = meanLaunchUs([&](int i) { gemm(i, &inLaunch); }, 10, 200);  // the shrink's blocks in the GEMM's grid
     inLaunch.foldedU = partials + cl::loraSmallStepWorkspaceBytes(mod, st, splits) / sizeof(float);
-    const double foldedUs = meanLaunchUs([&](int i) {  // and U summed once by the last shrink block
-      if (s.mode == Mode::Plain) CHECK(launchSkinnyGemm(act, x, 1, K, wOf(i), N, y, false, kSplit, 0, &inLaunch));
-      if (s.mode == Mode::Swiglu) CHECK(launchSkinnyGemmSwiglu(act, x, 1, K, wOf(i), N / 2, out, kSplit, 0, &inLaunch));
-      if (s.mode == Mode::Qkv) CHECK(launchSkinnyGemmQkvRope(act, x, 1, K, wOf(i), o, kSplit, 0, &inLaunch));
-    }, 10, 200);
-    const double baseFusedUs = meanLaunchUs([&](int i) {  // the same epilogue without LoRA (today's base step)
-      if (s.mode == Mode::Plain) CHECK(launchSkinnyGemm(act, x, 1, K, wOf(i), N, y, false, kSplit, 0));
-      if (s.mode == Mode::Swiglu) CHECK(launchSkinnyGemmSwiglu(act, x, 1, K, wOf(i), N / 2, out, kSplit, 0));
-      if (s.mode == Mode::Qkv) CHECK(launchSkinnyGemmQkvRope(act, x, 1, K, wOf(i), o, kSplit, 0));
-    }, 10, 200);
-    std::printf("bench %-15s N=%5d K=%5d kSplit=%d splits=%d | base %7.2f us | unfused LoRA (shrink+GEMM+expand%s) %7.2f | "
-                "fused LoRA (shrink+GEMM) %7.2f (%.2fx, +%.1f %% over base) | shrink in the launch %7.2f (+%.1f %%), U folded %7.2f (+%.1f %%) | shrink alone %6.2f | "
-                "fused GEMM alone %7.2f | plain GEMM %7.2f\n",
-                s.name, N, K, kSplit, splits, baseFusedUs, s.mode == Mode::Plain ? "" : "+post", unfusedUs, fusedUs, unfusedUs / fusedUs,
-                100.0 * (fusedUs / baseFusedUs - 1.0), inLaunchUs, 100.0 * (inLaunchUs / baseFusedUs - 1.0), foldedUs, 100.0 * (foldedUs / baseFusedUs - 1.0), shrinkUs, fusedAloneUs, plainUs);
+    const double foldedUs = meanLaunchUs([&](int i) { gemm(i, &inLaunch); }, 10, 200);  // and U summed once by the last shrink block
+    const double baseFusedUs = meanLaunchUs([&](int i) { gemm(i, nullptr); }, 10, 200);  // the same epilogue without LoRA
+    const auto over = [&](double us) { return 100.0 * (us / baseFusedUs - 1.0); };
+    std::printf("bench M=%d %-15s N=%5d K=%5d kSplit=%d splits=%d | base %7.2f us | unfused LoRA (shrink+GEMM+expand%s) %7.2f | "
+                "separate shrink + fused GEMM %7.2f (+%.1f %%) | shrink in the launch %7.2f (+%.1f %%), U folded %7.2f (+%.1f %%) | "
+                "shrink alone %6.2f | fused GEMM alone %7.2f | plain GEMM %7.2f\n",
+                M, s.name, N, K, kSplit, splits, baseFusedUs, s.mode == Mode::Plain ? "" : "+post", unfusedUs, fusedUs, over(fusedUs),
+                inLaunchUs, over(inLaunchUs), foldedUs, over(foldedUs), shrinkUs, fusedAloneUs, plainUs);
     freeAll();
   }
 }
@@ -591,8 +582,10 @@ int main(int argc, char** argv) {
     return 77;
   }
 #endif
+  const bool stopAtFailure = std::getenv("SKINNY_LORA_TEST_STOP_AT_FAILURE") != nullptr;  // (a planted bug's run)
   for (Act act : {Act::BF16, Act::F16})
     for (const Case& c : casesFor(act)) {
+      if (stopAtFailure && failures > 0) break;
       runCase(c, 0);
       if (c.in <= 4096 && c.rowSlots.size() == 2 && !c.csgmv)
         for (int ks : {1, 2, 4, 8}) runCase(c, ks);  // every K split on a few shapes
