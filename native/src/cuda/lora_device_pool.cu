@@ -444,19 +444,11 @@ void DeviceLoraPool::shrink(int layer, host::Module module, const void* x, int x
 
 DeviceLoraPool::SmallStepShrink DeviceLoraPool::shrinkForEpilogue(int layer, host::Module module, const void* x, int xStride,
                                                                   cudaStream_t stream) {
-  SmallStepShrink out;
-  if (module == host::Module::Embed || !useSmallStep_) return out;
-  const DeviceModule v = checkedView(layer, module);
-  const int splits = loraSmallStepSplits(v, step_, numSms_);
-  if (splits <= 0) return out;
-  ensureWorkspace(loraSmallStepWorkspaceBytes(v, step_, splits), stream);
-  check(loraShrinkSmall(dtype_, v, step_, x, xStride, workspace_, splits, stream), "small-step shrink (epilogue)");
-  deferredX_ = nullptr;
-  pendingSplits_ = 0;
-  out.module = v;
-  out.step = step_;
-  out.partials = static_cast<float*>(workspace_);
-  out.splits = splits;
+  SmallStepShrink out = planForEpilogue(layer, module, stream);
+  if (out.splits <= 0) return out;
+  check(loraShrinkSmall(dtype_, out.module, out.step, x, xStride, out.partials, out.splits, stream), "small-step shrink (epilogue)");
+  out.tickets = nullptr;  // the shrink ran: the caller's kernel only reads the partials
+  out.foldedU = nullptr;
   return out;
 }
 

@@ -96,6 +96,35 @@ inline void trampoline() {
   // returning resumes uc_link (the scheduler)
 }
 
+// Runs every runnable thread of b until it waits or ends.
+inline void runRunnable(Block& b) {
+  for (int i = 0; i < static_cast<int>(b.threads.size()); ++i) {
+    if (b.threads[i].state != 0) continue;
+    b.current = i;
+    swapcontext(&b.scheduler, &b.threads[i].ctx);
+    if (b.threads[i].state == 0) b.threads[i].state = 3;  // returned through uc_link
+  }
+}
+// Releases every warp whose live lanes all wait at a warp barrier; true when one was.
+inline bool releaseWarps(Block& b) {
+  const int n = static_cast<int>(b.threads.size());
+  bool released = false;
+  for (int w = 0; w * 32 < n; ++w) {
+    bool anyWarp = false, allWarp = true;
+    for (int i = w * 32; i < std::min(n, w * 32 + 32); ++i) {
+      const int s = b.threads[i].state;
+      if (s == 2) anyWarp = true;
+      else if (s != 3) allWarp = false;
+    }
+    if (anyWarp && allWarp) {
+      for (int i = w * 32; i < std::min(n, w * 32 + 32); ++i)
+        if (b.threads[i].state == 2) b.threads[i].state = 0;
+      released = true;
+    }
+  }
+  return released;
+}
+
 // Runs one block to completion; every thread runs until it waits or ends, then waiting warps / the block move on.
 inline void runBlock(Block& b) {
   const int n = static_cast<int>(b.blockDim.x * b.blockDim.y * b.blockDim.z);
@@ -112,27 +141,9 @@ inline void runBlock(Block& b) {
   }
   block() = &b;
   for (;;) {
-    for (int i = 0; i < n; ++i) {
-      if (b.threads[i].state != 0) continue;
-      b.current = i;
-      swapcontext(&b.scheduler, &b.threads[i].ctx);
-      if (b.threads[i].state == 0) b.threads[i].state = 3;  // returned through uc_link
-    }
-    bool released = false, allDone = true, anyBlock = false, allBlock = true;
-    for (int w = 0; w * 32 < n; ++w) {
-      bool anyWarp = false, allWarp = true;
-      for (int i = w * 32; i < std::min(n, w * 32 + 32); ++i) {
-        const int s = b.threads[i].state;
-        if (s == 2) anyWarp = true;
-        else if (s != 3) allWarp = false;
-      }
-      if (anyWarp && allWarp) {
-        for (int i = w * 32; i < std::min(n, w * 32 + 32); ++i)
-          if (b.threads[i].state == 2) b.threads[i].state = 0;
-        released = true;
-      }
-    }
-    if (released) continue;
+    runRunnable(b);
+    if (releaseWarps(b)) continue;
+    bool allDone = true, anyBlock = false, allBlock = true;
     for (int i = 0; i < n; ++i) {
       const int s = b.threads[i].state;
       if (s != 3) allDone = false;
@@ -177,29 +188,9 @@ inline void spinYield() {
 // Runs block b until its threads all wait at a block barrier (released: true), spin or are done (false); warp
 // barriers are released on the way.
 inline bool runTurn(Block& b) {
-  const int n = static_cast<int>(b.threads.size());
   for (;;) {
-    for (int i = 0; i < n; ++i) {
-      if (b.threads[i].state != 0) continue;
-      b.current = i;
-      swapcontext(&b.scheduler, &b.threads[i].ctx);
-      if (b.threads[i].state == 0) b.threads[i].state = 3;
-    }
-    bool released = false;
-    for (int w = 0; w * 32 < n; ++w) {
-      bool anyWarp = false, allWarp = true;
-      for (int i = w * 32; i < std::min(n, w * 32 + 32); ++i) {
-        const int s = b.threads[i].state;
-        if (s == 2) anyWarp = true;
-        else if (s != 3) allWarp = false;
-      }
-      if (anyWarp && allWarp) {
-        for (int i = w * 32; i < std::min(n, w * 32 + 32); ++i)
-          if (b.threads[i].state == 2) b.threads[i].state = 0;
-        released = true;
-      }
-    }
-    if (released) continue;
+    runRunnable(b);
+    if (releaseWarps(b)) continue;
     bool anyBlock = false, allBlock = true, spinning = false;
     for (const Thread& t : b.threads) {
       if (t.state == 1) anyBlock = true;
