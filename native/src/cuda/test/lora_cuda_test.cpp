@@ -45,6 +45,16 @@ tslora::ThreadPool& threads() {
 // TiledWide: the wide shrink and the wide expand (loraSetExpandWide; where its conditions fail the v5 expand runs).
 // Fused: the one-launch small-step kernel (lora_small_fused.cu) with loraFusedPlan's plan; FusedForced: with clusters
 // of 16 (the non-portable size) and 3 column parts.
+// FNV-1a over output bits (the small-step pair's digest printed at the end).
+uint64_t smallPairDigest = 14695981039346656037ull;
+uint64_t fnv1a(uint64_t h, const std::vector<uint16_t>& bits) {
+  for (uint16_t v : bits) {
+    h = (h ^ (v & 0xff)) * 1099511628211ull;
+    h = (h ^ (v >> 8)) * 1099511628211ull;
+  }
+  return h;
+}
+
 enum class Path { Tiled, TiledPrefetchY, TiledWideShrink, TiledWide, SmallAuto, SmallOne, SmallThree, Fused, FusedForced };
 const char* pathName(Path p) {
   return p == Path::Tiled ? "tiled" : p == Path::TiledPrefetchY ? "tiled/prefetch y" : p == Path::TiledWideShrink ? "tiled/wide shrink"
@@ -166,6 +176,7 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
   CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<uint16_t> out(yBits.size());
   CUDA_CHECK(cudaMemcpy(out.data(), dY.ptr, out.size() * 2, cudaMemcpyDeviceToHost));
+  if (small && !fused) smallPairDigest = fnv1a(smallPairDigest, out);
 
   OutputCheck check(dtype);
   for (int row = 0; row < T; ++row)
@@ -278,6 +289,9 @@ int main(int argc, char** argv) {
   }
   std::printf("(%d tiled-kernel cases, %d small-step pair cases and %d fused small-step cases passed)\n", tiledPasses, smallPasses,
               fusedPasses);
+  // Bits of every small-step pair output (the same inputs for the same LORA_TEST_PATHS): two runs with different
+  // switches of lora_small_variant.h must print the same digest (their contract: bit-identical results).
+  std::printf("small-step pair output digest: %016llx\n", static_cast<unsigned long long>(smallPairDigest));
   std::printf("%s: %d cases passed, %d failed\n", failures ? "FAIL" : "ok", passes, failures);
   return failures ? 1 : 0;
 }
