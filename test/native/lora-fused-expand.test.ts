@@ -19,8 +19,13 @@ import { referenceForward, relativeL2 } from './forward-reference.js';
 const backend = loadNativeBackend('cpu');
 const ops = loadNativeTestingOps();
 const root = mkdtempSync(join(tmpdir(), 'tslora-fused-expand-'));
+// The expand's AVX-512 copy (native/src/lora/expand_kernels.h) follows the kernel set; restored after the test.
+const wideByIsa = ['avx512', 'amx'].includes(ops.cpuKernelIsa().active);
+const wideAvailable = ops.setLoraWideExpand(true);
+ops.setLoraWideExpand(wideByIsa);
 after(() => {
   ops.setLoraExpandFusion(true);
+  ops.setLoraWideExpand(wideByIsa);
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -63,13 +68,37 @@ describe('LoRA expand fused into the base GEMM epilogue', () => {
     });
   }
 
+  // Both copies use FMA where the build's target has it (the default -march=native on every AVX-512 machine); an
+  // x86-64-v2 build's 8-lane copy rounds each product apart, so it is held to the float64 bound below instead.
+  const fmaBuild = (process.env.TSLORA_MARCH ?? 'native') === 'native';
+  it('the AVX-512 expand gives the bits of the 8-lane one (fused and separate, both pool dtypes)', { skip: !(wideAvailable && fmaBuild) && 'this CPU has no AVX-512 (or the build no FMA)' }, async () => {
+    for (const dtype of ['f32', 'bf16'] as const) {
+      const r = await runner(dtype);
+      try {
+        for (const slots of [[1], [1, -1, 1]]) {
+          ops.setLoraWideExpand(false);
+          const narrow = run(r, slots, true).map((l) => Array.from(l));
+          assert.equal(ops.setLoraWideExpand(true), true);
+          for (const fused of [true, false]) assert.deepEqual(run(r, slots, fused).map((l) => Array.from(l)), narrow, `${dtype} slots ${slots} fused ${fused}`);
+        }
+      } finally {
+        ops.setLoraWideExpand(wideByIsa);
+        r.destroy();
+      }
+    }
+  });
+
   it('the fused forward matches the float64 reference of the adapter (prefill and decode)', async () => {
     const r = await runner('f32');
     try {
       const ref = referenceForward(model.spec, model.values, prompt, { values: odd.values, rank: 5, scaling: 2 });
-      const [pre, dec] = run(r, [1], true);
-      assert.ok(relativeL2(pre, ref[6]) < 1e-5, `prefill ${relativeL2(pre, ref[6])}`);
-      assert.ok(relativeL2(dec, ref[7]) < 1e-5, `decode ${relativeL2(dec, ref[7])}`);
+      for (const wide of wideAvailable ? [false, true] : [false]) {
+        ops.setLoraWideExpand(wide);
+        const [pre, dec] = run(r, [1], true);
+        assert.ok(relativeL2(pre, ref[6]) < 1e-5, `prefill ${relativeL2(pre, ref[6])} (AVX-512 expand ${wide})`);
+        assert.ok(relativeL2(dec, ref[7]) < 1e-5, `decode ${relativeL2(dec, ref[7])} (AVX-512 expand ${wide})`);
+      }
+      ops.setLoraWideExpand(wideByIsa);
       // The adapter moves the logits well beyond that bound (the comparison can fail).
       const base = referenceForward(model.spec, model.values, prompt);
       assert.ok(relativeL2(base[7], ref[7]) > 1e-3, `adapter effect ${relativeL2(base[7], ref[7])}`);

@@ -7,6 +7,9 @@
 
 #include "ops.h"
 #include "tslora/errors.h"
+#ifdef TSLORA_HAVE_LORA
+#include "../lora/expand_kernels.h"
+#endif
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -207,13 +210,24 @@ int initialIndex() {
 CpuKernels gKernels[kNumEntries > 0 ? kNumEntries : 1];
 std::atomic<int> gActive{-1};
 
+// The LoRA expand follows the kernel set: its AVX-512 copy with the avx512 / amx sets, the generic one otherwise
+// (native/src/lora/expand_kernels.h), so TSLORA_CPU_ISA and selectCpuIsa switch both.
+void followWithLoraExpand(int index) {
+#ifdef TSLORA_HAVE_LORA
+  const std::string name = kEntries[index].name;
+  lora::useWideExpand(name == "avx512" || name == "amx");
+#else
+  (void)index;
+#endif
+}
+
 }  // namespace
 
 const CpuKernels& cpuKernels() {
   static const bool ready = [] {
     for (int i = 0; i < kNumEntries; ++i) gKernels[i] = kernelsFor(i);
     int expected = -1;
-    gActive.compare_exchange_strong(expected, initialIndex());
+    if (gActive.compare_exchange_strong(expected, initialIndex())) followWithLoraExpand(gActive.load());
     return true;
   }();
   (void)ready;
@@ -244,6 +258,7 @@ void selectCpuIsa(const std::string& name) {
                                      availableList(), ")"));
   }
   gActive.store(i, std::memory_order_release);
+  followWithLoraExpand(i);
 }
 
 void setGemmPackMinRows(int rows) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "cpu-isa.h"
@@ -56,6 +57,16 @@ SplitActs splitActivations(ThreadPool& pool, const CpuKernels& kernels, const st
   return acts;
 }
 
+std::atomic<bool> gProfiling{false};
+// Nanoseconds and bytes per GemmProfile field, in its order.
+std::atomic<int64_t> gProfile[6];
+enum ProfileField { kBaseNs, kBaseBytes, kOwnNs, kOwnBytes, kAwaitNs, kEpilogueNs };
+
+int64_t nowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+void addProfile(ProfileField f, int64_t v) { gProfile[f].fetch_add(v, std::memory_order_relaxed); }
+
 // Spins until every block of the parts with their own output is done (they come first in block order and are
 // claimed before any later block, by threads that finish them without waiting: no cycle).
 void awaitOwnParts(const std::atomic<int>& left) {
@@ -101,18 +112,36 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
       const GemmPart& part = parts[pi];
       int n0 = (lo - blockStart[pi]) * kColBlock;
       int n1 = std::min(part.w.rows, (hi - blockStart[pi]) * kColBlock);
+      const bool profiling = gProfiling.load(std::memory_order_relaxed);
+      int64_t t0 = profiling ? nowNs() : 0;
       if (epilogue && !part.out && epilogue->before) epilogue->before(part.outOffset + n0, part.outOffset + n1);
+      if (profiling) {
+        const int64_t t1 = nowNs();
+        addProfile(kEpilogueNs, t1 - t0);
+        t0 = t1;
+      }
       if (tiles && part.w.type == WType::BF16) {
         kernels.tileGemm(acts, xRows.data(), partRows[pi]->data(), M, part.w.data, part.w.cols, n0, n1, part.outOffset);
       } else {
         kernels.gemmRange(xRows.data(), partRows[pi]->data(), M, part.w.data, part.w.type, part.w.cols, n0, n1,
                           part.outOffset, kernels.prefetchBytes, kernels.packMinRows);
       }
+      if (profiling) {
+        const int64_t t1 = nowNs();
+        addProfile(part.out ? kOwnNs : kBaseNs, t1 - t0);
+        addProfile(part.out ? kOwnBytes : kBaseBytes, static_cast<int64_t>(n1 - n0) * part.w.cols * part.w.bytesPerElement());
+        t0 = t1;
+      }
       if (part.out) {
         ownBlocksLeft.fetch_sub(hi - lo, std::memory_order_release);
       } else if (epilogue) {
         awaitOwnParts(ownBlocksLeft);
+        const int64_t t1 = profiling ? nowNs() : 0;
         epilogue->after(part.outOffset + n0, part.outOffset + n1);
+        if (profiling) {
+          addProfile(kAwaitNs, t1 - t0);
+          addProfile(kEpilogueNs, nowNs() - t1);
+        }
       }
     }
   };
@@ -165,6 +194,21 @@ void gemmRows(ThreadPool& pool, const float* x, const int32_t* rowIndex, int num
     yRows[i] = y + static_cast<size_t>(i) * ldy;
   }
   gemmPointers(pool, xRows, {&yRows}, {GemmPart{w, 0}});
+}
+
+void setGemmProfiling(bool on) { gProfiling.store(on, std::memory_order_relaxed); }
+
+GemmProfile takeGemmProfile() {
+  int64_t v[6];
+  for (int f = 0; f < 6; ++f) v[f] = gProfile[f].exchange(0, std::memory_order_relaxed);
+  GemmProfile p;
+  p.baseNs = static_cast<double>(v[kBaseNs]);
+  p.baseBytes = static_cast<double>(v[kBaseBytes]);
+  p.ownNs = static_cast<double>(v[kOwnNs]);
+  p.ownBytes = static_cast<double>(v[kOwnBytes]);
+  p.awaitNs = static_cast<double>(v[kAwaitNs]);
+  p.epilogueNs = static_cast<double>(v[kEpilogueNs]);
+  return p;
 }
 
 void loadRow(const WeightView& w, int row, float* out) {

@@ -51,6 +51,17 @@ void gemm(ThreadPool& pool, const float* x, int M, int ldx, const std::vector<Ge
 void gemmRows(ThreadPool& pool, const float* x, const int32_t* rowIndex, int numRows, int ldx, const WeightView& w,
               float* y, int ldy);
 
+// Where the GEMM threads' time goes, summed over threads, while profiling is on (benchmarks: what a LoRA step adds
+// to the base step). Ranges of parts without their own output ("base"), of parts with one (a fused LoRA shrink,
+// "own"), an epilogue's wait for those ("await") and the epilogue's before + after calls (a fused LoRA expand).
+struct GemmProfile {
+  double baseNs = 0, baseBytes = 0, ownNs = 0, ownBytes = 0, awaitNs = 0, epilogueNs = 0;
+};
+// Off by default (one relaxed load per range); between steps only.
+void setGemmProfiling(bool on);
+// The sums since the last call; resets them.
+GemmProfile takeGemmProfile();
+
 // out[0, cols) = row r of w converted to fp32 (embedding lookup).
 void loadRow(const WeightView& w, int row, float* out);
 

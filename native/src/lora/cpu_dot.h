@@ -4,6 +4,9 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#if defined(__FMA__)
+#include <immintrin.h>
+#endif
 
 // The helpers are inline-only, so the AVX-vector ABI note (-Wpsabi) does not apply.
 #pragma GCC diagnostic push
@@ -35,21 +38,32 @@ inline float toFloat(uint16_t bits) {
   std::memcpy(&f, &w, sizeof f);
   return f;
 }
-inline float sumVec8(const Vec8& v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
-
-template <typename W>
-inline float dot(const float* a, const W* b, int n) {
-  Vec8 acc0 = {}, acc1 = {};
-  int k = 0;
-  for (; k + 16 <= n; k += 16) {
-    acc0 += loadVec8(a + k) * loadVec8(b + k);
-    acc1 += loadVec8(a + k + 8) * loadVec8(b + k + 8);
-  }
-  for (; k + 8 <= n; k += 8) acc0 += loadVec8(a + k) * loadVec8(b + k);
-  float sum = sumVec8(acc0 + acc1);
-  for (; k < n; ++k) sum += a[k] * toFloat(b[k]);
-  return sum;
+// acc + a·b with the rounding made explicit rather than left to GCC's default -ffp-contract=fast (which fuses
+// `acc += a * b` wherever the target has FMA and the optimiser sees the pair): one fused multiply-add where the
+// build's target has FMA (x86 __FMA__, and every other target's fmaf), a rounded product then a rounded sum on x86
+// targets without FMA (x86-64-v2 prebuilds), where nothing can be contracted. Every copy of a kernel that has FMA
+// (expand_kernels.h: the AVX-512 one) rounds the same way, so they agree bitwise with this one on FMA builds.
+inline Vec8 mulAdd(Vec8 acc, Vec8 a, Vec8 b) {
+#if defined(__FMA__)
+  return _mm256_fmadd_ps(a, b, acc);
+#elif defined(__x86_64__)
+  return acc + a * b;
+#else
+  Vec8 out;
+  for (int l = 0; l < 8; ++l) out[l] = __builtin_fmaf(a[l], b[l], acc[l]);
+  return out;
+#endif
 }
+inline float mulAdd(float acc, float a, float b) {
+#if defined(__FMA__) || !defined(__x86_64__)
+  return __builtin_fmaf(a, b, acc);
+#else
+  return acc + a * b;
+#endif
+}
+inline Vec8 broadcast8(float v) { return Vec8{v, v, v, v, v, v, v, v}; }
+
+inline float sumVec8(const Vec8& v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
 
 // out[i][j] = dot(a[i], x[j], n) for NA weight rows × NX input rows: each load feeds several FMAs (register
 // blocking), so the loop is bound by FMAs rather than by loads.
@@ -65,13 +79,13 @@ inline void dotBlock(const W* const* a, const float* const* x, int n, float (*ou
     for (int i = 0; i < NA; ++i) {
       const Vec8 av = loadVec8(a[i] + k);
 #pragma GCC unroll 4
-      for (int j = 0; j < NX; ++j) acc[i][j] += av * xv[j];
+      for (int j = 0; j < NX; ++j) acc[i][j] = mulAdd(acc[i][j], av, xv[j]);
     }
   }
   for (int i = 0; i < NA; ++i)
     for (int j = 0; j < NX; ++j) {
       float sum = sumVec8(acc[i][j]);
-      for (int kk = k; kk < n; ++kk) sum += toFloat(a[i][kk]) * x[j][kk];
+      for (int kk = k; kk < n; ++kk) sum = mulAdd(sum, toFloat(a[i][kk]), x[j][kk]);
       out[i][j] = sum;
     }
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cpu_dot.h"
+#include "expand_kernels.h"
 #include "lora_internal.h"
 #include "tslora/parallel.h"
 
@@ -15,9 +16,6 @@ namespace tslora::lora::detail {
 
 constexpr int kShrinkColsPerItem = 16;  // U columns (c*r space) per parallel work item
 constexpr int kExpandColsPerItem = 512;  // output columns per parallel work item (32 panels)
-// How far ahead the expand prefetches its Bᵀ panels: 4 KiB by default, TSLORA_LORA_EXPAND_PREFETCH_BYTES (0 = none)
-// for tuning on a new machine. Read once.
-int expandPrefetchBytes();
 // Smallest share of work worth handing to another thread (FMAs): a batch-1 decode step stays on the caller.
 constexpr double kMinFmasPerChunk = 48 * 1024;
 
@@ -50,106 +48,6 @@ struct KernelArgs {
   ThreadPool& threads;
   bool shrinkDone = false;  // u was computed by the caller (fused into the base GEMM): expand only
 };
-
-// The expand y[i][n] += Σ_{k<r} u[i][k] · Bᵀ[k][n] over the pool's Bᵀ panels (lora_internal.h). Every output
-// column is summed in one fixed order, whatever the row grouping, column range or code path: two chains over k
-// (even k, odd k, each from 0), then y += even + odd. The two chains halve the add latency a decode row waits on.
-
-// One whole panel (kPanelCols = 16 columns) for NX rows; y[i] points at the panel's first column of row i.
-template <int NX, typename W>
-inline void expandPanel(const float* const* u, const W* panel, int r, float* const* y) {
-  static_assert(kPanelCols == 16, "two vectors per panel row");
-  Vec8 even[NX][2] = {}, odd[NX][2] = {};
-  int k = 0;
-  for (; k + 2 <= r; k += 2) {
-    const W* p = panel + static_cast<size_t>(k) * kPanelCols;
-    const Vec8 e0 = loadVec8(p), e1 = loadVec8(p + 8), o0 = loadVec8(p + 16), o1 = loadVec8(p + 24);
-#pragma GCC unroll 2
-    for (int i = 0; i < NX; ++i) {
-      even[i][0] += u[i][k] * e0;
-      even[i][1] += u[i][k] * e1;
-      odd[i][0] += u[i][k + 1] * o0;
-      odd[i][1] += u[i][k + 1] * o1;
-    }
-  }
-  if (k < r) {
-    const W* p = panel + static_cast<size_t>(k) * kPanelCols;
-    const Vec8 e0 = loadVec8(p), e1 = loadVec8(p + 8);
-    for (int i = 0; i < NX; ++i) {
-      even[i][0] += u[i][k] * e0;
-      even[i][1] += u[i][k] * e1;
-    }
-  }
-  for (int i = 0; i < NX; ++i)
-    for (int h = 0; h < 2; ++h) {
-      const Vec8 sum = even[i][h] + odd[i][h];
-      for (int l = 0; l < 8; ++l) y[i][8 * h + l] += sum[l];
-    }
-}
-
-// Columns [c0, c1) of a panel for one row, one column at a time (a range's ragged ends), in the same order.
-template <typename W>
-inline void expandPanelColumns(const float* u, const W* panel, int r, int c0, int c1, float* y) {
-  for (int c = c0; c < c1; ++c) {
-    float even = 0.0f, odd = 0.0f;
-    int k = 0;
-    for (; k + 2 <= r; k += 2) {
-      even += u[k] * toFloat(panel[static_cast<size_t>(k) * kPanelCols + c]);
-      odd += u[k + 1] * toFloat(panel[static_cast<size_t>(k + 1) * kPanelCols + c]);
-    }
-    if (k < r) even += u[k] * toFloat(panel[static_cast<size_t>(k) * kPanelCols + c]);
-    y[c] += even + odd;
-  }
-}
-
-// Prefetches [from, from + bytes) up to `end`, one request per 64-byte line.
-inline void prefetchBytes(const char* from, size_t bytes, const char* end) {
-  for (const char* p = from; p < from + bytes && p < end; p += 64) __builtin_prefetch(p);
-}
-
-// The first expandPrefetchBytes() of the panels expandRunColumns(g0, g1) reads (see LoraPool::prefetchExpand).
-template <typename W>
-void prefetchRunColumns(const W* panels, int r, int g0, int g1) {
-  const W* first = panels + static_cast<size_t>(g0 / kPanelCols) * r * kPanelCols;
-  const W* end = panels + static_cast<size_t>((g1 + kPanelCols - 1) / kPanelCols) * r * kPanelCols;
-  prefetchBytes(reinterpret_cast<const char*>(first), static_cast<size_t>(expandPrefetchBytes()), reinterpret_cast<const char*>(end));
-}
-
-// y[p][g0:g1) += u[p][0:r) · Bᵀ[0:r, g0:g1) for the rows p of one run of a slot (physical row indices), module
-// columns [g0, g1) inside one slice. u points at the slice's first shrink column of row 0, y at the module's first
-// output column of row 0 (row p at + p * stride), panels at the slot's Bᵀ panels of rank r. Panels outer, rows
-// inner: each panel (r × 16 columns) is read once from memory and reused from L1 by every row.
-template <typename W>
-void expandRunColumns(const int32_t* rows, int numRows, const float* u, int uStride, float* y, int yStride,
-                      const W* panels, int r, int g0, int g1) {
-  const size_t panelBytes = static_cast<size_t>(r) * kPanelCols * sizeof(W);
-  const size_t distance = static_cast<size_t>(expandPrefetchBytes());
-  const char* rangeEnd = reinterpret_cast<const char*>(panels + static_cast<size_t>((g1 + kPanelCols - 1) / kPanelCols) * r * kPanelCols);
-  for (int p0 = g0 / kPanelCols * kPanelCols; p0 < g1; p0 += kPanelCols) {
-    const W* panel = panels + static_cast<size_t>(p0 / kPanelCols) * r * kPanelCols;
-    // Software prefetch a fixed distance ahead, inside the range: a decode row's column range is a short stream
-    // (a few KiB) that the hardware prefetcher would only pick up halfway.
-    if (distance > 0) prefetchBytes(reinterpret_cast<const char*>(panel) + distance, panelBytes, rangeEnd);
-    const int c0 = std::max(g0, p0) - p0, c1 = std::min(g1, p0 + kPanelCols) - p0;
-    const auto uRow = [&](int i) { return u + static_cast<size_t>(rows[i]) * uStride; };
-    const auto yRow = [&](int i) { return y + static_cast<size_t>(rows[i]) * yStride + p0; };
-    if (c0 > 0 || c1 < kPanelCols) {
-      for (int i = 0; i < numRows; ++i) expandPanelColumns(uRow(i), panel, r, c0, c1, yRow(i));
-      continue;
-    }
-    int i = 0;
-    for (; i + 2 <= numRows; i += 2) {
-      const float* uPair[2] = {uRow(i), uRow(i + 1)};
-      float* yPair[2] = {yRow(i), yRow(i + 1)};
-      expandPanel<2>(uPair, panel, r, yPair);
-    }
-    if (i < numRows) {
-      const float* uOne[1] = {uRow(i)};
-      float* yOne[1] = {yRow(i)};
-      expandPanel<1>(uOne, panel, r, yOne);
-    }
-  }
-}
 
 template <typename W>
 void runLoraKernels(const KernelArgs& k, const W* aAll, size_t aSlotElems, const W* bAll, size_t bSlotElems) {
@@ -240,8 +138,9 @@ void runLoraKernels(const KernelArgs& k, const W* aAll, size_t aSlotElems, const
       const int n0 = (item % expandBlocks) * kExpandColsPerItem, n1 = std::min(width, n0 + kExpandColsPerItem);
       if (n0 >= n1) continue;
       const int slot = tiles[run.firstTile].slot, r = tiles[run.firstTile].rank;
-      expandRunColumns(runRows.data() + run.firstRow, runs[ri + 1].firstRow - run.firstRow, u + j * r, uStride,
-                       y + yOffset, yStride, bAll + bSlotElems * slot, r, offset + n0, offset + n1);
+      expandRange({runRows.data() + run.firstRow, runs[ri + 1].firstRow - run.firstRow, u + j * r, uStride, y + yOffset,
+                   yStride, r, offset + n0, offset + n1},
+                  bAll + bSlotElems * slot);
     }
   });
 }

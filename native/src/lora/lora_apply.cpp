@@ -87,42 +87,33 @@ bool LoraPool::fusedShrink(int layer, Module module, const StepLora& step, Shrin
   return true;
 }
 
-namespace detail {
-int expandPrefetchBytes() {
-  static const int bytes = [] {
-    const char* s = std::getenv("TSLORA_LORA_EXPAND_PREFETCH_BYTES");
-    return s ? std::max(0, std::atoi(s)) : 4096;
-  }();
-  return bytes;
-}
-}  // namespace detail
-
-void LoraPool::prefetchExpand(const ShrinkMatrix& sm, int c0, int c1) const {
-  const ModuleShape& shape = impl_->config.shapes[static_cast<int>(sm.module)];
-  const Impl::Buffer& buf = impl_->buffers[static_cast<int>(sm.module)][sm.layer];
+namespace {
+// f(j, g0, g1) for every slice j of the module that columns [c0, c1) cross, with its part [g0, g1) of them.
+template <typename F>
+void forEachSliceRange(const ModuleShape& shape, int c0, int c1, F&& f) {
   for (int j = 0; j < shape.numSlices; ++j) {
     const int g0 = std::max(c0, shape.sliceOffsets[j]), g1 = std::min(c1, shape.sliceOffsets[j + 1]);
-    if (g0 >= g1) continue;
+    if (g0 < g1) f(j, g0, g1);
+  }
+}
+}  // namespace
+
+void LoraPool::prefetchExpand(const ShrinkMatrix& sm, int c0, int c1) const {
+  const Impl::Buffer& buf = impl_->buffers[static_cast<int>(sm.module)][sm.layer];
+  forEachSliceRange(impl_->config.shapes[static_cast<int>(sm.module)], c0, c1, [&](int, int g0, int g1) {
     if (sm.bf16) detail::prefetchRunColumns(buf.b16.data() + buf.bSlotElems * sm.slot, sm.rank, g0, g1);
     else detail::prefetchRunColumns(buf.b.data() + buf.bSlotElems * sm.slot, sm.rank, g0, g1);
-  }
+  });
 }
 
 void LoraPool::fusedExpand(const ShrinkMatrix& sm, const float* u, float* y, int yStride, int c0, int c1) const {
-  const ModuleShape& shape = impl_->config.shapes[static_cast<int>(sm.module)];
   const Impl::Buffer& buf = impl_->buffers[static_cast<int>(sm.module)][sm.layer];
   const int numRows = static_cast<int>(sm.loraRows.size());
-  for (int j = 0; j < shape.numSlices; ++j) {  // the slices the columns cross
-    const int g0 = std::max(c0, shape.sliceOffsets[j]), g1 = std::min(c1, shape.sliceOffsets[j + 1]);
-    if (g0 >= g1) continue;
-    const float* uSlice = u + j * sm.rank;
-    if (sm.bf16)
-      detail::expandRunColumns(sm.loraRows.data(), numRows, uSlice, sm.uStride, y, yStride,
-                               buf.b16.data() + buf.bSlotElems * sm.slot, sm.rank, g0, g1);
-    else
-      detail::expandRunColumns(sm.loraRows.data(), numRows, uSlice, sm.uStride, y, yStride,
-                               buf.b.data() + buf.bSlotElems * sm.slot, sm.rank, g0, g1);
-  }
+  forEachSliceRange(impl_->config.shapes[static_cast<int>(sm.module)], c0, c1, [&](int j, int g0, int g1) {
+    const detail::ExpandRange e{sm.loraRows.data(), numRows, u + j * sm.rank, sm.uStride, y, yStride, sm.rank, g0, g1};
+    if (sm.bf16) detail::expandRange(e, buf.b16.data() + buf.bSlotElems * sm.slot);
+    else detail::expandRange(e, buf.b.data() + buf.bSlotElems * sm.slot);
+  });
 }
 
 void LoraPool::apply(int layer, Module module, const float* x, int xStride, float* y, int yStride, int yOffset,

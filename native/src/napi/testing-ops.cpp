@@ -11,6 +11,7 @@
 #include "js-read.h"
 #ifdef TSLORA_HAVE_LORA
 #include "../cpu/lora-step.h"
+#include "../lora/expand_kernels.h"
 #include "../lora/slot_image.h"
 #endif
 #include "tslora/thread-pool.h"
@@ -275,6 +276,31 @@ Napi::Value SetLoraExpandFusion(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// gemmProfile(on) → the GEMM threads' time and bytes since the last call (cpu/gemm.h: GemmProfile), then profiling
+// on or off for the next steps (benchmarks: where a LoRA step's time goes).
+Napi::Value GemmProfileOp(const Napi::CallbackInfo& info) {
+  const cpu::GemmProfile p = cpu::takeGemmProfile();
+  cpu::setGemmProfiling(info[0].ToBoolean().Value());
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("baseNs", p.baseNs);
+  o.Set("baseBytes", p.baseBytes);
+  o.Set("ownNs", p.ownNs);
+  o.Set("ownBytes", p.ownBytes);
+  o.Set("awaitNs", p.awaitNs);
+  o.Set("epilogueNs", p.epilogueNs);
+  return o;
+}
+
+// setLoraWideExpand(on) → whether the LoRA expand's AVX-512 copy is now in use (lora/expand_kernels.h; false where
+// the CPU lacks it). selectCpuKernelIsa sets it to follow the kernel set; benchmarks switch it alone.
+Napi::Value SetLoraWideExpand(const Napi::CallbackInfo& info) {
+#ifdef TSLORA_HAVE_LORA
+  return Napi::Boolean::New(info.Env(), lora::useWideExpand(info[0].ToBoolean().Value()));
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 // loraSlotConversions() → how many adapter conversions to the CPU pool's format ran in this process (one per
 // host-tier entry when slot loads copy slot images; see native/src/lora/slot_image.h). 0 without LoRA kernels.
 Napi::Value LoraSlotConversions(const Napi::CallbackInfo& info) {
@@ -308,6 +334,8 @@ Napi::Object testingOps(Napi::Env env) {
   t.Set("setGemmPackMinRows", Napi::Function::New(env, SetGemmPackMinRows));
   t.Set("setLoraShrinkFusion", Napi::Function::New(env, SetLoraShrinkFusion));
   t.Set("setLoraExpandFusion", Napi::Function::New(env, SetLoraExpandFusion));
+  t.Set("gemmProfile", Napi::Function::New(env, GemmProfileOp));
+  t.Set("setLoraWideExpand", Napi::Function::New(env, SetLoraWideExpand));
   return t;
 }
 

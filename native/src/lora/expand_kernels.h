@@ -1,0 +1,70 @@
+// The CPU LoRA expand (expand-kernels.inc) and its copies: a generic one in the build's own target (8-lane GCC
+// vectors, lora_expand.cpp) and, on x86-64, an AVX-512 one (16 lanes, one zmm per panel row: half the instructions
+// per byte of Bᵀ, lora_expand_avx512.cpp) compiled under its own target attribute and used where the CPU has
+// AVX-512 F/BW and FMA. Both sum every column in the same order with FMA where the build has it, so on such builds
+// (-march=native on any FMA machine) they agree bitwise; an x86-64-v2 build's generic copy rounds products apart.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "lora_internal.h"
+
+namespace tslora::lora {
+
+// Whether this CPU can run the AVX-512 expand (x86-64 with AVX-512 F/BW, FMA and the OS's zmm state).
+bool wideExpandAvailable();
+// Chooses the AVX-512 copy (when available; otherwise the generic one stays) or the generic one; returns whether
+// the AVX-512 copy is now in use. The CPU addon follows its kernel set (cpu-isa.h: avx512 / amx use it, the
+// baseline / avx2 / amx-emulated sets do not); by default it is on where available unless TSLORA_CPU_ISA names
+// baseline or avx2. Between steps only (tests, benchmarks).
+bool useWideExpand(bool on);
+bool wideExpandInUse();
+
+namespace detail {
+
+// One expand call: y[rows[i]][g0:g1) += u[rows[i]][0:rank) · Bᵀ[0:rank, g0:g1) for the physical rows of one run
+// of a slot, module columns [g0, g1) inside one slice; u points at the slice's first shrink column of row 0, y at
+// the module's first output column of row 0 (row p at + p * stride).
+struct ExpandRange {
+  const int32_t* rows;
+  int numRows;
+  const float* u;
+  int uStride;
+  float* y;
+  int yStride;
+  int rank;
+  int g0, g1;
+};
+
+// The copy in use (see useWideExpand); panels: the slot's Bᵀ panels of its rank (lora_internal.h).
+void expandRange(const ExpandRange& e, const float* panels);
+void expandRange(const ExpandRange& e, const uint16_t* panels);
+
+namespace expand_generic {
+void expandRange(const ExpandRange& e, const float* panels);
+void expandRange(const ExpandRange& e, const uint16_t* panels);
+}  // namespace expand_generic
+namespace expand_avx512 {  // defined on x86-64 only
+void expandRange(const ExpandRange& e, const float* panels);
+void expandRange(const ExpandRange& e, const uint16_t* panels);
+}  // namespace expand_avx512
+
+// How far ahead the expand prefetches its Bᵀ panels: 4 KiB by default, TSLORA_LORA_EXPAND_PREFETCH_BYTES (0 = none)
+// for tuning on a new machine. Read once.
+int expandPrefetchBytes();
+
+// Prefetches [from, from + bytes) up to `end`, one request per 64-byte line.
+inline void prefetchBytes(const char* from, size_t bytes, const char* end) {
+  for (const char* p = from; p < from + bytes && p < end; p += 64) __builtin_prefetch(p);
+}
+
+// The first expandPrefetchBytes() of the panels expandRange reads for columns [g0, g1) (LoraPool::prefetchExpand).
+template <typename W>
+void prefetchRunColumns(const W* panels, int r, int g0, int g1) {
+  const W* first = panels + static_cast<size_t>(g0 / kPanelCols) * r * kPanelCols;
+  const W* end = panels + static_cast<size_t>((g1 + kPanelCols - 1) / kPanelCols) * r * kPanelCols;
+  prefetchBytes(reinterpret_cast<const char*>(first), static_cast<size_t>(expandPrefetchBytes()), reinterpret_cast<const char*>(end));
+}
+
+}  // namespace detail
+}  // namespace tslora::lora

@@ -1,0 +1,90 @@
+// The generic copy of the CPU LoRA expand (expand_kernels.h) in the build's own target, and the choice of copy.
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "cpu_dot.h"
+#include "expand_kernels.h"
+
+// The 8-lane helpers below pass vectors between inline functions of this file only (no ABI to keep; see cpu_dot.h).
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace tslora::lora {
+namespace detail {
+
+int expandPrefetchBytes() {
+  static const int bytes = [] {
+    const char* s = std::getenv("TSLORA_LORA_EXPAND_PREFETCH_BYTES");
+    return s ? std::max(0, std::atoi(s)) : 4096;
+  }();
+  return bytes;
+}
+
+namespace expand_generic {
+// A panel row as two 8-lane vectors (columns 0-7, 8-15).
+struct Lanes16 {
+  Vec8 lo, hi;
+};
+inline Lanes16 zeroLanes() { return {Vec8{}, Vec8{}}; }
+template <typename W>
+inline Lanes16 loadLanes(const W* p) {
+  return {loadVec8(p), loadVec8(p + 8)};
+}
+inline Lanes16 mulAddLanes(Lanes16 acc, float u, Lanes16 b) {
+  const Vec8 uu = broadcast8(u);
+  return {mulAdd(acc.lo, uu, b.lo), mulAdd(acc.hi, uu, b.hi)};
+}
+inline void addSumTo(float* y, Lanes16 a, Lanes16 b) {
+  const Vec8 lo = a.lo + b.lo, hi = a.hi + b.hi;
+  for (int l = 0; l < 8; ++l) y[l] += lo[l];
+  for (int l = 0; l < 8; ++l) y[8 + l] += hi[l];
+}
+inline float mulAddScalar(float acc, float a, float b) { return mulAdd(acc, a, b); }
+#include "expand-kernels.inc"
+}  // namespace expand_generic
+
+namespace {
+bool wideByDefault() {
+  if (!wideExpandAvailable()) return false;
+  const char* isa = std::getenv("TSLORA_CPU_ISA");  // the CPU addon's kernel set (cpu-isa.h), followed here too
+  return !(isa && (std::strcmp(isa, "baseline") == 0 || std::strcmp(isa, "avx2") == 0 || std::strcmp(isa, "amx-emulated") == 0));
+}
+std::atomic<bool>& wideInUse() {
+  static std::atomic<bool> on{wideByDefault()};
+  return on;
+}
+}  // namespace
+
+void expandRange(const ExpandRange& e, const float* panels) {
+#if defined(__x86_64__)
+  if (wideInUse().load(std::memory_order_relaxed)) return expand_avx512::expandRange(e, panels);
+#endif
+  expand_generic::expandRange(e, panels);
+}
+void expandRange(const ExpandRange& e, const uint16_t* panels) {
+#if defined(__x86_64__)
+  if (wideInUse().load(std::memory_order_relaxed)) return expand_avx512::expandRange(e, panels);
+#endif
+  expand_generic::expandRange(e, panels);
+}
+
+}  // namespace detail
+
+bool wideExpandAvailable() {
+#if defined(__x86_64__)
+  static const bool available = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f")) && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("fma");
+  return available;
+#else
+  return false;
+#endif
+}
+
+bool useWideExpand(bool on) {
+  detail::wideInUse().store(on && wideExpandAvailable(), std::memory_order_relaxed);
+  return wideExpandInUse();
+}
+
+bool wideExpandInUse() { return detail::wideInUse().load(std::memory_order_relaxed); }
+
+}  // namespace tslora::lora
