@@ -11,7 +11,8 @@
 #                                              same build, both TSLORA_AMX_VECTOR_EDGES settings
 #   bash scripts/device/amx17-final.sh lora    single-stream decode LoRA cost (r16, r64, csgmv, bf16 pool), 2 threads
 #                                              pinned to CPUs 0,1, three processes (each alternates base and adapter
-#                                              steps, fused / shrink-only / unfused), on the copy 'tests' built
+#                                              steps, fused / 8-lane expand / shrink-only / unfused), on the copy
+#                                              'tests' built; then lora-profile.ts (where the LoRA step's time goes)
 set -u
 MODE=${1:-}
 ROOT=$PWD
@@ -69,6 +70,8 @@ case "$MODE" in
         --batch8-rounds 0 --prefill-rounds 0 --dir /tmp/amx17-lora-model --out "$O/lora-$round.json" > "$O/lora-$round.txt" 2>&1
       log "lora round $round: rc=$? $(grep -E '^(batch 1|LoRA)' "$O/lora-$round.txt" | tr '\n' ' ')"
     done
+    timeout 12 $PIN node --import tsx bench/native/lora-profile.ts --steps 24 --dir /tmp/amx17-lora-model --out "$O/lora-profile.json" > "$O/lora-profile.txt" 2>&1
+    log "lora profile: rc=$? $(tr '\n' ' ' < "$O/lora-profile.txt")"
     ;;
   *) echo "usage: amx17-final.sh tests|bench|lora"; exit 2 ;;
 esac
