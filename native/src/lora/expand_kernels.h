@@ -58,12 +58,19 @@ inline void prefetchBytes(const char* from, size_t bytes, const char* end) {
   for (const char* p = from; p < from + bytes && p < end; p += 64) __builtin_prefetch(p);
 }
 
-// The first expandPrefetchBytes() of the panels expandRange reads for columns [g0, g1) (LoraPool::prefetchExpand).
+// How much of a range's panels LoraPool::prefetchExpand requests before the GEMM computes its columns: the first
+// expandPrefetchBytes() into L1, and from TSLORA_LORA_EXPAND_EARLY_BYTES (default 0, for tuning) up to that many
+// more into L2 (prefetcht1), so they stream in beside the weights. Read once.
+int expandEarlyBytes();
+
+// The start of the panels expandRange reads for columns [g0, g1) (LoraPool::prefetchExpand; see expandEarlyBytes).
 template <typename W>
 void prefetchRunColumns(const W* panels, int r, int g0, int g1) {
-  const W* first = panels + static_cast<size_t>(g0 / kPanelCols) * r * kPanelCols;
-  const W* end = panels + static_cast<size_t>((g1 + kPanelCols - 1) / kPanelCols) * r * kPanelCols;
-  prefetchBytes(reinterpret_cast<const char*>(first), static_cast<size_t>(expandPrefetchBytes()), reinterpret_cast<const char*>(end));
+  const char* first = reinterpret_cast<const char*>(panels + static_cast<size_t>(g0 / kPanelCols) * r * kPanelCols);
+  const char* end = reinterpret_cast<const char*>(panels + static_cast<size_t>((g1 + kPanelCols - 1) / kPanelCols) * r * kPanelCols);
+  const size_t l1Bytes = static_cast<size_t>(expandPrefetchBytes());
+  prefetchBytes(first, l1Bytes, end);
+  for (const char* p = first + l1Bytes; p < first + l1Bytes + expandEarlyBytes() && p < end; p += 64) __builtin_prefetch(p, 0, 2);
 }
 
 }  // namespace detail

@@ -13,11 +13,19 @@
 namespace tslora::lora {
 namespace detail {
 
+namespace {
+int envBytes(const char* name, int fallback) {
+  const char* s = std::getenv(name);
+  return s ? std::max(0, std::atoi(s)) : fallback;
+}
+}  // namespace
+
 int expandPrefetchBytes() {
-  static const int bytes = [] {
-    const char* s = std::getenv("TSLORA_LORA_EXPAND_PREFETCH_BYTES");
-    return s ? std::max(0, std::atoi(s)) : 4096;
-  }();
+  static const int bytes = envBytes("TSLORA_LORA_EXPAND_PREFETCH_BYTES", 4096);
+  return bytes;
+}
+int expandEarlyBytes() {
+  static const int bytes = envBytes("TSLORA_LORA_EXPAND_EARLY_BYTES", 0);
   return bytes;
 }
 
