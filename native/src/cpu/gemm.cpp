@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include "cpu-isa.h"
@@ -67,6 +68,16 @@ int64_t nowNs() {
 }
 void addProfile(ProfileField f, int64_t v) { gProfile[f].fetch_add(v, std::memory_order_relaxed); }
 
+// Chunks per thread of the blocks after the head when the GEMM has an epilogue (a fused LoRA expand runs once per
+// chunk): 4 like every GEMM by default, TSLORA_GEMM_EPILOGUE_CHUNKS (1-16) for tuning. Read once.
+int epilogueChunksPerThread() {
+  static const int chunks = [] {
+    const char* s = std::getenv("TSLORA_GEMM_EPILOGUE_CHUNKS");
+    return s ? std::min(16, std::max(1, std::atoi(s))) : 4;
+  }();
+  return chunks;
+}
+
 // Spins until every block of the parts with their own output is done (they come first in block order and are
 // claimed before any later block, by threads that finish them without waiting: no cycle).
 void awaitOwnParts(const std::atomic<int>& left) {
@@ -100,7 +111,7 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
   const int headBlocks = epilogue ? ownBlocks : 0;
   const int headChunks = std::min(headBlocks, pool.numThreads());
   const int restBlocks = totalBlocks - headBlocks;
-  const int restChunks = std::min(restBlocks, pool.numThreads() * 4);
+  const int restChunks = std::min(restBlocks, pool.numThreads() * (epilogue ? epilogueChunksPerThread() : 4));
   const int numChunks = headChunks + restChunks;
   const CpuKernels& kernels = cpuKernels();
   const bool tiles = useTileGemm(kernels, M, parts);
