@@ -165,22 +165,25 @@ for (const rank of ranks) {
     const oneLora = decoder(runner, shape.vocab, [0], 136);
     // Builds from before the fused expand (compare-builds, a baseline checkout) lack its switch: ts is then NaN.
     const setExpandFusion = 'setLoraExpandFusion' in ops ? (on: boolean) => ops.setLoraExpandFusion(on) : undefined;
-    // Where the expand has an AVX-512 copy in use (lora/expand_kernels.h), also the default path on its 8-lane copy (t8).
-    const wide = ['avx512', 'amx'].includes(isa.active) && 'setLoraWideExpand' in ops && ops.setLoraWideExpand(true);
-    const singles: Array<{ tb: number; tl: number; ts: number; tu: number; t8: number }> = [];
+    // On the avx512 / amx kernel sets the expand has two copies (lora/expand_kernels.h): the default path is also
+    // timed on the other one (to).
+    const wideDefault = 'setLoraWideExpand' in ops && ops.setLoraWideExpand();
+    const twoCopies = ['avx512', 'amx'].includes(isa.active) && 'setLoraWideExpand' in ops && ops.setLoraWideExpand(true);
+    if (twoCopies) ops.setLoraWideExpand(wideDefault);
+    const singles: Array<{ tb: number; tl: number; ts: number; tu: number; to: number }> = [];
     for (let i = 0; i < steps; i++) {
       const tb = oneBase.next();
       const tl = oneLora.next();
-      if (wide) ops.setLoraWideExpand(false);
-      const t8 = wide ? oneLora.next() : NaN;
-      if (wide) ops.setLoraWideExpand(true);
+      if (twoCopies) ops.setLoraWideExpand(!wideDefault);
+      const to = twoCopies ? oneLora.next() : NaN;
+      if (twoCopies) ops.setLoraWideExpand(wideDefault);
       setExpandFusion?.(false);
       const ts = setExpandFusion ? oneLora.next() : NaN;
       ops.setLoraShrinkFusion(false);
       const tu = oneLora.next();
       ops.setLoraShrinkFusion(true);
       setExpandFusion?.(true);
-      singles.push({ tb, tl, ts, tu, t8 });
+      singles.push({ tb, tl, ts, tu, to });
     }
     // Batch 8: 8 distinct adapters vs 8 base rows.
     const baseBatch = decoder(runner, shape.vocab, Array(8).fill(-1), 0);
@@ -193,7 +196,8 @@ for (const rank of ranks) {
       batch1LoraCost: median(singles.map((r) => r.tl / r.tb)) - 1,
       batch1LoraCostShrinkFusedOnly: median(singles.map((r) => r.ts / r.tb)) - 1,
       batch1LoraCostUnfused: median(singles.map((r) => r.tu / r.tb)) - 1,
-      batch1LoraCost8LaneExpand: median(singles.map((r) => r.t8 / r.tb)) - 1,
+      expandCopy: wideDefault ? 'avx512' : '8-lane',
+      batch1LoraCostOtherExpand: median(singles.map((r) => r.to / r.tb)) - 1,
       // Share of the LoRA step spent reading the adapter's bytes at the base step's rate: the cost's floor.
       batch1LoraBytesOverBase: runner.memoryReport().loraPoolBytes / 8 / stepBytes,
       batch8BaseStepMs: median(rounds.map((r) => r.tb)) * 1000,
@@ -212,7 +216,7 @@ if (args.json) {
 } else {
   const r = results as any;
   const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
-  const wideNote = (x: any) => (Number.isNaN(x.batch1LoraCost8LaneExpand) ? '' : `8-lane expand ${pct(x.batch1LoraCost8LaneExpand)}, `);
+  const wideNote = (x: any) => (Number.isNaN(x.batch1LoraCostOtherExpand) ? '' : `${x.expandCopy === 'avx512' ? '8-lane' : 'AVX-512'} expand ${pct(x.batch1LoraCostOtherExpand)}, `);
   console.log(`machine: ${r.machine}, ${threads} threads, CPU kernels ${isa.active} (available ${isa.available.join(', ')}; ${isa.features})`);
   console.log(`model: ${shape.numLayers} layers, hidden ${shape.hidden}, intermediate ${shape.intermediate}, vocab ${shape.vocab}, ${shape.dtype}, ${(params / 1e6).toFixed(0)}M params, ${r.model.weightMiB} MiB`);
   console.log(`copy bandwidth (read+write, ${threads} threads): median ${copyGBs.toFixed(1)} GB/s (range ${r.copyBandwidthGBs.min.toFixed(1)}-${r.copyBandwidthGBs.max.toFixed(1)})`);
@@ -221,7 +225,7 @@ if (args.json) {
   else console.log(`prefill of ${prefillTokens} tokens: ${r.prefill.packedTokensPerS.toFixed(0)} tok/s (packed GEMM), ${r.prefill.tilesTokensPerS.toFixed(0)} tok/s (packing off): ${r.prefill.packedSpeedup.toFixed(2)}x`);
   if (r.prefill.vsIsa) console.log(`prefill on ${r.prefill.vsIsa.isa}: ${r.prefill.vsIsa.tokensPerS.toFixed(0)} tok/s; ${isa.active} is ${r.prefill.vsIsa.activeSpeedup.toFixed(2)}x that`);
   for (const [key, x] of Object.entries(lora) as Array<[string, any]>) {
-    console.log(`LoRA ${key}: batch 1 ${x.batch1BaseStepMs.toFixed(2)} -> ${x.batch1LoraStepMs.toFixed(2)} ms (cost ${pct(x.batch1LoraCost)}, adapter bytes ${pct(x.batch1LoraBytesOverBase)} of the base step's; expand not fused ${pct(x.batch1LoraCostShrinkFusedOnly)}, ${wideNote(x)}nothing fused ${pct(x.batch1LoraCostUnfused)}), batch 8 distinct ${x.batch8BaseStepMs.toFixed(2)} -> ${x.batch8LoraStepMs.toFixed(2)} ms (cost ${pct(x.batch8LoraCost)}); ${args['lora-pool-dtype']} pool ${x.loraPoolMiB} MiB`);
+    console.log(`LoRA ${key}: batch 1 ${x.batch1BaseStepMs.toFixed(2)} -> ${x.batch1LoraStepMs.toFixed(2)} ms (cost ${pct(x.batch1LoraCost)} with the ${x.expandCopy} expand, adapter bytes ${pct(x.batch1LoraBytesOverBase)} of the base step's; expand not fused ${pct(x.batch1LoraCostShrinkFusedOnly)}, ${wideNote(x)}nothing fused ${pct(x.batch1LoraCostUnfused)}), batch 8 distinct ${x.batch8BaseStepMs.toFixed(2)} -> ${x.batch8LoraStepMs.toFixed(2)} ms (cost ${pct(x.batch8LoraCost)}); ${args['lora-pool-dtype']} pool ${x.loraPoolMiB} MiB`);
   }
   console.log(`RSS: ${r.rss.beforeLoadMiB} MiB before, ${r.rss.afterCreateMiB} after createModel, ${r.rss.afterRunMiB} after the run; added / (weights ${r.model.weightMiB} + KV written ${r.rss.kvUsedMiB} MiB) = ${r.rss.addedOverWeightsPlusKvUsed.toFixed(2)} (KV reserved ${r.rss.kvReservedMiB} MiB, ${r.rss.kvCacheDtype})`);
 }

@@ -7,7 +7,7 @@
  *   node --import tsx bench/native/lora-profile.ts [--ranks 16,64] [--steps 20] [--threads 2] [--dir /tmp/...] [--out FILE]
  *     [--generate: only write the model and the ranks' adapters into --dir, without loading the addon]
  * The 125M preset of decode.ts (same --dir: the same cached model and adapters), bf16 pool, csgmv. Where the
- * expand's AVX-512 copy is in use, LoRA steps alternate it with the 8-lane copy.
+ * expand has an AVX-512 copy (avx512 / amx kernel sets), LoRA steps alternate it with the 8-lane copy.
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -45,6 +45,7 @@ const add = (a: Profile, b: Profile): Profile => Object.fromEntries(fields.map((
 const zero = (): Profile => Object.fromEntries(fields.map((f) => [f, 0])) as Profile;
 
 const wideCopy = ['avx512', 'amx'].includes(isa.active) && ops.setLoraWideExpand(true);
+ops.selectCpuKernelIsa(isa.active);  // the expand copy's default again (set per step below)
 const variants = wideCopy ? ['avx512 expand', '8-lane expand'] : ['default'];
 const results: Record<string, unknown> = { isa: isa.active, features: isa.features, threads, steps, copyBandwidthGBs: ops.copyBandwidth(256 * 2 ** 20, threads, 3) };
 for (const rank of ranks) {
@@ -73,7 +74,7 @@ for (const rank of ranks) {
     });
   }
   ops.gemmProfile(false);
-  if (wideCopy) ops.setLoraWideExpand(true);
+  ops.selectCpuKernelIsa(isa.active);
   runner.destroy();
   const perStep = (p: Profile) => Object.fromEntries(fields.map((f) => [f, p[f] / steps])) as Profile;
   const b = perStep(sums[0]);

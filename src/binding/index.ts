@@ -209,8 +209,9 @@ export interface NativeTestingOps {
   setLoraShrinkFusion(on: boolean): void;
   /** Whether a fused shrink's expand runs in the base GEMM's epilogue (default true; same bits either way). */
   setLoraExpandFusion(on: boolean): void;
-  /** Whether the CPU LoRA expand runs its AVX-512 copy (where the CPU has it); returns whether it now does. */
-  setLoraWideExpand(on: boolean): boolean;
+  /** Whether the CPU LoRA expand runs its AVX-512 copy (where the CPU has it); returns whether it now does
+   *  (without an argument: only that). selectCpuKernelIsa restores its kernel set's default. */
+  setLoraWideExpand(on?: boolean): boolean;
   /** The CPU GEMM threads' time (ns, summed over threads) and weight bytes since the last call, by kind of range
    *  (base parts, parts with their own output = a fused LoRA shrink, the epilogue's wait for those, the epilogue =
    *  a fused LoRA expand); then profiling on or off for the next steps (off by default). Benchmarks only. */

@@ -19,13 +19,14 @@ import { referenceForward, relativeL2 } from './forward-reference.js';
 const backend = loadNativeBackend('cpu');
 const ops = loadNativeTestingOps();
 const root = mkdtempSync(join(tmpdir(), 'tslora-fused-expand-'));
-// The expand's AVX-512 copy (native/src/lora/expand_kernels.h) follows the kernel set; restored after the test.
-const wideByIsa = ['avx512', 'amx'].includes(ops.cpuKernelIsa().active);
+// The expand's AVX-512 copy (native/src/lora/expand_kernels.h): switched explicitly here; selecting the kernel set
+// again restores its default.
+const restoreWideDefault = () => ops.selectCpuKernelIsa(ops.cpuKernelIsa().active);
 const wideAvailable = ops.setLoraWideExpand(true);
-ops.setLoraWideExpand(wideByIsa);
+restoreWideDefault();
 after(() => {
   ops.setLoraExpandFusion(true);
-  ops.setLoraWideExpand(wideByIsa);
+  restoreWideDefault();
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -82,7 +83,7 @@ describe('LoRA expand fused into the base GEMM epilogue', () => {
           for (const fused of [true, false]) assert.deepEqual(run(r, slots, fused).map((l) => Array.from(l)), narrow, `${dtype} slots ${slots} fused ${fused}`);
         }
       } finally {
-        ops.setLoraWideExpand(wideByIsa);
+        restoreWideDefault();
         r.destroy();
       }
     }
@@ -98,7 +99,7 @@ describe('LoRA expand fused into the base GEMM epilogue', () => {
         assert.ok(relativeL2(pre, ref[6]) < 1e-5, `prefill ${relativeL2(pre, ref[6])} (AVX-512 expand ${wide})`);
         assert.ok(relativeL2(dec, ref[7]) < 1e-5, `decode ${relativeL2(dec, ref[7])} (AVX-512 expand ${wide})`);
       }
-      ops.setLoraWideExpand(wideByIsa);
+      restoreWideDefault();
       // The adapter moves the logits well beyond that bound (the comparison can fail).
       const base = referenceForward(model.spec, model.values, prompt);
       assert.ok(relativeL2(base[7], ref[7]) > 1e-3, `adapter effect ${relativeL2(base[7], ref[7])}`);

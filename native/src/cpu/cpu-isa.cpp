@@ -215,7 +215,7 @@ std::atomic<int> gActive{-1};
 void followWithLoraExpand(int index) {
 #ifdef TSLORA_HAVE_LORA
   const std::string name = kEntries[index].name;
-  lora::useWideExpand(name == "avx512" || name == "amx");
+  lora::followCpuKernelSet(name == "avx512" || name == "amx");
 #else
   (void)index;
 #endif

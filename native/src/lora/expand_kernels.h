@@ -14,11 +14,14 @@ namespace tslora::lora {
 // Whether this CPU can run the AVX-512 expand (x86-64 with AVX-512 F/BW, FMA and the OS's zmm state).
 bool wideExpandAvailable();
 // Chooses the AVX-512 copy (when available; otherwise the generic one stays) or the generic one; returns whether
-// the AVX-512 copy is now in use. The CPU addon follows its kernel set (cpu-isa.h: avx512 / amx use it, the
-// baseline / avx2 / amx-emulated sets do not); by default it is on where available unless TSLORA_CPU_ISA names
-// baseline or avx2. Between steps only (tests, benchmarks).
+// the AVX-512 copy is now in use. Between steps only (tests, benchmarks).
 bool useWideExpand(bool on);
 bool wideExpandInUse();
+// The default: the CPU addon calls this with its kernel set (cpu-isa.h: true for avx512 / amx, false for baseline /
+// avx2 / amx-emulated); the AVX-512 copy is used where available, the set is wide and TSLORA_LORA_WIDE_EXPAND allows
+// it (lora_expand.cpp: kWideExpandDefault when unset). Without the CPU addon (the CUDA addon's host code, the test
+// drivers) the same default follows TSLORA_CPU_ISA.
+void followCpuKernelSet(bool avx512Set);
 
 namespace detail {
 

@@ -53,8 +53,17 @@ inline float mulAddScalar(float acc, float a, float b) { return mulAdd(acc, a, b
 }  // namespace expand_generic
 
 namespace {
+// Whether the AVX-512 copy is used by default where the CPU has it: TSLORA_LORA_WIDE_EXPAND=1 / 0, unset = this.
+constexpr bool kWideExpandDefault = false;  // until a device round has measured it on an AVX-512 machine
+bool wideAllowed() {
+  static const bool allowed = [] {
+    const char* s = std::getenv("TSLORA_LORA_WIDE_EXPAND");
+    return s && *s ? std::strcmp(s, "0") != 0 : kWideExpandDefault;
+  }();
+  return allowed;
+}
 bool wideByDefault() {
-  if (!wideExpandAvailable()) return false;
+  if (!wideExpandAvailable() || !wideAllowed()) return false;
   const char* isa = std::getenv("TSLORA_CPU_ISA");  // the CPU addon's kernel set (cpu-isa.h), followed here too
   return !(isa && (std::strcmp(isa, "baseline") == 0 || std::strcmp(isa, "avx2") == 0 || std::strcmp(isa, "amx-emulated") == 0));
 }
@@ -91,6 +100,10 @@ bool wideExpandAvailable() {
 bool useWideExpand(bool on) {
   detail::wideInUse().store(on && wideExpandAvailable(), std::memory_order_relaxed);
   return wideExpandInUse();
+}
+
+void followCpuKernelSet(bool avx512Set) {
+  detail::wideInUse().store(avx512Set && wideExpandAvailable() && detail::wideAllowed(), std::memory_order_relaxed);
 }
 
 bool wideExpandInUse() { return detail::wideInUse().load(std::memory_order_relaxed); }

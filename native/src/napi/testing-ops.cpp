@@ -291,11 +291,12 @@ Napi::Value GemmProfileOp(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// setLoraWideExpand(on) → whether the LoRA expand's AVX-512 copy is now in use (lora/expand_kernels.h; false where
-// the CPU lacks it). selectCpuKernelIsa sets it to follow the kernel set; benchmarks switch it alone.
+// setLoraWideExpand([on]) → whether the LoRA expand's AVX-512 copy is now in use (lora/expand_kernels.h; false
+// where the CPU lacks it); without an argument only that. selectCpuKernelIsa restores the default of its kernel set.
 Napi::Value SetLoraWideExpand(const Napi::CallbackInfo& info) {
 #ifdef TSLORA_HAVE_LORA
-  return Napi::Boolean::New(info.Env(), lora::useWideExpand(info[0].ToBoolean().Value()));
+  if (info.Length() > 0 && !info[0].IsUndefined()) lora::useWideExpand(info[0].ToBoolean().Value());
+  return Napi::Boolean::New(info.Env(), lora::wideExpandInUse());
 #else
   return Napi::Boolean::New(info.Env(), false);
 #endif
