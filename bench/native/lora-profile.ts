@@ -7,7 +7,8 @@
  *   node --import tsx bench/native/lora-profile.ts [--ranks 16,64] [--steps 20] [--threads 2] [--dir /tmp/...] [--out FILE]
  *     [--generate: only write the model and the ranks' adapters into --dir, without loading the addon]
  * The 125M preset of decode.ts (same --dir: the same cached model and adapters), bf16 pool, csgmv. Where the
- * expand has an AVX-512 copy (avx512 / amx kernel sets), LoRA steps alternate it with the 8-lane copy.
+ * expand has an AVX-512 copy (avx512 / amx kernel sets), LoRA steps alternate it with the 8-lane copy; and with 2
+ * and 1 GEMM chunks per thread instead of 4 (gemm.h setGemmEpilogueChunks: one fused-expand call per chunk).
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -45,8 +46,13 @@ const add = (a: Profile, b: Profile): Profile => Object.fromEntries(fields.map((
 const zero = (): Profile => Object.fromEntries(fields.map((f) => [f, 0])) as Profile;
 
 const wideCopy = ['avx512', 'amx'].includes(isa.active) && ops.setLoraWideExpand(true);
-ops.selectCpuKernelIsa(isa.active);  // the expand copy's default again (set per step below)
-const variants = wideCopy ? ['avx512 expand', '8-lane expand'] : ['default'];
+ops.selectCpuKernelIsa(isa.active);  // the expand copy's default again
+const defaultChunks = Number(process.env.TSLORA_GEMM_EPILOGUE_CHUNKS ?? 4);
+// The LoRA step variants, each set up before its step and undone after it: the expand copies where there are two,
+// and fewer GEMM chunks per thread (one fused-expand call per chunk).
+const variants: Array<{ name: string; wide?: boolean; chunks?: number }> = wideCopy
+  ? [{ name: 'avx512 expand', wide: true }, { name: '8-lane expand', wide: false }, { name: 'avx512 expand, 2 chunks', wide: true, chunks: 2 }, { name: 'avx512 expand, 1 chunk', wide: true, chunks: 1 }]
+  : [{ name: 'default' }, { name: '2 chunks', chunks: 2 }, { name: '1 chunk', chunks: 1 }];
 const results: Record<string, unknown> = { isa: isa.active, features: isa.features, threads, steps, copyBandwidthGBs: ops.copyBandwidth(256 * 2 ** 20, threads, 3) };
 for (const rank of ranks) {
   const runner = new ModelRunner(model, {
@@ -67,10 +73,12 @@ for (const rank of ranks) {
     ops.gemmProfile(true);
     walls[0].push(base.next());
     sums[0] = add(sums[0], ops.gemmProfile(true));
-    variants.forEach((_, v) => {
-      if (wideCopy) ops.setLoraWideExpand(v === 0);
+    variants.forEach((variant, v) => {
+      if (variant.wide !== undefined) ops.setLoraWideExpand(variant.wide);
+      if (variant.chunks) ops.setGemmEpilogueChunks(variant.chunks);
       walls[v + 1].push(lora.next());
       sums[v + 1] = add(sums[v + 1], ops.gemmProfile(true));
+      ops.setGemmEpilogueChunks(defaultChunks);
     });
   }
   ops.gemmProfile(false);
@@ -83,7 +91,7 @@ for (const rank of ranks) {
     slotBytes, baseStepMs: median(walls[0]) * 1e3,
     base: { ...b, gemmGBsPerThread: gbs(b.baseBytes, b.baseNs) },
   };
-  variants.forEach((name, v) => {
+  variants.forEach(({ name }, v) => {
     const l = perStep(sums[v + 1]);
     const expandBytes = slotBytes - l.ownBytes;
     out[name] = {
@@ -109,7 +117,7 @@ for (const rank of ranks) {
   results[`r${rank}`] = out;
   const f1 = (x: number) => x.toFixed(1);
   console.log(`r${rank}: base step ${f1(out.baseStepMs as number)} ms, base GEMV ${(out.base as any).gemmGBsPerThread.toFixed(2)} GB/s per thread, adapter ${(slotBytes / 2 ** 20).toFixed(1)} MiB`);
-  for (const name of variants) {
+  for (const { name } of variants) {
     const x = out[name] as any, e = x.extraThreadUs;
     console.log(`  ${name}: cost ${f1(100 * x.cost)} %, GB/s per thread: base ${x.baseGBsPerThread.toFixed(2)}, shrink ${x.shrinkGBsPerThread.toFixed(2)}, expand ${x.expandGBsPerThread.toFixed(2)}; extra thread-µs per step ${f1(e.total)} = base slower ${f1(e.baseSlower)} + shrink ${f1(e.shrink)} (at base rate ${f1(e.shrinkAtBaseRate)}) + await ${f1(e.await)} + expand ${f1(e.expand)} (at base rate ${f1(e.expandAtBaseRate)})`);
   }

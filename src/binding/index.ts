@@ -212,6 +212,8 @@ export interface NativeTestingOps {
   /** Whether the CPU LoRA expand runs its AVX-512 copy (where the CPU has it); returns whether it now does
    *  (without an argument: only that). selectCpuKernelIsa restores its kernel set's default. */
   setLoraWideExpand(on?: boolean): boolean;
+  /** Chunks per thread of a CPU GEMM with an epilogue (a fused LoRA expand), default 4 (benchmarks). */
+  setGemmEpilogueChunks(chunksPerThread: number): void;
   /** The CPU GEMM threads' time (ns, summed over threads) and weight bytes since the last call, by kind of range
    *  (base parts, parts with their own output = a fused LoRA shrink, the epilogue's wait for those, the epilogue =
    *  a fused LoRA expand); then profiling on or off for the next steps (off by default). Benchmarks only. */

@@ -69,14 +69,13 @@ int64_t nowNs() {
 void addProfile(ProfileField f, int64_t v) { gProfile[f].fetch_add(v, std::memory_order_relaxed); }
 
 // Chunks per thread of the blocks after the head when the GEMM has an epilogue (a fused LoRA expand runs once per
-// chunk): 4 like every GEMM by default, TSLORA_GEMM_EPILOGUE_CHUNKS (1-16) for tuning. Read once.
-int epilogueChunksPerThread() {
-  static const int chunks = [] {
-    const char* s = std::getenv("TSLORA_GEMM_EPILOGUE_CHUNKS");
-    return s ? std::min(16, std::max(1, std::atoi(s))) : 4;
-  }();
-  return chunks;
-}
+// chunk): 4 like every GEMM by default, TSLORA_GEMM_EPILOGUE_CHUNKS (1-16) or setGemmEpilogueChunks for tuning.
+int clampChunks(int n) { return std::min(16, std::max(1, n)); }
+std::atomic<int> gEpilogueChunks{[] {
+  const char* s = std::getenv("TSLORA_GEMM_EPILOGUE_CHUNKS");
+  return s ? clampChunks(std::atoi(s)) : 4;
+}()};
+int epilogueChunksPerThread() { return gEpilogueChunks.load(std::memory_order_relaxed); }
 
 // Spins until every block of the parts with their own output is done (they come first in block order and are
 // claimed before any later block, by threads that finish them without waiting: no cycle).
@@ -206,6 +205,8 @@ void gemmRows(ThreadPool& pool, const float* x, const int32_t* rowIndex, int num
   }
   gemmPointers(pool, xRows, {&yRows}, {GemmPart{w, 0}});
 }
+
+void setGemmEpilogueChunks(int chunksPerThread) { gEpilogueChunks.store(clampChunks(chunksPerThread), std::memory_order_relaxed); }
 
 void setGemmProfiling(bool on) { gProfiling.store(on, std::memory_order_relaxed); }
 

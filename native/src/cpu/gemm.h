@@ -51,6 +51,10 @@ void gemm(ThreadPool& pool, const float* x, int M, int ldx, const std::vector<Ge
 void gemmRows(ThreadPool& pool, const float* x, const int32_t* rowIndex, int numRows, int ldx, const WeightView& w,
               float* y, int ldy);
 
+// Chunks per thread of a GEMM with an epilogue, after its head (default 4, TSLORA_GEMM_EPILOGUE_CHUNKS; clamped to
+// 1-16): each chunk ends in one epilogue call (a fused LoRA expand). Between steps only (benchmarks).
+void setGemmEpilogueChunks(int chunksPerThread);
+
 // Where the GEMM threads' time goes, summed over threads, while profiling is on (benchmarks: what a LoRA step adds
 // to the base step). Ranges of parts without their own output ("base"), of parts with one (a fused LoRA shrink,
 // "own"), an epilogue's wait for those ("await") and the epilogue's before + after calls (a fused LoRA expand).

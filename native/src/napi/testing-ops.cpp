@@ -291,6 +291,12 @@ Napi::Value GemmProfileOp(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// setGemmEpilogueChunks(n): chunks per thread of a GEMM with an epilogue (cpu/gemm.h; benchmarks).
+Napi::Value SetGemmEpilogueChunks(const Napi::CallbackInfo& info) {
+  cpu::setGemmEpilogueChunks(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
 // setLoraWideExpand([on]) → whether the LoRA expand's AVX-512 copy is now in use (lora/expand_kernels.h; false
 // where the CPU lacks it); without an argument only that. selectCpuKernelIsa restores the default of its kernel set.
 Napi::Value SetLoraWideExpand(const Napi::CallbackInfo& info) {
@@ -335,6 +341,7 @@ Napi::Object testingOps(Napi::Env env) {
   t.Set("setGemmPackMinRows", Napi::Function::New(env, SetGemmPackMinRows));
   t.Set("setLoraShrinkFusion", Napi::Function::New(env, SetLoraShrinkFusion));
   t.Set("setLoraExpandFusion", Napi::Function::New(env, SetLoraExpandFusion));
+  t.Set("setGemmEpilogueChunks", Napi::Function::New(env, SetGemmEpilogueChunks));
   t.Set("gemmProfile", Napi::Function::New(env, GemmProfileOp));
   t.Set("setLoraWideExpand", Napi::Function::New(env, SetLoraWideExpand));
   return t;
