@@ -265,9 +265,12 @@ cudaError_t launchExpandOn(const DeviceModule& module, const DeviceStep& step, c
   return launch(expandKernel<T, BM, false, false>, 0);
 }
 
-// The wide expand (lora_expand_wide.cuh) for long row tiles: off by default until a device round has measured it;
-// TSLORA_CUDA_LORA_WIDE_EXPAND=1 / =0 at start-up or loraSetExpandWide turns it on / off (A/B).
-constexpr bool kWideExpandDefaultOn = false;
+// The wide expand (lora_expand_wide.cuh) for long row tiles: on by default since session 14's device call (one H100
+// 80GB HBM3, bench/lora/results/h100-s14-lead-call): lora_cuda_test's wide paths 1040/1040 and all paths 6000/6000,
+// lora_device_pool_test 1360/1360 with it on; prefill 8 x 512 r64 triton 525.4 -> 496.4 us per layer (graph replay;
+// gate_up expand 232.5 -> 219.5, down 36.5 -> 27.1, qkv 56.1 -> 57.6). TSLORA_CUDA_LORA_WIDE_EXPAND=0 at start-up or
+// loraSetExpandWide(false) turns it off (A/B).
+constexpr bool kWideExpandDefaultOn = true;
 bool& wideExpandFlag() {
   static bool on = [] {
     const char* env = std::getenv("TSLORA_CUDA_LORA_WIDE_EXPAND");

@@ -1,5 +1,5 @@
-// The wide tiled expand (prefill; v10 of bench/lora/README.md): Y[:, off_j:] += U_j·B_jᵀ for long row tiles
-// (maxSegmentRows > 32). The v5 expand (lora_expand.cu) gives each 64-row × 128-column tile its own block, which reads
+// The wide tiled expand (prefill; v10 of bench/lora/README.md, on by default): Y[:, off_j:] += U_j·B_jᵀ for long row
+// tiles (maxSegmentRows > 32). The v5 expand (lora_expand.cu) gives each 64-row × 128-column tile its own block, which reads
 // its U and B tiles (as many bytes as its y tile) and only then issues its y loads: on an H100 the gate_up expand of
 // prefill 8 × 512 r64 ran at 65 % of the bandwidth its 470 MB of y read-modify-write allows. Here a block owns a
 // 128-row tile and a strip of 64-column sub-tiles that it walks through a 3-stage cp.async pipeline of (B sub-tile,

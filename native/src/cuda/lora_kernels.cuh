@@ -53,7 +53,9 @@ struct DeviceStep {
 int loraShrinkSplits(const DeviceModule& module, const DeviceStep& step, int numMultiprocessors);
 
 // The wide tiled shrink (lora_shrink_wide.cuh: 128-row tiles × all c·R columns up to 192, mma.sync + ldmatrix) for
-// steps whose segments are long (maxSegmentRows > 32, i.e. prefill). Off by default until measured on a GPU;
+// steps whose segments are long (maxSegmentRows > 32, i.e. prefill). Off by default: correct on an H100 (1040/1040
+// CPU-twin cases, device pool 1360/1360) but slower than the v5 shrink there (prefill 8 x 512 r64: qkv 79.1 vs 60.9 us,
+// gate_up 55.4 vs 45.1, down 94.7 vs 82.8; bench/lora/README.md v10);
 // TSLORA_CUDA_LORA_WIDE_SHRINK=1 / =0 at start-up or loraSetShrinkWide (process-wide, not concurrently with launches)
 // turns it on / off. loraShrinkSplits sizes the split count for the kernel the switch picks (any count is correct
 // for both kernels). TSLORA_CUDA_LORA_WIDE_BLOCKS_PER_SM / loraSetShrinkWideBlocksPerSm (0 = auto) tunes its waves.
@@ -134,13 +136,16 @@ bool loraExpandPrefetchY();
 
 // The wide tiled expand (lora_expand_wide.cuh: a 128-row tile walks a strip of 64-column sub-tiles with the y of the
 // next two in flight; R <= 64, slice offsets multiples of 64, 16-byte y rows) for steps with maxSegmentRows > 32.
-// Off by default until measured on a GPU; TSLORA_CUDA_LORA_WIDE_EXPAND=1 / =0 at start-up or loraSetExpandWide
-// (process-wide, not concurrently with launches) turns it on / off; where it does not apply the v5 expand runs.
+// On by default (H100: prefill 8 x 512 r64 525.4 -> 496.4 us per layer; bench/lora/README.md v10);
+// TSLORA_CUDA_LORA_WIDE_EXPAND=0 / =1 at start-up or loraSetExpandWide (process-wide, not concurrently with launches)
+// turns it off / on; where it does not apply the v5 expand runs. It reads only U (whichever shrink or the embed gather
+// wrote it), B and y.
 void loraSetExpandWide(bool on);
 bool loraExpandWideOn();
 // TSLORA_CUDA_LORA_WIDE_EXPAND_BLOCKS_PER_SM / loraSetExpandWideBlocksPerSm (0 = 2): the strips' wave target.
 void loraSetExpandWideBlocksPerSm(int blocks);
-// TSLORA_CUDA_LORA_WIDE_EXPAND_STAGES=4 / loraSetExpandWideStages(4): a 4-stage pipeline instead of 3 (an A/B experiment).
+// TSLORA_CUDA_LORA_WIDE_EXPAND_STAGES=4 / loraSetExpandWideStages(4): a 4-stage pipeline instead of 3 (an A/B experiment,
+// checked by the host emulator only: never run on a GPU yet).
 void loraSetExpandWideStages(int stages);
 
 // embed_tokens (spec e.9; module.in = vocab, one slice): U[p, k] = A[w, k, tokenIds[p]] for k < r of every

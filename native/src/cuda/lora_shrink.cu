@@ -220,7 +220,9 @@ cudaError_t launchShrink(const DeviceModule& module, const DeviceStep& step, con
   return vec ? args(shrinkKernel<T, BM, true>) : args(shrinkKernel<T, BM, false>);
 }
 
-// The wide shrink (lora_shrink_wide.cuh) for long row tiles: off by default until a device round has measured it;
+// The wide shrink (lora_shrink_wide.cuh) for long row tiles: off by default. Correct on an H100 (session 14's device
+// call: lora_cuda_test wide paths 1040/1040, device pool 1360/1360) but slower than this file's v5 kernel at prefill
+// 8 x 512 r64 (qkv 79.1 vs 60.9 us, gate_up 55.4 vs 45.1, down 94.7 vs 82.8; bench/lora/README.md v10).
 // TSLORA_CUDA_LORA_WIDE_SHRINK=1 / =0 at start-up or loraSetShrinkWide turns it on / off (A/B).
 constexpr bool kWideShrinkDefaultOn = false;
 bool& wideFlag() {

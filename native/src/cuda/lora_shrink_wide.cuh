@@ -1,5 +1,5 @@
-// The wide tiled shrink (prefill; v10 of bench/lora/README.md): U = X·Aᵀ for one (layer, module) where a segment's
-// row tiles are long (maxSegmentRows >= 64). The v5 shrink (lora_shrink.cu) ran 64 × 64 tiles with 4 WMMA warps and
+// The wide tiled shrink (prefill; v10 of bench/lora/README.md; opt-in: measured slower than v5 on an H100): U = X·Aᵀ
+// for one (layer, module) where a segment's row tiles are long (maxSegmentRows > 32). The v5 shrink (lora_shrink.cu) ran 64 × 64 tiles with 4 WMMA warps and
 // moved ~3 TB/s between L2 and the SMs for 1.5-2 TB/s of DRAM bytes (prefill 8 × 512 r64: 191 µs for the three
 // shrinks against a 72 µs bytes floor on an H100). Here a block takes 128 rows × up to NC × 64 U columns (all
 // c·r = 192 columns of a qkv slot at r64): x is read once per column block instead of once per 64 columns, and A

@@ -43,6 +43,8 @@ tslora::ThreadPool& threads() {
 // TiledWideShrink: the tiled kernels with the wide shrink forced on (loraSetShrinkWide; steps with maxSegmentRows > 32
 // only, where its 16-byte conditions fail the v5 shrink runs) and the split count loraShrinkSplits picks for it;
 // TiledWide: the wide shrink and the wide expand (loraSetExpandWide; where its conditions fail the v5 expand runs).
+// The wide expand is on by default, so Tiled runs it on long row tiles too; TiledPrefetchY and TiledWideShrink keep the
+// v5 expand everywhere (its coverage on long tiles).
 // Fused: the one-launch small-step kernel (lora_small_fused.cu) with loraFusedPlan's plan; FusedForced: with clusters
 // of 16 (the non-portable size) and 3 column parts.
 // FNV-1a over output bits (the small-step pair's digest printed at the end).
@@ -81,7 +83,8 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
       cl::loraSetExpandWide(expand);
     }
     bool shrink, expand;
-  } wideScope(wide || cl::loraShrinkWideOn(), path == Path::TiledWide || (path != Path::TiledWideShrink && cl::loraExpandWideOn()));
+  } wideScope(wide || cl::loraShrinkWideOn(),
+              path == Path::TiledWide || (path != Path::TiledWideShrink && path != Path::TiledPrefetchY && cl::loraExpandWideOn()));
   if (small) {  // applicability depends on the module and the token count only
     cl::DeviceStep probe;
     probe.maxSegments = 1;
