@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench_fill.h"
@@ -398,25 +399,17 @@ int main(int argc, char** argv) {
           std::printf("%s\n", sweep.c_str());
         }
       }
-      // Wide-expand wave sweep (LORA_BENCH_WIDE_SWEEP=1): the expand alone per blocks-per-SM target of its strips.
+      // Wide-expand wave sweep (LORA_BENCH_WIDE_SWEEP=1): the expand alone per (pipeline stages, blocks-per-SM target of
+      // its strips).
       if (st.wideExpand == 1 && st.wideShrink == 0 && std::getenv("LORA_BENCH_WIDE_SWEEP") != nullptr) {
         for (ModuleState& ms : modules) {
-          std::string sweep = std::string(cs.name) + " " + st.name + " " + ms.spec.name + " wide expand sweep (blocks/SM:expand us):";
-          for (int perSm : {1, 2, 3, 4, 8}) {
+          std::string sweep = std::string(cs.name) + " " + st.name + " " + ms.spec.name + " wide expand sweep (stages/blocks per SM:expand us):";
+          for (const auto [stages, perSm] : {std::pair{3, 1}, {3, 2}, {3, 3}, {3, 4}, {3, 8}, {4, 1}, {4, 2}}) {
+            cl::loraSetExpandWideStages(stages);
             cl::loraSetExpandWideBlocksPerSm(perSm);
             const double us = 1e3 * timeMs(stream, 40, [&](int i) { expand(ms, i); });
             char cell[64];
-            std::snprintf(cell, sizeof cell, " %d:%.1f", perSm, us);
-            sweep += cell;
-          }
-          cl::loraSetExpandWideBlocksPerSm(0);
-          cl::loraSetExpandWideStages(4);
-          sweep += " | 4 stages:";
-          for (int perSm : {1, 2}) {
-            cl::loraSetExpandWideBlocksPerSm(perSm);
-            const double us = 1e3 * timeMs(stream, 40, [&](int i) { expand(ms, i); });
-            char cell[64];
-            std::snprintf(cell, sizeof cell, " %d:%.1f", perSm, us);
+            std::snprintf(cell, sizeof cell, " %d/%d:%.1f", stages, perSm, us);
             sweep += cell;
           }
           cl::loraSetExpandWideBlocksPerSm(0);
