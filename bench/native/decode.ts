@@ -165,7 +165,7 @@ for (const rank of ranks) {
     const oneLora = decoder(runner, shape.vocab, [0], 136);
     // Builds from before the fused expand (compare-builds, a baseline checkout) lack its switch: ts is then NaN.
     const setExpandFusion = 'setLoraExpandFusion' in ops ? (on: boolean) => ops.setLoraExpandFusion(on) : undefined;
-    // On the avx512 / amx kernel sets the expand has two copies (lora/expand_kernels.h): the default path is also
+    // On the avx512 / amx kernel sets the expand has two copies (lora/cpu_expand.h): the default path is also
     // timed on the other one (to).
     const wideDefault = 'setLoraWideExpand' in ops && ops.setLoraWideExpand();
     const twoCopies = ['avx512', 'amx'].includes(isa.active) && 'setLoraWideExpand' in ops && ops.setLoraWideExpand(true);

@@ -47,7 +47,7 @@ if wants build && ! { [[ ${SKIP_BUILD:-0} == 1 ]] && [[ -f build-cuda/Release/ts
 fi
 LIB=$(find build-cuda -name libtslora_cuda_kernels.a 2>/dev/null | head -1)
 NV="nvcc -std=c++17 -O2 -Inative/include -Inative/src/lora -Inative/src/lora/test -Inative/src/cuda -Inative/src/cuda/test -Xcompiler -pthread"
-HOST_SRC="native/src/lora/host_adapter.cpp native/src/lora/lora_pool.cpp native/src/lora/lora_apply.cpp native/src/lora/test/test_thread_pool.cpp"
+HOST_SRC="native/src/lora/host_adapter.cpp native/src/lora/lora_pool.cpp native/src/lora/lora_apply.cpp native/src/lora/cpu_expand.cpp native/src/lora/cpu_expand_avx512.cpp native/src/lora/test/test_thread_pool.cpp"
 if wants load || wants pool; then
   if [[ -z $LIB ]]; then
     summary "load, pool: SKIPPED (no build-cuda/**/libtslora_cuda_kernels.a: the CUDA build failed, see build.log)"

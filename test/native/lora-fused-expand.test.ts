@@ -19,7 +19,7 @@ import { referenceForward, relativeL2 } from './forward-reference.js';
 const backend = loadNativeBackend('cpu');
 const ops = loadNativeTestingOps();
 const root = mkdtempSync(join(tmpdir(), 'tslora-fused-expand-'));
-// The expand's AVX-512 copy (native/src/lora/expand_kernels.h): switched explicitly here; selecting the kernel set
+// The expand's AVX-512 copy (native/src/lora/cpu_expand.h): switched explicitly here; selecting the kernel set
 // again restores its default.
 const restoreWideDefault = () => ops.selectCpuKernelIsa(ops.cpuKernelIsa().active);
 const wideAvailable = ops.setLoraWideExpand(true);

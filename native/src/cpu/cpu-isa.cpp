@@ -8,7 +8,7 @@
 #include "ops.h"
 #include "tslora/errors.h"
 #ifdef TSLORA_HAVE_LORA
-#include "../lora/expand_kernels.h"
+#include "../lora/cpu_expand.h"
 #endif
 
 #if defined(__x86_64__)
@@ -211,7 +211,7 @@ CpuKernels gKernels[kNumEntries > 0 ? kNumEntries : 1];
 std::atomic<int> gActive{-1};
 
 // The LoRA expand follows the kernel set: its AVX-512 copy with the avx512 / amx sets, the generic one otherwise
-// (native/src/lora/expand_kernels.h), so TSLORA_CPU_ISA and selectCpuIsa switch both.
+// (native/src/lora/cpu_expand.h), so TSLORA_CPU_ISA and selectCpuIsa switch both.
 void followWithLoraExpand(int index) {
 #ifdef TSLORA_HAVE_LORA
   const std::string name = kEntries[index].name;

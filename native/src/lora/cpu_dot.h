@@ -42,7 +42,7 @@ inline float toFloat(uint16_t bits) {
 // `acc += a * b` wherever the target has FMA and the optimiser sees the pair): one fused multiply-add where the
 // build's target has FMA (x86 __FMA__, and every other target's fmaf), a rounded product then a rounded sum on x86
 // targets without FMA (x86-64-v2 prebuilds), where nothing can be contracted. Every copy of a kernel that has FMA
-// (expand_kernels.h: the AVX-512 one) rounds the same way, so they agree bitwise with this one on FMA builds.
+// (cpu_expand.h: the AVX-512 one) rounds the same way, so they agree bitwise with this one on FMA builds.
 inline Vec8 mulAdd(Vec8 acc, Vec8 a, Vec8 b) {
 #if defined(__FMA__)
   return _mm256_fmadd_ps(a, b, acc);

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "cpu_dot.h"
-#include "expand_kernels.h"
+#include "cpu_expand.h"
 #include "lora_internal.h"
 #include "tslora/parallel.h"
 

@@ -11,7 +11,7 @@
 #include "js-read.h"
 #ifdef TSLORA_HAVE_LORA
 #include "../cpu/lora-step.h"
-#include "../lora/expand_kernels.h"
+#include "../lora/cpu_expand.h"
 #include "../lora/slot_image.h"
 #endif
 #include "tslora/thread-pool.h"
@@ -297,7 +297,7 @@ Napi::Value SetGemmEpilogueChunks(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// setLoraWideExpand([on]) → whether the LoRA expand's AVX-512 copy is now in use (lora/expand_kernels.h; false
+// setLoraWideExpand([on]) → whether the LoRA expand's AVX-512 copy is now in use (lora/cpu_expand.h; false
 // where the CPU lacks it); without an argument only that. selectCpuKernelIsa restores the default of its kernel set.
 Napi::Value SetLoraWideExpand(const Napi::CallbackInfo& info) {
 #ifdef TSLORA_HAVE_LORA

@@ -24,7 +24,7 @@ export function findNvcc() {
   return probe.status === 0 ? 'nvcc' : null;
 }
 
-export const cppSources = ['native/src/lora/host_adapter.cpp', 'native/src/lora/lora_pool.cpp', 'native/src/lora/lora_apply.cpp', 'native/src/lora/lora_expand.cpp', 'native/src/lora/lora_expand_avx512.cpp'];
+export const cppSources = ['native/src/lora/host_adapter.cpp', 'native/src/lora/lora_pool.cpp', 'native/src/lora/lora_apply.cpp', 'native/src/lora/cpu_expand.cpp', 'native/src/lora/cpu_expand_avx512.cpp'];
 export const includeDirs = ['native/include', 'native/src/lora', 'native/src/lora/test', 'native/src/cuda'];
 
 /**

@@ -1,13 +1,13 @@
-// The AVX-512 copy of the CPU LoRA expand (expand_kernels.h): one zmm per 16-column panel row (bf16 widened by a
-// zero-extend and a shift, exact), explicit FMAs in the order of expand-kernels.inc. Compiled under its own target
-// attribute whatever the build's -march; chosen at run time (lora_expand.cpp).
+// The AVX-512 copy of the CPU LoRA expand (cpu_expand.h): one zmm per 16-column panel row (bf16 widened by a
+// zero-extend and a shift, exact), explicit FMAs in the order of cpu_expand.inc. Compiled under its own target
+// attribute whatever the build's -march; chosen at run time (cpu_expand.cpp).
 #if defined(__x86_64__)
 #include <immintrin.h>
 
 #include <algorithm>
 
 #include "cpu_dot.h"
-#include "expand_kernels.h"
+#include "cpu_expand.h"
 
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))), apply_to = function)
@@ -31,7 +31,7 @@ inline void addSumTo(float* y, Lanes16 a, Lanes16 b) { _mm512_storeu_ps(y, _mm51
 inline float mulAddScalar(float acc, float a, float b) {
   return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(acc)));
 }
-#include "expand-kernels.inc"
+#include "cpu_expand.inc"
 }  // namespace tslora::lora::detail::expand_avx512
 
 #if defined(__clang__)

@@ -1,6 +1,6 @@
-// The CPU LoRA expand (expand-kernels.inc) and its copies: a generic one in the build's own target (8-lane GCC
-// vectors, lora_expand.cpp) and, on x86-64, an AVX-512 one (16 lanes, one zmm per panel row: half the instructions
-// per byte of Bᵀ, lora_expand_avx512.cpp) compiled under its own target attribute and used where the CPU has
+// The CPU LoRA expand (cpu_expand.inc) and its copies: a generic one in the build's own target (8-lane GCC
+// vectors, cpu_expand.cpp) and, on x86-64, an AVX-512 one (16 lanes, one zmm per panel row: half the instructions
+// per byte of Bᵀ, cpu_expand_avx512.cpp) compiled under its own target attribute and used where the CPU has
 // AVX-512 F/BW and FMA. Both sum every column in the same order with FMA where the build has it, so on such builds
 // (-march=native on any FMA machine) they agree bitwise; an x86-64-v2 build's generic copy rounds products apart.
 #pragma once
@@ -19,7 +19,7 @@ bool useWideExpand(bool on);
 bool wideExpandInUse();
 // The default: the CPU addon calls this with its kernel set (cpu-isa.h: true for avx512 / amx, false for baseline /
 // avx2 / amx-emulated); the AVX-512 copy is used where available, the set is wide and TSLORA_LORA_WIDE_EXPAND allows
-// it (lora_expand.cpp: kWideExpandDefault when unset). Without the CPU addon (the CUDA addon's host code, the test
+// it (cpu_expand.cpp: kWideExpandDefault when unset). Without the CPU addon (the CUDA addon's host code, the test
 // drivers) the same default follows TSLORA_CPU_ISA.
 void followCpuKernelSet(bool avx512Set);
 

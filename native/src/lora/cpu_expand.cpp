@@ -1,11 +1,11 @@
-// The generic copy of the CPU LoRA expand (expand_kernels.h) in the build's own target, and the choice of copy.
+// The generic copy of the CPU LoRA expand (cpu_expand.h) in the build's own target, and the choice of copy.
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 
 #include "cpu_dot.h"
-#include "expand_kernels.h"
+#include "cpu_expand.h"
 
 // The 8-lane helpers below pass vectors between inline functions of this file only (no ABI to keep; see cpu_dot.h).
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -49,7 +49,7 @@ inline void addSumTo(float* y, Lanes16 a, Lanes16 b) {
   for (int l = 0; l < 8; ++l) y[8 + l] += hi[l];
 }
 inline float mulAddScalar(float acc, float a, float b) { return mulAdd(acc, a, b); }
-#include "expand-kernels.inc"
+#include "cpu_expand.inc"
 }  // namespace expand_generic
 
 namespace {
