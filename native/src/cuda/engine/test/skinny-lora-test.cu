@@ -349,6 +349,7 @@ void runCase(const Case& c, int kSplitOverride) {
   // the epilogue fed with the partials the launch wrote, which must also match x·Aᵀ in fp64.
   if (skinnyShrinkInLaunchFits(mod, st, M)) {
     unsigned* tickets = devAlloc<unsigned>(3);
+    std::fill(tickets, tickets + 3, 0u);  // managed memory comes back from freed buffers with their old bytes
     uint16_t* outCheck = devAlloc<uint16_t>(outElems);
     SkinnyLora inLaunch = lora;
     inLaunch.tickets = tickets;
