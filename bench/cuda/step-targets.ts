@@ -91,9 +91,31 @@ function floorFraction(r: DecodeReport | undefined, batch: number, scenario: str
   return { value: round(row.floorFraction), target: `>= ${target}`, met: row.floorFraction >= target };
 }
 
-function loraLayerUs(r: LoraBenchReport | undefined, caseName: string): number | undefined {
-  const rows = r?.results.filter((x) => x.case === caseName && x.module === 'layer' && typeof x.graphUs === 'number') ?? [];
-  return rows.length ? Math.min(...rows.map((x) => x.graphUs!)) : undefined;
+/**
+ * The kernels the engine runs by default for each benchmark case, by lora_cuda_bench strategy name. Decode: a captured
+ * decode graph of more than 16 rows runs the small-step pair (DeviceLoraPool::chooseSmallStep), v10 layout by default.
+ * Prefill: the tiled kernels with the default switches; backend and chunk size are user flags (--lora-backend,
+ * --max-lora-chunk-size), so the best of those three counts. Strategies behind opt-in environment switches never do.
+ */
+export const ENGINE_LORA_STRATEGIES: Record<string, string[]> = {
+  'decode 64x1 r16': ['csgmv small v10'],
+  'prefill 8x512 r64': ['triton', 'csgmv C16', 'csgmv C128'],
+};
+
+function loraLayer(r: LoraBenchReport | undefined, caseName: string): { us: number; strategy: string } | undefined {
+  const engine = ENGINE_LORA_STRATEGIES[caseName] ?? [];
+  const rows = r?.results.filter((x) => x.case === caseName && x.module === 'layer' && typeof x.graphUs === 'number' && engine.includes(x.strategy)) ?? [];
+  if (!rows.length) return undefined;
+  const best = rows.reduce((a, b) => (b.graphUs! < a.graphUs! ? b : a));
+  return { us: best.graphUs!, strategy: best.strategy };
+}
+
+function kernelMeasure(r: LoraBenchReport | undefined, caseName: string, atMostUs: number): Measure {
+  const target = `<= ${atMostUs}`;
+  if (!r) return missing(target, 'the LoRA kernel benchmark did not run');
+  const best = loraLayer(r, caseName);
+  if (!best) return missing(target, `no row of the engine's default kernels (${ENGINE_LORA_STRATEGIES[caseName].join(', ')}) for ${caseName} in the LoRA kernel benchmark`);
+  return { value: round(best.us, 1), target, met: best.us <= atMostUs, note: `strategy "${best.strategy}" (the engine's default kernels)` };
 }
 
 function serving(r: ServingReport | undefined, variant: string, level: string) {
@@ -116,12 +138,8 @@ export function computeStepTargets(inp: StepTargetInputs): Record<string, Measur
     'the 8B decode benchmark (base, shared and distinct rows) did not run',
   );
 
-  const decodeUs = loraLayerUs(inp.loraBench, 'decode 64x1 r16');
-  m['LoRA kernels per layer, decode 64x1 r16 (8B shapes), us'] =
-    decodeUs === undefined ? missing('<= 30', 'the LoRA kernel benchmark did not run') : { value: round(decodeUs, 1), target: '<= 30', met: decodeUs <= 30 };
-  const prefillUs = loraLayerUs(inp.loraBench, 'prefill 8x512 r64');
-  m['LoRA kernels per layer, prefill 8x512 r64 (8B shapes), us'] =
-    prefillUs === undefined ? missing('<= 300', 'the LoRA kernel benchmark did not run') : { value: round(prefillUs, 1), target: '<= 300', met: prefillUs <= 300 };
+  m['LoRA kernels per layer, decode 64x1 r16 (8B shapes), us'] = kernelMeasure(inp.loraBench, 'decode 64x1 r16', 30);
+  m['LoRA kernels per layer, prefill 8x512 r64 (8B shapes), us'] = kernelMeasure(inp.loraBench, 'prefill 8x512 r64', 300);
 
   // The engine step is the same server's own decode-step p50 over the same level (its /metrics histogram, native
   // forward only), so the difference is what serving adds: scheduling, the runner's JavaScript, messaging, HTTP.
