@@ -72,6 +72,16 @@ case "$MODE" in
     done
     timeout 12 $PIN node --import tsx bench/native/lora-profile.ts --steps 24 --dir /tmp/amx17-lora-model --out "$O/lora-profile.json" > "$O/lora-profile.txt" 2>&1
     log "lora profile: rc=$? $(tr '\n' ' ' < "$O/lora-profile.txt")"
+    # The session-14 candidates, alternating with the default in separate processes: the AVX-512 expand on
+    # (TSLORA_LORA_WIDE_EXPAND=1; decode.ts also times the other copy in-process), one GEMM chunk per thread.
+    for round in 4 5; do
+      for v in "TSLORA_LORA_WIDE_EXPAND=1" "TSLORA_LORA_WIDE_EXPAND=1 TSLORA_GEMM_EPILOGUE_CHUNKS=1" "TSLORA_GEMM_EPILOGUE_CHUNKS=4"; do
+        tag=$(echo "$v" | tr -c 'A-Za-z0-9=\n' '_' | sed 's/TSLORA_//g')
+        env $v timeout 12 $PIN node --import tsx bench/native/decode.ts --preset 125m --lora-pool-dtype bf16 --steps 30 --read-rate-steps 4 \
+          --batch8-rounds 0 --prefill-rounds 0 --dir /tmp/amx17-lora-model --out "$O/lora-$round-$tag.json" > "$O/lora-$round-$tag.txt" 2>&1
+        log "lora round $round, $v: rc=$? $(grep -E '^(batch 1|LoRA)' "$O/lora-$round-$tag.txt" | tr '\n' ' ')"
+      done
+    done
     ;;
   *) echo "usage: amx17-final.sh tests|bench|lora"; exit 2 ;;
 esac
