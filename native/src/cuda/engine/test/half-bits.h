@@ -1,4 +1,5 @@
-// bf16 / fp16 bit patterns <-> float on the host, for the engine's GPU test drivers' random inputs and references.
+// bf16 / fp16 bit patterns <-> float on the host, for the GPU test drivers' and the host emulator tests' random inputs
+// and references.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>

@@ -14,18 +14,15 @@
 #include <string>
 #include "lora_expand_wide.cuh"
 #include "lora_shrink_wide.cuh"
+#include "../../engine/test/half-bits.h"
 namespace cl = tslora::cuda::lora;
+using tslora::cuda::Act;
+using tslora::cuda::test::fromBits;
+using tslora::cuda::test::toBits;
 
-static bool gHalf = false;
-static uint16_t toBits(float f) {
-  uint16_t u;
-  if (gHalf) { __half h = __float2half_rn(f); std::memcpy(&u, &h, 2); } else { __nv_bfloat16 b = __float2bfloat16_rn(f); std::memcpy(&u, &b, 2); }
-  return u;
-}
-static float fromBits(uint16_t u) {
-  if (gHalf) { __half h; std::memcpy(&h, &u, 2); return __half2float(h); }
-  __nv_bfloat16 b; std::memcpy(&b, &u, 2); return __bfloat162float(b);
-}
+// The activation dtype of the pass main() is running (bf16, then fp16).
+static Act gAct = Act::BF16;
+static const char* actLabel() { return gAct == Act::F16 ? " fp16" : " bf16"; }
 
 static int failures = 0, cases = 0;
 
@@ -70,11 +67,11 @@ static void runCase(const char* name, int in, int c, int R, std::vector<int> ran
   std::mt19937 rng(7 + in + R + splits);
   std::uniform_real_distribution<float> U(-1, 1);
   const int S = static_cast<int>(ranks.size());
-  const uint16_t nanBits = gHalf ? 0x7e00 : 0x7fc0;
+  const uint16_t nanBits = gAct == Act::F16 ? 0x7e00 : 0x7fc0;
   std::vector<uint16_t> A(static_cast<size_t>(S) * c * R * in, nanBits);
   for (int s = 0; s < S; ++s)
     for (int n = 0; n < c * ranks[s]; ++n)
-      for (int k = 0; k < in; ++k) A[(static_cast<size_t>(s) * c * R + n) * in + k] = toBits(U(rng) * 0.1f);
+      for (int k = 0; k < in; ++k) A[(static_cast<size_t>(s) * c * R + n) * in + k] = toBits(U(rng) * 0.1f, gAct);
   Tables tb = makeTables(slots, counts, csgmv, cap);
   const std::vector<int>& rowSlot = tb.rowSlot;
   std::vector<int32_t>& indptr = tb.indptr;
@@ -83,7 +80,7 @@ static void runCase(const char* name, int in, int c, int R, std::vector<int> ran
   const int maxRows = tb.maxRows;
   const int T = static_cast<int>(rowSlot.size()), xStride = in + xPad;
   std::vector<uint16_t> X(static_cast<size_t>(T) * xStride);
-  for (auto& v : X) v = toBits(U(rng));
+  for (auto& v : X) v = toBits(U(rng), gAct);
   std::vector<int32_t> ranks32(ranks.begin(), ranks.end());
   cl::DeviceModule m;
   m.a = A.data(); m.in = in; m.numSlices = c; m.maxRank = R;
@@ -94,7 +91,7 @@ static void runCase(const char* name, int in, int c, int R, std::vector<int> ran
   const float nan = std::nanf("");
   std::vector<float> u(static_cast<size_t>(T) * uStride, nan), partials(static_cast<size_t>(splits) * T * uStride, nan);
   std::vector<int> counters(4096, 0);
-  cudaError_t status = gHalf ? cl::wide::shrinkWide<__half>(m, st, X.data(), xStride, u.data(), partials.data(), counters.data(), splits, nullptr)
+  cudaError_t status = gAct == Act::F16 ? cl::wide::shrinkWide<__half>(m, st, X.data(), xStride, u.data(), partials.data(), counters.data(), splits, nullptr)
                              : cl::wide::shrinkWide<__nv_bfloat16>(m, st, X.data(), xStride, u.data(), partials.data(), counters.data(), splits, nullptr);
   int bad = 0;
   std::string first;
@@ -110,8 +107,8 @@ static void runCase(const char* name, int in, int c, int R, std::vector<int> ran
       }
       double ref = 0, mag = 0;
       for (int k = 0; k < in; ++k) {
-        const double term = static_cast<double>(fromBits(X[static_cast<size_t>(p) * xStride + k])) *
-                            fromBits(A[(static_cast<size_t>(s) * c * R + n) * in + k]);
+        const double term = static_cast<double>(fromBits(X[static_cast<size_t>(p) * xStride + k], gAct)) *
+                            fromBits(A[(static_cast<size_t>(s) * c * R + n) * in + k], gAct);
         ref += term;
         mag += std::fabs(term);
       }
@@ -121,8 +118,8 @@ static void runCase(const char* name, int in, int c, int R, std::vector<int> ran
     }
   }
   for (int v : counters) if (v != 0 && !bad) { ++bad; first = "a split-K ticket was not reset"; }
-  if (bad) { ++failures; std::printf("FAIL %s%s: %s (%d bad)\n", name, gHalf ? " fp16" : " bf16", first.c_str(), bad); }
-  else std::printf("ok   %s%s\n", name, gHalf ? " fp16" : " bf16");
+  if (bad) { ++failures; std::printf("FAIL %s%s: %s (%d bad)\n", name, actLabel(), first.c_str(), bad); }
+  else std::printf("ok   %s%s\n", name, actLabel());
 }
 
 static void runExpandCase(const char* name, std::vector<int> widths, int R, std::vector<int> ranks, std::vector<int> slots,
@@ -134,10 +131,10 @@ static void runExpandCase(const char* name, std::vector<int> widths, int R, std:
   int offs[4] = {0, 0, 0, 0};
   for (int j = 0; j < c; ++j) offs[j + 1] = offs[j] + widths[j];
   const int outTotal = offs[c];
-  const uint16_t nanBits = gHalf ? 0x7e00 : 0x7fc0;
+  const uint16_t nanBits = gAct == Act::F16 ? 0x7e00 : 0x7fc0;
   std::vector<uint16_t> B(static_cast<size_t>(S) * outTotal * R, nanBits);
   for (int s = 0; s < S; ++s)
-    for (int o = 0; o < outTotal; ++o) for (int k = 0; k < ranks[s]; ++k) B[(static_cast<size_t>(s) * outTotal + o) * R + k] = toBits(U(rng) * 0.1f);
+    for (int o = 0; o < outTotal; ++o) for (int k = 0; k < ranks[s]; ++k) B[(static_cast<size_t>(s) * outTotal + o) * R + k] = toBits(U(rng) * 0.1f, gAct);
   Tables tb = makeTables(slots, counts, csgmv, cap);
   const int T = static_cast<int>(tb.rowSlot.size()), uStride = c * R;
   std::vector<float> u(static_cast<size_t>(T) * uStride, std::nanf(""));
@@ -146,7 +143,7 @@ static void runExpandCase(const char* name, std::vector<int> widths, int R, std:
       for (int n = 0; n < c * ranks[tb.rowSlot[p]]; ++n) u[static_cast<size_t>(p) * uStride + n] = U(rng) * 4.0f;
   const int yStride = outTotal + 2 * yPad, yOffset = yPad;
   std::vector<uint16_t> Y(static_cast<size_t>(T) * yStride);
-  for (auto& v : Y) v = toBits(U(rng));
+  for (auto& v : Y) v = toBits(U(rng), gAct);
   const std::vector<uint16_t> Y0 = Y;
   std::vector<int32_t> ranks32(ranks.begin(), ranks.end());
   cl::DeviceModule m;
@@ -163,7 +160,7 @@ static void runExpandCase(const char* name, std::vector<int> widths, int R, std:
     return fourStages ? cl::wide::launchExpandWide<T, 4>(m, st, u.data(), Y.data(), yStride, yOffset, numSms, nullptr)
                       : cl::wide::launchExpandWide<T, 3>(m, st, u.data(), Y.data(), yStride, yOffset, numSms, nullptr);
   };
-  const cudaError_t status = bad ? cudaSuccess : gHalf ? launch(__half{}) : launch(__nv_bfloat16{});
+  const cudaError_t status = bad ? cudaSuccess : gAct == Act::F16 ? launch(__half{}) : launch(__nv_bfloat16{});
   if (status != cudaSuccess && !bad) { bad = 1; first = "launch failed"; }
   for (int p = 0; p < T && !bad; ++p) {
     const int s = tb.rowSlot[p];
@@ -178,19 +175,19 @@ static void runExpandCase(const char* name, std::vector<int> widths, int R, std:
       const int j = o >= offs[2] && c > 2 ? 2 : o >= offs[1] && c > 1 ? 1 : 0;
       double delta = 0, mag = 0;
       for (int k = 0; k < r; ++k) {
-        const double term = static_cast<double>(fromBits(toBits(u[static_cast<size_t>(p) * uStride + j * r + k]))) *
-                            fromBits(B[(static_cast<size_t>(s) * outTotal + o) * R + k]);
+        const double term = static_cast<double>(fromBits(toBits(u[static_cast<size_t>(p) * uStride + j * r + k], gAct), gAct)) *
+                            fromBits(B[(static_cast<size_t>(s) * outTotal + o) * R + k], gAct);
         delta += term;
         mag += std::fabs(term);
       }
-      const double ref = fromBits(Y0[i]) + delta, got = fromBits(Y[i]);
-      const double tol = (gHalf ? 1.0 / 1024 : 1.0 / 128) * std::fabs(ref) + 1e-5 * mag + 1e-6;
+      const double ref = fromBits(Y0[i], gAct) + delta, got = fromBits(Y[i], gAct);
+      const double tol = (gAct == Act::F16 ? 1.0 / 1024 : 1.0 / 128) * std::fabs(ref) + 1e-5 * mag + 1e-6;
       if (!(std::fabs(got - ref) <= tol) && !bad++)
         first = "row " + std::to_string(p) + " col " + std::to_string(col) + ": got " + std::to_string(got) + " want " + std::to_string(ref);
     }
   }
-  if (bad) { ++failures; std::printf("FAIL expand %s%s: %s\n", name, gHalf ? " fp16" : " bf16", first.c_str()); }
-  else std::printf("ok   expand %s%s\n", name, gHalf ? " fp16" : " bf16");
+  if (bad) { ++failures; std::printf("FAIL expand %s%s: %s\n", name, actLabel(), first.c_str()); }
+  else std::printf("ok   expand %s%s\n", name, actLabel());
 }
 
 int main(int argc, char** argv) {
@@ -198,7 +195,7 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   for (bool half : {false, true}) {
     if (quick && half) continue;
-    gHalf = half;
+    gAct = half ? Act::F16 : Act::BF16;
     runCase("triton qkv r64 2 tiles, 1 split", 256, 3, 64, {64, 8, 37}, {0, -1, 1, 2, 0}, {200, 7, 77, 130, 1}, false, 0, 1, 0);
     runCase("triton qkv r64, 3 uneven splits", 200, 3, 64, {64, 8, 37}, {0, -1, 1, 2}, {150, 7, 40, 33}, false, 0, 3, 8);
     runCase("csgmv C64 gate_up r16, 5 splits", 512, 2, 16, {16, 5, 9}, {0, 1, -1, 2, 0, 1}, {40, 70, 3, 9, 33, 1}, true, 64, 5, 0);
