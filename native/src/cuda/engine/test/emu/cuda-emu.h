@@ -96,6 +96,24 @@ inline void trampoline() {
   // returning resumes uc_link (the scheduler)
 }
 
+// One fiber per thread of b (shape b.blockDim), each on its own stack (stackOf(firstStack + thread)), all runnable,
+// returning to b's scheduler when the body ends; the warps' shuffle slots zeroed.
+inline void prepareThreads(Block& b, int firstStack) {
+  const dim3 shape = b.blockDim;
+  const int n = static_cast<int>(shape.x * shape.y * shape.z);
+  b.threads.assign(n, Thread{});
+  b.warpSlots.assign(static_cast<size_t>((n + 31) / 32) * 32 * 8, 0);
+  for (int i = 0; i < n; ++i) {
+    Thread& t = b.threads[i];
+    t.tid = dim3(i % shape.x, (i / shape.x) % shape.y, i / (shape.x * shape.y));
+    getcontext(&t.ctx);
+    t.ctx.uc_stack.ss_sp = stackOf(firstStack + i);
+    t.ctx.uc_stack.ss_size = kStackBytes;
+    t.ctx.uc_link = &b.scheduler;
+    makecontext(&t.ctx, trampoline, 0);
+  }
+}
+
 // Runs every runnable thread of b until it waits or ends.
 inline void runRunnable(Block& b) {
   for (int i = 0; i < static_cast<int>(b.threads.size()); ++i) {
@@ -127,18 +145,8 @@ inline bool releaseWarps(Block& b) {
 
 // Runs one block to completion; every thread runs until it waits or ends, then waiting warps / the block move on.
 inline void runBlock(Block& b) {
-  const int n = static_cast<int>(b.blockDim.x * b.blockDim.y * b.blockDim.z);
-  b.threads.assign(n, Thread{});
-  b.warpSlots.assign(static_cast<size_t>((n + 31) / 32) * 32 * 8, 0);
-  for (int i = 0; i < n; ++i) {
-    Thread& t = b.threads[i];
-    t.tid = dim3(i % b.blockDim.x, (i / b.blockDim.x) % b.blockDim.y, i / (b.blockDim.x * b.blockDim.y));
-    getcontext(&t.ctx);
-    t.ctx.uc_stack.ss_sp = stackOf(i);
-    t.ctx.uc_stack.ss_size = kStackBytes;
-    t.ctx.uc_link = &b.scheduler;
-    makecontext(&t.ctx, trampoline, 0);
-  }
+  prepareThreads(b, 0);
+  const int n = static_cast<int>(b.threads.size());
   block() = &b;
   for (;;) {
     runRunnable(b);
@@ -223,17 +231,7 @@ void launchTogether(dim3 grid, dim3 blockShape, size_t dynamicSmemBytes, F body)
     b.gridDim = grid;
     b.dynamicSmem = smem[k].data();
     b.body = body;
-    b.threads.assign(n, Thread{});
-    b.warpSlots.assign(static_cast<size_t>((n + 31) / 32) * 32 * 8, 0);
-    for (int i = 0; i < n; ++i) {
-      Thread& t = b.threads[i];
-      t.tid = dim3(i % blockShape.x, (i / blockShape.x) % blockShape.y, i / (blockShape.x * blockShape.y));
-      getcontext(&t.ctx);
-      t.ctx.uc_stack.ss_sp = stackOf(k * n + i);
-      t.ctx.uc_stack.ss_size = kStackBytes;
-      t.ctx.uc_link = &b.scheduler;
-      makecontext(&t.ctx, trampoline, 0);
-    }
+    prepareThreads(b, k * n);
   }
   std::vector<bool> done(numBlocks, false);
   for (int left = numBlocks, idleTurns = 0; left > 0;) {

@@ -118,47 +118,19 @@ void launchCluster(Kernel kernel, dim3 grid, dim3 blockShape, size_t dynamicSmem
           b.gridDim = grid;
           b.dynamicSmem = smem[r].data();
           b.body = body;
-          b.threads.assign(n, Thread{});
-          b.warpSlots.assign(static_cast<size_t>((n + 31) / 32) * 32 * 8, 0);
-          for (int i = 0; i < n; ++i) {
-            Thread& t = b.threads[i];
-            t.tid = dim3(i % blockShape.x, (i / blockShape.x) % blockShape.y, i / (blockShape.x * blockShape.y));
-            getcontext(&t.ctx);
-            t.ctx.uc_stack.ss_sp = stackOf(static_cast<int>(r) * n + i);
-            t.ctx.uc_stack.ss_size = kStackBytes;
-            t.ctx.uc_link = &b.scheduler;
-            makecontext(&t.ctx, trampoline, 0);
-          }
+          prepareThreads(b, static_cast<int>(r) * n);
           clusterBlocks().push_back(&b);
         }
         for (;;) {
           for (unsigned r = 0; r < clusterX; ++r) {
-            Block& b = blocks[r];
-            block() = &b;
+            block() = &blocks[r];
             clusterRank() = static_cast<int>(r);
-            for (int i = 0; i < n; ++i) {
-              if (b.threads[i].state != 0) continue;
-              b.current = i;
-              swapcontext(&b.scheduler, &b.threads[i].ctx);
-              if (b.threads[i].state == 0) b.threads[i].state = 3;
-            }
+            runRunnable(blocks[r]);
           }
           // Release warps (state 2), then blocks (state 1), then the cluster (state 4), as their members all wait.
           bool released = false, allDone = true, clusterReady = true, anyCluster = false;
           for (Block& b : blocks) {
-            for (int w = 0; w * 32 < n; ++w) {
-              bool anyWarp = false, allWarp = true;
-              for (int i = w * 32; i < std::min(n, w * 32 + 32); ++i) {
-                const int s = b.threads[i].state;
-                if (s == 2) anyWarp = true;
-                else if (s != 3) allWarp = false;
-              }
-              if (anyWarp && allWarp) {
-                for (int i = w * 32; i < std::min(n, w * 32 + 32); ++i)
-                  if (b.threads[i].state == 2) b.threads[i].state = 0;
-                released = true;
-              }
-            }
+            if (releaseWarps(b)) released = true;  // not short-circuited: every block's warps move on in the same pass
             bool anyBlock = false, allBlock = true;
             for (const Thread& t : b.threads) {
               if (t.state != 3) allDone = false;
