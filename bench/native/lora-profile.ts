@@ -4,11 +4,13 @@
  * summed over threads (cpu/gemm.h GemmProfile): the base projections, the fused shrink (A rows), the epilogue's wait
  * for the shrink, the epilogue itself (the expand over Bᵀ). Each as GB/s per thread, so the LoRA parts' rate per
  * byte can be held against the base GEMV's in the same steps.
+ * Also each step's time outside its GEMMs (wall minus the calling thread's time inside them).
  *   node --import tsx bench/native/lora-profile.ts [--ranks 16,64] [--steps 20] [--threads 2] [--dir /tmp/...] [--out FILE]
- *     [--generate: only write the model and the ranks' adapters into --dir, without loading the addon]
- * The 125M preset of decode.ts (same --dir: the same cached model and adapters), bf16 pool, csgmv. Where the
- * expand has an AVX-512 copy (avx512 / amx kernel sets), LoRA steps alternate it with the 8-lane copy; and with 2
- * and 1 GEMM chunks per thread instead of 4 (gemm.h setGemmEpilogueChunks: one fused-expand call per chunk).
+ *     [--min-chunk-kib 8,32: more thresholds of the epilogue's chunk choice to time] [--generate: only write the model
+ *     and the ranks' adapters into --dir, without loading the addon]
+ * The 125M preset of decode.ts (same --dir: the same cached model and adapters), bf16 pool, csgmv. Variants, in
+ * alternation with the defaults: the other expand copy where there are two (avx512 / amx kernel sets), a fixed 4
+ * or 1 GEMM chunk per thread (gemm.h setGemmEpilogueChunks: one fused-expand call per chunk), base steps with 1.
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -25,6 +27,7 @@ const { values: args } = parseArgs({
     dir: { type: 'string', default: '/tmp/tslora-bench-native' },
     out: { type: 'string' },
     generate: { type: 'boolean', default: false },
+    'min-chunk-kib': { type: 'string', default: '' },
   },
 });
 const shape: BenchShape = { hidden: 768, intermediate: 2048, numLayers: 12, numHeads: 12, numKvHeads: 4, dtype: 'bf16', vocab: 32000 };
@@ -41,18 +44,37 @@ const isa = ops.cpuKernelIsa();
 const backend = loadNativeBackend('cpu');
 
 type Profile = ReturnType<typeof ops.gemmProfile>;
-const fields = ['baseNs', 'baseBytes', 'ownNs', 'ownBytes', 'awaitNs', 'epilogueNs'] as const;
+const fields = ['baseNs', 'baseBytes', 'ownNs', 'ownBytes', 'awaitNs', 'epilogueNs', 'wallNs'] as const;
 const add = (a: Profile, b: Profile): Profile => Object.fromEntries(fields.map((f) => [f, a[f] + b[f]])) as Profile;
 const zero = (): Profile => Object.fromEntries(fields.map((f) => [f, 0])) as Profile;
 
-const wideCopy = ['avx512', 'amx'].includes(isa.active) && ops.setLoraWideExpand(true);
+const twoCopies = ['avx512', 'amx'].includes(isa.active) && ops.setLoraWideExpand(true);
 ops.selectCpuKernelIsa(isa.active);  // the expand copy's default again
-const defaultChunks = Number(process.env.TSLORA_GEMM_EPILOGUE_CHUNKS ?? 4);
-// The LoRA step variants, each set up before its step and undone after it: the expand copies where there are two,
-// and fewer GEMM chunks per thread (one fused-expand call per chunk).
-const variants: Array<{ name: string; wide?: boolean; chunks?: number }> = wideCopy
-  ? [{ name: 'avx512 expand', wide: true }, { name: '8-lane expand', wide: false }, { name: 'avx512 expand, 2 chunks', wide: true, chunks: 2 }, { name: 'avx512 expand, 1 chunk', wide: true, chunks: 1 }]
-  : [{ name: 'default' }, { name: '2 chunks', chunks: 2 }, { name: '1 chunk', chunks: 1 }];
+const wideDefault = ops.setLoraWideExpand();
+const defaultMinChunkKiB = 16;  // cpu/gemm.cpp: gMinEpilogueChunkBytes
+// The step variants, each set up before its step and undone after it: LoRA steps on the other expand copy where
+// there are two, with a fixed number of GEMM chunks per thread (4: every GEMM's count before the chunks were chosen
+// from the epilogue's bytes; 1) or other thresholds of that choice (--min-chunk-kib); base steps with 1 chunk per
+// thread (whether the base step gains from fewer chunks too).
+type Variant = { name: string; base?: boolean; wide?: boolean; chunks?: number; minChunkKiB?: number; plainChunks?: number };
+const variants: Variant[] = [
+  { name: 'default' },
+  ...(twoCopies ? [{ name: `${wideDefault ? '8-lane' : 'avx512'} expand`, wide: !wideDefault }] : []),
+  { name: '4 chunks', chunks: 4 },
+  { name: '1 chunk', chunks: 1 },
+  ...args['min-chunk-kib'].split(',').filter(Boolean).map((kib) => ({ name: `chunks from ${kib} KiB`, minChunkKiB: Number(kib) })),
+  { name: 'base, 1 chunk', base: true, plainChunks: 1 },
+];
+const setUp = (v: Variant) => {
+  if (v.wide !== undefined) ops.setLoraWideExpand(v.wide);
+  if (v.chunks || v.minChunkKiB) ops.setGemmEpilogueChunks(v.chunks ?? 0, (v.minChunkKiB ?? defaultMinChunkKiB) * 1024);
+  if (v.plainChunks) ops.setGemmChunks(v.plainChunks);
+};
+const undo = () => {
+  ops.setLoraWideExpand(wideDefault);
+  ops.setGemmEpilogueChunks(0, defaultMinChunkKiB * 1024);
+  ops.setGemmChunks(4);
+};
 const results: Record<string, unknown> = { isa: isa.active, features: isa.features, threads, steps, copyBandwidthGBs: ops.copyBandwidth(256 * 2 ** 20, threads, 3) };
 for (const rank of ranks) {
   const runner = new ModelRunner(model, {
@@ -74,22 +96,23 @@ for (const rank of ranks) {
     walls[0].push(base.next());
     sums[0] = add(sums[0], ops.gemmProfile(true));
     variants.forEach((variant, v) => {
-      if (variant.wide !== undefined) ops.setLoraWideExpand(variant.wide);
-      if (variant.chunks) ops.setGemmEpilogueChunks(variant.chunks);
-      walls[v + 1].push(lora.next());
+      setUp(variant);
+      walls[v + 1].push((variant.base ? base : lora).next());
       sums[v + 1] = add(sums[v + 1], ops.gemmProfile(true));
-      ops.setGemmEpilogueChunks(defaultChunks);
+      undo();
     });
   }
   ops.gemmProfile(false);
-  ops.selectCpuKernelIsa(isa.active);
+  undo();
   runner.destroy();
   const perStep = (p: Profile) => Object.fromEntries(fields.map((f) => [f, p[f] / steps])) as Profile;
   const b = perStep(sums[0]);
   const gbs = (bytes: number, ns: number) => (ns > 0 ? bytes / ns : NaN);
+  // A step's wall time outside its GEMMs (attention, norms, the host side of the step; µs per step, means).
+  const outsideUs = (w: number[], p: Profile) => (w.reduce((a, t) => a + t, 0) / w.length) * 1e6 - p.wallNs / 1e3;
   const out: Record<string, unknown> = {
     slotBytes, baseStepMs: median(walls[0]) * 1e3,
-    base: { ...b, gemmGBsPerThread: gbs(b.baseBytes, b.baseNs) },
+    base: { ...b, gemmGBsPerThread: gbs(b.baseBytes, b.baseNs), outsideGemmUs: outsideUs(walls[0], b) },
   };
   variants.forEach(({ name }, v) => {
     const l = perStep(sums[v + 1]);
@@ -99,6 +122,8 @@ for (const rank of ranks) {
       stepMs: median(walls[v + 1]) * 1e3,
       cost: median(walls[v + 1].map((t, i) => t / walls[0][i])) - 1,
       baseGBsPerThread: gbs(l.baseBytes, l.baseNs),
+      gemmWallUs: l.wallNs / 1e3,
+      outsideGemmUs: outsideUs(walls[v + 1], l),
       shrinkGBsPerThread: gbs(l.ownBytes, l.ownNs),
       expandBytes,
       expandGBsPerThread: gbs(expandBytes, l.epilogueNs),
@@ -117,9 +142,14 @@ for (const rank of ranks) {
   results[`r${rank}`] = out;
   const f1 = (x: number) => x.toFixed(1);
   console.log(`r${rank}: base step ${f1(out.baseStepMs as number)} ms, base GEMV ${(out.base as any).gemmGBsPerThread.toFixed(2)} GB/s per thread, adapter ${(slotBytes / 2 ** 20).toFixed(1)} MiB`);
-  for (const { name } of variants) {
+  for (const { name, base: baseVariant } of variants) {
     const x = out[name] as any, e = x.extraThreadUs;
-    console.log(`  ${name}: cost ${f1(100 * x.cost)} %, GB/s per thread: base ${x.baseGBsPerThread.toFixed(2)}, shrink ${x.shrinkGBsPerThread.toFixed(2)}, expand ${x.expandGBsPerThread.toFixed(2)}; extra thread-µs per step ${f1(e.total)} = base slower ${f1(e.baseSlower)} + shrink ${f1(e.shrink)} (at base rate ${f1(e.shrinkAtBaseRate)}) + await ${f1(e.await)} + expand ${f1(e.expand)} (at base rate ${f1(e.expandAtBaseRate)})`);
+    const walls = `GEMM wall ${f1(x.gemmWallUs - b.wallNs / 1e3)} µs, outside ${f1(x.outsideGemmUs - (out.base as any).outsideGemmUs)} µs more than base`;
+    if (baseVariant) {
+      console.log(`  ${name}: ${f1(100 * x.cost)} % against base, base GEMV ${x.baseGBsPerThread.toFixed(2)} GB/s per thread (thread-µs per step ${f1(e.baseSlower)}); ${walls}`);
+      continue;
+    }
+    console.log(`  ${name}: cost ${f1(100 * x.cost)} %, GB/s per thread: base ${x.baseGBsPerThread.toFixed(2)}, shrink ${x.shrinkGBsPerThread.toFixed(2)}, expand ${x.expandGBsPerThread.toFixed(2)}; extra thread-µs per step ${f1(e.total)} = base slower ${f1(e.baseSlower)} + shrink ${f1(e.shrink)} (at base rate ${f1(e.shrinkAtBaseRate)}) + await ${f1(e.await)} + expand ${f1(e.expand)} (at base rate ${f1(e.expandAtBaseRate)}); ${walls}`);
   }
 }
 if (args.out) writeFileSync(args.out, JSON.stringify(results, null, 2) + '\n');

@@ -212,12 +212,16 @@ export interface NativeTestingOps {
   /** Whether the CPU LoRA expand runs its AVX-512 copy (where the CPU has it); returns whether it now does
    *  (without an argument: only that). selectCpuKernelIsa restores its kernel set's default. */
   setLoraWideExpand(on?: boolean): boolean;
-  /** Chunks per thread of a CPU GEMM with an epilogue (a fused LoRA expand), default 4 (benchmarks). */
-  setGemmEpilogueChunks(chunksPerThread: number): void;
+  /** Chunks per thread of a CPU GEMM with an epilogue (a fused LoRA expand); 0 (default) = chosen from the
+   *  epilogue's bytes per thread, each chunk's at least minChunkBytes (16 KiB unless set). Benchmarks. */
+  setGemmEpilogueChunks(chunksPerThread: number, minChunkBytes?: number): void;
+  /** Chunks per thread of a CPU GEMM without an epilogue, default 4 (benchmarks). */
+  setGemmChunks(chunksPerThread: number): void;
   /** The CPU GEMM threads' time (ns, summed over threads) and weight bytes since the last call, by kind of range
    *  (base parts, parts with their own output = a fused LoRA shrink, the epilogue's wait for those, the epilogue =
-   *  a fused LoRA expand); then profiling on or off for the next steps (off by default). Benchmarks only. */
-  gemmProfile(on: boolean): { baseNs: number; baseBytes: number; ownNs: number; ownBytes: number; awaitNs: number; epilogueNs: number };
+   *  a fused LoRA expand), and the calling thread's wall time inside the GEMMs; then profiling on or off for the
+   *  next steps (off by default). Benchmarks only. */
+  gemmProfile(on: boolean): { baseNs: number; baseBytes: number; ownNs: number; ownBytes: number; awaitNs: number; epilogueNs: number; wallNs: number };
 }
 
 export function loadNativeTestingOps(): NativeTestingOps {

@@ -151,6 +151,7 @@ void runDecoderLayers(const LayerStack& stack, const StepInputView& step, std::v
           for (int t = 0; t < T; ++t) addBias(t, c0, c1);
         stack.lora->fusedExpand(shrink, shrunk, y, ldy, c0, c1);
       };
+      epilogue.bytesPerColumn = static_cast<size_t>(shrink.rank) * (shrink.bf16 ? 2 : 4);  // Bᵀ per output column
       gemm(pool, x, T, K, parts, y, ldy, &epilogue);
       return;
     }

@@ -60,22 +60,38 @@ SplitActs splitActivations(ThreadPool& pool, const CpuKernels& kernels, const st
 
 std::atomic<bool> gProfiling{false};
 // Nanoseconds and bytes per GemmProfile field, in its order.
-std::atomic<int64_t> gProfile[6];
-enum ProfileField { kBaseNs, kBaseBytes, kOwnNs, kOwnBytes, kAwaitNs, kEpilogueNs };
+enum ProfileField { kBaseNs, kBaseBytes, kOwnNs, kOwnBytes, kAwaitNs, kEpilogueNs, kWallNs, kNumProfileFields };
+std::atomic<int64_t> gProfile[kNumProfileFields];
 
 int64_t nowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 void addProfile(ProfileField f, int64_t v) { gProfile[f].fetch_add(v, std::memory_order_relaxed); }
 
-// Chunks per thread of the blocks after the head when the GEMM has an epilogue (a fused LoRA expand runs once per
-// chunk): 4 like every GEMM by default, TSLORA_GEMM_EPILOGUE_CHUNKS (1-16) or setGemmEpilogueChunks for tuning.
-int clampChunks(int n) { return std::min(16, std::max(1, n)); }
-std::atomic<int> gEpilogueChunks{[] {
-  const char* s = std::getenv("TSLORA_GEMM_EPILOGUE_CHUNKS");
-  return s ? clampChunks(std::atoi(s)) : 4;
-}()};
-int epilogueChunksPerThread() { return gEpilogueChunks.load(std::memory_order_relaxed); }
+// Chunks per thread, claimed dynamically: a thread that runs late on a shared machine takes fewer. 0 (epilogue only)
+// = chosen by epilogueChunksPerThread.
+int clampChunks(int n, int least) { return std::min(16, std::max(least, n)); }
+int envChunks(const char* name, int fallback, int least) {
+  const char* s = std::getenv(name);
+  return s && *s ? clampChunks(std::atoi(s), least) : fallback;
+}
+std::atomic<int> gPlainChunks{envChunks("TSLORA_GEMM_CHUNKS", 4, 1)};
+std::atomic<int> gEpilogueChunks{envChunks("TSLORA_GEMM_EPILOGUE_CHUNKS", 0, 0)};
+std::atomic<size_t> gMinEpilogueChunkBytes{16 << 10};
+
+// Chunks per thread of the blocks after the head when the GEMM has an epilogue. Each chunk ends in one epilogue call
+// and starts its weights' stream cold (the decode GEMV prefetches from its second tile of rows on). A fused LoRA
+// expand over a short range (a few KiB of Bᵀ at rank 16 on a 125M model's o / down projections) costs more per call
+// than per byte, so a chunk is cut only where each one's epilogue still reads gMinEpilogueChunkBytes (16 KiB): 1 to
+// 4 per thread (4: as without an epilogue, for large models and ranks, where the dynamic claim balances a late thread).
+int epilogueChunksPerThread(const GemmEpilogue& epilogue, int restBlocks, int numThreads) {
+  const int fixed = gEpilogueChunks.load(std::memory_order_relaxed);
+  if (fixed > 0) return fixed;
+  if (epilogue.bytesPerColumn == 0) return 4;
+  const double bytesPerThread = static_cast<double>(restBlocks) * kColBlock * epilogue.bytesPerColumn / numThreads;
+  const double minBytes = static_cast<double>(gMinEpilogueChunkBytes.load(std::memory_order_relaxed));
+  return static_cast<int>(std::min(4.0, std::max(1.0, bytesPerThread / minBytes)));
+}
 
 // Spins until every block of the parts with their own output is done (they come first in block order and are
 // claimed before any later block, by threads that finish them without waiting: no cycle).
@@ -92,6 +108,7 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
                   const GemmEpilogue* epilogue = nullptr) {
   int M = static_cast<int>(xRows.size());
   if (M == 0) return;
+  const int64_t wallStart = gProfiling.load(std::memory_order_relaxed) ? nowNs() : 0;
   // Global column index over the concatenated parts, split into blocks of kColBlock.
   std::vector<int> blockStart{0};
   int ownBlocks = 0;  // blocks of parts with their own output (a fused LoRA shrink)
@@ -110,7 +127,9 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
   const int headBlocks = epilogue ? ownBlocks : 0;
   const int headChunks = std::min(headBlocks, pool.numThreads());
   const int restBlocks = totalBlocks - headBlocks;
-  const int restChunks = std::min(restBlocks, pool.numThreads() * (epilogue ? epilogueChunksPerThread() : 4));
+  const int chunksPerThread = epilogue ? epilogueChunksPerThread(*epilogue, restBlocks, pool.numThreads())
+                                       : gPlainChunks.load(std::memory_order_relaxed);
+  const int restChunks = std::min(restBlocks, pool.numThreads() * chunksPerThread);
   const int numChunks = headChunks + restChunks;
   const CpuKernels& kernels = cpuKernels();
   const bool tiles = useTileGemm(kernels, M, parts);
@@ -155,13 +174,17 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
       }
     }
   };
-  if (numChunks <= 1) return runBlocks(0, totalBlocks);
   auto share = [](int blocks, int k, int chunks) { return static_cast<int>(static_cast<int64_t>(blocks) * k / chunks); };
-  pool.run(numChunks, [&](int c) {
-    if (c < headChunks) return runBlocks(share(headBlocks, c, headChunks), share(headBlocks, c + 1, headChunks));
-    const int k = c - headChunks;
-    runBlocks(headBlocks + share(restBlocks, k, restChunks), headBlocks + share(restBlocks, k + 1, restChunks));
-  });
+  if (numChunks <= 1) {
+    runBlocks(0, totalBlocks);
+  } else {
+    pool.run(numChunks, [&](int c) {
+      if (c < headChunks) return runBlocks(share(headBlocks, c, headChunks), share(headBlocks, c + 1, headChunks));
+      const int k = c - headChunks;
+      runBlocks(headBlocks + share(restBlocks, k, restChunks), headBlocks + share(restBlocks, k + 1, restChunks));
+    });
+  }
+  if (wallStart) addProfile(kWallNs, nowNs() - wallStart);
 }
 
 }  // namespace
@@ -206,13 +229,18 @@ void gemmRows(ThreadPool& pool, const float* x, const int32_t* rowIndex, int num
   gemmPointers(pool, xRows, {&yRows}, {GemmPart{w, 0}});
 }
 
-void setGemmEpilogueChunks(int chunksPerThread) { gEpilogueChunks.store(clampChunks(chunksPerThread), std::memory_order_relaxed); }
+void setGemmEpilogueChunks(int chunksPerThread, size_t minChunkBytes) {
+  gEpilogueChunks.store(chunksPerThread <= 0 ? 0 : clampChunks(chunksPerThread, 1), std::memory_order_relaxed);
+  if (minChunkBytes > 0) gMinEpilogueChunkBytes.store(minChunkBytes, std::memory_order_relaxed);
+}
+
+void setGemmChunks(int chunksPerThread) { gPlainChunks.store(clampChunks(chunksPerThread, 1), std::memory_order_relaxed); }
 
 void setGemmProfiling(bool on) { gProfiling.store(on, std::memory_order_relaxed); }
 
 GemmProfile takeGemmProfile() {
-  int64_t v[6];
-  for (int f = 0; f < 6; ++f) v[f] = gProfile[f].exchange(0, std::memory_order_relaxed);
+  int64_t v[kNumProfileFields];
+  for (int f = 0; f < kNumProfileFields; ++f) v[f] = gProfile[f].exchange(0, std::memory_order_relaxed);
   GemmProfile p;
   p.baseNs = static_cast<double>(v[kBaseNs]);
   p.baseBytes = static_cast<double>(v[kBaseBytes]);
@@ -220,6 +248,7 @@ GemmProfile takeGemmProfile() {
   p.ownBytes = static_cast<double>(v[kOwnBytes]);
   p.awaitNs = static_cast<double>(v[kAwaitNs]);
   p.epilogueNs = static_cast<double>(v[kEpilogueNs]);
+  p.wallNs = static_cast<double>(v[kWallNs]);
   return p;
 }
 

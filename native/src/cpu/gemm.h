@@ -40,6 +40,9 @@ struct GemmPart {
 struct GemmEpilogue {
   std::function<void(int c0, int c1)> before;  // optional
   std::function<void(int c0, int c1)> after;
+  // Bytes `after` reads per output column (a fused LoRA expand: its rank × element size of Bᵀ), from which the GEMM
+  // chooses how many ranges per thread to cut (gemm.cpp: epilogueChunksPerThread); 0 = unknown (4 per thread).
+  size_t bytesPerColumn = 0;
 };
 
 // x: [M, K] with row stride ldx; y: [M, ldy]. Every part must have cols == K. Overwrites the part's columns.
@@ -51,15 +54,22 @@ void gemm(ThreadPool& pool, const float* x, int M, int ldx, const std::vector<Ge
 void gemmRows(ThreadPool& pool, const float* x, const int32_t* rowIndex, int numRows, int ldx, const WeightView& w,
               float* y, int ldy);
 
-// Chunks per thread of a GEMM with an epilogue, after its head (default 4, TSLORA_GEMM_EPILOGUE_CHUNKS; clamped to
-// 1-16): each chunk ends in one epilogue call (a fused LoRA expand). Between steps only (benchmarks).
-void setGemmEpilogueChunks(int chunksPerThread);
+// Chunks per thread of a GEMM with an epilogue, after its head: each chunk ends in one epilogue call (a fused LoRA
+// expand). 0 (default) = chosen from the epilogue's bytes per thread, each chunk's at least minChunkBytes (16 KiB
+// unless set; 0 keeps it; gemm.cpp: epilogueChunksPerThread); 1-16 = that many (TSLORA_GEMM_EPILOGUE_CHUNKS sets the
+// start value). Between steps only (benchmarks).
+void setGemmEpilogueChunks(int chunksPerThread, size_t minChunkBytes = 0);
+// Chunks per thread of a GEMM without an epilogue (default 4, TSLORA_GEMM_CHUNKS; clamped to 1-16). Between steps
+// only (benchmarks: whether a base step gains from fewer chunks too).
+void setGemmChunks(int chunksPerThread);
 
 // Where the GEMM threads' time goes, summed over threads, while profiling is on (benchmarks: what a LoRA step adds
 // to the base step). Ranges of parts without their own output ("base"), of parts with one (a fused LoRA shrink,
 // "own"), an epilogue's wait for those ("await") and the epilogue's before + after calls (a fused LoRA expand).
+// wallNs: the calling thread's time inside gemm() (from its first chunk to the last thread's end), so a step's time
+// outside the GEMMs is its wall time minus this.
 struct GemmProfile {
-  double baseNs = 0, baseBytes = 0, ownNs = 0, ownBytes = 0, awaitNs = 0, epilogueNs = 0;
+  double baseNs = 0, baseBytes = 0, ownNs = 0, ownBytes = 0, awaitNs = 0, epilogueNs = 0, wallNs = 0;
 };
 // Off by default (one relaxed load per range); between steps only.
 void setGemmProfiling(bool on);

@@ -1,5 +1,6 @@
 #include "testing-ops.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <vector>
@@ -288,12 +289,21 @@ Napi::Value GemmProfileOp(const Napi::CallbackInfo& info) {
   o.Set("ownBytes", p.ownBytes);
   o.Set("awaitNs", p.awaitNs);
   o.Set("epilogueNs", p.epilogueNs);
+  o.Set("wallNs", p.wallNs);
   return o;
 }
 
-// setGemmEpilogueChunks(n): chunks per thread of a GEMM with an epilogue (cpu/gemm.h; benchmarks).
+// setGemmEpilogueChunks(n[, minChunkBytes]): chunks per thread of a GEMM with an epilogue, 0 = chosen from its bytes
+// (cpu/gemm.h; benchmarks).
 Napi::Value SetGemmEpilogueChunks(const Napi::CallbackInfo& info) {
-  cpu::setGemmEpilogueChunks(info[0].As<Napi::Number>().Int32Value());
+  const int64_t minChunkBytes = info.Length() > 1 ? info[1].As<Napi::Number>().Int64Value() : 0;
+  cpu::setGemmEpilogueChunks(info[0].As<Napi::Number>().Int32Value(), static_cast<size_t>(std::max<int64_t>(0, minChunkBytes)));
+  return info.Env().Undefined();
+}
+
+// setGemmChunks(n): chunks per thread of a GEMM without an epilogue (cpu/gemm.h; benchmarks).
+Napi::Value SetGemmChunks(const Napi::CallbackInfo& info) {
+  cpu::setGemmChunks(info[0].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
 }
 
@@ -342,6 +352,7 @@ Napi::Object testingOps(Napi::Env env) {
   t.Set("setLoraShrinkFusion", Napi::Function::New(env, SetLoraShrinkFusion));
   t.Set("setLoraExpandFusion", Napi::Function::New(env, SetLoraExpandFusion));
   t.Set("setGemmEpilogueChunks", Napi::Function::New(env, SetGemmEpilogueChunks));
+  t.Set("setGemmChunks", Napi::Function::New(env, SetGemmChunks));
   t.Set("gemmProfile", Napi::Function::New(env, GemmProfileOp));
   t.Set("setLoraWideExpand", Napi::Function::New(env, SetLoraWideExpand));
   return t;
