@@ -170,26 +170,30 @@ for (const rank of ranks) {
     const wideDefault = 'setLoraWideExpand' in ops && ops.setLoraWideExpand();
     const twoCopies = ['avx512', 'amx'].includes(isa.active) && 'setLoraWideExpand' in ops && ops.setLoraWideExpand(true);
     if (twoCopies) ops.setLoraWideExpand(wideDefault);
-    // Builds whose GEMM chooses the fused expand's chunks per thread from its bytes (cpu/gemm.h; those have
-    // setGemmChunks) also time the default path with the fixed 4 chunks per thread of before (t4).
+    // Builds whose GEMM can choose the fused expand's chunks per thread from its bytes (cpu/gemm.h; those have
+    // setGemmChunks) also time the default path with the other choice (tc): chosen if the default is a fixed count,
+    // else the fixed 4 per thread of before.
     const chosenChunks = 'setGemmChunks' in ops;
-    const singles: Array<{ tb: number; tl: number; ts: number; tu: number; to: number; t4: number }> = [];
+    const chunkDefault = chosenChunks ? ops.setGemmEpilogueChunks(0) : 4;
+    if (chosenChunks) ops.setGemmEpilogueChunks(chunkDefault);
+    const otherChunks = chunkDefault === 0 ? 4 : 0;
+    const singles: Array<{ tb: number; tl: number; ts: number; tu: number; to: number; tc: number }> = [];
     for (let i = 0; i < steps; i++) {
       const tb = oneBase.next();
       const tl = oneLora.next();
       if (twoCopies) ops.setLoraWideExpand(!wideDefault);
       const to = twoCopies ? oneLora.next() : NaN;
       if (twoCopies) ops.setLoraWideExpand(wideDefault);
-      if (chosenChunks) ops.setGemmEpilogueChunks(4);
-      const t4 = chosenChunks ? oneLora.next() : NaN;
-      if (chosenChunks) ops.setGemmEpilogueChunks(0);
+      if (chosenChunks) ops.setGemmEpilogueChunks(otherChunks);
+      const tc = chosenChunks ? oneLora.next() : NaN;
+      if (chosenChunks) ops.setGemmEpilogueChunks(chunkDefault);
       setExpandFusion?.(false);
       const ts = setExpandFusion ? oneLora.next() : NaN;
       ops.setLoraShrinkFusion(false);
       const tu = oneLora.next();
       ops.setLoraShrinkFusion(true);
       setExpandFusion?.(true);
-      singles.push({ tb, tl, ts, tu, to, t4 });
+      singles.push({ tb, tl, ts, tu, to, tc });
     }
     // Batch 8: 8 distinct adapters vs 8 base rows.
     const baseBatch = decoder(runner, shape.vocab, Array(8).fill(-1), 0);
@@ -204,7 +208,9 @@ for (const rank of ranks) {
       batch1LoraCostUnfused: median(singles.map((r) => r.tu / r.tb)) - 1,
       expandCopy: wideDefault ? 'avx512' : '8-lane',
       batch1LoraCostOtherExpand: median(singles.map((r) => r.to / r.tb)) - 1,
-      batch1LoraCostFourChunks: median(singles.map((r) => r.t4 / r.tb)) - 1,
+      // GEMM chunks per thread with the fused expand (0 = chosen from its bytes): the default's and the other's.
+      gemmEpilogueChunks: chunkDefault,
+      batch1LoraCostOtherChunks: median(singles.map((r) => r.tc / r.tb)) - 1,
       // Share of the LoRA step spent reading the adapter's bytes at the base step's rate: the cost's floor.
       batch1LoraBytesOverBase: runner.memoryReport().loraPoolBytes / 8 / stepBytes,
       batch8BaseStepMs: median(rounds.map((r) => r.tb)) * 1000,
@@ -224,7 +230,7 @@ if (args.json) {
   const r = results as any;
   const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
   const wideNote = (x: any) => (Number.isNaN(x.batch1LoraCostOtherExpand) ? '' : `${x.expandCopy === 'avx512' ? '8-lane' : 'AVX-512'} expand ${pct(x.batch1LoraCostOtherExpand)}, `) +
-    (Number.isNaN(x.batch1LoraCostFourChunks) ? '' : `4 GEMM chunks per thread ${pct(x.batch1LoraCostFourChunks)}, `);
+    (Number.isNaN(x.batch1LoraCostOtherChunks) ? '' : `${x.gemmEpilogueChunks === 0 ? '4 GEMM chunks per thread' : 'GEMM chunks chosen from the expand bytes'} ${pct(x.batch1LoraCostOtherChunks)}, `);
   console.log(`machine: ${r.machine}, ${threads} threads, CPU kernels ${isa.active} (available ${isa.available.join(', ')}; ${isa.features})`);
   console.log(`model: ${shape.numLayers} layers, hidden ${shape.hidden}, intermediate ${shape.intermediate}, vocab ${shape.vocab}, ${shape.dtype}, ${(params / 1e6).toFixed(0)}M params, ${r.model.weightMiB} MiB`);
   console.log(`copy bandwidth (read+write, ${threads} threads): median ${copyGBs.toFixed(1)} GB/s (range ${r.copyBandwidthGBs.min.toFixed(1)}-${r.copyBandwidthGBs.max.toFixed(1)})`);

@@ -9,8 +9,9 @@
  *     [--min-chunk-kib 8,32: more thresholds of the epilogue's chunk choice to time] [--generate: only write the model
  *     and the ranks' adapters into --dir, without loading the addon]
  * The 125M preset of decode.ts (same --dir: the same cached model and adapters), bf16 pool, csgmv. Variants, in
- * alternation with the defaults: the other expand copy where there are two (avx512 / amx kernel sets), a fixed 4
- * or 1 GEMM chunk per thread (gemm.h setGemmEpilogueChunks: one fused-expand call per chunk), base steps with 1.
+ * alternation with the defaults: the other expand copy where there are two (avx512 / amx kernel sets), GEMM chunks
+ * per thread chosen from the expand's bytes or a fixed 4 (whichever is not the default) or 1 (gemm.h
+ * setGemmEpilogueChunks: one fused-expand call per chunk), base steps with 1 chunk per thread.
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -52,6 +53,8 @@ const twoCopies = ['avx512', 'amx'].includes(isa.active) && ops.setLoraWideExpan
 ops.selectCpuKernelIsa(isa.active);  // the expand copy's default again
 const wideDefault = ops.setLoraWideExpand();
 const defaultMinChunkKiB = 16;  // cpu/gemm.cpp: gMinEpilogueChunkBytes
+const chunkDefault = ops.setGemmEpilogueChunks(0);  // 0: chosen from the expand's bytes
+ops.setGemmEpilogueChunks(chunkDefault);
 // The step variants, each set up before its step and undone after it: LoRA steps on the other expand copy where
 // there are two, with a fixed number of GEMM chunks per thread (4: every GEMM's count before the chunks were chosen
 // from the epilogue's bytes; 1) or other thresholds of that choice (--min-chunk-kib); base steps with 1 chunk per
@@ -60,19 +63,20 @@ type Variant = { name: string; base?: boolean; wide?: boolean; chunks?: number; 
 const variants: Variant[] = [
   { name: 'default' },
   ...(twoCopies ? [{ name: `${wideDefault ? '8-lane' : 'avx512'} expand`, wide: !wideDefault }] : []),
-  { name: '4 chunks', chunks: 4 },
+  ...(chunkDefault !== 0 ? [{ name: 'chunks chosen', chunks: 0, minChunkKiB: defaultMinChunkKiB }] : []),
+  ...(chunkDefault !== 4 ? [{ name: '4 chunks', chunks: 4 }] : []),
   { name: '1 chunk', chunks: 1 },
   ...args['min-chunk-kib'].split(',').filter(Boolean).map((kib) => ({ name: `chunks from ${kib} KiB`, minChunkKiB: Number(kib) })),
   { name: 'base, 1 chunk', base: true, plainChunks: 1 },
 ];
 const setUp = (v: Variant) => {
   if (v.wide !== undefined) ops.setLoraWideExpand(v.wide);
-  if (v.chunks || v.minChunkKiB) ops.setGemmEpilogueChunks(v.chunks ?? 0, (v.minChunkKiB ?? defaultMinChunkKiB) * 1024);
+  if (v.chunks !== undefined || v.minChunkKiB) ops.setGemmEpilogueChunks(v.chunks ?? 0, (v.minChunkKiB ?? defaultMinChunkKiB) * 1024);
   if (v.plainChunks) ops.setGemmChunks(v.plainChunks);
 };
 const undo = () => {
   ops.setLoraWideExpand(wideDefault);
-  ops.setGemmEpilogueChunks(0, defaultMinChunkKiB * 1024);
+  ops.setGemmEpilogueChunks(chunkDefault, defaultMinChunkKiB * 1024);
   ops.setGemmChunks(4);
 };
 const results: Record<string, unknown> = { isa: isa.active, features: isa.features, threads, steps, copyBandwidthGBs: ops.copyBandwidth(256 * 2 ** 20, threads, 3) };

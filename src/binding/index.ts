@@ -212,9 +212,9 @@ export interface NativeTestingOps {
   /** Whether the CPU LoRA expand runs its AVX-512 copy (where the CPU has it); returns whether it now does
    *  (without an argument: only that). selectCpuKernelIsa restores its kernel set's default. */
   setLoraWideExpand(on?: boolean): boolean;
-  /** Chunks per thread of a CPU GEMM with an epilogue (a fused LoRA expand); 0 (default) = chosen from the
-   *  epilogue's bytes per thread, each chunk's at least minChunkBytes (16 KiB unless set). Benchmarks. */
-  setGemmEpilogueChunks(chunksPerThread: number, minChunkBytes?: number): void;
+  /** Chunks per thread of a CPU GEMM with an epilogue (a fused LoRA expand); 0 = chosen from the epilogue's bytes
+   *  per thread, each chunk's at least minChunkBytes (16 KiB unless set). Returns the previous count (benchmarks). */
+  setGemmEpilogueChunks(chunksPerThread: number, minChunkBytes?: number): number;
   /** Chunks per thread of a CPU GEMM without an epilogue, default 4 (benchmarks). */
   setGemmChunks(chunksPerThread: number): void;
   /** The CPU GEMM threads' time (ns, summed over threads) and weight bytes since the last call, by kind of range

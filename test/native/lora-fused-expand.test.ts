@@ -58,6 +58,7 @@ describe('LoRA expand fused into the base GEMM epilogue', () => {
   for (const dtype of ['f32', 'bf16'] as const) {
     it(`${dtype} pool: the epilogue equals the separate expand pass bitwise (ragged panels, odd rank, biases)`, async () => {
       const r = await runner(dtype);
+      const chunkDefault = ops.setGemmEpilogueChunks(0);
       try {
         for (const slots of [[1], [1, -1, 1], [-1, 1, 1]]) {
           const separate = run(r, slots, false).map((l) => Array.from(l));
@@ -68,7 +69,7 @@ describe('LoRA expand fused into the base GEMM epilogue', () => {
           }
         }
       } finally {
-        ops.setGemmEpilogueChunks(0);
+        ops.setGemmEpilogueChunks(chunkDefault);
         r.destroy();
       }
     });

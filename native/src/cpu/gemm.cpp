@@ -76,7 +76,8 @@ int envChunks(const char* name, int fallback, int least) {
   return s && *s ? clampChunks(std::atoi(s), least) : fallback;
 }
 std::atomic<int> gPlainChunks{envChunks("TSLORA_GEMM_CHUNKS", 4, 1)};
-std::atomic<int> gEpilogueChunks{envChunks("TSLORA_GEMM_EPILOGUE_CHUNKS", 0, 0)};
+constexpr int kEpilogueChunksDefault = 4;  // 0 = chosen by epilogueChunksPerThread: until measured on the Xeon
+std::atomic<int> gEpilogueChunks{envChunks("TSLORA_GEMM_EPILOGUE_CHUNKS", kEpilogueChunksDefault, 0)};
 std::atomic<size_t> gMinEpilogueChunkBytes{16 << 10};
 
 // Chunks per thread of the blocks after the head when the GEMM has an epilogue. Each chunk ends in one epilogue call
@@ -229,9 +230,9 @@ void gemmRows(ThreadPool& pool, const float* x, const int32_t* rowIndex, int num
   gemmPointers(pool, xRows, {&yRows}, {GemmPart{w, 0}});
 }
 
-void setGemmEpilogueChunks(int chunksPerThread, size_t minChunkBytes) {
-  gEpilogueChunks.store(chunksPerThread <= 0 ? 0 : clampChunks(chunksPerThread, 1), std::memory_order_relaxed);
+int setGemmEpilogueChunks(int chunksPerThread, size_t minChunkBytes) {
   if (minChunkBytes > 0) gMinEpilogueChunkBytes.store(minChunkBytes, std::memory_order_relaxed);
+  return gEpilogueChunks.exchange(chunksPerThread <= 0 ? 0 : clampChunks(chunksPerThread, 1), std::memory_order_relaxed);
 }
 
 void setGemmChunks(int chunksPerThread) { gPlainChunks.store(clampChunks(chunksPerThread, 1), std::memory_order_relaxed); }

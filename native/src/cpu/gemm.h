@@ -55,10 +55,10 @@ void gemmRows(ThreadPool& pool, const float* x, const int32_t* rowIndex, int num
               float* y, int ldy);
 
 // Chunks per thread of a GEMM with an epilogue, after its head: each chunk ends in one epilogue call (a fused LoRA
-// expand). 0 (default) = chosen from the epilogue's bytes per thread, each chunk's at least minChunkBytes (16 KiB
-// unless set; 0 keeps it; gemm.cpp: epilogueChunksPerThread); 1-16 = that many (TSLORA_GEMM_EPILOGUE_CHUNKS sets the
-// start value). Between steps only (benchmarks).
-void setGemmEpilogueChunks(int chunksPerThread, size_t minChunkBytes = 0);
+// expand). 0 = chosen from the epilogue's bytes per thread, each chunk's at least minChunkBytes (16 KiB unless set;
+// 0 keeps it; gemm.cpp: epilogueChunksPerThread); 1-16 = that many (default and TSLORA_GEMM_EPILOGUE_CHUNKS: see
+// kEpilogueChunksDefault). Returns the previous count. Between steps only (benchmarks).
+int setGemmEpilogueChunks(int chunksPerThread, size_t minChunkBytes = 0);
 // Chunks per thread of a GEMM without an epilogue (default 4, TSLORA_GEMM_CHUNKS; clamped to 1-16). Between steps
 // only (benchmarks: whether a base step gains from fewer chunks too).
 void setGemmChunks(int chunksPerThread);

@@ -293,12 +293,12 @@ Napi::Value GemmProfileOp(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// setGemmEpilogueChunks(n[, minChunkBytes]): chunks per thread of a GEMM with an epilogue, 0 = chosen from its bytes
-// (cpu/gemm.h; benchmarks).
+// setGemmEpilogueChunks(n[, minChunkBytes]) → the previous n: chunks per thread of a GEMM with an epilogue, 0 =
+// chosen from its bytes (cpu/gemm.h; benchmarks).
 Napi::Value SetGemmEpilogueChunks(const Napi::CallbackInfo& info) {
   const int64_t minChunkBytes = info.Length() > 1 ? info[1].As<Napi::Number>().Int64Value() : 0;
-  cpu::setGemmEpilogueChunks(info[0].As<Napi::Number>().Int32Value(), static_cast<size_t>(std::max<int64_t>(0, minChunkBytes)));
-  return info.Env().Undefined();
+  return Napi::Number::New(info.Env(), cpu::setGemmEpilogueChunks(info[0].As<Napi::Number>().Int32Value(),
+                                                                   static_cast<size_t>(std::max<int64_t>(0, minChunkBytes))));
 }
 
 // setGemmChunks(n): chunks per thread of a GEMM without an epilogue (cpu/gemm.h; benchmarks).
