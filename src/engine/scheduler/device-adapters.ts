@@ -105,6 +105,15 @@ export class DeviceAdapters<HostAdapter> {
     this.pendingCopies.set(id, tracked);
   }
 
+  /** Synchronous loading: a slot for each of `ids` (deterministic order), never evicting one of `protect`. */
+  loadNow(ids: ReadonlySet<string>, protect: ReadonlySet<string>): void {
+    for (const id of sortAdapterIds(ids)) {
+      const choice = this.slots.choose(protect, this.pinned);
+      if (!choice) throw new Error(`internal: no device slot for adapter ${id} although admission allowed it`);
+      this.load(id, choice.slot, false);
+    }
+  }
+
   /** Milliseconds until the soonest pending copy should finish (by the learned estimate); null = unknown. */
   soonestCopyMs(): number | null {
     if (this.copyMsEstimate === null || this.copyStartedAt.size === 0) return null;
