@@ -41,7 +41,7 @@ describe('CUDA LoRA steps split into passes', { skip }, () => {
       runners.push(gpu, cpuRunner);
       const all = seqs();
       const whole = gpu.step(all);
-      const grouped = [];
+      const grouped: typeof whole = [];
       for (let g = 0; g < NUM_SEQS; g += GROUP) grouped.push(...gpu.step(all.slice(g, g + GROUP)));
       const onCpu = cpuRunner.step(all);
       let worstSame = 0;

@@ -31,6 +31,7 @@ import { relativeL2 } from '../native/forward-reference.js';
 import {
   argmax, cudaBackendOrSkip, describeNearTie, freeGreedy, judgeNearTie, makeRunner, teacherForced, type LoadedFixture,
 } from './cuda-parity-helpers.js';
+// @ts-expect-error plain ESM helper without type declarations
 import { gpuRequirement } from '../../scripts/test-run/gpu-requirement.mjs';
 
 type Dtype = 'f16' | 'bf16';

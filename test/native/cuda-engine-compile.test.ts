@@ -121,6 +121,7 @@ test('the attention split / greedy chunk rules of the CUDA engine match a direct
 // and with SwiGLU in its epilogue) against fp64 / CPU-sampler references.
 const emuSkip = !which('g++') ? 'g++ not found' : !cudaInclude ? 'cuda_runtime.h not found (no CUDA toolkit)' : false;
 test('the attention, greedy-row, qkv, norm, SwiGLU and skinny GEMM kernels match their references on the host CUDA emulator (g++)', { skip: emuSkip, timeout: 600_000 }, async () => {
+  // @ts-expect-error plain ESM helper without type declarations
   const { transformCuda } = await import('../../native/src/cuda/engine/test/emu/transform.mjs');
   const out = mkdtempSync(join(tmpdir(), 'tslora-kernel-emu-'));
   try {

@@ -28,6 +28,7 @@ const cudaInclude = [process.env.CUDA_HOME, process.env.CUDA_PATH, nvcc ? resolv
 const skip = !which('g++') ? 'g++ not found' : !cudaInclude ? 'CUDA headers (cuda_bf16.h) not found' : false;
 
 test('decode GEMM (tensor cores, split-K tickets) matches an fp64 reference on the host CUDA emulator', { skip, timeout: 600_000 }, async () => {
+  // @ts-expect-error plain ESM helper without type declarations
   const { writeDecodeGemmForEmulator } = await import('../../native/src/cuda/engine/test/emu/decode-gemm-emu.mjs');
   const out = mkdtempSync(join(tmpdir(), 'tslora-decode-gemm-emu-'));
   try {

@@ -72,7 +72,7 @@ describe('forwardLaunch / forwardWait', () => {
     const runner = makeRunner();
     try {
       const handle = (runner as unknown as { model: never }).model;
-      assert.throws(() => backend.forwardWait(handle), /no step was launched/);
+      assert.throws(() => backend.forwardWait!(handle), /no step was launched/);
       runner.launch!([prefill(0, 0)]);
       runner.launch!([prefill(1, 0)]);
       assert.throws(() => runner.launch!([prefill(0, 0)]), /at most 2/);
@@ -85,11 +85,11 @@ describe('forwardLaunch / forwardWait', () => {
       // A reference to a row the previous step did not have fails that step only.
       const step = runner.buildStepInput([decode(0, 0, 7, 1, 0)]).step;
       step.tokenIds[0] = -(1 + 5);
-      backend.forwardLaunch(handle, step);
-      assert.throws(() => backend.forwardWait(handle), /refers to row 5 of the previous step, which had 1 rows/);
+      backend.forwardLaunch!(handle, step);
+      assert.throws(() => backend.forwardWait!(handle), /refers to row 5 of the previous step, which had 1 rows/);
       step.tokenIds[0] = -1;
-      backend.forwardLaunch(handle, step);
-      assert.throws(() => backend.forwardWait(handle), /which failed or never ran/);
+      backend.forwardLaunch!(handle, step);
+      assert.throws(() => backend.forwardWait!(handle), /which failed or never ran/);
       runner.launch!([prefill(1, 0)]);
       assert.equal(runner.wait!()[0].tokenId, r1.tokenId, 'the step thread serves on after failed steps');
     } finally {

@@ -52,7 +52,9 @@ function linkAndRun(gemm: string, env: Record<string, string> = {}): { status: n
 const waitCall = 'skinny_shrink::waitForShrink(lora);';
 
 test('the skinny GEMM with the LoRA delta in its epilogue is bit-identical to the GEMM + small-step expand (host CUDA emulator, g++)', { skip, timeout: 900_000 }, async () => {
+  // @ts-expect-error plain ESM helper without type declarations
   const { transformCuda } = await import('../../native/src/cuda/engine/test/emu/transform.mjs');
+  // @ts-expect-error plain ESM helper without type declarations
   const { prepareSkinnyShrink } = await import('../../native/src/cuda/engine/test/emu/skinny-shrink-emu.mjs');
   const prepared = prepareSkinnyShrink(join(out, 'src'), (src: string) => {
     assert.ok(src.includes(waitCall), `skinny-gemm.cu no longer calls ${waitCall}`);
@@ -75,6 +77,7 @@ test('the skinny GEMM with the LoRA delta in its epilogue is bit-identical to th
 
 test('without the wait for the shrink blocks, the emulated grid reads U before it is written (the check above can fail)', { skip, timeout: 900_000 }, async () => {
   assert.ok(objects.has('driver'), 'the build of the test above');
+  // @ts-expect-error plain ESM helper without type declarations
   const { prepareSkinnyShrink } = await import('../../native/src/cuda/engine/test/emu/skinny-shrink-emu.mjs');
   const mutant = prepareSkinnyShrink(join(out, 'mutant'), (src: string) => src.replace(waitCall, ''));
   const obj = join(out, 'skinny-gemm-mutant.o');

@@ -131,7 +131,7 @@ test('SSE: incremental chunks of OpenAI completions concatenate to the plain ans
 test('native stream: an error before the stream starts is a plain JSON 400; cumulative events otherwise', async () => {
   const res = await fetch(`${server.url}/generate`, { method: 'POST', headers: { ...H, 'content-type': 'application/json' }, body: JSON.stringify({ text: 'abc', lora_path: 'c', stream: true, sampling_params: greedy(3) }) });
   assert.equal(res.status, 400, 'c is not loaded: an error before the stream starts is a plain JSON 400');
-  const body = await res.json();
+  const body = (await res.json()) as { error: { message: string } };
   assert.match(body.error.message, /adapter 'c' is not loaded/);
   const events = await postStreamWithKey({ text: 'abc', lora_path: 'b', stream: true, sampling_params: greedy(4) });
   assert.equal(events.at(-1), '[DONE]');
