@@ -102,16 +102,8 @@ __global__ void __launch_bounds__(kExpandThreads, 2) expandWideKernel(
     }
   };
 
-  // Prologue: the B halves of stages 0 .. Stages-2 before pdlWait (group 0), then the y halves, one group each.
-#pragma unroll
-  for (int st = 0; st < Stages - 1; ++st)
-    if (st < numLocal) loadB(st, st);
-  pdlWait();
-#pragma unroll
-  for (int st = 0; st < Stages - 1; ++st) {
-    if (st < numLocal) loadY(st, st);
-    detail::copyAsyncCommit();
-  }
+  // The B halves of the first sub-tiles before pdlWait, the y halves after it.
+  detail::pipelinePrologue<Stages>(numLocal, [&](int st) { loadB(st, st); }, [&](int st) { loadY(st, st); });
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tq = lane % 4;
   const bool warpActive = warp * 16 < rows;

@@ -110,17 +110,8 @@ __global__ void __launch_bounds__(kThreads) shrinkKernel(
   for (int mf = 0; mf < BM / 16; ++mf) wmma::fill_fragment(acc[mf], 0.0f);
 
   const int numK = k1 > k0 ? (k1 - k0 + kBK - 1) / kBK : 0;
-  // Prologue: the A halves of stages 0 .. kStages-2 while the kernel before may still run (they join cp.async group
-  // 0, so every stage's A has landed by the time its x has), then pdlWait, then the x halves, one group per stage.
-#pragma unroll
-  for (int st = 0; st < kStages - 1; ++st)
-    if (st < numK) loadStageA(st, k0 + st * kBK);
-  pdlWait();
-#pragma unroll
-  for (int st = 0; st < kStages - 1; ++st) {
-    if (st < numK) loadStageX(st, k0 + st * kBK);
-    detail::copyAsyncCommit();
-  }
+  // The A halves of the first stages while the kernel before may still run, the x halves after pdlWait.
+  detail::pipelinePrologue<kStages>(numK, [&](int st) { loadStageA(st, k0 + st * kBK); }, [&](int st) { loadStageX(st, k0 + st * kBK); });
   for (int i = 0; i < numK; ++i) {
     const int ahead = i + kStages - 1;
     if (ahead < numK) loadStage(ahead % kStages, k0 + ahead * kBK);

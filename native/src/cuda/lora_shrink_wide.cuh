@@ -99,17 +99,8 @@ __global__ void __launch_bounds__(kThreads, NC == 1 ? 3 : 2) shrinkWideKernel(
       for (int q = 0; q < 4; ++q) acc[c][nt][q] = 0.0f;
 
   const int numK = k1 > k0 ? (k1 - k0 + kBK - 1) / kBK : 0;
-  // Prologue: the A halves of stages 0 .. kStages-2 before pdlWait (they join cp.async group 0, so every stage's A has
-  // landed by the time its x has), then the x halves, one group per stage.
-#pragma unroll
-  for (int st = 0; st < kStages - 1; ++st)
-    if (st < numK) loadStageA(st, k0 + st * kBK);
-  pdlWait();
-#pragma unroll
-  for (int st = 0; st < kStages - 1; ++st) {
-    if (st < numK) loadStageX(st, k0 + st * kBK);
-    detail::copyAsyncCommit();
-  }
+  // The A halves of the first stages before pdlWait, the x halves after it.
+  detail::pipelinePrologue<kStages>(numK, [&](int st) { loadStageA(st, k0 + st * kBK); }, [&](int st) { loadStageX(st, k0 + st * kBK); });
   // Lane roles in ldmatrix: x rows 16·warp + lane % 16 at k + 8·(lane / 16); A rows (column n of U) 16p + 8·(lane / 16)
   // + lane % 8 at k + 8·((lane / 8) % 2), so r0, r1 = b0, b1 of n tile 2p and r2, r3 those of n tile 2p + 1.
   const int xRow = warp * 16 + lane % 16, xCol = (lane / 16) * 8;

@@ -1,8 +1,11 @@
-// Device helpers shared by the LoRA shrink and expand kernels: dtype traits, cp.async copies, row selection.
+// Device helpers shared by the LoRA shrink and expand kernels: dtype traits, cp.async copies and pipeline prologue,
+// row selection.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cstdint>
+
+#include "engine/pdl.h"
 
 namespace tslora::cuda::lora::detail {
 
@@ -25,6 +28,23 @@ __device__ __forceinline__ void copyAsync16(void* sharedDst, const void* globalS
 __device__ __forceinline__ void copyAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int Pending>
 __device__ __forceinline__ void copyAsyncWait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending)); }
+
+// The prologue of a cp.async pipeline of Stages buffers over numSteps steps (step s in buffer s), in a programmatic
+// dependent launch: the weight halves of steps 0 .. Stages-2 (loadWeights(step): weights may be read before pdlWait)
+// join cp.async group 0, so every step's weights have landed by the time its activations have; then pdlWait, then
+// the activation halves (loadActivations(step)), one commit group per step (empty past numSteps).
+template <int Stages, typename LoadWeights, typename LoadActivations>
+__device__ __forceinline__ void pipelinePrologue(int numSteps, LoadWeights&& loadWeights, LoadActivations&& loadActivations) {
+#pragma unroll
+  for (int st = 0; st < Stages - 1; ++st)
+    if (st < numSteps) loadWeights(st);
+  pdlWait();
+#pragma unroll
+  for (int st = 0; st < Stages - 1; ++st) {
+    if (st < numSteps) loadActivations(st);
+    copyAsyncCommit();
+  }
+}
 
 // The block's rows: positions [begin, end) of segment g's row tile, their slot and rank; false = nothing to do.
 struct RowTile {
