@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <thread>
 
 #include "cpu-isa.h"
+#include "gemm-chunks.h"
 #include "tslora/thread-pool.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -68,32 +68,6 @@ int64_t nowNs() {
 }
 void addProfile(ProfileField f, int64_t v) { gProfile[f].fetch_add(v, std::memory_order_relaxed); }
 
-// Chunks per thread, claimed dynamically: a thread that runs late on a shared machine takes fewer. 0 (epilogue only)
-// = chosen by epilogueChunksPerThread.
-int clampChunks(int n, int least) { return std::min(16, std::max(least, n)); }
-int envChunks(const char* name, int fallback, int least) {
-  const char* s = std::getenv(name);
-  return s && *s ? clampChunks(std::atoi(s), least) : fallback;
-}
-std::atomic<int> gPlainChunks{envChunks("TSLORA_GEMM_CHUNKS", 4, 1)};
-constexpr int kEpilogueChunksDefault = 4;  // 0 = chosen by epilogueChunksPerThread: until measured on the Xeon
-std::atomic<int> gEpilogueChunks{envChunks("TSLORA_GEMM_EPILOGUE_CHUNKS", kEpilogueChunksDefault, 0)};
-std::atomic<size_t> gMinEpilogueChunkBytes{16 << 10};
-
-// Chunks per thread of the blocks after the head when the GEMM has an epilogue. Each chunk ends in one epilogue call
-// and starts its weights' stream cold (the decode GEMV prefetches from its second tile of rows on). A fused LoRA
-// expand over a short range (a few KiB of Bᵀ at rank 16 on a 125M model's o / down projections) costs more per call
-// than per byte, so a chunk is cut only where each one's epilogue still reads gMinEpilogueChunkBytes (16 KiB): 1 to
-// 4 per thread (4: as without an epilogue, for large models and ranks, where the dynamic claim balances a late thread).
-int epilogueChunksPerThread(const GemmEpilogue& epilogue, int restBlocks, int numThreads) {
-  const int fixed = gEpilogueChunks.load(std::memory_order_relaxed);
-  if (fixed > 0) return fixed;
-  if (epilogue.bytesPerColumn == 0) return 4;
-  const double bytesPerThread = static_cast<double>(restBlocks) * kColBlock * epilogue.bytesPerColumn / numThreads;
-  const double minBytes = static_cast<double>(gMinEpilogueChunkBytes.load(std::memory_order_relaxed));
-  return static_cast<int>(std::min(4.0, std::max(1.0, bytesPerThread / minBytes)));
-}
-
 // Spins until every block of the parts with their own output is done (they come first in block order and are
 // claimed before any later block, by threads that finish them without waiting: no cycle).
 void awaitOwnParts(const std::atomic<int>& left) {
@@ -124,14 +98,8 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
   // With an epilogue, the blocks of parts with their own output (a LoRA shrink) come first as one chunk per thread:
   // the threads finish them together, so an epilogue seldom waits, and each streams its share in one run (the
   // decode GEMV prefetches from its second tile of rows on: every chunk starts cold). The rest (or, without an
-  // epilogue, everything) goes in a few chunks per thread.
-  const int headBlocks = epilogue ? ownBlocks : 0;
-  const int headChunks = std::min(headBlocks, pool.numThreads());
-  const int restBlocks = totalBlocks - headBlocks;
-  const int chunksPerThread = epilogue ? epilogueChunksPerThread(*epilogue, restBlocks, pool.numThreads())
-                                       : gPlainChunks.load(std::memory_order_relaxed);
-  const int restChunks = std::min(restBlocks, pool.numThreads() * chunksPerThread);
-  const int numChunks = headChunks + restChunks;
+  // epilogue, everything) goes in a few chunks per thread (gemm-chunks.h).
+  const ChunkPlan plan = planChunks(epilogue ? ownBlocks : 0, totalBlocks - (epilogue ? ownBlocks : 0), pool.numThreads(), epilogue, kColBlock);
   const CpuKernels& kernels = cpuKernels();
   const bool tiles = useTileGemm(kernels, M, parts);
   const SplitActs acts = tiles ? splitActivations(pool, kernels, xRows, parts[0].w.cols) : SplitActs{};
@@ -175,15 +143,10 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
       }
     }
   };
-  auto share = [](int blocks, int k, int chunks) { return static_cast<int>(static_cast<int64_t>(blocks) * k / chunks); };
-  if (numChunks <= 1) {
+  if (plan.numChunks() <= 1) {
     runBlocks(0, totalBlocks);
   } else {
-    pool.run(numChunks, [&](int c) {
-      if (c < headChunks) return runBlocks(share(headBlocks, c, headChunks), share(headBlocks, c + 1, headChunks));
-      const int k = c - headChunks;
-      runBlocks(headBlocks + share(restBlocks, k, restChunks), headBlocks + share(restBlocks, k + 1, restChunks));
-    });
+    pool.run(plan.numChunks(), [&](int c) { runBlocks(plan.starts[c], plan.starts[c + 1]); });
   }
   if (wallStart) addProfile(kWallNs, nowNs() - wallStart);
 }
@@ -229,13 +192,6 @@ void gemmRows(ThreadPool& pool, const float* x, const int32_t* rowIndex, int num
   }
   gemmPointers(pool, xRows, {&yRows}, {GemmPart{w, 0}});
 }
-
-int setGemmEpilogueChunks(int chunksPerThread, size_t minChunkBytes) {
-  if (minChunkBytes > 0) gMinEpilogueChunkBytes.store(minChunkBytes, std::memory_order_relaxed);
-  return gEpilogueChunks.exchange(chunksPerThread <= 0 ? 0 : clampChunks(chunksPerThread, 1), std::memory_order_relaxed);
-}
-
-void setGemmChunks(int chunksPerThread) { gPlainChunks.store(clampChunks(chunksPerThread, 1), std::memory_order_relaxed); }
 
 void setGemmProfiling(bool on) { gProfiling.store(on, std::memory_order_relaxed); }
 

@@ -1,0 +1,85 @@
+// GEMM chunk plans (gemm-chunks.h) and their tuning knobs (gemm.h: setGemmChunks, setGemmEpilogueChunks).
+#include "gemm-chunks.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+
+#include "gemm.h"
+
+namespace tslora::cpu {
+namespace {
+
+// Chunks per thread, claimed dynamically: a thread that runs late on a shared machine takes fewer. 0 (epilogue
+// only) = chosen by epilogueChunksPerThread.
+int clampChunks(int n, int least) { return std::min(16, std::max(least, n)); }
+int envChunks(const char* name, int fallback, int least) {
+  const char* s = std::getenv(name);
+  return s && *s ? clampChunks(std::atoi(s), least) : fallback;
+}
+std::atomic<int> gPlainChunks{envChunks("TSLORA_GEMM_CHUNKS", 4, 1)};
+constexpr int kEpilogueChunksDefault = 4;  // 0 = chosen by epilogueChunksPerThread: until measured on the Xeon
+std::atomic<int> gEpilogueChunks{envChunks("TSLORA_GEMM_EPILOGUE_CHUNKS", kEpilogueChunksDefault, 0)};
+std::atomic<size_t> gMinEpilogueChunkBytes{16 << 10};
+
+// Chunks per thread of the blocks after the head when the GEMM has an epilogue. Each chunk ends in one epilogue call
+// and starts its weights' stream cold (the decode GEMV prefetches from its second tile of rows on). A fused LoRA
+// expand over a short range (a few KiB of Bᵀ at rank 16 on a 125M model's o / down projections) costs more per call
+// than per byte, so a chunk is cut only where each one's epilogue still reads gMinEpilogueChunkBytes (16 KiB): 1 to
+// 4 per thread (4: as without an epilogue, for large models and ranks, where the dynamic claim balances a late thread).
+int epilogueChunksPerThread(const GemmEpilogue& epilogue, int restBlocks, int numThreads, int colBlock) {
+  const int fixed = gEpilogueChunks.load(std::memory_order_relaxed);
+  if (fixed > 0) return fixed;
+  if (epilogue.bytesPerColumn == 0) return 4;
+  const double bytesPerThread = static_cast<double>(restBlocks) * colBlock * epilogue.bytesPerColumn / numThreads;
+  const double minBytes = static_cast<double>(gMinEpilogueChunkBytes.load(std::memory_order_relaxed));
+  return static_cast<int>(std::min(4.0, std::max(1.0, bytesPerThread / minBytes)));
+}
+
+int share(int blocks, int k, int chunks) { return static_cast<int>(static_cast<int64_t>(blocks) * k / chunks); }
+
+// One rest chunk per thread after an uneven head (e.g. a rank-16 shrink of one block: one thread has it, the other
+// none): the threads claim the rest chunks in the order they finish their head chunks, the smallest head first, so
+// the j-th rest chunk gets what evens out the j-th smallest head (equal bytes per block: every part has the same K).
+// Without this the thread with the larger head ends late by its difference, which more chunks would have absorbed.
+void evenOutHead(const ChunkPlan& plan, int restBlocks, int numThreads, std::vector<int>& restStarts) {
+  std::vector<int> heads(numThreads, 0);
+  for (int c = 0; c < plan.headChunks; ++c) heads[c] = plan.starts[c + 1] - plan.starts[c];
+  std::sort(heads.begin(), heads.end());
+  const int headBlocks = plan.starts[plan.headChunks];
+  const double perThread = static_cast<double>(headBlocks + restBlocks) / numThreads;
+  double end = 0;
+  for (int j = 1; j < numThreads; ++j) {
+    end += std::max(0.0, perThread - heads[j - 1]);
+    restStarts[j] = std::max(restStarts[j - 1], std::min(restBlocks, static_cast<int>(std::lround(end))));
+  }
+}
+
+}  // namespace
+
+ChunkPlan planChunks(int headBlocks, int restBlocks, int numThreads, const GemmEpilogue* epilogue, int colBlock) {
+  ChunkPlan plan;
+  plan.headChunks = std::min(headBlocks, numThreads);
+  const int perThread = epilogue ? epilogueChunksPerThread(*epilogue, restBlocks, numThreads, colBlock)
+                                 : gPlainChunks.load(std::memory_order_relaxed);
+  const int restChunks = std::min(restBlocks, numThreads * perThread);
+  for (int c = 0; c < plan.headChunks; ++c) plan.starts.push_back(share(headBlocks, c, plan.headChunks));
+  plan.starts.push_back(headBlocks);
+  std::vector<int> restStarts(restChunks);
+  for (int k = 0; k < restChunks; ++k) restStarts[k] = share(restBlocks, k, restChunks);
+  if (plan.headChunks > 0 && restChunks == numThreads) evenOutHead(plan, restBlocks, numThreads, restStarts);
+  for (int k = 1; k < restChunks; ++k) plan.starts.push_back(headBlocks + restStarts[k]);
+  if (restChunks > 0) plan.starts.push_back(headBlocks + restBlocks);
+  return plan;
+}
+
+int setGemmEpilogueChunks(int chunksPerThread, size_t minChunkBytes) {
+  if (minChunkBytes > 0) gMinEpilogueChunkBytes.store(minChunkBytes, std::memory_order_relaxed);
+  return gEpilogueChunks.exchange(chunksPerThread <= 0 ? 0 : clampChunks(chunksPerThread, 1), std::memory_order_relaxed);
+}
+
+void setGemmChunks(int chunksPerThread) { gPlainChunks.store(clampChunks(chunksPerThread, 1), std::memory_order_relaxed); }
+
+}  // namespace tslora::cpu
