@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "../decode-gemm.h"
+#include "../../test/cuda_check.h"
 #include "half-bits.h"
 #ifdef TSLORA_WITH_CUBLAS
 #include <cublas_v2.h>
@@ -32,15 +33,6 @@ using tslora::cuda::test::fromBits;
 using tslora::cuda::test::toBits;
 
 namespace {
-
-#define CHECK(call)                                                                        \
-  do {                                                                                     \
-    const cudaError_t e_ = (call);                                                         \
-    if (e_ != cudaSuccess) {                                                               \
-      std::printf("CUDA error %s at %s:%d\n", cudaGetErrorString(e_), __FILE__, __LINE__); \
-      std::exit(1);                                                                        \
-    }                                                                                      \
-  } while (0)
 
 constexpr int kMaxM = tslora::cuda::kDecodeGemmMaxRows;
 

@@ -18,6 +18,7 @@
 
 #include "../kernels.h"
 #include "../skinny-gemm.h"
+#include "../../test/cuda_check.h"
 #include "half-bits.h"
 #include "launch-timer.h"
 #ifdef TSLORA_WITH_CUBLAS
@@ -29,15 +30,6 @@ using tslora::cuda::test::fromBits;
 using tslora::cuda::test::toBits;
 
 namespace {
-
-#define CHECK(call)                                                                                        \
-  do {                                                                                                     \
-    const cudaError_t e_ = (call);                                                                         \
-    if (e_ != cudaSuccess) {                                                                               \
-      std::printf("CUDA error %s at %s:%d\n", cudaGetErrorString(e_), __FILE__, __LINE__);                 \
-      std::exit(1);                                                                                        \
-    }                                                                                                      \
-  } while (0)
 
 
 struct Case {

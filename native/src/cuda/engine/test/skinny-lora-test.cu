@@ -27,6 +27,10 @@
 
 #include "../kernels.h"
 #include "../skinny-gemm.h"
+#ifdef TSLORA_SKINNY_LORA_EMU
+#define TSLORA_CHECK_ERROR_TEXT errorName  // the emulator build links no cudart: errorName (below) names the error
+#endif
+#include "../../test/cuda_check.h"
 #include "half-bits.h"
 #ifndef TSLORA_SKINNY_LORA_EMU
 #include "launch-timer.h"
@@ -47,18 +51,7 @@ namespace {
 
 #ifdef TSLORA_SKINNY_LORA_EMU
 const char* errorName(cudaError_t e) { return e == cudaErrorInvalidValue ? "invalid value" : "error"; }  // no cudart
-#else
-const char* errorName(cudaError_t e) { return cudaGetErrorString(e); }
 #endif
-#define CHECK(call)                                                                \
-  do {                                                                             \
-    const cudaError_t e_ = (call);                                                 \
-    if (e_ != cudaSuccess) {                                                       \
-      std::printf("CUDA error %s at %s:%d\n", errorName(e_), __FILE__, __LINE__); \
-      std::exit(1);                                                                \
-    }                                                                              \
-  } while (0)
-
 int failures = 0, cases = 0, inLaunchCases = 0, numSms = 132;
 
 #ifdef TSLORA_SKINNY_LORA_EMU
