@@ -60,7 +60,10 @@ struct Strategy {
   bool graphTiled16 = false;
   bool smallV10 = false;  // the small-step kernels' v10 layout (lora_small_variant.h); the others run the v9 one
   bool smallReduce = false;  // the small shrink's reduction (loraSetSmallReduce; split-K tickets passed)
+  unsigned smallV11 = 0;     // v11 switches of lora_small_variant.h: kNarrow | kLongK | kEarly
+  int smallSplitCap = 0;     // > 0: the small-step split count capped (DeviceLoraPool's TSLORA_CUDA_LORA_SMALL_MAX_SPLITS)
 };
+constexpr unsigned kNarrow = 1, kLongK = 2, kEarly = 4;
 
 struct ModuleState {
   ModuleSpec spec;
@@ -131,7 +134,15 @@ int main(int argc, char** argv) {
       {"csgmv graph C16", true, 16, false, true, false, false, -1, -1, true},
       {"csgmv small v10", true, 16, true, false, false, false, -1, -1, false, true},
       {"triton small v10", false, 16, true, false, false, false, -1, -1, false, true},
-      {"csgmv small v10r", true, 16, true, false, false, false, -1, -1, false, true, true}};
+      {"csgmv small v10r", true, 16, true, false, false, false, -1, -1, false, true, true},
+      // decode A/B (v11 of smallexp2): the small shrink with rank-sized mma chunks (fewer registers), long-K splits, the
+      // expand launched at the shrink's start; each alone and together, beside "csgmv small v10" (the default)
+      {"csgmv small v11n", true, 16, true, false, false, false, -1, -1, false, true, false, kNarrow},
+      {"csgmv small v11k", true, 16, true, false, false, false, -1, -1, false, true, false, kLongK},
+      {"csgmv small v11e", true, 16, true, false, false, false, -1, -1, false, true, false, kEarly},
+      {"csgmv small v11nk", true, 16, true, false, false, false, -1, -1, false, true, false, kNarrow | kLongK},
+      {"csgmv small v11", true, 16, true, false, false, false, -1, -1, false, true, false, kNarrow | kLongK | kEarly},
+      {"csgmv small v10 s8", true, 16, true, false, false, false, -1, -1, false, true, false, 0, 8}};
   const bool wideDefault = cl::loraShrinkWideOn(), wideExpandDefault = cl::loraExpandWideOn();
   std::string json = "{\"device\":\"" + std::string(prop.name) + "\",\"results\":[";
   std::vector<std::string> table;
@@ -184,6 +195,9 @@ int main(int argc, char** argv) {
       cl::loraSetExpandPrefetchY(st.prefetchY);
       cl::loraSetSmallV10(st.smallV10);
       cl::loraSetSmallReduce(st.smallReduce);
+      cl::loraSetSmallNarrow((st.smallV11 & kNarrow) != 0);
+      cl::loraSetSmallLongK((st.smallV11 & kLongK) != 0);
+      cl::loraSetSmallEarlyTrigger((st.smallV11 & kEarly) != 0);
       cl::loraSetShrinkWide(st.wideShrink < 0 ? wideDefault : st.wideShrink == 1);
       cl::loraSetExpandWide(st.wideExpand < 0 ? wideExpandDefault : st.wideExpand == 1);
       std::vector<StepSet> sets(kSets);
@@ -219,7 +233,8 @@ int main(int argc, char** argv) {
         step.numTokens = T;
       }
       for (ModuleState& ms : modules) {
-        ms.kSplits = st.small         ? cl::loraSmallStepSplits(ms.view, sets[0].step, prop.multiProcessorCount)
+        ms.kSplits = st.small         ? std::min(st.smallSplitCap > 0 ? st.smallSplitCap : 1 << 20,
+                                                 cl::loraSmallStepSplits(ms.view, sets[0].step, prop.multiProcessorCount))
                      : st.graphTiled16 ? cl::loraShrinkSplits(ms.view, cl::graphTiledSplitStep(sets[0].step), prop.multiProcessorCount)
                                        : cl::loraShrinkSplits(ms.view, sets[0].step, prop.multiProcessorCount);
         if (ms.kSplits < 1) { std::printf("small-step path does not apply to %s\n", cs.name); return 1; }
@@ -419,15 +434,15 @@ int main(int argc, char** argv) {
         }
       }
       // The three modules back to back as one CUDA graph per adapter set (what a captured decode step replays); every
-      // LoRA kernel a programmatic dependent launch (PDL, the default) or all of them plain.
-      auto graphReplayUs = [&](bool programmatic) {
+      // LoRA kernel a programmatic dependent launch (PDL, the default) or all of them plain. perSet(k) captures what
+      // one adapter set launches (default: the layer); µs per set.
+      auto graphReplayUs = [&](bool programmatic, const std::function<void(int)>& perSet) {
         cudaGraph_t graph;
         cudaGraphExec_t exec;
         const bool before = cl::loraProgrammaticLaunch();
         cl::loraSetProgrammaticLaunch(programmatic && before);
         CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-        for (int k = 0; k < kSets; ++k)
-          for (size_t mi = 0; mi < 3; ++mi) { shrink(modules[mi], k); expand(modules[mi], k); }
+        for (int k = 0; k < kSets; ++k) perSet(k);
         CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
         cl::loraSetProgrammaticLaunch(before);
         CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
@@ -436,8 +451,31 @@ int main(int argc, char** argv) {
         CUDA_CHECK(cudaGraphDestroy(graph));
         return us;
       };
-      const double graphUs = graphReplayUs(true);
-      const double graphNoPdlUs = graphReplayUs(false);
+      auto layer = [&](int k) {
+        for (size_t mi = 0; mi < 3; ++mi) { shrink(modules[mi], k); expand(modules[mi], k); }
+      };
+      // Where a decode layer's graph time goes (v11): per module, the shrink alone, the expand alone and the pair, each
+      // replayed as a PDL chain over the 8 adapter sets (a kernel's cost inside a chain, launch gaps included; the
+      // per-kernel rows above are stream launches, whose CPU launch rate can bound them).
+      if (cs.tokensEach == 1) {
+        for (size_t mi = 0; mi < 3 && !st.fused; ++mi) {
+          ModuleState& ms = modules[mi];
+          const double sUs = graphReplayUs(true, [&](int k) { shrink(ms, k); });
+          const double eUs = graphReplayUs(true, [&](int k) { expand(ms, k); });
+          const double pUs = graphReplayUs(true, [&](int k) { shrink(ms, k); expand(ms, k); });
+          char line[300];
+          std::snprintf(line, sizeof line, "%-18s %-12s %-7s in a graph chain: shrink %6.1f us, expand %6.1f us, pair %6.1f us", cs.name,
+                        st.name, ms.spec.name, sUs, eUs, pUs);
+          table.push_back(line);
+          std::printf("%s\n", line);
+          char entry[300];
+          std::snprintf(entry, sizeof entry, ",{\"case\":\"%s\",\"strategy\":\"%s\",\"module\":\"%s\",\"graphShrinkUs\":%.2f,\"graphExpandUs\":%.2f,\"graphPairUs\":%.2f}",
+                        cs.name, st.name, ms.spec.name, sUs, eUs, pUs);
+          json += entry;
+        }
+      }
+      const double graphUs = graphReplayUs(true, layer);
+      const double graphNoPdlUs = graphReplayUs(false, layer);
       const double floorUs = layerFloorBytes / kCopyBandwidth * 1e6;
       char line[400];
       char noPdl[64] = "";

@@ -59,8 +59,10 @@ __device__ __forceinline__ void prefetchSplitA(const uint16_t* __restrict__ a, i
 
 // Adds X[rows of g, k0:k1) · A[w, n, k0:k1)ᵀ for every run w of g and n < c*r_w into accShared, kShrinkWarps fp32
 // accumulators [kGroupRows, ld] (ld >= c*R + 1), which the caller has zeroed (and synchronised). Rows of other runs
-// count as zero. blockDim.x == kShrinkThreads.
-template <typename T, bool kVec>
+// count as zero. blockDim.x == kShrinkThreads. kTiles: mma N tiles per item (chunks of 8 * kTiles columns); below
+// kChunkTiles only where c*R <= 8 * kTiles (v11's narrow shrink, lora_small_variant.h), so every run is one chunk and
+// the items, their warps and every sum are those of kChunkTiles: the same bits with fewer registers.
+template <typename T, bool kVec, int kTiles = kChunkTiles>
 __device__ __forceinline__ void shrinkSplitInto(const uint16_t* __restrict__ a, int in, size_t aSlotStride, int numSlices,
                                                 const GroupRows& g, const uint16_t* __restrict__ x, int xStride, int k0, int k1,
                                                 float* accShared, int ld) {
@@ -74,29 +76,29 @@ __device__ __forceinline__ void shrinkSplitInto(const uint16_t* __restrict__ a, 
   for (int run = 0; run < g.numRuns; ++run) {
     const int w = g.runSlot[run], nEff = numSlices * g.runRank[run];  // rank-aware: A rows [0, c*r) only
     const uint16_t* aSlot = a + static_cast<size_t>(w) * aSlotStride;
-    for (int c0 = 0; c0 < nEff; c0 += kChunkCols)
+    for (int c0 = 0; c0 < nEff; c0 += kTiles * 8)
       for (int st = 0; st < steps; ++st, ++item) {
         if (item % kShrinkWarps != warp) continue;  // warp-uniform
         const int k = k0 + st * kStepK + t * 16;
-        uint32_t xa[8], xb[8], bw[kChunkTiles][8];
+        uint32_t xa[8], xb[8], bw[kTiles][8];
         load16<kVec>(slotA == w ? xRowA : nullptr, k, k1, xa);  // rows of other runs count as zero
         load16<kVec>(slotB == w ? xRowB : nullptr, k, k1, xb);
 #pragma unroll
-        for (int nt = 0; nt < kChunkTiles; ++nt) {
+        for (int nt = 0; nt < kTiles; ++nt) {
           const int n = c0 + nt * 8 + gr;
           load16<kVec>(n < nEff ? aSlot + static_cast<size_t>(n) * in : nullptr, k, k1, bw[nt]);
         }
-        float acc[kChunkTiles][4];
+        float acc[kTiles][4];
 #pragma unroll
-        for (int nt = 0; nt < kChunkTiles; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+        for (int nt = 0; nt < kTiles; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
 #pragma unroll
         for (int s = 0; s < 4; ++s)
 #pragma unroll
-          for (int nt = 0; nt < kChunkTiles; ++nt)
+          for (int nt = 0; nt < kTiles; ++nt)
             if (c0 + nt * 8 < nEff)  // warp-uniform
               mma16816<T>(acc[nt], xa[2 * s], xb[2 * s], xa[2 * s + 1], xb[2 * s + 1], bw[nt][2 * s], bw[nt][2 * s + 1]);
 #pragma unroll
-        for (int nt = 0; nt < kChunkTiles; ++nt) {  // C fragment: rows gr, gr+8; columns nt*8 + 2t, +1
+        for (int nt = 0; nt < kTiles; ++nt) {  // C fragment: rows gr, gr+8; columns nt*8 + 2t, +1
           const int col = c0 + nt * 8 + 2 * t;
           if (slotA == w) {
             if (col < nEff) mine[gr * ld + col] += acc[nt][0];

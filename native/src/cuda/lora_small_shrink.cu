@@ -4,6 +4,7 @@
 // A programmatic dependent launch (lora_launch.cuh): the group's tables are read and its A range is requested into L2
 // before pdlWait, x is read and the partials written after it.
 #include <algorithm>
+#include <type_traits>
 
 #include "lora_launch.cuh"
 #include "lora_small_mma.cuh"
@@ -24,10 +25,37 @@ constexpr int kMinKPerSplit = 128;
 // lm_head's ~500, would otherwise read tens of MB after the shrink).
 constexpr double kPartialReadBudgetBytes = 16.0 * (1 << 20);
 constexpr int kTargetShrinkBlocks = 64, kMinPolicySplits = 8, kMaxPolicySplits = 16;
+constexpr int kLongKPerSplit = 512;  // v11's long-K policy: at most 8 warp steps of 64 K per split
 
-// Dynamic shared memory: kWarps accumulators of fp32 [kGroupRows, uStride + 1].
-template <typename T, bool kVec>
-__global__ void __launch_bounds__(kThreads) smallShrinkKernel(
+// v11's narrow shrink: the fewest mma N tiles per item that hold c*R columns in one chunk (kChunkTiles otherwise).
+int shrinkTilesFor(int uStride) {
+  if (!loraSmallNarrow()) return kChunkTiles;
+  return uStride <= 16 ? 2 : uStride <= 32 ? 4 : uStride <= 48 ? 6 : kChunkTiles;
+}
+
+// The shrink's reduction (lora_small_variant.h): U of the group's rows = the partials summed in split order, rounded to
+// the activation dtype as the expand would, written after the partials.
+template <typename T>
+__device__ __forceinline__ void reduceGroup(const GroupRows& g, int numSlices, int numTokens, const float* __restrict__ partials, int uStride,
+                                            int p0, float* __restrict__ reduced) {
+  const size_t splitStride = static_cast<size_t>(numTokens) * uStride;
+  for (int e = threadIdx.x; e < kGroupRows * uStride; e += kThreads) {
+    const int row = e / uStride, n = e % uStride;
+    if (g.slot[row] < 0 || n >= numSlices * g.rank[row]) continue;
+    const size_t at = static_cast<size_t>(p0 + row) * uStride + n;
+    reduced[at] = detail::Convert<T>::toFloat(detail::Convert<T>::fromFloat(sumSplits(partials + at, gridDim.x, splitStride)));
+  }
+}
+template <typename T>
+__device__ __noinline__ void reduceGroupCall(const GroupRows& g, int numSlices, int numTokens, const float* __restrict__ partials,
+                                             int uStride, int p0, float* __restrict__ reduced) {
+  reduceGroup<T>(g, numSlices, numTokens, partials, uStride, p0, reduced);
+}
+
+// Dynamic shared memory: kWarps accumulators of fp32 [kGroupRows, uStride + 1]. kTiles: shrinkSplitInto's mma N tiles
+// per item (kChunkTiles, or v11's narrow shrink: as many as c*R needs).
+template <typename T, bool kVec, int kTiles>
+__global__ void __launch_bounds__(kThreads, kTiles <= 4 ? 4 : kTiles <= 6 ? 2 : 0) smallShrinkKernel(
     const uint16_t* __restrict__ a, int in, size_t aSlotStride, int numSlices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ segmentRanks,
     const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
@@ -52,7 +80,7 @@ __global__ void __launch_bounds__(kThreads) smallShrinkKernel(
   pdlWait();  // x (the projection's input) and the partials (read by the expand before) are ours from here
   __syncthreads();
 
-  shrinkSplitInto<T, kVec>(a, in, aSlotStride, numSlices, g, x, xStride, k0, k1, accShared, ld);
+  shrinkSplitInto<T, kVec, kTiles>(a, in, aSlotStride, numSlices, g, x, xStride, k0, k1, accShared, ld);
   // The main loads are done: let the expand (a programmatic dependent launch) start its table and weight loads now.
   // It still waits for this grid's completion before it reads the partials or y. Blocks that returned early count
   // as triggered; a second trigger is harmless.
@@ -67,13 +95,8 @@ __global__ void __launch_bounds__(kThreads) smallShrinkKernel(
   // lora_small_variant.h's reduction: the last split block of the group sums the partials in split order and rounds
   // U as the expand would (every block of a group returns early or reaches this, so the ticket count is exact).
   if (reduced != nullptr && detail::lastSplitArrived(counters + blockIdx.y, static_cast<int>(gridDim.x))) {
-    const size_t splitStride = static_cast<size_t>(numTokens) * uStride;
-    for (int e = threadIdx.x; e < kGroupRows * uStride; e += kThreads) {
-      const int row = e / uStride, n = e % uStride;
-      if (g.slot[row] < 0 || n >= numSlices * g.rank[row]) continue;
-      const size_t at = static_cast<size_t>(p0 + row) * uStride + n;
-      reduced[at] = detail::Convert<T>::toFloat(detail::Convert<T>::fromFloat(sumSplits(partials + at, gridDim.x, splitStride)));
-    }
+    if constexpr (kTiles == kChunkTiles) reduceGroup<T>(g, numSlices, numTokens, partials, uStride, p0, reduced);
+    else reduceGroupCall<T>(g, numSlices, numTokens, partials, uStride, p0, reduced);  // its 32 loads in flight stay out of the narrow kernels' registers
     if (threadIdx.x == 0) counters[blockIdx.y] = 0;  // for the next launch or graph replay
   }
 }
@@ -88,7 +111,10 @@ int loraSmallStepSplits(const DeviceModule& module, const DeviceStep& step, int 
   // Run 8's split sweep (shrink + expand pairs, 4..64 splits): 16 best at 64 rows (4 groups), 8-16 at 1 and 256 rows;
   // more splits cost the expand more partial reads than they save the shrink. About 64 blocks, 8 to 16 splits.
   (void)numMultiprocessors;
-  const int wanted = std::clamp((kTargetShrinkBlocks + groups - 1) / groups, kMinPolicySplits, kMaxPolicySplits);
+  int wanted = std::clamp((kTargetShrinkBlocks + groups - 1) / groups, kMinPolicySplits, kMaxPolicySplits);
+  // v11 (lora_small_variant.h): long K gets splits of <= kLongKPerSplit, so no warp walks more than two dependent load
+  // steps per run (down_proj at 64 rows: 28 splits of 512 K instead of 16 of 896).
+  if (loraSmallLongK()) wanted = std::max(wanted, std::min(kMaxSplits, (module.in + kLongKPerSplit - 1) / kLongKPerSplit));
   const int maxByK = std::max(1, (module.in + kMinKPerSplit - 1) / kMinKPerSplit);
   long long columnBlocks = 0;
   for (int j = 0; j < module.numSlices; ++j)
@@ -130,10 +156,24 @@ cudaError_t loraShrinkSmall(ActDType dtype, const DeviceModule& module, const De
     }
     return loraLaunch(kernel, grid, dim3(kThreads), smemBytes, stream, a, module.in, aSlotStride, c, step.segIndptr, step.weightIndices,
                       step.segmentRanks, step.permutation, step.slotRanks, step.maxSegments, step.numTokens, xs, xStride, partials,
-                      uStride, kPerSplit, groupsOf(step) == 1 ? 1 : 0, loraSmallV10() ? 1 : 0, step.counters, reduced);
+                      uStride, kPerSplit, groupsOf(step) == 1 || loraSmallEarlyTrigger() ? 1 : 0, loraSmallV10() ? 1 : 0, step.counters, reduced);
   };
-  if (dtype == ActDType::BF16) return vec ? launch(smallShrinkKernel<__nv_bfloat16, true>) : launch(smallShrinkKernel<__nv_bfloat16, false>);
-  return vec ? launch(smallShrinkKernel<__half, true>) : launch(smallShrinkKernel<__half, false>);
+  auto byTiles = [&](auto kernel2, auto kernel4, auto kernel6, auto kernel8) -> cudaError_t {
+    switch (shrinkTilesFor(uStride)) {
+      case 2: return launch(kernel2);
+      case 4: return launch(kernel4);
+      case 6: return launch(kernel6);
+      default: return launch(kernel8);
+    }
+  };
+  auto byType = [&](auto tag, auto vecTag) -> cudaError_t {
+    using T = decltype(tag);
+    constexpr bool kVec = decltype(vecTag)::value;
+    return byTiles(smallShrinkKernel<T, kVec, 2>, smallShrinkKernel<T, kVec, 4>, smallShrinkKernel<T, kVec, 6>,
+                   smallShrinkKernel<T, kVec, kChunkTiles>);
+  };
+  if (dtype == ActDType::BF16) return vec ? byType(__nv_bfloat16{}, std::true_type{}) : byType(__nv_bfloat16{}, std::false_type{});
+  return vec ? byType(__half{}, std::true_type{}) : byType(__half{}, std::false_type{});
 }
 
 }  // namespace tslora::cuda::lora

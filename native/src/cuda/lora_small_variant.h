@@ -35,14 +35,46 @@ inline bool loraSmallV10() { return smallV10Flag(); }
 // block of each position group sums the group's partials in split order and writes U rounded to the activation
 // dtype after them in the workspace, and the expand reads that U once instead of summing every split itself (the same
 // sums: bit-identical). The partials stay (the skinny GEMM epilogue reads them).
+inline bool envFlagOn(const char* name) {
+  const char* env = std::getenv(name);
+  return env != nullptr && std::strcmp(env, "0") != 0;
+}
 inline bool& smallReduceFlag() {
-  static bool on = [] {
-    const char* env = std::getenv("TSLORA_CUDA_LORA_SMALL_REDUCE");
-    return env != nullptr && std::strcmp(env, "0") != 0;
-  }();
+  static bool on = envFlagOn("TSLORA_CUDA_LORA_SMALL_REDUCE");
   return on;
 }
 inline void loraSetSmallReduce(bool on) { smallReduceFlag() = on; }
 inline bool loraSmallReduce() { return smallReduceFlag(); }
+
+// v11 A/B switches of the small-step shrink (bench/lora/README.md v11), each off unless set (read once; the setters are
+// the benchmark's A/B and the tests'; process-wide, set them before launches or captures):
+// - TSLORA_CUDA_LORA_SMALL_NARROW=1 (loraSetSmallNarrow): the shrink's warp step holds only as many mma N tiles as the
+//   module's c*R columns need (2, 4 or 6 instead of 8 where c*R <= 16, 32, 48), so the kernel needs fewer registers
+//   (150 at 8 tiles: one shrink block per SM, and then only one expand block beside it) and more blocks of the kernels
+//   before and after it fit beside it. One chunk per run either way, so the same items on the same warps: bit-identical.
+// - TSLORA_CUDA_LORA_SMALL_LONGK=1 (loraSetSmallLongK): loraSmallStepSplits gives long-K modules enough splits for
+//   <= 512 K per split (down_proj 14336: 28 instead of 16), so a warp walks <= 2 dependent load steps per run instead
+//   of 4 (the expand re-reads more partials). A different split count: other sums, within tolerance.
+// - TSLORA_CUDA_LORA_SMALL_EARLY=1 (loraSetSmallEarlyTrigger): the shrink lets its dependent (the expand) launch at its
+//   start for any number of position groups, not only for one (run 8 measured +3.4 µs at 64 rows with v7b's expand,
+//   which loaded y before its wait; v9's expand reads only tables and B there).
+inline bool& smallNarrowFlag() {
+  static bool on = envFlagOn("TSLORA_CUDA_LORA_SMALL_NARROW");
+  return on;
+}
+inline void loraSetSmallNarrow(bool on) { smallNarrowFlag() = on; }
+inline bool loraSmallNarrow() { return smallNarrowFlag(); }
+inline bool& smallLongKFlag() {
+  static bool on = envFlagOn("TSLORA_CUDA_LORA_SMALL_LONGK");
+  return on;
+}
+inline void loraSetSmallLongK(bool on) { smallLongKFlag() = on; }
+inline bool loraSmallLongK() { return smallLongKFlag(); }
+inline bool& smallEarlyTriggerFlag() {
+  static bool on = envFlagOn("TSLORA_CUDA_LORA_SMALL_EARLY");
+  return on;
+}
+inline void loraSetSmallEarlyTrigger(bool on) { smallEarlyTriggerFlag() = on; }
+inline bool loraSmallEarlyTrigger() { return smallEarlyTriggerFlag(); }
 
 }  // namespace tslora::cuda::lora

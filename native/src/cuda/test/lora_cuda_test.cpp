@@ -218,6 +218,8 @@ int main(int argc, char** argv) {
       {"odd R20", 200, 200, 40, 300, 20, 4, {1, 5, 20}, 3, 5},
       {"long-K R16", 512, 512, 128, 2816, 16, 4, {16, 4, 9}, 0, 0},
       {"aligned R64", 384, 384, 128, 1024, 64, 7, {1, 8, 16, 64, 40, 24}, 8, 8},  // small path: 1-3 column passes
+      // down_proj K past 8192: the small-step pair's long-K split policy (TSLORA_CUDA_LORA_SMALL_LONGK) gives it more splits
+      {"long-K R16 9216", 256, 256, 64, 9216, 16, 4, {16, 4, 9}, 0, 0},
   };
   const std::vector<BatchSpec> batches = {
       {"decode-only", {0, 1, -1, 2, 3, 0, 5, 4, 1, 0, 2, -1, 3, 5, 5, 1, 0, 2, 4, 3, 1, 0, 6, 2, 1, 4, 0, 3, 2, 5, 1, 0, 3, 4, 2, 6, 1},

@@ -71,6 +71,16 @@ void runCase(const char* name, int in, std::vector<int> widths, int R, std::vect
   if (cl::loraShrinkSmall((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, st, X.data(), xStride, wsV.data(), splits, nullptr) != cudaSuccess) { printf("shrink err\n"); }
   if (cl::loraExpandSmall((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, st, wsV.data(), splits, Yv.data(), yStride, yOffset, nullptr, true) != cudaSuccess) { printf("expand err\n"); }
   cl::loraSetSmallV10(!cl::loraSmallV10());
+  // v11's narrow shrink (rank-sized mma chunks: fewer registers, the same items on the same warps): the same bits.
+  std::vector<uint16_t> Yn = Y;
+  std::vector<float> wsN(ws.size(), NAN);
+  cl::loraSetSmallNarrow(true);
+  if (cl::loraShrinkSmall((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, st, X.data(), xStride, wsN.data(), splits, nullptr) != cudaSuccess) { printf("shrink err\n"); }
+  cl::loraSetSmallNarrow(false);
+  if (cl::loraExpandSmall((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, st, wsN.data(), splits, Yn.data(), yStride, yOffset, nullptr, true) != cudaSuccess) { printf("expand err\n"); }
+  int narrowDiffers = 0;
+  for (size_t e = 0; e < Y.size(); ++e) narrowDiffers += Yn[e] != Yg[e];
+  if (narrowDiffers) printf("  the pair with the narrow shrink differs in %d values\n", narrowDiffers);
   // And with the shrink's reduction (split-K tickets given, reduce on, the default layout): the expand reads U once,
   // the same bits again; run twice on the same tickets, which must reset themselves.
   std::vector<int32_t> tickets(64, 0);
@@ -134,6 +144,7 @@ void runCase(const char* name, int in, std::vector<int> widths, int R, std::vect
   check(name, "pair", Yg, 0, splits);
   check(name, cl::loraSmallV10() ? "pair v9 layout" : "pair v10 layout", Yv, variantDiffers, splits);
   check(name, "pair reduced", Yr, reducedDiffers, splits);
+  check(name, "pair narrow shrink", Yn, narrowDiffers, splits);
   for (size_t i = 0; i < plans.size(); ++i) check(name, i == 0 ? "fused" : "fused 4x3", fusedOut[i], identical[i], plans[i].clusterSize);
 }
 int main(int argc, char** argv) {
@@ -148,6 +159,9 @@ int main(int argc, char** argv) {
       runCase(("down R64 odd" + tag).c_str(), 300, {200}, 64, ranksA, slots37, cs, 3, 5, 0, 132);
       runCase(("qkv R20 odd 3 splits" + tag).c_str(), 200, {200, 40, 40}, 20, {1, 5, 20, 0, 20, 3, 0}, slots37, cs, 3, 5, 3, 132);
       runCase(("qkv R16 4 splits, long K" + tag).c_str(), 2048, {256, 64, 64}, 16, {16, 8, 16, 0, 12, 16, 3}, slots37, cs, 0, 0, 4, 132, true);
+      // v11's narrow shrink at its 2- and 4-tile widths (c*R = 16 and 32; qkv R16 above takes 6)
+      runCase(("down R16 2 tiles" + tag).c_str(), 512, {64}, 16, {16, 8, 16, 0, 12, 16, 3}, slots37, cs, 0, 0, 0, 132);
+      runCase(("gate_up R16 4 tiles" + tag).c_str(), 256, {64, 64}, 16, {16, 8, 16, 0, 12, 16, 3}, slots37, cs, 0, 0, 0, 132);
       if (quick) continue;
       std::vector<int> shared(64, 2);
       runCase(("gate_up R16 shared" + tag).c_str(), 512, {1024, 1024}, 16, {16, 16, 16, 0}, shared, cs, 0, 0, 0, 132);
