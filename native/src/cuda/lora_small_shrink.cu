@@ -6,10 +6,8 @@
 #include <algorithm>
 #include <type_traits>
 
-#include "lora_launch.cuh"
-#include "lora_small_mma.cuh"
+#include "lora_small_shrink_block.cuh"
 #include "lora_small_variant.h"
-#include "lora_split_sum.cuh"
 
 namespace tslora::cuda::lora {
 namespace {
@@ -17,7 +15,6 @@ namespace {
 using namespace small;
 
 constexpr int kThreads = kShrinkThreads;
-constexpr int kWarps = kShrinkWarps;
 constexpr int kMaxSplits = 32;
 constexpr int kMinKPerSplit = 128;
 // Every expand block re-reads the split partials of its rows and slice (16 x R x splits floats, from L2): the split
@@ -33,27 +30,8 @@ int shrinkTilesFor(int uStride) {
   return uStride <= 16 ? 2 : uStride <= 32 ? 4 : uStride <= 48 ? 6 : kChunkTiles;
 }
 
-// The shrink's reduction (lora_small_variant.h): U of the group's rows = the partials summed in split order, rounded to
-// the activation dtype as the expand would, written after the partials.
-template <typename T>
-__device__ __forceinline__ void reduceGroup(const GroupRows& g, int numSlices, int numTokens, const float* __restrict__ partials, int uStride,
-                                            int p0, float* __restrict__ reduced) {
-  const size_t splitStride = static_cast<size_t>(numTokens) * uStride;
-  for (int e = threadIdx.x; e < kGroupRows * uStride; e += kThreads) {
-    const int row = e / uStride, n = e % uStride;
-    if (g.slot[row] < 0 || n >= numSlices * g.rank[row]) continue;
-    const size_t at = static_cast<size_t>(p0 + row) * uStride + n;
-    reduced[at] = detail::Convert<T>::toFloat(detail::Convert<T>::fromFloat(sumSplits(partials + at, gridDim.x, splitStride)));
-  }
-}
-template <typename T>
-__device__ __noinline__ void reduceGroupCall(const GroupRows& g, int numSlices, int numTokens, const float* __restrict__ partials,
-                                             int uStride, int p0, float* __restrict__ reduced) {
-  reduceGroup<T>(g, numSlices, numTokens, partials, uStride, p0, reduced);
-}
-
-// Dynamic shared memory: kWarps accumulators of fp32 [kGroupRows, uStride + 1]. kTiles: shrinkSplitInto's mma N tiles
-// per item (kChunkTiles, or v11's narrow shrink: as many as c*R needs).
+// Grid (splits, groups): one shrinkBlock per block. kTiles: see shrinkBlock; the narrow widths get register bounds that
+// leave room for more blocks of the neighbouring kernels (v11).
 template <typename T, bool kVec, int kTiles>
 __global__ void __launch_bounds__(kThreads, kTiles <= 4 ? 4 : kTiles <= 6 ? 2 : 0) smallShrinkKernel(
     const uint16_t* __restrict__ a, int in, size_t aSlotStride, int numSlices, const int32_t* __restrict__ segIndptr,
@@ -61,44 +39,9 @@ __global__ void __launch_bounds__(kThreads, kTiles <= 4 ? 4 : kTiles <= 6 ? 2 : 
     const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int maxSegments, int numTokens, const uint16_t* __restrict__ x, int xStride, float* __restrict__ partials, int uStride,
     int kPerSplit, int triggerEarly, int permInFlight, int* __restrict__ counters, float* __restrict__ reduced) {
-  // PDL trigger placement (run 6 vs run 8): at kernel start the expand's early blocks overlap most of this grid, which
-  // pays for one position group (batch 1: 18.8 against 24.1 µs per layer) but slows several groups, whose early
-  // blocks compete with this grid's loads (64 rows: +3.4 µs); there the trigger waits for the main loads below.
-  if (triggerEarly) pdlLaunchDependents();
-  __shared__ GroupRows g;
-  extern __shared__ float accShared[];
-  const int p0 = blockIdx.y * kGroupRows;
-  loadGroup(segIndptr, weightIndices, segmentRanks, permutation, slotRanks, maxSegments, numTokens, p0, g, permInFlight != 0);
-  if (g.numRuns == 0) {
-    pdlWait();  // every block waits (pdl.h rule 2)
-    return;
-  }
-  const int ld = uStride + 1;
-  for (int e = threadIdx.x; e < kWarps * kGroupRows * ld; e += kThreads) accShared[e] = 0.0f;
-  const int split = blockIdx.x, k0 = split * kPerSplit, k1 = min(in, k0 + kPerSplit);
-  prefetchSplitA(a, in, aSlotStride, numSlices, g, k0, k1);
-  pdlWait();  // x (the projection's input) and the partials (read by the expand before) are ours from here
-  __syncthreads();
-
-  shrinkSplitInto<T, kVec, kTiles>(a, in, aSlotStride, numSlices, g, x, xStride, k0, k1, accShared, ld);
-  // The main loads are done: let the expand (a programmatic dependent launch) start its table and weight loads now.
-  // It still waits for this grid's completion before it reads the partials or y. Blocks that returned early count
-  // as triggered; a second trigger is harmless.
-  pdlLaunchDependents();
-  __syncthreads();
-  float* out = partials + static_cast<size_t>(split) * numTokens * uStride;
-  for (int e = threadIdx.x; e < kGroupRows * uStride; e += kThreads) {
-    const int row = e / uStride, n = e % uStride;
-    if (g.slot[row] < 0 || n >= numSlices * g.rank[row]) continue;
-    out[static_cast<size_t>(p0 + row) * uStride + n] = sumWarpAccumulators(accShared, ld, row, n);
-  }
-  // lora_small_variant.h's reduction: the last split block of the group sums the partials in split order and rounds
-  // U as the expand would (every block of a group returns early or reaches this, so the ticket count is exact).
-  if (reduced != nullptr && detail::lastSplitArrived(counters + blockIdx.y, static_cast<int>(gridDim.x))) {
-    if constexpr (kTiles == kChunkTiles) reduceGroup<T>(g, numSlices, numTokens, partials, uStride, p0, reduced);
-    else reduceGroupCall<T>(g, numSlices, numTokens, partials, uStride, p0, reduced);  // its 32 loads in flight stay out of the narrow kernels' registers
-    if (threadIdx.x == 0) counters[blockIdx.y] = 0;  // for the next launch or graph replay
-  }
+  shrinkBlock<T, kVec, kTiles>(a, in, aSlotStride, numSlices, segIndptr, weightIndices, segmentRanks, permutation, slotRanks, maxSegments,
+                               numTokens, x, xStride, partials, uStride, kPerSplit, triggerEarly, permInFlight, counters, reduced,
+                               blockIdx.x, blockIdx.y, gridDim.x);
 }
 
 }  // namespace
@@ -139,7 +82,7 @@ cudaError_t loraShrinkSmall(ActDType dtype, const DeviceModule& module, const De
   const int perSplit = (module.in + kSplits - 1) / kSplits;
   const int kPerSplit = (perSplit + kStepK - 1) / kStepK * kStepK;
   const dim3 grid(kSplits, groupsOf(step));
-  const size_t smemBytes = static_cast<size_t>(kWarps) * kGroupRows * (uStride + 1) * sizeof(float);
+  const size_t smemBytes = static_cast<size_t>(kShrinkWarps) * kGroupRows * (uStride + 1) * sizeof(float);
   const bool vec = module.in % 8 == 0 && xStride % 8 == 0 && aligned16(x) && aligned16(module.a);
   const auto* a = static_cast<const uint16_t*>(module.a);
   const auto* xs = static_cast<const uint16_t*>(x);

@@ -76,5 +76,11 @@ inline bool& smallEarlyTriggerFlag() {
 }
 inline void loraSetSmallEarlyTrigger(bool on) { smallEarlyTriggerFlag() = on; }
 inline bool loraSmallEarlyTrigger() { return smallEarlyTriggerFlag(); }
+// TSLORA_CUDA_LORA_SMALL_JOINED=1 (DeviceLoraPool, read once): the pair as one joined launch per module
+// (lora_small_joined.cuh), where its vector paths apply; else the pair.
+inline bool loraSmallJoined() {
+  static const bool on = envFlagOn("TSLORA_CUDA_LORA_SMALL_JOINED");
+  return on;
+}
 
 }  // namespace tslora::cuda::lora
