@@ -35,19 +35,24 @@ inline bool loraSmallV10() { return smallV10Flag(); }
 // block of each position group sums the group's partials in split order and writes U rounded to the activation
 // dtype after them in the workspace, and the expand reads that U once instead of summing every split itself (the same
 // sums: bit-identical). The partials stay (the skinny GEMM epilogue reads them).
+//
+// This switch and the v11 ones below: process-wide, read once from the environment (unset or "0": off), settable (the benchmark's and
+// the tests' A/B; set them before launches or captures, not concurrently with them).
 inline bool envFlagOn(const char* name) {
   const char* env = std::getenv(name);
   return env != nullptr && std::strcmp(env, "0") != 0;
 }
-inline bool& smallReduceFlag() {
-  static bool on = envFlagOn("TSLORA_CUDA_LORA_SMALL_REDUCE");
-  return on;
+enum class SmallSwitch { Reduce, Narrow, LongK, Early, Joined };
+inline bool& smallSwitch(SmallSwitch which) {
+  static bool on[] = {envFlagOn("TSLORA_CUDA_LORA_SMALL_REDUCE"), envFlagOn("TSLORA_CUDA_LORA_SMALL_NARROW"),
+                      envFlagOn("TSLORA_CUDA_LORA_SMALL_LONGK"), envFlagOn("TSLORA_CUDA_LORA_SMALL_EARLY"),
+                      envFlagOn("TSLORA_CUDA_LORA_SMALL_JOINED")};
+  return on[static_cast<int>(which)];
 }
-inline void loraSetSmallReduce(bool on) { smallReduceFlag() = on; }
-inline bool loraSmallReduce() { return smallReduceFlag(); }
+inline void loraSetSmallReduce(bool on) { smallSwitch(SmallSwitch::Reduce) = on; }
+inline bool loraSmallReduce() { return smallSwitch(SmallSwitch::Reduce); }
 
-// v11 A/B switches of the small-step shrink (bench/lora/README.md v11), each off unless set (read once; the setters are
-// the benchmark's A/B and the tests'; process-wide, set them before launches or captures):
+// v11 A/B switches of the small-step pair (bench/lora/README.md v11), each off unless set:
 // - TSLORA_CUDA_LORA_SMALL_NARROW=1 (loraSetSmallNarrow): the shrink's warp step holds only as many mma N tiles as the
 //   module's c*R columns need (2, 4 or 6 instead of 8 where c*R <= 16, 32, 48), so the kernel needs fewer registers
 //   (150 at 8 tiles: one shrink block per SM, and then only one expand block beside it) and more blocks of the kernels
@@ -58,29 +63,14 @@ inline bool loraSmallReduce() { return smallReduceFlag(); }
 // - TSLORA_CUDA_LORA_SMALL_EARLY=1 (loraSetSmallEarlyTrigger): the shrink lets its dependent (the expand) launch at its
 //   start for any number of position groups, not only for one (run 8 measured +3.4 µs at 64 rows with v7b's expand,
 //   which loaded y before its wait; v9's expand reads only tables and B there).
-inline bool& smallNarrowFlag() {
-  static bool on = envFlagOn("TSLORA_CUDA_LORA_SMALL_NARROW");
-  return on;
-}
-inline void loraSetSmallNarrow(bool on) { smallNarrowFlag() = on; }
-inline bool loraSmallNarrow() { return smallNarrowFlag(); }
-inline bool& smallLongKFlag() {
-  static bool on = envFlagOn("TSLORA_CUDA_LORA_SMALL_LONGK");
-  return on;
-}
-inline void loraSetSmallLongK(bool on) { smallLongKFlag() = on; }
-inline bool loraSmallLongK() { return smallLongKFlag(); }
-inline bool& smallEarlyTriggerFlag() {
-  static bool on = envFlagOn("TSLORA_CUDA_LORA_SMALL_EARLY");
-  return on;
-}
-inline void loraSetSmallEarlyTrigger(bool on) { smallEarlyTriggerFlag() = on; }
-inline bool loraSmallEarlyTrigger() { return smallEarlyTriggerFlag(); }
-// TSLORA_CUDA_LORA_SMALL_JOINED=1 (DeviceLoraPool, read once): the pair as one joined launch per module
-// (lora_small_joined.cuh), where its vector paths apply; else the pair.
-inline bool loraSmallJoined() {
-  static const bool on = envFlagOn("TSLORA_CUDA_LORA_SMALL_JOINED");
-  return on;
-}
+// - TSLORA_CUDA_LORA_SMALL_JOINED=1 (DeviceLoraPool, read when a pool is made): the pair as one joined launch per
+//   module (lora_small_joined.cuh) where its vector paths apply, else the pair.
+inline void loraSetSmallNarrow(bool on) { smallSwitch(SmallSwitch::Narrow) = on; }
+inline bool loraSmallNarrow() { return smallSwitch(SmallSwitch::Narrow); }
+inline void loraSetSmallLongK(bool on) { smallSwitch(SmallSwitch::LongK) = on; }
+inline bool loraSmallLongK() { return smallSwitch(SmallSwitch::LongK); }
+inline void loraSetSmallEarlyTrigger(bool on) { smallSwitch(SmallSwitch::Early) = on; }
+inline bool loraSmallEarlyTrigger() { return smallSwitch(SmallSwitch::Early); }
+inline bool loraSmallJoined() { return smallSwitch(SmallSwitch::Joined); }
 
 }  // namespace tslora::cuda::lora
