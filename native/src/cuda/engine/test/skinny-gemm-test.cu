@@ -31,7 +31,6 @@ using tslora::cuda::test::toBits;
 
 namespace {
 
-
 struct Case {
   int N, K;
 };
