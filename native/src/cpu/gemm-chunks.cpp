@@ -20,7 +20,9 @@ int envChunks(const char* name, int fallback, int least) {
   return s && *s ? clampChunks(std::atoi(s), least) : fallback;
 }
 std::atomic<int> gPlainChunks{envChunks("TSLORA_GEMM_CHUNKS", 4, 1)};
-constexpr int kEpilogueChunksDefault = 4;  // 0 = chosen by epilogueChunksPerThread: until measured on the Xeon
+// 0 = chosen by epilogueChunksPerThread. Measured on the Xeon (session 15, bench/native/RESULTS.md): r16
+// single-stream LoRA cost 3.3 % (median of 6 processes) against 5.3 % with a fixed 4 in the same processes.
+constexpr int kEpilogueChunksDefault = 0;
 std::atomic<int> gEpilogueChunks{envChunks("TSLORA_GEMM_EPILOGUE_CHUNKS", kEpilogueChunksDefault, 0)};
 std::atomic<size_t> gMinEpilogueChunkBytes{16 << 10};
 

@@ -41,7 +41,7 @@ struct GemmEpilogue {
   std::function<void(int c0, int c1)> before;  // optional
   std::function<void(int c0, int c1)> after;
   // Bytes `after` reads per output column (a fused LoRA expand: its rank × element size of Bᵀ), from which the GEMM
-  // chooses how many ranges per thread to cut (gemm.cpp: epilogueChunksPerThread); 0 = unknown (4 per thread).
+  // chooses how many ranges per thread to cut (gemm-chunks.cpp: epilogueChunksPerThread); 0 = unknown (4 per thread).
   size_t bytesPerColumn = 0;
 };
 
@@ -56,8 +56,8 @@ void gemmRows(ThreadPool& pool, const float* x, const int32_t* rowIndex, int num
 
 // Chunks per thread of a GEMM with an epilogue, after its head: each chunk ends in one epilogue call (a fused LoRA
 // expand). 0 = chosen from the epilogue's bytes per thread, each chunk's at least minChunkBytes (16 KiB unless set;
-// 0 keeps it; gemm.cpp: epilogueChunksPerThread); 1-16 = that many (default and TSLORA_GEMM_EPILOGUE_CHUNKS: see
-// kEpilogueChunksDefault). Returns the previous count. Between steps only (benchmarks).
+// 0 keeps it; gemm-chunks.cpp: epilogueChunksPerThread; the default); 1-16 = that many. TSLORA_GEMM_EPILOGUE_CHUNKS
+// sets the start value. Returns the previous count. Between steps only (benchmarks).
 int setGemmEpilogueChunks(int chunksPerThread, size_t minChunkBytes = 0);
 // Chunks per thread of a GEMM without an epilogue (default 4, TSLORA_GEMM_CHUNKS; clamped to 1-16). Between steps
 // only (benchmarks: whether a base step gains from fewer chunks too).

@@ -54,7 +54,9 @@ inline float mulAddScalar(float acc, float a, float b) { return mulAdd(acc, a, b
 
 namespace {
 // Whether the AVX-512 copy is used by default where the CPU has it: TSLORA_LORA_WIDE_EXPAND=1 / 0, unset = this.
-constexpr bool kWideExpandDefault = false;  // until a device round has measured it on an AVX-512 machine
+// Measured on the Xeon (session 15, bench/native/RESULTS.md): r16 / r64 single-stream LoRA cost 3.3 / 12.9 %
+// (medians of 6 processes) against 4.2 / 14.8 % with the 8-lane copy in the same processes; same bits (FMA builds).
+constexpr bool kWideExpandDefault = true;
 bool wideAllowed() {
   static const bool allowed = [] {
     const char* s = std::getenv("TSLORA_LORA_WIDE_EXPAND");
