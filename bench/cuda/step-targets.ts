@@ -93,12 +93,13 @@ function floorFraction(r: DecodeReport | undefined, batch: number, scenario: str
 
 /**
  * The kernels the engine runs by default for each benchmark case, by lora_cuda_bench strategy name. Decode: a captured
- * decode graph of more than 16 rows runs the small-step pair (DeviceLoraPool::chooseSmallStep), v10 layout by default.
+ * decode graph of more than 16 rows runs the small-step pair (DeviceLoraPool::chooseSmallStep): v10 layout with v11's
+ * narrow shrink, long-K splits and early expand launch by default (bench strategy "csgmv small v11").
  * Prefill: the tiled kernels with the default switches; backend and chunk size are user flags (--lora-backend,
  * --max-lora-chunk-size), so the best of those three counts. Strategies behind opt-in environment switches never do.
  */
 export const ENGINE_LORA_STRATEGIES: Record<string, string[]> = {
-  'decode 64x1 r16': ['csgmv small v10'],
+  'decode 64x1 r16': ['csgmv small v11'],
   'prefill 8x512 r64': ['triton', 'csgmv C16', 'csgmv C128'],
 };
 

@@ -138,7 +138,8 @@ int main(int argc, char** argv) {
       {"triton small v10", false, 16, true, false, false, false, -1, -1, false, true},
       {"csgmv small v10r", true, 16, true, false, false, false, -1, -1, false, true, true},
       // decode A/B (v11 of smallexp2): the small shrink with rank-sized mma chunks (fewer registers), long-K splits, the
-      // expand launched at the shrink's start; each alone and together, beside "csgmv small v10" (the default)
+      // expand launched at the shrink's start; each alone and together ("csgmv small v11": the default since session 15),
+      // beside "csgmv small v10" (all three off: the default before)
       {"csgmv small v11n", true, 16, true, false, false, false, -1, -1, false, true, false, kNarrow},
       {"csgmv small v11k", true, 16, true, false, false, false, -1, -1, false, true, false, kLongK},
       {"csgmv small v11e", true, 16, true, false, false, false, -1, -1, false, true, false, kEarly},

@@ -36,35 +36,45 @@ inline bool loraSmallV10() { return smallV10Flag(); }
 // dtype after them in the workspace, and the expand reads that U once instead of summing every split itself (the same
 // sums: bit-identical). The partials stay (the skinny GEMM epilogue reads them).
 //
-// This switch and the v11 ones below: process-wide, read once from the environment (unset or "0": off), settable (the benchmark's and
-// the tests' A/B; set them before launches or captures, not concurrently with them).
-inline bool envFlagOn(const char* name) {
+// This switch and the v11 ones below: process-wide, read once from the environment ("0": off, any other value: on,
+// unset: the default), settable (the benchmark's and the tests' A/B; set them before launches or captures, not
+// concurrently with them).
+//
+// v11's narrow shrink, long-K splits and early expand launch: on since session 15's device round (one H100 80GB HBM3,
+// 03:10-03:17 UTC, bench/lora/results/h100-s15-round1): graph replay per layer, same process, decode 64 x 1 r16
+// 8 adapters 40.7 -> 39.5 µs, 1 x 1 19.0 -> 17.9 µs; lora_cuda_test small-step paths 1920 / 1920 and the device pool
+// 1360 / 1360 with all three on; the narrow shrink's digest equal to the default's (bit-identical). The joined launch
+// and the reduction stay off (measured slower: 59.1 and 46.1 µs).
+constexpr bool kSmallV11DefaultOn = true;
+inline bool envFlag(const char* name, bool unsetValue) {
   const char* env = std::getenv(name);
-  return env != nullptr && std::strcmp(env, "0") != 0;
+  return env == nullptr ? unsetValue : std::strcmp(env, "0") != 0;
 }
 enum class SmallSwitch { Reduce, Narrow, LongK, Early, Joined };
 inline bool& smallSwitch(SmallSwitch which) {
-  static bool on[] = {envFlagOn("TSLORA_CUDA_LORA_SMALL_REDUCE"), envFlagOn("TSLORA_CUDA_LORA_SMALL_NARROW"),
-                      envFlagOn("TSLORA_CUDA_LORA_SMALL_LONGK"), envFlagOn("TSLORA_CUDA_LORA_SMALL_EARLY"),
-                      envFlagOn("TSLORA_CUDA_LORA_SMALL_JOINED")};
+  static bool on[] = {envFlag("TSLORA_CUDA_LORA_SMALL_REDUCE", false), envFlag("TSLORA_CUDA_LORA_SMALL_NARROW", kSmallV11DefaultOn),
+                      envFlag("TSLORA_CUDA_LORA_SMALL_LONGK", kSmallV11DefaultOn), envFlag("TSLORA_CUDA_LORA_SMALL_EARLY", kSmallV11DefaultOn),
+                      envFlag("TSLORA_CUDA_LORA_SMALL_JOINED", false)};
   return on[static_cast<int>(which)];
 }
 inline void loraSetSmallReduce(bool on) { smallSwitch(SmallSwitch::Reduce) = on; }
 inline bool loraSmallReduce() { return smallSwitch(SmallSwitch::Reduce); }
 
-// v11 A/B switches of the small-step pair (bench/lora/README.md v11), each off unless set:
-// - TSLORA_CUDA_LORA_SMALL_NARROW=1 (loraSetSmallNarrow): the shrink's warp step holds only as many mma N tiles as the
+// v11 A/B switches of the small-step pair (bench/lora/README.md v11); narrow, long-K and early on by default (=0 turns
+// each off), joined off (=1 turns it on):
+// - TSLORA_CUDA_LORA_SMALL_NARROW (loraSetSmallNarrow): the shrink's warp step holds only as many mma N tiles as the
 //   module's c*R columns need (2, 4 or 6 instead of 8 where c*R <= 16, 32, 48), so the kernel needs fewer registers
 //   (150 at 8 tiles: one shrink block per SM, and then only one expand block beside it) and more blocks of the kernels
 //   before and after it fit beside it. One chunk per run either way, so the same items on the same warps: bit-identical.
-// - TSLORA_CUDA_LORA_SMALL_LONGK=1 (loraSetSmallLongK): loraSmallStepSplits gives long-K modules enough splits for
+// - TSLORA_CUDA_LORA_SMALL_LONGK (loraSetSmallLongK): loraSmallStepSplits gives long-K modules enough splits for
 //   <= 512 K per split (down_proj 14336: 28 instead of 16), so a warp walks <= 2 dependent load steps per run instead
 //   of 4 (the expand re-reads more partials). A different split count: other sums, within tolerance.
-// - TSLORA_CUDA_LORA_SMALL_EARLY=1 (loraSetSmallEarlyTrigger): the shrink lets its dependent (the expand) launch at its
+// - TSLORA_CUDA_LORA_SMALL_EARLY (loraSetSmallEarlyTrigger): the shrink lets its dependent (the expand) launch at its
 //   start for any number of position groups, not only for one (run 8 measured +3.4 µs at 64 rows with v7b's expand,
 //   which loaded y before its wait; v9's expand reads only tables and B there).
 // - TSLORA_CUDA_LORA_SMALL_JOINED=1 (DeviceLoraPool, read when a pool is made): the pair as one joined launch per
-//   module (lora_small_joined.cuh) where its vector paths apply, else the pair.
+//   module (lora_small_joined.cuh) where its vector paths apply, else the pair. Off: 59.1 µs per layer at 64 x 1 in the
+//   same round (the PDL chain's overlap between modules is lost).
 inline void loraSetSmallNarrow(bool on) { smallSwitch(SmallSwitch::Narrow) = on; }
 inline bool loraSmallNarrow() { return smallSwitch(SmallSwitch::Narrow); }
 inline void loraSetSmallLongK(bool on) { smallSwitch(SmallSwitch::LongK) = on; }
