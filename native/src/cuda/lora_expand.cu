@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "lora_env_flag.h"
 #include "lora_expand_wide.cuh"
 #include "lora_kernels.cuh"
 #include "lora_launch.cuh"
@@ -272,10 +273,7 @@ cudaError_t launchExpandOn(const DeviceModule& module, const DeviceStep& step, c
 // loraSetExpandWide(false) turns it off (A/B).
 constexpr bool kWideExpandDefaultOn = true;
 bool& wideExpandFlag() {
-  static bool on = [] {
-    const char* env = std::getenv("TSLORA_CUDA_LORA_WIDE_EXPAND");
-    return env == nullptr ? kWideExpandDefaultOn : std::string(env) != "0";
-  }();
+  static bool on = envFlag("TSLORA_CUDA_LORA_WIDE_EXPAND", kWideExpandDefaultOn);
   return on;
 }
 int& wideExpandBlocksPerSmFlag() {  // 0 = the kernel's default

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "lora_env_flag.h"
 #include "lora_kernels.cuh"
 #include "lora_launch.cuh"
 #include "lora_shrink_wide.cuh"
@@ -217,10 +218,7 @@ cudaError_t launchShrink(const DeviceModule& module, const DeviceStep& step, con
 // TSLORA_CUDA_LORA_WIDE_SHRINK=1 / =0 at start-up or loraSetShrinkWide turns it on / off (A/B).
 constexpr bool kWideShrinkDefaultOn = false;
 bool& wideFlag() {
-  static bool on = [] {
-    const char* env = std::getenv("TSLORA_CUDA_LORA_WIDE_SHRINK");
-    return env == nullptr ? kWideShrinkDefaultOn : std::string(env) != "0";
-  }();
+  static bool on = envFlag("TSLORA_CUDA_LORA_WIDE_SHRINK", kWideShrinkDefaultOn);
   return on;
 }
 int& wideBlocksPerSmFlag() {

@@ -5,8 +5,7 @@
 // either way: bit-identical results.
 // TSLORA_CUDA_LORA_SMALL_V10=1 / =0 (read once; unset: kSmallV10DefaultOn) or loraSetSmallV10 (the benchmark's A/B).
 #pragma once
-#include <cstdlib>
-#include <cstring>
+#include "lora_env_flag.h"
 
 namespace tslora::cuda::lora {
 
@@ -17,17 +16,6 @@ namespace tslora::cuda::lora {
 // layout's, checked in the default run, and bit-identical to it under the host emulator). bench/lora/README.md v10.
 constexpr bool kSmallV10DefaultOn = true;
 
-inline bool& smallV10Flag() {
-  static bool on = [] {
-    const char* env = std::getenv("TSLORA_CUDA_LORA_SMALL_V10");
-    return env == nullptr ? kSmallV10DefaultOn : std::strcmp(env, "0") != 0;
-  }();
-  return on;
-}
-// Process-wide; set it before launches (or captures), not concurrently with them.
-inline void loraSetSmallV10(bool on) { smallV10Flag() = on; }
-inline bool loraSmallV10() { return smallV10Flag(); }
-
 // Off: measured slower in the graph replay of the same call (64 x 1: 46.1 against 40.4 µs; the shrink's reduction tail
 // costs 3-5 µs per module, the expand saves 1.4-2.4), though the engine hides the shrink on a side stream (not measured).
 // TSLORA_CUDA_LORA_SMALL_REDUCE=1 (read once; off unless set) or loraSetSmallReduce, and only where the step has
@@ -36,7 +24,7 @@ inline bool loraSmallV10() { return smallV10Flag(); }
 // dtype after them in the workspace, and the expand reads that U once instead of summing every split itself (the same
 // sums: bit-identical). The partials stay (the skinny GEMM epilogue reads them).
 //
-// This switch and the v11 ones below: process-wide, read once from the environment ("0": off, any other value: on,
+// The v10 switch, this one and the v11 ones below: process-wide, read once from the environment ("0": off, any other value: on,
 // unset: the default), settable (the benchmark's and the tests' A/B; set them before launches or captures, not
 // concurrently with them).
 //
@@ -46,17 +34,19 @@ inline bool loraSmallV10() { return smallV10Flag(); }
 // 1360 / 1360 with all three on; the narrow shrink's digest equal to the default's (bit-identical). The joined launch
 // and the reduction stay off (measured slower: 59.1 and 46.1 µs).
 constexpr bool kSmallV11DefaultOn = true;
-inline bool envFlag(const char* name, bool unsetValue) {
-  const char* env = std::getenv(name);
-  return env == nullptr ? unsetValue : std::strcmp(env, "0") != 0;
-}
-enum class SmallSwitch { Reduce, Narrow, LongK, Early, Joined };
+enum class SmallSwitch { V10, Reduce, Narrow, LongK, Early, Joined };
 inline bool& smallSwitch(SmallSwitch which) {
-  static bool on[] = {envFlag("TSLORA_CUDA_LORA_SMALL_REDUCE", false), envFlag("TSLORA_CUDA_LORA_SMALL_NARROW", kSmallV11DefaultOn),
-                      envFlag("TSLORA_CUDA_LORA_SMALL_LONGK", kSmallV11DefaultOn), envFlag("TSLORA_CUDA_LORA_SMALL_EARLY", kSmallV11DefaultOn),
+  static bool on[] = {envFlag("TSLORA_CUDA_LORA_SMALL_V10", kSmallV10DefaultOn),
+                      envFlag("TSLORA_CUDA_LORA_SMALL_REDUCE", false),
+                      envFlag("TSLORA_CUDA_LORA_SMALL_NARROW", kSmallV11DefaultOn),
+                      envFlag("TSLORA_CUDA_LORA_SMALL_LONGK", kSmallV11DefaultOn),
+                      envFlag("TSLORA_CUDA_LORA_SMALL_EARLY", kSmallV11DefaultOn),
                       envFlag("TSLORA_CUDA_LORA_SMALL_JOINED", false)};
   return on[static_cast<int>(which)];
 }
+// Process-wide; set it before launches (or captures), not concurrently with them.
+inline void loraSetSmallV10(bool on) { smallSwitch(SmallSwitch::V10) = on; }
+inline bool loraSmallV10() { return smallSwitch(SmallSwitch::V10); }
 inline void loraSetSmallReduce(bool on) { smallSwitch(SmallSwitch::Reduce) = on; }
 inline bool loraSmallReduce() { return smallSwitch(SmallSwitch::Reduce); }
 
