@@ -15,10 +15,6 @@ using namespace small;
 
 constexpr int kThreads = kExpandThreads;
 constexpr int kBN = kExpandColumns;  // output columns per block
-// B tiles (one per run) in flight: 4 up to R = 16 (48 KB of shared memory), 2 above (40 KB at R = 32, 72 KB at 64).
-int stagesFor(int R) { return R <= 16 ? 4 : 2; }
-
-int bLdFor(int R) { return (R + 7) / 8 * 8 + 8; }  // elements per B-tile row: 16-byte aligned, 16 bytes of padding
 
 // Grid (column blocks, slices, groups) (v10: (column blocks of all slices, 1, groups)): one expandBlock per block.
 // Four blocks per multiprocessor (64 registers, ~20 bytes of spill): run 8 had 98 registers, two blocks per SM, and
@@ -61,8 +57,8 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
   if (widest <= 0) return cudaSuccess;
   const bool v10 = loraSmallV10();
   const dim3 grid(v10 ? sliceBlocks : (widest + kBN - 1) / kBN, v10 ? 1 : c, groupsOf(step));
-  const int stages = stagesFor(R);
-  const size_t smemBytes = static_cast<size_t>(stages) * kBN * bLdFor(R) * sizeof(uint16_t);
+  const int stages = expandStagesFor(R);
+  const size_t smemBytes = expandSmemBytes(R);
   const auto* b = static_cast<const uint16_t*>(module.b);
   const auto* partials = static_cast<const float*>(workspace);
   const float* reduced = loraSmallReduce() && step.counters != nullptr

@@ -35,6 +35,15 @@ struct AfterShrinkGrid {
 // blockX: the column block (v10: over all slices), sliceY: the slice (v9), group: the position group. Join: when the
 // partials of the group are final beyond pdlWait (AfterShrinkGrid, or the joined launch's arrival counters of
 // lora_small_joined.cu) and where the dependents are triggered.
+// Host side of a launch of expandBlock: its B tiles in flight (4 up to R = 16: 48 KB of shared memory; 2 above: 40 KB at
+// R = 32, 72 KB at 64) and the dynamic shared memory they take, at bLd elements per B-tile row (16-byte aligned, 16
+// bytes of padding; expandBlock computes the same pitch on the device).
+inline int expandStagesFor(int R) { return R <= 16 ? 4 : 2; }
+inline size_t expandSmemBytes(int R) {
+  const int bLd = (R + 7) / 8 * 8 + 8;
+  return static_cast<size_t>(expandStagesFor(R)) * kExpandColumns * bLd * sizeof(uint16_t);
+}
+
 // Dynamic shared memory: kStages B tiles of T [kExpandColumns, bLd]. Four blocks per multiprocessor (64 registers, ~20 bytes of
 // spill): run 8 had 98 registers, two blocks per SM, and gate_up's 448 blocks at 64 rows took 1.7 waves (16.7 µs).
 template <typename T, int kStages, bool kV10, typename Join>

@@ -74,9 +74,6 @@ __global__ void __launch_bounds__(kShrinkThreads, kTiles <= 4 ? 4 : 2) smallJoin
   }
 }
 
-int tilesFor(int uStride) { return uStride <= 16 ? 2 : uStride <= 32 ? 4 : uStride <= 48 ? 6 : kChunkTiles; }
-int bLdFor(int R) { return (R + 7) / 8 * 8 + 8; }  // as lora_small_expand.cu's B tile rows
-
 }  // namespace
 
 cudaError_t loraApplyJoined(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* x, int xStride,
@@ -116,10 +113,9 @@ cudaError_t loraApplyJoined(ActDType dtype, const DeviceModule& module, const De
   p.aSlotStride = static_cast<size_t>(c) * R * module.in;
   p.bSlotStride = static_cast<size_t>(module.outTotal()) * R;
   p.partials = static_cast<float*>(workspace);
-  const int stages = R <= 16 ? 4 : 2;
+  const int stages = expandStagesFor(R);
   const size_t shrinkSmem = static_cast<size_t>(kShrinkWarps) * kGroupRows * (p.uStride + 1) * sizeof(float);
-  const size_t expandSmem = static_cast<size_t>(stages) * kExpandColumns * bLdFor(R) * sizeof(uint16_t);
-  const size_t smemBytes = std::max(shrinkSmem, expandSmem);
+  const size_t smemBytes = std::max(shrinkSmem, expandSmemBytes(R));
   const dim3 grid(kSplits * p.groups + sliceBlocks * p.groups);
   int* set = tickets.device + (tickets.launches++ % 2) * kJoinedTicketSetInts;
   auto launch = [&](auto kernel, auto* yTyped) -> cudaError_t {
@@ -133,7 +129,7 @@ cudaError_t loraApplyJoined(ActDType dtype, const DeviceModule& module, const De
   auto byShape = [&](auto tag) -> cudaError_t {
     using T = decltype(tag);
     T* yt = static_cast<T*>(y);
-    const int tiles = tilesFor(p.uStride);
+    const int tiles = narrowShrinkTiles(p.uStride);
     if (stages == 4) {
       if (tiles == 2) return launch(smallJoinedKernel<T, 2, 4>, yt);
       if (tiles == 4) return launch(smallJoinedKernel<T, 4, 4>, yt);

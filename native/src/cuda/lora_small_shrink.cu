@@ -25,10 +25,7 @@ constexpr int kTargetShrinkBlocks = 64, kMinPolicySplits = 8, kMaxPolicySplits =
 constexpr int kLongKPerSplit = 512;  // v11's long-K policy: at most 8 warp steps of 64 K per split
 
 // v11's narrow shrink: the fewest mma N tiles per item that hold c*R columns in one chunk (kChunkTiles otherwise).
-int shrinkTilesFor(int uStride) {
-  if (!loraSmallNarrow()) return kChunkTiles;
-  return uStride <= 16 ? 2 : uStride <= 32 ? 4 : uStride <= 48 ? 6 : kChunkTiles;
-}
+int shrinkTilesFor(int uStride) { return loraSmallNarrow() ? narrowShrinkTiles(uStride) : kChunkTiles; }
 
 // Grid (splits, groups): one shrinkBlock per block. kTiles: see shrinkBlock; the narrow widths get register bounds that
 // leave room for more blocks of the neighbouring kernels (v11).

@@ -29,6 +29,9 @@ __device__ __noinline__ void reduceGroupCall(const GroupRows& g, int numSlices, 
   reduceGroup<T>(g, numSlices, numTokens, partials, uStride, p0, splits, reduced);
 }
 
+// v11's narrow shrink (host side): the fewest mma N tiles per item that hold c*R = uStride columns in one chunk.
+inline int narrowShrinkTiles(int uStride) { return uStride <= 16 ? 2 : uStride <= 32 ? 4 : uStride <= 48 ? 6 : kChunkTiles; }
+
 // One block of the shrink: K split `split` of position group `group` (of `splits`). Dynamic shared memory: kShrinkShrinkWarps
 // accumulators of fp32 [kGroupRows, uStride + 1]. kTiles: shrinkSplitInto's mma N tiles per item (kChunkTiles, or
 // v11's narrow shrink: as many as c*R needs). Every thread of the block returns from it (no thread exits early).
