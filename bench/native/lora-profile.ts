@@ -7,11 +7,17 @@
  * Also each step's time outside its GEMMs (wall minus the calling thread's time inside them).
  *   node --import tsx bench/native/lora-profile.ts [--ranks 16,64] [--steps 20] [--threads 2] [--dir /tmp/...] [--out FILE]
  *     [--min-chunk-kib 8,32: more thresholds of the epilogue's chunk choice to time] [--generate: only write the model
- *     and the ranks' adapters into --dir, without loading the addon]
+ *     and the ranks' adapters into --dir, without loading the addon] [--schedules: the plain-GEMM schedules and
+ *     prefetch flags as variants too (below)]
  * The 125M preset of decode.ts (same --dir: the same cached model and adapters), bf16 pool, csgmv. Variants, in
  * alternation with the defaults: the other expand copy where there are two (avx512 / amx kernel sets), GEMM chunks
  * per thread chosen from the expand's bytes or a fixed 4 (whichever is not the default) or 1 (gemm.h
- * setGemmEpilogueChunks: one fused-expand call per chunk), base steps with 1 chunk per thread.
+ * setGemmEpilogueChunks: one fused-expand call per chunk), base steps with 1 chunk per thread. With --schedules:
+ * base steps with plain GEMMs on owned ranges (gemm.h setGemmOwnedRanges: 4 / 8 pieces per thread), LoRA steps with
+ * every GEMM on them (the fused expand's GEMMs too), base steps with the base
+ * weights prefetched non-temporally (setGemmPrefetchFlags: does the adapter then stay in the last-level cache?) or
+ * each range's first tile in one burst ("warm start"), and LoRA steps with those prefetch flags on the base weights
+ * and / or on the fused shrink's A.
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -29,6 +35,7 @@ const { values: args } = parseArgs({
     out: { type: 'string' },
     generate: { type: 'boolean', default: false },
     'min-chunk-kib': { type: 'string', default: '' },
+    schedules: { type: 'boolean', default: false },
   },
 });
 const shape: BenchShape = { hidden: 768, intermediate: 2048, numLayers: 12, numHeads: 12, numKvHeads: 4, dtype: 'bf16', vocab: 32000 };
@@ -59,7 +66,28 @@ ops.setGemmEpilogueChunks(chunkDefault);
 // there are two, with a fixed number of GEMM chunks per thread (4: every GEMM's count before the chunks were chosen
 // from the epilogue's bytes; 1) or other thresholds of that choice (--min-chunk-kib); base steps with 1 chunk per
 // thread (whether the base step gains from fewer chunks too).
-type Variant = { name: string; base?: boolean; wide?: boolean; chunks?: number; minChunkKiB?: number; plainChunks?: number };
+type Variant = {
+  name: string; base?: boolean; wide?: boolean; chunks?: number; minChunkKiB?: number; plainChunks?: number;
+  owned?: 0 | 1 | 2; baseFlags?: number; ownFlags?: number;
+};
+const NTA = 1, WARM = 2;  // cpu/simd.h kPrefetchNta, kPrefetchWarmStart
+const ownedDefault = ops.setGemmOwnedRanges(0) as 0 | 1 | 2;
+ops.setGemmOwnedRanges(ownedDefault);
+const [baseFlagsDefault, ownFlagsDefault] = ops.setGemmPrefetchFlags(0, 0);
+ops.setGemmPrefetchFlags(baseFlagsDefault, ownFlagsDefault);
+const schedules: Variant[] = !args.schedules ? [] : [
+  { name: `base, ${ownedDefault ? 'chunks claimed in turn' : 'owned ranges'}`, base: true, owned: ownedDefault ? 0 : 1 },
+  { name: 'base, owned ranges x8', base: true, owned: 1, plainChunks: 8 },
+  { name: `LoRA, ${ownedDefault === 2 ? 'chunks claimed in turn' : 'owned ranges'}`, owned: ownedDefault === 2 ? 0 : 2 },
+  { name: 'base, NTA', base: true, baseFlags: baseFlagsDefault ^ NTA },
+  { name: 'base, warm start', base: true, baseFlags: baseFlagsDefault ^ WARM },
+  { name: 'base, owned + NTA', base: true, owned: 1, baseFlags: baseFlagsDefault | NTA },
+  { name: 'NTA base', baseFlags: baseFlagsDefault ^ NTA },
+  { name: 'warm shrink', ownFlags: ownFlagsDefault ^ WARM },
+  { name: 'warm base + shrink', baseFlags: baseFlagsDefault ^ WARM, ownFlags: ownFlagsDefault ^ WARM },
+  { name: 'NTA base + warm shrink', baseFlags: baseFlagsDefault ^ NTA, ownFlags: ownFlagsDefault ^ WARM },
+  { name: 'LoRA, owned + NTA', owned: 2, baseFlags: baseFlagsDefault | NTA },
+];
 const variants: Variant[] = [
   { name: 'default' },
   ...(twoCopies ? [{ name: `${wideDefault ? '8-lane' : 'avx512'} expand`, wide: !wideDefault }] : []),
@@ -67,17 +95,22 @@ const variants: Variant[] = [
   ...(chunkDefault !== 4 ? [{ name: '4 chunks', chunks: 4 }] : []),
   { name: '1 chunk', chunks: 1 },
   ...args['min-chunk-kib'].split(',').filter(Boolean).map((kib) => ({ name: `chunks from ${kib} KiB`, minChunkKiB: Number(kib) })),
-  { name: 'base, 1 chunk', base: true, plainChunks: 1 },
+  { name: 'base, 1 chunk', base: true, plainChunks: 1, owned: 0 },
+  ...schedules,
 ];
 const setUp = (v: Variant) => {
   if (v.wide !== undefined) ops.setLoraWideExpand(v.wide);
   if (v.chunks !== undefined || v.minChunkKiB) ops.setGemmEpilogueChunks(v.chunks ?? 0, (v.minChunkKiB ?? defaultMinChunkKiB) * 1024);
   if (v.plainChunks) ops.setGemmChunks(v.plainChunks);
+  if (v.owned !== undefined) ops.setGemmOwnedRanges(v.owned);
+  if (v.baseFlags !== undefined || v.ownFlags !== undefined) ops.setGemmPrefetchFlags(v.baseFlags ?? baseFlagsDefault, v.ownFlags ?? ownFlagsDefault);
 };
 const undo = () => {
   ops.setLoraWideExpand(wideDefault);
   ops.setGemmEpilogueChunks(chunkDefault, defaultMinChunkKiB * 1024);
   ops.setGemmChunks(4);
+  ops.setGemmOwnedRanges(ownedDefault);
+  ops.setGemmPrefetchFlags(baseFlagsDefault, ownFlagsDefault);
 };
 const results: Record<string, unknown> = { isa: isa.active, features: isa.features, threads, steps, copyBandwidthGBs: ops.copyBandwidth(256 * 2 ** 20, threads, 3) };
 for (const rank of ranks) {
@@ -116,6 +149,7 @@ for (const rank of ranks) {
   const outsideUs = (w: number[], p: Profile) => (w.reduce((a, t) => a + t, 0) / w.length) * 1e6 - p.wallNs / 1e3;
   const out: Record<string, unknown> = {
     slotBytes, baseStepMs: median(walls[0]) * 1e3,
+    stepSeconds: Object.fromEntries([['base', walls[0]], ...variants.map(({ name }, v) => [name, walls[v + 1]])]),
     base: { ...b, gemmGBsPerThread: gbs(b.baseBytes, b.baseNs), outsideGemmUs: outsideUs(walls[0], b) },
   };
   variants.forEach(({ name }, v) => {

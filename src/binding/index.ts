@@ -217,6 +217,16 @@ export interface NativeTestingOps {
   setGemmEpilogueChunks(chunksPerThread: number, minChunkBytes?: number): number;
   /** Chunks per thread of a CPU GEMM without an epilogue, default 4 (benchmarks). */
   setGemmChunks(chunksPerThread: number): void;
+  /** Which CPU GEMMs give each thread one contiguous run of columns in pieces (a late thread's rest taken by the
+   *  others) instead of chunks claimed in turn: 0 none, 1 those without an epilogue, 2 all (a fused LoRA expand's
+   *  too); returns the previous mode (benchmarks, tests). */
+  setGemmOwnedRanges(mode: 0 | 1 | 2): number;
+  /** Runs the owned-range schedule of a CPU GEMM over `totalBlocks` blocks on its own pool, the last owner starting
+   *  only after the others finished: how often each block ran, and how many the late owner's own call ran (tests). */
+  ownedRangesTrial(totalBlocks: number, numThreads: number, subRanges: number): { runs: Int32Array; lateRan: number };
+  /** How the CPU decode GEMV prefetches the base weights and a fused LoRA shrink's A (bits: 1 = non-temporal hint,
+   *  2 = the range's first tile in one burst); returns the previous [base, own] (benchmarks). */
+  setGemmPrefetchFlags(baseFlags: number, ownFlags: number): [number, number];
   /** The CPU GEMM threads' time (ns, summed over threads) and weight bytes since the last call, by kind of range
    *  (base parts, parts with their own output = a fused LoRA shrink, the epilogue's wait for those, the epilogue =
    *  a fused LoRA expand), and the calling thread's wall time inside the GEMMs; then profiling on or off for the

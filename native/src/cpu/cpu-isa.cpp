@@ -26,18 +26,18 @@ void swigluRow(const float*, const float*, float*, int);
 float expShiftSumRow(float*, int, float);
 }
 namespace isa_baseline {
-void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int, int);
+void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int, int, int);
 void swigluRow(const float*, const float*, float*, int);
 float expShiftSumRow(float*, int, float);
 }
 #if defined(__x86_64__)
 namespace isa_avx2 {
-void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int, int);
+void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int, int, int);
 void swigluRow(const float*, const float*, float*, int);
 float expShiftSumRow(float*, int, float);
 }
 namespace isa_avx512 {
-void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int, int);
+void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int, int, int);
 void swigluRow(const float*, const float*, float*, int);
 float expShiftSumRow(float*, int, float);
 }

@@ -17,7 +17,8 @@ namespace tslora::cpu {
 
 // y rows [.. yOffset + n0, yOffset + n1) = x rows · weight rows [n0, n1) of a row-major [*, K] matrix of `type`.
 using GemmRangeFn = void (*)(const float* const* xRows, float* const* yRows, int M, const void* wData, WType type,
-                             int K, int n0, int n1, int yOffset, int prefetchBytes, int packMinRows);
+                             int K, int n0, int n1, int yOffset, int prefetchBytes, int prefetchFlags /* simd.h */,
+                             int packMinRows);
 
 // act[i] = silu(gate[i]) · up[i] for i < n (vexp, simd-vec.inc).
 using SwigluRowFn = void (*)(const float* gate, const float* up, float* act, int n);

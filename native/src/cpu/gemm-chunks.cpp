@@ -20,6 +20,12 @@ int envChunks(const char* name, int fallback, int least) {
   return s && *s ? clampChunks(std::atoi(s), least) : fallback;
 }
 std::atomic<int> gPlainChunks{envChunks("TSLORA_GEMM_CHUNKS", 4, 1)};
+int envMode(const char* name, int fallback) {  // unset = fallback, else 0-2
+  const char* s = std::getenv(name);
+  return s && *s ? std::min(2, std::max(0, std::atoi(s))) : fallback;
+}
+constexpr int kOwnedRangesDefault = 0;
+std::atomic<int> gOwnedRanges{envMode("TSLORA_GEMM_OWNED_RANGES", kOwnedRangesDefault)};
 // 0 = chosen by epilogueChunksPerThread. Measured on the Xeon (session 15, bench/native/RESULTS.md): r16
 // single-stream LoRA cost 3.3 % (median of 6 processes) against 5.3 % with a fixed 4 in the same processes.
 constexpr int kEpilogueChunksDefault = 0;
@@ -66,6 +72,7 @@ ChunkPlan planChunks(int headBlocks, int restBlocks, int numThreads, const GemmE
   plan.headChunks = std::min(headBlocks, numThreads);
   const int perThread = epilogue ? epilogueChunksPerThread(*epilogue, restBlocks, numThreads, colBlock)
                                  : gPlainChunks.load(std::memory_order_relaxed);
+  plan.restPerThread = perThread;
   const int restChunks = std::min(restBlocks, numThreads * perThread);
   for (int c = 0; c < plan.headChunks; ++c) plan.starts.push_back(share(headBlocks, c, plan.headChunks));
   plan.starts.push_back(headBlocks);
@@ -83,5 +90,44 @@ int setGemmEpilogueChunks(int chunksPerThread, size_t minChunkBytes) {
 }
 
 void setGemmChunks(int chunksPerThread) { gPlainChunks.store(clampChunks(chunksPerThread, 1), std::memory_order_relaxed); }
+
+int setGemmOwnedRanges(int mode) { return gOwnedRanges.exchange(std::min(2, std::max(0, mode)), std::memory_order_relaxed); }
+bool gemmOwnedRanges(bool withEpilogue) { return gOwnedRanges.load(std::memory_order_relaxed) > (withEpilogue ? 1 : 0); }
+
+OwnedRanges::OwnedRanges(int totalBlocks, int numOwners, int subRanges)
+    : numOwners_(std::max(1, numOwners)), slots_(new Slot[std::max(1, numOwners)]) {
+  subRanges = std::max(1, subRanges);
+  const int pieces = numOwners_ * subRanges;
+  for (int k = 0; k <= pieces; ++k) starts_.push_back(share(totalBlocks, k, pieces));
+  for (int o = 0; o < numOwners_; ++o) {
+    const uint64_t front = static_cast<uint64_t>(o) * subRanges, end = front + subRanges;
+    slots_[o].frontBack.store(front << 32 | end, std::memory_order_relaxed);
+  }
+}
+
+int OwnedRanges::claimFront(int owner) {
+  std::atomic<uint64_t>& fb = slots_[owner].frontBack;
+  uint64_t s = fb.load(std::memory_order_relaxed);
+  for (;;) {
+    const uint64_t front = s >> 32, end = s & 0xffffffffu;
+    if (front >= end) return -1;
+    if (fb.compare_exchange_weak(s, (front + 1) << 32 | end, std::memory_order_relaxed)) return static_cast<int>(front);
+  }
+}
+
+bool OwnedRanges::claimBackHalf(int owner, int& p0, int& p1) {
+  std::atomic<uint64_t>& fb = slots_[owner].frontBack;
+  uint64_t s = fb.load(std::memory_order_relaxed);
+  for (;;) {
+    const uint64_t front = s >> 32, end = s & 0xffffffffu;
+    if (front >= end) return false;
+    const uint64_t from = end - std::max<uint64_t>(1, (end - front) / 2);
+    if (fb.compare_exchange_weak(s, front << 32 | from, std::memory_order_relaxed)) {
+      p0 = static_cast<int>(from);
+      p1 = static_cast<int>(end);
+      return true;
+    }
+  }
+}
 
 }  // namespace tslora::cpu

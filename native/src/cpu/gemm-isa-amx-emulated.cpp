@@ -6,7 +6,7 @@
 #include "simd.h"
 
 namespace tslora::cpu::isa_baseline {
-void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int, int);
+void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int, int, int);
 }
 
 #define TSLORA_AMX_EMULATED 1

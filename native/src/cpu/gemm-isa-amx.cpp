@@ -5,7 +5,7 @@
 
 #if defined(__x86_64__)
 namespace tslora::cpu::isa_avx512 {
-void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int, int);
+void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int, int, int);
 }
 #undef TSLORA_VEC_ISA
 #define TSLORA_VEC_ISA 3

@@ -59,6 +59,13 @@ SplitActs splitActivations(ThreadPool& pool, const CpuKernels& kernels, const st
 }
 
 std::atomic<bool> gProfiling{false};
+int envInt(const char* name, int fallback) {
+  const char* s = std::getenv(name);
+  return s && *s ? std::atoi(s) : fallback;
+}
+// Prefetch flags (simd.h) of the base projections' weights and of parts with their own output (a fused shrink).
+std::atomic<int> gBasePrefetchFlags{envInt("TSLORA_GEMM_BASE_PREFETCH", 0)};
+std::atomic<int> gOwnPrefetchFlags{envInt("TSLORA_GEMM_OWN_PREFETCH", 0)};
 // Nanoseconds and bytes per GemmProfile field, in its order.
 enum ProfileField { kBaseNs, kBaseBytes, kOwnNs, kOwnBytes, kAwaitNs, kEpilogueNs, kWallNs, kNumProfileFields };
 std::atomic<int64_t> gProfile[kNumProfileFields];
@@ -101,6 +108,8 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
   // epilogue, everything) goes in a few chunks per thread (gemm-chunks.h).
   const ChunkPlan plan = planChunks(epilogue ? ownBlocks : 0, totalBlocks - (epilogue ? ownBlocks : 0), pool.numThreads(), epilogue, kColBlock);
   const CpuKernels& kernels = cpuKernels();
+  const int basePrefetch = gBasePrefetchFlags.load(std::memory_order_relaxed);
+  const int ownPrefetch = gOwnPrefetchFlags.load(std::memory_order_relaxed);
   const bool tiles = useTileGemm(kernels, M, parts);
   const SplitActs acts = tiles ? splitActivations(pool, kernels, xRows, parts[0].w.cols) : SplitActs{};
   auto runBlocks = [&](int b0, int b1) {
@@ -122,7 +131,8 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
         kernels.tileGemm(acts, xRows.data(), partRows[pi]->data(), M, part.w.data, part.w.cols, n0, n1, part.outOffset);
       } else {
         kernels.gemmRange(xRows.data(), partRows[pi]->data(), M, part.w.data, part.w.type, part.w.cols, n0, n1,
-                          part.outOffset, kernels.prefetchBytes, kernels.packMinRows);
+                          part.outOffset, kernels.prefetchBytes, part.out ? ownPrefetch : basePrefetch,
+                          kernels.packMinRows);
       }
       if (profiling) {
         const int64_t t1 = nowNs();
@@ -143,7 +153,20 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
       }
     }
   };
-  if (plan.numChunks() <= 1) {
+  if (gemmOwnedRanges(epilogue != nullptr) && pool.numThreads() > 1) {
+    // The head's chunks first (each thread takes them until none is left, so no thread waits in an epilogue for a
+    // head chunk nobody has claimed), then each thread its own run of the rest; with an epilogue in 2 pieces at
+    // least, so the thread with the smaller head has something to take from the other's (a piece is not split).
+    const int headBlocks = plan.starts[plan.headChunks];
+    const int pieces = epilogue ? std::max(2, plan.restPerThread) : plan.restPerThread;
+    OwnedRanges ranges(totalBlocks - headBlocks, pool.numThreads(), pieces);
+    std::atomic<int> nextHead{0};
+    pool.run(ranges.numOwners(), [&](int owner) {
+      for (int h; (h = nextHead.fetch_add(1, std::memory_order_relaxed)) < plan.headChunks;)
+        runBlocks(plan.starts[h], plan.starts[h + 1]);
+      ranges.work(owner, [&](int b0, int b1) { runBlocks(headBlocks + b0, headBlocks + b1); });
+    });
+  } else if (plan.numChunks() <= 1) {
     runBlocks(0, totalBlocks);
   } else {
     pool.run(plan.numChunks(), [&](int c) { runBlocks(plan.starts[c], plan.starts[c + 1]); });
@@ -191,6 +214,11 @@ void gemmRows(ThreadPool& pool, const float* x, const int32_t* rowIndex, int num
     yRows[i] = y + static_cast<size_t>(i) * ldy;
   }
   gemmPointers(pool, xRows, {&yRows}, {GemmPart{w, 0}});
+}
+
+int setGemmPrefetchFlags(int baseFlags, int ownFlags) {
+  const int base = gBasePrefetchFlags.exchange(baseFlags, std::memory_order_relaxed);
+  return base | gOwnPrefetchFlags.exchange(ownFlags, std::memory_order_relaxed) << 8;
 }
 
 void setGemmProfiling(bool on) { gProfiling.store(on, std::memory_order_relaxed); }

@@ -62,6 +62,17 @@ int setGemmEpilogueChunks(int chunksPerThread, size_t minChunkBytes = 0);
 // Chunks per thread of a GEMM without an epilogue (default 4, TSLORA_GEMM_CHUNKS; clamped to 1-16). Between steps
 // only (benchmarks: whether a base step gains from fewer chunks too).
 void setGemmChunks(int chunksPerThread);
+// Whether a GEMM gives each thread one contiguous run of its columns (after the head of an epilogue's GEMM), cut into
+// as many pieces as it would cut chunks, taken front to back, a thread done with its own taking the back half of
+// another's rest (gemm-chunks.h: OwnedRanges), instead of chunks claimed in turn: 0 = never, 1 = GEMMs without an
+// epilogue, 2 = every GEMM (TSLORA_GEMM_OWNED_RANGES). Returns the previous mode. Same results in every mode.
+// Between steps only.
+int setGemmOwnedRanges(int mode);
+// How a GEMM's decode GEMV prefetches its weights (simd.h: kPrefetchNta | kPrefetchWarmStart): baseFlags for the
+// base projections' weights, ownFlags for parts with their own output (a fused LoRA shrink's A). Both 0 by default
+// (TSLORA_GEMM_BASE_PREFETCH / TSLORA_GEMM_OWN_PREFETCH). Returns the previous pair as baseFlags | ownFlags << 8.
+// Same results whatever the flags. Between steps only.
+int setGemmPrefetchFlags(int baseFlags, int ownFlags);
 
 // Where the GEMM threads' time goes, summed over threads, while profiling is on (benchmarks: what a LoRA step adds
 // to the base step). Ranges of parts without their own output ("base"), of parts with one (a fused LoRA shrink,

@@ -13,6 +13,13 @@ namespace tslora::cpu {
 
 enum class WType : int { F32 = 0, F16 = 1, BF16 = 2 };
 
+// How a decode GEMV prefetches its weights (bits of cpu-isa.h GemmRangeFn's prefetchFlags; gemm.h setGemmPrefetchFlags):
+// kPrefetchNta = with the non-temporal hint (prefetchnta: into L1, not left in L2 / L3, so a stream of base weights
+// need not push a LoRA adapter out of the last-level cache); kPrefetchWarmStart = the range's first tile of rows is
+// requested in one burst before its loads (a short range starts cold otherwise). Neither changes any result.
+constexpr int kPrefetchNta = 1;
+constexpr int kPrefetchWarmStart = 2;
+
 inline float bf16ToF32(uint16_t bits) {
   uint32_t wide = static_cast<uint32_t>(bits) << 16;
   float out;

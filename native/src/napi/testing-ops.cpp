@@ -1,11 +1,14 @@
 #include "testing-ops.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "../cpu/cpu-isa.h"
+#include "../cpu/gemm-chunks.h"
 #include "../cpu/gemm.h"
 #include "../cpu/ops.h"
 #include "../cpu/sampling.h"
@@ -307,6 +310,52 @@ Napi::Value SetGemmChunks(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// setGemmOwnedRanges(mode) → the previous mode: 0 = no GEMM on owned ranges, 1 = those without an epilogue, 2 = all
+// (cpu/gemm.h; benchmarks, tests).
+Napi::Value SetGemmOwnedRanges(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), cpu::setGemmOwnedRanges(info[0].As<Napi::Number>().Int32Value()));
+}
+
+// ownedRangesTrial(totalBlocks, numThreads, subRanges) → { runs: Int32Array (times each block ran), lateRan }:
+// the last owner's call starts only after every other owner's call returned (a thread that runs late), so the others
+// must have taken all of its pieces: lateRan = the blocks its own call ran (cpu/gemm-chunks.h OwnedRanges; tests).
+Napi::Value OwnedRangesTrial(const Napi::CallbackInfo& info) {
+  const int total = info[0].As<Napi::Number>().Int32Value(), threads = info[1].As<Napi::Number>().Int32Value();
+  const int subRanges = info[2].As<Napi::Number>().Int32Value();
+  if (total < 0 || total > (1 << 20) || threads < 2 || threads > 64 || subRanges < 1 || subRanges > 64)
+    throw NativeError("native_invalid_argument", "ownedRangesTrial: totalBlocks 0..2^20, numThreads 2..64, subRanges 1..64");
+  ThreadPool pool(threads);
+  cpu::OwnedRanges ranges(total, threads, subRanges);
+  std::vector<std::atomic<int>> runs(total);
+  std::atomic<int> othersDone{0}, lateRan{0};
+  const int late = ranges.numOwners() - 1;  // claimed last (the pool hands out chunks in order): no deadlock
+  pool.run(ranges.numOwners(), [&](int owner) {
+    if (owner == late)
+      while (othersDone.load(std::memory_order_acquire) < late) std::this_thread::yield();
+    ranges.work(owner, [&](int b0, int b1) {
+      for (int b = b0; b < b1; ++b) runs[b].fetch_add(1, std::memory_order_relaxed);
+      if (owner == late) lateRan.fetch_add(b1 - b0, std::memory_order_relaxed);
+    });
+    if (owner != late) othersDone.fetch_add(1, std::memory_order_release);
+  });
+  Napi::Object o = Napi::Object::New(info.Env());
+  auto counts = Napi::Int32Array::New(info.Env(), total);
+  for (int b = 0; b < total; ++b) counts[b] = runs[b].load();
+  o.Set("runs", counts);
+  o.Set("lateRan", lateRan.load());
+  return o;
+}
+
+// setGemmPrefetchFlags(base, own) → the previous [base, own]: how the decode GEMV prefetches the base weights and a
+// fused shrink's A (cpu/simd.h kPrefetchNta = 1, kPrefetchWarmStart = 2; benchmarks).
+Napi::Value SetGemmPrefetchFlags(const Napi::CallbackInfo& info) {
+  const int prev = cpu::setGemmPrefetchFlags(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value());
+  Napi::Array a = Napi::Array::New(info.Env(), 2);
+  a.Set(0u, prev & 0xff);
+  a.Set(1u, prev >> 8);
+  return a;
+}
+
 // setLoraWideExpand([on]) → whether the LoRA expand's AVX-512 copy is now in use (lora/cpu_expand.h; false
 // where the CPU lacks it); without an argument only that. selectCpuKernelIsa restores the default of its kernel set.
 Napi::Value SetLoraWideExpand(const Napi::CallbackInfo& info) {
@@ -353,6 +402,9 @@ Napi::Object testingOps(Napi::Env env) {
   t.Set("setLoraExpandFusion", Napi::Function::New(env, SetLoraExpandFusion));
   t.Set("setGemmEpilogueChunks", Napi::Function::New(env, SetGemmEpilogueChunks));
   t.Set("setGemmChunks", Napi::Function::New(env, SetGemmChunks));
+  t.Set("setGemmOwnedRanges", Napi::Function::New(env, SetGemmOwnedRanges));
+  t.Set("ownedRangesTrial", Napi::Function::New(env, OwnedRangesTrial));
+  t.Set("setGemmPrefetchFlags", Napi::Function::New(env, SetGemmPrefetchFlags));
   t.Set("gemmProfile", Napi::Function::New(env, GemmProfileOp));
   t.Set("setLoraWideExpand", Napi::Function::New(env, SetLoraWideExpand));
   return t;
