@@ -16,8 +16,8 @@
  * base steps with plain GEMMs on owned ranges (gemm.h setGemmOwnedRanges: 4 / 8 pieces per thread), LoRA steps with
  * every GEMM on them (the fused expand's GEMMs too), base steps with the base
  * weights prefetched non-temporally (setGemmPrefetchFlags: does the adapter then stay in the last-level cache?) or
- * each range's first tile in one burst ("warm start"), and LoRA steps with those prefetch flags on the base weights
- * and / or on the fused shrink's A.
+ * each range's first tile in one burst ("warm start") or also into L2 twice as far ahead ("far L2"), and LoRA steps
+ * with those prefetch flags on the base weights and / or on the fused shrink's A.
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -70,7 +70,7 @@ type Variant = {
   name: string; base?: boolean; wide?: boolean; chunks?: number; minChunkKiB?: number; plainChunks?: number;
   owned?: 0 | 1 | 2; baseFlags?: number; ownFlags?: number;
 };
-const NTA = 1, WARM = 2;  // cpu/simd.h kPrefetchNta, kPrefetchWarmStart
+const NTA = 1, WARM = 2, FAR = 4;  // cpu/simd.h kPrefetchNta, kPrefetchWarmStart, kPrefetchFar
 const ownedDefault = ops.setGemmOwnedRanges(0) as 0 | 1 | 2;
 ops.setGemmOwnedRanges(ownedDefault);
 const [baseFlagsDefault, ownFlagsDefault] = ops.setGemmPrefetchFlags(0, 0);
@@ -87,6 +87,9 @@ const schedules: Variant[] = !args.schedules ? [] : [
   { name: 'warm base + shrink', baseFlags: baseFlagsDefault ^ WARM, ownFlags: ownFlagsDefault ^ WARM },
   { name: 'NTA base + warm shrink', baseFlags: baseFlagsDefault ^ NTA, ownFlags: ownFlagsDefault ^ WARM },
   { name: 'LoRA, owned + NTA', owned: 2, baseFlags: baseFlagsDefault | NTA },
+  { name: 'base, far L2', base: true, baseFlags: baseFlagsDefault ^ FAR },
+  { name: 'far L2 base + shrink', baseFlags: baseFlagsDefault ^ FAR, ownFlags: ownFlagsDefault ^ FAR },
+  { name: 'far L2 + warm shrink', ownFlags: ownFlagsDefault ^ (FAR | WARM) },
 ];
 const variants: Variant[] = [
   { name: 'default' },

@@ -225,7 +225,7 @@ export interface NativeTestingOps {
    *  only after the others finished: how often each block ran, and how many the late owner's own call ran (tests). */
   ownedRangesTrial(totalBlocks: number, numThreads: number, subRanges: number): { runs: Int32Array; lateRan: number };
   /** How the CPU decode GEMV prefetches the base weights and a fused LoRA shrink's A (bits: 1 = non-temporal hint,
-   *  2 = the range's first tile in one burst); returns the previous [base, own] (benchmarks). */
+   *  2 = the range's first tile in one burst, 4 = also into L2 twice as far ahead); returns the previous [base, own] (benchmarks). */
   setGemmPrefetchFlags(baseFlags: number, ownFlags: number): [number, number];
   /** The CPU GEMM threads' time (ns, summed over threads) and weight bytes since the last call, by kind of range
    *  (base parts, parts with their own output = a fused LoRA shrink, the epilogue's wait for those, the epilogue =

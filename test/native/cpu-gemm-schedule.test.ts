@@ -51,11 +51,11 @@ async function runner(numThreads: number): Promise<ModelRunner> {
 }
 
 type Schedule = { owned: 0 | 1 | 2; chunks: number; baseFlags: number; ownFlags: number };
-const NTA = 1, WARM = 2;  // cpu/simd.h kPrefetchNta, kPrefetchWarmStart
+const NTA = 1, WARM = 2, FAR = 4;  // cpu/simd.h kPrefetchNta, kPrefetchWarmStart, kPrefetchFar
 const schedules: Schedule[] = [
   { owned: 1, chunks: 1, baseFlags: 0, ownFlags: 0 },
   { owned: 2, chunks: 4, baseFlags: 0, ownFlags: 0 },
-  { owned: 2, chunks: 16, baseFlags: NTA, ownFlags: WARM },
+  { owned: 2, chunks: 16, baseFlags: NTA | FAR, ownFlags: WARM | FAR },
   { owned: 0, chunks: 1, baseFlags: NTA | WARM, ownFlags: NTA | WARM },
   { owned: 1, chunks: 4, baseFlags: WARM, ownFlags: NTA },
 ];

@@ -68,7 +68,7 @@ void setGemmChunks(int chunksPerThread);
 // epilogue, 2 = every GEMM (TSLORA_GEMM_OWNED_RANGES). Returns the previous mode. Same results in every mode.
 // Between steps only.
 int setGemmOwnedRanges(int mode);
-// How a GEMM's decode GEMV prefetches its weights (simd.h: kPrefetchNta | kPrefetchWarmStart): baseFlags for the
+// How a GEMM's decode GEMV prefetches its weights (simd.h: kPrefetchNta | kPrefetchWarmStart | kPrefetchFar): baseFlags for the
 // base projections' weights, ownFlags for parts with their own output (a fused LoRA shrink's A). Both 0 by default
 // (TSLORA_GEMM_BASE_PREFETCH / TSLORA_GEMM_OWN_PREFETCH). Returns the previous pair as baseFlags | ownFlags << 8.
 // Same results whatever the flags. Between steps only.

@@ -19,6 +19,10 @@ enum class WType : int { F32 = 0, F16 = 1, BF16 = 2 };
 // requested in one burst before its loads (a short range starts cold otherwise). Neither changes any result.
 constexpr int kPrefetchNta = 1;
 constexpr int kPrefetchWarmStart = 2;
+// kPrefetchFar = each line also requested into L2 (prefetcht1) twice the distance ahead: an L1 prefetch holds one of
+// the core's few L1 miss buffers until its line arrives, which caps one core's rate from DRAM on a short stream
+// that the L2 hardware prefetcher has not picked up.
+constexpr int kPrefetchFar = 4;
 
 inline float bf16ToF32(uint16_t bits) {
   uint32_t wide = static_cast<uint32_t>(bits) << 16;

@@ -347,7 +347,7 @@ Napi::Value OwnedRangesTrial(const Napi::CallbackInfo& info) {
 }
 
 // setGemmPrefetchFlags(base, own) → the previous [base, own]: how the decode GEMV prefetches the base weights and a
-// fused shrink's A (cpu/simd.h kPrefetchNta = 1, kPrefetchWarmStart = 2; benchmarks).
+// fused shrink's A (cpu/simd.h kPrefetchNta = 1, kPrefetchWarmStart = 2, kPrefetchFar = 4; benchmarks, tests).
 Napi::Value SetGemmPrefetchFlags(const Napi::CallbackInfo& info) {
   const int prev = cpu::setGemmPrefetchFlags(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value());
   Napi::Array a = Napi::Array::New(info.Env(), 2);
