@@ -28,6 +28,10 @@ int expandEarlyBytes() {
   static const int bytes = envBytes("TSLORA_LORA_EXPAND_EARLY_BYTES", 0);
   return bytes;
 }
+int expandL2Bytes() {
+  static const int bytes = envBytes("TSLORA_LORA_EXPAND_L2_BYTES", 0);
+  return bytes;
+}
 
 namespace expand_generic {
 // A panel row as two 8-lane vectors (columns 0-7, 8-15).
