@@ -21,10 +21,12 @@ const ops = loadNativeTestingOps();
 const root = mkdtempSync(join(tmpdir(), 'tslora-gemm-schedule-'));
 const ownedDefault = ops.setGemmOwnedRanges(0) as 0 | 1 | 2;
 const [baseFlagsDefault, ownFlagsDefault] = ops.setGemmPrefetchFlags(0, 0);
+const epilogueChunksDefault = ops.setGemmEpilogueChunks(0);
 const restore = () => {
   ops.setGemmOwnedRanges(ownedDefault);
   ops.setGemmPrefetchFlags(baseFlagsDefault, ownFlagsDefault);
   ops.setGemmChunks(4);
+  ops.setGemmEpilogueChunks(epilogueChunksDefault);
   ops.setLoraPrefetchNextShrink(false);
 };
 restore();
@@ -51,12 +53,15 @@ async function runner(numThreads: number): Promise<ModelRunner> {
   return r;
 }
 
-type Schedule = { owned: 0 | 1 | 2; chunks: number; baseFlags: number; ownFlags: number; prefetchNext?: boolean };
+// chunks: per thread of a plain GEMM; epilogueChunks: of a GEMM with a fused expand (0 = chosen from its bytes, here
+// 1 per thread: the runs after an uneven shrink head are the plan's evened-out chunks; 4: equal runs in 4 pieces).
+type Schedule = { owned: 0 | 1 | 2; chunks: number; epilogueChunks?: number; baseFlags: number; ownFlags: number; prefetchNext?: boolean };
 const NTA = 1, WARM = 2, FAR = 4;  // cpu/simd.h kPrefetchNta, kPrefetchWarmStart, kPrefetchFar
 const schedules: Schedule[] = [
   { owned: 1, chunks: 1, baseFlags: 0, ownFlags: 0 },
   { owned: 2, chunks: 4, baseFlags: 0, ownFlags: 0, prefetchNext: true },
   { owned: 2, chunks: 16, baseFlags: NTA | FAR, ownFlags: WARM | FAR },
+  { owned: 2, chunks: 4, epilogueChunks: 4, baseFlags: 0, ownFlags: 0 },
   { owned: 0, chunks: 1, baseFlags: NTA | WARM, ownFlags: NTA | WARM },
   { owned: 1, chunks: 4, baseFlags: WARM, ownFlags: NTA },
 ];
@@ -72,6 +77,7 @@ describe('CPU GEMM schedules and prefetch flags', () => {
           for (const s of schedules) {
             ops.setGemmOwnedRanges(s.owned);
             ops.setGemmChunks(s.chunks);
+            ops.setGemmEpilogueChunks(s.epilogueChunks ?? 0);
             ops.setGemmPrefetchFlags(s.baseFlags, s.ownFlags);
             ops.setLoraPrefetchNextShrink(s.prefetchNext ?? false);
             const got = prefillThenDecode(r, slots, prompt, 301).map((l) => Array.from(l));
