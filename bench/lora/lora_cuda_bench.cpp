@@ -17,7 +17,6 @@
 #include "lora_device_pool.h"
 #include "lora_kernels.cuh"
 #include "lora_launch.cuh"
-#include "lora_small_joined.cuh"
 #include "lora_small_variant.h"
 #include "test_support.h"
 
@@ -65,7 +64,6 @@ struct Strategy {
   int smallSplitCap = 0;     // > 0: the small-step split count capped (DeviceLoraPool's TSLORA_CUDA_LORA_SMALL_MAX_SPLITS)
 };
 constexpr unsigned kNarrow = 1, kLongK = 2, kEarly = 4;
-constexpr unsigned kJoined = 8;  // the pair as one joined launch per module (lora_small_joined.cuh): timed like "fused"
 
 struct ModuleState {
   ModuleSpec spec;
@@ -145,9 +143,7 @@ int main(int argc, char** argv) {
       {"csgmv small v11e", true, 16, true, false, false, false, -1, -1, false, true, false, kEarly},
       {"csgmv small v11nk", true, 16, true, false, false, false, -1, -1, false, true, false, kNarrow | kLongK},
       {"csgmv small v11", true, 16, true, false, false, false, -1, -1, false, true, false, kNarrow | kLongK | kEarly},
-      {"csgmv small v10 s8", true, 16, true, false, false, false, -1, -1, false, true, false, 0, 8},
-      {"csgmv small v11j", true, 16, true, false, false, false, -1, -1, false, true, false, kJoined},
-      {"csgmv small v11jk", true, 16, true, false, false, false, -1, -1, false, true, false, kJoined | kLongK}};
+      {"csgmv small v10 s8", true, 16, true, false, false, false, -1, -1, false, true, false, 0, 8}};
   const bool wideDefault = cl::loraShrinkWideOn(), wideExpandDefault = cl::loraExpandWideOn();
   std::string json = "{\"device\":\"" + std::string(prop.name) + "\",\"results\":[";
   std::vector<std::string> table;
@@ -185,9 +181,7 @@ int main(int argc, char** argv) {
       ms.view.a = ms.a.ptr;
       ms.view.b = ms.b.ptr;
     }
-    DeviceBuffer<int32_t> ranks, smallTickets, joinTickets;
-    joinTickets.upload(std::vector<int32_t>(cl::kJoinedTicketInts, 0));  // zero between launches (self-resetting)
-    cl::JoinedTickets joinedTickets{joinTickets.ptr};
+    DeviceBuffer<int32_t> ranks, smallTickets;
     smallTickets.upload(std::vector<int32_t>(cl::kSmallStepMaxTokens / 16, 0));  // zero between launches (self-resetting)
     ranks.upload(std::vector<int32_t>(kSlots, r));
 
@@ -205,8 +199,6 @@ int main(int argc, char** argv) {
       cl::loraSetSmallNarrow((st.smallV11 & kNarrow) != 0);
       cl::loraSetSmallLongK((st.smallV11 & kLongK) != 0);
       cl::loraSetSmallEarlyTrigger((st.smallV11 & kEarly) != 0);
-      const bool joined = (st.smallV11 & kJoined) != 0;
-      const bool oneLaunch = st.fused || joined;  // its module rows carry the launch's time as shrinkUs, expandUs 0
       cl::loraSetShrinkWide(st.wideShrink < 0 ? wideDefault : st.wideShrink == 1);
       cl::loraSetExpandWide(st.wideExpand < 0 ? wideExpandDefault : st.wideExpand == 1);
       std::vector<StepSet> sets(kSets);
@@ -275,11 +267,6 @@ int main(int argc, char** argv) {
                                         ms.view.outTotal(), 0, stream));
           return;
         }
-        if (joined) {
-          CUDA_CHECK(cl::loraApplyJoined(cl::ActDType::BF16, ms.view, sets[i % kSets].step, ms.x.ptr, ms.spec.in, ms.workspace.ptr, ms.kSplits,
-                                         ms.y.ptr, ms.view.outTotal(), 0, joinedTickets, stream));
-          return;
-        }
         if (st.small) {
           CUDA_CHECK(cl::loraShrinkSmall(cl::ActDType::BF16, ms.view, sets[i % kSets].step, ms.x.ptr, ms.spec.in, ms.workspace.ptr,
                                          ms.kSplits, stream));
@@ -288,7 +275,7 @@ int main(int argc, char** argv) {
         CUDA_CHECK(cl::loraShrink(cl::ActDType::BF16, ms.view, sets[i % kSets].step, ms.x.ptr, ms.spec.in, ms.workspace.ptr, ms.kSplits, stream));
       };
       auto expand = [&](ModuleState& ms, int i) {
-        if (oneLaunch) return;  // done by shrink()
+        if (st.fused) return;  // done by shrink(): its module rows carry the launch's time as shrinkUs, expandUs 0
         if (st.small) {
           CUDA_CHECK(cl::loraExpandSmall(cl::ActDType::BF16, ms.view, sets[i % kSets].step, ms.workspace.ptr, ms.kSplits, ms.y.ptr,
                                          ms.view.outTotal(), 0, stream));
@@ -304,7 +291,7 @@ int main(int argc, char** argv) {
         const double shrinkBytes = 2.0 * T * ms.spec.in + 2.0 * cs.adapters * c * r * ms.spec.in + 2.0 * T * c * r;
         const double expandBytes = 2.0 * T * c * r + 2.0 * cs.adapters * out * r + 2.0 * 2.0 * T * out;
         const double shrinkUs = 1e3 * timeMs(stream, iterations, [&](int i) { shrink(ms, i); });
-        const double expandUs = oneLaunch ? 0.0 : 1e3 * timeMs(stream, iterations, [&](int i) { expand(ms, i); });
+        const double expandUs = st.fused ? 0.0 : 1e3 * timeMs(stream, iterations, [&](int i) { expand(ms, i); });
         char line[300];
         if (st.fused)
           std::snprintf(line, sizeof line, "%-18s %-12s %-7s fused  %8.1f us %6.0f GB/s (floor %6.1f us, clusters of %2d x %d column parts)",
@@ -355,7 +342,7 @@ int main(int argc, char** argv) {
       // Small-step shrink and expand, each alone, per split count (LORA_BENCH_EXPAND_SWEEP=1, also with
       // LORA_BENCH_NO_SWEEPS): what the re-read of the split partials costs the expand, and what fewer splits cost the
       // shrink (which the engine runs on a side stream under the base GEMM).
-      if (st.small && !oneLaunch && std::getenv("LORA_BENCH_EXPAND_SWEEP") != nullptr) {
+      if (st.small && !st.fused && std::getenv("LORA_BENCH_EXPAND_SWEEP") != nullptr) {
         for (ModuleState& ms : modules) {
           const int autoSplits = ms.kSplits;
           std::string sweep = std::string(cs.name) + " " + st.name + " " + ms.spec.name + " split sweep (splits:shrink us/expand us):";
@@ -379,7 +366,7 @@ int main(int argc, char** argv) {
       }
       // Small-step split sweep: shrink + expand (PDL) of each module back to back, per split count, to tune
       // loraSmallStepSplits (the pair time, not a graph replay).
-      if (st.small && !oneLaunch && sweeps) {
+      if (st.small && !st.fused && sweeps) {
         for (ModuleState& ms : modules) {
           const int autoSplits = ms.kSplits;
           std::string sweep = std::string(cs.name) + " " + st.name + " " + ms.spec.name + " split sweep (pair us):";
@@ -472,7 +459,7 @@ int main(int argc, char** argv) {
       // replayed as a PDL chain over the 8 adapter sets (a kernel's cost inside a chain, launch gaps included; the
       // per-kernel rows above are stream launches, whose CPU launch rate can bound them).
       if (cs.tokensEach == 1) {
-        for (size_t mi = 0; mi < 3 && !oneLaunch; ++mi) {
+        for (size_t mi = 0; mi < 3 && !st.fused; ++mi) {
           ModuleState& ms = modules[mi];
           const double sUs = graphReplayUs(true, [&](int k) { shrink(ms, k); });
           const double eUs = graphReplayUs(true, [&](int k) { expand(ms, k); });

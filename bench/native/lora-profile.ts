@@ -17,8 +17,7 @@
  * every GEMM on them (the fused expand's GEMMs too), base steps with the base
  * weights prefetched non-temporally (setGemmPrefetchFlags: does the adapter then stay in the last-level cache?) or
  * each range's first tile in one burst ("warm start") or also into L2 twice as far ahead ("far L2"), and LoRA steps
- * with those prefetch flags on the base weights and / or on the fused shrink's A, or with the next module's A
- * prefetched into L2 during this GEMM (setLoraPrefetchNextShrink).
+ * with those prefetch flags on the base weights and / or on the fused shrink's A.
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -69,7 +68,7 @@ ops.setGemmEpilogueChunks(chunkDefault);
 // thread (whether the base step gains from fewer chunks too).
 type Variant = {
   name: string; base?: boolean; wide?: boolean; chunks?: number; minChunkKiB?: number; plainChunks?: number;
-  owned?: 0 | 1 | 2; baseFlags?: number; ownFlags?: number; prefetchNext?: boolean;
+  owned?: 0 | 1 | 2; baseFlags?: number; ownFlags?: number;
 };
 const NTA = 1, WARM = 2, FAR = 4;  // cpu/simd.h kPrefetchNta, kPrefetchWarmStart, kPrefetchFar
 const ownedDefault = ops.setGemmOwnedRanges(0) as 0 | 1 | 2;
@@ -91,8 +90,6 @@ const schedules: Variant[] = !args.schedules ? [] : [
   { name: 'base, far L2', base: true, baseFlags: baseFlagsDefault ^ FAR },
   { name: 'far L2 base + shrink', baseFlags: baseFlagsDefault ^ FAR, ownFlags: ownFlagsDefault ^ FAR },
   { name: 'far L2 + warm shrink', ownFlags: ownFlagsDefault ^ (FAR | WARM) },
-  { name: 'next A into L2', prefetchNext: true },
-  { name: 'next A + owned + far L2', prefetchNext: true, owned: 2, baseFlags: baseFlagsDefault | FAR, ownFlags: ownFlagsDefault | FAR },
 ];
 const variants: Variant[] = [
   { name: 'default' },
@@ -110,7 +107,6 @@ const setUp = (v: Variant) => {
   if (v.plainChunks) ops.setGemmChunks(v.plainChunks);
   if (v.owned !== undefined) ops.setGemmOwnedRanges(v.owned);
   if (v.baseFlags !== undefined || v.ownFlags !== undefined) ops.setGemmPrefetchFlags(v.baseFlags ?? baseFlagsDefault, v.ownFlags ?? ownFlagsDefault);
-  if (v.prefetchNext) ops.setLoraPrefetchNextShrink(true);
 };
 const undo = () => {
   ops.setLoraWideExpand(wideDefault);
@@ -118,7 +114,6 @@ const undo = () => {
   ops.setGemmChunks(4);
   ops.setGemmOwnedRanges(ownedDefault);
   ops.setGemmPrefetchFlags(baseFlagsDefault, ownFlagsDefault);
-  ops.setLoraPrefetchNextShrink(false);
 };
 const results: Record<string, unknown> = { isa: isa.active, features: isa.features, threads, steps, copyBandwidthGBs: ops.copyBandwidth(256 * 2 ** 20, threads, 3) };
 for (const rank of ranks) {

@@ -20,8 +20,7 @@ test('CUDA LoRA shrink/expand match the CPU twin', { skip, timeout: 900_000 }, (
     flags: ['-gencode', 'arch=compute_90a,code=sm_90a', '-gencode', 'arch=compute_90,code=compute_90', '-Inative/src/cuda/test'],
     sources: [...cppSources, 'native/src/lora/test/test_thread_pool.cpp', 'native/src/cuda/test/lora_cuda_test.cpp',
       'native/src/cuda/lora_shrink.cu', 'native/src/cuda/lora_expand.cu', 'native/src/cuda/lora_embed.cu',
-      'native/src/cuda/lora_small_shrink.cu', 'native/src/cuda/lora_small_expand.cu', 'native/src/cuda/lora_small_joined.cu',
-      'native/src/cuda/lora_small_fused.cu'],
+      'native/src/cuda/lora_small_shrink.cu', 'native/src/cuda/lora_small_expand.cu', 'native/src/cuda/lora_small_fused.cu'],
   });
   const run = spawnSync(driver, [], { encoding: 'utf8' });
   if (run.status === 77) {
@@ -40,7 +39,7 @@ test('DeviceLoraPool (writeSlot, clearSlot, setStep, apply) matches the CPU Lora
     sources: [...cppSources, 'native/src/lora/test/test_thread_pool.cpp', 'native/src/cuda/test/lora_device_pool_test.cpp',
       'native/src/cuda/lora_device_pool.cu', 'native/src/cuda/lora_host_image.cu', 'native/src/cuda/lora_shrink.cu', 'native/src/cuda/lora_expand.cu',
       'native/src/cuda/lora_embed.cu', 'native/src/cuda/lora_small_shrink.cu', 'native/src/cuda/lora_small_expand.cu',
-      'native/src/cuda/lora_small_joined.cu', 'native/src/cuda/lora_small_fused.cu'],
+      'native/src/cuda/lora_small_fused.cu'],
   });
   // The pool's default (the small-step pair) and the opt-in fused small-step kernel (TSLORA_CUDA_LORA_FUSED=1).
   for (const fused of ['0', '1']) {

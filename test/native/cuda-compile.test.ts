@@ -22,10 +22,10 @@ test('scripts/build-cuda.mjs compiles every kernel for sm_90a + compute_90 PTX i
     const archive = join(out, 'libtslora_cuda_kernels.a');
     assert.ok(existsSync(archive));
     const members = spawnSync('ar', ['t', archive], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).sort();
-    assert.deepEqual(members, ['lora_device_pool.o', 'lora_embed.o', 'lora_expand.o', 'lora_host_image.o', 'lora_shrink.o', 'lora_small_expand.o', 'lora_small_fused.o', 'lora_small_joined.o', 'lora_small_shrink.o']);
+    assert.deepEqual(members, ['lora_device_pool.o', 'lora_embed.o', 'lora_expand.o', 'lora_host_image.o', 'lora_shrink.o', 'lora_small_expand.o', 'lora_small_fused.o', 'lora_small_shrink.o']);
     const symbols = spawnSync('nm', ['-C', archive], { encoding: 'utf8' }).stdout;
     for (const fn of ['loraShrink', 'loraExpand', 'loraEmbedGather', 'loraShrinkSplits', 'loraShrinkWorkspaceBytes', 'loraSmallStepSplits',
-      'loraShrinkSmall', 'loraExpandSmall', 'loraApplyJoined', 'loraApplyFused', 'loraFusedPlan', 'DeviceLoraPool::apply',
+      'loraShrinkSmall', 'loraExpandSmall', 'loraApplyFused', 'loraFusedPlan', 'DeviceLoraPool::apply',
       'DeviceLoraPool::writeSlot', 'DeviceLoraPool::setStep', 'buildDeviceHostAdapter', 'PinnedHostPool::acquire'])
       assert.match(symbols, new RegExp(`T tslora::cuda::lora::${fn}\\(`), `${fn} is exported`);
   } finally {
@@ -71,7 +71,7 @@ test('small-step LoRA kernels (the pair and the fused kernel) under host emulati
     assert.equal(build.status, 0, `${build.stdout}${build.stderr}`);
     const run = spawnSync(exe, ['--quick'], { encoding: 'utf8' });
     assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
-    assert.match(run.stdout, /^0\/140 failed$/m);
+    assert.match(run.stdout, /^0\/124 failed$/m);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

@@ -95,24 +95,14 @@ int setGemmOwnedRanges(int mode) { return gOwnedRanges.exchange(std::min(2, std:
 bool gemmOwnedRanges(bool withEpilogue) { return gOwnedRanges.load(std::memory_order_relaxed) > (withEpilogue ? 1 : 0); }
 
 OwnedRanges::OwnedRanges(int totalBlocks, int numOwners, int subRanges)
-    : OwnedRanges(evenOwners(totalBlocks, std::max(1, numOwners)), subRanges) {}
-
-OwnedRanges::OwnedRanges(const std::vector<int>& ownerStarts, int subRanges)
-    : numOwners_(static_cast<int>(ownerStarts.size()) - 1), slots_(new Slot[ownerStarts.size() - 1]) {
+    : numOwners_(std::max(1, numOwners)), slots_(new Slot[std::max(1, numOwners)]) {
   subRanges = std::max(1, subRanges);
+  const int pieces = numOwners_ * subRanges;
+  for (int k = 0; k <= pieces; ++k) starts_.push_back(share(totalBlocks, k, pieces));
   for (int o = 0; o < numOwners_; ++o) {
-    const int b0 = ownerStarts[o], blocks = ownerStarts[o + 1] - b0;
-    for (int k = 0; k < subRanges; ++k) starts_.push_back(b0 + share(blocks, k, subRanges));
     const uint64_t front = static_cast<uint64_t>(o) * subRanges, end = front + subRanges;
     slots_[o].frontBack.store(front << 32 | end, std::memory_order_relaxed);
   }
-  starts_.push_back(ownerStarts.back());
-}
-
-std::vector<int> OwnedRanges::evenOwners(int totalBlocks, int numOwners) {
-  std::vector<int> starts;
-  for (int o = 0; o <= numOwners; ++o) starts.push_back(share(totalBlocks, o, numOwners));
-  return starts;
 }
 
 int OwnedRanges::claimFront(int owner) {

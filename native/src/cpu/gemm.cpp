@@ -155,21 +155,16 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
   };
   if (gemmOwnedRanges(epilogue != nullptr) && pool.numThreads() > 1) {
     // The head's chunks first (each thread takes them until none is left, so no thread waits in an epilogue for a
-    // head chunk nobody has claimed), then a run of the rest, the threads taking the runs in the order they finish
-    // the head. With one rest chunk per thread after a head the plan's chunks are the runs (evenOutHead sized them
-    // for that order: the first thread done gets the larger); else equal runs.
+    // head chunk nobody has claimed), then each thread its own run of the rest; with an epilogue in 2 pieces at
+    // least, so the thread with the smaller head has something to take from the other's (a piece is not split).
     const int headBlocks = plan.starts[plan.headChunks];
-    std::vector<int> ownerStarts;
-    if (plan.headChunks > 0 && plan.numChunks() - plan.headChunks == pool.numThreads()) {
-      for (int c = plan.headChunks; c <= plan.numChunks(); ++c) ownerStarts.push_back(plan.starts[c] - headBlocks);
-    }
-    OwnedRanges ranges = ownerStarts.empty() ? OwnedRanges(totalBlocks - headBlocks, pool.numThreads(), plan.restPerThread)
-                                             : OwnedRanges(ownerStarts, 1);
-    std::atomic<int> nextHead{0}, nextOwner{0};
-    pool.run(ranges.numOwners(), [&](int) {
+    const int pieces = epilogue ? std::max(2, plan.restPerThread) : plan.restPerThread;
+    OwnedRanges ranges(totalBlocks - headBlocks, pool.numThreads(), pieces);
+    std::atomic<int> nextHead{0};
+    pool.run(ranges.numOwners(), [&](int owner) {
       for (int h; (h = nextHead.fetch_add(1, std::memory_order_relaxed)) < plan.headChunks;)
         runBlocks(plan.starts[h], plan.starts[h + 1]);
-      ranges.work(nextOwner.fetch_add(1, std::memory_order_relaxed), [&](int b0, int b1) { runBlocks(headBlocks + b0, headBlocks + b1); });
+      ranges.work(owner, [&](int b0, int b1) { runBlocks(headBlocks + b0, headBlocks + b1); });
     });
   } else if (plan.numChunks() <= 1) {
     runBlocks(0, totalBlocks);

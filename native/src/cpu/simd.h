@@ -17,7 +17,6 @@ enum class WType : int { F32 = 0, F16 = 1, BF16 = 2 };
 // kPrefetchNta = with the non-temporal hint (prefetchnta: into L1, not left in L2 / L3, so a stream of base weights
 // need not push a LoRA adapter out of the last-level cache); kPrefetchWarmStart = the range's first tile of rows is
 // requested in one burst before its loads (a short range starts cold otherwise). Neither changes any result.
-// (gemm-kernels.inc applies it where the prefetch distance is at most 16 KiB: an NTA line lives in L1 only).
 constexpr int kPrefetchNta = 1;
 constexpr int kPrefetchWarmStart = 2;
 // kPrefetchFar = each line also requested into L2 (prefetcht1) twice the distance ahead: an L1 prefetch holds one of

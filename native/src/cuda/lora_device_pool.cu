@@ -12,7 +12,6 @@
 
 #include "lora_host_image.h"
 #include "lora_internal.h"
-#include "lora_small_variant.h"
 
 namespace tslora::cuda::lora {
 namespace {
@@ -46,7 +45,6 @@ DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, i
   // "1": the fused small-step kernel instead of the pair. Opt-in: slower than the pair on the H100 (bench/lora/README.md v8).
   const char* fused = std::getenv("TSLORA_CUDA_LORA_FUSED");
   fused_ = fused != nullptr && std::string(fused) == "1";
-  joined_ = loraSmallJoined();  // TSLORA_CUDA_LORA_SMALL_JOINED=1: the pair as one launch per module (v11 A/B)
   // "1": csgmv decode graphs above 16 rows take the tiled kernels on 16-row tiles (graphTiledApplies; v10 A/B switch).
   // N >= 1: at most N K splits for the small-step shrink of shrink() (the engine's side stream hides the shrink, so
   // fewer splits trade shrink time for fewer partials for the expand to re-read; v10 experiment).
@@ -92,10 +90,8 @@ DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, i
   check(cudaEventCreateWithFlags(&slotFree_, cudaEventDisableTiming), "cudaEventCreate");
   // Tickets for every (row tile, column block) a step can have: 16-row tiles at the finest.
   countersInts_ = static_cast<size_t>(maxSegments) * ((maxTokens + 15) / 16) * maxColumnBlocks;
-  // + the joined small-step launch's two ticket sets (lora_small_joined.cuh) after them
-  check(cudaMalloc(&counters_, (countersInts_ + kJoinedTicketInts) * sizeof(int)), "cudaMalloc tickets");
-  check(cudaMemset(counters_, 0, (countersInts_ + kJoinedTicketInts) * sizeof(int)), "cudaMemset tickets");
-  joinTickets_.device = counters_ + countersInts_;
+  check(cudaMalloc(&counters_, countersInts_ * sizeof(int)), "cudaMalloc tickets");
+  check(cudaMemset(counters_, 0, countersInts_ * sizeof(int)), "cudaMemset tickets");
   step_.segIndptr = segIndptr_;
   step_.weightIndices = weightIndices_;
   step_.permutation = permutation_;  // always set (identity when the step has none): one graph fits every step
@@ -412,12 +408,6 @@ void DeviceLoraPool::applySmallStep(const DeviceModule& v, int splits, const voi
     // else: the device cannot run this plan's clusters (asked once per kernel variant): the pair, for this call
   }
   ensureWorkspace(loraSmallStepWorkspaceBytes(v, step_, splits), stream);
-  if (joined_) {
-    const cudaError_t status = loraApplyJoined(dtype_, v, step_, x, xStride, workspace_, splits, y, yStride, yOffset, joinTickets_, stream);
-    if (status == cudaSuccess) return;
-    if (status != cudaErrorNotSupported) check(status, "joined small-step LoRA");
-    // else: a scalar-path shape: the pair
-  }
   check(loraShrinkSmall(dtype_, v, step_, x, xStride, workspace_, splits, stream), "small-step shrink");
   check(loraExpandSmall(dtype_, v, step_, workspace_, splits, y, yStride, yOffset, stream), "small-step expand");
 }
@@ -428,7 +418,7 @@ void DeviceLoraPool::shrink(int layer, host::Module module, const void* x, int x
   // Small steps (decode): grids sized by numTokens only, split-K partials summed by the expand (lora_small_step.cuh).
   const int smallSplits = useSmallStep_ ? std::min(smallMaxSplits_, loraSmallStepSplits(v, step_, numSms_)) : 0;
   deferredX_ = nullptr;
-  if (smallSplits > 0 && (fusedApplies(v) || joined_)) {  // one launch in expand(), on the expand's stream
+  if (smallSplits > 0 && fusedApplies(v)) {  // one launch in expand(), on the expand's stream
     deferredX_ = x;
     deferredXStride_ = xStride;
     pendingSplits_ = smallSplits;

@@ -15,7 +15,6 @@
 
 #include "lora.h"
 #include "lora_kernels.cuh"
-#include "lora_small_joined.cuh"
 
 namespace tslora::lora::detail {
 class HostAdapterImpl;
@@ -144,9 +143,7 @@ class DeviceLoraPool {
   // device cannot run the plan's clusters). Then shrink() only records x and expand() runs the one launch (the
   // engine's side-stream shrink has nothing to overlap).
   bool fused_ = false;
-  bool joined_ = false;  // TSLORA_CUDA_LORA_SMALL_JOINED: shrink() defers to expand(), which runs loraApplyJoined
-  JoinedTickets joinTickets_;  // its tickets: kJoinedTicketInts after the split-K tickets in counters_
-  const void* deferredX_ = nullptr;  // shrink()'s x while a fused (or joined) expand() is pending
+  const void* deferredX_ = nullptr;  // shrink()'s x while a fused expand() is pending
   int deferredXStride_ = 0;
   int gridSegments_ = 0, gridTokens_ = 0, gridSegmentRows_ = 0;  // static grid (graph capture) when segments > 0
   // v10 (bench/lora/README.md): csgmv decode graphs above 16 rows on the tiled kernels with 16-row tiles

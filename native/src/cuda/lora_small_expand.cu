@@ -26,9 +26,9 @@ __global__ void __launch_bounds__(kThreads, 4) smallExpandKernel(
     const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int maxSegments, int numTokens, const float* __restrict__ partials, int splits, int uStride, T* __restrict__ y, int yStride,
     int yOffset, int vecB, int vecY, const float* __restrict__ reduced) {
-  expandBlock<T, kStages, kV10, AfterShrinkGrid>(b, bSlotStride, R, slices, segIndptr, weightIndices, segmentRanks, permutation, slotRanks, maxSegments,
+  expandBlock<T, kStages, kV10>(b, bSlotStride, R, slices, segIndptr, weightIndices, segmentRanks, permutation, slotRanks, maxSegments,
                                 numTokens, partials, splits, uStride, y, yStride, yOffset, vecB, vecY, reduced, blockIdx.x, blockIdx.y,
-                                blockIdx.z, AfterShrinkGrid{});
+                                blockIdx.z);
 }
 
 }  // namespace

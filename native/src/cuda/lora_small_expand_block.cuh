@@ -1,4 +1,4 @@
-// One block of the small-step (decode) LoRA expand (lora_small_expand.cu's kernel; lora_small_joined.cu's expand blocks):
+// One block of the small-step (decode) LoRA expand (lora_small_expand.cu's kernel):
 // Y[:, off_j + n] += Σ_k U[:, j*r + k] · B[w, off_j + n, k] for 256 columns of one slice and one position group of 16
 // rows (lora_small_step.cuh). 256 threads; warp qa owns rows qa and qa + 8, lane v columns v + 32i (i < 8): a warp
 // touches 32 consecutive columns of a row. The B tile of every run (distinct slot) of the group goes through a
@@ -26,15 +26,6 @@ __device__ __forceinline__ void copyAsyncPartial(void* sharedDst, const void* gl
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(globalSrc), "r"(bytes));
 }
 
-// The pair's expand kernel: its shrink is the grid before it (pdlWait covers the partials); the dependents are triggered
-// at the start.
-struct AfterShrinkGrid {
-  static constexpr bool kTriggerAtStart = true;
-  __device__ __forceinline__ void waitForPartials(int /*group*/) const {}
-};
-// blockX: the column block (v10: over all slices), sliceY: the slice (v9), group: the position group. Join: when the
-// partials of the group are final beyond pdlWait (AfterShrinkGrid, or the joined launch's arrival counters of
-// lora_small_joined.cu) and where the dependents are triggered.
 // Host side of a launch of expandBlock: its B tiles in flight (4 up to R = 16: 48 KB of shared memory; 2 above: 40 KB at
 // R = 32, 72 KB at 64) and the dynamic shared memory they take, at bLd elements per B-tile row (16-byte aligned, 16
 // bytes of padding; expandBlock computes the same pitch on the device).
@@ -46,15 +37,16 @@ inline size_t expandSmemBytes(int R) {
 
 // Dynamic shared memory: kStages B tiles of T [kExpandColumns, bLd]. Four blocks per multiprocessor (64 registers, ~20 bytes of
 // spill): run 8 had 98 registers, two blocks per SM, and gate_up's 448 blocks at 64 rows took 1.7 waves (16.7 µs).
-template <typename T, int kStages, bool kV10, typename Join>
+// blockX: the column block (v10: over all slices), sliceY: the slice (v9), group: the position group. Its shrink is the
+// grid before it (pdlWait covers the partials); the dependents are triggered at the start.
+template <typename T, int kStages, bool kV10>
 __device__ __forceinline__ void expandBlock(
     const uint16_t* __restrict__ b, size_t bSlotStride, int R, Slices slices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ segmentRanks,
     const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int maxSegments, int numTokens, const float* __restrict__ partials, int splits, int uStride, T* __restrict__ y, int yStride,
-    int yOffset, int vecB, int vecY, const float* __restrict__ reduced, int blockX, int sliceY, int group,
-    const Join& join) {
-  if constexpr (Join::kTriggerAtStart) pdlLaunchDependents();
+    int yOffset, int vecB, int vecY, const float* __restrict__ reduced, int blockX, int sliceY, int group) {
+  pdlLaunchDependents();
   int j = sliceY, n0 = blockX * kExpandColumns;
   if constexpr (kV10) {  // one row of column blocks over all slices (grid.y = 1): no idle blocks beside narrow slices
     int bx = blockX;
@@ -113,7 +105,6 @@ __device__ __forceinline__ void expandBlock(
   for (int s = 0; s < kStages - 1; ++s) issue(s);  // weights: independent of the kernels before
 
   pdlWait();  // the shrink grid (and every kernel before it) has completed: y and the partials are final
-  if constexpr (!Join::kTriggerAtStart) pdlLaunchDependents();
   const int v = threadIdx.x % kExpandLanes, qa = threadIdx.x / kExpandLanes;
   T* yRow[2];
   float yOld[2][8];  // v9
@@ -140,7 +131,6 @@ __device__ __forceinline__ void expandBlock(
       yOld[h][i] = yRow[h] != nullptr && n0 + col < width ? Convert<T>::toFloat(yRow[h][col]) : 0.0f;
     }
   }
-  join.waitForPartials(group);  // the y loads above stay in flight meanwhile
   const int rPad = (R + 7) / 8 * 8;
   const size_t splitStride = static_cast<size_t>(numTokens) * uStride;
   for (int e = threadIdx.x; e < kGroupRows * rPad; e += kExpandThreads) {

@@ -1,4 +1,4 @@
-// One block of the small-step (decode) LoRA shrink (lora_small_shrink.cu's kernel; lora_small_joined.cu's shrink blocks):
+// One block of the small-step (decode) LoRA shrink (lora_small_shrink.cu's kernel):
 // partial U = X·Aᵀ of one K split for one position group of 16 rows (lora_small_step.cuh). 8 warps; the split's inner
 // loop is shrinkSplitInto (lora_small_mma.cuh). The block sums its warps' accumulators in a fixed order and writes its
 // split's partial [numTokens, c*R] rows by position. The group's tables are read and its A range is requested into L2

@@ -31,17 +31,17 @@ constexpr bool kSmallV10DefaultOn = true;
 // v11's narrow shrink, long-K splits and early expand launch: on since session 15's device round (one H100 80GB HBM3,
 // 03:10-03:17 UTC, bench/lora/results/h100-s15-round1): graph replay per layer, same process, decode 64 x 1 r16
 // 8 adapters 40.7 -> 39.5 µs, 1 x 1 19.0 -> 17.9 µs; lora_cuda_test small-step paths 1920 / 1920 and the device pool
-// 1360 / 1360 with all three on; the narrow shrink's digest equal to the default's (bit-identical). The joined launch
-// and the reduction stay off (measured slower: 59.1 and 46.1 µs).
+// 1360 / 1360 with all three on; the narrow shrink's digest equal to the default's (bit-identical). The reduction stays
+// off (measured slower: 46.1 µs). A joined launch (a module's shrink and expand blocks in one grid, 59.1 µs per layer
+// in the same round) was removed after it measured slower (bench/lora/README.md v11).
 constexpr bool kSmallV11DefaultOn = true;
-enum class SmallSwitch { V10, Reduce, Narrow, LongK, Early, Joined };
+enum class SmallSwitch { V10, Reduce, Narrow, LongK, Early };
 inline bool& smallSwitch(SmallSwitch which) {
   static bool on[] = {envFlag("TSLORA_CUDA_LORA_SMALL_V10", kSmallV10DefaultOn),
                       envFlag("TSLORA_CUDA_LORA_SMALL_REDUCE", false),
                       envFlag("TSLORA_CUDA_LORA_SMALL_NARROW", kSmallV11DefaultOn),
                       envFlag("TSLORA_CUDA_LORA_SMALL_LONGK", kSmallV11DefaultOn),
-                      envFlag("TSLORA_CUDA_LORA_SMALL_EARLY", kSmallV11DefaultOn),
-                      envFlag("TSLORA_CUDA_LORA_SMALL_JOINED", false)};
+                      envFlag("TSLORA_CUDA_LORA_SMALL_EARLY", kSmallV11DefaultOn)};
   return on[static_cast<int>(which)];
 }
 // Process-wide; set it before launches (or captures), not concurrently with them.
@@ -50,8 +50,7 @@ inline bool loraSmallV10() { return smallSwitch(SmallSwitch::V10); }
 inline void loraSetSmallReduce(bool on) { smallSwitch(SmallSwitch::Reduce) = on; }
 inline bool loraSmallReduce() { return smallSwitch(SmallSwitch::Reduce); }
 
-// v11 A/B switches of the small-step pair (bench/lora/README.md v11); narrow, long-K and early on by default (=0 turns
-// each off), joined off (=1 turns it on):
+// v11 A/B switches of the small-step pair (bench/lora/README.md v11), on by default (=0 turns each off):
 // - TSLORA_CUDA_LORA_SMALL_NARROW (loraSetSmallNarrow): the shrink's warp step holds only as many mma N tiles as the
 //   module's c*R columns need (2, 4 or 6 instead of 8 where c*R <= 16, 32, 48), so the kernel needs fewer registers
 //   (150 at 8 tiles: one shrink block per SM, and then only one expand block beside it) and more blocks of the kernels
@@ -62,15 +61,11 @@ inline bool loraSmallReduce() { return smallSwitch(SmallSwitch::Reduce); }
 // - TSLORA_CUDA_LORA_SMALL_EARLY (loraSetSmallEarlyTrigger): the shrink lets its dependent (the expand) launch at its
 //   start for any number of position groups, not only for one (run 8 measured +3.4 µs at 64 rows with v7b's expand,
 //   which loaded y before its wait; v9's expand reads only tables and B there).
-// - TSLORA_CUDA_LORA_SMALL_JOINED=1 (DeviceLoraPool, read when a pool is made): the pair as one joined launch per
-//   module (lora_small_joined.cuh) where its vector paths apply, else the pair. Off: 59.1 µs per layer at 64 x 1 in the
-//   same round (the PDL chain's overlap between modules is lost).
 inline void loraSetSmallNarrow(bool on) { smallSwitch(SmallSwitch::Narrow) = on; }
 inline bool loraSmallNarrow() { return smallSwitch(SmallSwitch::Narrow); }
 inline void loraSetSmallLongK(bool on) { smallSwitch(SmallSwitch::LongK) = on; }
 inline bool loraSmallLongK() { return smallSwitch(SmallSwitch::LongK); }
 inline void loraSetSmallEarlyTrigger(bool on) { smallSwitch(SmallSwitch::Early) = on; }
 inline bool loraSmallEarlyTrigger() { return smallSwitch(SmallSwitch::Early); }
-inline bool loraSmallJoined() { return smallSwitch(SmallSwitch::Joined); }
 
 }  // namespace tslora::cuda::lora

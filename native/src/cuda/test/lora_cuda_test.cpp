@@ -9,7 +9,6 @@
 #include <memory>
 
 #include "device_pool.h"
-#include "lora_small_joined.cuh"
 #include "lora_small_variant.h"
 #include "output_check.h"
 #include "test_thread_pool.h"
@@ -149,12 +148,6 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
     smallTickets.upload(std::vector<int32_t>(cl::kSmallStepMaxTokens / 16, 0));
     step.counters = smallTickets.ptr;
   }
-  // TSLORA_CUDA_LORA_SMALL_JOINED=1: the small paths run the pair as one joined launch (lora_small_joined.cuh) where it
-  // applies (16-byte shapes; elsewhere the pair): same bits, so the same digest as a run without it; tickets reset.
-  const bool joined = small && !fused && cl::loraSmallJoined();
-  DeviceBuffer<int32_t> joinTickets;
-  if (joined) joinTickets.upload(std::vector<int32_t>(cl::kJoinedTicketInts, 0));
-  cl::JoinedTickets joinedTickets{joinTickets.ptr};
   const size_t counterBytes = small ? 0 : cl::loraShrinkCounterBytes(dev.view, step);
   DeviceBuffer<unsigned char> workspace(workspaceBytes);
   CUDA_CHECK(cudaMemset(workspace.ptr, 0xff, workspaceBytes - counterBytes));  // NaN poison: unwritten U is never read
@@ -170,12 +163,6 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
     if (fused) {
       CUDA_CHECK(cl::loraApplyFused(dtype, dev.view, step, plan, dX.ptr, xStride, dY.ptr, yStride, yOffset, nullptr));
       continue;
-    }
-    if (joined) {
-      const cudaError_t status = cl::loraApplyJoined(dtype, dev.view, step, dX.ptr, xStride, workspace.ptr, kSplits, dY.ptr, yStride, yOffset,
-                                                     joinedTickets, nullptr);
-      if (status == cudaSuccess) continue;
-      if (status != cudaErrorNotSupported) CUDA_CHECK(status);
     }
     if (small) {
       CUDA_CHECK(cl::loraShrinkSmall(dtype, dev.view, step, dX.ptr, xStride, workspace.ptr, kSplits, nullptr));
@@ -194,12 +181,6 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
   std::vector<uint16_t> out(yBits.size());
   CUDA_CHECK(cudaMemcpy(out.data(), dY.ptr, out.size() * 2, cudaMemcpyDeviceToHost));
   if (small && !fused) smallPairDigest = fnv1a(smallPairDigest, out);
-  if (joined) {
-    std::vector<int32_t> left(cl::kJoinedTicketInts);
-    CUDA_CHECK(cudaMemcpy(left.data(), joinTickets.ptr, left.size() * sizeof(int32_t), cudaMemcpyDeviceToHost));
-    for (int32_t t : left)
-      if (t != 0) return "the joined launch left a ticket counter at " + std::to_string(t);
-  }
 
   OutputCheck check(dtype);
   for (int row = 0; row < T; ++row)

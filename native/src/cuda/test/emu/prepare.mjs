@@ -1,5 +1,5 @@
 // Rewrites the small-step LoRA kernels (lora_small_shrink.cu, lora_small_expand.cu, their block bodies
-// lora_small_shrink_block.cuh / lora_small_expand_block.cuh, lora_small_joined.cu, lora_small_fused.cu, lora_tile.cuh,
+// lora_small_shrink_block.cuh / lora_small_expand_block.cuh, lora_small_fused.cu, lora_tile.cuh,
 // lora_small_step.cuh, lora_small_mma.cuh, and mma16816.cuh through mma-emu.mjs) for the host emulator
 // small-step-emu.h: inline PTX (mma.sync, cp.async, prefetch) becomes emulator calls or no-ops, dynamic shared memory a
 // pointer into the emulator's buffer; launches go through engine/pdl.h, whose emulator branch calls emu::launch /
@@ -40,7 +40,7 @@ export function prepare(outDir) {
   writeFileSync(join(outDir, 'lora_small_mma.cuh'), assertNoAsm(mma, 'lora_small_mma.cuh'));
   writeMmaForEmulator(outDir);
 
-  // The block bodies (shared by the pair's kernels and the joined kernel) are headers; the kernel sources include them.
+  // The block bodies are headers; the kernel sources include them.
   let shrinkBlock = readFileSync(join(cudaDir, 'lora_small_shrink_block.cuh'), 'utf8');
   shrinkBlock = replaceOnce(shrinkBlock, 'extern __shared__ float accShared[];', 'float* accShared = reinterpret_cast<float*>(emu::dynSmem);',
     'lora_small_shrink_block.cuh');
@@ -52,7 +52,7 @@ export function prepare(outDir) {
   expandBlock = replaceOnce(expandBlock, 'extern __shared__ __align__(16) unsigned char smem[];', 'unsigned char* smem = emu::dynSmem;',
     'lora_small_expand_block.cuh');
   writeFileSync(join(outDir, 'lora_small_expand_block.cuh'), assertNoAsm(expandBlock, 'lora_small_expand_block.cuh'));
-  for (const name of ['lora_small_shrink', 'lora_small_expand', 'lora_small_joined']) {
+  for (const name of ['lora_small_shrink', 'lora_small_expand']) {
     const src = readFileSync(join(cudaDir, `${name}.cu`), 'utf8');
     writeFileSync(join(outDir, `${name}.cpp`), kernelSource(src, `${name}.cu`));
   }
@@ -65,7 +65,7 @@ export function prepare(outDir) {
   fused = replaceOnce(fused, 'cg::cluster_group cluster = cg::this_cluster();', 'const emu::Cluster cluster = emu::thisCluster();', 'lora_small_fused.cu');
   fused = replaceOnce(fused, 'extern __shared__ __align__(16) unsigned char smem[];', 'unsigned char* smem = emu::dynSmem;', 'lora_small_fused.cu');
   writeFileSync(join(outDir, 'lora_small_fused.cpp'), kernelSource(fused, 'lora_small_fused.cu'));
-  return ['lora_small_shrink.cpp', 'lora_small_expand.cpp', 'lora_small_joined.cpp', 'lora_small_fused.cpp'].map((f) => join(outDir, f));
+  return ['lora_small_shrink.cpp', 'lora_small_expand.cpp', 'lora_small_fused.cpp'].map((f) => join(outDir, f));
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) prepare(resolve(process.argv[2] ?? 'build/small-step-emu'));

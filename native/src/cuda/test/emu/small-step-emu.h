@@ -145,7 +145,6 @@ void launch(dim3 grid, dim3 block, size_t dynamicSmemBytes, cudaStream_t, F body
 #define __device__
 #define __forceinline__ inline
 #define __noinline__
-#define __nanosleep(ns) ((void)(ns))
 #define __launch_bounds__(...)
 #define __align__(x) __attribute__((aligned(x)))
 #define __shared__ static

@@ -10,7 +10,6 @@
 #include <random>
 #include <string>
 #include "lora_kernels.cuh"
-#include "lora_small_joined.cuh"
 #include "lora_small_variant.h"
 namespace cl = tslora::cuda::lora;
 static bool gHalf = false;
@@ -85,29 +84,6 @@ void runCase(const char* name, int in, std::vector<int> widths, int R, std::vect
   int narrowDiffers = 0;
   for (size_t e = 0; e < Y.size(); ++e) narrowDiffers += Yn[e] != Yg[e];
   if (narrowDiffers) printf("  the pair with the narrow shrink %s differs in %d values\n", cl::loraSmallNarrow() ? "off" : "on", narrowDiffers);
-  // The joined launch (shrink and expand blocks in one grid, v11): the pair's bits, twice (both ticket sets), tickets
-  // back at zero. Vector paths only: where it does not apply it must say so (cudaErrorNotSupported).
-  std::vector<uint16_t> Yj = Y;
-  int joinedDiffers = 0;
-  bool joinedRan = false;
-  {
-    std::vector<int> joinTickets(cl::kJoinedTicketInts, 0);
-    cl::JoinedTickets joinedTickets{joinTickets.data()};
-    for (int pass = 0; pass < 2; ++pass) {
-      std::vector<float> wsJ(ws.size(), NAN);
-      Yj = Y;
-      const cudaError_t status = cl::loraApplyJoined((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, st, X.data(), xStride, wsJ.data(),
-                                                     splits, Yj.data(), yStride, yOffset, joinedTickets, nullptr);
-      if (status == cudaErrorNotSupported) break;
-      if (status != cudaSuccess) { printf("joined err\n"); ++joinedDiffers; break; }
-      joinedRan = true;
-      for (size_t e = 0; e < Y.size(); ++e) joinedDiffers += Yj[e] != Yg[e];
-    }
-    for (int t : joinTickets) joinedDiffers += t != 0;
-    const bool vecShape = in % 8 == 0 && xStride % 8 == 0 && R % 8 == 0 && yStride % 8 == 0 && yOffset % 8 == 0;
-    if (joinedRan != vecShape) { printf("  the joined launch %s on a %s shape\n", joinedRan ? "ran" : "refused", vecShape ? "16-byte" : "scalar"); ++joinedDiffers; }
-    if (joinedDiffers) printf("  the joined launch differs from the pair in %d values (or tickets)\n", joinedDiffers);
-  }
   // And with the shrink's reduction (split-K tickets given, reduce on, the default layout): the expand reads U once,
   // the same bits again; run twice on the same tickets, which must reset themselves.
   std::vector<int32_t> tickets(64, 0);
@@ -172,8 +148,6 @@ void runCase(const char* name, int in, std::vector<int> widths, int R, std::vect
   check(name, cl::loraSmallV10() ? "pair v9 layout" : "pair v10 layout", Yv, variantDiffers, splits);
   check(name, "pair reduced", Yr, reducedDiffers, splits);
   check(name, cl::loraSmallNarrow() ? "pair 8-tile shrink" : "pair narrow shrink", Yn, narrowDiffers, splits);
-  if (joinedRan) check(name, "joined", Yj, joinedDiffers, splits);
-  else if (joinedDiffers) { ++cases; ++failures; printf("FAIL %s joined: refused or failed wrongly\n", name); }
   for (size_t i = 0; i < plans.size(); ++i) check(name, i == 0 ? "fused" : "fused 4x3", fusedOut[i], identical[i], plans[i].clusterSize);
 }
 int main(int argc, char** argv) {

@@ -31,7 +31,7 @@ export function prepareExpand(outDir) {
   tile = replaceOnce(tile, /__device__ __forceinline__ void copyAsyncWait\(\) \{.*?\}/, 'inline void copyAsyncWait() {}', 'lora_tile.cuh');
   writeFileSync(join(outDir, 'lora_tile.cuh'), assertNoAsm(tile, 'lora_tile.cuh'));
   writeFileSync(join(outDir, 'lora_small_step.cuh'), assertNoAsm(readFileSync(join(cudaDir, 'lora_small_step.cuh'), 'utf8'), 'lora_small_step.cuh'));
-  // The expand's block body is lora_small_expand_block.cuh (shared with the joined launch); the kernel file includes it.
+  // The expand's block body is lora_small_expand_block.cuh; the kernel file includes it.
   let block = readFileSync(join(cudaDir, 'lora_small_expand_block.cuh'), 'utf8');
   block = replaceOnce(block, /__device__ __forceinline__ void copyAsyncPartial\(.*?\n}\n/s,
     'inline void copyAsyncPartial(void* dst, const void* src, int bytes) {\n  std::memset(dst, 0, 16);\n  std::memcpy(dst, src, bytes);\n}\n',
