@@ -59,7 +59,6 @@ struct Strategy {
   // above 16 rows with TSLORA_CUDA_LORA_GRAPH_TILED=1 (v10)
   bool graphTiled16 = false;
   bool smallV10 = false;  // the small-step kernels' v10 layout (lora_small_variant.h); the others run the v9 one
-  bool smallReduce = false;  // the small shrink's reduction (loraSetSmallReduce; split-K tickets passed)
   unsigned smallV11 = 0;     // v11 switches of lora_small_variant.h: kNarrow | kLongK | kEarly
   int smallSplitCap = 0;     // > 0: the small-step split count capped (DeviceLoraPool's TSLORA_CUDA_LORA_SMALL_MAX_SPLITS)
 };
@@ -134,16 +133,15 @@ int main(int argc, char** argv) {
       {"csgmv graph C16", true, 16, false, true, false, false, -1, -1, true},
       {"csgmv small v10", true, 16, true, false, false, false, -1, -1, false, true},
       {"triton small v10", false, 16, true, false, false, false, -1, -1, false, true},
-      {"csgmv small v10r", true, 16, true, false, false, false, -1, -1, false, true, true},
       // decode A/B (v11 of smallexp2): the small shrink with rank-sized mma chunks (fewer registers), long-K splits, the
       // expand launched at the shrink's start; each alone and together ("csgmv small v11": the default since session 15),
       // beside "csgmv small v10" (all three off: the default before)
-      {"csgmv small v11n", true, 16, true, false, false, false, -1, -1, false, true, false, kNarrow},
-      {"csgmv small v11k", true, 16, true, false, false, false, -1, -1, false, true, false, kLongK},
-      {"csgmv small v11e", true, 16, true, false, false, false, -1, -1, false, true, false, kEarly},
-      {"csgmv small v11nk", true, 16, true, false, false, false, -1, -1, false, true, false, kNarrow | kLongK},
-      {"csgmv small v11", true, 16, true, false, false, false, -1, -1, false, true, false, kNarrow | kLongK | kEarly},
-      {"csgmv small v10 s8", true, 16, true, false, false, false, -1, -1, false, true, false, 0, 8}};
+      {"csgmv small v11n", true, 16, true, false, false, false, -1, -1, false, true, kNarrow},
+      {"csgmv small v11k", true, 16, true, false, false, false, -1, -1, false, true, kLongK},
+      {"csgmv small v11e", true, 16, true, false, false, false, -1, -1, false, true, kEarly},
+      {"csgmv small v11nk", true, 16, true, false, false, false, -1, -1, false, true, kNarrow | kLongK},
+      {"csgmv small v11", true, 16, true, false, false, false, -1, -1, false, true, kNarrow | kLongK | kEarly},
+      {"csgmv small v10 s8", true, 16, true, false, false, false, -1, -1, false, true, 0, 8}};
   const bool wideDefault = cl::loraShrinkWideOn(), wideExpandDefault = cl::loraExpandWideOn();
   std::string json = "{\"device\":\"" + std::string(prop.name) + "\",\"results\":[";
   std::vector<std::string> table;
@@ -181,8 +179,7 @@ int main(int argc, char** argv) {
       ms.view.a = ms.a.ptr;
       ms.view.b = ms.b.ptr;
     }
-    DeviceBuffer<int32_t> ranks, smallTickets;
-    smallTickets.upload(std::vector<int32_t>(cl::kSmallStepMaxTokens / 16, 0));  // zero between launches (self-resetting)
+    DeviceBuffer<int32_t> ranks;
     ranks.upload(std::vector<int32_t>(kSlots, r));
 
     for (const Strategy& st : strategies) {
@@ -195,7 +192,6 @@ int main(int argc, char** argv) {
         continue;
       cl::loraSetExpandPrefetchY(st.prefetchY);
       cl::loraSetSmallV10(st.smallV10);
-      cl::loraSetSmallReduce(st.smallReduce);
       cl::loraSetSmallNarrow((st.smallV11 & kNarrow) != 0);
       cl::loraSetSmallLongK((st.smallV11 & kLongK) != 0);
       cl::loraSetSmallEarlyTrigger((st.smallV11 & kEarly) != 0);
@@ -228,7 +224,6 @@ int main(int argc, char** argv) {
         step.permutation = segs[k].permutation.empty() ? nullptr : sets[k].perm.ptr;
         step.slotRanks = ranks.ptr;
         step.segmentRanks = sets[k].segRanks.ptr;
-        if (st.small && !st.fused) step.counters = smallTickets.ptr;  // as DeviceLoraPool passes them
         step.maxSegments = maxSegments;
         step.maxSegmentRows = maxRows;
         step.numTokens = T;

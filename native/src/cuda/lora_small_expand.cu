@@ -25,9 +25,9 @@ __global__ void __launch_bounds__(kThreads, 4) smallExpandKernel(
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ segmentRanks,
     const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int maxSegments, int numTokens, const float* __restrict__ partials, int splits, int uStride, T* __restrict__ y, int yStride,
-    int yOffset, int vecB, int vecY, const float* __restrict__ reduced) {
+    int yOffset, int vecB, int vecY) {
   expandBlock<T, kStages, kV10>(b, bSlotStride, R, slices, segIndptr, weightIndices, segmentRanks, permutation, slotRanks, maxSegments,
-                                numTokens, partials, splits, uStride, y, yStride, yOffset, vecB, vecY, reduced, blockIdx.x, blockIdx.y,
+                                numTokens, partials, splits, uStride, y, yStride, yOffset, vecB, vecY, blockIdx.x, blockIdx.y,
                                 blockIdx.z);
 }
 
@@ -61,8 +61,6 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
   const size_t smemBytes = expandSmemBytes(R);
   const auto* b = static_cast<const uint16_t*>(module.b);
   const auto* partials = static_cast<const float*>(workspace);
-  const float* reduced = loraSmallReduce() && step.counters != nullptr
-                             ? partials + static_cast<size_t>(kSplits) * step.numTokens * c * R : nullptr;
   const size_t bSlotStride = static_cast<size_t>(module.outTotal()) * R;
   auto launch = [&](auto kernel, auto* yTyped) -> cudaError_t {
     // Every launch: dynamic + static shared memory passes the 48 KB default already at R = 16 (48 KB of B stages;
@@ -76,7 +74,7 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
     extras.programmatic = programmatic;
     return loraLaunch(extras, kernel, grid, dim3(kThreads), smemBytes, stream, b, bSlotStride, R, slices, step.segIndptr,
                       step.weightIndices, step.segmentRanks, step.permutation, step.slotRanks, step.maxSegments, step.numTokens,
-                      partials, kSplits, c * R, yTyped, yStride, yOffset, vecB ? 1 : 0, vecY ? 1 : 0, reduced);
+                      partials, kSplits, c * R, yTyped, yStride, yOffset, vecB ? 1 : 0, vecY ? 1 : 0);
   };
   if (dtype == ActDType::BF16) {
     auto* yt = static_cast<__nv_bfloat16*>(y);

@@ -45,7 +45,7 @@ __device__ __forceinline__ void expandBlock(
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ segmentRanks,
     const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int maxSegments, int numTokens, const float* __restrict__ partials, int splits, int uStride, T* __restrict__ y, int yStride,
-    int yOffset, int vecB, int vecY, const float* __restrict__ reduced, int blockX, int sliceY, int group) {
+    int yOffset, int vecB, int vecY, int blockX, int sliceY, int group) {
   pdlLaunchDependents();
   int j = sliceY, n0 = blockX * kExpandColumns;
   if constexpr (kV10) {  // one row of column blocks over all slices (grid.y = 1): no idle blocks beside narrow slices
@@ -138,10 +138,6 @@ __device__ __forceinline__ void expandBlock(
     float sum = 0.0f;
     if (g.slot[q] >= 0 && k < r) {
       const size_t at = static_cast<size_t>(p0 + q) * uStride + j * r + k;
-      if (reduced != nullptr) {  // summed and rounded by the shrink's last split block (lora_small_variant.h)
-        sU[q][k] = __ldcg(reduced + at);
-        continue;
-      }
       sum = sumSplits(partials + at, splits, splitStride);
     }
     // Rounded to the activation dtype like the tiled expand (and PEFT's lora_A output in bf16/fp16), so a row gets

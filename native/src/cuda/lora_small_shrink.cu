@@ -35,10 +35,9 @@ __global__ void __launch_bounds__(kThreads, kTiles <= 4 ? 4 : kTiles <= 6 ? 2 : 
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ segmentRanks,
     const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int maxSegments, int numTokens, const uint16_t* __restrict__ x, int xStride, float* __restrict__ partials, int uStride,
-    int kPerSplit, int triggerEarly, int permInFlight, int* __restrict__ counters, float* __restrict__ reduced) {
+    int kPerSplit, int triggerEarly, int permInFlight) {
   shrinkBlock<T, kVec, kTiles>(a, in, aSlotStride, numSlices, segIndptr, weightIndices, segmentRanks, permutation, slotRanks, maxSegments,
-                               numTokens, x, xStride, partials, uStride, kPerSplit, triggerEarly, permInFlight, counters, reduced,
-                               blockIdx.x, blockIdx.y, gridDim.x);
+                               numTokens, x, xStride, partials, uStride, kPerSplit, triggerEarly, permInFlight, blockIdx.x, blockIdx.y);
 }
 
 }  // namespace
@@ -65,8 +64,8 @@ int loraSmallStepSplits(const DeviceModule& module, const DeviceStep& step, int 
 }
 
 size_t loraSmallStepWorkspaceBytes(const DeviceModule& module, const DeviceStep& step, int kSplits) {
-  // the partials [kSplits, numTokens, c*R], then U [numTokens, c*R] for lora_small_variant.h's reduction
-  return static_cast<size_t>(std::max(1, kSplits) + 1) * std::max(1, step.numTokens) * module.numSlices * module.maxRank * sizeof(float);
+  // the partials fp32 [kSplits, numTokens, c*R]
+  return static_cast<size_t>(std::max(1, kSplits)) * std::max(1, step.numTokens) * module.numSlices * module.maxRank * sizeof(float);
 }
 
 cudaError_t loraShrinkSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* x, int xStride,
@@ -84,7 +83,6 @@ cudaError_t loraShrinkSmall(ActDType dtype, const DeviceModule& module, const De
   const auto* a = static_cast<const uint16_t*>(module.a);
   const auto* xs = static_cast<const uint16_t*>(x);
   auto* partials = static_cast<float*>(workspace);
-  float* reduced = loraSmallReduce() && step.counters != nullptr ? partials + static_cast<size_t>(kSplits) * step.numTokens * uStride : nullptr;
   const size_t aSlotStride = static_cast<size_t>(c) * R * module.in;
   auto launch = [&](auto kernel) -> cudaError_t {
     // Every launch (dynamic + static shared memory may pass the 48 KB default): not a stream operation, fine under
@@ -96,7 +94,7 @@ cudaError_t loraShrinkSmall(ActDType dtype, const DeviceModule& module, const De
     }
     return loraLaunch(kernel, grid, dim3(kThreads), smemBytes, stream, a, module.in, aSlotStride, c, step.segIndptr, step.weightIndices,
                       step.segmentRanks, step.permutation, step.slotRanks, step.maxSegments, step.numTokens, xs, xStride, partials,
-                      uStride, kPerSplit, groupsOf(step) == 1 || loraSmallEarlyTrigger() ? 1 : 0, loraSmallV10() ? 1 : 0, step.counters, reduced);
+                      uStride, kPerSplit, groupsOf(step) == 1 || loraSmallEarlyTrigger() ? 1 : 0, loraSmallV10() ? 1 : 0);
   };
   auto byTiles = [&](auto kernel2, auto kernel4, auto kernel6, auto kernel8) -> cudaError_t {
     switch (shrinkTilesFor(uStride)) {

@@ -6,28 +6,8 @@
 #pragma once
 #include "lora_launch.cuh"
 #include "lora_small_mma.cuh"
-#include "lora_split_sum.cuh"
 
 namespace tslora::cuda::lora::small {
-
-// The shrink's reduction (lora_small_variant.h): U of the group's rows = the partials summed in split order, rounded to
-// the activation dtype as the expand would, written after the partials.
-template <typename T>
-__device__ __forceinline__ void reduceGroup(const GroupRows& g, int numSlices, int numTokens, const float* __restrict__ partials, int uStride,
-                                            int p0, int splits, float* __restrict__ reduced) {
-  const size_t splitStride = static_cast<size_t>(numTokens) * uStride;
-  for (int e = threadIdx.x; e < kGroupRows * uStride; e += kShrinkThreads) {
-    const int row = e / uStride, n = e % uStride;
-    if (g.slot[row] < 0 || n >= numSlices * g.rank[row]) continue;
-    const size_t at = static_cast<size_t>(p0 + row) * uStride + n;
-    reduced[at] = detail::Convert<T>::toFloat(detail::Convert<T>::fromFloat(sumSplits(partials + at, splits, splitStride)));
-  }
-}
-template <typename T>
-__device__ __noinline__ void reduceGroupCall(const GroupRows& g, int numSlices, int numTokens, const float* __restrict__ partials,
-                                             int uStride, int p0, int splits, float* __restrict__ reduced) {
-  reduceGroup<T>(g, numSlices, numTokens, partials, uStride, p0, splits, reduced);
-}
 
 // v11's narrow shrink (host side): the fewest mma N tiles per item that hold c*R = uStride columns in one chunk.
 inline int narrowShrinkTiles(int uStride) { return uStride <= 16 ? 2 : uStride <= 32 ? 4 : uStride <= 48 ? 6 : kChunkTiles; }
@@ -41,8 +21,7 @@ __device__ __forceinline__ void shrinkBlock(
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ segmentRanks,
     const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int maxSegments, int numTokens, const uint16_t* __restrict__ x, int xStride, float* __restrict__ partials, int uStride,
-    int kPerSplit, int triggerEarly, int permInFlight, int* __restrict__ counters, float* __restrict__ reduced, int split, int group,
-    int splits) {
+    int kPerSplit, int triggerEarly, int permInFlight, int split, int group) {
   // PDL trigger placement (run 6 vs run 8): at kernel start the expand's early blocks overlap most of this grid, which
   // pays for one position group (batch 1: 18.8 against 24.1 µs per layer) but slows several groups, whose early
   // blocks compete with this grid's loads (64 rows: +3.4 µs); there the trigger waits for the main loads below.
@@ -73,13 +52,6 @@ __device__ __forceinline__ void shrinkBlock(
     const int row = e / uStride, n = e % uStride;
     if (g.slot[row] < 0 || n >= numSlices * g.rank[row]) continue;
     out[static_cast<size_t>(p0 + row) * uStride + n] = sumWarpAccumulators(accShared, ld, row, n);
-  }
-  // lora_small_variant.h's reduction: the last split block of the group sums the partials in split order and rounds
-  // U as the expand would (every block of a group returns early or reaches this, so the ticket count is exact).
-  if (reduced != nullptr && detail::lastSplitArrived(counters + group, splits)) {
-    if constexpr (kTiles == kChunkTiles) reduceGroup<T>(g, numSlices, numTokens, partials, uStride, p0, splits, reduced);
-    else reduceGroupCall<T>(g, numSlices, numTokens, partials, uStride, p0, splits, reduced);  // its 32 loads in flight stay out of the narrow kernels' registers
-    if (threadIdx.x == 0) counters[group] = 0;  // for the next launch or graph replay
   }
 }
 

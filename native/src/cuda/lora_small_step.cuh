@@ -83,8 +83,7 @@ __device__ __forceinline__ int sliceOffset(const Slices& s, int j) {
 }
 
 // Σ_s partials[s] in split order, 32 loads in flight before the first add (one L2 round trip). The additions of the
-// zero padding beyond `splits` belong to the order (the sign of a zero sum), so the expand and the shrink's reduction
-// (lora_small_variant.h) get the same bits.
+// zero padding beyond `splits` belong to the order (the sign of a zero sum).
 __device__ __forceinline__ float sumSplits(const float* __restrict__ src, int splits, size_t splitStride) {
   float sum = 0.0f;
   for (int s0 = 0; s0 < splits; s0 += 32) {

@@ -11,34 +11,28 @@ namespace tslora::cuda::lora {
 
 // On since session 14's device call (one H100 80GB HBM3, 00:38 UTC; bench/lora/results/h100-s14-lead-call): graph
 // replay per layer at decode 64 x 1 r16, 8 adapters 48.2 -> 40.4 µs, 1 x 1 22.2 -> 18.8 µs (same process); the GPU
-// checked it together with the shrink's reduction (lora_cuda_test small-step paths 1440 / 1440, device pool 1360 / 1360),
-// which leaves out one branch of this layout: the expand's own split-partial sum (the same sumSplits code as the v9
-// layout's, checked in the default run, and bit-identical to it under the host emulator). bench/lora/README.md v10.
+// checked it together with a reduction of the splits in the shrink (lora_cuda_test small-step paths 1440 / 1440, device
+// pool 1360 / 1360), which leaves out one branch of this layout: the expand's own split-partial sum (the same sumSplits
+// code as the v9 layout's, checked in the default run, and bit-identical to it under the host emulator).
+// bench/lora/README.md v10. That reduction (TSLORA_CUDA_LORA_SMALL_REDUCE=1: the last split block of a group summed U
+// once for the expand) measured slower (64 x 1: 46.1 against 40.4 µs; 8B decode steps slower in every row in session
+// 15) and was removed in session 16.
 constexpr bool kSmallV10DefaultOn = true;
 
-// Off: measured slower in the graph replay of the same call (64 x 1: 46.1 against 40.4 µs; the shrink's reduction tail
-// costs 3-5 µs per module, the expand saves 1.4-2.4), though the engine hides the shrink on a side stream (not measured).
-// TSLORA_CUDA_LORA_SMALL_REDUCE=1 (read once; off unless set) or loraSetSmallReduce, and only where the step has
-// split-K tickets (DeviceStep::counters, zero between launches; DeviceLoraPool always passes them): the last split
-// block of each position group sums the group's partials in split order and writes U rounded to the activation
-// dtype after them in the workspace, and the expand reads that U once instead of summing every split itself (the same
-// sums: bit-identical). The partials stay (the skinny GEMM epilogue reads them).
-//
-// The v10 switch, this one and the v11 ones below: process-wide, read once from the environment ("0": off, any other value: on,
+// The v10 switch and the v11 ones below: process-wide, read once from the environment ("0": off, any other value: on,
 // unset: the default), settable (the benchmark's and the tests' A/B; set them before launches or captures, not
 // concurrently with them).
 //
 // v11's narrow shrink, long-K splits and early expand launch: on since session 15's device round (one H100 80GB HBM3,
 // 03:10-03:17 UTC, bench/lora/results/h100-s15-round1): graph replay per layer, same process, decode 64 x 1 r16
 // 8 adapters 40.7 -> 39.5 µs, 1 x 1 19.0 -> 17.9 µs; lora_cuda_test small-step paths 1920 / 1920 and the device pool
-// 1360 / 1360 with all three on; the narrow shrink's digest equal to the default's (bit-identical). The reduction stays
-// off (measured slower: 46.1 µs). A joined launch (a module's shrink and expand blocks in one grid, 59.1 µs per layer
-// in the same round) was removed after it measured slower (bench/lora/README.md v11).
+// 1360 / 1360 with all three on; the narrow shrink's digest equal to the default's (bit-identical). A joined launch
+// (a module's shrink and expand blocks in one grid, 59.1 µs per layer in the same round) was removed after it measured
+// slower (bench/lora/README.md v11).
 constexpr bool kSmallV11DefaultOn = true;
-enum class SmallSwitch { V10, Reduce, Narrow, LongK, Early };
+enum class SmallSwitch { V10, Narrow, LongK, Early };
 inline bool& smallSwitch(SmallSwitch which) {
   static bool on[] = {envFlag("TSLORA_CUDA_LORA_SMALL_V10", kSmallV10DefaultOn),
-                      envFlag("TSLORA_CUDA_LORA_SMALL_REDUCE", false),
                       envFlag("TSLORA_CUDA_LORA_SMALL_NARROW", kSmallV11DefaultOn),
                       envFlag("TSLORA_CUDA_LORA_SMALL_LONGK", kSmallV11DefaultOn),
                       envFlag("TSLORA_CUDA_LORA_SMALL_EARLY", kSmallV11DefaultOn)};
@@ -47,8 +41,6 @@ inline bool& smallSwitch(SmallSwitch which) {
 // Process-wide; set it before launches (or captures), not concurrently with them.
 inline void loraSetSmallV10(bool on) { smallSwitch(SmallSwitch::V10) = on; }
 inline bool loraSmallV10() { return smallSwitch(SmallSwitch::V10); }
-inline void loraSetSmallReduce(bool on) { smallSwitch(SmallSwitch::Reduce) = on; }
-inline bool loraSmallReduce() { return smallSwitch(SmallSwitch::Reduce); }
 
 // v11 A/B switches of the small-step pair (bench/lora/README.md v11), on by default (=0 turns each off):
 // - TSLORA_CUDA_LORA_SMALL_NARROW (loraSetSmallNarrow): the shrink's warp step holds only as many mma N tiles as the

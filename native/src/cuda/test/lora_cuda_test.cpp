@@ -141,13 +141,6 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
                      : path == Path::SmallOne ? 1 : 3;
   const size_t workspaceBytes = small ? cl::loraSmallStepWorkspaceBytes(dev.view, step, kSplits)
                                       : cl::loraShrinkWorkspaceBytes(dev.view, step, kSplits);
-  // The small pair gets split-K tickets as DeviceLoraPool passes them (used by the shrink's reduction,
-  // TSLORA_CUDA_LORA_SMALL_REDUCE=1; the two passes below check that they reset themselves).
-  DeviceBuffer<int32_t> smallTickets;
-  if (small && !fused) {
-    smallTickets.upload(std::vector<int32_t>(cl::kSmallStepMaxTokens / 16, 0));
-    step.counters = smallTickets.ptr;
-  }
   const size_t counterBytes = small ? 0 : cl::loraShrinkCounterBytes(dev.view, step);
   DeviceBuffer<unsigned char> workspace(workspaceBytes);
   CUDA_CHECK(cudaMemset(workspace.ptr, 0xff, workspaceBytes - counterBytes));  // NaN poison: unwritten U is never read

@@ -84,24 +84,6 @@ void runCase(const char* name, int in, std::vector<int> widths, int R, std::vect
   int narrowDiffers = 0;
   for (size_t e = 0; e < Y.size(); ++e) narrowDiffers += Yn[e] != Yg[e];
   if (narrowDiffers) printf("  the pair with the narrow shrink %s differs in %d values\n", cl::loraSmallNarrow() ? "off" : "on", narrowDiffers);
-  // And with the shrink's reduction (split-K tickets given, reduce on, the default layout): the expand reads U once,
-  // the same bits again; run twice on the same tickets, which must reset themselves.
-  std::vector<int32_t> tickets(64, 0);
-  cl::DeviceStep stReduce = st;
-  stReduce.counters = tickets.data();
-  std::vector<uint16_t> Yr;
-  int reducedDiffers = 0;
-  cl::loraSetSmallReduce(true);
-  for (int pass = 0; pass < 2; ++pass) {
-    std::vector<float> wsR(ws.size(), NAN);
-    Yr = Y;
-    if (cl::loraShrinkSmall((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, stReduce, X.data(), xStride, wsR.data(), splits, nullptr) != cudaSuccess) { printf("shrink err\n"); }
-    if (cl::loraExpandSmall((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, stReduce, wsR.data(), splits, Yr.data(), yStride, yOffset, nullptr, true) != cudaSuccess) { printf("expand err\n"); }
-    for (size_t e = 0; e < Y.size(); ++e) reducedDiffers += Yr[e] != Yg[e];
-  }
-  cl::loraSetSmallReduce(false);
-  for (int t : tickets) reducedDiffers += t != 0;  // a ticket left behind
-  if (reducedDiffers) printf("  the pair with the shrink's reduction differs in %d values (or tickets)\n", reducedDiffers);
   int variantDiffers = 0;
   for (size_t e = 0; e < Y.size(); ++e) variantDiffers += Yv[e] != Yg[e];
   if (variantDiffers) printf("  the pair's other layout (v10 %s) differs in %d values\n", cl::loraSmallV10() ? "off" : "on", variantDiffers);
@@ -146,7 +128,6 @@ void runCase(const char* name, int in, std::vector<int> widths, int R, std::vect
   }
   check(name, "pair", Yg, 0, splits);
   check(name, cl::loraSmallV10() ? "pair v9 layout" : "pair v10 layout", Yv, variantDiffers, splits);
-  check(name, "pair reduced", Yr, reducedDiffers, splits);
   check(name, cl::loraSmallNarrow() ? "pair 8-tile shrink" : "pair narrow shrink", Yn, narrowDiffers, splits);
   for (size_t i = 0; i < plans.size(); ++i) check(name, i == 0 ? "fused" : "fused 4x3", fusedOut[i], identical[i], plans[i].clusterSize);
 }

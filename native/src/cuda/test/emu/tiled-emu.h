@@ -1,7 +1,7 @@
 // What the wide tiled shrink needs beyond small-step-emu.h (tiled-prepare.mjs rewrites it to call these): cp.async as a
 // zero-filling 16-byte copy, ldmatrix.x4 as a warp exchange of the lanes' row addresses (through the warp's mma
 // exchange buffer, between two warp barriers, like the emulated mma); the split-K ticket atomics and fences come from
-// small-step-emu.h (the small shrink's reduction uses them too).
+// small-step-emu.h.
 #pragma once
 #include "small-step-emu.h"
 namespace emu {
