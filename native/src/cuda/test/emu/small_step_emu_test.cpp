@@ -11,17 +11,14 @@
 #include <string>
 #include "lora_kernels.cuh"
 #include "lora_small_variant.h"
+#include "../../engine/test/half-bits.h"
 namespace cl = tslora::cuda::lora;
-static bool gHalf = false;
-static uint16_t toBits(float f) {
-  uint16_t u;
-  if (gHalf) { __half h = __float2half_rn(f); std::memcpy(&u, &h, 2); } else { __nv_bfloat16 b = __float2bfloat16_rn(f); std::memcpy(&u, &b, 2); }
-  return u;
-}
-static float fromBits(uint16_t u) {
-  if (gHalf) { __half h; std::memcpy(&h, &u, 2); return __half2float(h); }
-  __nv_bfloat16 b; std::memcpy(&b, &u, 2); return __bfloat162float(b);
-}
+using tslora::cuda::Act;
+using tslora::cuda::test::fromBits;
+using tslora::cuda::test::toBits;
+// The activation dtype of the pass main() is running (bf16, then fp16).
+static Act gAct = Act::BF16;
+static cl::ActDType dtype() { return gAct == Act::F16 ? cl::ActDType::F16 : cl::ActDType::BF16; }
 int failures = 0, cases = 0;
 void runCase(const char* name, int in, std::vector<int> widths, int R, std::vector<int> ranks, std::vector<int> rowSlots,
              bool csgmv, int xPad, int yPad, int splitsOverride, int numSms, bool forcedFusedPlan = false) {
@@ -33,16 +30,16 @@ void runCase(const char* name, int in, std::vector<int> widths, int R, std::vect
   int offs[4] = {0, 0, 0, 0};
   for (int j = 0; j < c; ++j) offs[j + 1] = offs[j] + widths[j];
   const int outTotal = offs[c];
-  const uint16_t nanBits = gHalf ? 0x7e00 : 0x7fc0;
+  const uint16_t nanBits = gAct == Act::F16 ? 0x7e00 : 0x7fc0;
   std::vector<uint16_t> A((size_t)S * c * R * in, nanBits), B((size_t)S * outTotal * R, nanBits);
   for (int s = 0; s < S; ++s) {
-    for (int n = 0; n < c * ranks[s]; ++n) for (int k = 0; k < in; ++k) A[((size_t)s * c * R + n) * in + k] = toBits(U(rng) * 0.1f);
-    for (int o = 0; o < outTotal; ++o) for (int k = 0; k < ranks[s]; ++k) B[((size_t)s * outTotal + o) * R + k] = toBits(U(rng) * 0.1f);
+    for (int n = 0; n < c * ranks[s]; ++n) for (int k = 0; k < in; ++k) A[((size_t)s * c * R + n) * in + k] = toBits(U(rng) * 0.1f, gAct);
+    for (int o = 0; o < outTotal; ++o) for (int k = 0; k < ranks[s]; ++k) B[((size_t)s * outTotal + o) * R + k] = toBits(U(rng) * 0.1f, gAct);
   }
   const int xStride = in + xPad, yStride = outTotal + 2 * yPad, yOffset = yPad;
   std::vector<uint16_t> X((size_t)T * xStride), Y((size_t)T * yStride);
-  for (auto& v : X) v = toBits(U(rng));
-  for (auto& v : Y) v = toBits(U(rng));
+  for (auto& v : X) v = toBits(U(rng), gAct);
+  for (auto& v : Y) v = toBits(U(rng), gAct);
   // segments
   std::vector<int32_t> indptr{0}, weights, perm(T);
   for (int p = 0; p < T; ++p) perm[p] = p;
@@ -63,24 +60,24 @@ void runCase(const char* name, int in, std::vector<int> widths, int R, std::vect
   if (splitsOverride) splits = splitsOverride;
   std::vector<float> ws(cl::loraSmallStepWorkspaceBytes(m, st, splits) / 4, NAN);
   std::vector<uint16_t> Yg = Y;
-  if (cl::loraShrinkSmall((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, st, X.data(), xStride, ws.data(), splits, nullptr) != cudaSuccess) { printf("shrink err\n"); }
-  if (cl::loraExpandSmall((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, st, ws.data(), splits, Yg.data(), yStride, yOffset, nullptr, true) != cudaSuccess) { printf("expand err\n"); }
+  if (cl::loraShrinkSmall(dtype(), m, st, X.data(), xStride, ws.data(), splits, nullptr) != cudaSuccess) { printf("shrink err\n"); }
+  if (cl::loraExpandSmall(dtype(), m, st, ws.data(), splits, Yg.data(), yStride, yOffset, nullptr, true) != cudaSuccess) { printf("expand err\n"); }
   // The other layout of lora_small_variant.h (v10: the permutation in flight with the tables, 16-byte y, swizzled B
   // tile): the same sums per element, so the same bits.
   std::vector<uint16_t> Yv = Y;
   std::vector<float> wsV(ws.size(), NAN);
   cl::loraSetSmallV10(!cl::loraSmallV10());
-  if (cl::loraShrinkSmall((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, st, X.data(), xStride, wsV.data(), splits, nullptr) != cudaSuccess) { printf("shrink err\n"); }
-  if (cl::loraExpandSmall((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, st, wsV.data(), splits, Yv.data(), yStride, yOffset, nullptr, true) != cudaSuccess) { printf("expand err\n"); }
+  if (cl::loraShrinkSmall(dtype(), m, st, X.data(), xStride, wsV.data(), splits, nullptr) != cudaSuccess) { printf("shrink err\n"); }
+  if (cl::loraExpandSmall(dtype(), m, st, wsV.data(), splits, Yv.data(), yStride, yOffset, nullptr, true) != cudaSuccess) { printf("expand err\n"); }
   cl::loraSetSmallV10(!cl::loraSmallV10());
   // v11's narrow shrink (rank-sized mma chunks: fewer registers, the same items on the same warps) against the default's
   // other setting: the same bits.
   std::vector<uint16_t> Yn = Y;
   std::vector<float> wsN(ws.size(), NAN);
   cl::loraSetSmallNarrow(!cl::loraSmallNarrow());
-  if (cl::loraShrinkSmall((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, st, X.data(), xStride, wsN.data(), splits, nullptr) != cudaSuccess) { printf("shrink err\n"); }
+  if (cl::loraShrinkSmall(dtype(), m, st, X.data(), xStride, wsN.data(), splits, nullptr) != cudaSuccess) { printf("shrink err\n"); }
   cl::loraSetSmallNarrow(!cl::loraSmallNarrow());
-  if (cl::loraExpandSmall((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, st, wsN.data(), splits, Yn.data(), yStride, yOffset, nullptr, true) != cudaSuccess) { printf("expand err\n"); }
+  if (cl::loraExpandSmall(dtype(), m, st, wsN.data(), splits, Yn.data(), yStride, yOffset, nullptr, true) != cudaSuccess) { printf("expand err\n"); }
   int narrowDiffers = 0;
   for (size_t e = 0; e < Y.size(); ++e) narrowDiffers += Yn[e] != Yg[e];
   if (narrowDiffers) printf("  the pair with the narrow shrink %s differs in %d values\n", cl::loraSmallNarrow() ? "off" : "on", narrowDiffers);
@@ -92,14 +89,14 @@ void runCase(const char* name, int in, std::vector<int> widths, int R, std::vect
   for (int p = 0; p < T; ++p) {
     const int w = rowSlots[p]; const int r = w >= 0 ? ranks[w] : 0;
     std::vector<double> u(c * r);
-    for (int n = 0; n < c * r; ++n) { double s = 0; for (int k = 0; k < in; ++k) s += (double)fromBits(X[(size_t)p * xStride + k]) * fromBits(A[((size_t)w * c * R + n) * in + k]); u[n] = s; }
+    for (int n = 0; n < c * r; ++n) { double s = 0; for (int k = 0; k < in; ++k) s += (double)fromBits(X[(size_t)p * xStride + k], gAct) * fromBits(A[((size_t)w * c * R + n) * in + k], gAct); u[n] = s; }
     for (int col = 0; col < yStride; ++col) {
       const size_t i = (size_t)p * yStride + col;
       const bool lora = r > 0 && col >= yOffset && col < yOffset + outTotal;
       if (!lora) { if (Yg[i] != Y[i]) ++bad; continue; }
       const int o = col - yOffset; int j = 0; while (o >= offs[j + 1]) ++j;
-      double d = 0; for (int k = 0; k < r; ++k) d += u[j * r + k] * fromBits(B[((size_t)w * outTotal + o) * R + k]);
-      const double want = fromBits(Y[i]) + d, got = fromBits(Yg[i]);
+      double d = 0; for (int k = 0; k < r; ++k) d += u[j * r + k] * fromBits(B[((size_t)w * outTotal + o) * R + k], gAct);
+      const double want = fromBits(Y[i], gAct) + d, got = fromBits(Yg[i], gAct);
       if (!std::isfinite(got)) ++bad;
       err += (got - want) * (got - want); ref += d * d + 1e-30;
     }
@@ -116,7 +113,7 @@ void runCase(const char* name, int in, std::vector<int> widths, int R, std::vect
   if (forcedFusedPlan) plans.push_back(cl::FusedPlan{4, 3});
   for (const cl::FusedPlan& plan : plans) {
     fusedOut.push_back(Y);
-    if (cl::loraApplyFused((gHalf ? cl::ActDType::F16 : cl::ActDType::BF16), m, st, plan, X.data(), xStride, fusedOut.back().data(), yStride,
+    if (cl::loraApplyFused(dtype(), m, st, plan, X.data(), xStride, fusedOut.back().data(), yStride,
                            yOffset, nullptr) != cudaSuccess) { printf("fused err\n"); }
   }
   std::vector<int> identical(plans.size(), 0);  // values that differ from the pair where the split ranges are the same
@@ -136,7 +133,7 @@ int main(int argc, char** argv) {
   std::vector<int> slots37 = {0, 1, -1, 2, 3, 0, 5, 4, 1, 0, 2, -1, 3, 5, 5, 1, 0, 2, 4, 3, 1, 0, 6, 2, 1, 4, 0, 3, 2, 5, 1, 0, 3, 4, 2, 6, 1};
   std::vector<int> ranksA = {1, 3, 8, 16, 64, 40, 0};
   for (bool half : {false, true}) {
-    gHalf = half;
+    gAct = half ? Act::F16 : Act::BF16;
     for (bool cs : {false, true}) {
       std::string tag = std::string(half ? " fp16" : " bf16") + (cs ? " csgmv" : " triton");
       runCase(("qkv R64" + tag).c_str(), 384, {384, 128, 128}, 64, ranksA, slots37, cs, 8, 8, 0, 132, !quick);
