@@ -396,7 +396,7 @@ void DeviceLoraPool::apply(int layer, host::Module module, const void* x, int xS
     return;
   }
   shrink(layer, module, x, xStride, stream);
-  expand(layer, module, y, yStride, yOffset, stream, true);
+  expand(layer, module, y, yStride, yOffset, stream);
 }
 
 void DeviceLoraPool::applySmallStep(const DeviceModule& v, int splits, const void* x, int xStride, void* y, int yStride, int yOffset,
@@ -477,8 +477,7 @@ DeviceLoraPool::SmallStepShrink DeviceLoraPool::planForEpilogue(int layer, host:
 }
 // ---- end of the (fuseshrink) block ----
 
-void DeviceLoraPool::expand(int layer, host::Module module, void* y, int yStride, int yOffset, cudaStream_t stream,
-                            bool /*afterShrinkOnStream: no longer needed*/) {
+void DeviceLoraPool::expand(int layer, host::Module module, void* y, int yStride, int yOffset, cudaStream_t stream) {
   if (module == host::Module::Embed) throw std::invalid_argument("LoRA device pool: embed_tokens has no expand alone (use apply)");
   const DeviceModule v = checkedView(layer, module);
   if (deferredX_ != nullptr) {

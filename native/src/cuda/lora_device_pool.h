@@ -79,12 +79,12 @@ class DeviceLoraPool {
              cudaStream_t stream, const int32_t* tokenIds = nullptr);
   // apply() in two halves, so that the shrink can run on another stream than the expand (the engine runs it on a
   // side stream under the base projection, which reads the same x). expand() must follow the shrink of the same
-  // (layer, module) with nothing else of the pool in between, ordered after it (same stream, or an event);
+  // (layer, module) with nothing else of the pool in between, ordered after it (same stream, or an event).
   // Every LoRA launch is a programmatic dependent (PDL) of the kernel before it on its stream and waits for it before
-  // reading x, U or y (lora_launch.cuh), whatever that kernel is; afterShrinkOnStream is therefore ignored (it goes
-  // when the engine's call drops it). Not for embed_tokens (apply() only).
+  // reading x, U or y (lora_launch.cuh), whatever that kernel is, so expand() needs no hint of where the shrink ran.
+  // Not for embed_tokens (apply() only).
   void shrink(int layer, host::Module module, const void* x, int xStride, cudaStream_t stream);
-  void expand(int layer, host::Module module, void* y, int yStride, int yOffset, cudaStream_t stream, bool afterShrinkOnStream);
+  void expand(int layer, host::Module module, void* y, int yStride, int yOffset, cudaStream_t stream);
   // (skinlora) For a caller that adds the small-step expand itself (the engine's skinny GEMM epilogue,
   // engine/skinny-gemm.h SkinnyLora): when the current step takes the small-step kernels for (layer, module), runs
   // only their shrink on `stream` and returns what loraExpandSmall would read next; else launches nothing and returns

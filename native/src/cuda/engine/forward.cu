@@ -368,7 +368,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       blas_->gemm(act_, x, T, K, weight, N, y, false);
       if (overlap) {
         loraOverlap_->join(stream_);
-        lora_->expand(layer, m, y, N, 0, stream_, false);
+        lora_->expand(layer, m, y, N, 0, stream_);
       } else if (lora) {
         lora_->apply(layer, m, x, K, y, N, 0, stream_);
       }

@@ -62,7 +62,7 @@ std::string compare(const PoolConfig& c, const LoraPool& cpu, cl::DeviceLoraPool
     gpu.shrink(layer, m, dX.ptr, xStride, side);
     CUDA_CHECK(cudaEventRecord(shrunk, side));
     CUDA_CHECK(cudaStreamWaitEvent(nullptr, shrunk, 0));
-    gpu.expand(layer, m, dY.ptr, yStride, yOffset, nullptr, false);
+    gpu.expand(layer, m, dY.ptr, yStride, yOffset, nullptr);
   } else {
     gpu.apply(layer, m, embed ? nullptr : dX.ptr, xStride, dY.ptr, yStride, yOffset, nullptr, embed ? dIds.ptr : nullptr);
   }
