@@ -459,7 +459,9 @@ DeviceLoraPool::SmallStepShrink DeviceLoraPool::planForEpilogue(int layer, host:
   const DeviceModule v = checkedView(layer, module);
   const int splits = loraSmallStepSplits(v, step_, numSms_);
   if (splits <= 0) return out;
-  ensureWorkspace(loraSmallStepWorkspaceBytes(v, step_, splits + 1), stream);  // + U summed by the launch
+  // fp32 partials [splits, numTokens, c*R], then foldedU [numTokens, c*R] (U summed by the launch): splits + 1 slots of
+  // the partials' [numTokens, c*R] shape, exactly.
+  ensureWorkspace(loraSmallStepWorkspaceBytes(v, step_, splits + 1), stream);
   const size_t perModule = static_cast<size_t>(std::max(1, config_.numLayers)) * 4;
   if (epilogueTickets_ == nullptr) {
     check(cudaMalloc(&epilogueTickets_, host::kNumModules * perModule * sizeof(unsigned)), "cudaMalloc epilogue tickets");
