@@ -9,6 +9,8 @@
 #include <immintrin.h>
 #endif
 
+#include "tslora/half-float.h"  // bf16ToF32, f32ToBf16, f16ToF32 (scalar)
+
 namespace tslora::cpu {
 
 enum class WType : int { F32 = 0, F16 = 1, BF16 = 2 };
@@ -23,47 +25,6 @@ constexpr int kPrefetchWarmStart = 2;
 // the core's few L1 miss buffers until its line arrives, which caps one core's rate from DRAM on a short stream
 // that the L2 hardware prefetcher has not picked up.
 constexpr int kPrefetchFar = 4;
-
-inline float bf16ToF32(uint16_t bits) {
-  uint32_t wide = static_cast<uint32_t>(bits) << 16;
-  float out;
-  std::memcpy(&out, &wide, 4);
-  return out;
-}
-
-// fp32 → bf16 bits, round to nearest even; NaN stays a (quiet) NaN.
-inline uint16_t f32ToBf16(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>(bits >> 16 | 0x40u);
-  return static_cast<uint16_t>((bits + 0x7fffu + (bits >> 16 & 1u)) >> 16);
-}
-
-inline float f16ToF32(uint16_t h) {
-  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1fu;
-  uint32_t mant = h & 0x3ffu;
-  uint32_t bits;
-  if (exp == 0) {
-    if (mant == 0) {
-      bits = sign;
-    } else {  // subnormal: renormalise
-      int e = -1;
-      do {
-        ++e;
-        mant <<= 1;
-      } while ((mant & 0x400u) == 0);
-      bits = sign | static_cast<uint32_t>(127 - 15 - e) << 23 | (mant & 0x3ffu) << 13;
-    }
-  } else if (exp == 31) {
-    bits = sign | 0x7f800000u | mant << 13;
-  } else {
-    bits = sign | (exp + 127 - 15) << 23 | mant << 13;
-  }
-  float out;
-  std::memcpy(&out, &bits, 4);
-  return out;
-}
 
 template <WType T>
 inline float loadScalar(const void* base, int64_t i) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "lora.h"
+#include "tslora/half-float.h"
 
 namespace tslora::lora::detail {
 
@@ -54,38 +55,11 @@ class HostAdapterImpl final : public HostAdapter {
   std::vector<HostModule> modules_[kNumModules];  // [module][layer]
 };
 
-// IEEE half / bfloat16 → float (exact).
-inline float bf16ToFloat(uint16_t bits) {
-  uint32_t word = static_cast<uint32_t>(bits) << 16;
-  float out;
-  std::memcpy(&out, &word, sizeof out);
-  return out;
-}
-inline float f16ToFloat(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  uint32_t exponent = (h >> 10) & 0x1fu;
-  uint32_t mantissa = h & 0x3ffu;
-  uint32_t word;
-  if (exponent == 0x1f) {
-    word = sign | 0x7f800000u | (mantissa << 13);  // Inf / NaN
-  } else if (exponent != 0) {
-    word = sign | ((exponent + 112) << 23) | (mantissa << 13);
-  } else if (mantissa == 0) {
-    word = sign;
-  } else {  // subnormal: normalise
-    exponent = 113;
-    while ((mantissa & 0x400u) == 0) { mantissa <<= 1; --exponent; }
-    word = sign | (exponent << 23) | ((mantissa & 0x3ffu) << 13);
-  }
-  float out;
-  std::memcpy(&out, &word, sizeof out);
-  return out;
-}
 inline float loadElement(const TensorInput& t, int64_t index) {
   switch (t.dtype) {
     case DType::F32: return static_cast<const float*>(t.data)[index];
-    case DType::F16: return f16ToFloat(static_cast<const uint16_t*>(t.data)[index]);
-    case DType::BF16: return bf16ToFloat(static_cast<const uint16_t*>(t.data)[index]);
+    case DType::F16: return f16ToF32(static_cast<const uint16_t*>(t.data)[index]);  // tslora/half-float.h, exact
+    case DType::BF16: return bf16ToF32(static_cast<const uint16_t*>(t.data)[index]);
   }
   throw std::invalid_argument("unknown tensor dtype");
 }

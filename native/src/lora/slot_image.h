@@ -15,12 +15,7 @@ namespace tslora::lora {
 namespace detail {
 
 inline float storeAs(float v, float*) { return v; }
-inline uint16_t storeAs(float v, uint16_t*) {  // fp32 → bf16, round to nearest even (values are finite)
-  uint32_t w;
-  std::memcpy(&w, &v, sizeof w);
-  w += 0x7fffu + ((w >> 16) & 1u);
-  return static_cast<uint16_t>(w >> 16);
-}
+inline uint16_t storeAs(float v, uint16_t*) { return f32ToBf16(v); }  // round to nearest even (tslora/half-float.h)
 
 // One (layer, module) in the slot layout of rank r: A rows [0, c*r) and the Bᵀ panels of rank r (r * paddedOut
 // elements, pad columns zero); zeros where absent. This is the one fp32 → storage conversion (B into panels,

@@ -10,8 +10,8 @@
 
 namespace tslora::lora::test {
 
-inline uint16_t toActBits(float v, cuda::lora::ActDType d) { return d == cuda::lora::ActDType::BF16 ? floatToBf16(v) : floatToF16(v); }
-inline float fromActBits(uint16_t b, cuda::lora::ActDType d) { return d == cuda::lora::ActDType::BF16 ? bf16Bits(b) : f16Bits(b); }
+inline uint16_t toActBits(float v, cuda::lora::ActDType d) { return d == cuda::lora::ActDType::BF16 ? f32ToBf16(v) : floatToF16(v); }
+inline float fromActBits(uint16_t b, cuda::lora::ActDType d) { return d == cuda::lora::ActDType::BF16 ? bf16ToF32(b) : f16ToF32(b); }
 inline uint16_t nanBits(cuda::lora::ActDType d) { return d == cuda::lora::ActDType::BF16 ? 0x7fc0 : 0x7e00; }
 
 struct DeviceModulePool {

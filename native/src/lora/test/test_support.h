@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "lora.h"
+#include "tslora/half-float.h"
 
 namespace tslora::lora::test {
 
@@ -22,28 +23,13 @@ struct Rng {
   int integer(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(gen); }  // inclusive
 };
 
-inline uint16_t floatToBf16(float f) {  // round to nearest even
-  uint32_t w;
-  std::memcpy(&w, &f, 4);
-  w += 0x7fffu + ((w >> 16) & 1u);
-  return static_cast<uint16_t>(w >> 16);
-}
-inline float bf16Bits(uint16_t b) {
-  uint32_t w = static_cast<uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &w, 4);
-  return f;
-}
+// bf16 both ways and fp16 → fp32: tslora/half-float.h (bf16ToF32, f32ToBf16, f16ToF32). fp32 → fp16 rounds through the
+// compiler's _Float16 (round to nearest even).
 inline uint16_t floatToF16(float f) {
   _Float16 h = static_cast<_Float16>(f);
   uint16_t bits;
   std::memcpy(&bits, &h, 2);
   return bits;
-}
-inline float f16Bits(uint16_t b) {
-  _Float16 h;
-  std::memcpy(&h, &b, 2);
-  return static_cast<float>(h);
 }
 
 // One tensor in a chosen dtype plus the float values it represents exactly.
@@ -58,12 +44,12 @@ struct TestTensor {
     values.resize(r * c);
     for (auto& v : values) {
       const float f = rng.uniform() * scale;
-      v = type == DType::BF16 ? bf16Bits(floatToBf16(f)) : type == DType::F16 ? f16Bits(floatToF16(f)) : f;
+      v = type == DType::BF16 ? bf16ToF32(f32ToBf16(f)) : type == DType::F16 ? f16ToF32(floatToF16(f)) : f;
     }
     if (type == DType::F32) f32 = values;
     else {
       half.resize(values.size());
-      for (size_t i = 0; i < values.size(); ++i) half[i] = type == DType::BF16 ? floatToBf16(values[i]) : floatToF16(values[i]);
+      for (size_t i = 0; i < values.size(); ++i) half[i] = type == DType::BF16 ? f32ToBf16(values[i]) : floatToF16(values[i]);
     }
   }
   TensorInput input() const {
