@@ -7,8 +7,10 @@
 // (a check of the reference script and of this test on small shapes, e.g. --hidden 256; not the GPU test).
 //
 // Checks, per compute dtype / LoRA strategy (bf16 csgmv, bf16 triton, f16 csgmv):
-//  - teacher-forced 16 steps for the base model and each adapter (3 prompts in one batch, the reference tokens fed
-//    back): relative L2 of every step's logits against the fp32 PEFT logits ≤ TOLERANCE[dtype];
+//  - teacher-forced 16 steps for the base model and each adapter (4 prompts of 7, 13, 21 and 45 tokens in one batch,
+//    the reference tokens fed back): relative L2 of every step's logits against the fp32 PEFT logits ≤ TOLERANCE[dtype];
+//    the 45-token prompt makes the triton runner's prefill a step with a > 32-row segment, which runs the wide tiled
+//    expand (lora_expand_wide.cuh; csgmv's 16-row chunks never do);
 //  - every step's argmax equals the reference greedy token, unless it is a near-tie judged at the two competing ids
 //    (judgeNearTie in cuda-parity-helpers.ts; counted and logged), at most MAX_NEAR_TIES_PER_PROMPT per prompt; a
 //    prompt without a near-tie must reproduce the 16 reference greedy tokens when decoding freely;
@@ -29,7 +31,7 @@ import { loadModel } from '../../src/engine/model/load-model.js';
 import type { ModelRunner } from '../../src/engine/model/runner.js';
 import { relativeL2 } from '../native/forward-reference.js';
 import {
-  argmax, cudaBackendOrSkip, describeNearTie, freeGreedy, judgeNearTie, makeRunner, teacherForced, type LoadedFixture,
+  argmax, BLOCK, BLOCKS_PER_SEQ, cudaBackendOrSkip, describeNearTie, freeGreedy, judgeNearTie, makeRunner, teacherForced, type LoadedFixture,
 } from './cuda-parity-helpers.js';
 // @ts-expect-error plain ESM helper without type declarations
 import { gpuRequirement } from '../../scripts/test-run/gpu-requirement.mjs';
@@ -41,6 +43,7 @@ const TOLERANCE: Record<Dtype, { logits: number; sameEngine: number }> = {
 };
 const MAX_NEAR_TIES_PER_PROMPT = 5; // measured: up to 5 in one case over 3 prompts (vocabulary 128256)
 const CPU_TOLERANCE = 1e-3; // the fp32 CPU backend against fp32 PyTorch
+const WIDE_EXPAND_MIN_ROWS = 33; // DeviceLoraPool's wide tiled expand runs on steps with a segment of more rows than 32
 
 interface Case { name: string; adapterPath: string | null; rank: number; greedy: number[][]; logitsFiles: string[] }
 interface Reference { modelPath: string; vocabSize: number; greedyTokens: number; prompts: number[][]; cases: Case[] }
@@ -74,6 +77,11 @@ describe(`CUDA engine vs PyTorch + PEFT on a 1B-shaped random model${useCpu ? ' 
   before(async () => {
     ref = JSON.parse(readFileSync(refPath!, 'utf8')) as Reference;
     root = dirname(refPath!);
+    const longest = Math.max(...ref.prompts.map((p) => p.length));
+    assert.ok(longest >= WIDE_EXPAND_MIN_ROWS,
+      `the reference's prompts are at most ${longest} tokens: none reaches the wide expand (> 32 rows); regenerate it with scripts/device/make-1b-reference.py`);
+    assert.ok(longest + ref.greedyTokens <= BLOCK * BLOCKS_PER_SEQ,
+      `a ${longest}-token prompt + ${ref.greedyTokens} steps does not fit the runners' ${BLOCK * BLOCKS_PER_SEQ}-token KV tables`);
     const loaded = await loadModel(join(root, ref.modelPath));
     assert.equal(loaded.spec.vocabSize, ref.vocabSize);
     const adapters: LoadedFixture['adapters'] = [];
@@ -90,7 +98,7 @@ describe(`CUDA engine vs PyTorch + PEFT on a 1B-shaped random model${useCpu ? ' 
       runners.push({ label: useCpu ? `cpu-f32/${lb}` : `${dtype}/${lb}`, dtype, lb, runner: await makeRunner(fx, backend!, lb, useCpu ? undefined : dtype) });
     }
     if (!useCpu) {
-      // Decode steps of these batches (1, 3 and 4 sequences) replay CUDA graphs (buckets 1 and 4).
+      // Decode steps of these batches (1, 4 and 5 sequences) replay CUDA graphs (buckets 1, 4 and 8).
       runners.push({ label: 'bf16/csgmv+graphs', dtype: 'bf16', lb: 'csgmv', runner: await makeRunner(fx, backend!, 'csgmv', 'bf16', undefined, 8) });
     }
   });
