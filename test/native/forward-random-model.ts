@@ -7,6 +7,8 @@
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { float32ToBfloat16Bits } from '../../src/bench/synth/random-fill.js';
+
 import type {
   AdapterSpec,
   DType,
@@ -69,12 +71,8 @@ export function rng(seed: number): () => number {
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
-/** Round-to-nearest-even fp32 → bf16 bits. */
-export function toBf16Bits(x: number): number {
-  f32[0] = x;
-  const bits = u32[0];
-  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
-}
+/** Round-to-nearest-even fp32 → bf16 bits (the synthetic models' encoder). */
+export const toBf16Bits = float32ToBfloat16Bits;
 export function fromBf16Bits(b: number): number {
   u32[0] = b << 16;
   return f32[0];
