@@ -462,7 +462,7 @@ DeviceLoraPool::SmallStepShrink DeviceLoraPool::planForEpilogue(int layer, host:
   // fp32 partials [splits, numTokens, c*R], then foldedU [numTokens, c*R] (U summed by the launch): splits + 1 slots of
   // the partials' [numTokens, c*R] shape, exactly.
   ensureWorkspace(loraSmallStepWorkspaceBytes(v, step_, splits + 1), stream);
-  const size_t perModule = static_cast<size_t>(std::max(1, config_.numLayers)) * 4;
+  const size_t perModule = static_cast<size_t>(std::max(1, config_.numLayers)) * kEpilogueTicketWords;
   if (epilogueTickets_ == nullptr) {
     check(cudaMalloc(&epilogueTickets_, host::kNumModules * perModule * sizeof(unsigned)), "cudaMalloc epilogue tickets");
     check(cudaMemsetAsync(epilogueTickets_, 0, host::kNumModules * perModule * sizeof(unsigned), stream), "cudaMemset epilogue tickets");
@@ -473,7 +473,7 @@ DeviceLoraPool::SmallStepShrink DeviceLoraPool::planForEpilogue(int layer, host:
   out.step = step_;
   out.partials = static_cast<float*>(workspace_);
   out.splits = splits;
-  out.tickets = epilogueTickets_ + static_cast<size_t>(module) * perModule + static_cast<size_t>(layer) * 4;
+  out.tickets = epilogueTickets_ + static_cast<size_t>(module) * perModule + static_cast<size_t>(layer) * kEpilogueTicketWords;
   out.foldedU = out.partials + static_cast<size_t>(splits) * step_.numTokens * v.numSlices * v.maxRank;
   return out;
 }

@@ -94,7 +94,7 @@ class DeviceLoraPool {
     DeviceStep step;
     float* partials = nullptr;  // [splits, step.numTokens, numSlices * maxRank]
     int splits = 0;
-    unsigned* tickets = nullptr;  // planForEpilogue only: 3 counters of (layer, module), zero between launches
+    unsigned* tickets = nullptr;  // planForEpilogue only: the counters of (layer, module) (kEpilogueTicketWords), zero between launches
     float* foldedU = nullptr;     // planForEpilogue only: [step.numTokens, numSlices * maxRank] after the partials
   };
   SmallStepShrink shrinkForEpilogue(int layer, host::Module module, const void* x, int xStride, cudaStream_t stream);
@@ -103,9 +103,11 @@ class DeviceLoraPool {
   // the shrink with, plus (layer, module)'s own three counters (allocated zeroed on first use, outside any graph
   // capture: the eager warm-up comes first; every launch leaves them zero). splits = 0: not the small-step path.
   SmallStepShrink planForEpilogue(int layer, host::Module module, cudaStream_t stream);
+  // Words per launch site: engine/skinny-gemm.h kSkinnyTicketWords (three counters, one 128-byte line each).
+  static constexpr int kEpilogueTicketWords = 96;
 
  private:
-  unsigned* epilogueTickets_ = nullptr;  // [kNumModules][numLayers][4]
+  unsigned* epilogueTickets_ = nullptr;  // [kNumModules][numLayers][kEpilogueTicketWords]
   // ---- end of the (fuseshrink) block ----
 
  public:

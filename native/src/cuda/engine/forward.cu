@@ -24,6 +24,7 @@
 namespace tslora::cuda {
 
 namespace host = lora::host;
+static_assert(lora::DeviceLoraPool::kEpilogueTicketWords == kSkinnyTicketWords, "the pool hands out one launch site's counters");
 
 namespace {
 
@@ -64,6 +65,12 @@ bool skinnyShrinkInLaunch() {
 // every GEMM block sum the split partials it needs itself (the A/B switch).
 bool skinnyShrinkSum() {
   static const bool on = !envIsZero("TSLORA_CUDA_SKINNY_SHRINK_SUM");
+  return on;
+}
+// There, the shrink blocks stage their split's A rows in shared memory before the wait for x (skinny-shrink.cuh);
+// TSLORA_CUDA_SKINNY_SHRINK_STAGE=0 reads A from global memory in the K loop (the A/B switch; the same bits).
+bool skinnyShrinkStage() {
+  static const bool on = !envIsZero("TSLORA_CUDA_SKINNY_SHRINK_STAGE");
   return on;
 }
 
@@ -343,6 +350,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       out.splits = s.splits;
       out.tickets = s.tickets;
       out.foldedU = skinnyShrinkSum() ? s.foldedU : nullptr;
+      out.stageA = skinnyShrinkStage();
     } catch (const std::runtime_error& e) {
       rethrow(e);
     }

@@ -33,16 +33,23 @@ int skinnyGemmKSplit(int N, int K, int numSms);
 // position has no adapter (slot -1 / rank 0) get nothing. At most kSkinnyLoraMaxRows rows, Act output only;
 // module.outTotal() must be the GEMM's N (qkv / gate_up: the slices are the output's column ranges).
 constexpr int kSkinnyLoraMaxRows = 2;
+// Words of one launch site's counters (SkinnyLora::tickets): the ticket, done and exit counters each on its own 128-byte
+// line (skinny-shrink.cuh), so that the GEMM blocks' polls of `done` do not queue behind every block's ticket and exit
+// atomics on one L2 line.
+constexpr int kSkinnyTicketWords = 96;
 struct SkinnyLora {
   lora::DeviceModule module;     // B [S, outTotal, R] and the slice offsets (A: only for the shrink in the launch)
   lora::DeviceStep step;         // the step's segment tables (device)
   float* partials = nullptr;     // [splits, step.numTokens, numSlices · maxRank] fp32, by position
   int splits = 0;                // 0: no delta
-  unsigned* tickets = nullptr;   // [3] zero before the launch and left zero by it (one per launch site), or null
+  unsigned* tickets = nullptr;   // [kSkinnyTicketWords] zero before the launch and left zero by it (one per launch site), or null
   // With tickets: the last shrink block to finish sums the splits into U here ([numTokens, c·R] by position, rounded
   // to the activation dtype, the expand's sum) and the epilogue reads one U value per (row, k) instead of `splits`
   // partials; null: every GEMM block sums the partials itself.
   float* foldedU = nullptr;
+  // With tickets: the shrink blocks copy their split's A rows into shared memory before waiting for x, where they fit
+  // (skinny-shrink.cuh); false: A read from global memory in the K loop (the same values).
+  bool stageA = true;
 };
 
 // True when the launch can run the small-step shrink itself for `module` / `step` at M rows: M and step.numTokens

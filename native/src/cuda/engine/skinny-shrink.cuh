@@ -11,6 +11,12 @@
 // added into its own fp32 accumulator in item order, the warps summed in warp order from 0.0f. Only the accumulator's
 // shape differs ([warps][kRows][c·R] instead of [warps][16][c·R + 1]: at ≤ 2 rows, rows 2..15 are never written) and
 // one 8-column tile's A rows are loaded at a time (the skinny kernel's register cap), neither of which changes a sum.
+// Latency (the GEMM blocks that finish their weights first wait for the shrink, and a shrink block's loads queue behind
+// the GEMM's weight stream): where the split's A rows fit kStageElems (every 8B module at r16, one adapter), the block
+// copies them into shared memory before pdlWait (weights: written by no kernel), so after the wait only x comes from
+// global memory; the last block loads every split's partials in one round before it sums them in the same order; the
+// three counters sit on separate 128-byte lines (kSkinnyTicketWords) and the waiting GEMM blocks poll with a growing
+// sleep. TSLORA_CUDA_SKINNY_SHRINK_STAGE=0 (SkinnyLora::stageA = false) keeps A in global memory (the A/B switch).
 #pragma once
 #include <cstdint>
 
@@ -24,13 +30,16 @@ namespace tslora::cuda::skinny_shrink {
 namespace small = lora::small;
 constexpr int kRows = kSkinnyLoraMaxRows;
 constexpr int kMaxCols = small::kMaxCols;  // c·R ≤ 3 · 64
-enum Counter : int { kTicket = 0, kDone = 1, kLeft = 2 };
+enum Counter : int { kTicket = 0, kDone = 32, kLeft = 64 };  // words of SkinnyLora::tickets, one 128-byte line each
+static_assert(kLeft + 1 <= kSkinnyTicketWords, "the counters must fit one launch site's words");
+constexpr int kStageElems = 12288;  // 24 KB of staged A: 8B qkv at r16 (48 rows × 256 K), down (16 × 512)
 
 // Shared memory of a shrink block (unused by the GEMM blocks, so it shares space with their LoRA epilogue's).
 struct Smem {
   small::GroupRows g;
-  float acc[small::kShrinkWarps][kRows][kMaxCols];
-  int last;  // this block published last
+  float acc[small::kShrinkWarps][kRows][kMaxCols];  // also the last block's copy of every split's partials (the fold)
+  __align__(16) uint16_t a[kStageElems];             // staged A rows of every run, [row][kPad], zeros from k1 on
+  int last;                                          // this block published last
 };
 
 // The K range of split s: the small shrink's ceil(in / splits) rounded up to its 64-wide warp steps.
@@ -73,11 +82,14 @@ __host__ __device__ inline unsigned doneTarget(const SkinnyLora& l) { return sta
 __device__ __forceinline__ void waitForShrink(const SkinnyLora& l) {
   const unsigned target = doneTarget(l);
   if (threadIdx.x == 0) {
+    unsigned sleepNs = 128;  // grows to 2 µs: hundreds of waiting blocks must not flood the counter's L2 slice
     while (loadAcquire(&l.tickets[kDone]) < target) {
 #if defined(EMU_SPIN_YIELD)  // the host emulator (engine/test/emu/skinny-shrink-emu.h): let the other blocks run
       EMU_SPIN_YIELD();
+      (void)sleepNs;
 #elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
-      __nanosleep(64);
+      __nanosleep(sleepNs);
+      sleepNs = sleepNs < 2048u ? 2 * sleepNs : sleepNs;
 #endif
     }
   }
@@ -94,19 +106,53 @@ __device__ __forceinline__ void leave(unsigned* tickets) {
   }
 }
 
-// shrinkSplitInto (lora_small_mma.cuh) for a group whose rows 8..15 hold no adapter, one 8-column tile at a time.
+// A rows [0, c·r) of every run of s.g, K range [k0, k1), into s.a ([row][kPad], runs one after another, zeros from k1
+// to kPad = the split's warp steps × 64) when they fit; returns kPad, or 0 (nothing staged: accumulate reads global
+// memory). Every thread calls it; the caller synchronises before s.a is read.
+__device__ inline int stageSplitA(Smem& s, const uint16_t* __restrict__ a, int in, size_t aSlotStride, int numSlices, int k0, int k1) {
+  const small::GroupRows& g = s.g;
+  const int kPad = k1 > k0 ? (k1 - k0 + small::kStepK - 1) / small::kStepK * small::kStepK : 0;
+  int rows = 0;
+  for (int run = 0; run < g.numRuns; ++run) rows += numSlices * g.runRank[run];
+  if (kPad == 0 || rows * kPad > kStageElems) return 0;
+  const int vecsPerRow = kPad / 8;
+#pragma unroll 4
+  for (int e = threadIdx.x; e < rows * vecsPerRow; e += blockDim.x) {
+    const int r = e / vecsPerRow, k = k0 + e % vecsPerRow * 8;
+    int run = 0, first = 0;  // the run holding staged row r, and its first row
+    while (r >= first + numSlices * g.runRank[run]) first += numSlices * g.runRank[run++];
+    uint4 v = make_uint4(0u, 0u, 0u, 0u);
+    if (k < k1) v = __ldg(reinterpret_cast<const uint4*>(a + static_cast<size_t>(g.runSlot[run]) * aSlotStride + static_cast<size_t>(r - first) * in + k));
+    *reinterpret_cast<uint4*>(&s.a[r * kPad + (k - k0)]) = v;
+  }
+  return kPad;
+}
+
+// load16 of a staged row (kk = k − k0; zeros past k1 are in the stage) or zeros for a null row.
+__device__ __forceinline__ void loadStaged16(const uint16_t* row, int kk, uint32_t (&v)[8]) {
+  const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+  const uint4 lo = row != nullptr ? *reinterpret_cast<const uint4*>(row + kk) : zero;
+  const uint4 hi = row != nullptr ? *reinterpret_cast<const uint4*>(row + kk + 8) : zero;
+  v[0] = lo.x, v[1] = lo.y, v[2] = lo.z, v[3] = lo.w;
+  v[4] = hi.x, v[5] = hi.y, v[6] = hi.z, v[7] = hi.w;
+}
+
+// shrinkSplitInto (lora_small_mma.cuh) for a group whose rows 8..15 hold no adapter, one 8-column tile at a time; A
+// from s.a where kPad > 0 (stageSplitA), else from global memory (the same values either way).
 template <typename T>
 __device__ __forceinline__ void accumulate(Smem& s, const uint16_t* __restrict__ a, int in, size_t aSlotStride, int numSlices,
-                                           const uint16_t* __restrict__ x, int xStride, int k0, int k1) {
+                                           const uint16_t* __restrict__ x, int xStride, int k0, int k1, int kPad) {
   const small::GroupRows& g = s.g;
   const int steps = k1 > k0 ? (k1 - k0 + small::kStepK - 1) / small::kStepK : 0;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gr = lane / 4, t = lane % 4;
   const int slotA = g.slot[gr];  // rows gr + 8 ≥ numTokens: no adapter, their x operands are zeros (load16 of null)
   const uint16_t* xRowA = x + static_cast<size_t>(g.phys[gr]) * xStride;
-  int item = 0;
+  int item = 0, firstRow = 0;
   for (int run = 0; run < g.numRuns; ++run) {
     const int w = g.runSlot[run], nEff = numSlices * g.runRank[run];
     const uint16_t* aSlot = a + static_cast<size_t>(w) * aSlotStride;
+    const uint16_t* staged = s.a + static_cast<size_t>(firstRow) * kPad;
+    firstRow += nEff;
     for (int c0 = 0; c0 < nEff; c0 += small::kChunkCols)
       for (int st = 0; st < steps; ++st, ++item) {
         if (item % small::kShrinkWarps != warp) continue;  // warp-uniform
@@ -117,7 +163,8 @@ __device__ __forceinline__ void accumulate(Smem& s, const uint16_t* __restrict__
         for (int nt = 0; nt < small::kChunkTiles && c0 + nt * 8 < nEff; ++nt) {  // warp-uniform
           const int n = c0 + nt * 8 + gr;
           uint32_t bw[8];
-          small::load16<true>(n < nEff ? aSlot + static_cast<size_t>(n) * in : nullptr, k, k1, bw);
+          if (kPad > 0) loadStaged16(n < nEff ? staged + static_cast<size_t>(n) * kPad : nullptr, k - k0, bw);
+          else small::load16<true>(n < nEff ? aSlot + static_cast<size_t>(n) * in : nullptr, k, k1, bw);
           float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
           for (int q = 0; q < 4; ++q) mma16816<T>(acc, xa[2 * q], 0u, xa[2 * q + 1], 0u, bw[2 * q], bw[2 * q + 1]);
@@ -147,10 +194,11 @@ __device__ inline void shrinkSplit(Smem& s, const SkinnyLora& l, const uint16_t*
   const int per = kPerSplit(m.in, l.splits), k0 = split * per, k1 = min(m.in, k0 + per);
   const auto* a = static_cast<const uint16_t*>(m.a);
   const size_t aSlotStride = static_cast<size_t>(c) * m.maxRank * m.in;
-  small::prefetchSplitA(a, m.in, aSlotStride, c, s.g, k0, k1);
+  const int kPad = l.stageA ? stageSplitA(s, a, m.in, aSlotStride, c, k0, k1) : 0;
+  if (kPad == 0) small::prefetchSplitA(a, m.in, aSlotStride, c, s.g, k0, k1);
   pdlWait();  // x is the kernel-before's output
   __syncthreads();
-  accumulate<T>(s, a, m.in, aSlotStride, c, x, xStride, k0, k1);
+  accumulate<T>(s, a, m.in, aSlotStride, c, x, xStride, k0, k1, kPad);
   __syncthreads();
   float* out = l.partials + static_cast<size_t>(split) * st.numTokens * uStride;
   for (int e = threadIdx.x; e < kRows * uStride; e += blockDim.x) {
@@ -175,11 +223,23 @@ __device__ __noinline__ void shrinkBlock(Smem& s, const SkinnyLora& l, const uin
     __threadfence();  // the other blocks' partials, counted before our increment, are visible from here
     const int c = l.module.numSlices, uStride = c * l.module.maxRank;
     const size_t splitStride = static_cast<size_t>(l.step.numTokens) * uStride;
+    const int perSplit = kRows * uStride;
+    float* copy = &s.acc[0][0][0];  // free since this block's own sums went out
+    const bool copied = l.splits * perSplit <= small::kShrinkWarps * kRows * kMaxCols;
+    if (copied) {  // every partial the sums read, in one round of loads
+      for (int e = threadIdx.x; e < l.splits * perSplit; e += blockDim.x) {
+        const int row = e % perSplit / uStride, n = e % uStride;
+        if (s.g.slot[row] >= 0 && n < c * s.g.rank[row])
+          copy[e] = skinny_lora::loadPartial(l.partials + static_cast<size_t>(e / perSplit) * splitStride + e % perSplit);
+      }
+      __syncthreads();
+    }
     for (int e = threadIdx.x; e < kRows * uStride; e += blockDim.x) {
       const int row = e / uStride, n = e % uStride;
       if (s.g.slot[row] < 0 || n >= c * s.g.rank[row]) continue;
       const size_t at = static_cast<size_t>(row) * uStride + n;
-      l.foldedU[at] = skinny_lora::splitSum<T>(l.partials + at, splitStride, l.splits);
+      l.foldedU[at] = copied ? skinny_lora::splitSum<T>(copy + e, perSplit, l.splits, false)
+                             : skinny_lora::splitSum<T>(l.partials + at, splitStride, l.splits);
     }
     __threadfence();
     __syncthreads();
