@@ -73,6 +73,12 @@ bool skinnyShrinkStage() {
   static const bool on = !envIsZero("TSLORA_CUDA_SKINNY_SHRINK_STAGE");
   return on;
 }
+// And a GEMM block that starts after the shrink blocks are done reads U before its weight loop;
+// TSLORA_CUDA_SKINNY_SHRINK_EARLY_U=0: every block after it (the A/B switch; the same bits).
+bool skinnyShrinkEarlyU() {
+  static const bool on = !envIsZero("TSLORA_CUDA_SKINNY_SHRINK_EARLY_U");
+  return on;
+}
 
 // True when every logit row is a plain greedy draw the GPU can finish alone: sampled, temperature 0 (or top-k 1),
 // penalties that change nothing, no target / top logprobs, no raw logits asked for. Then only the token and its
@@ -351,6 +357,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       out.tickets = s.tickets;
       out.foldedU = skinnyShrinkSum() ? s.foldedU : nullptr;
       out.stageA = skinnyShrinkStage();
+      out.earlyU = skinnyShrinkEarlyU();
     } catch (const std::runtime_error& e) {
       rethrow(e);
     }

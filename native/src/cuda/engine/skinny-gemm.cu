@@ -14,7 +14,8 @@
 // launchSwiglu would); qkv RoPE (launchSkinnyGemmQkvRope: a column group owns dims i and i + D/2 of one head, the
 // epilogue rounds both, adds the bias, rotates q and k and writes q and the paged cache as launchQkvPost would).
 // With a LoRA delta (kLora, skinny-lora.cuh) every mode adds the small-step expand's delta to its rounded outputs
-// first: the rows' slots and their B columns are read before the wait, U's split partials after the main loop.
+// first: the rows' slots and their B columns are read before the wait, U's split partials after the main loop (with
+// the shrink in the launch, a block that finds U already folded when it starts reads it with B instead).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -180,6 +181,19 @@ __device__ __forceinline__ void loraAfterPartials(Smem& s, const SkinnyLora& l) 
   }
 }
 
+// LoRA, before the weight loop of a block that found the shrink blocks done (a later wave): U already summed
+// (foldedU), one load per value, as loraAfterPartials reads it (uValue).
+template <int M, typename Smem>
+__device__ __forceinline__ void loraFoldedU(Smem& s, const SkinnyLora& l) {
+  const int jLo = s.jLo, numSlices = s.numSlices, uStride = l.module.numSlices * l.module.maxRank;
+  for (int e = threadIdx.x; e < M * numSlices * skinny_lora::kMaxRank; e += kThreads) {
+    const int m = e / (numSlices * skinny_lora::kMaxRank), jj = e / skinny_lora::kMaxRank % numSlices, k = e % skinny_lora::kMaxRank;
+    const skinny_lora::RowLora r = s.row[m];
+    if (r.slot < 0 || k >= (r.rank + 7) / 8 * 8) continue;
+    s.u[m][jj][k] = k < r.rank ? skinny_lora::loadPartial(l.foldedU + static_cast<size_t>(r.pos) * uStride + (jLo + jj) * r.rank + k) : 0.0f;
+  }
+}
+
 // Shared memory of a LoRA kernel's block: the epilogue's (a GEMM block) or the shrink's (a shrink block), and the ticket.
 template <typename GemmSmem>
 struct LoraShared {
@@ -190,6 +204,7 @@ struct LoraShared {
 #endif
   } u;
   int ticket;
+  int shrinkDone;  // the shrink blocks were done when this block took its ticket: U read before the weight loop
 };
 
 // x: [M, K], w: [N, K] (both row-major, 16-byte aligned rows), y: [M, N] (kSwiglu: [M, N / 2] Act; kQkvRope: unused,
@@ -210,7 +225,7 @@ __global__ void __launch_bounds__(kThreads, kLora ? loraMinBlocks<M>() : 1) skin
 #ifdef TSLORA_SKINNY_SHRINK_IN_LAUNCH
   if constexpr (kLora) {
     if (lora.tickets != nullptr) {
-      const int ticket = skinny_shrink::takeTicket(lora.tickets, loraShared.ticket);
+      const int ticket = skinny_shrink::takeTicket(lora, loraShared.ticket, loraShared.shrinkDone);
       if (ticket < lora.splits) {
         skinny_shrink::shrinkBlock<T>(loraShared.u.shrink, lora, reinterpret_cast<const uint16_t*>(x), K, ticket);
         return;
@@ -254,7 +269,11 @@ __global__ void __launch_bounds__(kThreads, kLora ? loraMinBlocks<M>() : 1) skin
                    : "memory");
   }
 #endif
-  if constexpr (kLora) loraBeforeWait<T, M, kMode, kGroups>(loraShared.u.gemm, lora, colBlock, N, qkv.hs.headDim);
+  // U already summed (a later wave): read now, beside B, instead of after the weight loop.
+  if constexpr (kLora) {
+    loraBeforeWait<T, M, kMode, kGroups>(loraShared.u.gemm, lora, colBlock, N, qkv.hs.headDim);
+    if (lora.tickets != nullptr && lora.foldedU != nullptr && loraShared.shrinkDone != 0) loraFoldedU<M>(loraShared.u.gemm, lora);
+  }
   pdlWait();  // x was written by the kernel before this one (with a LoRA delta: the shrink, which read x after it)
 
   float acc[M][2];
@@ -305,12 +324,15 @@ __global__ void __launch_bounds__(kThreads, kLora ? loraMinBlocks<M>() : 1) skin
   // After the main loop, so its loads and sums do not hold registers beside the weight pipeline (occupancy).
   if constexpr (kLora) {
 #ifdef TSLORA_SKINNY_SHRINK_IN_LAUNCH
+    const bool uRead = lora.tickets != nullptr && lora.foldedU != nullptr && loraShared.shrinkDone != 0;  // (no register across the loop)
     if (lora.tickets != nullptr) {
-      skinny_shrink::waitForShrink(lora);
+      if (!uRead) skinny_shrink::waitForShrink(lora);
       skinny_shrink::leave(lora.tickets);  // the counters are not touched past the wait
     }
-#endif
+    if (!uRead) loraAfterPartials<T, M>(loraShared.u.gemm, lora);
+#else
     loraAfterPartials<T, M>(loraShared.u.gemm, lora);
+#endif
   }
   __syncthreads();
   if (kMode != kPlain) {

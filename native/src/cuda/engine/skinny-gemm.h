@@ -50,6 +50,9 @@ struct SkinnyLora {
   // With tickets: the shrink blocks copy their split's A rows into shared memory before waiting for x, where they fit
   // (skinny-shrink.cuh); false: A read from global memory in the K loop (the same values).
   bool stageA = true;
+  // With tickets and foldedU: a GEMM block that finds the shrink blocks done when it starts reads U before its weight
+  // loop (no poll and no U round trip at its end); false: every block reads U after its weight loop.
+  bool earlyU = true;
 };
 
 // True when the launch can run the small-step shrink itself for `module` / `step` at M rows: M and step.numTokens

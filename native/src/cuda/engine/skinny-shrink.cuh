@@ -4,8 +4,11 @@
 // `splits` tickets compute one K split each of U's partials, the others are the GEMM's column blocks (ticket − splits).
 // A block holding ticket t is resident, so every block with a lower ticket is resident or done: the GEMM blocks, which
 // wait (acquire) for the shrink blocks' count (release) before their epilogue reads U, only ever wait on blocks that are
-// already running, whatever order the hardware schedules the grid in (no deadlock). The last block to leave resets the
-// three counters to zero, so each launch and each graph replay starts from zero (nothing carried between steps).
+// already running, whatever order the hardware schedules the grid in (no deadlock). A GEMM block that finds the count
+// complete when it takes its ticket (a later wave) reads U with its B columns, before its weight loop, and never
+// polls at its end. Each GEMM block then counts itself out (a reduction: no round trip at its end); the last shrink
+// block waits for all of them (they wait on nothing by then) and sets the three counters back to zero, so each launch
+// and each graph replay starts from zero (nothing carried between steps).
 // The shrink blocks compute exactly what lora_small_shrink.cu's block (split, group 0) writes: the same loadGroup rows,
 // the same work items dealt to the same warps in the same order, the same mma.m16n8k16 operands, each warp's results
 // added into its own fp32 accumulator in item order, the warps summed in warp order from 0.0f. Only the accumulator's
@@ -16,7 +19,8 @@
 // copies them into shared memory before pdlWait (weights: written by no kernel), so after the wait only x comes from
 // global memory; the last block loads every split's partials in one round before it sums them in the same order; the
 // three counters sit on separate 128-byte lines (kSkinnyTicketWords) and the waiting GEMM blocks poll with a growing
-// sleep. TSLORA_CUDA_SKINNY_SHRINK_STAGE=0 (SkinnyLora::stageA = false) keeps A in global memory (the A/B switch).
+// sleep. TSLORA_CUDA_SKINNY_SHRINK_STAGE=0 (SkinnyLora::stageA = false) keeps A in global memory and
+// TSLORA_CUDA_SKINNY_SHRINK_EARLY_U=0 (earlyU = false) has every GEMM block read U after its weight loop (A/B switches).
 #pragma once
 #include <cstdint>
 
@@ -58,9 +62,17 @@ __device__ __forceinline__ unsigned loadAcquire(const unsigned* p) {
 #endif
 }
 
-// This block's ticket (every thread gets it; `slot`: a shared int).
-__device__ __forceinline__ int takeTicket(unsigned* tickets, int& slot) {
-  if (threadIdx.x == 0) slot = static_cast<int>(atomicAdd(&tickets[kTicket], 1u));
+// How far kDone goes: one count per shrink block, and one more for the fold into foldedU.
+__host__ __device__ inline unsigned doneTarget(const SkinnyLora& l) { return static_cast<unsigned>(l.splits) + (l.foldedU != nullptr); }
+
+// This block's ticket (every thread gets it; `slot`: a shared int), and in `doneSlot` whether the shrink blocks were
+// already done then (read in the same round trip as the ticket).
+__device__ __forceinline__ int takeTicket(const SkinnyLora& l, int& slot, int& doneSlot) {
+  if (threadIdx.x == 0) {
+    const unsigned ticket = atomicAdd(&l.tickets[kTicket], 1u);
+    doneSlot = l.earlyU && loadAcquire(&l.tickets[kDone]) >= doneTarget(l);
+    slot = static_cast<int>(ticket);
+  }
   __syncthreads();
   return slot;
 }
@@ -74,9 +86,6 @@ __device__ __forceinline__ bool publish(unsigned* tickets, int splits, int& slot
   __syncthreads();
   return slot != 0;
 }
-
-// How far kDone goes: one count per shrink block, and one more for the fold into foldedU.
-__host__ __device__ inline unsigned doneTarget(const SkinnyLora& l) { return static_cast<unsigned>(l.splits) + (l.foldedU != nullptr); }
 
 // A GEMM block, before reading U: waits until the shrink blocks (which hold lower tickets: resident) are done.
 __device__ __forceinline__ void waitForShrink(const SkinnyLora& l) {
@@ -96,14 +105,34 @@ __device__ __forceinline__ void waitForShrink(const SkinnyLora& l) {
   __syncthreads();
 }
 
-// Every block, once it touches the counters no more: the last of the grid sets them back to zero.
+// A GEMM block, once it touches the counters no more: counts itself out without waiting for the result.
 __device__ __forceinline__ void leave(unsigned* tickets) {
   if (threadIdx.x != 0) return;
-  if (atomicAdd(&tickets[kLeft], 1u) == gridDim.x - 1) {
-    atomicExch(&tickets[kTicket], 0u);
-    atomicExch(&tickets[kDone], 0u);
-    atomicExch(&tickets[kLeft], 0u);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+  asm volatile("red.release.gpu.global.add.u32 [%0], 1;\n" ::"l"(&tickets[kLeft]) : "memory");
+#else
+  atomicAdd(&tickets[kLeft], 1u);
+#endif
+}
+
+// The last shrink block, after its last count: waits until every GEMM block has counted itself out (each has read
+// kDone for the last time; none waits on anything by then), then sets the three counters back to zero.
+__device__ __forceinline__ void resetWhenGemmBlocksLeft(unsigned* tickets, int splits) {
+  if (threadIdx.x != 0) return;
+  const unsigned gemmBlocks = gridDim.x - static_cast<unsigned>(splits);
+  unsigned sleepNs = 256;
+  while (loadAcquire(&tickets[kLeft]) < gemmBlocks) {
+#if defined(EMU_SPIN_YIELD)
+    EMU_SPIN_YIELD();
+    (void)sleepNs;
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+    __nanosleep(sleepNs);
+    sleepNs = sleepNs < 2048u ? 2 * sleepNs : sleepNs;
+#endif
   }
+  atomicExch(&tickets[kTicket], 0u);
+  atomicExch(&tickets[kDone], 0u);
+  atomicExch(&tickets[kLeft], 0u);
 }
 
 // A rows [0, c·r) of every run of s.g, K range [k0, k1), into s.a ([row][kPad], runs one after another, zeros from k1
@@ -219,7 +248,8 @@ __device__ inline void shrinkSplit(Smem& s, const SkinnyLora& l, const uint16_t*
 template <typename T>
 __device__ __noinline__ void shrinkBlock(Smem& s, const SkinnyLora& l, const uint16_t* x, int xStride, int split) {
   shrinkSplit<T>(s, l, x, xStride, split);
-  if (publish(l.tickets, l.splits, s.last) && l.foldedU != nullptr) {
+  const bool last = publish(l.tickets, l.splits, s.last);
+  if (last && l.foldedU != nullptr) {
     __threadfence();  // the other blocks' partials, counted before our increment, are visible from here
     const int c = l.module.numSlices, uStride = c * l.module.maxRank;
     const size_t splitStride = static_cast<size_t>(l.step.numTokens) * uStride;
@@ -245,7 +275,7 @@ __device__ __noinline__ void shrinkBlock(Smem& s, const SkinnyLora& l, const uin
     __syncthreads();
     if (threadIdx.x == 0) atomicAdd(&l.tickets[kDone], 1u);
   }
-  leave(l.tickets);
+  if (last) resetWhenGemmBlocksLeft(l.tickets, l.splits);
 }
 
 }  // namespace tslora::cuda::skinny_shrink

@@ -38,8 +38,10 @@
 
 #ifdef TSLORA_SKINNY_LORA_EMU
 void emuSetGridTogether(bool on);  // emu/grid-together.cpp: every block of a launch at once (the shrink's spin)
+void emuSetGridResident(int blocks);  // at most that many started at once (0: all)
 #else
 void emuSetGridTogether(bool) {}
+void emuSetGridResident(int) {}
 #endif
 
 using namespace tslora::cuda;
@@ -349,10 +351,13 @@ void runCase(const Case& c, int kSplitOverride) {
     for (int rep = 0; rep < (kEmulated ? 2 : 4) && ok; ++rep) {
       inLaunch.foldedU = rep % 2 == 1 ? partials + partialFloats(mod, st, splits) : nullptr;
       inLaunch.stageA = kEmulated ? rep == 1 : rep < 2;  // A staged in shared memory or read from global memory
+      inLaunch.earlyU = rep < 2;                          // (folded reps) U read before the weight loop where it can be
       std::memset(partials, 0xff, partialFloats(mod, st, splits + 1) * sizeof(float));
       std::fill(outFused, outFused + outElems, uint16_t{0x1234});
       emuSetGridTogether(true);
+      emuSetGridResident(rep == 1 ? 2 : 0);  // the emulator's folded rep in waves of 2 blocks: later GEMM blocks read U early
       launchFused(inLaunch, outFused);
+      emuSetGridResident(0);
       emuSetGridTogether(false);
       syncDevice();
       const std::string tag = what + " shrink in launch #" + std::to_string(rep + 1) + (rep % 2 ? " (folded U)" : "") +
@@ -542,15 +547,19 @@ void bench() {
     const double inLaunchUs = meanLaunchUs([&](int i) { gemm(i, &inLaunch); }, 10, 200);  // the shrink's blocks in the GEMM's grid
     inLaunch.foldedU = partials + cl::loraSmallStepWorkspaceBytes(mod, st, splits) / sizeof(float);
     const double foldedUs = meanLaunchUs([&](int i) { gemm(i, &inLaunch); }, 10, 200);  // and U summed once by the last shrink block
+    inLaunch.earlyU = false;
+    const double lateUUs = meanLaunchUs([&](int i) { gemm(i, &inLaunch); }, 10, 200);  // folded, every block reads U at its end
     inLaunch.stageA = false;
-    const double unstagedUs = meanLaunchUs([&](int i) { gemm(i, &inLaunch); }, 10, 200);  // folded, A not staged (session 14's)
+    const double unstagedUs = meanLaunchUs([&](int i) { gemm(i, &inLaunch); }, 10, 200);  // and A not staged (session 14's)
     const double baseFusedUs = meanLaunchUs([&](int i) { gemm(i, nullptr); }, 10, 200);  // the same epilogue without LoRA
     const auto over = [&](double us) { return 100.0 * (us / baseFusedUs - 1.0); };
     std::printf("bench M=%d %-15s N=%5d K=%5d kSplit=%d splits=%d | base %7.2f us | unfused LoRA (shrink+GEMM+expand%s) %7.2f | "
                 "separate shrink + fused GEMM %7.2f (+%.1f %%) | shrink in the launch %7.2f (+%.1f %%), U folded %7.2f (+%.1f %%), "
-                "folded with A unstaged %7.2f (+%.1f %%) | shrink alone %6.2f | fused GEMM alone %7.2f | plain GEMM %7.2f\n",
+                "U late %7.2f (+%.1f %%), U late + A unstaged %7.2f (+%.1f %%) | shrink alone %6.2f | fused GEMM alone %7.2f | "
+                "plain GEMM %7.2f\n",
                 M, s.name, N, K, kSplit, splits, baseFusedUs, s.mode == Mode::Plain ? "" : "+post", unfusedUs, fusedUs, over(fusedUs),
-                inLaunchUs, over(inLaunchUs), foldedUs, over(foldedUs), unstagedUs, over(unstagedUs), shrinkUs, fusedAloneUs, plainUs);
+                inLaunchUs, over(inLaunchUs), foldedUs, over(foldedUs), lateUUs, over(lateUUs), unstagedUs, over(unstagedUs), shrinkUs,
+                fusedAloneUs, plainUs);
     freeAll();
   }
 }

@@ -10,7 +10,9 @@
 // per turn, starting from the last block (so roles handed out by a ticket counter do not follow blockIdx), and a
 // thread may spin on another block (spinYield: its block gives up its turn). Static __shared__ variables must then be
 // registered (sharedRegion, which transform.mjs's sharedRegions option adds after each declaration): their contents
-// are swapped per block at every turn.
+// are swapped per block at every turn. gridResidentBlocks() > 0 keeps at most that many blocks of such a launch started
+// at once (a GPU's wave: a block starts when one finishes, in the same last-first order), so later blocks can find
+// the work of earlier ones done when they start.
 #pragma once
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
@@ -173,6 +175,10 @@ inline bool& gridTogether() {
   static bool on = false;
   return on;
 }
+inline int& gridResidentBlocks() {
+  static int n = 0;  // 0: every block at once
+  return n;
+}
 struct SharedRegion {
   void* at;
   size_t bytes;
@@ -234,9 +240,11 @@ void launchTogether(dim3 grid, dim3 blockShape, size_t dynamicSmemBytes, F body)
     prepareThreads(b, k * n);
   }
   std::vector<bool> done(numBlocks, false);
+  const int resident = gridResidentBlocks() > 0 ? gridResidentBlocks() : numBlocks;
+  int started = std::min(resident, numBlocks);  // blocks numBlocks - started .. numBlocks - 1 have started
   for (int left = numBlocks, idleTurns = 0; left > 0;) {
     for (int k = numBlocks - 1; k >= 0; --k) {  // last block first: no block order to rely on
-      if (done[k]) continue;
+      if (done[k] || k < numBlocks - started) continue;
       Block& b = blocks[k];
       std::vector<SharedRegion>& regions = sharedRegions();
       for (size_t r = 0; r < regions.size(); ++r) {  // this block's view of the static shared variables
@@ -254,6 +262,7 @@ void launchTogether(dim3 grid, dim3 blockShape, size_t dynamicSmemBytes, F body)
       if (finished) {
         done[k] = true;
         --left;
+        started = std::min(started + 1, numBlocks);  // the next block takes its place
       }
       idleTurns = progressed || finished ? 0 : idleTurns + 1;
       if (idleTurns > 64 * numBlocks) fail("deadlock: every block of the grid spins on another");

@@ -3,3 +3,5 @@
 #include "cuda-emu.h"
 
 void emuSetGridTogether(bool on) { emu::gridTogether() = on; }
+// At most `blocks` blocks started at once (0: all), as a GPU's wave.
+void emuSetGridResident(int blocks) { emu::gridResidentBlocks() = blocks; }
