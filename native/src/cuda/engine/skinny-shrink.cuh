@@ -87,21 +87,24 @@ __device__ __forceinline__ bool publish(unsigned* tickets, int splits, int& slot
   return slot != 0;
 }
 
+// Thread 0 of a block waits until *counter ≥ target (acquire), sleeping 128 ns, then twice as long each time up to
+// 2 µs: hundreds of waiting blocks must not flood the counter's L2 slice.
+__device__ __forceinline__ void spinUntilAtLeast(const unsigned* counter, unsigned target) {
+  unsigned sleepNs = 128;
+  while (loadAcquire(counter) < target) {
+#if defined(EMU_SPIN_YIELD)  // the host emulator (engine/test/emu/skinny-shrink-emu.h): let the other blocks run
+    EMU_SPIN_YIELD();
+    (void)sleepNs;
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+    __nanosleep(sleepNs);
+    sleepNs = sleepNs < 2048u ? 2 * sleepNs : sleepNs;
+#endif
+  }
+}
+
 // A GEMM block, before reading U: waits until the shrink blocks (which hold lower tickets: resident) are done.
 __device__ __forceinline__ void waitForShrink(const SkinnyLora& l) {
-  const unsigned target = doneTarget(l);
-  if (threadIdx.x == 0) {
-    unsigned sleepNs = 128;  // grows to 2 µs: hundreds of waiting blocks must not flood the counter's L2 slice
-    while (loadAcquire(&l.tickets[kDone]) < target) {
-#if defined(EMU_SPIN_YIELD)  // the host emulator (engine/test/emu/skinny-shrink-emu.h): let the other blocks run
-      EMU_SPIN_YIELD();
-      (void)sleepNs;
-#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
-      __nanosleep(sleepNs);
-      sleepNs = sleepNs < 2048u ? 2 * sleepNs : sleepNs;
-#endif
-    }
-  }
+  if (threadIdx.x == 0) spinUntilAtLeast(&l.tickets[kDone], doneTarget(l));
   __syncthreads();
 }
 
@@ -119,17 +122,7 @@ __device__ __forceinline__ void leave(unsigned* tickets) {
 // kDone for the last time; none waits on anything by then), then sets the three counters back to zero.
 __device__ __forceinline__ void resetWhenGemmBlocksLeft(unsigned* tickets, int splits) {
   if (threadIdx.x != 0) return;
-  const unsigned gemmBlocks = gridDim.x - static_cast<unsigned>(splits);
-  unsigned sleepNs = 256;
-  while (loadAcquire(&tickets[kLeft]) < gemmBlocks) {
-#if defined(EMU_SPIN_YIELD)
-    EMU_SPIN_YIELD();
-    (void)sleepNs;
-#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
-    __nanosleep(sleepNs);
-    sleepNs = sleepNs < 2048u ? 2 * sleepNs : sleepNs;
-#endif
-  }
+  spinUntilAtLeast(&tickets[kLeft], gridDim.x - static_cast<unsigned>(splits));
   atomicExch(&tickets[kTicket], 0u);
   atomicExch(&tickets[kDone], 0u);
   atomicExch(&tickets[kLeft], 0u);
