@@ -144,7 +144,7 @@ async function main() {
   if (failures.length > 0) fail(`${failures.length} source(s) failed to compile.`);
   const objects = [...cuSources, ...cppSources].map(objectName);
   const link = ['-shared', '-o', output, ...objects, join(outDir, 'libtslora_cuda_kernels.a'), `-L${cublasLib}`, `-L${cudartDir}`,
-    '-lcublas', '-lcudart_static', '-ldl', '-lrt', '-lpthread', `-Wl,-rpath,${cublasSearchPath()}`, '-Wl,-z,now'];
+    '-lcublas', '-lcublasLt', '-lcudart_static', '-ldl', '-lrt', '-lpthread', `-Wl,-rpath,${cublasSearchPath()}`, '-Wl,-z,now'];
   // napi_* symbols stay undefined here: the node binary provides them at load time. -z now: a missing symbol fails
   // the load (which the loader reports and --device auto survives) instead of aborting at the first call.
   const r = await run('g++', link);

@@ -7,6 +7,7 @@
 #include "blas.h"
 #include "cuda-check.h"
 #include "decode-gemm.h"
+#include "gemm-tune.h"
 #include "skinny-gemm.h"
 
 namespace tslora::cuda {
@@ -42,9 +43,12 @@ Blas::Blas(cudaStream_t stream) {
   const char* decodeEnv = std::getenv("TSLORA_CUDA_DECODE_GEMM");
   const bool decodeEnabled = decodeEnv != nullptr ? std::strcmp(decodeEnv, "0") != 0 : kDecodeGemmDefaultOn;
   if (decodeEnabled) decodeGemm_ = std::make_unique<DecodeGemm>(numSms_);
+  // TSLORA_CUDA_GEMM_TUNE=1: cuBLASLt's candidates timed once per decode-sized shape (gemm-tune.h).
+  if (gemmTuneEnabled()) tuner_ = std::make_unique<GemmTuner>(stream, workspace_, kWorkspaceBytes);
 }
 
 Blas::~Blas() {
+  tuner_.reset();
   if (handle_) cublasDestroy(static_cast<cublasHandle_t>(handle_));
   cudaFree(workspace_);
 }
@@ -60,6 +64,7 @@ void Blas::gemm(Act act, const void* x, int M, int K, const void* w, int N, void
   if (decodeGemm_ && decodeGemm_->applies(M, N, K, x, w) &&
       decodeGemm_->run(act, x, M, K, w, N, y, yF32, static_cast<cudaStream_t>(stream_)) == cudaSuccess)
     return;
+  if (tuner_ && GemmTuner::applies(M) && tuner_->run(act, x, M, K, w, N, y, yF32)) return;
   const cudaDataType_t in = act == Act::BF16 ? CUDA_R_16BF : CUDA_R_16F;
   const cudaDataType_t out = yF32 ? CUDA_R_32F : in;
   const float alpha = 1.0f, beta = 0.0f;

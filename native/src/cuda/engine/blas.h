@@ -10,6 +10,7 @@
 namespace tslora::cuda {
 
 class DecodeGemm;
+class GemmTuner;
 
 class Blas {
  public:
@@ -20,7 +21,8 @@ class Blas {
 
   // y[M, N] (row-major, leading dimension N) = x[M, K] · w[N, K]ᵀ. x, w in `act`; y in `act`, or fp32 if yF32.
   // Decode-sized M goes to the skinny weight-streaming kernel where it is faster (skinny-gemm.h), 9..128 rows to the
-  // tensor-core decode GEMM where enabled (decode-gemm.h), the rest to cublasGemmEx.
+  // tensor-core decode GEMM where enabled (decode-gemm.h), 16..128 rows (multiples of 8) with TSLORA_CUDA_GEMM_TUNE=1
+  // to cuBLASLt with an algorithm timed once per shape (gemm-tune.h), the rest to cublasGemmEx.
   void gemm(Act act, const void* x, int M, int K, const void* w, int N, void* y, bool yF32);
 
   // The skinny kernel's K split for gemm(x[M, K], w[N, K]), or 0 where gemm() would not use the skinny kernel
@@ -35,6 +37,7 @@ class Blas {
   int numSms_ = 0;
   bool skinnyEnabled_ = true;
   std::unique_ptr<DecodeGemm> decodeGemm_;  // null when TSLORA_CUDA_DECODE_GEMM turns it off
+  std::unique_ptr<GemmTuner> tuner_;        // null unless TSLORA_CUDA_GEMM_TUNE=1
 };
 
 }  // namespace tslora::cuda
