@@ -5,6 +5,7 @@
 // sees), captured as one CUDA graph per variant and replayed (mean of 10 replays after 3). Prints:
 //   - the whole step (no embedding / LoRA) with cublasGemmEx, and with GemmTuner's cuBLASLt choice (gemm-tune.h);
 //   - the same step without one kind of kernel (what removing / fusing it away could save, launch gaps included);
+//   - the step with launchQkvRopeAttention (TSLORA_CUDA_FUSED_ROPE_ATTN) instead of qkv post + attention;
 //   - the step with launchL2Prefetch of the next projection's weights after each projection (TSLORA_CUDA_L2_PREFETCH_MB);
 //   - each kind alone, 32 launches in a graph (per launch);
 //   - every cuBLASLt candidate of the four projections and the LM head at M = 64 (and 32), L2 flushed per run.
@@ -81,7 +82,8 @@ void gemm(const void* x, int M, int K, const void* w, int N, void* y, bool yF32)
 // Which kinds of kernel a variant launches.
 struct Parts {
   bool gemms = true, norms = true, qkvPost = true, attention = true, swiglu = true, head = true;
-  size_t prefetchBytes = 0;  // > 0: after each projection, this much of the next one's weights into L2 (forward.cu)
+  size_t prefetchBytes = 0;
+  bool fusedRopeAttention = false;  // launchQkvRopeAttention instead of qkv post + attention  // > 0: after each projection, this much of the next one's weights into L2 (forward.cu)
 };
 
 void step(const Model& m, const Bufs& b, int T, const Parts& p) {
@@ -101,10 +103,17 @@ void step(const Model& m, const Bufs& b, int T, const Parts& p) {
     };
     if (p.gemms) gemm(b.xn, T, H, m.qkv[l], QKV, b.qkv, false);
     prefetch(m.o[l], size_t{2} * H * NH * D);
-    if (p.qkvPost)
+    if (p.fusedRopeAttention) {
+      QkvRope src;
+      src.qkv = b.qkv;
+      src.invFreq = m.invFreq;
+      CK(launchQkvRopeAttention(Act::BF16, src, T, hs, 0.0883883f, tabs, m.kCache[l], m.vCache[l], b.attn, b.logits,
+                                logitsBytes, stream));
+    }
+    if (p.qkvPost && !p.fusedRopeAttention)
       CK(launchQkvPost(Act::BF16, b.qkv, T, hs, nullptr, nullptr, nullptr, nullptr, nullptr, 1e-5f, m.invFreq, tabs, b.q,
                        m.kCache[l], m.vCache[l], stream));
-    if (p.attention)
+    if (p.attention && !p.fusedRopeAttention)
       CK(launchAttention(Act::BF16, b.q, T, hs, 0.0883883f, tabs, m.kCache[l], m.vCache[l], b.attn, b.logits, logitsBytes,
                          stream));
     if (p.gemms) gemm(b.attn, T, NH * D, m.o[l], H, b.proj, false);
@@ -225,6 +234,13 @@ int main(int argc, char** argv) {
     std::snprintf(what, sizeof what, "all, GemmTuner, next weights into L2 (<= %d MB per window)", mb);
     run(what, p);
   }
+  {
+    Parts p;
+    p.fusedRopeAttention = true;
+    run("all, GemmTuner, qkv rope fused into attention", p);
+    p.prefetchBytes = size_t{24} << 20;
+    run("all, GemmTuner, fused rope + attention, L2 prefetch 24 MB", p);
+  }
   useTuner = false;
   for (int mb : {8, 16, 24, 32, 48}) {
     Parts p;
@@ -232,6 +248,11 @@ int main(int argc, char** argv) {
     char what[120];
     std::snprintf(what, sizeof what, "all, cublasGemmEx, next weights into L2 (<= %d MB per window)", mb);
     run(what, p);
+  }
+  {
+    Parts p;
+    p.fusedRopeAttention = true;
+    run("all, cublasGemmEx, qkv rope fused into attention", p);
   }
   std::printf("without one kind (saving = what removing / fusing it away could give, gaps included):\n");
   const struct {
@@ -256,6 +277,7 @@ int main(int argc, char** argv) {
       {"add + RMSNorm x2 per layer", Parts{false, true, false, false, false, false}},
       {"qkv post", Parts{false, false, true, false, false, false}},
       {"attention", Parts{false, false, false, true, false, false}},
+      {"qkv rope fused into attention", Parts{false, false, false, false, false, false, 0, true}},
       {"SwiGLU", Parts{false, false, false, false, true, false}},
       {"projections: qkv + o + gate_up + down", Parts{true, false, false, false, false, false}},
   };

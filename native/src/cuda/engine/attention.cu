@@ -97,6 +97,30 @@ struct SplitPlan {
   int skipRowsFrom = 0;  // > 0: rows whose sequence has at least this many rows belong to the prefill kernel
 };
 
+// launchQkvRopeAttention: q heads and the token's own k / v head come from the qkv projection's rows (null qkv: q is
+// read from q as usual and the cache is complete).
+template <typename T>
+struct FusedQkv {
+  const T* qkv = nullptr;  // [T][q | k | v]
+  const float* qBias = nullptr;
+  const float* kBias = nullptr;
+  const float* vBias = nullptr;
+  const float* invFreq = nullptr;
+  T* kCache = nullptr;  // the same planes as the kernel's kCache / vCache, written for the token's own position
+  T* vCache = nullptr;
+};
+
+// launchQkvPost's RoPE of dims (i, i + D/2) at position pos (fp32 angle, cos / sin in fp64; the same expressions, so
+// the same bits where the compiler contracts them alike — checked on the GPU by kernel-emu-test).
+__device__ __forceinline__ void ropePair(const float* invFreq, int i, int pos, float& x1, float& x2) {
+  const float angle = invFreq[i] * static_cast<float>(pos);  // fp32 product, like transformers
+  const float c = static_cast<float>(cos(static_cast<double>(angle)));
+  const float s = static_cast<float>(sin(static_cast<double>(angle)));
+  const float a = x1, b = x2;
+  x1 = a * c - b * s;
+  x2 = b * c + a * s;
+}
+
 // Shared memory: K and V tiles [TK][D + 8] Act (the 16-byte pad keeps row reads of a warp on distinct banks), q of
 // the group [G][D] fp32 (pre-scaled), scores / weights [G][TK], per-head correction, running max and sum [G] each.
 template <typename T>
@@ -108,7 +132,7 @@ size_t pagedSmemBytes(int tk, int D, int G) {
 template <typename T, int TK>
 __global__ void __launch_bounds__(kAttnThreads, 4)
     pagedAttentionKernel(const T* q, HeadShape hs, float scale, AttnTables tabs, const T* kCache, const T* vCache,
-                         T* out, SplitPlan plan) {
+                         T* out, SplitPlan plan, FusedQkv<T> fused) {
   extern __shared__ __align__(16) unsigned char smem[];
   pdlLaunchDependents();
   pdlWait();
@@ -134,8 +158,46 @@ __global__ void __launch_bounds__(kAttnThreads, 4)
   const int32_t* table = tabs.blockTables + static_cast<size_t>(tabs.tokenSeq[t]) * tabs.maxBlocksPerSeq;
   const int bs = tabs.blockSize;
   const size_t headBase = static_cast<size_t>(t) * hs.numHeads + static_cast<size_t>(kvh) * G;  // first q head row
+  if (fused.qkv != nullptr) {
+    // launchQkvPost fused in (one row per sequence): bias + RoPE of the group's q heads, rounded to T as that kernel
+    // stores them, then scaled as below; the block whose keys hold the token's own position first writes its k and v
+    // head into the cache (keys of other rows are never read: each row is its own sequence).
+    const int pos = numKeys - 1, qW = hs.numHeads * D;
+    const T* row = fused.qkv + static_cast<size_t>(t) * (qW + 2 * kvW);
+    for (int p = tid; p < G * halfD; p += kAttnThreads) {
+      const int g = p / halfD, i = p - g * halfD, c0 = (kvh * G + g) * D + i;
+      float x1 = toF(row[c0]), x2 = toF(row[c0 + halfD]);
+      if (fused.qBias) {
+        x1 += fused.qBias[c0];
+        x2 += fused.qBias[c0 + halfD];
+      }
+      ropePair(fused.invFreq, i, pos, x1, x2);
+      sQ[g * D + i] = toF(fromF<T>(x1)) * scale;
+      sQ[g * D + i + halfD] = toF(fromF<T>(x2)) * scale;
+    }
+    if (pos >= kBegin && pos < kEnd) {
+      const size_t cacheRow = (static_cast<size_t>(table[pos / bs]) * bs + pos % bs) * kvW + static_cast<size_t>(kvh) * D;
+      for (int i = tid; i < halfD; i += kAttnThreads) {
+        const int c0 = qW + kvh * D + i;
+        float x1 = toF(row[c0]), x2 = toF(row[c0 + halfD]);
+        if (fused.kBias) {
+          x1 += fused.kBias[kvh * D + i];
+          x2 += fused.kBias[kvh * D + i + halfD];
+        }
+        ropePair(fused.invFreq, i, pos, x1, x2);
+        fused.kCache[cacheRow + i] = fromF<T>(x1);
+        fused.kCache[cacheRow + i + halfD] = fromF<T>(x2);
+      }
+      for (int i = tid; i < D; i += kAttnThreads) {
+        float v = toF(row[qW + kvW + kvh * D + i]);
+        if (fused.vBias) v += fused.vBias[kvh * D + i];
+        fused.vCache[cacheRow + i] = fromF<T>(v);
+      }
+      __syncthreads();  // the block's own writes are visible to its loads below
+    }
+  }
   const uint4* qRow = reinterpret_cast<const uint4*>(q + headBase * D);
-  for (int v = tid; v < G * vecsPerRow; v += kAttnThreads) {
+  for (int v = tid; fused.qkv == nullptr && v < G * vecsPerRow; v += kAttnThreads) {
     const uint4 raw = qRow[v];
     const float2 a = unpack2<T>(raw.x), b = unpack2<T>(raw.y), c = unpack2<T>(raw.z), d = unpack2<T>(raw.w);
     float* dst = sQ + v * 8;
@@ -325,14 +387,14 @@ SplitPlan planSplits(int T, const HeadShape& hs, const AttnTables& tabs, int tk,
 template <typename T, int TK>
 cudaError_t pagedAttention(const void* q, int T_, const HeadShape& hs, float scale, const AttnTables& tabs,
                            const void* kCache, const void* vCache, void* out, void* scratch, size_t scratchBytes,
-                           int skipRowsFrom, cudaStream_t s) {
+                           int skipRowsFrom, cudaStream_t s, const FusedQkv<T>& fused = FusedQkv<T>()) {
   const int G = hs.numHeads / hs.numKvHeads;
   SplitPlan plan = planSplits(T_, hs, tabs, TK, scratch, scratchBytes);
   plan.skipRowsFrom = skipRowsFrom;
   const dim3 grid(T_, hs.numKvHeads, plan.numSplits);
   cudaError_t status = pdlLaunch(pagedAttentionKernel<T, TK>, grid, kAttnThreads, pagedSmemBytes<T>(TK, hs.headDim, G), s,
                                  static_cast<const T*>(q), hs, scale, tabs, static_cast<const T*>(kCache),
-                                 static_cast<const T*>(vCache), static_cast<T*>(out), plan);
+                                 static_cast<const T*>(vCache), static_cast<T*>(out), plan, fused);
   if (status == cudaSuccess && plan.numSplits > 1) {
     const int threads = hs.headDim >= 128 ? 128 : hs.headDim >= 64 ? 64 : 32;
     status = pdlLaunch(mergeSplitsKernel<T>, dim3(T_, hs.numHeads), threads, 0, s, hs, tabs, plan, static_cast<T*>(out));
@@ -423,11 +485,29 @@ cudaError_t simpleAttention(const void* q, int T_, const HeadShape& hs, float sc
   return pdlLaunch(kernel, grid, block, 0, s, qp, hs, scale, tabs, kp, vp, op);
 }
 
+// The split kernel's key tile (64 or 32) for this shape and these buffers, or 0 where it does not take them.
+template <typename T>
+int pagedTileKeys(const HeadShape& hs, const void* q, const void* kCache, const void* vCache, const void* out,
+                  const void* scratch) {
+  const int D = hs.headDim;
+  const bool shapeOk = hs.numKvHeads > 0 && hs.numHeads % hs.numKvHeads == 0 && D % 8 == 0 && D >= 8 && D <= 256 &&
+                       hs.numKvHeads <= 65535 && aligned16(q) && aligned16(kCache) && aligned16(vCache) &&
+                       aligned16(out) && aligned16(scratch);
+  if (!shapeOk) return 0;
+  const int G = hs.numHeads / hs.numKvHeads;
+  const bool pairsFit = static_cast<long long>(G) * D / 2 <= static_cast<long long>(kAttnThreads) * kMaxPairsPerThread;
+  const auto tileFits = [&](int tk) {
+    return tk * (D / 8) <= kAttnThreads * kMaxTileVecsPerThread && pagedSmemBytes<T>(tk, D, G) <= kMaxAttnSmemBytes;
+  };
+  if (pairsFit && D <= 128 && tileFits(64)) return 64;
+  if (pairsFit && tileFits(32)) return 32;
+  return 0;
+}
+
 template <typename T>
 cudaError_t attention(const void* q, int T_, const HeadShape& hs, float scale, const AttnTables& tabs,
                       const void* kCache, const void* vCache, void* out, void* scratch, size_t scratchBytes,
                       cudaStream_t s) {
-  const int D = hs.headDim;
   // Rows of long prompts (sequences with ≥ kPrefillMinRows rows) on tensor cores; the split kernel below then skips
   // them and takes the rest (decode rows of a mixed step, short chunks).
   int skipRowsFrom = 0;
@@ -438,25 +518,43 @@ cudaError_t attention(const void* q, int T_, const HeadShape& hs, float scale, c
     if (tabs.numSeqs == 1) return cudaSuccess;  // one sequence of ≥ 64 rows: the prefill kernel took every row
     skipRowsFrom = kPrefillMinRows;
   }
-  const bool shapeOk = hs.numKvHeads > 0 && hs.numHeads % hs.numKvHeads == 0 && D % 8 == 0 && D >= 8 && D <= 256 &&
-                       hs.numKvHeads <= 65535 && aligned16(q) && aligned16(kCache) && aligned16(vCache) &&
-                       aligned16(out) && aligned16(scratch);
-  if (shapeOk) {
-    const int G = hs.numHeads / hs.numKvHeads;
-    const bool pairsFit = static_cast<long long>(G) * D / 2 <= static_cast<long long>(kAttnThreads) * kMaxPairsPerThread;
-    const auto tileFits = [&](int tk) {
-      return tk * (D / 8) <= kAttnThreads * kMaxTileVecsPerThread && pagedSmemBytes<T>(tk, D, G) <= kMaxAttnSmemBytes;
-    };
-    if (pairsFit && D <= 128 && tileFits(64))
-      return pagedAttention<T, 64>(q, T_, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, skipRowsFrom, s);
-    if (pairsFit && tileFits(32))
-      return pagedAttention<T, 32>(q, T_, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, skipRowsFrom, s);
-  }
+  const int tk = pagedTileKeys<T>(hs, q, kCache, vCache, out, scratch);
+  if (tk == 64)
+    return pagedAttention<T, 64>(q, T_, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, skipRowsFrom, s);
+  if (tk == 32)
+    return pagedAttention<T, 32>(q, T_, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, skipRowsFrom, s);
   // (The prefill kernel's shapes always fit the split kernel: prefillAttentionFits asks G · D ≤ 1024.)
   return simpleAttention<T>(q, T_, hs, scale, tabs, kCache, vCache, out, s);
 }
 
+template <typename T>
+cudaError_t qkvRopeAttention(const QkvRope& src, int T_, const HeadShape& hs, float scale, const AttnTables& tabs,
+                             void* kCache, void* vCache, void* out, void* scratch, size_t scratchBytes, cudaStream_t s) {
+  // The qkv rows stand in for q in the shape check (the fused q load reads them element by element).
+  const int tk = pagedTileKeys<T>(hs, src.qkv, kCache, vCache, out, scratch);
+  if (tk == 0 || tabs.numSeqs != T_ || src.invFreq == nullptr) return cudaErrorNotSupported;
+  FusedQkv<T> f;
+  f.qkv = static_cast<const T*>(src.qkv);
+  f.qBias = src.qBias;
+  f.kBias = src.kBias;
+  f.vBias = src.vBias;
+  f.invFreq = src.invFreq;
+  f.kCache = static_cast<T*>(kCache);
+  f.vCache = static_cast<T*>(vCache);
+  if (tk == 64) return pagedAttention<T, 64>(src.qkv, T_, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, 0, s, f);
+  return pagedAttention<T, 32>(src.qkv, T_, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, 0, s, f);
+}
+
 }  // namespace
+
+cudaError_t launchQkvRopeAttention(Act act, const QkvRope& src, int T, const HeadShape& hs, float scale,
+                                   const AttnTables& tabs, void* kCache, void* vCache, void* out, void* scratch,
+                                   size_t scratchBytes, cudaStream_t s) {
+  if (T == 0) return cudaSuccess;
+  if (act == Act::BF16)
+    return qkvRopeAttention<__nv_bfloat16>(src, T, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, s);
+  return qkvRopeAttention<__half>(src, T, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, s);
+}
 
 cudaError_t launchAttention(Act act, const void* q, int T, const HeadShape& hs, float scale, const AttnTables& tabs,
                             const void* kCache, const void* vCache, void* out, void* scratch, size_t scratchBytes,

@@ -92,6 +92,17 @@ size_t l2PrefetchBytes() {
   return bytes;
 }
 
+// TSLORA_CUDA_FUSED_ROPE_ATTN=1: where qkv goes to cuBLAS (more rows than the skinny epilogue takes) and the rows are
+// one token of each sequence, launchQkvRopeAttention replaces launchQkvPost + launchAttention (one kernel less per
+// layer, bit-identical: kernel-emu-test). Off until a device run shows it faster.
+bool fusedRopeAttention() {
+  static const bool on = [] {
+    const char* v = std::getenv("TSLORA_CUDA_FUSED_ROPE_ATTN");
+    return v != nullptr && std::strcmp(v, "1") == 0;
+  }();
+  return on;
+}
+
 // True when every logit row is a plain greedy draw the GPU can finish alone: sampled, temperature 0 (or top-k 1),
 // penalties that change nothing, no target / top logprobs, no raw logits asked for. Then only the token and its
 // logprob come back instead of N × V logits.
@@ -424,6 +435,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
     int qkvSplit = fusedQkvRope() && !qkNorm ? blas_->skinnyKSplit(T, qkvW, H, xn_.get(), w.qkv) : 0;
     const SkinnyLora qkvLora = epilogueLora(l, host::Module::QKV, xn_.get(), H, qkvSplit);
     if (loraOn(host::Module::QKV) && qkvLora.splits == 0) qkvSplit = 0;  // the delta comes between: two kernels
+    bool attended = false;  // the fused qkv rope + attention launch took the attention too
     if (qkvSplit > 0) {
       SkinnyQkvRope out;
       out.hs = hs;
@@ -441,14 +453,30 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
     } else {
       project(l, host::Module::QKV, xn_.get(), H, w.qkv, qkvW, qkv_.get());
       prefetchNext(w.o, H, qOut, attn_.get());
-      cudaCheck(launchQkvPost(act_, qkv_.get(), T, hs, w.qBias, w.kBias, w.vBias, w.qNorm, w.kNorm, eps, invFreq_, tabs,
-                              q_.get(), kCache, vCache, stream_),
-                "qkv rope / cache write");
+      // With the switch, rows of distinct sequences (decode) without q/k norms: RoPE and the cache write inside the
+      // attention launch (its split partials in the logits buffer, as below).
+      QkvRope src;
+      src.qkv = qkv_.get();
+      src.qBias = w.qBias;
+      src.kBias = w.kBias;
+      src.vBias = w.vBias;
+      src.invFreq = invFreq_;
+      const cudaError_t fused = fusedRopeAttention() && !qkNorm
+                                    ? launchQkvRopeAttention(act_, src, T, hs, scale, tabs, kCache, vCache, attn_.get(),
+                                                             logits_.get(), logits_.sizeBytes(), stream_)
+                                    : cudaErrorNotSupported;
+      attended = fused != cudaErrorNotSupported;
+      if (attended) cudaCheck(fused, "qkv rope / cache write + attention");
+      else
+        cudaCheck(launchQkvPost(act_, qkv_.get(), T, hs, w.qBias, w.kBias, w.vBias, w.qNorm, w.kNorm, eps, invFreq_, tabs,
+                                q_.get(), kCache, vCache, stream_),
+                  "qkv rope / cache write");
     }
     // Key-split partials of long contexts go to the logits buffer (written only by the LM head, after the layers).
-    cudaCheck(launchAttention(act_, q_.get(), T, hs, scale, tabs, kCache, vCache, attn_.get(), logits_.get(),
-                              logits_.sizeBytes(), stream_),
-              "attention");
+    if (!attended)
+      cudaCheck(launchAttention(act_, q_.get(), T, hs, scale, tabs, kCache, vCache, attn_.get(), logits_.get(),
+                                logits_.sizeBytes(), stream_),
+                "attention");
     project(l, host::Module::O, attn_.get(), qOut, w.o, H, proj_.get());
     prefetchNext(w.gateUp, 2 * I, H, xn_.get());
     cudaCheck(launchAddRmsNorm(act_, hidden, proj_.get(), w.postNorm, xn_.get(), nullptr, T, H, eps, stream_),

@@ -47,6 +47,23 @@ cudaError_t launchAttention(Act act, const void* q, int T, const HeadShape& hs, 
                             const void* kCache, const void* vCache, void* out, void* scratch, size_t scratchBytes,
                             cudaStream_t s);
 
+// launchQkvPost (models without q/k norms: bias + RoPE) and launchAttention as one launch, for steps whose rows are
+// one token each of distinct sequences (tabs.numSeqs == T, e.g. decode): each attention block (token, KV head, key
+// split) takes its GQA group's q heads straight from the qkv rows, and the block whose keys hold the token's own
+// position first writes the token's k and v head into the paged cache. Bit-identical to the two launches (q is
+// rounded to Act as launchQkvPost stores it); q is not written. cudaErrorNotSupported, with nothing launched, where
+// it does not apply (several rows of one sequence, a shape the split kernel does not take): run the two launches.
+struct QkvRope {
+  const void* qkv = nullptr;  // [T, q | k | v] Act
+  const float* qBias = nullptr;
+  const float* kBias = nullptr;
+  const float* vBias = nullptr;
+  const float* invFreq = nullptr;  // [headDim / 2]
+};
+cudaError_t launchQkvRopeAttention(Act act, const QkvRope& src, int T, const HeadShape& hs, float scale,
+                                   const AttnTables& tabs, void* kCache, void* vCache, void* out, void* scratch,
+                                   size_t scratchBytes, cudaStream_t s);
+
 // act[t, i] = silu(gu[t, i]) * gu[t, I + i].   gu: [T, 2I], act: [T, I]
 cudaError_t launchSwiglu(Act act, const void* gu, int T, int I, void* out, cudaStream_t s);
 

@@ -491,6 +491,62 @@ void checkSkinnyGemmQkvRope(const char* name, Act act, int M, int H, int KvH, in
   reportBad(name, bad, "values of q / k / v cache (K splits 1/2/4/8) differ from GEMM + launchQkvPost");
 }
 
+// ---- qkv post fused into attention: bit-identical to launchQkvPost + launchAttention ------------------------------------
+
+// Decode rows (one per sequence) at the given contexts: q and both cache planes from the two launches against the
+// fused launch on copies of the same cache; every output and cache value bit for bit. Contexts on split edges put the
+// token's own key in a later split than the first.
+void checkQkvRopeAttention(const char* name, Act act, int H, int KvH, int D, bool bias, const std::vector<int>& contexts,
+                           size_t scratchFloats, std::mt19937& rng) {
+  const int bs = 16, maxBlocksPerSeq = 160, B = static_cast<int>(contexts.size()), numBlocks = B * maxBlocksPerSeq;
+  const int qW = H * D, kvW = KvH * D, rowW = qW + 2 * kvW;
+  std::normal_distribution<float> n01(0.0f, 1.0f);
+  Buf<uint16_t> kA(static_cast<size_t>(numBlocks) * bs * kvW), vA(kA.size()), kB(kA.size()), vB(kA.size());
+  for (size_t i = 0; i < kA.size(); ++i) kB[i] = kA[i] = toBits(act, n01(rng)), vB[i] = vA[i] = toBits(act, n01(rng));
+  Buf<int32_t> ids(numBlocks);
+  for (int i = 0; i < numBlocks; ++i) ids[i] = i;
+  std::shuffle(ids.begin(), ids.end(), rng);
+  std::vector<int32_t> positions(contexts.begin(), contexts.end()), tokenSeq(B);
+  for (int b = 0; b < B; ++b) tokenSeq[b] = b;
+  Buf<int32_t> dPositions(positions), dTokenSeq(tokenSeq);
+  Buf<uint16_t> qkv(static_cast<size_t>(B) * rowW), q(static_cast<size_t>(B) * qW), outA(q.size()), outB(q.size(), toBits(act, NAN));
+  for (auto& x : qkv) x = toBits(act, n01(rng) * 2.0f);
+  Buf<float> qB(qW), kBias(kvW), vBias(kvW), invFreq(D / 2);
+  for (auto* v : {&qB, &kBias, &vBias})
+    for (auto& x : *v) x = n01(rng);
+  for (int i = 0; i < D / 2; ++i) invFreq[i] = std::pow(500000.0f, -2.0f * i / D);
+  Buf<float> scratchA(scratchFloats), scratchB(scratchFloats);
+  AttnTables tabs = pagedTables(dPositions.data(), dTokenSeq.data(), ids.data(), maxBlocksPerSeq, bs);
+  tabs.numSeqs = B;
+  const HeadShape hs{H, KvH, D};
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const float* qb = bias ? qB.data() : nullptr;
+  const float* kb = bias ? kBias.data() : nullptr;
+  const float* vb = bias ? vBias.data() : nullptr;
+  int bad = 0;
+  bad += launchQkvPost(act, qkv.data(), B, hs, qb, kb, vb, nullptr, nullptr, 1e-6f, invFreq.data(), tabs, q.data(), kA.data(),
+                       vA.data(), nullptr) != cudaSuccess;
+  bad += launchAttention(act, q.data(), B, hs, scale, tabs, kA.data(), vA.data(), outA.data(), scratchA.data(),
+                         scratchA.size() * sizeof(float), nullptr) != cudaSuccess;
+  QkvRope src;
+  src.qkv = qkv.data();
+  src.qBias = qb;
+  src.kBias = kb;
+  src.vBias = vb;
+  src.invFreq = invFreq.data();
+  bad += launchQkvRopeAttention(act, src, B, hs, scale, tabs, kB.data(), vB.data(), outB.data(), scratchB.data(),
+                                scratchB.size() * sizeof(float), nullptr) != cudaSuccess;
+  // Several rows of one sequence: refused, nothing launched.
+  AttnTables shared = tabs;
+  shared.numSeqs = B - 1;
+  bad += launchQkvRopeAttention(act, src, B, hs, scale, shared, kB.data(), vB.data(), outB.data(), scratchB.data(),
+                                scratchB.size() * sizeof(float), nullptr) != cudaErrorNotSupported;
+  deviceSync(name);
+  for (size_t i = 0; i < outA.size(); ++i) bad += outA[i] != outB[i];
+  for (size_t i = 0; i < kA.size(); ++i) bad += (kA[i] != kB[i]) + (vA[i] != vB[i]);
+  reportBad(name, bad, "launch errors or values (out, k / v cache) differ from launchQkvPost + launchAttention");
+}
+
 // ---- L2 prefetch (a hint): every launch succeeds and leaves the memory as it was -----------------------------------------
 
 void checkL2Prefetch(const char* name) {
@@ -674,6 +730,11 @@ int main(int argc, char** argv) {
   checkSkinnyGemmQkvRope("skinny qkv + RoPE M=8 (8/2 heads of 128, K=512) f16", Act::F16, 8, 8, 2, 128, 512, false, rng);
 #endif
   checkL2Prefetch("L2 prefetch leaves memory unchanged");
+  checkQkvRopeAttention("qkv rope + attention d64 gqa4 bf16, bias, split edges", Act::BF16, 8, 2, 64, true,
+                        {0, 255, 256, 511, 40, 1700, 831}, kBig, rng);
+  checkQkvRopeAttention("qkv rope + attention d128 gqa4 f16, no scratch", Act::F16, 8, 2, 128, false, {3, 300, 1000}, 0, rng);
+  checkQkvRopeAttention("qkv rope + attention d128 gqa4 bf16 (8B head shape), splits", Act::BF16, 8, 2, 128, false,
+                        {40, 41, 2047, 600}, kBig, rng);
   checkQkvPost("qkv post bf16, bias", Act::BF16, true, false, rng);
   checkQkvPost("qkv post f16, q/k norm", Act::F16, false, true, rng);
   std::printf("%d failures\n", failures);
