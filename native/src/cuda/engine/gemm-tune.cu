@@ -39,6 +39,8 @@ std::string describe(const cublasLtMatmulAlgo_t& algo) {
 }  // namespace
 
 // The descriptors of one shape.
+static_assert(sizeof(cublasLtMatmulAlgo_t) == sizeof(GemmCandidate::algo), "GemmCandidate::algo holds one cuBLASLt algo");
+
 struct GemmTuner::Shape {
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
@@ -84,7 +86,7 @@ GemmTuner::GemmTuner(cudaStream_t stream, void* workspace, size_t workspaceBytes
 }
 
 GemmTuner::~GemmTuner() {
-  for (auto& kv : tuned_) delete kv.second;
+  tuned_.clear();
   if (lt_) cublasLtDestroy(static_cast<cublasLtHandle_t>(lt_));
 }
 
@@ -132,7 +134,12 @@ std::vector<GemmCandidate> GemmTuner::timeCandidates(Act act, const void* x, int
       cudaEventElapsedTime(&ms, a, b);
       totalMs += ms;
     }
-    out.push_back(GemmCandidate{i, 1000.0 * totalMs / std::max(reps, 1), describe(results[i].algo)});
+    GemmCandidate c;
+    c.heuristicRank = i;
+    c.meanUs = 1000.0 * totalMs / std::max(reps, 1);
+    c.config = describe(results[i].algo);
+    std::memcpy(c.algo, &results[i].algo, sizeof c.algo);
+    out.push_back(c);
   }
   cudaEventDestroy(a);
   cudaEventDestroy(b);
@@ -154,29 +161,17 @@ bool GemmTuner::run(Act act, const void* x, int M, int K, const void* w, int N, 
     double bestUs = 0.0;
     for (const GemmCandidate& c : times)
       if (best < 0 || c.meanUs < bestUs) best = c.heuristicRank, bestUs = c.meanUs;
-    if (best >= 0) {
-      // The chosen algorithm again from the same heuristic query (results are deterministic for one shape).
-      cublasLtMatmulPreference_t pref = nullptr;
-      ltCheck(cublasLtMatmulPreferenceCreate(&pref), "preference");
-      const uint64_t ws = workspaceBytes_;
-      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
-      cublasLtMatmulHeuristicResult_t results[kMaxCandidates] = {};
-      int found = 0;
-      if (cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(lt_), tuned->shape->op, tuned->shape->a,
-                                         tuned->shape->b, tuned->shape->c, tuned->shape->c, pref, kMaxCandidates, results,
-                                         &found) == CUBLAS_STATUS_SUCCESS &&
-          best < found) {
-        tuned->algo = results[best].algo;
+    for (const GemmCandidate& c : times)
+      if (c.heuristicRank == best) {
+        std::memcpy(&tuned->algo, c.algo, sizeof tuned->algo);
         tuned->valid = true;
       }
-      cublasLtMatmulPreferenceDestroy(pref);
-    }
     if (std::getenv("TSLORA_CUDA_GEMM_TUNE_LOG")) {
       for (const GemmCandidate& c : times)
         std::fprintf(stderr, "tslora gemm tune M=%d N=%d K=%d: #%d %.1f us (%s)%s\n", M, N, K, c.heuristicRank, c.meanUs,
                      c.config.c_str(), c.heuristicRank == best ? "  <- chosen" : "");
     }
-    it = tuned_.emplace(key, tuned.release()).first;
+    it = tuned_.emplace(key, std::move(tuned)).first;
   }
   const Tuned& t = *it->second;
   return t.valid && launch(*t.shape, &t.algo, x, w, y);

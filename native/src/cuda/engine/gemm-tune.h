@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -25,6 +26,7 @@ struct GemmCandidate {
   int heuristicRank = 0;  // 0 = cuBLASLt's first pick
   double meanUs = 0.0;
   std::string config;     // algo id, tile, split-K, stages, swizzle, reduction (readable)
+  uint64_t algo[8] = {};  // the cublasLtMatmulAlgo_t itself (opaque here)
 };
 
 class GemmTuner {
@@ -61,7 +63,7 @@ class GemmTuner {
   cudaStream_t stream_ = nullptr;
   void* workspace_ = nullptr;
   size_t workspaceBytes_ = 0;
-  std::map<Key, Tuned*> tuned_;
+  std::map<Key, std::unique_ptr<Tuned>> tuned_;  // Tuned is complete in gemm-tune.cu, where ~GemmTuner is
 };
 
 // TSLORA_CUDA_GEMM_TUNE=1 turns the tuner on in Blas (off by default until a device run shows it faster).
