@@ -227,33 +227,26 @@ int main(int argc, char** argv) {
   step(m, b, T, all);  // tunes every shape outside the capture
   CK(cudaStreamSynchronize(stream));
   run("all kernels, GemmTuner (cuBLASLt, timed choice)", all);
-  for (int mb : {8, 16, 24, 32, 48}) {
-    Parts p;
-    p.prefetchBytes = static_cast<size_t>(mb) << 20;
+  // The levers on top of a GEMM choice: L2 prefetch per window, qkv rope fused into attention, both.
+  const auto levers = [&](const char* gemms) {
     char what[120];
-    std::snprintf(what, sizeof what, "all, GemmTuner, next weights into L2 (<= %d MB per window)", mb);
-    run(what, p);
-  }
-  {
+    for (int mb : {8, 16, 24, 32, 48}) {
+      Parts p;
+      p.prefetchBytes = static_cast<size_t>(mb) << 20;
+      std::snprintf(what, sizeof what, "all, %s, next weights into L2 (<= %d MB per window)", gemms, mb);
+      run(what, p);
+    }
     Parts p;
     p.fusedRopeAttention = true;
-    run("all, GemmTuner, qkv rope fused into attention", p);
+    std::snprintf(what, sizeof what, "all, %s, qkv rope fused into attention", gemms);
+    run(what, p);
     p.prefetchBytes = size_t{24} << 20;
-    run("all, GemmTuner, fused rope + attention, L2 prefetch 24 MB", p);
-  }
-  useTuner = false;
-  for (int mb : {8, 16, 24, 32, 48}) {
-    Parts p;
-    p.prefetchBytes = static_cast<size_t>(mb) << 20;
-    char what[120];
-    std::snprintf(what, sizeof what, "all, cublasGemmEx, next weights into L2 (<= %d MB per window)", mb);
+    std::snprintf(what, sizeof what, "all, %s, fused rope + attention, L2 prefetch 24 MB", gemms);
     run(what, p);
-  }
-  {
-    Parts p;
-    p.fusedRopeAttention = true;
-    run("all, cublasGemmEx, qkv rope fused into attention", p);
-  }
+  };
+  levers("GemmTuner");
+  useTuner = false;
+  levers("cublasGemmEx");
   std::printf("without one kind (saving = what removing / fusing it away could give, gaps included):\n");
   const struct {
     const char* name;

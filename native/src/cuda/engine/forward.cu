@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "../../cpu/sample-rows.h"
+#include "../lora_env_flag.h"
 #include "cuda-model.h"
 #include "lora-passes.h"
 #include "skinny-gemm.h"
@@ -92,14 +93,11 @@ size_t l2PrefetchBytes() {
   return bytes;
 }
 
-// TSLORA_CUDA_FUSED_ROPE_ATTN=1: where qkv goes to cuBLAS (more rows than the skinny epilogue takes) and the rows are
+// TSLORA_CUDA_FUSED_ROPE_ATTN=1 (unset / 0: off): where qkv goes to cuBLAS (more rows than the skinny epilogue takes) and the rows are
 // one token of each sequence, launchQkvRopeAttention replaces launchQkvPost + launchAttention (one kernel less per
 // layer, bit-identical: kernel-emu-test). Off until a device run shows it faster.
 bool fusedRopeAttention() {
-  static const bool on = [] {
-    const char* v = std::getenv("TSLORA_CUDA_FUSED_ROPE_ATTN");
-    return v != nullptr && std::strcmp(v, "1") == 0;
-  }();
+  static const bool on = lora::envFlag("TSLORA_CUDA_FUSED_ROPE_ATTN", false);
   return on;
 }
 
