@@ -81,23 +81,27 @@ bool skinnyShrinkEarlyU() {
   return on;
 }
 
-// TSLORA_CUDA_L2_PREFETCH_MB=N (unset or 0: off): right after a projection that cuBLAS runs, the first N MB of the
-// next projection's weights are asked into L2 (launchL2Prefetch) while the latency-bound row kernels between the two
-// run, when DRAM would otherwise idle (issue #12, batch-64 decode). Off until a device run shows it faster.
+// TSLORA_CUDA_L2_PREFETCH_MB=N (0: off; unset: kL2PrefetchDefaultMb): right after a projection that cuBLAS runs, the
+// first N MB of the next projection's weights are asked into L2 (launchL2Prefetch) while the latency-bound row kernels
+// between the two run, when DRAM would otherwise idle (issue #12, batch-64 decode). Off until a device run shows it
+// faster.
+constexpr long kL2PrefetchDefaultMb = 0;  // TSLORA_CUDA_L2_PREFETCH_MB unset
 size_t l2PrefetchBytes() {
   static const size_t bytes = [] {
     const char* v = std::getenv("TSLORA_CUDA_L2_PREFETCH_MB");
-    const long mb = v != nullptr ? std::strtol(v, nullptr, 10) : 0;
+    const long mb = v != nullptr ? std::strtol(v, nullptr, 10) : kL2PrefetchDefaultMb;
     return mb > 0 ? static_cast<size_t>(std::min(mb, 1024L)) << 20 : size_t{0};
   }();
   return bytes;
 }
 
-// TSLORA_CUDA_FUSED_ROPE_ATTN=1 (unset / 0: off): where qkv goes to cuBLAS (more rows than the skinny epilogue takes) and the rows are
-// one token of each sequence, launchQkvRopeAttention replaces launchQkvPost + launchAttention (one kernel less per
-// layer, bit-identical: kernel-emu-test). Off until a device run shows it faster.
+// TSLORA_CUDA_FUSED_ROPE_ATTN=1 / 0 (unset: kFusedRopeAttentionDefaultOn): where qkv is not the skinny fused epilogue
+// (more rows than it takes, or a LoRA delta in between) and the rows are one token of each sequence,
+// launchQkvRopeAttention replaces launchQkvPost + launchAttention (one kernel less per layer, bit-identical:
+// kernel-emu-test). Off until a device run shows it faster.
+constexpr bool kFusedRopeAttentionDefaultOn = false;  // TSLORA_CUDA_FUSED_ROPE_ATTN unset
 bool fusedRopeAttention() {
-  static const bool on = lora::envFlag("TSLORA_CUDA_FUSED_ROPE_ATTN", false);
+  static const bool on = lora::envFlag("TSLORA_CUDA_FUSED_ROPE_ATTN", kFusedRopeAttentionDefaultOn);
   return on;
 }
 

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 
+#include "../lora_env_flag.h"
 #include "cuda-check.h"
 #include "gemm-tune.h"
 
@@ -71,10 +72,7 @@ struct GemmTuner::Tuned {
 };
 
 bool gemmTuneEnabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("TSLORA_CUDA_GEMM_TUNE");
-    return v != nullptr && std::strcmp(v, "1") == 0;
-  }();
+  static const bool on = lora::envFlag("TSLORA_CUDA_GEMM_TUNE", kGemmTuneDefaultOn);
   return on;
 }
 

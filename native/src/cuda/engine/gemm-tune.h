@@ -66,7 +66,9 @@ class GemmTuner {
   std::map<Key, std::unique_ptr<Tuned>> tuned_;  // Tuned is complete in gemm-tune.cu, where ~GemmTuner is
 };
 
-// TSLORA_CUDA_GEMM_TUNE=1 turns the tuner on in Blas (off by default until a device run shows it faster).
+// TSLORA_CUDA_GEMM_TUNE=1 / 0 turns the tuner on / off in Blas (unset: kGemmTuneDefaultOn; off until a device run
+// shows it faster).
+constexpr bool kGemmTuneDefaultOn = false;
 bool gemmTuneEnabled();
 
 }  // namespace tslora::cuda
