@@ -164,6 +164,7 @@ double graphUs(const std::function<void()>& body) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // every line reaches the log even if a time box ends the run
   const int T = argc > 1 ? std::atoi(argv[1]) : 64;
   cudaDeviceProp prop{};
   CK(cudaGetDeviceProperties(&prop, 0));
