@@ -61,7 +61,7 @@ step() {
 REF=/tmp/tslora-1b
 ref_start=$(date +%s)
 if [[ ${SKIP_1B_REFERENCE:-0} == 1 ]]; then ref_pid=; else
-  timeout --kill-after=5 150 python3 scripts/device/make-1b-reference.py --out "$REF" --layers 4 > "$G/make-1b-reference.log" 2>&1 &
+  timeout --kill-after=5 200 python3 scripts/device/make-1b-reference.py --out "$REF" --layers 4 > "$G/make-1b-reference.log" 2>&1 &
   ref_pid=$!
 fi
 # The memory floors of every decode benchmark use this GPU's bandwidth, measured in this run (bench/cuda/bandwidth.cu).
@@ -77,7 +77,7 @@ step build-cuda 170 build.log node scripts/build-native.mjs --force --cuda
 build_rc=$?
 if [[ -n $ref_pid ]]; then
   wait $ref_pid
-  summary "make-1b-reference (in parallel with the build): rc=$? ($(( $(date +%s) - ref_start )) s, limit 150 s)"
+  summary "make-1b-reference (in parallel with the build): rc=$? ($(( $(date +%s) - ref_start )) s, limit 200 s)"
 fi
 if (( build_rc == 0 )); then
   export TSLORA_1B_REFERENCE="$REF/reference.json"   # set even when generation failed: the 1B test then fails, not skips
