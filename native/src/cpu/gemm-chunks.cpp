@@ -24,7 +24,10 @@ int envMode(const char* name, int fallback) {  // unset = fallback, else 0-2
   const char* s = std::getenv(name);
   return s && *s ? std::min(2, std::max(0, std::atoi(s))) : fallback;
 }
-constexpr int kOwnedRangesDefault = 0;
+// 2 = every GEMM. Measured on the Xeon (session 16, bench/native/RESULTS.md): base steps 0.5-5.6 % faster in
+// the same processes (4 chunks claimed in turn start each chunk's stream cold), single-stream LoRA steps 0-3.6 points
+// faster; the same bits.
+constexpr int kOwnedRangesDefault = 2;
 std::atomic<int> gOwnedRanges{envMode("TSLORA_GEMM_OWNED_RANGES", kOwnedRangesDefault)};
 // 0 = chosen by epilogueChunksPerThread. Measured on the Xeon (session 15, bench/native/RESULTS.md): r16
 // single-stream LoRA cost 3.3 % (median of 6 processes) against 5.3 % with a fixed 4 in the same processes.

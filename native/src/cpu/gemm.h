@@ -65,7 +65,8 @@ void setGemmChunks(int chunksPerThread);
 // Whether a GEMM gives each thread one contiguous run of its columns (after the head of an epilogue's GEMM), cut into
 // as many pieces as it would cut chunks, taken front to back, a thread done with its own taking the back half of
 // another's rest (gemm-chunks.h: OwnedRanges), instead of chunks claimed in turn: 0 = never, 1 = GEMMs without an
-// epilogue, 2 = every GEMM (TSLORA_GEMM_OWNED_RANGES). Returns the previous mode. Same results in every mode.
+// epilogue, 2 = every GEMM (the default since session 16's Xeon round; TSLORA_GEMM_OWNED_RANGES). Returns the
+// previous mode. Same results in every mode.
 // Between steps only.
 int setGemmOwnedRanges(int mode);
 // How a GEMM's decode GEMV prefetches its weights (simd.h: kPrefetchNta | kPrefetchWarmStart | kPrefetchFar): baseFlags for the
