@@ -33,51 +33,43 @@ namespace {
 // tests with them on, graphs vs eager and PEFT parity included; their kernels are bit-identical to the two-kernel
 // paths: kernel-emu-test, skinny-gemm-test, cuda-pdl): TSLORA_CUDA_FUSED_SWIGLU=0 runs gate_up and SwiGLU as two
 // kernels, TSLORA_CUDA_FUSED_QKV_ROPE=0 qkv and the RoPE / cache write.
-bool envIsZero(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr && std::strcmp(v, "0") == 0;
-}
 bool fusedSwiglu() {
-  static const bool on = !envIsZero("TSLORA_CUDA_FUSED_SWIGLU");
+  static const bool on = lora::envFlag("TSLORA_CUDA_FUSED_SWIGLU", true);
   return on;
 }
 bool fusedQkvRope() {
-  static const bool on = !envIsZero("TSLORA_CUDA_FUSED_QKV_ROPE");
+  static const bool on = lora::envFlag("TSLORA_CUDA_FUSED_QKV_ROPE", true);
   return on;
 }
 // The LoRA delta in the skinny epilogue (skinny-gemm.h SkinnyLora): bit-identical to the skinny GEMM + small-step
 // expand (engine/test/skinny-lora-test.cu on the GPU and the host emulator; test/gpu/cuda-skinny-lora.test.ts). Off
-// until a device run shows it correct and faster:
-// TSLORA_CUDA_SKINNY_LORA=1 turns it on.
+// until a device run shows it correct and faster: TSLORA_CUDA_SKINNY_LORA=1 (any value but 0) turns it on.
 bool skinnyLora() {
-  static const bool on = [] {
-    const char* v = std::getenv("TSLORA_CUDA_SKINNY_LORA");
-    return v != nullptr && std::strcmp(v, "1") == 0;
-  }();
+  static const bool on = lora::envFlag("TSLORA_CUDA_SKINNY_LORA", false);
   return on;
 }
 // The shrink inside the skinny GEMM's launch (skinny-shrink.cuh), where skinny LoRA is on; TSLORA_CUDA_SKINNY_SHRINK=0
 // launches it separately right before (the A/B switch).
 bool skinnyShrinkInLaunch() {
-  static const bool on = !envIsZero("TSLORA_CUDA_SKINNY_SHRINK");
+  static const bool on = lora::envFlag("TSLORA_CUDA_SKINNY_SHRINK", true);
   return on;
 }
 // There, the last shrink block sums the splits into U once (SkinnyLora::foldedU); TSLORA_CUDA_SKINNY_SHRINK_SUM=0 has
 // every GEMM block sum the split partials it needs itself (the A/B switch).
 bool skinnyShrinkSum() {
-  static const bool on = !envIsZero("TSLORA_CUDA_SKINNY_SHRINK_SUM");
+  static const bool on = lora::envFlag("TSLORA_CUDA_SKINNY_SHRINK_SUM", true);
   return on;
 }
 // There, the shrink blocks stage their split's A rows in shared memory before the wait for x (skinny-shrink.cuh);
 // TSLORA_CUDA_SKINNY_SHRINK_STAGE=0 reads A from global memory in the K loop (the A/B switch; the same bits).
 bool skinnyShrinkStage() {
-  static const bool on = !envIsZero("TSLORA_CUDA_SKINNY_SHRINK_STAGE");
+  static const bool on = lora::envFlag("TSLORA_CUDA_SKINNY_SHRINK_STAGE", true);
   return on;
 }
 // And a GEMM block that starts after the shrink blocks are done reads U before its weight loop;
 // TSLORA_CUDA_SKINNY_SHRINK_EARLY_U=0: every block after it (the A/B switch; the same bits).
 bool skinnyShrinkEarlyU() {
-  static const bool on = !envIsZero("TSLORA_CUDA_SKINNY_SHRINK_EARLY_U");
+  static const bool on = lora::envFlag("TSLORA_CUDA_SKINNY_SHRINK_EARLY_U", true);
   return on;
 }
 
