@@ -18,6 +18,8 @@
 BEFORE_ENV=${STEP_BEFORE_ENV:-TSLORA_CUDA_LORA_SIDE_STREAM=0}
 BEFORE_GRAPHS=${STEP_BEFORE_GRAPHS:-0}
 AFTER_GRAPHS=128
+# STEP_SKIP="decode-1b serving …": leave those steps out (a round that measures them elsewhere or lacks the time)
+skipped() { [[ " ${STEP_SKIP:-} " == *" $1 "* ]] && summary "$1: SKIPPED (STEP_SKIP)"; }
 wait "$SYNTH_PID"  # BWARG: set by the suite after its bandwidth step
 summary "$(grep '^synth' "$G/synth.log" | tr '\n' ';') (written in the background during the build)"
 B8=/tmp/tslora-bench-8b
@@ -30,7 +32,7 @@ if grep -q '^synth 8b rc=0' "$G/synth.log"; then
   done
 fi
 B1=/tmp/tslora-bench-1b
-if grep -q '^synth 1b rc=0' "$G/synth.log"; then
+if ! skipped decode-1b && grep -q '^synth 1b rc=0' "$G/synth.log"; then
   for phase in before after; do
     if [[ $phase == before ]]; then envs=($BEFORE_ENV); graphs=$BEFORE_GRAPHS; else envs=(); graphs=$AFTER_GRAPHS; fi
     step "decode-1b-$phase" 25 "decode-1b-$phase.log" env "${envs[@]}" node --import tsx bench/cuda/decode.ts --model "$B1/model" \
@@ -38,7 +40,8 @@ if grep -q '^synth 1b rc=0' "$G/synth.log"; then
       --label "$phase" "${BWARG[@]}" --json "$G/decode-1b-$phase.json"
   done
 fi
-if (( $(left) >= 45 )); then
+if skipped serving; then :
+elif (( $(left) >= 45 )); then
   # no-overlap vs after: graphs on both, overlap scheduling off vs on (the eager 'before' variant is left out for time)
   step serving 45 serving.log node bin/tslora.js bench serving-overhead-h200 --variants no-overlap,after --json --rounds 1 \
     --out /tmp/tslora-serving --startup-timeout 60
@@ -47,11 +50,12 @@ else
   summary "serving: SKIPPED (only $(left) s left)"
 fi
 # The engine's JavaScript per decode step outside the forward, on this machine's CPU with the CUDA backend.
-if (( $(left) >= 60 )) && grep -q '^synth 1b rc=0' "$G/synth.log"; then
+if ! skipped host-overhead && (( $(left) >= 60 )) && grep -q '^synth 1b rc=0' "$G/synth.log"; then
   step host-overhead 20 host-overhead.log node --import tsx bench/cuda/host-overhead.ts --device cuda --model "$B1/model" \
     --adapters "$B1/adapters" --concurrency 1,64
 fi
-if (( $(left) >= 45 )); then
+if skipped lora-bench; then :
+elif (( $(left) >= 45 )); then
   step lora-bench $(( $(left) - 12 )) lora-bench.log env OUT="$G/lora" SKIP_TORCH=1 SKIP_MEMCHECK=1 SKIP_KERNEL_TESTS=${SKIP_KERNEL_TESTS:-1} \
     TSLORA_BANDWIDTH_BYTES_PER_S="$(node -e "try{console.log(require('$G/bandwidth.json').floorBytesPerS)}catch{console.log(0)}")" \
     bash bench/lora/device-run.sh
@@ -65,7 +69,7 @@ step step-targets 15 step-targets.log node --import tsx bench/cuda/step-targets.
   --serving-variant after
 cat "$G/step-targets.log"
 # Attribution, when time is left: the 8B decode with graphs on but the shrink on the forward stream.
-if (( $(left) >= 25 )) && grep -q '^synth 8b rc=0' "$G/synth.log"; then
+if ! skipped graphs-only && (( $(left) >= 25 )) && grep -q '^synth 8b rc=0' "$G/synth.log"; then
   step decode-8b-graphs-only 22 decode-8b-graphs-only.log env $BEFORE_ENV node --import tsx bench/cuda/decode.ts --model "$B8/model" \
     --adapters "$B8/adapters" --steps 10 --backends csgmv --batches 1,64 --no-prefill --cuda-graph-max-bs $AFTER_GRAPHS \
     --label graphs-only "${BWARG[@]}" --json "$G/decode-8b-graphs-only.json"
