@@ -8,6 +8,7 @@
 #   serving        bench-configs/serving-overhead-h200.json (csgmv server, c1 and c64, variants no-overlap and after:
 #                  graphs on, overlap scheduling off vs on); the ITL minus step row subtracts each level's own server
 #                  decode step (its /metrics histogram)
+#   triton-vs-csgmv  `tslora bench triton-vs-csgmv-h200` (c1-c128, one server per backend): the c128 ITL / E2E ratio row
 #   host-overhead  bench/cuda/host-overhead.ts: the JavaScript of a decode step outside the forward, c1 / c64
 #   lora-bench     bench/lora/device-run.sh (the per-layer microbenchmark; its kernel drivers only with
 #                  SKIP_KERNEL_TESTS=0), when time is left
@@ -49,6 +50,16 @@ elif (( $(left) >= 45 )); then
 else
   summary "serving: SKIPPED (only $(left) s left)"
 fi
+# The backend comparison at concurrency 1-128 (the c128 row; ~30 s on an H100 in session 11)
+if skipped triton-vs-csgmv; then :
+elif (( $(left) >= 60 )); then
+  step triton-vs-csgmv 90 triton-vs-csgmv.log node bin/tslora.js bench triton-vs-csgmv-h200 --json --rounds 1 \
+    --out /tmp/tslora-tvc --startup-timeout 60
+  cp /tmp/tslora-tvc/results.json "$G/triton-vs-csgmv-results.json" 2>/dev/null
+  mkdir -p "$G/triton-vs-csgmv" && cp /tmp/tslora-tvc/*.md /tmp/tslora-tvc/*.svg "$G/triton-vs-csgmv/" 2>/dev/null
+else
+  summary "triton-vs-csgmv: SKIPPED (only $(left) s left)"
+fi
 # The engine's JavaScript per decode step outside the forward, on this machine's CPU with the CUDA backend.
 if ! skipped host-overhead && (( $(left) >= 60 )) && grep -q '^synth 1b rc=0' "$G/synth.log"; then
   step host-overhead 20 host-overhead.log node --import tsx bench/cuda/host-overhead.ts --device cuda --model "$B1/model" \
@@ -66,7 +77,7 @@ BUDGET_S=$(( BUDGET_S + 15 ))  # the table is written even when the benchmarks u
 step step-targets 15 step-targets.log node --import tsx bench/cuda/step-targets.ts --out "$G/step-targets.json" \
   --commit "${TSLORA_GIT_COMMIT:-unknown}" --bandwidth "$G/bandwidth.json" --decode-8b "$G/decode-8b-after.json" \
   --lora-bench "$G/lora/bench.json" --decode-1b "$G/decode-1b-after.json" --serving "$G/serving-results.json" \
-  --serving-variant after
+  --serving-variant after --triton-vs-csgmv "$G/triton-vs-csgmv-results.json"
 cat "$G/step-targets.log"
 # Attribution, when time is left: the 8B decode with graphs on but the shrink on the forward stream.
 if ! skipped graphs-only && (( $(left) >= 25 )) && grep -q '^synth 8b rc=0' "$G/synth.log"; then
