@@ -132,7 +132,12 @@ __device__ __forceinline__ void expandBlock(
     }
   }
   const int rPad = (R + 7) / 8 * 8;
-  const size_t splitStride = static_cast<size_t>(numTokens) * uStride;
+  // The split stride as a 32-bit product widened (numTokens * uStride <= 256 * 192): with a 64-bit product nvcc factors
+  // uStride out of `at` and the stride, and every one of sumSplits' 32 loads takes two 64-bit multiplies (ptxas then
+  // also unrolls loadGroup's row loop 16 times): session 16's deletions made it so, +3.4 µs per layer at 64 x 1
+  // (bench/lora/README.md, small-step code generation). Same addresses, same sums.
+  static_assert(kSmallStepMaxTokens * kMaxCols <= 0x7fffffff, "numTokens * uStride must fit an int");
+  const size_t splitStride = static_cast<size_t>(numTokens * uStride);
   for (int e = threadIdx.x; e < kGroupRows * rPad; e += kExpandThreads) {
     const int q = e / rPad, k = e % rPad, r = g.rank[q];
     float sum = 0.0f;
