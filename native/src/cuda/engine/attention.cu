@@ -26,6 +26,7 @@
 #include "attention-prefill.h"
 #include "kernels.h"
 #include "pdl.h"
+#include "rope.cuh"
 
 namespace tslora::cuda {
 namespace {
@@ -109,17 +110,6 @@ struct FusedQkv {
   T* kCache = nullptr;  // the same planes as the kernel's kCache / vCache, written for the token's own position
   T* vCache = nullptr;
 };
-
-// launchQkvPost's RoPE of dims (i, i + D/2) at position pos (fp32 angle, cos / sin in fp64; the same expressions, so
-// the same bits where the compiler contracts them alike — checked on the GPU by kernel-emu-test).
-__device__ __forceinline__ void ropePair(const float* invFreq, int i, int pos, float& x1, float& x2) {
-  const float angle = invFreq[i] * static_cast<float>(pos);  // fp32 product, like transformers
-  const float c = static_cast<float>(cos(static_cast<double>(angle)));
-  const float s = static_cast<float>(sin(static_cast<double>(angle)));
-  const float a = x1, b = x2;
-  x1 = a * c - b * s;
-  x2 = b * c + a * s;
-}
 
 // Shared memory: K and V tiles [TK][D + 8] Act (the 16-byte pad keeps row reads of a warp on distinct banks), q of
 // the group [G][D] fp32 (pre-scaled), scores / weights [G][TK], per-head correction, running max and sum [G] each.

@@ -12,6 +12,7 @@
 #include "act-convert.cuh"
 #include "kernels.h"
 #include "pdl.h"
+#include "rope.cuh"
 
 namespace tslora::cuda {
 namespace {
@@ -178,12 +179,10 @@ __global__ void __launch_bounds__(32 * kQkvWarps)
   __syncwarp();
   if (kind < 2) {
     for (int i = lane; i < half; i += 32) {
-      const float angle = invFreq[i] * static_cast<float>(pos);  // fp32 product, like transformers
-      const float c = static_cast<float>(cos(static_cast<double>(angle)));
-      const float s = static_cast<float>(sin(static_cast<double>(angle)));
-      const float x1 = x[i], x2 = x[i + half];
-      x[i] = x1 * c - x2 * s;
-      x[i + half] = x2 * c + x1 * s;
+      float x1 = x[i], x2 = x[i + half];
+      ropePair(invFreq, i, pos, x1, x2);
+      x[i] = x1;
+      x[i + half] = x2;
     }
     __syncwarp();
   }

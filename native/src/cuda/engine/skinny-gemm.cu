@@ -27,6 +27,7 @@
 
 #include "act-convert.cuh"
 #include "pdl.h"
+#include "rope.cuh"
 #include "skinny-gemm.h"
 #include "skinny-lora.cuh"
 #if !defined(EMU_DYNAMIC_SMEM) || defined(EMU_SKINNY_SHRINK)
@@ -121,13 +122,7 @@ __device__ __forceinline__ void storeQkvRope(const SkinnyQkvRope& o, int t, int 
   }
   const int pos = o.tabs.positions[t];
   float y1 = x1, y2 = x2;
-  if (kind < 2) {
-    const float angle = o.invFreq[i] * static_cast<float>(pos);  // fp32 product, like transformers
-    const float c = static_cast<float>(cos(static_cast<double>(angle)));
-    const float s = static_cast<float>(sin(static_cast<double>(angle)));
-    y1 = x1 * c - x2 * s;
-    y2 = x2 * c + x1 * s;
-  }
+  if (kind < 2) ropePair(o.invFreq, i, pos, y1, y2);  // rope.cuh: the same bits as launchQkvPost
   T* dst;
   if (kind == 0) {
     dst = static_cast<T*>(o.q) + static_cast<size_t>(t) * nH * D + hIdx * D;

@@ -351,6 +351,9 @@ inline float __uint_as_float(unsigned u) {
   return f;
 }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+// The rounding intrinsics (rope.cuh): one correctly rounded product / fused multiply-add each, as on the GPU.
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
 template <typename T>
 inline T __ldg(const T* p) { return *p; }  // cached / streaming loads: plain loads on the host
 template <typename T>
