@@ -1,11 +1,11 @@
 // The LoRA delta in the skinny GEMM's epilogue (TSLORA_CUDA_SKINNY_LORA, native/src/cuda/engine/skinny-gemm.h
 // SkinnyLora) must not change a single logit: decode steps of 1 and 2 rows with adapters (two adapters, base beside
 // adapter, one adapter; triton and csgmv; bf16 and fp16; eager and decode-graph replays; driver
-// test/gpu/skinny-lora-step-logits.ts, one process per setting) give bit-identical logits with the switch off and on,
-// on with the shrink launched separately (TSLORA_CUDA_SKINNY_SHRINK=0) instead of inside the skinny GEMM's launch, and
-// on with the fused SwiGLU / qkv-RoPE epilogues off (the plain epilogue alone). The fused kernel itself is checked
-// against the skinny GEMM + small-step expand in native/src/cuda/engine/test/skinny-lora-test.cu (GPU) and
-// kernel-emu-test (host emulator); PEFT parity with the switch on is cuda-parity-fixtures run with it set.
+// test/gpu/skinny-lora-step-logits.ts, one process per setting) give bit-identical logits with the switch off and on
+// (the small-step shrink as its own launch, the expand in the skinny GEMM's epilogue), and on with the fused SwiGLU /
+// qkv-RoPE epilogues off (the plain epilogue alone). The fused kernel itself is checked against the skinny GEMM +
+// small-step expand in native/src/cuda/engine/test/skinny-lora-test.cu (GPU, test/gpu/skinny-lora-kernel.test.ts; host
+// emulator, test/native/skinny-lora-emu.test.ts); PEFT parity with the switch on is cuda-parity-fixtures run with it set.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -36,7 +36,6 @@ test('the LoRA delta in the skinny GEMM epilogue on or off gives bit-identical l
     assert.ok(off.length > 0 && off.every(Number.isFinite), 'every logit finite');
     const variants: Array<[string, Record<string, string>]> = [
       ['on', { TSLORA_CUDA_SKINNY_LORA: '1' }],
-      ['on-separate-shrink', { TSLORA_CUDA_SKINNY_LORA: '1', TSLORA_CUDA_SKINNY_SHRINK: '0' }],
       ['on-plain-epilogues', { TSLORA_CUDA_SKINNY_LORA: '1', TSLORA_CUDA_FUSED_SWIGLU: '0', TSLORA_CUDA_FUSED_QKV_ROPE: '0' }],
     ];
     for (const [label, env] of variants) {

@@ -114,7 +114,6 @@ DeviceLoraPool::~DeviceLoraPool() {
   cudaFree(slotRanks_);
   cudaFree(segIndptr_);
   cudaFree(counters_);
-  cudaFree(epilogueTickets_);  // (fuseshrink)
   cudaFree(workspace_);
   cudaFreeHost(hostTables_);
   cudaFreeHost(staging_);
@@ -444,40 +443,21 @@ void DeviceLoraPool::shrink(int layer, host::Module module, const void* x, int x
 
 DeviceLoraPool::SmallStepShrink DeviceLoraPool::shrinkForEpilogue(int layer, host::Module module, const void* x, int xStride,
                                                                   cudaStream_t stream) {
-  SmallStepShrink out = planForEpilogue(layer, module, stream);
-  if (out.splits <= 0) return out;
-  check(loraShrinkSmall(dtype_, out.module, out.step, x, xStride, out.partials, out.splits, stream), "small-step shrink (epilogue)");
-  out.tickets = nullptr;  // the shrink ran: the caller's kernel only reads the partials
-  out.foldedU = nullptr;
-  return out;
-}
-
-// ---- (fuseshrink) accessor block ----
-DeviceLoraPool::SmallStepShrink DeviceLoraPool::planForEpilogue(int layer, host::Module module, cudaStream_t stream) {
   SmallStepShrink out;
   if (module == host::Module::Embed || !useSmallStep_) return out;
   const DeviceModule v = checkedView(layer, module);
   const int splits = loraSmallStepSplits(v, step_, numSms_);
   if (splits <= 0) return out;
-  // fp32 partials [splits, numTokens, c*R], then foldedU [numTokens, c*R] (U summed by the launch): splits + 1 slots of
-  // the partials' [numTokens, c*R] shape, exactly.
-  ensureWorkspace(loraSmallStepWorkspaceBytes(v, step_, splits + 1), stream);
-  const size_t perModule = static_cast<size_t>(std::max(1, config_.numLayers)) * kEpilogueTicketWords;
-  if (epilogueTickets_ == nullptr) {
-    check(cudaMalloc(&epilogueTickets_, host::kNumModules * perModule * sizeof(unsigned)), "cudaMalloc epilogue tickets");
-    check(cudaMemsetAsync(epilogueTickets_, 0, host::kNumModules * perModule * sizeof(unsigned), stream), "cudaMemset epilogue tickets");
-  }
+  ensureWorkspace(loraSmallStepWorkspaceBytes(v, step_, splits), stream);  // fp32 partials [splits, numTokens, c*R]
   deferredX_ = nullptr;
   pendingSplits_ = 0;
   out.module = v;
   out.step = step_;
   out.partials = static_cast<float*>(workspace_);
   out.splits = splits;
-  out.tickets = epilogueTickets_ + static_cast<size_t>(module) * perModule + static_cast<size_t>(layer) * kEpilogueTicketWords;
-  out.foldedU = out.partials + static_cast<size_t>(splits) * step_.numTokens * v.numSlices * v.maxRank;
+  check(loraShrinkSmall(dtype_, out.module, out.step, x, xStride, out.partials, out.splits, stream), "small-step shrink (epilogue)");
   return out;
 }
-// ---- end of the (fuseshrink) block ----
 
 void DeviceLoraPool::expand(int layer, host::Module module, void* y, int yStride, int yOffset, cudaStream_t stream) {
   if (module == host::Module::Embed) throw std::invalid_argument("LoRA device pool: embed_tokens has no expand alone (use apply)");

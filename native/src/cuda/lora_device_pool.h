@@ -94,23 +94,8 @@ class DeviceLoraPool {
     DeviceStep step;
     float* partials = nullptr;  // [splits, step.numTokens, numSlices * maxRank]
     int splits = 0;
-    unsigned* tickets = nullptr;  // planForEpilogue only: the counters of (layer, module) (kEpilogueTicketWords), zero between launches
-    float* foldedU = nullptr;     // planForEpilogue only: [step.numTokens, numSlices * maxRank] after the partials
   };
   SmallStepShrink shrinkForEpilogue(int layer, host::Module module, const void* x, int xStride, cudaStream_t stream);
-  // ---- (fuseshrink) accessor block: the shrink inside the skinny GEMM's launch (engine/skinny-shrink.cuh) ----
-  // shrinkForEpilogue without the launch: the workspace sized for the partials and the view the caller's kernel runs
-  // the shrink with, plus (layer, module)'s own three counters (allocated zeroed on first use, outside any graph
-  // capture: the eager warm-up comes first; every launch leaves them zero). splits = 0: not the small-step path.
-  SmallStepShrink planForEpilogue(int layer, host::Module module, cudaStream_t stream);
-  // Words per launch site: engine/skinny-gemm.h kSkinnyTicketWords (three counters, one 128-byte line each).
-  static constexpr int kEpilogueTicketWords = 96;
-
- private:
-  unsigned* epilogueTickets_ = nullptr;  // [kNumModules][numLayers][kEpilogueTicketWords]
-  // ---- end of the (fuseshrink) block ----
-
- public:
 
  private:
   struct ModuleBuffers {

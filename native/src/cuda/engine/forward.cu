@@ -8,8 +8,8 @@
 // to its output first, the gate_up projection runs SwiGLU and the qkv projection the bias / RoPE / cache write
 // (models without q/k norms) in their epilogues. With TSLORA_CUDA_SKINNY_LORA on, a LoRA step of at most
 // kSkinnyLoraMaxRows rows that takes the pool's small-step kernels adds each module's delta in the skinny epilogue too
-// (the skinny GEMM with the expand's arithmetic), so it keeps those fusions; the shrink runs inside that same launch
-// (skinny-shrink.cuh: no LoRA kernel at all), or with TSLORA_CUDA_SKINNY_SHRINK=0 as its own launch just before.
+// (the skinny GEMM with the expand's arithmetic), so it keeps those fusions; the small-step shrink runs as its own
+// launch just before it.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -25,7 +25,6 @@
 namespace tslora::cuda {
 
 namespace host = lora::host;
-static_assert(lora::DeviceLoraPool::kEpilogueTicketWords == kSkinnyTicketWords, "the pool hands out one launch site's counters");
 
 namespace {
 
@@ -48,31 +47,6 @@ bool skinnyLora() {
   static const bool on = lora::envFlag("TSLORA_CUDA_SKINNY_LORA", false);
   return on;
 }
-// The shrink inside the skinny GEMM's launch (skinny-shrink.cuh), where skinny LoRA is on; TSLORA_CUDA_SKINNY_SHRINK=0
-// launches it separately right before (the A/B switch).
-bool skinnyShrinkInLaunch() {
-  static const bool on = lora::envFlag("TSLORA_CUDA_SKINNY_SHRINK", true);
-  return on;
-}
-// There, the last shrink block sums the splits into U once (SkinnyLora::foldedU); TSLORA_CUDA_SKINNY_SHRINK_SUM=0 has
-// every GEMM block sum the split partials it needs itself (the A/B switch).
-bool skinnyShrinkSum() {
-  static const bool on = lora::envFlag("TSLORA_CUDA_SKINNY_SHRINK_SUM", true);
-  return on;
-}
-// There, the shrink blocks stage their split's A rows in shared memory before the wait for x (skinny-shrink.cuh);
-// TSLORA_CUDA_SKINNY_SHRINK_STAGE=0 reads A from global memory in the K loop (the A/B switch; the same bits).
-bool skinnyShrinkStage() {
-  static const bool on = lora::envFlag("TSLORA_CUDA_SKINNY_SHRINK_STAGE", true);
-  return on;
-}
-// And a GEMM block that starts after the shrink blocks are done reads U before its weight loop;
-// TSLORA_CUDA_SKINNY_SHRINK_EARLY_U=0: every block after it (the A/B switch; the same bits).
-bool skinnyShrinkEarlyU() {
-  static const bool on = lora::envFlag("TSLORA_CUDA_SKINNY_SHRINK_EARLY_U", true);
-  return on;
-}
-
 // TSLORA_CUDA_L2_PREFETCH_MB=N (0: off; unset: kL2PrefetchDefaultMb): right after a projection that cuBLAS runs, the
 // first N MB of the next projection's weights are asked into L2 (launchL2Prefetch) while the latency-bound row kernels
 // between the two run, when DRAM would otherwise idle (issue #12, batch-64 decode). Off until a device run shows it
@@ -356,25 +330,15 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
   // skinny kernel (kSplit > 0) with few enough rows and the pool takes its small-step kernels, the shrink is launched
   // here (it must be the launch right before the skinny GEMM) and the view returned; else nothing is launched and
   // splits = 0 (the delta goes the usual way).
-  // The shrink goes inside the GEMM's launch only when the layers run once for the whole step: its per-(layer, module)
-  // counters are then used once per step (LoRA passes would reuse them within one step).
-  const bool shrinkInLaunch = skinnyShrinkInLaunch() && r0 == 0 && r1 == stepT;
   auto epilogueLora = [&](int layer, host::Module m, const void* x, int K, int kSplit) {
     SkinnyLora out;
     if (!skinnyLora() || !loraOn(m) || kSplit <= 0 || T > kSkinnyLoraMaxRows) return out;
     try {
-      lora::DeviceLoraPool::SmallStepShrink s;
-      if (shrinkInLaunch) s = lora_->planForEpilogue(layer, m, stream_);
-      if (s.splits > 0 && !skinnyShrinkInLaunchFits(s.module, s.step, T)) s = {};
-      if (s.splits == 0) s = lora_->shrinkForEpilogue(layer, m, x, K, stream_);  // launches the shrink (or nothing)
+      const lora::DeviceLoraPool::SmallStepShrink s = lora_->shrinkForEpilogue(layer, m, x, K, stream_);  // or nothing
       out.module = s.module;
       out.step = s.step;
       out.partials = s.partials;
       out.splits = s.splits;
-      out.tickets = s.tickets;
-      out.foldedU = skinnyShrinkSum() ? s.foldedU : nullptr;
-      out.stageA = skinnyShrinkStage();
-      out.earlyU = skinnyShrinkEarlyU();
     } catch (const std::runtime_error& e) {
       rethrow(e);
     }

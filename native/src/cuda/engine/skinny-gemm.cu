@@ -14,8 +14,7 @@
 // launchSwiglu would); qkv RoPE (launchSkinnyGemmQkvRope: a column group owns dims i and i + D/2 of one head, the
 // epilogue rounds both, adds the bias, rotates q and k and writes q and the paged cache as launchQkvPost would).
 // With a LoRA delta (kLora, skinny-lora.cuh) every mode adds the small-step expand's delta to its rounded outputs
-// first: the rows' slots and their B columns are read before the wait, U's split partials after the main loop (with
-// the shrink in the launch, a block that finds U already folded when it starts reads it with B instead).
+// first: the rows' slots and their B columns are read before the wait, U's split partials after the main loop.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -30,10 +29,6 @@
 #include "rope.cuh"
 #include "skinny-gemm.h"
 #include "skinny-lora.cuh"
-#if !defined(EMU_DYNAMIC_SMEM) || defined(EMU_SKINNY_SHRINK)
-#include "skinny-shrink.cuh"
-#define TSLORA_SKINNY_SHRINK_IN_LAUNCH 1
-#endif
 
 namespace tslora::cuda {
 namespace {
@@ -176,32 +171,6 @@ __device__ __forceinline__ void loraAfterPartials(Smem& s, const SkinnyLora& l) 
   }
 }
 
-// LoRA, before the weight loop of a block that found the shrink blocks done (a later wave): U already summed
-// (foldedU), one load per value, as loraAfterPartials reads it (uValue).
-template <int M, typename Smem>
-__device__ __forceinline__ void loraFoldedU(Smem& s, const SkinnyLora& l) {
-  const int jLo = s.jLo, numSlices = s.numSlices, uStride = l.module.numSlices * l.module.maxRank;
-  for (int e = threadIdx.x; e < M * numSlices * skinny_lora::kMaxRank; e += kThreads) {
-    const int m = e / (numSlices * skinny_lora::kMaxRank), jj = e / skinny_lora::kMaxRank % numSlices, k = e % skinny_lora::kMaxRank;
-    const skinny_lora::RowLora r = s.row[m];
-    if (r.slot < 0 || k >= (r.rank + 7) / 8 * 8) continue;
-    s.u[m][jj][k] = k < r.rank ? skinny_lora::loadPartial(l.foldedU + static_cast<size_t>(r.pos) * uStride + (jLo + jj) * r.rank + k) : 0.0f;
-  }
-}
-
-// Shared memory of a LoRA kernel's block: the epilogue's (a GEMM block) or the shrink's (a shrink block), and the ticket.
-template <typename GemmSmem>
-struct LoraShared {
-  union {
-    GemmSmem gemm;
-#ifdef TSLORA_SKINNY_SHRINK_IN_LAUNCH
-    skinny_shrink::Smem shrink;
-#endif
-  } u;
-  int ticket;
-  int shrinkDone;  // the shrink blocks were done when this block took its ticket: U read before the weight loop
-};
-
 // x: [M, K], w: [N, K] (both row-major, 16-byte aligned rows), y: [M, N] (kSwiglu: [M, N / 2] Act; kQkvRope: unused,
 // the outputs are in qkv).
 // Prefetch one wave ahead: rows of block blockIdx.x + aheadBlocks, aheadRowBytes (a multiple of 16, ≤ 2K) of each.
@@ -212,24 +181,9 @@ __global__ void __launch_bounds__(kThreads, kLora ? loraMinBlocks<M>() : 1) skin
   constexpr int kGroups = kWarps / KS;
   using LoraSmem = skinny_lora::Smem<2 * kGroups>;
   __shared__ float partial[kWarps][2 * M];
-  __shared__ typename std::conditional<kLora, LoraShared<LoraSmem>, char>::type loraShared;
+  __shared__ typename std::conditional<kLora, LoraSmem, char>::type loraShared;
   pdlLaunchDependents();
-  // The GEMM's column block: blockIdx.x, or with the shrink in this launch the ticket past the shrink blocks' (whose
-  // blocks return from here, skinny-shrink.cuh).
-  int colBlock = blockIdx.x, colBlocks = gridDim.x;
-#ifdef TSLORA_SKINNY_SHRINK_IN_LAUNCH
-  if constexpr (kLora) {
-    if (lora.tickets != nullptr) {
-      const int ticket = skinny_shrink::takeTicket(lora, loraShared.ticket, loraShared.shrinkDone);
-      if (ticket < lora.splits) {
-        skinny_shrink::shrinkBlock<T>(loraShared.u.shrink, lora, reinterpret_cast<const uint16_t*>(x), K, ticket);
-        return;
-      }
-      colBlock = ticket - lora.splits;
-      colBlocks = gridDim.x - lora.splits;
-    }
-  }
-#endif
+  const int colBlock = blockIdx.x, colBlocks = gridDim.x;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int group = warp / KS, slice = warp % KS;
   const int pair = colBlock * kGroups + group;
@@ -264,11 +218,7 @@ __global__ void __launch_bounds__(kThreads, kLora ? loraMinBlocks<M>() : 1) skin
                    : "memory");
   }
 #endif
-  // U already summed (a later wave): read now, beside B, instead of after the weight loop.
-  if constexpr (kLora) {
-    loraBeforeWait<T, M, kMode, kGroups>(loraShared.u.gemm, lora, colBlock, N, qkv.hs.headDim);
-    if (lora.tickets != nullptr && lora.foldedU != nullptr && loraShared.shrinkDone != 0) loraFoldedU<M>(loraShared.u.gemm, lora);
-  }
+  if constexpr (kLora) loraBeforeWait<T, M, kMode, kGroups>(loraShared, lora, colBlock, N, qkv.hs.headDim);
   pdlWait();  // x was written by the kernel before this one (with a LoRA delta: the shrink, which read x after it)
 
   float acc[M][2];
@@ -317,18 +267,7 @@ __global__ void __launch_bounds__(kThreads, kLora ? loraMinBlocks<M>() : 1) skin
       partial[warp][2 * m + 1] = acc[m][1];
     }
   // After the main loop, so its loads and sums do not hold registers beside the weight pipeline (occupancy).
-  if constexpr (kLora) {
-#ifdef TSLORA_SKINNY_SHRINK_IN_LAUNCH
-    const bool uRead = lora.tickets != nullptr && lora.foldedU != nullptr && loraShared.shrinkDone != 0;  // (no register across the loop)
-    if (lora.tickets != nullptr) {
-      if (!uRead) skinny_shrink::waitForShrink(lora);
-      skinny_shrink::leave(lora.tickets);  // the counters are not touched past the wait
-    }
-    if (!uRead) loraAfterPartials<T, M>(loraShared.u.gemm, lora);
-#else
-    loraAfterPartials<T, M>(loraShared.u.gemm, lora);
-#endif
-  }
+  if constexpr (kLora) loraAfterPartials<T, M>(loraShared, lora);
   __syncthreads();
   if (kMode != kPlain) {
     // Slice 0 of each group: lane m < M sums both columns over the KS slices in slice order (as below) and rounds
@@ -341,8 +280,8 @@ __global__ void __launch_bounds__(kThreads, kLora ? loraMinBlocks<M>() : 1) skin
         for (int s = 0; s < KS; ++s) sums[c] += partial[warp + s][2 * lane + c];
       float a = toF(fromF<T>(sums[0])), b = toF(fromF<T>(sums[1]));
       if constexpr (kLora) {
-        a = skinny_lora::addDelta<T>(loraShared.u.gemm, lora, lane, 2 * group, r0, a);
-        b = skinny_lora::addDelta<T>(loraShared.u.gemm, lora, lane, 2 * group + 1, r1, b);
+        a = skinny_lora::addDelta<T>(loraShared, lora, lane, 2 * group, r0, a);
+        b = skinny_lora::addDelta<T>(loraShared, lora, lane, 2 * group + 1, r1, b);
       }
       if (kMode == kSwiglu) {  // launchSwiglu's float expression
         static_cast<T*>(y)[static_cast<size_t>(lane) * (N / 2) + pair] = fromF<T>(a / (1.0f + expf(-a)) * b);
@@ -360,7 +299,7 @@ __global__ void __launch_bounds__(kThreads, kLora ? loraMinBlocks<M>() : 1) skin
       float sum = 0.0f;
 #pragma unroll
       for (int s = 0; s < KS; ++s) sum += partial[warp + s][lane];
-      if constexpr (kLora) sum = skinny_lora::addDelta<T>(loraShared.u.gemm, lora, m, 2 * group + c, r0 + c, toF(fromF<T>(sum)));
+      if constexpr (kLora) sum = skinny_lora::addDelta<T>(loraShared, lora, m, 2 * group + c, r0 + c, toF(fromF<T>(sum)));
       store<T>(y, static_cast<size_t>(m) * N + r0 + c, sum, yF32);
     }
   }
@@ -412,8 +351,7 @@ cudaError_t launchSplit(const T* x, int K, const T* w, int N, const Epilogue& e,
     const size_t perRow = std::min<size_t>(static_cast<size_t>(K) * 2, kPrefetchBudgetBytes / (prefetching * 2 * kGroups)) / 16 * 16;
     if (perRow >= 256) aheadRowBytes = static_cast<unsigned>(perRow);
   }
-  const int shrinkBlocks = kLora && e.lora.tickets != nullptr ? e.lora.splits : 0;  // skinny-shrink.cuh: one per K split
-  return pdlLaunch(kernel, blocks + shrinkBlocks, kThreads, 0, stream, x, K, w, N, e.y, e.yF32, resident, aheadRowBytes, e.qkv, e.lora);
+  return pdlLaunch(kernel, blocks, kThreads, 0, stream, x, K, w, N, e.y, e.yF32, resident, aheadRowBytes, e.qkv, e.lora);
 }
 
 template <typename T, int M, int kMode, bool kLora>
@@ -454,7 +392,6 @@ bool loraArgsOk(const SkinnyLora& l, int M, int N, bool yF32) {
   const lora::DeviceModule& m = l.module;
   if (M > kSkinnyLoraMaxRows || yF32 || l.partials == nullptr || m.b == nullptr || l.step.segIndptr == nullptr) return false;
   if (m.numSlices < 1 || m.numSlices > skinny_lora::kMaxSlices || m.maxRank < 1 || m.maxRank > skinny_lora::kMaxRank) return false;
-  if (l.tickets != nullptr && !skinnyShrinkInLaunchFits(m, l.step, M)) return false;
   return m.outTotal() == N && l.step.numTokens >= 1 && l.step.maxSegments >= 1;
 }
 
@@ -463,7 +400,6 @@ cudaError_t launchMode(Act act, const void* x, int M, int K, const void* w, int 
   if (N <= 0) return cudaSuccess;
   if (!launchArgsOk(M, K, x, w)) return cudaErrorInvalidValue;
   if (e.lora.splits > 0 && !loraArgsOk(e.lora, M, N, e.yF32)) return cudaErrorInvalidValue;
-  if (e.lora.splits > 0 && e.lora.tickets != nullptr && e.lora.module.in != K) return cudaErrorInvalidValue;  // the shrink reads x
   return act == Act::BF16 ? launchTyped<__nv_bfloat16, kMode>(x, M, K, w, N, kSplit, e, s)
                           : launchTyped<__half, kMode>(x, M, K, w, N, kSplit, e, s);
 }
@@ -481,18 +417,6 @@ bool skinnyGemmApplies(int M, int N, int K, const void* x, const void* w) {
   if (M <= 2) return true;
   if (M <= 4) return weightBytes <= 36e6;
   return weightBytes <= 10e6;
-}
-
-bool skinnyShrinkInLaunchFits(const lora::DeviceModule& m, const lora::DeviceStep& st, int M) {
-#ifdef TSLORA_SKINNY_SHRINK_IN_LAUNCH
-  if (M < 1 || M > kSkinnyLoraMaxRows || st.numTokens < 1 || st.numTokens > kSkinnyLoraMaxRows || st.maxSegments < 1) return false;
-  if (m.numSlices < 1 || m.numSlices > skinny_lora::kMaxSlices || m.maxRank < 1 || m.maxRank > skinny_lora::kMaxRank) return false;
-  return m.numSlices * m.maxRank <= skinny_shrink::kMaxCols && m.in % 8 == 0 && m.a != nullptr &&
-         reinterpret_cast<uintptr_t>(m.a) % 16 == 0;
-#else
-  (void)m, (void)st, (void)M;
-  return false;  // an emulator build without the shrink blocks
-#endif
 }
 
 int skinnyGemmKSplit(int N, int K, int numSms) {

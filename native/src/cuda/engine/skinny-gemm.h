@@ -26,38 +26,19 @@ bool skinnyGemmApplies(int M, int N, int K, const void* x, const void* w);
 int skinnyGemmKSplit(int N, int K, int numSms);
 
 // A LoRA delta added in the epilogue (skinny-lora.cuh): what loraExpandSmall (lora_small_expand.cu) would add to
-// the GEMM's rounded output, from the split partials of U the small-step shrink wrote, bit-identical to the GEMM
-// followed by that expand. The shrink either ran just before (the launch before this one on the stream;
-// DeviceLoraPool::shrinkForEpilogue; tickets null) or runs inside this launch (tickets set: `splits` extra blocks,
-// skinny-shrink.cuh, with exactly the small-step shrink's arithmetic; skinnyShrinkInLaunchFits must hold). Rows whose
-// position has no adapter (slot -1 / rank 0) get nothing. At most kSkinnyLoraMaxRows rows, Act output only;
+// the GEMM's rounded output, from the split partials of U the small-step shrink wrote just before (the launch before
+// this one on the stream; DeviceLoraPool::shrinkForEpilogue), bit-identical to the GEMM followed by that expand. Rows
+// whose position has no adapter (slot -1 / rank 0) get nothing. At most kSkinnyLoraMaxRows rows, Act output only;
 // module.outTotal() must be the GEMM's N (qkv / gate_up: the slices are the output's column ranges).
+// (Session 16's shrink inside this launch, with its ticket counters, measured +70 % per 8B decode step at batch 1-2
+// on an H100 in session 17 and was removed.)
 constexpr int kSkinnyLoraMaxRows = 2;
-// Words of one launch site's counters (SkinnyLora::tickets): the ticket, done and exit counters each on its own 128-byte
-// line (skinny-shrink.cuh), so that the GEMM blocks' polls of `done` do not queue behind every block's ticket and exit
-// atomics on one L2 line.
-constexpr int kSkinnyTicketWords = 96;
 struct SkinnyLora {
-  lora::DeviceModule module;     // B [S, outTotal, R] and the slice offsets (A: only for the shrink in the launch)
-  lora::DeviceStep step;         // the step's segment tables (device)
-  float* partials = nullptr;     // [splits, step.numTokens, numSlices · maxRank] fp32, by position
-  int splits = 0;                // 0: no delta
-  unsigned* tickets = nullptr;   // [kSkinnyTicketWords] zero before the launch and left zero by it (one per launch site), or null
-  // With tickets: the last shrink block to finish sums the splits into U here ([numTokens, c·R] by position, rounded
-  // to the activation dtype, the expand's sum) and the epilogue reads one U value per (row, k) instead of `splits`
-  // partials; null: every GEMM block sums the partials itself.
-  float* foldedU = nullptr;
-  // With tickets: the shrink blocks copy their split's A rows into shared memory before waiting for x, where they fit
-  // (skinny-shrink.cuh); false: A read from global memory in the K loop (the same values).
-  bool stageA = true;
-  // With tickets and foldedU: a GEMM block that finds the shrink blocks done when it starts reads U before its weight
-  // loop (no poll and no U round trip at its end); false: every block reads U after its weight loop.
-  bool earlyU = true;
+  lora::DeviceModule module;  // B [S, outTotal, R] and the slice offsets
+  lora::DeviceStep step;      // the step's segment tables (device)
+  float* partials = nullptr;  // [splits, step.numTokens, numSlices · maxRank] fp32, by position
+  int splits = 0;             // 0: no delta
 };
-
-// True when the launch can run the small-step shrink itself for `module` / `step` at M rows: M and step.numTokens
-// ≤ kSkinnyLoraMaxRows, c·R ≤ 192, A 16-byte aligned with `in` a multiple of 8 (x: the GEMM's, K = in).
-bool skinnyShrinkInLaunchFits(const lora::DeviceModule& module, const lora::DeviceStep& step, int M);
 
 // Launches on `stream` as a programmatic dependent of the kernel before it (pdl.h: the first weight vectors load
 // before the wait for x); y row-major with leading dimension N, Act or fp32 (yF32). Returns the launch status.

@@ -87,19 +87,14 @@ __device__ __forceinline__ uint4 loadBChunk(const lora::DeviceModule& m, const R
   return v;
 }
 
-// U of (row, slice j, k) as the expand's sU holds it.
-// (splitPartials: the sum of one U entry's split partials, src = split 0's, as the expand sums them; also the shrink
-// blocks' fold into SkinnyLora::foldedU, skinny-shrink.cuh.)
-// (fromGlobal false: src in shared memory, the fold's copy.)
+// U of (row, slice j, k) as the expand's sU holds it: the sum of the entry's split partials (src = split 0's) in the
+// expand's order, rounded to the activation dtype.
 template <typename T>
-__device__ __forceinline__ float splitSum(const float* src, size_t splitStride, int splits, bool fromGlobal = true) {
+__device__ __forceinline__ float splitSum(const float* src, size_t splitStride, int splits) {
   float sum = 0.0f;
   const int padded = (splits + 31) / 32 * 32;  // the expand adds its groups of 32 loads, zeros past the last split
 #pragma unroll 8
-  for (int s = 0; s < padded; ++s) {
-    const float* p = src + static_cast<size_t>(s) * splitStride;
-    sum += s < splits ? (fromGlobal ? loadPartial(p) : *p) : 0.0f;
-  }
+  for (int s = 0; s < padded; ++s) sum += s < splits ? loadPartial(src + static_cast<size_t>(s) * splitStride) : 0.0f;
   return toF(fromF<T>(sum));
 }
 template <typename T>
@@ -107,7 +102,6 @@ __device__ __forceinline__ float uValue(const SkinnyLora& l, const RowLora& r, i
   if (k >= r.rank) return 0.0f;
   const int uStride = l.module.numSlices * l.module.maxRank;
   const size_t at = static_cast<size_t>(r.pos) * uStride + j * r.rank + k;
-  if (l.foldedU != nullptr) return loadPartial(l.foldedU + at);  // already summed and rounded
   return splitSum<T>(l.partials + at, static_cast<size_t>(l.step.numTokens) * uStride, l.splits);
 }
 

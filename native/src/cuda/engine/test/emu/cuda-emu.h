@@ -6,13 +6,6 @@
 // 16×16 tile in every lane and each operation is a warp-collective step between two warp barriers.
 // The kernel sources are rewritten before compiling (test/native/cuda-engine-compile.test.ts): `k<<<g, b, m, s>>>(a)`
 // → `emu::launch(g, b, m, [=]() { k(a); })`, `extern __shared__ … name[]` → a pointer to the launch's buffer.
-// With gridTogether() set, a launch runs every block of the grid at once instead, round robin, one block-barrier phase
-// per turn, starting from the last block (so roles handed out by a ticket counter do not follow blockIdx), and a
-// thread may spin on another block (spinYield: its block gives up its turn). Static __shared__ variables must then be
-// registered (sharedRegion, which transform.mjs's sharedRegions option adds after each declaration): their contents
-// are swapped per block at every turn. gridResidentBlocks() > 0 keeps at most that many blocks of such a launch started
-// at once (a GPU's wave: a block starts when one finishes, in the same last-first order), so later blocks can find
-// the work of earlier ones done when they start.
 #pragma once
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
@@ -49,7 +42,7 @@ namespace emu {
 
 struct Thread {
   ucontext_t ctx;
-  int state = 0;  // 0 runnable, 1 at a block barrier, 2 at a warp barrier, 3 finished, 5 spinning (gridTogether)
+  int state = 0;  // 0 runnable, 1 at a block barrier, 2 at a warp barrier, 3 finished
   dim3 tid;
 };
 
@@ -69,7 +62,6 @@ struct Block {
   dim3 blockIdx, blockDim, gridDim;
   std::vector<unsigned char> warpSlots;  // [warps][32][8] bytes: shuffle exchange
   unsigned char* dynamicSmem = nullptr;
-  std::vector<std::vector<unsigned char>> savedShared;  // gridTogether: this block's copy of each registered region
 };
 
 inline Block*& block() {
@@ -171,105 +163,6 @@ inline void runBlock(Block& b) {
   block() = nullptr;
 }
 
-inline bool& gridTogether() {
-  static bool on = false;
-  return on;
-}
-inline int& gridResidentBlocks() {
-  static int n = 0;  // 0: every block at once
-  return n;
-}
-struct SharedRegion {
-  void* at;
-  size_t bytes;
-};
-inline std::vector<SharedRegion>& sharedRegions() {
-  static std::vector<SharedRegion> all;
-  return all;
-}
-// A static __shared__ variable (called where it is declared, every time the kernel body runs).
-inline void sharedRegion(void* at, size_t bytes) {
-  for (const SharedRegion& r : sharedRegions())
-    if (r.at == at) return;
-  sharedRegions().push_back({at, bytes});
-}
-// A thread waiting for another block (gridTogether only; elsewhere such a wait could never end).
-inline void spinYield() {
-  if (!gridTogether()) fail("a thread spins on another block, but blocks run one after another");
-  wait(5);
-}
-
-// Runs block b until its threads all wait at a block barrier (released: true), spin or are done (false); warp
-// barriers are released on the way.
-inline bool runTurn(Block& b) {
-  for (;;) {
-    runRunnable(b);
-    if (releaseWarps(b)) continue;
-    bool anyBlock = false, allBlock = true, spinning = false;
-    for (const Thread& t : b.threads) {
-      if (t.state == 1) anyBlock = true;
-      else if (t.state == 5) spinning = true;
-      else if (t.state != 3) allBlock = false;
-    }
-    if (anyBlock && allBlock && !spinning) {
-      for (Thread& t : b.threads)
-        if (t.state == 1) t.state = 0;
-      return true;
-    }
-    for (Thread& t : b.threads)
-      if (t.state == 5) t.state = 0;  // they look again on the next turn
-    if (spinning) return false;
-    if (anyBlock || !allBlock) fail("deadlock: threads wait at different barriers (divergent __syncthreads / __syncwarp)");
-    return false;  // done
-  }
-}
-
-template <typename F>
-void launchTogether(dim3 grid, dim3 blockShape, size_t dynamicSmemBytes, F body) {
-  const int n = static_cast<int>(blockShape.x * blockShape.y * blockShape.z);
-  const int numBlocks = static_cast<int>(grid.x * grid.y * grid.z);
-  std::vector<Block> blocks(numBlocks);
-  std::vector<std::vector<unsigned char>> smem(numBlocks, std::vector<unsigned char>(dynamicSmemBytes + 128, 0xFF));
-  for (int k = 0; k < numBlocks; ++k) {
-    Block& b = blocks[k];
-    b.blockIdx = dim3(k % grid.x, (k / grid.x) % grid.y, k / (grid.x * grid.y));
-    b.blockDim = blockShape;
-    b.gridDim = grid;
-    b.dynamicSmem = smem[k].data();
-    b.body = body;
-    prepareThreads(b, k * n);
-  }
-  std::vector<bool> done(numBlocks, false);
-  const int resident = gridResidentBlocks() > 0 ? gridResidentBlocks() : numBlocks;
-  int started = std::min(resident, numBlocks);  // blocks numBlocks - started .. numBlocks - 1 have started
-  for (int left = numBlocks, idleTurns = 0; left > 0;) {
-    for (int k = numBlocks - 1; k >= 0; --k) {  // last block first: no block order to rely on
-      if (done[k] || k < numBlocks - started) continue;
-      Block& b = blocks[k];
-      std::vector<SharedRegion>& regions = sharedRegions();
-      for (size_t r = 0; r < regions.size(); ++r) {  // this block's view of the static shared variables
-        if (r < b.savedShared.size()) std::memcpy(regions[r].at, b.savedShared[r].data(), regions[r].bytes);
-        else std::memset(regions[r].at, 0xFF, regions[r].bytes);
-      }
-      block() = &b;
-      const bool progressed = runTurn(b);
-      block() = nullptr;
-      bool finished = true;
-      for (const Thread& t : b.threads) finished &= t.state == 3;
-      b.savedShared.resize(regions.size());
-      for (size_t r = 0; r < regions.size(); ++r)
-        b.savedShared[r].assign(static_cast<unsigned char*>(regions[r].at), static_cast<unsigned char*>(regions[r].at) + regions[r].bytes);
-      if (finished) {
-        done[k] = true;
-        --left;
-        started = std::min(started + 1, numBlocks);  // the next block takes its place
-      }
-      idleTurns = progressed || finished ? 0 : idleTurns + 1;
-      if (idleTurns > 64 * numBlocks) fail("deadlock: every block of the grid spins on another");
-    }
-  }
-}
-
 inline size_t& smemLimit() {
   static size_t limit = 48 * 1024;
   return limit;
@@ -288,10 +181,6 @@ template <typename F>
 void launch(dim3 grid, dim3 blockDim, size_t dynamicSmemBytes, cudaStream_t, F body) {
   if (blockDim.x * blockDim.y * blockDim.z > 1024) fail("block larger than 1024 threads");
   if (dynamicSmemBytes > smemLimit()) fail("dynamic shared memory above the allowed size");
-  if (gridTogether()) {
-    launchTogether(grid, blockDim, dynamicSmemBytes, body);
-    return;
-  }
   std::vector<unsigned char> smem(dynamicSmemBytes + 128);
   for (unsigned z = 0; z < grid.z; ++z)
     for (unsigned y = 0; y < grid.y; ++y)

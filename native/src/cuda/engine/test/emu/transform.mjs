@@ -1,8 +1,6 @@
 // Rewrites a CUDA source for the host emulator (cuda-emu.h): kernel launches `k<<<cfg>>>(args)` become
 // `emu::launch(cfg, [=]() { k(args); })`, `extern __shared__ [__align__(n)] T name[];` becomes a pointer to the
-// launch's dynamic shared memory, and <mma.h> is dropped (the emulator provides nvcuda::wmma). With
-// { sharedRegions: true } every static `__shared__ T name[…];` is also registered with the emulator right after its
-// declaration (emu::sharedRegion), which cuda-emu.h's gridTogether mode needs to give each block its own copy.
+// launch's dynamic shared memory, and <mma.h> is dropped (the emulator provides nvcuda::wmma).
 // CLI: node transform.mjs IN.cu OUT.cpp
 import { readFileSync, writeFileSync } from 'node:fs';
 
@@ -25,14 +23,10 @@ function matchForward(src, start, open, close) {
   throw new Error(`unbalanced ${open}${close} after offset ${start}`);
 }
 
-export function transformCuda(src, { sharedRegions = false } = {}) {
+export function transformCuda(src) {
   let out = src.replace(/#include\s*<mma\.h>\s*\n/g, '');
   out = out.replace(/extern\s+__shared__\s+(?:__align__\(\d+\)\s+)?([\w\s]+?)\s+(\w+)\[\];/g,
     (_, type, name) => `${type}* ${name} = reinterpret_cast<${type}*>(EMU_DYNAMIC_SMEM);`);
-  if (sharedRegions) {
-    out = out.replace(/(?<!extern\s+)(__shared__\s+[^;{}()]*?\s(\w+)(?:\[[^\]]+\])*;)/g,
-      (_, decl, name) => `${decl} emu::sharedRegion(&${name}, sizeof(${name}));`);
-  }
   for (;;) {
     const at = out.indexOf('<<<');
     if (at < 0) break;
