@@ -6,7 +6,6 @@
 //   - the whole step (no embedding / LoRA) with cublasGemmEx, and with GemmTuner's cuBLASLt choice (gemm-tune.h);
 //   - the same step without one kind of kernel (what removing / fusing it away could save, launch gaps included);
 //   - the step with launchQkvRopeAttention (TSLORA_CUDA_FUSED_ROPE_ATTN) instead of qkv post + attention;
-//   - the step with launchL2Prefetch of the next projection's weights after each projection (TSLORA_CUDA_L2_PREFETCH_MB);
 //   - each kind alone, 32 launches in a graph (per launch);
 //   - every cuBLASLt candidate of the four projections and the LM head at M = 64 (and 32), L2 flushed per run.
 // Not a test (values are not checked; the kernels' correctness is kernel-emu-test's). Usage:
@@ -82,8 +81,7 @@ void gemm(const void* x, int M, int K, const void* w, int N, void* y, bool yF32)
 // Which kinds of kernel a variant launches.
 struct Parts {
   bool gemms = true, norms = true, qkvPost = true, attention = true, swiglu = true, head = true;
-  size_t prefetchBytes = 0;
-  bool fusedRopeAttention = false;  // launchQkvRopeAttention instead of qkv post + attention  // > 0: after each projection, this much of the next one's weights into L2 (forward.cu)
+  bool fusedRopeAttention = false;  // launchQkvRopeAttention instead of qkv post + attention
 };
 
 void step(const Model& m, const Bufs& b, int T, const Parts& p) {
@@ -98,11 +96,7 @@ void step(const Model& m, const Bufs& b, int T, const Parts& p) {
   const size_t logitsBytes = static_cast<size_t>(T) * V * 4;
   for (int l = 0; l < L; ++l) {
     if (l == 0 && p.norms) CK(launchAddRmsNorm(Act::BF16, b.hidden, nullptr, m.inNorm[0], b.xn, nullptr, T, H, 1e-5f, stream));
-    const auto prefetch = [&](const void* w, size_t bytes) {
-      if (p.prefetchBytes > 0) CK(launchL2Prefetch(w, std::min(bytes, p.prefetchBytes), stream));
-    };
     if (p.gemms) gemm(b.xn, T, H, m.qkv[l], QKV, b.qkv, false);
-    prefetch(m.o[l], size_t{2} * H * NH * D);
     if (p.fusedRopeAttention) {
       QkvRope src;
       src.qkv = b.qkv;
@@ -117,13 +111,10 @@ void step(const Model& m, const Bufs& b, int T, const Parts& p) {
       CK(launchAttention(Act::BF16, b.q, T, hs, 0.0883883f, tabs, m.kCache[l], m.vCache[l], b.attn, b.logits, logitsBytes,
                          stream));
     if (p.gemms) gemm(b.attn, T, NH * D, m.o[l], H, b.proj, false);
-    prefetch(m.gateUp[l], size_t{2} * 2 * I * H);
     if (p.norms) CK(launchAddRmsNorm(Act::BF16, b.hidden, b.proj, m.postNorm[l], b.xn, nullptr, T, H, 1e-5f, stream));
     if (p.gemms) gemm(b.xn, T, H, m.gateUp[l], 2 * I, b.gateUp, false);
-    prefetch(m.down[l], size_t{2} * H * I);
     if (p.swiglu) CK(launchSwiglu(Act::BF16, b.gateUp, T, I, b.mlpAct, stream));
     if (p.gemms) gemm(b.mlpAct, T, I, m.down[l], H, b.proj, false);
-    if (l + 1 < L) prefetch(m.qkv[l + 1], size_t{2} * QKV * H);
     const float* next = l + 1 < L ? m.inNorm[l + 1] : nullptr;
     if (p.norms) CK(launchAddRmsNorm(Act::BF16, b.hidden, b.proj, next, b.xn, nullptr, T, H, 1e-5f, stream));
   }
@@ -284,27 +275,19 @@ int main(int argc, char** argv) {
   step(m, b, T, all);  // tunes every shape outside the capture
   CK(cudaStreamSynchronize(stream));
   run("all kernels, GemmTuner (cuBLASLt, timed choice)", all);
-  // The levers on top of a GEMM choice: L2 prefetch per window, qkv rope fused into attention, both.
+  // The lever on top of a GEMM choice: qkv rope fused into attention. (An L2 prefetch of the next projection's
+  // weights measured +12 % at every window of 8-48 MB on an H100 in session 17 and was removed.)
   const auto levers = [&](const char* gemms) {
     char what[120];
-    for (int mb : {8, 16, 24, 32, 48}) {
-      Parts p;
-      p.prefetchBytes = static_cast<size_t>(mb) << 20;
-      std::snprintf(what, sizeof what, "all, %s, next weights into L2 (<= %d MB per window)", gemms, mb);
-      run(what, p);
-    }
     Parts p;
     p.fusedRopeAttention = true;
     std::snprintf(what, sizeof what, "all, %s, qkv rope fused into attention", gemms);
-    run(what, p);
-    p.prefetchBytes = size_t{24} << 20;
-    std::snprintf(what, sizeof what, "all, %s, fused rope + attention, L2 prefetch 24 MB", gemms);
     run(what, p);
   };
   levers("GemmTuner");
   useTuner = false;
   levers("cublasGemmEx");
-  const double fusedAlone = graphUs([&] { step(m, b, T, Parts{false, false, false, false, false, false, 0, true}); });
+  const double fusedAlone = graphUs([&] { step(m, b, T, Parts{false, false, false, false, false, false, true}); });
   std::printf("  %-62s %9.1f us per layer\n", "qkv rope fused into attention, alone", fusedAlone / L);
   return 0;
 }

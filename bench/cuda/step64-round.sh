@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# The device round that decides issue #12's batch-64 switches (b64, session 16; it never ran: no machine came).
+# The device round that decided issue #12's batch-64 switches (b64, session 16; ran on an H100 in session 17's second
+# call, 08:30-08:42 UTC: the L2 prefetch measured +12 % and was removed, the fused rope + attention went on by default,
+# GemmTuner stays off; docs/gpu.md). Kept to rerun the A/B: the switches below are the remaining opt-in one and the
+# fused launch's off switch.
 #   bash bench/cuda/step64-round.sh build   # ≤ 200 s on the CPUs: tsc + CUDA addon, step64-bench, bandwidth, the
 #                                           # engine-kernels driver, the 1B PEFT reference (background, niced)
 #   bash bench/cuda/step64-round.sh run     # on the GPU, time-boxed by ROUND_LIMIT_S (default 150), logs to ROUND_OUT
 # run, in order of value: (1) step64-bench: where the 8B batch-64 step goes (whole step in a graph, without each kind,
-# each alone, every cuBLASLt candidate), then GemmTuner / L2 prefetch / fused rope + attention on top; (2) the GPU tests
-# with the three switches on (engine-kernels: the fused launch bit-identical on the GPU; graphs vs eager; PEFT parity,
+# each alone, every cuBLASLt candidate), then GemmTuner / fused rope + attention on top; (2) the GPU tests
+# with the switches on (engine-kernels: the fused launch bit-identical on the GPU; graphs vs eager; PEFT parity,
 # also with TSLORA_CUDA_FUSED_QKV_ROPE=0 so that 2-8 row decode steps take the fused attention path); (3) the 8B decode
-# A/B in alternating processes (default / all three: TSLORA_CUDA_GEMM_TUNE=1, TSLORA_CUDA_L2_PREFETCH_MB=24,
-# TSLORA_CUDA_FUSED_ROPE_ATTN=1), batch 1 and 64, base and 8 distinct, graphs on; (4) nsys kernel sums of the engine's
-# batch-64 base step; (5) each switch alone, prefetch sizes, second and third default / all pairs.
+# A/B in alternating processes (default / TSLORA_CUDA_GEMM_TUNE=1 / TSLORA_CUDA_FUSED_ROPE_ATTN=0), batch 1 and 64, base and 8 distinct, graphs on; (4) nsys kernel sums of the engine's
+# batch-64 base step; (5) each switch alone, second and third default / all pairs.
 # The 8B model must be at /tmp/tslora-bench-8b/{model,adapters,ready} (scripts/device/step-targets-synth.sh).
 set -u
 OUT=${ROUND_OUT:-/tmp/b64-round}
@@ -34,7 +36,7 @@ BENCH=/tmp/b64-step64-bench
 BW=/tmp/b64-bandwidth
 REF=/tmp/b64-1b-ref
 NVFLAGS="-std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a --expt-relaxed-constexpr"
-SWITCHES=(TSLORA_CUDA_GEMM_TUNE=1 TSLORA_CUDA_L2_PREFETCH_MB=24 TSLORA_CUDA_FUSED_ROPE_ATTN=1)
+SWITCHES=(TSLORA_CUDA_GEMM_TUNE=1)
 
 if [[ ${1:-} == build ]]; then
   export TSLORA_BUILD_JOBS=$(nproc)
@@ -66,7 +68,7 @@ if [[ -x $BENCH ]]; then
 else
   log "step64-bench: not built"
 fi
-# (2) GPU tests with the three switches on (the round is short: before the engine A/B)
+# (2) GPU tests with the switches on (the round is short: before the engine A/B)
 R1B=/tmp/tslora-1b/reference.json; [[ -f $R1B ]] || R1B=$REF/reference.json
 TESTS=(test/gpu/engine-kernels.test.ts test/gpu/cuda-graphs.test.ts test/gpu/cuda-parity-fixtures.test.ts)
 [[ -f $R1B ]] && TESTS+=(test/gpu/cuda-parity-1b.test.ts) || log "no 1B reference: cuda-parity-1b not run"
@@ -112,7 +114,7 @@ profile() {  # label env...
 }
 log "nsys: ${NSYS:-not found}"
 profile default TSLORA_B64=0
-# (4) each switch alone, a second default / all pair, the profile with all three on, then more variants, while time is left
+# (4) each switch alone, a second default / all pair, the profile with the switches on, then more variants, while time is left
 variants() {
   (( have8b )) || return 0
   local v
@@ -121,9 +123,8 @@ variants() {
     decode $v
   done
 }
-variants "tune-a TSLORA_CUDA_GEMM_TUNE=1 TSLORA_CUDA_GEMM_TUNE_LOG=1" "prefetch-a TSLORA_CUDA_L2_PREFETCH_MB=24" \
-  "fused-a TSLORA_CUDA_FUSED_ROPE_ATTN=1" "default-b TSLORA_B64=0" "all-b ${SWITCHES[*]}"
+variants "tune-a TSLORA_CUDA_GEMM_TUNE=1 TSLORA_CUDA_GEMM_TUNE_LOG=1" "unfused-a TSLORA_CUDA_FUSED_ROPE_ATTN=0" \
+  "default-b TSLORA_B64=0" "all-b ${SWITCHES[*]}"
 profile all "${SWITCHES[@]}"
-variants "prefetch12-a TSLORA_CUDA_L2_PREFETCH_MB=12" "prefetch40-a TSLORA_CUDA_L2_PREFETCH_MB=40" \
-  "tune-prefetch-a TSLORA_CUDA_GEMM_TUNE=1 TSLORA_CUDA_L2_PREFETCH_MB=24" "default-c TSLORA_B64=0" "all-c ${SWITCHES[*]}"
+variants "unfused-b TSLORA_CUDA_FUSED_ROPE_ATTN=0" "default-c TSLORA_B64=0" "all-c ${SWITCHES[*]}"
 log done

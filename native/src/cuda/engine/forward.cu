@@ -47,20 +47,6 @@ bool skinnyLora() {
   static const bool on = lora::envFlag("TSLORA_CUDA_SKINNY_LORA", false);
   return on;
 }
-// TSLORA_CUDA_L2_PREFETCH_MB=N (0: off; unset: kL2PrefetchDefaultMb): right after a projection that cuBLAS runs, the
-// first N MB of the next projection's weights are asked into L2 (launchL2Prefetch) while the latency-bound row kernels
-// between the two run, when DRAM would otherwise idle (issue #12, batch-64 decode). Off until a device run shows it
-// faster.
-constexpr long kL2PrefetchDefaultMb = 0;  // TSLORA_CUDA_L2_PREFETCH_MB unset
-size_t l2PrefetchBytes() {
-  static const size_t bytes = [] {
-    const char* v = std::getenv("TSLORA_CUDA_L2_PREFETCH_MB");
-    const long mb = v != nullptr ? std::strtol(v, nullptr, 10) : kL2PrefetchDefaultMb;
-    return mb > 0 ? static_cast<size_t>(std::min(mb, 1024L)) << 20 : size_t{0};
-  }();
-  return bytes;
-}
-
 // TSLORA_CUDA_FUSED_ROPE_ATTN=1 / 0 (unset: kFusedRopeAttentionDefaultOn): where qkv is not the skinny fused epilogue
 // (more rows than it takes, or a LoRA delta in between) and the rows are one token of each sequence,
 // launchQkvRopeAttention replaces launchQkvPost + launchAttention (one kernel less per layer, bit-identical:
@@ -373,14 +359,6 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
     }
   };
 
-  // The next projection's weights into L2 (l2PrefetchBytes), where that projection goes to cuBLAS: the skinny kernel
-  // streams its own weights from its first instruction.
-  const auto prefetchNext = [&](const void* weight, int N, int K, const void* x) {
-    const size_t cap = l2PrefetchBytes();
-    if (cap == 0 || T == 0 || blas_->skinnyKSplit(T, N, K, x, weight) > 0) return;
-    cudaCheck(launchL2Prefetch(weight, std::min(cap, static_cast<size_t>(N) * K * 2), stream_), "L2 prefetch");
-  };
-
   for (int l = 0; l < d.numLayers; ++l) {
     const DeviceLayer& w = layers_[l];
     auto* kCache = static_cast<uint16_t*>(kvCache_) + (static_cast<size_t>(l) * 2) * planeElems;
@@ -407,10 +385,8 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       out.vCache = vCache;
       cudaCheck(launchSkinnyGemmQkvRope(act_, xn_.get(), T, H, w.qkv, out, qkvSplit, stream_, qkvLora.splits > 0 ? &qkvLora : nullptr),
                 "qkv + rope / cache write (skinny)");
-      prefetchNext(w.o, H, qOut, attn_.get());
     } else {
       project(l, host::Module::QKV, xn_.get(), H, w.qkv, qkvW, qkv_.get());
-      prefetchNext(w.o, H, qOut, attn_.get());
       // With the switch, rows of distinct sequences (decode) without q/k norms: RoPE and the cache write inside the
       // attention launch (its split partials in the logits buffer, as below).
       QkvRope src;
@@ -436,7 +412,6 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
                                 logits_.sizeBytes(), stream_),
                 "attention");
     project(l, host::Module::O, attn_.get(), qOut, w.o, H, proj_.get());
-    prefetchNext(w.gateUp, 2 * I, H, xn_.get());
     cudaCheck(launchAddRmsNorm(act_, hidden, proj_.get(), w.postNorm, xn_.get(), nullptr, T, H, eps, stream_),
               "residual + post-attention norm");
     int gateUpSplit = fusedSwiglu() ? blas_->skinnyKSplit(T, 2 * I, H, xn_.get(), w.gateUp) : 0;
@@ -446,14 +421,11 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       cudaCheck(launchSkinnyGemmSwiglu(act_, xn_.get(), T, H, w.gateUp, I, mlpAct_.get(), gateUpSplit, stream_,
                                        gateUpLora.splits > 0 ? &gateUpLora : nullptr),
                 "gate_up + SwiGLU (skinny)");
-      prefetchNext(w.down, H, I, mlpAct_.get());
     } else {
       project(l, host::Module::GateUp, xn_.get(), H, w.gateUp, 2 * I, gateUp_.get());
-      prefetchNext(w.down, H, I, mlpAct_.get());
       cudaCheck(launchSwiglu(act_, gateUp_.get(), T, I, mlpAct_.get(), stream_), "swiglu");
     }
     project(l, host::Module::Down, mlpAct_.get(), I, w.down, H, proj_.get());
-    if (l + 1 < d.numLayers) prefetchNext(layers_[l + 1].qkv, qkvW, H, xn_.get());
     // Residual add, fused with the next layer's input norm (the last layer only adds).
     const float* nextNorm = l + 1 < d.numLayers ? layers_[l + 1].inputNorm : nullptr;
     cudaCheck(launchAddRmsNorm(act_, hidden, proj_.get(), nextNorm, xn_.get(), nullptr, T, H, eps, stream_),

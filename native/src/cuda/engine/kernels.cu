@@ -333,33 +333,4 @@ cudaError_t launchAddDeltaToF32(Act act, const void* delta, size_t n, float* out
   return status;
 }
 
-namespace {
-// One cp.async.bulk.prefetch.L2 of kPrefetchChunkBytes per thread (the last one shorter): a hint with no result, so a
-// block exits as soon as its requests are issued and the bytes arrive in L2 while the kernels after it run.
-constexpr unsigned kPrefetchChunkBytes = 16384;
-constexpr int kPrefetchThreads = 128;
-
-__global__ void l2PrefetchKernel(const char* p, size_t bytes) {
-  pdlLaunchDependents();
-  pdlWait();  // after the kernel before it (the projection that must not share the DRAM stream with it)
-  const size_t off = (static_cast<size_t>(blockIdx.x) * kPrefetchThreads + threadIdx.x) * kPrefetchChunkBytes;
-  if (off >= bytes) return;
-  const size_t left = bytes - off;
-  const unsigned n = static_cast<unsigned>(left < kPrefetchChunkBytes ? left : kPrefetchChunkBytes) & ~15u;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (n > 0) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p + off), "r"(n) : "memory");
-#else
-  (void)n;
-#endif
-}
-}  // namespace
-
-cudaError_t launchL2Prefetch(const void* p, size_t bytes, cudaStream_t s) {
-  if (bytes < 16 || p == nullptr || (reinterpret_cast<uintptr_t>(p) & 15u) != 0) return cudaSuccess;  // nothing to ask
-  const size_t perBlock = static_cast<size_t>(kPrefetchThreads) * kPrefetchChunkBytes;
-  const size_t blocks = (bytes + perBlock - 1) / perBlock;
-  if (blocks > 65535) return cudaErrorInvalidValue;
-  return pdlLaunch(l2PrefetchKernel, static_cast<unsigned>(blocks), kPrefetchThreads, 0, s, static_cast<const char*>(p), bytes);
-}
-
 }  // namespace tslora::cuda

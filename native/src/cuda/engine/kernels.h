@@ -71,12 +71,6 @@ cudaError_t launchSwiglu(Act act, const void* gu, int T, int I, void* out, cudaS
 // zeroed buffer) added to the fp32 logits.   delta: [n] Act, out: [n] fp32
 cudaError_t launchAddDeltaToF32(Act act, const void* delta, size_t n, float* out, cudaStream_t s);
 
-// Asks L2 for bytes [p, p + bytes) (cp.async.bulk.prefetch.L2, sm_90+; nothing on older GPUs and under the host
-// emulator) after the kernel before it on the stream completed, and returns at once: the weights of the next cuBLAS
-// projection stream into L2 while the latency-bound row kernels between run (TSLORA_CUDA_L2_PREFETCH, forward.cu).
-// Changes no memory. p 16-byte aligned (else nothing is asked); bytes up to ~128 GB.
-cudaError_t launchL2Prefetch(const void* p, size_t bytes, cudaStream_t s);
-
 // Greedy rows on the GPU (greedy.cu; the common serving case, no logits copied back): per row n of logits [N, V]
 // fp32, the first index of the maximum and its log-softmax (logit − logsumexp, summed in fp64), what the CPU
 // sampleRow returns for temperature 0 without penalties. Each row is split into chunks over many blocks
