@@ -1,9 +1,7 @@
 // Blas: see blas.h. Row-major y = x·wᵀ is column-major yᵀ = w·xᵀ: op(w) = T (w is K×N column-major), op(x) = N.
 #include <cublas_v2.h>
 
-#include <cstdlib>
-#include <cstring>
-
+#include "../lora_env_flag.h"
 #include "blas.h"
 #include "cuda-check.h"
 #include "decode-gemm.h"
@@ -36,13 +34,10 @@ Blas::Blas(cudaStream_t stream) {
   cudaCheck(cudaGetDevice(&device), "cudaGetDevice");
   cudaCheck(cudaDeviceGetAttribute(&numSms_, cudaDevAttrMultiProcessorCount, device), "SM count");
   // TSLORA_CUDA_SKINNY_GEMM=0 sends every projection to cuBLAS (A/B measurements of the decode path).
-  const char* env = std::getenv("TSLORA_CUDA_SKINNY_GEMM");
-  skinnyEnabled_ = env == nullptr || std::strcmp(env, "0") != 0;
-  // TSLORA_CUDA_DECODE_GEMM=1 / 0 turns the tensor-core decode GEMM (9..128 rows) on / off; off by default until the
-  // device run shows it correct and faster than cuBLAS in the engine.
-  const char* decodeEnv = std::getenv("TSLORA_CUDA_DECODE_GEMM");
-  const bool decodeEnabled = decodeEnv != nullptr ? std::strcmp(decodeEnv, "0") != 0 : kDecodeGemmDefaultOn;
-  if (decodeEnabled) decodeGemm_ = std::make_unique<DecodeGemm>(numSms_);
+  skinnyEnabled_ = lora::envFlag("TSLORA_CUDA_SKINNY_GEMM", true);
+  // TSLORA_CUDA_DECODE_GEMM=1 / 0 turns the tensor-core decode GEMM (9..128 rows) on / off; off by default: correct,
+  // but on an H100 slower than cuBLAS except the LM heads at M ≤ 16 (docs/gpu.md).
+  if (lora::envFlag("TSLORA_CUDA_DECODE_GEMM", kDecodeGemmDefaultOn)) decodeGemm_ = std::make_unique<DecodeGemm>(numSms_);
   // TSLORA_CUDA_GEMM_TUNE=1: cuBLASLt's candidates timed once per decode-sized shape (gemm-tune.h).
   if (gemmTuneEnabled()) tuner_ = std::make_unique<GemmTuner>(stream, workspace_, kWorkspaceBytes);
 }

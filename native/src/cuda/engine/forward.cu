@@ -11,6 +11,7 @@
 // (the skinny GEMM with the expand's arithmetic), so it keeps those fusions; the small-step shrink runs as its own
 // launch just before it.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -28,35 +29,40 @@ namespace host = lora::host;
 
 namespace {
 
-// The skinny-GEMM epilogue fusions (read once), on by default since the final H100 run of session 12 (56/56 GPU
-// tests with them on, graphs vs eager and PEFT parity included; their kernels are bit-identical to the two-kernel
-// paths: kernel-emu-test, skinny-gemm-test, cuda-pdl): TSLORA_CUDA_FUSED_SWIGLU=0 runs gate_up and SwiGLU as two
-// kernels, TSLORA_CUDA_FUSED_QKV_ROPE=0 qkv and the RoPE / cache write.
-bool fusedSwiglu() {
-  static const bool on = lora::envFlag("TSLORA_CUDA_FUSED_SWIGLU", true);
-  return on;
-}
-bool fusedQkvRope() {
-  static const bool on = lora::envFlag("TSLORA_CUDA_FUSED_QKV_ROPE", true);
-  return on;
-}
-// The LoRA delta in the skinny epilogue (skinny-gemm.h SkinnyLora): bit-identical to the skinny GEMM + small-step
-// expand (engine/test/skinny-lora-test.cu on the GPU and the host emulator; test/gpu/cuda-skinny-lora.test.ts). Off
-// until a device run shows it correct and faster: TSLORA_CUDA_SKINNY_LORA=1 (any value but 0) turns it on.
-bool skinnyLora() {
-  static const bool on = lora::envFlag("TSLORA_CUDA_SKINNY_LORA", false);
-  return on;
-}
-// TSLORA_CUDA_FUSED_ROPE_ATTN=0 / 1 (unset: kFusedRopeAttentionDefaultOn): where qkv is not the skinny fused epilogue
-// (more rows than it takes, or a LoRA delta in between) and the rows are one token of each sequence,
-// launchQkvRopeAttention replaces launchQkvPost + launchAttention (one kernel less per layer, bit-identical by
-// construction: the same ropePair, rope.cuh, and the same attention; kernel-emu-test). On since session 17: on an H100
-// it saved 25-90 µs per 8B batch-64 step in-graph (step64-bench), GPU tests with it on 25 / 25 (engine-kernels, graphs,
-// fixtures, 1B parity); =0 keeps the two launches.
-constexpr bool kFusedRopeAttentionDefaultOn = true;  // TSLORA_CUDA_FUSED_ROPE_ATTN unset
-bool fusedRopeAttention() {
-  static const bool on = lora::envFlag("TSLORA_CUDA_FUSED_ROPE_ATTN", kFusedRopeAttentionDefaultOn);
-  return on;
+// The forward's switches: one row each (environment variable, value when unset), read once per process by
+// lora::envFlag ("0" off, any other value on).
+// - TSLORA_CUDA_FUSED_SWIGLU / _FUSED_QKV_ROPE: the skinny-GEMM epilogue fusions, on since the final H100 run of
+//   session 12 (56/56 GPU tests with them on, graphs vs eager and PEFT parity included; their kernels are bit-identical
+//   to the two-kernel paths: kernel-emu-test, skinny-gemm-test, cuda-pdl); =0 runs gate_up and SwiGLU, or qkv and the
+//   RoPE / cache write, as two kernels.
+// - TSLORA_CUDA_SKINNY_LORA: the LoRA delta in the skinny epilogue (skinny-gemm.h SkinnyLora), the small-step shrink
+//   launched just before: bit-identical to the skinny GEMM + small-step expand (engine/test/skinny-lora-test.cu on the
+//   GPU and the host emulator; test/gpu/cuda-skinny-lora.test.ts). Off until a device run shows it faster.
+// - TSLORA_CUDA_FUSED_ROPE_ATTN: where qkv is not the skinny fused epilogue (more rows than it takes, or a LoRA delta
+//   in between) and the rows are one token of each sequence, launchQkvRopeAttention replaces launchQkvPost +
+//   launchAttention (one kernel less per layer, bit-identical by construction: the same ropePair, rope.cuh, and the
+//   same attention; kernel-emu-test). On since session 17: on an H100 it saved 25-90 µs per 8B batch-64 step in-graph
+//   (step64-bench), GPU tests with it on 25 / 25 (engine-kernels, graphs, fixtures, 1B parity); =0 keeps two launches.
+enum class Switch { FusedSwiglu, FusedQkvRope, SkinnyLora, FusedRopeAttention, Count };
+struct SwitchRow {
+  const char* env;
+  bool unsetValue;
+};
+constexpr SwitchRow kSwitches[] = {
+    {"TSLORA_CUDA_FUSED_SWIGLU", true},
+    {"TSLORA_CUDA_FUSED_QKV_ROPE", true},
+    {"TSLORA_CUDA_SKINNY_LORA", false},
+    {"TSLORA_CUDA_FUSED_ROPE_ATTN", true},
+};
+static_assert(sizeof(kSwitches) / sizeof(kSwitches[0]) == static_cast<size_t>(Switch::Count), "one row per switch");
+
+bool switchOn(Switch which) {
+  static const auto values = [] {
+    std::array<bool, static_cast<size_t>(Switch::Count)> v{};
+    for (size_t i = 0; i < v.size(); ++i) v[i] = lora::envFlag(kSwitches[i].env, kSwitches[i].unsetValue);
+    return v;
+  }();
+  return values[static_cast<size_t>(which)];
 }
 
 // True when every logit row is a plain greedy draw the GPU can finish alone: sampled, temperature 0 (or top-k 1),
@@ -320,7 +326,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
   // splits = 0 (the delta goes the usual way).
   auto epilogueLora = [&](int layer, host::Module m, const void* x, int K, int kSplit) {
     SkinnyLora out;
-    if (!skinnyLora() || !loraOn(m) || kSplit <= 0 || T > kSkinnyLoraMaxRows) return out;
+    if (!switchOn(Switch::SkinnyLora) || !loraOn(m) || kSplit <= 0 || T > kSkinnyLoraMaxRows) return out;
     try {
       const lora::DeviceLoraPool::SmallStepShrink s = lora_->shrinkForEpilogue(layer, m, x, K, stream_);  // or nothing
       out.module = s.module;
@@ -336,7 +342,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
   // side stream under the projection (lora-overlap.h), or shrink + expand after it on the forward stream.
   auto project = [&](int layer, host::Module m, const void* x, int K, const void* weight, int N, void* y) {
     const bool lora = loraOn(m);
-    const int kSplit = lora && skinnyLora() && T <= kSkinnyLoraMaxRows ? blas_->skinnyKSplit(T, N, K, x, weight) : 0;
+    const int kSplit = lora && switchOn(Switch::SkinnyLora) && T <= kSkinnyLoraMaxRows ? blas_->skinnyKSplit(T, N, K, x, weight) : 0;
     const SkinnyLora inEpilogue = epilogueLora(layer, m, x, K, kSplit);
     if (inEpilogue.splits > 0) {
       cudaCheck(launchSkinnyGemm(act_, x, T, K, weight, N, y, false, kSplit, stream_, &inEpilogue), "projection + LoRA (skinny)");
@@ -370,7 +376,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
                 "input norm");
     }
     const bool qkNorm = w.qNorm != nullptr || w.kNorm != nullptr;  // needs whole heads: the separate kernel
-    int qkvSplit = fusedQkvRope() && !qkNorm ? blas_->skinnyKSplit(T, qkvW, H, xn_.get(), w.qkv) : 0;
+    int qkvSplit = switchOn(Switch::FusedQkvRope) && !qkNorm ? blas_->skinnyKSplit(T, qkvW, H, xn_.get(), w.qkv) : 0;
     const SkinnyLora qkvLora = epilogueLora(l, host::Module::QKV, xn_.get(), H, qkvSplit);
     if (loraOn(host::Module::QKV) && qkvLora.splits == 0) qkvSplit = 0;  // the delta comes between: two kernels
     bool attended = false;  // the fused qkv rope + attention launch took the attention too
@@ -397,7 +403,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       src.kBias = w.kBias;
       src.vBias = w.vBias;
       src.invFreq = invFreq_;
-      const cudaError_t fused = fusedRopeAttention() && !qkNorm
+      const cudaError_t fused = switchOn(Switch::FusedRopeAttention) && !qkNorm
                                     ? launchQkvRopeAttention(act_, src, T, hs, scale, tabs, kCache, vCache, attn_.get(),
                                                              logits_.get(), logits_.sizeBytes(), stream_)
                                     : cudaErrorNotSupported;
@@ -416,7 +422,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
     project(l, host::Module::O, attn_.get(), qOut, w.o, H, proj_.get());
     cudaCheck(launchAddRmsNorm(act_, hidden, proj_.get(), w.postNorm, xn_.get(), nullptr, T, H, eps, stream_),
               "residual + post-attention norm");
-    int gateUpSplit = fusedSwiglu() ? blas_->skinnyKSplit(T, 2 * I, H, xn_.get(), w.gateUp) : 0;
+    int gateUpSplit = switchOn(Switch::FusedSwiglu) ? blas_->skinnyKSplit(T, 2 * I, H, xn_.get(), w.gateUp) : 0;
     const SkinnyLora gateUpLora = epilogueLora(l, host::Module::GateUp, xn_.get(), H, gateUpSplit);
     if (loraOn(host::Module::GateUp) && gateUpLora.splits == 0) gateUpSplit = 0;
     if (gateUpSplit > 0) {

@@ -1,16 +1,11 @@
 // LoraShrinkOverlap (lora-overlap.h): a non-blocking side stream and two timing-free events, reused by every module.
-#include <cstdlib>
-#include <cstring>
-
+#include "../lora_env_flag.h"
 #include "cuda-check.h"
 #include "lora-overlap.h"
 
 namespace tslora::cuda {
 
-bool LoraShrinkOverlap::disabledByEnv() {
-  const char* v = std::getenv("TSLORA_CUDA_LORA_SIDE_STREAM");
-  return v != nullptr && std::strcmp(v, "0") == 0;
-}
+bool LoraShrinkOverlap::disabledByEnv() { return !lora::envFlag("TSLORA_CUDA_LORA_SIDE_STREAM", true); }
 
 LoraShrinkOverlap::LoraShrinkOverlap() {
   if (disabledByEnv()) return;

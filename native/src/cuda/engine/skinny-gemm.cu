@@ -20,10 +20,9 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <type_traits>
 
+#include "../lora_env_flag.h"
 #include "act-convert.cuh"
 #include "pdl.h"
 #include "rope.cuh"
@@ -311,10 +310,7 @@ bool launchArgsOk(int M, int K, const void* x, const void* w) {
 }
 
 bool prefetchEnabled() {
-  static const bool enabled = [] {
-    const char* env = std::getenv("TSLORA_CUDA_SKINNY_PREFETCH");
-    return env != nullptr && std::strcmp(env, "1") == 0;
-  }();
+  static const bool enabled = lora::envFlag("TSLORA_CUDA_SKINNY_PREFETCH", false);
   return enabled;
 }
 
