@@ -14,10 +14,10 @@
  * per thread chosen from the expand's bytes or a fixed 4 (whichever is not the default) or 1 (gemm.h
  * setGemmEpilogueChunks: one fused-expand call per chunk), base steps with 1 chunk per thread. With --schedules:
  * base steps with plain GEMMs on owned ranges (gemm.h setGemmOwnedRanges: 4 / 8 pieces per thread), LoRA steps with
- * every GEMM on them (the fused expand's GEMMs too), base steps with the base
- * weights prefetched non-temporally (setGemmPrefetchFlags: does the adapter then stay in the last-level cache?) or
- * each range's first tile in one burst ("warm start") or also into L2 twice as far ahead ("far L2"), and LoRA steps
- * with those prefetch flags on the base weights and / or on the fused shrink's A.
+ * every GEMM on them (the fused expand's GEMMs too), base steps with the base weights also prefetched into L2 twice
+ * as far ahead ("far L2", setGemmPrefetchFlags), LoRA steps with that on the base weights and the fused shrink's A,
+ * LoRA steps whose shrink prefetches past its A rows' end (the other setting of that flag), and LoRA steps with
+ * the next module's A prefetched into L2 during this GEMM (setLoraPrefetchNextShrink).
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -68,9 +68,9 @@ ops.setGemmEpilogueChunks(chunkDefault);
 // thread (whether the base step gains from fewer chunks too).
 type Variant = {
   name: string; base?: boolean; wide?: boolean; chunks?: number; minChunkKiB?: number; plainChunks?: number;
-  owned?: 0 | 1 | 2; baseFlags?: number; ownFlags?: number;
+  owned?: 0 | 1 | 2; baseFlags?: number; ownFlags?: number; prefetchNext?: boolean;
 };
-const NTA = 1, WARM = 2, FAR = 4;  // cpu/simd.h kPrefetchNta, kPrefetchWarmStart, kPrefetchFar
+const FAR = 1, STOP_AT_END = 2;  // cpu/simd.h kPrefetchFar, kPrefetchStopAtEnd
 const ownedDefault = ops.setGemmOwnedRanges(0) as 0 | 1 | 2;
 ops.setGemmOwnedRanges(ownedDefault);
 const [baseFlagsDefault, ownFlagsDefault] = ops.setGemmPrefetchFlags(0, 0);
@@ -79,17 +79,11 @@ const schedules: Variant[] = !args.schedules ? [] : [
   { name: `base, ${ownedDefault ? 'chunks claimed in turn' : 'owned ranges'}`, base: true, owned: ownedDefault ? 0 : 1 },
   { name: 'base, owned ranges x8', base: true, owned: 1, plainChunks: 8 },
   { name: `LoRA, ${ownedDefault === 2 ? 'chunks claimed in turn' : 'owned ranges'}`, owned: ownedDefault === 2 ? 0 : 2 },
-  { name: 'base, NTA', base: true, baseFlags: baseFlagsDefault ^ NTA },
-  { name: 'base, warm start', base: true, baseFlags: baseFlagsDefault ^ WARM },
-  { name: 'base, owned + NTA', base: true, owned: 1, baseFlags: baseFlagsDefault | NTA },
-  { name: 'NTA base', baseFlags: baseFlagsDefault ^ NTA },
-  { name: 'warm shrink', ownFlags: ownFlagsDefault ^ WARM },
-  { name: 'warm base + shrink', baseFlags: baseFlagsDefault ^ WARM, ownFlags: ownFlagsDefault ^ WARM },
-  { name: 'NTA base + warm shrink', baseFlags: baseFlagsDefault ^ NTA, ownFlags: ownFlagsDefault ^ WARM },
-  { name: 'LoRA, owned + NTA', owned: 2, baseFlags: baseFlagsDefault | NTA },
-  { name: 'base, far L2', base: true, baseFlags: baseFlagsDefault ^ FAR },
-  { name: 'far L2 base + shrink', baseFlags: baseFlagsDefault ^ FAR, ownFlags: ownFlagsDefault ^ FAR },
-  { name: 'far L2 + warm shrink', ownFlags: ownFlagsDefault ^ (FAR | WARM) },
+  { name: `base, ${baseFlagsDefault & FAR ? 'no ' : ''}far L2`, base: true, baseFlags: baseFlagsDefault ^ FAR },
+  { name: `${baseFlagsDefault & FAR ? 'no ' : ''}far L2 base + shrink`, baseFlags: baseFlagsDefault ^ FAR, ownFlags: ownFlagsDefault ^ FAR },
+  { name: `shrink prefetch ${ownFlagsDefault & STOP_AT_END ? 'past' : 'stops at'} its end`, ownFlags: ownFlagsDefault ^ STOP_AT_END },
+  { name: 'next A into L2', prefetchNext: true },
+  { name: `next A + ${baseFlagsDefault & FAR ? 'no ' : ''}far L2`, prefetchNext: true, baseFlags: baseFlagsDefault ^ FAR, ownFlags: ownFlagsDefault ^ FAR },
 ];
 const variants: Variant[] = [
   { name: 'default' },
@@ -107,6 +101,7 @@ const setUp = (v: Variant) => {
   if (v.plainChunks) ops.setGemmChunks(v.plainChunks);
   if (v.owned !== undefined) ops.setGemmOwnedRanges(v.owned);
   if (v.baseFlags !== undefined || v.ownFlags !== undefined) ops.setGemmPrefetchFlags(v.baseFlags ?? baseFlagsDefault, v.ownFlags ?? ownFlagsDefault);
+  if (v.prefetchNext) ops.setLoraPrefetchNextShrink(true);
 };
 const undo = () => {
   ops.setLoraWideExpand(wideDefault);
@@ -114,6 +109,7 @@ const undo = () => {
   ops.setGemmChunks(4);
   ops.setGemmOwnedRanges(ownedDefault);
   ops.setGemmPrefetchFlags(baseFlagsDefault, ownFlagsDefault);
+  ops.setLoraPrefetchNextShrink(false);
 };
 const results: Record<string, unknown> = { isa: isa.active, features: isa.features, threads, steps, copyBandwidthGBs: ops.copyBandwidth(256 * 2 ** 20, threads, 3) };
 for (const rank of ranks) {

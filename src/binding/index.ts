@@ -221,11 +221,15 @@ export interface NativeTestingOps {
    *  others) instead of chunks claimed in turn: 0 none, 1 those without an epilogue, 2 all (a fused LoRA expand's
    *  too); returns the previous mode (benchmarks, tests). */
   setGemmOwnedRanges(mode: 0 | 1 | 2): number;
+  /** Whether a CPU GEMM with a fused LoRA expand also prefetches the next fused module's A into L2 (default false;
+   *  benchmarks, tests: same bits either way). */
+  setLoraPrefetchNextShrink(on: boolean): void;
   /** Runs the owned-range schedule of a CPU GEMM over `totalBlocks` blocks on its own pool, the last owner starting
    *  only after the others finished: how often each block ran, and how many the late owner's own call ran (tests). */
   ownedRangesTrial(totalBlocks: number, numThreads: number, subRanges: number): { runs: Int32Array; lateRan: number };
-  /** How the CPU decode GEMV prefetches the base weights and a fused LoRA shrink's A (bits: 1 = non-temporal hint,
-   *  2 = the range's first tile in one burst, 4 = also into L2 twice as far ahead); returns the previous [base, own] (benchmarks). */
+  /** How the CPU decode GEMV prefetches the base weights and a fused LoRA shrink's A beyond one tile of rows ahead
+   *  (bits: 1 = also into L2 twice as far ahead, 2 = nothing past the range's last row); returns the previous
+   *  [base, own] (benchmarks, tests). */
   setGemmPrefetchFlags(baseFlags: number, ownFlags: number): [number, number];
   /** The CPU GEMM threads' time (ns, summed over threads) and weight bytes since the last call, by kind of range
    *  (base parts, parts with their own output = a fused LoRA shrink, the epilogue's wait for those, the epilogue =

@@ -2,8 +2,9 @@
 // setGemmChunks, setGemmPrefetchFlags) changes no result: every column is one call's fixed-order sum whoever runs it.
 // Prefills and decode steps of a random bf16 model with a fused LoRA (shrink riding the base GEMM, expand in its
 // epilogue) and base rows give the default's bits under every schedule (owned ranges for plain GEMMs or all, 1-16
-// pieces per thread) and prefetch flag, on 2 and 3 threads; the
-// owned-range schedule runs each block exactly once, and a thread that starts late finds its pieces taken.
+// pieces per thread, the evened-out runs after an uneven shrink head or equal runs), prefetch flag and the next
+// module's A prefetched (lora-step.h), on 2 and 3 threads; the owned-range schedule runs each block exactly once,
+// and a thread that starts late finds its pieces taken.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,10 +22,13 @@ const ops = loadNativeTestingOps();
 const root = mkdtempSync(join(tmpdir(), 'tslora-gemm-schedule-'));
 const ownedDefault = ops.setGemmOwnedRanges(0) as 0 | 1 | 2;
 const [baseFlagsDefault, ownFlagsDefault] = ops.setGemmPrefetchFlags(0, 0);
+const epilogueChunksDefault = ops.setGemmEpilogueChunks(0);
 const restore = () => {
   ops.setGemmOwnedRanges(ownedDefault);
   ops.setGemmPrefetchFlags(baseFlagsDefault, ownFlagsDefault);
   ops.setGemmChunks(4);
+  ops.setGemmEpilogueChunks(epilogueChunksDefault);
+  ops.setLoraPrefetchNextShrink(false);
 };
 restore();
 after(() => {
@@ -50,14 +54,17 @@ async function runner(numThreads: number): Promise<ModelRunner> {
   return r;
 }
 
-type Schedule = { owned: 0 | 1 | 2; chunks: number; baseFlags: number; ownFlags: number };
-const NTA = 1, WARM = 2, FAR = 4;  // cpu/simd.h kPrefetchNta, kPrefetchWarmStart, kPrefetchFar
+// chunks: per thread of a plain GEMM; epilogueChunks: of a GEMM with a fused expand (0 = chosen from its bytes, here
+// 1 per thread: the runs after an uneven shrink head are the plan's evened-out chunks; 4: equal runs in 4 pieces).
+type Schedule = { owned: 0 | 1 | 2; chunks: number; epilogueChunks?: number; baseFlags: number; ownFlags: number; prefetchNext?: boolean };
+const FAR = 1, STOP_AT_END = 2;  // cpu/simd.h kPrefetchFar, kPrefetchStopAtEnd
 const schedules: Schedule[] = [
   { owned: 1, chunks: 1, baseFlags: 0, ownFlags: 0 },
-  { owned: 2, chunks: 4, baseFlags: 0, ownFlags: 0 },
-  { owned: 2, chunks: 16, baseFlags: NTA | FAR, ownFlags: WARM | FAR },
-  { owned: 0, chunks: 1, baseFlags: NTA | WARM, ownFlags: NTA | WARM },
-  { owned: 1, chunks: 4, baseFlags: WARM, ownFlags: NTA },
+  { owned: 2, chunks: 4, baseFlags: 0, ownFlags: STOP_AT_END, prefetchNext: true },
+  { owned: 2, chunks: 16, baseFlags: FAR, ownFlags: FAR | STOP_AT_END },
+  { owned: 2, chunks: 4, epilogueChunks: 4, baseFlags: FAR | STOP_AT_END, ownFlags: FAR },
+  { owned: 0, chunks: 1, baseFlags: STOP_AT_END, ownFlags: FAR | STOP_AT_END },
+  { owned: 1, chunks: 4, baseFlags: FAR, ownFlags: 0 },
 ];
 
 describe('CPU GEMM schedules and prefetch flags', () => {
@@ -71,7 +78,9 @@ describe('CPU GEMM schedules and prefetch flags', () => {
           for (const s of schedules) {
             ops.setGemmOwnedRanges(s.owned);
             ops.setGemmChunks(s.chunks);
+            ops.setGemmEpilogueChunks(s.epilogueChunks ?? 0);
             ops.setGemmPrefetchFlags(s.baseFlags, s.ownFlags);
+            ops.setLoraPrefetchNextShrink(s.prefetchNext ?? false);
             const got = prefillThenDecode(r, slots, prompt, 301).map((l) => Array.from(l));
             assert.deepEqual(got, expected, `slots ${slots}, ${JSON.stringify(s)}`);
           }

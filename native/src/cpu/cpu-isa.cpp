@@ -1,11 +1,13 @@
 // CPU feature detection (cpuid + the OS's saved-state mask) and the choice of kernel copy; see cpu-isa.h.
 #include "cpu-isa.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 
 #include "ops.h"
+#include "tslora/env-int.h"
 #include "tslora/errors.h"
 #ifdef TSLORA_HAVE_LORA
 #include "../lora/cpu_expand.h"
@@ -121,24 +123,14 @@ bool hasAvx512(const Features& f) {
 
 bool hasAmx(const Features& f) { return hasAvx512(f) && f.amxTile && f.amxBf16 && f.osAmx && f.amxGranted; }
 
-int envPrefetchBytes() {
-  const char* s = std::getenv("TSLORA_PREFETCH_BYTES");
-  if (!s || !*s) return -1;  // automatic: one tile of weight rows ahead
-  int v = std::atoi(s);
-  return v < 0 ? 0 : v > (1 << 20) ? (1 << 20) : v;
+int envPrefetchBytes() {  // unset or -1: automatic (one tile of weight rows ahead); other negatives: none
+  const int v = envInt("TSLORA_PREFETCH_BYTES", -1);
+  return v == -1 ? -1 : std::min(1 << 20, std::max(0, v));
 }
 
-int envPackMinRows() {
-  const char* s = std::getenv("TSLORA_GEMM_PACK_MIN_ROWS");
-  if (!s || !*s) return 16;
-  int v = std::atoi(s);
-  return v < 0 ? 0 : v;
-}
+int envPackMinRows() { return std::max(0, envInt("TSLORA_GEMM_PACK_MIN_ROWS", 16)); }
 
-int envSplitTerms() {
-  const char* s = std::getenv("TSLORA_AMX_TERMS");
-  return s && std::atoi(s) == 2 ? 2 : 3;
-}
+int envSplitTerms() { return envInt("TSLORA_AMX_TERMS", 3) == 2 ? 2 : 3; }
 
 bool always(const Features&) { return true; }
 

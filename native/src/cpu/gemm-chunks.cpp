@@ -5,9 +5,9 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 
 #include "gemm.h"
+#include "tslora/env-int.h"
 
 namespace tslora::cpu {
 namespace {
@@ -15,24 +15,17 @@ namespace {
 // Chunks per thread, claimed dynamically: a thread that runs late on a shared machine takes fewer. 0 (epilogue
 // only) = chosen by epilogueChunksPerThread.
 int clampChunks(int n, int least) { return std::min(16, std::max(least, n)); }
-int envChunks(const char* name, int fallback, int least) {
-  const char* s = std::getenv(name);
-  return s && *s ? clampChunks(std::atoi(s), least) : fallback;
-}
-std::atomic<int> gPlainChunks{envChunks("TSLORA_GEMM_CHUNKS", 4, 1)};
-int envMode(const char* name, int fallback) {  // unset = fallback, else 0-2
-  const char* s = std::getenv(name);
-  return s && *s ? std::min(2, std::max(0, std::atoi(s))) : fallback;
-}
+int clampOwnedMode(int mode) { return std::min(2, std::max(0, mode)); }
+std::atomic<int> gPlainChunks{clampChunks(envInt("TSLORA_GEMM_CHUNKS", 4), 1)};
 // 2 = every GEMM. Measured on the Xeon (session 16, bench/native/RESULTS.md): base steps 0.5-5.6 % faster in
 // the same processes (4 chunks claimed in turn start each chunk's stream cold), single-stream LoRA steps 0-3.6 points
 // faster; the same bits.
 constexpr int kOwnedRangesDefault = 2;
-std::atomic<int> gOwnedRanges{envMode("TSLORA_GEMM_OWNED_RANGES", kOwnedRangesDefault)};
+std::atomic<int> gOwnedRanges{clampOwnedMode(envInt("TSLORA_GEMM_OWNED_RANGES", kOwnedRangesDefault))};
 // 0 = chosen by epilogueChunksPerThread. Measured on the Xeon (session 15, bench/native/RESULTS.md): r16
 // single-stream LoRA cost 3.3 % (median of 6 processes) against 5.3 % with a fixed 4 in the same processes.
 constexpr int kEpilogueChunksDefault = 0;
-std::atomic<int> gEpilogueChunks{envChunks("TSLORA_GEMM_EPILOGUE_CHUNKS", kEpilogueChunksDefault, 0)};
+std::atomic<int> gEpilogueChunks{clampChunks(envInt("TSLORA_GEMM_EPILOGUE_CHUNKS", kEpilogueChunksDefault), 0)};
 std::atomic<size_t> gMinEpilogueChunkBytes{16 << 10};
 
 // Chunks per thread of the blocks after the head when the GEMM has an epilogue. Each chunk ends in one epilogue call
@@ -94,18 +87,28 @@ int setGemmEpilogueChunks(int chunksPerThread, size_t minChunkBytes) {
 
 void setGemmChunks(int chunksPerThread) { gPlainChunks.store(clampChunks(chunksPerThread, 1), std::memory_order_relaxed); }
 
-int setGemmOwnedRanges(int mode) { return gOwnedRanges.exchange(std::min(2, std::max(0, mode)), std::memory_order_relaxed); }
+int setGemmOwnedRanges(int mode) { return gOwnedRanges.exchange(clampOwnedMode(mode), std::memory_order_relaxed); }
 bool gemmOwnedRanges(bool withEpilogue) { return gOwnedRanges.load(std::memory_order_relaxed) > (withEpilogue ? 1 : 0); }
 
 OwnedRanges::OwnedRanges(int totalBlocks, int numOwners, int subRanges)
-    : numOwners_(std::max(1, numOwners)), slots_(new Slot[std::max(1, numOwners)]) {
+    : OwnedRanges(evenOwners(totalBlocks, std::max(1, numOwners)), subRanges) {}
+
+OwnedRanges::OwnedRanges(const std::vector<int>& ownerStarts, int subRanges)
+    : numOwners_(static_cast<int>(ownerStarts.size()) - 1), slots_(new Slot[ownerStarts.size() - 1]) {
   subRanges = std::max(1, subRanges);
-  const int pieces = numOwners_ * subRanges;
-  for (int k = 0; k <= pieces; ++k) starts_.push_back(share(totalBlocks, k, pieces));
   for (int o = 0; o < numOwners_; ++o) {
+    const int b0 = ownerStarts[o], blocks = ownerStarts[o + 1] - b0;
+    for (int k = 0; k < subRanges; ++k) starts_.push_back(b0 + share(blocks, k, subRanges));
     const uint64_t front = static_cast<uint64_t>(o) * subRanges, end = front + subRanges;
     slots_[o].frontBack.store(front << 32 | end, std::memory_order_relaxed);
   }
+  starts_.push_back(ownerStarts.back());
+}
+
+std::vector<int> OwnedRanges::evenOwners(int totalBlocks, int numOwners) {
+  std::vector<int> starts;
+  for (int o = 0; o <= numOwners; ++o) starts.push_back(share(totalBlocks, o, numOwners));
+  return starts;
 }
 
 int OwnedRanges::claimFront(int owner) {

@@ -34,7 +34,9 @@ bool gemmOwnedRanges(bool withEpilogue);
 // hands over all but the piece it is in. Every column is computed by one call in the same order: same results.
 class OwnedRanges {
  public:
-  OwnedRanges(int totalBlocks, int numOwners, int subRanges);
+  OwnedRanges(int totalBlocks, int numOwners, int subRanges);  // equal runs
+  // Owner o's run is blocks [ownerStarts[o], ownerStarts[o + 1]).
+  OwnedRanges(const std::vector<int>& ownerStarts, int subRanges);
   int numOwners() const { return numOwners_; }
   // Runs owner's pieces, then whatever is left of the others' (run(b0, b1) on block ranges). Call once per owner,
   // from any thread (ThreadPool::run(numOwners(), ...)).
@@ -48,6 +50,7 @@ class OwnedRanges {
   }
 
  private:
+  static std::vector<int> evenOwners(int totalBlocks, int numOwners);
   int claimFront(int owner);                       // piece index, or -1
   bool claimBackHalf(int owner, int& p0, int& p1);  // pieces [p0, p1)
   struct alignas(64) Slot {

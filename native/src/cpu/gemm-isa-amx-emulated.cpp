@@ -4,6 +4,7 @@
 // gemm-isa-amx.cpp.
 #include "cpu-isa.h"
 #include "simd.h"
+#include "tslora/env-int.h"  // envInt, for amx-kernels.inc
 
 namespace tslora::cpu::isa_baseline {
 void gemmRange(const float* const*, float* const*, int, const void*, WType, int, int, int, int, int, int, int);

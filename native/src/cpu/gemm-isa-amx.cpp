@@ -2,6 +2,7 @@
 // AMX-BF16) and AVX-512 for the activation split. The rest of the "amx" kernel set is the AVX-512 copy (cpu-isa.cpp).
 #include "cpu-isa.h"
 #include "simd.h"
+#include "tslora/env-int.h"  // envInt, for amx-kernels.inc
 
 #if defined(__x86_64__)
 namespace tslora::cpu::isa_avx512 {

@@ -7,6 +7,7 @@
 
 #include "cpu-isa.h"
 #include "gemm-chunks.h"
+#include "tslora/env-int.h"
 #include "tslora/thread-pool.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -59,13 +60,11 @@ SplitActs splitActivations(ThreadPool& pool, const CpuKernels& kernels, const st
 }
 
 std::atomic<bool> gProfiling{false};
-int envInt(const char* name, int fallback) {
-  const char* s = std::getenv(name);
-  return s && *s ? std::atoi(s) : fallback;
-}
 // Prefetch flags (simd.h) of the base projections' weights and of parts with their own output (a fused shrink).
-std::atomic<int> gBasePrefetchFlags{envInt("TSLORA_GEMM_BASE_PREFETCH", 0)};
-std::atomic<int> gOwnPrefetchFlags{envInt("TSLORA_GEMM_OWN_PREFETCH", 0)};
+constexpr int kBasePrefetchDefault = 0;
+constexpr int kOwnPrefetchDefault = kPrefetchStopAtEnd;
+std::atomic<int> gBasePrefetchFlags{envInt("TSLORA_GEMM_BASE_PREFETCH", kBasePrefetchDefault)};
+std::atomic<int> gOwnPrefetchFlags{envInt("TSLORA_GEMM_OWN_PREFETCH", kOwnPrefetchDefault)};
 // Nanoseconds and bytes per GemmProfile field, in its order.
 enum ProfileField { kBaseNs, kBaseBytes, kOwnNs, kOwnBytes, kAwaitNs, kEpilogueNs, kWallNs, kNumProfileFields };
 std::atomic<int64_t> gProfile[kNumProfileFields];
@@ -155,16 +154,21 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
   };
   if (gemmOwnedRanges(epilogue != nullptr) && pool.numThreads() > 1) {
     // The head's chunks first (each thread takes them until none is left, so no thread waits in an epilogue for a
-    // head chunk nobody has claimed), then each thread its own run of the rest; with an epilogue in 2 pieces at
-    // least, so the thread with the smaller head has something to take from the other's (a piece is not split).
+    // head chunk nobody has claimed), then a run of the rest, the threads taking the runs in the order they finish
+    // the head. With one rest chunk per thread after a head the plan's chunks are the runs (evenOutHead sized them
+    // for that order: the first thread done gets the larger); else equal runs.
     const int headBlocks = plan.starts[plan.headChunks];
-    const int pieces = epilogue ? std::max(2, plan.restPerThread) : plan.restPerThread;
-    OwnedRanges ranges(totalBlocks - headBlocks, pool.numThreads(), pieces);
-    std::atomic<int> nextHead{0};
-    pool.run(ranges.numOwners(), [&](int owner) {
+    std::vector<int> ownerStarts;
+    if (plan.headChunks > 0 && plan.numChunks() - plan.headChunks == pool.numThreads()) {
+      for (int c = plan.headChunks; c <= plan.numChunks(); ++c) ownerStarts.push_back(plan.starts[c] - headBlocks);
+    }
+    OwnedRanges ranges = ownerStarts.empty() ? OwnedRanges(totalBlocks - headBlocks, pool.numThreads(), plan.restPerThread)
+                                             : OwnedRanges(ownerStarts, 1);
+    std::atomic<int> nextHead{0}, nextOwner{0};
+    pool.run(ranges.numOwners(), [&](int) {
       for (int h; (h = nextHead.fetch_add(1, std::memory_order_relaxed)) < plan.headChunks;)
         runBlocks(plan.starts[h], plan.starts[h + 1]);
-      ranges.work(owner, [&](int b0, int b1) { runBlocks(headBlocks + b0, headBlocks + b1); });
+      ranges.work(nextOwner.fetch_add(1, std::memory_order_relaxed), [&](int b0, int b1) { runBlocks(headBlocks + b0, headBlocks + b1); });
     });
   } else if (plan.numChunks() <= 1) {
     runBlocks(0, totalBlocks);

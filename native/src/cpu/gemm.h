@@ -69,10 +69,11 @@ void setGemmChunks(int chunksPerThread);
 // previous mode. Same results in every mode.
 // Between steps only.
 int setGemmOwnedRanges(int mode);
-// How a GEMM's decode GEMV prefetches its weights (simd.h: kPrefetchNta | kPrefetchWarmStart | kPrefetchFar): baseFlags for the
-// base projections' weights, ownFlags for parts with their own output (a fused LoRA shrink's A). Both 0 by default
-// (TSLORA_GEMM_BASE_PREFETCH / TSLORA_GEMM_OWN_PREFETCH). Returns the previous pair as baseFlags | ownFlags << 8.
-// Same results whatever the flags. Between steps only.
+// How a GEMM's decode GEMV prefetches its weights beyond one tile of rows ahead (simd.h: kPrefetchFar = 1,
+// kPrefetchStopAtEnd = 2): baseFlags for the base projections' weights (default 0), ownFlags for parts with their own
+// output (a fused LoRA shrink's A; default kPrefetchStopAtEnd); TSLORA_GEMM_BASE_PREFETCH / TSLORA_GEMM_OWN_PREFETCH
+// set the start values. Returns the previous pair as baseFlags | ownFlags << 8. Same results whatever the flags.
+// Between steps only.
 int setGemmPrefetchFlags(int baseFlags, int ownFlags);
 
 // Where the GEMM threads' time goes, summed over threads, while profiling is on (benchmarks: what a LoRA step adds

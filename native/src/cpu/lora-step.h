@@ -26,6 +26,11 @@ void setLoraShrinkFusion(bool on);
 // GEMM, bitwise the same result). Only with the shrink fused. Between steps only.
 bool loraExpandFusion();
 void setLoraExpandFusion(bool on);
+// Whether a GEMM with a fused expand also requests the next fused module's A rows into L2 (prefetcht1), each thread
+// its columns' share before it computes them, so the next GEMM's shrink head starts warm instead of as a short cold
+// stream (default off, TSLORA_LORA_PREFETCH_NEXT_SHRINK=1 or setLoraPrefetchNextShrink). Between steps only.
+bool loraPrefetchNextShrink();
+void setLoraPrefetchNextShrink(bool on);
 
 // Fills ls.tokens (views of the step's arrays) and ls.active.
 void initTokenSegments(const StepInputView& s, LoraStep& ls);

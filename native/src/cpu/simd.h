@@ -15,16 +15,14 @@ namespace tslora::cpu {
 
 enum class WType : int { F32 = 0, F16 = 1, BF16 = 2 };
 
-// How a decode GEMV prefetches its weights (bits of cpu-isa.h GemmRangeFn's prefetchFlags; gemm.h setGemmPrefetchFlags):
-// kPrefetchNta = with the non-temporal hint (prefetchnta: into L1, not left in L2 / L3, so a stream of base weights
-// need not push a LoRA adapter out of the last-level cache); kPrefetchWarmStart = the range's first tile of rows is
-// requested in one burst before its loads (a short range starts cold otherwise). Neither changes any result.
-constexpr int kPrefetchNta = 1;
-constexpr int kPrefetchWarmStart = 2;
+// How a decode GEMV prefetches its weights beyond its one tile of rows ahead into L1 (bits of cpu-isa.h GemmRangeFn's
+// prefetchFlags; gemm.h setGemmPrefetchFlags). Neither changes any result.
 // kPrefetchFar = each line also requested into L2 (prefetcht1) twice the distance ahead: an L1 prefetch holds one of
-// the core's few L1 miss buffers until its line arrives, which caps one core's rate from DRAM on a short stream
-// that the L2 hardware prefetcher has not picked up.
-constexpr int kPrefetchFar = 4;
+// the core's few L1 miss buffers until its line arrives, which caps one core's rate from DRAM on a stream that the
+// L2 hardware prefetcher has not picked up.
+constexpr int kPrefetchFar = 1;
+// kPrefetchStopAtEnd = no prefetch past the range's last weight row (a fused LoRA shrink's short run of A rows).
+constexpr int kPrefetchStopAtEnd = 2;
 
 template <WType T>
 inline float loadScalar(const void* base, int64_t i) {

@@ -6,6 +6,7 @@
 
 #include "cpu_dot.h"
 #include "cpu_expand.h"
+#include "tslora/env-int.h"
 
 // The 8-lane helpers below pass vectors between inline functions of this file only (no ABI to keep; see cpu_dot.h).
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -13,23 +14,13 @@
 namespace tslora::lora {
 namespace detail {
 
-namespace {
-int envBytes(const char* name, int fallback) {
-  const char* s = std::getenv(name);
-  return s ? std::max(0, std::atoi(s)) : fallback;
-}
-}  // namespace
-
+// An empty value is the default, as for every CPU knob (tslora/env-int.h; before session 17 it meant 0 here).
 int expandPrefetchBytes() {
-  static const int bytes = envBytes("TSLORA_LORA_EXPAND_PREFETCH_BYTES", 4096);
+  static const int bytes = std::max(0, envInt("TSLORA_LORA_EXPAND_PREFETCH_BYTES", 4096));
   return bytes;
 }
 int expandEarlyBytes() {
-  static const int bytes = envBytes("TSLORA_LORA_EXPAND_EARLY_BYTES", 0);
-  return bytes;
-}
-int expandL2Bytes() {
-  static const int bytes = envBytes("TSLORA_LORA_EXPAND_L2_BYTES", 0);
+  static const int bytes = std::max(0, envInt("TSLORA_LORA_EXPAND_EARLY_BYTES", 0));
   return bytes;
 }
 

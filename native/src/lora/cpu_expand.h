@@ -56,18 +56,9 @@ void expandRange(const ExpandRange& e, const uint16_t* panels);
 // for tuning on a new machine. Read once.
 int expandPrefetchBytes();
 
-// A second, farther prefetch distance of the expand's panels, into L2 (prefetcht1): 0 = none (default),
-// TSLORA_LORA_EXPAND_L2_BYTES for tuning (an L1 prefetch holds one of the core's few L1 miss buffers until its line
-// arrives, which caps a short stream's rate from DRAM). Read once.
-int expandL2Bytes();
-
 // Prefetches [from, from + bytes) up to `end`, one request per 64-byte line.
 inline void prefetchBytes(const char* from, size_t bytes, const char* end) {
   for (const char* p = from; p < from + bytes && p < end; p += 64) __builtin_prefetch(p);
-}
-// The same into L2.
-inline void prefetchBytesL2(const char* from, size_t bytes, const char* end) {
-  for (const char* p = from; p < from + bytes && p < end; p += 64) __builtin_prefetch(p, 0, 2);
 }
 
 // How much of a range's panels LoraPool::prefetchExpand requests before the GEMM computes its columns: the first

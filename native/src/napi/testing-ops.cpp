@@ -347,13 +347,22 @@ Napi::Value OwnedRangesTrial(const Napi::CallbackInfo& info) {
 }
 
 // setGemmPrefetchFlags(base, own) → the previous [base, own]: how the decode GEMV prefetches the base weights and a
-// fused shrink's A (cpu/simd.h kPrefetchNta = 1, kPrefetchWarmStart = 2, kPrefetchFar = 4; benchmarks, tests).
+// fused shrink's A (cpu/simd.h kPrefetchFar = 1, kPrefetchStopAtEnd = 2; benchmarks, tests).
 Napi::Value SetGemmPrefetchFlags(const Napi::CallbackInfo& info) {
   const int prev = cpu::setGemmPrefetchFlags(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value());
   Napi::Array a = Napi::Array::New(info.Env(), 2);
   a.Set(0u, prev & 0xff);
   a.Set(1u, prev >> 8);
   return a;
+}
+
+// setLoraPrefetchNextShrink(on): a GEMM with a fused expand also prefetches the next fused module's A into L2
+// (cpu/lora-step.h; benchmarks, tests).
+Napi::Value SetLoraPrefetchNextShrink(const Napi::CallbackInfo& info) {
+#ifdef TSLORA_HAVE_LORA
+  cpu::setLoraPrefetchNextShrink(info[0].ToBoolean().Value());
+#endif
+  return info.Env().Undefined();
 }
 
 // setLoraWideExpand([on]) → whether the LoRA expand's AVX-512 copy is now in use (lora/cpu_expand.h; false
@@ -403,6 +412,7 @@ Napi::Object testingOps(Napi::Env env) {
   t.Set("setGemmEpilogueChunks", Napi::Function::New(env, SetGemmEpilogueChunks));
   t.Set("setGemmChunks", Napi::Function::New(env, SetGemmChunks));
   t.Set("setGemmOwnedRanges", Napi::Function::New(env, SetGemmOwnedRanges));
+  t.Set("setLoraPrefetchNextShrink", Napi::Function::New(env, SetLoraPrefetchNextShrink));
   t.Set("ownedRangesTrial", Napi::Function::New(env, OwnedRangesTrial));
   t.Set("setGemmPrefetchFlags", Napi::Function::New(env, SetGemmPrefetchFlags));
   t.Set("gemmProfile", Napi::Function::New(env, GemmProfileOp));
