@@ -152,16 +152,21 @@ void runDecoderLayers(const LayerStack& stack, const StepInputView& step, std::v
 #ifdef TSLORA_HAVE_LORA
     if (shrunk && loraExpandFusion()) {
       GemmEpilogue epilogue;
-      // Each range's share of the next module's A into L2 (loraPrefetchNextShrink), in proportion to its columns.
-      const bool prefetchNext = loraPrefetchNextShrink() && nextFusedShrink(layer, module);
-      const size_t nextBytes = prefetchNext ? static_cast<size_t>(nextShrink.rows) * nextShrink.cols * (nextShrink.bf16 ? 2 : 4) : 0;
-      epilogue.before = [&](int c0, int c1) {
-        stack.lora->prefetchExpand(shrink, c0, c1);
-        if (nextBytes == 0) return;
-        const char* a = static_cast<const char*>(nextShrink.a);
-        const size_t b0 = nextBytes * c0 / ldy, b1 = nextBytes * c1 / ldy;
-        for (size_t b = b0 & ~size_t(63); b < b1; b += 64) __builtin_prefetch(a + b, 0, 2);
-      };
+      epilogue.before = [&](int c0, int c1) { stack.lora->prefetchExpand(shrink, c0, c1); };
+      // Adapter bytes into L2 spread over the weight stream (loraSpreadPrefetch), each slice of columns its share:
+      // the next module's A in proportion to the columns, and the Bᵀ panels of these columns.
+      const int spread = loraSpreadPrefetch();
+      const bool spreadNext = (spread & kSpreadNextA) && nextFusedShrink(layer, module);
+      const size_t nextBytes = spreadNext ? static_cast<size_t>(nextShrink.rows) * nextShrink.cols * (nextShrink.bf16 ? 2 : 4) : 0;
+      if (spread & (kSpreadNextA | kSpreadExpandB)) {
+        epilogue.during = [&, spread](int c0, int c1) {
+          if (spread & kSpreadExpandB) stack.lora->prefetchExpand(shrink, c0, c1, true);
+          if (nextBytes == 0) return;
+          const char* a = static_cast<const char*>(nextShrink.a);
+          const size_t b0 = nextBytes * c0 / ldy, b1 = nextBytes * c1 / ldy;
+          for (size_t b = b0 & ~size_t(63); b < b1; b += 64) __builtin_prefetch(a + b, 0, 2);
+        };
+      }
       epilogue.after = [&](int c0, int c1) {
         if (addBias)
           for (int t = 0; t < T; ++t) addBias(t, c0, c1);

@@ -28,6 +28,7 @@ inline void spinPause() {
 constexpr int kColBlock = 16;  // weight rows per parallel work item
 constexpr int kSplitRows = 16;  // activation rows per block of SplitActs
 constexpr int kSplitK = 32;     // k per tile step of SplitActs
+constexpr int kSliceMaxRows = 2;  // activation rows up to which an epilogue's `during` runs (decode)
 
 // Whether this step's bf16 parts run on tiles: a kernel set with a tile GEMM (amx), a prefill-sized batch (the
 // packed path's threshold) and at least one tile step of k.
@@ -129,9 +130,16 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
       if (tiles && part.w.type == WType::BF16) {
         kernels.tileGemm(acts, xRows.data(), partRows[pi]->data(), M, part.w.data, part.w.cols, n0, n1, part.outOffset);
       } else {
-        kernels.gemmRange(xRows.data(), partRows[pi]->data(), M, part.w.data, part.w.type, part.w.cols, n0, n1,
-                          part.outOffset, kernels.prefetchBytes, part.out ? ownPrefetch : basePrefetch,
-                          kernels.packMinRows);
+        // Decode steps with an epilogue's `during`: in slices, each after its call (the weights' prefetch runs on
+        // across the slices: the base parts' flags let it pass a range's end).
+        const bool sliced = epilogue && epilogue->during && !part.out && M <= kSliceMaxRows;
+        for (int s0 = n0; s0 < n1; s0 += sliced ? kEpilogueSliceCols : n1 - n0) {
+          const int s1 = sliced ? std::min(n1, s0 + kEpilogueSliceCols) : n1;
+          if (sliced) epilogue->during(part.outOffset + s0, part.outOffset + s1);
+          kernels.gemmRange(xRows.data(), partRows[pi]->data(), M, part.w.data, part.w.type, part.w.cols, s0, s1,
+                            part.outOffset, kernels.prefetchBytes, part.out ? ownPrefetch : basePrefetch,
+                            kernels.packMinRows);
+        }
       }
       if (profiling) {
         const int64_t t1 = nowNs();

@@ -37,9 +37,13 @@ struct GemmPart {
 // the GEMM's parallel region: `before` just before it starts the range (e.g. prefetching what `after` reads, while
 // the weights stream), `after` once it wrote the range and every part with its own output is complete. A LoRA
 // expand that needs the shrink riding along the same pass adds itself there, with no parallel region of its own.
+constexpr int kEpilogueSliceCols = 32;
 struct GemmEpilogue {
   std::function<void(int c0, int c1)> before;  // optional
   std::function<void(int c0, int c1)> after;
+  // Optional, decode steps only (1-2 rows, not on AMX tiles): called for each slice of kEpilogueSliceCols columns of
+  // a range just before it computes them, so prefetches can ride along the range's weight stream in small bursts.
+  std::function<void(int c0, int c1)> during;
   // Bytes `after` reads per output column (a fused LoRA expand: its rank × element size of Bᵀ), from which the GEMM
   // chooses how many ranges per thread to cut (gemm-chunks.cpp: epilogueChunksPerThread); 0 = unknown (4 per thread).
   size_t bytesPerColumn = 0;

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "tslora/env-int.h"
+
 namespace tslora::cpu {
 
 namespace {
@@ -16,19 +18,15 @@ bool envOn(const char* name) {  // on unless the variable is "0"
 }
 std::atomic<bool> gShrinkFusion{envOn("TSLORA_LORA_FUSED_SHRINK")};
 std::atomic<bool> gExpandFusion{envOn("TSLORA_LORA_FUSED_EXPAND")};
-bool envSet(const char* name) {  // off unless the variable is set and not "0"
-  const char* s = std::getenv(name);
-  return s && *s && std::strcmp(s, "0") != 0;
-}
-std::atomic<bool> gPrefetchNextShrink{envSet("TSLORA_LORA_PREFETCH_NEXT_SHRINK")};
+std::atomic<int> gSpreadPrefetch{envInt("TSLORA_LORA_SPREAD_PREFETCH", 0)};
 }  // namespace
 
 bool loraShrinkFusion() { return gShrinkFusion.load(std::memory_order_relaxed); }
 void setLoraShrinkFusion(bool on) { gShrinkFusion.store(on, std::memory_order_relaxed); }
 bool loraExpandFusion() { return gExpandFusion.load(std::memory_order_relaxed); }
 void setLoraExpandFusion(bool on) { gExpandFusion.store(on, std::memory_order_relaxed); }
-bool loraPrefetchNextShrink() { return gPrefetchNextShrink.load(std::memory_order_relaxed); }
-void setLoraPrefetchNextShrink(bool on) { gPrefetchNextShrink.store(on, std::memory_order_relaxed); }
+int loraSpreadPrefetch() { return gSpreadPrefetch.load(std::memory_order_relaxed); }
+void setLoraSpreadPrefetch(int bits) { gSpreadPrefetch.store(bits, std::memory_order_relaxed); }
 
 void initTokenSegments(const StepInputView& step, LoraStep& ls) {
   ls.active = false;

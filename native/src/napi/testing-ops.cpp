@@ -356,11 +356,11 @@ Napi::Value SetGemmPrefetchFlags(const Napi::CallbackInfo& info) {
   return a;
 }
 
-// setLoraPrefetchNextShrink(on): a GEMM with a fused expand also prefetches the next fused module's A into L2
-// (cpu/lora-step.h; benchmarks, tests).
-Napi::Value SetLoraPrefetchNextShrink(const Napi::CallbackInfo& info) {
+// setLoraSpreadPrefetch(bits): what a decode GEMM with a fused expand prefetches into L2 over its weight stream
+// (cpu/lora-step.h kSpreadNextA = 1, kSpreadExpandB = 2; benchmarks, tests).
+Napi::Value SetLoraSpreadPrefetch(const Napi::CallbackInfo& info) {
 #ifdef TSLORA_HAVE_LORA
-  cpu::setLoraPrefetchNextShrink(info[0].ToBoolean().Value());
+  cpu::setLoraSpreadPrefetch(info[0].As<Napi::Number>().Int32Value());
 #endif
   return info.Env().Undefined();
 }
@@ -412,7 +412,7 @@ Napi::Object testingOps(Napi::Env env) {
   t.Set("setGemmEpilogueChunks", Napi::Function::New(env, SetGemmEpilogueChunks));
   t.Set("setGemmChunks", Napi::Function::New(env, SetGemmChunks));
   t.Set("setGemmOwnedRanges", Napi::Function::New(env, SetGemmOwnedRanges));
-  t.Set("setLoraPrefetchNextShrink", Napi::Function::New(env, SetLoraPrefetchNextShrink));
+  t.Set("setLoraSpreadPrefetch", Napi::Function::New(env, SetLoraSpreadPrefetch));
   t.Set("ownedRangesTrial", Napi::Function::New(env, OwnedRangesTrial));
   t.Set("setGemmPrefetchFlags", Napi::Function::New(env, SetGemmPrefetchFlags));
   t.Set("gemmProfile", Napi::Function::New(env, GemmProfileOp));
