@@ -28,9 +28,12 @@ constexpr int kLongKPerSplit = 512;  // v11's long-K policy: at most 8 warp step
 int shrinkTilesFor(int uStride) { return loraSmallNarrow() ? narrowShrinkTiles(uStride) : kChunkTiles; }
 
 // Grid (splits, groups): one shrinkBlock per block. kTiles: see shrinkBlock; the narrow widths get register bounds that
-// leave room for more blocks of the neighbouring kernels (v11).
+// leave room for more blocks of the neighbouring kernels (v11): 4 blocks per SM at 2 tiles (64 registers), 3 at 4 (80
+// registers, 16 bytes of spill; bounded for 4 it spilled 100-112 bytes once session 16 removed the reduction's call and
+// its gate_up shrink took 4.6 µs in a graph chain at 64 x 1 r16 against 3.3 at 3 blocks: session 17's round 1 on an H100,
+// layer 39.9 -> 39.3 µs at 64 x 1, 17.9 -> 17.0 at 1 x 1; bench/lora/README.md), 2 at 6 (128).
 template <typename T, bool kVec, int kTiles>
-__global__ void __launch_bounds__(kThreads, kTiles <= 4 ? 4 : kTiles <= 6 ? 2 : 0) smallShrinkKernel(
+__global__ void __launch_bounds__(kThreads, kTiles <= 2 ? 4 : kTiles <= 4 ? 3 : kTiles <= 6 ? 2 : 0) smallShrinkKernel(
     const uint16_t* __restrict__ a, int in, size_t aSlotStride, int numSlices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ segmentRanks,
     const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
