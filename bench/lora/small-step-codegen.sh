@@ -32,7 +32,7 @@ for k in lora_small_shrink lora_small_expand; do
   if command -v cuobjdump > /dev/null; then
     echo "-- SASS instructions per kernel ($ref | this tree)"
     count() { cuobjdump -sass "$1" | awk '/Function :/ { if (f) print f, n; match($0, /small(Shrink|Expand)KernelI(6__half|13__nv_bfloat16)(L[ib][0-9]+E)+/); f = substr($0, RSTART, RLENGTH); n = 0 }
-                                          /^ +\/\*[0-9a-f]{4,}\*\// { n++ } END { if (f) print f, n }' | sort; }
+                                          /\/\*[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]*\*\/ +[@A-Z]/ { n++ } END { if (f) print f, n }' | sort; }
     join -a1 -a2 <(count "$out/ref/$k.o") <(count "$out/tree/$k.o") | column -t
   fi
 done
