@@ -441,24 +441,6 @@ void DeviceLoraPool::shrink(int layer, host::Module module, const void* x, int x
   pendingSplits_ = 0;
 }
 
-DeviceLoraPool::SmallStepShrink DeviceLoraPool::shrinkForEpilogue(int layer, host::Module module, const void* x, int xStride,
-                                                                  cudaStream_t stream) {
-  SmallStepShrink out;
-  if (module == host::Module::Embed || !useSmallStep_) return out;
-  const DeviceModule v = checkedView(layer, module);
-  const int splits = loraSmallStepSplits(v, step_, numSms_);
-  if (splits <= 0) return out;
-  ensureWorkspace(loraSmallStepWorkspaceBytes(v, step_, splits), stream);  // fp32 partials [splits, numTokens, c*R]
-  deferredX_ = nullptr;
-  pendingSplits_ = 0;
-  out.module = v;
-  out.step = step_;
-  out.partials = static_cast<float*>(workspace_);
-  out.splits = splits;
-  check(loraShrinkSmall(dtype_, out.module, out.step, x, xStride, out.partials, out.splits, stream), "small-step shrink (epilogue)");
-  return out;
-}
-
 void DeviceLoraPool::expand(int layer, host::Module module, void* y, int yStride, int yOffset, cudaStream_t stream) {
   if (module == host::Module::Embed) throw std::invalid_argument("LoRA device pool: embed_tokens has no expand alone (use apply)");
   const DeviceModule v = checkedView(layer, module);

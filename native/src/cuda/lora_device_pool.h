@@ -85,17 +85,6 @@ class DeviceLoraPool {
   // Not for embed_tokens (apply() only).
   void shrink(int layer, host::Module module, const void* x, int xStride, cudaStream_t stream);
   void expand(int layer, host::Module module, void* y, int yStride, int yOffset, cudaStream_t stream);
-  // (skinlora) For a caller that adds the small-step expand itself (the engine's skinny GEMM epilogue,
-  // engine/skinny-gemm.h SkinnyLora): when the current step takes the small-step kernels for (layer, module), runs
-  // only their shrink on `stream` and returns what loraExpandSmall would read next; else launches nothing and returns
-  // splits = 0 (use apply()). No expand() may follow it.
-  struct SmallStepShrink {
-    DeviceModule module;
-    DeviceStep step;
-    float* partials = nullptr;  // [splits, step.numTokens, numSlices * maxRank]
-    int splits = 0;
-  };
-  SmallStepShrink shrinkForEpilogue(int layer, host::Module module, const void* x, int xStride, cudaStream_t stream);
 
  private:
   struct ModuleBuffers {

@@ -6,10 +6,7 @@
 // them (pdl.h): each one is scheduled while its predecessor finishes and waits on the device before reading its
 // output. With the fusion switches on, where the skinny GEMM takes a decode projection and no LoRA delta must be added
 // to its output first, the gate_up projection runs SwiGLU and the qkv projection the bias / RoPE / cache write
-// (models without q/k norms) in their epilogues. With TSLORA_CUDA_SKINNY_LORA on, a LoRA step of at most
-// kSkinnyLoraMaxRows rows that takes the pool's small-step kernels adds each module's delta in the skinny epilogue too
-// (the skinny GEMM with the expand's arithmetic), so it keeps those fusions; the small-step shrink runs as its own
-// launch just before it.
+// (models without q/k norms) in their epilogues.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -35,15 +32,12 @@ namespace {
 //   session 12 (56/56 GPU tests with them on, graphs vs eager and PEFT parity included; their kernels are bit-identical
 //   to the two-kernel paths: kernel-emu-test, skinny-gemm-test, cuda-pdl); =0 runs gate_up and SwiGLU, or qkv and the
 //   RoPE / cache write, as two kernels.
-// - TSLORA_CUDA_SKINNY_LORA: the LoRA delta in the skinny epilogue (skinny-gemm.h SkinnyLora), the small-step shrink
-//   launched just before: bit-identical to the skinny GEMM + small-step expand (engine/test/skinny-lora-test.cu on the
-//   GPU and the host emulator; test/gpu/cuda-skinny-lora.test.ts). Off until a device run shows it faster.
 // - TSLORA_CUDA_FUSED_ROPE_ATTN: where qkv is not the skinny fused epilogue (more rows than it takes, or a LoRA delta
 //   in between) and the rows are one token of each sequence, launchQkvRopeAttention replaces launchQkvPost +
 //   launchAttention (one kernel less per layer, bit-identical by construction: the same ropePair, rope.cuh, and the
 //   same attention; kernel-emu-test). On since session 17: on an H100 it saved 25-90 µs per 8B batch-64 step in-graph
 //   (step64-bench), GPU tests with it on 25 / 25 (engine-kernels, graphs, fixtures, 1B parity); =0 keeps two launches.
-enum class Switch { FusedSwiglu, FusedQkvRope, SkinnyLora, FusedRopeAttention, Count };
+enum class Switch { FusedSwiglu, FusedQkvRope, FusedRopeAttention, Count };
 struct SwitchRow {
   const char* env;
   bool unsetValue;
@@ -51,7 +45,6 @@ struct SwitchRow {
 constexpr SwitchRow kSwitches[] = {
     {"TSLORA_CUDA_FUSED_SWIGLU", true},
     {"TSLORA_CUDA_FUSED_QKV_ROPE", true},
-    {"TSLORA_CUDA_SKINNY_LORA", false},
     {"TSLORA_CUDA_FUSED_ROPE_ATTN", true},
 };
 static_assert(sizeof(kSwitches) / sizeof(kSwitches[0]) == static_cast<size_t>(Switch::Count), "one row per switch");
@@ -316,38 +309,10 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
   float* hidden = hidden_.get<float>() + static_cast<size_t>(r0) * H;
 
   const auto loraOn = [&](host::Module m) { return loraActive && lora_->config().targets[static_cast<int>(m)]; };
-  const auto rethrow = [](const std::runtime_error& e) {
-    if (dynamic_cast<const NativeError*>(&e)) throw;
-    throw NativeError("native_cuda_error", e.what());
-  };
-  // The LoRA delta of (layer, m) for the skinny epilogue: where the switch is on, the projection goes through the
-  // skinny kernel (kSplit > 0) with few enough rows and the pool takes its small-step kernels, the shrink is launched
-  // here (it must be the launch right before the skinny GEMM) and the view returned; else nothing is launched and
-  // splits = 0 (the delta goes the usual way).
-  auto epilogueLora = [&](int layer, host::Module m, const void* x, int K, int kSplit) {
-    SkinnyLora out;
-    if (!switchOn(Switch::SkinnyLora) || !loraOn(m) || kSplit <= 0 || T > kSkinnyLoraMaxRows) return out;
-    try {
-      const lora::DeviceLoraPool::SmallStepShrink s = lora_->shrinkForEpilogue(layer, m, x, K, stream_);  // or nothing
-      out.module = s.module;
-      out.step = s.step;
-      out.partials = s.partials;
-      out.splits = s.splits;
-    } catch (const std::runtime_error& e) {
-      rethrow(e);
-    }
-    return out;
-  };
   // y[T, N] = x[T, K] · wᵀ, plus the LoRA delta of (layer, m) when the step has adapters: the shrink on the overlap's
   // side stream under the projection (lora-overlap.h), or shrink + expand after it on the forward stream.
   auto project = [&](int layer, host::Module m, const void* x, int K, const void* weight, int N, void* y) {
     const bool lora = loraOn(m);
-    const int kSplit = lora && switchOn(Switch::SkinnyLora) && T <= kSkinnyLoraMaxRows ? blas_->skinnyKSplit(T, N, K, x, weight) : 0;
-    const SkinnyLora inEpilogue = epilogueLora(layer, m, x, K, kSplit);
-    if (inEpilogue.splits > 0) {
-      cudaCheck(launchSkinnyGemm(act_, x, T, K, weight, N, y, false, kSplit, stream_, &inEpilogue), "projection + LoRA (skinny)");
-      return;
-    }
     const bool overlap = lora && loraOverlap_ && loraOverlap_->enabled();
     try {
       if (overlap) {
@@ -363,7 +328,8 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
         lora_->apply(layer, m, x, K, y, N, 0, stream_);
       }
     } catch (const std::runtime_error& e) {
-      rethrow(e);
+      if (dynamic_cast<const NativeError*>(&e)) throw;
+      throw NativeError("native_cuda_error", e.what());
     }
   };
 
@@ -376,9 +342,10 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
                 "input norm");
     }
     const bool qkNorm = w.qNorm != nullptr || w.kNorm != nullptr;  // needs whole heads: the separate kernel
-    int qkvSplit = switchOn(Switch::FusedQkvRope) && !qkNorm ? blas_->skinnyKSplit(T, qkvW, H, xn_.get(), w.qkv) : 0;
-    const SkinnyLora qkvLora = epilogueLora(l, host::Module::QKV, xn_.get(), H, qkvSplit);
-    if (loraOn(host::Module::QKV) && qkvLora.splits == 0) qkvSplit = 0;  // the delta comes between: two kernels
+    // A LoRA delta comes between the projection and RoPE: two kernels then.
+    const int qkvSplit = switchOn(Switch::FusedQkvRope) && !qkNorm && !loraOn(host::Module::QKV)
+                             ? blas_->skinnyKSplit(T, qkvW, H, xn_.get(), w.qkv)
+                             : 0;
     bool attended = false;  // the fused qkv rope + attention launch took the attention too
     if (qkvSplit > 0) {
       SkinnyQkvRope out;
@@ -391,7 +358,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       out.q = q_.get();
       out.kCache = kCache;
       out.vCache = vCache;
-      cudaCheck(launchSkinnyGemmQkvRope(act_, xn_.get(), T, H, w.qkv, out, qkvSplit, stream_, qkvLora.splits > 0 ? &qkvLora : nullptr),
+      cudaCheck(launchSkinnyGemmQkvRope(act_, xn_.get(), T, H, w.qkv, out, qkvSplit, stream_),
                 "qkv + rope / cache write (skinny)");
     } else {
       project(l, host::Module::QKV, xn_.get(), H, w.qkv, qkvW, qkv_.get());
@@ -422,12 +389,10 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
     project(l, host::Module::O, attn_.get(), qOut, w.o, H, proj_.get());
     cudaCheck(launchAddRmsNorm(act_, hidden, proj_.get(), w.postNorm, xn_.get(), nullptr, T, H, eps, stream_),
               "residual + post-attention norm");
-    int gateUpSplit = switchOn(Switch::FusedSwiglu) ? blas_->skinnyKSplit(T, 2 * I, H, xn_.get(), w.gateUp) : 0;
-    const SkinnyLora gateUpLora = epilogueLora(l, host::Module::GateUp, xn_.get(), H, gateUpSplit);
-    if (loraOn(host::Module::GateUp) && gateUpLora.splits == 0) gateUpSplit = 0;
+    const int gateUpSplit =
+        switchOn(Switch::FusedSwiglu) && !loraOn(host::Module::GateUp) ? blas_->skinnyKSplit(T, 2 * I, H, xn_.get(), w.gateUp) : 0;
     if (gateUpSplit > 0) {
-      cudaCheck(launchSkinnyGemmSwiglu(act_, xn_.get(), T, H, w.gateUp, I, mlpAct_.get(), gateUpSplit, stream_,
-                                       gateUpLora.splits > 0 ? &gateUpLora : nullptr),
+      cudaCheck(launchSkinnyGemmSwiglu(act_, xn_.get(), T, H, w.gateUp, I, mlpAct_.get(), gateUpSplit, stream_),
                 "gate_up + SwiGLU (skinny)");
     } else {
       project(l, host::Module::GateUp, xn_.get(), H, w.gateUp, 2 * I, gateUp_.get());

@@ -1,9 +1,9 @@
 // RoPE of one dim pair (i, i + D/2) at position pos, shared by every kernel that rotates q / k (launchQkvPost, the
 // skinny GEMM's qkv epilogue, the fused rope + attention launch), so that they give the same bits: fp32 angle (like
 // transformers), cos / sin in fp64, and each rotation written as explicit intrinsics. Written as `x1 * c - x2 * s`, the
-// compiler chose where to fuse a multiply into an FMA per kernel: the 1B qkv+rope+bias fp16 cases of skinny-lora-test
-// came out 1 ulp apart on an H100 (session 17) because qkvPostKernel computed y2 as fma(x1, s, x2·c) and the skinny
-// kernel as fma(x2, c, x1·s). __fmul_rn / __fmaf_rn are never contracted or reordered.
+// compiler chose where to fuse a multiply into an FMA per kernel: the 1B qkv+rope+bias fp16 cases of the (since
+// deleted) skinny-LoRA kernel test came out 1 ulp apart on an H100 (session 17) because qkvPostKernel computed y2 as
+// fma(x1, s, x2·c) and the skinny kernel as fma(x2, c, x1·s). __fmul_rn / __fmaf_rn are never contracted or reordered.
 #pragma once
 
 namespace tslora::cuda {

@@ -13,21 +13,17 @@
 // gate row i and up row I + i, the epilogue rounds both sums to the activation dtype and writes silu(gate)·up as
 // launchSwiglu would); qkv RoPE (launchSkinnyGemmQkvRope: a column group owns dims i and i + D/2 of one head, the
 // epilogue rounds both, adds the bias, rotates q and k and writes q and the paged cache as launchQkvPost would).
-// With a LoRA delta (kLora, skinny-lora.cuh) every mode adds the small-step expand's delta to its rounded outputs
-// first: the rows' slots and their B columns are read before the wait, U's split partials after the main loop.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
 #include <cstdint>
-#include <type_traits>
 
 #include "../lora_env_flag.h"
 #include "act-convert.cuh"
 #include "pdl.h"
 #include "rope.cuh"
 #include "skinny-gemm.h"
-#include "skinny-lora.cuh"
 
 namespace tslora::cuda {
 namespace {
@@ -35,17 +31,6 @@ namespace {
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 constexpr int kVecElems = 8;  // one 16-byte vector of bf16 / fp16
-// Blocks per multiprocessor the LoRA kernels are compiled for (a register cap; ptxas, sm_90a, no spills either way):
-// one row 5 (44-48 registers; uncapped 48-56, 4 blocks; the plain kernel 40-44, 6 blocks), two rows 3 (76-80;
-// uncapped 80-89, 2 blocks; plain 74-80, 3). -DTSLORA_SKINNY_LORA_MIN_BLOCKS=1 builds them uncapped (A/B:
-// skinny-lora-test --bench).
-#ifndef TSLORA_SKINNY_LORA_MIN_BLOCKS
-#define TSLORA_SKINNY_LORA_MIN_BLOCKS 0
-#endif
-template <int M>
-constexpr int loraMinBlocks() {
-  return TSLORA_SKINNY_LORA_MIN_BLOCKS > 0 ? TSLORA_SKINNY_LORA_MIN_BLOCKS : M == 1 ? 5 : 3;
-}
 constexpr size_t kPrefetchBudgetBytes = size_t{16} << 20;  // L2 prefetch one wave ahead, over the whole grid (H100 L2: 50 MB)
 
 template <typename T>
@@ -130,57 +115,17 @@ __device__ __forceinline__ void storeQkvRope(const SkinnyQkvRope& o, int t, int 
   dst[i + half] = fromF<T>(y2);
 }
 
-// LoRA, before pdlWait: the rows' slots (step tables) and the B chunks of every (row, block column) into shared memory.
-// The block's columns lie in slices [jLo, jLo + numSlices) of the module.
-template <typename T, int M, int kMode, int kGroups, typename Smem>
-__device__ __forceinline__ void loraBeforeWait(Smem& s, const SkinnyLora& l, int colBlock, int N, int headDim) {
-  constexpr int kCols = 2 * kGroups;
-  skinny_lora::resolveRows<M>(l.step, s.row);
-  int lo = skinny_lora::kMaxSlices, hi = -1;
-  for (int g = 0; g < kGroups; ++g) {
-    const RowPair rp = rowPair<kMode>(colBlock * kGroups + g, N, headDim);
-    if (rp.valid0) lo = min(lo, skinny_lora::sliceOf(l.module, rp.r0)), hi = max(hi, skinny_lora::sliceOf(l.module, rp.r0));
-    if (rp.valid1) lo = min(lo, skinny_lora::sliceOf(l.module, rp.r1)), hi = max(hi, skinny_lora::sliceOf(l.module, rp.r1));
-  }
-  if (threadIdx.x == 0) {  // in shared memory: nothing LoRA stays live in registers across the main loop
-    s.jLo = lo;
-    s.numSlices = hi - lo + 1;  // ≤ 0 for a block without columns
-  }
-  __syncthreads();
-  for (int e = threadIdx.x; e < M * kCols * 8; e += kThreads) {
-    const int m = e / (kCols * 8), ci = e / 8 % kCols, kc = e % 8 * 8;
-    const skinny_lora::RowLora r = s.row[m];
-    if (r.slot < 0 || kc >= r.rank) continue;  // addDelta reads chunks kc < roundup8(rank) only
-    const RowPair rp = rowPair<kMode>(colBlock * kGroups + ci / 2, N, headDim);
-    if (!(ci % 2 == 0 ? rp.valid0 : rp.valid1)) continue;
-    *reinterpret_cast<uint4*>(&s.b[m][ci][kc]) = skinny_lora::loadBChunk(l.module, r, ci % 2 == 0 ? rp.r0 : rp.r1, kc);
-  }
-}
-
-// LoRA, after the main loop (after pdlWait): U of every row with an adapter for the block's slices, read by the
-// epilogue after the kernel's __syncthreads.
-template <typename T, int M, typename Smem>
-__device__ __forceinline__ void loraAfterPartials(Smem& s, const SkinnyLora& l) {
-  const int jLo = s.jLo, numSlices = s.numSlices;
-  for (int e = threadIdx.x; e < M * numSlices * skinny_lora::kMaxRank; e += kThreads) {
-    const int m = e / (numSlices * skinny_lora::kMaxRank), jj = e / skinny_lora::kMaxRank % numSlices, k = e % skinny_lora::kMaxRank;
-    const skinny_lora::RowLora r = s.row[m];
-    if (r.slot < 0 || k >= (r.rank + 7) / 8 * 8) continue;
-    s.u[m][jj][k] = skinny_lora::uValue<T>(l, r, jLo + jj, k);
-  }
-}
-
 // x: [M, K], w: [N, K] (both row-major, 16-byte aligned rows), y: [M, N] (kSwiglu: [M, N / 2] Act; kQkvRope: unused,
 // the outputs are in qkv).
 // Prefetch one wave ahead: rows of block blockIdx.x + aheadBlocks, aheadRowBytes (a multiple of 16, ≤ 2K) of each.
-template <typename T, int M, int KS, int kMode, bool kLora>
-__global__ void __launch_bounds__(kThreads, kLora ? loraMinBlocks<M>() : 1) skinnyGemmKernel(const T* __restrict__ x, int K, const T* __restrict__ w, int N,
+// __launch_bounds__(kThreads, 1): the register allocation every device run since ac98379 measured (ptxas gives plain
+// (kThreads) another one, e.g. bf16 M = 8: 100 registers instead of 134).
+template <typename T, int M, int KS, int kMode>
+__global__ void __launch_bounds__(kThreads, 1) skinnyGemmKernel(const T* __restrict__ x, int K, const T* __restrict__ w, int N,
                                                              void* __restrict__ y, bool yF32, int aheadBlocks,
-                                                             unsigned aheadRowBytes, SkinnyQkvRope qkv, SkinnyLora lora) {
+                                                             unsigned aheadRowBytes, SkinnyQkvRope qkv) {
   constexpr int kGroups = kWarps / KS;
-  using LoraSmem = skinny_lora::Smem<2 * kGroups>;
   __shared__ float partial[kWarps][2 * M];
-  __shared__ typename std::conditional<kLora, LoraSmem, char>::type loraShared;
   pdlLaunchDependents();
   const int colBlock = blockIdx.x, colBlocks = gridDim.x;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -217,8 +162,7 @@ __global__ void __launch_bounds__(kThreads, kLora ? loraMinBlocks<M>() : 1) skin
                    : "memory");
   }
 #endif
-  if constexpr (kLora) loraBeforeWait<T, M, kMode, kGroups>(loraShared, lora, colBlock, N, qkv.hs.headDim);
-  pdlWait();  // x was written by the kernel before this one (with a LoRA delta: the shrink, which read x after it)
+  pdlWait();  // x was written by the kernel before this one
 
   float acc[M][2];
 #pragma unroll
@@ -265,8 +209,6 @@ __global__ void __launch_bounds__(kThreads, kLora ? loraMinBlocks<M>() : 1) skin
       partial[warp][2 * m] = acc[m][0];
       partial[warp][2 * m + 1] = acc[m][1];
     }
-  // After the main loop, so its loads and sums do not hold registers beside the weight pipeline (occupancy).
-  if constexpr (kLora) loraAfterPartials<T, M>(loraShared, lora);
   __syncthreads();
   if (kMode != kPlain) {
     // Slice 0 of each group: lane m < M sums both columns over the KS slices in slice order (as below) and rounds
@@ -277,11 +219,7 @@ __global__ void __launch_bounds__(kThreads, kLora ? loraMinBlocks<M>() : 1) skin
       for (int c = 0; c < 2; ++c)
 #pragma unroll
         for (int s = 0; s < KS; ++s) sums[c] += partial[warp + s][2 * lane + c];
-      float a = toF(fromF<T>(sums[0])), b = toF(fromF<T>(sums[1]));
-      if constexpr (kLora) {
-        a = skinny_lora::addDelta<T>(loraShared, lora, lane, 2 * group, r0, a);
-        b = skinny_lora::addDelta<T>(loraShared, lora, lane, 2 * group + 1, r1, b);
-      }
+      const float a = toF(fromF<T>(sums[0])), b = toF(fromF<T>(sums[1]));
       if (kMode == kSwiglu) {  // launchSwiglu's float expression
         static_cast<T*>(y)[static_cast<size_t>(lane) * (N / 2) + pair] = fromF<T>(a / (1.0f + expf(-a)) * b);
       } else {
@@ -298,7 +236,6 @@ __global__ void __launch_bounds__(kThreads, kLora ? loraMinBlocks<M>() : 1) skin
       float sum = 0.0f;
 #pragma unroll
       for (int s = 0; s < KS; ++s) sum += partial[warp + s][lane];
-      if constexpr (kLora) sum = skinny_lora::addDelta<T>(loraShared, lora, m, 2 * group + c, r0 + c, toF(fromF<T>(sum)));
       store<T>(y, static_cast<size_t>(m) * N + r0 + c, sum, yF32);
     }
   }
@@ -331,13 +268,12 @@ struct Epilogue {
   void* y;
   bool yF32;
   SkinnyQkvRope qkv;
-  SkinnyLora lora;  // splits > 0: the kLora kernels
 };
 
-template <typename T, int M, int KS, int kMode, bool kLora>
+template <typename T, int M, int KS, int kMode>
 cudaError_t launchSplit(const T* x, int K, const T* w, int N, const Epilogue& e, cudaStream_t stream) {
   constexpr int kGroups = kWarps / KS;
-  const auto kernel = skinnyGemmKernel<T, M, KS, kMode, kLora>;
+  const auto kernel = skinnyGemmKernel<T, M, KS, kMode>;
   static const int resident = residentBlocks(kernel);
   const int blocks = (N + 2 * kGroups - 1) / (2 * kGroups);  // N / 2 column groups either way
   // Only when there is a next wave: its first aheadRowBytes of each row, within the budget, ≥ 256 bytes a row.
@@ -347,61 +283,43 @@ cudaError_t launchSplit(const T* x, int K, const T* w, int N, const Epilogue& e,
     const size_t perRow = std::min<size_t>(static_cast<size_t>(K) * 2, kPrefetchBudgetBytes / (prefetching * 2 * kGroups)) / 16 * 16;
     if (perRow >= 256) aheadRowBytes = static_cast<unsigned>(perRow);
   }
-  return pdlLaunch(kernel, blocks, kThreads, 0, stream, x, K, w, N, e.y, e.yF32, resident, aheadRowBytes, e.qkv, e.lora);
+  return pdlLaunch(kernel, blocks, kThreads, 0, stream, x, K, w, N, e.y, e.yF32, resident, aheadRowBytes, e.qkv);
 }
 
-template <typename T, int M, int kMode, bool kLora>
+template <typename T, int M, int kMode>
 cudaError_t launchRows(const void* x, int K, const void* w, int N, int kSplit, const Epilogue& e, cudaStream_t stream) {
   const T* xt = static_cast<const T*>(x);
   const T* wt = static_cast<const T*>(w);
   switch (kSplit) {
-    case 1: return launchSplit<T, M, 1, kMode, kLora>(xt, K, wt, N, e, stream);
-    case 2: return launchSplit<T, M, 2, kMode, kLora>(xt, K, wt, N, e, stream);
-    case 4: return launchSplit<T, M, 4, kMode, kLora>(xt, K, wt, N, e, stream);
-    case 8: return launchSplit<T, M, 8, kMode, kLora>(xt, K, wt, N, e, stream);
+    case 1: return launchSplit<T, M, 1, kMode>(xt, K, wt, N, e, stream);
+    case 2: return launchSplit<T, M, 2, kMode>(xt, K, wt, N, e, stream);
+    case 4: return launchSplit<T, M, 4, kMode>(xt, K, wt, N, e, stream);
+    case 8: return launchSplit<T, M, 8, kMode>(xt, K, wt, N, e, stream);
     default: return cudaErrorInvalidValue;
   }
 }
 
 template <typename T, int kMode>
 cudaError_t launchTyped(const void* x, int M, int K, const void* w, int N, int kSplit, const Epilogue& e, cudaStream_t s) {
-  if (e.lora.splits > 0) {  // kSkinnyLoraMaxRows = 2
-    if (M == 1) return launchRows<T, 1, kMode, true>(x, K, w, N, kSplit, e, s);
-    if (M == 2) return launchRows<T, 2, kMode, true>(x, K, w, N, kSplit, e, s);
-    return cudaErrorInvalidValue;
-  }
   switch (M) {
-    case 1: return launchRows<T, 1, kMode, false>(x, K, w, N, kSplit, e, s);
-    case 2: return launchRows<T, 2, kMode, false>(x, K, w, N, kSplit, e, s);
-    case 3: return launchRows<T, 3, kMode, false>(x, K, w, N, kSplit, e, s);
-    case 4: return launchRows<T, 4, kMode, false>(x, K, w, N, kSplit, e, s);
-    case 5: return launchRows<T, 5, kMode, false>(x, K, w, N, kSplit, e, s);
-    case 6: return launchRows<T, 6, kMode, false>(x, K, w, N, kSplit, e, s);
-    case 7: return launchRows<T, 7, kMode, false>(x, K, w, N, kSplit, e, s);
-    case 8: return launchRows<T, 8, kMode, false>(x, K, w, N, kSplit, e, s);
+    case 1: return launchRows<T, 1, kMode>(x, K, w, N, kSplit, e, s);
+    case 2: return launchRows<T, 2, kMode>(x, K, w, N, kSplit, e, s);
+    case 3: return launchRows<T, 3, kMode>(x, K, w, N, kSplit, e, s);
+    case 4: return launchRows<T, 4, kMode>(x, K, w, N, kSplit, e, s);
+    case 5: return launchRows<T, 5, kMode>(x, K, w, N, kSplit, e, s);
+    case 6: return launchRows<T, 6, kMode>(x, K, w, N, kSplit, e, s);
+    case 7: return launchRows<T, 7, kMode>(x, K, w, N, kSplit, e, s);
+    case 8: return launchRows<T, 8, kMode>(x, K, w, N, kSplit, e, s);
     default: return cudaErrorInvalidValue;
   }
-}
-
-// A LoRA delta the kernels can add: few rows, Act output, the module's columns = the GEMM's, ranks the expand takes.
-bool loraArgsOk(const SkinnyLora& l, int M, int N, bool yF32) {
-  const lora::DeviceModule& m = l.module;
-  if (M > kSkinnyLoraMaxRows || yF32 || l.partials == nullptr || m.b == nullptr || l.step.segIndptr == nullptr) return false;
-  if (m.numSlices < 1 || m.numSlices > skinny_lora::kMaxSlices || m.maxRank < 1 || m.maxRank > skinny_lora::kMaxRank) return false;
-  return m.outTotal() == N && l.step.numTokens >= 1 && l.step.maxSegments >= 1;
 }
 
 template <int kMode>
 cudaError_t launchMode(Act act, const void* x, int M, int K, const void* w, int N, int kSplit, const Epilogue& e, cudaStream_t s) {
   if (N <= 0) return cudaSuccess;
   if (!launchArgsOk(M, K, x, w)) return cudaErrorInvalidValue;
-  if (e.lora.splits > 0 && !loraArgsOk(e.lora, M, N, e.yF32)) return cudaErrorInvalidValue;
   return act == Act::BF16 ? launchTyped<__nv_bfloat16, kMode>(x, M, K, w, N, kSplit, e, s)
                           : launchTyped<__half, kMode>(x, M, K, w, N, kSplit, e, s);
-}
-
-Epilogue epilogueOf(void* y, bool yF32, const SkinnyQkvRope& qkv, const SkinnyLora* lora) {
-  return Epilogue{y, yF32, qkv, lora != nullptr ? *lora : SkinnyLora{}};
 }
 
 }  // namespace
@@ -425,21 +343,21 @@ int skinnyGemmKSplit(int N, int K, int numSms) {
 }
 
 cudaError_t launchSkinnyGemm(Act act, const void* x, int M, int K, const void* w, int N, void* y, bool yF32, int kSplit,
-                             cudaStream_t stream, const SkinnyLora* lora) {
-  return launchMode<kPlain>(act, x, M, K, w, N, kSplit, epilogueOf(y, yF32, SkinnyQkvRope{}, lora), stream);
+                             cudaStream_t stream) {
+  return launchMode<kPlain>(act, x, M, K, w, N, kSplit, Epilogue{y, yF32, SkinnyQkvRope{}}, stream);
 }
 
 cudaError_t launchSkinnyGemmSwiglu(Act act, const void* x, int M, int K, const void* gateUp, int I, void* y, int kSplit,
-                                   cudaStream_t stream, const SkinnyLora* lora) {
-  return launchMode<kSwiglu>(act, x, M, K, gateUp, 2 * I, kSplit, epilogueOf(y, false, SkinnyQkvRope{}, lora), stream);
+                                   cudaStream_t stream) {
+  return launchMode<kSwiglu>(act, x, M, K, gateUp, 2 * I, kSplit, Epilogue{y, false, SkinnyQkvRope{}}, stream);
 }
 
 cudaError_t launchSkinnyGemmQkvRope(Act act, const void* x, int M, int K, const void* wQkv, const SkinnyQkvRope& out,
-                                    int kSplit, cudaStream_t stream, const SkinnyLora* lora) {
+                                    int kSplit, cudaStream_t stream) {
   const HeadShape& hs = out.hs;
   if (hs.headDim < 2 || hs.headDim % 2 != 0 || hs.numHeads < 1 || hs.numKvHeads < 1) return cudaErrorInvalidValue;
   return launchMode<kQkvRope>(act, x, M, K, wQkv, (hs.numHeads + 2 * hs.numKvHeads) * hs.headDim, kSplit,
-                              epilogueOf(nullptr, false, out, lora), stream);
+                              Epilogue{nullptr, false, out}, stream);
 }
 
 }  // namespace tslora::cuda

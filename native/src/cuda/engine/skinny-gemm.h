@@ -7,7 +7,6 @@
 #pragma once
 #include <cuda_runtime.h>
 
-#include "../lora_kernels.cuh"
 #include "kernels.h"
 
 namespace tslora::cuda {
@@ -25,34 +24,17 @@ bool skinnyGemmApplies(int M, int N, int K, const void* x, const void* w);
 // each warp keeping at least two 16-byte vectors of every weight row.
 int skinnyGemmKSplit(int N, int K, int numSms);
 
-// A LoRA delta added in the epilogue (skinny-lora.cuh): what loraExpandSmall (lora_small_expand.cu) would add to
-// the GEMM's rounded output, from the split partials of U the small-step shrink wrote just before (the launch before
-// this one on the stream; DeviceLoraPool::shrinkForEpilogue), bit-identical to the GEMM followed by that expand. Rows
-// whose position has no adapter (slot -1 / rank 0) get nothing. At most kSkinnyLoraMaxRows rows, Act output only;
-// module.outTotal() must be the GEMM's N (qkv / gate_up: the slices are the output's column ranges).
-// (Session 16's shrink inside this launch, with its ticket counters, measured +70 % per 8B decode step at batch 1-2
-// on an H100 in session 17 and was removed.)
-constexpr int kSkinnyLoraMaxRows = 2;
-struct SkinnyLora {
-  lora::DeviceModule module;  // B [S, outTotal, R] and the slice offsets
-  lora::DeviceStep step;      // the step's segment tables (device)
-  float* partials = nullptr;  // [splits, step.numTokens, numSlices · maxRank] fp32, by position
-  int splits = 0;             // 0: no delta
-};
-
 // Launches on `stream` as a programmatic dependent of the kernel before it (pdl.h: the first weight vectors load
 // before the wait for x); y row-major with leading dimension N, Act or fp32 (yF32). Returns the launch status.
-// lora: the LoRA delta to add (Act output only), or null.
 cudaError_t launchSkinnyGemm(Act act, const void* x, int M, int K, const void* w, int N, void* y, bool yF32, int kSplit,
-                             cudaStream_t stream, const SkinnyLora* lora = nullptr);
+                             cudaStream_t stream);
 
 // The gate_up projection with SwiGLU in its epilogue: y[m, i] = silu(g)·u for g, u = (x·gateUpᵀ)[m, i] and [m, I + i]
 // each rounded to `act` first, so y is bit-identical to launchSkinnyGemm into [M, 2I] followed by launchSwiglu, and
 // the [M, 2I] buffer and the SwiGLU kernel are not needed. gateUp: [2I, K] (gate rows, then up rows); y: [M, I] Act;
 // kSplit from skinnyGemmKSplit(2I, K, numSms). Launched as a programmatic dependent like launchSkinnyGemm.
-// lora: gate_up's LoRA delta, added to both rounded projections before SwiGLU (as the unfused path does), or null.
 cudaError_t launchSkinnyGemmSwiglu(Act act, const void* x, int M, int K, const void* gateUp, int I, void* y, int kSplit,
-                                   cudaStream_t stream, const SkinnyLora* lora = nullptr);
+                                   cudaStream_t stream);
 
 // Where the fused qkv projection writes (device pointers; launchQkvPost's arguments without q/k norms).
 struct SkinnyQkvRope {
@@ -66,9 +48,8 @@ struct SkinnyQkvRope {
 // The qkv projection with launchQkvPost in its epilogue, for models without q/k RMSNorm: x · wQkvᵀ (wQkv: [(nH + 2
 // nKv) · D, K]) rounded to `act`, + bias, RoPE of q and k, q into out.q and k, v into the paged cache, bit-identical
 // to launchSkinnyGemm into [M, qkv] followed by launchQkvPost (no [M, qkv] buffer, no second kernel). M rows are
-// token rows 0..M-1 of out.tabs; kSplit from skinnyGemmKSplit((nH + 2 nKv) · D, K, numSms). lora: qkv's LoRA delta,
-// added to the rounded projection before bias and RoPE, or null.
+// token rows 0..M-1 of out.tabs; kSplit from skinnyGemmKSplit((nH + 2 nKv) · D, K, numSms).
 cudaError_t launchSkinnyGemmQkvRope(Act act, const void* x, int M, int K, const void* wQkv, const SkinnyQkvRope& out,
-                                    int kSplit, cudaStream_t stream, const SkinnyLora* lora = nullptr);
+                                    int kSplit, cudaStream_t stream);
 
 }  // namespace tslora::cuda
