@@ -14,10 +14,9 @@
  * per thread chosen from the expand's bytes or a fixed 4 (whichever is not the default) or 1 (gemm.h
  * setGemmEpilogueChunks: one fused-expand call per chunk), base steps with 1 chunk per thread. With --schedules:
  * base steps with plain GEMMs on owned ranges (gemm.h setGemmOwnedRanges: 4 / 8 pieces per thread), LoRA steps with
- * every GEMM on them (the fused expand's GEMMs too), base steps with the base weights also prefetched into L2 twice
- * as far ahead ("far L2", setGemmPrefetchFlags), LoRA steps with that on the base weights and the fused shrink's A,
- * LoRA steps whose shrink prefetches past its A rows' end (the other setting of that flag), and LoRA steps with
- * the next module's A and / or this module's Bᵀ prefetched into L2 spread over the weight stream (setLoraSpreadPrefetch).
+ * every GEMM on them (the fused expand's GEMMs too), base steps without (or, where the build's default is off, with)
+ * the far L2 prefetch of the weights (setGemmPrefetchFlags), LoRA steps with that switched on the base weights and
+ * the fused shrink's A, and LoRA steps whose shrink prefetches past its A rows' end (the other setting of that flag).
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -68,10 +67,9 @@ ops.setGemmEpilogueChunks(chunkDefault);
 // thread (whether the base step gains from fewer chunks too).
 type Variant = {
   name: string; base?: boolean; wide?: boolean; chunks?: number; minChunkKiB?: number; plainChunks?: number;
-  owned?: 0 | 1 | 2; baseFlags?: number; ownFlags?: number; spread?: number;
+  owned?: 0 | 1 | 2; baseFlags?: number; ownFlags?: number;
 };
 const FAR = 1, STOP_AT_END = 2;  // cpu/simd.h kPrefetchFar, kPrefetchStopAtEnd
-const NEXT_A = 1, EXPAND_B = 2;  // cpu/lora-step.h kSpreadNextA, kSpreadExpandB
 const ownedDefault = ops.setGemmOwnedRanges(0) as 0 | 1 | 2;
 ops.setGemmOwnedRanges(ownedDefault);
 const [baseFlagsDefault, ownFlagsDefault] = ops.setGemmPrefetchFlags(0, 0);
@@ -83,9 +81,6 @@ const schedules: Variant[] = !args.schedules ? [] : [
   { name: `base, ${baseFlagsDefault & FAR ? 'no ' : ''}far L2`, base: true, baseFlags: baseFlagsDefault ^ FAR },
   { name: `${baseFlagsDefault & FAR ? 'no ' : ''}far L2 base + shrink`, baseFlags: baseFlagsDefault ^ FAR, ownFlags: ownFlagsDefault ^ FAR },
   { name: `shrink prefetch ${ownFlagsDefault & STOP_AT_END ? 'past' : 'stops at'} its end`, ownFlags: ownFlagsDefault ^ STOP_AT_END },
-  { name: 'next A spread into L2', spread: NEXT_A },
-  { name: 'Bᵀ spread into L2', spread: EXPAND_B },
-  { name: `next A + Bᵀ spread + ${baseFlagsDefault & FAR ? 'no ' : ''}far L2`, spread: NEXT_A | EXPAND_B, baseFlags: baseFlagsDefault ^ FAR, ownFlags: ownFlagsDefault ^ FAR },
 ];
 const variants: Variant[] = [
   { name: 'default' },
@@ -103,7 +98,6 @@ const setUp = (v: Variant) => {
   if (v.plainChunks) ops.setGemmChunks(v.plainChunks);
   if (v.owned !== undefined) ops.setGemmOwnedRanges(v.owned);
   if (v.baseFlags !== undefined || v.ownFlags !== undefined) ops.setGemmPrefetchFlags(v.baseFlags ?? baseFlagsDefault, v.ownFlags ?? ownFlagsDefault);
-  if (v.spread) ops.setLoraSpreadPrefetch(v.spread);
 };
 const undo = () => {
   ops.setLoraWideExpand(wideDefault);
@@ -111,7 +105,6 @@ const undo = () => {
   ops.setGemmChunks(4);
   ops.setGemmOwnedRanges(ownedDefault);
   ops.setGemmPrefetchFlags(baseFlagsDefault, ownFlagsDefault);
-  ops.setLoraSpreadPrefetch(0);
 };
 const results: Record<string, unknown> = { isa: isa.active, features: isa.features, threads, steps, copyBandwidthGBs: ops.copyBandwidth(256 * 2 ** 20, threads, 3) };
 for (const rank of ranks) {

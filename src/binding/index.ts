@@ -221,9 +221,6 @@ export interface NativeTestingOps {
    *  others) instead of chunks claimed in turn: 0 none, 1 those without an epilogue, 2 all (a fused LoRA expand's
    *  too); returns the previous mode (benchmarks, tests). */
   setGemmOwnedRanges(mode: 0 | 1 | 2): number;
-  /** What a CPU decode GEMM with a fused LoRA expand prefetches into L2 spread over its weight stream (bits: 1 = the
-   *  next fused module's A, 2 = the Bᵀ its expand reads; default 0; benchmarks, tests: same bits either way). */
-  setLoraSpreadPrefetch(bits: number): void;
   /** Runs the owned-range schedule of a CPU GEMM over `totalBlocks` blocks on its own pool, the last owner starting
    *  only after the others finished: how often each block ran, and how many the late owner's own call ran (tests). */
   ownedRangesTrial(totalBlocks: number, numThreads: number, subRanges: number): { runs: Int32Array; lateRan: number };

@@ -2,9 +2,8 @@
 // setGemmChunks, setGemmPrefetchFlags) changes no result: every column is one call's fixed-order sum whoever runs it.
 // Prefills and decode steps of a random bf16 model with a fused LoRA (shrink riding the base GEMM, expand in its
 // epilogue) and base rows give the default's bits under every schedule (owned ranges for plain GEMMs or all, 1-16
-// pieces per thread, the evened-out runs after an uneven shrink head or equal runs), prefetch flag and the adapter
-// prefetches spread over the weight stream (lora-step.h), on 2 and 3 threads; the owned-range schedule runs each block exactly once,
-// and a thread that starts late finds its pieces taken.
+// pieces per thread, the evened-out runs after an uneven shrink head or equal runs) and prefetch flag, on 2 and 3
+// threads; the owned-range schedule runs each block exactly once, and a thread that starts late finds its pieces taken.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,7 +27,6 @@ const restore = () => {
   ops.setGemmPrefetchFlags(baseFlagsDefault, ownFlagsDefault);
   ops.setGemmChunks(4);
   ops.setGemmEpilogueChunks(epilogueChunksDefault);
-  ops.setLoraSpreadPrefetch(0);
 };
 restore();
 after(() => {
@@ -56,16 +54,15 @@ async function runner(numThreads: number): Promise<ModelRunner> {
 
 // chunks: per thread of a plain GEMM; epilogueChunks: of a GEMM with a fused expand (0 = chosen from its bytes, here
 // 1 per thread: the runs after an uneven shrink head are the plan's evened-out chunks; 4: equal runs in 4 pieces).
-type Schedule = { owned: 0 | 1 | 2; chunks: number; epilogueChunks?: number; baseFlags: number; ownFlags: number; spread?: number };
+type Schedule = { owned: 0 | 1 | 2; chunks: number; epilogueChunks?: number; baseFlags: number; ownFlags: number };
 const FAR = 1, STOP_AT_END = 2;  // cpu/simd.h kPrefetchFar, kPrefetchStopAtEnd
-const NEXT_A = 1, EXPAND_B = 2;  // cpu/lora-step.h kSpreadNextA, kSpreadExpandB
 const schedules: Schedule[] = [
   { owned: 1, chunks: 1, baseFlags: 0, ownFlags: 0 },
-  { owned: 2, chunks: 4, baseFlags: 0, ownFlags: STOP_AT_END, spread: NEXT_A | EXPAND_B },
+  { owned: 2, chunks: 4, baseFlags: 0, ownFlags: STOP_AT_END },
   { owned: 2, chunks: 16, baseFlags: FAR, ownFlags: FAR | STOP_AT_END },
   { owned: 2, chunks: 4, epilogueChunks: 4, baseFlags: FAR | STOP_AT_END, ownFlags: FAR },
-  { owned: 0, chunks: 1, baseFlags: STOP_AT_END, ownFlags: FAR | STOP_AT_END, spread: NEXT_A },
-  { owned: 1, chunks: 4, baseFlags: FAR, ownFlags: 0, spread: EXPAND_B },
+  { owned: 0, chunks: 1, baseFlags: STOP_AT_END, ownFlags: FAR | STOP_AT_END },
+  { owned: 1, chunks: 4, baseFlags: FAR, ownFlags: 0 },
 ];
 
 describe('CPU GEMM schedules and prefetch flags', () => {
@@ -81,7 +78,6 @@ describe('CPU GEMM schedules and prefetch flags', () => {
             ops.setGemmChunks(s.chunks);
             ops.setGemmEpilogueChunks(s.epilogueChunks ?? 0);
             ops.setGemmPrefetchFlags(s.baseFlags, s.ownFlags);
-            ops.setLoraSpreadPrefetch(s.spread ?? 0);
             const got = prefillThenDecode(r, slots, prompt, 301).map((l) => Array.from(l));
             assert.deepEqual(got, expected, `slots ${slots}, ${JSON.stringify(s)}`);
           }

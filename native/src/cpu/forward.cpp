@@ -107,14 +107,7 @@ void runDecoderLayers(const LayerStack& stack, const StepInputView& step, std::v
   // adds B·u to the output columns it just wrote (LoraPool::fusedExpand), so the module's LoRA has no parallel
   // region of its own. fuseShrink returns u's rows [T, uStride], or null when the module is not fused.
 #ifdef TSLORA_HAVE_LORA
-  lora::LoraPool::ShrinkMatrix shrink, nextShrink;
-  // The fused shrink of the projection after (layer, module) (the next layer's qkv after down), when it has one.
-  auto nextFusedShrink = [&](int layer, int module) -> bool {
-    if (++module == 4) module = 0, ++layer;
-    const auto m = static_cast<lora::Module>(module);
-    return layer < d.numLayers && stack.lora->targets(m) &&
-           stack.lora->fusedShrink(layer, m, *static_cast<const lora::StepLora*>(loraStep), nextShrink);
-  };
+  lora::LoraPool::ShrinkMatrix shrink;
 #endif
   std::vector<float> shrinkRows;
   auto fuseShrink = [&](int layer, int module, std::vector<GemmPart>& parts) -> const float* {
@@ -153,20 +146,6 @@ void runDecoderLayers(const LayerStack& stack, const StepInputView& step, std::v
     if (shrunk && loraExpandFusion()) {
       GemmEpilogue epilogue;
       epilogue.before = [&](int c0, int c1) { stack.lora->prefetchExpand(shrink, c0, c1); };
-      // Adapter bytes into L2 spread over the weight stream (loraSpreadPrefetch), each slice of columns its share:
-      // the next module's A in proportion to the columns, and the Bᵀ panels of these columns.
-      const int spread = loraSpreadPrefetch();
-      const bool spreadNext = (spread & kSpreadNextA) && nextFusedShrink(layer, module);
-      const size_t nextBytes = spreadNext ? static_cast<size_t>(nextShrink.rows) * nextShrink.cols * (nextShrink.bf16 ? 2 : 4) : 0;
-      if (spread & (kSpreadNextA | kSpreadExpandB)) {
-        epilogue.during = [&, spread](int c0, int c1) {
-          if (spread & kSpreadExpandB) stack.lora->prefetchExpand(shrink, c0, c1, true);
-          if (nextBytes == 0) return;
-          const char* a = static_cast<const char*>(nextShrink.a);
-          const size_t b0 = nextBytes * c0 / ldy, b1 = nextBytes * c1 / ldy;
-          for (size_t b = b0 & ~size_t(63); b < b1; b += 64) __builtin_prefetch(a + b, 0, 2);
-        };
-      }
       epilogue.after = [&](int c0, int c1) {
         if (addBias)
           for (int t = 0; t < T; ++t) addBias(t, c0, c1);

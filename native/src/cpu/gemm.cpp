@@ -28,7 +28,6 @@ inline void spinPause() {
 constexpr int kColBlock = 16;  // weight rows per parallel work item
 constexpr int kSplitRows = 16;  // activation rows per block of SplitActs
 constexpr int kSplitK = 32;     // k per tile step of SplitActs
-constexpr int kSliceMaxRows = 2;  // activation rows up to which an epilogue's `during` runs (decode)
 
 // Whether this step's bf16 parts run on tiles: a kernel set with a tile GEMM (amx), a prefill-sized batch (the
 // packed path's threshold) and at least one tile step of k.
@@ -62,8 +61,12 @@ SplitActs splitActivations(ThreadPool& pool, const CpuKernels& kernels, const st
 
 std::atomic<bool> gProfiling{false};
 // Prefetch flags (simd.h) of the base projections' weights and of parts with their own output (a fused shrink).
-constexpr int kBasePrefetchDefault = 0;
-constexpr int kOwnPrefetchDefault = kPrefetchStopAtEnd;
+// Far L2 on: measured on the Xeon (session 17, two device rounds, bench/native/RESULTS.md): base decode steps
+// 7.8-13.2 % faster in-process (4 profiles), 8.9 against 9.9 ms in decode.ts processes; base weights read at
+// 97-104 % of the copy bandwidth against 83-102 %. Stop-at-end on the
+// shrink: its A read 10-15 % faster there (7.5-11.1 against 6.7-10.1 GB/s per thread).
+constexpr int kBasePrefetchDefault = kPrefetchFar;
+constexpr int kOwnPrefetchDefault = kPrefetchFar | kPrefetchStopAtEnd;
 std::atomic<int> gBasePrefetchFlags{envInt("TSLORA_GEMM_BASE_PREFETCH", kBasePrefetchDefault)};
 std::atomic<int> gOwnPrefetchFlags{envInt("TSLORA_GEMM_OWN_PREFETCH", kOwnPrefetchDefault)};
 // Nanoseconds and bytes per GemmProfile field, in its order.
@@ -130,16 +133,9 @@ void gemmPointers(ThreadPool& pool, const std::vector<const float*>& xRows,
       if (tiles && part.w.type == WType::BF16) {
         kernels.tileGemm(acts, xRows.data(), partRows[pi]->data(), M, part.w.data, part.w.cols, n0, n1, part.outOffset);
       } else {
-        // Decode steps with an epilogue's `during`: in slices, each after its call (the weights' prefetch runs on
-        // across the slices: the base parts' flags let it pass a range's end).
-        const bool sliced = epilogue && epilogue->during && !part.out && M <= kSliceMaxRows;
-        for (int s0 = n0; s0 < n1; s0 += sliced ? kEpilogueSliceCols : n1 - n0) {
-          const int s1 = sliced ? std::min(n1, s0 + kEpilogueSliceCols) : n1;
-          if (sliced) epilogue->during(part.outOffset + s0, part.outOffset + s1);
-          kernels.gemmRange(xRows.data(), partRows[pi]->data(), M, part.w.data, part.w.type, part.w.cols, s0, s1,
-                            part.outOffset, kernels.prefetchBytes, part.out ? ownPrefetch : basePrefetch,
-                            kernels.packMinRows);
-        }
+        kernels.gemmRange(xRows.data(), partRows[pi]->data(), M, part.w.data, part.w.type, part.w.cols, n0, n1,
+                          part.outOffset, kernels.prefetchBytes, part.out ? ownPrefetch : basePrefetch,
+                          kernels.packMinRows);
       }
       if (profiling) {
         const int64_t t1 = nowNs();

@@ -37,13 +37,9 @@ struct GemmPart {
 // the GEMM's parallel region: `before` just before it starts the range (e.g. prefetching what `after` reads, while
 // the weights stream), `after` once it wrote the range and every part with its own output is complete. A LoRA
 // expand that needs the shrink riding along the same pass adds itself there, with no parallel region of its own.
-constexpr int kEpilogueSliceCols = 32;
 struct GemmEpilogue {
   std::function<void(int c0, int c1)> before;  // optional
   std::function<void(int c0, int c1)> after;
-  // Optional, decode steps only (1-2 rows, not on AMX tiles): called for each slice of kEpilogueSliceCols columns of
-  // a range just before it computes them, so prefetches can ride along the range's weight stream in small bursts.
-  std::function<void(int c0, int c1)> during;
   // Bytes `after` reads per output column (a fused LoRA expand: its rank × element size of Bᵀ), from which the GEMM
   // chooses how many ranges per thread to cut (gemm-chunks.cpp: epilogueChunksPerThread); 0 = unknown (4 per thread).
   size_t bytesPerColumn = 0;
@@ -74,9 +70,9 @@ void setGemmChunks(int chunksPerThread);
 // Between steps only.
 int setGemmOwnedRanges(int mode);
 // How a GEMM's decode GEMV prefetches its weights beyond one tile of rows ahead (simd.h: kPrefetchFar = 1,
-// kPrefetchStopAtEnd = 2): baseFlags for the base projections' weights (default 0), ownFlags for parts with their own
-// output (a fused LoRA shrink's A; default kPrefetchStopAtEnd); TSLORA_GEMM_BASE_PREFETCH / TSLORA_GEMM_OWN_PREFETCH
-// set the start values. Returns the previous pair as baseFlags | ownFlags << 8. Same results whatever the flags.
+// kPrefetchStopAtEnd = 2): baseFlags for the base projections' weights (default kPrefetchFar), ownFlags for parts with
+// their own output (a fused LoRA shrink's A; default kPrefetchFar | kPrefetchStopAtEnd); TSLORA_GEMM_BASE_PREFETCH /
+// TSLORA_GEMM_OWN_PREFETCH set the start values (0 = neither). Returns the previous pair as baseFlags | ownFlags << 8. Same results whatever the flags.
 // Between steps only.
 int setGemmPrefetchFlags(int baseFlags, int ownFlags);
 

@@ -7,8 +7,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "tslora/env-int.h"
-
 namespace tslora::cpu {
 
 namespace {
@@ -18,15 +16,12 @@ bool envOn(const char* name) {  // on unless the variable is "0"
 }
 std::atomic<bool> gShrinkFusion{envOn("TSLORA_LORA_FUSED_SHRINK")};
 std::atomic<bool> gExpandFusion{envOn("TSLORA_LORA_FUSED_EXPAND")};
-std::atomic<int> gSpreadPrefetch{envInt("TSLORA_LORA_SPREAD_PREFETCH", 0)};
 }  // namespace
 
 bool loraShrinkFusion() { return gShrinkFusion.load(std::memory_order_relaxed); }
 void setLoraShrinkFusion(bool on) { gShrinkFusion.store(on, std::memory_order_relaxed); }
 bool loraExpandFusion() { return gExpandFusion.load(std::memory_order_relaxed); }
 void setLoraExpandFusion(bool on) { gExpandFusion.store(on, std::memory_order_relaxed); }
-int loraSpreadPrefetch() { return gSpreadPrefetch.load(std::memory_order_relaxed); }
-void setLoraSpreadPrefetch(int bits) { gSpreadPrefetch.store(bits, std::memory_order_relaxed); }
 
 void initTokenSegments(const StepInputView& step, LoraStep& ls) {
   ls.active = false;

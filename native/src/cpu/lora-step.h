@@ -26,15 +26,6 @@ void setLoraShrinkFusion(bool on);
 // GEMM, bitwise the same result). Only with the shrink fused. Between steps only.
 bool loraExpandFusion();
 void setLoraExpandFusion(bool on);
-// What a decode GEMM with a fused expand requests into L2 (prefetcht1) in small bursts spread over its base columns'
-// weight stream (GemmEpilogue::during, every 32 columns that share's part), so that the adapter's short streams start
-// warm: kSpreadNextA = the next fused module's A rows (its shrink head), kSpreadExpandB = the Bᵀ panels the epilogue
-// reads for these columns. Default 0 (none): TSLORA_LORA_SPREAD_PREFETCH or setLoraSpreadPrefetch. Same results
-// either way. Between steps only.
-constexpr int kSpreadNextA = 1;
-constexpr int kSpreadExpandB = 2;
-int loraSpreadPrefetch();
-void setLoraSpreadPrefetch(int bits);
 
 // Fills ls.tokens (views of the step's arrays) and ls.active.
 void initTokenSegments(const StepInputView& s, LoraStep& ls);

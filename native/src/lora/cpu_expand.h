@@ -67,15 +67,10 @@ inline void prefetchBytes(const char* from, size_t bytes, const char* end) {
 int expandEarlyBytes();
 
 // The start of the panels expandRange reads for columns [g0, g1) (LoraPool::prefetchExpand; see expandEarlyBytes).
-// With intoL2, every line of them into L2 instead (LoraPool::prefetchExpand).
 template <typename W>
-void prefetchRunColumns(const W* panels, int r, int g0, int g1, bool intoL2) {
+void prefetchRunColumns(const W* panels, int r, int g0, int g1) {
   const char* first = reinterpret_cast<const char*>(panels + static_cast<size_t>(g0 / kPanelCols) * r * kPanelCols);
   const char* end = reinterpret_cast<const char*>(panels + static_cast<size_t>((g1 + kPanelCols - 1) / kPanelCols) * r * kPanelCols);
-  if (intoL2) {
-    for (const char* p = first; p < end; p += 64) __builtin_prefetch(p, 0, 2);
-    return;
-  }
   const size_t l1Bytes = static_cast<size_t>(expandPrefetchBytes());
   prefetchBytes(first, l1Bytes, end);
   for (const char* p = first + l1Bytes; p < first + l1Bytes + expandEarlyBytes() && p < end; p += 64) __builtin_prefetch(p, 0, 2);

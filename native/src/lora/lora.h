@@ -149,9 +149,8 @@ class LoraPool {
   void fusedExpand(const ShrinkMatrix& sm, const float* u, float* y, int yStride, int c0, int c1) const;
   // Prefetches the start of what fusedExpand(c0, c1) reads (the first expandPrefetchBytes() of each slice's Bᵀ
   // panels), for the GEMM thread to call before it computes those columns: the panels arrive while the weights
-  // stream, and the expand's own prefetch keeps the same distance ahead from there. wholeIntoL2: all of it into L2
-  // instead (cpu/lora-step.h kSpreadExpandB: called per slice of the columns as their weights stream).
-  void prefetchExpand(const ShrinkMatrix& sm, int c0, int c1, bool wholeIntoL2 = false) const;
+  // stream, and the expand's own prefetch keeps the same distance ahead from there.
+  void prefetchExpand(const ShrinkMatrix& sm, int c0, int c1) const;
 
  private:
   struct Impl;

@@ -98,11 +98,11 @@ void forEachSliceRange(const ModuleShape& shape, int c0, int c1, F&& f) {
 }
 }  // namespace
 
-void LoraPool::prefetchExpand(const ShrinkMatrix& sm, int c0, int c1, bool wholeIntoL2) const {
+void LoraPool::prefetchExpand(const ShrinkMatrix& sm, int c0, int c1) const {
   const Impl::Buffer& buf = impl_->buffers[static_cast<int>(sm.module)][sm.layer];
   forEachSliceRange(impl_->config.shapes[static_cast<int>(sm.module)], c0, c1, [&](int, int g0, int g1) {
-    if (sm.bf16) detail::prefetchRunColumns(buf.b16.data() + buf.bSlotElems * sm.slot, sm.rank, g0, g1, wholeIntoL2);
-    else detail::prefetchRunColumns(buf.b.data() + buf.bSlotElems * sm.slot, sm.rank, g0, g1, wholeIntoL2);
+    if (sm.bf16) detail::prefetchRunColumns(buf.b16.data() + buf.bSlotElems * sm.slot, sm.rank, g0, g1);
+    else detail::prefetchRunColumns(buf.b.data() + buf.bSlotElems * sm.slot, sm.rank, g0, g1);
   });
 }
 

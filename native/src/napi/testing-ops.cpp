@@ -356,15 +356,6 @@ Napi::Value SetGemmPrefetchFlags(const Napi::CallbackInfo& info) {
   return a;
 }
 
-// setLoraSpreadPrefetch(bits): what a decode GEMM with a fused expand prefetches into L2 over its weight stream
-// (cpu/lora-step.h kSpreadNextA = 1, kSpreadExpandB = 2; benchmarks, tests).
-Napi::Value SetLoraSpreadPrefetch(const Napi::CallbackInfo& info) {
-#ifdef TSLORA_HAVE_LORA
-  cpu::setLoraSpreadPrefetch(info[0].As<Napi::Number>().Int32Value());
-#endif
-  return info.Env().Undefined();
-}
-
 // setLoraWideExpand([on]) → whether the LoRA expand's AVX-512 copy is now in use (lora/cpu_expand.h; false
 // where the CPU lacks it); without an argument only that. selectCpuKernelIsa restores the default of its kernel set.
 Napi::Value SetLoraWideExpand(const Napi::CallbackInfo& info) {
@@ -412,7 +403,6 @@ Napi::Object testingOps(Napi::Env env) {
   t.Set("setGemmEpilogueChunks", Napi::Function::New(env, SetGemmEpilogueChunks));
   t.Set("setGemmChunks", Napi::Function::New(env, SetGemmChunks));
   t.Set("setGemmOwnedRanges", Napi::Function::New(env, SetGemmOwnedRanges));
-  t.Set("setLoraSpreadPrefetch", Napi::Function::New(env, SetLoraSpreadPrefetch));
   t.Set("ownedRangesTrial", Napi::Function::New(env, OwnedRangesTrial));
   t.Set("setGemmPrefetchFlags", Napi::Function::New(env, SetGemmPrefetchFlags));
   t.Set("gemmProfile", Napi::Function::New(env, GemmProfileOp));
