@@ -62,9 +62,9 @@ SplitActs splitActivations(ThreadPool& pool, const CpuKernels& kernels, const st
 std::atomic<bool> gProfiling{false};
 // Prefetch flags (simd.h) of the base projections' weights and of parts with their own output (a fused shrink).
 // Far L2 on: measured on the Xeon (session 17, two device rounds, bench/native/RESULTS.md): base decode steps
-// 7.8-13.2 % faster in-process (4 profiles), 8.9 against 9.9 ms in decode.ts processes; base weights read at
-// 97-104 % of the copy bandwidth against 83-102 %. Stop-at-end on the
-// shrink: its A read 10-15 % faster there (7.5-11.1 against 6.7-10.1 GB/s per thread).
+// 7.8-13.2 % faster in-process (4 profiles), 8.9 against 9.9 ms in decode.ts processes; base weights read at 97-104 %
+// of the copy bandwidth against 83-102 %. Stop-at-end on the shrink: its A read 10-15 % faster there (7.5-11.1
+// against 6.7-10.1 GB/s per thread).
 constexpr int kBasePrefetchDefault = kPrefetchFar;
 constexpr int kOwnPrefetchDefault = kPrefetchFar | kPrefetchStopAtEnd;
 std::atomic<int> gBasePrefetchFlags{envInt("TSLORA_GEMM_BASE_PREFETCH", kBasePrefetchDefault)};
