@@ -260,12 +260,12 @@ int main(int argc, char** argv) {
     const double alone = graphUs([&] {
       for (int l = 0; l < L; ++l) gemm(x, T, s.K, s.w ? (*s.w)[l] : m.lmHead, s.N, y, s.f32);
     });
-    std::printf("%s M=%d N=%d K=%d (%.1f MB): cublasGemmEx in a graph of 32 %s: %.1f us each (%.0f GB/s)\n", s.name, T,
+    std::printf("%s M=%d N=%d K=%d (%.1f MB): cublasGemmEx in a graph of 32 %s: %.1f us each (%.2f TB/s)\n", s.name, T,
                 s.N, s.K, gb * 1e3, s.w ? "layers" : "repeats", alone / L, gb * 1e6 / (alone / L) / 1e3);
     for (int M : {T, 32}) {
       if (M > T || (M == 32 && T == 32)) continue;
       for (const GemmCandidate& c : tuner->timeCandidates(Act::BF16, x, M, s.K, w, s.N, y, s.f32, 5))
-        std::printf("  M=%-3d #%d %8.1f us (%5.0f GB/s)  %s\n", M, c.heuristicRank, c.meanUs, gb * 1e6 / c.meanUs / 1e3,
+        std::printf("  M=%-3d #%d %8.1f us (%5.2f TB/s)  %s\n", M, c.heuristicRank, c.meanUs, gb * 1e6 / c.meanUs / 1e3,
                     c.config.c_str());
     }
   }
