@@ -167,7 +167,7 @@ export interface NativeTestingOps {
   applyRope(heads: Float32Array, numHeads: number, headDim: number, position: number, invFreq: Float32Array): void;
   rmsNorm(x: Float32Array, w: Float32Array, eps: number): Float32Array;
   /** y[M, N] = x[M, K] · w[N, K]ᵀ with w given as raw bf16/f16 bits (Uint16Array) or f32. */
-  gemm(x: Float32Array, M: number, w: Uint16Array | Float32Array, dtype: 'bf16' | 'f16' | 'f32', N: number, K: number, numThreads: number): Float32Array;
+  gemm(x: Float32Array, M: number, w: Uint16Array | Int8Array | Float32Array, dtype: 'bf16' | 'f16' | 'f32' | 'int8', N: number, K: number, numThreads: number): Float32Array;
   sampleRow(
     logits: Float32Array,
     params: {

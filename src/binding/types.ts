@@ -35,7 +35,7 @@ export interface CreateModelOptions {
   /** CPU: worker threads (0 = all cores). CUDA: ignored. */
   numThreads: number;
   /** CPU: storage of the LoRA pool (default 'f32'; 'bf16' halves it, rounding fp32 adapters). CUDA: ignored. */
-  loraPoolDtype?: 'f32' | 'bf16';
+  loraPoolDtype?: 'f32' | 'bf16' | 'int8';
   /** CPU: storage of the KV cache (default 'f32'; 'bf16' halves it, attention accumulates in f32). CUDA: ignored. */
   kvCacheDtype?: 'f32' | 'bf16';
   /** Tensor-parallel ranks (default 1). CPU: thread groups sharing numThreads (docs/tensor-parallel.md). */

@@ -54,7 +54,7 @@ export interface ServeConfig {
   loraEvictionPolicy: 'lru' | 'fifo';
   loraBackend: 'triton' | 'csgmv';
   maxLoraChunkSize: 16 | 32 | 64 | 128;
-  loraPoolDtype: 'f32' | 'bf16'; // CPU backend's LoRA pool storage
+  loraPoolDtype: 'f32' | 'bf16' | 'int8'; // CPU backend's LoRA pool storage (the CUDA backend ignores it)
   enableLoraOverlapLoading: boolean;
   loraDrainWaitThreshold: number; // seconds, 0 = off
   loraStrictLoading: boolean;

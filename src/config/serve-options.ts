@@ -259,10 +259,13 @@ export const serveOptions = defineOptions([
   {
     key: 'loraPoolDtype', valueName: 'DTYPE',
     type: 'enum',
-    choices: ['f32', 'bf16'],
+    choices: ['f32', 'bf16', 'int8'],
     defaultValue: 'f32',
     group: SERVE_GROUPS.lora,
-    help: 'CPU backend: storage of the LoRA slot pool. bf16 halves its memory and reads (fp32 accumulation) but rounds fp32 adapters.',
+    help:
+      'CPU backend (CUDA ignores it): storage of the LoRA slot pool. bf16 halves its memory and reads (fp32 accumulation) but rounds fp32 adapters; ' +
+      'int8 quarters them by quantizing every adapter (one fp32 scale per lora_A row and per output feature): each weight moves by up to half a step of 1/127 of its row\'s largest, ' +
+      'so logits differ from PyTorch + PEFT by ~1e-2 relative L2 and more, and greedy outputs can change.',
   },
   {
     key: 'maxLoraChunkSize',

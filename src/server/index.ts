@@ -142,7 +142,7 @@ async function startOnListener(inputConfig: ServeConfig, deps: ServerDependencie
   if (config.enableLora) {
     log.start(`reading ${config.loraPaths.length} start-up adapter${config.loraPaths.length === 1 ? '' : 's'}`);
     pool = await log.wrap(inferLoraPool(config, model.spec, readAdapter, preread));
-    log.done(`LoRA pool: ${config.maxLorasPerBatch} slots, rank ${pool.maxRank}, modules ${pool.targetModules.join(', ')}, backend ${config.loraBackend}${config.loraPoolDtype === 'bf16' ? ', bf16 storage on the CPU' : ''}`);
+    log.done(`LoRA pool: ${config.maxLorasPerBatch} slots, rank ${pool.maxRank}, modules ${pool.targetModules.join(', ')}, backend ${config.loraBackend}${config.loraPoolDtype !== 'f32' ? `, ${config.loraPoolDtype} storage on the CPU` : ''}`);
   }
 
   log.start('starting the engine');

@@ -70,17 +70,20 @@ describe('CPU kernel instruction sets', () => {
   // and the packed prefill path (M >= packMinRows): whole panels plus a partial one, several k blocks (K > 256),
   // micro-kernel row tails (M % 6), the narrower k blocks of M >= 256.
   const shapes = [[1, 37, 1000], [2, 50, 777], [1, 64, 4096], [3, 19, 65], [9, 40, 256], [70, 9, 33], [53, 40, 700], [64, 48, 31], [300, 17, 520]];
-  for (const dtype of ['f32', 'bf16', 'f16'] as const) {
+  // int8: the LoRA pool's codes (native/src/lora/lora.h, PoolDType::I8) as a fused shrink's GEMM part, widened exactly,
+  // no scale.
+  for (const dtype of ['f32', 'bf16', 'f16', 'int8'] as const) {
     it(`${dtype} GEMM: every copy matches the float64 reference and the others within rounding`, () => {
       for (const [M, N, K] of shapes) {
         const x = randomArray(M * K, M * 31 + K);
         const wf = randomArray(N * K, N * 7 + K);
-        const bits = dtype === 'f32' ? null : Uint16Array.from(wf, (v) => (dtype === 'bf16' ? toBf16Bits(v) : toF16Bits(v)));
-        const wv = bits ? Array.from(bits, (b) => (dtype === 'bf16' ? fromBf16Bits(b) : fromF16Bits(b))) : wf;
+        const codes = dtype === 'int8' ? Int8Array.from(wf, (v) => Math.round(v * 127)) : null;
+        const bits = dtype === 'f32' || codes ? null : Uint16Array.from(wf, (v) => (dtype === 'bf16' ? toBf16Bits(v) : toF16Bits(v)));
+        const wv = codes ? Array.from(codes) : bits ? Array.from(bits, (b) => (dtype === 'bf16' ? fromBf16Bits(b) : fromF16Bits(b))) : wf;
         const outputs = new Map<string, Float32Array>();
         for (const isa of tested) {
           ops.selectCpuKernelIsa(isa);
-          outputs.set(isa, ops.gemm(x, M, bits ?? wf, dtype, N, K, 2));
+          outputs.set(isa, ops.gemm(x, M, codes ?? bits ?? wf, dtype, N, K, 2));
         }
         for (let m = 0; m < M; m++) {
           for (let n = 0; n < N; n++) {

@@ -117,8 +117,9 @@ void runDecoderLayers(const LayerStack& stack, const StepInputView& step, std::v
         !stack.lora->fusedShrink(layer, m, *static_cast<const lora::StepLora*>(loraStep), shrink))
       return nullptr;
     shrinkRows.resize(static_cast<size_t>(T) * shrink.uStride);
-    parts.push_back({WeightView{shrink.a, shrink.bf16 ? WType::BF16 : WType::F32, shrink.rows, shrink.cols}, 0,
-                     shrinkRows.data(), shrink.uStride});
+    // An int8 pool's A: the part computes raw dot products with the codes; the expand applies the A-row scales.
+    const WType aType = shrink.dtype == lora::PoolDType::I8 ? WType::I8 : shrink.dtype == lora::PoolDType::BF16 ? WType::BF16 : WType::F32;
+    parts.push_back({WeightView{shrink.a, aType, shrink.rows, shrink.cols}, 0, shrinkRows.data(), shrink.uStride});
     return shrinkRows.data();
 #else
     (void)layer, (void)module, (void)parts;
@@ -151,7 +152,9 @@ void runDecoderLayers(const LayerStack& stack, const StepInputView& step, std::v
           for (int t = 0; t < T; ++t) addBias(t, c0, c1);
         stack.lora->fusedExpand(shrink, shrunk, y, ldy, c0, c1);
       };
-      epilogue.bytesPerColumn = static_cast<size_t>(shrink.rank) * (shrink.bf16 ? 2 : 4);  // Bᵀ per output column
+      // Bᵀ per output column (int8: the codes and the column's scale)
+      epilogue.bytesPerColumn = shrink.dtype == lora::PoolDType::I8 ? static_cast<size_t>(shrink.rank) + sizeof(float)
+                                : static_cast<size_t>(shrink.rank) * (shrink.dtype == lora::PoolDType::BF16 ? 2 : 4);
       gemm(pool, x, T, K, parts, y, ldy, &epilogue);
       return;
     }

@@ -255,6 +255,9 @@ void loadRow(const WeightView& w, int row, float* out) {
     case WType::F16:
       for (int i = 0; i < w.cols; ++i) out[i] = loadScalar<WType::F16>(src, i);
       break;
+    case WType::I8:
+      for (int i = 0; i < w.cols; ++i) out[i] = loadScalar<WType::I8>(src, i);
+      break;
     default:
       std::memcpy(out, src, static_cast<size_t>(w.cols) * 4);
   }

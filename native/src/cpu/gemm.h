@@ -20,7 +20,7 @@ struct WeightView {
   WType type = WType::F32;
   int rows = 0;
   int cols = 0;
-  size_t bytesPerElement() const { return type == WType::F32 ? 4 : 2; }
+  size_t bytesPerElement() const { return static_cast<size_t>(wtypeBytes(type)); }
   size_t sizeBytes() const { return static_cast<size_t>(rows) * cols * bytesPerElement(); }
 };
 

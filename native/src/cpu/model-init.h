@@ -44,6 +44,7 @@ struct ModelInit {
   int tpSize = 1;  // tensor-parallel ranks (CPU: thread groups, native/src/cpu/tp)
   int loraSlots = 0, loraMaxRank = 0;
   bool loraPoolBf16 = false;  // CPU LoRA pool storage: bf16 instead of fp32
+  bool loraPoolI8 = false;    // CPU LoRA pool storage: int8 codes with fp32 scales (lora.h: PoolDType::I8)
   bool kvCacheBf16 = false;   // KV cache storage: bf16 instead of fp32 (attention accumulates in fp32)
   bool loraTargets[6] = {};  // indexed by lora::Module
 };

@@ -61,7 +61,8 @@ CpuModel::CpuModel(const ModelInit& init) : dims_(init.dims) {
     pc.maxRank = init.loraMaxRank;
     // bf16 storage halves the pool's memory and reads (fp32 accumulation in the kernels) but rounds fp32 adapters
     // (~1e-2 relative logit error on the PEFT fixtures), so it is opt-in.
-    pc.weightDtype = init.loraPoolBf16 ? lora::PoolDType::BF16 : lora::PoolDType::F32;
+    // int8 (opt-in too) quarters them, quantizing every adapter (lora.h: PoolDType::I8).
+    pc.weightDtype = init.loraPoolI8 ? lora::PoolDType::I8 : init.loraPoolBf16 ? lora::PoolDType::BF16 : lora::PoolDType::F32;
     pc.numLayers = d.numLayers;
     for (int m = 0; m < lora::kNumModules; ++m) pc.targets[m] = init.loraTargets[m];
     auto set = [&](lora::Module m, int in, std::vector<int> offsets) {

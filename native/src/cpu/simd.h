@@ -13,7 +13,10 @@
 
 namespace tslora::cpu {
 
-enum class WType : int { F32 = 0, F16 = 1, BF16 = 2 };
+// I8: signed 8-bit integers widened exactly to fp32 (no scale: a user of an int8 matrix applies its own scales to the
+// outputs; the CPU LoRA pool's int8 A, whose shrink rides along the base GEMM as raw dot products).
+enum class WType : int { F32 = 0, F16 = 1, BF16 = 2, I8 = 3 };
+constexpr int wtypeBytes(WType t) { return t == WType::F32 ? 4 : t == WType::I8 ? 1 : 2; }
 
 // How a decode GEMV prefetches its weights beyond its one tile of rows ahead into L1 (bits of cpu-isa.h GemmRangeFn's
 // prefetchFlags; gemm.h setGemmPrefetchFlags). Neither changes any result.
@@ -30,6 +33,8 @@ inline float loadScalar(const void* base, int64_t i) {
     float v;
     std::memcpy(&v, static_cast<const char*>(base) + i * 4, 4);
     return v;
+  } else if constexpr (T == WType::I8) {
+    return static_cast<float>(static_cast<const int8_t*>(base)[i]);
   } else {
     uint16_t bits;
     std::memcpy(&bits, static_cast<const char*>(base) + i * 2, 2);

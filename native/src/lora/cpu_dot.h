@@ -1,6 +1,6 @@
 // Small fp32 dot-product helpers for the CPU LoRA kernels. GCC vector extensions keep them vectorised at any -O
-// level without -ffast-math (8 independent lanes instead of one serial float reduction). Weights come as fp32 or
-// as bf16 bits (uint16_t), widened to fp32 on load (bf16 → fp32 is exact: the bits shifted left by 16).
+// level without -ffast-math (8 independent lanes instead of one serial float reduction). Weights come as fp32, as
+// bf16 bits (uint16_t) or as int8 codes, widened to fp32 on load (exact: bf16 bits shifted left by 16; int8 converted).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -31,7 +31,14 @@ inline Vec8 loadVec8(const uint16_t* p) {
   std::memcpy(&v, &w, sizeof v);
   return v;
 }
+typedef int8_t I8x8 __attribute__((vector_size(8)));
+inline Vec8 loadVec8(const int8_t* p) {  // int8 codes (PoolDType::I8) widened exactly
+  I8x8 q;
+  std::memcpy(&q, p, sizeof q);
+  return __builtin_convertvector(q, Vec8);
+}
 inline float toFloat(float v) { return v; }
+inline float toFloat(int8_t q) { return static_cast<float>(q); }
 inline float toFloat(uint16_t bits) {
   const uint32_t w = static_cast<uint32_t>(bits) << 16;
   float f;

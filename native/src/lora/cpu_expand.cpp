@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "cpu_dot.h"
 #include "cpu_expand.h"
@@ -43,6 +44,11 @@ inline void addSumTo(float* y, Lanes16 a, Lanes16 b) {
   for (int l = 0; l < 8; ++l) y[l] += lo[l];
   for (int l = 0; l < 8; ++l) y[8 + l] += hi[l];
 }
+inline void addScaledSumTo(float* y, Lanes16 a, Lanes16 b, const float* scales) {
+  const Vec8 lo = mulAdd(loadVec8(y), a.lo + b.lo, loadVec8(scales)), hi = mulAdd(loadVec8(y + 8), a.hi + b.hi, loadVec8(scales + 8));
+  std::memcpy(y, &lo, sizeof lo);
+  std::memcpy(y + 8, &hi, sizeof hi);
+}
 inline float mulAddScalar(float acc, float a, float b) { return mulAdd(acc, a, b); }
 #include "cpu_expand.inc"
 }  // namespace expand_generic
@@ -70,18 +76,39 @@ std::atomic<bool>& wideInUse() {
 }
 }  // namespace
 
-void expandRange(const ExpandRange& e, const float* panels) {
-#if defined(__x86_64__)
-  if (wideInUse().load(std::memory_order_relaxed)) return expand_avx512::expandRange(e, panels);
-#endif
-  expand_generic::expandRange(e, panels);
+// e with u's rows scaled by e.uScale (an I8 pool's raw shrink), in this thread's own buffer, rows indexed as in e:
+// scaled[k] = u[k] · uScale[k], rounded once, the same in every copy. e itself when it has no scales.
+ExpandRange withScaledU(const ExpandRange& e) {
+  if (e.uScale == nullptr) return e;
+  thread_local std::vector<float> scaled;
+  int maxRow = 0;
+  for (int i = 0; i < e.numRows; ++i) maxRow = std::max(maxRow, e.rows[i]);
+  const size_t need = (static_cast<size_t>(maxRow) + 1) * e.rank;
+  if (scaled.size() < need) scaled.resize(need);
+  for (int i = 0; i < e.numRows; ++i) {
+    const float* u = e.u + static_cast<size_t>(e.rows[i]) * e.uStride;
+    float* out = scaled.data() + static_cast<size_t>(e.rows[i]) * e.rank;
+    for (int k = 0; k < e.rank; ++k) out[k] = u[k] * e.uScale[k];
+  }
+  ExpandRange out = e;
+  out.u = scaled.data();
+  out.uStride = e.rank;
+  out.uScale = nullptr;
+  return out;
 }
-void expandRange(const ExpandRange& e, const uint16_t* panels) {
+
+template <typename W>
+void dispatchExpand(const ExpandRange& e, const W* panels) {
+  const ExpandRange run = withScaledU(e);
 #if defined(__x86_64__)
-  if (wideInUse().load(std::memory_order_relaxed)) return expand_avx512::expandRange(e, panels);
+  if (wideInUse().load(std::memory_order_relaxed)) return expand_avx512::expandRange(run, panels);
 #endif
-  expand_generic::expandRange(e, panels);
+  expand_generic::expandRange(run, panels);
 }
+
+void expandRange(const ExpandRange& e, const float* panels) { dispatchExpand(e, panels); }
+void expandRange(const ExpandRange& e, const uint16_t* panels) { dispatchExpand(e, panels); }
+void expandRange(const ExpandRange& e, const int8_t* panels) { dispatchExpand(e, panels); }
 
 }  // namespace detail
 

@@ -37,19 +37,26 @@ struct ExpandRange {
   int yStride;
   int rank;
   int g0, g1;
+  // I8 pools: the slice's A-row scales [rank]; u holds raw dot products and the expand reads u[k] · uScale[k]
+  // (cpu_expand.cpp scales a copy of the rows first). nullptr: u is used as it is.
+  const float* uScale = nullptr;
 };
 
 // The copy in use (see useWideExpand); panels: the slot's Bᵀ panels of its rank (lora_internal.h).
+// int8 panels (PoolDType::I8) carry their column scales: y[n] += sB[n] · Σ_k u[k] · q[k][n].
 void expandRange(const ExpandRange& e, const float* panels);
 void expandRange(const ExpandRange& e, const uint16_t* panels);
+void expandRange(const ExpandRange& e, const int8_t* panels);
 
 namespace expand_generic {
 void expandRange(const ExpandRange& e, const float* panels);
 void expandRange(const ExpandRange& e, const uint16_t* panels);
+void expandRange(const ExpandRange& e, const int8_t* panels);
 }  // namespace expand_generic
 namespace expand_avx512 {  // defined on x86-64 only
 void expandRange(const ExpandRange& e, const float* panels);
 void expandRange(const ExpandRange& e, const uint16_t* panels);
+void expandRange(const ExpandRange& e, const int8_t* panels);
 }  // namespace expand_avx512
 
 // How far ahead the expand prefetches its Bᵀ panels: 4 KiB by default, TSLORA_LORA_EXPAND_PREFETCH_BYTES (0 = none)
@@ -69,8 +76,9 @@ int expandEarlyBytes();
 // The start of the panels expandRange reads for columns [g0, g1) (LoraPool::prefetchExpand; see expandEarlyBytes).
 template <typename W>
 void prefetchRunColumns(const W* panels, int r, int g0, int g1) {
-  const char* first = reinterpret_cast<const char*>(panels + static_cast<size_t>(g0 / kPanelCols) * r * kPanelCols);
-  const char* end = reinterpret_cast<const char*>(panels + static_cast<size_t>((g1 + kPanelCols - 1) / kPanelCols) * r * kPanelCols);
+  const size_t stride = panelStride(r, panels);
+  const char* first = reinterpret_cast<const char*>(panels + static_cast<size_t>(g0 / kPanelCols) * stride);
+  const char* end = reinterpret_cast<const char*>(panels + static_cast<size_t>((g1 + kPanelCols - 1) / kPanelCols) * stride);
   const size_t l1Bytes = static_cast<size_t>(expandPrefetchBytes());
   prefetchBytes(first, l1Bytes, end);
   for (const char* p = first + l1Bytes; p < first + l1Bytes + expandEarlyBytes() && p < end; p += 64) __builtin_prefetch(p, 0, 2);

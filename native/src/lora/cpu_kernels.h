@@ -1,4 +1,5 @@
-// The CPU LoRA kernels proper, templated on the pool's weight storage W (float, or uint16_t = bf16 bits).
+// The CPU LoRA kernels proper, templated on the pool's weight storage W (float, uint16_t = bf16 bits, or int8_t codes
+// whose scales KernelArgs carries).
 // Both strategies run this code; they differ in the tiles (see lora_apply.cpp). Only [0, r) of a slot is read.
 #pragma once
 #include <algorithm>
@@ -47,6 +48,10 @@ struct KernelArgs {
   const int32_t* tokenIds;
   ThreadPool& threads;
   bool shrinkDone = false;  // u was computed by the caller (fused into the base GEMM): expand only
+  // I8 pools: [S, aScaleSlotElems] A-row scales. The shrink (here or the caller's) leaves raw dot products with the
+  // codes in u, and the expand applies the scales (ExpandRange::uScale).
+  const float* aScaleAll = nullptr;
+  size_t aScaleSlotElems = 0;
 };
 
 template <typename W>
@@ -138,8 +143,9 @@ void runLoraKernels(const KernelArgs& k, const W* aAll, size_t aSlotElems, const
       const int n0 = (item % expandBlocks) * kExpandColsPerItem, n1 = std::min(width, n0 + kExpandColsPerItem);
       if (n0 >= n1) continue;
       const int slot = tiles[run.firstTile].slot, r = tiles[run.firstTile].rank;
+      const float* uScale = k.aScaleAll ? k.aScaleAll + k.aScaleSlotElems * slot + j * r : nullptr;
       expandRange({runRows.data() + run.firstRow, runs[ri + 1].firstRow - run.firstRow, u + j * r, uStride, y + yOffset,
-                   yStride, r, offset + n0, offset + n1},
+                   yStride, r, offset + n0, offset + n1, uScale},
                   bAll + bSlotElems * slot);
     }
   });

@@ -34,7 +34,15 @@ struct ModuleShape {
 
 // Storage of the pool's A/B buffers (additive). BF16 halves the memory and the bytes the kernels read;
 // B is rounded after σ is folded in fp32. Kernels always compute in fp32.
-enum class PoolDType : int { F32 = 0, BF16 = 1 };
+// I8 (CPU pool only) quarters them, symmetric absmax quantization computed once when an adapter enters the host tier:
+//   A [c*r, in]: one fp32 scale per A row i, sA_i = max_k |A_ik| / 127; qA_ik = rne(A_ik / sA_i) in [-127, 127].
+//   B [outTotal, r] (σ folded in fp32 first): one fp32 scale per output column n (a row of B), sB_n = max_k |B_nk| /
+//   127; qB_nk = rne(B_nk / sB_n). A row / column of zeros has scale 0 and codes 0.
+//   Each dequantized weight q·s is within s/2 of the fp32 value (half a step of 1/127 of its row's / column's absmax).
+// Kernels widen the codes to fp32 (no int8 activations): u_raw_i = Σ_k qA_ik x_k (the fused shrink's GEMM part does
+// exactly this), then the expand computes y_n += sB_n · Σ_i (u_raw_i · sA_i) · qB_ni. Bᵀ panels of int8 carry their
+// 16 column scales right after the codes (lora_internal.h: panelStride), so the expand reads one stream.
+enum class PoolDType : int { F32 = 0, BF16 = 1, I8 = 2 };
 
 struct PoolConfig {
   int numSlots = 0;    // S
@@ -130,12 +138,16 @@ class LoraPool {
   // When every LoRA row of the step uses one slot (a single-stream decode step, a batch on one adapter; base rows
   // may be mixed in), the shrink u = A_s x is a plain GEMM over the same input rows as the base projection: the
   // forward adds A_s as one more part of the base GEMM (one pass over x, no extra dispatch). Fills the slot's A rows
-  // [0, c*r) x in (fp32, or bf16 bits), u's row stride c*R and what fusedExpand needs; false when there is nothing
+  // [0, c*r) x in (fp32, bf16 bits or int8 codes), u's row stride c*R and what fusedExpand needs; false when there is nothing
   // to fuse (embed, several slots, no LoRA row, or the slot lacks the module in this layer). Throws like apply() on
-  // bad metadata. u then goes to apply(shrunk = u), or column range by column range to fusedExpand.
+  // bad metadata. u then goes to apply(shrunk = u), or column range by column range to fusedExpand (with an I8 pool, u
+  // is raw: see ShrinkMatrix).
+  // I8: `a` is the int8 codes, so the GEMM's u holds raw dot products u_raw = qA x; aScale holds the slot's c*r A-row
+  // scales, which fusedExpand / apply(shrunk) apply as they read u (u is only c*r floats per row).
   struct ShrinkMatrix {
     const void* a = nullptr;
-    bool bf16 = false;
+    PoolDType dtype = PoolDType::F32;
+    const float* aScale = nullptr;  // [c*r], I8 only
     int rows = 0, cols = 0, uStride = 0;
     Module module = Module::QKV;
     int layer = 0, slot = -1, rank = 0;

@@ -73,10 +73,16 @@ bool LoraPool::fusedShrink(int layer, Module module, const StepLora& step, Shrin
     for (int pos = t.begin; pos < t.end; ++pos) out.loraRows.push_back(detail::rowAt(step.permutation, pos));
   const ModuleShape& shape = config.shapes[m];
   const Impl::Buffer& buf = impl_->buffers[m][layer];
-  const bool bf16 = config.weightDtype == PoolDType::BF16;
-  out.a = bf16 ? static_cast<const void*>(buf.a16.data() + buf.aSlotElems * slot)
-               : static_cast<const void*>(buf.a.data() + buf.aSlotElems * slot);
-  out.bf16 = bf16;
+  out.dtype = config.weightDtype;
+  out.aScale = nullptr;
+  switch (config.weightDtype) {
+    case PoolDType::I8:
+      out.a = buf.a8.data() + buf.aSlotElems * slot;
+      out.aScale = buf.aScale.data() + buf.aScaleSlotElems * slot;
+      break;
+    case PoolDType::BF16: out.a = buf.a16.data() + buf.aSlotElems * slot; break;
+    default: out.a = buf.a.data() + buf.aSlotElems * slot;
+  }
   out.rows = shape.numSlices * impl_->ranks[slot];
   out.cols = shape.in;
   out.uStride = shape.numSlices * config.maxRank;
@@ -101,7 +107,8 @@ void forEachSliceRange(const ModuleShape& shape, int c0, int c1, F&& f) {
 void LoraPool::prefetchExpand(const ShrinkMatrix& sm, int c0, int c1) const {
   const Impl::Buffer& buf = impl_->buffers[static_cast<int>(sm.module)][sm.layer];
   forEachSliceRange(impl_->config.shapes[static_cast<int>(sm.module)], c0, c1, [&](int, int g0, int g1) {
-    if (sm.bf16) detail::prefetchRunColumns(buf.b16.data() + buf.bSlotElems * sm.slot, sm.rank, g0, g1);
+    if (sm.dtype == PoolDType::I8) detail::prefetchRunColumns(buf.b8.data() + buf.bSlotElems * sm.slot, sm.rank, g0, g1);
+    else if (sm.dtype == PoolDType::BF16) detail::prefetchRunColumns(buf.b16.data() + buf.bSlotElems * sm.slot, sm.rank, g0, g1);
     else detail::prefetchRunColumns(buf.b.data() + buf.bSlotElems * sm.slot, sm.rank, g0, g1);
   });
 }
@@ -110,8 +117,10 @@ void LoraPool::fusedExpand(const ShrinkMatrix& sm, const float* u, float* y, int
   const Impl::Buffer& buf = impl_->buffers[static_cast<int>(sm.module)][sm.layer];
   const int numRows = static_cast<int>(sm.loraRows.size());
   forEachSliceRange(impl_->config.shapes[static_cast<int>(sm.module)], c0, c1, [&](int j, int g0, int g1) {
-    const detail::ExpandRange e{sm.loraRows.data(), numRows, u + j * sm.rank, sm.uStride, y, yStride, sm.rank, g0, g1};
-    if (sm.bf16) detail::expandRange(e, buf.b16.data() + buf.bSlotElems * sm.slot);
+    const float* uScale = sm.aScale ? sm.aScale + j * sm.rank : nullptr;
+    const detail::ExpandRange e{sm.loraRows.data(), numRows, u + j * sm.rank, sm.uStride, y, yStride, sm.rank, g0, g1, uScale};
+    if (sm.dtype == PoolDType::I8) detail::expandRange(e, buf.b8.data() + buf.bSlotElems * sm.slot);
+    else if (sm.dtype == PoolDType::BF16) detail::expandRange(e, buf.b16.data() + buf.bSlotElems * sm.slot);
     else detail::expandRange(e, buf.b.data() + buf.bSlotElems * sm.slot);
   });
 }
@@ -144,9 +153,12 @@ void LoraPool::apply(int layer, Module module, const float* x, int xStride, floa
   if (!shrunk && shrinkOut.size() < static_cast<size_t>(step.numTokens) * uStride)
     shrinkOut.resize(static_cast<size_t>(step.numTokens) * uStride);
   float* u = shrunk ? const_cast<float*>(shrunk) : shrinkOut.data();  // the kernels only read a precomputed u
+  const bool i8 = config.weightDtype == PoolDType::I8;
   const detail::KernelArgs args{tiles, step.permutation, shape, R, embed, x, xStride, y, yStride, yOffset, u, uStride,
-                                tokenIds, threads, shrunk != nullptr};
-  if (config.weightDtype == PoolDType::BF16)
+                                tokenIds, threads, shrunk != nullptr, i8 ? buf.aScale.data() : nullptr, buf.aScaleSlotElems};
+  if (i8)
+    detail::runLoraKernels(args, buf.a8.data(), buf.aSlotElems, buf.b8.data(), buf.bSlotElems);
+  else if (config.weightDtype == PoolDType::BF16)
     detail::runLoraKernels(args, buf.a16.data(), buf.aSlotElems, buf.b16.data(), buf.bSlotElems);
   else
     detail::runLoraKernels(args, buf.a.data(), buf.aSlotElems, buf.b.data(), buf.bSlotElems);

@@ -28,6 +28,18 @@ inline int paddedOutColumns(const ModuleShape& s) { return (s.outTotal() + kPane
 inline size_t panelIndex(int k, int n, int r) {
   return static_cast<size_t>(n / kPanelCols) * r * kPanelCols + static_cast<size_t>(k) * kPanelCols + n % kPanelCols;
 }
+// Elements from one panel's start to the next, by storage type (the pointer only selects the overload). An int8 panel
+// (PoolDType::I8) is its [r][16] codes followed by its 16 fp32 column scales (64 bytes), so the expand and its
+// prefetch read codes and scales as one stream.
+constexpr int kPanelScaleBytes = kPanelCols * static_cast<int>(sizeof(float));
+inline size_t panelStride(int r, const float*) { return static_cast<size_t>(r) * kPanelCols; }
+inline size_t panelStride(int r, const uint16_t*) { return static_cast<size_t>(r) * kPanelCols; }
+inline size_t panelStride(int r, const int8_t*) { return static_cast<size_t>(r) * kPanelCols + kPanelScaleBytes; }
+// Elements of a module's whole Bᵀ of rank r in storage type W (every panel, pad columns included).
+template <typename W>
+size_t panelsElems(const ModuleShape& s, int r) {
+  return static_cast<size_t>(paddedOutColumns(s) / kPanelCols) * panelStride(r, static_cast<const W*>(nullptr));
+}
 
 // Validates the pool shapes once (constructor); throws std::invalid_argument.
 void validatePoolConfig(const PoolConfig& config);

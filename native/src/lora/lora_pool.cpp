@@ -1,9 +1,9 @@
-// LoraPool storage: S slots of fp32 A/B buffers per (layer, module), allocated once; slots never move (spec c.4).
+// LoraPool storage: S slots of fp32 / bf16 / int8 A/B buffers per (layer, module), allocated once; slots never move (spec c.4).
 #include <algorithm>
 #include <cstring>
-#include <type_traits>
 
 #include "lora_pool_impl.h"
+#include "quantize_i8.h"
 #include "slot_image.h"
 
 namespace tslora::lora {
@@ -13,8 +13,8 @@ void validatePoolConfig(const PoolConfig& config) {
   if (config.numSlots < 1) throw std::invalid_argument("LoRA pool needs at least one slot");
   if (config.maxRank < 1) throw std::invalid_argument("LoRA pool needs a maximum rank of at least 1");
   if (config.numLayers < 1) throw std::invalid_argument("LoRA pool needs at least one layer");
-  if (config.weightDtype != PoolDType::F32 && config.weightDtype != PoolDType::BF16)
-    throw std::invalid_argument("LoRA pool weight dtype must be F32 or BF16");
+  if (config.weightDtype != PoolDType::F32 && config.weightDtype != PoolDType::BF16 && config.weightDtype != PoolDType::I8)
+    throw std::invalid_argument("LoRA pool weight dtype must be F32, BF16 or I8");
   static const int expectedSlices[kNumModules] = {3, 1, 2, 1, 1, 1};
   for (int m = 0; m < kNumModules; ++m) {
     if (!config.targets[m]) continue;
@@ -50,16 +50,15 @@ namespace {
 // A slot load from a slot image: the image is the prefix of the slot's A and Bᵀ buffers (slot_image.h); absent
 // modules are zeroed for [0, r) (the layout contract). No arithmetic.
 template <typename W>
+void copyElems(W* dst, const std::vector<W>& image, bool present, size_t elems) {
+  if (present) std::memcpy(dst, image.data(), elems * sizeof(W));
+  else std::memset(dst, 0, elems * sizeof(W));
+}
+template <typename W>
 void copyPart(W* a, W* bt, const std::vector<W>& imageA, const std::vector<W>& imageBt, bool present, const ModuleShape& s,
               int r) {
-  const size_t aElems = static_cast<size_t>(s.numSlices) * r * s.in, btElems = static_cast<size_t>(r) * detail::paddedOutColumns(s);
-  if (present) {
-    std::memcpy(a, imageA.data(), aElems * sizeof(W));
-    std::memcpy(bt, imageBt.data(), btElems * sizeof(W));
-  } else {
-    std::memset(a, 0, aElems * sizeof(W));
-    std::memset(bt, 0, btElems * sizeof(W));
-  }
+  copyElems(a, imageA, present, static_cast<size_t>(s.numSlices) * r * s.in);
+  copyElems(bt, imageBt, present, detail::panelsElems<W>(s, r));
 }
 
 }  // namespace
@@ -77,7 +76,13 @@ LoraPool::LoraPool(const PoolConfig& config) : impl_(std::make_unique<Impl>()) {
     for (auto& buf : impl_->buffers[m]) {
       buf.aSlotElems = static_cast<size_t>(s.numSlices) * config.maxRank * s.in;
       buf.bSlotElems = static_cast<size_t>(detail::paddedOutColumns(s)) * config.maxRank;
-      if (config.weightDtype == PoolDType::BF16) {
+      if (config.weightDtype == PoolDType::I8) {
+        buf.bSlotElems = detail::panelsElems<int8_t>(s, config.maxRank);
+        buf.aScaleSlotElems = static_cast<size_t>(s.numSlices) * config.maxRank;
+        buf.a8 = PoolArray<int8_t>(buf.aSlotElems * config.numSlots);
+        buf.b8 = PoolArray<int8_t>(buf.bSlotElems * config.numSlots);
+        buf.aScale = PoolArray<float>(buf.aScaleSlotElems * config.numSlots);
+      } else if (config.weightDtype == PoolDType::BF16) {
         buf.a16 = PoolArray<uint16_t>(buf.aSlotElems * config.numSlots);
         buf.b16 = PoolArray<uint16_t>(buf.bSlotElems * config.numSlots);
       } else {
@@ -96,7 +101,8 @@ size_t LoraPool::sizeBytes() const {
   size_t bytes = 0;
   for (const auto& layers : impl_->buffers)
     for (const auto& buf : layers)
-      bytes += (buf.a.size() + buf.b.size()) * sizeof(float) + (buf.a16.size() + buf.b16.size()) * sizeof(uint16_t);
+      bytes += (buf.a.size() + buf.b.size() + buf.aScale.size()) * sizeof(float) +
+               (buf.a16.size() + buf.b16.size()) * sizeof(uint16_t) + buf.a8.size() + buf.b8.size();
   return bytes;
 }
 
@@ -121,27 +127,37 @@ void LoraPool::writeSlot(int slot, const HostAdapter& adapter) {
   const int r = adapter.rank();
   if (r > config.maxRank) throw std::invalid_argument("incompatible: adapter rank exceeds the pool's maximum rank");
   impl_->ranks[slot] = 0;  // the slot is unusable until fully written
-  const bool bf16 = config.weightDtype == PoolDType::BF16;
+  const PoolDType dtype = config.weightDtype;
   for (int m = 0; m < kNumModules; ++m) {
     if (!config.targets[m]) continue;
     const Module module = static_cast<Module>(m);
+    const ModuleShape& shape = config.shapes[m];
     for (int layer = 0; layer < static_cast<int>(impl_->buffers[m].size()); ++layer) {
       auto& buf = impl_->buffers[m][layer];
-      bool present = false;
-      auto write = [&](auto* a, auto* bt) {  // a, bt: this slot's A and Bᵀ in the pool's storage type
-        if (image) {
-          const detail::SlotImage::Part& p = image->part(module, layer);
-          present = p.present;
-          if constexpr (std::is_same_v<std::remove_pointer_t<decltype(a)>, uint16_t>) copyPart(a, bt, p.a16, p.bt16, present, config.shapes[m], r);
-          else copyPart(a, bt, p.a, p.bt, present, config.shapes[m], r);
-        } else {  // a plain fp32 copy (tests, the CUDA tests' CPU reference): converted on this load
-          const detail::HostModule& hm = host->module(module, layer);
-          present = hm.present;
-          detail::convertModule(a, bt, hm, config.shapes[m], r);
+      const detail::SlotImage::Part* p = image ? &image->part(module, layer) : nullptr;
+      const detail::HostModule* hm = image ? nullptr : &host->module(module, layer);
+      const bool present = p ? p->present : hm->present;
+      if (dtype == PoolDType::I8) {
+        int8_t* a = buf.a8.data() + buf.aSlotElems * slot;
+        int8_t* bt = buf.b8.data() + buf.bSlotElems * slot;
+        float* aScale = buf.aScale.data() + buf.aScaleSlotElems * slot;
+        if (p) {
+          copyPart(a, bt, p->a8, p->bt8, present, shape, r);
+          copyElems(aScale, p->aScale, present, static_cast<size_t>(shape.numSlices) * r);
+        } else {
+          detail::convertModuleI8(a, aScale, bt, *hm, shape, r);  // a plain fp32 copy (tests): quantized on this load
         }
-      };
-      if (bf16) write(buf.a16.data() + buf.aSlotElems * slot, buf.b16.data() + buf.bSlotElems * slot);
-      else write(buf.a.data() + buf.aSlotElems * slot, buf.b.data() + buf.bSlotElems * slot);
+      } else if (dtype == PoolDType::BF16) {
+        uint16_t* a = buf.a16.data() + buf.aSlotElems * slot;
+        uint16_t* bt = buf.b16.data() + buf.bSlotElems * slot;
+        if (p) copyPart(a, bt, p->a16, p->bt16, present, shape, r);
+        else detail::convertModule(a, bt, *hm, shape, r);
+      } else {
+        float* a = buf.a.data() + buf.aSlotElems * slot;
+        float* bt = buf.b.data() + buf.bSlotElems * slot;
+        if (p) copyPart(a, bt, p->a, p->bt, present, shape, r);
+        else detail::convertModule(a, bt, *hm, shape, r);  // a plain fp32 copy (tests, the CUDA tests' CPU reference)
+      }
       impl_->present[m][static_cast<size_t>(layer) * config.numSlots + slot] = present ? 1 : 0;
     }
   }
@@ -155,7 +171,11 @@ void LoraPool::clearSlot(int slot) {
   for (int m = 0; m < kNumModules; ++m) {
     for (size_t layer = 0; layer < impl_->buffers[m].size(); ++layer) {
       auto& buf = impl_->buffers[m][layer];
-      if (impl_->config.weightDtype == PoolDType::BF16) {
+      if (impl_->config.weightDtype == PoolDType::I8) {
+        std::fill_n(buf.a8.data() + buf.aSlotElems * slot, buf.aSlotElems, int8_t{0});
+        std::fill_n(buf.b8.data() + buf.bSlotElems * slot, buf.bSlotElems, int8_t{0});
+        std::fill_n(buf.aScale.data() + buf.aScaleSlotElems * slot, buf.aScaleSlotElems, 0.0f);
+      } else if (impl_->config.weightDtype == PoolDType::BF16) {
         std::fill_n(buf.a16.data() + buf.aSlotElems * slot, buf.aSlotElems, uint16_t{0});
         std::fill_n(buf.b16.data() + buf.bSlotElems * slot, buf.bSlotElems, uint16_t{0});
       } else {

@@ -37,11 +37,15 @@ class PoolArray {
 struct LoraPool::Impl {
   struct Buffer {
     size_t aSlotElems = 0;      // c * R * in
-    size_t bSlotElems = 0;      // paddedOut * R
+    size_t bSlotElems = 0;      // paddedOut * R (I8: paddedOut / 16 panels of R * 16 codes + 16 scales, in bytes)
+    size_t aScaleSlotElems = 0; // c * R (I8)
     PoolArray<float> a;       // [S, c*R, in]      PoolDType::F32
     PoolArray<float> b;       // [S, paddedOut * R]  Bᵀ panels of the slot's rank (lora_internal.h: panelIndex)
     PoolArray<uint16_t> a16;  // the same, as bf16 bits, for PoolDType::BF16
     PoolArray<uint16_t> b16;
+    PoolArray<int8_t> a8;     // PoolDType::I8: [S, c*R, in] codes
+    PoolArray<int8_t> b8;     // [S, bSlotElems] Bᵀ panels with their column scales (lora_internal.h: panelStride)
+    PoolArray<float> aScale;  // [S, c*R] one scale per A row (quantize_i8.h)
   };
   PoolConfig config;
   std::vector<Buffer> buffers[kNumModules];   // [module][layer]

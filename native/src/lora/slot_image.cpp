@@ -1,13 +1,15 @@
 // buildSlotImage: the fp32 host copy → the pool's storage format, once per host-tier entry (see slot_image.h).
 #include "slot_image.h"
 
+#include "quantize_i8.h"
+
 namespace tslora::lora {
 namespace detail {
 
 SlotImage::SlotImage(const HostAdapterImpl& fp32, const PoolConfig& poolConfig) : rank_(fp32.rank()), config_(poolConfig) {
   if (!sameShapes(fp32.config(), poolConfig))
     throw std::invalid_argument("incompatible: adapter was built for a different pool shape");
-  const bool bf16 = poolConfig.weightDtype == PoolDType::BF16;
+  const PoolDType dtype = poolConfig.weightDtype;
   for (int m = 0; m < kNumModules; ++m) {
     if (!poolConfig.targets[m]) continue;
     const Module module = static_cast<Module>(m);
@@ -19,7 +21,14 @@ SlotImage::SlotImage(const HostAdapterImpl& fp32, const PoolConfig& poolConfig) 
       Part& p = parts_[m][layer];
       p.present = hm.present;
       if (!hm.present) continue;  // the slot load zeroes it
-      if (bf16) {
+      if (dtype == PoolDType::I8) {
+        const size_t bt8Elems = panelsElems<int8_t>(s, rank_), scales = static_cast<size_t>(s.numSlices) * rank_;
+        p.a8.resize(aElems);
+        p.bt8.resize(bt8Elems);
+        p.aScale.resize(scales);
+        convertModuleI8(p.a8.data(), p.aScale.data(), p.bt8.data(), hm, s, rank_);
+        sizeBytes_ += aElems + bt8Elems + scales * sizeof(float);
+      } else if (dtype == PoolDType::BF16) {
         p.a16.resize(aElems);
         p.bt16.resize(btElems);
         convertModule(p.a16.data(), p.bt16.data(), hm, s, rank_);

@@ -1,7 +1,8 @@
 // The CPU pool's host tier in the pool's own format: an adapter converted once (when it enters the host tier) to the
 // pool's storage dtype and slot layout, so a slot load is two memcpy per (layer, module) and no arithmetic.
 //   per (layer, module): A [c*r, in] (slice j at rows [j*r, (j+1)*r)) and Bᵀ in panels of rank r (lora_internal.h:
-//   panelIndex), both exactly the prefix a slot of rank r holds, as fp32 or bf16 bits per PoolConfig::weightDtype.
+//   panelIndex), both exactly the prefix a slot of rank r holds, as fp32 or bf16 bits per PoolConfig::weightDtype, or
+//   int8 codes with their scales (quantize_i8.h: the A-row scales apart, the column scales inside the panels).
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -40,6 +41,8 @@ class SlotImage final : public HostAdapter {
     bool present = false;
     std::vector<float> a, bt;          // PoolDType::F32
     std::vector<uint16_t> a16, bt16;  // PoolDType::BF16
+    std::vector<int8_t> a8, bt8;      // PoolDType::I8: codes; bt8's panels carry their column scales
+    std::vector<float> aScale;        // PoolDType::I8: [c*r] A-row scales
   };
   SlotImage(const HostAdapterImpl& fp32, const PoolConfig& poolConfig);
   int rank() const override { return rank_; }

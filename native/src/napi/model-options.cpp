@@ -32,6 +32,16 @@ bool optionalStorageDtypeIsBf16(const Napi::Object& o, const char* key) {
     throw NativeError("native_invalid_argument", detail::concat("options.", key, " must be 'f32' or 'bf16', got '", dtype, "'"));
   return dtype == "bf16";
 }
+// options.loraPoolDtype: 'f32' (default) | 'bf16' | 'int8' (the CPU pool quantized, lora.h: PoolDType::I8).
+void readLoraPoolDtype(const Napi::Object& o, cpu::ModelInit& init) {
+  Napi::Value v = o.Get("loraPoolDtype");
+  if (v.IsUndefined() || v.IsNull()) return;
+  const std::string dtype = requireString(o, "loraPoolDtype", "options");
+  if (dtype != "f32" && dtype != "bf16" && dtype != "int8")
+    throw NativeError("native_invalid_argument", detail::concat("options.loraPoolDtype must be 'f32', 'bf16' or 'int8', got '", dtype, "'"));
+  init.loraPoolBf16 = dtype == "bf16";
+  init.loraPoolI8 = dtype == "int8";
+}
 }  // namespace
 
 cpu::TensorSpec readTensorRef(const Napi::Value& v, const std::string& name) {
@@ -140,7 +150,7 @@ cpu::ModelInit readModelOptions(const Napi::Value& options) {
   init.loraSlots = requireInt(o, "loraSlots", "options", 0, 4096);
   init.loraMaxRank = init.loraSlots > 0 ? requireInt(o, "loraMaxRank", "options", 1, 4096) : 0;
   init.numThreads = requireInt(o, "numThreads", "options", 0, 1024);
-  init.loraPoolBf16 = optionalStorageDtypeIsBf16(o, "loraPoolDtype");
+  readLoraPoolDtype(o, init);
   init.kvCacheBf16 = optionalStorageDtypeIsBf16(o, "kvCacheDtype");
   Napi::Value tp = o.Get("tpSize");
   init.tpSize = tp.IsUndefined() || tp.IsNull() ? 1 : requireInt(o, "tpSize", "options", 1, 64);

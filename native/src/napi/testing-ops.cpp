@@ -86,7 +86,8 @@ Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
   }
 }
 
-// gemm(x: Float32Array [M*K], M, w: Uint16Array (bf16 or f16 bits) | Float32Array [N*K], dtype, N, K, numThreads)
+// gemm(x: Float32Array [M*K], M, w: Uint16Array (bf16 or f16 bits) | Int8Array (int8, no scale) | Float32Array [N*K], dtype,
+//      N, K, numThreads)
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
   try {
     auto x = requireF32(info[0], "x");
@@ -97,7 +98,7 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
     int threads = requireIntArg(info[6], "numThreads", 0, 64);
     auto wArr = info[2].As<Napi::TypedArray>();
     cpu::WeightView w;
-    w.type = dtype == "bf16" ? cpu::WType::BF16 : dtype == "f16" ? cpu::WType::F16 : cpu::WType::F32;
+    w.type = dtype == "bf16" ? cpu::WType::BF16 : dtype == "f16" ? cpu::WType::F16 : dtype == "int8" ? cpu::WType::I8 : cpu::WType::F32;
     w.rows = N;
     w.cols = K;
     w.data = static_cast<const uint8_t*>(wArr.ArrayBuffer().Data()) + wArr.ByteOffset();

@@ -31,7 +31,7 @@ export interface ModelRunnerOptions {
   /** CPU worker threads (0 = all cores). */
   numThreads: number;
   /** CPU LoRA pool storage (default 'f32'). */
-  loraPoolDtype?: 'f32' | 'bf16';
+  loraPoolDtype?: 'f32' | 'bf16' | 'int8';
   /** CPU KV cache storage (default 'f32'). */
   kvCacheDtype?: 'f32' | 'bf16';
   /** Tensor-parallel ranks (default 1; the CPU backend only, see tensor-parallel.ts). */

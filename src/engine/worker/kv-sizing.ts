@@ -86,3 +86,27 @@ export function loraPoolBytes(spec: ModelSpec, slots: number, rank: number, modu
   }
   return slots * rank * elements * bytesPerElement;
 }
+
+/**
+ * The int8 pool's fp32 scales (native/src/lora/lora.h, PoolDType::I8) on top of loraPoolBytes(…, 1): per slot, layer
+ * and module, one per A row (slices × R) and one per output column (padded to the 16-column panels of Bᵀ).
+ */
+export function loraPoolScaleBytes(spec: ModelSpec, slots: number, rank: number, modules: readonly string[]): number {
+  const h = spec.hiddenSize;
+  const q = spec.numHeads * spec.headDim;
+  const kv = spec.numKvHeads * spec.headDim;
+  const panels = (out: number) => Math.ceil(out / 16) * 16;
+  const perLayer: Record<string, number> = {
+    qkv_proj: 3 * rank + panels(q + 2 * kv),
+    o_proj: rank + panels(h),
+    gate_up_proj: 2 * rank + panels(2 * spec.intermediateSize),
+    down_proj: rank + panels(h),
+  };
+  let scales = 0;
+  for (const m of modules) {
+    if (perLayer[m] !== undefined) scales += perLayer[m] * spec.numLayers;
+    else if (m === 'embed_tokens') scales += rank + panels(h);
+    else if (m === 'lm_head') scales += rank + panels(spec.vocabSize);
+  }
+  return slots * scales * 4;
+}

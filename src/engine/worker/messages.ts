@@ -29,7 +29,7 @@ export interface EngineInit {
     backend: 'triton' | 'csgmv';
     chunkSize: number;
     /** CPU backend: LoRA pool storage (default f32). */
-    poolDtype?: 'f32' | 'bf16';
+    poolDtype?: 'f32' | 'bf16' | 'int8';
     evictionPolicy: 'lru' | 'fifo';
     overlapLoading: boolean;
     drainThresholdMs: number;

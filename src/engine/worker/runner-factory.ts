@@ -8,7 +8,7 @@ import { ModelRunner } from '../model/runner.js';
 import type { EngineInfo, EngineInit } from './messages.js';
 import { chooseComputeDtype } from './compute-dtype.js';
 import { cudaGraphMaxBatchSize } from './cuda-graph-size.js';
-import { loraPoolBytes, sizeKvCache } from './kv-sizing.js';
+import { loraPoolBytes, loraPoolScaleBytes, sizeKvCache } from './kv-sizing.js';
 
 export type HostAdapterHandle = NativeHostAdapterHandle;
 export type EngineRunner = ModelRunner;
@@ -21,9 +21,15 @@ export async function createEngineRunner(init: EngineInit): Promise<{ runner: En
   const bytesPerElement = dtype === 'f32' ? 4 : 2;
   const slots = init.lora.enabled ? init.lora.slots : 0;
   const loraPoolDtype = device === 'cpu' ? (init.lora.poolDtype ?? 'f32') : undefined;
-  const loraBytesPerElement = loraPoolDtype === 'bf16' ? 2 : bytesPerElement;
+  // The CPU pool's storage (--lora-pool-dtype): int8 codes plus their fp32 scales, bf16, or f32; the CUDA pool
+  // follows the compute dtype (the flag is a CPU-pool option, ignored there like --kv-cache-dtype).
+  const loraBytesPerElement = loraPoolDtype === 'int8' ? 1 : loraPoolDtype === 'bf16' ? 2 : bytesPerElement;
   const kvCacheDtype = device === 'cpu' && init.kvCacheDtype === 'bf16' ? 'bf16' : undefined;
-  const loraBytes = slots > 0 ? loraPoolBytes(init.spec, slots, init.lora.maxRank, init.lora.targetModules, loraBytesPerElement) : 0;
+  const loraBytes =
+    slots > 0
+      ? loraPoolBytes(init.spec, slots, init.lora.maxRank, init.lora.targetModules, loraBytesPerElement) +
+        (loraPoolDtype === 'int8' ? loraPoolScaleBytes(init.spec, slots, init.lora.maxRank, init.lora.targetModules) : 0)
+      : 0;
   const sizing = sizeKvCache({
     spec: init.spec,
     weights: init.weights,

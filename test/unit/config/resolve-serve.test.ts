@@ -169,3 +169,11 @@ test('target modules are normalised to the fused names', () => {
   const config = resolveServeConfig({ ...MODEL, enableLora: true, maxLoraRank: '8', loraTargetModules: ['q_proj', 'v_proj,down_proj', 'model.layers.0.mlp.up_proj'] }, {});
   assert.deepEqual(config.loraTargetModules, ['qkv_proj', 'gate_up_proj', 'down_proj']);
 });
+
+test('--lora-pool-dtype: f32 by default, bf16 and int8 opt-in (TSLORA_LORA_POOL_DTYPE too), nothing else', () => {
+  assert.equal(resolveServeConfig(MODEL, {}).loraPoolDtype, 'f32');
+  assert.equal(resolveServeConfig({ ...MODEL, loraPoolDtype: 'bf16' }, {}).loraPoolDtype, 'bf16');
+  assert.equal(resolveServeConfig({ ...MODEL, loraPoolDtype: 'int8' }, {}).loraPoolDtype, 'int8');
+  assert.equal(resolveServeConfig(MODEL, { TSLORA_LORA_POOL_DTYPE: 'int8' }).loraPoolDtype, 'int8');
+  assertUsage(() => resolveServeConfig({ ...MODEL, loraPoolDtype: 'int4' }, {}), '--lora-pool-dtype must be one of f32, bf16, int8');
+});
