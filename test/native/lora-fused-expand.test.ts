@@ -2,7 +2,7 @@
 // output columns it just wrote, once the fused shrink is done). On a model whose slices are not whole 16-column
 // panels of the pool's Bᵀ (k / v and gate / up boundaries fall inside a panel), an odd rank (one k left over by the
 // two-chain sum), q/k/v biases (added before the LoRA delta, as without the fusion) and base rows mixed in:
-// the epilogue gives the bits of the separate expand pass for both pool dtypes, however the GEMM cuts its column
+// the epilogue gives the bits of the separate expand pass for every pool dtype (f32, bf16, int8), however the GEMM cuts its column
 // ranges, and matches the float64 reference.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -37,7 +37,7 @@ const all7: LoraModuleName[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_pr
 const odd = writeRandomAdapter(join(root, 'odd'), model.spec, 5, all7, 301, 2, true);
 const prompt = [3, 17, 42, 5, 96, 0, 64, 23];
 
-async function runner(loraPoolDtype: 'f32' | 'bf16'): Promise<ModelRunner> {
+async function runner(loraPoolDtype: 'f32' | 'bf16' | 'int8'): Promise<ModelRunner> {
   const r = new ModelRunner(model, {
     backend, kvNumBlocks: 32, kvBlockSize: 4, loraSlots: 2, loraMaxRank: 8, loraTargetModules: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'],
     loraBackend: 'csgmv', maxLoraChunkSize: 16, numThreads: 2, loraPoolDtype,
@@ -55,7 +55,7 @@ function run(r: ModelRunner, slots: number[], fusedExpand: boolean): Float32Arra
 }
 
 describe('LoRA expand fused into the base GEMM epilogue', () => {
-  for (const dtype of ['f32', 'bf16'] as const) {
+  for (const dtype of ['f32', 'bf16', 'int8'] as const) {
     it(`${dtype} pool: the epilogue equals the separate expand pass bitwise (ragged panels, odd rank, biases)`, async () => {
       const r = await runner(dtype);
       const chunkDefault = ops.setGemmEpilogueChunks(0);
@@ -78,8 +78,8 @@ describe('LoRA expand fused into the base GEMM epilogue', () => {
   // Both copies use FMA where the build's target has it (the default -march=native on every AVX-512 machine); an
   // x86-64-v2 build's 8-lane copy rounds each product apart, so it is held to the float64 bound below instead.
   const fmaBuild = (process.env.TSLORA_MARCH ?? 'native') === 'native';
-  it('the AVX-512 expand gives the bits of the 8-lane one (fused and separate, both pool dtypes)', { skip: !(wideAvailable && fmaBuild) && 'this CPU has no AVX-512 (or the build no FMA)' }, async () => {
-    for (const dtype of ['f32', 'bf16'] as const) {
+  it('the AVX-512 expand gives the bits of the 8-lane one (fused and separate, every pool dtype)', { skip: !(wideAvailable && fmaBuild) && 'this CPU has no AVX-512 (or the build no FMA)' }, async () => {
+    for (const dtype of ['f32', 'bf16', 'int8'] as const) {
       const r = await runner(dtype);
       try {
         for (const slots of [[1], [1, -1, 1]]) {

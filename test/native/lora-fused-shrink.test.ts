@@ -1,6 +1,6 @@
 // The LoRA shrink fused into the base projection's GEMM (LoraPool::fusedShrink: when every LoRA row of a step uses
 // one slot, A_s rides along the base weights as one more GEMM part). Fused and unfused steps agree within fp32
-// rounding for both pool dtypes, in prefill and decode, with base rows mixed in; a step with two slots is never
+// rounding for every pool dtype (f32, bf16, int8), in prefill and decode, with base rows mixed in; a step with two slots is never
 // fused (bitwise the same either way); and the fused forward matches the float64 reference of the adapter.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -29,7 +29,7 @@ const a1 = writeRandomAdapter(join(root, 'a1'), model.spec, 6, all7, 201, 2, tru
 const a2 = writeRandomAdapter(join(root, 'a2'), model.spec, 4, ['q_proj', 'v_proj', 'down_proj'], 202, 2, true);
 const prompt = [3, 17, 42, 5, 99, 0, 64, 23];
 
-async function runner(loraPoolDtype: 'f32' | 'bf16'): Promise<ModelRunner> {
+async function runner(loraPoolDtype: 'f32' | 'bf16' | 'int8'): Promise<ModelRunner> {
   const r = new ModelRunner(model, {
     backend, kvNumBlocks: 32, kvBlockSize: 4, loraSlots: 2, loraMaxRank: 8, loraTargetModules: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'],
     loraBackend: 'csgmv', maxLoraChunkSize: 16, numThreads: 2, loraPoolDtype,
@@ -49,7 +49,7 @@ function run(r: ModelRunner, slots: number[], fused: boolean): Float32Array[] {
 }
 
 describe('LoRA shrink fused into the base GEMM', () => {
-  for (const dtype of ['f32', 'bf16'] as const) {
+  for (const dtype of ['f32', 'bf16', 'int8'] as const) {
     it(`${dtype} pool: fused = unfused within rounding (one slot with base rows), two slots unchanged`, async () => {
       const r = await runner(dtype);
       try {

@@ -66,7 +66,7 @@ describe('CPU LoRA pool in bf16', () => {
   it('rejects an unknown pool dtype', () => {
     assert.throws(
       () => new ModelRunner(model, { backend, kvNumBlocks: 4, kvBlockSize: 4, loraSlots: 1, loraMaxRank: 8, loraTargetModules: ['o_proj'], loraBackend: 'csgmv', maxLoraChunkSize: 16, numThreads: 1, loraPoolDtype: 'f16' as 'bf16' }),
-      /loraPoolDtype must be 'f32' or 'bf16'/,
+      /loraPoolDtype must be 'f32', 'bf16' or 'int8'/,
     );
   });
 });
