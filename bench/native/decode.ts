@@ -2,7 +2,7 @@
  * Native CPU microbenchmark (not a test): every issue-17 figure of the CPU engine in one run, on a synthetic Llama.
  *   node --import tsx bench/native/decode.ts [--preset 125m] [--layers 16] [--hidden 1024] [--intermediate 2816]
  *     [--kv-heads 4] [--vocab 32000] [--dtype bf16|f16|f32] [--ranks 16,64] [--steps 20] [--threads 2]
- *     [--prefill-tokens 256] [--prefill-rounds 3] [--lora-backends csgmv,triton] [--lora-pool-dtype f32|bf16]
+ *     [--prefill-tokens 256] [--prefill-rounds 3] [--lora-backends csgmv,triton] [--lora-pool-dtype f32|bf16|int8]
  *     [--kv-cache-dtype f32|bf16] [--isa baseline|avx2|avx512|amx] [--vs-isa avx512] [--skip-lora] [--dir /tmp/...]
  *     [--read-rate-steps N (default: --steps)] [--batch8-rounds N (default: --steps / 2, 0 = none)] [--json] [--out FILE]
  * --preset 125m: the synthetic 125M-class Llama of the llama.cpp comparison (12 layers, hidden 768, intermediate 2048,
@@ -78,7 +78,7 @@ const makeRunner = (loraBackend: 'csgmv' | 'triton', loraSlots: number, rank: nu
   new ModelRunner(model, {
     backend, kvNumBlocks: KV_BLOCKS, kvBlockSize: 16, loraSlots, loraMaxRank: rank,
     loraTargetModules: loraSlots ? ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'] : [],
-    loraBackend, maxLoraChunkSize: 16, numThreads: threads, loraPoolDtype: args['lora-pool-dtype'] as 'f32' | 'bf16',
+    loraBackend, maxLoraChunkSize: 16, numThreads: threads, loraPoolDtype: args['lora-pool-dtype'] as 'f32' | 'bf16' | 'int8',
     kvCacheDtype: args['kv-cache-dtype'] as 'f32' | 'bf16',
   });
 
