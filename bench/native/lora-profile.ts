@@ -9,7 +9,8 @@
  *     [--min-chunk-kib 8,32: more thresholds of the epilogue's chunk choice to time] [--generate: only write the model
  *     and the ranks' adapters into --dir, without loading the addon] [--schedules: the plain-GEMM schedules and
  *     prefetch flags as variants too (below)]
- * The 125M preset of decode.ts (same --dir: the same cached model and adapters), bf16 pool, csgmv. Variants, in
+ *     [--pool-dtype bf16|int8|f32 (default bf16)]
+ * The 125M preset of decode.ts (same --dir: the same cached model and adapters), csgmv. Variants, in
  * alternation with the defaults: the other expand copy where there are two (avx512 / amx kernel sets), GEMM chunks
  * per thread chosen from the expand's bytes or a fixed 4 (whichever is not the default) or 1 (gemm.h
  * setGemmEpilogueChunks: one fused-expand call per chunk), base steps with 1 chunk per thread. With --schedules:
@@ -35,6 +36,7 @@ const { values: args } = parseArgs({
     generate: { type: 'boolean', default: false },
     'min-chunk-kib': { type: 'string', default: '' },
     schedules: { type: 'boolean', default: false },
+    'pool-dtype': { type: 'string', default: 'bf16' },
   },
 });
 const shape: BenchShape = { hidden: 768, intermediate: 2048, numLayers: 12, numHeads: 12, numKvHeads: 4, dtype: 'bf16', vocab: 32000 };
@@ -111,7 +113,7 @@ for (const rank of ranks) {
   const runner = new ModelRunner(model, {
     backend, kvNumBlocks: 160, kvBlockSize: 16, loraSlots: 8, loraMaxRank: rank,
     loraTargetModules: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'], loraBackend: 'csgmv', maxLoraChunkSize: 16,
-    numThreads: threads, loraPoolDtype: 'bf16', kvCacheDtype: 'f32',
+    numThreads: threads, loraPoolDtype: args['pool-dtype'] as 'f32' | 'bf16' | 'int8', kvCacheDtype: 'f32',
   });
   const host = await runner.loadHostAdapter(benchAdapters(args.dir, model, shape, rank, 8)[0]);
   runner.copyAdapterToSlot(0, host);

@@ -4,7 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
-#if defined(__FMA__)
+#if defined(__FMA__) || defined(__SSE4_1__)
 #include <immintrin.h>
 #endif
 
@@ -31,11 +31,24 @@ inline Vec8 loadVec8(const uint16_t* p) {
   std::memcpy(&v, &w, sizeof v);
   return v;
 }
-typedef int8_t I8x8 __attribute__((vector_size(8)));
-inline Vec8 loadVec8(const int8_t* p) {  // int8 codes (PoolDType::I8) widened exactly
-  I8x8 q;
-  std::memcpy(&q, p, sizeof q);
-  return __builtin_convertvector(q, Vec8);
+// int8 codes (PoolDType::I8) widened exactly. GCC 12 scalarises __builtin_convertvector from 8-bit lanes (eight
+// scalar conversions: the 8-lane int8 expand ran at a quarter of the AVX-512 one's rate), so the x86 builds sign-extend
+// and convert with the instructions their target has.
+inline Vec8 loadVec8(const int8_t* p) {
+  Vec8 v;
+#if defined(__AVX2__)
+  const __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  std::memcpy(&v, &f, sizeof v);
+#elif defined(__SSE4_1__)
+  int32_t lo, hi;
+  std::memcpy(&lo, p, 4);
+  std::memcpy(&hi, p + 4, 4);
+  const __m128 f[2] = {_mm_cvtepi32_ps(_mm_cvtepi8_epi32(_mm_cvtsi32_si128(lo))), _mm_cvtepi32_ps(_mm_cvtepi8_epi32(_mm_cvtsi32_si128(hi)))};
+  std::memcpy(&v, f, sizeof v);
+#else
+  for (int l = 0; l < 8; ++l) v[l] = static_cast<float>(p[l]);
+#endif
+  return v;
 }
 inline float toFloat(float v) { return v; }
 inline float toFloat(int8_t q) { return static_cast<float>(q); }
