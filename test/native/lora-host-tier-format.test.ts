@@ -37,7 +37,7 @@ function logitsOf(runner: ModelRunner, slot: number): Float32Array {
 }
 
 for (const tpSize of [1, 2]) {
-  for (const loraPoolDtype of ['f32', 'bf16'] as const) {
+  for (const loraPoolDtype of ['f32', 'bf16', 'int8'] as const) {
     describe(`CPU host tier in the pool's format (TP ${tpSize}, ${loraPoolDtype} pool)`, () => {
       it('converts once per host-tier entry; slot loads (sync and async, any slot, after any occupant) only copy', async () => {
         const runner = new ModelRunner(model, {
