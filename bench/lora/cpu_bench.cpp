@@ -49,10 +49,10 @@ int main(int argc, char** argv) {
   for (int ci = 0; ci < static_cast<int>(sizeof cases / sizeof cases[0]); ++ci) {
     if (only >= 0 && ci != only) continue;
     const Case& cs = cases[ci];
-    for (PoolDType dtype : {PoolDType::F32, PoolDType::BF16}) {
+    for (PoolDType dtype : {PoolDType::F32, PoolDType::BF16, PoolDType::I8}) {
     PoolConfig c = makeConfig(cs.adapters + 1, cs.rank, layers, hidden, qOut, kvOut, inter, 32000);
     c.weightDtype = dtype;
-    const double weightBytes = dtype == PoolDType::BF16 ? 2.0 : 4.0;
+    const double weightBytes = dtype == PoolDType::I8 ? 1.0 : dtype == PoolDType::BF16 ? 2.0 : 4.0;  // I8: codes (scales not counted)
     c.targets[static_cast<int>(Module::Embed)] = false;
     c.targets[static_cast<int>(Module::LmHead)] = false;
     LoraPool pool(c);
@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
         bestCpu = std::min(bestCpu, static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC / reps);
       }
       std::printf("%-32s %-4s %-7s %9.1f us per layer  %6.1f GB/s   (CPU time %9.1f us)\n", cs.name,
-                  dtype == PoolDType::BF16 ? "bf16" : "fp32", csgmv ? "csgmv" : "triton", best * 1e6, bytes / best / 1e9,
+                  dtype == PoolDType::I8 ? "int8" : dtype == PoolDType::BF16 ? "bf16" : "fp32", csgmv ? "csgmv" : "triton", best * 1e6, bytes / best / 1e9,
                   bestCpu * 1e6);
     }
     }
