@@ -1,6 +1,7 @@
 // The AVX-512 copy of the CPU LoRA expand (cpu_expand.h): one zmm per 16-column panel row (bf16 widened by a
-// zero-extend and a shift, int8 by a sign-extend and a conversion, both exact), explicit FMAs in the order of cpu_expand.inc. Compiled under its own target
-// attribute whatever the build's -march; chosen at run time (cpu_expand.cpp).
+// zero-extend and a shift, int8 by a sign-extend and a conversion, both exact), explicit FMAs in the order of
+// cpu_expand.inc. Compiled under its own target attribute whatever the build's -march; chosen at run time
+// (cpu_expand.cpp).
 #if defined(__x86_64__)
 #include <immintrin.h>
 

@@ -138,10 +138,10 @@ class LoraPool {
   // When every LoRA row of the step uses one slot (a single-stream decode step, a batch on one adapter; base rows
   // may be mixed in), the shrink u = A_s x is a plain GEMM over the same input rows as the base projection: the
   // forward adds A_s as one more part of the base GEMM (one pass over x, no extra dispatch). Fills the slot's A rows
-  // [0, c*r) x in (fp32, bf16 bits or int8 codes), u's row stride c*R and what fusedExpand needs; false when there is nothing
-  // to fuse (embed, several slots, no LoRA row, or the slot lacks the module in this layer). Throws like apply() on
-  // bad metadata. u then goes to apply(shrunk = u), or column range by column range to fusedExpand (with an I8 pool, u
-  // is raw: see ShrinkMatrix).
+  // [0, c*r) x in (fp32, bf16 bits or int8 codes), u's row stride c*R and what fusedExpand needs; false when there is
+  // nothing to fuse (embed, several slots, no LoRA row, or the slot lacks the module in this layer). Throws like
+  // apply() on bad metadata. u then goes to apply(shrunk = u), or column range by column range to fusedExpand (with
+  // an I8 pool u is raw, see below).
   // I8: `a` is the int8 codes, so the GEMM's u holds raw dot products u_raw = qA x; aScale holds the slot's c*r A-row
   // scales, which fusedExpand / apply(shrunk) apply as they read u (u is only c*r floats per row).
   struct ShrinkMatrix {
