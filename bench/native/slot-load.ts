@@ -2,8 +2,8 @@
  * CPU slot-load microbenchmark (not a test): the time an adapter takes to enter the host tier (loadHostAdapter:
  * map, validate, convert; on the libuv worker) and the time of one slot load (copyAdapterToSlot, synchronous, on the
  * caller's thread: what the step loop pays), for rank-16 and rank-64 adapters over all seven projections of the
- * 125M preset (12 layers, hidden 768, intermediate 2048, 12 heads / 4 KV heads, vocab 32000), with the fp32 and
- * the bf16 pool, TP 1 and 2, next to this machine's copy bandwidth (bytes read + written) measured in the same run.
+ * 125M preset (12 layers, hidden 768, intermediate 2048, 12 heads / 4 KV heads, vocab 32000), with the fp32, bf16
+ * and int8 pools, TP 1 and 2, next to this machine's copy bandwidth (bytes read + written) measured in the same run.
  *   node --import tsx bench/native/slot-load.ts [--loads 20] [--ranks 16,64] [--tp 1,2] [--dir /tmp/...] [--json]
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -50,7 +50,7 @@ const { model, adapters } = prepare();
 const rows: Array<Record<string, number | string>> = [];
 const copyGBps = ops.copyBandwidth(256 * 2 ** 20, 1, 5);
 for (const tpSize of tpSizes) {
-  for (const loraPoolDtype of ['f32', 'bf16'] as const) {
+  for (const loraPoolDtype of ['f32', 'bf16', 'int8'] as const) {
     const runner = new ModelRunner(model, {
       backend, kvNumBlocks: 4, kvBlockSize: 16, loraSlots: 2, loraMaxRank: Math.max(...ranks),
       loraTargetModules: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'], loraBackend: 'csgmv', maxLoraChunkSize: 16,
