@@ -39,6 +39,8 @@ struct ModuleShape {
 //   B [outTotal, r] (σ folded in fp32 first): one fp32 scale per output column n (a row of B), sB_n = max_k |B_nk| /
 //   127; qB_nk = rne(B_nk / sB_n). A row / column of zeros has scale 0 and codes 0.
 //   Each dequantized weight q·s is within s/2 of the fp32 value (half a step of 1/127 of its row's / column's absmax).
+//   Under tensor parallelism each rank quantizes its own slice: a row-parallel module's A rows (split along `in`) get
+//   one scale per slice, no coarser than the whole row's.
 // Kernels widen the codes to fp32 (no int8 activations): u_raw_i = Σ_k qA_ik x_k (the fused shrink's GEMM part does
 // exactly this), then the expand computes y_n += sB_n · Σ_i (u_raw_i · sA_i) · qB_ni. Bᵀ panels of int8 carry their
 // 16 column scales right after the codes (lora_internal.h: panelStride), so the expand reads one stream.
