@@ -3,7 +3,9 @@
 // Prefills and decode steps of a random bf16 model with a fused LoRA (shrink riding the base GEMM, expand in its
 // epilogue) and base rows give the default's bits under every schedule (owned ranges for plain GEMMs or all, 1-16
 // pieces per thread, the evened-out runs after an uneven shrink head or equal runs) and prefetch flag, on 2 and 3
-// threads; the owned-range schedule runs each block exactly once, and a thread that starts late finds its pieces taken.
+// threads, under every CPU kernel set this machine has (each set's packed prefill path and row-dot tiles sum in
+// different orders, so a column must take the same one whatever range it falls in); the owned-range schedule runs each
+// block exactly once, and a thread that starts late finds its pieces taken.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +24,7 @@ const root = mkdtempSync(join(tmpdir(), 'tslora-gemm-schedule-'));
 const ownedDefault = ops.setGemmOwnedRanges(0) as 0 | 1 | 2;
 const [baseFlagsDefault, ownFlagsDefault] = ops.setGemmPrefetchFlags(0, 0);
 const epilogueChunksDefault = ops.setGemmEpilogueChunks(0);
+const isaDefault = ops.cpuKernelIsa().active;
 const restore = () => {
   ops.setGemmOwnedRanges(ownedDefault);
   ops.setGemmPrefetchFlags(baseFlagsDefault, ownFlagsDefault);
@@ -31,6 +34,7 @@ const restore = () => {
 restore();
 after(() => {
   restore();
+  ops.selectCpuKernelIsa(isaDefault);
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -67,23 +71,27 @@ const schedules: Schedule[] = [
 
 describe('CPU GEMM schedules and prefetch flags', () => {
   for (const numThreads of [2, 3]) {
-    it(`${numThreads} threads: base and fused-LoRA steps give the default's bits under every schedule`, async () => {
+    it(`${numThreads} threads: base and fused-LoRA steps give the default's bits under every schedule and kernel set`, async () => {
       const r = await runner(numThreads);
       try {
-        for (const slots of [[-1], [1], [1, -1, 1]]) {
-          restore();
-          const expected = prefillThenDecode(r, slots, prompt, 301).map((l) => Array.from(l));
-          for (const s of schedules) {
-            ops.setGemmOwnedRanges(s.owned);
-            ops.setGemmChunks(s.chunks);
-            ops.setGemmEpilogueChunks(s.epilogueChunks ?? 0);
-            ops.setGemmPrefetchFlags(s.baseFlags, s.ownFlags);
-            const got = prefillThenDecode(r, slots, prompt, 301).map((l) => Array.from(l));
-            assert.deepEqual(got, expected, `slots ${slots}, ${JSON.stringify(s)}`);
+        for (const isa of ops.cpuKernelIsa().available) {
+          ops.selectCpuKernelIsa(isa);
+          for (const slots of [[-1], [1], [1, -1, 1]]) {
+            restore();
+            const expected = prefillThenDecode(r, slots, prompt, 301).map((l) => Array.from(l));
+            for (const s of schedules) {
+              ops.setGemmOwnedRanges(s.owned);
+              ops.setGemmChunks(s.chunks);
+              ops.setGemmEpilogueChunks(s.epilogueChunks ?? 0);
+              ops.setGemmPrefetchFlags(s.baseFlags, s.ownFlags);
+              const got = prefillThenDecode(r, slots, prompt, 301).map((l) => Array.from(l));
+              assert.deepEqual(got, expected, `${isa} kernels, slots ${slots}, ${JSON.stringify(s)}`);
+            }
           }
         }
       } finally {
         restore();
+        ops.selectCpuKernelIsa(isaDefault);
         r.destroy();
       }
     });

@@ -3,7 +3,9 @@
 // panels of the pool's Bᵀ (k / v and gate / up boundaries fall inside a panel), an odd rank (one k left over by the
 // two-chain sum), q/k/v biases (added before the LoRA delta, as without the fusion) and base rows mixed in:
 // the epilogue gives the bits of the separate expand pass for every pool dtype (f32, bf16, int8), however the GEMM cuts its column
-// ranges, and matches the float64 reference.
+// ranges, under every CPU kernel set this machine has (the epilogue's ranges also cut the base GEMM's: with AVX-512's
+// 32-column packed panels a cut at an odd multiple of 16 once moved base columns between the packed path and the
+// row-dot tiles, which sum in another order), and matches the float64 reference.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +24,8 @@ const ops = loadNativeTestingOps();
 const root = mkdtempSync(join(tmpdir(), 'tslora-fused-expand-'));
 // The expand's AVX-512 copy (native/src/lora/cpu_expand.h): switched explicitly here; selecting the kernel set
 // again restores its default.
-const restoreWideDefault = () => ops.selectCpuKernelIsa(ops.cpuKernelIsa().active);
+const isaDefault = ops.cpuKernelIsa().active;
+const restoreWideDefault = () => ops.selectCpuKernelIsa(isaDefault);
 const wideAvailable = ops.setLoraWideExpand(true);
 restoreWideDefault();
 after(() => {
@@ -56,20 +59,25 @@ function run(r: ModelRunner, slots: number[], fusedExpand: boolean): Float32Arra
 
 describe('LoRA expand fused into the base GEMM epilogue', () => {
   for (const dtype of ['f32', 'bf16', 'int8'] as const) {
-    it(`${dtype} pool: the epilogue equals the separate expand pass bitwise (ragged panels, odd rank, biases)`, async () => {
+    it(`${dtype} pool: the epilogue equals the separate expand pass bitwise (ragged panels, odd rank, biases, every kernel set)`, async () => {
       const r = await runner(dtype);
       const chunkDefault = ops.setGemmEpilogueChunks(0);
       try {
-        for (const slots of [[1], [1, -1, 1], [-1, 1, 1]]) {
-          const separate = run(r, slots, false).map((l) => Array.from(l));
-          // The GEMM's chunks per thread (0: chosen from the expand's bytes) move the epilogue's column ranges.
-          for (const chunks of [0, 1, 4, 16]) {
-            ops.setGemmEpilogueChunks(chunks);
-            assert.deepEqual(run(r, slots, true).map((l) => Array.from(l)), separate, `slots ${slots}, GEMM chunks per thread ${chunks || 'chosen'}`);
+        for (const isa of ops.cpuKernelIsa().available) {
+          ops.selectCpuKernelIsa(isa);
+          for (const slots of [[1], [1, -1, 1], [-1, 1, 1]]) {
+            ops.setGemmEpilogueChunks(0);
+            const separate = run(r, slots, false).map((l) => Array.from(l));
+            // The GEMM's chunks per thread (0: chosen from the expand's bytes) move the epilogue's column ranges.
+            for (const chunks of [0, 1, 4, 16]) {
+              ops.setGemmEpilogueChunks(chunks);
+              assert.deepEqual(run(r, slots, true).map((l) => Array.from(l)), separate, `${isa} kernels, slots ${slots}, GEMM chunks per thread ${chunks || 'chosen'}`);
+            }
           }
         }
       } finally {
         ops.setGemmEpilogueChunks(chunkDefault);
+        restoreWideDefault();
         r.destroy();
       }
     });

@@ -26,6 +26,9 @@ inline void spinPause() {
 }
 
 constexpr int kColBlock = 16;  // weight rows per parallel work item
+// Ranges cut at multiples of kColBlock keep each column on one path of the packed GEMM (gemm-packed.inc): the
+// widest copy's kLanes (AVX-512: 16) must divide it.
+static_assert(kColBlock % 16 == 0, "GEMM ranges must hold whole kLanes-column groups of every kernel copy");
 constexpr int kSplitRows = 16;  // activation rows per block of SplitActs
 constexpr int kSplitK = 32;     // k per tile step of SplitActs
 

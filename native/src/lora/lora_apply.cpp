@@ -8,6 +8,10 @@
 #include "cpu_kernels.h"
 #include "lora_pool_impl.h"
 
+// cpu_dot.h's 8-lane helpers (inline, this file's own) may be emitted out of line at the end of the file, where its
+// push / pop of -Wpsabi no longer holds; no vector crosses an ABI boundary (an x86-64-v2 build warned here).
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace tslora::lora {
 namespace {
 
