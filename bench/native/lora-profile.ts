@@ -60,7 +60,7 @@ const zero = (): Profile => Object.fromEntries(fields.map((f) => [f, 0])) as Pro
 const twoCopies = ['avx512', 'amx'].includes(isa.active) && ops.setLoraWideExpand(true);
 ops.selectCpuKernelIsa(isa.active);  // the expand copy's default again
 const wideDefault = ops.setLoraWideExpand();
-const defaultMinChunkKiB = 16;  // cpu/gemm-chunks.cpp: gMinEpilogueChunkBytes
+const defaultMinChunkKiB = 512;  // cpu/gemm-chunks.cpp: gMinEpilogueChunkBytes
 const chunkDefault = ops.setGemmEpilogueChunks(0);  // 0: chosen from the expand's bytes
 ops.setGemmEpilogueChunks(chunkDefault);
 // The step variants, each set up before its step and undone after it: LoRA steps on the other expand copy where

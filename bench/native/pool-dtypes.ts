@@ -3,6 +3,8 @@
  * same model, same adapters, same process (issue 17: the int8 pool against the bf16 one).
  *   node --import tsx bench/native/pool-dtypes.ts [--preset 125m] [--ranks 16,64] [--dtypes bf16,int8] [--rounds 8]
  *     [--steps 12] [--threads 2] [--kv-cache-dtype bf16] [--dir /tmp/tslora-bench-native] [--out FILE.json]
+ *     [--epilogue-min-chunk-kib N: the fused expand's GEMMs cut a chunk per N KiB of Bᵀ per thread (cpu/gemm.h
+ *     setGemmEpilogueChunks), for A/B runs of that threshold in alternating processes; default: the build's]
  * One runner per (rank, pool dtype), each with the adapter in slot 0. Every round visits the runners in a rotated
  * order; on each it steps the base model (slot -1) and the adapter in alternation `steps` times: the round's LoRA cost of
  * that runner = median adapter step / median base step - 1. Reported per (rank, dtype): the median and range of the
@@ -27,6 +29,7 @@ const { values: args } = parseArgs({
     'kv-cache-dtype': { type: 'string', default: 'bf16' },
     dir: { type: 'string', default: '/tmp/tslora-bench-native' },
     out: { type: 'string' },
+    'epilogue-min-chunk-kib': { type: 'string' },
   },
 });
 if (args.preset !== '125m') throw new Error(`--preset: unknown preset '${args.preset}' (known: 125m)`);
@@ -40,6 +43,8 @@ const steps = Number(args.steps);
 const threads = Number(args.threads);
 const ops = loadNativeTestingOps();
 const backend = loadNativeBackend('cpu');
+const minChunkKiB = args['epilogue-min-chunk-kib'] === undefined ? undefined : Number(args['epilogue-min-chunk-kib']);
+if (minChunkKiB !== undefined) ops.setGemmEpilogueChunks(0, minChunkKiB * 1024);
 const model = benchModel(args.dir, shape);
 
 interface Variant {
@@ -92,7 +97,7 @@ const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
 const results = {
   machine: backend.deviceInfo().name,
   cpuKernels: ops.cpuKernelIsa().active,
-  threads, rounds, stepsPerRound: steps, kvCacheDtype: args['kv-cache-dtype'],
+  threads, rounds, stepsPerRound: steps, kvCacheDtype: args['kv-cache-dtype'], epilogueMinChunkKiB: minChunkKiB ?? 'default',
   model: { ...shape, weightMiB: Number((mem.weightBytes / 2 ** 20).toFixed(1)) },
   copyBandwidthGBs: { median: median(copy), min: Math.min(...copy), max: Math.max(...copy), perRound: copy },
   baseReadFractionOfCopy: { median: median(readFraction), min: Math.min(...readFraction), max: Math.max(...readFraction) },

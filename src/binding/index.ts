@@ -213,7 +213,7 @@ export interface NativeTestingOps {
    *  (without an argument: only that). selectCpuKernelIsa restores its kernel set's default. */
   setLoraWideExpand(on?: boolean): boolean;
   /** Chunks per thread of a CPU GEMM with an epilogue (a fused LoRA expand); 0 = chosen from the epilogue's bytes
-   *  per thread, each chunk's at least minChunkBytes (16 KiB unless set). Returns the previous count (benchmarks). */
+   *  per thread, each chunk's at least minChunkBytes (512 KiB unless set). Returns the previous count (benchmarks). */
   setGemmEpilogueChunks(chunksPerThread: number, minChunkBytes?: number): number;
   /** Chunks per thread of a CPU GEMM without an epilogue, default 4 (benchmarks). */
   setGemmChunks(chunksPerThread: number): void;

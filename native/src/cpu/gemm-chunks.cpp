@@ -26,12 +26,18 @@ std::atomic<int> gOwnedRanges{clampOwnedMode(envInt("TSLORA_GEMM_OWNED_RANGES", 
 // single-stream LoRA cost 3.3 % (median of 6 processes) against 5.3 % with a fixed 4 in the same processes.
 constexpr int kEpilogueChunksDefault = 0;
 std::atomic<int> gEpilogueChunks{clampChunks(envInt("TSLORA_GEMM_EPILOGUE_CHUNKS", kEpilogueChunksDefault), 0)};
-std::atomic<size_t> gMinEpilogueChunkBytes{16 << 10};
+// 512 KiB: one chunk per thread for every projection of a 125M-class model up to rank 64 with a bf16 pool (gate | up
+// at r64 is 256 KiB of Bᵀ per thread), a few on models of billions of parameters. Measured on the issue's Xeon
+// (session 18, bench/results/cpu/issue17-int8-pool/round2): against 16 KiB (until session 18), in 7 lora-profile
+// processes, single-stream LoRA cost medians r16 / r64 int8 pool 2.9 / 9.3 % → 2.7 / 7.9 %, bf16 pool 3.8 / 14.5 %
+// → 3.4 / 13.7 % (one chunk won 27 of the 28 same-process pairs): each chunk starts both of its streams (the base
+// weights and the expand's panels) cold, and on these short ones that cost more than the dynamic claim saved.
+std::atomic<size_t> gMinEpilogueChunkBytes{512 << 10};
 
 // Chunks per thread of the blocks after the head when the GEMM has an epilogue. Each chunk ends in one epilogue call
 // and starts its weights' stream cold (the decode GEMV prefetches from its second tile of rows on). A fused LoRA
 // expand over a short range (a few KiB of Bᵀ at rank 16 on a 125M model's o / down projections) costs more per call
-// than per byte, so a chunk is cut only where each one's epilogue still reads gMinEpilogueChunkBytes (16 KiB): 1 to
+// than per byte, so a chunk is cut only where each one's epilogue still reads gMinEpilogueChunkBytes (512 KiB): 1 to
 // 4 per thread (4: as without an epilogue, for large models and ranks, where the dynamic claim balances a late thread).
 int epilogueChunksPerThread(const GemmEpilogue& epilogue, int restBlocks, int numThreads, int colBlock) {
   const int fixed = gEpilogueChunks.load(std::memory_order_relaxed);

@@ -55,7 +55,7 @@ void gemmRows(ThreadPool& pool, const float* x, const int32_t* rowIndex, int num
               float* y, int ldy);
 
 // Chunks per thread of a GEMM with an epilogue, after its head: each chunk ends in one epilogue call (a fused LoRA
-// expand). 0 = chosen from the epilogue's bytes per thread, each chunk's at least minChunkBytes (16 KiB unless set;
+// expand). 0 = chosen from the epilogue's bytes per thread, each chunk's at least minChunkBytes (512 KiB unless set;
 // 0 keeps it; gemm-chunks.cpp: epilogueChunksPerThread; the default); 1-16 = that many. TSLORA_GEMM_EPILOGUE_CHUNKS
 // sets the start value. Returns the previous count. Between steps only (benchmarks).
 int setGemmEpilogueChunks(int chunksPerThread, size_t minChunkBytes = 0);

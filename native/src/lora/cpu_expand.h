@@ -62,6 +62,12 @@ void expandRange(const ExpandRange& e, const int8_t* panels);
 // How far ahead the expand prefetches its Bᵀ panels: 4 KiB by default, TSLORA_LORA_EXPAND_PREFETCH_BYTES (0 = none)
 // for tuning on a new machine. Read once.
 int expandPrefetchBytes();
+// That distance for panels of each weight type: int8 panels (16-byte rows) get half of it, i.e. as many panels ahead
+// as bf16 ones. Measured on the issue's Xeon (session 18, bench/results/cpu/issue17-int8-pool/round2): the int8 r64
+// expand read faster with 2 KiB than with 4 KiB (pool-dtypes.ts A/B in alternating processes; see the README there).
+inline size_t expandPrefetchBytesFor(const float*) { return static_cast<size_t>(expandPrefetchBytes()); }
+inline size_t expandPrefetchBytesFor(const uint16_t*) { return static_cast<size_t>(expandPrefetchBytes()); }
+inline size_t expandPrefetchBytesFor(const int8_t*) { return static_cast<size_t>(expandPrefetchBytes()) / 2; }
 
 // Prefetches [from, from + bytes) up to `end`, one request per 64-byte line.
 inline void prefetchBytes(const char* from, size_t bytes, const char* end) {
@@ -69,7 +75,7 @@ inline void prefetchBytes(const char* from, size_t bytes, const char* end) {
 }
 
 // How much of a range's panels LoraPool::prefetchExpand requests before the GEMM computes its columns: the first
-// expandPrefetchBytes() into L1, and from TSLORA_LORA_EXPAND_EARLY_BYTES (default 0, for tuning) up to that many
+// expandPrefetchBytesFor(panels) into L1, and from TSLORA_LORA_EXPAND_EARLY_BYTES (default 0, for tuning) up to that many
 // more into L2 (prefetcht1), so they stream in beside the weights. Read once.
 int expandEarlyBytes();
 
@@ -79,7 +85,7 @@ void prefetchRunColumns(const W* panels, int r, int g0, int g1) {
   const size_t stride = panelStride(r, panels);
   const char* first = reinterpret_cast<const char*>(panels + static_cast<size_t>(g0 / kPanelCols) * stride);
   const char* end = reinterpret_cast<const char*>(panels + static_cast<size_t>((g1 + kPanelCols - 1) / kPanelCols) * stride);
-  const size_t l1Bytes = static_cast<size_t>(expandPrefetchBytes());
+  const size_t l1Bytes = expandPrefetchBytesFor(panels);
   prefetchBytes(first, l1Bytes, end);
   for (const char* p = first + l1Bytes; p < first + l1Bytes + expandEarlyBytes() && p < end; p += 64) __builtin_prefetch(p, 0, 2);
 }
