@@ -120,7 +120,7 @@ test('the attention split / greedy chunk rules of the CUDA engine match a direct
 // tensor-core prefill, fallback), greedy rows, the qkv post-processing, norms, SwiGLU and the skinny decode GEMM (plain
 // and with SwiGLU in its epilogue) against fp64 / CPU-sampler references.
 const emuSkip = !which('g++') ? 'g++ not found' : !cudaInclude ? 'cuda_runtime.h not found (no CUDA toolkit)' : false;
-test('the attention, greedy-row, qkv, norm, SwiGLU and skinny GEMM kernels match their references on the host CUDA emulator (g++)', { skip: emuSkip, timeout: 600_000 }, async () => {
+test('the attention, greedy-row, qkv, norm, SwiGLU and skinny GEMM kernels match their references, and their LoRA-delta inputs act_round(y + delta), on the host CUDA emulator (g++)', { skip: emuSkip, timeout: 600_000 }, async () => {
   // @ts-expect-error plain ESM helper without type declarations
   const { transformCuda } = await import('../../native/src/cuda/engine/test/emu/transform.mjs');
   const out = mkdtempSync(join(tmpdir(), 'tslora-kernel-emu-'));
@@ -135,12 +135,16 @@ test('the attention, greedy-row, qkv, norm, SwiGLU and skinny GEMM kernels match
       assert.equal(r.status, 0, `${name}.cu (emulated):\n${r.stdout}${r.stderr}`);
       objects.push(obj);
     }
-    const exe = join(out, 'kernel-emu-test');
-    const build = spawnSync('nice', ['g++', ...flags, join(engineDir, 'test/kernel-emu-test.cpp'), ...objects, '-o', exe], { encoding: 'utf8' });
-    assert.equal(build.status, 0, `${build.stdout}${build.stderr}`);
-    const run = spawnSync(exe, [], { encoding: 'utf8' });
-    assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
-    assert.match(run.stdout, /^0 failures$/m);
+    // kernel-emu-test: the kernels against fp64 / CPU references; delta-consumer-test: the side expand's consumers
+    // (an fp32 LoRA delta beside the projection) bit for bit against the same kernels on act_round(y + delta).
+    for (const name of ['kernel-emu-test', 'delta-consumer-test']) {
+      const exe = join(out, name);
+      const build = spawnSync('nice', ['g++', ...flags, join(engineDir, `test/${name}.cpp`), ...objects, '-o', exe], { encoding: 'utf8' });
+      assert.equal(build.status, 0, `${name}: ${build.stdout}${build.stderr}`);
+      const run = spawnSync(exe, [], { encoding: 'utf8' });
+      assert.equal(run.status, 0, `${name}: ${run.stdout}${run.stderr}`);
+      assert.match(run.stdout, /^0 failures$/m, name);
+    }
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

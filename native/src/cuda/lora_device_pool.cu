@@ -289,7 +289,11 @@ void DeviceLoraPool::setStep(const host::StepLora& step, cudaStream_t stream) {
     perm[p] = step.permutation ? step.permutation[p] : p;
     if (perm[p] < 0 || perm[p] >= T) throw std::invalid_argument("LoRA device pool: permutation entry out of range");
   }
-  const size_t ints = static_cast<size_t>(maxSegments_) * 3 + 1 + T;
+  // The launch grid's rows beyond the step's (a graph grid's padding rows): the identity, so that the permutation is a
+  // bijection of every row the kernels address (expandDelta writes every one of them: stale entries could alias rows).
+  const int gridRows = gridSegments_ > 0 ? gridTokens_ : std::max(1, T);
+  for (int p = T; p < gridRows; ++p) perm[p] = p;
+  const size_t ints = static_cast<size_t>(maxSegments_) * 3 + 1 + gridRows;
   check(cudaMemcpyAsync(segIndptr_, hostTables_, ints * sizeof(int32_t), cudaMemcpyHostToDevice, stream), "tables");
   check(cudaEventRecord(tablesCopied_, stream), "tables");
   step_.maxSegmentRows = std::min(maxTokens_, step.csgmv ? std::max(step.chunkSize, longest) : longest);
@@ -411,11 +415,23 @@ void DeviceLoraPool::applySmallStep(const DeviceModule& v, int splits, const voi
   check(loraExpandSmall(dtype_, v, step_, workspace_, splits, y, yStride, yOffset, stream), "small-step expand");
 }
 
+int DeviceLoraPool::smallSplitsFor(const DeviceModule& v) const {
+  return useSmallStep_ ? std::min(smallMaxSplits_, loraSmallStepSplits(v, step_, numSms_)) : 0;
+}
+
+bool DeviceLoraPool::deltaExpandApplies(host::Module module) const {
+  if (module == host::Module::Embed || module == host::Module::LmHead) return false;
+  const int m = static_cast<int>(module);
+  if (m < 0 || m >= host::kNumModules || !config_.targets[m]) return false;
+  const DeviceModule v = view(module, 0);  // every layer of a module has the same shape
+  return smallSplitsFor(v) > 0 && !fusedApplies(v);
+}
+
 void DeviceLoraPool::shrink(int layer, host::Module module, const void* x, int xStride, cudaStream_t stream) {
   if (module == host::Module::Embed) throw std::invalid_argument("LoRA device pool: embed_tokens has no shrink (use apply)");
   const DeviceModule v = checkedView(layer, module);
   // Small steps (decode): grids sized by numTokens only, split-K partials summed by the expand (lora_small_step.cuh).
-  const int smallSplits = useSmallStep_ ? std::min(smallMaxSplits_, loraSmallStepSplits(v, step_, numSms_)) : 0;
+  const int smallSplits = smallSplitsFor(v);
   deferredX_ = nullptr;
   if (smallSplits > 0 && fusedApplies(v)) {  // one launch in expand(), on the expand's stream
     deferredX_ = x;
@@ -455,6 +471,13 @@ void DeviceLoraPool::expand(int layer, host::Module module, void* y, int yStride
     return;
   }
   check(loraExpand(dtype_, v, step_, loraShrinkOutput(workspace_), y, yStride, yOffset, stream), "expand");
+}
+
+void DeviceLoraPool::expandDelta(int layer, host::Module module, float* delta, int deltaStride, cudaStream_t stream) {
+  const DeviceModule v = checkedView(layer, module);
+  if (pendingSplits_ <= 0 || deferredX_ != nullptr)
+    throw std::invalid_argument("LoRA device pool: expandDelta needs a small-step shrink before it (deltaExpandApplies)");
+  check(loraExpandSmallDelta(dtype_, v, step_, workspace_, pendingSplits_, delta, deltaStride, stream), "small-step expand (delta)");
 }
 
 }  // namespace tslora::cuda::lora

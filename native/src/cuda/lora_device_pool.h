@@ -85,6 +85,15 @@ class DeviceLoraPool {
   // Not for embed_tokens (apply() only).
   void shrink(int layer, host::Module module, const void* x, int xStride, cudaStream_t stream);
   void expand(int layer, host::Module module, void* y, int yStride, int yOffset, cudaStream_t stream);
+  // The engine's side expand (session 18): expand() without reading y, so that it can run on the shrink's side stream
+  // while the base projection writes y: delta[row, n] = the module's fp32 delta of every row of the step (-0.0f for
+  // base rows; loraExpandSmallDelta), the projection's consumer adding act_round(y + delta). Only where the current
+  // step and the module run the small-step pair (deltaExpandApplies: decode-sized steps; not the tiled kernels, not
+  // the opt-in fused kernel), after the module's shrink().   delta: [stepRows(), deltaStride] fp32 device.
+  bool deltaExpandApplies(host::Module module) const;
+  void expandDelta(int layer, host::Module module, float* delta, int deltaStride, cudaStream_t stream);
+  // Rows the LoRA launches address in the current step (its rows, or a graph grid's): expandDelta writes all of them.
+  int stepRows() const { return step_.numTokens; }
 
  private:
   struct ModuleBuffers {
@@ -98,6 +107,7 @@ class DeviceLoraPool {
   void writeFp32(int slot, const host::detail::HostAdapterImpl& adapter, cudaStream_t stream);
   void zeroRegion(const ModuleBuffers& buf, const host::ModuleShape& s, int slot, int r, cudaStream_t stream);
   bool chooseSmallStep(const host::StepLora& step);
+  int smallSplitsFor(const DeviceModule& v) const;  // shrink()'s small-step split count for the current step, 0 = tiled
   bool graphTiledApplies(const host::StepLora& step) const;
   // The small-step delta of one module on `stream`: the fused kernel (one launch) where it applies and the device
   // runs its clusters, else the shrink + expand pair.

@@ -105,6 +105,14 @@ cudaError_t loraShrinkSmall(ActDType dtype, const DeviceModule& module, const De
 // read after it completes. programmatic = false: a plain launch.
 cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace,
                             int kSplits, void* y, int yStride, int yOffset, cudaStream_t stream, bool programmatic = true);
+// The store variant (session 18, the engine's side expand: the expand runs on a side stream beside the base projection,
+// so it must not read y): delta[phys, off_j + n] = Σ_{k<r} U[p, j*r + k] · B[w, off_j + n, k] in fp32, unrounded, for the
+// rows of adapter segments and -0.0f for every other row p < numTokens (physical rows through the permutation, which
+// must then be a bijection of [0, numTokens)), all outTotal columns: no zeroing needed. The consumer's
+// act_round(y + delta) equals what loraExpandSmall stores into y, bit for bit.   delta: [numTokens, deltaStride] fp32,
+// deltaStride >= outTotal.
+cudaError_t loraExpandSmallDelta(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace,
+                                 int kSplits, float* delta, int deltaStride, cudaStream_t stream, bool programmatic = true);
 
 // Fused small-step path (lora_small_fused.cu): shrink and expand of a module in ONE launch, for the same steps as the
 // pair above. A thread-block cluster per position group (and column part): each block of the cluster computes one K

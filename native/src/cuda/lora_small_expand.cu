@@ -4,6 +4,7 @@
 // (the column blocks of all slices, 1, groups), so qkv's narrow k and v slices leave no idle blocks (96 instead of 192
 // at 64 rows on Llama-3.1-8B shapes).
 #include <algorithm>
+#include <type_traits>
 
 #include "lora_small_expand_block.cuh"
 #include "lora_small_variant.h"
@@ -19,23 +20,23 @@ constexpr int kBN = kExpandColumns;  // output columns per block
 // Grid (column blocks, slices, groups) (v10: (column blocks of all slices, 1, groups)): one expandBlock per block.
 // Four blocks per multiprocessor (64 registers, ~20 bytes of spill): run 8 had 98 registers, two blocks per SM, and
 // gate_up's 448 blocks at 64 rows took 1.7 waves (16.7 µs).
-template <typename T, int kStages, bool kV10>
+template <typename T, int kStages, bool kV10, bool kDelta>
 __global__ void __launch_bounds__(kThreads, 4) smallExpandKernel(
     const uint16_t* __restrict__ b, size_t bSlotStride, int R, Slices slices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ segmentRanks,
     const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int maxSegments, int numTokens, const float* __restrict__ partials, int splits, int uStride, T* __restrict__ y, int yStride,
-    int yOffset, int vecB, int vecY) {
-  expandBlock<T, kStages, kV10>(b, bSlotStride, R, slices, segIndptr, weightIndices, segmentRanks, permutation, slotRanks, maxSegments,
-                                numTokens, partials, splits, uStride, y, yStride, yOffset, vecB, vecY, blockIdx.x, blockIdx.y,
-                                blockIdx.z);
+    int yOffset, int vecB, int vecY, float* __restrict__ delta, int deltaStride) {
+  expandBlock<T, kStages, kV10, kDelta>(b, bSlotStride, R, slices, segIndptr, weightIndices, segmentRanks, permutation, slotRanks,
+                                        maxSegments, numTokens, partials, splits, uStride, y, yStride, yOffset, vecB, vecY, blockIdx.x,
+                                        blockIdx.y, blockIdx.z, delta, deltaStride);
 }
 
-}  // namespace
-
-cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace,
-                            int kSplits, void* y, int yStride, int yOffset, cudaStream_t stream, bool programmatic) {
-  if (step.maxSegments <= 0 || step.numTokens <= 0) return cudaSuccess;
+// Both entry points: y += (delta == nullptr) or the store into delta (y == nullptr, yOffset 0).
+cudaError_t expandSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace, int kSplits,
+                        void* y, int yStride, int yOffset, float* delta, int deltaStride, cudaStream_t stream, bool programmatic) {
+  // (The delta store runs even without segments: every row is a base row then, stored as -0.0f.)
+  if (step.numTokens <= 0 || (step.maxSegments <= 0 && delta == nullptr)) return cudaSuccess;
   if (module.numSlices < 1 || module.numSlices > 3 || module.maxRank < 1 || module.maxRank > kSmallStepMaxRank ||
       step.numTokens > kSmallStepMaxTokens || kSplits < 1)
     return cudaErrorInvalidValue;
@@ -43,7 +44,8 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
   Slices slices{};
   int widest = 0;
   bool vecB = R % 8 == 0 && aligned16(module.b);
-  bool vecY = yStride % 8 == 0 && yOffset % 8 == 0 && aligned16(y);  // 16-byte y rows (v10)
+  // 16-byte y rows (v10); for the delta store: 16-byte fp32 rows, 8 values (32 bytes) per lane
+  bool vecY = delta != nullptr ? deltaStride % 4 == 0 && aligned16(delta) : yStride % 8 == 0 && yOffset % 8 == 0 && aligned16(y);
   for (int jj = 0; jj <= c; ++jj) {
     slices.offsets[jj] = module.sliceOffsets[jj];
     vecB = vecB && slices.offsets[jj] % 8 == 0;
@@ -74,16 +76,33 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
     extras.programmatic = programmatic;
     return loraLaunch(extras, kernel, grid, dim3(kThreads), smemBytes, stream, b, bSlotStride, R, slices, step.segIndptr,
                       step.weightIndices, step.segmentRanks, step.permutation, step.slotRanks, step.maxSegments, step.numTokens,
-                      partials, kSplits, c * R, yTyped, yStride, yOffset, vecB ? 1 : 0, vecY ? 1 : 0);
+                      partials, kSplits, c * R, yTyped, yStride, yOffset, vecB ? 1 : 0, vecY ? 1 : 0, delta, deltaStride);
   };
-  if (dtype == ActDType::BF16) {
-    auto* yt = static_cast<__nv_bfloat16*>(y);
-    if (v10) return stages == 4 ? launch(smallExpandKernel<__nv_bfloat16, 4, true>, yt) : launch(smallExpandKernel<__nv_bfloat16, 2, true>, yt);
-    return stages == 4 ? launch(smallExpandKernel<__nv_bfloat16, 4, false>, yt) : launch(smallExpandKernel<__nv_bfloat16, 2, false>, yt);
-  }
-  auto* yt = static_cast<__half*>(y);
-  if (v10) return stages == 4 ? launch(smallExpandKernel<__half, 4, true>, yt) : launch(smallExpandKernel<__half, 2, true>, yt);
-  return stages == 4 ? launch(smallExpandKernel<__half, 4, false>, yt) : launch(smallExpandKernel<__half, 2, false>, yt);
+  // The kernel for (stages, v10, delta): 2 x 2 x 2 instantiations per dtype.
+  auto pick = [&](auto* yt) -> cudaError_t {
+    using T = std::remove_pointer_t<decltype(yt)>;
+    if (delta != nullptr) {
+      if (v10) return stages == 4 ? launch(smallExpandKernel<T, 4, true, true>, yt) : launch(smallExpandKernel<T, 2, true, true>, yt);
+      return stages == 4 ? launch(smallExpandKernel<T, 4, false, true>, yt) : launch(smallExpandKernel<T, 2, false, true>, yt);
+    }
+    if (v10) return stages == 4 ? launch(smallExpandKernel<T, 4, true, false>, yt) : launch(smallExpandKernel<T, 2, true, false>, yt);
+    return stages == 4 ? launch(smallExpandKernel<T, 4, false, false>, yt) : launch(smallExpandKernel<T, 2, false, false>, yt);
+  };
+  if (dtype == ActDType::BF16) return pick(static_cast<__nv_bfloat16*>(y));
+  return pick(static_cast<__half*>(y));
+}
+
+}  // namespace
+
+cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace,
+                            int kSplits, void* y, int yStride, int yOffset, cudaStream_t stream, bool programmatic) {
+  return expandSmall(dtype, module, step, workspace, kSplits, y, yStride, yOffset, nullptr, 0, stream, programmatic);
+}
+
+cudaError_t loraExpandSmallDelta(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace,
+                                 int kSplits, float* delta, int deltaStride, cudaStream_t stream, bool programmatic) {
+  if (delta == nullptr || deltaStride < module.outTotal()) return cudaErrorInvalidValue;
+  return expandSmall(dtype, module, step, workspace, kSplits, nullptr, 0, 0, delta, deltaStride, stream, programmatic);
 }
 
 }  // namespace tslora::cuda::lora

@@ -9,6 +9,11 @@
 // bytes at a time; the B tile keeps the shared-memory access of before by storing column c at tile row
 // (c % 8) * 32 + c / 8 (lane v's i-th column sits at row 32i + v either way); the blocks of all slices in one grid
 // row, so qkv's narrow k and v slices leave no idle blocks. Same sums per output element.
+// kDelta (session 18, the engine's side expand): instead of y += U·Bᵀ the block STORES the fp32 sums into
+// delta[phys, off_j + n] (stride deltaStride, module-relative columns), unrounded, and -0.0f for rows without an
+// adapter (the additive identity, so a consumer's act_round(y + delta) is y for them, sign of zero included); every
+// position < numTokens is written, so the buffer needs no zeroing. y is not read (nullptr). The consumer computing
+// act_round(y + delta) gets the bits the y += path would have stored.
 #pragma once
 #include "lora_launch.cuh"
 #include "lora_small_step.cuh"
@@ -39,13 +44,14 @@ inline size_t expandSmemBytes(int R) {
 // spill): run 8 had 98 registers, two blocks per SM, and gate_up's 448 blocks at 64 rows took 1.7 waves (16.7 µs).
 // blockX: the column block (v10: over all slices), sliceY: the slice (v9), group: the position group. Its shrink is the
 // grid before it (pdlWait covers the partials); the dependents are triggered at the start.
-template <typename T, int kStages, bool kV10>
+template <typename T, int kStages, bool kV10, bool kDelta = false>
 __device__ __forceinline__ void expandBlock(
     const uint16_t* __restrict__ b, size_t bSlotStride, int R, Slices slices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ segmentRanks,
     const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int maxSegments, int numTokens, const float* __restrict__ partials, int splits, int uStride, T* __restrict__ y, int yStride,
-    int yOffset, int vecB, int vecY, int blockX, int sliceY, int group) {
+    int yOffset, int vecB, int vecY, int blockX, int sliceY, int group, float* __restrict__ delta = nullptr,
+    int deltaStride = 0) {
   pdlLaunchDependents();
   int j = sliceY, n0 = blockX * kExpandColumns;
   if constexpr (kV10) {  // one row of column blocks over all slices (grid.y = 1): no idle blocks beside narrow slices
@@ -70,6 +76,12 @@ __device__ __forceinline__ void expandBlock(
   loadGroup(segIndptr, weightIndices, segmentRanks, permutation, slotRanks, maxSegments, numTokens, p0, g, kV10);
   if (g.numRuns == 0) {
     pdlWait();
+    if constexpr (kDelta) {  // base rows only: the additive identity for the block's rows and columns
+      for (int e = threadIdx.x; e < kGroupRows * kExpandColumns; e += kExpandThreads) {
+        const int q = e / kExpandColumns, c = e % kExpandColumns;
+        if (p0 + q < numTokens && n0 + c < width) delta[static_cast<size_t>(g.phys[q]) * deltaStride + offset + n0 + c] = -0.0f;
+      }
+    }
     return;
   }
   const int bLd = (R + 7) / 8 * 8 + 8;
@@ -106,11 +118,11 @@ __device__ __forceinline__ void expandBlock(
 
   pdlWait();  // the shrink grid (and every kernel before it) has completed: y and the partials are final
   const int v = threadIdx.x % kExpandLanes, qa = threadIdx.x / kExpandLanes;
-  T* yRow[2];
+  T* yRow[2] = {nullptr, nullptr};
   float yOld[2][8];  // v9
   uint4 yRaw[2];     // v10: the 8 values of y as loaded (8 registers where yOld takes 16)
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
+  for (int h = 0; h < 2 && !kDelta; ++h) {
     const int q = qa + 8 * h;
     yRow[h] = g.slot[q] >= 0 ? y + static_cast<size_t>(g.phys[q]) * yStride + yOffset + offset + n0 : nullptr;
     if constexpr (kV10) {
@@ -182,6 +194,31 @@ __device__ __forceinline__ void expandBlock(
   }
   detail::copyAsyncWait<0>();
 
+  if constexpr (kDelta) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int q = qa + 8 * h;
+      if (p0 + q >= numTokens) continue;
+      float* dRow = delta + static_cast<size_t>(g.phys[q]) * deltaStride + offset + n0;
+      const bool lora = g.slot[q] >= 0;
+      float out[8];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) out[i] = lora ? acc[h][i] : -0.0f;
+      if (kV10 && vecY) {  // vecY here: 16-byte delta rows (the host checks deltaStride and the offsets)
+        if (n0 + 8 * v < width) {
+          reinterpret_cast<float4*>(dRow + 8 * v)[0] = make_float4(out[0], out[1], out[2], out[3]);
+          reinterpret_cast<float4*>(dRow + 8 * v)[1] = make_float4(out[4], out[5], out[6], out[7]);
+        }
+      } else {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          const int col = columnOf(v, i);
+          if (n0 + col < width) dRow[col] = out[i];
+        }
+      }
+    }
+    return;
+  }
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     if (yRow[h] == nullptr) continue;

@@ -14,4 +14,12 @@ __device__ __forceinline__ __nv_bfloat16 fromF<__nv_bfloat16>(float v) { return 
 template <>
 __device__ __forceinline__ __half fromF<__half>(float v) { return __float2half_rn(v); }
 
+// A projection output y (Act) with a LoRA delta stored beside it in fp32 (the side expand, lora_kernels.cuh
+// loraExpandSmallDelta): act_round(y + delta), the value the in-place expand would have stored into y, back in fp32.
+// Base rows hold delta = -0.0f, for which this is y exactly.
+template <typename T>
+__device__ __forceinline__ float withDelta(float y, float delta) {
+  return toF(fromF<T>(y + delta));
+}
+
 }  // namespace tslora::cuda

@@ -103,6 +103,7 @@ struct SplitPlan {
 template <typename T>
 struct FusedQkv {
   const T* qkv = nullptr;  // [T][q | k | v]
+  const float* delta = nullptr;  // optional [T][q | k | v] fp32: the side expand's LoRA delta (act-convert.cuh withDelta)
   const float* qBias = nullptr;
   const float* kBias = nullptr;
   const float* vBias = nullptr;
@@ -154,9 +155,11 @@ __global__ void __launch_bounds__(kAttnThreads, 4)
     // head into the cache (keys of other rows are never read: each row is its own sequence).
     const int pos = numKeys - 1, qW = hs.numHeads * D;
     const T* row = fused.qkv + static_cast<size_t>(t) * (qW + 2 * kvW);
+    const float* dRow = fused.delta ? fused.delta + static_cast<size_t>(t) * (qW + 2 * kvW) : nullptr;
+    auto in = [&](int c) { return dRow ? withDelta<T>(toF(row[c]), dRow[c]) : toF(row[c]); };
     for (int p = tid; p < G * halfD; p += kAttnThreads) {
       const int g = p / halfD, i = p - g * halfD, c0 = (kvh * G + g) * D + i;
-      float x1 = toF(row[c0]), x2 = toF(row[c0 + halfD]);
+      float x1 = in(c0), x2 = in(c0 + halfD);
       if (fused.qBias) {
         x1 += fused.qBias[c0];
         x2 += fused.qBias[c0 + halfD];
@@ -169,7 +172,7 @@ __global__ void __launch_bounds__(kAttnThreads, 4)
       const size_t cacheRow = (static_cast<size_t>(table[pos / bs]) * bs + pos % bs) * kvW + static_cast<size_t>(kvh) * D;
       for (int i = tid; i < halfD; i += kAttnThreads) {
         const int c0 = qW + kvh * D + i;
-        float x1 = toF(row[c0]), x2 = toF(row[c0 + halfD]);
+        float x1 = in(c0), x2 = in(c0 + halfD);
         if (fused.kBias) {
           x1 += fused.kBias[kvh * D + i];
           x2 += fused.kBias[kvh * D + i + halfD];
@@ -179,7 +182,7 @@ __global__ void __launch_bounds__(kAttnThreads, 4)
         fused.kCache[cacheRow + i + halfD] = fromF<T>(x2);
       }
       for (int i = tid; i < D; i += kAttnThreads) {
-        float v = toF(row[qW + kvW + kvh * D + i]);
+        float v = in(qW + kvW + kvh * D + i);
         if (fused.vBias) v += fused.vBias[kvh * D + i];
         fused.vCache[cacheRow + i] = fromF<T>(v);
       }
@@ -525,6 +528,7 @@ cudaError_t qkvRopeAttention(const QkvRope& src, int T_, const HeadShape& hs, fl
   if (tk == 0 || tabs.numSeqs != T_ || src.invFreq == nullptr) return cudaErrorNotSupported;
   FusedQkv<T> f;
   f.qkv = static_cast<const T*>(src.qkv);
+  f.delta = src.delta;
   f.qBias = src.qBias;
   f.kBias = src.kBias;
   f.vBias = src.vBias;

@@ -141,6 +141,7 @@ class CudaModel {
   // Step buffers, grown on demand.
   DeviceBuffer hidden_, xn_, qkv_, q_, attn_, proj_, gateUp_, mlpAct_, finalRows_, logits_, tables_;
   DeviceBuffer lmDelta_;  // [N, V] Act: the lm_head LoRA delta before it is added to the fp32 logits
+  DeviceBuffer loraDelta_;  // [rows ≤ 64, widest projection] fp32: the side expand's delta of one module (forward.cu)
   PinnedBuffer hostTables_, hostLogits_;
   // GPU sampling buffers (gpu-sample-step.cu), grown on demand.
   DeviceBuffer sampleUp_, sampleProbs_, sampleSorted_, sampleIdsIn_, sampleIdsSorted_, sampleSortTemp_, sampleResults_, sampleLse_;

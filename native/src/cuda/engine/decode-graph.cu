@@ -52,7 +52,7 @@ bool CudaModel::decodeGraphFits(const cpu::StepInputView& step, bool loraActive)
 uint64_t CudaModel::graphBufferKey() const {
   // Every device address a decode graph captures that can move after construction.
   const void* ptrs[] = {hidden_.get(), xn_.get(), qkv_.get(), q_.get(), attn_.get(), proj_.get(),
-                        gateUp_.get(), mlpAct_.get(), finalRows_.get(), logits_.get(), lmDelta_.get()};
+                        gateUp_.get(), mlpAct_.get(), finalRows_.get(), logits_.get(), lmDelta_.get(), loraDelta_.get()};
   uint64_t key = lora_ ? lora_->workspaceGeneration() * 0x9E3779B97F4A7C15ull : 0;
   for (const void* p : ptrs) key = (key ^ reinterpret_cast<uintptr_t>(p)) * 0x100000001B3ull;
   return key;

@@ -37,7 +37,13 @@ namespace {
 //   launchAttention (one kernel less per layer, bit-identical by construction: the same ropePair, rope.cuh, and the
 //   same attention; kernel-emu-test). On since session 17: on an H100 it saved 25-90 µs per 8B batch-64 step in-graph
 //   (step64-bench), GPU tests with it on 25 / 25 (engine-kernels, graphs, fixtures, 1B parity); =0 keeps two launches.
-enum class Switch { FusedSwiglu, FusedQkvRope, FusedRopeAttention, Count };
+// - TSLORA_CUDA_LORA_SIDE_EXPAND: the side expand (session 18; see runLayers' project): at steps of at most
+//   kSideExpandMaxRows rows on the small-step LoRA kernels, a module's expand runs on the side stream after its shrink,
+//   beside the base projection, storing the delta into loraDelta_ (fp32), and the projection's consumer adds it
+//   (act_round(y + delta): bit-identical to the in-place expand; kernel-emu-test, small_step_emu_test,
+//   test/gpu/cuda-side-expand). Needs the LoRA side stream (TSLORA_CUDA_LORA_SIDE_STREAM). =0: the expand after the
+//   projection on the forward stream, as before.
+enum class Switch { FusedSwiglu, FusedQkvRope, FusedRopeAttention, SideExpand, Count };
 struct SwitchRow {
   const char* env;
   bool unsetValue;
@@ -46,6 +52,7 @@ constexpr SwitchRow kSwitches[] = {
     {"TSLORA_CUDA_FUSED_SWIGLU", true},
     {"TSLORA_CUDA_FUSED_QKV_ROPE", true},
     {"TSLORA_CUDA_FUSED_ROPE_ATTN", true},
+    {"TSLORA_CUDA_LORA_SIDE_EXPAND", true},
 };
 static_assert(sizeof(kSwitches) / sizeof(kSwitches[0]) == static_cast<size_t>(Switch::Count), "one row per switch");
 
@@ -57,6 +64,11 @@ bool switchOn(Switch which) {
   }();
   return values[static_cast<size_t>(which)];
 }
+
+// The side expand's row bound: decode batches (graph buckets up to 64) and short chunks. Prefill keeps the in-place
+// expand: its steps run the tiled LoRA kernels (no delta variant) and its projections are long enough to hide the
+// expand's latency anyway; the fp32 delta buffer stays small (64 x 2 x 14336 x 4 bytes = 7.3 MB on Llama-3.1-8B).
+constexpr int kSideExpandMaxRows = 64;
 
 // True when every logit row is a plain greedy draw the GPU can finish alone: sampled, temperature 0 (or top-k 1),
 // penalties that change nothing, no target / top logprobs, no raw logits asked for. Then only the token and its
@@ -92,6 +104,10 @@ void CudaModel::ensureStepBuffers(int T, int N, size_t tableInts) {
   logits_.ensure(static_cast<size_t>(std::max(N, 1)) * d.vocab * sizeof(float), "logits");
   tables_.ensure(tableInts * sizeof(int32_t), "step tables");
   if (lmHeadLora()) lmDelta_.ensure(static_cast<size_t>(std::max(N, 1)) * d.vocab * a, "lm_head LoRA delta");
+  if (lora_ && switchOn(Switch::SideExpand)) {  // [rows, the widest of qkv / gate_up / o / down] fp32
+    const size_t widest = std::max({static_cast<size_t>(d.qkvOut()), 2 * static_cast<size_t>(d.intermediate), static_cast<size_t>(d.hidden)});
+    loraDelta_.ensure(static_cast<size_t>(std::min(T, kSideExpandMaxRows)) * widest * sizeof(float), "LoRA delta (side expand)");
+  }
   hostTables_.ensure(tableInts * sizeof(int32_t), "step tables (host)");
   hostLogits_.ensure(static_cast<size_t>(std::max(N, 1)) * d.vocab * sizeof(float), "logits (host)");
 }
@@ -309,20 +325,34 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
   float* hidden = hidden_.get<float>() + static_cast<size_t>(r0) * H;
 
   const auto loraOn = [&](host::Module m) { return loraActive && lora_->config().targets[static_cast<int>(m)]; };
+  const bool overlapOn = loraActive && loraOverlap_ && loraOverlap_->enabled();
+  // Side expand (the switch table above) for this step: the pool's launches address exactly these T rows.
+  const size_t widestOut = std::max({static_cast<size_t>(qkvW), 2 * static_cast<size_t>(I), static_cast<size_t>(H)});
+  const bool sideExpand = overlapOn && switchOn(Switch::SideExpand) && T <= kSideExpandMaxRows && lora_->stepRows() == T &&
+                          loraDelta_.sizeBytes() >= static_cast<size_t>(T) * widestOut * sizeof(float);
   // y[T, N] = x[T, K] · wᵀ, plus the LoRA delta of (layer, m) when the step has adapters: the shrink on the overlap's
-  // side stream under the projection (lora-overlap.h), or shrink + expand after it on the forward stream.
-  auto project = [&](int layer, host::Module m, const void* x, int K, const void* weight, int N, void* y) {
+  // side stream under the projection (lora-overlap.h), then the expand
+  //  - side expand: on the side stream too, into loraDelta_ [T, N] fp32; returned for the consumer (the next launch on
+  //    the forward stream, after the join) to add: act_round(y + delta). The delta buffer and the LoRA workspace are
+  //    shared by all modules: the next module's fork comes after this consumer on the forward stream, so its shrink and
+  //    expand wait for it (also as graph edges);
+  //  - else after the projection on the forward stream, into y (returns nullptr); or shrink + expand there.
+  float* const delta = loraDelta_.get<float>();
+  auto project = [&](int layer, host::Module m, const void* x, int K, const void* weight, int N, void* y) -> const float* {
     const bool lora = loraOn(m);
-    const bool overlap = lora && loraOverlap_ && loraOverlap_->enabled();
+    const bool overlap = lora && overlapOn;
+    const bool side = overlap && sideExpand && lora_->deltaExpandApplies(m);
     try {
       if (overlap) {
         loraOverlap_->fork(stream_);
         lora_->shrink(layer, m, x, K, loraOverlap_->side());
+        if (side) lora_->expandDelta(layer, m, delta, N, loraOverlap_->side());
         loraOverlap_->shrinkLaunched();
       }
       blas_->gemm(act_, x, T, K, weight, N, y, false);
+      if (overlap) loraOverlap_->join(stream_);
+      if (side) return delta;
       if (overlap) {
-        loraOverlap_->join(stream_);
         lora_->expand(layer, m, y, N, 0, stream_);
       } else if (lora) {
         lora_->apply(layer, m, x, K, y, N, 0, stream_);
@@ -331,6 +361,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       if (dynamic_cast<const NativeError*>(&e)) throw;
       throw NativeError("native_cuda_error", e.what());
     }
+    return nullptr;
   };
 
   for (int l = 0; l < d.numLayers; ++l) {
@@ -361,7 +392,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       cudaCheck(launchSkinnyGemmQkvRope(act_, xn_.get(), T, H, w.qkv, out, qkvSplit, stream_),
                 "qkv + rope / cache write (skinny)");
     } else {
-      project(l, host::Module::QKV, xn_.get(), H, w.qkv, qkvW, qkv_.get());
+      const float* qkvDelta = project(l, host::Module::QKV, xn_.get(), H, w.qkv, qkvW, qkv_.get());
       // With the switch, rows of distinct sequences (decode) without q/k norms: RoPE and the cache write inside the
       // attention launch (its split partials in the logits buffer, as below).
       QkvRope src;
@@ -370,6 +401,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       src.kBias = w.kBias;
       src.vBias = w.vBias;
       src.invFreq = invFreq_;
+      src.delta = qkvDelta;
       const cudaError_t fused = switchOn(Switch::FusedRopeAttention) && !qkNorm
                                     ? launchQkvRopeAttention(act_, src, T, hs, scale, tabs, kCache, vCache, attn_.get(),
                                                              logits_.get(), logits_.sizeBytes(), stream_)
@@ -378,7 +410,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       if (attended) cudaCheck(fused, "qkv rope / cache write + attention");
       else
         cudaCheck(launchQkvPost(act_, qkv_.get(), T, hs, w.qBias, w.kBias, w.vBias, w.qNorm, w.kNorm, eps, invFreq_, tabs,
-                                q_.get(), kCache, vCache, stream_),
+                                q_.get(), kCache, vCache, stream_, qkvDelta),
                   "qkv rope / cache write");
     }
     // Key-split partials of long contexts go to the logits buffer (written only by the LM head, after the layers).
@@ -386,8 +418,8 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       cudaCheck(launchAttention(act_, q_.get(), T, hs, scale, tabs, kCache, vCache, attn_.get(), logits_.get(),
                                 logits_.sizeBytes(), stream_),
                 "attention");
-    project(l, host::Module::O, attn_.get(), qOut, w.o, H, proj_.get());
-    cudaCheck(launchAddRmsNorm(act_, hidden, proj_.get(), w.postNorm, xn_.get(), nullptr, T, H, eps, stream_),
+    const float* oDelta = project(l, host::Module::O, attn_.get(), qOut, w.o, H, proj_.get());
+    cudaCheck(launchAddRmsNorm(act_, hidden, proj_.get(), w.postNorm, xn_.get(), nullptr, T, H, eps, stream_, oDelta),
               "residual + post-attention norm");
     const int gateUpSplit =
         switchOn(Switch::FusedSwiglu) && !loraOn(host::Module::GateUp) ? blas_->skinnyKSplit(T, 2 * I, H, xn_.get(), w.gateUp) : 0;
@@ -395,13 +427,13 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       cudaCheck(launchSkinnyGemmSwiglu(act_, xn_.get(), T, H, w.gateUp, I, mlpAct_.get(), gateUpSplit, stream_),
                 "gate_up + SwiGLU (skinny)");
     } else {
-      project(l, host::Module::GateUp, xn_.get(), H, w.gateUp, 2 * I, gateUp_.get());
-      cudaCheck(launchSwiglu(act_, gateUp_.get(), T, I, mlpAct_.get(), stream_), "swiglu");
+      const float* guDelta = project(l, host::Module::GateUp, xn_.get(), H, w.gateUp, 2 * I, gateUp_.get());
+      cudaCheck(launchSwiglu(act_, gateUp_.get(), T, I, mlpAct_.get(), stream_, guDelta), "swiglu");
     }
-    project(l, host::Module::Down, mlpAct_.get(), I, w.down, H, proj_.get());
+    const float* downDelta = project(l, host::Module::Down, mlpAct_.get(), I, w.down, H, proj_.get());
     // Residual add, fused with the next layer's input norm (the last layer only adds).
     const float* nextNorm = l + 1 < d.numLayers ? layers_[l + 1].inputNorm : nullptr;
-    cudaCheck(launchAddRmsNorm(act_, hidden, proj_.get(), nextNorm, xn_.get(), nullptr, T, H, eps, stream_),
+    cudaCheck(launchAddRmsNorm(act_, hidden, proj_.get(), nextNorm, xn_.get(), nullptr, T, H, eps, stream_, downDelta),
               "residual + input norm");
   }
 }

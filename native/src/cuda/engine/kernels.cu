@@ -48,7 +48,7 @@ __global__ void embedKernel(const T* embed, const int32_t* tokenIds, int H, floa
 
 template <typename T>
 __global__ void addRmsNormKernel(float* hidden, const T* add, const float* w, T* out, const int32_t* rowMap, int H,
-                                 float eps) {
+                                 float eps, const float* addDelta) {
   pdlLaunchDependents();
   pdlWait();
   const int r = blockIdx.x;
@@ -58,7 +58,8 @@ __global__ void addRmsNormKernel(float* hidden, const T* add, const float* w, T*
   for (int i = threadIdx.x; i < H; i += blockDim.x) {
     float v = h[i];
     if (add) {
-      v += toF(add[static_cast<size_t>(r) * H + i]);
+      const size_t at = static_cast<size_t>(r) * H + i;
+      v += addDelta ? withDelta<T>(toF(add[at]), addDelta[at]) : toF(add[at]);
       h[i] = v;
     }
     sumSq += v * v;
@@ -91,7 +92,7 @@ __device__ __forceinline__ uint32_t pack2(float a, float b) {
 // (VPT float4 per thread), and the norm weights loaded before the reduction. H % 4 == 0, 16-byte aligned rows.
 template <typename T, int VPT>
 __global__ void addRmsNormVecKernel(float* hidden, const T* add, const float* w, T* out, const int32_t* rowMap, int H,
-                                    float eps) {
+                                    float eps, const float* addDelta) {
   pdlLaunchDependents();
   const int nv = H / 4;
   float4 x[VPT], wv[VPT];
@@ -106,6 +107,7 @@ __global__ void addRmsNormVecKernel(float* hidden, const T* add, const float* w,
   const int src = rowMap ? rowMap[r] : r;
   float4* h = reinterpret_cast<float4*>(hidden + static_cast<size_t>(src) * H);
   const uint2* a = add ? reinterpret_cast<const uint2*>(add + static_cast<size_t>(r) * H) : nullptr;
+  const float4* ad = add && addDelta ? reinterpret_cast<const float4*>(addDelta + static_cast<size_t>(r) * H) : nullptr;
   float sumSq = 0.0f;
 #pragma unroll
   for (int k = 0; k < VPT; ++k) {
@@ -115,7 +117,12 @@ __global__ void addRmsNormVecKernel(float* hidden, const T* add, const float* w,
       float4 v = h[i];
       if (a) {
         const uint2 bits = a[i];
-        const float2 lo = unpack2<T>(bits.x), hi = unpack2<T>(bits.y);
+        float2 lo = unpack2<T>(bits.x), hi = unpack2<T>(bits.y);
+        if (ad) {
+          const float4 d = ad[i];
+          lo = make_float2(withDelta<T>(lo.x, d.x), withDelta<T>(lo.y, d.y));
+          hi = make_float2(withDelta<T>(hi.x, d.z), withDelta<T>(hi.y, d.w));
+        }
         v.x += lo.x;
         v.y += lo.y;
         v.z += hi.x;
@@ -146,7 +153,7 @@ template <typename T>
 __global__ void __launch_bounds__(32 * kQkvWarps)
     qkvPostKernel(const T* qkv, int T_, HeadShape hs, const float* qBias, const float* kBias, const float* vBias,
                   const float* qNorm, const float* kNorm, float eps, const float* invFreq, AttnTables tabs, T* qOut,
-                  T* kCache, T* vCache) {
+                  T* kCache, T* vCache, const float* qkvDelta) {
   extern __shared__ float buf[];
   pdlLaunchDependents();
   pdlWait();  // every block, before the early return below (pdl.h rule 2)
@@ -163,10 +170,11 @@ __global__ void __launch_bounds__(32 * kQkvWarps)
   const int col = kind == 0 ? hIdx * D : kind == 1 ? qW + hIdx * D : qW + kvW + hIdx * D;
   const float* bias = kind == 0 ? qBias : kind == 1 ? kBias : vBias;
   const T* row = qkv + static_cast<size_t>(t) * rowW + col;
+  const float* dRow = qkvDelta ? qkvDelta + static_cast<size_t>(t) * rowW + col : nullptr;
   float* x = buf + warp * D;
   float sumSq = 0.0f;
   for (int i = lane; i < D; i += 32) {
-    float v = toF(row[i]);
+    float v = dRow ? withDelta<T>(toF(row[i]), dRow[i]) : toF(row[i]);
     if (bias) v += bias[hIdx * D + i];
     x[i] = v;
     sumSq += v * v;
@@ -199,22 +207,26 @@ __global__ void __launch_bounds__(32 * kQkvWarps)
 }
 
 template <typename T>
-__global__ void swigluKernel(const T* gu, int T_, int I, T* out) {
+__global__ void swigluKernel(const T* gu, int T_, int I, T* out, const float* guDelta) {
   pdlLaunchDependents();
   pdlWait();
   const size_t n = static_cast<size_t>(T_) * I;
   for (size_t idx = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; idx < n;
        idx += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const size_t t = idx / I, i = idx % I;
-    const float g = toF(gu[t * 2 * I + i]);
-    const float u = toF(gu[t * 2 * I + I + i]);
+    float g = toF(gu[t * 2 * I + i]);
+    float u = toF(gu[t * 2 * I + I + i]);
+    if (guDelta) {
+      g = withDelta<T>(g, guDelta[t * 2 * I + i]);
+      u = withDelta<T>(u, guDelta[t * 2 * I + I + i]);
+    }
     out[idx] = fromF<T>(g / (1.0f + expf(-g)) * u);
   }
 }
 
 // swigluKernel 8 values at a time (16-byte loads and stores); I % 8 == 0, 16-byte aligned buffers.
 template <typename T>
-__global__ void swiglu8Kernel(const T* gu, int T_, int I, T* out) {
+__global__ void swiglu8Kernel(const T* gu, int T_, int I, T* out, const float* guDelta) {
   pdlLaunchDependents();
   pdlWait();
   const size_t perRow = static_cast<size_t>(I) / 8, n = static_cast<size_t>(T_) * perRow;
@@ -225,9 +237,25 @@ __global__ void swiglu8Kernel(const T* gu, int T_, int I, T* out) {
     const uint4 u = reinterpret_cast<const uint4*>(gu + t * 2 * I + I)[i8];
     const uint32_t gw[4] = {g.x, g.y, g.z, g.w}, uw[4] = {u.x, u.y, u.z, u.w};
     uint32_t ow[4];
+    float4 gd[2] = {}, ud[2] = {};  // the fp32 LoRA deltas of the 8 gate and the 8 up values (side expand)
+    if (guDelta) {
+      const float4* gp = reinterpret_cast<const float4*>(guDelta + t * 2 * I + i8 * 8);
+      const float4* up = reinterpret_cast<const float4*>(guDelta + t * 2 * I + I + i8 * 8);
+      gd[0] = gp[0];
+      gd[1] = gp[1];
+      ud[0] = up[0];
+      ud[1] = up[1];
+    }
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-      const float2 gv = unpack2<T>(gw[k]), uv = unpack2<T>(uw[k]);
+      float2 gv = unpack2<T>(gw[k]), uv = unpack2<T>(uw[k]);
+      if (guDelta) {
+        const float4 g4 = gd[k / 2], u4 = ud[k / 2];
+        const float2 g2 = k % 2 == 0 ? make_float2(g4.x, g4.y) : make_float2(g4.z, g4.w);
+        const float2 u2 = k % 2 == 0 ? make_float2(u4.x, u4.y) : make_float2(u4.z, u4.w);
+        gv = make_float2(withDelta<T>(gv.x, g2.x), withDelta<T>(gv.y, g2.y));
+        uv = make_float2(withDelta<T>(uv.x, u2.x), withDelta<T>(uv.y, u2.y));
+      }
       ow[k] = pack2<T>(gv.x / (1.0f + expf(-gv.x)) * uv.x, gv.y / (1.0f + expf(-gv.y)) * uv.y);
     }
     reinterpret_cast<uint4*>(out)[idx] = make_uint4(ow[0], ow[1], ow[2], ow[3]);
@@ -255,14 +283,15 @@ cudaError_t launchEmbed(Act act, const void* embed, const int32_t* tokenIds, int
 }
 
 cudaError_t launchAddRmsNorm(Act act, float* hidden, const void* add, const float* w, void* out, const int32_t* rowMap,
-                             int rows, int H, float eps, cudaStream_t s) {
+                             int rows, int H, float eps, cudaStream_t s, const float* addDelta) {
   if (rows == 0) return cudaSuccess;
   // Vector kernel: ≤ 8 float4 per thread, ≤ 256 threads (a multiple of 32) per row.
   const auto aligned = [](const void* p, uintptr_t n) { return (reinterpret_cast<uintptr_t>(p) & (n - 1)) == 0; };
   const int nv = H / 4;
   int vpt = 1;
   while (vpt < 8 && nv > 256 * vpt) vpt *= 2;
-  if (H % 4 == 0 && nv <= 256 * vpt && aligned(hidden, 16) && aligned(add, 8) && aligned(w, 16) && aligned(out, 8)) {
+  if (H % 4 == 0 && nv <= 256 * vpt && aligned(hidden, 16) && aligned(add, 8) && aligned(w, 16) && aligned(out, 8) &&
+      aligned(addDelta, 16)) {
     const int threads = std::max(32, ((nv + vpt - 1) / vpt + 31) / 32 * 32);
     auto h = hidden;
     cudaError_t status = cudaSuccess;
@@ -271,19 +300,20 @@ cudaError_t launchAddRmsNorm(Act act, float* hidden, const void* add, const floa
       auto o = static_cast<TT*>(out);
       auto kernel = vpt == 1 ? addRmsNormVecKernel<TT, 1> : vpt == 2 ? addRmsNormVecKernel<TT, 2>
                   : vpt == 4 ? addRmsNormVecKernel<TT, 4> : addRmsNormVecKernel<TT, 8>;
-      status = pdlLaunch(kernel, rows, threads, 0, s, h, a, w, o, rowMap, H, eps);
+      status = pdlLaunch(kernel, rows, threads, 0, s, h, a, w, o, rowMap, H, eps, addDelta);
     });
     return status;
   }
   cudaError_t status = cudaSuccess;
   TSLORA_DISPATCH(act, status = pdlLaunch(addRmsNormKernel<TT>, rows, normThreads(H), 0, s, hidden,
-                                          static_cast<const TT*>(add), w, static_cast<TT*>(out), rowMap, H, eps));
+                                          static_cast<const TT*>(add), w, static_cast<TT*>(out), rowMap, H, eps, addDelta));
   return status;
 }
 
 cudaError_t launchQkvPost(Act act, const void* qkv, int T, const HeadShape& hs, const float* qBias, const float* kBias,
                           const float* vBias, const float* qNorm, const float* kNorm, float eps, const float* invFreq,
-                          const AttnTables& tabs, void* qOut, void* kCache, void* vCache, cudaStream_t s) {
+                          const AttnTables& tabs, void* qOut, void* kCache, void* vCache, cudaStream_t s,
+                          const float* qkvDelta) {
   if (T == 0) return cudaSuccess;
   const long long warpsTotal = static_cast<long long>(T) * (hs.numHeads + 2 * hs.numKvHeads);
   const long long blocks = (warpsTotal + kQkvWarps - 1) / kQkvWarps;
@@ -293,25 +323,25 @@ cudaError_t launchQkvPost(Act act, const void* qkv, int T, const HeadShape& hs, 
   TSLORA_DISPATCH(act, status = pdlLaunch(qkvPostKernel<TT>, static_cast<unsigned>(blocks), 32 * kQkvWarps, smem, s,
                                           static_cast<const TT*>(qkv), T, hs, qBias, kBias, vBias, qNorm, kNorm, eps,
                                           invFreq, tabs, static_cast<TT*>(qOut), static_cast<TT*>(kCache),
-                                          static_cast<TT*>(vCache)));
+                                          static_cast<TT*>(vCache), qkvDelta));
   return status;
 }
 
-cudaError_t launchSwiglu(Act act, const void* gu, int T, int I, void* out, cudaStream_t s) {
+cudaError_t launchSwiglu(Act act, const void* gu, int T, int I, void* out, cudaStream_t s, const float* guDelta) {
   if (T == 0) return cudaSuccess;
   const size_t n = static_cast<size_t>(T) * I;
   const auto aligned16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
-  if (I % 8 == 0 && aligned16(gu) && aligned16(out)) {
+  if (I % 8 == 0 && aligned16(gu) && aligned16(out) && aligned16(guDelta)) {
     const int blocks8 = static_cast<int>(std::min<size_t>((n / 8 + 255) / 256, 65535));
     cudaError_t status = cudaSuccess;
     TSLORA_DISPATCH(act, status = pdlLaunch(swiglu8Kernel<TT>, blocks8, 256, 0, s, static_cast<const TT*>(gu), T, I,
-                                            static_cast<TT*>(out)));
+                                            static_cast<TT*>(out), guDelta));
     return status;
   }
   const int blocks = static_cast<int>(std::min<size_t>((n + 255) / 256, 65535));
   cudaError_t status = cudaSuccess;
   TSLORA_DISPATCH(act, status = pdlLaunch(swigluKernel<TT>, blocks, 256, 0, s, static_cast<const TT*>(gu), T, I,
-                                          static_cast<TT*>(out)));
+                                          static_cast<TT*>(out), guDelta));
   return status;
 }
 

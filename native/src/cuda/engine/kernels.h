@@ -28,14 +28,20 @@ cudaError_t launchEmbed(Act act, const void* embed, const int32_t* tokenIds, int
 
 // For each row r: if add, hidden[src] += add[r]; if w, out[r] = w ⊙ rmsnorm(hidden[src]) (src = rowMap ? rowMap[r]
 // : r). hidden: [*, H] fp32; add, out: [rows, H] Act.
+// addDelta (optional, [rows, H] fp32, with add only): a LoRA delta of the projection in add, stored beside it by the
+// side expand (lora_kernels.cuh loraExpandSmallDelta); add[r] is taken as act_round(add[r] + addDelta[r]) (act-convert.cuh
+// withDelta), bit for bit what the in-place expand would have left in add.
 cudaError_t launchAddRmsNorm(Act act, float* hidden, const void* add, const float* w, void* out, const int32_t* rowMap,
-                             int rows, int H, float eps, cudaStream_t s);
+                             int rows, int H, float eps, cudaStream_t s, const float* addDelta = nullptr);
 
 // Per token: qkv row (+ bias) → optional per-head q/k RMSNorm → RoPE (rotate_half) → q to qOut, k and v into the
 // paged cache of this layer ([numBlocks][blockSize][numKvHeads][headDim] each).   qkv: [T, q|k|v] Act
+// qkvDelta (optional, [T, q|k|v] fp32): the side expand's LoRA delta, taken in as act_round(qkv + qkvDelta) before the
+// bias (as launchAddRmsNorm's addDelta).
 cudaError_t launchQkvPost(Act act, const void* qkv, int T, const HeadShape& hs, const float* qBias, const float* kBias,
                           const float* vBias, const float* qNorm, const float* kNorm, float eps, const float* invFreq,
-                          const AttnTables& tabs, void* qOut, void* kCache, void* vCache, cudaStream_t s);
+                          const AttnTables& tabs, void* qOut, void* kCache, void* vCache, cudaStream_t s,
+                          const float* qkvDelta = nullptr);
 
 // Causal paged attention (attention.cu): token t attends to positions [0, positions[t]] of its sequence (GQA: head h
 // reads KV head h / (numHeads / numKvHeads)). Rows of sequences with many rows in the step (prompt chunks; needs
@@ -59,13 +65,15 @@ struct QkvRope {
   const float* kBias = nullptr;
   const float* vBias = nullptr;
   const float* invFreq = nullptr;  // [headDim / 2]
+  const float* delta = nullptr;    // optional [T, q | k | v] fp32: the side expand's LoRA delta (launchQkvPost's qkvDelta)
 };
 cudaError_t launchQkvRopeAttention(Act act, const QkvRope& src, int T, const HeadShape& hs, float scale,
                                    const AttnTables& tabs, void* kCache, void* vCache, void* out, void* scratch,
                                    size_t scratchBytes, cudaStream_t s);
 
 // act[t, i] = silu(gu[t, i]) * gu[t, I + i].   gu: [T, 2I], act: [T, I]
-cudaError_t launchSwiglu(Act act, const void* gu, int T, int I, void* out, cudaStream_t s);
+// guDelta (optional, [T, 2I] fp32): the side expand's LoRA delta, gu taken as act_round(gu + guDelta).
+cudaError_t launchSwiglu(Act act, const void* gu, int T, int I, void* out, cudaStream_t s, const float* guDelta = nullptr);
 
 // out[i] += delta[i] for i < n: the lm_head LoRA delta (computed by the LoRA pool in the activation dtype into a
 // zeroed buffer) added to the fp32 logits.   delta: [n] Act, out: [n] fp32

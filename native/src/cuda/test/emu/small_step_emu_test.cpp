@@ -124,6 +124,33 @@ void runCase(const char* name, int in, std::vector<int> widths, int R, std::vect
                              plans[i].columnParts, splits, identical[i]);
   }
   check(name, "pair", Yg, 0, splits);
+  // The store variant (loraExpandSmallDelta, the engine's side expand) over the pair's partials, both layouts, a padded
+  // and a tight fp32 stride (scalar and 16-byte stores): act_round(y + delta) must be the pair's y bit for bit, base rows
+  // must hold -0.0f, and nothing outside [T, outTotal) may be written (the NaN poison stays).
+  for (int layout = 0; layout < 2; ++layout) {
+    for (int dPad : {0, 3}) {
+      if (layout == 1) cl::loraSetSmallV10(!cl::loraSmallV10());
+      const int ds = outTotal + dPad;
+      std::vector<float> D((size_t)(T + 1) * ds, NAN);
+      const cudaError_t st2 = cl::loraExpandSmallDelta(dtype(), m, st, ws.data(), splits, D.data(), ds, nullptr, true);
+      const bool v10 = cl::loraSmallV10();
+      if (layout == 1) cl::loraSetSmallV10(!cl::loraSmallV10());
+      int bad = st2 == cudaSuccess ? 0 : 1;
+      for (int p = 0; p < T; ++p)
+        for (int col = 0; col < ds; ++col) {
+          const float d = D[(size_t)p * ds + col];
+          if (col >= outTotal) { bad += !std::isnan(d); continue; }
+          const size_t i = (size_t)p * yStride + yOffset + col;
+          const bool lora = rowSlots[p] >= 0 && ranks[rowSlots[p]] > 0;
+          if (!lora && !(d == 0.0f && std::signbit(d))) ++bad;
+          if (toBits(fromBits(Y[i], gAct) + d, gAct) != Yg[i]) ++bad;
+        }
+      for (int col = 0; col < ds; ++col) bad += !std::isnan(D[(size_t)T * ds + col]);
+      ++cases;
+      if (bad) { ++failures; printf("FAIL %s delta store (%s, stride +%d): %d values\n", name, v10 ? "v10" : "v9", dPad, bad); }
+      else printf("ok %s delta store (%s, stride +%d): round(y + delta) == pair\n", name, v10 ? "v10" : "v9", dPad);
+    }
+  }
   check(name, cl::loraSmallV10() ? "pair v9 layout" : "pair v10 layout", Yv, variantDiffers, splits);
   check(name, cl::loraSmallNarrow() ? "pair 8-tile shrink" : "pair narrow shrink", Yn, narrowDiffers, splits);
   for (size_t i = 0; i < plans.size(); ++i) check(name, i == 0 ? "fused" : "fused 4x3", fusedOut[i], identical[i], plans[i].clusterSize);
@@ -143,6 +170,10 @@ int main(int argc, char** argv) {
       // v11's narrow shrink at its 2- and 4-tile widths (c*R = 16 and 32; qkv R16 above takes 6)
       runCase(("down R16 2 tiles" + tag).c_str(), 512, {64}, 16, {16, 8, 16, 0, 12, 16, 3}, slots37, cs, 0, 0, 0, 132);
       runCase(("gate_up R16 4 tiles" + tag).c_str(), 256, {64, 64}, 16, {16, 8, 16, 0, 12, 16, 3}, slots37, cs, 0, 0, 0, 132);
+      // A whole position group of base rows (the delta store's early-exit blocks write -0.0f) beside adapter rows.
+      std::vector<int> baseGroup(20, -1);
+      for (int i : {3, 6}) baseGroup[i] = i % 2;  // triton: group 1 all base; csgmv: group 0 (base rows sort first)
+      runCase(("down R16 base group" + tag).c_str(), 128, {72}, 16, {16, 8}, baseGroup, cs, 0, 0, 0, 132);
       if (quick) continue;
       std::vector<int> shared(64, 2);
       runCase(("gate_up R16 shared" + tag).c_str(), 512, {1024, 1024}, 16, {16, 16, 16, 0}, shared, cs, 0, 0, 0, 132);
