@@ -1,0 +1,60 @@
+// The side expand (TSLORA_CUDA_LORA_SIDE_EXPAND, native/src/cuda/engine/forward.cu): at decode-sized steps on the
+// small-step LoRA kernels a module's expand runs on the LoRA side stream beside the base projection and stores its
+// fp32 delta, which the projection's consumer adds as act_round(y + delta): by construction the bits the in-place
+// expand leaves in y. So the same steps (driver test/gpu/side-expand-step-logits.ts: three tiny models, csgmv and triton,
+// eager and graph replays, batch 1 / 2 / 3 / 20) must give bit-identical logits with it on and off, one process each
+// (the switch is read once). And the consumers' delta inputs, compiled for this GPU, against the same kernels on
+// act_round(y + delta) (native/src/cuda/engine/test/delta-consumer-test.cpp). The PEFT parity tests run with the
+// default (on).
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+
+import { cudaBackendOrSkip } from './cuda-parity-helpers.js';
+
+const { skip } = cudaBackendOrSkip();
+
+test('side expand on / off: bit-identical logits (3 tiny models, csgmv and triton, eager and graph replays, batch 1-20)', { skip, timeout: 300_000 }, (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tslora-side-expand-'));
+  try {
+    const run = (value: string): Float32Array => {
+      const file = join(dir, `logits-${value}.bin`);
+      // The LoRA side stream on in both (the side expand needs it); everything else at its default.
+      const env = { ...process.env, TSLORA_CUDA_LORA_SIDE_EXPAND: value, TSLORA_CUDA_LORA_SIDE_STREAM: '1' };
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/gpu/side-expand-step-logits.ts', file], { encoding: 'utf8', env });
+      assert.equal(r.status, 0, `SIDE_EXPAND=${value}:\n${r.stdout}${r.stderr}`);
+      t.diagnostic(`SIDE_EXPAND=${value}: ${r.stdout.trim()}`);
+      const bytes = readFileSync(file);
+      return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+    };
+    const off = run('0');
+    const on = run('1');
+    assert.ok(off.length > 0 && off.every(Number.isFinite), 'every logit finite');
+    assert.equal(on.length, off.length);
+    let differing = 0;
+    for (let i = 0; i < on.length; i++) if (!Object.is(on[i], off[i])) differing++;
+    assert.equal(differing, 0, `${differing} of ${on.length} logits differ between side expand on and off`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the side expand consumers (add + RMSNorm, SwiGLU, qkv post, fused rope + attention) on this GPU: delta input == kernel on act_round(y + delta)', { skip, timeout: 300_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tslora-delta-consumers-'));
+  try {
+    const exe = join(dir, 'delta-consumer-test');
+    const e = 'native/src/cuda/engine';
+    const build = spawnSync('nvcc', ['-std=c++17', '-O3', '-gencode', 'arch=compute_90a,code=sm_90a', '-DTSLORA_KERNEL_TEST_ON_GPU',
+      '-Inative/include', `-I${e}`, `${e}/test/delta-consumer-test.cpp`, `${e}/attention.cu`, `${e}/attention-prefill.cu`, `${e}/kernels.cu`,
+      '-o', exe], { encoding: 'utf8' });
+    assert.equal(build.status, 0, `${build.stdout}${build.stderr}`);
+    const run = spawnSync(exe, [], { encoding: 'utf8' });
+    assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
+    assert.match(run.stdout, /^0 failures$/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
