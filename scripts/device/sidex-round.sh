@@ -10,7 +10,8 @@
 #   2. GPU tests, at most GPU_TESTS_LIMIT_S (default 200 s, and 75 s are kept for step 3): test/gpu/cuda-side-expand
 #      first (on vs off bit-identical, the consumers' delta inputs on this GPU), then graphs vs eager, tiny-model and 1B
 #      PEFT parity, PDL / side stream bit-identity, LoRA kernels, skinny GEMM;
-#   3. 8B synthetic decode A/B: csgmv, graphs on (max batch 128), batch 1 and 64 × base / shared / distinct, processes
+#   3. 8B synthetic decode A/B: csgmv, graphs on (max batch 128), batch 1, 32 and 64 × base / shared / distinct (graph
+#      buckets 3-16 run the tiled LoRA kernels, which keep the in-place expand: no batch of 8 or 16 here), processes
 #      alternating TSLORA_CUDA_LORA_SIDE_EXPAND=0 / 1 / 0 / 1 (/ 0 / 1 while time is left), 30 timed steps each;
 #      bench/cuda/side-expand-summary.ts → side-expand-8b.txt (median, range, on/off ratio, LoRA cost per step and row).
 set -u
@@ -78,7 +79,7 @@ if grep -q 'synth 8b rc=0' "$R/background.log"; then
       (( round == 3 && $(left) < 40 )) && break 2
       name=$([[ $v == 1 ]] && echo on || echo off)-$round
       step "decode-8b $name" 40 "decode-8b-$name.log" env TSLORA_CUDA_LORA_SIDE_EXPAND=$v node --import tsx bench/cuda/decode.ts \
-        --model "$B8/model" --adapters "$B8/adapters" --steps 30 --backends csgmv --batches 1,64 --no-prefill \
+        --model "$B8/model" --adapters "$B8/adapters" --steps 30 --backends csgmv --batches 1,32,64 --no-prefill \
         --cuda-graph-max-bs 128 --label "$name" --json "$R/decode-8b-$name.json" && jsons+=("$R/decode-8b-$name.json")
     done
   done
