@@ -174,6 +174,29 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
   std::vector<uint16_t> out(yBits.size());
   CUDA_CHECK(cudaMemcpy(out.data(), dY.ptr, out.size() * 2, cudaMemcpyDeviceToHost));
   if (small && !fused) smallPairDigest = fnv1a(smallPairDigest, out);
+  if (small && !fused && !embed) {
+    // The side expand's store variant over the same partials (loraExpandSmallDelta): act_round(y + delta) must be the
+    // pair's y bit for bit, base rows hold -0.0f, the stride's padding stays as poisoned.
+    const int dStride = s.outTotal() + 4;
+    DeviceBuffer<float> dDelta(static_cast<size_t>(T) * dStride);
+    CUDA_CHECK(cudaMemset(dDelta.ptr, 0xff, dDelta.count * sizeof(float)));
+    CUDA_CHECK(cl::loraExpandSmallDelta(dtype, dev.view, step, workspace.ptr, kSplits, dDelta.ptr, dStride, nullptr));
+    std::vector<float> delta(dDelta.count);
+    CUDA_CHECK(cudaMemcpy(delta.data(), dDelta.ptr, delta.size() * sizeof(float), cudaMemcpyDeviceToHost));
+    for (int row = 0; row < T; ++row)
+      for (int col = 0; col < dStride; ++col) {
+        const float d = delta[static_cast<size_t>(row) * dStride + col];
+        if (col >= s.outTotal()) {
+          if (!std::isnan(d)) return "delta store wrote the stride padding at row " + std::to_string(row);
+          continue;
+        }
+        const size_t i = static_cast<size_t>(row) * yStride + yOffset + col;
+        const bool lora = seg.rowSlots[row] >= 0 && cpu.slotRank(seg.rowSlots[row]) > 0;
+        if (!lora && !(d == 0.0f && std::signbit(d))) return "delta store: base row " + std::to_string(row) + " not -0";
+        if (toActBits(fromActBits(yBits[i], dtype) + d, dtype) != out[i])
+          return "delta store: act_round(y + delta) differs from the pair at row " + std::to_string(row) + " col " + std::to_string(col);
+      }
+  }
 
   OutputCheck check(dtype);
   for (int row = 0; row < T; ++row)
