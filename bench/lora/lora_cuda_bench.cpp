@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <functional>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <string>
 #include <utility>
@@ -287,6 +288,16 @@ int main(int argc, char** argv) {
         const double expandBytes = 2.0 * T * c * r + 2.0 * cs.adapters * out * r + 2.0 * 2.0 * T * out;
         const double shrinkUs = 1e3 * timeMs(stream, iterations, [&](int i) { shrink(ms, i); });
         const double expandUs = st.fused ? 0.0 : 1e3 * timeMs(stream, iterations, [&](int i) { expand(ms, i); });
+        // The small-step expand's store variant (the engine's side expand, session 18): the fp32 delta of every row
+        // into a buffer of its own instead of y += (same partials, same grid).
+        double deltaUs = 0.0;
+        if (st.small && !st.fused) {
+          DeviceBuffer<float> delta(static_cast<size_t>(T) * ms.view.outTotal());
+          deltaUs = 1e3 * timeMs(stream, iterations, [&](int i) {
+            CUDA_CHECK(cl::loraExpandSmallDelta(cl::ActDType::BF16, ms.view, sets[i % kSets].step, ms.workspace.ptr, ms.kSplits,
+                                                delta.ptr, ms.view.outTotal(), stream));
+          });
+        }
         char line[300];
         if (st.fused)
           std::snprintf(line, sizeof line, "%-18s %-12s %-7s fused  %8.1f us %6.0f GB/s (floor %6.1f us, clusters of %2d x %d column parts)",
@@ -296,14 +307,18 @@ int main(int argc, char** argv) {
           std::snprintf(line, sizeof line, "%-18s %-12s %-7s shrink %8.1f us %6.0f GB/s (floor %6.1f us, kSplits %2d) | expand %8.1f us %6.0f GB/s (floor %6.1f us)",
                         cs.name, st.name, ms.spec.name, shrinkUs, shrinkBytes / shrinkUs / 1e3, shrinkBytes / kCopyBandwidth * 1e6,
                         ms.kSplits, expandUs, expandBytes / expandUs / 1e3, expandBytes / kCopyBandwidth * 1e6);
+        if (deltaUs > 0) {
+          const size_t at = std::strlen(line);
+          std::snprintf(line + at, sizeof line - at, " | delta store %6.1f us", deltaUs);
+        }
         table.push_back(line);
         std::printf("%s\n", line);
         char entry[400];
         std::snprintf(entry, sizeof entry,
                       "%s{\"case\":\"%s\",\"strategy\":\"%s\",\"module\":\"%s\",\"shrinkUs\":%.2f,\"expandUs\":%.2f,"
-                      "\"shrinkFloorUs\":%.2f,\"expandFloorUs\":%.2f,\"kSplits\":%d}",
+                      "\"shrinkFloorUs\":%.2f,\"expandFloorUs\":%.2f,\"kSplits\":%d,\"expandDeltaUs\":%.2f}",
                       json.back() == '[' ? "" : ",", cs.name, st.name, ms.spec.name, shrinkUs, expandUs,
-                      shrinkBytes / kCopyBandwidth * 1e6, expandBytes / kCopyBandwidth * 1e6, ms.kSplits);
+                      shrinkBytes / kCopyBandwidth * 1e6, expandBytes / kCopyBandwidth * 1e6, ms.kSplits, deltaUs);
         json += entry;
         if (std::string(ms.spec.name) != "o") { layerUs += shrinkUs + expandUs; layerFloorBytes += shrinkBytes + expandBytes; }
       }
