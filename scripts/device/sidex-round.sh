@@ -3,17 +3,17 @@
 # the repository root after `source .device-carry/prelude.sh`:
 #   ROUND_OUT=$OUT/sidex ROUND_LIMIT_S=420 bash scripts/device/sidex-round.sh
 # Everything lands in "$ROUND_OUT" (default $OUT/sidex): summary.txt (one line per step: status, seconds), the logs,
-# side-expand-8b.txt / .md (the A/B table) and the decode JSONs. Steps, each cut to what is left of ROUND_LIMIT_S:
+# side-expand-ab-8b.log / .json (the A/B table). Steps, each cut to what is left of ROUND_LIMIT_S:
 #   1. tsc, then (background) the 1B PEFT reference (scripts/device/make-1b-reference.py, python + torch) and the
 #      synthetic Llama-3.1-8B with 8 r16 adapters (scripts/device/step-targets-synth.sh's commands), and the CUDA addon
 #      build (all cores);
 #   2. GPU tests, at most GPU_TESTS_LIMIT_S (default 200 s, and 75 s are kept for step 3): test/gpu/cuda-side-expand
 #      first (on vs off bit-identical, the consumers' delta inputs on this GPU), then graphs vs eager, tiny-model and 1B
 #      PEFT parity, PDL / side stream bit-identity, LoRA kernels, skinny GEMM;
-#   3. 8B synthetic decode A/B: csgmv, graphs on (max batch 128), batch 1, 32 and 64 × base / shared / distinct (graph
-#      buckets 3-16 run the tiled LoRA kernels, which keep the in-place expand: no batch of 8 or 16 here), processes
-#      alternating TSLORA_CUDA_LORA_SIDE_EXPAND=0 / 1 / 0 / 1 (/ 0 / 1 while time is left), 30 timed steps each;
-#      bench/cuda/side-expand-summary.ts → side-expand-8b.txt (median, range, on/off ratio, LoRA cost per step and row).
+#   3. 8B synthetic decode A/B in one process (bench/cuda/side-expand-ab.ts: two models, SIDE_EXPAND=0 and =1, read
+#      at construction), csgmv, graphs on (max batch 128), batch 1, 32 and 64 x base / shared / distinct (graph buckets
+#      3-16 run the tiled LoRA kernels, which keep the in-place expand; base rows are the A/B's noise control), 9 rounds
+#      of 10 timed steps per side, alternating → side-expand-ab-8b.{log,json} (median, range, on / off, LoRA cost).
 set -u
 OUT=${OUT:-/tmp/tslora-out}
 R=${ROUND_OUT:-$OUT/sidex}
@@ -69,25 +69,16 @@ for t in cuda-graphs cuda-parity-fixtures cuda-parity-1b cuda-pdl lora-kernels s
 done
 grep -hE "^# (tests|pass|fail|skipped)|^not ok|^# Subtest" "$R"/gpu-*.log > "$R/gpu-tests-summary.txt" 2>/dev/null
 
-# 3. 8B decode A/B, alternating processes
+# 3. 8B decode A/B: both models in one process, alternating rounds (bench/cuda/side-expand-ab.ts)
 wait "$SYNTH_PID"
 cat "$R/background.log"
 if grep -q 'synth 8b rc=0' "$R/background.log"; then
-  jsons=()
-  for round in 1 2 3; do
-    for v in 0 1; do
-      (( round == 3 && $(left) < 40 )) && break 2
-      name=$([[ $v == 1 ]] && echo on || echo off)-$round
-      step "decode-8b $name" 40 "decode-8b-$name.log" env TSLORA_CUDA_LORA_SIDE_EXPAND=$v node --import tsx bench/cuda/decode.ts \
-        --model "$B8/model" --adapters "$B8/adapters" --steps 30 --backends csgmv --batches 1,32,64 --no-prefill \
-        --cuda-graph-max-bs 128 --label "$name" --json "$R/decode-8b-$name.json" && jsons+=("$R/decode-8b-$name.json")
-    done
-  done
-  node --import tsx bench/cuda/side-expand-summary.ts "${jsons[@]}" > "$R/side-expand-8b.txt" 2>&1
-  node --import tsx bench/cuda/side-expand-summary.ts --markdown "${jsons[@]}" > "$R/side-expand-8b.md" 2>&1
-  cat "$R/side-expand-8b.txt"
+  step side-expand-ab-8b $(( $(left) - 8 )) side-expand-ab-8b.log node --import tsx bench/cuda/side-expand-ab.ts \
+    --model "$B8/model" --adapters "$B8/adapters" --backend csgmv --cuda-graph-max-bs 128 --batches 1,32,64 \
+    --rounds 9 --steps 10 --markdown --json "$R/side-expand-ab-8b.json"
+  tail -12 "$R/side-expand-ab-8b.log"
 else
-  summary "decode-8b: SKIPPED (the synthetic 8B model was not written; synth.log)"
+  summary "side-expand-ab-8b: SKIPPED (the synthetic 8B model was not written; synth.log)"
 fi
 rm -rf "$B8"
 summary "total: $(( $(date +%s) - T0 )) s"

@@ -3,9 +3,9 @@
 // fp32 delta, which the projection's consumer adds as act_round(y + delta): by construction the bits the in-place
 // expand leaves in y. So the same steps (driver test/gpu/side-expand-step-logits.ts: three tiny models, csgmv and triton,
 // eager and graph replays, batch 1 / 2 / 3 / 20) must give bit-identical logits with it on and off, one process each
-// (the switch is read once). And the consumers' delta inputs, compiled for this GPU, against the same kernels on
-// act_round(y + delta) (native/src/cuda/engine/test/delta-consumer-test.cpp). The PEFT parity tests run with the
-// default (on).
+// (the switch is read at model construction; separate processes keep every other setting equal). And the consumers'
+// delta inputs, compiled for this GPU, against the same kernels on act_round(y + delta)
+// (native/src/cuda/engine/test/delta-consumer-test.cpp). The PEFT parity tests run with the default (on).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// Child process of cuda-side-expand.test.ts (TSLORA_CUDA_LORA_SIDE_EXPAND is read once per process): the tiny fixtures
+// Child process of cuda-side-expand.test.ts (one process per TSLORA_CUDA_LORA_SIDE_EXPAND value): the tiny fixtures
 // (llama: the fused rope + attention consumer; qwen2: qkv bias; qwen3: q/k norms, launchQkvPost) on the CUDA backend,
 // bf16, both LoRA backends, eager steps and decode-graph replays (max batch 32), teacher-forced (fixed tokens, so runs
 // compare step by step) through the step shapes that take the side expand and the ones that keep the in-place expand:

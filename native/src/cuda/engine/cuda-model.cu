@@ -109,6 +109,7 @@ CudaModel::CudaModel(const cpu::ModelInit& init, const CudaOptions& options) : d
     try {
       lora_ = std::make_unique<lora::DeviceLoraPool>(pc, dtype, kMaxStepTokens, loraMaxSegments_);
       loraOverlap_ = std::make_unique<LoraShrinkOverlap>();
+      readSideExpandSwitches();
     } catch (const std::runtime_error& e) {
       if (dynamic_cast<const NativeError*>(&e)) throw;
       throw NativeError("native_cuda_error", e.what());

@@ -116,6 +116,10 @@ class CudaModel {
   int loraMaxPassRows_ = 0;  // rows of one LoRA pass: kMaxStepTokens, and the kernels' grid limit (65535 row tiles)
   std::unique_ptr<lora::DeviceLoraPool> lora_;
   std::unique_ptr<LoraShrinkOverlap> loraOverlap_;  // shrink under the base projection (with lora_; lora-overlap.h)
+  // The side expand (forward.cu): on, and its row bound; read from the environment at construction (A/B in one process)
+  void readSideExpandSwitches();
+  bool sideExpand_ = false;
+  int sideExpandMaxRows_ = 0;
   cudaStream_t stream_ = nullptr;      // forward, KV copies, synchronous slot writes
   cudaStream_t sideStream_ = nullptr;  // asynchronous slot writes
   std::unique_ptr<Blas> blas_;

@@ -37,13 +37,8 @@ namespace {
 //   launchAttention (one kernel less per layer, bit-identical by construction: the same ropePair, rope.cuh, and the
 //   same attention; kernel-emu-test). On since session 17: on an H100 it saved 25-90 µs per 8B batch-64 step in-graph
 //   (step64-bench), GPU tests with it on 25 / 25 (engine-kernels, graphs, fixtures, 1B parity); =0 keeps two launches.
-// - TSLORA_CUDA_LORA_SIDE_EXPAND: the side expand (session 18; see runLayers' project): at steps of at most
-//   sideExpandMaxRows() rows on the small-step LoRA kernels, a module's expand runs on the side stream after its shrink,
-//   beside the base projection, storing the delta into loraDelta_ (fp32), and the projection's consumer adds it
-//   (act_round(y + delta): bit-identical to the in-place expand; kernel-emu-test, small_step_emu_test,
-//   test/gpu/cuda-side-expand). Needs the LoRA side stream (TSLORA_CUDA_LORA_SIDE_STREAM). =0: the expand after the
-//   projection on the forward stream, as before.
-enum class Switch { FusedSwiglu, FusedQkvRope, FusedRopeAttention, SideExpand, Count };
+// (TSLORA_CUDA_LORA_SIDE_EXPAND is read per model instead: readSideExpandSwitches below.)
+enum class Switch { FusedSwiglu, FusedQkvRope, FusedRopeAttention, Count };
 struct SwitchRow {
   const char* env;
   bool unsetValue;
@@ -52,7 +47,6 @@ constexpr SwitchRow kSwitches[] = {
     {"TSLORA_CUDA_FUSED_SWIGLU", true},
     {"TSLORA_CUDA_FUSED_QKV_ROPE", true},
     {"TSLORA_CUDA_FUSED_ROPE_ATTN", true},
-    {"TSLORA_CUDA_LORA_SIDE_EXPAND", true},
 };
 static_assert(sizeof(kSwitches) / sizeof(kSwitches[0]) == static_cast<size_t>(Switch::Count), "one row per switch");
 
@@ -69,17 +63,26 @@ bool switchOn(Switch which) {
 // expand: its steps run the tiled LoRA kernels (no delta variant) and its projections are long enough to hide the
 // expand's latency anyway; the fp32 delta buffer stays small (64 x 2 x 14336 x 4 bytes = 7.3 MB on Llama-3.1-8B).
 // The price grows with the rows: the delta is written in fp32 and read again by the consumer (~11 MB per 8B layer at
-// 64 rows, ~0.1 ms per step at 3.35 TB/s if none of it hid under the projections), so the bound is tunable for the A/B:
-// TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_ROWS (1..64, read once).
+// 64 rows, ~0.1 ms per step at 3.35 TB/s if none of it hid under the projections), so the bound is tunable for the A/B.
 constexpr int kSideExpandMaxRows = 64;
-int sideExpandMaxRows() {
-  static const int rows = [] {
-    const char* env = std::getenv("TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_ROWS");
-    const int v = env ? std::atoi(env) : kSideExpandMaxRows;
-    return v >= 1 && v <= kSideExpandMaxRows ? v : kSideExpandMaxRows;
-  }();
-  return rows;
+
+}  // namespace
+
+// The side expand (session 18; runLayers' project): at steps of at most sideExpandMaxRows_ rows on the small-step LoRA
+// kernels, a module's expand runs on the LoRA side stream after its shrink, beside the base projection, storing the
+// delta into loraDelta_ (fp32), and the projection's consumer adds it (act_round(y + delta): bit-identical to the
+// in-place expand; small_step_emu_test, delta-consumer-test, test/gpu/cuda-side-expand). Needs the side stream
+// (TSLORA_CUDA_LORA_SIDE_STREAM). Read at construction, so that one process can A/B two models
+// (bench/cuda/side-expand-ab.ts): TSLORA_CUDA_LORA_SIDE_EXPAND=0 keeps the expand after the projection on the forward
+// stream, as before; TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_ROWS (1..64, default 64) lowers the row bound.
+void CudaModel::readSideExpandSwitches() {
+  sideExpand_ = lora::envFlag("TSLORA_CUDA_LORA_SIDE_EXPAND", true) && loraOverlap_ && loraOverlap_->enabled();
+  const char* rows = std::getenv("TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_ROWS");
+  const int v = rows ? std::atoi(rows) : kSideExpandMaxRows;
+  sideExpandMaxRows_ = v >= 1 && v <= kSideExpandMaxRows ? v : kSideExpandMaxRows;
 }
+
+namespace {
 
 // True when every logit row is a plain greedy draw the GPU can finish alone: sampled, temperature 0 (or top-k 1),
 // penalties that change nothing, no target / top logprobs, no raw logits asked for. Then only the token and its
@@ -115,9 +118,9 @@ void CudaModel::ensureStepBuffers(int T, int N, size_t tableInts) {
   logits_.ensure(static_cast<size_t>(std::max(N, 1)) * d.vocab * sizeof(float), "logits");
   tables_.ensure(tableInts * sizeof(int32_t), "step tables");
   if (lmHeadLora()) lmDelta_.ensure(static_cast<size_t>(std::max(N, 1)) * d.vocab * a, "lm_head LoRA delta");
-  if (lora_ && switchOn(Switch::SideExpand)) {  // [rows, the widest of qkv / gate_up / o / down] fp32
+  if (lora_ && sideExpand_) {  // [rows, the widest of qkv / gate_up / o / down] fp32
     const size_t widest = std::max({static_cast<size_t>(d.qkvOut()), 2 * static_cast<size_t>(d.intermediate), static_cast<size_t>(d.hidden)});
-    loraDelta_.ensure(static_cast<size_t>(std::min(T, sideExpandMaxRows())) * widest * sizeof(float), "LoRA delta (side expand)");
+    loraDelta_.ensure(static_cast<size_t>(std::min(T, sideExpandMaxRows_)) * widest * sizeof(float), "LoRA delta (side expand)");
   }
   hostTables_.ensure(tableInts * sizeof(int32_t), "step tables (host)");
   hostLogits_.ensure(static_cast<size_t>(std::max(N, 1)) * d.vocab * sizeof(float), "logits (host)");
@@ -339,7 +342,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
   const bool overlapOn = loraActive && loraOverlap_ && loraOverlap_->enabled();
   // Side expand (the switch table above) for this step: the pool's launches address exactly these T rows.
   const size_t widestOut = std::max({static_cast<size_t>(qkvW), 2 * static_cast<size_t>(I), static_cast<size_t>(H)});
-  const bool sideExpand = overlapOn && switchOn(Switch::SideExpand) && T <= sideExpandMaxRows() && lora_->stepRows() == T &&
+  const bool sideExpand = overlapOn && sideExpand_ && T <= sideExpandMaxRows_ && lora_->stepRows() == T &&
                           loraDelta_.sizeBytes() >= static_cast<size_t>(T) * widestOut * sizeof(float);
   // y[T, N] = x[T, K] · wᵀ, plus the LoRA delta of (layer, m) when the step has adapters: the shrink on the overlap's
   // side stream under the projection (lora-overlap.h), then the expand

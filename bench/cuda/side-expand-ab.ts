@@ -1,0 +1,129 @@
+/**
+ * The side expand's A/B in ONE process (a benchmark, not a test; issue #12, session 18): two ModelRunners of the same
+ * model, the first constructed with TSLORA_CUDA_LORA_SIDE_EXPAND=0, the second with =1 (the engine reads the switch at
+ * model construction), the same adapters in both. Per (batch, scenario) both prefill the same prompts and warm up
+ * (graph capture), then `rounds` rounds of `steps` timed decode steps each, off and on alternating (the order flips
+ * every round), so that the machine's drift hits both sides alike. Reports per configuration the median of the rounds'
+ * median step times, their range, the ratio on / off, and the LoRA cost over the same side's base step.
+ *   node --import tsx bench/cuda/side-expand-ab.ts --model DIR --adapters DIR [--batches 1,32,64]
+ *     [--scenarios base,shared,distinct] [--rounds 7] [--steps 10] [--cuda-graph-max-bs 128] [--backend csgmv]
+ *     [--json FILE] [--markdown]
+ * DIR / ADIR as for bench/cuda/decode.ts (`tslora synth model`, `tslora synth adapters --count 8 --rank 16`). Times are
+ * wall-clock per runner.step() (the step as the server sees it). Needs GPU memory for two copies of the model.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { loadNativeBackend } from '../../src/binding/index.js';
+import { readAdapter } from '../../src/engine/model/adapter.js';
+import { loadModel } from '../../src/engine/model/load-model.js';
+import { ModelRunner } from '../../src/engine/model/runner.js';
+import type { StepSampling, StepSequence } from '../../src/engine/model/runner-types.js';
+
+const { values: args } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    adapters: { type: 'string' },
+    batches: { type: 'string', default: '1,32,64' },
+    scenarios: { type: 'string', default: 'base,shared,distinct' },
+    rounds: { type: 'string', default: '7' },
+    steps: { type: 'string', default: '10' },
+    'cuda-graph-max-bs': { type: 'string', default: '128' },
+    backend: { type: 'string', default: 'csgmv' },
+    json: { type: 'string' },
+    markdown: { type: 'boolean', default: false },
+  },
+});
+if (!args.model || !args.adapters) throw new Error('usage: --model DIR --adapters DIR');
+const rounds = Number(args.rounds), steps = Number(args.steps), graphMaxBs = Number(args['cuda-graph-max-bs']);
+const backend = loadNativeBackend('cuda');
+const sampling: StepSampling = {
+  temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, generatedCount: 0, repetitionPenalty: 1, frequencyPenalty: 0,
+  presencePenalty: 0, promptTokenIds: [], outputTokenIds: [], topLogprobsNum: 0, wantLogprob: false,
+};
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+const loaded = await loadModel(args.model);
+const adapters = [];
+for (let i = 0; i < 8; i++)
+  adapters.push((await readAdapter(join(args.adapters, `lora-${i}`), loaded.spec, { maxRank: 64, targetModules: null, strict: false })).adapter);
+const rank = Math.max(...adapters.map((a) => a.rank));
+const PROMPT = 32, BLOCK = 16, BLOCKS_PER_SEQ = Math.ceil((PROMPT + 4 + rounds * steps + 3) / BLOCK);
+const maxBatch = Math.max(...args.batches!.split(',').map(Number));
+
+const sides = ['off', 'on'] as const;
+const runners = new Map<(typeof sides)[number], ModelRunner>();
+for (const side of sides) {
+  process.env.TSLORA_CUDA_LORA_SIDE_EXPAND = side === 'on' ? '1' : '0';  // read by the native model's constructor
+  const runner = new ModelRunner(loaded, {
+    backend, kvNumBlocks: maxBatch * BLOCKS_PER_SEQ + 16, kvBlockSize: BLOCK, loraSlots: 8, loraMaxRank: rank,
+    loraTargetModules: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'], loraBackend: args.backend as 'csgmv' | 'triton',
+    maxLoraChunkSize: 16, numThreads: 1, cudaGraphMaxBatchSize: graphMaxBs,
+  });
+  for (let s = 0; s < 8; s++) {
+    const host = await runner.loadHostAdapter(adapters[s]);
+    runner.copyAdapterToSlot(s, host);
+    runner.freeHostAdapter(host);
+  }
+  runners.set(side, runner);
+}
+
+interface Row { batch: number; scenario: string; offMs: number[]; onMs: number[] }
+const results: Row[] = [];
+for (const batch of args.batches!.split(',').map(Number)) {
+  for (const scenario of args.scenarios!.split(',') as Array<'base' | 'shared' | 'distinct'>) {
+    const slotOf = (b: number) => (scenario === 'base' ? -1 : scenario === 'shared' ? 0 : b % 8);
+    const seqs: StepSequence[] = Array.from({ length: batch }, (_, b) => ({
+      tokenIds: Array.from({ length: PROMPT }, (_, i) => (b * 131 + i * 7 + 3) % loaded.spec.vocabSize),
+      startPosition: 0,
+      blockTable: Array.from({ length: BLOCKS_PER_SEQ }, (_, i) => b * BLOCKS_PER_SEQ + i),
+      slot: slotOf(b),
+      sampling,
+    }));
+    const state = new Map(sides.map((side) => [side, { tokens: runners.get(side)!.step(seqs).map((r) => r.tokenId), position: PROMPT }]));
+    const run = (side: (typeof sides)[number], n: number): number[] => {
+      const st = state.get(side)!;
+      const times: number[] = [];
+      for (let s = 0; s < n; s++) {
+        const t0 = performance.now();
+        const out = runners.get(side)!.step(seqs.map((q, b) => ({ ...q, tokenIds: [st.tokens[b]], startPosition: st.position })));
+        times.push(performance.now() - t0);
+        st.tokens = out.map((r) => r.tokenId);
+        st.position++;
+      }
+      return times;
+    };
+    for (const side of sides) run(side, 3);  // warm-up: graph capture, workspace sizing
+    const row: Row = { batch, scenario, offMs: [], onMs: [] };
+    for (let r = 0; r < rounds; r++) {
+      for (const side of r % 2 === 0 ? sides : [...sides].reverse()) (side === 'on' ? row.onMs : row.offMs).push(median(run(side, steps)));
+    }
+    results.push(row);
+    console.log(`batch ${batch} ${scenario}: off ${median(row.offMs).toFixed(3)} ms, on ${median(row.onMs).toFixed(3)} ms`);
+  }
+}
+for (const runner of runners.values()) runner.destroy();
+
+// The table: medians over rounds, ranges, on / off, LoRA cost over the same side's base step.
+const stat = (xs: number[]) => ({ med: median(xs), lo: Math.min(...xs), hi: Math.max(...xs) });
+const fmt = (xs: number[]) => `${stat(xs).med.toFixed(3)} (${stat(xs).lo.toFixed(3)}-${stat(xs).hi.toFixed(3)})`;
+const cost = (row: Row, side: 'offMs' | 'onMs') => {
+  const base = results.find((r) => r.batch === row.batch && r.scenario === 'base');
+  if (!base || row.scenario === 'base') return '';
+  const ms = median(row[side]) - median(base[side]);
+  return `${ms.toFixed(3)} ms, ${((1000 * ms) / row.batch).toFixed(1)} µs/row, ${((100 * ms) / median(base[side])).toFixed(1)} %`;
+};
+const info = backend.deviceInfo();
+const head = ['batch', 'scenario', 'off ms (range)', 'on ms (range)', 'on / off', 'LoRA cost off', 'LoRA cost on'];
+const rows = results.map((r) => [String(r.batch), r.scenario, fmt(r.offMs), fmt(r.onMs), (median(r.onMs) / median(r.offMs)).toFixed(3),
+  cost(r, 'offMs'), cost(r, 'onMs')]);
+console.log(`\n${info.name}: ${args.backend}, graphs ${graphMaxBs > 0 ? `on (max batch ${graphMaxBs})` : 'off'}, ${rounds} rounds x ${steps} steps, alternating`);
+if (args.markdown) console.log([`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n'));
+else console.log([head.join(' | '), ...rows.map((r) => r.join(' | '))].join('\n'));
+const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('TSLORA_CUDA_') && k !== 'TSLORA_CUDA_LORA_SIDE_EXPAND'));
+if (args.json)
+  writeFileSync(args.json, JSON.stringify({ gpu: info.name, backend: args.backend, graphMaxBs, rounds, steps, rank, env, model: args.model, results }, null, 2));
