@@ -11,7 +11,7 @@
 #      first (on vs off bit-identical, the consumers' delta inputs on this GPU), then graphs vs eager, tiny-model and 1B
 #      PEFT parity, PDL / side stream bit-identity, LoRA kernels, skinny GEMM;
 #   3. 8B synthetic decode A/B in one process (bench/cuda/side-expand-ab.ts: two models, SIDE_EXPAND=0 and =1, read
-#      at construction), csgmv, graphs on (max batch 128), batch 1, 32 and 64 x base / shared / distinct (graph buckets
+#      at construction), csgmv, graphs on (max batch 128), batch 1, 2, 32 and 64 x base / shared / distinct (graph buckets
 #      3-16 run the tiled LoRA kernels, which keep the in-place expand; base rows are the A/B's noise control), 9 rounds
 #      of 10 timed steps per side, alternating → side-expand-ab-8b.{log,json} (median, range, on / off, LoRA cost).
 set -u
@@ -74,7 +74,7 @@ wait "$SYNTH_PID"
 cat "$R/background.log"
 if grep -q 'synth 8b rc=0' "$R/background.log"; then
   step side-expand-ab-8b $(( $(left) - 8 )) side-expand-ab-8b.log node --import tsx bench/cuda/side-expand-ab.ts \
-    --model "$B8/model" --adapters "$B8/adapters" --backend csgmv --cuda-graph-max-bs 128 --batches 1,32,64 \
+    --model "$B8/model" --adapters "$B8/adapters" --backend csgmv --cuda-graph-max-bs 128 --batches 1,2,32,64 \
     --rounds 9 --steps 10 --markdown --json "$R/side-expand-ab-8b.json"
   tail -12 "$R/side-expand-ab-8b.log"
 else
