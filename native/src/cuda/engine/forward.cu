@@ -340,7 +340,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
 
   const auto loraOn = [&](host::Module m) { return loraActive && lora_->config().targets[static_cast<int>(m)]; };
   const bool overlapOn = loraActive && loraOverlap_ && loraOverlap_->enabled();
-  // Side expand (the switch table above) for this step: the pool's launches address exactly these T rows.
+  // Side expand (readSideExpandSwitches) for this step: the pool's launches address exactly these T rows.
   const size_t widestOut = std::max({static_cast<size_t>(qkvW), 2 * static_cast<size_t>(I), static_cast<size_t>(H)});
   const bool sideExpand = overlapOn && sideExpand_ && T <= sideExpandMaxRows_ && lora_->stepRows() == T &&
                           loraDelta_.sizeBytes() >= static_cast<size_t>(T) * widestOut * sizeof(float);
