@@ -7,7 +7,7 @@
 // delta inputs, compiled for this GPU, against the same kernels on act_round(y + delta)
 // (native/src/cuda/engine/test/delta-consumer-test.cpp). The PEFT parity tests run with the default (on).
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,18 @@ import { test } from 'node:test';
 import { cudaBackendOrSkip } from './cuda-parity-helpers.js';
 
 const { skip } = cudaBackendOrSkip();
+
+/** A child process's exit status and its stdout + stderr, without blocking the event loop (parallel builds). */
+function runAsync(cmd: string, args: string[]): Promise<{ status: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args);
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    child.on('error', (err) => resolve({ status: null, output: String(err) }));
+    child.on('close', (status) => resolve({ status, output }));
+  });
+}
 
 test('side expand on / off: bit-identical logits (3 tiny models, csgmv and triton, eager and graph replays, batch 1-20)', { skip, timeout: 300_000 }, (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tslora-side-expand-'));
@@ -42,18 +54,22 @@ test('side expand on / off: bit-identical logits (3 tiny models, csgmv and trito
   }
 });
 
-test('the side expand consumers (add + RMSNorm, SwiGLU, qkv post, fused rope + attention) on this GPU: delta input == kernel on act_round(y + delta)', { skip, timeout: 300_000 }, () => {
+test('the side expand consumers (add + RMSNorm, SwiGLU, qkv post, fused rope + attention) on this GPU: delta input == kernel on act_round(y + delta)', { skip, timeout: 300_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tslora-delta-consumers-'));
   try {
     const exe = join(dir, 'delta-consumer-test');
     const e = 'native/src/cuda/engine';
-    const build = spawnSync('nvcc', ['-std=c++17', '-O3', '-gencode', 'arch=compute_90a,code=sm_90a', '-DTSLORA_KERNEL_TEST_ON_GPU',
-      '-Inative/include', `-I${e}`, `${e}/test/delta-consumer-test.cpp`, `${e}/attention.cu`, `${e}/attention-prefill.cu`, `${e}/kernels.cu`,
-      '-o', exe], { encoding: 'utf8' });
-    assert.equal(build.status, 0, `${build.stdout}${build.stderr}`);
-    const run = spawnSync(exe, [], { encoding: 'utf8' });
-    assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
-    assert.match(run.stdout, /^0 failures$/m);
+    const flags = ['-std=c++17', '-O3', '-gencode', 'arch=compute_90a,code=sm_90a', '-DTSLORA_KERNEL_TEST_ON_GPU', '-Inative/include', `-I${e}`];
+    // One nvcc per source, in parallel (attention.cu alone takes most of a minute), then the link.
+    const sources = [`${e}/test/delta-consumer-test.cpp`, `${e}/attention.cu`, `${e}/attention-prefill.cu`, `${e}/kernels.cu`];
+    const objects = sources.map((_, i) => join(dir, `${i}.o`));
+    const compiled = await Promise.all(sources.map((src, i) => runAsync('nvcc', [...flags, '-c', src, '-o', objects[i]])));
+    compiled.forEach((r, i) => assert.equal(r.status, 0, `${sources[i]}:\n${r.output}`));
+    const link = await runAsync('nvcc', ['-gencode', 'arch=compute_90a,code=sm_90a', ...objects, '-o', exe]);
+    assert.equal(link.status, 0, link.output);
+    const result = spawnSync(exe, [], { encoding: 'utf8' });
+    assert.equal(result.status, 0, `${result.stdout}${result.stderr}`);
+    assert.match(result.stdout, /^0 failures$/m);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
