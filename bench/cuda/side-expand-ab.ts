@@ -1,15 +1,16 @@
 /**
- * The side expand's A/B in ONE process (a benchmark, not a test; issue #12, session 18): two ModelRunners of the same
- * model, the first constructed with TSLORA_CUDA_LORA_SIDE_EXPAND=0, the second with =1 (the engine reads the switch at
- * model construction), the same adapters in both. Per (batch, scenario) both prefill the same prompts and warm up
- * (graph capture), then `rounds` rounds of `steps` timed decode steps each, off and on alternating (the order flips
- * every round), so that the machine's drift hits both sides alike. Reports per configuration the median of the rounds'
- * median step times, their range, the ratio on / off, and the LoRA cost over the same side's base step.
+ * The side expand's A/B in ONE process (a benchmark, not a test; issue #12, session 18): one ModelRunner of the same
+ * model per variant, each constructed under its own environment (the engine reads TSLORA_CUDA_LORA_SIDE_EXPAND* at model
+ * construction): "off" (=0), "on" (=1) and with --nopdl "on-nopdl" (=1, TSLORA_CUDA_LORA_SIDE_EXPAND_PDL=0), the same
+ * adapters in all. Per (batch, scenario) all prefill the same prompts and warm up (graph capture), then `rounds` rounds
+ * of `steps` timed decode steps per variant, the order rotating every round, so that the machine's drift hits every
+ * variant alike. Reports per configuration the median of the rounds' median step times, their range, the ratio to
+ * "off", and the LoRA cost over the same variant's base step.
  *   node --import tsx bench/cuda/side-expand-ab.ts --model DIR --adapters DIR [--batches 1,32,64]
  *     [--scenarios base,shared,distinct] [--rounds 7] [--steps 10] [--cuda-graph-max-bs 128] [--backend csgmv]
- *     [--json FILE] [--markdown]
+ *     [--nopdl] [--json FILE] [--markdown]
  * DIR / ADIR as for bench/cuda/decode.ts (`tslora synth model`, `tslora synth adapters --count 8 --rank 16`). Times are
- * wall-clock per runner.step() (the step as the server sees it). Needs GPU memory for two copies of the model.
+ * wall-clock per runner.step() (the step as the server sees it). Needs GPU memory for one copy of the model per variant.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,6 +34,7 @@ const { values: args } = parseArgs({
     backend: { type: 'string', default: 'csgmv' },
     json: { type: 'string' },
     markdown: { type: 'boolean', default: false },
+    nopdl: { type: 'boolean', default: false },
   },
 });
 if (!args.model || !args.adapters) throw new Error('usage: --model DIR --adapters DIR');
@@ -55,11 +57,17 @@ const rank = Math.max(...adapters.map((a) => a.rank));
 const PROMPT = 32, BLOCK = 16, BLOCKS_PER_SEQ = Math.ceil((PROMPT + 4 + rounds * steps + 3) / BLOCK);
 const maxBatch = Math.max(...args.batches!.split(',').map(Number));
 
-const sides = ['off', 'on'] as const;
-const runners = new Map<(typeof sides)[number], ModelRunner>();
+// Each variant's environment, set while its runner is constructed (the native model reads it then).
+const variants: Record<string, Record<string, string>> = {
+  off: { TSLORA_CUDA_LORA_SIDE_EXPAND: '0' },
+  on: { TSLORA_CUDA_LORA_SIDE_EXPAND: '1', TSLORA_CUDA_LORA_SIDE_EXPAND_PDL: '1' },
+  ...(args.nopdl ? { 'on-nopdl': { TSLORA_CUDA_LORA_SIDE_EXPAND: '1', TSLORA_CUDA_LORA_SIDE_EXPAND_PDL: '0' } } : {}),
+};
+const sides = Object.keys(variants);
+const runners = new Map<string, ModelRunner>();
+const envBefore = { ...process.env };
 for (const side of sides) {
-  process.env.TSLORA_CUDA_LORA_SIDE_EXPAND = side === 'on' ? '1' : '0';  // read by the native model's constructor
-  const runner = new ModelRunner(loaded, {
+  Object.assign(process.env, variants[side]);  const runner = new ModelRunner(loaded, {
     backend, kvNumBlocks: maxBatch * BLOCKS_PER_SEQ + 16, kvBlockSize: BLOCK, loraSlots: 8, loraMaxRank: rank,
     loraTargetModules: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'], loraBackend: args.backend as 'csgmv' | 'triton',
     maxLoraChunkSize: 16, numThreads: 1, cudaGraphMaxBatchSize: graphMaxBs,
@@ -71,8 +79,12 @@ for (const side of sides) {
   }
   runners.set(side, runner);
 }
+for (const key of ['TSLORA_CUDA_LORA_SIDE_EXPAND', 'TSLORA_CUDA_LORA_SIDE_EXPAND_PDL']) {
+  if (envBefore[key] === undefined) delete process.env[key];
+  else process.env[key] = envBefore[key];
+}
 
-interface Row { batch: number; scenario: string; offMs: number[]; onMs: number[] }
+interface Row { batch: number; scenario: string; ms: Record<string, number[]> }
 const results: Row[] = [];
 for (const batch of args.batches!.split(',').map(Number)) {
   for (const scenario of args.scenarios!.split(',') as Array<'base' | 'shared' | 'distinct'>) {
@@ -85,7 +97,7 @@ for (const batch of args.batches!.split(',').map(Number)) {
       sampling,
     }));
     const state = new Map(sides.map((side) => [side, { tokens: runners.get(side)!.step(seqs).map((r) => r.tokenId), position: PROMPT }]));
-    const run = (side: (typeof sides)[number], n: number): number[] => {
+    const run = (side: string, n: number): number[] => {
       const st = state.get(side)!;
       const times: number[] = [];
       for (let s = 0; s < n; s++) {
@@ -98,32 +110,35 @@ for (const batch of args.batches!.split(',').map(Number)) {
       return times;
     };
     for (const side of sides) run(side, 3);  // warm-up: graph capture, workspace sizing
-    const row: Row = { batch, scenario, offMs: [], onMs: [] };
+    const row: Row = { batch, scenario, ms: Object.fromEntries(sides.map((side) => [side, [] as number[]])) };
     for (let r = 0; r < rounds; r++) {
-      for (const side of r % 2 === 0 ? sides : [...sides].reverse()) (side === 'on' ? row.onMs : row.offMs).push(median(run(side, steps)));
+      const order = [...sides.slice(r % sides.length), ...sides.slice(0, r % sides.length)];  // rotates every round
+      for (const side of order) row.ms[side].push(median(run(side, steps)));
     }
     results.push(row);
-    console.log(`batch ${batch} ${scenario}: off ${median(row.offMs).toFixed(3)} ms, on ${median(row.onMs).toFixed(3)} ms`);
+    console.log(`batch ${batch} ${scenario}: ${sides.map((side) => `${side} ${median(row.ms[side]).toFixed(3)} ms`).join(', ')}`);
   }
 }
 for (const runner of runners.values()) runner.destroy();
 
-// The table: medians over rounds, ranges, on / off, LoRA cost over the same side's base step.
+// The table: medians over rounds, ranges, ratio to "off", LoRA cost over the same variant's base step.
 const stat = (xs: number[]) => ({ med: median(xs), lo: Math.min(...xs), hi: Math.max(...xs) });
 const fmt = (xs: number[]) => `${stat(xs).med.toFixed(3)} (${stat(xs).lo.toFixed(3)}-${stat(xs).hi.toFixed(3)})`;
-const cost = (row: Row, side: 'offMs' | 'onMs') => {
+const cost = (row: Row, side: string) => {
   const base = results.find((r) => r.batch === row.batch && r.scenario === 'base');
   if (!base || row.scenario === 'base') return '';
-  const ms = median(row[side]) - median(base[side]);
-  return `${ms.toFixed(3)} ms, ${((1000 * ms) / row.batch).toFixed(1)} µs/row, ${((100 * ms) / median(base[side])).toFixed(1)} %`;
+  const ms = median(row.ms[side]) - median(base.ms[side]);
+  return `${ms.toFixed(3)} ms, ${((1000 * ms) / row.batch).toFixed(1)} µs/row, ${((100 * ms) / median(base.ms[side])).toFixed(1)} %`;
 };
 const info = backend.deviceInfo();
-const head = ['batch', 'scenario', 'off ms (range)', 'on ms (range)', 'on / off', 'LoRA cost off', 'LoRA cost on'];
-const rows = results.map((r) => [String(r.batch), r.scenario, fmt(r.offMs), fmt(r.onMs), (median(r.onMs) / median(r.offMs)).toFixed(3),
-  cost(r, 'offMs'), cost(r, 'onMs')]);
-console.log(`\n${info.name}: ${args.backend}, graphs ${graphMaxBs > 0 ? `on (max batch ${graphMaxBs})` : 'off'}, ${rounds} rounds x ${steps} steps, alternating`);
+const others = sides.filter((side) => side !== 'off');
+const head = ['batch', 'scenario', ...sides.map((side) => `${side} ms (range)`), ...others.map((side) => `${side} / off`),
+  ...sides.map((side) => `LoRA cost ${side}`)];
+const rows = results.map((r) => [String(r.batch), r.scenario, ...sides.map((side) => fmt(r.ms[side])),
+  ...others.map((side) => (median(r.ms[side]) / median(r.ms.off)).toFixed(3)), ...sides.map((side) => cost(r, side))]);
+console.log(`\n${info.name}: ${args.backend}, graphs ${graphMaxBs > 0 ? `on (max batch ${graphMaxBs})` : 'off'}, ${rounds} rounds x ${steps} steps, variants ${sides.join(' / ')} in rotating order`);
 if (args.markdown) console.log([`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n'));
 else console.log([head.join(' | '), ...rows.map((r) => r.join(' | '))].join('\n'));
-const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('TSLORA_CUDA_') && k !== 'TSLORA_CUDA_LORA_SIDE_EXPAND'));
+const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('TSLORA_CUDA_')));
 if (args.json)
-  writeFileSync(args.json, JSON.stringify({ gpu: info.name, backend: args.backend, graphMaxBs, rounds, steps, rank, env, model: args.model, results }, null, 2));
+  writeFileSync(args.json, JSON.stringify({ gpu: info.name, backend: args.backend, graphMaxBs, rounds, steps, rank, env, variants, model: args.model, results }, null, 2));

@@ -10,10 +10,11 @@
 #   2. GPU tests, at most GPU_TESTS_LIMIT_S (default 200 s, and 75 s are kept for step 3): test/gpu/cuda-side-expand
 #      first (on vs off bit-identical, the consumers' delta inputs on this GPU), then graphs vs eager, tiny-model and 1B
 #      PEFT parity, PDL / side stream bit-identity, LoRA kernels, skinny GEMM;
-#   3. 8B synthetic decode A/B in one process (bench/cuda/side-expand-ab.ts: two models, SIDE_EXPAND=0 and =1, read
-#      at construction), csgmv, graphs on (max batch 128), batch 1, 2, 32 and 64 x base / shared / distinct (graph buckets
-#      3-16 run the tiled LoRA kernels, which keep the in-place expand; base rows are the A/B's noise control), 9 rounds
-#      of 10 timed steps per side, alternating → side-expand-ab-8b.{log,json} (median, range, on / off, LoRA cost);
+#   3. 8B synthetic decode A/B in one process (bench/cuda/side-expand-ab.ts: three models, SIDE_EXPAND=0, =1, and =1
+#      with SIDE_EXPAND_PDL=0, read at construction), csgmv, graphs on (max batch 128), batch 1, 2, 32 and 64 x base /
+#      shared / distinct (graph buckets 3-16 run the tiled LoRA kernels, which keep the in-place expand; base rows are the
+#      A/B's noise control), 7 rounds of 10 timed steps per variant, order rotating → side-expand-ab-8b.{log,json}
+#      (median, range, ratio to off, LoRA cost);
 #      then, when 60 s are left, the same with graphs off at batch 1 and 64 → side-expand-ab-8b-eager.{log,json}.
 set -u
 OUT=${OUT:-/tmp/tslora-out}
@@ -76,7 +77,7 @@ cat "$R/background.log"
 if grep -q 'synth 8b rc=0' "$R/background.log"; then
   step side-expand-ab-8b $(( $(left) - 8 )) side-expand-ab-8b.log node --import tsx bench/cuda/side-expand-ab.ts \
     --model "$B8/model" --adapters "$B8/adapters" --backend csgmv --cuda-graph-max-bs 128 --batches 1,2,32,64 \
-    --rounds 9 --steps 10 --markdown --json "$R/side-expand-ab-8b.json"
+    --rounds 7 --steps 10 --nopdl --markdown --json "$R/side-expand-ab-8b.json"
   tail -14 "$R/side-expand-ab-8b.log"
   if (( $(left) >= 60 )); then  # the same without graphs (eager steps), when time is left
     step side-expand-ab-8b-eager $(( $(left) - 8 )) side-expand-ab-8b-eager.log node --import tsx bench/cuda/side-expand-ab.ts \

@@ -473,11 +473,13 @@ void DeviceLoraPool::expand(int layer, host::Module module, void* y, int yStride
   check(loraExpand(dtype_, v, step_, loraShrinkOutput(workspace_), y, yStride, yOffset, stream), "expand");
 }
 
-void DeviceLoraPool::expandDelta(int layer, host::Module module, float* delta, int deltaStride, cudaStream_t stream) {
+void DeviceLoraPool::expandDelta(int layer, host::Module module, float* delta, int deltaStride, cudaStream_t stream,
+                                 bool programmatic) {
   const DeviceModule v = checkedView(layer, module);
   if (pendingSplits_ <= 0 || deferredX_ != nullptr)
     throw std::invalid_argument("LoRA device pool: expandDelta needs a small-step shrink before it (deltaExpandApplies)");
-  check(loraExpandSmallDelta(dtype_, v, step_, workspace_, pendingSplits_, delta, deltaStride, stream), "small-step expand (delta)");
+  check(loraExpandSmallDelta(dtype_, v, step_, workspace_, pendingSplits_, delta, deltaStride, stream, programmatic),
+        "small-step expand (delta)");
 }
 
 }  // namespace tslora::cuda::lora

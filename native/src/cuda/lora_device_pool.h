@@ -91,7 +91,8 @@ class DeviceLoraPool {
   // step and the module run the small-step pair (deltaExpandApplies: decode-sized steps; not the tiled kernels, not
   // the opt-in fused kernel), after the module's shrink().   delta: [stepRows(), deltaStride] fp32 device.
   bool deltaExpandApplies(host::Module module) const;
-  void expandDelta(int layer, host::Module module, float* delta, int deltaStride, cudaStream_t stream);
+  // programmatic = false: a plain launch (its blocks do not sit resident beside the projection while the shrink runs).
+  void expandDelta(int layer, host::Module module, float* delta, int deltaStride, cudaStream_t stream, bool programmatic = true);
   // Rows the LoRA launches address in the current step (its rows, or a graph grid's): expandDelta writes all of them.
   int stepRows() const { return step_.numTokens; }
 

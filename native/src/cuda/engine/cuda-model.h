@@ -119,6 +119,7 @@ class CudaModel {
   // The side expand (forward.cu): on, and its row bound; read from the environment at construction (A/B in one process)
   void readSideExpandSwitches();
   bool sideExpand_ = false;
+  bool sideExpandPdl_ = true;  // the side expand as a programmatic dependent of its shrink
   int sideExpandMaxRows_ = 0;
   cudaStream_t stream_ = nullptr;      // forward, KV copies, synchronous slot writes
   cudaStream_t sideStream_ = nullptr;  // asynchronous slot writes

@@ -74,9 +74,12 @@ constexpr int kSideExpandMaxRows = 64;
 // in-place expand; small_step_emu_test, delta-consumer-test, test/gpu/cuda-side-expand). Needs the side stream
 // (TSLORA_CUDA_LORA_SIDE_STREAM). Read at construction, so that one process can A/B two models
 // (bench/cuda/side-expand-ab.ts): TSLORA_CUDA_LORA_SIDE_EXPAND=0 keeps the expand after the projection on the forward
-// stream, as before; TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_ROWS (1..64, default 64) lowers the row bound.
+// stream, as before; TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_ROWS (1..64, default 64) lowers the row bound;
+// TSLORA_CUDA_LORA_SIDE_EXPAND_PDL=0 launches the side expand plainly instead of as a programmatic dependent of its
+// shrink (whose early-launched blocks wait resident on the SMs the projection wants).
 void CudaModel::readSideExpandSwitches() {
   sideExpand_ = lora::envFlag("TSLORA_CUDA_LORA_SIDE_EXPAND", true) && loraOverlap_ && loraOverlap_->enabled();
+  sideExpandPdl_ = lora::envFlag("TSLORA_CUDA_LORA_SIDE_EXPAND_PDL", true);
   const char* rows = std::getenv("TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_ROWS");
   const int v = rows ? std::atoi(rows) : kSideExpandMaxRows;
   sideExpandMaxRows_ = v >= 1 && v <= kSideExpandMaxRows ? v : kSideExpandMaxRows;
@@ -360,7 +363,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       if (overlap) {
         loraOverlap_->fork(stream_);
         lora_->shrink(layer, m, x, K, loraOverlap_->side());
-        if (side) lora_->expandDelta(layer, m, delta, N, loraOverlap_->side());
+        if (side) lora_->expandDelta(layer, m, delta, N, loraOverlap_->side(), sideExpandPdl_);
         loraOverlap_->shrinkLaunched();
       }
       blas_->gemm(act_, x, T, K, weight, N, y, false);
