@@ -8,8 +8,8 @@
 #      synthetic Llama-3.1-8B with 8 r16 adapters (scripts/device/step-targets-synth.sh's commands), and the CUDA addon
 #      build (all cores);
 #   2. GPU tests, at most GPU_TESTS_LIMIT_S (default 200 s, and 75 s are kept for step 3): test/gpu/cuda-side-expand
-#      first (on vs off bit-identical, the consumers' delta inputs on this GPU), then, with TSLORA_CUDA_LORA_SIDE_EXPAND=1
-#      (off by default), graphs vs eager, tiny-model and 1B PEFT parity, PDL / side stream bit-identity, LoRA kernels,
+#      first (on vs off bit-identical, the consumers' delta inputs on this GPU), then, with TSLORA_CUDA_LORA_SIDE_EXPAND=1,
+#      graphs vs eager, tiny-model and 1B PEFT parity, PDL / side stream bit-identity, LoRA kernels,
 #      skinny GEMM;
 #   3. 8B synthetic decode A/B in one process (bench/cuda/side-expand-ab.ts: three models, SIDE_EXPAND=0, =1, and =1
 #      with SIDE_EXPAND_PDL=0, read at construction), csgmv, graphs on (max batch 128), batch 1, 2, 32 and 64 x base /
@@ -62,8 +62,7 @@ tests_limit=$(( $(left) - 75 )); (( tests_limit > ${GPU_TESTS_LIMIT_S:-200} )) &
 tests_end=$(( $(date +%s) + tests_limit ))  # every test file shares tests_limit
 step gpu-side-expand $(( tests_limit < 90 ? tests_limit : 90 )) gpu-side-expand.log \
   node --import tsx --test test/gpu/cuda-side-expand.test.ts
-# The other files with the side expand on (it is off by default until a device run checked it): parity and graphs vs eager
-# through it.
+# The other files with the side expand on (explicitly: the default may change): parity and graphs vs eager through it.
 export TSLORA_CUDA_LORA_SIDE_EXPAND=1
 for t in cuda-graphs cuda-parity-fixtures cuda-parity-1b cuda-pdl lora-kernels skinny-gemm; do
   rem=$(( tests_end - $(date +%s) )); (( rem > $(left) - 75 )) && rem=$(( $(left) - 75 ))

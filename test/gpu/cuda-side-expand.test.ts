@@ -5,8 +5,7 @@
 // eager and graph replays, batch 1 / 2 / 3 / 20) must give bit-identical logits with it on and off, one process each
 // (the switch is read at model construction; separate processes keep every other setting equal). And the consumers'
 // delta inputs, compiled for this GPU, against the same kernels on act_round(y + delta)
-// (native/src/cuda/engine/test/delta-consumer-test.cpp). The switch is off by default until a device run checked it:
-// run the PEFT parity tests with TSLORA_CUDA_LORA_SIDE_EXPAND=1 too before turning it on.
+// (native/src/cuda/engine/test/delta-consumer-test.cpp). The PEFT parity tests run with the default (on).
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

@@ -73,13 +73,14 @@ constexpr int kSideExpandMaxRows = 64;
 // delta into loraDelta_ (fp32), and the projection's consumer adds it (act_round(y + delta): bit-identical to the
 // in-place expand; small_step_emu_test, delta-consumer-test, test/gpu/cuda-side-expand). Needs the side stream
 // (TSLORA_CUDA_LORA_SIDE_STREAM). Read at construction, so that one process can A/B two models
-// (bench/cuda/side-expand-ab.ts). Off by default until a device run has checked it (GPU tests) and measured it (the
-// A/B): TSLORA_CUDA_LORA_SIDE_EXPAND=1 turns it on; off, the expand stays after the projection on the forward stream and
-// every kernel launched is the one of before (the consumers' and the expand's delta paths are compile-time variants); TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_ROWS (1..64, default 64) lowers the row bound;
+// (bench/cuda/side-expand-ab.ts). On by default since session 18's device round (one H100: GPU tests bit-identical on /
+// off; 8B decode, csgmv, graphs: 0.95 of the step at batch 1 / 2 / 32 with an adapter, 1.00 at 64 and for base steps;
+// bench/cuda/README.md); TSLORA_CUDA_LORA_SIDE_EXPAND=0 keeps the expand after the projection on the forward stream,
+// and then every kernel launched is the one of before (the delta paths are compile-time variants); TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_ROWS (1..64, default 64) lowers the row bound;
 // TSLORA_CUDA_LORA_SIDE_EXPAND_PDL=0 launches the side expand plainly instead of as a programmatic dependent of its
 // shrink (whose early-launched blocks wait resident on the SMs the projection wants).
 void CudaModel::readSideExpandSwitches() {
-  sideExpand_ = lora::envFlag("TSLORA_CUDA_LORA_SIDE_EXPAND", false) && loraOverlap_ && loraOverlap_->enabled();
+  sideExpand_ = lora::envFlag("TSLORA_CUDA_LORA_SIDE_EXPAND", true) && loraOverlap_ && loraOverlap_->enabled();
   sideExpandPdl_ = lora::envFlag("TSLORA_CUDA_LORA_SIDE_EXPAND_PDL", true);
   const char* rows = std::getenv("TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_ROWS");
   const int v = rows ? std::atoi(rows) : kSideExpandMaxRows;
