@@ -76,7 +76,9 @@ constexpr int kSideExpandMaxRows = 64;
 // (bench/cuda/side-expand-ab.ts). On by default since session 18's device round (one H100: GPU tests bit-identical on /
 // off; 8B decode, csgmv, graphs: 0.95 of the step at batch 1 / 2 / 32 with an adapter, 1.00 at 64 and for base steps;
 // bench/cuda/README.md); TSLORA_CUDA_LORA_SIDE_EXPAND=0 keeps the expand after the projection on the forward stream,
-// and then every kernel launched is the one of before (the delta paths are compile-time variants); TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_ROWS (1..64, default 64) lowers the row bound;
+// and then the consumers get a null delta (a runtime branch; a compile-time split, PTX-identical to the old kernels
+// without the delta, exists at commit 5fde2db but has not run on a GPU); TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_ROWS (1..64,
+// default 64) lowers the row bound;
 // TSLORA_CUDA_LORA_SIDE_EXPAND_PDL=0 launches the side expand plainly instead of as a programmatic dependent of its
 // shrink (whose early-launched blocks wait resident on the SMs the projection wants).
 void CudaModel::readSideExpandSwitches() {
