@@ -1,6 +1,8 @@
 #include "model-options.h"
 
+#include <initializer_list>
 #include <limits>
+#include <string>
 
 #include "js-read.h"
 
@@ -23,24 +25,20 @@ cpu::TensorSpec optionalTensor(const Napi::Object& obj, const char* key, const s
   return readTensorRef(v, ctx + "." + key);
 }
 
-// options[key]: absent / null / 'f32' → false, 'bf16' → true (storage of the CPU LoRA pool or KV cache).
-bool optionalStorageDtypeIsBf16(const Napi::Object& o, const char* key) {
+// options[key]: absent / null → 'f32', else one of `allowed` (storage of the CPU LoRA pool or KV cache), e.g. the LoRA
+// pool's 'f32' | 'bf16' | 'int8' (lora.h: PoolDType::I8) or the KV cache's 'f32' | 'bf16'.
+std::string optionalStorageDtype(const Napi::Object& o, const char* key, std::initializer_list<const char*> allowed) {
   Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return false;
+  if (v.IsUndefined() || v.IsNull()) return "f32";
   const std::string dtype = requireString(o, key, "options");
-  if (dtype != "f32" && dtype != "bf16")
-    throw NativeError("native_invalid_argument", detail::concat("options.", key, " must be 'f32' or 'bf16', got '", dtype, "'"));
-  return dtype == "bf16";
-}
-// options.loraPoolDtype: 'f32' (default) | 'bf16' | 'int8' (the CPU pool quantized, lora.h: PoolDType::I8).
-void readLoraPoolDtype(const Napi::Object& o, cpu::ModelInit& init) {
-  Napi::Value v = o.Get("loraPoolDtype");
-  if (v.IsUndefined() || v.IsNull()) return;
-  const std::string dtype = requireString(o, "loraPoolDtype", "options");
-  if (dtype != "f32" && dtype != "bf16" && dtype != "int8")
-    throw NativeError("native_invalid_argument", detail::concat("options.loraPoolDtype must be 'f32', 'bf16' or 'int8', got '", dtype, "'"));
-  init.loraPoolBf16 = dtype == "bf16";
-  init.loraPoolI8 = dtype == "int8";
+  std::string choices;  // "'f32' or 'bf16'", "'f32', 'bf16' or 'int8'"
+  size_t i = 0;
+  for (const char* a : allowed) {
+    if (dtype == a) return dtype;
+    choices += (i == 0 ? "" : i + 1 == allowed.size() ? " or " : ", ") + std::string("'") + a + "'";
+    ++i;
+  }
+  throw NativeError("native_invalid_argument", detail::concat("options.", key, " must be ", choices, ", got '", dtype, "'"));
 }
 }  // namespace
 
@@ -150,8 +148,10 @@ cpu::ModelInit readModelOptions(const Napi::Value& options) {
   init.loraSlots = requireInt(o, "loraSlots", "options", 0, 4096);
   init.loraMaxRank = init.loraSlots > 0 ? requireInt(o, "loraMaxRank", "options", 1, 4096) : 0;
   init.numThreads = requireInt(o, "numThreads", "options", 0, 1024);
-  readLoraPoolDtype(o, init);
-  init.kvCacheBf16 = optionalStorageDtypeIsBf16(o, "kvCacheDtype");
+  const std::string loraPoolDtype = optionalStorageDtype(o, "loraPoolDtype", {"f32", "bf16", "int8"});
+  init.loraPoolBf16 = loraPoolDtype == "bf16";
+  init.loraPoolI8 = loraPoolDtype == "int8";
+  init.kvCacheBf16 = optionalStorageDtype(o, "kvCacheDtype", {"f32", "bf16"}) == "bf16";
   Napi::Value tp = o.Get("tpSize");
   init.tpSize = tp.IsUndefined() || tp.IsNull() ? 1 : requireInt(o, "tpSize", "options", 1, 64);
   Napi::Value targets = o.Get("loraTargetModules");
