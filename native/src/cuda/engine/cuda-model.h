@@ -121,6 +121,7 @@ class CudaModel {
   bool sideExpand_ = false;
   bool sideExpandPdl_ = true;  // the side expand as a programmatic dependent of its shrink
   int sideExpandMaxRows_ = 0;
+  size_t sideExpandDeltaCols() const;  // loraDelta_'s row width
   cudaStream_t stream_ = nullptr;      // forward, KV copies, synchronous slot writes
   cudaStream_t sideStream_ = nullptr;  // asynchronous slot writes
   std::unique_ptr<Blas> blas_;

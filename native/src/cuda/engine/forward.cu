@@ -15,6 +15,7 @@
 
 #include "../../cpu/sample-rows.h"
 #include "../lora_env_flag.h"
+#include "tslora/env-int.h"
 #include "cuda-model.h"
 #include "lora-passes.h"
 #include "skinny-gemm.h"
@@ -84,9 +85,14 @@ constexpr int kSideExpandMaxRows = 64;
 void CudaModel::readSideExpandSwitches() {
   sideExpand_ = lora::envFlag("TSLORA_CUDA_LORA_SIDE_EXPAND", true) && loraOverlap_ && loraOverlap_->enabled();
   sideExpandPdl_ = lora::envFlag("TSLORA_CUDA_LORA_SIDE_EXPAND_PDL", true);
-  const char* rows = std::getenv("TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_ROWS");
-  const int v = rows ? std::atoi(rows) : kSideExpandMaxRows;
+  const int v = envInt("TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_ROWS", kSideExpandMaxRows);
   sideExpandMaxRows_ = v >= 1 && v <= kSideExpandMaxRows ? v : kSideExpandMaxRows;
+}
+
+// Columns of the side expand's delta rows: the widest projection that can carry a LoRA delta (qkv, gate_up, o, down).
+size_t CudaModel::sideExpandDeltaCols() const {
+  const cpu::ModelDims& d = dims_;
+  return std::max({static_cast<size_t>(d.qkvOut()), 2 * static_cast<size_t>(d.intermediate), static_cast<size_t>(d.hidden)});
 }
 
 namespace {
@@ -125,10 +131,9 @@ void CudaModel::ensureStepBuffers(int T, int N, size_t tableInts) {
   logits_.ensure(static_cast<size_t>(std::max(N, 1)) * d.vocab * sizeof(float), "logits");
   tables_.ensure(tableInts * sizeof(int32_t), "step tables");
   if (lmHeadLora()) lmDelta_.ensure(static_cast<size_t>(std::max(N, 1)) * d.vocab * a, "lm_head LoRA delta");
-  if (lora_ && sideExpand_) {  // [rows, the widest of qkv / gate_up / o / down] fp32
-    const size_t widest = std::max({static_cast<size_t>(d.qkvOut()), 2 * static_cast<size_t>(d.intermediate), static_cast<size_t>(d.hidden)});
-    loraDelta_.ensure(static_cast<size_t>(std::min(T, sideExpandMaxRows_)) * widest * sizeof(float), "LoRA delta (side expand)");
-  }
+  if (lora_ && sideExpand_)  // [rows, sideExpandDeltaCols] fp32
+    loraDelta_.ensure(static_cast<size_t>(std::min(T, sideExpandMaxRows_)) * sideExpandDeltaCols() * sizeof(float),
+                      "LoRA delta (side expand)");
   hostTables_.ensure(tableInts * sizeof(int32_t), "step tables (host)");
   hostLogits_.ensure(static_cast<size_t>(std::max(N, 1)) * d.vocab * sizeof(float), "logits (host)");
 }
@@ -348,9 +353,8 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
   const auto loraOn = [&](host::Module m) { return loraActive && lora_->config().targets[static_cast<int>(m)]; };
   const bool overlapOn = loraActive && loraOverlap_ && loraOverlap_->enabled();
   // Side expand (readSideExpandSwitches) for this step: the pool's launches address exactly these T rows.
-  const size_t widestOut = std::max({static_cast<size_t>(qkvW), 2 * static_cast<size_t>(I), static_cast<size_t>(H)});
   const bool sideExpand = overlapOn && sideExpand_ && T <= sideExpandMaxRows_ && lora_->stepRows() == T &&
-                          loraDelta_.sizeBytes() >= static_cast<size_t>(T) * widestOut * sizeof(float);
+                          loraDelta_.sizeBytes() >= static_cast<size_t>(T) * sideExpandDeltaCols() * sizeof(float);
   // y[T, N] = x[T, K] · wᵀ, plus the LoRA delta of (layer, m) when the step has adapters: the shrink on the overlap's
   // side stream under the projection (lora-overlap.h), then the expand
   //  - side expand: on the side stream too, into loraDelta_ [T, N] fp32; returned for the consumer (the next launch on
