@@ -68,23 +68,44 @@ export function sizeKvCache(input: KvSizingInput): KvSizing {
   return { numBlocks, maxRunningRequests: input.maxRunningRequests ?? derived, bytesPerBlock };
 }
 
-/** LoRA pool bytes: S slots × R × (in + out) of every target module in every layer. */
-export function loraPoolBytes(spec: ModelSpec, slots: number, rank: number, modules: readonly string[], bytesPerElement: number): number {
+/** Shape of one LoRA target module as the pools store it: A [slices × R, in], B [out, R]; `perLayer` false for the
+ *  modules that exist once (embed_tokens: in = the vocabulary; lm_head: out = the vocabulary). */
+interface LoraModuleShape {
+  in: number;
+  slices: number;
+  out: number;
+  perLayer: boolean;
+}
+
+function loraModuleShapes(spec: ModelSpec): Record<string, LoraModuleShape> {
   const h = spec.hiddenSize;
   const q = spec.numHeads * spec.headDim;
   const kv = spec.numKvHeads * spec.headDim;
-  const perLayer: Record<string, number> = {
-    qkv_proj: 3 * h + q + 2 * kv,
-    o_proj: q + h,
-    gate_up_proj: 2 * h + 2 * spec.intermediateSize,
-    down_proj: spec.intermediateSize + h,
+  const layer = (inDim: number, slices: number, out: number) => ({ in: inDim, slices, out, perLayer: true });
+  return {
+    qkv_proj: layer(h, 3, q + 2 * kv),
+    o_proj: layer(q, 1, h),
+    gate_up_proj: layer(h, 2, 2 * spec.intermediateSize),
+    down_proj: layer(spec.intermediateSize, 1, h),
+    embed_tokens: { in: spec.vocabSize, slices: 1, out: h, perLayer: false },
+    lm_head: { in: h, slices: 1, out: spec.vocabSize, perLayer: false },
   };
-  let elements = 0;
-  for (const m of modules) {
-    if (perLayer[m] !== undefined) elements += perLayer[m] * spec.numLayers;
-    else if (m === 'embed_tokens' || m === 'lm_head') elements += spec.vocabSize + h;
+}
+
+/** Σ over the target modules (× layers for the per-layer ones) of perModule(shape). */
+function sumOverModules(spec: ModelSpec, modules: readonly string[], perModule: (m: LoraModuleShape) => number): number {
+  const shapes = loraModuleShapes(spec);
+  let total = 0;
+  for (const name of modules) {
+    const m = shapes[name];
+    if (m !== undefined) total += perModule(m) * (m.perLayer ? spec.numLayers : 1);
   }
-  return slots * rank * elements * bytesPerElement;
+  return total;
+}
+
+/** LoRA pool bytes: S slots × R × (in + out) of every target module in every layer. */
+export function loraPoolBytes(spec: ModelSpec, slots: number, rank: number, modules: readonly string[], bytesPerElement: number): number {
+  return slots * rank * sumOverModules(spec, modules, (m) => m.slices * m.in + m.out) * bytesPerElement;
 }
 
 /**
@@ -92,21 +113,6 @@ export function loraPoolBytes(spec: ModelSpec, slots: number, rank: number, modu
  * and module, one per A row (slices × R) and one per output column (padded to the 16-column panels of Bᵀ).
  */
 export function loraPoolScaleBytes(spec: ModelSpec, slots: number, rank: number, modules: readonly string[]): number {
-  const h = spec.hiddenSize;
-  const q = spec.numHeads * spec.headDim;
-  const kv = spec.numKvHeads * spec.headDim;
   const panels = (out: number) => Math.ceil(out / 16) * 16;
-  const perLayer: Record<string, number> = {
-    qkv_proj: 3 * rank + panels(q + 2 * kv),
-    o_proj: rank + panels(h),
-    gate_up_proj: 2 * rank + panels(2 * spec.intermediateSize),
-    down_proj: rank + panels(h),
-  };
-  let scales = 0;
-  for (const m of modules) {
-    if (perLayer[m] !== undefined) scales += perLayer[m] * spec.numLayers;
-    else if (m === 'embed_tokens') scales += rank + panels(h);
-    else if (m === 'lm_head') scales += rank + panels(spec.vocabSize);
-  }
-  return slots * scales * 4;
+  return slots * sumOverModules(spec, modules, (m) => m.slices * rank + panels(m.out)) * 4;
 }
