@@ -163,7 +163,10 @@ void CudaModel::runDecodeGraph(const cpu::StepInputView& step, bool loraActive) 
   }
   if (status == cudaSuccess) {
     failedAt = "instantiate";
-    status = cudaGraphInstantiate(&fresh->exec, graph, 0);
+    // The LoRA side stream's priority lives in its captured kernel nodes; without the flag the graph would run them
+    // at the launch stream's priority (lora-overlap.h).
+    const unsigned long long flags = loraOverlap_ ? loraOverlap_->graphInstantiateFlags() : 0;
+    status = cudaGraphInstantiate(&fresh->exec, graph, flags);
   }
   if (graph) cudaGraphDestroy(graph);
   if (status != cudaSuccess) {

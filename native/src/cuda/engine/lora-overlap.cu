@@ -9,7 +9,11 @@ bool LoraShrinkOverlap::disabledByEnv() { return !lora::envFlag("TSLORA_CUDA_LOR
 
 LoraShrinkOverlap::LoraShrinkOverlap() {
   if (disabledByEnv()) return;
-  cudaCheck(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking), "cudaStreamCreate (LoRA shrink)");
+  int leastPriority = 0, greatestPriority = 0;  // numerically: greatest <= least (lower = scheduled first)
+  cudaCheck(cudaDeviceGetStreamPriorityRange(&leastPriority, &greatestPriority), "cudaDeviceGetStreamPriorityRange");
+  prioritized_ = lora::envFlag("TSLORA_CUDA_LORA_SIDE_PRIORITY", true) && greatestPriority < leastPriority;
+  cudaCheck(cudaStreamCreateWithPriority(&side_, cudaStreamNonBlocking, prioritized_ ? greatestPriority : leastPriority),
+            "cudaStreamCreate (LoRA shrink)");
   cudaCheck(cudaEventCreateWithFlags(&forked_, cudaEventDisableTiming), "cudaEventCreate (LoRA fork)");
   cudaCheck(cudaEventCreateWithFlags(&shrunk_, cudaEventDisableTiming), "cudaEventCreate (LoRA join)");
   enabled_ = true;

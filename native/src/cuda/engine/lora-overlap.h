@@ -8,6 +8,11 @@
 // programmatic dependents, lora_launch.cuh). Measured with the chain intact (H100, 8B, csgmv, graphs, 8 distinct r16,
 // bench/lora/README.md v9) the side stream still pays at every batch: LoRA cost over base at batch 1 / 8 / 64
 // 1.16 / 1.61 / 1.80 ms with it against 1.33 / 1.84 / 2.38 ms on the forward stream, so it stays on by default.
+// The side stream has the device's greatest stream priority (TSLORA_CUDA_LORA_SIDE_PRIORITY=0: the default priority):
+// the base projection launches more blocks than the SMs hold at once, and without a priority the block scheduler
+// gives the shrink / expand blocks a slot only after the projection's queued blocks, i.e. at its end, which puts
+// the LoRA kernels back on the critical path. Stream capture copies a stream's priority into its kernel nodes; the
+// decode graphs honour it when instantiated with cudaGraphInstantiateFlagUseNodePriority (graphInstantiateFlags()).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -31,9 +36,14 @@ class LoraShrinkOverlap {
   void join(cudaStream_t main);
   // Whether the environment turns the overlap off (TSLORA_CUDA_LORA_SIDE_STREAM=0).
   static bool disabledByEnv();
+  // Whether side() was created with the device's greatest priority (read at construction).
+  bool prioritized() const { return prioritized_; }
+  // The flags for cudaGraphInstantiate of a graph captured with this overlap: node priorities when prioritized().
+  unsigned long long graphInstantiateFlags() const { return prioritized_ ? cudaGraphInstantiateFlagUseNodePriority : 0; }
 
  private:
   bool enabled_ = false;
+  bool prioritized_ = false;
   cudaStream_t side_ = nullptr;
   cudaEvent_t forked_ = nullptr, shrunk_ = nullptr;
 };
