@@ -6,9 +6,11 @@
  * of `steps` timed decode steps per variant, the order rotating every round, so that the machine's drift hits every
  * variant alike. Reports per configuration the median of the rounds' median step times, their range, the ratio to
  * "off", and the LoRA cost over the same variant's base step.
+ * --variants 'name:KEY=V,KEY=V;name2:KEY=V' replaces the variants (any TSLORA_CUDA_* switch read at model construction,
+ * e.g. the side stream's priority); the first one is the reference the ratios are taken to.
  *   node --import tsx bench/cuda/side-expand-ab.ts --model DIR --adapters DIR [--batches 1,32,64]
  *     [--scenarios base,shared,distinct] [--rounds 7] [--steps 10] [--cuda-graph-max-bs 128] [--backend csgmv]
- *     [--nopdl] [--json FILE] [--markdown]
+ *     [--nopdl] [--variants SPEC] [--json FILE] [--markdown]
  * DIR / ADIR as for bench/cuda/decode.ts (`tslora synth model`, `tslora synth adapters --count 8 --rank 16`). Times are
  * wall-clock per runner.step() (the step as the server sees it). Needs GPU memory for one copy of the model per variant.
  */
@@ -35,6 +37,7 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     markdown: { type: 'boolean', default: false },
     nopdl: { type: 'boolean', default: false },
+    variants: { type: 'string' },
   },
 });
 if (!args.model || !args.adapters) throw new Error('usage: --model DIR --adapters DIR');
@@ -58,12 +61,21 @@ const PROMPT = 32, BLOCK = 16, BLOCKS_PER_SEQ = Math.ceil((PROMPT + 4 + rounds *
 const maxBatch = Math.max(...args.batches!.split(',').map(Number));
 
 // Each variant's environment, set while its runner is constructed (the native model reads it then).
-const variants: Record<string, Record<string, string>> = {
+const parseVariants = (spec: string): Record<string, Record<string, string>> =>
+  Object.fromEntries(spec.split(';').filter(Boolean).map((part) => {
+    const [name, envs = ''] = part.split(':');
+    const pairs = envs.split(',').filter(Boolean).map((kv) => kv.split('='));
+    if (!name || pairs.some(([k, v]) => !k?.startsWith('TSLORA_CUDA_') || v === undefined))
+      throw new Error(`--variants: expected 'name:TSLORA_CUDA_X=V,...;name2:...', got '${part}'`);
+    return [name, Object.fromEntries(pairs)];
+  }));
+const variants: Record<string, Record<string, string>> = args.variants ? parseVariants(args.variants) : {
   off: { TSLORA_CUDA_LORA_SIDE_EXPAND: '0' },
   on: { TSLORA_CUDA_LORA_SIDE_EXPAND: '1', TSLORA_CUDA_LORA_SIDE_EXPAND_PDL: '1' },
   ...(args.nopdl ? { 'on-nopdl': { TSLORA_CUDA_LORA_SIDE_EXPAND: '1', TSLORA_CUDA_LORA_SIDE_EXPAND_PDL: '0' } } : {}),
 };
 const sides = Object.keys(variants);
+const reference = sides[0];
 const runners = new Map<string, ModelRunner>();
 const envBefore = { ...process.env };
 for (const side of sides) {
@@ -79,7 +91,7 @@ for (const side of sides) {
   }
   runners.set(side, runner);
 }
-for (const key of ['TSLORA_CUDA_LORA_SIDE_EXPAND', 'TSLORA_CUDA_LORA_SIDE_EXPAND_PDL']) {
+for (const key of new Set(Object.values(variants).flatMap((v) => Object.keys(v)))) {
   if (envBefore[key] === undefined) delete process.env[key];
   else process.env[key] = envBefore[key];
 }
@@ -121,7 +133,7 @@ for (const batch of args.batches!.split(',').map(Number)) {
 }
 for (const runner of runners.values()) runner.destroy();
 
-// The table: medians over rounds, ranges, ratio to "off", LoRA cost over the same variant's base step.
+// The table: medians over rounds, ranges, ratio to the reference (the first variant), LoRA cost over the same variant's base step.
 const stat = (xs: number[]) => ({ med: median(xs), lo: Math.min(...xs), hi: Math.max(...xs) });
 const fmt = (xs: number[]) => `${stat(xs).med.toFixed(3)} (${stat(xs).lo.toFixed(3)}-${stat(xs).hi.toFixed(3)})`;
 const cost = (row: Row, side: string) => {
@@ -131,11 +143,11 @@ const cost = (row: Row, side: string) => {
   return `${ms.toFixed(3)} ms, ${((1000 * ms) / row.batch).toFixed(1)} µs/row, ${((100 * ms) / median(base.ms[side])).toFixed(1)} %`;
 };
 const info = backend.deviceInfo();
-const others = sides.filter((side) => side !== 'off');
-const head = ['batch', 'scenario', ...sides.map((side) => `${side} ms (range)`), ...others.map((side) => `${side} / off`),
+const others = sides.filter((side) => side !== reference);
+const head = ['batch', 'scenario', ...sides.map((side) => `${side} ms (range)`), ...others.map((side) => `${side} / ${reference}`),
   ...sides.map((side) => `LoRA cost ${side}`)];
 const rows = results.map((r) => [String(r.batch), r.scenario, ...sides.map((side) => fmt(r.ms[side])),
-  ...others.map((side) => (median(r.ms[side]) / median(r.ms.off)).toFixed(3)), ...sides.map((side) => cost(r, side))]);
+  ...others.map((side) => (median(r.ms[side]) / median(r.ms[reference])).toFixed(3)), ...sides.map((side) => cost(r, side))]);
 console.log(`\n${info.name}: ${args.backend}, graphs ${graphMaxBs > 0 ? `on (max batch ${graphMaxBs})` : 'off'}, ${rounds} rounds x ${steps} steps, variants ${sides.join(' / ')} in rotating order`);
 if (args.markdown) console.log([`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n'));
 else console.log([head.join(' | '), ...rows.map((r) => r.join(' | '))].join('\n'));
