@@ -1,15 +1,18 @@
 /**
  * Issue #12's target table, computed from one device run's benchmark outputs (never typed in by hand):
  *   node --import tsx bench/cuda/step-targets.ts --out bench/cuda/results/step-targets.json --commit SHA \
- *     [--bandwidth bw.json] [--decode-8b decode-8b.json] [--lora-bench lora/bench.json] [--decode-1b decode-1b.json \
+ *     [--bandwidth bw.json] [--decode-8b decode-8b.json[,more.json…]] [--lora-bench lora/bench.json] [--decode-1b decode-1b.json \
  *      --serving results.json [--serving-variant after]] [--triton-vs-csgmv results.json]
  * One entry per row of the issue's table: {value, target, met}, value null and met false with a note when the run did
- * not measure it. Rows with two figures (shared / distinct, c1 / c64, ITL / E2E) carry an object of both and are met
+ * not measure it. Several --decode-8b files (one per process, same configuration): each row is their median
+ * (decode-median.ts). Rows with two figures (shared / distinct, c1 / c64, ITL / E2E) carry an object of both and are met
  * only when both are. The serving row subtracts the server's own decode step of the same level (bench summaries'
  * engineStep), not decode.ts's step at another context length.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+
+import { medianDecodeReport } from './decode-median.js';
 
 /** A decode.ts row (its JSON's results[]). */
 export interface DecodeRow {
@@ -198,7 +201,7 @@ function main(): void {
   };
   const bandwidth = read<{ gpu: string; floorBytesPerS: number; readBytesPerS: number; copyBytesPerS: number }>(a.bandwidth);
   const inputs: StepTargetInputs = {
-    decode8b: read(a['decode-8b']),
+    decode8b: medianDecodeReport((a['decode-8b'] ?? '').split(',').filter(Boolean).map((path) => read<DecodeReport>(path)).filter((r): r is DecodeReport => r !== undefined)),
     loraBench: read(a['lora-bench']),
     decode1b: read(a['decode-1b']),
     serving: read(a.serving),

@@ -28,6 +28,7 @@
 #      the serving overhead before/after in this run, LoRA kernel bench, → step-targets.json (replaces step 6)
 #  10. optional, SUITE_EXTRA_SCRIPTS="a.sh b.sh": each run as a step after the build (other issues' device steps),
 #      SUITE_EXTRA_LIMIT_S seconds each (default 120; scripts/device/cuda-prebuild-check.sh needs ~200)
+#   SUITE_REUSE_BUILD=1 skips step 3 when build-cuda/Release/tslora_cuda.node exists (a follow-up call, same tree).
 #   GPU_TESTS=0 skips step 5; GPU_TESTS="test/gpu/x.test.ts …" runs only those files (GPU_TESTS_LIMIT_S caps it); SKIP_1B_REFERENCE=1 skips step 4
 #   (the 1B parity test then fails: use it with a GPU_TESTS list without cuda-parity-1b). PACK=1 packs $OUT/gpu into
 #   $OUT/gpu.tar.gz and keeps summary.txt, step-targets.json and gpu-tests-summary.txt loose (the device tool brings
@@ -73,8 +74,13 @@ if [[ ${STEP_TARGETS:-0} == 1 ]]; then  # the benchmark models are written on th
   ( source scripts/device/step-targets-synth.sh ) > "$G/synth.log" 2>&1 &
   SYNTH_PID=$!
 fi
-step build-cuda 170 build.log node scripts/build-native.mjs --force --cuda
-build_rc=$?
+# SUITE_REUSE_BUILD=1: a follow-up call on the same warm machine and the same tree keeps the addon it built.
+if [[ ${SUITE_REUSE_BUILD:-0} == 1 && -f build-cuda/Release/tslora_cuda.node ]]; then
+  summary "build-cuda: reused (SUITE_REUSE_BUILD=1, $(stat -c %y build-cuda/Release/tslora_cuda.node))"; build_rc=0
+else
+  step build-cuda 170 build.log node scripts/build-native.mjs --force --cuda
+  build_rc=$?
+fi
 if [[ -n $ref_pid ]]; then
   wait $ref_pid
   summary "make-1b-reference (in parallel with the build): rc=$? ($(( $(date +%s) - ref_start )) s, limit 200 s)"

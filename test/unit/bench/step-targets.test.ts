@@ -70,3 +70,23 @@ test('the memory floor scales with the measured bandwidth, with no built-in defa
   const f = { spec, batch: 1, contextTokens: 10, distinctAdapters: 0, rank: 16 };
   assert.ok(Math.abs(decodeStepFloorMs(f, 3.35e12) / decodeStepFloorMs(f, 4.8e12) - 4.8 / 3.35) < 1e-9);
 });
+
+test('several processes of the 8B decode: each row is the median over them, with its range', async () => {
+  const { medianDecodeReport } = await import('../../../bench/cuda/decode-median.js');
+  const proc = (base: number, shared: number): DecodeReport => ({
+    gpu: 'g',
+    results: [
+      { loraBackend: 'csgmv', batch: 1, scenario: 'base', stepMs: base, floorFraction: 4 / base },
+      { loraBackend: 'csgmv', batch: 1, scenario: 'shared', stepMs: shared, floorFraction: 4 / shared },
+    ],
+  });
+  const merged = medianDecodeReport([proc(5, 5.5), proc(5.4, 6), proc(5.2, 5.8)])!;
+  const base = merged.results.find((r) => r.scenario === 'base') as unknown as { stepMs: number; floorFraction: number; processes: number; stepMsRange: number[] };
+  assert.equal(base.stepMs, 5.2);
+  assert.equal(base.floorFraction, 4 / 5.2);
+  assert.equal(base.processes, 3);
+  assert.deepEqual(base.stepMsRange, [5, 5.4]);
+  assert.equal(merged.results.find((r) => r.scenario === 'shared')!.stepMs, 5.8);
+  assert.equal(medianDecodeReport([proc(5, 6)])!.results[0].stepMs, 5, 'one process: its own rows');
+  assert.equal(medianDecodeReport([]), undefined);
+});
