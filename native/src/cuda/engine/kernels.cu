@@ -340,15 +340,13 @@ cudaError_t launchSwiglu(Act act, const void* gu, int T, int I, void* out, cudaS
   if (I % 8 == 0 && aligned16(gu) && aligned16(out) && aligned16(guDelta)) {
     const int blocks8 = static_cast<int>(std::min<size_t>((n / 8 + 255) / 256, 65535));
     cudaError_t status = cudaSuccess;
-    TSLORA_DISPATCH(act, status = pdlLaunch(guDelta != nullptr ? swiglu8Kernel<TT, true> : swiglu8Kernel<TT, false>, blocks8,
-                                            256, 0, s, static_cast<const TT*>(gu), T, I,
+    TSLORA_DISPATCH(act, status = pdlLaunch(guDelta != nullptr ? swiglu8Kernel<TT, true> : swiglu8Kernel<TT, false>, blocks8, 256, 0, s, static_cast<const TT*>(gu), T, I,
                                             static_cast<TT*>(out), guDelta));
     return status;
   }
   const int blocks = static_cast<int>(std::min<size_t>((n + 255) / 256, 65535));
   cudaError_t status = cudaSuccess;
-  TSLORA_DISPATCH(act, status = pdlLaunch(guDelta != nullptr ? swigluKernel<TT, true> : swigluKernel<TT, false>, blocks,
-                                          256, 0, s, static_cast<const TT*>(gu), T, I,
+  TSLORA_DISPATCH(act, status = pdlLaunch(guDelta != nullptr ? swigluKernel<TT, true> : swigluKernel<TT, false>, blocks, 256, 0, s, static_cast<const TT*>(gu), T, I,
                                           static_cast<TT*>(out), guDelta));
   return status;
 }
