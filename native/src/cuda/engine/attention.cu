@@ -103,6 +103,7 @@ struct SplitPlan {
 template <typename T>
 struct FusedQkv {
   const T* qkv = nullptr;  // [T][q | k | v]
+  const float* delta = nullptr;  // optional [T][q | k | v] fp32: the side expand's LoRA delta (act-convert.cuh withDelta)
   const float* qBias = nullptr;
   const float* kBias = nullptr;
   const float* vBias = nullptr;
@@ -119,12 +120,10 @@ size_t pagedSmemBytes(int tk, int D, int G) {
          (static_cast<size_t>(G) * D + static_cast<size_t>(G) * tk + 3 * static_cast<size_t>(G)) * sizeof(float);
 }
 
-// kDelta (compile time, so that the instantiation without it is the kernel as it was): qkvDelta, the side expand's
-// LoRA delta of the fused qkv rows ([T][q | k | v] fp32, act-convert.cuh withDelta), is added.
-template <typename T, int TK, bool kDelta>
+template <typename T, int TK>
 __global__ void __launch_bounds__(kAttnThreads, 4)
     pagedAttentionKernel(const T* q, HeadShape hs, float scale, AttnTables tabs, const T* kCache, const T* vCache,
-                         T* out, SplitPlan plan, FusedQkv<T> fused, const float* qkvDelta) {
+                         T* out, SplitPlan plan, FusedQkv<T> fused) {
   extern __shared__ __align__(16) unsigned char smem[];
   pdlLaunchDependents();
   pdlWait();
@@ -156,10 +155,8 @@ __global__ void __launch_bounds__(kAttnThreads, 4)
     // head into the cache (keys of other rows are never read: each row is its own sequence).
     const int pos = numKeys - 1, qW = hs.numHeads * D;
     const T* row = fused.qkv + static_cast<size_t>(t) * (qW + 2 * kvW);
-    auto in = [&](int c) {
-      if constexpr (kDelta) return withDelta<T>(toF(row[c]), qkvDelta[static_cast<size_t>(t) * (qW + 2 * kvW) + c]);
-      else return toF(row[c]);
-    };
+    const float* dRow = fused.delta ? fused.delta + static_cast<size_t>(t) * (qW + 2 * kvW) : nullptr;
+    auto in = [&](int c) { return dRow ? withDelta<T>(toF(row[c]), dRow[c]) : toF(row[c]); };
     for (int p = tid; p < G * halfD; p += kAttnThreads) {
       const int g = p / halfD, i = p - g * halfD, c0 = (kvh * G + g) * D + i;
       float x1 = in(c0), x2 = in(c0 + halfD);
@@ -383,16 +380,14 @@ SplitPlan planSplits(int T, const HeadShape& hs, const AttnTables& tabs, int tk,
 template <typename T, int TK>
 cudaError_t pagedAttention(const void* q, int T_, const HeadShape& hs, float scale, const AttnTables& tabs,
                            const void* kCache, const void* vCache, void* out, void* scratch, size_t scratchBytes,
-                           int skipRowsFrom, cudaStream_t s, const FusedQkv<T>& fused = FusedQkv<T>(),
-                           const float* qkvDelta = nullptr) {
+                           int skipRowsFrom, cudaStream_t s, const FusedQkv<T>& fused = FusedQkv<T>()) {
   const int G = hs.numHeads / hs.numKvHeads;
   SplitPlan plan = planSplits(T_, hs, tabs, TK, scratch, scratchBytes);
   plan.skipRowsFrom = skipRowsFrom;
   const dim3 grid(T_, hs.numKvHeads, plan.numSplits);
-  cudaError_t status = pdlLaunch(qkvDelta != nullptr ? pagedAttentionKernel<T, TK, true> : pagedAttentionKernel<T, TK, false>,
-                                 grid, kAttnThreads, pagedSmemBytes<T>(TK, hs.headDim, G), s,
+  cudaError_t status = pdlLaunch(pagedAttentionKernel<T, TK>, grid, kAttnThreads, pagedSmemBytes<T>(TK, hs.headDim, G), s,
                                  static_cast<const T*>(q), hs, scale, tabs, static_cast<const T*>(kCache),
-                                 static_cast<const T*>(vCache), static_cast<T*>(out), plan, fused, qkvDelta);
+                                 static_cast<const T*>(vCache), static_cast<T*>(out), plan, fused);
   if (status == cudaSuccess && plan.numSplits > 1) {
     const int threads = hs.headDim >= 128 ? 128 : hs.headDim >= 64 ? 64 : 32;
     status = pdlLaunch(mergeSplitsKernel<T>, dim3(T_, hs.numHeads), threads, 0, s, hs, tabs, plan, static_cast<T*>(out));
@@ -533,14 +528,15 @@ cudaError_t qkvRopeAttention(const QkvRope& src, int T_, const HeadShape& hs, fl
   if (tk == 0 || tabs.numSeqs != T_ || src.invFreq == nullptr) return cudaErrorNotSupported;
   FusedQkv<T> f;
   f.qkv = static_cast<const T*>(src.qkv);
+  f.delta = src.delta;
   f.qBias = src.qBias;
   f.kBias = src.kBias;
   f.vBias = src.vBias;
   f.invFreq = src.invFreq;
   f.kCache = static_cast<T*>(kCache);
   f.vCache = static_cast<T*>(vCache);
-  if (tk == 64) return pagedAttention<T, 64>(src.qkv, T_, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, 0, s, f, src.delta);
-  return pagedAttention<T, 32>(src.qkv, T_, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, 0, s, f, src.delta);
+  if (tk == 64) return pagedAttention<T, 64>(src.qkv, T_, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, 0, s, f);
+  return pagedAttention<T, 32>(src.qkv, T_, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, 0, s, f);
 }
 
 }  // namespace

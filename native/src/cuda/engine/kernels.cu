@@ -46,8 +46,7 @@ __global__ void embedKernel(const T* embed, const int32_t* tokenIds, int H, floa
   for (int i = threadIdx.x; i < H; i += blockDim.x) dst[i] = toF(src[i]);
 }
 
-// kDelta (compile time, so that the instantiation without it is the kernel as it was): addDelta is added (kernels.h).
-template <typename T, bool kDelta>
+template <typename T>
 __global__ void addRmsNormKernel(float* hidden, const T* add, const float* w, T* out, const int32_t* rowMap, int H,
                                  float eps, const float* addDelta) {
   pdlLaunchDependents();
@@ -60,8 +59,7 @@ __global__ void addRmsNormKernel(float* hidden, const T* add, const float* w, T*
     float v = h[i];
     if (add) {
       const size_t at = static_cast<size_t>(r) * H + i;
-      if constexpr (kDelta) v += withDelta<T>(toF(add[at]), addDelta[at]);
-      else v += toF(add[at]);
+      v += addDelta ? withDelta<T>(toF(add[at]), addDelta[at]) : toF(add[at]);
       h[i] = v;
     }
     sumSq += v * v;
@@ -92,7 +90,7 @@ __device__ __forceinline__ uint32_t pack2(float a, float b) {
 
 // addRmsNormKernel with 16-byte fp32 / 8-byte Act accesses, the row held in registers between the two passes
 // (VPT float4 per thread), and the norm weights loaded before the reduction. H % 4 == 0, 16-byte aligned rows.
-template <typename T, int VPT, bool kDelta>
+template <typename T, int VPT>
 __global__ void addRmsNormVecKernel(float* hidden, const T* add, const float* w, T* out, const int32_t* rowMap, int H,
                                     float eps, const float* addDelta) {
   pdlLaunchDependents();
@@ -109,6 +107,7 @@ __global__ void addRmsNormVecKernel(float* hidden, const T* add, const float* w,
   const int src = rowMap ? rowMap[r] : r;
   float4* h = reinterpret_cast<float4*>(hidden + static_cast<size_t>(src) * H);
   const uint2* a = add ? reinterpret_cast<const uint2*>(add + static_cast<size_t>(r) * H) : nullptr;
+  const float4* ad = add && addDelta ? reinterpret_cast<const float4*>(addDelta + static_cast<size_t>(r) * H) : nullptr;
   float sumSq = 0.0f;
 #pragma unroll
   for (int k = 0; k < VPT; ++k) {
@@ -119,8 +118,8 @@ __global__ void addRmsNormVecKernel(float* hidden, const T* add, const float* w,
       if (a) {
         const uint2 bits = a[i];
         float2 lo = unpack2<T>(bits.x), hi = unpack2<T>(bits.y);
-        if constexpr (kDelta) {
-          const float4 d = reinterpret_cast<const float4*>(addDelta + static_cast<size_t>(r) * H)[i];
+        if (ad) {
+          const float4 d = ad[i];
           lo = make_float2(withDelta<T>(lo.x, d.x), withDelta<T>(lo.y, d.y));
           hi = make_float2(withDelta<T>(hi.x, d.z), withDelta<T>(hi.y, d.w));
         }
@@ -150,7 +149,7 @@ __global__ void addRmsNormVecKernel(float* hidden, const T* add, const float* w,
 // Shared: [warps][D] fp32 (the head being rotated; RoPE pairs dims i and i + D/2, which may sit in other lanes).
 constexpr int kQkvWarps = 8;
 
-template <typename T, bool kDelta>
+template <typename T>
 __global__ void __launch_bounds__(32 * kQkvWarps)
     qkvPostKernel(const T* qkv, int T_, HeadShape hs, const float* qBias, const float* kBias, const float* vBias,
                   const float* qNorm, const float* kNorm, float eps, const float* invFreq, AttnTables tabs, T* qOut,
@@ -171,11 +170,11 @@ __global__ void __launch_bounds__(32 * kQkvWarps)
   const int col = kind == 0 ? hIdx * D : kind == 1 ? qW + hIdx * D : qW + kvW + hIdx * D;
   const float* bias = kind == 0 ? qBias : kind == 1 ? kBias : vBias;
   const T* row = qkv + static_cast<size_t>(t) * rowW + col;
+  const float* dRow = qkvDelta ? qkvDelta + static_cast<size_t>(t) * rowW + col : nullptr;
   float* x = buf + warp * D;
   float sumSq = 0.0f;
   for (int i = lane; i < D; i += 32) {
-    float v = toF(row[i]);
-    if constexpr (kDelta) v = withDelta<T>(v, qkvDelta[static_cast<size_t>(t) * rowW + col + i]);
+    float v = dRow ? withDelta<T>(toF(row[i]), dRow[i]) : toF(row[i]);
     if (bias) v += bias[hIdx * D + i];
     x[i] = v;
     sumSq += v * v;
@@ -207,7 +206,7 @@ __global__ void __launch_bounds__(32 * kQkvWarps)
   for (int i = lane; i < D; i += 32) dst[i] = fromF<T>(x[i]);
 }
 
-template <typename T, bool kDelta>
+template <typename T>
 __global__ void swigluKernel(const T* gu, int T_, int I, T* out, const float* guDelta) {
   pdlLaunchDependents();
   pdlWait();
@@ -217,7 +216,7 @@ __global__ void swigluKernel(const T* gu, int T_, int I, T* out, const float* gu
     const size_t t = idx / I, i = idx % I;
     float g = toF(gu[t * 2 * I + i]);
     float u = toF(gu[t * 2 * I + I + i]);
-    if constexpr (kDelta) {
+    if (guDelta) {
       g = withDelta<T>(g, guDelta[t * 2 * I + i]);
       u = withDelta<T>(u, guDelta[t * 2 * I + I + i]);
     }
@@ -226,7 +225,7 @@ __global__ void swigluKernel(const T* gu, int T_, int I, T* out, const float* gu
 }
 
 // swigluKernel 8 values at a time (16-byte loads and stores); I % 8 == 0, 16-byte aligned buffers.
-template <typename T, bool kDelta>
+template <typename T>
 __global__ void swiglu8Kernel(const T* gu, int T_, int I, T* out, const float* guDelta) {
   pdlLaunchDependents();
   pdlWait();
@@ -239,7 +238,7 @@ __global__ void swiglu8Kernel(const T* gu, int T_, int I, T* out, const float* g
     const uint32_t gw[4] = {g.x, g.y, g.z, g.w}, uw[4] = {u.x, u.y, u.z, u.w};
     uint32_t ow[4];
     float4 gd[2] = {}, ud[2] = {};  // the fp32 LoRA deltas of the 8 gate and the 8 up values (side expand)
-    if constexpr (kDelta) {
+    if (guDelta) {
       const float4* gp = reinterpret_cast<const float4*>(guDelta + t * 2 * I + i8 * 8);
       const float4* up = reinterpret_cast<const float4*>(guDelta + t * 2 * I + I + i8 * 8);
       gd[0] = gp[0];
@@ -250,7 +249,7 @@ __global__ void swiglu8Kernel(const T* gu, int T_, int I, T* out, const float* g
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       float2 gv = unpack2<T>(gw[k]), uv = unpack2<T>(uw[k]);
-      if constexpr (kDelta) {
+      if (guDelta) {
         const float4 g4 = gd[k / 2], u4 = ud[k / 2];
         const float2 g2 = k % 2 == 0 ? make_float2(g4.x, g4.y) : make_float2(g4.z, g4.w);
         const float2 u2 = k % 2 == 0 ? make_float2(u4.x, u4.y) : make_float2(u4.z, u4.w);
@@ -299,18 +298,14 @@ cudaError_t launchAddRmsNorm(Act act, float* hidden, const void* add, const floa
     TSLORA_DISPATCH(act, {
       auto a = static_cast<const TT*>(add);
       auto o = static_cast<TT*>(out);
-      auto kernel = addDelta != nullptr
-                        ? (vpt == 1 ? addRmsNormVecKernel<TT, 1, true> : vpt == 2 ? addRmsNormVecKernel<TT, 2, true>
-                           : vpt == 4 ? addRmsNormVecKernel<TT, 4, true> : addRmsNormVecKernel<TT, 8, true>)
-                        : (vpt == 1 ? addRmsNormVecKernel<TT, 1, false> : vpt == 2 ? addRmsNormVecKernel<TT, 2, false>
-                           : vpt == 4 ? addRmsNormVecKernel<TT, 4, false> : addRmsNormVecKernel<TT, 8, false>);
+      auto kernel = vpt == 1 ? addRmsNormVecKernel<TT, 1> : vpt == 2 ? addRmsNormVecKernel<TT, 2>
+                  : vpt == 4 ? addRmsNormVecKernel<TT, 4> : addRmsNormVecKernel<TT, 8>;
       status = pdlLaunch(kernel, rows, threads, 0, s, h, a, w, o, rowMap, H, eps, addDelta);
     });
     return status;
   }
   cudaError_t status = cudaSuccess;
-  TSLORA_DISPATCH(act, status = pdlLaunch(addDelta != nullptr ? addRmsNormKernel<TT, true> : addRmsNormKernel<TT, false>, rows,
-                                          normThreads(H), 0, s, hidden,
+  TSLORA_DISPATCH(act, status = pdlLaunch(addRmsNormKernel<TT>, rows, normThreads(H), 0, s, hidden,
                                           static_cast<const TT*>(add), w, static_cast<TT*>(out), rowMap, H, eps, addDelta));
   return status;
 }
@@ -325,8 +320,7 @@ cudaError_t launchQkvPost(Act act, const void* qkv, int T, const HeadShape& hs, 
   if (blocks > 0x7fffffffLL) return cudaErrorInvalidValue;
   const size_t smem = static_cast<size_t>(kQkvWarps) * hs.headDim * sizeof(float);
   cudaError_t status = cudaSuccess;
-  TSLORA_DISPATCH(act, status = pdlLaunch(qkvDelta != nullptr ? qkvPostKernel<TT, true> : qkvPostKernel<TT, false>,
-                                          static_cast<unsigned>(blocks), 32 * kQkvWarps, smem, s,
+  TSLORA_DISPATCH(act, status = pdlLaunch(qkvPostKernel<TT>, static_cast<unsigned>(blocks), 32 * kQkvWarps, smem, s,
                                           static_cast<const TT*>(qkv), T, hs, qBias, kBias, vBias, qNorm, kNorm, eps,
                                           invFreq, tabs, static_cast<TT*>(qOut), static_cast<TT*>(kCache),
                                           static_cast<TT*>(vCache), qkvDelta));
@@ -340,13 +334,13 @@ cudaError_t launchSwiglu(Act act, const void* gu, int T, int I, void* out, cudaS
   if (I % 8 == 0 && aligned16(gu) && aligned16(out) && aligned16(guDelta)) {
     const int blocks8 = static_cast<int>(std::min<size_t>((n / 8 + 255) / 256, 65535));
     cudaError_t status = cudaSuccess;
-    TSLORA_DISPATCH(act, status = pdlLaunch(guDelta != nullptr ? swiglu8Kernel<TT, true> : swiglu8Kernel<TT, false>, blocks8, 256, 0, s, static_cast<const TT*>(gu), T, I,
+    TSLORA_DISPATCH(act, status = pdlLaunch(swiglu8Kernel<TT>, blocks8, 256, 0, s, static_cast<const TT*>(gu), T, I,
                                             static_cast<TT*>(out), guDelta));
     return status;
   }
   const int blocks = static_cast<int>(std::min<size_t>((n + 255) / 256, 65535));
   cudaError_t status = cudaSuccess;
-  TSLORA_DISPATCH(act, status = pdlLaunch(guDelta != nullptr ? swigluKernel<TT, true> : swigluKernel<TT, false>, blocks, 256, 0, s, static_cast<const TT*>(gu), T, I,
+  TSLORA_DISPATCH(act, status = pdlLaunch(swigluKernel<TT>, blocks, 256, 0, s, static_cast<const TT*>(gu), T, I,
                                           static_cast<TT*>(out), guDelta));
   return status;
 }
