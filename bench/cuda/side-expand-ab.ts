@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { loadNativeBackend } from '../../src/binding/index.js';
+import { parseVariants } from './ab-variants.js';
 import { readAdapter } from '../../src/engine/model/adapter.js';
 import { loadModel } from '../../src/engine/model/load-model.js';
 import { ModelRunner } from '../../src/engine/model/runner.js';
@@ -61,14 +62,6 @@ const PROMPT = 32, BLOCK = 16, BLOCKS_PER_SEQ = Math.ceil((PROMPT + 4 + rounds *
 const maxBatch = Math.max(...args.batches!.split(',').map(Number));
 
 // Each variant's environment, set while its runner is constructed (the native model reads it then).
-const parseVariants = (spec: string): Record<string, Record<string, string>> =>
-  Object.fromEntries(spec.split(';').filter(Boolean).map((part) => {
-    const [name, envs = ''] = part.split(':');
-    const pairs = envs.split(',').filter(Boolean).map((kv) => kv.split('='));
-    if (!name || pairs.some(([k, v]) => !k?.startsWith('TSLORA_CUDA_') || v === undefined))
-      throw new Error(`--variants: expected 'name:TSLORA_CUDA_X=V,...;name2:...', got '${part}'`);
-    return [name, Object.fromEntries(pairs)];
-  }));
 const variants: Record<string, Record<string, string>> = args.variants ? parseVariants(args.variants) : {
   off: { TSLORA_CUDA_LORA_SIDE_EXPAND: '0' },
   on: { TSLORA_CUDA_LORA_SIDE_EXPAND: '1', TSLORA_CUDA_LORA_SIDE_EXPAND_PDL: '1' },
