@@ -9,11 +9,14 @@ bool LoraShrinkOverlap::disabledByEnv() { return !lora::envFlag("TSLORA_CUDA_LOR
 
 LoraShrinkOverlap::LoraShrinkOverlap() {
   if (disabledByEnv()) return;
-  int leastPriority = 0, greatestPriority = 0;  // numerically: greatest <= least (lower = scheduled first)
-  cudaCheck(cudaDeviceGetStreamPriorityRange(&leastPriority, &greatestPriority), "cudaDeviceGetStreamPriorityRange");
-  prioritized_ = lora::envFlag("TSLORA_CUDA_LORA_SIDE_PRIORITY", true) && greatestPriority < leastPriority;
-  cudaCheck(cudaStreamCreateWithPriority(&side_, cudaStreamNonBlocking, prioritized_ ? greatestPriority : leastPriority),
-            "cudaStreamCreate (LoRA shrink)");
+  if (lora::envFlag("TSLORA_CUDA_LORA_SIDE_PRIORITY", false)) {
+    int leastPriority = 0, greatestPriority = 0;  // numerically: greatest <= least (lower = scheduled first)
+    cudaCheck(cudaDeviceGetStreamPriorityRange(&leastPriority, &greatestPriority), "cudaDeviceGetStreamPriorityRange");
+    prioritized_ = greatestPriority < leastPriority;
+    if (prioritized_)
+      cudaCheck(cudaStreamCreateWithPriority(&side_, cudaStreamNonBlocking, greatestPriority), "cudaStreamCreate (LoRA shrink)");
+  }
+  if (!prioritized_) cudaCheck(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking), "cudaStreamCreate (LoRA shrink)");
   cudaCheck(cudaEventCreateWithFlags(&forked_, cudaEventDisableTiming), "cudaEventCreate (LoRA fork)");
   cudaCheck(cudaEventCreateWithFlags(&shrunk_, cudaEventDisableTiming), "cudaEventCreate (LoRA join)");
   enabled_ = true;

@@ -8,11 +8,14 @@
 // programmatic dependents, lora_launch.cuh). Measured with the chain intact (H100, 8B, csgmv, graphs, 8 distinct r16,
 // bench/lora/README.md v9) the side stream still pays at every batch: LoRA cost over base at batch 1 / 8 / 64
 // 1.16 / 1.61 / 1.80 ms with it against 1.33 / 1.84 / 2.38 ms on the forward stream, so it stays on by default.
-// The side stream has the device's greatest stream priority (TSLORA_CUDA_LORA_SIDE_PRIORITY=0: the default priority):
-// the base projection launches more blocks than the SMs hold at once, and without a priority the block scheduler
-// gives the shrink / expand blocks a slot only after the projection's queued blocks, i.e. at its end, which puts
-// the LoRA kernels back on the critical path. Stream capture copies a stream's priority into its kernel nodes; the
-// decode graphs honour it when instantiated with cudaGraphInstantiateFlagUseNodePriority (graphInstantiateFlags()).
+// TSLORA_CUDA_LORA_SIDE_PRIORITY=1 (opt-in, read at construction; not yet measured on a GPU) gives the side stream the
+// device's greatest stream priority. Why it may pay: where the base projection's grid has more blocks than the SMs
+// hold at once, at equal priority the block scheduler may give the shrink / expand blocks a slot only after the
+// projection's queued blocks, i.e. at its end, which puts the LoRA kernels back on the critical path (the side expand's batch-1
+// LoRA cost is still +10 %, bench/cuda/README.md session 18). Stream capture copies a stream's priority into its kernel
+// nodes; decode graphs honour it when instantiated with cudaGraphInstantiateFlagUseNodePriority
+// (graphInstantiateFlags()). Off, the stream and the graphs are created exactly as before the switch existed. The A/B
+// that decides the default: scripts/device/side-priority-ab.sh (run by scripts/device/session-call.sh).
 #pragma once
 #include <cuda_runtime.h>
 
