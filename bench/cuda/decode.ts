@@ -12,14 +12,13 @@
  * --label names the configuration in the JSON (e.g. "before" / "after" of an env switch).
  */
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { loadNativeBackend } from '../../src/binding/index.js';
-import { readAdapter } from '../../src/engine/model/adapter.js';
 import { loadModel } from '../../src/engine/model/load-model.js';
 import { ModelRunner } from '../../src/engine/model/runner.js';
-import type { StepSampling, StepSequence } from '../../src/engine/model/runner-types.js';
+import type { StepSequence } from '../../src/engine/model/runner-types.js';
+import { type DecodeScenario, fillAdapterSlots, greedySampling, readBenchAdapters, scenarioSequences } from './decode-scenario.js';
 import { decodeStepFloorMs, readMeasuredBandwidth } from './memory-floor.js';
 
 const { values: args } = parseArgs({
@@ -42,19 +41,12 @@ const steps = Number(args.steps);
 const graphMaxBs = Number(args['cuda-graph-max-bs']);
 const bandwidth = args.bandwidth ? readMeasuredBandwidth(args.bandwidth) : null;
 const backend = loadNativeBackend('cuda');
-const sampling: StepSampling = {
-  temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, generatedCount: 0, repetitionPenalty: 1, frequencyPenalty: 0,
-  presencePenalty: 0, promptTokenIds: [], outputTokenIds: [], topLogprobsNum: 0, wantLogprob: false,
-};
 /** The TSLORA_CUDA_* switches this process ran with (the before/after of a comparison). */
 const cudaEnv = () => Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('TSLORA_CUDA_')));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const loaded = await loadModel(args.model);
-const adapters = [];
-for (let i = 0; i < 8; i++) {
-  adapters.push((await readAdapter(join(args.adapters, `lora-${i}`), loaded.spec, { maxRank: 64, targetModules: null, strict: false })).adapter);
-}
+const adapters = await readBenchAdapters(args.adapters, loaded.spec);
 const rank = Math.max(...adapters.map((a) => a.rank));
 const PROMPT = 32;
 const BLOCK = 16;
@@ -68,21 +60,10 @@ for (const loraBackend of args.backends!.split(',') as Array<'csgmv' | 'triton'>
     loraTargetModules: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'], loraBackend, maxLoraChunkSize: 16, numThreads: 1,
     cudaGraphMaxBatchSize: graphMaxBs,
   });
-  for (let s = 0; s < 8; s++) {
-    const host = await runner.loadHostAdapter(adapters[s]);
-    runner.copyAdapterToSlot(s, host);
-    runner.freeHostAdapter(host);
-  }
+  await fillAdapterSlots(runner, adapters);
   for (const batch of args.batches!.split(',').map(Number)) {
-    for (const scenario of args.scenarios!.split(',') as Array<'base' | 'shared' | 'distinct'>) {
-      const slotOf = (b: number) => (scenario === 'base' ? -1 : scenario === 'shared' ? 0 : b % 8);
-      const seqs: StepSequence[] = Array.from({ length: batch }, (_, b) => ({
-        tokenIds: Array.from({ length: PROMPT }, (_, i) => (b * 131 + i * 7 + 3) % loaded.spec.vocabSize),
-        startPosition: 0,
-        blockTable: Array.from({ length: BLOCKS_PER_SEQ }, (_, i) => b * BLOCKS_PER_SEQ + i),
-        slot: slotOf(b),
-        sampling,
-      }));
+    for (const scenario of args.scenarios!.split(',') as DecodeScenario[]) {
+      const seqs = scenarioSequences({ batch, scenario, promptTokens: PROMPT, blocksPerSeq: BLOCKS_PER_SEQ, vocabSize: loaded.spec.vocabSize });
       let tokens = runner.step(seqs).map((r) => r.tokenId);
       const times: number[] = [];
       for (let s = 0; s < steps + 3; s++) {
@@ -123,7 +104,7 @@ for (const loraBackend of args.backends!.split(',') as Array<'csgmv' | 'triton'>
     startPosition: 0,
     blockTable: Array.from({ length: 32 }, (_, i) => b * 32 + i),
     slot: b,
-    sampling,
+    sampling: greedySampling,
   }));
   runner.step(prefill);
   const pt: number[] = [];

@@ -15,15 +15,14 @@
  * wall-clock per runner.step() (the step as the server sees it). Needs GPU memory for one copy of the model per variant.
  */
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { loadNativeBackend } from '../../src/binding/index.js';
 import { parseVariants } from './ab-variants.js';
-import { readAdapter } from '../../src/engine/model/adapter.js';
+import { median } from './decode-median.js';
+import { type DecodeScenario, fillAdapterSlots, readBenchAdapters, scenarioSequences } from './decode-scenario.js';
 import { loadModel } from '../../src/engine/model/load-model.js';
 import { ModelRunner } from '../../src/engine/model/runner.js';
-import type { StepSampling, StepSequence } from '../../src/engine/model/runner-types.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -44,19 +43,9 @@ const { values: args } = parseArgs({
 if (!args.model || !args.adapters) throw new Error('usage: --model DIR --adapters DIR');
 const rounds = Number(args.rounds), steps = Number(args.steps), graphMaxBs = Number(args['cuda-graph-max-bs']);
 const backend = loadNativeBackend('cuda');
-const sampling: StepSampling = {
-  temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, generatedCount: 0, repetitionPenalty: 1, frequencyPenalty: 0,
-  presencePenalty: 0, promptTokenIds: [], outputTokenIds: [], topLogprobsNum: 0, wantLogprob: false,
-};
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 const loaded = await loadModel(args.model);
-const adapters = [];
-for (let i = 0; i < 8; i++)
-  adapters.push((await readAdapter(join(args.adapters, `lora-${i}`), loaded.spec, { maxRank: 64, targetModules: null, strict: false })).adapter);
+const adapters = await readBenchAdapters(args.adapters, loaded.spec);
 const rank = Math.max(...adapters.map((a) => a.rank));
 const PROMPT = 32, BLOCK = 16, BLOCKS_PER_SEQ = Math.ceil((PROMPT + 4 + rounds * steps + 3) / BLOCK);
 const maxBatch = Math.max(...args.batches!.split(',').map(Number));
@@ -77,11 +66,7 @@ for (const side of sides) {
     loraTargetModules: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'], loraBackend: args.backend as 'csgmv' | 'triton',
     maxLoraChunkSize: 16, numThreads: 1, cudaGraphMaxBatchSize: graphMaxBs,
   });
-  for (let s = 0; s < 8; s++) {
-    const host = await runner.loadHostAdapter(adapters[s]);
-    runner.copyAdapterToSlot(s, host);
-    runner.freeHostAdapter(host);
-  }
+  await fillAdapterSlots(runner, adapters);
   runners.set(side, runner);
 }
 for (const key of new Set(Object.values(variants).flatMap((v) => Object.keys(v)))) {
@@ -92,15 +77,8 @@ for (const key of new Set(Object.values(variants).flatMap((v) => Object.keys(v))
 interface Row { batch: number; scenario: string; ms: Record<string, number[]> }
 const results: Row[] = [];
 for (const batch of args.batches!.split(',').map(Number)) {
-  for (const scenario of args.scenarios!.split(',') as Array<'base' | 'shared' | 'distinct'>) {
-    const slotOf = (b: number) => (scenario === 'base' ? -1 : scenario === 'shared' ? 0 : b % 8);
-    const seqs: StepSequence[] = Array.from({ length: batch }, (_, b) => ({
-      tokenIds: Array.from({ length: PROMPT }, (_, i) => (b * 131 + i * 7 + 3) % loaded.spec.vocabSize),
-      startPosition: 0,
-      blockTable: Array.from({ length: BLOCKS_PER_SEQ }, (_, i) => b * BLOCKS_PER_SEQ + i),
-      slot: slotOf(b),
-      sampling,
-    }));
+  for (const scenario of args.scenarios!.split(',') as DecodeScenario[]) {
+    const seqs = scenarioSequences({ batch, scenario, promptTokens: PROMPT, blocksPerSeq: BLOCKS_PER_SEQ, vocabSize: loaded.spec.vocabSize });
     const state = new Map(sides.map((side) => [side, { tokens: runners.get(side)!.step(seqs).map((r) => r.tokenId), position: PROMPT }]));
     const run = (side: string, n: number): number[] => {
       const st = state.get(side)!;
