@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../kernels.h"
+#include "device-buf.h"
 #include "half-bits.h"
 
 using namespace tslora::cuda;
@@ -27,41 +28,6 @@ namespace {
 
 int failures = 0;
 
-// Device-visible buffer: managed memory on a GPU, host memory under the emulator.
-template <typename T>
-class Buf {
- public:
-  explicit Buf(size_t n, T v = T()) : n_(n) {
-#ifdef TSLORA_KERNEL_TEST_ON_GPU
-    if (cudaMallocManaged(&p_, std::max<size_t>(n, 1) * sizeof(T)) != cudaSuccess) std::exit(2);
-#else
-    p_ = new T[std::max<size_t>(n, 1)];
-#endif
-    std::fill(p_, p_ + n, v);
-  }
-  Buf(const Buf&) = delete;
-  Buf& operator=(const Buf&) = delete;
-  ~Buf() {
-#ifdef TSLORA_KERNEL_TEST_ON_GPU
-    cudaFree(p_);
-#else
-    delete[] p_;
-#endif
-  }
-  T* data() { return p_; }
-  size_t size() const { return n_; }
-  T& operator[](size_t i) { return p_[i]; }
-
- private:
-  T* p_ = nullptr;
-  size_t n_ = 0;
-};
-
-void sync() {
-#ifdef TSLORA_KERNEL_TEST_ON_GPU
-  if (cudaDeviceSynchronize() != cudaSuccess) std::exit(2);
-#endif
-}
 
 // y (Act bits) with planted -0 and +0 values, D with -0.0f on every row of baseRows (a row mask) and deltas of the
 // size a LoRA delta has elsewhere; y' = act_round(y + D) computed on the host.
@@ -102,7 +68,7 @@ void checkAddRmsNorm(const char* name, Act act, int H, std::mt19937& rng) {
   Buf<uint16_t> outA(p.y.size()), outB(p.y.size());
   int bad = launchAddRmsNorm(act, hiddenA.data(), p.yRounded.data(), w.data(), outA.data(), nullptr, rows, H, 1e-5f, nullptr) != cudaSuccess;
   bad += launchAddRmsNorm(act, hiddenB.data(), p.y.data(), w.data(), outB.data(), nullptr, rows, H, 1e-5f, nullptr, p.delta.data()) != cudaSuccess;
-  sync();
+  deviceSync("launchAddRmsNorm");
   report(name, bad + differing(hiddenA, hiddenB) + differing(outA, outB));
 }
 
@@ -113,7 +79,7 @@ void checkSwiglu(const char* name, Act act, int T, int I, std::mt19937& rng) {
   Buf<uint16_t> outA(static_cast<size_t>(T) * I), outB(outA.size());
   int bad = launchSwiglu(act, p.yRounded.data(), T, I, outA.data(), nullptr) != cudaSuccess;
   bad += launchSwiglu(act, p.y.data(), T, I, outB.data(), nullptr, p.delta.data()) != cudaSuccess;
-  sync();
+  deviceSync("launchSwiglu");
   report(name, bad + differing(outA, outB));
 }
 
@@ -152,7 +118,7 @@ void checkQkv(const char* name, Act act, int H, int KvH, int D, bool bias, bool 
                           vA.data(), nullptr) != cudaSuccess;
   bad += launchQkvPost(act, p.y.data(), B, hs, qb, kb, vb, qn, kn, 1e-6f, invFreq.data(), tabs, qOutB.data(), kB.data(), vB.data(),
                        nullptr, p.delta.data()) != cudaSuccess;
-  sync();
+  deviceSync("launchQkvPost");
   bad += differing(qA, qOutB) + differing(kA, kB) + differing(vA, vB);
   if (!norm) {  // the fused rope + attention launch (no q/k norms): out and the cache writes
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
@@ -168,7 +134,7 @@ void checkQkv(const char* name, Act act, int H, int KvH, int D, bool bias, bool 
     src.delta = p.delta.data();
     bad += launchQkvRopeAttention(act, src, B, hs, scale, tabs, kB.data(), vB.data(), outB.data(), scratchB.data(),
                                   scratchB.size() * sizeof(float), nullptr) != cudaSuccess;
-    sync();
+    deviceSync("launchQkvRopeAttention");
     bad += differing(outA, outB) + differing(kA, kB) + differing(vA, vB);
   }
   report(name, bad);
