@@ -2,7 +2,7 @@
 # A gpu-suite extra (SUITE_EXTRA_SCRIPTS; runs after the build and the bandwidth, before the GPU tests): the 8B A/Bs
 # in one process each (bench/cuda/side-expand-ab.ts), on the model step-targets-synth.sh writes in the background.
 #   1. TSLORA_CUDA_LORA_SIDE_PRIORITY=1 / =0 / the side expand off, batches AB_BATCHES (1,2,64): decides the priority's
-#      default (native/src/cuda/engine/lora-overlap.h);
+#      default (native/src/cuda/engine/lora-overlap.h); AB1_VARIANTS / AB1_NAME replace it (e.g. a later default's A/B);
 #   2. with AB2_VARIANTS: a second A/B at AB2_BATCHES (8,16), e.g. the graph buckets of 3-16 rows on the tiled LoRA
 #      kernels (default) against the small-step pair with the side expand (TSLORA_CUDA_LORA_SMALL_STEP=1).
 # Writes $AB_OUT/ab-<name>.{log,json} and one line per A/B to $AB_OUT/combo.log.
@@ -14,6 +14,7 @@ ab() { # name batches variants
     --json "$R/ab-$1.json" > "$R/ab-$1.log" 2>&1
   echo "ab $1 rc=$? at $(( $(date +%s) - T0 )) s" >> "$R/combo.log"
 }
-ab priority "${AB_BATCHES:-1,2,64}" 'prio:TSLORA_CUDA_LORA_SIDE_PRIORITY=1;noprio:TSLORA_CUDA_LORA_SIDE_PRIORITY=0;sidexoff:TSLORA_CUDA_LORA_SIDE_EXPAND=0'
+ab "${AB1_NAME:-priority}" "${AB_BATCHES:-1,2,64}" \
+  "${AB1_VARIANTS:-prio:TSLORA_CUDA_LORA_SIDE_PRIORITY=1;noprio:TSLORA_CUDA_LORA_SIDE_PRIORITY=0;sidexoff:TSLORA_CUDA_LORA_SIDE_EXPAND=0}"
 [[ -n ${AB2_VARIANTS:-} ]] && ab second "${AB2_BATCHES:-8,16}" "$AB2_VARIANTS"
 exit 0

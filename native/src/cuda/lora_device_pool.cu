@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "lora_env_flag.h"
 #include "lora_host_image.h"
 #include "lora_internal.h"
 
@@ -52,6 +53,7 @@ DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, i
   if (maxSplits != nullptr && std::atoi(maxSplits) > 0) smallMaxSplits_ = std::atoi(maxSplits);
   const char* graphTiled = std::getenv("TSLORA_CUDA_LORA_GRAPH_TILED");
   graphTiledOn_ = graphTiled == nullptr ? kGraphTiledDefaultOn : std::string(graphTiled) != "0";
+  graphSmallStep_ = envFlag("TSLORA_CUDA_LORA_GRAPH_SMALL_STEP", true);
   const int S = config.numSlots, R = config.maxRank;
   int maxColumnBlocks = 1;
   for (int m = 0; m < host::kNumModules; ++m) {
@@ -323,12 +325,17 @@ void DeviceLoraPool::setStep(const host::StepLora& step, cudaStream_t stream) {
 //    1-2 rows (64 rows, one adapter: 43 against 50); the tiled kernels once groups mix adapters (64 rows, 8 adapters:
 //    49 against 53; 8 rows, 8 adapters: 40 against 66) or past 128 rows (256 rows: 72 against 121).
 //  - v10: a csgmv graph grid above 16 rows takes the tiled kernels on 16-row tiles instead (graphTiledApplies).
+//  - session 20: graph grids of 3-16 rows take the small-step kernels too (TSLORA_CUDA_LORA_GRAPH_SMALL_STEP=0: the
+//    tiled ones, as above). The kernel-level figures above leave out the engine's side expand, which only the
+//    small-step pair has: in the 8B step (one H100, csgmv, graphs, side expand on; bench/cuda/README.md session 20)
+//    small-step against tiled at batch 8 / 16 was 6.70 / 6.91 against 7.16 / 7.39 ms with one shared r16 adapter,
+//    7.82 / 8.28 against 7.97 / 8.29 ms with 8 distinct.
 bool DeviceLoraPool::chooseSmallStep(const host::StepLora& step) {
   if (graphTiled_) return false;
   if (step_.numTokens > smallStepMaxTokens_) return false;
   if (smallStepAlways_) return true;
   if (step_.numTokens <= 2) return true;
-  if (gridSegments_ > 0) return (gridSegmentRows_ > 0 ? gridSegmentRows_ : gridTokens_) > 16;  // fixed per grid
+  if (gridSegments_ > 0) return graphSmallStep_ || (gridSegmentRows_ > 0 ? gridSegmentRows_ : gridTokens_) > 16;  // fixed per grid
   if (step.numTokens > 128) return false;
   // Slot of every position (-1: base or an empty slot), then the distinct slots of each 16-row group.
   positionSlots_.assign(step.numTokens, -1);

@@ -138,6 +138,9 @@ class DeviceLoraPool {
   static constexpr int kGraphTiledRows = 16;
   static constexpr bool kGraphTiledDefaultOn = false;
   bool graphTiledOn_ = kGraphTiledDefaultOn;
+  // Session 20: graph grids of 3-16 rows on the small-step kernels (chooseSmallStep); TSLORA_CUDA_LORA_GRAPH_SMALL_STEP=0
+  // gives them the tiled kernels as before.
+  bool graphSmallStep_ = true;
   int smallMaxSplits_ = 1 << 20;  // TSLORA_CUDA_LORA_SMALL_MAX_SPLITS: cap of shrink()'s small-step split count
   bool graphTiled_ = false;  // the current step's choice (setStep)
   uint64_t workspaceGeneration_ = 0;

@@ -9,7 +9,7 @@ bool LoraShrinkOverlap::disabledByEnv() { return !lora::envFlag("TSLORA_CUDA_LOR
 
 LoraShrinkOverlap::LoraShrinkOverlap() {
   if (disabledByEnv()) return;
-  if (lora::envFlag("TSLORA_CUDA_LORA_SIDE_PRIORITY", false)) {
+  if (lora::envFlag("TSLORA_CUDA_LORA_SIDE_PRIORITY", true)) {
     int leastPriority = 0, greatestPriority = 0;  // numerically: greatest <= least (lower = scheduled first)
     cudaCheck(cudaDeviceGetStreamPriorityRange(&leastPriority, &greatestPriority), "cudaDeviceGetStreamPriorityRange");
     prioritized_ = greatestPriority < leastPriority;

@@ -8,14 +8,14 @@
 // programmatic dependents, lora_launch.cuh). Measured with the chain intact (H100, 8B, csgmv, graphs, 8 distinct r16,
 // bench/lora/README.md v9) the side stream still pays at every batch: LoRA cost over base at batch 1 / 8 / 64
 // 1.16 / 1.61 / 1.80 ms with it against 1.33 / 1.84 / 2.38 ms on the forward stream, so it stays on by default.
-// TSLORA_CUDA_LORA_SIDE_PRIORITY=1 (opt-in, read at construction; not yet measured on a GPU) gives the side stream the
-// device's greatest stream priority. Why it may pay: where the base projection's grid has more blocks than the SMs
-// hold at once, at equal priority the block scheduler may give the shrink / expand blocks a slot only after the
-// projection's queued blocks, i.e. at its end, which puts the LoRA kernels back on the critical path (the side expand's batch-1
-// LoRA cost is still +10 %, bench/cuda/README.md session 18). Stream capture copies a stream's priority into its kernel
-// nodes; decode graphs honour it when instantiated with cudaGraphInstantiateFlagUseNodePriority
-// (graphInstantiateFlags()). Off, the stream and the graphs are created exactly as before the switch existed. The A/B
-// that decides the default: scripts/device/side-priority-ab.sh (run by scripts/device/session-call.sh).
+// The side stream has the device's greatest stream priority (session 20; TSLORA_CUDA_LORA_SIDE_PRIORITY=0, read at
+// construction, creates it as before). Why: where the base projection's grid has more blocks than the SMs hold at
+// once, at equal priority the block scheduler gives the shrink / expand blocks a slot only after the projection's
+// queued blocks, i.e. at its end, which puts the LoRA kernels back on the critical path. Stream capture copies a
+// stream's priority into its kernel nodes; decode graphs honour it when instantiated with
+// cudaGraphInstantiateFlagUseNodePriority (graphInstantiateFlags()). Measured (one H100, 8B, csgmv, graphs, side
+// expand on; scripts/device/side-priority-ab.sh, bench/cuda/README.md session 20) LoRA cost over base at batch 1 /
+// 64, one shared r16 adapter: 10.4 / 20.4 % without it, 8.4 / 12.7 % with it; 8 distinct at batch 64: 23.5 → 14.5 %.
 #pragma once
 #include <cuda_runtime.h>
 
