@@ -30,6 +30,22 @@ async function run(command: string, args: string[]): Promise<string | null> {
   }
 }
 
+/**
+ * The commit a run measured. TSLORA_GIT_COMMIT, where set, names it and wins over the checkout's git: a copied tree
+ * (the GPU machine's) may carry a .git of another commit (session 20's device calls ran 3e3ba0f under a .git at
+ * d67a4d4, whose report then named the wrong commit "with local changes"); its dirty state is then unknown (null).
+ */
+export async function resolveCommit(
+  named: string | undefined,
+  git: (args: string[]) => Promise<string | null> = (args) => run('git', args),
+): Promise<{ commit: string | null; dirty: boolean | null }> {
+  if (named) return { commit: named, dirty: null };
+  const commit = await git(['rev-parse', 'HEAD']);
+  if (!commit) return { commit: null, dirty: null };
+  const status = await git(['status', '--porcelain', '--untracked-files=no']);
+  return { commit, dirty: status === null ? null : status.length > 0 };
+}
+
 export async function captureEnvironment(): Promise<BenchEnvironment> {
   const cpuList = cpus();
   let version = 'unknown';
@@ -39,10 +55,7 @@ export async function captureEnvironment(): Promise<BenchEnvironment> {
     // not fatal
   }
   const gpuText = await run('nvidia-smi', ['--query-gpu=name,driver_version,memory.total', '--format=csv,noheader']);
-  const gitCommit = await run('git', ['rev-parse', 'HEAD']);
-  const status = gitCommit ? await run('git', ['status', '--porcelain', '--untracked-files=no']) : null;
-  // a copied checkout without .git (e.g. on the GPU machine) can still name its commit
-  const commit = gitCommit ?? (process.env.TSLORA_GIT_COMMIT || null);
+  const { commit, dirty } = await resolveCommit(process.env.TSLORA_GIT_COMMIT);
   return {
     hostname: hostname(),
     os: `${platform()} ${release()} ${arch()}`,
@@ -53,7 +66,7 @@ export async function captureEnvironment(): Promise<BenchEnvironment> {
     node: process.version,
     tslora: version,
     gitCommit: commit,
-    gitDirty: status === null ? null : status.length > 0,
+    gitDirty: dirty,
     argv: process.argv.slice(1),
     loadAverage: { start: round1(loadavg()[0]), end: null },
   };
