@@ -7,10 +7,11 @@
  * variant alike. Reports per configuration the median of the rounds' median step times, their range, the ratio to
  * "off", and the LoRA cost over the same variant's base step.
  * --variants 'name:KEY=V,KEY=V;name2:KEY=V' replaces the variants (any TSLORA_CUDA_* switch read at model construction,
- * e.g. the side stream's priority); the first one is the reference the ratios are taken to.
+ * e.g. the side stream's priority; @adapters=DIR and @targets=a+b give a variant its own adapters and LoRA target
+ * modules, ab-variants.ts); the first one is the reference the ratios are taken to.
  *   node --import tsx bench/cuda/side-expand-ab.ts --model DIR --adapters DIR [--batches 1,32,64]
  *     [--scenarios base,shared,distinct] [--rounds 7] [--steps 10] [--cuda-graph-max-bs 128] [--backend csgmv]
- *     [--nopdl] [--variants SPEC] [--json FILE] [--markdown]
+ *     [--nopdl] [--variants SPEC] [--json FILE] [--markdown] [--device cuda|cpu]
  * DIR / ADIR as for bench/cuda/decode.ts (`tslora synth model`, `tslora synth adapters --count 8 --rank 16`). Times are
  * wall-clock per runner.step() (the step as the server sees it). Needs GPU memory for one copy of the model per variant.
  */
@@ -18,7 +19,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 import { loadNativeBackend } from '../../src/binding/index.js';
-import { parseVariants } from './ab-variants.js';
+import { AB_TARGET_MODULES, type Variants, parseVariants } from './ab-variants.js';
 import { median } from './decode-median.js';
 import { type DecodeScenario, fillAdapterSlots, readBenchAdapters, scenarioSequences } from './decode-scenario.js';
 import { loadModel } from '../../src/engine/model/load-model.js';
@@ -38,38 +39,44 @@ const { values: args } = parseArgs({
     markdown: { type: 'boolean', default: false },
     nopdl: { type: 'boolean', default: false },
     variants: { type: 'string' },
+    device: { type: 'string', default: 'cuda' },
   },
 });
 if (!args.model || !args.adapters) throw new Error('usage: --model DIR --adapters DIR');
 const rounds = Number(args.rounds), steps = Number(args.steps), graphMaxBs = Number(args['cuda-graph-max-bs']);
-const backend = loadNativeBackend('cuda');
+// --device cpu runs the same A/B on the CPU engine (a check of the script itself; the CUDA switches do nothing there).
+if (args.device !== 'cuda' && args.device !== 'cpu') throw new Error(`--device: expected cuda or cpu, got ${args.device}`);
+const backend = loadNativeBackend(args.device);
 
 const loaded = await loadModel(args.model);
-const adapters = await readBenchAdapters(args.adapters, loaded.spec);
-const rank = Math.max(...adapters.map((a) => a.rank));
 const PROMPT = 32, BLOCK = 16, BLOCKS_PER_SEQ = Math.ceil((PROMPT + 4 + rounds * steps + 3) / BLOCK);
 const maxBatch = Math.max(...args.batches!.split(',').map(Number));
 
 // Each variant's environment, set while its runner is constructed (the native model reads it then).
-const variants: Record<string, Record<string, string>> = args.variants ? parseVariants(args.variants) : {
-  off: { TSLORA_CUDA_LORA_SIDE_EXPAND: '0' },
-  on: { TSLORA_CUDA_LORA_SIDE_EXPAND: '1', TSLORA_CUDA_LORA_SIDE_EXPAND_PDL: '1' },
-  ...(args.nopdl ? { 'on-nopdl': { TSLORA_CUDA_LORA_SIDE_EXPAND: '1', TSLORA_CUDA_LORA_SIDE_EXPAND_PDL: '0' } } : {}),
+const variants: Variants = args.variants ? parseVariants(args.variants) : {
+  off: { env: { TSLORA_CUDA_LORA_SIDE_EXPAND: '0' } },
+  on: { env: { TSLORA_CUDA_LORA_SIDE_EXPAND: '1', TSLORA_CUDA_LORA_SIDE_EXPAND_PDL: '1' } },
+  ...(args.nopdl ? { 'on-nopdl': { env: { TSLORA_CUDA_LORA_SIDE_EXPAND: '1', TSLORA_CUDA_LORA_SIDE_EXPAND_PDL: '0' } } } : {}),
 };
+// The adapters of every variant (read once per directory); the pools' maximum rank covers them all.
+const adapterDirs = new Set([args.adapters, ...Object.values(variants).map((v) => v.adapters ?? args.adapters!)]);
+const adaptersByDir = new Map(await Promise.all([...adapterDirs].map(async (dir) => [dir, await readBenchAdapters(dir, loaded.spec)] as const)));
+const rank = Math.max(...[...adaptersByDir.values()].flat().map((a) => a.rank));
 const sides = Object.keys(variants);
 const reference = sides[0];
 const runners = new Map<string, ModelRunner>();
 const envBefore = { ...process.env };
 for (const side of sides) {
-  Object.assign(process.env, variants[side]);  const runner = new ModelRunner(loaded, {
+  Object.assign(process.env, variants[side].env);
+  const runner = new ModelRunner(loaded, {
     backend, kvNumBlocks: maxBatch * BLOCKS_PER_SEQ + 16, kvBlockSize: BLOCK, loraSlots: 8, loraMaxRank: rank,
-    loraTargetModules: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'], loraBackend: args.backend as 'csgmv' | 'triton',
+    loraTargetModules: variants[side].targets ?? AB_TARGET_MODULES, loraBackend: args.backend as 'csgmv' | 'triton',
     maxLoraChunkSize: 16, numThreads: 1, cudaGraphMaxBatchSize: graphMaxBs,
   });
-  await fillAdapterSlots(runner, adapters);
+  await fillAdapterSlots(runner, adaptersByDir.get(variants[side].adapters ?? args.adapters)!);
   runners.set(side, runner);
 }
-for (const key of new Set(Object.values(variants).flatMap((v) => Object.keys(v)))) {
+for (const key of new Set(Object.values(variants).flatMap((v) => Object.keys(v.env)))) {
   if (envBefore[key] === undefined) delete process.env[key];
   else process.env[key] = envBefore[key];
 }

@@ -5,7 +5,8 @@
 # Results: $OUT/r.tar.gz (everything) and, loose, summary.txt, combo.log, step-targets.json, the test summaries.
 #   carry [".device-carry"]:  COMMIT=$(git rev-parse --short HEAD) bash scripts/device/session-call.sh
 # Knobs: SUITE_BUDGET_S (400), GPU_TESTS / GPU_TESTS_LIMIT_S (the quick list, 60), LONG_TESTS, STEP_SKIP (host-overhead
-# graphs-only triton-vs-csgmv), EXTRA / EXTRA_LIMIT_S (100), AB_* / AB2_* (side-priority-ab.sh), SKIP_1B_REFERENCE.
+# graphs-only triton-vs-csgmv), EXTRA / EXTRA_LIMIT_S (100), AB_* / AB1_* / AB2_* (side-priority-ab.sh), SKIP_1B_REFERENCE.
+# EXTRA="scripts/device/module-cost-ab.sh" (or both, space-separated): the LoRA cost of each target module alone.
 source .device-carry/prelude.sh
 R=$OUT/r; mkdir -p "$R"; T0=$(date +%s); LIM=${CALL_LIMIT_S:-590}
 export TSLORA_GIT_COMMIT=${COMMIT:-unknown} STEP_BEFORE_ENV="${STEP_BEFORE_ENV:-TSLORA_CUDA_LORA_SIDE_EXPAND=0}" AB_OUT=$R

@@ -1,4 +1,7 @@
-/** bench/cuda/side-expand-ab.ts --variants: one environment per variant, only TSLORA_CUDA_* switches, refused otherwise. */
+/**
+ * bench/cuda/side-expand-ab.ts --variants: one environment per variant (only TSLORA_CUDA_* switches), optionally its
+ * own adapters and LoRA target modules; anything else refused.
+ */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseVariants } from '../../../bench/cuda/ab-variants.js';
@@ -6,12 +9,20 @@ import { parseVariants } from '../../../bench/cuda/ab-variants.js';
 test('variants: names with their switches, in order; a variant may set none', () => {
   const v = parseVariants('prio:TSLORA_CUDA_LORA_SIDE_PRIORITY=1,TSLORA_CUDA_PDL=1;noprio:TSLORA_CUDA_LORA_SIDE_PRIORITY=0;plain');
   assert.deepEqual(Object.keys(v), ['prio', 'noprio', 'plain']);
-  assert.deepEqual(v.prio, { TSLORA_CUDA_LORA_SIDE_PRIORITY: '1', TSLORA_CUDA_PDL: '1' });
-  assert.deepEqual(v.plain, {});
-  assert.deepEqual(parseVariants('a:TSLORA_CUDA_X=;b:TSLORA_CUDA_X=a=b').b, { TSLORA_CUDA_X: 'a=b' });
+  assert.deepEqual(v.prio, { env: { TSLORA_CUDA_LORA_SIDE_PRIORITY: '1', TSLORA_CUDA_PDL: '1' } });
+  assert.deepEqual(v.plain, { env: {} });
+  assert.deepEqual(parseVariants('a:TSLORA_CUDA_X=;b:TSLORA_CUDA_X=a=b').b.env, { TSLORA_CUDA_X: 'a=b' });
 });
 
-test('variants: other keys, missing values, duplicate names and a single variant are refused', () => {
-  for (const bad of ['a:PATH=/x;b:TSLORA_CUDA_X=1', 'a:TSLORA_CUDA_X;b:TSLORA_CUDA_X=1', 'a:TSLORA_CUDA_X=1;a:TSLORA_CUDA_X=0', 'a:TSLORA_CUDA_X=1', ':TSLORA_CUDA_X=1;b'])
+test('variants: @adapters and @targets give a variant its own adapters and target modules', () => {
+  const v = parseVariants('qkv:@adapters=/tmp/a-qkv,@targets=qkv_proj;mlp:@targets=gate_up_proj+down_proj,TSLORA_CUDA_PDL=0,@adapters=/tmp/a=b');
+  assert.deepEqual(v.qkv, { env: {}, adapters: '/tmp/a-qkv', targets: ['qkv_proj'] });
+  assert.deepEqual(v.mlp, { env: { TSLORA_CUDA_PDL: '0' }, adapters: '/tmp/a=b', targets: ['gate_up_proj', 'down_proj'] });
+});
+
+test('variants: other keys, missing values, unknown or repeated targets, duplicate names and a single variant are refused', () => {
+  for (const bad of ['a:PATH=/x;b:TSLORA_CUDA_X=1', 'a:TSLORA_CUDA_X;b:TSLORA_CUDA_X=1', 'a:TSLORA_CUDA_X=1;a:TSLORA_CUDA_X=0',
+    'a:TSLORA_CUDA_X=1', ':TSLORA_CUDA_X=1;b', 'a:@targets=q_proj;b', 'a:@targets=o_proj+o_proj;b', 'a:@targets=;b',
+    'a:@adapters=;b', 'a:@other=1;b'])
     assert.throws(() => parseVariants(bad), /--variants/, bad);
 });
