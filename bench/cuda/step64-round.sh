@@ -18,19 +18,9 @@ OUT=${ROUND_OUT:-/tmp/b64-round}
 mkdir -p "$OUT"
 T0=$(date +%s)
 LIMIT=${ROUND_LIMIT_S:-150}
-log() { echo "[b64 $(( $(date +%s) - T0 )) s] $*" | tee -a "$OUT/progress.txt"; }
-left() { echo $(( LIMIT - ($(date +%s) - T0) - 3 )); }
-step() {  # name limit logfile cmd...
-  local name=$1 lim=$2 file=$3; shift 3
-  local rem; rem=$(left)
-  if (( rem < 8 )); then log "$name: SKIPPED (time)"; return 1; fi
-  (( lim > rem )) && lim=$rem
-  local s; s=$(date +%s)
-  timeout -k 3 "$lim" "$@" > "$OUT/$file" 2>&1
-  local rc=$?
-  log "$name: rc=$rc ($(( $(date +%s) - s )) s, limit $lim)"
-  return $rc
-}
+STEPS_BUDGET_S=$((LIMIT - 3)) STEPS_T0=$T0 STEPS_LOG_DIR=$OUT STEPS_SUMMARY=$OUT/progress.txt STEPS_MIN_S=8 STEPS_KILL_S=3 STEPS_TAG=b64
+source "$(dirname "$0")/../../scripts/device/timed-steps.sh"  # summary, left, step
+log() { summary "$*"; }
 E=native/src/cuda/engine
 BENCH=/tmp/b64-step64-bench
 BW=/tmp/b64-bandwidth

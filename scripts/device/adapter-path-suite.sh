@@ -22,21 +22,9 @@ STEPS=${STEPS:-build load pool churn overlap scale}
 BUDGET_S=${BUDGET_S:-200}
 mkdir -p "$A" "$STAGE"
 T0=$(date +%s)
-left() { echo $(( BUDGET_S - ($(date +%s) - T0) )); }
-summary() { echo "$1" | tee -a "$A/summary.txt"; }
+STEPS_BUDGET_S=$BUDGET_S STEPS_T0=$T0 STEPS_LOG_DIR=$STAGE STEPS_SUMMARY=$A/summary.txt
+source "$(dirname "${BASH_SOURCE[0]}")/timed-steps.sh"  # summary, left, step
 wants() { [[ " $STEPS " == *" $1 "* ]]; }
-# step NAME LIMIT_S LOG CMD...: runs CMD with a time limit (capped by what is left), logs to the stage, records status.
-step() {
-  local name=$1 limit=$2 log=$3; shift 3
-  local rem; rem=$(left)
-  if (( rem < 10 )); then summary "$name: SKIPPED (budget spent)"; return 1; fi
-  (( limit > rem )) && limit=$rem
-  local s; s=$(date +%s)
-  timeout --kill-after=5 "$limit" "$@" > "$STAGE/$log" 2>&1
-  local rc=$?
-  summary "$name: rc=$rc ($(( $(date +%s) - s )) s, limit $limit s)"
-  return $rc
-}
 : > "$A/summary.txt"
 { nvidia-smi --query-gpu=name,driver_version,pcie.link.gen.current,pcie.link.width.current --format=csv; nvcc --version | tail -1; node -v; nproc; } > "$STAGE/gpu.txt" 2>&1
 export TSLORA_BUILD_JOBS=$(nproc)

@@ -41,20 +41,8 @@ mkdir -p "$G"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
 BUDGET_S=${BUDGET_S:-300}  # run 8 (04:53 UTC): build 63 s, GPU tests > 120 s, 1B benches 10 s; the optional steps need more
 T0=$(date +%s)
-summary() { echo "$1" | tee -a "$G/summary.txt"; }
-left() { echo $(( BUDGET_S - ($(date +%s) - T0) )); }
-# step NAME LIMIT_S LOG CMD...: runs CMD with a time limit (capped by what is left), logs, records status.
-step() {
-  local name=$1 limit=$2 log=$3; shift 3
-  local rem; rem=$(left)
-  if (( rem < 10 )); then summary "$name: SKIPPED (budget spent)"; return 1; fi
-  (( limit > rem )) && limit=$rem
-  local s; s=$(date +%s)
-  timeout --kill-after=5 "$limit" "$@" > "$G/$log" 2>&1
-  local rc=$?
-  summary "$name: rc=$rc ($(( $(date +%s) - s )) s, limit $limit s)"
-  return $rc
-}
+STEPS_BUDGET_S=$BUDGET_S STEPS_T0=$T0 STEPS_LOG_DIR=$G STEPS_SUMMARY=$G/summary.txt
+source "$(dirname "${BASH_SOURCE[0]}")/timed-steps.sh"  # summary, left, step
 : > "$G/summary.txt"
 { nvidia-smi --query-gpu=name,driver_version,clocks.sm,memory.total --format=csv; nvcc --version | tail -1; node -v; nproc; } > "$G/gpu.txt" 2>&1
 

@@ -23,20 +23,8 @@ R=${ROUND_OUT:-$OUT/sidex}
 LIMIT_S=${ROUND_LIMIT_S:-420}
 mkdir -p "$R"
 T0=$(date +%s)
-left() { echo $(( LIMIT_S - ($(date +%s) - T0) )); }
-summary() { echo "$1" | tee -a "$R/summary.txt"; }
-# step NAME LIMIT_S LOG CMD...: CMD under a time limit capped by what is left; logs; records the status.
-step() {
-  local name=$1 limit=$2 log=$3; shift 3
-  local rem; rem=$(( $(left) - 5 ))
-  if (( rem < 10 )); then summary "$name: SKIPPED (budget spent)"; return 1; fi
-  (( limit > rem )) && limit=$rem
-  local s; s=$(date +%s)
-  timeout --kill-after=5 "$limit" "$@" > "$R/$log" 2>&1
-  local rc=$?
-  summary "$name: rc=$rc ($(( $(date +%s) - s )) s, limit $limit s)"
-  return $rc
-}
+STEPS_BUDGET_S=$LIMIT_S STEPS_T0=$T0 STEPS_LOG_DIR=$R STEPS_SUMMARY=$R/summary.txt STEPS_RESERVE_S=5
+source "$(dirname "${BASH_SOURCE[0]}")/timed-steps.sh"  # summary, left, step
 : > "$R/summary.txt"
 { nvidia-smi --query-gpu=name,driver_version,clocks.sm,memory.total --format=csv; nvcc --version | tail -1; node -v; nproc
   git log -1 --format='%H %s' 2>/dev/null; } > "$R/machine.txt" 2>&1
