@@ -480,12 +480,12 @@ void DeviceLoraPool::expand(int layer, host::Module module, void* y, int yStride
   check(loraExpand(dtype_, v, step_, loraShrinkOutput(workspace_), y, yStride, yOffset, stream), "expand");
 }
 
-void DeviceLoraPool::expandDelta(int layer, host::Module module, float* delta, int deltaStride, cudaStream_t stream,
-                                 bool programmatic) {
+void DeviceLoraPool::expandDelta(int layer, host::Module module, void* delta, int deltaStride, cudaStream_t stream,
+                                 bool programmatic, bool deltaAct) {
   const DeviceModule v = checkedView(layer, module);
   if (pendingSplits_ <= 0 || deferredX_ != nullptr)
     throw std::invalid_argument("LoRA device pool: expandDelta needs a small-step shrink before it (deltaExpandApplies)");
-  check(loraExpandSmallDelta(dtype_, v, step_, workspace_, pendingSplits_, delta, deltaStride, stream, programmatic),
+  check(loraExpandSmallDelta(dtype_, v, step_, workspace_, pendingSplits_, delta, deltaStride, stream, programmatic, deltaAct),
         "small-step expand (delta)");
 }
 

@@ -20,21 +20,23 @@ constexpr int kBN = kExpandColumns;  // output columns per block
 // Grid (column blocks, slices, groups) (v10: (column blocks of all slices, 1, groups)): one expandBlock per block.
 // Four blocks per multiprocessor (64 registers, ~20 bytes of spill): run 8 had 98 registers, two blocks per SM, and
 // gate_up's 448 blocks at 64 rows took 1.7 waves (16.7 µs).
-template <typename T, int kStages, bool kV10, bool kDelta>
+template <typename T, int kStages, bool kV10, bool kDelta, bool kDeltaAct = false>
 __global__ void __launch_bounds__(kThreads, 4) smallExpandKernel(
     const uint16_t* __restrict__ b, size_t bSlotStride, int R, Slices slices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ segmentRanks,
     const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int maxSegments, int numTokens, const float* __restrict__ partials, int splits, int uStride, T* __restrict__ y, int yStride,
-    int yOffset, int vecB, int vecY, float* __restrict__ delta, int deltaStride) {
-  expandBlock<T, kStages, kV10, kDelta>(b, bSlotStride, R, slices, segIndptr, weightIndices, segmentRanks, permutation, slotRanks,
+    int yOffset, int vecB, int vecY, void* __restrict__ delta, int deltaStride) {
+  expandBlock<T, kStages, kV10, kDelta, kDeltaAct>(b, bSlotStride, R, slices, segIndptr, weightIndices, segmentRanks, permutation, slotRanks,
                                         maxSegments, numTokens, partials, splits, uStride, y, yStride, yOffset, vecB, vecY, blockIdx.x,
                                         blockIdx.y, blockIdx.z, delta, deltaStride);
 }
 
-// Both entry points: y += (delta == nullptr) or the store into delta (y == nullptr, yOffset 0).
+// Both entry points: y += (delta == nullptr) or the store into delta (y == nullptr, yOffset 0; fp32, or the activation
+// dtype with deltaAct).
 cudaError_t expandSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace, int kSplits,
-                        void* y, int yStride, int yOffset, float* delta, int deltaStride, cudaStream_t stream, bool programmatic) {
+                        void* y, int yStride, int yOffset, void* delta, int deltaStride, bool deltaAct, cudaStream_t stream,
+                        bool programmatic) {
   // (The delta store runs even without segments: every row is a base row then, stored as -0.0f.)
   if (step.numTokens <= 0 || (step.maxSegments <= 0 && delta == nullptr)) return cudaSuccess;
   if (module.numSlices < 1 || module.numSlices > 3 || module.maxRank < 1 || module.maxRank > kSmallStepMaxRank ||
@@ -44,8 +46,9 @@ cudaError_t expandSmall(ActDType dtype, const DeviceModule& module, const Device
   Slices slices{};
   int widest = 0;
   bool vecB = R % 8 == 0 && aligned16(module.b);
-  // 16-byte y rows (v10); for the delta store: 16-byte fp32 rows, 8 values (32 bytes) per lane
-  bool vecY = delta != nullptr ? deltaStride % 4 == 0 && aligned16(delta) : yStride % 8 == 0 && yOffset % 8 == 0 && aligned16(y);
+  // 16-byte y rows (v10); for the delta store: 16-byte rows, 8 values per lane (32 bytes of fp32, 16 of Act)
+  bool vecY = delta != nullptr ? deltaStride % (deltaAct ? 8 : 4) == 0 && aligned16(delta)
+                               : yStride % 8 == 0 && yOffset % 8 == 0 && aligned16(y);
   for (int jj = 0; jj <= c; ++jj) {
     slices.offsets[jj] = module.sliceOffsets[jj];
     vecB = vecB && slices.offsets[jj] % 8 == 0;
@@ -78,9 +81,13 @@ cudaError_t expandSmall(ActDType dtype, const DeviceModule& module, const Device
                       step.weightIndices, step.segmentRanks, step.permutation, step.slotRanks, step.maxSegments, step.numTokens,
                       partials, kSplits, c * R, yTyped, yStride, yOffset, vecB ? 1 : 0, vecY ? 1 : 0, delta, deltaStride);
   };
-  // The kernel for (stages, v10, delta): 2 x 2 x 2 instantiations per dtype.
+  // The kernel for (stages, v10, delta): 2 x 2 x 2 instantiations per dtype, and the Act delta store of v10's two.
   auto pick = [&](auto* yt) -> cudaError_t {
     using T = std::remove_pointer_t<decltype(yt)>;
+    if (delta != nullptr && deltaAct) {
+      if (!v10) return cudaErrorNotSupported;  // the v9 layout (TSLORA_CUDA_LORA_SMALL_V10=0) keeps the fp32 store only
+      return stages == 4 ? launch(smallExpandKernel<T, 4, true, true, true>, yt) : launch(smallExpandKernel<T, 2, true, true, true>, yt);
+    }
     if (delta != nullptr) {
       if (v10) return stages == 4 ? launch(smallExpandKernel<T, 4, true, true>, yt) : launch(smallExpandKernel<T, 2, true, true>, yt);
       return stages == 4 ? launch(smallExpandKernel<T, 4, false, true>, yt) : launch(smallExpandKernel<T, 2, false, true>, yt);
@@ -96,13 +103,14 @@ cudaError_t expandSmall(ActDType dtype, const DeviceModule& module, const Device
 
 cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace,
                             int kSplits, void* y, int yStride, int yOffset, cudaStream_t stream, bool programmatic) {
-  return expandSmall(dtype, module, step, workspace, kSplits, y, yStride, yOffset, nullptr, 0, stream, programmatic);
+  return expandSmall(dtype, module, step, workspace, kSplits, y, yStride, yOffset, nullptr, 0, false, stream, programmatic);
 }
 
 cudaError_t loraExpandSmallDelta(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace,
-                                 int kSplits, float* delta, int deltaStride, cudaStream_t stream, bool programmatic) {
+                                 int kSplits, void* delta, int deltaStride, cudaStream_t stream, bool programmatic,
+                                 bool deltaAct) {
   if (delta == nullptr || deltaStride < module.outTotal()) return cudaErrorInvalidValue;
-  return expandSmall(dtype, module, step, workspace, kSplits, nullptr, 0, 0, delta, deltaStride, stream, programmatic);
+  return expandSmall(dtype, module, step, workspace, kSplits, nullptr, 0, 0, delta, deltaStride, deltaAct, stream, programmatic);
 }
 
 }  // namespace tslora::cuda::lora

@@ -44,14 +44,21 @@ inline size_t expandSmemBytes(int R) {
 // spill): run 8 had 98 registers, two blocks per SM, and gate_up's 448 blocks at 64 rows took 1.7 waves (16.7 µs).
 // blockX: the column block (v10: over all slices), sliceY: the slice (v9), group: the position group. Its shrink is the
 // grid before it (pdlWait covers the partials); the dependents are triggered at the start.
-template <typename T, int kStages, bool kV10, bool kDelta = false>
+// kDeltaAct (with kDelta; TSLORA_CUDA_LORA_DELTA_ACT, opt-in): delta holds T values, each the fp32 sum rounded to T.
+template <typename T, int kStages, bool kV10, bool kDelta = false, bool kDeltaAct = false>
 __device__ __forceinline__ void expandBlock(
     const uint16_t* __restrict__ b, size_t bSlotStride, int R, Slices slices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ segmentRanks,
     const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int maxSegments, int numTokens, const float* __restrict__ partials, int splits, int uStride, T* __restrict__ y, int yStride,
-    int yOffset, int vecB, int vecY, int blockX, int sliceY, int group, float* __restrict__ delta = nullptr,
+    int yOffset, int vecB, int vecY, int blockX, int sliceY, int group, void* __restrict__ delta = nullptr,
     int deltaStride = 0) {
+  static_assert(kDelta || !kDeltaAct, "kDeltaAct is a variant of the delta store");
+  // One delta value: fp32, or rounded to T (kDeltaAct).
+  const auto storeDelta = [&](size_t at, float v) {
+    if constexpr (kDeltaAct) static_cast<T*>(delta)[at] = Convert<T>::fromFloat(v);
+    else static_cast<float*>(delta)[at] = v;
+  };
   pdlLaunchDependents();
   int j = sliceY, n0 = blockX * kExpandColumns;
   if constexpr (kV10) {  // one row of column blocks over all slices (grid.y = 1): no idle blocks beside narrow slices
@@ -79,7 +86,7 @@ __device__ __forceinline__ void expandBlock(
     if constexpr (kDelta) {  // base rows only: the additive identity for the block's rows and columns
       for (int e = threadIdx.x; e < kGroupRows * kExpandColumns; e += kExpandThreads) {
         const int q = e / kExpandColumns, c = e % kExpandColumns;
-        if (p0 + q < numTokens && n0 + c < width) delta[static_cast<size_t>(g.phys[q]) * deltaStride + offset + n0 + c] = -0.0f;
+        if (p0 + q < numTokens && n0 + c < width) storeDelta(static_cast<size_t>(g.phys[q]) * deltaStride + offset + n0 + c, -0.0f);
       }
     }
     return;
@@ -199,17 +206,34 @@ __device__ __forceinline__ void expandBlock(
     for (int h = 0; h < 2; ++h) {
       const int q = qa + 8 * h;
       if (p0 + q >= numTokens) continue;
-      float* dRow = delta + static_cast<size_t>(g.phys[q]) * deltaStride + offset + n0;
+      const size_t rowAt = static_cast<size_t>(g.phys[q]) * deltaStride + offset + n0;
       const bool lora = g.slot[q] >= 0;
       float out[8];
 #pragma unroll
       for (int i = 0; i < 8; ++i) out[i] = lora ? acc[h][i] : -0.0f;
       if (kV10 && vecY) {  // vecY here: 16-byte delta rows (the host checks deltaStride and the offsets)
         if (n0 + 8 * v < width) {
-          reinterpret_cast<float4*>(dRow + 8 * v)[0] = make_float4(out[0], out[1], out[2], out[3]);
-          reinterpret_cast<float4*>(dRow + 8 * v)[1] = make_float4(out[4], out[5], out[6], out[7]);
+          if constexpr (kDeltaAct) {  // 8 values of T: one 16-byte store
+            uint4 raw;
+            T* vals = reinterpret_cast<T*>(&raw);
+#pragma unroll
+            for (int i = 0; i < 8; ++i) vals[i] = Convert<T>::fromFloat(out[i]);
+            *reinterpret_cast<uint4*>(static_cast<T*>(delta) + rowAt + 8 * v) = raw;
+          } else {
+            float* dRow = static_cast<float*>(delta) + rowAt;
+            reinterpret_cast<float4*>(dRow + 8 * v)[0] = make_float4(out[0], out[1], out[2], out[3]);
+            reinterpret_cast<float4*>(dRow + 8 * v)[1] = make_float4(out[4], out[5], out[6], out[7]);
+          }
+        }
+      } else if constexpr (kDeltaAct) {
+        T* aRow = static_cast<T*>(delta) + rowAt;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          const int col = columnOf(v, i);
+          if (n0 + col < width) aRow[col] = Convert<T>::fromFloat(out[i]);
         }
       } else {
+        float* dRow = static_cast<float*>(delta) + rowAt;
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
           const int col = columnOf(v, i);

@@ -100,10 +100,11 @@ struct SplitPlan {
 
 // launchQkvRopeAttention: q heads and the token's own k / v head come from the qkv projection's rows (null qkv: q is
 // read from q as usual and the cache is complete).
-template <typename T>
+// D: the LoRA delta's element type (float, or T with TSLORA_CUDA_LORA_DELTA_ACT; kernels.h LoraDeltaIn).
+template <typename T, typename D = float>
 struct FusedQkv {
   const T* qkv = nullptr;  // [T][q | k | v]
-  const float* delta = nullptr;  // optional [T][q | k | v] fp32: the side expand's LoRA delta (act-convert.cuh withDelta)
+  const D* delta = nullptr;  // optional [T][q | k | v]: the side expand's LoRA delta (act-convert.cuh withDelta)
   const float* qBias = nullptr;
   const float* kBias = nullptr;
   const float* vBias = nullptr;
@@ -120,10 +121,10 @@ size_t pagedSmemBytes(int tk, int D, int G) {
          (static_cast<size_t>(G) * D + static_cast<size_t>(G) * tk + 3 * static_cast<size_t>(G)) * sizeof(float);
 }
 
-template <typename T, int TK>
+template <typename T, int TK, typename DeltaT = float>
 __global__ void __launch_bounds__(kAttnThreads, 4)
     pagedAttentionKernel(const T* q, HeadShape hs, float scale, AttnTables tabs, const T* kCache, const T* vCache,
-                         T* out, SplitPlan plan, FusedQkv<T> fused) {
+                         T* out, SplitPlan plan, FusedQkv<T, DeltaT> fused) {
   extern __shared__ __align__(16) unsigned char smem[];
   pdlLaunchDependents();
   pdlWait();
@@ -155,8 +156,8 @@ __global__ void __launch_bounds__(kAttnThreads, 4)
     // head into the cache (keys of other rows are never read: each row is its own sequence).
     const int pos = numKeys - 1, qW = hs.numHeads * D;
     const T* row = fused.qkv + static_cast<size_t>(t) * (qW + 2 * kvW);
-    const float* dRow = fused.delta ? fused.delta + static_cast<size_t>(t) * (qW + 2 * kvW) : nullptr;
-    auto in = [&](int c) { return dRow ? withDelta<T>(toF(row[c]), dRow[c]) : toF(row[c]); };
+    const DeltaT* dRow = fused.delta ? fused.delta + static_cast<size_t>(t) * (qW + 2 * kvW) : nullptr;
+    auto in = [&](int c) { return dRow ? withDelta<T>(toF(row[c]), toF(dRow[c])) : toF(row[c]); };
     for (int p = tid; p < G * halfD; p += kAttnThreads) {
       const int g = p / halfD, i = p - g * halfD, c0 = (kvh * G + g) * D + i;
       float x1 = in(c0), x2 = in(c0 + halfD);
@@ -377,15 +378,15 @@ SplitPlan planSplits(int T, const HeadShape& hs, const AttnTables& tabs, int tk,
   return plan;
 }
 
-template <typename T, int TK>
+template <typename T, int TK, typename D = float>
 cudaError_t pagedAttention(const void* q, int T_, const HeadShape& hs, float scale, const AttnTables& tabs,
                            const void* kCache, const void* vCache, void* out, void* scratch, size_t scratchBytes,
-                           int skipRowsFrom, cudaStream_t s, const FusedQkv<T>& fused = FusedQkv<T>()) {
+                           int skipRowsFrom, cudaStream_t s, const FusedQkv<T, D>& fused = FusedQkv<T, D>()) {
   const int G = hs.numHeads / hs.numKvHeads;
   SplitPlan plan = planSplits(T_, hs, tabs, TK, scratch, scratchBytes);
   plan.skipRowsFrom = skipRowsFrom;
   const dim3 grid(T_, hs.numKvHeads, plan.numSplits);
-  cudaError_t status = pdlLaunch(pagedAttentionKernel<T, TK>, grid, kAttnThreads, pagedSmemBytes<T>(TK, hs.headDim, G), s,
+  cudaError_t status = pdlLaunch(pagedAttentionKernel<T, TK, D>, grid, kAttnThreads, pagedSmemBytes<T>(TK, hs.headDim, G), s,
                                  static_cast<const T*>(q), hs, scale, tabs, static_cast<const T*>(kCache),
                                  static_cast<const T*>(vCache), static_cast<T*>(out), plan, fused);
   if (status == cudaSuccess && plan.numSplits > 1) {
@@ -520,23 +521,23 @@ cudaError_t attention(const void* q, int T_, const HeadShape& hs, float scale, c
   return simpleAttention<T>(q, T_, hs, scale, tabs, kCache, vCache, out, s);
 }
 
-template <typename T>
+template <typename T, typename D>
 cudaError_t qkvRopeAttention(const QkvRope& src, int T_, const HeadShape& hs, float scale, const AttnTables& tabs,
                              void* kCache, void* vCache, void* out, void* scratch, size_t scratchBytes, cudaStream_t s) {
   // The qkv rows stand in for q in the shape check (the fused q load reads them element by element).
   const int tk = pagedTileKeys<T>(hs, src.qkv, kCache, vCache, out, scratch);
   if (tk == 0 || tabs.numSeqs != T_ || src.invFreq == nullptr) return cudaErrorNotSupported;
-  FusedQkv<T> f;
+  FusedQkv<T, D> f;
   f.qkv = static_cast<const T*>(src.qkv);
-  f.delta = src.delta;
+  f.delta = static_cast<const D*>(src.delta.values);
   f.qBias = src.qBias;
   f.kBias = src.kBias;
   f.vBias = src.vBias;
   f.invFreq = src.invFreq;
   f.kCache = static_cast<T*>(kCache);
   f.vCache = static_cast<T*>(vCache);
-  if (tk == 64) return pagedAttention<T, 64>(src.qkv, T_, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, 0, s, f);
-  return pagedAttention<T, 32>(src.qkv, T_, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, 0, s, f);
+  if (tk == 64) return pagedAttention<T, 64, D>(src.qkv, T_, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, 0, s, f);
+  return pagedAttention<T, 32, D>(src.qkv, T_, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, 0, s, f);
 }
 
 }  // namespace
@@ -545,9 +546,12 @@ cudaError_t launchQkvRopeAttention(Act act, const QkvRope& src, int T, const Hea
                                    const AttnTables& tabs, void* kCache, void* vCache, void* out, void* scratch,
                                    size_t scratchBytes, cudaStream_t s) {
   if (T == 0) return cudaSuccess;
+  // The LoRA delta's element type: the activation dtype with LoraDeltaIn::act, else fp32 (also without a delta).
   if (act == Act::BF16)
-    return qkvRopeAttention<__nv_bfloat16>(src, T, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, s);
-  return qkvRopeAttention<__half>(src, T, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, s);
+    return src.delta.act ? qkvRopeAttention<__nv_bfloat16, __nv_bfloat16>(src, T, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, s)
+                         : qkvRopeAttention<__nv_bfloat16, float>(src, T, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, s);
+  return src.delta.act ? qkvRopeAttention<__half, __half>(src, T, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, s)
+                       : qkvRopeAttention<__half, float>(src, T, hs, scale, tabs, kCache, vCache, out, scratch, scratchBytes, s);
 }
 
 cudaError_t launchAttention(Act act, const void* q, int T, const HeadShape& hs, float scale, const AttnTables& tabs,

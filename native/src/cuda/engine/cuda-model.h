@@ -120,6 +120,7 @@ class CudaModel {
   void readSideExpandSwitches();
   bool sideExpand_ = false;
   bool sideExpandPdl_ = true;  // the side expand as a programmatic dependent of its shrink
+  bool sideExpandDeltaAct_ = false;  // TSLORA_CUDA_LORA_DELTA_ACT=1: the delta stored in the activation dtype
   int sideExpandMaxRows_ = 0;
   size_t sideExpandDeltaCols() const;  // loraDelta_'s row width
   cudaStream_t stream_ = nullptr;      // forward, KV copies, synchronous slot writes

@@ -81,10 +81,15 @@ constexpr int kSideExpandMaxRows = 64;
 // without the delta, exists at commit 5fde2db but has not run on a GPU); TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_ROWS (1..64,
 // default 64) lowers the row bound;
 // TSLORA_CUDA_LORA_SIDE_EXPAND_PDL=0 launches the side expand plainly instead of as a programmatic dependent of its
-// shrink (whose early-launched blocks wait resident on the SMs the projection wants).
+// shrink (whose early-launched blocks wait resident on the SMs the projection wants);
+// TSLORA_CUDA_LORA_DELTA_ACT=1 (opt-in, session 20, not yet run on a GPU) stores the delta in the activation dtype: half
+// the bytes the expand writes and the consumer reads again at 64 rows (~5.5 of ~11 MB per 8B layer), the delta rounded
+// once more before act_round(y + delta) (PEFT rounds lora_B's output so too), so no longer bit-identical to the
+// in-place expand. For the A/B of the batch-64 LoRA cost (bench/cuda/side-expand-ab.ts --variants).
 void CudaModel::readSideExpandSwitches() {
   sideExpand_ = lora::envFlag("TSLORA_CUDA_LORA_SIDE_EXPAND", true) && loraOverlap_ && loraOverlap_->enabled();
   sideExpandPdl_ = lora::envFlag("TSLORA_CUDA_LORA_SIDE_EXPAND_PDL", true);
+  sideExpandDeltaAct_ = lora::envFlag("TSLORA_CUDA_LORA_DELTA_ACT", false);
   const int v = envInt("TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_ROWS", kSideExpandMaxRows);
   sideExpandMaxRows_ = v >= 1 && v <= kSideExpandMaxRows ? v : kSideExpandMaxRows;
 }
@@ -362,8 +367,9 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
   //    shared by all modules: the next module's fork comes after this consumer on the forward stream, so its shrink and
   //    expand wait for it (also as graph edges);
   //  - else after the projection on the forward stream, into y (returns nullptr); or shrink + expand there.
-  float* const delta = loraDelta_.get<float>();
-  auto project = [&](int layer, host::Module m, const void* x, int K, const void* weight, int N, void* y) -> const float* {
+  // [T, N] fp32, or Act with sideExpandDeltaAct_ (the buffer is sized for fp32 either way)
+  void* const delta = loraDelta_.get();
+  auto project = [&](int layer, host::Module m, const void* x, int K, const void* weight, int N, void* y) -> LoraDeltaIn {
     const bool lora = loraOn(m);
     const bool overlap = lora && overlapOn;
     const bool side = overlap && sideExpand && lora_->deltaExpandApplies(m);
@@ -371,12 +377,12 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       if (overlap) {
         loraOverlap_->fork(stream_);
         lora_->shrink(layer, m, x, K, loraOverlap_->side());
-        if (side) lora_->expandDelta(layer, m, delta, N, loraOverlap_->side(), sideExpandPdl_);
+        if (side) lora_->expandDelta(layer, m, delta, N, loraOverlap_->side(), sideExpandPdl_, sideExpandDeltaAct_);
         loraOverlap_->shrinkLaunched();
       }
       blas_->gemm(act_, x, T, K, weight, N, y, false);
       if (overlap) loraOverlap_->join(stream_);
-      if (side) return delta;
+      if (side) return LoraDeltaIn{delta, sideExpandDeltaAct_};
       if (overlap) {
         lora_->expand(layer, m, y, N, 0, stream_);
       } else if (lora) {
@@ -386,7 +392,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       if (dynamic_cast<const NativeError*>(&e)) throw;
       throw NativeError("native_cuda_error", e.what());
     }
-    return nullptr;
+    return LoraDeltaIn{};
   };
 
   for (int l = 0; l < d.numLayers; ++l) {
@@ -417,7 +423,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       cudaCheck(launchSkinnyGemmQkvRope(act_, xn_.get(), T, H, w.qkv, out, qkvSplit, stream_),
                 "qkv + rope / cache write (skinny)");
     } else {
-      const float* qkvDelta = project(l, host::Module::QKV, xn_.get(), H, w.qkv, qkvW, qkv_.get());
+      const LoraDeltaIn qkvDelta = project(l, host::Module::QKV, xn_.get(), H, w.qkv, qkvW, qkv_.get());
       // With the switch, rows of distinct sequences (decode) without q/k norms: RoPE and the cache write inside the
       // attention launch (its split partials in the logits buffer, as below).
       QkvRope src;
@@ -443,7 +449,7 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       cudaCheck(launchAttention(act_, q_.get(), T, hs, scale, tabs, kCache, vCache, attn_.get(), logits_.get(),
                                 logits_.sizeBytes(), stream_),
                 "attention");
-    const float* oDelta = project(l, host::Module::O, attn_.get(), qOut, w.o, H, proj_.get());
+    const LoraDeltaIn oDelta = project(l, host::Module::O, attn_.get(), qOut, w.o, H, proj_.get());
     cudaCheck(launchAddRmsNorm(act_, hidden, proj_.get(), w.postNorm, xn_.get(), nullptr, T, H, eps, stream_, oDelta),
               "residual + post-attention norm");
     const int gateUpSplit =
@@ -452,10 +458,10 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       cudaCheck(launchSkinnyGemmSwiglu(act_, xn_.get(), T, H, w.gateUp, I, mlpAct_.get(), gateUpSplit, stream_),
                 "gate_up + SwiGLU (skinny)");
     } else {
-      const float* guDelta = project(l, host::Module::GateUp, xn_.get(), H, w.gateUp, 2 * I, gateUp_.get());
+      const LoraDeltaIn guDelta = project(l, host::Module::GateUp, xn_.get(), H, w.gateUp, 2 * I, gateUp_.get());
       cudaCheck(launchSwiglu(act_, gateUp_.get(), T, I, mlpAct_.get(), stream_, guDelta), "swiglu");
     }
-    const float* downDelta = project(l, host::Module::Down, mlpAct_.get(), I, w.down, H, proj_.get());
+    const LoraDeltaIn downDelta = project(l, host::Module::Down, mlpAct_.get(), I, w.down, H, proj_.get());
     // Residual add, fused with the next layer's input norm (the last layer only adds).
     const float* nextNorm = l + 1 < d.numLayers ? layers_[l + 1].inputNorm : nullptr;
     cudaCheck(launchAddRmsNorm(act_, hidden, proj_.get(), nextNorm, xn_.get(), nullptr, T, H, eps, stream_, downDelta),

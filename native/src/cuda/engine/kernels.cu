@@ -46,9 +46,11 @@ __global__ void embedKernel(const T* embed, const int32_t* tokenIds, int H, floa
   for (int i = threadIdx.x; i < H; i += blockDim.x) dst[i] = toF(src[i]);
 }
 
-template <typename T>
+// D: the LoRA delta's element type (float, or T with TSLORA_CUDA_LORA_DELTA_ACT; kernels.h LoraDeltaIn), here and in
+// the other consumers below.
+template <typename T, typename D>
 __global__ void addRmsNormKernel(float* hidden, const T* add, const float* w, T* out, const int32_t* rowMap, int H,
-                                 float eps, const float* addDelta) {
+                                 float eps, const D* addDelta) {
   pdlLaunchDependents();
   pdlWait();
   const int r = blockIdx.x;
@@ -59,7 +61,7 @@ __global__ void addRmsNormKernel(float* hidden, const T* add, const float* w, T*
     float v = h[i];
     if (add) {
       const size_t at = static_cast<size_t>(r) * H + i;
-      v += addDelta ? withDelta<T>(toF(add[at]), addDelta[at]) : toF(add[at]);
+      v += addDelta ? withDelta<T>(toF(add[at]), toF(addDelta[at])) : toF(add[at]);
       h[i] = v;
     }
     sumSq += v * v;
@@ -90,9 +92,9 @@ __device__ __forceinline__ uint32_t pack2(float a, float b) {
 
 // addRmsNormKernel with 16-byte fp32 / 8-byte Act accesses, the row held in registers between the two passes
 // (VPT float4 per thread), and the norm weights loaded before the reduction. H % 4 == 0, 16-byte aligned rows.
-template <typename T, int VPT>
+template <typename T, int VPT, typename D>
 __global__ void addRmsNormVecKernel(float* hidden, const T* add, const float* w, T* out, const int32_t* rowMap, int H,
-                                    float eps, const float* addDelta) {
+                                    float eps, const D* addDelta) {
   pdlLaunchDependents();
   const int nv = H / 4;
   float4 x[VPT], wv[VPT];
@@ -107,7 +109,7 @@ __global__ void addRmsNormVecKernel(float* hidden, const T* add, const float* w,
   const int src = rowMap ? rowMap[r] : r;
   float4* h = reinterpret_cast<float4*>(hidden + static_cast<size_t>(src) * H);
   const uint2* a = add ? reinterpret_cast<const uint2*>(add + static_cast<size_t>(r) * H) : nullptr;
-  const float4* ad = add && addDelta ? reinterpret_cast<const float4*>(addDelta + static_cast<size_t>(r) * H) : nullptr;
+  const D* ad = add && addDelta ? addDelta + static_cast<size_t>(r) * H : nullptr;
   float sumSq = 0.0f;
 #pragma unroll
   for (int k = 0; k < VPT; ++k) {
@@ -119,7 +121,7 @@ __global__ void addRmsNormVecKernel(float* hidden, const T* add, const float* w,
         const uint2 bits = a[i];
         float2 lo = unpack2<T>(bits.x), hi = unpack2<T>(bits.y);
         if (ad) {
-          const float4 d = ad[i];
+          const float4 d = deltaLoad4<D>(ad, i);
           lo = make_float2(withDelta<T>(lo.x, d.x), withDelta<T>(lo.y, d.y));
           hi = make_float2(withDelta<T>(hi.x, d.z), withDelta<T>(hi.y, d.w));
         }
@@ -149,11 +151,11 @@ __global__ void addRmsNormVecKernel(float* hidden, const T* add, const float* w,
 // Shared: [warps][D] fp32 (the head being rotated; RoPE pairs dims i and i + D/2, which may sit in other lanes).
 constexpr int kQkvWarps = 8;
 
-template <typename T>
+template <typename T, typename DeltaT>
 __global__ void __launch_bounds__(32 * kQkvWarps)
     qkvPostKernel(const T* qkv, int T_, HeadShape hs, const float* qBias, const float* kBias, const float* vBias,
                   const float* qNorm, const float* kNorm, float eps, const float* invFreq, AttnTables tabs, T* qOut,
-                  T* kCache, T* vCache, const float* qkvDelta) {
+                  T* kCache, T* vCache, const DeltaT* qkvDelta) {
   extern __shared__ float buf[];
   pdlLaunchDependents();
   pdlWait();  // every block, before the early return below (pdl.h rule 2)
@@ -170,11 +172,11 @@ __global__ void __launch_bounds__(32 * kQkvWarps)
   const int col = kind == 0 ? hIdx * D : kind == 1 ? qW + hIdx * D : qW + kvW + hIdx * D;
   const float* bias = kind == 0 ? qBias : kind == 1 ? kBias : vBias;
   const T* row = qkv + static_cast<size_t>(t) * rowW + col;
-  const float* dRow = qkvDelta ? qkvDelta + static_cast<size_t>(t) * rowW + col : nullptr;
+  const DeltaT* dRow = qkvDelta ? qkvDelta + static_cast<size_t>(t) * rowW + col : nullptr;
   float* x = buf + warp * D;
   float sumSq = 0.0f;
   for (int i = lane; i < D; i += 32) {
-    float v = dRow ? withDelta<T>(toF(row[i]), dRow[i]) : toF(row[i]);
+    float v = dRow ? withDelta<T>(toF(row[i]), toF(dRow[i])) : toF(row[i]);
     if (bias) v += bias[hIdx * D + i];
     x[i] = v;
     sumSq += v * v;
@@ -206,8 +208,8 @@ __global__ void __launch_bounds__(32 * kQkvWarps)
   for (int i = lane; i < D; i += 32) dst[i] = fromF<T>(x[i]);
 }
 
-template <typename T>
-__global__ void swigluKernel(const T* gu, int T_, int I, T* out, const float* guDelta) {
+template <typename T, typename D>
+__global__ void swigluKernel(const T* gu, int T_, int I, T* out, const D* guDelta) {
   pdlLaunchDependents();
   pdlWait();
   const size_t n = static_cast<size_t>(T_) * I;
@@ -217,16 +219,16 @@ __global__ void swigluKernel(const T* gu, int T_, int I, T* out, const float* gu
     float g = toF(gu[t * 2 * I + i]);
     float u = toF(gu[t * 2 * I + I + i]);
     if (guDelta) {
-      g = withDelta<T>(g, guDelta[t * 2 * I + i]);
-      u = withDelta<T>(u, guDelta[t * 2 * I + I + i]);
+      g = withDelta<T>(g, toF(guDelta[t * 2 * I + i]));
+      u = withDelta<T>(u, toF(guDelta[t * 2 * I + I + i]));
     }
     out[idx] = fromF<T>(g / (1.0f + expf(-g)) * u);
   }
 }
 
 // swigluKernel 8 values at a time (16-byte loads and stores); I % 8 == 0, 16-byte aligned buffers.
-template <typename T>
-__global__ void swiglu8Kernel(const T* gu, int T_, int I, T* out, const float* guDelta) {
+template <typename T, typename D>
+__global__ void swiglu8Kernel(const T* gu, int T_, int I, T* out, const D* guDelta) {
   pdlLaunchDependents();
   pdlWait();
   const size_t perRow = static_cast<size_t>(I) / 8, n = static_cast<size_t>(T_) * perRow;
@@ -237,14 +239,14 @@ __global__ void swiglu8Kernel(const T* gu, int T_, int I, T* out, const float* g
     const uint4 u = reinterpret_cast<const uint4*>(gu + t * 2 * I + I)[i8];
     const uint32_t gw[4] = {g.x, g.y, g.z, g.w}, uw[4] = {u.x, u.y, u.z, u.w};
     uint32_t ow[4];
-    float4 gd[2] = {}, ud[2] = {};  // the fp32 LoRA deltas of the 8 gate and the 8 up values (side expand)
+    float4 gd[2] = {}, ud[2] = {};  // the LoRA deltas of the 8 gate and the 8 up values (side expand)
     if (guDelta) {
-      const float4* gp = reinterpret_cast<const float4*>(guDelta + t * 2 * I + i8 * 8);
-      const float4* up = reinterpret_cast<const float4*>(guDelta + t * 2 * I + I + i8 * 8);
-      gd[0] = gp[0];
-      gd[1] = gp[1];
-      ud[0] = up[0];
-      ud[1] = up[1];
+      const D* gp = guDelta + t * 2 * I + i8 * 8;
+      const D* up = guDelta + t * 2 * I + I + i8 * 8;
+      gd[0] = deltaLoad4<D>(gp, 0);
+      gd[1] = deltaLoad4<D>(gp, 1);
+      ud[0] = deltaLoad4<D>(up, 0);
+      ud[1] = deltaLoad4<D>(up, 1);
     }
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
@@ -282,8 +284,20 @@ cudaError_t launchEmbed(Act act, const void* embed, const int32_t* tokenIds, int
   return cudaGetLastError();
 }
 
+// Instantiates `launch` with the LoRA delta's element type D (float, or the activation dtype TT) and its pointer.
+#define TSLORA_DELTA_DISPATCH(delta, ...)                                   \
+  if ((delta).act) {                                                        \
+    using DD = TT;                                                          \
+    const DD* dPtr = static_cast<const DD*>((delta).values);                \
+    __VA_ARGS__;                                                            \
+  } else {                                                                  \
+    using DD = float;                                                       \
+    const DD* dPtr = static_cast<const DD*>((delta).values);                \
+    __VA_ARGS__;                                                            \
+  }
+
 cudaError_t launchAddRmsNorm(Act act, float* hidden, const void* add, const float* w, void* out, const int32_t* rowMap,
-                             int rows, int H, float eps, cudaStream_t s, const float* addDelta) {
+                             int rows, int H, float eps, cudaStream_t s, LoraDeltaIn addDelta) {
   if (rows == 0) return cudaSuccess;
   // Vector kernel: ≤ 8 float4 per thread, ≤ 256 threads (a multiple of 32) per row.
   const auto aligned = [](const void* p, uintptr_t n) { return (reinterpret_cast<uintptr_t>(p) & (n - 1)) == 0; };
@@ -291,57 +305,57 @@ cudaError_t launchAddRmsNorm(Act act, float* hidden, const void* add, const floa
   int vpt = 1;
   while (vpt < 8 && nv > 256 * vpt) vpt *= 2;
   if (H % 4 == 0 && nv <= 256 * vpt && aligned(hidden, 16) && aligned(add, 8) && aligned(w, 16) && aligned(out, 8) &&
-      aligned(addDelta, 16)) {
+      aligned(addDelta.values, addDelta.act ? 8 : 16)) {
     const int threads = std::max(32, ((nv + vpt - 1) / vpt + 31) / 32 * 32);
     auto h = hidden;
     cudaError_t status = cudaSuccess;
-    TSLORA_DISPATCH(act, {
+    TSLORA_DISPATCH(act, TSLORA_DELTA_DISPATCH(addDelta, {
       auto a = static_cast<const TT*>(add);
       auto o = static_cast<TT*>(out);
-      auto kernel = vpt == 1 ? addRmsNormVecKernel<TT, 1> : vpt == 2 ? addRmsNormVecKernel<TT, 2>
-                  : vpt == 4 ? addRmsNormVecKernel<TT, 4> : addRmsNormVecKernel<TT, 8>;
-      status = pdlLaunch(kernel, rows, threads, 0, s, h, a, w, o, rowMap, H, eps, addDelta);
-    });
+      auto kernel = vpt == 1 ? addRmsNormVecKernel<TT, 1, DD> : vpt == 2 ? addRmsNormVecKernel<TT, 2, DD>
+                  : vpt == 4 ? addRmsNormVecKernel<TT, 4, DD> : addRmsNormVecKernel<TT, 8, DD>;
+      status = pdlLaunch(kernel, rows, threads, 0, s, h, a, w, o, rowMap, H, eps, dPtr);
+    }));
     return status;
   }
   cudaError_t status = cudaSuccess;
-  TSLORA_DISPATCH(act, status = pdlLaunch(addRmsNormKernel<TT>, rows, normThreads(H), 0, s, hidden,
-                                          static_cast<const TT*>(add), w, static_cast<TT*>(out), rowMap, H, eps, addDelta));
+  TSLORA_DISPATCH(act, TSLORA_DELTA_DISPATCH(addDelta, status = pdlLaunch(addRmsNormKernel<TT, DD>, rows, normThreads(H), 0, s,
+                                          hidden, static_cast<const TT*>(add), w, static_cast<TT*>(out), rowMap, H, eps, dPtr)));
   return status;
 }
 
 cudaError_t launchQkvPost(Act act, const void* qkv, int T, const HeadShape& hs, const float* qBias, const float* kBias,
                           const float* vBias, const float* qNorm, const float* kNorm, float eps, const float* invFreq,
                           const AttnTables& tabs, void* qOut, void* kCache, void* vCache, cudaStream_t s,
-                          const float* qkvDelta) {
+                          LoraDeltaIn qkvDelta) {
   if (T == 0) return cudaSuccess;
   const long long warpsTotal = static_cast<long long>(T) * (hs.numHeads + 2 * hs.numKvHeads);
   const long long blocks = (warpsTotal + kQkvWarps - 1) / kQkvWarps;
   if (blocks > 0x7fffffffLL) return cudaErrorInvalidValue;
   const size_t smem = static_cast<size_t>(kQkvWarps) * hs.headDim * sizeof(float);
   cudaError_t status = cudaSuccess;
-  TSLORA_DISPATCH(act, status = pdlLaunch(qkvPostKernel<TT>, static_cast<unsigned>(blocks), 32 * kQkvWarps, smem, s,
-                                          static_cast<const TT*>(qkv), T, hs, qBias, kBias, vBias, qNorm, kNorm, eps,
-                                          invFreq, tabs, static_cast<TT*>(qOut), static_cast<TT*>(kCache),
-                                          static_cast<TT*>(vCache), qkvDelta));
+  TSLORA_DISPATCH(act, TSLORA_DELTA_DISPATCH(qkvDelta, status = pdlLaunch(qkvPostKernel<TT, DD>, static_cast<unsigned>(blocks),
+                                          32 * kQkvWarps, smem, s, static_cast<const TT*>(qkv), T, hs, qBias, kBias, vBias,
+                                          qNorm, kNorm, eps, invFreq, tabs, static_cast<TT*>(qOut), static_cast<TT*>(kCache),
+                                          static_cast<TT*>(vCache), dPtr)));
   return status;
 }
 
-cudaError_t launchSwiglu(Act act, const void* gu, int T, int I, void* out, cudaStream_t s, const float* guDelta) {
+cudaError_t launchSwiglu(Act act, const void* gu, int T, int I, void* out, cudaStream_t s, LoraDeltaIn guDelta) {
   if (T == 0) return cudaSuccess;
   const size_t n = static_cast<size_t>(T) * I;
   const auto aligned16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
-  if (I % 8 == 0 && aligned16(gu) && aligned16(out) && aligned16(guDelta)) {
+  if (I % 8 == 0 && aligned16(gu) && aligned16(out) && aligned16(guDelta.values)) {
     const int blocks8 = static_cast<int>(std::min<size_t>((n / 8 + 255) / 256, 65535));
     cudaError_t status = cudaSuccess;
-    TSLORA_DISPATCH(act, status = pdlLaunch(swiglu8Kernel<TT>, blocks8, 256, 0, s, static_cast<const TT*>(gu), T, I,
-                                            static_cast<TT*>(out), guDelta));
+    TSLORA_DISPATCH(act, TSLORA_DELTA_DISPATCH(guDelta, status = pdlLaunch(swiglu8Kernel<TT, DD>, blocks8, 256, 0, s,
+                                            static_cast<const TT*>(gu), T, I, static_cast<TT*>(out), dPtr)));
     return status;
   }
   const int blocks = static_cast<int>(std::min<size_t>((n + 255) / 256, 65535));
   cudaError_t status = cudaSuccess;
-  TSLORA_DISPATCH(act, status = pdlLaunch(swigluKernel<TT>, blocks, 256, 0, s, static_cast<const TT*>(gu), T, I,
-                                          static_cast<TT*>(out), guDelta));
+  TSLORA_DISPATCH(act, TSLORA_DELTA_DISPATCH(guDelta, status = pdlLaunch(swigluKernel<TT, DD>, blocks, 256, 0, s,
+                                          static_cast<const TT*>(gu), T, I, static_cast<TT*>(out), dPtr)));
   return status;
 }
 

@@ -23,25 +23,34 @@ struct HeadShape {
   int numHeads = 0, numKvHeads = 0, headDim = 0;
 };
 
+// A LoRA delta the side expand stored beside a projection's output y (lora_kernels.cuh loraExpandSmallDelta), which the
+// projection's consumer takes in as act_round(y + delta): fp32 (the default: bit for bit what the in-place expand
+// leaves in y), or with act in the activation dtype (TSLORA_CUDA_LORA_DELTA_ACT=1, opt-in: half the bytes at 64 rows;
+// the delta then rounded once more, as PEFT rounds lora_B's output). values null: no delta.
+struct LoraDeltaIn {
+  const void* values = nullptr;  // [rows, stride] fp32, or Act when act
+  bool act = false;
+};
+
 // hidden[t, :] = embed[tokenIds[t], :] (fp32).   embed: [V, H] Act
 cudaError_t launchEmbed(Act act, const void* embed, const int32_t* tokenIds, int T, int H, float* hidden, cudaStream_t s);
 
 // For each row r: if add, hidden[src] += add[r]; if w, out[r] = w ⊙ rmsnorm(hidden[src]) (src = rowMap ? rowMap[r]
 // : r). hidden: [*, H] fp32; add, out: [rows, H] Act.
-// addDelta (optional, [rows, H] fp32, with add only): a LoRA delta of the projection in add, stored beside it by the
-// side expand (lora_kernels.cuh loraExpandSmallDelta); add[r] is taken as act_round(add[r] + addDelta[r]) (act-convert.cuh
-// withDelta), bit for bit what the in-place expand would have left in add.
+// addDelta (optional, [rows, H], with add only): a LoRA delta of the projection in add, stored beside it by the
+// side expand (LoraDeltaIn); add[r] is taken as act_round(add[r] + addDelta[r]) (act-convert.cuh withDelta), with an
+// fp32 delta bit for bit what the in-place expand would have left in add.
 cudaError_t launchAddRmsNorm(Act act, float* hidden, const void* add, const float* w, void* out, const int32_t* rowMap,
-                             int rows, int H, float eps, cudaStream_t s, const float* addDelta = nullptr);
+                             int rows, int H, float eps, cudaStream_t s, LoraDeltaIn addDelta = {});
 
 // Per token: qkv row (+ bias) → optional per-head q/k RMSNorm → RoPE (rotate_half) → q to qOut, k and v into the
 // paged cache of this layer ([numBlocks][blockSize][numKvHeads][headDim] each).   qkv: [T, q|k|v] Act
-// qkvDelta (optional, [T, q|k|v] fp32): the side expand's LoRA delta, taken in as act_round(qkv + qkvDelta) before the
+// qkvDelta (optional, [T, q|k|v]): the side expand's LoRA delta, taken in as act_round(qkv + qkvDelta) before the
 // bias (as launchAddRmsNorm's addDelta).
 cudaError_t launchQkvPost(Act act, const void* qkv, int T, const HeadShape& hs, const float* qBias, const float* kBias,
                           const float* vBias, const float* qNorm, const float* kNorm, float eps, const float* invFreq,
                           const AttnTables& tabs, void* qOut, void* kCache, void* vCache, cudaStream_t s,
-                          const float* qkvDelta = nullptr);
+                          LoraDeltaIn qkvDelta = {});
 
 // Causal paged attention (attention.cu): token t attends to positions [0, positions[t]] of its sequence (GQA: head h
 // reads KV head h / (numHeads / numKvHeads)). Rows of sequences with many rows in the step (prompt chunks; needs
@@ -65,15 +74,15 @@ struct QkvRope {
   const float* kBias = nullptr;
   const float* vBias = nullptr;
   const float* invFreq = nullptr;  // [headDim / 2]
-  const float* delta = nullptr;    // optional [T, q | k | v] fp32: the side expand's LoRA delta (launchQkvPost's qkvDelta)
+  LoraDeltaIn delta;               // optional [T, q | k | v]: the side expand's LoRA delta (launchQkvPost's qkvDelta)
 };
 cudaError_t launchQkvRopeAttention(Act act, const QkvRope& src, int T, const HeadShape& hs, float scale,
                                    const AttnTables& tabs, void* kCache, void* vCache, void* out, void* scratch,
                                    size_t scratchBytes, cudaStream_t s);
 
 // act[t, i] = silu(gu[t, i]) * gu[t, I + i].   gu: [T, 2I], act: [T, I]
-// guDelta (optional, [T, 2I] fp32): the side expand's LoRA delta, gu taken as act_round(gu + guDelta).
-cudaError_t launchSwiglu(Act act, const void* gu, int T, int I, void* out, cudaStream_t s, const float* guDelta = nullptr);
+// guDelta (optional, [T, 2I]): the side expand's LoRA delta, gu taken as act_round(gu + guDelta).
+cudaError_t launchSwiglu(Act act, const void* gu, int T, int I, void* out, cudaStream_t s, LoraDeltaIn guDelta = {});
 
 // out[i] += delta[i] for i < n: the lm_head LoRA delta (computed by the LoRA pool in the activation dtype into a
 // zeroed buffer) added to the fp32 logits.   delta: [n] Act, out: [n] fp32

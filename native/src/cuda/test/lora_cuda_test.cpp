@@ -196,6 +196,22 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
         if (toActBits(fromActBits(yBits[i], dtype) + d, dtype) != out[i])
           return "delta store: act_round(y + delta) differs from the pair at row " + std::to_string(row) + " col " + std::to_string(col);
       }
+    // The Act store (TSLORA_CUDA_LORA_DELTA_ACT; v10 layout only): each value the fp32 store's rounded to Act, 16-byte
+    // rows (stride + 8) so the vector store runs, the padding untouched.
+    if (cl::loraSmallV10()) {
+      const int aStride = s.outTotal() + 8;
+      DeviceBuffer<uint16_t> dAct(static_cast<size_t>(T) * aStride);
+      CUDA_CHECK(cudaMemset(dAct.ptr, 0xff, dAct.count * sizeof(uint16_t)));
+      CUDA_CHECK(cl::loraExpandSmallDelta(dtype, dev.view, step, workspace.ptr, kSplits, dAct.ptr, aStride, nullptr, true, true));
+      std::vector<uint16_t> act(dAct.count);
+      CUDA_CHECK(cudaMemcpy(act.data(), dAct.ptr, act.size() * sizeof(uint16_t), cudaMemcpyDeviceToHost));
+      for (int row = 0; row < T; ++row)
+        for (int col = 0; col < aStride; ++col) {
+          const uint16_t a = act[static_cast<size_t>(row) * aStride + col];
+          const uint16_t want = col >= s.outTotal() ? 0xffff : toActBits(delta[static_cast<size_t>(row) * dStride + col], dtype);
+          if (a != want) return "Act delta store differs from act_round(fp32 store) at row " + std::to_string(row) + " col " + std::to_string(col);
+        }
+    }
   }
 
   OutputCheck check(dtype);

@@ -134,7 +134,27 @@ void runCase(const char* name, int in, std::vector<int> widths, int R, std::vect
       std::vector<float> D((size_t)(T + 1) * ds, NAN);
       const cudaError_t st2 = cl::loraExpandSmallDelta(dtype(), m, st, ws.data(), splits, D.data(), ds, nullptr, true);
       const bool v10 = cl::loraSmallV10();
+      // The Act store (TSLORA_CUDA_LORA_DELTA_ACT): each value the fp32 store's rounded to Act (-0 for base rows), the
+      // row padding untouched (poison 0xffff); the v9 layout refuses it.
+      std::vector<uint16_t> DA((size_t)(T + 1) * ds, 0xffff);
+      const cudaError_t stAct = cl::loraExpandSmallDelta(dtype(), m, st, ws.data(), splits, DA.data(), ds, nullptr, true, true);
       if (layout == 1) cl::loraSetSmallV10(!cl::loraSmallV10());
+      int badAct = 0;
+      if (!v10) badAct += stAct != cudaErrorNotSupported;
+      else if (stAct != cudaSuccess) ++badAct;
+      else {
+        for (int p = 0; p < T; ++p)
+          for (int col = 0; col < ds; ++col) {
+            const uint16_t a = DA[(size_t)p * ds + col];
+            if (col >= outTotal) badAct += a != 0xffff;
+            else badAct += a != toBits(D[(size_t)p * ds + col], gAct);
+          }
+        for (int col = 0; col < ds; ++col) badAct += DA[(size_t)T * ds + col] != 0xffff;
+      }
+      ++cases;
+      if (badAct) { ++failures; printf("FAIL %s Act delta store (%s, stride +%d): %d values\n", name, v10 ? "v10" : "v9", dPad, badAct); }
+      else printf("ok %s Act delta store (%s, stride +%d): %s\n", name, v10 ? "v10" : "v9", dPad,
+                  v10 ? "act_round(fp32 delta)" : "refused (v9)");
       int bad = st2 == cudaSuccess ? 0 : 1;
       for (int p = 0; p < T; ++p)
         for (int col = 0; col < ds; ++col) {
