@@ -481,11 +481,12 @@ void DeviceLoraPool::expand(int layer, host::Module module, void* y, int yStride
 }
 
 void DeviceLoraPool::expandDelta(int layer, host::Module module, void* delta, int deltaStride, cudaStream_t stream,
-                                 bool programmatic, bool deltaAct) {
+                                 bool programmatic, bool deltaAct, int maxBlocks) {
   const DeviceModule v = checkedView(layer, module);
   if (pendingSplits_ <= 0 || deferredX_ != nullptr)
     throw std::invalid_argument("LoRA device pool: expandDelta needs a small-step shrink before it (deltaExpandApplies)");
-  check(loraExpandSmallDelta(dtype_, v, step_, workspace_, pendingSplits_, delta, deltaStride, stream, programmatic, deltaAct),
+  check(loraExpandSmallDelta(dtype_, v, step_, workspace_, pendingSplits_, delta, deltaStride, stream, programmatic, deltaAct,
+                             maxBlocks),
         "small-step expand (delta)");
 }
 

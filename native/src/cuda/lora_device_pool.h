@@ -92,9 +92,9 @@ class DeviceLoraPool {
   // the opt-in fused kernel), after the module's shrink().   delta: [stepRows(), deltaStride] fp32 device.
   bool deltaExpandApplies(host::Module module) const;
   // programmatic = false: a plain launch (its blocks do not sit resident beside the projection while the shrink runs).
-  // deltaAct: delta in the activation dtype (loraExpandSmallDelta).
+  // deltaAct: delta in the activation dtype; maxBlocks > 0: the capped grid (loraExpandSmallDelta).
   void expandDelta(int layer, host::Module module, void* delta, int deltaStride, cudaStream_t stream, bool programmatic = true,
-                   bool deltaAct = false);
+                   bool deltaAct = false, int maxBlocks = 0);
   // Rows the LoRA launches address in the current step (its rows, or a graph grid's): expandDelta writes all of them.
   int stepRows() const { return step_.numTokens; }
 

@@ -111,10 +111,12 @@ cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const De
 // must then be a bijection of [0, numTokens)), all outTotal columns: no zeroing needed. The consumer's
 // act_round(y + delta) equals what loraExpandSmall stores into y, bit for bit.   delta: [numTokens, deltaStride] fp32,
 // deltaStride >= outTotal. deltaAct (opt-in, TSLORA_CUDA_LORA_DELTA_ACT): delta holds the activation dtype, each value the
-// fp32 sum rounded to it (-0 for base rows), half the bytes; cudaErrorNotSupported on the v9 layout.
+// fp32 sum rounded to it (-0 for base rows), half the bytes; cudaErrorNotSupported on the v9 layout. maxBlocks > 0
+// (TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_BLOCKS, opt-in, v10 layout): at most that many blocks (at least one column block per
+// position group), each striding over the column blocks; the same values.
 cudaError_t loraExpandSmallDelta(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace,
                                  int kSplits, void* delta, int deltaStride, cudaStream_t stream, bool programmatic = true,
-                                 bool deltaAct = false);
+                                 bool deltaAct = false, int maxBlocks = 0);
 
 // Fused small-step path (lora_small_fused.cu): shrink and expand of a module in ONE launch, for the same steps as the
 // pair above. A thread-block cluster per position group (and column part): each block of the cluster computes one K

@@ -32,11 +32,30 @@ __global__ void __launch_bounds__(kThreads, 4) smallExpandKernel(
                                         blockIdx.y, blockIdx.z, delta, deltaStride);
 }
 
+// The delta store (v10 layout) with a capped grid (TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_BLOCKS, opt-in; session 20, not yet
+// run on a GPU): gridDim.x < blocksX, each block strides over the column blocks, so the side expand holds fewer SMs for
+// longer beside the base projection, which at 64 rows otherwise loses most of the GPU to it for its ~10 µs (gate_up:
+// 448 blocks, 4 per SM). Each column block computes exactly what it computes in smallExpandKernel.
+template <typename T, int kStages, bool kDeltaAct>
+__global__ void __launch_bounds__(kThreads, 4) smallExpandStridedKernel(
+    const uint16_t* __restrict__ b, size_t bSlotStride, int R, Slices slices, const int32_t* __restrict__ segIndptr,
+    const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ segmentRanks,
+    const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
+    int maxSegments, int numTokens, const float* __restrict__ partials, int splits, int uStride, T* __restrict__ y, int yStride,
+    int yOffset, int vecB, int vecY, void* __restrict__ delta, int deltaStride, int blocksX) {
+  for (int bx = blockIdx.x; bx < blocksX; bx += gridDim.x) {
+    expandBlock<T, kStages, true, true, kDeltaAct, true>(b, bSlotStride, R, slices, segIndptr, weightIndices, segmentRanks, permutation,
+                                                   slotRanks, maxSegments, numTokens, partials, splits, uStride, y, yStride, yOffset,
+                                                   vecB, vecY, bx, 0, blockIdx.z, delta, deltaStride);
+    __syncthreads();  // the next column block's loadGroup and B stages rewrite this one's shared memory
+  }
+}
+
 // Both entry points: y += (delta == nullptr) or the store into delta (y == nullptr, yOffset 0; fp32, or the activation
-// dtype with deltaAct).
+// dtype with deltaAct; maxBlocks > 0 caps the store's grid, v10 only).
 cudaError_t expandSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace, int kSplits,
-                        void* y, int yStride, int yOffset, void* delta, int deltaStride, bool deltaAct, cudaStream_t stream,
-                        bool programmatic) {
+                        void* y, int yStride, int yOffset, void* delta, int deltaStride, bool deltaAct, int maxBlocks,
+                        cudaStream_t stream, bool programmatic) {
   // (The delta store runs even without segments: every row is a base row then, stored as -0.0f.)
   if (step.numTokens <= 0 || (step.maxSegments <= 0 && delta == nullptr)) return cudaSuccess;
   if (module.numSlices < 1 || module.numSlices > 3 || module.maxRank < 1 || module.maxRank > kSmallStepMaxRank ||
@@ -81,9 +100,28 @@ cudaError_t expandSmall(ActDType dtype, const DeviceModule& module, const Device
                       step.weightIndices, step.segmentRanks, step.permutation, step.slotRanks, step.maxSegments, step.numTokens,
                       partials, kSplits, c * R, yTyped, yStride, yOffset, vecB ? 1 : 0, vecY ? 1 : 0, delta, deltaStride);
   };
+  // The capped delta store: as many column blocks per group as maxBlocks allows, at least one.
+  const int cappedX = maxBlocks > 0 ? std::max(1, maxBlocks / static_cast<int>(grid.z)) : 0;
+  auto strided = [&](auto kernel, auto* yTyped) -> cudaError_t {
+    const cudaError_t limit = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smemBytes));
+    if (limit != cudaSuccess) {
+      cudaGetLastError();
+      return limit;
+    }
+    LaunchExtras extras;
+    extras.programmatic = programmatic;
+    return loraLaunch(extras, kernel, dim3(cappedX, 1, grid.z), dim3(kThreads), smemBytes, stream, b, bSlotStride, R, slices,
+                      step.segIndptr, step.weightIndices, step.segmentRanks, step.permutation, step.slotRanks, step.maxSegments,
+                      step.numTokens, partials, kSplits, c * R, yTyped, yStride, yOffset, vecB ? 1 : 0, vecY ? 1 : 0, delta, deltaStride, static_cast<int>(grid.x));
+  };
   // The kernel for (stages, v10, delta): 2 x 2 x 2 instantiations per dtype, and the Act delta store of v10's two.
   auto pick = [&](auto* yt) -> cudaError_t {
     using T = std::remove_pointer_t<decltype(yt)>;
+    if (delta != nullptr && v10 && cappedX > 0 && cappedX < static_cast<int>(grid.x)) {
+      if (deltaAct)
+        return stages == 4 ? strided(smallExpandStridedKernel<T, 4, true>, yt) : strided(smallExpandStridedKernel<T, 2, true>, yt);
+      return stages == 4 ? strided(smallExpandStridedKernel<T, 4, false>, yt) : strided(smallExpandStridedKernel<T, 2, false>, yt);
+    }
     if (delta != nullptr && deltaAct) {
       if (!v10) return cudaErrorNotSupported;  // the v9 layout (TSLORA_CUDA_LORA_SMALL_V10=0) keeps the fp32 store only
       return stages == 4 ? launch(smallExpandKernel<T, 4, true, true, true>, yt) : launch(smallExpandKernel<T, 2, true, true, true>, yt);
@@ -103,14 +141,15 @@ cudaError_t expandSmall(ActDType dtype, const DeviceModule& module, const Device
 
 cudaError_t loraExpandSmall(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace,
                             int kSplits, void* y, int yStride, int yOffset, cudaStream_t stream, bool programmatic) {
-  return expandSmall(dtype, module, step, workspace, kSplits, y, yStride, yOffset, nullptr, 0, false, stream, programmatic);
+  return expandSmall(dtype, module, step, workspace, kSplits, y, yStride, yOffset, nullptr, 0, false, 0, stream, programmatic);
 }
 
 cudaError_t loraExpandSmallDelta(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const void* workspace,
                                  int kSplits, void* delta, int deltaStride, cudaStream_t stream, bool programmatic,
-                                 bool deltaAct) {
-  if (delta == nullptr || deltaStride < module.outTotal()) return cudaErrorInvalidValue;
-  return expandSmall(dtype, module, step, workspace, kSplits, nullptr, 0, 0, delta, deltaStride, deltaAct, stream, programmatic);
+                                 bool deltaAct, int maxBlocks) {
+  if (delta == nullptr || deltaStride < module.outTotal() || maxBlocks < 0) return cudaErrorInvalidValue;
+  return expandSmall(dtype, module, step, workspace, kSplits, nullptr, 0, 0, delta, deltaStride, deltaAct, maxBlocks, stream,
+                     programmatic);
 }
 
 }  // namespace tslora::cuda::lora

@@ -45,7 +45,9 @@ inline size_t expandSmemBytes(int R) {
 // blockX: the column block (v10: over all slices), sliceY: the slice (v9), group: the position group. Its shrink is the
 // grid before it (pdlWait covers the partials); the dependents are triggered at the start.
 // kDeltaAct (with kDelta; TSLORA_CUDA_LORA_DELTA_ACT, opt-in): delta holds T values, each the fp32 sum rounded to T.
-template <typename T, int kStages, bool kV10, bool kDelta = false, bool kDeltaAct = false>
+// kStrided: unused in the body; it gives the capped-grid kernel (smallExpandStridedKernel) its own instantiation, so
+// the other kernels keep their block-scope shared arrays (nvcc demotes them into a kernel only when one kernel uses them).
+template <typename T, int kStages, bool kV10, bool kDelta = false, bool kDeltaAct = false, bool kStrided = false>
 __device__ __forceinline__ void expandBlock(
     const uint16_t* __restrict__ b, size_t bSlotStride, int R, Slices slices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ segmentRanks,

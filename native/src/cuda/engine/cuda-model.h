@@ -121,6 +121,7 @@ class CudaModel {
   bool sideExpand_ = false;
   bool sideExpandPdl_ = true;  // the side expand as a programmatic dependent of its shrink
   bool sideExpandDeltaAct_ = false;  // TSLORA_CUDA_LORA_DELTA_ACT=1: the delta stored in the activation dtype
+  int sideExpandMaxBlocks_ = 0;      // TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_BLOCKS: the side expand's grid cap (0: none)
   int sideExpandMaxRows_ = 0;
   size_t sideExpandDeltaCols() const;  // loraDelta_'s row width
   cudaStream_t stream_ = nullptr;      // forward, KV copies, synchronous slot writes

@@ -85,11 +85,15 @@ constexpr int kSideExpandMaxRows = 64;
 // TSLORA_CUDA_LORA_DELTA_ACT=1 (opt-in, session 20, not yet run on a GPU) stores the delta in the activation dtype: half
 // the bytes the expand writes and the consumer reads again at 64 rows (~5.5 of ~11 MB per 8B layer), the delta rounded
 // once more before act_round(y + delta) (PEFT rounds lora_B's output so too), so no longer bit-identical to the
-// in-place expand. For the A/B of the batch-64 LoRA cost (bench/cuda/side-expand-ab.ts --variants).
+// in-place expand. For the A/B of the batch-64 LoRA cost (bench/cuda/side-expand-ab.ts --variants);
+// TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_BLOCKS=N (opt-in, session 20, not yet run on a GPU): at most N blocks per side expand,
+// striding over the column blocks (loraExpandSmallDelta), so it holds fewer SMs for longer beside the projection
+// (gate_up at 64 rows: 448 blocks, 4 per SM, for ~10 µs). Same values.
 void CudaModel::readSideExpandSwitches() {
   sideExpand_ = lora::envFlag("TSLORA_CUDA_LORA_SIDE_EXPAND", true) && loraOverlap_ && loraOverlap_->enabled();
   sideExpandPdl_ = lora::envFlag("TSLORA_CUDA_LORA_SIDE_EXPAND_PDL", true);
   sideExpandDeltaAct_ = lora::envFlag("TSLORA_CUDA_LORA_DELTA_ACT", false);
+  sideExpandMaxBlocks_ = std::max(0, envInt("TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_BLOCKS", 0));
   const int v = envInt("TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_ROWS", kSideExpandMaxRows);
   sideExpandMaxRows_ = v >= 1 && v <= kSideExpandMaxRows ? v : kSideExpandMaxRows;
 }
@@ -377,7 +381,8 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
       if (overlap) {
         loraOverlap_->fork(stream_);
         lora_->shrink(layer, m, x, K, loraOverlap_->side());
-        if (side) lora_->expandDelta(layer, m, delta, N, loraOverlap_->side(), sideExpandPdl_, sideExpandDeltaAct_);
+        if (side)
+          lora_->expandDelta(layer, m, delta, N, loraOverlap_->side(), sideExpandPdl_, sideExpandDeltaAct_, sideExpandMaxBlocks_);
         loraOverlap_->shrinkLaunched();
       }
       blas_->gemm(act_, x, T, K, weight, N, y, false);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 
 #include "device_pool.h"
@@ -211,6 +212,14 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
           const uint16_t want = col >= s.outTotal() ? 0xffff : toActBits(delta[static_cast<size_t>(row) * dStride + col], dtype);
           if (a != want) return "Act delta store differs from act_round(fp32 store) at row " + std::to_string(row) + " col " + std::to_string(col);
         }
+      // The capped grid (TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_BLOCKS): two blocks striding over the column blocks store the
+      // full grid's bits.
+      DeviceBuffer<float> dCapped(dDelta.count);
+      CUDA_CHECK(cudaMemset(dCapped.ptr, 0xff, dCapped.count * sizeof(float)));
+      CUDA_CHECK(cl::loraExpandSmallDelta(dtype, dev.view, step, workspace.ptr, kSplits, dCapped.ptr, dStride, nullptr, true, false, 2));
+      std::vector<float> capped(dCapped.count);
+      CUDA_CHECK(cudaMemcpy(capped.data(), dCapped.ptr, capped.size() * sizeof(float), cudaMemcpyDeviceToHost));
+      if (std::memcmp(capped.data(), delta.data(), capped.size() * sizeof(float)) != 0) return "capped delta store differs from the full grid's";
     }
   }
 

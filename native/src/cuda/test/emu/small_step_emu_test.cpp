@@ -6,6 +6,7 @@
 // Built by test/native/cuda-compile.test.ts (g++ -std=c++20 against sources rewritten by prepare.mjs).
 // Usage: [SMALL_EMU_ONLY=substring] small_step_emu_test [--quick]; exit 0 = all passed.
 #include "small-step-emu.h"
+#include <cstring>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -150,6 +151,25 @@ void runCase(const char* name, int in, std::vector<int> widths, int R, std::vect
             else badAct += a != toBits(D[(size_t)p * ds + col], gAct);
           }
         for (int col = 0; col < ds; ++col) badAct += DA[(size_t)T * ds + col] != 0xffff;
+      }
+      // The capped grid (TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_BLOCKS): blocks striding over the column blocks store the
+      // same bits as the full grid, fp32 and Act (v10; the v9 layout ignores the cap and launches the full grid).
+      for (int maxBlocks : {1, 3}) {
+        std::vector<float> DC((size_t)(T + 1) * ds, NAN);
+        std::vector<uint16_t> DAC((size_t)(T + 1) * ds, 0xffff);
+        if (layout == 1) cl::loraSetSmallV10(!cl::loraSmallV10());
+        const cudaError_t c1 = cl::loraExpandSmallDelta(dtype(), m, st, ws.data(), splits, DC.data(), ds, nullptr, true, false, maxBlocks);
+        const cudaError_t c2 = cl::loraExpandSmallDelta(dtype(), m, st, ws.data(), splits, DAC.data(), ds, nullptr, true, true, maxBlocks);
+        if (layout == 1) cl::loraSetSmallV10(!cl::loraSmallV10());
+        int badCap = c1 == cudaSuccess ? 0 : 1;
+        for (size_t e = 0; e < DC.size(); ++e) badCap += std::memcmp(&DC[e], &D[e], sizeof(float)) != 0;
+        if (v10) {
+          badCap += c2 != cudaSuccess;
+          for (size_t e = 0; e < DAC.size(); ++e) badCap += DAC[e] != DA[e];
+        }
+        ++cases;
+        if (badCap) { ++failures; printf("FAIL %s capped delta store (%s, stride +%d, %d blocks): %d values\n", name, v10 ? "v10" : "v9", dPad, maxBlocks, badCap); }
+        else printf("ok %s capped delta store (%s, stride +%d, %d blocks): the full grid's bits\n", name, v10 ? "v10" : "v9", dPad, maxBlocks);
       }
       ++cases;
       if (badAct) { ++failures; printf("FAIL %s Act delta store (%s, stride +%d): %d values\n", name, v10 ? "v10" : "v9", dPad, badAct); }
