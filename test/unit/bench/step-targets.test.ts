@@ -90,3 +90,26 @@ test('several processes of the 8B decode: each row is the median over them, with
   assert.equal(medianDecodeReport([proc(5, 6)])!.results[0].stepMs, 5, 'one process: its own rows');
   assert.equal(medianDecodeReport([]), undefined);
 });
+
+test("with several processes the LoRA cost row notes each process's own ratio; the value and the verdict stay the median steps'", () => {
+  const proc = (base1: number, shared1: number, base64: number, distinct64: number): DecodeReport => ({
+    gpu: 'g',
+    results: [
+      { loraBackend: 'csgmv', batch: 1, scenario: 'base', stepMs: base1 },
+      { loraBackend: 'csgmv', batch: 1, scenario: 'shared', stepMs: shared1 },
+      { loraBackend: 'csgmv', batch: 64, scenario: 'base', stepMs: base64 },
+      { loraBackend: 'csgmv', batch: 64, scenario: 'distinct', stepMs: distinct64 },
+    ],
+  });
+  // medians: base64 7.0, distinct64 8.1 → +15.7 %; per process +14.0 / +14.0 / +20.0 → median 14.0 %
+  const processes = [proc(5, 5.5, 7.0, 7.98), proc(5, 5.5, 6.8, 7.752), proc(5, 5.5, 7.2, 8.64)];
+  const decode8bMedian: DecodeReport = { gpu: 'g', results: [
+    { loraBackend: 'csgmv', batch: 1, scenario: 'base', stepMs: 5 }, { loraBackend: 'csgmv', batch: 1, scenario: 'shared', stepMs: 5.5 },
+    { loraBackend: 'csgmv', batch: 64, scenario: 'base', stepMs: 7.0 }, { loraBackend: 'csgmv', batch: 64, scenario: 'distinct', stepMs: 7.98 }] };
+  const row = Object.values(computeStepTargets({ decode8b: decode8bMedian, decode8bProcesses: processes }))[2];
+  assert.deepEqual(row.value, { shared: 0.1, distinct: 0.14 });
+  assert.match(row.note ?? '', /distinct 14\.0 \/ 14\.0 \/ 20\.0 % \(median 14\.0 %\)/);
+  assert.match(row.note ?? '', /shared 10\.0 \/ 10\.0 \/ 10\.0 %/);
+  // one process: no note
+  assert.equal(Object.values(computeStepTargets({ decode8b: decode8bMedian, decode8bProcesses: [processes[0]] }))[2].note, undefined);
+});
