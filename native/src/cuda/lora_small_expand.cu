@@ -86,7 +86,8 @@ cudaError_t expandSmall(ActDType dtype, const DeviceModule& module, const Device
   const auto* b = static_cast<const uint16_t*>(module.b);
   const auto* partials = static_cast<const float*>(workspace);
   const size_t bSlotStride = static_cast<size_t>(module.outTotal()) * R;
-  auto launch = [&](auto kernel, auto* yTyped) -> cudaError_t {
+  // One launch of `kernel` on grid g; tail: the strided kernel's trailing argument (its column block count).
+  auto launchOn = [&](auto kernel, auto* yTyped, dim3 g, auto... tail) -> cudaError_t {
     // Every launch: dynamic + static shared memory passes the 48 KB default already at R = 16 (48 KB of B stages;
     // run 7 failed there with 'invalid argument'). Not a stream operation: fine under graph capture.
     const cudaError_t limit = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smemBytes));
@@ -96,23 +97,15 @@ cudaError_t expandSmall(ActDType dtype, const DeviceModule& module, const Device
     }
     LaunchExtras extras;
     extras.programmatic = programmatic;
-    return loraLaunch(extras, kernel, grid, dim3(kThreads), smemBytes, stream, b, bSlotStride, R, slices, step.segIndptr,
+    return loraLaunch(extras, kernel, g, dim3(kThreads), smemBytes, stream, b, bSlotStride, R, slices, step.segIndptr,
                       step.weightIndices, step.segmentRanks, step.permutation, step.slotRanks, step.maxSegments, step.numTokens,
-                      partials, kSplits, c * R, yTyped, yStride, yOffset, vecB ? 1 : 0, vecY ? 1 : 0, delta, deltaStride);
+                      partials, kSplits, c * R, yTyped, yStride, yOffset, vecB ? 1 : 0, vecY ? 1 : 0, delta, deltaStride, tail...);
   };
+  auto launch = [&](auto kernel, auto* yTyped) { return launchOn(kernel, yTyped, grid); };
   // The capped delta store: as many column blocks per group as maxBlocks allows, at least one.
   const int cappedX = maxBlocks > 0 ? std::max(1, maxBlocks / static_cast<int>(grid.z)) : 0;
-  auto strided = [&](auto kernel, auto* yTyped) -> cudaError_t {
-    const cudaError_t limit = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smemBytes));
-    if (limit != cudaSuccess) {
-      cudaGetLastError();
-      return limit;
-    }
-    LaunchExtras extras;
-    extras.programmatic = programmatic;
-    return loraLaunch(extras, kernel, dim3(cappedX, 1, grid.z), dim3(kThreads), smemBytes, stream, b, bSlotStride, R, slices,
-                      step.segIndptr, step.weightIndices, step.segmentRanks, step.permutation, step.slotRanks, step.maxSegments,
-                      step.numTokens, partials, kSplits, c * R, yTyped, yStride, yOffset, vecB ? 1 : 0, vecY ? 1 : 0, delta, deltaStride, static_cast<int>(grid.x));
+  auto strided = [&](auto kernel, auto* yTyped) {
+    return launchOn(kernel, yTyped, dim3(cappedX, 1, grid.z), static_cast<int>(grid.x));
   };
   // The kernel for (stages, v10, delta): 2 x 2 x 2 instantiations per dtype, and the Act delta store of v10's two.
   auto pick = [&](auto* yt) -> cudaError_t {
