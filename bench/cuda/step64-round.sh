@@ -19,7 +19,7 @@ mkdir -p "$OUT"
 T0=$(date +%s)
 LIMIT=${ROUND_LIMIT_S:-150}
 STEPS_BUDGET_S=$((LIMIT - 3)) STEPS_T0=$T0 STEPS_LOG_DIR=$OUT STEPS_SUMMARY=$OUT/progress.txt STEPS_MIN_S=8 STEPS_KILL_S=3 STEPS_TAG=b64
-source "$(dirname "$0")/../../scripts/device/timed-steps.sh"  # summary, left, step
+source "$(dirname "$0")/../../scripts/lib/timed-steps.sh"  # summary, left, step
 log() { summary "$*"; }
 E=native/src/cuda/engine
 BENCH=/tmp/b64-step64-bench

@@ -23,7 +23,7 @@ BUDGET_S=${BUDGET_S:-200}
 mkdir -p "$A" "$STAGE"
 T0=$(date +%s)
 STEPS_BUDGET_S=$BUDGET_S STEPS_T0=$T0 STEPS_LOG_DIR=$STAGE STEPS_SUMMARY=$A/summary.txt
-source "$(dirname "${BASH_SOURCE[0]}")/timed-steps.sh"  # summary, left, step
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/timed-steps.sh"  # summary, left, step
 wants() { [[ " $STEPS " == *" $1 "* ]]; }
 : > "$A/summary.txt"
 { nvidia-smi --query-gpu=name,driver_version,pcie.link.gen.current,pcie.link.width.current --format=csv; nvcc --version | tail -1; node -v; nproc; } > "$STAGE/gpu.txt" 2>&1

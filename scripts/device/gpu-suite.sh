@@ -42,7 +42,7 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 BUDGET_S=${BUDGET_S:-300}  # run 8 (04:53 UTC): build 63 s, GPU tests > 120 s, 1B benches 10 s; the optional steps need more
 T0=$(date +%s)
 STEPS_BUDGET_S=$BUDGET_S STEPS_T0=$T0 STEPS_LOG_DIR=$G STEPS_SUMMARY=$G/summary.txt
-source "$(dirname "${BASH_SOURCE[0]}")/timed-steps.sh"  # summary, left, step
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/timed-steps.sh"  # summary, left, step
 : > "$G/summary.txt"
 { nvidia-smi --query-gpu=name,driver_version,clocks.sm,memory.total --format=csv; nvcc --version | tail -1; node -v; nproc; } > "$G/gpu.txt" 2>&1
 

@@ -24,7 +24,7 @@ LIMIT_S=${ROUND_LIMIT_S:-420}
 mkdir -p "$R"
 T0=$(date +%s)
 STEPS_BUDGET_S=$LIMIT_S STEPS_T0=$T0 STEPS_LOG_DIR=$R STEPS_SUMMARY=$R/summary.txt STEPS_RESERVE_S=5
-source "$(dirname "${BASH_SOURCE[0]}")/timed-steps.sh"  # summary, left, step
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/timed-steps.sh"  # summary, left, step
 : > "$R/summary.txt"
 { nvidia-smi --query-gpu=name,driver_version,clocks.sm,memory.total --format=csv; nvcc --version | tail -1; node -v; nproc
   git log -1 --format='%H %s' 2>/dev/null; } > "$R/machine.txt" 2>&1

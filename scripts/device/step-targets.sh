@@ -80,7 +80,7 @@ elif (( $(left) >= 45 )); then
 else
   summary "lora-bench: SKIPPED (only $(left) s left)"
 fi
-STEPS_BUDGET_S=$(( STEPS_BUDGET_S + 15 ))  # the table is written even when the benchmarks used the whole budget (timed-steps.sh)
+STEPS_BUDGET_S=$(( STEPS_BUDGET_S + 15 ))  # the table is written even when the benchmarks used the whole budget (scripts/lib/timed-steps.sh)
 step step-targets 15 step-targets.log node --import tsx bench/cuda/step-targets.ts --out "$G/step-targets.json" \
   --commit "${TSLORA_GIT_COMMIT:-unknown}" --bandwidth "$G/bandwidth.json" --decode-8b "$(IFS=,; echo "${DECODE_8B_AFTER[*]}")" \
   --lora-bench "$G/lora/bench.json" --decode-1b "$G/decode-1b-after.json" --serving "$G/serving-results.json" \

@@ -1,5 +1,5 @@
 /**
- * scripts/device/timed-steps.sh, the time-boxed steps every device script sources (gpu-suite.sh, adapter-path-suite.sh,
+ * scripts/lib/timed-steps.sh, the time-boxed steps every device script sources (gpu-suite.sh, adapter-path-suite.sh,
  * sidex-round.sh, bench/cuda/step64-round.sh): a step runs with its log, is cut by the budget and reports 124 when
  * cut, is skipped once too little is left, and the summary lines say so.
  */
@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 
-const lib = resolve('scripts/device/timed-steps.sh');
+const lib = resolve('scripts/lib/timed-steps.sh');
 
 test('a step logs its output, records its status and passes it on', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tslora-timed-steps-'));

@@ -1,4 +1,5 @@
-# Time-boxed steps for the device scripts (sourced; one GPU call has a hard wall-clock limit, so every step is cut to
+# Time-boxed steps for the device scripts (sourced by scripts/device/{gpu-suite,adapter-path-suite,sidex-round}.sh and
+# bench/cuda/step64-round.sh; one GPU call has a hard wall-clock limit, so every step is cut to
 # what is left and the script still reports). Set before calling (read at every call):
 #   STEPS_BUDGET_S   seconds the script may take, counted from STEPS_T0 (date +%s)
 #   STEPS_LOG_DIR    where each step's log goes;  STEPS_SUMMARY  the file a line per step is appended to (and echoed)
