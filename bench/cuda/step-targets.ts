@@ -89,6 +89,13 @@ function pair(target: string, parts: Record<string, { value: number | undefined;
   return complete ? { value, target, met } : { value, target, met: false, note };
 }
 
+/** A decode report's LoRA step over its base step at that batch, minus 1 (undefined without both rows). */
+function loraOverhead(r: DecodeReport | undefined, batch: number, scenario: string): number | undefined {
+  const base = decodeRow(r, batch, 'base');
+  const lora = decodeRow(r, batch, scenario);
+  return base && lora ? lora.stepMs / base.stepMs - 1 : undefined;
+}
+
 /**
  * Each process's own LoRA cost (its LoRA step over its base step), beside the value (the median LoRA step over the
  * median base step): between processes an 8B step moves by a few per cent, so a row near its target can read either
@@ -97,11 +104,7 @@ function pair(target: string, parts: Record<string, { value: number | undefined;
 export function perProcessLoraCost(reports: DecodeReport[] | undefined): string | undefined {
   if (!reports || reports.length < 2) return undefined;
   const costs = (batch: number, scenario: string) =>
-    reports.map((r) => {
-      const base = decodeRow(r, batch, 'base');
-      const lora = decodeRow(r, batch, scenario);
-      return base && lora ? lora.stepMs / base.stepMs - 1 : undefined;
-    }).filter((c): c is number => c !== undefined && Number.isFinite(c));
+    reports.map((r) => loraOverhead(r, batch, scenario)).filter((c): c is number => c !== undefined && Number.isFinite(c));
   const shared = costs(1, 'shared'), distinct = costs(64, 'distinct');
   if (shared.length < 2 || distinct.length < 2) return undefined;
   const pct = (xs: number[]) => xs.map((x) => (100 * x).toFixed(1)).join(' / ');
@@ -153,14 +156,12 @@ export function computeStepTargets(inp: StepTargetInputs): Record<string, Measur
   m['8B decode, batch 64, 8 distinct r16, csgmv: step vs floor'] = floorFraction(inp.decode8b, 64, 'distinct', 0.75, 'batch 64, distinct');
   m['8B decode, batch 1 base: step vs floor'] = floorFraction(inp.decode8b, 1, 'base', 0.85, 'batch 1, base');
 
-  const overhead = (batch: number, scenario: string) => {
-    const base = decodeRow(inp.decode8b, batch, 'base');
-    const lora = decodeRow(inp.decode8b, batch, scenario);
-    return base && lora ? lora.stepMs / base.stepMs - 1 : undefined;
-  };
   const loraCost = pair(
     '<= 0.05 / <= 0.15',
-    { shared: { value: overhead(1, 'shared'), atMost: 0.05 }, distinct: { value: overhead(64, 'distinct'), atMost: 0.15 } },
+    {
+      shared: { value: loraOverhead(inp.decode8b, 1, 'shared'), atMost: 0.05 },
+      distinct: { value: loraOverhead(inp.decode8b, 64, 'distinct'), atMost: 0.15 },
+    },
     'the 8B decode benchmark (base, shared and distinct rows) did not run',
   );
   const perProcess = perProcessLoraCost(inp.decode8bProcesses);
