@@ -58,8 +58,9 @@ const variants: Variants = args.variants ? parseVariants(args.variants) : {
   on: { env: { TSLORA_CUDA_LORA_SIDE_EXPAND: '1', TSLORA_CUDA_LORA_SIDE_EXPAND_PDL: '1' } },
   ...(args.nopdl ? { 'on-nopdl': { env: { TSLORA_CUDA_LORA_SIDE_EXPAND: '1', TSLORA_CUDA_LORA_SIDE_EXPAND_PDL: '0' } } } : {}),
 };
-// The adapters of every variant (read once per directory); the pools' maximum rank covers them all.
-const adapterDirs = new Set([args.adapters, ...Object.values(variants).map((v) => v.adapters ?? args.adapters!)]);
+// The adapters the variants load (read once per directory; --adapters only where a variant has no @adapters); the
+// pools' maximum rank covers them all.
+const adapterDirs = new Set(Object.values(variants).map((v) => v.adapters ?? args.adapters!));
 const adaptersByDir = new Map(await Promise.all([...adapterDirs].map(async (dir) => [dir, await readBenchAdapters(dir, loaded.spec)] as const)));
 const rank = Math.max(...[...adaptersByDir.values()].flat().map((a) => a.rank));
 const sides = Object.keys(variants);
