@@ -366,11 +366,11 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
                           loraDelta_.sizeBytes() >= static_cast<size_t>(T) * sideExpandDeltaCols() * sizeof(float);
   // y[T, N] = x[T, K] · wᵀ, plus the LoRA delta of (layer, m) when the step has adapters: the shrink on the overlap's
   // side stream under the projection (lora-overlap.h), then the expand
-  //  - side expand: on the side stream too, into loraDelta_ [T, N] fp32; returned for the consumer (the next launch on
+  //  - side expand: on the side stream too, into loraDelta_ [T, N] (fp32, or Act with TSLORA_CUDA_LORA_DELTA_ACT); returned for the consumer (the next launch on
   //    the forward stream, after the join) to add: act_round(y + delta). The delta buffer and the LoRA workspace are
   //    shared by all modules: the next module's fork comes after this consumer on the forward stream, so its shrink and
   //    expand wait for it (also as graph edges);
-  //  - else after the projection on the forward stream, into y (returns nullptr); or shrink + expand there.
+  //  - else after the projection on the forward stream, into y (returns an empty LoraDeltaIn); or shrink + expand there.
   // [T, N] fp32, or Act with sideExpandDeltaAct_ (the buffer is sized for fp32 either way)
   void* const delta = loraDelta_.get();
   auto project = [&](int layer, host::Module m, const void* x, int K, const void* weight, int N, void* y) -> LoraDeltaIn {
