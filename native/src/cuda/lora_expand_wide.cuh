@@ -11,6 +11,11 @@
 // Needs: R <= 64 and a multiple of 8, every slice offset a multiple of 64, 16-byte aligned y rows (yStride, yOffset
 // multiples of 8, aligned pointers); lora_expand.cu keeps the v5 kernel for everything else. The host emulator
 // (test/emu/tiled-prepare.mjs) rewrites this file.
+// Store mode (Store = true, launchExpandWide(..., store)): Y[:, off_j:] = round(U_j·B_jᵀ), y is never read (the y
+// half of each stage stays unloaded, the commit groups as they are). The engine's prefill can write the LoRA delta
+// first and let the base GEMM add x·Wᵀ with beta = 1, so the expand writes y once instead of reading and writing it:
+// half the expand's DRAM bytes. Tiles of base segments and rank-0 slots get zeros in the module's columns, so y holds
+// exactly the delta wherever the module writes.
 #pragma once
 #include <algorithm>
 
@@ -50,7 +55,7 @@ __device__ __forceinline__ int sliceOf(const SliceTable& s, int numSlices, int c
   return numSlices > 2 && column >= s.offsets[2] ? 2 : numSlices > 1 && column >= s.offsets[1] ? 1 : 0;
 }
 
-template <typename T, int Stages>
+template <typename T, int Stages, bool Store = false>
 __global__ void __launch_bounds__(kExpandThreads, 2) expandWideKernel(
     const T* __restrict__ b, size_t bSlotStride, int R, SliceTable slices, int numSlices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
@@ -62,6 +67,16 @@ __global__ void __launch_bounds__(kExpandThreads, 2) expandWideKernel(
   const int sub0 = blockIdx.x * subPerStrip, subEnd = min(numSub, sub0 + subPerStrip);
   if (!work || sub0 >= subEnd) {
     pdlWait();  // every block waits (pdl.h rule 2)
+    if (Store && t.begin < t.end && sub0 < subEnd) {
+      // A base or rank-0 tile with rows (rowTileOf sets begin / end before it rejects): zeros in the strip's columns,
+      // where the base GEMM will add x·Wᵀ. 16-byte stores, consecutive threads along a row.
+      const int zeroRows = t.end - t.begin, chunksPerRow = (subEnd - sub0) * (kSubCols / 8);
+      for (int v = threadIdx.x; v < zeroRows * chunksPerRow; v += kExpandThreads) {
+        const int m = v / chunksPerRow, c8 = (v % chunksPerRow) * 8;
+        *reinterpret_cast<uint4*>(y + static_cast<size_t>(detail::physicalRow(permutation, t.begin + m)) * yStride + yOffset +
+                                  sub0 * kSubCols + c8) = make_uint4(0, 0, 0, 0);
+      }
+    }
     return;
   }
   const int r = t.rank, rows = t.end - t.begin, numLocal = subEnd - sub0;
@@ -92,13 +107,15 @@ __global__ void __launch_bounds__(kExpandThreads, 2) expandWideKernel(
     }
   };
   auto loadY = [&](int buffer, int local) {
-    T* ys = stages + buffer * kStageElems + ExpandSmem<T>::kBElems;
-    const int n = (sub0 + local) * kSubCols;
+    if constexpr (!Store) {  // store mode overwrites y, never reads it
+      T* ys = stages + buffer * kStageElems + ExpandSmem<T>::kBElems;
+      const int n = (sub0 + local) * kSubCols;
 #pragma unroll
-    for (int q = 0; q < kExpandBM * (kSubCols / 8) / kExpandThreads; ++q) {
-      const int v = threadIdx.x + q * kExpandThreads, m = v / (kSubCols / 8), c8 = (v % (kSubCols / 8)) * 8;
-      const bool ok = m < rows;
-      detail::copyAsync16(ys + m * kLdY + c8, ok ? y + static_cast<size_t>(rowOf[m]) * yStride + yOffset + n + c8 : y, ok);
+      for (int q = 0; q < kExpandBM * (kSubCols / 8) / kExpandThreads; ++q) {
+        const int v = threadIdx.x + q * kExpandThreads, m = v / (kSubCols / 8), c8 = (v % (kSubCols / 8)) * 8;
+        const bool ok = m < rows;
+        detail::copyAsync16(ys + m * kLdY + c8, ok ? y + static_cast<size_t>(rowOf[m]) * yStride + yOffset + n + c8 : y, ok);
+      }
     }
   };
 
@@ -155,21 +172,22 @@ __global__ void __launch_bounds__(kExpandThreads, 2) expandWideKernel(
           mma16816<T>(acc[2 * p + 1], ua[ks][0], ua[ks][1], ua[ks][2], ua[ks][3], b2, b3);
         }
       }
-      // y += delta in shared memory, in fragment order (rows g / g + 8, columns 2t, 2t + 1 of each 8-column tile)
+      // y += delta (Store: y = delta) in shared memory, in fragment order (rows g / g + 8, columns 2t, 2t + 1 of each
+      // 8-column tile)
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         const int m = warp * 16 + g + half * 8;
 #pragma unroll
         for (int nt = 0; nt < 8; ++nt) {
           T* pair = ys + m * kLdY + nt * 8 + 2 * tq;
-          const float lo = detail::Convert<T>::toFloat(pair[0]) + acc[nt][2 * half];
-          const float hi = detail::Convert<T>::toFloat(pair[1]) + acc[nt][2 * half + 1];
+          const float lo = Store ? acc[nt][2 * half] : detail::Convert<T>::toFloat(pair[0]) + acc[nt][2 * half];
+          const float hi = Store ? acc[nt][2 * half + 1] : detail::Convert<T>::toFloat(pair[1]) + acc[nt][2 * half + 1];
           pair[0] = detail::Convert<T>::fromFloat(lo);
           pair[1] = detail::Convert<T>::fromFloat(hi);
         }
       }
       __syncwarp();
-      // the warp's 16 rows × 64 columns leave as 16-byte stores (rows beyond the segment were zero-filled, not stored)
+      // the warp's 16 rows × 64 columns leave as 16-byte stores (rows beyond the segment are not stored)
 #pragma unroll
       for (int q = 0; q < 16 * (kSubCols / 8) / 32; ++q) {
         const int e = lane + q * 32, m = warp * 16 + e / (kSubCols / 8), c8 = (e % (kSubCols / 8)) * 8;
@@ -192,10 +210,10 @@ inline bool expandWideApplies(const DeviceModule& module, const void* y, int ySt
 }
 
 // Strips of sub-tiles per row tile: about blocksPerSm (2 fit: 83 KB of stages each) blocks per SM over the static tile
-// count (whole waves), at least one.
+// count (whole waves), at least one. store: y = delta instead of y += delta (the file comment's store mode; same smem).
 template <typename T, int Stages = kExpandStages>
 cudaError_t launchExpandWide(const DeviceModule& module, const DeviceStep& step, const float* u, void* y, int yStride, int yOffset,
-                             int numMultiprocessors, cudaStream_t stream, int blocksPerSm = 2) {
+                             int numMultiprocessors, cudaStream_t stream, int blocksPerSm = 2, bool store = false) {
   const int c = module.numSlices, R = module.maxRank;
   const int tilesPerSegment = (step.maxSegmentRows + kExpandBM - 1) / kExpandBM;
   const long long tiles = static_cast<long long>(step.maxSegments) * tilesPerSegment;
@@ -208,7 +226,7 @@ cudaError_t launchExpandWide(const DeviceModule& module, const DeviceStep& step,
   SliceTable slices{};
   for (int j = 0; j <= c; ++j) slices.offsets[j] = module.sliceOffsets[j];
   constexpr int kSmem = ExpandSmem<T, Stages>::kBytes;
-  auto kernel = expandWideKernel<T, Stages>;
+  auto kernel = store ? expandWideKernel<T, Stages, true> : expandWideKernel<T, Stages, false>;
   const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
   if (attribute != cudaSuccess) return attribute;
   return loraLaunch(kernel, grid, dim3(kExpandThreads), kSmem, stream, static_cast<const T*>(module.b),

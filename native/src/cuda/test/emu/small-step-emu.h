@@ -32,7 +32,7 @@ struct BlockState {
   std::unique_ptr<std::barrier<>> warpBarriers[32];
   WarpX warpX[32];
   WarpVote warpVote[32];
-  unsigned char smem[1 << 18];
+  alignas(128) unsigned char smem[1 << 18];  // as the kernels' __align__(128) (g++ may emit aligned 16-byte moves)
 };
 struct ClusterState {
   std::unique_ptr<std::barrier<>> barrier;

@@ -6,7 +6,9 @@
 // U entries outside the rows and columns of non-base segments must keep the workspace's NaN poison.
 // The expand: Y += round(U)·Bᵀ over 3 and 2 slices, ranks that are not multiples of 8 (the straddling B chunk), NaN in U
 // and B beyond the rank and in base rows' U, strips of several sub-tiles that cross slice boundaries, padded y rows;
-// base rows and columns outside the module must stay bit-identical.
+// base rows and columns outside the module must stay bit-identical. The store mode (launchExpandWide(..., store)):
+// Y = round(U·Bᵀ) in the module's columns without reading y (y's old values must not leak into it), +0 in base and
+// rank-0 rows' module columns, columns outside the module bit-identical.
 // Built and run by test/native/cuda-compile.test.ts (sources rewritten by tiled-prepare.mjs). Exit 0 = all passed.
 #include "tiled-emu.h"
 #include <cstdio>
@@ -123,7 +125,8 @@ static void runCase(const char* name, int in, int c, int R, std::vector<int> ran
 }
 
 static void runExpandCase(const char* name, std::vector<int> widths, int R, std::vector<int> ranks, std::vector<int> slots,
-                          std::vector<int> counts, bool csgmv, int cap, int numSms, int yPad, bool fourStages = false) {
+                          std::vector<int> counts, bool csgmv, int cap, int numSms, int yPad, bool fourStages = false,
+                          bool store = false) {
   ++cases;
   std::mt19937 rng(11 + R + numSms);
   std::uniform_real_distribution<float> U(-1, 1);
@@ -157,8 +160,8 @@ static void runExpandCase(const char* name, std::vector<int> widths, int R, std:
   if (!cl::wide::expandWideApplies(m, Y.data(), yStride, yOffset)) { bad = 1; first = "expandWideApplies refused the case"; }
   auto launch = [&](auto one) {
     using T = decltype(one);
-    return fourStages ? cl::wide::launchExpandWide<T, 4>(m, st, u.data(), Y.data(), yStride, yOffset, numSms, nullptr)
-                      : cl::wide::launchExpandWide<T, 3>(m, st, u.data(), Y.data(), yStride, yOffset, numSms, nullptr);
+    return fourStages ? cl::wide::launchExpandWide<T, 4>(m, st, u.data(), Y.data(), yStride, yOffset, numSms, nullptr, 2, store)
+                      : cl::wide::launchExpandWide<T, 3>(m, st, u.data(), Y.data(), yStride, yOffset, numSms, nullptr, 2, store);
   };
   const cudaError_t status = bad ? cudaSuccess : gAct == Act::F16 ? launch(__half{}) : launch(__nv_bfloat16{});
   if (status != cudaSuccess && !bad) { bad = 1; first = "launch failed"; }
@@ -168,8 +171,12 @@ static void runExpandCase(const char* name, std::vector<int> widths, int R, std:
     for (int col = 0; col < yStride; ++col) {
       const size_t i = static_cast<size_t>(p) * yStride + col;
       const int o = col - yOffset;
-      if (r == 0 || o < 0 || o >= outTotal) {
+      if (o < 0 || o >= outTotal || (r == 0 && !store)) {
         if (Y[i] != Y0[i] && !bad++) first = "changed a base row or a column outside the module at row " + std::to_string(p);
+        continue;
+      }
+      if (r == 0) {  // store mode: zeros, so the base GEMM's beta = 1 adds onto nothing
+        if (Y[i] != 0 && !bad++) first = "base / rank-0 row " + std::to_string(p) + " col " + std::to_string(col) + " is not +0";
         continue;
       }
       const int j = o >= offs[2] && c > 2 ? 2 : o >= offs[1] && c > 1 ? 1 : 0;
@@ -180,14 +187,15 @@ static void runExpandCase(const char* name, std::vector<int> widths, int R, std:
         delta += term;
         mag += std::fabs(term);
       }
-      const double ref = fromBits(Y0[i], gAct) + delta, got = fromBits(Y[i], gAct);
+      const double ref = (store ? 0.0 : fromBits(Y0[i], gAct)) + delta, got = fromBits(Y[i], gAct);
       const double tol = (gAct == Act::F16 ? 1.0 / 1024 : 1.0 / 128) * std::fabs(ref) + 1e-5 * mag + 1e-6;
       if (!(std::fabs(got - ref) <= tol) && !bad++)
         first = "row " + std::to_string(p) + " col " + std::to_string(col) + ": got " + std::to_string(got) + " want " + std::to_string(ref);
     }
   }
-  if (bad) { ++failures; std::printf("FAIL expand %s%s: %s\n", name, actLabel(), first.c_str()); }
-  else std::printf("ok   expand %s%s\n", name, actLabel());
+  const char* mode = store ? "expand store" : "expand";
+  if (bad) { ++failures; std::printf("FAIL %s %s%s: %s\n", mode, name, actLabel(), first.c_str()); }
+  else std::printf("ok   %s %s%s\n", mode, name, actLabel());
 }
 
 int main(int argc, char** argv) {
@@ -205,10 +213,20 @@ int main(int argc, char** argv) {
                   0, 1, 8);
     runExpandCase("csgmv C64 gate_up r16, strips of 3 sub-tiles", {192, 192}, 16, {16, 5, 13}, {0, 1, -1, 2, 0}, {40, 70, 3, 9, 33},
                   true, 64, 8, 0);
+    runExpandCase("csgmv C64 gate_up r16 + rank 0, strips of 3 sub-tiles", {192, 192}, 16, {16, 5, 13, 0}, {0, 1, -1, 2, 3, 0},
+                  {40, 70, 3, 9, 20, 33}, true, 64, 8, 8, false, true);
     if (!quick) {
       runExpandCase("triton qkv r64 many strips", {128, 64, 64}, 64, {64, 3}, {1, 0}, {20, 140}, false, 0, 64, 0);
       runExpandCase("csgmv C128 qkv r64, 4 stages, one strip", {256, 64, 64}, 64, {64, 8, 37}, {0, 1, 2}, {150, 40, 33}, true, 128, 1, 8,
                     true);
+      runExpandCase("triton qkv r64 + rank 0, one strip per tile (3 slices)", {256, 64, 64}, 64, {64, 8, 37, 0}, {0, -1, 1, 3, 2},
+                    {150, 7, 40, 140, 33}, false, 0, 1, 8, false, true);
+      runExpandCase("triton qkv r64 many strips, base rows", {128, 64, 64}, 64, {64, 3}, {1, -1, 0}, {20, 130, 140}, false, 0, 64, 0,
+                    false, true);
+      runExpandCase("csgmv C128 qkv r64, 4 stages, one strip", {256, 64, 64}, 64, {64, 8, 37}, {0, 1, -1, 2}, {150, 40, 9, 33}, true, 128,
+                    1, 8, true, true);
+      runExpandCase("csgmv C64 gate_up r16, 4 stages, strips of 3 sub-tiles", {192, 192}, 16, {16, 5, 13}, {0, 1, -1, 2, 0},
+                    {40, 70, 3, 9, 33}, true, 64, 8, 0, true, true);
     }
   }
   std::printf("%d/%d failed\n", failures, cases);
