@@ -47,3 +47,25 @@ export function scenarioSequences(opts: { batch: number; scenario: DecodeScenari
     sampling: greedySampling,
   }));
 }
+
+/** "NxT" (e.g. "8x512": 8 prompts of 512 tokens); undefined when not given. Throws on anything else. */
+export function parsePrefill(text: string | undefined): { prompts: number; tokens: number } | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d+)x(\d+)$/.exec(text);
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new Error(`--prefill: expected NxT (e.g. 8x512), got ${JSON.stringify(text)}`);
+  return { prompts: Number(m[1]), tokens: Number(m[2]) };
+}
+
+/** One prefill step of `prompts` prompts of `tokens` ids (prompt b: blocks [b·⌈tokens/blockSize⌉, …), adapter slot
+ * b % 8 with adapters, else none), as bench/cuda/decode.ts's prefill row. */
+export function prefillSequences(opts: { prompts: number; tokens: number; blockSize: number; withAdapters: boolean; vocabSize: number }): StepSequence[] {
+  const { prompts, tokens, blockSize, withAdapters, vocabSize } = opts;
+  const blocksPerSeq = Math.ceil(tokens / blockSize);
+  return Array.from({ length: prompts }, (_, b) => ({
+    tokenIds: Array.from({ length: tokens }, (_, i) => (b * 17 + i * 13) % vocabSize),
+    startPosition: 0,
+    blockTable: Array.from({ length: blocksPerSeq }, (_, i) => b * blocksPerSeq + i),
+    slot: withAdapters ? b % BENCH_ADAPTER_COUNT : -1,
+    sampling: greedySampling,
+  }));
+}

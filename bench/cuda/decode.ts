@@ -17,8 +17,7 @@ import { parseArgs } from 'node:util';
 import { loadNativeBackend } from '../../src/binding/index.js';
 import { loadModel } from '../../src/engine/model/load-model.js';
 import { ModelRunner } from '../../src/engine/model/runner.js';
-import type { StepSequence } from '../../src/engine/model/runner-types.js';
-import { type DecodeScenario, fillAdapterSlots, greedySampling, readBenchAdapters, scenarioSequences } from './decode-scenario.js';
+import { type DecodeScenario, fillAdapterSlots, prefillSequences, readBenchAdapters, scenarioSequences } from './decode-scenario.js';
 import { decodeStepFloorMs, readMeasuredBandwidth } from './memory-floor.js';
 
 const { values: args } = parseArgs({
@@ -99,13 +98,7 @@ for (const loraBackend of args.backends!.split(',') as Array<'csgmv' | 'triton'>
     continue;
   }
   // Prefill: 8 sequences × 512 tokens, 8 distinct adapters.
-  const prefill: StepSequence[] = Array.from({ length: 8 }, (_, b) => ({
-    tokenIds: Array.from({ length: 512 }, (_, i) => (b * 17 + i * 13) % loaded.spec.vocabSize),
-    startPosition: 0,
-    blockTable: Array.from({ length: 32 }, (_, i) => b * 32 + i),
-    slot: b,
-    sampling: greedySampling,
-  }));
+  const prefill = prefillSequences({ prompts: 8, tokens: 512, blockSize: BLOCK, withAdapters: true, vocabSize: loaded.spec.vocabSize });
   runner.step(prefill);
   const pt: number[] = [];
   for (let r = 0; r < 5; r++) {

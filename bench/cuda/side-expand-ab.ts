@@ -11,7 +11,11 @@
  * modules, ab-variants.ts); the first one is the reference the ratios are taken to.
  *   node --import tsx bench/cuda/side-expand-ab.ts --model DIR --adapters DIR [--batches 1,32,64]
  *     [--scenarios base,shared,distinct] [--rounds 7] [--steps 10] [--cuda-graph-max-bs 128] [--backend csgmv]
- *     [--nopdl] [--variants SPEC] [--json FILE] [--markdown] [--device cuda|cpu]
+ *     [--nopdl] [--variants SPEC] [--json FILE] [--markdown] [--device cuda|cpu] [--prefill 8x512]
+ * --prefill NxT adds two rows after the decode ones: one prefill step of N prompts of T tokens without adapters
+ * ("prefill base") and with adapter b % 8 on prompt b ("prefill distinct"), each round timing --prefill-steps (3) such
+ * steps per variant in the same rotating order (e.g. the store-first prefill LoRA, TSLORA_CUDA_LORA_STORE_FIRST=1).
+ * --scenarios '' leaves the decode rows out.
  * DIR / ADIR as for bench/cuda/decode.ts (`tslora synth model`, `tslora synth adapters --count 8 --rank 16`). Times are
  * wall-clock per runner.step() (the step as the server sees it). Needs GPU memory for one copy of the model per variant.
  */
@@ -21,7 +25,7 @@ import { parseArgs } from 'node:util';
 import { loadNativeBackend } from '../../src/binding/index.js';
 import { AB_TARGET_MODULES, type Variants, parseVariants } from './ab-variants.js';
 import { median } from './decode-median.js';
-import { type DecodeScenario, fillAdapterSlots, readBenchAdapters, scenarioSequences } from './decode-scenario.js';
+import { type DecodeScenario, fillAdapterSlots, parsePrefill, prefillSequences, readBenchAdapters, scenarioSequences } from './decode-scenario.js';
 import { loadModel } from '../../src/engine/model/load-model.js';
 import { ModelRunner } from '../../src/engine/model/runner.js';
 
@@ -40,6 +44,8 @@ const { values: args } = parseArgs({
     nopdl: { type: 'boolean', default: false },
     variants: { type: 'string' },
     device: { type: 'string', default: 'cuda' },
+    prefill: { type: 'string' },
+    'prefill-steps': { type: 'string', default: '3' },
   },
 });
 if (!args.model || !args.adapters) throw new Error('usage: --model DIR --adapters DIR');
@@ -51,6 +57,8 @@ const backend = loadNativeBackend(args.device);
 const loaded = await loadModel(args.model);
 const PROMPT = 32, BLOCK = 16, BLOCKS_PER_SEQ = Math.ceil((PROMPT + 4 + rounds * steps + 3) / BLOCK);
 const maxBatch = Math.max(...args.batches!.split(',').map(Number));
+const prefillShape = parsePrefill(args.prefill);
+const prefillBlocks = prefillShape ? prefillShape.prompts * Math.ceil(prefillShape.tokens / BLOCK) : 0;
 
 // Each variant's environment, set while its runner is constructed (the native model reads it then).
 const variants: Variants = args.variants ? parseVariants(args.variants) : {
@@ -70,7 +78,7 @@ const envBefore = { ...process.env };
 for (const side of sides) {
   Object.assign(process.env, variants[side].env);
   const runner = new ModelRunner(loaded, {
-    backend, kvNumBlocks: maxBatch * BLOCKS_PER_SEQ + 16, kvBlockSize: BLOCK, loraSlots: 8, loraMaxRank: rank,
+    backend, kvNumBlocks: Math.max(maxBatch * BLOCKS_PER_SEQ, prefillBlocks) + 16, kvBlockSize: BLOCK, loraSlots: 8, loraMaxRank: rank,
     loraTargetModules: variants[side].targets ?? AB_TARGET_MODULES, loraBackend: args.backend as 'csgmv' | 'triton',
     maxLoraChunkSize: 16, numThreads: 1, cudaGraphMaxBatchSize: graphMaxBs,
   });
@@ -84,8 +92,9 @@ for (const key of new Set(Object.values(variants).flatMap((v) => Object.keys(v.e
 
 interface Row { batch: number; scenario: string; ms: Record<string, number[]> }
 const results: Row[] = [];
+const decodeScenarios = args.scenarios ? (args.scenarios.split(',') as DecodeScenario[]) : [];
 for (const batch of args.batches!.split(',').map(Number)) {
-  for (const scenario of args.scenarios!.split(',') as DecodeScenario[]) {
+  for (const scenario of decodeScenarios) {
     const seqs = scenarioSequences({ batch, scenario, promptTokens: PROMPT, blocksPerSeq: BLOCKS_PER_SEQ, vocabSize: loaded.spec.vocabSize });
     const state = new Map(sides.map((side) => [side, { tokens: runners.get(side)!.step(seqs).map((r) => r.tokenId), position: PROMPT }]));
     const run = (side: string, n: number): number[] => {
@@ -110,14 +119,38 @@ for (const batch of args.batches!.split(',').map(Number)) {
     console.log(`batch ${batch} ${scenario}: ${sides.map((side) => `${side} ${median(row.ms[side]).toFixed(3)} ms`).join(', ')}`);
   }
 }
+if (prefillShape) {
+  const { prompts, tokens } = prefillShape, prefillSteps = Number(args['prefill-steps']);
+  for (const scenario of ['base', 'distinct'] as const) {
+    const seqs = prefillSequences({ prompts, tokens, blockSize: BLOCK, withAdapters: scenario === 'distinct', vocabSize: loaded.spec.vocabSize });
+    const run = (side: string, n: number): number[] => {
+      const times: number[] = [];
+      for (let s = 0; s < n; s++) {
+        const t0 = performance.now();
+        runners.get(side)!.step(seqs);
+        times.push(performance.now() - t0);
+      }
+      return times;
+    };
+    for (const side of sides) run(side, 1);  // warm-up: workspace sizing, cuBLAS heuristics
+    const row: Row = { batch: prompts, scenario: `prefill ${scenario}`, ms: Object.fromEntries(sides.map((side) => [side, [] as number[]])) };
+    for (let r = 0; r < rounds; r++) {
+      const order = [...sides.slice(r % sides.length), ...sides.slice(0, r % sides.length)];
+      for (const side of order) row.ms[side].push(median(run(side, prefillSteps)));
+    }
+    results.push(row);
+    console.log(`prefill ${prompts} x ${tokens} ${scenario}: ${sides.map((side) => `${side} ${median(row.ms[side]).toFixed(3)} ms`).join(', ')}`);
+  }
+}
 for (const runner of runners.values()) runner.destroy();
 
 // The table: medians over rounds, ranges, ratio to the reference (the first variant), LoRA cost over the same variant's base step.
 const stat = (xs: number[]) => ({ med: median(xs), lo: Math.min(...xs), hi: Math.max(...xs) });
 const fmt = (xs: number[]) => `${stat(xs).med.toFixed(3)} (${stat(xs).lo.toFixed(3)}-${stat(xs).hi.toFixed(3)})`;
 const cost = (row: Row, side: string) => {
-  const base = results.find((r) => r.batch === row.batch && r.scenario === 'base');
-  if (!base || row.scenario === 'base') return '';
+  const baseScenario = row.scenario.startsWith('prefill') ? 'prefill base' : 'base';
+  const base = results.find((r) => r.batch === row.batch && r.scenario === baseScenario);
+  if (!base || row.scenario === baseScenario) return '';
   const ms = median(row.ms[side]) - median(base.ms[side]);
   return `${ms.toFixed(3)} ms, ${((1000 * ms) / row.batch).toFixed(1)} µs/row, ${((100 * ms) / median(base.ms[side])).toFixed(1)} %`;
 };

@@ -62,6 +62,10 @@ struct Strategy {
   bool smallV10 = false;  // the small-step kernels' v10 layout (lora_small_variant.h); the others run the v9 one
   unsigned smallV11 = 0;     // v11 switches of lora_small_variant.h: kNarrow | kLongK | kEarly
   int smallSplitCap = 0;     // > 0: the small-step split count capped (DeviceLoraPool's TSLORA_CUDA_LORA_SMALL_MAX_SPLITS)
+  // prefill: the wide expand's store form (loraExpandStore: y = delta, y not read), what the engine's store-first
+  // prefill (TSLORA_CUDA_LORA_STORE_FIRST=1) runs before the base GEMM adds x·Wᵀ with beta = 1 (that GEMM's extra read of
+  // y is not in these figures: bench/cuda/side-expand-ab.ts --prefill measures the whole step)
+  bool store = false;
 };
 constexpr unsigned kNarrow = 1, kLongK = 2, kEarly = 4;
 
@@ -142,7 +146,10 @@ int main(int argc, char** argv) {
       {"csgmv small v11e", true, 16, true, false, false, false, -1, -1, false, true, kEarly},
       {"csgmv small v11nk", true, 16, true, false, false, false, -1, -1, false, true, kNarrow | kLongK},
       {"csgmv small v11", true, 16, true, false, false, false, -1, -1, false, true, kNarrow | kLongK | kEarly},
-      {"csgmv small v10 s8", true, 16, true, false, false, false, -1, -1, false, true, 0, 8}};
+      {"csgmv small v10 s8", true, 16, true, false, false, false, -1, -1, false, true, 0, 8},
+      // prefill A/B (session 21): the store-form wide expand beside "triton" / "csgmv C128" (the default kernels)
+      {"triton store", false, 16, false, false, false, false, -1, 1, false, false, 0, 0, true},
+      {"csgmv C128 store", true, 128, false, false, false, false, -1, 1, false, false, 0, 0, true}};
   const bool wideDefault = cl::loraShrinkWideOn(), wideExpandDefault = cl::loraExpandWideOn();
   std::string json = "{\"device\":\"" + std::string(prop.name) + "\",\"results\":[";
   std::vector<std::string> table;
@@ -189,6 +196,7 @@ int main(int argc, char** argv) {
       if (st.small && T > cl::kSmallStepMaxTokens) continue;
       if (st.prefetchY && cs.tokensEach == 1) continue;  // a prefill experiment
       if ((st.wideShrink >= 0 || st.wideExpand >= 0) && cs.tokensEach == 1) continue;  // prefill A/B
+
       if (onlyStrategies != nullptr && ("," + std::string(onlyStrategies) + ",").find("," + std::string(st.name) + ",") == std::string::npos)
         continue;
       cl::loraSetExpandPrefetchY(st.prefetchY);
@@ -240,6 +248,10 @@ int main(int argc, char** argv) {
           ms.kSplits = ms.plan.clusterSize;
         }
       }
+      if (st.store && !cl::loraExpandStoreApplies(modules[0].view, sets[0].step, modules[0].y.ptr, modules[0].view.outTotal(), 0)) {
+        std::printf("%-18s %-12s skipped: the store-form expand does not apply\n", cs.name, st.name);
+        continue;
+      }
       bool supported = true;  // the fused kernel's clusters: one probe launch per module
       for (ModuleState& ms : modules) {
         if (!st.fused) break;
@@ -277,6 +289,11 @@ int main(int argc, char** argv) {
                                          ms.view.outTotal(), 0, stream));
           return;
         }
+        if (st.store) {
+          CUDA_CHECK(cl::loraExpandStore(cl::ActDType::BF16, ms.view, sets[i % kSets].step, cl::loraShrinkOutput(ms.workspace.ptr),
+                                         ms.y.ptr, ms.view.outTotal(), 0, stream));
+          return;
+        }
         CUDA_CHECK(cl::loraExpand(cl::ActDType::BF16, ms.view, sets[i % kSets].step, cl::loraShrinkOutput(ms.workspace.ptr),
                                   ms.y.ptr, ms.view.outTotal(), 0, stream));
       };
@@ -285,7 +302,7 @@ int main(int argc, char** argv) {
       for (ModuleState& ms : modules) {
         const int c = ms.view.numSlices, out = ms.view.outTotal();
         const double shrinkBytes = 2.0 * T * ms.spec.in + 2.0 * cs.adapters * c * r * ms.spec.in + 2.0 * T * c * r;
-        const double expandBytes = 2.0 * T * c * r + 2.0 * cs.adapters * out * r + 2.0 * 2.0 * T * out;
+        const double expandBytes = 2.0 * T * c * r + 2.0 * cs.adapters * out * r + (st.store ? 1.0 : 2.0) * 2.0 * T * out;  // y written (store) or read + written
         const double shrinkUs = 1e3 * timeMs(stream, iterations, [&](int i) { shrink(ms, i); });
         const double expandUs = st.fused ? 0.0 : 1e3 * timeMs(stream, iterations, [&](int i) { expand(ms, i); });
         // The small-step expand's store variant (the engine's side expand, session 18): the fp32 delta of every row

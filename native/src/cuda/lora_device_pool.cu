@@ -291,6 +291,12 @@ void DeviceLoraPool::setStep(const host::StepLora& step, cudaStream_t stream) {
     perm[p] = step.permutation ? step.permutation[p] : p;
     if (perm[p] < 0 || perm[p] >= T) throw std::invalid_argument("LoRA device pool: permutation entry out of range");
   }
+  // Whether the segments hold every row once (monotone indptr from 0 to T, a bijective permutation): storeApplies.
+  coversAllRows_ = (G > 0 ? step.segIndptr[0] == 0 && step.segIndptr[G] == T : T == 0);
+  if (coversAllRows_ && step.permutation != nullptr) {
+    rowSeen_.assign(T, 0);
+    for (int p = 0; p < T && coversAllRows_; ++p) coversAllRows_ = !rowSeen_[perm[p]]++;
+  }
   // The launch grid's rows beyond the step's (a graph grid's padding rows): the identity, so that the permutation is a
   // bijection of every row the kernels address (expandDelta writes every one of them: stale entries could alias rows).
   const int gridRows = gridSegments_ > 0 ? gridTokens_ : std::max(1, T);
@@ -478,6 +484,22 @@ void DeviceLoraPool::expand(int layer, host::Module module, void* y, int yStride
     return;
   }
   check(loraExpand(dtype_, v, step_, loraShrinkOutput(workspace_), y, yStride, yOffset, stream), "expand");
+}
+
+bool DeviceLoraPool::storeApplies(host::Module module, const void* y, int yStride) const {
+  if (module == host::Module::Embed || module == host::Module::LmHead) return false;
+  const int m = static_cast<int>(module);
+  if (m < 0 || m >= host::kNumModules || !config_.targets[m] || gridSegments_ > 0 || !coversAllRows_) return false;
+  const DeviceModule v = view(module, 0);  // every layer of a module has the same shape
+  return smallSplitsFor(v) == 0 && !graphTiled_ && v.outTotal() == yStride && loraExpandStoreApplies(v, step_, y, yStride, 0);
+}
+
+void DeviceLoraPool::applyStore(int layer, host::Module module, const void* x, int xStride, void* y, int yStride, cudaStream_t stream) {
+  if (!storeApplies(module, y, yStride))
+    throw std::invalid_argument("LoRA device pool: applyStore outside storeApplies (the caller must check it first)");
+  shrink(layer, module, x, xStride, stream);
+  const DeviceModule v = checkedView(layer, module);
+  check(loraExpandStore(dtype_, v, step_, loraShrinkOutput(workspace_), y, yStride, 0, stream), "expand (store)");
 }
 
 void DeviceLoraPool::expandDelta(int layer, host::Module module, void* delta, int deltaStride, cudaStream_t stream,

@@ -305,16 +305,23 @@ int multiprocessorCount() {
   return counts[device];
 }
 
+bool wideExpandServes(const DeviceModule& module, const DeviceStep& step, const void* y, int yStride, int yOffset) {
+  return wideExpandFlag() && tileRowsFor(step.maxSegmentRows) == 64 && wide::expandWideApplies(module, y, yStride, yOffset);
+}
+
+template <typename T>
+cudaError_t launchWide(const DeviceModule& module, const DeviceStep& step, const float* u, void* y, int yStride, int yOffset,
+                       cudaStream_t stream, bool store) {
+  const int blocksPerSm = wideExpandBlocksPerSmFlag() > 0 ? wideExpandBlocksPerSmFlag() : 2;
+  return wideExpandStagesFlag() == 4
+             ? wide::launchExpandWide<T, 4>(module, step, u, y, yStride, yOffset, multiprocessorCount(), stream, blocksPerSm, store)
+             : wide::launchExpandWide<T, 3>(module, step, u, y, yStride, yOffset, multiprocessorCount(), stream, blocksPerSm, store);
+}
+
 template <typename T>
 cudaError_t dispatchExpand(const DeviceModule& module, const DeviceStep& step, const float* u, void* y, int yStride,
                            int yOffset, cudaStream_t stream) {
-  if (wideExpandFlag() && tileRowsFor(step.maxSegmentRows) == 64 && wide::expandWideApplies(module, y, yStride, yOffset))
-  {
-    const int blocksPerSm = wideExpandBlocksPerSmFlag() > 0 ? wideExpandBlocksPerSmFlag() : 2;
-    return wideExpandStagesFlag() == 4
-               ? wide::launchExpandWide<T, 4>(module, step, u, y, yStride, yOffset, multiprocessorCount(), stream, blocksPerSm)
-               : wide::launchExpandWide<T, 3>(module, step, u, y, yStride, yOffset, multiprocessorCount(), stream, blocksPerSm);
-  }
+  if (wideExpandServes(module, step, y, yStride, yOffset)) return launchWide<T>(module, step, u, y, yStride, yOffset, stream, false);
   switch (tileRowsFor(step.maxSegmentRows)) {
     case 16: return launchExpandOn<T, 16>(module, step, u, y, yStride, yOffset, stream);
     case 32: return launchExpandOn<T, 32>(module, step, u, y, yStride, yOffset, stream);
@@ -337,6 +344,18 @@ cudaError_t loraExpand(ActDType dtype, const DeviceModule& module, const DeviceS
   if (module.numSlices < 1 || module.numSlices > 3 || module.maxRank < 1) return cudaErrorInvalidValue;
   return dtype == ActDType::BF16 ? dispatchExpand<__nv_bfloat16>(module, step, u, y, yStride, yOffset, stream)
                                  : dispatchExpand<__half>(module, step, u, y, yStride, yOffset, stream);
+}
+
+bool loraExpandStoreApplies(const DeviceModule& module, const DeviceStep& step, const void* y, int yStride, int yOffset) {
+  return module.numSlices >= 1 && module.numSlices <= 3 && module.maxRank >= 1 && wideExpandServes(module, step, y, yStride, yOffset);
+}
+
+cudaError_t loraExpandStore(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const float* u, void* y,
+                            int yStride, int yOffset, cudaStream_t stream) {
+  if (step.maxSegments <= 0 || step.numTokens <= 0) return cudaSuccess;
+  if (!loraExpandStoreApplies(module, step, y, yStride, yOffset)) return cudaErrorNotSupported;
+  return dtype == ActDType::BF16 ? launchWide<__nv_bfloat16>(module, step, u, y, yStride, yOffset, stream, true)
+                                 : launchWide<__half>(module, step, u, y, yStride, yOffset, stream, true);
 }
 
 }  // namespace tslora::cuda::lora

@@ -85,6 +85,17 @@ cudaError_t loraShrink(ActDType dtype, const DeviceModule& module, const DeviceS
 cudaError_t loraExpand(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const float* u, void* y,
                        int yStride, int yOffset, cudaStream_t stream);
 
+// The expand's store form (prefill; the wide kernel only): Y[p, yOffset + off_j + n] = round(Σ_{k<r} U[p, j*r + k] ·
+// B[w, off_j + n, k]) for the rows of adapter segments and 0 for the rows of base segments and rank-0 slots, over the
+// module's columns; y is not read. Rows outside every segment keep what they held, so a caller that wants the whole
+// [numTokens, outTotal] block written needs segments covering every row. The engine's store-first prefill
+// (forward.cu) writes the delta first and lets the base GEMM add x·Wᵀ with beta = 1: the expand's DRAM bytes halve.
+// loraExpandStoreApplies: the wide expand is on and serves this step, module and y (else loraExpandStore returns
+// cudaErrorNotSupported and writes nothing).
+bool loraExpandStoreApplies(const DeviceModule& module, const DeviceStep& step, const void* y, int yStride, int yOffset);
+cudaError_t loraExpandStore(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const float* u, void* y,
+                            int yStride, int yOffset, cudaStream_t stream);
+
 // Small-step (decode) path (lora_small_step.cuh, lora_small_shrink.cu, lora_small_expand.cu): for steps of few rows
 // (numTokens <= kSmallStepMaxTokens) and ranks up to 64, the launch grids depend only on numTokens, the module and the
 // split count (never on the segment layout), so a captured graph stays valid whatever adapters the replayed batch

@@ -68,6 +68,15 @@ void Blas::gemm(Act act, const void* x, int M, int K, const void* w, int N, void
             "cublasGemmEx");
 }
 
+void Blas::gemmAccumulate(Act act, const void* x, int M, int K, const void* w, int N, void* y) {
+  if (M == 0 || N == 0) return;
+  const cudaDataType_t in = act == Act::BF16 ? CUDA_R_16BF : CUDA_R_16F;
+  const float alpha = 1.0f, beta = 1.0f;
+  blasCheck(cublasGemmEx(static_cast<cublasHandle_t>(handle_), CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w, in, K, x,
+                         in, K, &beta, y, in, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+            "cublasGemmEx (accumulate)");
+}
+
 int Blas::skinnyKSplit(int M, int N, int K, const void* x, const void* w) const {
   if (!skinnyEnabled_ || M == 0 || N == 0 || !skinnyGemmApplies(M, N, K, x, w)) return 0;
   return skinnyGemmKSplit(N, K, numSms_);

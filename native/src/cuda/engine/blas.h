@@ -24,6 +24,10 @@ class Blas {
   // tensor-core decode GEMM where enabled (decode-gemm.h), 16..128 rows (multiples of 8) with TSLORA_CUDA_GEMM_TUNE=1
   // to cuBLASLt with an algorithm timed once per shape (gemm-tune.h), the rest to cublasGemmEx.
   void gemm(Act act, const void* x, int M, int K, const void* w, int N, void* y, bool yF32);
+  // y[M, N] += x[M, K] · w[N, K]ᵀ in `act` (cublasGemmEx with beta = 1: y is read in the epilogue and the sum rounded
+  // once). The engine's store-first prefill LoRA (forward.cu) writes the delta into y first, so the expand writes y once
+  // instead of reading and writing it after the projection.
+  void gemmAccumulate(Act act, const void* x, int M, int K, const void* w, int N, void* y);
 
   // The skinny kernel's K split for gemm(x[M, K], w[N, K]), or 0 where gemm() would not use the skinny kernel
   // (cuBLAS shapes, TSLORA_CUDA_SKINNY_GEMM=0): the fused skinny launches (skinny-gemm.h) run exactly where it would.

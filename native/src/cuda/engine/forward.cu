@@ -67,6 +67,20 @@ bool switchOn(Switch which) {
 // 64 rows, ~0.1 ms per step at 3.35 TB/s if none of it hid under the projections), so the bound is tunable for the A/B.
 constexpr int kSideExpandMaxRows = 64;
 
+// Store-first prefill LoRA (TSLORA_CUDA_LORA_STORE_FIRST=1, opt-in, session 21, not yet run on a GPU): for steps of more
+// than kStoreFirstMinRows rows whose LoRA runs the wide expand, the module's shrink and a store-form expand write the
+// delta into y (DeviceLoraPool::applyStore: zeros in base rows, y not read), then the projection adds x·Wᵀ to it
+// (Blas::gemmAccumulate, beta = 1), instead of the projection writing y and the expand reading and writing it again.
+// The expand's bytes halve (prefill 8 × 512 r64 on Llama-3.1-8B: gate_up's 470 MB of y read-modify-write becomes
+// 235 MB of writes; the bytes floor of the LoRA kernels per layer 293 → ~200 µs at 3.1 TB/s) for one read of y in the
+// projection's epilogue, which a compute-bound prefill GEMM mostly hides. The delta is rounded to the activation dtype
+// before the sum (PEFT rounds lora_B's output so too) and the sum once in cuBLAS's epilogue: not bit-identical to the
+// in-place expand. Above 128 rows the projection is cublasGemmEx either way (Blas::gemm), so the base GEMM's kernel
+// choice does not change (TSLORA_CUDA_LORA_STORE_FIRST_MIN_ROWS lowers the bound, so that the PEFT parity test's
+// prefill of 86 rows takes the path: test/gpu/cuda-store-first). The shrink runs on the forward stream (no side-stream
+// overlap: the expand needs it first).
+constexpr int kStoreFirstMinRows = 128;
+
 }  // namespace
 
 // The side expand (session 18; runLayers' project): at steps of at most sideExpandMaxRows_ rows on the small-step LoRA
@@ -96,6 +110,8 @@ void CudaModel::readSideExpandSwitches() {
   sideExpandMaxBlocks_ = std::max(0, envInt("TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_BLOCKS", 0));
   const int v = envInt("TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_ROWS", kSideExpandMaxRows);
   sideExpandMaxRows_ = v >= 1 && v <= kSideExpandMaxRows ? v : kSideExpandMaxRows;
+  storeFirst_ = lora::envFlag("TSLORA_CUDA_LORA_STORE_FIRST", false);
+  storeFirstMinRows_ = std::max(1, envInt("TSLORA_CUDA_LORA_STORE_FIRST_MIN_ROWS", kStoreFirstMinRows));
 }
 
 // Columns of the side expand's delta rows: the widest projection that can carry a LoRA delta (qkv, gate_up, o, down).
@@ -378,6 +394,11 @@ void CudaModel::runLayers(const int32_t* tables, int stepT, int maxBlocksPerSeq,
     const bool overlap = lora && overlapOn;
     const bool side = overlap && sideExpand && lora_->deltaExpandApplies(m);
     try {
+      if (lora && !side && storeFirst_ && T > storeFirstMinRows_ && lora_->storeApplies(m, y, N)) {
+        lora_->applyStore(layer, m, x, K, y, N, stream_);
+        blas_->gemmAccumulate(act_, x, T, K, weight, N, y);
+        return LoraDeltaIn{};
+      }
       if (overlap) {
         loraOverlap_->fork(stream_);
         lora_->shrink(layer, m, x, K, loraOverlap_->side());

@@ -223,6 +223,33 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
     }
   }
 
+  if (path == Path::TiledWide && !embed && cl::loraExpandStoreApplies(dev.view, step, dY.ptr, yStride, yOffset)) {
+    // The store form (loraExpandStore, the engine's store-first prefill) over the same U: the delta alone against the
+    // CPU twin's (y - y0), exact +0 in base rows, the stride's padding columns untouched (poisoned).
+    DeviceBuffer<uint16_t> dStore(yBits.size());
+    CUDA_CHECK(cudaMemset(dStore.ptr, 0xff, dStore.count * sizeof(uint16_t)));
+    CUDA_CHECK(cl::loraExpandStore(dtype, dev.view, step, cl::loraShrinkOutput(workspace.ptr), dStore.ptr, yStride, yOffset, nullptr));
+    CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<uint16_t> stored(dStore.count);
+    CUDA_CHECK(cudaMemcpy(stored.data(), dStore.ptr, stored.size() * 2, cudaMemcpyDeviceToHost));
+    OutputCheck storeCheck(dtype);
+    for (int row = 0; row < T; ++row)
+      for (int col = 0; col < yStride; ++col) {
+        const size_t i = static_cast<size_t>(row) * yStride + col;
+        const bool inModule = col >= yOffset && col < yOffset + s.outTotal();
+        const bool lora = seg.rowSlots[row] >= 0 && cpu.slotRank(seg.rowSlots[row]) > 0;
+        if (!inModule) {
+          if (stored[i] != 0xffff) return "store expand wrote a column outside the module at row " + std::to_string(row);
+        } else if (!lora) {
+          if (stored[i] != 0) return "store expand: base row " + std::to_string(row) + " col " + std::to_string(col) + " is not +0";
+        } else {
+          storeCheck.add(fromActBits(stored[i], dtype), y[i] - y0[i], 0.0f);
+        }
+      }
+    const std::string storeVerdict = storeCheck.verdict(" (store expand)");
+    if (!storeVerdict.empty()) return storeVerdict;
+  }
+
   OutputCheck check(dtype);
   for (int row = 0; row < T; ++row)
     for (int col = 0; col < yStride; ++col) {
