@@ -291,8 +291,12 @@ void DeviceLoraPool::setStep(const host::StepLora& step, cudaStream_t stream) {
     perm[p] = step.permutation ? step.permutation[p] : p;
     if (perm[p] < 0 || perm[p] >= T) throw std::invalid_argument("LoRA device pool: permutation entry out of range");
   }
-  // Whether the segments hold every row once (monotone indptr from 0 to T, a bijective permutation): storeApplies.
+  // Whether the segments hold every row once (monotone indptr from 0 to T, a bijective permutation) and the store
+  // expand's tiles reach every row of the longest one, base segments included: storeApplies.
+  int longestAny = 0;
+  for (int g = 0; g < segments; ++g) longestAny = std::max(longestAny, indptr[g + 1] - indptr[g]);
   coversAllRows_ = (G > 0 ? step.segIndptr[0] == 0 && step.segIndptr[G] == T : T == 0);
+  longestSegmentRows_ = longestAny;
   if (coversAllRows_ && step.permutation != nullptr) {
     rowSeen_.assign(T, 0);
     for (int p = 0; p < T && coversAllRows_; ++p) coversAllRows_ = !rowSeen_[perm[p]]++;
@@ -491,7 +495,8 @@ bool DeviceLoraPool::storeApplies(host::Module module, const void* y, int yStrid
   const int m = static_cast<int>(module);
   if (m < 0 || m >= host::kNumModules || !config_.targets[m] || gridSegments_ > 0 || !coversAllRows_) return false;
   const DeviceModule v = view(module, 0);  // every layer of a module has the same shape
-  return smallSplitsFor(v) == 0 && !graphTiled_ && v.outTotal() == yStride && loraExpandStoreApplies(v, step_, y, yStride, 0);
+  return smallSplitsFor(v) == 0 && !graphTiled_ && v.outTotal() == yStride && longestSegmentRows_ <= loraExpandStoreRowsPerSegment(step_) &&
+         loraExpandStoreApplies(v, step_, y, yStride, 0);
 }
 
 void DeviceLoraPool::applyStore(int layer, host::Module module, const void* x, int xStride, void* y, int yStride, cudaStream_t stream) {

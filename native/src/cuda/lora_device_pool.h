@@ -100,8 +100,9 @@ class DeviceLoraPool {
   // apply() in its store-first form (prefill; loraExpandStore): y[p, 0 .. outTotal) = the module's delta of every row
   // of the step (0 for base rows), y not read, so that the caller adds the projection after it (Blas::gemmAccumulate)
   // and the expand writes y once instead of reading and writing it. storeApplies: the step's segments cover each of
-  // its rows once (setStep), the module's columns are y's whole rows (outTotal == yStride) and the wide expand serves
-  // the step (an eager grid with long segments: not the small-step kernels, not a graph grid).
+  // its rows once (setStep) and none is longer than the store expand's tiles reach (loraExpandStoreRowsPerSegment: a
+  // long base segment beside short adapter ones), the module's columns are y's whole rows (outTotal == yStride) and
+  // the wide expand serves the step (an eager grid with long segments: not the small-step kernels, not a graph grid).
   bool storeApplies(host::Module module, const void* y, int yStride) const;
   void applyStore(int layer, host::Module module, const void* x, int xStride, void* y, int yStride, cudaStream_t stream);
 
@@ -153,6 +154,7 @@ class DeviceLoraPool {
   int smallMaxSplits_ = 1 << 20;  // TSLORA_CUDA_LORA_SMALL_MAX_SPLITS: cap of shrink()'s small-step split count
   bool graphTiled_ = false;  // the current step's choice (setStep)
   bool coversAllRows_ = false;  // the current step's segments hold each of its rows exactly once (setStep)
+  int longestSegmentRows_ = 0;  // the current step's longest segment, base segments included (setStep)
   std::vector<char> rowSeen_;    // scratch of setStep's coverage check
   uint64_t workspaceGeneration_ = 0;
   size_t weightBytes_ = 0;

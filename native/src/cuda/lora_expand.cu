@@ -350,6 +350,10 @@ bool loraExpandStoreApplies(const DeviceModule& module, const DeviceStep& step, 
   return module.numSlices >= 1 && module.numSlices <= 3 && module.maxRank >= 1 && wideExpandServes(module, step, y, yStride, yOffset);
 }
 
+int loraExpandStoreRowsPerSegment(const DeviceStep& step) {
+  return (step.maxSegmentRows + wide::kExpandBM - 1) / wide::kExpandBM * wide::kExpandBM;  // launchExpandWide's tilesPerSegment
+}
+
 cudaError_t loraExpandStore(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const float* u, void* y,
                             int yStride, int yOffset, cudaStream_t stream) {
   if (step.maxSegments <= 0 || step.numTokens <= 0) return cudaSuccess;

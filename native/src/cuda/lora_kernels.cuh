@@ -91,8 +91,11 @@ cudaError_t loraExpand(ActDType dtype, const DeviceModule& module, const DeviceS
 // [numTokens, outTotal] block written needs segments covering every row. The engine's store-first prefill
 // (forward.cu) writes the delta first and lets the base GEMM add x·Wᵀ with beta = 1: the expand's DRAM bytes halve.
 // loraExpandStoreApplies: the wide expand is on and serves this step, module and y (else loraExpandStore returns
-// cudaErrorNotSupported and writes nothing).
+// cudaErrorNotSupported and writes nothing). The launch covers loraExpandStoreRowsPerSegment(step) rows of each segment
+// (whole 128-row tiles over step.maxSegmentRows): a segment longer than that (a base segment longer than every adapter
+// segment, whose rows step.maxSegmentRows need not count) would keep stale rows, so callers check it.
 bool loraExpandStoreApplies(const DeviceModule& module, const DeviceStep& step, const void* y, int yStride, int yOffset);
+int loraExpandStoreRowsPerSegment(const DeviceStep& step);
 cudaError_t loraExpandStore(ActDType dtype, const DeviceModule& module, const DeviceStep& step, const float* u, void* y,
                             int yStride, int yOffset, cudaStream_t stream);
 

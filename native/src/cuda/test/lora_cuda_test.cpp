@@ -223,7 +223,10 @@ std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const De
     }
   }
 
-  if (path == Path::TiledWide && !embed && cl::loraExpandStoreApplies(dev.view, step, dY.ptr, yStride, yOffset)) {
+  int longestSegment = 0;  // the store form's tiles must reach every row (DeviceLoraPool::storeApplies checks the same)
+  for (size_t g = 0; g + 1 < indptr.size(); ++g) longestSegment = std::max(longestSegment, indptr[g + 1] - indptr[g]);
+  if (path == Path::TiledWide && !embed && cl::loraExpandStoreApplies(dev.view, step, dY.ptr, yStride, yOffset) &&
+      longestSegment <= cl::loraExpandStoreRowsPerSegment(step)) {
     // The store form (loraExpandStore, the engine's store-first prefill) over the same U: the delta alone against the
     // CPU twin's (y - y0), exact +0 in base rows, the stride's padding columns untouched (poisoned).
     DeviceBuffer<uint16_t> dStore(yBits.size());
