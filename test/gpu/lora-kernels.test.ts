@@ -41,14 +41,15 @@ test('DeviceLoraPool (writeSlot, clearSlot, setStep, apply) matches the CPU Lora
       'native/src/cuda/lora_embed.cu', 'native/src/cuda/lora_small_shrink.cu', 'native/src/cuda/lora_small_expand.cu',
       'native/src/cuda/lora_small_fused.cu'],
   });
-  // The pool's default (the small-step pair) and the opt-in fused small-step kernel (TSLORA_CUDA_LORA_FUSED=1).
-  for (const fused of ['0', '1']) {
-    const run = spawnSync(driver, [], { encoding: 'utf8', env: { ...process.env, TSLORA_CUDA_LORA_FUSED: fused } });
+  // The pool's default (the small-step pair), the opt-in fused small-step kernel (TSLORA_CUDA_LORA_FUSED=1) and the
+  // opt-in coalesced csgmv prefill segments (TSLORA_CUDA_LORA_CSGMV_COALESCE=1: the driver's 315-row step).
+  for (const [fused, coalesce] of [['0', '0'], ['1', '0'], ['0', '1']]) {
+    const run = spawnSync(driver, [], { encoding: 'utf8', env: { ...process.env, TSLORA_CUDA_LORA_FUSED: fused, TSLORA_CUDA_LORA_CSGMV_COALESCE: coalesce } });
     if (run.status === 77) {
       t.skip(run.stdout.trim());
       return;
     }
-    assert.equal(run.status, 0, `TSLORA_CUDA_LORA_FUSED=${fused}: ${run.stdout}${run.stderr}`);
+    assert.equal(run.status, 0, `TSLORA_CUDA_LORA_FUSED=${fused} TSLORA_CUDA_LORA_CSGMV_COALESCE=${coalesce}: ${run.stdout}${run.stderr}`);
     assert.match(run.stdout, /^ok: \d+ device-pool cases passed, 0 failed$/m);
   }
 });

@@ -54,6 +54,7 @@ DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, i
   const char* graphTiled = std::getenv("TSLORA_CUDA_LORA_GRAPH_TILED");
   graphTiledOn_ = graphTiled == nullptr ? kGraphTiledDefaultOn : std::string(graphTiled) != "0";
   graphSmallStep_ = envFlag("TSLORA_CUDA_LORA_GRAPH_SMALL_STEP", true);
+  coalesceCsgmv_ = envFlag("TSLORA_CUDA_LORA_CSGMV_COALESCE", false);
   const int S = config.numSlots, R = config.maxRank;
   int maxColumnBlocks = 1;
   for (int m = 0; m < host::kNumModules; ++m) {
@@ -261,12 +262,21 @@ void DeviceLoraPool::setStep(const host::StepLora& step, cudaStream_t stream) {
   // same way (each 16-row tile of a segment is its own block either way).
   graphTiled_ = graphTiledApplies(step);
   const int maxChunkRows = graphTiled_ ? kGraphTiledRows : T + 1;
+  // A csgmv prefill-sized eager step (TSLORA_CUDA_LORA_CSGMV_COALESCE=1): consecutive chunks of one slot go up as one
+  // segment, so that the tiled kernels take whole runs of an adapter's rows (the wide expand once they are longer than
+  // 32) instead of C-row chunks: the same rows, slots and sums; only the tiles change.
+  const bool coalesce = coalesceCsgmv_ && step.csgmv && gridSegments_ == 0 && T > kCoalesceMinRows;
   int longest = 1, segments = 0;
   indptr[0] = G > 0 ? step.segIndptr[0] : 0;
   for (int g = 0; g < G; ++g) {
     const int begin = step.segIndptr[g], end = step.segIndptr[g + 1], slot = step.weightIndices[g];
     if (begin < 0 || end < begin || end > T || slot < -1 || slot >= config_.numSlots)
       throw std::invalid_argument("LoRA device pool: segment " + std::to_string(g) + " is out of range");
+    if (coalesce && segments > 0 && weights[segments - 1] == slot && indptr[segments] == begin) {
+      indptr[segments] = end;
+      if (slot >= 0) longest = std::max(longest, end - indptr[segments - 1]);
+      continue;
+    }
     const int rowsPerChunk = slot >= 0 ? maxChunkRows : T + 1;  // base segments do no work: never split
     for (int chunkBegin = begin;;) {
       const int chunkEnd = std::min(end, chunkBegin + rowsPerChunk);
