@@ -27,7 +27,7 @@ test('a prefill step: prompt b gets its own ⌈T/16⌉ blocks, slot b % 8 with a
   assert.deepEqual(withA.map((s) => s.slot), [0, 1, 2, 3, 4, 5, 6, 7, 0]);
   assert.deepEqual(withA[1].blockTable, [3, 4, 5]);
   assert.equal(withA[1].tokenIds.length, 40);
-  assert.deepEqual(withA[1].tokenIds.slice(0, 3), [17, 30, 43]);
+  assert.deepEqual(Array.from(withA[1].tokenIds).slice(0, 3), [17, 30, 43]);
   const base = prefillSequences({ prompts: 2, tokens: 40, blockSize: 16, withAdapters: false, vocabSize: 100 });
   assert.deepEqual(base.map((s) => s.slot), [-1, -1]);
   assert.deepEqual(base[0].tokenIds, withA[0].tokenIds);
