@@ -1,5 +1,6 @@
 // DeviceLoraPool: see lora_device_pool.h.
 #include "lora_device_pool.h"
+#include "lora_step_tables.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -266,51 +267,17 @@ void DeviceLoraPool::setStep(const host::StepLora& step, cudaStream_t stream) {
   // segment, so that the tiled kernels take whole runs of an adapter's rows (the wide expand once they are longer than
   // 32) instead of C-row chunks: the same rows, slots and sums; only the tiles change.
   const bool coalesce = coalesceCsgmv_ && step.csgmv && gridSegments_ == 0 && T > kCoalesceMinRows;
-  int longest = 1, segments = 0;
-  indptr[0] = G > 0 ? step.segIndptr[0] : 0;
-  for (int g = 0; g < G; ++g) {
-    const int begin = step.segIndptr[g], end = step.segIndptr[g + 1], slot = step.weightIndices[g];
-    if (begin < 0 || end < begin || end > T || slot < -1 || slot >= config_.numSlots)
-      throw std::invalid_argument("LoRA device pool: segment " + std::to_string(g) + " is out of range");
-    if (coalesce && segments > 0 && weights[segments - 1] == slot && indptr[segments] == begin) {
-      indptr[segments] = end;
-      if (slot >= 0) longest = std::max(longest, end - indptr[segments - 1]);
-      continue;
-    }
-    const int rowsPerChunk = slot >= 0 ? maxChunkRows : T + 1;  // base segments do no work: never split
-    for (int chunkBegin = begin;;) {
-      const int chunkEnd = std::min(end, chunkBegin + rowsPerChunk);
-      if (segments >= (gridSegments_ > 0 ? gridSegments_ : maxSegments_))
-        throw std::invalid_argument("LoRA device pool: step has more than " + std::to_string(gridSegments_ > 0 ? gridSegments_ : maxSegments_) +
-                                    " segments once split into " + std::to_string(kGraphTiledRows) + "-row chunks");
-      indptr[segments + 1] = chunkEnd;
-      weights[segments] = slot;
-      segRanks[segments] = slot >= 0 ? ranks_[slot] : 0;
-      ++segments;
-      if (slot >= 0) longest = std::max(longest, chunkEnd - chunkBegin);  // base segments (csgmv: one long one) do no work
-      chunkBegin = chunkEnd;
-      if (chunkBegin >= end) break;
-    }
-  }
-  for (int g = segments; g < maxSegments_; ++g) {  // padding: empty segments of the base slot (spec e.10)
-    indptr[g + 1] = indptr[segments];
-    weights[g] = -1;
-    segRanks[g] = 0;
-  }
-  for (int p = 0; p < T; ++p) {
-    perm[p] = step.permutation ? step.permutation[p] : p;
-    if (perm[p] < 0 || perm[p] >= T) throw std::invalid_argument("LoRA device pool: permutation entry out of range");
-  }
-  // Whether the segments hold every row once (monotone indptr from 0 to T, a bijective permutation) and the store
-  // expand's tiles reach every row of the longest one, base segments included: storeApplies.
-  int longestAny = 0;
-  for (int g = 0; g < segments; ++g) longestAny = std::max(longestAny, indptr[g + 1] - indptr[g]);
-  coversAllRows_ = (G > 0 ? step.segIndptr[0] == 0 && step.segIndptr[G] == T : T == 0);
-  longestSegmentRows_ = longestAny;
-  if (coversAllRows_ && step.permutation != nullptr) {
-    rowSeen_.assign(T, 0);
-    for (int p = 0; p < T && coversAllRows_; ++p) coversAllRows_ = !rowSeen_[perm[p]]++;
-  }
+  StepTableLimits limits;
+  limits.numSlots = config_.numSlots;
+  limits.maxSegments = maxSegments_;
+  limits.segmentBudget = gridSegments_ > 0 ? gridSegments_ : maxSegments_;
+  limits.maxChunkRows = maxChunkRows;
+  limits.coalesce = coalesce;
+  const StepTableShape shape = buildStepTables(step, limits, ranks_.data(), indptr, weights, segRanks, perm);
+  const int segments = shape.segments, longest = shape.longestAdapterRows;
+  // What storeApplies needs: every row in one segment, and the longest segment (base ones included).
+  coversAllRows_ = shape.coversAllRows;
+  longestSegmentRows_ = shape.longestRows;
   // The launch grid's rows beyond the step's (a graph grid's padding rows): the identity, so that the permutation is a
   // bijection of every row the kernels address (expandDelta writes every one of them: stale entries could alias rows).
   const int gridRows = gridSegments_ > 0 ? gridTokens_ : std::max(1, T);
