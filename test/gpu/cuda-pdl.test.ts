@@ -8,13 +8,13 @@
 // chain, the LoRA kernels being programmatic dependents too, TSLORA_CUDA_LORA_PDL). A kernel reading a predecessor's
 // output before its griddepcontrol.wait, or completing without waiting, shows up as a difference here.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { cudaBackendOrSkip } from './cuda-parity-helpers.js';
+import { countDiffering, runLogitsDriver } from './logits-driver.js';
 
 const { skip } = cudaBackendOrSkip();
 const SWITCHES = ['TSLORA_CUDA_PDL', 'TSLORA_CUDA_FUSED_SWIGLU', 'TSLORA_CUDA_FUSED_QKV_ROPE', 'TSLORA_CUDA_SKINNY_PREFETCH',
@@ -24,13 +24,10 @@ test('PDL (engine and LoRA kernels), LoRA side stream, fused skinny epilogues an
   const dir = mkdtempSync(join(tmpdir(), 'tslora-pdl-'));
   try {
     const run = (label: string, on: string[]): Float32Array => {
-      const file = join(dir, `logits-${label}.bin`);
       const env = { ...process.env, ...Object.fromEntries(SWITCHES.map((k) => [k, on.includes(k) ? '1' : '0'])) };
-      const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/gpu/pdl-step-logits.ts', file], { encoding: 'utf8', env });
-      assert.equal(r.status, 0, `${label}:\n${r.stdout}${r.stderr}`);
-      t.diagnostic(`${label}: ${r.stdout.trim()}`);
-      const bytes = readFileSync(file);
-      return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+      const { logits, line } = runLogitsDriver({ script: 'test/gpu/pdl-step-logits.ts', dir, label, env });
+      t.diagnostic(line);
+      return logits;
     };
     const plain = run('all-off', []);
     assert.ok(plain.length > 0 && plain.every(Number.isFinite), 'every logit finite');
@@ -39,8 +36,7 @@ test('PDL (engine and LoRA kernels), LoRA side stream, fused skinny epilogues an
       ['all-on-but-lora-side-stream', allBut('TSLORA_CUDA_LORA_SIDE_STREAM')]] as const) {
       const got = run(label, [...on]);
       assert.equal(got.length, plain.length, `${label}: ${got.length} logits, ${plain.length} with everything off`);
-      let differing = 0;
-      for (let i = 0; i < got.length; i++) if (!Object.is(got[i], plain[i])) differing++;
+      const differing = countDiffering(got, plain);
       assert.equal(differing, 0, `${label}: ${differing} of ${got.length} logits differ from everything off`);
     }
   } finally {

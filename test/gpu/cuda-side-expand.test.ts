@@ -10,13 +10,14 @@
 // so those logits only stay within the graph-vs-eager tolerance (relative L2 2e-2, test/gpu/cuda-graphs) of the off run.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { relativeL2 } from '../native/forward-reference.js';
 import { cudaBackendOrSkip } from './cuda-parity-helpers.js';
+import { countDiffering, runLogitsDriver } from './logits-driver.js';
 
 const { skip } = cudaBackendOrSkip();
 
@@ -36,21 +37,16 @@ test('side expand on / off: bit-identical logits (3 tiny models, csgmv and trito
   const dir = mkdtempSync(join(tmpdir(), 'tslora-side-expand-'));
   try {
     const run = (value: string, deltaAct = '0'): Float32Array => {
-      const file = join(dir, `logits-${value}-${deltaAct}.bin`);
       // The LoRA side stream on in both (the side expand needs it); everything else at its default.
-      const env = { ...process.env, TSLORA_CUDA_LORA_SIDE_EXPAND: value, TSLORA_CUDA_LORA_SIDE_STREAM: '1', TSLORA_CUDA_LORA_DELTA_ACT: deltaAct };
-      const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/gpu/side-expand-step-logits.ts', file], { encoding: 'utf8', env });
-      assert.equal(r.status, 0, `SIDE_EXPAND=${value}:\n${r.stdout}${r.stderr}`);
-      t.diagnostic(`SIDE_EXPAND=${value}: ${r.stdout.trim()}`);
-      const bytes = readFileSync(file);
-      return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+      const { logits, line } = runLogitsDriver({ script: 'test/gpu/side-expand-step-logits.ts', dir, label: `SIDE_EXPAND=${value}-DELTA_ACT=${deltaAct}`,
+        env: { ...process.env, TSLORA_CUDA_LORA_SIDE_EXPAND: value, TSLORA_CUDA_LORA_SIDE_STREAM: '1', TSLORA_CUDA_LORA_DELTA_ACT: deltaAct } });
+      t.diagnostic(line);
+      return logits;
     };
     const off = run('0');
     const on = run('1');
     assert.ok(off.length > 0 && off.every(Number.isFinite), 'every logit finite');
-    assert.equal(on.length, off.length);
-    let differing = 0;
-    for (let i = 0; i < on.length; i++) if (!Object.is(on[i], off[i])) differing++;
+    const differing = countDiffering(on, off);
     assert.equal(differing, 0, `${differing} of ${on.length} logits differ between side expand on and off`);
     const act = run('1', '1');
     assert.equal(act.length, off.length);

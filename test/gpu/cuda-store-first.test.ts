@@ -8,13 +8,14 @@
 // segment in 86 rows) rerun with the path on from 32 rows, where the device suite generated its reference.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { relativeL2 } from '../native/forward-reference.js';
 import { cudaBackendOrSkip } from './cuda-parity-helpers.js';
+import { countDiffering, runLogitsDriver } from './logits-driver.js';
 
 const { skip } = cudaBackendOrSkip();
 
@@ -28,21 +29,15 @@ test('store-first prefill LoRA on / off: logits within 2e-2 relative L2, not bit
     synth(['model', '--shape', 'llama-3.2-1b', '--layers', '2', '--vocab', '4096', '--out', join(dir, 'model')]);
     synth(['adapters', '--model', join(dir, 'model'), '--count', '8', '--rank', '16', '--targets', 'all', '--out', join(dir, 'adapters')]);
     const run = (value: string): Float32Array => {
-      const file = join(dir, `logits-${value}.bin`);
-      const env = { ...process.env, TSLORA_CUDA_LORA_STORE_FIRST: value };
-      const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/gpu/store-first-step-logits.ts', file, join(dir, 'model'), join(dir, 'adapters')],
-        { encoding: 'utf8', env });
-      assert.equal(r.status, 0, `STORE_FIRST=${value}:\n${r.stdout}${r.stderr}`);
-      t.diagnostic(`STORE_FIRST=${value}: ${r.stdout.trim()}`);
-      const bytes = readFileSync(file);
-      return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+      const { logits, line } = runLogitsDriver({ script: 'test/gpu/store-first-step-logits.ts', dir, label: `STORE_FIRST=${value}`,
+        env: { ...process.env, TSLORA_CUDA_LORA_STORE_FIRST: value }, args: [join(dir, 'model'), join(dir, 'adapters')] });
+      t.diagnostic(line);
+      return logits;
     };
     const off = run('0');
     const on = run('1');
     assert.ok(off.length > 0 && off.every(Number.isFinite) && on.every(Number.isFinite), 'every logit finite');
-    assert.equal(on.length, off.length);
-    let differing = 0;
-    for (let i = 0; i < on.length; i++) if (!Object.is(on[i], off[i])) differing++;
+    const differing = countDiffering(on, off);
     const err = relativeL2(on, off);
     t.diagnostic(`store-first vs in-place: relative L2 ${err.toExponential(2)}, ${differing} of ${on.length} logits differ`);
     assert.ok(differing > 0, 'bit-identical logits: the store-first path did not run');
