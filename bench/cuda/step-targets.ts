@@ -1,7 +1,7 @@
 /**
  * Issue #12's target table, computed from one device run's benchmark outputs (never typed in by hand):
  *   node --import tsx bench/cuda/step-targets.ts --out bench/cuda/results/step-targets.json --commit SHA \
- *     [--bandwidth bw.json] [--decode-8b decode-8b.json[,more.json…]] [--lora-bench lora/bench.json] [--decode-1b decode-1b.json \
+ *     [--bandwidth bw.json] [--decode-8b decode-8b.json[,more.json…]] [--lora-bench lora/bench.json] [--gemm-accumulate g.json] [--decode-1b decode-1b.json \
  *      --serving results.json [--serving-variant after]] [--triton-vs-csgmv results.json]
  * One entry per row of the issue's table: {value, target, met}, value null and met false with a note when the run did
  * not measure it. Several --decode-8b files (one per process, same configuration): each row is their median
@@ -52,7 +52,10 @@ export interface StepTargetInputs {
   serving?: ServingReport;
   servingVariant?: string;
   tritonVsCsgmv?: ServingReport;
+  /** bench/cuda/gemm-accumulate-bench.cu: what cuBLAS' beta = 1 adds to the prefill projections (store-first's share). */
+  gemmAccumulate?: GemmAccumulateReport;
 }
+export interface GemmAccumulateReport { gpu: string; m: number; layerBeta0Us: number; layerExtraUs: number }
 type Figure = number | Record<string, number | null> | null;
 export interface Measure {
   value: Figure;
@@ -147,6 +150,21 @@ function kernelMeasure(r: LoraBenchReport | undefined, caseName: string, atMostU
   return { value: round(best.us, 1), target, met: best.us <= atMostUs, note: `strategy "${best.strategy}" (the engine's default kernels)` };
 }
 
+/**
+ * The store-form expand's strategies (TSLORA_CUDA_LORA_STORE_FIRST, opt-in): their kernels leave the expand's read of y
+ * to the base GEMM (cuBLAS beta = 1), so their figure only compares with the in-place ones once that GEMM's extra time
+ * (gemm-accumulate-bench) is added. While store-first is opt-in the prefill row notes that sum and does not count it.
+ */
+export const STORE_STRATEGIES = ['triton store', 'csgmv C128 store'];
+export function storeFirstNote(r: LoraBenchReport | undefined, g: GemmAccumulateReport | undefined): string | undefined {
+  const rows = r?.results.filter((x) => x.case === 'prefill 8x512 r64' && x.module === 'layer' && typeof x.graphUs === 'number' && STORE_STRATEGIES.includes(x.strategy)) ?? [];
+  if (!rows.length) return undefined;
+  const best = rows.reduce((a, b) => (b.graphUs! < a.graphUs! ? b : a));
+  const kernels = `opt-in store-first (not counted): strategy "${best.strategy}" ${round(best.graphUs!, 1)} us`;
+  if (!g || g.m !== 4096) return `${kernels}, without the base GEMMs' extra read of y (gemm-accumulate-bench at 4096 rows did not run)`;
+  return `${kernels} + ${round(g.layerExtraUs, 1)} us of beta = 1 in the base GEMMs = ${round(best.graphUs! + g.layerExtraUs, 1)} us`;
+}
+
 function serving(r: ServingReport | undefined, variant: string, level: string) {
   return r?.summaries.find((s) => s.variant === variant && s.level === level && s.errors === 0);
 }
@@ -169,7 +187,9 @@ export function computeStepTargets(inp: StepTargetInputs): Record<string, Measur
     perProcess && !loraCost.note ? { ...loraCost, note: perProcess } : loraCost;
 
   m['LoRA kernels per layer, decode 64x1 r16 (8B shapes), us'] = kernelMeasure(inp.loraBench, 'decode 64x1 r16', 30);
-  m['LoRA kernels per layer, prefill 8x512 r64 (8B shapes), us'] = kernelMeasure(inp.loraBench, 'prefill 8x512 r64', 300);
+  const prefill = kernelMeasure(inp.loraBench, 'prefill 8x512 r64', 300);
+  const store = storeFirstNote(inp.loraBench, inp.gemmAccumulate);
+  m['LoRA kernels per layer, prefill 8x512 r64 (8B shapes), us'] = store ? { ...prefill, note: prefill.note ? `${prefill.note}; ${store}` : store } : prefill;
 
   // The engine step is the same server's own decode-step p50 over the same level (its /metrics histogram, native
   // forward only), so the difference is what serving adds: scheduling, the runner's JavaScript, messaging, HTTP.
@@ -212,6 +232,7 @@ function main(): void {
       serving: { type: 'string' },
       'serving-variant': { type: 'string', default: 'after' },
       'triton-vs-csgmv': { type: 'string' },
+      'gemm-accumulate': { type: 'string' },
     },
   });
   if (!a.out) throw new Error('usage: step-targets.ts --out FILE [inputs…]');
@@ -236,6 +257,7 @@ function main(): void {
     serving: read(a.serving),
     servingVariant: a['serving-variant'],
     tritonVsCsgmv: read(a['triton-vs-csgmv']),
+    gemmAccumulate: read(a['gemm-accumulate']),
   };
   const gpu = a.gpu ?? bandwidth?.gpu ?? inputs.decode8b?.gpu ?? inputs.decode1b?.gpu ?? inputs.loraBench?.device ?? 'unknown';
   const report = {

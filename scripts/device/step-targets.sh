@@ -84,7 +84,7 @@ STEPS_BUDGET_S=$(( STEPS_BUDGET_S + 15 ))  # the table is written even when the 
 step step-targets 15 step-targets.log node --import tsx bench/cuda/step-targets.ts --out "$G/step-targets.json" \
   --commit "${TSLORA_GIT_COMMIT:-unknown}" --bandwidth "$G/bandwidth.json" --decode-8b "$(IFS=,; echo "${DECODE_8B_AFTER[*]}")" \
   --lora-bench "$G/lora/bench.json" --decode-1b "$G/decode-1b-after.json" --serving "$G/serving-results.json" \
-  --serving-variant after --triton-vs-csgmv "$G/triton-vs-csgmv-results.json"
+  --serving-variant after --triton-vs-csgmv "$G/triton-vs-csgmv-results.json" --gemm-accumulate "${AB_OUT:-$G/..}/gemm-accumulate.json"
 cat "$G/step-targets.log"
 # Attribution, when time is left: the 8B decode with graphs on but the shrink on the forward stream.
 if ! skipped graphs-only && (( $(left) >= 25 )) && grep -q '^synth 8b rc=0' "$G/synth.log"; then

@@ -65,6 +65,23 @@ test("kernel rows take the engine's default kernels (never opt-in ones); serving
   assert.deepEqual(Object.values(old)[5].value, { c1: null, c64: null });
 });
 
+test('the prefill row notes the opt-in store-first kernels with the base GEMMs\' beta = 1 extra, and never counts them', () => {
+  const layer = (strategy: string, graphUs: number) => ({ case: 'prefill 8x512 r64', strategy, module: 'layer', graphUs });
+  const loraBench = { device: 'x', results: [layer('triton', 480), layer('triton store', 200.04), layer('csgmv C128 store', 260)] };
+  const row = (inp: Parameters<typeof computeStepTargets>[0]) => Object.values(computeStepTargets(inp))[4];
+  const withGemm = row({ loraBench, gemmAccumulate: { gpu: 'x', m: 4096, layerBeta0Us: 2000, layerExtraUs: 30.02 } });
+  assert.equal(withGemm.value, 480);
+  assert.equal(withGemm.met, false);
+  assert.match(withGemm.note!, /strategy "triton" \(the engine's default kernels\); opt-in store-first \(not counted\): strategy "triton store" 200 us \+ 30 us of beta = 1 in the base GEMMs = 230.1 us$/);
+  assert.match(row({ loraBench }).note!, /without the base GEMMs' extra read of y/);
+  assert.match(row({ loraBench, gemmAccumulate: { gpu: 'x', m: 512, layerBeta0Us: 1, layerExtraUs: 1 } }).note!, /did not run/);
+  assert.deepEqual(row({ loraBench: { device: 'x', results: [layer('triton', 480)] } }).note, 'strategy "triton" (the engine\'s default kernels)');
+  // only store rows: the row stays unmeasured, with both notes
+  const only = row({ loraBench: { device: 'x', results: [layer('triton store', 200)] } });
+  assert.equal(only.value, null);
+  assert.match(only.note!, /no row of the engine's default kernels.*; opt-in store-first/);
+});
+
 test('the memory floor scales with the measured bandwidth, with no built-in default', () => {
   const spec = { numLayers: 2, hiddenSize: 64, numHeads: 4, numKvHeads: 2, headDim: 16, intermediateSize: 128, vocabSize: 1000 } as never;
   const f = { spec, batch: 1, contextTokens: 10, distinctAdapters: 0, rank: 16 };
