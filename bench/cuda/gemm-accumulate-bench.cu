@@ -3,7 +3,8 @@
 // delta the store-form expand wrote, read once in the GEMM's epilogue), bf16, Llama-3.1-8B prefill shapes at M rows
 // (default 4096: 8 × 512). The extra of beta = 1 per layer (qkv + gate_up + down, the LoRA microbenchmark's modules;
 // o beside) belongs to the store strategies' LoRA kernel time (bench/lora `triton store`). A benchmark, not a test.
-//   nvcc -std=c++17 -O2 -gencode arch=compute_90a,code=sm_90a bench/cuda/gemm-accumulate-bench.cu -lcublas -o /tmp/gab
+//   nvcc -std=c++17 -O2 -gencode arch=compute_90a,code=sm_90a -Inative/src/cuda/test -Ibench/lora \
+//     bench/cuda/gemm-accumulate-bench.cu bench/lora/bench_fill.cu -lcublas -o /tmp/gab
 //   /tmp/gab [M] [out.json]
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -15,14 +16,9 @@
 #include <string>
 #include <vector>
 
-#define CHECK_CUDA(x)                                                                     \
-  do {                                                                                    \
-    cudaError_t e_ = (x);                                                                 \
-    if (e_ != cudaSuccess) {                                                              \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                       \
-    }                                                                                     \
-  } while (0)
+#include "bench_fill.h"  // fillRandomBf16
+#include "cuda_check.h"  // CHECK, DeviceBuffer
+
 #define CHECK_BLAS(x)                                                                     \
   do {                                                                                    \
     cublasStatus_t s_ = (x);                                                              \
@@ -39,14 +35,6 @@ struct Shape {
   int n, k;  // y[M, n] = x[M, k] · w[n, k]ᵀ
 };
 
-__global__ void fillKernel(__nv_bfloat16* p, size_t count, unsigned seed) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < count; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    unsigned h = static_cast<unsigned>(i) * 2654435761u ^ seed;
-    h ^= h >> 15;
-    p[i] = __float2bfloat16((static_cast<float>(h & 0xffff) / 65535.0f - 0.5f) * 0.1f);
-  }
-}
-
 // Median over `rounds` of the mean of `iterations` back-to-back GEMMs, µs.
 float gemmUs(cublasHandle_t h, cudaStream_t stream, int m, const Shape& s, const void* x, const void* w, void* y, float beta) {
   const float alpha = 1.0f;
@@ -56,21 +44,21 @@ float gemmUs(cublasHandle_t h, cudaStream_t stream, int m, const Shape& s, const
   };
   for (int i = 0; i < 3; ++i) one();
   cudaEvent_t start, stop;
-  CHECK_CUDA(cudaEventCreate(&start));
-  CHECK_CUDA(cudaEventCreate(&stop));
+  CHECK(cudaEventCreate(&start));
+  CHECK(cudaEventCreate(&stop));
   constexpr int kRounds = 7, kIterations = 10;
   std::vector<float> us;
   for (int r = 0; r < kRounds; ++r) {
-    CHECK_CUDA(cudaEventRecord(start, stream));
+    CHECK(cudaEventRecord(start, stream));
     for (int i = 0; i < kIterations; ++i) one();
-    CHECK_CUDA(cudaEventRecord(stop, stream));
-    CHECK_CUDA(cudaEventSynchronize(stop));
+    CHECK(cudaEventRecord(stop, stream));
+    CHECK(cudaEventSynchronize(stop));
     float ms = 0;
-    CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
+    CHECK(cudaEventElapsedTime(&ms, start, stop));
     us.push_back(1e3f * ms / kIterations);
   }
-  CHECK_CUDA(cudaEventDestroy(start));
-  CHECK_CUDA(cudaEventDestroy(stop));
+  CHECK(cudaEventDestroy(start));
+  CHECK(cudaEventDestroy(stop));
   std::sort(us.begin(), us.end());
   return us[us.size() / 2];
 }
@@ -89,10 +77,10 @@ int main(int argc, char** argv) {
     return 77;
   }
   cudaDeviceProp prop{};
-  CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
+  CHECK(cudaGetDeviceProperties(&prop, 0));
   const std::vector<Shape> shapes = {{"qkv", 6144, 4096}, {"gate_up", 28672, 4096}, {"down", 4096, 14336}, {"o", 4096, 4096}};
   cudaStream_t stream;
-  CHECK_CUDA(cudaStreamCreate(&stream));
+  CHECK(cudaStreamCreate(&stream));
   cublasHandle_t h;
   CHECK_BLAS(cublasCreate(&h));
   CHECK_BLAS(cublasSetStream(h, stream));
@@ -100,17 +88,14 @@ int main(int argc, char** argv) {
   double layerExtraUs = 0, layerBeta0Us = 0;
   for (size_t i = 0; i < shapes.size(); ++i) {
     const Shape& s = shapes[i];
-    __nv_bfloat16 *x, *w, *y;
-    CHECK_CUDA(cudaMalloc(&x, sizeof(__nv_bfloat16) * static_cast<size_t>(m) * s.k));
-    CHECK_CUDA(cudaMalloc(&w, sizeof(__nv_bfloat16) * static_cast<size_t>(s.n) * s.k));
-    CHECK_CUDA(cudaMalloc(&y, sizeof(__nv_bfloat16) * static_cast<size_t>(m) * s.n));
-    fillKernel<<<1024, 256, 0, stream>>>(x, static_cast<size_t>(m) * s.k, 1);
-    fillKernel<<<1024, 256, 0, stream>>>(w, static_cast<size_t>(s.n) * s.k, 2);
-    fillKernel<<<1024, 256, 0, stream>>>(y, static_cast<size_t>(m) * s.n, 3);
-    CHECK_CUDA(cudaGetLastError());
+    DeviceBuffer<__nv_bfloat16> x(static_cast<size_t>(m) * s.k), w(static_cast<size_t>(s.n) * s.k), y(static_cast<size_t>(m) * s.n);
+    CHECK(fillRandomBf16(x.ptr, x.count, 1, 1.0f));
+    CHECK(fillRandomBf16(w.ptr, w.count, 2, 0.02f));
+    CHECK(fillRandomBf16(y.ptr, y.count, 3, 1.0f));
+    CHECK(cudaDeviceSynchronize());  // the fills ran on the legacy stream
     // Alternating, so that drift hits both alike.
-    const float beta0a = gemmUs(h, stream, m, s, x, w, y, 0.0f), beta1a = gemmUs(h, stream, m, s, x, w, y, 1.0f);
-    const float beta1b = gemmUs(h, stream, m, s, x, w, y, 1.0f), beta0b = gemmUs(h, stream, m, s, x, w, y, 0.0f);
+    const float beta0a = gemmUs(h, stream, m, s, x.ptr, w.ptr, y.ptr, 0.0f), beta1a = gemmUs(h, stream, m, s, x.ptr, w.ptr, y.ptr, 1.0f);
+    const float beta1b = gemmUs(h, stream, m, s, x.ptr, w.ptr, y.ptr, 1.0f), beta0b = gemmUs(h, stream, m, s, x.ptr, w.ptr, y.ptr, 0.0f);
     const double beta0 = 0.5 * (beta0a + beta0b), beta1 = 0.5 * (beta1a + beta1b), extra = beta1 - beta0;
     std::printf("%-8s M %d N %5d K %5d: beta 0 %8.1f us, beta 1 %8.1f us, extra %6.1f us (%+.1f %%; y %.0f MB read once more)\n", s.module, m,
                 s.n, s.k, beta0, beta1, extra, 100.0 * extra / beta0, 2.0 * m * s.n / 1e6);
@@ -119,9 +104,6 @@ int main(int argc, char** argv) {
     std::snprintf(entry, sizeof entry, "%s{\"module\":\"%s\",\"n\":%d,\"k\":%d,\"beta0Us\":%.2f,\"beta1Us\":%.2f,\"extraUs\":%.2f}", i ? "," : "",
                   s.module, s.n, s.k, beta0, beta1, extra);
     json += entry;
-    CHECK_CUDA(cudaFree(x));
-    CHECK_CUDA(cudaFree(w));
-    CHECK_CUDA(cudaFree(y));
   }
   std::printf("%s, M %d: qkv + gate_up + down, beta 0 %.1f us per layer, extra of beta 1 %.1f us per layer\n", prop.name, m, layerBeta0Us, layerExtraUs);
   char tail[160];

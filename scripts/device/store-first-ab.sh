@@ -15,7 +15,8 @@ declare -A variants=(
   [csgmv]="chunks:TSLORA_CUDA_LORA_CSGMV_COALESCE=0;coalesce:TSLORA_CUDA_LORA_CSGMV_COALESCE=1;coalesce+store:TSLORA_CUDA_LORA_CSGMV_COALESCE=1,TSLORA_CUDA_LORA_STORE_FIRST=1"
 )
 # The projections' own share (bench/cuda/gemm-accumulate-bench.cu): cuBLAS beta = 0 vs 1 at the prefill's 4096 rows.
-nvcc -std=c++17 -O2 -gencode arch=compute_90a,code=sm_90a bench/cuda/gemm-accumulate-bench.cu -lcublas -o /tmp/tslora-gab \
+nvcc -std=c++17 -O2 -gencode arch=compute_90a,code=sm_90a -Inative/src/cuda/test -Ibench/lora bench/cuda/gemm-accumulate-bench.cu \
+  bench/lora/bench_fill.cu -lcublas -o /tmp/tslora-gab \
   > "$R/gemm-accumulate.log" 2>&1 && /tmp/tslora-gab 4096 "$R/gemm-accumulate.json" >> "$R/gemm-accumulate.log" 2>&1
 echo "gemm accumulate rc=$? at $(( $(date +%s) - T0 )) s" >> "$R/combo.log"
 for backend in ${STORE_AB_BACKENDS:-triton csgmv}; do
