@@ -92,6 +92,18 @@ for (const key of new Set(Object.values(variants).flatMap((v) => Object.keys(v.e
 
 interface Row { batch: number; scenario: string; ms: Record<string, number[]> }
 const results: Row[] = [];
+/** One row: `warmSteps` untimed steps per variant, then `rounds` rounds of `steps` timed ones per variant (each round's
+ * median), the variants' order rotating every round so that the machine's drift hits every variant alike. */
+function measureRow(o: { batch: number; scenario: string; label: string; warmSteps: number; steps: number }, run: (side: string, n: number) => number[]): void {
+  for (const side of sides) run(side, o.warmSteps);
+  const row: Row = { batch: o.batch, scenario: o.scenario, ms: Object.fromEntries(sides.map((side) => [side, [] as number[]])) };
+  for (let r = 0; r < rounds; r++) {
+    const order = [...sides.slice(r % sides.length), ...sides.slice(0, r % sides.length)];
+    for (const side of order) row.ms[side].push(median(run(side, o.steps)));
+  }
+  results.push(row);
+  console.log(`${o.label}: ${sides.map((side) => `${side} ${median(row.ms[side]).toFixed(3)} ms`).join(', ')}`);
+}
 const decodeScenarios = args.scenarios ? (args.scenarios.split(',') as DecodeScenario[]) : [];
 for (const batch of args.batches!.split(',').map(Number)) {
   for (const scenario of decodeScenarios) {
@@ -109,14 +121,7 @@ for (const batch of args.batches!.split(',').map(Number)) {
       }
       return times;
     };
-    for (const side of sides) run(side, 3);  // warm-up: graph capture, workspace sizing
-    const row: Row = { batch, scenario, ms: Object.fromEntries(sides.map((side) => [side, [] as number[]])) };
-    for (let r = 0; r < rounds; r++) {
-      const order = [...sides.slice(r % sides.length), ...sides.slice(0, r % sides.length)];  // rotates every round
-      for (const side of order) row.ms[side].push(median(run(side, steps)));
-    }
-    results.push(row);
-    console.log(`batch ${batch} ${scenario}: ${sides.map((side) => `${side} ${median(row.ms[side]).toFixed(3)} ms`).join(', ')}`);
+    measureRow({ batch, scenario, label: `batch ${batch} ${scenario}`, warmSteps: 3, steps }, run);  // warm-up: graph capture, workspace sizing
   }
 }
 if (prefillShape) {
@@ -132,14 +137,8 @@ if (prefillShape) {
       }
       return times;
     };
-    for (const side of sides) run(side, 1);  // warm-up: workspace sizing, cuBLAS heuristics
-    const row: Row = { batch: prompts, scenario: `prefill ${scenario}`, ms: Object.fromEntries(sides.map((side) => [side, [] as number[]])) };
-    for (let r = 0; r < rounds; r++) {
-      const order = [...sides.slice(r % sides.length), ...sides.slice(0, r % sides.length)];
-      for (const side of order) row.ms[side].push(median(run(side, prefillSteps)));
-    }
-    results.push(row);
-    console.log(`prefill ${prompts} x ${tokens} ${scenario}: ${sides.map((side) => `${side} ${median(row.ms[side]).toFixed(3)} ms`).join(', ')}`);
+    // warm-up: workspace sizing, cuBLAS heuristics
+    measureRow({ batch: prompts, scenario: `prefill ${scenario}`, label: `prefill ${prompts} x ${tokens} ${scenario}`, warmSteps: 1, steps: prefillSteps }, run);
   }
 }
 for (const runner of runners.values()) runner.destroy();
