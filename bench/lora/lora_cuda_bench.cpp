@@ -66,6 +66,9 @@ struct Strategy {
   // prefill (TSLORA_CUDA_LORA_STORE_FIRST=1) runs before the base GEMM adds x·Wᵀ with beta = 1 (that GEMM's extra read of
   // y is not in these figures: bench/cuda/side-expand-ab.ts --prefill measures the whole step)
   bool store = false;
+  // prefill: the wide shrink's block tile (loraSetShrinkWideTile: 1 m128k32, 2 m128k64, 3 m64k64; session 22), with
+  // wideShrink = 1; -1 = the process's tile (w8 unless TSLORA_CUDA_LORA_WIDE_SHRINK_TILE names another)
+  int wideTile = -1;
 };
 constexpr unsigned kNarrow = 1, kLongK = 2, kEarly = 4;
 
@@ -149,8 +152,14 @@ int main(int argc, char** argv) {
       {"csgmv small v10 s8", true, 16, true, false, false, false, -1, -1, false, true, 0, 8},
       // prefill A/B (session 21): the store-form wide expand beside "triton" / "csgmv C128" (the default kernels)
       {"triton store", false, 16, false, false, false, false, -1, 1, false, false, 0, 0, true},
-      {"csgmv C128 store", true, 128, false, false, false, false, -1, 1, false, false, 0, 0, true}};
+      {"csgmv C128 store", true, 128, false, false, false, false, -1, 1, false, false, 0, 0, true},
+      // prefill A/B (session 22): the wide shrink's two-dimensional block tiles with the default (wide) expand, beside
+      // "triton" (v5 shrink) and "triton wide shrink" (w8, v5 expand)
+      {"triton wide shrink m128k32", false, 16, false, false, false, false, 1, -1, false, false, 0, 0, false, 1},
+      {"triton wide shrink m128k64", false, 16, false, false, false, false, 1, -1, false, false, 0, 0, false, 2},
+      {"triton wide shrink m64k64", false, 16, false, false, false, false, 1, -1, false, false, 0, 0, false, 3}};
   const bool wideDefault = cl::loraShrinkWideOn(), wideExpandDefault = cl::loraExpandWideOn();
+  const int wideTileDefault = cl::loraShrinkWideTile();
   std::string json = "{\"device\":\"" + std::string(prop.name) + "\",\"results\":[";
   std::vector<std::string> table;
 
@@ -206,6 +215,7 @@ int main(int argc, char** argv) {
       cl::loraSetSmallEarlyTrigger((st.smallV11 & kEarly) != 0);
       cl::loraSetShrinkWide(st.wideShrink < 0 ? wideDefault : st.wideShrink == 1);
       cl::loraSetExpandWide(st.wideExpand < 0 ? wideExpandDefault : st.wideExpand == 1);
+      cl::loraSetShrinkWideTile(st.wideTile < 0 ? wideTileDefault : st.wideTile);
       std::vector<StepSet> sets(kSets);
       int maxSegments = 0, maxRows = 1;
       std::vector<Segments> segs;
@@ -416,30 +426,38 @@ int main(int argc, char** argv) {
           std::printf("%s\n", sweep.c_str());
         }
       }
-      // Wide-shrink wave sweep (LORA_BENCH_WIDE_SWEEP=1): the shrink alone per blocks-per-SM target of its split count,
-      // to tune loraShrinkSplits for the wide kernel.
-      if (st.wideShrink == 1 && st.wideExpand == 0 && std::getenv("LORA_BENCH_WIDE_SWEEP") != nullptr) {
+      // Wide-shrink sweep (LORA_BENCH_WIDE_SWEEP=1): the shrink alone per block tile (loraSetShrinkWideTile) and split
+      // count, to pick the tile and tune loraShrinkSplits for it (any split count is correct for every tile).
+      if (st.wideShrink == 1 && st.wideExpand == 0 && st.wideTile < 0 && std::getenv("LORA_BENCH_WIDE_SWEEP") != nullptr) {
         for (ModuleState& ms : modules) {
           const int autoSplits = ms.kSplits;
-          std::string sweep = std::string(cs.name) + " " + st.name + " " + ms.spec.name + " wide sweep (blocks/SM:splits:shrink us):";
-          for (int perSm : {1, 2, 3, 4, 6}) {
-            cl::loraSetShrinkWideBlocksPerSm(perSm);
-            ms.kSplits = cl::loraShrinkSplits(ms.view, sets[0].step, prop.multiProcessorCount);
-            const size_t bytes = cl::loraShrinkWorkspaceBytes(ms.view, sets[0].step, ms.kSplits);
-            if (bytes > ms.workspace.count) {
-              ms.workspace.resize(bytes);
-              CUDA_CHECK(cudaMemset(ms.workspace.ptr, 0, ms.workspace.count));  // the tickets
+          for (int tile = 0; tile < 4; ++tile) {
+            cl::loraSetShrinkWideTile(tile);
+            const int tileAuto = cl::loraShrinkSplits(ms.view, sets[0].step, prop.multiProcessorCount);
+            std::string sweep = std::string(cs.name) + " " + st.name + " " + ms.spec.name + " tile " + cl::loraShrinkWideTileName(tile) +
+                                " split sweep (splits:shrink us):";
+            for (int splits : {1, 2, 3, 4, 6, 8, 12}) {
+              const size_t bytes = cl::loraShrinkWorkspaceBytes(ms.view, sets[0].step, splits);
+              if (bytes > ms.workspace.count) ms.workspace.resize(bytes);
+              // The tickets sit after the partials, so they move with the split count: zero them for every count.
+              CUDA_CHECK(cudaMemset(ms.workspace.ptr, 0, ms.workspace.count));
+              ms.kSplits = splits;
+              const double us = 1e3 * timeMs(stream, 40, [&](int i) { shrink(ms, i); });
+              char cell[64];
+              std::snprintf(cell, sizeof cell, " %d:%.1f", splits, us);
+              sweep += cell;
+              char entry[240];
+              std::snprintf(entry, sizeof entry, ",{\"case\":\"%s\",\"strategy\":\"%s\",\"module\":\"%s\",\"wideTile\":\"%s\",\"sweepSplits\":%d,\"shrinkUs\":%.2f}",
+                            cs.name, st.name, ms.spec.name, cl::loraShrinkWideTileName(tile), splits, us);
+              json += entry;
             }
-            const double us = 1e3 * timeMs(stream, 40, [&](int i) { shrink(ms, i); });
-            char cell[64];
-            std::snprintf(cell, sizeof cell, " %d:%d:%.1f", perSm, ms.kSplits, us);
-            sweep += cell;
+            sweep += " (auto " + std::to_string(tileAuto) + ")";
+            table.push_back(sweep);
+            std::printf("%s\n", sweep.c_str());
           }
-          cl::loraSetShrinkWideBlocksPerSm(0);
+          cl::loraSetShrinkWideTile(wideTileDefault);
           ms.kSplits = autoSplits;
-          sweep += " (auto " + std::to_string(autoSplits) + ")";
-          table.push_back(sweep);
-          std::printf("%s\n", sweep.c_str());
+          CUDA_CHECK(cudaMemset(ms.workspace.ptr, 0, ms.workspace.count));  // the auto count's tickets, over old partials
         }
       }
       // Wide-expand wave sweep (LORA_BENCH_WIDE_SWEEP=1): the expand alone per (pipeline stages, blocks-per-SM target of

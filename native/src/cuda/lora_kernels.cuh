@@ -62,6 +62,12 @@ int loraShrinkSplits(const DeviceModule& module, const DeviceStep& step, int num
 void loraSetShrinkWide(bool on);
 bool loraShrinkWideOn();
 void loraSetShrinkWideBlocksPerSm(int blocks);
+// The wide shrink's block tile (lora_shrink_wide.cuh WideTile: 0 w8, the default, 1 m128k32, 2 m128k64, 3 m64k64;
+// TSLORA_CUDA_LORA_WIDE_SHRINK_TILE names one at start-up). Session 22: only w8 has run on a GPU. Process-wide, not
+// concurrently with launches; false for a tile that does not exist. loraShrinkSplits sizes the splits for the tile.
+bool loraSetShrinkWideTile(int tile);
+int loraShrinkWideTile();
+const char* loraShrinkWideTileName(int tile);
 
 // Shrink workspace, allocated once for the static maxima and zeroed once at allocation (cudaMemset): it holds
 //   U        fp32 [numTokens, c*R]            the shrink result read by the expand

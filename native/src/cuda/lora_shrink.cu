@@ -6,6 +6,7 @@
 #include <mma.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -228,6 +229,19 @@ int& wideBlocksPerSmFlag() {
   }();
   return blocks;
 }
+// The wide shrink's block tile (lora_shrink_wide.cuh WideTile): TSLORA_CUDA_LORA_WIDE_SHRINK_TILE=w8 (session 14's, the
+// default) | m128k32 | m128k64 | m64k64, read once; another value is reported on stderr and leaves w8.
+wide::WideTile& wideTileFlag() {
+  static wide::WideTile tile = [] {
+    const char* env = std::getenv("TSLORA_CUDA_LORA_WIDE_SHRINK_TILE");
+    if (env == nullptr || *env == '\0') return wide::WideTile::W8;
+    for (int i = 0; i < wide::kWideTiles; ++i)
+      if (std::string(env) == wide::wideTileName(static_cast<wide::WideTile>(i))) return static_cast<wide::WideTile>(i);
+    std::fprintf(stderr, "tslora: TSLORA_CUDA_LORA_WIDE_SHRINK_TILE=%s is not one of w8, m128k32, m128k64, m64k64; using w8\n", env);
+    return wide::WideTile::W8;
+  }();
+  return tile;
+}
 // Shape conditions of the wide kernel (the pointer alignments are checked at launch; a split count chosen for it is
 // still correct for the v5 kernel).
 bool wideShape(const DeviceModule& module, const DeviceStep& step) {
@@ -240,7 +254,7 @@ cudaError_t dispatchShrink(const DeviceModule& module, const DeviceStep& step, c
   if (wideShape(module, step) && xStride % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
       reinterpret_cast<uintptr_t>(module.a) % 16 == 0) {
     const WorkspaceLayout layout = layoutOf(module, step, kSplits, u);
-    return wide::shrinkWide<T>(module, step, x, xStride, layout.u, layout.partials, layout.counters, kSplits, stream);
+    return wide::shrinkWide<T>(module, step, x, xStride, layout.u, layout.partials, layout.counters, kSplits, stream, wideTileFlag());
   }
   switch (tileRowsFor(step.maxSegmentRows)) {
     case 16: return launchShrink<T, 16>(module, step, x, xStride, u, kSplits, stream);
@@ -254,13 +268,23 @@ cudaError_t dispatchShrink(const DeviceModule& module, const DeviceStep& step, c
 void loraSetShrinkWide(bool on) { wideFlag() = on; }
 bool loraShrinkWideOn() { return wideFlag(); }
 void loraSetShrinkWideBlocksPerSm(int blocks) { wideBlocksPerSmFlag() = std::max(0, blocks); }
+bool loraSetShrinkWideTile(int tile) {
+  if (tile < 0 || tile >= wide::kWideTiles) return false;
+  wideTileFlag() = static_cast<wide::WideTile>(tile);
+  return true;
+}
+int loraShrinkWideTile() { return static_cast<int>(wideTileFlag()); }
+const char* loraShrinkWideTileName(int tile) {
+  return tile >= 0 && tile < wide::kWideTiles ? wide::wideTileName(static_cast<wide::WideTile>(tile)) : "?";
+}
 
 int loraShrinkSplits(const DeviceModule& module, const DeviceStep& step, int numMultiprocessors) {
-  if (wideShape(module, step)) {  // whole waves of the wide kernel's blocks (1 chunk: 61 KB of stages, 3 per SM; else 2)
-    const int chunks = wide::wideChunks(module);
-    const long long tiles = static_cast<long long>(std::max(1, step.maxSegments)) * ((step.maxSegmentRows + wide::kBM - 1) / wide::kBM);
+  if (wideShape(module, step)) {  // whole waves of the wide kernel's blocks (wide::wideBlocksPerSm per SM)
+    const wide::WideTile tile = wideTileFlag();
+    const int chunks = wide::wideChunks(module), tileRows = wide::wideTileRows(tile);
+    const long long tiles = static_cast<long long>(std::max(1, step.maxSegments)) * ((step.maxSegmentRows + tileRows - 1) / tileRows);
     const long long blocks = tiles * ((module.numSlices * module.maxRank + chunks * wide::kChunk - 1) / (chunks * wide::kChunk));
-    const int perSm = wideBlocksPerSmFlag() > 0 ? wideBlocksPerSmFlag() : chunks == 1 ? 3 : 2;
+    const int perSm = wideBlocksPerSmFlag() > 0 ? wideBlocksPerSmFlag() : wide::wideBlocksPerSm(tile, chunks);
     const long long wanted = static_cast<long long>(perSm) * numMultiprocessors / blocks;
     const int maxByK = std::max(1, module.in / kMinKPerSplit);
     return static_cast<int>(std::max(1LL, std::min<long long>({wanted, maxByK, 64})));

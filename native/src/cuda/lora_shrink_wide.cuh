@@ -1,10 +1,10 @@
 // The wide tiled shrink (prefill; v10 of bench/lora/README.md; opt-in: measured slower than v5 on an H100): U = X·Aᵀ
 // for one (layer, module) where a segment's row tiles are long (maxSegmentRows > 32). The v5 shrink (lora_shrink.cu) ran 64 × 64 tiles with 4 WMMA warps and
 // moved ~3 TB/s between L2 and the SMs for 1.5-2 TB/s of DRAM bytes (prefill 8 × 512 r64: 191 µs for the three
-// shrinks against a 72 µs bytes floor on an H100). Here a block takes 128 rows × up to NC × 64 U columns (all
-// c·r = 192 columns of a qkv slot at r64): x is read once per column block instead of once per 64 columns, and A
-// once per 128 rows instead of 64. 8 warps, each owns 16 rows × NC·64 columns (mma.m16n8k16 with ldmatrix
-// fragments from a 4-stage cp.async pipeline of 32-K steps, 80-byte shared rows: conflict-free ldmatrix). Split-K
+// shrinks against a 72 µs bytes floor on an H100). Here a block takes 128 (or 64) rows × up to NC × 64 U columns
+// (all c·r = 192 columns of a qkv slot at r64): x is read once per column block instead of once per 64 columns, and A
+// once per 128 rows instead of 64. 8 warps of mma.m16n8k16 with ldmatrix fragments from a cp.async pipeline; the
+// block tiles (WideTile below) differ in the warps' layout, the K per stage and the rows per block. Split-K
 // as in v5 (each split writes its partial; the last block of a tile sums them in split order: deterministic).
 // A programmatic dependent launch like every LoRA kernel: tables and the prologue's A stages before pdlWait, x and
 // the workspace after it. Needs the 16-byte paths (in, xStride multiples of 8, aligned x / A): lora_shrink.cu keeps
@@ -18,19 +18,67 @@
 
 namespace tslora::cuda::lora::wide {
 
-constexpr int kThreads = 256;  // 8 warps × 16 rows
-constexpr int kBM = 128;
-constexpr int kChunk = 64;  // U columns per chunk; a block owns NC chunks
-constexpr int kBK = 32;     // K per pipeline stage
-constexpr int kLd = kBK + 8;
-constexpr int kStages = 4;
+constexpr int kThreads = 256;  // 8 warps
+constexpr int kBM = 128;       // rows per block of the session-14 tile (WideTile::W8); WideTile::M64K64 takes 64
+constexpr int kChunk = 64;     // U columns per chunk; a block owns NC chunks
 constexpr int kMaxChunks = 3;
 
-template <typename T, int NC>
-struct WideSmem {
-  static constexpr int kStageElems = (kBM + NC * kChunk) * kLd;  // x rows, then A rows
-  static constexpr int kBytes = kStages * kStageElems * static_cast<int>(sizeof(T));
+// Block tiles of the wide shrink (TSLORA_CUDA_LORA_WIDE_SHRINK_TILE; session 22, the A/B of the next device call: none of
+// the three new ones has run on a GPU). W8 is session 14's kernel: 8 warps stacked along the rows (16 rows × all NC·64
+// columns each), 32-K stages × 4; every warp loads all of the block's A columns from shared memory per 16 K (13
+// ldmatrix.x4 for 24 MMAs at NC = 3, ~0.135 shared-memory bytes per multiply-add). The others lay the 8 warps out in
+// two dimensions, so a warp's x fragments serve more columns and its A fragments more rows (8 ldmatrix.x4 for 24 MMAs
+// at NC = 3, ~0.083 B per multiply-add): M128K32 (128 rows, 4 × 2 warps of 32 rows × NC·32 columns, 32-K stages × 4),
+// M128K64 (the same warps, 64-K stages × 3: half the barriers and waits per K), M64K64 (64 rows, 2 × 4 warps of 32
+// rows × NC·16 columns, 64-K stages × 3: twice the tiles, so the same SMs with half the splits and half the split-K
+// partials). Within a split every tile accumulates in the same K order, but the split boundaries round up to the
+// stage's K, so the 64-K tiles may cut K elsewhere than W8 (other fp32 sums, within the shrink's tolerance).
+enum class WideTile { W8 = 0, M128K32 = 1, M128K64 = 2, M64K64 = 3 };
+constexpr int kWideTiles = 4;
+constexpr const char* wideTileName(WideTile tile) {
+  return tile == WideTile::W8 ? "w8" : tile == WideTile::M128K32 ? "m128k32" : tile == WideTile::M128K64 ? "m128k64" : "m64k64";
+}
+
+template <int BM, int BK, int Stages, int WarpsN, int NC>
+struct WideShape {
+  static constexpr int kBM = BM, kBK = BK, kStages = Stages, kLd = BK + 8;  // 80- / 144-byte rows: conflict-free ldmatrix
+  static constexpr int kBN = NC * kChunk;
+  static constexpr int kWarpsN = WarpsN, kWarpsM = 8 / WarpsN;
+  static constexpr int kWarpRows = BM / kWarpsM, kWarpCols = kBN / kWarpsN;
+  static constexpr int kMTiles = kWarpRows / 16, kPairs = kWarpCols / 16;  // 16-row A fragments, 16-column ldmatrix pairs
+  static constexpr int kStageElems = (BM + kBN) * kLd;                     // x rows, then A rows
+  static constexpr int kBytes = Stages * kStageElems * 2;                  // bf16 / fp16
+  static_assert(kWarpRows % 16 == 0 && kWarpCols % 16 == 0, "warp tiles of whole fragments");
+  static_assert(BM * (BK / 8) % kThreads == 0 && kBN * (BK / 8) % kThreads == 0, "whole 16-byte copies per thread");
 };
+template <WideTile Tile, int NC>
+struct TileShape;
+template <int NC> struct TileShape<WideTile::W8, NC> : WideShape<128, 32, 4, 1, NC> {};
+template <int NC> struct TileShape<WideTile::M128K32, NC> : WideShape<128, 32, 4, 2, NC> {};
+template <int NC> struct TileShape<WideTile::M128K64, NC> : WideShape<128, 64, 3, 2, NC> {};
+template <int NC> struct TileShape<WideTile::M64K64, NC> : WideShape<64, 64, 3, 4, NC> {};
+
+// Host view of a tile: rows per block and the dynamic shared memory of NC chunks.
+template <WideTile Tile>
+constexpr int tileSmemBytes(int chunks) {
+  return chunks == 1 ? TileShape<Tile, 1>::kBytes : chunks == 2 ? TileShape<Tile, 2>::kBytes : TileShape<Tile, 3>::kBytes;
+}
+inline int wideTileRows(WideTile tile) { return tile == WideTile::M64K64 ? TileShape<WideTile::M64K64, 1>::kBM : kBM; }
+inline int wideSmemBytes(WideTile tile, int chunks) {
+  switch (tile) {
+    case WideTile::M128K32: return tileSmemBytes<WideTile::M128K32>(chunks);
+    case WideTile::M128K64: return tileSmemBytes<WideTile::M128K64>(chunks);
+    case WideTile::M64K64: return tileSmemBytes<WideTile::M64K64>(chunks);
+    default: return tileSmemBytes<WideTile::W8>(chunks);
+  }
+}
+// Blocks that fit on one SM by shared memory (228 KB per SM, 1 KB reserved per block, the row table), at most the
+// launch bounds' count (W8: 3 for one chunk, else 2; the others 2).
+inline int wideBlocksPerSm(WideTile tile, int chunks) {
+  const int bySmem = (228 * 1024) / (wideSmemBytes(tile, chunks) + 1024 + 4 * wideTileRows(tile));
+  const int bound = tile == WideTile::W8 && chunks == 1 ? 3 : 2;
+  return bySmem < 1 ? 1 : bySmem < bound ? bySmem : bound;
+}
 
 // ldmatrix.x4: lane l gives the shared address of row l % 8 of 8 × 8 matrix l / 8 (16 bytes); r[i] = matrix i's
 // elements (l / 4, 2 (l % 4) .. +1) of this lane, the mma fragment layout.
@@ -41,17 +89,18 @@ __device__ __forceinline__ void ldmatrixX4(const void* rowAddress, uint32_t& r0,
                : "r"(address));
 }
 
-template <typename T, int NC>
-__global__ void __launch_bounds__(kThreads, NC == 1 ? 3 : 2) shrinkWideKernel(
+template <typename T, int NC, WideTile Tile>
+__global__ void __launch_bounds__(kThreads, Tile == WideTile::W8 && NC == 1 ? 3 : 2) shrinkWideKernel(
     const T* __restrict__ a, int in, size_t aSlotStride, int numSlices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int tilesPerSegment, int numTokens, const T* __restrict__ x, int xStride, float* __restrict__ u,
     float* __restrict__ partials, int* __restrict__ counters, int uStride, int kPerSplit) {
+  using S = TileShape<Tile, NC>;
+  constexpr int kBM = S::kBM, kBK = S::kBK, kLd = S::kLd, kBN = S::kBN, kStages = S::kStages;
   pdlLaunchDependents();
   detail::RowTile t;
   const bool work = detail::rowTileOf(segIndptr, weightIndices, slotRanks, blockIdx.z, tilesPerSegment, kBM, t);
   const int nEff = work ? numSlices * t.rank : 0;  // rank-aware: only c*r columns exist for this slot
-  constexpr int kBN = NC * kChunk;
   const int n0 = blockIdx.x * kBN;
   if (n0 >= nEff) {
     pdlWait();  // every block waits (pdl.h rule 2)
@@ -60,8 +109,8 @@ __global__ void __launch_bounds__(kThreads, NC == 1 ? 3 : 2) shrinkWideKernel(
   const int k0 = blockIdx.y * kPerSplit, k1 = min(in, k0 + kPerSplit);
   const int rows = t.end - t.begin;
 
-  constexpr int kStageElems = WideSmem<T, NC>::kStageElems;
-  extern __shared__ __align__(128) unsigned char smem[];  // WideSmem<T, NC>::kBytes
+  constexpr int kStageElems = S::kStageElems;
+  extern __shared__ __align__(128) unsigned char smem[];  // TileShape<Tile, NC>::kBytes
   T* stages = reinterpret_cast<T*>(smem);
   __shared__ int rowOf[kBM];
   for (int m = threadIdx.x; m < kBM; m += kThreads) rowOf[m] = m < rows ? detail::physicalRow(permutation, t.begin + m) : -1;
@@ -88,23 +137,25 @@ __global__ void __launch_bounds__(kThreads, NC == 1 ? 3 : 2) shrinkWideKernel(
     }
   };
 
+  // The warp's tile: rows mBase .. + kWarpRows, U columns nBase .. + kWarpCols of the block's kBN.
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const bool warpActive = warp * 16 < rows;  // warps wholly below the segment's end skip the MMAs
-  float acc[NC][8][4];
+  const int mBase = (warp / S::kWarpsN) * S::kWarpRows, nBase = (warp % S::kWarpsN) * S::kWarpCols;
+  const bool warpActive = mBase < rows && n0 + nBase < nEff;  // warps wholly below the segment's end or beyond the rank skip
+  float acc[S::kMTiles][2 * S::kPairs][4];
 #pragma unroll
-  for (int c = 0; c < NC; ++c)
+  for (int mt = 0; mt < S::kMTiles; ++mt)
 #pragma unroll
-    for (int nt = 0; nt < 8; ++nt)
+    for (int nt = 0; nt < 2 * S::kPairs; ++nt)
 #pragma unroll
-      for (int q = 0; q < 4; ++q) acc[c][nt][q] = 0.0f;
+      for (int q = 0; q < 4; ++q) acc[mt][nt][q] = 0.0f;
 
   const int numK = k1 > k0 ? (k1 - k0 + kBK - 1) / kBK : 0;
   // The A halves of the first stages before pdlWait, the x halves after it.
   detail::pipelinePrologue<kStages>(numK, [&](int st) { loadStageA(st, k0 + st * kBK); }, [&](int st) { loadStageX(st, k0 + st * kBK); });
-  // Lane roles in ldmatrix: x rows 16·warp + lane % 16 at k + 8·(lane / 16); A rows (column n of U) 16p + 8·(lane / 16)
-  // + lane % 8 at k + 8·((lane / 8) % 2), so r0, r1 = b0, b1 of n tile 2p and r2, r3 those of n tile 2p + 1.
-  const int xRow = warp * 16 + lane % 16, xCol = (lane / 16) * 8;
-  const int aRow = (lane / 16) * 8 + lane % 8, aCol = ((lane / 8) % 2) * 8;
+  // Lane roles in ldmatrix: x rows mBase + 16 mt + lane % 16 at k + 8·(lane / 16); A rows (column n of U) nBase + 16p +
+  // 8·(lane / 16) + lane % 8 at k + 8·((lane / 8) % 2), so r0, r1 = b0, b1 of n tile 2p and r2, r3 those of n tile 2p + 1.
+  const int xRow = mBase + lane % 16, xCol = (lane / 16) * 8;
+  const int aRow = nBase + (lane / 16) * 8 + lane % 8, aCol = ((lane / 8) % 2) * 8;
   for (int i = 0; i < numK; ++i) {
     const int ahead = i + kStages - 1;
     if (ahead < numK) {
@@ -119,42 +170,46 @@ __global__ void __launch_bounds__(kThreads, NC == 1 ? 3 : 2) shrinkWideKernel(
       const T* as = xs + kBM * kLd;
 #pragma unroll
       for (int kk = 0; kk < kBK; kk += 16) {
-        uint32_t a0, a1, a2, a3;
-        ldmatrixX4(xs + xRow * kLd + kk + xCol, a0, a1, a2, a3);
+        uint32_t xf[S::kMTiles][4];
 #pragma unroll
-        for (int c = 0; c < NC; ++c)
+        for (int mt = 0; mt < S::kMTiles; ++mt)
+          ldmatrixX4(xs + (xRow + 16 * mt) * kLd + kk + xCol, xf[mt][0], xf[mt][1], xf[mt][2], xf[mt][3]);
 #pragma unroll
-          for (int p = 0; p < 4; ++p) {
-            if (n0 + c * kChunk + p * 16 >= nEff) continue;  // uniform: rank-aware columns
-            uint32_t b0, b1, b2, b3;
-            ldmatrixX4(as + (c * kChunk + p * 16 + aRow) * kLd + kk + aCol, b0, b1, b2, b3);
-            mma16816<T>(acc[c][2 * p], a0, a1, a2, a3, b0, b1);
-            mma16816<T>(acc[c][2 * p + 1], a0, a1, a2, a3, b2, b3);
+        for (int p = 0; p < S::kPairs; ++p) {
+          if (n0 + nBase + p * 16 >= nEff) continue;  // uniform: rank-aware columns
+          uint32_t b0, b1, b2, b3;
+          ldmatrixX4(as + (aRow + p * 16) * kLd + kk + aCol, b0, b1, b2, b3);
+#pragma unroll
+          for (int mt = 0; mt < S::kMTiles; ++mt) {
+            mma16816<T>(acc[mt][2 * p], xf[mt][0], xf[mt][1], xf[mt][2], xf[mt][3], b0, b1);
+            mma16816<T>(acc[mt][2 * p + 1], xf[mt][0], xf[mt][1], xf[mt][2], xf[mt][3], b2, b3);
           }
+        }
       }
     }
     __syncthreads();
   }
   detail::copyAsyncWait<0>();
 
-  // Fragments straight to U (one split) or this split's partial: rows 16·warp + g (+8), columns 2t, 2t + 1 of each tile.
+  // Fragments straight to U (one split) or this split's partial: rows mBase + 16 mt + g (+8), columns 2t, 2t + 1 of
+  // each 8-column tile.
   const int g = lane / 4, tq = lane % 4;
   float* dst = gridDim.y == 1 ? u : partials + static_cast<size_t>(blockIdx.y) * numTokens * uStride;
   if (warpActive)
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int m = warp * 16 + g + half * 8;
-      if (m >= rows) continue;
-      float* row = dst + static_cast<size_t>(rowOf[m]) * uStride;
+    for (int mt = 0; mt < S::kMTiles; ++mt)
 #pragma unroll
-      for (int c = 0; c < NC; ++c)
+      for (int half = 0; half < 2; ++half) {
+        const int m = mBase + 16 * mt + g + half * 8;
+        if (m >= rows) continue;
+        float* row = dst + static_cast<size_t>(rowOf[m]) * uStride;
 #pragma unroll
-        for (int nt = 0; nt < 8; ++nt) {
-          const int n = n0 + c * kChunk + nt * 8 + 2 * tq;
-          if (n < nEff) row[n] = acc[c][nt][2 * half];
-          if (n + 1 < nEff) row[n + 1] = acc[c][nt][2 * half + 1];
+        for (int nt = 0; nt < 2 * S::kPairs; ++nt) {
+          const int n = n0 + nBase + nt * 8 + 2 * tq;
+          if (n < nEff) row[n] = acc[mt][nt][2 * half];
+          if (n + 1 < nEff) row[n + 1] = acc[mt][nt][2 * half + 1];
         }
-    }
+      }
   if (gridDim.y == 1) return;
   int* ticket = counters + blockIdx.z * gridDim.x + blockIdx.x;
   if (!detail::lastSplitArrived(ticket, static_cast<int>(gridDim.y))) return;
@@ -168,20 +223,21 @@ inline int wideChunks(const DeviceModule& module) {
 }
 
 // Launches the wide kernel (the caller has checked the 16-byte conditions and maxSegmentRows >= 64). The tickets:
-// index blockIdx.z * gridDim.x + blockIdx.x, below the v5 layout's count (fewer, larger tiles), so the workspace
-// layout of lora_shrink.cu serves both kernels.
-template <typename T, int NC>
+// index blockIdx.z * gridDim.x + blockIdx.x, within the v5 layout's count (tiles of 64 rows or more, column blocks of
+// 64 columns or more), so the workspace layout of lora_shrink.cu serves every tile.
+template <typename T, int NC, WideTile Tile>
 cudaError_t launchShrinkWide(const DeviceModule& module, const DeviceStep& step, const void* x, int xStride, float* u,
                              float* partials, int* counters, int kSplits, cudaStream_t stream) {
+  using S = TileShape<Tile, NC>;
   const int c = module.numSlices, R = module.maxRank, uStride = c * R;
-  const int tilesPerSegment = (step.maxSegmentRows + kBM - 1) / kBM;
+  const int tilesPerSegment = (step.maxSegmentRows + S::kBM - 1) / S::kBM;
   const long long gridZ = static_cast<long long>(step.maxSegments) * tilesPerSegment;
   if (gridZ > 65535 || kSplits < 1 || kSplits > 65535) return cudaErrorInvalidConfiguration;
   const int perSplit = (module.in + kSplits - 1) / kSplits;
-  const int kPerSplit = (perSplit + kBK - 1) / kBK * kBK;
-  const dim3 grid((uStride + NC * kChunk - 1) / (NC * kChunk), kSplits, static_cast<unsigned>(gridZ));
-  constexpr int kSmem = WideSmem<T, NC>::kBytes;
-  auto kernel = shrinkWideKernel<T, NC>;
+  const int kPerSplit = (perSplit + S::kBK - 1) / S::kBK * S::kBK;
+  const dim3 grid((uStride + S::kBN - 1) / S::kBN, kSplits, static_cast<unsigned>(gridZ));
+  constexpr int kSmem = S::kBytes;
+  auto kernel = shrinkWideKernel<T, NC, Tile>;
   const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
   if (attribute != cudaSuccess) return attribute;
   return loraLaunch(kernel, grid, dim3(kThreads), kSmem, stream, static_cast<const T*>(module.a), module.in,
@@ -189,13 +245,24 @@ cudaError_t launchShrinkWide(const DeviceModule& module, const DeviceStep& step,
                     tilesPerSegment, step.numTokens, static_cast<const T*>(x), xStride, u, partials, counters, uStride, kPerSplit);
 }
 
+template <typename T, WideTile Tile>
+cudaError_t shrinkWideTile(const DeviceModule& module, const DeviceStep& step, const void* x, int xStride, float* u, float* partials,
+                           int* counters, int kSplits, cudaStream_t stream) {
+  switch (wideChunks(module)) {
+    case 1: return launchShrinkWide<T, 1, Tile>(module, step, x, xStride, u, partials, counters, kSplits, stream);
+    case 2: return launchShrinkWide<T, 2, Tile>(module, step, x, xStride, u, partials, counters, kSplits, stream);
+    default: return launchShrinkWide<T, 3, Tile>(module, step, x, xStride, u, partials, counters, kSplits, stream);
+  }
+}
+
 template <typename T>
 cudaError_t shrinkWide(const DeviceModule& module, const DeviceStep& step, const void* x, int xStride, float* u, float* partials,
-                       int* counters, int kSplits, cudaStream_t stream) {
-  switch (wideChunks(module)) {
-    case 1: return launchShrinkWide<T, 1>(module, step, x, xStride, u, partials, counters, kSplits, stream);
-    case 2: return launchShrinkWide<T, 2>(module, step, x, xStride, u, partials, counters, kSplits, stream);
-    default: return launchShrinkWide<T, 3>(module, step, x, xStride, u, partials, counters, kSplits, stream);
+                       int* counters, int kSplits, cudaStream_t stream, WideTile tile = WideTile::W8) {
+  switch (tile) {
+    case WideTile::M128K32: return shrinkWideTile<T, WideTile::M128K32>(module, step, x, xStride, u, partials, counters, kSplits, stream);
+    case WideTile::M128K64: return shrinkWideTile<T, WideTile::M128K64>(module, step, x, xStride, u, partials, counters, kSplits, stream);
+    case WideTile::M64K64: return shrinkWideTile<T, WideTile::M64K64>(module, step, x, xStride, u, partials, counters, kSplits, stream);
+    default: return shrinkWideTile<T, WideTile::W8>(module, step, x, xStride, u, partials, counters, kSplits, stream);
   }
 }
 

@@ -45,6 +45,8 @@ tslora::ThreadPool& threads() {
 // TiledWideShrink: the tiled kernels with the wide shrink forced on (loraSetShrinkWide; steps with maxSegmentRows > 32
 // only, where its 16-byte conditions fail the v5 shrink runs) and the split count loraShrinkSplits picks for it;
 // TiledWide: the wide shrink and the wide expand (loraSetExpandWide; where its conditions fail the v5 expand runs).
+// TiledWideShrink{M128K32, M128K64, M64K64}: TiledWideShrink with that block tile of the wide shrink
+// (loraSetShrinkWideTile; session 22) instead of w8, each with the split count loraShrinkSplits picks for it.
 // The wide expand is on by default, so Tiled runs it on long row tiles too; TiledPrefetchY and TiledWideShrink keep the
 // v5 expand everywhere (its coverage on long tiles).
 // Fused: the one-launch small-step kernel (lora_small_fused.cu) with loraFusedPlan's plan; FusedForced: with clusters
@@ -59,9 +61,19 @@ uint64_t fnv1a(uint64_t h, const std::vector<uint16_t>& bits) {
   return h;
 }
 
-enum class Path { Tiled, TiledPrefetchY, TiledWideShrink, TiledWide, SmallAuto, SmallOne, SmallThree, Fused, FusedForced };
+enum class Path {
+  Tiled, TiledPrefetchY, TiledWideShrink, TiledWideShrinkM128K32, TiledWideShrinkM128K64, TiledWideShrinkM64K64, TiledWide, SmallAuto,
+  SmallOne, SmallThree, Fused, FusedForced
+};
+// The wide shrink's block tile a path runs (loraSetShrinkWideTile's numbering), -1 for paths without the wide shrink.
+int wideShrinkTileOf(Path p) {
+  return p == Path::TiledWideShrink || p == Path::TiledWide ? 0 : p == Path::TiledWideShrinkM128K32 ? 1 : p == Path::TiledWideShrinkM128K64 ? 2
+         : p == Path::TiledWideShrinkM64K64 ? 3 : -1;
+}
 const char* pathName(Path p) {
   return p == Path::Tiled ? "tiled" : p == Path::TiledPrefetchY ? "tiled/prefetch y" : p == Path::TiledWideShrink ? "tiled/wide shrink"
+         : p == Path::TiledWideShrinkM128K32 ? "tiled/wide shrink m128k32" : p == Path::TiledWideShrinkM128K64 ? "tiled/wide shrink m128k64"
+         : p == Path::TiledWideShrinkM64K64 ? "tiled/wide shrink m64k64"
          : p == Path::TiledWide ? "tiled/wide"
          : p == Path::SmallAuto ? "small"
          : p == Path::SmallOne ? "small/1 split" : p == Path::SmallThree ? "small/3 splits" : p == Path::Fused ? "fused" : "fused/16x3";
@@ -72,21 +84,27 @@ const char* kNotApplicable = "n/a";
 // apply to the step (the small-step kernels need numTokens <= kSmallStepMaxTokens and R <= kSmallStepMaxRank).
 std::string runCase(const PoolConfig& c, const LoraPool& cpu, Module m, const DeviceModulePool& dev, const int32_t* dRanks,
                     const Segments& seg, bool csgmv, cl::ActDType dtype, int xPad, int yPad, Rng& rng, int numSms, Path path) {
-  const bool wide = path == Path::TiledWide || path == Path::TiledWideShrink;
+  const int wideTile = wideShrinkTileOf(path);
+  const bool wide = wideTile >= 0, wideShrinkOnly = wide && path != Path::TiledWide;
   const bool small = path != Path::Tiled && path != Path::TiledPrefetchY && !wide;
   if (wide && seg.chunkSize <= 32) return kNotApplicable;  // short row tiles: the v5 kernels
   struct WideScope {  // process-wide switches: restored whatever happens; set before the split count is chosen
-    WideScope(bool shrinkOn, bool expandOn) : shrink(cl::loraShrinkWideOn()), expand(cl::loraExpandWideOn()) {
+    WideScope(bool shrinkOn, bool expandOn, int tile)
+        : shrink(cl::loraShrinkWideOn()), expand(cl::loraExpandWideOn()), tile(cl::loraShrinkWideTile()) {
       cl::loraSetShrinkWide(shrinkOn);
       cl::loraSetExpandWide(expandOn);
+      if (tile >= 0) cl::loraSetShrinkWideTile(tile);
     }
     ~WideScope() {
       cl::loraSetShrinkWide(shrink);
       cl::loraSetExpandWide(expand);
+      cl::loraSetShrinkWideTile(tile);
     }
     bool shrink, expand;
+    int tile;
   } wideScope(wide || cl::loraShrinkWideOn(),
-              path == Path::TiledWide || (path != Path::TiledWideShrink && path != Path::TiledPrefetchY && cl::loraExpandWideOn()));
+              path == Path::TiledWide || (!wideShrinkOnly && path != Path::TiledPrefetchY && cl::loraExpandWideOn()),
+              wideTile);
   if (small) {  // applicability depends on the module and the token count only
     cl::DeviceStep probe;
     probe.maxSegments = 1;
@@ -341,7 +359,8 @@ int main(int argc, char** argv) {
                                    Variant{"csgmv C<=128", true, 128}}) {
             if (quick && v.cap != 16) continue;
             const Segments seg = buildSegments(slots, counts, v.csgmv, v.cap);
-            for (Path path : {Path::Tiled, Path::TiledPrefetchY, Path::TiledWideShrink, Path::TiledWide, Path::SmallAuto, Path::SmallOne, Path::SmallThree, Path::Fused,
+            for (Path path : {Path::Tiled, Path::TiledPrefetchY, Path::TiledWideShrink, Path::TiledWideShrinkM128K32, Path::TiledWideShrinkM128K64,
+                              Path::TiledWideShrinkM64K64, Path::TiledWide, Path::SmallAuto, Path::SmallOne, Path::SmallThree, Path::Fused,
                               Path::FusedForced}) {
               if (quick && (path == Path::SmallOne || path == Path::SmallThree || path == Path::FusedForced)) continue;
               if (onlyPaths != nullptr && ("," + std::string(onlyPaths) + ",").find("," + std::string(pathName(path)) + ",") == std::string::npos)
@@ -355,7 +374,7 @@ int main(int argc, char** argv) {
                 error = e.what();
               }
               if (error == kNotApplicable) continue;
-              if (error.empty()) ++passes, ++(path == Path::Tiled || path == Path::TiledPrefetchY || path == Path::TiledWide || path == Path::TiledWideShrink ? tiledPasses
+              if (error.empty()) ++passes, ++(path == Path::Tiled || path == Path::TiledPrefetchY || wideShrinkTileOf(path) >= 0 ? tiledPasses
                                               : path == Path::Fused || path == Path::FusedForced ? fusedPasses : smallPasses);
               else { ++failures; std::printf("FAIL %s: %s\n", label.c_str(), error.c_str()); }
             }

@@ -12,6 +12,7 @@
 // Built and run by test/native/cuda-compile.test.ts (sources rewritten by tiled-prepare.mjs). Exit 0 = all passed.
 #include "tiled-emu.h"
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 #include "lora_expand_wide.cuh"
@@ -27,6 +28,7 @@ static Act gAct = Act::BF16;
 static const char* actLabel() { return gAct == Act::F16 ? " fp16" : " bf16"; }
 
 static int failures = 0, cases = 0;
+static bool gQuick = false;  // --quick: W8 and one other shrink tile per case (the full run takes all four)
 
 struct Tables {
   std::vector<int> rowSlot;
@@ -65,7 +67,6 @@ static Tables makeTables(const std::vector<int>& slots, const std::vector<int>& 
 // rowSlots per request (-1 = base) with `counts` rows each; csgmv = rows permuted by slot, chunks of `cap` rows.
 static void runCase(const char* name, int in, int c, int R, std::vector<int> ranks, std::vector<int> slots, std::vector<int> counts,
                     bool csgmv, int cap, int splits, int xPad) {
-  ++cases;
   std::mt19937 rng(7 + in + R + splits);
   std::uniform_real_distribution<float> U(-1, 1);
   const int S = static_cast<int>(ranks.size());
@@ -91,37 +92,56 @@ static void runCase(const char* name, int in, int c, int R, std::vector<int> ran
   st.slotRanks = ranks32.data(); st.maxSegments = static_cast<int>(weights.size()); st.maxSegmentRows = maxRows; st.numTokens = T;
   const int uStride = c * R;
   const float nan = std::nanf("");
-  std::vector<float> u(static_cast<size_t>(T) * uStride, nan), partials(static_cast<size_t>(splits) * T * uStride, nan);
-  std::vector<int> counters(4096, 0);
-  cudaError_t status = gAct == Act::F16 ? cl::wide::shrinkWide<__half>(m, st, X.data(), xStride, u.data(), partials.data(), counters.data(), splits, nullptr)
-                             : cl::wide::shrinkWide<__nv_bfloat16>(m, st, X.data(), xStride, u.data(), partials.data(), counters.data(), splits, nullptr);
-  int bad = 0;
-  std::string first;
-  if (status != cudaSuccess) { bad = 1; first = "launch failed"; }
-  for (int p = 0; p < T && !bad; ++p) {
-    const int s = rowSlot[p];
-    const int nEff = s >= 0 ? c * ranks[s] : 0;
-    for (int n = 0; n < uStride; ++n) {
-      const float got = u[static_cast<size_t>(p) * uStride + n];
-      if (n >= nEff) {
-        if (!std::isnan(got)) { ++bad; first = "wrote outside the slot's columns at row " + std::to_string(p) + " col " + std::to_string(n); }
-        continue;
-      }
-      double ref = 0, mag = 0;
-      for (int k = 0; k < in; ++k) {
-        const double term = static_cast<double>(fromBits(X[static_cast<size_t>(p) * xStride + k], gAct)) *
-                            fromBits(A[(static_cast<size_t>(s) * c * R + n) * in + k], gAct);
-        ref += term;
-        mag += std::fabs(term);
-      }
-      if (!(std::fabs(got - ref) <= 1e-5 * mag + 1e-6)) {
-        if (!bad++) first = "row " + std::to_string(p) + " col " + std::to_string(n) + ": got " + std::to_string(got) + " want " + std::to_string(ref);
+  // Every block tile of the wide shrink (WideTile) on the same inputs: each against the double reference, and the
+  // 32-K tiles (and the 64-K ones where the split boundaries fall on the same K) bit for bit against W8.
+  std::vector<float> w8;
+  static int shrinkCases = 0;
+  const int quickTile = 1 + shrinkCases++ % (cl::wide::kWideTiles - 1);
+  for (int ti = 0; ti < cl::wide::kWideTiles; ++ti) {
+    const auto tile = static_cast<cl::wide::WideTile>(ti);
+    if (gQuick && ti > 0 && ti != quickTile) continue;  // quick mode: W8 and one other tile per case, in turn
+    std::vector<float> u(static_cast<size_t>(T) * uStride, nan), partials(static_cast<size_t>(splits) * T * uStride, nan);
+    std::vector<int> counters(4096, 0);
+    cudaError_t status = gAct == Act::F16
+        ? cl::wide::shrinkWide<__half>(m, st, X.data(), xStride, u.data(), partials.data(), counters.data(), splits, nullptr, tile)
+        : cl::wide::shrinkWide<__nv_bfloat16>(m, st, X.data(), xStride, u.data(), partials.data(), counters.data(), splits, nullptr, tile);
+    int bad = 0;
+    std::string first;
+    if (status != cudaSuccess) { bad = 1; first = "launch failed"; }
+    for (int p = 0; p < T && !bad; ++p) {
+      const int s = rowSlot[p];
+      const int nEff = s >= 0 ? c * ranks[s] : 0;
+      for (int n = 0; n < uStride; ++n) {
+        const float got = u[static_cast<size_t>(p) * uStride + n];
+        if (n >= nEff) {
+          if (!std::isnan(got)) { ++bad; first = "wrote outside the slot's columns at row " + std::to_string(p) + " col " + std::to_string(n); }
+          continue;
+        }
+        double ref = 0, mag = 0;
+        for (int k = 0; k < in; ++k) {
+          const double term = static_cast<double>(fromBits(X[static_cast<size_t>(p) * xStride + k], gAct)) *
+                              fromBits(A[(static_cast<size_t>(s) * c * R + n) * in + k], gAct);
+          ref += term;
+          mag += std::fabs(term);
+        }
+        if (!(std::fabs(got - ref) <= 1e-5 * mag + 1e-6)) {
+          if (!bad++) first = "row " + std::to_string(p) + " col " + std::to_string(n) + ": got " + std::to_string(got) + " want " + std::to_string(ref);
+        }
       }
     }
+    for (int v : counters) if (v != 0 && !bad) { ++bad; first = "a split-K ticket was not reset"; }
+    // Same split boundaries (kPerSplit rounded to the stage's K) as W8: the same sums in the same order, so the same bits.
+    auto kPerSplit = [&](int bk) { return ((in + splits - 1) / splits + bk - 1) / bk * bk; };
+    const int bk = tile == cl::wide::WideTile::W8 || tile == cl::wide::WideTile::M128K32 ? 32 : 64;
+    if (ti == 0) w8 = u;
+    else if (!bad && kPerSplit(bk) == kPerSplit(32) && std::memcmp(u.data(), w8.data(), u.size() * sizeof(float)) != 0) {
+      bad = 1;
+      first = "not bit-identical to w8 with the same split boundaries";
+    }
+    ++cases;
+    if (bad) { ++failures; std::printf("FAIL %s [%s]%s: %s (%d bad)\n", name, cl::wide::wideTileName(tile), actLabel(), first.c_str(), bad); }
+    else std::printf("ok   %s [%s]%s\n", name, cl::wide::wideTileName(tile), actLabel());
   }
-  for (int v : counters) if (v != 0 && !bad) { ++bad; first = "a split-K ticket was not reset"; }
-  if (bad) { ++failures; std::printf("FAIL %s%s: %s (%d bad)\n", name, actLabel(), first.c_str(), bad); }
-  else std::printf("ok   %s%s\n", name, actLabel());
 }
 
 static void runExpandCase(const char* name, std::vector<int> widths, int R, std::vector<int> ranks, std::vector<int> slots,
@@ -200,6 +220,7 @@ static void runExpandCase(const char* name, std::vector<int> widths, int R, std:
 
 int main(int argc, char** argv) {
   const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  gQuick = quick;
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   for (bool half : {false, true}) {
     if (quick && half) continue;
