@@ -69,6 +69,7 @@ struct Strategy {
   // prefill: the wide shrink's block tile (loraSetShrinkWideTile: 1 m128k32, 2 m128k64, 3 m64k64; session 22), with
   // wideShrink = 1; -1 = the process's tile (w8 unless TSLORA_CUDA_LORA_WIDE_SHRINK_TILE names another)
   int wideTile = -1;
+  bool wideCluster = false;  // with wideTile: the cluster split-K (loraSetShrinkWideCluster; session 22)
 };
 constexpr unsigned kNarrow = 1, kLongK = 2, kEarly = 4;
 
@@ -157,9 +158,13 @@ int main(int argc, char** argv) {
       // "triton" (v5 shrink) and "triton wide shrink" (w8, v5 expand)
       {"triton wide shrink m128k32", false, 16, false, false, false, false, 1, -1, false, false, 0, 0, false, 1},
       {"triton wide shrink m128k64", false, 16, false, false, false, false, 1, -1, false, false, 0, 0, false, 2},
-      {"triton wide shrink m64k64", false, 16, false, false, false, false, 1, -1, false, false, 0, 0, false, 3}};
+      {"triton wide shrink m64k64", false, 16, false, false, false, false, 1, -1, false, false, 0, 0, false, 3},
+      {"triton wide shrink m128k32 cluster", false, 16, false, false, false, false, 1, -1, false, false, 0, 0, false, 1, true},
+      {"triton wide shrink m128k64 cluster", false, 16, false, false, false, false, 1, -1, false, false, 0, 0, false, 2, true},
+      {"triton wide shrink m64k64 cluster", false, 16, false, false, false, false, 1, -1, false, false, 0, 0, false, 3, true}};
   const bool wideDefault = cl::loraShrinkWideOn(), wideExpandDefault = cl::loraExpandWideOn();
   const int wideTileDefault = cl::loraShrinkWideTile();
+  const bool wideClusterDefault = cl::loraShrinkWideClusterOn();
   std::string json = "{\"device\":\"" + std::string(prop.name) + "\",\"results\":[";
   std::vector<std::string> table;
 
@@ -216,6 +221,7 @@ int main(int argc, char** argv) {
       cl::loraSetShrinkWide(st.wideShrink < 0 ? wideDefault : st.wideShrink == 1);
       cl::loraSetExpandWide(st.wideExpand < 0 ? wideExpandDefault : st.wideExpand == 1);
       cl::loraSetShrinkWideTile(st.wideTile < 0 ? wideTileDefault : st.wideTile);
+      cl::loraSetShrinkWideCluster(st.wideTile < 0 ? wideClusterDefault : st.wideCluster);
       std::vector<StepSet> sets(kSets);
       int maxSegments = 0, maxRows = 1;
       std::vector<Segments> segs;
@@ -426,17 +432,22 @@ int main(int argc, char** argv) {
           std::printf("%s\n", sweep.c_str());
         }
       }
-      // Wide-shrink sweep (LORA_BENCH_WIDE_SWEEP=1): the shrink alone per block tile (loraSetShrinkWideTile) and split
-      // count, to pick the tile and tune loraShrinkSplits for it (any split count is correct for every tile).
+      // Wide-shrink sweep (LORA_BENCH_WIDE_SWEEP=1): the shrink alone per block tile (loraSetShrinkWideTile), split-K
+      // form (global partials, or the cluster split-K up to 8 splits) and split count, to pick the tile and tune
+      // loraShrinkSplits for it (any split count is correct for every tile).
       if (st.wideShrink == 1 && st.wideExpand == 0 && st.wideTile < 0 && std::getenv("LORA_BENCH_WIDE_SWEEP") != nullptr) {
         for (ModuleState& ms : modules) {
           const int autoSplits = ms.kSplits;
-          for (int tile = 0; tile < 4; ++tile) {
+          for (int variant = 0; variant < 8; ++variant) {
+            const int tile = variant / 2;
+            const bool cluster = variant % 2 == 1;
             cl::loraSetShrinkWideTile(tile);
+            cl::loraSetShrinkWideCluster(cluster);
             const int tileAuto = cl::loraShrinkSplits(ms.view, sets[0].step, prop.multiProcessorCount);
             std::string sweep = std::string(cs.name) + " " + st.name + " " + ms.spec.name + " tile " + cl::loraShrinkWideTileName(tile) +
-                                " split sweep (splits:shrink us):";
+                                (cluster ? " cluster" : "") + " split sweep (splits:shrink us):";
             for (int splits : {1, 2, 3, 4, 6, 8, 12}) {
+              if (cluster && (splits < 2 || splits > 8)) continue;  // a cluster holds 2-8 splits
               const size_t bytes = cl::loraShrinkWorkspaceBytes(ms.view, sets[0].step, splits);
               if (bytes > ms.workspace.count) ms.workspace.resize(bytes);
               // The tickets sit after the partials, so they move with the split count: zero them for every count.
@@ -447,8 +458,9 @@ int main(int argc, char** argv) {
               std::snprintf(cell, sizeof cell, " %d:%.1f", splits, us);
               sweep += cell;
               char entry[240];
-              std::snprintf(entry, sizeof entry, ",{\"case\":\"%s\",\"strategy\":\"%s\",\"module\":\"%s\",\"wideTile\":\"%s\",\"sweepSplits\":%d,\"shrinkUs\":%.2f}",
-                            cs.name, st.name, ms.spec.name, cl::loraShrinkWideTileName(tile), splits, us);
+              std::snprintf(entry, sizeof entry,
+                            ",{\"case\":\"%s\",\"strategy\":\"%s\",\"module\":\"%s\",\"wideTile\":\"%s\",\"cluster\":%s,\"sweepSplits\":%d,\"shrinkUs\":%.2f}",
+                            cs.name, st.name, ms.spec.name, cl::loraShrinkWideTileName(tile), cluster ? "true" : "false", splits, us);
               json += entry;
             }
             sweep += " (auto " + std::to_string(tileAuto) + ")";
@@ -456,6 +468,7 @@ int main(int argc, char** argv) {
             std::printf("%s\n", sweep.c_str());
           }
           cl::loraSetShrinkWideTile(wideTileDefault);
+          cl::loraSetShrinkWideCluster(wideClusterDefault);
           ms.kSplits = autoSplits;
           CUDA_CHECK(cudaMemset(ms.workspace.ptr, 0, ms.workspace.count));  // the auto count's tickets, over old partials
         }

@@ -68,6 +68,11 @@ void loraSetShrinkWideBlocksPerSm(int blocks);
 bool loraSetShrinkWideTile(int tile);
 int loraShrinkWideTile();
 const char* loraShrinkWideTileName(int tile);
+// The wide shrink's split-K through thread-block clusters of the splits (distributed shared memory, no global partials;
+// at most 8 splits; where the device cannot run the clusters, the global partials): TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER=1
+// at start-up or this setter (process-wide, not concurrently with launches). Session 22: not yet run on a GPU.
+void loraSetShrinkWideCluster(bool on);
+bool loraShrinkWideClusterOn();
 
 // Shrink workspace, allocated once for the static maxima and zeroed once at allocation (cudaMemset): it holds
 //   U        fp32 [numTokens, c*R]            the shrink result read by the expand

@@ -242,6 +242,12 @@ wide::WideTile& wideTileFlag() {
   }();
   return tile;
 }
+// The wide shrink's split-K through thread-block clusters (lora_shrink_wide.cuh clusterSumSplits; session 22, not yet
+// run on a GPU): TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER=1 (read once; off by default). Splits are capped at 8 with it.
+bool& wideClusterFlag() {
+  static bool on = envFlag("TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER", false);
+  return on;
+}
 // Shape conditions of the wide kernel (the pointer alignments are checked at launch; a split count chosen for it is
 // still correct for the v5 kernel).
 bool wideShape(const DeviceModule& module, const DeviceStep& step) {
@@ -254,7 +260,8 @@ cudaError_t dispatchShrink(const DeviceModule& module, const DeviceStep& step, c
   if (wideShape(module, step) && xStride % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
       reinterpret_cast<uintptr_t>(module.a) % 16 == 0) {
     const WorkspaceLayout layout = layoutOf(module, step, kSplits, u);
-    return wide::shrinkWide<T>(module, step, x, xStride, layout.u, layout.partials, layout.counters, kSplits, stream, wideTileFlag());
+    return wide::shrinkWide<T>(module, step, x, xStride, layout.u, layout.partials, layout.counters, kSplits, stream, wideTileFlag(),
+                               wideClusterFlag());
   }
   switch (tileRowsFor(step.maxSegmentRows)) {
     case 16: return launchShrink<T, 16>(module, step, x, xStride, u, kSplits, stream);
@@ -274,6 +281,8 @@ bool loraSetShrinkWideTile(int tile) {
   return true;
 }
 int loraShrinkWideTile() { return static_cast<int>(wideTileFlag()); }
+void loraSetShrinkWideCluster(bool on) { wideClusterFlag() = on; }
+bool loraShrinkWideClusterOn() { return wideClusterFlag(); }
 const char* loraShrinkWideTileName(int tile) {
   return tile >= 0 && tile < wide::kWideTiles ? wide::wideTileName(static_cast<wide::WideTile>(tile)) : "?";
 }
@@ -287,7 +296,8 @@ int loraShrinkSplits(const DeviceModule& module, const DeviceStep& step, int num
     const int perSm = wideBlocksPerSmFlag() > 0 ? wideBlocksPerSmFlag() : wide::wideBlocksPerSm(tile, chunks);
     const long long wanted = static_cast<long long>(perSm) * numMultiprocessors / blocks;
     const int maxByK = std::max(1, module.in / kMinKPerSplit);
-    return static_cast<int>(std::max(1LL, std::min<long long>({wanted, maxByK, 64})));
+    const int most = wideClusterFlag() ? wide::kMaxClusterSplits : 64;  // a cluster holds every split of its tile
+    return static_cast<int>(std::max(1LL, std::min<long long>({wanted, maxByK, most})));
   }
   const int bm = tileRowsFor(step.maxSegmentRows);
   const long long tiles = static_cast<long long>(std::max(1, step.maxSegments)) * ((step.maxSegmentRows + bm - 1) / bm);

@@ -10,6 +10,8 @@
 // the workspace after it. Needs the 16-byte paths (in, xStride multiples of 8, aligned x / A): lora_shrink.cu keeps
 // the v5 kernel for everything else. The host emulator (test/emu/tiled-prepare.mjs) rewrites this file.
 #pragma once
+#include <cooperative_groups.h>
+
 #include "lora_kernels.cuh"
 #include "lora_launch.cuh"
 #include "lora_split_sum.cuh"
@@ -17,6 +19,8 @@
 #include "mma16816.cuh"
 
 namespace tslora::cuda::lora::wide {
+
+namespace cg = cooperative_groups;
 
 constexpr int kThreads = 256;  // 8 warps
 constexpr int kBM = 128;       // rows per block of the session-14 tile (WideTile::W8); WideTile::M64K64 takes 64
@@ -72,8 +76,8 @@ inline int wideSmemBytes(WideTile tile, int chunks) {
     default: return tileSmemBytes<WideTile::W8>(chunks);
   }
 }
-// Blocks that fit on one SM by shared memory (228 KB per SM, 1 KB reserved per block, the row table), at most the
-// launch bounds' count (W8: 3 for one chunk, else 2; the others 2).
+// Blocks that fit on one SM by shared memory (228 KB per SM, 1 KB reserved per block, the row table), at most 3 for
+// W8 with one chunk and 2 otherwise (the launch bounds of wideMinBlocks).
 inline int wideBlocksPerSm(WideTile tile, int chunks) {
   const int bySmem = (228 * 1024) / (wideSmemBytes(tile, chunks) + 1024 + 4 * wideTileRows(tile));
   const int bound = tile == WideTile::W8 && chunks == 1 ? 3 : 2;
@@ -89,24 +93,66 @@ __device__ __forceinline__ void ldmatrixX4(const void* rowAddress, uint32_t& r0,
                : "r"(address));
 }
 
-template <typename T, int NC, WideTile Tile>
-__global__ void __launch_bounds__(kThreads, Tile == WideTile::W8 && NC == 1 ? 3 : 2) shrinkWideKernel(
+// Split-K through the cluster's distributed shared memory (TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER; session 22, not yet run
+// on a GPU): the splits of one (tile, column block) are one thread-block cluster; each block leaves its fp32 partial
+// tile in its own shared memory (`tile`, [rows][ld], the stage buffers reused), and after a cluster barrier block r sums
+// rows r·⌈rows/splits⌉ .. of every peer's tile in split order into U. No partials in global memory, no ticket, and the
+// sum is spread over the cluster instead of one last block: the same additions in the same order as sumSplitPartials
+// (bit-identical U). The second barrier keeps every tile alive until its peers have read it.
+__device__ __forceinline__ void clusterSumSplits(float* tile, int ld, float* __restrict__ u, int uStride, const int* rowOf, int rows,
+                                                 int n0, int width, int nEff) {
+#if __CUDA_ARCH__ >= 900  // thread-block clusters (the wide shrink's cluster split-K)
+  cg::cluster_group cluster = cg::this_cluster();
+  const int rank = static_cast<int>(cluster.block_rank()), splits = static_cast<int>(cluster.num_blocks());
+  cluster.sync();  // every split's tile is written and visible
+  const int rowsPer = (rows + splits - 1) / splits, m0 = rank * rowsPer, m1 = min(rows, m0 + rowsPer);
+  const int groupsPerRow = width / 4;  // four columns per thread (width: a multiple of 64)
+  for (int e = threadIdx.x; e < (m1 - m0) * groupsPerRow; e += blockDim.x) {
+    const int m = m0 + e / groupsPerRow, n = (e % groupsPerRow) * 4;
+    if (n0 + n >= nEff) continue;
+    float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int sp = 0; sp < splits; ++sp) {
+      const float4 v = *reinterpret_cast<const float4*>(cluster.map_shared_rank(tile, sp) + static_cast<size_t>(m) * ld + n);
+      sum.x += v.x; sum.y += v.y; sum.z += v.z; sum.w += v.w;
+    }
+    float* row = u + static_cast<size_t>(rowOf[m]) * uStride + n0 + n;
+    const float values[4] = {sum.x, sum.y, sum.z, sum.w};
+#pragma unroll
+    for (int q = 0; q < 4; ++q)
+      if (n0 + n + q < nEff) row[q] = values[q];  // U's columns beyond the slot's rank are never written
+  }
+  cluster.sync();  // peers may still be reading this block's tile
+#endif
+}
+
+// The launch bounds' blocks per SM: 3 for W8 with one chunk, 1 where the stages allow no second block (M128K64 at
+// NC = 3: 138 KB; the register cap of 2 blocks made its cluster variant spill), else 2.
+template <WideTile Tile, int NC>
+constexpr int wideMinBlocks() {
+  return Tile == WideTile::W8 && NC == 1 ? 3 : 2 * (TileShape<Tile, NC>::kBytes + 2048) > 228 * 1024 ? 1 : 2;
+}
+
+template <typename T, int NC, WideTile Tile, bool Cluster>
+__global__ void __launch_bounds__(kThreads, (wideMinBlocks<Tile, NC>())) shrinkWideKernel(
     const T* __restrict__ a, int in, size_t aSlotStride, int numSlices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int tilesPerSegment, int numTokens, const T* __restrict__ x, int xStride, float* __restrict__ u,
-    float* __restrict__ partials, int* __restrict__ counters, int uStride, int kPerSplit) {
+    float* __restrict__ partials, int* __restrict__ counters, int uStride, int kPerSplit, int clusterSplits) {
   using S = TileShape<Tile, NC>;
   constexpr int kBM = S::kBM, kBK = S::kBK, kLd = S::kLd, kBN = S::kBN, kStages = S::kStages;
   pdlLaunchDependents();
   detail::RowTile t;
   const bool work = detail::rowTileOf(segIndptr, weightIndices, slotRanks, blockIdx.z, tilesPerSegment, kBM, t);
   const int nEff = work ? numSlices * t.rank : 0;  // rank-aware: only c*r columns exist for this slot
-  const int n0 = blockIdx.x * kBN;
-  if (n0 >= nEff) {
+  // Grid (column blocks, splits, tiles), or with Cluster (column blocks × splits, 1, tiles) in clusters of the splits.
+  const int columnBlock = Cluster ? blockIdx.x / clusterSplits : blockIdx.x;
+  const int split = Cluster ? blockIdx.x % clusterSplits : blockIdx.y;
+  const int n0 = columnBlock * kBN;
+  if (n0 >= nEff) {  // a cluster's blocks share the tile and the column block: all of them leave here or none
     pdlWait();  // every block waits (pdl.h rule 2)
     return;
   }
-  const int k0 = blockIdx.y * kPerSplit, k1 = min(in, k0 + kPerSplit);
+  const int k0 = split * kPerSplit, k1 = min(in, k0 + kPerSplit);
   const int rows = t.end - t.begin;
 
   constexpr int kStageElems = S::kStageElems;
@@ -191,10 +237,30 @@ __global__ void __launch_bounds__(kThreads, Tile == WideTile::W8 && NC == 1 ? 3 
   }
   detail::copyAsyncWait<0>();
 
+  const int g = lane / 4, tq = lane % 4;
+  if constexpr (Cluster) {  // the partial tile into this block's shared memory, summed across the cluster
+    constexpr int kTileLd = kBN + 4;
+    static_assert(kBM * kTileLd * 4 <= S::kBytes, "the partial tile fits the stage buffers");
+    __syncthreads();  // every warp is done with the stages
+    float* tile = reinterpret_cast<float*>(smem);
+    if (warpActive)
+#pragma unroll
+      for (int mt = 0; mt < S::kMTiles; ++mt)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int m = mBase + 16 * mt + g + half * 8;
+#pragma unroll
+          for (int nt = 0; nt < 2 * S::kPairs; ++nt)
+            *reinterpret_cast<float2*>(tile + m * kTileLd + nBase + nt * 8 + 2 * tq) =
+                make_float2(acc[mt][nt][2 * half], acc[mt][nt][2 * half + 1]);
+        }
+    // Inactive warps' rows and columns are never read: rows >= rows and columns >= nEff are skipped by the sum.
+    clusterSumSplits(tile, kTileLd, u, uStride, rowOf, rows, n0, kBN, nEff);
+    return;
+  }
   // Fragments straight to U (one split) or this split's partial: rows mBase + 16 mt + g (+8), columns 2t, 2t + 1 of
   // each 8-column tile.
-  const int g = lane / 4, tq = lane % 4;
-  float* dst = gridDim.y == 1 ? u : partials + static_cast<size_t>(blockIdx.y) * numTokens * uStride;
+  float* dst = gridDim.y == 1 ? u : partials + static_cast<size_t>(split) * numTokens * uStride;
   if (warpActive)
 #pragma unroll
     for (int mt = 0; mt < S::kMTiles; ++mt)
@@ -222,47 +288,88 @@ inline int wideChunks(const DeviceModule& module) {
   return chunks < kMaxChunks ? chunks : kMaxChunks;
 }
 
+// The largest cluster of the cluster split-K: the portable limit (larger clusters need a non-portable attribute and
+// may not fit a GPC beside 138 KB of shared memory per block).
+constexpr int kMaxClusterSplits = 8;
+
+// Whether the device can run clusters of `size` blocks of `kernel` with smemBytes each (cached per instantiation and
+// size; the host emulator runs any cluster).
+template <typename Kernel>
+bool clustersFit(Kernel kernel, int size, dim3 grid, int smemBytes) {
+  static signed char known[kMaxClusterSplits + 1] = {};  // 0 unknown, 1 yes, -1 no
+  if (size < 2 || size > kMaxClusterSplits) return false;
+  if (known[size] == 0) {
+    cudaLaunchAttribute cluster[1];
+    cluster[0].id = cudaLaunchAttributeClusterDimension;
+    cluster[0].val.clusterDim.x = static_cast<unsigned>(size);
+    cluster[0].val.clusterDim.y = 1;
+    cluster[0].val.clusterDim.z = 1;
+    cudaLaunchConfig_t config = {grid, dim3(kThreads), static_cast<size_t>(smemBytes), nullptr, cluster, 1};  // grid, block, smem, stream, attrs
+    int clusters = 1;
+    const cudaError_t status = cudaOccupancyMaxActiveClusters(&clusters, kernel, &config);
+    if (status != cudaSuccess) cudaGetLastError();  // not left for the next launch's check
+    known[size] = status == cudaSuccess && clusters > 0 ? 1 : -1;
+  }
+  return known[size] > 0;
+}
+
 // Launches the wide kernel (the caller has checked the 16-byte conditions and maxSegmentRows >= 64). The tickets:
 // index blockIdx.z * gridDim.x + blockIdx.x, within the v5 layout's count (tiles of 64 rows or more, column blocks of
-// 64 columns or more), so the workspace layout of lora_shrink.cu serves every tile.
+// 64 columns or more), so the workspace layout of lora_shrink.cu serves every tile. With `cluster`, kSplits > 1 runs
+// as clusters of min(kSplits, 8) blocks (no partials, no tickets) where the device can run them, else as without.
 template <typename T, int NC, WideTile Tile>
 cudaError_t launchShrinkWide(const DeviceModule& module, const DeviceStep& step, const void* x, int xStride, float* u,
-                             float* partials, int* counters, int kSplits, cudaStream_t stream) {
+                             float* partials, int* counters, int kSplits, cudaStream_t stream, bool cluster) {
   using S = TileShape<Tile, NC>;
   const int c = module.numSlices, R = module.maxRank, uStride = c * R;
   const int tilesPerSegment = (step.maxSegmentRows + S::kBM - 1) / S::kBM;
   const long long gridZ = static_cast<long long>(step.maxSegments) * tilesPerSegment;
   if (gridZ > 65535 || kSplits < 1 || kSplits > 65535) return cudaErrorInvalidConfiguration;
-  const int perSplit = (module.in + kSplits - 1) / kSplits;
-  const int kPerSplit = (perSplit + S::kBK - 1) / S::kBK * S::kBK;
-  const dim3 grid((uStride + S::kBN - 1) / S::kBN, kSplits, static_cast<unsigned>(gridZ));
+  const int columnBlocks = (uStride + S::kBN - 1) / S::kBN;
   constexpr int kSmem = S::kBytes;
-  auto kernel = shrinkWideKernel<T, NC, Tile>;
-  const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
-  if (attribute != cudaSuccess) return attribute;
-  return loraLaunch(kernel, grid, dim3(kThreads), kSmem, stream, static_cast<const T*>(module.a), module.in,
-                    static_cast<size_t>(c) * R * module.in, c, step.segIndptr, step.weightIndices, step.permutation, step.slotRanks,
-                    tilesPerSegment, step.numTokens, static_cast<const T*>(x), xStride, u, partials, counters, uStride, kPerSplit);
+  auto launch = [&](auto kernel, int splits, dim3 grid, unsigned clusterX) -> cudaError_t {
+    const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+    if (attribute != cudaSuccess) return attribute;
+    const int perSplit = (module.in + splits - 1) / splits;
+    const int kPerSplit = (perSplit + S::kBK - 1) / S::kBK * S::kBK;
+    LaunchExtras extras;
+    extras.clusterX = clusterX;
+    return loraLaunch(extras, kernel, grid, dim3(kThreads), kSmem, stream, static_cast<const T*>(module.a), module.in,
+                      static_cast<size_t>(c) * R * module.in, c, step.segIndptr, step.weightIndices, step.permutation, step.slotRanks,
+                      tilesPerSegment, step.numTokens, static_cast<const T*>(x), xStride, u, partials, counters, uStride, kPerSplit,
+                      static_cast<int>(clusterX));
+  };
+  if (cluster && kSplits > 1) {
+    const int splits = kSplits < kMaxClusterSplits ? kSplits : kMaxClusterSplits;
+    const dim3 grid(static_cast<unsigned>(columnBlocks * splits), 1, static_cast<unsigned>(gridZ));
+    auto kernel = shrinkWideKernel<T, NC, Tile, true>;
+    // The occupancy query needs the kernel's shared-memory limit raised first.
+    const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+    if (attribute != cudaSuccess) return attribute;
+    if (clustersFit(kernel, splits, grid, kSmem)) return launch(kernel, splits, grid, static_cast<unsigned>(splits));
+  }
+  return launch(shrinkWideKernel<T, NC, Tile, false>, kSplits, dim3(columnBlocks, kSplits, static_cast<unsigned>(gridZ)), 0u);
 }
 
 template <typename T, WideTile Tile>
 cudaError_t shrinkWideTile(const DeviceModule& module, const DeviceStep& step, const void* x, int xStride, float* u, float* partials,
-                           int* counters, int kSplits, cudaStream_t stream) {
+                           int* counters, int kSplits, cudaStream_t stream, bool cluster) {
   switch (wideChunks(module)) {
-    case 1: return launchShrinkWide<T, 1, Tile>(module, step, x, xStride, u, partials, counters, kSplits, stream);
-    case 2: return launchShrinkWide<T, 2, Tile>(module, step, x, xStride, u, partials, counters, kSplits, stream);
-    default: return launchShrinkWide<T, 3, Tile>(module, step, x, xStride, u, partials, counters, kSplits, stream);
+    case 1: return launchShrinkWide<T, 1, Tile>(module, step, x, xStride, u, partials, counters, kSplits, stream, cluster);
+    case 2: return launchShrinkWide<T, 2, Tile>(module, step, x, xStride, u, partials, counters, kSplits, stream, cluster);
+    default: return launchShrinkWide<T, 3, Tile>(module, step, x, xStride, u, partials, counters, kSplits, stream, cluster);
   }
 }
 
+// The wide shrink with block tile `tile`; cluster: the cluster split-K (clusterSumSplits) instead of global partials.
 template <typename T>
 cudaError_t shrinkWide(const DeviceModule& module, const DeviceStep& step, const void* x, int xStride, float* u, float* partials,
-                       int* counters, int kSplits, cudaStream_t stream, WideTile tile = WideTile::W8) {
+                       int* counters, int kSplits, cudaStream_t stream, WideTile tile = WideTile::W8, bool cluster = false) {
   switch (tile) {
-    case WideTile::M128K32: return shrinkWideTile<T, WideTile::M128K32>(module, step, x, xStride, u, partials, counters, kSplits, stream);
-    case WideTile::M128K64: return shrinkWideTile<T, WideTile::M128K64>(module, step, x, xStride, u, partials, counters, kSplits, stream);
-    case WideTile::M64K64: return shrinkWideTile<T, WideTile::M64K64>(module, step, x, xStride, u, partials, counters, kSplits, stream);
-    default: return shrinkWideTile<T, WideTile::W8>(module, step, x, xStride, u, partials, counters, kSplits, stream);
+    case WideTile::M128K32: return shrinkWideTile<T, WideTile::M128K32>(module, step, x, xStride, u, partials, counters, kSplits, stream, cluster);
+    case WideTile::M128K64: return shrinkWideTile<T, WideTile::M128K64>(module, step, x, xStride, u, partials, counters, kSplits, stream, cluster);
+    case WideTile::M64K64: return shrinkWideTile<T, WideTile::M64K64>(module, step, x, xStride, u, partials, counters, kSplits, stream, cluster);
+    default: return shrinkWideTile<T, WideTile::W8>(module, step, x, xStride, u, partials, counters, kSplits, stream, cluster);
   }
 }
 

@@ -3,7 +3,10 @@
 // double-precision X·Aᵀ: triton and csgmv (permuted) segment tables with base and graph-padding segments, segments
 // longer than one 128-row tile, ranks below the pool rank (NaN weights beyond the rank must never be read), 1-3 column
 // chunks and two column blocks (R = 128, c = 3), one split and several (uneven, the last-block sum), bf16 and fp16.
-// U entries outside the rows and columns of non-base segments must keep the workspace's NaN poison.
+// U entries outside the rows and columns of non-base segments must keep the workspace's NaN poison. Every block tile of
+// the shrink (WideTile), each with global partials and with the cluster split-K (null partials / tickets: a use would
+// crash); the 32-K tiles bit for bit against w8 (and the 64-K ones where the split boundaries coincide), the cluster
+// runs bit for bit against the same tile's global partials (up to 8 splits; 12 take 8 in a cluster).
 // The expand: Y += round(U)·Bᵀ over 3 and 2 slices, ranks that are not multiples of 8 (the straddling B chunk), NaN in U
 // and B beyond the rank and in base rows' U, strips of several sub-tiles that cross slice boundaries, padded y rows;
 // base rows and columns outside the module must stay bit-identical. The store mode (launchExpandWide(..., store)):
@@ -97,14 +100,21 @@ static void runCase(const char* name, int in, int c, int R, std::vector<int> ran
   std::vector<float> w8;
   static int shrinkCases = 0;
   const int quickTile = 1 + shrinkCases++ % (cl::wide::kWideTiles - 1);
-  for (int ti = 0; ti < cl::wide::kWideTiles; ++ti) {
+  std::vector<float> global;  // this tile's U with global partials (the cluster run must give the same bits)
+  for (int run = 0; run < 2 * cl::wide::kWideTiles; ++run) {
+    const int ti = run / 2;
+    const bool cluster = run % 2 == 1;  // the cluster split-K (clusterSumSplits) after the same tile's global partials
     const auto tile = static_cast<cl::wide::WideTile>(ti);
     if (gQuick && ti > 0 && ti != quickTile) continue;  // quick mode: W8 and one other tile per case, in turn
+    if (cluster && (splits < 2 || (gQuick && ti == 0))) continue;  // one split: no split-K to take
     std::vector<float> u(static_cast<size_t>(T) * uStride, nan), partials(static_cast<size_t>(splits) * T * uStride, nan);
     std::vector<int> counters(4096, 0);
+    // With clusters, partials and tickets must stay untouched: null pointers would crash on any use.
+    float* partialsArg = cluster ? nullptr : partials.data();
+    int* countersArg = cluster ? nullptr : counters.data();
     cudaError_t status = gAct == Act::F16
-        ? cl::wide::shrinkWide<__half>(m, st, X.data(), xStride, u.data(), partials.data(), counters.data(), splits, nullptr, tile)
-        : cl::wide::shrinkWide<__nv_bfloat16>(m, st, X.data(), xStride, u.data(), partials.data(), counters.data(), splits, nullptr, tile);
+        ? cl::wide::shrinkWide<__half>(m, st, X.data(), xStride, u.data(), partialsArg, countersArg, splits, nullptr, tile, cluster)
+        : cl::wide::shrinkWide<__nv_bfloat16>(m, st, X.data(), xStride, u.data(), partialsArg, countersArg, splits, nullptr, tile, cluster);
     int bad = 0;
     std::string first;
     if (status != cudaSuccess) { bad = 1; first = "launch failed"; }
@@ -133,14 +143,25 @@ static void runCase(const char* name, int in, int c, int R, std::vector<int> ran
     // Same split boundaries (kPerSplit rounded to the stage's K) as W8: the same sums in the same order, so the same bits.
     auto kPerSplit = [&](int bk) { return ((in + splits - 1) / splits + bk - 1) / bk * bk; };
     const int bk = tile == cl::wide::WideTile::W8 || tile == cl::wide::WideTile::M128K32 ? 32 : 64;
-    if (ti == 0) w8 = u;
-    else if (!bad && kPerSplit(bk) == kPerSplit(32) && std::memcmp(u.data(), w8.data(), u.size() * sizeof(float)) != 0) {
-      bad = 1;
-      first = "not bit-identical to w8 with the same split boundaries";
+    if (cluster) {
+      // Up to 8 splits in a cluster: the same sums in the same order as the global partials of the same split count.
+      if (!bad && splits <= cl::wide::kMaxClusterSplits && !global.empty() &&
+          std::memcmp(u.data(), global.data(), u.size() * sizeof(float)) != 0) {
+        bad = 1;
+        first = "not bit-identical to the same tile with global partials";
+      }
+    } else {
+      global = u;
+      if (ti == 0) w8 = u;
+      else if (!bad && kPerSplit(bk) == kPerSplit(32) && std::memcmp(u.data(), w8.data(), u.size() * sizeof(float)) != 0) {
+        bad = 1;
+        first = "not bit-identical to w8 with the same split boundaries";
+      }
     }
     ++cases;
-    if (bad) { ++failures; std::printf("FAIL %s [%s]%s: %s (%d bad)\n", name, cl::wide::wideTileName(tile), actLabel(), first.c_str(), bad); }
-    else std::printf("ok   %s [%s]%s\n", name, cl::wide::wideTileName(tile), actLabel());
+    const std::string label = std::string(cl::wide::wideTileName(tile)) + (cluster ? " cluster" : "");
+    if (bad) { ++failures; std::printf("FAIL %s [%s]%s: %s (%d bad)\n", name, label.c_str(), actLabel(), first.c_str(), bad); }
+    else std::printf("ok   %s [%s]%s\n", name, label.c_str(), actLabel());
   }
 }
 
@@ -230,6 +251,8 @@ int main(int argc, char** argv) {
     runCase("csgmv C64 gate_up r16, 5 splits", 512, 2, 16, {16, 5, 9}, {0, 1, -1, 2, 0, 1}, {40, 70, 3, 9, 33, 1}, true, 64, 5, 0);
     runCase("csgmv C128 qkv R128 two column blocks", 128, 3, 128, {128, 100, 3}, {0, 1, 2}, {130, 20, 60}, true, 128, 2, 0);
     if (!quick) runCase("triton down r64 long K, 4 splits", 1024, 1, 64, {64, 20}, {0, 1, -1}, {129, 64, 5}, false, 0, 4, 0);
+    if (!quick)  // more splits than a cluster holds: the cluster run takes 8 (other sums, within tolerance)
+      runCase("triton gate_up r64, 12 splits", 1536, 2, 64, {64, 24}, {1, -1, 0}, {70, 9, 140}, false, 0, 12, 0);
     runExpandCase("triton qkv r64, one strip per tile (3 slices)", {256, 64, 64}, 64, {64, 8, 37}, {0, -1, 1, 2}, {150, 7, 40, 33}, false,
                   0, 1, 8);
     runExpandCase("csgmv C64 gate_up r16, strips of 3 sub-tiles", {192, 192}, 16, {16, 5, 13}, {0, 1, -1, 2, 0}, {40, 70, 3, 9, 33},
