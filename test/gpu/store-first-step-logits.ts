@@ -1,4 +1,4 @@
-// Child process of cuda-store-first.test.ts (one process per TSLORA_CUDA_LORA_STORE_FIRST value): a 2-layer
+// Child process of cuda-store-first.test.ts and cuda-wide-shrink.test.ts (one process per switch setting): a 2-layer
 // Llama-3.2-1B-shaped model (`tslora synth model`, argv[3]) with three r16 adapters of every projection (argv[4]) on the
 // CUDA backend, bf16, triton and csgmv with chunks of 128 (both give segments longer than 32 rows: the wide expand,
 // where the store form exists), a prefill of 280 rows (150, 90 and 40 tokens: adapter 0, base, adapter 1) and two

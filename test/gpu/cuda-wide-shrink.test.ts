@@ -1,0 +1,70 @@
+// The wide prefill shrink's block tiles and cluster split-K (TSLORA_CUDA_LORA_WIDE_SHRINK=1 with
+// TSLORA_CUDA_LORA_WIDE_SHRINK_TILE / _CLUSTER, native/src/cuda/lora_shrink_wide.cuh; session 22, opt-in) in the engine:
+// the same prefill and decode steps as cuda-store-first (driver test/gpu/store-first-step-logits.ts: 2-layer 1B-shaped
+// model, a 280-row prefill with 150- and 40-row adapter segments and a base one, triton and csgmv chunks of 128) with
+// each variant against the default (v5) shrink: within the graph-vs-eager tolerance (relative L2 2e-2), and different
+// somewhere (other fp32 sums: or the wide shrink did not run). The kernels themselves are checked against the CPU twin
+// by lora_cuda_test (paths "tiled/wide shrink <tile>[ cluster]"). Against PyTorch + PEFT: cuda-parity-1b rerun with
+// m128k32 and the cluster split-K (its triton prefill has a 45-row segment: the wide shrink's shape condition).
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+
+import { relativeL2 } from '../native/forward-reference.js';
+import { cudaBackendOrSkip } from './cuda-parity-helpers.js';
+import { countDiffering, runLogitsDriver } from './logits-driver.js';
+
+const { skip } = cudaBackendOrSkip();
+
+/** The variants, as the environment each child process starts with. */
+const VARIANTS: Record<string, NodeJS.ProcessEnv> = {
+  'm128k32 cluster': { TSLORA_CUDA_LORA_WIDE_SHRINK: '1', TSLORA_CUDA_LORA_WIDE_SHRINK_TILE: 'm128k32', TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER: '1' },
+  m128k64: { TSLORA_CUDA_LORA_WIDE_SHRINK: '1', TSLORA_CUDA_LORA_WIDE_SHRINK_TILE: 'm128k64', TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER: '0' },
+  'm64k64 cluster': { TSLORA_CUDA_LORA_WIDE_SHRINK: '1', TSLORA_CUDA_LORA_WIDE_SHRINK_TILE: 'm64k64', TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER: '1' },
+};
+
+test('wide shrink tiles and cluster split-K against the default shrink: logits within 2e-2 relative L2, not bit-identical', { skip, timeout: 600_000 }, (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tslora-wide-shrink-'));
+  try {
+    const synth = (args: string[]) => {
+      const r = spawnSync(process.execPath, ['bin/tslora.js', 'synth', ...args], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `tslora synth ${args.join(' ')}:\n${r.stdout}${r.stderr}`);
+    };
+    synth(['model', '--shape', 'llama-3.2-1b', '--layers', '2', '--vocab', '4096', '--out', join(dir, 'model')]);
+    synth(['adapters', '--model', join(dir, 'model'), '--count', '8', '--rank', '16', '--targets', 'all', '--out', join(dir, 'adapters')]);
+    const run = (label: string, env: NodeJS.ProcessEnv): Float32Array => {
+      const { logits, line } = runLogitsDriver({ script: 'test/gpu/store-first-step-logits.ts', dir, label: label.replace(/ /g, '-'),
+        env: { ...process.env, TSLORA_CUDA_LORA_WIDE_SHRINK: '0', ...env }, args: [join(dir, 'model'), join(dir, 'adapters')] });
+      t.diagnostic(line);
+      return logits;
+    };
+    const base = run('default', {});
+    assert.ok(base.length > 0 && base.every(Number.isFinite), 'every default logit finite');
+    for (const [label, env] of Object.entries(VARIANTS)) {
+      const logits = run(label, env);
+      assert.ok(logits.every(Number.isFinite), `${label}: every logit finite`);
+      const differing = countDiffering(logits, base);
+      const err = relativeL2(logits, base);
+      t.diagnostic(`${label} vs the default shrink: relative L2 ${err.toExponential(2)}, ${differing} of ${logits.length} logits differ`);
+      assert.ok(differing > 0, `${label}: bit-identical logits: the wide shrink did not run`);
+      assert.ok(err < 2e-2, `${label}: relative L2 ${err} against the default shrink`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('wide shrink m128k32 with the cluster split-K against PyTorch + PEFT: cuda-parity-1b', {
+  skip: skip || (process.env.TSLORA_1B_REFERENCE ? false : 'TSLORA_1B_REFERENCE is not set (scripts/device/gpu-suite.sh generates it)'),
+  timeout: 600_000,
+}, (t) => {
+  const env = { ...process.env, ...VARIANTS['m128k32 cluster'] };
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', 'test/gpu/cuda-parity-1b.test.ts'], { encoding: 'utf8', env });
+  t.diagnostic(r.stdout.split('\n').filter((l) => /^# (tests|pass|fail|skipped)/.test(l)).join('; '));
+  assert.equal(r.status, 0, `cuda-parity-1b with the wide shrink:\n${r.stdout.slice(-6000)}${r.stderr.slice(-2000)}`);
+  assert.match(r.stdout, /^# fail 0$/m);
+  assert.doesNotMatch(r.stdout, /^# pass 0$/m);
+});
