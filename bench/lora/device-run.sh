@@ -48,6 +48,9 @@ if [ "${SKIP_KERNEL_TESTS:-0}" != 1 ]; then
   echo "== device pool vs CPU pool"; timeout 60 "$B/lora_device_pool_test" 2>&1 | tee "$OUT/device-pool-test.log" | tail -8
   echo "== device pool vs CPU pool, the fused small-step kernel instead of the pair (TSLORA_CUDA_LORA_FUSED=1)"
   TSLORA_CUDA_LORA_FUSED=1 timeout 60 "$B/lora_device_pool_test" 2>&1 | tee "$OUT/device-pool-test-fused.log" | tail -3
+  echo "== device pool vs CPU pool, the wide prefill shrink m128k32 with the cluster split-K (session 22, opt-in)"
+  TSLORA_CUDA_LORA_WIDE_SHRINK=1 TSLORA_CUDA_LORA_WIDE_SHRINK_TILE=m128k32 TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER=1 timeout 60 \
+    "$B/lora_device_pool_test" 2>&1 | tee "$OUT/device-pool-test-wide-cluster.log" | tail -3
 fi
 if [ "${SKIP_MEMCHECK:-0}" != 1 ]; then
   echo "== compute-sanitizer memcheck (quick subset)"

@@ -41,15 +41,22 @@ test('DeviceLoraPool (writeSlot, clearSlot, setStep, apply) matches the CPU Lora
       'native/src/cuda/lora_embed.cu', 'native/src/cuda/lora_small_shrink.cu', 'native/src/cuda/lora_small_expand.cu',
       'native/src/cuda/lora_small_fused.cu'],
   });
-  // The pool's default (the small-step pair), the opt-in fused small-step kernel (TSLORA_CUDA_LORA_FUSED=1) and the
-  // opt-in coalesced csgmv prefill segments (TSLORA_CUDA_LORA_CSGMV_COALESCE=1: the driver's 315-row step).
-  for (const [fused, coalesce] of [['0', '0'], ['1', '0'], ['0', '1']]) {
-    const run = spawnSync(driver, [], { encoding: 'utf8', env: { ...process.env, TSLORA_CUDA_LORA_FUSED: fused, TSLORA_CUDA_LORA_CSGMV_COALESCE: coalesce } });
+  // The pool's default (the small-step pair), the opt-in fused small-step kernel (TSLORA_CUDA_LORA_FUSED=1), the
+  // opt-in coalesced csgmv prefill segments (TSLORA_CUDA_LORA_CSGMV_COALESCE=1: the driver's 315-row step) and the
+  // opt-in wide prefill shrink with a two-dimensional tile and the cluster split-K (session 22).
+  const variants: Record<string, string>[] = [
+    {}, { TSLORA_CUDA_LORA_FUSED: '1' }, { TSLORA_CUDA_LORA_CSGMV_COALESCE: '1' },
+    { TSLORA_CUDA_LORA_WIDE_SHRINK: '1', TSLORA_CUDA_LORA_WIDE_SHRINK_TILE: 'm128k32', TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER: '1' },
+  ];
+  const defaults = { TSLORA_CUDA_LORA_FUSED: '0', TSLORA_CUDA_LORA_CSGMV_COALESCE: '0', TSLORA_CUDA_LORA_WIDE_SHRINK: '0' };
+  for (const variant of variants) {
+    const run = spawnSync(driver, [], { encoding: 'utf8', env: { ...process.env, ...defaults, ...variant } });
     if (run.status === 77) {
       t.skip(run.stdout.trim());
       return;
     }
-    assert.equal(run.status, 0, `TSLORA_CUDA_LORA_FUSED=${fused} TSLORA_CUDA_LORA_CSGMV_COALESCE=${coalesce}: ${run.stdout}${run.stderr}`);
-    assert.match(run.stdout, /^ok: \d+ device-pool cases passed, 0 failed$/m);
+    const label = Object.entries(variant).map(([k, v]) => `${k}=${v}`).join(' ') || 'defaults';
+    assert.equal(run.status, 0, `${label}: ${run.stdout}${run.stderr}`);
+    assert.match(run.stdout, /^ok: \d+ device-pool cases passed, 0 failed$/m, label);
   }
 });
