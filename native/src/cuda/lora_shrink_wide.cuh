@@ -10,79 +10,14 @@
 // the workspace after it. Needs the 16-byte paths (in, xStride multiples of 8, aligned x / A): lora_shrink.cu keeps
 // the v5 kernel for everything else. The host emulator (test/emu/tiled-prepare.mjs) rewrites this file.
 #pragma once
-#include <cooperative_groups.h>
-
 #include "lora_kernels.cuh"
 #include "lora_launch.cuh"
+#include "lora_shrink_wide_tiles.h"
 #include "lora_split_sum.cuh"
 #include "lora_tile.cuh"
 #include "mma16816.cuh"
 
 namespace tslora::cuda::lora::wide {
-
-namespace cg = cooperative_groups;
-
-constexpr int kThreads = 256;  // 8 warps
-constexpr int kBM = 128;       // rows per block of the session-14 tile (WideTile::W8); WideTile::M64K64 takes 64
-constexpr int kChunk = 64;     // U columns per chunk; a block owns NC chunks
-constexpr int kMaxChunks = 3;
-
-// Block tiles of the wide shrink (TSLORA_CUDA_LORA_WIDE_SHRINK_TILE; session 22, the A/B of the next device call: none of
-// the three new ones has run on a GPU). W8 is session 14's kernel: 8 warps stacked along the rows (16 rows × all NC·64
-// columns each), 32-K stages × 4; every warp loads all of the block's A columns from shared memory per 16 K (13
-// ldmatrix.x4 for 24 MMAs at NC = 3, ~0.135 shared-memory bytes per multiply-add). The others lay the 8 warps out in
-// two dimensions, so a warp's x fragments serve more columns and its A fragments more rows (8 ldmatrix.x4 for 24 MMAs
-// at NC = 3, ~0.083 B per multiply-add): M128K32 (128 rows, 4 × 2 warps of 32 rows × NC·32 columns, 32-K stages × 4),
-// M128K64 (the same warps, 64-K stages × 3: half the barriers and waits per K), M64K64 (64 rows, 2 × 4 warps of 32
-// rows × NC·16 columns, 64-K stages × 3: twice the tiles, so the same SMs with half the splits and half the split-K
-// partials). Within a split every tile accumulates in the same K order, but the split boundaries round up to the
-// stage's K, so the 64-K tiles may cut K elsewhere than W8 (other fp32 sums, within the shrink's tolerance).
-enum class WideTile { W8 = 0, M128K32 = 1, M128K64 = 2, M64K64 = 3 };
-constexpr int kWideTiles = 4;
-constexpr const char* wideTileName(WideTile tile) {
-  return tile == WideTile::W8 ? "w8" : tile == WideTile::M128K32 ? "m128k32" : tile == WideTile::M128K64 ? "m128k64" : "m64k64";
-}
-
-template <int BM, int BK, int Stages, int WarpsN, int NC>
-struct WideShape {
-  static constexpr int kBM = BM, kBK = BK, kStages = Stages, kLd = BK + 8;  // 80- / 144-byte rows: conflict-free ldmatrix
-  static constexpr int kBN = NC * kChunk;
-  static constexpr int kWarpsN = WarpsN, kWarpsM = 8 / WarpsN;
-  static constexpr int kWarpRows = BM / kWarpsM, kWarpCols = kBN / kWarpsN;
-  static constexpr int kMTiles = kWarpRows / 16, kPairs = kWarpCols / 16;  // 16-row A fragments, 16-column ldmatrix pairs
-  static constexpr int kStageElems = (BM + kBN) * kLd;                     // x rows, then A rows
-  static constexpr int kBytes = Stages * kStageElems * 2;                  // bf16 / fp16
-  static_assert(kWarpRows % 16 == 0 && kWarpCols % 16 == 0, "warp tiles of whole fragments");
-  static_assert(BM * (BK / 8) % kThreads == 0 && kBN * (BK / 8) % kThreads == 0, "whole 16-byte copies per thread");
-};
-template <WideTile Tile, int NC>
-struct TileShape;
-template <int NC> struct TileShape<WideTile::W8, NC> : WideShape<128, 32, 4, 1, NC> {};
-template <int NC> struct TileShape<WideTile::M128K32, NC> : WideShape<128, 32, 4, 2, NC> {};
-template <int NC> struct TileShape<WideTile::M128K64, NC> : WideShape<128, 64, 3, 2, NC> {};
-template <int NC> struct TileShape<WideTile::M64K64, NC> : WideShape<64, 64, 3, 4, NC> {};
-
-// Host view of a tile: rows per block and the dynamic shared memory of NC chunks.
-template <WideTile Tile>
-constexpr int tileSmemBytes(int chunks) {
-  return chunks == 1 ? TileShape<Tile, 1>::kBytes : chunks == 2 ? TileShape<Tile, 2>::kBytes : TileShape<Tile, 3>::kBytes;
-}
-inline int wideTileRows(WideTile tile) { return tile == WideTile::M64K64 ? TileShape<WideTile::M64K64, 1>::kBM : kBM; }
-inline int wideSmemBytes(WideTile tile, int chunks) {
-  switch (tile) {
-    case WideTile::M128K32: return tileSmemBytes<WideTile::M128K32>(chunks);
-    case WideTile::M128K64: return tileSmemBytes<WideTile::M128K64>(chunks);
-    case WideTile::M64K64: return tileSmemBytes<WideTile::M64K64>(chunks);
-    default: return tileSmemBytes<WideTile::W8>(chunks);
-  }
-}
-// Blocks that fit on one SM by shared memory (228 KB per SM, 1 KB reserved per block, the row table), at most 3 for
-// W8 with one chunk and 2 otherwise (the launch bounds of wideMinBlocks).
-inline int wideBlocksPerSm(WideTile tile, int chunks) {
-  const int bySmem = (228 * 1024) / (wideSmemBytes(tile, chunks) + 1024 + 4 * wideTileRows(tile));
-  const int bound = tile == WideTile::W8 && chunks == 1 ? 3 : 2;
-  return bySmem < 1 ? 1 : bySmem < bound ? bySmem : bound;
-}
 
 // ldmatrix.x4: lane l gives the shared address of row l % 8 of 8 × 8 matrix l / 8 (16 bytes); r[i] = matrix i's
 // elements (l / 4, 2 (l % 4) .. +1) of this lane, the mma fragment layout.
@@ -91,45 +26,6 @@ __device__ __forceinline__ void ldmatrixX4(const void* rowAddress, uint32_t& r0,
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
                : "r"(address));
-}
-
-// Split-K through the cluster's distributed shared memory (TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER; session 22, not yet run
-// on a GPU): the splits of one (tile, column block) are one thread-block cluster; each block leaves its fp32 partial
-// tile in its own shared memory (`tile`, [rows][ld], the stage buffers reused), and after a cluster barrier block r sums
-// rows r·⌈rows/splits⌉ .. of every peer's tile in split order into U. No partials in global memory, no ticket, and the
-// sum is spread over the cluster instead of one last block: the same additions in the same order as sumSplitPartials
-// (bit-identical U). The second barrier keeps every tile alive until its peers have read it.
-__device__ __forceinline__ void clusterSumSplits(float* tile, int ld, float* __restrict__ u, int uStride, const int* rowOf, int rows,
-                                                 int n0, int width, int nEff) {
-#if __CUDA_ARCH__ >= 900  // thread-block clusters (the wide shrink's cluster split-K)
-  cg::cluster_group cluster = cg::this_cluster();
-  const int rank = static_cast<int>(cluster.block_rank()), splits = static_cast<int>(cluster.num_blocks());
-  cluster.sync();  // every split's tile is written and visible
-  const int rowsPer = (rows + splits - 1) / splits, m0 = rank * rowsPer, m1 = min(rows, m0 + rowsPer);
-  const int groupsPerRow = width / 4;  // four columns per thread (width: a multiple of 64)
-  for (int e = threadIdx.x; e < (m1 - m0) * groupsPerRow; e += blockDim.x) {
-    const int m = m0 + e / groupsPerRow, n = (e % groupsPerRow) * 4;
-    if (n0 + n >= nEff) continue;
-    float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int sp = 0; sp < splits; ++sp) {
-      const float4 v = *reinterpret_cast<const float4*>(cluster.map_shared_rank(tile, sp) + static_cast<size_t>(m) * ld + n);
-      sum.x += v.x; sum.y += v.y; sum.z += v.z; sum.w += v.w;
-    }
-    float* row = u + static_cast<size_t>(rowOf[m]) * uStride + n0 + n;
-    const float values[4] = {sum.x, sum.y, sum.z, sum.w};
-#pragma unroll
-    for (int q = 0; q < 4; ++q)
-      if (n0 + n + q < nEff) row[q] = values[q];  // U's columns beyond the slot's rank are never written
-  }
-  cluster.sync();  // peers may still be reading this block's tile
-#endif
-}
-
-// The launch bounds' blocks per SM: 3 for W8 with one chunk, 1 where the stages allow no second block (M128K64 at
-// NC = 3: 138 KB; the register cap of 2 blocks made its cluster variant spill), else 2.
-template <WideTile Tile, int NC>
-constexpr int wideMinBlocks() {
-  return Tile == WideTile::W8 && NC == 1 ? 3 : 2 * (TileShape<Tile, NC>::kBytes + 2048) > 228 * 1024 ? 1 : 2;
 }
 
 template <typename T, int NC, WideTile Tile, bool Cluster>
@@ -255,7 +151,7 @@ __global__ void __launch_bounds__(kThreads, (wideMinBlocks<Tile, NC>())) shrinkW
                 make_float2(acc[mt][nt][2 * half], acc[mt][nt][2 * half + 1]);
         }
     // Inactive warps' rows and columns are never read: rows >= rows and columns >= nEff are skipped by the sum.
-    clusterSumSplits(tile, kTileLd, u, uStride, rowOf, rows, n0, kBN, nEff);
+    detail::clusterSumSplits(tile, kTileLd, u, uStride, rowOf, rows, n0, kBN, nEff);
     return;
   }
   // Fragments straight to U (one split) or this split's partial: rows mBase + 16 mt + g (+8), columns 2t, 2t + 1 of
@@ -282,15 +178,6 @@ __global__ void __launch_bounds__(kThreads, (wideMinBlocks<Tile, NC>())) shrinkW
   detail::sumSplitPartials(partials, u, numTokens, uStride, static_cast<int>(gridDim.y), rowOf, rows, n0, kBN, nEff, ticket);
 }
 
-// Column chunks per block: all c·R columns up to kMaxChunks · 64 (wider pools take several column blocks).
-inline int wideChunks(const DeviceModule& module) {
-  const int chunks = (module.numSlices * module.maxRank + kChunk - 1) / kChunk;
-  return chunks < kMaxChunks ? chunks : kMaxChunks;
-}
-
-// The largest cluster of the cluster split-K: the portable limit (larger clusters need a non-portable attribute and
-// may not fit a GPC beside 138 KB of shared memory per block).
-constexpr int kMaxClusterSplits = 8;
 
 // Whether the device can run clusters of `size` blocks of `kernel` with smemBytes each (cached per instantiation and
 // size; the host emulator runs any cluster).

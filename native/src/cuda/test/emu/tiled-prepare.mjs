@@ -1,6 +1,7 @@
-// Rewrites the wide tiled shrink and expand (lora_shrink_wide.cuh, lora_expand_wide.cuh with lora_tile.cuh and mma16816.cuh) for the host emulator
-// (small-step-emu.h + tiled-emu.h): cp.async becomes a zero-filling copy, ldmatrix and mma.sync warp exchanges, the
-// dynamic shared memory a pointer into the emulator's buffer, the shrink's cluster split-K the emulator's clusters. Throws when a source no longer has the shape it
+// Rewrites the wide tiled shrink and expand (lora_shrink_wide.cuh, lora_expand_wide.cuh with lora_tile.cuh,
+// lora_split_sum.cuh and mma16816.cuh) for the host emulator (small-step-emu.h + tiled-emu.h): cp.async becomes a
+// zero-filling copy, ldmatrix and mma.sync warp exchanges, the dynamic shared memory a pointer into the emulator's
+// buffer, the shrink's cluster split-K the emulator's clusters. Throws when a source no longer has the shape it
 // expects, so a kernel edit cannot silently skip it. CLI: node tiled-prepare.mjs OUT_DIR
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -37,14 +38,17 @@ export function prepareTiled(outDir) {
     '  emu::ldmatrixX4(rowAddress, r0, r1, r2, r3);\n}\n', 'lora_shrink_wide.cuh');
   wide = replaceOnce(wide, 'extern __shared__ __align__(128) unsigned char smem[];', 'unsigned char* smem = emu::dynSmem;',
     'lora_shrink_wide.cuh');
-  // The cluster split-K: emulated clusters (small-step-emu.h runs a cluster's blocks together).
-  wide = replaceOnce(wide, '#include <cooperative_groups.h>', '', 'lora_shrink_wide.cuh');
-  wide = replaceOnce(wide, 'namespace cg = cooperative_groups;', '', 'lora_shrink_wide.cuh');
-  wide = replaceOnce(wide, "#if __CUDA_ARCH__ >= 900  // thread-block clusters (the wide shrink's cluster split-K)", '#if 1  // emulated clusters',
-    'lora_shrink_wide.cuh');
-  wide = replaceOnce(wide, 'cg::cluster_group cluster = cg::this_cluster();', 'const emu::Cluster cluster = emu::thisCluster();',
-    'lora_shrink_wide.cuh');
   writeFileSync(join(outDir, 'lora_shrink_wide.cuh'), assertNoAsm(wide, 'lora_shrink_wide.cuh'));
+
+  // The split-K sums: the cluster split-K on the emulator's clusters (small-step-emu.h runs a cluster's blocks together).
+  let sum = readFileSync(join(cudaDir, 'lora_split_sum.cuh'), 'utf8');
+  sum = replaceOnce(sum, '#include <cooperative_groups.h>', '', 'lora_split_sum.cuh');
+  sum = replaceOnce(sum, 'namespace cg = cooperative_groups;', '', 'lora_split_sum.cuh');
+  sum = replaceOnce(sum, "#if __CUDA_ARCH__ >= 900  // thread-block clusters (the wide shrink's cluster split-K)", '#if 1  // emulated clusters',
+    'lora_split_sum.cuh');
+  sum = replaceOnce(sum, 'cg::cluster_group cluster = cg::this_cluster();', 'const emu::Cluster cluster = emu::thisCluster();',
+    'lora_split_sum.cuh');
+  writeFileSync(join(outDir, 'lora_split_sum.cuh'), assertNoAsm(sum, 'lora_split_sum.cuh'));
 
   let expand = readFileSync(join(cudaDir, 'lora_expand_wide.cuh'), 'utf8');
   expand = replaceOnce(expand, '#pragma once', '#pragma once\n#include "tiled-emu.h"', 'lora_expand_wide.cuh');
