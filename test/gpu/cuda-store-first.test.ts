@@ -7,7 +7,6 @@
 // path did not run). Against PyTorch + PEFT: the 1B parity test (cuda-parity-1b, whose triton prefill has a 45-row
 // segment in 86 rows) rerun with the path on from 32 rows, where the device suite generated its reference.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,22 +14,17 @@ import { test } from 'node:test';
 
 import { relativeL2 } from '../native/forward-reference.js';
 import { cudaBackendOrSkip } from './cuda-parity-helpers.js';
-import { countDiffering, runLogitsDriver } from './logits-driver.js';
+import { countDiffering, rerunParity1b, runLogitsDriver, synthPrefillModel } from './logits-driver.js';
 
 const { skip } = cudaBackendOrSkip();
 
 test('store-first prefill LoRA on / off: logits within 2e-2 relative L2, not bit-identical (1B shapes, triton and csgmv C128)', { skip, timeout: 600_000 }, (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tslora-store-first-'));
   try {
-    const synth = (args: string[]) => {
-      const r = spawnSync(process.execPath, ['bin/tslora.js', 'synth', ...args], { encoding: 'utf8' });
-      assert.equal(r.status, 0, `tslora synth ${args.join(' ')}:\n${r.stdout}${r.stderr}`);
-    };
-    synth(['model', '--shape', 'llama-3.2-1b', '--layers', '2', '--vocab', '4096', '--out', join(dir, 'model')]);
-    synth(['adapters', '--model', join(dir, 'model'), '--count', '8', '--rank', '16', '--targets', 'all', '--out', join(dir, 'adapters')]);
+    const { modelDir, adaptersDir } = synthPrefillModel(dir);
     const run = (value: string): Float32Array => {
       const { logits, line } = runLogitsDriver({ script: 'test/gpu/store-first-step-logits.ts', dir, label: `STORE_FIRST=${value}`,
-        env: { ...process.env, TSLORA_CUDA_LORA_STORE_FIRST: value }, args: [join(dir, 'model'), join(dir, 'adapters')] });
+        env: { ...process.env, TSLORA_CUDA_LORA_STORE_FIRST: value }, args: [modelDir, adaptersDir] });
       t.diagnostic(line);
       return logits;
     };
@@ -52,9 +46,5 @@ test('store-first prefill LoRA against PyTorch + PEFT: cuda-parity-1b with the p
   timeout: 600_000,
 }, (t) => {
   const env = { ...process.env, TSLORA_CUDA_LORA_STORE_FIRST: '1', TSLORA_CUDA_LORA_STORE_FIRST_MIN_ROWS: '32' };
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', 'test/gpu/cuda-parity-1b.test.ts'], { encoding: 'utf8', env });
-  t.diagnostic(r.stdout.split('\n').filter((l) => /^# (tests|pass|fail|skipped)/.test(l)).join('; '));
-  assert.equal(r.status, 0, `cuda-parity-1b with store-first:\n${r.stdout.slice(-6000)}${r.stderr.slice(-2000)}`);
-  assert.match(r.stdout, /^# fail 0$/m);
-  assert.doesNotMatch(r.stdout, /^# pass 0$/m);
+  t.diagnostic(rerunParity1b(env, 'store-first'));
 });

@@ -7,7 +7,6 @@
 // by lora_cuda_test (paths "tiled/wide shrink <tile>[ cluster]"). Against PyTorch + PEFT: cuda-parity-1b rerun with
 // m128k32 and the cluster split-K (its triton prefill has a 45-row segment: the wide shrink's shape condition).
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +14,7 @@ import { test } from 'node:test';
 
 import { relativeL2 } from '../native/forward-reference.js';
 import { cudaBackendOrSkip } from './cuda-parity-helpers.js';
-import { countDiffering, runLogitsDriver } from './logits-driver.js';
+import { countDiffering, rerunParity1b, runLogitsDriver, synthPrefillModel } from './logits-driver.js';
 
 const { skip } = cudaBackendOrSkip();
 
@@ -29,15 +28,10 @@ const VARIANTS: Record<string, NodeJS.ProcessEnv> = {
 test('wide shrink tiles and cluster split-K against the default shrink: logits within 2e-2 relative L2, not bit-identical', { skip, timeout: 600_000 }, (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tslora-wide-shrink-'));
   try {
-    const synth = (args: string[]) => {
-      const r = spawnSync(process.execPath, ['bin/tslora.js', 'synth', ...args], { encoding: 'utf8' });
-      assert.equal(r.status, 0, `tslora synth ${args.join(' ')}:\n${r.stdout}${r.stderr}`);
-    };
-    synth(['model', '--shape', 'llama-3.2-1b', '--layers', '2', '--vocab', '4096', '--out', join(dir, 'model')]);
-    synth(['adapters', '--model', join(dir, 'model'), '--count', '8', '--rank', '16', '--targets', 'all', '--out', join(dir, 'adapters')]);
+    const { modelDir, adaptersDir } = synthPrefillModel(dir);
     const run = (label: string, env: NodeJS.ProcessEnv): Float32Array => {
       const { logits, line } = runLogitsDriver({ script: 'test/gpu/store-first-step-logits.ts', dir, label: label.replace(/ /g, '-'),
-        env: { ...process.env, TSLORA_CUDA_LORA_WIDE_SHRINK: '0', ...env }, args: [join(dir, 'model'), join(dir, 'adapters')] });
+        env: { ...process.env, TSLORA_CUDA_LORA_WIDE_SHRINK: '0', ...env }, args: [modelDir, adaptersDir] });
       t.diagnostic(line);
       return logits;
     };
@@ -62,9 +56,5 @@ test('wide shrink m128k32 with the cluster split-K against PyTorch + PEFT: cuda-
   timeout: 600_000,
 }, (t) => {
   const env = { ...process.env, ...VARIANTS['m128k32 cluster'] };
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', 'test/gpu/cuda-parity-1b.test.ts'], { encoding: 'utf8', env });
-  t.diagnostic(r.stdout.split('\n').filter((l) => /^# (tests|pass|fail|skipped)/.test(l)).join('; '));
-  assert.equal(r.status, 0, `cuda-parity-1b with the wide shrink:\n${r.stdout.slice(-6000)}${r.stderr.slice(-2000)}`);
-  assert.match(r.stdout, /^# fail 0$/m);
-  assert.doesNotMatch(r.stdout, /^# pass 0$/m);
+  t.diagnostic(rerunParity1b(env, 'the wide shrink'));
 });

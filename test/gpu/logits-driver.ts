@@ -24,3 +24,30 @@ export function countDiffering(a: Float32Array, b: Float32Array): number {
   for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) n++;
   return n;
 }
+
+/**
+ * The prefill switch tests' model (cuda-store-first, cuda-wide-shrink): a 2-layer Llama-3.2-1B-shaped model with a 4096
+ * vocabulary in DIR/model and 8 r16 adapters of every projection in DIR/adapters, made by the real `tslora synth`.
+ */
+export function synthPrefillModel(dir: string): { modelDir: string; adaptersDir: string } {
+  const synth = (args: string[]) => {
+    const r = spawnSync(process.execPath, ['bin/tslora.js', 'synth', ...args], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `tslora synth ${args.join(' ')}:\n${r.stdout}${r.stderr}`);
+  };
+  const modelDir = join(dir, 'model'), adaptersDir = join(dir, 'adapters');
+  synth(['model', '--shape', 'llama-3.2-1b', '--layers', '2', '--vocab', '4096', '--out', modelDir]);
+  synth(['adapters', '--model', modelDir, '--count', '8', '--rank', '16', '--targets', 'all', '--out', adaptersDir]);
+  return { modelDir, adaptersDir };
+}
+
+/**
+ * cuda-parity-1b (PyTorch + PEFT logits of the 1B shape) rerun in a child test process under `env`; asserts it ran
+ * and passed, and returns its tests / pass / fail / skipped counts for the report.
+ */
+export function rerunParity1b(env: NodeJS.ProcessEnv, label: string): string {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', 'test/gpu/cuda-parity-1b.test.ts'], { encoding: 'utf8', env });
+  assert.equal(r.status, 0, `cuda-parity-1b with ${label}:\n${r.stdout.slice(-6000)}${r.stderr.slice(-2000)}`);
+  assert.match(r.stdout, /^# fail 0$/m);
+  assert.doesNotMatch(r.stdout, /^# pass 0$/m);
+  return r.stdout.split('\n').filter((l) => /^# (tests|pass|fail|skipped)/.test(l)).join('; ');
+}

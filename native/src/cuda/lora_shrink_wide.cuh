@@ -133,45 +133,37 @@ __global__ void __launch_bounds__(kThreads, (wideMinBlocks<Tile, NC>())) shrinkW
   }
   detail::copyAsyncWait<0>();
 
+  // Every accumulator pair of this lane: row m of the block's tile, column n of its kBN, the values of n and n + 1.
   const int g = lane / 4, tq = lane % 4;
+  auto forEachPair = [&](auto&& f) {
+#pragma unroll
+    for (int mt = 0; mt < S::kMTiles; ++mt)
+#pragma unroll
+      for (int half = 0; half < 2; ++half)
+#pragma unroll
+        for (int nt = 0; nt < 2 * S::kPairs; ++nt)
+          f(mBase + 16 * mt + g + half * 8, nBase + nt * 8 + 2 * tq, acc[mt][nt][2 * half], acc[mt][nt][2 * half + 1]);
+  };
   if constexpr (Cluster) {  // the partial tile into this block's shared memory, summed across the cluster
     constexpr int kTileLd = kBN + 4;
     static_assert(kBM * kTileLd * 4 <= S::kBytes, "the partial tile fits the stage buffers");
     __syncthreads();  // every warp is done with the stages
     float* tile = reinterpret_cast<float*>(smem);
     if (warpActive)
-#pragma unroll
-      for (int mt = 0; mt < S::kMTiles; ++mt)
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const int m = mBase + 16 * mt + g + half * 8;
-#pragma unroll
-          for (int nt = 0; nt < 2 * S::kPairs; ++nt)
-            *reinterpret_cast<float2*>(tile + m * kTileLd + nBase + nt * 8 + 2 * tq) =
-                make_float2(acc[mt][nt][2 * half], acc[mt][nt][2 * half + 1]);
-        }
+      forEachPair([&](int m, int n, float v0, float v1) { *reinterpret_cast<float2*>(tile + m * kTileLd + n) = make_float2(v0, v1); });
     // Inactive warps' rows and columns are never read: rows >= rows and columns >= nEff are skipped by the sum.
     detail::clusterSumSplits(tile, kTileLd, u, uStride, rowOf, rows, n0, kBN, nEff);
     return;
   }
-  // Fragments straight to U (one split) or this split's partial: rows mBase + 16 mt + g (+8), columns 2t, 2t + 1 of
-  // each 8-column tile.
+  // Fragments straight to U (one split) or this split's partial.
   float* dst = gridDim.y == 1 ? u : partials + static_cast<size_t>(split) * numTokens * uStride;
   if (warpActive)
-#pragma unroll
-    for (int mt = 0; mt < S::kMTiles; ++mt)
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int m = mBase + 16 * mt + g + half * 8;
-        if (m >= rows) continue;
-        float* row = dst + static_cast<size_t>(rowOf[m]) * uStride;
-#pragma unroll
-        for (int nt = 0; nt < 2 * S::kPairs; ++nt) {
-          const int n = n0 + nBase + nt * 8 + 2 * tq;
-          if (n < nEff) row[n] = acc[mt][nt][2 * half];
-          if (n + 1 < nEff) row[n + 1] = acc[mt][nt][2 * half + 1];
-        }
-      }
+    forEachPair([&](int m, int n, float v0, float v1) {
+      if (m >= rows) return;
+      float* row = dst + static_cast<size_t>(rowOf[m]) * uStride + n0;
+      if (n0 + n < nEff) row[n] = v0;
+      if (n0 + n + 1 < nEff) row[n + 1] = v1;
+    });
   if (gridDim.y == 1) return;
   int* ticket = counters + blockIdx.z * gridDim.x + blockIdx.x;
   if (!detail::lastSplitArrived(ticket, static_cast<int>(gridDim.y))) return;
