@@ -21,6 +21,8 @@ BEFORE_ENV=${STEP_BEFORE_ENV:-TSLORA_CUDA_LORA_SIDE_STREAM=0}
 BEFORE_GRAPHS=${STEP_BEFORE_GRAPHS:-0}
 AFTER_GRAPHS=128
 # STEP_SKIP="decode-1b serving …": leave those steps out (a round that measures them elsewhere or lacks the time)
+# STEP_STORE_FIRST=1 / 0: the table's prefill row as the engine runs with store-first on (the store-form kernels plus
+# the base GEMMs' beta = 1 extra) or off; unset: step-targets.ts's STORE_FIRST_ON_BY_DEFAULT (forward.cu's default).
 skipped() { [[ " ${STEP_SKIP:-} " == *" $1 "* ]] && summary "$1: SKIPPED (STEP_SKIP)"; }
 wait "$SYNTH_PID"  # BWARG: set by the suite after its bandwidth step
 summary "$(grep '^synth' "$G/synth.log" | tr '\n' ';') (written in the background during the build)"
@@ -84,7 +86,8 @@ STEPS_BUDGET_S=$(( STEPS_BUDGET_S + 15 ))  # the table is written even when the 
 step step-targets 15 step-targets.log node --import tsx bench/cuda/step-targets.ts --out "$G/step-targets.json" \
   --commit "${TSLORA_GIT_COMMIT:-unknown}" --bandwidth "$G/bandwidth.json" --decode-8b "$(IFS=,; echo "${DECODE_8B_AFTER[*]}")" \
   --lora-bench "$G/lora/bench.json" --decode-1b "$G/decode-1b-after.json" --serving "$G/serving-results.json" \
-  --serving-variant after --triton-vs-csgmv "$G/triton-vs-csgmv-results.json" --gemm-accumulate "${AB_OUT:-$G/..}/gemm-accumulate.json"
+  --serving-variant after --triton-vs-csgmv "$G/triton-vs-csgmv-results.json" --gemm-accumulate "${AB_OUT:-$G/..}/gemm-accumulate.json" \
+  ${STEP_STORE_FIRST:+--store-first "$STEP_STORE_FIRST"}
 cat "$G/step-targets.log"
 # Attribution, when time is left: the 8B decode with graphs on but the shrink on the forward stream.
 if ! skipped graphs-only && (( $(left) >= 25 )) && grep -q '^synth 8b rc=0' "$G/synth.log"; then

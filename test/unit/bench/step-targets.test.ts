@@ -1,7 +1,7 @@
 /** Issue #12's step-targets.json rows from benchmark outputs: fractions, overheads, kernel µs, serving gaps, ratios. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { computeStepTargets, type DecodeReport } from '../../../bench/cuda/step-targets.js';
+import { computeStepTargets, STORE_FIRST_ON_BY_DEFAULT, type DecodeReport } from '../../../bench/cuda/step-targets.js';
 import { decodeStepFloorMs } from '../../../bench/cuda/memory-floor.js';
 
 const decode8b: DecodeReport = {
@@ -80,6 +80,31 @@ test('the prefill row notes the opt-in store-first kernels with the base GEMMs\'
   const only = row({ loraBench: { device: 'x', results: [layer('triton store', 200)] } });
   assert.equal(only.value, null);
   assert.match(only.note!, /no row of the engine's default kernels.*; opt-in store-first/);
+});
+
+test('with store-first on, the prefill row counts the store-form kernels plus the base GEMMs\' beta = 1 extra, and needs both', () => {
+  const layer = (strategy: string, graphUs: number) => ({ case: 'prefill 8x512 r64', strategy, module: 'layer', graphUs });
+  const loraBench = { device: 'x', results: [layer('triton', 480), layer('triton store', 260.04), layer('csgmv C128 store', 250)] };
+  const gemmAccumulate = { gpu: 'x', m: 4096, layerBeta0Us: 2000, layerExtraUs: 30.02 };
+  const row = (inp: Parameters<typeof computeStepTargets>[0]) => Object.values(computeStepTargets(inp))[4];
+  const on = row({ loraBench, gemmAccumulate, storeFirst: true });
+  assert.equal(on.value, 280);  // csgmv C128 store 250 + 30.02
+  assert.equal(on.met, true);
+  assert.match(on.note!, /^store-first: strategy "csgmv C128 store" 250 us \+ 30 us of beta = 1 in the base GEMMs; in place: strategy "triton" 480 us$/);
+  // over the target: not met
+  assert.equal(row({ loraBench, gemmAccumulate: { ...gemmAccumulate, layerExtraUs: 60 }, storeFirst: true }).met, false);
+  // without the GEMM's share (or at another row count) the row stays unmeasured instead of counting the kernels alone
+  for (const g of [undefined, { ...gemmAccumulate, m: 512 }]) {
+    const missing = row({ loraBench, gemmAccumulate: g, storeFirst: true });
+    assert.equal(missing.value, null);
+    assert.equal(missing.met, false);
+    assert.match(missing.note!, /gemm-accumulate-bench at 4096 rows did not run/);
+  }
+  // no store-form rows at all
+  assert.match(row({ loraBench: { device: 'x', results: [layer('triton', 480)] }, gemmAccumulate, storeFirst: true }).note!, /no store-form row/);
+  // off (explicitly, or the engine's default): the in-place row, store-first only noted
+  assert.equal(row({ loraBench, gemmAccumulate, storeFirst: false }).value, 480);
+  assert.equal(row({ loraBench, gemmAccumulate }).value, STORE_FIRST_ON_BY_DEFAULT ? 280 : 480);
 });
 
 test('the memory floor scales with the measured bandwidth, with no built-in default', () => {
