@@ -11,6 +11,11 @@ import { spawnSync } from 'node:child_process';
 // @ts-expect-error plain ESM helper without type declarations
 import { buildDriver, cppSources, gpuDriverSkipReason } from '../../native/src/lora/test/build-driver.mjs';
 
+/** The LoRA kernels' translation units (the wide shrink's tiles each in its own: lora_shrink_wide_instances.h). */
+const kernelSources = ['native/src/cuda/lora_shrink.cu', 'native/src/cuda/lora_shrink_wide_m128k32.cu', 'native/src/cuda/lora_shrink_wide_m128k64.cu',
+  'native/src/cuda/lora_shrink_wide_m64k64.cu', 'native/src/cuda/lora_expand.cu', 'native/src/cuda/lora_embed.cu',
+  'native/src/cuda/lora_small_shrink.cu', 'native/src/cuda/lora_small_expand.cu', 'native/src/cuda/lora_small_fused.cu'];
+
 const skip: string | false = gpuDriverSkipReason();
 
 test('CUDA LoRA shrink/expand match the CPU twin', { skip, timeout: 900_000 }, (t) => {
@@ -18,9 +23,7 @@ test('CUDA LoRA shrink/expand match the CPU twin', { skip, timeout: 900_000 }, (
     name: 'lora_cuda_test',
     compiler: 'nvcc',
     flags: ['-gencode', 'arch=compute_90a,code=sm_90a', '-gencode', 'arch=compute_90,code=compute_90', '-Inative/src/cuda/test'],
-    sources: [...cppSources, 'native/src/lora/test/test_thread_pool.cpp', 'native/src/cuda/test/lora_cuda_test.cpp',
-      'native/src/cuda/lora_shrink.cu', 'native/src/cuda/lora_expand.cu', 'native/src/cuda/lora_embed.cu',
-      'native/src/cuda/lora_small_shrink.cu', 'native/src/cuda/lora_small_expand.cu', 'native/src/cuda/lora_small_fused.cu'],
+    sources: [...cppSources, 'native/src/lora/test/test_thread_pool.cpp', 'native/src/cuda/test/lora_cuda_test.cpp', ...kernelSources],
   });
   const run = spawnSync(driver, [], { encoding: 'utf8' });
   if (run.status === 77) {
@@ -37,9 +40,7 @@ test('DeviceLoraPool (writeSlot, clearSlot, setStep, apply) matches the CPU Lora
     compiler: 'nvcc',
     flags: ['-gencode', 'arch=compute_90a,code=sm_90a', '-gencode', 'arch=compute_90,code=compute_90', '-Inative/src/cuda/test'],
     sources: [...cppSources, 'native/src/lora/test/test_thread_pool.cpp', 'native/src/cuda/test/lora_device_pool_test.cpp',
-      'native/src/cuda/lora_device_pool.cu', 'native/src/cuda/lora_host_image.cu', 'native/src/cuda/lora_shrink.cu', 'native/src/cuda/lora_expand.cu',
-      'native/src/cuda/lora_embed.cu', 'native/src/cuda/lora_small_shrink.cu', 'native/src/cuda/lora_small_expand.cu',
-      'native/src/cuda/lora_small_fused.cu'],
+      'native/src/cuda/lora_device_pool.cu', 'native/src/cuda/lora_host_image.cu', ...kernelSources],
   });
   // The pool's default (the small-step pair), the opt-in fused small-step kernel (TSLORA_CUDA_LORA_FUSED=1), the
   // opt-in coalesced csgmv prefill segments (TSLORA_CUDA_LORA_CSGMV_COALESCE=1: the driver's 315-row step) and the

@@ -13,7 +13,7 @@
 #include "lora_env_flag.h"
 #include "lora_kernels.cuh"
 #include "lora_launch.cuh"
-#include "lora_shrink_wide.cuh"
+#include "lora_shrink_wide_instances.h"
 #include "lora_split_sum.cuh"
 #include "lora_tile.cuh"
 

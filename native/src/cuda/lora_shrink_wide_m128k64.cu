@@ -1,0 +1,7 @@
+// The wide shrink's m128k64 block tile (lora_shrink_wide.cuh), both activation dtypes, compiled apart from lora_shrink.cu
+// (lora_shrink_wide_instances.h says why).
+#include "lora_shrink_wide_instances.h"
+
+namespace tslora::cuda::lora::wide {
+TSLORA_WIDE_SHRINK_TILE_INSTANCES(, WideTile::M128K64)
+}  // namespace tslora::cuda::lora::wide
