@@ -4,8 +4,9 @@
 // shrinks against a 72 µs bytes floor on an H100). Here a block takes 128 (or 64) rows × up to NC × 64 U columns
 // (all c·r = 192 columns of a qkv slot at r64): x is read once per column block instead of once per 64 columns, and A
 // once per 128 rows instead of 64. 8 warps of mma.m16n8k16 with ldmatrix fragments from a cp.async pipeline; the
-// block tiles (WideTile below) differ in the warps' layout, the K per stage and the rows per block. Split-K
-// as in v5 (each split writes its partial; the last block of a tile sums them in split order: deterministic).
+// block tiles (lora_shrink_wide_tiles.h) differ in the warps' layout, the K per stage and the rows per block. Split-K
+// as in v5 (each split writes its partial; the last block of a tile sums them in split order: deterministic), or with
+// `cluster` (opt-in) inside a thread-block cluster of the splits (lora_split_sum.cuh clusterSumSplits: the same sums).
 // A programmatic dependent launch like every LoRA kernel: tables and the prologue's A stages before pdlWait, x and
 // the workspace after it. Needs the 16-byte paths (in, xStride multiples of 8, aligned x / A): lora_shrink.cu keeps
 // the v5 kernel for everything else. The host emulator (test/emu/tiled-prepare.mjs) rewrites this file.
