@@ -12,6 +12,7 @@
 #include <string>
 
 #include "lora_env_flag.h"
+#include "lora_shrink_wide_tiles.h"
 #include "lora_host_image.h"
 #include "lora_internal.h"
 
@@ -105,6 +106,7 @@ DeviceLoraPool::DeviceLoraPool(const host::PoolConfig& config, ActDType dtype, i
   step_.maxSegmentRows = 16;
   step_.numTokens = maxTokens;
   step_.counters = counters_;
+  readWideShrinkSwitches();
   // Empty tables until the first setStep: every segment empty.
   std::fill(hostTables_, hostTables_ + tableInts, 0);
   check(cudaMemcpy(segIndptr_, hostTables_, tableInts * sizeof(int32_t), cudaMemcpyHostToDevice), "init tables");
@@ -465,6 +467,20 @@ void DeviceLoraPool::expand(int layer, host::Module module, void* y, int yStride
     return;
   }
   check(loraExpand(dtype_, v, step_, loraShrinkOutput(workspace_), y, yStride, yOffset, stream), "expand");
+}
+
+// The wide prefill shrink's switches of this pool, where its environment sets them (TSLORA_CUDA_LORA_WIDE_SHRINK,
+// _TILE, _CLUSTER, read at construction like the pool's other switches), so models of one process can differ
+// (side-expand-ab.ts's variants); unset: the process-wide switches (lora_shrink.cu). An unknown tile name leaves the
+// process's tile (lora_shrink.cu reports it).
+void DeviceLoraPool::readWideShrinkSwitches() {
+  const auto tri = [](const char* name) { return std::getenv(name) == nullptr ? -1 : envFlag(name, false) ? 1 : 0; };
+  step_.wideShrink = tri("TSLORA_CUDA_LORA_WIDE_SHRINK");
+  step_.wideShrinkCluster = tri("TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER");
+  step_.wideShrinkTile = -1;
+  if (const char* tile = std::getenv("TSLORA_CUDA_LORA_WIDE_SHRINK_TILE"))
+    for (int t = 0; t < wide::kWideTiles; ++t)
+      if (std::strcmp(tile, wide::wideTileName(static_cast<wide::WideTile>(t))) == 0) step_.wideShrinkTile = t;
 }
 
 bool DeviceLoraPool::storeApplies(host::Module module, const void* y, int yStride) const {

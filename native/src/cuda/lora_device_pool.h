@@ -118,6 +118,7 @@ class DeviceLoraPool {
   void writeFp32(int slot, const host::detail::HostAdapterImpl& adapter, cudaStream_t stream);
   void zeroRegion(const ModuleBuffers& buf, const host::ModuleShape& s, int slot, int r, cudaStream_t stream);
   bool chooseSmallStep(const host::StepLora& step);
+  void readWideShrinkSwitches();  // into step_ (constructor)
   int smallSplitsFor(const DeviceModule& v) const;  // shrink()'s small-step split count for the current step, 0 = tiled
   bool graphTiledApplies(const host::StepLora& step) const;
   // The small-step delta of one module on `stream`: the fused kernel (one launch) where it applies and the device

@@ -47,6 +47,10 @@ struct DeviceStep {
   // device, snapshotted by the caller with the tables (DeviceLoraPool::setStep): saves the kernels a dependent read
   // of slotRanks. nullptr = read slotRanks.
   const int32_t* segmentRanks = nullptr;
+  // Optional (additive): the wide prefill shrink's switches for this step (DeviceLoraPool reads them from its own
+  // environment at construction, so models of one process can differ: bench/cuda/side-expand-ab.ts's A/B); -1 = the
+  // process-wide ones (loraSetShrinkWide / loraSetShrinkWideTile / loraSetShrinkWideCluster). on: 0 / 1; tile: WideTile.
+  int wideShrink = -1, wideShrinkTile = -1, wideShrinkCluster = -1;
 };
 
 // Split-K factor for the shrink: enough blocks to fill the GPU even at decode, at least 256 K per split.

@@ -248,10 +248,22 @@ bool& wideClusterFlag() {
   static bool on = envFlag("TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER", false);
   return on;
 }
+// The wide shrink's switches for a step: its own (DeviceStep::wideShrink*, set by a device pool) or the process's.
+struct WideChoice {
+  bool on;
+  wide::WideTile tile;
+  bool cluster;
+};
+WideChoice wideChoiceOf(const DeviceStep& step) {
+  const bool tileGiven = step.wideShrinkTile >= 0 && step.wideShrinkTile < wide::kWideTiles;
+  return {step.wideShrink < 0 ? wideFlag() : step.wideShrink == 1,
+          tileGiven ? static_cast<wide::WideTile>(step.wideShrinkTile) : wideTileFlag(),
+          step.wideShrinkCluster < 0 ? wideClusterFlag() : step.wideShrinkCluster == 1};
+}
 // Shape conditions of the wide kernel (the pointer alignments are checked at launch; a split count chosen for it is
 // still correct for the v5 kernel).
 bool wideShape(const DeviceModule& module, const DeviceStep& step) {
-  return wideFlag() && tileRowsFor(step.maxSegmentRows) == 64 && module.in % 8 == 0;
+  return wideChoiceOf(step).on && tileRowsFor(step.maxSegmentRows) == 64 && module.in % 8 == 0;
 }
 
 template <typename T>
@@ -260,8 +272,9 @@ cudaError_t dispatchShrink(const DeviceModule& module, const DeviceStep& step, c
   if (wideShape(module, step) && xStride % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
       reinterpret_cast<uintptr_t>(module.a) % 16 == 0) {
     const WorkspaceLayout layout = layoutOf(module, step, kSplits, u);
-    return wide::shrinkWide<T>(module, step, x, xStride, layout.u, layout.partials, layout.counters, kSplits, stream, wideTileFlag(),
-                               wideClusterFlag());
+    const WideChoice choice = wideChoiceOf(step);
+    return wide::shrinkWide<T>(module, step, x, xStride, layout.u, layout.partials, layout.counters, kSplits, stream, choice.tile,
+                               choice.cluster);
   }
   switch (tileRowsFor(step.maxSegmentRows)) {
     case 16: return launchShrink<T, 16>(module, step, x, xStride, u, kSplits, stream);
@@ -289,14 +302,15 @@ const char* loraShrinkWideTileName(int tile) {
 
 int loraShrinkSplits(const DeviceModule& module, const DeviceStep& step, int numMultiprocessors) {
   if (wideShape(module, step)) {  // whole waves of the wide kernel's blocks (wide::wideBlocksPerSm per SM)
-    const wide::WideTile tile = wideTileFlag();
+    const WideChoice choice = wideChoiceOf(step);
+    const wide::WideTile tile = choice.tile;
     const int chunks = wide::wideChunks(module), tileRows = wide::wideTileRows(tile);
     const long long tiles = static_cast<long long>(std::max(1, step.maxSegments)) * ((step.maxSegmentRows + tileRows - 1) / tileRows);
     const long long blocks = tiles * ((module.numSlices * module.maxRank + chunks * wide::kChunk - 1) / (chunks * wide::kChunk));
     const int perSm = wideBlocksPerSmFlag() > 0 ? wideBlocksPerSmFlag() : wide::wideBlocksPerSm(tile, chunks);
     const long long wanted = static_cast<long long>(perSm) * numMultiprocessors / blocks;
     const int maxByK = std::max(1, module.in / kMinKPerSplit);
-    const int most = wideClusterFlag() ? wide::kMaxClusterSplits : 64;  // a cluster holds every split of its tile
+    const int most = choice.cluster ? wide::kMaxClusterSplits : 64;  // a cluster holds every split of its tile
     return static_cast<int>(std::max(1LL, std::min<long long>({wanted, maxByK, most})));
   }
   const int bm = tileRowsFor(step.maxSegmentRows);
