@@ -61,11 +61,12 @@ __device__ __forceinline__ void sumSplitPartials(const float* partials, float* u
 }
 
 // Split-K through the cluster's distributed shared memory (the wide shrink's TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER;
-// session 22, not yet run on a GPU): the splits of one (tile, column block) are one thread-block cluster; each block leaves its fp32 partial
-// tile in its own shared memory (`tile`, [rows][ld], the stage buffers reused), and after a cluster barrier block r sums
-// rows r·⌈rows/splits⌉ .. of every peer's tile in split order into U. No partials in global memory, no ticket, and the
-// sum is spread over the cluster instead of one last block: the same additions in the same order as sumSplitPartials
-// (bit-identical U). The second barrier keeps every tile alive until its peers have read it.
+// session 22, not yet run on a GPU): the splits of one (tile, column block) are one thread-block cluster; each block
+// leaves its fp32 partial tile in its own shared memory (`tile`, [rows][ld], the stage buffers reused), and after a
+// cluster barrier block r sums rows r·⌈rows/splits⌉ .. of every peer's tile in split order into U. No partials in
+// global memory, no ticket, and the sum is spread over the cluster instead of one last block: the same additions in
+// the same order as sumSplitPartials (bit-identical U). The second barrier keeps every tile alive until its peers
+// have read it.
 __device__ __forceinline__ void clusterSumSplits(float* tile, int ld, float* __restrict__ u, int uStride, const int* rowOf, int rows,
                                                  int n0, int width, int nEff) {
 #if __CUDA_ARCH__ >= 900  // thread-block clusters (the wide shrink's cluster split-K)
