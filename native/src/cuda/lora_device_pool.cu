@@ -275,7 +275,7 @@ void DeviceLoraPool::setStep(const host::StepLora& step, cudaStream_t stream) {
   limits.segmentBudget = gridSegments_ > 0 ? gridSegments_ : maxSegments_;
   limits.maxChunkRows = maxChunkRows;
   limits.coalesce = coalesce;
-  const StepTableShape shape = buildStepTables(step, limits, ranks_.data(), indptr, weights, segRanks, perm);
+  const StepTableShape shape = buildStepTables(step, limits, ranks_.data(), indptr, weights, segRanks, perm, rowSeen_);
   const int segments = shape.segments, longest = shape.longestAdapterRows;
   // What storeApplies needs: every row in one segment, and the longest segment (base ones included).
   coversAllRows_ = shape.coversAllRows;

@@ -160,6 +160,7 @@ class DeviceLoraPool {
   bool coalesceCsgmv_ = false;
   bool coversAllRows_ = false;  // the current step's segments hold each of its rows exactly once (setStep)
   int longestSegmentRows_ = 0;  // the current step's longest segment, base segments included (setStep)
+  std::vector<char> rowSeen_;    // scratch of setStep's coverage check (buildStepTables)
   uint64_t workspaceGeneration_ = 0;
   size_t weightBytes_ = 0;
   std::vector<ModuleBuffers> buffers_[host::kNumModules];  // [module][layer], views into moduleA_ / moduleB_

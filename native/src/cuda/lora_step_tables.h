@@ -33,9 +33,11 @@ struct StepTableShape {
 };
 
 // Writes indptr [maxSegments + 1], weights / segRanks [maxSegments] and perm [T] (identity without a permutation);
-// slotRanks: the host mirror of the slots' ranks. Throws std::invalid_argument on bad metadata.
+// slotRanks: the host mirror of the slots' ranks; rowSeen: the coverage check's scratch, the caller's so that a step
+// allocates nothing. Throws std::invalid_argument on bad metadata.
 inline StepTableShape buildStepTables(const tslora::lora::StepLora& step, const StepTableLimits& lim, const int32_t* slotRanks,
-                                      int32_t* indptr, int32_t* weights, int32_t* segRanks, int32_t* perm) {
+                                      int32_t* indptr, int32_t* weights, int32_t* segRanks, int32_t* perm,
+                                      std::vector<char>& rowSeen) {
   const int G = step.numSegments, T = step.numTokens;
   StepTableShape shape;
   int& segments = shape.segments;
@@ -76,8 +78,8 @@ inline StepTableShape buildStepTables(const tslora::lora::StepLora& step, const 
   for (int g = 0; g < segments; ++g) shape.longestRows = std::max(shape.longestRows, indptr[g + 1] - indptr[g]);
   shape.coversAllRows = G > 0 ? step.segIndptr[0] == 0 && step.segIndptr[G] == T : T == 0;
   if (shape.coversAllRows && step.permutation != nullptr) {
-    std::vector<char> seen(T, 0);
-    for (int p = 0; p < T && shape.coversAllRows; ++p) shape.coversAllRows = !seen[perm[p]]++;
+    rowSeen.assign(T, 0);
+    for (int p = 0; p < T && shape.coversAllRows; ++p) shape.coversAllRows = !rowSeen[perm[p]]++;
   }
   return shape;
 }

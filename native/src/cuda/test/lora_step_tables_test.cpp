@@ -41,7 +41,8 @@ static Built build(const std::vector<int32_t>& indptr, const std::vector<int32_t
   b.weights.assign(lim.maxSegments, -7);
   b.segRanks.assign(lim.maxSegments, -7);
   b.perm.assign(std::max(1, T), -7);
-  b.shape = cl::buildStepTables(step, lim, ranks.data(), b.indptr.data(), b.weights.data(), b.segRanks.data(), b.perm.data());
+  static std::vector<char> rowSeen;  // reused across builds, as DeviceLoraPool does
+  b.shape = cl::buildStepTables(step, lim, ranks.data(), b.indptr.data(), b.weights.data(), b.segRanks.data(), b.perm.data(), rowSeen);
   return b;
 }
 static cl::StepTableLimits limits(int T, bool coalesce, int maxChunkRows = 0, int budget = 16) {
