@@ -438,10 +438,10 @@ int main(int argc, char** argv) {
       if (st.wideShrink == 1 && st.wideExpand == 0 && st.wideTile < 0 && std::getenv("LORA_BENCH_WIDE_SWEEP") != nullptr) {
         for (ModuleState& ms : modules) {
           const int autoSplits = ms.kSplits;
-          for (int variant = 0; variant < 8; ++variant) {
+          // Every tile the kernels have (the setter refuses the first that does not exist), each with both split-K forms.
+          for (int variant = 0; cl::loraSetShrinkWideTile(variant / 2); ++variant) {
             const int tile = variant / 2;
             const bool cluster = variant % 2 == 1;
-            cl::loraSetShrinkWideTile(tile);
             cl::loraSetShrinkWideCluster(cluster);
             const int tileAuto = cl::loraShrinkSplits(ms.view, sets[0].step, prop.multiProcessorCount);
             std::string sweep = std::string(cs.name) + " " + st.name + " " + ms.spec.name + " tile " + cl::loraShrinkWideTileName(tile) +

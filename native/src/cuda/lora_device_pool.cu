@@ -477,10 +477,8 @@ void DeviceLoraPool::readWideShrinkSwitches() {
   const auto tri = [](const char* name) { return std::getenv(name) == nullptr ? -1 : envFlag(name, false) ? 1 : 0; };
   step_.wideShrink = tri("TSLORA_CUDA_LORA_WIDE_SHRINK");
   step_.wideShrinkCluster = tri("TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER");
-  step_.wideShrinkTile = -1;
-  if (const char* tile = std::getenv("TSLORA_CUDA_LORA_WIDE_SHRINK_TILE"))
-    for (int t = 0; t < wide::kWideTiles; ++t)
-      if (std::strcmp(tile, wide::wideTileName(static_cast<wide::WideTile>(t))) == 0) step_.wideShrinkTile = t;
+  const char* tile = std::getenv("TSLORA_CUDA_LORA_WIDE_SHRINK_TILE");
+  step_.wideShrinkTile = tile != nullptr ? wide::wideTileFromName(tile) : -1;
 }
 
 bool DeviceLoraPool::storeApplies(host::Module module, const void* y, int yStride) const {

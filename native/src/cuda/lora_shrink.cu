@@ -235,8 +235,7 @@ wide::WideTile& wideTileFlag() {
   static wide::WideTile tile = [] {
     const char* env = std::getenv("TSLORA_CUDA_LORA_WIDE_SHRINK_TILE");
     if (env == nullptr || *env == '\0') return wide::WideTile::W8;
-    for (int i = 0; i < wide::kWideTiles; ++i)
-      if (std::string(env) == wide::wideTileName(static_cast<wide::WideTile>(i))) return static_cast<wide::WideTile>(i);
+    if (const int tile = wide::wideTileFromName(env); tile >= 0) return static_cast<wide::WideTile>(tile);
     std::fprintf(stderr, "tslora: TSLORA_CUDA_LORA_WIDE_SHRINK_TILE=%s is not one of w8, m128k32, m128k64, m64k64; using w8\n", env);
     return wide::WideTile::W8;
   }();
@@ -262,17 +261,17 @@ WideChoice wideChoiceOf(const DeviceStep& step) {
 }
 // Shape conditions of the wide kernel (the pointer alignments are checked at launch; a split count chosen for it is
 // still correct for the v5 kernel).
-bool wideShape(const DeviceModule& module, const DeviceStep& step) {
-  return wideChoiceOf(step).on && tileRowsFor(step.maxSegmentRows) == 64 && module.in % 8 == 0;
+bool wideShape(const DeviceModule& module, const DeviceStep& step, const WideChoice& choice) {
+  return choice.on && tileRowsFor(step.maxSegmentRows) == 64 && module.in % 8 == 0;
 }
 
 template <typename T>
 cudaError_t dispatchShrink(const DeviceModule& module, const DeviceStep& step, const void* x, int xStride, void* u,
                            int kSplits, cudaStream_t stream) {
-  if (wideShape(module, step) && xStride % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+  const WideChoice choice = wideChoiceOf(step);
+  if (wideShape(module, step, choice) && xStride % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
       reinterpret_cast<uintptr_t>(module.a) % 16 == 0) {
     const WorkspaceLayout layout = layoutOf(module, step, kSplits, u);
-    const WideChoice choice = wideChoiceOf(step);
     return wide::shrinkWide<T>(module, step, x, xStride, layout.u, layout.partials, layout.counters, kSplits, stream, choice.tile,
                                choice.cluster);
   }
@@ -301,8 +300,8 @@ const char* loraShrinkWideTileName(int tile) {
 }
 
 int loraShrinkSplits(const DeviceModule& module, const DeviceStep& step, int numMultiprocessors) {
-  if (wideShape(module, step)) {  // whole waves of the wide kernel's blocks (wide::wideBlocksPerSm per SM)
-    const WideChoice choice = wideChoiceOf(step);
+  const WideChoice choice = wideChoiceOf(step);
+  if (wideShape(module, step, choice)) {  // whole waves of the wide kernel's blocks (wide::wideBlocksPerSm per SM)
     const wide::WideTile tile = choice.tile;
     const int chunks = wide::wideChunks(module), tileRows = wide::wideTileRows(tile);
     const long long tiles = static_cast<long long>(std::max(1, step.maxSegments)) * ((step.maxSegmentRows + tileRows - 1) / tileRows);

@@ -2,6 +2,8 @@
 // host needs of them (rows per block, shared memory, blocks per SM, split limits). No device code: the host emulator
 // includes it as it is.
 #pragma once
+#include <cstring>
+
 #include "lora_kernels.cuh"
 
 namespace tslora::cuda::lora::wide {
@@ -29,6 +31,12 @@ enum class WideTile { W8 = 0, M128K32 = 1, M128K64 = 2, M64K64 = 3 };
 constexpr int kWideTiles = 4;
 constexpr const char* wideTileName(WideTile tile) {
   return tile == WideTile::W8 ? "w8" : tile == WideTile::M128K32 ? "m128k32" : tile == WideTile::M128K64 ? "m128k64" : "m64k64";
+}
+// The tile a name (wideTileName's) stands for, -1 for none.
+inline int wideTileFromName(const char* name) {
+  for (int t = 0; t < kWideTiles; ++t)
+    if (std::strcmp(name, wideTileName(static_cast<WideTile>(t))) == 0) return t;
+  return -1;
 }
 
 template <int BM, int BK, int Stages, int WarpsN, int NC>
