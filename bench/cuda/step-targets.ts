@@ -140,9 +140,9 @@ export const ENGINE_LORA_STRATEGIES: Record<string, string[]> = {
   'prefill 8x512 r64': ['triton', 'csgmv C16', 'csgmv C128'],
 };
 
-function loraLayer(r: LoraBenchReport | undefined, caseName: string): { us: number; strategy: string } | undefined {
-  const engine = ENGINE_LORA_STRATEGIES[caseName] ?? [];
-  const rows = r?.results.filter((x) => x.case === caseName && x.module === 'layer' && typeof x.graphUs === 'number' && engine.includes(x.strategy)) ?? [];
+/** The fastest layer row (graph replay) of `strategies` for a case; by default the engine's default kernels. */
+function loraLayer(r: LoraBenchReport | undefined, caseName: string, strategies = ENGINE_LORA_STRATEGIES[caseName] ?? []): { us: number; strategy: string } | undefined {
+  const rows = r?.results.filter((x) => x.case === caseName && x.module === 'layer' && typeof x.graphUs === 'number' && strategies.includes(x.strategy)) ?? [];
   if (!rows.length) return undefined;
   const best = rows.reduce((a, b) => (b.graphUs! < a.graphUs! ? b : a));
   return { us: best.graphUs!, strategy: best.strategy };
@@ -165,12 +165,7 @@ export const STORE_STRATEGIES = ['triton store', 'csgmv C128 store'];
 /** forward.cu's default of TSLORA_CUDA_LORA_STORE_FIRST: flip the two together. */
 export const STORE_FIRST_ON_BY_DEFAULT = false;
 
-function bestStoreRow(r: LoraBenchReport | undefined): { us: number; strategy: string } | undefined {
-  const rows = r?.results.filter((x) => x.case === 'prefill 8x512 r64' && x.module === 'layer' && typeof x.graphUs === 'number' && STORE_STRATEGIES.includes(x.strategy)) ?? [];
-  if (!rows.length) return undefined;
-  const best = rows.reduce((a, b) => (b.graphUs! < a.graphUs! ? b : a));
-  return { us: best.graphUs!, strategy: best.strategy };
-}
+const bestStoreRow = (r: LoraBenchReport | undefined) => loraLayer(r, 'prefill 8x512 r64', STORE_STRATEGIES);
 const gemmAt4096 = (g: GemmAccumulateReport | undefined) => (g && g.m === 4096 ? g : undefined);
 
 export function storeFirstNote(r: LoraBenchReport | undefined, g: GemmAccumulateReport | undefined): string | undefined {
