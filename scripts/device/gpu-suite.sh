@@ -126,7 +126,7 @@ if [[ ${ENGINE_KERNEL_BENCH:-0} == 1 ]]; then
     -o /tmp/kernel-test && /tmp/kernel-test --bench"
 fi
 if [[ ${LORA_BENCH:-0} == 1 ]]; then
-  step lora-bench 150 lora-bench.log env OUT="$G/lora" SKIP_TORCH=1 SKIP_MEMCHECK=1 bash bench/lora/device-run.sh
+  step lora-bench ${LORA_BENCH_LIMIT_S:-150} lora-bench.log env OUT="$G/lora" SKIP_TORCH=1 SKIP_MEMCHECK=1 bash bench/lora/device-run.sh
 fi
 summary "total: $(( $(date +%s) - T0 )) s"
 cat "$G/gpu-tests-summary.txt" 2>/dev/null | tail -40

@@ -11,6 +11,8 @@ export TSLORA_CUDA_LORA_STORE_FIRST=${TSLORA_CUDA_LORA_STORE_FIRST:-1} TSLORA_CU
 export LORA_TEST_PATHS=${LORA_TEST_PATHS:-"tiled,tiled/wide,tiled/wide shrink m128k32,tiled/wide shrink m128k64,tiled/wide shrink m64k64,tiled/wide shrink m128k32 cluster,tiled/wide shrink m128k64 cluster,tiled/wide shrink m64k64 cluster"}
 export LORA_BENCH_CASES=${LORA_BENCH_CASES:-"prefill 8x512 r64,decode 64x1 r16"} LORA_BENCH_NO_SWEEPS=${LORA_BENCH_NO_SWEEPS:-1}
 export LORA_BENCH_WIDE_SWEEP=${LORA_BENCH_WIDE_SWEEP:-1}
+# Last in the LoRA step, when time is left: Nsight Compute on the six decode 64 x 1 kernels (device-run.sh, LORA_NCU)
+export LORA_NCU=${LORA_NCU:-1}
 export SUITE_BUDGET_S=${SUITE_BUDGET_S:-450} SKIP_KERNEL_TESTS=${SKIP_KERNEL_TESTS:-0} GPU_TESTS_LIMIT_S=${GPU_TESTS_LIMIT_S:-170}
 export EXTRA_LIMIT_S=${EXTRA_LIMIT_S:-110} AB_ROUNDS=${AB_ROUNDS:-4} STEP_8B_PROCESSES=${STEP_8B_PROCESSES:-1}
 export STEP_SKIP=${STEP_SKIP:-"host-overhead graphs-only triton-vs-csgmv serving decode-1b"}
