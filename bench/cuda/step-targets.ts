@@ -157,13 +157,14 @@ function kernelMeasure(r: LoraBenchReport | undefined, caseName: string, atMostU
 }
 
 /**
- * The store-form expand's strategies (TSLORA_CUDA_LORA_STORE_FIRST, opt-in): their kernels leave the expand's read of y
- * to the base GEMM (cuBLAS beta = 1), so their figure only compares with the in-place ones once that GEMM's extra time
- * (gemm-accumulate-bench) is added. While store-first is opt-in the prefill row notes that sum and does not count it.
+ * The store-form expand's strategies (TSLORA_CUDA_LORA_STORE_FIRST, on by default since session 23): their kernels leave
+ * the expand's read of y to the base GEMM (cuBLAS beta = 1), so their figure only compares with the in-place ones once
+ * that GEMM's extra time (gemm-accumulate-bench) is added. With store-first off the prefill row notes that sum and does
+ * not count it.
  */
 export const STORE_STRATEGIES = ['triton store', 'csgmv C128 store'];
 /** forward.cu's default of TSLORA_CUDA_LORA_STORE_FIRST: flip the two together. */
-export const STORE_FIRST_ON_BY_DEFAULT = false;
+export const STORE_FIRST_ON_BY_DEFAULT = true;
 
 const bestStoreRow = (r: LoraBenchReport | undefined) => loraLayer(r, 'prefill 8x512 r64', STORE_STRATEGIES);
 const gemmAt4096 = (g: GemmAccumulateReport | undefined) => (g && g.m === 4096 ? g : undefined);
@@ -171,7 +172,7 @@ const gemmAt4096 = (g: GemmAccumulateReport | undefined) => (g && g.m === 4096 ?
 export function storeFirstNote(r: LoraBenchReport | undefined, g: GemmAccumulateReport | undefined): string | undefined {
   const best = bestStoreRow(r);
   if (!best) return undefined;
-  const kernels = `opt-in store-first (not counted): strategy "${best.strategy}" ${round(best.us, 1)} us`;
+  const kernels = `store-first, off in this run (not counted): strategy "${best.strategy}" ${round(best.us, 1)} us`;
   const gemm = gemmAt4096(g);
   if (!gemm) return `${kernels}, without the base GEMMs' extra read of y (gemm-accumulate-bench at 4096 rows did not run)`;
   return `${kernels} + ${round(gemm.layerExtraUs, 1)} us of beta = 1 in the base GEMMs = ${round(best.us + gemm.layerExtraUs, 1)} us`;

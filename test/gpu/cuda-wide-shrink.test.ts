@@ -1,9 +1,12 @@
-// The wide prefill shrink's block tiles and cluster split-K (TSLORA_CUDA_LORA_WIDE_SHRINK=1 with
-// TSLORA_CUDA_LORA_WIDE_SHRINK_TILE / _CLUSTER, native/src/cuda/lora_shrink_wide.cuh; session 22, opt-in) in the engine:
-// the same prefill and decode steps as cuda-store-first (driver test/gpu/store-first-step-logits.ts: 2-layer 1B-shaped
-// model, a 280-row prefill with 150- and 40-row adapter segments and a base one, triton and csgmv chunks of 128) with
-// each variant against the default (v5) shrink: within the graph-vs-eager tolerance (relative L2 2e-2), and different
-// somewhere (other fp32 sums: or the wide shrink did not run). The kernels themselves are checked against the CPU twin
+// The wide prefill shrink's block tiles and cluster split-K (TSLORA_CUDA_LORA_WIDE_SHRINK with
+// TSLORA_CUDA_LORA_WIDE_SHRINK_TILE / _CLUSTER, native/src/cuda/lora_shrink_wide.cuh; session 22; on by default with the
+// m64k64 tile since session 23) in the engine: the same prefill and decode steps as cuda-store-first (driver
+// test/gpu/store-first-step-logits.ts: 2-layer 1B-shaped model, a 280-row prefill with 150- and 40-row adapter segments
+// and a base one, triton and csgmv chunks of 128) with each variant against the v5 shrink (WIDE_SHRINK=0): within the
+// graph-vs-eager tolerance (relative L2 2e-2), and the cluster variants, whose split sums run in another order than
+// v5's by construction, different somewhere (else the wide shrink did not run). Without clusters a tile may equal v5
+// bit for bit where both cut this model's K (2048) at the same split boundaries and sum each split in 16-K steps in
+// order (session 23's device call: m128k64 did), so those are checked for the tolerance only. The kernels themselves are checked against the CPU twin
 // by lora_cuda_test (paths "tiled/wide shrink <tile>[ cluster]"). Against PyTorch + PEFT: cuda-parity-1b rerun with
 // m128k32 and the cluster split-K (its triton prefill has a 45-row segment: the wide shrink's shape condition).
 import assert from 'node:assert/strict';
@@ -20,6 +23,7 @@ const { skip } = cudaBackendOrSkip();
 
 /** The variants, as the environment each child process starts with. */
 const VARIANTS: Record<string, NodeJS.ProcessEnv> = {
+  m64k64: { TSLORA_CUDA_LORA_WIDE_SHRINK: '1', TSLORA_CUDA_LORA_WIDE_SHRINK_TILE: 'm64k64', TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER: '0' },
   'm128k32 cluster': { TSLORA_CUDA_LORA_WIDE_SHRINK: '1', TSLORA_CUDA_LORA_WIDE_SHRINK_TILE: 'm128k32', TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER: '1' },
   m128k64: { TSLORA_CUDA_LORA_WIDE_SHRINK: '1', TSLORA_CUDA_LORA_WIDE_SHRINK_TILE: 'm128k64', TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER: '0' },
   'm64k64 cluster': { TSLORA_CUDA_LORA_WIDE_SHRINK: '1', TSLORA_CUDA_LORA_WIDE_SHRINK_TILE: 'm64k64', TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER: '1' },
@@ -43,7 +47,7 @@ test('wide shrink tiles and cluster split-K against the default shrink: logits w
       const differing = countDiffering(logits, base);
       const err = relativeL2(logits, base);
       t.diagnostic(`${label} vs the default shrink: relative L2 ${err.toExponential(2)}, ${differing} of ${logits.length} logits differ`);
-      assert.ok(differing > 0, `${label}: bit-identical logits: the wide shrink did not run`);
+      if (label.endsWith('cluster')) assert.ok(differing > 0, `${label}: bit-identical logits: the wide shrink did not run`);
       assert.ok(err < 2e-2, `${label}: relative L2 ${err} against the default shrink`);
     }
   } finally {

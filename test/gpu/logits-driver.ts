@@ -45,7 +45,11 @@ export function synthPrefillModel(dir: string): { modelDir: string; adaptersDir:
  * and passed, and returns its tests / pass / fail / skipped counts for the report.
  */
 export function rerunParity1b(env: NodeJS.ProcessEnv, label: string): string {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', 'test/gpu/cuda-parity-1b.test.ts'], { encoding: 'utf8', env });
+  // Without NODE_TEST_CONTEXT (set for every test file node's runner starts): a child `node --test` that sees it skips
+  // every file without a word and exits 0 (session 23's device call: both reruns printed nothing).
+  const childEnv = { ...env };
+  delete childEnv.NODE_TEST_CONTEXT;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', 'test/gpu/cuda-parity-1b.test.ts'], { encoding: 'utf8', env: childEnv });
   assert.equal(r.status, 0, `cuda-parity-1b with ${label}:\n${r.stdout.slice(-6000)}${r.stderr.slice(-2000)}`);
   assert.match(r.stdout, /^# fail 0$/m);
   assert.doesNotMatch(r.stdout, /^# pass 0$/m);

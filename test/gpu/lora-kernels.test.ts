@@ -42,16 +42,17 @@ test('DeviceLoraPool (writeSlot, clearSlot, setStep, apply) matches the CPU Lora
     sources: [...cppSources, 'native/src/lora/test/test_thread_pool.cpp', 'native/src/cuda/test/lora_device_pool_test.cpp',
       'native/src/cuda/lora_device_pool.cu', 'native/src/cuda/lora_host_image.cu', ...kernelSources],
   });
-  // The pool's default (the small-step pair), the opt-in fused small-step kernel (TSLORA_CUDA_LORA_FUSED=1), the
-  // opt-in coalesced csgmv prefill segments (TSLORA_CUDA_LORA_CSGMV_COALESCE=1: the driver's 315-row step) and the
-  // opt-in wide prefill shrink with a two-dimensional tile and the cluster split-K (session 22).
+  // The pool's defaults (the small-step pair; since session 23 coalesced csgmv prefill segments, the driver's 315-row
+  // step, and the wide prefill shrink's m64k64 tile), the opt-in fused small-step kernel (TSLORA_CUDA_LORA_FUSED=1),
+  // the chunks and the v5 shrink as before session 23, and the wide shrink with m128k32 and the cluster split-K.
   const variants: Record<string, string>[] = [
-    {}, { TSLORA_CUDA_LORA_FUSED: '1' }, { TSLORA_CUDA_LORA_CSGMV_COALESCE: '1' },
+    {}, { TSLORA_CUDA_LORA_FUSED: '1' }, { TSLORA_CUDA_LORA_CSGMV_COALESCE: '0', TSLORA_CUDA_LORA_WIDE_SHRINK: '0' },
     { TSLORA_CUDA_LORA_WIDE_SHRINK: '1', TSLORA_CUDA_LORA_WIDE_SHRINK_TILE: 'm128k32', TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER: '1' },
   ];
-  const defaults = { TSLORA_CUDA_LORA_FUSED: '0', TSLORA_CUDA_LORA_CSGMV_COALESCE: '0', TSLORA_CUDA_LORA_WIDE_SHRINK: '0' };
+  // Switches a caller may have exported (a device round's A/B) are left out, so {} runs the defaults.
+  const callerEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^TSLORA_CUDA_LORA_(FUSED|CSGMV_COALESCE|WIDE_SHRINK)/.test(k)));
   for (const variant of variants) {
-    const run = spawnSync(driver, [], { encoding: 'utf8', env: { ...process.env, ...defaults, ...variant } });
+    const run = spawnSync(driver, [], { encoding: 'utf8', env: { ...callerEnv, ...variant } });
     if (run.status === 77) {
       t.skip(run.stdout.trim());
       return;

@@ -213,11 +213,13 @@ cudaError_t launchShrink(const DeviceModule& module, const DeviceStep& step, con
   return vec ? args(shrinkKernel<T, BM, true>) : args(shrinkKernel<T, BM, false>);
 }
 
-// The wide shrink (lora_shrink_wide.cuh) for long row tiles: off by default. Correct on an H100 (session 14's device
-// call: lora_cuda_test wide paths 1040/1040, device pool 1360/1360) but slower than this file's v5 kernel at prefill
-// 8 x 512 r64 (qkv 79.1 vs 60.9 us, gate_up 55.4 vs 45.1, down 94.7 vs 82.8; bench/lora/README.md v10).
+// The wide shrink (lora_shrink_wide.cuh) for long row tiles: on by default since session 23 with the m64k64 tile.
+// Session 14's w8 tile was slower than this file's v5 kernel (bench/lora/README.md v10); session 23's device call (one
+// H100, prefill 8 x 512 r64, 8B shapes, shrink alone) measured m64k64 with its automatic 4 splits at qkv 44.6 / gate_up
+// 34.1 / down 61.8 us against v5's 61.5 / 45.5 / 83.1, the layer 487.7 -> 444.5 us (bench/lora/README.md v13).
 // TSLORA_CUDA_LORA_WIDE_SHRINK=1 / =0 at start-up or loraSetShrinkWide turns it on / off (A/B).
-constexpr bool kWideShrinkDefaultOn = false;
+constexpr bool kWideShrinkDefaultOn = true;
+constexpr wide::WideTile kWideTileDefault = wide::WideTile::M64K64;
 bool& wideFlag() {
   static bool on = envFlag("TSLORA_CUDA_LORA_WIDE_SHRINK", kWideShrinkDefaultOn);
   return on;
@@ -229,15 +231,17 @@ int& wideBlocksPerSmFlag() {
   }();
   return blocks;
 }
-// The wide shrink's block tile (lora_shrink_wide.cuh WideTile): TSLORA_CUDA_LORA_WIDE_SHRINK_TILE=w8 (session 14's, the
-// default) | m128k32 | m128k64 | m64k64, read once; another value is reported on stderr and leaves w8.
+// The wide shrink's block tile (lora_shrink_wide.cuh WideTile): TSLORA_CUDA_LORA_WIDE_SHRINK_TILE=w8 (session 14's) |
+// m128k32 | m128k64 | m64k64 (the default since session 23), read once; another value is reported on stderr and leaves
+// the default.
 wide::WideTile& wideTileFlag() {
   static wide::WideTile tile = [] {
     const char* env = std::getenv("TSLORA_CUDA_LORA_WIDE_SHRINK_TILE");
-    if (env == nullptr || *env == '\0') return wide::WideTile::W8;
+    if (env == nullptr || *env == '\0') return kWideTileDefault;
     if (const int tile = wide::wideTileFromName(env); tile >= 0) return static_cast<wide::WideTile>(tile);
-    std::fprintf(stderr, "tslora: TSLORA_CUDA_LORA_WIDE_SHRINK_TILE=%s is not one of w8, m128k32, m128k64, m64k64; using w8\n", env);
-    return wide::WideTile::W8;
+    std::fprintf(stderr, "tslora: TSLORA_CUDA_LORA_WIDE_SHRINK_TILE=%s is not one of w8, m128k32, m128k64, m64k64; using %s\n", env,
+                 wide::wideTileName(kWideTileDefault));
+    return kWideTileDefault;
   }();
   return tile;
 }

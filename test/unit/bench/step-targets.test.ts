@@ -36,6 +36,7 @@ test('rows without their benchmark are null, not met, and say why', () => {
 test("kernel rows take the engine's default kernels (never opt-in ones); serving gaps subtract the same level's server step; ratios are csgmv / triton at c128", () => {
   const layer = (c: string, strategy: string, graphUs: number) => ({ case: c, strategy, module: 'layer', graphUs });
   const m = computeStepTargets({
+    storeFirst: false,  // the in-place prefill row (store-first's row: the tests below)
     loraBench: { device: 'x', results: [layer('decode 64x1 r16', 'csgmv C16', 20), layer('decode 64x1 r16', 'csgmv small v10', 45), layer('decode 64x1 r16', 'csgmv small v11', 41), layer('decode 64x1 r16', 'triton', 140),
       layer('prefill 8x512 r64', 'triton wide shrink', 250), layer('prefill 8x512 r64', 'csgmv C128', 310), layer('prefill 8x512 r64', 'triton', 290)] },
     // decode.ts's step (another context length) is not what the serving row subtracts
@@ -65,21 +66,21 @@ test("kernel rows take the engine's default kernels (never opt-in ones); serving
   assert.deepEqual(Object.values(old)[5].value, { c1: null, c64: null });
 });
 
-test('the prefill row notes the opt-in store-first kernels with the base GEMMs\' beta = 1 extra, and never counts them', () => {
+test('with store-first off, the prefill row notes the store-first kernels with the base GEMMs\' beta = 1 extra, and never counts them', () => {
   const layer = (strategy: string, graphUs: number) => ({ case: 'prefill 8x512 r64', strategy, module: 'layer', graphUs });
   const loraBench = { device: 'x', results: [layer('triton', 480), layer('triton store', 200.04), layer('csgmv C128 store', 260)] };
-  const row = (inp: Parameters<typeof computeStepTargets>[0]) => Object.values(computeStepTargets(inp))[4];
+  const row = (inp: Parameters<typeof computeStepTargets>[0]) => Object.values(computeStepTargets({ storeFirst: false, ...inp }))[4];
   const withGemm = row({ loraBench, gemmAccumulate: { gpu: 'x', m: 4096, layerBeta0Us: 2000, layerExtraUs: 30.02 } });
   assert.equal(withGemm.value, 480);
   assert.equal(withGemm.met, false);
-  assert.match(withGemm.note!, /strategy "triton" \(the engine's default kernels\); opt-in store-first \(not counted\): strategy "triton store" 200 us \+ 30 us of beta = 1 in the base GEMMs = 230.1 us$/);
+  assert.match(withGemm.note!, /strategy "triton" \(the engine's default kernels\); store-first, off in this run \(not counted\): strategy "triton store" 200 us \+ 30 us of beta = 1 in the base GEMMs = 230.1 us$/);
   assert.match(row({ loraBench }).note!, /without the base GEMMs' extra read of y/);
   assert.match(row({ loraBench, gemmAccumulate: { gpu: 'x', m: 512, layerBeta0Us: 1, layerExtraUs: 1 } }).note!, /did not run/);
   assert.deepEqual(row({ loraBench: { device: 'x', results: [layer('triton', 480)] } }).note, 'strategy "triton" (the engine\'s default kernels)');
   // only store rows: the row stays unmeasured, with both notes
   const only = row({ loraBench: { device: 'x', results: [layer('triton store', 200)] } });
   assert.equal(only.value, null);
-  assert.match(only.note!, /no row of the engine's default kernels.*; opt-in store-first/);
+  assert.match(only.note!, /no row of the engine's default kernels.*; store-first, off in this run/);
 });
 
 test('with store-first on, the prefill row counts the store-form kernels plus the base GEMMs\' beta = 1 extra, and needs both', () => {

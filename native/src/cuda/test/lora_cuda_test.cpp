@@ -48,7 +48,8 @@ tslora::ThreadPool& threads() {
 // TiledWideShrink{M128K32, M128K64, M64K64}: TiledWideShrink with that block tile of the wide shrink
 // (loraSetShrinkWideTile; session 22) instead of w8, each with the split count loraShrinkSplits picks for it; the
 // *Cluster paths with the cluster split-K (loraSetShrinkWideCluster) as well.
-// The wide expand is on by default, so Tiled runs it on long row tiles too; TiledPrefetchY and TiledWideShrink keep the
+// The wide expand is on by default (and since session 23 the wide shrink with the m64k64 tile), so Tiled runs them on
+// long row tiles too; TiledPrefetchY and TiledWideShrink keep the
 // v5 expand everywhere (its coverage on long tiles).
 // Fused: the one-launch small-step kernel (lora_small_fused.cu) with loraFusedPlan's plan; FusedForced: with clusters
 // of 16 (the non-portable size) and 3 column parts.
