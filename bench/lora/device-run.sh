@@ -66,13 +66,15 @@ fi
 # LORA_NCU=1: Nsight Compute on the decode 64 x 1 kernels (csgmv small v11, stream launches, so without the graph
 # chain's overlap): the qkv / gate_up / down shrink and expand, one ncu process each (a kernel's launches are counted
 # by name: per module the bench times 403 shrinks, then 403 expands and 403 delta stores of the same expand kernel).
+# Six sections, not --set full: session 23's call got one kernel of six through with the full set inside the step's limit.
 if [ "${LORA_NCU:-0}" = 1 ] && command -v ncu > /dev/null; then
   echo "== ncu, decode 64x1 r16 (LORA_NCU=1)"
   for spec in "shrink qkv smallShrinkKernel 100" "shrink gate_up smallShrinkKernel 500" "shrink down smallShrinkKernel 900" \
               "expand qkv smallExpandKernel 100" "expand gate_up smallExpandKernel 906" "expand down smallExpandKernel 1712"; do
     set -- $spec
     LORA_BENCH_CASES="decode 64x1 r16" LORA_BENCH_STRATEGIES="csgmv small v11" LORA_BENCH_NO_SWEEPS=1 timeout 60 \
-      ncu --kernel-name "$3" --launch-skip "$4" --launch-count 1 --set full --csv --page details \
+      ncu --kernel-name "$3" --launch-skip "$4" --launch-count 1 --section SpeedOfLight --section LaunchStats \
+      --section Occupancy --section SchedulerStats --section WarpStateStats --section MemoryWorkloadAnalysis --csv --page details \
       "$B/lora_cuda_bench" /tmp/ncu-bench.json > "$OUT/ncu-$1-$2.csv" 2> "$OUT/ncu-$1-$2.err"
     echo "ncu $1 $2 rc=$? $(grep -c . "$OUT/ncu-$1-$2.csv") rows"
   done
