@@ -1,4 +1,4 @@
-// The store-first prefill LoRA (TSLORA_CUDA_LORA_STORE_FIRST=1, native/src/cuda/engine/forward.cu): at prefill steps
+// The store-first prefill LoRA (TSLORA_CUDA_LORA_STORE_FIRST, on by default since session 23; native/src/cuda/engine/forward.cu): at prefill steps
 // whose LoRA runs the wide expand, the delta is written into y first (zeros in base rows) and the base GEMM adds x·Wᵀ
 // with beta = 1. The delta is rounded to bf16 before that sum, so the logits are close to, not bit-identical with, the
 // in-place expand's: the same steps (driver test/gpu/store-first-step-logits.ts: a 2-layer 1B-shaped model, a

@@ -154,10 +154,10 @@ class DeviceLoraPool {
   bool graphSmallStep_ = true;
   int smallMaxSplits_ = 1 << 20;  // TSLORA_CUDA_LORA_SMALL_MAX_SPLITS: cap of shrink()'s small-step split count
   bool graphTiled_ = false;  // the current step's choice (setStep)
-  // TSLORA_CUDA_LORA_CSGMV_COALESCE=1 (opt-in, session 21, not yet run on a GPU): setStep merges consecutive csgmv
+  // TSLORA_CUDA_LORA_CSGMV_COALESCE (session 21; on by default since session 23, =0 turns it off): setStep merges consecutive csgmv
   // chunks of one slot in eager steps of more than kCoalesceMinRows rows (prefill), so they take the long-tile kernels.
   static constexpr int kCoalesceMinRows = 128;
-  bool coalesceCsgmv_ = false;
+  bool coalesceCsgmv_ = true;
   bool coversAllRows_ = false;  // the current step's segments hold each of its rows exactly once (setStep)
   int longestSegmentRows_ = 0;  // the current step's longest segment, base segments included (setStep)
   std::vector<char> rowSeen_;    // scratch of setStep's coverage check (buildStepTables)

@@ -1,4 +1,5 @@
-// The wide tiled shrink (prefill; v10 of bench/lora/README.md; opt-in: measured slower than v5 on an H100): U = X·Aᵀ
+// The wide tiled shrink (prefill; v10 and v13 of bench/lora/README.md; on by default with the m64k64 tile since session 23,
+// which measured it faster than v5 on an H100; session 14's w8 tile was slower): U = X·Aᵀ
 // for one (layer, module) where a segment's row tiles are long (maxSegmentRows > 32). The v5 shrink (lora_shrink.cu) ran 64 × 64 tiles with 4 WMMA warps and
 // moved ~3 TB/s between L2 and the SMs for 1.5-2 TB/s of DRAM bytes (prefill 8 × 512 r64: 191 µs for the three
 // shrinks against a 72 µs bytes floor on an H100). Here a block takes 128 (or 64) rows × up to NC × 64 U columns

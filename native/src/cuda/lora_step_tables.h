@@ -2,7 +2,7 @@
 // LoRA kernels read, without CUDA, so that CI checks it on the CPU (native/src/cuda/test/lora_step_tables_test.cpp).
 //  - checked: segment bounds within [0, T], slots in [-1, numSlots), permutation entries in [0, T);
 //  - split: adapter segments longer than maxChunkRows go up as several (a csgmv decode graph on 16-row tiles);
-//  - coalesced (opt-in): consecutive segments of one slot go up as one (a csgmv prefill on the long-tile kernels);
+//  - coalesced (the device pool's default for csgmv prefill since session 23): consecutive segments of one slot go up as one (a csgmv prefill on the long-tile kernels);
 //  - padded: segments [n, maxSegments) empty, of the base slot (spec e.10).
 // What the store-form expand (loraExpandStore) needs is measured too: whether the segments hold every row exactly once,
 // and the longest segment with base ones counted.

@@ -123,7 +123,7 @@ class CudaModel {
   bool sideExpandDeltaAct_ = false;  // TSLORA_CUDA_LORA_DELTA_ACT=1: the delta stored in the activation dtype
   int sideExpandMaxBlocks_ = 0;      // TSLORA_CUDA_LORA_SIDE_EXPAND_MAX_BLOCKS: the side expand's grid cap (0: none)
   int sideExpandMaxRows_ = 0;
-  bool storeFirst_ = false;  // TSLORA_CUDA_LORA_STORE_FIRST=1: prefill LoRA written before the projection (forward.cu)
+  bool storeFirst_ = false;  // TSLORA_CUDA_LORA_STORE_FIRST (on unless =0, readSideExpandSwitches): prefill LoRA written before the projection (forward.cu)
   int storeFirstMinRows_ = 0;  // steps of more rows than this take it
   size_t sideExpandDeltaCols() const;  // loraDelta_'s row width
   cudaStream_t stream_ = nullptr;      // forward, KV copies, synchronous slot writes
