@@ -137,7 +137,8 @@ function floorFraction(r: DecodeReport | undefined, batch: number, scenario: str
  */
 export const ENGINE_LORA_STRATEGIES: Record<string, string[]> = {
   'decode 64x1 r16': ['csgmv small v11'],
-  'prefill 8x512 r64': ['triton', 'csgmv C16', 'csgmv C128'],
+  // csgmv coalesced: the engine's csgmv prefill since session 23 (lora_cuda_bench's coalesced chunks)
+  'prefill 8x512 r64': ['triton', 'csgmv C16', 'csgmv C128', 'csgmv coalesced'],
 };
 
 /** The fastest layer row (graph replay) of `strategies` for a case; by default the engine's default kernels. */
@@ -162,7 +163,7 @@ function kernelMeasure(r: LoraBenchReport | undefined, caseName: string, atMostU
  * that GEMM's extra time (gemm-accumulate-bench) is added. With store-first off the prefill row notes that sum and does
  * not count it.
  */
-export const STORE_STRATEGIES = ['triton store', 'csgmv C128 store'];
+export const STORE_STRATEGIES = ['triton store', 'csgmv C128 store', 'csgmv coalesced store'];
 /** forward.cu's default of TSLORA_CUDA_LORA_STORE_FIRST: flip the two together. */
 export const STORE_FIRST_ON_BY_DEFAULT = true;
 

@@ -70,8 +70,31 @@ struct Strategy {
   // wideShrink = 1; -1 = the process's tile (w8 unless TSLORA_CUDA_LORA_WIDE_SHRINK_TILE names another)
   int wideTile = -1;
   bool wideCluster = false;  // with wideTile: the cluster split-K (loraSetShrinkWideCluster; session 22)
+  // csgmv prefill: consecutive chunks of one slot merged into one segment, as DeviceLoraPool::setStep does in eager steps
+  // above 128 rows (TSLORA_CUDA_LORA_CSGMV_COALESCE, on by default since session 23): the engine's csgmv prefill kernels
+  bool coalesce = false;
 };
 constexpr unsigned kNarrow = 1, kLongK = 2, kEarly = 4;
+
+// The segments of a coalesced csgmv step (lora_step_tables.h with StepTableLimits::coalesce): consecutive adapter chunks
+// of one slot become one segment (base segments stay as they are); the chunk size becomes the longest segment, as the
+// pool's maxSegmentRows does (max(chunkSize, longest)). Same rows, slots and permutation.
+void coalesceSegments(Segments& seg) {
+  std::vector<int32_t> indptr{0}, weights;
+  int longest = 1;
+  for (size_t g = 0; g < seg.weightIndices.size(); ++g) {
+    const int slot = seg.weightIndices[g];
+    if (slot >= 0 && !weights.empty() && weights.back() == slot) indptr.back() = seg.segIndptr[g + 1];
+    else {
+      indptr.push_back(seg.segIndptr[g + 1]);
+      weights.push_back(slot);
+    }
+    longest = std::max(longest, indptr.back() - indptr[indptr.size() - 2]);
+  }
+  seg.segIndptr = indptr;
+  seg.weightIndices = weights;
+  seg.chunkSize = std::max(seg.chunkSize, longest);
+}
 
 struct ModuleState {
   ModuleSpec spec;
@@ -154,6 +177,10 @@ int main(int argc, char** argv) {
       // prefill A/B (session 21): the store-form wide expand beside "triton" / "csgmv C128" (the default kernels)
       {"triton store", false, 16, false, false, false, false, -1, 1, false, false, 0, 0, true},
       {"csgmv C128 store", true, 128, false, false, false, false, -1, 1, false, false, 0, 0, true},
+      // prefill (session 23): the engine's csgmv prefill since coalescing is on by default (16-row chunks merged per
+      // adapter run), in place and in the store form
+      {"csgmv coalesced", true, 16, false, false, false, false, -1, -1, false, false, 0, 0, false, -1, false, true},
+      {"csgmv coalesced store", true, 16, false, false, false, false, -1, 1, false, false, 0, 0, true, -1, false, true},
       // prefill A/B (session 22): the wide shrink's two-dimensional block tiles with the default (wide) expand, beside
       // "triton" (v5 shrink) and "triton wide shrink" (w8, v5 expand)
       {"triton wide shrink m128k32", false, 16, false, false, false, false, 1, -1, false, false, 0, 0, false, 1},
@@ -206,6 +233,7 @@ int main(int argc, char** argv) {
 
     for (const Strategy& st : strategies) {
       if (cs.tokensEach == 1 && st.cap == 128) continue;  // decode: C is 16 whatever the cap (64 tokens < 256)
+      if (st.coalesce && cs.requests * cs.tokensEach <= 128) continue;  // the pool coalesces eager steps above 128 rows only
       if (st.engineGrid && cs.tokensEach != 1) continue;   // decode graphs only
       if (st.small && T > cl::kSmallStepMaxTokens) continue;
       if (st.prefetchY && cs.tokensEach == 1) continue;  // a prefill experiment
@@ -229,6 +257,7 @@ int main(int argc, char** argv) {
         std::vector<int> slots(cs.requests), counts(cs.requests, cs.tokensEach);
         for (int i = 0; i < cs.requests; ++i) slots[i] = k * kAdapters + (i * 5) % cs.adapters;  // interleaved adapters
         segs.push_back(buildSegments(slots, counts, st.csgmv, st.cap));
+        if (st.coalesce) coalesceSegments(segs.back());
         maxSegments = std::max(maxSegments, static_cast<int>(segs.back().weightIndices.size()));
         maxRows = std::max(maxRows, segs.back().chunkSize);
       }

@@ -14,5 +14,5 @@ export GPU_TESTS_LIMIT_S=${GPU_TESTS_LIMIT_S:-80} EXTRA=${EXTRA:-scripts/device/
 export STORE_AB_BACKENDS=${STORE_AB_BACKENDS:-" "}  # only the GEMM benchmark of store-first-ab.sh
 export SKIP_KERNEL_TESTS=${SKIP_KERNEL_TESTS:-0} LORA_TEST_PATHS=${LORA_TEST_PATHS:-tiled} LORA_BENCH_NO_SWEEPS=${LORA_BENCH_NO_SWEEPS:-1}
 export LORA_BENCH_CASES=${LORA_BENCH_CASES:-"prefill 8x512 r64,decode 64x1 r16"}
-export LORA_BENCH_STRATEGIES=${LORA_BENCH_STRATEGIES:-"triton,csgmv C16,csgmv C128,triton store,csgmv C128 store,csgmv small v11"}
+export LORA_BENCH_STRATEGIES=${LORA_BENCH_STRATEGIES:-"triton,csgmv C16,csgmv C128,csgmv coalesced,triton store,csgmv C128 store,csgmv coalesced store,csgmv small v11"}
 exec bash scripts/device/session-call.sh
