@@ -97,6 +97,9 @@ class DeviceLoraPool {
                    bool deltaAct = false, int maxBlocks = 0);
   // Rows the LoRA launches address in the current step (its rows, or a graph grid's): expandDelta writes all of them.
   int stepRows() const { return step_.numTokens; }
+  // Eager csgmv steps of more rows than this have their consecutive chunks of one slot merged by setStep (0: never),
+  // so the engine's pass planner can count their segments so (lora-passes.h).
+  int coalesceAboveRows() const { return coalesceCsgmv_ ? kCoalesceMinRows : 0; }
   // apply() in its store-first form (prefill; loraExpandStore): y[p, 0 .. outTotal) = the module's delta of every row
   // of the step (0 for base rows), y not read, so that the caller adds the projection after it (Blas::gemmAccumulate)
   // and the expand writes y once instead of reading and writing it. storeApplies: the step's segments cover each of

@@ -256,8 +256,10 @@ void CudaModel::eagerLogits(const cpu::StepInputView& step, bool loraActive) {
     const std::vector<int32_t> rowSlot = loraRowSlots(step);
     const int32_t* tokenSeq = h + 2 * T;
     PassLora pass;
-    for (const RowRange& range : planLoraPasses(step, rowSlot, tokenSeq, loraSlots_, loraMaxSegments_, loraMaxPassRows_)) {
-      buildPassLora(step, rowSlot, tokenSeq, range, pass);
+    const int coalesceAboveRows = lora_->coalesceAboveRows();  // csgmv prefill passes counted as the pool merges them
+    for (const RowRange& range :
+         planLoraPasses(step, rowSlot, tokenSeq, loraSlots_, loraMaxSegments_, loraMaxPassRows_, coalesceAboveRows)) {
+      buildPassLora(step, rowSlot, tokenSeq, range, pass, coalesceAboveRows);
       if (pass.active && lora_->staticGrid()) lora_->setStaticGrid(false);
       if (pass.active) setLoraStep(pass.view);
       if (pass.active && embedLora())

@@ -1,6 +1,8 @@
 // Host-only check of the LoRA pass planner (lora-passes.h), run by test/native/cuda-engine-compile.test.ts (no GPU):
 // random steps in both strategies, split under small segment / row limits; every pass must respect the limits, the
-// passes must tile the rows in order, and each pass's tables must be valid and give every row its own slot.
+// passes must tile the rows in order, and each pass's tables must be valid and give every row its own slot. csgmv steps
+// also run with coalesced passes (coalesceAboveRows): a pass above the bound must hold each slot in one segment, and
+// the coalesced plan must never need more passes than the chunked one.
 #include <cstdio>
 #include <random>
 #include <vector>
@@ -100,7 +102,13 @@ int main() {
     const std::vector<int32_t> rowSlot = cuda::loraRowSlots(s.view);
     EXPECT(rowSlot == s.rowSlot, "iter %d: row slots from the runner tables", iter);
     const int maxSegments = 1 + rng() % 8, maxRows = iter % 4 == 0 ? 7 : 100000;
-    const auto passes = cuda::planLoraPasses(s.view, rowSlot, s.tokenSeq.data(), numSlots, maxSegments, maxRows);
+    const int coalesceAbove = csgmv ? 1 + static_cast<int>(rng() % 12) : 0;
+    size_t chunkedPasses = 0;
+    for (const int coalesceAboveRows : {0, coalesceAbove}) {
+    if (coalesceAboveRows == 0 && chunkedPasses > 0) break;  // triton: one plan
+    const auto passes = cuda::planLoraPasses(s.view, rowSlot, s.tokenSeq.data(), numSlots, maxSegments, maxRows, coalesceAboveRows);
+    if (coalesceAboveRows == 0) chunkedPasses = passes.size();
+    else EXPECT(passes.size() <= chunkedPasses, "iter %d: coalesced plan %zu passes > chunked %zu", iter, passes.size(), chunkedPasses);
     passesSeen += static_cast<int>(passes.size());
     int expectStart = 0;
     for (const auto& range : passes) {
@@ -109,8 +117,14 @@ int main() {
       const int n = range.r1 - range.r0;
       EXPECT(n <= maxRows, "iter %d: %d rows > %d", iter, n, maxRows);
       cuda::PassLora pl;
-      cuda::buildPassLora(s.view, rowSlot, s.tokenSeq.data(), range, pl);
+      cuda::buildPassLora(s.view, rowSlot, s.tokenSeq.data(), range, pl, coalesceAboveRows);
       const int G = pl.view.numSegments;
+      if (coalesceAboveRows > 0 && n > coalesceAboveRows) {  // one segment per slot present (base rows included)
+        std::vector<int> segmentsOf(numSlots + 1, 0);
+        for (int g = 0; g < G; ++g) ++segmentsOf[pl.weights[g] + 1];
+        for (int slot = -1; slot < numSlots; ++slot)
+          EXPECT(segmentsOf[slot + 1] <= 1, "iter %d: slot %d in %d segments of a coalesced pass", iter, slot, segmentsOf[slot + 1]);
+      }
       // A pass may exceed the limit only when it is a single row (nothing smaller exists).
       EXPECT(G <= maxSegments || n == 1, "iter %d: %d segments > %d", iter, G, maxSegments);
       EXPECT(pl.indptr.front() == 0 && pl.indptr.back() == n, "iter %d: indptr spans the pass", iter);
@@ -135,6 +149,8 @@ int main() {
       EXPECT(pl.view.csgmv == csgmv && pl.view.numTokens == n, "iter %d: view", iter);
     }
     EXPECT(expectStart == T, "iter %d: passes end at T", iter);
+    if (!csgmv) break;
+    }
   }
   std::printf("lora-passes: %d passes checked, %d failures\n", passesSeen, failures);
   return failures == 0 ? 0 : 1;
