@@ -1,7 +1,8 @@
 // Steps with more LoRA segments than the device pool's static maximum (128 + slots) run as several passes over row
-// ranges (native/src/cuda/engine/lora-passes.h). 300 sequences in one step — triton: 300 segments, csgmv: ~150 chunks —
-// must give every row the logits it gets when the same sequences run in groups of 60 (one pass each), and match the
-// CPU backend. tiny-qwen2 has fp16 weights and runs in fp16 (the closest CUDA dtype to fp32, see the parity test).
+// ranges (native/src/cuda/engine/lora-passes.h). 300 sequences in one step — triton: 300 segments, csgmv: ~150 chunks,
+// which since session 23 the planner counts as the pool coalesces them (one segment per slot), so csgmv runs one
+// coalesced pass here — must give every row the logits it gets when the same sequences run in groups of 60 (one pass
+// each), and match the CPU backend. tiny-qwen2 has fp16 weights and runs in fp16 (the closest CUDA dtype to fp32, see the parity test).
 // Tolerances: same engine 1e-2, CPU backend 3e-2 relative L2 (as in cuda-parity-fixtures.test.ts for fp16).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
