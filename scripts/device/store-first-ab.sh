@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# A gpu-suite extra (SUITE_EXTRA_SCRIPTS, like side-priority-ab.sh): the prefill LoRA switches of session 21 against
-# the defaults, each backend in ONE process (bench/cuda/side-expand-ab.ts --prefill): 8 prompts × 512 tokens on the 8B
-# model, without adapters and with 8 distinct r16 adapters, rotating order.
-#  - triton (one segment per prompt: the wide expand): in-place expand vs store-first (TSLORA_CUDA_LORA_STORE_FIRST=1)
-#    vs store-first with session 22's wide shrink (m128k32 tile, cluster split-K: the pool reads those switches at
-#    construction, so they A/B in one process too);
-#  - csgmv, chunks of 16 (the default backend): chunks as they are vs coalesced into one segment per adapter run
-#    (TSLORA_CUDA_LORA_CSGMV_COALESCE=1, so the wide expand runs) vs coalesced + store-first.
+# A gpu-suite extra (SUITE_EXTRA_SCRIPTS, like side-priority-ab.sh): the prefill LoRA switches of sessions 21-22 (on by
+# default since session 23) against the defaults before them, each backend in ONE process (bench/cuda/side-expand-ab.ts
+# --prefill; the pool reads its switches at construction, the model its store-first switch): 8 prompts × 512 tokens on
+# the 8B model, without adapters and with 8 distinct r16 adapters, rotating order.
+#  - triton: before (in-place expand, v5 shrink) vs the defaults (store-first, wide shrink m64k64) vs the defaults with
+#    the v5 shrink;
+#  - csgmv, chunks of 16 (the default backend): before (chunks: two engine passes at 8 × 512, in place, v5 shrink) vs the
+#    defaults (coalesced into one pass, store-first, m64k64) vs the defaults in place.
 # First the cuBLAS beta = 0 / 1 microbenchmark of the 8B prefill projections (what store-first adds to them).
 # Writes $AB_OUT/gemm-accumulate.{log,json}, $AB_OUT/ab-store-{triton,csgmv}.{log,json} and one line per part to
 # $AB_OUT/combo.log. Up to three 8B copies: ~48 GB of GPU memory.
 R=${AB_OUT:?AB_OUT: the directory gpu-suite writes gpu/ into}; B8=/tmp/tslora-bench-8b; T0=$(date +%s)
 for _ in $(seq 1 60); do grep -q '^synth 8b rc=0' "$R/gpu/synth.log" 2>/dev/null && break; sleep 1; done
+# Since session 23 the three are on by default: "before" turns them all off (session 22's defaults), "default" sets
+# none, and one variant per backend takes one of them back off.
 declare -A variants=(
-  [triton]="inplace:TSLORA_CUDA_LORA_STORE_FIRST=0,TSLORA_CUDA_LORA_WIDE_SHRINK=0;store:TSLORA_CUDA_LORA_STORE_FIRST=1,TSLORA_CUDA_LORA_WIDE_SHRINK=0;store+m128k32c:TSLORA_CUDA_LORA_STORE_FIRST=1,TSLORA_CUDA_LORA_WIDE_SHRINK=1,TSLORA_CUDA_LORA_WIDE_SHRINK_TILE=m128k32,TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER=1"
-  [csgmv]="chunks:TSLORA_CUDA_LORA_CSGMV_COALESCE=0;coalesce:TSLORA_CUDA_LORA_CSGMV_COALESCE=1;coalesce+store:TSLORA_CUDA_LORA_CSGMV_COALESCE=1,TSLORA_CUDA_LORA_STORE_FIRST=1"
+  [triton]="before:TSLORA_CUDA_LORA_STORE_FIRST=0,TSLORA_CUDA_LORA_WIDE_SHRINK=0;default:;v5-shrink:TSLORA_CUDA_LORA_WIDE_SHRINK=0"
+  [csgmv]="before:TSLORA_CUDA_LORA_CSGMV_COALESCE=0,TSLORA_CUDA_LORA_STORE_FIRST=0,TSLORA_CUDA_LORA_WIDE_SHRINK=0;default:;in-place:TSLORA_CUDA_LORA_STORE_FIRST=0"
 )
 # The projections' own share (bench/cuda/gemm-accumulate-bench.cu): cuBLAS beta = 0 vs 1 at the prefill's 4096 rows.
 nvcc -std=c++17 -O2 -gencode arch=compute_90a,code=sm_90a -Inative/src/cuda/test -Ibench/lora bench/cuda/gemm-accumulate-bench.cu \
