@@ -15,6 +15,7 @@
 
 #include "bench_fill.h"
 #include "cuda_check.h"
+#include "lora_step_tables.h"
 #include "lora_device_pool.h"
 #include "lora_kernels.cuh"
 #include "lora_launch.cuh"
@@ -76,24 +77,23 @@ struct Strategy {
 };
 constexpr unsigned kNarrow = 1, kLongK = 2, kEarly = 4;
 
-// The segments of a coalesced csgmv step (lora_step_tables.h with StepTableLimits::coalesce): consecutive adapter chunks
-// of one slot become one segment (base segments stay as they are); the chunk size becomes the longest segment, as the
-// pool's maxSegmentRows does (max(chunkSize, longest)). Same rows, slots and permutation.
+// The segments of a coalesced csgmv step: DeviceLoraPool::setStep's own table builder (lora_step_tables.h
+// buildStepTables with StepTableLimits::coalesce), so the bench runs the tables the pool does; the chunk size becomes the
+// longest adapter segment, as the pool's maxSegmentRows does (max(chunkSize, longest)). Same rows, slots and permutation.
 void coalesceSegments(Segments& seg) {
-  std::vector<int32_t> indptr{0}, weights;
-  int longest = 1;
-  for (size_t g = 0; g < seg.weightIndices.size(); ++g) {
-    const int slot = seg.weightIndices[g];
-    if (slot >= 0 && !weights.empty() && weights.back() == slot) indptr.back() = seg.segIndptr[g + 1];
-    else {
-      indptr.push_back(seg.segIndptr[g + 1]);
-      weights.push_back(slot);
-    }
-    longest = std::max(longest, indptr.back() - indptr[indptr.size() - 2]);
-  }
-  seg.segIndptr = indptr;
-  seg.weightIndices = weights;
-  seg.chunkSize = std::max(seg.chunkSize, longest);
+  const int G = static_cast<int>(seg.weightIndices.size()), T = static_cast<int>(seg.rowSlots.size());
+  cl::StepTableLimits limits;
+  limits.numSlots = kSlots;
+  limits.maxSegments = limits.segmentBudget = G;
+  limits.maxChunkRows = T + 1;  // merge only, never split
+  limits.coalesce = true;
+  std::vector<int32_t> indptr(G + 1), weights(G), segRanks(G), perm(T), ranks(kSlots, 0);
+  std::vector<char> rowSeen;
+  const cl::StepTableShape shape =
+      cl::buildStepTables(seg.step(true), limits, ranks.data(), indptr.data(), weights.data(), segRanks.data(), perm.data(), rowSeen);
+  seg.segIndptr.assign(indptr.begin(), indptr.begin() + shape.segments + 1);
+  seg.weightIndices.assign(weights.begin(), weights.begin() + shape.segments);
+  seg.chunkSize = std::max(seg.chunkSize, shape.longestAdapterRows);
 }
 
 struct ModuleState {
