@@ -14,7 +14,7 @@ import { test } from 'node:test';
 
 import { relativeL2 } from '../native/forward-reference.js';
 import { cudaBackendOrSkip } from './cuda-parity-helpers.js';
-import { countDiffering, rerunParity1b, runLogitsDriver, synthPrefillModel } from './logits-driver.js';
+import { countDiffering, parity1bRerunSkip, rerunParity1b, runLogitsDriver, synthPrefillModel } from './logits-driver.js';
 
 const { skip } = cudaBackendOrSkip();
 
@@ -41,10 +41,6 @@ test('store-first prefill LoRA on / off: logits within 2e-2 relative L2, not bit
   }
 });
 
-test('store-first prefill LoRA against PyTorch + PEFT: cuda-parity-1b with the path on from 32 rows', {
-  skip: skip || (process.env.TSLORA_1B_REFERENCE ? false : 'TSLORA_1B_REFERENCE is not set (scripts/device/gpu-suite.sh generates it)'),
-  timeout: 600_000,
-}, (t) => {
-  const env = { ...process.env, TSLORA_CUDA_LORA_STORE_FIRST: '1', TSLORA_CUDA_LORA_STORE_FIRST_MIN_ROWS: '32' };
-  t.diagnostic(rerunParity1b(env, 'store-first'));
+test('store-first prefill LoRA against PyTorch + PEFT: cuda-parity-1b with the path on from 32 rows', { skip: parity1bRerunSkip(skip), timeout: 600_000 }, (t) => {
+  t.diagnostic(rerunParity1b({ TSLORA_CUDA_LORA_STORE_FIRST: '1', TSLORA_CUDA_LORA_STORE_FIRST_MIN_ROWS: '32' }, 'store-first'));
 });

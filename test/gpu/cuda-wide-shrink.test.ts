@@ -17,7 +17,7 @@ import { test } from 'node:test';
 
 import { relativeL2 } from '../native/forward-reference.js';
 import { cudaBackendOrSkip } from './cuda-parity-helpers.js';
-import { countDiffering, rerunParity1b, runLogitsDriver, synthPrefillModel } from './logits-driver.js';
+import { countDiffering, parity1bRerunSkip, rerunParity1b, runLogitsDriver, synthPrefillModel } from './logits-driver.js';
 
 const { skip } = cudaBackendOrSkip();
 
@@ -55,10 +55,6 @@ test('wide shrink tiles and cluster split-K against the default shrink: logits w
   }
 });
 
-test('wide shrink m128k32 with the cluster split-K against PyTorch + PEFT: cuda-parity-1b', {
-  skip: skip || (process.env.TSLORA_1B_REFERENCE ? false : 'TSLORA_1B_REFERENCE is not set (scripts/device/gpu-suite.sh generates it)'),
-  timeout: 600_000,
-}, (t) => {
-  const env = { ...process.env, ...VARIANTS['m128k32 cluster'] };
-  t.diagnostic(rerunParity1b(env, 'the wide shrink'));
+test('wide shrink m128k32 with the cluster split-K against PyTorch + PEFT: cuda-parity-1b', { skip: parity1bRerunSkip(skip), timeout: 600_000 }, (t) => {
+  t.diagnostic(rerunParity1b(VARIANTS['m128k32 cluster'], 'the wide shrink'));
 });

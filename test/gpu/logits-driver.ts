@@ -40,14 +40,19 @@ export function synthPrefillModel(dir: string): { modelDir: string; adaptersDir:
   return { modelDir, adaptersDir };
 }
 
+/** The skip of a cuda-parity-1b rerun: the GPU's, or the missing reference the device suite generates. */
+export function parity1bRerunSkip(gpuSkip: string | false): string | false {
+  return gpuSkip || (process.env.TSLORA_1B_REFERENCE ? false : 'TSLORA_1B_REFERENCE is not set (scripts/device/gpu-suite.sh generates it)');
+}
+
 /**
- * cuda-parity-1b (PyTorch + PEFT logits of the 1B shape) rerun in a child test process under `env`; asserts it ran
- * and passed, and returns its tests / pass / fail / skipped counts for the report.
+ * cuda-parity-1b (PyTorch + PEFT logits of the 1B shape) rerun in a child test process with `switches` over this
+ * process's environment; asserts it ran and passed, and returns its tests / pass / fail / skipped counts for the report.
  */
-export function rerunParity1b(env: NodeJS.ProcessEnv, label: string): string {
+export function rerunParity1b(switches: NodeJS.ProcessEnv, label: string): string {
   // Without NODE_TEST_CONTEXT (set for every test file node's runner starts): a child `node --test` that sees it skips
   // every file without a word and exits 0 (session 23's device call: both reruns printed nothing).
-  const childEnv = { ...env };
+  const childEnv = { ...process.env, ...switches };
   delete childEnv.NODE_TEST_CONTEXT;
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', 'test/gpu/cuda-parity-1b.test.ts'], { encoding: 'utf8', env: childEnv });
   assert.equal(r.status, 0, `cuda-parity-1b with ${label}:\n${r.stdout.slice(-6000)}${r.stderr.slice(-2000)}`);
