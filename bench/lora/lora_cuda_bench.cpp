@@ -68,7 +68,7 @@ struct Strategy {
   // y is not in these figures: bench/cuda/side-expand-ab.ts --prefill measures the whole step)
   bool store = false;
   // prefill: the wide shrink's block tile (loraSetShrinkWideTile: 1 m128k32, 2 m128k64, 3 m64k64; session 22), with
-  // wideShrink = 1; -1 = the process's tile (w8 unless TSLORA_CUDA_LORA_WIDE_SHRINK_TILE names another)
+  // wideShrink = 1; -1 = the process's tile (m64k64 since session 23 unless TSLORA_CUDA_LORA_WIDE_SHRINK_TILE names another)
   int wideTile = -1;
   bool wideCluster = false;  // with wideTile: the cluster split-K (loraSetShrinkWideCluster; session 22)
   // csgmv prefill: consecutive chunks of one slot merged into one segment, as DeviceLoraPool::setStep does in eager steps

@@ -66,15 +66,16 @@ int loraShrinkSplits(const DeviceModule& module, const DeviceStep& step, int num
 void loraSetShrinkWide(bool on);
 bool loraShrinkWideOn();
 void loraSetShrinkWideBlocksPerSm(int blocks);
-// The wide shrink's block tile (lora_shrink_wide.cuh WideTile: 0 w8, the default, 1 m128k32, 2 m128k64, 3 m64k64;
-// TSLORA_CUDA_LORA_WIDE_SHRINK_TILE names one at start-up). Session 22: only w8 has run on a GPU. Process-wide, not
+// The wide shrink's block tile (lora_shrink_wide.cuh WideTile: 0 w8, 1 m128k32, 2 m128k64, 3 m64k64, the default since
+// session 23; TSLORA_CUDA_LORA_WIDE_SHRINK_TILE names one at start-up). Process-wide, not
 // concurrently with launches; false for a tile that does not exist. loraShrinkSplits sizes the splits for the tile.
 bool loraSetShrinkWideTile(int tile);
 int loraShrinkWideTile();
 const char* loraShrinkWideTileName(int tile);
 // The wide shrink's split-K through thread-block clusters of the splits (distributed shared memory, no global partials;
 // at most 8 splits; where the device cannot run the clusters, the global partials): TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER=1
-// at start-up or this setter (process-wide, not concurrently with launches). Session 22: not yet run on a GPU.
+// at start-up or this setter (process-wide, not concurrently with launches). Opt-in: slower than the global partials at
+// the automatic split counts on an H100 (session 23).
 void loraSetShrinkWideCluster(bool on);
 bool loraShrinkWideClusterOn();
 

@@ -245,8 +245,9 @@ wide::WideTile& wideTileFlag() {
   }();
   return tile;
 }
-// The wide shrink's split-K through thread-block clusters (lora_shrink_wide.cuh clusterSumSplits; session 22, not yet
-// run on a GPU): TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER=1 (read once; off by default). Splits are capped at 8 with it.
+// The wide shrink's split-K through thread-block clusters (lora_shrink_wide.cuh clusterSumSplits; session 22; slower at
+// the automatic split counts on an H100 in session 23): TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER=1 (read once; off by
+// default). Splits are capped at 8 with it.
 bool& wideClusterFlag() {
   static bool on = envFlag("TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER", false);
   return on;

@@ -17,8 +17,8 @@ constexpr int kMaxChunks = 3;
 // may not fit a GPC beside 138 KB of shared memory per block).
 constexpr int kMaxClusterSplits = 8;
 
-// Block tiles of the wide shrink (TSLORA_CUDA_LORA_WIDE_SHRINK_TILE; session 22, the A/B of the next device call: none of
-// the three new ones has run on a GPU). W8 is session 14's kernel: 8 warps stacked along the rows (16 rows × all NC·64
+// Block tiles of the wide shrink (TSLORA_CUDA_LORA_WIDE_SHRINK_TILE; session 22; measured on an H100 in session 23, which
+// made M64K64 the default: bench/lora/README.md v13). W8 is session 14's kernel: 8 warps stacked along the rows (16 rows × all NC·64
 // columns each), 32-K stages × 4; every warp loads all of the block's A columns from shared memory per 16 K (13
 // ldmatrix.x4 for 24 MMAs at NC = 3, ~0.135 shared-memory bytes per multiply-add). The others lay the 8 warps out in
 // two dimensions, so a warp's x fragments serve more columns and its A fragments more rows (8 ldmatrix.x4 for 24 MMAs

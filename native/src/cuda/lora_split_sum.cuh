@@ -61,7 +61,7 @@ __device__ __forceinline__ void sumSplitPartials(const float* partials, float* u
 }
 
 // Split-K through the cluster's distributed shared memory (the wide shrink's TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER;
-// session 22, not yet run on a GPU): the splits of one (tile, column block) are one thread-block cluster; each block
+// session 22; correct on an H100 in session 23, opt-in): the splits of one (tile, column block) are one thread-block cluster; each block
 // leaves its fp32 partial tile in its own shared memory (`tile`, [rows][ld], the stage buffers reused), and after a
 // cluster barrier block r sums rows r·⌈rows/splits⌉ .. of every peer's tile in split order into U. No partials in
 // global memory, no ticket, and the sum is spread over the cluster instead of one last block: the same additions in
