@@ -50,3 +50,29 @@ export function parseVariants(spec: string): Variants {
   if (Object.keys(variants).length < 2) throw new Error(`--variants: an A/B needs at least two variants, got '${spec}'`);
   return variants;
 }
+
+/**
+ * Runs `construct` with exactly `variant.env` laid over the environment this process started with: every key any
+ * variant sets is first put back to its value before the A/B (or removed), so a variant never inherits a switch an
+ * earlier one set. (Session 24 found that it did: "default", constructed after "before", ran with before's "=0"
+ * switches, and the A/B compared before with itself.)
+ */
+export async function constructUnderVariantEnv<T>(
+  variants: Variants, name: string, construct: () => Promise<T> | T, env: NodeJS.ProcessEnv = process.env,
+): Promise<T> {
+  const keys = new Set(Object.values(variants).flatMap((v) => Object.keys(v.env)));
+  const saved = new Map([...keys].map((key) => [key, env[key]] as const));
+  const restore = () => {
+    for (const [key, value] of saved) {
+      if (value === undefined) delete env[key];
+      else env[key] = value;
+    }
+  };
+  restore();
+  Object.assign(env, variants[name].env);
+  try {
+    return await construct();
+  } finally {
+    restore();
+  }
+}

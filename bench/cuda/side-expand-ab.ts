@@ -23,7 +23,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 import { loadNativeBackend } from '../../src/binding/index.js';
-import { AB_TARGET_MODULES, type Variants, parseVariants } from './ab-variants.js';
+import { AB_TARGET_MODULES, type Variants, constructUnderVariantEnv, parseVariants } from './ab-variants.js';
 import { median } from './decode-median.js';
 import { type DecodeScenario, fillAdapterSlots, parsePrefill, prefillSequences, readBenchAdapters, scenarioSequences } from './decode-scenario.js';
 import { loadModel } from '../../src/engine/model/load-model.js';
@@ -74,20 +74,15 @@ const rank = Math.max(...[...adaptersByDir.values()].flat().map((a) => a.rank));
 const sides = Object.keys(variants);
 const reference = sides[0];
 const runners = new Map<string, ModelRunner>();
-const envBefore = { ...process.env };
 for (const side of sides) {
-  Object.assign(process.env, variants[side].env);
-  const runner = new ModelRunner(loaded, {
+  // Each variant's model under its own switches only (the engine reads them at construction), never an earlier one's.
+  const runner = await constructUnderVariantEnv(variants, side, () => new ModelRunner(loaded, {
     backend, kvNumBlocks: Math.max(maxBatch * BLOCKS_PER_SEQ, prefillBlocks) + 16, kvBlockSize: BLOCK, loraSlots: 8, loraMaxRank: rank,
     loraTargetModules: variants[side].targets ?? AB_TARGET_MODULES, loraBackend: args.backend as 'csgmv' | 'triton',
     maxLoraChunkSize: 16, numThreads: 1, cudaGraphMaxBatchSize: graphMaxBs,
-  });
+  }));
   await fillAdapterSlots(runner, adaptersByDir.get(variants[side].adapters ?? args.adapters)!);
   runners.set(side, runner);
-}
-for (const key of new Set(Object.values(variants).flatMap((v) => Object.keys(v.env)))) {
-  if (envBefore[key] === undefined) delete process.env[key];
-  else process.env[key] = envBefore[key];
 }
 
 interface Row { batch: number; scenario: string; ms: Record<string, number[]> }

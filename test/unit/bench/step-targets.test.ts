@@ -95,6 +95,10 @@ test('with store-first on, the prefill row counts the store-form kernels plus th
   // over the target: not met
   assert.equal(row({ loraBench, gemmAccumulate: { ...gemmAccumulate, layerExtraUs: 60 }, storeFirst: true }).met, false);
   // without the GEMM's share (or at another row count) the row stays unmeasured instead of counting the kernels alone
+  // beta = 1 measured faster than beta = 0: a base-GEMM effect, counted as zero and noted, never credited to the LoRA
+  const faster = row({ loraBench, gemmAccumulate: { ...gemmAccumulate, layerExtraUs: -31.2 }, storeFirst: true });
+  assert.equal(faster.value, 250);
+  assert.match(faster.note!, /250 us \+ 0 us of beta = 1 in the base GEMMs \(measured -31.2 us: beta = 1 ran faster; not credited to the LoRA\)/);
   for (const g of [undefined, { ...gemmAccumulate, m: 512 }]) {
     const missing = row({ loraBench, gemmAccumulate: g, storeFirst: true });
     assert.equal(missing.value, null);
