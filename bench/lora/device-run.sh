@@ -55,6 +55,19 @@ if [ "${SKIP_KERNEL_TESTS:-0}" != 1 ]; then
   echo "== device pool vs CPU pool, the wide prefill shrink m128k32 with the cluster split-K (session 22, opt-in)"
   TSLORA_CUDA_LORA_WIDE_SHRINK=1 TSLORA_CUDA_LORA_WIDE_SHRINK_TILE=m128k32 TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER=1 timeout 60 \
     "$B/lora_device_pool_test" 2>&1 | tee "$OUT/device-pool-test-wide-cluster.log" | tail -3
+  # LORA_LEAN_CHECKS=1 (session 24): the store-form expand's lean layout (TSLORA_CUDA_LORA_STORE_LEAN, opt-in): the
+  # kernel test's store checks and the device pool with it on, and racecheck over the quick subset (its one staging
+  # tile is shared by the warps' rows between block barriers: a hazard there is what racecheck reports).
+  if [ "${LORA_LEAN_CHECKS:-0}" = 1 ]; then
+    echo "== kernel test vs CPU twin, lean store expand (TSLORA_CUDA_LORA_STORE_LEAN=1)"
+    LORA_TEST_PATHS=tiled/wide TSLORA_CUDA_LORA_STORE_LEAN=1 timeout 90 "$B/lora_cuda_test" 2>&1 | tee "$OUT/test-lean.log" | tail -3
+    echo "== device pool vs CPU pool, lean store expand"
+    TSLORA_CUDA_LORA_STORE_LEAN=1 timeout 60 "$B/lora_device_pool_test" 2>&1 | tee "$OUT/device-pool-test-lean.log" | tail -3
+    echo "== racecheck, lean store expand (quick subset)"
+    LORA_TEST_PATHS=tiled/wide TSLORA_CUDA_LORA_STORE_LEAN=1 timeout "${RACECHECK_S:-60}" compute-sanitizer --tool racecheck --print-limit 5 "$B/lora_cuda_test" --quick \
+      > "$OUT/racecheck-lean.log" 2>&1
+    echo "racecheck rc=$?"; tail -3 "$OUT/racecheck-lean.log"
+  fi
 fi
 if [ "${SKIP_MEMCHECK:-0}" != 1 ]; then
   echo "== compute-sanitizer memcheck (quick subset)"

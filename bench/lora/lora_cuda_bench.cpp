@@ -74,6 +74,9 @@ struct Strategy {
   // csgmv prefill: consecutive chunks of one slot merged into one segment, as DeviceLoraPool::setStep does in eager steps
   // above 128 rows (TSLORA_CUDA_LORA_CSGMV_COALESCE, on by default since session 23): the engine's csgmv prefill kernels
   bool coalesce = false;
+  // prefill, with store: the store-form expand's lean layout (loraSetExpandStoreLean; session 24) on (1) / off (0);
+  // -1 = the process's default (off unless TSLORA_CUDA_LORA_STORE_LEAN=1)
+  int storeLean = -1;
 };
 constexpr unsigned kNarrow = 1, kLongK = 2, kEarly = 4;
 
@@ -181,6 +184,9 @@ int main(int argc, char** argv) {
       // adapter run), in place and in the store form
       {"csgmv coalesced", true, 16, false, false, false, false, -1, -1, false, false, 0, 0, false, -1, false, true},
       {"csgmv coalesced store", true, 16, false, false, false, false, -1, 1, false, false, 0, 0, true, -1, false, true},
+      // prefill A/B (session 24): the store form in its lean layout (B-only stages, 3 blocks per SM)
+      {"triton store lean", false, 16, false, false, false, false, -1, 1, false, false, 0, 0, true, -1, false, false, 1},
+      {"csgmv coalesced store lean", true, 16, false, false, false, false, -1, 1, false, false, 0, 0, true, -1, false, true, 1},
       // prefill A/B (session 22): the wide shrink's two-dimensional block tiles with the default (wide) expand, beside
       // "triton" (v5 shrink) and "triton wide shrink" (w8, v5 expand)
       {"triton wide shrink m128k32", false, 16, false, false, false, false, 1, -1, false, false, 0, 0, false, 1},
@@ -192,6 +198,7 @@ int main(int argc, char** argv) {
   const bool wideDefault = cl::loraShrinkWideOn(), wideExpandDefault = cl::loraExpandWideOn();
   const int wideTileDefault = cl::loraShrinkWideTile();
   const bool wideClusterDefault = cl::loraShrinkWideClusterOn();
+  const bool storeLeanDefault = cl::loraExpandStoreLeanOn();
   std::string json = "{\"device\":\"" + std::string(prop.name) + "\",\"results\":[";
   std::vector<std::string> table;
 
@@ -250,6 +257,7 @@ int main(int argc, char** argv) {
       cl::loraSetExpandWide(st.wideExpand < 0 ? wideExpandDefault : st.wideExpand == 1);
       cl::loraSetShrinkWideTile(st.wideTile < 0 ? wideTileDefault : st.wideTile);
       cl::loraSetShrinkWideCluster(st.wideTile < 0 ? wideClusterDefault : st.wideCluster);
+      cl::loraSetExpandStoreLean(st.storeLean < 0 ? storeLeanDefault : st.storeLean == 1);
       std::vector<StepSet> sets(kSets);
       int maxSegments = 0, maxRows = 1;
       std::vector<Segments> segs;
@@ -503,11 +511,12 @@ int main(int argc, char** argv) {
         }
       }
       // Wide-expand wave sweep (LORA_BENCH_WIDE_SWEEP=1): the expand alone per (pipeline stages, blocks-per-SM target of
-      // its strips).
-      if (st.wideExpand == 1 && st.wideShrink == 0 && std::getenv("LORA_BENCH_WIDE_SWEEP") != nullptr) {
+      // its strips). LORA_BENCH_STORE_SWEEP=1: the same for the store-form strategies (lean ones: 3 blocks fit per SM).
+      if (((st.wideExpand == 1 && st.wideShrink == 0 && std::getenv("LORA_BENCH_WIDE_SWEEP") != nullptr) ||
+           (st.store && std::getenv("LORA_BENCH_STORE_SWEEP") != nullptr))) {
         for (ModuleState& ms : modules) {
           std::string sweep = std::string(cs.name) + " " + st.name + " " + ms.spec.name + " wide expand sweep (stages/blocks per SM:expand us):";
-          for (const auto [stages, perSm] : {std::pair{3, 1}, {3, 2}, {3, 3}, {3, 4}, {3, 8}, {4, 1}, {4, 2}}) {
+          for (const auto [stages, perSm] : {std::pair{3, 1}, {3, 2}, {3, 3}, {3, 4}, {3, 6}, {3, 8}, {4, 2}, {4, 3}}) {
             cl::loraSetExpandWideStages(stages);
             cl::loraSetExpandWideBlocksPerSm(perSm);
             const double us = 1e3 * timeMs(stream, 40, [&](int i) { expand(ms, i); });

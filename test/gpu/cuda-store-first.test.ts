@@ -44,3 +44,28 @@ test('store-first prefill LoRA on / off: logits within 2e-2 relative L2, not bit
 test('store-first prefill LoRA against PyTorch + PEFT: cuda-parity-1b with the path on from 32 rows', { skip: parity1bRerunSkip(skip), timeout: 600_000 }, (t) => {
   t.diagnostic(rerunParity1b({ TSLORA_CUDA_LORA_STORE_FIRST: '1', TSLORA_CUDA_LORA_STORE_FIRST_MIN_ROWS: '32' }, 'store-first'));
 });
+
+// The store form's lean layout (TSLORA_CUDA_LORA_STORE_LEAN, session 24, opt-in): the same sums per element with another
+// shared-memory staging and more strips, so the same bits as the plain store form, and PEFT parity with it.
+test('store-first with the lean store expand: logits bit-identical to the plain store form (1B shapes, triton and csgmv C128)', { skip, timeout: 600_000 }, (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tslora-store-lean-'));
+  try {
+    const { modelDir, adaptersDir } = synthPrefillModel(dir);
+    const run = (lean: string): Float32Array => {
+      const { logits, line } = runLogitsDriver({ script: 'test/gpu/store-first-step-logits.ts', dir, label: `STORE_LEAN=${lean}`,
+        env: { ...process.env, TSLORA_CUDA_LORA_STORE_FIRST: '1', TSLORA_CUDA_LORA_STORE_LEAN: lean }, args: [modelDir, adaptersDir] });
+      t.diagnostic(line);
+      return logits;
+    };
+    const plain = run('0');
+    const lean = run('1');
+    assert.ok(plain.length > 0 && lean.length === plain.length, 'both runs produced logits');
+    assert.equal(countDiffering(lean, plain), 0, `lean vs plain store form: relative L2 ${relativeL2(lean, plain)}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('store-first with the lean store expand against PyTorch + PEFT: cuda-parity-1b from 32 rows', { skip: parity1bRerunSkip(skip), timeout: 600_000 }, (t) => {
+  t.diagnostic(rerunParity1b({ TSLORA_CUDA_LORA_STORE_FIRST: '1', TSLORA_CUDA_LORA_STORE_FIRST_MIN_ROWS: '32', TSLORA_CUDA_LORA_STORE_LEAN: '1' }, 'store-first lean'));
+});

@@ -25,13 +25,19 @@ test('CUDA LoRA shrink/expand match the CPU twin', { skip, timeout: 900_000 }, (
     flags: ['-gencode', 'arch=compute_90a,code=sm_90a', '-gencode', 'arch=compute_90,code=compute_90', '-Inative/src/cuda/test'],
     sources: [...cppSources, 'native/src/lora/test/test_thread_pool.cpp', 'native/src/cuda/test/lora_cuda_test.cpp', ...kernelSources],
   });
-  const run = spawnSync(driver, [], { encoding: 'utf8' });
-  if (run.status === 77) {
-    t.skip(run.stdout.trim());
-    return;
+  // Every path on the defaults (a device round's LORA_TEST_PATHS or lean switch left out), then the path with the store
+  // form (tiled/wide) with the opt-in lean store expand (TSLORA_CUDA_LORA_STORE_LEAN=1, session 24).
+  const callerEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'LORA_TEST_PATHS' && k !== 'TSLORA_CUDA_LORA_STORE_LEAN'));
+  for (const variant of [{}, { LORA_TEST_PATHS: 'tiled/wide', TSLORA_CUDA_LORA_STORE_LEAN: '1' }] as Record<string, string>[]) {
+    const run = spawnSync(driver, [], { encoding: 'utf8', env: { ...callerEnv, ...variant } });
+    if (run.status === 77) {
+      t.skip(run.stdout.trim());
+      return;
+    }
+    const label = Object.entries(variant).map(([k, v]) => `${k}=${v}`).join(' ') || 'every path, defaults';
+    assert.equal(run.status, 0, `${label}: ${run.stdout}${run.stderr}`);
+    assert.match(run.stdout, /^ok: \d+ cases passed, 0 failed$/m, label);
   }
-  assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
-  assert.match(run.stdout, /^ok: \d+ cases passed, 0 failed$/m);
 });
 
 test('DeviceLoraPool (writeSlot, clearSlot, setStep, apply) matches the CPU LoraPool', { skip, timeout: 900_000 }, (t) => {
@@ -48,9 +54,10 @@ test('DeviceLoraPool (writeSlot, clearSlot, setStep, apply) matches the CPU Lora
   const variants: Record<string, string>[] = [
     {}, { TSLORA_CUDA_LORA_FUSED: '1' }, { TSLORA_CUDA_LORA_CSGMV_COALESCE: '0', TSLORA_CUDA_LORA_WIDE_SHRINK: '0' },
     { TSLORA_CUDA_LORA_WIDE_SHRINK: '1', TSLORA_CUDA_LORA_WIDE_SHRINK_TILE: 'm128k32', TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER: '1' },
+    { TSLORA_CUDA_LORA_STORE_LEAN: '1' },
   ];
   // Switches a caller may have exported (a device round's A/B) are left out, so {} runs the defaults.
-  const callerEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^TSLORA_CUDA_LORA_(FUSED|CSGMV_COALESCE|WIDE_SHRINK)/.test(k)));
+  const callerEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^TSLORA_CUDA_LORA_(FUSED|CSGMV_COALESCE|WIDE_SHRINK|STORE_LEAN)/.test(k)));
   for (const variant of variants) {
     const run = spawnSync(driver, [], { encoding: 'utf8', env: { ...callerEnv, ...variant } });
     if (run.status === 77) {

@@ -481,6 +481,7 @@ void DeviceLoraPool::readWideShrinkSwitches() {
   step_.wideShrinkCluster = tri("TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER");
   const char* tile = std::getenv("TSLORA_CUDA_LORA_WIDE_SHRINK_TILE");
   step_.wideShrinkTile = tile != nullptr ? wide::wideTileFromName(tile) : -1;
+  step_.storeLean = tri("TSLORA_CUDA_LORA_STORE_LEAN");  // the store-form expand's lean layout (session 24), likewise
 }
 
 bool DeviceLoraPool::storeApplies(host::Module module, const void* y, int yStride) const {

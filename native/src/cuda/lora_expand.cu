@@ -290,6 +290,14 @@ int& wideExpandStagesFlag() {  // 3 (default) or 4
   }();
   return stages;
 }
+// The lean store layout (lora_expand_wide.cuh Lean; session 24): opt-in until a device run measures it.
+// TSLORA_CUDA_LORA_STORE_LEAN=1 / =0 at start-up or loraSetExpandStoreLean; a device pool's own switch
+// (DeviceStep::storeLean) wins over this one.
+constexpr bool kStoreLeanDefaultOn = false;
+bool& storeLeanFlag() {
+  static bool on = envFlag("TSLORA_CUDA_LORA_STORE_LEAN", kStoreLeanDefaultOn);
+  return on;
+}
 // The current device's multiprocessor count, asked once per device (not a stream operation: fine under capture).
 int multiprocessorCount() {
   static int counts[64] = {};
@@ -312,10 +320,11 @@ bool wideExpandServes(const DeviceModule& module, const DeviceStep& step, const 
 template <typename T>
 cudaError_t launchWide(const DeviceModule& module, const DeviceStep& step, const float* u, void* y, int yStride, int yOffset,
                        cudaStream_t stream, bool store) {
-  const int blocksPerSm = wideExpandBlocksPerSmFlag() > 0 ? wideExpandBlocksPerSmFlag() : 2;
+  const bool lean = store && (step.storeLean < 0 ? storeLeanFlag() : step.storeLean == 1);
+  const int blocksPerSm = wideExpandBlocksPerSmFlag();  // 0: the kernel build's own (2, lean 3)
   return wideExpandStagesFlag() == 4
-             ? wide::launchExpandWide<T, 4>(module, step, u, y, yStride, yOffset, multiprocessorCount(), stream, blocksPerSm, store)
-             : wide::launchExpandWide<T, 3>(module, step, u, y, yStride, yOffset, multiprocessorCount(), stream, blocksPerSm, store);
+             ? wide::launchExpandWide<T, 4>(module, step, u, y, yStride, yOffset, multiprocessorCount(), stream, blocksPerSm, store, lean)
+             : wide::launchExpandWide<T, 3>(module, step, u, y, yStride, yOffset, multiprocessorCount(), stream, blocksPerSm, store, lean);
 }
 
 template <typename T>
@@ -335,6 +344,8 @@ void loraSetExpandPrefetchY(bool on) { prefetchYFlag() = on; }
 void loraSetExpandWide(bool on) { wideExpandFlag() = on; }
 void loraSetExpandWideBlocksPerSm(int blocks) { wideExpandBlocksPerSmFlag() = std::max(0, blocks); }
 void loraSetExpandWideStages(int stages) { wideExpandStagesFlag() = stages == 4 ? 4 : 3; }
+void loraSetExpandStoreLean(bool on) { storeLeanFlag() = on; }
+bool loraExpandStoreLeanOn() { return storeLeanFlag(); }
 bool loraExpandWideOn() { return wideExpandFlag(); }
 bool loraExpandPrefetchY() { return prefetchY(); }
 

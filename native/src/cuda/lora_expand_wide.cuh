@@ -16,6 +16,11 @@
 // first and let the base GEMM add x·Wᵀ with beta = 1, so the expand writes y once instead of reading and writing it:
 // half the expand's DRAM bytes. Tiles of base segments and rank-0 slots get zeros in the module's columns, so y holds
 // exactly the delta wherever the module writes.
+// Lean store (Lean = true, with Store; session 24, TSLORA_CUDA_LORA_STORE_LEAN, opt-in until a device run decides): the
+// stages hold only B sub-tiles, and one y tile (128 × 64) serves as every warp's staging for the 16-byte stores (a
+// warp only touches its own 16 rows of it, between two block barriers): 46 KB of shared memory instead of 83 at 3
+// stages, and the kernel is built for 3 blocks per SM (≤ 80 registers) instead of 2, so more sub-tiles' stores are in
+// flight per SM. Same sums and bits as the plain store form.
 #pragma once
 #include <algorithm>
 
@@ -35,12 +40,16 @@ constexpr int kLdB = kExpandMaxRank + 8;  // 144-byte rows: conflict-free ldmatr
 constexpr int kLdY = kSubCols + 8;        // 144-byte rows: conflict-free fragment-order adds
 constexpr int kExpandStages = 3;  // default pipeline depth (4 fits too: 108 KB, still 2 blocks per SM)
 
-template <typename T, int Stages = kExpandStages>
+template <typename T, int Stages = kExpandStages, bool Lean = false>
 struct ExpandSmem {
   static constexpr int kBElems = kSubCols * kLdB;
-  static constexpr int kStageElems = kBElems + kExpandBM * kLdY;  // B sub-tile, then the y sub-tile
-  static constexpr int kBytes = Stages * kStageElems * static_cast<int>(sizeof(T));
+  static constexpr int kYElems = kExpandBM * kLdY;
+  // B sub-tile, then the y sub-tile; Lean: B sub-tiles only, and one y tile after the last stage (the store staging)
+  static constexpr int kStageElems = Lean ? kBElems : kBElems + kYElems;
+  static constexpr int kBytes = (Stages * kStageElems + (Lean ? kYElems : 0)) * static_cast<int>(sizeof(T));
 };
+// Blocks per SM a build of the kernel is made for (its __launch_bounds__ and its strips' default).
+constexpr int expandMinBlocks(bool lean) { return lean ? 3 : 2; }
 
 template <typename T>
 __device__ __forceinline__ uint32_t packPair(float lo, float hi) {
@@ -55,8 +64,8 @@ __device__ __forceinline__ int sliceOf(const SliceTable& s, int numSlices, int c
   return numSlices > 2 && column >= s.offsets[2] ? 2 : numSlices > 1 && column >= s.offsets[1] ? 1 : 0;
 }
 
-template <typename T, int Stages, bool Store = false>
-__global__ void __launch_bounds__(kExpandThreads, 2) expandWideKernel(
+template <typename T, int Stages, bool Store = false, bool Lean = false>
+__global__ void __launch_bounds__(kExpandThreads, expandMinBlocks(Lean)) expandWideKernel(
     const T* __restrict__ b, size_t bSlotStride, int R, SliceTable slices, int numSlices, const int32_t* __restrict__ segIndptr,
     const int32_t* __restrict__ weightIndices, const int32_t* __restrict__ permutation, const int32_t* __restrict__ slotRanks,
     int tilesPerSegment, int subPerStrip, int numSub, const float* __restrict__ u, int uStride, T* __restrict__ y, int yStride,
@@ -81,8 +90,10 @@ __global__ void __launch_bounds__(kExpandThreads, 2) expandWideKernel(
   }
   const int r = t.rank, rows = t.end - t.begin, numLocal = subEnd - sub0;
   const int kSteps = (r + 15) / 16;  // K = r zero-padded to 16
+  static_assert(Store || !Lean, "the lean layout is a store form: it has no y stages to read y into");
 
-  constexpr int kStageElems = ExpandSmem<T>::kStageElems;
+  using Smem = ExpandSmem<T, Stages, Lean>;
+  constexpr int kStageElems = Smem::kStageElems;
   extern __shared__ __align__(128) unsigned char smem[];  // ExpandSmem<T, Stages>::kBytes
   T* stages = reinterpret_cast<T*>(smem);
   __shared__ int rowOf[kExpandBM];
@@ -108,7 +119,7 @@ __global__ void __launch_bounds__(kExpandThreads, 2) expandWideKernel(
   };
   auto loadY = [&](int buffer, int local) {
     if constexpr (!Store) {  // store mode overwrites y, never reads it
-      T* ys = stages + buffer * kStageElems + ExpandSmem<T>::kBElems;
+      T* ys = stages + buffer * kStageElems + Smem::kBElems;
       const int n = (sub0 + local) * kSubCols;
 #pragma unroll
       for (int q = 0; q < kExpandBM * (kSubCols / 8) / kExpandThreads; ++q) {
@@ -155,7 +166,8 @@ __global__ void __launch_bounds__(kExpandThreads, 2) expandWideKernel(
     }
     if (warpActive) {
       const T* bs = stages + (local % Stages) * kStageElems;
-      T* ys = stages + (local % Stages) * kStageElems + ExpandSmem<T>::kBElems;
+      // Lean: the one staging tile after the stages (this warp's 16 rows of it; the iteration's barriers order reuse)
+      T* ys = Lean ? stages + Stages * kStageElems : stages + (local % Stages) * kStageElems + Smem::kBElems;
       float acc[8][4];
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt)
@@ -209,11 +221,14 @@ inline bool expandWideApplies(const DeviceModule& module, const void* y, int ySt
   return ok;
 }
 
-// Strips of sub-tiles per row tile: about blocksPerSm (2 fit: 83 KB of stages each) blocks per SM over the static tile
-// count (whole waves), at least one. store: y = delta instead of y += delta (the file comment's store mode; same smem).
+// Strips of sub-tiles per row tile: about blocksPerSm (2 fit: 83 KB of stages each; lean: 3) blocks per SM over the
+// static tile count (whole waves), at least one. store: y = delta instead of y += delta (the file comment's store mode;
+// same smem); lean (with store): the lean store layout. blocksPerSm <= 0: the build's own expandMinBlocks.
 template <typename T, int Stages = kExpandStages>
 cudaError_t launchExpandWide(const DeviceModule& module, const DeviceStep& step, const float* u, void* y, int yStride, int yOffset,
-                             int numMultiprocessors, cudaStream_t stream, int blocksPerSm = 2, bool store = false) {
+                             int numMultiprocessors, cudaStream_t stream, int blocksPerSm = 2, bool store = false, bool lean = false) {
+  lean = lean && store;
+  if (blocksPerSm <= 0) blocksPerSm = expandMinBlocks(lean);
   const int c = module.numSlices, R = module.maxRank;
   const int tilesPerSegment = (step.maxSegmentRows + kExpandBM - 1) / kExpandBM;
   const long long tiles = static_cast<long long>(step.maxSegments) * tilesPerSegment;
@@ -225,8 +240,8 @@ cudaError_t launchExpandWide(const DeviceModule& module, const DeviceStep& step,
   const dim3 grid((numSub + subPerStrip - 1) / subPerStrip, 1, static_cast<unsigned>(tiles));
   SliceTable slices{};
   for (int j = 0; j <= c; ++j) slices.offsets[j] = module.sliceOffsets[j];
-  constexpr int kSmem = ExpandSmem<T, Stages>::kBytes;
-  auto kernel = store ? expandWideKernel<T, Stages, true> : expandWideKernel<T, Stages, false>;
+  const int kSmem = lean ? ExpandSmem<T, Stages, true>::kBytes : ExpandSmem<T, Stages>::kBytes;
+  auto kernel = lean ? expandWideKernel<T, Stages, true, true> : store ? expandWideKernel<T, Stages, true> : expandWideKernel<T, Stages, false>;
   const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
   if (attribute != cudaSuccess) return attribute;
   return loraLaunch(kernel, grid, dim3(kExpandThreads), kSmem, stream, static_cast<const T*>(module.b),

@@ -51,6 +51,9 @@ struct DeviceStep {
   // environment at construction, so models of one process can differ: bench/cuda/side-expand-ab.ts's A/B); -1 = the
   // process-wide ones (loraSetShrinkWide / loraSetShrinkWideTile / loraSetShrinkWideCluster). on: 0 / 1; tile: WideTile.
   int wideShrink = -1, wideShrinkTile = -1, wideShrinkCluster = -1;
+  // Optional (additive): the store-form expand's lean layout for this step (loraExpandStore; DeviceLoraPool's
+  // TSLORA_CUDA_LORA_STORE_LEAN read at construction); -1 = the process-wide switch (loraSetExpandStoreLean). 0 / 1.
+  int storeLean = -1;
 };
 
 // Split-K factor for the shrink: enough blocks to fill the GPU even at decode, at least 256 K per split.
@@ -189,6 +192,11 @@ void loraSetExpandWideBlocksPerSm(int blocks);
 // TSLORA_CUDA_LORA_WIDE_EXPAND_STAGES=4 / loraSetExpandWideStages(4): a 4-stage pipeline instead of 3 (an A/B experiment,
 // checked by the host emulator only: never run on a GPU yet).
 void loraSetExpandWideStages(int stages);
+// TSLORA_CUDA_LORA_STORE_LEAN=1 / loraSetExpandStoreLean(true): the store-form expand (loraExpandStore) in its lean
+// layout (lora_expand_wide.cuh: B-only stages and one staging tile, built for 3 blocks per SM); off by default (session
+// 24, not yet measured). Process-wide, not concurrently with launches; DeviceStep::storeLean overrides it per step.
+void loraSetExpandStoreLean(bool on);
+bool loraExpandStoreLeanOn();
 
 // embed_tokens (spec e.9; module.in = vocab, one slice): U[p, k] = A[w, k, tokenIds[p]] for k < r of every
 // non-base segment row p, the column gather that replaces the shrink; then loraExpand with the same u adds σ·B·U.

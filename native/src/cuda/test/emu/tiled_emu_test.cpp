@@ -167,7 +167,7 @@ static void runCase(const char* name, int in, int c, int R, std::vector<int> ran
 
 static void runExpandCase(const char* name, std::vector<int> widths, int R, std::vector<int> ranks, std::vector<int> slots,
                           std::vector<int> counts, bool csgmv, int cap, int numSms, int yPad, bool fourStages = false,
-                          bool store = false) {
+                          bool store = false, bool lean = false) {
   ++cases;
   std::mt19937 rng(11 + R + numSms);
   std::uniform_real_distribution<float> U(-1, 1);
@@ -201,8 +201,9 @@ static void runExpandCase(const char* name, std::vector<int> widths, int R, std:
   if (!cl::wide::expandWideApplies(m, Y.data(), yStride, yOffset)) { bad = 1; first = "expandWideApplies refused the case"; }
   auto launch = [&](auto one) {
     using T = decltype(one);
-    return fourStages ? cl::wide::launchExpandWide<T, 4>(m, st, u.data(), Y.data(), yStride, yOffset, numSms, nullptr, 2, store)
-                      : cl::wide::launchExpandWide<T, 3>(m, st, u.data(), Y.data(), yStride, yOffset, numSms, nullptr, 2, store);
+    // lean: the strips of its own build (blocksPerSm 0: 3 per SM)
+    return fourStages ? cl::wide::launchExpandWide<T, 4>(m, st, u.data(), Y.data(), yStride, yOffset, numSms, nullptr, lean ? 0 : 2, store, lean)
+                      : cl::wide::launchExpandWide<T, 3>(m, st, u.data(), Y.data(), yStride, yOffset, numSms, nullptr, lean ? 0 : 2, store, lean);
   };
   const cudaError_t status = bad ? cudaSuccess : gAct == Act::F16 ? launch(__half{}) : launch(__nv_bfloat16{});
   if (status != cudaSuccess && !bad) { bad = 1; first = "launch failed"; }
@@ -234,7 +235,7 @@ static void runExpandCase(const char* name, std::vector<int> widths, int R, std:
         first = "row " + std::to_string(p) + " col " + std::to_string(col) + ": got " + std::to_string(got) + " want " + std::to_string(ref);
     }
   }
-  const char* mode = store ? "expand store" : "expand";
+  const char* mode = lean ? "expand store lean" : store ? "expand store" : "expand";
   if (bad) { ++failures; std::printf("FAIL %s %s%s: %s\n", mode, name, actLabel(), first.c_str()); }
   else std::printf("ok   %s %s%s\n", mode, name, actLabel());
 }
@@ -259,6 +260,11 @@ int main(int argc, char** argv) {
                   true, 64, 8, 0);
     runExpandCase("csgmv C64 gate_up r16 + rank 0, strips of 3 sub-tiles", {192, 192}, 16, {16, 5, 13, 0}, {0, 1, -1, 2, 3, 0},
                   {40, 70, 3, 9, 20, 33}, true, 64, 8, 8, false, true);
+    // The lean store layout (one staging tile shared by the warps' rows): base and rank-0 rows, strips crossing slices
+    runExpandCase("csgmv C64 gate_up r16 + rank 0, strips of its own", {192, 192}, 16, {16, 5, 13, 0}, {0, 1, -1, 2, 3, 0},
+                  {40, 70, 3, 9, 20, 33}, true, 64, 8, 8, false, true, true);
+    runExpandCase("triton qkv r64 + rank 0 (3 slices), one SM: long strips", {256, 64, 64}, 64, {64, 8, 37, 0}, {0, -1, 1, 3, 2},
+                  {150, 7, 40, 140, 33}, false, 0, 1, 8, false, true, true);
     if (!quick) {
       runExpandCase("triton qkv r64 many strips", {128, 64, 64}, 64, {64, 3}, {1, 0}, {20, 140}, false, 0, 64, 0);
       runExpandCase("csgmv C128 qkv r64, 4 stages, one strip", {256, 64, 64}, 64, {64, 8, 37}, {0, 1, 2}, {150, 40, 33}, true, 128, 1, 8,
@@ -271,6 +277,10 @@ int main(int argc, char** argv) {
                     1, 8, true, true);
       runExpandCase("csgmv C64 gate_up r16, 4 stages, strips of 3 sub-tiles", {192, 192}, 16, {16, 5, 13}, {0, 1, -1, 2, 0},
                     {40, 70, 3, 9, 33}, true, 64, 8, 0, true, true);
+      runExpandCase("csgmv C128 qkv r64, 4 stages, lean", {256, 64, 64}, 64, {64, 8, 37}, {0, 1, -1, 2}, {150, 40, 9, 33}, true, 128,
+                    1, 8, true, true, true);
+      runExpandCase("triton qkv r64 many strips, base rows, lean", {128, 64, 64}, 64, {64, 3}, {1, -1, 0}, {20, 130, 140}, false, 0, 64,
+                    0, false, true, true);
     }
   }
   std::printf("%d/%d failed\n", failures, cases);
