@@ -8,7 +8,9 @@ set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
 ../shared/device/pack --no-modules > /dev/null
+# Also left out: documentation, bintrees' test data and zod's TypeScript sources (its package runs from v3 / v4).
 tar --exclude='node_modules/.cache' --exclude='node_modules/kubernetes-models' --exclude='node_modules/openai' \
+  --exclude='node_modules/bintrees/test' --exclude='node_modules/zod/src' --exclude='*.md' \
   --exclude='*.map' -cJf .device-carry/node_modules.tar.xz node_modules
 # What the device tool copies: tracked files and untracked files git does not ignore, plus the carried paths.
 treeBytes=$(git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null | awk '{s+=$1} END {print s+0}')
