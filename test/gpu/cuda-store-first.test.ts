@@ -18,27 +18,31 @@ import { countDiffering, parity1bRerunSkip, rerunParity1b, runLogitsDriver, synt
 
 const { skip } = cudaBackendOrSkip();
 
-test('store-first prefill LoRA on / off: logits within 2e-2 relative L2, not bit-identical (1B shapes, triton and csgmv C128)', { skip, timeout: 600_000 }, (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'tslora-store-first-'));
+/** The driver's logits, one run per environment (labels for the diagnostics), on one synthetic 1B-shaped model. */
+function storeFirstLogits(t: { diagnostic(line: string): void }, prefix: string, runs: Record<string, NodeJS.ProcessEnv>): Float32Array[] {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
   try {
     const { modelDir, adaptersDir } = synthPrefillModel(dir);
-    const run = (value: string): Float32Array => {
-      const { logits, line } = runLogitsDriver({ script: 'test/gpu/store-first-step-logits.ts', dir, label: `STORE_FIRST=${value}`,
-        env: { ...process.env, TSLORA_CUDA_LORA_STORE_FIRST: value }, args: [modelDir, adaptersDir] });
+    return Object.entries(runs).map(([label, env]) => {
+      const { logits, line } = runLogitsDriver({ script: 'test/gpu/store-first-step-logits.ts', dir, label,
+        env: { ...process.env, ...env }, args: [modelDir, adaptersDir] });
       t.diagnostic(line);
       return logits;
-    };
-    const off = run('0');
-    const on = run('1');
-    assert.ok(off.length > 0 && off.every(Number.isFinite) && on.every(Number.isFinite), 'every logit finite');
-    const differing = countDiffering(on, off);
-    const err = relativeL2(on, off);
-    t.diagnostic(`store-first vs in-place: relative L2 ${err.toExponential(2)}, ${differing} of ${on.length} logits differ`);
-    assert.ok(differing > 0, 'bit-identical logits: the store-first path did not run');
-    assert.ok(err < 2e-2, `store-first: relative L2 ${err} against the in-place expand`);
+    });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+test('store-first prefill LoRA on / off: logits within 2e-2 relative L2, not bit-identical (1B shapes, triton and csgmv C128)', { skip, timeout: 600_000 }, (t) => {
+  const [off, on] = storeFirstLogits(t, 'tslora-store-first-',
+    { 'STORE_FIRST=0': { TSLORA_CUDA_LORA_STORE_FIRST: '0' }, 'STORE_FIRST=1': { TSLORA_CUDA_LORA_STORE_FIRST: '1' } });
+  assert.ok(off.length > 0 && off.every(Number.isFinite) && on.every(Number.isFinite), 'every logit finite');
+  const differing = countDiffering(on, off);
+  const err = relativeL2(on, off);
+  t.diagnostic(`store-first vs in-place: relative L2 ${err.toExponential(2)}, ${differing} of ${on.length} logits differ`);
+  assert.ok(differing > 0, 'bit-identical logits: the store-first path did not run');
+  assert.ok(err < 2e-2, `store-first: relative L2 ${err} against the in-place expand`);
 });
 
 test('store-first prefill LoRA against PyTorch + PEFT: cuda-parity-1b with the path on from 32 rows', { skip: parity1bRerunSkip(skip), timeout: 600_000 }, (t) => {
@@ -48,22 +52,12 @@ test('store-first prefill LoRA against PyTorch + PEFT: cuda-parity-1b with the p
 // The store form's lean layout (TSLORA_CUDA_LORA_STORE_LEAN, session 24, opt-in): the same sums per element with another
 // shared-memory staging and more strips, so the same bits as the plain store form, and PEFT parity with it.
 test('store-first with the lean store expand: logits bit-identical to the plain store form (1B shapes, triton and csgmv C128)', { skip, timeout: 600_000 }, (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'tslora-store-lean-'));
-  try {
-    const { modelDir, adaptersDir } = synthPrefillModel(dir);
-    const run = (lean: string): Float32Array => {
-      const { logits, line } = runLogitsDriver({ script: 'test/gpu/store-first-step-logits.ts', dir, label: `STORE_LEAN=${lean}`,
-        env: { ...process.env, TSLORA_CUDA_LORA_STORE_FIRST: '1', TSLORA_CUDA_LORA_STORE_LEAN: lean }, args: [modelDir, adaptersDir] });
-      t.diagnostic(line);
-      return logits;
-    };
-    const plain = run('0');
-    const lean = run('1');
-    assert.ok(plain.length > 0 && lean.length === plain.length, 'both runs produced logits');
-    assert.equal(countDiffering(lean, plain), 0, `lean vs plain store form: relative L2 ${relativeL2(lean, plain)}`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const [plain, lean] = storeFirstLogits(t, 'tslora-store-lean-', {
+    'STORE_LEAN=0': { TSLORA_CUDA_LORA_STORE_FIRST: '1', TSLORA_CUDA_LORA_STORE_LEAN: '0' },
+    'STORE_LEAN=1': { TSLORA_CUDA_LORA_STORE_FIRST: '1', TSLORA_CUDA_LORA_STORE_LEAN: '1' },
+  });
+  assert.ok(plain.length > 0 && lean.length === plain.length, 'both runs produced logits');
+  assert.equal(countDiffering(lean, plain), 0, `lean vs plain store form: relative L2 ${relativeL2(lean, plain)}`);
 });
 
 test('store-first with the lean store expand against PyTorch + PEFT: cuda-parity-1b from 32 rows', { skip: parity1bRerunSkip(skip), timeout: 600_000 }, (t) => {
