@@ -48,7 +48,7 @@ if [ "${SKIP_KERNEL_TESTS:-0}" != 1 ]; then
   echo "== kernel test vs CPU twin"; timeout 120 "$B/lora_cuda_test" 2>&1 | tee "$OUT/test.log" | tail -15
   # The defaults: a caller's exported opt-in switches (e.g. prefill-round.sh's coalescing) are left out of this run.
   echo "== device pool vs CPU pool"; timeout 60 env -u TSLORA_CUDA_LORA_CSGMV_COALESCE -u TSLORA_CUDA_LORA_WIDE_SHRINK \
-    -u TSLORA_CUDA_LORA_WIDE_SHRINK_TILE -u TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER -u TSLORA_CUDA_LORA_FUSED \
+    -u TSLORA_CUDA_LORA_WIDE_SHRINK_TILE -u TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER -u TSLORA_CUDA_LORA_FUSED -u TSLORA_CUDA_LORA_STORE_LEAN \
     "$B/lora_device_pool_test" 2>&1 | tee "$OUT/device-pool-test.log" | tail -8
   echo "== device pool vs CPU pool, the fused small-step kernel instead of the pair (TSLORA_CUDA_LORA_FUSED=1)"
   TSLORA_CUDA_LORA_FUSED=1 timeout 60 "$B/lora_device_pool_test" 2>&1 | tee "$OUT/device-pool-test-fused.log" | tail -3

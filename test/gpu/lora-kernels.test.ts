@@ -18,6 +18,24 @@ const kernelSources = ['native/src/cuda/lora_shrink.cu', 'native/src/cuda/lora_s
 
 const skip: string | false = gpuDriverSkipReason();
 
+/**
+ * Runs `driver` once per variant (its environment over `callerEnv`), each run's stdout matching `okLine`; a driver that
+ * exits 77 (no usable GPU) skips the test. Labels name the variant in failures.
+ */
+function runVariants(t: { skip(message?: string): void }, driver: string, callerEnv: NodeJS.ProcessEnv,
+  variants: Record<string, string>[], okLine: RegExp, defaultsLabel: string): void {
+  for (const variant of variants) {
+    const run = spawnSync(driver, [], { encoding: 'utf8', env: { ...callerEnv, ...variant } });
+    if (run.status === 77) {
+      t.skip(run.stdout.trim());
+      return;
+    }
+    const label = Object.entries(variant).map(([k, v]) => `${k}=${v}`).join(' ') || defaultsLabel;
+    assert.equal(run.status, 0, `${label}: ${run.stdout}${run.stderr}`);
+    assert.match(run.stdout, okLine, label);
+  }
+}
+
 test('CUDA LoRA shrink/expand match the CPU twin', { skip, timeout: 900_000 }, (t) => {
   const driver: string = buildDriver({
     name: 'lora_cuda_test',
@@ -28,16 +46,8 @@ test('CUDA LoRA shrink/expand match the CPU twin', { skip, timeout: 900_000 }, (
   // Every path on the defaults (a device round's LORA_TEST_PATHS or lean switch left out), then the path with the store
   // form (tiled/wide) with the opt-in lean store expand (TSLORA_CUDA_LORA_STORE_LEAN=1, session 24).
   const callerEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'LORA_TEST_PATHS' && k !== 'TSLORA_CUDA_LORA_STORE_LEAN'));
-  for (const variant of [{}, { LORA_TEST_PATHS: 'tiled/wide', TSLORA_CUDA_LORA_STORE_LEAN: '1' }] as Record<string, string>[]) {
-    const run = spawnSync(driver, [], { encoding: 'utf8', env: { ...callerEnv, ...variant } });
-    if (run.status === 77) {
-      t.skip(run.stdout.trim());
-      return;
-    }
-    const label = Object.entries(variant).map(([k, v]) => `${k}=${v}`).join(' ') || 'every path, defaults';
-    assert.equal(run.status, 0, `${label}: ${run.stdout}${run.stderr}`);
-    assert.match(run.stdout, /^ok: \d+ cases passed, 0 failed$/m, label);
-  }
+  runVariants(t, driver, callerEnv, [{}, { LORA_TEST_PATHS: 'tiled/wide', TSLORA_CUDA_LORA_STORE_LEAN: '1' }],
+    /^ok: \d+ cases passed, 0 failed$/m, 'every path, defaults');
 });
 
 test('DeviceLoraPool (writeSlot, clearSlot, setStep, apply) matches the CPU LoraPool', { skip, timeout: 900_000 }, (t) => {
@@ -58,14 +68,5 @@ test('DeviceLoraPool (writeSlot, clearSlot, setStep, apply) matches the CPU Lora
   ];
   // Switches a caller may have exported (a device round's A/B) are left out, so {} runs the defaults.
   const callerEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^TSLORA_CUDA_LORA_(FUSED|CSGMV_COALESCE|WIDE_SHRINK|STORE_LEAN)/.test(k)));
-  for (const variant of variants) {
-    const run = spawnSync(driver, [], { encoding: 'utf8', env: { ...callerEnv, ...variant } });
-    if (run.status === 77) {
-      t.skip(run.stdout.trim());
-      return;
-    }
-    const label = Object.entries(variant).map(([k, v]) => `${k}=${v}`).join(' ') || 'defaults';
-    assert.equal(run.status, 0, `${label}: ${run.stdout}${run.stderr}`);
-    assert.match(run.stdout, /^ok: \d+ device-pool cases passed, 0 failed$/m, label);
-  }
+  runVariants(t, driver, callerEnv, variants, /^ok: \d+ device-pool cases passed, 0 failed$/m, 'defaults');
 });
