@@ -240,11 +240,11 @@ cudaError_t launchExpandWide(const DeviceModule& module, const DeviceStep& step,
   const dim3 grid((numSub + subPerStrip - 1) / subPerStrip, 1, static_cast<unsigned>(tiles));
   SliceTable slices{};
   for (int j = 0; j <= c; ++j) slices.offsets[j] = module.sliceOffsets[j];
-  const int kSmem = lean ? ExpandSmem<T, Stages, true>::kBytes : ExpandSmem<T, Stages>::kBytes;
+  const int smemBytes = lean ? ExpandSmem<T, Stages, true>::kBytes : ExpandSmem<T, Stages>::kBytes;
   auto kernel = lean ? expandWideKernel<T, Stages, true, true> : store ? expandWideKernel<T, Stages, true> : expandWideKernel<T, Stages, false>;
-  const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+  const cudaError_t attribute = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smemBytes);
   if (attribute != cudaSuccess) return attribute;
-  return loraLaunch(kernel, grid, dim3(kExpandThreads), kSmem, stream, static_cast<const T*>(module.b),
+  return loraLaunch(kernel, grid, dim3(kExpandThreads), smemBytes, stream, static_cast<const T*>(module.b),
                     static_cast<size_t>(module.outTotal()) * R, R, slices, c, step.segIndptr, step.weightIndices, step.permutation,
                     step.slotRanks, tilesPerSegment, subPerStrip, numSub, u, c * R, static_cast<T*>(y), yStride, yOffset);
 }
