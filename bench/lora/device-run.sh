@@ -96,31 +96,42 @@ fi
 # (LORA_NCU_PREFILL_STRATEGY, default "triton store lean"; stream launches of the per-module timing: 3 warm-ups + 40
 # per module and kernel, modules in the order qkv, gate_up, down, o, so a kernel's launch 10 is qkv's, 53 gate_up's,
 # 96 down's). Why: the three wide shrinks ran at ~130 TFLOP/s (1.05-1.1 TFLOP/s per SM whatever the tile, the splits or
-# the blocks per SM: session 23's sweep), a quarter of what mma.sync can do, and the gate_up store expand at 2.2 TB/s
-# of writes; the stall reasons (WarpStateStats) and the pipes' use (ComputeWorkloadAnalysis) say which limit it is.
-# Then the qkv shrink once more with SourceCounters, exported, and printed per SASS instruction (stall samples per
-# line), when the time allows. Each ncu process LORA_NCU_S seconds at most (default 60).
+# the blocks per SM: session 23's sweep), about a quarter of what mma.sync can issue, and the gate_up store expand at
+# 2.2 TB/s of writes; the stall reasons, the pipes' use and the memory tables say which limit it is. Each report is
+# exported (gzipped .ncu-rep) and printed twice: the details page and the raw page (every metric the sections
+# collected, the per-reason stall ratios among them); the qkv shrink also with SourceCounters and per SASS instruction
+# (stall samples per line). `node --import tsx bench/cuda/ncu-summary.ts FILE.csv…` tabulates them. Each ncu process
+# LORA_NCU_S seconds at most (default 60).
 if [ "${LORA_NCU_PREFILL:-0}" = 1 ] && command -v ncu > /dev/null; then
   echo "== ncu, prefill 8x512 r64 (LORA_NCU_PREFILL=1)"
-  prefillNcu() {  # name kernel skip [extra ncu arguments]
-    local name=$1 kernel=$2 skip=$3; shift 3
-    LORA_BENCH_CASES="prefill 8x512 r64" LORA_BENCH_STRATEGIES="${LORA_NCU_PREFILL_STRATEGY:-triton store lean}" LORA_BENCH_NO_SWEEPS=1 \
-      timeout "${LORA_NCU_S:-60}" ncu --kernel-name "$kernel" --launch-skip "$skip" --launch-count 1 --section SpeedOfLight \
-      --section LaunchStats --section Occupancy --section SchedulerStats --section WarpStateStats --section MemoryWorkloadAnalysis \
-      --section ComputeWorkloadAnalysis "$@" "$B/lora_cuda_bench" /tmp/ncu-bench.json > "$OUT/ncu-prefill-$name.csv" 2> "$OUT/ncu-prefill-$name.err"
-    echo "ncu prefill $name rc=$? $(grep -c . "$OUT/ncu-prefill-$name.csv") rows"
-  }
   for spec in ${LORA_NCU_PREFILL_SPECS:-shrink-qkv:shrinkWideKernel:10 expand-gate_up:expandWideKernel:53 shrink-down:shrinkWideKernel:96}; do
     IFS=: read -r name kernel skip <<< "$spec"
-    prefillNcu "$name" "$kernel" "$skip" --csv --page details
+    rep="$OUT/ncu-prefill-$name"
+    # The decode runs' six sections, plus (the section names of session 23's full-set run) the memory tables, the
+    # pipes, the instruction mix and, for the qkv shrink, the source counters; the six alone if that run fails.
+    base=(--section SpeedOfLight --section LaunchStats --section Occupancy --section SchedulerStats --section WarpStateStats
+          --section MemoryWorkloadAnalysis)
+    more=(--section MemoryWorkloadAnalysis_Tables --section ComputeWorkloadAnalysis --section InstructionStats)
+    [ "$name" = shrink-qkv ] && more+=(--section SourceCounters)
+    for sections in full base; do
+      [ $sections = full ] && set -- "${base[@]}" "${more[@]}" || set -- "${base[@]}"
+      LORA_BENCH_CASES="prefill 8x512 r64" LORA_BENCH_STRATEGIES="${LORA_NCU_PREFILL_STRATEGY:-triton store lean}" LORA_BENCH_NO_SWEEPS=1 \
+        timeout "${LORA_NCU_S:-60}" ncu --kernel-name "$kernel" --launch-skip "$skip" --launch-count 1 "$@" \
+        --export "$rep" --force-overwrite "$B/lora_cuda_bench" /tmp/ncu-bench.json >> "$rep.log" 2>&1
+      echo "ncu prefill $name ($sections sections) rc=$?"
+      [ -f "$rep.ncu-rep" ] && break
+    done
+    [ -f "$rep.ncu-rep" ] || continue
+    for page in details raw; do
+      timeout 30 ncu --import "$rep.ncu-rep" --page $page --csv > "$rep-$page.csv" 2>> "$rep.log"
+      echo "  $page page: $(grep -c . "$rep-$page.csv") lines"
+    done
+    if [ "$name" = shrink-qkv ]; then
+      timeout 30 ncu --import "$rep.ncu-rep" --page source --print-source sass --csv > "$rep-sass.csv" 2>> "$rep.log"
+      echo "  sass page: $(grep -c . "$rep-sass.csv") lines"; gzip -f "$rep-sass.csv"
+    fi
+    gzip -f "$rep.ncu-rep"
   done
-  prefillNcu shrink-qkv-source shrinkWideKernel 10 --section SourceCounters --export "$OUT/ncu-prefill-shrink-qkv" --force-overwrite
-  if [ -f "$OUT/ncu-prefill-shrink-qkv.ncu-rep" ]; then
-    timeout 30 ncu --import "$OUT/ncu-prefill-shrink-qkv.ncu-rep" --page source --print-source sass --csv \
-      > "$OUT/ncu-prefill-shrink-qkv-sass.csv" 2>&1
-    echo "ncu sass rc=$? $(grep -c . "$OUT/ncu-prefill-shrink-qkv-sass.csv") rows"
-    gzip -f "$OUT/ncu-prefill-shrink-qkv-sass.csv" "$OUT/ncu-prefill-shrink-qkv.ncu-rep"
-  fi
 fi
 if [ "${SKIP_TORCH:-0}" != 1 ]; then echo "== torch baseline"; PYTHONUNBUFFERED=1 timeout 200 python3 bench/lora/torch_baseline.py "$OUT/torch.json" > "$OUT/torch.log" 2>&1; echo "torch rc=$?"
 tail -5 "$OUT/torch.log"; fi
