@@ -18,7 +18,7 @@ INC="-Inative/include -Inative/src/lora -Inative/src/lora/test -Inative/src/cuda
 NV="nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90 $INC -Xcompiler -pthread"
 start=$(date +%s)
 if [ "$PHASE" != run ]; then
-WIDE_TILES="native/src/cuda/lora_shrink_wide_m128k32.cu native/src/cuda/lora_shrink_wide_m128k64.cu native/src/cuda/lora_shrink_wide_m64k64.cu"
+WIDE_TILES="native/src/cuda/lora_shrink_wide_m128k32.cu native/src/cuda/lora_shrink_wide_m128k64.cu native/src/cuda/lora_shrink_wide_m64k64.cu native/src/cuda/lora_shrink_wide_m64k64f.cu"
 for f in native/src/cuda/lora_shrink.cu $WIDE_TILES native/src/cuda/lora_expand.cu native/src/cuda/lora_embed.cu \
          native/src/cuda/lora_small_shrink.cu native/src/cuda/lora_small_expand.cu native/src/cuda/lora_small_fused.cu bench/lora/bench_fill.cu \
          native/src/lora/host_adapter.cpp native/src/lora/lora_pool.cpp native/src/lora/lora_apply.cpp native/src/lora/cpu_expand.cpp native/src/lora/cpu_expand_avx512.cpp \
@@ -30,7 +30,7 @@ for f in native/src/cuda/lora_shrink.cu $WIDE_TILES native/src/cuda/lora_expand.
 done
 wait
 cat "$B"/*.log > "$OUT/build.log"
-KERNELS="$B/lora_shrink.o $B/lora_shrink_wide_m128k32.o $B/lora_shrink_wide_m128k64.o $B/lora_shrink_wide_m64k64.o $B/lora_expand.o $B/lora_embed.o $B/lora_small_shrink.o $B/lora_small_expand.o $B/lora_small_fused.o"
+KERNELS="$B/lora_shrink.o $B/lora_shrink_wide_m128k32.o $B/lora_shrink_wide_m128k64.o $B/lora_shrink_wide_m64k64.o $B/lora_shrink_wide_m64k64f.o $B/lora_expand.o $B/lora_embed.o $B/lora_small_shrink.o $B/lora_small_expand.o $B/lora_small_fused.o"
 $NV "$B"/host_adapter.o "$B"/lora_pool.o "$B"/lora_apply.o "$B"/cpu_expand.o "$B"/cpu_expand_avx512.o "$B"/test_thread_pool.o "$B"/lora_cuda_test.o \
     $KERNELS -o "$B/lora_cuda_test" >> "$OUT/build.log" 2>&1
 $NV "$B"/host_adapter.o "$B"/lora_pool.o "$B"/lora_apply.o "$B"/cpu_expand.o "$B"/cpu_expand_avx512.o "$B"/test_thread_pool.o "$B"/lora_device_pool_test.o \
@@ -50,19 +50,23 @@ if [ "${SKIP_KERNEL_TESTS:-0}" != 1 ]; then
   echo "== device pool vs CPU pool"; timeout 60 env -u TSLORA_CUDA_LORA_CSGMV_COALESCE -u TSLORA_CUDA_LORA_WIDE_SHRINK \
     -u TSLORA_CUDA_LORA_WIDE_SHRINK_TILE -u TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER -u TSLORA_CUDA_LORA_FUSED -u TSLORA_CUDA_LORA_STORE_LEAN \
     "$B/lora_device_pool_test" 2>&1 | tee "$OUT/device-pool-test.log" | tail -8
+  # SKIP_POOL_VARIANTS=1 (a round that tests other switches): the two opt-in pool runs below are left out.
+  if [ "${SKIP_POOL_VARIANTS:-0}" != 1 ]; then
   echo "== device pool vs CPU pool, the fused small-step kernel instead of the pair (TSLORA_CUDA_LORA_FUSED=1)"
   TSLORA_CUDA_LORA_FUSED=1 timeout 60 "$B/lora_device_pool_test" 2>&1 | tee "$OUT/device-pool-test-fused.log" | tail -3
   echo "== device pool vs CPU pool, the wide prefill shrink m128k32 with the cluster split-K (session 22, opt-in)"
   TSLORA_CUDA_LORA_WIDE_SHRINK=1 TSLORA_CUDA_LORA_WIDE_SHRINK_TILE=m128k32 TSLORA_CUDA_LORA_WIDE_SHRINK_CLUSTER=1 timeout 60 \
     "$B/lora_device_pool_test" 2>&1 | tee "$OUT/device-pool-test-wide-cluster.log" | tail -3
+  fi
   # LORA_LEAN_CHECKS=1 (session 24): the store-form expand's lean layout (TSLORA_CUDA_LORA_STORE_LEAN, opt-in): the
   # kernel test's store checks and the device pool with it on, and racecheck over the quick subset (its one staging
   # tile is shared by the warps' rows between block barriers: a hazard there is what racecheck reports).
   if [ "${LORA_LEAN_CHECKS:-0}" = 1 ]; then
     echo "== kernel test vs CPU twin, lean store expand (TSLORA_CUDA_LORA_STORE_LEAN=1)"
     LORA_TEST_PATHS=tiled/wide TSLORA_CUDA_LORA_STORE_LEAN=1 timeout 90 "$B/lora_cuda_test" 2>&1 | tee "$OUT/test-lean.log" | tail -3
-    echo "== device pool vs CPU pool, lean store expand"
-    TSLORA_CUDA_LORA_STORE_LEAN=1 timeout 60 "$B/lora_device_pool_test" 2>&1 | tee "$OUT/device-pool-test-lean.log" | tail -3
+    echo "== device pool vs CPU pool, lean store expand with the m64k64f shrink (session 25)"
+    TSLORA_CUDA_LORA_STORE_LEAN=1 TSLORA_CUDA_LORA_WIDE_SHRINK_TILE=m64k64f timeout 60 "$B/lora_device_pool_test" 2>&1 \
+      | tee "$OUT/device-pool-test-lean.log" | tail -3
     echo "== racecheck, lean store expand (quick subset)"
     LORA_TEST_PATHS=tiled/wide TSLORA_CUDA_LORA_STORE_LEAN=1 timeout "${RACECHECK_S:-60}" compute-sanitizer --tool racecheck --print-limit 5 "$B/lora_cuda_test" --quick \
       > "$OUT/racecheck-lean.log" 2>&1
@@ -92,31 +96,35 @@ if [ "${LORA_NCU:-0}" = 1 ] && command -v ncu > /dev/null; then
     echo "ncu $1 $2 rc=$? $(grep -c . "$OUT/ncu-$1-$2.csv") rows"
   done
 fi
-# LORA_NCU_PREFILL=1 (session 25): Nsight Compute on the prefill 8 x 512 r64 kernels of one store-form strategy
-# (LORA_NCU_PREFILL_STRATEGY, default "triton store lean"; stream launches of the per-module timing: 3 warm-ups + 40
-# per module and kernel, modules in the order qkv, gate_up, down, o, so a kernel's launch 10 is qkv's, 53 gate_up's,
-# 96 down's). Why: the three wide shrinks ran at ~130 TFLOP/s (1.05-1.1 TFLOP/s per SM whatever the tile, the splits or
-# the blocks per SM: session 23's sweep), about a quarter of what mma.sync can issue, and the gate_up store expand at
-# 2.2 TB/s of writes; the stall reasons, the pipes' use and the memory tables say which limit it is. Each report is
-# exported (gzipped .ncu-rep) and printed twice: the details page and the raw page (every metric the sections
-# collected, the per-reason stall ratios among them); the qkv shrink also with SourceCounters and per SASS instruction
-# (stall samples per line). `node --import tsx bench/cuda/ncu-summary.ts FILE.csv…` tabulates them. Each ncu process
-# LORA_NCU_S seconds at most (default 60).
+# LORA_NCU_PREFILL=1 (session 25): Nsight Compute on the prefill 8 x 512 r64 kernels of the lean store-form strategies
+# ("triton store lean", and "triton store lean m64k64f" for the qkv shrink), stream launches of the per-module timing
+# (3 warm-ups + 40 per module and kernel, modules in the order qkv, gate_up, down, o, so a kernel's launch 10 is qkv's,
+# 53 gate_up's, 96 down's; the sweeps off). Why: the three wide shrinks ran at ~130 TFLOP/s (1.05-1.1 TFLOP/s per SM
+# whatever the tile, the splits or the blocks per SM: session 23's sweep), about a quarter of what mma.sync can issue,
+# and the gate_up store expand at 2.2 TB/s of writes; the stall reasons, the pipes' use and the memory tables say which
+# limit it is. Each report is exported (gzipped .ncu-rep) and printed twice: the details page and the raw page (every
+# metric the sections collected, the per-reason stall ratios among them); the qkv shrinks also with SourceCounters and
+# per SASS instruction (stall samples per line). `node --import tsx bench/cuda/ncu-summary.ts FILE.csv…` tabulates
+# them. Each ncu process LORA_NCU_S seconds at most (default 60).
 if [ "${LORA_NCU_PREFILL:-0}" = 1 ] && command -v ncu > /dev/null; then
   echo "== ncu, prefill 8x512 r64 (LORA_NCU_PREFILL=1)"
-  for spec in ${LORA_NCU_PREFILL_SPECS:-shrink-qkv:shrinkWideKernel:10 expand-gate_up:expandWideKernel:53 shrink-down:shrinkWideKernel:96}; do
-    IFS=: read -r name kernel skip <<< "$spec"
+  # name:kernel:launches to skip:strategy (lean = "triton store lean", leanf = "triton store lean m64k64f": its shrink
+  # the m64k64f tile, session 25)
+  specs="shrink-qkv:shrinkWideKernel:10:lean shrink-qkv-m64k64f:shrinkWideKernel:10:leanf expand-gate_up:expandWideKernel:53:lean"
+  for spec in ${LORA_NCU_PREFILL_SPECS:-$specs shrink-down:shrinkWideKernel:96:lean}; do
+    IFS=: read -r name kernel skip strategy <<< "$spec"
+    [ "$strategy" = leanf ] && strategy="triton store lean m64k64f" || strategy="triton store lean"
     rep="$OUT/ncu-prefill-$name"
     # The decode runs' six sections, plus (the section names of session 23's full-set run) the memory tables, the
     # pipes, the instruction mix and, for the qkv shrink, the source counters; the six alone if that run fails.
     base=(--section SpeedOfLight --section LaunchStats --section Occupancy --section SchedulerStats --section WarpStateStats
           --section MemoryWorkloadAnalysis)
     more=(--section MemoryWorkloadAnalysis_Tables --section ComputeWorkloadAnalysis --section InstructionStats)
-    [ "$name" = shrink-qkv ] && more+=(--section SourceCounters)
+    [[ $name == shrink-qkv* ]] && more+=(--section SourceCounters)
     for sections in full base; do
       [ $sections = full ] && set -- "${base[@]}" "${more[@]}" || set -- "${base[@]}"
-      LORA_BENCH_CASES="prefill 8x512 r64" LORA_BENCH_STRATEGIES="${LORA_NCU_PREFILL_STRATEGY:-triton store lean}" LORA_BENCH_NO_SWEEPS=1 \
-        timeout "${LORA_NCU_S:-60}" ncu --kernel-name "$kernel" --launch-skip "$skip" --launch-count 1 "$@" \
+      env -u LORA_BENCH_STORE_SWEEP -u LORA_BENCH_WIDE_SWEEP -u LORA_BENCH_EXPAND_SWEEP LORA_BENCH_CASES="prefill 8x512 r64" \
+        LORA_BENCH_STRATEGIES="$strategy" LORA_BENCH_NO_SWEEPS=1 timeout "${LORA_NCU_S:-60}" ncu --kernel-name "$kernel" --launch-skip "$skip" --launch-count 1 "$@" \
         --export "$rep" --force-overwrite "$B/lora_cuda_bench" /tmp/ncu-bench.json >> "$rep.log" 2>&1
       echo "ncu prefill $name ($sections sections) rc=$?"
       [ -f "$rep.ncu-rep" ] && break
@@ -126,7 +134,7 @@ if [ "${LORA_NCU_PREFILL:-0}" = 1 ] && command -v ncu > /dev/null; then
       timeout 30 ncu --import "$rep.ncu-rep" --page $page --csv > "$rep-$page.csv" 2>> "$rep.log"
       echo "  $page page: $(grep -c . "$rep-$page.csv") lines"
     done
-    if [ "$name" = shrink-qkv ]; then
+    if [[ $name == shrink-qkv* ]]; then
       timeout 30 ncu --import "$rep.ncu-rep" --page source --print-source sass --csv > "$rep-sass.csv" 2>> "$rep.log"
       echo "  sass page: $(grep -c . "$rep-sass.csv") lines"; gzip -f "$rep-sass.csv"
     fi

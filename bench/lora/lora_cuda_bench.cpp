@@ -67,7 +67,7 @@ struct Strategy {
   // prefill (TSLORA_CUDA_LORA_STORE_FIRST=1) runs before the base GEMM adds x·Wᵀ with beta = 1 (that GEMM's extra read of
   // y is not in these figures: bench/cuda/side-expand-ab.ts --prefill measures the whole step)
   bool store = false;
-  // prefill: the wide shrink's block tile (loraSetShrinkWideTile: 1 m128k32, 2 m128k64, 3 m64k64; session 22), with
+  // prefill: the wide shrink's block tile (loraSetShrinkWideTile: 1 m128k32, 2 m128k64, 3 m64k64, 4 m64k64f), with
   // wideShrink = 1; -1 = the process's tile (m64k64 since session 23 unless TSLORA_CUDA_LORA_WIDE_SHRINK_TILE names another)
   int wideTile = -1;
   bool wideCluster = false;  // with wideTile: the cluster split-K (loraSetShrinkWideCluster; session 22)
@@ -187,11 +187,15 @@ int main(int argc, char** argv) {
       // prefill A/B (session 24): the store form in its lean layout (B-only stages, 3 blocks per SM)
       {"triton store lean", false, 16, false, false, false, false, -1, 1, false, false, 0, 0, true, -1, false, false, 1},
       {"csgmv coalesced store lean", true, 16, false, false, false, false, -1, 1, false, false, 0, 0, true, -1, false, true, 1},
+      // prefill A/B (session 25): the same with the m64k64f shrink (m64k64's bits, the fragments of a step loaded first)
+      {"triton store lean m64k64f", false, 16, false, false, false, false, -1, 1, false, false, 0, 0, true, 4, false, false, 1},
+      {"csgmv coalesced store lean m64k64f", true, 16, false, false, false, false, -1, 1, false, false, 0, 0, true, 4, false, true, 1},
       // prefill A/B (session 22): the wide shrink's two-dimensional block tiles with the default (wide) expand, beside
       // "triton" (v5 shrink) and "triton wide shrink" (w8, v5 expand)
       {"triton wide shrink m128k32", false, 16, false, false, false, false, 1, -1, false, false, 0, 0, false, 1},
       {"triton wide shrink m128k64", false, 16, false, false, false, false, 1, -1, false, false, 0, 0, false, 2},
       {"triton wide shrink m64k64", false, 16, false, false, false, false, 1, -1, false, false, 0, 0, false, 3},
+      {"triton wide shrink m64k64f", false, 16, false, false, false, false, 1, -1, false, false, 0, 0, false, 4},
       {"triton wide shrink m128k32 cluster", false, 16, false, false, false, false, 1, -1, false, false, 0, 0, false, 1, true},
       {"triton wide shrink m128k64 cluster", false, 16, false, false, false, false, 1, -1, false, false, 0, 0, false, 2, true},
       {"triton wide shrink m64k64 cluster", false, 16, false, false, false, false, 1, -1, false, false, 0, 0, false, 3, true}};

@@ -11,14 +11,15 @@
 # Before session 24 a variant inherited the switches of the ones before it, which voided session 24's first A/B.)
 # First the cuBLAS beta = 0 / 1 microbenchmark of the 8B prefill projections (what store-first adds to them).
 # Writes $AB_OUT/gemm-accumulate.{log,json}, $AB_OUT/ab-store-{triton,csgmv}.{log,json} and one line per part to
-# $AB_OUT/combo.log. Up to three 8B copies: ~48 GB of GPU memory.
+# $AB_OUT/combo.log. Up to four 8B copies: ~64 GB of GPU memory.
 R=${AB_OUT:?AB_OUT: the directory gpu-suite writes gpu/ into}; B8=/tmp/tslora-bench-8b; T0=$(date +%s)
 for _ in $(seq 1 60); do grep -q '^synth 8b rc=0' "$R/gpu/synth.log" 2>/dev/null && break; sleep 1; done
 # Since session 23 the three are on by default: "before" turns them all off (session 22's defaults), "default" sets
-# none, and "lean" adds the opt-in lean store expand. STORE_AB_VARIANTS_<backend> replaces a backend's list.
+# none, "lean" adds the opt-in lean store expand and "leanf" the m64k64f shrink tile to it (session 25).
+# STORE_AB_VARIANTS_<backend> replaces a backend's list.
 declare -A variants=(
-  [triton]=${STORE_AB_VARIANTS_triton:-"before:TSLORA_CUDA_LORA_STORE_FIRST=0,TSLORA_CUDA_LORA_WIDE_SHRINK=0;default:;lean:TSLORA_CUDA_LORA_STORE_LEAN=1"}
-  [csgmv]=${STORE_AB_VARIANTS_csgmv:-"before:TSLORA_CUDA_LORA_CSGMV_COALESCE=0,TSLORA_CUDA_LORA_STORE_FIRST=0,TSLORA_CUDA_LORA_WIDE_SHRINK=0;default:;lean:TSLORA_CUDA_LORA_STORE_LEAN=1"}
+  [triton]=${STORE_AB_VARIANTS_triton:-"before:TSLORA_CUDA_LORA_STORE_FIRST=0,TSLORA_CUDA_LORA_WIDE_SHRINK=0;default:;lean:TSLORA_CUDA_LORA_STORE_LEAN=1;leanf:TSLORA_CUDA_LORA_STORE_LEAN=1,TSLORA_CUDA_LORA_WIDE_SHRINK_TILE=m64k64f"}
+  [csgmv]=${STORE_AB_VARIANTS_csgmv:-"before:TSLORA_CUDA_LORA_CSGMV_COALESCE=0,TSLORA_CUDA_LORA_STORE_FIRST=0,TSLORA_CUDA_LORA_WIDE_SHRINK=0;default:;lean:TSLORA_CUDA_LORA_STORE_LEAN=1;leanf:TSLORA_CUDA_LORA_STORE_LEAN=1,TSLORA_CUDA_LORA_WIDE_SHRINK_TILE=m64k64f"}
 )
 # The projections' own share (bench/cuda/gemm-accumulate-bench.cu): cuBLAS beta = 0 vs 1 at the prefill's 4096 rows.
 nvcc -std=c++17 -O2 -gencode arch=compute_90a,code=sm_90a -Inative/src/cuda/test -Ibench/lora bench/cuda/gemm-accumulate-bench.cu \

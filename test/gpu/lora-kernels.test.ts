@@ -13,8 +13,8 @@ import { buildDriver, cppSources, gpuDriverSkipReason } from '../../native/src/l
 
 /** The LoRA kernels' translation units (the wide shrink's tiles each in its own: lora_shrink_wide_instances.h). */
 const kernelSources = ['native/src/cuda/lora_shrink.cu', 'native/src/cuda/lora_shrink_wide_m128k32.cu', 'native/src/cuda/lora_shrink_wide_m128k64.cu',
-  'native/src/cuda/lora_shrink_wide_m64k64.cu', 'native/src/cuda/lora_expand.cu', 'native/src/cuda/lora_embed.cu',
-  'native/src/cuda/lora_small_shrink.cu', 'native/src/cuda/lora_small_expand.cu', 'native/src/cuda/lora_small_fused.cu'];
+  'native/src/cuda/lora_shrink_wide_m64k64.cu', 'native/src/cuda/lora_shrink_wide_m64k64f.cu', 'native/src/cuda/lora_expand.cu',
+  'native/src/cuda/lora_embed.cu', 'native/src/cuda/lora_small_shrink.cu', 'native/src/cuda/lora_small_expand.cu', 'native/src/cuda/lora_small_fused.cu'];
 
 const skip: string | false = gpuDriverSkipReason();
 

@@ -23,12 +23,13 @@ test('scripts/build-cuda.mjs compiles every kernel for sm_90a + compute_90 PTX i
     assert.ok(existsSync(archive));
     const members = spawnSync('ar', ['t', archive], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).sort();
     assert.deepEqual(members, ['lora_device_pool.o', 'lora_embed.o', 'lora_expand.o', 'lora_host_image.o', 'lora_shrink.o',
-      'lora_shrink_wide_m128k32.o', 'lora_shrink_wide_m128k64.o', 'lora_shrink_wide_m64k64.o', 'lora_small_expand.o', 'lora_small_fused.o',
+      'lora_shrink_wide_m128k32.o', 'lora_shrink_wide_m128k64.o', 'lora_shrink_wide_m64k64.o', 'lora_shrink_wide_m64k64f.o', 'lora_small_expand.o',
+      'lora_small_fused.o',
       'lora_small_shrink.o']);
     const symbols = spawnSync('nm', ['-C', archive], { encoding: 'utf8' }).stdout;
-    // The wide shrink's tiles 1-3, compiled in their own units (lora_shrink_wide_instances.h), are defined for both dtypes.
+    // The wide shrink's tiles 1-4, compiled in their own units (lora_shrink_wide_instances.h), are defined for both dtypes.
     for (const dtype of ['__nv_bfloat16', '__half'])
-      for (const tile of [1, 2, 3])
+      for (const tile of [1, 2, 3, 4])
         assert.match(symbols, new RegExp(`[TW] cudaError tslora::cuda::lora::wide::shrinkWideTile<${dtype}, \\(tslora::cuda::lora::wide::WideTile\\)${tile}>`),
           `shrinkWideTile<${dtype}, ${tile}> is defined`);
     for (const fn of ['loraShrink', 'loraExpand', 'loraEmbedGather', 'loraShrinkSplits', 'loraShrinkWorkspaceBytes', 'loraSmallStepSplits',

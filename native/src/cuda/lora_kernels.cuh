@@ -70,7 +70,7 @@ void loraSetShrinkWide(bool on);
 bool loraShrinkWideOn();
 void loraSetShrinkWideBlocksPerSm(int blocks);
 // The wide shrink's block tile (lora_shrink_wide.cuh WideTile: 0 w8, 1 m128k32, 2 m128k64, 3 m64k64, the default since
-// session 23; TSLORA_CUDA_LORA_WIDE_SHRINK_TILE names one at start-up). Process-wide, not
+// session 23, 4 m64k64f; TSLORA_CUDA_LORA_WIDE_SHRINK_TILE names one at start-up). Process-wide, not
 // concurrently with launches; false for a tile that does not exist. loraShrinkSplits sizes the splits for the tile.
 bool loraSetShrinkWideTile(int tile);
 int loraShrinkWideTile();

@@ -232,14 +232,14 @@ int& wideBlocksPerSmFlag() {
   return blocks;
 }
 // The wide shrink's block tile (lora_shrink_wide.cuh WideTile): TSLORA_CUDA_LORA_WIDE_SHRINK_TILE=w8 (session 14's) |
-// m128k32 | m128k64 | m64k64 (the default since session 23), read once; another value is reported on stderr and leaves
-// the default.
+// m128k32 | m128k64 | m64k64 (the default since session 23) | m64k64f (session 25, m64k64's bits with the fragments of
+// a step loaded first; not yet run on a GPU), read once; another value is reported on stderr and leaves the default.
 wide::WideTile& wideTileFlag() {
   static wide::WideTile tile = [] {
     const char* env = std::getenv("TSLORA_CUDA_LORA_WIDE_SHRINK_TILE");
     if (env == nullptr || *env == '\0') return kWideTileDefault;
     if (const int tile = wide::wideTileFromName(env); tile >= 0) return static_cast<wide::WideTile>(tile);
-    std::fprintf(stderr, "tslora: TSLORA_CUDA_LORA_WIDE_SHRINK_TILE=%s is not one of w8, m128k32, m128k64, m64k64; using %s\n", env,
+    std::fprintf(stderr, "tslora: TSLORA_CUDA_LORA_WIDE_SHRINK_TILE=%s is not one of w8, m128k32, m128k64, m64k64, m64k64f; using %s\n", env,
                  wide::wideTileName(kWideTileDefault));
     return kWideTileDefault;
   }();

@@ -118,15 +118,29 @@ __global__ void __launch_bounds__(kThreads, (wideMinBlocks<Tile, NC>())) shrinkW
 #pragma unroll
         for (int mt = 0; mt < S::kMTiles; ++mt)
           ldmatrixX4(xs + (xRow + 16 * mt) * kLd + kk + xCol, xf[mt][0], xf[mt][1], xf[mt][2], xf[mt][3]);
+        if constexpr (S::kFragsFirst) {  // every B fragment of the step first, each in its own registers; no rank branch
+          uint32_t bf[S::kPairs][4];
 #pragma unroll
-        for (int p = 0; p < S::kPairs; ++p) {
-          if (n0 + nBase + p * 16 >= nEff) continue;  // uniform: rank-aware columns
-          uint32_t b0, b1, b2, b3;
-          ldmatrixX4(as + (aRow + p * 16) * kLd + kk + aCol, b0, b1, b2, b3);
+          for (int p = 0; p < S::kPairs; ++p)
+            ldmatrixX4(as + (aRow + p * 16) * kLd + kk + aCol, bf[p][0], bf[p][1], bf[p][2], bf[p][3]);
 #pragma unroll
-          for (int mt = 0; mt < S::kMTiles; ++mt) {
-            mma16816<T>(acc[mt][2 * p], xf[mt][0], xf[mt][1], xf[mt][2], xf[mt][3], b0, b1);
-            mma16816<T>(acc[mt][2 * p + 1], xf[mt][0], xf[mt][1], xf[mt][2], xf[mt][3], b2, b3);
+          for (int p = 0; p < S::kPairs; ++p)
+#pragma unroll
+            for (int mt = 0; mt < S::kMTiles; ++mt) {
+              mma16816<T>(acc[mt][2 * p], xf[mt][0], xf[mt][1], xf[mt][2], xf[mt][3], bf[p][0], bf[p][1]);
+              mma16816<T>(acc[mt][2 * p + 1], xf[mt][0], xf[mt][1], xf[mt][2], xf[mt][3], bf[p][2], bf[p][3]);
+            }
+        } else {
+#pragma unroll
+          for (int p = 0; p < S::kPairs; ++p) {
+            if (n0 + nBase + p * 16 >= nEff) continue;  // uniform: rank-aware columns
+            uint32_t b0, b1, b2, b3;
+            ldmatrixX4(as + (aRow + p * 16) * kLd + kk + aCol, b0, b1, b2, b3);
+#pragma unroll
+            for (int mt = 0; mt < S::kMTiles; ++mt) {
+              mma16816<T>(acc[mt][2 * p], xf[mt][0], xf[mt][1], xf[mt][2], xf[mt][3], b0, b1);
+              mma16816<T>(acc[mt][2 * p + 1], xf[mt][0], xf[mt][1], xf[mt][2], xf[mt][3], b2, b3);
+            }
           }
         }
       }
@@ -250,6 +264,7 @@ cudaError_t shrinkWide(const DeviceModule& module, const DeviceStep& step, const
     case WideTile::M128K32: return shrinkWideTile<T, WideTile::M128K32>(module, step, x, xStride, u, partials, counters, kSplits, stream, cluster);
     case WideTile::M128K64: return shrinkWideTile<T, WideTile::M128K64>(module, step, x, xStride, u, partials, counters, kSplits, stream, cluster);
     case WideTile::M64K64: return shrinkWideTile<T, WideTile::M64K64>(module, step, x, xStride, u, partials, counters, kSplits, stream, cluster);
+    case WideTile::M64K64F: return shrinkWideTile<T, WideTile::M64K64F>(module, step, x, xStride, u, partials, counters, kSplits, stream, cluster);
     default: return shrinkWideTile<T, WideTile::W8>(module, step, x, xStride, u, partials, counters, kSplits, stream, cluster);
   }
 }

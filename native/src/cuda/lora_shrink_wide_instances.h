@@ -16,4 +16,5 @@ namespace tslora::cuda::lora::wide {
 TSLORA_WIDE_SHRINK_TILE_INSTANCES(extern, WideTile::M128K32)
 TSLORA_WIDE_SHRINK_TILE_INSTANCES(extern, WideTile::M128K64)
 TSLORA_WIDE_SHRINK_TILE_INSTANCES(extern, WideTile::M64K64)
+TSLORA_WIDE_SHRINK_TILE_INSTANCES(extern, WideTile::M64K64F)
 }  // namespace tslora::cuda::lora::wide

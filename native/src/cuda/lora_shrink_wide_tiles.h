@@ -27,10 +27,17 @@ constexpr int kMaxClusterSplits = 8;
 // rows × NC·16 columns, 64-K stages × 3: twice the tiles, so the same SMs with half the splits and half the split-K
 // partials). Within a split every tile accumulates in the same K order, but the split boundaries round up to the
 // stage's K, so the 64-K tiles may cut K elsewhere than W8 (other fp32 sums, within the shrink's tolerance).
-enum class WideTile { W8 = 0, M128K32 = 1, M128K64 = 2, M64K64 = 3 };
-constexpr int kWideTiles = 4;
+// M64K64F (session 25) is M64K64 with every fragment of a 16-K step loaded before its MMAs, each B fragment in its own
+// registers, and no per-fragment branch on the slot's rank (A rows past the rank are zero-filled, so their MMAs add
+// zeros to columns that are never stored): M64K64's SASS reuses one B register set for the three fragments of a qkv
+// step, so every ldmatrix waited for the MMAs before it and its own result (and a branch and a warp sync split each
+// step); M64K64F's lets ptxas load the next fragments under the MMAs. The same MMAs on every stored accumulator in the
+// same order: M64K64's bits.
+enum class WideTile { W8 = 0, M128K32 = 1, M128K64 = 2, M64K64 = 3, M64K64F = 4 };
+constexpr int kWideTiles = 5;
 constexpr const char* wideTileName(WideTile tile) {
-  return tile == WideTile::W8 ? "w8" : tile == WideTile::M128K32 ? "m128k32" : tile == WideTile::M128K64 ? "m128k64" : "m64k64";
+  return tile == WideTile::W8 ? "w8" : tile == WideTile::M128K32 ? "m128k32" : tile == WideTile::M128K64 ? "m128k64"
+         : tile == WideTile::M64K64 ? "m64k64" : "m64k64f";
 }
 // The tile a name (wideTileName's) stands for, -1 for none.
 inline int wideTileFromName(const char* name) {
@@ -39,9 +46,10 @@ inline int wideTileFromName(const char* name) {
   return -1;
 }
 
-template <int BM, int BK, int Stages, int WarpsN, int NC>
+template <int BM, int BK, int Stages, int WarpsN, int NC, bool FragsFirst = false>
 struct WideShape {
   static constexpr int kBM = BM, kBK = BK, kStages = Stages, kLd = BK + 8;  // 80- / 144-byte rows: conflict-free ldmatrix
+  static constexpr bool kFragsFirst = FragsFirst;  // M64K64F's inner loop (above)
   static constexpr int kBN = NC * kChunk;
   static constexpr int kWarpsN = WarpsN, kWarpsM = 8 / WarpsN;
   static constexpr int kWarpRows = BM / kWarpsM, kWarpCols = kBN / kWarpsN;
@@ -57,18 +65,22 @@ template <int NC> struct TileShape<WideTile::W8, NC> : WideShape<128, 32, 4, 1, 
 template <int NC> struct TileShape<WideTile::M128K32, NC> : WideShape<128, 32, 4, 2, NC> {};
 template <int NC> struct TileShape<WideTile::M128K64, NC> : WideShape<128, 64, 3, 2, NC> {};
 template <int NC> struct TileShape<WideTile::M64K64, NC> : WideShape<64, 64, 3, 4, NC> {};
+template <int NC> struct TileShape<WideTile::M64K64F, NC> : WideShape<64, 64, 3, 4, NC, true> {};
 
 // Host view of a tile: rows per block and the dynamic shared memory of NC chunks.
 template <WideTile Tile>
 constexpr int tileSmemBytes(int chunks) {
   return chunks == 1 ? TileShape<Tile, 1>::kBytes : chunks == 2 ? TileShape<Tile, 2>::kBytes : TileShape<Tile, 3>::kBytes;
 }
-inline int wideTileRows(WideTile tile) { return tile == WideTile::M64K64 ? TileShape<WideTile::M64K64, 1>::kBM : kBM; }
+inline int wideTileRows(WideTile tile) {
+  return tile == WideTile::M64K64 || tile == WideTile::M64K64F ? TileShape<WideTile::M64K64, 1>::kBM : kBM;
+}
 inline int wideSmemBytes(WideTile tile, int chunks) {
   switch (tile) {
     case WideTile::M128K32: return tileSmemBytes<WideTile::M128K32>(chunks);
     case WideTile::M128K64: return tileSmemBytes<WideTile::M128K64>(chunks);
     case WideTile::M64K64: return tileSmemBytes<WideTile::M64K64>(chunks);
+    case WideTile::M64K64F: return tileSmemBytes<WideTile::M64K64F>(chunks);
     default: return tileSmemBytes<WideTile::W8>(chunks);
   }
 }

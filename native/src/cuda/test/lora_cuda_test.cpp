@@ -45,7 +45,7 @@ tslora::ThreadPool& threads() {
 // TiledWideShrink: the tiled kernels with the wide shrink forced on (loraSetShrinkWide; steps with maxSegmentRows > 32
 // only, where its 16-byte conditions fail the v5 shrink runs) and the split count loraShrinkSplits picks for it;
 // TiledWide: the wide shrink and the wide expand (loraSetExpandWide; where its conditions fail the v5 expand runs).
-// TiledWideShrink{M128K32, M128K64, M64K64}: TiledWideShrink with that block tile of the wide shrink
+// TiledWideShrink{M128K32, M128K64, M64K64, M64K64F}: TiledWideShrink with that block tile of the wide shrink
 // (loraSetShrinkWideTile; session 22) instead of w8, each with the split count loraShrinkSplits picks for it; the
 // *Cluster paths with the cluster split-K (loraSetShrinkWideCluster) as well.
 // The wide expand is on by default (and since session 23 the wide shrink with the m64k64 tile), so Tiled runs them on
@@ -64,27 +64,31 @@ uint64_t fnv1a(uint64_t h, const std::vector<uint16_t>& bits) {
 }
 
 enum class Path {
-  Tiled, TiledPrefetchY, TiledWideShrink, TiledWideShrinkM128K32, TiledWideShrinkM128K64, TiledWideShrinkM64K64,
-  TiledWideShrinkM128K32Cluster, TiledWideShrinkM128K64Cluster, TiledWideShrinkM64K64Cluster, TiledWide, SmallAuto, SmallOne,
-  SmallThree, Fused, FusedForced
+  Tiled, TiledPrefetchY, TiledWideShrink, TiledWideShrinkM128K32, TiledWideShrinkM128K64, TiledWideShrinkM64K64, TiledWideShrinkM64K64F,
+  TiledWideShrinkM128K32Cluster, TiledWideShrinkM128K64Cluster, TiledWideShrinkM64K64Cluster, TiledWideShrinkM64K64FCluster, TiledWide,
+  SmallAuto, SmallOne, SmallThree, Fused, FusedForced
 };
 bool wideShrinkClusterOf(Path p) {
-  return p == Path::TiledWideShrinkM128K32Cluster || p == Path::TiledWideShrinkM128K64Cluster || p == Path::TiledWideShrinkM64K64Cluster;
+  return p == Path::TiledWideShrinkM128K32Cluster || p == Path::TiledWideShrinkM128K64Cluster || p == Path::TiledWideShrinkM64K64Cluster ||
+         p == Path::TiledWideShrinkM64K64FCluster;
 }
 // The wide shrink's block tile a path runs (loraSetShrinkWideTile's numbering), -1 for paths without the wide shrink.
 int wideShrinkTileOf(Path p) {
   return p == Path::TiledWideShrink || p == Path::TiledWide ? 0
          : p == Path::TiledWideShrinkM128K32 || p == Path::TiledWideShrinkM128K32Cluster ? 1
          : p == Path::TiledWideShrinkM128K64 || p == Path::TiledWideShrinkM128K64Cluster ? 2
-         : p == Path::TiledWideShrinkM64K64 || p == Path::TiledWideShrinkM64K64Cluster ? 3 : -1;
+         : p == Path::TiledWideShrinkM64K64 || p == Path::TiledWideShrinkM64K64Cluster ? 3
+         : p == Path::TiledWideShrinkM64K64F || p == Path::TiledWideShrinkM64K64FCluster ? 4 : -1;
 }
 const char* pathName(Path p) {
   return p == Path::Tiled ? "tiled" : p == Path::TiledPrefetchY ? "tiled/prefetch y" : p == Path::TiledWideShrink ? "tiled/wide shrink"
          : p == Path::TiledWideShrinkM128K32 ? "tiled/wide shrink m128k32" : p == Path::TiledWideShrinkM128K64 ? "tiled/wide shrink m128k64"
          : p == Path::TiledWideShrinkM64K64 ? "tiled/wide shrink m64k64"
+         : p == Path::TiledWideShrinkM64K64F ? "tiled/wide shrink m64k64f"
          : p == Path::TiledWideShrinkM128K32Cluster ? "tiled/wide shrink m128k32 cluster"
          : p == Path::TiledWideShrinkM128K64Cluster ? "tiled/wide shrink m128k64 cluster"
          : p == Path::TiledWideShrinkM64K64Cluster ? "tiled/wide shrink m64k64 cluster"
+         : p == Path::TiledWideShrinkM64K64FCluster ? "tiled/wide shrink m64k64f cluster"
          : p == Path::TiledWide ? "tiled/wide"
          : p == Path::SmallAuto ? "small"
          : p == Path::SmallOne ? "small/1 split" : p == Path::SmallThree ? "small/3 splits" : p == Path::Fused ? "fused" : "fused/16x3";
@@ -377,8 +381,9 @@ int main(int argc, char** argv) {
             if (quick && v.cap != 16) continue;
             const Segments seg = buildSegments(slots, counts, v.csgmv, v.cap);
             for (Path path : {Path::Tiled, Path::TiledPrefetchY, Path::TiledWideShrink, Path::TiledWideShrinkM128K32, Path::TiledWideShrinkM128K64,
-                              Path::TiledWideShrinkM64K64, Path::TiledWideShrinkM128K32Cluster, Path::TiledWideShrinkM128K64Cluster,
-                              Path::TiledWideShrinkM64K64Cluster, Path::TiledWide, Path::SmallAuto, Path::SmallOne, Path::SmallThree, Path::Fused,
+                              Path::TiledWideShrinkM64K64, Path::TiledWideShrinkM64K64F, Path::TiledWideShrinkM128K32Cluster,
+                              Path::TiledWideShrinkM128K64Cluster, Path::TiledWideShrinkM64K64Cluster, Path::TiledWideShrinkM64K64FCluster,
+                              Path::TiledWide, Path::SmallAuto, Path::SmallOne, Path::SmallThree, Path::Fused,
                               Path::FusedForced}) {
               if (quick && (path == Path::SmallOne || path == Path::SmallThree || path == Path::FusedForced)) continue;
               if (onlyPaths != nullptr && ("," + std::string(onlyPaths) + ",").find("," + std::string(pathName(path)) + ",") == std::string::npos)

@@ -5,8 +5,9 @@
 // chunks and two column blocks (R = 128, c = 3), one split and several (uneven, the last-block sum), bf16 and fp16.
 // U entries outside the rows and columns of non-base segments must keep the workspace's NaN poison. Every block tile of
 // the shrink (WideTile), each with global partials and with the cluster split-K (null partials / tickets: a use would
-// crash); the 32-K tiles bit for bit against w8 (and the 64-K ones where the split boundaries coincide), the cluster
-// runs bit for bit against the same tile's global partials (up to 8 splits; 12 take 8 in a cluster).
+// crash); the 32-K tiles bit for bit against w8 (and the 64-K ones where the split boundaries coincide), m64k64f bit for
+// bit against m64k64 (always), the cluster runs bit for bit against the same tile's global partials (up to 8 splits;
+// 12 take 8 in a cluster).
 // The expand: Y += round(U)·Bᵀ over 3 and 2 slices, ranks that are not multiples of 8 (the straddling B chunk), NaN in U
 // and B beyond the rank and in base rows' U, strips of several sub-tiles that cross slice boundaries, padded y rows;
 // base rows and columns outside the module must stay bit-identical. The store mode (launchExpandWide(..., store)):
@@ -101,6 +102,14 @@ static void runCase(const char* name, int in, int c, int R, std::vector<int> ran
   static int shrinkCases = 0;
   const int quickTile = 1 + shrinkCases++ % (cl::wide::kWideTiles - 1);
   std::vector<float> global;  // this tile's U with global partials (the cluster run must give the same bits)
+  auto launch = [&](cl::wide::WideTile tile, bool cluster, std::vector<float>& u, std::vector<float>& partials, std::vector<int>& counters) {
+    // With clusters, partials and tickets must stay untouched: null pointers would crash on any use.
+    float* partialsArg = cluster ? nullptr : partials.data();
+    int* countersArg = cluster ? nullptr : counters.data();
+    return gAct == Act::F16
+        ? cl::wide::shrinkWide<__half>(m, st, X.data(), xStride, u.data(), partialsArg, countersArg, splits, nullptr, tile, cluster)
+        : cl::wide::shrinkWide<__nv_bfloat16>(m, st, X.data(), xStride, u.data(), partialsArg, countersArg, splits, nullptr, tile, cluster);
+  };
   for (int run = 0; run < 2 * cl::wide::kWideTiles; ++run) {
     const int ti = run / 2;
     const bool cluster = run % 2 == 1;  // the cluster split-K (clusterSumSplits) after the same tile's global partials
@@ -109,12 +118,7 @@ static void runCase(const char* name, int in, int c, int R, std::vector<int> ran
     if (cluster && (splits < 2 || (gQuick && ti == 0))) continue;  // one split: no split-K to take
     std::vector<float> u(static_cast<size_t>(T) * uStride, nan), partials(static_cast<size_t>(splits) * T * uStride, nan);
     std::vector<int> counters(4096, 0);
-    // With clusters, partials and tickets must stay untouched: null pointers would crash on any use.
-    float* partialsArg = cluster ? nullptr : partials.data();
-    int* countersArg = cluster ? nullptr : counters.data();
-    cudaError_t status = gAct == Act::F16
-        ? cl::wide::shrinkWide<__half>(m, st, X.data(), xStride, u.data(), partialsArg, countersArg, splits, nullptr, tile, cluster)
-        : cl::wide::shrinkWide<__nv_bfloat16>(m, st, X.data(), xStride, u.data(), partialsArg, countersArg, splits, nullptr, tile, cluster);
+    const cudaError_t status = launch(tile, cluster, u, partials, counters);
     int bad = 0;
     std::string first;
     if (status != cudaSuccess) { bad = 1; first = "launch failed"; }
@@ -156,6 +160,17 @@ static void runCase(const char* name, int in, int c, int R, std::vector<int> ran
       else if (!bad && kPerSplit(bk) == kPerSplit(32) && std::memcmp(u.data(), w8.data(), u.size() * sizeof(float)) != 0) {
         bad = 1;
         first = "not bit-identical to w8 with the same split boundaries";
+      }
+    }
+    // M64K64F is M64K64 with the fragments of a step loaded first: the same MMAs on every stored accumulator in the same
+    // order, so the same bits (checked in every mode: M64K64 runs once more here, uncounted).
+    if (!bad && tile == cl::wide::WideTile::M64K64F) {
+      std::vector<float> ref(u.size(), nan), refPartials(partials.size(), nan);
+      std::vector<int> refCounters(counters.size(), 0);
+      if (launch(cl::wide::WideTile::M64K64, cluster, ref, refPartials, refCounters) != cudaSuccess ||
+          std::memcmp(u.data(), ref.data(), u.size() * sizeof(float)) != 0) {
+        bad = 1;
+        first = "not bit-identical to m64k64";
       }
     }
     ++cases;
