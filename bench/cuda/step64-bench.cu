@@ -9,7 +9,7 @@
 //   - each kind alone, 32 launches in a graph (per launch);
 //   - every cuBLASLt candidate of the four projections and the LM head at M = 64 (and 32), L2 flushed per run.
 // Not a test (values are not checked; the kernels' correctness is kernel-emu-test's). Usage:
-//   nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a --expt-relaxed-constexpr -Inative/include
+//   nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a --expt-relaxed-constexpr -Inative/include -Inative/src/cuda
 //     -Inative/src/cuda/engine bench/cuda/step64-bench.cu native/src/cuda/engine/{attention,attention-prefill,greedy,
 //     kernels,gemm-tune}.cu -lcublas -lcublasLt -o /tmp/step64-bench && /tmp/step64-bench [batch]
 #include <cublas_v2.h>

@@ -32,7 +32,7 @@ if [[ ${1:-} == build ]]; then
   export TSLORA_BUILD_JOBS=$(nproc)
   # (niced, 4 threads: the other helpers build beside it; main's suite may write /tmp/tslora-1b first, which the run prefers)
   [[ -f /tmp/tslora-1b/reference.json ]] || (OMP_NUM_THREADS=4 timeout -k 5 185 nice -n 10 python3 scripts/device/make-1b-reference.py --out "$REF" --layers 4 > "$OUT/make-1b-reference.log" 2>&1; echo "rc=$?" >> "$OUT/make-1b-reference.log") &
-  nvcc $NVFLAGS -Inative/include -I$E bench/cuda/step64-bench.cu $E/attention.cu $E/attention-prefill.cu $E/greedy.cu \
+  nvcc $NVFLAGS -Inative/include -Inative/src/cuda -I$E bench/cuda/step64-bench.cu $E/attention.cu $E/attention-prefill.cu $E/greedy.cu \
     $E/kernels.cu $E/gemm-tune.cu -lcublas -lcublasLt -o $BENCH > "$OUT/step64-bench-build.log" 2>&1 &
   BPID=$!
   nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a bench/cuda/bandwidth.cu -o $BW > "$OUT/bandwidth-build.log" 2>&1 &

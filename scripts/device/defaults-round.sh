@@ -10,7 +10,7 @@
 set -u
 export CALL_LIMIT_S=${CALL_LIMIT_S:-480} SUITE_BUDGET_S=${SUITE_BUDGET_S:-445} STEP_8B_PROCESSES=${STEP_8B_PROCESSES:-1}
 export STEP_SKIP=${STEP_SKIP:-"host-overhead graphs-only decode-1b"}
-export GPU_TESTS=${GPU_TESTS:-"test/gpu/cuda-parity-1b.test.ts test/gpu/cuda-store-first.test.ts test/gpu/cuda-wide-shrink.test.ts test/gpu/cuda-parity-fixtures.test.ts test/gpu/cuda-graphs.test.ts test/gpu/cuda-forward-passes.test.ts"}
+export GPU_TESTS=${GPU_TESTS:-"test/gpu/cuda-parity-1b.test.ts test/gpu/cuda-store-first.test.ts test/gpu/cuda-wide-shrink.test.ts test/gpu/cuda-parity-fixtures.test.ts test/gpu/cuda-graphs.test.ts test/gpu/cuda-forward-passes.test.ts test/gpu/cuda-prefill-attention.test.ts"}
 export GPU_TESTS_LIMIT_S=${GPU_TESTS_LIMIT_S:-90} EXTRA=${EXTRA:-scripts/device/store-first-ab.sh} EXTRA_LIMIT_S=${EXTRA_LIMIT_S:-100}
 export AB_ROUNDS=${AB_ROUNDS:-3}  # store-first-ab.sh: before / default / one switch off, triton and csgmv
 export SKIP_KERNEL_TESTS=${SKIP_KERNEL_TESTS:-0} LORA_TEST_PATHS=${LORA_TEST_PATHS:-tiled} LORA_BENCH_NO_SWEEPS=${LORA_BENCH_NO_SWEEPS:-1}

@@ -122,7 +122,7 @@ fi
 if [[ ${ENGINE_KERNEL_BENCH:-0} == 1 ]]; then
   E=native/src/cuda/engine
   step engine-kernels 90 engine-kernels.log bash -c "nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -DTSLORA_KERNEL_TEST_ON_GPU \
-    -Inative/include -I$E $E/test/kernel-emu-test.cpp $E/attention.cu $E/attention-prefill.cu $E/greedy.cu $E/kernels.cu $E/skinny-gemm.cu \
+    -Inative/include -Inative/src/cuda -I$E $E/test/kernel-emu-test.cpp $E/attention.cu $E/attention-prefill.cu $E/greedy.cu $E/kernels.cu $E/skinny-gemm.cu \
     -o /tmp/kernel-test && /tmp/kernel-test --bench"
 fi
 if [[ ${LORA_BENCH:-0} == 1 ]]; then

@@ -7,35 +7,16 @@
 // path did not run). Against PyTorch + PEFT: the 1B parity test (cuda-parity-1b, whose triton prefill has a 45-row
 // segment in 86 rows) rerun with the path on from 32 rows, where the device suite generated its reference.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { relativeL2 } from '../native/forward-reference.js';
 import { cudaBackendOrSkip } from './cuda-parity-helpers.js';
-import { countDiffering, parity1bRerunSkip, rerunParity1b, runLogitsDriver, synthPrefillModel } from './logits-driver.js';
+import { countDiffering, parity1bRerunSkip, prefillStepLogits, rerunParity1b } from './logits-driver.js';
 
 const { skip } = cudaBackendOrSkip();
 
-/** The driver's logits, one run per environment (labels for the diagnostics), on one synthetic 1B-shaped model. */
-function storeFirstLogits(t: { diagnostic(line: string): void }, prefix: string, runs: Record<string, NodeJS.ProcessEnv>): Float32Array[] {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  try {
-    const { modelDir, adaptersDir } = synthPrefillModel(dir);
-    return Object.entries(runs).map(([label, env]) => {
-      const { logits, line } = runLogitsDriver({ script: 'test/gpu/store-first-step-logits.ts', dir, label,
-        env: { ...process.env, ...env }, args: [modelDir, adaptersDir] });
-      t.diagnostic(line);
-      return logits;
-    });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 test('store-first prefill LoRA on / off: logits within 2e-2 relative L2, not bit-identical (1B shapes, triton and csgmv C128)', { skip, timeout: 600_000 }, (t) => {
-  const [off, on] = storeFirstLogits(t, 'tslora-store-first-',
+  const [off, on] = prefillStepLogits(t, 'tslora-store-first-',
     { 'STORE_FIRST=0': { TSLORA_CUDA_LORA_STORE_FIRST: '0' }, 'STORE_FIRST=1': { TSLORA_CUDA_LORA_STORE_FIRST: '1' } });
   assert.ok(off.length > 0 && off.every(Number.isFinite) && on.every(Number.isFinite), 'every logit finite');
   const differing = countDiffering(on, off);
@@ -52,7 +33,7 @@ test('store-first prefill LoRA against PyTorch + PEFT: cuda-parity-1b with the p
 // The store form's lean layout (TSLORA_CUDA_LORA_STORE_LEAN, session 24, opt-in): the same sums per element with another
 // shared-memory staging and more strips, so the same bits as the plain store form, and PEFT parity with it.
 test('store-first with the lean store expand: logits bit-identical to the plain store form (1B shapes, triton and csgmv C128)', { skip, timeout: 600_000 }, (t) => {
-  const [plain, lean] = storeFirstLogits(t, 'tslora-store-lean-', {
+  const [plain, lean] = prefillStepLogits(t, 'tslora-store-lean-', {
     'STORE_LEAN=0': { TSLORA_CUDA_LORA_STORE_FIRST: '1', TSLORA_CUDA_LORA_STORE_LEAN: '0' },
     'STORE_LEAN=1': { TSLORA_CUDA_LORA_STORE_FIRST: '1', TSLORA_CUDA_LORA_STORE_LEAN: '1' },
   });

@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** Runs `node --import tsx SCRIPT OUT_FILE ...args` with env and returns the logits it wrote and its report line. */
@@ -38,6 +39,26 @@ export function synthPrefillModel(dir: string): { modelDir: string; adaptersDir:
   synth(['model', '--shape', 'llama-3.2-1b', '--layers', '2', '--vocab', '4096', '--out', modelDir]);
   synth(['adapters', '--model', modelDir, '--count', '8', '--rank', '16', '--targets', 'all', '--out', adaptersDir]);
   return { modelDir, adaptersDir };
+}
+
+/**
+ * The prefill driver's logits (test/gpu/store-first-step-logits.ts: a 280-row prefill with 150- and 40-row adapter
+ * segments and a base one, triton and csgmv chunks of 128, two decode steps) on one synthPrefillModel, one child run per
+ * environment over this process's, in the order given; each run's report line goes to `t.diagnostic`.
+ */
+export function prefillStepLogits(t: { diagnostic(line: string): void }, prefix: string, runs: Record<string, NodeJS.ProcessEnv>): Float32Array[] {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  try {
+    const { modelDir, adaptersDir } = synthPrefillModel(dir);
+    return Object.entries(runs).map(([label, env]) => {
+      const { logits, line } = runLogitsDriver({ script: 'test/gpu/store-first-step-logits.ts', dir, label,
+        env: { ...process.env, ...env }, args: [modelDir, adaptersDir] });
+      t.diagnostic(line);
+      return logits;
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** The skip of a cuda-parity-1b rerun: the GPU's, or the missing reference the device suite generates. */

@@ -117,21 +117,29 @@ test('the attention split / greedy chunk rules of the CUDA engine match a direct
 });
 
 // The kernels themselves, on the host CUDA emulator (native/src/cuda/engine/test/emu): attention (split, merge,
-// tensor-core prefill, fallback), greedy rows, the qkv post-processing, norms, SwiGLU and the skinny decode GEMM (plain
+// tensor-core prefill on WMMA and on mma.sync, fallback), greedy rows, the qkv post-processing, norms, SwiGLU and the skinny decode GEMM (plain
 // and with SwiGLU in its epilogue) against fp64 / CPU-sampler references.
 const emuSkip = !which('g++') ? 'g++ not found' : !cudaInclude ? 'cuda_runtime.h not found (no CUDA toolkit)' : false;
 test('the attention, greedy-row, qkv, norm, SwiGLU and skinny GEMM kernels match their references, and their LoRA-delta inputs act_round(y + delta), on the host CUDA emulator (g++)', { skip: emuSkip, timeout: 600_000 }, async () => {
   // @ts-expect-error plain ESM helper without type declarations
   const { transformCuda } = await import('../../native/src/cuda/engine/test/emu/transform.mjs');
+  // @ts-expect-error plain ESM helper without type declarations
+  const { writeMmaForEmulator } = await import('../../native/src/cuda/test/emu/mma-emu.mjs');
+  // @ts-expect-error plain ESM helper without type declarations
+  const { writeLdmatrixForEmulator } = await import('../../native/src/cuda/test/emu/ldmatrix-emu.mjs');
   const out = mkdtempSync(join(tmpdir(), 'tslora-kernel-emu-'));
   try {
-    const flags = ['-std=c++17', '-O1', '-Wall', '-Wno-unknown-pragmas', `-I${cudaInclude}`, ...includes, `-I${engineDir}`];
+    // The mma.sync prefill attention's PTX headers, rewritten into out/ (searched first) for the emulator's fibers.
+    writeMmaForEmulator(out);
+    writeLdmatrixForEmulator(out);
+    const flags = ['-std=c++17', '-O1', '-Wall', '-Wno-unknown-pragmas', `-I${out}`, `-I${cudaInclude}`, ...includes, `-I${engineDir}`];
     const objects: string[] = [];
     for (const name of ['attention', 'attention-prefill', 'greedy', 'kernels', 'skinny-gemm']) {
       const src = join(out, `${name}.cpp`);
       writeFileSync(src, transformCuda(readFileSync(join(engineDir, `${name}.cu`), 'utf8')));
       const obj = join(out, `${name}.o`);
-      const r = spawnSync('nice', ['g++', ...flags, '-include', join(engineDir, 'test/emu/cuda-emu.h'), '-c', src, '-o', obj], { encoding: 'utf8' });
+      const r = spawnSync('nice', ['g++', ...flags, '-include', join(engineDir, 'test/emu/cuda-emu.h'), '-include',
+        join(engineDir, 'test/emu/mma-fiber-emu.h'), '-c', src, '-o', obj], { encoding: 'utf8' });
       assert.equal(r.status, 0, `${name}.cu (emulated):\n${r.stdout}${r.stderr}`);
       objects.push(obj);
     }

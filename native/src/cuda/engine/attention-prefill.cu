@@ -18,8 +18,12 @@
 #include <cmath>
 #include <cstdint>
 
+#include <cstdlib>
+#include <cstring>
+
 #include "act-convert.cuh"
 #include "attention-merge.h"
+#include "attention-prefill-mma.cuh"
 #include "attention-prefill.h"
 #include "pdl.h"
 
@@ -229,7 +233,42 @@ cudaError_t launch(const void* q, int T_, const HeadShape& hs, float scale, cons
                    static_cast<const T*>(kCache), static_cast<const T*>(vCache), static_cast<T*>(out));
 }
 
+// The mma.sync kernel (attention-prefill-mma.cuh): the same contract, registers instead of shared memory for S, P and O.
+template <typename T, int D>
+__global__ void __launch_bounds__(prefill_mma::kThreads, 2)
+    prefillAttentionMmaKernel(const T* q, int T_, HeadShape hs, float scale, AttnTables tabs, const T* kCache,
+                              const T* vCache, T* out) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  prefill_mma::prefillAttentionMma<T, D>(smem, q, T_, hs, scale, tabs, kCache, vCache, out);
+}
+
+template <typename T, int D>
+cudaError_t launchMma(const void* q, int T_, const HeadShape& hs, float scale, const AttnTables& tabs, const void* kCache,
+                      const void* vCache, void* out, cudaStream_t s) {
+  const int G = hs.numHeads / hs.numKvHeads;
+  const int tokensPerTile = prefill_mma::kRows / G;
+  const size_t bytes = prefill_mma::Smem<T, D>::kBytes;
+  cudaError_t status = cudaFuncSetAttribute(prefillAttentionMmaKernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            static_cast<int>(bytes));
+  if (status != cudaSuccess) return status;
+  const dim3 grid((T_ + tokensPerTile - 1) / tokensPerTile, hs.numKvHeads);
+  return pdlLaunch(prefillAttentionMmaKernel<T, D>, grid, prefill_mma::kThreads, bytes, s, static_cast<const T*>(q), T_, hs,
+                   scale, tabs, static_cast<const T*>(kCache), static_cast<const T*>(vCache), static_cast<T*>(out));
+}
+
+// TSLORA_CUDA_PREFILL_ATTN_MMA=1 (read once; opt-in until a GPU run measures it): the mma.sync kernel instead of WMMA.
+bool& mmaFlag() {
+  static bool on = [] {
+    const char* env = std::getenv("TSLORA_CUDA_PREFILL_ATTN_MMA");
+    return env != nullptr && std::strcmp(env, "1") == 0;
+  }();
+  return on;
+}
+
 }  // namespace
+
+void setPrefillAttentionMma(bool on) { mmaFlag() = on; }
+bool prefillAttentionMmaOn() { return mmaFlag(); }
 
 bool prefillAttentionFits(int T, int numSeqs, const HeadShape& hs) {
   // ≥ 64 rows, and room for at least one sequence of kPrefillMinRows rows (decode-only steps: the split kernel alone).
@@ -242,6 +281,13 @@ bool prefillAttentionFits(int T, int numSeqs, const HeadShape& hs) {
 cudaError_t launchPrefillAttention(bool bf16, const void* q, int T, const HeadShape& hs, float scale,
                                    const AttnTables& tabs, const void* kCache, const void* vCache, void* out,
                                    cudaStream_t s) {
+  if (mmaFlag()) {
+    if (bf16)
+      return hs.headDim == 64 ? launchMma<__nv_bfloat16, 64>(q, T, hs, scale, tabs, kCache, vCache, out, s)
+                              : launchMma<__nv_bfloat16, 128>(q, T, hs, scale, tabs, kCache, vCache, out, s);
+    return hs.headDim == 64 ? launchMma<__half, 64>(q, T, hs, scale, tabs, kCache, vCache, out, s)
+                            : launchMma<__half, 128>(q, T, hs, scale, tabs, kCache, vCache, out, s);
+  }
   if (bf16) {
     if (hs.headDim == 64) return launch<__nv_bfloat16, 64>(q, T, hs, scale, tabs, kCache, vCache, out, s);
     return launch<__nv_bfloat16, 128>(q, T, hs, scale, tabs, kCache, vCache, out, s);

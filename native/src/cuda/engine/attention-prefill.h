@@ -13,6 +13,11 @@ namespace tslora::cuda {
 bool prefillAttentionFits(int T, int numSeqs, const HeadShape& hs);
 
 // Same contract as launchAttention (q, kCache, vCache 16-byte aligned); bf16 = activations are bf16, else fp16.
+// The mma.sync kernel (attention-prefill-mma.cuh) instead of the WMMA one: TSLORA_CUDA_PREFILL_ATTN_MMA=1 at start-up or
+// this setter (process-wide, not concurrently with launches; tests A/B the two).
+void setPrefillAttentionMma(bool on);
+bool prefillAttentionMmaOn();
+
 cudaError_t launchPrefillAttention(bool bf16, const void* q, int T, const HeadShape& hs, float scale,
                                    const AttnTables& tabs, const void* kCache, const void* vCache, void* out,
                                    cudaStream_t s);

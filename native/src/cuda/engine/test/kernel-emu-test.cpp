@@ -16,7 +16,7 @@
 // The same file also runs on a real GPU: built by nvcc with -DTSLORA_KERNEL_TEST_ON_GPU (buffers in managed memory,
 // a device sync after each launch), it checks the compiled kernels and then times them at the 1B decode / prefill
 // shapes (--bench):
-//   nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -DTSLORA_KERNEL_TEST_ON_GPU -Inative/include
+//   nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -DTSLORA_KERNEL_TEST_ON_GPU -Inative/include -Inative/src/cuda
 //     -Inative/src/cuda/engine native/src/cuda/engine/test/kernel-emu-test.cpp
 //     native/src/cuda/engine/{attention,attention-prefill,greedy,kernels,skinny-gemm}.cu -o /tmp/kernel-test
 //   /tmp/kernel-test --bench
@@ -32,6 +32,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "../attention-prefill.h"
 #include "../kernels.h"
 #include "../skinny-gemm.h"
 #include "cpu-greedy-reference.h"
@@ -566,6 +567,11 @@ void bench() {
   // Llama-3.1-8B's heads (session 25): the prefill kernel ran 8 x 512 with 1B heads at ~19 TFLOP/s on an H100 and an
   // H200 (8.6 GFLOP causal in ~460 us); with 128-dim heads that is 17.2 GFLOP per layer of the 8B prefill step.
   benchAttention("attention prefill 8 x 512 (tensor cores), 8B heads of 128", 8, 512, 512, 32, 128);
+  setPrefillAttentionMma(true);  // the mma.sync kernel (session 25) on the same two shapes
+  benchAttention("attention prefill 8 x 512 (mma.sync)", 8, 512, 512, 32);
+  benchAttention("attention prefill 8 x 512 (mma.sync), 8B heads of 128", 8, 512, 512, 32, 128);
+  benchAttention("attention prefill chunk 512 after 3584 cached (mma.sync)", 1, 512, 4096, 256);
+  setPrefillAttentionMma(false);
   benchAttention("attention decode B=64 ctx 62, 8B heads of 128", 64, 1, 62, 8, 128);
   benchAttention("attention prefill chunk 512 after 3584 cached", 1, 512, 4096, 256);
   {
@@ -634,6 +640,17 @@ int main(int argc, char** argv) {
   checkAttention("mixed step d64 bf16: chunks + decodes + short chunk", Act::BF16, 8, 2, 64,
                  {{500, 100}, {2000, 1}, {1500, 1}, {0, 37}, {300, 5}, {10, 20}, {700, 1}, {1700, 20}}, kBig, rng);
   checkAttention("mixed step d128 mha f16, no scratch", Act::F16, 4, 4, 128, {{64, 70}, {900, 1}, {3, 15}, {0, 16}}, 0, rng);
+  // The mma.sync prefill kernel (attention-prefill-mma.cuh, TSLORA_CUDA_PREFILL_ATTN_MMA): the same cases against the
+  // same references, and Llama-3.1-8B's head shape (4 q heads per KV head of 128).
+  setPrefillAttentionMma(true);
+  checkAttention("prefill d64 gqa4 bf16 (mma.sync, straddling tiles)", Act::BF16, 8, 2, 64, prefill, kBig, rng);
+  checkAttention("prefill d64 gqa4 f16 (mma.sync)", Act::F16, 8, 2, 64, prefill, kBig, rng);
+  checkAttention("prefill d128 mha f16 (mma.sync)", Act::F16, 4, 4, 128, prefill, kBig, rng);
+  checkAttention("prefill d128 gqa4 bf16 (mma.sync, 8B heads)", Act::BF16, 8, 2, 128, prefill, kBig, rng);
+  checkAttention("mixed step d64 bf16 (mma.sync): chunks + decodes + short chunk", Act::BF16, 8, 2, 64,
+                 {{500, 100}, {2000, 1}, {1500, 1}, {0, 37}, {300, 5}, {10, 20}, {700, 1}, {1700, 20}}, kBig, rng);
+  checkAttention("mixed step d128 mha f16 (mma.sync), no scratch", Act::F16, 4, 4, 128, {{64, 70}, {900, 1}, {3, 15}, {0, 16}}, 0, rng);
+  setPrefillAttentionMma(false);
   std::vector<SeqPlan> shortOnes;
   for (int b = 0; b < 10; ++b) shortOnes.push_back({b * 37, 8});
   checkAttention("10 sequences of 8 rows (prefill launched, every row to the split kernel)", Act::F16, 8, 2, 64, shortOnes, kBig, rng);
