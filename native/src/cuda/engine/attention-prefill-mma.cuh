@@ -18,6 +18,7 @@
 
 #include "act-convert.cuh"
 #include "attention-merge.h"
+#include "attention-prefill-tiles.cuh"
 #include "kernels.h"
 #include "ldmatrix.cuh"
 #include "mma16816.cuh"
@@ -56,7 +57,7 @@ template <typename T, int D>
 __device__ __forceinline__ void prefillAttentionMma(unsigned char* smem, const T* q, int T_, HeadShape hs, float scale,
                                                     AttnTables tabs, const T* kCache, const T* vCache, T* out) {
   using L = Smem<T, D>;
-  constexpr int kLd = L::kLd, kVecs = D / 8, kSteps = D / 16, kDimTiles = D / 8;
+  constexpr int kLd = L::kLd, kSteps = D / 16, kDimTiles = D / 8;
   T* sQ = reinterpret_cast<T*>(smem + L::kQ);
   T* sK = reinterpret_cast<T*>(smem + L::kK);
   T* sV = reinterpret_cast<T*>(smem + L::kV);
@@ -65,43 +66,20 @@ __device__ __forceinline__ void prefillAttentionMma(unsigned char* smem, const T
   pdlWait();  // programmatic dependent (pdl.h): q and the cache come from the kernels before it
 
   const int G = hs.numHeads / hs.numKvHeads;
-  const int tokensPerTile = kRows / G;
-  const int kvh = blockIdx.y;
-  const int t0 = blockIdx.x * tokensPerTile;
-  const int tileEnd = min(T_, t0 + tokensPerTile);
+  const prefill_tiles::QueryTile qt{G, kRows / G, static_cast<int>(blockIdx.y), static_cast<int>(blockIdx.x) * (kRows / G),
+                                    min(T_, static_cast<int>(blockIdx.x + 1) * (kRows / G))};
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, tq = lane & 3;
-  const int kvW = hs.numKvHeads * D;
   const int rowA = 16 * warp + g, rowB = rowA + 8;
 
-  for (int segStart = t0; segStart < tileEnd;) {
-    const int seq = tabs.tokenSeq[segStart];
-    int segEnd = segStart + 1;
-    while (segEnd < tileEnd && tabs.tokenSeq[segEnd] == seq) ++segEnd;
-    if (seqRowCount(tabs.tokenSeq, T_, segStart) < kPrefillMinRows) {  // a short sequence: the split kernel's rows
-      segStart = segEnd;
+  for (int segStart = qt.t0; segStart < qt.tileEnd;) {
+    prefill_tiles::Segment seg;
+    if (!prefill_tiles::segmentAt(tabs, T_, qt, segStart, seg)) {  // a short sequence: the split kernel's rows
+      segStart = seg.end;
       continue;
     }
-    int maxPos = 0;
-    for (int t = segStart; t < segEnd; ++t) maxPos = max(maxPos, tabs.positions[t]);
-    const int numKeys = maxPos + 1;
-    const int32_t* table = tabs.blockTables + static_cast<size_t>(seq) * tabs.maxBlocksPerSeq;
-    const int bs = tabs.blockSize;
-
     // Q rows of this segment (others zero, position −1: every key masked).
-    for (int v = tid; v < kRows * kVecs; v += kThreads) {
-      const int r = v / kVecs, c = v - r * kVecs;
-      const int t = t0 + r / G;
-      uint4 val = make_uint4(0u, 0u, 0u, 0u);
-      if (r < tokensPerTile * G && t >= segStart && t < segEnd) {
-        const size_t row = static_cast<size_t>(t) * hs.numHeads + static_cast<size_t>(kvh) * G + r % G;
-        val = reinterpret_cast<const uint4*>(q + row * D)[c];
-      }
-      *reinterpret_cast<uint4*>(sQ + r * kLd + c * 8) = val;
-    }
-    if (tid < kRows) {
-      const int t = t0 + tid / G;
-      sPos[tid] = tid < tokensPerTile * G && t >= segStart && t < segEnd ? tabs.positions[t] : -1;
-    }
+    prefill_tiles::loadQueryRows<T, D, kRows, kThreads, kLd>(q, hs, qt, segStart, seg.end, sQ);
+    prefill_tiles::setRowPositions<kRows>(tabs, qt, segStart, seg.end, sPos);
     __syncthreads();
     uint32_t qf[kSteps][4];  // A fragments of the warp's 16 rows, 16 dims per step
 #pragma unroll
@@ -113,21 +91,9 @@ __device__ __forceinline__ void prefillAttentionMma(unsigned char* smem, const T
     for (int n = 0; n < kDimTiles; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     float mA = -INFINITY, mB = -INFINITY, lA = 0.0f, lB = 0.0f;  // running max / sum of rows A and B (the quad agrees)
 
-    for (int k0 = 0; k0 < numKeys; k0 += kKeys) {
+    for (int k0 = 0; k0 < seg.numKeys; k0 += kKeys) {
       __syncthreads();  // every warp is done with the previous tile's K / V (and with Q's fragments)
-      for (int v = tid; v < kKeys * kVecs; v += kThreads) {
-        const int j = v / kVecs, c = v - j * kVecs;
-        const int key = k0 + j;
-        uint4 kv = make_uint4(0u, 0u, 0u, 0u), vv = make_uint4(0u, 0u, 0u, 0u);
-        if (key < numKeys) {
-          const size_t off = (static_cast<size_t>(table[key / bs]) * bs + key % bs) * kvW +
-                             static_cast<size_t>(kvh) * D + static_cast<size_t>(c) * 8;
-          kv = *reinterpret_cast<const uint4*>(kCache + off);
-          vv = *reinterpret_cast<const uint4*>(vCache + off);
-        }
-        *reinterpret_cast<uint4*>(sK + j * kLd + c * 8) = kv;
-        *reinterpret_cast<uint4*>(sV + j * kLd + c * 8) = vv;
-      }
+      prefill_tiles::loadKeyTile<T, D, kKeys, kThreads, kLd>(kCache, vCache, hs, tabs.blockSize, qt, seg, k0, sK, sV);
       __syncthreads();
 
       // S = Q·Kᵀ: 8 tiles of 8 keys; each accumulator sums the dims in ascending 16-steps.
@@ -209,8 +175,8 @@ __device__ __forceinline__ void prefillAttentionMma(unsigned char* smem, const T
       const int r = half ? rowB : rowA, pos = half ? posB : posA;
       const float l = half ? lB : lA;
       if (pos < 0) continue;
-      const int t = t0 + r / G;
-      const size_t row = static_cast<size_t>(t) * hs.numHeads + static_cast<size_t>(kvh) * G + r % G;
+      const int t = qt.t0 + r / G;
+      const size_t row = static_cast<size_t>(t) * hs.numHeads + static_cast<size_t>(qt.kvh) * G + r % G;
       T* dst = out + row * D + 2 * tq;
 #pragma unroll
       for (int n = 0; n < kDimTiles; ++n) {
@@ -219,7 +185,7 @@ __device__ __forceinline__ void prefillAttentionMma(unsigned char* smem, const T
       }
     }
     __syncthreads();  // the next segment rewrites Q and the positions
-    segStart = segEnd;
+    segStart = seg.end;
   }
 }
 

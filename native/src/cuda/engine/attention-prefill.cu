@@ -24,6 +24,7 @@
 #include "act-convert.cuh"
 #include "attention-merge.h"
 #include "attention-prefill-mma.cuh"
+#include "attention-prefill-tiles.cuh"
 #include "attention-prefill.h"
 #include "pdl.h"
 
@@ -63,7 +64,7 @@ __global__ void __launch_bounds__(kThreads)
     prefillAttentionKernel(const T* q, int T_, HeadShape hs, float scale, AttnTables tabs, const T* kCache,
                            const T* vCache, T* out) {
   using L = PrefillSmem<T, D>;
-  constexpr int kLd = L::kLd, kOld = L::kOld, kVecs = D / 8;
+  constexpr int kLd = L::kLd, kOld = L::kOld;
   extern __shared__ __align__(128) unsigned char smem[];
   T* sQ = reinterpret_cast<T*>(smem + L::kQ);
   T* sK = reinterpret_cast<T*>(smem + L::kK);
@@ -76,62 +77,27 @@ __global__ void __launch_bounds__(kThreads)
   pdlWait();  // programmatic dependent (pdl.h): q and the cache come from the kernels before it
 
   const int G = hs.numHeads / hs.numKvHeads;
-  const int tokensPerTile = kRows / G;
-  const int kvh = blockIdx.y;
-  const int t0 = blockIdx.x * tokensPerTile;
-  const int tileEnd = min(T_, t0 + tokensPerTile);
+  const prefill_tiles::QueryTile qt{G, kRows / G, static_cast<int>(blockIdx.y), static_cast<int>(blockIdx.x) * (kRows / G),
+                                    min(T_, static_cast<int>(blockIdx.x + 1) * (kRows / G))};
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int kvW = hs.numKvHeads * D;
   // Two lanes per row in the softmax: lane pair (2i, 2i+1) owns row 16 · warp + i, half of the keys / dims each.
   const int myRow = 16 * warp + (lane >> 1), myHalf = lane & 1;
 
-  for (int segStart = t0; segStart < tileEnd;) {
-    const int seq = tabs.tokenSeq[segStart];
-    int segEnd = segStart + 1;
-    while (segEnd < tileEnd && tabs.tokenSeq[segEnd] == seq) ++segEnd;
-    if (seqRowCount(tabs.tokenSeq, T_, segStart) < kPrefillMinRows) {  // a short sequence: the split kernel's rows
-      segStart = segEnd;
+  for (int segStart = qt.t0; segStart < qt.tileEnd;) {
+    prefill_tiles::Segment seg;
+    if (!prefill_tiles::segmentAt(tabs, T_, qt, segStart, seg)) {  // a short sequence: the split kernel's rows
+      segStart = seg.end;
       continue;
     }
-    int maxPos = 0;
-    for (int t = segStart; t < segEnd; ++t) maxPos = max(maxPos, tabs.positions[t]);
-    const int numKeys = maxPos + 1;
-    const int32_t* table = tabs.blockTables + static_cast<size_t>(seq) * tabs.maxBlocksPerSeq;
-    const int bs = tabs.blockSize;
-
     // Q rows of this segment (others zero, position −1: every key masked), O = 0.
-    for (int v = tid; v < kRows * kVecs; v += kThreads) {
-      const int r = v / kVecs, c = v - r * kVecs;
-      const int t = t0 + r / G;
-      uint4 val = make_uint4(0u, 0u, 0u, 0u);
-      if (r < tokensPerTile * G && t >= segStart && t < segEnd) {
-        const size_t row = static_cast<size_t>(t) * hs.numHeads + static_cast<size_t>(kvh) * G + r % G;
-        val = reinterpret_cast<const uint4*>(q + row * D)[c];
-      }
-      *reinterpret_cast<uint4*>(sQ + r * kLd + c * 8) = val;
-    }
+    prefill_tiles::loadQueryRows<T, D, kRows, kThreads, kLd>(q, hs, qt, segStart, seg.end, sQ);
     for (int i = tid; i < kRows * kOld; i += kThreads) sO[i] = 0.0f;
-    if (tid < kRows) {
-      const int t = t0 + tid / G;
-      sPos[tid] = tid < tokensPerTile * G && t >= segStart && t < segEnd ? tabs.positions[t] : -1;
-    }
+    prefill_tiles::setRowPositions<kRows>(tabs, qt, segStart, seg.end, sPos);
     float m = -INFINITY, l = 0.0f;  // running max / sum of myRow (both lanes of the pair hold them)
 
-    for (int k0 = 0; k0 < numKeys; k0 += kKeys) {
+    for (int k0 = 0; k0 < seg.numKeys; k0 += kKeys) {
       __syncthreads();  // previous tile's K/V (or the segment's Q/O/positions setup) complete
-      for (int v = tid; v < kKeys * kVecs; v += kThreads) {
-        const int j = v / kVecs, c = v - j * kVecs;
-        const int key = k0 + j;
-        uint4 kv = make_uint4(0u, 0u, 0u, 0u), vv = make_uint4(0u, 0u, 0u, 0u);
-        if (key < numKeys) {
-          const size_t off = (static_cast<size_t>(table[key / bs]) * bs + key % bs) * kvW +
-                             static_cast<size_t>(kvh) * D + static_cast<size_t>(c) * 8;
-          kv = *reinterpret_cast<const uint4*>(kCache + off);
-          vv = *reinterpret_cast<const uint4*>(vCache + off);
-        }
-        *reinterpret_cast<uint4*>(sK + j * kLd + c * 8) = kv;
-        *reinterpret_cast<uint4*>(sV + j * kLd + c * 8) = vv;
-      }
+      prefill_tiles::loadKeyTile<T, D, kKeys, kThreads, kLd>(kCache, vCache, hs, tabs.blockSize, qt, seg, k0, sK, sV);
       __syncthreads();
 
       // S rows of this warp = Q[16 rows] · Kᵀ (K row-major [key][d] is Kᵀ column-major).
@@ -208,14 +174,14 @@ __global__ void __launch_bounds__(kThreads)
 
     // Normalise and write myRow (its half of the dims) when it belongs to this segment.
     if (sPos[myRow] >= 0) {
-      const int t = t0 + myRow / G;
-      const size_t row = static_cast<size_t>(t) * hs.numHeads + static_cast<size_t>(kvh) * G + myRow % G;
+      const int t = qt.t0 + myRow / G;
+      const size_t row = static_cast<size_t>(t) * hs.numHeads + static_cast<size_t>(qt.kvh) * G + myRow % G;
       const float* o = sO + myRow * kOld + myHalf * (D / 2);
       T* dst = out + row * D + myHalf * (D / 2);
       for (int d = 0; d < D / 2; ++d) dst[d] = fromF<T>(o[d] / l);
     }
     __syncthreads();  // the next segment rewrites Q, O and the positions
-    segStart = segEnd;
+    segStart = seg.end;
   }
 }
 

@@ -1,0 +1,88 @@
+// What both prefill attention kernels (the WMMA one of attention-prefill.cu and the mma.sync one of
+// attention-prefill-mma.cuh) do the same way: a block's query tile is kRows (token, q head) rows of one KV head, row r =
+// (token t0 + r / G, q head kvh · G + r % G); it runs once per segment (a run of the tile's tokens of one sequence),
+// and per segment over key tiles of kKeys keys read through the sequence's block table.
+#pragma once
+#include <cstdint>
+
+#include "attention-merge.h"
+#include "kernels.h"
+
+namespace tslora::cuda::prefill_tiles {
+
+// The tile's query rows: which KV head, which tokens, how many rows per token (the GQA group).
+struct QueryTile {
+  int G, tokensPerTile, kvh, t0, tileEnd;
+};
+
+// The segment of the tile that starts at token segStart: its end, the sequence's block table and its key count (the
+// largest position among its tokens, plus one). False for a short sequence (fewer than kPrefillMinRows rows in the
+// launch): the split kernel of attention.cu takes its rows. Every thread computes the same.
+struct Segment {
+  int end, numKeys;
+  const int32_t* table;
+};
+__device__ __forceinline__ bool segmentAt(const AttnTables& tabs, int T_, const QueryTile& qt, int segStart, Segment& s) {
+  const int seq = tabs.tokenSeq[segStart];
+  s.end = segStart + 1;
+  while (s.end < qt.tileEnd && tabs.tokenSeq[s.end] == seq) ++s.end;
+  if (seqRowCount(tabs.tokenSeq, T_, segStart) < kPrefillMinRows) return false;
+  int maxPos = 0;
+  for (int t = segStart; t < s.end; ++t) maxPos = max(maxPos, tabs.positions[t]);
+  s.numKeys = maxPos + 1;
+  s.table = tabs.blockTables + static_cast<size_t>(seq) * tabs.maxBlocksPerSeq;
+  return true;
+}
+
+// Q rows of the segment [segStart, segEnd) into sQ [kRows][kLd], other rows zero. No barrier: the caller's next one
+// publishes them.
+template <typename T, int D, int kRows, int kThreads, int kLd>
+__device__ __forceinline__ void loadQueryRows(const T* q, const HeadShape& hs, const QueryTile& qt, int segStart, int segEnd,
+                                              T* sQ) {
+  constexpr int kVecs = D / 8;
+  const int tid = threadIdx.x;
+  for (int v = tid; v < kRows * kVecs; v += kThreads) {
+    const int r = v / kVecs, c = v - r * kVecs;
+    const int t = qt.t0 + r / qt.G;
+    uint4 val = make_uint4(0u, 0u, 0u, 0u);
+    if (r < qt.tokensPerTile * qt.G && t >= segStart && t < segEnd) {
+      const size_t row = static_cast<size_t>(t) * hs.numHeads + static_cast<size_t>(qt.kvh) * qt.G + r % qt.G;
+      val = reinterpret_cast<const uint4*>(q + row * D)[c];
+    }
+    *reinterpret_cast<uint4*>(sQ + r * kLd + c * 8) = val;
+  }
+}
+
+// The rows' positions into sPos [kRows]: −1 for rows outside the segment (every key masked). No barrier either.
+template <int kRows>
+__device__ __forceinline__ void setRowPositions(const AttnTables& tabs, const QueryTile& qt, int segStart, int segEnd,
+                                                int32_t* sPos) {
+  const int tid = threadIdx.x;
+  if (tid < kRows) {
+    const int t = qt.t0 + tid / qt.G;
+    sPos[tid] = tid < qt.tokensPerTile * qt.G && t >= segStart && t < segEnd ? tabs.positions[t] : -1;
+  }
+}
+
+// Keys [k0, k0 + kKeys) of the KV head into sK / sV [kKeys][kLd] through the block table; zeros past numKeys.
+template <typename T, int D, int kKeys, int kThreads, int kLd>
+__device__ __forceinline__ void loadKeyTile(const T* kCache, const T* vCache, const HeadShape& hs, int blockSize,
+                                            const QueryTile& qt, const Segment& seg, int k0, T* sK, T* sV) {
+  constexpr int kVecs = D / 8;
+  const int kvW = hs.numKvHeads * D;
+  for (int v = threadIdx.x; v < kKeys * kVecs; v += kThreads) {
+    const int j = v / kVecs, c = v - j * kVecs;
+    const int key = k0 + j;
+    uint4 kv = make_uint4(0u, 0u, 0u, 0u), vv = make_uint4(0u, 0u, 0u, 0u);
+    if (key < seg.numKeys) {
+      const size_t off = (static_cast<size_t>(seg.table[key / blockSize]) * blockSize + key % blockSize) * kvW +
+                         static_cast<size_t>(qt.kvh) * D + static_cast<size_t>(c) * 8;
+      kv = *reinterpret_cast<const uint4*>(kCache + off);
+      vv = *reinterpret_cast<const uint4*>(vCache + off);
+    }
+    *reinterpret_cast<uint4*>(sK + j * kLd + c * 8) = kv;
+    *reinterpret_cast<uint4*>(sV + j * kLd + c * 8) = vv;
+  }
+}
+
+}  // namespace tslora::cuda::prefill_tiles
