@@ -65,18 +65,12 @@ __device__ __forceinline__ void prefillAttentionMma(unsigned char* smem, const T
   pdlLaunchDependents();
   pdlWait();  // programmatic dependent (pdl.h): q and the cache come from the kernels before it
 
-  const int G = hs.numHeads / hs.numKvHeads;
-  const prefill_tiles::QueryTile qt{G, kRows / G, static_cast<int>(blockIdx.y), static_cast<int>(blockIdx.x) * (kRows / G),
-                                    min(T_, static_cast<int>(blockIdx.x + 1) * (kRows / G))};
+  const prefill_tiles::QueryTile qt = prefill_tiles::queryTileOf<kRows>(hs, T_);
+  const int G = qt.G;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, tq = lane & 3;
   const int rowA = 16 * warp + g, rowB = rowA + 8;
 
-  for (int segStart = qt.t0; segStart < qt.tileEnd;) {
-    prefill_tiles::Segment seg;
-    if (!prefill_tiles::segmentAt(tabs, T_, qt, segStart, seg)) {  // a short sequence: the split kernel's rows
-      segStart = seg.end;
-      continue;
-    }
+  prefill_tiles::forEachSegment(tabs, T_, qt, [&](int segStart, const prefill_tiles::Segment& seg) {
     // Q rows of this segment (others zero, position −1: every key masked).
     prefill_tiles::loadQueryRows<T, D, kRows, kThreads, kLd>(q, hs, qt, segStart, seg.end, sQ);
     prefill_tiles::setRowPositions<kRows>(tabs, qt, segStart, seg.end, sPos);
@@ -185,8 +179,7 @@ __device__ __forceinline__ void prefillAttentionMma(unsigned char* smem, const T
       }
     }
     __syncthreads();  // the next segment rewrites Q and the positions
-    segStart = seg.end;
-  }
+  });
 }
 
 }  // namespace tslora::cuda::prefill_mma

@@ -15,6 +15,13 @@ struct QueryTile {
   int G, tokensPerTile, kvh, t0, tileEnd;
 };
 
+// The block's tile: blockIdx.x counts tiles of kRows / G tokens, blockIdx.y is the KV head.
+template <int kRows>
+__device__ __forceinline__ QueryTile queryTileOf(const HeadShape& hs, int T_) {
+  const int G = hs.numHeads / hs.numKvHeads, tokens = kRows / G, t0 = static_cast<int>(blockIdx.x) * tokens;
+  return QueryTile{G, tokens, static_cast<int>(blockIdx.y), t0, min(T_, t0 + tokens)};
+}
+
 // The segment of the tile that starts at token segStart: its end, the sequence's block table and its key count (the
 // largest position among its tokens, plus one). False for a short sequence (fewer than kPrefillMinRows rows in the
 // launch): the split kernel of attention.cu takes its rows. Every thread computes the same.
@@ -32,6 +39,17 @@ __device__ __forceinline__ bool segmentAt(const AttnTables& tabs, int T_, const 
   s.numKeys = maxPos + 1;
   s.table = tabs.blockTables + static_cast<size_t>(seq) * tabs.maxBlocksPerSeq;
   return true;
+}
+
+// body(segStart, seg) for every segment of the tile that the prefill kernels take, one after another (a short
+// sequence's rows are the split kernel's). Every thread of the block runs the same segments.
+template <typename Body>
+__device__ __forceinline__ void forEachSegment(const AttnTables& tabs, int T_, const QueryTile& qt, Body&& body) {
+  for (int segStart = qt.t0; segStart < qt.tileEnd;) {
+    Segment seg;
+    if (segmentAt(tabs, T_, qt, segStart, seg)) body(segStart, seg);
+    segStart = seg.end;
+  }
 }
 
 // Q rows of the segment [segStart, segEnd) into sQ [kRows][kLd], other rows zero. No barrier: the caller's next one

@@ -76,19 +76,13 @@ __global__ void __launch_bounds__(kThreads)
   pdlLaunchDependents();
   pdlWait();  // programmatic dependent (pdl.h): q and the cache come from the kernels before it
 
-  const int G = hs.numHeads / hs.numKvHeads;
-  const prefill_tiles::QueryTile qt{G, kRows / G, static_cast<int>(blockIdx.y), static_cast<int>(blockIdx.x) * (kRows / G),
-                                    min(T_, static_cast<int>(blockIdx.x + 1) * (kRows / G))};
+  const prefill_tiles::QueryTile qt = prefill_tiles::queryTileOf<kRows>(hs, T_);
+  const int G = qt.G;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   // Two lanes per row in the softmax: lane pair (2i, 2i+1) owns row 16 · warp + i, half of the keys / dims each.
   const int myRow = 16 * warp + (lane >> 1), myHalf = lane & 1;
 
-  for (int segStart = qt.t0; segStart < qt.tileEnd;) {
-    prefill_tiles::Segment seg;
-    if (!prefill_tiles::segmentAt(tabs, T_, qt, segStart, seg)) {  // a short sequence: the split kernel's rows
-      segStart = seg.end;
-      continue;
-    }
+  prefill_tiles::forEachSegment(tabs, T_, qt, [&](int segStart, const prefill_tiles::Segment& seg) {
     // Q rows of this segment (others zero, position −1: every key masked), O = 0.
     prefill_tiles::loadQueryRows<T, D, kRows, kThreads, kLd>(q, hs, qt, segStart, seg.end, sQ);
     for (int i = tid; i < kRows * kOld; i += kThreads) sO[i] = 0.0f;
@@ -181,8 +175,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int d = 0; d < D / 2; ++d) dst[d] = fromF<T>(o[d] / l);
     }
     __syncthreads();  // the next segment rewrites Q, O and the positions
-    segStart = seg.end;
-  }
+  });
 }
 
 template <typename T, int D>
