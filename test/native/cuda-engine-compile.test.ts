@@ -126,12 +126,12 @@ test('the attention, greedy-row, qkv, norm, SwiGLU and skinny GEMM kernels match
   // @ts-expect-error plain ESM helper without type declarations
   const { writeMmaForEmulator } = await import('../../native/src/cuda/test/emu/mma-emu.mjs');
   // @ts-expect-error plain ESM helper without type declarations
-  const { writeLdmatrixForEmulator } = await import('../../native/src/cuda/test/emu/ldmatrix-emu.mjs');
+  const { writePtxHeadersForEmulator } = await import('../../native/src/cuda/test/emu/ptx-headers-emu.mjs');
   const out = mkdtempSync(join(tmpdir(), 'tslora-kernel-emu-'));
   try {
     // The mma.sync prefill attention's PTX headers, rewritten into out/ (searched first) for the emulator's fibers.
     writeMmaForEmulator(out);
-    writeLdmatrixForEmulator(out);
+    writePtxHeadersForEmulator(out);
     const flags = ['-std=c++17', '-O1', '-Wall', '-Wno-unknown-pragmas', `-I${out}`, `-I${cudaInclude}`, ...includes, `-I${engineDir}`];
     const objects: string[] = [];
     for (const name of ['attention', 'attention-prefill', 'greedy', 'kernels', 'skinny-gemm']) {

@@ -2,7 +2,7 @@
 // 8i .. 8i + 7 give the shared-memory addresses of the 8 rows (16 bytes each) of 8 × 8 matrix i; register i of lane
 // (g = lane / 4, t = lane % 4) receives matrix i's elements (g, 2t), (g, 2t + 1), or with .trans (2t, g), (2t + 1, g),
 // low half first: the A / B fragment layout of mma.m16n8k16 (mma16816.cuh). The host emulator rewrites this file
-// (test/emu/ldmatrix-emu.mjs).
+// (test/emu/ptx-headers-emu.mjs).
 #pragma once
 #include <cstdint>
 

@@ -8,11 +8,11 @@
 //  - the online softmax per row over the quad of lanes that holds it (shuffles 1 and 2);
 //  - P packed from S's accumulators straight into A fragments (the C layout of two adjacent 8-key tiles is the A layout
 //    of one 16-key step), O += P·V with V as the B operand through ldmatrix.trans (V stays [key][d]);
-//  - O rescaled in registers; shared memory holds Q, K, V and the rows' positions only (52 KB at D = 128 instead of the
-//    WMMA kernel's ~113 KB).
+//  - O rescaled in registers; shared memory holds Q, two K / V tiles (the next one's cp.async copies in flight while
+//    this one computes) and the rows' positions only: 87 KB at D = 128 instead of the WMMA kernel's ~113 KB.
 // Why: the WMMA kernel ran 8 × 512 at ~19 TFLOP/s on an H100 and an H200 alike (bench/cuda/README.md, Session 25).
 // Sums run in another order than the WMMA kernel's (the softmax's sums over a quad instead of a lane pair), so the
-// results agree within rounding, not bit for bit. The host emulator runs it (ldmatrix-emu.mjs, mma-emu.mjs).
+// results agree within rounding, not bit for bit. The host emulator runs it (ptx-headers-emu.mjs, mma-emu.mjs).
 #pragma once
 #include <cstdint>
 
@@ -20,6 +20,7 @@
 #include "attention-merge.h"
 #include "attention-prefill-tiles.cuh"
 #include "kernels.h"
+#include "cp-async.cuh"
 #include "ldmatrix.cuh"
 #include "mma16816.cuh"
 #include "pdl.h"
@@ -30,15 +31,16 @@ constexpr int kRows = 64;      // query rows per block: 4 warps × 16
 constexpr int kKeys = 64;      // keys per tile
 constexpr int kThreads = 128;
 
-// Shared memory: Q [64][D + 8] | K [64][D + 8] | V [64][D + 8] (Act; the 16-byte pad keeps ldmatrix rows on distinct
-// banks) | row position [64] int32.
+// Shared memory: Q [64][D + 8] | K [2][64][D + 8] | V [2][64][D + 8] (Act; the 16-byte pad keeps ldmatrix rows on
+// distinct banks; two key tiles, the next one's copies in flight while this one computes) | row position [64] int32.
 template <typename T, int D>
 struct Smem {
   static constexpr int kLd = D + 8;
+  static constexpr int kTileElems = kKeys * kLd;
   static constexpr size_t kQ = 0;
   static constexpr size_t kK = kQ + sizeof(T) * kRows * kLd;
-  static constexpr size_t kV = kK + sizeof(T) * kKeys * kLd;
-  static constexpr size_t kPos = kV + sizeof(T) * kKeys * kLd;
+  static constexpr size_t kV = kK + 2 * sizeof(T) * kTileElems;
+  static constexpr size_t kPos = kV + 2 * sizeof(T) * kTileElems;
   static constexpr size_t kBytes = kPos + sizeof(int32_t) * kRows;
 };
 
@@ -71,9 +73,11 @@ __device__ __forceinline__ void prefillAttentionMma(unsigned char* smem, const T
   const int rowA = 16 * warp + g, rowB = rowA + 8;
 
   prefill_tiles::forEachSegment(tabs, T_, qt, [&](int segStart, const prefill_tiles::Segment& seg) {
-    // Q rows of this segment (others zero, position −1: every key masked).
+    // Q rows of this segment (others zero, position −1: every key masked); the first key tile's copies in flight.
     prefill_tiles::loadQueryRows<T, D, kRows, kThreads, kLd>(q, hs, qt, segStart, seg.end, sQ);
     prefill_tiles::setRowPositions<kRows>(tabs, qt, segStart, seg.end, sPos);
+    prefill_tiles::issueKeyTile<T, D, kKeys, kThreads, kLd>(kCache, vCache, hs, tabs.blockSize, qt, seg, 0, sK, sV);
+    cpAsyncCommit();
     __syncthreads();
     uint32_t qf[kSteps][4];  // A fragments of the warp's 16 rows, 16 dims per step
 #pragma unroll
@@ -85,10 +89,18 @@ __device__ __forceinline__ void prefillAttentionMma(unsigned char* smem, const T
     for (int n = 0; n < kDimTiles; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     float mA = -INFINITY, mB = -INFINITY, lA = 0.0f, lB = 0.0f;  // running max / sum of rows A and B (the quad agrees)
 
-    for (int k0 = 0; k0 < seg.numKeys; k0 += kKeys) {
-      __syncthreads();  // every warp is done with the previous tile's K / V (and with Q's fragments)
-      prefill_tiles::loadKeyTile<T, D, kKeys, kThreads, kLd>(kCache, vCache, hs, tabs.blockSize, qt, seg, k0, sK, sV);
-      __syncthreads();
+    const int numTiles = (seg.numKeys + kKeys - 1) / kKeys;
+    for (int i = 0; i < numTiles; ++i) {
+      const int k0 = i * kKeys;
+      const T* tK = sK + (i & 1) * L::kTileElems;
+      const T* tV = sV + (i & 1) * L::kTileElems;
+      // Tile i + 1 into the other buffer (tile i − 1's: every warp left it at the last iteration's closing barrier).
+      if (i + 1 < numTiles)
+        prefill_tiles::issueKeyTile<T, D, kKeys, kThreads, kLd>(kCache, vCache, hs, tabs.blockSize, qt, seg, k0 + kKeys,
+                                                                sK + ((i + 1) & 1) * L::kTileElems, sV + ((i + 1) & 1) * L::kTileElems);
+      cpAsyncCommit();
+      cpAsyncWait<1>();  // this thread's copies of tile i have landed (tile i + 1's may still be in flight)
+      __syncthreads();   // … and every thread's
 
       // S = Q·Kᵀ: 8 tiles of 8 keys; each accumulator sums the dims in ascending 16-steps.
       float s[kKeys / 8][4];
@@ -99,7 +111,7 @@ __device__ __forceinline__ void prefillAttentionMma(unsigned char* smem, const T
 #pragma unroll
         for (int p = 0; p < kKeys / 16; ++p) {  // keys 16p .. 16p + 15: B fragments of key tiles 2p and 2p + 1
           uint32_t b0, b1, b2, b3;
-          ldmatrixX4(sK + (16 * p + (lane >> 4) * 8 + (lane & 7)) * kLd + kd * 16 + ((lane >> 3) & 1) * 8, b0, b1, b2, b3);
+          ldmatrixX4(tK + (16 * p + (lane >> 4) * 8 + (lane & 7)) * kLd + kd * 16 + ((lane >> 3) & 1) * 8, b0, b1, b2, b3);
           mma16816<T>(s[2 * p], qf[kd][0], qf[kd][1], qf[kd][2], qf[kd][3], b0, b1);
           mma16816<T>(s[2 * p + 1], qf[kd][0], qf[kd][1], qf[kd][2], qf[kd][3], b2, b3);
         }
@@ -157,11 +169,13 @@ __device__ __forceinline__ void prefillAttentionMma(unsigned char* smem, const T
 #pragma unroll
         for (int p = 0; p < kDimTiles / 2; ++p) {
           uint32_t b0, b1, b2, b3;
-          ldmatrixX4Trans(sV + (16 * kb + (lane & 7) + ((lane >> 3) & 1) * 8) * kLd + 16 * p + (lane >> 4) * 8, b0, b1, b2, b3);
+          ldmatrixX4Trans(tV + (16 * kb + (lane & 7) + ((lane >> 3) & 1) * 8) * kLd + 16 * p + (lane >> 4) * 8, b0, b1, b2, b3);
           mma16816<T>(o[2 * p], pf[kb][0], pf[kb][1], pf[kb][2], pf[kb][3], b0, b1);
           mma16816<T>(o[2 * p + 1], pf[kb][0], pf[kb][1], pf[kb][2], pf[kb][3], b2, b3);
         }
+      __syncthreads();  // every warp is done with this tile's buffers before the next iteration refills them
     }
+    cpAsyncWait<0>();  // (the last iteration's empty group)
 
     // Normalise and write the thread's columns of rows A and B where they belong to this segment.
 #pragma unroll

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "attention-merge.h"
+#include "cp-async.cuh"
 #include "kernels.h"
 
 namespace tslora::cuda::prefill_tiles {
@@ -82,6 +83,14 @@ __device__ __forceinline__ void setRowPositions(const AttnTables& tabs, const Qu
   }
 }
 
+// The cache offset of 16-byte chunk c of key `key` of the KV head (K's and V's: the same layout), through the block
+// table; only for keys below the segment's key count.
+template <int D>
+__device__ __forceinline__ size_t keyChunkOffset(const Segment& seg, int blockSize, int kvW, int kvh, int key, int c) {
+  return (static_cast<size_t>(seg.table[key / blockSize]) * blockSize + key % blockSize) * kvW + static_cast<size_t>(kvh) * D +
+         static_cast<size_t>(c) * 8;
+}
+
 // Keys [k0, k0 + kKeys) of the KV head into sK / sV [kKeys][kLd] through the block table; zeros past numKeys.
 template <typename T, int D, int kKeys, int kThreads, int kLd>
 __device__ __forceinline__ void loadKeyTile(const T* kCache, const T* vCache, const HeadShape& hs, int blockSize,
@@ -93,13 +102,29 @@ __device__ __forceinline__ void loadKeyTile(const T* kCache, const T* vCache, co
     const int key = k0 + j;
     uint4 kv = make_uint4(0u, 0u, 0u, 0u), vv = make_uint4(0u, 0u, 0u, 0u);
     if (key < seg.numKeys) {
-      const size_t off = (static_cast<size_t>(seg.table[key / blockSize]) * blockSize + key % blockSize) * kvW +
-                         static_cast<size_t>(qt.kvh) * D + static_cast<size_t>(c) * 8;
+      const size_t off = keyChunkOffset<D>(seg, blockSize, kvW, qt.kvh, key, c);
       kv = *reinterpret_cast<const uint4*>(kCache + off);
       vv = *reinterpret_cast<const uint4*>(vCache + off);
     }
     *reinterpret_cast<uint4*>(sK + j * kLd + c * 8) = kv;
     *reinterpret_cast<uint4*>(sV + j * kLd + c * 8) = vv;
+  }
+}
+
+// The same tile by cp.async (cp-async.cuh), one 16-byte copy per chunk (zeros past numKeys): the caller commits the
+// group and waits for it before a barrier and the reads.
+template <typename T, int D, int kKeys, int kThreads, int kLd>
+__device__ __forceinline__ void issueKeyTile(const T* kCache, const T* vCache, const HeadShape& hs, int blockSize,
+                                             const QueryTile& qt, const Segment& seg, int k0, T* sK, T* sV) {
+  constexpr int kVecs = D / 8;
+  const int kvW = hs.numKvHeads * D;
+  for (int v = threadIdx.x; v < kKeys * kVecs; v += kThreads) {
+    const int j = v / kVecs, c = v - j * kVecs;
+    const int key = k0 + j;
+    const bool valid = key < seg.numKeys;
+    const size_t off = valid ? keyChunkOffset<D>(seg, blockSize, kvW, qt.kvh, key, c) : 0;
+    cpAsync16(sK + j * kLd + c * 8, kCache + off, valid);
+    cpAsync16(sV + j * kLd + c * 8, vCache + off, valid);
   }
 }
 

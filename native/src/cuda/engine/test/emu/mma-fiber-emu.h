@@ -1,12 +1,14 @@
 // mma.m16n8k16 and ldmatrix.x4 (plain and .trans) on the fibers of cuda-emu.h, for the engine kernels that use them
 // (the decode GEMM, the mma.sync prefill attention): warp-collective steps built from the PTX fragment layouts. Every
 // lane posts its registers (mma) or its row address (ldmatrix), the warp meets, each lane computes its own result, the
-// warp meets again. mma-emu.mjs / ldmatrix-emu.mjs rewrite the kernels' inline PTX headers into calls of these.
+// warp meets again; cp.async copies land at their wait. mma-emu.mjs / ptx-headers-emu.mjs rewrite the kernels' inline
+// PTX headers into calls of these.
 // (Moved out of decode-gemm-emu.h in session 25; the mma is unchanged.)
 #pragma once
 #include "cuda-emu.h"
 
 #include <cstring>
+#include <vector>
 
 namespace emu {
 
@@ -93,6 +95,44 @@ inline void ldmatrixX4(const void* rowAddress, uint32_t& r0, uint32_t& r1, uint3
   }
   syncwarp();
   r0 = r[0]; r1 = r[1]; r2 = r[2]; r3 = r[3];
+}
+
+// cp.async on the fibers: a thread's copies wait in its queue, grouped by commit, and land (16 bytes, or zeros) only when
+// a wait leaves at most `pending` of its groups in flight, so a read of shared memory before its wait sees what was
+// there before, as on a GPU where the copy is late.
+struct CpAsyncCopy {
+  void* dst;
+  const void* src;
+  bool valid;
+  int group;
+};
+struct CpAsyncQueue {
+  std::vector<CpAsyncCopy> copies;
+  int committed = 0;  // groups committed so far
+};
+inline CpAsyncQueue& cpAsyncQueue() {
+  static std::vector<CpAsyncQueue> queues;
+  const int tid = linearTid();
+  if (static_cast<int>(queues.size()) <= tid) queues.resize(tid + 1);
+  return queues[tid];
+}
+inline void cpAsync16(void* dst, const void* src, bool valid) {
+  CpAsyncQueue& q = cpAsyncQueue();
+  q.copies.push_back({dst, src, valid, q.committed});
+}
+inline void cpAsyncCommit() { ++cpAsyncQueue().committed; }
+inline void cpAsyncWait(int pending) {
+  CpAsyncQueue& q = cpAsyncQueue();
+  std::vector<CpAsyncCopy> later;
+  for (const CpAsyncCopy& c : q.copies) {
+    if (c.group < q.committed - pending) {
+      if (c.valid) std::memcpy(c.dst, c.src, 16);
+      else std::memset(c.dst, 0, 16);
+    } else {
+      later.push_back(c);
+    }
+  }
+  q.copies.swap(later);
 }
 
 }  // namespace emu
