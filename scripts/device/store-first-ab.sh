@@ -26,7 +26,7 @@ nvcc -std=c++17 -O2 -gencode arch=compute_90a,code=sm_90a -Inative/src/cuda/test
   bench/lora/bench_fill.cu -lcublas -o /tmp/tslora-gab \
   > "$R/gemm-accumulate.log" 2>&1 && /tmp/tslora-gab 4096 "$R/gemm-accumulate.json" >> "$R/gemm-accumulate.log" 2>&1
 echo "gemm accumulate rc=$? at $(( $(date +%s) - T0 )) s" >> "$R/combo.log"
-for backend in ${STORE_AB_BACKENDS:-triton csgmv}; do
+for backend in ${STORE_AB_BACKENDS-triton csgmv}; do  # STORE_AB_BACKENDS="" : the beta = 1 figures alone
   node --import tsx bench/cuda/side-expand-ab.ts --model $B8/model --adapters $B8/adapters --backend "$backend" \
     --cuda-graph-max-bs 128 --scenarios '' --prefill "${STORE_AB_PREFILL:-8x512}" --rounds "${AB_ROUNDS:-5}" --prefill-steps 3 \
     --variants "${variants[$backend]}" --markdown --json "$R/ab-store-$backend.json" > "$R/ab-store-$backend.log" 2>&1
