@@ -66,7 +66,7 @@ export function buildDriver({ name, sources, compiler = 'g++', flags = [], libs 
 const shellQuote = (arg) => `'${String(arg).replaceAll("'", "'\\''")}'`;
 
 /**
- * A bash script that compiles every source to its own object file, up to one compiler per CPU at a time (nvcc runs
+ * A bash script that compiles every source to its own object file, one compiler per CPU at a time (nvcc runs
  * one translation unit after another when handed them all; the GPU machine's 16 cores built the LoRA drivers in
  * > 170 s that way), then links. No source shares device code with another (no -rdc), so separate objects link to
  * the same program as one compiler call. Exits non-zero, with every compiler's output, when any step fails.
@@ -76,12 +76,18 @@ function compileAndLinkScript(compiler, compileFlags, sourcePaths, objDir, out, 
   const objects = sourcePaths.map((s, i) => join(objDir, `${i}-${s.split('/').pop()}.o`));
   const compiles = sourcePaths.map((s, i) => [compiler, ...compileFlags, '-c', s, '-o', objects[i]].map(shellQuote).join(' '));
   const link = [compiler, ...compileFlags.filter((f) => !f.startsWith('-gencode') && !f.startsWith('arch=')), ...objects, '-o', out, ...libs];
+  // Batches of `jobs` compilers, each job waited for by its own pid. The pool this had before (`wait -n` for whichever
+  // job ends next) failed one CI run in session 25 with no compiler output at all, and passed on the rerun; a wait per
+  // pid takes each job's own status, and a failing job now names its source and status on stderr.
+  const batches = [];
+  for (let i = 0; i < compiles.length; i += jobs) batches.push(compiles.slice(i, i + jobs).map((c, k) => [c, sourcePaths[i + k]]));
   return [
     'set -u', `mkdir -p ${shellQuote(objDir)}`, 'fail=0',
-    // a fixed-size pool: start up to `jobs`, then one more each time one ends
-    'running=0',
-    ...compiles.map((c) => `if (( running >= ${jobs} )); then wait -n || fail=1; running=$((running - 1)); fi; nice ${c} & running=$((running + 1))`),
-    'while (( running > 0 )); do wait -n || fail=1; running=$((running - 1)); done',
+    ...batches.flatMap((batch) => [
+      'pids=()',
+      ...batch.map(([c]) => `nice ${c} & pids+=($!)`),
+      ...batch.map(([, source], k) => `wait "\${pids[${k}]}" || { echo ${shellQuote(`compile of ${source} failed`)}": status $?" >&2; fail=1; }`),
+    ]),
     '(( fail == 0 )) || exit 1',
     `nice ${link.map(shellQuote).join(' ')}`,
   ].join('\n');
