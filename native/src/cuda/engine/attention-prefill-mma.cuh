@@ -76,7 +76,7 @@ __device__ __forceinline__ void prefillAttentionMma(unsigned char* smem, const T
     // Q rows of this segment (others zero, position −1: every key masked); the first key tile's copies in flight.
     prefill_tiles::loadQueryRows<T, D, kRows, kThreads, kLd>(q, hs, qt, segStart, seg.end, sQ);
     prefill_tiles::setRowPositions<kRows>(tabs, qt, segStart, seg.end, sPos);
-    prefill_tiles::issueKeyTile<T, D, kKeys, kThreads, kLd>(kCache, vCache, hs, tabs.blockSize, qt, seg, 0, sK, sV);
+    prefill_tiles::loadKeyTile<T, D, kKeys, kThreads, kLd, true>(kCache, vCache, hs, tabs.blockSize, qt, seg, 0, sK, sV);
     cpAsyncCommit();
     __syncthreads();
     uint32_t qf[kSteps][4];  // A fragments of the warp's 16 rows, 16 dims per step
@@ -96,7 +96,7 @@ __device__ __forceinline__ void prefillAttentionMma(unsigned char* smem, const T
       const T* tV = sV + (i & 1) * L::kTileElems;
       // Tile i + 1 into the other buffer (tile i − 1's: every warp left it at the last iteration's closing barrier).
       if (i + 1 < numTiles)
-        prefill_tiles::issueKeyTile<T, D, kKeys, kThreads, kLd>(kCache, vCache, hs, tabs.blockSize, qt, seg, k0 + kKeys,
+        prefill_tiles::loadKeyTile<T, D, kKeys, kThreads, kLd, true>(kCache, vCache, hs, tabs.blockSize, qt, seg, k0 + kKeys,
                                                                 sK + ((i + 1) & 1) * L::kTileElems, sV + ((i + 1) & 1) * L::kTileElems);
       cpAsyncCommit();
       cpAsyncWait<1>();  // this thread's copies of tile i have landed (tile i + 1's may still be in flight)

@@ -92,7 +92,9 @@ __device__ __forceinline__ size_t keyChunkOffset(const Segment& seg, int blockSi
 }
 
 // Keys [k0, k0 + kKeys) of the KV head into sK / sV [kKeys][kLd] through the block table; zeros past numKeys.
-template <typename T, int D, int kKeys, int kThreads, int kLd>
+// kAsync: by cp.async (cp-async.cuh), one 16-byte copy per chunk, which the caller commits and waits for before a
+// barrier and the reads; else through registers, landed when the caller's next barrier passes.
+template <typename T, int D, int kKeys, int kThreads, int kLd, bool kAsync = false>
 __device__ __forceinline__ void loadKeyTile(const T* kCache, const T* vCache, const HeadShape& hs, int blockSize,
                                             const QueryTile& qt, const Segment& seg, int k0, T* sK, T* sV) {
   constexpr int kVecs = D / 8;
@@ -100,31 +102,21 @@ __device__ __forceinline__ void loadKeyTile(const T* kCache, const T* vCache, co
   for (int v = threadIdx.x; v < kKeys * kVecs; v += kThreads) {
     const int j = v / kVecs, c = v - j * kVecs;
     const int key = k0 + j;
-    uint4 kv = make_uint4(0u, 0u, 0u, 0u), vv = make_uint4(0u, 0u, 0u, 0u);
-    if (key < seg.numKeys) {
-      const size_t off = keyChunkOffset<D>(seg, blockSize, kvW, qt.kvh, key, c);
-      kv = *reinterpret_cast<const uint4*>(kCache + off);
-      vv = *reinterpret_cast<const uint4*>(vCache + off);
-    }
-    *reinterpret_cast<uint4*>(sK + j * kLd + c * 8) = kv;
-    *reinterpret_cast<uint4*>(sV + j * kLd + c * 8) = vv;
-  }
-}
-
-// The same tile by cp.async (cp-async.cuh), one 16-byte copy per chunk (zeros past numKeys): the caller commits the
-// group and waits for it before a barrier and the reads.
-template <typename T, int D, int kKeys, int kThreads, int kLd>
-__device__ __forceinline__ void issueKeyTile(const T* kCache, const T* vCache, const HeadShape& hs, int blockSize,
-                                             const QueryTile& qt, const Segment& seg, int k0, T* sK, T* sV) {
-  constexpr int kVecs = D / 8;
-  const int kvW = hs.numKvHeads * D;
-  for (int v = threadIdx.x; v < kKeys * kVecs; v += kThreads) {
-    const int j = v / kVecs, c = v - j * kVecs;
-    const int key = k0 + j;
     const bool valid = key < seg.numKeys;
-    const size_t off = valid ? keyChunkOffset<D>(seg, blockSize, kvW, qt.kvh, key, c) : 0;
-    cpAsync16(sK + j * kLd + c * 8, kCache + off, valid);
-    cpAsync16(sV + j * kLd + c * 8, vCache + off, valid);
+    if constexpr (kAsync) {
+      const size_t off = valid ? keyChunkOffset<D>(seg, blockSize, kvW, qt.kvh, key, c) : 0;
+      cpAsync16(sK + j * kLd + c * 8, kCache + off, valid);
+      cpAsync16(sV + j * kLd + c * 8, vCache + off, valid);
+    } else {
+      uint4 kv = make_uint4(0u, 0u, 0u, 0u), vv = make_uint4(0u, 0u, 0u, 0u);
+      if (valid) {
+        const size_t off = keyChunkOffset<D>(seg, blockSize, kvW, qt.kvh, key, c);
+        kv = *reinterpret_cast<const uint4*>(kCache + off);
+        vv = *reinterpret_cast<const uint4*>(vCache + off);
+      }
+      *reinterpret_cast<uint4*>(sK + j * kLd + c * 8) = kv;
+      *reinterpret_cast<uint4*>(sV + j * kLd + c * 8) = vv;
+    }
   }
 }
 

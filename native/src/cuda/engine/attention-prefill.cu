@@ -18,14 +18,12 @@
 #include <cmath>
 #include <cstdint>
 
-#include <cstdlib>
-#include <cstring>
-
 #include "act-convert.cuh"
 #include "attention-merge.h"
 #include "attention-prefill-mma.cuh"
 #include "attention-prefill-tiles.cuh"
 #include "attention-prefill.h"
+#include "lora_env_flag.h"
 #include "pdl.h"
 
 namespace tslora::cuda {
@@ -178,20 +176,6 @@ __global__ void __launch_bounds__(kThreads)
   });
 }
 
-template <typename T, int D>
-cudaError_t launch(const void* q, int T_, const HeadShape& hs, float scale, const AttnTables& tabs, const void* kCache,
-                   const void* vCache, void* out, cudaStream_t s) {
-  const int G = hs.numHeads / hs.numKvHeads;
-  const int tokensPerTile = kRows / G;
-  const size_t bytes = PrefillSmem<T, D>::kBytes;
-  cudaError_t status = cudaFuncSetAttribute(prefillAttentionKernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                            static_cast<int>(bytes));
-  if (status != cudaSuccess) return status;
-  const dim3 grid((T_ + tokensPerTile - 1) / tokensPerTile, hs.numKvHeads);
-  return pdlLaunch(prefillAttentionKernel<T, D>, grid, kThreads, bytes, s, static_cast<const T*>(q), T_, hs, scale, tabs,
-                   static_cast<const T*>(kCache), static_cast<const T*>(vCache), static_cast<T*>(out));
-}
-
 // The mma.sync kernel (attention-prefill-mma.cuh): the same contract, registers instead of shared memory for S, P and O.
 template <typename T, int D>
 __global__ void __launch_bounds__(prefill_mma::kThreads, 2)
@@ -201,26 +185,32 @@ __global__ void __launch_bounds__(prefill_mma::kThreads, 2)
   prefill_mma::prefillAttentionMma<T, D>(smem, q, T_, hs, scale, tabs, kCache, vCache, out);
 }
 
-template <typename T, int D>
-cudaError_t launchMma(const void* q, int T_, const HeadShape& hs, float scale, const AttnTables& tabs, const void* kCache,
-                      const void* vCache, void* out, cudaStream_t s) {
-  const int G = hs.numHeads / hs.numKvHeads;
-  const int tokensPerTile = prefill_mma::kRows / G;
-  const size_t bytes = prefill_mma::Smem<T, D>::kBytes;
-  cudaError_t status = cudaFuncSetAttribute(prefillAttentionMmaKernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                            static_cast<int>(bytes));
+// Either kernel over the step's rows: one block per 64-row tile of (token, q head) rows and KV head.
+template <typename T, typename Kernel>
+cudaError_t launchTiles(Kernel kernel, unsigned threads, size_t smemBytes, const T* q, int T_, const HeadShape& hs, float scale,
+                        const AttnTables& tabs, const T* kCache, const T* vCache, T* out, cudaStream_t s) {
+  static_assert(prefill_mma::kRows == kRows, "both kernels take the same query tiles");
+  const int tokensPerTile = kRows / (hs.numHeads / hs.numKvHeads);
+  const cudaError_t status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smemBytes));
   if (status != cudaSuccess) return status;
   const dim3 grid((T_ + tokensPerTile - 1) / tokensPerTile, hs.numKvHeads);
-  return pdlLaunch(prefillAttentionMmaKernel<T, D>, grid, prefill_mma::kThreads, bytes, s, static_cast<const T*>(q), T_, hs,
-                   scale, tabs, static_cast<const T*>(kCache), static_cast<const T*>(vCache), static_cast<T*>(out));
+  return pdlLaunch(kernel, grid, threads, smemBytes, s, q, T_, hs, scale, tabs, kCache, vCache, out);
+}
+
+template <typename T, int D>
+cudaError_t launch(bool mma, const void* q, int T_, const HeadShape& hs, float scale, const AttnTables& tabs,
+                   const void* kCache, const void* vCache, void* out, cudaStream_t s) {
+  const auto* qT = static_cast<const T*>(q);
+  const auto *kT = static_cast<const T*>(kCache), *vT = static_cast<const T*>(vCache);
+  auto* outT = static_cast<T*>(out);
+  return mma ? launchTiles(prefillAttentionMmaKernel<T, D>, prefill_mma::kThreads, prefill_mma::Smem<T, D>::kBytes, qT, T_, hs,
+                           scale, tabs, kT, vT, outT, s)
+             : launchTiles(prefillAttentionKernel<T, D>, kThreads, PrefillSmem<T, D>::kBytes, qT, T_, hs, scale, tabs, kT, vT, outT, s);
 }
 
 // TSLORA_CUDA_PREFILL_ATTN_MMA=1 (read once; opt-in until a GPU run measures it): the mma.sync kernel instead of WMMA.
 bool& mmaFlag() {
-  static bool on = [] {
-    const char* env = std::getenv("TSLORA_CUDA_PREFILL_ATTN_MMA");
-    return env != nullptr && std::strcmp(env, "1") == 0;
-  }();
+  static bool on = lora::envFlag("TSLORA_CUDA_PREFILL_ATTN_MMA", false);
   return on;
 }
 
@@ -240,19 +230,12 @@ bool prefillAttentionFits(int T, int numSeqs, const HeadShape& hs) {
 cudaError_t launchPrefillAttention(bool bf16, const void* q, int T, const HeadShape& hs, float scale,
                                    const AttnTables& tabs, const void* kCache, const void* vCache, void* out,
                                    cudaStream_t s) {
-  if (mmaFlag()) {
-    if (bf16)
-      return hs.headDim == 64 ? launchMma<__nv_bfloat16, 64>(q, T, hs, scale, tabs, kCache, vCache, out, s)
-                              : launchMma<__nv_bfloat16, 128>(q, T, hs, scale, tabs, kCache, vCache, out, s);
-    return hs.headDim == 64 ? launchMma<__half, 64>(q, T, hs, scale, tabs, kCache, vCache, out, s)
-                            : launchMma<__half, 128>(q, T, hs, scale, tabs, kCache, vCache, out, s);
-  }
-  if (bf16) {
-    if (hs.headDim == 64) return launch<__nv_bfloat16, 64>(q, T, hs, scale, tabs, kCache, vCache, out, s);
-    return launch<__nv_bfloat16, 128>(q, T, hs, scale, tabs, kCache, vCache, out, s);
-  }
-  if (hs.headDim == 64) return launch<__half, 64>(q, T, hs, scale, tabs, kCache, vCache, out, s);
-  return launch<__half, 128>(q, T, hs, scale, tabs, kCache, vCache, out, s);
+  const bool mma = mmaFlag();
+  if (bf16)
+    return hs.headDim == 64 ? launch<__nv_bfloat16, 64>(mma, q, T, hs, scale, tabs, kCache, vCache, out, s)
+                            : launch<__nv_bfloat16, 128>(mma, q, T, hs, scale, tabs, kCache, vCache, out, s);
+  return hs.headDim == 64 ? launch<__half, 64>(mma, q, T, hs, scale, tabs, kCache, vCache, out, s)
+                          : launch<__half, 128>(mma, q, T, hs, scale, tabs, kCache, vCache, out, s);
 }
 
 }  // namespace tslora::cuda
