@@ -36,11 +36,8 @@ if [[ ${1:-} == build ]]; then
     $E/kernels.cu $E/gemm-tune.cu -lcublas -lcublasLt -o $BENCH > "$OUT/step64-bench-build.log" 2>&1 &
   BPID=$!
   nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a bench/cuda/bandwidth.cu -o $BW > "$OUT/bandwidth-build.log" 2>&1 &
-  # the engine-kernels test's driver, cached by build-driver.mjs under build/lora-drivers (same spec as the test)
-  node -e "import('./native/src/lora/test/build-driver.mjs').then((m) => console.log(m.buildDriver({ name: 'engine_kernel_test', compiler: 'nvcc',
-    flags: ['-gencode', 'arch=compute_90a,code=sm_90a', '-DTSLORA_KERNEL_TEST_ON_GPU', '-I$E'],
-    sources: ['$E/test/kernel-emu-test.cpp', ...['attention', 'attention-prefill', 'greedy', 'kernels', 'skinny-gemm'].map((f) => '$E/' + f + '.cu')] })))" \
-    > "$OUT/engine-kernels-driver-build.log" 2>&1 &
+  # the engine-kernels test's driver, cached by build-driver.mjs under build/lora-drivers (the test's own spec)
+  node native/src/cuda/engine/test/engine-kernel-driver.mjs > "$OUT/engine-kernels-driver-build.log" 2>&1 &
   DPID=$!
   step tsc 60 tsc.log npm run build
   step build-cuda 185 build.log node scripts/build-native.mjs --force --cuda

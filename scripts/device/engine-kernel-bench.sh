@@ -5,15 +5,10 @@
 # 8B head shapes, the WMMA and the mma.sync prefill kernels side by side, the row kernels); then the 8B engine prefill
 # step with each prefill attention kernel.
 # Writes $AB_OUT/engine-kernels.log, $AB_OUT/prefill-attn-mma{0,1}.{log,json} and lines to $AB_OUT/combo.log.
-R=${AB_OUT:?AB_OUT: the directory gpu-suite writes gpu/ into}; T0=$(date +%s); E=native/src/cuda/engine; B=/tmp/tslora-kernel-test
-mkdir -p $B
-NV="nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -DTSLORA_KERNEL_TEST_ON_GPU -Inative/include -Inative/src/cuda -I$E"
-for f in $E/test/kernel-emu-test.cpp $E/attention.cu $E/attention-prefill.cu $E/greedy.cu $E/kernels.cu $E/skinny-gemm.cu; do
-  $NV -c "$f" -o "$B/$(basename "$f").o" > "$B/$(basename "$f").log" 2>&1 &  # one compiler per source, side by side
-done
-wait
-cat $B/*.log > "$R/engine-kernels.log"
-$NV $B/*.o -o $B/kernel-test >> "$R/engine-kernels.log" 2>&1 && $B/kernel-test --bench >> "$R/engine-kernels.log" 2>&1
+R=${AB_OUT:?AB_OUT: the directory gpu-suite writes gpu/ into}; T0=$(date +%s)
+# The engine-kernels test's own driver (engine-kernel-driver.mjs: built once, cached under build/lora-drivers).
+driver=$(node native/src/cuda/engine/test/engine-kernel-driver.mjs 2> "$R/engine-kernels.log" | tail -1)
+[ -x "$driver" ] && "$driver" --bench >> "$R/engine-kernels.log" 2>&1
 echo "engine kernels rc=$? at $(( $(date +%s) - T0 )) s ($(grep -c '^FAIL' "$R/engine-kernels.log") FAIL lines)" >> "$R/combo.log"
 # The engine's 8B prefill step (8 × 512, 8 distinct r16 adapters, csgmv; bench/cuda/decode.ts's prefill row) with the
 # WMMA and the mma.sync prefill attention, one process each (the switch is read once per process); only where the

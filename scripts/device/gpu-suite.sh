@@ -120,10 +120,7 @@ else
 fi
 # Needs only nvcc and g++: runs even when the addon did not build.
 if [[ ${ENGINE_KERNEL_BENCH:-0} == 1 ]]; then
-  E=native/src/cuda/engine
-  step engine-kernels 90 engine-kernels.log bash -c "nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -DTSLORA_KERNEL_TEST_ON_GPU \
-    -Inative/include -Inative/src/cuda -I$E $E/test/kernel-emu-test.cpp $E/attention.cu $E/attention-prefill.cu $E/greedy.cu $E/kernels.cu $E/skinny-gemm.cu \
-    -o /tmp/kernel-test && /tmp/kernel-test --bench"
+  step engine-kernels 90 engine-kernels.log bash -c 'd=$(node native/src/cuda/engine/test/engine-kernel-driver.mjs | tail -1) && "$d" --bench'
 fi
 if [[ ${LORA_BENCH:-0} == 1 ]]; then
   step lora-bench ${LORA_BENCH_LIMIT_S:-150} lora-bench.log env OUT="$G/lora" SKIP_TORCH=1 SKIP_MEMCHECK=1 bash bench/lora/device-run.sh

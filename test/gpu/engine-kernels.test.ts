@@ -8,18 +8,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 // @ts-expect-error plain ESM helper without type declarations
-import { buildDriver, gpuDriverSkipReason } from '../../native/src/lora/test/build-driver.mjs';
+import { gpuDriverSkipReason } from '../../native/src/lora/test/build-driver.mjs';
+// @ts-expect-error plain ESM helper without type declarations
+import { buildEngineKernelDriver } from '../../native/src/cuda/engine/test/engine-kernel-driver.mjs';
 
 const skip: string | false = gpuDriverSkipReason();
-const E = 'native/src/cuda/engine';
 
 test('engine kernels on the GPU match their references', { skip, timeout: 600_000 }, (t) => {
-  const driver: string = buildDriver({
-    name: 'engine_kernel_test',
-    compiler: 'nvcc',
-    flags: ['-gencode', 'arch=compute_90a,code=sm_90a', '-DTSLORA_KERNEL_TEST_ON_GPU', `-I${E}`],
-    sources: [`${E}/test/kernel-emu-test.cpp`, ...['attention', 'attention-prefill', 'greedy', 'kernels', 'skinny-gemm'].map((f) => `${E}/${f}.cu`)],
-  });
+  const driver: string = buildEngineKernelDriver();
   const run = spawnSync(driver, [], { encoding: 'utf8' });
   t.diagnostic(`${run.stdout.split('\n').filter((l) => /: \d+ /.test(l)).length} checks`);
   assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
