@@ -18,9 +18,9 @@ INC="-Inative/include -Inative/src/lora -Inative/src/lora/test -Inative/src/cuda
 NV="nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90 $INC -Xcompiler -pthread"
 start=$(date +%s)
 if [ "$PHASE" != run ]; then
-WIDE_TILES="native/src/cuda/lora_shrink_wide_m128k32.cu native/src/cuda/lora_shrink_wide_m128k64.cu native/src/cuda/lora_shrink_wide_m64k64.cu native/src/cuda/lora_shrink_wide_m64k64f.cu"
-for f in native/src/cuda/lora_shrink.cu $WIDE_TILES native/src/cuda/lora_expand.cu native/src/cuda/lora_embed.cu \
-         native/src/cuda/lora_small_shrink.cu native/src/cuda/lora_small_expand.cu native/src/cuda/lora_small_fused.cu bench/lora/bench_fill.cu \
+# The LoRA kernels' units: every native/src/cuda/lora_*.cu but the device pool's two (as test/gpu/lora-kernels takes them).
+KERNEL_UNITS=$(ls native/src/cuda/lora_*.cu | grep -v -e /lora_device_pool.cu -e /lora_host_image.cu)
+for f in $KERNEL_UNITS bench/lora/bench_fill.cu \
          native/src/lora/host_adapter.cpp native/src/lora/lora_pool.cpp native/src/lora/lora_apply.cpp native/src/lora/cpu_expand.cpp native/src/lora/cpu_expand_avx512.cpp \
          native/src/lora/test/test_thread_pool.cpp native/src/cuda/test/lora_cuda_test.cpp bench/lora/lora_cuda_bench.cpp \
          native/src/cuda/lora_device_pool.cu native/src/cuda/lora_host_image.cu native/src/cuda/test/lora_device_pool_test.cpp; do
@@ -30,7 +30,7 @@ for f in native/src/cuda/lora_shrink.cu $WIDE_TILES native/src/cuda/lora_expand.
 done
 wait
 cat "$B"/*.log > "$OUT/build.log"
-KERNELS="$B/lora_shrink.o $B/lora_shrink_wide_m128k32.o $B/lora_shrink_wide_m128k64.o $B/lora_shrink_wide_m64k64.o $B/lora_shrink_wide_m64k64f.o $B/lora_expand.o $B/lora_embed.o $B/lora_small_shrink.o $B/lora_small_expand.o $B/lora_small_fused.o"
+KERNELS=$(for f in $KERNEL_UNITS; do echo "$B/$(basename "${f%.*}").o"; done)
 $NV "$B"/host_adapter.o "$B"/lora_pool.o "$B"/lora_apply.o "$B"/cpu_expand.o "$B"/cpu_expand_avx512.o "$B"/test_thread_pool.o "$B"/lora_cuda_test.o \
     $KERNELS -o "$B/lora_cuda_test" >> "$OUT/build.log" 2>&1
 $NV "$B"/host_adapter.o "$B"/lora_pool.o "$B"/lora_apply.o "$B"/cpu_expand.o "$B"/cpu_expand_avx512.o "$B"/test_thread_pool.o "$B"/lora_device_pool_test.o \

@@ -8,13 +8,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 // @ts-expect-error plain ESM helper without type declarations
 import { buildDriver, cppSources, gpuDriverSkipReason } from '../../native/src/lora/test/build-driver.mjs';
 
-/** The LoRA kernels' translation units (the wide shrink's tiles each in its own: lora_shrink_wide_instances.h). */
-const kernelSources = ['native/src/cuda/lora_shrink.cu', 'native/src/cuda/lora_shrink_wide_m128k32.cu', 'native/src/cuda/lora_shrink_wide_m128k64.cu',
-  'native/src/cuda/lora_shrink_wide_m64k64.cu', 'native/src/cuda/lora_shrink_wide_m64k64f.cu', 'native/src/cuda/lora_expand.cu',
-  'native/src/cuda/lora_embed.cu', 'native/src/cuda/lora_small_shrink.cu', 'native/src/cuda/lora_small_expand.cu', 'native/src/cuda/lora_small_fused.cu'];
+/**
+ * The LoRA kernels' translation units: every native/src/cuda/lora_*.cu but the device pool's two (which only the pool
+ * test links), as scripts/build-cuda.mjs takes every .cu there; so a new unit (a wide shrink tile has its own:
+ * lora_shrink_wide_instances.h) needs no edit here.
+ */
+const kernelSources = readdirSync(new URL('../../native/src/cuda', import.meta.url)).filter((f) => /^lora_.*\.cu$/.test(f) && f !== 'lora_device_pool.cu' && f !== 'lora_host_image.cu')
+  .sort().map((f) => `native/src/cuda/${f}`);
 
 const skip: string | false = gpuDriverSkipReason();
 
