@@ -1,5 +1,6 @@
-// What the decode GEMM (decode-gemm.cu) needs on top of cuda-emu.h: mma.m16n8k16 (mma-fiber-emu.h), cache-hinted loads as plain reads, the ticket atomic as a plain add (blocks
-// run one after another), fences as no-ops, and cudaMalloc / cudaMemset / cudaFree on host memory.
+// What the decode GEMM (decode-gemm.cu) needs on top of cuda-emu.h: mma.m16n8k16 (mma-fiber-emu.h), cache-hinted loads
+// as plain reads, the ticket atomic as a plain add (blocks run one after another), fences as no-ops, and cudaMalloc /
+// cudaMemset / cudaFree on host memory.
 // decode-gemm-emu.mjs rewrites the kernel's inline PTX (mma16816.cuh) into calls of emu::mma16816.
 #pragma once
 #include "cuda-emu.h"
