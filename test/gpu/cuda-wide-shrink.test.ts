@@ -11,14 +11,11 @@
 // by lora_cuda_test (paths "tiled/wide shrink <tile>[ cluster]"). Against PyTorch + PEFT: cuda-parity-1b rerun with
 // m128k32 and the cluster split-K (its triton prefill has a 45-row segment: the wide shrink's shape condition).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { relativeL2 } from '../native/forward-reference.js';
 import { cudaBackendOrSkip } from './cuda-parity-helpers.js';
-import { countDiffering, parity1bRerunSkip, rerunParity1b, runLogitsDriver, synthPrefillModel } from './logits-driver.js';
+import { countDiffering, parity1bRerunSkip, prefillStepLogits, rerunParity1b } from './logits-driver.js';
 
 const { skip } = cudaBackendOrSkip();
 
@@ -36,32 +33,24 @@ const VARIANTS: Record<string, NodeJS.ProcessEnv> = {
 const SAME_BITS_AS: Record<string, string> = { m64k64f: 'm64k64', 'm64k64f cluster': 'm64k64 cluster' };
 
 test('wide shrink tiles and cluster split-K against the default shrink: logits within 2e-2 relative L2, not bit-identical', { skip, timeout: 600_000 }, (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'tslora-wide-shrink-'));
-  try {
-    const { modelDir, adaptersDir } = synthPrefillModel(dir);
-    const run = (label: string, env: NodeJS.ProcessEnv): Float32Array => {
-      const { logits, line } = runLogitsDriver({ script: 'test/gpu/store-first-step-logits.ts', dir, label: label.replace(/ /g, '-'),
-        env: { ...process.env, TSLORA_CUDA_LORA_WIDE_SHRINK: '0', ...env }, args: [modelDir, adaptersDir] });
-      t.diagnostic(line);
-      return logits;
-    };
-    const base = run('default', {});
-    assert.ok(base.length > 0 && base.every(Number.isFinite), 'every default logit finite');
-    const seen: Record<string, Float32Array> = {};
-    for (const [label, env] of Object.entries(VARIANTS)) {
-      const logits = (seen[label] = run(label, env));
-      assert.ok(logits.every(Number.isFinite), `${label}: every logit finite`);
-      const twin = SAME_BITS_AS[label];
-      if (twin) assert.equal(countDiffering(logits, seen[twin]), 0, `${label}: logits must be ${twin}'s bit for bit`);
-      const differing = countDiffering(logits, base);
-      const err = relativeL2(logits, base);
-      t.diagnostic(`${label} vs the default shrink: relative L2 ${err.toExponential(2)}, ${differing} of ${logits.length} logits differ`);
-      if (label.endsWith('cluster')) assert.ok(differing > 0, `${label}: bit-identical logits: the wide shrink did not run`);
-      assert.ok(err < 2e-2, `${label}: relative L2 ${err} against the default shrink`);
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  // The default run has the wide shrink off (v5); every variant's switches over that.
+  const off = { TSLORA_CUDA_LORA_WIDE_SHRINK: '0' };
+  const runs: Record<string, NodeJS.ProcessEnv> = { default: off };
+  for (const [label, env] of Object.entries(VARIANTS)) runs[label.replace(/ /g, '-')] = { ...off, ...env };
+  const [base, ...logitsOf] = prefillStepLogits(t, 'tslora-wide-shrink-', runs);
+  assert.ok(base.length > 0 && base.every(Number.isFinite), 'every default logit finite');
+  const seen: Record<string, Float32Array> = {};
+  Object.keys(VARIANTS).forEach((label, i) => {
+    const logits = (seen[label] = logitsOf[i]);
+    assert.ok(logits.every(Number.isFinite), `${label}: every logit finite`);
+    const twin = SAME_BITS_AS[label];
+    if (twin) assert.equal(countDiffering(logits, seen[twin]), 0, `${label}: logits must be ${twin}'s bit for bit`);
+    const differing = countDiffering(logits, base);
+    const err = relativeL2(logits, base);
+    t.diagnostic(`${label} vs the default shrink: relative L2 ${err.toExponential(2)}, ${differing} of ${logits.length} logits differ`);
+    if (label.endsWith('cluster')) assert.ok(differing > 0, `${label}: bit-identical logits: the wide shrink did not run`);
+    assert.ok(err < 2e-2, `${label}: relative L2 ${err} against the default shrink`);
+  });
 });
 
 test('wide shrink m128k32 with the cluster split-K against PyTorch + PEFT: cuda-parity-1b', { skip: parity1bRerunSkip(skip), timeout: 600_000 }, (t) => {
